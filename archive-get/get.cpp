@@ -1,0 +1,73 @@
+// tidemark-archive-get: the fetch worker and the command around it.
+#include "archive-get/get.h"
+
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <thread>
+
+#include "common/io/file.h"
+#include "common/pg/wal.h"
+#include "common/repo/layout.h"
+#include "common/text.h"
+
+namespace tidemark::archive {
+
+GetResult getWalFile(storage::Storage& storage, const GetParams& params) {
+  auto name = pg::parseWalName(params.walName);
+  if (!name)
+    throw Error(ErrorCode::InvalidInput, fmt::format("'{}' is not a WAL file name", params.walName),
+                "restore_command must pass %f and %p: restore_command = 'tidemark-archive-get %f %p'");
+  io::AtomicFile file(params.destination, {.noReplace = false, .mode = 0600, .errorCode = ErrorCode::LocalIo});
+  GetResult result;
+  auto summary = repo::readObject(storage, repo::walObject(params.stanza, *name), file);
+  if (!summary) {
+    // "Not found" ends recovery, so it must mean this stanza answered, not that the
+    // configuration points at a stanza that does not exist.
+    if (!storage.info(repo::stanzaFile(params.stanza)))
+      throw Error(ErrorCode::Config,
+                  fmt::format("stanza '{}' does not exist in {}", params.stanza, storage.describe()),
+                  "check 'stanza' and the repository settings; recovery stops here rather than take a "
+                  "wrong repository for the end of WAL");
+    return result;  // `file` is discarded unpublished
+  }
+  file.commit();
+  result.outcome = GetOutcome::Restored;
+  result.summary = *summary;
+  return result;
+}
+
+GetOutcome archiveGet(const Config& config, const std::string& walName, const std::string& destination) {
+  auto started = std::chrono::steady_clock::now();
+  auto storage = storage::openStorage(config);
+  GetParams params{.walName = walName, .destination = destination, .stanza = config.stanza};
+  constexpr int kAttempts = 3;
+  for (int attempt = 1;; ++attempt) {
+    try {
+      GetResult result = getWalFile(*storage, params);
+      auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started).count();
+      if (result.outcome == GetOutcome::NotFound) {
+        // PostgreSQL probes for files that do not exist (each timeline's .history): stay quiet.
+        spdlog::debug("{} is not in the repository", walName);
+      } else {
+        spdlog::info("restored {}: {} ({} stored), {} ms", walName, humanBytes(result.summary.plainSize),
+                     humanBytes(result.summary.storedSize), ms);
+      }
+      return result.outcome;
+    } catch (const Error& e) {
+      bool retry = (e.transient() || e.code() == ErrorCode::Storage) && attempt < kAttempts;
+      if (!retry) throw;
+      auto wait = std::chrono::milliseconds(250 << attempt);
+      spdlog::warn("{} (attempt {} of {}, retrying in {} ms)", e.what(), attempt, kAttempts, wait.count());
+      std::this_thread::sleep_for(wait);
+    }
+  }
+}
+
+int failureStatus(ErrorCode code, const std::string& dataDirectory) {
+  if (::access((dataDirectory + "/standby.signal").c_str(), F_OK) == 0) return exitStatus(code);
+  return 255;
+}
+
+}  // namespace tidemark::archive

@@ -1,0 +1,43 @@
+// tidemark-archive-get: fetch one WAL file from the repository for PostgreSQL's recovery.
+#pragma once
+
+#include <string>
+
+#include "common/config/config.h"
+#include "common/error.h"
+#include "common/repo/object.h"
+#include "common/storage/storage.h"
+
+namespace tidemark::archive {
+
+struct GetParams {
+  std::string walName;      // %f: the file PostgreSQL wants
+  std::string destination;  // %p: where to put it (relative to the working directory)
+  std::string stanza;
+};
+
+enum class GetOutcome {
+  Restored,  // verified and renamed into place
+  NotFound,  // the repository answered and does not hold the file; nothing was written
+};
+
+struct GetResult {
+  GetOutcome outcome = GetOutcome::NotFound;
+  repo::ObjectSummary summary;
+};
+
+// The worker: streams the object through decompression and verification into a temporary file
+// beside `destination`, fsyncs it and renames it into place. On any failure nothing is left at
+// `destination` (and an earlier file there is untouched). Reads no globals.
+GetResult getWalFile(storage::Storage& storage, const GetParams& params);
+
+// The command: fetches with the configured repository, retrying transient storage errors a few
+// times with backoff, and logs the outcome.
+GetOutcome archiveGet(const Config& config, const std::string& walName, const std::string& destination);
+
+// The exit status for a failure, from the mode the working directory shows: with standby.signal
+// present, the error's own status (2..125: the standby keeps retrying); otherwise 255, so that
+// PostgreSQL stops recovery instead of taking the error for the end of WAL and promoting early.
+int failureStatus(ErrorCode code, const std::string& dataDirectory = ".");
+
+}  // namespace tidemark::archive

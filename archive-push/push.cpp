@@ -1,0 +1,136 @@
+// tidemark-archive-push: the push worker and the command around it.
+#include "archive-push/push.h"
+
+#include <spdlog/spdlog.h>
+#include <sys/stat.h>
+
+#include <chrono>
+
+#include "common/error.h"
+#include "common/io/file.h"
+#include "common/repo/layout.h"
+#include "common/repo/stanza.h"
+#include "common/text.h"
+
+namespace tidemark::archive {
+
+namespace {
+
+// .history and .backup files are a few hundred bytes; anything near this is not one.
+constexpr std::uint64_t kMaxTextFileSize = 16u << 20;
+
+// Checks the file against the stanza (creating the stanza on the first segment).
+void checkCluster(storage::Storage& storage, const PushParams& params, const pg::WalName& name, int fd,
+                  std::uint64_t size) {
+  std::string what = fmt::format("WAL file '{}'", name.name);
+  if (name.hasPageHeader()) {
+    std::uint8_t header[pg::kLongPageHeaderSize];
+    std::size_t got = io::preadFull(fd, header, sizeof header, 0, params.walPath);
+    auto page = pg::checkSegmentHeader({header, got}, name, size, params.walPath);
+    repo::ensureStanza(storage, params.stanza,
+                       repo::StanzaInfo{.systemId = page.systemId,
+                                        .pgVersion = page.pgVersion,
+                                        .walSegmentSize = page.segmentSize},
+                       what);
+    return;
+  }
+  if (size > kMaxTextFileSize)
+    throw Error(ErrorCode::InvalidInput,
+                fmt::format("'{}' is {} long, too large for a {} file", params.walPath, humanBytes(size),
+                            name.kind == pg::WalKind::History ? "timeline history" : "backup history"),
+                "archive_command must pass %p, the path PostgreSQL gives");
+  // No page header to identify the cluster: use the data directory's pg_control when we run in
+  // it (PostgreSQL runs archive_command there). Without a stanza yet there is nothing to check.
+  if (params.controlSystemId) {
+    if (auto stanza = repo::loadStanza(storage, params.stanza))
+      repo::checkSystemId(*stanza, params.stanza, *params.controlSystemId,
+                          fmt::format("{} (from the data directory with that pg_control)", what));
+  }
+}
+
+}  // namespace
+
+PushResult pushWalFile(storage::Storage& storage, const PushParams& params) {
+  std::string base = io::baseName(params.walPath);
+  auto name = pg::parseWalName(base);
+  if (!name)
+    throw Error(ErrorCode::InvalidInput, fmt::format("'{}' is not a WAL file name", base),
+                "archive_command must pass %p: archive_command = 'tidemark-archive-push %p'");
+  auto fd = io::openForRead(params.walPath);
+  if (!fd)
+    throw Error(ErrorCode::LocalIo, fmt::format("WAL file '{}' does not exist", params.walPath),
+                "archive_command must pass %p; a relative path is taken from the working directory");
+  struct stat st {};
+  if (::fstat(fd->get(), &st) != 0)
+    throw error(ErrorCode::LocalIo, "cannot stat '{}': {}", params.walPath, errnoText(errno));
+  if (!S_ISREG(st.st_mode)) throw error(ErrorCode::InvalidInput, "'{}' is not a regular file", params.walPath);
+  std::uint64_t size = std::uint64_t(st.st_size);
+
+  checkCluster(storage, params, *name, fd->get(), size);
+
+  PushResult result;
+  result.name = *name;
+  std::string path = repo::walObject(params.stanza, *name);
+  repo::ObjectWriter writer(storage.newWrite(path, {.noReplace = true}), params.object);
+  std::uint64_t read = io::streamFile(fd->get(), params.walPath, writer);
+  if (read != size)
+    throw error(ErrorCode::InvalidInput, "'{}' changed size while being archived ({} bytes, then {})",
+                params.walPath, size, read);
+  writer.close();
+  result.summary = writer.summary();
+  if (writer.commit()) {
+    result.outcome = PushOutcome::Stored;
+    return result;
+  }
+
+  // The name is taken: a retry of a push that completed (PostgreSQL re-runs archive_command
+  // after a crash) or a second archiver. Same content is success; anything else is refused.
+  std::optional<repo::ObjectSummary> existing;
+  try {
+    existing = repo::verifyObject(storage, path);
+  } catch (const Error& e) {
+    if (e.code() != ErrorCode::Corrupt) throw;
+    throw Error(ErrorCode::Corrupt,
+                fmt::format("WAL file '{}' is already archived, but the stored copy is damaged: {}", name->name,
+                            e.what()),
+                fmt::format("tidemark never overwrites WAL: keep the damaged object '{}' aside for inspection, "
+                            "then PostgreSQL's next retry archives the file again",
+                            path));
+  }
+  if (!existing)  // removed between our publish attempt and the read: let PostgreSQL retry
+    throw error(ErrorCode::Storage, "'{}' vanished while being compared; the next retry will archive it", path);
+  if (existing->plainSha256 != result.summary.plainSha256 || existing->plainSize != result.summary.plainSize)
+    throw Error(ErrorCode::Conflict,
+                fmt::format("WAL file '{}' is already archived with different content (stored SHA-256 {}, {} "
+                            "bytes; this file {}, {} bytes); the stored copy is unchanged",
+                            name->name, io::toHex(existing->plainSha256), existing->plainSize,
+                            io::toHex(result.summary.plainSha256), result.summary.plainSize),
+                fmt::format("tidemark never overwrites WAL: check that no other cluster archives to stanza "
+                            "'{}', and find out which copy is right before moving the stored one aside",
+                            params.stanza));
+  result.outcome = PushOutcome::AlreadyArchived;
+  result.summary.storedSize = 0;
+  return result;
+}
+
+void archivePush(const Config& config, const std::string& walPath) {
+  auto started = std::chrono::steady_clock::now();
+  auto storage = storage::openStorage(config);
+  PushParams params{.walPath = walPath,
+                    .stanza = config.stanza,
+                    .object = {.compress = config.compress.type, .level = config.compress.level},
+                    .controlSystemId = pg::controlSystemId(".")};
+  PushResult result = pushWalFile(*storage, params);
+  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started).count();
+  if (result.outcome == PushOutcome::AlreadyArchived) {
+    spdlog::info("{} is already archived with the same content (SHA-256 {}), nothing to do ({} ms)",
+                 result.name.name, io::toHex(result.summary.plainSha256).substr(0, 16), ms);
+    return;
+  }
+  const auto& s = result.summary;
+  spdlog::info("pushed {}: {} in, {} stored ({:.1f}x, {}), {} ms", result.name.name, humanBytes(s.plainSize),
+               humanBytes(s.storedSize), s.storedSize ? double(s.plainSize) / double(s.storedSize) : 0.0,
+               io::compressName(s.compress), ms);
+}
+
+}  // namespace tidemark::archive

@@ -1,0 +1,45 @@
+// tidemark-archive-push: store one WAL file in the repository, durably and verifiably.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "common/config/config.h"
+#include "common/pg/wal.h"
+#include "common/repo/object.h"
+#include "common/storage/storage.h"
+
+namespace tidemark::archive {
+
+struct PushParams {
+  std::string walPath;  // the file to push (absolute, or relative to the working directory)
+  std::string stanza;
+  repo::ObjectOptions object;
+  // The system identifier in the data directory's pg_control, when known: files without a page
+  // header (.history, .backup) are checked against the stanza with it.
+  std::optional<std::uint64_t> controlSystemId;
+};
+
+enum class PushOutcome {
+  Stored,           // a new object was committed
+  AlreadyArchived,  // the repository already held this exact content (a retry after a crash)
+};
+
+struct PushResult {
+  PushOutcome outcome = PushOutcome::Stored;
+  pg::WalName name;
+  repo::ObjectSummary summary;  // of the bytes pushed; storedSize is 0 when AlreadyArchived
+};
+
+// The worker: checks the file, stores it under its name without ever replacing an existing
+// object, and on a name collision compares checksums. Reads no globals: callable from a thread
+// with its own Storage. Throws Error: InvalidInput (not a WAL file), ForeignCluster,
+// Conflict (different content already archived), Corrupt (the archived copy is damaged),
+// Storage, LocalIo.
+PushResult pushWalFile(storage::Storage& storage, const PushParams& params);
+
+// The command: pushes `walPath` with the configured repository and logs one line about it.
+void archivePush(const Config& config, const std::string& walPath);
+
+}  // namespace tidemark::archive

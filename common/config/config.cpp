@@ -1,0 +1,414 @@
+// Configuration: the key table, the three sources and validation.
+#include "common/config/config.h"
+
+#include <toml++/toml.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cctype>
+#include <functional>
+#include <variant>
+
+#include "common/error.h"
+#include "common/text.h"
+
+extern char** environ;
+
+namespace tidemark {
+
+namespace {
+
+using Value = std::variant<std::string, std::int64_t, bool>;
+
+struct KeyDef {
+  const char* section;  // "" for top-level keys
+  const char* key;
+  const char* help;
+  std::function<void(Config&, const Value&, const std::string& where)> apply;
+
+  std::string name() const {
+    return *section ? std::string(section) + "." + key : std::string(key);
+  }
+};
+
+[[noreturn]] void badValue(const std::string& where, const std::string& problem,
+                           const std::string& hint = {}) {
+  throw Error(ErrorCode::Config, fmt::format("{}: {}", where, problem), hint);
+}
+
+std::string describeValue(const Value& v) {
+  if (auto s = std::get_if<std::string>(&v)) return fmt::format("'{}'", *s);
+  if (auto i = std::get_if<std::int64_t>(&v)) return std::to_string(*i);
+  return std::get<bool>(v) ? "true" : "false";
+}
+
+std::string asString(const Value& v, const std::string& where) {
+  if (auto s = std::get_if<std::string>(&v)) return *s;
+  badValue(where, fmt::format("must be a string, not {}", describeValue(v)));
+}
+
+std::int64_t asInt(const Value& v, const std::string& where) {
+  if (auto i = std::get_if<std::int64_t>(&v)) return *i;
+  if (auto s = std::get_if<std::string>(&v)) {
+    std::string text = *s;
+    char* end = nullptr;
+    errno = 0;
+    long long parsed = std::strtoll(text.c_str(), &end, 10);
+    if (!text.empty() && end && *end == '\0' && errno == 0) return parsed;
+  }
+  badValue(where, fmt::format("must be an integer, not {}", describeValue(v)));
+}
+
+std::string asChoice(const Value& v, const std::string& where, const std::vector<std::string>& allowed) {
+  std::string s = asString(v, where);
+  if (std::find(allowed.begin(), allowed.end(), s) != allowed.end()) return s;
+  std::string list;
+  for (const auto& a : allowed) list += (list.empty() ? "" : " | ") + a;
+  badValue(where, fmt::format("'{}' is not one of {}", s, list), didYouMean(s, allowed));
+}
+
+std::string asAbsolutePath(const Value& v, const std::string& where, bool allowEmpty) {
+  std::string s = asString(v, where);
+  if (s.empty() && allowEmpty) return s;
+  if (s.empty() || s.front() != '/')
+    badValue(where, fmt::format("'{}' is not an absolute path", s),
+             "give the full path, starting with '/' (archive_command runs in the data directory)");
+  return s;
+}
+
+const std::vector<KeyDef>& keyTable() {
+  static const std::vector<KeyDef> table = {
+      {"", "stanza", "the repository folder of this cluster",
+       [](Config& c, const Value& v, const std::string& where) {
+         std::string s = asString(v, where);
+         bool ok = !s.empty() && s.size() <= 64 && s.front() != '.' &&
+                   std::all_of(s.begin(), s.end(), [](unsigned char ch) {
+                     return std::isalnum(ch) || ch == '-' || ch == '_' || ch == '.';
+                   });
+         if (!ok)
+           badValue(where, fmt::format("'{}' is not a valid stanza name", s),
+                    "use 1 to 64 letters, digits, '-', '_' or '.', not starting with '.'");
+         c.stanza = s;
+       }},
+      {"repo", "type", "repository driver: posix",
+       [](Config& c, const Value& v, const std::string& where) {
+         c.repo.type = asChoice(v, where, {"posix"});
+       }},
+      {"repo", "path", "repository root (posix: an existing directory)",
+       [](Config& c, const Value& v, const std::string& where) {
+         c.repo.path = asAbsolutePath(v, where, false);
+       }},
+      {"compress", "type", "none | lz4 | zstd",
+       [](Config& c, const Value& v, const std::string& where) {
+         c.compress.type = *io::parseCompressType(asChoice(v, where, {"none", "lz4", "zstd"}));
+       }},
+      {"compress", "level", "compression level (zstd 1..19, lz4 0..12)",
+       [](Config& c, const Value& v, const std::string& where) {
+         std::int64_t level = asInt(v, where);
+         if (level < -100 || level > 100) badValue(where, fmt::format("{} is out of range", level));
+         c.compress.level = int(level);
+       }},
+      {"log", "level", "error | warn | info | debug",
+       [](Config& c, const Value& v, const std::string& where) {
+         std::string s = asChoice(v, where, {"error", "warn", "info", "debug"});
+         c.log.level = s == "error"  ? LogLevel::Error
+                       : s == "warn" ? LogLevel::Warn
+                       : s == "info" ? LogLevel::Info
+                                     : LogLevel::Debug;
+       }},
+      {"log", "file", "also log to this file (absolute path)",
+       [](Config& c, const Value& v, const std::string& where) {
+         c.log.file = asAbsolutePath(v, where, true);
+       }},
+  };
+  return table;
+}
+
+std::string upperUnderscore(std::string s) {
+  for (auto& ch : s) ch = ch == '-' || ch == '.' ? '_' : char(std::toupper(static_cast<unsigned char>(ch)));
+  return s;
+}
+
+std::string envNameOf(const KeyDef& def) {
+  return "TIDEMARK_" + upperUnderscore(*def.section ? std::string(def.section) + "_" + def.key : def.key);
+}
+
+std::string flagNameOf(const KeyDef& def) {
+  return *def.section ? std::string(def.section) + "-" + def.key : std::string(def.key);
+}
+
+const KeyDef* findKey(std::string_view section, std::string_view key) {
+  for (const auto& def : keyTable())
+    if (section == def.section && key == def.key) return &def;
+  return nullptr;
+}
+
+std::vector<std::string> allNames(const std::function<std::string(const KeyDef&)>& nameOf) {
+  std::vector<std::string> names;
+  for (const auto& def : keyTable()) names.push_back(nameOf(def));
+  return names;
+}
+
+// ---- the file ---------------------------------------------------------------------------
+
+void applyToml(Config& config, const std::string& file, std::map<std::string, std::string>& origins) {
+  toml::table root;
+  try {
+    root = toml::parse_file(file);
+  } catch (const toml::parse_error& e) {
+    throw Error(ErrorCode::Config,
+                fmt::format("cannot parse configuration file '{}': {} (line {}, column {})", file,
+                            e.description(), e.source().begin.line, e.source().begin.column),
+                "fix the TOML syntax; docs/configuration.md lists every key");
+  }
+  auto unknown = [&](const std::string& name, int line) {
+    throw Error(ErrorCode::Config,
+                fmt::format("unknown key '{}' in '{}' line {}", name, file, line),
+                didYouMean(name, configKeys()).empty()
+                    ? "docs/configuration.md lists every key"
+                    : didYouMean(name, configKeys()));
+  };
+  auto apply = [&](const KeyDef& def, const toml::node& node) {
+    std::string where = fmt::format("{} in '{}' line {}", def.name(), file, node.source().begin.line);
+    Value value;
+    if (auto s = node.as_string()) value = s->get();
+    else if (auto i = node.as_integer()) value = i->get();
+    else if (auto b = node.as_boolean()) value = b->get();
+    else badValue(where, "must be a string, an integer or a boolean");
+    def.apply(config, value, where);
+    origins[def.name()] = where;
+  };
+  for (auto&& [key, node] : root) {
+    std::string name(key.str());
+    if (auto table = node.as_table()) {
+      for (auto&& [subkey, subnode] : *table) {
+        std::string full = name + "." + std::string(subkey.str());
+        const KeyDef* def = findKey(name, subkey.str());
+        if (def == nullptr || subnode.is_table()) unknown(full, subnode.source().begin.line);
+        apply(*def, subnode);
+      }
+    } else {
+      const KeyDef* def = findKey("", name);
+      if (def == nullptr) unknown(name, node.source().begin.line);
+      apply(*def, node);
+    }
+  }
+}
+
+std::string absolute(const std::string& path) {
+  if (!path.empty() && path.front() == '/') return path;
+  char cwd[4096];
+  if (::getcwd(cwd, sizeof cwd) == nullptr) return path;
+  return std::string(cwd) + "/" + path;
+}
+
+}  // namespace
+
+std::vector<std::string> configKeys() { return allNames([](const KeyDef& d) { return d.name(); }); }
+
+std::string environmentName(const std::string& key) {
+  for (const auto& def : keyTable())
+    if (def.name() == key) return envNameOf(def);
+  return {};
+}
+
+std::string flagName(const std::string& key) {
+  for (const auto& def : keyTable())
+    if (def.name() == key) return "--" + flagNameOf(def);
+  return {};
+}
+
+std::string_view logLevelName(LogLevel level) {
+  switch (level) {
+    case LogLevel::Error: return "error";
+    case LogLevel::Warn: return "warn";
+    case LogLevel::Info: return "info";
+    case LogLevel::Debug: return "debug";
+  }
+  return "info";
+}
+
+// ---- command line -------------------------------------------------------------------------
+
+std::optional<std::string> CommandLine::value(const std::string& name) const {
+  auto it = options.find(name);
+  if (it == options.end() || it->second.empty()) return std::nullopt;
+  return it->second.back();
+}
+
+CommandLine parseCommandLine(const CommandSpec& spec, int argc, const char* const* argv) {
+  CommandLine out;
+  auto usageError = [&](const std::string& message, const std::string& hint = {}) {
+    throw Error(ErrorCode::Usage, message,
+                hint.empty() ? fmt::format("run '{} --help' for usage", spec.program) : hint);
+  };
+  std::vector<std::string> known = {"--config", "--help", "--version"};
+  for (const auto& o : spec.options) known.push_back("--" + o.name);
+  for (const auto& def : keyTable()) known.push_back("--" + flagNameOf(def));
+
+  bool optionsEnded = false;
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i];
+    if (optionsEnded || arg.size() < 2 || arg[0] != '-') {
+      out.positional.push_back(arg);
+      continue;
+    }
+    if (arg == "--") {
+      optionsEnded = true;
+      continue;
+    }
+    if (arg == "-h" || arg == "--help") {
+      out.help = true;
+      continue;
+    }
+    if (arg == "--version") {
+      out.version = true;
+      continue;
+    }
+    std::string name = arg, value;
+    bool hasValue = false;
+    if (auto eq = arg.find('='); eq != std::string::npos) {
+      name = arg.substr(0, eq);
+      value = arg.substr(eq + 1);
+      hasValue = true;
+    }
+    auto takeValue = [&]() {
+      if (hasValue) return;
+      if (i + 1 >= argc) usageError(fmt::format("option '{}' needs a value", name));
+      value = argv[++i];
+      hasValue = true;
+    };
+    if (name.rfind("--", 0) != 0) usageError(fmt::format("unknown option '{}'", arg));
+    std::string bare = name.substr(2);
+    if (bare == "config") {
+      takeValue();
+      out.configFile = value;
+      continue;
+    }
+    auto option = std::find_if(spec.options.begin(), spec.options.end(),
+                               [&](const OptionSpec& o) { return o.name == bare; });
+    if (option != spec.options.end()) {
+      if (option->valueName.empty()) {
+        if (hasValue) usageError(fmt::format("option '{}' takes no value", name));
+      } else {
+        takeValue();
+      }
+      auto& values = out.options[bare];
+      if (!values.empty() && !option->repeatable)
+        usageError(fmt::format("option '{}' is given more than once", name));
+      values.push_back(value);
+      continue;
+    }
+    auto def = std::find_if(keyTable().begin(), keyTable().end(),
+                            [&](const KeyDef& d) { return flagNameOf(d) == bare; });
+    if (def != keyTable().end()) {
+      takeValue();
+      out.overrides.emplace_back(bare, value);
+      continue;
+    }
+    std::string hint = didYouMean(name, known);
+    usageError(fmt::format("unknown option '{}'", name),
+               hint.empty() ? fmt::format("run '{} --help' for usage", spec.program) : hint);
+  }
+  if (!out.help && !out.version) {
+    if (out.positional.size() < spec.minPositional)
+      usageError(fmt::format("missing argument: {} {}", spec.program, spec.arguments));
+    if (out.positional.size() > spec.maxPositional)
+      usageError(fmt::format("unexpected argument '{}'", out.positional[spec.maxPositional]));
+  }
+  return out;
+}
+
+std::string helpText(const CommandSpec& spec) {
+  std::string text = fmt::format("usage: {} [OPTIONS] {}\n\n{}\n\noptions:\n", spec.program,
+                                 spec.arguments, spec.summary);
+  auto line = [&](const std::string& flag, const std::string& help) {
+    text += fmt::format("  {:<32} {}\n", flag, help);
+  };
+  for (const auto& o : spec.options)
+    line("--" + o.name + (o.valueName.empty() ? "" : "=" + o.valueName), o.help);
+  line("--config=FILE", fmt::format("configuration file (default $TIDEMARK_CONFIG, else {})", kDefaultConfigFile));
+  line("--help", "show this help");
+  line("--version", "show the version");
+  text += "\nconfiguration flags (each also TIDEMARK_<SECTION>_<KEY>, or the key in the file):\n";
+  for (const auto& def : keyTable()) line("--" + flagNameOf(def) + "=VALUE", def.help);
+  return text;
+}
+
+// ---- loading ------------------------------------------------------------------------------
+
+Environment processEnvironment() {
+  Environment env;
+  for (char** e = environ; e != nullptr && *e != nullptr; ++e) {
+    std::string entry = *e;
+    auto eq = entry.find('=');
+    if (eq != std::string::npos) env[entry.substr(0, eq)] = entry.substr(eq + 1);
+  }
+  return env;
+}
+
+Config loadConfig(const CommandLine& commandLine, const Environment& environment) {
+  Config config;
+  std::map<std::string, std::string> origins;  // key name -> where its value came from
+
+  // The file.
+  std::string file;
+  bool explicitFile = true;
+  if (commandLine.configFile) {
+    file = *commandLine.configFile;
+  } else if (auto it = environment.find("TIDEMARK_CONFIG"); it != environment.end() && !it->second.empty()) {
+    file = it->second;
+  } else {
+    file = kDefaultConfigFile;
+    explicitFile = false;
+  }
+  if (::access(file.c_str(), F_OK) == 0) {
+    if (::access(file.c_str(), R_OK) != 0)
+      throw Error(ErrorCode::Config, fmt::format("cannot read configuration file '{}': {}", file, errnoText(errno)),
+                  "make it readable by the user running tidemark (for archive_command: postgres)");
+    config.file = absolute(file);
+    applyToml(config, config.file, origins);
+  } else if (explicitFile) {
+    throw Error(ErrorCode::Config, fmt::format("configuration file '{}' does not exist", file),
+                "check the path given with --config or TIDEMARK_CONFIG");
+  }
+
+  // The environment.
+  std::vector<std::string> envNames = allNames(envNameOf);
+  for (const auto& [name, value] : environment) {
+    if (name.rfind("TIDEMARK_", 0) != 0 || name == "TIDEMARK_CONFIG") continue;
+    auto def = std::find_if(keyTable().begin(), keyTable().end(),
+                            [&](const KeyDef& d) { return envNameOf(d) == name; });
+    if (def == keyTable().end()) {
+      std::string hint = didYouMean(name, envNames);
+      throw Error(ErrorCode::Config, fmt::format("unknown environment variable '{}'", name),
+                  hint.empty() ? "unset it; docs/configuration.md lists every key" : hint);
+    }
+    def->apply(config, value, name);
+    origins[def->name()] = name;
+  }
+
+  // The flags.
+  for (const auto& [flag, value] : commandLine.overrides) {
+    auto def = std::find_if(keyTable().begin(), keyTable().end(),
+                            [&](const KeyDef& d) { return flagNameOf(d) == flag; });
+    def->apply(config, value, "--" + flag);
+    origins[def->name()] = "--" + flag;
+  }
+
+  // Rules between keys.
+  auto originOf = [&](const std::string& key) {
+    auto it = origins.find(key);
+    return it == origins.end() ? key + " (default)" : it->second;
+  };
+  io::LevelRange range = io::compressLevels(config.compress.type);
+  if (config.compress.type != io::CompressType::None &&
+      (config.compress.level < range.min || config.compress.level > range.max)) {
+    badValue(originOf("compress.level"),
+             fmt::format("level {} is out of range for {} ({}..{})", config.compress.level,
+                         io::compressName(config.compress.type), range.min, range.max));
+  }
+  return config;
+}
+
+}  // namespace tidemark

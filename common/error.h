@@ -1,0 +1,76 @@
+// The one error type of tidemark: a code from a single table, a message and an optional hint.
+//
+// Library code throws Error; main() catches it and maps the code to an exit status. Expected
+// negatives ("not found") are return values, never errors. Message style: lowercase, no
+// trailing period, names quoted 'like this'; the hint says what to do.
+#pragma once
+
+#include <fmt/format.h>
+
+#include <stdexcept>
+#include <string>
+#include <string_view>
+
+namespace tidemark {
+
+// X(name, exit status, what it means). Exit statuses stay within 2..125: PostgreSQL treats a
+// restore_command status above 125 as fatal and retries archive_command on anything non-zero;
+// 1 is reserved for archive-get's "the repository does not hold that file". Statuses are a
+// documented contract (README.md, "Exit codes"): never renumber, only add.
+#define TIDEMARK_ERRORS(X)                                                                  \
+  X(Usage, 3, "the command line is wrong")                                                  \
+  X(Config, 4, "the configuration is invalid")                                              \
+  X(Storage, 5, "the repository could not be read or written")                              \
+  X(Corrupt, 6, "a stored object failed verification")                                      \
+  X(Conflict, 7, "the repository already holds different content under that name")          \
+  X(ForeignCluster, 8, "the file belongs to a different PostgreSQL cluster than the stanza") \
+  X(InvalidInput, 9, "an input file is not what it claims to be")                           \
+  X(LocalIo, 10, "a local file could not be read or written")                               \
+  X(Unsupported, 11, "the request needs a feature this build or server lacks")              \
+  X(Internal, 99, "an internal error (a bug): please report it")
+
+enum class ErrorCode {
+#define TIDEMARK_ERROR_ENUM(name, status, what) name,
+  TIDEMARK_ERRORS(TIDEMARK_ERROR_ENUM)
+#undef TIDEMARK_ERROR_ENUM
+};
+
+// The process exit status for a code (2..125).
+int exitStatus(ErrorCode code);
+// Stable lowercase name of a code ("storage", "corrupt", ...), used in JSON and tests.
+std::string_view errorName(ErrorCode code);
+// One line saying what the code means.
+std::string_view errorMeaning(ErrorCode code);
+
+class Error : public std::runtime_error {
+ public:
+  Error(ErrorCode code, std::string message, std::string hint = {})
+      : std::runtime_error(std::move(message)), code_(code), hint_(std::move(hint)) {}
+
+  ErrorCode code() const noexcept { return code_; }
+  // What to do about it; empty when there is nothing useful to say.
+  const std::string& hint() const noexcept { return hint_; }
+  // Storage errors that may go away on their own (a timeout, a reset, a 503) are transient;
+  // callers that can wait retry them.
+  bool transient() const noexcept { return transient_; }
+  Error& setTransient(bool value = true) noexcept {
+    transient_ = value;
+    return *this;
+  }
+
+ private:
+  ErrorCode code_;
+  std::string hint_;
+  bool transient_ = false;
+};
+
+// Builds an Error with a formatted message: throw error(ErrorCode::Storage, "cannot open '{}'", p);
+template <typename... Args>
+Error error(ErrorCode code, fmt::format_string<Args...> format, Args&&... args) {
+  return Error(code, fmt::format(format, std::forward<Args>(args)...));
+}
+
+// The text of errno value `err`, for messages ("No such file or directory").
+std::string errnoText(int err);
+
+}  // namespace tidemark

@@ -1,0 +1,79 @@
+// SHA-256 via OpenSSL EVP.
+#include "common/io/hash.h"
+
+#include <openssl/evp.h>
+
+#include "common/error.h"
+
+namespace tidemark::io {
+
+struct Sha256::Ctx {
+  EVP_MD_CTX* md = nullptr;
+};
+
+Sha256::Sha256() : ctx_(std::make_unique<Ctx>()) {
+  ctx_->md = EVP_MD_CTX_new();
+  if (ctx_->md == nullptr || EVP_DigestInit_ex(ctx_->md, EVP_sha256(), nullptr) != 1)
+    throw Error(ErrorCode::Internal, "cannot initialise SHA-256 in OpenSSL");
+}
+
+Sha256::~Sha256() { EVP_MD_CTX_free(ctx_->md); }
+
+void Sha256::update(ByteView data) {
+  if (!data.empty() && EVP_DigestUpdate(ctx_->md, data.data(), data.size()) != 1)
+    throw Error(ErrorCode::Internal, "SHA-256 update failed in OpenSSL");
+}
+
+Sha256Digest Sha256::finish() {
+  Sha256Digest out{};
+  unsigned int length = 0;
+  if (EVP_DigestFinal_ex(ctx_->md, out.data(), &length) != 1 || length != out.size())
+    throw Error(ErrorCode::Internal, "SHA-256 finish failed in OpenSSL");
+  return out;
+}
+
+Sha256Digest Sha256::of(ByteView data) {
+  Sha256 hash;
+  hash.update(data);
+  return hash.finish();
+}
+
+void Sha256Filter::write(ByteView data) {
+  hash_.update(data);
+  size_ += data.size();
+  next_.write(data);
+}
+
+void Sha256Filter::close() {
+  digest_ = hash_.finish();
+  next_.close();
+}
+
+std::string toHex(ByteView bytes) {
+  static constexpr char kDigits[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(bytes.size() * 2);
+  for (std::uint8_t b : bytes) {
+    out.push_back(kDigits[b >> 4]);
+    out.push_back(kDigits[b & 15]);
+  }
+  return out;
+}
+
+bool fromHex(std::string_view hex, Sha256Digest& out) {
+  if (hex.size() != out.size() * 2) return false;
+  auto nibble = [](char c) -> int {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+  };
+  for (std::size_t i = 0; i < out.size(); ++i) {
+    int hi = nibble(hex[2 * i]), lo = nibble(hex[2 * i + 1]);
+    if (hi < 0 || lo < 0) return false;
+    out[i] = std::uint8_t(hi << 4 | lo);
+  }
+  return true;
+}
+
+}  // namespace tidemark::io

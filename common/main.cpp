@@ -1,0 +1,40 @@
+// The shared main() frame.
+#include "common/main.h"
+
+#include <spdlog/spdlog.h>
+
+#include <cstdio>
+
+#include "common/log/log.h"
+#include "common/version.h"
+
+namespace tidemark {
+
+int runMain(const CommandSpec& spec, int argc, const char* const* argv, const CommandBody& body,
+            const std::function<int(ErrorCode)>& statusFor) {
+  log::setup(spec.program);
+  try {
+    CommandLine commandLine = parseCommandLine(spec, argc, argv);
+    if (commandLine.help) {
+      std::fputs(helpText(spec).c_str(), stdout);
+      return 0;
+    }
+    if (commandLine.version) {
+      std::printf("%s %s\n", spec.program.c_str(), kVersion);
+      return 0;
+    }
+    Config config = loadConfig(commandLine, processEnvironment());
+    log::configure(config);
+    return body(config, commandLine);
+  } catch (const Error& e) {
+    log::reportError(e);
+    return statusFor(e.code());
+  } catch (const std::exception& e) {
+    Error internal(ErrorCode::Internal, fmt::format("unexpected failure: {}", e.what()),
+                   "this is a bug in tidemark: please report it with the log lines above");
+    log::reportError(internal);
+    return statusFor(ErrorCode::Internal);
+  }
+}
+
+}  // namespace tidemark

@@ -1,0 +1,45 @@
+// stanza.json: which PostgreSQL cluster a stanza belongs to. Created by the first WAL segment
+// pushed; every later push and backup is checked against it.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "common/storage/storage.h"
+
+namespace tidemark::repo {
+
+inline constexpr int kRepositoryFormat = 1;
+
+struct StanzaInfo {
+  std::uint64_t systemId = 0;
+  int pgVersion = 0;
+  std::uint32_t walSegmentSize = 0;
+  int format = kRepositoryFormat;
+  std::string created;          // ISO 8601 UTC
+  std::string tidemarkVersion;  // of the tidemark that created the stanza
+
+  std::string toJson() const;
+  // Throws Error(Corrupt) naming `where` when the document is not a valid stanza.json.
+  static StanzaInfo fromJson(const std::string& text, const std::string& where);
+};
+
+// nullopt when the stanza has no stanza.json yet.
+std::optional<StanzaInfo> loadStanza(storage::Storage& storage, const std::string& stanza);
+
+// Returns the stanza's identity, creating stanza.json from `candidate` when there is none yet
+// (atomically: of two processes creating it at once, one wins and the other reads its result).
+// Throws Error(ForeignCluster) when the stanza belongs to another cluster (system identifier or
+// WAL segment size differ), naming both identifiers.
+StanzaInfo ensureStanza(storage::Storage& storage, const std::string& stanza, const StanzaInfo& candidate,
+                        const std::string& what);
+
+// Throws Error(ForeignCluster) unless `systemId` is the stanza's; `what` names the file.
+void checkSystemId(const StanzaInfo& info, const std::string& stanza, std::uint64_t systemId,
+                   const std::string& what);
+
+// Current UTC time as "2026-11-22T10:15:00Z".
+std::string utcNow();
+
+}  // namespace tidemark::repo

@@ -1,0 +1,135 @@
+// The posix storage driver.
+#include "common/storage/posix/posix.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+
+#include "common/error.h"
+#include "common/io/file.h"
+
+namespace tidemark::storage {
+
+namespace {
+
+class PosixWrite final : public Write {
+ public:
+  PosixWrite(std::string path, io::AtomicWriteOptions options) : file_(std::move(path), options) {}
+  void write(io::ByteView data) override { file_.write(data); }
+  void close() override { file_.close(); }
+  bool commit() override { return file_.commit(); }
+  std::uint64_t size() const override { return file_.size(); }
+
+ private:
+  io::AtomicFile file_;
+};
+
+}  // namespace
+
+PosixStorage::PosixStorage(std::string root, PosixOptions options)
+    : root_(std::move(root)), options_(options) {
+  while (root_.size() > 1 && root_.back() == '/') root_.pop_back();
+  if (root_.empty() || root_.front() != '/')
+    throw Error(ErrorCode::Config, fmt::format("repository path '{}' is not absolute", root_),
+                "set repo.path to an absolute path, e.g. /var/lib/tidemark/repo");
+}
+
+std::string PosixStorage::describe() const { return "posix:" + root_; }
+
+void PosixStorage::checkRoot() const {
+  // "Not found" must mean the repository answered: an unmounted or mistyped repository path
+  // would otherwise make every object look missing (and archive-get report the end of WAL).
+  struct stat st {};
+  if (::stat(root_.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) return;
+  throw Error(ErrorCode::Storage, fmt::format("repository path '{}' does not exist or is not a directory", root_),
+              "mount or create it (owned by the user running tidemark), or fix repo.path");
+}
+
+std::string PosixStorage::full(const std::string& path) const {
+  bool bad = path.empty() || path.front() == '/' || path.back() == '/';
+  for (std::size_t start = 0; !bad && start <= path.size();) {
+    std::size_t end = path.find('/', start);
+    if (end == std::string::npos) end = path.size();
+    std::string_view part(path.data() + start, end - start);
+    bad = part.empty() || part == "." || part == "..";
+    start = end + 1;
+  }
+  if (bad) throw error(ErrorCode::Internal, "invalid repository path '{}'", path);
+  return root_ == "/" ? "/" + path : root_ + "/" + path;
+}
+
+std::unique_ptr<Write> PosixStorage::newWrite(const std::string& path, WriteOptions options) {
+  std::string file = full(path);
+  io::makeDirectories(io::dirName(file), root_, ErrorCode::Storage);
+  return std::make_unique<PosixWrite>(
+      file, io::AtomicWriteOptions{.noReplace = options.noReplace,
+                                   .sync = options_.sync,
+                                   .errorCode = ErrorCode::Storage,
+                                   .allowTmpfile = options_.allowTmpfile});
+}
+
+bool PosixStorage::read(const std::string& path, io::Sink& out, ReadOptions options) {
+  std::string file = full(path);
+  auto fd = io::openForRead(file, ErrorCode::Storage);
+  if (!fd) {
+    checkRoot();
+    return false;
+  }
+  io::streamFile(fd->get(), file, out, options.offset, options.length, 1 << 20, ErrorCode::Storage);
+  return true;
+}
+
+std::optional<ObjectInfo> PosixStorage::info(const std::string& path) {
+  std::string file = full(path);
+  struct stat st {};
+  if (::stat(file.c_str(), &st) != 0) {
+    if (errno == ENOENT || errno == ENOTDIR) {
+      checkRoot();
+      return std::nullopt;
+    }
+    throw error(ErrorCode::Storage, "cannot access '{}': {}", file, errnoText(errno));
+  }
+  if (!S_ISREG(st.st_mode)) throw error(ErrorCode::Storage, "'{}' is not a regular file", file);
+  return ObjectInfo{std::uint64_t(st.st_size), std::int64_t(st.st_mtime)};
+}
+
+void PosixStorage::list(const std::string& dir, const std::function<void(const ListEntry&)>& fn) {
+  std::string path = dir.empty() ? root_ : full(dir);
+  DIR* handle = ::opendir(path.c_str());
+  if (handle == nullptr) {
+    if (errno == ENOENT) {
+      checkRoot();
+      return;
+    }
+    throw error(ErrorCode::Storage, "cannot list '{}': {}", path, errnoText(errno));
+  }
+  std::unique_ptr<DIR, int (*)(DIR*)> guard(handle, ::closedir);
+  for (;;) {
+    errno = 0;
+    dirent* entry = ::readdir(handle);
+    if (entry == nullptr) {
+      if (errno != 0) throw error(ErrorCode::Storage, "cannot list '{}': {}", path, errnoText(errno));
+      break;
+    }
+    // Names starting with '.' are '.', '..' and temporary files of unfinished writes.
+    if (entry->d_name[0] == '.') continue;
+    struct stat st {};
+    if (::fstatat(::dirfd(handle), entry->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
+      if (errno == ENOENT) continue;  // removed while listing
+      throw error(ErrorCode::Storage, "cannot access '{}/{}': {}", path, entry->d_name, errnoText(errno));
+    }
+    if (!S_ISDIR(st.st_mode) && !S_ISREG(st.st_mode)) continue;
+    fn(ListEntry{entry->d_name, S_ISDIR(st.st_mode), S_ISDIR(st.st_mode) ? 0 : std::uint64_t(st.st_size)});
+  }
+}
+
+void PosixStorage::remove(const std::string& path) {
+  std::string file = full(path);
+  if (::unlink(file.c_str()) != 0 && errno != ENOENT)
+    throw error(ErrorCode::Storage, "cannot remove '{}': {}", file, errnoText(errno));
+}
+
+}  // namespace tidemark::storage

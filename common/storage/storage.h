@@ -1,0 +1,92 @@
+// The storage interface every repository driver implements (posix today, s3 next).
+//
+// Paths are relative to the repository root, '/'-separated, without '.' or '..' components;
+// only repo/ builds them. Drivers are used from one thread at a time unless stated otherwise.
+// Failures throw Error(Storage) (or Error(Config) for a repository that cannot work at all);
+// "not found" is a return value, never an error.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "common/io/sink.h"
+
+namespace tidemark {
+struct Config;
+}
+
+namespace tidemark::storage {
+
+struct ObjectInfo {
+  std::uint64_t size = 0;
+  std::int64_t modified = 0;  // seconds since the epoch
+};
+
+struct WriteOptions {
+  // The publish refuses to replace an existing object, atomically: two writers racing for one
+  // name cannot both succeed, and the existing object is never touched.
+  bool noReplace = true;
+};
+
+struct ReadOptions {
+  std::uint64_t offset = 0;
+  std::optional<std::uint64_t> length;  // to the end when unset
+};
+
+// An object being written. Nothing is visible until commit(); destroyed without a successful
+// commit(), the write leaves nothing behind (posix: temporary file removed; s3: upload aborted).
+class Write : public io::Sink {
+ public:
+  // write(): the object's bytes. close(): every byte is stored durably but still invisible.
+  // Publishes the object. Returns false when noReplace is set and the name already exists
+  // (the existing object is untouched). Calls close() first if it was not called.
+  virtual bool commit() = 0;
+  // Stored bytes so far.
+  virtual std::uint64_t size() const = 0;
+};
+
+struct ListEntry {
+  std::string name;  // relative to the listed directory; for a directory, its name without '/'
+  bool directory = false;
+  std::uint64_t size = 0;
+};
+
+class Storage {
+ public:
+  virtual ~Storage() = default;
+
+  // Where this storage is, for messages ("posix:/var/lib/tidemark/repo").
+  virtual std::string describe() const = 0;
+
+  virtual std::unique_ptr<Write> newWrite(const std::string& path, WriteOptions options = {}) = 0;
+
+  // Streams the object (or the requested range) into `out` without closing it. Returns false,
+  // having written nothing, when the object does not exist. A failure after some bytes were
+  // delivered throws; drivers that retry internally resume where they stopped, so `out` sees
+  // each byte once.
+  virtual bool read(const std::string& path, io::Sink& out, ReadOptions options = {}) = 0;
+
+  virtual std::optional<ObjectInfo> info(const std::string& path) = 0;
+
+  // Calls `fn` for each entry directly inside `dir` ("" is the root), in no particular order.
+  // Temporary files of unfinished writes are never listed. A missing directory lists nothing.
+  virtual void list(const std::string& dir, const std::function<void(const ListEntry&)>& fn) = 0;
+
+  // Removes an object; a missing one is not an error.
+  virtual void remove(const std::string& path) = 0;
+};
+
+// The driver `config.repo.type` names.
+std::unique_ptr<Storage> openStorage(const Config& config);
+
+// Reads a whole small object into memory; nullopt when it does not exist.
+std::optional<std::string> readSmall(Storage& storage, const std::string& path,
+                                     std::size_t limit = 16u << 20);
+
+// Joins repository path parts with '/'.
+std::string joinPath(const std::string& a, const std::string& b);
+
+}  // namespace tidemark::storage

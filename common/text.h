@@ -1,0 +1,23 @@
+// Small text helpers shared by messages: sizes, durations, suggestions.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace tidemark {
+
+// "512 B", "16.0 MiB", "1.5 GiB".
+std::string humanBytes(std::uint64_t bytes);
+
+// The candidate closest to `word` by edit distance, or "" when none is plausibly meant.
+std::string closestMatch(std::string_view word, const std::vector<std::string>& candidates);
+
+// " HINT: did you mean 'x'?" style suggestion text ("" when there is no close match).
+std::string didYouMean(std::string_view word, const std::vector<std::string>& candidates);
+
+// Parses sizes such as "16MiB", "5 MB", "1048576" (binary and decimal units, case-insensitive).
+bool parseByteSize(std::string_view text, std::uint64_t& out);
+
+}  // namespace tidemark

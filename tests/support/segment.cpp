@@ -1,0 +1,83 @@
+// Synthetic WAL files and temporary directories for tests.
+#include "support/segment.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <random>
+#include <stdexcept>
+
+#include "common/io/file.h"
+
+namespace tidemark::test {
+
+io::Buffer makeSegment(const SegmentSpec& spec) {
+  io::Buffer bytes(spec.segmentSize, 0);
+  std::mt19937_64 random(spec.seed * 0x9E3779B97F4A7C15ULL + spec.segmentNumber);
+  constexpr std::size_t kPage = 8192;
+  std::size_t randomBytes = std::size_t(kPage * spec.randomFraction);
+  for (std::size_t page = 0; page < bytes.size(); page += kPage) {
+    for (std::size_t i = 64; i < 64 + randomBytes && page + i < bytes.size(); i += 8) {
+      std::uint64_t r = random();
+      for (int b = 0; b < 8 && page + i + b < bytes.size(); ++b) bytes[page + i + b] = std::uint8_t(r >> (8 * b));
+    }
+  }
+  // XLogLongPageHeaderData at offset 0.
+  std::uint8_t* h = bytes.data();
+  std::fill(h, h + pg::kLongPageHeaderSize, 0);
+  io::putLe16(h + 0, spec.pageMagic);
+  io::putLe16(h + 2, pg::kXlpLongHeader);
+  io::putLe32(h + 4, spec.timeline);
+  io::putLe64(h + 8, spec.segmentNumber * spec.segmentSize);
+  io::putLe64(h + 24, spec.systemId);
+  io::putLe32(h + 32, spec.segmentSize);
+  io::putLe32(h + 36, 8192);
+  return bytes;
+}
+
+std::string segmentName(const SegmentSpec& spec) {
+  return pg::segmentFileName(spec.timeline, spec.segmentNumber, spec.segmentSize);
+}
+
+std::string writeSegment(const std::string& dir, const SegmentSpec& spec) {
+  std::string path = dir + "/" + segmentName(spec);
+  io::Buffer bytes = makeSegment(spec);
+  writeFile(path, io::ByteView(bytes));
+  return path;
+}
+
+void writeFile(const std::string& path, io::ByteView content) {
+  io::Fd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+  if (!fd) throw std::runtime_error("cannot create " + path);
+  std::size_t done = 0;
+  while (done < content.size()) {
+    ssize_t n = ::write(fd.get(), content.data() + done, content.size() - done);
+    if (n <= 0) throw std::runtime_error("cannot write " + path);
+    done += std::size_t(n);
+  }
+}
+
+void writeFile(const std::string& path, std::string_view content) { writeFile(path, io::asBytes(content)); }
+
+io::Buffer readFile(const std::string& path) {
+  auto fd = io::openForRead(path);
+  if (!fd) throw std::runtime_error("no such file: " + path);
+  io::MemorySink sink(std::size_t(1) << 32);
+  io::streamFile(fd->get(), path, sink);
+  return sink.data();
+}
+
+TempDir::TempDir(const std::string& prefix) {
+  std::string pattern = (std::filesystem::temp_directory_path() / (prefix + "-XXXXXX")).string();
+  if (::mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed for " + pattern);
+  path_ = pattern;
+}
+
+TempDir::~TempDir() {
+  std::error_code ignored;
+  std::filesystem::remove_all(path_, ignored);
+}
+
+}  // namespace tidemark::test
