@@ -13,7 +13,8 @@ std::string humanBytes(std::uint64_t bytes) {
   if (bytes < 1024) return fmt::format("{} B", bytes);
   double value = double(bytes) / 1024;
   int unit = 0;
-  while (value >= 1024 && unit < 4) {
+  // 1023.95 and up would print as "1024.0": show it as 1.0 of the next unit instead.
+  while (value >= 1023.95 && unit < 4) {
     value /= 1024;
     ++unit;
   }
