@@ -1,11 +1,15 @@
 // Synthetic WAL files and temporary directories for tests.
 #include "support/segment.h"
 
+#include <dirent.h>
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
+#include <memory>
 #include <random>
 #include <stdexcept>
 
@@ -67,6 +71,23 @@ io::Buffer readFile(const std::string& path) {
   io::MemorySink sink(std::size_t(1) << 32);
   io::streamFile(fd->get(), path, sink);
   return sink.data();
+}
+
+std::vector<std::string> listDirectory(const std::string& dir) {
+  std::unique_ptr<DIR, int (*)(DIR*)> handle(::opendir(dir.c_str()), ::closedir);
+  if (!handle) throw std::runtime_error("cannot list " + dir);
+  std::vector<std::string> names;
+  while (dirent* entry = ::readdir(handle.get())) {
+    std::string name = entry->d_name;
+    if (name != "." && name != "..") names.push_back(name);
+  }
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+bool exists(const std::string& path) {
+  struct stat st {};
+  return ::lstat(path.c_str(), &st) == 0;
 }
 
 TempDir::TempDir(const std::string& prefix) {

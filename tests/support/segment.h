@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "common/io/sink.h"
 #include "common/pg/wal.h"
@@ -34,6 +35,11 @@ void writeFile(const std::string& path, std::string_view content);
 void writeFile(const std::string& path, io::ByteView content);
 // Reads a whole file; throws when it cannot.
 io::Buffer readFile(const std::string& path);
+
+// Every name in `dir`, hidden ones included (not "." and ".."), sorted; throws when it cannot.
+std::vector<std::string> listDirectory(const std::string& dir);
+// Whether anything (file, directory, dangling symlink) exists at `path`.
+bool exists(const std::string& path);
 
 // A fresh temporary directory, removed with everything in it on destruction.
 class TempDir {

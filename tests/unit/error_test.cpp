@@ -1,0 +1,71 @@
+// Unit tests of common/error.h: the error table and the Error type.
+#include "common/error.h"
+
+#include <doctest/doctest.h>
+
+#include <set>
+
+#include "support/check.h"
+
+using namespace tidemark;
+
+namespace {
+const std::vector<ErrorCode> kAllCodes = {
+#define TIDEMARK_TEST_CODE(name, status, what) ErrorCode::name,
+    TIDEMARK_ERRORS(TIDEMARK_TEST_CODE)
+#undef TIDEMARK_TEST_CODE
+};
+}  // namespace
+
+TEST_CASE("the error table maps every code to a distinct status, name and meaning") {
+  SUBCASE("statuses stay within 2..125, so no failure reads as 'not found' or as fatal") {
+    for (ErrorCode code : kAllCodes) {
+      CAPTURE(code);
+      CHECK(exitStatus(code) >= 2);
+      CHECK(exitStatus(code) <= 125);
+    }
+  }
+  SUBCASE("statuses and names are unique") {
+    std::set<int> statuses;
+    std::set<std::string_view> names;
+    for (ErrorCode code : kAllCodes) {
+      statuses.insert(exitStatus(code));
+      names.insert(errorName(code));
+      CHECK_FALSE(errorMeaning(code).empty());
+    }
+    CHECK(statuses.size() == kAllCodes.size());
+    CHECK(names.size() == kAllCodes.size());
+  }
+  SUBCASE("the documented statuses do not move") {
+    CHECK(exitStatus(ErrorCode::Usage) == 3);
+    CHECK(exitStatus(ErrorCode::Config) == 4);
+    CHECK(exitStatus(ErrorCode::Storage) == 5);
+    CHECK(exitStatus(ErrorCode::Corrupt) == 6);
+    CHECK(exitStatus(ErrorCode::Conflict) == 7);
+    CHECK(exitStatus(ErrorCode::ForeignCluster) == 8);
+    CHECK(exitStatus(ErrorCode::InvalidInput) == 9);
+    CHECK(exitStatus(ErrorCode::LocalIo) == 10);
+    CHECK(exitStatus(ErrorCode::Unsupported) == 11);
+    CHECK(exitStatus(ErrorCode::Internal) == 99);
+    CHECK(errorName(ErrorCode::ForeignCluster) == "foreign-cluster");
+  }
+}
+
+TEST_CASE("Error carries a code, a message, a hint and a transient flag") {
+  SUBCASE("the parts are kept as given") {
+    Error e(ErrorCode::Storage, "cannot read 'x'", "check the mount");
+    CHECK(e.code() == ErrorCode::Storage);
+    CHECK(test::what(e) == "cannot read 'x'");
+    CHECK(e.hint() == "check the mount");
+    CHECK_FALSE(e.transient());
+    e.setTransient();
+    CHECK(e.transient());
+  }
+  SUBCASE("error() formats the message and leaves the hint empty") {
+    Error e = error(ErrorCode::Corrupt, "object '{}' is {} bytes", "a/b", 12);
+    CHECK(e.code() == ErrorCode::Corrupt);
+    CHECK(test::what(e) == "object 'a/b' is 12 bytes");
+    CHECK(e.hint().empty());
+  }
+  SUBCASE("errnoText names the errno") { CHECK(errnoText(ENOENT) == "No such file or directory"); }
+}
