@@ -1,0 +1,77 @@
+// A throwaway PostgreSQL 15 cluster for integration tests, and a tidemark installation beside
+// it: initdb in a temporary folder, run as an unprivileged user on a free loopback port,
+// stopped by its pid (also when the test fails).
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "process.h"
+#include "support/segment.h"
+
+namespace tidemark::test {
+
+// PostgreSQL's server binaries ($PG_BINDIR, else /usr/lib/postgresql/15/bin).
+std::string pgBinDir();
+
+class PgCluster {
+ public:
+  // `dir` is the data directory; the socket and the server log go beside it.
+  PgCluster(std::string dir, std::string name = "pg");
+  ~PgCluster();
+  PgCluster(const PgCluster&) = delete;
+  PgCluster& operator=(const PgCluster&) = delete;
+
+  // initdb (trust authentication, superuser 'postgres'); then the cluster's settings.
+  void initdb();
+  // Appends lines to postgresql.conf.
+  void configure(const std::string& lines);
+  // Starts the server and waits until it accepts connections.
+  void start(std::chrono::seconds timeout = std::chrono::seconds(120));
+  // Fast shutdown (SIGINT), SIGKILL if it does not stop within `timeout`.
+  void stop(std::chrono::seconds timeout = std::chrono::seconds(60));
+  bool running();
+
+  // Runs SQL and returns the first column of each row.
+  std::vector<std::string> column(const std::string& sql);
+  // The first column of the first row ("" when there is none).
+  std::string value(const std::string& sql);
+  void exec(const std::string& sql) { column(sql); }
+
+  int port() const { return port_; }
+  const std::string& dataDir() const { return dataDir_; }
+  const std::string& socketDir() const { return socketDir_; }
+  std::string logTail(std::size_t lines = 40) const;
+
+ private:
+  std::string dataDir_, socketDir_, logPath_;
+  int port_;
+  std::unique_ptr<Process> server_;
+};
+
+// A tidemark installation for a test: the binaries copied where the server's user can run them,
+// a posix repository and a configuration file, all in one temporary folder owned by that user.
+class Workspace {
+ public:
+  explicit Workspace(const std::string& extraToml = "");
+
+  const std::string& root() const { return dir_.path(); }
+  std::string path(const std::string& name) const { return dir_ / name; }
+  const std::string& repo() const { return repo_; }
+  const std::string& config() const { return config_; }
+  std::string push() const { return bin_ + "/tidemark-archive-push"; }
+  std::string get() const { return bin_ + "/tidemark-archive-get"; }
+  // archive_command / restore_command values (unquoted) for postgresql.conf.
+  std::string archiveCommand() const;
+  std::string restoreCommand() const;
+  // Makes a directory inside the workspace owned by the server's user.
+  std::string makeDir(const std::string& name) const;
+
+ private:
+  TempDir dir_;
+  std::string bin_, repo_, config_;
+};
+
+}  // namespace tidemark::test

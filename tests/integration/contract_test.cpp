@@ -1,0 +1,138 @@
+// The exit-status contract of the binaries PostgreSQL calls, checked on the real binaries.
+#include <doctest/doctest.h>
+
+#include <filesystem>
+
+#include "cluster.h"
+#include "common/io/file.h"
+
+namespace fs = std::filesystem;
+
+namespace tidemark::test {
+
+namespace {
+
+std::string storedObject(const Workspace& ws, const std::string& name) {
+  return ws.repo() + "/main/wal/" + name.substr(0, 16) + "/" + name;
+}
+
+std::size_t entriesIn(const std::string& dir) {
+  std::size_t n = 0;
+  for ([[maybe_unused]] const auto& entry : fs::directory_iterator(dir)) ++n;
+  return n;
+}
+
+}  // namespace
+
+TEST_CASE("archive-push and archive-get keep the exit-status contract PostgreSQL relies on") {
+  Workspace ws;
+  std::string pgWal = ws.makeDir("source");
+  SegmentSpec spec{.segmentNumber = 3};
+  std::string segment = writeSegment(pgWal, spec);
+  std::string name = segmentName(spec);
+  ProcessOptions quiet{.stderrPath = ws.path("tidemark.log")};
+  auto push = [&](const std::string& file, std::vector<std::string> extra = {}) {
+    std::vector<std::string> argv{ws.push(), "--config", ws.config()};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    argv.push_back(file);
+    return run(argv, quiet);
+  };
+  // archive-get run in `cwd` (PostgreSQL runs restore_command in the data directory).
+  auto get = [&](const std::string& walName, const std::string& dest, const std::string& cwd,
+                 std::vector<std::string> extra = {}) {
+    std::vector<std::string> argv{ws.get(), "--config", ws.config()};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    argv.push_back(walName);
+    argv.push_back(dest);
+    ProcessOptions options = quiet;
+    options.cwd = cwd;
+    return run(argv, options);
+  };
+  std::string recovering = ws.makeDir("recovering");
+  writeFile(recovering + "/recovery.signal", "");
+  std::string standby = ws.makeDir("standby");
+  writeFile(standby + "/standby.signal", "");
+  fs::create_directories(recovering + "/pg_wal");
+  fs::create_directories(standby + "/pg_wal");
+
+  REQUIRE(push(segment) == 0);
+  REQUIRE(fs::exists(storedObject(ws, name)));
+  REQUIRE(fs::exists(ws.repo() + "/main/stanza.json"));
+
+  SUBCASE("a re-push of the same bytes exits 0") {
+    CHECK(push(segment) == 0);
+  }
+
+  SUBCASE("a re-push of different bytes is refused and the stored object is unchanged") {
+    io::Buffer before = readFile(storedObject(ws, name));
+    SegmentSpec other = spec;
+    other.seed = 2;
+    writeFile(segment, io::ByteView(makeSegment(other)));
+    int status = push(segment);
+    CHECK(status >= 1);
+    CHECK(status <= 125);
+    CHECK(readFile(storedObject(ws, name)) == before);
+  }
+
+  SUBCASE("a segment from another cluster is refused and nothing is stored") {
+    SegmentSpec foreign{.systemId = 7000000000000000999ULL, .segmentNumber = 4};
+    std::string file = writeSegment(pgWal, foreign);
+    int status = push(file);
+    CHECK(status >= 1);
+    CHECK(status <= 125);
+    CHECK_FALSE(fs::exists(storedObject(ws, segmentName(foreign))));
+  }
+
+  SUBCASE("a missing segment or .history file gets 1 and leaves no file") {
+    CHECK(get("000000010000000000000009", "pg_wal/RECOVERYXLOG", recovering) == 1);
+    CHECK(get("00000002.history", "pg_wal/RECOVERYHISTORY", recovering) == 1);
+    CHECK(get("00000002.history", "pg_wal/RECOVERYHISTORY", standby) == 1);
+    CHECK(entriesIn(recovering + "/pg_wal") == 0);
+    CHECK(entriesIn(standby + "/pg_wal") == 0);
+  }
+
+  SUBCASE("an archived segment comes back byte-identical") {
+    CHECK(get(name, "pg_wal/RECOVERYXLOG", recovering) == 0);
+    CHECK(readFile(recovering + "/pg_wal/RECOVERYXLOG") == makeSegment(spec));
+  }
+
+  SUBCASE("a corrupted object gets 255 in recovery and 2..125 on a standby, and leaves no file") {
+    io::Buffer stored = readFile(storedObject(ws, name));
+    stored[stored.size() / 2] ^= 0x01;
+    writeFile(storedObject(ws, name), io::ByteView(stored));
+    CHECK(get(name, "pg_wal/RECOVERYXLOG", recovering) == 255);
+    int status = get(name, "pg_wal/RECOVERYXLOG", standby);
+    CHECK(status >= 2);
+    CHECK(status <= 125);
+    CHECK(entriesIn(recovering + "/pg_wal") == 0);
+    CHECK(entriesIn(standby + "/pg_wal") == 0);
+    // Run by hand, without a signal file: also 255.
+    CHECK(get(name, ws.path("by-hand"), ws.root()) == 255);
+    CHECK_FALSE(fs::exists(ws.path("by-hand")));
+  }
+
+  SUBCASE("an unreachable repository is an error, never 'not found'") {
+    std::vector<std::string> elsewhere{"--repo-path=" + ws.path("not-mounted")};
+    CHECK(get("000000010000000000000009", "pg_wal/RECOVERYXLOG", recovering, elsewhere) == 255);
+    int status = get("000000010000000000000009", "pg_wal/RECOVERYXLOG", standby, elsewhere);
+    CHECK(status >= 2);
+    CHECK(status <= 125);
+    CHECK(push(segment, elsewhere) >= 1);
+    CHECK_FALSE(fs::exists(ws.path("not-mounted")));
+  }
+
+  SUBCASE("a stanza that does not exist is an error, never 'not found'") {
+    CHECK(get("000000010000000000000009", "pg_wal/RECOVERYXLOG", recovering, {"--stanza=typo"}) == 255);
+  }
+
+  SUBCASE("bad configuration: push exits 1..125, get exits 255, neither 126, 127 nor 143") {
+    int pushStatus = push(segment, {"--compress-type=gzip"});
+    CHECK(pushStatus >= 1);
+    CHECK(pushStatus <= 125);
+    CHECK(get(name, "pg_wal/RECOVERYXLOG", recovering, {"--compress-level=x"}) == 255);
+    CHECK(get(name, "pg_wal/RECOVERYXLOG", recovering, {"--no-such-flag"}) == 255);
+    CHECK(entriesIn(recovering + "/pg_wal") == 0);
+  }
+}
+
+}  // namespace tidemark::test
