@@ -1,0 +1,73 @@
+# Shared by scripts/test, scripts/demo and bench/: package installation, the build, and the
+# unprivileged user PostgreSQL runs as. Source it; it defines functions and changes nothing.
+
+# Everything the build needs, from Debian.
+TM_BUILD_PACKAGES=(g++ cmake ninja-build pkg-config libssl-dev libcurl4-openssl-dev libpq-dev
+  liblz4-dev libzstd-dev libtomlplusplus-dev libspdlog-dev nlohmann-json3-dev doctest-dev)
+# What the integration tests, the demo and the benchmarks run.
+TM_RUNTIME_PACKAGES=(postgresql-15 postgresql-client-15)
+
+TM_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+TM_PG_BINDIR=${PG_BINDIR:-/usr/lib/postgresql/15/bin}
+
+tm_log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+
+tm_as_root() {
+  if [[ $(id -u) -eq 0 ]]; then "$@"; else sudo "$@"; fi
+}
+
+# Installs the packages that are missing; quiet (and quick) when none is.
+tm_install_packages() {
+  local missing=() pkg
+  for pkg in "$@"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
+  done
+  ((${#missing[@]})) || return 0
+  tm_log "installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  if ! tm_as_root apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null; then
+    tm_as_root apt-get update -qq >/dev/null
+    tm_as_root apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  fi
+}
+
+# PostgreSQL refuses to run as root: as root, tests and the demo run it as 'postgres'.
+tm_ensure_pg_user() {
+  [[ $(id -u) -eq 0 ]] || return 0
+  id postgres >/dev/null 2>&1 || useradd --system --home-dir /var/lib/postgresql --shell /bin/bash postgres
+}
+
+# Configures and builds into DIR with extra cmake arguments.
+tm_build() {
+  local dir=$1
+  shift
+  cmake -S "$TM_ROOT" -B "$dir" -G Ninja "$@" >/dev/null
+  cmake --build "$dir"
+}
+
+# A TCP port on 127.0.0.1 where nothing listens.
+tm_free_port() {
+  local port
+  for _ in $(seq 50); do
+    port=$((20000 + RANDOM % 40000))
+    (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null || { echo "$port"; return 0; }
+  done
+  echo "no free port found" >&2
+  return 1
+}
+
+# Stops a process this shell started: SIGINT (PostgreSQL: fast shutdown), SIGKILL after
+# $2 seconds (default 30), then reaps it. An exited child stays a zombie until reaped, and
+# kill -0 succeeds on zombies, so the state is read from /proc.
+tm_stop_pid() {
+  local pid=$1 grace=${2:-30} state
+  [[ -n $pid ]] || return 0
+  kill -INT "$pid" 2>/dev/null || return 0
+  for _ in $(seq $((grace * 10))); do
+    state=$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null || echo gone)
+    [[ $state == Z || $state == gone ]] && break
+    sleep 0.1
+  done
+  [[ $state == Z || $state == gone ]] || kill -KILL "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+}
