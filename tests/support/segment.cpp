@@ -90,6 +90,15 @@ bool exists(const std::string& path) {
   return ::lstat(path.c_str(), &st) == 0;
 }
 
+ChangeDirectory::ChangeDirectory(const std::string& dir) : previous_(std::filesystem::current_path().string()) {
+  std::filesystem::current_path(dir);
+}
+
+ChangeDirectory::~ChangeDirectory() {
+  std::error_code ignored;
+  std::filesystem::current_path(previous_, ignored);
+}
+
 TempDir::TempDir(const std::string& prefix) {
   std::string pattern = (std::filesystem::temp_directory_path() / (prefix + "-XXXXXX")).string();
   if (::mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed for " + pattern);

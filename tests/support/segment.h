@@ -41,6 +41,18 @@ std::vector<std::string> listDirectory(const std::string& dir);
 // Whether anything (file, directory, dangling symlink) exists at `path`.
 bool exists(const std::string& path);
 
+// Changes the working directory for its lifetime (tests are single-threaded).
+class ChangeDirectory {
+ public:
+  explicit ChangeDirectory(const std::string& dir);
+  ~ChangeDirectory();
+  ChangeDirectory(const ChangeDirectory&) = delete;
+  ChangeDirectory& operator=(const ChangeDirectory&) = delete;
+
+ private:
+  std::string previous_;
+};
+
 // A fresh temporary directory, removed with everything in it on destruction.
 class TempDir {
  public:
