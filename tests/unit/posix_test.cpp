@@ -1,0 +1,164 @@
+// Unit tests of common/storage/posix/posix.h beyond the shared storage contract (which
+// memory_storage_test.cpp runs against this driver too): the root, temporary files, layout.
+#include "common/storage/posix/posix.h"
+
+#include <doctest/doctest.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "support/check.h"
+#include "support/segment.h"
+
+using namespace tidemark;
+using storage::PosixStorage;
+using test::Containing;
+using test::listDirectory;
+using test::thrownError;
+using test::what;
+
+namespace {
+
+bool put(storage::Storage& s, const std::string& path, std::string_view content) {
+  auto w = s.newWrite(path, {});
+  w->write(io::asBytes(content));
+  return w->commit();
+}
+
+std::vector<std::string> listed(storage::Storage& s, const std::string& dir) {
+  std::vector<std::string> names;
+  s.list(dir, [&](const storage::ListEntry& e) { names.push_back(e.name + (e.directory ? "/" : "")); });
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+using Names = std::vector<std::string>;
+
+}  // namespace
+
+TEST_CASE("PosixStorage needs an absolute root") {
+  SUBCASE("a relative root is a configuration error") {
+    Error e = thrownError([] { PosixStorage s("repo"); });
+    CHECK(e.code() == ErrorCode::Config);
+    CHECK(what(e) == "repository path 'repo' is not absolute");
+    CHECK(e.hint() == Containing("absolute path"));
+    CHECK(thrownError([] { PosixStorage s("./repo"); }).code() == ErrorCode::Config);
+  }
+  SUBCASE("an empty root is a configuration error") {
+    CHECK(thrownError([] { PosixStorage s(""); }).code() == ErrorCode::Config);
+  }
+  SUBCASE("trailing slashes are dropped, and the root names the storage") {
+    PosixStorage s("/var/lib/tidemark/repo//");
+    CHECK(s.root() == "/var/lib/tidemark/repo");
+    CHECK(s.describe() == "posix:/var/lib/tidemark/repo");
+    CHECK(PosixStorage("/").root() == "/");
+  }
+}
+
+TEST_CASE("PosixStorage never takes a missing repository root for a missing object") {
+  test::TempDir dir;
+  const std::string root = dir / "unmounted";
+  PosixStorage s(root, {.sync = false});
+  const std::string wal = "main/wal/0000000100000000/000000010000000000000001";
+  auto checkRootError = [&](const Error& e) {
+    CHECK(e.code() == ErrorCode::Storage);
+    CHECK(what(e) == "repository path '" + root + "' does not exist or is not a directory");
+    CHECK(e.hint() == Containing("mount"));
+  };
+  SUBCASE("read throws instead of answering 'not found', and writes nothing") {
+    io::MemorySink out;
+    checkRootError(thrownError([&] { s.read(wal, out, {}); }));
+    checkRootError(thrownError([&] { s.read("main/stanza.json", out, {}); }));
+    CHECK(out.data().empty());
+  }
+  SUBCASE("info throws instead of answering 'not found'") {
+    checkRootError(thrownError([&] { s.info(wal); }));
+    checkRootError(thrownError([&] { s.info("main/stanza.json"); }));
+  }
+  SUBCASE("list throws instead of listing nothing") {
+    checkRootError(thrownError([&] { s.list("", [](const storage::ListEntry&) {}); }));
+    checkRootError(thrownError([&] { s.list("main/wal", [](const storage::ListEntry&) {}); }));
+  }
+  SUBCASE("a write fails and does not create the root") {
+    Error e = thrownError([&] { s.newWrite(wal, {}); });
+    CHECK(e.code() == ErrorCode::Storage);
+    CHECK(what(e) == "'" + root + "' does not exist");
+    CHECK_FALSE(test::exists(root));
+  }
+  SUBCASE("a root that is a file is refused the same way") {
+    test::writeFile(root, "not a directory");
+    io::MemorySink out;
+    CHECK(thrownError([&] { s.read(wal, out, {}); }).code() == ErrorCode::Storage);
+    CHECK(thrownError([&] { s.info(wal); }).code() == ErrorCode::Storage);
+  }
+  SUBCASE("once the root exists, a missing object is simply not found") {
+    REQUIRE(::mkdir(root.c_str(), 0750) == 0);
+    io::MemorySink out;
+    CHECK_FALSE(s.read(wal, out, {}));
+    CHECK_FALSE(s.info(wal).has_value());
+    CHECK(listed(s, "").empty());
+  }
+}
+
+TEST_CASE("PosixStorage stores objects as files under the root") {
+  test::TempDir dir;
+  PosixStorage s(dir.path(), {.sync = false, .allowTmpfile = false});
+  const std::string wal = "main/wal/0000000100000000/000000010000000000000001";
+  SUBCASE("an object is a plain file at its path, with its parents created") {
+    CHECK(put(s, wal, "bytes"));
+    CHECK(std::string(io::asText(test::readFile(dir / wal))) == "bytes");
+    CHECK(listDirectory(dir / "main/wal/0000000100000000") == Names{"000000010000000000000001"});
+  }
+  SUBCASE("an unfinished write is a hidden temporary file that list never shows") {
+    auto w = s.newWrite(wal, {});
+    w->write(io::asBytes("in progress"));
+    Names names = listDirectory(dir / "main/wal/0000000100000000");
+    REQUIRE(names.size() == 1);
+    CHECK(names[0].rfind(".000000010000000000000001.tmp-", 0) == 0);
+    CHECK(listed(s, "main/wal/0000000100000000").empty());
+    w.reset();
+    CHECK(listDirectory(dir / "main/wal/0000000100000000").empty());
+  }
+  SUBCASE("list skips every hidden name, and entries that are neither files nor directories") {
+    CHECK(put(s, wal, "x"));
+    test::writeFile(dir / "main/wal/0000000100000000/.000000010000000000000002.tmp-1-abc", "left by a crash");
+    REQUIRE(::symlink("000000010000000000000001", (dir / "main/wal/0000000100000000/link").c_str()) == 0);
+    REQUIRE(::mkfifo((dir / "main/wal/0000000100000000/fifo").c_str(), 0600) == 0);
+    REQUIRE(::mkdir((dir / "main/wal/0000000100000000/sub").c_str(), 0750) == 0);
+    CHECK(listed(s, "main/wal/0000000100000000") == Names{"000000010000000000000001", "sub/"});
+  }
+  SUBCASE("a directory is not an object") {
+    CHECK(put(s, wal, "x"));
+    Error e = thrownError([&] { s.info("main/wal"); });
+    CHECK(e.code() == ErrorCode::Storage);
+    CHECK(what(e) == Containing("is not a regular file"));
+    io::MemorySink out;
+    CHECK(thrownError([&] { s.read("main/wal", out, {}); }).code() == ErrorCode::Storage);
+  }
+  SUBCASE("a file where a directory belongs makes the write fail") {
+    CHECK(put(s, "main/wal", "a file"));
+    Error e = thrownError([&] { s.newWrite(wal, {}); });
+    CHECK(e.code() == ErrorCode::Storage);
+    CHECK(what(e) == Containing("exists and is not a directory"));
+  }
+}
+
+TEST_CASE("two PosixStorage instances racing for one name: the first commit wins") {
+  // Two archivers (a primary and a standby with archive_mode = always) share one repository.
+  for (bool tmpfile : {true, false}) {
+    CAPTURE(tmpfile);
+    test::TempDir dir;
+    PosixStorage a(dir.path(), {.sync = false, .allowTmpfile = tmpfile});
+    PosixStorage b(dir.path(), {.sync = false, .allowTmpfile = tmpfile});
+    const std::string wal = "main/wal/0000000100000000/000000010000000000000001";
+    auto first = a.newWrite(wal, {.noReplace = true});
+    auto second = b.newWrite(wal, {.noReplace = true});
+    first->write(io::asBytes("from a"));
+    second->write(io::asBytes("from b"));
+    CHECK(second->commit());
+    CHECK_FALSE(first->commit());
+    first.reset();
+    second.reset();
+    CHECK(std::string(io::asText(test::readFile(dir / wal))) == "from b");
+    CHECK(listDirectory(dir / "main/wal/0000000100000000") == Names{"000000010000000000000001"});
+  }
+}
