@@ -67,14 +67,11 @@ void EnvelopeReader::write(io::ByteView data) {
     if (headerSize_ == 0) {
       if (!std::equal(kEnvelopeMagic.begin(), kEnvelopeMagic.end(), headerBytes_.begin()))
         corrupt("not a tidemark object (bad magic at its start)");
-      std::uint16_t version = io::getLe16(&headerBytes_[8]);
-      if (version != kEnvelopeVersion)
-        throw Error(ErrorCode::Unsupported,
-                    fmt::format("object format version {} is not supported (this tidemark reads {})", version,
-                                kEnvelopeVersion),
-                    "the object was written by a newer tidemark: upgrade to read it");
+      // The version is believed only once the header check matches (every version keeps the
+      // length here and the check at the header's end): a damaged version field is damage, not
+      // an object from a newer tidemark.
       headerSize_ = io::getLe16(&headerBytes_[10]);
-      if (headerSize_ != kHeaderSizeNoEncryption) corrupt(fmt::format("header length {} is invalid", headerSize_));
+      if (headerSize_ < kHeaderSizeNoEncryption) corrupt(fmt::format("header length {} is invalid", headerSize_));
       std::size_t more = std::min(headerSize_ - headerBytes_.size(), data.size());
       headerBytes_.insert(headerBytes_.end(), data.begin(), data.begin() + more);
       data = data.subspan(more);
@@ -83,6 +80,13 @@ void EnvelopeReader::write(io::ByteView data) {
     auto check = headerCheck({headerBytes_.data(), headerSize_ - kHeaderCheckSize});
     if (!std::equal(check.begin(), check.end(), headerBytes_.begin() + (headerSize_ - kHeaderCheckSize)))
       corrupt("header checksum mismatch (the header is damaged)");
+    std::uint16_t version = io::getLe16(&headerBytes_[8]);
+    if (version != kEnvelopeVersion)
+      throw Error(ErrorCode::Unsupported,
+                  fmt::format("object format version {} is not supported (this tidemark reads {})", version,
+                              kEnvelopeVersion),
+                  "the object was written by a newer tidemark: upgrade to read it");
+    if (headerSize_ != kHeaderSizeNoEncryption) corrupt(fmt::format("header length {} is invalid", headerSize_));
     std::uint8_t compress = headerBytes_[12], encryption = headerBytes_[13];
     if (compress > std::uint8_t(io::CompressType::Zstd)) corrupt(fmt::format("unknown compression {}", compress));
     if (encryption != std::uint8_t(Encryption::None)) corrupt(fmt::format("unknown encryption {}", encryption));

@@ -53,7 +53,8 @@ class EnvelopeWriter final : public io::Filter {
 
 // Parses and checks the header, then forwards the payload to the sink `open` returns for that
 // header (e.g. the right decompressor); holds back the trailer and checks it on close().
-// Throws Error(Corrupt) for a damaged header or trailer, or a stream too short to hold them.
+// Throws Error(Corrupt) for a damaged header or trailer, or a stream too short to hold them, and
+// Error(Unsupported) for an undamaged header of another format version.
 class EnvelopeReader final : public io::Sink {
  public:
   using Open = std::function<io::Sink&(const EnvelopeHeader&)>;
