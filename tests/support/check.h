@@ -40,7 +40,9 @@ inline std::ostream& operator<<(std::ostream& out, const Containing& c) {
   return out << "<a text containing \"" << c.part << "\">";
 }
 
-inline std::string what(const Error& e) { return e.what(); }
+inline std::string what(const Error& e) {
+  return e.what();
+}
 
 }  // namespace tidemark::test
 

@@ -16,13 +16,15 @@ class FaultWrite final : public storage::Write {
 
   void write(io::ByteView data) override {
     int call = owner_.countWriteCall();
-    if (call == owner_.plan().failWriteCall) owner_.inject(fmt::format("write #{} to '{}' failed", call, path_));
+    if (call == owner_.plan().failWriteCall)
+      owner_.inject(fmt::format("write #{} to '{}' failed", call, path_));
     inner_->write(data);
   }
   void close() override { inner_->close(); }
   bool commit() override {
     int call = owner_.countCommit();
-    if (call == owner_.plan().failCommit) owner_.inject(fmt::format("commit #{} of '{}' failed", call, path_));
+    if (call == owner_.plan().failCommit)
+      owner_.inject(fmt::format("commit #{} of '{}' failed", call, path_));
     bool published = inner_->commit();
     if (call == owner_.plan().loseCommitAck)
       owner_.inject(fmt::format("the reply to commit #{} of '{}' was lost", call, path_));
@@ -70,11 +72,15 @@ void FaultStorage::inject(const std::string& what) {
   throw e;
 }
 
-std::string FaultStorage::describe() const { return "faulty " + inner_.describe(); }
+std::string FaultStorage::describe() const {
+  return "faulty " + inner_.describe();
+}
 
-std::unique_ptr<storage::Write> FaultStorage::newWrite(const std::string& path, storage::WriteOptions options) {
+std::unique_ptr<storage::Write> FaultStorage::newWrite(const std::string& path,
+                                                       storage::WriteOptions options) {
   int call = ++counts_.newWrites;
-  if (call == plan_.failNewWrite) inject(fmt::format("creating write #{} of '{}' failed", call, path));
+  if (call == plan_.failNewWrite)
+    inject(fmt::format("creating write #{} of '{}' failed", call, path));
   return std::make_unique<FaultWrite>(*this, inner_.newWrite(path, options), path);
 }
 
@@ -97,7 +103,8 @@ std::optional<storage::ObjectInfo> FaultStorage::info(const std::string& path) {
   return inner_.info(path);
 }
 
-void FaultStorage::list(const std::string& dir, const std::function<void(const storage::ListEntry&)>& fn) {
+void FaultStorage::list(const std::string& dir,
+                        const std::function<void(const storage::ListEntry&)>& fn) {
   if (plan_.failList) inject(fmt::format("list of '{}' failed", dir));
   inner_.list(dir, fn);
 }

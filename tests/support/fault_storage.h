@@ -35,10 +35,12 @@ class FaultStorage final : public storage::Storage {
   explicit FaultStorage(storage::Storage& inner, FaultPlan plan = {});
 
   std::string describe() const override;
-  std::unique_ptr<storage::Write> newWrite(const std::string& path, storage::WriteOptions options) override;
+  std::unique_ptr<storage::Write> newWrite(const std::string& path,
+                                           storage::WriteOptions options) override;
   bool read(const std::string& path, io::Sink& out, storage::ReadOptions options) override;
   std::optional<storage::ObjectInfo> info(const std::string& path) override;
-  void list(const std::string& dir, const std::function<void(const storage::ListEntry&)>& fn) override;
+  void list(const std::string& dir,
+            const std::function<void(const storage::ListEntry&)>& fn) override;
   void remove(const std::string& path) override;
 
   // The plan may be changed between calls.

@@ -26,9 +26,11 @@ struct MemoryStorage::State {
 
   // Lock held. Throws Storage when a parent directory of `path` is an object.
   void checkParents(const std::string& path) const {
-    for (std::size_t slash = path.find('/'); slash != std::string::npos; slash = path.find('/', slash + 1))
+    for (std::size_t slash = path.find('/'); slash != std::string::npos;
+         slash = path.find('/', slash + 1))
       if (objects.count(path.substr(0, slash)))
-        throw error(ErrorCode::Storage, "'{}' is not a directory in {}", path.substr(0, slash), name);
+        throw error(ErrorCode::Storage, "'{}' is not a directory in {}", path.substr(0, slash),
+                    name);
   }
   // Lock held. Throws Storage when `path` cannot name an object (it is a directory, or is below
   // an object).
@@ -59,7 +61,8 @@ void checkPath(const std::string& path) {
 
 class MemoryWrite final : public storage::Write {
  public:
-  MemoryWrite(std::shared_ptr<MemoryStorage::State> state, std::string path, storage::WriteOptions options)
+  MemoryWrite(std::shared_ptr<MemoryStorage::State> state, std::string path,
+              storage::WriteOptions options)
       : state_(std::move(state)), path_(std::move(path)), options_(options) {
     std::lock_guard lock(state_->mutex);
     ++state_->openWrites;
@@ -88,7 +91,8 @@ class MemoryWrite final : public storage::Write {
     done_ = true;
     --state_->openWrites;
     if (exists && options_.noReplace) return false;
-    state_->objects[path_] = {std::make_shared<const io::Buffer>(std::move(bytes_)), std::int64_t(std::time(nullptr))};
+    state_->objects[path_] = {std::make_shared<const io::Buffer>(std::move(bytes_)),
+                              std::int64_t(std::time(nullptr))};
     return true;
   }
   std::uint64_t size() const override { return bytes_.size(); }
@@ -112,9 +116,12 @@ MemoryStorage::MemoryStorage(MemoryStorageOptions options) : state_(std::make_sh
 
 MemoryStorage::~MemoryStorage() = default;
 
-std::string MemoryStorage::describe() const { return state_->name; }
+std::string MemoryStorage::describe() const {
+  return state_->name;
+}
 
-std::unique_ptr<storage::Write> MemoryStorage::newWrite(const std::string& path, storage::WriteOptions options) {
+std::unique_ptr<storage::Write> MemoryStorage::newWrite(const std::string& path,
+                                                        storage::WriteOptions options) {
   checkPath(path);
   {
     // Like posix, which creates the parent directories here: a parent that is an object fails now.
@@ -131,7 +138,8 @@ bool MemoryStorage::read(const std::string& path, io::Sink& out, storage::ReadOp
     std::lock_guard lock(state_->mutex);
     auto it = state_->objects.find(path);
     if (it == state_->objects.end()) {
-      if (state_->hasChildren(path)) throw error(ErrorCode::Storage, "'{}' is a directory in {}", path, state_->name);
+      if (state_->hasChildren(path))
+        throw error(ErrorCode::Storage, "'{}' is a directory in {}", path, state_->name);
       return false;
     }
     bytes = it->second.bytes;
@@ -152,13 +160,15 @@ std::optional<storage::ObjectInfo> MemoryStorage::info(const std::string& path) 
   std::lock_guard lock(state_->mutex);
   auto it = state_->objects.find(path);
   if (it == state_->objects.end()) {
-    if (state_->hasChildren(path)) throw error(ErrorCode::Storage, "'{}' is not a regular file in {}", path, state_->name);
+    if (state_->hasChildren(path))
+      throw error(ErrorCode::Storage, "'{}' is not a regular file in {}", path, state_->name);
     return std::nullopt;
   }
   return storage::ObjectInfo{it->second.bytes->size(), it->second.modified};
 }
 
-void MemoryStorage::list(const std::string& dir, const std::function<void(const storage::ListEntry&)>& fn) {
+void MemoryStorage::list(const std::string& dir,
+                         const std::function<void(const storage::ListEntry&)>& fn) {
   if (!dir.empty()) checkPath(dir);
   std::vector<storage::ListEntry> entries;
   {
@@ -171,12 +181,15 @@ void MemoryStorage::list(const std::string& dir, const std::function<void(const 
          it != state_->objects.end() && it->first.compare(0, prefix.size(), prefix) == 0; ++it) {
       std::string rest = it->first.substr(prefix.size());
       auto slash = rest.find('/');
-      if (slash == std::string::npos) entries.push_back({rest, false, it->second.bytes->size()});
-      else if (directories.insert(rest.substr(0, slash)).second) entries.push_back({rest.substr(0, slash), true, 0});
+      if (slash == std::string::npos)
+        entries.push_back({rest, false, it->second.bytes->size()});
+      else if (directories.insert(rest.substr(0, slash)).second)
+        entries.push_back({rest.substr(0, slash), true, 0});
     }
   }
   // Outside the lock: `fn` may use this storage.
-  for (const auto& entry : entries) fn(entry);
+  for (const auto& entry : entries)
+    fn(entry);
 }
 
 void MemoryStorage::remove(const std::string& path) {
@@ -203,7 +216,8 @@ void MemoryStorage::setObject(const std::string& path, io::Buffer bytes) {
 std::vector<std::string> MemoryStorage::paths() const {
   std::lock_guard lock(state_->mutex);
   std::vector<std::string> out;
-  for (const auto& [path, object] : state_->objects) out.push_back(path);
+  for (const auto& [path, object] : state_->objects)
+    out.push_back(path);
   return out;
 }
 

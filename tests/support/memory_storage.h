@@ -28,10 +28,12 @@ class MemoryStorage final : public storage::Storage {
   ~MemoryStorage() override;
 
   std::string describe() const override;
-  std::unique_ptr<storage::Write> newWrite(const std::string& path, storage::WriteOptions options) override;
+  std::unique_ptr<storage::Write> newWrite(const std::string& path,
+                                           storage::WriteOptions options) override;
   bool read(const std::string& path, io::Sink& out, storage::ReadOptions options) override;
   std::optional<storage::ObjectInfo> info(const std::string& path) override;
-  void list(const std::string& dir, const std::function<void(const storage::ListEntry&)>& fn) override;
+  void list(const std::string& dir,
+            const std::function<void(const storage::ListEntry&)>& fn) override;
   void remove(const std::string& path) override;
 
   // Test access that bypasses the contracts: the stored bytes (nullopt when absent), to inspect

@@ -25,13 +25,16 @@ Buffer semiCompressible(std::size_t size, std::uint64_t seed = 1) {
     std::size_t run = 1 + random() % 300;
     switch (random() % 3) {
       case 0:
-        for (std::size_t j = 0; j < run && i < size; ++j) out[i++] = std::uint8_t(random());
+        for (std::size_t j = 0; j < run && i < size; ++j)
+          out[i++] = std::uint8_t(random());
         break;
       case 1:
-        for (std::size_t j = 0; j < run && i < size; ++j) out[i++] = 0;
+        for (std::size_t j = 0; j < run && i < size; ++j)
+          out[i++] = 0;
         break;
       default:
-        for (std::size_t j = 0; j < run && i < size; ++j) out[i++] = std::uint8_t("tidemark"[j % 8]);
+        for (std::size_t j = 0; j < run && i < size; ++j)
+          out[i++] = std::uint8_t("tidemark"[j % 8]);
     }
   }
   return out;
@@ -51,7 +54,8 @@ class Collect final : public Sink {
 };
 
 void writeInChunks(Sink& sink, ByteView data, std::size_t chunk) {
-  for (std::size_t at = 0; at < data.size(); at += chunk) sink.write(data.subspan(at, std::min(chunk, data.size() - at)));
+  for (std::size_t at = 0; at < data.size(); at += chunk)
+    sink.write(data.subspan(at, std::min(chunk, data.size() - at)));
 }
 
 Buffer compress(CompressType type, ByteView plain, std::size_t chunk, int level = 1) {
@@ -75,7 +79,8 @@ Buffer decompress(CompressType type, ByteView stored, std::size_t chunk) {
 }  // namespace
 
 TEST_CASE("compression types have stable names and level ranges") {
-  for (CompressType type : kTypes) CHECK(parseCompressType(compressName(type)) == type);
+  for (CompressType type : kTypes)
+    CHECK(parseCompressType(compressName(type)) == type);
   CHECK(compressName(CompressType::Zstd) == "zstd");
   CHECK_FALSE(parseCompressType("gzip").has_value());
   CHECK_FALSE(parseCompressType("ZSTD").has_value());
@@ -118,15 +123,18 @@ TEST_CASE("compressors and decompressors round-trip any input written in any chu
       for (std::size_t chunk : {std::size_t(7), std::size_t((1u << 20) + 3)}) {
         CAPTURE(chunk);
         Buffer stored = compress(type, big, chunk);
-        if (type == CompressType::None) CHECK(stored == big);
-        else CHECK(stored.size() < big.size() / 2);
+        if (type == CompressType::None)
+          CHECK(stored == big);
+        else
+          CHECK(stored.size() < big.size() / 2);
         CHECK(decompress(type, stored, chunk) == big);
       }
     }
     SUBCASE("incompressible input survives") {
       Buffer noise(700 * 1024);
       std::mt19937 random(9);
-      for (auto& b : noise) b = std::uint8_t(random());
+      for (auto& b : noise)
+        b = std::uint8_t(random());
       CHECK(decompress(type, compress(type, noise, 65536), 1 << 20) == noise);
     }
   }
@@ -151,8 +159,9 @@ TEST_CASE("decompressors refuse damaged streams with Error(Corrupt)") {
     CAPTURE(type);
     const Buffer stored = compress(type, plain, 1 << 20);
     SUBCASE("a truncated stream is accepted while written and refused at close()") {
-      for (std::size_t keep : {std::size_t(0), std::size_t(1), std::size_t(4), std::size_t(11), stored.size() / 3,
-                               stored.size() / 2, stored.size() - 4, stored.size() - 1}) {
+      for (std::size_t keep :
+           {std::size_t(0), std::size_t(1), std::size_t(4), std::size_t(11), stored.size() / 3,
+            stored.size() / 2, stored.size() - 4, stored.size() - 1}) {
         CAPTURE(keep);
         Collect out;
         auto filter = newDecompressor(type, out);
@@ -166,7 +175,8 @@ TEST_CASE("decompressors refuse damaged streams with Error(Corrupt)") {
     SUBCASE("garbage is refused") {
       Buffer garbage(5000);
       std::mt19937 random(11);
-      for (auto& b : garbage) b = std::uint8_t(random());
+      for (auto& b : garbage)
+        b = std::uint8_t(random());
       Collect out;
       auto filter = newDecompressor(type, out);
       Error e = thrownError([&] {
@@ -188,7 +198,8 @@ TEST_CASE("decompressors refuse damaged streams with Error(Corrupt)") {
     }
     SUBCASE("bytes after the end of the frame are refused") {
       Buffer extended = stored;
-      for (std::uint8_t b : {0x12, 0x34, 0x56, 0x78, 0x9a}) extended.push_back(b);
+      for (std::uint8_t b : {0x12, 0x34, 0x56, 0x78, 0x9a})
+        extended.push_back(b);
       Collect out;
       auto filter = newDecompressor(type, out);
       Error e = thrownError([&] {
@@ -200,7 +211,8 @@ TEST_CASE("decompressors refuse damaged streams with Error(Corrupt)") {
   }
 }
 
-TEST_CASE("filters work in bounded memory: output arrives in bounded pieces whatever the input size") {
+TEST_CASE(
+    "filters work in bounded memory: output arrives in bounded pieces whatever the input size") {
   const Buffer big = semiCompressible(5u << 20, 6);
   for (CompressType type : {CompressType::Lz4, CompressType::Zstd}) {
     CAPTURE(type);

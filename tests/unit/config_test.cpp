@@ -28,11 +28,14 @@ const CommandSpec kSpec{
 
 CommandLine parse(std::vector<std::string> args) {
   std::vector<const char*> argv{"tidemark-test"};
-  for (const auto& a : args) argv.push_back(a.c_str());
+  for (const auto& a : args)
+    argv.push_back(a.c_str());
   return parseCommandLine(kSpec, int(argv.size()), argv.data());
 }
 
-Config load(std::vector<std::string> args, const Environment& env = {}) { return loadConfig(parse(args), env); }
+Config load(std::vector<std::string> args, const Environment& env = {}) {
+  return loadConfig(parse(args), env);
+}
 
 // A configuration file in a temporary directory.
 struct ConfigFile {
@@ -143,8 +146,9 @@ TEST_CASE("helpText lists the command's options and every configuration flag") {
 }
 
 TEST_CASE("configuration keys have one environment variable and one flag each") {
-  CHECK(configKeys() == std::vector<std::string>{"stanza", "repo.type", "repo.path", "compress.type",
-                                                 "compress.level", "log.level", "log.file"});
+  CHECK(configKeys() == std::vector<std::string>{"stanza", "repo.type", "repo.path",
+                                                 "compress.type", "compress.level", "log.level",
+                                                 "log.file"});
   CHECK(environmentName("repo.path") == "TIDEMARK_REPO_PATH");
   CHECK(environmentName("stanza") == "TIDEMARK_STANZA");
   CHECK(flagName("compress.level") == "--compress-level");
@@ -176,7 +180,8 @@ TEST_CASE("loadConfig merges file, environment and flags, in that order of prece
   }
   SUBCASE("each key takes the strongest source that sets it") {
     ConfigFile file(
-        "stanza = 'file'\n[repo]\npath = '/file'\n[compress]\ntype = 'lz4'\nlevel = 3\n[log]\nlevel = 'warn'\n");
+        "stanza = 'file'\n[repo]\npath = '/file'\n[compress]\ntype = 'lz4'\nlevel = "
+        "3\n[log]\nlevel = 'warn'\n");
     Environment env{{"TIDEMARK_REPO_PATH", "/env"}, {"TIDEMARK_COMPRESS_TYPE", "none"}};
     Config c = load({"--config", file.path, "--compress-type", "zstd", "--log-level=debug"}, env);
     CHECK(c.stanza == "file");
@@ -195,8 +200,10 @@ TEST_CASE("loadConfig merges file, environment and flags, in that order of prece
   }
   SUBCASE("integers and switches may come from strings in the environment") {
     ConfigFile file("");
-    Config c = load({}, {{"TIDEMARK_CONFIG", file.path}, {"TIDEMARK_COMPRESS_LEVEL", "12"},
-                         {"TIDEMARK_COMPRESS_TYPE", "lz4"}, {"TIDEMARK_LOG_FILE", ""}});
+    Config c = load({}, {{"TIDEMARK_CONFIG", file.path},
+                         {"TIDEMARK_COMPRESS_LEVEL", "12"},
+                         {"TIDEMARK_COMPRESS_TYPE", "lz4"},
+                         {"TIDEMARK_LOG_FILE", ""}});
     CHECK(c.compress.type == io::CompressType::Lz4);
     CHECK(c.compress.level == 12);
     CHECK(c.log.file.empty());
@@ -309,11 +316,14 @@ TEST_CASE("loadConfig refuses wrong values, naming the key, its source and what 
     ConfigFile file("[compress]\nlevel = 'fast'\n");
     Error e = thrownError([&] { load({"--config", file.path}); });
     CHECK(e.code() == ErrorCode::Config);
-    CHECK(what(e) == "compress.level in '" + file.path + "' line 2: must be an integer, not 'fast'");
+    CHECK(what(e) ==
+          "compress.level in '" + file.path + "' line 2: must be an integer, not 'fast'");
   }
   SUBCASE("a string where an integer belongs, in the environment and as a flag") {
     ConfigFile file("");
-    Error env = thrownError([&] { load({"--config", file.path}, {{"TIDEMARK_COMPRESS_LEVEL", "fast"}}); });
+    Error env = thrownError([&] {
+      load({"--config", file.path}, {{"TIDEMARK_COMPRESS_LEVEL", "fast"}});
+    });
     CHECK(env.code() == ErrorCode::Config);
     CHECK(what(env) == "TIDEMARK_COMPRESS_LEVEL: must be an integer, not 'fast'");
     Error flag = thrownError([&] { load({"--config", file.path, "--compress-level=3x"}); });
@@ -339,8 +349,11 @@ TEST_CASE("loadConfig refuses wrong values, naming the key, its source and what 
     ConfigFile file("[compress]\ntype = \"gzip\"\n");
     Error e = thrownError([&] { load({"--config", file.path}); });
     CHECK(e.code() == ErrorCode::Config);
-    CHECK(what(e) == "compress.type in '" + file.path + "' line 2: 'gzip' is not one of none | lz4 | zstd");
-    Error env = thrownError([&] { load({"--config", ConfigFile("").path}, {{"TIDEMARK_COMPRESS_TYPE", "gzip"}}); });
+    CHECK(what(e) ==
+          "compress.type in '" + file.path + "' line 2: 'gzip' is not one of none | lz4 | zstd");
+    Error env = thrownError([&] {
+      load({"--config", ConfigFile("").path}, {{"TIDEMARK_COMPRESS_TYPE", "gzip"}});
+    });
     CHECK(env.code() == ErrorCode::Config);
     CHECK(what(env) == "TIDEMARK_COMPRESS_TYPE: 'gzip' is not one of none | lz4 | zstd");
   }
@@ -349,7 +362,9 @@ TEST_CASE("loadConfig refuses wrong values, naming the key, its source and what 
     CHECK(e.code() == ErrorCode::Config);
     CHECK(what(e) == "--compress-type: 'lz5' is not one of none | lz4 | zstd");
     CHECK(e.hint() == "did you mean 'lz4'?");
-    Error level = thrownError([&] { load({"--config", ConfigFile("").path}, {{"TIDEMARK_LOG_LEVEL", "infoo"}}); });
+    Error level = thrownError([&] {
+      load({"--config", ConfigFile("").path}, {{"TIDEMARK_LOG_LEVEL", "infoo"}});
+    });
     CHECK(what(level) == "TIDEMARK_LOG_LEVEL: 'infoo' is not one of error | warn | info | debug");
     CHECK(level.hint() == "did you mean 'info'?");
   }
@@ -359,7 +374,8 @@ TEST_CASE("loadConfig refuses wrong values, naming the key, its source and what 
     CHECK(what(e) == "--repo-type: 's3' is not one of posix");
   }
   SUBCASE("the log level is read") {
-    CHECK(load({"--config", ConfigFile("[log]\nlevel = 'error'\n").path}).log.level == LogLevel::Error);
+    CHECK(load({"--config", ConfigFile("[log]\nlevel = 'error'\n").path}).log.level ==
+          LogLevel::Error);
     CHECK(load({"--config", ConfigFile("").path, "--log-level=warn"}).log.level == LogLevel::Warn);
   }
 }
@@ -367,35 +383,46 @@ TEST_CASE("loadConfig refuses wrong values, naming the key, its source and what 
 TEST_CASE("loadConfig checks compress.level against the chosen compression type") {
   ConfigFile empty("");
   SUBCASE("the ends of each range are accepted") {
-    CHECK(load({"--config", empty.path, "--compress-type=zstd", "--compress-level=19"}).compress.level == 19);
-    CHECK(load({"--config", empty.path, "--compress-type=zstd", "--compress-level=1"}).compress.level == 1);
-    CHECK(load({"--config", empty.path, "--compress-type=lz4", "--compress-level=0"}).compress.level == 0);
-    CHECK(load({"--config", empty.path, "--compress-type=lz4", "--compress-level=12"}).compress.level == 12);
+    CHECK(load({"--config", empty.path, "--compress-type=zstd", "--compress-level=19"})
+              .compress.level == 19);
+    CHECK(load({"--config", empty.path, "--compress-type=zstd", "--compress-level=1"})
+              .compress.level == 1);
+    CHECK(load({"--config", empty.path, "--compress-type=lz4", "--compress-level=0"})
+              .compress.level == 0);
+    CHECK(load({"--config", empty.path, "--compress-type=lz4", "--compress-level=12"})
+              .compress.level == 12);
   }
   SUBCASE("a zstd level out of range names its source and the range") {
-    Error e = thrownError([&] { load({"--config", empty.path}, {{"TIDEMARK_COMPRESS_LEVEL", "20"}}); });
+    Error e = thrownError([&] {
+      load({"--config", empty.path}, {{"TIDEMARK_COMPRESS_LEVEL", "20"}});
+    });
     CHECK(e.code() == ErrorCode::Config);
     CHECK(what(e) == "TIDEMARK_COMPRESS_LEVEL: level 20 is out of range for zstd (1..19)");
     Error zero = thrownError([&] { load({"--config", empty.path, "--compress-level=0"}); });
     CHECK(what(zero) == "--compress-level: level 0 is out of range for zstd (1..19)");
   }
-  SUBCASE("a level valid for zstd but not for lz4 is refused once lz4 is chosen, naming the file line") {
+  SUBCASE(
+      "a level valid for zstd but not for lz4 is refused once lz4 is chosen, naming the file "
+      "line") {
     ConfigFile file("[compress]\ntype = 'zstd'\nlevel = 15\n");
     CHECK(load({"--config", file.path}).compress.level == 15);
     Error e = thrownError([&] { load({"--config", file.path, "--compress-type=lz4"}); });
     CHECK(e.code() == ErrorCode::Config);
-    CHECK(what(e) == "compress.level in '" + file.path + "' line 3: level 15 is out of range for lz4 (0..12)");
+    CHECK(what(e) ==
+          "compress.level in '" + file.path + "' line 3: level 15 is out of range for lz4 (0..12)");
   }
   SUBCASE("the default level is valid for every type") {
     CHECK(load({"--config", empty.path, "--compress-type=lz4"}).compress.level == 1);
     CHECK(load({"--config", empty.path, "--compress-type=zstd"}).compress.level == 1);
   }
   SUBCASE("no compression ignores the level") {
-    CHECK(load({"--config", empty.path, "--compress-type=none", "--compress-level=50"}).compress.type ==
-          io::CompressType::None);
+    CHECK(load({"--config", empty.path, "--compress-type=none", "--compress-level=50"})
+              .compress.type == io::CompressType::None);
   }
   SUBCASE("an absurd level is refused whatever the type") {
-    Error e = thrownError([&] { load({"--config", empty.path, "--compress-type=none", "--compress-level=1000"}); });
+    Error e = thrownError([&] {
+      load({"--config", empty.path, "--compress-type=none", "--compress-level=1000"});
+    });
     CHECK(e.code() == ErrorCode::Config);
     CHECK(what(e) == "--compress-level: 1000 is out of range");
   }
@@ -424,13 +451,15 @@ TEST_CASE("loadConfig validates paths and the stanza name") {
     CHECK(what(e) == "--log-file: 't.log' is not an absolute path");
   }
   SUBCASE("valid stanza names are accepted") {
-    for (std::string name : std::vector<std::string>{"main", "db-1.prod_x", "A", std::string(64, 's')}) {
+    for (std::string name :
+         std::vector<std::string>{"main", "db-1.prod_x", "A", std::string(64, 's')}) {
       CAPTURE(name);
       CHECK(load({"--config", empty.path, "--stanza=" + name}).stanza == name);
     }
   }
   SUBCASE("invalid stanza names are refused with the rule in the hint") {
-    for (std::string name : std::vector<std::string>{"", ".hidden", "a/b", "a b", "..", "x\\y", std::string(65, 's')}) {
+    for (std::string name : std::vector<std::string>{"", ".hidden", "a/b", "a b", "..", "x\\y",
+                                                     std::string(65, 's')}) {
       CAPTURE(name);
       Error e = thrownError([&] { load({"--config", empty.path, "--stanza=" + name}); });
       CHECK(e.code() == ErrorCode::Config);

@@ -49,14 +49,16 @@ struct Decoded {
 };
 
 // Feeds `bytes` to a reader in pieces of `chunk` bytes (or split once at `split`).
-void decode(const io::Buffer& bytes, Decoded& out, std::size_t chunk, std::optional<std::size_t> split = {}) {
+void decode(const io::Buffer& bytes, Decoded& out, std::size_t chunk,
+            std::optional<std::size_t> split = {}) {
   EnvelopeReader reader([&](const EnvelopeHeader&) -> io::Sink& { return out.payload; });
   io::ByteView all(bytes);
   if (split) {
     reader.write(all.subspan(0, *split));
     reader.write(all.subspan(*split));
   } else {
-    for (std::size_t at = 0; at < all.size(); at += chunk) reader.write(all.subspan(at, std::min(chunk, all.size() - at)));
+    for (std::size_t at = 0; at < all.size(); at += chunk)
+      reader.write(all.subspan(at, std::min(chunk, all.size() - at)));
   }
   reader.close();
   out.header = reader.header();
@@ -84,7 +86,8 @@ TEST_CASE("EnvelopeWriter writes the documented header and trailer around the pa
     CHECK(bytes[13] == 0);  // no encryption
     CHECK(io::getLe16(&bytes[14]) == 0);
     io::Sha256Digest check = io::Sha256::of(io::ByteView(bytes).subspan(0, kHeaderFixedSize));
-    CHECK(std::equal(check.begin(), check.begin() + kHeaderCheckSize, bytes.begin() + kHeaderFixedSize));
+    CHECK(std::equal(check.begin(), check.begin() + kHeaderCheckSize,
+                     bytes.begin() + kHeaderFixedSize));
   }
   SUBCASE("the payload follows unchanged") {
     CHECK(std::string(io::asText(io::ByteView(bytes).subspan(kHeaderSize, 8))) == "payload!");
@@ -102,7 +105,8 @@ TEST_CASE("EnvelopeWriter writes the documented header and trailer around the pa
 }
 
 TEST_CASE("EnvelopeReader takes the stream apart however it is split") {
-  const std::string payload = "the payload, a little longer than a trailer so that the reader must hold back bytes";
+  const std::string payload =
+      "the payload, a little longer than a trailer so that the reader must hold back bytes";
   const io::Buffer bytes = envelope(payload, io::CompressType::Zstd);
   SUBCASE("split once at every position") {
     for (std::size_t split = 0; split <= bytes.size(); ++split) {

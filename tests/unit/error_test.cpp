@@ -67,5 +67,7 @@ TEST_CASE("Error carries a code, a message, a hint and a transient flag") {
     CHECK(test::what(e) == "object 'a/b' is 12 bytes");
     CHECK(e.hint().empty());
   }
-  SUBCASE("errnoText names the errno") { CHECK(errnoText(ENOENT) == "No such file or directory"); }
+  SUBCASE("errnoText names the errno") {
+    CHECK(errnoText(ENOENT) == "No such file or directory");
+  }
 }

@@ -17,7 +17,9 @@ using test::what;
 
 namespace {
 
-std::string text(const Buffer& bytes) { return std::string(asText(bytes)); }
+std::string text(const Buffer& bytes) {
+  return std::string(asText(bytes));
+}
 
 // The names in `dir` that do not start with '.'.
 std::vector<std::string> visibleNames(const std::string& dir) {
@@ -45,8 +47,10 @@ void atomicFileBehaviours(bool allowTmpfile) {
     CHECK_FALSE(test::exists(path));
     CHECK(visibleNames(dir.path()).empty());
     // O_TMPFILE leaves no name at all; the fallback a hidden one.
-    if (allowTmpfile) CHECK(listDirectory(dir.path()).empty());
-    else CHECK(listDirectory(dir.path()).size() == 1);
+    if (allowTmpfile)
+      CHECK(listDirectory(dir.path()).empty());
+    else
+      CHECK(listDirectory(dir.path()).size() == 1);
     CHECK(file.commit());
     CHECK(text(readFile(path)) == "hello world");
     CHECK(listDirectory(dir.path()) == Names{"000000010000000000000001"});
@@ -129,7 +133,10 @@ void atomicFileBehaviours(bool allowTmpfile) {
     CHECK(text(readFile(path)) == "unsynced");
   }
   SUBCASE("a missing directory fails at construction with the configured code") {
-    Error e = thrownError([&] { AtomicFile file(dir / "missing/file", {.errorCode = ErrorCode::Storage, .allowTmpfile = allowTmpfile}); });
+    Error e = thrownError([&] {
+      AtomicFile file(dir / "missing/file",
+                      {.errorCode = ErrorCode::Storage, .allowTmpfile = allowTmpfile});
+    });
     CHECK(e.code() == ErrorCode::Storage);
     CHECK(what(e) == Containing("cannot create a file in '" + (dir / "missing") + "'"));
     Error local = thrownError([&] { AtomicFile file(dir / "missing/file", plain); });
@@ -152,8 +159,12 @@ void atomicFileBehaviours(bool allowTmpfile) {
 }  // namespace
 
 TEST_CASE("AtomicFile publishes a file whole, or leaves nothing") {
-  SUBCASE("with an unnamed O_TMPFILE inode") { atomicFileBehaviours(true); }
-  SUBCASE("with a hidden named temporary file (the fallback for NFS)") { atomicFileBehaviours(false); }
+  SUBCASE("with an unnamed O_TMPFILE inode") {
+    atomicFileBehaviours(true);
+  }
+  SUBCASE("with a hidden named temporary file (the fallback for NFS)") {
+    atomicFileBehaviours(false);
+  }
 }
 
 TEST_CASE("makeDirectories creates what is missing below an existing root, and never the root") {
@@ -172,7 +183,9 @@ TEST_CASE("makeDirectories creates what is missing below an existing root, and n
     struct stat st {};
     REQUIRE(::stat((root + "/main/wal/0000000100000000").c_str(), &st) == 0);
     CHECK(S_ISDIR(st.st_mode));
-    SUBCASE("and creating them again is fine") { CHECK_NOTHROW(makeDirectories(root + "/main/wal", root)); }
+    SUBCASE("and creating them again is fine") {
+      CHECK_NOTHROW(makeDirectories(root + "/main/wal", root));
+    }
   }
   SUBCASE("the root itself is accepted when it exists") {
     REQUIRE(::mkdir(root.c_str(), 0750) == 0);
@@ -209,7 +222,8 @@ TEST_CASE("local file reading: open, pread and stream") {
   test::TempDir dir;
   const std::string path = dir / "data";
   Buffer content(3000);
-  for (std::size_t i = 0; i < content.size(); ++i) content[i] = std::uint8_t(i * 7);
+  for (std::size_t i = 0; i < content.size(); ++i)
+    content[i] = std::uint8_t(i * 7);
   test::writeFile(path, ByteView(content));
   SUBCASE("a missing file is nullopt, not an error") {
     CHECK_FALSE(openForRead(dir / "missing").has_value());

@@ -35,14 +35,18 @@ struct Fixture {
     REQUIRE(::mkdir((pgData / "pg_wal").c_str(), 0700) == 0);
     test::TempDir source;
     test::writeFile(source / "00000002.history", kHistory);
-    for (const std::string& path : {test::writeSegment(source.path(), kSegment), source / "00000002.history"})
-      REQUIRE(archive::pushWalFile(storage, {.walPath = path, .stanza = "main", .object = {.compress = type}}).outcome ==
-              archive::PushOutcome::Stored);
+    for (const std::string& path :
+         {test::writeSegment(source.path(), kSegment), source / "00000002.history"})
+      REQUIRE(archive::pushWalFile(
+                  storage, {.walPath = path, .stanza = "main", .object = {.compress = type}})
+                  .outcome == archive::PushOutcome::Stored);
   }
   archive::GetParams params(const std::string& name, const std::string& destination) {
     return {.walName = name, .destination = destination, .stanza = "main"};
   }
-  std::string objectPath(const std::string& name) { return repo::walObject("main", *pg::parseWalName(name)); }
+  std::string objectPath(const std::string& name) {
+    return repo::walObject("main", *pg::parseWalName(name));
+  }
 
   test::TempDir repoDir{"tidemark-repo"};
   test::TempDir pgData{"tidemark-pgdata"};
@@ -50,12 +54,15 @@ struct Fixture {
   const std::string destination = pgData / "pg_wal/RECOVERYXLOG";
 };
 
-std::string text(const io::Buffer& bytes) { return std::string(io::asText(bytes)); }
+std::string text(const io::Buffer& bytes) {
+  return std::string(io::asText(bytes));
+}
 
 }  // namespace
 
 TEST_CASE("getWalFile restores an archived file byte-identical and atomically") {
-  for (io::CompressType type : {io::CompressType::None, io::CompressType::Lz4, io::CompressType::Zstd}) {
+  for (io::CompressType type :
+       {io::CompressType::None, io::CompressType::Lz4, io::CompressType::Zstd}) {
     CAPTURE(type);
     Fixture f(type);
     SUBCASE("a segment") {
@@ -70,8 +77,8 @@ TEST_CASE("getWalFile restores an archived file byte-identical and atomically") 
       CHECK((st.st_mode & 0777) == 0600);
     }
     SUBCASE("a timeline history file") {
-      CHECK(getWalFile(f.storage, f.params("00000002.history", f.pgData / "pg_wal/RECOVERYHISTORY")).outcome ==
-            GetOutcome::Restored);
+      CHECK(getWalFile(f.storage, f.params("00000002.history", f.pgData / "pg_wal/RECOVERYHISTORY"))
+                .outcome == GetOutcome::Restored);
       CHECK(text(test::readFile(f.pgData / "pg_wal/RECOVERYHISTORY")) == kHistory);
     }
   }
@@ -81,7 +88,8 @@ TEST_CASE("getWalFile writes where restore_command's %p says") {
   Fixture f;
   SUBCASE("a relative destination is taken from the working directory (the data directory)") {
     test::ChangeDirectory cd(f.pgData.path());
-    CHECK(getWalFile(f.storage, f.params(kName, "pg_wal/RECOVERYXLOG")).outcome == GetOutcome::Restored);
+    CHECK(getWalFile(f.storage, f.params(kName, "pg_wal/RECOVERYXLOG")).outcome ==
+          GetOutcome::Restored);
     CHECK(test::readFile(f.destination) == test::makeSegment(kSegment));
   }
   SUBCASE("an earlier file at the destination is replaced") {
@@ -91,7 +99,8 @@ TEST_CASE("getWalFile writes where restore_command's %p says") {
     CHECK(listDirectory(f.pgData / "pg_wal") == Names{"RECOVERYXLOG"});
   }
   SUBCASE("a missing destination directory is LocalIo") {
-    Error e = thrownError([&] { getWalFile(f.storage, f.params(kName, f.pgData / "missing/RECOVERYXLOG")); });
+    Error e = thrownError(
+        [&] { getWalFile(f.storage, f.params(kName, f.pgData / "missing/RECOVERYXLOG")); });
     CHECK(e.code() == ErrorCode::LocalIo);
   }
 }
@@ -101,12 +110,14 @@ TEST_CASE("getWalFile reports 'not found' only when the repository answered") {
   SUBCASE("a file the stanza does not hold is NotFound, and nothing is written") {
     auto result = getWalFile(f.storage, f.params("000000010000000000000006", f.destination));
     CHECK(result.outcome == GetOutcome::NotFound);
-    CHECK(getWalFile(f.storage, f.params("00000003.history", f.destination)).outcome == GetOutcome::NotFound);
+    CHECK(getWalFile(f.storage, f.params("00000003.history", f.destination)).outcome ==
+          GetOutcome::NotFound);
     CHECK(listDirectory(f.pgData / "pg_wal").empty());
   }
   SUBCASE("an earlier file at the destination survives a NotFound") {
     test::writeFile(f.destination, "older");
-    CHECK(getWalFile(f.storage, f.params("000000010000000000000006", f.destination)).outcome == GetOutcome::NotFound);
+    CHECK(getWalFile(f.storage, f.params("000000010000000000000006", f.destination)).outcome ==
+          GetOutcome::NotFound);
     CHECK(text(test::readFile(f.destination)) == "older");
   }
   SUBCASE("a stanza without stanza.json is a configuration error, not the end of WAL") {
@@ -148,7 +159,8 @@ TEST_CASE("getWalFile never leaves unverified bytes at the destination") {
     test::writeFile(f.destination, "older");
     stored.resize(stored.size() - 1);
     test::writeFile(object, io::ByteView(stored));
-    CHECK(thrownError([&] { getWalFile(f.storage, f.params(kName, f.destination)); }).code() == ErrorCode::Corrupt);
+    CHECK(thrownError([&] { getWalFile(f.storage, f.params(kName, f.destination)); }).code() ==
+          ErrorCode::Corrupt);
     CHECK(text(test::readFile(f.destination)) == "older");
     CHECK(listDirectory(f.pgData / "pg_wal") == Names{"RECOVERYXLOG"});
   }
@@ -158,7 +170,8 @@ TEST_CASE("getWalFile with a failing storage leaves no destination file") {
   test::MemoryStorage inner({.readChunk = 4096});
   test::FaultStorage s(inner);
   test::TempDir source, pgData;
-  REQUIRE(archive::pushWalFile(inner, {.walPath = test::writeSegment(source.path(), kSegment), .stanza = "main"})
+  REQUIRE(archive::pushWalFile(
+              inner, {.walPath = test::writeSegment(source.path(), kSegment), .stanza = "main"})
               .outcome == archive::PushOutcome::Stored);
   const std::string destination = pgData / "RECOVERYXLOG";
   const archive::GetParams params{.walName = kName, .destination = destination, .stanza = "main"};
@@ -181,9 +194,11 @@ TEST_CASE("getWalFile with a failing storage leaves no destination file") {
   }
   SUBCASE("when the stanza check itself fails, 'not found' is not claimed") {
     s.plan().failInfo = true;
-    CHECK(thrownError([&] { getWalFile(s, {.walName = "000000010000000000000006", .destination = destination,
-                                          .stanza = "main"}); })
-              .code() == ErrorCode::Storage);
+    CHECK(thrownError([&] {
+            getWalFile(s, {.walName = "000000010000000000000006",
+                           .destination = destination,
+                           .stanza = "main"});
+          }).code() == ErrorCode::Storage);
   }
   SUBCASE("and it works once the storage does") {
     CHECK(getWalFile(s, params).outcome == GetOutcome::Restored);
@@ -198,19 +213,22 @@ TEST_CASE("archiveGet fetches with the configured repository and stanza") {
   auto level = spdlog::get_level();
   spdlog::set_level(spdlog::level::off);
   CHECK(archive::archiveGet(config, kName, f.destination) == GetOutcome::Restored);
-  CHECK(archive::archiveGet(config, "000000010000000000000006", f.pgData / "pg_wal/X") == GetOutcome::NotFound);
+  CHECK(archive::archiveGet(config, "000000010000000000000006", f.pgData / "pg_wal/X") ==
+        GetOutcome::NotFound);
   config.stanza = "other";
-  CHECK(thrownError([&] { archive::archiveGet(config, kName, f.destination); }).code() == ErrorCode::Config);
+  CHECK(thrownError([&] { archive::archiveGet(config, kName, f.destination); }).code() ==
+        ErrorCode::Config);
   spdlog::set_level(level);
   CHECK(test::readFile(f.destination) == test::makeSegment(kSegment));
 }
 
 TEST_CASE("failureStatus stops recovery unless the server is a standby") {
   test::TempDir dataDirectory;
-  const std::vector<ErrorCode> codes = {ErrorCode::Usage,         ErrorCode::Config,         ErrorCode::Storage,
-                                        ErrorCode::Corrupt,       ErrorCode::Conflict,       ErrorCode::ForeignCluster,
-                                        ErrorCode::InvalidInput,  ErrorCode::LocalIo,        ErrorCode::Unsupported,
-                                        ErrorCode::Internal};
+  const std::vector<ErrorCode> codes = {ErrorCode::Usage,        ErrorCode::Config,
+                                        ErrorCode::Storage,      ErrorCode::Corrupt,
+                                        ErrorCode::Conflict,     ErrorCode::ForeignCluster,
+                                        ErrorCode::InvalidInput, ErrorCode::LocalIo,
+                                        ErrorCode::Unsupported,  ErrorCode::Internal};
   SUBCASE("without standby.signal every failure is 255, which PostgreSQL treats as fatal") {
     for (ErrorCode code : codes) {
       CAPTURE(code);

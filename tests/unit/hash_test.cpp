@@ -10,7 +10,9 @@ using namespace tidemark::io;
 
 namespace {
 
-std::string hexOf(std::string_view text) { return toHex(Sha256::of(asBytes(text))); }
+std::string hexOf(std::string_view text) {
+  return toHex(Sha256::of(asBytes(text)));
+}
 
 // Records what reaches it and whether it was closed.
 class RecordingSink final : public Sink {
@@ -30,7 +32,9 @@ TEST_CASE("Sha256 matches the published test vectors") {
   SUBCASE("the empty string") {
     CHECK(hexOf("") == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
   }
-  SUBCASE("'abc'") { CHECK(hexOf("abc") == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"); }
+  SUBCASE("'abc'") {
+    CHECK(hexOf("abc") == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+  }
   SUBCASE("the two-block message of FIPS 180-2") {
     CHECK(hexOf("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq") ==
           "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1");
@@ -38,8 +42,10 @@ TEST_CASE("Sha256 matches the published test vectors") {
   SUBCASE("a million 'a'") {
     Sha256 hash;
     std::string chunk(1000, 'a');
-    for (int i = 0; i < 1000; ++i) hash.update(asBytes(chunk));
-    CHECK(toHex(hash.finish()) == "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0");
+    for (int i = 0; i < 1000; ++i)
+      hash.update(asBytes(chunk));
+    CHECK(toHex(hash.finish()) ==
+          "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0");
   }
   SUBCASE("hashing in pieces, split anywhere, gives the one-shot digest") {
     std::string text = "the quick brown fox jumps over the lazy dog, and then some more text";
@@ -67,7 +73,8 @@ TEST_CASE("Sha256Filter hashes and counts the bytes it passes on unchanged") {
   }
   SUBCASE("after close the digest and size describe the stream, and the next stage is closed") {
     filter.close();
-    CHECK(toHex(filter.digest()) == "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1");
+    CHECK(toHex(filter.digest()) ==
+          "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1");
     CHECK(filter.size() == text.size());
     CHECK(next.closes == 1);
   }
@@ -83,7 +90,8 @@ TEST_CASE("toHex and fromHex convert digests") {
   }
   SUBCASE("uppercase hex is accepted") {
     std::string upper = hex;
-    for (auto& c : upper) c = char(std::toupper(static_cast<unsigned char>(c)));
+    for (auto& c : upper)
+      c = char(std::toupper(static_cast<unsigned char>(c)));
     Sha256Digest back{};
     CHECK(fromHex(upper, back));
     CHECK(back == digest);
@@ -96,5 +104,7 @@ TEST_CASE("toHex and fromHex convert digests") {
     CHECK_FALSE(fromHex("g" + hex.substr(1), back));
     CHECK_FALSE(fromHex(hex.substr(0, 63) + " ", back));
   }
-  SUBCASE("toHex of nothing is empty") { CHECK(toHex({}) == ""); }
+  SUBCASE("toHex of nothing is empty") {
+    CHECK(toHex({}) == "");
+  }
 }

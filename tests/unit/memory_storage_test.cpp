@@ -42,7 +42,8 @@ bool put(storage::Storage& s, const std::string& path, std::string_view content,
   return w->commit();
 }
 
-std::optional<std::string> get(storage::Storage& s, const std::string& path, storage::ReadOptions options = {}) {
+std::optional<std::string> get(storage::Storage& s, const std::string& path,
+                               storage::ReadOptions options = {}) {
   Recorder r;
   if (!s.read(path, r, options)) {
     CHECK(r.writes == 0);
@@ -53,7 +54,8 @@ std::optional<std::string> get(storage::Storage& s, const std::string& path, sto
 }
 
 // name -> (directory?, size), of the entries directly inside `dir`.
-std::map<std::string, std::pair<bool, std::uint64_t>> listing(storage::Storage& s, const std::string& dir) {
+std::map<std::string, std::pair<bool, std::uint64_t>> listing(storage::Storage& s,
+                                                              const std::string& dir) {
   std::map<std::string, std::pair<bool, std::uint64_t>> out;
   s.list(dir, [&](const ListEntry& e) {
     CHECK(out.count(e.name) == 0);
@@ -64,7 +66,8 @@ std::map<std::string, std::pair<bool, std::uint64_t>> listing(storage::Storage& 
 
 io::Buffer pattern(std::size_t size) {
   io::Buffer out(size);
-  for (std::size_t i = 0; i < size; ++i) out[i] = std::uint8_t((i * 131) ^ (i >> 9));
+  for (std::size_t i = 0; i < size; ++i)
+    out[i] = std::uint8_t((i * 131) ^ (i >> 9));
   return out;
 }
 
@@ -116,7 +119,8 @@ void storageContract(storage::Storage& s) {
     CHECK(listing(s, "main/wal/0000000100000000").empty());
     CHECK(w->commit());
     CHECK(get(s, wal) == "not yet");
-    CHECK(listing(s, "main/wal/0000000100000000") == Listing{{"000000010000000000000001", {false, 7}}});
+    CHECK(listing(s, "main/wal/0000000100000000") ==
+          Listing{{"000000010000000000000001", {false, 7}}});
   }
   SUBCASE("a write destroyed without commit leaves nothing, and the name stays free") {
     {
@@ -140,7 +144,8 @@ void storageContract(storage::Storage& s) {
     CHECK_FALSE(put(s, wal, "intruder", {.noReplace = true}));
     CHECK(get(s, wal) == "original");
     CHECK(s.info(wal)->size == 8);
-    CHECK(listing(s, "main/wal/0000000100000000") == Listing{{"000000010000000000000001", {false, 8}}});
+    CHECK(listing(s, "main/wal/0000000100000000") ==
+          Listing{{"000000010000000000000001", {false, 8}}});
   }
   SUBCASE("of two no-replace writers racing for one name, the first commit wins") {
     auto first = s.newWrite(wal, {.noReplace = true});
@@ -193,9 +198,11 @@ void storageContract(storage::Storage& s) {
     CHECK(put(s, "other/stanza.json", "{ }"));
     CHECK(listing(s, "") == Listing{{"main", {true, 0}}, {"other", {true, 0}}});
     CHECK(listing(s, "main") == Listing{{"stanza.json", {false, 2}}, {"wal", {true, 0}}});
-    CHECK(listing(s, "main/wal") == Listing{{"0000000100000000", {true, 0}}, {"00000002.history", {false, 7}}});
+    CHECK(listing(s, "main/wal") ==
+          Listing{{"0000000100000000", {true, 0}}, {"00000002.history", {false, 7}}});
     CHECK(listing(s, "main/wal/0000000100000000") ==
-          Listing{{"000000010000000000000001", {false, 5}}, {"000000010000000000000002", {false, 1}}});
+          Listing{{"000000010000000000000001", {false, 5}},
+                  {"000000010000000000000002", {false, 1}}});
   }
   SUBCASE("list of a missing directory lists nothing") {
     CHECK(listing(s, "").empty());
@@ -215,7 +222,8 @@ void storageContract(storage::Storage& s) {
     CHECK(get(s, wal) == "again");
   }
   SUBCASE("invalid paths are refused as internal errors") {
-    for (const char* bad : {"", "/abs", "main/", "main//wal", "./main", "main/../other", "..", "."}) {
+    for (const char* bad :
+         {"", "/abs", "main/", "main//wal", "./main", "main/../other", "..", "."}) {
       CAPTURE(bad);
       Recorder r;
       CHECK(thrownError([&] { s.newWrite(bad, {}); }).code() == ErrorCode::Internal);
@@ -232,7 +240,9 @@ void storageContract(storage::Storage& s) {
     Error e = thrownError([&] { storage::readSmall(s, "main/stanza.json", 9); });
     CHECK(e.code() == ErrorCode::Corrupt);
   }
-  SUBCASE("describe names the storage") { CHECK_FALSE(s.describe().empty()); }
+  SUBCASE("describe names the storage") {
+    CHECK_FALSE(s.describe().empty());
+  }
 }
 
 }  // namespace
@@ -302,7 +312,8 @@ TEST_CASE("MemoryStorage's test access and the failures it shares with posix") {
     Recorder r;
     CHECK(thrownError([&] { s.read("a", r, {}); }).code() == ErrorCode::Storage);
     CHECK(thrownError([&] { s.info("a"); }).code() == ErrorCode::Storage);
-    CHECK(thrownError([&] { s.list("a/b", [](const ListEntry&) {}); }).code() == ErrorCode::Storage);
+    CHECK(thrownError([&] { s.list("a/b", [](const ListEntry&) {}); }).code() ==
+          ErrorCode::Storage);
   }
   SUBCASE("a write may outlive its storage") {
     std::unique_ptr<storage::Write> w;

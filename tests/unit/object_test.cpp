@@ -19,17 +19,19 @@ using test::what;
 
 namespace {
 
-const io::CompressType kTypes[] = {io::CompressType::None, io::CompressType::Lz4, io::CompressType::Zstd};
+const io::CompressType kTypes[] = {io::CompressType::None, io::CompressType::Lz4,
+                                   io::CompressType::Zstd};
 
 io::Buffer sample(std::size_t size, std::uint64_t seed = 1) {
   io::Buffer out(size);
   std::mt19937_64 random(seed);
-  for (std::size_t i = 0; i < size; ++i) out[i] = (i / 64) % 3 == 0 ? std::uint8_t(random()) : std::uint8_t(i % 17);
+  for (std::size_t i = 0; i < size; ++i)
+    out[i] = (i / 64) % 3 == 0 ? std::uint8_t(random()) : std::uint8_t(i % 17);
   return out;
 }
 
-ObjectSummary store(storage::Storage& s, const std::string& path, io::ByteView plain, io::CompressType type,
-                    std::size_t chunk = 4096) {
+ObjectSummary store(storage::Storage& s, const std::string& path, io::ByteView plain,
+                    io::CompressType type, std::size_t chunk = 4096) {
   ObjectWriter writer(s.newWrite(path, {}), {.compress = type, .level = 1});
   for (std::size_t at = 0; at < plain.size(); at += chunk)
     writer.write(plain.subspan(at, std::min(chunk, plain.size() - at)));
@@ -48,19 +50,22 @@ class Collect final : public io::Sink {
 };
 
 // What reading the object gives: "corrupt" (Error(Corrupt) naming the object; the sink may have
-// received bytes and been closed, but a sink is only published by an explicit commit), "same content"
-// (the damage did not change the plain bytes, which the trailer's SHA-256 vouches for), or a
-// description of anything else, which is always a failure.
+// received bytes and been closed, but a sink is only published by an explicit commit), "same
+// content" (the damage did not change the plain bytes, which the trailer's SHA-256 vouches for), or
+// a description of anything else, which is always a failure.
 std::string readOutcome(storage::Storage& s, const std::string& path, const io::Buffer& plain) {
   Collect out;
   try {
     auto summary = readObject(s, path, out);
     if (!summary) return "not found";
-    if (out.bytes == plain && out.closes == 1 && summary->plainSize == plain.size()) return "same content";
+    if (out.bytes == plain && out.closes == 1 && summary->plainSize == plain.size())
+      return "same content";
     return "WRONG CONTENT ACCEPTED";
   } catch (const Error& e) {
-    if (e.code() != ErrorCode::Corrupt) return fmt::format("error {}: {}", errorName(e.code()), e.what());
-    if (what(e).find("object '" + path + "' in " + s.describe() + " failed verification: ") == std::string::npos)
+    if (e.code() != ErrorCode::Corrupt)
+      return fmt::format("error {}: {}", errorName(e.code()), e.what());
+    if (what(e).find("object '" + path + "' in " + s.describe() + " failed verification: ") ==
+        std::string::npos)
       return fmt::format("corrupt, badly worded: {}", e.what());
     return "corrupt";
   }
@@ -73,7 +78,8 @@ TEST_CASE("objects round-trip through ObjectWriter and readObject on posix stora
   storage::PosixStorage s(dir.path(), {.sync = false});
   for (io::CompressType type : kTypes) {
     CAPTURE(type);
-    for (std::size_t size : {std::size_t(0), std::size_t(1), std::size_t(1000), std::size_t(3u << 20)}) {
+    for (std::size_t size :
+         {std::size_t(0), std::size_t(1), std::size_t(1000), std::size_t(3u << 20)}) {
       CAPTURE(size);
       const io::Buffer plain = sample(size, size);
       const std::string path = fmt::format("main/{}/{}", io::compressName(type), size);
@@ -82,8 +88,10 @@ TEST_CASE("objects round-trip through ObjectWriter and readObject on posix stora
       CHECK(written.plainSha256 == io::Sha256::of(plain));
       CHECK(written.compress == type);
       CHECK(written.storedSize == s.info(path)->size);
-      if (type == io::CompressType::None) CHECK(written.storedSize == kHeaderFixedSize + kHeaderCheckSize + size + kTrailerSize);
-      else if (size > 4096) CHECK(written.storedSize < size);
+      if (type == io::CompressType::None)
+        CHECK(written.storedSize == kHeaderFixedSize + kHeaderCheckSize + size + kTrailerSize);
+      else if (size > 4096)
+        CHECK(written.storedSize < size);
 
       Collect out;
       auto read = readObject(s, path, out);
@@ -191,14 +199,19 @@ TEST_CASE("every kind of damage to a stored object is detected as Error(Corrupt)
       }
       // Without compression every payload byte is content; compressed streams have a few bytes
       // (zstd's window size, say) that can change without changing what they decode to.
-      if (type == io::CompressType::None) CHECK(detected == positions);
-      else CHECK(detected >= positions - 4);
+      if (type == io::CompressType::None)
+        CHECK(detected == positions);
+      else
+        CHECK(detected >= positions - 4);
     }
     SUBCASE("truncation at every length inside the header and trailer, and in the payload") {
       std::vector<std::size_t> lengths;
-      for (std::size_t n = 0; n <= header; ++n) lengths.push_back(n);
-      for (std::size_t n = header + 1; n < trailer; n += 13) lengths.push_back(n);
-      for (std::size_t n = trailer; n < good.size(); ++n) lengths.push_back(n);
+      for (std::size_t n = 0; n <= header; ++n)
+        lengths.push_back(n);
+      for (std::size_t n = header + 1; n < trailer; n += 13)
+        lengths.push_back(n);
+      for (std::size_t n = trailer; n < good.size(); ++n)
+        lengths.push_back(n);
       for (std::size_t n : lengths) {
         CAPTURE(n);
         CHECK(damaged(io::Buffer(good.begin(), good.begin() + n)) == "corrupt");
@@ -229,7 +242,9 @@ TEST_CASE("every kind of damage to a stored object is detected as Error(Corrupt)
       std::copy(otherBytes.end() - kTrailerSize, otherBytes.end(), bytes.end() - kTrailerSize);
       CHECK(damaged(bytes) == "corrupt");
     }
-    SUBCASE("an empty object") { CHECK(damaged({}) == "corrupt"); }
+    SUBCASE("an empty object") {
+      CHECK(damaged({}) == "corrupt");
+    }
   }
 }
 

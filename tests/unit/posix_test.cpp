@@ -26,7 +26,8 @@ bool put(storage::Storage& s, const std::string& path, std::string_view content)
 
 std::vector<std::string> listed(storage::Storage& s, const std::string& dir) {
   std::vector<std::string> names;
-  s.list(dir, [&](const storage::ListEntry& e) { names.push_back(e.name + (e.directory ? "/" : "")); });
+  s.list(dir,
+         [&](const storage::ListEntry& e) { names.push_back(e.name + (e.directory ? "/" : "")); });
   std::sort(names.begin(), names.end());
   return names;
 }
@@ -120,8 +121,10 @@ TEST_CASE("PosixStorage stores objects as files under the root") {
   }
   SUBCASE("list skips every hidden name, and entries that are neither files nor directories") {
     CHECK(put(s, wal, "x"));
-    test::writeFile(dir / "main/wal/0000000100000000/.000000010000000000000002.tmp-1-abc", "left by a crash");
-    REQUIRE(::symlink("000000010000000000000001", (dir / "main/wal/0000000100000000/link").c_str()) == 0);
+    test::writeFile(dir / "main/wal/0000000100000000/.000000010000000000000002.tmp-1-abc",
+                    "left by a crash");
+    REQUIRE(::symlink("000000010000000000000001",
+                      (dir / "main/wal/0000000100000000/link").c_str()) == 0);
     REQUIRE(::mkfifo((dir / "main/wal/0000000100000000/fifo").c_str(), 0600) == 0);
     REQUIRE(::mkdir((dir / "main/wal/0000000100000000/sub").c_str(), 0750) == 0);
     CHECK(listed(s, "main/wal/0000000100000000") == Names{"000000010000000000000001", "sub/"});

@@ -28,9 +28,13 @@ namespace {
 // 1 MiB segments keep the tests fast; one test uses PostgreSQL's default 16 MiB.
 const test::SegmentSpec kSegment{.segmentNumber = 5, .segmentSize = 1u << 20};
 
-std::string objectPath(const std::string& name) { return repo::walObject("main", *pg::parseWalName(name)); }
+std::string objectPath(const std::string& name) {
+  return repo::walObject("main", *pg::parseWalName(name));
+}
 
-std::string text(const io::Buffer& bytes) { return std::string(io::asText(bytes)); }
+std::string text(const io::Buffer& bytes) {
+  return std::string(io::asText(bytes));
+}
 
 PushParams params(const std::string& walPath, io::CompressType type = io::CompressType::Zstd) {
   return {.walPath = walPath, .stanza = "main", .object = {.compress = type, .level = 1}};
@@ -48,7 +52,9 @@ struct Posix {
   test::TempDir repoDir{"tidemark-repo"};
   storage::PosixStorage storage{repoDir.path(), {.sync = false}};
 
-  std::string write(const test::SegmentSpec& spec) { return test::writeSegment(pgWal.path(), spec); }
+  std::string write(const test::SegmentSpec& spec) {
+    return test::writeSegment(pgWal.path(), spec);
+  }
   std::string write(const std::string& name, std::string_view content) {
     test::writeFile(pgWal / name, content);
     return pgWal / name;
@@ -59,14 +65,16 @@ struct Posix {
 
 const std::string kHistory = "1\t0/3000000\tno recovery target specified\n";
 const std::string kBackup =
-    "START WAL LOCATION: 0/3000028 (file 000000010000000000000003)\nSTOP WAL LOCATION: 0/3000100 (file "
+    "START WAL LOCATION: 0/3000028 (file 000000010000000000000003)\nSTOP WAL LOCATION: 0/3000100 "
+    "(file "
     "000000010000000000000003)\nLABEL: base\n";
 
 }  // namespace
 
 TEST_CASE("pushWalFile stores a segment and creates the stanza with the first one") {
   Posix f;
-  const test::SegmentSpec spec{.systemId = 7123456789012345678ULL, .segmentNumber = 3};  // 16 MiB, PostgreSQL 15
+  const test::SegmentSpec spec{.systemId = 7123456789012345678ULL,
+                               .segmentNumber = 3};  // 16 MiB, PostgreSQL 15
   const std::string path = f.write(spec);
   const io::Buffer bytes = test::makeSegment(spec);
   auto result = pushWalFile(f.storage, params(path));
@@ -104,20 +112,24 @@ TEST_CASE("pushWalFile never replaces an archived file") {
     CHECK(again.summary.plainSha256 == io::Sha256::of(test::makeSegment(kSegment)));
     CHECK(f.stored(name) == before);
   }
-  SUBCASE("a re-push with different bytes is refused as a Conflict naming both checksums, and changes nothing") {
+  SUBCASE(
+      "a re-push with different bytes is refused as a Conflict naming both checksums, and changes "
+      "nothing") {
     test::SegmentSpec other = kSegment;
     other.seed = 2;
     f.write(other);  // same name, other content
     const io::Buffer otherBytes = test::makeSegment(other);
     Error e = thrownError([&] { pushWalFile(f.storage, params(path)); });
     CHECK(e.code() == ErrorCode::Conflict);
-    CHECK(what(e) == Containing("WAL file '" + name + "' is already archived with different content"));
+    CHECK(what(e) ==
+          Containing("WAL file '" + name + "' is already archived with different content"));
     CHECK(what(e) == Containing(io::toHex(io::Sha256::of(test::makeSegment(kSegment)))));
     CHECK(what(e) == Containing(io::toHex(io::Sha256::of(otherBytes))));
     CHECK(what(e) == Containing("the stored copy is unchanged"));
     CHECK(e.hint() == Containing("never overwrites WAL"));
     CHECK(f.stored(name) == before);
-    CHECK(test::listDirectory(f.repoDir / "main/wal/0000000100000000") == std::vector<std::string>{name});
+    CHECK(test::listDirectory(f.repoDir / "main/wal/0000000100000000") ==
+          std::vector<std::string>{name});
   }
   SUBCASE("a damaged stored object makes a re-push fail as Corrupt and stays untouched") {
     io::Buffer damaged = before;
@@ -125,7 +137,8 @@ TEST_CASE("pushWalFile never replaces an archived file") {
     test::writeFile(f.repoDir / objectPath(name), io::ByteView(damaged));
     Error e = thrownError([&] { pushWalFile(f.storage, params(path)); });
     CHECK(e.code() == ErrorCode::Corrupt);
-    CHECK(what(e) == Containing("WAL file '" + name + "' is already archived, but the stored copy is damaged"));
+    CHECK(what(e) == Containing("WAL file '" + name +
+                                "' is already archived, but the stored copy is damaged"));
     CHECK(e.hint() == Containing("keep the damaged object '" + objectPath(name) + "' aside"));
     CHECK(f.stored(name) == damaged);
   }
@@ -135,7 +148,8 @@ TEST_CASE("pushWalFile never replaces an archived file") {
     io::Sha256Digest check = io::Sha256::of(io::ByteView(newer).subspan(0, repo::kHeaderFixedSize));
     std::copy_n(check.begin(), repo::kHeaderCheckSize, newer.begin() + repo::kHeaderFixedSize);
     test::writeFile(f.repoDir / objectPath(name), io::ByteView(newer));
-    CHECK(thrownError([&] { pushWalFile(f.storage, params(path)); }).code() == ErrorCode::Unsupported);
+    CHECK(thrownError([&] { pushWalFile(f.storage, params(path)); }).code() ==
+          ErrorCode::Unsupported);
     CHECK(f.stored(name) == newer);
   }
 }
@@ -150,7 +164,8 @@ TEST_CASE("pushWalFile refuses files from another cluster and stores nothing") {
     foreign.segmentNumber = 6;
     Error e = thrownError([&] { pushWalFile(f.storage, params(f.write(foreign))); });
     CHECK(e.code() == ErrorCode::ForeignCluster);
-    CHECK(what(e) == Containing("system identifier 42, but stanza 'main' belongs to 7000000000000000001"));
+    CHECK(what(e) ==
+          Containing("system identifier 42, but stanza 'main' belongs to 7000000000000000001"));
     CHECK_FALSE(f.has(test::segmentName(foreign)));
   }
   SUBCASE("a segment of another segment size is refused") {
@@ -159,7 +174,8 @@ TEST_CASE("pushWalFile refuses files from another cluster and stores nothing") {
     other.segmentNumber = 4;
     Error e = thrownError([&] { pushWalFile(f.storage, params(f.write(other))); });
     CHECK(e.code() == ErrorCode::ForeignCluster);
-    CHECK(what(e) == Containing("has 2097152 byte segments, but stanza 'main' has 1048576 byte segments"));
+    CHECK(what(e) ==
+          Containing("has 2097152 byte segments, but stanza 'main' has 1048576 byte segments"));
     CHECK_FALSE(f.has(test::segmentName(other)));
   }
   SUBCASE("a .history file is refused when the data directory's pg_control names another cluster") {
@@ -167,7 +183,8 @@ TEST_CASE("pushWalFile refuses files from another cluster and stores nothing") {
     p.controlSystemId = 42;
     Error e = thrownError([&] { pushWalFile(f.storage, p); });
     CHECK(e.code() == ErrorCode::ForeignCluster);
-    CHECK(what(e) == Containing("WAL file '00000002.history' (from the data directory with that pg_control)"));
+    CHECK(what(e) ==
+          Containing("WAL file '00000002.history' (from the data directory with that pg_control)"));
     CHECK_FALSE(f.has("00000002.history"));
   }
   SUBCASE("a .backup file is refused the same way") {
@@ -191,17 +208,20 @@ TEST_CASE("pushWalFile refuses what is not a WAL file") {
     CHECK(e.code() == ErrorCode::InvalidInput);
     CHECK(what(e) == "'RECOVERYXLOG' is not a WAL file name");
     CHECK(e.hint() == Containing("%p"));
-    CHECK(thrownError([&] { pushWalFile(f.storage, params(f.write("000000010000000000000001.ready", "")));
-                      }).code() == ErrorCode::InvalidInput);
+    CHECK(thrownError([&] {
+            pushWalFile(f.storage, params(f.write("000000010000000000000001.ready", "")));
+          }).code() == ErrorCode::InvalidInput);
   }
   SUBCASE("a missing file is LocalIo") {
-    Error e = thrownError([&] { pushWalFile(f.storage, params(f.pgWal / "000000010000000000000009")); });
+    Error e =
+        thrownError([&] { pushWalFile(f.storage, params(f.pgWal / "000000010000000000000009")); });
     CHECK(e.code() == ErrorCode::LocalIo);
     CHECK(what(e) == "WAL file '" + (f.pgWal / "000000010000000000000009") + "' does not exist");
   }
   SUBCASE("a directory named like a segment is InvalidInput") {
     REQUIRE(::mkdir((f.pgWal / "000000010000000000000009").c_str(), 0700) == 0);
-    Error e = thrownError([&] { pushWalFile(f.storage, params(f.pgWal / "000000010000000000000009")); });
+    Error e =
+        thrownError([&] { pushWalFile(f.storage, params(f.pgWal / "000000010000000000000009")); });
     CHECK(e.code() == ErrorCode::InvalidInput);
     CHECK(what(e) == Containing("is not a regular file"));
   }
@@ -219,7 +239,8 @@ TEST_CASE("pushWalFile refuses what is not a WAL file") {
     bytes.resize(bytes.size() - 8192);
     const std::string path = f.pgWal / test::segmentName(kSegment);
     test::writeFile(path, io::ByteView(bytes));
-    CHECK(thrownError([&] { pushWalFile(f.storage, params(path)); }).code() == ErrorCode::InvalidInput);
+    CHECK(thrownError([&] { pushWalFile(f.storage, params(path)); }).code() ==
+          ErrorCode::InvalidInput);
     test::writeFile(path, "short");
     Error e = thrownError([&] { pushWalFile(f.storage, params(path)); });
     CHECK(what(e) == Containing("too short for a page header"));
@@ -242,9 +263,11 @@ TEST_CASE("pushWalFile stores .history, .backup and .partial files") {
     auto history = pushWalFile(f.storage, params(f.write("00000002.history", kHistory)));
     CHECK(history.outcome == PushOutcome::Stored);
     CHECK(text(plainOf(f.storage, "main/wal/00000002.history")) == kHistory);
-    auto backup = pushWalFile(f.storage, params(f.write("000000010000000000000003.00000028.backup", kBackup)));
+    auto backup = pushWalFile(f.storage,
+                              params(f.write("000000010000000000000003.00000028.backup", kBackup)));
     CHECK(backup.outcome == PushOutcome::Stored);
-    CHECK(text(plainOf(f.storage, objectPath("000000010000000000000003.00000028.backup"))) == kBackup);
+    CHECK(text(plainOf(f.storage, objectPath("000000010000000000000003.00000028.backup"))) ==
+          kBackup);
     CHECK_FALSE(repo::loadStanza(f.storage, "main").has_value());
   }
   SUBCASE("with pg_control known but no stanza yet, a .history file is stored") {
@@ -269,9 +292,11 @@ TEST_CASE("pushWalFile stores .history, .backup and .partial files") {
     CHECK(plainOf(f.storage, objectPath(name)) == bytes);
     CHECK(repo::loadStanza(f.storage, "main").has_value());
     bytes[2] = 0;  // no long header
-    const std::string bad = test::segmentName({.segmentNumber = 6, .segmentSize = 1u << 20}) + ".partial";
+    const std::string bad =
+        test::segmentName({.segmentNumber = 6, .segmentSize = 1u << 20}) + ".partial";
     test::writeFile(f.pgWal / bad, io::ByteView(bytes));
-    CHECK(thrownError([&] { pushWalFile(f.storage, params(f.pgWal / bad)); }).code() == ErrorCode::InvalidInput);
+    CHECK(thrownError([&] { pushWalFile(f.storage, params(f.pgWal / bad)); }).code() ==
+          ErrorCode::InvalidInput);
   }
   SUBCASE("a relative path is taken from the working directory") {
     const std::string name = test::segmentName(kSegment);
@@ -282,7 +307,8 @@ TEST_CASE("pushWalFile stores .history, .backup and .partial files") {
 }
 
 TEST_CASE("pushWalFile stores with the requested compression") {
-  for (io::CompressType type : {io::CompressType::None, io::CompressType::Lz4, io::CompressType::Zstd}) {
+  for (io::CompressType type :
+       {io::CompressType::None, io::CompressType::Lz4, io::CompressType::Zstd}) {
     CAPTURE(type);
     Posix f;
     const std::string name = test::segmentName(kSegment);
@@ -290,8 +316,10 @@ TEST_CASE("pushWalFile stores with the requested compression") {
     CHECK(result.summary.compress == type);
     io::Buffer stored = f.stored(name);
     CHECK(stored[12] == std::uint8_t(type));
-    if (type == io::CompressType::None) CHECK(stored.size() == (1u << 20) + 68);
-    else CHECK(stored.size() < (1u << 20) / 2);
+    if (type == io::CompressType::None)
+      CHECK(stored.size() == (1u << 20) + 68);
+    else
+      CHECK(stored.size() < (1u << 20) / 2);
     CHECK(plainOf(f.storage, objectPath(name)) == test::makeSegment(kSegment));
   }
 }
@@ -320,7 +348,8 @@ TEST_CASE("pushWalFile leaves nothing visible when the storage fails, and a retr
   SUBCASE("once the stanza exists") {
     test::SegmentSpec earlier = kSegment;
     earlier.segmentNumber = 4;
-    REQUIRE(pushWalFile(s, params(test::writeSegment(pgWal.path(), earlier))).outcome == PushOutcome::Stored);
+    REQUIRE(pushWalFile(s, params(test::writeSegment(pgWal.path(), earlier))).outcome ==
+            PushOutcome::Stored);
     const Paths before = objects();
     REQUIRE(before.size() == 2);
 
@@ -341,7 +370,8 @@ TEST_CASE("pushWalFile leaves nothing visible when the storage fails, and a retr
       CHECK(objects() == before);
       CHECK(inner.openWrites() == 0);
     }
-    SUBCASE("a commit whose reply is lost fails, and PostgreSQL's retry finds it already archived") {
+    SUBCASE(
+        "a commit whose reply is lost fails, and PostgreSQL's retry finds it already archived") {
       s.plan().loseCommitAck = s.counts().commits + 1;
       checkInjected(thrownError([&] { pushWalFile(s, params(path)); }));
       CHECK(pushWalFile(s, params(path)).outcome == PushOutcome::AlreadyArchived);

@@ -17,14 +17,17 @@ using test::what;
 
 namespace {
 
-const StanzaInfo kCandidate{.systemId = 7000000000000000001ULL, .pgVersion = 15, .walSegmentSize = 16u << 20};
+const StanzaInfo kCandidate{
+    .systemId = 7000000000000000001ULL, .pgVersion = 15, .walSegmentSize = 16u << 20};
 
 // A storage where another process creates the stanza between our check and our write.
 class RacingStorage final : public storage::Storage {
  public:
-  RacingStorage(test::MemoryStorage& inner, std::string winner) : inner_(inner), winner_(std::move(winner)) {}
+  RacingStorage(test::MemoryStorage& inner, std::string winner)
+      : inner_(inner), winner_(std::move(winner)) {}
   std::string describe() const override { return inner_.describe(); }
-  std::unique_ptr<storage::Write> newWrite(const std::string& path, storage::WriteOptions options) override {
+  std::unique_ptr<storage::Write> newWrite(const std::string& path,
+                                           storage::WriteOptions options) override {
     auto write = inner_.newWrite(path, options);
     if (!winner_.empty()) {
       inner_.setObject(path, io::Buffer(winner_.begin(), winner_.end()));
@@ -35,8 +38,11 @@ class RacingStorage final : public storage::Storage {
   bool read(const std::string& path, io::Sink& out, storage::ReadOptions options) override {
     return inner_.read(path, out, options);
   }
-  std::optional<storage::ObjectInfo> info(const std::string& path) override { return inner_.info(path); }
-  void list(const std::string& dir, const std::function<void(const storage::ListEntry&)>& fn) override {
+  std::optional<storage::ObjectInfo> info(const std::string& path) override {
+    return inner_.info(path);
+  }
+  void list(const std::string& dir,
+            const std::function<void(const storage::ListEntry&)>& fn) override {
     inner_.list(dir, fn);
   }
   void remove(const std::string& path) override { inner_.remove(path); }
@@ -79,8 +85,9 @@ TEST_CASE("stanza.json round-trips and refuses documents it cannot trust") {
   }
   SUBCASE("a system identifier that is not a number is Corrupt") {
     Error e = thrownError([] {
-      StanzaInfo::fromJson(R"({"format": 1, "system-identifier": "abc", "pg-version": 15, "wal-segment-size": 16777216})",
-                           "w");
+      StanzaInfo::fromJson(
+          R"({"format": 1, "system-identifier": "abc", "pg-version": 15, "wal-segment-size": 16777216})",
+          "w");
     });
     CHECK(e.code() == ErrorCode::Corrupt);
     CHECK(what(e) == "'w' has an invalid system-identifier");
@@ -112,32 +119,41 @@ TEST_CASE("ensureStanza creates stanza.json once and checks every later file aga
   SUBCASE("a later call with the same cluster returns the stored identity unchanged") {
     ensureStanza(s, "main", kCandidate, "a");
     io::Buffer before = *s.object(stanzaFile("main"));
-    StanzaInfo again = ensureStanza(s, "main", {.systemId = kCandidate.systemId, .pgVersion = 16, .walSegmentSize = 16u << 20}, "b");
+    StanzaInfo again = ensureStanza(
+        s, "main", {.systemId = kCandidate.systemId, .pgVersion = 16, .walSegmentSize = 16u << 20},
+        "b");
     CHECK(again.pgVersion == 15);
     CHECK(*s.object(stanzaFile("main")) == before);
   }
   SUBCASE("another cluster's system identifier is ForeignCluster, naming both and the stanza") {
     ensureStanza(s, "main", kCandidate, "a");
     Error e = thrownError([&] {
-      ensureStanza(s, "main", {.systemId = 42, .pgVersion = 15, .walSegmentSize = 16u << 20}, "WAL file 'F'");
+      ensureStanza(s, "main", {.systemId = 42, .pgVersion = 15, .walSegmentSize = 16u << 20},
+                   "WAL file 'F'");
     });
     CHECK(e.code() == ErrorCode::ForeignCluster);
-    CHECK(what(e) == "WAL file 'F' is from the cluster with system identifier 42, but stanza 'main' belongs to "
-                     "7000000000000000001");
+    CHECK(
+        what(e) ==
+        "WAL file 'F' is from the cluster with system identifier 42, but stanza 'main' belongs to "
+        "7000000000000000001");
     CHECK(e.hint() == Containing("its own stanza"));
   }
   SUBCASE("another segment size is ForeignCluster") {
     ensureStanza(s, "main", kCandidate, "a");
     Error e = thrownError([&] {
-      ensureStanza(s, "main", {.systemId = kCandidate.systemId, .pgVersion = 15, .walSegmentSize = 64u << 20},
+      ensureStanza(s, "main",
+                   {.systemId = kCandidate.systemId, .pgVersion = 15, .walSegmentSize = 64u << 20},
                    "WAL file 'F'");
     });
     CHECK(e.code() == ErrorCode::ForeignCluster);
-    CHECK(what(e) == "WAL file 'F' has 67108864 byte segments, but stanza 'main' has 16777216 byte segments");
+    CHECK(what(e) ==
+          "WAL file 'F' has 67108864 byte segments, but stanza 'main' has 16777216 byte segments");
   }
   SUBCASE("stanzas are independent") {
     ensureStanza(s, "main", kCandidate, "a");
-    CHECK(ensureStanza(s, "other", {.systemId = 42, .pgVersion = 14, .walSegmentSize = 1u << 20}, "b").systemId == 42);
+    CHECK(
+        ensureStanza(s, "other", {.systemId = 42, .pgVersion = 14, .walSegmentSize = 1u << 20}, "b")
+            .systemId == 42);
   }
   SUBCASE("when another process creates it first, the winner's identity is used and checked") {
     StanzaInfo winner = kCandidate;
@@ -153,13 +169,15 @@ TEST_CASE("ensureStanza creates stanza.json once and checks every later file aga
   }
   SUBCASE("a damaged stanza.json is Corrupt") {
     putText(s, stanzaFile("main"), "{\"format\": 1,");
-    CHECK(thrownError([&] { ensureStanza(s, "main", kCandidate, "a"); }).code() == ErrorCode::Corrupt);
+    CHECK(thrownError([&] { ensureStanza(s, "main", kCandidate, "a"); }).code() ==
+          ErrorCode::Corrupt);
   }
 }
 
 TEST_CASE("checkSystemId and utcNow") {
   CHECK_NOTHROW(checkSystemId(kCandidate, "main", kCandidate.systemId, "x"));
-  CHECK(thrownError([] { checkSystemId(kCandidate, "main", 1, "x"); }).code() == ErrorCode::ForeignCluster);
+  CHECK(thrownError([] { checkSystemId(kCandidate, "main", 1, "x"); }).code() ==
+        ErrorCode::ForeignCluster);
   std::string now = utcNow();
   REQUIRE(now.size() == 20);
   CHECK(now[4] == '-');

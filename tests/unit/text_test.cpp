@@ -24,7 +24,9 @@ TEST_CASE("humanBytes writes sizes the way an operator reads them") {
     CHECK(humanBytes((1u << 20) - 1) == "1.0 MiB");
     CHECK(humanBytes((1ULL << 30) - 1) == "1.0 GiB");
   }
-  SUBCASE("the largest value stays in PiB") { CHECK(humanBytes(UINT64_MAX) == "16384.0 PiB"); }
+  SUBCASE("the largest value stays in PiB") {
+    CHECK(humanBytes(UINT64_MAX) == "16384.0 PiB");
+  }
 }
 
 TEST_CASE("closestMatch and didYouMean suggest only plausible candidates") {
@@ -35,8 +37,12 @@ TEST_CASE("closestMatch and didYouMean suggest only plausible candidates") {
     CHECK(closestMatch("repo.paht", keys) == "repo.path");
     CHECK(closestMatch("compress.levle", keys) == "compress.level");
   }
-  SUBCASE("an exact match is its own closest match") { CHECK(closestMatch("repo.type", keys) == "repo.type"); }
-  SUBCASE("case does not count as a difference") { CHECK(closestMatch("STANZA", keys) == "stanza"); }
+  SUBCASE("an exact match is its own closest match") {
+    CHECK(closestMatch("repo.type", keys) == "repo.type");
+  }
+  SUBCASE("case does not count as a difference") {
+    CHECK(closestMatch("STANZA", keys) == "stanza");
+  }
   SUBCASE("a word far from every candidate has no match") {
     CHECK(closestMatch("encryption", keys).empty());
     CHECK(closestMatch("xyz", keys).empty());

@@ -35,7 +35,8 @@ Header header(const test::SegmentSpec& spec) {
 }
 
 Error refusal(const Header& h) {
-  Error e = thrownError([&] { checkSegmentHeader(h.bytes, h.name, h.fileSize, "pg_wal/" + h.name.name); });
+  Error e = thrownError(
+      [&] { checkSegmentHeader(h.bytes, h.name, h.fileSize, "pg_wal/" + h.name.name); });
   CHECK(e.code() == ErrorCode::InvalidInput);
   CHECK(what(e) == Containing("'pg_wal/" + h.name.name + "' is not a valid WAL segment: "));
   return e;
@@ -83,15 +84,29 @@ TEST_CASE("parseWalName recognises the files PostgreSQL archives and restores") 
     CHECK_FALSE(n->hasPageHeader());
   }
   SUBCASE("anything else is refused") {
-    for (const char* bad : {"", "RECOVERYXLOG", "RECOVERYHISTORY", "00000001000000000000000a",
-                            "00000001000000000000000", "0000000100000000000000030", "000000000000000000000001",
-                            "00000000.history", "0000000a.history", "0000001.history", "00000001.History",
-                            "000000010000000000000003.ready", "000000010000000000000003.done",
-                            "000000010000000000000003.partial.1", "000000010000000000000003.partia",
-                            "000000010000000000000003.0000002.backup", "000000010000000000000003.0000002a.backup",
-                            "000000010000000000000003.00000028.BACKUP", "000000010000000000000003.00000028.backupx",
-                            "000000010000000000000003.00000028", "pg_wal/000000010000000000000003",
-                            " 000000010000000000000003", "x00000010000000000000003"}) {
+    for (const char* bad : {"",
+                            "RECOVERYXLOG",
+                            "RECOVERYHISTORY",
+                            "00000001000000000000000a",
+                            "00000001000000000000000",
+                            "0000000100000000000000030",
+                            "000000000000000000000001",
+                            "00000000.history",
+                            "0000000a.history",
+                            "0000001.history",
+                            "00000001.History",
+                            "000000010000000000000003.ready",
+                            "000000010000000000000003.done",
+                            "000000010000000000000003.partial.1",
+                            "000000010000000000000003.partia",
+                            "000000010000000000000003.0000002.backup",
+                            "000000010000000000000003.0000002a.backup",
+                            "000000010000000000000003.00000028.BACKUP",
+                            "000000010000000000000003.00000028.backupx",
+                            "000000010000000000000003.00000028",
+                            "pg_wal/000000010000000000000003",
+                            " 000000010000000000000003",
+                            "x00000010000000000000003"}) {
       CAPTURE(bad);
       CHECK_FALSE(parseWalName(bad).has_value());
     }
@@ -124,8 +139,9 @@ TEST_CASE("segment numbers and names convert both ways for every segment size") 
   SUBCASE("name to number and back round-trips") {
     for (std::uint32_t size : {1u << 20, 16u << 20, 64u << 20, 1u << 30}) {
       std::uint64_t perLog = 0x100000000ULL / size;
-      for (std::uint64_t number : {std::uint64_t(0), std::uint64_t(1), perLog - 1, perLog, perLog + 1,
-                                   std::uint64_t(1000003), std::uint64_t(perLog * 0xFFFFFFFFU + perLog - 1)}) {
+      for (std::uint64_t number :
+           {std::uint64_t(0), std::uint64_t(1), perLog - 1, perLog, perLog + 1,
+            std::uint64_t(1000003), std::uint64_t(perLog * 0xFFFFFFFFU + perLog - 1)}) {
         CAPTURE(size);
         CAPTURE(number);
         std::string name = segmentFileName(3, number, size);
@@ -152,7 +168,8 @@ TEST_CASE("versionFromPageMagic knows the WAL page magic of each PostgreSQL vers
 }
 
 TEST_CASE("checkSegmentHeader accepts real segment headers and refuses anything else") {
-  const test::SegmentSpec spec{.systemId = 7123456789012345678ULL, .timeline = 3, .segmentNumber = 0x105};
+  const test::SegmentSpec spec{
+      .systemId = 7123456789012345678ULL, .timeline = 3, .segmentNumber = 0x105};
   SUBCASE("a synthetic segment's header is accepted and decoded") {
     Header h = header(spec);
     LongPageHeader page = checkSegmentHeader(h.bytes, h.name, h.fileSize, "x");
@@ -168,8 +185,8 @@ TEST_CASE("checkSegmentHeader accepts real segment headers and refuses anything 
     test::SegmentSpec small = spec;
     small.segmentSize = 1u << 20;
     io::Buffer bytes = test::makeSegment(small);
-    CHECK(checkSegmentHeader(bytes, *parseWalName(test::segmentName(small)), bytes.size(), "x").segmentSize ==
-          1u << 20);
+    CHECK(checkSegmentHeader(bytes, *parseWalName(test::segmentName(small)), bytes.size(), "x")
+              .segmentSize == 1u << 20);
   }
   SUBCASE("a .partial file has the same header") {
     Header h = header(spec);
@@ -208,7 +225,8 @@ TEST_CASE("checkSegmentHeader accepts real segment headers and refuses anything 
   SUBCASE("a file whose size differs from the header's segment size is refused") {
     Header h = header(spec);
     h.fileSize = (16u << 20) - 8192;
-    CHECK(what(refusal(h)) == Containing("it is 16769024 bytes long but its header says segments are 16777216 bytes"));
+    CHECK(what(refusal(h)) ==
+          Containing("it is 16769024 bytes long but its header says segments are 16777216 bytes"));
   }
   SUBCASE("an impossible segment size in the header is refused") {
     Header h = header(spec);
@@ -224,12 +242,14 @@ TEST_CASE("checkSegmentHeader accepts real segment headers and refuses anything 
   SUBCASE("a page address that does not match the name is refused") {
     Header h = header(spec);
     io::putLe64(&h.bytes[8], 0x106ULL * (16u << 20));
-    CHECK(what(refusal(h)) == Containing("its first page is for WAL location 1/06000000, not 1/05000000"));
+    CHECK(what(refusal(h)) ==
+          Containing("its first page is for WAL location 1/06000000, not 1/05000000"));
   }
   SUBCASE("a header timeline after the name's is refused") {
     Header h = header(spec);
     io::putLe32(&h.bytes[4], 4);
-    CHECK(what(refusal(h)) == Containing("its first page is on timeline 4, after timeline 3 of its name"));
+    CHECK(what(refusal(h)) ==
+          Containing("its first page is on timeline 4, after timeline 3 of its name"));
   }
   SUBCASE("a header timeline of 0 is refused") {
     Header h = header(spec);
@@ -248,7 +268,8 @@ TEST_CASE("checkSegmentHeader accepts real segment headers and refuses anything 
     Header h = header(big);
     h.name = *parseWalName("000000030000000100000040");
     CHECK(what(refusal(h)) ==
-          Containing("segment number 00000040 in the name is impossible with 67108864 byte segments"));
+          Containing(
+              "segment number 00000040 in the name is impossible with 67108864 byte segments"));
   }
   SUBCASE("a file too short for a page header is refused") {
     Header h = header(spec);
