@@ -7,6 +7,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <thread>
+
 #include "common/repo/layout.h"
 #include "common/repo/stanza.h"
 #include "common/storage/posix/posix.h"
@@ -391,6 +393,49 @@ TEST_CASE("pushWalFile leaves nothing visible when the storage fails, and a retr
     CHECK(pushWalFile(s, params(path)).outcome == PushOutcome::Stored);
     CHECK(plainOf(inner, object) == bytes);
   }
+}
+
+TEST_CASE("two archivers pushing the same files at once store each file exactly once") {
+  // A primary and a standby with archive_mode = always: one stanza, the same files, at the same
+  // time. Whatever the interleaving, each file is Stored by one and AlreadyArchived for the
+  // other, and stanza.json is created once.
+  test::TempDir pgWal, repoDir;
+  std::vector<std::string> paths;
+  for (std::uint64_t n = 1; n <= 6; ++n) {
+    test::SegmentSpec spec = kSegment;
+    spec.segmentNumber = n;
+    paths.push_back(test::writeSegment(pgWal.path(), spec));
+  }
+  test::writeFile(pgWal / "00000002.history", kHistory);
+  paths.push_back(pgWal / "00000002.history");
+  struct Outcomes {
+    std::vector<PushOutcome> outcomes;
+    std::string failure;
+  };
+  auto archiver = [&](Outcomes& out) {
+    try {
+      storage::PosixStorage s(repoDir.path(), {.sync = false});
+      for (const auto& path : paths)
+        out.outcomes.push_back(pushWalFile(s, params(path)).outcome);
+    } catch (const std::exception& e) {
+      out.failure = e.what();
+    }
+  };
+  Outcomes a, b;
+  std::thread first(archiver, std::ref(a)), second(archiver, std::ref(b));
+  first.join();
+  second.join();
+  REQUIRE(a.failure == "");
+  REQUIRE(b.failure == "");
+  REQUIRE(a.outcomes.size() == paths.size());
+  REQUIRE(b.outcomes.size() == paths.size());
+  for (std::size_t i = 0; i < paths.size(); ++i) {
+    CAPTURE(paths[i]);
+    CHECK(a.outcomes[i] != b.outcomes[i]);
+  }
+  storage::PosixStorage s(repoDir.path(), {.sync = false});
+  CHECK(repo::loadStanza(s, "main")->systemId == kSegment.systemId);
+  CHECK(test::listDirectory(repoDir / "main/wal/0000000100000000").size() == 6);
 }
 
 TEST_CASE("pushWalFile on a posix repository whose root is missing fails without creating it") {
