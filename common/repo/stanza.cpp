@@ -3,6 +3,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
+#include <cctype>
 #include <ctime>
 
 #include "common/error.h"
@@ -33,7 +35,11 @@ StanzaInfo StanzaInfo::fromJson(const std::string& text, const std::string& wher
                   fmt::format("'{}' has repository format {}; this tidemark reads format {}", where, info.format,
                               kRepositoryFormat),
                   "use the tidemark version that wrote this repository");
-    info.systemId = std::stoull(doc.at("system-identifier").get<std::string>());
+    std::string id = doc.at("system-identifier").get<std::string>();
+    // std::stoull alone takes "-1" for 2^64-1 and ignores leading spaces and trailing garbage.
+    if (id.empty() || !std::all_of(id.begin(), id.end(), [](unsigned char c) { return std::isdigit(c); }))
+      throw std::invalid_argument("system-identifier");
+    info.systemId = std::stoull(id);
     info.pgVersion = doc.at("pg-version").get<int>();
     info.walSegmentSize = doc.at("wal-segment-size").get<std::uint32_t>();
     info.created = doc.value("created", "");
