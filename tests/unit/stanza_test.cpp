@@ -92,6 +92,18 @@ TEST_CASE("stanza.json round-trips and refuses documents it cannot trust") {
     CHECK(e.code() == ErrorCode::Corrupt);
     CHECK(what(e) == "'w' has an invalid system-identifier");
   }
+  SUBCASE("a damaged system identifier is Corrupt, not silently another number") {
+    for (std::string id :
+         {"", "-1", "7000000000000000001x", " 7000000000000000001", "+7", "99999999999999999999"}) {
+      CAPTURE(id);
+      std::string json = fmt::format(
+          R"({{"format": 1, "system-identifier": "{}", "pg-version": 15, "wal-segment-size": 16777216}})",
+          id);
+      Error e = thrownError([&] { StanzaInfo::fromJson(json, "w"); });
+      CHECK(e.code() == ErrorCode::Corrupt);
+      CHECK(what(e) == "'w' has an invalid system-identifier");
+    }
+  }
   SUBCASE("another repository format is Unsupported") {
     StanzaInfo info = kCandidate;
     info.format = 2;
