@@ -190,6 +190,13 @@ TEST_CASE("loadConfig merges file, environment and flags, in that order of prece
     CHECK(c.compress.level == 3);
     CHECK(c.log.level == LogLevel::Debug);
   }
+  SUBCASE("TOML's dotted keys and inline tables mean the same as sections") {
+    ConfigFile dotted("repo.path = '/dotted'\ncompress = { type = 'lz4', level = 4 }\n");
+    Config c = load({"--config", dotted.path});
+    CHECK(c.repo.path == "/dotted");
+    CHECK(c.compress.type == io::CompressType::Lz4);
+    CHECK(c.compress.level == 4);
+  }
   SUBCASE("the last of repeated flags wins") {
     CHECK(load({"--config", ConfigFile("").path, "--stanza=a", "--stanza=b"}).stanza == "b");
   }
