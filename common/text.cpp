@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cctype>
 
 namespace tidemark {
@@ -69,8 +70,10 @@ bool parseByteSize(std::string_view text, std::uint64_t& out) {
   text = trim(text);
   std::size_t digits = 0;
   while (digits < text.size() && std::isdigit(static_cast<unsigned char>(text[digits]))) ++digits;
-  if (digits == 0 || digits > 19) return false;
-  std::uint64_t number = std::stoull(std::string(text.substr(0, digits)));
+  if (digits == 0 || digits > 20) return false;
+  errno = 0;
+  std::uint64_t number = std::strtoull(std::string(text.substr(0, digits)).c_str(), nullptr, 10);
+  if (errno == ERANGE) return false;
   std::string unit(trim(text.substr(digits)));
   std::transform(unit.begin(), unit.end(), unit.begin(), [](unsigned char c) { return std::tolower(c); });
   std::uint64_t multiplier;

@@ -14,7 +14,7 @@ std::string humanBytes(std::uint64_t bytes);
 // The candidate closest to `word` by edit distance, or "" when none is plausibly meant.
 std::string closestMatch(std::string_view word, const std::vector<std::string>& candidates);
 
-// " HINT: did you mean 'x'?" style suggestion text ("" when there is no close match).
+// "did you mean 'x'?" for the closest candidate ("" when there is no close match); used as a hint.
 std::string didYouMean(std::string_view word, const std::vector<std::string>& candidates);
 
 // Parses sizes such as "16MiB", "5 MB", "1048576" (binary and decimal units, case-insensitive).

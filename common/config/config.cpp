@@ -168,6 +168,15 @@ void applyToml(Config& config, const std::string& file, std::map<std::string, st
                     ? "docs/configuration.md lists every key"
                     : didYouMean(name, configKeys()));
   };
+  auto unknownSection = [&](const std::string& name, int line) {
+    std::vector<std::string> sections;
+    for (const auto& def : keyTable())
+      if (*def.section && std::find(sections.begin(), sections.end(), def.section) == sections.end())
+        sections.push_back(def.section);
+    std::string hint = didYouMean(name, sections);
+    throw Error(ErrorCode::Config, fmt::format("unknown section '[{}]' in '{}' line {}", name, file, line),
+                hint.empty() ? "docs/configuration.md lists every key" : hint);
+  };
   auto apply = [&](const KeyDef& def, const toml::node& node) {
     std::string where = fmt::format("{} in '{}' line {}", def.name(), file, node.source().begin.line);
     Value value;
@@ -181,6 +190,9 @@ void applyToml(Config& config, const std::string& file, std::map<std::string, st
   for (auto&& [key, node] : root) {
     std::string name(key.str());
     if (auto table = node.as_table()) {
+      bool knownSection = std::any_of(keyTable().begin(), keyTable().end(),
+                                      [&](const KeyDef& d) { return *d.section && name == d.section; });
+      if (!knownSection) unknownSection(name, node.source().begin.line);
       for (auto&& [subkey, subnode] : *table) {
         std::string full = name + "." + std::string(subkey.str());
         const KeyDef* def = findKey(name, subkey.str());

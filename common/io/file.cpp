@@ -27,7 +27,7 @@ void Fd::reset() {
 std::optional<Fd> openForRead(const std::string& path, ErrorCode code) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
-    if (errno == ENOENT) return std::nullopt;
+    if (errno == ENOENT || errno == ENOTDIR) return std::nullopt;
     throw error(code, "cannot open '{}': {}", path, errnoText(errno));
   }
   return Fd(fd);

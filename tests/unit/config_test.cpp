@@ -282,12 +282,14 @@ TEST_CASE("loadConfig refuses unknown keys and names the closest known one") {
     CHECK(what(e) == Containing("unknown key 'stanze'"));
     CHECK(e.hint() == "did you mean 'stanza'?");
   }
-  SUBCASE("a misspelt section is an unknown key too") {
+  SUBCASE("a misspelt section is refused, even without keys, and the closest section is named") {
     ConfigFile file("[compres]\ntype = 'lz4'\n");
     Error e = thrownError([&] { load({"--config", file.path}); });
     CHECK(e.code() == ErrorCode::Config);
-    CHECK(what(e) == Containing("unknown key 'compres.type'"));
-    CHECK(e.hint() == "did you mean 'compress.type'?");
+    CHECK(what(e) == "unknown section '[compres]' in '" + file.path + "' line 1");
+    CHECK(e.hint() == "did you mean 'compress'?");
+    ConfigFile empty("[compres]\n");
+    CHECK(thrownError([&] { load({"--config", empty.path}); }).code() == ErrorCode::Config);
   }
   SUBCASE("an unknown key with nothing close points to the documentation") {
     ConfigFile file("[s3]\nbucket = 'b'\n");

@@ -237,10 +237,14 @@ TEST_CASE("local file reading: open, pread and stream") {
   SUBCASE("a missing file is nullopt, not an error") {
     CHECK_FALSE(openForRead(dir / "missing").has_value());
   }
+  SUBCASE("a path below a file does not exist either") {
+    CHECK_FALSE(openForRead(path + "/below-a-file").has_value());
+  }
   SUBCASE("a file that cannot be opened for another reason throws the given code") {
-    Error e = thrownError([&] { openForRead(path + "/below-a-file", ErrorCode::Storage); });
+    const std::string tooLong = dir / std::string(300, 'x');  // ENAMETOOLONG
+    Error e = thrownError([&] { openForRead(tooLong, ErrorCode::Storage); });
     CHECK(e.code() == ErrorCode::Storage);
-    CHECK(what(e) == Containing("cannot open '" + path + "/below-a-file'"));
+    CHECK(what(e) == Containing("cannot open '" + tooLong + "'"));
   }
   SUBCASE("preadFull reads at an offset and returns fewer bytes only at the end") {
     auto fd = openForRead(path);

@@ -79,6 +79,9 @@ TEST_CASE("PosixStorage never takes a missing repository root for a missing obje
     checkRootError(thrownError([&] { s.list("", [](const storage::ListEntry&) {}); }));
     checkRootError(thrownError([&] { s.list("main/wal", [](const storage::ListEntry&) {}); }));
   }
+  SUBCASE("remove throws instead of reporting a missing object as removed") {
+    checkRootError(thrownError([&] { s.remove(wal); }));
+  }
   SUBCASE("a write fails and does not create the root") {
     Error e = thrownError([&] { s.newWrite(wal, {}); });
     CHECK(e.code() == ErrorCode::Storage);
@@ -97,6 +100,7 @@ TEST_CASE("PosixStorage never takes a missing repository root for a missing obje
     CHECK_FALSE(s.read(wal, out, {}));
     CHECK_FALSE(s.info(wal).has_value());
     CHECK(listed(s, "").empty());
+    CHECK_NOTHROW(s.remove(wal));
   }
 }
 

@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 
 #include "common/error.h"
@@ -78,7 +79,13 @@ bool PosixStorage::read(const std::string& path, io::Sink& out, ReadOptions opti
     checkRoot();
     return false;
   }
-  io::streamFile(fd->get(), file, out, options.offset, options.length, 1 << 20, ErrorCode::Storage);
+  // A buffer no larger than the object: small objects (stanza.json, read by every push) do not
+  // pay for a 1 MiB allocation.
+  struct stat st {};
+  std::size_t chunk = 1 << 20;
+  if (::fstat(fd->get(), &st) == 0 && std::uint64_t(st.st_size) > options.offset)
+    chunk = std::size_t(std::clamp<std::uint64_t>(std::uint64_t(st.st_size) - options.offset, 1, chunk));
+  io::streamFile(fd->get(), file, out, options.offset, options.length, chunk, ErrorCode::Storage);
   return true;
 }
 
@@ -128,8 +135,9 @@ void PosixStorage::list(const std::string& dir, const std::function<void(const L
 
 void PosixStorage::remove(const std::string& path) {
   std::string file = full(path);
-  if (::unlink(file.c_str()) != 0 && errno != ENOENT)
-    throw error(ErrorCode::Storage, "cannot remove '{}': {}", file, errnoText(errno));
+  if (::unlink(file.c_str()) == 0) return;
+  if (errno == ENOENT || errno == ENOTDIR) return checkRoot();
+  throw error(ErrorCode::Storage, "cannot remove '{}': {}", file, errnoText(errno));
 }
 
 }  // namespace tidemark::storage
