@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <fstream>
 #include <functional>
 #include <variant>
 
@@ -25,6 +26,8 @@ struct KeyDef {
   const char* key;
   const char* help;
   std::function<void(Config&, const Value&, const std::string& where)> apply;
+  // Never echoed in messages, and refused as a command-line flag (argv is visible to every user).
+  bool secret = false;
 
   std::string name() const {
     return *section ? std::string(section) + "." + key : std::string(key);
@@ -67,6 +70,39 @@ std::string asChoice(const Value& v, const std::string& where, const std::vector
   badValue(where, fmt::format("'{}' is not one of {}", s, list), didYouMean(s, allowed));
 }
 
+// For secrets: the value never appears in a message.
+std::string asSecret(const Value& v, const std::string& where) {
+  if (auto s = std::get_if<std::string>(&v)) return *s;
+  badValue(where, "must be a string");
+}
+
+bool asBool(const Value& v, const std::string& where) {
+  if (auto b = std::get_if<bool>(&v)) return *b;
+  if (auto s = std::get_if<std::string>(&v)) {
+    std::string t = *s;
+    std::transform(t.begin(), t.end(), t.begin(), [](unsigned char c) { return char(std::tolower(c)); });
+    if (t == "true" || t == "yes" || t == "on" || t == "1") return true;
+    if (t == "false" || t == "no" || t == "off" || t == "0") return false;
+  }
+  badValue(where, fmt::format("must be true or false, not {}", describeValue(v)));
+}
+
+std::int64_t asIntIn(const Value& v, const std::string& where, std::int64_t min, std::int64_t max) {
+  std::int64_t n = asInt(v, where);
+  if (n < min || n > max) badValue(where, fmt::format("{} is out of range ({}..{})", n, min, max));
+  return n;
+}
+
+std::uint64_t asSize(const Value& v, const std::string& where, std::uint64_t min, std::uint64_t max) {
+  std::uint64_t bytes = 0;
+  if (auto i = std::get_if<std::int64_t>(&v); i && *i >= 0) bytes = std::uint64_t(*i);
+  else if (auto s = std::get_if<std::string>(&v); !s || !parseByteSize(*s, bytes))
+    badValue(where, fmt::format("{} is not a size", describeValue(v)), "write a size such as \"16MiB\" or \"64MiB\"");
+  if (bytes < min || bytes > max)
+    badValue(where, fmt::format("{} is out of range ({}..{})", humanBytes(bytes), humanBytes(min), humanBytes(max)));
+  return bytes;
+}
+
 std::string asAbsolutePath(const Value& v, const std::string& where, bool allowEmpty) {
   std::string s = asString(v, where);
   if (s.empty() && allowEmpty) return s;
@@ -90,11 +126,11 @@ const std::vector<KeyDef>& keyTable() {
                     "use 1 to 64 letters, digits, '-', '_' or '.', not starting with '.'");
          c.stanza = s;
        }},
-      {"repo", "type", "repository driver: posix",
+      {"repo", "type", "repository driver: posix | s3",
        [](Config& c, const Value& v, const std::string& where) {
-         c.repo.type = asChoice(v, where, {"posix"});
+         c.repo.type = asChoice(v, where, {"posix", "s3"});
        }},
-      {"repo", "path", "repository root (posix: an existing directory)",
+      {"repo", "path", "posix: the repository directory (must exist); s3: a key prefix in the bucket",
        [](Config& c, const Value& v, const std::string& where) {
          c.repo.path = asAbsolutePath(v, where, false);
        }},
@@ -120,6 +156,36 @@ const std::vector<KeyDef>& keyTable() {
        [](Config& c, const Value& v, const std::string& where) {
          c.log.file = asAbsolutePath(v, where, true);
        }},
+      {"s3", "bucket", "the bucket holding the repository",
+       [](Config& c, const Value& v, const std::string& where) { c.s3.bucket = asString(v, where); }},
+      {"s3", "endpoint", "https://host[:port] (default $AWS_ENDPOINT_URL, else AWS S3 for the region)",
+       [](Config& c, const Value& v, const std::string& where) { c.s3.endpoint = asString(v, where); }},
+      {"s3", "region", "the bucket's region (default $AWS_REGION, else us-east-1)",
+       [](Config& c, const Value& v, const std::string& where) { c.s3.region = asString(v, where); }},
+      {"s3", "uri-style", "host (bucket.endpoint/key) | path (endpoint/bucket/key)",
+       [](Config& c, const Value& v, const std::string& where) { c.s3.uriStyle = asChoice(v, where, {"host", "path"}); }},
+      {"s3", "ca-file", "extra CA bundle to trust (absolute path; system CAs by default)",
+       [](Config& c, const Value& v, const std::string& where) { c.s3.caFile = asAbsolutePath(v, where, true); }},
+      {"s3", "verify-tls", "check the server's TLS certificate (true | false)",
+       [](Config& c, const Value& v, const std::string& where) { c.s3.verifyTls = asBool(v, where); }},
+      {"s3", "part-size", "multipart upload part size (5MiB..5GiB)",
+       [](Config& c, const Value& v, const std::string& where) {
+         c.s3.partSize = asSize(v, where, 5ULL << 20, 5ULL << 30);
+       }},
+      {"s3", "upload-concurrency", "parts uploaded at once per object (1..64)",
+       [](Config& c, const Value& v, const std::string& where) { c.s3.uploadConcurrency = int(asIntIn(v, where, 1, 64)); }},
+      {"s3", "access-key-id", "credentials (default $AWS_ACCESS_KEY_ID, else ~/.aws/credentials)",
+       [](Config& c, const Value& v, const std::string& where) { c.s3.accessKeyId = asString(v, where); }},
+      {"s3", "secret-access-key", "credentials (default $AWS_SECRET_ACCESS_KEY, else ~/.aws/credentials)",
+       [](Config& c, const Value& v, const std::string& where) { c.s3.secretAccessKey = asSecret(v, where); }, true},
+      {"s3", "session-token", "temporary credentials' token (default $AWS_SESSION_TOKEN)",
+       [](Config& c, const Value& v, const std::string& where) { c.s3.sessionToken = asSecret(v, where); }, true},
+      {"s3", "retry-max", "retries of a failed request (0..20)",
+       [](Config& c, const Value& v, const std::string& where) { c.s3.retryMax = int(asIntIn(v, where, 0, 20)); }},
+      {"s3", "retry-time", "seconds a request may spend retrying (1..3600)",
+       [](Config& c, const Value& v, const std::string& where) { c.s3.retryTime = int(asIntIn(v, where, 1, 3600)); }},
+      {"s3", "timeout", "seconds without progress before a transfer is abandoned and retried (1..3600)",
+       [](Config& c, const Value& v, const std::string& where) { c.s3.timeout = int(asIntIn(v, where, 1, 3600)); }},
   };
   return table;
 }
@@ -205,6 +271,75 @@ void applyToml(Config& config, const std::string& file, std::map<std::string, st
       apply(*def, node);
     }
   }
+}
+
+// ~/.aws/credentials: an INI file of profiles with aws_access_key_id, aws_secret_access_key and
+// aws_session_token.
+bool readSharedCredentials(const std::string& file, const std::string& profile, Config::S3& s3) {
+  std::ifstream in(file);
+  if (!in) return false;
+  std::string line, section;
+  bool found = false;
+  auto trim = [](std::string t) {
+    t.erase(0, t.find_first_not_of(" \t\r"));
+    t.erase(t.find_last_not_of(" \t\r") + 1);
+    return t;
+  };
+  while (std::getline(in, line)) {
+    line = trim(line);
+    if (line.empty() || line[0] == '#' || line[0] == ';') continue;
+    if (line.front() == '[' && line.back() == ']') {
+      section = trim(line.substr(1, line.size() - 2));
+      continue;
+    }
+    auto eq = line.find('=');
+    if (section != profile || eq == std::string::npos) continue;
+    std::string name = trim(line.substr(0, eq)), value = trim(line.substr(eq + 1));
+    if (name == "aws_access_key_id") s3.accessKeyId = value, found = true;
+    else if (name == "aws_secret_access_key") s3.secretAccessKey = value;
+    else if (name == "aws_session_token") s3.sessionToken = value;
+  }
+  return found;
+}
+
+// Fills what the configuration leaves open from the AWS conventions.
+void resolveS3(Config& config, const Environment& env, bool pathGiven) {
+  auto get = [&](const char* name) {
+    auto it = env.find(name);
+    return it == env.end() ? std::string() : it->second;
+  };
+  auto& s3 = config.s3;
+  if (s3.bucket.empty())
+    throw Error(ErrorCode::Config, "repo.type is 's3' but s3.bucket is not set",
+                "set s3.bucket (or TIDEMARK_S3_BUCKET) to the bucket holding the repository");
+  if (s3.region.empty()) s3.region = get("AWS_REGION");
+  if (s3.region.empty()) s3.region = get("AWS_DEFAULT_REGION");
+  if (s3.region.empty()) s3.region = "us-east-1";
+  if (s3.endpoint.empty()) s3.endpoint = get("AWS_ENDPOINT_URL_S3");
+  if (s3.endpoint.empty()) s3.endpoint = get("AWS_ENDPOINT_URL");
+  if (s3.endpoint.empty()) s3.endpoint = "https://s3." + s3.region + ".amazonaws.com";
+  if (s3.accessKeyId.empty() != s3.secretAccessKey.empty())
+    throw Error(ErrorCode::Config,
+                s3.accessKeyId.empty() ? "s3.secret-access-key is set but s3.access-key-id is not"
+                                       : "s3.access-key-id is set but s3.secret-access-key is not",
+                "set both, or neither to use AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY or ~/.aws/credentials");
+  if (s3.accessKeyId.empty() && !get("AWS_ACCESS_KEY_ID").empty()) {
+    s3.accessKeyId = get("AWS_ACCESS_KEY_ID");
+    s3.secretAccessKey = get("AWS_SECRET_ACCESS_KEY");
+    s3.sessionToken = get("AWS_SESSION_TOKEN");
+  }
+  if (s3.accessKeyId.empty()) {
+    std::string file = get("AWS_SHARED_CREDENTIALS_FILE");
+    if (file.empty() && !get("HOME").empty()) file = get("HOME") + "/.aws/credentials";
+    std::string profile = get("AWS_PROFILE").empty() ? "default" : get("AWS_PROFILE");
+    if (!file.empty()) readSharedCredentials(file, profile, s3);
+  }
+  if (s3.accessKeyId.empty() || s3.secretAccessKey.empty())
+    throw Error(ErrorCode::Config, "no S3 credentials found",
+                "set s3.access-key-id and s3.secret-access-key in the configuration file, or AWS_ACCESS_KEY_ID "
+                "and AWS_SECRET_ACCESS_KEY, or a profile in ~/.aws/credentials (AWS_PROFILE)");
+  // For s3, repo.path is a key prefix; the posix default means nothing there: use the bucket root.
+  if (!pathGiven) config.repo.path = "/";
 }
 
 std::string absolute(const std::string& path) {
@@ -314,6 +449,9 @@ CommandLine parseCommandLine(const CommandSpec& spec, int argc, const char* cons
     auto def = std::find_if(keyTable().begin(), keyTable().end(),
                             [&](const KeyDef& d) { return flagNameOf(d) == bare; });
     if (def != keyTable().end()) {
+      if (def->secret)
+        usageError(fmt::format("'{}' would show a secret to every user of this machine (the process list)", name),
+                   fmt::format("put {} in the configuration file (mode 0600) or the environment", def->name()));
       takeValue();
       out.overrides.emplace_back(bare, value);
       continue;
@@ -343,7 +481,9 @@ std::string helpText(const CommandSpec& spec) {
   line("--help", "show this help");
   line("--version", "show the version");
   text += "\nconfiguration flags (each also TIDEMARK_<SECTION>_<KEY>, or the key in the file):\n";
-  for (const auto& def : keyTable()) line("--" + flagNameOf(def) + "=VALUE", def.help);
+  for (const auto& def : keyTable())
+    if (!def.secret) line("--" + flagNameOf(def) + "=VALUE", def.help);
+  text += "\nsecrets (s3.secret-access-key, s3.session-token) are read from the file or the environment only\n";
   return text;
 }
 
@@ -413,6 +553,7 @@ Config loadConfig(const CommandLine& commandLine, const Environment& environment
     auto it = origins.find(key);
     return it == origins.end() ? key + " (default)" : it->second;
   };
+  if (config.repo.type == "s3") resolveS3(config, environment, origins.count("repo.path") > 0);
   io::LevelRange range = io::compressLevels(config.compress.type);
   if (config.compress.type != io::CompressType::None &&
       (config.compress.level < range.min || config.compress.level > range.max)) {

@@ -32,6 +32,22 @@ struct Config {
     LogLevel level = LogLevel::Info;
     std::string file;
   } log;
+  struct S3 {
+    std::string bucket;
+    std::string endpoint;  // after loading: never empty for repo.type = "s3"
+    std::string region;    // likewise
+    std::string uriStyle = "host";
+    std::string caFile;
+    bool verifyTls = true;
+    std::uint64_t partSize = 16ULL << 20;
+    int uploadConcurrency = 4;
+    std::string accessKeyId;
+    std::string secretAccessKey;  // secret: never printed
+    std::string sessionToken;     // secret: never printed
+    int retryMax = 4;
+    int retryTime = 60;  // seconds
+    int timeout = 30;    // seconds without progress
+  } s3;
 
   // The configuration file that was read (absolute), or "" when none was.
   std::string file;

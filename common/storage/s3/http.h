@@ -1,0 +1,62 @@
+// A small HTTP client over libcurl for the S3 driver: one easy handle reused for every request
+// (keep-alive: PostgreSQL starts one process per WAL file, so connection setup matters),
+// request bodies from memory, response bodies streamed into a Sink.
+#pragma once
+
+#include <curl/curl.h>
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/io/sink.h"
+
+namespace tidemark::storage::s3 {
+
+struct HttpOptions {
+  std::string caFile;                // extra CA bundle; system CAs when empty
+  bool verifyTls = true;
+  std::vector<std::string> resolve;  // CURLOPT_RESOLVE entries ("host:port:address")
+  long connectTimeoutMs = 10000;
+  long stallTimeoutSeconds = 30;     // abort a transfer that moves no byte for this long
+};
+
+struct HttpRequest {
+  std::string method = "GET";
+  std::string url;
+  std::vector<std::string> headers;  // "Name: value"
+  io::ByteView body;                 // sent with a Content-Length (never chunked)
+  // 2xx response bodies are streamed here; other bodies (errors) are kept in HttpResponse::body.
+  io::Sink* sink = nullptr;
+};
+
+struct HttpResponse {
+  CURLcode transport = CURLE_OK;  // not CURLE_OK: no complete response (see transportError)
+  std::string transportError;
+  long status = 0;
+  std::map<std::string, std::string> headers;  // names in lower case
+  std::string body;                             // error bodies, or 2xx bodies without a sink (capped)
+  std::uint64_t delivered = 0;                  // bytes given to the sink
+
+  std::string header(const std::string& lowerName) const;
+};
+
+class HttpClient {
+ public:
+  explicit HttpClient(HttpOptions options);
+  ~HttpClient();
+  HttpClient(const HttpClient&) = delete;
+  HttpClient& operator=(const HttpClient&) = delete;
+
+  // Performs one request. Transport failures are reported in the response, not thrown; an
+  // exception thrown by the sink stops the transfer and is rethrown. Not thread-safe: use one
+  // client per thread.
+  HttpResponse perform(const HttpRequest& request);
+
+ private:
+  HttpOptions options_;
+  CURL* curl_;
+};
+
+}  // namespace tidemark::storage::s3

@@ -1,0 +1,620 @@
+// The s3 storage driver.
+#include "common/storage/s3/s3.h"
+
+#include <openssl/evp.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <condition_variable>
+#include <deque>
+#include <map>
+#include <mutex>
+#include <random>
+#include <thread>
+
+#include "common/error.h"
+#include "common/io/hash.h"
+#include "common/storage/s3/xml.h"
+
+namespace tidemark::storage {
+
+namespace {
+
+using s3::HttpResponse;
+
+bool isSuccess(long status) { return status >= 200 && status < 300; }
+
+// Statuses worth another try: the server's trouble, not the request's.
+bool retryableStatus(long status, const std::string& body) {
+  if (status >= 500 || status == 429 || status == 408) return true;
+  if (status == 400) {
+    auto code = s3::xml::first(body, "Code");
+    return code && (*code == "RequestTimeout" || *code == "SlowDown");
+  }
+  return false;
+}
+
+bool retryableTransport(CURLcode code) {
+  switch (code) {
+    case CURLE_COULDNT_RESOLVE_HOST:
+    case CURLE_URL_MALFORMAT:
+    case CURLE_UNSUPPORTED_PROTOCOL:
+    case CURLE_PEER_FAILED_VERIFICATION:
+    case CURLE_SSL_CACERT_BADFILE:
+    case CURLE_SSL_CERTPROBLEM:
+    case CURLE_SSL_CIPHER:
+    case CURLE_SSL_CONNECT_ERROR:
+    case CURLE_WRITE_ERROR:
+    case CURLE_OUT_OF_MEMORY:
+      return false;
+    default:
+      return true;  // connection refused or reset, timeouts, stalls, truncated transfers
+  }
+}
+
+std::string transportHint(CURLcode code) {
+  switch (code) {
+    case CURLE_COULDNT_RESOLVE_HOST:
+      return "check the host name in s3.endpoint (and s3.uri-style: host style prepends the bucket name)";
+    case CURLE_COULDNT_CONNECT:
+      return "check s3.endpoint (scheme, host and port) and that the S3 server is up and reachable";
+    case CURLE_PEER_FAILED_VERIFICATION:
+    case CURLE_SSL_CACERT_BADFILE:
+    case CURLE_SSL_CONNECT_ERROR:
+      return "the server's TLS certificate was not accepted: set s3.ca-file to the CA that signed it "
+             "(s3.verify-tls = false only for tests)";
+    case CURLE_OPERATION_TIMEDOUT:
+      return "the server stopped answering: check the network, or raise s3.timeout";
+    default:
+      return "check the network path to s3.endpoint; transient failures were retried";
+  }
+}
+
+// What to do about an S3 error code.
+std::string errorHint(const std::string& code, const HttpResponse& response, const S3Options& options) {
+  if (code == "AccessDenied" || code == "Forbidden")
+    return fmt::format("the credentials may not do this on bucket '{}': check the access key's permissions "
+                       "(s3:GetObject, s3:PutObject, s3:ListBucket, s3:DeleteObject)",
+                       options.bucket);
+  if (code == "InvalidAccessKeyId")
+    return "the access key id is unknown to this endpoint: check s3.access-key-id (or AWS_ACCESS_KEY_ID) "
+           "and s3.endpoint";
+  if (code == "SignatureDoesNotMatch")
+    return "the signature was refused: check s3.secret-access-key (or AWS_SECRET_ACCESS_KEY)";
+  if (code == "RequestTimeTooSkewed")
+    return "this machine's clock differs from the server's by more than 15 minutes: fix the clock (NTP)";
+  if (code == "NoSuchBucket")
+    return fmt::format("create bucket '{}' or fix s3.bucket; self-hosted stores (MinIO, Ceph) usually need "
+                       "s3.uri-style = \"path\"",
+                       options.bucket);
+  if (code == "PermanentRedirect" || code == "AuthorizationHeaderMalformed" ||
+      code == "IllegalLocationConstraintException") {
+    std::string region = response.header("x-amz-bucket-region");
+    if (auto expected = s3::xml::first(response.body, "Region")) region = *expected;
+    return region.empty() ? "the bucket is in another region: set s3.region to the bucket's region"
+                          : fmt::format("the bucket is in region '{}': set s3.region = \"{}\"", region, region);
+  }
+  if (code == "InvalidBucketName")
+    return "check s3.bucket; with s3.uri-style = \"host\" the endpoint must accept bucket.host names";
+  return {};
+}
+
+std::string base64(io::ByteView data) {
+  std::string out(4 * ((data.size() + 2) / 3) + 1, '\0');
+  int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()), data.data(), int(data.size()));
+  out.resize(std::size_t(n));
+  return out;
+}
+
+std::string md5Base64(io::ByteView data) {
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int length = 0;
+  if (EVP_Digest(data.data(), data.size(), digest, &length, EVP_md5(), nullptr) != 1)
+    throw Error(ErrorCode::Internal, "MD5 failed in OpenSSL");
+  return base64({digest, length});
+}
+
+std::chrono::milliseconds backoff(std::chrono::milliseconds base, int attempt) {
+  static thread_local std::mt19937 random{std::random_device{}()};
+  auto ceiling = base * (1LL << std::min(attempt, 10));
+  std::uniform_int_distribution<long long> jitter(ceiling.count() / 2, ceiling.count());  // "equal jitter"
+  return std::chrono::milliseconds(jitter(random));
+}
+
+std::string describeRequest(const S3Storage::Request& request, const S3Options& options) {
+  if (request.key.empty()) return fmt::format("S3 {} on bucket '{}'", request.operation, options.bucket);
+  return fmt::format("S3 {} of '{}' in bucket '{}'", request.operation, request.key, options.bucket);
+}
+
+}  // namespace
+
+// ---- the storage --------------------------------------------------------------------------
+
+S3Storage::S3Storage(S3Options options) : options_(std::move(options)) {
+  auto bad = [&](const std::string& message, const std::string& hint) { throw Error(ErrorCode::Config, message, hint); };
+  if (options_.bucket.empty()) bad("s3.bucket is not set", "set s3.bucket to the bucket holding the repository");
+  auto schemeEnd = options_.endpoint.find("://");
+  if (schemeEnd == std::string::npos)
+    bad(fmt::format("s3.endpoint '{}' has no scheme", options_.endpoint),
+        "write it as https://host[:port] (http:// only on a trusted network)");
+  scheme_ = options_.endpoint.substr(0, schemeEnd);
+  hostPort_ = options_.endpoint.substr(schemeEnd + 3);
+  while (!hostPort_.empty() && hostPort_.back() == '/') hostPort_.pop_back();
+  if (scheme_ != "http" && scheme_ != "https")
+    bad(fmt::format("s3.endpoint '{}' is neither http:// nor https://", options_.endpoint), "use https://host[:port]");
+  if (hostPort_.empty() || hostPort_.find('/') != std::string::npos)
+    bad(fmt::format("s3.endpoint '{}' must be scheme://host[:port] without a path", options_.endpoint),
+        "put a key prefix in repo.path instead");
+  std::string host = hostPort_.substr(0, hostPort_.rfind(':') == std::string::npos ? hostPort_.size() : hostPort_.rfind(':'));
+  bool isIp = !host.empty() && (host.front() == '[' || std::all_of(host.begin(), host.end(), [](char c) {
+                                  return std::isdigit(static_cast<unsigned char>(c)) || c == '.';
+                                }));
+  if (options_.hostStyle && isIp)
+    bad(fmt::format("s3.uri-style = \"host\" cannot work with an IP address endpoint ('{}')", options_.endpoint),
+        "set s3.uri-style = \"path\", or use the endpoint's DNS name");
+  if (options_.credentials.accessKeyId.empty() || options_.credentials.secretAccessKey.empty())
+    bad("no S3 credentials", "set s3.access-key-id and s3.secret-access-key, or AWS_ACCESS_KEY_ID and "
+                             "AWS_SECRET_ACCESS_KEY, or a profile in ~/.aws/credentials");
+  if (options_.partSize < (5u << 20))
+    bad(fmt::format("s3.part-size {} is below S3's 5 MiB minimum", options_.partSize), "set s3.part-size to 5MiB or more");
+  client_ = std::make_unique<s3::HttpClient>(httpOptions());
+}
+
+S3Storage::~S3Storage() = default;
+
+s3::HttpOptions S3Storage::httpOptions() const {
+  s3::HttpOptions http{.caFile = options_.caFile,
+                       .verifyTls = options_.verifyTls,
+                       .connectTimeoutMs = options_.connectTimeoutMs,
+                       .stallTimeoutSeconds = options_.stallTimeoutSeconds};
+  // *.localhost is loopback (RFC 6761), but neither glibc nor curl 7.88 resolve bucket.localhost.
+  std::string host = hostPort_.substr(0, hostPort_.rfind(':') == std::string::npos ? hostPort_.size() : hostPort_.rfind(':'));
+  bool loopbackName = host == "localhost" || (host.size() > 10 && host.ends_with(".localhost"));
+  if (options_.hostStyle && loopbackName) {
+    std::string port = hostPort_.rfind(':') == std::string::npos ? (scheme_ == "https" ? "443" : "80")
+                                                                  : hostPort_.substr(hostPort_.rfind(':') + 1);
+    http.resolve.push_back(options_.bucket + "." + host + ":" + port + ":127.0.0.1");
+  }
+  return http;
+}
+
+std::string S3Storage::describe() const {
+  return fmt::format("s3://{}/{} ({})", options_.bucket, options_.prefix, options_.endpoint);
+}
+
+std::string S3Storage::key(const std::string& path) const {
+  return options_.prefix.empty() ? path : options_.prefix + "/" + path;
+}
+
+std::string S3Storage::url(const Request& request, std::string& host, std::string& canonicalPath) const {
+  if (options_.hostStyle) {
+    host = options_.bucket + "." + hostPort_;
+    canonicalPath = "/" + request.key;
+  } else {
+    host = hostPort_;
+    canonicalPath = "/" + options_.bucket + (request.key.empty() ? "" : "/" + request.key);
+  }
+  std::string query = s3::canonicalQuery(request.query);
+  return scheme_ + "://" + host + s3::uriEncode(canonicalPath, true) + (query.empty() ? "" : "?" + query);
+}
+
+HttpResponse S3Storage::execute(const Request& request, s3::HttpClient& client) const {
+  const std::string payloadHash = io::toHex(io::Sha256::of(request.body));
+  const auto deadline = std::chrono::steady_clock::now() + options_.retryTime;
+  std::uint64_t delivered = 0;
+  std::string etag;  // of the first partial response, so a resumed GET reads the same object
+  for (int attempt = 0;; ++attempt) {
+    std::string host, canonicalPath;
+    std::string target = url(request, host, canonicalPath);
+    std::vector<std::pair<std::string, std::string>> headers = request.headers;
+    std::uint64_t start = request.rangeStart + delivered;
+    if (request.resumable && (start > 0 || request.rangeEnd))
+      headers.emplace_back("range", fmt::format("bytes={}-{}", start, request.rangeEnd ? std::to_string(*request.rangeEnd) : ""));
+    if (!etag.empty()) headers.emplace_back("if-match", etag);
+    std::string amzDate = s3::amzNow();
+    headers.emplace_back("host", host);
+    headers.emplace_back("x-amz-date", amzDate);
+    headers.emplace_back("x-amz-content-sha256", payloadHash);
+    if (!options_.credentials.sessionToken.empty())
+      headers.emplace_back("x-amz-security-token", options_.credentials.sessionToken);
+    s3::SigningInput signing{request.method, canonicalPath, request.query, headers, payloadHash};
+    std::string authorization = s3::authorization(signing, options_.credentials, options_.region, amzDate);
+
+    s3::HttpRequest http{.method = request.method, .url = target, .body = request.body, .sink = request.sink};
+    for (const auto& [name, value] : headers)
+      if (name != "host") http.headers.push_back(name + ": " + value);
+    http.headers.push_back("Authorization: " + authorization);
+    if (request.method == "PUT" || request.method == "POST") http.headers.push_back("Content-Type: application/octet-stream");
+
+    spdlog::debug("{} {} (attempt {})", request.method, target, attempt + 1);
+    HttpResponse response = client.perform(http);  // a sink's exception propagates: no retry
+    delivered += response.delivered;
+
+    bool complete = response.transport == CURLE_OK;
+    if (complete && isSuccess(response.status) && request.sink != nullptr && request.method == "GET") {
+      // A body shorter than announced is a truncated transfer, even if the connection closed cleanly.
+      std::string length = response.header("content-length");
+      if (!length.empty() && std::stoull(length) != response.delivered) complete = false;
+    }
+    if (complete && !retryableStatus(response.status, response.body)) return response;
+
+    bool canRetry = complete || retryableTransport(response.transport);
+    if (!complete && response.delivered > 0) {
+      if (!request.resumable) canRetry = false;
+      if (etag.empty()) etag = response.header("etag");
+    }
+    auto delay = backoff(options_.retryBaseDelay, attempt);
+    bool timeLeft = std::chrono::steady_clock::now() + delay < deadline;
+    if (canRetry && attempt < options_.retryMax && timeLeft) {
+      spdlog::warn("{}: {}; retrying in {} ms (attempt {} of {})", describeRequest(request, options_),
+                   complete ? fmt::format("HTTP {}", response.status) : response.transportError, delay.count(),
+                   attempt + 2, options_.retryMax + 1);
+      std::this_thread::sleep_for(delay);
+      continue;
+    }
+    if (complete) fail(request, response);
+    Error e(ErrorCode::Storage,
+            fmt::format("{} at '{}' failed after {} attempt{}: {}", describeRequest(request, options_), options_.endpoint,
+                        attempt + 1, attempt ? "s" : "", response.transportError),
+            transportHint(response.transport));
+    e.setTransient(retryableTransport(response.transport));
+    throw e;
+  }
+}
+
+void S3Storage::fail(const Request& request, const HttpResponse& response) const {
+  std::string code = s3::xml::first(response.body, "Code").value_or("");
+  std::string message = s3::xml::first(response.body, "Message").value_or("");
+  if (code.empty()) {  // HEAD answers have no body
+    switch (response.status) {
+      case 301: code = "PermanentRedirect"; break;
+      case 400: code = "BadRequest"; break;
+      case 403: code = "Forbidden"; break;
+      case 404: code = "NotFound"; break;
+      default: code = "HTTP" + std::to_string(response.status);
+    }
+  }
+  Error e(ErrorCode::Storage,
+          fmt::format("{}: HTTP {} {}{}", describeRequest(request, options_), response.status, code,
+                      message.empty() ? "" : ": " + message),
+          errorHint(code, response, options_));
+  e.setTransient(retryableStatus(response.status, response.body));
+  throw e;
+}
+
+bool S3Storage::read(const std::string& path, io::Sink& out, ReadOptions options) {
+  Request request{.operation = "GetObject", .key = key(path), .sink = &out, .resumable = true,
+                  .rangeStart = options.offset};
+  if (options.length) {
+    if (*options.length == 0) return info(path).has_value();
+    request.rangeEnd = options.offset + *options.length - 1;
+  }
+  HttpResponse response = execute(request, *client_);
+  if (isSuccess(response.status)) return true;
+  // "Not found" only when the server says so in S3's words: a 404 page from something that is not
+  // an S3 server (a wrong endpoint) must not pass for a missing WAL file.
+  if (response.status == 404 && s3::xml::first(response.body, "Code").value_or("") == "NoSuchKey") return false;
+  if (response.status == 416 && options.offset > 0) return true;  // a range past the end: nothing to deliver
+  fail(request, response);
+}
+
+std::optional<ObjectInfo> S3Storage::info(const std::string& path) {
+  Request request{.operation = "HeadObject", .method = "HEAD", .key = key(path)};
+  HttpResponse response = execute(request, *client_);
+  if (response.status == 404) return std::nullopt;
+  if (!isSuccess(response.status)) fail(request, response);
+  ObjectInfo info;
+  std::string length = response.header("content-length");
+  info.size = length.empty() ? 0 : std::stoull(length);
+  std::string modified = response.header("last-modified");
+  if (!modified.empty()) {
+    std::tm tm{};
+    if (::strptime(modified.c_str(), "%a, %d %b %Y %H:%M:%S GMT", &tm) != nullptr) info.modified = ::timegm(&tm);
+  }
+  return info;
+}
+
+void S3Storage::list(const std::string& dir, const std::function<void(const ListEntry&)>& fn) {
+  std::string prefix = key(dir);
+  if (!prefix.empty()) prefix += "/";
+  std::string token;
+  do {
+    Request request{.operation = "ListObjectsV2", .key = "",
+                    .query = {{"list-type", "2"}, {"prefix", prefix}, {"delimiter", "/"}}};
+    if (!token.empty()) request.query.emplace_back("continuation-token", token);
+    HttpResponse response = execute(request, *client_);
+    if (!isSuccess(response.status)) fail(request, response);
+    for (auto contents : s3::xml::elements(response.body, "Contents")) {
+      std::string name = s3::xml::first(contents, "Key").value_or("");
+      if (name.size() <= prefix.size() || name.compare(0, prefix.size(), prefix) != 0) continue;
+      name = name.substr(prefix.size());
+      std::uint64_t size = std::stoull(s3::xml::first(contents, "Size").value_or("0"));
+      fn(ListEntry{name, false, size});
+    }
+    for (auto common : s3::xml::elements(response.body, "CommonPrefixes")) {
+      std::string name = s3::xml::first(common, "Prefix").value_or("");
+      if (name.size() <= prefix.size()) continue;
+      name = name.substr(prefix.size());
+      if (!name.empty() && name.back() == '/') name.pop_back();
+      fn(ListEntry{name, true, 0});
+    }
+    token = s3::xml::first(response.body, "IsTruncated").value_or("false") == "true"
+                ? s3::xml::first(response.body, "NextContinuationToken").value_or("")
+                : "";
+  } while (!token.empty());
+}
+
+void S3Storage::remove(const std::string& path) {
+  Request request{.operation = "DeleteObject", .method = "DELETE", .key = key(path)};
+  HttpResponse response = execute(request, *client_);
+  if (!isSuccess(response.status)) fail(request, response);  // S3 answers 204 for a missing key too
+}
+
+void S3Storage::removeMany(const std::vector<std::string>& paths) {
+  for (std::size_t begin = 0; begin < paths.size(); begin += 1000) {
+    std::string body = "<Delete><Quiet>true</Quiet>";
+    for (std::size_t i = begin; i < std::min(paths.size(), begin + 1000); ++i)
+      body += "<Object><Key>" + s3::xml::encode(key(paths[i])) + "</Key></Object>";
+    body += "</Delete>";
+    Request request{.operation = "DeleteObjects", .method = "POST", .key = "", .query = {{"delete", ""}},
+                    .headers = {{"content-md5", md5Base64(io::asBytes(body))}}, .body = io::asBytes(body)};
+    HttpResponse response = execute(request, *client_);
+    if (!isSuccess(response.status)) fail(request, response);
+    auto errors = s3::xml::elements(response.body, "Error");
+    if (!errors.empty())
+      throw error(ErrorCode::Storage, "S3 DeleteObjects in bucket '{}': {} object(s) not deleted, e.g. '{}': {}",
+                  options_.bucket, errors.size(), s3::xml::first(errors.front(), "Key").value_or("?"),
+                  s3::xml::first(errors.front(), "Message").value_or("?"));
+  }
+}
+
+std::vector<std::pair<std::string, std::string>> S3Storage::pendingUploads() {
+  std::vector<std::pair<std::string, std::string>> out;
+  std::string keyMarker, idMarker;
+  for (;;) {
+    Request request{.operation = "ListMultipartUploads", .key = "",
+                    .query = {{"uploads", ""}, {"prefix", options_.prefix.empty() ? "" : options_.prefix + "/"}}};
+    if (!keyMarker.empty()) {
+      request.query.emplace_back("key-marker", keyMarker);
+      request.query.emplace_back("upload-id-marker", idMarker);
+    }
+    HttpResponse response = execute(request, *client_);
+    if (!isSuccess(response.status)) fail(request, response);
+    for (auto upload : s3::xml::elements(response.body, "Upload"))
+      out.emplace_back(s3::xml::first(upload, "Key").value_or(""), s3::xml::first(upload, "UploadId").value_or(""));
+    if (s3::xml::first(response.body, "IsTruncated").value_or("false") != "true") break;
+    keyMarker = s3::xml::first(response.body, "NextKeyMarker").value_or("");
+    idMarker = s3::xml::first(response.body, "NextUploadIdMarker").value_or("");
+    if (keyMarker.empty()) break;
+  }
+  return out;
+}
+
+// ---- writing ------------------------------------------------------------------------------
+
+namespace {
+
+// Uploads parts on worker threads, each with its own connection; at most `concurrency` parts
+// are queued or in flight, so memory stays within part-size x (concurrency + 1).
+class PartUploader {
+ public:
+  PartUploader(const S3Storage& storage, std::string key, std::string uploadId)
+      : storage_(storage), key_(std::move(key)), uploadId_(std::move(uploadId)) {}
+  ~PartUploader() { stop(); }
+
+  void submit(int number, io::Buffer part) {
+    std::unique_lock lock(mutex_);
+    changed_.wait(lock, [&] { return pending_ < storage_.options().uploadConcurrency || failure_; });
+    rethrow();
+    ++pending_;
+    queue_.emplace_back(number, std::move(part));
+    if (int(workers_.size()) < storage_.options().uploadConcurrency && int(workers_.size()) < pending_)
+      workers_.emplace_back([this] { work(); });
+    changed_.notify_all();
+  }
+
+  // Waits for every submitted part; returns their ETags by part number.
+  std::map<int, std::string> finish() {
+    std::unique_lock lock(mutex_);
+    changed_.wait(lock, [&] { return pending_ == 0 || failure_; });
+    rethrow();
+    return etags_;
+  }
+
+  void stop() {
+    {
+      std::lock_guard lock(mutex_);
+      stopping_ = true;
+      queue_.clear();
+    }
+    changed_.notify_all();
+    for (auto& worker : workers_) worker.join();
+    workers_.clear();
+  }
+
+ private:
+  void rethrow() {
+    if (failure_) std::rethrow_exception(failure_);
+  }
+
+  void work() {
+    s3::HttpClient client(storage_.httpOptions());
+    for (;;) {
+      std::pair<int, io::Buffer> job;
+      {
+        std::unique_lock lock(mutex_);
+        changed_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+        if (stopping_) return;
+        job = std::move(queue_.front());
+        queue_.pop_front();
+      }
+      try {
+        S3Storage::Request request{.operation = fmt::format("UploadPart {}", job.first), .method = "PUT", .key = key_,
+                                   .query = {{"partNumber", std::to_string(job.first)}, {"uploadId", uploadId_}},
+                                   .body = job.second};
+        auto response = storage_.execute(request, client);
+        if (!isSuccess(response.status)) storage_.fail(request, response);
+        std::string etag = response.header("etag");
+        if (etag.empty()) throw error(ErrorCode::Storage, "S3 UploadPart {} of '{}' returned no ETag", job.first, key_);
+        std::lock_guard lock(mutex_);
+        etags_[job.first] = etag;
+        --pending_;
+      } catch (...) {
+        std::lock_guard lock(mutex_);
+        if (!failure_) failure_ = std::current_exception();
+      }
+      changed_.notify_all();
+    }
+  }
+
+  const S3Storage& storage_;
+  std::string key_, uploadId_;
+  std::mutex mutex_;
+  std::condition_variable changed_;
+  std::deque<std::pair<int, io::Buffer>> queue_;
+  std::vector<std::thread> workers_;
+  std::map<int, std::string> etags_;
+  int pending_ = 0;
+  bool stopping_ = false;
+  std::exception_ptr failure_;
+};
+
+class S3Write final : public Write {
+ public:
+  S3Write(S3Storage& storage, s3::HttpClient& client, std::string path, WriteOptions options)
+      : storage_(storage), client_(client), path_(std::move(path)), key_(storage.key(path_)), options_(options) {
+    buffer_.reserve(std::min<std::uint64_t>(storage_.options().partSize, 1u << 20));
+  }
+
+  ~S3Write() override {
+    uploader_.reset();
+    if (!uploadId_.empty() && !committed_) {
+      try {
+        abort();
+      } catch (const std::exception& e) {
+        spdlog::warn("could not abort the multipart upload of '{}' (upload id {}): {}; a lifecycle rule for "
+                     "incomplete uploads reclaims it",
+                     key_, uploadId_, e.what());
+      }
+    }
+  }
+
+  void write(io::ByteView data) override {
+    const std::uint64_t partSize = storage_.options().partSize;
+    while (!data.empty()) {
+      if (buffer_.size() == partSize) sendPart();
+      std::size_t take = std::size_t(std::min<std::uint64_t>(data.size(), partSize - buffer_.size()));
+      buffer_.insert(buffer_.end(), data.begin(), data.begin() + take);
+      data = data.subspan(take);
+      size_ += take;
+    }
+  }
+
+  void close() override {
+    if (closed_) return;
+    if (!uploadId_.empty()) {
+      if (!buffer_.empty()) sendPart();
+      etags_ = uploader_->finish();
+      uploader_.reset();
+    }
+    closed_ = true;
+  }
+
+  bool commit() override {
+    close();
+    bool published = uploadId_.empty() ? putObject() : completeUpload();
+    committed_ = published;
+    return published;
+  }
+
+  std::uint64_t size() const override { return size_; }
+
+ private:
+  void sendPart() {
+    if (uploadId_.empty()) {
+      S3Storage::Request request{.operation = "CreateMultipartUpload", .method = "POST", .key = key_,
+                                 .query = {{"uploads", ""}}};
+      auto response = storage_.execute(request, client_);
+      if (!isSuccess(response.status)) storage_.fail(request, response);
+      uploadId_ = s3::xml::first(response.body, "UploadId").value_or("");
+      if (uploadId_.empty()) throw error(ErrorCode::Storage, "S3 CreateMultipartUpload of '{}' returned no UploadId", key_);
+      uploader_ = std::make_unique<PartUploader>(storage_, key_, uploadId_);
+    }
+    io::Buffer part;
+    part.swap(buffer_);
+    uploader_->submit(++parts_, std::move(part));
+    buffer_.reserve(std::min<std::uint64_t>(storage_.options().partSize, 1u << 20));
+  }
+
+  bool putObject() {
+    S3Storage::Request request{.operation = "PutObject", .method = "PUT", .key = key_, .body = buffer_};
+    if (options_.noReplace) request.headers.emplace_back("if-none-match", "*");
+    auto response = storage_.execute(request, client_);
+    // 412: the name exists. After a lost reply to our own successful PUT, a retry sees 412 too;
+    // the caller then compares checksums and finds its own bytes.
+    if (response.status == 412 && options_.noReplace) return false;
+    if (!isSuccess(response.status)) storage_.fail(request, response);
+    return true;
+  }
+
+  bool completeUpload() {
+    // CompleteMultipartUpload honours If-None-Match only on recent servers: check first as well
+    // (a race with another writer completing in between remains possible there).
+    if (options_.noReplace && storage_.info(path_).has_value()) {
+      abort();
+      return false;
+    }
+    std::string body = "<CompleteMultipartUpload>";
+    for (const auto& [number, etag] : etags_)
+      body += fmt::format("<Part><PartNumber>{}</PartNumber><ETag>{}</ETag></Part>", number, s3::xml::encode(etag));
+    body += "</CompleteMultipartUpload>";
+    S3Storage::Request request{.operation = "CompleteMultipartUpload", .method = "POST", .key = key_,
+                               .query = {{"uploadId", uploadId_}}, .body = io::asBytes(body)};
+    if (options_.noReplace) request.headers.emplace_back("if-none-match", "*");
+    auto response = storage_.execute(request, client_);
+    if (response.status == 412 && options_.noReplace) {
+      abort();
+      return false;
+    }
+    bool lostReply = response.status == 404 && s3::xml::first(response.body, "Code").value_or("") == "NoSuchUpload";
+    // CompleteMultipartUpload may answer 200 with an error document.
+    if (!lostReply && (!isSuccess(response.status) || !s3::xml::elements(response.body, "Error").empty()))
+      storage_.fail(request, response);
+    uploadId_.clear();
+    // The object must be exactly what was streamed. (After a retried request whose first reply was
+    // lost, the upload is gone and the object, if complete, is ours.)
+    auto stored = storage_.info(path_);
+    if (!stored || stored->size != size_)
+      throw error(ErrorCode::Storage, "S3 object '{}' is {} bytes after CompleteMultipartUpload, {} were uploaded", key_,
+                  stored ? stored->size : 0, size_);
+    return true;
+  }
+
+  void abort() {
+    S3Storage::Request request{.operation = "AbortMultipartUpload", .method = "DELETE", .key = key_,
+                               .query = {{"uploadId", uploadId_}}};
+    auto response = storage_.execute(request, client_);
+    if (!isSuccess(response.status) && response.status != 404) storage_.fail(request, response);
+    uploadId_.clear();
+  }
+
+  S3Storage& storage_;
+  s3::HttpClient& client_;
+  std::string path_, key_;
+  WriteOptions options_;
+  io::Buffer buffer_;
+  std::uint64_t size_ = 0;
+  std::string uploadId_;
+  std::unique_ptr<PartUploader> uploader_;
+  std::map<int, std::string> etags_;
+  int parts_ = 0;
+  bool closed_ = false, committed_ = false;
+};
+
+}  // namespace
+
+std::unique_ptr<Write> S3Storage::newWrite(const std::string& path, WriteOptions options) {
+  return std::make_unique<S3Write>(*this, *client_, path, options);
+}
+
+}  // namespace tidemark::storage

@@ -1,0 +1,98 @@
+// The s3 storage driver: a repository in an S3-compatible bucket (AWS S3, Ceph RGW, MinIO, ...).
+//
+// Objects are keys under a prefix. Small objects are one PutObject, sent from memory at
+// commit(); larger ones are multipart uploads whose parts go out while the stream is written
+// (memory: part-size x (upload-concurrency + 1)) and which appear only on
+// CompleteMultipartUpload; a write destroyed without commit aborts its upload. Every upload
+// carries the SHA-256 of its body (x-amz-content-sha256), so the server refuses a body damaged on
+// the way. No-replace publishes use If-None-Match: * and, for multipart uploads, a check just
+// before completing (see docs/decisions.md).
+//
+// Requests are retried with exponential backoff and jitter on 5xx, 429/SlowDown, timeouts,
+// connection resets and truncated bodies, within retry-max attempts and retry-time seconds;
+// never on 4xx answers that cannot change. Downloads cut short resume where they stopped.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "common/storage/s3/http.h"
+#include "common/storage/s3/sigv4.h"
+#include "common/storage/storage.h"
+
+namespace tidemark::storage {
+
+struct S3Options {
+  std::string bucket;
+  std::string endpoint;  // scheme://host[:port]
+  std::string region = "us-east-1";
+  bool hostStyle = true;  // bucket.host/key (virtual-hosted) rather than host/bucket/key (path)
+  std::string prefix;     // key prefix without leading or trailing '/'
+  s3::Credentials credentials;
+  std::string caFile;
+  bool verifyTls = true;
+  std::uint64_t partSize = 16u << 20;
+  int uploadConcurrency = 4;
+  int retryMax = 4;  // retries after the first attempt
+  std::chrono::milliseconds retryTime{60000};
+  std::chrono::milliseconds retryBaseDelay{200};
+  long connectTimeoutMs = 10000;
+  long stallTimeoutSeconds = 30;
+};
+
+class S3Storage final : public Storage {
+ public:
+  // Throws Error(Config) for an endpoint or style that cannot work.
+  explicit S3Storage(S3Options options);
+  ~S3Storage() override;
+
+  std::string describe() const override;
+  std::unique_ptr<Write> newWrite(const std::string& path, WriteOptions options) override;
+  bool read(const std::string& path, io::Sink& out, ReadOptions options) override;
+  std::optional<ObjectInfo> info(const std::string& path) override;
+  void list(const std::string& dir, const std::function<void(const ListEntry&)>& fn) override;
+  void remove(const std::string& path) override;
+
+  // Removes objects with DeleteObjects, up to 1000 per request.
+  void removeMany(const std::vector<std::string>& paths);
+  // Multipart uploads started under the prefix and neither completed nor aborted (key, id).
+  std::vector<std::pair<std::string, std::string>> pendingUploads();
+
+  // One request, signed and retried (public for the writer's part workers and for tests).
+  struct Request {
+    std::string operation;  // "GetObject", ... (for messages)
+    std::string method = "GET";
+    std::string key;        // the full key; "" for bucket-level requests
+    std::vector<std::pair<std::string, std::string>> query;
+    std::vector<std::pair<std::string, std::string>> headers;
+    io::ByteView body;
+    io::Sink* sink = nullptr;
+    // GET into a sink: a transfer cut short is resumed from where it stopped (with a Range).
+    bool resumable = false;
+    std::uint64_t rangeStart = 0;
+    std::optional<std::uint64_t> rangeEnd;  // inclusive
+  };
+  // Performs `request` with `client`, retrying transient failures. Returns the final response
+  // for the caller to interpret (a 404, a 412); throws Error(Storage) for transport failures that
+  // outlast the retries and for retryable statuses that persist.
+  s3::HttpResponse execute(const Request& request, s3::HttpClient& client) const;
+  // Throws the Error that describes an unexpected response.
+  [[noreturn]] void fail(const Request& request, const s3::HttpResponse& response) const;
+
+  const S3Options& options() const { return options_; }
+  std::string key(const std::string& path) const;
+  s3::HttpOptions httpOptions() const;
+
+ private:
+  std::string url(const Request& request, std::string& host, std::string& canonicalPath) const;
+
+  S3Options options_;
+  std::string scheme_, hostPort_;
+  std::unique_ptr<s3::HttpClient> client_;
+};
+
+}  // namespace tidemark::storage

@@ -1,0 +1,135 @@
+// AWS Signature Version 4.
+#include "common/storage/s3/sigv4.h"
+
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+
+#include <algorithm>
+#include <cctype>
+#include <ctime>
+
+#include "common/error.h"
+#include "common/io/hash.h"
+
+namespace tidemark::storage::s3 {
+
+namespace {
+
+using Digest = io::Sha256Digest;
+
+Digest hmac(std::string_view key, std::string_view data) {
+  Digest out{};
+  unsigned int length = 0;
+  if (HMAC(EVP_sha256(), key.data(), int(key.size()), reinterpret_cast<const unsigned char*>(data.data()),
+           data.size(), out.data(), &length) == nullptr ||
+      length != out.size())
+    throw Error(ErrorCode::Internal, "HMAC-SHA256 failed in OpenSSL");
+  return out;
+}
+
+std::string_view view(const Digest& d) { return {reinterpret_cast<const char*>(d.data()), d.size()}; }
+
+std::string lower(std::string s) {
+  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return char(std::tolower(c)); });
+  return s;
+}
+
+// Header values: leading and trailing spaces removed, inner runs of spaces collapsed.
+std::string trimValue(std::string_view v) {
+  std::string out;
+  bool space = false;
+  for (char c : v) {
+    if (c == ' ' || c == '\t') {
+      space = !out.empty();
+      continue;
+    }
+    if (space) out.push_back(' ');
+    space = false;
+    out.push_back(c);
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string uriEncode(std::string_view text, bool keepSlash) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  std::string out;
+  out.reserve(text.size());
+  for (unsigned char c : text) {
+    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~' || (keepSlash && c == '/')) {
+      out.push_back(char(c));
+    } else {
+      out.push_back('%');
+      out.push_back(kHex[c >> 4]);
+      out.push_back(kHex[c & 15]);
+    }
+  }
+  return out;
+}
+
+std::string canonicalQuery(const std::vector<std::pair<std::string, std::string>>& query) {
+  std::vector<std::pair<std::string, std::string>> encoded;
+  for (const auto& [name, value] : query) encoded.emplace_back(uriEncode(name, false), uriEncode(value, false));
+  std::sort(encoded.begin(), encoded.end());
+  std::string out;
+  for (const auto& [name, value] : encoded) {
+    if (!out.empty()) out.push_back('&');
+    out += name + "=" + value;
+  }
+  return out;
+}
+
+std::string canonicalRequest(const SigningInput& input) {
+  std::vector<std::pair<std::string, std::string>> headers;
+  for (const auto& [name, value] : input.headers) headers.emplace_back(lower(name), trimValue(value));
+  std::sort(headers.begin(), headers.end());
+  std::string canonicalHeaders, signedHeaders;
+  for (const auto& [name, value] : headers) {
+    canonicalHeaders += name + ":" + value + "\n";
+    signedHeaders += (signedHeaders.empty() ? "" : ";") + name;
+  }
+  return input.method + "\n" + uriEncode(input.path.empty() ? "/" : input.path, true) + "\n" +
+         canonicalQuery(input.query) + "\n" + canonicalHeaders + "\n" + signedHeaders + "\n" + input.payloadHash;
+}
+
+std::string_view dateOf(std::string_view amzDate) { return amzDate.substr(0, 8); }
+
+std::string stringToSign(std::string_view canonical, std::string_view amzDate, std::string_view region,
+                         std::string_view service) {
+  std::string scope = std::string(dateOf(amzDate)) + "/" + std::string(region) + "/" + std::string(service) +
+                      "/aws4_request";
+  return "AWS4-HMAC-SHA256\n" + std::string(amzDate) + "\n" + scope + "\n" +
+         io::toHex(io::Sha256::of(io::asBytes(canonical)));
+}
+
+std::string authorization(const SigningInput& input, const Credentials& credentials, std::string_view region,
+                          std::string_view amzDate, std::string_view service) {
+  std::string canonical = canonicalRequest(input);
+  std::string toSign = stringToSign(canonical, amzDate, region, service);
+  Digest key = hmac("AWS4" + credentials.secretAccessKey, dateOf(amzDate));
+  key = hmac(view(key), region);
+  key = hmac(view(key), service);
+  key = hmac(view(key), "aws4_request");
+  std::string signature = io::toHex(hmac(view(key), toSign));
+
+  std::vector<std::string> names;
+  for (const auto& header : input.headers) names.push_back(lower(header.first));
+  std::sort(names.begin(), names.end());
+  std::string signedHeaders;
+  for (const auto& name : names) signedHeaders += (signedHeaders.empty() ? "" : ";") + name;
+  return "AWS4-HMAC-SHA256 Credential=" + credentials.accessKeyId + "/" + std::string(dateOf(amzDate)) + "/" +
+         std::string(region) + "/" + std::string(service) + "/aws4_request, SignedHeaders=" + signedHeaders +
+         ", Signature=" + signature;
+}
+
+std::string amzNow() {
+  std::time_t now = std::time(nullptr);
+  std::tm tm{};
+  ::gmtime_r(&now, &tm);
+  char buffer[20];
+  std::strftime(buffer, sizeof buffer, "%Y%m%dT%H%M%SZ", &tm);
+  return buffer;
+}
+
+}  // namespace tidemark::storage::s3
