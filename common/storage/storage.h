@@ -61,6 +61,7 @@ class Storage {
   // Where this storage is, for messages ("posix:/var/lib/tidemark/repo").
   virtual std::string describe() const = 0;
 
+  // The Write must be destroyed before this Storage (it may use its connection).
   virtual std::unique_ptr<Write> newWrite(const std::string& path, WriteOptions options = {}) = 0;
 
   // Streams the object (or the requested range) into `out` without closing it. Returns false,

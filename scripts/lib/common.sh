@@ -6,6 +6,8 @@ TM_BUILD_PACKAGES=(g++ cmake ninja-build pkg-config libssl-dev libcurl4-openssl-
   liblz4-dev libzstd-dev libtomlplusplus-dev libspdlog-dev nlohmann-json3-dev doctest-dev)
 # What the integration tests, the demo and the benchmarks run.
 TM_RUNTIME_PACKAGES=(postgresql-15 postgresql-client-15)
+# The S3 server of the integration tests (scripts/s3-server): Ceph's RADOS Gateway.
+TM_S3_PACKAGES=(ceph-mon ceph-osd radosgw ceph-common uuid-runtime curl openssl)
 
 TM_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 TM_PG_BINDIR=${PG_BINDIR:-/usr/lib/postgresql/15/bin}

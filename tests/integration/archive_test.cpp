@@ -32,10 +32,11 @@ std::string switchWal(PgCluster& pg) {
 
 }  // namespace
 
-TEST_CASE("PostgreSQL archives through tidemark and every file comes back byte-identical") {
+TEST_CASE_TEMPLATE("PostgreSQL archives through tidemark and every file comes back byte-identical", Repo, PosixRepo,
+                   S3Repo) {
   for (std::string compress : {"zstd", "lz4", "none"}) {
     CAPTURE(compress);
-    Workspace ws("[compress]\ntype = \"" + compress + "\"\n");
+    Workspace ws(Repo::value, "[compress]\ntype = \"" + compress + "\"\n");
     std::string reference = ws.makeDir("reference");
     PgCluster pg(ws.path("pg"));
     pg.initdb();
@@ -68,8 +69,9 @@ TEST_CASE("PostgreSQL archives through tidemark and every file comes back byte-i
   }
 }
 
-TEST_CASE("a copy of the cluster recovers through tidemark-archive-get and holds rows written after the copy") {
-  Workspace ws;
+TEST_CASE_TEMPLATE("a copy of the cluster recovers through tidemark-archive-get and holds rows written after the copy",
+                   Repo, PosixRepo, S3Repo) {
+  Workspace ws(Repo::value);
   PgCluster primary(ws.path("primary"), "primary");
   primary.initdb();
   primary.configure("archive_mode = on\n"

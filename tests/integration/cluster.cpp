@@ -8,7 +8,14 @@
 #include <deque>
 #include <filesystem>
 #include <fstream>
+#include <algorithm>
+#include <map>
+#include <sstream>
 #include <stdexcept>
+#include <sys/stat.h>
+
+#include "common/config/config.h"
+#include "common/repo/layout.h"
 
 namespace tidemark::test {
 
@@ -110,15 +117,47 @@ std::string PgCluster::logTail(std::size_t lines) const {
   return out;
 }
 
-Workspace::Workspace(const std::string& extraToml) : dir_("tidemark-it") {
+const S3Server& s3Server() {
+  static const S3Server server = [] {
+    std::ifstream in(TIDEMARK_S3_ENV_FILE);
+    if (!in)
+      throw std::runtime_error(std::string("no S3 test server: ") + TIDEMARK_S3_ENV_FILE +
+                               " is missing; ctest starts one (fixture 's3'), or run scripts/s3-server start -d " +
+                               std::filesystem::path(TIDEMARK_S3_ENV_FILE).parent_path().string() + " --tls");
+    std::map<std::string, std::string> env;
+    for (std::string line; std::getline(in, line);) {
+      auto eq = line.find('=');
+      if (eq != std::string::npos) env[line.substr(0, eq)] = line.substr(eq + 1);
+    }
+    return S3Server{env["S3_ENDPOINT"],   env["S3_ENDPOINT_TLS"], env["S3_VHOST_ENDPOINT"], env["S3_CA_FILE"],
+                    env["S3_REGION"],     env["S3_ACCESS_KEY"],   env["S3_SECRET_KEY"],     env["S3_BUCKET"]};
+  }();
+  return server;
+}
+
+Workspace::Workspace(Backend backend, const std::string& extraToml) : backend_(backend), dir_("tidemark-it") {
   bin_ = dir_ / "bin";
-  repo_ = dir_ / "repo";
   config_ = dir_ / "tidemark.toml";
   std::filesystem::create_directories(bin_);
-  std::filesystem::create_directories(repo_);
   for (const char* binary : {TIDEMARK_ARCHIVE_PUSH_BINARY, TIDEMARK_ARCHIVE_GET_BINARY})
     std::filesystem::copy_file(binary, bin_ + "/" + std::filesystem::path(binary).filename().string());
-  writeFile(config_, "[repo]\npath = \"" + repo_ + "\"\n" + extraToml);
+  if (backend == Backend::Posix) {
+    std::string repo = dir_ / "repo";
+    std::filesystem::create_directories(repo);
+    repoToml_ = "[repo]\npath = \"" + repo + "\"\n";
+  } else {
+    const S3Server& s3 = s3Server();
+    // A fresh prefix per workspace: tests share the bucket, never their objects.
+    std::string prefix = "/it/" + std::filesystem::path(dir_.path()).filename().string();
+    repoToml_ = "[repo]\ntype = \"s3\"\npath = \"" + prefix + "\"\n[s3]\nbucket = \"" + s3.bucket +
+                "\"\nendpoint = \"" + s3.endpoint + "\"\nregion = \"" + s3.region +
+                "\"\nuri-style = \"path\"\naccess-key-id = \"" + s3.accessKey + "\"\nsecret-access-key = \"" +
+                s3.secretKey + "\"\n";
+  }
+  // extraToml may add keys to [repo] or [s3] sections: TOML allows a table only once, so it is
+  // merged by appending its lines under the right header.
+  writeFile(config_, mergeToml(repoToml_, extraToml));
+  ::chmod(config_.c_str(), 0600);
   giveToTestUser(dir_.path());
 }
 
@@ -131,6 +170,63 @@ std::string Workspace::makeDir(const std::string& name) const {
   std::filesystem::create_directories(p);
   giveToTestUser(p);
   return p;
+}
+
+std::unique_ptr<storage::Storage> Workspace::storage() const {
+  CommandLine commandLine;
+  commandLine.configFile = config_;
+  return storage::openStorage(loadConfig(commandLine, Environment{}));
+}
+
+std::string Workspace::walObject(const std::string& walName) {
+  return repo::walObject("main", *pg::parseWalName(walName));
+}
+
+io::Buffer Workspace::readObject(const std::string& path) const {
+  io::MemorySink sink(std::size_t(1) << 31);
+  if (!storage()->read(path, sink)) throw std::runtime_error("no object " + path);
+  return sink.data();
+}
+
+void Workspace::replaceObject(const std::string& path, io::ByteView bytes) const {
+  auto repository = storage();  // a Write must not outlive its Storage
+  auto write = repository->newWrite(path, {.noReplace = false});
+  write->write(bytes);
+  if (!write->commit()) throw std::runtime_error("cannot replace " + path);
+}
+
+bool Workspace::hasObject(const std::string& path) const { return storage()->info(path).has_value(); }
+
+std::string mergeToml(const std::string& base, const std::string& extra) {
+  // Sections in order of first appearance, each with its lines; top-level lines first.
+  std::vector<std::pair<std::string, std::vector<std::string>>> sections{{"", {}}};
+  auto add = [&](const std::string& text) {
+    std::string current;
+    std::istringstream in(text);
+    for (std::string line; std::getline(in, line);) {
+      if (line.empty()) continue;
+      if (line.front() == '[') {
+        current = line;
+        continue;
+      }
+      auto it = std::find_if(sections.begin(), sections.end(), [&](const auto& s) { return s.first == current; });
+      if (it == sections.end()) it = sections.insert(sections.end(), {current, {}});
+      auto keyOf = [](const std::string& l) { return l.substr(0, l.find_first_of(" =")); };
+      auto same = std::find_if(it->second.begin(), it->second.end(),
+                               [&](const std::string& l) { return keyOf(l) == keyOf(line); });
+      if (same != it->second.end()) *same = line;
+      else it->second.push_back(line);
+    }
+  };
+  add(base);
+  add(extra);
+  std::string out;
+  for (const auto& [header, lines] : sections) {
+    if (lines.empty()) continue;
+    if (!header.empty()) out += header + "\n";
+    for (const auto& line : lines) out += line + "\n";
+  }
+  return out;
 }
 
 }  // namespace tidemark::test

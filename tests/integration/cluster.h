@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "common/storage/storage.h"
 #include "process.h"
 #include "support/segment.h"
 
@@ -51,15 +52,33 @@ class PgCluster {
   std::unique_ptr<Process> server_;
 };
 
+// Where a test's repository lives. Tests that run against both are TEST_CASE_TEMPLATEs over
+// PosixRepo and S3Repo.
+enum class Backend { Posix, S3 };
+struct PosixRepo {
+  static constexpr Backend value = Backend::Posix;
+};
+struct S3Repo {
+  static constexpr Backend value = Backend::S3;
+};
+
+// The S3 server of this test run (scripts/s3-server, started by the CTest fixture 's3'):
+// read from TIDEMARK_S3_ENV_FILE. Throws with instructions when it is not running.
+struct S3Server {
+  std::string endpoint, endpointTls, vhostEndpoint, caFile, region, accessKey, secretKey, bucket;
+};
+const S3Server& s3Server();
+
 // A tidemark installation for a test: the binaries copied where the server's user can run them,
-// a posix repository and a configuration file, all in one temporary folder owned by that user.
+// a repository (a posix folder, or a fresh key prefix in the S3 test bucket) and a configuration
+// file, all in one temporary folder owned by that user.
 class Workspace {
  public:
-  explicit Workspace(const std::string& extraToml = "");
+  explicit Workspace(Backend backend = Backend::Posix, const std::string& extraToml = "");
 
+  Backend backend() const { return backend_; }
   const std::string& root() const { return dir_.path(); }
   std::string path(const std::string& name) const { return dir_ / name; }
-  const std::string& repo() const { return repo_; }
   const std::string& config() const { return config_; }
   std::string push() const { return bin_ + "/tidemark-archive-push"; }
   std::string get() const { return bin_ + "/tidemark-archive-get"; }
@@ -69,9 +88,24 @@ class Workspace {
   // Makes a directory inside the workspace owned by the server's user.
   std::string makeDir(const std::string& name) const;
 
+  // The repository through tidemark's own driver, configured like the binaries.
+  std::unique_ptr<storage::Storage> storage() const;
+  // Where a WAL file is stored in the repository (stanza "main").
+  static std::string walObject(const std::string& walName);
+  // Raw stored bytes of an object, and replacing them (to damage an object on purpose).
+  io::Buffer readObject(const std::string& path) const;
+  void replaceObject(const std::string& path, io::ByteView bytes) const;
+  bool hasObject(const std::string& path) const;
+  // The TOML lines that select this workspace's repository (for variants of the config).
+  const std::string& repoToml() const { return repoToml_; }
+
  private:
+  Backend backend_;
   TempDir dir_;
-  std::string bin_, repo_, config_;
+  std::string bin_, config_, repoToml_;
 };
+
+// Merges TOML snippets that may repeat a section header (the later key wins when repeated).
+std::string mergeToml(const std::string& base, const std::string& extra);
 
 }  // namespace tidemark::test

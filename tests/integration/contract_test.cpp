@@ -12,10 +12,6 @@ namespace tidemark::test {
 
 namespace {
 
-std::string storedObject(const Workspace& ws, const std::string& name) {
-  return ws.repo() + "/main/wal/" + name.substr(0, 16) + "/" + name;
-}
-
 std::size_t entriesIn(const std::string& dir) {
   std::size_t n = 0;
   for ([[maybe_unused]] const auto& entry : fs::directory_iterator(dir)) ++n;
@@ -24,8 +20,9 @@ std::size_t entriesIn(const std::string& dir) {
 
 }  // namespace
 
-TEST_CASE("archive-push and archive-get keep the exit-status contract PostgreSQL relies on") {
-  Workspace ws;
+TEST_CASE_TEMPLATE("archive-push and archive-get keep the exit-status contract PostgreSQL relies on", Repo, PosixRepo,
+                   S3Repo) {
+  Workspace ws(Repo::value);
   std::string pgWal = ws.makeDir("source");
   SegmentSpec spec{.segmentNumber = 3};
   std::string segment = writeSegment(pgWal, spec);
@@ -55,23 +52,24 @@ TEST_CASE("archive-push and archive-get keep the exit-status contract PostgreSQL
   fs::create_directories(recovering + "/pg_wal");
   fs::create_directories(standby + "/pg_wal");
 
+  const std::string object = Workspace::walObject(name);
   REQUIRE(push(segment) == 0);
-  REQUIRE(fs::exists(storedObject(ws, name)));
-  REQUIRE(fs::exists(ws.repo() + "/main/stanza.json"));
+  REQUIRE(ws.hasObject(object));
+  REQUIRE(ws.hasObject("main/stanza.json"));
 
   SUBCASE("a re-push of the same bytes exits 0") {
     CHECK(push(segment) == 0);
   }
 
   SUBCASE("a re-push of different bytes is refused and the stored object is unchanged") {
-    io::Buffer before = readFile(storedObject(ws, name));
+    io::Buffer before = ws.readObject(object);
     SegmentSpec other = spec;
     other.seed = 2;
     writeFile(segment, io::ByteView(makeSegment(other)));
     int status = push(segment);
     CHECK(status >= 1);
     CHECK(status <= 125);
-    CHECK(readFile(storedObject(ws, name)) == before);
+    CHECK(ws.readObject(object) == before);
   }
 
   SUBCASE("a segment from another cluster is refused and nothing is stored") {
@@ -80,7 +78,7 @@ TEST_CASE("archive-push and archive-get keep the exit-status contract PostgreSQL
     int status = push(file);
     CHECK(status >= 1);
     CHECK(status <= 125);
-    CHECK_FALSE(fs::exists(storedObject(ws, segmentName(foreign))));
+    CHECK_FALSE(ws.hasObject(Workspace::walObject(segmentName(foreign))));
   }
 
   SUBCASE("a missing segment or .history file gets 1 and leaves no file") {
@@ -97,9 +95,9 @@ TEST_CASE("archive-push and archive-get keep the exit-status contract PostgreSQL
   }
 
   SUBCASE("a corrupted object gets 255 in recovery and 2..125 on a standby, and leaves no file") {
-    io::Buffer stored = readFile(storedObject(ws, name));
+    io::Buffer stored = ws.readObject(object);
     stored[stored.size() / 2] ^= 0x01;
-    writeFile(storedObject(ws, name), io::ByteView(stored));
+    ws.replaceObject(object, stored);
     CHECK(get(name, "pg_wal/RECOVERYXLOG", recovering) == 255);
     int status = get(name, "pg_wal/RECOVERYXLOG", standby);
     CHECK(status >= 2);
@@ -112,7 +110,10 @@ TEST_CASE("archive-push and archive-get keep the exit-status contract PostgreSQL
   }
 
   SUBCASE("an unreachable repository is an error, never 'not found'") {
-    std::vector<std::string> elsewhere{"--repo-path=" + ws.path("not-mounted")};
+    // posix: a repository path that does not exist (an unmounted NFS share); s3: a bucket that
+    // does not exist.
+    std::vector<std::string> elsewhere{ws.backend() == Backend::Posix ? "--repo-path=" + ws.path("not-mounted")
+                                                                       : "--s3-bucket=no-such-bucket"};
     CHECK(get("000000010000000000000009", "pg_wal/RECOVERYXLOG", recovering, elsewhere) == 255);
     int status = get("000000010000000000000009", "pg_wal/RECOVERYXLOG", standby, elsewhere);
     CHECK(status >= 2);

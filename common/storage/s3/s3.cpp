@@ -183,7 +183,8 @@ std::string S3Storage::describe() const {
 }
 
 std::string S3Storage::key(const std::string& path) const {
-  return options_.prefix.empty() ? path : options_.prefix + "/" + path;
+  if (options_.prefix.empty()) return path;
+  return path.empty() ? options_.prefix : options_.prefix + "/" + path;
 }
 
 std::string S3Storage::url(const Request& request, std::string& host, std::string& canonicalPath) const {
