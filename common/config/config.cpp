@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cerrno>
 #include <fstream>
 #include <functional>
 #include <variant>
@@ -425,7 +426,8 @@ CommandLine parseCommandLine(const CommandSpec& spec, int argc, const char* cons
       value = argv[++i];
       hasValue = true;
     };
-    if (name.rfind("--", 0) != 0) usageError(fmt::format("unknown option '{}'", arg));
+    // `name`, not `arg`: the value after '=' may be a secret given to a misspelt flag.
+    if (name.rfind("--", 0) != 0) usageError(fmt::format("unknown option '{}'", name));
     std::string bare = name.substr(2);
     if (bare == "config") {
       takeValue();
@@ -514,7 +516,9 @@ Config loadConfig(const CommandLine& commandLine, const Environment& environment
     file = kDefaultConfigFile;
     explicitFile = false;
   }
-  if (::access(file.c_str(), F_OK) == 0) {
+  // Only "no such file" means missing: a file behind a directory this user may not enter
+  // (EACCES) exists for the administrator who wrote it, and must not fall back to the defaults.
+  if (::access(file.c_str(), F_OK) == 0 || (errno != ENOENT && errno != ENOTDIR)) {
     if (::access(file.c_str(), R_OK) != 0)
       throw Error(ErrorCode::Config, fmt::format("cannot read configuration file '{}': {}", file, errnoText(errno)),
                   "make it readable by the user running tidemark (for archive_command: postgres)");
