@@ -2,8 +2,14 @@
 #include "common/config/config.h"
 
 #include <doctest/doctest.h>
+#include <grp.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <functional>
 
 #include "support/check.h"
 #include "support/segment.h"
@@ -43,6 +49,54 @@ struct ConfigFile {
   test::TempDir dir;
   std::string path = dir / "tidemark.toml";
 };
+
+// The Error `fn` throws when an unprivileged user runs it. Root reads every file whatever its
+// mode, so under root `fn` runs in a child process switched to 'nobody' (uid 65534), which
+// reports the error's code and message back through a pipe; otherwise it runs here.
+Error thrownUnprivileged(const std::function<void()>& fn) {
+  if (::geteuid() != 0) return thrownError(fn);
+  int fds[2];
+  REQUIRE(::pipe(fds) == 0);
+  pid_t pid = ::fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    ::close(fds[0]);
+    std::string report = "-1\nthe child could not become 'nobody'";
+    if (::setgroups(0, nullptr) == 0 && ::setgid(65534) == 0 && ::setuid(65534) == 0) {
+      try {
+        fn();
+        report = "-1\nnothing was thrown";
+      } catch (const Error& e) {
+        report = std::to_string(int(e.code())) + "\n" + e.what() + "\n" + e.hint();
+      } catch (const std::exception& e) {
+        report = std::string("-1\nanother exception: ") + e.what();
+      }
+    }
+    for (std::size_t done = 0; done < report.size();) {
+      ssize_t n = ::write(fds[1], report.data() + done, report.size() - done);
+      if (n <= 0) break;
+      done += std::size_t(n);
+    }
+    ::_exit(0);  // no destructors: the temporary directories belong to the parent
+  }
+  ::close(fds[1]);
+  std::string report;
+  char buffer[4096];
+  for (ssize_t n; (n = ::read(fds[0], buffer, sizeof buffer)) != 0;) {
+    if (n < 0 && errno == EINTR) continue;
+    REQUIRE(n > 0);
+    report.append(buffer, std::size_t(n));
+  }
+  ::close(fds[0]);
+  int status = 0;
+  REQUIRE(::waitpid(pid, &status, 0) == pid);
+  auto first = report.find('\n'), second = report.find('\n', first + 1);
+  REQUIRE(first != std::string::npos);
+  int code = std::stoi(report.substr(0, first));
+  if (code < 0) FAIL(report.substr(first + 1));
+  return Error(ErrorCode(code), report.substr(first + 1, second - first - 1),
+               second == std::string::npos ? "" : report.substr(second + 1));
+}
 
 }  // namespace
 
@@ -134,25 +188,52 @@ TEST_CASE("parseCommandLine reads options, configuration flags and arguments") {
   }
 }
 
-TEST_CASE("helpText lists the command's options and every configuration flag") {
+TEST_CASE("helpText lists the command's options and every configuration flag but the secrets") {
   std::string text = helpText(kSpec);
   CHECK(text == Containing("usage: tidemark-test [OPTIONS] FILE"));
   CHECK(text == Containing("--target=NAME"));
   CHECK(text == Containing("--config=FILE"));
+  const std::vector<std::string> secrets = {"s3.secret-access-key", "s3.session-token"};
   for (const auto& key : configKeys()) {
     CAPTURE(key);
-    CHECK(text == Containing(flagName(key) + "=VALUE"));
+    bool secret = std::find(secrets.begin(), secrets.end(), key) != secrets.end();
+    CHECK((text == Containing(flagName(key) + "=VALUE")) == !secret);
   }
+  CHECK_FALSE(text == Containing("--s3-secret-access-key"));
+  CHECK_FALSE(text == Containing("--s3-session-token"));
+  CHECK(text == Containing("secrets (s3.secret-access-key, s3.session-token) are read from the "
+                           "file or the environment only"));
 }
 
 TEST_CASE("configuration keys have one environment variable and one flag each") {
-  CHECK(configKeys() == std::vector<std::string>{"stanza", "repo.type", "repo.path",
-                                                 "compress.type", "compress.level", "log.level",
-                                                 "log.file"});
+  CHECK(configKeys() == std::vector<std::string>{"stanza",
+                                                 "repo.type",
+                                                 "repo.path",
+                                                 "compress.type",
+                                                 "compress.level",
+                                                 "log.level",
+                                                 "log.file",
+                                                 "s3.bucket",
+                                                 "s3.endpoint",
+                                                 "s3.region",
+                                                 "s3.uri-style",
+                                                 "s3.ca-file",
+                                                 "s3.verify-tls",
+                                                 "s3.part-size",
+                                                 "s3.upload-concurrency",
+                                                 "s3.access-key-id",
+                                                 "s3.secret-access-key",
+                                                 "s3.session-token",
+                                                 "s3.retry-max",
+                                                 "s3.retry-time",
+                                                 "s3.timeout"});
   CHECK(environmentName("repo.path") == "TIDEMARK_REPO_PATH");
   CHECK(environmentName("stanza") == "TIDEMARK_STANZA");
+  CHECK(environmentName("s3.upload-concurrency") == "TIDEMARK_S3_UPLOAD_CONCURRENCY");
+  CHECK(environmentName("s3.secret-access-key") == "TIDEMARK_S3_SECRET_ACCESS_KEY");
   CHECK(flagName("compress.level") == "--compress-level");
   CHECK(flagName("stanza") == "--stanza");
+  CHECK(flagName("s3.verify-tls") == "--s3-verify-tls");
   CHECK(environmentName("no.such").empty());
   CHECK(flagName("no.such").empty());
   CHECK(logLevelName(LogLevel::Debug) == "debug");
@@ -255,15 +336,30 @@ TEST_CASE("loadConfig finds the configuration file from --config, TIDEMARK_CONFI
     CHECK(what(e) == Containing(dir / "nope.toml"));
   }
   SUBCASE("an unreadable file is an error, not a silent fallback") {
-    if (::geteuid() == 0) {
-      MESSAGE("skipped: root reads any file");
-      return;
-    }
     ConfigFile file("stanza = 'x'\n");
+    REQUIRE(::chmod(file.dir.path().c_str(), 0755) == 0);
     REQUIRE(::chmod(file.path.c_str(), 0) == 0);
-    Error e = thrownError([&] { load({"--config", file.path}); });
+    Error e = thrownUnprivileged([&] { load({"--config", file.path}); });
     CHECK(e.code() == ErrorCode::Config);
-    CHECK(what(e) == Containing("cannot read configuration file '" + file.path + "'"));
+    CHECK(what(e) == "cannot read configuration file '" + file.path + "': Permission denied");
+    CHECK(e.hint() == Containing("make it readable"));
+  }
+  SUBCASE("a file in a directory the user may not enter is unreadable, not missing") {
+    test::TempDir dir;
+    std::string hidden = dir / "hidden", path = dir / "hidden/tidemark.toml";
+    REQUIRE(::mkdir(hidden.c_str(), 0700) == 0);
+    test::writeFile(path, "stanza = 'x'\n");
+    REQUIRE(::chmod(dir.path().c_str(), 0755) == 0);
+    REQUIRE(::chmod(hidden.c_str(), 0) == 0);
+    struct Restore {  // so that TempDir can remove it, whatever happens below
+      ~Restore() { ::chmod(path.c_str(), 0700); }
+      std::string path;
+    } restore{hidden};
+    Error e = thrownUnprivileged([&] { load({"--config", path}); });
+    CHECK(e.code() == ErrorCode::Config);
+    CHECK(what(e) == "cannot read configuration file '" + path + "': Permission denied");
+    Error env = thrownUnprivileged([&] { load({}, {{"TIDEMARK_CONFIG", path}}); });
+    CHECK(what(env) == "cannot read configuration file '" + path + "': Permission denied");
   }
 }
 
@@ -291,11 +387,23 @@ TEST_CASE("loadConfig refuses unknown keys and names the closest known one") {
     ConfigFile empty("[compres]\n");
     CHECK(thrownError([&] { load({"--config", empty.path}); }).code() == ErrorCode::Config);
   }
-  SUBCASE("an unknown key with nothing close points to the documentation") {
-    ConfigFile file("[s3]\nbucket = 'b'\n");
+  SUBCASE("an unknown key or section with nothing close points to the documentation") {
+    ConfigFile key("[repo]\nencryption = 'x'\n"), section("[encryption]\nkey = 'x'\n");
+    Error e = thrownError([&] { load({"--config", key.path}); });
+    CHECK(e.code() == ErrorCode::Config);
+    CHECK(what(e) == "unknown key 'repo.encryption' in '" + key.path + "' line 2");
+    CHECK(e.hint() == "docs/configuration.md lists every key");
+    Error s = thrownError([&] { load({"--config", section.path}); });
+    CHECK(s.code() == ErrorCode::Config);
+    CHECK(what(s) == "unknown section '[encryption]' in '" + section.path + "' line 1");
+    CHECK(s.hint() == "docs/configuration.md lists every key");
+  }
+  SUBCASE("a misspelt s3 key suggests the right one") {
+    ConfigFile file("[s3]\nbuckett = 'b'\n");
     Error e = thrownError([&] { load({"--config", file.path}); });
     CHECK(e.code() == ErrorCode::Config);
-    CHECK(e.hint() == Containing("docs/configuration.md"));
+    CHECK(what(e) == "unknown key 's3.buckett' in '" + file.path + "' line 2");
+    CHECK(e.hint() == "did you mean 's3.bucket'?");
   }
   SUBCASE("a section used as a key is unknown") {
     ConfigFile file("repo = '/x'\n");
@@ -378,9 +486,12 @@ TEST_CASE("loadConfig refuses wrong values, naming the key, its source and what 
     CHECK(level.hint() == "did you mean 'info'?");
   }
   SUBCASE("repo.type accepts only the drivers this build has") {
-    Error e = thrownError([&] { load({"--config", ConfigFile("").path, "--repo-type=s3"}); });
+    Error e = thrownError([&] { load({"--config", ConfigFile("").path, "--repo-type=gcs"}); });
     CHECK(e.code() == ErrorCode::Config);
-    CHECK(what(e) == "--repo-type: 's3' is not one of posix");
+    CHECK(what(e) == "--repo-type: 'gcs' is not one of posix | s3");
+    Config s3 = load({"--config", ConfigFile("[s3]\nbucket = 'b'\n").path, "--repo-type=s3"},
+                     {{"AWS_ACCESS_KEY_ID", "AKID"}, {"AWS_SECRET_ACCESS_KEY", "SECRET"}});
+    CHECK(s3.repo.type == "s3");
   }
   SUBCASE("the log level is read") {
     CHECK(load({"--config", ConfigFile("[log]\nlevel = 'error'\n").path}).log.level ==
@@ -485,4 +596,458 @@ TEST_CASE("loadConfig reports TOML syntax errors with the file and line") {
   CHECK(what(e) == Containing("cannot parse configuration file '" + file.path + "'"));
   CHECK(what(e) == Containing("(line 2,"));
   CHECK(e.hint() == Containing("TOML syntax"));
+}
+
+TEST_CASE("loadConfig reads and validates the s3 keys") {
+  ConfigFile empty("");
+  auto flag = [&](const std::string& arg) { return load({"--config", empty.path, arg}).s3; };
+  auto flagError = [&](const std::string& arg) {
+    return thrownError([&] { load({"--config", empty.path, arg}); });
+  };
+  auto env = [&](const std::string& name, const std::string& value) {
+    return load({"--config", empty.path}, {{name, value}}).s3;
+  };
+  SUBCASE("without s3 keys the defaults apply") {
+    Config::S3 s3 = load({"--config", empty.path}).s3;
+    CHECK(s3.bucket.empty());
+    CHECK(s3.endpoint.empty());
+    CHECK(s3.region.empty());
+    CHECK(s3.uriStyle == "host");
+    CHECK(s3.caFile.empty());
+    CHECK(s3.verifyTls);
+    CHECK(s3.partSize == 16ULL << 20);
+    CHECK(s3.uploadConcurrency == 4);
+    CHECK(s3.accessKeyId.empty());
+    CHECK(s3.secretAccessKey.empty());
+    CHECK(s3.sessionToken.empty());
+    CHECK(s3.retryMax == 4);
+    CHECK(s3.retryTime == 60);
+    CHECK(s3.timeout == 30);
+  }
+  SUBCASE("every s3 key is read from the file") {
+    ConfigFile file(
+        "[s3]\nbucket = 'wal'\nendpoint = 'https://minio.local:9000'\nregion = 'eu-west-3'\n"
+        "uri-style = 'path'\nca-file = '/etc/ssl/minio.pem'\nverify-tls = false\n"
+        "part-size = '64MiB'\nupload-concurrency = 8\naccess-key-id = 'AKID'\n"
+        "secret-access-key = 'SECRET'\nsession-token = 'TOKEN'\nretry-max = 0\n"
+        "retry-time = 3600\ntimeout = 1\n");
+    Config::S3 s3 = load({"--config", file.path}).s3;
+    CHECK(s3.bucket == "wal");
+    CHECK(s3.endpoint == "https://minio.local:9000");
+    CHECK(s3.region == "eu-west-3");
+    CHECK(s3.uriStyle == "path");
+    CHECK(s3.caFile == "/etc/ssl/minio.pem");
+    CHECK_FALSE(s3.verifyTls);
+    CHECK(s3.partSize == 64ULL << 20);
+    CHECK(s3.uploadConcurrency == 8);
+    CHECK(s3.accessKeyId == "AKID");
+    CHECK(s3.secretAccessKey == "SECRET");
+    CHECK(s3.sessionToken == "TOKEN");
+    CHECK(s3.retryMax == 0);
+    CHECK(s3.retryTime == 3600);
+    CHECK(s3.timeout == 1);
+  }
+  SUBCASE("a string key refuses another TOML type") {
+    ConfigFile file("[s3]\nbucket = 5\n");
+    Error e = thrownError([&] { load({"--config", file.path}); });
+    CHECK(e.code() == ErrorCode::Config);
+    CHECK(what(e) == "s3.bucket in '" + file.path + "' line 2: must be a string, not 5");
+  }
+  SUBCASE("uri-style is host or path") {
+    CHECK(flag("--s3-uri-style=host").uriStyle == "host");
+    CHECK(flag("--s3-uri-style=path").uriStyle == "path");
+    Error e = flagError("--s3-uri-style=virtual");
+    CHECK(e.code() == ErrorCode::Config);
+    CHECK(what(e) == "--s3-uri-style: 'virtual' is not one of host | path");
+    Error near = flagError("--s3-uri-style=paht");
+    CHECK(what(near) == "--s3-uri-style: 'paht' is not one of host | path");
+    CHECK(near.hint() == "did you mean 'path'?");
+  }
+  SUBCASE("part-size takes sizes with units or bytes, from 5 MiB to 5 GiB") {
+    CHECK(flag("--s3-part-size=16MiB").partSize == 16ULL << 20);
+    CHECK(flag("--s3-part-size=5MiB").partSize == 5ULL << 20);
+    CHECK(flag("--s3-part-size=5GiB").partSize == 5ULL << 30);
+    CHECK(flag("--s3-part-size=8388608").partSize == 8ULL << 20);
+    CHECK(env("TIDEMARK_S3_PART_SIZE", "32 mib").partSize == 32ULL << 20);
+    CHECK(load({"--config", ConfigFile("[s3]\npart-size = 10485760\n").path}).s3.partSize ==
+          10ULL << 20);
+  }
+  SUBCASE("part-size out of range names the range") {
+    Error small = flagError("--s3-part-size=4MiB");
+    CHECK(small.code() == ErrorCode::Config);
+    CHECK(what(small) == "--s3-part-size: 4.0 MiB is out of range (5.0 MiB..5.0 GiB)");
+    Error decimal = flagError("--s3-part-size=5MB");
+    CHECK(what(decimal) == "--s3-part-size: 4.8 MiB is out of range (5.0 MiB..5.0 GiB)");
+    Error big = flagError("--s3-part-size=6GiB");
+    CHECK(what(big) == "--s3-part-size: 6.0 GiB is out of range (5.0 MiB..5.0 GiB)");
+    ConfigFile zero("[s3]\npart-size = 0\n");
+    Error z = thrownError([&] { load({"--config", zero.path}); });
+    CHECK(what(z) ==
+          "s3.part-size in '" + zero.path + "' line 2: 0 B is out of range (5.0 MiB..5.0 GiB)");
+  }
+  SUBCASE("part-size that is not a size says how to write one") {
+    Error word = flagError("--s3-part-size=lots");
+    CHECK(word.code() == ErrorCode::Config);
+    CHECK(what(word) == "--s3-part-size: 'lots' is not a size");
+    CHECK(word.hint() == "write a size such as \"16MiB\" or \"64MiB\"");
+    ConfigFile negative("[s3]\npart-size = -1\n"), boolean("[s3]\npart-size = true\n");
+    Error n = thrownError([&] { load({"--config", negative.path}); });
+    CHECK(what(n) == "s3.part-size in '" + negative.path + "' line 2: -1 is not a size");
+    Error b = thrownError([&] { load({"--config", boolean.path}); });
+    CHECK(what(b) == "s3.part-size in '" + boolean.path + "' line 2: true is not a size");
+  }
+  SUBCASE("upload-concurrency is 1 to 64") {
+    CHECK(flag("--s3-upload-concurrency=1").uploadConcurrency == 1);
+    CHECK(flag("--s3-upload-concurrency=64").uploadConcurrency == 64);
+    Error zero = thrownError([&] {
+      load({"--config", empty.path}, {{"TIDEMARK_S3_UPLOAD_CONCURRENCY", "0"}});
+    });
+    CHECK(zero.code() == ErrorCode::Config);
+    CHECK(what(zero) == "TIDEMARK_S3_UPLOAD_CONCURRENCY: 0 is out of range (1..64)");
+    CHECK(what(flagError("--s3-upload-concurrency=65")) ==
+          "--s3-upload-concurrency: 65 is out of range (1..64)");
+    CHECK(what(flagError("--s3-upload-concurrency=four")) ==
+          "--s3-upload-concurrency: must be an integer, not 'four'");
+  }
+  SUBCASE("verify-tls takes the usual spellings of yes and no from strings") {
+    for (std::string yes : {"true", "yes", "on", "1", "TRUE", "Yes"}) {
+      CAPTURE(yes);
+      CHECK(env("TIDEMARK_S3_VERIFY_TLS", yes).verifyTls);
+    }
+    for (std::string no : {"false", "no", "off", "0", "FALSE", "Off"}) {
+      CAPTURE(no);
+      CHECK_FALSE(env("TIDEMARK_S3_VERIFY_TLS", no).verifyTls);
+      CHECK_FALSE(flag("--s3-verify-tls=" + no).verifyTls);
+    }
+  }
+  SUBCASE("verify-tls takes TOML booleans") {
+    CHECK_FALSE(load({"--config", ConfigFile("[s3]\nverify-tls = false\n").path}).s3.verifyTls);
+    CHECK(load({"--config", ConfigFile("[s3]\nverify-tls = true\n").path}).s3.verifyTls);
+  }
+  SUBCASE("verify-tls refuses anything else, naming the value") {
+    Error word = thrownError([&] {
+      load({"--config", empty.path}, {{"TIDEMARK_S3_VERIFY_TLS", "maybe"}});
+    });
+    CHECK(word.code() == ErrorCode::Config);
+    CHECK(what(word) == "TIDEMARK_S3_VERIFY_TLS: must be true or false, not 'maybe'");
+    CHECK(what(flagError("--s3-verify-tls=")) == "--s3-verify-tls: must be true or false, not ''");
+    ConfigFile number("[s3]\nverify-tls = 1\n");
+    Error n = thrownError([&] { load({"--config", number.path}); });
+    CHECK(what(n) == "s3.verify-tls in '" + number.path + "' line 2: must be true or false, not 1");
+  }
+  SUBCASE("retry-max is 0 to 20") {
+    CHECK(flag("--s3-retry-max=0").retryMax == 0);
+    CHECK(flag("--s3-retry-max=20").retryMax == 20);
+    CHECK(what(flagError("--s3-retry-max=21")) == "--s3-retry-max: 21 is out of range (0..20)");
+    CHECK(what(flagError("--s3-retry-max=-1")) == "--s3-retry-max: -1 is out of range (0..20)");
+  }
+  SUBCASE("retry-time and timeout are 1 to 3600 seconds") {
+    CHECK(flag("--s3-retry-time=1").retryTime == 1);
+    CHECK(flag("--s3-retry-time=3600").retryTime == 3600);
+    CHECK(flag("--s3-timeout=1").timeout == 1);
+    CHECK(flag("--s3-timeout=3600").timeout == 3600);
+    CHECK(what(flagError("--s3-retry-time=0")) == "--s3-retry-time: 0 is out of range (1..3600)");
+    CHECK(what(flagError("--s3-retry-time=3601")) ==
+          "--s3-retry-time: 3601 is out of range (1..3600)");
+    CHECK(what(flagError("--s3-timeout=0")) == "--s3-timeout: 0 is out of range (1..3600)");
+    Error big = thrownError([&] {
+      load({"--config", empty.path}, {{"TIDEMARK_S3_TIMEOUT", "3601"}});
+    });
+    CHECK(big.code() == ErrorCode::Config);
+    CHECK(what(big) == "TIDEMARK_S3_TIMEOUT: 3601 is out of range (1..3600)");
+    CHECK(what(flagError("--s3-timeout=30s")) == "--s3-timeout: must be an integer, not '30s'");
+  }
+  SUBCASE("ca-file is an absolute path or empty") {
+    CHECK(flag("--s3-ca-file=/etc/ssl/ca.pem").caFile == "/etc/ssl/ca.pem");
+    CHECK(flag("--s3-ca-file=").caFile.empty());
+    Error e = flagError("--s3-ca-file=ca.pem");
+    CHECK(e.code() == ErrorCode::Config);
+    CHECK(what(e) == "--s3-ca-file: 'ca.pem' is not an absolute path");
+    CHECK(e.hint() == Containing("starting with '/'"));
+  }
+  SUBCASE("a flag beats the environment, which beats the file, for s3 keys too") {
+    ConfigFile file("[s3]\nregion = 'file'\nretry-max = 1\ntimeout = 5\n");
+    Environment environment{{"TIDEMARK_CONFIG", file.path},
+                            {"TIDEMARK_S3_REGION", "env"},
+                            {"TIDEMARK_S3_RETRY_MAX", "2"}};
+    Config::S3 s3 = load({"--s3-region=flag"}, environment).s3;
+    CHECK(s3.region == "flag");
+    CHECK(s3.retryMax == 2);
+    CHECK(s3.timeout == 5);
+  }
+}
+
+TEST_CASE("secrets never appear in messages, hints or help, and are refused as flags") {
+  const std::string secret = "wJalrXUtnFEMI-SECRET-DO-NOT-PRINT";
+  auto checkHidden = [&](const Error& e) {
+    CAPTURE(what(e));
+    CHECK_FALSE(what(e) == Containing(secret));
+    CHECK_FALSE(e.hint() == Containing(secret));
+  };
+  SUBCASE("--s3-secret-access-key is refused as a usage error, in both forms") {
+    for (auto args : {std::vector<std::string>{"--s3-secret-access-key=" + secret},
+                      std::vector<std::string>{"--s3-secret-access-key", secret}}) {
+      Error e = thrownError([&] { parse(args); });
+      CHECK(e.code() == ErrorCode::Usage);
+      CHECK(what(e) ==
+            "'--s3-secret-access-key' would show a secret to every user of this machine (the "
+            "process list)");
+      CHECK(e.hint() ==
+            "put s3.secret-access-key in the configuration file (mode 0600) or the environment");
+      checkHidden(e);
+    }
+  }
+  SUBCASE("--s3-session-token is refused as a usage error") {
+    Error e = thrownError([&] { parse({"--s3-session-token=" + secret}); });
+    CHECK(e.code() == ErrorCode::Usage);
+    CHECK(what(e) ==
+          "'--s3-session-token' would show a secret to every user of this machine (the process "
+          "list)");
+    CHECK(e.hint() ==
+          "put s3.session-token in the configuration file (mode 0600) or the environment");
+    checkHidden(e);
+  }
+  SUBCASE("a misspelt secret flag does not echo the secret") {
+    Error typo = thrownError([&] { parse({"--s3-secret-acess-key=" + secret}); });
+    CHECK(typo.code() == ErrorCode::Usage);
+    CHECK(what(typo) == "unknown option '--s3-secret-acess-key'");
+    checkHidden(typo);
+    Error dash = thrownError([&] { parse({"-s3-secret-access-key=" + secret}); });
+    CHECK(dash.code() == ErrorCode::Usage);
+    CHECK(what(dash) == "unknown option '-s3-secret-access-key'");
+    checkHidden(dash);
+  }
+  SUBCASE("a secret of the wrong TOML type is named, not shown") {
+    ConfigFile number("[s3]\nsecret-access-key = 987654321987\n");
+    Error n = thrownError([&] { load({"--config", number.path}); });
+    CHECK(n.code() == ErrorCode::Config);
+    CHECK(what(n) == "s3.secret-access-key in '" + number.path + "' line 2: must be a string");
+    CHECK_FALSE(what(n) == Containing("987654321987"));
+    ConfigFile array("[s3]\nsession-token = ['" + secret + "']\n");
+    Error a = thrownError([&] { load({"--config", array.path}); });
+    CHECK(a.code() == ErrorCode::Config);
+    CHECK(what(a) == "s3.session-token in '" + array.path +
+                         "' line 2: must be a string, an integer or a boolean");
+    checkHidden(a);
+    ConfigFile table("[s3]\nsecret-access-key = { value = '" + secret + "' }\n");
+    Error t = thrownError([&] { load({"--config", table.path}); });
+    CHECK(t.code() == ErrorCode::Config);
+    checkHidden(t);
+  }
+  SUBCASE("a secret written without quotes is a syntax error that does not show it") {
+    ConfigFile file("[s3]\nsecret-access-key = " + secret + "\n");
+    Error e = thrownError([&] { load({"--config", file.path}); });
+    CHECK(e.code() == ErrorCode::Config);
+    CHECK(what(e) == Containing("cannot parse configuration file '" + file.path + "'"));
+    checkHidden(e);
+  }
+  SUBCASE("a misspelt secret key in the file or the environment does not show the value") {
+    ConfigFile file("[s3]\nsecret-acess-key = '" + secret + "'\n");
+    Error e = thrownError([&] { load({"--config", file.path}); });
+    CHECK(what(e) == "unknown key 's3.secret-acess-key' in '" + file.path + "' line 2");
+    CHECK(e.hint() == "did you mean 's3.secret-access-key'?");
+    checkHidden(e);
+    Error env = thrownError([&] {
+      load({"--config", ConfigFile("").path}, {{"TIDEMARK_S3_SECRET_ACESS_KEY", secret}});
+    });
+    CHECK(what(env) == "unknown environment variable 'TIDEMARK_S3_SECRET_ACESS_KEY'");
+    checkHidden(env);
+  }
+  SUBCASE("secrets may come from the file and from TIDEMARK_ variables") {
+    ConfigFile file("[s3]\nsecret-access-key = '" + secret + "'\n");
+    CHECK(load({"--config", file.path}).s3.secretAccessKey == secret);
+    Config c = load({"--config", ConfigFile("").path}, {{"TIDEMARK_S3_SECRET_ACCESS_KEY", secret},
+                                                        {"TIDEMARK_S3_SESSION_TOKEN", "tok"}});
+    CHECK(c.s3.secretAccessKey == secret);
+    CHECK(c.s3.sessionToken == "tok");
+  }
+  SUBCASE("an error about incomplete credentials does not show the secret") {
+    ConfigFile file("[repo]\ntype = 's3'\n[s3]\nbucket = 'b'\nsecret-access-key = '" + secret +
+                    "'\n");
+    Error e = thrownError([&] { load({"--config", file.path}); });
+    CHECK(e.code() == ErrorCode::Config);
+    checkHidden(e);
+  }
+  SUBCASE("the help text shows no secret flag") {
+    std::string text = helpText(kSpec);
+    CHECK_FALSE(text == Containing("--s3-secret-access-key"));
+    CHECK_FALSE(text == Containing("--s3-session-token"));
+  }
+}
+
+TEST_CASE("loadConfig for repo.type s3 fills the rest from the AWS conventions") {
+  ConfigFile base("[repo]\ntype = 's3'\n[s3]\nbucket = 'wal'\n");
+  // The AWS_* variables are the only ones given: the tests never read the real environment or
+  // the real ~/.aws/credentials.
+  const Environment keys{{"AWS_ACCESS_KEY_ID", "AKID-ENV"},
+                         {"AWS_SECRET_ACCESS_KEY", "SECRET-ENV"}};
+  auto with = [&](Environment env) {
+    env.emplace("TIDEMARK_CONFIG", base.path);
+    return env;
+  };
+  auto s3With = [&](const Environment& env, std::vector<std::string> args = {}) {
+    return load(args, with(env)).s3;
+  };
+  test::TempDir home;
+  REQUIRE(::mkdir((home / ".aws").c_str(), 0700) == 0);
+  test::writeFile(home / ".aws/credentials",
+                  "# written by aws configure\n"
+                  "[default]\n"
+                  "aws_access_key_id = AKID-DEFAULT\n"
+                  "aws_secret_access_key=SECRET-DEFAULT\n"
+                  "\n"
+                  "; another profile\n"
+                  "  [ other ]  \n"
+                  "\taws_access_key_id   =   AKID-OTHER  \n"
+                  "aws_secret_access_key = SECRET-OTHER\n"
+                  "aws_session_token = TOKEN-OTHER\n"
+                  "region = eu-north-1\n");
+  test::TempDir elsewhere;
+  test::writeFile(
+      elsewhere / "credentials",
+      "[default]\naws_access_key_id = AKID-FILE\naws_secret_access_key = SECRET-FILE\n");
+
+  SUBCASE("repo.type s3 needs s3.bucket") {
+    ConfigFile file("[repo]\ntype = 's3'\n");
+    Error e = thrownError([&] { load({"--config", file.path}, keys); });
+    CHECK(e.code() == ErrorCode::Config);
+    CHECK(what(e) == "repo.type is 's3' but s3.bucket is not set");
+    CHECK(e.hint() == "set s3.bucket (or TIDEMARK_S3_BUCKET) to the bucket holding the repository");
+  }
+  SUBCASE("a posix repository needs neither bucket nor credentials and keeps its defaults") {
+    Config c = load({"--config", ConfigFile("").path}, {{"AWS_REGION", "eu-west-1"}});
+    CHECK(c.repo.path == "/var/lib/tidemark/repo");
+    CHECK(c.s3.region.empty());
+    CHECK(c.s3.endpoint.empty());
+  }
+  SUBCASE("the region is s3.region, else AWS_REGION, else AWS_DEFAULT_REGION, else us-east-1") {
+    Environment env = keys;
+    env["AWS_REGION"] = "eu-west-1";
+    env["AWS_DEFAULT_REGION"] = "eu-west-2";
+    CHECK(s3With(env, {"--s3-region=ap-south-1"}).region == "ap-south-1");
+    CHECK(s3With(env).region == "eu-west-1");
+    env.erase("AWS_REGION");
+    CHECK(s3With(env).region == "eu-west-2");
+    env.erase("AWS_DEFAULT_REGION");
+    CHECK(s3With(env).region == "us-east-1");
+    env["AWS_REGION"] = "";  // set but empty counts as unset
+    CHECK(s3With(env).region == "us-east-1");
+  }
+  SUBCASE("the endpoint is s3.endpoint, else AWS_ENDPOINT_URL_S3, else AWS_ENDPOINT_URL") {
+    Environment env = keys;
+    env["AWS_ENDPOINT_URL_S3"] = "https://s3.env.example";
+    env["AWS_ENDPOINT_URL"] = "https://all.env.example";
+    CHECK(s3With(env, {"--s3-endpoint=https://flag.example"}).endpoint == "https://flag.example");
+    CHECK(s3With(env).endpoint == "https://s3.env.example");
+    env.erase("AWS_ENDPOINT_URL_S3");
+    CHECK(s3With(env).endpoint == "https://all.env.example");
+  }
+  SUBCASE("without any endpoint it is AWS S3 in the region") {
+    CHECK(s3With(keys).endpoint == "https://s3.us-east-1.amazonaws.com");
+    Environment env = keys;
+    env["AWS_DEFAULT_REGION"] = "eu-west-3";
+    CHECK(s3With(env).endpoint == "https://s3.eu-west-3.amazonaws.com");
+    CHECK(s3With(env, {"--s3-region=ca-central-1"}).endpoint ==
+          "https://s3.ca-central-1.amazonaws.com");
+  }
+  SUBCASE("credentials from the configuration beat AWS_* variables and the credentials file") {
+    Environment env = keys;
+    env["AWS_SESSION_TOKEN"] = "TOKEN-ENV";
+    env["HOME"] = home.path();
+    env["TIDEMARK_S3_ACCESS_KEY_ID"] = "AKID-CONFIG";
+    env["TIDEMARK_S3_SECRET_ACCESS_KEY"] = "SECRET-CONFIG";
+    Config::S3 s3 = s3With(env);
+    CHECK(s3.accessKeyId == "AKID-CONFIG");
+    CHECK(s3.secretAccessKey == "SECRET-CONFIG");
+    CHECK(s3.sessionToken.empty());  // the environment's token belongs to the environment's keys
+    ConfigFile file(
+        "[repo]\ntype = 's3'\n[s3]\nbucket = 'wal'\naccess-key-id = 'AKID-TOML'\n"
+        "secret-access-key = 'SECRET-TOML'\nsession-token = 'TOKEN-TOML'\n");
+    Config::S3 fromFile = load({"--config", file.path}, keys).s3;
+    CHECK(fromFile.accessKeyId == "AKID-TOML");
+    CHECK(fromFile.secretAccessKey == "SECRET-TOML");
+    CHECK(fromFile.sessionToken == "TOKEN-TOML");
+  }
+  SUBCASE("AWS_* variables beat the credentials file") {
+    Environment env = keys;
+    env["AWS_SESSION_TOKEN"] = "TOKEN-ENV";
+    env["HOME"] = home.path();
+    Config::S3 s3 = s3With(env);
+    CHECK(s3.accessKeyId == "AKID-ENV");
+    CHECK(s3.secretAccessKey == "SECRET-ENV");
+    CHECK(s3.sessionToken == "TOKEN-ENV");
+  }
+  SUBCASE("the credentials file is $HOME/.aws/credentials, profile 'default'") {
+    Config::S3 s3 = s3With({{"HOME", home.path()}});
+    CHECK(s3.accessKeyId == "AKID-DEFAULT");
+    CHECK(s3.secretAccessKey == "SECRET-DEFAULT");
+    CHECK(s3.sessionToken.empty());
+  }
+  SUBCASE("AWS_PROFILE picks another profile, spaces and all") {
+    Config::S3 s3 = s3With({{"HOME", home.path()}, {"AWS_PROFILE", "other"}});
+    CHECK(s3.accessKeyId == "AKID-OTHER");
+    CHECK(s3.secretAccessKey == "SECRET-OTHER");
+    CHECK(s3.sessionToken == "TOKEN-OTHER");
+    CHECK(s3.region == "us-east-1");  // a credentials file gives credentials only
+  }
+  SUBCASE("AWS_SHARED_CREDENTIALS_FILE beats $HOME/.aws/credentials") {
+    Config::S3 s3 =
+        s3With({{"HOME", home.path()}, {"AWS_SHARED_CREDENTIALS_FILE", elsewhere / "credentials"}});
+    CHECK(s3.accessKeyId == "AKID-FILE");
+    CHECK(s3.secretAccessKey == "SECRET-FILE");
+  }
+  SUBCASE("only one of s3.access-key-id and s3.secret-access-key is an error") {
+    Environment env = keys;
+    env["HOME"] = home.path();
+    env["TIDEMARK_S3_ACCESS_KEY_ID"] = "AKID-CONFIG";
+    Error id = thrownError([&] { s3With(env); });
+    CHECK(id.code() == ErrorCode::Config);
+    CHECK(what(id) == "s3.access-key-id is set but s3.secret-access-key is not");
+    CHECK(id.hint() ==
+          "set both, or neither to use AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY or "
+          "~/.aws/credentials");
+    env.erase("TIDEMARK_S3_ACCESS_KEY_ID");
+    env["TIDEMARK_S3_SECRET_ACCESS_KEY"] = "SECRET-CONFIG";
+    Error secret = thrownError([&] { s3With(env); });
+    CHECK(secret.code() == ErrorCode::Config);
+    CHECK(what(secret) == "s3.secret-access-key is set but s3.access-key-id is not");
+  }
+  SUBCASE("no credentials anywhere is an error naming the ways to give them") {
+    auto checkNone = [](const Error& e) {
+      CHECK(e.code() == ErrorCode::Config);
+      CHECK(what(e) == "no S3 credentials found");
+      CHECK(e.hint() ==
+            "set s3.access-key-id and s3.secret-access-key in the configuration file, or "
+            "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or a profile in ~/.aws/credentials "
+            "(AWS_PROFILE)");
+    };
+    checkNone(thrownError([&] { s3With({}); }));
+    test::TempDir emptyHome;
+    checkNone(thrownError([&] { s3With({{"HOME", emptyHome.path()}}); }));
+    checkNone(thrownError([&] { s3With({{"HOME", home.path()}, {"AWS_PROFILE", "missing"}}); }));
+    checkNone(thrownError([&] {
+      s3With({{"AWS_SHARED_CREDENTIALS_FILE", elsewhere / "nope"}, {"HOME", home.path()}});
+    }));
+    // An access key without its secret is not credentials either.
+    checkNone(thrownError([&] { s3With({{"AWS_ACCESS_KEY_ID", "AKID-ENV"}}); }));
+  }
+  SUBCASE("a profile without its secret is not credentials") {
+    test::TempDir dir;
+    test::writeFile(dir / "credentials", "[default]\naws_access_key_id = AKID-ONLY\n");
+    Error e = thrownError([&] { s3With({{"AWS_SHARED_CREDENTIALS_FILE", dir / "credentials"}}); });
+    CHECK(e.code() == ErrorCode::Config);
+    CHECK(what(e) == "no S3 credentials found");
+  }
+  SUBCASE("repo.path defaults to the bucket root, but a given path is kept") {
+    CHECK(load({}, with(keys)).repo.path == "/");
+    CHECK(load({"--repo-path=/tidemark/prod"}, with(keys)).repo.path == "/tidemark/prod");
+    Environment env = with(keys);
+    env["TIDEMARK_REPO_PATH"] = "/from-env";
+    CHECK(load({}, env).repo.path == "/from-env");
+    ConfigFile file("[repo]\ntype = 's3'\npath = '/from-file'\n[s3]\nbucket = 'wal'\n");
+    CHECK(load({"--config", file.path}, keys).repo.path == "/from-file");
+    // The posix default, given explicitly, is kept too.
+    CHECK(load({"--repo-path=/var/lib/tidemark/repo"}, with(keys)).repo.path ==
+          "/var/lib/tidemark/repo");
+  }
 }
