@@ -1,7 +1,7 @@
 // Minimal XML element extraction for S3 responses.
 #include "common/storage/s3/xml.h"
 
-#include <cstdlib>
+#include <charconv>
 
 namespace tidemark::storage::s3::xml {
 
@@ -59,10 +59,18 @@ std::string decode(std::string_view text) {
     else if (entity == "quot") out.push_back('"');
     else if (entity == "apos") out.push_back('\'');
     else if (!entity.empty() && entity[0] == '#') {
-      std::string number(entity.substr(1));
-      unsigned long code = number.size() > 1 && (number[0] == 'x' || number[0] == 'X')
-                               ? std::strtoul(number.c_str() + 1, nullptr, 16)
-                               : std::strtoul(number.c_str(), nullptr, 10);
+      bool hex = entity.size() > 1 && (entity[1] == 'x' || entity[1] == 'X');
+      std::string_view digits = entity.substr(hex ? 2 : 1);
+      unsigned long code = 0;
+      auto [end, problem] = std::from_chars(digits.data(), digits.data() + digits.size(), code, hex ? 16 : 10);
+      // Not a character XML allows (bad digits, NUL, a surrogate, beyond U+10FFFF): keep the text
+      // as written rather than make up a character, a NUL byte above all.
+      if (digits.empty() || problem != std::errc() || end != digits.data() + digits.size() || code == 0 ||
+          (code >= 0xD800 && code <= 0xDFFF) || code > 0x10FFFF) {
+        out.append(text.substr(i, semi - i + 1));
+        i = semi;
+        continue;
+      }
       // UTF-8 encode.
       if (code < 0x80) {
         out.push_back(char(code));
