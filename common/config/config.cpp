@@ -100,7 +100,8 @@ std::uint64_t asSize(const Value& v, const std::string& where, std::uint64_t min
   else if (auto s = std::get_if<std::string>(&v); !s || !parseByteSize(*s, bytes))
     badValue(where, fmt::format("{} is not a size", describeValue(v)), "write a size such as \"16MiB\" or \"64MiB\"");
   if (bytes < min || bytes > max)
-    badValue(where, fmt::format("{} is out of range ({}..{})", humanBytes(bytes), humanBytes(min), humanBytes(max)));
+    badValue(where, fmt::format("{} ({} bytes) is out of range ({}..{})", humanBytes(bytes), bytes, humanBytes(min),
+                                humanBytes(max)));
   return bytes;
 }
 
@@ -159,9 +160,9 @@ const std::vector<KeyDef>& keyTable() {
        }},
       {"s3", "bucket", "the bucket holding the repository",
        [](Config& c, const Value& v, const std::string& where) { c.s3.bucket = asString(v, where); }},
-      {"s3", "endpoint", "https://host[:port] (default $AWS_ENDPOINT_URL, else AWS S3 for the region)",
+      {"s3", "endpoint", "https://host[:port] (default $AWS_ENDPOINT_URL_S3, $AWS_ENDPOINT_URL, else AWS S3 for the region)",
        [](Config& c, const Value& v, const std::string& where) { c.s3.endpoint = asString(v, where); }},
-      {"s3", "region", "the bucket's region (default $AWS_REGION, else us-east-1)",
+      {"s3", "region", "the bucket's region (default $AWS_REGION, $AWS_DEFAULT_REGION, else us-east-1)",
        [](Config& c, const Value& v, const std::string& where) { c.s3.region = asString(v, where); }},
       {"s3", "uri-style", "host (bucket.endpoint/key) | path (endpoint/bucket/key)",
        [](Config& c, const Value& v, const std::string& where) { c.s3.uriStyle = asChoice(v, where, {"host", "path"}); }},
@@ -324,6 +325,11 @@ void resolveS3(Config& config, const Environment& env, bool pathGiven) {
                 s3.accessKeyId.empty() ? "s3.secret-access-key is set but s3.access-key-id is not"
                                        : "s3.access-key-id is set but s3.secret-access-key is not",
                 "set both, or neither to use AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY or ~/.aws/credentials");
+  if (s3.accessKeyId.empty() && get("AWS_ACCESS_KEY_ID").empty() != get("AWS_SECRET_ACCESS_KEY").empty())
+    throw Error(ErrorCode::Config,
+                get("AWS_ACCESS_KEY_ID").empty() ? "AWS_SECRET_ACCESS_KEY is set but AWS_ACCESS_KEY_ID is not"
+                                                 : "AWS_ACCESS_KEY_ID is set but AWS_SECRET_ACCESS_KEY is not",
+                "set both in the environment, or neither");
   if (s3.accessKeyId.empty() && !get("AWS_ACCESS_KEY_ID").empty()) {
     s3.accessKeyId = get("AWS_ACCESS_KEY_ID");
     s3.secretAccessKey = get("AWS_SECRET_ACCESS_KEY");

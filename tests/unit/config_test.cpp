@@ -675,15 +675,15 @@ TEST_CASE("loadConfig reads and validates the s3 keys") {
   SUBCASE("part-size out of range names the range") {
     Error small = flagError("--s3-part-size=4MiB");
     CHECK(small.code() == ErrorCode::Config);
-    CHECK(what(small) == "--s3-part-size: 4.0 MiB is out of range (5.0 MiB..5.0 GiB)");
+    CHECK(what(small) == "--s3-part-size: 4.0 MiB (4194304 bytes) is out of range (5.0 MiB..5.0 GiB)");
     Error decimal = flagError("--s3-part-size=5MB");
-    CHECK(what(decimal) == "--s3-part-size: 4.8 MiB is out of range (5.0 MiB..5.0 GiB)");
+    CHECK(what(decimal) == "--s3-part-size: 4.8 MiB (5000000 bytes) is out of range (5.0 MiB..5.0 GiB)");
     Error big = flagError("--s3-part-size=6GiB");
-    CHECK(what(big) == "--s3-part-size: 6.0 GiB is out of range (5.0 MiB..5.0 GiB)");
+    CHECK(what(big) == "--s3-part-size: 6.0 GiB (6442450944 bytes) is out of range (5.0 MiB..5.0 GiB)");
     ConfigFile zero("[s3]\npart-size = 0\n");
     Error z = thrownError([&] { load({"--config", zero.path}); });
     CHECK(what(z) ==
-          "s3.part-size in '" + zero.path + "' line 2: 0 B is out of range (5.0 MiB..5.0 GiB)");
+          "s3.part-size in '" + zero.path + "' line 2: 0 B (0 bytes) is out of range (5.0 MiB..5.0 GiB)");
   }
   SUBCASE("part-size that is not a size says how to write one") {
     Error word = flagError("--s3-part-size=lots");
@@ -1028,8 +1028,14 @@ TEST_CASE("loadConfig for repo.type s3 fills the rest from the AWS conventions")
     checkNone(thrownError([&] {
       s3With({{"AWS_SHARED_CREDENTIALS_FILE", elsewhere / "nope"}, {"HOME", home.path()}});
     }));
-    // An access key without its secret is not credentials either.
-    checkNone(thrownError([&] { s3With({{"AWS_ACCESS_KEY_ID", "AKID-ENV"}}); }));
+  }
+  SUBCASE("an environment access key without its secret is named as such") {
+    Error e = thrownError([&] { s3With({{"AWS_ACCESS_KEY_ID", "AKID-ENV"}}); });
+    CHECK(e.code() == ErrorCode::Config);
+    CHECK(what(e) == "AWS_ACCESS_KEY_ID is set but AWS_SECRET_ACCESS_KEY is not");
+    Error other = thrownError([&] { s3With({{"AWS_SECRET_ACCESS_KEY", "SECRET-ENV"}}); });
+    CHECK(what(other) == "AWS_SECRET_ACCESS_KEY is set but AWS_ACCESS_KEY_ID is not");
+    CHECK(std::string(other.what()).find("SECRET-ENV") == std::string::npos);
   }
   SUBCASE("a profile without its secret is not credentials") {
     test::TempDir dir;

@@ -57,7 +57,9 @@ std::string uriEncode(std::string_view text, bool keepSlash) {
   std::string out;
   out.reserve(text.size());
   for (unsigned char c : text) {
-    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~' || (keepSlash && c == '/')) {
+    bool unreserved = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
+                      c == '_' || c == '.' || c == '~';  // ASCII only, whatever the locale
+    if (unreserved || (keepSlash && c == '/')) {
       out.push_back(char(c));
     } else {
       out.push_back('%');
