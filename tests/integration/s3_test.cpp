@@ -2,8 +2,11 @@
 // configuration mistakes operators make, each failing fast with its own message.
 #include <doctest/doctest.h>
 
+#include <fmt/format.h>
+
 #include <chrono>
 #include <fstream>
+#include <set>
 #include <sstream>
 
 #include "cluster.h"
@@ -139,6 +142,32 @@ TEST_CASE("S3 configuration mistakes fail fast, each with its own message") {
   }
   // Nothing was stored by any of the failed attempts.
   CHECK_FALSE(ws.hasObject(Workspace::walObject(segmentName({.segmentNumber = 7}))));
+}
+
+}  // namespace tidemark::test
+
+namespace tidemark::test {
+
+TEST_CASE("an S3 listing returns every object of a folder, across pages and past 64 KiB") {
+  Workspace ws(Backend::S3);
+  auto storage = ws.storage();
+  constexpr int kObjects = 1005;  // more than one ListObjectsV2 page of 1000 keys
+  for (int i = 0; i < kObjects; ++i) {
+    auto write = storage->newWrite(fmt::format("main/many/object-with-a-rather-long-name-{:05}", i));
+    write->write(io::asBytes("x"));
+    REQUIRE(write->commit());
+  }
+  auto write = storage->newWrite("main/many/sub/inner");
+  write->write(io::asBytes("y"));
+  REQUIRE(write->commit());
+  std::set<std::string> files, directories;
+  storage->list("main/many", [&](const storage::ListEntry& entry) {
+    (entry.directory ? directories : files).insert(entry.name);
+    if (!entry.directory) CHECK(entry.size == 1);
+  });
+  CHECK(files.size() == std::size_t(kObjects));
+  CHECK(files.count("object-with-a-rather-long-name-01004") == 1);
+  CHECK(directories == std::set<std::string>{"sub"});
 }
 
 }  // namespace tidemark::test

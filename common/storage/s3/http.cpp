@@ -14,6 +14,7 @@ namespace tidemark::storage::s3 {
 namespace {
 
 constexpr std::size_t kMaxErrorBody = 64 * 1024;
+constexpr std::size_t kMaxDocument = 64u << 20;
 
 struct Transfer {
   const HttpRequest* request;
@@ -60,7 +61,16 @@ std::size_t onBody(char* data, std::size_t size, std::size_t count, void* user) 
       t->failure = std::current_exception();
       return 0;  // aborts the transfer with CURLE_WRITE_ERROR
     }
+  } else if (success) {
+    // A document the caller parses (a listing: ~250 bytes per key, up to 1000 keys per page).
+    if (t->response->body.size() + n > kMaxDocument) {
+      t->failure = std::make_exception_ptr(
+          error(ErrorCode::Storage, "response to {} is larger than {} bytes", t->request->url, kMaxDocument));
+      return 0;
+    }
+    t->response->body.append(data, n);
   } else if (t->response->body.size() < kMaxErrorBody) {
+    // An error document: only its first part matters (Code, Message).
     t->response->body.append(data, std::min(n, kMaxErrorBody - t->response->body.size()));
   }
   return n;

@@ -36,7 +36,7 @@ struct HttpResponse {
   std::string transportError;
   long status = 0;
   std::map<std::string, std::string> headers;  // names in lower case
-  std::string body;                             // error bodies, or 2xx bodies without a sink (capped)
+  std::string body;  // 2xx bodies without a sink (up to 64 MiB), or the first 64 KiB of an error
   std::uint64_t delivered = 0;                  // bytes given to the sink
 
   std::string header(const std::string& lowerName) const;
