@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "cluster.h"
+#include "common/storage/s3/s3.h"
 
 namespace tidemark::test {
 
@@ -168,6 +169,16 @@ TEST_CASE("an S3 listing returns every object of a folder, across pages and past
   CHECK(files.size() == std::size_t(kObjects));
   CHECK(files.count("object-with-a-rather-long-name-01004") == 1);
   CHECK(directories == std::set<std::string>{"sub"});
+
+  // DeleteObjects takes at most 1000 keys a request: removeMany batches them.
+  std::vector<std::string> paths;
+  for (const auto& name : files) paths.push_back("main/many/" + name);
+  paths.push_back("main/many/sub/inner");
+  paths.push_back("main/many/never-existed");  // deleting a missing key is not an error
+  dynamic_cast<storage::S3Storage&>(*storage).removeMany(paths);
+  std::size_t left = 0;
+  storage->list("main/many", [&](const storage::ListEntry&) { ++left; });
+  CHECK(left == 0);
 }
 
 }  // namespace tidemark::test
