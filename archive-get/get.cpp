@@ -56,7 +56,8 @@ GetOutcome archiveGet(const Config& config, const std::string& walName, const st
       }
       return result.outcome;
     } catch (const Error& e) {
-      bool retry = (e.transient() || e.code() == ErrorCode::Storage) && attempt < kAttempts;
+      // Transient: a timeout, a reset, a 5xx, EIO or ESTALE on NFS. Not a 403 or a missing root.
+      bool retry = e.transient() && attempt < kAttempts;
       if (!retry) throw;
       auto wait = std::chrono::milliseconds(250 << attempt);
       spdlog::warn("{} (attempt {} of {}, retrying in {} ms)", e.what(), attempt, kAttempts, wait.count());

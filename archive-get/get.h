@@ -31,8 +31,8 @@ struct GetResult {
 // `destination` (and an earlier file there is untouched). Reads no globals.
 GetResult getWalFile(storage::Storage& storage, const GetParams& params);
 
-// The command: fetches with the configured repository, retrying transient storage errors a few
-// times with backoff, and logs the outcome.
+// The command: fetches with the configured repository, retrying transient errors (Error::transient)
+// twice with backoff (on top of the S3 driver's own per-request retries), and logs the outcome.
 GetOutcome archiveGet(const Config& config, const std::string& walName, const std::string& destination);
 
 // The exit status for a failure, from the mode the working directory shows: with standby.signal

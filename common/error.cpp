@@ -1,6 +1,7 @@
 // Lookups over the error table in error.h.
 #include "common/error.h"
 
+#include <cerrno>
 #include <cstring>
 
 namespace tidemark {
@@ -47,6 +48,10 @@ std::string errnoText(int err) {
   char buffer[256];
   // GNU strerror_r returns a pointer that may or may not be `buffer`.
   return std::string(strerror_r(err, buffer, sizeof buffer));
+}
+
+bool transientErrno(int err) {
+  return err == EIO || err == ETIMEDOUT || err == ESTALE || err == EAGAIN || err == EINTR;
 }
 
 }  // namespace tidemark

@@ -73,4 +73,16 @@ Error error(ErrorCode code, fmt::format_string<Args...> format, Args&&... args) 
 // The text of errno value `err`, for messages ("No such file or directory").
 std::string errnoText(int err);
 
+// Whether a failed system call may succeed if tried again (network filesystems time out, go
+// stale or fail with EIO, and recover): EIO, ETIMEDOUT, ESTALE, EAGAIN, EINTR.
+bool transientErrno(int err);
+
+// An Error for a failed system call: "<message>: <strerror(err)>", transient when the errno is.
+template <typename... Args>
+Error systemError(ErrorCode code, int err, fmt::format_string<Args...> format, Args&&... args) {
+  Error e(code, fmt::format(format, std::forward<Args>(args)...) + ": " + errnoText(err));
+  e.setTransient(transientErrno(err));
+  return e;
+}
+
 }  // namespace tidemark

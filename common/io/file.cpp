@@ -28,7 +28,7 @@ std::optional<Fd> openForRead(const std::string& path, ErrorCode code) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
     if (errno == ENOENT || errno == ENOTDIR) return std::nullopt;
-    throw error(code, "cannot open '{}': {}", path, errnoText(errno));
+    throw systemError(code, errno, "cannot open '{}'", path);
   }
   return Fd(fd);
 }
@@ -40,7 +40,7 @@ std::size_t preadFull(int fd, std::uint8_t* out, std::size_t size, std::uint64_t
     ssize_t n = ::pread(fd, out + done, size - done, off_t(offset + done));
     if (n < 0) {
       if (errno == EINTR) continue;
-      throw error(code, "cannot read '{}': {}", path, errnoText(errno));
+      throw systemError(code, errno, "cannot read '{}'", path);
     }
     if (n == 0) break;
     done += std::size_t(n);
@@ -68,9 +68,9 @@ std::uint64_t streamFile(int fd, const std::string& path, Sink& sink, std::uint6
 
 void syncDirectory(const std::string& dir, ErrorCode code) {
   Fd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  if (!fd) throw error(code, "cannot open directory '{}': {}", dir, errnoText(errno));
+  if (!fd) throw systemError(code, errno, "cannot open directory '{}'", dir);
   if (::fsync(fd.get()) != 0 && errno != EINVAL)  // EINVAL: the filesystem cannot sync directories
-    throw error(code, "cannot sync directory '{}': {}", dir, errnoText(errno));
+    throw systemError(code, errno, "cannot sync directory '{}'", dir);
 }
 
 void makeDirectories(const std::string& dir, const std::string& stopAt, ErrorCode code) {
@@ -79,7 +79,7 @@ void makeDirectories(const std::string& dir, const std::string& stopAt, ErrorCod
     if (errno == ENOENT)
       throw Error(code, fmt::format("'{}' does not exist", stopAt),
                   "create it (and mount the storage there, if it is a mount point), or fix the path");
-    throw error(code, "cannot access '{}': {}", stopAt, errnoText(errno));
+    throw systemError(code, errno, "cannot access '{}'", stopAt);
   }
   if (!S_ISDIR(st.st_mode)) throw error(code, "'{}' is not a directory", stopAt);
   if (dir.size() <= stopAt.size()) return;
@@ -94,7 +94,7 @@ void makeDirectories(const std::string& dir, const std::string& stopAt, ErrorCod
       if (::mkdir(current.c_str(), 0750) == 0) {
         syncDirectory(parent, code);
       } else if (errno != EEXIST) {
-        throw error(code, "cannot create directory '{}': {}", current, errnoText(errno));
+        throw systemError(code, errno, "cannot create directory '{}'", current);
       } else if (::stat(current.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
         throw error(code, "'{}' exists and is not a directory", current);
       }
@@ -151,7 +151,7 @@ AtomicFile::~AtomicFile() {
 }
 
 void AtomicFile::fail(std::string_view action, const std::string& where, int err) const {
-  throw error(options_.errorCode, "cannot {} '{}': {}", action, where, errnoText(err));
+  throw systemError(options_.errorCode, err, "cannot {} '{}'", action, where);
 }
 
 void AtomicFile::write(ByteView data) {

@@ -72,3 +72,20 @@ TEST_CASE("Error carries a code, a message, a hint and a transient flag") {
     CHECK(errnoText(ENOENT) == "No such file or directory");
   }
 }
+
+TEST_CASE("systemError appends the errno text and marks what may pass as transient") {
+  SUBCASE("network-filesystem hiccups are transient") {
+    for (int err : {EIO, ETIMEDOUT, ESTALE, EAGAIN, EINTR}) {
+      CAPTURE(err);
+      Error e = systemError(ErrorCode::Storage, err, "cannot read '{}'", "/repo/x");
+      CHECK(e.transient());
+      CHECK(test::what(e) == "cannot read '/repo/x': " + errnoText(err));
+    }
+  }
+  SUBCASE("conditions that stay are not") {
+    for (int err : {ENOENT, EACCES, ENOSPC, EROFS, ENOTDIR}) {
+      CAPTURE(err);
+      CHECK_FALSE(systemError(ErrorCode::Storage, err, "cannot write '{}'", "x").transient());
+    }
+  }
+}

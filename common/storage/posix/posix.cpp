@@ -97,7 +97,7 @@ std::optional<ObjectInfo> PosixStorage::info(const std::string& path) {
       checkRoot();
       return std::nullopt;
     }
-    throw error(ErrorCode::Storage, "cannot access '{}': {}", file, errnoText(errno));
+    throw systemError(ErrorCode::Storage, errno, "cannot access '{}'", file);
   }
   if (!S_ISREG(st.st_mode)) throw error(ErrorCode::Storage, "'{}' is not a regular file", file);
   return ObjectInfo{std::uint64_t(st.st_size), std::int64_t(st.st_mtime)};
@@ -111,14 +111,14 @@ void PosixStorage::list(const std::string& dir, const std::function<void(const L
       checkRoot();
       return;
     }
-    throw error(ErrorCode::Storage, "cannot list '{}': {}", path, errnoText(errno));
+    throw systemError(ErrorCode::Storage, errno, "cannot list '{}'", path);
   }
   std::unique_ptr<DIR, int (*)(DIR*)> guard(handle, ::closedir);
   for (;;) {
     errno = 0;
     dirent* entry = ::readdir(handle);
     if (entry == nullptr) {
-      if (errno != 0) throw error(ErrorCode::Storage, "cannot list '{}': {}", path, errnoText(errno));
+      if (errno != 0) throw systemError(ErrorCode::Storage, errno, "cannot list '{}'", path);
       break;
     }
     // Names starting with '.' are '.', '..' and temporary files of unfinished writes.
@@ -126,7 +126,7 @@ void PosixStorage::list(const std::string& dir, const std::function<void(const L
     struct stat st {};
     if (::fstatat(::dirfd(handle), entry->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
       if (errno == ENOENT) continue;  // removed while listing
-      throw error(ErrorCode::Storage, "cannot access '{}/{}': {}", path, entry->d_name, errnoText(errno));
+      throw systemError(ErrorCode::Storage, errno, "cannot access '{}/{}'", path, entry->d_name);
     }
     if (!S_ISDIR(st.st_mode) && !S_ISREG(st.st_mode)) continue;
     fn(ListEntry{entry->d_name, S_ISDIR(st.st_mode), S_ISDIR(st.st_mode) ? 0 : std::uint64_t(st.st_size)});
@@ -137,7 +137,7 @@ void PosixStorage::remove(const std::string& path) {
   std::string file = full(path);
   if (::unlink(file.c_str()) == 0) return;
   if (errno == ENOENT || errno == ENOTDIR) return checkRoot();
-  throw error(ErrorCode::Storage, "cannot remove '{}': {}", file, errnoText(errno));
+  throw systemError(ErrorCode::Storage, errno, "cannot remove '{}'", file);
 }
 
 }  // namespace tidemark::storage
