@@ -90,4 +90,8 @@ std::optional<std::string> readSmall(Storage& storage, const std::string& path,
 // Joins repository path parts with '/'.
 std::string joinPath(const std::string& a, const std::string& b);
 
+// Throws Error(Internal) unless `path` follows the rules above: relative, '/'-separated, no empty,
+// '.' or '..' parts. Every driver checks the paths it is given (a bug must not escape the root).
+void checkPath(const std::string& path);
+
 }  // namespace tidemark::storage

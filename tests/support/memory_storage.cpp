@@ -46,18 +46,7 @@ struct MemoryStorage::State {
 
 namespace {
 
-// The posix driver's path rules: relative, '/'-separated, no empty, '.' or '..' parts.
-void checkPath(const std::string& path) {
-  bool bad = path.empty() || path.front() == '/' || path.back() == '/';
-  for (std::size_t start = 0; !bad && start <= path.size();) {
-    std::size_t end = path.find('/', start);
-    if (end == std::string::npos) end = path.size();
-    std::string_view part(path.data() + start, end - start);
-    bad = part.empty() || part == "." || part == "..";
-    start = end + 1;
-  }
-  if (bad) throw error(ErrorCode::Internal, "invalid repository path '{}'", path);
-}
+using storage::checkPath;
 
 class MemoryWrite final : public storage::Write {
  public:

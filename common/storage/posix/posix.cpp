@@ -50,15 +50,7 @@ void PosixStorage::checkRoot() const {
 }
 
 std::string PosixStorage::full(const std::string& path) const {
-  bool bad = path.empty() || path.front() == '/' || path.back() == '/';
-  for (std::size_t start = 0; !bad && start <= path.size();) {
-    std::size_t end = path.find('/', start);
-    if (end == std::string::npos) end = path.size();
-    std::string_view part(path.data() + start, end - start);
-    bad = part.empty() || part == "." || part == "..";
-    start = end + 1;
-  }
-  if (bad) throw error(ErrorCode::Internal, "invalid repository path '{}'", path);
+  checkPath(path);
   return root_ == "/" ? "/" + path : root_ + "/" + path;
 }
 

@@ -183,6 +183,7 @@ std::string S3Storage::describe() const {
 }
 
 std::string S3Storage::key(const std::string& path) const {
+  if (!path.empty()) checkPath(path);
   if (options_.prefix.empty()) return path;
   return path.empty() ? options_.prefix : options_.prefix + "/" + path;
 }
