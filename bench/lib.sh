@@ -1,8 +1,10 @@
+# shellcheck shell=bash
 # Shared helpers for the bench/ scripts: cleanup, packages, building tidemark, the WAL corpus
 # (a throwaway PostgreSQL 15 running pgbench), timing, medians and the result table.
 # Sourced, not run. Expects `set -euo pipefail` in the caller.
 
 export LC_ALL=C # EPOCHREALTIME and printf must use '.' as the decimal point
+LOAD_AT_START=$(cut -d ' ' -f 1-3 /proc/loadavg)
 
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT_DIR=$(cd "$BENCH_DIR/.." && pwd)
@@ -24,6 +26,7 @@ die() {
 
 declare -A TRACKED_PIDS=()   # pid -> what it is ("postgres" is stopped gently first)
 declare -a TEMP_DIRS=()
+declare -a CLEANUP_HOOKS=()  # functions run at exit after the tracked processes are stopped
 
 kill_pid() { # pid [gentle-signal]: signal, wait up to 30 s, then SIGKILL; never by name
 	local pid=$1 sig=${2:-TERM} i
@@ -41,7 +44,7 @@ kill_pid() { # pid [gentle-signal]: signal, wait up to 30 s, then SIGKILL; never
 }
 
 bench_cleanup() {
-	local rc=$? pid dir
+	local rc=$? pid dir hook
 	trap - EXIT INT TERM
 	for pid in "${!TRACKED_PIDS[@]}"; do
 		if [[ ${TRACKED_PIDS[$pid]} == postgres ]]; then
@@ -49,6 +52,9 @@ bench_cleanup() {
 		else
 			kill_pid "$pid" TERM
 		fi
+	done
+	for hook in "${CLEANUP_HOOKS[@]}"; do
+		"$hook" || log "cleanup step $hook failed"
 	done
 	for dir in "${TEMP_DIRS[@]}"; do
 		[[ -n $dir && -d $dir ]] && rm -rf -- "$dir"
@@ -306,6 +312,183 @@ ensure_corpus() {
 	log "cached $(corpus_segments | wc -l) segments in $CORPUS_DIR"
 }
 
+# ---- S3: a loopback radosgw (scripts/s3-server), or the caller's ---------------------------
+
+# The S3 columns (BENCH_S3=0 leaves them out). The server: BENCH_S3_ENV, the env file a running
+# `scripts/s3-server start` wrote (DIR/s3.env), to reuse it (left running; the objects this
+# run wrote are deleted at exit); otherwise a dedicated radosgw in a temporary folder on a free
+# port, stopped at exit. Either way every key this run writes is below S3_RUN, a prefix unique
+# to the run.
+BENCH_S3=${BENCH_S3:-1}
+S3_EMPTY_SHA=e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855 # SHA-256 of no bytes
+S3_SERVER_DIR="" S3_START_PID=""
+
+free_port_range() { # N: prints a port P (>= 20000) such that P..P+N-1 are all free on 127.0.0.1
+	local i p n=$1 k ok
+	for ((i = 0; i < 100; i++)); do
+		p=$((20000 + RANDOM % 40000))
+		ok=1
+		for ((k = 0; k < n; k++)); do
+			port_free $((p + k)) || { ok=0; break; }
+		done
+		if ((ok)); then
+			printf '%s\n' "$p"
+			return
+		fi
+	done
+	die "no $n consecutive free loopback ports found"
+}
+
+s3_server_stop() {
+	[[ -n $S3_SERVER_DIR ]] || return 0
+	local i
+	if [[ -n $S3_START_PID ]] && kill -0 "$S3_START_PID" 2>/dev/null; then
+		# A start cut short. Its process group (setsid): the script, the subshells of its pipelines
+		# and the ceph commands they wait on (which hang once the monitor is gone), the daemons.
+		log "stopping scripts/s3-server start (process group $S3_START_PID)"
+		kill -TERM -- "-$S3_START_PID" 2>/dev/null || kill -TERM "$S3_START_PID" 2>/dev/null || true
+		for ((i = 0; i < 100; i++)); do
+			kill -0 -- "-$S3_START_PID" 2>/dev/null || break
+			sleep 0.1
+		done
+		kill -KILL -- "-$S3_START_PID" 2>/dev/null || true
+		wait "$S3_START_PID" 2>/dev/null || true
+	fi
+	log "stopping radosgw (scripts/s3-server stop -d $S3_SERVER_DIR)"
+	"$ROOT_DIR/scripts/s3-server" stop -d "$S3_SERVER_DIR" >/dev/null 2>&1
+}
+
+# Signed request to the server, for the untimed set-up and checks (the measured methods spell out
+# their own curl command). curl 7.88 signs with --aws-sigv4 but does not add the payload hash
+# header S3 requires: the caller passes it.
+s3_curl() { curl -sS -f --aws-sigv4 "aws:amz:$S3_RGN:s3" --user "$S3_AK:$S3_SK" "$@"; }
+
+# Query values: curl signs the query as written, so it must already be in canonical (encoded) form.
+s3_query_encode() {
+	local s=$1 out="" c i
+	for ((i = 0; i < ${#s}; i++)); do
+		c=${s:i:1}
+		case $c in
+		[A-Za-z0-9._~-]) out+=$c ;;
+		*) printf -v c '%%%02X' "'$c"; out+=$c ;;
+		esac
+	done
+	printf '%s' "$out"
+}
+
+s3_list() { # prefix: prints "key size" for every object below the prefix
+	local prefix=$1 after="" page lines
+	while :; do
+		page=$(s3_curl -H "x-amz-content-sha256: $S3_EMPTY_SHA" \
+			"$S3_URL/$S3_BKT?list-type=2&prefix=$(s3_query_encode "$prefix")${after:+&start-after=$(s3_query_encode "$after")}") ||
+			return 1
+		lines=$(printf '%s' "$page" | grep -o '<Key>[^<]*</Key>\|<Size>[0-9]*</Size>' | sed 's/<[^>]*>//g' | paste -d ' ' - -)
+		[[ -n $lines ]] || return 0
+		printf '%s\n' "$lines"
+		[[ $page == *'<IsTruncated>true</IsTruncated>'* ]] || return 0
+		after=$(printf '%s\n' "$lines" | tail -n 1 | cut -d ' ' -f 1)
+	done
+}
+
+s3_delete_prefix() { # prefix: deletes every object below it (DeleteObjects, 1000 keys a request)
+	local -a keys
+	local i body md5 sha
+	mapfile -t keys < <(s3_list "$1" | cut -d ' ' -f 1)
+	((${#keys[@]})) || return 0
+	for ((i = 0; i < ${#keys[@]}; i += 1000)); do
+		body=$(printf '<Object><Key>%s</Key></Object>' "${keys[@]:i:1000}")
+		body="<Delete><Quiet>true</Quiet>$body</Delete>"
+		md5=$(printf '%s' "$body" | openssl dgst -md5 -binary | base64)
+		sha=$(printf '%s' "$body" | sha256sum | cut -c 1-64)
+		s3_curl -o /dev/null -H "x-amz-content-sha256: $sha" -H "Content-MD5: $md5" \
+			-H 'Content-Type: application/xml' --data-binary "$body" "$S3_URL/$S3_BKT?delete=" || return 1
+	done
+}
+
+# Frees what deleted objects still hold. radosgw deletes an object's first 4 MiB at once and
+# leaves the rest to its garbage collector, which waits 2 hours: a run writes gigabytes, which
+# memstore keeps in the OSD's memory. Only on our own server.
+s3_collect_garbage() {
+	[[ -n $S3_SERVER_DIR ]] || return 0
+	radosgw-admin -c "$S3_SERVER_DIR/ceph.conf" gc process --include-all >/dev/null 2>&1 ||
+		log "radosgw-admin gc process failed (the deleted objects stay in memory until radosgw collects them)"
+}
+
+s3_delete_run() { # at exit, on a reused server: deletes every object below S3_RUN
+	[[ -n ${S3_RUN:-} && -n ${S3_URL:-} ]] || return 0
+	log "deleting the objects below $S3_RUN/ on $S3_URL"
+	s3_delete_prefix "$S3_RUN/"
+}
+
+# Sets S3_URL (endpoint), S3_BKT, S3_RGN, S3_AK, S3_SK, S3_SERVER (a description), S3_RUN, and
+# writes S3_CONFIG: the tidemark configuration for that server (repo.type = "s3", uri-style path;
+# repo.path, the key prefix, is given per call). Call after ensure_tools and ensure_tidemark.
+ensure_s3() {
+	local envfile tmp port line key value
+	ensure_tools curl:curl openssl:openssl
+	if [[ -n ${BENCH_S3_ENV:-} ]]; then
+		envfile=$BENCH_S3_ENV
+		[[ -r $envfile ]] || die "BENCH_S3_ENV '$envfile' is not a readable file"
+		S3_SERVER="existing server from BENCH_S3_ENV=$envfile"
+	else
+		make_temp_dir tmp
+		port=$(free_port_range 12) # scripts/s3-server uses PORT (radosgw) to PORT+11 (monitor, OSD)
+		S3_SERVER_DIR=$tmp/s3
+		CLEANUP_HOOKS+=(s3_server_stop) # before the start: a start cut short is stopped too
+		log "starting radosgw on 127.0.0.1:$port: scripts/s3-server start -d $S3_SERVER_DIR -p $port"
+		# In a session of its own, so that s3_server_stop can stop all of a start cut short; waited for
+		# in the background (like run_tracked) so that a signal is acted upon at once.
+		setsid "$ROOT_DIR/scripts/s3-server" start -d "$S3_SERVER_DIR" -p "$port" >"$tmp/s3-server.log" 2>&1 &
+		S3_START_PID=$!
+		wait "$S3_START_PID" || { tail -n 20 "$tmp/s3-server.log" >&2; die "scripts/s3-server start failed"; }
+		S3_START_PID=""
+		envfile=$S3_SERVER_DIR/s3.env
+		S3_SERVER="dedicated radosgw ($(radosgw --version 2>/dev/null | awk '{ print "ceph " $3 " " $5 }'), memstore) on 127.0.0.1:$port, scripts/s3-server"
+	fi
+	S3_URL="" S3_BKT="" S3_RGN="" S3_AK="" S3_SK=""
+	while IFS= read -r line; do # KEY=VALUE lines, read rather than sourced
+		key=${line%%=*} value=${line#*=}
+		case $key in
+		S3_ENDPOINT) S3_URL=$value ;;
+		S3_BUCKET) S3_BKT=$value ;;
+		S3_REGION) S3_RGN=$value ;;
+		S3_ACCESS_KEY) S3_AK=$value ;;
+		S3_SECRET_KEY) S3_SK=$value ;;
+		esac
+	done <"$envfile"
+	S3_RGN=${S3_RGN:-us-east-1}
+	[[ -n $S3_URL && -n $S3_BKT && -n $S3_AK && -n $S3_SK ]] ||
+		die "$envfile lacks one of S3_ENDPOINT, S3_BUCKET, S3_ACCESS_KEY, S3_SECRET_KEY"
+	# Straight to the server: no proxy from the caller's environment (curl and libcurl read it),
+	# no AWS_* fallback reaching tidemark (its configuration sets everything).
+	unset http_proxy HTTP_PROXY https_proxy HTTPS_PROXY all_proxy ALL_PROXY
+	for key in $(compgen -e AWS_ || true); do unset "$key"; done
+	S3_RUN=bench-$(date -u +%Y%m%dT%H%M%S)-$$
+	[[ -n ${BENCH_S3_ENV:-} ]] && CLEANUP_HOOKS+=(s3_delete_run)
+	make_temp_dir tmp
+	S3_CONFIG=$tmp/s3.toml
+	(umask 077 && cat >"$S3_CONFIG" <<-TOML
+		[repo]
+		type = "s3"
+		[s3]
+		bucket = "$S3_BKT"
+		endpoint = "$S3_URL"
+		region = "$S3_RGN"
+		uri-style = "path"
+		access-key-id = "$S3_AK"
+		secret-access-key = "$S3_SK"
+	TOML
+	)
+	s3_curl -o /dev/null -I -H "x-amz-content-sha256: $S3_EMPTY_SHA" "$S3_URL/$S3_BKT" ||
+		die "a signed HEAD of bucket '$S3_BKT' at $S3_URL failed"
+	log "S3: bucket '$S3_BKT' at $S3_URL, key prefix $S3_RUN/"
+}
+
+print_s3_header() {
+	echo "# s3: $S3_SERVER; bucket $S3_BKT at $S3_URL, path style, keys below $S3_RUN/"
+	echo "# $(curl --version | head -n 1 | cut -d ' ' -f 1-2) (the baseline and tidemark's libcurl alike)"
+}
+
 # ---- measuring -------------------------------------------------------------------------------
 
 # RUN prefixes every process a measured method starts: empty while timing, GNU time while
@@ -316,6 +499,7 @@ RUN=()
 declare -A TIMES=()    # method -> microseconds, one per file per timed round
 declare -A PEAK_KIB=() # method -> peak RSS of any one of its processes
 declare -A STORED=()   # method -> bytes it wrote for the whole corpus (round 0)
+BENCH_ROUND=0          # the round run_methods is in (0: the untimed one)
 
 # Runs every method of METHODS (shell functions taking SOURCE OUTDIR) on every file of FILES,
 # one call per file, in ROUNDS timed rounds after one untimed round under GNU time (peak RSS,
@@ -324,7 +508,8 @@ declare -A STORED=()   # method -> bytes it wrote for the whole corpus (round 0)
 # in an order rotated per file and round, so a burst of load elsewhere on the machine lands on
 # all methods alike. After each call (untimed) the files it wrote are counted and deleted,
 # except a repository's stanza.json: deleting unsynced output also cancels its writeback,
-# which would otherwise slow down the next call.
+# which would otherwise slow down the next call. After each round, $ROUND_HOOK (a function
+# name, if set) is called with the round's number, untimed.
 run_methods() {
 	local round i k m out t0 t1 bytes nm=${#METHODS[@]} nf=${#FILES[@]}
 	for m in "${METHODS[@]}"; do
@@ -334,6 +519,8 @@ run_methods() {
 	sync
 	for ((round = 0; round <= ROUNDS; round++)); do
 		if ((round == 0)); then log "round 0: peak RSS and stored size (untimed)"; else log "round $round of $ROUNDS"; fi
+		# shellcheck disable=SC2034
+		BENCH_ROUND=$round # the methods may read it (the S3 ones: a fresh key prefix per round)
 		for m in "${METHODS[@]}"; do mkdir "$WORK/out.$m"; done
 		for ((i = 0; i < nf; i++)); do
 			for ((k = 0; k < nm; k++)); do
@@ -354,6 +541,7 @@ run_methods() {
 			done
 		done
 		for m in "${METHODS[@]}"; do rm -rf -- "$WORK/out.$m"; done
+		if [[ -n ${ROUND_HOOK:-} ]]; then "$ROUND_HOOK" "$round"; fi
 	done
 	for m in "${METHODS[@]}"; do
 		PEAK_KIB[$m]=$(sort -n "$WORK/rss.$m" | tail -n 1)
@@ -411,16 +599,17 @@ print_header() { # title
 	echo "# tidemark $(tidemark_revision), ${BUILD_TYPE:-prebuilt} build; $("$PG_BIN/postgres" --version 2>/dev/null || true)"
 	echo "# $NFILES segments of 16 MiB from $CORPUS_DIR; $ROUNDS timed rounds + 1 untimed RSS round;" \
 		"output in ${TMPDIR:-/tmp} ($fs)"
-	echo "# load average at the end (1, 5, 15 min): $(cut -d ' ' -f 1-3 /proc/loadavg)"
+	echo "# load average (1, 5, 15 min) at the start: $LOAD_AT_START, at the end: $(cut -d ' ' -f 1-3 /proc/loadavg)"
 	echo "# zstd $(zstd -V | sed -n 's/.* v\([0-9.]*\).*/\1/p'), lz4 $(lz4 -V 2>&1 | sed -n 's/.* v\([0-9.]*\).*/\1/p')," \
 		"$(sha256sum --version | head -n 1)"
 }
 
 # Table row: label method [reference-method...]: median and p90 ms per segment, MB/s (10^6
 # plain bytes per second at the median), peak RSS, stored/plain, then for each reference the
-# ratio of this method's median to the reference's.
+# ratio of this method's median to the reference's ("a+b": to the sum of the medians of a and
+# b; "-": an empty cell).
 print_row() {
-	local label=$1 method=$2 med p90 mbs rss stored ref ratio
+	local label=$1 method=$2 med p90 mbs rss stored ref ratio sum part
 	shift 2
 	# shellcheck disable=SC2086
 	med=$(median_us ${TIMES[$method]})
@@ -440,8 +629,12 @@ print_row() {
 			printf ' %10s' -
 			continue
 		fi
-		# shellcheck disable=SC2086
-		ratio=$(awk -v a="$med" -v b="$(median_us ${TIMES[$ref]})" 'BEGIN { printf "%.2fx", (b > 0 ? a / b : 0) }')
+		sum=0
+		for part in ${ref//+/ }; do
+			# shellcheck disable=SC2086
+			sum=$((sum + $(median_us ${TIMES[$part]})))
+		done
+		ratio=$(awk -v a="$med" -v b="$sum" 'BEGIN { printf "%.2fx", (b > 0 ? a / b : 0) }')
 		printf ' %10s' "$ratio"
 	done
 	printf '\n'
