@@ -1,17 +1,65 @@
 // libcurl wrapper for the S3 driver.
 #include "common/storage/s3/http.h"
 
+#include <dlfcn.h>
+
 #include <algorithm>
 #include <cctype>
 #include <cstring>
 #include <exception>
-#include <mutex>
 
 #include "common/error.h"
 
 namespace tidemark::storage::s3 {
 
 namespace {
+
+// libcurl is loaded on first use rather than linked: linked, it pulls some thirty shared
+// libraries (GnuTLS, Kerberos, LDAP, ...) into every tidemark process, about 7 ms and 5 MiB per
+// archive-push even with a posix repository (docs/benchmarks.md). Only processes that talk to S3
+// load it. libcurl.so.4 is the OpenSSL build's stable soname (Debian: libcurl4).
+struct CurlApi {
+  CURLcode (*globalInit)(long);
+  CURL* (*easyInit)();
+  void (*easyCleanup)(CURL*);
+  void (*easyReset)(CURL*);
+  CURLcode (*easySetopt)(CURL*, CURLoption, ...);
+  CURLcode (*easyGetinfo)(CURL*, CURLINFO, ...);
+  CURLcode (*easyPerform)(CURL*);
+  const char* (*easyStrerror)(CURLcode);
+  curl_slist* (*slistAppend)(curl_slist*, const char*);
+  void (*slistFreeAll)(curl_slist*);
+};
+
+const CurlApi& curl() {
+  static const CurlApi api = [] {
+    void* library = ::dlopen("libcurl.so.4", RTLD_NOW | RTLD_LOCAL);
+    if (library == nullptr)
+      throw Error(ErrorCode::Unsupported, fmt::format("cannot load libcurl for the s3 repository: {}", ::dlerror()),
+                  "install libcurl (Debian: apt-get install libcurl4)");
+    auto symbol = [&](const char* name) {
+      void* address = ::dlsym(library, name);
+      if (address == nullptr)
+        throw Error(ErrorCode::Unsupported, fmt::format("libcurl.so.4 has no '{}': it is too old", name),
+                    "install libcurl 7.62 or newer");
+      return address;
+    };
+    CurlApi a;
+    a.globalInit = reinterpret_cast<decltype(a.globalInit)>(symbol("curl_global_init"));
+    a.easyInit = reinterpret_cast<decltype(a.easyInit)>(symbol("curl_easy_init"));
+    a.easyCleanup = reinterpret_cast<decltype(a.easyCleanup)>(symbol("curl_easy_cleanup"));
+    a.easyReset = reinterpret_cast<decltype(a.easyReset)>(symbol("curl_easy_reset"));
+    a.easySetopt = reinterpret_cast<decltype(a.easySetopt)>(symbol("curl_easy_setopt"));
+    a.easyGetinfo = reinterpret_cast<decltype(a.easyGetinfo)>(symbol("curl_easy_getinfo"));
+    a.easyPerform = reinterpret_cast<decltype(a.easyPerform)>(symbol("curl_easy_perform"));
+    a.easyStrerror = reinterpret_cast<decltype(a.easyStrerror)>(symbol("curl_easy_strerror"));
+    a.slistAppend = reinterpret_cast<decltype(a.slistAppend)>(symbol("curl_slist_append"));
+    a.slistFreeAll = reinterpret_cast<decltype(a.slistFreeAll)>(symbol("curl_slist_free_all"));
+    a.globalInit(CURL_GLOBAL_DEFAULT);
+    return a;
+  }();
+  return api;
+}
 
 constexpr std::size_t kMaxErrorBody = 64 * 1024;
 constexpr std::size_t kMaxDocument = 64u << 20;
@@ -49,7 +97,7 @@ std::size_t onBody(char* data, std::size_t size, std::size_t count, void* user) 
   auto* t = static_cast<Transfer*>(user);
   std::size_t n = size * count;
   if (!t->statusKnown) {
-    curl_easy_getinfo(t->curl, CURLINFO_RESPONSE_CODE, &t->response->status);
+    curl().easyGetinfo(t->curl, CURLINFO_RESPONSE_CODE, &t->response->status);
     t->statusKnown = true;
   }
   bool success = t->response->status >= 200 && t->response->status < 300;
@@ -101,67 +149,66 @@ std::string HttpResponse::header(const std::string& lowerName) const {
 }
 
 HttpClient::HttpClient(HttpOptions options) : options_(std::move(options)) {
-  static std::once_flag once;
-  std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
-  curl_ = curl_easy_init();
+  curl_ = curl().easyInit();
   if (curl_ == nullptr) throw Error(ErrorCode::Internal, "cannot create a libcurl handle");
 }
 
-HttpClient::~HttpClient() { curl_easy_cleanup(curl_); }
+HttpClient::~HttpClient() { curl().easyCleanup(curl_); }
 
 HttpResponse HttpClient::perform(const HttpRequest& request) {
+  const CurlApi& c = curl();
   HttpResponse response;
   Transfer transfer{&request, &response, curl_};
   // Reset keeps live connections, the DNS cache and TLS sessions: only options are cleared.
-  curl_easy_reset(curl_);
-  curl_easy_setopt(curl_, CURLOPT_URL, request.url.c_str());
-  curl_easy_setopt(curl_, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(curl_, CURLOPT_CONNECTTIMEOUT_MS, options_.connectTimeoutMs);
-  curl_easy_setopt(curl_, CURLOPT_LOW_SPEED_LIMIT, 1L);
-  curl_easy_setopt(curl_, CURLOPT_LOW_SPEED_TIME, options_.stallTimeoutSeconds);
-  curl_easy_setopt(curl_, CURLOPT_HEADERFUNCTION, onHeader);
-  curl_easy_setopt(curl_, CURLOPT_HEADERDATA, &transfer);
-  curl_easy_setopt(curl_, CURLOPT_WRITEFUNCTION, onBody);
-  curl_easy_setopt(curl_, CURLOPT_WRITEDATA, &transfer);
-  curl_easy_setopt(curl_, CURLOPT_SSL_VERIFYPEER, options_.verifyTls ? 1L : 0L);
-  curl_easy_setopt(curl_, CURLOPT_SSL_VERIFYHOST, options_.verifyTls ? 2L : 0L);
-  if (!options_.caFile.empty()) curl_easy_setopt(curl_, CURLOPT_CAINFO, options_.caFile.c_str());
+  c.easyReset(curl_);
+  c.easySetopt(curl_, CURLOPT_URL, request.url.c_str());
+  c.easySetopt(curl_, CURLOPT_NOSIGNAL, 1L);
+  c.easySetopt(curl_, CURLOPT_CONNECTTIMEOUT_MS, options_.connectTimeoutMs);
+  c.easySetopt(curl_, CURLOPT_LOW_SPEED_LIMIT, 1L);
+  c.easySetopt(curl_, CURLOPT_LOW_SPEED_TIME, options_.stallTimeoutSeconds);
+  c.easySetopt(curl_, CURLOPT_HEADERFUNCTION, onHeader);
+  c.easySetopt(curl_, CURLOPT_HEADERDATA, &transfer);
+  c.easySetopt(curl_, CURLOPT_WRITEFUNCTION, onBody);
+  c.easySetopt(curl_, CURLOPT_WRITEDATA, &transfer);
+  c.easySetopt(curl_, CURLOPT_SSL_VERIFYPEER, options_.verifyTls ? 1L : 0L);
+  c.easySetopt(curl_, CURLOPT_SSL_VERIFYHOST, options_.verifyTls ? 2L : 0L);
+  if (!options_.caFile.empty()) c.easySetopt(curl_, CURLOPT_CAINFO, options_.caFile.c_str());
 
   curl_slist* resolve = nullptr;
-  for (const auto& entry : options_.resolve) resolve = curl_slist_append(resolve, entry.c_str());
-  if (resolve != nullptr) curl_easy_setopt(curl_, CURLOPT_RESOLVE, resolve);
+  for (const auto& entry : options_.resolve) resolve = c.slistAppend(resolve, entry.c_str());
+  if (resolve != nullptr) c.easySetopt(curl_, CURLOPT_RESOLVE, resolve);
 
   curl_slist* headers = nullptr;
-  for (const auto& h : request.headers) headers = curl_slist_append(headers, h.c_str());
+  for (const auto& h : request.headers) headers = c.slistAppend(headers, h.c_str());
   // No "Expect: 100-continue": it costs a round trip per upload and the body is in memory.
-  headers = curl_slist_append(headers, "Expect:");
-  curl_easy_setopt(curl_, CURLOPT_HTTPHEADER, headers);
+  headers = c.slistAppend(headers, "Expect:");
+  c.easySetopt(curl_, CURLOPT_HTTPHEADER, headers);
 
   if (request.method == "HEAD") {
-    curl_easy_setopt(curl_, CURLOPT_NOBODY, 1L);
+    c.easySetopt(curl_, CURLOPT_NOBODY, 1L);
   } else if (request.method == "PUT" || request.method == "POST") {
-    curl_easy_setopt(curl_, CURLOPT_UPLOAD, 1L);  // PUT with a read callback...
-    if (request.method == "POST") curl_easy_setopt(curl_, CURLOPT_CUSTOMREQUEST, "POST");
-    curl_easy_setopt(curl_, CURLOPT_READFUNCTION, onUpload);
-    curl_easy_setopt(curl_, CURLOPT_READDATA, &transfer);
-    curl_easy_setopt(curl_, CURLOPT_SEEKFUNCTION, onSeek);
-    curl_easy_setopt(curl_, CURLOPT_SEEKDATA, &transfer);
+    c.easySetopt(curl_, CURLOPT_UPLOAD, 1L);  // PUT with a read callback...
+    if (request.method == "POST") c.easySetopt(curl_, CURLOPT_CUSTOMREQUEST, "POST");
+    c.easySetopt(curl_, CURLOPT_READFUNCTION, onUpload);
+    c.easySetopt(curl_, CURLOPT_READDATA, &transfer);
+    c.easySetopt(curl_, CURLOPT_SEEKFUNCTION, onSeek);
+    c.easySetopt(curl_, CURLOPT_SEEKDATA, &transfer);
     // ...always with a Content-Length: S3 refuses chunked uploads.
-    curl_easy_setopt(curl_, CURLOPT_INFILESIZE_LARGE, curl_off_t(request.body.size()));
+    c.easySetopt(curl_, CURLOPT_INFILESIZE_LARGE, curl_off_t(request.body.size()));
   } else if (request.method != "GET") {
-    curl_easy_setopt(curl_, CURLOPT_CUSTOMREQUEST, request.method.c_str());
+    c.easySetopt(curl_, CURLOPT_CUSTOMREQUEST, request.method.c_str());
   }
 
   char errorText[CURL_ERROR_SIZE] = "";
-  curl_easy_setopt(curl_, CURLOPT_ERRORBUFFER, errorText);
-  response.transport = curl_easy_perform(curl_);
-  curl_easy_getinfo(curl_, CURLINFO_RESPONSE_CODE, &response.status);
-  curl_slist_free_all(headers);
-  curl_slist_free_all(resolve);
-  curl_easy_setopt(curl_, CURLOPT_ERRORBUFFER, nullptr);
+  c.easySetopt(curl_, CURLOPT_ERRORBUFFER, errorText);
+  response.transport = c.easyPerform(curl_);
+  c.easyGetinfo(curl_, CURLINFO_RESPONSE_CODE, &response.status);
+  c.slistFreeAll(headers);
+  c.slistFreeAll(resolve);
+  c.easySetopt(curl_, CURLOPT_ERRORBUFFER, nullptr);
   if (transfer.failure) std::rethrow_exception(transfer.failure);
   if (response.transport != CURLE_OK)
-    response.transportError = *errorText ? errorText : curl_easy_strerror(response.transport);
+    response.transportError = *errorText ? errorText : c.easyStrerror(response.transport);
   return response;
 }
 

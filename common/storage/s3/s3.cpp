@@ -201,7 +201,8 @@ std::string S3Storage::url(const Request& request, std::string& host, std::strin
 }
 
 HttpResponse S3Storage::execute(const Request& request, s3::HttpClient& client) const {
-  const std::string payloadHash = io::toHex(io::Sha256::of(request.body));
+  const std::string payloadHash =
+      request.payloadHash.empty() ? io::toHex(io::Sha256::of(request.body)) : request.payloadHash;
   const auto deadline = std::chrono::steady_clock::now() + options_.retryTime;
   std::uint64_t delivered = 0;
   std::string etag;  // of the first partial response, so a resumed GET reads the same object
@@ -481,11 +482,17 @@ class PartUploader {
   std::exception_ptr failure_;
 };
 
+// An object up to part-size plus this much is one PutObject: a WAL segment stored without
+// compression is the segment plus the envelope's 68 bytes, and must not become a two-part upload.
+constexpr std::uint64_t kSinglePutSlack = 1u << 20;
+
 class S3Write final : public Write {
  public:
   S3Write(S3Storage& storage, s3::HttpClient& client, std::string path, WriteOptions options)
       : storage_(storage), client_(client), path_(std::move(path)), key_(storage.key(path_)), options_(options) {
-    buffer_.reserve(std::min<std::uint64_t>(storage_.options().partSize, 1u << 20));
+    // One allocation for the largest single object: growing a vector copies what it holds each
+    // time it doubles. Pages not written are never touched, so small objects cost nothing.
+    buffer_.reserve(storage_.options().partSize + kSinglePutSlack);
   }
 
   ~S3Write() override {
@@ -504,9 +511,15 @@ class S3Write final : public Write {
   void write(io::ByteView data) override {
     const std::uint64_t partSize = storage_.options().partSize;
     while (!data.empty()) {
-      if (buffer_.size() == partSize) sendPart();
-      std::size_t take = std::size_t(std::min<std::uint64_t>(data.size(), partSize - buffer_.size()));
-      buffer_.insert(buffer_.end(), data.begin(), data.begin() + take);
+      std::uint64_t limit = uploadId_.empty() ? partSize + kSinglePutSlack : partSize;
+      if (buffer_.size() == limit) sendPart();
+      limit = uploadId_.empty() ? partSize + kSinglePutSlack : partSize;
+      std::size_t take = std::size_t(std::min<std::uint64_t>(data.size(), limit - buffer_.size()));
+      io::ByteView piece = data.subspan(0, take);
+      buffer_.insert(buffer_.end(), piece.begin(), piece.end());
+      // While the object may still be one PutObject, hash as the bytes arrive (the PUT needs the
+      // body's SHA-256 before it starts); parts are hashed by the upload workers instead.
+      if (uploadId_.empty()) hash_.update(piece);
       data = data.subspan(take);
       size_ += take;
     }
@@ -542,14 +555,21 @@ class S3Write final : public Write {
       if (uploadId_.empty()) throw error(ErrorCode::Storage, "S3 CreateMultipartUpload of '{}' returned no UploadId", key_);
       uploader_ = std::make_unique<PartUploader>(storage_, key_, uploadId_);
     }
+    // The first part may hold up to kSinglePutSlack bytes more than a part: they start the next.
+    const std::uint64_t partSize = storage_.options().partSize;
     io::Buffer part;
     part.swap(buffer_);
+    buffer_.reserve(partSize);
+    if (part.size() > partSize) {
+      buffer_.assign(part.begin() + std::ptrdiff_t(partSize), part.end());
+      part.resize(partSize);
+    }
     uploader_->submit(++parts_, std::move(part));
-    buffer_.reserve(std::min<std::uint64_t>(storage_.options().partSize, 1u << 20));
   }
 
   bool putObject() {
-    S3Storage::Request request{.operation = "PutObject", .method = "PUT", .key = key_, .body = buffer_};
+    S3Storage::Request request{.operation = "PutObject", .method = "PUT", .key = key_, .body = buffer_,
+                               .payloadHash = io::toHex(hash_.finish())};
     if (options_.noReplace) request.headers.emplace_back("if-none-match", "*");
     auto response = storage_.execute(request, client_);
     // 412: the name exists. After a lost reply to our own successful PUT, a retry sees 412 too;
@@ -605,6 +625,7 @@ class S3Write final : public Write {
   std::string path_, key_;
   WriteOptions options_;
   io::Buffer buffer_;
+  io::Sha256 hash_;  // of buffer_, while the object is a single PutObject
   std::uint64_t size_ = 0;
   std::string uploadId_;
   std::unique_ptr<PartUploader> uploader_;

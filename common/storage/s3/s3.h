@@ -73,6 +73,7 @@ class S3Storage final : public Storage {
     io::Sink* sink = nullptr;
     // GET into a sink: a transfer cut short is resumed from where it stopped (with a Range).
     bool resumable = false;
+    std::string payloadHash;  // hex SHA-256 of body when the caller has it already ("" = computed)
     std::uint64_t rangeStart = 0;
     std::optional<std::uint64_t> rangeEnd;  // inclusive
   };
