@@ -39,6 +39,10 @@ std::string_view errorName(ErrorCode code) {
     case ErrorCode::InvalidInput: return "invalid-input";
     case ErrorCode::LocalIo: return "local-io";
     case ErrorCode::Unsupported: return "unsupported";
+    case ErrorCode::Database: return "database";
+    case ErrorCode::Timeout: return "timeout";
+    case ErrorCode::Interrupted: return "interrupted";
+    case ErrorCode::Locked: return "locked";
     case ErrorCode::Internal: return "internal";
   }
   return "unknown";

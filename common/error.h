@@ -27,6 +27,10 @@ namespace tidemark {
   X(InvalidInput, 9, "an input file is not what it claims to be")                           \
   X(LocalIo, 10, "a local file could not be read or written")                               \
   X(Unsupported, 11, "the request needs a feature this build or server lacks")              \
+  X(Database, 12, "PostgreSQL could not be reached or refused the request")                 \
+  X(Timeout, 13, "something did not happen in the time allowed")                            \
+  X(Interrupted, 14, "stopped by a signal (SIGINT, SIGTERM)")                                \
+  X(Locked, 15, "another process holds the lock this command needs")                        \
   X(Internal, 99, "an internal error (a bug): please report it")
 
 enum class ErrorCode {

@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <fstream>
 #include <functional>
+#include <regex>
 #include <variant>
 
 #include "common/error.h"
@@ -188,6 +189,31 @@ const std::vector<KeyDef>& keyTable() {
        [](Config& c, const Value& v, const std::string& where) { c.s3.retryTime = int(asIntIn(v, where, 1, 3600)); }},
       {"s3", "timeout", "seconds without progress before a transfer is abandoned and retried (1..3600)",
        [](Config& c, const Value& v, const std::string& where) { c.s3.timeout = int(asIntIn(v, where, 1, 3600)); }},
+      {"pg", "conninfo", "libpq connection string or URI (PGHOST, PGPORT, PGUSER, .pgpass apply)",
+       [](Config& c, const Value& v, const std::string& where) {
+         c.pg.conninfo = asString(v, where);
+       }},
+      {"backup", "checkpoint", "fast (start at once) | spread (wait for the next regular checkpoint)",
+       [](Config& c, const Value& v, const std::string& where) {
+         c.backup.fastCheckpoint = asChoice(v, where, {"fast", "spread"}) == "fast";
+       }},
+      {"backup", "max-rate", "limit the server's send rate, e.g. \"100MiB\" per second (0 = unlimited)",
+       [](Config& c, const Value& v, const std::string& where) {
+         std::uint64_t rate = asSize(v, where, 0, 1ULL << 30);
+         if (rate != 0 && rate < (32u << 10))
+           badValue(where, fmt::format("{} per second is below PostgreSQL's minimum of 32 kB/s", humanBytes(rate)));
+         c.backup.maxRate = rate;
+       }},
+      {"backup", "manifest-checksums", "file checksums in backup_manifest: crc32c | sha256 | sha512 | none",
+       [](Config& c, const Value& v, const std::string& where) {
+         std::string s = asChoice(v, where, {"crc32c", "sha224", "sha256", "sha384", "sha512", "none"});
+         std::transform(s.begin(), s.end(), s.begin(), [](unsigned char ch) { return char(std::toupper(ch)); });
+         c.backup.manifestChecksums = s;
+       }},
+      {"backup", "wal-timeout", "seconds to wait for the archive to receive the backup's WAL (1..86400)",
+       [](Config& c, const Value& v, const std::string& where) {
+         c.backup.walTimeout = int(asIntIn(v, where, 1, 86400));
+       }},
   };
   return table;
 }
@@ -461,6 +487,11 @@ CommandLine parseCommandLine(const CommandSpec& spec, int argc, const char* cons
         usageError(fmt::format("'{}' would show a secret to every user of this machine (the process list)", name),
                    fmt::format("put {} in the configuration file (mode 0600) or the environment", def->name()));
       takeValue();
+      // A conninfo with a password is a secret too (key=value form, or a URI's user:password@).
+      static const std::regex kPassword(R"((^|[\s?&])password\s*=|://[^/@:]*:[^/@]*@)");
+      if (bare == "pg-conninfo" && std::regex_search(value, kPassword))
+        usageError(fmt::format("'{}' holds a password, which every user of this machine could read (the process list)", name),
+                   "put the password in ~/.pgpass (or PGPASSFILE) of the user running tidemark");
       out.overrides.emplace_back(bare, value);
       continue;
     }

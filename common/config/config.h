@@ -48,6 +48,15 @@ struct Config {
     int retryTime = 60;  // seconds
     int timeout = 30;    // seconds without progress
   } s3;
+  struct Pg {
+    std::string conninfo;  // libpq conninfo string or URI; "" = libpq defaults (PGHOST, ...)
+  } pg;
+  struct Backup {
+    bool fastCheckpoint = true;
+    std::uint64_t maxRate = 0;  // bytes per second; 0 = unlimited
+    int walTimeout = 300;       // seconds to wait for the archive to receive the backup's WAL
+    std::string manifestChecksums = "CRC32C";  // the backup_manifest's file checksums
+  } backup;
 
   // The configuration file that was read (absolute), or "" when none was.
   std::string file;

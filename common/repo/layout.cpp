@@ -12,4 +12,20 @@ std::string walObject(const std::string& stanza, const pg::WalName& name) {
   return walDirectory(stanza) + "/" + name.name.substr(0, 16) + "/" + name.name;
 }
 
+std::string backupsDirectory(const std::string& stanza) { return stanza + "/backups"; }
+
+std::string backupDirectory(const std::string& stanza, const std::string& label) {
+  return backupsDirectory(stanza) + "/" + label;
+}
+
+std::string backupObject(const std::string& stanza, const std::string& label, const std::string& name) {
+  return backupDirectory(stanza, label) + "/" + name;
+}
+
+std::string backupInfoFile(const std::string& stanza, const std::string& label) {
+  return backupObject(stanza, label, "backup.json");
+}
+
+std::string backupLockFile(const std::string& stanza) { return stanza + "/backup.lock"; }
+
 }  // namespace tidemark::repo

@@ -48,6 +48,12 @@ class Write : public io::Sink {
   virtual std::uint64_t size() const = 0;
 };
 
+// An exclusive lock, released when destroyed (and, for posix, by the kernel when its process dies).
+class Lock {
+ public:
+  virtual ~Lock() = default;
+};
+
 struct ListEntry {
   std::string name;  // relative to the listed directory; for a directory, its name without '/'
   bool directory = false;
@@ -78,6 +84,12 @@ class Storage {
 
   // Removes an object; a missing one is not an error.
   virtual void remove(const std::string& path) = 0;
+
+  // Takes the exclusive lock `path` for `owner` (one line: who, where, what), or returns nullptr
+  // and sets `holder` to the owner line of whoever holds it. posix: flock() on a file, released
+  // by the kernel when the holder dies. s3: a lock object that the holder refreshes while it
+  // holds it; one not refreshed for five minutes is stale and taken over (with a warning).
+  virtual std::unique_ptr<Lock> tryLock(const std::string& path, const std::string& owner, std::string& holder) = 0;
 };
 
 // The driver `config.repo.type` names.

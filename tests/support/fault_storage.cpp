@@ -114,4 +114,9 @@ void FaultStorage::remove(const std::string& path) {
   inner_.remove(path);
 }
 
+std::unique_ptr<storage::Lock> FaultStorage::tryLock(const std::string& path, const std::string& owner,
+                                                     std::string& holder) {
+  return inner_.tryLock(path, owner, holder);
+}
+
 }  // namespace tidemark::test

@@ -42,6 +42,8 @@ class FaultStorage final : public storage::Storage {
   void list(const std::string& dir,
             const std::function<void(const storage::ListEntry&)>& fn) override;
   void remove(const std::string& path) override;
+  std::unique_ptr<storage::Lock> tryLock(const std::string& path, const std::string& owner,
+                                         std::string& holder) override;
 
   // The plan may be changed between calls.
   FaultPlan& plan() { return plan_; }

@@ -22,6 +22,7 @@ struct MemoryStorage::State {
     std::int64_t modified = 0;
   };
   std::map<std::string, Object> objects;
+  std::map<std::string, std::string> locks;  // path -> owner
   std::size_t openWrites = 0;
 
   // Lock held. Throws Storage when a parent directory of `path` is an object.
@@ -185,6 +186,38 @@ void MemoryStorage::remove(const std::string& path) {
   checkPath(path);
   std::lock_guard lock(state_->mutex);
   state_->objects.erase(path);
+}
+
+namespace {
+
+class MemoryLock final : public storage::Lock {
+ public:
+  MemoryLock(std::shared_ptr<MemoryStorage::State> state, std::string path)
+      : state_(std::move(state)), path_(std::move(path)) {}
+  ~MemoryLock() override;
+
+ private:
+  std::shared_ptr<MemoryStorage::State> state_;
+  std::string path_;
+};
+
+}  // namespace
+
+std::unique_ptr<storage::Lock> MemoryStorage::tryLock(const std::string& path, const std::string& owner,
+                                                      std::string& holder) {
+  checkPath(path);
+  std::lock_guard lock(state_->mutex);
+  auto [it, inserted] = state_->locks.emplace(path, owner);
+  if (!inserted) {
+    holder = it->second;
+    return nullptr;
+  }
+  return std::make_unique<MemoryLock>(state_, path);
+}
+
+MemoryLock::~MemoryLock() {
+  std::lock_guard lock(state_->mutex);
+  state_->locks.erase(path_);
 }
 
 std::optional<io::Buffer> MemoryStorage::object(const std::string& path) const {

@@ -35,6 +35,8 @@ class MemoryStorage final : public storage::Storage {
   void list(const std::string& dir,
             const std::function<void(const storage::ListEntry&)>& fn) override;
   void remove(const std::string& path) override;
+  std::unique_ptr<storage::Lock> tryLock(const std::string& path, const std::string& owner,
+                                         std::string& holder) override;
 
   // Test access that bypasses the contracts: the stored bytes (nullopt when absent), to inspect
   // them or to replace them with damaged ones.

@@ -47,6 +47,10 @@ TEST_CASE("the error table maps every code to a distinct status, name and meanin
     CHECK(exitStatus(ErrorCode::InvalidInput) == 9);
     CHECK(exitStatus(ErrorCode::LocalIo) == 10);
     CHECK(exitStatus(ErrorCode::Unsupported) == 11);
+    CHECK(exitStatus(ErrorCode::Database) == 12);
+    CHECK(exitStatus(ErrorCode::Timeout) == 13);
+    CHECK(exitStatus(ErrorCode::Interrupted) == 14);
+    CHECK(exitStatus(ErrorCode::Locked) == 15);
     CHECK(exitStatus(ErrorCode::Internal) == 99);
     CHECK(errorName(ErrorCode::ForeignCluster) == "foreign-cluster");
   }

@@ -46,6 +46,10 @@ class RacingStorage final : public storage::Storage {
     inner_.list(dir, fn);
   }
   void remove(const std::string& path) override { inner_.remove(path); }
+  std::unique_ptr<storage::Lock> tryLock(const std::string& path, const std::string& owner,
+                                         std::string& holder) override {
+    return inner_.tryLock(path, owner, holder);
+  }
 
  private:
   test::MemoryStorage& inner_;

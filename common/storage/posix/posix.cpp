@@ -3,6 +3,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -130,6 +131,41 @@ void PosixStorage::remove(const std::string& path) {
   if (::unlink(file.c_str()) == 0) return;
   if (errno == ENOENT || errno == ENOTDIR) return checkRoot();
   throw systemError(ErrorCode::Storage, errno, "cannot remove '{}'", file);
+}
+
+namespace {
+
+class PosixLock final : public Lock {
+ public:
+  explicit PosixLock(io::Fd fd) : fd_(std::move(fd)) {}
+  ~PosixLock() override {
+    // Leave the file: removing it would race with a process about to lock the same inode.
+    if (::ftruncate(fd_.get(), 0) != 0) {
+    }
+  }
+
+ private:
+  io::Fd fd_;  // closing it releases the flock
+};
+
+}  // namespace
+
+std::unique_ptr<Lock> PosixStorage::tryLock(const std::string& path, const std::string& owner, std::string& holder) {
+  std::string file = full(path);
+  io::makeDirectories(io::dirName(file), root_, ErrorCode::Storage);
+  io::Fd fd(::open(file.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0640));
+  if (!fd) throw systemError(ErrorCode::Storage, errno, "cannot open lock file '{}'", file);
+  if (::flock(fd.get(), LOCK_EX | LOCK_NB) != 0) {
+    if (errno != EWOULDBLOCK) throw systemError(ErrorCode::Storage, errno, "cannot lock '{}'", file);
+    char buffer[512];
+    ssize_t n = ::pread(fd.get(), buffer, sizeof buffer, 0);
+    holder = n > 0 ? std::string(buffer, std::size_t(n)) : "another process";
+    while (!holder.empty() && (holder.back() == '\n' || holder.back() == ' ')) holder.pop_back();
+    return nullptr;
+  }
+  if (::ftruncate(fd.get(), 0) != 0 || ::pwrite(fd.get(), owner.data(), owner.size(), 0) != ssize_t(owner.size()))
+    throw systemError(ErrorCode::Storage, errno, "cannot write lock file '{}'", file);
+  return std::make_unique<PosixLock>(std::move(fd));
 }
 
 }  // namespace tidemark::storage

@@ -56,6 +56,7 @@ class S3Storage final : public Storage {
   std::optional<ObjectInfo> info(const std::string& path) override;
   void list(const std::string& dir, const std::function<void(const ListEntry&)>& fn) override;
   void remove(const std::string& path) override;
+  std::unique_ptr<Lock> tryLock(const std::string& path, const std::string& owner, std::string& holder) override;
 
   // Removes objects with DeleteObjects, up to 1000 per request.
   void removeMany(const std::vector<std::string>& paths);

@@ -1,0 +1,317 @@
+// tidemark-basebackup: the backup worker and the command around it.
+#include "basebackup/backup.h"
+
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <ctime>
+#include <memory>
+#include <thread>
+
+#include "common/error.h"
+#include "common/pg/basebackup.h"
+#include "common/pg/connection.h"
+#include "common/pg/wal.h"
+#include "common/progress.h"
+#include "common/repo/layout.h"
+#include "common/repo/stanza.h"
+#include "common/text.h"
+#include "common/version.h"
+
+namespace tidemark::backup {
+
+namespace {
+
+// PostgreSQL's size settings as SHOW prints them: "16MB", "1GB", "8kB".
+std::uint64_t parsePgSize(const std::string& text) {
+  std::size_t digits = 0;
+  while (digits < text.size() && std::isdigit(static_cast<unsigned char>(text[digits]))) ++digits;
+  if (digits == 0) throw error(ErrorCode::Database, "unexpected size '{}' from the server", text);
+  std::uint64_t n = std::stoull(text.substr(0, digits));
+  std::string unit = text.substr(digits);
+  if (unit == "B" || unit.empty()) return n;
+  if (unit == "kB") return n << 10;
+  if (unit == "MB") return n << 20;
+  if (unit == "GB") return n << 30;
+  throw error(ErrorCode::Database, "unexpected size '{}' from the server", text);
+}
+
+std::string show(pg::Connection& connection, const std::string& setting) {
+  return connection.query("SHOW " + setting, "SHOW " + setting).value(0, 0);
+}
+
+std::string hostName() {
+  char name[256] = "";
+  ::gethostname(name, sizeof name - 1);
+  return name;
+}
+
+void sleepUnlessStopped(std::chrono::milliseconds duration, const std::function<bool()>& stopRequested) {
+  auto until = std::chrono::steady_clock::now() + duration;
+  while (std::chrono::steady_clock::now() < until) {
+    if (stopRequested && stopRequested())
+      throw Error(ErrorCode::Interrupted, "the base backup was interrupted; no backup was recorded");
+    std::this_thread::sleep_for(std::min<std::chrono::steady_clock::duration>(
+        std::chrono::milliseconds(100), until - std::chrono::steady_clock::now()));
+  }
+}
+
+// Streams each archive of the backup into its own repository object.
+class Receiver final : public pg::BaseBackupReceiver {
+ public:
+  Receiver(storage::Storage& storage, std::string stanza, std::string label, repo::ObjectOptions options,
+           Progress& progress, const std::function<bool()>& stopRequested)
+      : storage_(storage),
+        stanza_(std::move(stanza)),
+        label_(std::move(label)),
+        options_(options),
+        progress_(progress),
+        stopRequested_(stopRequested) {}
+
+  void started(const pg::BackupStart& start) override {
+    start_ = start;
+    std::uint64_t total = 0;
+    for (const auto& t : start.tablespaces) total += t.sizeKiB * 1024;
+    progress_.setTotal(total);
+  }
+
+  void archive(const std::string& name, const std::string& location) override {
+    std::uint32_t oid = 0;
+    for (const auto& t : start_.tablespaces)
+      if (!location.empty() && t.location == location) oid = t.oid;
+    open(repo::BackupObject{.name = name, .tablespaceOid = oid, .tablespaceLocation = location});
+  }
+
+  void archiveData(io::ByteView data) override {
+    if (stopRequested_ && stopRequested_())
+      throw Error(ErrorCode::Interrupted, "the base backup was interrupted; no backup was recorded");
+    writer_->write(data);
+    progress_.add(data.size());
+  }
+
+  void manifest() override { open(repo::BackupObject{.name = "backup_manifest"}); }
+
+  void manifestData(io::ByteView data) override { writer_->write(data); }
+
+  void progress(std::uint64_t) override {}  // our own byte count drives the display
+
+  // Commits the last object.
+  void finish() { commitCurrent(); }
+  const pg::BackupStart& start() const { return start_; }
+
+  const std::vector<repo::BackupObject>& objects() const { return objects_; }
+  const std::vector<std::string>& stored() const { return stored_; }
+
+ private:
+  void open(repo::BackupObject object) {
+    commitCurrent();
+    if (object.name.empty() || object.name.find('/') != std::string::npos || object.name == "backup.json")
+      throw error(ErrorCode::Database, "the server named an archive '{}', which cannot be stored", object.name);
+    std::string path = repo::backupObject(stanza_, label_, object.name);
+    writer_ = std::make_unique<repo::ObjectWriter>(storage_.newWrite(path, {.noReplace = true}), options_);
+    current_ = std::move(object);
+    currentPath_ = path;
+  }
+
+  void commitCurrent() {
+    if (!writer_) return;
+    writer_->close();
+    if (!writer_->commit())
+      throw error(ErrorCode::Storage, "'{}' already exists in the repository; backup labels must be unique",
+                  currentPath_);
+    stored_.push_back(currentPath_);
+    const auto& summary = writer_->summary();
+    current_.size = summary.plainSize;
+    current_.storedSize = summary.storedSize;
+    current_.sha256 = summary.plainSha256;
+    objects_.push_back(current_);
+    writer_.reset();
+  }
+
+  storage::Storage& storage_;
+  std::string stanza_, label_;
+  repo::ObjectOptions options_;
+  Progress& progress_;
+  const std::function<bool()>& stopRequested_;
+  pg::BackupStart start_;
+  std::unique_ptr<repo::ObjectWriter> writer_;
+  repo::BackupObject current_;
+  std::string currentPath_;
+  std::vector<repo::BackupObject> objects_;
+  std::vector<std::string> stored_;
+};
+
+}  // namespace
+
+void waitForWal(storage::Storage& storage, const std::string& stanza, std::uint32_t timeline, std::uint64_t first,
+                std::uint64_t last, std::uint32_t segmentSize, std::chrono::seconds timeout,
+                std::chrono::milliseconds poll, const std::function<bool()>& stopRequested) {
+  auto started = std::chrono::steady_clock::now();
+  auto lastReport = started;
+  std::uint64_t next = first;  // segments are archived in order: wait for each in turn
+  for (;;) {
+    while (next <= last) {
+      std::string name = pg::segmentFileName(timeline, next, segmentSize);
+      if (!storage.info(repo::walObject(stanza, *pg::parseWalName(name)))) break;
+      ++next;
+    }
+    if (next > last) return;
+    auto now = std::chrono::steady_clock::now();
+    std::string missing = pg::segmentFileName(timeline, next, segmentSize);
+    if (now - started >= timeout)
+      throw Error(ErrorCode::Timeout,
+                  fmt::format("the archive did not receive WAL file {} within {} s ({} of {} segments the backup "
+                              "needs are archived); no backup was recorded",
+                              missing, timeout.count(), next - first, last - first + 1),
+                  "check archive_mode and archive_command (tidemark-archive-push %p) on the server, and "
+                  "pg_stat_archiver (failed_count, last_failed_wal); raise backup.wal-timeout for a slow archive");
+    if (now - lastReport >= std::chrono::seconds(10)) {
+      spdlog::info("waiting for the archive to receive WAL: {} of {} segments archived, next {}", next - first,
+                   last - first + 1, missing);
+      lastReport = now;
+    }
+    sleepUnlessStopped(poll, stopRequested);
+  }
+}
+
+repo::BackupInfo takeBackup(storage::Storage& storage, const BackupParams& params) {
+  // One backup per stanza at a time.
+  std::string label = repo::backupLabel(std::time(nullptr));
+  std::string holder;
+  std::string owner = fmt::format("tidemark-basebackup pid {} on {}, started {}", ::getpid(), hostName(), repo::utcNow());
+  auto lock = storage.tryLock(repo::backupLockFile(params.stanza), owner, holder);
+  if (!lock)
+    throw Error(ErrorCode::Locked, fmt::format("another backup of stanza '{}' is running: {}", params.stanza, holder),
+                "wait for it to finish; only one backup of a stanza runs at a time");
+
+  pg::Connection connection = pg::Connection::open(params.conninfo, true, "tidemark-basebackup");
+  int version = connection.serverVersion();
+  if (version < 150000)
+    throw Error(ErrorCode::Unsupported,
+                fmt::format("{} runs PostgreSQL {}.{}; tidemark-basebackup needs PostgreSQL 15 or newer",
+                            connection.describe(), version / 10000, version % 10000),
+                "PostgreSQL 13 and 14 send one COPY stream per tablespace, which tidemark does not read; use "
+                "pg_basebackup there, or upgrade");
+  pg::Result identity = connection.query("IDENTIFY_SYSTEM", "IDENTIFY_SYSTEM");
+  std::uint64_t systemId = std::stoull(identity.value(0, 0));
+  std::string walLevel = show(connection, "wal_level");
+  if (walLevel != "replica" && walLevel != "logical")
+    throw Error(ErrorCode::Database, fmt::format("wal_level is '{}' on {}; a base backup needs 'replica'", walLevel,
+                                                 connection.describe()),
+                "set wal_level = replica in postgresql.conf and restart PostgreSQL");
+  if (show(connection, "archive_mode") == "off")
+    throw Error(ErrorCode::Database,
+                fmt::format("archive_mode is off on {}: the backup's WAL would never reach the repository",
+                            connection.describe()),
+                "set archive_mode = on and archive_command = 'tidemark-archive-push %p', then restart PostgreSQL");
+  std::uint32_t segmentSize = std::uint32_t(parsePgSize(show(connection, "wal_segment_size")));
+  if (!pg::validSegmentSize(segmentSize))
+    throw error(ErrorCode::Database, "the server reports an impossible wal_segment_size of {} bytes", segmentSize);
+
+  // The stanza belongs to one cluster: refuse another one before anything is stored.
+  repo::ensureStanza(storage, params.stanza,
+                     repo::StanzaInfo{.systemId = systemId, .pgVersion = version / 10000, .walSegmentSize = segmentSize},
+                     fmt::format("the cluster at {}", connection.describe()));
+
+  // Labels sort by time; two backups within a second get distinct labels.
+  auto labelTaken = [&](const std::string& candidate) {
+    bool taken = false;
+    storage.list(repo::backupDirectory(params.stanza, candidate), [&](const storage::ListEntry&) { taken = true; });
+    return taken;
+  };
+  while (labelTaken(label)) {
+    sleepUnlessStopped(std::chrono::milliseconds(1000), params.stopRequested);
+    label = repo::backupLabel(std::time(nullptr));
+  }
+
+  repo::BackupInfo info;
+  info.label = label;
+  info.tidemarkVersion = kVersion;
+  info.pgVersion = version / 10000;
+  info.pgVersionNum = version;
+  info.systemId = systemId;
+  info.walSegmentSize = segmentSize;
+  info.compression = std::string(io::compressName(params.object.compress));
+  info.checkpoint = params.fastCheckpoint ? "fast" : "spread";
+  info.manifestChecksums = params.manifestChecksums;
+  info.startTime = repo::utcNow();
+
+  Progress progress(fmt::format("backup {}", label), 0, params.terminal);
+  Receiver receiver(storage, params.stanza, label, params.object, progress, params.stopRequested);
+  try {
+    spdlog::info("backup {}: from {} (system identifier {}) into {}, {} checkpoint", label, connection.describe(),
+                 systemId, storage.describe(), info.checkpoint);
+    pg::BaseBackupOptions options{.label = "tidemark " + label,
+                                  .fastCheckpoint = params.fastCheckpoint,
+                                  .manifestChecksums = params.manifestChecksums};
+    if (params.maxRate)
+      options.maxRateKiB = std::uint32_t(std::clamp<std::uint64_t>(params.maxRate / 1024, 32, 1048576));
+    pg::BackupStop stop = pg::runBaseBackup(connection, options, receiver, params.stopRequested);
+    receiver.finish();
+    progress.finish();
+    connection = pg::Connection();  // the walsender is not needed while the archive catches up
+    info.stopTime = repo::utcNow();
+    info.objects = receiver.objects();
+    info.startLsn = receiver.start().lsn;
+    info.stopLsn = stop.lsn;
+    info.timeline = receiver.start().timeline;
+    if (stop.timeline != info.timeline)
+      throw error(ErrorCode::Database,
+                  "the server changed timeline during the backup ({} to {}, a promotion?); take the backup again",
+                  info.timeline, stop.timeline);
+
+    // Complete only once the archive holds every WAL segment from the start to the stop location
+    // (the server switched to a new segment at the stop, so the last one is archivable).
+    std::uint64_t first = info.startLsn / segmentSize;
+    std::uint64_t last = (info.stopLsn - 1) / segmentSize;
+    info.walStart = pg::segmentFileName(info.timeline, first, segmentSize);
+    info.walStop = pg::segmentFileName(info.timeline, last, segmentSize);
+    spdlog::info("backup {}: {} streamed in {:.1f} s; waiting for the archive to hold WAL {} to {}", label,
+                 humanBytes(info.size()), progress.seconds(), info.walStart, info.walStop);
+    waitForWal(storage, params.stanza, info.timeline, first, last, segmentSize, params.walTimeout, params.walPoll,
+               params.stopRequested);
+
+    // backup.json last: its presence is what makes the backup complete.
+    std::string json = info.toJson();
+    auto write = storage.newWrite(repo::backupInfoFile(params.stanza, label), {.noReplace = true});
+    write->write(io::asBytes(json));
+    if (!write->commit())
+      throw error(ErrorCode::Storage, "'{}' already exists", repo::backupInfoFile(params.stanza, label));
+  } catch (...) {
+    progress.finish();
+    // Remove what was stored; without backup.json, anything left is recognisably incomplete.
+    for (const auto& path : receiver.stored()) {
+      try {
+        storage.remove(path);
+      } catch (const std::exception& e) {
+        spdlog::warn("could not remove '{}' of the failed backup: {}", path, e.what());
+      }
+    }
+    throw;
+  }
+  return info;
+}
+
+repo::BackupInfo basebackup(const Config& config, const std::function<bool()>& stopRequested) {
+  auto storage = storage::openStorage(config);
+  BackupParams params{.conninfo = config.pg.conninfo,
+                      .stanza = config.stanza,
+                      .object = {.compress = config.compress.type, .level = config.compress.level},
+                      .fastCheckpoint = config.backup.fastCheckpoint,
+                      .maxRate = config.backup.maxRate,
+                      .manifestChecksums = config.backup.manifestChecksums,
+                      .walTimeout = std::chrono::seconds(config.backup.walTimeout),
+                      .stopRequested = stopRequested};
+  auto started = std::chrono::steady_clock::now();
+  repo::BackupInfo info = takeBackup(*storage, params);
+  double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  std::size_t archives = 0;
+  for (const auto& o : info.objects) archives += o.name != "backup_manifest";
+  spdlog::info("backup {} complete: {} in {} archive{}, {} stored ({:.1f}x, {}), {:.1f} s, {}/s; needs WAL {} to {}",
+               info.label, humanBytes(info.size()), archives, archives == 1 ? "" : "s", humanBytes(info.storedSize()),
+               info.storedSize() ? double(info.size()) / double(info.storedSize()) : 0.0, info.compression, seconds,
+               humanBytes(std::uint64_t(double(info.size()) / std::max(seconds, 1e-3))), info.walStart, info.walStop);
+  return info;
+}
+
+}  // namespace tidemark::backup
