@@ -226,7 +226,12 @@ TEST_CASE("configuration keys have one environment variable and one flag each") 
                                                  "s3.session-token",
                                                  "s3.retry-max",
                                                  "s3.retry-time",
-                                                 "s3.timeout"});
+                                                 "s3.timeout",
+                                                 "pg.conninfo",
+                                                 "backup.checkpoint",
+                                                 "backup.max-rate",
+                                                 "backup.manifest-checksums",
+                                                 "backup.wal-timeout"});
   CHECK(environmentName("repo.path") == "TIDEMARK_REPO_PATH");
   CHECK(environmentName("stanza") == "TIDEMARK_STANZA");
   CHECK(environmentName("s3.upload-concurrency") == "TIDEMARK_S3_UPLOAD_CONCURRENCY");
