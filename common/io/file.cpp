@@ -73,7 +73,7 @@ void syncDirectory(const std::string& dir, ErrorCode code) {
     throw systemError(code, errno, "cannot sync directory '{}'", dir);
 }
 
-void makeDirectories(const std::string& dir, const std::string& stopAt, ErrorCode code) {
+void makeDirectories(const std::string& dir, const std::string& stopAt, ErrorCode code, std::optional<Owner> owner) {
   struct stat st {};
   if (::stat(stopAt.c_str(), &st) != 0) {
     if (errno == ENOENT)
@@ -92,6 +92,8 @@ void makeDirectories(const std::string& dir, const std::string& stopAt, ErrorCod
     std::string current = dir.substr(0, next);
     if (current.size() > parent.size() && current.back() != '/') {
       if (::mkdir(current.c_str(), 0750) == 0) {
+        if (owner && ::chown(current.c_str(), owner->uid, owner->gid) != 0)
+          throw systemError(code, errno, "cannot give directory '{}' to uid {}", current, owner->uid);
         syncDirectory(parent, code);
       } else if (errno != EEXIST) {
         throw systemError(code, errno, "cannot create directory '{}'", current);
@@ -174,6 +176,8 @@ void AtomicFile::close() {
 
 bool AtomicFile::commit() {
   close();
+  if (options_.owner && ::fchown(fd_.get(), options_.owner->uid, options_.owner->gid) != 0)
+    fail("give an owner to", path_, errno);
   if (tempPath_.empty()) {
     // Unnamed inode: give it a name. linkat() never replaces, so for noReplace this is the publish.
     std::string procPath = fmt::format("/proc/self/fd/{}", fd_.get());

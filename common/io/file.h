@@ -51,11 +51,17 @@ std::uint64_t streamFile(int fd, const std::string& path, Sink& sink, std::uint6
 // fsync()s a directory, so that a rename or link inside it survives a crash.
 void syncDirectory(const std::string& dir, ErrorCode code = ErrorCode::LocalIo);
 
+// A file owner to give what is created (root running tidemark in a repository owned by postgres).
+struct Owner {
+  uid_t uid;
+  gid_t gid;
+};
+
 // Creates `dir` and any missing parents (mode 0750), fsyncing each parent that gained an entry.
 // `stopAt` (a prefix of `dir`) must already exist: it is never created, so that an unmounted
-// repository fails loudly instead of filling the root disk.
+// repository fails loudly instead of filling the root disk. New directories get `owner`.
 void makeDirectories(const std::string& dir, const std::string& stopAt,
-                     ErrorCode code = ErrorCode::LocalIo);
+                     ErrorCode code = ErrorCode::LocalIo, std::optional<Owner> owner = std::nullopt);
 
 // The part after the last '/', and the part before it ("." when there is none).
 std::string baseName(const std::string& path);
@@ -73,6 +79,8 @@ struct AtomicWriteOptions {
   // Use an unnamed O_TMPFILE inode when the filesystem supports it (nothing is left behind if
   // the process dies); tests turn it off to exercise the named temporary file used otherwise.
   bool allowTmpfile = true;
+  // Give the file this owner before publishing it.
+  std::optional<Owner> owner;
 };
 
 // A file that becomes visible under its name only by commit(): written into an unnamed temporary

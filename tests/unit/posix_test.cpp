@@ -169,3 +169,31 @@ TEST_CASE("two PosixStorage instances racing for one name: the first commit wins
     CHECK(listDirectory(dir / "main/wal/0000000100000000") == Names{"000000010000000000000001"});
   }
 }
+
+TEST_CASE("PosixStorage run by root keeps the repository owned by its owner") {
+  if (::geteuid() != 0) {
+    MESSAGE("skipped: needs root");
+    return;
+  }
+  // root running a backup or a push by hand must not leave folders postgres cannot write into.
+  test::TempDir dir;
+  const std::string root = dir / "repo";
+  REQUIRE(::mkdir(root.c_str(), 0750) == 0);
+  REQUIRE(::chown(root.c_str(), 65534, 65534) == 0);
+  PosixStorage s(root, {.sync = false});
+  auto write = s.newWrite("main/wal/0000000100000000/000000010000000000000001", {});
+  write->write(io::asBytes("x"));
+  REQUIRE(write->commit());
+  std::string holder;
+  auto lock = s.tryLock("main/backup.lock", "test", holder);
+  REQUIRE(lock);
+  for (const std::string& path : {root + "/main", root + "/main/wal", root + "/main/wal/0000000100000000",
+                                  root + "/main/wal/0000000100000000/000000010000000000000001",
+                                  root + "/main/backup.lock"}) {
+    struct stat st {};
+    REQUIRE(::stat(path.c_str(), &st) == 0);
+    CAPTURE(path);
+    CHECK(st.st_uid == 65534);
+    CHECK(st.st_gid == 65534);
+  }
+}

@@ -55,14 +55,23 @@ std::string PosixStorage::full(const std::string& path) const {
   return root_ == "/" ? "/" + path : root_ + "/" + path;
 }
 
+std::optional<io::Owner> PosixStorage::owner() const {
+  if (::geteuid() != 0) return std::nullopt;
+  struct stat st {};
+  if (::stat(root_.c_str(), &st) != 0 || st.st_uid == 0) return std::nullopt;
+  return io::Owner{st.st_uid, st.st_gid};
+}
+
 std::unique_ptr<Write> PosixStorage::newWrite(const std::string& path, WriteOptions options) {
   std::string file = full(path);
-  io::makeDirectories(io::dirName(file), root_, ErrorCode::Storage);
+  auto owner = this->owner();
+  io::makeDirectories(io::dirName(file), root_, ErrorCode::Storage, owner);
   return std::make_unique<PosixWrite>(
       file, io::AtomicWriteOptions{.noReplace = options.noReplace,
                                    .sync = options_.sync,
                                    .errorCode = ErrorCode::Storage,
-                                   .allowTmpfile = options_.allowTmpfile});
+                                   .allowTmpfile = options_.allowTmpfile,
+                                   .owner = owner});
 }
 
 bool PosixStorage::read(const std::string& path, io::Sink& out, ReadOptions options) {
@@ -152,9 +161,12 @@ class PosixLock final : public Lock {
 
 std::unique_ptr<Lock> PosixStorage::tryLock(const std::string& path, const std::string& owner, std::string& holder) {
   std::string file = full(path);
-  io::makeDirectories(io::dirName(file), root_, ErrorCode::Storage);
+  auto fileOwner = this->owner();
+  io::makeDirectories(io::dirName(file), root_, ErrorCode::Storage, fileOwner);
   io::Fd fd(::open(file.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0640));
   if (!fd) throw systemError(ErrorCode::Storage, errno, "cannot open lock file '{}'", file);
+  if (fileOwner && ::fchown(fd.get(), fileOwner->uid, fileOwner->gid) != 0)
+    throw systemError(ErrorCode::Storage, errno, "cannot give lock file '{}' to uid {}", file, fileOwner->uid);
   if (::flock(fd.get(), LOCK_EX | LOCK_NB) != 0) {
     if (errno != EWOULDBLOCK) throw systemError(ErrorCode::Storage, errno, "cannot lock '{}'", file);
     char buffer[512];

@@ -6,6 +6,7 @@
 // unmounted NFS repository fails instead of filling the local disk.
 #pragma once
 
+#include "common/io/file.h"
 #include "common/storage/storage.h"
 
 namespace tidemark::storage {
@@ -32,6 +33,9 @@ class PosixStorage final : public Storage {
  private:
   std::string full(const std::string& path) const;
   void checkRoot() const;
+  // When root writes into a repository owned by another user (postgres), what it creates takes
+  // that owner, so that archive_command can still write next to it.
+  std::optional<io::Owner> owner() const;
 
   std::string root_;
   PosixOptions options_;
