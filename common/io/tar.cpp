@@ -22,6 +22,10 @@ constexpr std::size_t kBlock = 512;
 // anything much larger is damage, not a name.
 constexpr std::uint64_t kMaxExtended = 64 << 10;
 
+constexpr const char* kConflictHint =
+    "the archive holds two different kinds of entry under that name, or the extraction root was "
+    "not empty: extract into an empty directory";
+
 // A name for a message: control bytes shown as '?', at most 200 bytes.
 std::string printable(std::string_view text) {
   std::string out(text.substr(0, 200));
@@ -311,6 +315,12 @@ void TarReader::header() {
       switch (flag) {
         case '0':
         case '\0':
+          // Old tars marked directories with a trailing '/' alone; GNU tar reads them so too.
+          if (path.back() == '/') {
+            entry.type = TarEntry::Type::Directory;
+            break;
+          }
+          [[fallthrough]];
         case '7':  // contiguous file: a plain file everywhere but on old Masscomp systems
           entry.type = TarEntry::Type::File;
           entry.size = dataSize;
@@ -483,11 +493,12 @@ std::string TarExtractor::full(const std::string& path) const {
   return path.empty() ? root_ : root_ + "/" + path;
 }
 
-void TarExtractor::refuse(const std::string& why) const {
+void TarExtractor::refuse(const std::string& why, const char* hint) const {
   throw Error(ErrorCode::InvalidInput,
               fmt::format("refusing tar entry '{}': {}", printable(current_.path), why),
-              "the archive tries to write outside the extraction root, or is not a backup "
-              "this tool made: check where it came from");
+              hint ? hint
+                   : "the archive tries to write outside the extraction root, or is not a backup "
+                     "this tool made: check where it came from");
 }
 
 // Marks a directory as gaining an entry: finish() fsyncs it.
@@ -557,7 +568,7 @@ bool TarExtractor::clearPlace(int parent, const std::string& leaf, const std::st
     if (errno == ENOENT) return false;
     throw systemError(ErrorCode::LocalIo, errno, "cannot inspect '{}'", full(path));
   }
-  if (S_ISDIR(st.st_mode)) refuse("a directory of that name is already there");
+  if (S_ISDIR(st.st_mode)) refuse("a directory of that name is already there", kConflictHint);
   if (::unlinkat(parent, leaf.c_str(), 0) != 0 && errno != ENOENT)
     throw systemError(ErrorCode::LocalIo, errno, "cannot replace '{}'", full(path));
   return true;
@@ -652,7 +663,8 @@ void TarExtractor::directory(const TarEntry& entry) {
     if ((err == ELOOP || err == ENOTDIR) &&
         ::fstatat(parent, leaf.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0)
       refuse(S_ISLNK(st.st_mode) ? "a symlink of that name is already there"
-                                 : "a non-directory of that name is already there");
+                                 : "a non-directory of that name is already there",
+             kConflictHint);
     throw systemError(ErrorCode::LocalIo, err, "cannot open directory '{}'", full(entry.path));
   }
   struct stat st {};
@@ -802,7 +814,7 @@ ExtractStats extractTarFile(const std::string& archive, const std::string& root,
   if (!fd) throw error(ErrorCode::LocalIo, "tar archive '{}' does not exist", archive);
   TarExtractor extractor(root, options);
   TarReader reader(extractor);
-  streamFile(fd->get(), archive, reader);
+  streamFile(fd->get(), archive, reader, 0, std::nullopt, 256 << 10);
   reader.close();
   return extractor.finish();
 }

@@ -178,7 +178,7 @@ class TarExtractor final : public TarReader::Handler {
   };
 
   std::string full(const std::string& path) const;
-  [[noreturn]] void refuse(const std::string& why) const;
+  [[noreturn]] void refuse(const std::string& why, const char* hint = nullptr) const;
   int openParent(const std::string& path, std::string& leaf);
   Fd walk(const std::string& dir, bool create);
   void touched(const std::string& dir);
@@ -207,7 +207,8 @@ class TarExtractor final : public TarReader::Handler {
 };
 
 // Extracts the tar file at `archive` into `root` (a TarReader feeding a TarExtractor, then
-// finish()). Throws what they throw, and LocalIo when `archive` cannot be read.
+// finish()), reading 256 KiB at a time. Throws what they throw, and LocalIo when `archive`
+// cannot be read.
 ExtractStats extractTarFile(const std::string& archive, const std::string& root,
                             ExtractOptions options = {});
 
