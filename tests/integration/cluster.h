@@ -82,6 +82,7 @@ class Workspace {
   const std::string& config() const { return config_; }
   std::string push() const { return bin_ + "/tidemark-archive-push"; }
   std::string get() const { return bin_ + "/tidemark-archive-get"; }
+  std::string basebackup() const { return bin_ + "/tidemark-basebackup"; }
   // archive_command / restore_command values (unquoted) for postgresql.conf.
   std::string archiveCommand() const;
   std::string restoreCommand() const;

@@ -7,6 +7,7 @@
 #include <pwd.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -105,9 +106,11 @@ Process::~Process() {
 bool Process::running() {
   if (status_) return false;
   int raw = 0;
-  pid_t r = ::waitpid(pid_, &raw, WNOHANG);
+  rusage usage{};
+  pid_t r = ::wait4(pid_, &raw, WNOHANG, &usage);
   if (r == pid_) {
     status_ = shellStatus(raw);
+    maxRssKiB_ = usage.ru_maxrss;
     return false;
   }
   return true;
@@ -120,10 +123,12 @@ void Process::signal(int sig) {
 int Process::wait() {
   if (status_) return *status_;
   int raw = 0;
-  while (::waitpid(pid_, &raw, 0) < 0) {
-    if (errno != EINTR) throw std::runtime_error("waitpid failed");
+  rusage usage{};
+  while (::wait4(pid_, &raw, 0, &usage) < 0) {
+    if (errno != EINTR) throw std::runtime_error("wait4 failed");
   }
   status_ = shellStatus(raw);
+  maxRssKiB_ = usage.ru_maxrss;
   return *status_;
 }
 

@@ -38,10 +38,13 @@ class Process {
   int wait();
   // Like wait(), but gives up after `timeout` (returns nullopt, the process still running).
   std::optional<int> waitFor(std::chrono::milliseconds timeout);
+  // Peak resident set size of the exited process, in KiB (getrusage through wait4).
+  long maxRssKiB() const { return maxRssKiB_; }
 
  private:
   pid_t pid_ = -1;
   std::optional<int> status_;
+  long maxRssKiB_ = 0;
 };
 
 // Runs to completion and returns the shell-style status.

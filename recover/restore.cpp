@@ -1,0 +1,150 @@
+// Restoring a base backup from the repository.
+#include "recover/restore.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <spdlog/spdlog.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <chrono>
+
+#include "common/error.h"
+#include "common/io/file.h"
+#include "common/io/tar.h"
+#include "common/progress.h"
+#include "common/repo/layout.h"
+#include "common/repo/object.h"
+#include "common/text.h"
+
+namespace tidemark::recover {
+
+namespace {
+
+// Counts restored bytes for the progress display and honours a stop request.
+class Meter final : public io::Filter {
+ public:
+  Meter(io::Sink& next, Progress& progress, const std::function<bool()>& stopRequested)
+      : Filter(next), progress_(progress), stopRequested_(stopRequested) {}
+  void write(io::ByteView data) override {
+    if (stopRequested_ && stopRequested_())
+      throw Error(ErrorCode::Interrupted, "the restore was interrupted; the data directory is incomplete");
+    next_.write(data);
+    progress_.add(data.size());
+  }
+  void close() override { next_.close(); }
+
+ private:
+  Progress& progress_;
+  const std::function<bool()>& stopRequested_;
+};
+
+bool isEmptyDirectory(const std::string& path) {
+  DIR* dir = ::opendir(path.c_str());
+  if (dir == nullptr) throw systemError(ErrorCode::LocalIo, errno, "cannot open directory '{}'", path);
+  bool empty = true;
+  while (dirent* entry = ::readdir(dir)) {
+    std::string_view name = entry->d_name;
+    if (name != "." && name != "..") empty = false;
+  }
+  ::closedir(dir);
+  return empty;
+}
+
+// A directory that exists and is empty, created (0700) when absent.
+void prepareDirectory(const std::string& path, const std::string& what) {
+  if (path.empty() || path.front() != '/')
+    throw error(ErrorCode::InvalidInput, "{} '{}' is not an absolute path", what, path);
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) {
+    if (errno != ENOENT) throw systemError(ErrorCode::LocalIo, errno, "cannot access {} '{}'", what, path);
+    io::makeDirectories(path, "/", ErrorCode::LocalIo);
+  } else if (!S_ISDIR(st.st_mode)) {
+    throw error(ErrorCode::InvalidInput, "{} '{}' exists and is not a directory", what, path);
+  } else if (!isEmptyDirectory(path)) {
+    throw Error(ErrorCode::InvalidInput, fmt::format("{} '{}' is not empty", what, path),
+                "restore into an empty directory, or map the tablespace elsewhere");
+  }
+  if (::chmod(path.c_str(), 0700) != 0) throw systemError(ErrorCode::LocalIo, errno, "cannot chmod '{}'", path);
+}
+
+// Reads one backup object through verification into `sink`, and checks it is the one backup.json
+// recorded.
+void fetch(storage::Storage& storage, const std::string& path, const repo::BackupObject& expected, io::Sink& sink) {
+  auto summary = repo::readObject(storage, path, sink);
+  if (!summary)
+    throw Error(ErrorCode::Corrupt, fmt::format("backup object '{}' is missing from {}", path, storage.describe()),
+                "the backup is damaged; choose another one");
+  if (summary->plainSize != expected.size || summary->plainSha256 != expected.sha256)
+    throw Error(ErrorCode::Corrupt,
+                fmt::format("backup object '{}' is not the one its backup.json records (SHA-256 {}, {} bytes; "
+                            "expected {}, {} bytes)",
+                            path, io::toHex(summary->plainSha256), summary->plainSize, io::toHex(expected.sha256),
+                            expected.size),
+                "the backup is damaged or was tampered with; choose another one");
+}
+
+}  // namespace
+
+RestoreStats restoreBackup(storage::Storage& storage, const std::string& stanza, const repo::BackupInfo& backup,
+                           const std::string& dataDirectory, const RestoreOptions& options) {
+  auto started = std::chrono::steady_clock::now();
+  prepareDirectory(dataDirectory, "data directory");
+  Progress progress(fmt::format("restore of backup {}", backup.label), backup.size(), options.terminal);
+  RestoreStats stats;
+  std::string tablespaceMap;
+
+  for (const auto& object : backup.objects) {
+    std::string path = repo::backupObject(stanza, backup.label, object.name);
+    if (object.name == "backup_manifest") {
+      io::AtomicFile file(dataDirectory + "/backup_manifest", {.mode = 0600, .sync = options.sync});
+      fetch(storage, path, object, file);
+      file.commit();
+      continue;
+    }
+    std::string target = dataDirectory;
+    if (object.tablespaceOid != 0) {
+      auto mapped = options.tablespaceMap.find(object.tablespaceOid);
+      target = mapped != options.tablespaceMap.end() ? mapped->second : object.tablespaceLocation;
+      prepareDirectory(target, fmt::format("the location of tablespace {}", object.tablespaceOid));
+      tablespaceMap += fmt::format("{} {}\n", object.tablespaceOid, target);
+    }
+    spdlog::debug("restoring {} into {}", object.name, target);
+    io::TarExtractor extractor(target, {.sync = options.sync});
+    io::TarReader reader(extractor);
+    Meter meter(reader, progress, options.stopRequested);
+    fetch(storage, path, object, meter);
+    io::ExtractStats extracted = extractor.finish();
+    stats.files += extracted.files;
+    stats.bytes += object.size;
+  }
+  progress.finish();
+
+  // Tablespaces: PostgreSQL reads tablespace_map at startup and links pg_tblspc/<oid> to each
+  // location; the links are made now as well, so that pg_verifybackup can check the directory
+  // before the server starts. The file is rewritten only when a location was mapped.
+  if (!tablespaceMap.empty()) {
+    std::string links = dataDirectory + "/pg_tblspc";
+    io::makeDirectories(links, dataDirectory, ErrorCode::LocalIo);
+    for (const auto& object : backup.objects) {
+      if (object.tablespaceOid == 0) continue;
+      auto mapped = options.tablespaceMap.find(object.tablespaceOid);
+      std::string location = mapped != options.tablespaceMap.end() ? mapped->second : object.tablespaceLocation;
+      std::string link = fmt::format("{}/{}", links, object.tablespaceOid);
+      ::unlink(link.c_str());
+      if (::symlink(location.c_str(), link.c_str()) != 0)
+        throw systemError(ErrorCode::LocalIo, errno, "cannot link '{}' to '{}'", link, location);
+    }
+    if (!options.tablespaceMap.empty()) {
+      io::AtomicFile file(dataDirectory + "/tablespace_map", {.mode = 0600, .sync = options.sync});
+      file.write(io::asBytes(tablespaceMap));
+      file.commit();
+    }
+    if (options.sync) io::syncDirectory(links);
+  }
+  if (options.sync) io::syncDirectory(dataDirectory);
+  stats.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  return stats;
+}
+
+}  // namespace tidemark::recover
