@@ -516,11 +516,13 @@ Fd TarExtractor::walk(const std::string& dir, bool create) {
     const int flags = O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC;
     int fd = ::openat(current.get(), parts[i].c_str(), flags);
     if (fd < 0 && errno == ENOENT && create) {
-      if (::mkdirat(current.get(), parts[i].c_str(), 0700) != 0 && errno != EEXIST)
+      const bool created = ::mkdirat(current.get(), parts[i].c_str(), 0700) == 0;
+      if (!created && errno != EEXIST)
         throw systemError(ErrorCode::LocalIo, errno, "cannot create directory '{}'",
                           full(join(parts, i + 1)));
       fd = ::openat(current.get(), parts[i].c_str(), flags);
-      if (fd >= 0 && ::fchmod(fd, options_.directoryMode) != 0) {
+      // fchmod, not mkdirat's mode: the umask must not change what the caller asked for.
+      if (fd >= 0 && created && ::fchmod(fd, options_.directoryMode) != 0) {
         int err = errno;
         ::close(fd);
         throw systemError(ErrorCode::LocalIo, err, "cannot set the mode of '{}'",
