@@ -1,4 +1,4 @@
-// Unit tests of common/repo/layout.h: where each WAL-related file lives in the repository.
+// Unit tests of common/repo/layout.h: where each WAL-related file, backup and lock lives in the repository.
 #include "common/repo/layout.h"
 
 #include <doctest/doctest.h>
@@ -19,5 +19,30 @@ TEST_CASE("repository paths follow the documented layout") {
   }
   SUBCASE("timeline history files sit directly in wal/") {
     CHECK(object("00000002.history") == "main/wal/00000002.history");
+  }
+}
+
+TEST_CASE("backup paths follow the documented layout") {
+  SUBCASE("each backup has its own directory under backups/, named by its label") {
+    CHECK(repo::backupsDirectory("main") == "main/backups");
+    CHECK(repo::backupDirectory("main", "20261122T101500Z") == "main/backups/20261122T101500Z");
+  }
+  SUBCASE("a backup's archives, manifest and backup.json sit directly in its directory") {
+    CHECK(repo::backupObject("main", "20261122T101500Z", "base.tar") ==
+          "main/backups/20261122T101500Z/base.tar");
+    CHECK(repo::backupObject("main", "20261122T101500Z", "16385.tar") ==
+          "main/backups/20261122T101500Z/16385.tar");
+    CHECK(repo::backupObject("main", "20261122T101500Z", "backup_manifest") ==
+          "main/backups/20261122T101500Z/backup_manifest");
+    CHECK(repo::backupInfoFile("main", "20261122T101500Z") ==
+          "main/backups/20261122T101500Z/backup.json");
+  }
+  SUBCASE("the backup lock is one file per stanza, beside stanza.json") {
+    CHECK(repo::backupLockFile("main") == "main/backup.lock");
+    CHECK(repo::backupLockFile("other") == "other/backup.lock");
+  }
+  SUBCASE("stanzas do not share backup paths") {
+    CHECK(repo::backupInfoFile("other", "20261122T101500Z") ==
+          "other/backups/20261122T101500Z/backup.json");
   }
 }
