@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <ctime>
+#include <stdexcept>
 
 #include "common/error.h"
 #include "common/pg/connection.h"
@@ -78,7 +79,11 @@ BackupInfo BackupInfo::fromJson(const std::string& text, const std::string& wher
     std::string id = doc.at("system-identifier").get<std::string>();
     if (id.empty() || !std::all_of(id.begin(), id.end(), [](char c) { return c >= '0' && c <= '9'; }))
       throw Error(ErrorCode::Corrupt, fmt::format("'{}' has an invalid system-identifier", where));
-    info.systemId = std::stoull(id);
+    try {
+      info.systemId = std::stoull(id);
+    } catch (const std::out_of_range&) {  // more than 2^64-1
+      throw Error(ErrorCode::Corrupt, fmt::format("'{}' has an invalid system-identifier", where));
+    }
     info.timeline = doc.at("timeline").get<std::uint32_t>();
     info.startLsn = pg::parseLsn(doc.at("start-lsn").get<std::string>());
     info.stopLsn = pg::parseLsn(doc.at("stop-lsn").get<std::string>());
