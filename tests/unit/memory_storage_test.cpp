@@ -243,6 +243,41 @@ void storageContract(storage::Storage& s) {
   SUBCASE("describe names the storage") {
     CHECK_FALSE(s.describe().empty());
   }
+  SUBCASE("a lock is exclusive while it lives, names its holder, and is free again once destroyed") {
+    const std::string owner = "tidemark-basebackup pid 4242 on db1, started 2026-11-22T10:15:00Z";
+    std::string holder;
+    auto first = s.tryLock("main/backup.lock", owner, holder);
+    REQUIRE(first != nullptr);
+    CHECK(holder.empty());
+    // posix: a second open file description of the same file, in the same process, is refused too.
+    CHECK(s.tryLock("main/backup.lock", "second", holder) == nullptr);
+    CHECK(holder == owner);
+    holder.clear();
+    CHECK(s.tryLock("main/backup.lock", "third", holder) == nullptr);
+    CHECK(holder == owner);
+    first.reset();
+    holder.clear();
+    auto again = s.tryLock("main/backup.lock", "fourth", holder);
+    CHECK(again != nullptr);
+    CHECK(holder.empty());
+    CHECK(s.tryLock("main/backup.lock", "fifth", holder) == nullptr);
+    CHECK(holder == "fourth");
+  }
+  SUBCASE("locks of different paths are independent") {
+    std::string holder;
+    auto main = s.tryLock("main/backup.lock", "a", holder);
+    auto other = s.tryLock("other/backup.lock", "b", holder);
+    CHECK(main != nullptr);
+    CHECK(other != nullptr);
+    CHECK(holder.empty());
+  }
+  SUBCASE("a lock on an invalid path is refused as an internal error") {
+    std::string holder;
+    for (const char* bad : {"", "/abs", "main//backup.lock", "main/../backup.lock"}) {
+      CAPTURE(bad);
+      CHECK(thrownError([&] { s.tryLock(bad, "a", holder); }).code() == ErrorCode::Internal);
+    }
+  }
 }
 
 }  // namespace
