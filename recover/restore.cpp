@@ -39,6 +39,17 @@ class Meter final : public io::Filter {
   const std::function<bool()>& stopRequested_;
 };
 
+// A location as PostgreSQL writes it into tablespace_map, and reads it back at startup: '\\',
+// '\n' and '\r' are escaped with a backslash (do_pg_backup_start, read_tablespace_map).
+std::string escapeTablespacePath(const std::string& path) {
+  std::string out;
+  for (char c : path) {
+    if (c == '\\' || c == '\n' || c == '\r') out.push_back('\\');
+    out.push_back(c);
+  }
+  return out;
+}
+
 bool isEmptyDirectory(const std::string& path) {
   DIR* dir = ::opendir(path.c_str());
   if (dir == nullptr) throw systemError(ErrorCode::LocalIo, errno, "cannot open directory '{}'", path);
@@ -107,7 +118,7 @@ RestoreStats restoreBackup(storage::Storage& storage, const std::string& stanza,
       auto mapped = options.tablespaceMap.find(object.tablespaceOid);
       target = mapped != options.tablespaceMap.end() ? mapped->second : object.tablespaceLocation;
       prepareDirectory(target, fmt::format("the location of tablespace {}", object.tablespaceOid));
-      tablespaceMap += fmt::format("{} {}\n", object.tablespaceOid, target);
+      tablespaceMap += fmt::format("{} {}\n", object.tablespaceOid, escapeTablespacePath(target));
     }
     spdlog::debug("restoring {} into {}", object.name, target);
     io::TarExtractor extractor(target, {.sync = options.sync});
