@@ -7,7 +7,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
+#include <mutex>
+#include <thread>
 
 #include "common/error.h"
 #include "common/io/file.h"
@@ -21,21 +24,24 @@ namespace tidemark::recover {
 
 namespace {
 
-// Counts restored bytes for the progress display and honours a stop request.
+// Counts restored bytes for the progress display (shared by the fetching threads) and honours a
+// stop request.
 class Meter final : public io::Filter {
  public:
-  Meter(io::Sink& next, Progress& progress, const std::function<bool()>& stopRequested)
-      : Filter(next), progress_(progress), stopRequested_(stopRequested) {}
+  Meter(io::Sink& next, Progress& progress, std::mutex& mutex, const std::function<bool()>& stopRequested)
+      : Filter(next), progress_(progress), mutex_(mutex), stopRequested_(stopRequested) {}
   void write(io::ByteView data) override {
     if (stopRequested_ && stopRequested_())
       throw Error(ErrorCode::Interrupted, "the restore was interrupted; the data directory is incomplete");
     next_.write(data);
+    std::lock_guard lock(mutex_);
     progress_.add(data.size());
   }
   void close() override { next_.close(); }
 
  private:
   Progress& progress_;
+  std::mutex& mutex_;
   const std::function<bool()>& stopRequested_;
 };
 
@@ -105,30 +111,71 @@ RestoreStats restoreBackup(storage::Storage& storage, const std::string& stanza,
   RestoreStats stats;
   std::string tablespaceMap;
 
-  for (const auto& object : backup.objects) {
-    std::string path = repo::backupObject(stanza, backup.label, object.name);
-    if (object.name == "backup_manifest") {
-      io::AtomicFile file(dataDirectory + "/backup_manifest", {.mode = 0600, .sync = options.sync});
-      fetch(storage, path, object, file);
-      file.commit();
-      continue;
-    }
-    std::string target = dataDirectory;
-    if (object.tablespaceOid != 0) {
-      auto mapped = options.tablespaceMap.find(object.tablespaceOid);
-      target = mapped != options.tablespaceMap.end() ? mapped->second : object.tablespaceLocation;
-      prepareDirectory(target, fmt::format("the location of tablespace {}", object.tablespaceOid));
-      tablespaceMap += fmt::format("{} {}\n", object.tablespaceOid, escapeTablespacePath(target));
-    }
+  std::mutex progressMutex;
+  std::mutex statsMutex;
+  // Extracts one tar object into its place.
+  auto extract = [&](storage::Storage& from, const repo::BackupObject& object, const std::string& target) {
     spdlog::debug("restoring {} into {}", object.name, target);
-    io::TarExtractor extractor(target, {.sync = options.sync});
+    // No fsync per file: syncTree() makes everything durable at the end, far faster.
+    io::TarExtractor extractor(target, {.sync = false});
     io::TarReader reader(extractor);
-    Meter meter(reader, progress, options.stopRequested);
-    fetch(storage, path, object, meter);
+    Meter meter(reader, progress, progressMutex, options.stopRequested);
+    fetch(from, repo::backupObject(stanza, backup.label, object.name), object, meter);
     io::ExtractStats extracted = extractor.finish();
+    std::lock_guard lock(statsMutex);
     stats.files += extracted.files;
     stats.bytes += object.size;
+  };
+
+  std::vector<std::pair<const repo::BackupObject*, std::string>> tablespaces;
+  for (const auto& object : backup.objects) {
+    if (object.name == "backup_manifest") {
+      io::AtomicFile file(dataDirectory + "/backup_manifest", {.mode = 0600, .sync = options.sync});
+      fetch(storage, repo::backupObject(stanza, backup.label, object.name), object, file);
+      file.commit();
+    } else if (object.tablespaceOid != 0) {
+      auto mapped = options.tablespaceMap.find(object.tablespaceOid);
+      std::string target = mapped != options.tablespaceMap.end() ? mapped->second : object.tablespaceLocation;
+      prepareDirectory(target, fmt::format("the location of tablespace {}", object.tablespaceOid));
+      tablespaceMap += fmt::format("{} {}\n", object.tablespaceOid, escapeTablespacePath(target));
+      tablespaces.emplace_back(&object, target);
+    }
   }
+
+  // Tablespace archives on their own threads (bounded), base.tar here.
+  std::vector<std::thread> workers;
+  std::vector<std::exception_ptr> failures(tablespaces.size());
+  std::atomic<std::size_t> next{0};
+  std::size_t threads = options.openStorage ? std::min<std::size_t>(tablespaces.size(), std::size_t(std::max(1, options.parallel - 1))) : 0;
+  for (std::size_t w = 0; w < threads; ++w)
+    workers.emplace_back([&] {
+      try {
+        auto own = options.openStorage();
+        for (std::size_t i; (i = next++) < tablespaces.size();) {
+          try {
+            extract(*own, *tablespaces[i].first, tablespaces[i].second);
+          } catch (...) {
+            failures[i] = std::current_exception();
+          }
+        }
+      } catch (...) {
+        for (auto& failure : failures)
+          if (!failure) failure = std::current_exception();
+      }
+    });
+  std::exception_ptr baseFailure;
+  try {
+    for (const auto& object : backup.objects)
+      if (object.tablespaceOid == 0 && object.name != "backup_manifest") extract(storage, object, dataDirectory);
+    if (threads == 0)
+      for (const auto& [object, target] : tablespaces) extract(storage, *object, target);
+  } catch (...) {
+    baseFailure = std::current_exception();
+  }
+  for (auto& worker : workers) worker.join();
+  if (baseFailure) std::rethrow_exception(baseFailure);
+  for (const auto& failure : failures)
+    if (failure) std::rethrow_exception(failure);
   progress.finish();
 
   // Tablespaces: PostgreSQL reads tablespace_map at startup and links pg_tblspc/<oid> to each
@@ -137,11 +184,8 @@ RestoreStats restoreBackup(storage::Storage& storage, const std::string& stanza,
   if (!tablespaceMap.empty()) {
     std::string links = dataDirectory + "/pg_tblspc";
     io::makeDirectories(links, dataDirectory, ErrorCode::LocalIo);
-    for (const auto& object : backup.objects) {
-      if (object.tablespaceOid == 0) continue;
-      auto mapped = options.tablespaceMap.find(object.tablespaceOid);
-      std::string location = mapped != options.tablespaceMap.end() ? mapped->second : object.tablespaceLocation;
-      std::string link = fmt::format("{}/{}", links, object.tablespaceOid);
+    for (const auto& [object, location] : tablespaces) {
+      std::string link = fmt::format("{}/{}", links, object->tablespaceOid);
       ::unlink(link.c_str());
       if (::symlink(location.c_str(), link.c_str()) != 0)
         throw systemError(ErrorCode::LocalIo, errno, "cannot link '{}' to '{}'", link, location);
@@ -153,7 +197,10 @@ RestoreStats restoreBackup(storage::Storage& storage, const std::string& stanza,
     }
     if (options.sync) io::syncDirectory(links);
   }
-  if (options.sync) io::syncDirectory(dataDirectory);
+  if (options.sync) {
+    io::syncTree(dataDirectory);
+    for (const auto& [object, location] : tablespaces) io::syncTree(location);
+  }
   stats.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   return stats;
 }

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <memory>
 #include <string>
 
 #include "common/repo/backup.h"
@@ -18,6 +19,10 @@ struct RestoreOptions {
   bool sync = true;
   int terminal = -1;  // progress display: 1 bar, 0 log lines, -1 whether stderr is a terminal
   std::function<bool()> stopRequested;
+  // With a factory, tablespace archives are fetched on their own threads (each with its own
+  // storage, as drivers are used from one thread at a time), beside base.tar.
+  std::function<std::unique_ptr<storage::Storage>()> openStorage;
+  int parallel = 4;
 };
 
 struct RestoreStats {

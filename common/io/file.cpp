@@ -7,7 +7,9 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <filesystem>
 #include <random>
+#include <vector>
 
 namespace tidemark::io {
 
@@ -103,6 +105,35 @@ void makeDirectories(const std::string& dir, const std::string& stopAt, ErrorCod
       parent = current;
     }
     pos = next;
+  }
+}
+
+void syncTree(const std::string& root, ErrorCode code) {
+  std::vector<std::string> files, directories{root};
+  std::error_code ec;
+  for (auto it = std::filesystem::recursive_directory_iterator(root, ec);
+       !ec && it != std::filesystem::recursive_directory_iterator(); it.increment(ec)) {
+    if (it->is_symlink(ec)) continue;
+    if (it->is_directory(ec)) directories.push_back(it->path().string());
+    else if (it->is_regular_file(ec)) files.push_back(it->path().string());
+  }
+  if (ec) throw systemError(code, ec.value(), "cannot walk '{}'", root);
+  auto open = [&](const std::string& path, int flags) {
+    Fd fd(::open(path.c_str(), flags | O_CLOEXEC | O_NOFOLLOW));
+    if (!fd) throw systemError(code, errno, "cannot open '{}'", path);
+    return fd;
+  };
+  for (const auto& file : files) {
+    Fd fd = open(file, O_RDONLY);
+    ::sync_file_range(fd.get(), 0, 0, SYNC_FILE_RANGE_WRITE);  // a hint: failures show in the fsync
+  }
+  for (const auto& file : files) {
+    Fd fd = open(file, O_RDONLY);
+    if (::fsync(fd.get()) != 0) throw systemError(code, errno, "cannot sync '{}'", file);
+  }
+  for (auto it = directories.rbegin(); it != directories.rend(); ++it) {
+    Fd fd = open(*it, O_RDONLY | O_DIRECTORY);
+    if (::fsync(fd.get()) != 0 && errno != EINVAL) throw systemError(code, errno, "cannot sync directory '{}'", *it);
   }
 }
 

@@ -58,6 +58,7 @@ struct ListEntry {
   std::string name;  // relative to the listed directory; for a directory, its name without '/'
   bool directory = false;
   std::uint64_t size = 0;
+  std::int64_t modified = 0;  // seconds since the epoch (0 for directories)
 };
 
 class Storage {

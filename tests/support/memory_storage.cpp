@@ -172,7 +172,7 @@ void MemoryStorage::list(const std::string& dir,
       std::string rest = it->first.substr(prefix.size());
       auto slash = rest.find('/');
       if (slash == std::string::npos)
-        entries.push_back({rest, false, it->second.bytes->size()});
+        entries.push_back({rest, false, it->second.bytes->size(), it->second.modified});
       else if (directories.insert(rest.substr(0, slash)).second)
         entries.push_back({rest.substr(0, slash), true, 0});
     }

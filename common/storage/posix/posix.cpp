@@ -131,7 +131,9 @@ void PosixStorage::list(const std::string& dir, const std::function<void(const L
       throw systemError(ErrorCode::Storage, errno, "cannot access '{}/{}'", path, entry->d_name);
     }
     if (!S_ISDIR(st.st_mode) && !S_ISREG(st.st_mode)) continue;
-    fn(ListEntry{entry->d_name, S_ISDIR(st.st_mode), S_ISDIR(st.st_mode) ? 0 : std::uint64_t(st.st_size)});
+    bool directory = S_ISDIR(st.st_mode);
+    fn(ListEntry{entry->d_name, directory, directory ? 0 : std::uint64_t(st.st_size),
+                 directory ? 0 : std::int64_t(st.st_mtime)});
   }
 }
 

@@ -333,7 +333,11 @@ void S3Storage::list(const std::string& dir, const std::function<void(const List
       if (name.size() <= prefix.size() || name.compare(0, prefix.size(), prefix) != 0) continue;
       name = name.substr(prefix.size());
       std::uint64_t size = std::stoull(s3::xml::first(contents, "Size").value_or("0"));
-      fn(ListEntry{name, false, size});
+      std::int64_t modified = 0;
+      std::tm tm{};  // 2026-11-22T10:15:00.000Z
+      std::string when = s3::xml::first(contents, "LastModified").value_or("");
+      if (::strptime(when.c_str(), "%Y-%m-%dT%H:%M:%S", &tm) != nullptr) modified = ::timegm(&tm);
+      fn(ListEntry{name, false, size, modified});
     }
     for (auto common : s3::xml::elements(response.body, "CommonPrefixes")) {
       std::string name = s3::xml::first(common, "Prefix").value_or("");

@@ -1,0 +1,205 @@
+// Choosing the backup and checking the WAL a recovery needs.
+#include "recover/plan.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <map>
+
+#include "common/error.h"
+#include "common/pg/connection.h"
+#include "common/pg/wal.h"
+#include "common/repo/stanza.h"
+#include "common/text.h"
+
+namespace tidemark::recover {
+
+namespace {
+
+std::string gapText(const repo::WalGap& gap) {
+  return gap.count == 1 ? gap.first : fmt::format("{} to {} ({} files)", gap.first, gap.last, gap.count);
+}
+
+}  // namespace
+
+RecoveryPlan planRecovery(storage::Storage& storage, const std::string& stanza, const Target& target,
+                          const std::optional<std::string>& backupLabel) {
+  auto stanzaInfo = repo::loadStanza(storage, stanza);
+  if (!stanzaInfo)
+    throw Error(ErrorCode::Config, fmt::format("stanza '{}' does not exist in {}", stanza, storage.describe()),
+                "check 'stanza' and the repository settings");
+  std::vector<repo::BackupInfo> backups = repo::listBackups(storage, stanza);
+  if (backups.empty())
+    throw Error(ErrorCode::InvalidInput, fmt::format("stanza '{}' has no complete backup", stanza),
+                "take one with tidemark-basebackup; tidemark info lists what the repository holds");
+  const std::uint32_t segmentSize = stanzaInfo->walSegmentSize;
+  repo::WalCatalog catalog = repo::scanWal(storage, stanza, segmentSize);
+
+  std::map<std::uint32_t, pg::TimelineHistory> histories;
+  auto historyOf = [&](std::uint32_t timeline) -> const pg::TimelineHistory& {
+    auto it = histories.find(timeline);
+    if (it == histories.end()) it = histories.emplace(timeline, repo::loadHistory(storage, stanza, timeline)).first;
+    return it->second;
+  };
+  // PostgreSQL's recovery_target_timeline = 'latest': from the backup's timeline, the last of the
+  // consecutive timelines that have a history file (findNewestTimeLine).
+  auto newestFrom = [&](std::uint32_t timeline) {
+    while (catalog.histories.count(timeline + 1)) ++timeline;
+    return timeline;
+  };
+  // A backup can start a recovery to `history` if its timeline is on that history and it ended
+  // before that timeline did.
+  auto onHistory = [](const repo::BackupInfo& b, const pg::TimelineHistory& history) {
+    if (!history.contains(b.timeline)) return false;
+    auto end = history.endOf(b.timeline);
+    return !end || b.stopLsn <= *end;
+  };
+  auto beforeTarget = [&](const repo::BackupInfo& b) {
+    if (target.kind == TargetKind::Time) return parseIsoUtc(b.stopTime) <= target.time;
+    if (target.kind == TargetKind::Lsn) return b.stopLsn <= target.lsn;
+    return true;
+  };
+
+  std::optional<std::uint32_t> requestedTimeline;
+  if (target.timeline != "latest" && target.timeline != "current") {
+    try {
+      requestedTimeline = std::uint32_t(std::stoul(target.timeline));
+    } catch (const std::logic_error&) {
+    }
+    if (!requestedTimeline || *requestedTimeline == 0)
+      throw Error(ErrorCode::Usage, fmt::format("--target-timeline '{}' is not latest, current or a timeline number",
+                                                target.timeline));
+  }
+  std::uint32_t latest = 1;
+  for (std::uint32_t t : catalog.histories) latest = std::max(latest, t);
+  const pg::TimelineHistory* wanted = nullptr;
+  if (requestedTimeline) wanted = &historyOf(*requestedTimeline);
+  else if (target.timeline == "latest") wanted = &historyOf(latest);
+
+  RecoveryPlan plan;
+  const repo::BackupInfo* chosen = nullptr;
+  if (backupLabel) {
+    auto it = std::find_if(backups.begin(), backups.end(), [&](const auto& b) { return b.label == *backupLabel; });
+    if (it == backups.end())
+      throw Error(ErrorCode::InvalidInput, fmt::format("stanza '{}' has no complete backup '{}'", stanza, *backupLabel),
+                  "tidemark info lists the complete backups");
+    if (!beforeTarget(*it))
+      throw Error(ErrorCode::InvalidInput,
+                  fmt::format("backup {} ends at {} ({}), after the target {}", it->label, it->stopTime,
+                              pg::formatLsn(it->stopLsn), target.describe()),
+                  "choose an earlier backup, or a later target");
+    chosen = &*it;
+    plan.backupReason = "chosen with --backup";
+  } else {
+    for (auto it = backups.rbegin(); it != backups.rend(); ++it) {
+      if (!beforeTarget(*it) || (wanted && !onHistory(*it, *wanted))) continue;
+      chosen = &*it;
+      break;
+    }
+    if (!chosen) {
+      const repo::BackupInfo& oldest = backups.front();
+      if (target.kind == TargetKind::Time || target.kind == TargetKind::Lsn)
+        throw Error(ErrorCode::InvalidInput,
+                    fmt::format("no complete backup ends before the target {}: the oldest ends at {} ({})",
+                                target.describe(), oldest.stopTime, pg::formatLsn(oldest.stopLsn)),
+                    "a recovery can only reach moments after a backup's end; choose a later target");
+      throw Error(ErrorCode::InvalidInput,
+                  fmt::format("no complete backup lies on the history of timeline {}", wanted ? wanted->timeline : 0),
+                  "choose the timeline with --target-timeline, or take a backup on it");
+    }
+    switch (target.kind) {
+      case TargetKind::Time:
+      case TargetKind::Lsn: plan.backupReason = "the newest complete backup that ends before the target"; break;
+      case TargetKind::Xid:
+      case TargetKind::Name:
+        plan.backupReason =
+            "the newest complete backup: tidemark cannot tell which backup precedes a transaction id or a restore "
+            "point; if this one is too recent, choose an older one with --backup";
+        break;
+      default: plan.backupReason = "the newest complete backup";
+    }
+  }
+  plan.backup = *chosen;
+  const repo::BackupInfo& b = plan.backup;
+
+  // The timeline recovery will follow.
+  std::uint32_t timeline = requestedTimeline ? *requestedTimeline : b.timeline;
+  if (target.timeline == "latest") timeline = newestFrom(b.timeline);
+  plan.history = historyOf(timeline);
+  if (!onHistory(b, plan.history))
+    throw Error(ErrorCode::InvalidInput,
+                fmt::format("backup {} (timeline {}, ending at {}) is not on the history of timeline {}", b.label,
+                            b.timeline, pg::formatLsn(b.stopLsn), timeline),
+                "choose the timeline with --target-timeline, or another backup with --backup");
+  plan.timelinePath.clear();
+  for (const auto& parent : plan.history.parents)
+    if (parent.timeline >= b.timeline)
+      plan.timelinePath += fmt::format("{} (until {}) -> ", parent.timeline, pg::formatLsn(parent.switchpoint));
+  plan.timelinePath += std::to_string(timeline);
+
+  // The WAL range: from the backup's start to the target, or to the newest archived segment.
+  plan.firstSegment = b.startLsn / segmentSize;
+  std::uint64_t backupLast = (b.stopLsn - 1) / segmentSize;
+  if (target.kind == TargetKind::Lsn) plan.lastSegment = target.lsn / segmentSize;
+  else if (target.kind == TargetKind::Immediate) plan.lastSegment = backupLast;
+  else plan.lastSegment = std::max(backupLast, repo::newestOnPath(catalog, plan.history, plan.firstSegment).value_or(0));
+  plan.firstWal = pg::segmentFileName(repo::timelineForSegment(plan.history, plan.firstSegment, segmentSize),
+                                      plan.firstSegment, segmentSize);
+  plan.lastWal = pg::segmentFileName(repo::timelineForSegment(plan.history, plan.lastSegment, segmentSize),
+                                     plan.lastSegment, segmentSize);
+  plan.gaps = repo::findGaps(catalog, plan.history, plan.firstSegment, plan.lastSegment);
+
+  for (const auto& gap : plan.gaps) {
+    std::uint64_t first = pg::segmentNumber(*pg::parseWalName(gap.first), segmentSize);
+    if (first <= backupLast)
+      throw Error(ErrorCode::InvalidInput,
+                  fmt::format("the WAL of backup {} is incomplete: {} is missing from the repository", b.label,
+                              gapText(gap)),
+                  "the backup cannot reach consistency; choose another one with --backup");
+    switch (target.kind) {
+      case TargetKind::Lsn:
+        throw Error(ErrorCode::InvalidInput,
+                    fmt::format("{} is missing from the repository: the target {} is unreachable", gapText(gap),
+                                target.describe()),
+                    "recover to a target before the gap, or find the missing files");
+      case TargetKind::Latest:
+        throw Error(ErrorCode::InvalidInput,
+                    fmt::format("{} is missing from the repository: recovery would stop there and silently leave "
+                                "out everything archived after it",
+                                gapText(gap)),
+                    fmt::format("find the missing files, or accept the loss with an explicit target before the "
+                                "gap (--target-lsn, --target-time)"));
+      default:
+        plan.warnings.push_back(fmt::format(
+            "{} is missing from the repository: if the target lies after it, PostgreSQL stops there and refuses to "
+            "end recovery",
+            gapText(gap)));
+    }
+  }
+  return plan;
+}
+
+std::string describePlan(const RecoveryPlan& plan, const Target& target) {
+  const repo::BackupInfo& b = plan.backup;
+  std::string out;
+  out += fmt::format("backup:    {} (timeline {}, {} to {}, ended {}, {}): {}\n", b.label, b.timeline,
+                     pg::formatLsn(b.startLsn), pg::formatLsn(b.stopLsn), b.stopTime, humanBytes(b.size()),
+                     plan.backupReason);
+  if (target.kind == TargetKind::Latest)
+    out += fmt::format("target:    {}, then promote (a new timeline)\n", target.describe());
+  else
+    out += fmt::format("target:    {}{}, then {}\n", target.describe(),
+                       target.kind == TargetKind::Immediate ? "" : (target.exclusive ? " (exclusive)" : " (inclusive)"),
+                       target.action);
+  out += fmt::format("timeline:  {} (recovery_target_timeline = {})\n", plan.timelinePath, target.timeline);
+  std::uint64_t count = plan.lastSegment - plan.firstSegment + 1;
+  if (plan.gaps.empty())
+    out += fmt::format("WAL:       {} to {} ({} segments): all in the repository\n", plan.firstWal, plan.lastWal, count);
+  else
+    out += fmt::format("WAL:       {} to {} ({} segments): {} gap(s)\n", plan.firstWal, plan.lastWal, count,
+                       plan.gaps.size());
+  for (const auto& warning : plan.warnings) out += "warning:   " + warning + "\n";
+  return out;
+}
+
+}  // namespace tidemark::recover
