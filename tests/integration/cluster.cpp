@@ -139,7 +139,8 @@ Workspace::Workspace(Backend backend, const std::string& extraToml) : backend_(b
   bin_ = dir_ / "bin";
   config_ = dir_ / "tidemark.toml";
   std::filesystem::create_directories(bin_);
-  for (const char* binary : {TIDEMARK_ARCHIVE_PUSH_BINARY, TIDEMARK_ARCHIVE_GET_BINARY, TIDEMARK_BASEBACKUP_BINARY})
+  for (const char* binary : {TIDEMARK_ARCHIVE_PUSH_BINARY, TIDEMARK_ARCHIVE_GET_BINARY, TIDEMARK_BASEBACKUP_BINARY,
+                             TIDEMARK_RECOVER_BINARY})
     std::filesystem::copy_file(binary, bin_ + "/" + std::filesystem::path(binary).filename().string());
   if (backend == Backend::Posix) {
     std::string repo = dir_ / "repo";
