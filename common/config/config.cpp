@@ -201,10 +201,11 @@ const std::vector<KeyDef>& keyTable() {
        [](Config& c, const Value& v, const std::string& where) {
          std::uint64_t rate = asSize(v, where, 0, 1ULL << 30);
          if (rate != 0 && rate < (32u << 10))
-           badValue(where, fmt::format("{} per second is below PostgreSQL's minimum of 32 kB/s", humanBytes(rate)));
+           badValue(where, fmt::format("{} ({} bytes) per second is below PostgreSQL's minimum of 32 KiB (32768 bytes)",
+                                       humanBytes(rate), rate));
          c.backup.maxRate = rate;
        }},
-      {"backup", "manifest-checksums", "file checksums in backup_manifest: crc32c | sha256 | sha512 | none",
+      {"backup", "manifest-checksums", "file checksums in backup_manifest: crc32c | sha224 | sha256 | sha384 | sha512 | none",
        [](Config& c, const Value& v, const std::string& where) {
          std::string s = asChoice(v, where, {"crc32c", "sha224", "sha256", "sha384", "sha512", "none"});
          std::transform(s.begin(), s.end(), s.begin(), [](unsigned char ch) { return char(std::toupper(ch)); });
@@ -487,8 +488,9 @@ CommandLine parseCommandLine(const CommandSpec& spec, int argc, const char* cons
         usageError(fmt::format("'{}' would show a secret to every user of this machine (the process list)", name),
                    fmt::format("put {} in the configuration file (mode 0600) or the environment", def->name()));
       takeValue();
-      // A conninfo with a password is a secret too (key=value form, or a URI's user:password@).
-      static const std::regex kPassword(R"((^|[\s?&])password\s*=|://[^/@:]*:[^/@]*@)");
+      // A conninfo with a password is a secret too (key=value form, or a URI's user:password@), and
+      // so is sslpassword, the passphrase of the client key.
+      static const std::regex kPassword(R"((^|[\s?&])(ssl)?password\s*=|://[^/@:]*:[^/@]*@)");
       if (bare == "pg-conninfo" && std::regex_search(value, kPassword))
         usageError(fmt::format("'{}' holds a password, which every user of this machine could read (the process list)", name),
                    "put the password in ~/.pgpass (or PGPASSFILE) of the user running tidemark");

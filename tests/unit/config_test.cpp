@@ -782,6 +782,125 @@ TEST_CASE("loadConfig reads and validates the s3 keys") {
   }
 }
 
+TEST_CASE("loadConfig reads and validates the pg and backup keys") {
+  ConfigFile empty("");
+  auto flag = [&](const std::string& arg) { return load({"--config", empty.path, arg}).backup; };
+  auto flagError = [&](const std::string& arg) {
+    return thrownError([&] { load({"--config", empty.path, arg}); });
+  };
+  SUBCASE("without pg and backup keys the defaults apply") {
+    Config c = load({"--config", empty.path});
+    CHECK(c.pg.conninfo.empty());
+    CHECK(c.backup.fastCheckpoint);
+    CHECK(c.backup.maxRate == 0);
+    CHECK(c.backup.manifestChecksums == "CRC32C");
+    CHECK(c.backup.walTimeout == 300);
+  }
+  SUBCASE("every key is read from the file") {
+    ConfigFile file(
+        "[pg]\nconninfo = 'host=/var/run/postgresql port=5433 user=backup dbname=postgres'\n"
+        "[backup]\ncheckpoint = 'spread'\nmax-rate = '100MiB'\nmanifest-checksums = 'sha512'\n"
+        "wal-timeout = 600\n");
+    Config c = load({"--config", file.path});
+    CHECK(c.pg.conninfo == "host=/var/run/postgresql port=5433 user=backup dbname=postgres");
+    CHECK_FALSE(c.backup.fastCheckpoint);
+    CHECK(c.backup.maxRate == 100ULL << 20);
+    CHECK(c.backup.manifestChecksums == "SHA512");
+    CHECK(c.backup.walTimeout == 600);
+  }
+  SUBCASE("a flag beats the environment, which beats the file") {
+    ConfigFile file(
+        "[pg]\nconninfo = 'host=file'\n[backup]\ncheckpoint = 'spread'\nwal-timeout = 10\n");
+    Environment env{{"TIDEMARK_PG_CONNINFO", "host=env"}, {"TIDEMARK_BACKUP_WAL_TIMEOUT", "20"}};
+    Config c =
+        load({"--config", file.path, "--pg-conninfo=host=flag", "--backup-checkpoint=fast"}, env);
+    CHECK(c.pg.conninfo == "host=flag");
+    CHECK(c.backup.fastCheckpoint);
+    CHECK(c.backup.walTimeout == 20);
+  }
+  SUBCASE("conninfo may be a URI, and may be empty (libpq's defaults and PG* variables)") {
+    CHECK(load({"--config", empty.path, "--pg-conninfo=postgresql://backup@db1:5433/postgres"})
+              .pg.conninfo == "postgresql://backup@db1:5433/postgres");
+    CHECK(load({"--config", empty.path, "--pg-conninfo="}).pg.conninfo.empty());
+    ConfigFile number("[pg]\nconninfo = 5432\n");
+    Error e = thrownError([&] { load({"--config", number.path}); });
+    CHECK(e.code() == ErrorCode::Config);
+    CHECK(what(e) == "pg.conninfo in '" + number.path + "' line 2: must be a string, not 5432");
+  }
+  SUBCASE("checkpoint is fast or spread") {
+    CHECK(flag("--backup-checkpoint=fast").fastCheckpoint);
+    CHECK_FALSE(flag("--backup-checkpoint=spread").fastCheckpoint);
+    Error e = flagError("--backup-checkpoint=immediate");
+    CHECK(e.code() == ErrorCode::Config);
+    CHECK(what(e) == "--backup-checkpoint: 'immediate' is not one of fast | spread");
+    Error near = flagError("--backup-checkpoint=sprad");
+    CHECK(what(near) == "--backup-checkpoint: 'sprad' is not one of fast | spread");
+    CHECK(near.hint() == "did you mean 'spread'?");
+    ConfigFile boolean("[backup]\ncheckpoint = true\n");
+    CHECK(what(thrownError([&] {
+            load({"--config", boolean.path});
+          })) == "backup.checkpoint in '" + boolean.path + "' line 2: must be a string, not true");
+  }
+  SUBCASE("max-rate is a size per second, 0 for no limit, up to 1 GiB") {
+    CHECK(flag("--backup-max-rate=0").maxRate == 0);
+    CHECK(flag("--backup-max-rate=100MiB").maxRate == 100ULL << 20);
+    CHECK(flag("--backup-max-rate=32KiB").maxRate == 32768);
+    CHECK(flag("--backup-max-rate=32768").maxRate == 32768);
+    CHECK(flag("--backup-max-rate=1GiB").maxRate == 1ULL << 30);
+    CHECK(load({"--config", ConfigFile("[backup]\nmax-rate = 1048576\n").path}).backup.maxRate ==
+          1ULL << 20);
+    Error big = flagError("--backup-max-rate=2GiB");
+    CHECK(big.code() == ErrorCode::Config);
+    CHECK(what(big) ==
+          "--backup-max-rate: 2.0 GiB (2147483648 bytes) is out of range (0 B..1.0 GiB)");
+    Error word = flagError("--backup-max-rate=fast");
+    CHECK(what(word) == "--backup-max-rate: 'fast' is not a size");
+  }
+  SUBCASE("max-rate below PostgreSQL's minimum of 32 KiB per second is refused, in bytes as well") {
+    const std::vector<std::pair<std::string, std::string>> refused = {
+        {"1", "1 B (1 bytes)"},
+        {"32767", "32.0 KiB (32767 bytes)"},
+        {"31KiB", "31.0 KiB (31744 bytes)"},
+        {"32kB", "31.2 KiB (32000 bytes)"}};  // kB is 1000 bytes in tidemark's sizes
+    for (const auto& [rate, shown] : refused) {
+      CAPTURE(rate);
+      Error e = flagError("--backup-max-rate=" + rate);
+      CHECK(e.code() == ErrorCode::Config);
+      CHECK(what(e) == "--backup-max-rate: " + shown +
+                           " per second is below PostgreSQL's minimum of 32 KiB (32768 bytes)");
+    }
+  }
+  SUBCASE("manifest-checksums is one of PostgreSQL's algorithms, stored upper case") {
+    const std::vector<std::pair<std::string, std::string>> accepted = {
+        {"crc32c", "CRC32C"}, {"sha224", "SHA224"}, {"sha256", "SHA256"},
+        {"sha384", "SHA384"}, {"sha512", "SHA512"}, {"none", "NONE"}};
+    for (const auto& [given, stored] : accepted) {
+      CAPTURE(given);
+      CHECK(flag("--backup-manifest-checksums=" + given).manifestChecksums == stored);
+    }
+    CHECK(load({"--config", empty.path}, {{"TIDEMARK_BACKUP_MANIFEST_CHECKSUMS", "sha256"}})
+              .backup.manifestChecksums == "SHA256");
+    Error e = flagError("--backup-manifest-checksums=md5");
+    CHECK(e.code() == ErrorCode::Config);
+    CHECK(what(e) ==
+          "--backup-manifest-checksums: 'md5' is not one of crc32c | sha224 | sha256 | sha384 | "
+          "sha512 | none");
+    Error upper = flagError("--backup-manifest-checksums=SHA256");
+    CHECK(upper.hint() == "did you mean 'sha256'?");
+  }
+  SUBCASE("wal-timeout is 1 to 86400 seconds") {
+    CHECK(flag("--backup-wal-timeout=1").walTimeout == 1);
+    CHECK(flag("--backup-wal-timeout=86400").walTimeout == 86400);
+    Error zero = flagError("--backup-wal-timeout=0");
+    CHECK(zero.code() == ErrorCode::Config);
+    CHECK(what(zero) == "--backup-wal-timeout: 0 is out of range (1..86400)");
+    CHECK(what(flagError("--backup-wal-timeout=86401")) ==
+          "--backup-wal-timeout: 86401 is out of range (1..86400)");
+    CHECK(what(flagError("--backup-wal-timeout=5m")) ==
+          "--backup-wal-timeout: must be an integer, not '5m'");
+  }
+}
+
 TEST_CASE("secrets never appear in messages, hints or help, and are refused as flags") {
   const std::string secret = "wJalrXUtnFEMI-SECRET-DO-NOT-PRINT";
   auto checkHidden = [&](const Error& e) {
@@ -872,6 +991,47 @@ TEST_CASE("secrets never appear in messages, hints or help, and are refused as f
     Error e = thrownError([&] { load({"--config", file.path}); });
     CHECK(e.code() == ErrorCode::Config);
     checkHidden(e);
+  }
+  SUBCASE("--pg-conninfo with a password is refused as a usage error that does not show it") {
+    for (std::string conninfo :
+         {"host=db1 user=backup password=" + secret, "password=" + secret + " host=db1",
+          "host=db1 password = '" + secret + "'", "host=db1\tpassword=" + secret,
+          "host=db1 sslpassword=" + secret, "postgresql://backup:" + secret + "@db1:5432/postgres",
+          "postgres://backup:" + secret + "@db1",
+          "postgresql://db1/postgres?user=backup&password=" + secret,
+          "postgresql://db1/postgres?password=" + secret}) {
+      CAPTURE(conninfo);
+      for (auto args : {std::vector<std::string>{"--pg-conninfo=" + conninfo},
+                        std::vector<std::string>{"--pg-conninfo", conninfo}}) {
+        Error e = thrownError([&] { parse(args); });
+        CHECK(e.code() == ErrorCode::Usage);
+        CHECK(what(e) ==
+              "'--pg-conninfo' holds a password, which every user of this machine could read (the "
+              "process list)");
+        CHECK(e.hint() ==
+              "put the password in ~/.pgpass (or PGPASSFILE) of the user running tidemark");
+        checkHidden(e);
+      }
+    }
+  }
+  SUBCASE("--pg-conninfo without a password is accepted, even when a name contains 'password'") {
+    for (std::string conninfo :
+         {"dbname=password_db", "host=db1 user=password", "host=db1 passfile=/etc/tidemark/pgpass",
+          "postgresql://backup@db1:5432/password", "postgresql://db1:5432/postgres?user=backup",
+          "postgresql://[::1]:5432/postgres", ""}) {
+      CAPTURE(conninfo);
+      CommandLine line = parse({"--pg-conninfo=" + conninfo});
+      REQUIRE(line.overrides.size() == 1);
+      CHECK(line.overrides[0].second == conninfo);
+    }
+  }
+  SUBCASE("a conninfo with a password may come from the file or the environment") {
+    const std::string conninfo = "host=db1 password=" + secret;
+    ConfigFile file("[pg]\nconninfo = '" + conninfo + "'\n");
+    CHECK(load({"--config", file.path}).pg.conninfo == conninfo);
+    CHECK(
+        load({"--config", ConfigFile("").path}, {{"TIDEMARK_PG_CONNINFO", conninfo}}).pg.conninfo ==
+        conninfo);
   }
   SUBCASE("the help text shows no secret flag") {
     std::string text = helpText(kSpec);
