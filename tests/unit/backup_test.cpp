@@ -1,7 +1,9 @@
-// Unit tests of common/repo/backup.h: backup.json, backup labels and the catalog of complete backups.
+// Unit tests of common/repo/backup.h: backup.json, backup labels and the catalog of complete
+// backups.
 #include "common/repo/backup.h"
 
 #include <doctest/doctest.h>
+
 #include <nlohmann/json.hpp>
 
 #include "common/error.h"
@@ -48,7 +50,10 @@ BackupInfo sample(const std::string& label = "20261122T170843Z") {
        .size = 8192000,
        .storedSize = 412000,
        .sha256 = digestOf("ts")},
-      {.name = "backup_manifest", .size = 137618, .storedSize = 5771, .sha256 = digestOf("manifest")},
+      {.name = "backup_manifest",
+       .size = 137618,
+       .storedSize = 5771,
+       .sha256 = digestOf("manifest")},
   };
   return info;
 }
@@ -111,7 +116,8 @@ TEST_CASE("backup.json round-trips every field and refuses documents it cannot t
     CHECK(doc["size"] == 27241984 + 8192000);
     CHECK(doc["stored-size"] == 3264096 + 412000 + 5771);
     CHECK(doc["objects"][0] == nlohmann::json::parse(R"({"name": "base.tar", "size": 27241984,
-        "stored-size": 3264096, "sha256": ")" + io::toHex(digestOf("base")) + "\"}"));
+        "stored-size": 3264096, "sha256": ")" + io::toHex(digestOf("base")) +
+                                                     "\"}"));
     CHECK(doc["objects"][1]["tablespace-oid"] == 16385);
     CHECK(doc["objects"][1]["tablespace-location"] == "/srv/ts 1");
     CHECK_FALSE(doc["objects"][2].contains("tablespace-oid"));
@@ -126,7 +132,8 @@ TEST_CASE("backup.json round-trips every field and refuses documents it cannot t
   }
   SUBCASE("optional fields may be absent") {
     std::string text = edited([](nlohmann::json& doc) {
-      for (const char* key : {"tidemark-version", "pg-version-num", "checkpoint", "manifest-checksums"})
+      for (const char* key :
+           {"tidemark-version", "pg-version-num", "checkpoint", "manifest-checksums"})
         doc.erase(key);
     });
     BackupInfo back = BackupInfo::fromJson(text, "w");
@@ -140,18 +147,20 @@ TEST_CASE("backup.json round-trips every field and refuses documents it cannot t
       CAPTURE(text);
       Error e = parseError(text);
       CHECK(e.code() == ErrorCode::Corrupt);
-      CHECK(what(e) == Containing("'posix:/r/main/backups/X/backup.json' is not a valid backup.json: "));
+      CHECK(what(e) ==
+            Containing("'posix:/r/main/backups/X/backup.json' is not a valid backup.json: "));
       CHECK(e.hint() == "the backup cannot be used; take a new one");
     }
   }
   SUBCASE("a missing required field is Corrupt, naming the file") {
-    for (const char* key : {"format", "label", "pg-version", "system-identifier", "timeline", "start-lsn",
-                            "stop-lsn", "start-time", "stop-time", "wal-start", "wal-stop", "wal-segment-size",
-                            "compression", "objects"}) {
+    for (const char* key : {"format", "label", "pg-version", "system-identifier", "timeline",
+                            "start-lsn", "stop-lsn", "start-time", "stop-time", "wal-start",
+                            "wal-stop", "wal-segment-size", "compression", "objects"}) {
       CAPTURE(key);
       Error e = parseError(edited([&](nlohmann::json& doc) { doc.erase(key); }));
       CHECK(e.code() == ErrorCode::Corrupt);
-      CHECK(what(e) == Containing("'posix:/r/main/backups/X/backup.json' is not a valid backup.json: "));
+      CHECK(what(e) ==
+            Containing("'posix:/r/main/backups/X/backup.json' is not a valid backup.json: "));
       CHECK(what(e) == Containing(std::string("'") + key + "'"));
     }
   }
@@ -160,7 +169,8 @@ TEST_CASE("backup.json round-trips every field and refuses documents it cannot t
       CAPTURE(key);
       Error e = parseError(edited([&](nlohmann::json& doc) { doc["objects"][1].erase(key); }));
       CHECK(e.code() == ErrorCode::Corrupt);
-      CHECK(what(e) == Containing("'posix:/r/main/backups/X/backup.json' is not a valid backup.json: "));
+      CHECK(what(e) ==
+            Containing("'posix:/r/main/backups/X/backup.json' is not a valid backup.json: "));
     }
   }
   SUBCASE("a field of the wrong type is Corrupt") {
@@ -175,12 +185,13 @@ TEST_CASE("backup.json round-trips every field and refuses documents it cannot t
          }) {
       Error e = parseError(edited(edit));
       CHECK(e.code() == ErrorCode::Corrupt);
-      CHECK(what(e) == Containing("'posix:/r/main/backups/X/backup.json' is not a valid backup.json: "));
+      CHECK(what(e) ==
+            Containing("'posix:/r/main/backups/X/backup.json' is not a valid backup.json: "));
     }
   }
   SUBCASE("a system identifier that is not a 64-bit decimal number is Corrupt") {
-    for (std::string id : {"", "abc", "-1", "+7", " 7711012080544234915", "7711012080544234915x", "0x1F",
-                           "18446744073709551616", "99999999999999999999"}) {
+    for (std::string id : {"", "abc", "-1", "+7", " 7711012080544234915", "7711012080544234915x",
+                           "0x1F", "18446744073709551616", "99999999999999999999"}) {
       CAPTURE(id);
       Error e = parseError(edited([&](nlohmann::json& doc) { doc["system-identifier"] = id; }));
       CHECK(e.code() == ErrorCode::Corrupt);
@@ -189,22 +200,25 @@ TEST_CASE("backup.json round-trips every field and refuses documents it cannot t
   }
   SUBCASE("an LSN that is not one is Corrupt, naming the file and the text") {
     for (const char* key : {"start-lsn", "stop-lsn"}) {
-      for (std::string lsn : {"", "5000028", "0/", "/5000028", "0/G", "0/5000028/1", "100000000/0"}) {
+      for (std::string lsn :
+           {"", "5000028", "0/", "/5000028", "0/G", "0/5000028/1", "100000000/0"}) {
         CAPTURE(key);
         CAPTURE(lsn);
         Error e = parseError(edited([&](nlohmann::json& doc) { doc[key] = lsn; }));
         CHECK(e.code() == ErrorCode::Corrupt);
-        CHECK(what(e) == "'posix:/r/main/backups/X/backup.json' is not a valid backup.json: '" + lsn +
-                             "' is not a WAL location");
+        CHECK(what(e) == "'posix:/r/main/backups/X/backup.json' is not a valid backup.json: '" +
+                             lsn + "' is not a WAL location");
       }
     }
   }
   SUBCASE("an object's sha256 that is not 64 hex digits is Corrupt, naming the object") {
-    for (std::string sha : {std::string(), std::string("fa4d"), std::string(63, 'a'), std::string(65, 'a'), std::string(64, 'g')}) {
+    for (std::string sha : {std::string(), std::string("fa4d"), std::string(63, 'a'),
+                            std::string(65, 'a'), std::string(64, 'g')}) {
       CAPTURE(sha);
       Error e = parseError(edited([&](nlohmann::json& doc) { doc["objects"][1]["sha256"] = sha; }));
       CHECK(e.code() == ErrorCode::Corrupt);
-      CHECK(what(e) == "'posix:/r/main/backups/X/backup.json' has an invalid sha256 for '16385.tar'");
+      CHECK(what(e) ==
+            "'posix:/r/main/backups/X/backup.json' has an invalid sha256 for '16385.tar'");
     }
   }
   SUBCASE("another backup format is Unsupported, naming it") {
@@ -270,7 +284,8 @@ TEST_CASE("listBackups offers the complete backups of a stanza, oldest first") {
     putText(s, backupInfoFile("main", "20261122T170843Z"), "{\"format\": 1,");
     Error e = thrownError([&] { listBackups(s, "main"); });
     CHECK(e.code() == ErrorCode::Corrupt);
-    CHECK(what(e) == Containing("'" + s.describe() + "/main/backups/20261122T170843Z/backup.json' is not a valid "
+    CHECK(what(e) == Containing("'" + s.describe() +
+                                "/main/backups/20261122T170843Z/backup.json' is not a valid "
                                 "backup.json"));
   }
 }

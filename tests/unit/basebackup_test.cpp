@@ -1,8 +1,6 @@
 // Unit tests of basebackup/backup.h that need no server: waitForWal, which holds the backup back
 // until the archive has every WAL segment it needs. takeBackup runs against PostgreSQL in
 // tests/integration/basebackup_test.cpp.
-#include "basebackup/backup.h"
-
 #include <doctest/doctest.h>
 
 #include <atomic>
@@ -10,6 +8,7 @@
 #include <set>
 #include <thread>
 
+#include "basebackup/backup.h"
 #include "common/pg/wal.h"
 #include "common/repo/layout.h"
 #include "support/check.h"
@@ -44,7 +43,8 @@ class ArrivingStorage final : public storage::Storage {
  public:
   explicit ArrivingStorage(test::MemoryStorage& inner) : inner_(inner) {}
   std::string describe() const override { return inner_.describe(); }
-  std::unique_ptr<storage::Write> newWrite(const std::string& path, storage::WriteOptions options) override {
+  std::unique_ptr<storage::Write> newWrite(const std::string& path,
+                                           storage::WriteOptions options) override {
     return inner_.newWrite(path, options);
   }
   bool read(const std::string& path, io::Sink& out, storage::ReadOptions options) override {
@@ -56,7 +56,8 @@ class ArrivingStorage final : public storage::Storage {
     if (!found) inner_.setObject(path, io::Buffer{'w', 'a', 'l'});
     return found;
   }
-  void list(const std::string& dir, const std::function<void(const storage::ListEntry&)>& fn) override {
+  void list(const std::string& dir,
+            const std::function<void(const storage::ListEntry&)>& fn) override {
     inner_.list(dir, fn);
   }
   void remove(const std::string& path) override { inner_.remove(path); }
@@ -82,7 +83,8 @@ TEST_CASE("waitForWal returns once the archive holds every segment of the backup
   const std::function<bool()> never;
 
   SUBCASE("segments already archived: it returns at once") {
-    for (std::uint64_t n = 5; n <= 7; ++n) archive(s, segment(n));
+    for (std::uint64_t n = 5; n <= 7; ++n)
+      archive(s, segment(n));
     auto start = std::chrono::steady_clock::now();
     CHECK_NOTHROW(backup::waitForWal(s, "main", 1, 5, 7, kSegmentSize, 0s, 1000ms, never));
     CHECK(secondsSince(start) < 0.5);
@@ -109,15 +111,17 @@ TEST_CASE("waitForWal returns once the archive holds every segment of the backup
     archiver.join();
     CHECK(waited >= 0.05);
     CHECK(waited < 1.0);
-    for (std::uint64_t n = 5; n <= 7; ++n) CHECK(s.object(objectPath(segment(n))).has_value());
+    for (std::uint64_t n = 5; n <= 7; ++n)
+      CHECK(s.object(objectPath(segment(n))).has_value());
   }
   SUBCASE("it asks for each segment in turn, never again for one it has seen") {
     ArrivingStorage arriving(s);
     backup::waitForWal(arriving, "main", 1, 5, 7, kSegmentSize, 10s, 1ms, never);
     // Each segment is missing when first asked about, then found at the next poll.
     CHECK(arriving.asked == std::vector<std::string>{objectPath(segment(5)), objectPath(segment(5)),
-                                                      objectPath(segment(6)), objectPath(segment(6)),
-                                                      objectPath(segment(7)), objectPath(segment(7))});
+                                                     objectPath(segment(6)), objectPath(segment(6)),
+                                                     objectPath(segment(7)),
+                                                     objectPath(segment(7))});
   }
   SUBCASE("a range across a log boundary names the segments of the next log") {
     ArrivingStorage arriving(s);
@@ -141,26 +145,32 @@ TEST_CASE("waitForWal gives up with Timeout naming the first missing segment, an
   SUBCASE("a missing segment past the timeout is Timeout, saying how far the archive got") {
     archive(s, segment(5));
     archive(s, segment(7));  // archived out of order: 6 is still the first missing one
-    Error e = thrownError([&] { backup::waitForWal(s, "main", 1, 5, 7, kSegmentSize, 0s, 1ms, never); });
+    Error e =
+        thrownError([&] { backup::waitForWal(s, "main", 1, 5, 7, kSegmentSize, 0s, 1ms, never); });
     CHECK(e.code() == ErrorCode::Timeout);
     CHECK(what(e) ==
-          "the archive did not receive WAL file 000000010000000000000006 within 0 s (1 of 3 segments the backup "
+          "the archive did not receive WAL file 000000010000000000000006 within 0 s (1 of 3 "
+          "segments the backup "
           "needs are archived); no backup was recorded");
     CHECK(e.hint() == Containing("archive_command (tidemark-archive-push %p)"));
     CHECK(e.hint() == Containing("backup.wal-timeout"));
   }
   SUBCASE("with nothing archived, the first segment is missing") {
-    Error e = thrownError([&] { backup::waitForWal(s, "main", 1, 5, 5, kSegmentSize, 0s, 1ms, never); });
+    Error e =
+        thrownError([&] { backup::waitForWal(s, "main", 1, 5, 5, kSegmentSize, 0s, 1ms, never); });
     CHECK(e.code() == ErrorCode::Timeout);
     CHECK(what(e) ==
-          "the archive did not receive WAL file 000000010000000000000005 within 0 s (0 of 1 segments the backup "
+          "the archive did not receive WAL file 000000010000000000000005 within 0 s (0 of 1 "
+          "segments the backup "
           "needs are archived); no backup was recorded");
   }
   SUBCASE("a partial segment, another timeline's or another stanza's does not count") {
-    s.setObject(repo::walObject("main", *pg::parseWalName(segment(5) + ".partial")), io::Buffer{'p'});
+    s.setObject(repo::walObject("main", *pg::parseWalName(segment(5) + ".partial")),
+                io::Buffer{'p'});
     archive(s, segment(5, 2));
     s.setObject(repo::walObject("other", *pg::parseWalName(segment(5))), io::Buffer{'o'});
-    Error e = thrownError([&] { backup::waitForWal(s, "main", 1, 5, 5, kSegmentSize, 0s, 1ms, never); });
+    Error e =
+        thrownError([&] { backup::waitForWal(s, "main", 1, 5, 5, kSegmentSize, 0s, 1ms, never); });
     CHECK(e.code() == ErrorCode::Timeout);
     CHECK(what(e) == Containing("WAL file 000000010000000000000005 within"));
   }
@@ -168,7 +178,8 @@ TEST_CASE("waitForWal gives up with Timeout naming the first missing segment, an
     std::atomic<int> polls{0};
     auto stop = [&] { return ++polls >= 3; };
     auto start = std::chrono::steady_clock::now();
-    Error e = thrownError([&] { backup::waitForWal(s, "main", 1, 5, 7, kSegmentSize, 60s, 10ms, stop); });
+    Error e =
+        thrownError([&] { backup::waitForWal(s, "main", 1, 5, 7, kSegmentSize, 60s, 10ms, stop); });
     CHECK(e.code() == ErrorCode::Interrupted);
     CHECK(what(e) == "the base backup was interrupted; no backup was recorded");
     CHECK(polls == 3);
@@ -177,13 +188,15 @@ TEST_CASE("waitForWal gives up with Timeout naming the first missing segment, an
   SUBCASE("a stop request is noticed within a long poll interval") {
     auto start = std::chrono::steady_clock::now();
     auto stop = [&] { return secondsSince(start) > 0.05; };
-    Error e = thrownError([&] { backup::waitForWal(s, "main", 1, 5, 7, kSegmentSize, 60s, 60000ms, stop); });
+    Error e = thrownError(
+        [&] { backup::waitForWal(s, "main", 1, 5, 7, kSegmentSize, 60s, 60000ms, stop); });
     CHECK(e.code() == ErrorCode::Interrupted);
     CHECK(secondsSince(start) < 1.0);
   }
   SUBCASE("a storage failure is not waited out: it passes through") {
     test::FaultStorage faulty(s, {.failInfo = true});
-    Error e = thrownError([&] { backup::waitForWal(faulty, "main", 1, 5, 7, kSegmentSize, 60s, 10ms, never); });
+    Error e = thrownError(
+        [&] { backup::waitForWal(faulty, "main", 1, 5, 7, kSegmentSize, 60s, 10ms, never); });
     CHECK(e.code() == ErrorCode::Storage);
     CHECK(what(e) == Containing("injected fault:"));
   }

@@ -21,9 +21,10 @@ TEST_CASE("parseLsn and formatLsn convert WAL locations as PostgreSQL writes the
     CHECK(pg::formatLsn(0x100000000ULL) == "1/0");
   }
   SUBCASE("what formatLsn writes, parseLsn reads back") {
-    for (std::uint64_t lsn : {std::uint64_t(0), std::uint64_t(1), std::uint64_t(0x3000028), std::uint64_t(0xFFFFFFFF),
-                              std::uint64_t(0x100000000ULL), std::uint64_t(0x1A00000100ULL),
-                              std::uint64_t(0xFFFFFFFFFFFFFFFFULL), std::uint64_t(0x123456789ABCDEF0ULL)}) {
+    for (std::uint64_t lsn :
+         {std::uint64_t(0), std::uint64_t(1), std::uint64_t(0x3000028), std::uint64_t(0xFFFFFFFF),
+          std::uint64_t(0x100000000ULL), std::uint64_t(0x1A00000100ULL),
+          std::uint64_t(0xFFFFFFFFFFFFFFFFULL), std::uint64_t(0x123456789ABCDEF0ULL)}) {
       CAPTURE(lsn);
       CHECK(pg::parseLsn(pg::formatLsn(lsn)) == lsn);
     }
@@ -36,9 +37,10 @@ TEST_CASE("parseLsn and formatLsn convert WAL locations as PostgreSQL writes the
     CHECK(pg::parseLsn("FFFFFFFF/FFFFFFFF") == 0xFFFFFFFFFFFFFFFFULL);
   }
   SUBCASE("anything else is a Database error naming the text") {
-    for (std::string bad : {"", "1", "/", "/1", "1/", "G/1", "1/G", "1/2/3", "100000000/0", "0/100000000",
-                            "1 /2", "1/2 ", " 1/2", "1/ 2", "+1/2", "1/+2", "-0/1", "0/-1", "0x1/2", "1/0x2",
-                            "000000001/0", "1/2\n"}) {
+    for (std::string bad : {"",      "1",     "/",           "/1",          "1/",   "G/1",
+                            "1/G",   "1/2/3", "100000000/0", "0/100000000", "1 /2", "1/2 ",
+                            " 1/2",  "1/ 2",  "+1/2",        "1/+2",        "-0/1", "0/-1",
+                            "0x1/2", "1/0x2", "000000001/0", "1/2\n"}) {
       CAPTURE(bad);
       Error e = thrownError([&] { pg::parseLsn(bad); });
       CHECK(e.code() == ErrorCode::Database);
@@ -55,7 +57,7 @@ TEST_CASE("quoteLiteral quotes a string for a replication command") {
     CHECK(pg::quoteLiteral("'") == "''''");
     CHECK(pg::quoteLiteral("''x''") == "'''''x'''''");
   }
-  SUBCASE("everything else is kept as it is: the replication grammar has no backslash escapes here") {
+  SUBCASE("everything else is kept: replication commands have no backslash escapes") {
     CHECK(pg::quoteLiteral("a\\b") == "'a\\b'");
     CHECK(pg::quoteLiteral("a\"b; DROP") == "'a\"b; DROP'");
     CHECK(pg::quoteLiteral("été") == "'été'");

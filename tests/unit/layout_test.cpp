@@ -1,4 +1,4 @@
-// Unit tests of common/repo/layout.h: where each WAL-related file, backup and lock lives in the repository.
+// Unit tests of common/repo/layout.h: where WAL files, backups and locks live in the repository.
 #include "common/repo/layout.h"
 
 #include <doctest/doctest.h>

@@ -1,10 +1,10 @@
 // Unit tests of posix storage locks (PosixStorage::tryLock, flock) across processes: what the
 // shared storage contract in memory_storage_test.cpp cannot show from one process.
 #include <doctest/doctest.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/file.h>
 #include <sys/wait.h>
-#include <fcntl.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -40,13 +40,15 @@ class LockHolder {
         got = 'E';
       }
       if (::write(ready[1], &got, 1) != 1) ::_exit(1);
-      for (;;) ::pause();  // until SIGKILL; no destructor ever runs
+      for (;;)
+        ::pause();  // until SIGKILL; no destructor ever runs
     }
     ::close(ready[1]);
     char got = 0;
     ssize_t n;
-    do n = ::read(ready[0], &got, 1);
-    while (n < 0 && errno == EINTR);
+    do {
+      n = ::read(ready[0], &got, 1);
+    } while (n < 0 && errno == EINTR);
     ::close(ready[0]);
     REQUIRE(n == 1);
     got_ = got == '1';
@@ -73,11 +75,12 @@ class LockHolder {
 
 }  // namespace
 
-TEST_CASE("a posix lock held by another process is refused, and released by the kernel when it dies") {
+TEST_CASE("a posix lock held by another process is refused, and freed when that process dies") {
   test::TempDir repoDir("tidemark-repo");
   storage::PosixStorage s(repoDir.path(), {.sync = false});
   const std::string path = repo::backupLockFile("main");
-  const std::string childOwner = "tidemark-basebackup pid 1234 on db1, started 2026-11-22T10:15:00Z";
+  const std::string childOwner =
+      "tidemark-basebackup pid 1234 on db1, started 2026-11-22T10:15:00Z";
   std::string holder;
 
   SUBCASE("another process's lock is refused, naming the owner it wrote, until it is killed") {

@@ -243,7 +243,7 @@ void storageContract(storage::Storage& s) {
   SUBCASE("describe names the storage") {
     CHECK_FALSE(s.describe().empty());
   }
-  SUBCASE("a lock is exclusive while it lives, names its holder, and is free again once destroyed") {
+  SUBCASE("a lock is exclusive while it lives, names its holder, and is free once destroyed") {
     const std::string owner = "tidemark-basebackup pid 4242 on db1, started 2026-11-22T10:15:00Z";
     std::string holder;
     auto first = s.tryLock("main/backup.lock", owner, holder);

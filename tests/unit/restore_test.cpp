@@ -18,8 +18,8 @@
 #include "support/segment.h"
 
 using namespace tidemark;
-using recover::RestoreOptions;
 using recover::restoreBackup;
+using recover::RestoreOptions;
 using test::Containing;
 using test::listDirectory;
 using test::thrownError;
@@ -36,12 +36,13 @@ std::string text(const io::Buffer& bytes) {
 
 std::string pattern(std::size_t size, unsigned seed) {
   std::string out(size, '\0');
-  for (std::size_t i = 0; i < size; ++i) out[i] = char((i * 131 + seed) ^ (i >> 7));
+  for (std::size_t i = 0; i < size; ++i)
+    out[i] = char((i * 131 + seed) ^ (i >> 7));
   return out;
 }
 
 void makeDirectories(const std::string& path) {
-  for (std::size_t slash = path.find('/', 1); ; slash = path.find('/', slash + 1)) {
+  for (std::size_t slash = path.find('/', 1);; slash = path.find('/', slash + 1)) {
     std::string part = path.substr(0, slash);
     if (::mkdir(part.c_str(), 0755) != 0) REQUIRE(errno == EEXIST);
     if (slash == std::string::npos) break;
@@ -108,7 +109,8 @@ io::Buffer gnuTar(const std::string& archive, const std::string& what) {
 // instead, so that restoring to the "original location" writes nowhere else.
 const Tree kBase{
     {"PG_VERSION", "15\n"},
-    {"backup_label", "START WAL LOCATION: 0/5000028 (file 000000010000000000000005)\nLABEL: tidemark\n"},
+    {"backup_label",
+     "START WAL LOCATION: 0/5000028 (file 000000010000000000000005)\nLABEL: tidemark\n"},
     {"tablespace_map", "16385 /srv/ts1\n"},
     {"global", "<dir>"},
     {"global/pg_control", pattern(8192, 1)},
@@ -159,11 +161,15 @@ struct Fixture {
     store("backup_manifest", io::Buffer(kManifest.begin(), kManifest.end()));
   }
 
-  std::string path(const std::string& name) const { return repo::backupObject("main", kLabel, name); }
+  std::string path(const std::string& name) const {
+    return repo::backupObject("main", kLabel, name);
+  }
 
   // Stores `bytes` as the object `name` and records it in `info`.
-  void store(const std::string& name, const io::Buffer& bytes, std::uint32_t oid = 0, std::string location = {}) {
-    repo::ObjectWriter writer(storage.newWrite(path(name), {}), {.compress = io::CompressType::Zstd, .level = 1});
+  void store(const std::string& name, const io::Buffer& bytes, std::uint32_t oid = 0,
+             std::string location = {}) {
+    repo::ObjectWriter writer(storage.newWrite(path(name), {}),
+                              {.compress = io::CompressType::Zstd, .level = 1});
     writer.write(bytes);
     writer.close();
     REQUIRE(writer.commit());
@@ -190,7 +196,7 @@ struct Fixture {
 
 TEST_CASE("restoreBackup puts a backup back, byte for byte, with its tablespace") {
   Fixture f;
-  SUBCASE("into its original location: every file as archived, and tablespace_map as the server wrote it") {
+  SUBCASE("into the original location: every file as archived, tablespace_map unchanged") {
     auto stats = f.restore();
     Tree expected = kBase;
     expected["backup_manifest"] = kManifest;
@@ -217,7 +223,7 @@ TEST_CASE("restoreBackup puts a backup back, byte for byte, with its tablespace"
     f.restore();
     CHECK(treeOf(f.tsLocation) == kTablespace);
   }
-  SUBCASE("into a mapped location: the link and tablespace_map name it, and the original stays untouched") {
+  SUBCASE("into a mapped location: link and tablespace_map name it, the original is untouched") {
     const std::string mapped = f.dir / "elsewhere/ts";
     f.restore({.tablespaceMap = {{kOid, mapped}}});
     CHECK(treeOf(mapped) == kTablespace);
@@ -231,14 +237,15 @@ TEST_CASE("restoreBackup puts a backup back, byte for byte, with its tablespace"
     expected["tablespace_map"] = "16385 " + mapped + "\n";
     CHECK(treeOf(f.data) == expected);
   }
-  SUBCASE("a mapped location with a backslash or a newline is escaped in tablespace_map, as PostgreSQL reads it") {
+  SUBCASE("tablespace_map escapes a backslash or newline in a location, as PostgreSQL does") {
     const std::string mapped = f.dir / "odd\\name\nts";
     f.restore({.tablespaceMap = {{kOid, mapped}}});
     CHECK(treeOf(mapped) == kTablespace);
     CHECK(linkTarget(f.data + "/pg_tblspc/16385") == mapped);
-    CHECK(text(test::readFile(f.data + "/tablespace_map")) == "16385 " + f.dir.path() + "/odd\\\\name\\\nts\n");
+    CHECK(text(test::readFile(f.data + "/tablespace_map")) ==
+          "16385 " + f.dir.path() + "/odd\\\\name\\\nts\n");
   }
-  SUBCASE("a backup without tablespaces has no pg_tblspc links and its own tablespace_map, if any") {
+  SUBCASE("a backup without tablespaces makes no pg_tblspc links, keeps its tablespace_map") {
     f.info.objects.erase(f.info.objects.begin() + 1);
     f.restore();
     CHECK(listDirectory(f.data + "/pg_tblspc").empty());
@@ -267,9 +274,8 @@ TEST_CASE("restoreBackup refuses places it must not write to") {
     CHECK(what(e) == "data directory '" + f.data + "' exists and is not a directory");
   }
   SUBCASE("a relative data directory is InvalidInput") {
-    Error e = thrownError([&] {
-      restoreBackup(f.storage, "main", f.info, "data", {.sync = false, .terminal = 0});
-    });
+    Error e = thrownError(
+        [&] { restoreBackup(f.storage, "main", f.info, "data", {.sync = false, .terminal = 0}); });
     CHECK(e.code() == ErrorCode::InvalidInput);
     CHECK(what(e) == "data directory 'data' is not an absolute path");
   }
@@ -308,23 +314,27 @@ TEST_CASE("restoreBackup trusts only the objects backup.json records") {
     f.storage.setObject(f.path("base.tar"), *f.storage.object(f.path("16385.tar")));
     Error e = f.restoreError();
     CHECK(e.code() == ErrorCode::Corrupt);
-    CHECK(what(e) == fmt::format("backup object '{}' is not the one its backup.json records (SHA-256 {}, {} bytes; "
-                                 "expected {}, {} bytes)",
-                                 f.path("base.tar"), io::toHex(f.info.objects[1].sha256), f.info.objects[1].size,
-                                 io::toHex(f.info.objects[0].sha256), f.info.objects[0].size));
+    CHECK(what(e) ==
+          fmt::format(
+              "backup object '{}' is not the one its backup.json records (SHA-256 {}, {} bytes; "
+              "expected {}, {} bytes)",
+              f.path("base.tar"), io::toHex(f.info.objects[1].sha256), f.info.objects[1].size,
+              io::toHex(f.info.objects[0].sha256), f.info.objects[0].size));
   }
-  SUBCASE("a manifest that differs from what backup.json records is Corrupt, and not left in the data directory") {
+  SUBCASE("a manifest that differs from backup.json is Corrupt, and not left in place") {
     f.info.objects[2].size += 1;
     Error e = f.restoreError();
     CHECK(e.code() == ErrorCode::Corrupt);
-    CHECK(what(e) == Containing("backup object '" + f.path("backup_manifest") + "' is not the one"));
+    CHECK(what(e) ==
+          Containing("backup object '" + f.path("backup_manifest") + "' is not the one"));
     CHECK_FALSE(test::exists(f.data + "/backup_manifest"));
   }
   SUBCASE("a missing object is Corrupt, naming it and the storage") {
     f.storage.remove(f.path("16385.tar"));
     Error e = f.restoreError();
     CHECK(e.code() == ErrorCode::Corrupt);
-    CHECK(what(e) == "backup object '" + f.path("16385.tar") + "' is missing from " + f.storage.describe());
+    CHECK(what(e) ==
+          "backup object '" + f.path("16385.tar") + "' is missing from " + f.storage.describe());
     CHECK(e.hint() == "the backup is damaged; choose another one");
   }
   SUBCASE("a damaged stored object is Corrupt") {
@@ -341,7 +351,8 @@ TEST_CASE("restoreBackup trusts only the objects backup.json records") {
     test::writeFile(f.dir / "evil/escaped", "outside");
     f.info.objects.clear();
     f.storage.remove(f.path("base.tar"));
-    f.store("base.tar", gnuTar(f.dir / "evil.tar", "-P -C '" + f.dir / "evil/inner" + "' x ../escaped"));
+    f.store("base.tar",
+            gnuTar(f.dir / "evil.tar", "-P -C '" + f.dir / "evil/inner" + "' x ../escaped"));
     Error e = f.restoreError();
     CHECK(e.code() == ErrorCode::InvalidInput);
     CHECK(what(e) == "refusing tar entry '../escaped': the path has a '..' component");
@@ -349,7 +360,8 @@ TEST_CASE("restoreBackup trusts only the objects backup.json records") {
   }
   SUBCASE("a stop request is Interrupted") {
     std::atomic<int> calls{0};
-    Error e = f.restoreError({.stopRequested = [&] { return ++calls > 1; }});  // after the first bytes
+    Error e =
+        f.restoreError({.stopRequested = [&] { return ++calls > 1; }});  // after the first bytes
     CHECK(e.code() == ErrorCode::Interrupted);
     CHECK(what(e) == "the restore was interrupted; the data directory is incomplete");
     CHECK(calls == 2);
