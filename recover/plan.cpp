@@ -47,13 +47,6 @@ RecoveryPlan planRecovery(storage::Storage& storage, const std::string& stanza, 
     while (catalog.histories.count(timeline + 1)) ++timeline;
     return timeline;
   };
-  // A backup can start a recovery to `history` if its timeline is on that history and it ended
-  // before that timeline did.
-  auto onHistory = [](const repo::BackupInfo& b, const pg::TimelineHistory& history) {
-    if (!history.contains(b.timeline)) return false;
-    auto end = history.endOf(b.timeline);
-    return !end || b.stopLsn <= *end;
-  };
   auto beforeTarget = [&](const repo::BackupInfo& b) {
     if (target.kind == TargetKind::Time) return parseIsoUtc(b.stopTime) <= target.time;
     if (target.kind == TargetKind::Lsn) return b.stopLsn <= target.lsn;
@@ -92,7 +85,7 @@ RecoveryPlan planRecovery(storage::Storage& storage, const std::string& stanza, 
     plan.backupReason = "chosen with --backup";
   } else {
     for (auto it = backups.rbegin(); it != backups.rend(); ++it) {
-      if (!beforeTarget(*it) || (wanted && !onHistory(*it, *wanted))) continue;
+      if (!beforeTarget(*it) || (wanted && !repo::backupOnHistory(*it, *wanted))) continue;
       chosen = &*it;
       break;
     }
@@ -126,7 +119,7 @@ RecoveryPlan planRecovery(storage::Storage& storage, const std::string& stanza, 
   std::uint32_t timeline = requestedTimeline ? *requestedTimeline : b.timeline;
   if (target.timeline == "latest") timeline = newestFrom(b.timeline);
   plan.history = historyOf(timeline);
-  if (!onHistory(b, plan.history))
+  if (!repo::backupOnHistory(b, plan.history))
     throw Error(ErrorCode::InvalidInput,
                 fmt::format("backup {} (timeline {}, ending at {}) is not on the history of timeline {}", b.label,
                             b.timeline, pg::formatLsn(b.stopLsn), timeline),

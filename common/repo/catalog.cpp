@@ -113,4 +113,10 @@ std::optional<std::uint64_t> newestOnPath(const WalCatalog& catalog, const pg::T
   return newest;
 }
 
+bool backupOnHistory(const BackupInfo& backup, const pg::TimelineHistory& history) {
+  if (!history.contains(backup.timeline)) return false;
+  auto end = history.endOf(backup.timeline);
+  return !end || backup.stopLsn <= *end;
+}
+
 }  // namespace tidemark::repo

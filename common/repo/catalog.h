@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "common/pg/timeline.h"
+#include "common/repo/backup.h"
 #include "common/storage/storage.h"
 
 namespace tidemark::repo {
@@ -58,5 +59,10 @@ std::uint32_t timelineForSegment(const pg::TimelineHistory& history, std::uint64
 // (nullopt when there is none).
 std::optional<std::uint64_t> newestOnPath(const WalCatalog& catalog, const pg::TimelineHistory& history,
                                           std::uint64_t from);
+
+// Whether `backup` can start a recovery that follows `history` (to history.timeline): its timeline
+// is on that history and it ended before that timeline did (a backup taken on a timeline after
+// the switch away from it lies on another branch). Pure; never throws.
+bool backupOnHistory(const BackupInfo& backup, const pg::TimelineHistory& history);
 
 }  // namespace tidemark::repo

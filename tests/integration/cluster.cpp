@@ -140,7 +140,7 @@ Workspace::Workspace(Backend backend, const std::string& extraToml) : backend_(b
   config_ = dir_ / "tidemark.toml";
   std::filesystem::create_directories(bin_);
   for (const char* binary : {TIDEMARK_ARCHIVE_PUSH_BINARY, TIDEMARK_ARCHIVE_GET_BINARY, TIDEMARK_BASEBACKUP_BINARY,
-                             TIDEMARK_RECOVER_BINARY})
+                             TIDEMARK_RECOVER_BINARY, TIDEMARK_CTL_BINARY})
     std::filesystem::copy_file(binary, bin_ + "/" + std::filesystem::path(binary).filename().string());
   if (backend == Backend::Posix) {
     std::string repo = dir_ / "repo";

@@ -84,6 +84,7 @@ class Workspace {
   std::string get() const { return bin_ + "/tidemark-archive-get"; }
   std::string basebackup() const { return bin_ + "/tidemark-basebackup"; }
   std::string recover() const { return bin_ + "/tidemark-recover"; }
+  std::string ctl() const { return bin_ + "/tidemark"; }
   // archive_command / restore_command values (unquoted) for postgresql.conf.
   std::string archiveCommand() const;
   std::string restoreCommand() const;

@@ -1,0 +1,113 @@
+// tidemark info: what a stanza holds (backups, WAL per timeline) and how far a recovery can reach
+// with it. The report is computed as a plain struct (collectInfo) and rendered as text or JSON.
+// The JSON format is documented field by field in docs/info.md.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/config/config.h"
+#include "common/repo/backup.h"
+#include "common/repo/catalog.h"
+#include "common/repo/stanza.h"
+#include "common/storage/storage.h"
+
+namespace tidemark::ctl {
+
+struct InfoBackup {
+  repo::BackupInfo backup;
+  std::optional<std::int64_t> durationSeconds;  // stop - start; nullopt when a time does not parse
+};
+
+// The WAL files of one timeline, as stored (not following its history).
+struct TimelineWal {
+  std::optional<std::string> first, last;  // segment file names; nullopt when it has no segment
+  std::uint64_t segments = 0;
+  std::uint64_t storedSize = 0;  // stored bytes of its segments (not .partial or .history files)
+  std::optional<std::string> partial;  // the newest .partial file of the timeline
+  std::vector<repo::WalGap> gaps;      // runs of missing segments between first and last
+};
+
+struct WindowEarliest {
+  std::string backup;     // the oldest usable backup
+  std::string time;       // its stop time (ISO 8601 UTC, as in backup.json)
+  std::uint64_t lsn = 0;  // its stop LSN: recovery is consistent from there on
+};
+
+struct WindowLatest {
+  std::string backup;     // the newest usable backup from which the replay reaches this point
+  std::uint64_t lsn = 0;  // the end of `segment`
+  std::string segment;    // the last segment of the contiguous run
+  std::int64_t archivedAt =
+      0;  // when `segment` was stored (the storage's clock), seconds since the epoch
+};
+
+// A backup on the timeline's history that cannot reach consistency with the stored WAL.
+struct IncompleteBackup {
+  std::string label;
+  std::string missing;  // the first segment file of its own WAL that the repository lacks
+};
+
+// WAL locations between earliest and latest that no backup's replay reaches (a gap in the WAL
+// between two backups): every point strictly after `from` and before `to`.
+struct WindowHole {
+  std::uint64_t from = 0;  // the end of the run before the gap
+  std::uint64_t to = 0;    // the stop LSN of the next backup that can reach consistency
+};
+
+struct RecoveryWindow {
+  std::optional<WindowEarliest> earliest;  // both set, or neither
+  std::optional<WindowLatest> latest;
+  std::vector<WindowHole> holes;  // ascending
+  std::string reason;             // when there is no window: why
+  std::vector<IncompleteBackup> incompleteBackups;
+
+  bool available() const { return earliest.has_value(); }
+};
+
+struct TimelineInfo {
+  std::uint32_t timeline = 0;
+  bool historyFile = false;                  // the repository holds <timeline>.history
+  std::optional<std::uint32_t> parent;       // from the history file
+  std::optional<std::uint64_t> switchPoint;  // where the parent ended and this timeline began
+  std::string historyError;  // the history is unknown (missing or damaged file): why; "" otherwise
+  TimelineWal wal;
+  RecoveryWindow window;
+};
+
+struct InfoReport {
+  std::string stanza;
+  std::string repository;  // Storage::describe()
+  repo::StanzaInfo info;
+  std::vector<InfoBackup> backups;  // complete ones, oldest first
+  std::vector<TimelineInfo>
+      timelines;  // every timeline with WAL, a history file or a backup, ascending
+};
+
+// Reads the stanza's stanza.json, backup.json files, WAL listing and history files, and computes
+// the report. Read-only. Throws Error(Config) when the stanza has no stanza.json (nothing was
+// ever archived to it), Error(Storage) when the repository cannot be read and Error(Corrupt) for
+// a damaged stanza.json or backup.json. A missing or damaged history file is not an error: the
+// timeline is reported without a window, saying why.
+InfoReport collectInfo(storage::Storage& storage, const std::string& stanza);
+
+// An operator's view: aligned columns, sizes in KiB/MiB/GiB, UTC times.
+std::string renderText(const InfoReport& report);
+// The machine-readable view (docs/info.md), ending with a newline.
+std::string renderJson(const InfoReport& report);
+
+enum class OutputFormat { Text, Json };
+
+// The options of `tidemark info`, for its CommandSpec.
+std::vector<OptionSpec> infoOptionSpecs();
+
+// --output (throws Error(Usage) for a value that is not text or json).
+OutputFormat parseOutputFormat(const CommandLine& commandLine);
+
+// The command: opens the configured repository, collects the report and prints it to stdout.
+// Returns the exit status (0). Throws like collectInfo, and Error(LocalIo) when stdout fails.
+int info(const Config& config, const CommandLine& commandLine);
+
+}  // namespace tidemark::ctl

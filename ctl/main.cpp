@@ -1,0 +1,96 @@
+// tidemark COMMAND [OPTIONS]: repository administration (info; verify, expire, check later).
+#include "common/main.h"
+
+#include <cstdio>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "common/error.h"
+#include "common/log/log.h"
+#include "common/text.h"
+#include "common/version.h"
+#include "ctl/info.h"
+
+namespace {
+
+struct Command {
+  std::string name;
+  tidemark::CommandSpec spec;
+  tidemark::CommandBody body;
+};
+
+std::vector<Command> commands() {
+  return {
+      {"info",
+       {.program = "tidemark info",
+        .summary = "Shows what the stanza holds: its backups, the WAL of each timeline (gaps, "
+                   ".partial and\n"
+                   ".history files) and the recoverable window of each timeline.",
+        .options = tidemark::ctl::infoOptionSpecs()},
+       [](const tidemark::Config& config, const tidemark::CommandLine& cl) {
+         return tidemark::ctl::info(config, cl);
+       }},
+  };
+}
+
+std::string commandNames(const std::vector<Command>& list) {
+  std::string out;
+  for (const auto& c : list)
+    out += (out.empty() ? "" : ", ") + c.name;
+  return out;
+}
+
+std::string overview(const std::vector<Command>& list) {
+  std::string text =
+      "usage: tidemark COMMAND [OPTIONS]\n\nRepository administration.\n\ncommands:\n";
+  for (const auto& c : list) {
+    std::string summary = c.spec.summary.substr(0, c.spec.summary.find('\n'));
+    text += "  " + c.name + std::string(c.name.size() < 10 ? 10 - c.name.size() : 1, ' ') +
+            summary + "\n";
+  }
+  text += "\nrun 'tidemark COMMAND --help' for a command's options and the configuration flags\n";
+  return text;
+}
+
+int usage(const tidemark::Error& error) {
+  tidemark::log::setup("tidemark");
+  tidemark::log::reportError(error);
+  return tidemark::exitStatus(error.code());
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const std::vector<Command> list = commands();
+  std::vector<std::string> names;
+  for (const auto& c : list)
+    names.push_back(c.name);
+  if (argc < 2)
+    return usage(tidemark::Error(
+        tidemark::ErrorCode::Usage,
+        fmt::format("missing command: tidemark COMMAND (commands: {})", commandNames(list)),
+        "run 'tidemark --help' for usage"));
+  std::string first = argv[1];
+  if (first == "--help" || first == "-h" || first == "help") {
+    std::fputs(overview(list).c_str(), stdout);
+    return 0;
+  }
+  if (first == "--version") {
+    std::printf("tidemark %s\n", tidemark::kVersion);
+    return 0;
+  }
+  for (const auto& c : list)
+    if (c.name == first) return tidemark::runMain(c.spec, argc - 1, argv + 1, c.body);
+  std::string hint = tidemark::didYouMean(first, names);
+  if (first.rfind("-", 0) == 0)
+    return usage(tidemark::Error(
+        tidemark::ErrorCode::Usage,
+        fmt::format("the command comes first: tidemark COMMAND [OPTIONS] (commands: {})",
+                    commandNames(list)),
+        "for example: tidemark info --output=json"));
+  return usage(
+      tidemark::Error(tidemark::ErrorCode::Usage,
+                      fmt::format("unknown command '{}' (commands: {})", first, commandNames(list)),
+                      hint.empty() ? "run 'tidemark --help' for usage" : hint));
+}
