@@ -43,15 +43,30 @@ kill_pid() { # pid [gentle-signal]: signal, wait up to 30 s, then SIGKILL; never
 	wait "$pid" 2>/dev/null || true
 }
 
+kill_group() { # pgid: like kill_pid, for the process group a setsid started (see run_tracked_group)
+	local pgid=$1 i
+	kill -0 -- "-$pgid" 2>/dev/null || { kill_pid "$pgid" TERM; return 0; }
+	kill -TERM -- "-$pgid" 2>/dev/null || true
+	for ((i = 0; i < 300; i++)); do
+		kill -0 -- "-$pgid" 2>/dev/null || break
+		sleep 0.1
+	done
+	if kill -0 -- "-$pgid" 2>/dev/null; then
+		log "process group $pgid did not stop after SIGTERM, sending SIGKILL"
+		kill -KILL -- "-$pgid" 2>/dev/null || true
+	fi
+	wait "$pgid" 2>/dev/null || true
+}
+
 bench_cleanup() {
 	local rc=$? pid dir hook
 	trap - EXIT INT TERM
 	for pid in "${!TRACKED_PIDS[@]}"; do
-		if [[ ${TRACKED_PIDS[$pid]} == postgres ]]; then
-			kill_pid "$pid" INT # PostgreSQL's fast shutdown
-		else
-			kill_pid "$pid" TERM
-		fi
+		case ${TRACKED_PIDS[$pid]} in
+		postgres) kill_pid "$pid" INT ;; # PostgreSQL's fast shutdown
+		group) kill_group "$pid" ;;
+		*) kill_pid "$pid" TERM ;;
+		esac
 	done
 	for hook in "${CLEANUP_HOOKS[@]}"; do
 		"$hook" || log "cleanup step $hook failed"
@@ -81,6 +96,20 @@ run_tracked() {
 	"$@" &
 	pid=$!
 	TRACKED_PIDS[$pid]=$1
+	wait "$pid" || rc=$?
+	unset "TRACKED_PIDS[$pid]"
+	return "$rc"
+}
+
+# The same, in a session (and process group) of its own, stopped whole by the exit trap: for a
+# wrapper that does not pass signals on (GNU time) around the command that matters. In a script
+# (no job control) a background child is not a group leader, so setsid needs no fork and the pid
+# is the group's; if it ever forks, kill_group falls back to the pid.
+run_tracked_group() {
+	local pid rc=0
+	setsid "$@" &
+	pid=$!
+	TRACKED_PIDS[$pid]=group
 	wait "$pid" || rc=$?
 	unset "TRACKED_PIDS[$pid]"
 	return "$rc"
@@ -125,7 +154,8 @@ ensure_postgres() {
 
 # ---- tidemark binaries ---------------------------------------------------------------------
 
-# Sets PUSH and GET. $BENCH_BIN_DIR: use the binaries there as they are. $BENCH_REV: build that
+# Sets PUSH, GET and BASEBACKUP (tidemark-basebackup; absent before it existed: the caller that
+# needs it checks). $BENCH_BIN_DIR: use the binaries there as they are. $BENCH_REV: build that
 # commit, exported into <clone>/build-bench-<sha>/src, in <clone>/build-bench-<sha>/build.
 # Otherwise configure ($BENCH_BUILD_TYPE, default RelWithDebInfo) and build (incrementally)
 # the working tree the project in $BENCH_BUILD_DIR (default <clone>/build-bench, a folder
@@ -135,6 +165,8 @@ ensure_tidemark() {
 	if [[ -n ${BENCH_BIN_DIR:-} ]]; then
 		PUSH=$BENCH_BIN_DIR/tidemark-archive-push
 		GET=$BENCH_BIN_DIR/tidemark-archive-get
+		# shellcheck disable=SC2034 # bench/basebackup runs it
+		BASEBACKUP=$BENCH_BIN_DIR/tidemark-basebackup
 		[[ -x $PUSH && -x $GET ]] || die "no tidemark-archive-push/-get in BENCH_BIN_DIR '$BENCH_BIN_DIR'"
 		return
 	fi
@@ -174,13 +206,16 @@ ensure_tidemark() {
 	cmake -S "$src" -B "$build" -G Ninja -DTIDEMARK_TESTS=OFF -DCMAKE_BUILD_TYPE="$BUILD_TYPE" \
 		>"$buildlog" 2>&1 || { cat "$buildlog" >&2; die "cmake configure failed"; }
 	log "building tidemark in $build"
-	cmake --build "$build" --target tidemark-archive-push tidemark-archive-get >"$buildlog" 2>&1 ||
-		{ cat "$buildlog" >&2; die "build failed"; }
+	# Every target (the tests are off): cmake --install installs every program the revision has.
+	cmake --build "$build" >"$buildlog" 2>&1 || { cat "$buildlog" >&2; die "build failed"; }
 	make_temp_dir prefix
 	cmake --install "$build" --prefix "$prefix" >"$buildlog" 2>&1 ||
 		{ cat "$buildlog" >&2; die "cmake --install failed"; }
+	chmod 0755 "$prefix" # PostgreSQL runs archive_command as 'postgres' (bench/basebackup)
 	PUSH=$prefix/bin/tidemark-archive-push
 	GET=$prefix/bin/tidemark-archive-get
+	# shellcheck disable=SC2034 # bench/basebackup runs it
+	BASEBACKUP=$prefix/bin/tidemark-basebackup
 }
 
 # ---- the WAL corpus --------------------------------------------------------------------------
@@ -215,6 +250,48 @@ free_port() {
 	die "no free loopback port found"
 }
 
+# Starts PostgreSQL 15 on DATA (owned by the 'postgres' OS user when we are root) as that user,
+# listening on 127.0.0.1 on a free port (three tries) and on a unix socket in SOCKDIR (also its
+# working folder), with the settings given (-c name=value...); its output goes to LOG. Sets
+# PG_PID, tracked (the exit trap stops it: fast shutdown), and PG_PORT.
+pg_start() { # data sockdir log [postgres-arguments...]
+	local data=$1 sockdir=$2 logfile=$3 attempt ready i
+	shift 3
+	PG_PID=""
+	for attempt in 1 2 3; do
+		PG_PORT=$(free_port)
+		(cd "$sockdir" && as_postgres "$PG_BIN/postgres" -D "$data" \
+			-c listen_addresses=127.0.0.1 -c port="$PG_PORT" -c unix_socket_directories="$sockdir" "$@") \
+			>"$logfile" 2>&1 &
+		PG_PID=$!
+		TRACKED_PIDS[$PG_PID]=postgres
+		ready=0
+		for ((i = 0; i < 600; i++)); do
+			kill -0 "$PG_PID" 2>/dev/null || break
+			if "$PG_BIN/pg_isready" -q -h "$sockdir" -p "$PG_PORT" -U postgres; then
+				ready=1
+				break
+			fi
+			sleep 0.1
+		done
+		((ready)) && break
+		kill_pid "$PG_PID" INT
+		unset "TRACKED_PIDS[$PG_PID]"
+		PG_PID=""
+		log "PostgreSQL did not start on port $PG_PORT (attempt $attempt): $(tail -n 3 "$logfile")"
+	done
+	[[ -n $PG_PID ]] || die "could not start PostgreSQL (log: $logfile)"
+	log "PostgreSQL 15 running as pid $PG_PID on 127.0.0.1:$PG_PORT"
+}
+
+pg_stop() { # stops the server pg_start started (fast shutdown), and waits for it
+	[[ -n ${PG_PID:-} ]] || return 0
+	log "stopping PostgreSQL (pid $PG_PID)"
+	kill_pid "$PG_PID" INT
+	unset "TRACKED_PIDS[$PG_PID]"
+	PG_PID=""
+}
+
 # Ensures CORPUS_DIR holds at least $1 segments from a pgbench run; $2=1 regenerates anyway.
 ensure_corpus() {
 	local want=$1 regenerate=${2:-0} have
@@ -224,7 +301,7 @@ ensure_corpus() {
 		return
 	fi
 	ensure_postgres
-	local tmp data archive port pg_pid="" attempt ready i segments
+	local tmp data archive port i segments
 	make_temp_dir tmp
 	data=$tmp/data archive=$tmp/archive
 	mkdir -p "$archive"
@@ -237,31 +314,10 @@ ensure_corpus() {
 	(cd "$tmp" && as_postgres "$PG_BIN/initdb" -D "$data" -U postgres --auth=trust -E UTF8 --no-sync) \
 		>"$tmp/initdb.log" 2>&1 || { cat "$tmp/initdb.log" >&2; die "initdb failed"; }
 
-	for attempt in 1 2 3; do
-		port=$(free_port)
-		(cd "$tmp" && as_postgres "$PG_BIN/postgres" -D "$data" \
-			-c listen_addresses=127.0.0.1 -c port="$port" -c unix_socket_directories="$tmp" \
-			-c wal_level=replica -c archive_mode=on -c archive_command="cp %p $archive/%f" \
-			-c max_wal_size=1GB -c fsync=off -c synchronous_commit=off) >"$tmp/postgres.log" 2>&1 &
-		pg_pid=$!
-		TRACKED_PIDS[$pg_pid]=postgres
-		ready=0
-		for ((i = 0; i < 300; i++)); do
-			kill -0 "$pg_pid" 2>/dev/null || break
-			if "$PG_BIN/pg_isready" -q -h "$tmp" -p "$port" -U postgres; then
-				ready=1
-				break
-			fi
-			sleep 0.1
-		done
-		((ready)) && break
-		kill_pid "$pg_pid" INT
-		unset "TRACKED_PIDS[$pg_pid]"
-		pg_pid=""
-		log "PostgreSQL did not start on port $port (attempt $attempt): $(tail -n 3 "$tmp/postgres.log")"
-	done
-	[[ -n $pg_pid ]] || die "could not start PostgreSQL (log: $tmp/postgres.log)"
-	log "PostgreSQL 15 running as pid $pg_pid on 127.0.0.1:$port"
+	pg_start "$data" "$tmp" "$tmp/postgres.log" \
+		-c wal_level=replica -c archive_mode=on -c archive_command="cp %p $archive/%f" \
+		-c max_wal_size=1GB -c fsync=off -c synchronous_commit=off
+	port=$PG_PORT
 
 	local -a conn=(-h "$tmp" -p "$port" -U postgres)
 	run_tracked "$PG_BIN/pgbench" "${conn[@]}" -i -s 10 -q postgres >"$tmp/pgbench-init.log" 2>&1 ||
@@ -290,9 +346,7 @@ ensure_corpus() {
 		sleep 0.1
 	done
 	((segments >= want)) || die "only $segments of $want segments were archived (log: $tmp/postgres.log)"
-	log "stopping PostgreSQL (pid $pg_pid)"
-	kill_pid "$pg_pid" INT
-	unset "TRACKED_PIDS[$pg_pid]"
+	pg_stop
 
 	# Replace the cache whole: a new folder next to it, then a rename.
 	local staging="$CORPUS_DIR.new.$$"
@@ -581,9 +635,9 @@ tidemark_revision() {
 	fi
 	local rev
 	rev=$(git -C "$ROOT_DIR" rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
-	# Only what goes into the binaries; others' uncommitted tests or docs do not matter here.
-	if [[ $rev != unknown ]] &&
-		[[ -n $(git -C "$ROOT_DIR" status --porcelain -- CMakeLists.txt common archive-push archive-get 2>/dev/null) ]]; then
+	# Only what goes into the binaries; others' uncommitted tests, docs or scripts do not matter here.
+	if [[ $rev != unknown ]] && [[ -n $(git -C "$ROOT_DIR" status --porcelain -- . ':(exclude)docs' ':(exclude)tests' \
+		':(exclude)bench' ':(exclude)scripts' ':(exclude)*.md' 2>/dev/null) ]]; then
 		rev+=" (working tree, with uncommitted changes)"
 	else
 		rev+=" (working tree)"
@@ -648,3 +702,93 @@ print_columns() { # reference-column-titles...
 	printf '\n'
 }
 
+
+# ---- a pgbench database of a given scale, cached (bench/basebackup, bench/recover) -----------
+
+GIB=$((1024 * 1024 * 1024))
+
+AS_PG=() # runs a command as 'postgres' when we are root (setpriv execs: same process, same pid)
+if [[ $(id -u) == 0 ]]; then AS_PG=(setpriv --reuid=postgres --regid=postgres --init-groups --); fi
+pg_own() { if [[ $(id -u) == 0 ]]; then chown postgres: "$@"; fi; }
+
+free_bytes() { df --output=avail -B1 "$1" | tail -n 1 | tr -d ' '; }
+
+check_space() { # folder bytes what
+	local avail
+	avail=$(free_bytes "$1")
+	((avail >= $2)) || die "$3 needs about $(($2 / GIB + 1)) GiB free in $1 (df: $((avail / GIB)) GiB available)"
+	log "$1: $((avail / GIB)) GiB free ($3 needs about $(($2 / GIB + 1)) GiB)"
+}
+
+# The cache of `pgbench -i -s SCALE`: $BENCH_PGDATA, default bench/.pgdata-s<SCALE>/ (git-ignored),
+# holding data/ (a cleanly shut down PostgreSQL 15 cluster) and a README.
+pgbench_cache_dir() { printf '%s\n' "${BENCH_PGDATA:-$BENCH_DIR/.pgdata-s$1}"; }
+
+pgbench_db_estimate() { echo $(($1 * 16 * 1024 * 1024)); } # bytes: about 15 MiB per unit of scale
+
+pgbench_cache_valid() { # scale
+	local cache
+	cache=$(pgbench_cache_dir "$1")
+	[[ -f $cache/README && -f $cache/data/PG_VERSION ]] || return 1
+	[[ $(<"$cache/data/PG_VERSION") == 15 ]] || return 1
+	grep -qx "scale: $1" "$cache/README" || return 1
+	"$PG_BIN/pg_controldata" "$cache/data" 2>/dev/null | grep -q '^Database cluster state: *shut down$'
+}
+
+# Puts a scale-SCALE pgbench database, shut down, in DATA (a new folder, owned by 'postgres'):
+# a copy of the cache, made first when it is missing or invalid or REGENERATE is 1. WORK is a
+# scratch folder (logs), SOCK the server's socket folder while it generates. Checks free space.
+pgbench_cluster() { # scale data work sock regenerate
+	local scale=$1 data=$2 work=$3 sock=$4 regenerate=$5 cache estimate need staging
+	cache=$(pgbench_cache_dir "$scale")
+	estimate=$(pgbench_db_estimate "$scale")
+	if ((regenerate == 0)) && pgbench_cache_valid "$scale"; then
+		log "copying the cached scale-$scale database from $cache into $data"
+		cp -a "$cache/data" "$data"
+		return
+	fi
+	mkdir -p "$(dirname "$cache")"
+	need=$((estimate + GIB))
+	if [[ $(stat -c %d "$work") == $(stat -c %d "$(dirname "$cache")") ]]; then
+		need=$((need + estimate))
+	fi
+	check_space "$(dirname "$cache")" "$need" "the scale-$scale database and its cache"
+	log "creating the scale-$scale pgbench database: initdb in $data"
+	mkdir -m 0700 "$data"
+	pg_own "$data"
+	(cd "$work" && "${AS_PG[@]}" "$PG_BIN/initdb" -D "$data" -U postgres --auth=trust -E UTF8 --no-sync) \
+		>"$work/initdb.log" 2>&1 || { cat "$work/initdb.log" >&2; die "initdb failed"; }
+	# Fast to load (no WAL for the COPY into new tables, no fsync); shut down cleanly and synced
+	# before it is cached.
+	pg_start "$data" "$sock" "$work/postgres-init.log" -c wal_level=minimal -c max_wal_senders=0 \
+		-c archive_mode=off -c fsync=off -c max_wal_size=4GB
+	log "pgbench -i -s $scale (a few minutes)"
+	run_tracked "$PG_BIN/pgbench" -h "$sock" -p "$PG_PORT" -U postgres -i -s "$scale" -q postgres \
+		>"$work/pgbench-init.log" 2>&1 || { tail -n 20 "$work/pgbench-init.log" >&2; die "pgbench -i failed"; }
+	run_tracked "$PG_BIN/psql" -XAtq -h "$sock" -p "$PG_PORT" -U postgres -c checkpoint postgres >/dev/null
+	pg_stop
+	sync
+	"$PG_BIN/pg_controldata" "$data" | grep -q '^Database cluster state: *shut down$' ||
+		die "the new database was not shut down cleanly (log: $work/postgres-init.log)"
+	# Replace the cache whole: a copy next to it, then a rename.
+	staging=$cache.new.$$
+	TEMP_DIRS+=("$staging") # gone after the rename; removed if we stop before it
+	rm -rf -- "$staging"
+	mkdir -p "$staging"
+	log "caching the database in $cache"
+	cp -a "$data" "$staging/data"
+	{
+		echo "generated $(date -u +%Y-%m-%dT%H:%M:%SZ) by bench/${0##*/}"
+		echo "$("$PG_BIN/postgres" --version); initdb -E UTF8, pgbench -i -s $scale, checkpoint, fast shutdown"
+		echo "scale: $scale"
+	} >"$staging/README"
+	sync
+	rm -rf -- "$cache"
+	mv "$staging" "$cache"
+}
+
+median() { # numbers... -> their median (decimals allowed)
+	printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END {
+	if (NR == 0) { print 0; exit }
+	if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
