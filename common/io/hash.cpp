@@ -3,6 +3,8 @@
 
 #include <openssl/evp.h>
 
+#include <algorithm>
+
 #include "common/error.h"
 
 namespace tidemark::io {
@@ -36,6 +38,83 @@ Sha256Digest Sha256::of(ByteView data) {
   Sha256 hash;
   hash.update(data);
   return hash.finish();
+}
+
+BackgroundSha256::BackgroundSha256(std::size_t bufferSize, std::size_t buffers)
+    : bufferSize_(bufferSize) {
+  for (std::size_t i = 0; i < buffers; ++i) free_.emplace_back().reserve(bufferSize);
+  thread_ = std::thread([this] { run(); });
+}
+
+BackgroundSha256::~BackgroundSha256() {
+  if (!thread_.joinable()) return;
+  {
+    std::lock_guard lock(mutex_);
+    abandoned_ = true;
+  }
+  changed_.notify_all();
+  thread_.join();
+}
+
+void BackgroundSha256::queueCurrent() {
+  if (current_.empty()) return;
+  queued_.push_back(std::move(current_));
+  current_ = {};
+  changed_.notify_all();
+}
+
+void BackgroundSha256::update(ByteView data) {
+  while (!data.empty()) {
+    if (current_.capacity() == 0) {
+      std::unique_lock lock(mutex_);
+      changed_.wait(lock, [&] { return !free_.empty() || error_; });
+      if (error_) std::rethrow_exception(error_);
+      current_ = std::move(free_.back());
+      free_.pop_back();
+    }
+    std::size_t take = std::min(data.size(), bufferSize_ - current_.size());
+    current_.insert(current_.end(), data.begin(), data.begin() + take);
+    data = data.subspan(take);
+    if (current_.size() == bufferSize_) {
+      std::lock_guard lock(mutex_);
+      queueCurrent();
+    }
+  }
+}
+
+Sha256Digest BackgroundSha256::finish() {
+  {
+    std::lock_guard lock(mutex_);
+    queueCurrent();
+    ending_ = true;
+  }
+  changed_.notify_all();
+  thread_.join();
+  if (error_) std::rethrow_exception(error_);
+  return hash_.finish();
+}
+
+void BackgroundSha256::run() {
+  std::unique_lock lock(mutex_);
+  while (true) {
+    changed_.wait(lock, [&] { return abandoned_ || ending_ || !queued_.empty(); });
+    if (abandoned_ || error_ || queued_.empty()) return;
+    std::vector<std::uint8_t> buffer = std::move(queued_.front());
+    queued_.pop_front();
+    lock.unlock();
+    try {
+      hash_.update(buffer);
+    } catch (...) {
+      lock.lock();
+      error_ = std::current_exception();
+      changed_.notify_all();
+      return;
+    }
+    buffer.clear();
+    lock.lock();
+    free_.push_back(std::move(buffer));
+    changed_.notify_all();
+  }
 }
 
 void Sha256Filter::write(ByteView data) {

@@ -2,10 +2,16 @@
 #pragma once
 
 #include <array>
+#include <condition_variable>
 #include <cstdint>
+#include <deque>
+#include <exception>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
+#include <thread>
+#include <vector>
 
 #include "common/io/sink.h"
 
@@ -33,6 +39,38 @@ class Sha256 {
  private:
   struct Ctx;
   std::unique_ptr<Ctx> ctx_;
+};
+
+// SHA-256 computed on a thread of its own, so that hashing runs beside the caller's work (a
+// base backup's compression) on another core. update() copies the bytes into one of a few
+// fixed buffers (bounded memory: buffers x bufferSize) and returns; it waits only when every
+// buffer is queued. finish() hashes what is left, joins the thread and rethrows its error.
+// Destroying it without finish() stops the thread and discards the queued bytes.
+class BackgroundSha256 {
+ public:
+  explicit BackgroundSha256(std::size_t bufferSize = 1 << 20, std::size_t buffers = 4);
+  ~BackgroundSha256();
+  BackgroundSha256(const BackgroundSha256&) = delete;
+  BackgroundSha256& operator=(const BackgroundSha256&) = delete;
+
+  void update(ByteView data);
+  Sha256Digest finish();
+
+ private:
+  void run();
+  void queueCurrent();  // with mutex_ held
+
+  const std::size_t bufferSize_;
+  Sha256 hash_;
+  std::mutex mutex_;
+  std::condition_variable changed_;
+  std::vector<std::vector<std::uint8_t>> free_;
+  std::deque<std::vector<std::uint8_t>> queued_;
+  std::vector<std::uint8_t> current_;  // being filled by update()
+  bool ending_ = false;                // finish(): hash what is queued, then stop
+  bool abandoned_ = false;             // destructor: stop now
+  std::exception_ptr error_;
+  std::thread thread_;
 };
 
 // Hashes and counts the bytes passing through; digest() and size() are valid after close().

@@ -10,19 +10,23 @@ ObjectWriter::ObjectWriter(std::unique_ptr<storage::Write> out, ObjectOptions op
       envelope_(*out_, EnvelopeHeader{.compress = options.compress}),
       compressor_(io::newCompressor(options.compress, options.level, envelope_)) {
   summary_.compress = options.compress;
+  if (options.backgroundHash) backgroundHash_ = std::make_unique<io::BackgroundSha256>();
 }
 
 ObjectWriter::~ObjectWriter() = default;
 
 void ObjectWriter::write(io::ByteView data) {
-  hash_.update(data);
+  if (backgroundHash_)
+    backgroundHash_->update(data);
+  else
+    hash_.update(data);
   summary_.plainSize += data.size();
   compressor_->write(data);
 }
 
 void ObjectWriter::close() {
   if (closed_) return;
-  summary_.plainSha256 = hash_.finish();
+  summary_.plainSha256 = backgroundHash_ ? backgroundHash_->finish() : hash_.finish();
   envelope_.setTrailer({summary_.plainSize, summary_.plainSha256});
   compressor_->close();  // flushes into the envelope, which writes the trailer and closes out_
   summary_.storedSize = out_->size();

@@ -3,6 +3,9 @@
 
 #include <doctest/doctest.h>
 
+#include <random>
+#include <vector>
+
 #include "support/check.h"
 
 using namespace tidemark;
@@ -107,4 +110,33 @@ TEST_CASE("toHex and fromHex convert digests") {
   SUBCASE("toHex of nothing is empty") {
     CHECK(toHex({}) == "");
   }
+}
+
+TEST_CASE("BackgroundSha256 gives Sha256's digest for any sizes of pieces and of buffers") {
+  std::mt19937 random(7);
+  std::vector<std::uint8_t> data(300000);
+  for (auto& b : data)
+    b = std::uint8_t(random());
+  for (std::size_t total : {0, 1, 4095, 4096, 4097, 300000}) {
+    for (std::size_t piece : {1, 1000, 4096, 70000}) {
+      if (piece == 1 && total > 5000) continue;  // byte by byte: the small sizes suffice
+      CAPTURE(total);
+      CAPTURE(piece);
+      BackgroundSha256 hash(4096, 2);
+      for (std::size_t at = 0; at < total; at += piece)
+        hash.update(ByteView(data).subspan(at, std::min(piece, total - at)));
+      CHECK(hash.finish() == Sha256::of(ByteView(data).first(total)));
+    }
+  }
+}
+
+TEST_CASE("BackgroundSha256 destroyed without finish() stops its thread and discards its bytes") {
+  std::vector<std::uint8_t> data(100000, 0x5a);
+  for (int i = 0; i < 20; ++i) {  // a hang here (a thread never joined) fails the test by timeout
+    BackgroundSha256 abandoned(4096, 2);
+    abandoned.update(data);
+  }
+  BackgroundSha256 hash(4096, 2);
+  hash.update(data);
+  CHECK(hash.finish() == Sha256::of(data));
 }

@@ -31,8 +31,9 @@ io::Buffer sample(std::size_t size, std::uint64_t seed = 1) {
 }
 
 ObjectSummary store(storage::Storage& s, const std::string& path, io::ByteView plain,
-                    io::CompressType type, std::size_t chunk = 4096) {
-  ObjectWriter writer(s.newWrite(path, {}), {.compress = type, .level = 1});
+                    io::CompressType type, std::size_t chunk = 4096, bool backgroundHash = false) {
+  ObjectWriter writer(s.newWrite(path, {}),
+                      {.compress = type, .level = 1, .backgroundHash = backgroundHash});
   for (std::size_t at = 0; at < plain.size(); at += chunk)
     writer.write(plain.subspan(at, std::min(chunk, plain.size() - at)));
   writer.close();
@@ -79,11 +80,15 @@ TEST_CASE("objects round-trip through ObjectWriter and readObject on posix stora
   for (io::CompressType type : kTypes) {
     CAPTURE(type);
     for (std::size_t size :
-         {std::size_t(0), std::size_t(1), std::size_t(1000), std::size_t(3u << 20)}) {
+         {std::size_t(0), std::size_t(1), std::size_t(1000), std::size_t(3u << 20)})
+    for (bool backgroundHash : {false, true}) {
       CAPTURE(size);
+      CAPTURE(backgroundHash);
       const io::Buffer plain = sample(size, size);
-      const std::string path = fmt::format("main/{}/{}", io::compressName(type), size);
-      ObjectSummary written = store(s, path, plain, type, size > 4096 ? 65537 : 7);
+      const std::string path =
+          fmt::format("main/{}/{}{}", io::compressName(type), size, backgroundHash ? "bg" : "");
+      ObjectSummary written =
+          store(s, path, plain, type, size > 4096 ? 65537 : 7, backgroundHash);
       CHECK(written.plainSize == size);
       CHECK(written.plainSha256 == io::Sha256::of(plain));
       CHECK(written.compress == type);
