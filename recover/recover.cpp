@@ -11,6 +11,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <set>
 
 #include "common/error.h"
 #include "common/pg/connection.h"
@@ -48,19 +49,51 @@ bool isEmpty(const std::string& dir) {
   return fs::is_directory(dir, ec) && fs::is_empty(dir, ec);
 }
 
-// Makes room in `dir` (the data directory or a tablespace location): it must be absent or empty,
-// unless --force, which removes what is there (never while a server runs in it).
-void clearPlace(const std::string& dir, const std::string& what, bool force) {
+// Whether `dir` may be restored into: absent or empty; or, with --force, replaceable: the data
+// directory (never while a server runs in it), or a tablespace location that the data directory
+// being replaced links to from pg_tblspc (a non-empty directory nobody pointed us at may be the
+// tablespace of a live server: tidemark never empties it). Throws Error(InvalidInput) otherwise.
+// Writes nothing.
+void checkPlace(const std::string& dir, const std::string& what, bool force, bool replaceable,
+                const std::string& refusalHint) {
   if (isEmpty(dir)) return;
-  if (!force)
-    throw Error(ErrorCode::InvalidInput, fmt::format("{} '{}' is not empty", what, dir),
-                "choose an empty directory, or add --force to replace everything in it");
+  if (!force || !replaceable)
+    throw Error(ErrorCode::InvalidInput, fmt::format("{} '{}' is not empty", what, dir), refusalHint);
   if (auto pid = runningServer(dir))
     throw Error(ErrorCode::InvalidInput,
                 fmt::format("a PostgreSQL server (pid {}) is running in {} '{}'", *pid, what, dir),
                 "stop it before recovering into its directory");
+}
+
+// Empties `dir` once checkPlace accepted it.
+void clearPlace(const std::string& dir, const std::string& what) {
+  if (isEmpty(dir)) return;
   spdlog::warn("--force: removing everything in {} '{}'", what, dir);
-  for (const auto& entry : fs::directory_iterator(dir)) fs::remove_all(entry.path());
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(dir, ec)) {
+    fs::remove_all(entry.path(), ec);
+    if (ec) throw systemError(ErrorCode::LocalIo, ec.value(), "cannot remove '{}'", entry.path().string());
+  }
+  if (ec) throw systemError(ErrorCode::LocalIo, ec.value(), "cannot list '{}'", dir);
+}
+
+// The directories the data directory's pg_tblspc links point to (normalised): the tablespace
+// locations of the cluster that --force replaces.
+std::set<std::string> linkedTablespaces(const std::string& dataDirectory) {
+  std::set<std::string> out;
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(dataDirectory + "/pg_tblspc", ec)) {
+    std::error_code linkError;
+    fs::path target = fs::read_symlink(entry.path(), linkError);
+    if (!linkError && target.is_absolute()) out.insert(target.lexically_normal().string());
+  }
+  return out;
+}
+
+// `inner` is `outer` or lies below it (normalised absolute paths).
+bool within(const std::string& inner, const std::string& outer) {
+  return inner == outer || (inner.size() > outer.size() && inner.compare(0, outer.size(), outer) == 0 &&
+                            (outer == "/" || inner[outer.size()] == '/'));
 }
 
 // The owner root should give what it restored: the data directory's, or its parent's.
@@ -195,7 +228,11 @@ RecoverOptions parseRecoverOptions(const CommandLine& cl) {
       if (oid == 0 || !isAbsoluteDirectoryPath(dir))
         usage(fmt::format("--tablespace-map '{}' is not OID=/absolute/dir", mapping),
               "tidemark info shows each backup's tablespaces and their OIDs");
-      options.tablespaceMap[oid] = fs::path(dir).lexically_normal().string();
+      dir = fs::path(dir).lexically_normal().string();
+      while (dir.size() > 1 && dir.back() == '/') dir.pop_back();
+      auto [existing, added] = options.tablespaceMap.emplace(oid, dir);
+      if (!added && existing->second != dir)
+        usage(fmt::format("--tablespace-map gives tablespace {} two places: '{}' and '{}'", oid, existing->second, dir));
     }
   }
   options.standby = cl.has("standby");
@@ -226,6 +263,42 @@ RecoveryPlan recover(const Config& config, const CommandLine& commandLine, const
     for (const auto& object : plan.backup.objects) known = known || object.tablespaceOid == oid;
     if (!known) usage(fmt::format("--tablespace-map names tablespace {}, which backup {} does not have", oid, plan.backup.label));
   }
+
+  // Where each tablespace goes; no place may hold another (or the data directory).
+  struct Place {
+    std::uint32_t oid;
+    std::string dir;
+  };
+  std::vector<Place> places;
+  for (const auto& object : plan.backup.objects) {
+    if (!object.tablespaceOid) continue;
+    auto mapped = options.tablespaceMap.find(object.tablespaceOid);
+    std::string dir = mapped != options.tablespaceMap.end() ? mapped->second
+                                                             : fs::path(object.tablespaceLocation).lexically_normal().string();
+    while (dir.size() > 1 && dir.back() == '/') dir.pop_back();
+    if (within(dir, options.dataDirectory) || within(options.dataDirectory, dir))
+      usage(fmt::format("tablespace {} would be restored to '{}', which overlaps the data directory '{}'",
+                        object.tablespaceOid, dir, options.dataDirectory),
+            fmt::format("restore it elsewhere: --tablespace-map {}=DIR", object.tablespaceOid));
+    for (const auto& other : places)
+      if (within(dir, other.dir) || within(other.dir, dir))
+        usage(fmt::format("tablespaces {} and {} would be restored to overlapping places ('{}' and '{}')", other.oid,
+                          object.tablespaceOid, other.dir, dir),
+              "give each its own directory with --tablespace-map OID=DIR");
+    places.push_back({object.tablespaceOid, dir});
+  }
+
+  // Room for the restore: checked for every place before anything is removed.
+  const std::set<std::string> linked = linkedTablespaces(options.dataDirectory);
+  checkPlace(options.dataDirectory, "data directory", options.force, true,
+             "choose an empty directory, or add --force to replace everything in it");
+  for (const auto& place : places)
+    checkPlace(place.dir, fmt::format("the location of tablespace {}", place.oid), options.force,
+               linked.count(place.dir) > 0,
+               fmt::format("restore it to an empty directory with --tablespace-map {}=DIR (--force empties only "
+                           "the tablespaces the replaced data directory links to: this one may belong to a "
+                           "running server)",
+                           place.oid));
   if (options.dryRun) {
     std::puts("dry run: nothing was written");
     return plan;
@@ -240,17 +313,13 @@ RecoveryPlan recover(const Config& config, const CommandLine& commandLine, const
   }
   std::string command = restoreCommand(config, commandLine);
 
-  // Room for the restore.
   bool existed = fs::exists(options.dataDirectory);
   auto owner = restoredOwner(options.dataDirectory);
-  clearPlace(options.dataDirectory, "data directory", options.force);
+  clearPlace(options.dataDirectory, "data directory");
   std::vector<std::string> tablespaceDirs;
-  for (const auto& object : plan.backup.objects) {
-    if (!object.tablespaceOid) continue;
-    auto mapped = options.tablespaceMap.find(object.tablespaceOid);
-    std::string dir = mapped != options.tablespaceMap.end() ? mapped->second : object.tablespaceLocation;
-    clearPlace(dir, fmt::format("the location of tablespace {}", object.tablespaceOid), options.force);
-    tablespaceDirs.push_back(dir);
+  for (const auto& place : places) {
+    clearPlace(place.dir, fmt::format("the location of tablespace {}", place.oid));
+    tablespaceDirs.push_back(place.dir);
   }
 
   try {

@@ -284,6 +284,42 @@ TEST_CASE("recover refuses, before writing anything, what it cannot do safely") 
     CHECK(fs::exists(dir + "/PG_VERSION"));
   }
   {
+    INFO("a non-empty tablespace location is never emptied unless the replaced data directory links to it");
+    // A backup.json naming a tablespace (the checks come before any object is read).
+    auto storage = ws.storage();
+    repo::BackupInfo fake = repo::listBackups(*storage, "main").front();
+    fake.label = "29980101T000000Z";
+    std::string live = ws.path("live-tablespace"), dir = ws.path("ts-target");
+    fs::create_directories(live);
+    writeFile(live + "/PG_15_202209061", "a live server's tablespace");
+    fake.objects.push_back(repo::BackupObject{.name = "16385.tar", .tablespaceOid = 16385, .tablespaceLocation = live});
+    auto info = storage->newWrite(repo::backupInfoFile("main", fake.label));
+    std::string json = fake.toJson();
+    info->write(io::asBytes(json));
+    REQUIRE(info->commit());
+    auto attempt = [&](std::vector<std::string> args) {
+      args.insert(args.begin(), {"--pgdata=" + dir, "--backup=" + fake.label, "--target=immediate"});
+      Outcome o = recoverWith(ws, args);
+      INFO(o.output);
+      CHECK(readFile(live + "/PG_15_202209061").size() == 26);
+      CHECK_FALSE(fs::exists(dir));
+      return o;
+    };
+    Outcome forced = attempt({"--force"});
+    CHECK(forced.status == 9);
+    CHECK(forced.output.find("the location of tablespace 16385 '" + live + "' is not empty") != std::string::npos);
+    CHECK(forced.output.find("--tablespace-map 16385=DIR") != std::string::npos);
+    Outcome dry = attempt({"--force", "--dry-run"});
+    CHECK(dry.status == 9);
+    Outcome inside = attempt({"--tablespace-map=16385=" + dir + "/ts"});
+    CHECK(inside.status == 3);
+    CHECK(inside.output.find("overlaps the data directory") != std::string::npos);
+    Outcome twice = attempt({"--tablespace-map=16385=/srv/a", "--tablespace-map=16385=/srv/b"});
+    CHECK(twice.status == 3);
+    CHECK(twice.output.find("two places") != std::string::npos);
+    storage->remove(repo::backupInfoFile("main", fake.label));
+  }
+  {
     INFO("a missing WAL file is named by --dry-run, and the recovery refuses");
     std::string dir = ws.path("gap");
     ws.storage()->remove(Workspace::walObject(walToLose));
