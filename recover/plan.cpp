@@ -136,6 +136,17 @@ RecoveryPlan planRecovery(storage::Storage& storage, const std::string& stanza, 
   if (target.kind == TargetKind::Lsn) plan.lastSegment = target.lsn / segmentSize;
   else if (target.kind == TargetKind::Immediate) plan.lastSegment = backupLast;
   else plan.lastSegment = std::max(backupLast, repo::newestOnPath(catalog, plan.history, plan.firstSegment).value_or(0));
+  // A timeline that began inside a segment: that segment's file on the new timeline also holds
+  // the end of the old one (whose own copy is only a .partial file, which PostgreSQL never
+  // asks for). Until it is archived, a replay to the newest WAL stops at the end of the segment
+  // before and silently leaves out the old timeline's last records: the range must include it.
+  std::optional<std::uint64_t> switchSegment;
+  if (target.kind != TargetKind::Lsn && target.kind != TargetKind::Immediate)
+    for (const auto& parent : plan.history.parents)
+      if (parent.switchpoint > b.startLsn && parent.switchpoint % segmentSize != 0) {
+        switchSegment = parent.switchpoint / segmentSize;
+        plan.lastSegment = std::max(plan.lastSegment, *switchSegment);
+      }
   plan.firstWal = pg::segmentFileName(repo::timelineForSegment(plan.history, plan.firstSegment, segmentSize),
                                       plan.firstSegment, segmentSize);
   plan.lastWal = pg::segmentFileName(repo::timelineForSegment(plan.history, plan.lastSegment, segmentSize),
@@ -149,6 +160,20 @@ RecoveryPlan planRecovery(storage::Storage& storage, const std::string& stanza, 
                   fmt::format("the WAL of backup {} is incomplete: {} is missing from the repository", b.label,
                               gapText(gap)),
                   "the backup cannot reach consistency; choose another one with --backup");
+    std::uint64_t last = pg::segmentNumber(*pg::parseWalName(gap.last), segmentSize);
+    if (target.kind == TargetKind::Latest && switchSegment && first <= *switchSegment && *switchSegment <= last &&
+        *switchSegment == plan.lastSegment) {
+      std::uint32_t newTimeline = repo::timelineForSegment(plan.history, *switchSegment, segmentSize);
+      throw Error(ErrorCode::InvalidInput,
+                  fmt::format("{} is not in the repository yet: it holds the last WAL of timeline {} before the "
+                              "switch to timeline {} (the old timeline's copy is only a .partial file); without it "
+                              "recovery stops at {} and silently leaves those records out",
+                              pg::segmentFileName(newTimeline, *switchSegment, segmentSize),
+                              plan.history.timelineOf(*switchSegment * segmentSize), newTimeline,
+                              pg::formatLsn(*switchSegment * segmentSize)),
+                  "on the new primary run SELECT pg_switch_wal() and wait until it is archived, or accept the loss "
+                  "with an explicit target (--target-lsn, --target-time)");
+    }
     switch (target.kind) {
       case TargetKind::Lsn:
         throw Error(ErrorCode::InvalidInput,

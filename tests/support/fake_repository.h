@@ -1,0 +1,91 @@
+// A repository in memory for unit tests of what reads a stanza (tidemark info, the recovery
+// plan): stanza.json, WAL objects (any bytes: only listed), enveloped .history files and
+// backup.json files, with 1 MiB segments.
+#pragma once
+
+#include <doctest/doctest.h>
+
+#include <string>
+
+#include "common/pg/timeline.h"
+#include "common/pg/wal.h"
+#include "common/repo/backup.h"
+#include "common/repo/layout.h"
+#include "common/repo/object.h"
+#include "common/repo/stanza.h"
+#include "support/memory_storage.h"
+
+namespace tidemark::test {
+
+constexpr std::uint32_t kSegmentSize = 1u << 20;  // segment n spans n*0x100000 .. (n+1)*0x100000
+
+// A repository in memory, stanza "main", 1 MiB segments.
+struct FakeRepository {
+  test::MemoryStorage storage;
+
+  FakeRepository() {
+    repo::StanzaInfo info;
+    info.systemId = 18446744073709551615ULL;  // does not survive a double
+    info.pgVersion = 15;
+    info.walSegmentSize = kSegmentSize;
+    info.created = "2026-11-01T00:00:00Z";
+    info.tidemarkVersion = "0.1.0";
+    storage.setObject(repo::stanzaFile("main"), text(info.toJson()));
+  }
+
+  static io::Buffer text(const std::string& s) { return io::Buffer(s.begin(), s.end()); }
+
+  // WAL objects: info only lists them, so any bytes do.
+  void wal(std::uint32_t timeline, std::uint64_t first, std::uint64_t last,
+           std::size_t bytes = 1000) {
+    for (std::uint64_t segment = first; segment <= last; ++segment)
+      file(pg::segmentFileName(timeline, segment, kSegmentSize), bytes);
+  }
+  void file(const std::string& name, std::size_t bytes = 1000) {
+    storage.setObject(repo::walObject("main", *pg::parseWalName(name)), io::Buffer(bytes, 'w'));
+  }
+  // History files are read through readObject: enveloped.
+  void history(std::uint32_t timeline, const std::string& content) {
+    auto name = pg::parseWalName(pg::historyFileName(timeline));
+    repo::ObjectWriter writer(storage.newWrite(repo::walObject("main", *name), {}),
+                              {.compress = io::CompressType::None});
+    writer.write(io::asBytes(content));
+    writer.close();
+    REQUIRE(writer.commit());
+  }
+  repo::BackupInfo backup(const std::string& label, std::uint32_t timeline, std::uint64_t start,
+                          std::uint64_t stop, std::uint32_t tablespaceOid = 0) {
+    repo::BackupInfo b;
+    b.label = label;
+    b.tidemarkVersion = "0.1.0";
+    b.pgVersion = 15;
+    b.pgVersionNum = 150018;
+    b.systemId = 18446744073709551615ULL;
+    b.timeline = timeline;
+    b.startLsn = start;
+    b.stopLsn = stop;
+    // Labels are "2026110xT000000Z": the backup ran 75 s from that time.
+    b.startTime =
+        label.substr(0, 4) + "-" + label.substr(4, 2) + "-" + label.substr(6, 2) + "T00:00:00Z";
+    b.stopTime =
+        label.substr(0, 4) + "-" + label.substr(4, 2) + "-" + label.substr(6, 2) + "T00:01:15Z";
+    b.walStart = pg::segmentFileName(timeline, start / kSegmentSize, kSegmentSize);
+    b.walStop = pg::segmentFileName(timeline, (stop - 1) / kSegmentSize, kSegmentSize);
+    b.walSegmentSize = kSegmentSize;
+    b.compression = "zstd";
+    b.checkpoint = "fast";
+    b.manifestChecksums = "CRC32C";
+    b.objects = {{.name = "base.tar", .size = 30u << 20, .storedSize = 3u << 20}};
+    if (tablespaceOid != 0)
+      b.objects.push_back({.name = std::to_string(tablespaceOid) + ".tar",
+                           .tablespaceOid = tablespaceOid,
+                           .tablespaceLocation = "/srv/ts1",
+                           .size = 2u << 20,
+                           .storedSize = 1u << 20});
+    b.objects.push_back({.name = "backup_manifest", .size = 5000, .storedSize = 1000});
+    storage.setObject(repo::backupInfoFile("main", label), text(b.toJson()));
+    return b;
+  }
+};
+
+}  // namespace tidemark::test
