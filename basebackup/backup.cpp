@@ -119,10 +119,17 @@ class Receiver final : public pg::BaseBackupReceiver {
   void commitCurrent() {
     if (!writer_) return;
     writer_->close();
-    if (!writer_->commit())
-      throw error(ErrorCode::Storage, "'{}' already exists in the repository; backup labels must be unique",
-                  currentPath_);
-    stored_.push_back(currentPath_);
+    stored_.push_back(currentPath_);  // from here on, a failure removes it (it may be stored)
+    if (!writer_->commit()) {
+      // No-replace refused: someone else's object, or ours after a lost reply and a retry (S3).
+      auto found = repo::verifyObject(storage_, currentPath_);
+      const auto& mine = writer_->summary();
+      if (!found || found->plainSize != mine.plainSize || found->plainSha256 != mine.plainSha256) {
+        stored_.pop_back();  // not ours: leave it alone
+        throw error(ErrorCode::Storage, "'{}' already exists in the repository; backup labels must be unique",
+                    currentPath_);
+      }
+    }
     const auto& summary = writer_->summary();
     current_.size = summary.plainSize;
     current_.storedSize = summary.storedSize;
@@ -151,8 +158,11 @@ void waitForWal(storage::Storage& storage, const std::string& stanza, std::uint3
                 std::chrono::milliseconds poll, const std::function<bool()>& stopRequested) {
   auto started = std::chrono::steady_clock::now();
   auto lastReport = started;
-  std::uint64_t next = first;  // segments are archived in order: wait for each in turn
+  auto lastProgress = started;  // the timeout runs from the last segment that arrived: a slow
+                                // archive working through a backlog is not a stuck one
+  std::uint64_t next = first;   // segments are archived in order: wait for each in turn
   for (;;) {
+    std::uint64_t before = next;
     while (next <= last) {
       std::string name = pg::segmentFileName(timeline, next, segmentSize);
       if (!storage.info(repo::walObject(stanza, *pg::parseWalName(name)))) break;
@@ -160,8 +170,9 @@ void waitForWal(storage::Storage& storage, const std::string& stanza, std::uint3
     }
     if (next > last) return;
     auto now = std::chrono::steady_clock::now();
+    if (next != before) lastProgress = now;
     std::string missing = pg::segmentFileName(timeline, next, segmentSize);
-    if (now - started >= timeout)
+    if (now - lastProgress >= timeout)
       throw Error(ErrorCode::Timeout,
                   fmt::format("the archive did not receive WAL file {} within {} s ({} of {} segments the backup "
                               "needs are archived); no backup was recorded",
@@ -241,6 +252,7 @@ repo::BackupInfo takeBackup(storage::Storage& storage, const BackupParams& param
 
   Progress progress(fmt::format("backup {}", label), 0, params.terminal);
   Receiver receiver(storage, params.stanza, label, params.object, progress, params.stopRequested);
+  std::string infoPath;  // set once backup.json may be stored
   try {
     spdlog::info("backup {}: from {} (system identifier {}) into {}, {} checkpoint", label, connection.describe(),
                  systemId, storage.describe(), info.checkpoint);
@@ -253,7 +265,9 @@ repo::BackupInfo takeBackup(storage::Storage& storage, const BackupParams& param
     receiver.finish();
     progress.finish();
     connection = pg::Connection();  // the walsender is not needed while the archive catches up
-    info.stopTime = repo::utcNow();
+    // Rounded up: a time target between the real end and a rounded-down one would choose this
+    // backup, and PostgreSQL would stop before it is consistent.
+    info.stopTime = repo::utcNow(true);
     info.objects = receiver.objects();
     info.startLsn = receiver.start().lsn;
     info.stopLsn = stop.lsn;
@@ -276,12 +290,28 @@ repo::BackupInfo takeBackup(storage::Storage& storage, const BackupParams& param
 
     // backup.json last: its presence is what makes the backup complete.
     std::string json = info.toJson();
-    auto write = storage.newWrite(repo::backupInfoFile(params.stanza, label), {.noReplace = true});
+    infoPath = repo::backupInfoFile(params.stanza, label);
+    auto write = storage.newWrite(infoPath, {.noReplace = true});
     write->write(io::asBytes(json));
-    if (!write->commit())
+    if (!write->commit() && storage::readSmall(storage, infoPath, 16u << 20) != json) {
+      infoPath.clear();  // someone else's: leave it alone
       throw error(ErrorCode::Storage, "'{}' already exists", repo::backupInfoFile(params.stanza, label));
+    }
+    // (A refused no-replace commit whose object holds our bytes was ours: a retry after a lost reply.)
   } catch (...) {
     progress.finish();
+    // A backup.json that may have been stored goes first: archives without it are recognisably
+    // incomplete, while a backup.json without its archives would be offered for recovery. If it
+    // cannot be removed, the backup may well be complete: keep everything.
+    if (!infoPath.empty()) {
+      try {
+        storage.remove(infoPath);
+      } catch (const std::exception& e) {
+        spdlog::error("could not remove '{}' of the failed backup ({}): keeping its archives; check with tidemark info",
+                      infoPath, e.what());
+        throw;
+      }
+    }
     // Remove what was stored; without backup.json, anything left is recognisably incomplete.
     for (const auto& path : receiver.stored()) {
       try {

@@ -211,7 +211,7 @@ const std::vector<KeyDef>& keyTable() {
          std::transform(s.begin(), s.end(), s.begin(), [](unsigned char ch) { return char(std::toupper(ch)); });
          c.backup.manifestChecksums = s;
        }},
-      {"backup", "wal-timeout", "seconds to wait for the archive to receive the backup's WAL (1..86400)",
+      {"backup", "wal-timeout", "seconds to wait for each WAL file the backup needs to reach the archive (1..86400)",
        [](Config& c, const Value& v, const std::string& where) {
          c.backup.walTimeout = int(asIntIn(v, where, 1, 86400));
        }},

@@ -92,10 +92,12 @@ StanzaInfo ensureStanza(storage::Storage& storage, const std::string& stanza, co
   return *existing;
 }
 
-std::string utcNow() {
-  std::time_t now = std::time(nullptr);
+std::string utcNow(bool roundUp) {
+  timespec now{};
+  ::clock_gettime(CLOCK_REALTIME, &now);
+  std::time_t seconds = now.tv_sec + (roundUp && now.tv_nsec > 0 ? 1 : 0);
   std::tm tm{};
-  ::gmtime_r(&now, &tm);
+  ::gmtime_r(&seconds, &tm);
   char buffer[32];
   std::strftime(buffer, sizeof buffer, "%Y-%m-%dT%H:%M:%SZ", &tm);
   return buffer;

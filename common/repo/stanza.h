@@ -39,7 +39,9 @@ StanzaInfo ensureStanza(storage::Storage& storage, const std::string& stanza, co
 void checkSystemId(const StanzaInfo& info, const std::string& stanza, std::uint64_t systemId,
                    const std::string& what);
 
-// Current UTC time as "2026-11-22T10:15:00Z".
-std::string utcNow();
+// Current UTC time as "2026-11-22T10:15:00Z": the second it is in, or with `roundUp` the next
+// one unless it is exactly on a second (a time no earlier than now: a backup's stop time, which
+// recovery compares with targets).
+std::string utcNow(bool roundUp = false);
 
 }  // namespace tidemark::repo

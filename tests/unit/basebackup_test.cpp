@@ -138,6 +138,22 @@ TEST_CASE("waitForWal returns once the archive holds every segment of the backup
   }
 }
 
+TEST_CASE("waitForWal's timeout runs from the last segment that arrived, not from its start") {
+  test::MemoryStorage s;
+  const std::function<bool()> never;
+  // Six segments, one every 300 ms: 1.8 s in all, longer than the 1 s timeout.
+  std::thread archiver([&] {
+    for (std::uint64_t n = 5; n <= 10; ++n) {
+      std::this_thread::sleep_for(300ms);
+      archive(s, segment(n));
+    }
+  });
+  auto start = std::chrono::steady_clock::now();
+  CHECK_NOTHROW(backup::waitForWal(s, "main", 1, 5, 10, kSegmentSize, 1s, 10ms, never));
+  CHECK(secondsSince(start) > 1.0);
+  archiver.join();
+}
+
 TEST_CASE("waitForWal gives up with Timeout naming the first missing segment, and honours a stop") {
   test::MemoryStorage s;
   const std::function<bool()> never;
