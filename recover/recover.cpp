@@ -32,6 +32,16 @@ namespace {
   throw Error(ErrorCode::Usage, message, hint);
 }
 
+// A decimal number, digits only (no sign, space or 0x); nullopt otherwise or beyond 2^64-1.
+std::optional<std::uint64_t> decimal(const std::string& text) {
+  if (text.empty() || text.size() > 20 || text.find_first_not_of("0123456789") != std::string::npos) return std::nullopt;
+  try {
+    return std::stoull(text);
+  } catch (const std::out_of_range&) {
+    return std::nullopt;
+  }
+}
+
 bool isAbsoluteDirectoryPath(const std::string& path) { return !path.empty() && path.front() == '/'; }
 
 // A PostgreSQL server running in `dir`: its postmaster.pid names a live process.
@@ -187,8 +197,9 @@ RecoverOptions parseRecoverOptions(const CommandLine& cl) {
     ++targets;
     t.kind = TargetKind::Xid;
     t.text = *v;
-    if (v->empty() || v->find_first_not_of("0123456789") != std::string::npos)
-      usage(fmt::format("--target-xid '{}' is not a transaction id", *v), "give the number, e.g. --target-xid=7421");
+    std::optional<std::uint64_t> xid = decimal(*v);
+    if (!xid || *xid == 0) usage(fmt::format("--target-xid '{}' is not a transaction id", *v), "give the number, e.g. --target-xid=7421");
+    t.text = std::to_string(*xid);  // PostgreSQL would read a leading 0 as octal
   }
   if (auto v = cl.value("target-name")) {
     ++targets;
@@ -214,7 +225,12 @@ RecoverOptions parseRecoverOptions(const CommandLine& cl) {
       usage("--target-exclusive applies to --target-time, --target-lsn, --target-xid or --target-name");
     t.exclusive = true;
   }
-  if (auto v = cl.value("target-timeline")) t.timeline = *v;
+  if (auto v = cl.value("target-timeline")) {
+    std::optional<std::uint64_t> number = decimal(*v);
+    if (*v != "latest" && *v != "current" && (!number || *number == 0 || *number > 0xFFFFFFFFu))
+      usage(fmt::format("--target-timeline '{}' is not latest, current or a timeline number", *v));
+    t.timeline = number ? std::to_string(*number) : *v;  // PostgreSQL would read a leading 0 as octal
+  }
   options.backup = cl.value("backup");
   if (auto it = cl.options.find("tablespace-map"); it != cl.options.end()) {
     for (const auto& mapping : it->second) {
@@ -245,7 +261,10 @@ std::string restoreCommand(const Config& config, const CommandLine& commandLine)
   std::string command = shellQuote(findProgram("tidemark-archive-get"));
   if (!config.file.empty()) command += " --config " + shellQuote(config.file);
   for (const auto& [flag, value] : commandLine.overrides) command += " " + shellQuote("--" + flag + "=" + value);
-  return command + " %f %p";
+  // PostgreSQL replaces %f, %p and %r in restore_command and reads %% as one %.
+  std::string escaped;
+  for (char c : command) escaped += c == '%' ? std::string("%%") : std::string(1, c);
+  return escaped + " %f %p";
 }
 
 RecoveryPlan recover(const Config& config, const CommandLine& commandLine, const RecoverOptions& options,

@@ -39,6 +39,16 @@ std::string shellQuote(const std::string& word) {
 std::vector<std::string> recoverySettings(const Target& target, const std::string& restoreCommand) {
   std::vector<std::string> lines;
   lines.push_back("restore_command = " + confQuote(restoreCommand));
+  // Every other kind of target is cleared, before the chosen one (PostgreSQL refuses a second
+  // kind once one is set): a recovery_target* line left in postgresql.conf or an included file
+  // would otherwise apply (PostgreSQL only uses the last setting of a name).
+  const std::pair<TargetKind, const char*> kinds[] = {{TargetKind::Immediate, "recovery_target"},
+                                                      {TargetKind::Lsn, "recovery_target_lsn"},
+                                                      {TargetKind::Name, "recovery_target_name"},
+                                                      {TargetKind::Time, "recovery_target_time"},
+                                                      {TargetKind::Xid, "recovery_target_xid"}};
+  for (const auto& [kind, name] : kinds)
+    if (kind != target.kind) lines.push_back(std::string(name) + " = ''");
   switch (target.kind) {
     case TargetKind::Latest: break;
     case TargetKind::Time: lines.push_back("recovery_target_time = " + confQuote(formatTimestamp(target.time))); break;
@@ -70,6 +80,7 @@ void writeRecoverySettings(const std::string& dataDirectory, const std::vector<s
   for (std::string line; std::getline(in, line);) {
     std::size_t start = line.find_first_not_of(" \t");
     std::string key = start == std::string::npos ? "" : line.substr(start, line.find_first_of(" \t=", start) - start);
+    for (char& c : key) c = char(std::tolower(static_cast<unsigned char>(c)));  // names are case-insensitive
     if (key == "restore_command" || key.rfind("recovery_target", 0) == 0)
       out << "#" << line << "    # commented out by tidemark-recover " << note << "\n";
     else
