@@ -117,11 +117,17 @@ RestoreStats restoreBackup(storage::Storage& storage, const std::string& stanza,
   auto extract = [&](storage::Storage& from, const repo::BackupObject& object, const std::string& target) {
     spdlog::debug("restoring {} into {}", object.name, target);
     // No fsync per file: syncTree() makes everything durable at the end, far faster.
-    io::TarExtractor extractor(target, {.sync = false});
+    // A data directory's own symlinks leading elsewhere (log -> /var/log/...) come back as they
+    // were on the server; the extractor never follows them.
+    io::TarExtractor extractor(target, {.sync = false, .allowOutsideSymlinks = true});
     io::TarReader reader(extractor);
     Meter meter(reader, progress, progressMutex, options.stopRequested);
     fetch(from, repo::backupObject(stanza, backup.label, object.name), object, meter);
     io::ExtractStats extracted = extractor.finish();
+    for (const auto& link : extracted.outsideSymlinks)
+      spdlog::warn("{} holds the symlink {}, which leads outside the directory restored: restored as it was on "
+                   "the server; check that its target exists here",
+                   object.name, link);
     std::lock_guard lock(statsMutex);
     stats.files += extracted.files;
     stats.bytes += object.size;

@@ -579,10 +579,14 @@ bool TarExtractor::clearPlace(int parent, const std::string& leaf, const std::st
 // Refuses a symlink at `linkPath` whose `target` is absolute or climbs above root. '..' only as
 // leading components: after a name it could be the parent of a symlink's target, not of the
 // name, and a lexical check would be fooled.
-void TarExtractor::checkSymlinkTarget(const std::string& linkPath, const std::string& target,
+bool TarExtractor::checkSymlinkTarget(const std::string& linkPath, const std::string& target,
                                       const char* what) const {
   if (target.empty()) refuse(fmt::format("{} '' is empty", what));
-  if (target[0] == '/') refuse(fmt::format("{} '{}' is absolute", what, printable(target)));
+  const bool allowed = options_.allowOutsideSymlinks;
+  if (target[0] == '/') {
+    if (allowed) return true;
+    refuse(fmt::format("{} '{}' is absolute", what, printable(target)));
+  }
   std::size_t depth = components(parentOf(linkPath)).size();
   bool named = false;
   std::size_t at = 0;
@@ -595,15 +599,20 @@ void TarExtractor::checkSymlinkTarget(const std::string& linkPath, const std::st
       named = true;
       continue;
     }
-    if (named)
+    if (named) {
+      if (allowed) return true;
       refuse(
           fmt::format("{} '{}' has '..' after a name, which could climb out of the "
                       "extraction root through another symlink",
                       what, printable(target)));
-    if (depth == 0)
+    }
+    if (depth == 0) {
+      if (allowed) return true;
       refuse(fmt::format("{} '{}' climbs out of the extraction root", what, printable(target)));
+    }
     --depth;
   }
+  return false;
 }
 
 void TarExtractor::begin(const TarEntry& entry) {
@@ -681,7 +690,8 @@ void TarExtractor::directory(const TarEntry& entry) {
 }
 
 void TarExtractor::symlink(const TarEntry& entry) {
-  checkSymlinkTarget(entry.path, entry.linkTarget, "symlink target");
+  if (checkSymlinkTarget(entry.path, entry.linkTarget, "symlink target"))
+    stats_.outsideSymlinks.push_back(entry.path + " -> " + entry.linkTarget);
   std::string leaf;
   const int parent = openParent(entry.path, leaf);
   if (::symlinkat(entry.linkTarget.c_str(), parent, leaf.c_str()) != 0) {

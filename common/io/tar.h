@@ -113,6 +113,10 @@ struct ExtractOptions {
   std::uint32_t directoryMode = 0700;  // for directories the archive creates implicitly
   bool sync = true;                    // fsync every file and directory written before finish()
   bool preserveMode = true;            // apply the archive's permission bits (masked with 0777)
+  // Keep symlinks whose target is absolute or climbs above root as they are (PostgreSQL sends a
+  // data directory's symlinks, e.g. log -> /var/log/postgresql, with their targets), listed in
+  // ExtractStats::outsideSymlinks. Extraction itself never follows a symlink either way.
+  bool allowOutsideSymlinks = false;
 };
 
 // Counts of archive entries extracted; `bytes` is the files' data. Directories created
@@ -120,6 +124,7 @@ struct ExtractOptions {
 // file linked to itself) are not counted.
 struct ExtractStats {
   std::uint64_t files = 0, directories = 0, links = 0, bytes = 0;
+  std::vector<std::string> outsideSymlinks;  // "path -> target", with allowOutsideSymlinks
 };
 
 // A TarReader::Handler that extracts into an existing directory `root`, refusing, with
@@ -183,7 +188,8 @@ class TarExtractor final : public TarReader::Handler {
   Fd walk(const std::string& dir, bool create);
   void touched(const std::string& dir);
   bool clearPlace(int parent, const std::string& leaf, const std::string& path);
-  void checkSymlinkTarget(const std::string& linkPath, const std::string& target,
+  // Whether the symlink target leads outside root (allowed only with allowOutsideSymlinks).
+  bool checkSymlinkTarget(const std::string& linkPath, const std::string& target,
                           const char* what) const;
   void file(const TarEntry& entry);
   void directory(const TarEntry& entry);
