@@ -76,7 +76,13 @@ std::uint32_t timelineForSegment(const pg::TimelineHistory& history, std::uint64
 std::vector<WalGap> findGaps(const WalCatalog& catalog, const pg::TimelineHistory& history, std::uint64_t first,
                              std::uint64_t last) {
   std::vector<WalGap> gaps;
-  for (std::uint64_t segment = first; segment <= last; ++segment) {
+  // Past the newest stored segment everything is missing: one run, not a walk (an LSN target
+  // far in the future must not mean billions of steps).
+  std::uint64_t newest = 0;
+  for (const auto& [timeline, files] : catalog.segments)
+    if (!files.empty()) newest = std::max(newest, files.rbegin()->first);
+  const std::uint64_t walked = std::min(last, std::max(first, newest + 1));
+  for (std::uint64_t segment = first; segment <= walked; ++segment) {
     std::uint32_t timeline = timelineForSegment(history, segment, catalog.segmentSize);
     if (catalog.has(timeline, segment)) continue;
     std::string name = pg::segmentFileName(timeline, segment, catalog.segmentSize);
@@ -87,6 +93,11 @@ std::vector<WalGap> findGaps(const WalCatalog& catalog, const pg::TimelineHistor
     } else {
       gaps.push_back(WalGap{name, name, 1});
     }
+  }
+  if (walked < last) {  // segment `walked` is missing, so the last gap ends there: extend it
+    gaps.back().last = pg::segmentFileName(timelineForSegment(history, last, catalog.segmentSize), last,
+                                           catalog.segmentSize);
+    gaps.back().count += last - walked;
   }
   return gaps;
 }

@@ -106,3 +106,18 @@ TEST_CASE("a gap in the WAL is refused with no target and named") {
   CHECK(e.code() == ErrorCode::InvalidInput);
   CHECK(what(e) == test::Containing("000000010000000000000005 is missing"));
 }
+
+TEST_CASE("an LSN target far beyond the archive is one gap, found at once") {
+  test::FakeRepository repository;
+  repository.wal(1, 2, 9);
+  repository.backup("20261101T000000Z", 1, 0x200028, 0x300100);
+  Target t;
+  t.kind = TargetKind::Lsn;
+  t.lsn = 0xFFFFFFFF00000000ULL;
+  auto e = thrownError([&] { planRecovery(repository.storage, "main", t, std::nullopt); });
+  CHECK(e.code() == ErrorCode::InvalidInput);
+  CHECK(what(e) ==
+        test::Containing(
+            "00000001000000000000000A to 00000001FFFFFFFF00000000 (17592186040311 files)"));
+  CHECK(what(e) == test::Containing("the target WAL location FFFFFFFF/0 is unreachable"));
+}
