@@ -118,10 +118,12 @@ std::optional<std::pair<uid_t, gid_t>> restoredOwner(const std::string& dataDire
 
 void chownTree(const std::string& root, uid_t uid, gid_t gid) {
   if (::lchown(root.c_str(), uid, gid) != 0) throw systemError(ErrorCode::LocalIo, errno, "cannot chown '{}'", root);
-  for (const auto& entry : fs::recursive_directory_iterator(root)) {
-    if (::lchown(entry.path().c_str(), uid, gid) != 0)
-      throw systemError(ErrorCode::LocalIo, errno, "cannot chown '{}'", entry.path().string());
+  std::error_code ec;
+  for (fs::recursive_directory_iterator it(root, ec), end; !ec && it != end; it.increment(ec)) {
+    if (::lchown(it->path().c_str(), uid, gid) != 0)
+      throw systemError(ErrorCode::LocalIo, errno, "cannot chown '{}'", it->path().string());
   }
+  if (ec) throw systemError(ErrorCode::LocalIo, ec.value(), "cannot list the directories below '{}'", root);
 }
 
 std::string selfDirectory() {
@@ -332,7 +334,8 @@ RecoveryPlan recover(const Config& config, const CommandLine& commandLine, const
   }
   std::string command = restoreCommand(config, commandLine);
 
-  bool existed = fs::exists(options.dataDirectory);
+  std::error_code existsError;
+  bool existed = fs::exists(options.dataDirectory, existsError);
   auto owner = restoredOwner(options.dataDirectory);
   clearPlace(options.dataDirectory, "data directory");
   std::vector<std::string> tablespaceDirs;

@@ -113,6 +113,19 @@ RestoreStats restoreBackup(storage::Storage& storage, const std::string& stanza,
 
   std::mutex progressMutex;
   std::mutex statsMutex;
+  // The first failure of any archive stops the others at their next write (a multi-terabyte
+  // tablespace must not keep extracting for hours after base.tar failed) and is the one reported.
+  std::atomic<bool> failed{false};
+  std::mutex failureMutex;
+  std::exception_ptr firstFailure;
+  auto fail = [&](std::exception_ptr failure) {
+    std::lock_guard lock(failureMutex);
+    if (!firstFailure) firstFailure = failure;
+    failed = true;
+  };
+  const std::function<bool()> stopRequested = [&] {
+    return failed.load() || (options.stopRequested && options.stopRequested());
+  };
   // Extracts one tar object into its place.
   auto extract = [&](storage::Storage& from, const repo::BackupObject& object, const std::string& target) {
     spdlog::debug("restoring {} into {}", object.name, target);
@@ -121,7 +134,7 @@ RestoreStats restoreBackup(storage::Storage& storage, const std::string& stanza,
     // were on the server; the extractor never follows them.
     io::TarExtractor extractor(target, {.sync = false, .allowOutsideSymlinks = true});
     io::TarReader reader(extractor);
-    Meter meter(reader, progress, progressMutex, options.stopRequested);
+    Meter meter(reader, progress, progressMutex, stopRequested);
     fetch(from, repo::backupObject(stanza, backup.label, object.name), object, meter);
     io::ExtractStats extracted = extractor.finish();
     for (const auto& link : extracted.outsideSymlinks)
@@ -150,38 +163,28 @@ RestoreStats restoreBackup(storage::Storage& storage, const std::string& stanza,
 
   // Tablespace archives on their own threads (bounded), base.tar here.
   std::vector<std::thread> workers;
-  std::vector<std::exception_ptr> failures(tablespaces.size());
   std::atomic<std::size_t> next{0};
   std::size_t threads = options.openStorage ? std::min<std::size_t>(tablespaces.size(), std::size_t(std::max(1, options.parallel - 1))) : 0;
   for (std::size_t w = 0; w < threads; ++w)
     workers.emplace_back([&] {
       try {
         auto own = options.openStorage();
-        for (std::size_t i; (i = next++) < tablespaces.size();) {
-          try {
-            extract(*own, *tablespaces[i].first, tablespaces[i].second);
-          } catch (...) {
-            failures[i] = std::current_exception();
-          }
-        }
+        for (std::size_t i; !failed && (i = next++) < tablespaces.size();)
+          extract(*own, *tablespaces[i].first, tablespaces[i].second);
       } catch (...) {
-        for (auto& failure : failures)
-          if (!failure) failure = std::current_exception();
+        fail(std::current_exception());
       }
     });
-  std::exception_ptr baseFailure;
   try {
     for (const auto& object : backup.objects)
       if (object.tablespaceOid == 0 && object.name != "backup_manifest") extract(storage, object, dataDirectory);
     if (threads == 0)
       for (const auto& [object, target] : tablespaces) extract(storage, *object, target);
   } catch (...) {
-    baseFailure = std::current_exception();
+    fail(std::current_exception());
   }
   for (auto& worker : workers) worker.join();
-  if (baseFailure) std::rethrow_exception(baseFailure);
-  for (const auto& failure : failures)
-    if (failure) std::rethrow_exception(failure);
+  if (firstFailure) std::rethrow_exception(firstFailure);
   progress.finish();
 
   // Tablespaces: PostgreSQL reads tablespace_map at startup and links pg_tblspc/<oid> to each
