@@ -324,13 +324,18 @@ RecoveryPlan recover(const Config& config, const CommandLine& commandLine, const
     std::puts("dry run: nothing was written");
     return plan;
   }
-  // Environment settings do not reach PostgreSQL's restore_command.
+  // Environment settings do not reach PostgreSQL's restore_command: the plan would be made with
+  // one stanza or repository and the WAL fetched from another.
   for (char** e = environ; e && *e; ++e) {
     std::string entry = *e;
-    if (entry.rfind("TIDEMARK_", 0) == 0 && entry.rfind("TIDEMARK_CONFIG=", 0) != 0)
-      spdlog::warn("{} is set here, but PostgreSQL's restore_command will not see it: put the setting in the "
-                   "configuration file",
-                   entry.substr(0, entry.find('=')));
+    if (entry.rfind("TIDEMARK_", 0) == 0 && entry.rfind("TIDEMARK_CONFIG=", 0) != 0) {
+      std::string name = entry.substr(0, entry.find('='));
+      throw Error(ErrorCode::Config,
+                  fmt::format("{} is set, but PostgreSQL's restore_command would not see it", name),
+                  fmt::format("put the setting in the configuration file (or give it as a flag, which restore_command "
+                              "gets too) and unset {}",
+                              name));
+    }
   }
   std::string command = restoreCommand(config, commandLine);
 

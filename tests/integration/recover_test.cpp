@@ -37,12 +37,12 @@ struct Outcome {
 };
 
 // Runs tidemark-recover with `args`; its output is kept for messages.
-Outcome recoverWith(const Workspace& ws, std::vector<std::string> args) {
+Outcome recoverWith(const Workspace& ws, std::vector<std::string> args, std::vector<std::string> env = {}) {
   static int counter = 0;
   std::string log = ws.path("recover-" + std::to_string(++counter) + ".log");
   std::vector<std::string> argv{ws.recover(), "--config", ws.config()};
   argv.insert(argv.end(), args.begin(), args.end());
-  int status = run(argv, {.stdoutPath = log, .stderrPath = log});
+  int status = run(argv, {.env = std::move(env), .stdoutPath = log, .stderrPath = log});
   return {status, slurp(log)};
 }
 
@@ -282,6 +282,16 @@ TEST_CASE("recover refuses, before writing anything, what it cannot do safely") 
     CHECK(forced.status == 0);
     CHECK_FALSE(fs::exists(dir + "/precious"));
     CHECK(fs::exists(dir + "/PG_VERSION"));
+  }
+  {
+    INFO("a setting in the environment, which restore_command would not see");
+    std::string dir = ws.path("env");
+    Outcome o = recoverWith(ws, {"--pgdata=" + dir}, {"TIDEMARK_LOG_LEVEL=debug"});
+    INFO(o.output);
+    CHECK(o.status == 4);
+    CHECK(o.output.find("TIDEMARK_LOG_LEVEL is set, but PostgreSQL's restore_command would not see it") !=
+          std::string::npos);
+    CHECK_FALSE(fs::exists(dir));
   }
   {
     INFO("a non-empty tablespace location is never emptied unless the replaced data directory links to it");
