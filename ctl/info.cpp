@@ -277,7 +277,7 @@ InfoReport collectInfo(storage::Storage& storage, const std::string& stanza) {
   report.stanza = stanza;
   report.repository = storage.describe();
   report.info = *stanzaInfo;
-  for (auto& backup : repo::listBackups(storage, stanza)) {
+  for (auto& backup : repo::listBackups(storage, stanza, &report.damagedBackups)) {
     InfoBackup entry{std::move(backup), std::nullopt};
     auto start = parseUtc(entry.backup.startTime), stop = parseUtc(entry.backup.stopTime);
     if (start && stop && *stop >= *start) entry.durationSeconds = *stop - *start;
@@ -357,6 +357,8 @@ std::string renderText(const InfoReport& report) {
     }
     out += table.render("  ");
   }
+  for (const auto& problem : report.damagedBackups)
+    out += "  DAMAGED, left out: " + problem + "\n";
 
   out += "\n";
   if (report.timelines.empty()) {
@@ -442,6 +444,8 @@ std::string renderJson(const InfoReport& report) {
             Json{{"oid", object.tablespaceOid}, {"location", object.tablespaceLocation}});
     backups.push_back(std::move(j));
   }
+
+  doc["damaged-backups"] = report.damagedBackups;
 
   Json& timelines = doc["timelines"] = Json::array();
   for (const auto& t : report.timelines) {

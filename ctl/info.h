@@ -82,6 +82,7 @@ struct InfoReport {
   std::string repository;  // Storage::describe()
   repo::StanzaInfo info;
   std::vector<InfoBackup> backups;  // complete ones, oldest first
+  std::vector<std::string> damagedBackups;  // backup.json files that cannot be read: why
   std::vector<TimelineInfo>
       timelines;  // every timeline with WAL, a history file or a backup, ascending
 };
@@ -89,7 +90,7 @@ struct InfoReport {
 // Reads the stanza's stanza.json, backup.json files, WAL listing and history files, and computes
 // the report. Read-only. Throws Error(Config) when the stanza has no stanza.json (nothing was
 // ever archived to it), Error(Storage) when the repository cannot be read and Error(Corrupt) for
-// a damaged stanza.json or backup.json. A missing or damaged history file is not an error: the
+// a damaged stanza.json; a damaged backup.json is reported in damagedBackups. A missing or damaged history file is not an error: the
 // timeline is reported without a window, saying why.
 InfoReport collectInfo(storage::Storage& storage, const std::string& stanza);
 

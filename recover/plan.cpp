@@ -28,9 +28,13 @@ RecoveryPlan planRecovery(storage::Storage& storage, const std::string& stanza, 
   if (!stanzaInfo)
     throw Error(ErrorCode::Config, fmt::format("stanza '{}' does not exist in {}", stanza, storage.describe()),
                 "check 'stanza' and the repository settings");
-  std::vector<repo::BackupInfo> backups = repo::listBackups(storage, stanza);
+  std::vector<std::string> warnings, damaged;
+  std::vector<repo::BackupInfo> backups = repo::listBackups(storage, stanza, &damaged);
+  for (const auto& problem : damaged) warnings.push_back("a backup is left out: " + problem);
   if (backups.empty())
-    throw Error(ErrorCode::InvalidInput, fmt::format("stanza '{}' has no complete backup", stanza),
+    throw Error(ErrorCode::InvalidInput,
+                damaged.empty() ? fmt::format("stanza '{}' has no complete backup", stanza)
+                                : fmt::format("stanza '{}' has no usable backup: {}", stanza, damaged.front()),
                 "take one with tidemark-basebackup; tidemark info lists what the repository holds");
   const std::uint32_t segmentSize = stanzaInfo->walSegmentSize;
   repo::WalCatalog catalog = repo::scanWal(storage, stanza, segmentSize);
@@ -38,8 +42,17 @@ RecoveryPlan planRecovery(storage::Storage& storage, const std::string& stanza, 
   std::map<std::uint32_t, pg::TimelineHistory> histories;
   auto historyOf = [&](std::uint32_t timeline) -> const pg::TimelineHistory& {
     auto it = histories.find(timeline);
-    if (it == histories.end()) it = histories.emplace(timeline, repo::loadHistory(storage, stanza, timeline)).first;
-    return it->second;
+    if (it != histories.end()) return it->second;
+    if (timeline > 1 && !catalog.histories.count(timeline)) {
+      // As PostgreSQL does (readTimeLineHistory): no history file, no parents. A backup taken on
+      // this timeline can still be recovered along it.
+      warnings.push_back(fmt::format("the repository has no {}: timeline {} is taken to have no parents, as "
+                                     "PostgreSQL does; copy the file from the server's pg_wal with "
+                                     "tidemark-archive-push to make its history known",
+                                     pg::historyFileName(timeline), timeline));
+      return histories.emplace(timeline, pg::TimelineHistory{timeline, {}}).first->second;
+    }
+    return histories.emplace(timeline, repo::loadHistory(storage, stanza, timeline)).first->second;
   };
   // PostgreSQL's recovery_target_timeline = 'latest': from the backup's timeline, the last of the
   // consecutive timelines that have a history file (findNewestTimeLine).
@@ -64,7 +77,7 @@ RecoveryPlan planRecovery(storage::Storage& storage, const std::string& stanza, 
                                                 target.timeline));
   }
   std::uint32_t latest = 1;
-  for (std::uint32_t t : catalog.histories) latest = std::max(latest, t);
+  for (std::uint32_t t : catalog.timelines()) latest = std::max(latest, t);  // with WAL or a history file
   const pg::TimelineHistory* wanted = nullptr;
   if (requestedTimeline) wanted = &historyOf(*requestedTimeline);
   else if (target.timeline == "latest") wanted = &historyOf(latest);
@@ -194,6 +207,7 @@ RecoveryPlan planRecovery(storage::Storage& storage, const std::string& stanza, 
             gapText(gap)));
     }
   }
+  plan.warnings.insert(plan.warnings.begin(), warnings.begin(), warnings.end());
   return plan;
 }
 

@@ -126,7 +126,8 @@ std::string backupLabel(std::int64_t unixTime) {
   return buffer;
 }
 
-std::vector<BackupInfo> listBackups(storage::Storage& storage, const std::string& stanza) {
+std::vector<BackupInfo> listBackups(storage::Storage& storage, const std::string& stanza,
+                                    std::vector<std::string>* damaged) {
   std::vector<std::string> labels;
   storage.list(backupsDirectory(stanza), [&](const storage::ListEntry& entry) {
     if (entry.directory) labels.push_back(entry.name);
@@ -137,7 +138,12 @@ std::vector<BackupInfo> listBackups(storage::Storage& storage, const std::string
     std::string path = backupInfoFile(stanza, label);
     auto text = storage::readSmall(storage, path, 16u << 20);
     if (!text) continue;  // incomplete: never offered
-    backups.push_back(BackupInfo::fromJson(*text, storage.describe() + "/" + path));
+    try {
+      backups.push_back(BackupInfo::fromJson(*text, storage.describe() + "/" + path));
+    } catch (const Error& e) {
+      if (e.code() != ErrorCode::Corrupt || !damaged) throw;
+      damaged->push_back(e.what());
+    }
   }
   return backups;
 }

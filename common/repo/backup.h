@@ -48,7 +48,10 @@ struct BackupInfo {
 // Labels: the UTC time, "20261122T101500Z".
 std::string backupLabel(std::int64_t unixTime);
 
-// Every complete backup of the stanza (those with a backup.json), oldest first.
-std::vector<BackupInfo> listBackups(storage::Storage& storage, const std::string& stanza);
+// Every complete backup of the stanza (those with a backup.json), oldest first. A damaged
+// backup.json is Error(Corrupt); with `damaged`, it is left out instead and its error message
+// added there (one damaged file must not make every other backup unusable).
+std::vector<BackupInfo> listBackups(storage::Storage& storage, const std::string& stanza,
+                                    std::vector<std::string>* damaged = nullptr);
 
 }  // namespace tidemark::repo

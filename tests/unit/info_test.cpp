@@ -439,3 +439,19 @@ TEST_CASE("--output is text by default, or json; anything else is a usage error"
   CHECK(e.code() == ErrorCode::Usage);
   CHECK(what(e) == "--output 'yaml' is not text or json");
 }
+
+TEST_CASE("a damaged backup.json is reported and left out; the other backups stay") {
+  Repository repository;
+  repository.wal(1, 2, 9);
+  repository.backup("20261101T000000Z", 1, 0x200028, 0x300100);
+  repository.storage.setObject(repo::backupInfoFile("main", "20261102T000000Z"),
+                               Repository::text("{\"format\": 1, \"label\": "));
+  InfoReport report = ctl::collectInfo(repository.storage, "main");
+  REQUIRE(report.backups.size() == 1);
+  REQUIRE(report.damagedBackups.size() == 1);
+  CHECK(report.damagedBackups.front() == Containing("20261102T000000Z"));
+  CHECK(timeline(report, 1).window.available());
+  auto json = nlohmann::json::parse(ctl::renderJson(report));
+  CHECK(json["damaged-backups"].size() == 1);
+  CHECK(ctl::renderText(report) == Containing("DAMAGED, left out: "));
+}

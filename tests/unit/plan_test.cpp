@@ -121,3 +121,19 @@ TEST_CASE("an LSN target far beyond the archive is one gap, found at once") {
             "00000001000000000000000A to 00000001FFFFFFFF00000000 (17592186040311 files)"));
   CHECK(what(e) == test::Containing("the target WAL location FFFFFFFF/0 is unreachable"));
 }
+
+TEST_CASE(
+    "a damaged backup.json is left out with a warning, and a missing history means no parents") {
+  test::FakeRepository repository;
+  repository.wal(2, 2, 9);
+  repository.backup("20261101T000000Z", 2, 0x200028, 0x300100);  // timeline 2, no 00000002.history
+  repository.storage.setObject(repo::backupInfoFile("main", "20261102T000000Z"),
+                               test::FakeRepository::text("{"));
+  auto plan = planRecovery(repository.storage, "main", Target{}, std::nullopt);
+  CHECK(plan.backup.label == "20261101T000000Z");
+  CHECK(plan.lastWal == "000000020000000000000009");
+  REQUIRE(plan.warnings.size() == 2);
+  CHECK(plan.warnings[0] == test::Containing("a backup is left out: "));
+  CHECK(plan.warnings[0] == test::Containing("20261102T000000Z"));
+  CHECK(plan.warnings[1] == test::Containing("the repository has no 00000002.history"));
+}
