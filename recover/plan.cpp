@@ -104,6 +104,13 @@ RecoveryPlan planRecovery(storage::Storage& storage, const std::string& stanza, 
     }
     if (!chosen) {
       const repo::BackupInfo& oldest = backups.front();
+      const bool anyBefore = std::any_of(backups.begin(), backups.end(), beforeTarget);
+      if ((target.kind == TargetKind::Time || target.kind == TargetKind::Lsn) && anyBefore)
+        throw Error(ErrorCode::InvalidInput,
+                    fmt::format("no complete backup that ends before the target {} lies on the history of "
+                                "timeline {}",
+                                target.describe(), wanted ? wanted->timeline : 0),
+                    "choose the timeline with --target-timeline (tidemark info shows each backup's timeline)");
       if (target.kind == TargetKind::Time || target.kind == TargetKind::Lsn)
         throw Error(ErrorCode::InvalidInput,
                     fmt::format("no complete backup ends before the target {}: the oldest ends at {} ({})",
