@@ -383,8 +383,18 @@ RecoveryPlan recover(const Config& config, const CommandLine& commandLine, const
   if (!owner && ::geteuid() == 0)
     std::printf("  it belongs to root: give it to the server's user first: chown -R postgres:postgres %s\n",
                 options.dataDirectory.c_str());
-  std::printf("start PostgreSQL (as its user):\n  %s -D %s -l %s/recovery.log start\n", pgCtl.c_str(),
-              options.dataDirectory.c_str(), options.dataDirectory.c_str());
+  std::error_code confError;
+  if (fs::exists(options.dataDirectory + "/postgresql.conf", confError))
+    std::printf("start PostgreSQL (as its user):\n  %s -D %s -l %s/recovery.log start\n", pgCtl.c_str(),
+                options.dataDirectory.c_str(), options.dataDirectory.c_str());
+  else
+    std::printf("start PostgreSQL (as its user); the backup has no postgresql.conf (Debian keeps it in\n"
+                "/etc/postgresql/%d/<cluster>/): start the cluster whose data_directory this is, e.g.\n"
+                "  pg_ctlcluster %d <cluster> start\n"
+                "or give the configuration file:\n"
+                "  %s -D %s -l %s/recovery.log -o '-c config_file=/etc/postgresql/%d/<cluster>/postgresql.conf' start\n",
+                plan.backup.pgVersion, plan.backup.pgVersion, pgCtl.c_str(), options.dataDirectory.c_str(),
+                options.dataDirectory.c_str(), plan.backup.pgVersion);
   std::printf("then check:\n");
   std::printf("  - the log: 'restored log file ... from archive' lines, then 'recovery stopping' at the target\n");
   if (options.target.kind == TargetKind::Latest)
