@@ -21,13 +21,6 @@ namespace tidemark::test {
 
 namespace {
 
-std::string slurp(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
-
 // A primary that archives through tidemark, with a tablespace holding a table.
 struct Primary {
   Workspace& ws;
@@ -106,7 +99,7 @@ TEST_CASE_TEMPLATE("a base backup taken under load restores, passes pg_verifybac
   std::this_thread::sleep_for(1s);
   std::string log = ws.path("basebackup.log");
   int status = run(backupCommand(ws, primary.conninfo()), {.stderrPath = log});
-  INFO(slurp(log));
+  INFO(readText(log));
   REQUIRE(status == 0);
   load.signal(SIGINT);
   load.wait();
@@ -140,7 +133,7 @@ TEST_CASE_TEMPLATE("a base backup taken under load restores, passes pg_verifybac
   std::string verifyLog = ws.path("verifybackup.log");
   int verified = run({pgBinDir() + "/pg_verifybackup", "--no-parse-wal", restored},
                      {.stdoutPath = verifyLog, .stderrPath = verifyLog});
-  INFO(slurp(verifyLog));
+  INFO(readText(verifyLog));
   CHECK(verified == 0);
 
   giveToTestUser(restored);
@@ -174,17 +167,17 @@ TEST_CASE("a base backup interrupted by SIGTERM records nothing, and the next on
     REQUIRE(backup.running());
     backup.signal(SIGTERM);
     auto status = backup.waitFor(30s);
-    INFO(slurp(log));
+    INFO(readText(log));
     REQUIRE(status);
     CHECK(*status == 14);  // Interrupted
   }
-  CHECK(slurp(log).find("interrupted") != std::string::npos);
+  CHECK(readText(log).find("interrupted") != std::string::npos);
   CHECK(repo::listBackups(*ws.storage(), "main").empty());
   CHECK(backupObjects(ws).empty());  // what was stored was removed on the way out
 
   std::string next = ws.path("next.log");
   int status = run(backupCommand(ws, primary.conninfo()), {.stderrPath = next});
-  INFO(slurp(next));
+  INFO(readText(next));
   CHECK(status == 0);
   CHECK(repo::listBackups(*ws.storage(), "main").size() == 1);
 }
@@ -200,7 +193,7 @@ TEST_CASE("a second backup of a stanza fails at once, naming the one that runs")
   auto started = std::chrono::steady_clock::now();
   int status = run(backupCommand(ws, primary.conninfo()), {.stderrPath = log});
   auto took = std::chrono::steady_clock::now() - started;
-  std::string text = slurp(log);
+  std::string text = readText(log);
   INFO(text);
   CHECK(status == 15);  // Locked
   CHECK(took < 10s);
@@ -221,7 +214,7 @@ TEST_CASE("a backup of another cluster into the stanza is refused before anythin
   std::string log = ws.path("foreign.log");
   int status =
       run(backupCommand(ws, "host=127.0.0.1 port=" + std::to_string(other.port()) + " user=postgres"), {.stderrPath = log});
-  std::string text = slurp(log);
+  std::string text = readText(log);
   INFO(text);
   CHECK(status == 8);  // ForeignCluster
   CHECK(text.find("each cluster needs its own stanza") != std::string::npos);
@@ -239,7 +232,7 @@ TEST_CASE("the server's refusals are named: no server, a role without REPLICATIO
   auto attempt = [&](const std::string& conninfo) {
     std::string log = ws.path("refused-" + std::to_string(++counter) + ".log");
     int status = run(backupCommand(ws, conninfo), {.stderrPath = log});
-    return std::make_pair(status, slurp(log));
+    return std::make_pair(status, readText(log));
   };
   std::string base = "host=127.0.0.1 port=" + std::to_string(pg.port());
   {
@@ -272,7 +265,7 @@ TEST_CASE_TEMPLATE("a backup of a database far larger than its buffers stays und
   std::string log = ws.path("big.log");
   Process backup(backupCommand(ws, primary.conninfo()), {.stderrPath = log});
   int status = backup.wait();
-  INFO(slurp(log));
+  INFO(readText(log));
   REQUIRE(status == 0);
   auto backups = repo::listBackups(*ws.storage(), "main");
   REQUIRE(backups.size() == 1);

@@ -18,13 +18,6 @@ namespace tidemark::test {
 
 namespace {
 
-std::string slurp(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
-
 struct Outcome {
   int status;
   std::string out, err;
@@ -37,7 +30,7 @@ Outcome tidemarkWith(const Workspace& ws, std::vector<std::string> args) {
   std::vector<std::string> argv{ws.ctl()};
   argv.insert(argv.end(), args.begin(), args.end());
   int status = run(argv, {.stdoutPath = stem + ".out", .stderrPath = stem + ".err"});
-  return {status, slurp(stem + ".out"), slurp(stem + ".err")};
+  return {status, readText(stem + ".out"), readText(stem + ".err")};
 }
 
 }  // namespace
@@ -62,7 +55,7 @@ TEST_CASE_TEMPLATE(
       run({ws.basebackup(), "--config", ws.config(),
            "--pg-conninfo=host=127.0.0.1 port=" + std::to_string(pg.port()) + " user=postgres"},
           {.stderrPath = backupLog});
-  INFO(slurp(backupLog));
+  INFO(readText(backupLog));
   REQUIRE(status == 0);
   pg.exec("insert into t select g from generate_series(1, 10000) g");
   std::string last = pg.value("select pg_walfile_name(pg_switch_wal())");

@@ -24,13 +24,6 @@ namespace tidemark::test {
 
 namespace {
 
-std::string slurp(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
-
 struct Outcome {
   int status;
   std::string output;  // stdout and stderr
@@ -43,7 +36,7 @@ Outcome recoverWith(const Workspace& ws, std::vector<std::string> args, std::vec
   std::vector<std::string> argv{ws.recover(), "--config", ws.config()};
   argv.insert(argv.end(), args.begin(), args.end());
   int status = run(argv, {.env = std::move(env), .stdoutPath = log, .stderrPath = log});
-  return {status, slurp(log)};
+  return {status, readText(log)};
 }
 
 // A server started on a restored data directory (as the test user), stopped when destroyed.
@@ -82,7 +75,7 @@ void takeBackup(const Workspace& ws, const PgCluster& pg) {
   int status = run({ws.basebackup(), "--config", ws.config(),
                     "--pg-conninfo=host=127.0.0.1 port=" + std::to_string(pg.port()) + " user=postgres"},
                    {.stderrPath = log});
-  INFO(slurp(log));
+  INFO(readText(log));
   REQUIRE(status == 0);
 }
 
@@ -214,7 +207,7 @@ TEST_CASE("LSN, transaction, restore point and immediate targets land where expe
       // The restored directory is the backup, byte for byte, before the server touches it.
       std::string log = ws.path(name + "-verify.log");
       int verified = run({pgBinDir() + "/pg_verifybackup", "--no-parse-wal", dir}, {.stdoutPath = log, .stderrPath = log});
-      INFO(slurp(log));
+      INFO(readText(log));
       CHECK(verified == 0);
     }
     Recovered server(dir, name);

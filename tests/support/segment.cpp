@@ -73,6 +73,13 @@ io::Buffer readFile(const std::string& path) {
   return sink.data();
 }
 
+std::string readText(const std::string& path) {
+  std::error_code ec;
+  if (!std::filesystem::exists(path, ec)) return {};
+  io::Buffer bytes = readFile(path);
+  return std::string(bytes.begin(), bytes.end());
+}
+
 std::vector<std::string> listDirectory(const std::string& dir) {
   std::unique_ptr<DIR, int (*)(DIR*)> handle(::opendir(dir.c_str()), ::closedir);
   if (!handle) throw std::runtime_error("cannot list " + dir);

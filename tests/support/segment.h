@@ -35,6 +35,8 @@ void writeFile(const std::string& path, std::string_view content);
 void writeFile(const std::string& path, io::ByteView content);
 // Reads a whole file; throws when it cannot.
 io::Buffer readFile(const std::string& path);
+// The text of a file, or "" when it does not exist (a log a process may not have written).
+std::string readText(const std::string& path);
 
 // Every name in `dir`, hidden ones included (not "." and ".."), sorted; throws when it cannot.
 std::vector<std::string> listDirectory(const std::string& dir);

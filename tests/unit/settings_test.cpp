@@ -20,13 +20,6 @@ using test::thrownError;
 
 namespace {
 
-std::string slurp(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
-
 recover::RecoverOptions parse(std::map<std::string, std::vector<std::string>> options) {
   CommandLine cl;
   cl.options = std::move(options);
@@ -64,7 +57,7 @@ TEST_CASE("writeRecoverySettings comments out earlier recovery lines, whatever t
            "= 'cp x'\n";
   }
   recover::writeRecoverySettings(dir.path(), {"restore_command = 'get %f %p'"}, false, "(test)");
-  std::string text = slurp(dir.path() + "/postgresql.auto.conf");
+  std::string text = test::readText(dir.path() + "/postgresql.auto.conf");
   CHECK(text == Containing("work_mem = '64MB'\n"));
   CHECK(text == Containing("#Recovery_Target_Time = '2020-01-01 00:00:00+00'    # commented out by "
                            "tidemark-recover"));
