@@ -23,7 +23,7 @@ std::string gapText(const repo::WalGap& gap) {
 }  // namespace
 
 RecoveryPlan planRecovery(storage::Storage& storage, const std::string& stanza, const Target& target,
-                          const std::optional<std::string>& backupLabel) {
+                          const std::optional<std::string>& backupLabel, const repo::Keyring& keys) {
   auto stanzaInfo = repo::loadStanza(storage, stanza);
   if (!stanzaInfo)
     throw Error(ErrorCode::Config, fmt::format("stanza '{}' does not exist in {}", stanza, storage.describe()),
@@ -38,7 +38,7 @@ RecoveryPlan planRecovery(storage::Storage& storage, const std::string& stanza, 
   std::map<std::uint32_t, pg::TimelineHistory> histories;
   auto historyOf = [&](std::uint32_t timeline) -> const pg::TimelineHistory& {
     auto it = histories.find(timeline);
-    if (it == histories.end()) it = histories.emplace(timeline, repo::loadHistory(storage, stanza, timeline)).first;
+    if (it == histories.end()) it = histories.emplace(timeline, repo::loadHistory(storage, stanza, timeline, keys)).first;
     return it->second;
   };
   // PostgreSQL's recovery_target_timeline = 'latest': from the backup's timeline, the last of the

@@ -318,7 +318,8 @@ TEST_CASE("recover refuses, before writing anything, what it cannot do safely") 
     repo::BackupInfo fake = repo::listBackups(*storage, "main").front();
     fake.label = "29990101T000000Z";
     {
-      repo::ObjectWriter writer(storage->newWrite(repo::backupObject("main", fake.label, "base.tar")), {});
+      std::string path = repo::backupObject("main", fake.label, "base.tar");
+      repo::ObjectWriter writer(storage->newWrite(path), path, {});
       writer.write(tar);
       REQUIRE(writer.commit());
       fake.objects = {repo::BackupObject{.name = "base.tar", .size = writer.summary().plainSize,
