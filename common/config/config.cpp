@@ -561,9 +561,11 @@ std::string helpText(const CommandSpec& spec) {
   };
   for (const auto& o : spec.options)
     line("--" + o.name + (o.valueName.empty() ? "" : "=" + o.valueName), o.help);
-  line("--config=FILE", fmt::format("configuration file (default $TIDEMARK_CONFIG, else {})", kDefaultConfigFile));
+  if (spec.readsConfig)
+    line("--config=FILE", fmt::format("configuration file (default $TIDEMARK_CONFIG, else {})", kDefaultConfigFile));
   line("--help", "show this help");
   line("--version", "show the version");
+  if (!spec.readsConfig) return text;
   text += "\nconfiguration flags (each also TIDEMARK_<SECTION>_<KEY>, or the key in the file):\n";
   for (const auto& def : keyTable())
     if (!def.secret) line("--" + flagNameOf(def) + "=VALUE", def.help);

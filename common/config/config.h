@@ -88,6 +88,9 @@ struct CommandSpec {
   std::string summary;     // one line
   std::vector<OptionSpec> options;
   std::size_t minPositional = 0, maxPositional = 0;
+  // false: the command reads no configuration (runMain passes the built-in defaults), so that it
+  // works while the configuration is still being written (tidemark keygen).
+  bool readsConfig = true;
 };
 
 struct CommandLine {
