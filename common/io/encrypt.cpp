@@ -70,147 +70,115 @@ namespace {
 constexpr std::size_t kNonceSize = kNoncePrefixSize + 4 + 1;
 constexpr std::uint64_t kMaxChunks = std::uint64_t(1) << 32;
 
-// The nonce of chunk `counter`: prefix, counter (big-endian), final flag.
-std::array<std::uint8_t, kNonceSize> nonceFor(const NoncePrefix& prefix, std::uint64_t counter,
-                                              bool final) {
-  std::array<std::uint8_t, kNonceSize> nonce{};
-  std::copy(prefix.begin(), prefix.end(), nonce.begin());
-  for (int i = 0; i < 4; ++i)
-    nonce[kNoncePrefixSize + i] = std::uint8_t(counter >> (8 * (3 - i)));
-  nonce[kNonceSize - 1] = final ? 1 : 0;
-  return nonce;
-}
-
-// An EVP cipher context keyed once for AES-256-GCM with 12-byte nonces.
-EVP_CIPHER_CTX* newGcmContext(const Key256& key, bool encrypt) {
-  EVP_CIPHER_CTX* ctx = EVP_CIPHER_CTX_new();
-  bool ok = ctx != nullptr &&
-            EVP_CipherInit_ex(ctx, EVP_aes_256_gcm(), nullptr, nullptr, nullptr, encrypt) == 1 &&
-            EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_IVLEN, int(kNonceSize), nullptr) == 1 &&
-            EVP_CipherInit_ex(ctx, nullptr, nullptr, key.data(), nullptr, encrypt) == 1;
-  if (!ok) {
-    EVP_CIPHER_CTX_free(ctx);
-    throw Error(ErrorCode::Internal, "cannot set up AES-256-GCM in OpenSSL");
-  }
-  return ctx;
-}
-
 }  // namespace
 
-struct StreamSealer::Ctx {
+struct GcmStream::Ctx {
   EVP_CIPHER_CTX* cipher = nullptr;
   ~Ctx() { EVP_CIPHER_CTX_free(cipher); }
 };
 
-StreamSealer::StreamSealer(Sink& next, const Key256& key, const NoncePrefix& prefix,
-                           std::uint32_t chunkSize, Buffer aad)
+GcmStream::GcmStream(Sink& next, const Key256& key, bool encrypt, const NoncePrefix& prefix,
+                     std::size_t inSize, std::size_t outSize, Buffer aad)
     : Filter(next),
       ctx_(std::make_unique<Ctx>()),
       prefix_(prefix),
       aad_(std::move(aad)),
-      plain_(chunkSize),
-      sealed_(chunkSize + kGcmTagSize) {
-  ctx_->cipher = newGcmContext(key, true);
+      in_(inSize),
+      out_(outSize) {
+  // Keyed once; each chunk only sets its nonce.
+  EVP_CIPHER_CTX* c = ctx_->cipher = EVP_CIPHER_CTX_new();
+  bool ok = c != nullptr &&
+            EVP_CipherInit_ex(c, EVP_aes_256_gcm(), nullptr, nullptr, nullptr, encrypt) == 1 &&
+            EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_SET_IVLEN, int(kNonceSize), nullptr) == 1 &&
+            EVP_CipherInit_ex(c, nullptr, nullptr, key.data(), nullptr, encrypt) == 1;
+  if (!ok) throw Error(ErrorCode::Internal, "cannot set up AES-256-GCM in OpenSSL");
 }
 
-StreamSealer::~StreamSealer() {
-  wipe(plain_);
+GcmStream::~GcmStream() {
+  wipe(in_);
+  wipe(out_);
 }
 
-void StreamSealer::write(ByteView data) {
+void GcmStream::write(ByteView data) {
   while (!data.empty()) {
-    // A full chunk is sealed only once more data follows: the last one must carry the final flag.
-    if (used_ == plain_.size()) seal(false);
-    std::size_t take = std::min(plain_.size() - used_, data.size());
-    std::copy_n(data.begin(), take, plain_.begin() + std::ptrdiff_t(used_));
+    // A full chunk is processed only once more data follows: the last one carries the final flag.
+    if (used_ == in_.size()) process(false);
+    std::size_t take = std::min(in_.size() - used_, data.size());
+    std::copy_n(data.begin(), take, in_.begin() + std::ptrdiff_t(used_));
     used_ += take;
     data = data.subspan(take);
   }
 }
 
+std::array<std::uint8_t, kNonceSize> GcmStream::nonce(bool final) const {
+  std::array<std::uint8_t, kNonceSize> out{};
+  std::copy(prefix_.begin(), prefix_.end(), out.begin());
+  for (int i = 0; i < 4; ++i)
+    out[kNoncePrefixSize + i] = std::uint8_t(counter_ >> (8 * (3 - i)));
+  out[kNonceSize - 1] = final ? 1 : 0;
+  return out;
+}
+
+StreamSealer::StreamSealer(Sink& next, const Key256& key, const NoncePrefix& prefix,
+                           std::uint32_t chunkSize, Buffer aad)
+    : GcmStream(next, key, true, prefix, chunkSize, chunkSize + kGcmTagSize, std::move(aad)) {}
+
 void StreamSealer::close() {
-  seal(true);
+  process(true);
   next_.close();
 }
 
-void StreamSealer::seal(bool final) {
+void StreamSealer::process(bool final) {
   if (counter_ >= kMaxChunks)
     throw Error(ErrorCode::Internal, "an encrypted stream may not exceed 2^32 chunks");
-  auto nonce = nonceFor(prefix_, counter_, final);
+  auto iv = nonce(final);
   int length = 0, tail = 0, ignored = 0;
   EVP_CIPHER_CTX* c = ctx_->cipher;
   bool ok =
-      EVP_EncryptInit_ex(c, nullptr, nullptr, nullptr, nonce.data()) == 1 &&
+      EVP_EncryptInit_ex(c, nullptr, nullptr, nullptr, iv.data()) == 1 &&
       EVP_EncryptUpdate(c, nullptr, &ignored, aad_.data(), int(aad_.size())) == 1 &&
-      EVP_EncryptUpdate(c, sealed_.data(), &length, plain_.data(), int(used_)) == 1 &&
-      EVP_EncryptFinal_ex(c, sealed_.data() + length, &tail) == 1 &&
-      EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_GET_TAG, int(kGcmTagSize), sealed_.data() + used_) == 1;
+      EVP_EncryptUpdate(c, out_.data(), &length, in_.data(), int(used_)) == 1 &&
+      EVP_EncryptFinal_ex(c, out_.data() + length, &tail) == 1 &&
+      EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_GET_TAG, int(kGcmTagSize), out_.data() + used_) == 1;
   if (!ok || std::size_t(length + tail) != used_)
     throw Error(ErrorCode::Internal, "AES-256-GCM sealing failed in OpenSSL");
-  next_.write({sealed_.data(), used_ + kGcmTagSize});
+  next_.write({out_.data(), used_ + kGcmTagSize});
   ++counter_;
   used_ = 0;
 }
 
-struct StreamOpener::Ctx {
-  EVP_CIPHER_CTX* cipher = nullptr;
-  ~Ctx() { EVP_CIPHER_CTX_free(cipher); }
-};
-
 StreamOpener::StreamOpener(Sink& next, const Key256& key, const NoncePrefix& prefix,
                            std::uint32_t chunkSize, Buffer aad)
-    : Filter(next),
-      ctx_(std::make_unique<Ctx>()),
-      prefix_(prefix),
-      aad_(std::move(aad)),
-      sealed_(chunkSize + kGcmTagSize),
-      plain_(chunkSize) {
-  ctx_->cipher = newGcmContext(key, false);
-}
-
-StreamOpener::~StreamOpener() {
-  wipe(plain_);
-}
-
-void StreamOpener::write(ByteView data) {
-  while (!data.empty()) {
-    // A whole sealed chunk with more bytes after it cannot be the final one.
-    if (used_ == sealed_.size()) open(false);
-    std::size_t take = std::min(sealed_.size() - used_, data.size());
-    std::copy_n(data.begin(), take, sealed_.begin() + std::ptrdiff_t(used_));
-    used_ += take;
-    data = data.subspan(take);
-  }
-}
+    : GcmStream(next, key, false, prefix, chunkSize + kGcmTagSize, chunkSize, std::move(aad)) {}
 
 void StreamOpener::close() {
   if (used_ < kGcmTagSize)
     throw error(ErrorCode::Corrupt, "the encrypted payload ends inside chunk {} (truncated)",
                 counter_);
-  open(true);
+  process(true);
   next_.close();
 }
 
-void StreamOpener::open(bool final) {
+void StreamOpener::process(bool final) {
   if (counter_ >= kMaxChunks)
     throw Error(ErrorCode::Corrupt, "the encrypted payload has more than 2^32 chunks");
-  auto nonce = nonceFor(prefix_, counter_, final);
+  auto iv = nonce(final);
   std::size_t cipherSize = used_ - kGcmTagSize;
   int length = 0, tail = 0, ignored = 0;
   EVP_CIPHER_CTX* c = ctx_->cipher;
-  bool ok = EVP_DecryptInit_ex(c, nullptr, nullptr, nullptr, nonce.data()) == 1 &&
+  bool ok = EVP_DecryptInit_ex(c, nullptr, nullptr, nullptr, iv.data()) == 1 &&
             EVP_DecryptUpdate(c, nullptr, &ignored, aad_.data(), int(aad_.size())) == 1 &&
-            EVP_DecryptUpdate(c, plain_.data(), &length, sealed_.data(), int(cipherSize)) == 1 &&
+            EVP_DecryptUpdate(c, out_.data(), &length, in_.data(), int(cipherSize)) == 1 &&
             EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_SET_TAG, int(kGcmTagSize),
-                                sealed_.data() + cipherSize) == 1 &&
-            EVP_DecryptFinal_ex(c, plain_.data() + length, &tail) == 1;
+                                in_.data() + cipherSize) == 1 &&
+            EVP_DecryptFinal_ex(c, out_.data() + length, &tail) == 1;
   if (!ok)
     throw error(
         ErrorCode::Corrupt,
         "encrypted chunk {} failed authentication (the object was altered, cut short, extended, "
         "reassembled or renamed)",
         counter_);
-  next_.write({plain_.data(), cipherSize});
+  next_.write({out_.data(), cipherSize});
   ++counter_;
   used_ = 0;
 }

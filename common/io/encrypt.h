@@ -44,47 +44,55 @@ void hkdfSha256(ByteView key, ByteView salt, std::string_view info, std::span<st
 // Overwrites secret bytes (OPENSSL_cleanse: not optimised away).
 void wipe(std::span<std::uint8_t> bytes);
 
+// What the sealer and the opener share: one keyed AES-256-GCM context, and an input buffer of one
+// (plain or sealed) chunk that is processed only once more input follows it or the stream ends, so
+// that the last chunk is known to be the last.
+class GcmStream : public Filter {
+ public:
+  ~GcmStream() override;
+  void write(ByteView data) override;
+
+ protected:
+  GcmStream(Sink& next, const Key256& key, bool encrypt, const NoncePrefix& prefix,
+            std::size_t inSize, std::size_t outSize, Buffer aad);
+  // Seals or opens in_[0, used_) as chunk counter_, forwards the result and empties in_.
+  virtual void process(bool final) = 0;
+  // The nonce of chunk counter_: prefix, counter (32 bits, big-endian), final flag.
+  std::array<std::uint8_t, kNoncePrefixSize + 5> nonce(bool final) const;
+
+  struct Ctx;
+  std::unique_ptr<Ctx> ctx_;
+  NoncePrefix prefix_;
+  Buffer aad_, in_, out_;
+  std::size_t used_ = 0;
+  std::uint64_t counter_ = 0;
+};
+
 // Seals what it is given in chunks of `chunkSize` plain bytes and forwards each sealed chunk
 // (ciphertext, then the 16-byte tag) to `next`. The last chunk, sealed on close(), holds 1 to
 // `chunkSize` bytes (0 only for an empty stream). Memory: two chunk buffers. Throws Error(Internal)
 // when OpenSSL fails or a stream exceeds 2^32 chunks.
-class StreamSealer final : public Filter {
+class StreamSealer final : public GcmStream {
  public:
   StreamSealer(Sink& next, const Key256& key, const NoncePrefix& prefix, std::uint32_t chunkSize,
                Buffer aad);
-  ~StreamSealer() override;
-  void write(ByteView data) override;
   void close() override;
 
  private:
-  void seal(bool final);
-  struct Ctx;
-  std::unique_ptr<Ctx> ctx_;
-  NoncePrefix prefix_;
-  Buffer aad_, plain_, sealed_;
-  std::size_t used_ = 0;
-  std::uint64_t counter_ = 0;
+  void process(bool final) override;
 };
 
 // The reverse: forwards each chunk's plaintext once its tag checks. Throws Error(Corrupt) naming
 // the chunk when one fails authentication (damaged, moved, from another object, another key or
 // another name, or the stream was cut or extended) or when the stream ends inside a chunk.
-class StreamOpener final : public Filter {
+class StreamOpener final : public GcmStream {
  public:
   StreamOpener(Sink& next, const Key256& key, const NoncePrefix& prefix, std::uint32_t chunkSize,
                Buffer aad);
-  ~StreamOpener() override;
-  void write(ByteView data) override;
   void close() override;
 
  private:
-  void open(bool final);
-  struct Ctx;
-  std::unique_ptr<Ctx> ctx_;
-  NoncePrefix prefix_;
-  Buffer aad_, sealed_, plain_;
-  std::size_t used_ = 0;
-  std::uint64_t counter_ = 0;
+  void process(bool final) override;
 };
 
 }  // namespace tidemark::io

@@ -32,22 +32,6 @@ std::string_view trim(std::string_view text) {
   return text;
 }
 
-bool decodeHex(std::string_view text, io::Key256& out) {
-  if (text.size() != 2 * out.size()) return false;
-  auto nibble = [](char c) -> int {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-  };
-  for (std::size_t i = 0; i < out.size(); ++i) {
-    int hi = nibble(text[2 * i]), lo = nibble(text[2 * i + 1]);
-    if (hi < 0 || lo < 0) return false;
-    out[i] = std::uint8_t(hi << 4 | lo);
-  }
-  return true;
-}
-
 bool decodeBase64(std::string_view text, io::Key256& out) {
   // 32 bytes are 43 base64 characters and one '=' of padding.
   if (text.size() != 44 || text[43] != '=' || text[42] == '=') return false;
@@ -115,7 +99,7 @@ io::Key256 parseKey(std::string_view text, const std::string& source) {
     return key;
   }
   std::string_view trimmed = trim(text);
-  if (decodeHex(trimmed, key) || decodeBase64(trimmed, key)) return key;
+  if (io::fromHex(trimmed, key) || decodeBase64(trimmed, key)) return key;
   throw Error(ErrorCode::Config,
               fmt::format("{} does not hold a key (expected {})", source, kKeyForms),
               "make a new key with 'tidemark keygen PATH'");
