@@ -94,7 +94,7 @@ std::string isoTarget(double seconds) { return recover::formatTimestamp(seconds)
 }  // namespace
 
 TEST_CASE_TEMPLATE("recovery to a moment just before a DROP TABLE, then along the new timelines", Repo, PosixRepo,
-                   S3Repo) {
+                   S3Repo, EncryptedPosixRepo, EncryptedS3Repo) {
   Workspace ws(Repo::value);
   std::vector<double> committed;  // server time after each batch
   {
