@@ -11,7 +11,6 @@
 
 #include <algorithm>
 #include <cctype>
-#include <thread>
 
 #include "common/error.h"
 #include "common/io/file.h"
