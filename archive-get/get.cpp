@@ -21,7 +21,8 @@ GetResult getWalFile(storage::Storage& storage, const GetParams& params) {
                 "restore_command must pass %f and %p: restore_command = 'tidemark-archive-get %f %p'");
   io::AtomicFile file(params.destination, {.noReplace = false, .mode = 0600, .errorCode = ErrorCode::LocalIo});
   GetResult result;
-  auto summary = repo::readObject(storage, repo::walObject(params.stanza, *name), file);
+  auto summary = repo::readObject(storage, repo::walObject(params.stanza, *name), file,
+                                  params.keys ? *params.keys : repo::Keyring::none());
   if (!summary) {
     // "Not found" ends recovery, so it must mean this stanza answered, not that the
     // configuration points at a stanza that does not exist.
@@ -41,7 +42,8 @@ GetResult getWalFile(storage::Storage& storage, const GetParams& params) {
 GetOutcome archiveGet(const Config& config, const std::string& walName, const std::string& destination) {
   auto started = std::chrono::steady_clock::now();
   auto storage = storage::openStorage(config);
-  GetParams params{.walName = walName, .destination = destination, .stanza = config.stanza};
+  repo::Keyring keys = repo::loadKeyring(config);
+  GetParams params{.walName = walName, .destination = destination, .stanza = config.stanza, .keys = &keys};
   constexpr int kAttempts = 3;
   for (int attempt = 1;; ++attempt) {
     try {

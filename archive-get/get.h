@@ -14,6 +14,7 @@ struct GetParams {
   std::string walName;      // %f: the file PostgreSQL wants
   std::string destination;  // %p: where to put it (relative to the working directory)
   std::string stanza;
+  const repo::Keyring* keys = nullptr;  // to decrypt encrypted objects (nullptr: none)
 };
 
 enum class GetOutcome {

@@ -19,19 +19,23 @@ namespace {
 // .history and .backup files are a few hundred bytes; anything near this is not one.
 constexpr std::uint64_t kMaxTextFileSize = 16u << 20;
 
-// Checks the file against the stanza (creating the stanza on the first segment).
+// Checks the file against the stanza (creating the stanza on the first segment), and the
+// configured encryption against the one the stanza records.
 void checkCluster(storage::Storage& storage, const PushParams& params, const pg::WalName& name, int fd,
                   std::uint64_t size) {
   std::string what = fmt::format("WAL file '{}'", name.name);
+  io::EncryptType encryption = params.object.encryption();
   if (name.hasPageHeader()) {
     std::uint8_t header[pg::kLongPageHeaderSize];
     std::size_t got = io::preadFull(fd, header, sizeof header, 0, params.walPath);
     auto page = pg::checkSegmentHeader({header, got}, name, size, params.walPath);
-    repo::ensureStanza(storage, params.stanza,
-                       repo::StanzaInfo{.systemId = page.systemId,
-                                        .pgVersion = page.pgVersion,
-                                        .walSegmentSize = page.segmentSize},
-                       what);
+    auto stanza = repo::ensureStanza(storage, params.stanza,
+                                     repo::StanzaInfo{.systemId = page.systemId,
+                                                      .pgVersion = page.pgVersion,
+                                                      .walSegmentSize = page.segmentSize,
+                                                      .encryption = encryption},
+                                     what);
+    repo::checkEncryption(storage, params.stanza, stanza, encryption, params.allowMixedEncryption);
     return;
   }
   if (size > kMaxTextFileSize)
@@ -41,10 +45,11 @@ void checkCluster(storage::Storage& storage, const PushParams& params, const pg:
                 "archive_command must pass %p, the path PostgreSQL gives");
   // No page header to identify the cluster: use the data directory's pg_control when we run in
   // it (PostgreSQL runs archive_command there). Without a stanza yet there is nothing to check.
-  if (params.controlSystemId) {
-    if (auto stanza = repo::loadStanza(storage, params.stanza))
+  if (auto stanza = repo::loadStanza(storage, params.stanza)) {
+    if (params.controlSystemId)
       repo::checkSystemId(*stanza, params.stanza, *params.controlSystemId,
                           fmt::format("{} (from the data directory with that pg_control)", what));
+    repo::checkEncryption(storage, params.stanza, *stanza, encryption, params.allowMixedEncryption);
   }
 }
 
@@ -71,7 +76,7 @@ PushResult pushWalFile(storage::Storage& storage, const PushParams& params) {
   PushResult result;
   result.name = *name;
   std::string path = repo::walObject(params.stanza, *name);
-  repo::ObjectWriter writer(storage.newWrite(path, {.noReplace = true}), params.object);
+  repo::ObjectWriter writer(storage.newWrite(path, {.noReplace = true}), path, params.object);
   std::uint64_t read = io::streamFile(fd->get(), params.walPath, writer);
   if (read != size)
     throw error(ErrorCode::InvalidInput, "'{}' changed size while being archived ({} bytes, then {})",
@@ -87,7 +92,7 @@ PushResult pushWalFile(storage::Storage& storage, const PushParams& params) {
   // after a crash) or a second archiver. Same content is success; anything else is refused.
   std::optional<repo::ObjectSummary> existing;
   try {
-    existing = repo::verifyObject(storage, path);
+    existing = repo::verifyObject(storage, path, params.keys ? *params.keys : repo::Keyring::none());
   } catch (const Error& e) {
     if (e.code() != ErrorCode::Corrupt) throw;
     throw Error(ErrorCode::Corrupt,
@@ -116,9 +121,12 @@ PushResult pushWalFile(storage::Storage& storage, const PushParams& params) {
 void archivePush(const Config& config, const std::string& walPath) {
   auto started = std::chrono::steady_clock::now();
   auto storage = storage::openStorage(config);
+  repo::Keyring keys = repo::loadKeyring(config);
   PushParams params{.walPath = walPath,
                     .stanza = config.stanza,
-                    .object = {.compress = config.compress.type, .level = config.compress.level},
+                    .object = repo::objectOptions(config, keys),
+                    .keys = &keys,
+                    .allowMixedEncryption = config.encryption.allowMixed,
                     .controlSystemId = pg::controlSystemId(".")};
   PushResult result = pushWalFile(*storage, params);
   auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started).count();
@@ -128,9 +136,9 @@ void archivePush(const Config& config, const std::string& walPath) {
     return;
   }
   const auto& s = result.summary;
-  spdlog::info("pushed {}: {} in, {} stored ({:.1f}x, {}), {} ms", result.name.name, humanBytes(s.plainSize),
+  spdlog::info("pushed {}: {} in, {} stored ({:.1f}x, {}{}), {} ms", result.name.name, humanBytes(s.plainSize),
                humanBytes(s.storedSize), s.storedSize ? double(s.plainSize) / double(s.storedSize) : 0.0,
-               io::compressName(s.compress), ms);
+               io::compressName(s.compress), s.encryption == io::EncryptType::None ? "" : ", aes-256-gcm", ms);
 }
 
 }  // namespace tidemark::archive

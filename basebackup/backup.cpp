@@ -111,7 +111,7 @@ class Receiver final : public pg::BaseBackupReceiver {
     if (object.name.empty() || object.name.find('/') != std::string::npos || object.name == "backup.json")
       throw error(ErrorCode::Database, "the server named an archive '{}', which cannot be stored", object.name);
     std::string path = repo::backupObject(stanza_, label_, object.name);
-    writer_ = std::make_unique<repo::ObjectWriter>(storage_.newWrite(path, {.noReplace = true}), options_);
+    writer_ = std::make_unique<repo::ObjectWriter>(storage_.newWrite(path, {.noReplace = true}), path, options_);
     current_ = std::move(object);
     currentPath_ = path;
   }
@@ -122,7 +122,9 @@ class Receiver final : public pg::BaseBackupReceiver {
     stored_.push_back(currentPath_);  // from here on, a failure removes it (it may be stored)
     if (!writer_->commit()) {
       // No-replace refused: someone else's object, or ours after a lost reply and a retry (S3).
-      auto found = repo::verifyObject(storage_, currentPath_);
+      repo::Keyring keys;  // the key we wrote it with, if any
+      if (options_.key) keys.current = *options_.key;
+      auto found = repo::verifyObject(storage_, currentPath_, keys);
       const auto& mine = writer_->summary();
       if (!found || found->plainSize != mine.plainSize || found->plainSha256 != mine.plainSha256) {
         stored_.pop_back();  // not ours: leave it alone
@@ -222,10 +224,16 @@ repo::BackupInfo takeBackup(storage::Storage& storage, const BackupParams& param
   if (!pg::validSegmentSize(segmentSize))
     throw error(ErrorCode::Database, "the server reports an impossible wal_segment_size of {} bytes", segmentSize);
 
-  // The stanza belongs to one cluster: refuse another one before anything is stored.
-  repo::ensureStanza(storage, params.stanza,
-                     repo::StanzaInfo{.systemId = systemId, .pgVersion = version / 10000, .walSegmentSize = segmentSize},
-                     fmt::format("the cluster at {}", connection.describe()));
+  // The stanza belongs to one cluster and one encryption setting: refuse others before anything is
+  // stored.
+  io::EncryptType encryption = params.object.encryption();
+  auto stanza = repo::ensureStanza(storage, params.stanza,
+                                   repo::StanzaInfo{.systemId = systemId,
+                                                    .pgVersion = version / 10000,
+                                                    .walSegmentSize = segmentSize,
+                                                    .encryption = encryption},
+                                   fmt::format("the cluster at {}", connection.describe()));
+  repo::checkEncryption(storage, params.stanza, stanza, encryption, params.allowMixedEncryption);
 
   // Labels sort by time; two backups within a second get distinct labels.
   auto labelTaken = [&](const std::string& candidate) {
@@ -246,6 +254,7 @@ repo::BackupInfo takeBackup(storage::Storage& storage, const BackupParams& param
   info.systemId = systemId;
   info.walSegmentSize = segmentSize;
   info.compression = std::string(io::compressName(params.object.compress));
+  info.encryption = std::string(io::encryptName(encryption));
   info.checkpoint = params.fastCheckpoint ? "fast" : "spread";
   info.manifestChecksums = params.manifestChecksums;
   info.startTime = repo::utcNow();
@@ -327,9 +336,11 @@ repo::BackupInfo takeBackup(storage::Storage& storage, const BackupParams& param
 
 repo::BackupInfo basebackup(const Config& config, const std::function<bool()>& stopRequested) {
   auto storage = storage::openStorage(config);
+  repo::Keyring keys = repo::loadKeyring(config);
   BackupParams params{.conninfo = config.pg.conninfo,
                       .stanza = config.stanza,
-                      .object = {.compress = config.compress.type, .level = config.compress.level},
+                      .object = repo::objectOptions(config, keys),
+                      .allowMixedEncryption = config.encryption.allowMixed,
                       .fastCheckpoint = config.backup.fastCheckpoint,
                       .maxRate = config.backup.maxRate,
                       .manifestChecksums = config.backup.manifestChecksums,
@@ -342,7 +353,8 @@ repo::BackupInfo basebackup(const Config& config, const std::function<bool()>& s
   for (const auto& o : info.objects) archives += o.name != "backup_manifest";
   spdlog::info("backup {} complete: {} in {} archive{}, {} stored ({:.1f}x, {}), {:.1f} s, {}/s; needs WAL {} to {}",
                info.label, humanBytes(info.size()), archives, archives == 1 ? "" : "s", humanBytes(info.storedSize()),
-               info.storedSize() ? double(info.size()) / double(info.storedSize()) : 0.0, info.compression, seconds,
+               info.storedSize() ? double(info.size()) / double(info.storedSize()) : 0.0,
+               info.encryption == "none" ? info.compression : info.compression + ", " + info.encryption, seconds,
                humanBytes(std::uint64_t(double(info.size()) / std::max(seconds, 1e-3))), info.walStart, info.walStop);
   return info;
 }

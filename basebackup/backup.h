@@ -16,7 +16,9 @@ namespace tidemark::backup {
 struct BackupParams {
   std::string conninfo;
   std::string stanza;
-  repo::ObjectOptions object;
+  repo::ObjectOptions object;  // object.key set: encrypted
+  // Write although stanza.json records the other encryption type (and record this one).
+  bool allowMixedEncryption = false;
   bool fastCheckpoint = true;
   std::uint64_t maxRate = 0;  // bytes per second, 0 = unlimited
   std::string manifestChecksums = "CRC32C";

@@ -23,8 +23,11 @@ int runMain(const CommandSpec& spec, int argc, const char* const* argv, const Co
       std::printf("%s %s\n", spec.program.c_str(), kVersion);
       return 0;
     }
-    Config config = loadConfig(commandLine, processEnvironment());
-    log::configure(config);
+    Config config;
+    if (spec.readsConfig) {
+      config = loadConfig(commandLine, processEnvironment());
+      log::configure(config);
+    }
     return body(config, commandLine);
   } catch (const Error& e) {
     log::reportError(e);

@@ -266,7 +266,7 @@ Json orNull(const std::optional<T>& value) {
 
 }  // namespace
 
-InfoReport collectInfo(storage::Storage& storage, const std::string& stanza) {
+InfoReport collectInfo(storage::Storage& storage, const std::string& stanza, const repo::Keyring& keys) {
   auto stanzaInfo = repo::loadStanza(storage, stanza);
   if (!stanzaInfo)
     throw Error(ErrorCode::Config,
@@ -302,9 +302,9 @@ InfoReport collectInfo(storage::Storage& storage, const std::string& stanza) {
           pg::historyFileName(timeline));
     } else {
       try {
-        history = repo::loadHistory(storage, stanza, timeline);
+        history = repo::loadHistory(storage, stanza, timeline, keys);
       } catch (const Error& e) {
-        if (e.code() != ErrorCode::Corrupt) throw;
+        if (e.code() != ErrorCode::Corrupt && e.code() != ErrorCode::Config) throw;
         t.historyError = e.what();
       }
     }
@@ -349,7 +349,8 @@ std::string renderText(const InfoReport& report) {
       table.row(
           {"  duration", entry.durationSeconds ? textDuration(*entry.durationSeconds) : "unknown"});
       table.row({"  size", fmt::format("{}, {} stored ({})", humanBytes(b.size()),
-                                       humanBytes(b.storedSize()), b.compression)});
+                                       humanBytes(b.storedSize()),
+                                       b.encryption == "none" ? b.compression : b.compression + ", " + b.encryption)});
       for (const auto& object : b.objects)
         if (object.tablespaceOid != 0)
           table.row({"  tablespace",
@@ -437,6 +438,7 @@ std::string renderJson(const InfoReport& report) {
     j["stored-size"] = b.storedSize();
     j["duration"] = orNull(entry.durationSeconds);
     j["compression"] = b.compression;
+    j["encryption"] = b.encryption;
     Json& tablespaces = j["tablespaces"] = Json::array();
     for (const auto& object : b.objects)
       if (object.tablespaceOid != 0)
@@ -505,7 +507,8 @@ OutputFormat parseOutputFormat(const CommandLine& commandLine) {
 int info(const Config& config, const CommandLine& commandLine) {
   OutputFormat format = parseOutputFormat(commandLine);
   auto storage = storage::openStorage(config);
-  InfoReport report = collectInfo(*storage, config.stanza);
+  repo::Keyring keys = repo::loadKeyring(config);
+  InfoReport report = collectInfo(*storage, config.stanza, keys);
   std::string text = format == OutputFormat::Json ? renderJson(report) : renderText(report);
   if (std::fwrite(text.data(), 1, text.size(), stdout) != text.size() || std::fflush(stdout) != 0)
     throw systemError(ErrorCode::LocalIo, errno, "cannot write the report to standard output");

@@ -90,9 +90,11 @@ struct InfoReport {
 // Reads the stanza's stanza.json, backup.json files, WAL listing and history files, and computes
 // the report. Read-only. Throws Error(Config) when the stanza has no stanza.json (nothing was
 // ever archived to it), Error(Storage) when the repository cannot be read and Error(Corrupt) for
-// a damaged stanza.json; a damaged backup.json is reported in damagedBackups. A missing or damaged history file is not an error: the
-// timeline is reported without a window, saying why.
-InfoReport collectInfo(storage::Storage& storage, const std::string& stanza);
+// a damaged stanza.json; a damaged backup.json is reported in damagedBackups. A missing or
+// damaged history file, or one encrypted with a key `keys` lacks, is not an error: the timeline
+// is reported without a window, saying why.
+InfoReport collectInfo(storage::Storage& storage, const std::string& stanza,
+                       const repo::Keyring& keys = repo::Keyring::none());
 
 // An operator's view: aligned columns, sizes in KiB/MiB/GiB, UTC times.
 std::string renderText(const InfoReport& report);

@@ -1,4 +1,4 @@
-// tidemark COMMAND [OPTIONS]: repository administration (info; verify, expire, check later).
+// tidemark COMMAND [OPTIONS]: repository administration (info, keygen; verify, expire, check later).
 #include "common/main.h"
 
 #include <cstdio>
@@ -11,6 +11,7 @@
 #include "common/text.h"
 #include "common/version.h"
 #include "ctl/info.h"
+#include "ctl/keygen.h"
 
 namespace {
 
@@ -30,6 +31,17 @@ std::vector<Command> commands() {
         .options = tidemark::ctl::infoOptionSpecs()},
        [](const tidemark::Config& config, const tidemark::CommandLine& cl) {
          return tidemark::ctl::info(config, cl);
+       }},
+      {"keygen",
+       {.program = "tidemark keygen",
+        .arguments = "PATH",
+        .summary = "Makes a new random 32-byte master key for encryption at rest in PATH (mode 0600; an\n"
+                   "existing file is never replaced) and prints its key id.",
+        .minPositional = 1,
+        .maxPositional = 1,
+        .readsConfig = false},
+       [](const tidemark::Config& config, const tidemark::CommandLine& cl) {
+         return tidemark::ctl::keygen(config, cl);
        }},
   };
 }

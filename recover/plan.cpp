@@ -23,7 +23,7 @@ std::string gapText(const repo::WalGap& gap) {
 }  // namespace
 
 RecoveryPlan planRecovery(storage::Storage& storage, const std::string& stanza, const Target& target,
-                          const std::optional<std::string>& backupLabel) {
+                          const std::optional<std::string>& backupLabel, const repo::Keyring& keys) {
   auto stanzaInfo = repo::loadStanza(storage, stanza);
   if (!stanzaInfo)
     throw Error(ErrorCode::Config, fmt::format("stanza '{}' does not exist in {}", stanza, storage.describe()),
@@ -52,7 +52,7 @@ RecoveryPlan planRecovery(storage::Storage& storage, const std::string& stanza, 
                                      pg::historyFileName(timeline), timeline));
       return histories.emplace(timeline, pg::TimelineHistory{timeline, {}}).first->second;
     }
-    return histories.emplace(timeline, repo::loadHistory(storage, stanza, timeline)).first->second;
+    return histories.emplace(timeline, repo::loadHistory(storage, stanza, timeline, keys)).first->second;
   };
   // PostgreSQL's recovery_target_timeline = 'latest': from the backup's timeline, the last of the
   // consecutive timelines that have a history file (findNewestTimeLine).

@@ -30,8 +30,9 @@ struct RecoveryPlan {
 // history is damaged, and Error(InvalidInput) when a gap in the archive makes the target
 // unreachable (or, with no target, would silently end recovery early). Gaps that may or may not
 // matter (time, xid and name targets past the backup's own WAL) become warnings.
+// `keys` decrypt encrypted timeline history files.
 RecoveryPlan planRecovery(storage::Storage& storage, const std::string& stanza, const Target& target,
-                          const std::optional<std::string>& backupLabel);
+                          const std::optional<std::string>& backupLabel, const repo::Keyring& keys = repo::Keyring::none());
 
 // The plan as lines for an operator.
 std::string describePlan(const RecoveryPlan& plan, const Target& target);

@@ -272,7 +272,8 @@ std::string restoreCommand(const Config& config, const CommandLine& commandLine)
 RecoveryPlan recover(const Config& config, const CommandLine& commandLine, const RecoverOptions& options,
                      const std::function<bool()>& stopRequested) {
   auto storage = storage::openStorage(config);
-  RecoveryPlan plan = planRecovery(*storage, config.stanza, options.target, options.backup);
+  repo::Keyring keys = repo::loadKeyring(config);
+  RecoveryPlan plan = planRecovery(*storage, config.stanza, options.target, options.backup, keys);
   std::fputs(describePlan(plan, options.target).c_str(), stdout);
   std::fflush(stdout);
   for (const auto& object : plan.backup.objects)
@@ -353,7 +354,8 @@ RecoveryPlan recover(const Config& config, const CommandLine& commandLine, const
     RestoreStats stats = restoreBackup(
         *storage, config.stanza, plan.backup, options.dataDirectory,
         RestoreOptions{.tablespaceMap = options.tablespaceMap, .stopRequested = stopRequested,
-                       .openStorage = [&config] { return storage::openStorage(config); }});
+                       .openStorage = [&config] { return storage::openStorage(config); },
+                       .keys = &keys});
     std::string note = fmt::format("(backup {}, {})", plan.backup.label, repo::utcNow());
     writeRecoverySettings(options.dataDirectory, recoverySettings(options.target, command), options.standby, note);
     if (owner) {

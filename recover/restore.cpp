@@ -87,8 +87,9 @@ void prepareDirectory(const std::string& path, const std::string& what) {
 
 // Reads one backup object through verification into `sink`, and checks it is the one backup.json
 // recorded.
-void fetch(storage::Storage& storage, const std::string& path, const repo::BackupObject& expected, io::Sink& sink) {
-  auto summary = repo::readObject(storage, path, sink);
+void fetch(storage::Storage& storage, const std::string& path, const repo::BackupObject& expected, io::Sink& sink,
+           const repo::Keyring& keys) {
+  auto summary = repo::readObject(storage, path, sink, keys);
   if (!summary)
     throw Error(ErrorCode::Corrupt, fmt::format("backup object '{}' is missing from {}", path, storage.describe()),
                 "the backup is damaged; choose another one");
@@ -106,6 +107,7 @@ void fetch(storage::Storage& storage, const std::string& path, const repo::Backu
 RestoreStats restoreBackup(storage::Storage& storage, const std::string& stanza, const repo::BackupInfo& backup,
                            const std::string& dataDirectory, const RestoreOptions& options) {
   auto started = std::chrono::steady_clock::now();
+  const repo::Keyring& keys = options.keys ? *options.keys : repo::Keyring::none();
   prepareDirectory(dataDirectory, "data directory");
   Progress progress(fmt::format("restore of backup {}", backup.label), backup.size(), options.terminal);
   RestoreStats stats;
@@ -135,7 +137,7 @@ RestoreStats restoreBackup(storage::Storage& storage, const std::string& stanza,
     io::TarExtractor extractor(target, {.sync = false, .allowOutsideSymlinks = true});
     io::TarReader reader(extractor);
     Meter meter(reader, progress, progressMutex, stopRequested);
-    fetch(from, repo::backupObject(stanza, backup.label, object.name), object, meter);
+    fetch(from, repo::backupObject(stanza, backup.label, object.name), object, meter, keys);
     io::ExtractStats extracted = extractor.finish();
     for (const auto& link : extracted.outsideSymlinks)
       spdlog::warn("{} holds the symlink {}, which leads outside the directory restored: restored as it was on "
@@ -150,7 +152,7 @@ RestoreStats restoreBackup(storage::Storage& storage, const std::string& stanza,
   for (const auto& object : backup.objects) {
     if (object.name == "backup_manifest") {
       io::AtomicFile file(dataDirectory + "/backup_manifest", {.mode = 0600, .sync = options.sync});
-      fetch(storage, repo::backupObject(stanza, backup.label, object.name), object, file);
+      fetch(storage, repo::backupObject(stanza, backup.label, object.name), object, file, keys);
       file.commit();
     } else if (object.tablespaceOid != 0) {
       auto mapped = options.tablespaceMap.find(object.tablespaceOid);

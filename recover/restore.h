@@ -9,6 +9,7 @@
 #include <string>
 
 #include "common/repo/backup.h"
+#include "common/repo/keys.h"
 #include "common/storage/storage.h"
 
 namespace tidemark::recover {
@@ -23,6 +24,8 @@ struct RestoreOptions {
   // storage, as drivers are used from one thread at a time), beside base.tar.
   std::function<std::unique_ptr<storage::Storage>()> openStorage;
   int parallel = 4;
+  // Decrypt encrypted objects with these keys (nullptr: none). Not owned.
+  const repo::Keyring* keys = nullptr;
 };
 
 struct RestoreStats {

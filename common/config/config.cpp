@@ -21,7 +21,8 @@ namespace tidemark {
 
 namespace {
 
-using Value = std::variant<std::string, std::int64_t, bool>;
+// A TOML array of strings arrives as a list; from the environment or a flag, as one string.
+using Value = std::variant<std::string, std::int64_t, bool, std::vector<std::string>>;
 
 struct KeyDef {
   const char* section;  // "" for top-level keys
@@ -44,6 +45,7 @@ struct KeyDef {
 std::string describeValue(const Value& v) {
   if (auto s = std::get_if<std::string>(&v)) return fmt::format("'{}'", *s);
   if (auto i = std::get_if<std::int64_t>(&v)) return std::to_string(*i);
+  if (auto list = std::get_if<std::vector<std::string>>(&v)) return fmt::format("a list of {}", list->size());
   return std::get<bool>(v) ? "true" : "false";
 }
 
@@ -115,6 +117,24 @@ std::string asAbsolutePath(const Value& v, const std::string& where, bool allowE
   return s;
 }
 
+// A list of absolute paths: a TOML array, or from the environment or a flag one string of
+// comma-separated paths ("" is the empty list).
+std::vector<std::string> asPathList(const Value& v, const std::string& where) {
+  std::vector<std::string> items;
+  if (auto list = std::get_if<std::vector<std::string>>(&v)) {
+    items = *list;
+  } else {
+    std::string text = asString(v, where);
+    for (std::size_t start = 0; !text.empty() && start <= text.size();) {
+      std::size_t comma = std::min(text.find(',', start), text.size());
+      items.push_back(text.substr(start, comma - start));
+      start = comma + 1;
+    }
+  }
+  for (const auto& item : items) asAbsolutePath(item, where, false);
+  return items;
+}
+
 const std::vector<KeyDef>& keyTable() {
   static const std::vector<KeyDef> table = {
       {"", "stanza", "the repository folder of this cluster",
@@ -147,6 +167,22 @@ const std::vector<KeyDef>& keyTable() {
          if (level < -100 || level > 100) badValue(where, fmt::format("{} is out of range", level));
          c.compress.level = int(level);
        }},
+      {"encryption", "type", "none | aes-256-gcm (docs/encryption.md)",
+       [](Config& c, const Value& v, const std::string& where) {
+         c.encryption.type = *io::parseEncryptType(asChoice(v, where, {"none", "aes-256-gcm"}));
+       }},
+      {"encryption", "key-file", "the master key file, mode 0600 (absolute path; make one with 'tidemark keygen')",
+       [](Config& c, const Value& v, const std::string& where) {
+         c.encryption.keyFile = asAbsolutePath(v, where, true);
+       }},
+      {"encryption", "key-command", "a command that prints the master key (instead of key-file)",
+       [](Config& c, const Value& v, const std::string& where) { c.encryption.keyCommand = asString(v, where); }},
+      {"encryption", "old-key-files", "earlier master keys, for reading (absolute paths; comma-separated here)",
+       [](Config& c, const Value& v, const std::string& where) {
+         c.encryption.oldKeyFiles = asPathList(v, where);
+       }},
+      {"encryption", "allow-mixed", "write although stanza.json records another encryption type, and record this one",
+       [](Config& c, const Value& v, const std::string& where) { c.encryption.allowMixed = asBool(v, where); }},
       {"log", "level", "error | warn | info | debug",
        [](Config& c, const Value& v, const std::string& where) {
          std::string s = asChoice(v, where, {"error", "warn", "info", "debug"});
@@ -278,7 +314,14 @@ void applyToml(Config& config, const std::string& file, std::map<std::string, st
     if (auto s = node.as_string()) value = s->get();
     else if (auto i = node.as_integer()) value = i->get();
     else if (auto b = node.as_boolean()) value = b->get();
-    else badValue(where, "must be a string, an integer or a boolean");
+    else if (auto array = node.as_array()) {
+      std::vector<std::string> list;
+      for (const auto& element : *array) {
+        if (!element.is_string()) badValue(where, "must be a list of strings");
+        list.push_back(element.as_string()->get());
+      }
+      value = list;
+    } else badValue(where, "must be a string, an integer, a boolean or a list of strings");
     def.apply(config, value, where);
     origins[def.name()] = where;
   };
@@ -518,9 +561,11 @@ std::string helpText(const CommandSpec& spec) {
   };
   for (const auto& o : spec.options)
     line("--" + o.name + (o.valueName.empty() ? "" : "=" + o.valueName), o.help);
-  line("--config=FILE", fmt::format("configuration file (default $TIDEMARK_CONFIG, else {})", kDefaultConfigFile));
+  if (spec.readsConfig)
+    line("--config=FILE", fmt::format("configuration file (default $TIDEMARK_CONFIG, else {})", kDefaultConfigFile));
   line("--help", "show this help");
   line("--version", "show the version");
+  if (!spec.readsConfig) return text;
   text += "\nconfiguration flags (each also TIDEMARK_<SECTION>_<KEY>, or the key in the file):\n";
   for (const auto& def : keyTable())
     if (!def.secret) line("--" + flagNameOf(def) + "=VALUE", def.help);
@@ -597,6 +642,15 @@ Config loadConfig(const CommandLine& commandLine, const Environment& environment
     return it == origins.end() ? key + " (default)" : it->second;
   };
   if (config.repo.type == "s3") resolveS3(config, environment, origins.count("repo.path") > 0);
+  const auto& encryption = config.encryption;
+  if (!encryption.keyFile.empty() && !encryption.keyCommand.empty())
+    badValue(originOf("encryption.key-command"), "is set together with encryption.key-file",
+             "set one of them: the key comes from a file or from a command, not both");
+  if (encryption.type != io::EncryptType::None && encryption.keyFile.empty() && encryption.keyCommand.empty())
+    badValue(originOf("encryption.type"),
+             fmt::format("is '{}' but neither encryption.key-file nor encryption.key-command is set",
+                         io::encryptName(encryption.type)),
+             "make a key with 'tidemark keygen /etc/tidemark/repo.key' and set encryption.key-file to it");
   io::LevelRange range = io::compressLevels(config.compress.type);
   if (config.compress.type != io::CompressType::None &&
       (config.compress.level < range.min || config.compress.level > range.max)) {

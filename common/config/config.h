@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "common/io/compress.h"
+#include "common/io/encrypt.h"
 
 namespace tidemark {
 
@@ -28,6 +29,13 @@ struct Config {
     io::CompressType type = io::CompressType::Zstd;
     int level = 1;
   } compress;
+  struct Encryption {
+    io::EncryptType type = io::EncryptType::None;
+    std::string keyFile;                  // the current master key (absolute path)
+    std::string keyCommand;               // or: a command printing it (run with /bin/sh)
+    std::vector<std::string> oldKeyFiles;  // earlier keys, for reading only
+    bool allowMixed = false;              // write despite stanza.json recording another type
+  } encryption;
   struct Log {
     LogLevel level = LogLevel::Info;
     std::string file;
@@ -80,6 +88,9 @@ struct CommandSpec {
   std::string summary;     // one line
   std::vector<OptionSpec> options;
   std::size_t minPositional = 0, maxPositional = 0;
+  // false: the command reads no configuration (runMain passes the built-in defaults), so that it
+  // works while the configuration is still being written (tidemark keygen).
+  bool readsConfig = true;
 };
 
 struct CommandLine {

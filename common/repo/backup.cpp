@@ -43,6 +43,7 @@ std::string BackupInfo::toJson() const {
   doc["wal-stop"] = walStop;
   doc["wal-segment-size"] = walSegmentSize;
   doc["compression"] = compression;
+  doc["encryption"] = encryption;
   doc["checkpoint"] = checkpoint;
   doc["manifest-checksums"] = manifestChecksums;
   doc["size"] = size();
@@ -93,6 +94,7 @@ BackupInfo BackupInfo::fromJson(const std::string& text, const std::string& wher
     info.walStop = doc.at("wal-stop").get<std::string>();
     info.walSegmentSize = doc.at("wal-segment-size").get<std::uint32_t>();
     info.compression = doc.at("compression").get<std::string>();
+    info.encryption = doc.value("encryption", "none");  // absent: written before encryption existed
     info.checkpoint = doc.value("checkpoint", "");
     info.manifestChecksums = doc.value("manifest-checksums", "");
     for (const auto& entry : doc.at("objects")) {

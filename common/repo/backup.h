@@ -34,6 +34,7 @@ struct BackupInfo {
   std::string walStart, walStop;    // first and last WAL segment the backup needs
   std::uint32_t walSegmentSize = 0;
   std::string compression;          // as stored: none | lz4 | zstd
+  std::string encryption = "none";  // as stored: none | aes-256-gcm
   std::string checkpoint;           // fast | spread
   std::string manifestChecksums;    // SHA256, CRC32C, ...
   std::vector<BackupObject> objects;

@@ -46,12 +46,13 @@ WalCatalog scanWal(storage::Storage& storage, const std::string& stanza, std::ui
   return catalog;
 }
 
-pg::TimelineHistory loadHistory(storage::Storage& storage, const std::string& stanza, std::uint32_t timeline) {
+pg::TimelineHistory loadHistory(storage::Storage& storage, const std::string& stanza, std::uint32_t timeline,
+                                const Keyring& keys) {
   if (timeline <= 1) return pg::TimelineHistory{timeline, {}};
   auto name = pg::parseWalName(pg::historyFileName(timeline));
   std::string path = walObject(stanza, *name);
   io::MemorySink sink(4u << 20);
-  auto summary = readObject(storage, path, sink);
+  auto summary = readObject(storage, path, sink, keys);
   if (!summary)
     throw Error(ErrorCode::Corrupt,
                 fmt::format("timeline {} has no history file '{}' in {}", timeline, path, storage.describe()),

@@ -11,6 +11,7 @@
 
 #include "common/pg/timeline.h"
 #include "common/repo/backup.h"
+#include "common/repo/keys.h"
 #include "common/storage/storage.h"
 
 namespace tidemark::repo {
@@ -37,8 +38,10 @@ struct WalCatalog {
 WalCatalog scanWal(storage::Storage& storage, const std::string& stanza, std::uint32_t segmentSize);
 
 // The history of `timeline` from its .history file in the repository (timeline 1 has none).
-// Throws Error(Corrupt) when the file is missing for a timeline above 1 or is damaged.
-pg::TimelineHistory loadHistory(storage::Storage& storage, const std::string& stanza, std::uint32_t timeline);
+// Throws Error(Corrupt) when the file is missing for a timeline above 1 or is damaged, and
+// Error(Config) when it is encrypted with a key `keys` lacks.
+pg::TimelineHistory loadHistory(storage::Storage& storage, const std::string& stanza, std::uint32_t timeline,
+                                const Keyring& keys = Keyring::none());
 
 // A run of consecutive missing segments, by name.
 struct WalGap {

@@ -12,6 +12,10 @@ namespace {
 
 constexpr std::size_t kHeaderSizeNoEncryption = kHeaderFixedSize + kHeaderCheckSize;
 
+std::size_t headerSizeFor(io::EncryptType encryption) {
+  return kHeaderSizeNoEncryption + (encryption == io::EncryptType::None ? 0 : kEncryptionFieldsSize);
+}
+
 std::array<std::uint8_t, kHeaderCheckSize> headerCheck(io::ByteView bytes) {
   io::Sha256Digest digest = io::Sha256::of(bytes);
   std::array<std::uint8_t, kHeaderCheckSize> out{};
@@ -23,21 +27,33 @@ std::array<std::uint8_t, kHeaderCheckSize> headerCheck(io::ByteView bytes) {
 
 }  // namespace
 
-EnvelopeWriter::EnvelopeWriter(io::Sink& next, EnvelopeHeader header) : Filter(next), header_(header) {}
+io::Buffer encodeHeader(const EnvelopeHeader& header) {
+  io::Buffer bytes(headerSizeFor(header.encryption));
+  std::copy(kEnvelopeMagic.begin(), kEnvelopeMagic.end(), bytes.begin());
+  io::putLe16(&bytes[8], kEnvelopeVersion);
+  io::putLe16(&bytes[10], std::uint16_t(bytes.size()));
+  bytes[12] = std::uint8_t(header.compress);
+  bytes[13] = std::uint8_t(header.encryption);
+  // bytes 14..15: flags, zero
+  if (header.encryption != io::EncryptType::None) {
+    const EncryptionParams& p = header.params;
+    auto at = bytes.begin() + kHeaderFixedSize;
+    io::putLe32(&*at, p.chunkSize);
+    at = std::copy(p.keyId.begin(), p.keyId.end(), at + 4);
+    at = std::copy(p.salt.begin(), p.salt.end(), at);
+    std::copy(p.noncePrefix.begin(), p.noncePrefix.end(), at);
+  }
+  auto check = headerCheck({bytes.data(), bytes.size() - kHeaderCheckSize});
+  std::copy(check.begin(), check.end(), bytes.end() - kHeaderCheckSize);
+  return bytes;
+}
+
+EnvelopeWriter::EnvelopeWriter(io::Sink& next, EnvelopeHeader header) : Filter(next), header_(encodeHeader(header)) {}
 
 void EnvelopeWriter::writeHeader() {
   if (headerWritten_) return;
   headerWritten_ = true;
-  std::array<std::uint8_t, kHeaderSizeNoEncryption> bytes{};
-  std::copy(kEnvelopeMagic.begin(), kEnvelopeMagic.end(), bytes.begin());
-  io::putLe16(&bytes[8], kEnvelopeVersion);
-  io::putLe16(&bytes[10], std::uint16_t(bytes.size()));
-  bytes[12] = std::uint8_t(header_.compress);
-  bytes[13] = std::uint8_t(header_.encryption);
-  // bytes 14..15: flags, zero
-  auto check = headerCheck({bytes.data(), kHeaderFixedSize});
-  std::copy(check.begin(), check.end(), bytes.begin() + kHeaderFixedSize);
-  next_.write(bytes);
+  next_.write(header_);
 }
 
 void EnvelopeWriter::write(io::ByteView data) {
@@ -86,13 +102,22 @@ void EnvelopeReader::write(io::ByteView data) {
                   fmt::format("object format version {} is not supported (this tidemark reads {})", version,
                               kEnvelopeVersion),
                   "the object was written by a newer tidemark: upgrade to read it");
-    if (headerSize_ != kHeaderSizeNoEncryption) corrupt(fmt::format("header length {} is invalid", headerSize_));
     std::uint8_t compress = headerBytes_[12], encryption = headerBytes_[13];
     if (compress > std::uint8_t(io::CompressType::Zstd)) corrupt(fmt::format("unknown compression {}", compress));
-    if (encryption != std::uint8_t(Encryption::None)) corrupt(fmt::format("unknown encryption {}", encryption));
+    if (encryption > std::uint8_t(io::EncryptType::Aes256Gcm)) corrupt(fmt::format("unknown encryption {}", encryption));
     if (io::getLe16(&headerBytes_[14]) != 0) corrupt("unknown header flags");
     header_.compress = io::CompressType(compress);
-    header_.encryption = Encryption(encryption);
+    header_.encryption = io::EncryptType(encryption);
+    if (headerSize_ != headerSizeFor(header_.encryption)) corrupt(fmt::format("header length {} is invalid", headerSize_));
+    if (header_.encryption != io::EncryptType::None) {
+      EncryptionParams& p = header_.params;
+      auto at = headerBytes_.begin() + kHeaderFixedSize;
+      p.chunkSize = io::getLe32(&*at);
+      at += 4;
+      std::copy_n(at, p.keyId.size(), p.keyId.begin());
+      std::copy_n(at + kKeyIdSize, p.salt.size(), p.salt.begin());
+      std::copy_n(at + kKeyIdSize + kSaltSize, p.noncePrefix.size(), p.noncePrefix.begin());
+    }
     payload_ = &open_(header_);
   }
   forward(data);

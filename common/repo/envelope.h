@@ -8,6 +8,7 @@
 #include <functional>
 
 #include "common/io/compress.h"
+#include "common/io/encrypt.h"
 #include "common/io/hash.h"
 #include "common/io/sink.h"
 
@@ -19,15 +20,30 @@ inline constexpr std::uint16_t kEnvelopeVersion = 1;
 inline constexpr std::size_t kHeaderFixedSize = 16;   // magic, version, length, compression, encryption, flags
 inline constexpr std::size_t kHeaderCheckSize = 4;    // leading bytes of SHA-256 over the header
 inline constexpr std::size_t kTrailerSize = 48;       // plain length, plain SHA-256, magic
+inline constexpr std::size_t kKeyIdSize = 8;
+inline constexpr std::size_t kSaltSize = 32;
+// Encryption parameters between the flags and the check (aes-256-gcm): chunk size, key id, salt,
+// nonce prefix.
+inline constexpr std::size_t kEncryptionFieldsSize = 4 + kKeyIdSize + kSaltSize + io::kNoncePrefixSize;
 
-// Stored in the header; the numeric values are part of the format. 0 is the only one today;
-// encryption (issue 6) adds its parameters after the fixed header fields.
-enum class Encryption : std::uint8_t { None = 0 };
+using KeyId = std::array<std::uint8_t, kKeyIdSize>;
+
+// What an encrypted object's header records (docs/repository-format.md, "Encryption").
+struct EncryptionParams {
+  std::uint32_t chunkSize = io::kEncryptChunkSize;  // plain bytes per sealed chunk
+  KeyId keyId{};                                    // which master key (repo/keys.h)
+  std::array<std::uint8_t, kSaltSize> salt{};       // HKDF salt of this object's key
+  io::NoncePrefix noncePrefix{};
+};
 
 struct EnvelopeHeader {
   io::CompressType compress = io::CompressType::None;
-  Encryption encryption = Encryption::None;
+  io::EncryptType encryption = io::EncryptType::None;
+  EncryptionParams params;  // meaningful with encryption only
 };
+
+// The header's bytes as written (and, for a header a reader accepted, exactly as read).
+io::Buffer encodeHeader(const EnvelopeHeader& header);
 
 struct EnvelopeTrailer {
   std::uint64_t plainSize = 0;
@@ -46,12 +62,13 @@ class EnvelopeWriter final : public io::Filter {
 
  private:
   void writeHeader();
-  EnvelopeHeader header_;
+  io::Buffer header_;
   EnvelopeTrailer trailer_;
   bool headerWritten_ = false;
 };
 
-// Parses and checks the header, then forwards the payload to the sink `open` returns for that
+// Parses and checks the header (the encryption parameters' values are checked by whoever opens
+// the payload), then forwards the payload to the sink `open` returns for that
 // header (e.g. the right decompressor); holds back the trailer and checks it on close().
 // Throws Error(Corrupt) for a damaged header or trailer, or a stream too short to hold them, and
 // Error(Unsupported) for an undamaged header of another format version.

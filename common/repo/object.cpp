@@ -1,16 +1,59 @@
 // Repository object write and read pipelines.
 #include "common/repo/object.h"
 
+#include <algorithm>
+
 #include "common/error.h"
 
 namespace tidemark::repo {
 
-ObjectWriter::ObjectWriter(std::unique_ptr<storage::Write> out, ObjectOptions options)
-    : out_(std::move(out)),
-      envelope_(*out_, EnvelopeHeader{.compress = options.compress}),
-      compressor_(io::newCompressor(options.compress, options.level, envelope_)) {
+namespace {
+
+// A fresh header: the compression and, with a key, this object's random salt and nonce prefix.
+EnvelopeHeader newHeader(const ObjectOptions& options) {
+  EnvelopeHeader header{.compress = options.compress, .encryption = options.encryption()};
+  if (options.key != nullptr) {
+    header.params.keyId = options.key->id();
+    io::randomBytes(header.params.salt);
+    io::randomBytes(header.params.noncePrefix);
+  }
+  return header;
+}
+
+}  // namespace
+
+ObjectOptions objectOptions(const Config& config, const Keyring& keys) {
+  ObjectOptions options{.compress = config.compress.type, .level = config.compress.level};
+  if (config.encryption.type != io::EncryptType::None) {
+    if (!keys.current) throw Error(ErrorCode::Internal, "encryption is configured but no key was loaded");
+    options.key = &*keys.current;
+  }
+  return options;
+}
+
+io::Buffer objectAad(const std::string& path, io::ByteView header) {
+  std::size_t slash = path.find('/');
+  std::string_view name = slash == std::string::npos ? std::string_view(path) : std::string_view(path).substr(slash + 1);
+  io::Buffer aad(2 + name.size() + header.size());
+  io::putLe16(aad.data(), std::uint16_t(name.size()));
+  auto at = std::copy(name.begin(), name.end(), aad.begin() + 2);
+  std::copy(header.begin(), header.end(), at);
+  return aad;
+}
+
+ObjectWriter::ObjectWriter(std::unique_ptr<storage::Write> out, const std::string& path, ObjectOptions options)
+    : out_(std::move(out)), header_(newHeader(options)), envelope_(*out_, header_) {
+  if (options.key != nullptr) {
+    io::Key256 key = options.key->objectKey(header_.params.salt);
+    sealer_ = std::make_unique<io::StreamSealer>(envelope_, key, header_.params.noncePrefix,
+                                                 header_.params.chunkSize, objectAad(path, encodeHeader(header_)));
+    io::wipe(key);
+  }
+  io::Sink& compressed = sealer_ ? static_cast<io::Sink&>(*sealer_) : envelope_;
+  compressor_ = io::newCompressor(options.compress, options.level, compressed);
   summary_.compress = options.compress;
   if (options.backgroundHash) backgroundHash_ = std::make_unique<io::BackgroundSha256>();
+  summary_.encryption = header_.encryption;
 }
 
 ObjectWriter::~ObjectWriter() = default;
@@ -40,25 +83,45 @@ bool ObjectWriter::commit() {
 
 namespace {
 
-// Decompresses what the envelope forwards, once the header says how.
+// Decrypts and decompresses what the envelope forwards, once the header says how.
 class PlainPipeline {
  public:
-  explicit PlainPipeline(io::Sink& out) : hash_(out) {}
+  PlainPipeline(io::Sink& out, const std::string& path, const Keyring& keys) : hash_(out), path_(path), keys_(keys) {}
   io::Sink& open(const EnvelopeHeader& header) {
     decompressor_ = io::newDecompressor(header.compress, hash_);
-    return *decompressor_;
+    if (header.encryption == io::EncryptType::None) return *decompressor_;
+    const EncryptionParams& p = header.params;
+    if (p.chunkSize < io::kMinEncryptChunkSize || p.chunkSize > io::kMaxEncryptChunkSize)
+      throw error(ErrorCode::Corrupt, "its header's encryption chunk size {} is out of range ({}..{})", p.chunkSize,
+                  io::kMinEncryptChunkSize, io::kMaxEncryptChunkSize);
+    const MasterKey* master = keys_.find(p.keyId);
+    if (master == nullptr)
+      throw Error(ErrorCode::Config,
+                  fmt::format("object '{}' was written with key {}; configured keys are {}", path_,
+                              io::toHex(p.keyId), keys_.describe()),
+                  "set encryption.key-file (or key-command) to that key, or add its file to encryption.old-key-files; "
+                  "'tidemark keygen' prints a key's id when it makes it");
+    io::Key256 key = master->objectKey(p.salt);
+    opener_ = std::make_unique<io::StreamOpener>(*decompressor_, key, p.noncePrefix, p.chunkSize,
+                                                 objectAad(path_, encodeHeader(header)));
+    io::wipe(key);
+    return *opener_;
   }
   const io::Sha256Filter& hash() const { return hash_; }
 
  private:
   io::Sha256Filter hash_;
+  const std::string& path_;
+  const Keyring& keys_;
   std::unique_ptr<io::Filter> decompressor_;
+  std::unique_ptr<io::Filter> opener_;
 };
 
 }  // namespace
 
-std::optional<ObjectSummary> readObject(storage::Storage& storage, const std::string& path, io::Sink& out) {
-  PlainPipeline plain(out);
+std::optional<ObjectSummary> readObject(storage::Storage& storage, const std::string& path, io::Sink& out,
+                                        const Keyring& keys) {
+  PlainPipeline plain(out, path, keys);
   EnvelopeReader envelope([&](const EnvelopeHeader& header) -> io::Sink& { return plain.open(header); });
   try {
     if (!storage.read(path, envelope)) return std::nullopt;
@@ -70,18 +133,20 @@ std::optional<ObjectSummary> readObject(storage::Storage& storage, const std::st
     if (trailer.plainSha256 != plain.hash().digest())
       throw error(ErrorCode::Corrupt, "content SHA-256 is {} but its trailer records {}",
                   io::toHex(plain.hash().digest()), io::toHex(trailer.plainSha256));
-    return ObjectSummary{trailer.plainSize, trailer.plainSha256, envelope.storedSize(), envelope.header().compress};
+    return ObjectSummary{trailer.plainSize, trailer.plainSha256, envelope.storedSize(), envelope.header().compress,
+                         envelope.header().encryption};
   } catch (const Error& e) {
     if (e.code() != ErrorCode::Corrupt) throw;
     throw Error(ErrorCode::Corrupt,
                 fmt::format("object '{}' in {} failed verification: {}", path, storage.describe(), e.what()),
-                "the stored copy is damaged (a disk or transfer fault): keep it for inspection and check the repository storage");
+                "the stored copy is damaged (a disk or transfer fault) or was altered: keep it for inspection and check the "
+                "repository storage");
   }
 }
 
-std::optional<ObjectSummary> verifyObject(storage::Storage& storage, const std::string& path) {
+std::optional<ObjectSummary> verifyObject(storage::Storage& storage, const std::string& path, const Keyring& keys) {
   io::NullSink discard;
-  return readObject(storage, path, discard);
+  return readObject(storage, path, discard, keys);
 }
 
 }  // namespace tidemark::repo

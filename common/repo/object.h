@@ -1,8 +1,11 @@
-// Repository objects: plain bytes in, enveloped (compressed, later encrypted) bytes stored,
+// Repository objects: plain bytes in, enveloped (compressed, optionally encrypted) bytes stored,
 // and back, verifying the plain length and SHA-256 the trailer records.
 //
-//   write: plain -> SHA-256 + length -> compress -> envelope -> storage::Write -> commit
-//   read:  storage -> envelope -> decompress -> SHA-256 + length -> out, verified on close
+//   write: plain -> SHA-256 + length -> compress -> encrypt -> envelope -> storage::Write -> commit
+//   read:  storage -> envelope -> decrypt -> decompress -> SHA-256 + length -> out, verified on close
+//
+// An encrypted object is bound to its name (its path below the stanza folder): stored under
+// another name, it fails authentication.
 #pragma once
 
 #include <memory>
@@ -12,6 +15,7 @@
 #include "common/io/compress.h"
 #include "common/io/hash.h"
 #include "common/repo/envelope.h"
+#include "common/repo/keys.h"
 #include "common/storage/storage.h"
 
 namespace tidemark::repo {
@@ -19,23 +23,34 @@ namespace tidemark::repo {
 struct ObjectOptions {
   io::CompressType compress = io::CompressType::Zstd;
   int level = 1;
+  // Encrypt (AES-256-GCM) with this master key; nullptr stores the object unencrypted. Not owned:
+  // it must outlive the writer.
+  const MasterKey* key = nullptr;
+
+  io::EncryptType encryption() const { return key ? io::EncryptType::Aes256Gcm : io::EncryptType::None; }
   // Hash on a thread of its own (io::BackgroundSha256), beside the compression: for large
   // objects (base backups), where it shortens the wall time when a core is free. Costs a copy of
   // the bytes and a thread.
   bool backgroundHash = false;
 };
 
+// The options `config` asks for: its compression, and with encryption.type = aes-256-gcm the
+// current key of `keys` (which must outlive the options).
+ObjectOptions objectOptions(const Config& config, const Keyring& keys);
+
 struct ObjectSummary {
   std::uint64_t plainSize = 0;
   io::Sha256Digest plainSha256{};
   std::uint64_t storedSize = 0;
   io::CompressType compress = io::CompressType::None;
+  io::EncryptType encryption = io::EncryptType::None;
 };
 
-// Takes plain bytes; close() finishes the stored object, commit() publishes it.
+// Takes plain bytes; close() finishes the stored object, commit() publishes it. `path` is the
+// repository path `out` writes (an encrypted object is bound to it).
 class ObjectWriter final : public io::Sink {
  public:
-  ObjectWriter(std::unique_ptr<storage::Write> out, ObjectOptions options);
+  ObjectWriter(std::unique_ptr<storage::Write> out, const std::string& path, ObjectOptions options);
   ~ObjectWriter() override;
   void write(io::ByteView data) override;
   void close() override;
@@ -46,7 +61,9 @@ class ObjectWriter final : public io::Sink {
 
  private:
   std::unique_ptr<storage::Write> out_;
+  EnvelopeHeader header_;
   EnvelopeWriter envelope_;
+  std::unique_ptr<io::Filter> sealer_;
   std::unique_ptr<io::Filter> compressor_;
   io::Sha256 hash_;
   std::unique_ptr<io::BackgroundSha256> backgroundHash_;  // used instead of hash_ when set
@@ -55,12 +72,20 @@ class ObjectWriter final : public io::Sink {
 };
 
 // Streams the plain content of the object at `path` into `out` (closing it at the end) and
-// verifies it. nullopt when the object does not exist (nothing written to `out`). Throws
-// Error(Corrupt) naming the object when any check fails; `out` may then have received bytes,
-// so it must be something that is discarded without commit.
-std::optional<ObjectSummary> readObject(storage::Storage& storage, const std::string& path, io::Sink& out);
+// verifies it, decrypting an encrypted object with the key of `keys` its header names. nullopt
+// when the object does not exist (nothing written to `out`). Throws Error(Corrupt) naming the
+// object when any check fails (for an encrypted object: any change, cut, extension or rename),
+// Error(Config) when the object's key is not in `keys`; `out` may then have received bytes, so it
+// must be something that is discarded without commit.
+std::optional<ObjectSummary> readObject(storage::Storage& storage, const std::string& path, io::Sink& out,
+                                        const Keyring& keys = Keyring::none());
 
 // Reads and verifies an object, discarding its content.
-std::optional<ObjectSummary> verifyObject(storage::Storage& storage, const std::string& path);
+std::optional<ObjectSummary> verifyObject(storage::Storage& storage, const std::string& path,
+                                          const Keyring& keys = Keyring::none());
+
+// The associated data every chunk of the encrypted object at `path` is sealed with: the name's
+// length (16 bits, little-endian), the name (`path` below its stanza folder), the header's bytes.
+io::Buffer objectAad(const std::string& path, io::ByteView header);
 
 }  // namespace tidemark::repo

@@ -2,6 +2,7 @@
 #include "common/repo/stanza.h"
 
 #include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <cctype>
@@ -20,6 +21,7 @@ std::string StanzaInfo::toJson() const {
   doc["system-identifier"] = std::to_string(systemId);
   doc["pg-version"] = pgVersion;
   doc["wal-segment-size"] = walSegmentSize;
+  doc["encryption"] = std::string(io::encryptName(encryption));
   doc["created"] = created;
   doc["tidemark-version"] = tidemarkVersion;
   return doc.dump(2) + "\n";
@@ -42,14 +44,19 @@ StanzaInfo StanzaInfo::fromJson(const std::string& text, const std::string& wher
     info.systemId = std::stoull(id);
     info.pgVersion = doc.at("pg-version").get<int>();
     info.walSegmentSize = doc.at("wal-segment-size").get<std::uint32_t>();
+    auto encryption = io::parseEncryptType(doc.value("encryption", "none"));
+    if (!encryption) throw std::invalid_argument("encryption");
+    info.encryption = *encryption;
     info.created = doc.value("created", "");
     info.tidemarkVersion = doc.value("tidemark-version", "");
     return info;
   } catch (const nlohmann::json::exception& e) {
     throw Error(ErrorCode::Corrupt, fmt::format("'{}' is not a valid stanza.json: {}", where, e.what()),
                 "restore it from a copy, or move it aside to let the next push recreate it");
-  } catch (const std::logic_error& e) {  // std::stoull
-    throw Error(ErrorCode::Corrupt, fmt::format("'{}' has an invalid system-identifier", where));
+  } catch (const std::logic_error& e) {  // std::stoull, or the encryption name
+    throw Error(ErrorCode::Corrupt, fmt::format("'{}' has an invalid {}", where,
+                                                std::string_view(e.what()) == "encryption" ? "encryption"
+                                                                                           : "system-identifier"));
   }
 }
 
@@ -90,6 +97,28 @@ StanzaInfo ensureStanza(storage::Storage& storage, const std::string& stanza, co
                             candidate.walSegmentSize, stanza, existing->walSegmentSize),
                 "each cluster needs its own stanza: set 'stanza' for this cluster to a new name");
   return *existing;
+}
+
+void checkEncryption(storage::Storage& storage, const std::string& stanza, StanzaInfo& info,
+                     io::EncryptType configured, bool allowMixed) {
+  if (info.encryption == configured) return;
+  std::string recorded(io::encryptName(info.encryption)), wanted(io::encryptName(configured));
+  if (!allowMixed)
+    throw Error(ErrorCode::Config,
+                fmt::format("stanza '{}' records encryption '{}' in stanza.json, but encryption.type is '{}': the "
+                            "stanza would mix encrypted and unencrypted objects",
+                            stanza, recorded, wanted),
+                fmt::format("set encryption.type = '{}'; or, to switch the stanza to '{}' on purpose, run once with "
+                            "encryption.allow-mixed = true (docs/encryption.md)",
+                            recorded, wanted));
+  spdlog::warn("stanza '{}' switches from encryption '{}' to '{}' (encryption.allow-mixed): stanza.json now records "
+               "'{}', and writers configured with '{}' are refused from now on",
+               stanza, recorded, wanted, wanted, recorded);
+  info.encryption = configured;
+  std::string text = info.toJson();
+  auto write = storage.newWrite(stanzaFile(stanza), {.noReplace = false});
+  write->write(io::asBytes(text));
+  write->commit();
 }
 
 std::string utcNow(bool roundUp) {

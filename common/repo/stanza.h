@@ -6,6 +6,7 @@
 #include <optional>
 #include <string>
 
+#include "common/io/encrypt.h"
 #include "common/storage/storage.h"
 
 namespace tidemark::repo {
@@ -16,6 +17,9 @@ struct StanzaInfo {
   std::uint64_t systemId = 0;
   int pgVersion = 0;
   std::uint32_t walSegmentSize = 0;
+  // What every object written to the stanza uses (docs/encryption.md): a stanza.json without the
+  // field predates encryption, so its objects are unencrypted.
+  io::EncryptType encryption = io::EncryptType::None;
   int format = kRepositoryFormat;
   std::string created;          // ISO 8601 UTC
   std::string tidemarkVersion;  // of the tidemark that created the stanza
@@ -38,6 +42,12 @@ StanzaInfo ensureStanza(storage::Storage& storage, const std::string& stanza, co
 // Throws Error(ForeignCluster) unless `systemId` is the stanza's; `what` names the file.
 void checkSystemId(const StanzaInfo& info, const std::string& stanza, std::uint64_t systemId,
                    const std::string& what);
+
+// Refuses (Error(Config)) to write objects encrypted with `configured` into a stanza whose
+// stanza.json records another encryption type, unless `allowMixed`: then stanza.json is rewritten to
+// record `configured`, with a warning, and writers of the old type are refused from then on.
+void checkEncryption(storage::Storage& storage, const std::string& stanza, StanzaInfo& info,
+                     io::EncryptType configured, bool allowMixed);
 
 // Current UTC time as "2026-11-22T10:15:00Z": the second it is in, or with `roundUp` the next
 // one unless it is exactly on a second (a time no earlier than now: a backup's stop time, which

@@ -1,7 +1,9 @@
 // A real PostgreSQL 15 archives through tidemark-archive-push and recovers through
 // tidemark-archive-get.
 #include <doctest/doctest.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <set>
 
@@ -30,10 +32,14 @@ std::string switchWal(PgCluster& pg) {
   return pg.value("select pg_walfile_name(pg_switch_wal())");
 }
 
+bool contains(const io::Buffer& bytes, const std::string& text) {
+  return std::search(bytes.begin(), bytes.end(), text.begin(), text.end()) != bytes.end();
+}
+
 }  // namespace
 
 TEST_CASE_TEMPLATE("PostgreSQL archives through tidemark and every file comes back byte-identical", Repo, PosixRepo,
-                   S3Repo) {
+                   S3Repo, EncryptedPosixRepo, EncryptedS3Repo) {
   for (std::string compress : {"zstd", "lz4", "none"}) {
     CAPTURE(compress);
     Workspace ws(Repo::value, "[compress]\ntype = \"" + compress + "\"\n");
@@ -45,6 +51,10 @@ TEST_CASE_TEMPLATE("PostgreSQL archives through tidemark and every file comes ba
                  "archive_command = '" + ws.archiveCommand() + " && cp %p " + reference + "/%f'\n"
                  "wal_level = replica\n");
     pg.start();
+    // A row whose text PostgreSQL writes into its WAL as it is.
+    const std::string marker = "tidemark-marker-" + std::to_string(::getpid()) + "-c0ffee";
+    pg.exec("create table secret (t text)");
+    pg.exec("insert into secret values ('" + marker + "')");
 
     run({pgBinDir() + "/pgbench", "-i", "-s", "2", "-h", "127.0.0.1", "-p", std::to_string(pg.port()), "-U",
          "postgres", "postgres"});
@@ -57,20 +67,32 @@ TEST_CASE_TEMPLATE("PostgreSQL archives through tidemark and every file comes ba
     waitArchived(pg, last);
     pg.stop();
 
-    std::size_t files = 0;
+    std::size_t files = 0, handedOverWithMarker = 0;
     for (const auto& entry : fs::directory_iterator(reference)) {
       std::string name = entry.path().filename().string();
       std::string restored = ws.path("restored-" + name);
       REQUIRE(run({ws.get(), "--config", ws.config(), name, restored}) == 0);
       CHECK_MESSAGE(readFile(restored) == readFile(entry.path().string()), name);
+      handedOverWithMarker += contains(readFile(entry.path().string()), marker);
       ++files;
     }
     CHECK(files >= 4);
+    CHECK(handedOverWithMarker >= 1);
+    // Encrypted, no stored object shows the row; unencrypted and uncompressed, the WAL does (so the
+    // search would find it).
+    std::size_t storedWithMarker = 0, objects = 0;
+    for (const auto& object : ws.objects()) {
+      storedWithMarker += contains(ws.readObject(object), marker);
+      ++objects;
+    }
+    CHECK(objects >= files + 1);
+    if (ws.encrypted()) CHECK(storedWithMarker == 0);
+    else if (compress == "none") CHECK(storedWithMarker >= 1);
   }
 }
 
 TEST_CASE_TEMPLATE("a copy of the cluster recovers through tidemark-archive-get and holds rows written after the copy",
-                   Repo, PosixRepo, S3Repo) {
+                   Repo, PosixRepo, S3Repo, EncryptedPosixRepo, EncryptedS3Repo) {
   Workspace ws(Repo::value);
   PgCluster primary(ws.path("primary"), "primary");
   primary.initdb();

@@ -8,6 +8,7 @@
 #include <deque>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <algorithm>
 #include <map>
 #include <sstream>
@@ -135,7 +136,9 @@ const S3Server& s3Server() {
   return server;
 }
 
-Workspace::Workspace(Backend backend, const std::string& extraToml) : backend_(backend), dir_("tidemark-it") {
+Workspace::Workspace(RepoKind kind, const std::string& extraToml)
+    : backend_(kind.backend), encrypted_(kind.encrypted), dir_("tidemark-it") {
+  Backend backend = kind.backend;
   bin_ = dir_ / "bin";
   config_ = dir_ / "tidemark.toml";
   std::filesystem::create_directories(bin_);
@@ -154,6 +157,10 @@ Workspace::Workspace(Backend backend, const std::string& extraToml) : backend_(b
                 "\"\nendpoint = \"" + s3.endpoint + "\"\nregion = \"" + s3.region +
                 "\"\nuri-style = \"path\"\naccess-key-id = \"" + s3.accessKey + "\"\nsecret-access-key = \"" +
                 s3.secretKey + "\"\n";
+  }
+  if (encrypted_) {
+    runOutput({ctl(), "keygen", keyFile()});
+    repoToml_ += "[encryption]\ntype = \"aes-256-gcm\"\nkey-file = \"" + keyFile() + "\"\n";
   }
   // extraToml may add keys to [repo] or [s3] sections: TOML allows a table only once, so it is
   // merged by appending its lines under the right header.
@@ -197,6 +204,22 @@ void Workspace::replaceObject(const std::string& path, io::ByteView bytes) const
 }
 
 bool Workspace::hasObject(const std::string& path) const { return storage()->info(path).has_value(); }
+
+std::vector<std::string> Workspace::objects() const {
+  auto repository = storage();
+  std::vector<std::string> out;
+  std::function<void(const std::string&)> walk = [&](const std::string& dir) {
+    std::vector<storage::ListEntry> entries;
+    repository->list(dir, [&](const storage::ListEntry& entry) { entries.push_back(entry); });
+    for (const auto& entry : entries) {
+      std::string path = dir.empty() ? entry.name : dir + "/" + entry.name;
+      if (entry.directory) walk(path);
+      else out.push_back(path);
+    }
+  };
+  walk("");
+  return out;
+}
 
 std::string mergeToml(const std::string& base, const std::string& extra) {
   // Sections in order of first appearance, each with its lines; top-level lines first.

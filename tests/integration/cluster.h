@@ -52,14 +52,26 @@ class PgCluster {
   std::unique_ptr<Process> server_;
 };
 
-// Where a test's repository lives. Tests that run against both are TEST_CASE_TEMPLATEs over
-// PosixRepo and S3Repo.
+// Where a test's repository lives, and whether what tidemark writes there is encrypted. Tests that
+// run against several are TEST_CASE_TEMPLATEs over PosixRepo, S3Repo and their encrypted variants.
 enum class Backend { Posix, S3 };
+struct RepoKind {
+  constexpr RepoKind(Backend backend, bool encrypted = false) : backend(backend), encrypted(encrypted) {}
+  Backend backend;
+  bool encrypted;
+};
 struct PosixRepo {
   static constexpr Backend value = Backend::Posix;
 };
 struct S3Repo {
   static constexpr Backend value = Backend::S3;
+};
+// A key made by 'tidemark keygen', and [encryption] type = "aes-256-gcm" in the configuration.
+struct EncryptedPosixRepo {
+  static constexpr RepoKind value{Backend::Posix, true};
+};
+struct EncryptedS3Repo {
+  static constexpr RepoKind value{Backend::S3, true};
 };
 
 // The S3 server of this test run (scripts/s3-server, started by the CTest fixture 's3'):
@@ -74,9 +86,12 @@ const S3Server& s3Server();
 // file, all in one temporary folder owned by that user.
 class Workspace {
  public:
-  explicit Workspace(Backend backend = Backend::Posix, const std::string& extraToml = "");
+  explicit Workspace(RepoKind kind = Backend::Posix, const std::string& extraToml = "");
 
   Backend backend() const { return backend_; }
+  bool encrypted() const { return encrypted_; }
+  // The master key file of an encrypted workspace (made by 'tidemark keygen').
+  std::string keyFile() const { return dir_ / "repo.key"; }
   const std::string& root() const { return dir_.path(); }
   std::string path(const std::string& name) const { return dir_ / name; }
   const std::string& config() const { return config_; }
@@ -101,9 +116,12 @@ class Workspace {
   bool hasObject(const std::string& path) const;
   // The TOML lines that select this workspace's repository (for variants of the config).
   const std::string& repoToml() const { return repoToml_; }
+  // The path of every object in the repository, for tests that look at all of them.
+  std::vector<std::string> objects() const;
 
  private:
   Backend backend_;
+  bool encrypted_;
   TempDir dir_;
   std::string bin_, config_, repoToml_;
 };

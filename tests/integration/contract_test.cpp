@@ -21,7 +21,7 @@ std::size_t entriesIn(const std::string& dir) {
 }  // namespace
 
 TEST_CASE_TEMPLATE("archive-push and archive-get keep the exit-status contract PostgreSQL relies on", Repo, PosixRepo,
-                   S3Repo) {
+                   S3Repo, EncryptedPosixRepo, EncryptedS3Repo) {
   Workspace ws(Repo::value);
   std::string pgWal = ws.makeDir("source");
   SegmentSpec spec{.segmentNumber = 3};
@@ -107,6 +107,40 @@ TEST_CASE_TEMPLATE("archive-push and archive-get keep the exit-status contract P
     // Run by hand, without a signal file: also 255.
     CHECK(get(name, ws.path("by-hand"), ws.root()) == 255);
     CHECK_FALSE(fs::exists(ws.path("by-hand")));
+  }
+
+  if (ws.encrypted()) {
+    SUBCASE("encrypted: the object copied to another WAL file's name gets 255 in recovery") {
+      SegmentSpec next{.segmentNumber = 4};
+      std::string nextName = segmentName(next);
+      ws.replaceObject(Workspace::walObject(nextName), ws.readObject(object));
+      CHECK(get(nextName, "pg_wal/RECOVERYXLOG", recovering) == 255);
+      CHECK(entriesIn(recovering + "/pg_wal") == 0);
+    }
+
+    SUBCASE("encrypted: another key gets 255 and names both keys; old-key-files reads it again") {
+      std::string otherKey = ws.path("other.key");
+      runOutput({ws.ctl(), "keygen", otherKey});
+      giveToTestUser(otherKey);
+      std::string log = ws.path("tidemark.log");
+      CHECK(get(name, "pg_wal/RECOVERYXLOG", recovering, {"--encryption-key-file=" + otherKey}) == 255);
+      std::string text(io::asText(readFile(log)));
+      CHECK(text.find("was written with key ") != std::string::npos);
+      CHECK(text.find("configured keys are ") != std::string::npos);
+      CHECK(get(name, "pg_wal/RECOVERYXLOG", recovering,
+                {"--encryption-key-file=" + otherKey, "--encryption-old-key-files=" + ws.keyFile()}) == 0);
+      CHECK(readFile(recovering + "/pg_wal/RECOVERYXLOG") == makeSegment(spec));
+    }
+
+    SUBCASE("encrypted: pushing unencrypted into the stanza is refused unless allow-mixed") {
+      SegmentSpec next{.segmentNumber = 4};
+      std::string file = writeSegment(pgWal, next);
+      int status = push(file, {"--encryption-type=none"});
+      CHECK(status == exitStatus(ErrorCode::Config));
+      CHECK_FALSE(ws.hasObject(Workspace::walObject(segmentName(next))));
+      CHECK(push(file, {"--encryption-type=none", "--encryption-allow-mixed=true"}) == 0);
+      CHECK(ws.hasObject(Workspace::walObject(segmentName(next))));
+    }
   }
 
   SUBCASE("an unreachable repository is an error, never 'not found'") {

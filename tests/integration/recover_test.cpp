@@ -87,7 +87,7 @@ std::string isoTarget(double seconds) { return recover::formatTimestamp(seconds)
 }  // namespace
 
 TEST_CASE_TEMPLATE("recovery to a moment just before a DROP TABLE, then along the new timelines", Repo, PosixRepo,
-                   S3Repo) {
+                   S3Repo, EncryptedPosixRepo, EncryptedS3Repo) {
   Workspace ws(Repo::value);
   std::vector<double> committed;  // server time after each batch
   {
@@ -357,7 +357,8 @@ TEST_CASE("recover refuses, before writing anything, what it cannot do safely") 
     repo::BackupInfo fake = repo::listBackups(*storage, "main").front();
     fake.label = "29990101T000000Z";
     {
-      repo::ObjectWriter writer(storage->newWrite(repo::backupObject("main", fake.label, "base.tar")), {});
+      std::string path = repo::backupObject("main", fake.label, "base.tar");
+      repo::ObjectWriter writer(storage->newWrite(path), path, {});
       writer.write(tar);
       REQUIRE(writer.commit());
       fake.objects = {repo::BackupObject{.name = "base.tar", .size = writer.summary().plainSize,

@@ -44,11 +44,13 @@ struct FakeRepository {
   void file(const std::string& name, std::size_t bytes = 1000) {
     storage.setObject(repo::walObject("main", *pg::parseWalName(name)), io::Buffer(bytes, 'w'));
   }
-  // History files are read through readObject: enveloped.
-  void history(std::uint32_t timeline, const std::string& content) {
+  // History files are read through readObject: enveloped (and encrypted with `key`).
+  void history(std::uint32_t timeline, const std::string& content,
+               const repo::MasterKey* key = nullptr) {
     auto name = pg::parseWalName(pg::historyFileName(timeline));
-    repo::ObjectWriter writer(storage.newWrite(repo::walObject("main", *name), {}),
-                              {.compress = io::CompressType::None});
+    std::string path = repo::walObject("main", *name);
+    repo::ObjectWriter writer(storage.newWrite(path, {}), path,
+                              {.compress = io::CompressType::None, .key = key});
     writer.write(io::asBytes(content));
     writer.close();
     REQUIRE(writer.commit());

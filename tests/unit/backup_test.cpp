@@ -40,6 +40,7 @@ BackupInfo sample(const std::string& label = "20261122T170843Z") {
   info.walStop = "000000030000001A00000000";
   info.walSegmentSize = 16u << 20;
   info.compression = "zstd";
+  info.encryption = "aes-256-gcm";
   info.checkpoint = "spread";
   info.manifestChecksums = "SHA512";
   info.objects = {
@@ -94,6 +95,7 @@ TEST_CASE("backup.json round-trips every field and refuses documents it cannot t
     CHECK(back.walStop == info.walStop);
     CHECK(back.walSegmentSize == 16u << 20);
     CHECK(back.compression == "zstd");
+    CHECK(back.encryption == "aes-256-gcm");
     CHECK(back.checkpoint == "spread");
     CHECK(back.manifestChecksums == "SHA512");
     REQUIRE(back.objects.size() == 3);

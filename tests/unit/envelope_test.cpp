@@ -218,13 +218,13 @@ TEST_CASE("EnvelopeReader refuses headers and trailers it cannot trust") {
   SUBCASE("an unknown compression, encryption or flag, even with a valid check") {
     io::Buffer compress = good, encryption = good, flags = good;
     compress[12] = 3;
-    encryption[13] = 1;
+    encryption[13] = 2;
     flags[15] = 0x80;
     reseal(compress);
     reseal(encryption);
     reseal(flags);
     CHECK(what(decodeError(compress)) == "unknown compression 3");
-    CHECK(what(decodeError(encryption)) == "unknown encryption 1");
+    CHECK(what(decodeError(encryption)) == "unknown encryption 2");
     CHECK(what(decodeError(flags)) == "unknown header flags");
     CHECK(decodeError(flags).code() == ErrorCode::Corrupt);
   }

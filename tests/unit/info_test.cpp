@@ -262,6 +262,17 @@ TEST_CASE("collectInfo says why a timeline has no recoverable window") {
     CHECK(t.historyError == Containing("'one' is not a timeline"));
     CHECK_FALSE(t.window.available());
   }
+  SUBCASE("an encrypted history file: read with the key; without it, the timeline has no window") {
+    const repo::MasterKey key(io::Key256{9}, "key-file '/k'");
+    repository.history(2, "1\t0/A00028\tno recovery target specified\n", &key);
+    InfoReport decrypted = ctl::collectInfo(repository.storage, "main", {.current = key});
+    const TimelineInfo& with = timeline(decrypted, 2);
+    CHECK(with.historyError.empty());
+    InfoReport report = ctl::collectInfo(repository.storage, "main");
+    const TimelineInfo& t = timeline(report, 2);
+    CHECK(t.historyError == Containing("was written with key " + key.idHex() + "; configured keys are none"));
+    CHECK(t.window.reason == "its history is unknown: " + t.historyError);
+  }
 }
 
 TEST_CASE("collectInfo refuses a stanza without stanza.json as a configuration error") {
@@ -298,7 +309,7 @@ TEST_CASE("renderJson uses the documented field names, LSNs as strings and sizes
     std::vector<std::string> keys;
     for (const auto& [key, value] : b.items())
       keys.push_back(key);
-    CHECK(keys == std::vector<std::string>{"compression", "duration", "label", "size", "start-lsn",
+    CHECK(keys == std::vector<std::string>{"compression", "duration", "encryption", "label", "size", "start-lsn",
                                            "start-time", "stop-lsn", "stop-time", "stored-size",
                                            "tablespaces", "timeline", "wal-start", "wal-stop"});
     CHECK(b.at("label") == "20261101T000000Z");
@@ -313,6 +324,7 @@ TEST_CASE("renderJson uses the documented field names, LSNs as strings and sizes
     CHECK(b.at("stored-size") == (3u << 20) + (1u << 20) + 1000);
     CHECK(b.at("duration") == 75);
     CHECK(b.at("compression") == "zstd");
+    CHECK(b.at("encryption") == "none");
     CHECK(b.at("tablespaces") ==
           nlohmann::json::parse(R"([{"oid": 16385, "location": "/srv/ts1"}])"));
     CHECK(doc.at("backups")[1].at("tablespaces").empty());

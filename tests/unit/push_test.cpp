@@ -472,3 +472,65 @@ TEST_CASE("archivePush pushes with the configured repository, stanza and compres
   CHECK(summary->compress == io::CompressType::Lz4);
   CHECK(repo::loadStanza(s, "db1").has_value());
 }
+
+TEST_CASE("pushWalFile with a key stores encrypted objects and keeps the stanza unmixed") {
+  Posix f;
+  io::Key256 bytes{};
+  bytes[0] = 1;
+  const repo::MasterKey key(bytes, "key-file '/k'");
+  const repo::Keyring keys{.current = key};
+  auto encrypted = [&](const std::string& path) {
+    PushParams p = params(path);
+    p.object.key = &key;
+    p.keys = &keys;
+    return p;
+  };
+  const std::string segment = f.write(kSegment);
+  const std::string name = test::segmentName(kSegment);
+  REQUIRE(pushWalFile(f.storage, encrypted(segment)).outcome == PushOutcome::Stored);
+  CHECK(repo::loadStanza(f.storage, "main")->encryption == io::EncryptType::Aes256Gcm);
+  CHECK(f.stored(name)[13] == std::uint8_t(io::EncryptType::Aes256Gcm));
+  io::MemorySink out;
+  REQUIRE(repo::readObject(f.storage, objectPath(name), out, keys));
+  CHECK(out.data() == test::makeSegment(kSegment));
+
+  SUBCASE("a re-push of the same bytes is AlreadyArchived; other bytes are a Conflict") {
+    CHECK(pushWalFile(f.storage, encrypted(segment)).outcome == PushOutcome::AlreadyArchived);
+    test::SegmentSpec other = kSegment;
+    other.seed = 7;
+    test::writeSegment(f.pgWal.path(), other);
+    CHECK(thrownError([&] { pushWalFile(f.storage, encrypted(segment)); }).code() == ErrorCode::Conflict);
+  }
+  SUBCASE("an unencrypted push into the encrypted stanza is refused, segment or .history, storing nothing") {
+    test::SegmentSpec next = kSegment;
+    next.segmentNumber = 6;
+    Error e = thrownError([&] { pushWalFile(f.storage, params(f.write(next))); });
+    CHECK(e.code() == ErrorCode::Config);
+    CHECK(what(e) == Containing("stanza 'main' records encryption 'aes-256-gcm' in stanza.json, but "
+                                "encryption.type is 'none'"));
+    CHECK_FALSE(f.has(test::segmentName(next)));
+    CHECK(thrownError([&] { pushWalFile(f.storage, params(f.write("00000002.history", kHistory))); }).code() ==
+          ErrorCode::Config);
+    CHECK_FALSE(f.has("00000002.history"));
+  }
+  SUBCASE("with allowMixedEncryption it is stored, and the stanza switches") {
+    test::SegmentSpec next = kSegment;
+    next.segmentNumber = 6;
+    PushParams p = params(f.write(next));
+    p.allowMixedEncryption = true;
+    CHECK(pushWalFile(f.storage, p).outcome == PushOutcome::Stored);
+    CHECK(repo::loadStanza(f.storage, "main")->encryption == io::EncryptType::None);
+    CHECK(f.stored(test::segmentName(next))[13] == 0);
+  }
+  SUBCASE("a re-push whose stored copy was written with a key not configured names both keys") {
+    io::Key256 otherBytes{};
+    const repo::MasterKey other(otherBytes, "key-file '/other'");
+    const repo::Keyring otherKeys{.current = other};
+    PushParams p = encrypted(segment);
+    p.object.key = &other;
+    p.keys = &otherKeys;
+    Error e = thrownError([&] { pushWalFile(f.storage, p); });
+    CHECK(e.code() == ErrorCode::Config);
+    CHECK(what(e) == Containing("was written with key " + key.idHex() + "; configured keys are " + other.idHex()));
+  }
+}

@@ -168,7 +168,7 @@ struct Fixture {
   // Stores `bytes` as the object `name` and records it in `info`.
   void store(const std::string& name, const io::Buffer& bytes, std::uint32_t oid = 0,
              std::string location = {}) {
-    repo::ObjectWriter writer(storage.newWrite(path(name), {}),
+    repo::ObjectWriter writer(storage.newWrite(path(name), {}), path(name),
                               {.compress = io::CompressType::Zstd, .level = 1});
     writer.write(bytes);
     writer.close();

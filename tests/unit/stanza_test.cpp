@@ -201,3 +201,45 @@ TEST_CASE("checkSystemId and utcNow") {
   CHECK(now[19] == 'Z');
   CHECK(now.substr(0, 2) == "20");
 }
+
+TEST_CASE("stanza.json records the encryption type, and checkEncryption keeps a stanza unmixed") {
+  test::MemoryStorage s;
+  SUBCASE("recorded and read back; a stanza.json without the field is unencrypted") {
+    StanzaInfo info = kCandidate;
+    info.encryption = io::EncryptType::Aes256Gcm;
+    CHECK(info.toJson() == Containing("\"encryption\": \"aes-256-gcm\""));
+    CHECK(StanzaInfo::fromJson(info.toJson(), "x").encryption == io::EncryptType::Aes256Gcm);
+    StanzaInfo old = StanzaInfo::fromJson(
+        R"({"format": 1, "system-identifier": "1", "pg-version": 15, "wal-segment-size": 16777216})", "x");
+    CHECK(old.encryption == io::EncryptType::None);
+    Error e = thrownError([] {
+      StanzaInfo::fromJson(
+          R"({"format": 1, "system-identifier": "1", "pg-version": 15, "wal-segment-size": 1, "encryption": "rot13"})",
+          "w");
+    });
+    CHECK(e.code() == ErrorCode::Corrupt);
+    CHECK(what(e) == "'w' has an invalid encryption");
+  }
+  SUBCASE("the first writer's type is recorded; the other type is refused, naming the override") {
+    StanzaInfo candidate = kCandidate;
+    candidate.encryption = io::EncryptType::Aes256Gcm;
+    StanzaInfo info = ensureStanza(s, "main", candidate, "a");
+    CHECK(loadStanza(s, "main")->encryption == io::EncryptType::Aes256Gcm);
+    CHECK_NOTHROW(checkEncryption(s, "main", info, io::EncryptType::Aes256Gcm, false));
+    Error e = thrownError([&] { checkEncryption(s, "main", info, io::EncryptType::None, false); });
+    CHECK(e.code() == ErrorCode::Config);
+    CHECK(what(e) == "stanza 'main' records encryption 'aes-256-gcm' in stanza.json, but encryption.type is "
+                     "'none': the stanza would mix encrypted and unencrypted objects");
+    CHECK(e.hint() == Containing("encryption.allow-mixed = true"));
+    CHECK(loadStanza(s, "main")->encryption == io::EncryptType::Aes256Gcm);
+  }
+  SUBCASE("allow-mixed switches the stanza: stanza.json records the new type, the old one is refused") {
+    StanzaInfo info = ensureStanza(s, "main", kCandidate, "a");
+    checkEncryption(s, "main", info, io::EncryptType::Aes256Gcm, true);
+    StanzaInfo switched = *loadStanza(s, "main");
+    CHECK(switched.encryption == io::EncryptType::Aes256Gcm);
+    CHECK(switched.systemId == kCandidate.systemId);
+    CHECK(thrownError([&] { checkEncryption(s, "main", switched, io::EncryptType::None, false); }).code() ==
+          ErrorCode::Config);
+  }
+}

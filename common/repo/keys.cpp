@@ -1,0 +1,275 @@
+// Master keys: parsing, key files, key commands, key ids and new keys.
+#include "common/repo/keys.h"
+
+#include <fcntl.h>
+#include <openssl/evp.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cctype>
+
+#include "common/error.h"
+#include "common/io/file.h"
+#include "common/io/hash.h"
+
+namespace tidemark::repo {
+
+namespace {
+
+constexpr const char* kKeyForms = "32 raw bytes, 64 hex digits or 44 base64 characters";
+
+std::string_view trim(std::string_view text) {
+  auto space = [](char c) { return std::isspace(static_cast<unsigned char>(c)) != 0; };
+  while (!text.empty() && space(text.front()))
+    text.remove_prefix(1);
+  while (!text.empty() && space(text.back()))
+    text.remove_suffix(1);
+  return text;
+}
+
+bool decodeBase64(std::string_view text, io::Key256& out) {
+  // 32 bytes are 43 base64 characters and one '=' of padding.
+  if (text.size() != 44 || text[43] != '=' || text[42] == '=') return false;
+  std::array<unsigned char, 33> decoded{};
+  int n = EVP_DecodeBlock(decoded.data(), reinterpret_cast<const unsigned char*>(text.data()),
+                          int(text.size()));
+  bool ok = n == 33;
+  if (ok) std::copy_n(decoded.begin(), out.size(), out.begin());
+  io::wipe(decoded);
+  return ok;
+}
+
+void wipeText(std::string& text) {
+  io::wipe({reinterpret_cast<std::uint8_t*>(text.data()), text.size()});
+}
+
+}  // namespace
+
+MasterKey::MasterKey(const io::Key256& bytes, std::string source)
+    : bytes_(bytes), source_(std::move(source)) {
+  io::hkdfSha256(bytes_, {}, kKeyIdInfo, id_);
+}
+
+MasterKey::~MasterKey() {
+  io::wipe(bytes_);
+}
+
+std::string MasterKey::idHex() const {
+  return io::toHex(id_);
+}
+
+io::Key256 MasterKey::objectKey(const std::array<std::uint8_t, kSaltSize>& salt) const {
+  io::Key256 key{};
+  io::hkdfSha256(bytes_, salt, kObjectKeyInfo, key);
+  return key;
+}
+
+const MasterKey* Keyring::find(const KeyId& id) const {
+  if (current && current->id() == id) return &*current;
+  for (const auto& key : old)
+    if (key.id() == id) return &key;
+  return nullptr;
+}
+
+std::string Keyring::describe() const {
+  std::string out;
+  auto add = [&](const MasterKey& key) {
+    out += (out.empty() ? "" : ", ") + key.idHex() + " (" + key.source() + ")";
+  };
+  if (current) add(*current);
+  for (const auto& key : old)
+    add(key);
+  return out.empty() ? "none" : out;
+}
+
+const Keyring& Keyring::none() {
+  static const Keyring empty;
+  return empty;
+}
+
+io::Key256 parseKey(std::string_view text, const std::string& source) {
+  io::Key256 key{};
+  if (text.size() == key.size()) {
+    std::copy(text.begin(), text.end(), key.begin());
+    return key;
+  }
+  std::string_view trimmed = trim(text);
+  if (io::fromHex(trimmed, key) || decodeBase64(trimmed, key)) return key;
+  throw Error(ErrorCode::Config,
+              fmt::format("{} does not hold a key (expected {})", source, kKeyForms),
+              "make a new key with 'tidemark keygen PATH'");
+}
+
+namespace {
+
+// The key `text` holds; `text` is wiped whatever happens.
+MasterKey keyFromText(io::Buffer& text, const std::string& source) {
+  io::Key256 parsed{};
+  try {
+    parsed = parseKey(io::asText(text), source);
+  } catch (...) {
+    io::wipe(text);
+    throw;
+  }
+  io::wipe(text);
+  MasterKey master(parsed, source);
+  io::wipe(parsed);
+  return master;
+}
+
+}  // namespace
+
+MasterKey readKeyFile(const std::string& path, const std::string& key) {
+  std::string source = fmt::format("{} '{}'", key, path);
+  auto fd = io::openForRead(path, ErrorCode::Config);
+  if (!fd)
+    throw Error(ErrorCode::Config, fmt::format("{} does not exist", source),
+                "make one with 'tidemark keygen PATH', or fix the path");
+  struct stat st {};
+  if (::fstat(fd->get(), &st) != 0)
+    throw systemError(ErrorCode::Config, errno, "cannot stat {}", source);
+  if (!S_ISREG(st.st_mode)) throw error(ErrorCode::Config, "{} is not a regular file", source);
+  if ((st.st_mode & 077) != 0)
+    throw Error(ErrorCode::Config,
+                fmt::format("{} may be read or changed by group or others (mode {:04o})", source,
+                            st.st_mode & 07777),
+                fmt::format("run: chmod 600 '{}'", path));
+  if (st.st_size > 4096)
+    throw error(ErrorCode::Config, "{} is too large to hold a key (expected {})", source,
+                kKeyForms);
+  io::Buffer bytes(std::size_t(st.st_size));
+  std::size_t got = io::preadFull(fd->get(), bytes.data(), bytes.size(), 0, path);
+  bytes.resize(got);
+  return keyFromText(bytes, source);
+}
+
+MasterKey runKeyCommand(const std::string& command, std::chrono::seconds timeout) {
+  const std::string source = "encryption.key-command";
+  int fds[2];
+  if (::pipe2(fds, O_CLOEXEC) != 0)
+    throw systemError(ErrorCode::Config, errno, "cannot run {}", source);
+  pid_t pid = ::fork();
+  if (pid < 0) {
+    int err = errno;
+    ::close(fds[0]);
+    ::close(fds[1]);
+    throw systemError(ErrorCode::Config, err, "cannot run {}", source);
+  }
+  if (pid == 0) {
+    // Only async-signal-safe calls here. Its own process group, so that a timeout stops whatever it
+    // started too. Standard input is empty; standard error stays ours.
+    ::setpgid(0, 0);
+    int null = ::open("/dev/null", O_RDONLY);
+    if (null >= 0) ::dup2(null, 0);
+    ::dup2(fds[1], 1);
+    ::execl("/bin/sh", "sh", "-c", command.c_str(), static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  ::setpgid(pid, pid);  // as the child does: whichever runs first
+  ::close(fds[1]);
+  io::Buffer output;
+  bool tooLong = false, timedOut = false;
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) {
+      timedOut = true;
+      break;
+    }
+    pollfd p{fds[0], POLLIN, 0};
+    int ready = ::poll(&p, 1, int(std::min<std::int64_t>(left.count(), 1000)));
+    if (ready < 0 && errno == EINTR) continue;
+    if (ready <= 0) continue;
+    std::uint8_t chunk[512];
+    ssize_t n = ::read(fds[0], chunk, sizeof chunk);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    if (output.size() + std::size_t(n) > 4096)
+      tooLong = true;
+    else
+      output.insert(output.end(), chunk, chunk + n);
+    io::wipe({chunk, std::size_t(n)});
+  }
+  ::close(fds[0]);
+  if (timedOut) ::kill(-pid, SIGKILL);
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  std::string hint =
+      "run the command by hand as the user running tidemark (for archive_command: postgres)";
+  if (timedOut) {
+    io::wipe(output);
+    throw Error(
+        ErrorCode::Config,
+        fmt::format("{} did not finish within {} s and was stopped", source, timeout.count()),
+        hint);
+  }
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+    io::wipe(output);
+    throw Error(ErrorCode::Config,
+                WIFEXITED(status)
+                    ? fmt::format("{} failed (exit status {})", source, WEXITSTATUS(status))
+                    : fmt::format("{} was killed by signal {}", source, WTERMSIG(status)),
+                hint);
+  }
+  if (tooLong) {
+    io::wipe(output);
+    throw Error(ErrorCode::Config,
+                fmt::format("{} printed more than a key (expected {})", source, kKeyForms), hint);
+  }
+  try {
+    return keyFromText(output, source);
+  } catch (const Error& e) {
+    throw Error(
+        e.code(),
+        fmt::format("{} did not print a key (expected {} on standard output)", source, kKeyForms),
+        hint);
+  }
+}
+
+Keyring loadKeyring(const Config& config) {
+  const auto& e = config.encryption;
+  Keyring keys;
+  if (!e.keyFile.empty()) keys.current = readKeyFile(e.keyFile, "encryption.key-file");
+  if (!e.keyCommand.empty()) keys.current = runKeyCommand(e.keyCommand);
+  for (const auto& path : e.oldKeyFiles)
+    keys.old.push_back(readKeyFile(path, "encryption.old-key-files"));
+  return keys;
+}
+
+std::string writeNewKeyFile(const std::string& path) {
+  io::Key256 key{};
+  io::randomBytes(key);
+  std::string text = io::toHex(key) + "\n";
+  MasterKey master(key, path);
+  io::wipe(key);
+  // O_EXCL: a key file is never replaced (objects written with the old one would be lost).
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (fd < 0) {
+    int err = errno;
+    wipeText(text);
+    if (err == EEXIST)
+      throw Error(ErrorCode::InvalidInput,
+                  fmt::format("'{}' already exists; a key file is never replaced", path),
+                  "choose another path; to rotate keys, see docs/encryption.md (old-key-files)");
+    throw systemError(ErrorCode::LocalIo, err, "cannot create key file '{}'", path);
+  }
+  io::Fd owned(fd);
+  bool ok = ::fchmod(fd, 0600) == 0 &&
+            ::write(fd, text.data(), text.size()) == ssize_t(text.size()) && ::fsync(fd) == 0;
+  int err = errno;
+  wipeText(text);
+  if (!ok) {
+    ::unlink(path.c_str());
+    throw systemError(ErrorCode::LocalIo, err, "cannot write key file '{}'", path);
+  }
+  io::syncDirectory(io::dirName(path));
+  return master.idHex();
+}
+
+}  // namespace tidemark::repo
