@@ -1,15 +1,6 @@
 // tidemark-basebackup: take a base backup into the repository (cron, a systemd timer, by hand).
-#include <signal.h>
-
-#include <atomic>
-
 #include "basebackup/backup.h"
 #include "common/main.h"
-
-namespace {
-volatile sig_atomic_t stopSignal = 0;
-void onSignal(int signal) { stopSignal = signal; }
-}  // namespace
 
 int main(int argc, char** argv) {
   const tidemark::CommandSpec spec{
@@ -21,13 +12,9 @@ int main(int argc, char** argv) {
       .maxPositional = 0,
   };
   // SIGINT and SIGTERM stop the backup cleanly: what was stored is removed, nothing is recorded.
-  struct sigaction action {};
-  action.sa_handler = onSignal;
-  sigemptyset(&action.sa_mask);
-  sigaction(SIGINT, &action, nullptr);
-  sigaction(SIGTERM, &action, nullptr);
-  return tidemark::runMain(spec, argc, argv, [](const tidemark::Config& config, const tidemark::CommandLine&) {
-    tidemark::backup::basebackup(config, [] { return stopSignal != 0; });
+  auto stopRequested = tidemark::stopOnSignals();
+  return tidemark::runMain(spec, argc, argv, [&](const tidemark::Config& config, const tidemark::CommandLine&) {
+    tidemark::backup::basebackup(config, stopRequested);
     return 0;
   });
 }

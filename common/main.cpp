@@ -1,6 +1,7 @@
 // The shared main() frame.
 #include "common/main.h"
 
+#include <signal.h>
 #include <spdlog/spdlog.h>
 
 #include <cstdio>
@@ -38,6 +39,20 @@ int runMain(const CommandSpec& spec, int argc, const char* const* argv, const Co
     log::reportError(internal);
     return statusFor(ErrorCode::Internal);
   }
+}
+
+namespace {
+volatile sig_atomic_t stopSignal = 0;
+void onStopSignal(int signal) { stopSignal = signal; }
+}  // namespace
+
+std::function<bool()> stopOnSignals() {
+  struct sigaction action {};
+  action.sa_handler = onStopSignal;
+  sigemptyset(&action.sa_mask);
+  sigaction(SIGINT, &action, nullptr);
+  sigaction(SIGTERM, &action, nullptr);
+  return [] { return stopSignal != 0; };
 }
 
 }  // namespace tidemark

@@ -18,4 +18,8 @@ using CommandBody = std::function<int(const Config&, const CommandLine&)>;
 int runMain(const CommandSpec& spec, int argc, const char* const* argv, const CommandBody& body,
             const std::function<int(ErrorCode)>& statusFor = exitStatus);
 
+// Catches SIGINT and SIGTERM from now on and returns what tells whether one arrived: long
+// commands (base backup, restore) check it and stop cleanly, removing what they stored.
+std::function<bool()> stopOnSignals();
+
 }  // namespace tidemark

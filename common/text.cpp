@@ -61,6 +61,18 @@ std::string didYouMean(std::string_view word, const std::vector<std::string>& ca
   return best.empty() ? std::string() : fmt::format("did you mean '{}'?", best);
 }
 
+std::optional<std::uint64_t> parseDecimal(std::string_view text) {
+  if (text.empty() || text.size() > 20) return std::nullopt;
+  std::uint64_t value = 0;
+  for (char c : text) {
+    if (c < '0' || c > '9') return std::nullopt;
+    std::uint64_t digit = std::uint64_t(c - '0');
+    if (value > (UINT64_MAX - digit) / 10) return std::nullopt;
+    value = value * 10 + digit;
+  }
+  return value;
+}
+
 bool parseByteSize(std::string_view text, std::uint64_t& out) {
   auto trim = [](std::string_view s) {
     while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.remove_prefix(1);

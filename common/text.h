@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -16,6 +17,10 @@ std::string closestMatch(std::string_view word, const std::vector<std::string>& 
 
 // "did you mean 'x'?" for the closest candidate ("" when there is no close match); used as a hint.
 std::string didYouMean(std::string_view word, const std::vector<std::string>& candidates);
+
+// A decimal number written with digits only (no sign, space, "0x" or trailing text, which
+// std::stoull would take); nullopt otherwise or beyond 2^64-1.
+std::optional<std::uint64_t> parseDecimal(std::string_view text);
 
 // Parses sizes such as "16MiB", "5 MB", "1048576" (binary and decimal units, case-insensitive).
 bool parseByteSize(std::string_view text, std::uint64_t& out);

@@ -21,26 +21,9 @@ namespace tidemark::ctl {
 
 namespace {
 
-// "2026-11-22T17:08:44Z" -> seconds since the epoch; nullopt when it is not that form.
-std::optional<std::int64_t> parseUtc(const std::string& text) {
-  std::tm tm{};
-  const char* end = ::strptime(text.c_str(), "%Y-%m-%dT%H:%M:%SZ", &tm);
-  if (end == nullptr || *end != '\0') return std::nullopt;
-  return std::int64_t(::timegm(&tm));
-}
-
-std::string isoUtc(std::int64_t seconds) {
-  std::time_t t = std::time_t(seconds);
-  std::tm tm{};
-  ::gmtime_r(&t, &tm);
-  char buffer[40];
-  std::strftime(buffer, sizeof buffer, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buffer;
-}
-
 // For people: "2026-11-22 17:08:44 UTC" (whatever the local time zone), or the text as stored.
 std::string textTime(const std::string& iso) {
-  auto seconds = parseUtc(iso);
+  auto seconds = repo::parseUtc(iso);
   if (!seconds) return iso;
   std::time_t t = std::time_t(*seconds);
   std::tm tm{};
@@ -51,7 +34,7 @@ std::string textTime(const std::string& iso) {
 }
 
 std::string textTime(std::int64_t seconds) {
-  return textTime(isoUtc(seconds));
+  return textTime(repo::formatUtc(seconds));
 }
 
 // "45 s", "12 min 5 s", "3 h 02 min".
@@ -279,7 +262,7 @@ InfoReport collectInfo(storage::Storage& storage, const std::string& stanza, con
   report.info = *stanzaInfo;
   for (auto& backup : repo::listBackups(storage, stanza, &report.damagedBackups)) {
     InfoBackup entry{std::move(backup), std::nullopt};
-    auto start = parseUtc(entry.backup.startTime), stop = parseUtc(entry.backup.stopTime);
+    auto start = repo::parseUtc(entry.backup.startTime), stop = repo::parseUtc(entry.backup.stopTime);
     if (start && stop && *stop >= *start) entry.durationSeconds = *stop - *start;
     report.backups.push_back(std::move(entry));
   }
@@ -477,7 +460,7 @@ std::string renderJson(const InfoReport& report) {
     window["latest"] = w.latest ? Json{{"backup", w.latest->backup},
                                        {"lsn", pg::formatLsn(w.latest->lsn)},
                                        {"segment", w.latest->segment},
-                                       {"archived-at", isoUtc(w.latest->archivedAt)}}
+                                       {"archived-at", repo::formatUtc(w.latest->archivedAt)}}
                                 : Json(nullptr);
     Json& holes = window["holes"] = Json::array();
     for (const auto& hole : w.holes)

@@ -1,13 +1,6 @@
 // tidemark-recover --pgdata DIR [target]: restore to a point in time.
-#include <signal.h>
-
 #include "common/main.h"
 #include "recover/recover.h"
-
-namespace {
-volatile sig_atomic_t stopSignal = 0;
-void onSignal(int signal) { stopSignal = signal; }
-}  // namespace
 
 int main(int argc, char** argv) {
   const tidemark::CommandSpec spec{
@@ -20,14 +13,11 @@ int main(int argc, char** argv) {
       .minPositional = 0,
       .maxPositional = 0,
   };
-  struct sigaction action {};
-  action.sa_handler = onSignal;
-  sigemptyset(&action.sa_mask);
-  sigaction(SIGINT, &action, nullptr);
-  sigaction(SIGTERM, &action, nullptr);
-  return tidemark::runMain(spec, argc, argv, [](const tidemark::Config& config, const tidemark::CommandLine& cl) {
+  // SIGINT and SIGTERM stop the restore cleanly: what was written is removed.
+  auto stopRequested = tidemark::stopOnSignals();
+  return tidemark::runMain(spec, argc, argv, [&](const tidemark::Config& config, const tidemark::CommandLine& cl) {
     auto options = tidemark::recover::parseRecoverOptions(cl);
-    tidemark::recover::recover(config, cl, options, [] { return stopSignal != 0; });
+    tidemark::recover::recover(config, cl, options, stopRequested);
     return 0;
   });
 }

@@ -68,11 +68,9 @@ RecoveryPlan planRecovery(storage::Storage& storage, const std::string& stanza, 
 
   std::optional<std::uint32_t> requestedTimeline;
   if (target.timeline != "latest" && target.timeline != "current") {
-    try {
-      requestedTimeline = std::uint32_t(std::stoul(target.timeline));
-    } catch (const std::logic_error&) {
-    }
-    if (!requestedTimeline || *requestedTimeline == 0)
+    auto number = parseDecimal(target.timeline);
+    if (number && *number > 0 && *number <= 0xFFFFFFFFu) requestedTimeline = std::uint32_t(*number);
+    if (!requestedTimeline)
       throw Error(ErrorCode::Usage, fmt::format("--target-timeline '{}' is not latest, current or a timeline number",
                                                 target.timeline));
   }

@@ -32,16 +32,6 @@ namespace {
   throw Error(ErrorCode::Usage, message, hint);
 }
 
-// A decimal number, digits only (no sign, space or 0x); nullopt otherwise or beyond 2^64-1.
-std::optional<std::uint64_t> decimal(const std::string& text) {
-  if (text.empty() || text.size() > 20 || text.find_first_not_of("0123456789") != std::string::npos) return std::nullopt;
-  try {
-    return std::stoull(text);
-  } catch (const std::out_of_range&) {
-    return std::nullopt;
-  }
-}
-
 bool isAbsoluteDirectoryPath(const std::string& path) { return !path.empty() && path.front() == '/'; }
 
 // A PostgreSQL server running in `dir`: its postmaster.pid names a live process.
@@ -199,7 +189,7 @@ RecoverOptions parseRecoverOptions(const CommandLine& cl) {
     ++targets;
     t.kind = TargetKind::Xid;
     t.text = *v;
-    std::optional<std::uint64_t> xid = decimal(*v);
+    std::optional<std::uint64_t> xid = parseDecimal(*v);
     if (!xid || *xid == 0) usage(fmt::format("--target-xid '{}' is not a transaction id", *v), "give the number, e.g. --target-xid=7421");
     t.text = std::to_string(*xid);  // PostgreSQL would read a leading 0 as octal
   }
@@ -228,7 +218,7 @@ RecoverOptions parseRecoverOptions(const CommandLine& cl) {
     t.exclusive = true;
   }
   if (auto v = cl.value("target-timeline")) {
-    std::optional<std::uint64_t> number = decimal(*v);
+    std::optional<std::uint64_t> number = parseDecimal(*v);
     if (*v != "latest" && *v != "current" && (!number || *number == 0 || *number > 0xFFFFFFFFu))
       usage(fmt::format("--target-timeline '{}' is not latest, current or a timeline number", *v));
     t.timeline = number ? std::to_string(*number) : *v;  // PostgreSQL would read a leading 0 as octal
@@ -237,20 +227,16 @@ RecoverOptions parseRecoverOptions(const CommandLine& cl) {
   if (auto it = cl.options.find("tablespace-map"); it != cl.options.end()) {
     for (const auto& mapping : it->second) {
       auto eq = mapping.find('=');
-      std::uint32_t oid = 0;
-      try {
-        oid = eq == std::string::npos ? 0 : std::uint32_t(std::stoul(mapping.substr(0, eq)));
-      } catch (const std::logic_error&) {
-      }
+      std::optional<std::uint64_t> oid = parseDecimal(mapping.substr(0, eq));
       std::string dir = eq == std::string::npos ? "" : mapping.substr(eq + 1);
-      if (oid == 0 || !isAbsoluteDirectoryPath(dir))
+      if (eq == std::string::npos || !oid || *oid == 0 || *oid > 0xFFFFFFFFu || !isAbsoluteDirectoryPath(dir))
         usage(fmt::format("--tablespace-map '{}' is not OID=/absolute/dir", mapping),
               "tidemark info shows each backup's tablespaces and their OIDs");
       dir = fs::path(dir).lexically_normal().string();
       while (dir.size() > 1 && dir.back() == '/') dir.pop_back();
-      auto [existing, added] = options.tablespaceMap.emplace(oid, dir);
+      auto [existing, added] = options.tablespaceMap.emplace(std::uint32_t(*oid), dir);
       if (!added && existing->second != dir)
-        usage(fmt::format("--tablespace-map gives tablespace {} two places: '{}' and '{}'", oid, existing->second, dir));
+        usage(fmt::format("--tablespace-map gives tablespace {} two places: '{}' and '{}'", *oid, existing->second, dir));
     }
   }
   options.standby = cl.has("standby");

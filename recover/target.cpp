@@ -10,6 +10,7 @@
 
 #include "common/error.h"
 #include "common/pg/connection.h"
+#include "common/repo/stanza.h"
 
 namespace tidemark::recover {
 
@@ -75,10 +76,9 @@ std::string formatTimestamp(double seconds) {
 }
 
 double parseIsoUtc(const std::string& text) {
-  std::tm tm{};
-  if (::strptime(text.c_str(), "%Y-%m-%dT%H:%M:%SZ", &tm) == nullptr)
-    throw error(ErrorCode::Corrupt, "'{}' is not an ISO 8601 UTC time", text);
-  return double(::timegm(&tm));
+  auto seconds = repo::parseUtc(text);
+  if (!seconds) throw error(ErrorCode::Corrupt, "'{}' is not an ISO 8601 UTC time", text);
+  return double(*seconds);
 }
 
 std::string Target::describe() const {

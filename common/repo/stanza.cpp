@@ -10,6 +10,7 @@
 
 #include "common/error.h"
 #include "common/repo/layout.h"
+#include "common/text.h"
 #include "common/version.h"
 
 namespace tidemark::repo {
@@ -37,11 +38,9 @@ StanzaInfo StanzaInfo::fromJson(const std::string& text, const std::string& wher
                   fmt::format("'{}' has repository format {}; this tidemark reads format {}", where, info.format,
                               kRepositoryFormat),
                   "use the tidemark version that wrote this repository");
-    std::string id = doc.at("system-identifier").get<std::string>();
-    // std::stoull alone takes "-1" for 2^64-1 and ignores leading spaces and trailing garbage.
-    if (id.empty() || !std::all_of(id.begin(), id.end(), [](unsigned char c) { return std::isdigit(c); }))
-      throw std::invalid_argument("system-identifier");
-    info.systemId = std::stoull(id);
+    auto id = parseDecimal(doc.at("system-identifier").get<std::string>());
+    if (!id) throw std::invalid_argument("system-identifier");
+    info.systemId = *id;
     info.pgVersion = doc.at("pg-version").get<int>();
     info.walSegmentSize = doc.at("wal-segment-size").get<std::uint32_t>();
     auto encryption = io::parseEncryptType(doc.value("encryption", "none"));
@@ -124,12 +123,23 @@ void checkEncryption(storage::Storage& storage, const std::string& stanza, Stanz
 std::string utcNow(bool roundUp) {
   timespec now{};
   ::clock_gettime(CLOCK_REALTIME, &now);
-  std::time_t seconds = now.tv_sec + (roundUp && now.tv_nsec > 0 ? 1 : 0);
+  return formatUtc(now.tv_sec + (roundUp && now.tv_nsec > 0 ? 1 : 0));
+}
+
+std::string formatUtc(std::int64_t seconds) {
+  std::time_t t = std::time_t(seconds);
   std::tm tm{};
-  ::gmtime_r(&seconds, &tm);
+  ::gmtime_r(&t, &tm);
   char buffer[32];
   std::strftime(buffer, sizeof buffer, "%Y-%m-%dT%H:%M:%SZ", &tm);
   return buffer;
+}
+
+std::optional<std::int64_t> parseUtc(const std::string& text) {
+  std::tm tm{};
+  const char* end = ::strptime(text.c_str(), "%Y-%m-%dT%H:%M:%SZ", &tm);
+  if (end == nullptr || *end != '\0') return std::nullopt;
+  return std::int64_t(::timegm(&tm));
 }
 
 }  // namespace tidemark::repo

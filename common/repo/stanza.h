@@ -54,4 +54,9 @@ void checkEncryption(storage::Storage& storage, const std::string& stanza, Stanz
 // recovery compares with targets).
 std::string utcNow(bool roundUp = false);
 
+// Seconds since the epoch as "2026-11-22T10:15:00Z" (the form of every time tidemark stores), and
+// back: nullopt for anything else.
+std::string formatUtc(std::int64_t seconds);
+std::optional<std::int64_t> parseUtc(const std::string& text);
+
 }  // namespace tidemark::repo

@@ -13,6 +13,7 @@
 #include "common/repo/layout.h"
 #include "support/check.h"
 #include "support/fault_storage.h"
+#include "support/forwarding_storage.h"
 #include "support/memory_storage.h"
 
 using namespace tidemark;
@@ -39,31 +40,14 @@ void archive(test::MemoryStorage& s, const std::string& name) {
 
 // A storage in which each missing WAL object that info() is asked about appears right after
 // the question: the archive receives one segment per poll.
-class ArrivingStorage final : public storage::Storage {
+class ArrivingStorage final : public test::ForwardingStorage {
  public:
-  explicit ArrivingStorage(test::MemoryStorage& inner) : inner_(inner) {}
-  std::string describe() const override { return inner_.describe(); }
-  std::unique_ptr<storage::Write> newWrite(const std::string& path,
-                                           storage::WriteOptions options) override {
-    return inner_.newWrite(path, options);
-  }
-  bool read(const std::string& path, io::Sink& out, storage::ReadOptions options) override {
-    return inner_.read(path, out, options);
-  }
+  explicit ArrivingStorage(test::MemoryStorage& inner) : ForwardingStorage(inner), inner_(inner) {}
   std::optional<storage::ObjectInfo> info(const std::string& path) override {
     asked.push_back(path);
     auto found = inner_.info(path);
     if (!found) inner_.setObject(path, io::Buffer{'w', 'a', 'l'});
     return found;
-  }
-  void list(const std::string& dir,
-            const std::function<void(const storage::ListEntry&)>& fn) override {
-    inner_.list(dir, fn);
-  }
-  void remove(const std::string& path) override { inner_.remove(path); }
-  std::unique_ptr<storage::Lock> tryLock(const std::string& path, const std::string& owner,
-                                         std::string& holder) override {
-    return inner_.tryLock(path, owner, holder);
   }
 
   std::vector<std::string> asked;

@@ -7,6 +7,7 @@
 #include "common/repo/layout.h"
 #include "common/version.h"
 #include "support/check.h"
+#include "support/forwarding_storage.h"
 #include "support/memory_storage.h"
 
 using namespace tidemark;
@@ -21,11 +22,10 @@ const StanzaInfo kCandidate{
     .systemId = 7000000000000000001ULL, .pgVersion = 15, .walSegmentSize = 16u << 20};
 
 // A storage where another process creates the stanza between our check and our write.
-class RacingStorage final : public storage::Storage {
+class RacingStorage final : public test::ForwardingStorage {
  public:
   RacingStorage(test::MemoryStorage& inner, std::string winner)
-      : inner_(inner), winner_(std::move(winner)) {}
-  std::string describe() const override { return inner_.describe(); }
+      : ForwardingStorage(inner), inner_(inner), winner_(std::move(winner)) {}
   std::unique_ptr<storage::Write> newWrite(const std::string& path,
                                            storage::WriteOptions options) override {
     auto write = inner_.newWrite(path, options);
@@ -34,21 +34,6 @@ class RacingStorage final : public storage::Storage {
       winner_.clear();
     }
     return write;
-  }
-  bool read(const std::string& path, io::Sink& out, storage::ReadOptions options) override {
-    return inner_.read(path, out, options);
-  }
-  std::optional<storage::ObjectInfo> info(const std::string& path) override {
-    return inner_.info(path);
-  }
-  void list(const std::string& dir,
-            const std::function<void(const storage::ListEntry&)>& fn) override {
-    inner_.list(dir, fn);
-  }
-  void remove(const std::string& path) override { inner_.remove(path); }
-  std::unique_ptr<storage::Lock> tryLock(const std::string& path, const std::string& owner,
-                                         std::string& holder) override {
-    return inner_.tryLock(path, owner, holder);
   }
 
  private:
@@ -242,4 +227,12 @@ TEST_CASE("stanza.json records the encryption type, and checkEncryption keeps a 
     CHECK(thrownError([&] { checkEncryption(s, "main", switched, io::EncryptType::None, false); }).code() ==
           ErrorCode::Config);
   }
+}
+
+TEST_CASE("formatUtc and parseUtc read back what tidemark stores, and nothing else") {
+  CHECK(formatUtc(1795000000) == "2026-11-18T11:06:40Z");
+  CHECK(parseUtc("2026-11-18T11:06:40Z") == std::optional<std::int64_t>(1795000000));
+  CHECK(parseUtc(utcNow()).has_value());
+  for (const char* bad : {"", "2026-11-18 09:06:40Z", "2026-11-18T09:06:40", "2026-11-18T09:06:40Z+1"})
+    CHECK_MESSAGE(!parseUtc(bad), bad);
 }
