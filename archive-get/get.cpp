@@ -7,28 +7,28 @@
 #include <chrono>
 #include <thread>
 
-#include "common/io/file.h"
+#include "common/files/file.h"
 #include "common/pg/wal.h"
 #include "common/repo/layout.h"
-#include "common/text.h"
+#include "common/base/text.h"
 
 namespace tidemark::archive {
 
-GetResult getWalFile(storage::Storage& storage, const GetParams& params) {
+GetResult getWalFile(const repo::Repository& repository, const GetParams& params) {
   auto name = pg::parseWalName(params.walName);
   if (!name)
     throw Error(ErrorCode::InvalidInput, fmt::format("'{}' is not a WAL file name", params.walName),
                 "restore_command must pass %f and %p: restore_command = 'tidemark-archive-get %f %p'");
-  io::AtomicFile file(params.destination, {.noReplace = false, .mode = 0600, .errorCode = ErrorCode::LocalIo});
+  files::AtomicFile file(params.destination, {.noReplace = false, .mode = 0600, .errorCode = ErrorCode::LocalIo});
   GetResult result;
-  auto summary = repo::readObject(storage, repo::walObject(params.stanza, *name), file,
-                                  params.keys ? *params.keys : repo::Keyring::none());
+  auto summary =
+      repo::readObject(repository.storage(), repo::walObject(repository.stanza(), *name), file, repository.keys());
   if (!summary) {
     // "Not found" ends recovery, so it must mean this stanza answered, not that the
     // configuration points at a stanza that does not exist.
-    if (!storage.info(repo::stanzaFile(params.stanza)))
+    if (!repository.storage().info(repo::stanzaFile(repository.stanza())))
       throw Error(ErrorCode::Config,
-                  fmt::format("stanza '{}' does not exist in {}", params.stanza, storage.describe()),
+                  fmt::format("stanza '{}' does not exist in {}", repository.stanza(), repository.describe()),
                   "check 'stanza' and the repository settings; recovery stops here rather than take a "
                   "wrong repository for the end of WAL");
     return result;  // `file` is discarded unpublished
@@ -41,13 +41,12 @@ GetResult getWalFile(storage::Storage& storage, const GetParams& params) {
 
 GetOutcome archiveGet(const Config& config, const std::string& walName, const std::string& destination) {
   auto started = std::chrono::steady_clock::now();
-  auto storage = storage::openStorage(config);
-  repo::Keyring keys = repo::loadKeyring(config);
-  GetParams params{.walName = walName, .destination = destination, .stanza = config.stanza, .keys = &keys};
+  repo::Repository repository = repo::openRepository(config);
+  GetParams params{.walName = walName, .destination = destination};
   constexpr int kAttempts = 3;
   for (int attempt = 1;; ++attempt) {
     try {
-      GetResult result = getWalFile(*storage, params);
+      GetResult result = getWalFile(repository, params);
       auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started).count();
       if (result.outcome == GetOutcome::NotFound) {
         // PostgreSQL probes for files that do not exist (each timeline's .history): stay quiet.

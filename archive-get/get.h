@@ -4,17 +4,15 @@
 #include <string>
 
 #include "common/config/config.h"
-#include "common/error.h"
+#include "common/base/error.h"
 #include "common/repo/object.h"
-#include "common/storage/storage.h"
+#include "common/repo/repository.h"
 
 namespace tidemark::archive {
 
 struct GetParams {
   std::string walName;      // %f: the file PostgreSQL wants
   std::string destination;  // %p: where to put it (relative to the working directory)
-  std::string stanza;
-  const repo::Keyring* keys = nullptr;  // to decrypt encrypted objects (nullptr: none)
 };
 
 enum class GetOutcome {
@@ -30,7 +28,7 @@ struct GetResult {
 // The worker: streams the object through decompression and verification into a temporary file
 // beside `destination`, fsyncs it and renames it into place. On any failure nothing is left at
 // `destination` (and an earlier file there is untouched). Reads no globals.
-GetResult getWalFile(storage::Storage& storage, const GetParams& params);
+GetResult getWalFile(const repo::Repository& repository, const GetParams& params);
 
 // The command: fetches with the configured repository, retrying transient errors (Error::transient)
 // twice with backoff (on top of the S3 driver's own per-request retries), and logs the outcome.

@@ -1,6 +1,6 @@
 // tidemark-archive-get WAL_NAME DEST_PATH: restore_command = 'tidemark-archive-get %f %p'.
 #include "archive-get/get.h"
-#include "common/main.h"
+#include "common/cli/main.h"
 
 int main(int argc, char** argv) {
   const tidemark::CommandSpec spec{

@@ -1,6 +1,6 @@
 // tidemark-archive-push WAL_PATH: archive_command = 'tidemark-archive-push %p'.
 #include "archive-push/push.h"
-#include "common/main.h"
+#include "common/cli/main.h"
 
 int main(int argc, char** argv) {
   const tidemark::CommandSpec spec{

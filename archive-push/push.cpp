@@ -6,11 +6,11 @@
 
 #include <chrono>
 
-#include "common/error.h"
-#include "common/io/file.h"
+#include "common/base/error.h"
+#include "common/files/file.h"
 #include "common/repo/layout.h"
 #include "common/repo/stanza.h"
-#include "common/text.h"
+#include "common/base/text.h"
 
 namespace tidemark::archive {
 
@@ -21,21 +21,20 @@ constexpr std::uint64_t kMaxTextFileSize = 16u << 20;
 
 // Checks the file against the stanza (creating the stanza on the first segment), and the
 // configured encryption against the one the stanza records.
-void checkCluster(storage::Storage& storage, const PushParams& params, const pg::WalName& name, int fd,
+void checkCluster(const repo::Repository& repository, const PushParams& params, const pg::WalName& name, int fd,
                   std::uint64_t size) {
   std::string what = fmt::format("WAL file '{}'", name.name);
-  io::EncryptType encryption = params.object.encryption();
   if (name.hasPageHeader()) {
     std::uint8_t header[pg::kLongPageHeaderSize];
-    std::size_t got = io::preadFull(fd, header, sizeof header, 0, params.walPath);
+    std::size_t got = files::preadFull(fd, header, sizeof header, 0, params.walPath);
     auto page = pg::checkSegmentHeader({header, got}, name, size, params.walPath);
-    auto stanza = repo::ensureStanza(storage, params.stanza,
+    auto stanza = repo::ensureStanza(repository,
                                      repo::StanzaInfo{.systemId = page.systemId,
                                                       .pgVersion = page.pgVersion,
                                                       .walSegmentSize = page.segmentSize,
-                                                      .encryption = encryption},
+                                                      .encryption = repository.policy().encryption},
                                      what);
-    repo::checkEncryption(storage, params.stanza, stanza, encryption, params.allowMixedEncryption);
+    repo::checkEncryption(repository, stanza);
     return;
   }
   if (size > kMaxTextFileSize)
@@ -45,23 +44,23 @@ void checkCluster(storage::Storage& storage, const PushParams& params, const pg:
                 "archive_command must pass %p, the path PostgreSQL gives");
   // No page header to identify the cluster: use the data directory's pg_control when we run in
   // it (PostgreSQL runs archive_command there). Without a stanza yet there is nothing to check.
-  if (auto stanza = repo::loadStanza(storage, params.stanza)) {
+  if (auto stanza = repo::loadStanza(repository)) {
     if (params.controlSystemId)
-      repo::checkSystemId(*stanza, params.stanza, *params.controlSystemId,
+      repo::checkSystemId(*stanza, repository.stanza(), *params.controlSystemId,
                           fmt::format("{} (from the data directory with that pg_control)", what));
-    repo::checkEncryption(storage, params.stanza, *stanza, encryption, params.allowMixedEncryption);
+    repo::checkEncryption(repository, *stanza);
   }
 }
 
 }  // namespace
 
-PushResult pushWalFile(storage::Storage& storage, const PushParams& params) {
-  std::string base = io::baseName(params.walPath);
+PushResult pushWalFile(const repo::Repository& repository, const PushParams& params) {
+  std::string base = files::baseName(params.walPath);
   auto name = pg::parseWalName(base);
   if (!name)
     throw Error(ErrorCode::InvalidInput, fmt::format("'{}' is not a WAL file name", base),
                 "archive_command must pass %p: archive_command = 'tidemark-archive-push %p'");
-  auto fd = io::openForRead(params.walPath);
+  auto fd = files::openForRead(params.walPath);
   if (!fd)
     throw Error(ErrorCode::LocalIo, fmt::format("WAL file '{}' does not exist", params.walPath),
                 "archive_command must pass %p; a relative path is taken from the working directory");
@@ -71,13 +70,14 @@ PushResult pushWalFile(storage::Storage& storage, const PushParams& params) {
   if (!S_ISREG(st.st_mode)) throw error(ErrorCode::InvalidInput, "'{}' is not a regular file", params.walPath);
   std::uint64_t size = std::uint64_t(st.st_size);
 
-  checkCluster(storage, params, *name, fd->get(), size);
+  checkCluster(repository, params, *name, fd->get(), size);
 
   PushResult result;
   result.name = *name;
-  std::string path = repo::walObject(params.stanza, *name);
-  repo::ObjectWriter writer(storage.newWrite(path, {.noReplace = true}), path, params.object);
-  std::uint64_t read = io::streamFile(fd->get(), params.walPath, writer);
+  std::string path = repo::walObject(repository.stanza(), *name);
+  repo::ObjectWriter writer(repository.storage().newWrite(path, {.noReplace = true}), path,
+                            repository.objectOptions());
+  std::uint64_t read = files::streamFile(fd->get(), params.walPath, writer);
   if (read != size)
     throw error(ErrorCode::InvalidInput, "'{}' changed size while being archived ({} bytes, then {})",
                 params.walPath, size, read);
@@ -92,7 +92,7 @@ PushResult pushWalFile(storage::Storage& storage, const PushParams& params) {
   // after a crash) or a second archiver. Same content is success; anything else is refused.
   std::optional<repo::ObjectSummary> existing;
   try {
-    existing = repo::verifyObject(storage, path, params.keys ? *params.keys : repo::Keyring::none());
+    existing = repo::verifyObject(repository.storage(), path, repository.keys());
   } catch (const Error& e) {
     if (e.code() != ErrorCode::Corrupt) throw;
     throw Error(ErrorCode::Corrupt,
@@ -112,7 +112,7 @@ PushResult pushWalFile(storage::Storage& storage, const PushParams& params) {
                             io::toHex(result.summary.plainSha256), result.summary.plainSize),
                 fmt::format("tidemark never overwrites WAL: check that no other cluster archives to stanza "
                             "'{}', and find out which copy is right before moving the stored one aside",
-                            params.stanza));
+                            repository.stanza()));
   result.outcome = PushOutcome::AlreadyArchived;
   result.summary.storedSize = 0;
   return result;
@@ -120,15 +120,8 @@ PushResult pushWalFile(storage::Storage& storage, const PushParams& params) {
 
 void archivePush(const Config& config, const std::string& walPath) {
   auto started = std::chrono::steady_clock::now();
-  auto storage = storage::openStorage(config);
-  repo::Keyring keys = repo::loadKeyring(config);
-  PushParams params{.walPath = walPath,
-                    .stanza = config.stanza,
-                    .object = repo::objectOptions(config, keys),
-                    .keys = &keys,
-                    .allowMixedEncryption = config.encryption.allowMixed,
-                    .controlSystemId = pg::controlSystemId(".")};
-  PushResult result = pushWalFile(*storage, params);
+  repo::Repository repository = repo::openRepository(config);
+  PushResult result = pushWalFile(repository, {.walPath = walPath, .controlSystemId = pg::controlSystemId(".")});
   auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started).count();
   if (result.outcome == PushOutcome::AlreadyArchived) {
     spdlog::info("{} is already archived with the same content (SHA-256 {}), nothing to do ({} ms)",

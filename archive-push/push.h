@@ -8,18 +8,12 @@
 #include "common/config/config.h"
 #include "common/pg/wal.h"
 #include "common/repo/object.h"
-#include "common/storage/storage.h"
+#include "common/repo/repository.h"
 
 namespace tidemark::archive {
 
 struct PushParams {
   std::string walPath;  // the file to push (absolute, or relative to the working directory)
-  std::string stanza;
-  repo::ObjectOptions object;  // object.key set: encrypted
-  // Keys to read the stored copy with when the name is taken (nullptr: none).
-  const repo::Keyring* keys = nullptr;
-  // Write although stanza.json records the other encryption type (and record this one).
-  bool allowMixedEncryption = false;
   // The system identifier in the data directory's pg_control, when known: files without a page
   // header (.history, .backup) are checked against the stanza with it.
   std::optional<std::uint64_t> controlSystemId;
@@ -38,11 +32,11 @@ struct PushResult {
 
 // The worker: checks the file, stores it under its name without ever replacing an existing
 // object, and on a name collision compares checksums. Reads no globals: callable from a thread
-// with its own Storage. Throws Error: InvalidInput (not a WAL file), ForeignCluster,
+// with its own Repository handle. Throws Error: InvalidInput (not a WAL file), ForeignCluster,
 // Conflict (different content already archived), Corrupt (the archived copy is damaged),
 // Config (the stanza records another encryption type, or the stored copy's key is missing),
 // Storage, LocalIo.
-PushResult pushWalFile(storage::Storage& storage, const PushParams& params);
+PushResult pushWalFile(const repo::Repository& repository, const PushParams& params);
 
 // The command: pushes `walPath` with the configured repository and logs one line about it.
 void archivePush(const Config& config, const std::string& walPath);

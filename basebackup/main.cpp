@@ -1,6 +1,6 @@
 // tidemark-basebackup: take a base backup into the repository (cron, a systemd timer, by hand).
-#include "basebackup/backup.h"
-#include "common/main.h"
+#include "basebackup/basebackup.h"
+#include "common/cli/main.h"
 
 int main(int argc, char** argv) {
   const tidemark::CommandSpec spec{

@@ -12,30 +12,15 @@
 #include <set>
 #include <utility>
 
-#include "common/error.h"
-#include "common/pg/connection.h"
+#include "common/base/error.h"
+#include "common/base/time.h"
+#include "common/pg/lsn.h"
 #include "common/pg/wal.h"
-#include "common/text.h"
+#include "common/base/text.h"
 
 namespace tidemark::ctl {
 
 namespace {
-
-// For people: "2026-11-22 17:08:44 UTC" (whatever the local time zone), or the text as stored.
-std::string textTime(const std::string& iso) {
-  auto seconds = repo::parseUtc(iso);
-  if (!seconds) return iso;
-  std::time_t t = std::time_t(*seconds);
-  std::tm tm{};
-  ::gmtime_r(&t, &tm);
-  char buffer[40];
-  std::strftime(buffer, sizeof buffer, "%Y-%m-%d %H:%M:%S UTC", &tm);
-  return buffer;
-}
-
-std::string textTime(std::int64_t seconds) {
-  return textTime(repo::formatUtc(seconds));
-}
 
 // "45 s", "12 min 5 s", "3 h 02 min".
 std::string textDuration(std::int64_t seconds) {
@@ -61,7 +46,7 @@ TimelineWal walOf(const repo::WalCatalog& catalog, std::uint32_t timeline) {
     for (const auto& [segment, file] : files) {
       wal.storedSize += file.storedSize;
       if (previous && segment > *previous + 1)
-        wal.gaps.push_back(repo::WalGap{pg::segmentFileName(timeline, *previous + 1, size),
+        wal.gaps.push_back(recovery::WalGap{pg::segmentFileName(timeline, *previous + 1, size),
                                         pg::segmentFileName(timeline, segment - 1, size),
                                         segment - *previous - 1});
       previous = segment;
@@ -73,102 +58,31 @@ TimelineWal walOf(const repo::WalCatalog& catalog, std::uint32_t timeline) {
   return wal;
 }
 
-std::string timelineList(const pg::TimelineHistory& history) {
-  std::string out;
-  for (const auto& parent : history.parents)
-    out += (out.empty() ? "" : ", ") + std::to_string(parent.timeline);
-  return out;
-}
-
-// The recoverable window of history.timeline. A backup starts a replay at its start segment;
-// the replay follows the timeline's path (the file of the newest timeline begun by each
-// segment, as PostgreSQL reads them) as long as the repository holds the next segment.
-RecoveryWindow windowOf(const repo::WalCatalog& catalog, const std::vector<InfoBackup>& backups,
-                        const pg::TimelineHistory& history) {
-  RecoveryWindow window;
-  const std::uint32_t size = catalog.segmentSize;
-  if (backups.empty()) {
-    window.reason = "the stanza has no complete backup; take one with tidemark-basebackup";
-    return window;
-  }
-  auto fileOf = [&](std::uint64_t segment) {
-    return repo::timelineForSegment(history, segment, size);
-  };
-  auto stored = [&](std::uint64_t segment) { return catalog.has(fileOf(segment), segment); };
-  // Contiguous runs already walked: first segment -> last segment. Each segment is walked once.
-  std::map<std::uint64_t, std::uint64_t> runs;
-  auto reach = [&](std::uint64_t start) -> std::optional<std::uint64_t> {
-    if (!stored(start)) return std::nullopt;
-    if (auto it = runs.upper_bound(start); it != runs.begin() && start <= std::prev(it)->second)
-      return std::prev(it)->second;
-    std::uint64_t last = start;
-    while (stored(last + 1)) {
-      if (auto known = runs.find(last + 1); known != runs.end()) {
-        last = known->second;
-        break;
-      }
-      ++last;
-    }
-    runs[start] = last;
-    return last;
-  };
-
-  const InfoBackup* oldestOnPath = nullptr;
-  bool anyUsable = false;
-  std::vector<std::pair<std::uint64_t, std::uint64_t>> reachable;  // stop LSN, end of the run
-  for (const auto& entry : backups) {
-    const repo::BackupInfo& b = entry.backup;
-    if (!oldestOnPath && history.contains(b.timeline)) oldestOnPath = &entry;
-    if (!repo::backupOnHistory(b, history)) continue;
-    anyUsable = true;
-    std::uint64_t start = b.startLsn / size;
-    std::uint64_t stop = b.stopLsn == 0 ? start : std::max(start, (b.stopLsn - 1) / size);
-    auto last = reach(start);
-    if (!last || *last < stop) {
-      std::uint64_t missing = last ? *last + 1 : start;
-      window.incompleteBackups.push_back(
-          {b.label, pg::segmentFileName(fileOf(missing), missing, size)});
-      continue;
-    }
-    if (!window.earliest) window.earliest = WindowEarliest{b.label, b.stopTime, b.stopLsn};
-    std::uint64_t end = (*last + 1) * size;
-    reachable.emplace_back(b.stopLsn, end);
-    // Ties go to the newer backup: the same point with a shorter replay.
-    if (!window.latest || end >= window.latest->lsn) {
-      std::uint32_t timeline = fileOf(*last);
-      window.latest = WindowLatest{b.label, end, pg::segmentFileName(timeline, *last, size),
-                                   catalog.segments.at(timeline).at(*last).modified};
-    }
-  }
-  if (window.earliest) {
-    std::sort(reachable.begin(), reachable.end());
-    std::uint64_t reached = reachable.front().second;
-    for (const auto& [stop, end] : reachable) {
-      if (stop > reached) window.holes.push_back({reached, stop});
-      reached = std::max(reached, end);
-    }
-    return window;
-  }
-  if (!window.incompleteBackups.empty()) {
-    const auto& first = window.incompleteBackups.front();
-    window.reason =
-        fmt::format("the WAL of every backup on its history is incomplete (backup {} lacks {})",
-                    first.label, first.missing);
-  } else if (!anyUsable && oldestOnPath) {
-    const repo::BackupInfo& b = oldestOnPath->backup;
-    window.reason = fmt::format(
-        "every backup on its history was taken after the switch away from its timeline (the "
-        "oldest, {}, ended at "
-        "{} on timeline {}, which ended at {})",
-        b.label, pg::formatLsn(b.stopLsn), b.timeline,
-        pg::formatLsn(history.endOf(b.timeline).value_or(0)));
-  } else if (history.parents.empty()) {
-    window.reason = fmt::format("no complete backup was taken on timeline {}", history.timeline);
+// One timeline: its WAL as stored, its history (or why it is unknown) and its window.
+TimelineInfo timelineInfo(const recovery::Catalog& catalog, std::uint32_t timeline) {
+  TimelineInfo t;
+  t.timeline = timeline;
+  t.historyFile = catalog.hasHistoryFile(timeline);
+  t.wal = walOf(catalog.wal(), timeline);
+  if (timeline > 1 && !t.historyFile) {
+    t.historyError = fmt::format("the repository has no {}: the timeline's parent and switch point are unknown",
+                                 pg::historyFileName(timeline));
   } else {
-    window.reason = fmt::format("no complete backup was taken on timeline {} or its ancestors ({})",
-                                history.timeline, timelineList(history));
+    try {
+      const pg::TimelineHistory& history = catalog.history(timeline);
+      if (!history.parents.empty()) {
+        t.parent = history.parents.back().timeline;
+        t.switchPoint = history.parents.back().switchpoint;
+      }
+      t.window = recovery::recoverableWindow(catalog, history);
+      return t;
+    } catch (const Error& e) {
+      if (e.code() != ErrorCode::Corrupt && e.code() != ErrorCode::Config) throw;
+      t.historyError = e.what();
+    }
   }
-  return window;
+  t.window.reason = "its history is unknown: " + t.historyError;
+  return t;
 }
 
 // ---- text ---------------------------------------------------------------------------------
@@ -225,7 +139,7 @@ class Table {
   std::vector<Line> lines_;
 };
 
-std::string gapText(const repo::WalGap& gap) {
+std::string gapText(const recovery::WalGap& gap) {
   if (gap.count == 1) return fmt::format("gap: {} is missing", gap.first);
   return fmt::format("gap: {} to {} are missing ({} segments)", gap.first, gap.last, gap.count);
 }
@@ -249,59 +163,24 @@ Json orNull(const std::optional<T>& value) {
 
 }  // namespace
 
-InfoReport collectInfo(storage::Storage& storage, const std::string& stanza, const repo::Keyring& keys) {
-  auto stanzaInfo = repo::loadStanza(storage, stanza);
-  if (!stanzaInfo)
+InfoReport collectInfo(const repo::Repository& repository) {
+  auto catalog = recovery::Catalog::load(repository);
+  if (!catalog)
     throw Error(ErrorCode::Config,
-                fmt::format("no stanza.json: nothing has been archived to stanza '{}' in {}",
-                            stanza, storage.describe()),
+                fmt::format("no stanza.json: nothing has been archived to stanza '{}' in {}", repository.stanza(),
+                            repository.describe()),
                 "check 'stanza' and the repository settings");
   InfoReport report;
-  report.stanza = stanza;
-  report.repository = storage.describe();
-  report.info = *stanzaInfo;
-  for (auto& backup : repo::listBackups(storage, stanza, &report.damagedBackups)) {
-    InfoBackup entry{std::move(backup), std::nullopt};
-    auto start = repo::parseUtc(entry.backup.startTime), stop = repo::parseUtc(entry.backup.stopTime);
-    if (start && stop && *stop >= *start) entry.durationSeconds = *stop - *start;
+  report.stanza = repository.stanza();
+  report.repository = repository.describe();
+  report.info = catalog->stanza();
+  report.damagedBackups = catalog->damagedBackups();
+  for (const auto& backup : catalog->backups()) {
+    InfoBackup entry{backup, std::nullopt};
+    if (backup.stopTime >= backup.startTime) entry.durationSeconds = (backup.stopTime - backup.startTime).count();
     report.backups.push_back(std::move(entry));
   }
-
-  repo::WalCatalog catalog = repo::scanWal(storage, stanza, stanzaInfo->walSegmentSize);
-  std::set<std::uint32_t> timelines = catalog.timelines();
-  for (const auto& entry : report.backups)
-    timelines.insert(entry.backup.timeline);
-  for (std::uint32_t timeline : timelines) {
-    TimelineInfo t;
-    t.timeline = timeline;
-    t.historyFile = catalog.histories.count(timeline) > 0;
-    t.wal = walOf(catalog, timeline);
-    std::optional<pg::TimelineHistory> history;
-    if (timeline <= 1) {
-      history = pg::TimelineHistory{timeline, {}};
-    } else if (!t.historyFile) {
-      t.historyError = fmt::format(
-          "the repository has no {}: the timeline's parent and switch point are unknown",
-          pg::historyFileName(timeline));
-    } else {
-      try {
-        history = repo::loadHistory(storage, stanza, timeline, keys);
-      } catch (const Error& e) {
-        if (e.code() != ErrorCode::Corrupt && e.code() != ErrorCode::Config) throw;
-        t.historyError = e.what();
-      }
-    }
-    if (history) {
-      if (!history->parents.empty()) {
-        t.parent = history->parents.back().timeline;
-        t.switchPoint = history->parents.back().switchpoint;
-      }
-      t.window = windowOf(catalog, report.backups, *history);
-    } else {
-      t.window.reason = "its history is unknown: " + t.historyError;
-    }
-    report.timelines.push_back(std::move(t));
-  }
+  for (std::uint32_t timeline : catalog->timelines()) report.timelines.push_back(timelineInfo(*catalog, timeline));
   return report;
 }
 
@@ -313,7 +192,7 @@ std::string renderText(const InfoReport& report) {
     table.row({"system identifier", std::to_string(report.info.systemId)});
     table.row({"PostgreSQL", std::to_string(report.info.pgVersion)});
     table.row({"WAL segment size", humanBytes(report.info.walSegmentSize)});
-    if (!report.info.created.empty()) table.row({"created", textTime(report.info.created)});
+    if (report.info.created) table.row({"created", formatUtcText(*report.info.created)});
     out += table.render("  ");
   }
 
@@ -327,13 +206,12 @@ std::string renderText(const InfoReport& report) {
     for (const auto& entry : report.backups) {
       const repo::BackupInfo& b = entry.backup;
       table.row({b.label, fmt::format("timeline {}", b.timeline)});
-      table.row({"  start", textTime(b.startTime), pg::formatLsn(b.startLsn), b.walStart});
-      table.row({"  stop", textTime(b.stopTime), pg::formatLsn(b.stopLsn), b.walStop});
+      table.row({"  start", formatUtcText(b.startTime), pg::formatLsn(b.startLsn), b.walStart()});
+      table.row({"  stop", formatUtcText(b.stopTime), pg::formatLsn(b.stopLsn), b.walStop()});
       table.row(
           {"  duration", entry.durationSeconds ? textDuration(*entry.durationSeconds) : "unknown"});
-      table.row({"  size", fmt::format("{}, {} stored ({})", humanBytes(b.size()),
-                                       humanBytes(b.storedSize()),
-                                       b.encryption == "none" ? b.compression : b.compression + ", " + b.encryption)});
+      table.row({"  size", fmt::format("{}, {} stored ({})", humanBytes(b.size()), humanBytes(b.storedSize()),
+                                       b.storageDescription())});
       for (const auto& object : b.objects)
         if (object.tablespaceOid != 0)
           table.row({"  tablespace",
@@ -366,14 +244,14 @@ std::string renderText(const InfoReport& report) {
     out += "\nrecoverable window\n";
     Table table;
     for (const auto& t : report.timelines) {
-      const RecoveryWindow& w = t.window;
+      const recovery::RecoveryWindow& w = t.window;
       if (!w.available()) {
         table.row({fmt::format("timeline {}", t.timeline), "none: " + w.reason});
       } else {
         table.row({fmt::format("timeline {}", t.timeline), ""});
-        table.row({"  earliest", pg::formatLsn(w.earliest->lsn), textTime(w.earliest->time),
+        table.row({"  earliest", pg::formatLsn(w.earliest->lsn), formatUtcText(w.earliest->time),
                    fmt::format("end of backup {} (stop time)", w.earliest->backup)});
-        table.row({"  latest", pg::formatLsn(w.latest->lsn), textTime(w.latest->archivedAt),
+        table.row({"  latest", pg::formatLsn(w.latest->lsn), formatUtcText(w.latest->archivedAt),
                    fmt::format("end of {} (archive time), from backup {}", w.latest->segment,
                                w.latest->backup)});
       }
@@ -403,7 +281,7 @@ std::string renderJson(const InfoReport& report) {
   stanza["pg-version"] = report.info.pgVersion;
   stanza["wal-segment-size"] = report.info.walSegmentSize;
   stanza["format"] = report.info.format;
-  stanza["created"] = report.info.created;
+  stanza["created"] = report.info.created ? formatUtc(*report.info.created) : "";
 
   Json& backups = doc["backups"] = Json::array();
   for (const auto& entry : report.backups) {
@@ -411,17 +289,17 @@ std::string renderJson(const InfoReport& report) {
     Json j;
     j["label"] = b.label;
     j["timeline"] = b.timeline;
-    j["start-time"] = b.startTime;
-    j["stop-time"] = b.stopTime;
+    j["start-time"] = formatUtc(b.startTime);
+    j["stop-time"] = formatUtc(b.stopTime);
     j["start-lsn"] = pg::formatLsn(b.startLsn);
     j["stop-lsn"] = pg::formatLsn(b.stopLsn);
-    j["wal-start"] = b.walStart;
-    j["wal-stop"] = b.walStop;
+    j["wal-start"] = b.walStart();
+    j["wal-stop"] = b.walStop();
     j["size"] = b.size();
     j["stored-size"] = b.storedSize();
     j["duration"] = orNull(entry.durationSeconds);
-    j["compression"] = b.compression;
-    j["encryption"] = b.encryption;
+    j["compression"] = std::string(io::compressName(b.compression));
+    j["encryption"] = std::string(io::encryptName(b.encryption));
     Json& tablespaces = j["tablespaces"] = Json::array();
     for (const auto& object : b.objects)
       if (object.tablespaceOid != 0)
@@ -450,17 +328,17 @@ std::string renderJson(const InfoReport& report) {
     for (const auto& gap : t.wal.gaps)
       gaps.push_back(Json{{"first", gap.first}, {"last", gap.last}, {"count", gap.count}});
     Json& window = j["window"];
-    const RecoveryWindow& w = t.window;
+    const recovery::RecoveryWindow& w = t.window;
     window["available"] = w.available();
     window["reason"] = w.available() ? Json(nullptr) : Json(w.reason);
     window["earliest"] = w.earliest ? Json{{"backup", w.earliest->backup},
-                                           {"time", w.earliest->time},
+                                           {"time", formatUtc(w.earliest->time)},
                                            {"lsn", pg::formatLsn(w.earliest->lsn)}}
                                     : Json(nullptr);
     window["latest"] = w.latest ? Json{{"backup", w.latest->backup},
                                        {"lsn", pg::formatLsn(w.latest->lsn)},
                                        {"segment", w.latest->segment},
-                                       {"archived-at", repo::formatUtc(w.latest->archivedAt)}}
+                                       {"archived-at", formatUtc(w.latest->archivedAt)}}
                                 : Json(nullptr);
     Json& holes = window["holes"] = Json::array();
     for (const auto& hole : w.holes)
@@ -489,9 +367,8 @@ OutputFormat parseOutputFormat(const CommandLine& commandLine) {
 
 int info(const Config& config, const CommandLine& commandLine) {
   OutputFormat format = parseOutputFormat(commandLine);
-  auto storage = storage::openStorage(config);
-  repo::Keyring keys = repo::loadKeyring(config);
-  InfoReport report = collectInfo(*storage, config.stanza, keys);
+  repo::Repository repository = repo::openRepository(config);
+  InfoReport report = collectInfo(repository);
   std::string text = format == OutputFormat::Json ? renderJson(report) : renderText(report);
   if (std::fwrite(text.data(), 1, text.size(), stdout) != text.size() || std::fflush(stdout) != 0)
     throw systemError(ErrorCode::LocalIo, errno, "cannot write the report to standard output");

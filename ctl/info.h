@@ -9,16 +9,17 @@
 #include <vector>
 
 #include "common/config/config.h"
+#include "common/recovery/catalog.h"
+#include "common/recovery/window.h"
 #include "common/repo/backup.h"
-#include "common/repo/catalog.h"
+#include "common/repo/repository.h"
 #include "common/repo/stanza.h"
-#include "common/storage/storage.h"
 
 namespace tidemark::ctl {
 
 struct InfoBackup {
   repo::BackupInfo backup;
-  std::optional<std::int64_t> durationSeconds;  // stop - start; nullopt when a time does not parse
+  std::optional<std::int64_t> durationSeconds;  // stop - start; nullopt when the stop is before the start
 };
 
 // The WAL files of one timeline, as stored (not following its history).
@@ -27,44 +28,7 @@ struct TimelineWal {
   std::uint64_t segments = 0;
   std::uint64_t storedSize = 0;  // stored bytes of its segments (not .partial or .history files)
   std::optional<std::string> partial;  // the newest .partial file of the timeline
-  std::vector<repo::WalGap> gaps;      // runs of missing segments between first and last
-};
-
-struct WindowEarliest {
-  std::string backup;     // the oldest usable backup
-  std::string time;       // its stop time (ISO 8601 UTC, as in backup.json)
-  std::uint64_t lsn = 0;  // its stop LSN: recovery is consistent from there on
-};
-
-struct WindowLatest {
-  std::string backup;     // the newest usable backup from which the replay reaches this point
-  std::uint64_t lsn = 0;  // the end of `segment`
-  std::string segment;    // the last segment of the contiguous run
-  std::int64_t archivedAt =
-      0;  // when `segment` was stored (the storage's clock), seconds since the epoch
-};
-
-// A backup on the timeline's history that cannot reach consistency with the stored WAL.
-struct IncompleteBackup {
-  std::string label;
-  std::string missing;  // the first segment file of its own WAL that the repository lacks
-};
-
-// WAL locations between earliest and latest that no backup's replay reaches (a gap in the WAL
-// between two backups): every point strictly after `from` and before `to`.
-struct WindowHole {
-  std::uint64_t from = 0;  // the end of the run before the gap
-  std::uint64_t to = 0;    // the stop LSN of the next backup that can reach consistency
-};
-
-struct RecoveryWindow {
-  std::optional<WindowEarliest> earliest;  // both set, or neither
-  std::optional<WindowLatest> latest;
-  std::vector<WindowHole> holes;  // ascending
-  std::string reason;             // when there is no window: why
-  std::vector<IncompleteBackup> incompleteBackups;
-
-  bool available() const { return earliest.has_value(); }
+  std::vector<recovery::WalGap> gaps;  // runs of missing segments between first and last
 };
 
 struct TimelineInfo {
@@ -74,7 +38,7 @@ struct TimelineInfo {
   std::optional<std::uint64_t> switchPoint;  // where the parent ended and this timeline began
   std::string historyError;  // the history is unknown (missing or damaged file): why; "" otherwise
   TimelineWal wal;
-  RecoveryWindow window;
+  recovery::RecoveryWindow window;
 };
 
 struct InfoReport {
@@ -91,10 +55,9 @@ struct InfoReport {
 // the report. Read-only. Throws Error(Config) when the stanza has no stanza.json (nothing was
 // ever archived to it), Error(Storage) when the repository cannot be read and Error(Corrupt) for
 // a damaged stanza.json; a damaged backup.json is reported in damagedBackups. A missing or
-// damaged history file, or one encrypted with a key `keys` lacks, is not an error: the timeline
+// damaged history file, or one encrypted with a key the handle lacks, is not an error: the timeline
 // is reported without a window, saying why.
-InfoReport collectInfo(storage::Storage& storage, const std::string& stanza,
-                       const repo::Keyring& keys = repo::Keyring::none());
+InfoReport collectInfo(const repo::Repository& repository);
 
 // An operator's view: aligned columns, sizes in KiB/MiB/GiB, UTC times.
 std::string renderText(const InfoReport& report);

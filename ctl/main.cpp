@@ -1,15 +1,15 @@
 // tidemark COMMAND [OPTIONS]: repository administration (info, keygen; verify, expire, check later).
-#include "common/main.h"
+#include "common/cli/main.h"
 
 #include <cstdio>
 #include <cstring>
 #include <string>
 #include <vector>
 
-#include "common/error.h"
+#include "common/base/error.h"
 #include "common/log/log.h"
-#include "common/text.h"
-#include "common/version.h"
+#include "common/base/text.h"
+#include "common/base/version.h"
 #include "ctl/info.h"
 #include "ctl/keygen.h"
 

@@ -1,5 +1,5 @@
 // tidemark-recover --pgdata DIR [target]: restore to a point in time.
-#include "common/main.h"
+#include "common/cli/main.h"
 #include "recover/recover.h"
 
 int main(int argc, char** argv) {

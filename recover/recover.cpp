@@ -7,16 +7,19 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <set>
 
-#include "common/error.h"
-#include "common/pg/connection.h"
-#include "common/repo/stanza.h"
-#include "common/text.h"
+#include "common/base/error.h"
+#include "common/base/time.h"
+#include "common/pg/lsn.h"
+#include "common/recovery/catalog.h"
+#include "common/repo/repository.h"
+#include "common/base/text.h"
 #include "recover/restore.h"
 #include "recover/settings.h"
 
@@ -33,6 +36,13 @@ namespace {
 }
 
 bool isAbsoluteDirectoryPath(const std::string& path) { return !path.empty() && path.front() == '/'; }
+
+// An absolute path, normalised, without a trailing '/'.
+std::string normalDirectory(const std::string& path) {
+  std::string dir = fs::path(path).lexically_normal().string();
+  while (dir.size() > 1 && dir.back() == '/') dir.pop_back();
+  return dir;
+}
 
 // A PostgreSQL server running in `dir`: its postmaster.pid names a live process.
 std::optional<long> runningServer(const std::string& dir) {
@@ -159,86 +169,101 @@ std::vector<OptionSpec> recoverOptionSpecs() {
   };
 }
 
-RecoverOptions parseRecoverOptions(const CommandLine& cl) {
-  RecoverOptions options;
-  auto pgdata = cl.value("pgdata");
-  if (!pgdata) usage("--pgdata is required", "give the data directory to restore into: --pgdata=/var/lib/postgresql/15/main");
-  if (!isAbsoluteDirectoryPath(*pgdata)) usage(fmt::format("--pgdata '{}' is not an absolute path", *pgdata));
-  options.dataDirectory = fs::path(*pgdata).lexically_normal().string();
-  while (options.dataDirectory.size() > 1 && options.dataDirectory.back() == '/') options.dataDirectory.pop_back();
+namespace {
 
+// The target options: at most one target, with its action, inclusiveness and timeline.
+recovery::Target parseTarget(const CommandLine& cl) {
+  recovery::Target t;
   int targets = 0;
-  Target& t = options.target;
   if (auto v = cl.value("target-time")) {
     ++targets;
-    t.kind = TargetKind::Time;
+    t.kind = recovery::TargetKind::Time;
     t.text = *v;
-    t.time = parseTimestamp(*v);
+    t.time = parseTimestamp(*v, "--target-time");
   }
   if (auto v = cl.value("target-lsn")) {
     ++targets;
-    t.kind = TargetKind::Lsn;
+    t.kind = recovery::TargetKind::Lsn;
     t.text = *v;
-    try {
-      t.lsn = pg::parseLsn(*v);
-    } catch (const Error&) {
+    auto lsn = pg::parseLsn(*v);
+    if (!lsn)
       usage(fmt::format("--target-lsn '{}' is not a WAL location", *v), "write it as PostgreSQL does: 0/5000100");
-    }
+    t.lsn = *lsn;
   }
   if (auto v = cl.value("target-xid")) {
     ++targets;
-    t.kind = TargetKind::Xid;
-    t.text = *v;
+    t.kind = recovery::TargetKind::Xid;
     std::optional<std::uint64_t> xid = parseDecimal(*v);
-    if (!xid || *xid == 0) usage(fmt::format("--target-xid '{}' is not a transaction id", *v), "give the number, e.g. --target-xid=7421");
+    if (!xid || *xid == 0)
+      usage(fmt::format("--target-xid '{}' is not a transaction id", *v), "give the number, e.g. --target-xid=7421");
+    t.xid = *xid;
     t.text = std::to_string(*xid);  // PostgreSQL would read a leading 0 as octal
   }
   if (auto v = cl.value("target-name")) {
     ++targets;
-    t.kind = TargetKind::Name;
+    t.kind = recovery::TargetKind::Name;
     t.text = *v;
     if (v->empty()) usage("--target-name is empty");
   }
   if (auto v = cl.value("target")) {
     ++targets;
     if (*v != "immediate") usage(fmt::format("--target '{}' is not 'immediate'", *v));
-    t.kind = TargetKind::Immediate;
+    t.kind = recovery::TargetKind::Immediate;
     t.text = *v;
   }
   if (targets > 1) usage("give at most one of --target-time, --target-lsn, --target-xid, --target-name, --target");
   if (auto v = cl.value("target-action")) {
-    if (*v != "pause" && *v != "promote" && *v != "shutdown")
-      usage(fmt::format("--target-action '{}' is not pause, promote or shutdown", *v));
-    if (t.kind == TargetKind::Latest) usage("--target-action needs a target (without one, recovery promotes at the end)");
-    t.action = *v;
+    auto action = recovery::parseAction(*v);
+    if (!action) usage(fmt::format("--target-action '{}' is not pause, promote or shutdown", *v));
+    if (t.kind == recovery::TargetKind::Latest)
+      usage("--target-action needs a target (without one, recovery promotes at the end)");
+    t.action = *action;
   }
   if (cl.has("target-exclusive")) {
-    if (t.kind == TargetKind::Latest || t.kind == TargetKind::Immediate)
+    if (t.kind == recovery::TargetKind::Latest || t.kind == recovery::TargetKind::Immediate)
       usage("--target-exclusive applies to --target-time, --target-lsn, --target-xid or --target-name");
     t.exclusive = true;
   }
   if (auto v = cl.value("target-timeline")) {
-    std::optional<std::uint64_t> number = parseDecimal(*v);
-    if (*v != "latest" && *v != "current" && (!number || *number == 0 || *number > 0xFFFFFFFFu))
-      usage(fmt::format("--target-timeline '{}' is not latest, current or a timeline number", *v));
-    t.timeline = number ? std::to_string(*number) : *v;  // PostgreSQL would read a leading 0 as octal
+    auto timeline = recovery::TimelineChoice::parse(*v);
+    if (!timeline) usage(fmt::format("--target-timeline '{}' is not latest, current or a timeline number", *v));
+    t.timeline = *timeline;
   }
+  return t;
+}
+
+// --tablespace-map OID=DIR, repeatable: normalised absolute directories, one per OID.
+std::map<std::uint32_t, std::string> parseTablespaceMap(const CommandLine& cl) {
+  std::map<std::uint32_t, std::string> map;
+  auto it = cl.options.find("tablespace-map");
+  if (it == cl.options.end()) return map;
+  for (const auto& mapping : it->second) {
+    auto eq = mapping.find('=');
+    std::optional<std::uint64_t> oid = parseDecimal(mapping.substr(0, eq));
+    std::string dir = eq == std::string::npos ? "" : mapping.substr(eq + 1);
+    if (eq == std::string::npos || !oid || *oid == 0 || *oid > 0xFFFFFFFFu || !isAbsoluteDirectoryPath(dir))
+      usage(fmt::format("--tablespace-map '{}' is not OID=/absolute/dir", mapping),
+            "tidemark info shows each backup's tablespaces and their OIDs");
+    dir = normalDirectory(dir);
+    auto [existing, added] = map.emplace(std::uint32_t(*oid), dir);
+    if (!added && existing->second != dir)
+      usage(fmt::format("--tablespace-map gives tablespace {} two places: '{}' and '{}'", *oid, existing->second, dir));
+  }
+  return map;
+}
+
+}  // namespace
+
+RecoverOptions parseRecoverOptions(const CommandLine& cl) {
+  RecoverOptions options;
+  auto pgdata = cl.value("pgdata");
+  if (!pgdata)
+    usage("--pgdata is required", "give the data directory to restore into: --pgdata=/var/lib/postgresql/15/main");
+  if (!isAbsoluteDirectoryPath(*pgdata)) usage(fmt::format("--pgdata '{}' is not an absolute path", *pgdata));
+  options.dataDirectory = normalDirectory(*pgdata);
+  options.target = parseTarget(cl);
   options.backup = cl.value("backup");
-  if (auto it = cl.options.find("tablespace-map"); it != cl.options.end()) {
-    for (const auto& mapping : it->second) {
-      auto eq = mapping.find('=');
-      std::optional<std::uint64_t> oid = parseDecimal(mapping.substr(0, eq));
-      std::string dir = eq == std::string::npos ? "" : mapping.substr(eq + 1);
-      if (eq == std::string::npos || !oid || *oid == 0 || *oid > 0xFFFFFFFFu || !isAbsoluteDirectoryPath(dir))
-        usage(fmt::format("--tablespace-map '{}' is not OID=/absolute/dir", mapping),
-              "tidemark info shows each backup's tablespaces and their OIDs");
-      dir = fs::path(dir).lexically_normal().string();
-      while (dir.size() > 1 && dir.back() == '/') dir.pop_back();
-      auto [existing, added] = options.tablespaceMap.emplace(std::uint32_t(*oid), dir);
-      if (!added && existing->second != dir)
-        usage(fmt::format("--tablespace-map gives tablespace {} two places: '{}' and '{}'", *oid, existing->second, dir));
-    }
-  }
+  options.tablespaceMap = parseTablespaceMap(cl);
   options.standby = cl.has("standby");
   options.dryRun = cl.has("dry-run");
   options.force = cl.has("force");
@@ -255,35 +280,43 @@ std::string restoreCommand(const Config& config, const CommandLine& commandLine)
   return escaped + " %f %p";
 }
 
-RecoveryPlan recover(const Config& config, const CommandLine& commandLine, const RecoverOptions& options,
-                     const std::function<bool()>& stopRequested) {
-  auto storage = storage::openStorage(config);
-  repo::Keyring keys = repo::loadKeyring(config);
-  RecoveryPlan plan = planRecovery(*storage, config.stanza, options.target, options.backup, keys);
-  std::fputs(describePlan(plan, options.target).c_str(), stdout);
-  std::fflush(stdout);
+namespace {
+
+// Where a tablespace is restored.
+struct Place {
+  std::uint32_t oid;
+  std::string dir;
+};
+
+// The plan for the options, on the configured repository's catalog.
+recovery::RecoveryPlan planFor(const repo::Repository& repository, const RecoverOptions& options) {
+  auto catalog = recovery::Catalog::load(repository);
+  if (!catalog)
+    throw Error(ErrorCode::Config,
+                fmt::format("stanza '{}' does not exist in {}", repository.stanza(), repository.describe()),
+                "check 'stanza' and the repository settings");
+  return recovery::planRecovery(*catalog, options.target, options.backup);
+}
+
+// Where each tablespace of the backup goes (its mapped place, else its original location), said
+// in the plan; no place may hold another, or the data directory. Writes nothing.
+std::vector<Place> tablespacePlaces(const recovery::RecoveryPlan& plan, const RecoverOptions& options) {
   for (const auto& object : plan.backup.objects)
     if (object.tablespaceOid && !options.tablespaceMap.count(object.tablespaceOid))
       std::printf("tablespace %u: restored to %s (its original location; --tablespace-map %u=DIR to move it)\n",
                   object.tablespaceOid, object.tablespaceLocation.c_str(), object.tablespaceOid);
   for (const auto& [oid, dir] : options.tablespaceMap) {
-    bool known = false;
-    for (const auto& object : plan.backup.objects) known = known || object.tablespaceOid == oid;
-    if (!known) usage(fmt::format("--tablespace-map names tablespace {}, which backup {} does not have", oid, plan.backup.label));
+    bool known = std::any_of(plan.backup.objects.begin(), plan.backup.objects.end(),
+                             [oid = oid](const auto& object) { return object.tablespaceOid == oid; });
+    if (!known)
+      usage(fmt::format("--tablespace-map names tablespace {}, which backup {} does not have", oid, plan.backup.label));
   }
-
-  // Where each tablespace goes; no place may hold another (or the data directory).
-  struct Place {
-    std::uint32_t oid;
-    std::string dir;
-  };
   std::vector<Place> places;
   for (const auto& object : plan.backup.objects) {
     if (!object.tablespaceOid) continue;
     auto mapped = options.tablespaceMap.find(object.tablespaceOid);
-    std::string dir = mapped != options.tablespaceMap.end() ? mapped->second
-                                                             : fs::path(object.tablespaceLocation).lexically_normal().string();
-    while (dir.size() > 1 && dir.back() == '/') dir.pop_back();
+    std::string dir =
+        mapped != options.tablespaceMap.end() ? mapped->second : normalDirectory(object.tablespaceLocation);
     if (within(dir, options.dataDirectory) || within(options.dataDirectory, dir))
       usage(fmt::format("tablespace {} would be restored to '{}', which overlaps the data directory '{}'",
                         object.tablespaceOid, dir, options.dataDirectory),
@@ -295,8 +328,11 @@ RecoveryPlan recover(const Config& config, const CommandLine& commandLine, const
               "give each its own directory with --tablespace-map OID=DIR");
     places.push_back({object.tablespaceOid, dir});
   }
+  return places;
+}
 
-  // Room for the restore: checked for every place before anything is removed.
+// Room for the restore: checked for every place before anything is removed.
+void checkPlaces(const RecoverOptions& options, const std::vector<Place>& places) {
   const std::set<std::string> linked = linkedTablespaces(options.dataDirectory);
   checkPlace(options.dataDirectory, "data directory", options.force, true,
              "choose an empty directory, or add --force to replace everything in it");
@@ -307,95 +343,119 @@ RecoveryPlan recover(const Config& config, const CommandLine& commandLine, const
                            "the tablespaces the replaced data directory links to: this one may belong to a "
                            "running server)",
                            place.oid));
-  if (options.dryRun) {
-    std::puts("dry run: nothing was written");
-    return plan;
-  }
-  // Environment settings do not reach PostgreSQL's restore_command: the plan would be made with
-  // one stanza or repository and the WAL fetched from another.
+}
+
+// Environment settings do not reach PostgreSQL's restore_command: the plan would be made with one
+// stanza or repository and the WAL fetched from another.
+void refuseEnvironmentSettings() {
   for (char** e = environ; e && *e; ++e) {
     std::string entry = *e;
     if (entry.rfind("TIDEMARK_", 0) == 0 && entry.rfind("TIDEMARK_CONFIG=", 0) != 0) {
       std::string name = entry.substr(0, entry.find('='));
-      throw Error(ErrorCode::Config,
-                  fmt::format("{} is set, but PostgreSQL's restore_command would not see it", name),
+      throw Error(ErrorCode::Config, fmt::format("{} is set, but PostgreSQL's restore_command would not see it", name),
                   fmt::format("put the setting in the configuration file (or give it as a flag, which restore_command "
                               "gets too) and unset {}",
                               name));
     }
   }
-  std::string command = restoreCommand(config, commandLine);
+}
 
+// Never leave a half-restored directory that someone could start.
+void removeRestored(const RecoverOptions& options, bool existed, const std::vector<Place>& places) {
+  spdlog::error("the restore failed: removing what was written in '{}'", options.dataDirectory);
+  std::error_code ec;
+  if (existed) {
+    for (const auto& entry : fs::directory_iterator(options.dataDirectory, ec)) fs::remove_all(entry.path(), ec);
+  } else {
+    fs::remove_all(options.dataDirectory, ec);
+  }
+  for (const auto& place : places)
+    for (const auto& entry : fs::directory_iterator(place.dir, ec)) fs::remove_all(entry.path(), ec);
+}
+
+// Empties the places (--force), restores the backup, writes the recovery settings and gives
+// everything to the data directory's owner; on failure removes what it wrote and rethrows.
+// Returns whether an owner other than root was found.
+bool restoreAndConfigure(const repo::Repository& repository, const recovery::RecoveryPlan& plan,
+                         const RecoverOptions& options, const std::vector<Place>& places,
+                         const std::string& restoreCommandLine, const std::function<bool()>& stopRequested) {
   std::error_code existsError;
   bool existed = fs::exists(options.dataDirectory, existsError);
   auto owner = restoredOwner(options.dataDirectory);
   clearPlace(options.dataDirectory, "data directory");
-  std::vector<std::string> tablespaceDirs;
-  for (const auto& place : places) {
-    clearPlace(place.dir, fmt::format("the location of tablespace {}", place.oid));
-    tablespaceDirs.push_back(place.dir);
-  }
-
+  for (const auto& place : places) clearPlace(place.dir, fmt::format("the location of tablespace {}", place.oid));
   try {
-    RestoreStats stats = restoreBackup(
-        *storage, config.stanza, plan.backup, options.dataDirectory,
-        RestoreOptions{.tablespaceMap = options.tablespaceMap, .stopRequested = stopRequested,
-                       .openStorage = [&config] { return storage::openStorage(config); },
-                       .keys = &keys});
-    std::string note = fmt::format("(backup {}, {})", plan.backup.label, repo::utcNow());
-    writeRecoverySettings(options.dataDirectory, recoverySettings(options.target, command), options.standby, note);
+    RestoreStats stats =
+        restoreBackup(repository, plan.backup, options.dataDirectory,
+                      RestoreOptions{.tablespaceMap = options.tablespaceMap, .stopRequested = stopRequested});
+    std::string note = fmt::format("(backup {}, {})", plan.backup.label, formatUtc(utcNow()));
+    writeRecoverySettings(options.dataDirectory, recoverySettings(options.target, restoreCommandLine),
+                          options.standby, note);
     if (owner) {
       chownTree(options.dataDirectory, owner->first, owner->second);
-      for (const auto& dir : tablespaceDirs) chownTree(dir, owner->first, owner->second);
+      for (const auto& place : places) chownTree(place.dir, owner->first, owner->second);
     }
     spdlog::info("restored backup {}: {} in {} files, {:.1f} s ({}/s)", plan.backup.label, humanBytes(stats.bytes),
-                 stats.files, stats.seconds, humanBytes(std::uint64_t(double(stats.bytes) / std::max(stats.seconds, 1e-3))));
+                 stats.files, stats.seconds,
+                 humanBytes(std::uint64_t(double(stats.bytes) / std::max(stats.seconds, 1e-3))));
   } catch (...) {
-    // Never leave a half-restored directory that someone could start.
-    spdlog::error("the restore failed: removing what was written in '{}'", options.dataDirectory);
-    std::error_code ec;
-    if (existed) {
-      for (const auto& entry : fs::directory_iterator(options.dataDirectory, ec)) fs::remove_all(entry.path(), ec);
-    } else {
-      fs::remove_all(options.dataDirectory, ec);
-    }
-    for (const auto& dir : tablespaceDirs)
-      for (const auto& entry : fs::directory_iterator(dir, ec)) fs::remove_all(entry.path(), ec);
+    removeRestored(options, existed, places);
     throw;
   }
+  return owner.has_value();
+}
 
+// How to start the server, and what to check.
+void printNextSteps(const recovery::RecoveryPlan& plan, const RecoverOptions& options, bool owned) {
   std::string binDir = fmt::format("/usr/lib/postgresql/{}/bin", plan.backup.pgVersion);
   std::string pgCtl = ::access((binDir + "/pg_ctl").c_str(), X_OK) == 0 ? binDir + "/pg_ctl" : "pg_ctl";
-  std::printf("\nthe data directory is ready; recovery settings are in %s/postgresql.auto.conf\n",
-              options.dataDirectory.c_str());
-  if (!owner && ::geteuid() == 0)
-    std::printf("  it belongs to root: give it to the server's user first: chown -R postgres:postgres %s\n",
-                options.dataDirectory.c_str());
+  const char* dir = options.dataDirectory.c_str();
+  std::printf("\nthe data directory is ready; recovery settings are in %s/postgresql.auto.conf\n", dir);
+  if (!owned && ::geteuid() == 0)
+    std::printf("  it belongs to root: give it to the server's user first: chown -R postgres:postgres %s\n", dir);
   std::error_code confError;
   if (fs::exists(options.dataDirectory + "/postgresql.conf", confError))
-    std::printf("start PostgreSQL (as its user):\n  %s -D %s -l %s/recovery.log start\n", pgCtl.c_str(),
-                options.dataDirectory.c_str(), options.dataDirectory.c_str());
+    std::printf("start PostgreSQL (as its user):\n  %s -D %s -l %s/recovery.log start\n", pgCtl.c_str(), dir, dir);
   else
     std::printf("start PostgreSQL (as its user); the backup has no postgresql.conf (Debian keeps it in\n"
                 "/etc/postgresql/%d/<cluster>/): start the cluster whose data_directory this is, e.g.\n"
                 "  pg_ctlcluster %d <cluster> start\n"
                 "or give the configuration file:\n"
                 "  %s -D %s -l %s/recovery.log -o '-c config_file=/etc/postgresql/%d/<cluster>/postgresql.conf' start\n",
-                plan.backup.pgVersion, plan.backup.pgVersion, pgCtl.c_str(), options.dataDirectory.c_str(),
-                options.dataDirectory.c_str(), plan.backup.pgVersion);
+                plan.backup.pgVersion, plan.backup.pgVersion, pgCtl.c_str(), dir, dir, plan.backup.pgVersion);
   std::printf("then check:\n");
   std::printf("  - the log: 'restored log file ... from archive' lines, then 'recovery stopping' at the target\n");
-  if (options.target.kind == TargetKind::Latest)
+  if (options.target.kind == recovery::TargetKind::Latest)
     std::printf("  - after the last archived WAL the server promotes to a new timeline and accepts writes\n");
-  else if (options.target.action == "pause")
+  else if (options.target.action == recovery::TargetAction::Pause)
     std::printf("  - at the target the server pauses, read-only: check the data, then\n"
                 "    SELECT pg_wal_replay_resume(); to promote (or restore again with another target)\n");
-  else if (options.target.action == "promote")
+  else if (options.target.action == recovery::TargetAction::Promote)
     std::printf("  - at the target the server promotes to a new timeline and accepts writes\n");
   else
     std::printf("  - at the target the server shuts down; remove recovery.signal to start it normally\n");
   std::printf("  - archiving: the recovered server archives its new timeline into the same stanza\n"
               "    (archive_command is whatever its postgresql.conf says)\n");
+}
+
+}  // namespace
+
+recovery::RecoveryPlan recover(const Config& config, const CommandLine& commandLine, const RecoverOptions& options,
+                               const std::function<bool()>& stopRequested) {
+  repo::Repository repository = repo::openRepository(config);
+  recovery::RecoveryPlan plan = planFor(repository, options);
+  std::fputs(recovery::describePlan(plan, options.target).c_str(), stdout);
+  std::fflush(stdout);
+  std::vector<Place> places = tablespacePlaces(plan, options);
+  checkPlaces(options, places);
+  if (options.dryRun) {
+    std::puts("dry run: nothing was written");
+    return plan;
+  }
+  refuseEnvironmentSettings();
+  bool owned = restoreAndConfigure(repository, plan, options, places, restoreCommand(config, commandLine),
+                                   stopRequested);
+  printNextSteps(plan, options, owned);
   return plan;
 }
 

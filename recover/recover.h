@@ -7,14 +7,14 @@
 #include <string>
 
 #include "common/config/config.h"
-#include "recover/plan.h"
-#include "recover/target.h"
+#include "common/recovery/plan.h"
+#include "common/recovery/target.h"
 
 namespace tidemark::recover {
 
 struct RecoverOptions {
   std::string dataDirectory;
-  Target target;
+  recovery::Target target;
   std::optional<std::string> backup;
   std::map<std::uint32_t, std::string> tablespaceMap;
   bool standby = false;
@@ -30,7 +30,7 @@ std::vector<OptionSpec> recoverOptionSpecs();
 
 // Plans (and with --dry-run stops there), restores the backup, writes the recovery settings and
 // the signal file, and prints how to start the server. Returns the plan.
-RecoveryPlan recover(const Config& config, const CommandLine& commandLine, const RecoverOptions& options,
+recovery::RecoveryPlan recover(const Config& config, const CommandLine& commandLine, const RecoverOptions& options,
                      const std::function<bool()>& stopRequested);
 
 // The restore_command for the restored server: tidemark-archive-get by absolute path (next to

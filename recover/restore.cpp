@@ -12,13 +12,13 @@
 #include <mutex>
 #include <thread>
 
-#include "common/error.h"
-#include "common/io/file.h"
-#include "common/io/tar.h"
-#include "common/progress.h"
+#include "common/base/error.h"
+#include "common/files/file.h"
+#include "common/files/tar.h"
+#include "common/cli/progress.h"
 #include "common/repo/layout.h"
 #include "common/repo/object.h"
-#include "common/text.h"
+#include "common/base/text.h"
 
 namespace tidemark::recover {
 
@@ -75,7 +75,7 @@ void prepareDirectory(const std::string& path, const std::string& what) {
   struct stat st {};
   if (::stat(path.c_str(), &st) != 0) {
     if (errno != ENOENT) throw systemError(ErrorCode::LocalIo, errno, "cannot access {} '{}'", what, path);
-    io::makeDirectories(path, "/", ErrorCode::LocalIo);
+    files::makeDirectories(path, "/", ErrorCode::LocalIo);
   } else if (!S_ISDIR(st.st_mode)) {
     throw error(ErrorCode::InvalidInput, "{} '{}' exists and is not a directory", what, path);
   } else if (!isEmptyDirectory(path)) {
@@ -87,11 +87,12 @@ void prepareDirectory(const std::string& path, const std::string& what) {
 
 // Reads one backup object through verification into `sink`, and checks it is the one backup.json
 // recorded.
-void fetch(storage::Storage& storage, const std::string& path, const repo::BackupObject& expected, io::Sink& sink,
-           const repo::Keyring& keys) {
-  auto summary = repo::readObject(storage, path, sink, keys);
+void fetch(const repo::Repository& repository, const std::string& label, const repo::BackupObject& expected,
+           io::Sink& sink) {
+  std::string path = repo::backupObject(repository.stanza(), label, expected.name);
+  auto summary = repo::readObject(repository.storage(), path, sink, repository.keys());
   if (!summary)
-    throw Error(ErrorCode::Corrupt, fmt::format("backup object '{}' is missing from {}", path, storage.describe()),
+    throw Error(ErrorCode::Corrupt, fmt::format("backup object '{}' is missing from {}", path, repository.describe()),
                 "the backup is damaged; choose another one");
   if (summary->plainSize != expected.size || summary->plainSha256 != expected.sha256)
     throw Error(ErrorCode::Corrupt,
@@ -104,10 +105,9 @@ void fetch(storage::Storage& storage, const std::string& path, const repo::Backu
 
 }  // namespace
 
-RestoreStats restoreBackup(storage::Storage& storage, const std::string& stanza, const repo::BackupInfo& backup,
+RestoreStats restoreBackup(const repo::Repository& repository, const repo::BackupInfo& backup,
                            const std::string& dataDirectory, const RestoreOptions& options) {
   auto started = std::chrono::steady_clock::now();
-  const repo::Keyring& keys = options.keys ? *options.keys : repo::Keyring::none();
   prepareDirectory(dataDirectory, "data directory");
   Progress progress(fmt::format("restore of backup {}", backup.label), backup.size(), options.terminal);
   RestoreStats stats;
@@ -129,16 +129,16 @@ RestoreStats restoreBackup(storage::Storage& storage, const std::string& stanza,
     return failed.load() || (options.stopRequested && options.stopRequested());
   };
   // Extracts one tar object into its place.
-  auto extract = [&](storage::Storage& from, const repo::BackupObject& object, const std::string& target) {
+  auto extract = [&](const repo::Repository& from, const repo::BackupObject& object, const std::string& target) {
     spdlog::debug("restoring {} into {}", object.name, target);
     // No fsync per file: syncTree() makes everything durable at the end, far faster.
     // A data directory's own symlinks leading elsewhere (log -> /var/log/...) come back as they
     // were on the server; the extractor never follows them.
-    io::TarExtractor extractor(target, {.sync = false, .allowOutsideSymlinks = true});
-    io::TarReader reader(extractor);
+    files::TarExtractor extractor(target, {.sync = false, .allowOutsideSymlinks = true});
+    files::TarReader reader(extractor);
     Meter meter(reader, progress, progressMutex, stopRequested);
-    fetch(from, repo::backupObject(stanza, backup.label, object.name), object, meter, keys);
-    io::ExtractStats extracted = extractor.finish();
+    fetch(from, backup.label, object, meter);
+    files::ExtractStats extracted = extractor.finish();
     for (const auto& link : extracted.outsideSymlinks)
       spdlog::warn("{} holds the symlink {}, which leads outside the directory restored: restored as it was on "
                    "the server; check that its target exists here",
@@ -151,8 +151,8 @@ RestoreStats restoreBackup(storage::Storage& storage, const std::string& stanza,
   std::vector<std::pair<const repo::BackupObject*, std::string>> tablespaces;
   for (const auto& object : backup.objects) {
     if (object.name == "backup_manifest") {
-      io::AtomicFile file(dataDirectory + "/backup_manifest", {.mode = 0600, .sync = options.sync});
-      fetch(storage, repo::backupObject(stanza, backup.label, object.name), object, file, keys);
+      files::AtomicFile file(dataDirectory + "/backup_manifest", {.mode = 0600, .sync = options.sync});
+      fetch(repository, backup.label, object, file);
       file.commit();
     } else if (object.tablespaceOid != 0) {
       auto mapped = options.tablespaceMap.find(object.tablespaceOid);
@@ -166,22 +166,24 @@ RestoreStats restoreBackup(storage::Storage& storage, const std::string& stanza,
   // Tablespace archives on their own threads (bounded), base.tar here.
   std::vector<std::thread> workers;
   std::atomic<std::size_t> next{0};
-  std::size_t threads = options.openStorage ? std::min<std::size_t>(tablespaces.size(), std::size_t(std::max(1, options.parallel - 1))) : 0;
+  std::size_t threads = repository.canOpenAnother()
+                            ? std::min<std::size_t>(tablespaces.size(), std::size_t(std::max(1, options.parallel - 1)))
+                            : 0;
   for (std::size_t w = 0; w < threads; ++w)
     workers.emplace_back([&] {
       try {
-        auto own = options.openStorage();
+        repo::Repository own = repository.another();
         for (std::size_t i; !failed && (i = next++) < tablespaces.size();)
-          extract(*own, *tablespaces[i].first, tablespaces[i].second);
+          extract(own, *tablespaces[i].first, tablespaces[i].second);
       } catch (...) {
         fail(std::current_exception());
       }
     });
   try {
     for (const auto& object : backup.objects)
-      if (object.tablespaceOid == 0 && object.name != "backup_manifest") extract(storage, object, dataDirectory);
+      if (object.tablespaceOid == 0 && object.name != "backup_manifest") extract(repository, object, dataDirectory);
     if (threads == 0)
-      for (const auto& [object, target] : tablespaces) extract(storage, *object, target);
+      for (const auto& [object, target] : tablespaces) extract(repository, *object, target);
   } catch (...) {
     fail(std::current_exception());
   }
@@ -194,7 +196,7 @@ RestoreStats restoreBackup(storage::Storage& storage, const std::string& stanza,
   // before the server starts. The file is rewritten only when a location was mapped.
   if (!tablespaceMap.empty()) {
     std::string links = dataDirectory + "/pg_tblspc";
-    io::makeDirectories(links, dataDirectory, ErrorCode::LocalIo);
+    files::makeDirectories(links, dataDirectory, ErrorCode::LocalIo);
     for (const auto& [object, location] : tablespaces) {
       std::string link = fmt::format("{}/{}", links, object->tablespaceOid);
       ::unlink(link.c_str());
@@ -202,15 +204,15 @@ RestoreStats restoreBackup(storage::Storage& storage, const std::string& stanza,
         throw systemError(ErrorCode::LocalIo, errno, "cannot link '{}' to '{}'", link, location);
     }
     if (!options.tablespaceMap.empty()) {
-      io::AtomicFile file(dataDirectory + "/tablespace_map", {.mode = 0600, .sync = options.sync});
+      files::AtomicFile file(dataDirectory + "/tablespace_map", {.mode = 0600, .sync = options.sync});
       file.write(io::asBytes(tablespaceMap));
       file.commit();
     }
-    if (options.sync) io::syncDirectory(links);
+    if (options.sync) files::syncDirectory(links);
   }
   if (options.sync) {
-    io::syncTree(dataDirectory);
-    for (const auto& [object, location] : tablespaces) io::syncTree(location);
+    files::syncTree(dataDirectory);
+    for (const auto& [object, location] : tablespaces) files::syncTree(location);
   }
   stats.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   return stats;

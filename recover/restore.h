@@ -9,8 +9,7 @@
 #include <string>
 
 #include "common/repo/backup.h"
-#include "common/repo/keys.h"
-#include "common/storage/storage.h"
+#include "common/repo/repository.h"
 
 namespace tidemark::recover {
 
@@ -20,12 +19,10 @@ struct RestoreOptions {
   bool sync = true;
   int terminal = -1;  // progress display: 1 bar, 0 log lines, -1 whether stderr is a terminal
   std::function<bool()> stopRequested;
-  // With a factory, tablespace archives are fetched on their own threads (each with its own
-  // storage, as drivers are used from one thread at a time), beside base.tar.
-  std::function<std::unique_ptr<storage::Storage>()> openStorage;
+  // When the repository handle can open another connection, tablespace archives are fetched on
+  // threads of their own (at most parallel - 1, each with its own handle, as drivers are used from
+  // one thread at a time), beside base.tar.
   int parallel = 4;
-  // Decrypt encrypted objects with these keys (nullptr: none). Not owned.
-  const repo::Keyring* keys = nullptr;
 };
 
 struct RestoreStats {
@@ -34,7 +31,7 @@ struct RestoreStats {
   double seconds = 0;
 };
 
-// Restores `backup` of `stanza` into `dataDirectory`, which must exist and be empty (mode set to
+// Restores `backup` into `dataDirectory`, which must exist and be empty (mode set to
 // 0700). Each tablespace archive goes to its mapped location, else its original one, which must
 // be empty or absent; pg_tblspc/<oid> links to it, and tablespace_map names it, so PostgreSQL
 // finds it at startup. backup_manifest is stored in the data directory (pg_verifybackup reads it
@@ -42,7 +39,7 @@ struct RestoreStats {
 // trailer. Archives are extracted by a reader that refuses paths leaving their directory.
 // Throws Error (Corrupt, InvalidInput, LocalIo, Storage, Interrupted); a failed restore leaves
 // what it wrote so far for the caller to remove.
-RestoreStats restoreBackup(storage::Storage& storage, const std::string& stanza, const repo::BackupInfo& backup,
+RestoreStats restoreBackup(const repo::Repository& repository, const repo::BackupInfo& backup,
                            const std::string& dataDirectory, const RestoreOptions& options);
 
 }  // namespace tidemark::recover

@@ -7,9 +7,9 @@
 #include <cctype>
 #include <sstream>
 
-#include "common/error.h"
-#include "common/io/file.h"
-#include "common/pg/connection.h"
+#include "common/base/error.h"
+#include "common/files/file.h"
+#include "common/pg/lsn.h"
 
 namespace tidemark::recover {
 
@@ -36,32 +36,32 @@ std::string shellQuote(const std::string& word) {
   return out + "'";
 }
 
-std::vector<std::string> recoverySettings(const Target& target, const std::string& restoreCommand) {
+std::vector<std::string> recoverySettings(const recovery::Target& target, const std::string& restoreCommand) {
   std::vector<std::string> lines;
   lines.push_back("restore_command = " + confQuote(restoreCommand));
   // Every other kind of target is cleared, before the chosen one (PostgreSQL refuses a second
   // kind once one is set): a recovery_target* line left in postgresql.conf or an included file
   // would otherwise apply (PostgreSQL only uses the last setting of a name).
-  const std::pair<TargetKind, const char*> kinds[] = {{TargetKind::Immediate, "recovery_target"},
-                                                      {TargetKind::Lsn, "recovery_target_lsn"},
-                                                      {TargetKind::Name, "recovery_target_name"},
-                                                      {TargetKind::Time, "recovery_target_time"},
-                                                      {TargetKind::Xid, "recovery_target_xid"}};
+  const std::pair<recovery::TargetKind, const char*> kinds[] = {{recovery::TargetKind::Immediate, "recovery_target"},
+                                                      {recovery::TargetKind::Lsn, "recovery_target_lsn"},
+                                                      {recovery::TargetKind::Name, "recovery_target_name"},
+                                                      {recovery::TargetKind::Time, "recovery_target_time"},
+                                                      {recovery::TargetKind::Xid, "recovery_target_xid"}};
   for (const auto& [kind, name] : kinds)
     if (kind != target.kind) lines.push_back(std::string(name) + " = ''");
   switch (target.kind) {
-    case TargetKind::Latest: break;
-    case TargetKind::Time: lines.push_back("recovery_target_time = " + confQuote(formatTimestamp(target.time))); break;
-    case TargetKind::Lsn: lines.push_back("recovery_target_lsn = " + confQuote(pg::formatLsn(target.lsn))); break;
-    case TargetKind::Xid: lines.push_back("recovery_target_xid = " + confQuote(target.text)); break;
-    case TargetKind::Name: lines.push_back("recovery_target_name = " + confQuote(target.text)); break;
-    case TargetKind::Immediate: lines.push_back("recovery_target = 'immediate'"); break;
+    case recovery::TargetKind::Latest: break;
+    case recovery::TargetKind::Time: lines.push_back("recovery_target_time = " + confQuote(formatTimestamp(target.time))); break;
+    case recovery::TargetKind::Lsn: lines.push_back("recovery_target_lsn = " + confQuote(pg::formatLsn(target.lsn))); break;
+    case recovery::TargetKind::Xid: lines.push_back("recovery_target_xid = " + confQuote(target.text)); break;
+    case recovery::TargetKind::Name: lines.push_back("recovery_target_name = " + confQuote(target.text)); break;
+    case recovery::TargetKind::Immediate: lines.push_back("recovery_target = 'immediate'"); break;
   }
-  bool hasTarget = target.kind != TargetKind::Latest;
-  if (hasTarget && target.kind != TargetKind::Immediate)
+  bool hasTarget = target.kind != recovery::TargetKind::Latest;
+  if (hasTarget && target.kind != recovery::TargetKind::Immediate)
     lines.push_back(std::string("recovery_target_inclusive = ") + (target.exclusive ? "off" : "on"));
-  if (hasTarget) lines.push_back("recovery_target_action = " + confQuote(target.action));
-  lines.push_back("recovery_target_timeline = " + confQuote(target.timeline));
+  if (hasTarget) lines.push_back("recovery_target_action = " + confQuote(std::string(recovery::actionName(target.action))));
+  lines.push_back("recovery_target_timeline = " + confQuote(target.timeline.text()));
   return lines;
 }
 
@@ -69,9 +69,9 @@ void writeRecoverySettings(const std::string& dataDirectory, const std::vector<s
                            const std::string& note) {
   std::string path = dataDirectory + "/postgresql.auto.conf";
   std::string existing;
-  if (auto fd = io::openForRead(path)) {
+  if (auto fd = files::openForRead(path)) {
     io::MemorySink sink(16u << 20);
-    io::streamFile(fd->get(), path, sink);
+    files::streamFile(fd->get(), path, sink);
     existing = std::string(sink.text());
   }
   // Earlier recovery settings would fight ours: comment them out, with a note.
@@ -90,17 +90,17 @@ void writeRecoverySettings(const std::string& dataDirectory, const std::vector<s
   for (const auto& setting : settings) out << setting << "\n";
   out << "# --- end of tidemark-recover settings ---\n";
   std::string text = out.str();
-  io::AtomicFile file(path, {.mode = 0600});
+  files::AtomicFile file(path, {.mode = 0600});
   file.write(io::asBytes(text));
   file.commit();
 
   std::string signal = dataDirectory + (standby ? "/standby.signal" : "/recovery.signal");
   std::string other = dataDirectory + (standby ? "/recovery.signal" : "/standby.signal");
-  io::AtomicFile marker(signal, {.mode = 0600});
+  files::AtomicFile marker(signal, {.mode = 0600});
   marker.commit();
   if (::unlink(other.c_str()) != 0 && errno != ENOENT)
     throw systemError(ErrorCode::LocalIo, errno, "cannot remove '{}'", other);
-  io::syncDirectory(dataDirectory);
+  files::syncDirectory(dataDirectory);
 }
 
 }  // namespace tidemark::recover

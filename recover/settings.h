@@ -4,13 +4,13 @@
 #include <string>
 #include <vector>
 
-#include "recover/target.h"
+#include "common/recovery/target.h"
 
 namespace tidemark::recover {
 
 // postgresql.auto.conf lines for the target: restore_command, recovery_target_*,
 // recovery_target_action, recovery_target_timeline.
-std::vector<std::string> recoverySettings(const Target& target, const std::string& restoreCommand);
+std::vector<std::string> recoverySettings(const recovery::Target& target, const std::string& restoreCommand);
 
 // Rewrites `dataDirectory`/postgresql.auto.conf: earlier restore_command and recovery_target*
 // lines are commented out with a note, and a marked block with `settings` is appended. Then

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "common/config/command_line.h"
 #include "common/io/compress.h"
 #include "common/io/encrypt.h"
 
@@ -72,44 +73,6 @@ struct Config {
 
 inline constexpr const char* kDefaultConfigFile = "/etc/tidemark/tidemark.toml";
 
-// ---- command line -------------------------------------------------------------------------
-
-// An option of one command (beside the --config and --section-key flags every command takes).
-struct OptionSpec {
-  std::string name;  // without the leading "--"
-  std::string valueName;  // "" for a switch without a value
-  std::string help;
-  bool repeatable = false;
-};
-
-struct CommandSpec {
-  std::string program;     // "tidemark-archive-push"
-  std::string arguments;   // "WAL_PATH"
-  std::string summary;     // one line
-  std::vector<OptionSpec> options;
-  std::size_t minPositional = 0, maxPositional = 0;
-  // false: the command reads no configuration (runMain passes the built-in defaults), so that it
-  // works while the configuration is still being written (tidemark keygen).
-  bool readsConfig = true;
-};
-
-struct CommandLine {
-  std::vector<std::string> positional;
-  std::map<std::string, std::vector<std::string>> options;   // command options, by name
-  std::vector<std::pair<std::string, std::string>> overrides; // flag name, value (in order)
-  std::optional<std::string> configFile;
-  bool help = false, version = false;
-
-  bool has(const std::string& name) const { return options.count(name) > 0; }
-  std::optional<std::string> value(const std::string& name) const;
-};
-
-// Parses argv. Throws Error(Usage) naming a wrong option and the closest right one.
-CommandLine parseCommandLine(const CommandSpec& spec, int argc, const char* const* argv);
-
-// The --help text: usage, summary, the command's options and every configuration flag.
-std::string helpText(const CommandSpec& spec);
-
 // ---- loading ------------------------------------------------------------------------------
 
 using Environment = std::map<std::string, std::string>;
@@ -119,6 +82,16 @@ Environment processEnvironment();
 // validates the result. Throws Error(Config) naming the key, where the value came from and
 // what is allowed.
 Config loadConfig(const CommandLine& commandLine, const Environment& environment);
+
+// A configuration key as the command line and the documentation know it.
+struct ConfigKeyInfo {
+  std::string key;          // "s3.bucket"
+  std::string flag;         // "s3-bucket"
+  std::string environment;  // "TIDEMARK_S3_BUCKET"
+  std::string help;
+  bool secret = false;  // never a flag, never echoed
+};
+const std::vector<ConfigKeyInfo>& configKeyInfo();
 
 // Every configuration key as "section.key" (or "stanza"), for documentation and tests.
 std::vector<std::string> configKeys();

@@ -1,7 +1,7 @@
 // Small sinks shared by every pipeline.
 #include "common/io/sink.h"
 
-#include "common/error.h"
+#include "common/base/error.h"
 
 namespace tidemark::io {
 

@@ -5,7 +5,7 @@
 #include <string_view>
 
 #include "common/config/config.h"
-#include "common/error.h"
+#include "common/base/error.h"
 
 namespace tidemark::log {
 

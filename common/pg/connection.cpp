@@ -7,7 +7,7 @@
 #include <algorithm>
 #include <vector>
 
-#include "common/error.h"
+#include "common/base/error.h"
 
 namespace tidemark::pg {
 
@@ -88,22 +88,5 @@ std::string quoteLiteral(const std::string& text) {
   }
   return out + "'";
 }
-
-std::uint64_t parseLsn(const std::string& text) {
-  // As PostgreSQL's pg_lsn input: 1 to 8 hex digits, '/', 1 to 8 hex digits, nothing else (no
-  // spaces, signs or "0x", which std::stoull alone would take).
-  auto isHex = [](char c) {
-    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
-  };
-  auto slash = text.find('/');
-  if (slash == std::string::npos || slash == 0 || slash > 8 || text.size() - slash - 1 == 0 ||
-      text.size() - slash - 1 > 8 || !std::all_of(text.begin(), text.begin() + slash, isHex) ||
-      !std::all_of(text.begin() + slash + 1, text.end(), isHex))
-    throw error(ErrorCode::Database, "'{}' is not a WAL location", text);
-  return (std::stoull(text.substr(0, slash), nullptr, 16) << 32) |
-         std::stoull(text.substr(slash + 1), nullptr, 16);
-}
-
-std::string formatLsn(std::uint64_t lsn) { return fmt::format("{:X}/{:X}", lsn >> 32, lsn & 0xffffffffULL); }
 
 }  // namespace tidemark::pg

@@ -53,8 +53,4 @@ class Connection {
 // Quotes a string literal for a replication command ('it''s').
 std::string quoteLiteral(const std::string& text);
 
-// LSNs: "0/3000028" <-> 0x3000028.
-std::uint64_t parseLsn(const std::string& text);
-std::string formatLsn(std::uint64_t lsn);
-
 }  // namespace tidemark::pg

@@ -5,8 +5,9 @@
 
 #include <sstream>
 
-#include "common/error.h"
-#include "common/pg/connection.h"
+#include "common/base/error.h"
+#include "common/base/text.h"
+#include "common/pg/lsn.h"
 
 namespace tidemark::pg {
 
@@ -29,15 +30,6 @@ std::uint32_t TimelineHistory::timelineOf(std::uint64_t lsn) const {
   return timeline;
 }
 
-std::uint64_t TimelineHistory::beginOf(std::uint32_t other) const {
-  std::uint64_t begin = 0;
-  for (const auto& p : parents) {
-    if (p.timeline == other) return begin;
-    begin = p.switchpoint;
-  }
-  return begin;
-}
-
 TimelineHistory parseHistory(std::uint32_t timeline, const std::string& content, const std::string& where) {
   TimelineHistory history;
   history.timeline = timeline;
@@ -56,19 +48,13 @@ TimelineHistory parseHistory(std::uint32_t timeline, const std::string& content,
     std::string tli, lsn;
     if (!(fields >> tli >> lsn)) bad("expected a parent timeline and a switch point");
     TimelineSwitch entry;
-    try {
-      std::size_t used = 0;
-      unsigned long parsed = std::stoul(tli, &used, 10);
-      if (used != tli.size() || parsed == 0 || parsed >= timeline) bad(fmt::format("'{}' is not a parent timeline", tli));
-      entry.timeline = std::uint32_t(parsed);
-    } catch (const std::logic_error&) {
-      bad(fmt::format("'{}' is not a timeline", tli));
-    }
-    try {
-      entry.switchpoint = parseLsn(lsn);
-    } catch (const Error&) {
-      bad(fmt::format("'{}' is not a WAL location", lsn));
-    }
+    auto parent = parseDecimal(tli);
+    if (!parent) bad(fmt::format("'{}' is not a timeline", tli));
+    if (*parent == 0 || *parent >= timeline) bad(fmt::format("'{}' is not a parent timeline", tli));
+    entry.timeline = std::uint32_t(*parent);
+    auto switchpoint = parseLsn(lsn);
+    if (!switchpoint) bad(fmt::format("'{}' is not a WAL location", lsn));
+    entry.switchpoint = *switchpoint;
     std::getline(fields, entry.reason);
     auto first = entry.reason.find_first_not_of(" \t");
     entry.reason = first == std::string::npos ? "" : entry.reason.substr(first);

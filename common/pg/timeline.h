@@ -28,8 +28,6 @@ struct TimelineHistory {
   std::optional<std::uint64_t> endOf(std::uint32_t other) const;
   // The timeline that a location belongs to on the way to this timeline.
   std::uint32_t timelineOf(std::uint64_t lsn) const;
-  // Where `other` begins on the way to this timeline (0 for the first one).
-  std::uint64_t beginOf(std::uint32_t other) const;
 };
 
 // Parses the content of `<timeline>.history`. Throws Error(Corrupt) naming `where` for a line

@@ -5,8 +5,8 @@
 
 #include <cctype>
 
-#include "common/error.h"
-#include "common/io/file.h"
+#include "common/base/error.h"
+#include "common/files/file.h"
 
 namespace tidemark::pg {
 
@@ -124,16 +124,16 @@ LongPageHeader checkSegmentHeader(io::ByteView bytes, const WalName& name, std::
 
 std::optional<std::uint64_t> controlSystemId(const std::string& dataDirectory) {
   std::string path = dataDirectory + "/global/pg_control";
-  std::optional<io::Fd> fd;
+  std::optional<files::Fd> fd;
   try {
-    fd = io::openForRead(path);
+    fd = files::openForRead(path);
   } catch (const Error&) {
     return std::nullopt;
   }
   if (!fd) return std::nullopt;
   std::uint8_t bytes[8];
   try {
-    if (io::preadFull(fd->get(), bytes, sizeof bytes, 0, path) != sizeof bytes) return std::nullopt;
+    if (files::preadFull(fd->get(), bytes, sizeof bytes, 0, path) != sizeof bytes) return std::nullopt;
   } catch (const Error&) {
     return std::nullopt;
   }

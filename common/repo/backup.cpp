@@ -7,8 +7,10 @@
 #include <ctime>
 #include <stdexcept>
 
-#include "common/error.h"
-#include "common/pg/connection.h"
+#include "common/base/error.h"
+#include "common/base/text.h"
+#include "common/pg/lsn.h"
+#include "common/pg/wal.h"
 #include "common/repo/layout.h"
 
 namespace tidemark::repo {
@@ -26,6 +28,22 @@ std::uint64_t BackupInfo::storedSize() const {
   return total;
 }
 
+std::uint64_t BackupInfo::firstSegment() const { return startLsn / walSegmentSize; }
+
+std::uint64_t BackupInfo::lastSegment() const {
+  return stopLsn > startLsn ? (stopLsn - 1) / walSegmentSize : firstSegment();
+}
+
+std::string BackupInfo::walStart() const { return pg::segmentFileName(timeline, firstSegment(), walSegmentSize); }
+
+std::string BackupInfo::walStop() const { return pg::segmentFileName(timeline, lastSegment(), walSegmentSize); }
+
+std::string BackupInfo::storageDescription() const {
+  std::string out(io::compressName(compression));
+  if (encryption != io::EncryptType::None) out += fmt::format(", {}", io::encryptName(encryption));
+  return out;
+}
+
 std::string BackupInfo::toJson() const {
   nlohmann::ordered_json doc;
   doc["format"] = format;
@@ -37,14 +55,14 @@ std::string BackupInfo::toJson() const {
   doc["timeline"] = timeline;
   doc["start-lsn"] = pg::formatLsn(startLsn);
   doc["stop-lsn"] = pg::formatLsn(stopLsn);
-  doc["start-time"] = startTime;
-  doc["stop-time"] = stopTime;
-  doc["wal-start"] = walStart;
-  doc["wal-stop"] = walStop;
+  doc["start-time"] = formatUtc(startTime);
+  doc["stop-time"] = formatUtc(stopTime);
+  doc["wal-start"] = walStart();
+  doc["wal-stop"] = walStop();
   doc["wal-segment-size"] = walSegmentSize;
-  doc["compression"] = compression;
-  doc["encryption"] = encryption;
-  doc["checkpoint"] = checkpoint;
+  doc["compression"] = std::string(io::compressName(compression));
+  doc["encryption"] = std::string(io::encryptName(encryption));
+  doc["checkpoint"] = fastCheckpoint ? "fast" : "spread";
   doc["manifest-checksums"] = manifestChecksums;
   doc["size"] = size();
   doc["stored-size"] = storedSize();
@@ -64,7 +82,23 @@ std::string BackupInfo::toJson() const {
   return doc.dump(2) + "\n";
 }
 
+namespace {
+
+std::uint64_t lsnField(const nlohmann::json& doc, const char* key, const std::string& where) {
+  std::string text = doc.at(key).get<std::string>();
+  auto lsn = pg::parseLsn(text);
+  if (!lsn)
+    throw Error(ErrorCode::Corrupt,
+                fmt::format("'{}' is not a valid backup.json: '{}' is not a WAL location", where, text));
+  return *lsn;
+}
+
+}  // namespace
+
 BackupInfo BackupInfo::fromJson(const std::string& text, const std::string& where) {
+  auto invalid = [&](std::string_view field) {
+    return Error(ErrorCode::Corrupt, fmt::format("'{}' has an invalid {}", where, field));
+  };
   try {
     auto doc = nlohmann::json::parse(text);
     BackupInfo info;
@@ -77,25 +111,32 @@ BackupInfo BackupInfo::fromJson(const std::string& text, const std::string& wher
     info.tidemarkVersion = doc.value("tidemark-version", "");
     info.pgVersion = doc.at("pg-version").get<int>();
     info.pgVersionNum = doc.value("pg-version-num", 0);
-    std::string id = doc.at("system-identifier").get<std::string>();
-    if (id.empty() || !std::all_of(id.begin(), id.end(), [](char c) { return c >= '0' && c <= '9'; }))
-      throw Error(ErrorCode::Corrupt, fmt::format("'{}' has an invalid system-identifier", where));
-    try {
-      info.systemId = std::stoull(id);
-    } catch (const std::out_of_range&) {  // more than 2^64-1
-      throw Error(ErrorCode::Corrupt, fmt::format("'{}' has an invalid system-identifier", where));
-    }
+    auto id = parseDecimal(doc.at("system-identifier").get<std::string>());
+    if (!id) throw invalid("system-identifier");
+    info.systemId = *id;
     info.timeline = doc.at("timeline").get<std::uint32_t>();
-    info.startLsn = pg::parseLsn(doc.at("start-lsn").get<std::string>());
-    info.stopLsn = pg::parseLsn(doc.at("stop-lsn").get<std::string>());
-    info.startTime = doc.at("start-time").get<std::string>();
-    info.stopTime = doc.at("stop-time").get<std::string>();
-    info.walStart = doc.at("wal-start").get<std::string>();
-    info.walStop = doc.at("wal-stop").get<std::string>();
+    info.startLsn = lsnField(doc, "start-lsn", where);
+    info.stopLsn = lsnField(doc, "stop-lsn", where);
+    if (info.stopLsn < info.startLsn) throw invalid("stop-lsn");
+    auto startTime = parseUtc(doc.at("start-time").get<std::string>());
+    auto stopTime = parseUtc(doc.at("stop-time").get<std::string>());
+    if (!startTime) throw invalid("start-time");
+    if (!stopTime) throw invalid("stop-time");
+    info.startTime = *startTime;
+    info.stopTime = *stopTime;
     info.walSegmentSize = doc.at("wal-segment-size").get<std::uint32_t>();
-    info.compression = doc.at("compression").get<std::string>();
-    info.encryption = doc.value("encryption", "none");  // absent: written before encryption existed
-    info.checkpoint = doc.value("checkpoint", "");
+    if (!pg::validSegmentSize(info.walSegmentSize)) throw invalid("wal-segment-size");
+    // Recorded for people and other tools; what tidemark uses is derived from the LSNs.
+    if (doc.at("wal-start").get<std::string>() != info.walStart()) throw invalid("wal-start");
+    if (doc.at("wal-stop").get<std::string>() != info.walStop()) throw invalid("wal-stop");
+    auto compression = io::parseCompressType(doc.at("compression").get<std::string>());
+    if (!compression) throw invalid("compression");
+    info.compression = *compression;
+    // Absent: written before encryption existed.
+    auto encryption = io::parseEncryptType(doc.value("encryption", "none"));
+    if (!encryption) throw invalid("encryption");
+    info.encryption = *encryption;
+    info.fastCheckpoint = doc.value("checkpoint", "fast") != "spread";
     info.manifestChecksums = doc.value("manifest-checksums", "");
     for (const auto& entry : doc.at("objects")) {
       BackupObject o;
@@ -112,15 +153,11 @@ BackupInfo BackupInfo::fromJson(const std::string& text, const std::string& wher
   } catch (const nlohmann::json::exception& e) {
     throw Error(ErrorCode::Corrupt, fmt::format("'{}' is not a valid backup.json: {}", where, e.what()),
                 "the backup cannot be used; take a new one");
-  } catch (const Error& e) {
-    if (e.code() == ErrorCode::Database)  // an LSN that does not parse
-      throw Error(ErrorCode::Corrupt, fmt::format("'{}' is not a valid backup.json: {}", where, e.what()));
-    throw;
   }
 }
 
-std::string backupLabel(std::int64_t unixTime) {
-  std::time_t t = std::time_t(unixTime);
+std::string backupLabel(UtcSeconds time) {
+  std::time_t t = std::chrono::system_clock::to_time_t(time);
   std::tm tm{};
   ::gmtime_r(&t, &tm);
   char buffer[32];
@@ -128,8 +165,9 @@ std::string backupLabel(std::int64_t unixTime) {
   return buffer;
 }
 
-std::vector<BackupInfo> listBackups(storage::Storage& storage, const std::string& stanza,
-                                    std::vector<std::string>* damaged) {
+std::vector<BackupInfo> listBackups(const Repository& repository, std::vector<std::string>* damaged) {
+  storage::Storage& storage = repository.storage();
+  const std::string& stanza = repository.stanza();
   std::vector<std::string> labels;
   storage.list(backupsDirectory(stanza), [&](const storage::ListEntry& entry) {
     if (entry.directory) labels.push_back(entry.name);

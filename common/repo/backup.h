@@ -7,8 +7,11 @@
 #include <string>
 #include <vector>
 
+#include "common/base/time.h"
+#include "common/io/compress.h"
+#include "common/io/encrypt.h"
 #include "common/io/hash.h"
-#include "common/storage/storage.h"
+#include "common/repo/repository.h"
 
 namespace tidemark::repo {
 
@@ -21,6 +24,8 @@ struct BackupObject {
   io::Sha256Digest sha256{};       // of the plain bytes
 };
 
+// Every field is parsed and checked once, in fromJson: a backup.json that does not hold what its
+// fields promise is Error(Corrupt).
 struct BackupInfo {
   int format = 1;
   std::string label;  // 20261122T101500Z: sorts by time
@@ -30,29 +35,35 @@ struct BackupInfo {
   std::uint64_t systemId = 0;
   std::uint32_t timeline = 0;
   std::uint64_t startLsn = 0, stopLsn = 0;
-  std::string startTime, stopTime;  // ISO 8601 UTC, tidemark's clock
-  std::string walStart, walStop;    // first and last WAL segment the backup needs
+  UtcSeconds startTime, stopTime;  // tidemark's clock; the stop time rounded up
   std::uint32_t walSegmentSize = 0;
-  std::string compression;          // as stored: none | lz4 | zstd
-  std::string encryption = "none";  // as stored: none | aes-256-gcm
-  std::string checkpoint;           // fast | spread
-  std::string manifestChecksums;    // SHA256, CRC32C, ...
+  io::CompressType compression = io::CompressType::None;  // as stored
+  io::EncryptType encryption = io::EncryptType::None;     // as stored
+  bool fastCheckpoint = true;
+  std::string manifestChecksums;  // SHA256, CRC32C, ... (as PostgreSQL names them)
   std::vector<BackupObject> objects;
 
   std::uint64_t size() const;        // plain bytes of the tar archives
   std::uint64_t storedSize() const;  // stored bytes of every object
+  // The WAL the backup needs to reach consistency: segments from the start to the stop location,
+  // on its timeline (and their file names).
+  std::uint64_t firstSegment() const;
+  std::uint64_t lastSegment() const;
+  std::string walStart() const;
+  std::string walStop() const;
+  // "zstd" or "zstd, aes-256-gcm", for people.
+  std::string storageDescription() const;
 
   std::string toJson() const;
   static BackupInfo fromJson(const std::string& text, const std::string& where);
 };
 
 // Labels: the UTC time, "20261122T101500Z".
-std::string backupLabel(std::int64_t unixTime);
+std::string backupLabel(UtcSeconds time);
 
 // Every complete backup of the stanza (those with a backup.json), oldest first. A damaged
 // backup.json is Error(Corrupt); with `damaged`, it is left out instead and its error message
 // added there (one damaged file must not make every other backup unusable).
-std::vector<BackupInfo> listBackups(storage::Storage& storage, const std::string& stanza,
-                                    std::vector<std::string>* damaged = nullptr);
+std::vector<BackupInfo> listBackups(const Repository& repository, std::vector<std::string>* damaged = nullptr);
 
 }  // namespace tidemark::repo

@@ -4,7 +4,7 @@
 #include <algorithm>
 #include <cstring>
 
-#include "common/error.h"
+#include "common/base/error.h"
 
 namespace tidemark::repo {
 

@@ -12,8 +12,8 @@
 #include <algorithm>
 #include <cctype>
 
-#include "common/error.h"
-#include "common/io/file.h"
+#include "common/base/error.h"
+#include "common/files/file.h"
 #include "common/io/hash.h"
 
 namespace tidemark::repo {
@@ -125,7 +125,7 @@ MasterKey keyFromText(io::Buffer& text, const std::string& source) {
 
 MasterKey readKeyFile(const std::string& path, const std::string& key) {
   std::string source = fmt::format("{} '{}'", key, path);
-  auto fd = io::openForRead(path, ErrorCode::Config);
+  auto fd = files::openForRead(path, ErrorCode::Config);
   if (!fd)
     throw Error(ErrorCode::Config, fmt::format("{} does not exist", source),
                 "make one with 'tidemark keygen PATH', or fix the path");
@@ -142,7 +142,7 @@ MasterKey readKeyFile(const std::string& path, const std::string& key) {
     throw error(ErrorCode::Config, "{} is too large to hold a key (expected {})", source,
                 kKeyForms);
   io::Buffer bytes(std::size_t(st.st_size));
-  std::size_t got = io::preadFull(fd->get(), bytes.data(), bytes.size(), 0, path);
+  std::size_t got = files::preadFull(fd->get(), bytes.data(), bytes.size(), 0, path);
   bytes.resize(got);
   return keyFromText(bytes, source);
 }
@@ -232,16 +232,6 @@ MasterKey runKeyCommand(const std::string& command, std::chrono::seconds timeout
   }
 }
 
-Keyring loadKeyring(const Config& config) {
-  const auto& e = config.encryption;
-  Keyring keys;
-  if (!e.keyFile.empty()) keys.current = readKeyFile(e.keyFile, "encryption.key-file");
-  if (!e.keyCommand.empty()) keys.current = runKeyCommand(e.keyCommand);
-  for (const auto& path : e.oldKeyFiles)
-    keys.old.push_back(readKeyFile(path, "encryption.old-key-files"));
-  return keys;
-}
-
 std::string writeNewKeyFile(const std::string& path) {
   io::Key256 key{};
   io::randomBytes(key);
@@ -259,7 +249,7 @@ std::string writeNewKeyFile(const std::string& path) {
                   "choose another path; to rotate keys, see docs/encryption.md (old-key-files)");
     throw systemError(ErrorCode::LocalIo, err, "cannot create key file '{}'", path);
   }
-  io::Fd owned(fd);
+  files::Fd owned(fd);
   bool ok = ::fchmod(fd, 0600) == 0 &&
             ::write(fd, text.data(), text.size()) == ssize_t(text.size()) && ::fsync(fd) == 0;
   int err = errno;
@@ -268,7 +258,7 @@ std::string writeNewKeyFile(const std::string& path) {
     ::unlink(path.c_str());
     throw systemError(ErrorCode::LocalIo, err, "cannot write key file '{}'", path);
   }
-  io::syncDirectory(io::dirName(path));
+  files::syncDirectory(files::dirName(path));
   return master.idHex();
 }
 

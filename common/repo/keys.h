@@ -8,7 +8,6 @@
 #include <string>
 #include <vector>
 
-#include "common/config/config.h"
 #include "common/io/encrypt.h"
 #include "common/repo/envelope.h"
 
@@ -67,9 +66,6 @@ MasterKey readKeyFile(const std::string& path, const std::string& key);
 // prints something that is not a key; its output is never echoed.
 MasterKey runKeyCommand(const std::string& command,
                         std::chrono::seconds timeout = std::chrono::seconds(60));
-
-// The keys `config.encryption` names (none when it names none). Throws Error(Config).
-Keyring loadKeyring(const Config& config);
 
 // Makes a new random key in `path` (64 hex digits and a newline, mode 0600), refusing to replace an
 // existing file. Returns its id. Throws Error(LocalIo) or Error(InvalidInput) for an existing file.

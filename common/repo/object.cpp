@@ -3,7 +3,7 @@
 
 #include <algorithm>
 
-#include "common/error.h"
+#include "common/base/error.h"
 
 namespace tidemark::repo {
 
@@ -21,15 +21,6 @@ EnvelopeHeader newHeader(const ObjectOptions& options) {
 }
 
 }  // namespace
-
-ObjectOptions objectOptions(const Config& config, const Keyring& keys) {
-  ObjectOptions options{.compress = config.compress.type, .level = config.compress.level};
-  if (config.encryption.type != io::EncryptType::None) {
-    if (!keys.current) throw Error(ErrorCode::Internal, "encryption is configured but no key was loaded");
-    options.key = &*keys.current;
-  }
-  return options;
-}
 
 io::Buffer objectAad(const std::string& path, io::ByteView header) {
   std::size_t slash = path.find('/');

@@ -34,10 +34,6 @@ struct ObjectOptions {
   bool backgroundHash = false;
 };
 
-// The options `config` asks for: its compression, and with encryption.type = aes-256-gcm the
-// current key of `keys` (which must outlive the options).
-ObjectOptions objectOptions(const Config& config, const Keyring& keys);
-
 struct ObjectSummary {
   std::uint64_t plainSize = 0;
   io::Sha256Digest plainSha256{};

@@ -8,10 +8,10 @@
 #include <cctype>
 #include <ctime>
 
-#include "common/error.h"
+#include "common/base/error.h"
 #include "common/repo/layout.h"
-#include "common/text.h"
-#include "common/version.h"
+#include "common/base/text.h"
+#include "common/base/version.h"
 
 namespace tidemark::repo {
 
@@ -23,7 +23,7 @@ std::string StanzaInfo::toJson() const {
   doc["pg-version"] = pgVersion;
   doc["wal-segment-size"] = walSegmentSize;
   doc["encryption"] = std::string(io::encryptName(encryption));
-  doc["created"] = created;
+  doc["created"] = created ? formatUtc(*created) : "";
   doc["tidemark-version"] = tidemarkVersion;
   return doc.dump(2) + "\n";
 }
@@ -46,24 +46,26 @@ StanzaInfo StanzaInfo::fromJson(const std::string& text, const std::string& wher
     auto encryption = io::parseEncryptType(doc.value("encryption", "none"));
     if (!encryption) throw std::invalid_argument("encryption");
     info.encryption = *encryption;
-    info.created = doc.value("created", "");
+    std::string created = doc.value("created", "");
+    if (!created.empty()) {
+      info.created = parseUtc(created);
+      if (!info.created) throw std::invalid_argument("created");
+    }
     info.tidemarkVersion = doc.value("tidemark-version", "");
     return info;
   } catch (const nlohmann::json::exception& e) {
     throw Error(ErrorCode::Corrupt, fmt::format("'{}' is not a valid stanza.json: {}", where, e.what()),
                 "restore it from a copy, or move it aside to let the next push recreate it");
-  } catch (const std::logic_error& e) {  // std::stoull, or the encryption name
-    throw Error(ErrorCode::Corrupt, fmt::format("'{}' has an invalid {}", where,
-                                                std::string_view(e.what()) == "encryption" ? "encryption"
-                                                                                           : "system-identifier"));
+  } catch (const std::invalid_argument& e) {  // names the field
+    throw Error(ErrorCode::Corrupt, fmt::format("'{}' has an invalid {}", where, e.what()));
   }
 }
 
-std::optional<StanzaInfo> loadStanza(storage::Storage& storage, const std::string& stanza) {
-  std::string path = stanzaFile(stanza);
-  auto text = readSmall(storage, path, 1 << 20);
+std::optional<StanzaInfo> loadStanza(const Repository& repository) {
+  std::string path = stanzaFile(repository.stanza());
+  auto text = storage::readSmall(repository.storage(), path, 1 << 20);
   if (!text) return std::nullopt;
-  return StanzaInfo::fromJson(*text, storage.describe() + "/" + path);
+  return StanzaInfo::fromJson(*text, repository.describe() + "/" + path);
 }
 
 void checkSystemId(const StanzaInfo& info, const std::string& stanza, std::uint64_t systemId,
@@ -75,18 +77,18 @@ void checkSystemId(const StanzaInfo& info, const std::string& stanza, std::uint6
               "each cluster needs its own stanza: set 'stanza' for this cluster to a new name");
 }
 
-StanzaInfo ensureStanza(storage::Storage& storage, const std::string& stanza, const StanzaInfo& candidate,
-                        const std::string& what) {
-  auto existing = loadStanza(storage, stanza);
+StanzaInfo ensureStanza(const Repository& repository, const StanzaInfo& candidate, const std::string& what) {
+  const std::string& stanza = repository.stanza();
+  auto existing = loadStanza(repository);
   if (!existing) {
     StanzaInfo created = candidate;
     created.created = utcNow();
     created.tidemarkVersion = kVersion;
     std::string text = created.toJson();
-    auto write = storage.newWrite(stanzaFile(stanza), {.noReplace = true});
+    auto write = repository.storage().newWrite(stanzaFile(stanza), {.noReplace = true});
     write->write(io::asBytes(text));
     if (write->commit()) return created;
-    existing = loadStanza(storage, stanza);  // another process created it first
+    existing = loadStanza(repository);  // another process created it first
     if (!existing) throw error(ErrorCode::Storage, "stanza.json of stanza '{}' vanished while being created", stanza);
   }
   checkSystemId(*existing, stanza, candidate.systemId, what);
@@ -98,11 +100,12 @@ StanzaInfo ensureStanza(storage::Storage& storage, const std::string& stanza, co
   return *existing;
 }
 
-void checkEncryption(storage::Storage& storage, const std::string& stanza, StanzaInfo& info,
-                     io::EncryptType configured, bool allowMixed) {
+void checkEncryption(const Repository& repository, StanzaInfo& info) {
+  const std::string& stanza = repository.stanza();
+  io::EncryptType configured = repository.policy().encryption;
   if (info.encryption == configured) return;
   std::string recorded(io::encryptName(info.encryption)), wanted(io::encryptName(configured));
-  if (!allowMixed)
+  if (!repository.policy().allowMixedEncryption)
     throw Error(ErrorCode::Config,
                 fmt::format("stanza '{}' records encryption '{}' in stanza.json, but encryption.type is '{}': the "
                             "stanza would mix encrypted and unencrypted objects",
@@ -115,31 +118,9 @@ void checkEncryption(storage::Storage& storage, const std::string& stanza, Stanz
                stanza, recorded, wanted, wanted, recorded);
   info.encryption = configured;
   std::string text = info.toJson();
-  auto write = storage.newWrite(stanzaFile(stanza), {.noReplace = false});
+  auto write = repository.storage().newWrite(stanzaFile(stanza), {.noReplace = false});
   write->write(io::asBytes(text));
   write->commit();
-}
-
-std::string utcNow(bool roundUp) {
-  timespec now{};
-  ::clock_gettime(CLOCK_REALTIME, &now);
-  return formatUtc(now.tv_sec + (roundUp && now.tv_nsec > 0 ? 1 : 0));
-}
-
-std::string formatUtc(std::int64_t seconds) {
-  std::time_t t = std::time_t(seconds);
-  std::tm tm{};
-  ::gmtime_r(&t, &tm);
-  char buffer[32];
-  std::strftime(buffer, sizeof buffer, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buffer;
-}
-
-std::optional<std::int64_t> parseUtc(const std::string& text) {
-  std::tm tm{};
-  const char* end = ::strptime(text.c_str(), "%Y-%m-%dT%H:%M:%SZ", &tm);
-  if (end == nullptr || *end != '\0') return std::nullopt;
-  return std::int64_t(::timegm(&tm));
 }
 
 }  // namespace tidemark::repo

@@ -6,8 +6,9 @@
 #include <optional>
 #include <string>
 
+#include "common/base/time.h"
 #include "common/io/encrypt.h"
-#include "common/storage/storage.h"
+#include "common/repo/repository.h"
 
 namespace tidemark::repo {
 
@@ -21,7 +22,7 @@ struct StanzaInfo {
   // field predates encryption, so its objects are unencrypted.
   io::EncryptType encryption = io::EncryptType::None;
   int format = kRepositoryFormat;
-  std::string created;          // ISO 8601 UTC
+  std::optional<UtcSeconds> created;  // absent in stanza.json files of early versions
   std::string tidemarkVersion;  // of the tidemark that created the stanza
 
   std::string toJson() const;
@@ -30,33 +31,22 @@ struct StanzaInfo {
 };
 
 // nullopt when the stanza has no stanza.json yet.
-std::optional<StanzaInfo> loadStanza(storage::Storage& storage, const std::string& stanza);
+std::optional<StanzaInfo> loadStanza(const Repository& repository);
 
 // Returns the stanza's identity, creating stanza.json from `candidate` when there is none yet
 // (atomically: of two processes creating it at once, one wins and the other reads its result).
 // Throws Error(ForeignCluster) when the stanza belongs to another cluster (system identifier or
 // WAL segment size differ), naming both identifiers.
-StanzaInfo ensureStanza(storage::Storage& storage, const std::string& stanza, const StanzaInfo& candidate,
-                        const std::string& what);
+StanzaInfo ensureStanza(const Repository& repository, const StanzaInfo& candidate, const std::string& what);
 
 // Throws Error(ForeignCluster) unless `systemId` is the stanza's; `what` names the file.
 void checkSystemId(const StanzaInfo& info, const std::string& stanza, std::uint64_t systemId,
                    const std::string& what);
 
-// Refuses (Error(Config)) to write objects encrypted with `configured` into a stanza whose
-// stanza.json records another encryption type, unless `allowMixed`: then stanza.json is rewritten to
-// record `configured`, with a warning, and writers of the old type are refused from then on.
-void checkEncryption(storage::Storage& storage, const std::string& stanza, StanzaInfo& info,
-                     io::EncryptType configured, bool allowMixed);
-
-// Current UTC time as "2026-11-22T10:15:00Z": the second it is in, or with `roundUp` the next
-// one unless it is exactly on a second (a time no earlier than now: a backup's stop time, which
-// recovery compares with targets).
-std::string utcNow(bool roundUp = false);
-
-// Seconds since the epoch as "2026-11-22T10:15:00Z" (the form of every time tidemark stores), and
-// back: nullopt for anything else.
-std::string formatUtc(std::int64_t seconds);
-std::optional<std::int64_t> parseUtc(const std::string& text);
+// Refuses (Error(Config)) to write objects with the handle's encryption into a stanza whose
+// stanza.json records another encryption type, unless the handle's policy allows mixing: then
+// stanza.json is rewritten to record the new type, with a warning, and writers of the old type are
+// refused from then on.
+void checkEncryption(const Repository& repository, StanzaInfo& info);
 
 }  // namespace tidemark::repo

@@ -1,39 +1,9 @@
-// Storage helpers and the driver factory.
+// Storage helpers shared by every driver and its users.
 #include "common/storage/storage.h"
 
-#include "common/config/config.h"
-#include "common/error.h"
-#include "common/storage/posix/posix.h"
-#include "common/storage/s3/s3.h"
+#include "common/base/error.h"
 
 namespace tidemark::storage {
-
-std::unique_ptr<Storage> openStorage(const Config& config) {
-  if (config.repo.type == "posix") return std::make_unique<PosixStorage>(config.repo.path);
-  if (config.repo.type == "s3") {
-    std::string prefix = config.repo.path;
-    while (!prefix.empty() && prefix.front() == '/') prefix.erase(0, 1);
-    while (!prefix.empty() && prefix.back() == '/') prefix.pop_back();
-    const auto& s3 = config.s3;
-    return std::make_unique<S3Storage>(S3Options{
-        .bucket = s3.bucket,
-        .endpoint = s3.endpoint,
-        .region = s3.region,
-        .hostStyle = s3.uriStyle == "host",
-        .prefix = prefix,
-        .credentials = {s3.accessKeyId, s3.secretAccessKey, s3.sessionToken},
-        .caFile = s3.caFile,
-        .verifyTls = s3.verifyTls,
-        .partSize = s3.partSize,
-        .uploadConcurrency = s3.uploadConcurrency,
-        .retryMax = s3.retryMax,
-        .retryTime = std::chrono::seconds(s3.retryTime),
-        .stallTimeoutSeconds = s3.timeout,
-    });
-  }
-  throw Error(ErrorCode::Config, fmt::format("repo.type '{}' is not supported", config.repo.type),
-              "set repo.type to 'posix' or 's3'");
-}
 
 std::optional<std::string> readSmall(Storage& storage, const std::string& path, std::size_t limit) {
   io::MemorySink sink(limit);

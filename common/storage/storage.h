@@ -1,4 +1,5 @@
-// The storage interface every repository driver implements (posix today, s3 next).
+// The storage interface every repository driver implements (posix/, s3/). Drivers receive explicit
+// option structs and know nothing of the configuration, the repository layout or PostgreSQL.
 //
 // Paths are relative to the repository root, '/'-separated, without '.' or '..' components;
 // only repo/ builds them. Drivers are used from one thread at a time unless stated otherwise.
@@ -13,10 +14,6 @@
 #include <string>
 
 #include "common/io/sink.h"
-
-namespace tidemark {
-struct Config;
-}
 
 namespace tidemark::storage {
 
@@ -92,9 +89,6 @@ class Storage {
   // holds it; one not refreshed for five minutes is stale and taken over (with a warning).
   virtual std::unique_ptr<Lock> tryLock(const std::string& path, const std::string& owner, std::string& holder) = 0;
 };
-
-// The driver `config.repo.type` names.
-std::unique_ptr<Storage> openStorage(const Config& config);
 
 // Reads a whole small object into memory; nullopt when it does not exist.
 std::optional<std::string> readSmall(Storage& storage, const std::string& path,

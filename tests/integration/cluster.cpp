@@ -180,10 +180,15 @@ std::string Workspace::makeDir(const std::string& name) const {
   return p;
 }
 
-std::unique_ptr<storage::Storage> Workspace::storage() const {
+repo::Repository Workspace::repository() const {
   CommandLine commandLine;
   commandLine.configFile = config_;
-  return storage::openStorage(loadConfig(commandLine, Environment{}));
+  return repo::openRepository(loadConfig(commandLine, Environment{}));
+}
+
+std::shared_ptr<storage::Storage> Workspace::storage() const {
+  auto owner = std::make_shared<repo::Repository>(repository());
+  return std::shared_ptr<storage::Storage>(owner, &owner->storage());
 }
 
 std::string Workspace::walObject(const std::string& walName) {

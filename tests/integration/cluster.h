@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "common/repo/repository.h"
 #include "common/storage/storage.h"
 #include "process.h"
 #include "support/segment.h"
@@ -107,7 +108,9 @@ class Workspace {
   std::string makeDir(const std::string& name) const;
 
   // The repository through tidemark's own driver, configured like the binaries.
-  std::unique_ptr<storage::Storage> storage() const;
+  // The configured repository (stanza "main"), and its storage alone.
+  repo::Repository repository() const;
+  std::shared_ptr<storage::Storage> storage() const;
   // Where a WAL file is stored in the repository (stanza "main").
   static std::string walObject(const std::string& walName);
   // Raw stored bytes of an object, and replacing them (to damage an object on purpose).

@@ -4,7 +4,7 @@
 #include <filesystem>
 
 #include "cluster.h"
-#include "common/io/file.h"
+#include "common/files/file.h"
 
 namespace fs = std::filesystem;
 

@@ -114,7 +114,7 @@ TEST_CASE_TEMPLATE("archive-push killed at random moments never leaves a visible
     // What the kill left: the object is either absent or whole (earlier objects are not touched
     // by this push; they are all verified again at the end).
     CHECK_NOTHROW(repo::verifyObject(storage, objectPath(spec)));
-    CHECK_NOTHROW(repo::loadStanza(storage, "main"));
+    CHECK_NOTHROW(repo::loadStanza(repo::Repository(storage, "main")));
     if (ws.backend() == Backend::Posix && tmpfileSupported(folder)) CHECK(hiddenFiles(folder) == 0);
 
     // PostgreSQL retries: the retry must succeed whatever state the kill left.

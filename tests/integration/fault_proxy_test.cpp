@@ -22,7 +22,7 @@
 #include <thread>
 #include <vector>
 
-#include "common/error.h"
+#include "common/base/error.h"
 #include "common/io/hash.h"
 #include "common/io/sink.h"
 #include "common/storage/s3/s3.h"

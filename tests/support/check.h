@@ -8,7 +8,7 @@
 #include <ostream>
 #include <string>
 
-#include "common/error.h"
+#include "common/base/error.h"
 #include "common/io/compress.h"
 
 namespace tidemark::test {

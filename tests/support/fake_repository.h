@@ -7,11 +7,14 @@
 
 #include <string>
 
+#include "common/base/time.h"
 #include "common/pg/timeline.h"
 #include "common/pg/wal.h"
+#include "common/recovery/catalog.h"
 #include "common/repo/backup.h"
 #include "common/repo/layout.h"
 #include "common/repo/object.h"
+#include "common/repo/repository.h"
 #include "common/repo/stanza.h"
 #include "support/memory_storage.h"
 
@@ -28,12 +31,17 @@ struct FakeRepository {
     info.systemId = 18446744073709551615ULL;  // does not survive a double
     info.pgVersion = 15;
     info.walSegmentSize = kSegmentSize;
-    info.created = "2026-11-01T00:00:00Z";
+    info.created = parseUtc("2026-11-01T00:00:00Z");
     info.tidemarkVersion = "0.1.0";
     storage.setObject(repo::stanzaFile("main"), text(info.toJson()));
   }
 
   static io::Buffer text(const std::string& s) { return io::Buffer(s.begin(), s.end()); }
+
+  // A handle on stanza "main", holding `keys`.
+  repo::Repository handle(repo::Keyring keys = {}) { return repo::Repository(storage, "main", std::move(keys)); }
+  // The recovery model of stanza "main", as it is now.
+  recovery::Catalog catalog(repo::Keyring keys = {}) { return *recovery::Catalog::load(handle(std::move(keys))); }
 
   // WAL objects: info only lists them, so any bytes do.
   void wal(std::uint32_t timeline, std::uint64_t first, std::uint64_t last,
@@ -67,15 +75,11 @@ struct FakeRepository {
     b.startLsn = start;
     b.stopLsn = stop;
     // Labels are "2026110xT000000Z": the backup ran 75 s from that time.
-    b.startTime =
-        label.substr(0, 4) + "-" + label.substr(4, 2) + "-" + label.substr(6, 2) + "T00:00:00Z";
-    b.stopTime =
-        label.substr(0, 4) + "-" + label.substr(4, 2) + "-" + label.substr(6, 2) + "T00:01:15Z";
-    b.walStart = pg::segmentFileName(timeline, start / kSegmentSize, kSegmentSize);
-    b.walStop = pg::segmentFileName(timeline, (stop - 1) / kSegmentSize, kSegmentSize);
+    std::string day = label.substr(0, 4) + "-" + label.substr(4, 2) + "-" + label.substr(6, 2);
+    b.startTime = *parseUtc(day + "T00:00:00Z");
+    b.stopTime = *parseUtc(day + "T00:01:15Z");
     b.walSegmentSize = kSegmentSize;
-    b.compression = "zstd";
-    b.checkpoint = "fast";
+    b.compression = io::CompressType::Zstd;
     b.manifestChecksums = "CRC32C";
     b.objects = {{.name = "base.tar", .size = 30u << 20, .storedSize = 3u << 20}};
     if (tablespaceOid != 0)

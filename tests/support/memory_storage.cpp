@@ -8,7 +8,7 @@
 #include <mutex>
 #include <set>
 
-#include "common/error.h"
+#include "common/base/error.h"
 
 namespace tidemark::test {
 

@@ -13,7 +13,7 @@
 #include <random>
 #include <stdexcept>
 
-#include "common/io/file.h"
+#include "common/files/file.h"
 
 namespace tidemark::test {
 
@@ -53,7 +53,7 @@ std::string writeSegment(const std::string& dir, const SegmentSpec& spec) {
 }
 
 void writeFile(const std::string& path, io::ByteView content) {
-  io::Fd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+  files::Fd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
   if (!fd) throw std::runtime_error("cannot create " + path);
   std::size_t done = 0;
   while (done < content.size()) {
@@ -66,10 +66,10 @@ void writeFile(const std::string& path, io::ByteView content) {
 void writeFile(const std::string& path, std::string_view content) { writeFile(path, io::asBytes(content)); }
 
 io::Buffer readFile(const std::string& path) {
-  auto fd = io::openForRead(path);
+  auto fd = files::openForRead(path);
   if (!fd) throw std::runtime_error("no such file: " + path);
   io::MemorySink sink(std::size_t(1) << 32);
-  io::streamFile(fd->get(), path, sink);
+  files::streamFile(fd->get(), path, sink);
   return sink.data();
 }
 

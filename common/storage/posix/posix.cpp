@@ -10,8 +10,8 @@
 #include <algorithm>
 #include <cerrno>
 
-#include "common/error.h"
-#include "common/io/file.h"
+#include "common/base/error.h"
+#include "common/files/file.h"
 
 namespace tidemark::storage {
 
@@ -19,14 +19,14 @@ namespace {
 
 class PosixWrite final : public Write {
  public:
-  PosixWrite(std::string path, io::AtomicWriteOptions options) : file_(std::move(path), options) {}
+  PosixWrite(std::string path, files::AtomicWriteOptions options) : file_(std::move(path), options) {}
   void write(io::ByteView data) override { file_.write(data); }
   void close() override { file_.close(); }
   bool commit() override { return file_.commit(); }
   std::uint64_t size() const override { return file_.size(); }
 
  private:
-  io::AtomicFile file_;
+  files::AtomicFile file_;
 };
 
 }  // namespace
@@ -55,19 +55,19 @@ std::string PosixStorage::full(const std::string& path) const {
   return root_ == "/" ? "/" + path : root_ + "/" + path;
 }
 
-std::optional<io::Owner> PosixStorage::owner() const {
+std::optional<files::Owner> PosixStorage::owner() const {
   if (::geteuid() != 0) return std::nullopt;
   struct stat st {};
   if (::stat(root_.c_str(), &st) != 0 || st.st_uid == 0) return std::nullopt;
-  return io::Owner{st.st_uid, st.st_gid};
+  return files::Owner{st.st_uid, st.st_gid};
 }
 
 std::unique_ptr<Write> PosixStorage::newWrite(const std::string& path, WriteOptions options) {
   std::string file = full(path);
   auto owner = this->owner();
-  io::makeDirectories(io::dirName(file), root_, ErrorCode::Storage, owner);
+  files::makeDirectories(files::dirName(file), root_, ErrorCode::Storage, owner);
   return std::make_unique<PosixWrite>(
-      file, io::AtomicWriteOptions{.noReplace = options.noReplace,
+      file, files::AtomicWriteOptions{.noReplace = options.noReplace,
                                    .sync = options_.sync,
                                    .errorCode = ErrorCode::Storage,
                                    .allowTmpfile = options_.allowTmpfile,
@@ -76,7 +76,7 @@ std::unique_ptr<Write> PosixStorage::newWrite(const std::string& path, WriteOpti
 
 bool PosixStorage::read(const std::string& path, io::Sink& out, ReadOptions options) {
   std::string file = full(path);
-  auto fd = io::openForRead(file, ErrorCode::Storage);
+  auto fd = files::openForRead(file, ErrorCode::Storage);
   if (!fd) {
     checkRoot();
     return false;
@@ -87,7 +87,7 @@ bool PosixStorage::read(const std::string& path, io::Sink& out, ReadOptions opti
   std::size_t chunk = 1 << 20;
   if (::fstat(fd->get(), &st) == 0 && std::uint64_t(st.st_size) > options.offset)
     chunk = std::size_t(std::clamp<std::uint64_t>(std::uint64_t(st.st_size) - options.offset, 1, chunk));
-  io::streamFile(fd->get(), file, out, options.offset, options.length, chunk, ErrorCode::Storage);
+  files::streamFile(fd->get(), file, out, options.offset, options.length, chunk, ErrorCode::Storage);
   return true;
 }
 
@@ -148,7 +148,7 @@ namespace {
 
 class PosixLock final : public Lock {
  public:
-  explicit PosixLock(io::Fd fd) : fd_(std::move(fd)) {}
+  explicit PosixLock(files::Fd fd) : fd_(std::move(fd)) {}
   ~PosixLock() override {
     // Leave the file: removing it would race with a process about to lock the same inode.
     if (::ftruncate(fd_.get(), 0) != 0) {
@@ -156,7 +156,7 @@ class PosixLock final : public Lock {
   }
 
  private:
-  io::Fd fd_;  // closing it releases the flock
+  files::Fd fd_;  // closing it releases the flock
 };
 
 }  // namespace
@@ -164,8 +164,8 @@ class PosixLock final : public Lock {
 std::unique_ptr<Lock> PosixStorage::tryLock(const std::string& path, const std::string& owner, std::string& holder) {
   std::string file = full(path);
   auto fileOwner = this->owner();
-  io::makeDirectories(io::dirName(file), root_, ErrorCode::Storage, fileOwner);
-  io::Fd fd(::open(file.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0640));
+  files::makeDirectories(files::dirName(file), root_, ErrorCode::Storage, fileOwner);
+  files::Fd fd(::open(file.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0640));
   if (!fd) throw systemError(ErrorCode::Storage, errno, "cannot open lock file '{}'", file);
   if (fileOwner && ::fchown(fd.get(), fileOwner->uid, fileOwner->gid) != 0)
     throw systemError(ErrorCode::Storage, errno, "cannot give lock file '{}' to uid {}", file, fileOwner->uid);

@@ -6,14 +6,14 @@
 // unmounted NFS repository fails instead of filling the local disk.
 #pragma once
 
-#include "common/io/file.h"
+#include "common/files/file.h"
 #include "common/storage/storage.h"
 
 namespace tidemark::storage {
 
 struct PosixOptions {
   bool sync = true;          // fsync files and directories (off only for tests and benchmarks)
-  bool allowTmpfile = true;  // see io::AtomicWriteOptions
+  bool allowTmpfile = true;  // see files::AtomicWriteOptions
 };
 
 class PosixStorage final : public Storage {
@@ -35,7 +35,7 @@ class PosixStorage final : public Storage {
   void checkRoot() const;
   // When root writes into a repository owned by another user (postgres), what it creates takes
   // that owner, so that archive_command can still write next to it.
-  std::optional<io::Owner> owner() const;
+  std::optional<files::Owner> owner() const;
 
   std::string root_;
   PosixOptions options_;

@@ -8,7 +8,7 @@
 #include <cstring>
 #include <exception>
 
-#include "common/error.h"
+#include "common/base/error.h"
 
 namespace tidemark::storage::s3 {
 

@@ -40,6 +40,8 @@ struct HttpResponse {
   std::uint64_t delivered = 0;                  // bytes given to the sink
 
   std::string header(const std::string& lowerName) const;
+  // A 2xx status.
+  bool ok() const { return status >= 200 && status < 300; }
 };
 
 class HttpClient {

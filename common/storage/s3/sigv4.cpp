@@ -8,7 +8,7 @@
 #include <cctype>
 #include <ctime>
 
-#include "common/error.h"
+#include "common/base/error.h"
 #include "common/io/hash.h"
 
 namespace tidemark::storage::s3 {

@@ -1,0 +1,402 @@
+// tidemark-basebackup: the backup worker and the command around it.
+#include "basebackup/basebackup.h"
+
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <ctime>
+#include <memory>
+#include <thread>
+#include <utility>
+
+#include "common/base/error.h"
+#include "common/pg/replication.h"
+#include "common/pg/connection.h"
+#include "common/pg/wal.h"
+#include "common/cli/progress.h"
+#include "common/repo/layout.h"
+#include "common/repo/stanza.h"
+#include "common/base/text.h"
+#include "common/base/time.h"
+#include "common/base/version.h"
+
+namespace tidemark::backup {
+
+namespace {
+
+// PostgreSQL's size settings as SHOW prints them: "16MB", "1GB", "8kB".
+std::uint64_t parsePgSize(const std::string& text) {
+  std::size_t digits = 0;
+  while (digits < text.size() && std::isdigit(static_cast<unsigned char>(text[digits]))) ++digits;
+  if (digits == 0) throw error(ErrorCode::Database, "unexpected size '{}' from the server", text);
+  std::uint64_t n = std::stoull(text.substr(0, digits));
+  std::string unit = text.substr(digits);
+  if (unit == "B" || unit.empty()) return n;
+  if (unit == "kB") return n << 10;
+  if (unit == "MB") return n << 20;
+  if (unit == "GB") return n << 30;
+  throw error(ErrorCode::Database, "unexpected size '{}' from the server", text);
+}
+
+std::string show(pg::Connection& connection, const std::string& setting) {
+  return connection.query("SHOW " + setting, "SHOW " + setting).value(0, 0);
+}
+
+std::string hostName() {
+  char name[256] = "";
+  ::gethostname(name, sizeof name - 1);
+  return name;
+}
+
+void sleepUnlessStopped(std::chrono::milliseconds duration, const std::function<bool()>& stopRequested) {
+  auto until = std::chrono::steady_clock::now() + duration;
+  while (std::chrono::steady_clock::now() < until) {
+    if (stopRequested && stopRequested())
+      throw Error(ErrorCode::Interrupted, "the base backup was interrupted; no backup was recorded");
+    std::this_thread::sleep_for(std::min<std::chrono::steady_clock::duration>(
+        std::chrono::milliseconds(100), until - std::chrono::steady_clock::now()));
+  }
+}
+
+// Streams each archive of the backup into its own repository object.
+class Receiver final : public pg::BaseBackupReceiver {
+ public:
+  Receiver(const repo::Repository& repository, std::string label, Progress& progress,
+           const std::function<bool()>& stopRequested)
+      : repository_(repository),
+        label_(std::move(label)),
+        options_(repository.objectOptions()),
+        progress_(progress),
+        stopRequested_(stopRequested) {
+    // Archives are large: hash beside the compression, on another core (docs/benchmarks.md).
+    options_.backgroundHash = true;
+  }
+
+  void started(const pg::BackupStart& start) override {
+    start_ = start;
+    std::uint64_t total = 0;
+    for (const auto& t : start.tablespaces) total += t.sizeKiB * 1024;
+    progress_.setTotal(total);
+  }
+
+  void archive(const std::string& name, const std::string& location) override {
+    std::uint32_t oid = 0;
+    for (const auto& t : start_.tablespaces)
+      if (!location.empty() && t.location == location) oid = t.oid;
+    open(repo::BackupObject{.name = name, .tablespaceOid = oid, .tablespaceLocation = location});
+  }
+
+  void archiveData(io::ByteView data) override {
+    if (stopRequested_ && stopRequested_())
+      throw Error(ErrorCode::Interrupted, "the base backup was interrupted; no backup was recorded");
+    writer_->write(data);
+    progress_.add(data.size());
+  }
+
+  void manifest() override { open(repo::BackupObject{.name = "backup_manifest"}); }
+
+  void manifestData(io::ByteView data) override { writer_->write(data); }
+
+  void progress(std::uint64_t) override {}  // our own byte count drives the display
+
+  // Commits the last object.
+  void finish() { commitCurrent(); }
+  const pg::BackupStart& start() const { return start_; }
+
+  const std::vector<repo::BackupObject>& objects() const { return objects_; }
+  const std::vector<std::string>& stored() const { return stored_; }
+
+ private:
+  void open(repo::BackupObject object) {
+    commitCurrent();
+    if (object.name.empty() || object.name.find('/') != std::string::npos || object.name == "backup.json")
+      throw error(ErrorCode::Database, "the server named an archive '{}', which cannot be stored", object.name);
+    std::string path = repo::backupObject(repository_.stanza(), label_, object.name);
+    writer_ = std::make_unique<repo::ObjectWriter>(repository_.storage().newWrite(path, {.noReplace = true}), path,
+                                                   options_);
+    current_ = std::move(object);
+    currentPath_ = path;
+  }
+
+  void commitCurrent() {
+    if (!writer_) return;
+    writer_->close();
+    stored_.push_back(currentPath_);  // from here on, a failure removes it (it may be stored)
+    if (!writer_->commit()) {
+      // No-replace refused: someone else's object, or ours after a lost reply and a retry (S3).
+      auto found = repo::verifyObject(repository_.storage(), currentPath_, repository_.keys());
+      const auto& mine = writer_->summary();
+      if (!found || found->plainSize != mine.plainSize || found->plainSha256 != mine.plainSha256) {
+        stored_.pop_back();  // not ours: leave it alone
+        throw error(ErrorCode::Storage, "'{}' already exists in the repository; backup labels must be unique",
+                    currentPath_);
+      }
+    }
+    const auto& summary = writer_->summary();
+    current_.size = summary.plainSize;
+    current_.storedSize = summary.storedSize;
+    current_.sha256 = summary.plainSha256;
+    objects_.push_back(current_);
+    writer_.reset();
+  }
+
+  const repo::Repository& repository_;
+  std::string label_;
+  repo::ObjectOptions options_;
+  Progress& progress_;
+  const std::function<bool()>& stopRequested_;
+  pg::BackupStart start_;
+  std::unique_ptr<repo::ObjectWriter> writer_;
+  repo::BackupObject current_;
+  std::string currentPath_;
+  std::vector<repo::BackupObject> objects_;
+  std::vector<std::string> stored_;
+};
+
+}  // namespace
+
+void waitForWal(const repo::Repository& repository, std::uint32_t timeline, std::uint64_t first, std::uint64_t last,
+                std::uint32_t segmentSize, std::chrono::seconds timeout, std::chrono::milliseconds poll,
+                const std::function<bool()>& stopRequested) {
+  auto started = std::chrono::steady_clock::now();
+  auto lastReport = started;
+  auto lastProgress = started;  // the timeout runs from the last segment that arrived: a slow
+                                // archive working through a backlog is not a stuck one
+  std::uint64_t next = first;   // segments are archived in order: wait for each in turn
+  for (;;) {
+    std::uint64_t before = next;
+    while (next <= last) {
+      std::string name = pg::segmentFileName(timeline, next, segmentSize);
+      if (!repository.storage().info(repo::walObject(repository.stanza(), *pg::parseWalName(name)))) break;
+      ++next;
+    }
+    if (next > last) return;
+    auto now = std::chrono::steady_clock::now();
+    if (next != before) lastProgress = now;
+    std::string missing = pg::segmentFileName(timeline, next, segmentSize);
+    if (now - lastProgress >= timeout)
+      throw Error(ErrorCode::Timeout,
+                  fmt::format("the archive did not receive WAL file {} within {} s ({} of {} segments the backup "
+                              "needs are archived); no backup was recorded",
+                              missing, timeout.count(), next - first, last - first + 1),
+                  "check archive_mode and archive_command (tidemark-archive-push %p) on the server, and "
+                  "pg_stat_archiver (failed_count, last_failed_wal); raise backup.wal-timeout for a slow archive");
+    if (now - lastReport >= std::chrono::seconds(10)) {
+      spdlog::info("waiting for the archive to receive WAL: {} of {} segments archived, next {}", next - first,
+                   last - first + 1, missing);
+      lastReport = now;
+    }
+    sleepUnlessStopped(poll, stopRequested);
+  }
+}
+
+namespace {
+
+// What the server told about itself, checked.
+struct Server {
+  int version = 0;  // 150004
+  std::uint64_t systemId = 0;
+  std::uint32_t segmentSize = 0;
+};
+
+// One backup of a stanza at a time: the lock is held until the backup ends.
+std::unique_ptr<storage::Lock> lockStanza(const repo::Repository& repository) {
+  std::string holder;
+  std::string owner = fmt::format("tidemark-basebackup pid {} on {}, started {}", ::getpid(), hostName(),
+                                  formatUtc(utcNow()));
+  auto lock = repository.storage().tryLock(repo::backupLockFile(repository.stanza()), owner, holder);
+  if (!lock)
+    throw Error(ErrorCode::Locked,
+                fmt::format("another backup of stanza '{}' is running: {}", repository.stanza(), holder),
+                "wait for it to finish; only one backup of a stanza runs at a time");
+  return lock;
+}
+
+// The server's version, identity and settings, refused when a backup could not complete.
+Server checkServer(pg::Connection& connection) {
+  Server server;
+  server.version = connection.serverVersion();
+  if (server.version < 150000)
+    throw Error(ErrorCode::Unsupported,
+                fmt::format("{} runs PostgreSQL {}.{}; tidemark-basebackup needs PostgreSQL 15 or newer",
+                            connection.describe(), server.version / 10000, server.version % 10000),
+                "PostgreSQL 13 and 14 send one COPY stream per tablespace, which tidemark does not read; use "
+                "pg_basebackup there, or upgrade");
+  pg::Result identity = connection.query("IDENTIFY_SYSTEM", "IDENTIFY_SYSTEM");
+  auto systemId = parseDecimal(identity.value(0, 0));
+  if (!systemId) throw error(ErrorCode::Database, "IDENTIFY_SYSTEM sent '{}' as the system identifier", identity.value(0, 0));
+  server.systemId = *systemId;
+  std::string walLevel = show(connection, "wal_level");
+  if (walLevel != "replica" && walLevel != "logical")
+    throw Error(ErrorCode::Database,
+                fmt::format("wal_level is '{}' on {}; a base backup needs 'replica'", walLevel, connection.describe()),
+                "set wal_level = replica in postgresql.conf and restart PostgreSQL");
+  if (show(connection, "archive_mode") == "off")
+    throw Error(ErrorCode::Database,
+                fmt::format("archive_mode is off on {}: the backup's WAL would never reach the repository",
+                            connection.describe()),
+                "set archive_mode = on and archive_command = 'tidemark-archive-push %p', then restart PostgreSQL");
+  server.segmentSize = std::uint32_t(parsePgSize(show(connection, "wal_segment_size")));
+  if (!pg::validSegmentSize(server.segmentSize))
+    throw error(ErrorCode::Database, "the server reports an impossible wal_segment_size of {} bytes",
+                server.segmentSize);
+  return server;
+}
+
+// The stanza belongs to one cluster and one encryption setting: others are refused before anything
+// is stored.
+void checkStanza(const repo::Repository& repository, const Server& server, const pg::Connection& connection) {
+  auto stanza = repo::ensureStanza(repository,
+                                   repo::StanzaInfo{.systemId = server.systemId,
+                                                    .pgVersion = server.version / 10000,
+                                                    .walSegmentSize = server.segmentSize,
+                                                    .encryption = repository.policy().encryption},
+                                   fmt::format("the cluster at {}", connection.describe()));
+  repo::checkEncryption(repository, stanza);
+}
+
+// Labels sort by time; two backups within a second get distinct labels.
+std::string freeLabel(const repo::Repository& repository, const std::function<bool()>& stopRequested) {
+  auto taken = [&](const std::string& candidate) {
+    bool found = false;
+    repository.storage().list(repo::backupDirectory(repository.stanza(), candidate),
+                              [&](const storage::ListEntry&) { found = true; });
+    return found;
+  };
+  std::string label = repo::backupLabel(utcNow());
+  while (taken(label)) {
+    sleepUnlessStopped(std::chrono::milliseconds(1000), stopRequested);
+    label = repo::backupLabel(utcNow());
+  }
+  return label;
+}
+
+// backup.json last: its presence is what makes the backup complete. False when `path` holds
+// someone else's (a refused no-replace commit whose object holds our bytes was ours: a retry after
+// a lost reply).
+bool writeBackupJson(const repo::Repository& repository, const std::string& path, const repo::BackupInfo& info) {
+  std::string json = info.toJson();
+  auto write = repository.storage().newWrite(path, {.noReplace = true});
+  write->write(io::asBytes(json));
+  return write->commit() || storage::readSmall(repository.storage(), path, 16u << 20) == json;
+}
+
+// After a failure: a backup.json that may have been stored goes first (archives without it are
+// recognisably incomplete, while a backup.json without its archives would be offered for
+// recovery); if it cannot be removed, the backup may well be complete: everything is kept.
+// Then what was stored, where it can be removed.
+void removeFailedBackup(const repo::Repository& repository, const std::string& infoPath,
+                        const std::vector<std::string>& stored) {
+  if (!infoPath.empty()) {
+    try {
+      repository.storage().remove(infoPath);
+    } catch (const std::exception& e) {
+      spdlog::error("could not remove '{}' of the failed backup ({}): keeping its archives; check with tidemark info",
+                    infoPath, e.what());
+      throw;
+    }
+  }
+  for (const auto& path : stored) {
+    try {
+      repository.storage().remove(path);
+    } catch (const std::exception& e) {
+      spdlog::warn("could not remove '{}' of the failed backup: {}", path, e.what());
+    }
+  }
+}
+
+// Streams the backup, then waits for its WAL; fills in what the server and the stream told.
+void streamAndWait(const repo::Repository& repository, const BackupParams& params, pg::Connection& connection,
+                   Receiver& receiver, Progress& progress, repo::BackupInfo& info) {
+  spdlog::info("backup {}: from {} (system identifier {}) into {}, {} checkpoint", info.label, connection.describe(),
+               info.systemId, repository.describe(), info.fastCheckpoint ? "fast" : "spread");
+  pg::BaseBackupOptions options{.label = "tidemark " + info.label,
+                                .fastCheckpoint = params.fastCheckpoint,
+                                .manifestChecksums = params.manifestChecksums};
+  if (params.maxRate)
+    options.maxRateKiB = std::uint32_t(std::clamp<std::uint64_t>(params.maxRate / 1024, 32, 1048576));
+  pg::BackupStop stop = pg::runBaseBackup(connection, options, receiver, params.stopRequested);
+  receiver.finish();
+  progress.finish();
+  connection = pg::Connection();  // the walsender is not needed while the archive catches up
+  // Rounded up: a time target between the real end and a rounded-down one would choose this
+  // backup, and PostgreSQL would stop before it is consistent.
+  info.stopTime = utcNow(true);
+  info.objects = receiver.objects();
+  info.startLsn = receiver.start().lsn;
+  info.stopLsn = stop.lsn;
+  info.timeline = receiver.start().timeline;
+  if (stop.timeline != info.timeline)
+    throw error(ErrorCode::Database,
+                "the server changed timeline during the backup ({} to {}, a promotion?); take the backup again",
+                info.timeline, stop.timeline);
+
+  // Complete only once the archive holds every WAL segment from the start to the stop location
+  // (the server switched to a new segment at the stop, so the last one is archivable).
+  spdlog::info("backup {}: {} streamed in {:.1f} s; waiting for the archive to hold WAL {} to {}", info.label,
+               humanBytes(info.size()), progress.seconds(), info.walStart(), info.walStop());
+  waitForWal(repository, info.timeline, info.firstSegment(), info.lastSegment(), info.walSegmentSize,
+             params.walTimeout, params.walPoll, params.stopRequested);
+}
+
+}  // namespace
+
+repo::BackupInfo takeBackup(const repo::Repository& repository, const BackupParams& params) {
+  auto lock = lockStanza(repository);
+  pg::Connection connection = pg::Connection::open(params.conninfo, true, "tidemark-basebackup");
+  const Server server = checkServer(connection);
+  checkStanza(repository, server, connection);
+
+  repo::BackupInfo info;
+  info.label = freeLabel(repository, params.stopRequested);
+  info.tidemarkVersion = kVersion;
+  info.pgVersion = server.version / 10000;
+  info.pgVersionNum = server.version;
+  info.systemId = server.systemId;
+  info.walSegmentSize = server.segmentSize;
+  info.compression = repository.policy().compress;
+  info.encryption = repository.policy().encryption;
+  info.fastCheckpoint = params.fastCheckpoint;
+  info.manifestChecksums = params.manifestChecksums;
+  info.startTime = utcNow();
+
+  Progress progress(fmt::format("backup {}", info.label), 0, params.terminal);
+  Receiver receiver(repository, info.label, progress, params.stopRequested);
+  std::string infoPath;  // set once backup.json may be stored
+  try {
+    streamAndWait(repository, params, connection, receiver, progress, info);
+    infoPath = repo::backupInfoFile(repository.stanza(), info.label);
+    if (!writeBackupJson(repository, infoPath, info)) {
+      std::string taken = std::exchange(infoPath, "");  // someone else's: leave it alone
+      throw error(ErrorCode::Storage, "'{}' already exists", taken);
+    }
+  } catch (...) {
+    progress.finish();
+    removeFailedBackup(repository, infoPath, receiver.stored());
+    throw;
+  }
+  return info;
+}
+
+repo::BackupInfo basebackup(const Config& config, const std::function<bool()>& stopRequested) {
+  repo::Repository repository = repo::openRepository(config);
+  BackupParams params{.conninfo = config.pg.conninfo,
+                      .fastCheckpoint = config.backup.fastCheckpoint,
+                      .maxRate = config.backup.maxRate,
+                      .manifestChecksums = config.backup.manifestChecksums,
+                      .walTimeout = std::chrono::seconds(config.backup.walTimeout),
+                      .stopRequested = stopRequested};
+  auto started = std::chrono::steady_clock::now();
+  repo::BackupInfo info = takeBackup(repository, params);
+  double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  std::size_t archives = 0;
+  for (const auto& o : info.objects) archives += o.name != "backup_manifest";
+  spdlog::info("backup {} complete: {} in {} archive{}, {} stored ({:.1f}x, {}), {:.1f} s, {}/s; needs WAL {} to {}",
+               info.label, humanBytes(info.size()), archives, archives == 1 ? "" : "s", humanBytes(info.storedSize()),
+               info.storedSize() ? double(info.size()) / double(info.storedSize()) : 0.0,
+               info.storageDescription(), seconds, humanBytes(std::uint64_t(double(info.size()) / std::max(seconds, 1e-3))),
+               info.walStart(), info.walStop());
+  return info;
+}
+
+}  // namespace tidemark::backup

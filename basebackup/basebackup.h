@@ -1,0 +1,44 @@
+// tidemark-basebackup: a base backup over the replication protocol, streamed into the repository
+// and recorded as complete (backup.json) only once the archive holds every WAL file it needs.
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <string>
+
+#include "common/config/config.h"
+#include "common/repo/backup.h"
+#include "common/repo/repository.h"
+
+namespace tidemark::backup {
+
+struct BackupParams {
+  std::string conninfo;
+  bool fastCheckpoint = true;
+  std::uint64_t maxRate = 0;  // bytes per second, 0 = unlimited
+  std::string manifestChecksums = "CRC32C";
+  std::chrono::seconds walTimeout{300};
+  std::chrono::milliseconds walPoll{200};  // a HEAD per segment checked: cheap, and a backup ends sooner
+  // Polled throughout: true stops the backup (Error Interrupted) and removes what it stored.
+  std::function<bool()> stopRequested;
+  int terminal = -1;  // progress display: 1 bar, 0 log lines, -1 whether stderr is a terminal
+};
+
+// The worker: takes the stanza's backup lock, checks the server (version, wal_level,
+// archive_mode, cluster identity), streams every archive and the manifest into
+// backups/<label>/, waits until the repository holds every WAL segment from the start to the
+// stop location, then writes backup.json. On any failure it removes what it stored (where it
+// can) and rethrows; without backup.json nothing is ever offered for recovery. Reads no globals.
+repo::BackupInfo takeBackup(const repo::Repository& repository, const BackupParams& params);
+
+// The command around it: configuration in, one summary line out.
+repo::BackupInfo basebackup(const Config& config, const std::function<bool()>& stopRequested);
+
+// Waits until `storage` holds every WAL segment of the range [first, last] of `timeline` (in
+// order, as PostgreSQL archives them), logging progress; Error(Timeout) naming the first missing
+// one when `timeout` passes, Error(Interrupted) when `stopRequested` says so.
+void waitForWal(const repo::Repository& repository, std::uint32_t timeline, std::uint64_t first, std::uint64_t last,
+                std::uint32_t segmentSize, std::chrono::seconds timeout, std::chrono::milliseconds poll,
+                const std::function<bool()>& stopRequested);
+
+}  // namespace tidemark::backup

@@ -1,0 +1,32 @@
+// Small text helpers shared by messages: sizes, durations, suggestions.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace tidemark {
+
+// "512 B", "16.0 MiB", "1.5 GiB".
+std::string humanBytes(std::uint64_t bytes);
+
+// The candidate closest to `word` by edit distance, or "" when none is plausibly meant.
+std::string closestMatch(std::string_view word, const std::vector<std::string>& candidates);
+
+// "did you mean 'x'?" for the closest candidate ("" when there is no close match); used as a hint.
+std::string didYouMean(std::string_view word, const std::vector<std::string>& candidates);
+
+// Untrusted text (a file name from an archive, a key from a server) made safe for a one-line
+// message: control bytes shown as '?', at most `limit` bytes, then "...".
+std::string printable(std::string_view text, std::size_t limit = 200);
+
+// A decimal number written with digits only (no sign, space, "0x" or trailing text, which
+// std::stoull would take); nullopt otherwise or beyond 2^64-1.
+std::optional<std::uint64_t> parseDecimal(std::string_view text);
+
+// Parses sizes such as "16MiB", "5 MB", "1048576" (binary and decimal units, case-insensitive).
+bool parseByteSize(std::string_view text, std::uint64_t& out);
+
+}  // namespace tidemark

@@ -1,0 +1,58 @@
+// The shared main() frame.
+#include "common/cli/main.h"
+
+#include <signal.h>
+#include <spdlog/spdlog.h>
+
+#include <cstdio>
+
+#include "common/log/log.h"
+#include "common/base/version.h"
+
+namespace tidemark {
+
+int runMain(const CommandSpec& spec, int argc, const char* const* argv, const CommandBody& body,
+            const std::function<int(ErrorCode)>& statusFor) {
+  log::setup(spec.program);
+  try {
+    CommandLine commandLine = parseCommandLine(spec, argc, argv);
+    if (commandLine.help) {
+      std::fputs(helpText(spec).c_str(), stdout);
+      return 0;
+    }
+    if (commandLine.version) {
+      std::printf("%s %s\n", spec.program.c_str(), kVersion);
+      return 0;
+    }
+    Config config;
+    if (spec.readsConfig) {
+      config = loadConfig(commandLine, processEnvironment());
+      log::configure(config);
+    }
+    return body(config, commandLine);
+  } catch (const Error& e) {
+    log::reportError(e);
+    return statusFor(e.code());
+  } catch (const std::exception& e) {
+    Error internal(ErrorCode::Internal, fmt::format("unexpected failure: {}", e.what()),
+                   "this is a bug in tidemark: please report it with the log lines above");
+    log::reportError(internal);
+    return statusFor(ErrorCode::Internal);
+  }
+}
+
+namespace {
+volatile sig_atomic_t stopSignal = 0;
+void onStopSignal(int signal) { stopSignal = signal; }
+}  // namespace
+
+std::function<bool()> stopOnSignals() {
+  struct sigaction action {};
+  action.sa_handler = onStopSignal;
+  sigemptyset(&action.sa_mask);
+  sigaction(SIGINT, &action, nullptr);
+  sigaction(SIGTERM, &action, nullptr);
+  return [] { return stopSignal != 0; };
+}
+
+}  // namespace tidemark

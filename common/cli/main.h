@@ -1,0 +1,25 @@
+// The frame of every binary's main(): logging, arguments, configuration, and one place where
+// errors become exit statuses.
+#pragma once
+
+#include <functional>
+
+#include "common/config/config.h"
+#include "common/base/error.h"
+
+namespace tidemark {
+
+using CommandBody = std::function<int(const Config&, const CommandLine&)>;
+
+// Sets up logging, parses argv against `spec` (--help and --version print and exit 0), loads the
+// configuration, runs `body` and returns its status. An Error is logged (with its hint) and
+// turned into a status by `statusFor` (by default the code's exitStatus()); any other exception
+// is an internal error.
+int runMain(const CommandSpec& spec, int argc, const char* const* argv, const CommandBody& body,
+            const std::function<int(ErrorCode)>& statusFor = exitStatus);
+
+// Catches SIGINT and SIGTERM from now on and returns what tells whether one arrived: long
+// commands (base backup, restore) check it and stop cleanly, removing what they stored.
+std::function<bool()> stopOnSignals();
+
+}  // namespace tidemark

@@ -1,0 +1,247 @@
+// Local file helpers and the atomic, durable file publish.
+#include "common/files/file.h"
+
+#include <fcntl.h>
+#include <stdio.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <filesystem>
+#include <random>
+#include <vector>
+
+namespace tidemark::files {
+
+Fd& Fd::operator=(Fd&& other) noexcept {
+  if (this != &other) {
+    reset();
+    fd_ = other.release();
+  }
+  return *this;
+}
+
+void Fd::reset() {
+  if (fd_ >= 0) ::close(fd_);
+  fd_ = -1;
+}
+
+std::optional<Fd> openForRead(const std::string& path, ErrorCode code) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    if (errno == ENOENT || errno == ENOTDIR) return std::nullopt;
+    throw systemError(code, errno, "cannot open '{}'", path);
+  }
+  return Fd(fd);
+}
+
+std::size_t preadFull(int fd, std::uint8_t* out, std::size_t size, std::uint64_t offset,
+                      const std::string& path, ErrorCode code) {
+  std::size_t done = 0;
+  while (done < size) {
+    ssize_t n = ::pread(fd, out + done, size - done, off_t(offset + done));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      throw systemError(code, errno, "cannot read '{}'", path);
+    }
+    if (n == 0) break;
+    done += std::size_t(n);
+  }
+  return done;
+}
+
+std::uint64_t streamFile(int fd, const std::string& path, io::Sink& sink, std::uint64_t offset,
+                         std::optional<std::uint64_t> length, std::size_t chunk, ErrorCode code) {
+  io::Buffer buffer(chunk);
+  std::uint64_t delivered = 0;
+  for (;;) {
+    std::size_t want = chunk;
+    if (length) {
+      if (delivered == *length) break;
+      want = std::size_t(std::min<std::uint64_t>(chunk, *length - delivered));
+    }
+    std::size_t got = preadFull(fd, buffer.data(), want, offset + delivered, path, code);
+    if (got > 0) sink.write({buffer.data(), got});
+    delivered += got;
+    if (got < want) break;
+  }
+  return delivered;
+}
+
+void syncDirectory(const std::string& dir, ErrorCode code) {
+  Fd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!fd) throw systemError(code, errno, "cannot open directory '{}'", dir);
+  if (::fsync(fd.get()) != 0 && errno != EINVAL)  // EINVAL: the filesystem cannot sync directories
+    throw systemError(code, errno, "cannot sync directory '{}'", dir);
+}
+
+void makeDirectories(const std::string& dir, const std::string& stopAt, ErrorCode code, std::optional<Owner> owner) {
+  struct stat st {};
+  if (::stat(stopAt.c_str(), &st) != 0) {
+    if (errno == ENOENT)
+      throw Error(code, fmt::format("'{}' does not exist", stopAt),
+                  "create it (and mount the storage there, if it is a mount point), or fix the path");
+    throw systemError(code, errno, "cannot access '{}'", stopAt);
+  }
+  if (!S_ISDIR(st.st_mode)) throw error(code, "'{}' is not a directory", stopAt);
+  if (dir.size() <= stopAt.size()) return;
+
+  std::string parent = stopAt;
+  std::size_t pos = stopAt.size();
+  while (pos < dir.size()) {
+    std::size_t next = dir.find('/', pos + 1);
+    if (next == std::string::npos) next = dir.size();
+    std::string current = dir.substr(0, next);
+    if (current.size() > parent.size() && current.back() != '/') {
+      if (::mkdir(current.c_str(), 0750) == 0) {
+        if (owner && ::chown(current.c_str(), owner->uid, owner->gid) != 0)
+          throw systemError(code, errno, "cannot give directory '{}' to uid {}", current, owner->uid);
+        syncDirectory(parent, code);
+      } else if (errno != EEXIST) {
+        throw systemError(code, errno, "cannot create directory '{}'", current);
+      } else if (::stat(current.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
+        throw error(code, "'{}' exists and is not a directory", current);
+      }
+      parent = current;
+    }
+    pos = next;
+  }
+}
+
+void syncTree(const std::string& root, ErrorCode code) {
+  std::vector<std::string> files, directories{root};
+  std::error_code ec;
+  for (auto it = std::filesystem::recursive_directory_iterator(root, ec);
+       !ec && it != std::filesystem::recursive_directory_iterator(); it.increment(ec)) {
+    if (it->is_symlink(ec)) continue;
+    if (it->is_directory(ec)) directories.push_back(it->path().string());
+    else if (it->is_regular_file(ec)) files.push_back(it->path().string());
+  }
+  if (ec) throw systemError(code, ec.value(), "cannot walk '{}'", root);
+  auto open = [&](const std::string& path, int flags) {
+    Fd fd(::open(path.c_str(), flags | O_CLOEXEC | O_NOFOLLOW));
+    if (!fd) throw systemError(code, errno, "cannot open '{}'", path);
+    return fd;
+  };
+  for (const auto& file : files) {
+    Fd fd = open(file, O_RDONLY);
+    ::sync_file_range(fd.get(), 0, 0, SYNC_FILE_RANGE_WRITE);  // a hint: failures show in the fsync
+  }
+  for (const auto& file : files) {
+    Fd fd = open(file, O_RDONLY);
+    if (::fsync(fd.get()) != 0) throw systemError(code, errno, "cannot sync '{}'", file);
+  }
+  for (auto it = directories.rbegin(); it != directories.rend(); ++it) {
+    Fd fd = open(*it, O_RDONLY | O_DIRECTORY);
+    if (::fsync(fd.get()) != 0 && errno != EINVAL) throw systemError(code, errno, "cannot sync directory '{}'", *it);
+  }
+}
+
+std::string baseName(const std::string& path) {
+  auto slash = path.rfind('/');
+  return slash == std::string::npos ? path : path.substr(slash + 1);
+}
+
+std::string dirName(const std::string& path) {
+  auto slash = path.rfind('/');
+  if (slash == std::string::npos) return ".";
+  if (slash == 0) return "/";
+  return path.substr(0, slash);
+}
+
+namespace {
+
+std::string tempName(const std::string& dir, const std::string& base) {
+  static thread_local std::mt19937_64 random{std::random_device{}()};
+  return fmt::format("{}/.{}.tmp-{}-{:012x}", dir, base, ::getpid(), random() & 0xffffffffffffULL);
+}
+
+}  // namespace
+
+AtomicFile::AtomicFile(std::string path, AtomicWriteOptions options)
+    : path_(std::move(path)), dir_(dirName(path_)), options_(options) {
+  if (options_.allowTmpfile) {
+    int fd = ::open(dir_.c_str(), O_TMPFILE | O_WRONLY | O_CLOEXEC, options_.mode);
+    if (fd >= 0) {
+      fd_ = Fd(fd);
+      return;
+    }
+    // EOPNOTSUPP/EISDIR/EINVAL: no O_TMPFILE on this filesystem (NFS, older kernels).
+    if (errno != EOPNOTSUPP && errno != EISDIR && errno != EINVAL) fail("create a file in", dir_, errno);
+  }
+  tempPath_ = tempName(dir_, baseName(path_));
+  int fd = ::open(tempPath_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, options_.mode);
+  if (fd < 0) {
+    int err = errno;
+    tempPath_.clear();
+    fail("create a file in", dir_, err);
+  }
+  fd_ = Fd(fd);
+}
+
+AtomicFile::~AtomicFile() {
+  if (!committed_ && !tempPath_.empty()) ::unlink(tempPath_.c_str());
+}
+
+void AtomicFile::fail(std::string_view action, const std::string& where, int err) const {
+  throw systemError(options_.errorCode, err, "cannot {} '{}'", action, where);
+}
+
+void AtomicFile::write(io::ByteView data) {
+  while (!data.empty()) {
+    ssize_t n = ::write(fd_.get(), data.data(), data.size());
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      fail("write", path_, errno);
+    }
+    data = data.subspan(std::size_t(n));
+    size_ += std::size_t(n);
+  }
+}
+
+void AtomicFile::close() {
+  if (closed_) return;
+  if (options_.sync && ::fdatasync(fd_.get()) != 0) fail("sync", path_, errno);
+  closed_ = true;
+}
+
+bool AtomicFile::commit() {
+  close();
+  if (options_.owner && ::fchown(fd_.get(), options_.owner->uid, options_.owner->gid) != 0)
+    fail("give an owner to", path_, errno);
+  if (tempPath_.empty()) {
+    // Unnamed inode: give it a name. linkat() never replaces, so for noReplace this is the publish.
+    std::string procPath = fmt::format("/proc/self/fd/{}", fd_.get());
+    const std::string& target = options_.noReplace ? path_ : (tempPath_ = tempName(dir_, baseName(path_)));
+    if (::linkat(AT_FDCWD, procPath.c_str(), AT_FDCWD, target.c_str(), AT_SYMLINK_FOLLOW) != 0) {
+      int err = errno;
+      if (!options_.noReplace) tempPath_.clear();
+      if (err == EEXIST && options_.noReplace) return false;
+      fail("publish", path_, err);
+    }
+  }
+  if (!tempPath_.empty()) {
+    if (options_.noReplace) {
+      if (::renameat2(AT_FDCWD, tempPath_.c_str(), AT_FDCWD, path_.c_str(), RENAME_NOREPLACE) != 0) {
+        int err = errno;
+        if (err == EEXIST) return false;  // destructor removes the temporary file
+        if (err != EINVAL && err != ENOSYS) fail("publish", path_, err);
+        // No RENAME_NOREPLACE here (NFS): link() refuses to replace as well.
+        if (::link(tempPath_.c_str(), path_.c_str()) != 0) {
+          if (errno == EEXIST) return false;
+          fail("publish", path_, errno);
+        }
+        ::unlink(tempPath_.c_str());
+      }
+    } else if (::rename(tempPath_.c_str(), path_.c_str()) != 0) {
+      fail("publish", path_, errno);
+    }
+    tempPath_.clear();
+  }
+  fd_.reset();
+  committed_ = true;
+  if (options_.sync) syncDirectory(dir_, options_.errorCode);
+  return true;
+}
+
+}  // namespace tidemark::files

@@ -1,0 +1,134 @@
+// The recovery model's queries.
+#include "common/recovery/catalog.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+
+#include "common/pg/wal.h"
+
+namespace tidemark::recovery {
+
+std::string WalGap::describe() const {
+  return count == 1 ? first : fmt::format("{} to {} ({} files)", first, last, count);
+}
+
+std::optional<Catalog> Catalog::load(const repo::Repository& repository) {
+  auto stanza = repo::loadStanza(repository);
+  if (!stanza) return std::nullopt;
+  std::vector<std::string> damaged;
+  std::vector<repo::BackupInfo> backups = repo::listBackups(repository, &damaged);
+  repo::WalCatalog wal = repo::scanWal(repository, stanza->walSegmentSize);
+  // History files are read later, through the same storage (which must outlive the catalog).
+  return Catalog(repository.stanza(), std::move(*stanza), std::move(backups), std::move(damaged), std::move(wal),
+                 [storage = &repository.storage(), name = repository.stanza(),
+                  keys = repository.keys()](std::uint32_t timeline) {
+                   return repo::loadHistory(repo::Repository(*storage, name, keys), timeline);
+                 });
+}
+
+Catalog::Catalog(std::string name, repo::StanzaInfo stanza, std::vector<repo::BackupInfo> backups, std::vector<std::string> damaged,
+                 repo::WalCatalog wal, HistoryLoader loadHistory)
+    : name_(std::move(name)),
+      stanza_(std::move(stanza)),
+      backups_(std::move(backups)),
+      damaged_(std::move(damaged)),
+      wal_(std::move(wal)),
+      loadHistory_(std::move(loadHistory)) {}
+
+const repo::BackupInfo* Catalog::findBackup(const std::string& label) const {
+  auto it = std::find_if(backups_.begin(), backups_.end(), [&](const auto& b) { return b.label == label; });
+  return it == backups_.end() ? nullptr : &*it;
+}
+
+std::set<std::uint32_t> Catalog::timelines() const {
+  std::set<std::uint32_t> out = wal_.timelines();
+  for (const auto& backup : backups_) out.insert(backup.timeline);
+  return out;
+}
+
+std::uint32_t Catalog::newestFrom(std::uint32_t timeline) const {
+  while (hasHistoryFile(timeline + 1)) ++timeline;
+  return timeline;
+}
+
+const pg::TimelineHistory& Catalog::history(std::uint32_t timeline) const {
+  auto it = histories_.find(timeline);
+  if (it != histories_.end()) return it->second;
+  pg::TimelineHistory history{timeline, {}};
+  if (timeline > 1 && hasHistoryFile(timeline)) history = loadHistory_(timeline);
+  return histories_.emplace(timeline, std::move(history)).first->second;
+}
+
+std::uint32_t Catalog::fileTimeline(const pg::TimelineHistory& history, std::uint64_t segment) const {
+  std::uint64_t end = (segment + 1) * segmentSize() - 1;
+  std::uint32_t chosen = history.parents.empty() ? history.timeline : history.parents.front().timeline;
+  std::uint64_t begin = 0;
+  for (const auto& parent : history.parents) {
+    if (begin <= end) chosen = parent.timeline;
+    begin = parent.switchpoint;
+  }
+  if (begin <= end) chosen = history.timeline;
+  return chosen;
+}
+
+std::string Catalog::fileName(const pg::TimelineHistory& history, std::uint64_t segment) const {
+  return pg::segmentFileName(fileTimeline(history, segment), segment, segmentSize());
+}
+
+bool Catalog::holds(const pg::TimelineHistory& history, std::uint64_t segment) const {
+  return wal_.has(fileTimeline(history, segment), segment);
+}
+
+std::vector<WalGap> Catalog::gaps(const pg::TimelineHistory& history, std::uint64_t first,
+                                  std::uint64_t last) const {
+  std::vector<WalGap> gaps;
+  // Past the newest stored segment everything is missing: one run, not a walk (an LSN target
+  // far in the future must not mean billions of steps).
+  const std::uint64_t walked = std::min(last, std::max(first, wal_.newestSegment() + 1));
+  std::optional<std::uint64_t> previousMissing;
+  for (std::uint64_t segment = first; segment <= walked; ++segment) {
+    if (holds(history, segment)) continue;
+    std::string name = fileName(history, segment);
+    if (previousMissing && *previousMissing + 1 == segment) {
+      gaps.back().last = name;
+      ++gaps.back().count;
+    } else {
+      gaps.push_back(WalGap{name, name, 1});
+    }
+    previousMissing = segment;
+  }
+  if (walked < last) {  // segment `walked` is missing, so the last gap ends there: extend it
+    gaps.back().last = fileName(history, last);
+    gaps.back().count += last - walked;
+  }
+  return gaps;
+}
+
+std::optional<std::uint64_t> Catalog::newestOnPath(const pg::TimelineHistory& history, std::uint64_t from) const {
+  std::optional<std::uint64_t> newest;
+  auto consider = [&](std::uint32_t timeline, std::uint64_t lowest, std::optional<std::uint64_t> highest) {
+    auto it = wal_.segments.find(timeline);
+    if (it == wal_.segments.end()) return;
+    for (auto segment = it->second.lower_bound(lowest);
+         segment != it->second.end() && (!highest || segment->first <= *highest); ++segment)
+      if (!newest || segment->first > *newest) newest = segment->first;
+  };
+  std::uint64_t begin = 0;
+  for (const auto& parent : history.parents) {
+    // A parent's files count up to the segment holding its switch point.
+    if (parent.switchpoint > 0)
+      consider(parent.timeline, std::max(from, begin / segmentSize()), (parent.switchpoint - 1) / segmentSize());
+    begin = parent.switchpoint;
+  }
+  consider(history.timeline, std::max(from, begin / segmentSize()), std::nullopt);
+  return newest;
+}
+
+bool Catalog::onHistory(const repo::BackupInfo& backup, const pg::TimelineHistory& history) {
+  if (!history.contains(backup.timeline)) return false;
+  auto end = history.endOf(backup.timeline);
+  return !end || backup.stopLsn <= *end;
+}
+
+}  // namespace tidemark::recovery

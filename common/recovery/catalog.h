@@ -1,0 +1,113 @@
+// The recovery model: what a stanza holds (stanza.json, its complete backups, its WAL per
+// timeline, the timeline histories), read once, and the questions every command asks of it:
+// which file PostgreSQL reads for a segment on the way to a timeline, which of those files are
+// missing, how far an unbroken run of WAL reaches, which backups lie on a timeline's history and
+// what WAL each needs.
+//
+// tidemark-recover's plan (plan.h) and tidemark info's recoverable window (window.h) are queries
+// on it; so are the commands that come next (expire: what each kept backup needs; verify: what
+// must be present; drill: a plan to the end of the archive).
+//
+// Not thread-safe: history files are read (and cached) when first asked for.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "common/pg/timeline.h"
+#include "common/repo/backup.h"
+#include "common/repo/repository.h"
+#include "common/repo/stanza.h"
+#include "common/repo/wal_catalog.h"
+
+namespace tidemark::recovery {
+
+// A run of consecutive missing segments, by file name.
+struct WalGap {
+  std::string first, last;
+  std::uint64_t count = 0;
+
+  // "000000010000000000000005" or "000000010000000000000005 to 000000010000000000000007 (3 files)".
+  std::string describe() const;
+};
+
+class Catalog {
+ public:
+  // Reads a history file; throws like repo::loadHistory.
+  using HistoryLoader = std::function<pg::TimelineHistory(std::uint32_t timeline)>;
+
+  // Reads stanza.json, every backup.json (a damaged one is left out and listed in
+  // damagedBackups(): one damaged file must not make every other backup unusable) and the WAL
+  // listing; history files are read when first asked for, through the handle's storage, which must
+  // outlive the catalog. nullopt when the stanza has no stanza.json (it does not exist). Throws
+  // Error(Corrupt) for a damaged stanza.json, Error(Storage) when the repository cannot be read.
+  static std::optional<Catalog> load(const repo::Repository& repository);
+
+  // From parts (tests, and load()). `backups` oldest first.
+  Catalog(std::string name, repo::StanzaInfo stanza, std::vector<repo::BackupInfo> backups, std::vector<std::string> damagedBackups,
+          repo::WalCatalog wal, HistoryLoader loadHistory);
+
+  // The stanza's name, and what its stanza.json records.
+  const std::string& name() const { return name_; }
+  const repo::StanzaInfo& stanza() const { return stanza_; }
+  // Complete backups (with a readable backup.json), oldest first.
+  const std::vector<repo::BackupInfo>& backups() const { return backups_; }
+  // Why each left-out backup.json could not be read.
+  const std::vector<std::string>& damagedBackups() const { return damaged_; }
+  const repo::WalCatalog& wal() const { return wal_; }
+  std::uint32_t segmentSize() const { return wal_.segmentSize; }
+
+  // The complete backup with that label, or nullptr.
+  const repo::BackupInfo* findBackup(const std::string& label) const;
+
+  // ---- timelines --------------------------------------------------------------------------
+
+  // Every timeline with WAL, a .partial file, a history file or a backup, ascending.
+  std::set<std::uint32_t> timelines() const;
+  bool hasHistoryFile(std::uint32_t timeline) const { return wal_.histories.count(timeline) > 0; }
+  // From `timeline`, the last of the consecutive timelines that have a history file: PostgreSQL's
+  // recovery_target_timeline = 'latest' (findNewestTimeLine).
+  std::uint32_t newestFrom(std::uint32_t timeline) const;
+  // The history of `timeline` (cached). Timeline 1 has no parents; a timeline above 1 whose
+  // .history file the repository lacks is taken to have none either, as PostgreSQL does
+  // (readTimeLineHistory): hasHistoryFile() tells the two apart. Throws Error(Corrupt) for a
+  // damaged file and Error(Config) for one encrypted with a key the handle lacks.
+  const pg::TimelineHistory& history(std::uint32_t timeline) const;
+
+  // ---- WAL along a history ----------------------------------------------------------------
+
+  // The timeline whose file PostgreSQL reads for `segment` on the way to history.timeline: the
+  // newest timeline on the path that began at or before the segment's end (XLogFileReadAnyTLI).
+  std::uint32_t fileTimeline(const pg::TimelineHistory& history, std::uint64_t segment) const;
+  // That file's name.
+  std::string fileName(const pg::TimelineHistory& history, std::uint64_t segment) const;
+  // Whether the repository holds that file.
+  bool holds(const pg::TimelineHistory& history, std::uint64_t segment) const;
+  // The files PostgreSQL would read from `first` to `last` that the repository lacks, as runs.
+  std::vector<WalGap> gaps(const pg::TimelineHistory& history, std::uint64_t first, std::uint64_t last) const;
+  // The newest segment archived on the path to history.timeline, no earlier than `from`.
+  std::optional<std::uint64_t> newestOnPath(const pg::TimelineHistory& history, std::uint64_t from) const;
+
+  // ---- backups ----------------------------------------------------------------------------
+
+  // Whether `backup` can start a recovery that follows `history`: its timeline is on that history
+  // and it ended before that timeline did (a backup taken on a timeline after the switch away from
+  // it lies on another branch).
+  static bool onHistory(const repo::BackupInfo& backup, const pg::TimelineHistory& history);
+
+ private:
+  std::string name_;
+  repo::StanzaInfo stanza_;
+  std::vector<repo::BackupInfo> backups_;
+  std::vector<std::string> damaged_;
+  repo::WalCatalog wal_;
+  HistoryLoader loadHistory_;
+  mutable std::map<std::uint32_t, pg::TimelineHistory> histories_;
+};
+
+}  // namespace tidemark::recovery

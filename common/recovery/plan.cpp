@@ -1,0 +1,270 @@
+// Choosing the backup and checking the WAL a recovery needs.
+#include "common/recovery/plan.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+
+#include <set>
+
+#include "common/base/error.h"
+#include "common/base/text.h"
+#include "common/pg/lsn.h"
+#include "common/pg/wal.h"
+
+namespace tidemark::recovery {
+
+namespace {
+
+// Steps of planRecovery, in order. Each adds what it learns to the plan.
+class Planner {
+ public:
+  Planner(const Catalog& catalog, const Target& target) : catalog_(catalog), target_(target) {}
+
+  RecoveryPlan plan(const std::optional<std::string>& backupLabel) {
+    requireBackups();
+    const pg::TimelineHistory* wanted = wantedHistory();
+    chooseBackup(backupLabel, wanted);
+    resolveTimeline();
+    chooseWalRange();
+    checkGaps();
+    plan_.warnings.insert(plan_.warnings.begin(), warnings_.begin(), warnings_.end());
+    return std::move(plan_);
+  }
+
+ private:
+  // Damaged backup.json files are left out with a warning; with no backup left, nothing can be
+  // planned.
+  void requireBackups() {
+    for (const auto& problem : catalog_.damagedBackups()) warnings_.push_back("a backup is left out: " + problem);
+    if (!catalog_.backups().empty()) return;
+    const std::string& stanza = catalog_.name();
+    throw Error(ErrorCode::InvalidInput,
+                catalog_.damagedBackups().empty()
+                    ? fmt::format("stanza '{}' has no complete backup", stanza)
+                    : fmt::format("stanza '{}' has no usable backup: {}", stanza, catalog_.damagedBackups().front()),
+                "take one with tidemark-basebackup; tidemark info lists what the repository holds");
+  }
+
+  // A timeline's history; one whose .history file is missing is taken to have no parents, as
+  // PostgreSQL does, with a warning (once).
+  const pg::TimelineHistory& historyOf(std::uint32_t timeline) {
+    if (timeline > 1 && !catalog_.hasHistoryFile(timeline) && warnedNoHistory_.insert(timeline).second)
+      warnings_.push_back(fmt::format("the repository has no {}: timeline {} is taken to have no parents, as "
+                                      "PostgreSQL does; copy the file from the server's pg_wal with "
+                                      "tidemark-archive-push to make its history known",
+                                      pg::historyFileName(timeline), timeline));
+    return catalog_.history(timeline);
+  }
+
+  // The history the chosen backup must lie on: the requested timeline's, or with 'latest' the
+  // newest timeline's; none with 'current'.
+  const pg::TimelineHistory* wantedHistory() {
+    switch (target_.timeline.kind) {
+      case TimelineChoice::Kind::Number: return &historyOf(target_.timeline.number);
+      case TimelineChoice::Kind::Current: return nullptr;
+      case TimelineChoice::Kind::Latest: break;
+    }
+    std::uint32_t latest = 1;
+    for (std::uint32_t t : catalog_.wal().timelines()) latest = std::max(latest, t);  // with WAL or a history file
+    return &historyOf(latest);
+  }
+
+  // Whether a backup ended before the target (always, for targets tidemark cannot place).
+  bool beforeTarget(const repo::BackupInfo& b) const {
+    if (target_.kind == TargetKind::Time) return b.stopTime <= target_.time;
+    if (target_.kind == TargetKind::Lsn) return b.stopLsn <= target_.lsn;
+    return true;
+  }
+
+  void chooseBackup(const std::optional<std::string>& label, const pg::TimelineHistory* wanted) {
+    if (label) {
+      const repo::BackupInfo* chosen = catalog_.findBackup(*label);
+      if (!chosen)
+        throw Error(ErrorCode::InvalidInput,
+                    fmt::format("stanza '{}' has no complete backup '{}'", catalog_.name(), *label),
+                    "tidemark info lists the complete backups");
+      if (!beforeTarget(*chosen))
+        throw Error(ErrorCode::InvalidInput,
+                    fmt::format("backup {} ends at {} ({}), after the target {}", chosen->label,
+                                formatUtc(chosen->stopTime), pg::formatLsn(chosen->stopLsn), target_.describe()),
+                    "choose an earlier backup, or a later target");
+      plan_.backup = *chosen;
+      plan_.backupReason = "chosen with --backup";
+      return;
+    }
+    const auto& backups = catalog_.backups();
+    for (auto it = backups.rbegin(); it != backups.rend(); ++it) {
+      if (!beforeTarget(*it) || (wanted && !Catalog::onHistory(*it, *wanted))) continue;
+      plan_.backup = *it;
+      plan_.backupReason = reasonFor(target_.kind);
+      return;
+    }
+    refuseNoBackup(wanted);
+  }
+
+  static std::string reasonFor(TargetKind kind) {
+    switch (kind) {
+      case TargetKind::Time:
+      case TargetKind::Lsn: return "the newest complete backup that ends before the target";
+      case TargetKind::Xid:
+      case TargetKind::Name:
+        return "the newest complete backup: tidemark cannot tell which backup precedes a transaction id or a restore "
+               "point; if this one is too recent, choose an older one with --backup";
+      default: return "the newest complete backup";
+    }
+  }
+
+  [[noreturn]] void refuseNoBackup(const pg::TimelineHistory* wanted) const {
+    const auto& backups = catalog_.backups();
+    const repo::BackupInfo& oldest = backups.front();
+    const bool placeable = target_.kind == TargetKind::Time || target_.kind == TargetKind::Lsn;
+    const bool anyBefore =
+        std::any_of(backups.begin(), backups.end(), [&](const auto& b) { return beforeTarget(b); });
+    if (placeable && anyBefore)
+      throw Error(ErrorCode::InvalidInput,
+                  fmt::format("no complete backup that ends before the target {} lies on the history of timeline {}",
+                              target_.describe(), wanted ? wanted->timeline : 0),
+                  "choose the timeline with --target-timeline (tidemark info shows each backup's timeline)");
+    if (placeable)
+      throw Error(ErrorCode::InvalidInput,
+                  fmt::format("no complete backup ends before the target {}: the oldest ends at {} ({})",
+                              target_.describe(), formatUtc(oldest.stopTime), pg::formatLsn(oldest.stopLsn)),
+                  "a recovery can only reach moments after a backup's end; choose a later target");
+    throw Error(ErrorCode::InvalidInput,
+                fmt::format("no complete backup lies on the history of timeline {}", wanted ? wanted->timeline : 0),
+                "choose the timeline with --target-timeline, or take a backup on it");
+  }
+
+  // The timeline recovery follows, as PostgreSQL will choose it, and its path from the backup.
+  void resolveTimeline() {
+    const repo::BackupInfo& b = plan_.backup;
+    std::uint32_t timeline = b.timeline;
+    if (target_.timeline.kind == TimelineChoice::Kind::Number) timeline = target_.timeline.number;
+    if (target_.timeline.kind == TimelineChoice::Kind::Latest) timeline = catalog_.newestFrom(b.timeline);
+    plan_.history = historyOf(timeline);
+    if (!Catalog::onHistory(b, plan_.history))
+      throw Error(ErrorCode::InvalidInput,
+                  fmt::format("backup {} (timeline {}, ending at {}) is not on the history of timeline {}", b.label,
+                              b.timeline, pg::formatLsn(b.stopLsn), timeline),
+                  "choose the timeline with --target-timeline, or another backup with --backup");
+    for (const auto& parent : plan_.history.parents)
+      if (parent.timeline >= b.timeline)
+        plan_.timelinePath += fmt::format("{} (until {}) -> ", parent.timeline, pg::formatLsn(parent.switchpoint));
+    plan_.timelinePath += std::to_string(timeline);
+  }
+
+  // From the backup's start to the target, or to the newest archived segment.
+  void chooseWalRange() {
+    const repo::BackupInfo& b = plan_.backup;
+    plan_.firstSegment = b.firstSegment();
+    if (target_.kind == TargetKind::Lsn)
+      plan_.lastSegment = target_.lsn / catalog_.segmentSize();
+    else if (target_.kind == TargetKind::Immediate)
+      plan_.lastSegment = b.lastSegment();
+    else
+      plan_.lastSegment =
+          std::max(b.lastSegment(), catalog_.newestOnPath(plan_.history, plan_.firstSegment).value_or(0));
+    // A timeline that began inside a segment: that segment's file on the new timeline also holds
+    // the end of the old one (whose own copy is only a .partial file, which PostgreSQL never asks
+    // for). Until it is archived, a replay to the newest WAL stops at the end of the segment before
+    // and silently leaves out the old timeline's last records: the range must include it.
+    if (target_.kind != TargetKind::Lsn && target_.kind != TargetKind::Immediate)
+      for (const auto& parent : plan_.history.parents)
+        if (parent.switchpoint > b.startLsn && parent.switchpoint % catalog_.segmentSize() != 0) {
+          switchSegment_ = parent.switchpoint / catalog_.segmentSize();
+          plan_.lastSegment = std::max(plan_.lastSegment, *switchSegment_);
+        }
+    plan_.firstWal = catalog_.fileName(plan_.history, plan_.firstSegment);
+    plan_.lastWal = catalog_.fileName(plan_.history, plan_.lastSegment);
+  }
+
+  // A gap in the backup's own WAL, before an LSN target or on the way to the end of the archive
+  // is an error; before a target tidemark cannot place, a warning.
+  void checkGaps() {
+    plan_.gaps = catalog_.gaps(plan_.history, plan_.firstSegment, plan_.lastSegment);
+    const std::uint32_t size = catalog_.segmentSize();
+    for (const auto& gap : plan_.gaps) {
+      std::uint64_t first = pg::segmentNumber(*pg::parseWalName(gap.first), size);
+      std::uint64_t last = pg::segmentNumber(*pg::parseWalName(gap.last), size);
+      if (first <= plan_.backup.lastSegment())
+        throw Error(ErrorCode::InvalidInput,
+                    fmt::format("the WAL of backup {} is incomplete: {} is missing from the repository",
+                                plan_.backup.label, gap.describe()),
+                    "the backup cannot reach consistency; choose another one with --backup");
+      if (target_.kind == TargetKind::Latest && switchSegment_ && first <= *switchSegment_ &&
+          *switchSegment_ <= last && *switchSegment_ == plan_.lastSegment)
+        refuseMissingSwitchSegment();
+      switch (target_.kind) {
+        case TargetKind::Lsn:
+          throw Error(ErrorCode::InvalidInput,
+                      fmt::format("{} is missing from the repository: the target {} is unreachable", gap.describe(),
+                                  target_.describe()),
+                      "recover to a target before the gap, or find the missing files");
+        case TargetKind::Latest:
+          throw Error(ErrorCode::InvalidInput,
+                      fmt::format("{} is missing from the repository: recovery would stop there and silently leave "
+                                  "out everything archived after it",
+                                  gap.describe()),
+                      "find the missing files, or accept the loss with an explicit target before the gap "
+                      "(--target-lsn, --target-time)");
+        default:
+          plan_.warnings.push_back(fmt::format("{} is missing from the repository: if the target lies after it, "
+                                               "PostgreSQL stops there and refuses to end recovery",
+                                               gap.describe()));
+      }
+    }
+  }
+
+  [[noreturn]] void refuseMissingSwitchSegment() const {
+    const std::uint32_t size = catalog_.segmentSize();
+    std::uint32_t newTimeline = catalog_.fileTimeline(plan_.history, *switchSegment_);
+    throw Error(ErrorCode::InvalidInput,
+                fmt::format("{} is not in the repository yet: it holds the last WAL of timeline {} before the switch "
+                            "to timeline {} (the old timeline's copy is only a .partial file); without it recovery "
+                            "stops at {} and silently leaves those records out",
+                            pg::segmentFileName(newTimeline, *switchSegment_, size),
+                            plan_.history.timelineOf(*switchSegment_ * size), newTimeline,
+                            pg::formatLsn(*switchSegment_ * size)),
+                "on the new primary run SELECT pg_switch_wal() and wait until it is archived, or accept the loss "
+                "with an explicit target (--target-lsn, --target-time)");
+  }
+
+  const Catalog& catalog_;
+  const Target& target_;
+  RecoveryPlan plan_;
+  std::vector<std::string> warnings_;  // go before the plan's own
+  std::set<std::uint32_t> warnedNoHistory_;
+  std::optional<std::uint64_t> switchSegment_;  // a switch inside a segment on the path
+};
+
+}  // namespace
+
+RecoveryPlan planRecovery(const Catalog& catalog, const Target& target, const std::optional<std::string>& backupLabel) {
+  return Planner(catalog, target).plan(backupLabel);
+}
+
+std::string describePlan(const RecoveryPlan& plan, const Target& target) {
+  const repo::BackupInfo& b = plan.backup;
+  std::string out;
+  out += fmt::format("backup:    {} (timeline {}, {} to {}, ended {}, {}): {}\n", b.label, b.timeline,
+                     pg::formatLsn(b.startLsn), pg::formatLsn(b.stopLsn), formatUtc(b.stopTime), humanBytes(b.size()),
+                     plan.backupReason);
+  if (target.kind == TargetKind::Latest)
+    out += fmt::format("target:    {}, then promote (a new timeline)\n", target.describe());
+  else
+    out += fmt::format("target:    {}{}, then {}\n", target.describe(),
+                       target.kind == TargetKind::Immediate ? "" : (target.exclusive ? " (exclusive)" : " (inclusive)"),
+                       actionName(target.action));
+  out += fmt::format("timeline:  {} (recovery_target_timeline = {})\n", plan.timelinePath, target.timeline.text());
+  std::uint64_t count = plan.lastSegment - plan.firstSegment + 1;
+  if (plan.gaps.empty())
+    out += fmt::format("WAL:       {} to {} ({} segments): all in the repository\n", plan.firstWal, plan.lastWal, count);
+  else
+    out += fmt::format("WAL:       {} to {} ({} segments): {} gap(s)\n", plan.firstWal, plan.lastWal, count,
+                       plan.gaps.size());
+  for (const auto& warning : plan.warnings) out += "warning:   " + warning + "\n";
+  return out;
+}
+
+}  // namespace tidemark::recovery

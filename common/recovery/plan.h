@@ -1,0 +1,43 @@
+// The recovery plan: for a target, which backup, which timeline path, which WAL, and whether the
+// repository holds all of it. A query on the recovery model (catalog.h), made before anything is
+// written (and all that tidemark-recover --dry-run does).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/pg/timeline.h"
+#include "common/recovery/catalog.h"
+#include "common/recovery/target.h"
+#include "common/repo/backup.h"
+
+namespace tidemark::recovery {
+
+struct RecoveryPlan {
+  repo::BackupInfo backup;
+  std::string backupReason;     // why this backup was chosen
+  pg::TimelineHistory history;  // of the timeline recovery follows
+  std::string timelinePath;     // "1 (until 0/5000158) -> 2"
+  std::uint64_t firstSegment = 0, lastSegment = 0;  // the WAL range checked
+  std::string firstWal, lastWal;
+  std::vector<WalGap> gaps;
+  std::vector<std::string> warnings;
+};
+
+// Chooses the backup (the one labelled `backupLabel`, else the newest one that ends before the
+// target on the target timeline's history), the timeline recovery follows and the WAL range, and
+// checks the WAL. Throws Error(InvalidInput) when no backup can reach the target (naming the
+// oldest backup's stop time), Error(Corrupt) when a timeline history is damaged, and
+// Error(InvalidInput) when a gap in the archive makes the target unreachable (or, with no target,
+// would silently end recovery early). Gaps that may or may not matter (time, xid and name targets
+// past the backup's own WAL) become warnings, as do damaged backup.json files and timelines whose
+// history file is missing.
+RecoveryPlan planRecovery(const Catalog& catalog, const Target& target,
+                          const std::optional<std::string>& backupLabel = std::nullopt);
+
+// The plan as lines for an operator.
+std::string describePlan(const RecoveryPlan& plan, const Target& target);
+
+}  // namespace tidemark::recovery

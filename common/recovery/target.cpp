@@ -1,0 +1,55 @@
+// Recovery targets.
+#include "common/recovery/target.h"
+
+#include <fmt/format.h>
+
+#include "common/base/text.h"
+#include "common/pg/lsn.h"
+
+namespace tidemark::recovery {
+
+std::string_view actionName(TargetAction action) {
+  switch (action) {
+    case TargetAction::Pause: return "pause";
+    case TargetAction::Promote: return "promote";
+    case TargetAction::Shutdown: return "shutdown";
+  }
+  return "?";
+}
+
+std::optional<TargetAction> parseAction(std::string_view text) {
+  for (TargetAction action : {TargetAction::Pause, TargetAction::Promote, TargetAction::Shutdown})
+    if (text == actionName(action)) return action;
+  return std::nullopt;
+}
+
+std::string TimelineChoice::text() const {
+  switch (kind) {
+    case Kind::Latest: return "latest";
+    case Kind::Current: return "current";
+    case Kind::Number: return std::to_string(number);
+  }
+  return "?";
+}
+
+std::optional<TimelineChoice> TimelineChoice::parse(std::string_view text) {
+  if (text == "latest") return TimelineChoice{Kind::Latest};
+  if (text == "current") return TimelineChoice{Kind::Current};
+  auto number = parseDecimal(text);
+  if (!number || *number == 0 || *number > 0xFFFFFFFFu) return std::nullopt;
+  return TimelineChoice{Kind::Number, std::uint32_t(*number)};
+}
+
+std::string Target::describe() const {
+  switch (kind) {
+    case TargetKind::Latest: return "the end of the archived WAL";
+    case TargetKind::Time: return fmt::format("time {} ({} UTC)", text, formatTimestamp(time));
+    case TargetKind::Lsn: return fmt::format("WAL location {}", pg::formatLsn(lsn));
+    case TargetKind::Xid: return fmt::format("transaction {}", text);
+    case TargetKind::Name: return fmt::format("restore point '{}'", text);
+    case TargetKind::Immediate: return "the end of the backup (immediate)";
+  }
+  return "?";
+}
+
+}  // namespace tidemark::recovery

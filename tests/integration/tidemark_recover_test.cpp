@@ -1,0 +1,384 @@
+// tidemark-recover end to end on a real PostgreSQL 15: "restore to 10:42:07, just before the DROP
+// TABLE", timelines, every target kind, and the refusals that protect an operator.
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "cluster.h"
+#include "common/files/tar.h"
+#include "common/repo/backup.h"
+#include "common/repo/layout.h"
+#include "common/repo/object.h"
+#include "common/base/time.h"
+#include "common/recovery/target.h"
+
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+
+namespace tidemark::test {
+
+namespace {
+
+struct Outcome {
+  int status;
+  std::string output;  // stdout and stderr
+};
+
+// Runs tidemark-recover with `args`; its output is kept for messages.
+Outcome recoverWith(const Workspace& ws, std::vector<std::string> args, std::vector<std::string> env = {}) {
+  static int counter = 0;
+  std::string log = ws.path("recover-" + std::to_string(++counter) + ".log");
+  std::vector<std::string> argv{ws.recover(), "--config", ws.config()};
+  argv.insert(argv.end(), args.begin(), args.end());
+  int status = run(argv, {.env = std::move(env), .stdoutPath = log, .stderrPath = log});
+  return {status, readText(log)};
+}
+
+// A server started on a restored data directory (as the test user), stopped when destroyed.
+struct Recovered {
+  PgCluster pg;
+  Recovered(const std::string& dir, const std::string& name) : pg(dir, name) {
+    giveToTestUser(dir);
+    pg.start();
+  }
+  // Waits until recovery ended (promoted) or paused at the target.
+  void waitPromoted() {
+    bool done = waitUntil([&] { return pg.value("select pg_is_in_recovery()") == "f"; }, 300s);
+    INFO(pg.logTail());
+    REQUIRE(done);
+  }
+  void waitPaused() {
+    bool done = waitUntil([&] { return pg.value("select pg_get_wal_replay_pause_state()") == "paused"; }, 300s);
+    INFO(pg.logTail());
+    REQUIRE(done);
+  }
+  std::string timeline() { return pg.value("select substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8)"); }
+};
+
+void waitArchived(PgCluster& pg) {
+  std::string last = pg.value("select pg_walfile_name(pg_switch_wal())");
+  bool archived = waitUntil(
+      [&] { return pg.value("select coalesce(last_archived_wal, '') >= '" + last + "' from pg_stat_archiver") == "t"; },
+      120s);
+  INFO(pg.logTail());
+  REQUIRE(archived);
+  REQUIRE(pg.value("select failed_count from pg_stat_archiver") == "0");
+}
+
+void takeBackup(const Workspace& ws, const PgCluster& pg) {
+  std::string log = ws.path("basebackup.log");
+  int status = run({ws.basebackup(), "--config", ws.config(),
+                    "--pg-conninfo=host=127.0.0.1 port=" + std::to_string(pg.port()) + " user=postgres"},
+                   {.stderrPath = log});
+  INFO(readText(log));
+  REQUIRE(status == 0);
+}
+
+// Server time (epoch seconds) right after a committed statement.
+double serverNow(PgCluster& pg) { return std::stod(pg.value("select extract(epoch from clock_timestamp())")); }
+
+std::string isoTarget(double seconds) {
+  return formatTimestamp(UtcMicros(std::chrono::microseconds(std::llround(seconds * 1e6))));
+}
+
+}  // namespace
+
+TEST_CASE_TEMPLATE("recovery to a moment just before a DROP TABLE, then along the new timelines", Repo, PosixRepo,
+                   S3Repo, EncryptedPosixRepo, EncryptedS3Repo) {
+  Workspace ws(Repo::value);
+  std::vector<double> committed;  // server time after each batch
+  {
+    PgCluster primary(ws.path("primary"), "primary");
+    primary.initdb();
+    primary.configure("archive_mode = on\narchive_command = '" + ws.archiveCommand() +
+                      "'\nwal_level = replica\nmax_wal_senders = 5\n");
+    primary.start();
+    primary.exec("create table batches (n int primary key, at timestamptz default clock_timestamp())");
+    primary.exec("create table precious as select g as id from generate_series(1, 1000) g");
+    takeBackup(ws, primary);
+    for (int n = 1; n <= 3; ++n) {
+      primary.exec("insert into batches (n) values (" + std::to_string(n) + ")");
+      committed.push_back(serverNow(primary));
+      std::this_thread::sleep_for(1s);
+    }
+    primary.exec("drop table precious");  // the mistake
+    std::this_thread::sleep_for(1s);
+    for (int n = 4; n <= 6; ++n) {
+      primary.exec("insert into batches (n) values (" + std::to_string(n) + ")");
+      committed.push_back(serverNow(primary));
+      std::this_thread::sleep_for(1s);
+    }
+    waitArchived(primary);
+    primary.stop();
+  }
+  fs::remove_all(ws.path("primary"));  // the server is lost
+
+  // "Restore to just before the DROP TABLE": between batch 3 and the drop.
+  std::string first = ws.path("first");
+  Outcome o = recoverWith(ws, {"--pgdata=" + first, "--target-time=" + isoTarget(committed[2] + 0.5),
+                               "--target-action=promote"});
+  INFO(o.output);
+  REQUIRE(o.status == 0);
+  CHECK(o.output.find("the newest complete backup that ends before the target") != std::string::npos);
+  {
+    Recovered server(first, "first");
+    server.waitPromoted();
+    CHECK(server.pg.value("select string_agg(n::text, ',' order by n) from batches") == "1,2,3");
+    CHECK(server.pg.value("select count(*) from precious") == "1000");
+    CHECK(server.timeline() == "00000002");
+
+    // The recovered server archives its timeline into the same stanza; write on it.
+    server.pg.exec("insert into batches (n) values (7)");
+    committed.push_back(serverNow(server.pg));
+    std::this_thread::sleep_for(1s);
+    server.pg.exec("insert into batches (n) values (8)");
+    committed.push_back(serverNow(server.pg));
+    waitArchived(server.pg);
+    CHECK(ws.hasObject("main/wal/00000002.history"));
+    server.pg.stop();
+  }
+
+  // A point on timeline 2: from the timeline-1 backup, through the switch.
+  std::string second = ws.path("second");
+  o = recoverWith(ws, {"--pgdata=" + second, "--target-time=" + isoTarget(committed[6] + 0.5),
+                       "--target-action=promote"});
+  INFO(o.output);
+  REQUIRE(o.status == 0);
+  CHECK(o.output.find("1 (until ") != std::string::npos);  // the timeline path 1 -> 2
+  {
+    Recovered server(second, "second");
+    server.waitPromoted();
+    CHECK(server.pg.value("select string_agg(n::text, ',' order by n) from batches") == "1,2,3,7");
+    CHECK(server.timeline() == "00000003");
+    server.pg.exec("insert into batches (n) values (9)");
+    waitArchived(server.pg);
+    server.pg.stop();
+  }
+
+  // No target: the newest archived WAL, on the newest timeline.
+  std::string third = ws.path("third");
+  o = recoverWith(ws, {"--pgdata=" + third});
+  INFO(o.output);
+  REQUIRE(o.status == 0);
+  {
+    Recovered server(third, "third");
+    server.waitPromoted();
+    CHECK(server.pg.value("select string_agg(n::text, ',' order by n) from batches") == "1,2,3,7,9");
+    CHECK(server.timeline() == "00000004");
+  }
+}
+
+TEST_CASE("LSN, transaction, restore point and immediate targets land where expected") {
+  Workspace ws(Backend::Posix);
+  std::string lsnAfterB, xidOfD;
+  {
+    PgCluster primary(ws.path("primary"), "primary");
+    primary.initdb();
+    primary.configure("archive_mode = on\narchive_command = '" + ws.archiveCommand() +
+                      "'\nwal_level = replica\nmax_wal_senders = 5\n");
+    primary.start();
+    primary.exec("create table marks (name text)");
+    primary.exec("insert into marks values ('before-backup')");
+    takeBackup(ws, primary);
+    primary.exec("insert into marks values ('A')");
+    primary.exec("select pg_create_restore_point('after-A')");
+    primary.exec("insert into marks values ('B')");
+    lsnAfterB = primary.value("select pg_current_wal_lsn()");
+    primary.exec("select pg_switch_wal()");
+    primary.exec("insert into marks values ('C')");
+    xidOfD = primary.value("insert into marks values ('D') returning txid_current()");
+    primary.exec("insert into marks values ('E')");
+    waitArchived(primary);
+    primary.stop();
+  }
+  auto marksAfter = [&](const std::string& name, std::vector<std::string> target, bool verifyFirst = false) {
+    std::string dir = ws.path(name);
+    Outcome o = recoverWith(ws, [&] {
+      std::vector<std::string> args{"--pgdata=" + dir, "--target-action=pause"};
+      args.insert(args.end(), target.begin(), target.end());
+      return args;
+    }());
+    INFO(o.output);
+    REQUIRE(o.status == 0);
+    if (verifyFirst) {
+      // The restored directory is the backup, byte for byte, before the server touches it.
+      std::string log = ws.path(name + "-verify.log");
+      int verified = run({pgBinDir() + "/pg_verifybackup", "--no-parse-wal", dir}, {.stdoutPath = log, .stderrPath = log});
+      INFO(readText(log));
+      CHECK(verified == 0);
+    }
+    Recovered server(dir, name);
+    server.waitPaused();
+    return server.pg.value("select string_agg(name, ',' order by name) from marks");
+  };
+  CHECK(marksAfter("name", {"--target-name=after-A"}) == "A,before-backup");
+  CHECK(marksAfter("lsn", {"--target-lsn=" + lsnAfterB}) == "A,B,before-backup");
+  CHECK(marksAfter("xid", {"--target-xid=" + xidOfD}) == "A,B,C,D,before-backup");
+  CHECK(marksAfter("xid-exclusive", {"--target-xid=" + xidOfD, "--target-exclusive"}) == "A,B,C,before-backup");
+  CHECK(marksAfter("immediate", {"--target=immediate"}, true) == "before-backup");
+}
+
+TEST_CASE("recover refuses, before writing anything, what it cannot do safely") {
+  Workspace ws(Backend::Posix);
+  double beforeBackup = 0;
+  std::string walToLose;
+  {
+    PgCluster primary(ws.path("primary"), "primary");
+    primary.initdb();
+    primary.configure("archive_mode = on\narchive_command = '" + ws.archiveCommand() +
+                      "'\nwal_level = replica\nmax_wal_senders = 5\n");
+    primary.start();
+    primary.exec("create table t as select generate_series(1, 100) as i");
+    beforeBackup = serverNow(primary);
+    std::this_thread::sleep_for(1s);
+    takeBackup(ws, primary);
+    primary.exec("insert into t select generate_series(101, 200)");
+    walToLose = primary.value("select pg_walfile_name(pg_current_wal_lsn())");
+    primary.exec("select pg_switch_wal()");
+    primary.exec("insert into t select generate_series(201, 300)");
+    waitArchived(primary);
+    primary.stop();
+  }
+  // Each check in turn (they share one primary: starting it once per check would be slow).
+  {
+    INFO("a target before the oldest backup's end");
+    std::string dir = ws.path("too-early");
+    Outcome o = recoverWith(ws, {"--pgdata=" + dir, "--target-time=" + isoTarget(beforeBackup)});
+    INFO(o.output);
+    CHECK(o.status == 9);
+    CHECK(o.output.find("no complete backup ends before the target") != std::string::npos);
+    CHECK(o.output.find("the oldest ends at") != std::string::npos);
+    CHECK_FALSE(fs::exists(dir));
+  }
+  {
+    INFO("a time without a zone");
+    std::string dir = ws.path("no-zone");
+    Outcome o = recoverWith(ws, {"--pgdata=" + dir, "--target-time=2026-11-22 10:42:07"});
+    CHECK(o.status == 3);
+    CHECK(o.output.find("has no time zone") != std::string::npos);
+    CHECK_FALSE(fs::exists(dir));
+  }
+  {
+    INFO("a data directory that is not empty, unless --force");
+    std::string dir = ws.path("occupied");
+    fs::create_directories(dir);
+    writeFile(dir + "/precious", "keep me");
+    Outcome o = recoverWith(ws, {"--pgdata=" + dir});
+    CHECK(o.status == 9);
+    CHECK(o.output.find("is not empty") != std::string::npos);
+    CHECK(readFile(dir + "/precious") == io::Buffer{'k', 'e', 'e', 'p', ' ', 'm', 'e'});
+    Outcome forced = recoverWith(ws, {"--pgdata=" + dir, "--force", "--target=immediate"});
+    INFO(forced.output);
+    CHECK(forced.status == 0);
+    CHECK_FALSE(fs::exists(dir + "/precious"));
+    CHECK(fs::exists(dir + "/PG_VERSION"));
+  }
+  {
+    INFO("a setting in the environment, which restore_command would not see");
+    std::string dir = ws.path("env");
+    Outcome o = recoverWith(ws, {"--pgdata=" + dir}, {"TIDEMARK_LOG_LEVEL=debug"});
+    INFO(o.output);
+    CHECK(o.status == 4);
+    CHECK(o.output.find("TIDEMARK_LOG_LEVEL is set, but PostgreSQL's restore_command would not see it") !=
+          std::string::npos);
+    CHECK_FALSE(fs::exists(dir));
+  }
+  {
+    INFO("a non-empty tablespace location is never emptied unless the replaced data directory links to it");
+    // A backup.json naming a tablespace (the checks come before any object is read).
+    auto storage = ws.storage();
+    repo::BackupInfo fake = repo::listBackups(repo::Repository(*storage, "main")).front();
+    fake.label = "29980101T000000Z";
+    std::string live = ws.path("live-tablespace"), dir = ws.path("ts-target");
+    fs::create_directories(live);
+    writeFile(live + "/PG_15_202209061", "a live server's tablespace");
+    fake.objects.push_back(repo::BackupObject{.name = "16385.tar", .tablespaceOid = 16385, .tablespaceLocation = live});
+    auto info = storage->newWrite(repo::backupInfoFile("main", fake.label));
+    std::string json = fake.toJson();
+    info->write(io::asBytes(json));
+    REQUIRE(info->commit());
+    auto attempt = [&](std::vector<std::string> args) {
+      args.insert(args.begin(), {"--pgdata=" + dir, "--backup=" + fake.label, "--target=immediate"});
+      Outcome o = recoverWith(ws, args);
+      INFO(o.output);
+      CHECK(readFile(live + "/PG_15_202209061").size() == 26);
+      CHECK_FALSE(fs::exists(dir));
+      return o;
+    };
+    Outcome forced = attempt({"--force"});
+    CHECK(forced.status == 9);
+    CHECK(forced.output.find("the location of tablespace 16385 '" + live + "' is not empty") != std::string::npos);
+    CHECK(forced.output.find("--tablespace-map 16385=DIR") != std::string::npos);
+    Outcome dry = attempt({"--force", "--dry-run"});
+    CHECK(dry.status == 9);
+    Outcome inside = attempt({"--tablespace-map=16385=" + dir + "/ts"});
+    CHECK(inside.status == 3);
+    CHECK(inside.output.find("overlaps the data directory") != std::string::npos);
+    Outcome twice = attempt({"--tablespace-map=16385=/srv/a", "--tablespace-map=16385=/srv/b"});
+    CHECK(twice.status == 3);
+    CHECK(twice.output.find("two places") != std::string::npos);
+    storage->remove(repo::backupInfoFile("main", fake.label));
+  }
+  {
+    INFO("a missing WAL file is named by --dry-run, and the recovery refuses");
+    std::string dir = ws.path("gap");
+    ws.storage()->remove(Workspace::walObject(walToLose));
+    Outcome dry = recoverWith(ws, {"--pgdata=" + dir, "--dry-run"});
+    INFO(dry.output);
+    CHECK(dry.status == 9);
+    CHECK(dry.output.find(walToLose + " is missing from the repository") != std::string::npos);
+    CHECK(dry.output.find("silently leave out everything archived after it") != std::string::npos);
+    Outcome real = recoverWith(ws, {"--pgdata=" + dir});
+    CHECK(real.status == 9);
+    CHECK_FALSE(fs::exists(dir));
+  }
+  {
+    INFO("a backup whose archive holds a '../' path");
+    std::string dir = ws.path("hostile");
+    // A backup whose base.tar tries to write beside the data directory.
+    io::Buffer tar(3 * 512, 0);
+    std::string name = "../escaped";
+    std::copy(name.begin(), name.end(), tar.begin());
+    std::snprintf(reinterpret_cast<char*>(&tar[100]), 8, "%07o", 0600);
+    std::snprintf(reinterpret_cast<char*>(&tar[124]), 12, "%011o", 5);
+    std::snprintf(reinterpret_cast<char*>(&tar[136]), 12, "%011o", 0);
+    tar[156] = '0';
+    std::memcpy(&tar[257], "ustar", 6);
+    std::memcpy(&tar[263], "00", 2);
+    std::memset(&tar[148], ' ', 8);
+    unsigned sum = 0;
+    for (int i = 0; i < 512; ++i) sum += tar[std::size_t(i)];
+    std::snprintf(reinterpret_cast<char*>(&tar[148]), 8, "%06o", sum);
+    std::memcpy(&tar[512], "evil\n", 5);
+    auto storage = ws.storage();
+    repo::BackupInfo fake = repo::listBackups(repo::Repository(*storage, "main")).front();
+    fake.label = "29990101T000000Z";
+    {
+      std::string path = repo::backupObject("main", fake.label, "base.tar");
+      repo::ObjectWriter writer(storage->newWrite(path), path, {});
+      writer.write(tar);
+      REQUIRE(writer.commit());
+      fake.objects = {repo::BackupObject{.name = "base.tar", .size = writer.summary().plainSize,
+                                         .storedSize = writer.summary().storedSize,
+                                         .sha256 = writer.summary().plainSha256}};
+    }
+    auto info = storage->newWrite(repo::backupInfoFile("main", fake.label));
+    std::string json = fake.toJson();
+    info->write(io::asBytes(json));
+    REQUIRE(info->commit());
+    Outcome o = recoverWith(ws, {"--pgdata=" + dir, "--backup=" + fake.label, "--target=immediate"});
+    INFO(o.output);
+    CHECK(o.status == 9);
+    CHECK(o.output.find("refusing tar entry '../escaped'") != std::string::npos);
+    CHECK_FALSE(fs::exists(ws.path("escaped")));
+    CHECK_FALSE(fs::exists(dir));  // nothing half-restored is left to start by mistake
+  }
+}
+
+}  // namespace tidemark::test

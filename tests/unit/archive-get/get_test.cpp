@@ -1,0 +1,260 @@
+// Unit tests of archive-get/get.h: the fetch worker and the exit status of a failure.
+#include "archive-get/get.h"
+
+#include <doctest/doctest.h>
+#include <spdlog/spdlog.h>
+#include <sys/stat.h>
+
+#include "archive-push/push.h"
+#include "common/repo/layout.h"
+#include "common/storage/posix/posix.h"
+#include "support/check.h"
+#include "support/fault_storage.h"
+#include "support/memory_storage.h"
+#include "support/segment.h"
+
+using namespace tidemark;
+using archive::GetOutcome;
+using test::Containing;
+using test::listDirectory;
+using test::thrownError;
+using test::what;
+
+namespace {
+
+const test::SegmentSpec kSegment{.segmentNumber = 5, .segmentSize = 1u << 20};
+const std::string kName = "000000010000000000000005";
+const std::string kHistory = "1\t0/3000000\tno recovery target specified\n";
+
+using Names = std::vector<std::string>;
+
+// What one fetch of a test asks for.
+struct GetParams {
+  std::string walName, destination;
+  std::string stanza = "main";
+};
+
+// The worker on a handle of the stanza of `s`.
+archive::GetResult getWalFile(storage::Storage& s, const GetParams& p) {
+  return archive::getWalFile(repo::Repository(s, p.stanza), {.walName = p.walName, .destination = p.destination});
+}
+
+// A repository holding one segment and one history file, and a data directory to restore into.
+struct Fixture {
+  explicit Fixture(io::CompressType type = io::CompressType::Zstd) {
+    REQUIRE(::mkdir((pgData / "pg_wal").c_str(), 0700) == 0);
+    test::TempDir source;
+    test::writeFile(source / "00000002.history", kHistory);
+    for (const std::string& path :
+         {test::writeSegment(source.path(), kSegment), source / "00000002.history"})
+      REQUIRE(archive::pushWalFile(repo::Repository(storage, "main", {}, {.compress = type}), {.walPath = path})
+                  .outcome == archive::PushOutcome::Stored);
+  }
+  GetParams params(const std::string& name, const std::string& destination) {
+    return {.walName = name, .destination = destination};
+  }
+  std::string objectPath(const std::string& name) {
+    return repo::walObject("main", *pg::parseWalName(name));
+  }
+
+  test::TempDir repoDir{"tidemark-repo"};
+  test::TempDir pgData{"tidemark-pgdata"};
+  storage::PosixStorage storage{repoDir.path(), {.sync = false}};
+  const std::string destination = pgData / "pg_wal/RECOVERYXLOG";
+};
+
+std::string text(const io::Buffer& bytes) {
+  return std::string(io::asText(bytes));
+}
+
+}  // namespace
+
+TEST_CASE("getWalFile restores an archived file byte-identical and atomically") {
+  for (io::CompressType type :
+       {io::CompressType::None, io::CompressType::Lz4, io::CompressType::Zstd}) {
+    CAPTURE(type);
+    Fixture f(type);
+    SUBCASE("a segment") {
+      auto result = getWalFile(f.storage, f.params(kName, f.destination));
+      CHECK(result.outcome == GetOutcome::Restored);
+      CHECK(result.summary.plainSize == 1u << 20);
+      CHECK(result.summary.compress == type);
+      CHECK(test::readFile(f.destination) == test::makeSegment(kSegment));
+      CHECK(listDirectory(f.pgData / "pg_wal") == Names{"RECOVERYXLOG"});
+      struct stat st {};
+      REQUIRE(::stat(f.destination.c_str(), &st) == 0);
+      CHECK((st.st_mode & 0777) == 0600);
+    }
+    SUBCASE("a timeline history file") {
+      CHECK(getWalFile(f.storage, f.params("00000002.history", f.pgData / "pg_wal/RECOVERYHISTORY"))
+                .outcome == GetOutcome::Restored);
+      CHECK(text(test::readFile(f.pgData / "pg_wal/RECOVERYHISTORY")) == kHistory);
+    }
+  }
+}
+
+TEST_CASE("getWalFile writes where restore_command's %p says") {
+  Fixture f;
+  SUBCASE("a relative destination is taken from the working directory (the data directory)") {
+    test::ChangeDirectory cd(f.pgData.path());
+    CHECK(getWalFile(f.storage, f.params(kName, "pg_wal/RECOVERYXLOG")).outcome ==
+          GetOutcome::Restored);
+    CHECK(test::readFile(f.destination) == test::makeSegment(kSegment));
+  }
+  SUBCASE("an earlier file at the destination is replaced") {
+    test::writeFile(f.destination, "the previous RECOVERYXLOG");
+    CHECK(getWalFile(f.storage, f.params(kName, f.destination)).outcome == GetOutcome::Restored);
+    CHECK(test::readFile(f.destination) == test::makeSegment(kSegment));
+    CHECK(listDirectory(f.pgData / "pg_wal") == Names{"RECOVERYXLOG"});
+  }
+  SUBCASE("a missing destination directory is LocalIo") {
+    Error e = thrownError(
+        [&] { getWalFile(f.storage, f.params(kName, f.pgData / "missing/RECOVERYXLOG")); });
+    CHECK(e.code() == ErrorCode::LocalIo);
+  }
+}
+
+TEST_CASE("getWalFile reports 'not found' only when the repository answered") {
+  Fixture f;
+  SUBCASE("a file the stanza does not hold is NotFound, and nothing is written") {
+    auto result = getWalFile(f.storage, f.params("000000010000000000000006", f.destination));
+    CHECK(result.outcome == GetOutcome::NotFound);
+    CHECK(getWalFile(f.storage, f.params("00000003.history", f.destination)).outcome ==
+          GetOutcome::NotFound);
+    CHECK(listDirectory(f.pgData / "pg_wal").empty());
+  }
+  SUBCASE("an earlier file at the destination survives a NotFound") {
+    test::writeFile(f.destination, "older");
+    CHECK(getWalFile(f.storage, f.params("000000010000000000000006", f.destination)).outcome ==
+          GetOutcome::NotFound);
+    CHECK(text(test::readFile(f.destination)) == "older");
+  }
+  SUBCASE("a stanza without stanza.json is a configuration error, not the end of WAL") {
+    Error e = thrownError([&] {
+      getWalFile(f.storage, {.walName = kName, .destination = f.destination, .stanza = "mian"});
+    });
+    CHECK(e.code() == ErrorCode::Config);
+    CHECK(what(e) == "stanza 'mian' does not exist in " + f.storage.describe());
+    CHECK(e.hint() == Containing("recovery stops here"));
+    CHECK(listDirectory(f.pgData / "pg_wal").empty());
+  }
+  SUBCASE("a missing repository root is a storage error, not the end of WAL") {
+    storage::PosixStorage unmounted(f.repoDir / "unmounted");
+    Error e = thrownError([&] { getWalFile(unmounted, f.params(kName, f.destination)); });
+    CHECK(e.code() == ErrorCode::Storage);
+    CHECK(listDirectory(f.pgData / "pg_wal").empty());
+  }
+  SUBCASE("a name that is not a WAL file name is InvalidInput") {
+    Error e = thrownError([&] { getWalFile(f.storage, f.params("RECOVERYXLOG", f.destination)); });
+    CHECK(e.code() == ErrorCode::InvalidInput);
+    CHECK(what(e) == "'RECOVERYXLOG' is not a WAL file name");
+    CHECK(listDirectory(f.pgData / "pg_wal").empty());
+  }
+}
+
+TEST_CASE("getWalFile never leaves unverified bytes at the destination") {
+  Fixture f;
+  const std::string object = f.repoDir / f.objectPath(kName);
+  io::Buffer stored = test::readFile(object);
+  SUBCASE("a corrupted stored object is Corrupt, and nothing is written") {
+    stored[stored.size() / 2] ^= 0x01;
+    test::writeFile(object, io::ByteView(stored));
+    Error e = thrownError([&] { getWalFile(f.storage, f.params(kName, f.destination)); });
+    CHECK(e.code() == ErrorCode::Corrupt);
+    CHECK(what(e) == Containing("object '" + f.objectPath(kName) + "'"));
+    CHECK(listDirectory(f.pgData / "pg_wal").empty());
+  }
+  SUBCASE("a corrupted stored object leaves an older file at the destination untouched") {
+    test::writeFile(f.destination, "older");
+    stored.resize(stored.size() - 1);
+    test::writeFile(object, io::ByteView(stored));
+    CHECK(thrownError([&] { getWalFile(f.storage, f.params(kName, f.destination)); }).code() ==
+          ErrorCode::Corrupt);
+    CHECK(text(test::readFile(f.destination)) == "older");
+    CHECK(listDirectory(f.pgData / "pg_wal") == Names{"RECOVERYXLOG"});
+  }
+}
+
+TEST_CASE("getWalFile with a failing storage leaves no destination file") {
+  test::MemoryStorage inner({.readChunk = 4096});
+  test::FaultStorage s(inner);
+  test::TempDir source, pgData;
+  REQUIRE(archive::pushWalFile(repo::Repository(inner, "main"), {.walPath = test::writeSegment(source.path(), kSegment)})
+              .outcome == archive::PushOutcome::Stored);
+  const std::string destination = pgData / "RECOVERYXLOG";
+  const GetParams params{.walName = kName, .destination = destination};
+  SUBCASE("a read that fails partway is a storage error") {
+    s.plan().failReadAfter = 10000;
+    Error e = thrownError([&] { getWalFile(s, params); });
+    CHECK(e.code() == ErrorCode::Storage);
+    CHECK(listDirectory(pgData.path()).empty());
+  }
+  SUBCASE("a read cut short without an error is caught by verification") {
+    s.plan().truncateReadAfter = 10000;
+    Error e = thrownError([&] { getWalFile(s, params); });
+    CHECK(e.code() == ErrorCode::Corrupt);
+    CHECK(listDirectory(pgData.path()).empty());
+  }
+  SUBCASE("a read that fails at once is a storage error") {
+    s.plan().failReads = true;
+    CHECK(thrownError([&] { getWalFile(s, params); }).code() == ErrorCode::Storage);
+    CHECK(listDirectory(pgData.path()).empty());
+  }
+  SUBCASE("when the stanza check itself fails, 'not found' is not claimed") {
+    s.plan().failInfo = true;
+    CHECK(thrownError([&] {
+            getWalFile(s, {.walName = "000000010000000000000006",
+                           .destination = destination,
+                           .stanza = "main"});
+          }).code() == ErrorCode::Storage);
+  }
+  SUBCASE("and it works once the storage does") {
+    CHECK(getWalFile(s, params).outcome == GetOutcome::Restored);
+    CHECK(test::readFile(destination) == test::makeSegment(kSegment));
+  }
+}
+
+TEST_CASE("archiveGet fetches with the configured repository and stanza") {
+  Fixture f;
+  Config config;
+  config.repo.path = f.repoDir.path();
+  auto level = spdlog::get_level();
+  spdlog::set_level(spdlog::level::off);
+  CHECK(archive::archiveGet(config, kName, f.destination) == GetOutcome::Restored);
+  CHECK(archive::archiveGet(config, "000000010000000000000006", f.pgData / "pg_wal/X") ==
+        GetOutcome::NotFound);
+  config.stanza = "other";
+  CHECK(thrownError([&] { archive::archiveGet(config, kName, f.destination); }).code() ==
+        ErrorCode::Config);
+  spdlog::set_level(level);
+  CHECK(test::readFile(f.destination) == test::makeSegment(kSegment));
+}
+
+TEST_CASE("failureStatus stops recovery unless the server is a standby") {
+  test::TempDir dataDirectory;
+  const std::vector<ErrorCode> codes = {ErrorCode::Usage,        ErrorCode::Config,
+                                        ErrorCode::Storage,      ErrorCode::Corrupt,
+                                        ErrorCode::Conflict,     ErrorCode::ForeignCluster,
+                                        ErrorCode::InvalidInput, ErrorCode::LocalIo,
+                                        ErrorCode::Unsupported,  ErrorCode::Internal};
+  SUBCASE("without standby.signal every failure is 255, which PostgreSQL treats as fatal") {
+    for (ErrorCode code : codes) {
+      CAPTURE(code);
+      CHECK(archive::failureStatus(code, dataDirectory.path()) == 255);
+    }
+  }
+  SUBCASE("with standby.signal the error's own status (2..125), so the standby retries") {
+    test::writeFile(dataDirectory / "standby.signal", "");
+    for (ErrorCode code : codes) {
+      CAPTURE(code);
+      int status = archive::failureStatus(code, dataDirectory.path());
+      CHECK(status == exitStatus(code));
+      CHECK(status >= 2);
+      CHECK(status <= 125);
+    }
+  }
+  SUBCASE("recovery.signal alone is not a standby") {
+    test::writeFile(dataDirectory / "recovery.signal", "");
+    CHECK(archive::failureStatus(ErrorCode::Storage, dataDirectory.path()) == 255);
+  }
+}

@@ -1,0 +1,557 @@
+// Unit tests of archive-push/push.h: the push worker against posix, memory and faulty storage.
+#include "archive-push/push.h"
+
+#include <doctest/doctest.h>
+#include <fcntl.h>
+#include <spdlog/spdlog.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <thread>
+
+#include "common/repo/layout.h"
+#include "common/repo/stanza.h"
+#include "common/storage/posix/posix.h"
+#include "support/check.h"
+#include "support/fault_storage.h"
+#include "support/memory_storage.h"
+#include "support/segment.h"
+
+using namespace tidemark;
+using archive::PushOutcome;
+using test::Containing;
+using test::thrownError;
+using test::what;
+
+namespace {
+
+// 1 MiB segments keep the tests fast; one test uses PostgreSQL's default 16 MiB.
+const test::SegmentSpec kSegment{.segmentNumber = 5, .segmentSize = 1u << 20};
+
+std::string objectPath(const std::string& name) {
+  return repo::walObject("main", *pg::parseWalName(name));
+}
+
+std::string text(const io::Buffer& bytes) {
+  return std::string(io::asText(bytes));
+}
+
+// One push of a test: the worker's parameters and the repository handle's settings.
+struct PushParams {
+  std::string walPath;
+  io::CompressType compress = io::CompressType::Zstd;
+  std::optional<std::uint64_t> controlSystemId;
+  const repo::Keyring* keys = nullptr;  // the keys the handle holds
+  bool encrypt = false;                 // with the current one
+  bool allowMixedEncryption = false;
+};
+
+PushParams params(const std::string& walPath, io::CompressType type = io::CompressType::Zstd) {
+  return {.walPath = walPath, .compress = type};
+}
+
+// The worker on a handle of stanza "main" of `s`.
+archive::PushResult pushWalFile(storage::Storage& s, const PushParams& p) {
+  repo::Repository repository(s, "main", p.keys ? *p.keys : repo::Keyring{},
+                              {.compress = p.compress,
+                               .level = 1,
+                               .encryption = p.encrypt ? io::EncryptType::Aes256Gcm : io::EncryptType::None,
+                               .allowMixedEncryption = p.allowMixedEncryption});
+  return archive::pushWalFile(repository, {.walPath = p.walPath, .controlSystemId = p.controlSystemId});
+}
+
+std::optional<repo::StanzaInfo> loadStanza(storage::Storage& s, const std::string& stanza) {
+  return repo::loadStanza(repo::Repository(s, stanza));
+}
+
+io::Buffer plainOf(storage::Storage& s, const std::string& path) {
+  io::MemorySink out;
+  REQUIRE(repo::readObject(s, path, out));
+  return out.data();
+}
+
+// A pg_wal folder and a posix repository.
+struct Posix {
+  test::TempDir pgWal{"tidemark-pgwal"};
+  test::TempDir repoDir{"tidemark-repo"};
+  storage::PosixStorage storage{repoDir.path(), {.sync = false}};
+
+  std::string write(const test::SegmentSpec& spec) {
+    return test::writeSegment(pgWal.path(), spec);
+  }
+  std::string write(const std::string& name, std::string_view content) {
+    test::writeFile(pgWal / name, content);
+    return pgWal / name;
+  }
+  io::Buffer stored(const std::string& name) { return test::readFile(repoDir / objectPath(name)); }
+  bool has(const std::string& name) { return test::exists(repoDir / objectPath(name)); }
+};
+
+const std::string kHistory = "1\t0/3000000\tno recovery target specified\n";
+const std::string kBackup =
+    "START WAL LOCATION: 0/3000028 (file 000000010000000000000003)\nSTOP WAL LOCATION: 0/3000100 "
+    "(file "
+    "000000010000000000000003)\nLABEL: base\n";
+
+}  // namespace
+
+TEST_CASE("pushWalFile stores a segment and creates the stanza with the first one") {
+  Posix f;
+  const test::SegmentSpec spec{.systemId = 7123456789012345678ULL,
+                               .segmentNumber = 3};  // 16 MiB, PostgreSQL 15
+  const std::string path = f.write(spec);
+  const io::Buffer bytes = test::makeSegment(spec);
+  auto result = pushWalFile(f.storage, params(path));
+  CHECK(result.outcome == PushOutcome::Stored);
+  CHECK(result.name.name == "000000010000000000000003");
+  CHECK(result.summary.plainSize == 16u << 20);
+  CHECK(result.summary.plainSha256 == io::Sha256::of(bytes));
+  CHECK(result.summary.storedSize == f.storage.info(objectPath(result.name.name))->size);
+  CHECK(result.summary.storedSize < bytes.size() / 2);
+  SUBCASE("stanza.json records the system identifier, version and segment size") {
+    auto stanza = loadStanza(f.storage, "main");
+    REQUIRE(stanza);
+    CHECK(stanza->systemId == 7123456789012345678ULL);
+    CHECK(stanza->pgVersion == 15);
+    CHECK(stanza->walSegmentSize == 16u << 20);
+  }
+  SUBCASE("the object is under its name and reads back byte-identical") {
+    CHECK(test::listDirectory(f.repoDir / "main/wal/0000000100000000") ==
+          std::vector<std::string>{"000000010000000000000003"});
+    CHECK(plainOf(f.storage, objectPath(result.name.name)) == bytes);
+  }
+}
+
+TEST_CASE("pushWalFile never replaces an archived file") {
+  Posix f;
+  const std::string path = f.write(kSegment);
+  const std::string name = test::segmentName(kSegment);
+  REQUIRE(pushWalFile(f.storage, params(path)).outcome == PushOutcome::Stored);
+  const io::Buffer before = f.stored(name);
+
+  SUBCASE("a re-push of the same bytes is AlreadyArchived and changes nothing") {
+    auto again = pushWalFile(f.storage, params(path, io::CompressType::Lz4));
+    CHECK(again.outcome == PushOutcome::AlreadyArchived);
+    CHECK(again.summary.storedSize == 0);
+    CHECK(again.summary.plainSha256 == io::Sha256::of(test::makeSegment(kSegment)));
+    CHECK(f.stored(name) == before);
+  }
+  SUBCASE(
+      "a re-push with different bytes is refused as a Conflict naming both checksums, and changes "
+      "nothing") {
+    test::SegmentSpec other = kSegment;
+    other.seed = 2;
+    f.write(other);  // same name, other content
+    const io::Buffer otherBytes = test::makeSegment(other);
+    Error e = thrownError([&] { pushWalFile(f.storage, params(path)); });
+    CHECK(e.code() == ErrorCode::Conflict);
+    CHECK(what(e) ==
+          Containing("WAL file '" + name + "' is already archived with different content"));
+    CHECK(what(e) == Containing(io::toHex(io::Sha256::of(test::makeSegment(kSegment)))));
+    CHECK(what(e) == Containing(io::toHex(io::Sha256::of(otherBytes))));
+    CHECK(what(e) == Containing("the stored copy is unchanged"));
+    CHECK(e.hint() == Containing("never overwrites WAL"));
+    CHECK(f.stored(name) == before);
+    CHECK(test::listDirectory(f.repoDir / "main/wal/0000000100000000") ==
+          std::vector<std::string>{name});
+  }
+  SUBCASE("a damaged stored object makes a re-push fail as Corrupt and stays untouched") {
+    io::Buffer damaged = before;
+    damaged[damaged.size() / 2] ^= 0x10;
+    test::writeFile(f.repoDir / objectPath(name), io::ByteView(damaged));
+    Error e = thrownError([&] { pushWalFile(f.storage, params(path)); });
+    CHECK(e.code() == ErrorCode::Corrupt);
+    CHECK(what(e) == Containing("WAL file '" + name +
+                                "' is already archived, but the stored copy is damaged"));
+    CHECK(e.hint() == Containing("keep the damaged object '" + objectPath(name) + "' aside"));
+    CHECK(f.stored(name) == damaged);
+  }
+  SUBCASE("a stored object of a newer format makes a re-push fail as Unsupported") {
+    io::Buffer newer = before;
+    io::putLe16(&newer[8], 2);
+    io::Sha256Digest check = io::Sha256::of(io::ByteView(newer).subspan(0, repo::kHeaderFixedSize));
+    std::copy_n(check.begin(), repo::kHeaderCheckSize, newer.begin() + repo::kHeaderFixedSize);
+    test::writeFile(f.repoDir / objectPath(name), io::ByteView(newer));
+    CHECK(thrownError([&] { pushWalFile(f.storage, params(path)); }).code() ==
+          ErrorCode::Unsupported);
+    CHECK(f.stored(name) == newer);
+  }
+}
+
+TEST_CASE("pushWalFile refuses files from another cluster and stores nothing") {
+  Posix f;
+  REQUIRE(pushWalFile(f.storage, params(f.write(kSegment))).outcome == PushOutcome::Stored);
+  const io::Buffer stanza = test::readFile(f.repoDir / "main/stanza.json");
+  SUBCASE("a segment from another system identifier is ForeignCluster") {
+    test::SegmentSpec foreign = kSegment;
+    foreign.systemId = 42;
+    foreign.segmentNumber = 6;
+    Error e = thrownError([&] { pushWalFile(f.storage, params(f.write(foreign))); });
+    CHECK(e.code() == ErrorCode::ForeignCluster);
+    CHECK(what(e) ==
+          Containing("system identifier 42, but stanza 'main' belongs to 7000000000000000001"));
+    CHECK_FALSE(f.has(test::segmentName(foreign)));
+  }
+  SUBCASE("a segment of another segment size is refused") {
+    test::SegmentSpec other = kSegment;
+    other.segmentSize = 2u << 20;
+    other.segmentNumber = 4;
+    Error e = thrownError([&] { pushWalFile(f.storage, params(f.write(other))); });
+    CHECK(e.code() == ErrorCode::ForeignCluster);
+    CHECK(what(e) ==
+          Containing("has 2097152 byte segments, but stanza 'main' has 1048576 byte segments"));
+    CHECK_FALSE(f.has(test::segmentName(other)));
+  }
+  SUBCASE("a .history file is refused when the data directory's pg_control names another cluster") {
+    PushParams p = params(f.write("00000002.history", kHistory));
+    p.controlSystemId = 42;
+    Error e = thrownError([&] { pushWalFile(f.storage, p); });
+    CHECK(e.code() == ErrorCode::ForeignCluster);
+    CHECK(what(e) ==
+          Containing("WAL file '00000002.history' (from the data directory with that pg_control)"));
+    CHECK_FALSE(f.has("00000002.history"));
+  }
+  SUBCASE("a .backup file is refused the same way") {
+    PushParams p = params(f.write("000000010000000000000003.00000028.backup", kBackup));
+    p.controlSystemId = 42;
+    CHECK(thrownError([&] { pushWalFile(f.storage, p); }).code() == ErrorCode::ForeignCluster);
+    CHECK_FALSE(f.has("000000010000000000000003.00000028.backup"));
+  }
+  SUBCASE("a .history file whose pg_control matches the stanza is stored") {
+    PushParams p = params(f.write("00000002.history", kHistory));
+    p.controlSystemId = kSegment.systemId;
+    CHECK(pushWalFile(f.storage, p).outcome == PushOutcome::Stored);
+  }
+  CHECK(test::readFile(f.repoDir / "main/stanza.json") == stanza);
+}
+
+TEST_CASE("pushWalFile refuses what is not a WAL file") {
+  Posix f;
+  SUBCASE("a name that is not a WAL file name is InvalidInput") {
+    Error e = thrownError([&] { pushWalFile(f.storage, params(f.write("RECOVERYXLOG", "x"))); });
+    CHECK(e.code() == ErrorCode::InvalidInput);
+    CHECK(what(e) == "'RECOVERYXLOG' is not a WAL file name");
+    CHECK(e.hint() == Containing("%p"));
+    CHECK(thrownError([&] {
+            pushWalFile(f.storage, params(f.write("000000010000000000000001.ready", "")));
+          }).code() == ErrorCode::InvalidInput);
+  }
+  SUBCASE("a missing file is LocalIo") {
+    Error e =
+        thrownError([&] { pushWalFile(f.storage, params(f.pgWal / "000000010000000000000009")); });
+    CHECK(e.code() == ErrorCode::LocalIo);
+    CHECK(what(e) == "WAL file '" + (f.pgWal / "000000010000000000000009") + "' does not exist");
+  }
+  SUBCASE("a directory named like a segment is InvalidInput") {
+    REQUIRE(::mkdir((f.pgWal / "000000010000000000000009").c_str(), 0700) == 0);
+    Error e =
+        thrownError([&] { pushWalFile(f.storage, params(f.pgWal / "000000010000000000000009")); });
+    CHECK(e.code() == ErrorCode::InvalidInput);
+    CHECK(what(e) == Containing("is not a regular file"));
+  }
+  SUBCASE("a segment with a bad page header is InvalidInput") {
+    io::Buffer bytes = test::makeSegment(kSegment);
+    bytes[0] ^= 0xFF;
+    const std::string path = f.pgWal / test::segmentName(kSegment);
+    test::writeFile(path, io::ByteView(bytes));
+    Error e = thrownError([&] { pushWalFile(f.storage, params(path)); });
+    CHECK(e.code() == ErrorCode::InvalidInput);
+    CHECK(what(e) == Containing("is not a valid WAL segment: unknown page magic"));
+  }
+  SUBCASE("a segment cut short is InvalidInput") {
+    io::Buffer bytes = test::makeSegment(kSegment);
+    bytes.resize(bytes.size() - 8192);
+    const std::string path = f.pgWal / test::segmentName(kSegment);
+    test::writeFile(path, io::ByteView(bytes));
+    CHECK(thrownError([&] { pushWalFile(f.storage, params(path)); }).code() ==
+          ErrorCode::InvalidInput);
+    test::writeFile(path, "short");
+    Error e = thrownError([&] { pushWalFile(f.storage, params(path)); });
+    CHECK(what(e) == Containing("too short for a page header"));
+  }
+  SUBCASE("a .history file too large to be one is InvalidInput") {
+    const std::string path = f.pgWal / "00000002.history";
+    test::writeFile(path, "");
+    REQUIRE(::truncate(path.c_str(), (16 << 20) + 1) == 0);  // sparse: no bytes written
+    Error e = thrownError([&] { pushWalFile(f.storage, params(path)); });
+    CHECK(e.code() == ErrorCode::InvalidInput);
+    CHECK(what(e) == Containing("too large for a timeline history file"));
+  }
+  // Nothing reached the repository: not even a stanza.
+  CHECK(test::listDirectory(f.repoDir.path()).empty());
+}
+
+TEST_CASE("pushWalFile stores .history, .backup and .partial files") {
+  Posix f;
+  SUBCASE(".history and .backup files need no page header and no stanza") {
+    auto history = pushWalFile(f.storage, params(f.write("00000002.history", kHistory)));
+    CHECK(history.outcome == PushOutcome::Stored);
+    CHECK(text(plainOf(f.storage, "main/wal/00000002.history")) == kHistory);
+    auto backup = pushWalFile(f.storage,
+                              params(f.write("000000010000000000000003.00000028.backup", kBackup)));
+    CHECK(backup.outcome == PushOutcome::Stored);
+    CHECK(text(plainOf(f.storage, objectPath("000000010000000000000003.00000028.backup"))) ==
+          kBackup);
+    CHECK_FALSE(loadStanza(f.storage, "main").has_value());
+  }
+  SUBCASE("with pg_control known but no stanza yet, a .history file is stored") {
+    PushParams p = params(f.write("00000002.history", kHistory));
+    p.controlSystemId = 42;
+    CHECK(pushWalFile(f.storage, p).outcome == PushOutcome::Stored);
+  }
+  SUBCASE("a .history file pushed again is AlreadyArchived, or a Conflict with other content") {
+    const std::string path = f.write("00000002.history", kHistory);
+    REQUIRE(pushWalFile(f.storage, params(path)).outcome == PushOutcome::Stored);
+    CHECK(pushWalFile(f.storage, params(path)).outcome == PushOutcome::AlreadyArchived);
+    f.write("00000002.history", "1\t0/4000000\tbefore 2026-11-22 10:00:00+00\n");
+    Error e = thrownError([&] { pushWalFile(f.storage, params(path)); });
+    CHECK(e.code() == ErrorCode::Conflict);
+    CHECK(text(plainOf(f.storage, "main/wal/00000002.history")) == kHistory);
+  }
+  SUBCASE("a .partial segment is checked like a segment and stored under its own name") {
+    const std::string name = test::segmentName(kSegment) + ".partial";
+    io::Buffer bytes = test::makeSegment(kSegment);
+    test::writeFile(f.pgWal / name, io::ByteView(bytes));
+    CHECK(pushWalFile(f.storage, params(f.pgWal / name)).outcome == PushOutcome::Stored);
+    CHECK(plainOf(f.storage, objectPath(name)) == bytes);
+    CHECK(loadStanza(f.storage, "main").has_value());
+    bytes[2] = 0;  // no long header
+    const std::string bad =
+        test::segmentName({.segmentNumber = 6, .segmentSize = 1u << 20}) + ".partial";
+    test::writeFile(f.pgWal / bad, io::ByteView(bytes));
+    CHECK(thrownError([&] { pushWalFile(f.storage, params(f.pgWal / bad)); }).code() ==
+          ErrorCode::InvalidInput);
+  }
+  SUBCASE("a relative path is taken from the working directory") {
+    const std::string name = test::segmentName(kSegment);
+    f.write(kSegment);
+    test::ChangeDirectory cd(f.pgWal.path());
+    CHECK(pushWalFile(f.storage, params(name)).outcome == PushOutcome::Stored);
+  }
+}
+
+TEST_CASE("pushWalFile stores with the requested compression") {
+  for (io::CompressType type :
+       {io::CompressType::None, io::CompressType::Lz4, io::CompressType::Zstd}) {
+    CAPTURE(type);
+    Posix f;
+    const std::string name = test::segmentName(kSegment);
+    auto result = pushWalFile(f.storage, params(f.write(kSegment), type));
+    CHECK(result.summary.compress == type);
+    io::Buffer stored = f.stored(name);
+    CHECK(stored[12] == std::uint8_t(type));
+    if (type == io::CompressType::None)
+      CHECK(stored.size() == (1u << 20) + 68);
+    else
+      CHECK(stored.size() < (1u << 20) / 2);
+    CHECK(plainOf(f.storage, objectPath(name)) == test::makeSegment(kSegment));
+  }
+}
+
+TEST_CASE("pushWalFile leaves nothing visible when the storage fails, and a retry succeeds") {
+  test::TempDir pgWal;
+  const std::string path = test::writeSegment(pgWal.path(), kSegment);
+  const io::Buffer bytes = test::makeSegment(kSegment);
+  const std::string object = objectPath(test::segmentName(kSegment));
+  test::MemoryStorage inner;
+  test::FaultStorage s(inner);
+  auto checkInjected = [](const Error& e) {
+    CHECK(e.code() == ErrorCode::Storage);
+    CHECK(what(e) == Containing("injected fault"));
+  };
+  auto objects = [&] { return inner.paths(); };
+  using Paths = std::vector<std::string>;
+
+  SUBCASE("the first push fails writing stanza.json: nothing at all is stored") {
+    s.plan().failWriteCall = 1;
+    checkInjected(thrownError([&] { pushWalFile(s, params(path)); }));
+    CHECK(objects().empty());
+    CHECK(inner.openWrites() == 0);
+    CHECK(pushWalFile(s, params(path)).outcome == PushOutcome::Stored);
+  }
+  SUBCASE("once the stanza exists") {
+    test::SegmentSpec earlier = kSegment;
+    earlier.segmentNumber = 4;
+    REQUIRE(pushWalFile(s, params(test::writeSegment(pgWal.path(), earlier))).outcome ==
+            PushOutcome::Stored);
+    const Paths before = objects();
+    REQUIRE(before.size() == 2);
+
+    SUBCASE("a write that fails midway leaves the segment invisible") {
+      s.plan().failWriteCall = s.counts().writeCalls + 2;  // after the envelope header
+      checkInjected(thrownError([&] { pushWalFile(s, params(path)); }));
+      CHECK(objects() == before);
+      CHECK(inner.openWrites() == 0);
+    }
+    SUBCASE("a write that cannot even be created leaves nothing") {
+      s.plan().failNewWrite = s.counts().newWrites + 1;
+      checkInjected(thrownError([&] { pushWalFile(s, params(path)); }));
+      CHECK(objects() == before);
+    }
+    SUBCASE("a failed commit leaves the segment invisible") {
+      s.plan().failCommit = s.counts().commits + 1;
+      checkInjected(thrownError([&] { pushWalFile(s, params(path)); }));
+      CHECK(objects() == before);
+      CHECK(inner.openWrites() == 0);
+    }
+    SUBCASE(
+        "a commit whose reply is lost fails, and PostgreSQL's retry finds it already archived") {
+      s.plan().loseCommitAck = s.counts().commits + 1;
+      checkInjected(thrownError([&] { pushWalFile(s, params(path)); }));
+      CHECK(pushWalFile(s, params(path)).outcome == PushOutcome::AlreadyArchived);
+      CHECK(plainOf(inner, object) == bytes);
+      return;
+    }
+    SUBCASE("a re-push whose comparison read fails is a storage error, not a verdict") {
+      REQUIRE(pushWalFile(s, params(path)).outcome == PushOutcome::Stored);
+      s.plan().failReadAfter = 100;
+      checkInjected(thrownError([&] { pushWalFile(s, params(path)); }));
+      s.plan().failReadAfter.reset();
+      CHECK(pushWalFile(s, params(path)).outcome == PushOutcome::AlreadyArchived);
+      return;
+    }
+    // After each failure, the retry stores the segment whole.
+    s.plan() = {};
+    CHECK(pushWalFile(s, params(path)).outcome == PushOutcome::Stored);
+    CHECK(plainOf(inner, object) == bytes);
+  }
+}
+
+TEST_CASE("two archivers pushing the same files at once store each file exactly once") {
+  // A primary and a standby with archive_mode = always: one stanza, the same files, at the same
+  // time. Whatever the interleaving, each file is Stored by one and AlreadyArchived for the
+  // other, and stanza.json is created once.
+  test::TempDir pgWal, repoDir;
+  std::vector<std::string> paths;
+  for (std::uint64_t n = 1; n <= 6; ++n) {
+    test::SegmentSpec spec = kSegment;
+    spec.segmentNumber = n;
+    paths.push_back(test::writeSegment(pgWal.path(), spec));
+  }
+  test::writeFile(pgWal / "00000002.history", kHistory);
+  paths.push_back(pgWal / "00000002.history");
+  struct Outcomes {
+    std::vector<PushOutcome> outcomes;
+    std::string failure;
+  };
+  auto archiver = [&](Outcomes& out) {
+    try {
+      storage::PosixStorage s(repoDir.path(), {.sync = false});
+      for (const auto& path : paths)
+        out.outcomes.push_back(pushWalFile(s, params(path)).outcome);
+    } catch (const std::exception& e) {
+      out.failure = e.what();
+    }
+  };
+  Outcomes a, b;
+  std::thread first(archiver, std::ref(a)), second(archiver, std::ref(b));
+  first.join();
+  second.join();
+  REQUIRE(a.failure == "");
+  REQUIRE(b.failure == "");
+  REQUIRE(a.outcomes.size() == paths.size());
+  REQUIRE(b.outcomes.size() == paths.size());
+  for (std::size_t i = 0; i < paths.size(); ++i) {
+    CAPTURE(paths[i]);
+    CHECK(a.outcomes[i] != b.outcomes[i]);
+  }
+  storage::PosixStorage s(repoDir.path(), {.sync = false});
+  CHECK(loadStanza(s, "main")->systemId == kSegment.systemId);
+  CHECK(test::listDirectory(repoDir / "main/wal/0000000100000000").size() == 6);
+}
+
+TEST_CASE("pushWalFile on a posix repository whose root is missing fails without creating it") {
+  test::TempDir pgWal, dir;
+  storage::PosixStorage s(dir / "unmounted", {.sync = false});
+  const std::string path = test::writeSegment(pgWal.path(), kSegment);
+  Error e = thrownError([&] { pushWalFile(s, params(path)); });
+  CHECK(e.code() == ErrorCode::Storage);
+  CHECK(what(e) == Containing(dir / "unmounted"));
+  CHECK_FALSE(test::exists(dir / "unmounted"));
+  // A .history file needs no stanza, so it goes straight to the write: that fails the same way.
+  test::writeFile(pgWal / "00000002.history", kHistory);
+  Error history = thrownError([&] { pushWalFile(s, params(pgWal / "00000002.history")); });
+  CHECK(history.code() == ErrorCode::Storage);
+  CHECK_FALSE(test::exists(dir / "unmounted"));
+}
+
+TEST_CASE("archivePush pushes with the configured repository, stanza and compression") {
+  test::TempDir pgWal, repoDir;
+  Config config;
+  config.stanza = "db1";
+  config.repo.path = repoDir.path();
+  config.compress = {.type = io::CompressType::Lz4, .level = 5};
+  const std::string path = test::writeSegment(pgWal.path(), kSegment);
+  auto level = spdlog::get_level();
+  spdlog::set_level(spdlog::level::off);
+  archive::archivePush(config, path);
+  archive::archivePush(config, path);  // already archived: success
+  spdlog::set_level(level);
+  storage::PosixStorage s(repoDir.path());
+  std::string object = repo::walObject("db1", *pg::parseWalName(test::segmentName(kSegment)));
+  auto summary = repo::verifyObject(s, object);
+  REQUIRE(summary);
+  CHECK(summary->compress == io::CompressType::Lz4);
+  CHECK(loadStanza(s, "db1").has_value());
+}
+
+TEST_CASE("pushWalFile with a key stores encrypted objects and keeps the stanza unmixed") {
+  Posix f;
+  io::Key256 bytes{};
+  bytes[0] = 1;
+  const repo::MasterKey key(bytes, "key-file '/k'");
+  const repo::Keyring keys{.current = key};
+  auto encrypted = [&](const std::string& path) {
+    PushParams p = params(path);
+    p.keys = &keys;
+    p.encrypt = true;
+    return p;
+  };
+  const std::string segment = f.write(kSegment);
+  const std::string name = test::segmentName(kSegment);
+  REQUIRE(pushWalFile(f.storage, encrypted(segment)).outcome == PushOutcome::Stored);
+  CHECK(loadStanza(f.storage, "main")->encryption == io::EncryptType::Aes256Gcm);
+  CHECK(f.stored(name)[13] == std::uint8_t(io::EncryptType::Aes256Gcm));
+  io::MemorySink out;
+  REQUIRE(repo::readObject(f.storage, objectPath(name), out, keys));
+  CHECK(out.data() == test::makeSegment(kSegment));
+
+  SUBCASE("a re-push of the same bytes is AlreadyArchived; other bytes are a Conflict") {
+    CHECK(pushWalFile(f.storage, encrypted(segment)).outcome == PushOutcome::AlreadyArchived);
+    test::SegmentSpec other = kSegment;
+    other.seed = 7;
+    test::writeSegment(f.pgWal.path(), other);
+    CHECK(thrownError([&] { pushWalFile(f.storage, encrypted(segment)); }).code() == ErrorCode::Conflict);
+  }
+  SUBCASE("an unencrypted push into the encrypted stanza is refused, segment or .history, storing nothing") {
+    test::SegmentSpec next = kSegment;
+    next.segmentNumber = 6;
+    Error e = thrownError([&] { pushWalFile(f.storage, params(f.write(next))); });
+    CHECK(e.code() == ErrorCode::Config);
+    CHECK(what(e) == Containing("stanza 'main' records encryption 'aes-256-gcm' in stanza.json, but "
+                                "encryption.type is 'none'"));
+    CHECK_FALSE(f.has(test::segmentName(next)));
+    CHECK(thrownError([&] { pushWalFile(f.storage, params(f.write("00000002.history", kHistory))); }).code() ==
+          ErrorCode::Config);
+    CHECK_FALSE(f.has("00000002.history"));
+  }
+  SUBCASE("with allowMixedEncryption it is stored, and the stanza switches") {
+    test::SegmentSpec next = kSegment;
+    next.segmentNumber = 6;
+    PushParams p = params(f.write(next));
+    p.allowMixedEncryption = true;
+    CHECK(pushWalFile(f.storage, p).outcome == PushOutcome::Stored);
+    CHECK(loadStanza(f.storage, "main")->encryption == io::EncryptType::None);
+    CHECK(f.stored(test::segmentName(next))[13] == 0);
+  }
+  SUBCASE("a re-push whose stored copy was written with a key not configured names both keys") {
+    io::Key256 otherBytes{};
+    const repo::MasterKey other(otherBytes, "key-file '/other'");
+    const repo::Keyring otherKeys{.current = other};
+    PushParams p = encrypted(segment);
+    p.keys = &otherKeys;
+    Error e = thrownError([&] { pushWalFile(f.storage, p); });
+    CHECK(e.code() == ErrorCode::Config);
+    CHECK(what(e) == Containing("was written with key " + key.idHex() + "; configured keys are " + other.idHex()));
+  }
+}

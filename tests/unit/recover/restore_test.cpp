@@ -1,0 +1,369 @@
+// Unit tests of recover/restore.h: a small backup (GNU tar archives of a fake data directory and
+// tablespace, and a manifest, stored as repository objects in memory) restored into temporary
+// directories, and every refusal. Restores of real backups run in tests/integration.
+#include "recover/restore.h"
+
+#include <doctest/doctest.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdlib>
+#include <map>
+
+#include "common/repo/layout.h"
+#include "common/repo/object.h"
+#include "support/check.h"
+#include "support/memory_storage.h"
+#include "support/segment.h"
+
+using namespace tidemark;
+using recover::restoreBackup;
+using recover::RestoreOptions;
+using test::Containing;
+using test::listDirectory;
+using test::thrownError;
+using test::what;
+
+namespace {
+
+constexpr std::uint32_t kOid = 16385;
+const std::string kLabel = "20261122T101500Z";
+
+std::string text(const io::Buffer& bytes) {
+  return std::string(io::asText(bytes));
+}
+
+std::string pattern(std::size_t size, unsigned seed) {
+  std::string out(size, '\0');
+  for (std::size_t i = 0; i < size; ++i)
+    out[i] = char((i * 131 + seed) ^ (i >> 7));
+  return out;
+}
+
+void makeDirectories(const std::string& path) {
+  for (std::size_t slash = path.find('/', 1);; slash = path.find('/', slash + 1)) {
+    std::string part = path.substr(0, slash);
+    if (::mkdir(part.c_str(), 0755) != 0) REQUIRE(errno == EEXIST);
+    if (slash == std::string::npos) break;
+  }
+}
+
+mode_t modeOf(const std::string& path) {
+  struct stat st {};
+  REQUIRE(::lstat(path.c_str(), &st) == 0);
+  return st.st_mode & 07777;
+}
+
+std::string linkTarget(const std::string& path) {
+  char buffer[4096];
+  ssize_t n = ::readlink(path.c_str(), buffer, sizeof buffer);
+  REQUIRE(n > 0);
+  return std::string(buffer, std::size_t(n));
+}
+
+// Every entry below `root`: a file's content, "<dir>" or "<link -> target>", by relative path.
+using Tree = std::map<std::string, std::string>;
+Tree treeOf(const std::string& root, const std::string& below = "") {
+  Tree tree;
+  for (const auto& name : listDirectory(below.empty() ? root : root + "/" + below)) {
+    std::string rel = below.empty() ? name : below + "/" + name;
+    std::string path = root + "/" + rel;
+    struct stat st {};
+    REQUIRE(::lstat(path.c_str(), &st) == 0);
+    if (S_ISLNK(st.st_mode)) {
+      tree[rel] = "<link -> " + linkTarget(path) + ">";
+    } else if (S_ISDIR(st.st_mode)) {
+      tree[rel] = "<dir>";
+      tree.merge(treeOf(root, rel));
+    } else {
+      tree[rel] = text(test::readFile(path));
+    }
+  }
+  return tree;
+}
+
+// Files in a directory tree; directories are made as needed.
+void writeTree(const std::string& root, const Tree& files) {
+  for (const auto& [rel, content] : files) {
+    if (content == "<dir>") {
+      makeDirectories(root + "/" + rel);
+      continue;
+    }
+    std::string path = root + "/" + rel;
+    makeDirectories(path.substr(0, path.rfind('/')));
+    test::writeFile(path, content);
+  }
+}
+
+// GNU tar's ustar archive of `what` (arguments after -cf ARCHIVE).
+io::Buffer gnuTar(const std::string& archive, const std::string& what) {
+  std::string command = fmt::format("tar --format=ustar -cf '{}' {} 2>&1", archive, what);
+  INFO(command);
+  REQUIRE(std::system(command.c_str()) == 0);
+  return test::readFile(archive);
+}
+
+// A fake cluster's data directory and tablespace. tablespace_map names where the tablespace
+// lived on the server; the tests record a temporary directory as that location in backup.json
+// instead, so that restoring to the "original location" writes nowhere else.
+const Tree kBase{
+    {"PG_VERSION", "15\n"},
+    {"backup_label",
+     "START WAL LOCATION: 0/5000028 (file 000000010000000000000005)\nLABEL: tidemark\n"},
+    {"tablespace_map", "16385 /srv/ts1\n"},
+    {"global", "<dir>"},
+    {"global/pg_control", pattern(8192, 1)},
+    {"base", "<dir>"},
+    {"base/1", "<dir>"},
+    {"base/1/1259", pattern(200000, 2)},
+    {"base/1/PG_VERSION", "15\n"},
+    {"pg_tblspc", "<dir>"},
+    {"pg_wal", "<dir>"},
+};
+const Tree kTablespace{
+    {"PG_15_202209061", "<dir>"},
+    {"PG_15_202209061/1", "<dir>"},
+    {"PG_15_202209061/1/16390", pattern(50000, 3)},
+};
+const std::string kManifest = "{ \"PostgreSQL-Backup-Manifest-Version\": 1, \"Files\": [] }\n";
+
+// Their GNU tar archives, made once: each tar run is a process start.
+struct Archives {
+  test::TempDir dir{"tidemark-restore-source"};
+  io::Buffer base, tablespace;
+  Archives() {
+    writeTree(dir / "base", kBase);
+    REQUIRE(::chmod((dir / "base/base/1/1259").c_str(), 0600) == 0);
+    writeTree(dir / "ts", kTablespace);
+    base = gnuTar(dir / "base.tar", "-C '" + dir / "base" + "' .");
+    tablespace = gnuTar(dir / "ts.tar", "-C '" + dir / "ts" + "' .");
+  }
+};
+const Archives& archives() {
+  static const Archives made;
+  return made;
+}
+
+// A backup of the fake cluster with its tablespace and manifest, stored in memory.
+struct Fixture {
+  test::TempDir dir{"tidemark-restore"};
+  test::MemoryStorage storage;
+  const std::string tsLocation = dir / "ts-on-server";  // where the tablespace lived
+  const std::string data = dir / "data";                // where the backup is restored
+  repo::BackupInfo info;
+
+  Fixture() {
+    info.label = kLabel;
+    info.compression = io::CompressType::Zstd;
+    store("base.tar", archives().base);
+    store(fmt::format("{}.tar", kOid), archives().tablespace, kOid, tsLocation);
+    store("backup_manifest", io::Buffer(kManifest.begin(), kManifest.end()));
+  }
+
+  std::string path(const std::string& name) const {
+    return repo::backupObject("main", kLabel, name);
+  }
+
+  // Stores `bytes` as the object `name` and records it in `info`.
+  void store(const std::string& name, const io::Buffer& bytes, std::uint32_t oid = 0,
+             std::string location = {}) {
+    repo::ObjectWriter writer(storage.newWrite(path(name), {}), path(name),
+                              {.compress = io::CompressType::Zstd, .level = 1});
+    writer.write(bytes);
+    writer.close();
+    REQUIRE(writer.commit());
+    const auto& summary = writer.summary();
+    info.objects.push_back({.name = name,
+                            .tablespaceOid = oid,
+                            .tablespaceLocation = std::move(location),
+                            .size = summary.plainSize,
+                            .storedSize = summary.storedSize,
+                            .sha256 = summary.plainSha256});
+  }
+
+  recover::RestoreStats restore(RestoreOptions options = {}) {
+    options.sync = false;
+    options.terminal = 0;
+    return restoreBackup(repo::Repository(storage, "main"), info, data, options);
+  }
+  Error restoreError(RestoreOptions options = {}) {
+    return thrownError([&] { restore(std::move(options)); });
+  }
+};
+
+}  // namespace
+
+TEST_CASE("restoreBackup puts a backup back, byte for byte, with its tablespace") {
+  Fixture f;
+  SUBCASE("into the original location: every file as archived, tablespace_map unchanged") {
+    auto stats = f.restore();
+    Tree expected = kBase;
+    expected["backup_manifest"] = kManifest;
+    expected[fmt::format("pg_tblspc/{}", kOid)] = "<link -> " + f.tsLocation + ">";
+    CHECK(treeOf(f.data) == expected);
+    CHECK(treeOf(f.tsLocation) == kTablespace);
+    CHECK(modeOf(f.data) == 0700);
+    CHECK(modeOf(f.tsLocation) == 0700);
+    CHECK(modeOf(f.data + "/base/1/1259") == 0600);
+    CHECK(modeOf(f.data + "/backup_manifest") == 0600);
+    CHECK(stats.bytes == f.info.size());
+    CHECK(stats.files == 7);  // 6 files of base.tar, 1 of the tablespace
+    CHECK(stats.seconds >= 0);
+  }
+  SUBCASE("into an empty data directory that exists, whatever its mode") {
+    makeDirectories(f.data);
+    ::chmod(f.data.c_str(), 0755);
+    f.restore();
+    CHECK(modeOf(f.data) == 0700);
+    CHECK(text(test::readFile(f.data + "/base/1/1259")) == kBase.at("base/1/1259"));
+  }
+  SUBCASE("into an empty tablespace location that exists") {
+    makeDirectories(f.tsLocation);
+    f.restore();
+    CHECK(treeOf(f.tsLocation) == kTablespace);
+  }
+  SUBCASE("into a mapped location: link and tablespace_map name it, the original is untouched") {
+    const std::string mapped = f.dir / "elsewhere/ts";
+    f.restore({.tablespaceMap = {{kOid, mapped}}});
+    CHECK(treeOf(mapped) == kTablespace);
+    CHECK_FALSE(test::exists(f.tsLocation));
+    CHECK(linkTarget(f.data + "/pg_tblspc/16385") == mapped);
+    CHECK(text(test::readFile(f.data + "/tablespace_map")) == "16385 " + mapped + "\n");
+    CHECK(modeOf(f.data + "/tablespace_map") == 0600);
+    Tree expected = kBase;
+    expected["backup_manifest"] = kManifest;
+    expected["pg_tblspc/16385"] = "<link -> " + mapped + ">";
+    expected["tablespace_map"] = "16385 " + mapped + "\n";
+    CHECK(treeOf(f.data) == expected);
+  }
+  SUBCASE("tablespace_map escapes a backslash or newline in a location, as PostgreSQL does") {
+    const std::string mapped = f.dir / "odd\\name\nts";
+    f.restore({.tablespaceMap = {{kOid, mapped}}});
+    CHECK(treeOf(mapped) == kTablespace);
+    CHECK(linkTarget(f.data + "/pg_tblspc/16385") == mapped);
+    CHECK(text(test::readFile(f.data + "/tablespace_map")) ==
+          "16385 " + f.dir.path() + "/odd\\\\name\\\nts\n");
+  }
+  SUBCASE("a backup without tablespaces makes no pg_tblspc links, keeps its tablespace_map") {
+    f.info.objects.erase(f.info.objects.begin() + 1);
+    f.restore();
+    CHECK(listDirectory(f.data + "/pg_tblspc").empty());
+    CHECK(text(test::readFile(f.data + "/tablespace_map")) == kBase.at("tablespace_map"));
+  }
+}
+
+TEST_CASE("restoreBackup refuses places it must not write to") {
+  Fixture f;
+  SUBCASE("a data directory that is not empty is InvalidInput, and nothing is written") {
+    writeTree(f.data, {{"postmaster.pid", "4242\n"}});
+    Error e = f.restoreError();
+    CHECK(e.code() == ErrorCode::InvalidInput);
+    CHECK(what(e) == "data directory '" + f.data + "' is not empty");
+    CHECK(listDirectory(f.data) == std::vector<std::string>{"postmaster.pid"});
+    CHECK_FALSE(test::exists(f.tsLocation));
+  }
+  SUBCASE("a data directory holding only a hidden file is not empty") {
+    writeTree(f.data, {{".keep", ""}});
+    CHECK(f.restoreError().code() == ErrorCode::InvalidInput);
+  }
+  SUBCASE("a data directory that is a file is InvalidInput") {
+    test::writeFile(f.data, "not a directory");
+    Error e = f.restoreError();
+    CHECK(e.code() == ErrorCode::InvalidInput);
+    CHECK(what(e) == "data directory '" + f.data + "' exists and is not a directory");
+  }
+  SUBCASE("a relative data directory is InvalidInput") {
+    Error e = thrownError(
+        [&] { restoreBackup(repo::Repository(f.storage, "main"), f.info, "data", {.sync = false, .terminal = 0}); });
+    CHECK(e.code() == ErrorCode::InvalidInput);
+    CHECK(what(e) == "data directory 'data' is not an absolute path");
+  }
+  SUBCASE("a tablespace location that is not empty is InvalidInput, and is left as it was") {
+    writeTree(f.tsLocation, {{"PG_15_202209061/1/16390", "another cluster's"}});
+    Error e = f.restoreError();
+    CHECK(e.code() == ErrorCode::InvalidInput);
+    CHECK(what(e) == "the location of tablespace 16385 '" + f.tsLocation + "' is not empty");
+    CHECK(text(test::readFile(f.tsLocation + "/PG_15_202209061/1/16390")) == "another cluster's");
+  }
+  SUBCASE("a mapped location that is not empty is InvalidInput") {
+    const std::string mapped = f.dir / "mapped";
+    writeTree(mapped, {{"x", "1"}});
+    Error e = f.restoreError({.tablespaceMap = {{kOid, mapped}}});
+    CHECK(e.code() == ErrorCode::InvalidInput);
+    CHECK(what(e) == "the location of tablespace 16385 '" + mapped + "' is not empty");
+  }
+  SUBCASE("a relative mapped location is InvalidInput") {
+    Error e = f.restoreError({.tablespaceMap = {{kOid, "ts"}}});
+    CHECK(e.code() == ErrorCode::InvalidInput);
+    CHECK(what(e) == "the location of tablespace 16385 'ts' is not an absolute path");
+  }
+}
+
+TEST_CASE("restoreBackup trusts only the objects backup.json records") {
+  Fixture f;
+  SUBCASE("an object whose content differs from what backup.json records is Corrupt") {
+    f.info.objects[0].sha256[0] ^= 1;
+    Error e = f.restoreError();
+    CHECK(e.code() == ErrorCode::Corrupt);
+    CHECK(what(e) == Containing("backup object '" + f.path("base.tar") +
+                                "' is not the one its backup.json records (SHA-256 "));
+    CHECK(e.hint() == "the backup is damaged or was tampered with; choose another one");
+  }
+  SUBCASE("an object swapped for another valid one is Corrupt") {
+    f.storage.setObject(f.path("base.tar"), *f.storage.object(f.path("16385.tar")));
+    Error e = f.restoreError();
+    CHECK(e.code() == ErrorCode::Corrupt);
+    CHECK(what(e) ==
+          fmt::format(
+              "backup object '{}' is not the one its backup.json records (SHA-256 {}, {} bytes; "
+              "expected {}, {} bytes)",
+              f.path("base.tar"), io::toHex(f.info.objects[1].sha256), f.info.objects[1].size,
+              io::toHex(f.info.objects[0].sha256), f.info.objects[0].size));
+  }
+  SUBCASE("a manifest that differs from backup.json is Corrupt, and not left in place") {
+    f.info.objects[2].size += 1;
+    Error e = f.restoreError();
+    CHECK(e.code() == ErrorCode::Corrupt);
+    CHECK(what(e) ==
+          Containing("backup object '" + f.path("backup_manifest") + "' is not the one"));
+    CHECK_FALSE(test::exists(f.data + "/backup_manifest"));
+  }
+  SUBCASE("a missing object is Corrupt, naming it and the storage") {
+    f.storage.remove(f.path("16385.tar"));
+    Error e = f.restoreError();
+    CHECK(e.code() == ErrorCode::Corrupt);
+    CHECK(what(e) ==
+          "backup object '" + f.path("16385.tar") + "' is missing from " + f.storage.describe());
+    CHECK(e.hint() == "the backup is damaged; choose another one");
+  }
+  SUBCASE("a damaged stored object is Corrupt") {
+    io::Buffer bytes = *f.storage.object(f.path("base.tar"));
+    bytes[bytes.size() / 2] ^= 0x40;
+    f.storage.setObject(f.path("base.tar"), bytes);
+    Error e = f.restoreError();
+    CHECK(e.code() == ErrorCode::Corrupt);
+    CHECK(what(e) == Containing("object '" + f.path("base.tar") + "' in " + f.storage.describe() +
+                                " failed verification"));
+  }
+  SUBCASE("an archive with a '../' path is InvalidInput, and nothing is written outside") {
+    writeTree(f.dir / "evil/inner", {{"x", "1"}});
+    test::writeFile(f.dir / "evil/escaped", "outside");
+    f.info.objects.clear();
+    f.storage.remove(f.path("base.tar"));
+    f.store("base.tar",
+            gnuTar(f.dir / "evil.tar", "-P -C '" + f.dir / "evil/inner" + "' x ../escaped"));
+    Error e = f.restoreError();
+    CHECK(e.code() == ErrorCode::InvalidInput);
+    CHECK(what(e) == "refusing tar entry '../escaped': the path has a '..' component");
+    CHECK_FALSE(test::exists(f.dir / "escaped"));
+  }
+  SUBCASE("a stop request is Interrupted") {
+    std::atomic<int> calls{0};
+    Error e =
+        f.restoreError({.stopRequested = [&] { return ++calls > 1; }});  // after the first bytes
+    CHECK(e.code() == ErrorCode::Interrupted);
+    CHECK(what(e) == "the restore was interrupted; the data directory is incomplete");
+    CHECK(calls == 2);
+  }
+}

@@ -1,0 +1,81 @@
+// Unit tests of recover/settings.h and the option parsing of recover/recover.h: the recovery
+// settings tidemark-recover writes into postgresql.auto.conf, and targets as PostgreSQL reads them.
+#include "recover/settings.h"
+
+#include <doctest/doctest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "recover/recover.h"
+#include "support/check.h"
+#include "support/segment.h"
+
+using namespace tidemark;
+using recovery::Target;
+using recovery::TargetKind;
+using test::Containing;
+using test::thrownError;
+
+namespace {
+
+recover::RecoverOptions parse(std::map<std::string, std::vector<std::string>> options) {
+  CommandLine cl;
+  cl.options = std::move(options);
+  cl.options["pgdata"] = {"/srv/restore"};
+  return recover::parseRecoverOptions(cl);
+}
+
+}  // namespace
+
+TEST_CASE("recoverySettings clears every other kind of target before the chosen one") {
+  Target t;
+  t.kind = TargetKind::Time;
+  t.time = *parseUtc("2026-11-22T09:42:07Z");
+  t.action = recovery::TargetAction::Promote;
+  CHECK(recover::recoverySettings(t, "/usr/bin/tidemark-archive-get %f %p") ==
+        std::vector<std::string>{
+            "restore_command = '/usr/bin/tidemark-archive-get %f %p'", "recovery_target = ''",
+            "recovery_target_lsn = ''", "recovery_target_name = ''", "recovery_target_xid = ''",
+            "recovery_target_time = '2026-11-22 09:42:07.000000+00'",
+            "recovery_target_inclusive = on", "recovery_target_action = 'promote'",
+            "recovery_target_timeline = 'latest'"});
+  SUBCASE("with no target, every kind is cleared") {
+    auto lines = recover::recoverySettings(Target{}, "get %f %p");
+    CHECK(lines.size() == 7);
+    CHECK(lines[5] == "recovery_target_xid = ''");
+    CHECK(lines[6] == "recovery_target_timeline = 'latest'");
+  }
+}
+
+TEST_CASE("writeRecoverySettings comments out earlier recovery lines, whatever their case") {
+  test::TempDir dir;
+  {
+    std::ofstream out(dir.path() + "/postgresql.auto.conf");
+    out << "work_mem = '64MB'\nRecovery_Target_Time = '2020-01-01 00:00:00+00'\n  restore_command "
+           "= 'cp x'\n";
+  }
+  recover::writeRecoverySettings(dir.path(), {"restore_command = 'get %f %p'"}, false, "(test)");
+  std::string text = test::readText(dir.path() + "/postgresql.auto.conf");
+  CHECK(text == Containing("work_mem = '64MB'\n"));
+  CHECK(text == Containing("#Recovery_Target_Time = '2020-01-01 00:00:00+00'    # commented out by "
+                           "tidemark-recover"));
+  CHECK(text == Containing("#  restore_command = 'cp x'    # commented out"));
+  CHECK(text == Containing("# --- tidemark-recover (test) ---\nrestore_command = 'get %f %p'\n"));
+  CHECK(std::filesystem::exists(dir.path() + "/recovery.signal"));
+}
+
+TEST_CASE("transaction ids and timelines are written in decimal, as PostgreSQL reads them") {
+  CHECK(parse({{"target-xid", {"0123"}}}).target.text == "123");
+  CHECK(parse({{"target-timeline", {"010"}}}).target.timeline.text() == "10");
+  CHECK(parse({{"target-timeline", {"current"}}}).target.timeline.text() == "current");
+  for (const char* bad : {"5abc", "+5", " 5", "0x10", "0", "99999999999"}) {
+    CAPTURE(bad);
+    CHECK(thrownError([&] { parse({{"target-timeline", {bad}}}); }).code() == ErrorCode::Usage);
+  }
+  for (const char* bad : {"12a", "-1", "0", "99999999999999999999999"}) {
+    CAPTURE(bad);
+    CHECK(thrownError([&] { parse({{"target-xid", {bad}}}); }).code() == ErrorCode::Usage);
+  }
+}

@@ -1,0 +1,254 @@
+// Unit tests of common/recovery/plan.h: the backup chosen for a target and the WAL a recovery needs,
+// on a repository in memory.
+#include "common/recovery/plan.h"
+
+#include <doctest/doctest.h>
+
+#include "support/check.h"
+#include "support/fake_repository.h"
+
+using namespace tidemark;
+using recovery::Target;
+using recovery::TargetKind;
+using test::kSegmentSize;
+using test::thrownError;
+using test::what;
+
+namespace {
+
+// Timeline 1 holds segments 2 to 9 and 0000000100000000000000A.partial; one backup on it.
+struct Failover : test::FakeRepository {
+  explicit Failover(const std::string& switchpoint) {
+    wal(1, 2, 9);
+    file("00000001000000000000000A.partial");
+    history(2, "1\t" + switchpoint + "\tno recovery target specified\n");
+    backup("20261101T000000Z", 1, 0x200028, 0x300100);
+  }
+};
+
+Target timeTarget(const std::string& iso) {
+  Target t;
+  t.kind = TargetKind::Time;
+  t.text = iso;
+  t.time = *parseUtc(iso);
+  return t;
+}
+
+recovery::RecoveryPlan planRecovery(test::FakeRepository& repository, const Target& target,
+                                    const std::optional<std::string>& label = std::nullopt) {
+  return recovery::planRecovery(repository.catalog(), target, label);
+}
+
+}  // namespace
+
+TEST_CASE(
+    "a recovery to the newest WAL needs the first segment of a timeline that began inside it") {
+  Failover repository("0/A00028");
+  SUBCASE("not archived yet: refused, naming it and the way out") {
+    auto e = thrownError([&] { planRecovery(repository, Target{}); });
+    CHECK(e.code() == ErrorCode::InvalidInput);
+    CHECK(what(e) == test::Containing("00000002000000000000000A is not in the repository yet"));
+    CHECK(what(e) == test::Containing("last WAL of timeline 1 before the switch to timeline 2"));
+    CHECK(e.hint() == test::Containing("pg_switch_wal()"));
+  }
+  SUBCASE("archived: the range runs on timeline 2") {
+    repository.wal(2, 0xA, 0xB);
+    auto plan = planRecovery(repository, Target{});
+    CHECK(plan.lastSegment == 0xB);
+    CHECK(plan.lastWal == "00000002000000000000000B");
+    CHECK(plan.gaps.empty());
+  }
+  SUBCASE("a time target: only a warning (the target may lie before the switch)") {
+    auto plan =
+        planRecovery(repository, timeTarget("2026-11-01T00:05:00Z"));
+    CHECK(plan.lastSegment == 0xA);
+    REQUIRE(plan.warnings.size() == 1);
+    CHECK(plan.warnings.front() == test::Containing("00000002000000000000000A"));
+  }
+  SUBCASE("an LSN target before the switch segment needs nothing of timeline 2") {
+    Target t;
+    t.kind = TargetKind::Lsn;
+    t.lsn = 0x900000;
+    auto plan = planRecovery(repository, t);
+    CHECK(plan.lastSegment == 9);
+    CHECK(plan.gaps.empty());
+  }
+}
+
+TEST_CASE("a timeline that began on a segment boundary needs none of its own segments yet") {
+  Failover repository("0/A00000");
+  auto plan = planRecovery(repository, Target{});
+  CHECK(plan.lastSegment == 9);
+  CHECK(plan.lastWal == "000000010000000000000009");
+  CHECK(plan.gaps.empty());
+}
+
+TEST_CASE(
+    "planRecovery chooses the newest backup that ends before a time target, and refuses earlier "
+    "ones") {
+  test::FakeRepository repository;
+  repository.wal(1, 2, 9);
+  repository.backup("20261101T000000Z", 1, 0x200028, 0x300100);  // ends 2026-11-01T00:01:15Z
+  repository.backup("20261103T000000Z", 1, 0x600028, 0x700100);  // ends 2026-11-03T00:01:15Z
+  CHECK(planRecovery(repository, timeTarget("2026-11-02T00:00:00Z"))
+            .backup.label == "20261101T000000Z");
+  CHECK(planRecovery(repository, timeTarget("2026-11-03T00:01:15Z"))
+            .backup.label == "20261103T000000Z");
+  auto e = thrownError([&] {
+    planRecovery(repository, timeTarget("2026-11-01T00:01:14Z"));
+  });
+  CHECK(e.code() == ErrorCode::InvalidInput);
+  CHECK(what(e) == test::Containing("no complete backup ends before the target"));
+}
+
+TEST_CASE("a gap in the WAL is refused with no target and named") {
+  test::FakeRepository repository;
+  repository.wal(1, 2, 4);
+  repository.wal(1, 6, 9);
+  repository.backup("20261101T000000Z", 1, 0x200028, 0x300100);
+  auto e = thrownError([&] { planRecovery(repository, Target{}); });
+  CHECK(e.code() == ErrorCode::InvalidInput);
+  CHECK(what(e) == test::Containing("000000010000000000000005 is missing"));
+}
+
+TEST_CASE("an LSN target far beyond the archive is one gap, found at once") {
+  test::FakeRepository repository;
+  repository.wal(1, 2, 9);
+  repository.backup("20261101T000000Z", 1, 0x200028, 0x300100);
+  Target t;
+  t.kind = TargetKind::Lsn;
+  t.lsn = 0xFFFFFFFF00000000ULL;
+  auto e = thrownError([&] { planRecovery(repository, t); });
+  CHECK(e.code() == ErrorCode::InvalidInput);
+  CHECK(what(e) ==
+        test::Containing(
+            "00000001000000000000000A to 00000001FFFFFFFF00000000 (17592186040311 files)"));
+  CHECK(what(e) == test::Containing("the target WAL location FFFFFFFF/0 is unreachable"));
+}
+
+TEST_CASE(
+    "a damaged backup.json is left out with a warning, and a missing history means no parents") {
+  test::FakeRepository repository;
+  repository.wal(2, 2, 9);
+  repository.backup("20261101T000000Z", 2, 0x200028, 0x300100);  // timeline 2, no 00000002.history
+  repository.storage.setObject(repo::backupInfoFile("main", "20261102T000000Z"),
+                               test::FakeRepository::text("{"));
+  auto plan = planRecovery(repository, Target{});
+  CHECK(plan.backup.label == "20261101T000000Z");
+  CHECK(plan.lastWal == "000000020000000000000009");
+  REQUIRE(plan.warnings.size() == 2);
+  CHECK(plan.warnings[0] == test::Containing("a backup is left out: "));
+  CHECK(plan.warnings[0] == test::Containing("20261102T000000Z"));
+  CHECK(plan.warnings[1] == test::Containing("the repository has no 00000002.history"));
+}
+
+TEST_CASE("planRecovery follows the timeline the target asks for, and the backups on its history") {
+  // Timeline 1 ran to segment 9; timeline 2 branched off at 0/600000 (a point-in-time recovery)
+  // and holds segments 6 and 7. B1 ended before the branch, B2 after it (on timeline 1 only).
+  test::FakeRepository repository;
+  repository.wal(1, 2, 9);
+  repository.history(2, "1\t0/600000\tbefore 2026-11-02 00:00:00+00\n");
+  repository.wal(2, 6, 7);
+  repository.backup("20261101T000000Z", 1, 0x200028, 0x300100);
+  repository.backup("20261103T000000Z", 1, 0x800028, 0x800100);
+  SUBCASE("latest: the newest timeline, from the newest backup on its history") {
+    auto plan = planRecovery(repository, Target{});
+    CHECK(plan.backup.label == "20261101T000000Z");
+    CHECK(plan.history.timeline == 2);
+    CHECK(plan.timelinePath == "1 (until 0/600000) -> 2");
+    CHECK(plan.firstWal == "000000010000000000000002");
+    CHECK(plan.lastWal == "000000020000000000000007");
+    CHECK(plan.backupReason == "the newest complete backup");
+  }
+  SUBCASE("current: the newest backup, on its own timeline") {
+    Target t;
+    t.timeline = *recovery::TimelineChoice::parse("current");
+    auto plan = planRecovery(repository, t);
+    CHECK(plan.backup.label == "20261103T000000Z");
+    CHECK(plan.history.timeline == 1);
+    CHECK(plan.lastWal == "000000010000000000000009");
+  }
+  SUBCASE("a timeline number: only backups on its history") {
+    Target t;
+    t.timeline = *recovery::TimelineChoice::parse("1");
+    CHECK(planRecovery(repository, t).backup.label == "20261103T000000Z");
+    t.timeline = *recovery::TimelineChoice::parse("2");
+    CHECK(planRecovery(repository, t).backup.label == "20261101T000000Z");
+  }
+  SUBCASE("--backup of a backup that is not on the target timeline's history is refused") {
+    Error e = thrownError([&] { planRecovery(repository, Target{}, "20261103T000000Z"); });
+    CHECK(e.code() == ErrorCode::InvalidInput);
+    CHECK(what(e) ==
+          "backup 20261103T000000Z (timeline 1, ending at 0/800100) is not on the history of timeline 2");
+    CHECK(e.hint() == test::Containing("--target-timeline"));
+  }
+  SUBCASE("a time target: the newest backup before it on the wanted history") {
+    Target t = timeTarget("2026-11-04T00:00:00Z");
+    CHECK(planRecovery(repository, t).backup.label == "20261101T000000Z");
+    t.timeline = *recovery::TimelineChoice::parse("1");
+    CHECK(planRecovery(repository, t).backup.label == "20261103T000000Z");
+  }
+}
+
+TEST_CASE("planRecovery checks a chosen backup against the target and says why it chose one") {
+  test::FakeRepository repository;
+  repository.wal(1, 2, 9);
+  repository.backup("20261101T000000Z", 1, 0x200028, 0x300100);
+  repository.backup("20261103T000000Z", 1, 0x600028, 0x700100);
+  SUBCASE("a backup that ends after the target is refused, naming both") {
+    Error e = thrownError([&] { planRecovery(repository, timeTarget("2026-11-02T00:00:00Z"), "20261103T000000Z"); });
+    CHECK(e.code() == ErrorCode::InvalidInput);
+    CHECK(what(e) == test::Containing("backup 20261103T000000Z ends at 2026-11-03T00:01:15Z (0/700100), after the target"));
+  }
+  SUBCASE("an LSN target before a backup's end rules it out") {
+    Target t;
+    t.kind = TargetKind::Lsn;
+    t.lsn = 0x500000;
+    CHECK(planRecovery(repository, t).backup.label == "20261101T000000Z");
+  }
+  SUBCASE("a label that names no complete backup is refused") {
+    Error e = thrownError([&] { planRecovery(repository, Target{}, "20261102T000000Z"); });
+    CHECK(what(e) == "stanza 'main' has no complete backup '20261102T000000Z'");
+  }
+  SUBCASE("transaction and restore point targets take the newest backup and say so") {
+    Target t;
+    t.kind = TargetKind::Xid;
+    t.xid = 742;
+    t.text = "742";
+    auto plan = planRecovery(repository, t);
+    CHECK(plan.backup.label == "20261103T000000Z");
+    CHECK(plan.backupReason == test::Containing("cannot tell which backup precedes a transaction id"));
+  }
+  SUBCASE("an immediate target needs the backup's own WAL only") {
+    Target t;
+    t.kind = TargetKind::Immediate;
+    auto plan = planRecovery(repository, t);
+    CHECK(plan.firstSegment == 6);
+    CHECK(plan.lastSegment == 7);
+  }
+  SUBCASE("a stanza without any backup cannot be planned") {
+    test::FakeRepository empty;
+    empty.wal(1, 2, 3);
+    Error e = thrownError([&] { planRecovery(empty, Target{}); });
+    CHECK(what(e) == "stanza 'main' has no complete backup");
+    CHECK(e.hint() == test::Containing("tidemark-basebackup"));
+  }
+}
+
+TEST_CASE("describePlan shows the backup, the target, the timeline path and the WAL") {
+  test::FakeRepository repository;
+  repository.wal(1, 2, 9);
+  repository.backup("20261101T000000Z", 1, 0x200028, 0x300100);
+  Target t = timeTarget("2026-11-02T00:00:00Z");
+  t.text = "2026-11-02 01:00:00+01";
+  t.action = recovery::TargetAction::Promote;
+  std::string text = recovery::describePlan(planRecovery(repository, t), t);
+  CHECK(text == test::Containing("backup:    20261101T000000Z (timeline 1, 0/200028 to 0/300100, ended "
+                                 "2026-11-01T00:01:15Z, 30.0 MiB): the newest complete backup that ends before "
+                                 "the target\n"));
+  CHECK(text == test::Containing("target:    time 2026-11-02 01:00:00+01 (2026-11-02 00:00:00.000000+00 UTC) "
+                                 "(inclusive), then promote\n"));
+  CHECK(text == test::Containing("timeline:  1 (recovery_target_timeline = latest)\n"));
+  CHECK(text == test::Containing("WAL:       000000010000000000000002 to 000000010000000000000009 (8 segments): "
+                                 "all in the repository\n"));
+}

@@ -1,0 +1,244 @@
+// Unit tests of common/repo/stanza.h: stanza.json, and checking files against a stanza.
+#include "common/repo/stanza.h"
+
+#include <doctest/doctest.h>
+
+#include "common/base/error.h"
+#include "common/repo/layout.h"
+#include "common/base/version.h"
+#include "support/check.h"
+#include "support/forwarding_storage.h"
+#include "support/memory_storage.h"
+
+using namespace tidemark;
+using namespace tidemark::repo;
+using test::Containing;
+using test::thrownError;
+using test::what;
+
+namespace {
+
+const StanzaInfo kCandidate{
+    .systemId = 7000000000000000001ULL, .pgVersion = 15, .walSegmentSize = 16u << 20};
+
+// A storage where another process creates the stanza between our check and our write.
+class RacingStorage final : public test::ForwardingStorage {
+ public:
+  RacingStorage(test::MemoryStorage& inner, std::string winner)
+      : ForwardingStorage(inner), inner_(inner), winner_(std::move(winner)) {}
+  std::unique_ptr<storage::Write> newWrite(const std::string& path,
+                                           storage::WriteOptions options) override {
+    auto write = inner_.newWrite(path, options);
+    if (!winner_.empty()) {
+      inner_.setObject(path, io::Buffer(winner_.begin(), winner_.end()));
+      winner_.clear();
+    }
+    return write;
+  }
+
+ private:
+  test::MemoryStorage& inner_;
+  std::string winner_;
+};
+
+void putText(test::MemoryStorage& s, const std::string& path, std::string_view text) {
+  s.setObject(path, io::Buffer(text.begin(), text.end()));
+}
+
+// The functions under test on a handle of `stanza` in `s`, written with `encryption`.
+std::optional<StanzaInfo> loadStanza(storage::Storage& s, const std::string& stanza) {
+  return repo::loadStanza(Repository(s, stanza));
+}
+
+StanzaInfo ensureStanza(storage::Storage& s, const std::string& stanza, const StanzaInfo& candidate,
+                        const std::string& what) {
+  return repo::ensureStanza(Repository(s, stanza), candidate, what);
+}
+
+void checkEncryption(storage::Storage& s, const std::string& stanza, StanzaInfo& info, io::EncryptType encryption,
+                     bool allowMixed) {
+  repo::checkEncryption(Repository(s, stanza, {}, {.encryption = encryption, .allowMixedEncryption = allowMixed}),
+                        info);
+}
+
+}  // namespace
+
+TEST_CASE("stanza.json round-trips and refuses documents it cannot trust") {
+  SUBCASE("every field survives, including a 64-bit system identifier, kept as a string") {
+    StanzaInfo info = kCandidate;
+    info.systemId = 18446744073709551615ULL;
+    info.created = parseUtc("2026-11-22T10:15:00Z");
+    info.tidemarkVersion = "0.1.0";
+    std::string json = info.toJson();
+    CHECK(json == Containing("\"system-identifier\": \"18446744073709551615\""));
+    StanzaInfo back = StanzaInfo::fromJson(json, "x");
+    CHECK(back.systemId == info.systemId);
+    CHECK(back.pgVersion == 15);
+    CHECK(back.walSegmentSize == 16u << 20);
+    CHECK(back.format == kRepositoryFormat);
+    CHECK(back.created == info.created);
+    CHECK(back.tidemarkVersion == "0.1.0");
+  }
+  SUBCASE("text that is not JSON is Corrupt, naming where it came from") {
+    Error e = thrownError([] { StanzaInfo::fromJson("{ not json", "posix:/r/main/stanza.json"); });
+    CHECK(e.code() == ErrorCode::Corrupt);
+    CHECK(what(e) == Containing("'posix:/r/main/stanza.json' is not a valid stanza.json"));
+  }
+  SUBCASE("a missing field is Corrupt") {
+    Error e = thrownError([] { StanzaInfo::fromJson(R"({"format": 1, "pg-version": 15})", "w"); });
+    CHECK(e.code() == ErrorCode::Corrupt);
+  }
+  SUBCASE("a system identifier that is not a number is Corrupt") {
+    Error e = thrownError([] {
+      StanzaInfo::fromJson(
+          R"({"format": 1, "system-identifier": "abc", "pg-version": 15, "wal-segment-size": 16777216})",
+          "w");
+    });
+    CHECK(e.code() == ErrorCode::Corrupt);
+    CHECK(what(e) == "'w' has an invalid system-identifier");
+  }
+  SUBCASE("a damaged system identifier is Corrupt, not silently another number") {
+    for (std::string id :
+         {"", "-1", "7000000000000000001x", " 7000000000000000001", "+7", "99999999999999999999"}) {
+      CAPTURE(id);
+      std::string json = fmt::format(
+          R"({{"format": 1, "system-identifier": "{}", "pg-version": 15, "wal-segment-size": 16777216}})",
+          id);
+      Error e = thrownError([&] { StanzaInfo::fromJson(json, "w"); });
+      CHECK(e.code() == ErrorCode::Corrupt);
+      CHECK(what(e) == "'w' has an invalid system-identifier");
+    }
+  }
+  SUBCASE("another repository format is Unsupported") {
+    StanzaInfo info = kCandidate;
+    info.format = 2;
+    Error e = thrownError([&] { StanzaInfo::fromJson(info.toJson(), "w"); });
+    CHECK(e.code() == ErrorCode::Unsupported);
+    CHECK(what(e) == "'w' has repository format 2; this tidemark reads format 1");
+  }
+}
+
+TEST_CASE("ensureStanza creates stanza.json once and checks every later file against it") {
+  test::MemoryStorage s;
+  SUBCASE("the first call creates it from the candidate") {
+    CHECK_FALSE(loadStanza(s, "main").has_value());
+    StanzaInfo created = ensureStanza(s, "main", kCandidate, "WAL file 'x'");
+    CHECK(created.systemId == kCandidate.systemId);
+    CHECK(created.tidemarkVersion == kVersion);
+    REQUIRE(created.created.has_value());
+    CHECK(*created.created <= utcNow());
+    auto loaded = loadStanza(s, "main");
+    REQUIRE(loaded);
+    CHECK(loaded->systemId == kCandidate.systemId);
+    CHECK(loaded->pgVersion == 15);
+    CHECK(loaded->walSegmentSize == 16u << 20);
+    CHECK(s.paths() == std::vector<std::string>{stanzaFile("main")});
+  }
+  SUBCASE("a later call with the same cluster returns the stored identity unchanged") {
+    ensureStanza(s, "main", kCandidate, "a");
+    io::Buffer before = *s.object(stanzaFile("main"));
+    StanzaInfo again = ensureStanza(
+        s, "main", {.systemId = kCandidate.systemId, .pgVersion = 16, .walSegmentSize = 16u << 20},
+        "b");
+    CHECK(again.pgVersion == 15);
+    CHECK(*s.object(stanzaFile("main")) == before);
+  }
+  SUBCASE("another cluster's system identifier is ForeignCluster, naming both and the stanza") {
+    ensureStanza(s, "main", kCandidate, "a");
+    Error e = thrownError([&] {
+      ensureStanza(s, "main", {.systemId = 42, .pgVersion = 15, .walSegmentSize = 16u << 20},
+                   "WAL file 'F'");
+    });
+    CHECK(e.code() == ErrorCode::ForeignCluster);
+    CHECK(
+        what(e) ==
+        "WAL file 'F' is from the cluster with system identifier 42, but stanza 'main' belongs to "
+        "7000000000000000001");
+    CHECK(e.hint() == Containing("its own stanza"));
+  }
+  SUBCASE("another segment size is ForeignCluster") {
+    ensureStanza(s, "main", kCandidate, "a");
+    Error e = thrownError([&] {
+      ensureStanza(s, "main",
+                   {.systemId = kCandidate.systemId, .pgVersion = 15, .walSegmentSize = 64u << 20},
+                   "WAL file 'F'");
+    });
+    CHECK(e.code() == ErrorCode::ForeignCluster);
+    CHECK(what(e) ==
+          "WAL file 'F' has 67108864 byte segments, but stanza 'main' has 16777216 byte segments");
+  }
+  SUBCASE("stanzas are independent") {
+    ensureStanza(s, "main", kCandidate, "a");
+    CHECK(
+        ensureStanza(s, "other", {.systemId = 42, .pgVersion = 14, .walSegmentSize = 1u << 20}, "b")
+            .systemId == 42);
+  }
+  SUBCASE("when another process creates it first, the winner's identity is used and checked") {
+    StanzaInfo winner = kCandidate;
+    winner.created = parseUtc("2026-01-01T00:00:00Z");
+    RacingStorage racing(s, winner.toJson());
+    CHECK(ensureStanza(racing, "main", kCandidate, "a").created == parseUtc("2026-01-01T00:00:00Z"));
+    StanzaInfo foreign = kCandidate;
+    foreign.systemId = 99;
+    test::MemoryStorage other;
+    RacingStorage racingForeign(other, foreign.toJson());
+    CHECK(thrownError([&] { ensureStanza(racingForeign, "main", kCandidate, "a"); }).code() ==
+          ErrorCode::ForeignCluster);
+  }
+  SUBCASE("a damaged stanza.json is Corrupt") {
+    putText(s, stanzaFile("main"), "{\"format\": 1,");
+    CHECK(thrownError([&] { ensureStanza(s, "main", kCandidate, "a"); }).code() ==
+          ErrorCode::Corrupt);
+  }
+}
+
+TEST_CASE("checkSystemId accepts the stanza's own cluster and refuses any other, naming both") {
+  checkSystemId(kCandidate, "main", kCandidate.systemId, "x");  // does not throw
+  Error e = thrownError([] { checkSystemId(kCandidate, "main", 1, "WAL file 'y'"); });
+  CHECK(e.code() == ErrorCode::ForeignCluster);
+  CHECK(what(e) == "WAL file 'y' is from the cluster with system identifier 1, but stanza 'main' belongs to "
+                   "7000000000000000001");
+}
+
+TEST_CASE("stanza.json records the encryption type, and checkEncryption keeps a stanza unmixed") {
+  test::MemoryStorage s;
+  SUBCASE("recorded and read back; a stanza.json without the field is unencrypted") {
+    StanzaInfo info = kCandidate;
+    info.encryption = io::EncryptType::Aes256Gcm;
+    CHECK(info.toJson() == Containing("\"encryption\": \"aes-256-gcm\""));
+    CHECK(StanzaInfo::fromJson(info.toJson(), "x").encryption == io::EncryptType::Aes256Gcm);
+    StanzaInfo old = StanzaInfo::fromJson(
+        R"({"format": 1, "system-identifier": "1", "pg-version": 15, "wal-segment-size": 16777216})", "x");
+    CHECK(old.encryption == io::EncryptType::None);
+    Error e = thrownError([] {
+      StanzaInfo::fromJson(
+          R"({"format": 1, "system-identifier": "1", "pg-version": 15, "wal-segment-size": 1, "encryption": "rot13"})",
+          "w");
+    });
+    CHECK(e.code() == ErrorCode::Corrupt);
+    CHECK(what(e) == "'w' has an invalid encryption");
+  }
+  SUBCASE("the first writer's type is recorded; the other type is refused, naming the override") {
+    StanzaInfo candidate = kCandidate;
+    candidate.encryption = io::EncryptType::Aes256Gcm;
+    StanzaInfo info = ensureStanza(s, "main", candidate, "a");
+    CHECK(loadStanza(s, "main")->encryption == io::EncryptType::Aes256Gcm);
+    checkEncryption(s, "main", info, io::EncryptType::Aes256Gcm, false);  // the same type: nothing to refuse
+    CHECK(loadStanza(s, "main")->encryption == io::EncryptType::Aes256Gcm);
+    Error e = thrownError([&] { checkEncryption(s, "main", info, io::EncryptType::None, false); });
+    CHECK(e.code() == ErrorCode::Config);
+    CHECK(what(e) == "stanza 'main' records encryption 'aes-256-gcm' in stanza.json, but encryption.type is "
+                     "'none': the stanza would mix encrypted and unencrypted objects");
+    CHECK(e.hint() == Containing("encryption.allow-mixed = true"));
+    CHECK(loadStanza(s, "main")->encryption == io::EncryptType::Aes256Gcm);
+  }
+  SUBCASE("allow-mixed switches the stanza: stanza.json records the new type, the old one is refused") {
+    StanzaInfo info = ensureStanza(s, "main", kCandidate, "a");
+    checkEncryption(s, "main", info, io::EncryptType::Aes256Gcm, true);
+    StanzaInfo switched = *loadStanza(s, "main");
+    CHECK(switched.encryption == io::EncryptType::Aes256Gcm);
+    CHECK(switched.systemId == kCandidate.systemId);
+    CHECK(thrownError([&] { checkEncryption(s, "main", switched, io::EncryptType::None, false); }).code() ==
+          ErrorCode::Config);
+  }
+}
