@@ -36,15 +36,16 @@ TEST_CASE("Progress counts what was done, quietly, when stderr is not a terminal
   SUBCASE("with a known total") {
     Progress progress("backup 20261122T101500Z", 1000, 0);
     CHECK(progress.done() == 0);
-    CHECK_NOTHROW(progress.add(0));
-    CHECK_NOTHROW(progress.add(400));
-    CHECK_NOTHROW(progress.add(600));
+    progress.add(0);
+    CHECK(progress.done() == 0);
+    progress.add(400);
+    progress.add(600);
     CHECK(progress.done() == 1000);
-    CHECK_NOTHROW(progress.add(24));  // more than announced: the server's total is an estimate
+    progress.add(24);  // more than announced: the server's total is an estimate
     CHECK(progress.done() == 1024);
-    CHECK_NOTHROW(progress.finish());
-    CHECK_NOTHROW(progress.finish());
-    CHECK(progress.seconds() >= 0);
+    progress.finish();
+    progress.finish();  // a second finish changes nothing
+    CHECK(progress.done() == 1024);
   }
   SUBCASE("with a total unknown at first, then set") {
     Progress progress("restore", 0, 0);
@@ -52,7 +53,7 @@ TEST_CASE("Progress counts what was done, quietly, when stderr is not a terminal
       progress.add(1u << 20);
     CHECK(progress.done() == 1000ULL << 20);
     progress.setTotal(2000ULL << 20);
-    CHECK_NOTHROW(progress.add(1));
+    progress.add(1);
     CHECK(progress.done() == (1000ULL << 20) + 1);
   }
   spdlog::set_level(level);
