@@ -7,30 +7,34 @@
 #include <chrono>
 #include <thread>
 
+#include "common/base/text.h"
 #include "common/files/file.h"
 #include "common/pg/wal.h"
 #include "common/repo/layout.h"
-#include "common/base/text.h"
 
 namespace tidemark::archive {
 
 GetResult getWalFile(const repo::Repository& repository, const GetParams& params) {
   auto name = pg::parseWalName(params.walName);
   if (!name)
-    throw Error(ErrorCode::InvalidInput, fmt::format("'{}' is not a WAL file name", params.walName),
-                "restore_command must pass %f and %p: restore_command = 'tidemark-archive-get %f %p'");
-  files::AtomicFile file(params.destination, {.noReplace = false, .mode = 0600, .errorCode = ErrorCode::LocalIo});
+    throw Error(
+        ErrorCode::InvalidInput, fmt::format("'{}' is not a WAL file name", params.walName),
+        "restore_command must pass %f and %p: restore_command = 'tidemark-archive-get %f %p'");
+  files::AtomicFile file(params.destination,
+                         {.noReplace = false, .mode = 0600, .errorCode = ErrorCode::LocalIo});
   GetResult result;
-  auto summary =
-      repo::readObject(repository.storage(), repo::walObject(repository.stanza(), *name), file, repository.keys());
+  auto summary = repo::readObject(repository.storage(), repo::walObject(repository.stanza(), *name),
+                                  file, repository.keys());
   if (!summary) {
     // "Not found" ends recovery, so it must mean this stanza answered, not that the
     // configuration points at a stanza that does not exist.
     if (!repository.storage().info(repo::stanzaFile(repository.stanza())))
-      throw Error(ErrorCode::Config,
-                  fmt::format("stanza '{}' does not exist in {}", repository.stanza(), repository.describe()),
-                  "check 'stanza' and the repository settings; recovery stops here rather than take a "
-                  "wrong repository for the end of WAL");
+      throw Error(
+          ErrorCode::Config,
+          fmt::format("stanza '{}' does not exist in {}", repository.stanza(),
+                      repository.describe()),
+          "check 'stanza' and the repository settings; recovery stops here rather than take a "
+          "wrong repository for the end of WAL");
     return result;  // `file` is discarded unpublished
   }
   file.commit();
@@ -39,7 +43,8 @@ GetResult getWalFile(const repo::Repository& repository, const GetParams& params
   return result;
 }
 
-GetOutcome archiveGet(const Config& config, const std::string& walName, const std::string& destination) {
+GetOutcome archiveGet(const Config& config, const std::string& walName,
+                      const std::string& destination) {
   auto started = std::chrono::steady_clock::now();
   repo::Repository repository = repo::openRepository(config);
   GetParams params{.walName = walName, .destination = destination};
@@ -47,13 +52,16 @@ GetOutcome archiveGet(const Config& config, const std::string& walName, const st
   for (int attempt = 1;; ++attempt) {
     try {
       GetResult result = getWalFile(repository, params);
-      auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started).count();
+      auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                    std::chrono::steady_clock::now() - started)
+                    .count();
       if (result.outcome == GetOutcome::NotFound) {
         // PostgreSQL probes for files that do not exist (each timeline's .history): stay quiet.
         spdlog::debug("{} is not in the repository", walName);
       } else {
-        spdlog::info("restored {}: {} ({} stored), {} ms", walName, humanBytes(result.summary.plainSize),
-                     humanBytes(result.summary.storedSize), ms);
+        spdlog::info("restored {}: {} ({} stored), {} ms", walName,
+                     humanBytes(result.summary.plainSize), humanBytes(result.summary.storedSize),
+                     ms);
       }
       return result.outcome;
     } catch (const Error& e) {
@@ -61,7 +69,8 @@ GetOutcome archiveGet(const Config& config, const std::string& walName, const st
       bool retry = e.transient() && attempt < kAttempts;
       if (!retry) throw;
       auto wait = std::chrono::milliseconds(250 << attempt);
-      spdlog::warn("{} (attempt {} of {}, retrying in {} ms)", e.what(), attempt, kAttempts, wait.count());
+      spdlog::warn("{} (attempt {} of {}, retrying in {} ms)", e.what(), attempt, kAttempts,
+                   wait.count());
       std::this_thread::sleep_for(wait);
     }
   }

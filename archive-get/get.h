@@ -3,8 +3,8 @@
 
 #include <string>
 
-#include "common/config/config.h"
 #include "common/base/error.h"
+#include "common/config/config.h"
 #include "common/repo/object.h"
 #include "common/repo/repository.h"
 
@@ -32,7 +32,8 @@ GetResult getWalFile(const repo::Repository& repository, const GetParams& params
 
 // The command: fetches with the configured repository, retrying transient errors (Error::transient)
 // twice with backoff (on top of the S3 driver's own per-request retries), and logs the outcome.
-GetOutcome archiveGet(const Config& config, const std::string& walName, const std::string& destination);
+GetOutcome archiveGet(const Config& config, const std::string& walName,
+                      const std::string& destination);
 
 // The exit status for a failure, from the mode the working directory shows: with standby.signal
 // present, the error's own status (2..125: the standby keeps retrying); otherwise 255, so that

@@ -1,18 +1,21 @@
 // tidemark-archive-push WAL_PATH: archive_command = 'tidemark-archive-push %p'.
-#include "archive-push/push.h"
 #include "common/cli/main.h"
+
+#include "archive-push/push.h"
 
 int main(int argc, char** argv) {
   const tidemark::CommandSpec spec{
       .program = "tidemark-archive-push",
       .arguments = "WAL_PATH",
-      .summary = "Stores one WAL file in the repository; exits 0 only once it is durable there.\n"
-                 "postgresql.conf: archive_command = 'tidemark-archive-push %p'",
+      .summary =
+          "Stores one WAL file in the repository; exits 0 only once it is durable there.\n"
+          "postgresql.conf: archive_command = 'tidemark-archive-push %p'",
       .minPositional = 1,
       .maxPositional = 1,
   };
-  return tidemark::runMain(spec, argc, argv, [](const tidemark::Config& config, const tidemark::CommandLine& cl) {
-    tidemark::archive::archivePush(config, cl.positional[0]);
-    return 0;
-  });
+  return tidemark::runMain(spec, argc, argv,
+                           [](const tidemark::Config& config, const tidemark::CommandLine& cl) {
+                             tidemark::archive::archivePush(config, cl.positional[0]);
+                             return 0;
+                           });
 }

@@ -7,10 +7,10 @@
 #include <chrono>
 
 #include "common/base/error.h"
+#include "common/base/text.h"
 #include "common/files/file.h"
 #include "common/repo/layout.h"
 #include "common/repo/stanza.h"
-#include "common/base/text.h"
 
 namespace tidemark::archive {
 
@@ -21,8 +21,8 @@ constexpr std::uint64_t kMaxTextFileSize = 16u << 20;
 
 // Checks the file against the stanza (creating the stanza on the first segment), and the
 // configured encryption against the one the stanza records.
-void checkCluster(const repo::Repository& repository, const PushParams& params, const pg::WalName& name, int fd,
-                  std::uint64_t size) {
+void checkCluster(const repo::Repository& repository, const PushParams& params,
+                  const pg::WalName& name, int fd, std::uint64_t size) {
   std::string what = fmt::format("WAL file '{}'", name.name);
   if (name.hasPageHeader()) {
     std::uint8_t header[pg::kLongPageHeaderSize];
@@ -38,10 +38,11 @@ void checkCluster(const repo::Repository& repository, const PushParams& params, 
     return;
   }
   if (size > kMaxTextFileSize)
-    throw Error(ErrorCode::InvalidInput,
-                fmt::format("'{}' is {} long, too large for a {} file", params.walPath, humanBytes(size),
-                            name.kind == pg::WalKind::History ? "timeline history" : "backup history"),
-                "archive_command must pass %p, the path PostgreSQL gives");
+    throw Error(
+        ErrorCode::InvalidInput,
+        fmt::format("'{}' is {} long, too large for a {} file", params.walPath, humanBytes(size),
+                    name.kind == pg::WalKind::History ? "timeline history" : "backup history"),
+        "archive_command must pass %p, the path PostgreSQL gives");
   // No page header to identify the cluster: use the data directory's pg_control when we run in
   // it (PostgreSQL runs archive_command there). Without a stanza yet there is nothing to check.
   if (auto stanza = repo::loadStanza(repository)) {
@@ -62,12 +63,14 @@ PushResult pushWalFile(const repo::Repository& repository, const PushParams& par
                 "archive_command must pass %p: archive_command = 'tidemark-archive-push %p'");
   auto fd = files::openForRead(params.walPath);
   if (!fd)
-    throw Error(ErrorCode::LocalIo, fmt::format("WAL file '{}' does not exist", params.walPath),
-                "archive_command must pass %p; a relative path is taken from the working directory");
+    throw Error(
+        ErrorCode::LocalIo, fmt::format("WAL file '{}' does not exist", params.walPath),
+        "archive_command must pass %p; a relative path is taken from the working directory");
   struct stat st {};
   if (::fstat(fd->get(), &st) != 0)
     throw error(ErrorCode::LocalIo, "cannot stat '{}': {}", params.walPath, errnoText(errno));
-  if (!S_ISREG(st.st_mode)) throw error(ErrorCode::InvalidInput, "'{}' is not a regular file", params.walPath);
+  if (!S_ISREG(st.st_mode))
+    throw error(ErrorCode::InvalidInput, "'{}' is not a regular file", params.walPath);
   std::uint64_t size = std::uint64_t(st.st_size);
 
   checkCluster(repository, params, *name, fd->get(), size);
@@ -79,8 +82,9 @@ PushResult pushWalFile(const repo::Repository& repository, const PushParams& par
                             repository.objectOptions());
   std::uint64_t read = files::streamFile(fd->get(), params.walPath, writer);
   if (read != size)
-    throw error(ErrorCode::InvalidInput, "'{}' changed size while being archived ({} bytes, then {})",
-                params.walPath, size, read);
+    throw error(ErrorCode::InvalidInput,
+                "'{}' changed size while being archived ({} bytes, then {})", params.walPath, size,
+                read);
   writer.close();
   result.summary = writer.summary();
   if (writer.commit()) {
@@ -95,24 +99,30 @@ PushResult pushWalFile(const repo::Repository& repository, const PushParams& par
     existing = repo::verifyObject(repository.storage(), path, repository.keys());
   } catch (const Error& e) {
     if (e.code() != ErrorCode::Corrupt) throw;
-    throw Error(ErrorCode::Corrupt,
-                fmt::format("WAL file '{}' is already archived, but the stored copy is damaged: {}", name->name,
-                            e.what()),
-                fmt::format("tidemark never overwrites WAL: keep the damaged object '{}' aside for inspection, "
-                            "then PostgreSQL's next retry archives the file again",
-                            path));
+    throw Error(
+        ErrorCode::Corrupt,
+        fmt::format("WAL file '{}' is already archived, but the stored copy is damaged: {}",
+                    name->name, e.what()),
+        fmt::format(
+            "tidemark never overwrites WAL: keep the damaged object '{}' aside for inspection, "
+            "then PostgreSQL's next retry archives the file again",
+            path));
   }
   if (!existing)  // removed between our publish attempt and the read: let PostgreSQL retry
-    throw error(ErrorCode::Storage, "'{}' vanished while being compared; the next retry will archive it", path);
-  if (existing->plainSha256 != result.summary.plainSha256 || existing->plainSize != result.summary.plainSize)
-    throw Error(ErrorCode::Conflict,
-                fmt::format("WAL file '{}' is already archived with different content (stored SHA-256 {}, {} "
-                            "bytes; this file {}, {} bytes); the stored copy is unchanged",
-                            name->name, io::toHex(existing->plainSha256), existing->plainSize,
-                            io::toHex(result.summary.plainSha256), result.summary.plainSize),
-                fmt::format("tidemark never overwrites WAL: check that no other cluster archives to stanza "
-                            "'{}', and find out which copy is right before moving the stored one aside",
-                            repository.stanza()));
+    throw error(ErrorCode::Storage,
+                "'{}' vanished while being compared; the next retry will archive it", path);
+  if (existing->plainSha256 != result.summary.plainSha256 ||
+      existing->plainSize != result.summary.plainSize)
+    throw Error(
+        ErrorCode::Conflict,
+        fmt::format(
+            "WAL file '{}' is already archived with different content (stored SHA-256 {}, {} "
+            "bytes; this file {}, {} bytes); the stored copy is unchanged",
+            name->name, io::toHex(existing->plainSha256), existing->plainSize,
+            io::toHex(result.summary.plainSha256), result.summary.plainSize),
+        fmt::format("tidemark never overwrites WAL: check that no other cluster archives to stanza "
+                    "'{}', and find out which copy is right before moving the stored one aside",
+                    repository.stanza()));
   result.outcome = PushOutcome::AlreadyArchived;
   result.summary.storedSize = 0;
   return result;
@@ -121,17 +131,22 @@ PushResult pushWalFile(const repo::Repository& repository, const PushParams& par
 void archivePush(const Config& config, const std::string& walPath) {
   auto started = std::chrono::steady_clock::now();
   repo::Repository repository = repo::openRepository(config);
-  PushResult result = pushWalFile(repository, {.walPath = walPath, .controlSystemId = pg::controlSystemId(".")});
-  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started).count();
+  PushResult result =
+      pushWalFile(repository, {.walPath = walPath, .controlSystemId = pg::controlSystemId(".")});
+  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
+                                                                  started)
+                .count();
   if (result.outcome == PushOutcome::AlreadyArchived) {
     spdlog::info("{} is already archived with the same content (SHA-256 {}), nothing to do ({} ms)",
                  result.name.name, io::toHex(result.summary.plainSha256).substr(0, 16), ms);
     return;
   }
   const auto& s = result.summary;
-  spdlog::info("pushed {}: {} in, {} stored ({:.1f}x, {}{}), {} ms", result.name.name, humanBytes(s.plainSize),
-               humanBytes(s.storedSize), s.storedSize ? double(s.plainSize) / double(s.storedSize) : 0.0,
-               io::compressName(s.compress), s.encryption == io::EncryptType::None ? "" : ", aes-256-gcm", ms);
+  spdlog::info("pushed {}: {} in, {} stored ({:.1f}x, {}{}), {} ms", result.name.name,
+               humanBytes(s.plainSize), humanBytes(s.storedSize),
+               s.storedSize ? double(s.plainSize) / double(s.storedSize) : 0.0,
+               io::compressName(s.compress),
+               s.encryption == io::EncryptType::None ? "" : ", aes-256-gcm", ms);
 }
 
 }  // namespace tidemark::archive

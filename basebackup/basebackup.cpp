@@ -10,15 +10,15 @@
 #include <utility>
 
 #include "common/base/error.h"
-#include "common/pg/replication.h"
-#include "common/pg/connection.h"
-#include "common/pg/wal.h"
-#include "common/cli/progress.h"
-#include "common/repo/layout.h"
-#include "common/repo/stanza.h"
 #include "common/base/text.h"
 #include "common/base/time.h"
 #include "common/base/version.h"
+#include "common/cli/progress.h"
+#include "common/pg/connection.h"
+#include "common/pg/replication.h"
+#include "common/pg/wal.h"
+#include "common/repo/layout.h"
+#include "common/repo/stanza.h"
 
 namespace tidemark::backup {
 
@@ -27,7 +27,8 @@ namespace {
 // PostgreSQL's size settings as SHOW prints them: "16MB", "1GB", "8kB".
 std::uint64_t parsePgSize(const std::string& text) {
   std::size_t digits = 0;
-  while (digits < text.size() && std::isdigit(static_cast<unsigned char>(text[digits]))) ++digits;
+  while (digits < text.size() && std::isdigit(static_cast<unsigned char>(text[digits])))
+    ++digits;
   if (digits == 0) throw error(ErrorCode::Database, "unexpected size '{}' from the server", text);
   std::uint64_t n = std::stoull(text.substr(0, digits));
   std::string unit = text.substr(digits);
@@ -48,11 +49,13 @@ std::string hostName() {
   return name;
 }
 
-void sleepUnlessStopped(std::chrono::milliseconds duration, const std::function<bool()>& stopRequested) {
+void sleepUnlessStopped(std::chrono::milliseconds duration,
+                        const std::function<bool()>& stopRequested) {
   auto until = std::chrono::steady_clock::now() + duration;
   while (std::chrono::steady_clock::now() < until) {
     if (stopRequested && stopRequested())
-      throw Error(ErrorCode::Interrupted, "the base backup was interrupted; no backup was recorded");
+      throw Error(ErrorCode::Interrupted,
+                  "the base backup was interrupted; no backup was recorded");
     std::this_thread::sleep_for(std::min<std::chrono::steady_clock::duration>(
         std::chrono::milliseconds(100), until - std::chrono::steady_clock::now()));
   }
@@ -75,7 +78,8 @@ class Receiver final : public pg::BaseBackupReceiver {
   void started(const pg::BackupStart& start) override {
     start_ = start;
     std::uint64_t total = 0;
-    for (const auto& t : start.tablespaces) total += t.sizeKiB * 1024;
+    for (const auto& t : start.tablespaces)
+      total += t.sizeKiB * 1024;
     progress_.setTotal(total);
   }
 
@@ -88,7 +92,8 @@ class Receiver final : public pg::BaseBackupReceiver {
 
   void archiveData(io::ByteView data) override {
     if (stopRequested_ && stopRequested_())
-      throw Error(ErrorCode::Interrupted, "the base backup was interrupted; no backup was recorded");
+      throw Error(ErrorCode::Interrupted,
+                  "the base backup was interrupted; no backup was recorded");
     writer_->write(data);
     progress_.add(data.size());
   }
@@ -109,11 +114,13 @@ class Receiver final : public pg::BaseBackupReceiver {
  private:
   void open(repo::BackupObject object) {
     commitCurrent();
-    if (object.name.empty() || object.name.find('/') != std::string::npos || object.name == "backup.json")
-      throw error(ErrorCode::Database, "the server named an archive '{}', which cannot be stored", object.name);
+    if (object.name.empty() || object.name.find('/') != std::string::npos ||
+        object.name == "backup.json")
+      throw error(ErrorCode::Database, "the server named an archive '{}', which cannot be stored",
+                  object.name);
     std::string path = repo::backupObject(repository_.stanza(), label_, object.name);
-    writer_ = std::make_unique<repo::ObjectWriter>(repository_.storage().newWrite(path, {.noReplace = true}), path,
-                                                   options_);
+    writer_ = std::make_unique<repo::ObjectWriter>(
+        repository_.storage().newWrite(path, {.noReplace = true}), path, options_);
     current_ = std::move(object);
     currentPath_ = path;
   }
@@ -128,7 +135,8 @@ class Receiver final : public pg::BaseBackupReceiver {
       const auto& mine = writer_->summary();
       if (!found || found->plainSize != mine.plainSize || found->plainSha256 != mine.plainSha256) {
         stored_.pop_back();  // not ours: leave it alone
-        throw error(ErrorCode::Storage, "'{}' already exists in the repository; backup labels must be unique",
+        throw error(ErrorCode::Storage,
+                    "'{}' already exists in the repository; backup labels must be unique",
                     currentPath_);
       }
     }
@@ -155,9 +163,9 @@ class Receiver final : public pg::BaseBackupReceiver {
 
 }  // namespace
 
-void waitForWal(const repo::Repository& repository, std::uint32_t timeline, std::uint64_t first, std::uint64_t last,
-                std::uint32_t segmentSize, std::chrono::seconds timeout, std::chrono::milliseconds poll,
-                const std::function<bool()>& stopRequested) {
+void waitForWal(const repo::Repository& repository, std::uint32_t timeline, std::uint64_t first,
+                std::uint64_t last, std::uint32_t segmentSize, std::chrono::seconds timeout,
+                std::chrono::milliseconds poll, const std::function<bool()>& stopRequested) {
   auto started = std::chrono::steady_clock::now();
   auto lastReport = started;
   auto lastProgress = started;  // the timeout runs from the last segment that arrived: a slow
@@ -167,7 +175,8 @@ void waitForWal(const repo::Repository& repository, std::uint32_t timeline, std:
     std::uint64_t before = next;
     while (next <= last) {
       std::string name = pg::segmentFileName(timeline, next, segmentSize);
-      if (!repository.storage().info(repo::walObject(repository.stanza(), *pg::parseWalName(name)))) break;
+      if (!repository.storage().info(repo::walObject(repository.stanza(), *pg::parseWalName(name))))
+        break;
       ++next;
     }
     if (next > last) return;
@@ -175,15 +184,18 @@ void waitForWal(const repo::Repository& repository, std::uint32_t timeline, std:
     if (next != before) lastProgress = now;
     std::string missing = pg::segmentFileName(timeline, next, segmentSize);
     if (now - lastProgress >= timeout)
-      throw Error(ErrorCode::Timeout,
-                  fmt::format("the archive did not receive WAL file {} within {} s ({} of {} segments the backup "
-                              "needs are archived); no backup was recorded",
-                              missing, timeout.count(), next - first, last - first + 1),
-                  "check archive_mode and archive_command (tidemark-archive-push %p) on the server, and "
-                  "pg_stat_archiver (failed_count, last_failed_wal); raise backup.wal-timeout for a slow archive");
+      throw Error(
+          ErrorCode::Timeout,
+          fmt::format(
+              "the archive did not receive WAL file {} within {} s ({} of {} segments the backup "
+              "needs are archived); no backup was recorded",
+              missing, timeout.count(), next - first, last - first + 1),
+          "check archive_mode and archive_command (tidemark-archive-push %p) on the server, and "
+          "pg_stat_archiver (failed_count, last_failed_wal); raise backup.wal-timeout for a slow "
+          "archive");
     if (now - lastReport >= std::chrono::seconds(10)) {
-      spdlog::info("waiting for the archive to receive WAL: {} of {} segments archived, next {}", next - first,
-                   last - first + 1, missing);
+      spdlog::info("waiting for the archive to receive WAL: {} of {} segments archived, next {}",
+                   next - first, last - first + 1, missing);
       lastReport = now;
     }
     sleepUnlessStopped(poll, stopRequested);
@@ -202,13 +214,15 @@ struct Server {
 // One backup of a stanza at a time: the lock is held until the backup ends.
 std::unique_ptr<storage::Lock> lockStanza(const repo::Repository& repository) {
   std::string holder;
-  std::string owner = fmt::format("tidemark-basebackup pid {} on {}, started {}", ::getpid(), hostName(),
-                                  formatUtc(utcNow()));
-  auto lock = repository.storage().tryLock(repo::backupLockFile(repository.stanza()), owner, holder);
+  std::string owner = fmt::format("tidemark-basebackup pid {} on {}, started {}", ::getpid(),
+                                  hostName(), formatUtc(utcNow()));
+  auto lock =
+      repository.storage().tryLock(repo::backupLockFile(repository.stanza()), owner, holder);
   if (!lock)
-    throw Error(ErrorCode::Locked,
-                fmt::format("another backup of stanza '{}' is running: {}", repository.stanza(), holder),
-                "wait for it to finish; only one backup of a stanza runs at a time");
+    throw Error(
+        ErrorCode::Locked,
+        fmt::format("another backup of stanza '{}' is running: {}", repository.stanza(), holder),
+        "wait for it to finish; only one backup of a stanza runs at a time");
   return lock;
 }
 
@@ -217,35 +231,44 @@ Server checkServer(pg::Connection& connection) {
   Server server;
   server.version = connection.serverVersion();
   if (server.version < 150000)
-    throw Error(ErrorCode::Unsupported,
-                fmt::format("{} runs PostgreSQL {}.{}; tidemark-basebackup needs PostgreSQL 15 or newer",
-                            connection.describe(), server.version / 10000, server.version % 10000),
-                "PostgreSQL 13 and 14 send one COPY stream per tablespace, which tidemark does not read; use "
-                "pg_basebackup there, or upgrade");
+    throw Error(
+        ErrorCode::Unsupported,
+        fmt::format("{} runs PostgreSQL {}.{}; tidemark-basebackup needs PostgreSQL 15 or newer",
+                    connection.describe(), server.version / 10000, server.version % 10000),
+        "PostgreSQL 13 and 14 send one COPY stream per tablespace, which tidemark does not read; "
+        "use "
+        "pg_basebackup there, or upgrade");
   pg::Result identity = connection.query("IDENTIFY_SYSTEM", "IDENTIFY_SYSTEM");
   auto systemId = parseDecimal(identity.value(0, 0));
-  if (!systemId) throw error(ErrorCode::Database, "IDENTIFY_SYSTEM sent '{}' as the system identifier", identity.value(0, 0));
+  if (!systemId)
+    throw error(ErrorCode::Database, "IDENTIFY_SYSTEM sent '{}' as the system identifier",
+                identity.value(0, 0));
   server.systemId = *systemId;
   std::string walLevel = show(connection, "wal_level");
   if (walLevel != "replica" && walLevel != "logical")
     throw Error(ErrorCode::Database,
-                fmt::format("wal_level is '{}' on {}; a base backup needs 'replica'", walLevel, connection.describe()),
+                fmt::format("wal_level is '{}' on {}; a base backup needs 'replica'", walLevel,
+                            connection.describe()),
                 "set wal_level = replica in postgresql.conf and restart PostgreSQL");
   if (show(connection, "archive_mode") == "off")
-    throw Error(ErrorCode::Database,
-                fmt::format("archive_mode is off on {}: the backup's WAL would never reach the repository",
-                            connection.describe()),
-                "set archive_mode = on and archive_command = 'tidemark-archive-push %p', then restart PostgreSQL");
+    throw Error(
+        ErrorCode::Database,
+        fmt::format("archive_mode is off on {}: the backup's WAL would never reach the repository",
+                    connection.describe()),
+        "set archive_mode = on and archive_command = 'tidemark-archive-push %p', then restart "
+        "PostgreSQL");
   server.segmentSize = std::uint32_t(parsePgSize(show(connection, "wal_segment_size")));
   if (!pg::validSegmentSize(server.segmentSize))
-    throw error(ErrorCode::Database, "the server reports an impossible wal_segment_size of {} bytes",
+    throw error(ErrorCode::Database,
+                "the server reports an impossible wal_segment_size of {} bytes",
                 server.segmentSize);
   return server;
 }
 
 // The stanza belongs to one cluster and one encryption setting: others are refused before anything
 // is stored.
-void checkStanza(const repo::Repository& repository, const Server& server, const pg::Connection& connection) {
+void checkStanza(const repo::Repository& repository, const Server& server,
+                 const pg::Connection& connection) {
   auto stanza = repo::ensureStanza(repository,
                                    repo::StanzaInfo{.systemId = server.systemId,
                                                     .pgVersion = server.version / 10000,
@@ -256,7 +279,8 @@ void checkStanza(const repo::Repository& repository, const Server& server, const
 }
 
 // Labels sort by time; two backups within a second get distinct labels.
-std::string freeLabel(const repo::Repository& repository, const std::function<bool()>& stopRequested) {
+std::string freeLabel(const repo::Repository& repository,
+                      const std::function<bool()>& stopRequested) {
   auto taken = [&](const std::string& candidate) {
     bool found = false;
     repository.storage().list(repo::backupDirectory(repository.stanza(), candidate),
@@ -274,7 +298,8 @@ std::string freeLabel(const repo::Repository& repository, const std::function<bo
 // backup.json last: its presence is what makes the backup complete. False when `path` holds
 // someone else's (a refused no-replace commit whose object holds our bytes was ours: a retry after
 // a lost reply).
-bool writeBackupJson(const repo::Repository& repository, const std::string& path, const repo::BackupInfo& info) {
+bool writeBackupJson(const repo::Repository& repository, const std::string& path,
+                     const repo::BackupInfo& info) {
   std::string json = info.toJson();
   auto write = repository.storage().newWrite(path, {.noReplace = true});
   write->write(io::asBytes(json));
@@ -291,8 +316,10 @@ void removeFailedBackup(const repo::Repository& repository, const std::string& i
     try {
       repository.storage().remove(infoPath);
     } catch (const std::exception& e) {
-      spdlog::error("could not remove '{}' of the failed backup ({}): keeping its archives; check with tidemark info",
-                    infoPath, e.what());
+      spdlog::error(
+          "could not remove '{}' of the failed backup ({}): keeping its archives; check with "
+          "tidemark info",
+          infoPath, e.what());
       throw;
     }
   }
@@ -306,15 +333,18 @@ void removeFailedBackup(const repo::Repository& repository, const std::string& i
 }
 
 // Streams the backup, then waits for its WAL; fills in what the server and the stream told.
-void streamAndWait(const repo::Repository& repository, const BackupParams& params, pg::Connection& connection,
-                   Receiver& receiver, Progress& progress, repo::BackupInfo& info) {
-  spdlog::info("backup {}: from {} (system identifier {}) into {}, {} checkpoint", info.label, connection.describe(),
-               info.systemId, repository.describe(), info.fastCheckpoint ? "fast" : "spread");
+void streamAndWait(const repo::Repository& repository, const BackupParams& params,
+                   pg::Connection& connection, Receiver& receiver, Progress& progress,
+                   repo::BackupInfo& info) {
+  spdlog::info("backup {}: from {} (system identifier {}) into {}, {} checkpoint", info.label,
+               connection.describe(), info.systemId, repository.describe(),
+               info.fastCheckpoint ? "fast" : "spread");
   pg::BaseBackupOptions options{.label = "tidemark " + info.label,
                                 .fastCheckpoint = params.fastCheckpoint,
                                 .manifestChecksums = params.manifestChecksums};
   if (params.maxRate)
-    options.maxRateKiB = std::uint32_t(std::clamp<std::uint64_t>(params.maxRate / 1024, 32, 1048576));
+    options.maxRateKiB =
+        std::uint32_t(std::clamp<std::uint64_t>(params.maxRate / 1024, 32, 1048576));
   pg::BackupStop stop = pg::runBaseBackup(connection, options, receiver, params.stopRequested);
   receiver.finish();
   progress.finish();
@@ -328,15 +358,17 @@ void streamAndWait(const repo::Repository& repository, const BackupParams& param
   info.timeline = receiver.start().timeline;
   if (stop.timeline != info.timeline)
     throw error(ErrorCode::Database,
-                "the server changed timeline during the backup ({} to {}, a promotion?); take the backup again",
+                "the server changed timeline during the backup ({} to {}, a promotion?); take the "
+                "backup again",
                 info.timeline, stop.timeline);
 
   // Complete only once the archive holds every WAL segment from the start to the stop location
   // (the server switched to a new segment at the stop, so the last one is archivable).
-  spdlog::info("backup {}: {} streamed in {:.1f} s; waiting for the archive to hold WAL {} to {}", info.label,
-               humanBytes(info.size()), progress.seconds(), info.walStart(), info.walStop());
-  waitForWal(repository, info.timeline, info.firstSegment(), info.lastSegment(), info.walSegmentSize,
-             params.walTimeout, params.walPoll, params.stopRequested);
+  spdlog::info("backup {}: {} streamed in {:.1f} s; waiting for the archive to hold WAL {} to {}",
+               info.label, humanBytes(info.size()), progress.seconds(), info.walStart(),
+               info.walStop());
+  waitForWal(repository, info.timeline, info.firstSegment(), info.lastSegment(),
+             info.walSegmentSize, params.walTimeout, params.walPoll, params.stopRequested);
 }
 
 }  // namespace
@@ -388,14 +420,20 @@ repo::BackupInfo basebackup(const Config& config, const std::function<bool()>& s
                       .stopRequested = stopRequested};
   auto started = std::chrono::steady_clock::now();
   repo::BackupInfo info = takeBackup(repository, params);
-  double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   std::size_t archives = 0;
-  for (const auto& o : info.objects) archives += o.name != "backup_manifest";
-  spdlog::info("backup {} complete: {} in {} archive{}, {} stored ({:.1f}x, {}), {:.1f} s, {}/s; needs WAL {} to {}",
-               info.label, humanBytes(info.size()), archives, archives == 1 ? "" : "s", humanBytes(info.storedSize()),
-               info.storedSize() ? double(info.size()) / double(info.storedSize()) : 0.0,
-               info.storageDescription(), seconds, humanBytes(std::uint64_t(double(info.size()) / std::max(seconds, 1e-3))),
-               info.walStart(), info.walStop());
+  for (const auto& o : info.objects)
+    archives += o.name != "backup_manifest";
+  spdlog::info(
+      "backup {} complete: {} in {} archive{}, {} stored ({:.1f}x, {}), {:.1f} s, {}/s; needs WAL "
+      "{} to {}",
+      info.label, humanBytes(info.size()), archives, archives == 1 ? "" : "s",
+      humanBytes(info.storedSize()),
+      info.storedSize() ? double(info.size()) / double(info.storedSize()) : 0.0,
+      info.storageDescription(), seconds,
+      humanBytes(std::uint64_t(double(info.size()) / std::max(seconds, 1e-3))), info.walStart(),
+      info.walStop());
   return info;
 }
 

@@ -18,7 +18,8 @@ struct BackupParams {
   std::uint64_t maxRate = 0;  // bytes per second, 0 = unlimited
   std::string manifestChecksums = "CRC32C";
   std::chrono::seconds walTimeout{300};
-  std::chrono::milliseconds walPoll{200};  // a HEAD per segment checked: cheap, and a backup ends sooner
+  std::chrono::milliseconds walPoll{
+      200};  // a HEAD per segment checked: cheap, and a backup ends sooner
   // Polled throughout: true stops the backup (Error Interrupted) and removes what it stored.
   std::function<bool()> stopRequested;
   int terminal = -1;  // progress display: 1 bar, 0 log lines, -1 whether stderr is a terminal
@@ -37,8 +38,8 @@ repo::BackupInfo basebackup(const Config& config, const std::function<bool()>& s
 // Waits until `storage` holds every WAL segment of the range [first, last] of `timeline` (in
 // order, as PostgreSQL archives them), logging progress; Error(Timeout) naming the first missing
 // one when `timeout` passes, Error(Interrupted) when `stopRequested` says so.
-void waitForWal(const repo::Repository& repository, std::uint32_t timeline, std::uint64_t first, std::uint64_t last,
-                std::uint32_t segmentSize, std::chrono::seconds timeout, std::chrono::milliseconds poll,
-                const std::function<bool()>& stopRequested);
+void waitForWal(const repo::Repository& repository, std::uint32_t timeline, std::uint64_t first,
+                std::uint64_t last, std::uint32_t segmentSize, std::chrono::seconds timeout,
+                std::chrono::milliseconds poll, const std::function<bool()>& stopRequested);
 
 }  // namespace tidemark::backup

@@ -1,20 +1,24 @@
 // tidemark-basebackup: take a base backup into the repository (cron, a systemd timer, by hand).
-#include "basebackup/basebackup.h"
 #include "common/cli/main.h"
+
+#include "basebackup/basebackup.h"
 
 int main(int argc, char** argv) {
   const tidemark::CommandSpec spec{
       .program = "tidemark-basebackup",
       .arguments = "",
-      .summary = "Takes a base backup over the replication protocol into the repository. The backup is\n"
-                 "complete (and offered for recovery) only once the archive holds every WAL file it needs.",
+      .summary =
+          "Takes a base backup over the replication protocol into the repository. The backup is\n"
+          "complete (and offered for recovery) only once the archive holds every WAL file it "
+          "needs.",
       .minPositional = 0,
       .maxPositional = 0,
   };
   // SIGINT and SIGTERM stop the backup cleanly: what was stored is removed, nothing is recorded.
   auto stopRequested = tidemark::stopOnSignals();
-  return tidemark::runMain(spec, argc, argv, [&](const tidemark::Config& config, const tidemark::CommandLine&) {
-    tidemark::backup::basebackup(config, stopRequested);
-    return 0;
-  });
+  return tidemark::runMain(spec, argc, argv,
+                           [&](const tidemark::Config& config, const tidemark::CommandLine&) {
+                             tidemark::backup::basebackup(config, stopRequested);
+                             return 0;
+                           });
 }

@@ -13,10 +13,10 @@
 #include <utility>
 
 #include "common/base/error.h"
+#include "common/base/text.h"
 #include "common/base/time.h"
 #include "common/pg/lsn.h"
 #include "common/pg/wal.h"
-#include "common/base/text.h"
 
 namespace tidemark::ctl {
 
@@ -47,8 +47,8 @@ TimelineWal walOf(const repo::WalCatalog& catalog, std::uint32_t timeline) {
       wal.storedSize += file.storedSize;
       if (previous && segment > *previous + 1)
         wal.gaps.push_back(recovery::WalGap{pg::segmentFileName(timeline, *previous + 1, size),
-                                        pg::segmentFileName(timeline, segment - 1, size),
-                                        segment - *previous - 1});
+                                            pg::segmentFileName(timeline, segment - 1, size),
+                                            segment - *previous - 1});
       previous = segment;
     }
   }
@@ -65,8 +65,9 @@ TimelineInfo timelineInfo(const recovery::Catalog& catalog, std::uint32_t timeli
   t.historyFile = catalog.hasHistoryFile(timeline);
   t.wal = walOf(catalog.wal(), timeline);
   if (timeline > 1 && !t.historyFile) {
-    t.historyError = fmt::format("the repository has no {}: the timeline's parent and switch point are unknown",
-                                 pg::historyFileName(timeline));
+    t.historyError =
+        fmt::format("the repository has no {}: the timeline's parent and switch point are unknown",
+                    pg::historyFileName(timeline));
   } else {
     try {
       const pg::TimelineHistory& history = catalog.history(timeline);
@@ -167,8 +168,8 @@ InfoReport collectInfo(const repo::Repository& repository) {
   auto catalog = recovery::Catalog::load(repository);
   if (!catalog)
     throw Error(ErrorCode::Config,
-                fmt::format("no stanza.json: nothing has been archived to stanza '{}' in {}", repository.stanza(),
-                            repository.describe()),
+                fmt::format("no stanza.json: nothing has been archived to stanza '{}' in {}",
+                            repository.stanza(), repository.describe()),
                 "check 'stanza' and the repository settings");
   InfoReport report;
   report.stanza = repository.stanza();
@@ -177,10 +178,12 @@ InfoReport collectInfo(const repo::Repository& repository) {
   report.damagedBackups = catalog->damagedBackups();
   for (const auto& backup : catalog->backups()) {
     InfoBackup entry{backup, std::nullopt};
-    if (backup.stopTime >= backup.startTime) entry.durationSeconds = (backup.stopTime - backup.startTime).count();
+    if (backup.stopTime >= backup.startTime)
+      entry.durationSeconds = (backup.stopTime - backup.startTime).count();
     report.backups.push_back(std::move(entry));
   }
-  for (std::uint32_t timeline : catalog->timelines()) report.timelines.push_back(timelineInfo(*catalog, timeline));
+  for (std::uint32_t timeline : catalog->timelines())
+    report.timelines.push_back(timelineInfo(*catalog, timeline));
   return report;
 }
 
@@ -210,8 +213,8 @@ std::string renderText(const InfoReport& report) {
       table.row({"  stop", formatUtcText(b.stopTime), pg::formatLsn(b.stopLsn), b.walStop()});
       table.row(
           {"  duration", entry.durationSeconds ? textDuration(*entry.durationSeconds) : "unknown"});
-      table.row({"  size", fmt::format("{}, {} stored ({})", humanBytes(b.size()), humanBytes(b.storedSize()),
-                                       b.storageDescription())});
+      table.row({"  size", fmt::format("{}, {} stored ({})", humanBytes(b.size()),
+                                       humanBytes(b.storedSize()), b.storageDescription())});
       for (const auto& object : b.objects)
         if (object.tablespaceOid != 0)
           table.row({"  tablespace",

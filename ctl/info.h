@@ -19,7 +19,8 @@ namespace tidemark::ctl {
 
 struct InfoBackup {
   repo::BackupInfo backup;
-  std::optional<std::int64_t> durationSeconds;  // stop - start; nullopt when the stop is before the start
+  std::optional<std::int64_t>
+      durationSeconds;  // stop - start; nullopt when the stop is before the start
 };
 
 // The WAL files of one timeline, as stored (not following its history).
@@ -45,7 +46,7 @@ struct InfoReport {
   std::string stanza;
   std::string repository;  // Storage::describe()
   repo::StanzaInfo info;
-  std::vector<InfoBackup> backups;  // complete ones, oldest first
+  std::vector<InfoBackup> backups;          // complete ones, oldest first
   std::vector<std::string> damagedBackups;  // backup.json files that cannot be read: why
   std::vector<TimelineInfo>
       timelines;  // every timeline with WAL, a history file or a backup, ascending

@@ -1,4 +1,5 @@
-// tidemark COMMAND [OPTIONS]: repository administration (info, keygen; verify, expire, check later).
+// tidemark COMMAND [OPTIONS]: repository administration (info, keygen; verify, expire, check
+// later).
 #include "common/cli/main.h"
 
 #include <cstdio>
@@ -7,9 +8,9 @@
 #include <vector>
 
 #include "common/base/error.h"
-#include "common/log/log.h"
 #include "common/base/text.h"
 #include "common/base/version.h"
+#include "common/log/log.h"
 #include "ctl/info.h"
 #include "ctl/keygen.h"
 
@@ -35,8 +36,9 @@ std::vector<Command> commands() {
       {"keygen",
        {.program = "tidemark keygen",
         .arguments = "PATH",
-        .summary = "Makes a new random 32-byte master key for encryption at rest in PATH (mode 0600; an\n"
-                   "existing file is never replaced) and prints its key id.",
+        .summary =
+            "Makes a new random 32-byte master key for encryption at rest in PATH (mode 0600; an\n"
+            "existing file is never replaced) and prints its key id.",
         .minPositional = 1,
         .maxPositional = 1,
         .readsConfig = false},

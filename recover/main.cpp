@@ -1,23 +1,28 @@
 // tidemark-recover --pgdata DIR [target]: restore to a point in time.
 #include "common/cli/main.h"
+
 #include "recover/recover.h"
 
 int main(int argc, char** argv) {
   const tidemark::CommandSpec spec{
       .program = "tidemark-recover",
       .arguments = "--pgdata=DIR [TARGET]",
-      .summary = "Restores the right base backup into DIR and sets PostgreSQL up to replay the archived WAL\n"
-                 "to the target (by default: to the end of the archive). Checks everything first; --dry-run\n"
-                 "stops there.",
+      .summary =
+          "Restores the right base backup into DIR and sets PostgreSQL up to replay the archived "
+          "WAL\n"
+          "to the target (by default: to the end of the archive). Checks everything first; "
+          "--dry-run\n"
+          "stops there.",
       .options = tidemark::recover::recoverOptionSpecs(),
       .minPositional = 0,
       .maxPositional = 0,
   };
   // SIGINT and SIGTERM stop the restore cleanly: what was written is removed.
   auto stopRequested = tidemark::stopOnSignals();
-  return tidemark::runMain(spec, argc, argv, [&](const tidemark::Config& config, const tidemark::CommandLine& cl) {
-    auto options = tidemark::recover::parseRecoverOptions(cl);
-    tidemark::recover::recover(config, cl, options, stopRequested);
-    return 0;
-  });
+  return tidemark::runMain(spec, argc, argv,
+                           [&](const tidemark::Config& config, const tidemark::CommandLine& cl) {
+                             auto options = tidemark::recover::parseRecoverOptions(cl);
+                             tidemark::recover::recover(config, cl, options, stopRequested);
+                             return 0;
+                           });
 }

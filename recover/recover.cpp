@@ -15,11 +15,11 @@
 #include <set>
 
 #include "common/base/error.h"
+#include "common/base/text.h"
 #include "common/base/time.h"
 #include "common/pg/lsn.h"
 #include "common/recovery/catalog.h"
 #include "common/repo/repository.h"
-#include "common/base/text.h"
 #include "recover/restore.h"
 #include "recover/settings.h"
 
@@ -31,16 +31,20 @@ namespace tidemark::recover {
 
 namespace {
 
-[[noreturn]] void usage(const std::string& message, const std::string& hint = "run 'tidemark-recover --help'") {
+[[noreturn]] void usage(const std::string& message,
+                        const std::string& hint = "run 'tidemark-recover --help'") {
   throw Error(ErrorCode::Usage, message, hint);
 }
 
-bool isAbsoluteDirectoryPath(const std::string& path) { return !path.empty() && path.front() == '/'; }
+bool isAbsoluteDirectoryPath(const std::string& path) {
+  return !path.empty() && path.front() == '/';
+}
 
 // An absolute path, normalised, without a trailing '/'.
 std::string normalDirectory(const std::string& path) {
   std::string dir = fs::path(path).lexically_normal().string();
-  while (dir.size() > 1 && dir.back() == '/') dir.pop_back();
+  while (dir.size() > 1 && dir.back() == '/')
+    dir.pop_back();
   return dir;
 }
 
@@ -68,7 +72,8 @@ void checkPlace(const std::string& dir, const std::string& what, bool force, boo
                 const std::string& refusalHint) {
   if (isEmpty(dir)) return;
   if (!force || !replaceable)
-    throw Error(ErrorCode::InvalidInput, fmt::format("{} '{}' is not empty", what, dir), refusalHint);
+    throw Error(ErrorCode::InvalidInput, fmt::format("{} '{}' is not empty", what, dir),
+                refusalHint);
   if (auto pid = runningServer(dir))
     throw Error(ErrorCode::InvalidInput,
                 fmt::format("a PostgreSQL server (pid {}) is running in {} '{}'", *pid, what, dir),
@@ -82,7 +87,9 @@ void clearPlace(const std::string& dir, const std::string& what) {
   std::error_code ec;
   for (const auto& entry : fs::directory_iterator(dir, ec)) {
     fs::remove_all(entry.path(), ec);
-    if (ec) throw systemError(ErrorCode::LocalIo, ec.value(), "cannot remove '{}'", entry.path().string());
+    if (ec)
+      throw systemError(ErrorCode::LocalIo, ec.value(), "cannot remove '{}'",
+                        entry.path().string());
   }
   if (ec) throw systemError(ErrorCode::LocalIo, ec.value(), "cannot list '{}'", dir);
 }
@@ -102,28 +109,34 @@ std::set<std::string> linkedTablespaces(const std::string& dataDirectory) {
 
 // `inner` is `outer` or lies below it (normalised absolute paths).
 bool within(const std::string& inner, const std::string& outer) {
-  return inner == outer || (inner.size() > outer.size() && inner.compare(0, outer.size(), outer) == 0 &&
-                            (outer == "/" || inner[outer.size()] == '/'));
+  return inner == outer ||
+         (inner.size() > outer.size() && inner.compare(0, outer.size(), outer) == 0 &&
+          (outer == "/" || inner[outer.size()] == '/'));
 }
 
 // The owner root should give what it restored: the data directory's, or its parent's.
 std::optional<std::pair<uid_t, gid_t>> restoredOwner(const std::string& dataDirectory) {
   if (::geteuid() != 0) return std::nullopt;
-  for (const std::string& candidate : {dataDirectory, fs::path(dataDirectory).parent_path().string()}) {
+  for (const std::string& candidate :
+       {dataDirectory, fs::path(dataDirectory).parent_path().string()}) {
     struct stat st {};
-    if (::stat(candidate.c_str(), &st) == 0 && st.st_uid != 0) return std::make_pair(st.st_uid, st.st_gid);
+    if (::stat(candidate.c_str(), &st) == 0 && st.st_uid != 0)
+      return std::make_pair(st.st_uid, st.st_gid);
   }
   return std::nullopt;
 }
 
 void chownTree(const std::string& root, uid_t uid, gid_t gid) {
-  if (::lchown(root.c_str(), uid, gid) != 0) throw systemError(ErrorCode::LocalIo, errno, "cannot chown '{}'", root);
+  if (::lchown(root.c_str(), uid, gid) != 0)
+    throw systemError(ErrorCode::LocalIo, errno, "cannot chown '{}'", root);
   std::error_code ec;
   for (fs::recursive_directory_iterator it(root, ec), end; !ec && it != end; it.increment(ec)) {
     if (::lchown(it->path().c_str(), uid, gid) != 0)
       throw systemError(ErrorCode::LocalIo, errno, "cannot chown '{}'", it->path().string());
   }
-  if (ec) throw systemError(ErrorCode::LocalIo, ec.value(), "cannot list the directories below '{}'", root);
+  if (ec)
+    throw systemError(ErrorCode::LocalIo, ec.value(), "cannot list the directories below '{}'",
+                      root);
 }
 
 std::string selfDirectory() {
@@ -141,10 +154,12 @@ std::string findProgram(const std::string& name) {
     std::size_t end = dirs.find(':', start);
     if (end == std::string::npos) end = dirs.size();
     std::string candidate = dirs.substr(start, end - start) + "/" + name;
-    if (end > start && candidate.front() == '/' && ::access(candidate.c_str(), X_OK) == 0) return candidate;
+    if (end > start && candidate.front() == '/' && ::access(candidate.c_str(), X_OK) == 0)
+      return candidate;
     start = end + 1;
   }
-  throw Error(ErrorCode::Config, fmt::format("cannot find {} next to tidemark-recover or on PATH", name),
+  throw Error(ErrorCode::Config,
+              fmt::format("cannot find {} next to tidemark-recover or on PATH", name),
               "install tidemark's binaries together (cmake --install)");
 }
 
@@ -153,12 +168,14 @@ std::string findProgram(const std::string& name) {
 std::vector<OptionSpec> recoverOptionSpecs() {
   return {
       {"pgdata", "DIR", "the data directory to restore into (absolute; empty unless --force)"},
-      {"target-time", "TIMESTAMP", "stop at this moment; the zone is required ('2026-11-22 10:42:07+01')"},
+      {"target-time", "TIMESTAMP",
+       "stop at this moment; the zone is required ('2026-11-22 10:42:07+01')"},
       {"target-lsn", "LSN", "stop at this WAL location (0/5000100)"},
       {"target-xid", "XID", "stop at this transaction"},
       {"target-name", "NAME", "stop at this restore point (pg_create_restore_point)"},
       {"target", "immediate", "stop as soon as the backup is consistent"},
-      {"target-action", "ACTION", "pause (default) | promote | shutdown, once the target is reached"},
+      {"target-action", "ACTION",
+       "pause (default) | promote | shutdown, once the target is reached"},
       {"target-exclusive", "", "stop just before the target instead of just after it"},
       {"target-timeline", "TLI", "latest (default) | current | a timeline number"},
       {"backup", "LABEL", "restore this backup instead of the one tidemark chooses"},
@@ -187,7 +204,8 @@ recovery::Target parseTarget(const CommandLine& cl) {
     t.text = *v;
     auto lsn = pg::parseLsn(*v);
     if (!lsn)
-      usage(fmt::format("--target-lsn '{}' is not a WAL location", *v), "write it as PostgreSQL does: 0/5000100");
+      usage(fmt::format("--target-lsn '{}' is not a WAL location", *v),
+            "write it as PostgreSQL does: 0/5000100");
     t.lsn = *lsn;
   }
   if (auto v = cl.value("target-xid")) {
@@ -195,7 +213,8 @@ recovery::Target parseTarget(const CommandLine& cl) {
     t.kind = recovery::TargetKind::Xid;
     std::optional<std::uint64_t> xid = parseDecimal(*v);
     if (!xid || *xid == 0)
-      usage(fmt::format("--target-xid '{}' is not a transaction id", *v), "give the number, e.g. --target-xid=7421");
+      usage(fmt::format("--target-xid '{}' is not a transaction id", *v),
+            "give the number, e.g. --target-xid=7421");
     t.xid = *xid;
     t.text = std::to_string(*xid);  // PostgreSQL would read a leading 0 as octal
   }
@@ -211,7 +230,8 @@ recovery::Target parseTarget(const CommandLine& cl) {
     t.kind = recovery::TargetKind::Immediate;
     t.text = *v;
   }
-  if (targets > 1) usage("give at most one of --target-time, --target-lsn, --target-xid, --target-name, --target");
+  if (targets > 1)
+    usage("give at most one of --target-time, --target-lsn, --target-xid, --target-name, --target");
   if (auto v = cl.value("target-action")) {
     auto action = recovery::parseAction(*v);
     if (!action) usage(fmt::format("--target-action '{}' is not pause, promote or shutdown", *v));
@@ -221,12 +241,15 @@ recovery::Target parseTarget(const CommandLine& cl) {
   }
   if (cl.has("target-exclusive")) {
     if (t.kind == recovery::TargetKind::Latest || t.kind == recovery::TargetKind::Immediate)
-      usage("--target-exclusive applies to --target-time, --target-lsn, --target-xid or --target-name");
+      usage(
+          "--target-exclusive applies to --target-time, --target-lsn, --target-xid or "
+          "--target-name");
     t.exclusive = true;
   }
   if (auto v = cl.value("target-timeline")) {
     auto timeline = recovery::TimelineChoice::parse(*v);
-    if (!timeline) usage(fmt::format("--target-timeline '{}' is not latest, current or a timeline number", *v));
+    if (!timeline)
+      usage(fmt::format("--target-timeline '{}' is not latest, current or a timeline number", *v));
     t.timeline = *timeline;
   }
   return t;
@@ -241,13 +264,15 @@ std::map<std::uint32_t, std::string> parseTablespaceMap(const CommandLine& cl) {
     auto eq = mapping.find('=');
     std::optional<std::uint64_t> oid = parseDecimal(mapping.substr(0, eq));
     std::string dir = eq == std::string::npos ? "" : mapping.substr(eq + 1);
-    if (eq == std::string::npos || !oid || *oid == 0 || *oid > 0xFFFFFFFFu || !isAbsoluteDirectoryPath(dir))
+    if (eq == std::string::npos || !oid || *oid == 0 || *oid > 0xFFFFFFFFu ||
+        !isAbsoluteDirectoryPath(dir))
       usage(fmt::format("--tablespace-map '{}' is not OID=/absolute/dir", mapping),
             "tidemark info shows each backup's tablespaces and their OIDs");
     dir = normalDirectory(dir);
     auto [existing, added] = map.emplace(std::uint32_t(*oid), dir);
     if (!added && existing->second != dir)
-      usage(fmt::format("--tablespace-map gives tablespace {} two places: '{}' and '{}'", *oid, existing->second, dir));
+      usage(fmt::format("--tablespace-map gives tablespace {} two places: '{}' and '{}'", *oid,
+                        existing->second, dir));
   }
   return map;
 }
@@ -258,8 +283,10 @@ RecoverOptions parseRecoverOptions(const CommandLine& cl) {
   RecoverOptions options;
   auto pgdata = cl.value("pgdata");
   if (!pgdata)
-    usage("--pgdata is required", "give the data directory to restore into: --pgdata=/var/lib/postgresql/15/main");
-  if (!isAbsoluteDirectoryPath(*pgdata)) usage(fmt::format("--pgdata '{}' is not an absolute path", *pgdata));
+    usage("--pgdata is required",
+          "give the data directory to restore into: --pgdata=/var/lib/postgresql/15/main");
+  if (!isAbsoluteDirectoryPath(*pgdata))
+    usage(fmt::format("--pgdata '{}' is not an absolute path", *pgdata));
   options.dataDirectory = normalDirectory(*pgdata);
   options.target = parseTarget(cl);
   options.backup = cl.value("backup");
@@ -273,10 +300,12 @@ RecoverOptions parseRecoverOptions(const CommandLine& cl) {
 std::string restoreCommand(const Config& config, const CommandLine& commandLine) {
   std::string command = shellQuote(findProgram("tidemark-archive-get"));
   if (!config.file.empty()) command += " --config " + shellQuote(config.file);
-  for (const auto& [flag, value] : commandLine.overrides) command += " " + shellQuote("--" + flag + "=" + value);
+  for (const auto& [flag, value] : commandLine.overrides)
+    command += " " + shellQuote("--" + flag + "=" + value);
   // PostgreSQL replaces %f, %p and %r in restore_command and reads %% as one %.
   std::string escaped;
-  for (char c : command) escaped += c == '%' ? std::string("%%") : std::string(1, c);
+  for (char c : command)
+    escaped += c == '%' ? std::string("%%") : std::string(1, c);
   return escaped + " %f %p";
 }
 
@@ -292,39 +321,48 @@ struct Place {
 recovery::RecoveryPlan planFor(const repo::Repository& repository, const RecoverOptions& options) {
   auto catalog = recovery::Catalog::load(repository);
   if (!catalog)
-    throw Error(ErrorCode::Config,
-                fmt::format("stanza '{}' does not exist in {}", repository.stanza(), repository.describe()),
-                "check 'stanza' and the repository settings");
+    throw Error(
+        ErrorCode::Config,
+        fmt::format("stanza '{}' does not exist in {}", repository.stanza(), repository.describe()),
+        "check 'stanza' and the repository settings");
   return recovery::planRecovery(*catalog, options.target, options.backup);
 }
 
 // Where each tablespace of the backup goes (its mapped place, else its original location), said
 // in the plan; no place may hold another, or the data directory. Writes nothing.
-std::vector<Place> tablespacePlaces(const recovery::RecoveryPlan& plan, const RecoverOptions& options) {
+std::vector<Place> tablespacePlaces(const recovery::RecoveryPlan& plan,
+                                    const RecoverOptions& options) {
   for (const auto& object : plan.backup.objects)
     if (object.tablespaceOid && !options.tablespaceMap.count(object.tablespaceOid))
-      std::printf("tablespace %u: restored to %s (its original location; --tablespace-map %u=DIR to move it)\n",
-                  object.tablespaceOid, object.tablespaceLocation.c_str(), object.tablespaceOid);
+      std::printf(
+          "tablespace %u: restored to %s (its original location; --tablespace-map %u=DIR to move "
+          "it)\n",
+          object.tablespaceOid, object.tablespaceLocation.c_str(), object.tablespaceOid);
   for (const auto& [oid, dir] : options.tablespaceMap) {
-    bool known = std::any_of(plan.backup.objects.begin(), plan.backup.objects.end(),
-                             [oid = oid](const auto& object) { return object.tablespaceOid == oid; });
+    bool known =
+        std::any_of(plan.backup.objects.begin(), plan.backup.objects.end(),
+                    [oid = oid](const auto& object) { return object.tablespaceOid == oid; });
     if (!known)
-      usage(fmt::format("--tablespace-map names tablespace {}, which backup {} does not have", oid, plan.backup.label));
+      usage(fmt::format("--tablespace-map names tablespace {}, which backup {} does not have", oid,
+                        plan.backup.label));
   }
   std::vector<Place> places;
   for (const auto& object : plan.backup.objects) {
     if (!object.tablespaceOid) continue;
     auto mapped = options.tablespaceMap.find(object.tablespaceOid);
-    std::string dir =
-        mapped != options.tablespaceMap.end() ? mapped->second : normalDirectory(object.tablespaceLocation);
+    std::string dir = mapped != options.tablespaceMap.end()
+                          ? mapped->second
+                          : normalDirectory(object.tablespaceLocation);
     if (within(dir, options.dataDirectory) || within(options.dataDirectory, dir))
-      usage(fmt::format("tablespace {} would be restored to '{}', which overlaps the data directory '{}'",
-                        object.tablespaceOid, dir, options.dataDirectory),
+      usage(fmt::format(
+                "tablespace {} would be restored to '{}', which overlaps the data directory '{}'",
+                object.tablespaceOid, dir, options.dataDirectory),
             fmt::format("restore it elsewhere: --tablespace-map {}=DIR", object.tablespaceOid));
     for (const auto& other : places)
       if (within(dir, other.dir) || within(other.dir, dir))
-        usage(fmt::format("tablespaces {} and {} would be restored to overlapping places ('{}' and '{}')", other.oid,
-                          object.tablespaceOid, other.dir, dir),
+        usage(fmt::format(
+                  "tablespaces {} and {} would be restored to overlapping places ('{}' and '{}')",
+                  other.oid, object.tablespaceOid, other.dir, dir),
               "give each its own directory with --tablespace-map OID=DIR");
     places.push_back({object.tablespaceOid, dir});
   }
@@ -337,12 +375,14 @@ void checkPlaces(const RecoverOptions& options, const std::vector<Place>& places
   checkPlace(options.dataDirectory, "data directory", options.force, true,
              "choose an empty directory, or add --force to replace everything in it");
   for (const auto& place : places)
-    checkPlace(place.dir, fmt::format("the location of tablespace {}", place.oid), options.force,
-               linked.count(place.dir) > 0,
-               fmt::format("restore it to an empty directory with --tablespace-map {}=DIR (--force empties only "
-                           "the tablespaces the replaced data directory links to: this one may belong to a "
-                           "running server)",
-                           place.oid));
+    checkPlace(
+        place.dir, fmt::format("the location of tablespace {}", place.oid), options.force,
+        linked.count(place.dir) > 0,
+        fmt::format(
+            "restore it to an empty directory with --tablespace-map {}=DIR (--force empties only "
+            "the tablespaces the replaced data directory links to: this one may belong to a "
+            "running server)",
+            place.oid));
 }
 
 // Environment settings do not reach PostgreSQL's restore_command: the plan would be made with one
@@ -352,8 +392,10 @@ void refuseEnvironmentSettings() {
     std::string entry = *e;
     if (entry.rfind("TIDEMARK_", 0) == 0 && entry.rfind("TIDEMARK_CONFIG=", 0) != 0) {
       std::string name = entry.substr(0, entry.find('='));
-      throw Error(ErrorCode::Config, fmt::format("{} is set, but PostgreSQL's restore_command would not see it", name),
-                  fmt::format("put the setting in the configuration file (or give it as a flag, which restore_command "
+      throw Error(ErrorCode::Config,
+                  fmt::format("{} is set, but PostgreSQL's restore_command would not see it", name),
+                  fmt::format("put the setting in the configuration file (or give it as a flag, "
+                              "which restore_command "
                               "gets too) and unset {}",
                               name));
     }
@@ -365,12 +407,14 @@ void removeRestored(const RecoverOptions& options, bool existed, const std::vect
   spdlog::error("the restore failed: removing what was written in '{}'", options.dataDirectory);
   std::error_code ec;
   if (existed) {
-    for (const auto& entry : fs::directory_iterator(options.dataDirectory, ec)) fs::remove_all(entry.path(), ec);
+    for (const auto& entry : fs::directory_iterator(options.dataDirectory, ec))
+      fs::remove_all(entry.path(), ec);
   } else {
     fs::remove_all(options.dataDirectory, ec);
   }
   for (const auto& place : places)
-    for (const auto& entry : fs::directory_iterator(place.dir, ec)) fs::remove_all(entry.path(), ec);
+    for (const auto& entry : fs::directory_iterator(place.dir, ec))
+      fs::remove_all(entry.path(), ec);
 }
 
 // Empties the places (--force), restores the backup, writes the recovery settings and gives
@@ -378,25 +422,29 @@ void removeRestored(const RecoverOptions& options, bool existed, const std::vect
 // Returns whether an owner other than root was found.
 bool restoreAndConfigure(const repo::Repository& repository, const recovery::RecoveryPlan& plan,
                          const RecoverOptions& options, const std::vector<Place>& places,
-                         const std::string& restoreCommandLine, const std::function<bool()>& stopRequested) {
+                         const std::string& restoreCommandLine,
+                         const std::function<bool()>& stopRequested) {
   std::error_code existsError;
   bool existed = fs::exists(options.dataDirectory, existsError);
   auto owner = restoredOwner(options.dataDirectory);
   clearPlace(options.dataDirectory, "data directory");
-  for (const auto& place : places) clearPlace(place.dir, fmt::format("the location of tablespace {}", place.oid));
+  for (const auto& place : places)
+    clearPlace(place.dir, fmt::format("the location of tablespace {}", place.oid));
   try {
-    RestoreStats stats =
-        restoreBackup(repository, plan.backup, options.dataDirectory,
-                      RestoreOptions{.tablespaceMap = options.tablespaceMap, .stopRequested = stopRequested});
+    RestoreStats stats = restoreBackup(
+        repository, plan.backup, options.dataDirectory,
+        RestoreOptions{.tablespaceMap = options.tablespaceMap, .stopRequested = stopRequested});
     std::string note = fmt::format("(backup {}, {})", plan.backup.label, formatUtc(utcNow()));
-    writeRecoverySettings(options.dataDirectory, recoverySettings(options.target, restoreCommandLine),
-                          options.standby, note);
+    writeRecoverySettings(options.dataDirectory,
+                          recoverySettings(options.target, restoreCommandLine), options.standby,
+                          note);
     if (owner) {
       chownTree(options.dataDirectory, owner->first, owner->second);
-      for (const auto& place : places) chownTree(place.dir, owner->first, owner->second);
+      for (const auto& place : places)
+        chownTree(place.dir, owner->first, owner->second);
     }
-    spdlog::info("restored backup {}: {} in {} files, {:.1f} s ({}/s)", plan.backup.label, humanBytes(stats.bytes),
-                 stats.files, stats.seconds,
+    spdlog::info("restored backup {}: {} in {} files, {:.1f} s ({}/s)", plan.backup.label,
+                 humanBytes(stats.bytes), stats.files, stats.seconds,
                  humanBytes(std::uint64_t(double(stats.bytes) / std::max(stats.seconds, 1e-3))));
   } catch (...) {
     removeRestored(options, existed, places);
@@ -408,39 +456,55 @@ bool restoreAndConfigure(const repo::Repository& repository, const recovery::Rec
 // How to start the server, and what to check.
 void printNextSteps(const recovery::RecoveryPlan& plan, const RecoverOptions& options, bool owned) {
   std::string binDir = fmt::format("/usr/lib/postgresql/{}/bin", plan.backup.pgVersion);
-  std::string pgCtl = ::access((binDir + "/pg_ctl").c_str(), X_OK) == 0 ? binDir + "/pg_ctl" : "pg_ctl";
+  std::string pgCtl =
+      ::access((binDir + "/pg_ctl").c_str(), X_OK) == 0 ? binDir + "/pg_ctl" : "pg_ctl";
   const char* dir = options.dataDirectory.c_str();
-  std::printf("\nthe data directory is ready; recovery settings are in %s/postgresql.auto.conf\n", dir);
+  std::printf("\nthe data directory is ready; recovery settings are in %s/postgresql.auto.conf\n",
+              dir);
   if (!owned && ::geteuid() == 0)
-    std::printf("  it belongs to root: give it to the server's user first: chown -R postgres:postgres %s\n", dir);
+    std::printf(
+        "  it belongs to root: give it to the server's user first: chown -R postgres:postgres %s\n",
+        dir);
   std::error_code confError;
   if (fs::exists(options.dataDirectory + "/postgresql.conf", confError))
-    std::printf("start PostgreSQL (as its user):\n  %s -D %s -l %s/recovery.log start\n", pgCtl.c_str(), dir, dir);
+    std::printf("start PostgreSQL (as its user):\n  %s -D %s -l %s/recovery.log start\n",
+                pgCtl.c_str(), dir, dir);
   else
-    std::printf("start PostgreSQL (as its user); the backup has no postgresql.conf (Debian keeps it in\n"
-                "/etc/postgresql/%d/<cluster>/): start the cluster whose data_directory this is, e.g.\n"
-                "  pg_ctlcluster %d <cluster> start\n"
-                "or give the configuration file:\n"
-                "  %s -D %s -l %s/recovery.log -o '-c config_file=/etc/postgresql/%d/<cluster>/postgresql.conf' start\n",
-                plan.backup.pgVersion, plan.backup.pgVersion, pgCtl.c_str(), dir, dir, plan.backup.pgVersion);
+    std::printf(
+        "start PostgreSQL (as its user); the backup has no postgresql.conf (Debian keeps it in\n"
+        "/etc/postgresql/%d/<cluster>/): start the cluster whose data_directory this is, e.g.\n"
+        "  pg_ctlcluster %d <cluster> start\n"
+        "or give the configuration file:\n"
+        "  %s -D %s -l %s/recovery.log -o '-c "
+        "config_file=/etc/postgresql/%d/<cluster>/postgresql.conf' start\n",
+        plan.backup.pgVersion, plan.backup.pgVersion, pgCtl.c_str(), dir, dir,
+        plan.backup.pgVersion);
   std::printf("then check:\n");
-  std::printf("  - the log: 'restored log file ... from archive' lines, then 'recovery stopping' at the target\n");
+  std::printf(
+      "  - the log: 'restored log file ... from archive' lines, then 'recovery stopping' at the "
+      "target\n");
   if (options.target.kind == recovery::TargetKind::Latest)
-    std::printf("  - after the last archived WAL the server promotes to a new timeline and accepts writes\n");
+    std::printf(
+        "  - after the last archived WAL the server promotes to a new timeline and accepts "
+        "writes\n");
   else if (options.target.action == recovery::TargetAction::Pause)
-    std::printf("  - at the target the server pauses, read-only: check the data, then\n"
-                "    SELECT pg_wal_replay_resume(); to promote (or restore again with another target)\n");
+    std::printf(
+        "  - at the target the server pauses, read-only: check the data, then\n"
+        "    SELECT pg_wal_replay_resume(); to promote (or restore again with another target)\n");
   else if (options.target.action == recovery::TargetAction::Promote)
     std::printf("  - at the target the server promotes to a new timeline and accepts writes\n");
   else
-    std::printf("  - at the target the server shuts down; remove recovery.signal to start it normally\n");
-  std::printf("  - archiving: the recovered server archives its new timeline into the same stanza\n"
-              "    (archive_command is whatever its postgresql.conf says)\n");
+    std::printf(
+        "  - at the target the server shuts down; remove recovery.signal to start it normally\n");
+  std::printf(
+      "  - archiving: the recovered server archives its new timeline into the same stanza\n"
+      "    (archive_command is whatever its postgresql.conf says)\n");
 }
 
 }  // namespace
 
-recovery::RecoveryPlan recover(const Config& config, const CommandLine& commandLine, const RecoverOptions& options,
+recovery::RecoveryPlan recover(const Config& config, const CommandLine& commandLine,
+                               const RecoverOptions& options,
                                const std::function<bool()>& stopRequested) {
   repo::Repository repository = repo::openRepository(config);
   recovery::RecoveryPlan plan = planFor(repository, options);
@@ -453,8 +517,8 @@ recovery::RecoveryPlan recover(const Config& config, const CommandLine& commandL
     return plan;
   }
   refuseEnvironmentSettings();
-  bool owned = restoreAndConfigure(repository, plan, options, places, restoreCommand(config, commandLine),
-                                   stopRequested);
+  bool owned = restoreAndConfigure(repository, plan, options, places,
+                                   restoreCommand(config, commandLine), stopRequested);
   printNextSteps(plan, options, owned);
   return plan;
 }

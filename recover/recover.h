@@ -30,8 +30,9 @@ std::vector<OptionSpec> recoverOptionSpecs();
 
 // Plans (and with --dry-run stops there), restores the backup, writes the recovery settings and
 // the signal file, and prints how to start the server. Returns the plan.
-recovery::RecoveryPlan recover(const Config& config, const CommandLine& commandLine, const RecoverOptions& options,
-                     const std::function<bool()>& stopRequested);
+recovery::RecoveryPlan recover(const Config& config, const CommandLine& commandLine,
+                               const RecoverOptions& options,
+                               const std::function<bool()>& stopRequested);
 
 // The restore_command for the restored server: tidemark-archive-get by absolute path (next to
 // this program, else on PATH), with --config and the configuration flags given on the command

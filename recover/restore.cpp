@@ -13,12 +13,12 @@
 #include <thread>
 
 #include "common/base/error.h"
+#include "common/base/text.h"
+#include "common/cli/progress.h"
 #include "common/files/file.h"
 #include "common/files/tar.h"
-#include "common/cli/progress.h"
 #include "common/repo/layout.h"
 #include "common/repo/object.h"
-#include "common/base/text.h"
 
 namespace tidemark::recover {
 
@@ -28,11 +28,13 @@ namespace {
 // stop request.
 class Meter final : public io::Filter {
  public:
-  Meter(io::Sink& next, Progress& progress, std::mutex& mutex, const std::function<bool()>& stopRequested)
+  Meter(io::Sink& next, Progress& progress, std::mutex& mutex,
+        const std::function<bool()>& stopRequested)
       : Filter(next), progress_(progress), mutex_(mutex), stopRequested_(stopRequested) {}
   void write(io::ByteView data) override {
     if (stopRequested_ && stopRequested_())
-      throw Error(ErrorCode::Interrupted, "the restore was interrupted; the data directory is incomplete");
+      throw Error(ErrorCode::Interrupted,
+                  "the restore was interrupted; the data directory is incomplete");
     next_.write(data);
     std::lock_guard lock(mutex_);
     progress_.add(data.size());
@@ -58,7 +60,8 @@ std::string escapeTablespacePath(const std::string& path) {
 
 bool isEmptyDirectory(const std::string& path) {
   DIR* dir = ::opendir(path.c_str());
-  if (dir == nullptr) throw systemError(ErrorCode::LocalIo, errno, "cannot open directory '{}'", path);
+  if (dir == nullptr)
+    throw systemError(ErrorCode::LocalIo, errno, "cannot open directory '{}'", path);
   bool empty = true;
   while (dirent* entry = ::readdir(dir)) {
     std::string_view name = entry->d_name;
@@ -74,7 +77,8 @@ void prepareDirectory(const std::string& path, const std::string& what) {
     throw error(ErrorCode::InvalidInput, "{} '{}' is not an absolute path", what, path);
   struct stat st {};
   if (::stat(path.c_str(), &st) != 0) {
-    if (errno != ENOENT) throw systemError(ErrorCode::LocalIo, errno, "cannot access {} '{}'", what, path);
+    if (errno != ENOENT)
+      throw systemError(ErrorCode::LocalIo, errno, "cannot access {} '{}'", what, path);
     files::makeDirectories(path, "/", ErrorCode::LocalIo);
   } else if (!S_ISDIR(st.st_mode)) {
     throw error(ErrorCode::InvalidInput, "{} '{}' exists and is not a directory", what, path);
@@ -82,25 +86,29 @@ void prepareDirectory(const std::string& path, const std::string& what) {
     throw Error(ErrorCode::InvalidInput, fmt::format("{} '{}' is not empty", what, path),
                 "restore into an empty directory, or map the tablespace elsewhere");
   }
-  if (::chmod(path.c_str(), 0700) != 0) throw systemError(ErrorCode::LocalIo, errno, "cannot chmod '{}'", path);
+  if (::chmod(path.c_str(), 0700) != 0)
+    throw systemError(ErrorCode::LocalIo, errno, "cannot chmod '{}'", path);
 }
 
 // Reads one backup object through verification into `sink`, and checks it is the one backup.json
 // recorded.
-void fetch(const repo::Repository& repository, const std::string& label, const repo::BackupObject& expected,
-           io::Sink& sink) {
+void fetch(const repo::Repository& repository, const std::string& label,
+           const repo::BackupObject& expected, io::Sink& sink) {
   std::string path = repo::backupObject(repository.stanza(), label, expected.name);
   auto summary = repo::readObject(repository.storage(), path, sink, repository.keys());
   if (!summary)
-    throw Error(ErrorCode::Corrupt, fmt::format("backup object '{}' is missing from {}", path, repository.describe()),
+    throw Error(ErrorCode::Corrupt,
+                fmt::format("backup object '{}' is missing from {}", path, repository.describe()),
                 "the backup is damaged; choose another one");
   if (summary->plainSize != expected.size || summary->plainSha256 != expected.sha256)
-    throw Error(ErrorCode::Corrupt,
-                fmt::format("backup object '{}' is not the one its backup.json records (SHA-256 {}, {} bytes; "
-                            "expected {}, {} bytes)",
-                            path, io::toHex(summary->plainSha256), summary->plainSize, io::toHex(expected.sha256),
-                            expected.size),
-                "the backup is damaged or was tampered with; choose another one");
+    throw Error(
+        ErrorCode::Corrupt,
+        fmt::format(
+            "backup object '{}' is not the one its backup.json records (SHA-256 {}, {} bytes; "
+            "expected {}, {} bytes)",
+            path, io::toHex(summary->plainSha256), summary->plainSize, io::toHex(expected.sha256),
+            expected.size),
+        "the backup is damaged or was tampered with; choose another one");
 }
 
 }  // namespace
@@ -109,7 +117,8 @@ RestoreStats restoreBackup(const repo::Repository& repository, const repo::Backu
                            const std::string& dataDirectory, const RestoreOptions& options) {
   auto started = std::chrono::steady_clock::now();
   prepareDirectory(dataDirectory, "data directory");
-  Progress progress(fmt::format("restore of backup {}", backup.label), backup.size(), options.terminal);
+  Progress progress(fmt::format("restore of backup {}", backup.label), backup.size(),
+                    options.terminal);
   RestoreStats stats;
   std::string tablespaceMap;
 
@@ -129,7 +138,8 @@ RestoreStats restoreBackup(const repo::Repository& repository, const repo::Backu
     return failed.load() || (options.stopRequested && options.stopRequested());
   };
   // Extracts one tar object into its place.
-  auto extract = [&](const repo::Repository& from, const repo::BackupObject& object, const std::string& target) {
+  auto extract = [&](const repo::Repository& from, const repo::BackupObject& object,
+                     const std::string& target) {
     spdlog::debug("restoring {} into {}", object.name, target);
     // No fsync per file: syncTree() makes everything durable at the end, far faster.
     // A data directory's own symlinks leading elsewhere (log -> /var/log/...) come back as they
@@ -140,9 +150,11 @@ RestoreStats restoreBackup(const repo::Repository& repository, const repo::Backu
     fetch(from, backup.label, object, meter);
     files::ExtractStats extracted = extractor.finish();
     for (const auto& link : extracted.outsideSymlinks)
-      spdlog::warn("{} holds the symlink {}, which leads outside the directory restored: restored as it was on "
-                   "the server; check that its target exists here",
-                   object.name, link);
+      spdlog::warn(
+          "{} holds the symlink {}, which leads outside the directory restored: restored as it was "
+          "on "
+          "the server; check that its target exists here",
+          object.name, link);
     std::lock_guard lock(statsMutex);
     stats.files += extracted.files;
     stats.bytes += object.size;
@@ -151,12 +163,14 @@ RestoreStats restoreBackup(const repo::Repository& repository, const repo::Backu
   std::vector<std::pair<const repo::BackupObject*, std::string>> tablespaces;
   for (const auto& object : backup.objects) {
     if (object.name == "backup_manifest") {
-      files::AtomicFile file(dataDirectory + "/backup_manifest", {.mode = 0600, .sync = options.sync});
+      files::AtomicFile file(dataDirectory + "/backup_manifest",
+                             {.mode = 0600, .sync = options.sync});
       fetch(repository, backup.label, object, file);
       file.commit();
     } else if (object.tablespaceOid != 0) {
       auto mapped = options.tablespaceMap.find(object.tablespaceOid);
-      std::string target = mapped != options.tablespaceMap.end() ? mapped->second : object.tablespaceLocation;
+      std::string target =
+          mapped != options.tablespaceMap.end() ? mapped->second : object.tablespaceLocation;
       prepareDirectory(target, fmt::format("the location of tablespace {}", object.tablespaceOid));
       tablespaceMap += fmt::format("{} {}\n", object.tablespaceOid, escapeTablespacePath(target));
       tablespaces.emplace_back(&object, target);
@@ -167,7 +181,8 @@ RestoreStats restoreBackup(const repo::Repository& repository, const repo::Backu
   std::vector<std::thread> workers;
   std::atomic<std::size_t> next{0};
   std::size_t threads = repository.canOpenAnother()
-                            ? std::min<std::size_t>(tablespaces.size(), std::size_t(std::max(1, options.parallel - 1)))
+                            ? std::min<std::size_t>(tablespaces.size(),
+                                                    std::size_t(std::max(1, options.parallel - 1)))
                             : 0;
   for (std::size_t w = 0; w < threads; ++w)
     workers.emplace_back([&] {
@@ -181,13 +196,16 @@ RestoreStats restoreBackup(const repo::Repository& repository, const repo::Backu
     });
   try {
     for (const auto& object : backup.objects)
-      if (object.tablespaceOid == 0 && object.name != "backup_manifest") extract(repository, object, dataDirectory);
+      if (object.tablespaceOid == 0 && object.name != "backup_manifest")
+        extract(repository, object, dataDirectory);
     if (threads == 0)
-      for (const auto& [object, target] : tablespaces) extract(repository, *object, target);
+      for (const auto& [object, target] : tablespaces)
+        extract(repository, *object, target);
   } catch (...) {
     fail(std::current_exception());
   }
-  for (auto& worker : workers) worker.join();
+  for (auto& worker : workers)
+    worker.join();
   if (firstFailure) std::rethrow_exception(firstFailure);
   progress.finish();
 
@@ -204,7 +222,8 @@ RestoreStats restoreBackup(const repo::Repository& repository, const repo::Backu
         throw systemError(ErrorCode::LocalIo, errno, "cannot link '{}' to '{}'", link, location);
     }
     if (!options.tablespaceMap.empty()) {
-      files::AtomicFile file(dataDirectory + "/tablespace_map", {.mode = 0600, .sync = options.sync});
+      files::AtomicFile file(dataDirectory + "/tablespace_map",
+                             {.mode = 0600, .sync = options.sync});
       file.write(io::asBytes(tablespaceMap));
       file.commit();
     }
@@ -212,7 +231,8 @@ RestoreStats restoreBackup(const repo::Repository& repository, const repo::Backu
   }
   if (options.sync) {
     files::syncTree(dataDirectory);
-    for (const auto& [object, location] : tablespaces) files::syncTree(location);
+    for (const auto& [object, location] : tablespaces)
+      files::syncTree(location);
   }
   stats.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   return stats;

@@ -16,9 +16,12 @@ namespace tidemark::recover {
 std::string confQuote(const std::string& value) {
   std::string out = "'";
   for (char c : value) {
-    if (c == '\'') out += "''";
-    else if (c == '\\') out += "\\\\";
-    else out.push_back(c);
+    if (c == '\'')
+      out += "''";
+    else if (c == '\\')
+      out += "\\\\";
+    else
+      out.push_back(c);
   }
   return out + "'";
 }
@@ -26,46 +29,66 @@ std::string confQuote(const std::string& value) {
 std::string shellQuote(const std::string& word) {
   bool plain = !word.empty();
   for (unsigned char c : word)
-    if (!std::isalnum(c) && std::string_view("/._-=:,+@%").find(char(c)) == std::string_view::npos) plain = false;
+    if (!std::isalnum(c) && std::string_view("/._-=:,+@%").find(char(c)) == std::string_view::npos)
+      plain = false;
   if (plain) return word;
   std::string out = "'";
   for (char c : word) {
-    if (c == '\'') out += "'\\''";
-    else out.push_back(c);
+    if (c == '\'')
+      out += "'\\''";
+    else
+      out.push_back(c);
   }
   return out + "'";
 }
 
-std::vector<std::string> recoverySettings(const recovery::Target& target, const std::string& restoreCommand) {
+std::vector<std::string> recoverySettings(const recovery::Target& target,
+                                          const std::string& restoreCommand) {
   std::vector<std::string> lines;
   lines.push_back("restore_command = " + confQuote(restoreCommand));
   // Every other kind of target is cleared, before the chosen one (PostgreSQL refuses a second
   // kind once one is set): a recovery_target* line left in postgresql.conf or an included file
   // would otherwise apply (PostgreSQL only uses the last setting of a name).
-  const std::pair<recovery::TargetKind, const char*> kinds[] = {{recovery::TargetKind::Immediate, "recovery_target"},
-                                                      {recovery::TargetKind::Lsn, "recovery_target_lsn"},
-                                                      {recovery::TargetKind::Name, "recovery_target_name"},
-                                                      {recovery::TargetKind::Time, "recovery_target_time"},
-                                                      {recovery::TargetKind::Xid, "recovery_target_xid"}};
+  const std::pair<recovery::TargetKind, const char*> kinds[] = {
+      {recovery::TargetKind::Immediate, "recovery_target"},
+      {recovery::TargetKind::Lsn, "recovery_target_lsn"},
+      {recovery::TargetKind::Name, "recovery_target_name"},
+      {recovery::TargetKind::Time, "recovery_target_time"},
+      {recovery::TargetKind::Xid, "recovery_target_xid"}};
   for (const auto& [kind, name] : kinds)
     if (kind != target.kind) lines.push_back(std::string(name) + " = ''");
   switch (target.kind) {
-    case recovery::TargetKind::Latest: break;
-    case recovery::TargetKind::Time: lines.push_back("recovery_target_time = " + confQuote(formatTimestamp(target.time))); break;
-    case recovery::TargetKind::Lsn: lines.push_back("recovery_target_lsn = " + confQuote(pg::formatLsn(target.lsn))); break;
-    case recovery::TargetKind::Xid: lines.push_back("recovery_target_xid = " + confQuote(target.text)); break;
-    case recovery::TargetKind::Name: lines.push_back("recovery_target_name = " + confQuote(target.text)); break;
-    case recovery::TargetKind::Immediate: lines.push_back("recovery_target = 'immediate'"); break;
+    case recovery::TargetKind::Latest:
+      break;
+    case recovery::TargetKind::Time:
+      lines.push_back("recovery_target_time = " + confQuote(formatTimestamp(target.time)));
+      break;
+    case recovery::TargetKind::Lsn:
+      lines.push_back("recovery_target_lsn = " + confQuote(pg::formatLsn(target.lsn)));
+      break;
+    case recovery::TargetKind::Xid:
+      lines.push_back("recovery_target_xid = " + confQuote(target.text));
+      break;
+    case recovery::TargetKind::Name:
+      lines.push_back("recovery_target_name = " + confQuote(target.text));
+      break;
+    case recovery::TargetKind::Immediate:
+      lines.push_back("recovery_target = 'immediate'");
+      break;
   }
   bool hasTarget = target.kind != recovery::TargetKind::Latest;
   if (hasTarget && target.kind != recovery::TargetKind::Immediate)
-    lines.push_back(std::string("recovery_target_inclusive = ") + (target.exclusive ? "off" : "on"));
-  if (hasTarget) lines.push_back("recovery_target_action = " + confQuote(std::string(recovery::actionName(target.action))));
+    lines.push_back(std::string("recovery_target_inclusive = ") +
+                    (target.exclusive ? "off" : "on"));
+  if (hasTarget)
+    lines.push_back("recovery_target_action = " +
+                    confQuote(std::string(recovery::actionName(target.action))));
   lines.push_back("recovery_target_timeline = " + confQuote(target.timeline.text()));
   return lines;
 }
 
-void writeRecoverySettings(const std::string& dataDirectory, const std::vector<std::string>& settings, bool standby,
+void writeRecoverySettings(const std::string& dataDirectory,
+                           const std::vector<std::string>& settings, bool standby,
                            const std::string& note) {
   std::string path = dataDirectory + "/postgresql.auto.conf";
   std::string existing;
@@ -79,15 +102,19 @@ void writeRecoverySettings(const std::string& dataDirectory, const std::vector<s
   std::istringstream in(existing);
   for (std::string line; std::getline(in, line);) {
     std::size_t start = line.find_first_not_of(" \t");
-    std::string key = start == std::string::npos ? "" : line.substr(start, line.find_first_of(" \t=", start) - start);
-    for (char& c : key) c = char(std::tolower(static_cast<unsigned char>(c)));  // names are case-insensitive
+    std::string key = start == std::string::npos
+                          ? ""
+                          : line.substr(start, line.find_first_of(" \t=", start) - start);
+    for (char& c : key)
+      c = char(std::tolower(static_cast<unsigned char>(c)));  // names are case-insensitive
     if (key == "restore_command" || key.rfind("recovery_target", 0) == 0)
       out << "#" << line << "    # commented out by tidemark-recover " << note << "\n";
     else
       out << line << "\n";
   }
   out << "# --- tidemark-recover " << note << " ---\n";
-  for (const auto& setting : settings) out << setting << "\n";
+  for (const auto& setting : settings)
+    out << setting << "\n";
   out << "# --- end of tidemark-recover settings ---\n";
   std::string text = out.str();
   files::AtomicFile file(path, {.mode = 0600});

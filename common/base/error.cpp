@@ -30,20 +30,34 @@ std::string_view errorMeaning(ErrorCode code) {
 
 std::string_view errorName(ErrorCode code) {
   switch (code) {
-    case ErrorCode::Usage: return "usage";
-    case ErrorCode::Config: return "config";
-    case ErrorCode::Storage: return "storage";
-    case ErrorCode::Corrupt: return "corrupt";
-    case ErrorCode::Conflict: return "conflict";
-    case ErrorCode::ForeignCluster: return "foreign-cluster";
-    case ErrorCode::InvalidInput: return "invalid-input";
-    case ErrorCode::LocalIo: return "local-io";
-    case ErrorCode::Unsupported: return "unsupported";
-    case ErrorCode::Database: return "database";
-    case ErrorCode::Timeout: return "timeout";
-    case ErrorCode::Interrupted: return "interrupted";
-    case ErrorCode::Locked: return "locked";
-    case ErrorCode::Internal: return "internal";
+    case ErrorCode::Usage:
+      return "usage";
+    case ErrorCode::Config:
+      return "config";
+    case ErrorCode::Storage:
+      return "storage";
+    case ErrorCode::Corrupt:
+      return "corrupt";
+    case ErrorCode::Conflict:
+      return "conflict";
+    case ErrorCode::ForeignCluster:
+      return "foreign-cluster";
+    case ErrorCode::InvalidInput:
+      return "invalid-input";
+    case ErrorCode::LocalIo:
+      return "local-io";
+    case ErrorCode::Unsupported:
+      return "unsupported";
+    case ErrorCode::Database:
+      return "database";
+    case ErrorCode::Timeout:
+      return "timeout";
+    case ErrorCode::Interrupted:
+      return "interrupted";
+    case ErrorCode::Locked:
+      return "locked";
+    case ErrorCode::Internal:
+      return "internal";
   }
   return "unknown";
 }

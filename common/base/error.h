@@ -17,20 +17,20 @@ namespace tidemark {
 // restore_command status above 125 as fatal and retries archive_command on anything non-zero;
 // 1 is reserved for archive-get's "the repository does not hold that file". Statuses are a
 // documented contract (README.md, "Exit codes"): never renumber, only add.
-#define TIDEMARK_ERRORS(X)                                                                  \
-  X(Usage, 3, "the command line is wrong")                                                  \
-  X(Config, 4, "the configuration is invalid")                                              \
-  X(Storage, 5, "the repository could not be read or written")                              \
-  X(Corrupt, 6, "a stored object failed verification")                                      \
-  X(Conflict, 7, "the repository already holds different content under that name")          \
+#define TIDEMARK_ERRORS(X)                                                                   \
+  X(Usage, 3, "the command line is wrong")                                                   \
+  X(Config, 4, "the configuration is invalid")                                               \
+  X(Storage, 5, "the repository could not be read or written")                               \
+  X(Corrupt, 6, "a stored object failed verification")                                       \
+  X(Conflict, 7, "the repository already holds different content under that name")           \
   X(ForeignCluster, 8, "the file belongs to a different PostgreSQL cluster than the stanza") \
-  X(InvalidInput, 9, "an input file is not what it claims to be")                           \
-  X(LocalIo, 10, "a local file could not be read or written")                               \
-  X(Unsupported, 11, "the request needs a feature this build or server lacks")              \
-  X(Database, 12, "PostgreSQL could not be reached or refused the request")                 \
-  X(Timeout, 13, "something did not happen in the time allowed")                            \
+  X(InvalidInput, 9, "an input file is not what it claims to be")                            \
+  X(LocalIo, 10, "a local file could not be read or written")                                \
+  X(Unsupported, 11, "the request needs a feature this build or server lacks")               \
+  X(Database, 12, "PostgreSQL could not be reached or refused the request")                  \
+  X(Timeout, 13, "something did not happen in the time allowed")                             \
   X(Interrupted, 14, "stopped by a signal (SIGINT, SIGTERM)")                                \
-  X(Locked, 15, "another process holds the lock this command needs")                        \
+  X(Locked, 15, "another process holds the lock this command needs")                         \
   X(Internal, 99, "an internal error (a bug): please report it")
 
 enum class ErrorCode {

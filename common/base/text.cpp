@@ -4,8 +4,8 @@
 #include <fmt/format.h>
 
 #include <algorithm>
-#include <cerrno>
 #include <cctype>
+#include <cerrno>
 
 namespace tidemark {
 
@@ -34,7 +34,8 @@ namespace {
 
 std::size_t editDistance(std::string_view a, std::string_view b) {
   std::vector<std::size_t> row(b.size() + 1);
-  for (std::size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (std::size_t j = 0; j <= b.size(); ++j)
+    row[j] = j;
   for (std::size_t i = 1; i <= a.size(); ++i) {
     std::size_t diagonal = row[0];
     row[0] = i;
@@ -83,30 +84,44 @@ std::optional<std::uint64_t> parseDecimal(std::string_view text) {
 
 bool parseByteSize(std::string_view text, std::uint64_t& out) {
   auto trim = [](std::string_view s) {
-    while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.remove_prefix(1);
-    while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.remove_suffix(1);
+    while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front())))
+      s.remove_prefix(1);
+    while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back())))
+      s.remove_suffix(1);
     return s;
   };
   text = trim(text);
   std::size_t digits = 0;
-  while (digits < text.size() && std::isdigit(static_cast<unsigned char>(text[digits]))) ++digits;
+  while (digits < text.size() && std::isdigit(static_cast<unsigned char>(text[digits])))
+    ++digits;
   if (digits == 0 || digits > 20) return false;
   errno = 0;
   std::uint64_t number = std::strtoull(std::string(text.substr(0, digits)).c_str(), nullptr, 10);
   if (errno == ERANGE) return false;
   std::string unit(trim(text.substr(digits)));
-  std::transform(unit.begin(), unit.end(), unit.begin(), [](unsigned char c) { return std::tolower(c); });
+  std::transform(unit.begin(), unit.end(), unit.begin(),
+                 [](unsigned char c) { return std::tolower(c); });
   std::uint64_t multiplier;
-  if (unit.empty() || unit == "b") multiplier = 1;
-  else if (unit == "k" || unit == "kib") multiplier = 1ULL << 10;
-  else if (unit == "m" || unit == "mib") multiplier = 1ULL << 20;
-  else if (unit == "g" || unit == "gib") multiplier = 1ULL << 30;
-  else if (unit == "t" || unit == "tib") multiplier = 1ULL << 40;
-  else if (unit == "kb") multiplier = 1000ULL;
-  else if (unit == "mb") multiplier = 1000ULL * 1000;
-  else if (unit == "gb") multiplier = 1000ULL * 1000 * 1000;
-  else if (unit == "tb") multiplier = 1000ULL * 1000 * 1000 * 1000;
-  else return false;
+  if (unit.empty() || unit == "b")
+    multiplier = 1;
+  else if (unit == "k" || unit == "kib")
+    multiplier = 1ULL << 10;
+  else if (unit == "m" || unit == "mib")
+    multiplier = 1ULL << 20;
+  else if (unit == "g" || unit == "gib")
+    multiplier = 1ULL << 30;
+  else if (unit == "t" || unit == "tib")
+    multiplier = 1ULL << 40;
+  else if (unit == "kb")
+    multiplier = 1000ULL;
+  else if (unit == "mb")
+    multiplier = 1000ULL * 1000;
+  else if (unit == "gb")
+    multiplier = 1000ULL * 1000 * 1000;
+  else if (unit == "tb")
+    multiplier = 1000ULL * 1000 * 1000 * 1000;
+  else
+    return false;
   if (number > UINT64_MAX / multiplier) return false;
   out = number * multiplier;
   return true;

@@ -33,10 +33,12 @@ std::optional<std::int64_t> checkedTimegm(std::tm tm) {
   return std::int64_t(seconds);
 }
 
-[[noreturn]] void badTimestamp(const std::string& text, std::string_view what, const std::string& why) {
-  throw Error(ErrorCode::Usage, fmt::format("{} '{}' {}", what, text, why),
-              "write the time with its zone, e.g. '2026-11-22 10:42:07+01', '2026-11-22T09:42:07Z' or "
-              "'2026-11-22 09:42:07 UTC' (a time without a zone would be read in the server's time zone)");
+[[noreturn]] void badTimestamp(const std::string& text, std::string_view what,
+                               const std::string& why) {
+  throw Error(
+      ErrorCode::Usage, fmt::format("{} '{}' {}", what, text, why),
+      "write the time with its zone, e.g. '2026-11-22 10:42:07+01', '2026-11-22T09:42:07Z' or "
+      "'2026-11-22 09:42:07 UTC' (a time without a zone would be read in the server's time zone)");
 }
 
 }  // namespace
@@ -47,9 +49,13 @@ UtcSeconds utcNow(bool roundUp) {
   return UtcSeconds(std::chrono::seconds(now.tv_sec + (roundUp && now.tv_nsec > 0 ? 1 : 0)));
 }
 
-std::string formatUtc(UtcSeconds time) { return strftimeUtc(time, "%Y-%m-%dT%H:%M:%SZ"); }
+std::string formatUtc(UtcSeconds time) {
+  return strftimeUtc(time, "%Y-%m-%dT%H:%M:%SZ");
+}
 
-std::string formatUtcText(UtcSeconds time) { return strftimeUtc(time, "%Y-%m-%d %H:%M:%S UTC"); }
+std::string formatUtcText(UtcSeconds time) {
+  return strftimeUtc(time, "%Y-%m-%d %H:%M:%S UTC");
+}
 
 std::optional<UtcSeconds> parseUtc(std::string_view text) {
   // Exactly "YYYY-MM-DDTHH:MM:SSZ": strptime alone would take spaces and one-digit fields.
@@ -61,7 +67,8 @@ std::optional<UtcSeconds> parseUtc(std::string_view text) {
   }
   auto number = [&](std::size_t at, std::size_t length) {
     int n = 0;
-    for (std::size_t i = at; i < at + length; ++i) n = n * 10 + (text[i] - '0');
+    for (std::size_t i = at; i < at + length; ++i)
+      n = n * 10 + (text[i] - '0');
     return n;
   };
   std::tm tm{};

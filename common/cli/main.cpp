@@ -6,8 +6,8 @@
 
 #include <cstdio>
 
-#include "common/log/log.h"
 #include "common/base/version.h"
+#include "common/log/log.h"
 
 namespace tidemark {
 
@@ -43,7 +43,9 @@ int runMain(const CommandSpec& spec, int argc, const char* const* argv, const Co
 
 namespace {
 volatile sig_atomic_t stopSignal = 0;
-void onStopSignal(int signal) { stopSignal = signal; }
+void onStopSignal(int signal) {
+  stopSignal = signal;
+}
 }  // namespace
 
 std::function<bool()> stopOnSignals() {

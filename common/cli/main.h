@@ -4,8 +4,8 @@
 
 #include <functional>
 
-#include "common/config/config.h"
 #include "common/base/error.h"
+#include "common/config/config.h"
 
 namespace tidemark {
 

@@ -18,7 +18,9 @@ Progress::Progress(std::string what, std::uint64_t total, int terminal)
       started_(std::chrono::steady_clock::now()),
       lastReport_(started_) {}
 
-Progress::~Progress() { finish(); }
+Progress::~Progress() {
+  finish();
+}
 
 double Progress::seconds() const {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count();
@@ -42,17 +44,19 @@ void Progress::report(bool force) {
   if (terminal_) {
     constexpr int kWidth = 30;
     int filled = int(fraction * kWidth);
-    std::string bar = std::string(std::size_t(filled), '#') + std::string(std::size_t(kWidth - filled), '.');
+    std::string bar =
+        std::string(std::size_t(filled), '#') + std::string(std::size_t(kWidth - filled), '.');
     std::string line =
-        total_ ? fmt::format("\r[{}] {:3.0f}%  {} of {}  {}/s  ETA {}  ", bar, fraction * 100, humanBytes(done_),
-                             humanBytes(total_), humanBytes(std::uint64_t(rate)), eta)
+        total_ ? fmt::format("\r[{}] {:3.0f}%  {} of {}  {}/s  ETA {}  ", bar, fraction * 100,
+                             humanBytes(done_), humanBytes(total_), humanBytes(std::uint64_t(rate)),
+                             eta)
                : fmt::format("\r{}  {}/s  ", humanBytes(done_), humanBytes(std::uint64_t(rate)));
     std::fputs(line.c_str(), stderr);
     std::fflush(stderr);
     drawn_ = true;
   } else if (total_) {
-    spdlog::info("{}: {:.0f}% ({} of {}), {}/s, ETA {}", what_, fraction * 100, humanBytes(done_), humanBytes(total_),
-                 humanBytes(std::uint64_t(rate)), eta);
+    spdlog::info("{}: {:.0f}% ({} of {}), {}/s, ETA {}", what_, fraction * 100, humanBytes(done_),
+                 humanBytes(total_), humanBytes(std::uint64_t(rate)), eta);
   } else {
     spdlog::info("{}: {}, {}/s", what_, humanBytes(done_), humanBytes(std::uint64_t(rate)));
   }
@@ -67,7 +71,8 @@ void Progress::finish() {
 
 std::string formatDuration(double seconds) {
   auto total = std::int64_t(seconds + 0.5);
-  if (total >= 3600) return fmt::format("{}:{:02}:{:02}", total / 3600, total / 60 % 60, total % 60);
+  if (total >= 3600)
+    return fmt::format("{}:{:02}:{:02}", total / 3600, total / 60 % 60, total % 60);
   return fmt::format("{}:{:02}", total / 60, total % 60);
 }
 

@@ -25,8 +25,10 @@ CommandLine parseCommandLine(const CommandSpec& spec, int argc, const char* cons
                 hint.empty() ? fmt::format("run '{} --help' for usage", spec.program) : hint);
   };
   std::vector<std::string> known = {"--config", "--help", "--version"};
-  for (const auto& o : spec.options) known.push_back("--" + o.name);
-  for (const auto& key : configKeyInfo()) known.push_back("--" + key.flag);
+  for (const auto& o : spec.options)
+    known.push_back("--" + o.name);
+  for (const auto& key : configKeyInfo())
+    known.push_back("--" + key.flag);
 
   bool optionsEnded = false;
   for (int i = 1; i < argc; ++i) {
@@ -83,17 +85,23 @@ CommandLine parseCommandLine(const CommandSpec& spec, int argc, const char* cons
       continue;
     }
     const auto& keys = configKeyInfo();
-    auto key = std::find_if(keys.begin(), keys.end(), [&](const ConfigKeyInfo& k) { return k.flag == bare; });
+    auto key = std::find_if(keys.begin(), keys.end(),
+                            [&](const ConfigKeyInfo& k) { return k.flag == bare; });
     if (key != keys.end()) {
       if (key->secret)
-        usageError(fmt::format("'{}' would show a secret to every user of this machine (the process list)", name),
-                   fmt::format("put {} in the configuration file (mode 0600) or the environment", key->key));
+        usageError(
+            fmt::format("'{}' would show a secret to every user of this machine (the process list)",
+                        name),
+            fmt::format("put {} in the configuration file (mode 0600) or the environment",
+                        key->key));
       takeValue();
       // A conninfo with a password is a secret too (key=value form, or a URI's user:password@), and
       // so is sslpassword, the passphrase of the client key.
       static const std::regex kPassword(R"((^|[\s?&])(ssl)?password\s*=|://[^/@:]*:[^/@]*@)");
       if (bare == "pg-conninfo" && std::regex_search(value, kPassword))
-        usageError(fmt::format("'{}' holds a password, which every user of this machine could read (the process list)", name),
+        usageError(fmt::format("'{}' holds a password, which every user of this machine could read "
+                               "(the process list)",
+                               name),
                    "put the password in ~/.pgpass (or PGPASSFILE) of the user running tidemark");
       out.overrides.emplace_back(bare, value);
       continue;
@@ -120,14 +128,17 @@ std::string helpText(const CommandSpec& spec) {
   for (const auto& o : spec.options)
     line("--" + o.name + (o.valueName.empty() ? "" : "=" + o.valueName), o.help);
   if (spec.readsConfig)
-    line("--config=FILE", fmt::format("configuration file (default $TIDEMARK_CONFIG, else {})", kDefaultConfigFile));
+    line("--config=FILE",
+         fmt::format("configuration file (default $TIDEMARK_CONFIG, else {})", kDefaultConfigFile));
   line("--help", "show this help");
   line("--version", "show the version");
   if (!spec.readsConfig) return text;
   text += "\nconfiguration flags (each also TIDEMARK_<SECTION>_<KEY>, or the key in the file):\n";
   for (const auto& key : configKeyInfo())
     if (!key.secret) line("--" + key.flag + "=VALUE", key.help);
-  text += "\nsecrets (s3.secret-access-key, s3.session-token) are read from the file or the environment only\n";
+  text +=
+      "\nsecrets (s3.secret-access-key, s3.session-token) are read from the file or the "
+      "environment only\n";
   return text;
 }
 

@@ -13,16 +13,16 @@ namespace tidemark {
 
 // An option of one command (beside the --config and --section-key flags every command takes).
 struct OptionSpec {
-  std::string name;  // without the leading "--"
+  std::string name;       // without the leading "--"
   std::string valueName;  // "" for a switch without a value
   std::string help;
   bool repeatable = false;
 };
 
 struct CommandSpec {
-  std::string program;     // "tidemark-archive-push"
-  std::string arguments;   // "WAL_PATH"
-  std::string summary;     // one line
+  std::string program;    // "tidemark-archive-push"
+  std::string arguments;  // "WAL_PATH"
+  std::string summary;    // one line
   std::vector<OptionSpec> options;
   std::size_t minPositional = 0, maxPositional = 0;
   // false: the command reads no configuration (runMain passes the built-in defaults), so that it
@@ -32,8 +32,8 @@ struct CommandSpec {
 
 struct CommandLine {
   std::vector<std::string> positional;
-  std::map<std::string, std::vector<std::string>> options;   // command options, by name
-  std::vector<std::pair<std::string, std::string>> overrides; // flag name, value (in order)
+  std::map<std::string, std::vector<std::string>> options;     // command options, by name
+  std::vector<std::pair<std::string, std::string>> overrides;  // flag name, value (in order)
   std::optional<std::string> configFile;
   bool help = false, version = false;
 

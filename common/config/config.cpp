@@ -45,7 +45,8 @@ struct KeyDef {
 std::string describeValue(const Value& v) {
   if (auto s = std::get_if<std::string>(&v)) return fmt::format("'{}'", *s);
   if (auto i = std::get_if<std::int64_t>(&v)) return std::to_string(*i);
-  if (auto list = std::get_if<std::vector<std::string>>(&v)) return fmt::format("a list of {}", list->size());
+  if (auto list = std::get_if<std::vector<std::string>>(&v))
+    return fmt::format("a list of {}", list->size());
   return std::get<bool>(v) ? "true" : "false";
 }
 
@@ -66,11 +67,13 @@ std::int64_t asInt(const Value& v, const std::string& where) {
   badValue(where, fmt::format("must be an integer, not {}", describeValue(v)));
 }
 
-std::string asChoice(const Value& v, const std::string& where, const std::vector<std::string>& allowed) {
+std::string asChoice(const Value& v, const std::string& where,
+                     const std::vector<std::string>& allowed) {
   std::string s = asString(v, where);
   if (std::find(allowed.begin(), allowed.end(), s) != allowed.end()) return s;
   std::string list;
-  for (const auto& a : allowed) list += (list.empty() ? "" : " | ") + a;
+  for (const auto& a : allowed)
+    list += (list.empty() ? "" : " | ") + a;
   badValue(where, fmt::format("'{}' is not one of {}", s, list), didYouMean(s, allowed));
 }
 
@@ -84,7 +87,8 @@ bool asBool(const Value& v, const std::string& where) {
   if (auto b = std::get_if<bool>(&v)) return *b;
   if (auto s = std::get_if<std::string>(&v)) {
     std::string t = *s;
-    std::transform(t.begin(), t.end(), t.begin(), [](unsigned char c) { return char(std::tolower(c)); });
+    std::transform(t.begin(), t.end(), t.begin(),
+                   [](unsigned char c) { return char(std::tolower(c)); });
     if (t == "true" || t == "yes" || t == "on" || t == "1") return true;
     if (t == "false" || t == "no" || t == "off" || t == "0") return false;
   }
@@ -97,14 +101,17 @@ std::int64_t asIntIn(const Value& v, const std::string& where, std::int64_t min,
   return n;
 }
 
-std::uint64_t asSize(const Value& v, const std::string& where, std::uint64_t min, std::uint64_t max) {
+std::uint64_t asSize(const Value& v, const std::string& where, std::uint64_t min,
+                     std::uint64_t max) {
   std::uint64_t bytes = 0;
-  if (auto i = std::get_if<std::int64_t>(&v); i && *i >= 0) bytes = std::uint64_t(*i);
+  if (auto i = std::get_if<std::int64_t>(&v); i && *i >= 0)
+    bytes = std::uint64_t(*i);
   else if (auto s = std::get_if<std::string>(&v); !s || !parseByteSize(*s, bytes))
-    badValue(where, fmt::format("{} is not a size", describeValue(v)), "write a size such as \"16MiB\" or \"64MiB\"");
+    badValue(where, fmt::format("{} is not a size", describeValue(v)),
+             "write a size such as \"16MiB\" or \"64MiB\"");
   if (bytes < min || bytes > max)
-    badValue(where, fmt::format("{} ({} bytes) is out of range ({}..{})", humanBytes(bytes), bytes, humanBytes(min),
-                                humanBytes(max)));
+    badValue(where, fmt::format("{} ({} bytes) is out of range ({}..{})", humanBytes(bytes), bytes,
+                                humanBytes(min), humanBytes(max)));
   return bytes;
 }
 
@@ -131,7 +138,8 @@ std::vector<std::string> asPathList(const Value& v, const std::string& where) {
       start = comma + 1;
     }
   }
-  for (const auto& item : items) asAbsolutePath(item, where, false);
+  for (const auto& item : items)
+    asAbsolutePath(item, where, false);
   return items;
 }
 
@@ -153,7 +161,8 @@ const std::vector<KeyDef>& keyTable() {
        [](Config& c, const Value& v, const std::string& where) {
          c.repo.type = asChoice(v, where, {"posix", "s3"});
        }},
-      {"repo", "path", "posix: the repository directory (must exist); s3: a key prefix in the bucket",
+      {"repo", "path",
+       "posix: the repository directory (must exist); s3: a key prefix in the bucket",
        [](Config& c, const Value& v, const std::string& where) {
          c.repo.path = asAbsolutePath(v, where, false);
        }},
@@ -171,18 +180,25 @@ const std::vector<KeyDef>& keyTable() {
        [](Config& c, const Value& v, const std::string& where) {
          c.encryption.type = *io::parseEncryptType(asChoice(v, where, {"none", "aes-256-gcm"}));
        }},
-      {"encryption", "key-file", "the master key file, mode 0600 (absolute path; make one with 'tidemark keygen')",
+      {"encryption", "key-file",
+       "the master key file, mode 0600 (absolute path; make one with 'tidemark keygen')",
        [](Config& c, const Value& v, const std::string& where) {
          c.encryption.keyFile = asAbsolutePath(v, where, true);
        }},
       {"encryption", "key-command", "a command that prints the master key (instead of key-file)",
-       [](Config& c, const Value& v, const std::string& where) { c.encryption.keyCommand = asString(v, where); }},
-      {"encryption", "old-key-files", "earlier master keys, for reading (absolute paths; comma-separated here)",
+       [](Config& c, const Value& v, const std::string& where) {
+         c.encryption.keyCommand = asString(v, where);
+       }},
+      {"encryption", "old-key-files",
+       "earlier master keys, for reading (absolute paths; comma-separated here)",
        [](Config& c, const Value& v, const std::string& where) {
          c.encryption.oldKeyFiles = asPathList(v, where);
        }},
-      {"encryption", "allow-mixed", "write although stanza.json records another encryption type, and record this one",
-       [](Config& c, const Value& v, const std::string& where) { c.encryption.allowMixed = asBool(v, where); }},
+      {"encryption", "allow-mixed",
+       "write although stanza.json records another encryption type, and record this one",
+       [](Config& c, const Value& v, const std::string& where) {
+         c.encryption.allowMixed = asBool(v, where);
+       }},
       {"log", "level", "error | warn | info | debug",
        [](Config& c, const Value& v, const std::string& where) {
          std::string s = asChoice(v, where, {"error", "warn", "info", "debug"});
@@ -196,58 +212,100 @@ const std::vector<KeyDef>& keyTable() {
          c.log.file = asAbsolutePath(v, where, true);
        }},
       {"s3", "bucket", "the bucket holding the repository",
-       [](Config& c, const Value& v, const std::string& where) { c.s3.bucket = asString(v, where); }},
-      {"s3", "endpoint", "https://host[:port] (default $AWS_ENDPOINT_URL_S3, $AWS_ENDPOINT_URL, else AWS S3 for the region)",
-       [](Config& c, const Value& v, const std::string& where) { c.s3.endpoint = asString(v, where); }},
-      {"s3", "region", "the bucket's region (default $AWS_REGION, $AWS_DEFAULT_REGION, else us-east-1)",
-       [](Config& c, const Value& v, const std::string& where) { c.s3.region = asString(v, where); }},
+       [](Config& c, const Value& v, const std::string& where) {
+         c.s3.bucket = asString(v, where);
+       }},
+      {"s3", "endpoint",
+       "https://host[:port] (default $AWS_ENDPOINT_URL_S3, $AWS_ENDPOINT_URL, else AWS S3 for the "
+       "region)",
+       [](Config& c, const Value& v, const std::string& where) {
+         c.s3.endpoint = asString(v, where);
+       }},
+      {"s3", "region",
+       "the bucket's region (default $AWS_REGION, $AWS_DEFAULT_REGION, else us-east-1)",
+       [](Config& c, const Value& v, const std::string& where) {
+         c.s3.region = asString(v, where);
+       }},
       {"s3", "uri-style", "host (bucket.endpoint/key) | path (endpoint/bucket/key)",
-       [](Config& c, const Value& v, const std::string& where) { c.s3.uriStyle = asChoice(v, where, {"host", "path"}); }},
+       [](Config& c, const Value& v, const std::string& where) {
+         c.s3.uriStyle = asChoice(v, where, {"host", "path"});
+       }},
       {"s3", "ca-file", "extra CA bundle to trust (absolute path; system CAs by default)",
-       [](Config& c, const Value& v, const std::string& where) { c.s3.caFile = asAbsolutePath(v, where, true); }},
+       [](Config& c, const Value& v, const std::string& where) {
+         c.s3.caFile = asAbsolutePath(v, where, true);
+       }},
       {"s3", "verify-tls", "check the server's TLS certificate (true | false)",
-       [](Config& c, const Value& v, const std::string& where) { c.s3.verifyTls = asBool(v, where); }},
+       [](Config& c, const Value& v, const std::string& where) {
+         c.s3.verifyTls = asBool(v, where);
+       }},
       {"s3", "part-size", "multipart upload part size (5MiB..5GiB)",
        [](Config& c, const Value& v, const std::string& where) {
          c.s3.partSize = asSize(v, where, 5ULL << 20, 5ULL << 30);
        }},
       {"s3", "upload-concurrency", "parts uploaded at once per object (1..64)",
-       [](Config& c, const Value& v, const std::string& where) { c.s3.uploadConcurrency = int(asIntIn(v, where, 1, 64)); }},
+       [](Config& c, const Value& v, const std::string& where) {
+         c.s3.uploadConcurrency = int(asIntIn(v, where, 1, 64));
+       }},
       {"s3", "access-key-id", "credentials (default $AWS_ACCESS_KEY_ID, else ~/.aws/credentials)",
-       [](Config& c, const Value& v, const std::string& where) { c.s3.accessKeyId = asString(v, where); }},
-      {"s3", "secret-access-key", "credentials (default $AWS_SECRET_ACCESS_KEY, else ~/.aws/credentials)",
-       [](Config& c, const Value& v, const std::string& where) { c.s3.secretAccessKey = asSecret(v, where); }, true},
+       [](Config& c, const Value& v, const std::string& where) {
+         c.s3.accessKeyId = asString(v, where);
+       }},
+      {"s3", "secret-access-key",
+       "credentials (default $AWS_SECRET_ACCESS_KEY, else ~/.aws/credentials)",
+       [](Config& c, const Value& v, const std::string& where) {
+         c.s3.secretAccessKey = asSecret(v, where);
+       },
+       true},
       {"s3", "session-token", "temporary credentials' token (default $AWS_SESSION_TOKEN)",
-       [](Config& c, const Value& v, const std::string& where) { c.s3.sessionToken = asSecret(v, where); }, true},
+       [](Config& c, const Value& v, const std::string& where) {
+         c.s3.sessionToken = asSecret(v, where);
+       },
+       true},
       {"s3", "retry-max", "retries of a failed request (0..20)",
-       [](Config& c, const Value& v, const std::string& where) { c.s3.retryMax = int(asIntIn(v, where, 0, 20)); }},
+       [](Config& c, const Value& v, const std::string& where) {
+         c.s3.retryMax = int(asIntIn(v, where, 0, 20));
+       }},
       {"s3", "retry-time", "seconds a request may spend retrying (1..3600)",
-       [](Config& c, const Value& v, const std::string& where) { c.s3.retryTime = int(asIntIn(v, where, 1, 3600)); }},
-      {"s3", "timeout", "seconds without progress before a transfer is abandoned and retried (1..3600)",
-       [](Config& c, const Value& v, const std::string& where) { c.s3.timeout = int(asIntIn(v, where, 1, 3600)); }},
+       [](Config& c, const Value& v, const std::string& where) {
+         c.s3.retryTime = int(asIntIn(v, where, 1, 3600));
+       }},
+      {"s3", "timeout",
+       "seconds without progress before a transfer is abandoned and retried (1..3600)",
+       [](Config& c, const Value& v, const std::string& where) {
+         c.s3.timeout = int(asIntIn(v, where, 1, 3600));
+       }},
       {"pg", "conninfo", "libpq connection string or URI (PGHOST, PGPORT, PGUSER, .pgpass apply)",
        [](Config& c, const Value& v, const std::string& where) {
          c.pg.conninfo = asString(v, where);
        }},
-      {"backup", "checkpoint", "fast (start at once) | spread (wait for the next regular checkpoint)",
+      {"backup", "checkpoint",
+       "fast (start at once) | spread (wait for the next regular checkpoint)",
        [](Config& c, const Value& v, const std::string& where) {
          c.backup.fastCheckpoint = asChoice(v, where, {"fast", "spread"}) == "fast";
        }},
-      {"backup", "max-rate", "limit the server's send rate, e.g. \"100MiB\" per second (0 = unlimited)",
+      {"backup", "max-rate",
+       "limit the server's send rate, e.g. \"100MiB\" per second (0 = unlimited)",
        [](Config& c, const Value& v, const std::string& where) {
          std::uint64_t rate = asSize(v, where, 0, 1ULL << 30);
          if (rate != 0 && rate < (32u << 10))
-           badValue(where, fmt::format("{} ({} bytes) per second is below PostgreSQL's minimum of 32 KiB (32768 bytes)",
-                                       humanBytes(rate), rate));
+           badValue(
+               where,
+               fmt::format(
+                   "{} ({} bytes) per second is below PostgreSQL's minimum of 32 KiB (32768 bytes)",
+                   humanBytes(rate), rate));
          c.backup.maxRate = rate;
        }},
-      {"backup", "manifest-checksums", "file checksums in backup_manifest: crc32c | sha224 | sha256 | sha384 | sha512 | none",
+      {"backup", "manifest-checksums",
+       "file checksums in backup_manifest: crc32c | sha224 | sha256 | sha384 | sha512 | none",
        [](Config& c, const Value& v, const std::string& where) {
-         std::string s = asChoice(v, where, {"crc32c", "sha224", "sha256", "sha384", "sha512", "none"});
-         std::transform(s.begin(), s.end(), s.begin(), [](unsigned char ch) { return char(std::toupper(ch)); });
+         std::string s =
+             asChoice(v, where, {"crc32c", "sha224", "sha256", "sha384", "sha512", "none"});
+         std::transform(s.begin(), s.end(), s.begin(),
+                        [](unsigned char ch) { return char(std::toupper(ch)); });
          c.backup.manifestChecksums = s;
        }},
-      {"backup", "wal-timeout", "seconds to wait for each WAL file the backup needs to reach the archive (1..86400)",
+      {"backup", "wal-timeout",
+       "seconds to wait for each WAL file the backup needs to reach the archive (1..86400)",
        [](Config& c, const Value& v, const std::string& where) {
          c.backup.walTimeout = int(asIntIn(v, where, 1, 86400));
        }},
@@ -256,12 +314,14 @@ const std::vector<KeyDef>& keyTable() {
 }
 
 std::string upperUnderscore(std::string s) {
-  for (auto& ch : s) ch = ch == '-' || ch == '.' ? '_' : char(std::toupper(static_cast<unsigned char>(ch)));
+  for (auto& ch : s)
+    ch = ch == '-' || ch == '.' ? '_' : char(std::toupper(static_cast<unsigned char>(ch)));
   return s;
 }
 
 std::string envNameOf(const KeyDef& def) {
-  return "TIDEMARK_" + upperUnderscore(*def.section ? std::string(def.section) + "_" + def.key : def.key);
+  return "TIDEMARK_" +
+         upperUnderscore(*def.section ? std::string(def.section) + "_" + def.key : def.key);
 }
 
 std::string flagNameOf(const KeyDef& def) {
@@ -276,13 +336,15 @@ const KeyDef* findKey(std::string_view section, std::string_view key) {
 
 std::vector<std::string> allNames(const std::function<std::string(const KeyDef&)>& nameOf) {
   std::vector<std::string> names;
-  for (const auto& def : keyTable()) names.push_back(nameOf(def));
+  for (const auto& def : keyTable())
+    names.push_back(nameOf(def));
   return names;
 }
 
 // ---- the file ---------------------------------------------------------------------------
 
-void applyToml(Config& config, const std::string& file, std::map<std::string, std::string>& origins) {
+void applyToml(Config& config, const std::string& file,
+               std::map<std::string, std::string>& origins) {
   toml::table root;
   try {
     root = toml::parse_file(file);
@@ -295,25 +357,30 @@ void applyToml(Config& config, const std::string& file, std::map<std::string, st
   auto unknown = [&](const std::string& name, int line) {
     throw Error(ErrorCode::Config,
                 fmt::format("unknown key '{}' in '{}' line {}", name, file, line),
-                didYouMean(name, configKeys()).empty()
-                    ? "docs/configuration.md lists every key"
-                    : didYouMean(name, configKeys()));
+                didYouMean(name, configKeys()).empty() ? "docs/configuration.md lists every key"
+                                                       : didYouMean(name, configKeys()));
   };
   auto unknownSection = [&](const std::string& name, int line) {
     std::vector<std::string> sections;
     for (const auto& def : keyTable())
-      if (*def.section && std::find(sections.begin(), sections.end(), def.section) == sections.end())
+      if (*def.section &&
+          std::find(sections.begin(), sections.end(), def.section) == sections.end())
         sections.push_back(def.section);
     std::string hint = didYouMean(name, sections);
-    throw Error(ErrorCode::Config, fmt::format("unknown section '[{}]' in '{}' line {}", name, file, line),
+    throw Error(ErrorCode::Config,
+                fmt::format("unknown section '[{}]' in '{}' line {}", name, file, line),
                 hint.empty() ? "docs/configuration.md lists every key" : hint);
   };
   auto apply = [&](const KeyDef& def, const toml::node& node) {
-    std::string where = fmt::format("{} in '{}' line {}", def.name(), file, node.source().begin.line);
+    std::string where =
+        fmt::format("{} in '{}' line {}", def.name(), file, node.source().begin.line);
     Value value;
-    if (auto s = node.as_string()) value = s->get();
-    else if (auto i = node.as_integer()) value = i->get();
-    else if (auto b = node.as_boolean()) value = b->get();
+    if (auto s = node.as_string())
+      value = s->get();
+    else if (auto i = node.as_integer())
+      value = i->get();
+    else if (auto b = node.as_boolean())
+      value = b->get();
     else if (auto array = node.as_array()) {
       std::vector<std::string> list;
       for (const auto& element : *array) {
@@ -321,15 +388,17 @@ void applyToml(Config& config, const std::string& file, std::map<std::string, st
         list.push_back(element.as_string()->get());
       }
       value = list;
-    } else badValue(where, "must be a string, an integer, a boolean or a list of strings");
+    } else
+      badValue(where, "must be a string, an integer, a boolean or a list of strings");
     def.apply(config, value, where);
     origins[def.name()] = where;
   };
   for (auto&& [key, node] : root) {
     std::string name(key.str());
     if (auto table = node.as_table()) {
-      bool knownSection = std::any_of(keyTable().begin(), keyTable().end(),
-                                      [&](const KeyDef& d) { return *d.section && name == d.section; });
+      bool knownSection = std::any_of(keyTable().begin(), keyTable().end(), [&](const KeyDef& d) {
+        return *d.section && name == d.section;
+      });
       if (!knownSection) unknownSection(name, node.source().begin.line);
       for (auto&& [subkey, subnode] : *table) {
         std::string full = name + "." + std::string(subkey.str());
@@ -367,9 +436,12 @@ bool readSharedCredentials(const std::string& file, const std::string& profile, 
     auto eq = line.find('=');
     if (section != profile || eq == std::string::npos) continue;
     std::string name = trim(line.substr(0, eq)), value = trim(line.substr(eq + 1));
-    if (name == "aws_access_key_id") s3.accessKeyId = value, found = true;
-    else if (name == "aws_secret_access_key") s3.secretAccessKey = value;
-    else if (name == "aws_session_token") s3.sessionToken = value;
+    if (name == "aws_access_key_id")
+      s3.accessKeyId = value, found = true;
+    else if (name == "aws_secret_access_key")
+      s3.secretAccessKey = value;
+    else if (name == "aws_session_token")
+      s3.sessionToken = value;
   }
   return found;
 }
@@ -394,11 +466,14 @@ void resolveS3(Config& config, const Environment& env, bool pathGiven) {
     throw Error(ErrorCode::Config,
                 s3.accessKeyId.empty() ? "s3.secret-access-key is set but s3.access-key-id is not"
                                        : "s3.access-key-id is set but s3.secret-access-key is not",
-                "set both, or neither to use AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY or ~/.aws/credentials");
-  if (s3.accessKeyId.empty() && get("AWS_ACCESS_KEY_ID").empty() != get("AWS_SECRET_ACCESS_KEY").empty())
+                "set both, or neither to use AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY or "
+                "~/.aws/credentials");
+  if (s3.accessKeyId.empty() &&
+      get("AWS_ACCESS_KEY_ID").empty() != get("AWS_SECRET_ACCESS_KEY").empty())
     throw Error(ErrorCode::Config,
-                get("AWS_ACCESS_KEY_ID").empty() ? "AWS_SECRET_ACCESS_KEY is set but AWS_ACCESS_KEY_ID is not"
-                                                 : "AWS_ACCESS_KEY_ID is set but AWS_SECRET_ACCESS_KEY is not",
+                get("AWS_ACCESS_KEY_ID").empty()
+                    ? "AWS_SECRET_ACCESS_KEY is set but AWS_ACCESS_KEY_ID is not"
+                    : "AWS_ACCESS_KEY_ID is set but AWS_SECRET_ACCESS_KEY is not",
                 "set both in the environment, or neither");
   if (s3.accessKeyId.empty() && !get("AWS_ACCESS_KEY_ID").empty()) {
     s3.accessKeyId = get("AWS_ACCESS_KEY_ID");
@@ -413,7 +488,8 @@ void resolveS3(Config& config, const Environment& env, bool pathGiven) {
   }
   if (s3.accessKeyId.empty() || s3.secretAccessKey.empty())
     throw Error(ErrorCode::Config, "no S3 credentials found",
-                "set s3.access-key-id and s3.secret-access-key in the configuration file, or AWS_ACCESS_KEY_ID "
+                "set s3.access-key-id and s3.secret-access-key in the configuration file, or "
+                "AWS_ACCESS_KEY_ID "
                 "and AWS_SECRET_ACCESS_KEY, or a profile in ~/.aws/credentials (AWS_PROFILE)");
   // For s3, repo.path is a key prefix; the posix default means nothing there: use the bucket root.
   if (!pathGiven) config.repo.path = "/";
@@ -431,13 +507,16 @@ std::string absolute(const std::string& path) {
 const std::vector<ConfigKeyInfo>& configKeyInfo() {
   static const std::vector<ConfigKeyInfo> info = [] {
     std::vector<ConfigKeyInfo> out;
-    for (const auto& def : keyTable()) out.push_back({def.name(), flagNameOf(def), envNameOf(def), def.help, def.secret});
+    for (const auto& def : keyTable())
+      out.push_back({def.name(), flagNameOf(def), envNameOf(def), def.help, def.secret});
     return out;
   }();
   return info;
 }
 
-std::vector<std::string> configKeys() { return allNames([](const KeyDef& d) { return d.name(); }); }
+std::vector<std::string> configKeys() {
+  return allNames([](const KeyDef& d) { return d.name(); });
+}
 
 std::string environmentName(const std::string& key) {
   for (const auto& def : keyTable())
@@ -453,10 +532,14 @@ std::string flagName(const std::string& key) {
 
 std::string_view logLevelName(LogLevel level) {
   switch (level) {
-    case LogLevel::Error: return "error";
-    case LogLevel::Warn: return "warn";
-    case LogLevel::Info: return "info";
-    case LogLevel::Debug: return "debug";
+    case LogLevel::Error:
+      return "error";
+    case LogLevel::Warn:
+      return "warn";
+    case LogLevel::Info:
+      return "info";
+    case LogLevel::Debug:
+      return "debug";
   }
   return "info";
 }
@@ -482,7 +565,8 @@ Config loadConfig(const CommandLine& commandLine, const Environment& environment
   bool explicitFile = true;
   if (commandLine.configFile) {
     file = *commandLine.configFile;
-  } else if (auto it = environment.find("TIDEMARK_CONFIG"); it != environment.end() && !it->second.empty()) {
+  } else if (auto it = environment.find("TIDEMARK_CONFIG");
+             it != environment.end() && !it->second.empty()) {
     file = it->second;
   } else {
     file = kDefaultConfigFile;
@@ -492,7 +576,8 @@ Config loadConfig(const CommandLine& commandLine, const Environment& environment
   // (EACCES) exists for the administrator who wrote it, and must not fall back to the defaults.
   if (::access(file.c_str(), F_OK) == 0 || (errno != ENOENT && errno != ENOTDIR)) {
     if (::access(file.c_str(), R_OK) != 0)
-      throw Error(ErrorCode::Config, fmt::format("cannot read configuration file '{}': {}", file, errnoText(errno)),
+      throw Error(ErrorCode::Config,
+                  fmt::format("cannot read configuration file '{}': {}", file, errnoText(errno)),
                   "make it readable by the user running tidemark (for archive_command: postgres)");
     config.file = absolute(file);
     applyToml(config, config.file, origins);
@@ -534,11 +619,14 @@ Config loadConfig(const CommandLine& commandLine, const Environment& environment
   if (!encryption.keyFile.empty() && !encryption.keyCommand.empty())
     badValue(originOf("encryption.key-command"), "is set together with encryption.key-file",
              "set one of them: the key comes from a file or from a command, not both");
-  if (encryption.type != io::EncryptType::None && encryption.keyFile.empty() && encryption.keyCommand.empty())
-    badValue(originOf("encryption.type"),
-             fmt::format("is '{}' but neither encryption.key-file nor encryption.key-command is set",
-                         io::encryptName(encryption.type)),
-             "make a key with 'tidemark keygen /etc/tidemark/repo.key' and set encryption.key-file to it");
+  if (encryption.type != io::EncryptType::None && encryption.keyFile.empty() &&
+      encryption.keyCommand.empty())
+    badValue(
+        originOf("encryption.type"),
+        fmt::format("is '{}' but neither encryption.key-file nor encryption.key-command is set",
+                    io::encryptName(encryption.type)),
+        "make a key with 'tidemark keygen /etc/tidemark/repo.key' and set encryption.key-file to "
+        "it");
   io::LevelRange range = io::compressLevels(config.compress.type);
   if (config.compress.type != io::CompressType::None &&
       (config.compress.level < range.min || config.compress.level > range.max)) {

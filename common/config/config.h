@@ -32,10 +32,10 @@ struct Config {
   } compress;
   struct Encryption {
     io::EncryptType type = io::EncryptType::None;
-    std::string keyFile;                  // the current master key (absolute path)
-    std::string keyCommand;               // or: a command printing it (run with /bin/sh)
+    std::string keyFile;                   // the current master key (absolute path)
+    std::string keyCommand;                // or: a command printing it (run with /bin/sh)
     std::vector<std::string> oldKeyFiles;  // earlier keys, for reading only
-    bool allowMixed = false;              // write despite stanza.json recording another type
+    bool allowMixed = false;               // write despite stanza.json recording another type
   } encryption;
   struct Log {
     LogLevel level = LogLevel::Info;

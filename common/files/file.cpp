@@ -75,12 +75,14 @@ void syncDirectory(const std::string& dir, ErrorCode code) {
     throw systemError(code, errno, "cannot sync directory '{}'", dir);
 }
 
-void makeDirectories(const std::string& dir, const std::string& stopAt, ErrorCode code, std::optional<Owner> owner) {
+void makeDirectories(const std::string& dir, const std::string& stopAt, ErrorCode code,
+                     std::optional<Owner> owner) {
   struct stat st {};
   if (::stat(stopAt.c_str(), &st) != 0) {
     if (errno == ENOENT)
-      throw Error(code, fmt::format("'{}' does not exist", stopAt),
-                  "create it (and mount the storage there, if it is a mount point), or fix the path");
+      throw Error(
+          code, fmt::format("'{}' does not exist", stopAt),
+          "create it (and mount the storage there, if it is a mount point), or fix the path");
     throw systemError(code, errno, "cannot access '{}'", stopAt);
   }
   if (!S_ISDIR(st.st_mode)) throw error(code, "'{}' is not a directory", stopAt);
@@ -95,7 +97,8 @@ void makeDirectories(const std::string& dir, const std::string& stopAt, ErrorCod
     if (current.size() > parent.size() && current.back() != '/') {
       if (::mkdir(current.c_str(), 0750) == 0) {
         if (owner && ::chown(current.c_str(), owner->uid, owner->gid) != 0)
-          throw systemError(code, errno, "cannot give directory '{}' to uid {}", current, owner->uid);
+          throw systemError(code, errno, "cannot give directory '{}' to uid {}", current,
+                            owner->uid);
         syncDirectory(parent, code);
       } else if (errno != EEXIST) {
         throw systemError(code, errno, "cannot create directory '{}'", current);
@@ -114,8 +117,10 @@ void syncTree(const std::string& root, ErrorCode code) {
   for (auto it = std::filesystem::recursive_directory_iterator(root, ec);
        !ec && it != std::filesystem::recursive_directory_iterator(); it.increment(ec)) {
     if (it->is_symlink(ec)) continue;
-    if (it->is_directory(ec)) directories.push_back(it->path().string());
-    else if (it->is_regular_file(ec)) files.push_back(it->path().string());
+    if (it->is_directory(ec))
+      directories.push_back(it->path().string());
+    else if (it->is_regular_file(ec))
+      files.push_back(it->path().string());
   }
   if (ec) throw systemError(code, ec.value(), "cannot walk '{}'", root);
   auto open = [&](const std::string& path, int flags) {
@@ -133,7 +138,8 @@ void syncTree(const std::string& root, ErrorCode code) {
   }
   for (auto it = directories.rbegin(); it != directories.rend(); ++it) {
     Fd fd = open(*it, O_RDONLY | O_DIRECTORY);
-    if (::fsync(fd.get()) != 0 && errno != EINVAL) throw systemError(code, errno, "cannot sync directory '{}'", *it);
+    if (::fsync(fd.get()) != 0 && errno != EINVAL)
+      throw systemError(code, errno, "cannot sync directory '{}'", *it);
   }
 }
 
@@ -167,7 +173,8 @@ AtomicFile::AtomicFile(std::string path, AtomicWriteOptions options)
       return;
     }
     // EOPNOTSUPP/EISDIR/EINVAL: no O_TMPFILE on this filesystem (NFS, older kernels).
-    if (errno != EOPNOTSUPP && errno != EISDIR && errno != EINVAL) fail("create a file in", dir_, errno);
+    if (errno != EOPNOTSUPP && errno != EISDIR && errno != EINVAL)
+      fail("create a file in", dir_, errno);
   }
   tempPath_ = tempName(dir_, baseName(path_));
   int fd = ::open(tempPath_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, options_.mode);
@@ -212,7 +219,8 @@ bool AtomicFile::commit() {
   if (tempPath_.empty()) {
     // Unnamed inode: give it a name. linkat() never replaces, so for noReplace this is the publish.
     std::string procPath = fmt::format("/proc/self/fd/{}", fd_.get());
-    const std::string& target = options_.noReplace ? path_ : (tempPath_ = tempName(dir_, baseName(path_)));
+    const std::string& target =
+        options_.noReplace ? path_ : (tempPath_ = tempName(dir_, baseName(path_)));
     if (::linkat(AT_FDCWD, procPath.c_str(), AT_FDCWD, target.c_str(), AT_SYMLINK_FOLLOW) != 0) {
       int err = errno;
       if (!options_.noReplace) tempPath_.clear();
@@ -222,7 +230,8 @@ bool AtomicFile::commit() {
   }
   if (!tempPath_.empty()) {
     if (options_.noReplace) {
-      if (::renameat2(AT_FDCWD, tempPath_.c_str(), AT_FDCWD, path_.c_str(), RENAME_NOREPLACE) != 0) {
+      if (::renameat2(AT_FDCWD, tempPath_.c_str(), AT_FDCWD, path_.c_str(), RENAME_NOREPLACE) !=
+          0) {
         int err = errno;
         if (err == EEXIST) return false;  // destructor removes the temporary file
         if (err != EINVAL && err != ENOSYS) fail("publish", path_, err);

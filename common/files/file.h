@@ -61,7 +61,8 @@ struct Owner {
 // `stopAt` (a prefix of `dir`) must already exist: it is never created, so that an unmounted
 // repository fails loudly instead of filling the root disk. New directories get `owner`.
 void makeDirectories(const std::string& dir, const std::string& stopAt,
-                     ErrorCode code = ErrorCode::LocalIo, std::optional<Owner> owner = std::nullopt);
+                     ErrorCode code = ErrorCode::LocalIo,
+                     std::optional<Owner> owner = std::nullopt);
 
 // Makes everything below `root` durable, the way PostgreSQL's fsync_pgdata does: a first pass
 // starts the write-back of every file (sync_file_range), a second fsyncs files and then

@@ -1,7 +1,5 @@
 // The tar extractor that stays inside its root: every path opened from a descriptor of the root,
 // never through a symlink.
-#include "common/files/tar.h"
-
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -12,6 +10,7 @@
 
 #include "common/base/error.h"
 #include "common/base/text.h"
+#include "common/files/tar.h"
 
 namespace tidemark::files {
 

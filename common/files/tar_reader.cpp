@@ -1,12 +1,11 @@
 // The streaming tar reader: headers (ustar, GNU, pax, v7), extended headers, data and padding.
-#include "common/files/tar.h"
-
 #include <algorithm>
 #include <cstring>
 #include <limits>
 
 #include "common/base/error.h"
 #include "common/base/text.h"
+#include "common/files/tar.h"
 
 namespace tidemark::files {
 
@@ -86,7 +85,8 @@ std::string normalise(std::string_view raw) {
 
 // Sets the entry's type (and link target, and size for files) from its type flag; returns the
 // size of the data that follows the header.
-std::uint64_t classify(TarEntry& entry, const std::string& path, const std::string& link, std::uint64_t dataSize) {
+std::uint64_t classify(TarEntry& entry, const std::string& path, const std::string& link,
+                       std::uint64_t dataSize) {
   switch (entry.typeFlag) {
     case '0':
     case '\0':
@@ -202,26 +202,31 @@ void TarReader::header() {
   switch (fields.flag) {
     case 'L':
     case 'K':
-    case 'x': return startBody(startExtended(fields));
+    case 'x':
+      return startBody(startExtended(fields));
     case 'g':  // global pax header: nothing in it matters for extraction
       body_ = Body::Global;
       return startBody(fields.size);
     case 'S':
-      throw error(ErrorCode::Unsupported, "tar entry '{}' {} is a GNU sparse file, which this reader does not support",
+      throw error(ErrorCode::Unsupported,
+                  "tar entry '{}' {} is a GNU sparse file, which this reader does not support",
                   printable(name_), where());
     case 'M':
       throw error(ErrorCode::Unsupported,
-                  "tar entry '{}' {} continues a file from another volume of a multi-volume archive, which this "
+                  "tar entry '{}' {} continues a file from another volume of a multi-volume "
+                  "archive, which this "
                   "reader does not support",
                   printable(name_), where());
-    default: return startBody(startEntry(fields));
+    default:
+      return startBody(startEntry(fields));
   }
 }
 
 void TarReader::endOfArchive() {
   if (longName_ || longLink_ || paxPath_ || paxLinkpath_ || paxSize_ || paxMtime_ || extendedType_)
     throw error(ErrorCode::Corrupt,
-                "tar archive ends at offset {} right after an extended header, without the entry it describes",
+                "tar archive ends at offset {} right after an extended header, without the entry "
+                "it describes",
                 headerOffset_);
   state_ = State::End;
 }
@@ -238,8 +243,9 @@ void TarReader::checkChecksum() const {
     signedSum += static_cast<signed char>(c);
   }
   if (!stored || (std::uint64_t(*stored) != sum && *stored != signedSum))
-    throw error(ErrorCode::Corrupt, "bad header checksum for tar entry '{}' {} (stored {}, computed {})",
-                printable(name_), where(), printable(field(block_, 148, 8)), fmt::format("{:o}", sum));
+    throw error(
+        ErrorCode::Corrupt, "bad header checksum for tar entry '{}' {} (stored {}, computed {})",
+        printable(name_), where(), printable(field(block_, 148, 8)), fmt::format("{:o}", sum));
 }
 
 void TarReader::checkFormat() {
@@ -247,8 +253,8 @@ void TarReader::checkFormat() {
   const bool gnu = std::memcmp(block_ + 257, "ustar  \0", 8) == 0;
   const bool v7 = std::all_of(block_ + 257, block_ + 265, [](auto c) { return c == 0; });
   if (!posix && !gnu && !v7)
-    throw error(ErrorCode::Corrupt, "tar entry '{}' {} has an unknown header format (magic '{}')", printable(name_),
-                where(), printable(field(block_, 257, 8)));
+    throw error(ErrorCode::Corrupt, "tar entry '{}' {} has an unknown header format (magic '{}')",
+                printable(name_), where(), printable(field(block_, 257, 8)));
   // The prefix field is POSIX only: GNU headers keep other things there.
   if (posix && block_[345] != 0) name_ = field(block_, 345, 155) + "/" + name_;
 }
@@ -256,20 +262,21 @@ void TarReader::checkFormat() {
 TarReader::Fields TarReader::numericFields() const {
   auto size = number(block_ + 124, 12);
   if (!size || *size < 0)
-    throw error(ErrorCode::Corrupt, "tar entry '{}' {} has an impossible size (field '{}')", printable(name_),
-                where(), printable(field(block_, 124, 12)));
+    throw error(ErrorCode::Corrupt, "tar entry '{}' {} has an impossible size (field '{}')",
+                printable(name_), where(), printable(field(block_, 124, 12)));
   auto mode = number(block_ + 100, 8);
   auto mtime = number(block_ + 136, 12);
   if (!mode || !mtime)
-    throw error(ErrorCode::Corrupt, "tar entry '{}' {} has a malformed {} field", printable(name_), where(),
-                mode ? "mtime" : "mode");
+    throw error(ErrorCode::Corrupt, "tar entry '{}' {} has a malformed {} field", printable(name_),
+                where(), mode ? "mtime" : "mode");
   return Fields{char(block_[156]), std::uint64_t(*size), std::uint32_t(*mode) & 07777, *mtime};
 }
 
 std::uint64_t TarReader::startExtended(const Fields& fields) {
   if (fields.size > kMaxExtended)
     throw error(ErrorCode::Corrupt,
-                "tar extended header '{}' (type '{}') {} has an impossible size of {} bytes (at most {} expected)",
+                "tar extended header '{}' (type '{}') {} has an impossible size of {} bytes (at "
+                "most {} expected)",
                 printable(name_), fields.flag, where(), fields.size, kMaxExtended);
   extendedType_ = fields.flag;
   extended_.clear();
@@ -280,7 +287,9 @@ std::uint64_t TarReader::startExtended(const Fields& fields) {
 std::uint64_t TarReader::startEntry(const Fields& fields) {
   // What extended headers said wins over the header's own fields, and is used up.
   std::string path = paxPath_ ? *paxPath_ : longName_ ? *longName_ : name_;
-  std::string link = paxLinkpath_ ? *paxLinkpath_ : longLink_ ? *longLink_ : field(block_, 157, 100);
+  std::string link = paxLinkpath_ ? *paxLinkpath_
+                     : longLink_  ? *longLink_
+                                  : field(block_, 157, 100);
   std::uint64_t dataSize = paxSize_ ? *paxSize_ : fields.size;
   TarEntry entry;
   entry.mtime = paxMtime_ ? *paxMtime_ : fields.mtime;
@@ -290,13 +299,16 @@ std::uint64_t TarReader::startEntry(const Fields& fields) {
   name_ = path;
   if (path.empty()) throw error(ErrorCode::Corrupt, "tar entry {} has an empty name", where());
   if (path.find('\0') != std::string::npos || link.find('\0') != std::string::npos)
-    throw error(ErrorCode::Corrupt, "tar entry '{}' {} has a NUL byte in its name or link", printable(path), where());
+    throw error(ErrorCode::Corrupt, "tar entry '{}' {} has a NUL byte in its name or link",
+                printable(path), where());
   entry.path = normalise(path);
   entry.mode = fields.mode;
   entry.typeFlag = fields.flag;
   dataSize = classify(entry, path, link, dataSize);
-  if ((entry.type == TarEntry::Type::Symlink || entry.type == TarEntry::Type::HardLink) && link.empty())
-    throw error(ErrorCode::Corrupt, "tar entry '{}' {} is a link with an empty target", printable(path), where());
+  if ((entry.type == TarEntry::Type::Symlink || entry.type == TarEntry::Type::HardLink) &&
+      link.empty())
+    throw error(ErrorCode::Corrupt, "tar entry '{}' {} is a link with an empty target",
+                printable(path), where());
   ++entries_;
   handler_.begin(entry);
   body_ = entry.type == TarEntry::Type::File ? Body::File : Body::Skip;

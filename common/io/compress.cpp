@@ -12,9 +12,12 @@ namespace tidemark::io {
 
 std::string_view compressName(CompressType type) {
   switch (type) {
-    case CompressType::None: return "none";
-    case CompressType::Lz4: return "lz4";
-    case CompressType::Zstd: return "zstd";
+    case CompressType::None:
+      return "none";
+    case CompressType::Lz4:
+      return "lz4";
+    case CompressType::Zstd:
+      return "zstd";
   }
   return "unknown";
 }
@@ -28,9 +31,12 @@ std::optional<CompressType> parseCompressType(std::string_view name) {
 
 LevelRange compressLevels(CompressType type) {
   switch (type) {
-    case CompressType::None: return {0, 0};
-    case CompressType::Lz4: return {0, 12};
-    case CompressType::Zstd: return {1, 19};
+    case CompressType::None:
+      return {0, 0};
+    case CompressType::Lz4:
+      return {0, 12};
+    case CompressType::Zstd:
+      return {1, 19};
   }
   return {0, 0};
 }
@@ -50,8 +56,10 @@ class PassThrough final : public Filter {
 
 class ZstdCompressor final : public Filter {
  public:
-  ZstdCompressor(Sink& next, int level) : Filter(next), ctx_(ZSTD_createCCtx()), out_(kOutBufferSize) {
-    if (ctx_ == nullptr) throw Error(ErrorCode::Internal, "cannot create a zstd compression context");
+  ZstdCompressor(Sink& next, int level)
+      : Filter(next), ctx_(ZSTD_createCCtx()), out_(kOutBufferSize) {
+    if (ctx_ == nullptr)
+      throw Error(ErrorCode::Internal, "cannot create a zstd compression context");
     check(ZSTD_CCtx_setParameter(ctx_, ZSTD_c_compressionLevel, level));
     // The envelope's trailer carries a SHA-256 of the plain bytes; zstd's own checksum would
     // only repeat that work.
@@ -61,7 +69,8 @@ class ZstdCompressor final : public Filter {
 
   void write(ByteView data) override {
     ZSTD_inBuffer in{data.data(), data.size(), 0};
-    while (in.pos < in.size) run(in, ZSTD_e_continue);
+    while (in.pos < in.size)
+      run(in, ZSTD_e_continue);
   }
 
   void close() override {
@@ -98,8 +107,10 @@ class ZstdCompressor final : public Filter {
 
 class ZstdDecompressor final : public Filter {
  public:
-  explicit ZstdDecompressor(Sink& next) : Filter(next), ctx_(ZSTD_createDCtx()), out_(kOutBufferSize) {
-    if (ctx_ == nullptr) throw Error(ErrorCode::Internal, "cannot create a zstd decompression context");
+  explicit ZstdDecompressor(Sink& next)
+      : Filter(next), ctx_(ZSTD_createDCtx()), out_(kOutBufferSize) {
+    if (ctx_ == nullptr)
+      throw Error(ErrorCode::Internal, "cannot create a zstd decompression context");
   }
   ~ZstdDecompressor() override { ZSTD_freeDCtx(ctx_); }
 
@@ -158,7 +169,8 @@ class Lz4Compressor final : public Filter {
     prefs_.frameInfo.blockMode = LZ4F_blockLinked;
     prefs_.frameInfo.contentChecksumFlag = LZ4F_noContentChecksum;  // SHA-256 covers it
     prefs_.compressionLevel = level;
-    out_.resize(std::max<std::size_t>(LZ4F_compressBound(kLz4InputChunk, &prefs_), LZ4F_HEADER_SIZE_MAX));
+    out_.resize(
+        std::max<std::size_t>(LZ4F_compressBound(kLz4InputChunk, &prefs_), LZ4F_HEADER_SIZE_MAX));
   }
   ~Lz4Compressor() override { LZ4F_freeCompressionContext(ctx_); }
 
@@ -166,7 +178,8 @@ class Lz4Compressor final : public Filter {
     begin();
     while (!data.empty()) {
       std::size_t n = std::min(data.size(), kLz4InputChunk);
-      std::size_t produced = check(LZ4F_compressUpdate(ctx_, out_.data(), out_.size(), data.data(), n, nullptr));
+      std::size_t produced =
+          check(LZ4F_compressUpdate(ctx_, out_.data(), out_.size(), data.data(), n, nullptr));
       if (produced > 0) next_.write({out_.data(), produced});
       data = data.subspan(n);
     }
@@ -210,7 +223,8 @@ class Lz4Decompressor final : public Filter {
     // LZ4F_decompress may stop before consuming all input when the output buffer fills: loop
     // until every input byte is consumed.
     while (!data.empty()) {
-      if (frameDone_) throw Error(ErrorCode::Corrupt, "lz4 data continues after the end of its frame");
+      if (frameDone_)
+        throw Error(ErrorCode::Corrupt, "lz4 data continues after the end of its frame");
       std::size_t outSize = out_.size(), inSize = data.size();
       std::size_t rc = LZ4F_decompress(ctx_, out_.data(), &outSize, data.data(), &inSize, nullptr);
       if (LZ4F_isError(rc))
@@ -246,18 +260,24 @@ class Lz4Decompressor final : public Filter {
 
 std::unique_ptr<Filter> newCompressor(CompressType type, int level, Sink& next) {
   switch (type) {
-    case CompressType::None: return std::make_unique<PassThrough>(next);
-    case CompressType::Lz4: return std::make_unique<Lz4Compressor>(next, level);
-    case CompressType::Zstd: return std::make_unique<ZstdCompressor>(next, level);
+    case CompressType::None:
+      return std::make_unique<PassThrough>(next);
+    case CompressType::Lz4:
+      return std::make_unique<Lz4Compressor>(next, level);
+    case CompressType::Zstd:
+      return std::make_unique<ZstdCompressor>(next, level);
   }
   throw Error(ErrorCode::Internal, "unknown compression type");
 }
 
 std::unique_ptr<Filter> newDecompressor(CompressType type, Sink& next) {
   switch (type) {
-    case CompressType::None: return std::make_unique<PassThrough>(next);
-    case CompressType::Lz4: return std::make_unique<Lz4Decompressor>(next);
-    case CompressType::Zstd: return std::make_unique<ZstdDecompressor>(next);
+    case CompressType::None:
+      return std::make_unique<PassThrough>(next);
+    case CompressType::Lz4:
+      return std::make_unique<Lz4Decompressor>(next);
+    case CompressType::Zstd:
+      return std::make_unique<ZstdDecompressor>(next);
   }
   throw Error(ErrorCode::Internal, "unknown compression type");
 }

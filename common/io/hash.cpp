@@ -19,7 +19,9 @@ Sha256::Sha256() : ctx_(std::make_unique<Ctx>()) {
     throw Error(ErrorCode::Internal, "cannot initialise SHA-256 in OpenSSL");
 }
 
-Sha256::~Sha256() { EVP_MD_CTX_free(ctx_->md); }
+Sha256::~Sha256() {
+  EVP_MD_CTX_free(ctx_->md);
+}
 
 void Sha256::update(ByteView data) {
   if (!data.empty() && EVP_DigestUpdate(ctx_->md, data.data(), data.size()) != 1)
@@ -42,7 +44,8 @@ Sha256Digest Sha256::of(ByteView data) {
 
 BackgroundSha256::BackgroundSha256(std::size_t bufferSize, std::size_t buffers)
     : bufferSize_(bufferSize) {
-  for (std::size_t i = 0; i < buffers; ++i) free_.emplace_back().reserve(bufferSize);
+  for (std::size_t i = 0; i < buffers; ++i)
+    free_.emplace_back().reserve(bufferSize);
   thread_ = std::thread([this] { run(); });
 }
 

@@ -85,22 +85,26 @@ inline void putLe16(std::uint8_t* out, std::uint16_t v) {
   out[1] = std::uint8_t(v >> 8);
 }
 inline void putLe32(std::uint8_t* out, std::uint32_t v) {
-  for (int i = 0; i < 4; ++i) out[i] = std::uint8_t(v >> (8 * i));
+  for (int i = 0; i < 4; ++i)
+    out[i] = std::uint8_t(v >> (8 * i));
 }
 inline void putLe64(std::uint8_t* out, std::uint64_t v) {
-  for (int i = 0; i < 8; ++i) out[i] = std::uint8_t(v >> (8 * i));
+  for (int i = 0; i < 8; ++i)
+    out[i] = std::uint8_t(v >> (8 * i));
 }
 inline std::uint16_t getLe16(const std::uint8_t* in) {
   return std::uint16_t(in[0] | (in[1] << 8));
 }
 inline std::uint32_t getLe32(const std::uint8_t* in) {
   std::uint32_t v = 0;
-  for (int i = 3; i >= 0; --i) v = (v << 8) | in[i];
+  for (int i = 3; i >= 0; --i)
+    v = (v << 8) | in[i];
   return v;
 }
 inline std::uint64_t getLe64(const std::uint8_t* in) {
   std::uint64_t v = 0;
-  for (int i = 7; i >= 0; --i) v = (v << 8) | in[i];
+  for (int i = 7; i >= 0; --i)
+    v = (v << 8) | in[i];
   return v;
 }
 

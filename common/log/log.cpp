@@ -14,18 +14,31 @@ namespace {
 // "critical" level is only used for the HINT line that follows an error.
 class LevelFlag final : public spdlog::custom_flag_formatter {
  public:
-  void format(const spdlog::details::log_msg& msg, const std::tm&, spdlog::memory_buf_t& dest) override {
+  void format(const spdlog::details::log_msg& msg, const std::tm&,
+              spdlog::memory_buf_t& dest) override {
     std::string_view text;
     switch (msg.level) {
-      case spdlog::level::critical: text = "HINT"; break;
-      case spdlog::level::err: text = "ERROR"; break;
-      case spdlog::level::warn: text = "WARNING"; break;
-      case spdlog::level::info: text = "INFO"; break;
-      default: text = "DEBUG"; break;
+      case spdlog::level::critical:
+        text = "HINT";
+        break;
+      case spdlog::level::err:
+        text = "ERROR";
+        break;
+      case spdlog::level::warn:
+        text = "WARNING";
+        break;
+      case spdlog::level::info:
+        text = "INFO";
+        break;
+      default:
+        text = "DEBUG";
+        break;
     }
     dest.append(text.data(), text.data() + text.size());
   }
-  std::unique_ptr<custom_flag_formatter> clone() const override { return std::make_unique<LevelFlag>(); }
+  std::unique_ptr<custom_flag_formatter> clone() const override {
+    return std::make_unique<LevelFlag>();
+  }
 };
 
 void applyPattern(spdlog::logger& logger) {
@@ -36,10 +49,14 @@ void applyPattern(spdlog::logger& logger) {
 
 spdlog::level::level_enum toSpdlog(LogLevel level) {
   switch (level) {
-    case LogLevel::Error: return spdlog::level::err;
-    case LogLevel::Warn: return spdlog::level::warn;
-    case LogLevel::Info: return spdlog::level::info;
-    case LogLevel::Debug: return spdlog::level::debug;
+    case LogLevel::Error:
+      return spdlog::level::err;
+    case LogLevel::Warn:
+      return spdlog::level::warn;
+    case LogLevel::Info:
+      return spdlog::level::info;
+    case LogLevel::Debug:
+      return spdlog::level::debug;
   }
   return spdlog::level::info;
 }
@@ -64,7 +81,8 @@ void configure(const Config& config) {
     logger->sinks().push_back(file);
     applyPattern(*logger);
   } catch (const spdlog::spdlog_ex& e) {
-    spdlog::warn("cannot open log file '{}': {}; logging to stderr only", config.log.file, e.what());
+    spdlog::warn("cannot open log file '{}': {}; logging to stderr only", config.log.file,
+                 e.what());
   }
 }
 

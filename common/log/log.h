@@ -4,8 +4,8 @@
 
 #include <string_view>
 
-#include "common/config/config.h"
 #include "common/base/error.h"
+#include "common/config/config.h"
 
 namespace tidemark::log {
 

@@ -14,7 +14,8 @@ namespace tidemark::pg {
 namespace {
 
 std::string oneLine(std::string text) {
-  while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();
+  while (!text.empty() && (text.back() == '\n' || text.back() == ' '))
+    text.pop_back();
   for (auto& c : text)
     if (c == '\n') c = ' ';
   return text;
@@ -23,9 +24,15 @@ std::string oneLine(std::string text) {
 }  // namespace
 
 Result::Result(pg_result* result) : result_(result, PQclear) {}
-int Result::rows() const { return PQntuples(result_.get()); }
-int Result::columns() const { return PQnfields(result_.get()); }
-bool Result::isNull(int row, int column) const { return PQgetisnull(result_.get(), row, column) != 0; }
+int Result::rows() const {
+  return PQntuples(result_.get());
+}
+int Result::columns() const {
+  return PQnfields(result_.get());
+}
+bool Result::isNull(int row, int column) const {
+  return PQgetisnull(result_.get(), row, column) != 0;
+}
 std::string Result::value(int row, int column) const {
   return isNull(row, column) ? std::string() : std::string(PQgetvalue(result_.get(), row, column));
 }
@@ -34,7 +41,8 @@ Connection::Connection(pg_conn* conn) : conn_(conn, PQfinish) {}
 Connection::Connection() : conn_(nullptr, PQfinish) {}
 Connection::~Connection() = default;
 
-Connection Connection::open(const std::string& conninfo, bool replication, const std::string& applicationName) {
+Connection Connection::open(const std::string& conninfo, bool replication,
+                            const std::string& applicationName) {
   // The conninfo goes in the dbname slot with expand_dbname, so that it may be a full conninfo
   // string or URI; the keywords after it override what it says about replication.
   std::vector<const char*> keywords{"dbname", "fallback_application_name"};
@@ -46,45 +54,58 @@ Connection Connection::open(const std::string& conninfo, bool replication, const
   keywords.push_back(nullptr);
   values.push_back(nullptr);
   Connection connection(PQconnectdbParams(keywords.data(), values.data(), 1));
-  if (connection.raw() == nullptr) throw Error(ErrorCode::Database, "cannot allocate a PostgreSQL connection");
+  if (connection.raw() == nullptr)
+    throw Error(ErrorCode::Database, "cannot allocate a PostgreSQL connection");
   if (PQstatus(connection.raw()) != CONNECTION_OK) {
     std::string message = connection.lastError();
-    std::string hint = "check [pg] conninfo (host, port, user), that the server runs, and pg_hba.conf";
+    std::string hint =
+        "check [pg] conninfo (host, port, user), that the server runs, and pg_hba.conf";
     if (message.find("password") != std::string::npos)
-      hint = "give the password in ~/.pgpass (or PGPASSFILE) of the user running tidemark, not on the command line";
+      hint =
+          "give the password in ~/.pgpass (or PGPASSFILE) of the user running tidemark, not on the "
+          "command line";
     else if (replication && message.find("replication") != std::string::npos)
-      hint = "the role needs the REPLICATION attribute, and pg_hba.conf a 'replication' line for it";
-    throw Error(ErrorCode::Database, fmt::format("cannot connect to PostgreSQL: {}", message), hint);
+      hint =
+          "the role needs the REPLICATION attribute, and pg_hba.conf a 'replication' line for it";
+    throw Error(ErrorCode::Database, fmt::format("cannot connect to PostgreSQL: {}", message),
+                hint);
   }
   return connection;
 }
 
-int Connection::serverVersion() const { return PQserverVersion(raw()); }
+int Connection::serverVersion() const {
+  return PQserverVersion(raw());
+}
 
 std::string Connection::describe() const {
   const char* host = PQhost(raw());
   std::string where = host && *host == '/' ? fmt::format("socket {}", host) : (host ? host : "?");
-  return fmt::format("{}@{}:{}", PQuser(raw()) ? PQuser(raw()) : "?", where, PQport(raw()) ? PQport(raw()) : "?");
+  return fmt::format("{}@{}:{}", PQuser(raw()) ? PQuser(raw()) : "?", where,
+                     PQport(raw()) ? PQport(raw()) : "?");
 }
 
-std::string Connection::lastError() const { return oneLine(PQerrorMessage(raw())); }
+std::string Connection::lastError() const {
+  return oneLine(PQerrorMessage(raw()));
+}
 
 Result Connection::query(const std::string& command, const std::string& what) {
   PGresult* raw = PQexec(conn_.get(), command.c_str());
   Result result(raw);
   ExecStatusType status = PQresultStatus(raw);
   if (status != PGRES_TUPLES_OK && status != PGRES_COMMAND_OK)
-    throw Error(ErrorCode::Database,
-                fmt::format("{} failed on {}: {}", what, describe(),
-                            oneLine(raw ? PQresultErrorMessage(raw) : PQerrorMessage(conn_.get()))));
+    throw Error(ErrorCode::Database, fmt::format("{} failed on {}: {}", what, describe(),
+                                                 oneLine(raw ? PQresultErrorMessage(raw)
+                                                             : PQerrorMessage(conn_.get()))));
   return result;
 }
 
 std::string quoteLiteral(const std::string& text) {
   std::string out = "'";
   for (char c : text) {
-    if (c == '\'') out += "''";
-    else out.push_back(c);
+    if (c == '\'')
+      out += "''";
+    else
+      out.push_back(c);
   }
   return out + "'";
 }

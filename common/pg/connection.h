@@ -28,7 +28,8 @@ class Connection {
   // PGHOST, PGPORT, PGUSER, .pgpass and service files apply as usual). With `replication`, a
   // physical replication connection (walsender) is asked for. Throws Error(Database) with
   // libpq's message and a hint; the password is never part of a message.
-  static Connection open(const std::string& conninfo, bool replication, const std::string& applicationName);
+  static Connection open(const std::string& conninfo, bool replication,
+                         const std::string& applicationName);
   Connection();  // not connected
   Connection(Connection&&) noexcept = default;
   Connection& operator=(Connection&&) noexcept = default;

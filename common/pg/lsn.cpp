@@ -32,6 +32,8 @@ std::optional<std::uint64_t> parseLsn(std::string_view text) {
   return std::uint64_t(*high) << 32 | *low;
 }
 
-std::string formatLsn(std::uint64_t lsn) { return fmt::format("{:X}/{:X}", lsn >> 32, lsn & 0xffffffffULL); }
+std::string formatLsn(std::uint64_t lsn) {
+  return fmt::format("{:X}/{:X}", lsn >> 32, lsn & 0xffffffffULL);
+}
 
 }  // namespace tidemark::pg

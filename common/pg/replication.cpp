@@ -17,7 +17,10 @@ namespace {
 // A WAL location the server sent; Error(Database) when it is not one.
 std::uint64_t serverLsn(const std::string& text, const char* which) {
   auto lsn = parseLsn(text);
-  if (!lsn) throw error(ErrorCode::Database, "BASE_BACKUP sent '{}' as its {} location, which is not a WAL location", text, which);
+  if (!lsn)
+    throw error(ErrorCode::Database,
+                "BASE_BACKUP sent '{}' as its {} location, which is not a WAL location", text,
+                which);
   return *lsn;
 }
 
@@ -30,7 +33,8 @@ class Stream {
 
   void checkStop() const {
     if (stopRequested_ && stopRequested_())
-      throw Error(ErrorCode::Interrupted, "the base backup was interrupted; no backup was recorded");
+      throw Error(ErrorCode::Interrupted,
+                  "the base backup was interrupted; no backup was recorded");
   }
 
   // Waits (polling the stop request) until the socket has data, then reads it into libpq.
@@ -39,7 +43,8 @@ class Stream {
       checkStop();
       pollfd fd{PQsocket(conn_), POLLIN, 0};
       int ready = ::poll(&fd, 1, 1000);
-      if (ready < 0 && errno != EINTR) throw systemError(ErrorCode::Database, errno, "cannot wait for PostgreSQL");
+      if (ready < 0 && errno != EINTR)
+        throw systemError(ErrorCode::Database, errno, "cannot wait for PostgreSQL");
       if (ready > 0) break;
     }
     if (PQconsumeInput(conn_) == 0) lost();
@@ -47,7 +52,8 @@ class Stream {
 
   // The next result of the command, or an empty pointer when there is none left.
   ResultPtr nextResult() {
-    while (PQisBusy(conn_)) waitForInput();
+    while (PQisBusy(conn_))
+      waitForInput();
     return ResultPtr(PQgetResult(conn_), PQclear);
   }
 
@@ -60,19 +66,25 @@ class Stream {
 
   [[noreturn]] void failed(PGresult* result, const char* what) {
     std::string message = PQresultErrorMessage(result);
-    while (!message.empty() && (message.back() == '\n' || message.back() == ' ')) message.pop_back();
+    while (!message.empty() && (message.back() == '\n' || message.back() == ' '))
+      message.pop_back();
     if (message.empty()) message = connection_.lastError();
     std::string hint;
     if (message.find("wal_level") != std::string::npos)
       hint = "set wal_level = replica (or logical) in postgresql.conf and restart PostgreSQL";
-    else if (message.find("max_wal_senders") != std::string::npos || message.find("too many") != std::string::npos)
-      hint = "raise max_wal_senders on the server, or wait for another backup or standby to disconnect";
-    throw Error(ErrorCode::Database, fmt::format("BASE_BACKUP failed while receiving {}: {}", what, message), hint);
+    else if (message.find("max_wal_senders") != std::string::npos ||
+             message.find("too many") != std::string::npos)
+      hint =
+          "raise max_wal_senders on the server, or wait for another backup or standby to "
+          "disconnect";
+    throw Error(ErrorCode::Database,
+                fmt::format("BASE_BACKUP failed while receiving {}: {}", what, message), hint);
   }
 
   [[noreturn]] void lost() {
     throw Error(ErrorCode::Database,
-                fmt::format("connection to PostgreSQL lost during the base backup: {}", connection_.lastError()),
+                fmt::format("connection to PostgreSQL lost during the base backup: {}",
+                            connection_.lastError()),
                 "check the server's log; the backup can be run again");
   }
 
@@ -86,14 +98,16 @@ class Stream {
 
 std::uint64_t bigEndian64(const char* p) {
   std::uint64_t v = 0;
-  for (int i = 0; i < 8; ++i) v = (v << 8) | static_cast<unsigned char>(p[i]);
+  for (int i = 0; i < 8; ++i)
+    v = (v << 8) | static_cast<unsigned char>(p[i]);
   return v;
 }
 
 }  // namespace
 
 std::string baseBackupCommand(const BaseBackupOptions& options) {
-  std::string command = "BASE_BACKUP (LABEL " + quoteLiteral(options.label) + ", PROGRESS, CHECKPOINT " +
+  std::string command = "BASE_BACKUP (LABEL " + quoteLiteral(options.label) +
+                        ", PROGRESS, CHECKPOINT " +
                         (options.fastCheckpoint ? "'fast'" : "'spread'") +
                         ", WAIT false, MANIFEST 'yes', MANIFEST_CHECKSUMS " +
                         quoteLiteral(options.manifestChecksums) + ", TABLESPACE_MAP";
@@ -101,8 +115,8 @@ std::string baseBackupCommand(const BaseBackupOptions& options) {
   return command + ")";
 }
 
-BackupStop runBaseBackup(Connection& connection, const BaseBackupOptions& options, BaseBackupReceiver& receiver,
-                         const std::function<bool()>& stopRequested) {
+BackupStop runBaseBackup(Connection& connection, const BaseBackupOptions& options,
+                         BaseBackupReceiver& receiver, const std::function<bool()>& stopRequested) {
   Stream stream(connection, stopRequested);
   if (PQsendQuery(stream.conn(), baseBackupCommand(options).c_str()) == 0) stream.lost();
 
@@ -119,8 +133,10 @@ BackupStop runBaseBackup(Connection& connection, const BaseBackupOptions& option
     ResultPtr result = stream.expect(PGRES_TUPLES_OK, "the tablespace list");
     for (int row = 0; row < PQntuples(result.get()); ++row) {
       Tablespace tablespace;
-      if (!PQgetisnull(result.get(), row, 0)) tablespace.oid = std::uint32_t(std::stoul(PQgetvalue(result.get(), row, 0)));
-      if (!PQgetisnull(result.get(), row, 1)) tablespace.location = PQgetvalue(result.get(), row, 1);
+      if (!PQgetisnull(result.get(), row, 0))
+        tablespace.oid = std::uint32_t(std::stoul(PQgetvalue(result.get(), row, 0)));
+      if (!PQgetisnull(result.get(), row, 1))
+        tablespace.location = PQgetvalue(result.get(), row, 1);
       if (PQnfields(result.get()) > 2 && !PQgetisnull(result.get(), row, 2))
         tablespace.sizeKiB = std::stoull(PQgetvalue(result.get(), row, 2));
       start.tablespaces.push_back(tablespace);
@@ -142,7 +158,8 @@ BackupStop runBaseBackup(Connection& connection, const BaseBackupOptions& option
     if (length == -1) break;  // the COPY stream ended
     if (length == -2) stream.lost();
     std::unique_ptr<char, void (*)(void*)> owned(buffer, PQfreemem);
-    io::ByteView payload(reinterpret_cast<const std::uint8_t*>(buffer) + 1, std::size_t(length - 1));
+    io::ByteView payload(reinterpret_cast<const std::uint8_t*>(buffer) + 1,
+                         std::size_t(length - 1));
     switch (buffer[0]) {
       case 'n': {  // a new archive: its name and the tablespace location, NUL-terminated
         const char* name = buffer + 1;
@@ -150,18 +167,23 @@ BackupStop runBaseBackup(Connection& connection, const BaseBackupOptions& option
         if (nameLength + 1 >= std::size_t(length - 1))
           throw Error(ErrorCode::Database, "BASE_BACKUP sent a malformed new-archive message");
         const char* location = name + nameLength + 1;
-        receiver.archive(std::string(name, nameLength),
-                         std::string(location, ::strnlen(location, std::size_t(buffer + length - location))));
+        receiver.archive(
+            std::string(name, nameLength),
+            std::string(location, ::strnlen(location, std::size_t(buffer + length - location))));
         in = In::Archive;
         break;
       }
       case 'd':
-        if (in == In::Archive) receiver.archiveData(payload);
-        else if (in == In::Manifest) receiver.manifestData(payload);
-        else throw Error(ErrorCode::Database, "BASE_BACKUP sent data before naming its archive");
+        if (in == In::Archive)
+          receiver.archiveData(payload);
+        else if (in == In::Manifest)
+          receiver.manifestData(payload);
+        else
+          throw Error(ErrorCode::Database, "BASE_BACKUP sent data before naming its archive");
         break;
       case 'p':
-        if (length - 1 < 8) throw Error(ErrorCode::Database, "BASE_BACKUP sent a malformed progress message");
+        if (length - 1 < 8)
+          throw Error(ErrorCode::Database, "BASE_BACKUP sent a malformed progress message");
         receiver.progress(bigEndian64(buffer + 1));
         break;
       case 'm':
@@ -169,7 +191,8 @@ BackupStop runBaseBackup(Connection& connection, const BaseBackupOptions& option
         in = In::Manifest;
         break;
       default:
-        throw error(ErrorCode::Database, "BASE_BACKUP sent an unknown message type '{}'", buffer[0]);
+        throw error(ErrorCode::Database, "BASE_BACKUP sent an unknown message type '{}'",
+                    buffer[0]);
     }
   }
 
@@ -184,7 +207,8 @@ BackupStop runBaseBackup(Connection& connection, const BaseBackupOptions& option
   }
   while (ResultPtr result = stream.nextResult()) {
     ExecStatusType status = PQresultStatus(result.get());
-    if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK) stream.failed(result.get(), "the end of the backup");
+    if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK)
+      stream.failed(result.get(), "the end of the backup");
   }
   return stop;
 }

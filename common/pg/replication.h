@@ -57,8 +57,8 @@ class BaseBackupReceiver {
 // `stopRequested` is polled at least once a second while waiting for the server and before every
 // message: when it says so, Error(Interrupted) is thrown (closing the connection then makes the
 // server abandon the backup). Protocol and server errors are Error(Database).
-BackupStop runBaseBackup(Connection& connection, const BaseBackupOptions& options, BaseBackupReceiver& receiver,
-                         const std::function<bool()>& stopRequested);
+BackupStop runBaseBackup(Connection& connection, const BaseBackupOptions& options,
+                         BaseBackupReceiver& receiver, const std::function<bool()>& stopRequested);
 
 // The BASE_BACKUP command text for `options`.
 std::string baseBackupCommand(const BaseBackupOptions& options);

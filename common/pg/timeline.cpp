@@ -30,7 +30,8 @@ std::uint32_t TimelineHistory::timelineOf(std::uint64_t lsn) const {
   return timeline;
 }
 
-TimelineHistory parseHistory(std::uint32_t timeline, const std::string& content, const std::string& where) {
+TimelineHistory parseHistory(std::uint32_t timeline, const std::string& content,
+                             const std::string& where) {
   TimelineHistory history;
   history.timeline = timeline;
   std::istringstream in(content);
@@ -66,6 +67,8 @@ TimelineHistory parseHistory(std::uint32_t timeline, const std::string& content,
   return history;
 }
 
-std::string historyFileName(std::uint32_t timeline) { return fmt::format("{:08X}.history", timeline); }
+std::string historyFileName(std::uint32_t timeline) {
+  return fmt::format("{:08X}.history", timeline);
+}
 
 }  // namespace tidemark::pg

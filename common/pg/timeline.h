@@ -32,7 +32,8 @@ struct TimelineHistory {
 
 // Parses the content of `<timeline>.history`. Throws Error(Corrupt) naming `where` for a line
 // that is not "parent<TAB>X/X<TAB>reason", or parents out of order.
-TimelineHistory parseHistory(std::uint32_t timeline, const std::string& content, const std::string& where);
+TimelineHistory parseHistory(std::uint32_t timeline, const std::string& content,
+                             const std::string& where);
 
 // "00000002.history"
 std::string historyFileName(std::uint32_t timeline);

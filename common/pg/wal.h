@@ -39,7 +39,8 @@ bool validSegmentSize(std::uint64_t size);
 
 // Segment number of a Segment/Partial/Backup name for a segment size, and the name back.
 std::uint64_t segmentNumber(const WalName& name, std::uint32_t segmentSize);
-std::string segmentFileName(std::uint32_t timeline, std::uint64_t segmentNumber, std::uint32_t segmentSize);
+std::string segmentFileName(std::uint32_t timeline, std::uint64_t segmentNumber,
+                            std::uint32_t segmentSize);
 
 // The PostgreSQL major version whose WAL carries this page magic; nullopt when unknown.
 std::optional<int> versionFromPageMagic(std::uint16_t magic);
@@ -63,8 +64,8 @@ struct LongPageHeader {
 // `fileSize`: known magic, long-header flag, a plausible segment and block size equal to the
 // file size, and a page address and timeline that match the file name. Throws
 // Error(InvalidInput) naming the file and the failed check.
-LongPageHeader checkSegmentHeader(io::ByteView firstBytes, const WalName& name, std::uint64_t fileSize,
-                                  const std::string& path);
+LongPageHeader checkSegmentHeader(io::ByteView firstBytes, const WalName& name,
+                                  std::uint64_t fileSize, const std::string& path);
 
 // The system identifier in a data directory's global/pg_control (its first field in every
 // version); nullopt when `dataDirectory` has no readable pg_control.

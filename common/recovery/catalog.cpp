@@ -20,15 +20,16 @@ std::optional<Catalog> Catalog::load(const repo::Repository& repository) {
   std::vector<repo::BackupInfo> backups = repo::listBackups(repository, &damaged);
   repo::WalCatalog wal = repo::scanWal(repository, stanza->walSegmentSize);
   // History files are read later, through the same storage (which must outlive the catalog).
-  return Catalog(repository.stanza(), std::move(*stanza), std::move(backups), std::move(damaged), std::move(wal),
+  return Catalog(repository.stanza(), std::move(*stanza), std::move(backups), std::move(damaged),
+                 std::move(wal),
                  [storage = &repository.storage(), name = repository.stanza(),
                   keys = repository.keys()](std::uint32_t timeline) {
                    return repo::loadHistory(repo::Repository(*storage, name, keys), timeline);
                  });
 }
 
-Catalog::Catalog(std::string name, repo::StanzaInfo stanza, std::vector<repo::BackupInfo> backups, std::vector<std::string> damaged,
-                 repo::WalCatalog wal, HistoryLoader loadHistory)
+Catalog::Catalog(std::string name, repo::StanzaInfo stanza, std::vector<repo::BackupInfo> backups,
+                 std::vector<std::string> damaged, repo::WalCatalog wal, HistoryLoader loadHistory)
     : name_(std::move(name)),
       stanza_(std::move(stanza)),
       backups_(std::move(backups)),
@@ -37,18 +38,21 @@ Catalog::Catalog(std::string name, repo::StanzaInfo stanza, std::vector<repo::Ba
       loadHistory_(std::move(loadHistory)) {}
 
 const repo::BackupInfo* Catalog::findBackup(const std::string& label) const {
-  auto it = std::find_if(backups_.begin(), backups_.end(), [&](const auto& b) { return b.label == label; });
+  auto it = std::find_if(backups_.begin(), backups_.end(),
+                         [&](const auto& b) { return b.label == label; });
   return it == backups_.end() ? nullptr : &*it;
 }
 
 std::set<std::uint32_t> Catalog::timelines() const {
   std::set<std::uint32_t> out = wal_.timelines();
-  for (const auto& backup : backups_) out.insert(backup.timeline);
+  for (const auto& backup : backups_)
+    out.insert(backup.timeline);
   return out;
 }
 
 std::uint32_t Catalog::newestFrom(std::uint32_t timeline) const {
-  while (hasHistoryFile(timeline + 1)) ++timeline;
+  while (hasHistoryFile(timeline + 1))
+    ++timeline;
   return timeline;
 }
 
@@ -60,9 +64,11 @@ const pg::TimelineHistory& Catalog::history(std::uint32_t timeline) const {
   return histories_.emplace(timeline, std::move(history)).first->second;
 }
 
-std::uint32_t Catalog::fileTimeline(const pg::TimelineHistory& history, std::uint64_t segment) const {
+std::uint32_t Catalog::fileTimeline(const pg::TimelineHistory& history,
+                                    std::uint64_t segment) const {
   std::uint64_t end = (segment + 1) * segmentSize() - 1;
-  std::uint32_t chosen = history.parents.empty() ? history.timeline : history.parents.front().timeline;
+  std::uint32_t chosen =
+      history.parents.empty() ? history.timeline : history.parents.front().timeline;
   std::uint64_t begin = 0;
   for (const auto& parent : history.parents) {
     if (begin <= end) chosen = parent.timeline;
@@ -105,9 +111,11 @@ std::vector<WalGap> Catalog::gaps(const pg::TimelineHistory& history, std::uint6
   return gaps;
 }
 
-std::optional<std::uint64_t> Catalog::newestOnPath(const pg::TimelineHistory& history, std::uint64_t from) const {
+std::optional<std::uint64_t> Catalog::newestOnPath(const pg::TimelineHistory& history,
+                                                   std::uint64_t from) const {
   std::optional<std::uint64_t> newest;
-  auto consider = [&](std::uint32_t timeline, std::uint64_t lowest, std::optional<std::uint64_t> highest) {
+  auto consider = [&](std::uint32_t timeline, std::uint64_t lowest,
+                      std::optional<std::uint64_t> highest) {
     auto it = wal_.segments.find(timeline);
     if (it == wal_.segments.end()) return;
     for (auto segment = it->second.lower_bound(lowest);
@@ -118,7 +126,8 @@ std::optional<std::uint64_t> Catalog::newestOnPath(const pg::TimelineHistory& hi
   for (const auto& parent : history.parents) {
     // A parent's files count up to the segment holding its switch point.
     if (parent.switchpoint > 0)
-      consider(parent.timeline, std::max(from, begin / segmentSize()), (parent.switchpoint - 1) / segmentSize());
+      consider(parent.timeline, std::max(from, begin / segmentSize()),
+               (parent.switchpoint - 1) / segmentSize());
     begin = parent.switchpoint;
   }
   consider(history.timeline, std::max(from, begin / segmentSize()), std::nullopt);

@@ -49,8 +49,8 @@ class Catalog {
   static std::optional<Catalog> load(const repo::Repository& repository);
 
   // From parts (tests, and load()). `backups` oldest first.
-  Catalog(std::string name, repo::StanzaInfo stanza, std::vector<repo::BackupInfo> backups, std::vector<std::string> damagedBackups,
-          repo::WalCatalog wal, HistoryLoader loadHistory);
+  Catalog(std::string name, repo::StanzaInfo stanza, std::vector<repo::BackupInfo> backups,
+          std::vector<std::string> damagedBackups, repo::WalCatalog wal, HistoryLoader loadHistory);
 
   // The stanza's name, and what its stanza.json records.
   const std::string& name() const { return name_; }
@@ -89,9 +89,11 @@ class Catalog {
   // Whether the repository holds that file.
   bool holds(const pg::TimelineHistory& history, std::uint64_t segment) const;
   // The files PostgreSQL would read from `first` to `last` that the repository lacks, as runs.
-  std::vector<WalGap> gaps(const pg::TimelineHistory& history, std::uint64_t first, std::uint64_t last) const;
+  std::vector<WalGap> gaps(const pg::TimelineHistory& history, std::uint64_t first,
+                           std::uint64_t last) const;
   // The newest segment archived on the path to history.timeline, no earlier than `from`.
-  std::optional<std::uint64_t> newestOnPath(const pg::TimelineHistory& history, std::uint64_t from) const;
+  std::optional<std::uint64_t> newestOnPath(const pg::TimelineHistory& history,
+                                            std::uint64_t from) const;
 
   // ---- backups ----------------------------------------------------------------------------
 

@@ -4,7 +4,6 @@
 #include <fmt/format.h>
 
 #include <algorithm>
-
 #include <set>
 
 #include "common/base/error.h"
@@ -36,24 +35,28 @@ class Planner {
   // Damaged backup.json files are left out with a warning; with no backup left, nothing can be
   // planned.
   void requireBackups() {
-    for (const auto& problem : catalog_.damagedBackups()) warnings_.push_back("a backup is left out: " + problem);
+    for (const auto& problem : catalog_.damagedBackups())
+      warnings_.push_back("a backup is left out: " + problem);
     if (!catalog_.backups().empty()) return;
     const std::string& stanza = catalog_.name();
     throw Error(ErrorCode::InvalidInput,
                 catalog_.damagedBackups().empty()
                     ? fmt::format("stanza '{}' has no complete backup", stanza)
-                    : fmt::format("stanza '{}' has no usable backup: {}", stanza, catalog_.damagedBackups().front()),
+                    : fmt::format("stanza '{}' has no usable backup: {}", stanza,
+                                  catalog_.damagedBackups().front()),
                 "take one with tidemark-basebackup; tidemark info lists what the repository holds");
   }
 
   // A timeline's history; one whose .history file is missing is taken to have no parents, as
   // PostgreSQL does, with a warning (once).
   const pg::TimelineHistory& historyOf(std::uint32_t timeline) {
-    if (timeline > 1 && !catalog_.hasHistoryFile(timeline) && warnedNoHistory_.insert(timeline).second)
-      warnings_.push_back(fmt::format("the repository has no {}: timeline {} is taken to have no parents, as "
-                                      "PostgreSQL does; copy the file from the server's pg_wal with "
-                                      "tidemark-archive-push to make its history known",
-                                      pg::historyFileName(timeline), timeline));
+    if (timeline > 1 && !catalog_.hasHistoryFile(timeline) &&
+        warnedNoHistory_.insert(timeline).second)
+      warnings_.push_back(
+          fmt::format("the repository has no {}: timeline {} is taken to have no parents, as "
+                      "PostgreSQL does; copy the file from the server's pg_wal with "
+                      "tidemark-archive-push to make its history known",
+                      pg::historyFileName(timeline), timeline));
     return catalog_.history(timeline);
   }
 
@@ -61,12 +64,16 @@ class Planner {
   // newest timeline's; none with 'current'.
   const pg::TimelineHistory* wantedHistory() {
     switch (target_.timeline.kind) {
-      case TimelineChoice::Kind::Number: return &historyOf(target_.timeline.number);
-      case TimelineChoice::Kind::Current: return nullptr;
-      case TimelineChoice::Kind::Latest: break;
+      case TimelineChoice::Kind::Number:
+        return &historyOf(target_.timeline.number);
+      case TimelineChoice::Kind::Current:
+        return nullptr;
+      case TimelineChoice::Kind::Latest:
+        break;
     }
     std::uint32_t latest = 1;
-    for (std::uint32_t t : catalog_.wal().timelines()) latest = std::max(latest, t);  // with WAL or a history file
+    for (std::uint32_t t : catalog_.wal().timelines())
+      latest = std::max(latest, t);  // with WAL or a history file
     return &historyOf(latest);
   }
 
@@ -87,7 +94,8 @@ class Planner {
       if (!beforeTarget(*chosen))
         throw Error(ErrorCode::InvalidInput,
                     fmt::format("backup {} ends at {} ({}), after the target {}", chosen->label,
-                                formatUtc(chosen->stopTime), pg::formatLsn(chosen->stopLsn), target_.describe()),
+                                formatUtc(chosen->stopTime), pg::formatLsn(chosen->stopLsn),
+                                target_.describe()),
                     "choose an earlier backup, or a later target");
       plan_.backup = *chosen;
       plan_.backupReason = "chosen with --backup";
@@ -106,12 +114,15 @@ class Planner {
   static std::string reasonFor(TargetKind kind) {
     switch (kind) {
       case TargetKind::Time:
-      case TargetKind::Lsn: return "the newest complete backup that ends before the target";
+      case TargetKind::Lsn:
+        return "the newest complete backup that ends before the target";
       case TargetKind::Xid:
       case TargetKind::Name:
-        return "the newest complete backup: tidemark cannot tell which backup precedes a transaction id or a restore "
+        return "the newest complete backup: tidemark cannot tell which backup precedes a "
+               "transaction id or a restore "
                "point; if this one is too recent, choose an older one with --backup";
-      default: return "the newest complete backup";
+      default:
+        return "the newest complete backup";
     }
   }
 
@@ -123,16 +134,21 @@ class Planner {
         std::any_of(backups.begin(), backups.end(), [&](const auto& b) { return beforeTarget(b); });
     if (placeable && anyBefore)
       throw Error(ErrorCode::InvalidInput,
-                  fmt::format("no complete backup that ends before the target {} lies on the history of timeline {}",
+                  fmt::format("no complete backup that ends before the target {} lies on the "
+                              "history of timeline {}",
                               target_.describe(), wanted ? wanted->timeline : 0),
-                  "choose the timeline with --target-timeline (tidemark info shows each backup's timeline)");
+                  "choose the timeline with --target-timeline (tidemark info shows each backup's "
+                  "timeline)");
     if (placeable)
-      throw Error(ErrorCode::InvalidInput,
-                  fmt::format("no complete backup ends before the target {}: the oldest ends at {} ({})",
-                              target_.describe(), formatUtc(oldest.stopTime), pg::formatLsn(oldest.stopLsn)),
-                  "a recovery can only reach moments after a backup's end; choose a later target");
+      throw Error(
+          ErrorCode::InvalidInput,
+          fmt::format("no complete backup ends before the target {}: the oldest ends at {} ({})",
+                      target_.describe(), formatUtc(oldest.stopTime),
+                      pg::formatLsn(oldest.stopLsn)),
+          "a recovery can only reach moments after a backup's end; choose a later target");
     throw Error(ErrorCode::InvalidInput,
-                fmt::format("no complete backup lies on the history of timeline {}", wanted ? wanted->timeline : 0),
+                fmt::format("no complete backup lies on the history of timeline {}",
+                            wanted ? wanted->timeline : 0),
                 "choose the timeline with --target-timeline, or take a backup on it");
   }
 
@@ -141,16 +157,19 @@ class Planner {
     const repo::BackupInfo& b = plan_.backup;
     std::uint32_t timeline = b.timeline;
     if (target_.timeline.kind == TimelineChoice::Kind::Number) timeline = target_.timeline.number;
-    if (target_.timeline.kind == TimelineChoice::Kind::Latest) timeline = catalog_.newestFrom(b.timeline);
+    if (target_.timeline.kind == TimelineChoice::Kind::Latest)
+      timeline = catalog_.newestFrom(b.timeline);
     plan_.history = historyOf(timeline);
     if (!Catalog::onHistory(b, plan_.history))
-      throw Error(ErrorCode::InvalidInput,
-                  fmt::format("backup {} (timeline {}, ending at {}) is not on the history of timeline {}", b.label,
-                              b.timeline, pg::formatLsn(b.stopLsn), timeline),
-                  "choose the timeline with --target-timeline, or another backup with --backup");
+      throw Error(
+          ErrorCode::InvalidInput,
+          fmt::format("backup {} (timeline {}, ending at {}) is not on the history of timeline {}",
+                      b.label, b.timeline, pg::formatLsn(b.stopLsn), timeline),
+          "choose the timeline with --target-timeline, or another backup with --backup");
     for (const auto& parent : plan_.history.parents)
       if (parent.timeline >= b.timeline)
-        plan_.timelinePath += fmt::format("{} (until {}) -> ", parent.timeline, pg::formatLsn(parent.switchpoint));
+        plan_.timelinePath +=
+            fmt::format("{} (until {}) -> ", parent.timeline, pg::formatLsn(parent.switchpoint));
     plan_.timelinePath += std::to_string(timeline);
   }
 
@@ -163,8 +182,8 @@ class Planner {
     else if (target_.kind == TargetKind::Immediate)
       plan_.lastSegment = b.lastSegment();
     else
-      plan_.lastSegment =
-          std::max(b.lastSegment(), catalog_.newestOnPath(plan_.history, plan_.firstSegment).value_or(0));
+      plan_.lastSegment = std::max(
+          b.lastSegment(), catalog_.newestOnPath(plan_.history, plan_.firstSegment).value_or(0));
     // A timeline that began inside a segment: that segment's file on the new timeline also holds
     // the end of the old one (whose own copy is only a .partial file, which PostgreSQL never asks
     // for). Until it is archived, a replay to the newest WAL stops at the end of the segment before
@@ -188,30 +207,34 @@ class Planner {
       std::uint64_t first = pg::segmentNumber(*pg::parseWalName(gap.first), size);
       std::uint64_t last = pg::segmentNumber(*pg::parseWalName(gap.last), size);
       if (first <= plan_.backup.lastSegment())
-        throw Error(ErrorCode::InvalidInput,
-                    fmt::format("the WAL of backup {} is incomplete: {} is missing from the repository",
-                                plan_.backup.label, gap.describe()),
-                    "the backup cannot reach consistency; choose another one with --backup");
+        throw Error(
+            ErrorCode::InvalidInput,
+            fmt::format("the WAL of backup {} is incomplete: {} is missing from the repository",
+                        plan_.backup.label, gap.describe()),
+            "the backup cannot reach consistency; choose another one with --backup");
       if (target_.kind == TargetKind::Latest && switchSegment_ && first <= *switchSegment_ &&
           *switchSegment_ <= last && *switchSegment_ == plan_.lastSegment)
         refuseMissingSwitchSegment();
       switch (target_.kind) {
         case TargetKind::Lsn:
           throw Error(ErrorCode::InvalidInput,
-                      fmt::format("{} is missing from the repository: the target {} is unreachable", gap.describe(),
-                                  target_.describe()),
+                      fmt::format("{} is missing from the repository: the target {} is unreachable",
+                                  gap.describe(), target_.describe()),
                       "recover to a target before the gap, or find the missing files");
         case TargetKind::Latest:
-          throw Error(ErrorCode::InvalidInput,
-                      fmt::format("{} is missing from the repository: recovery would stop there and silently leave "
-                                  "out everything archived after it",
-                                  gap.describe()),
-                      "find the missing files, or accept the loss with an explicit target before the gap "
-                      "(--target-lsn, --target-time)");
+          throw Error(
+              ErrorCode::InvalidInput,
+              fmt::format(
+                  "{} is missing from the repository: recovery would stop there and silently leave "
+                  "out everything archived after it",
+                  gap.describe()),
+              "find the missing files, or accept the loss with an explicit target before the gap "
+              "(--target-lsn, --target-time)");
         default:
-          plan_.warnings.push_back(fmt::format("{} is missing from the repository: if the target lies after it, "
-                                               "PostgreSQL stops there and refuses to end recovery",
-                                               gap.describe()));
+          plan_.warnings.push_back(
+              fmt::format("{} is missing from the repository: if the target lies after it, "
+                          "PostgreSQL stops there and refuses to end recovery",
+                          gap.describe()));
       }
     }
   }
@@ -219,15 +242,19 @@ class Planner {
   [[noreturn]] void refuseMissingSwitchSegment() const {
     const std::uint32_t size = catalog_.segmentSize();
     std::uint32_t newTimeline = catalog_.fileTimeline(plan_.history, *switchSegment_);
-    throw Error(ErrorCode::InvalidInput,
-                fmt::format("{} is not in the repository yet: it holds the last WAL of timeline {} before the switch "
-                            "to timeline {} (the old timeline's copy is only a .partial file); without it recovery "
-                            "stops at {} and silently leaves those records out",
-                            pg::segmentFileName(newTimeline, *switchSegment_, size),
-                            plan_.history.timelineOf(*switchSegment_ * size), newTimeline,
-                            pg::formatLsn(*switchSegment_ * size)),
-                "on the new primary run SELECT pg_switch_wal() and wait until it is archived, or accept the loss "
-                "with an explicit target (--target-lsn, --target-time)");
+    throw Error(
+        ErrorCode::InvalidInput,
+        fmt::format(
+            "{} is not in the repository yet: it holds the last WAL of timeline {} before the "
+            "switch "
+            "to timeline {} (the old timeline's copy is only a .partial file); without it recovery "
+            "stops at {} and silently leaves those records out",
+            pg::segmentFileName(newTimeline, *switchSegment_, size),
+            plan_.history.timelineOf(*switchSegment_ * size), newTimeline,
+            pg::formatLsn(*switchSegment_ * size)),
+        "on the new primary run SELECT pg_switch_wal() and wait until it is archived, or accept "
+        "the loss "
+        "with an explicit target (--target-lsn, --target-time)");
   }
 
   const Catalog& catalog_;
@@ -240,30 +267,36 @@ class Planner {
 
 }  // namespace
 
-RecoveryPlan planRecovery(const Catalog& catalog, const Target& target, const std::optional<std::string>& backupLabel) {
+RecoveryPlan planRecovery(const Catalog& catalog, const Target& target,
+                          const std::optional<std::string>& backupLabel) {
   return Planner(catalog, target).plan(backupLabel);
 }
 
 std::string describePlan(const RecoveryPlan& plan, const Target& target) {
   const repo::BackupInfo& b = plan.backup;
   std::string out;
-  out += fmt::format("backup:    {} (timeline {}, {} to {}, ended {}, {}): {}\n", b.label, b.timeline,
-                     pg::formatLsn(b.startLsn), pg::formatLsn(b.stopLsn), formatUtc(b.stopTime), humanBytes(b.size()),
-                     plan.backupReason);
+  out += fmt::format("backup:    {} (timeline {}, {} to {}, ended {}, {}): {}\n", b.label,
+                     b.timeline, pg::formatLsn(b.startLsn), pg::formatLsn(b.stopLsn),
+                     formatUtc(b.stopTime), humanBytes(b.size()), plan.backupReason);
   if (target.kind == TargetKind::Latest)
     out += fmt::format("target:    {}, then promote (a new timeline)\n", target.describe());
   else
     out += fmt::format("target:    {}{}, then {}\n", target.describe(),
-                       target.kind == TargetKind::Immediate ? "" : (target.exclusive ? " (exclusive)" : " (inclusive)"),
+                       target.kind == TargetKind::Immediate
+                           ? ""
+                           : (target.exclusive ? " (exclusive)" : " (inclusive)"),
                        actionName(target.action));
-  out += fmt::format("timeline:  {} (recovery_target_timeline = {})\n", plan.timelinePath, target.timeline.text());
+  out += fmt::format("timeline:  {} (recovery_target_timeline = {})\n", plan.timelinePath,
+                     target.timeline.text());
   std::uint64_t count = plan.lastSegment - plan.firstSegment + 1;
   if (plan.gaps.empty())
-    out += fmt::format("WAL:       {} to {} ({} segments): all in the repository\n", plan.firstWal, plan.lastWal, count);
+    out += fmt::format("WAL:       {} to {} ({} segments): all in the repository\n", plan.firstWal,
+                       plan.lastWal, count);
   else
-    out += fmt::format("WAL:       {} to {} ({} segments): {} gap(s)\n", plan.firstWal, plan.lastWal, count,
-                       plan.gaps.size());
-  for (const auto& warning : plan.warnings) out += "warning:   " + warning + "\n";
+    out += fmt::format("WAL:       {} to {} ({} segments): {} gap(s)\n", plan.firstWal,
+                       plan.lastWal, count, plan.gaps.size());
+  for (const auto& warning : plan.warnings)
+    out += "warning:   " + warning + "\n";
   return out;
 }
 

@@ -17,9 +17,9 @@ namespace tidemark::recovery {
 
 struct RecoveryPlan {
   repo::BackupInfo backup;
-  std::string backupReason;     // why this backup was chosen
-  pg::TimelineHistory history;  // of the timeline recovery follows
-  std::string timelinePath;     // "1 (until 0/5000158) -> 2"
+  std::string backupReason;                         // why this backup was chosen
+  pg::TimelineHistory history;                      // of the timeline recovery follows
+  std::string timelinePath;                         // "1 (until 0/5000158) -> 2"
   std::uint64_t firstSegment = 0, lastSegment = 0;  // the WAL range checked
   std::string firstWal, lastWal;
   std::vector<WalGap> gaps;

@@ -10,9 +10,12 @@ namespace tidemark::recovery {
 
 std::string_view actionName(TargetAction action) {
   switch (action) {
-    case TargetAction::Pause: return "pause";
-    case TargetAction::Promote: return "promote";
-    case TargetAction::Shutdown: return "shutdown";
+    case TargetAction::Pause:
+      return "pause";
+    case TargetAction::Promote:
+      return "promote";
+    case TargetAction::Shutdown:
+      return "shutdown";
   }
   return "?";
 }
@@ -25,9 +28,12 @@ std::optional<TargetAction> parseAction(std::string_view text) {
 
 std::string TimelineChoice::text() const {
   switch (kind) {
-    case Kind::Latest: return "latest";
-    case Kind::Current: return "current";
-    case Kind::Number: return std::to_string(number);
+    case Kind::Latest:
+      return "latest";
+    case Kind::Current:
+      return "current";
+    case Kind::Number:
+      return std::to_string(number);
   }
   return "?";
 }
@@ -42,12 +48,18 @@ std::optional<TimelineChoice> TimelineChoice::parse(std::string_view text) {
 
 std::string Target::describe() const {
   switch (kind) {
-    case TargetKind::Latest: return "the end of the archived WAL";
-    case TargetKind::Time: return fmt::format("time {} ({} UTC)", text, formatTimestamp(time));
-    case TargetKind::Lsn: return fmt::format("WAL location {}", pg::formatLsn(lsn));
-    case TargetKind::Xid: return fmt::format("transaction {}", text);
-    case TargetKind::Name: return fmt::format("restore point '{}'", text);
-    case TargetKind::Immediate: return "the end of the backup (immediate)";
+    case TargetKind::Latest:
+      return "the end of the archived WAL";
+    case TargetKind::Time:
+      return fmt::format("time {} ({} UTC)", text, formatTimestamp(time));
+    case TargetKind::Lsn:
+      return fmt::format("WAL location {}", pg::formatLsn(lsn));
+    case TargetKind::Xid:
+      return fmt::format("transaction {}", text);
+    case TargetKind::Name:
+      return fmt::format("restore point '{}'", text);
+    case TargetKind::Immediate:
+      return "the end of the backup (immediate)";
   }
   return "?";
 }

@@ -17,7 +17,8 @@ namespace {
 // many backups start inside the same run.
 class Runs {
  public:
-  Runs(const Catalog& catalog, const pg::TimelineHistory& history) : catalog_(catalog), history_(history) {}
+  Runs(const Catalog& catalog, const pg::TimelineHistory& history)
+      : catalog_(catalog), history_(history) {}
 
   // The last segment of the unbroken run from `start`; nullopt when `start` itself is missing.
   std::optional<std::uint64_t> reach(std::uint64_t start) {
@@ -44,7 +45,8 @@ class Runs {
 
 std::string timelineList(const pg::TimelineHistory& history) {
   std::string out;
-  for (const auto& parent : history.parents) out += (out.empty() ? "" : ", ") + std::to_string(parent.timeline);
+  for (const auto& parent : history.parents)
+    out += (out.empty() ? "" : ", ") + std::to_string(parent.timeline);
   return out;
 }
 
@@ -53,27 +55,30 @@ std::string noWindowReason(const Catalog& catalog, const pg::TimelineHistory& hi
                            const RecoveryWindow& window, bool anyOnHistory) {
   if (!window.incompleteBackups.empty()) {
     const auto& first = window.incompleteBackups.front();
-    return fmt::format("the WAL of every backup on its history is incomplete (backup {} lacks {})", first.label,
-                       first.missing);
+    return fmt::format("the WAL of every backup on its history is incomplete (backup {} lacks {})",
+                       first.label, first.missing);
   }
   if (!anyOnHistory) {
     auto oldest = std::find_if(catalog.backups().begin(), catalog.backups().end(),
                                [&](const auto& b) { return history.contains(b.timeline); });
     if (oldest != catalog.backups().end())
       return fmt::format(
-          "every backup on its history was taken after the switch away from its timeline (the oldest, {}, ended at "
+          "every backup on its history was taken after the switch away from its timeline (the "
+          "oldest, {}, ended at "
           "{} on timeline {}, which ended at {})",
           oldest->label, pg::formatLsn(oldest->stopLsn), oldest->timeline,
           pg::formatLsn(history.endOf(oldest->timeline).value_or(0)));
   }
-  if (history.parents.empty()) return fmt::format("no complete backup was taken on timeline {}", history.timeline);
-  return fmt::format("no complete backup was taken on timeline {} or its ancestors ({})", history.timeline,
-                     timelineList(history));
+  if (history.parents.empty())
+    return fmt::format("no complete backup was taken on timeline {}", history.timeline);
+  return fmt::format("no complete backup was taken on timeline {} or its ancestors ({})",
+                     history.timeline, timelineList(history));
 }
 
 // Points between the earliest and the latest that no backup's replay reaches: `reachable` holds
 // each usable backup's stop LSN and the end of its replay.
-std::vector<WindowHole> holesBetween(std::vector<std::pair<std::uint64_t, std::uint64_t>> reachable) {
+std::vector<WindowHole> holesBetween(
+    std::vector<std::pair<std::uint64_t, std::uint64_t>> reachable) {
   std::vector<WindowHole> holes;
   std::sort(reachable.begin(), reachable.end());
   std::uint64_t reached = reachable.front().second;

@@ -1,10 +1,9 @@
 // backup.json reading and writing, and the catalog of complete backups.
 #include "common/repo/backup.h"
 
-#include <nlohmann/json.hpp>
-
 #include <algorithm>
 #include <ctime>
+#include <nlohmann/json.hpp>
 #include <stdexcept>
 
 #include "common/base/error.h"
@@ -24,19 +23,26 @@ std::uint64_t BackupInfo::size() const {
 
 std::uint64_t BackupInfo::storedSize() const {
   std::uint64_t total = 0;
-  for (const auto& o : objects) total += o.storedSize;
+  for (const auto& o : objects)
+    total += o.storedSize;
   return total;
 }
 
-std::uint64_t BackupInfo::firstSegment() const { return startLsn / walSegmentSize; }
+std::uint64_t BackupInfo::firstSegment() const {
+  return startLsn / walSegmentSize;
+}
 
 std::uint64_t BackupInfo::lastSegment() const {
   return stopLsn > startLsn ? (stopLsn - 1) / walSegmentSize : firstSegment();
 }
 
-std::string BackupInfo::walStart() const { return pg::segmentFileName(timeline, firstSegment(), walSegmentSize); }
+std::string BackupInfo::walStart() const {
+  return pg::segmentFileName(timeline, firstSegment(), walSegmentSize);
+}
 
-std::string BackupInfo::walStop() const { return pg::segmentFileName(timeline, lastSegment(), walSegmentSize); }
+std::string BackupInfo::walStop() const {
+  return pg::segmentFileName(timeline, lastSegment(), walSegmentSize);
+}
 
 std::string BackupInfo::storageDescription() const {
   std::string out(io::compressName(compression));
@@ -88,8 +94,9 @@ std::uint64_t lsnField(const nlohmann::json& doc, const char* key, const std::st
   std::string text = doc.at(key).get<std::string>();
   auto lsn = pg::parseLsn(text);
   if (!lsn)
-    throw Error(ErrorCode::Corrupt,
-                fmt::format("'{}' is not a valid backup.json: '{}' is not a WAL location", where, text));
+    throw Error(
+        ErrorCode::Corrupt,
+        fmt::format("'{}' is not a valid backup.json: '{}' is not a WAL location", where, text));
   return *lsn;
 }
 
@@ -104,8 +111,9 @@ BackupInfo BackupInfo::fromJson(const std::string& text, const std::string& wher
     BackupInfo info;
     info.format = doc.at("format").get<int>();
     if (info.format != 1)
-      throw Error(ErrorCode::Unsupported, fmt::format("'{}' has backup format {}; this tidemark reads format 1", where,
-                                                      info.format),
+      throw Error(ErrorCode::Unsupported,
+                  fmt::format("'{}' has backup format {}; this tidemark reads format 1", where,
+                              info.format),
                   "use the tidemark version that wrote this backup");
     info.label = doc.at("label").get<std::string>();
     info.tidemarkVersion = doc.value("tidemark-version", "");
@@ -146,12 +154,14 @@ BackupInfo BackupInfo::fromJson(const std::string& text, const std::string& wher
       o.size = entry.at("size").get<std::uint64_t>();
       o.storedSize = entry.at("stored-size").get<std::uint64_t>();
       if (!io::fromHex(entry.at("sha256").get<std::string>(), o.sha256))
-        throw Error(ErrorCode::Corrupt, fmt::format("'{}' has an invalid sha256 for '{}'", where, o.name));
+        throw Error(ErrorCode::Corrupt,
+                    fmt::format("'{}' has an invalid sha256 for '{}'", where, o.name));
       info.objects.push_back(o);
     }
     return info;
   } catch (const nlohmann::json::exception& e) {
-    throw Error(ErrorCode::Corrupt, fmt::format("'{}' is not a valid backup.json: {}", where, e.what()),
+    throw Error(ErrorCode::Corrupt,
+                fmt::format("'{}' is not a valid backup.json: {}", where, e.what()),
                 "the backup cannot be used; take a new one");
   }
 }
@@ -165,7 +175,8 @@ std::string backupLabel(UtcSeconds time) {
   return buffer;
 }
 
-std::vector<BackupInfo> listBackups(const Repository& repository, std::vector<std::string>* damaged) {
+std::vector<BackupInfo> listBackups(const Repository& repository,
+                                    std::vector<std::string>* damaged) {
   storage::Storage& storage = repository.storage();
   const std::string& stanza = repository.stanza();
   std::vector<std::string> labels;

@@ -16,12 +16,12 @@
 namespace tidemark::repo {
 
 struct BackupObject {
-  std::string name;                // "base.tar", "16385.tar", "backup_manifest"
+  std::string name;                 // "base.tar", "16385.tar", "backup_manifest"
   std::uint32_t tablespaceOid = 0;  // 0: the main data directory (or not a tablespace archive)
-  std::string tablespaceLocation;  // where the tablespace lived on the server
-  std::uint64_t size = 0;          // plain bytes
+  std::string tablespaceLocation;   // where the tablespace lived on the server
+  std::uint64_t size = 0;           // plain bytes
   std::uint64_t storedSize = 0;
-  io::Sha256Digest sha256{};       // of the plain bytes
+  io::Sha256Digest sha256{};  // of the plain bytes
 };
 
 // Every field is parsed and checked once, in fromJson: a backup.json that does not hold what its
@@ -30,8 +30,8 @@ struct BackupInfo {
   int format = 1;
   std::string label;  // 20261122T101500Z: sorts by time
   std::string tidemarkVersion;
-  int pgVersion = 0;             // major (15)
-  int pgVersionNum = 0;          // 150004
+  int pgVersion = 0;     // major (15)
+  int pgVersionNum = 0;  // 150004
   std::uint64_t systemId = 0;
   std::uint32_t timeline = 0;
   std::uint64_t startLsn = 0, stopLsn = 0;
@@ -64,6 +64,7 @@ std::string backupLabel(UtcSeconds time);
 // Every complete backup of the stanza (those with a backup.json), oldest first. A damaged
 // backup.json is Error(Corrupt); with `damaged`, it is left out instead and its error message
 // added there (one damaged file must not make every other backup unusable).
-std::vector<BackupInfo> listBackups(const Repository& repository, std::vector<std::string>* damaged = nullptr);
+std::vector<BackupInfo> listBackups(const Repository& repository,
+                                    std::vector<std::string>* damaged = nullptr);
 
 }  // namespace tidemark::repo

@@ -13,7 +13,8 @@ namespace {
 constexpr std::size_t kHeaderSizeNoEncryption = kHeaderFixedSize + kHeaderCheckSize;
 
 std::size_t headerSizeFor(io::EncryptType encryption) {
-  return kHeaderSizeNoEncryption + (encryption == io::EncryptType::None ? 0 : kEncryptionFieldsSize);
+  return kHeaderSizeNoEncryption +
+         (encryption == io::EncryptType::None ? 0 : kEncryptionFieldsSize);
 }
 
 std::array<std::uint8_t, kHeaderCheckSize> headerCheck(io::ByteView bytes) {
@@ -23,7 +24,9 @@ std::array<std::uint8_t, kHeaderCheckSize> headerCheck(io::ByteView bytes) {
   return out;
 }
 
-[[noreturn]] void corrupt(const std::string& what) { throw Error(ErrorCode::Corrupt, what); }
+[[noreturn]] void corrupt(const std::string& what) {
+  throw Error(ErrorCode::Corrupt, what);
+}
 
 }  // namespace
 
@@ -48,7 +51,8 @@ io::Buffer encodeHeader(const EnvelopeHeader& header) {
   return bytes;
 }
 
-EnvelopeWriter::EnvelopeWriter(io::Sink& next, EnvelopeHeader header) : Filter(next), header_(encodeHeader(header)) {}
+EnvelopeWriter::EnvelopeWriter(io::Sink& next, EnvelopeHeader header)
+    : Filter(next), header_(encodeHeader(header)) {}
 
 void EnvelopeWriter::writeHeader() {
   if (headerWritten_) return;
@@ -87,28 +91,33 @@ void EnvelopeReader::write(io::ByteView data) {
       // length here and the check at the header's end): a damaged version field is damage, not
       // an object from a newer tidemark.
       headerSize_ = io::getLe16(&headerBytes_[10]);
-      if (headerSize_ < kHeaderSizeNoEncryption) corrupt(fmt::format("header length {} is invalid", headerSize_));
+      if (headerSize_ < kHeaderSizeNoEncryption)
+        corrupt(fmt::format("header length {} is invalid", headerSize_));
       std::size_t more = std::min(headerSize_ - headerBytes_.size(), data.size());
       headerBytes_.insert(headerBytes_.end(), data.begin(), data.begin() + more);
       data = data.subspan(more);
       if (headerBytes_.size() < headerSize_) return;
     }
     auto check = headerCheck({headerBytes_.data(), headerSize_ - kHeaderCheckSize});
-    if (!std::equal(check.begin(), check.end(), headerBytes_.begin() + (headerSize_ - kHeaderCheckSize)))
+    if (!std::equal(check.begin(), check.end(),
+                    headerBytes_.begin() + (headerSize_ - kHeaderCheckSize)))
       corrupt("header checksum mismatch (the header is damaged)");
     std::uint16_t version = io::getLe16(&headerBytes_[8]);
     if (version != kEnvelopeVersion)
       throw Error(ErrorCode::Unsupported,
-                  fmt::format("object format version {} is not supported (this tidemark reads {})", version,
-                              kEnvelopeVersion),
+                  fmt::format("object format version {} is not supported (this tidemark reads {})",
+                              version, kEnvelopeVersion),
                   "the object was written by a newer tidemark: upgrade to read it");
     std::uint8_t compress = headerBytes_[12], encryption = headerBytes_[13];
-    if (compress > std::uint8_t(io::CompressType::Zstd)) corrupt(fmt::format("unknown compression {}", compress));
-    if (encryption > std::uint8_t(io::EncryptType::Aes256Gcm)) corrupt(fmt::format("unknown encryption {}", encryption));
+    if (compress > std::uint8_t(io::CompressType::Zstd))
+      corrupt(fmt::format("unknown compression {}", compress));
+    if (encryption > std::uint8_t(io::EncryptType::Aes256Gcm))
+      corrupt(fmt::format("unknown encryption {}", encryption));
     if (io::getLe16(&headerBytes_[14]) != 0) corrupt("unknown header flags");
     header_.compress = io::CompressType(compress);
     header_.encryption = io::EncryptType(encryption);
-    if (headerSize_ != headerSizeFor(header_.encryption)) corrupt(fmt::format("header length {} is invalid", headerSize_));
+    if (headerSize_ != headerSizeFor(header_.encryption))
+      corrupt(fmt::format("header length {} is invalid", headerSize_));
     if (header_.encryption != io::EncryptType::None) {
       EncryptionParams& p = header_.params;
       auto at = headerBytes_.begin() + kHeaderFixedSize;
@@ -142,7 +151,8 @@ void EnvelopeReader::forward(io::ByteView data) {
 }
 
 void EnvelopeReader::close() {
-  if (payload_ == nullptr) corrupt(fmt::format("object ends after {} bytes, inside its header (truncated)", storedSize_));
+  if (payload_ == nullptr)
+    corrupt(fmt::format("object ends after {} bytes, inside its header (truncated)", storedSize_));
   if (tail_.size() < kTrailerSize) corrupt("object ends before its trailer (truncated)");
   if (!std::equal(kTrailerMagic.begin(), kTrailerMagic.end(), tail_.begin() + 40))
     corrupt("trailer is damaged or the object is truncated");

@@ -14,17 +14,21 @@
 
 namespace tidemark::repo {
 
-inline constexpr std::array<std::uint8_t, 8> kEnvelopeMagic = {'T', 'I', 'D', 'E', 'M', 'A', 'R', 'K'};
-inline constexpr std::array<std::uint8_t, 8> kTrailerMagic = {'T', 'D', 'M', 'K', 'T', 'R', 'L', 'R'};
+inline constexpr std::array<std::uint8_t, 8> kEnvelopeMagic = {'T', 'I', 'D', 'E',
+                                                               'M', 'A', 'R', 'K'};
+inline constexpr std::array<std::uint8_t, 8> kTrailerMagic = {'T', 'D', 'M', 'K',
+                                                              'T', 'R', 'L', 'R'};
 inline constexpr std::uint16_t kEnvelopeVersion = 1;
-inline constexpr std::size_t kHeaderFixedSize = 16;   // magic, version, length, compression, encryption, flags
-inline constexpr std::size_t kHeaderCheckSize = 4;    // leading bytes of SHA-256 over the header
-inline constexpr std::size_t kTrailerSize = 48;       // plain length, plain SHA-256, magic
+inline constexpr std::size_t kHeaderFixedSize =
+    16;  // magic, version, length, compression, encryption, flags
+inline constexpr std::size_t kHeaderCheckSize = 4;  // leading bytes of SHA-256 over the header
+inline constexpr std::size_t kTrailerSize = 48;     // plain length, plain SHA-256, magic
 inline constexpr std::size_t kKeyIdSize = 8;
 inline constexpr std::size_t kSaltSize = 32;
 // Encryption parameters between the flags and the check (aes-256-gcm): chunk size, key id, salt,
 // nonce prefix.
-inline constexpr std::size_t kEncryptionFieldsSize = 4 + kKeyIdSize + kSaltSize + io::kNoncePrefixSize;
+inline constexpr std::size_t kEncryptionFieldsSize =
+    4 + kKeyIdSize + kSaltSize + io::kNoncePrefixSize;
 
 using KeyId = std::array<std::uint8_t, kKeyIdSize>;
 

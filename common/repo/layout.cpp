@@ -3,22 +3,29 @@
 
 namespace tidemark::repo {
 
-std::string stanzaFile(const std::string& stanza) { return stanza + "/stanza.json"; }
+std::string stanzaFile(const std::string& stanza) {
+  return stanza + "/stanza.json";
+}
 
-std::string walDirectory(const std::string& stanza) { return stanza + "/wal"; }
+std::string walDirectory(const std::string& stanza) {
+  return stanza + "/wal";
+}
 
 std::string walObject(const std::string& stanza, const pg::WalName& name) {
   if (name.kind == pg::WalKind::History) return walDirectory(stanza) + "/" + name.name;
   return walDirectory(stanza) + "/" + name.name.substr(0, 16) + "/" + name.name;
 }
 
-std::string backupsDirectory(const std::string& stanza) { return stanza + "/backups"; }
+std::string backupsDirectory(const std::string& stanza) {
+  return stanza + "/backups";
+}
 
 std::string backupDirectory(const std::string& stanza, const std::string& label) {
   return backupsDirectory(stanza) + "/" + label;
 }
 
-std::string backupObject(const std::string& stanza, const std::string& label, const std::string& name) {
+std::string backupObject(const std::string& stanza, const std::string& label,
+                         const std::string& name) {
   return backupDirectory(stanza, label) + "/" + name;
 }
 
@@ -26,6 +33,8 @@ std::string backupInfoFile(const std::string& stanza, const std::string& label) 
   return backupObject(stanza, label, "backup.json");
 }
 
-std::string backupLockFile(const std::string& stanza) { return stanza + "/backup.lock"; }
+std::string backupLockFile(const std::string& stanza) {
+  return stanza + "/backup.lock";
+}
 
 }  // namespace tidemark::repo

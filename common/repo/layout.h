@@ -21,7 +21,8 @@ std::string walObject(const std::string& stanza, const pg::WalName& name);
 
 std::string backupsDirectory(const std::string& stanza);
 std::string backupDirectory(const std::string& stanza, const std::string& label);
-std::string backupObject(const std::string& stanza, const std::string& label, const std::string& name);
+std::string backupObject(const std::string& stanza, const std::string& label,
+                         const std::string& name);
 std::string backupInfoFile(const std::string& stanza, const std::string& label);
 std::string backupLockFile(const std::string& stanza);
 

@@ -24,7 +24,8 @@ EnvelopeHeader newHeader(const ObjectOptions& options) {
 
 io::Buffer objectAad(const std::string& path, io::ByteView header) {
   std::size_t slash = path.find('/');
-  std::string_view name = slash == std::string::npos ? std::string_view(path) : std::string_view(path).substr(slash + 1);
+  std::string_view name = slash == std::string::npos ? std::string_view(path)
+                                                     : std::string_view(path).substr(slash + 1);
   io::Buffer aad(2 + name.size() + header.size());
   io::putLe16(aad.data(), std::uint16_t(name.size()));
   auto at = std::copy(name.begin(), name.end(), aad.begin() + 2);
@@ -32,12 +33,14 @@ io::Buffer objectAad(const std::string& path, io::ByteView header) {
   return aad;
 }
 
-ObjectWriter::ObjectWriter(std::unique_ptr<storage::Write> out, const std::string& path, ObjectOptions options)
+ObjectWriter::ObjectWriter(std::unique_ptr<storage::Write> out, const std::string& path,
+                           ObjectOptions options)
     : out_(std::move(out)), header_(newHeader(options)), envelope_(*out_, header_) {
   if (options.key != nullptr) {
     io::Key256 key = options.key->objectKey(header_.params.salt);
     sealer_ = std::make_unique<io::StreamSealer>(envelope_, key, header_.params.noncePrefix,
-                                                 header_.params.chunkSize, objectAad(path, encodeHeader(header_)));
+                                                 header_.params.chunkSize,
+                                                 objectAad(path, encodeHeader(header_)));
     io::wipe(key);
   }
   io::Sink& compressed = sealer_ ? static_cast<io::Sink&>(*sealer_) : envelope_;
@@ -77,20 +80,23 @@ namespace {
 // Decrypts and decompresses what the envelope forwards, once the header says how.
 class PlainPipeline {
  public:
-  PlainPipeline(io::Sink& out, const std::string& path, const Keyring& keys) : hash_(out), path_(path), keys_(keys) {}
+  PlainPipeline(io::Sink& out, const std::string& path, const Keyring& keys)
+      : hash_(out), path_(path), keys_(keys) {}
   io::Sink& open(const EnvelopeHeader& header) {
     decompressor_ = io::newDecompressor(header.compress, hash_);
     if (header.encryption == io::EncryptType::None) return *decompressor_;
     const EncryptionParams& p = header.params;
     if (p.chunkSize < io::kMinEncryptChunkSize || p.chunkSize > io::kMaxEncryptChunkSize)
-      throw error(ErrorCode::Corrupt, "its header's encryption chunk size {} is out of range ({}..{})", p.chunkSize,
+      throw error(ErrorCode::Corrupt,
+                  "its header's encryption chunk size {} is out of range ({}..{})", p.chunkSize,
                   io::kMinEncryptChunkSize, io::kMaxEncryptChunkSize);
     const MasterKey* master = keys_.find(p.keyId);
     if (master == nullptr)
       throw Error(ErrorCode::Config,
                   fmt::format("object '{}' was written with key {}; configured keys are {}", path_,
                               io::toHex(p.keyId), keys_.describe()),
-                  "set encryption.key-file (or key-command) to that key, or add its file to encryption.old-key-files; "
+                  "set encryption.key-file (or key-command) to that key, or add its file to "
+                  "encryption.old-key-files; "
                   "'tidemark keygen' prints a key's id when it makes it");
     io::Key256 key = master->objectKey(p.salt);
     opener_ = std::make_unique<io::StreamOpener>(*decompressor_, key, p.noncePrefix, p.chunkSize,
@@ -110,32 +116,36 @@ class PlainPipeline {
 
 }  // namespace
 
-std::optional<ObjectSummary> readObject(storage::Storage& storage, const std::string& path, io::Sink& out,
-                                        const Keyring& keys) {
+std::optional<ObjectSummary> readObject(storage::Storage& storage, const std::string& path,
+                                        io::Sink& out, const Keyring& keys) {
   PlainPipeline plain(out, path, keys);
-  EnvelopeReader envelope([&](const EnvelopeHeader& header) -> io::Sink& { return plain.open(header); });
+  EnvelopeReader envelope(
+      [&](const EnvelopeHeader& header) -> io::Sink& { return plain.open(header); });
   try {
     if (!storage.read(path, envelope)) return std::nullopt;
     envelope.close();
     const EnvelopeTrailer& trailer = envelope.trailer();
     if (trailer.plainSize != plain.hash().size())
-      throw error(ErrorCode::Corrupt, "content is {} bytes but its trailer records {}", plain.hash().size(),
-                  trailer.plainSize);
+      throw error(ErrorCode::Corrupt, "content is {} bytes but its trailer records {}",
+                  plain.hash().size(), trailer.plainSize);
     if (trailer.plainSha256 != plain.hash().digest())
       throw error(ErrorCode::Corrupt, "content SHA-256 is {} but its trailer records {}",
                   io::toHex(plain.hash().digest()), io::toHex(trailer.plainSha256));
-    return ObjectSummary{trailer.plainSize, trailer.plainSha256, envelope.storedSize(), envelope.header().compress,
-                         envelope.header().encryption};
+    return ObjectSummary{trailer.plainSize, trailer.plainSha256, envelope.storedSize(),
+                         envelope.header().compress, envelope.header().encryption};
   } catch (const Error& e) {
     if (e.code() != ErrorCode::Corrupt) throw;
     throw Error(ErrorCode::Corrupt,
-                fmt::format("object '{}' in {} failed verification: {}", path, storage.describe(), e.what()),
-                "the stored copy is damaged (a disk or transfer fault) or was altered: keep it for inspection and check the "
+                fmt::format("object '{}' in {} failed verification: {}", path, storage.describe(),
+                            e.what()),
+                "the stored copy is damaged (a disk or transfer fault) or was altered: keep it for "
+                "inspection and check the "
                 "repository storage");
   }
 }
 
-std::optional<ObjectSummary> verifyObject(storage::Storage& storage, const std::string& path, const Keyring& keys) {
+std::optional<ObjectSummary> verifyObject(storage::Storage& storage, const std::string& path,
+                                          const Keyring& keys) {
   io::NullSink discard;
   return readObject(storage, path, discard, keys);
 }

@@ -2,7 +2,8 @@
 // and back, verifying the plain length and SHA-256 the trailer records.
 //
 //   write: plain -> SHA-256 + length -> compress -> encrypt -> envelope -> storage::Write -> commit
-//   read:  storage -> envelope -> decrypt -> decompress -> SHA-256 + length -> out, verified on close
+//   read:  storage -> envelope -> decrypt -> decompress -> SHA-256 + length -> out, verified on
+//   close
 //
 // An encrypted object is bound to its name (its path below the stanza folder): stored under
 // another name, it fails authentication.
@@ -27,7 +28,9 @@ struct ObjectOptions {
   // it must outlive the writer.
   const MasterKey* key = nullptr;
 
-  io::EncryptType encryption() const { return key ? io::EncryptType::Aes256Gcm : io::EncryptType::None; }
+  io::EncryptType encryption() const {
+    return key ? io::EncryptType::Aes256Gcm : io::EncryptType::None;
+  }
   // Hash on a thread of its own (io::BackgroundSha256), beside the compression: for large
   // objects (base backups), where it shortens the wall time when a core is free. Costs a copy of
   // the bytes and a thread.
@@ -73,8 +76,8 @@ class ObjectWriter final : public io::Sink {
 // object when any check fails (for an encrypted object: any change, cut, extension or rename),
 // Error(Config) when the object's key is not in `keys`; `out` may then have received bytes, so it
 // must be something that is discarded without commit.
-std::optional<ObjectSummary> readObject(storage::Storage& storage, const std::string& path, io::Sink& out,
-                                        const Keyring& keys = Keyring::none());
+std::optional<ObjectSummary> readObject(storage::Storage& storage, const std::string& path,
+                                        io::Sink& out, const Keyring& keys = Keyring::none());
 
 // Reads and verifies an object, discarding its content.
 std::optional<ObjectSummary> verifyObject(storage::Storage& storage, const std::string& path,

@@ -15,8 +15,10 @@ std::unique_ptr<storage::Storage> openStorage(const Config& config) {
   if (config.repo.type == "posix") return std::make_unique<storage::PosixStorage>(config.repo.path);
   if (config.repo.type == "s3") {
     std::string prefix = config.repo.path;
-    while (!prefix.empty() && prefix.front() == '/') prefix.erase(0, 1);
-    while (!prefix.empty() && prefix.back() == '/') prefix.pop_back();
+    while (!prefix.empty() && prefix.front() == '/')
+      prefix.erase(0, 1);
+    while (!prefix.empty() && prefix.back() == '/')
+      prefix.pop_back();
     const auto& s3 = config.s3;
     return std::make_unique<storage::S3Storage>(storage::S3Options{
         .bucket = s3.bucket,
@@ -42,7 +44,8 @@ Keyring loadKeyring(const Config::Encryption& e) {
   Keyring keys;
   if (!e.keyFile.empty()) keys.current = readKeyFile(e.keyFile, "encryption.key-file");
   if (!e.keyCommand.empty()) keys.current = runKeyCommand(e.keyCommand);
-  for (const auto& path : e.oldKeyFiles) keys.old.push_back(readKeyFile(path, "encryption.old-key-files"));
+  for (const auto& path : e.oldKeyFiles)
+    keys.old.push_back(readKeyFile(path, "encryption.old-key-files"));
   return keys;
 }
 
@@ -57,20 +60,23 @@ Repository::Repository(std::unique_ptr<storage::Storage> storage, std::string st
       policy_(policy),
       openStorage_(std::move(openStorage)) {}
 
-Repository::Repository(storage::Storage& storage, std::string stanza, Keyring keys, WritePolicy policy)
+Repository::Repository(storage::Storage& storage, std::string stanza, Keyring keys,
+                       WritePolicy policy)
     : storage_(&storage), stanza_(std::move(stanza)), keys_(std::move(keys)), policy_(policy) {}
 
 ObjectOptions Repository::objectOptions() const {
   ObjectOptions options{.compress = policy_.compress, .level = policy_.level};
   if (policy_.encryption != io::EncryptType::None) {
-    if (!keys_.current) throw Error(ErrorCode::Internal, "encryption is configured but no key was loaded");
+    if (!keys_.current)
+      throw Error(ErrorCode::Internal, "encryption is configured but no key was loaded");
     options.key = &*keys_.current;
   }
   return options;
 }
 
 Repository Repository::another() const {
-  if (!openStorage_) throw Error(ErrorCode::Internal, "this repository handle cannot open another connection");
+  if (!openStorage_)
+    throw Error(ErrorCode::Internal, "this repository handle cannot open another connection");
   return Repository(openStorage_(), stanza_, keys_, policy_, openStorage_);
 }
 

@@ -44,7 +44,8 @@ class Repository {
   Repository(std::unique_ptr<storage::Storage> storage, std::string stanza, Keyring keys = {},
              WritePolicy policy = {}, StorageFactory openStorage = {});
   // Borrows `storage`, which must outlive the handle (tests; worker threads).
-  Repository(storage::Storage& storage, std::string stanza, Keyring keys = {}, WritePolicy policy = {});
+  Repository(storage::Storage& storage, std::string stanza, Keyring keys = {},
+             WritePolicy policy = {});
 
   Repository(Repository&&) noexcept = default;
   Repository& operator=(Repository&&) noexcept = default;

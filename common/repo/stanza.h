@@ -23,7 +23,7 @@ struct StanzaInfo {
   io::EncryptType encryption = io::EncryptType::None;
   int format = kRepositoryFormat;
   std::optional<UtcSeconds> created;  // absent in stanza.json files of early versions
-  std::string tidemarkVersion;  // of the tidemark that created the stanza
+  std::string tidemarkVersion;        // of the tidemark that created the stanza
 
   std::string toJson() const;
   // Throws Error(Corrupt) naming `where` when the document is not a valid stanza.json.
@@ -37,7 +37,8 @@ std::optional<StanzaInfo> loadStanza(const Repository& repository);
 // (atomically: of two processes creating it at once, one wins and the other reads its result).
 // Throws Error(ForeignCluster) when the stanza belongs to another cluster (system identifier or
 // WAL segment size differ), naming both identifiers.
-StanzaInfo ensureStanza(const Repository& repository, const StanzaInfo& candidate, const std::string& what);
+StanzaInfo ensureStanza(const Repository& repository, const StanzaInfo& candidate,
+                        const std::string& what);
 
 // Throws Error(ForeignCluster) unless `systemId` is the stanza's; `what` names the file.
 void checkSystemId(const StanzaInfo& info, const std::string& stanza, std::uint64_t systemId,

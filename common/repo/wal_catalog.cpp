@@ -24,8 +24,10 @@ std::uint64_t WalCatalog::newestSegment() const {
 
 std::set<std::uint32_t> WalCatalog::timelines() const {
   std::set<std::uint32_t> out(histories);
-  for (const auto& [tli, files] : segments) out.insert(tli);
-  for (const auto& [tli, files] : partials) out.insert(tli);
+  for (const auto& [tli, files] : segments)
+    out.insert(tli);
+  for (const auto& [tli, files] : partials)
+    out.insert(tli);
   return out;
 }
 
@@ -38,7 +40,8 @@ WalCatalog scanWal(const Repository& repository, std::uint32_t segmentSize) {
   storage.list(wal, [&](const storage::ListEntry& entry) {
     if (entry.directory) {
       folders.push_back(entry.name);
-    } else if (auto name = pg::parseWalName(entry.name); name && name->kind == pg::WalKind::History) {
+    } else if (auto name = pg::parseWalName(entry.name);
+               name && name->kind == pg::WalKind::History) {
       catalog.histories.insert(name->timeline);
     }
   });
@@ -63,9 +66,11 @@ pg::TimelineHistory loadHistory(const Repository& repository, std::uint32_t time
   io::MemorySink sink(4u << 20);
   auto summary = readObject(repository.storage(), path, sink, repository.keys());
   if (!summary)
-    throw Error(ErrorCode::Corrupt,
-                fmt::format("timeline {} has no history file '{}' in {}", timeline, path, repository.describe()),
-                "the repository is missing the history of that timeline; choose another target timeline");
+    throw Error(
+        ErrorCode::Corrupt,
+        fmt::format("timeline {} has no history file '{}' in {}", timeline, path,
+                    repository.describe()),
+        "the repository is missing the history of that timeline; choose another target timeline");
   return pg::parseHistory(timeline, std::string(sink.text()), repository.describe() + "/" + path);
 }
 

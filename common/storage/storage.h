@@ -87,7 +87,8 @@ class Storage {
   // and sets `holder` to the owner line of whoever holds it. posix: flock() on a file, released
   // by the kernel when the holder dies. s3: a lock object that the holder refreshes while it
   // holds it; one not refreshed for five minutes is stale and taken over (with a warning).
-  virtual std::unique_ptr<Lock> tryLock(const std::string& path, const std::string& owner, std::string& holder) = 0;
+  virtual std::unique_ptr<Lock> tryLock(const std::string& path, const std::string& owner,
+                                        std::string& holder) = 0;
 };
 
 // Reads a whole small object into memory; nullopt when it does not exist.

@@ -20,7 +20,8 @@ namespace {
 void waitArchived(PgCluster& pg, const std::string& name) {
   bool archived = waitUntil(
       [&] {
-        return pg.value("select coalesce(last_archived_wal, '') >= '" + name + "' from pg_stat_archiver") == "t";
+        return pg.value("select coalesce(last_archived_wal, '') >= '" + name +
+                        "' from pg_stat_archiver") == "t";
       },
       120s);
   INFO(pg.logTail());
@@ -38,8 +39,8 @@ bool contains(const io::Buffer& bytes, const std::string& text) {
 
 }  // namespace
 
-TEST_CASE_TEMPLATE("PostgreSQL archives through tidemark and every file comes back byte-identical", Repo, PosixRepo,
-                   S3Repo, EncryptedPosixRepo, EncryptedS3Repo) {
+TEST_CASE_TEMPLATE("PostgreSQL archives through tidemark and every file comes back byte-identical",
+                   Repo, PosixRepo, S3Repo, EncryptedPosixRepo, EncryptedS3Repo) {
   for (std::string compress : {"zstd", "lz4", "none"}) {
     CAPTURE(compress);
     Workspace ws(Repo::value, "[compress]\ntype = \"" + compress + "\"\n");
@@ -47,21 +48,24 @@ TEST_CASE_TEMPLATE("PostgreSQL archives through tidemark and every file comes ba
     PgCluster pg(ws.path("pg"));
     pg.initdb();
     // A second command keeps a copy of exactly what PostgreSQL handed over.
-    pg.configure("archive_mode = on\n"
-                 "archive_command = '" + ws.archiveCommand() + " && cp %p " + reference + "/%f'\n"
-                 "wal_level = replica\n");
+    pg.configure(
+        "archive_mode = on\n"
+        "archive_command = '" +
+        ws.archiveCommand() + " && cp %p " + reference +
+        "/%f'\n"
+        "wal_level = replica\n");
     pg.start();
     // A row whose text PostgreSQL writes into its WAL as it is.
     const std::string marker = "tidemark-marker-" + std::to_string(::getpid()) + "-c0ffee";
     pg.exec("create table secret (t text)");
     pg.exec("insert into secret values ('" + marker + "')");
 
-    run({pgBinDir() + "/pgbench", "-i", "-s", "2", "-h", "127.0.0.1", "-p", std::to_string(pg.port()), "-U",
-         "postgres", "postgres"});
+    run({pgBinDir() + "/pgbench", "-i", "-s", "2", "-h", "127.0.0.1", "-p",
+         std::to_string(pg.port()), "-U", "postgres", "postgres"});
     std::string last;
     for (int i = 0; i < 3; ++i) {
-      REQUIRE(run({pgBinDir() + "/pgbench", "-t", "300", "-h", "127.0.0.1", "-p", std::to_string(pg.port()), "-U",
-                   "postgres", "postgres"}) == 0);
+      REQUIRE(run({pgBinDir() + "/pgbench", "-t", "300", "-h", "127.0.0.1", "-p",
+                   std::to_string(pg.port()), "-U", "postgres", "postgres"}) == 0);
       last = switchWal(pg);
     }
     waitArchived(pg, last);
@@ -86,19 +90,26 @@ TEST_CASE_TEMPLATE("PostgreSQL archives through tidemark and every file comes ba
       ++objects;
     }
     CHECK(objects >= files + 1);
-    if (ws.encrypted()) CHECK(storedWithMarker == 0);
-    else if (compress == "none") CHECK(storedWithMarker >= 1);
+    if (ws.encrypted())
+      CHECK(storedWithMarker == 0);
+    else if (compress == "none")
+      CHECK(storedWithMarker >= 1);
   }
 }
 
-TEST_CASE_TEMPLATE("a copy of the cluster recovers through tidemark-archive-get and holds rows written after the copy",
-                   Repo, PosixRepo, S3Repo, EncryptedPosixRepo, EncryptedS3Repo) {
+TEST_CASE_TEMPLATE(
+    "a copy of the cluster recovers through tidemark-archive-get and holds rows written after the "
+    "copy",
+    Repo, PosixRepo, S3Repo, EncryptedPosixRepo, EncryptedS3Repo) {
   Workspace ws(Repo::value);
   PgCluster primary(ws.path("primary"), "primary");
   primary.initdb();
-  primary.configure("archive_mode = on\n"
-                    "archive_command = '" + ws.archiveCommand() + "'\n"
-                    "wal_level = replica\n");
+  primary.configure(
+      "archive_mode = on\n"
+      "archive_command = '" +
+      ws.archiveCommand() +
+      "'\n"
+      "wal_level = replica\n");
   primary.start();
   primary.exec("create table before_copy as select generate_series(1, 1000) as i");
 
@@ -106,8 +117,8 @@ TEST_CASE_TEMPLATE("a copy of the cluster recovers through tidemark-archive-get 
   // recovery needs comes through restore_command.
   std::string copy = ws.path("copy");
   ProcessOptions asUser{.user = testUser(), .stderrPath = ws.path("basebackup.log")};
-  REQUIRE(run({pgBinDir() + "/pg_basebackup", "-D", copy, "-X", "none", "-c", "fast", "-h", "127.0.0.1", "-p",
-               std::to_string(primary.port()), "-U", "postgres"},
+  REQUIRE(run({pgBinDir() + "/pg_basebackup", "-D", copy, "-X", "none", "-c", "fast", "-h",
+               "127.0.0.1", "-p", std::to_string(primary.port()), "-U", "postgres"},
               asUser) == 0);
 
   primary.exec("create table after_copy as select generate_series(1, 5000) as i");
@@ -117,13 +128,15 @@ TEST_CASE_TEMPLATE("a copy of the cluster recovers through tidemark-archive-get 
   primary.stop();
 
   PgCluster restored(copy, "restored");
-  restored.configure("restore_command = '" + ws.restoreCommand() + "'\n"
+  restored.configure("restore_command = '" + ws.restoreCommand() +
+                     "'\n"
                      "archive_mode = off\n");
   writeFile(copy + "/recovery.signal", "");
   giveToTestUser(copy);
   restored.start();
   // No target: replay every archived file, then promote at the end of the archive.
-  bool promoted = waitUntil([&] { return restored.value("select pg_is_in_recovery()") == "f"; }, 120s);
+  bool promoted =
+      waitUntil([&] { return restored.value("select pg_is_in_recovery()") == "f"; }, 120s);
   INFO(restored.logTail());
   REQUIRE(promoted);
   CHECK(restored.value("select count(*) from before_copy") == "1000");

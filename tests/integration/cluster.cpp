@@ -3,17 +3,17 @@
 
 #include <libpq-fe.h>
 #include <signal.h>
+#include <sys/stat.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <deque>
 #include <filesystem>
 #include <fstream>
 #include <functional>
-#include <algorithm>
 #include <map>
 #include <sstream>
 #include <stdexcept>
-#include <sys/stat.h>
 
 #include "common/config/config.h"
 #include "common/repo/layout.h"
@@ -41,18 +41,24 @@ PgCluster::~PgCluster() {
 
 void PgCluster::initdb() {
   ProcessOptions options{.user = testUser(), .stdoutPath = logPath_, .stderrPath = logPath_};
-  int status = run({pgBinDir() + "/initdb", "-D", dataDir_, "-A", "trust", "-U", "postgres", "--no-sync", "-E", "UTF8",
-                    "--locale=C"},
+  int status = run({pgBinDir() + "/initdb", "-D", dataDir_, "-A", "trust", "-U", "postgres",
+                    "--no-sync", "-E", "UTF8", "--locale=C"},
                    options);
-  if (status != 0) throw std::runtime_error("initdb failed (" + std::to_string(status) + "):\n" + logTail());
-  configure("listen_addresses = '127.0.0.1'\n"
-            "port = " + std::to_string(port_) + "\n"
-            "unix_socket_directories = '" + socketDir_ + "'\n"
-            "max_connections = 20\n"
-            "shared_buffers = 32MB\n"
-            "fsync = off\n"
-            "logging_collector = off\n"
-            "log_min_messages = info\n");
+  if (status != 0)
+    throw std::runtime_error("initdb failed (" + std::to_string(status) + "):\n" + logTail());
+  configure(
+      "listen_addresses = '127.0.0.1'\n"
+      "port = " +
+      std::to_string(port_) +
+      "\n"
+      "unix_socket_directories = '" +
+      socketDir_ +
+      "'\n"
+      "max_connections = 20\n"
+      "shared_buffers = 32MB\n"
+      "fsync = off\n"
+      "logging_collector = off\n"
+      "log_min_messages = info\n");
 }
 
 void PgCluster::configure(const std::string& lines) {
@@ -64,13 +70,17 @@ void PgCluster::configure(const std::string& lines) {
 void PgCluster::start(std::chrono::seconds timeout) {
   ProcessOptions options{.user = testUser(), .stdoutPath = logPath_, .stderrPath = logPath_};
   // Port and socket on the command line: a restored copy of another cluster keeps its settings.
-  server_ = std::make_unique<Process>(std::vector<std::string>{pgBinDir() + "/postgres", "-D", dataDir_, "-p",
-                                                               std::to_string(port_), "-k", socketDir_},
-                                      options);
-  std::string conninfo = "host=127.0.0.1 port=" + std::to_string(port_) + " user=postgres dbname=postgres";
-  bool up = waitUntil([&] { return !server_->running() || PQping(conninfo.c_str()) == PQPING_OK; }, timeout);
+  server_ = std::make_unique<Process>(
+      std::vector<std::string>{pgBinDir() + "/postgres", "-D", dataDir_, "-p",
+                               std::to_string(port_), "-k", socketDir_},
+      options);
+  std::string conninfo =
+      "host=127.0.0.1 port=" + std::to_string(port_) + " user=postgres dbname=postgres";
+  bool up = waitUntil([&] { return !server_->running() || PQping(conninfo.c_str()) == PQPING_OK; },
+                      timeout);
   if (!server_->running())
-    throw std::runtime_error("postgres exited with status " + std::to_string(server_->wait()) + ":\n" + logTail());
+    throw std::runtime_error("postgres exited with status " + std::to_string(server_->wait()) +
+                             ":\n" + logTail());
   if (!up) throw std::runtime_error("postgres did not accept connections in time:\n" + logTail());
 }
 
@@ -84,7 +94,9 @@ void PgCluster::stop(std::chrono::seconds timeout) {
   server_.reset();
 }
 
-bool PgCluster::running() { return server_ && server_->running(); }
+bool PgCluster::running() {
+  return server_ && server_->running();
+}
 
 std::vector<std::string> PgCluster::column(const std::string& sql) {
   std::string conninfo = "host=127.0.0.1 port=" + std::to_string(port_) +
@@ -97,7 +109,8 @@ std::vector<std::string> PgCluster::column(const std::string& sql) {
   if (status != PGRES_TUPLES_OK && status != PGRES_COMMAND_OK)
     throw std::runtime_error("query failed: " + sql + ": " + PQerrorMessage(conn.get()));
   std::vector<std::string> out;
-  for (int row = 0; row < PQntuples(result.get()); ++row) out.emplace_back(PQgetvalue(result.get(), row, 0));
+  for (int row = 0; row < PQntuples(result.get()); ++row)
+    out.emplace_back(PQgetvalue(result.get(), row, 0));
   return out;
 }
 
@@ -114,7 +127,8 @@ std::string PgCluster::logTail(std::size_t lines) const {
     if (tail.size() > lines) tail.pop_front();
   }
   std::string out;
-  for (const auto& line : tail) out += line + "\n";
+  for (const auto& line : tail)
+    out += line + "\n";
   return out;
 }
 
@@ -122,16 +136,18 @@ const S3Server& s3Server() {
   static const S3Server server = [] {
     std::ifstream in(TIDEMARK_S3_ENV_FILE);
     if (!in)
-      throw std::runtime_error(std::string("no S3 test server: ") + TIDEMARK_S3_ENV_FILE +
-                               " is missing; ctest starts one (fixture 's3'), or run scripts/s3-server start -d " +
-                               std::filesystem::path(TIDEMARK_S3_ENV_FILE).parent_path().string() + " --tls");
+      throw std::runtime_error(
+          std::string("no S3 test server: ") + TIDEMARK_S3_ENV_FILE +
+          " is missing; ctest starts one (fixture 's3'), or run scripts/s3-server start -d " +
+          std::filesystem::path(TIDEMARK_S3_ENV_FILE).parent_path().string() + " --tls");
     std::map<std::string, std::string> env;
     for (std::string line; std::getline(in, line);) {
       auto eq = line.find('=');
       if (eq != std::string::npos) env[line.substr(0, eq)] = line.substr(eq + 1);
     }
-    return S3Server{env["S3_ENDPOINT"],   env["S3_ENDPOINT_TLS"], env["S3_VHOST_ENDPOINT"], env["S3_CA_FILE"],
-                    env["S3_REGION"],     env["S3_ACCESS_KEY"],   env["S3_SECRET_KEY"],     env["S3_BUCKET"]};
+    return S3Server{env["S3_ENDPOINT"],   env["S3_ENDPOINT_TLS"], env["S3_VHOST_ENDPOINT"],
+                    env["S3_CA_FILE"],    env["S3_REGION"],       env["S3_ACCESS_KEY"],
+                    env["S3_SECRET_KEY"], env["S3_BUCKET"]};
   }();
   return server;
 }
@@ -142,9 +158,11 @@ Workspace::Workspace(RepoKind kind, const std::string& extraToml)
   bin_ = dir_ / "bin";
   config_ = dir_ / "tidemark.toml";
   std::filesystem::create_directories(bin_);
-  for (const char* binary : {TIDEMARK_ARCHIVE_PUSH_BINARY, TIDEMARK_ARCHIVE_GET_BINARY, TIDEMARK_BASEBACKUP_BINARY,
-                             TIDEMARK_RECOVER_BINARY, TIDEMARK_CTL_BINARY})
-    std::filesystem::copy_file(binary, bin_ + "/" + std::filesystem::path(binary).filename().string());
+  for (const char* binary :
+       {TIDEMARK_ARCHIVE_PUSH_BINARY, TIDEMARK_ARCHIVE_GET_BINARY, TIDEMARK_BASEBACKUP_BINARY,
+        TIDEMARK_RECOVER_BINARY, TIDEMARK_CTL_BINARY})
+    std::filesystem::copy_file(binary,
+                               bin_ + "/" + std::filesystem::path(binary).filename().string());
   if (backend == Backend::Posix) {
     std::string repo = dir_ / "repo";
     std::filesystem::create_directories(repo);
@@ -155,8 +173,8 @@ Workspace::Workspace(RepoKind kind, const std::string& extraToml)
     std::string prefix = "/it/" + std::filesystem::path(dir_.path()).filename().string();
     repoToml_ = "[repo]\ntype = \"s3\"\npath = \"" + prefix + "\"\n[s3]\nbucket = \"" + s3.bucket +
                 "\"\nendpoint = \"" + s3.endpoint + "\"\nregion = \"" + s3.region +
-                "\"\nuri-style = \"path\"\naccess-key-id = \"" + s3.accessKey + "\"\nsecret-access-key = \"" +
-                s3.secretKey + "\"\n";
+                "\"\nuri-style = \"path\"\naccess-key-id = \"" + s3.accessKey +
+                "\"\nsecret-access-key = \"" + s3.secretKey + "\"\n";
   }
   if (encrypted_) {
     runOutput({ctl(), "keygen", keyFile()});
@@ -169,9 +187,13 @@ Workspace::Workspace(RepoKind kind, const std::string& extraToml)
   giveToTestUser(dir_.path());
 }
 
-std::string Workspace::archiveCommand() const { return push() + " --config " + config_ + " %p"; }
+std::string Workspace::archiveCommand() const {
+  return push() + " --config " + config_ + " %p";
+}
 
-std::string Workspace::restoreCommand() const { return get() + " --config " + config_ + " %f %p"; }
+std::string Workspace::restoreCommand() const {
+  return get() + " --config " + config_ + " %f %p";
+}
 
 std::string Workspace::makeDir(const std::string& name) const {
   std::string p = dir_ / name;
@@ -208,7 +230,9 @@ void Workspace::replaceObject(const std::string& path, io::ByteView bytes) const
   if (!write->commit()) throw std::runtime_error("cannot replace " + path);
 }
 
-bool Workspace::hasObject(const std::string& path) const { return storage()->info(path).has_value(); }
+bool Workspace::hasObject(const std::string& path) const {
+  return storage()->info(path).has_value();
+}
 
 std::vector<std::string> Workspace::objects() const {
   auto repository = storage();
@@ -218,8 +242,10 @@ std::vector<std::string> Workspace::objects() const {
     repository->list(dir, [&](const storage::ListEntry& entry) { entries.push_back(entry); });
     for (const auto& entry : entries) {
       std::string path = dir.empty() ? entry.name : dir + "/" + entry.name;
-      if (entry.directory) walk(path);
-      else out.push_back(path);
+      if (entry.directory)
+        walk(path);
+      else
+        out.push_back(path);
     }
   };
   walk("");
@@ -238,13 +264,16 @@ std::string mergeToml(const std::string& base, const std::string& extra) {
         current = line;
         continue;
       }
-      auto it = std::find_if(sections.begin(), sections.end(), [&](const auto& s) { return s.first == current; });
+      auto it = std::find_if(sections.begin(), sections.end(),
+                             [&](const auto& s) { return s.first == current; });
       if (it == sections.end()) it = sections.insert(sections.end(), {current, {}});
       auto keyOf = [](const std::string& l) { return l.substr(0, l.find_first_of(" =")); };
       auto same = std::find_if(it->second.begin(), it->second.end(),
                                [&](const std::string& l) { return keyOf(l) == keyOf(line); });
-      if (same != it->second.end()) *same = line;
-      else it->second.push_back(line);
+      if (same != it->second.end())
+        *same = line;
+      else
+        it->second.push_back(line);
     }
   };
   add(base);
@@ -253,7 +282,8 @@ std::string mergeToml(const std::string& base, const std::string& extra) {
   for (const auto& [header, lines] : sections) {
     if (lines.empty()) continue;
     if (!header.empty()) out += header + "\n";
-    for (const auto& line : lines) out += line + "\n";
+    for (const auto& line : lines)
+      out += line + "\n";
   }
   return out;
 }

@@ -57,7 +57,8 @@ class PgCluster {
 // run against several are TEST_CASE_TEMPLATEs over PosixRepo, S3Repo and their encrypted variants.
 enum class Backend { Posix, S3 };
 struct RepoKind {
-  constexpr RepoKind(Backend backend, bool encrypted = false) : backend(backend), encrypted(encrypted) {}
+  constexpr RepoKind(Backend backend, bool encrypted = false)
+      : backend(backend), encrypted(encrypted) {}
   Backend backend;
   bool encrypted;
 };

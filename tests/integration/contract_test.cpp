@@ -14,14 +14,16 @@ namespace {
 
 std::size_t entriesIn(const std::string& dir) {
   std::size_t n = 0;
-  for ([[maybe_unused]] const auto& entry : fs::directory_iterator(dir)) ++n;
+  for ([[maybe_unused]] const auto& entry : fs::directory_iterator(dir))
+    ++n;
   return n;
 }
 
 }  // namespace
 
-TEST_CASE_TEMPLATE("archive-push and archive-get keep the exit-status contract PostgreSQL relies on", Repo, PosixRepo,
-                   S3Repo, EncryptedPosixRepo, EncryptedS3Repo) {
+TEST_CASE_TEMPLATE(
+    "archive-push and archive-get keep the exit-status contract PostgreSQL relies on", Repo,
+    PosixRepo, S3Repo, EncryptedPosixRepo, EncryptedS3Repo) {
   Workspace ws(Repo::value);
   std::string pgWal = ws.makeDir("source");
   SegmentSpec spec{.segmentNumber = 3};
@@ -123,12 +125,14 @@ TEST_CASE_TEMPLATE("archive-push and archive-get keep the exit-status contract P
       runOutput({ws.ctl(), "keygen", otherKey});
       giveToTestUser(otherKey);
       std::string log = ws.path("tidemark.log");
-      CHECK(get(name, "pg_wal/RECOVERYXLOG", recovering, {"--encryption-key-file=" + otherKey}) == 255);
+      CHECK(get(name, "pg_wal/RECOVERYXLOG", recovering, {"--encryption-key-file=" + otherKey}) ==
+            255);
       std::string text(io::asText(readFile(log)));
       CHECK(text.find("was written with key ") != std::string::npos);
       CHECK(text.find("configured keys are ") != std::string::npos);
       CHECK(get(name, "pg_wal/RECOVERYXLOG", recovering,
-                {"--encryption-key-file=" + otherKey, "--encryption-old-key-files=" + ws.keyFile()}) == 0);
+                {"--encryption-key-file=" + otherKey,
+                 "--encryption-old-key-files=" + ws.keyFile()}) == 0);
       CHECK(readFile(recovering + "/pg_wal/RECOVERYXLOG") == makeSegment(spec));
     }
 
@@ -146,8 +150,9 @@ TEST_CASE_TEMPLATE("archive-push and archive-get keep the exit-status contract P
   SUBCASE("an unreachable repository is an error, never 'not found'") {
     // posix: a repository path that does not exist (an unmounted NFS share); s3: a bucket that
     // does not exist.
-    std::vector<std::string> elsewhere{ws.backend() == Backend::Posix ? "--repo-path=" + ws.path("not-mounted")
-                                                                       : "--s3-bucket=no-such-bucket"};
+    std::vector<std::string> elsewhere{ws.backend() == Backend::Posix
+                                           ? "--repo-path=" + ws.path("not-mounted")
+                                           : "--s3-bucket=no-such-bucket"};
     CHECK(get("000000010000000000000009", "pg_wal/RECOVERYXLOG", recovering, elsewhere) == 255);
     int status = get("000000010000000000000009", "pg_wal/RECOVERYXLOG", standby, elsewhere);
     CHECK(status >= 2);
@@ -157,7 +162,8 @@ TEST_CASE_TEMPLATE("archive-push and archive-get keep the exit-status contract P
   }
 
   SUBCASE("a stanza that does not exist is an error, never 'not found'") {
-    CHECK(get("000000010000000000000009", "pg_wal/RECOVERYXLOG", recovering, {"--stanza=typo"}) == 255);
+    CHECK(get("000000010000000000000009", "pg_wal/RECOVERYXLOG", recovering, {"--stanza=typo"}) ==
+          255);
   }
 
   SUBCASE("bad configuration: push exits 1..125, get exits 255, neither 126, 127 nor 143") {

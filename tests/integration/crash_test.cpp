@@ -5,9 +5,9 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
-#include <algorithm>
 #include <functional>
 #include <map>
 #include <random>
@@ -63,8 +63,9 @@ bool tmpfileSupported(const std::string& dir) {
 
 }  // namespace
 
-TEST_CASE_TEMPLATE("archive-push killed at random moments never leaves a visible object that fails verification", Repo,
-                   PosixRepo, S3Repo) {
+TEST_CASE_TEMPLATE(
+    "archive-push killed at random moments never leaves a visible object that fails verification",
+    Repo, PosixRepo, S3Repo) {
   Workspace ws(Repo::value);
   auto repository = ws.storage();
   storage::Storage& storage = *repository;
@@ -85,8 +86,10 @@ TEST_CASE_TEMPLATE("archive-push killed at random moments never leaves a visible
       SegmentSpec spec{.segmentNumber = nextSegment++};
       std::string file = writeSegment(source, spec);
       auto started = std::chrono::steady_clock::now();
-      REQUIRE(run({ws.push(), "--config", ws.config(), std::string("--compress-type=") + compress, file}) == 0);
-      times.push_back(std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - started));
+      REQUIRE(run({ws.push(), "--config", ws.config(), std::string("--compress-type=") + compress,
+                   file}) == 0);
+      times.push_back(std::chrono::duration_cast<std::chrono::microseconds>(
+          std::chrono::steady_clock::now() - started));
     }
     std::sort(times.begin(), times.end());
     typical[compress] = times[1];
@@ -122,7 +125,8 @@ TEST_CASE_TEMPLATE("archive-push killed at random moments never leaves a visible
     CHECK(repo::verifyObject(storage, objectPath(spec)));
   }
   CHECK(verifyRepository(storage) == warmupObjects + kRounds);
-  MESSAGE(killedMidway, " of ", kRounds, " pushes were killed before they finished (typical push: zstd ",
+  MESSAGE(killedMidway, " of ", kRounds,
+          " pushes were killed before they finished (typical push: zstd ",
           typical["zstd"].count() / 1000, " ms, lz4 ", typical["lz4"].count() / 1000, " ms, none ",
           typical["none"].count() / 1000, " ms)");
   // Otherwise the test proved nothing about interrupted pushes.

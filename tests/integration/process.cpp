@@ -49,16 +49,20 @@ Process::Process(const std::vector<std::string>& argv, const ProcessOptions& opt
     std::string entry = *e;
     std::string name = entry.substr(0, entry.find('='));
     bool drop = false;
-    for (const auto& u : options.unsetEnv) drop = drop || u == name;
-    for (const auto& extra : options.env) drop = drop || extra.substr(0, extra.find('=')) == name;
+    for (const auto& u : options.unsetEnv)
+      drop = drop || u == name;
+    for (const auto& extra : options.env)
+      drop = drop || extra.substr(0, extra.find('=')) == name;
     if (!drop) envStrings.push_back(entry);
   }
   envStrings.insert(envStrings.end(), options.env.begin(), options.env.end());
   std::vector<char*> envp, args;
-  for (auto& s : envStrings) envp.push_back(s.data());
+  for (auto& s : envStrings)
+    envp.push_back(s.data());
   envp.push_back(nullptr);
   std::vector<std::string> argvCopy = argv;
-  for (auto& s : argvCopy) args.push_back(s.data());
+  for (auto& s : argvCopy)
+    args.push_back(s.data());
   args.push_back(nullptr);
 
   uid_t uid = 0;
@@ -85,7 +89,8 @@ Process::Process(const std::vector<std::string>& argv, const ProcessOptions& opt
     ::dup2(out, 1);
     ::dup2(err, 2);
     if (switchUser) {
-      if (::setgroups(0, nullptr) != 0 || ::setgid(gid) != 0 || ::setuid(uid) != 0) childFail("cannot switch user");
+      if (::setgroups(0, nullptr) != 0 || ::setgid(gid) != 0 || ::setuid(uid) != 0)
+        childFail("cannot switch user");
     }
     // After setuid (which clears it): if the test process dies, the child gets SIGKILL.
     ::prctl(PR_SET_PDEATHSIG, SIGKILL);
@@ -157,7 +162,9 @@ std::string runOutput(const std::vector<std::string>& argv, ProcessOptions optio
   std::stringstream text;
   text << in.rdbuf();
   ::unlink(pattern);
-  if (status != 0) throw std::runtime_error(argv[0] + " exited with " + std::to_string(status) + ": " + text.str());
+  if (status != 0)
+    throw std::runtime_error(argv[0] + " exited with " + std::to_string(status) + ": " +
+                             text.str());
   return text.str();
 }
 
@@ -170,13 +177,16 @@ void giveToTestUser(const std::string& path) {
   auto user = testUser();
   if (!user) return;
   passwd* pw = ::getpwnam(user->c_str());
-  if (pw == nullptr) throw std::runtime_error("no such user: " + *user + " (scripts/test creates it)");
+  if (pw == nullptr)
+    throw std::runtime_error("no such user: " + *user + " (scripts/test creates it)");
   auto change = [&](const std::filesystem::path& p) {
-    if (::lchown(p.c_str(), pw->pw_uid, pw->pw_gid) != 0) throw std::runtime_error("chown failed: " + p.string());
+    if (::lchown(p.c_str(), pw->pw_uid, pw->pw_gid) != 0)
+      throw std::runtime_error("chown failed: " + p.string());
   };
   change(path);
   if (std::filesystem::is_directory(path))
-    for (const auto& entry : std::filesystem::recursive_directory_iterator(path)) change(entry.path());
+    for (const auto& entry : std::filesystem::recursive_directory_iterator(path))
+      change(entry.path());
 }
 
 bool waitUntil(const std::function<bool()>& condition, std::chrono::milliseconds timeout) {

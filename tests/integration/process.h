@@ -13,12 +13,12 @@
 namespace tidemark::test {
 
 struct ProcessOptions {
-  std::string cwd;                        // "" = inherit
-  std::vector<std::string> env;           // extra KEY=VALUE entries (override inherited ones)
-  std::vector<std::string> unsetEnv;      // names removed from the inherited environment
-  std::optional<std::string> user;        // run as this user (needs root); see testUser()
-  std::string stdoutPath = "/dev/null";   // appended to
-  std::string stderrPath = "/dev/null";   // appended to
+  std::string cwd;                       // "" = inherit
+  std::vector<std::string> env;          // extra KEY=VALUE entries (override inherited ones)
+  std::vector<std::string> unsetEnv;     // names removed from the inherited environment
+  std::optional<std::string> user;       // run as this user (needs root); see testUser()
+  std::string stdoutPath = "/dev/null";  // appended to
+  std::string stderrPath = "/dev/null";  // appended to
 };
 
 // A running child. The destructor kills it (SIGKILL) and reaps it if it is still running, so a

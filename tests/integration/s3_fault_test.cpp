@@ -47,7 +47,8 @@ struct FaultyS3 {
     return run({ws.push(), "--config", ws.config(), file}, {.stderrPath = ws.path(log)});
   }
   int get(const std::string& name, const std::string& dest, const std::string& cwd) {
-    return run({ws.get(), "--config", ws.config(), name, dest}, {.cwd = cwd, .stderrPath = ws.path("get.log")});
+    return run({ws.get(), "--config", ws.config(), name, dest},
+               {.cwd = cwd, .stderrPath = ws.path("get.log")});
   }
   // Multipart uploads still open under this workspace's prefix, seen directly on the server.
   std::size_t pendingUploads() {
@@ -59,20 +60,23 @@ struct FaultyS3 {
 
 std::size_t entriesIn(const std::string& dir) {
   std::size_t n = 0;
-  for ([[maybe_unused]] const auto& entry : fs::directory_iterator(dir)) ++n;
+  for ([[maybe_unused]] const auto& entry : fs::directory_iterator(dir))
+    ++n;
   return n;
 }
 
 }  // namespace
 
-TEST_CASE("archive-push over a faulty S3 connection succeeds after transient faults and never falsely") {
+TEST_CASE(
+    "archive-push over a faulty S3 connection succeeds after transient faults and never falsely") {
   SUBCASE("503s on the upload are retried") {
     FaultyS3 s3;
     std::string file = writeSegment(s3.ws.makeDir("source"), {.segmentNumber = 1});
     s3.proxy.failNext(2, 503, "PUT ");
     CHECK(s3.push(file) == 0);
     CHECK(s3.proxy.faultsPending() == 0);
-    CHECK(repo::verifyObject(*s3.direct.storage(), Workspace::walObject(segmentName({.segmentNumber = 1}))));
+    CHECK(repo::verifyObject(*s3.direct.storage(),
+                             Workspace::walObject(segmentName({.segmentNumber = 1}))));
   }
   SUBCASE("a reply lost after the object was stored: the retry finds its own bytes") {
     FaultyS3 s3;
@@ -80,7 +84,8 @@ TEST_CASE("archive-push over a faulty S3 connection succeeds after transient fau
     s3.proxy.resetResponseNext(1, 0, "PUT ");
     CHECK(s3.push(file) == 0);
     CHECK(s3.proxy.faultsPending() == 0);
-    CHECK(repo::verifyObject(*s3.direct.storage(), Workspace::walObject(segmentName({.segmentNumber = 2}))));
+    CHECK(repo::verifyObject(*s3.direct.storage(),
+                             Workspace::walObject(segmentName({.segmentNumber = 2}))));
   }
   SUBCASE("uploads that keep failing exit non-zero and store nothing") {
     FaultyS3 s3;
@@ -107,7 +112,8 @@ TEST_CASE("archive-push over a faulty S3 connection succeeds after transient fau
     s3.proxy.resetUploadNext(1, 1000, "partNumber=3&");
     s3.proxy.failNext(1, 500, "?uploadId=");  // CompleteMultipartUpload
     CHECK(s3.push(file) == 0);
-    auto summary = repo::verifyObject(*s3.direct.storage(), Workspace::walObject(segmentName({.segmentNumber = 5})));
+    auto summary = repo::verifyObject(*s3.direct.storage(),
+                                      Workspace::walObject(segmentName({.segmentNumber = 5})));
     REQUIRE(summary);
     CHECK(summary->plainSize == 16u << 20);
     CHECK(s3.pendingUploads() == 0);
@@ -137,7 +143,8 @@ TEST_CASE("archive-get over a faulty S3 connection never leaves a file from a fa
     CHECK(s3.get(name, "pg_wal/RECOVERYXLOG", recovering) == 0);
     CHECK(readFile(recovering + "/pg_wal/RECOVERYXLOG") == makeSegment(spec));
   }
-  SUBCASE("responses that keep being cut short fail: 255 in recovery, 2..125 on a standby, no file") {
+  SUBCASE(
+      "responses that keep being cut short fail: 255 in recovery, 2..125 on a standby, no file") {
     s3.proxy.truncateNext(1000, 5000, "GET ");
     CHECK(s3.get(name, "pg_wal/RECOVERYXLOG", recovering) == 255);
     int status = s3.get(name, "pg_wal/RECOVERYXLOG", standby);

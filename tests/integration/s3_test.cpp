@@ -1,7 +1,8 @@
 // The s3 driver against a real S3 server (radosgw): both URI styles, HTTP and HTTPS, and the
 // configuration mistakes operators make, each failing fast with its own message.
-#include <doctest/doctest.h>
+#include "common/storage/s3/s3.h"
 
+#include <doctest/doctest.h>
 #include <fmt/format.h>
 
 #include <chrono>
@@ -10,7 +11,6 @@
 #include <sstream>
 
 #include "cluster.h"
-#include "common/storage/s3/s3.h"
 
 namespace tidemark::test {
 
@@ -32,14 +32,18 @@ Outcome runWith(const Workspace& ws, const std::string& extraToml, std::vector<s
   argv.insert(argv.end(), args.begin() + 1, args.end());
   auto started = std::chrono::steady_clock::now();
   int status = run(argv, {.cwd = ws.root(), .stderrPath = log});
-  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started).count();
+  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
+                                                                  started)
+                .count();
   std::ifstream in(log);
   std::stringstream text;
   text << in.rdbuf();
   return {status, text.str(), long(ms)};
 }
 
-std::string portOf(const std::string& endpoint) { return endpoint.substr(endpoint.rfind(':') + 1); }
+std::string portOf(const std::string& endpoint) {
+  return endpoint.substr(endpoint.rfind(':') + 1);
+}
 
 }  // namespace
 
@@ -57,9 +61,10 @@ TEST_CASE("the s3 driver works in both URI styles over HTTP and HTTPS") {
   std::vector<Variant> variants = {
       {"http, path style", "[s3]\nendpoint = \"" + s3.endpoint + "\"\nuri-style = \"path\"\n"},
       {"http, host style", "[s3]\nendpoint = \"" + s3.vhostEndpoint + "\"\nuri-style = \"host\"\n"},
-      {"https, path style", "[s3]\nendpoint = \"" + https + "\"\nuri-style = \"path\"\nca-file = \"" + s3.caFile + "\"\n"},
-      {"https, host style",
-       "[s3]\nendpoint = \"" + httpsHost + "\"\nuri-style = \"host\"\nca-file = \"" + s3.caFile + "\"\n"},
+      {"https, path style", "[s3]\nendpoint = \"" + https +
+                                "\"\nuri-style = \"path\"\nca-file = \"" + s3.caFile + "\"\n"},
+      {"https, host style", "[s3]\nendpoint = \"" + httpsHost +
+                                "\"\nuri-style = \"host\"\nca-file = \"" + s3.caFile + "\"\n"},
   };
   std::uint64_t segment = 1;
   for (const auto& variant : variants) {
@@ -123,7 +128,8 @@ TEST_CASE("S3 configuration mistakes fail fast, each with its own message") {
   SUBCASE("host style against an endpoint that only serves path style") {
     // radosgw here serves virtual hosts under s3.localhost only: bucket.localhost is taken for a
     // path-style request whose first path segment (the key prefix) is the bucket.
-    Outcome o = push("[s3]\nendpoint = \"http://localhost:" + portOf(s3.endpoint) + "\"\nuri-style = \"host\"\n");
+    Outcome o = push("[s3]\nendpoint = \"http://localhost:" + portOf(s3.endpoint) +
+                     "\"\nuri-style = \"host\"\n");
     failsWith(o, "NoSuchBucket", "s3.uri-style = \"path\"");
   }
   SUBCASE("host style with an IP address endpoint is refused before any request") {
@@ -154,7 +160,8 @@ TEST_CASE("an S3 listing returns every object of a folder, across pages and past
   auto storage = ws.storage();
   constexpr int kObjects = 1005;  // more than one ListObjectsV2 page of 1000 keys
   for (int i = 0; i < kObjects; ++i) {
-    auto write = storage->newWrite(fmt::format("main/many/object-with-a-rather-long-name-{:05}", i));
+    auto write =
+        storage->newWrite(fmt::format("main/many/object-with-a-rather-long-name-{:05}", i));
     write->write(io::asBytes("x"));
     REQUIRE(write->commit());
   }
@@ -172,7 +179,8 @@ TEST_CASE("an S3 listing returns every object of a folder, across pages and past
 
   // DeleteObjects takes at most 1000 keys a request: removeMany batches them.
   std::vector<std::string> paths;
-  for (const auto& name : files) paths.push_back("main/many/" + name);
+  for (const auto& name : files)
+    paths.push_back("main/many/" + name);
   paths.push_back("main/many/sub/inner");
   paths.push_back("main/many/never-existed");  // deleting a missing key is not an error
   dynamic_cast<storage::S3Storage&>(*storage).removeMany(paths);

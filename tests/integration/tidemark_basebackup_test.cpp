@@ -27,25 +27,32 @@ struct Primary {
   PgCluster pg;
   std::string tablespace;
 
-  Primary(Workspace& workspace, int scale) : ws(workspace), pg(workspace.path("primary"), "primary") {
+  Primary(Workspace& workspace, int scale)
+      : ws(workspace), pg(workspace.path("primary"), "primary") {
     pg.initdb();
-    pg.configure("archive_mode = on\n"
-                 "archive_command = '" + ws.archiveCommand() + "'\n"
-                 "wal_level = replica\n"
-                 "max_wal_senders = 5\n");
+    pg.configure(
+        "archive_mode = on\n"
+        "archive_command = '" +
+        ws.archiveCommand() +
+        "'\n"
+        "wal_level = replica\n"
+        "max_wal_senders = 5\n");
     pg.start();
     tablespace = ws.makeDir("tablespace");
     pg.exec("create tablespace ts location '" + tablespace + "'");
-    pg.exec("create table in_ts tablespace ts as select g as id, repeat('x', 200) as filler "
-            "from generate_series(1, 20000) g");
+    pg.exec(
+        "create table in_ts tablespace ts as select g as id, repeat('x', 200) as filler "
+        "from generate_series(1, 20000) g");
     REQUIRE(pgbench({"-i", "-q", "-s", std::to_string(scale)}) == 0);
   }
 
-  std::string conninfo() const { return "host=127.0.0.1 port=" + std::to_string(pg.port()) + " user=postgres"; }
+  std::string conninfo() const {
+    return "host=127.0.0.1 port=" + std::to_string(pg.port()) + " user=postgres";
+  }
 
   std::vector<std::string> pgbenchArgs(std::vector<std::string> args) const {
-    std::vector<std::string> argv{pgBinDir() + "/pgbench", "-h", "127.0.0.1", "-p", std::to_string(pg.port()), "-U",
-                                  "postgres"};
+    std::vector<std::string> argv{pgBinDir() + "/pgbench",   "-h", "127.0.0.1", "-p",
+                                  std::to_string(pg.port()), "-U", "postgres"};
     argv.insert(argv.end(), args.begin(), args.end());
     argv.push_back("postgres");
     return argv;
@@ -58,7 +65,10 @@ struct Primary {
   void archiveEverything() {
     std::string last = pg.value("select pg_walfile_name(pg_switch_wal())");
     bool archived = waitUntil(
-        [&] { return pg.value("select coalesce(last_archived_wal, '') >= '" + last + "' from pg_stat_archiver") == "t"; },
+        [&] {
+          return pg.value("select coalesce(last_archived_wal, '') >= '" + last +
+                          "' from pg_stat_archiver") == "t";
+        },
         120s);
     INFO(pg.logTail());
     REQUIRE(archived);
@@ -67,7 +77,8 @@ struct Primary {
 
 std::vector<std::string> backupCommand(const Workspace& ws, const std::string& conninfo,
                                        std::vector<std::string> extra = {}) {
-  std::vector<std::string> argv{ws.basebackup(), "--config", ws.config(), "--pg-conninfo=" + conninfo};
+  std::vector<std::string> argv{ws.basebackup(), "--config", ws.config(),
+                                "--pg-conninfo=" + conninfo};
   argv.insert(argv.end(), extra.begin(), extra.end());
   return argv;
 }
@@ -79,8 +90,10 @@ std::vector<std::string> backupObjects(const Workspace& ws) {
   std::function<void(const std::string&)> walk = [&](const std::string& dir) {
     storage->list(dir, [&](const storage::ListEntry& entry) {
       std::string path = storage::joinPath(dir, entry.name);
-      if (entry.directory) walk(path);
-      else found.push_back(path);
+      if (entry.directory)
+        walk(path);
+      else
+        found.push_back(path);
     });
   };
   walk(repo::backupsDirectory("main"));
@@ -89,13 +102,15 @@ std::vector<std::string> backupObjects(const Workspace& ws) {
 
 }  // namespace
 
-TEST_CASE_TEMPLATE("a base backup taken under load restores, passes pg_verifybackup and recovers consistently", Repo,
-                   PosixRepo, S3Repo) {
+TEST_CASE_TEMPLATE(
+    "a base backup taken under load restores, passes pg_verifybackup and recovers consistently",
+    Repo, PosixRepo, S3Repo) {
   Workspace ws(Repo::value);
   Primary primary(ws, 5);
 
   // pgbench writes during the whole backup.
-  Process load(primary.pgbenchArgs({"-c", "2", "-T", "600"}), {.stderrPath = ws.path("pgbench-load.log")});
+  Process load(primary.pgbenchArgs({"-c", "2", "-T", "600"}),
+               {.stderrPath = ws.path("pgbench-load.log")});
   std::this_thread::sleep_for(1s);
   std::string log = ws.path("basebackup.log");
   int status = run(backupCommand(ws, primary.conninfo()), {.stderrPath = log});
@@ -116,12 +131,14 @@ TEST_CASE_TEMPLATE("a base backup taken under load restores, passes pg_verifybac
   CHECK(backup.startLsn < backup.stopLsn);
   CHECK(backup.walStart() <= backup.walStop());
   std::vector<std::string> names;
-  for (const auto& object : backup.objects) names.push_back(object.name);
+  for (const auto& object : backup.objects)
+    names.push_back(object.name);
   CHECK(names.size() == 3);
   CHECK(std::find(names.begin(), names.end(), "base.tar") != names.end());
   CHECK(std::find(names.begin(), names.end(), "backup_manifest") != names.end());
-  auto tablespaceArchive = std::find_if(backup.objects.begin(), backup.objects.end(),
-                                        [](const repo::BackupObject& o) { return o.tablespaceOid != 0; });
+  auto tablespaceArchive =
+      std::find_if(backup.objects.begin(), backup.objects.end(),
+                   [](const repo::BackupObject& o) { return o.tablespaceOid != 0; });
   REQUIRE(tablespaceArchive != backup.objects.end());
   CHECK(tablespaceArchive->tablespaceLocation == primary.tablespace);
   CHECK(tablespaceArchive->name == std::to_string(tablespaceArchive->tablespaceOid) + ".tar");
@@ -143,14 +160,17 @@ TEST_CASE_TEMPLATE("a base backup taken under load restores, passes pg_verifybac
   writeFile(restored + "/recovery.signal", "");
   giveToTestUser(restored);
   server.start();
-  bool promoted = waitUntil([&] { return server.value("select pg_is_in_recovery()") == "f"; }, 300s);
+  bool promoted =
+      waitUntil([&] { return server.value("select pg_is_in_recovery()") == "f"; }, 300s);
   INFO(server.logTail());
   REQUIRE(promoted);
   // Every transaction archived is there, and pgbench's books balance.
   CHECK(server.value("select count(*) from pgbench_history") == historyRows);
-  CHECK(server.value("select (select sum(abalance) from pgbench_accounts) = (select coalesce(sum(delta), 0) from "
+  CHECK(server.value("select (select sum(abalance) from pgbench_accounts) = (select "
+                     "coalesce(sum(delta), 0) from "
                      "pgbench_history)") == "t");
-  CHECK(server.value("select (select sum(bbalance) from pgbench_branches) = (select coalesce(sum(delta), 0) from "
+  CHECK(server.value("select (select sum(bbalance) from pgbench_branches) = (select "
+                     "coalesce(sum(delta), 0) from "
                      "pgbench_history)") == "t");
   CHECK(server.value("select count(*) from in_ts") == "20000");
   CHECK(server.value("select count(*) from pg_tablespace where spcname = 'ts'") == "1");
@@ -162,7 +182,8 @@ TEST_CASE("a base backup interrupted by SIGTERM records nothing, and the next on
   std::string log = ws.path("interrupted.log");
   {
     // Slowed down by the server, so that the signal arrives mid-stream.
-    Process backup(backupCommand(ws, primary.conninfo(), {"--backup-max-rate=2MiB"}), {.stderrPath = log});
+    Process backup(backupCommand(ws, primary.conninfo(), {"--backup-max-rate=2MiB"}),
+                   {.stderrPath = log});
     std::this_thread::sleep_for(3s);
     REQUIRE(backup.running());
     backup.signal(SIGTERM);
@@ -212,8 +233,9 @@ TEST_CASE("a backup of another cluster into the stanza is refused before anythin
   other.configure("archive_mode = on\narchive_command = '/bin/true'\nwal_level = replica\n");
   other.start();
   std::string log = ws.path("foreign.log");
-  int status =
-      run(backupCommand(ws, "host=127.0.0.1 port=" + std::to_string(other.port()) + " user=postgres"), {.stderrPath = log});
+  int status = run(
+      backupCommand(ws, "host=127.0.0.1 port=" + std::to_string(other.port()) + " user=postgres"),
+      {.stderrPath = log});
   std::string text = readText(log);
   INFO(text);
   CHECK(status == 8);  // ForeignCluster
@@ -221,7 +243,8 @@ TEST_CASE("a backup of another cluster into the stanza is refused before anythin
   CHECK(backupObjects(ws).empty());
 }
 
-TEST_CASE("the server's refusals are named: no server, a role without REPLICATION, archive_mode off") {
+TEST_CASE(
+    "the server's refusals are named: no server, a role without REPLICATION, archive_mode off") {
   Workspace ws(Backend::Posix);
   PgCluster pg(ws.path("pg"));
   pg.initdb();
@@ -236,7 +259,8 @@ TEST_CASE("the server's refusals are named: no server, a role without REPLICATIO
   };
   std::string base = "host=127.0.0.1 port=" + std::to_string(pg.port());
   {
-    auto [status, text] = attempt("host=127.0.0.1 port=" + std::to_string(freePort()) + " user=postgres");
+    auto [status, text] =
+        attempt("host=127.0.0.1 port=" + std::to_string(freePort()) + " user=postgres");
     INFO(text);
     CHECK(status == 12);  // Database
     CHECK(text.find("cannot connect to PostgreSQL") != std::string::npos);
@@ -258,8 +282,9 @@ TEST_CASE("the server's refusals are named: no server, a role without REPLICATIO
   CHECK(backupObjects(ws).empty());
 }
 
-TEST_CASE_TEMPLATE("a backup of a database far larger than its buffers stays under 128 MiB of memory", Repo, PosixRepo,
-                   S3Repo) {
+TEST_CASE_TEMPLATE(
+    "a backup of a database far larger than its buffers stays under 128 MiB of memory", Repo,
+    PosixRepo, S3Repo) {
   Workspace ws(Repo::value);
   Primary primary(ws, 20);  // about 300 MiB of tables
   std::string log = ws.path("big.log");
@@ -270,8 +295,8 @@ TEST_CASE_TEMPLATE("a backup of a database far larger than its buffers stays und
   auto backups = repo::listBackups(ws.repository());
   REQUIRE(backups.size() == 1);
   CHECK(backups.front().size() > (250ULL << 20));
-  MESSAGE("peak RSS of tidemark-basebackup: ", backup.maxRssKiB() / 1024, " MiB for ", backups.front().size() >> 20,
-          " MiB backed up");
+  MESSAGE("peak RSS of tidemark-basebackup: ", backup.maxRssKiB() / 1024, " MiB for ",
+          backups.front().size() >> 20, " MiB backed up");
   CHECK(backup.maxRssKiB() < 128 * 1024);
 }
 

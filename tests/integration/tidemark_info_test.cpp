@@ -154,7 +154,8 @@ TEST_CASE("tidemark refuses unknown commands and options, and a stanza that hold
     CHECK(infoHelp.status == 0);
     CHECK(infoHelp.out.find("usage: tidemark info [OPTIONS]") != std::string::npos);
     CHECK(infoHelp.out.find("--output=FORMAT") != std::string::npos);
-    CHECK(help.out.find("\n  keygen    Makes a new random 32-byte master key") != std::string::npos);
+    CHECK(help.out.find("\n  keygen    Makes a new random 32-byte master key") !=
+          std::string::npos);
     Outcome keygenHelp = tidemarkWith(ws, {"keygen", "--help"});
     CHECK(keygenHelp.status == 0);
     CHECK(keygenHelp.out.find("usage: tidemark keygen [OPTIONS] PATH") != std::string::npos);
@@ -164,19 +165,23 @@ TEST_CASE("tidemark refuses unknown commands and options, and a stanza that hold
     std::string key = ws.path("new.key");
     Outcome made = tidemarkWith(ws, {"keygen", key});
     CHECK(made.status == 0);
-    CHECK(made.out.find("wrote a new key to " + key + " (mode 0600), key id ") != std::string::npos);
+    CHECK(made.out.find("wrote a new key to " + key + " (mode 0600), key id ") !=
+          std::string::npos);
     CHECK(made.out.find("key-file = \"" + key + "\"") != std::string::npos);
-    CHECK((fs::status(key).permissions() & fs::perms::all) == (fs::perms::owner_read | fs::perms::owner_write));
+    CHECK((fs::status(key).permissions() & fs::perms::all) ==
+          (fs::perms::owner_read | fs::perms::owner_write));
     io::Buffer before = readFile(key);
     Outcome again = tidemarkWith(ws, {"keygen", key});
     CHECK(again.status == 9);
-    CHECK(again.err.find("ERROR: '" + key + "' already exists; a key file is never replaced") != std::string::npos);
+    CHECK(again.err.find("ERROR: '" + key + "' already exists; a key file is never replaced") !=
+          std::string::npos);
     CHECK(readFile(key) == before);
   }
   SUBCASE("an unknown command is a usage error listing the commands") {
     Outcome unknown = tidemarkWith(ws, {"inof"});
     CHECK(unknown.status == 3);
-    CHECK(unknown.err.find("ERROR: unknown command 'inof' (commands: info, keygen)") != std::string::npos);
+    CHECK(unknown.err.find("ERROR: unknown command 'inof' (commands: info, keygen)") !=
+          std::string::npos);
     CHECK(unknown.err.find("HINT: did you mean 'info'?") != std::string::npos);
     Outcome none = tidemarkWith(ws, {});
     CHECK(none.status == 3);

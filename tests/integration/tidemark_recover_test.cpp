@@ -11,12 +11,12 @@
 #include <thread>
 
 #include "cluster.h"
+#include "common/base/time.h"
 #include "common/files/tar.h"
+#include "common/recovery/target.h"
 #include "common/repo/backup.h"
 #include "common/repo/layout.h"
 #include "common/repo/object.h"
-#include "common/base/time.h"
-#include "common/recovery/target.h"
 
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
@@ -31,7 +31,8 @@ struct Outcome {
 };
 
 // Runs tidemark-recover with `args`; its output is kept for messages.
-Outcome recoverWith(const Workspace& ws, std::vector<std::string> args, std::vector<std::string> env = {}) {
+Outcome recoverWith(const Workspace& ws, std::vector<std::string> args,
+                    std::vector<std::string> env = {}) {
   static int counter = 0;
   std::string log = ws.path("recover-" + std::to_string(++counter) + ".log");
   std::vector<std::string> argv{ws.recover(), "--config", ws.config()};
@@ -54,17 +55,23 @@ struct Recovered {
     REQUIRE(done);
   }
   void waitPaused() {
-    bool done = waitUntil([&] { return pg.value("select pg_get_wal_replay_pause_state()") == "paused"; }, 300s);
+    bool done = waitUntil(
+        [&] { return pg.value("select pg_get_wal_replay_pause_state()") == "paused"; }, 300s);
     INFO(pg.logTail());
     REQUIRE(done);
   }
-  std::string timeline() { return pg.value("select substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8)"); }
+  std::string timeline() {
+    return pg.value("select substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8)");
+  }
 };
 
 void waitArchived(PgCluster& pg) {
   std::string last = pg.value("select pg_walfile_name(pg_switch_wal())");
   bool archived = waitUntil(
-      [&] { return pg.value("select coalesce(last_archived_wal, '') >= '" + last + "' from pg_stat_archiver") == "t"; },
+      [&] {
+        return pg.value("select coalesce(last_archived_wal, '') >= '" + last +
+                        "' from pg_stat_archiver") == "t";
+      },
       120s);
   INFO(pg.logTail());
   REQUIRE(archived);
@@ -73,15 +80,18 @@ void waitArchived(PgCluster& pg) {
 
 void takeBackup(const Workspace& ws, const PgCluster& pg) {
   std::string log = ws.path("basebackup.log");
-  int status = run({ws.basebackup(), "--config", ws.config(),
-                    "--pg-conninfo=host=127.0.0.1 port=" + std::to_string(pg.port()) + " user=postgres"},
-                   {.stderrPath = log});
+  int status =
+      run({ws.basebackup(), "--config", ws.config(),
+           "--pg-conninfo=host=127.0.0.1 port=" + std::to_string(pg.port()) + " user=postgres"},
+          {.stderrPath = log});
   INFO(readText(log));
   REQUIRE(status == 0);
 }
 
 // Server time (epoch seconds) right after a committed statement.
-double serverNow(PgCluster& pg) { return std::stod(pg.value("select extract(epoch from clock_timestamp())")); }
+double serverNow(PgCluster& pg) {
+  return std::stod(pg.value("select extract(epoch from clock_timestamp())"));
+}
 
 std::string isoTarget(double seconds) {
   return formatTimestamp(UtcMicros(std::chrono::microseconds(std::llround(seconds * 1e6))));
@@ -89,8 +99,8 @@ std::string isoTarget(double seconds) {
 
 }  // namespace
 
-TEST_CASE_TEMPLATE("recovery to a moment just before a DROP TABLE, then along the new timelines", Repo, PosixRepo,
-                   S3Repo, EncryptedPosixRepo, EncryptedS3Repo) {
+TEST_CASE_TEMPLATE("recovery to a moment just before a DROP TABLE, then along the new timelines",
+                   Repo, PosixRepo, S3Repo, EncryptedPosixRepo, EncryptedS3Repo) {
   Workspace ws(Repo::value);
   std::vector<double> committed;  // server time after each batch
   {
@@ -99,7 +109,8 @@ TEST_CASE_TEMPLATE("recovery to a moment just before a DROP TABLE, then along th
     primary.configure("archive_mode = on\narchive_command = '" + ws.archiveCommand() +
                       "'\nwal_level = replica\nmax_wal_senders = 5\n");
     primary.start();
-    primary.exec("create table batches (n int primary key, at timestamptz default clock_timestamp())");
+    primary.exec(
+        "create table batches (n int primary key, at timestamptz default clock_timestamp())");
     primary.exec("create table precious as select g as id from generate_series(1, 1000) g");
     takeBackup(ws, primary);
     for (int n = 1; n <= 3; ++n) {
@@ -121,11 +132,13 @@ TEST_CASE_TEMPLATE("recovery to a moment just before a DROP TABLE, then along th
 
   // "Restore to just before the DROP TABLE": between batch 3 and the drop.
   std::string first = ws.path("first");
-  Outcome o = recoverWith(ws, {"--pgdata=" + first, "--target-time=" + isoTarget(committed[2] + 0.5),
-                               "--target-action=promote"});
+  Outcome o =
+      recoverWith(ws, {"--pgdata=" + first, "--target-time=" + isoTarget(committed[2] + 0.5),
+                       "--target-action=promote"});
   INFO(o.output);
   REQUIRE(o.status == 0);
-  CHECK(o.output.find("the newest complete backup that ends before the target") != std::string::npos);
+  CHECK(o.output.find("the newest complete backup that ends before the target") !=
+        std::string::npos);
   {
     Recovered server(first, "first");
     server.waitPromoted();
@@ -169,7 +182,8 @@ TEST_CASE_TEMPLATE("recovery to a moment just before a DROP TABLE, then along th
   {
     Recovered server(third, "third");
     server.waitPromoted();
-    CHECK(server.pg.value("select string_agg(n::text, ',' order by n) from batches") == "1,2,3,7,9");
+    CHECK(server.pg.value("select string_agg(n::text, ',' order by n) from batches") ==
+          "1,2,3,7,9");
     CHECK(server.timeline() == "00000004");
   }
 }
@@ -197,7 +211,8 @@ TEST_CASE("LSN, transaction, restore point and immediate targets land where expe
     waitArchived(primary);
     primary.stop();
   }
-  auto marksAfter = [&](const std::string& name, std::vector<std::string> target, bool verifyFirst = false) {
+  auto marksAfter = [&](const std::string& name, std::vector<std::string> target,
+                        bool verifyFirst = false) {
     std::string dir = ws.path(name);
     Outcome o = recoverWith(ws, [&] {
       std::vector<std::string> args{"--pgdata=" + dir, "--target-action=pause"};
@@ -209,7 +224,8 @@ TEST_CASE("LSN, transaction, restore point and immediate targets land where expe
     if (verifyFirst) {
       // The restored directory is the backup, byte for byte, before the server touches it.
       std::string log = ws.path(name + "-verify.log");
-      int verified = run({pgBinDir() + "/pg_verifybackup", "--no-parse-wal", dir}, {.stdoutPath = log, .stderrPath = log});
+      int verified = run({pgBinDir() + "/pg_verifybackup", "--no-parse-wal", dir},
+                         {.stdoutPath = log, .stderrPath = log});
       INFO(readText(log));
       CHECK(verified == 0);
     }
@@ -220,7 +236,8 @@ TEST_CASE("LSN, transaction, restore point and immediate targets land where expe
   CHECK(marksAfter("name", {"--target-name=after-A"}) == "A,before-backup");
   CHECK(marksAfter("lsn", {"--target-lsn=" + lsnAfterB}) == "A,B,before-backup");
   CHECK(marksAfter("xid", {"--target-xid=" + xidOfD}) == "A,B,C,D,before-backup");
-  CHECK(marksAfter("xid-exclusive", {"--target-xid=" + xidOfD, "--target-exclusive"}) == "A,B,C,before-backup");
+  CHECK(marksAfter("xid-exclusive", {"--target-xid=" + xidOfD, "--target-exclusive"}) ==
+        "A,B,C,before-backup");
   CHECK(marksAfter("immediate", {"--target=immediate"}, true) == "before-backup");
 }
 
@@ -285,12 +302,15 @@ TEST_CASE("recover refuses, before writing anything, what it cannot do safely") 
     Outcome o = recoverWith(ws, {"--pgdata=" + dir}, {"TIDEMARK_LOG_LEVEL=debug"});
     INFO(o.output);
     CHECK(o.status == 4);
-    CHECK(o.output.find("TIDEMARK_LOG_LEVEL is set, but PostgreSQL's restore_command would not see it") !=
+    CHECK(o.output.find(
+              "TIDEMARK_LOG_LEVEL is set, but PostgreSQL's restore_command would not see it") !=
           std::string::npos);
     CHECK_FALSE(fs::exists(dir));
   }
   {
-    INFO("a non-empty tablespace location is never emptied unless the replaced data directory links to it");
+    INFO(
+        "a non-empty tablespace location is never emptied unless the replaced data directory links "
+        "to it");
     // A backup.json naming a tablespace (the checks come before any object is read).
     auto storage = ws.storage();
     repo::BackupInfo fake = repo::listBackups(repo::Repository(*storage, "main")).front();
@@ -298,13 +318,15 @@ TEST_CASE("recover refuses, before writing anything, what it cannot do safely") 
     std::string live = ws.path("live-tablespace"), dir = ws.path("ts-target");
     fs::create_directories(live);
     writeFile(live + "/PG_15_202209061", "a live server's tablespace");
-    fake.objects.push_back(repo::BackupObject{.name = "16385.tar", .tablespaceOid = 16385, .tablespaceLocation = live});
+    fake.objects.push_back(repo::BackupObject{
+        .name = "16385.tar", .tablespaceOid = 16385, .tablespaceLocation = live});
     auto info = storage->newWrite(repo::backupInfoFile("main", fake.label));
     std::string json = fake.toJson();
     info->write(io::asBytes(json));
     REQUIRE(info->commit());
     auto attempt = [&](std::vector<std::string> args) {
-      args.insert(args.begin(), {"--pgdata=" + dir, "--backup=" + fake.label, "--target=immediate"});
+      args.insert(args.begin(),
+                  {"--pgdata=" + dir, "--backup=" + fake.label, "--target=immediate"});
       Outcome o = recoverWith(ws, args);
       INFO(o.output);
       CHECK(readFile(live + "/PG_15_202209061").size() == 26);
@@ -313,7 +335,8 @@ TEST_CASE("recover refuses, before writing anything, what it cannot do safely") 
     };
     Outcome forced = attempt({"--force"});
     CHECK(forced.status == 9);
-    CHECK(forced.output.find("the location of tablespace 16385 '" + live + "' is not empty") != std::string::npos);
+    CHECK(forced.output.find("the location of tablespace 16385 '" + live + "' is not empty") !=
+          std::string::npos);
     CHECK(forced.output.find("--tablespace-map 16385=DIR") != std::string::npos);
     Outcome dry = attempt({"--force", "--dry-run"});
     CHECK(dry.status == 9);
@@ -353,7 +376,8 @@ TEST_CASE("recover refuses, before writing anything, what it cannot do safely") 
     std::memcpy(&tar[263], "00", 2);
     std::memset(&tar[148], ' ', 8);
     unsigned sum = 0;
-    for (int i = 0; i < 512; ++i) sum += tar[std::size_t(i)];
+    for (int i = 0; i < 512; ++i)
+      sum += tar[std::size_t(i)];
     std::snprintf(reinterpret_cast<char*>(&tar[148]), 8, "%06o", sum);
     std::memcpy(&tar[512], "evil\n", 5);
     auto storage = ws.storage();
@@ -364,7 +388,8 @@ TEST_CASE("recover refuses, before writing anything, what it cannot do safely") 
       repo::ObjectWriter writer(storage->newWrite(path), path, {});
       writer.write(tar);
       REQUIRE(writer.commit());
-      fake.objects = {repo::BackupObject{.name = "base.tar", .size = writer.summary().plainSize,
+      fake.objects = {repo::BackupObject{.name = "base.tar",
+                                         .size = writer.summary().plainSize,
                                          .storedSize = writer.summary().storedSize,
                                          .sha256 = writer.summary().plainSha256}};
     }
@@ -372,7 +397,8 @@ TEST_CASE("recover refuses, before writing anything, what it cannot do safely") 
     std::string json = fake.toJson();
     info->write(io::asBytes(json));
     REQUIRE(info->commit());
-    Outcome o = recoverWith(ws, {"--pgdata=" + dir, "--backup=" + fake.label, "--target=immediate"});
+    Outcome o =
+        recoverWith(ws, {"--pgdata=" + dir, "--backup=" + fake.label, "--target=immediate"});
     INFO(o.output);
     CHECK(o.status == 9);
     CHECK(o.output.find("refusing tar entry '../escaped'") != std::string::npos);

@@ -39,9 +39,13 @@ struct FakeRepository {
   static io::Buffer text(const std::string& s) { return io::Buffer(s.begin(), s.end()); }
 
   // A handle on stanza "main", holding `keys`.
-  repo::Repository handle(repo::Keyring keys = {}) { return repo::Repository(storage, "main", std::move(keys)); }
+  repo::Repository handle(repo::Keyring keys = {}) {
+    return repo::Repository(storage, "main", std::move(keys));
+  }
   // The recovery model of stanza "main", as it is now.
-  recovery::Catalog catalog(repo::Keyring keys = {}) { return *recovery::Catalog::load(handle(std::move(keys))); }
+  recovery::Catalog catalog(repo::Keyring keys = {}) {
+    return *recovery::Catalog::load(handle(std::move(keys)));
+  }
 
   // WAL objects: info only lists them, so any bytes do.
   void wal(std::uint32_t timeline, std::uint64_t first, std::uint64_t last,

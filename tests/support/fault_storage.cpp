@@ -114,7 +114,8 @@ void FaultStorage::remove(const std::string& path) {
   inner_.remove(path);
 }
 
-std::unique_ptr<storage::Lock> FaultStorage::tryLock(const std::string& path, const std::string& owner,
+std::unique_ptr<storage::Lock> FaultStorage::tryLock(const std::string& path,
+                                                     const std::string& owner,
                                                      std::string& holder) {
   return inner_.tryLock(path, owner, holder);
 }

@@ -203,7 +203,8 @@ class MemoryLock final : public storage::Lock {
 
 }  // namespace
 
-std::unique_ptr<storage::Lock> MemoryStorage::tryLock(const std::string& path, const std::string& owner,
+std::unique_ptr<storage::Lock> MemoryStorage::tryLock(const std::string& path,
+                                                      const std::string& owner,
                                                       std::string& holder) {
   checkPath(path);
   std::lock_guard lock(state_->mutex);

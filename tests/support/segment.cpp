@@ -25,7 +25,8 @@ io::Buffer makeSegment(const SegmentSpec& spec) {
   for (std::size_t page = 0; page < bytes.size(); page += kPage) {
     for (std::size_t i = 64; i < 64 + randomBytes && page + i < bytes.size(); i += 8) {
       std::uint64_t r = random();
-      for (int b = 0; b < 8 && page + i + b < bytes.size(); ++b) bytes[page + i + b] = std::uint8_t(r >> (8 * b));
+      for (int b = 0; b < 8 && page + i + b < bytes.size(); ++b)
+        bytes[page + i + b] = std::uint8_t(r >> (8 * b));
     }
   }
   // XLogLongPageHeaderData at offset 0.
@@ -63,7 +64,9 @@ void writeFile(const std::string& path, io::ByteView content) {
   }
 }
 
-void writeFile(const std::string& path, std::string_view content) { writeFile(path, io::asBytes(content)); }
+void writeFile(const std::string& path, std::string_view content) {
+  writeFile(path, io::asBytes(content));
+}
 
 io::Buffer readFile(const std::string& path) {
   auto fd = files::openForRead(path);
@@ -97,7 +100,8 @@ bool exists(const std::string& path) {
   return ::lstat(path.c_str(), &st) == 0;
 }
 
-ChangeDirectory::ChangeDirectory(const std::string& dir) : previous_(std::filesystem::current_path().string()) {
+ChangeDirectory::ChangeDirectory(const std::string& dir)
+    : previous_(std::filesystem::current_path().string()) {
   std::filesystem::current_path(dir);
 }
 
@@ -108,7 +112,8 @@ ChangeDirectory::~ChangeDirectory() {
 
 TempDir::TempDir(const std::string& prefix) {
   std::string pattern = (std::filesystem::temp_directory_path() / (prefix + "-XXXXXX")).string();
-  if (::mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed for " + pattern);
+  if (::mkdtemp(pattern.data()) == nullptr)
+    throw std::runtime_error("mkdtemp failed for " + pattern);
   path_ = pattern;
 }
 

@@ -19,7 +19,8 @@ namespace {
 
 class PosixWrite final : public Write {
  public:
-  PosixWrite(std::string path, files::AtomicWriteOptions options) : file_(std::move(path), options) {}
+  PosixWrite(std::string path, files::AtomicWriteOptions options)
+      : file_(std::move(path), options) {}
   void write(io::ByteView data) override { file_.write(data); }
   void close() override { file_.close(); }
   bool commit() override { return file_.commit(); }
@@ -33,20 +34,24 @@ class PosixWrite final : public Write {
 
 PosixStorage::PosixStorage(std::string root, PosixOptions options)
     : root_(std::move(root)), options_(options) {
-  while (root_.size() > 1 && root_.back() == '/') root_.pop_back();
+  while (root_.size() > 1 && root_.back() == '/')
+    root_.pop_back();
   if (root_.empty() || root_.front() != '/')
     throw Error(ErrorCode::Config, fmt::format("repository path '{}' is not absolute", root_),
                 "set repo.path to an absolute path, e.g. /var/lib/tidemark/repo");
 }
 
-std::string PosixStorage::describe() const { return "posix:" + root_; }
+std::string PosixStorage::describe() const {
+  return "posix:" + root_;
+}
 
 void PosixStorage::checkRoot() const {
   // "Not found" must mean the repository answered: an unmounted or mistyped repository path
   // would otherwise make every object look missing (and archive-get report the end of WAL).
   struct stat st {};
   if (::stat(root_.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) return;
-  throw Error(ErrorCode::Storage, fmt::format("repository path '{}' does not exist or is not a directory", root_),
+  throw Error(ErrorCode::Storage,
+              fmt::format("repository path '{}' does not exist or is not a directory", root_),
               "mount or create it (owned by the user running tidemark), or fix repo.path");
 }
 
@@ -68,10 +73,10 @@ std::unique_ptr<Write> PosixStorage::newWrite(const std::string& path, WriteOpti
   files::makeDirectories(files::dirName(file), root_, ErrorCode::Storage, owner);
   return std::make_unique<PosixWrite>(
       file, files::AtomicWriteOptions{.noReplace = options.noReplace,
-                                   .sync = options_.sync,
-                                   .errorCode = ErrorCode::Storage,
-                                   .allowTmpfile = options_.allowTmpfile,
-                                   .owner = owner});
+                                      .sync = options_.sync,
+                                      .errorCode = ErrorCode::Storage,
+                                      .allowTmpfile = options_.allowTmpfile,
+                                      .owner = owner});
 }
 
 bool PosixStorage::read(const std::string& path, io::Sink& out, ReadOptions options) {
@@ -86,8 +91,10 @@ bool PosixStorage::read(const std::string& path, io::Sink& out, ReadOptions opti
   struct stat st {};
   std::size_t chunk = 1 << 20;
   if (::fstat(fd->get(), &st) == 0 && std::uint64_t(st.st_size) > options.offset)
-    chunk = std::size_t(std::clamp<std::uint64_t>(std::uint64_t(st.st_size) - options.offset, 1, chunk));
-  files::streamFile(fd->get(), file, out, options.offset, options.length, chunk, ErrorCode::Storage);
+    chunk = std::size_t(
+        std::clamp<std::uint64_t>(std::uint64_t(st.st_size) - options.offset, 1, chunk));
+  files::streamFile(fd->get(), file, out, options.offset, options.length, chunk,
+                    ErrorCode::Storage);
   return true;
 }
 
@@ -161,23 +168,28 @@ class PosixLock final : public Lock {
 
 }  // namespace
 
-std::unique_ptr<Lock> PosixStorage::tryLock(const std::string& path, const std::string& owner, std::string& holder) {
+std::unique_ptr<Lock> PosixStorage::tryLock(const std::string& path, const std::string& owner,
+                                            std::string& holder) {
   std::string file = full(path);
   auto fileOwner = this->owner();
   files::makeDirectories(files::dirName(file), root_, ErrorCode::Storage, fileOwner);
   files::Fd fd(::open(file.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0640));
   if (!fd) throw systemError(ErrorCode::Storage, errno, "cannot open lock file '{}'", file);
   if (fileOwner && ::fchown(fd.get(), fileOwner->uid, fileOwner->gid) != 0)
-    throw systemError(ErrorCode::Storage, errno, "cannot give lock file '{}' to uid {}", file, fileOwner->uid);
+    throw systemError(ErrorCode::Storage, errno, "cannot give lock file '{}' to uid {}", file,
+                      fileOwner->uid);
   if (::flock(fd.get(), LOCK_EX | LOCK_NB) != 0) {
-    if (errno != EWOULDBLOCK) throw systemError(ErrorCode::Storage, errno, "cannot lock '{}'", file);
+    if (errno != EWOULDBLOCK)
+      throw systemError(ErrorCode::Storage, errno, "cannot lock '{}'", file);
     char buffer[512];
     ssize_t n = ::pread(fd.get(), buffer, sizeof buffer, 0);
     holder = n > 0 ? std::string(buffer, std::size_t(n)) : "another process";
-    while (!holder.empty() && (holder.back() == '\n' || holder.back() == ' ')) holder.pop_back();
+    while (!holder.empty() && (holder.back() == '\n' || holder.back() == ' '))
+      holder.pop_back();
     return nullptr;
   }
-  if (::ftruncate(fd.get(), 0) != 0 || ::pwrite(fd.get(), owner.data(), owner.size(), 0) != ssize_t(owner.size()))
+  if (::ftruncate(fd.get(), 0) != 0 ||
+      ::pwrite(fd.get(), owner.data(), owner.size(), 0) != ssize_t(owner.size()))
     throw systemError(ErrorCode::Storage, errno, "cannot write lock file '{}'", file);
   return std::make_unique<PosixLock>(std::move(fd));
 }

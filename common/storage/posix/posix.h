@@ -26,7 +26,8 @@ class PosixStorage final : public Storage {
   std::optional<ObjectInfo> info(const std::string& path) override;
   void list(const std::string& dir, const std::function<void(const ListEntry&)>& fn) override;
   void remove(const std::string& path) override;
-  std::unique_ptr<Lock> tryLock(const std::string& path, const std::string& owner, std::string& holder) override;
+  std::unique_ptr<Lock> tryLock(const std::string& path, const std::string& owner,
+                                std::string& holder) override;
 
   const std::string& root() const { return root_; }
 

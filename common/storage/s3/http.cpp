@@ -35,12 +35,14 @@ const CurlApi& curl() {
   static const CurlApi api = [] {
     void* library = ::dlopen("libcurl.so.4", RTLD_NOW | RTLD_LOCAL);
     if (library == nullptr)
-      throw Error(ErrorCode::Unsupported, fmt::format("cannot load libcurl for the s3 repository: {}", ::dlerror()),
+      throw Error(ErrorCode::Unsupported,
+                  fmt::format("cannot load libcurl for the s3 repository: {}", ::dlerror()),
                   "install libcurl (Debian: apt-get install libcurl4)");
     auto symbol = [&](const char* name) {
       void* address = ::dlsym(library, name);
       if (address == nullptr)
-        throw Error(ErrorCode::Unsupported, fmt::format("libcurl.so.4 has no '{}': it is too old", name),
+        throw Error(ErrorCode::Unsupported,
+                    fmt::format("libcurl.so.4 has no '{}': it is too old", name),
                     "install libcurl 7.62 or newer");
       return address;
     };
@@ -84,10 +86,13 @@ std::size_t onHeader(char* data, std::size_t size, std::size_t count, void* user
   auto colon = line.find(':');
   if (colon != std::string_view::npos) {
     std::string name(line.substr(0, colon));
-    std::transform(name.begin(), name.end(), name.begin(), [](unsigned char c) { return char(std::tolower(c)); });
+    std::transform(name.begin(), name.end(), name.begin(),
+                   [](unsigned char c) { return char(std::tolower(c)); });
     std::string_view value = line.substr(colon + 1);
-    while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) value.remove_prefix(1);
-    while (!value.empty() && (value.back() == '\r' || value.back() == '\n' || value.back() == ' ')) value.remove_suffix(1);
+    while (!value.empty() && (value.front() == ' ' || value.front() == '\t'))
+      value.remove_prefix(1);
+    while (!value.empty() && (value.back() == '\r' || value.back() == '\n' || value.back() == ' '))
+      value.remove_suffix(1);
     t->response->headers[name] = std::string(value);
   }
   return size * count;
@@ -112,8 +117,9 @@ std::size_t onBody(char* data, std::size_t size, std::size_t count, void* user) 
   } else if (success) {
     // A document the caller parses (a listing: ~250 bytes per key, up to 1000 keys per page).
     if (t->response->body.size() + n > kMaxDocument) {
-      t->failure = std::make_exception_ptr(
-          error(ErrorCode::Storage, "response to {} is larger than {} bytes", t->request->url, kMaxDocument));
+      t->failure = std::make_exception_ptr(error(ErrorCode::Storage,
+                                                 "response to {} is larger than {} bytes",
+                                                 t->request->url, kMaxDocument));
       return 0;
     }
     t->response->body.append(data, n);
@@ -136,7 +142,8 @@ std::size_t onUpload(char* buffer, std::size_t size, std::size_t count, void* us
 // libcurl rewinds the upload on a redirect or a retried connection.
 int onSeek(void* user, curl_off_t offset, int origin) {
   auto* t = static_cast<Transfer*>(user);
-  if (origin != SEEK_SET || offset < 0 || std::size_t(offset) > t->request->body.size()) return CURL_SEEKFUNC_FAIL;
+  if (origin != SEEK_SET || offset < 0 || std::size_t(offset) > t->request->body.size())
+    return CURL_SEEKFUNC_FAIL;
   t->uploaded = std::size_t(offset);
   return CURL_SEEKFUNC_OK;
 }
@@ -153,7 +160,9 @@ HttpClient::HttpClient(HttpOptions options) : options_(std::move(options)) {
   if (curl_ == nullptr) throw Error(ErrorCode::Internal, "cannot create a libcurl handle");
 }
 
-HttpClient::~HttpClient() { curl().easyCleanup(curl_); }
+HttpClient::~HttpClient() {
+  curl().easyCleanup(curl_);
+}
 
 HttpResponse HttpClient::perform(const HttpRequest& request) {
   const CurlApi& c = curl();
@@ -175,11 +184,13 @@ HttpResponse HttpClient::perform(const HttpRequest& request) {
   if (!options_.caFile.empty()) c.easySetopt(curl_, CURLOPT_CAINFO, options_.caFile.c_str());
 
   curl_slist* resolve = nullptr;
-  for (const auto& entry : options_.resolve) resolve = c.slistAppend(resolve, entry.c_str());
+  for (const auto& entry : options_.resolve)
+    resolve = c.slistAppend(resolve, entry.c_str());
   if (resolve != nullptr) c.easySetopt(curl_, CURLOPT_RESOLVE, resolve);
 
   curl_slist* headers = nullptr;
-  for (const auto& h : request.headers) headers = c.slistAppend(headers, h.c_str());
+  for (const auto& h : request.headers)
+    headers = c.slistAppend(headers, h.c_str());
   // No "Expect: 100-continue": it costs a round trip per upload and the body is in memory.
   headers = c.slistAppend(headers, "Expect:");
   c.easySetopt(curl_, CURLOPT_HTTPHEADER, headers);

@@ -15,11 +15,11 @@
 namespace tidemark::storage::s3 {
 
 struct HttpOptions {
-  std::string caFile;                // extra CA bundle; system CAs when empty
+  std::string caFile;  // extra CA bundle; system CAs when empty
   bool verifyTls = true;
   std::vector<std::string> resolve;  // CURLOPT_RESOLVE entries ("host:port:address")
   long connectTimeoutMs = 10000;
-  long stallTimeoutSeconds = 30;     // abort a transfer that moves no byte for this long
+  long stallTimeoutSeconds = 30;  // abort a transfer that moves no byte for this long
 };
 
 struct HttpRequest {
@@ -37,7 +37,7 @@ struct HttpResponse {
   long status = 0;
   std::map<std::string, std::string> headers;  // names in lower case
   std::string body;  // 2xx bodies without a sink (up to 64 MiB), or the first 64 KiB of an error
-  std::uint64_t delivered = 0;                  // bytes given to the sink
+  std::uint64_t delivered = 0;  // bytes given to the sink
 
   std::string header(const std::string& lowerName) const;
   // A 2xx status.

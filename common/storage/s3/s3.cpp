@@ -5,8 +5,8 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
-#include <ctime>
 #include <condition_variable>
+#include <ctime>
 #include <deque>
 #include <map>
 #include <mutex>
@@ -54,13 +54,15 @@ bool retryableTransport(CURLcode code) {
 std::string transportHint(CURLcode code) {
   switch (code) {
     case CURLE_COULDNT_RESOLVE_HOST:
-      return "check the host name in s3.endpoint (and s3.uri-style: host style prepends the bucket name)";
+      return "check the host name in s3.endpoint (and s3.uri-style: host style prepends the bucket "
+             "name)";
     case CURLE_COULDNT_CONNECT:
       return "check s3.endpoint (scheme, host and port) and that the S3 server is up and reachable";
     case CURLE_PEER_FAILED_VERIFICATION:
     case CURLE_SSL_CACERT_BADFILE:
     case CURLE_SSL_CONNECT_ERROR:
-      return "the server's TLS certificate was not accepted: set s3.ca-file to the CA that signed it "
+      return "the server's TLS certificate was not accepted: set s3.ca-file to the CA that signed "
+             "it "
              "(s3.verify-tls = false only for tests)";
     case CURLE_OPERATION_TIMEDOUT:
       return "the server stopped answering: check the network, or raise s3.timeout";
@@ -70,37 +72,45 @@ std::string transportHint(CURLcode code) {
 }
 
 // What to do about an S3 error code.
-std::string errorHint(const std::string& code, const HttpResponse& response, const S3Options& options) {
+std::string errorHint(const std::string& code, const HttpResponse& response,
+                      const S3Options& options) {
   if (code == "AccessDenied" || code == "Forbidden")
-    return fmt::format("the credentials may not do this on bucket '{}': check the access key's permissions "
-                       "(s3:GetObject, s3:PutObject, s3:ListBucket, s3:DeleteObject)",
-                       options.bucket);
+    return fmt::format(
+        "the credentials may not do this on bucket '{}': check the access key's permissions "
+        "(s3:GetObject, s3:PutObject, s3:ListBucket, s3:DeleteObject)",
+        options.bucket);
   if (code == "InvalidAccessKeyId")
-    return "the access key id is unknown to this endpoint: check s3.access-key-id (or AWS_ACCESS_KEY_ID) "
+    return "the access key id is unknown to this endpoint: check s3.access-key-id (or "
+           "AWS_ACCESS_KEY_ID) "
            "and s3.endpoint";
   if (code == "SignatureDoesNotMatch")
     return "the signature was refused: check s3.secret-access-key (or AWS_SECRET_ACCESS_KEY)";
   if (code == "RequestTimeTooSkewed")
-    return "this machine's clock differs from the server's by more than 15 minutes: fix the clock (NTP)";
+    return "this machine's clock differs from the server's by more than 15 minutes: fix the clock "
+           "(NTP)";
   if (code == "NoSuchBucket")
-    return fmt::format("create bucket '{}' or fix s3.bucket; self-hosted stores (MinIO, Ceph) usually need "
-                       "s3.uri-style = \"path\"",
-                       options.bucket);
+    return fmt::format(
+        "create bucket '{}' or fix s3.bucket; self-hosted stores (MinIO, Ceph) usually need "
+        "s3.uri-style = \"path\"",
+        options.bucket);
   if (code == "PermanentRedirect" || code == "AuthorizationHeaderMalformed" ||
       code == "IllegalLocationConstraintException") {
     std::string region = response.header("x-amz-bucket-region");
     if (auto expected = s3::xml::first(response.body, "Region")) region = *expected;
     return region.empty() ? "the bucket is in another region: set s3.region to the bucket's region"
-                          : fmt::format("the bucket is in region '{}': set s3.region = \"{}\"", region, region);
+                          : fmt::format("the bucket is in region '{}': set s3.region = \"{}\"",
+                                        region, region);
   }
   if (code == "InvalidBucketName")
-    return "check s3.bucket; with s3.uri-style = \"host\" the endpoint must accept bucket.host names";
+    return "check s3.bucket; with s3.uri-style = \"host\" the endpoint must accept bucket.host "
+           "names";
   return {};
 }
 
 std::string base64(io::ByteView data) {
   std::string out(4 * ((data.size() + 2) / 3) + 1, '\0');
-  int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()), data.data(), int(data.size()));
+  int n =
+      EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()), data.data(), int(data.size()));
   out.resize(std::size_t(n));
   return out;
 }
@@ -116,13 +126,16 @@ std::string md5Base64(io::ByteView data) {
 std::chrono::milliseconds backoff(std::chrono::milliseconds base, int attempt) {
   static thread_local std::mt19937 random{std::random_device{}()};
   auto ceiling = base * (1LL << std::min(attempt, 10));
-  std::uniform_int_distribution<long long> jitter(ceiling.count() / 2, ceiling.count());  // "equal jitter"
+  std::uniform_int_distribution<long long> jitter(ceiling.count() / 2,
+                                                  ceiling.count());  // "equal jitter"
   return std::chrono::milliseconds(jitter(random));
 }
 
 std::string describeRequest(const S3Storage::Request& request, const S3Options& options) {
-  if (request.key.empty()) return fmt::format("S3 {} on bucket '{}'", request.operation, options.bucket);
-  return fmt::format("S3 {} of '{}' in bucket '{}'", request.operation, request.key, options.bucket);
+  if (request.key.empty())
+    return fmt::format("S3 {} on bucket '{}'", request.operation, options.bucket);
+  return fmt::format("S3 {} of '{}' in bucket '{}'", request.operation, request.key,
+                     options.bucket);
 }
 
 }  // namespace
@@ -130,32 +143,43 @@ std::string describeRequest(const S3Storage::Request& request, const S3Options& 
 // ---- the storage --------------------------------------------------------------------------
 
 S3Storage::S3Storage(S3Options options) : options_(std::move(options)) {
-  auto bad = [&](const std::string& message, const std::string& hint) { throw Error(ErrorCode::Config, message, hint); };
-  if (options_.bucket.empty()) bad("s3.bucket is not set", "set s3.bucket to the bucket holding the repository");
+  auto bad = [&](const std::string& message, const std::string& hint) {
+    throw Error(ErrorCode::Config, message, hint);
+  };
+  if (options_.bucket.empty())
+    bad("s3.bucket is not set", "set s3.bucket to the bucket holding the repository");
   auto schemeEnd = options_.endpoint.find("://");
   if (schemeEnd == std::string::npos)
     bad(fmt::format("s3.endpoint '{}' has no scheme", options_.endpoint),
         "write it as https://host[:port] (http:// only on a trusted network)");
   scheme_ = options_.endpoint.substr(0, schemeEnd);
   hostPort_ = options_.endpoint.substr(schemeEnd + 3);
-  while (!hostPort_.empty() && hostPort_.back() == '/') hostPort_.pop_back();
+  while (!hostPort_.empty() && hostPort_.back() == '/')
+    hostPort_.pop_back();
   if (scheme_ != "http" && scheme_ != "https")
-    bad(fmt::format("s3.endpoint '{}' is neither http:// nor https://", options_.endpoint), "use https://host[:port]");
+    bad(fmt::format("s3.endpoint '{}' is neither http:// nor https://", options_.endpoint),
+        "use https://host[:port]");
   if (hostPort_.empty() || hostPort_.find('/') != std::string::npos)
-    bad(fmt::format("s3.endpoint '{}' must be scheme://host[:port] without a path", options_.endpoint),
+    bad(fmt::format("s3.endpoint '{}' must be scheme://host[:port] without a path",
+                    options_.endpoint),
         "put a key prefix in repo.path instead");
-  std::string host = hostPort_.substr(0, hostPort_.rfind(':') == std::string::npos ? hostPort_.size() : hostPort_.rfind(':'));
-  bool isIp = !host.empty() && (host.front() == '[' || std::all_of(host.begin(), host.end(), [](char c) {
-                                  return std::isdigit(static_cast<unsigned char>(c)) || c == '.';
-                                }));
+  std::string host = hostPort_.substr(
+      0, hostPort_.rfind(':') == std::string::npos ? hostPort_.size() : hostPort_.rfind(':'));
+  bool isIp =
+      !host.empty() && (host.front() == '[' || std::all_of(host.begin(), host.end(), [](char c) {
+                          return std::isdigit(static_cast<unsigned char>(c)) || c == '.';
+                        }));
   if (options_.hostStyle && isIp)
-    bad(fmt::format("s3.uri-style = \"host\" cannot work with an IP address endpoint ('{}')", options_.endpoint),
+    bad(fmt::format("s3.uri-style = \"host\" cannot work with an IP address endpoint ('{}')",
+                    options_.endpoint),
         "set s3.uri-style = \"path\", or use the endpoint's DNS name");
   if (options_.credentials.accessKeyId.empty() || options_.credentials.secretAccessKey.empty())
-    bad("no S3 credentials", "set s3.access-key-id and s3.secret-access-key, or AWS_ACCESS_KEY_ID and "
-                             "AWS_SECRET_ACCESS_KEY, or a profile in ~/.aws/credentials");
+    bad("no S3 credentials",
+        "set s3.access-key-id and s3.secret-access-key, or AWS_ACCESS_KEY_ID and "
+        "AWS_SECRET_ACCESS_KEY, or a profile in ~/.aws/credentials");
   if (options_.partSize < (5u << 20))
-    bad(fmt::format("s3.part-size {} is below S3's 5 MiB minimum", options_.partSize), "set s3.part-size to 5MiB or more");
+    bad(fmt::format("s3.part-size {} is below S3's 5 MiB minimum", options_.partSize),
+        "set s3.part-size to 5MiB or more");
   client_ = std::make_unique<s3::HttpClient>(httpOptions());
 }
 
@@ -167,11 +191,13 @@ s3::HttpOptions S3Storage::httpOptions() const {
                        .connectTimeoutMs = options_.connectTimeoutMs,
                        .stallTimeoutSeconds = options_.stallTimeoutSeconds};
   // *.localhost is loopback (RFC 6761), but neither glibc nor curl 7.88 resolve bucket.localhost.
-  std::string host = hostPort_.substr(0, hostPort_.rfind(':') == std::string::npos ? hostPort_.size() : hostPort_.rfind(':'));
+  std::string host = hostPort_.substr(
+      0, hostPort_.rfind(':') == std::string::npos ? hostPort_.size() : hostPort_.rfind(':'));
   bool loopbackName = host == "localhost" || (host.size() > 10 && host.ends_with(".localhost"));
   if (options_.hostStyle && loopbackName) {
-    std::string port = hostPort_.rfind(':') == std::string::npos ? (scheme_ == "https" ? "443" : "80")
-                                                                  : hostPort_.substr(hostPort_.rfind(':') + 1);
+    std::string port = hostPort_.rfind(':') == std::string::npos
+                           ? (scheme_ == "https" ? "443" : "80")
+                           : hostPort_.substr(hostPort_.rfind(':') + 1);
     http.resolve.push_back(options_.bucket + "." + host + ":" + port + ":127.0.0.1");
   }
   return http;
@@ -187,7 +213,8 @@ std::string S3Storage::key(const std::string& path) const {
   return path.empty() ? options_.prefix : options_.prefix + "/" + path;
 }
 
-std::string S3Storage::url(const Request& request, std::string& host, std::string& canonicalPath) const {
+std::string S3Storage::url(const Request& request, std::string& host,
+                           std::string& canonicalPath) const {
   if (options_.hostStyle) {
     host = options_.bucket + "." + hostPort_;
     canonicalPath = "/" + request.key;
@@ -196,7 +223,8 @@ std::string S3Storage::url(const Request& request, std::string& host, std::strin
     canonicalPath = "/" + options_.bucket + (request.key.empty() ? "" : "/" + request.key);
   }
   std::string query = s3::canonicalQuery(request.query);
-  return scheme_ + "://" + host + s3::uriEncode(canonicalPath, true) + (query.empty() ? "" : "?" + query);
+  return scheme_ + "://" + host + s3::uriEncode(canonicalPath, true) +
+         (query.empty() ? "" : "?" + query);
 }
 
 HttpResponse S3Storage::execute(const Request& request, s3::HttpClient& client) const {
@@ -211,7 +239,9 @@ HttpResponse S3Storage::execute(const Request& request, s3::HttpClient& client) 
     std::vector<std::pair<std::string, std::string>> headers = request.headers;
     std::uint64_t start = request.rangeStart + delivered;
     if (request.resumable && (start > 0 || request.rangeEnd))
-      headers.emplace_back("range", fmt::format("bytes={}-{}", start, request.rangeEnd ? std::to_string(*request.rangeEnd) : ""));
+      headers.emplace_back("range",
+                           fmt::format("bytes={}-{}", start,
+                                       request.rangeEnd ? std::to_string(*request.rangeEnd) : ""));
     if (!etag.empty()) headers.emplace_back("if-match", etag);
     std::string amzDate = s3::amzNow();
     headers.emplace_back("host", host);
@@ -220,13 +250,16 @@ HttpResponse S3Storage::execute(const Request& request, s3::HttpClient& client) 
     if (!options_.credentials.sessionToken.empty())
       headers.emplace_back("x-amz-security-token", options_.credentials.sessionToken);
     s3::SigningInput signing{request.method, canonicalPath, request.query, headers, payloadHash};
-    std::string authorization = s3::authorization(signing, options_.credentials, options_.region, amzDate);
+    std::string authorization =
+        s3::authorization(signing, options_.credentials, options_.region, amzDate);
 
-    s3::HttpRequest http{.method = request.method, .url = target, .body = request.body, .sink = request.sink};
+    s3::HttpRequest http{
+        .method = request.method, .url = target, .body = request.body, .sink = request.sink};
     for (const auto& [name, value] : headers)
       if (name != "host") http.headers.push_back(name + ": " + value);
     http.headers.push_back("Authorization: " + authorization);
-    if (request.method == "PUT" || request.method == "POST") http.headers.push_back("Content-Type: application/octet-stream");
+    if (request.method == "PUT" || request.method == "POST")
+      http.headers.push_back("Content-Type: application/octet-stream");
 
     spdlog::debug("{} {} (attempt {})", request.method, target, attempt + 1);
     HttpResponse response = client.perform(http);  // a sink's exception propagates: no retry
@@ -234,7 +267,8 @@ HttpResponse S3Storage::execute(const Request& request, s3::HttpClient& client) 
 
     bool complete = response.transport == CURLE_OK;
     if (complete && response.ok() && request.sink != nullptr && request.method == "GET") {
-      // A body shorter than announced is a truncated transfer, even if the connection closed cleanly.
+      // A body shorter than announced is a truncated transfer, even if the connection closed
+      // cleanly.
       std::string length = response.header("content-length");
       if (!length.empty() && std::stoull(length) != response.delivered) complete = false;
     }
@@ -248,17 +282,19 @@ HttpResponse S3Storage::execute(const Request& request, s3::HttpClient& client) 
     auto delay = backoff(options_.retryBaseDelay, attempt);
     bool timeLeft = std::chrono::steady_clock::now() + delay < deadline;
     if (canRetry && attempt < options_.retryMax && timeLeft) {
-      spdlog::warn("{}: {}; retrying in {} ms (attempt {} of {})", describeRequest(request, options_),
-                   complete ? fmt::format("HTTP {}", response.status) : response.transportError, delay.count(),
-                   attempt + 2, options_.retryMax + 1);
+      spdlog::warn("{}: {}; retrying in {} ms (attempt {} of {})",
+                   describeRequest(request, options_),
+                   complete ? fmt::format("HTTP {}", response.status) : response.transportError,
+                   delay.count(), attempt + 2, options_.retryMax + 1);
       std::this_thread::sleep_for(delay);
       continue;
     }
     if (complete) fail(request, response);
-    Error e(ErrorCode::Storage,
-            fmt::format("{} at '{}' failed after {} attempt{}: {}", describeRequest(request, options_), options_.endpoint,
-                        attempt + 1, attempt ? "s" : "", response.transportError),
-            transportHint(response.transport));
+    Error e(
+        ErrorCode::Storage,
+        fmt::format("{} at '{}' failed after {} attempt{}: {}", describeRequest(request, options_),
+                    options_.endpoint, attempt + 1, attempt ? "s" : "", response.transportError),
+        transportHint(response.transport));
     e.setTransient(retryableTransport(response.transport));
     throw e;
   }
@@ -269,11 +305,20 @@ void S3Storage::fail(const Request& request, const HttpResponse& response) const
   std::string message = s3::xml::first(response.body, "Message").value_or("");
   if (code.empty()) {  // HEAD answers have no body
     switch (response.status) {
-      case 301: code = "PermanentRedirect"; break;
-      case 400: code = "BadRequest"; break;
-      case 403: code = "Forbidden"; break;
-      case 404: code = "NotFound"; break;
-      default: code = "HTTP" + std::to_string(response.status);
+      case 301:
+        code = "PermanentRedirect";
+        break;
+      case 400:
+        code = "BadRequest";
+        break;
+      case 403:
+        code = "Forbidden";
+        break;
+      case 404:
+        code = "NotFound";
+        break;
+      default:
+        code = "HTTP" + std::to_string(response.status);
     }
   }
   Error e(ErrorCode::Storage,
@@ -285,7 +330,10 @@ void S3Storage::fail(const Request& request, const HttpResponse& response) const
 }
 
 bool S3Storage::read(const std::string& path, io::Sink& out, ReadOptions options) {
-  Request request{.operation = "GetObject", .key = key(path), .sink = &out, .resumable = true,
+  Request request{.operation = "GetObject",
+                  .key = key(path),
+                  .sink = &out,
+                  .resumable = true,
                   .rangeStart = options.offset};
   if (options.length) {
     if (*options.length == 0) return info(path).has_value();
@@ -295,8 +343,10 @@ bool S3Storage::read(const std::string& path, io::Sink& out, ReadOptions options
   if (response.ok()) return true;
   // "Not found" only when the server says so in S3's words: a 404 page from something that is not
   // an S3 server (a wrong endpoint) must not pass for a missing WAL file.
-  if (response.status == 404 && s3::xml::first(response.body, "Code").value_or("") == "NoSuchKey") return false;
-  if (response.status == 416 && options.offset > 0) return true;  // a range past the end: nothing to deliver
+  if (response.status == 404 && s3::xml::first(response.body, "Code").value_or("") == "NoSuchKey")
+    return false;
+  if (response.status == 416 && options.offset > 0)
+    return true;  // a range past the end: nothing to deliver
   fail(request, response);
 }
 
@@ -311,7 +361,8 @@ std::optional<ObjectInfo> S3Storage::info(const std::string& path) {
   std::string modified = response.header("last-modified");
   if (!modified.empty()) {
     std::tm tm{};
-    if (::strptime(modified.c_str(), "%a, %d %b %Y %H:%M:%S GMT", &tm) != nullptr) info.modified = ::timegm(&tm);
+    if (::strptime(modified.c_str(), "%a, %d %b %Y %H:%M:%S GMT", &tm) != nullptr)
+      info.modified = ::timegm(&tm);
   }
   return info;
 }
@@ -321,7 +372,8 @@ void S3Storage::list(const std::string& dir, const std::function<void(const List
   if (!prefix.empty()) prefix += "/";
   std::string token;
   do {
-    Request request{.operation = "ListObjectsV2", .key = "",
+    Request request{.operation = "ListObjectsV2",
+                    .key = "",
                     .query = {{"list-type", "2"}, {"prefix", prefix}, {"delimiter", "/"}}};
     if (!token.empty()) request.query.emplace_back("continuation-token", token);
     HttpResponse response = execute(request, *client_);
@@ -362,14 +414,20 @@ void S3Storage::removeMany(const std::vector<std::string>& paths) {
     for (std::size_t i = begin; i < std::min(paths.size(), begin + 1000); ++i)
       body += "<Object><Key>" + s3::xml::encode(key(paths[i])) + "</Key></Object>";
     body += "</Delete>";
-    Request request{.operation = "DeleteObjects", .method = "POST", .key = "", .query = {{"delete", ""}},
-                    .headers = {{"content-md5", md5Base64(io::asBytes(body))}}, .body = io::asBytes(body)};
+    Request request{.operation = "DeleteObjects",
+                    .method = "POST",
+                    .key = "",
+                    .query = {{"delete", ""}},
+                    .headers = {{"content-md5", md5Base64(io::asBytes(body))}},
+                    .body = io::asBytes(body)};
     HttpResponse response = execute(request, *client_);
     if (!response.ok()) fail(request, response);
     auto errors = s3::xml::elements(response.body, "Error");
     if (!errors.empty())
-      throw error(ErrorCode::Storage, "S3 DeleteObjects in bucket '{}': {} object(s) not deleted, e.g. '{}': {}",
-                  options_.bucket, errors.size(), s3::xml::first(errors.front(), "Key").value_or("?"),
+      throw error(ErrorCode::Storage,
+                  "S3 DeleteObjects in bucket '{}': {} object(s) not deleted, e.g. '{}': {}",
+                  options_.bucket, errors.size(),
+                  s3::xml::first(errors.front(), "Key").value_or("?"),
                   s3::xml::first(errors.front(), "Message").value_or("?"));
   }
 }
@@ -378,8 +436,10 @@ std::vector<std::pair<std::string, std::string>> S3Storage::pendingUploads() {
   std::vector<std::pair<std::string, std::string>> out;
   std::string keyMarker, idMarker;
   for (;;) {
-    Request request{.operation = "ListMultipartUploads", .key = "",
-                    .query = {{"uploads", ""}, {"prefix", options_.prefix.empty() ? "" : options_.prefix + "/"}}};
+    Request request{.operation = "ListMultipartUploads",
+                    .key = "",
+                    .query = {{"uploads", ""},
+                              {"prefix", options_.prefix.empty() ? "" : options_.prefix + "/"}}};
     if (!keyMarker.empty()) {
       request.query.emplace_back("key-marker", keyMarker);
       request.query.emplace_back("upload-id-marker", idMarker);
@@ -387,7 +447,8 @@ std::vector<std::pair<std::string, std::string>> S3Storage::pendingUploads() {
     HttpResponse response = execute(request, *client_);
     if (!response.ok()) fail(request, response);
     for (auto upload : s3::xml::elements(response.body, "Upload"))
-      out.emplace_back(s3::xml::first(upload, "Key").value_or(""), s3::xml::first(upload, "UploadId").value_or(""));
+      out.emplace_back(s3::xml::first(upload, "Key").value_or(""),
+                       s3::xml::first(upload, "UploadId").value_or(""));
     if (s3::xml::first(response.body, "IsTruncated").value_or("false") != "true") break;
     keyMarker = s3::xml::first(response.body, "NextKeyMarker").value_or("");
     idMarker = s3::xml::first(response.body, "NextUploadIdMarker").value_or("");

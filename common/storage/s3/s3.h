@@ -56,7 +56,8 @@ class S3Storage final : public Storage {
   std::optional<ObjectInfo> info(const std::string& path) override;
   void list(const std::string& dir, const std::function<void(const ListEntry&)>& fn) override;
   void remove(const std::string& path) override;
-  std::unique_ptr<Lock> tryLock(const std::string& path, const std::string& owner, std::string& holder) override;
+  std::unique_ptr<Lock> tryLock(const std::string& path, const std::string& owner,
+                                std::string& holder) override;
 
   // Removes objects with DeleteObjects, up to 1000 per request.
   void removeMany(const std::vector<std::string>& paths);
@@ -67,7 +68,7 @@ class S3Storage final : public Storage {
   struct Request {
     std::string operation;  // "GetObject", ... (for messages)
     std::string method = "GET";
-    std::string key;        // the full key; "" for bucket-level requests
+    std::string key;  // the full key; "" for bucket-level requests
     std::vector<std::pair<std::string, std::string>> query;
     std::vector<std::pair<std::string, std::string>> headers;
     io::ByteView body;

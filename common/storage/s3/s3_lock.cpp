@@ -1,8 +1,8 @@
 // The s3 driver's locks: an object created with If-None-Match and refreshed by its holder.
 #include <spdlog/spdlog.h>
 
-#include <ctime>
 #include <condition_variable>
+#include <ctime>
 #include <mutex>
 #include <random>
 #include <thread>
@@ -21,14 +21,17 @@ constexpr std::chrono::seconds kLockRefresh{30};
 constexpr std::chrono::seconds kLockStale{300};
 
 std::string lockDocument(const std::string& owner, const std::string& token) {
-  return fmt::format("{{\"owner\": \"{}\", \"token\": \"{}\", \"heartbeat\": {}}}\n", s3::xml::encode(owner), token,
-                     std::time(nullptr));
+  return fmt::format("{{\"owner\": \"{}\", \"token\": \"{}\", \"heartbeat\": {}}}\n",
+                     s3::xml::encode(owner), token, std::time(nullptr));
 }
 
 class S3Lock final : public Lock {
  public:
   S3Lock(S3Storage& storage, std::string path, std::string owner, std::string token)
-      : storage_(storage), path_(std::move(path)), owner_(std::move(owner)), token_(std::move(token)) {
+      : storage_(storage),
+        path_(std::move(path)),
+        owner_(std::move(owner)),
+        token_(std::move(token)) {
     heartbeat_ = std::thread([this] { beat(); });
   }
 
@@ -44,7 +47,8 @@ class S3Lock final : public Lock {
       auto text = readSmall(storage_, path_, 4096);
       if (text && text->find(token_) != std::string::npos) storage_.remove(path_);
     } catch (const std::exception& e) {
-      spdlog::warn("could not release lock '{}': {}; it becomes stale in {} s", path_, e.what(), kLockStale.count());
+      spdlog::warn("could not release lock '{}': {}; it becomes stale in {} s", path_, e.what(),
+                   kLockStale.count());
     }
   }
 
@@ -54,7 +58,9 @@ class S3Lock final : public Lock {
     std::unique_lock lock(mutex_);
     while (!wake_.wait_for(lock, kLockRefresh, [&] { return stopping_; })) {
       std::string document = lockDocument(owner_, token_);
-      S3Storage::Request request{.operation = "PutObject", .method = "PUT", .key = storage_.key(path_),
+      S3Storage::Request request{.operation = "PutObject",
+                                 .method = "PUT",
+                                 .key = storage_.key(path_),
                                  .body = io::asBytes(document)};
       try {
         auto response = storage_.execute(request, client);
@@ -75,7 +81,8 @@ class S3Lock final : public Lock {
 
 }  // namespace
 
-std::unique_ptr<Lock> S3Storage::tryLock(const std::string& path, const std::string& owner, std::string& holder) {
+std::unique_ptr<Lock> S3Storage::tryLock(const std::string& path, const std::string& owner,
+                                         std::string& holder) {
   static thread_local std::mt19937_64 random{std::random_device{}()};
   std::string token = fmt::format("{:016x}", random());
   for (int attempt = 0; attempt < 3; ++attempt) {
@@ -93,8 +100,8 @@ std::unique_ptr<Lock> S3Storage::tryLock(const std::string& path, const std::str
     else
       holder = "another process";
     if (std::time(nullptr) - heartbeat <= kLockStale.count()) return nullptr;
-    spdlog::warn("taking over lock '{}': its holder ({}) stopped refreshing it {} s ago", path, holder,
-                 std::time(nullptr) - heartbeat);
+    spdlog::warn("taking over lock '{}': its holder ({}) stopped refreshing it {} s ago", path,
+                 holder, std::time(nullptr) - heartbeat);
     remove(path);
   }
   holder = "another process (the lock changed hands while it was being taken)";

@@ -25,11 +25,13 @@ class PartUploader {
 
   void submit(int number, io::Buffer part) {
     std::unique_lock lock(mutex_);
-    changed_.wait(lock, [&] { return pending_ < storage_.options().uploadConcurrency || failure_; });
+    changed_.wait(lock,
+                  [&] { return pending_ < storage_.options().uploadConcurrency || failure_; });
     rethrow();
     ++pending_;
     queue_.emplace_back(number, std::move(part));
-    if (int(workers_.size()) < storage_.options().uploadConcurrency && int(workers_.size()) < pending_)
+    if (int(workers_.size()) < storage_.options().uploadConcurrency &&
+        int(workers_.size()) < pending_)
       workers_.emplace_back([this] { work(); });
     changed_.notify_all();
   }
@@ -49,7 +51,8 @@ class PartUploader {
       queue_.clear();
     }
     changed_.notify_all();
-    for (auto& worker : workers_) worker.join();
+    for (auto& worker : workers_)
+      worker.join();
     workers_.clear();
   }
 
@@ -70,13 +73,18 @@ class PartUploader {
         queue_.pop_front();
       }
       try {
-        S3Storage::Request request{.operation = fmt::format("UploadPart {}", job.first), .method = "PUT", .key = key_,
-                                   .query = {{"partNumber", std::to_string(job.first)}, {"uploadId", uploadId_}},
-                                   .body = job.second};
+        S3Storage::Request request{
+            .operation = fmt::format("UploadPart {}", job.first),
+            .method = "PUT",
+            .key = key_,
+            .query = {{"partNumber", std::to_string(job.first)}, {"uploadId", uploadId_}},
+            .body = job.second};
         auto response = storage_.execute(request, client);
         if (!response.ok()) storage_.fail(request, response);
         std::string etag = response.header("etag");
-        if (etag.empty()) throw error(ErrorCode::Storage, "S3 UploadPart {} of '{}' returned no ETag", job.first, key_);
+        if (etag.empty())
+          throw error(ErrorCode::Storage, "S3 UploadPart {} of '{}' returned no ETag", job.first,
+                      key_);
         std::lock_guard lock(mutex_);
         etags_[job.first] = etag;
         --pending_;
@@ -107,7 +115,11 @@ constexpr std::uint64_t kSinglePutSlack = 1u << 20;
 class S3Write final : public Write {
  public:
   S3Write(S3Storage& storage, s3::HttpClient& client, std::string path, WriteOptions options)
-      : storage_(storage), client_(client), path_(std::move(path)), key_(storage.key(path_)), options_(options) {
+      : storage_(storage),
+        client_(client),
+        path_(std::move(path)),
+        key_(storage.key(path_)),
+        options_(options) {
     // One allocation for the largest single object: growing a vector copies what it holds each
     // time it doubles. Pages not written are never touched, so small objects cost nothing.
     buffer_.reserve(storage_.options().partSize + kSinglePutSlack);
@@ -119,9 +131,10 @@ class S3Write final : public Write {
       try {
         abort();
       } catch (const std::exception& e) {
-        spdlog::warn("could not abort the multipart upload of '{}' (upload id {}): {}; a lifecycle rule for "
-                     "incomplete uploads reclaims it",
-                     key_, uploadId_, e.what());
+        spdlog::warn(
+            "could not abort the multipart upload of '{}' (upload id {}): {}; a lifecycle rule for "
+            "incomplete uploads reclaims it",
+            key_, uploadId_, e.what());
       }
     }
   }
@@ -165,12 +178,16 @@ class S3Write final : public Write {
  private:
   void sendPart() {
     if (uploadId_.empty()) {
-      S3Storage::Request request{.operation = "CreateMultipartUpload", .method = "POST", .key = key_,
+      S3Storage::Request request{.operation = "CreateMultipartUpload",
+                                 .method = "POST",
+                                 .key = key_,
                                  .query = {{"uploads", ""}}};
       auto response = storage_.execute(request, client_);
       if (!response.ok()) storage_.fail(request, response);
       uploadId_ = s3::xml::first(response.body, "UploadId").value_or("");
-      if (uploadId_.empty()) throw error(ErrorCode::Storage, "S3 CreateMultipartUpload of '{}' returned no UploadId", key_);
+      if (uploadId_.empty())
+        throw error(ErrorCode::Storage, "S3 CreateMultipartUpload of '{}' returned no UploadId",
+                    key_);
       uploader_ = std::make_unique<PartUploader>(storage_, key_, uploadId_);
     }
     // The first part may hold up to kSinglePutSlack bytes more than a part: they start the next.
@@ -186,7 +203,10 @@ class S3Write final : public Write {
   }
 
   bool putObject() {
-    S3Storage::Request request{.operation = "PutObject", .method = "PUT", .key = key_, .body = buffer_,
+    S3Storage::Request request{.operation = "PutObject",
+                               .method = "PUT",
+                               .key = key_,
+                               .body = buffer_,
                                .payloadHash = io::toHex(hash_.finish())};
     if (options_.noReplace) request.headers.emplace_back("if-none-match", "*");
     auto response = storage_.execute(request, client_);
@@ -206,17 +226,22 @@ class S3Write final : public Write {
     }
     std::string body = "<CompleteMultipartUpload>";
     for (const auto& [number, etag] : etags_)
-      body += fmt::format("<Part><PartNumber>{}</PartNumber><ETag>{}</ETag></Part>", number, s3::xml::encode(etag));
+      body += fmt::format("<Part><PartNumber>{}</PartNumber><ETag>{}</ETag></Part>", number,
+                          s3::xml::encode(etag));
     body += "</CompleteMultipartUpload>";
-    S3Storage::Request request{.operation = "CompleteMultipartUpload", .method = "POST", .key = key_,
-                               .query = {{"uploadId", uploadId_}}, .body = io::asBytes(body)};
+    S3Storage::Request request{.operation = "CompleteMultipartUpload",
+                               .method = "POST",
+                               .key = key_,
+                               .query = {{"uploadId", uploadId_}},
+                               .body = io::asBytes(body)};
     if (options_.noReplace) request.headers.emplace_back("if-none-match", "*");
     auto response = storage_.execute(request, client_);
     if (response.status == 412 && options_.noReplace) {
       abort();
       return false;
     }
-    bool lostReply = response.status == 404 && s3::xml::first(response.body, "Code").value_or("") == "NoSuchUpload";
+    bool lostReply = response.status == 404 &&
+                     s3::xml::first(response.body, "Code").value_or("") == "NoSuchUpload";
     // CompleteMultipartUpload may answer 200 with an error document.
     if (!lostReply && (!response.ok() || !s3::xml::elements(response.body, "Error").empty()))
       storage_.fail(request, response);
@@ -225,13 +250,16 @@ class S3Write final : public Write {
     // lost, the upload is gone and the object, if complete, is ours.)
     auto stored = storage_.info(path_);
     if (!stored || stored->size != size_)
-      throw error(ErrorCode::Storage, "S3 object '{}' is {} bytes after CompleteMultipartUpload, {} were uploaded", key_,
-                  stored ? stored->size : 0, size_);
+      throw error(ErrorCode::Storage,
+                  "S3 object '{}' is {} bytes after CompleteMultipartUpload, {} were uploaded",
+                  key_, stored ? stored->size : 0, size_);
     return true;
   }
 
   void abort() {
-    S3Storage::Request request{.operation = "AbortMultipartUpload", .method = "DELETE", .key = key_,
+    S3Storage::Request request{.operation = "AbortMultipartUpload",
+                               .method = "DELETE",
+                               .key = key_,
                                .query = {{"uploadId", uploadId_}}};
     auto response = storage_.execute(request, client_);
     if (!response.ok() && response.status != 404) storage_.fail(request, response);

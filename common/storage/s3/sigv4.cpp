@@ -20,17 +20,21 @@ using Digest = io::Sha256Digest;
 Digest hmac(std::string_view key, std::string_view data) {
   Digest out{};
   unsigned int length = 0;
-  if (HMAC(EVP_sha256(), key.data(), int(key.size()), reinterpret_cast<const unsigned char*>(data.data()),
-           data.size(), out.data(), &length) == nullptr ||
+  if (HMAC(EVP_sha256(), key.data(), int(key.size()),
+           reinterpret_cast<const unsigned char*>(data.data()), data.size(), out.data(),
+           &length) == nullptr ||
       length != out.size())
     throw Error(ErrorCode::Internal, "HMAC-SHA256 failed in OpenSSL");
   return out;
 }
 
-std::string_view view(const Digest& d) { return {reinterpret_cast<const char*>(d.data()), d.size()}; }
+std::string_view view(const Digest& d) {
+  return {reinterpret_cast<const char*>(d.data()), d.size()};
+}
 
 std::string lower(std::string s) {
-  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return char(std::tolower(c)); });
+  std::transform(s.begin(), s.end(), s.begin(),
+                 [](unsigned char c) { return char(std::tolower(c)); });
   return s;
 }
 
@@ -57,8 +61,9 @@ std::string uriEncode(std::string_view text, bool keepSlash) {
   std::string out;
   out.reserve(text.size());
   for (unsigned char c : text) {
-    bool unreserved = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
-                      c == '_' || c == '.' || c == '~';  // ASCII only, whatever the locale
+    bool unreserved = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+                      c == '-' || c == '_' || c == '.' ||
+                      c == '~';  // ASCII only, whatever the locale
     if (unreserved || (keepSlash && c == '/')) {
       out.push_back(char(c));
     } else {
@@ -72,7 +77,8 @@ std::string uriEncode(std::string_view text, bool keepSlash) {
 
 std::string canonicalQuery(const std::vector<std::pair<std::string, std::string>>& query) {
   std::vector<std::pair<std::string, std::string>> encoded;
-  for (const auto& [name, value] : query) encoded.emplace_back(uriEncode(name, false), uriEncode(value, false));
+  for (const auto& [name, value] : query)
+    encoded.emplace_back(uriEncode(name, false), uriEncode(value, false));
   std::sort(encoded.begin(), encoded.end());
   std::string out;
   for (const auto& [name, value] : encoded) {
@@ -84,7 +90,8 @@ std::string canonicalQuery(const std::vector<std::pair<std::string, std::string>
 
 std::string canonicalRequest(const SigningInput& input) {
   std::vector<std::pair<std::string, std::string>> headers;
-  for (const auto& [name, value] : input.headers) headers.emplace_back(lower(name), trimValue(value));
+  for (const auto& [name, value] : input.headers)
+    headers.emplace_back(lower(name), trimValue(value));
   std::sort(headers.begin(), headers.end());
   std::string canonicalHeaders, signedHeaders;
   for (const auto& [name, value] : headers) {
@@ -92,21 +99,25 @@ std::string canonicalRequest(const SigningInput& input) {
     signedHeaders += (signedHeaders.empty() ? "" : ";") + name;
   }
   return input.method + "\n" + uriEncode(input.path.empty() ? "/" : input.path, true) + "\n" +
-         canonicalQuery(input.query) + "\n" + canonicalHeaders + "\n" + signedHeaders + "\n" + input.payloadHash;
+         canonicalQuery(input.query) + "\n" + canonicalHeaders + "\n" + signedHeaders + "\n" +
+         input.payloadHash;
 }
 
-std::string_view dateOf(std::string_view amzDate) { return amzDate.substr(0, 8); }
+std::string_view dateOf(std::string_view amzDate) {
+  return amzDate.substr(0, 8);
+}
 
-std::string stringToSign(std::string_view canonical, std::string_view amzDate, std::string_view region,
-                         std::string_view service) {
-  std::string scope = std::string(dateOf(amzDate)) + "/" + std::string(region) + "/" + std::string(service) +
-                      "/aws4_request";
+std::string stringToSign(std::string_view canonical, std::string_view amzDate,
+                         std::string_view region, std::string_view service) {
+  std::string scope = std::string(dateOf(amzDate)) + "/" + std::string(region) + "/" +
+                      std::string(service) + "/aws4_request";
   return "AWS4-HMAC-SHA256\n" + std::string(amzDate) + "\n" + scope + "\n" +
          io::toHex(io::Sha256::of(io::asBytes(canonical)));
 }
 
-std::string authorization(const SigningInput& input, const Credentials& credentials, std::string_view region,
-                          std::string_view amzDate, std::string_view service) {
+std::string authorization(const SigningInput& input, const Credentials& credentials,
+                          std::string_view region, std::string_view amzDate,
+                          std::string_view service) {
   std::string canonical = canonicalRequest(input);
   std::string toSign = stringToSign(canonical, amzDate, region, service);
   Digest key = hmac("AWS4" + credentials.secretAccessKey, dateOf(amzDate));
@@ -116,13 +127,15 @@ std::string authorization(const SigningInput& input, const Credentials& credenti
   std::string signature = io::toHex(hmac(view(key), toSign));
 
   std::vector<std::string> names;
-  for (const auto& header : input.headers) names.push_back(lower(header.first));
+  for (const auto& header : input.headers)
+    names.push_back(lower(header.first));
   std::sort(names.begin(), names.end());
   std::string signedHeaders;
-  for (const auto& name : names) signedHeaders += (signedHeaders.empty() ? "" : ";") + name;
-  return "AWS4-HMAC-SHA256 Credential=" + credentials.accessKeyId + "/" + std::string(dateOf(amzDate)) + "/" +
-         std::string(region) + "/" + std::string(service) + "/aws4_request, SignedHeaders=" + signedHeaders +
-         ", Signature=" + signature;
+  for (const auto& name : names)
+    signedHeaders += (signedHeaders.empty() ? "" : ";") + name;
+  return "AWS4-HMAC-SHA256 Credential=" + credentials.accessKeyId + "/" +
+         std::string(dateOf(amzDate)) + "/" + std::string(region) + "/" + std::string(service) +
+         "/aws4_request, SignedHeaders=" + signedHeaders + ", Signature=" + signature;
 }
 
 std::string amzNow() {

@@ -40,12 +40,13 @@ std::string canonicalRequest(const SigningInput& input);
 // "20130524" from "20130524T000000Z".
 std::string_view dateOf(std::string_view amzDate);
 
-std::string stringToSign(std::string_view canonicalRequest, std::string_view amzDate, std::string_view region,
-                         std::string_view service);
+std::string stringToSign(std::string_view canonicalRequest, std::string_view amzDate,
+                         std::string_view region, std::string_view service);
 
 // The Authorization header value for `input`, signed at `amzDate` (yyyymmddThhmmssZ, UTC).
-std::string authorization(const SigningInput& input, const Credentials& credentials, std::string_view region,
-                          std::string_view amzDate, std::string_view service = "s3");
+std::string authorization(const SigningInput& input, const Credentials& credentials,
+                          std::string_view region, std::string_view amzDate,
+                          std::string_view service = "s3");
 
 // The current time as yyyymmddThhmmssZ.
 std::string amzNow();

@@ -53,20 +53,26 @@ std::string decode(std::string_view text) {
       continue;
     }
     std::string_view entity = text.substr(i + 1, semi - i - 1);
-    if (entity == "amp") out.push_back('&');
-    else if (entity == "lt") out.push_back('<');
-    else if (entity == "gt") out.push_back('>');
-    else if (entity == "quot") out.push_back('"');
-    else if (entity == "apos") out.push_back('\'');
+    if (entity == "amp")
+      out.push_back('&');
+    else if (entity == "lt")
+      out.push_back('<');
+    else if (entity == "gt")
+      out.push_back('>');
+    else if (entity == "quot")
+      out.push_back('"');
+    else if (entity == "apos")
+      out.push_back('\'');
     else if (!entity.empty() && entity[0] == '#') {
       bool hex = entity.size() > 1 && (entity[1] == 'x' || entity[1] == 'X');
       std::string_view digits = entity.substr(hex ? 2 : 1);
       unsigned long code = 0;
-      auto [end, problem] = std::from_chars(digits.data(), digits.data() + digits.size(), code, hex ? 16 : 10);
+      auto [end, problem] =
+          std::from_chars(digits.data(), digits.data() + digits.size(), code, hex ? 16 : 10);
       // Not a character XML allows (bad digits, NUL, a surrogate, beyond U+10FFFF): keep the text
       // as written rather than make up a character, a NUL byte above all.
-      if (digits.empty() || problem != std::errc() || end != digits.data() + digits.size() || code == 0 ||
-          (code >= 0xD800 && code <= 0xDFFF) || code > 0x10FFFF) {
+      if (digits.empty() || problem != std::errc() || end != digits.data() + digits.size() ||
+          code == 0 || (code >= 0xD800 && code <= 0xDFFF) || code > 0x10FFFF) {
         out.append(text.substr(i, semi - i + 1));
         i = semi;
         continue;
@@ -99,12 +105,23 @@ std::string encode(std::string_view text) {
   std::string out;
   for (char c : text) {
     switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&quot;"; break;
-      case '\'': out += "&apos;"; break;
-      default: out.push_back(c);
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      case '\'':
+        out += "&apos;";
+        break;
+      default:
+        out.push_back(c);
     }
   }
   return out;

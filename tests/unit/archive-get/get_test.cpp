@@ -36,7 +36,8 @@ struct GetParams {
 
 // The worker on a handle of the stanza of `s`.
 archive::GetResult getWalFile(storage::Storage& s, const GetParams& p) {
-  return archive::getWalFile(repo::Repository(s, p.stanza), {.walName = p.walName, .destination = p.destination});
+  return archive::getWalFile(repo::Repository(s, p.stanza),
+                             {.walName = p.walName, .destination = p.destination});
 }
 
 // A repository holding one segment and one history file, and a data directory to restore into.
@@ -47,7 +48,8 @@ struct Fixture {
     test::writeFile(source / "00000002.history", kHistory);
     for (const std::string& path :
          {test::writeSegment(source.path(), kSegment), source / "00000002.history"})
-      REQUIRE(archive::pushWalFile(repo::Repository(storage, "main", {}, {.compress = type}), {.walPath = path})
+      REQUIRE(archive::pushWalFile(repo::Repository(storage, "main", {}, {.compress = type}),
+                                   {.walPath = path})
                   .outcome == archive::PushOutcome::Stored);
   }
   GetParams params(const std::string& name, const std::string& destination) {
@@ -179,7 +181,8 @@ TEST_CASE("getWalFile with a failing storage leaves no destination file") {
   test::MemoryStorage inner({.readChunk = 4096});
   test::FaultStorage s(inner);
   test::TempDir source, pgData;
-  REQUIRE(archive::pushWalFile(repo::Repository(inner, "main"), {.walPath = test::writeSegment(source.path(), kSegment)})
+  REQUIRE(archive::pushWalFile(repo::Repository(inner, "main"),
+                               {.walPath = test::writeSegment(source.path(), kSegment)})
               .outcome == archive::PushOutcome::Stored);
   const std::string destination = pgData / "RECOVERYXLOG";
   const GetParams params{.walName = kName, .destination = destination};

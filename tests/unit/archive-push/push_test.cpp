@@ -52,12 +52,14 @@ PushParams params(const std::string& walPath, io::CompressType type = io::Compre
 
 // The worker on a handle of stanza "main" of `s`.
 archive::PushResult pushWalFile(storage::Storage& s, const PushParams& p) {
-  repo::Repository repository(s, "main", p.keys ? *p.keys : repo::Keyring{},
-                              {.compress = p.compress,
-                               .level = 1,
-                               .encryption = p.encrypt ? io::EncryptType::Aes256Gcm : io::EncryptType::None,
-                               .allowMixedEncryption = p.allowMixedEncryption});
-  return archive::pushWalFile(repository, {.walPath = p.walPath, .controlSystemId = p.controlSystemId});
+  repo::Repository repository(
+      s, "main", p.keys ? *p.keys : repo::Keyring{},
+      {.compress = p.compress,
+       .level = 1,
+       .encryption = p.encrypt ? io::EncryptType::Aes256Gcm : io::EncryptType::None,
+       .allowMixedEncryption = p.allowMixedEncryption});
+  return archive::pushWalFile(repository,
+                              {.walPath = p.walPath, .controlSystemId = p.controlSystemId});
 }
 
 std::optional<repo::StanzaInfo> loadStanza(storage::Storage& s, const std::string& stanza) {
@@ -521,18 +523,23 @@ TEST_CASE("pushWalFile with a key stores encrypted objects and keeps the stanza 
     test::SegmentSpec other = kSegment;
     other.seed = 7;
     test::writeSegment(f.pgWal.path(), other);
-    CHECK(thrownError([&] { pushWalFile(f.storage, encrypted(segment)); }).code() == ErrorCode::Conflict);
+    CHECK(thrownError([&] { pushWalFile(f.storage, encrypted(segment)); }).code() ==
+          ErrorCode::Conflict);
   }
-  SUBCASE("an unencrypted push into the encrypted stanza is refused, segment or .history, storing nothing") {
+  SUBCASE(
+      "an unencrypted push into the encrypted stanza is refused, segment or .history, storing "
+      "nothing") {
     test::SegmentSpec next = kSegment;
     next.segmentNumber = 6;
     Error e = thrownError([&] { pushWalFile(f.storage, params(f.write(next))); });
     CHECK(e.code() == ErrorCode::Config);
-    CHECK(what(e) == Containing("stanza 'main' records encryption 'aes-256-gcm' in stanza.json, but "
-                                "encryption.type is 'none'"));
+    CHECK(what(e) ==
+          Containing("stanza 'main' records encryption 'aes-256-gcm' in stanza.json, but "
+                     "encryption.type is 'none'"));
     CHECK_FALSE(f.has(test::segmentName(next)));
-    CHECK(thrownError([&] { pushWalFile(f.storage, params(f.write("00000002.history", kHistory))); }).code() ==
-          ErrorCode::Config);
+    CHECK(thrownError([&] {
+            pushWalFile(f.storage, params(f.write("00000002.history", kHistory)));
+          }).code() == ErrorCode::Config);
     CHECK_FALSE(f.has("00000002.history"));
   }
   SUBCASE("with allowMixedEncryption it is stored, and the stanza switches") {
@@ -552,6 +559,7 @@ TEST_CASE("pushWalFile with a key stores encrypted objects and keeps the stanza 
     p.keys = &otherKeys;
     Error e = thrownError([&] { pushWalFile(f.storage, p); });
     CHECK(e.code() == ErrorCode::Config);
-    CHECK(what(e) == Containing("was written with key " + key.idHex() + "; configured keys are " + other.idHex()));
+    CHECK(what(e) == Containing("was written with key " + key.idHex() + "; configured keys are " +
+                                other.idHex()));
   }
 }

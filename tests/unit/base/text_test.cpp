@@ -108,6 +108,7 @@ TEST_CASE("parseDecimal takes digits only, up to 2^64-1") {
   CHECK(tidemark::parseDecimal("0") == std::optional<std::uint64_t>(0));
   CHECK(tidemark::parseDecimal("0123") == std::optional<std::uint64_t>(123));
   CHECK(tidemark::parseDecimal("18446744073709551615") == std::optional<std::uint64_t>(UINT64_MAX));
-  for (const char* bad : {"", " 5", "+5", "-1", "5abc", "0x10", "18446744073709551616", "99999999999999999999999"})
+  for (const char* bad :
+       {"", " 5", "+5", "-1", "5abc", "0x10", "18446744073709551616", "99999999999999999999999"})
     CHECK_MESSAGE(!tidemark::parseDecimal(bad), bad);
 }

@@ -14,7 +14,9 @@ using test::what;
 
 namespace {
 
-UtcSeconds seconds(std::int64_t n) { return UtcSeconds(std::chrono::seconds(n)); }
+UtcSeconds seconds(std::int64_t n) {
+  return UtcSeconds(std::chrono::seconds(n));
+}
 
 // Microseconds since the epoch of a parsed --target-time.
 std::int64_t micros(const std::string& text) {
@@ -35,10 +37,11 @@ TEST_CASE("formatUtc and parseUtc read back what tidemark stores, and nothing el
   CHECK(parseUtc("2026-11-18T11:06:40Z") == seconds(1795000000));
   UtcSeconds now = utcNow();
   CHECK(parseUtc(formatUtc(now)) == now);
-  for (const char* bad : {"", "2026-11-18 09:06:40Z", "2026-11-18T09:06:40", "2026-11-18T09:06:40Z+1",
-                          "2026-11-18T09:06:40.5Z", "2026-1-18T09:06:40Z", " 2026-11-18T09:06:40Z",
-                          "2026-02-30T00:00:00Z", "2026-11-18T24:00:00Z", "2026-12-31T23:59:60Z",
-                          "2026-13-01T00:00:00Z", "2026-11-18T09:06:40z", "2026-11-18t09:06:40Z"})
+  for (const char* bad :
+       {"", "2026-11-18 09:06:40Z", "2026-11-18T09:06:40", "2026-11-18T09:06:40Z+1",
+        "2026-11-18T09:06:40.5Z", "2026-1-18T09:06:40Z", " 2026-11-18T09:06:40Z",
+        "2026-02-30T00:00:00Z", "2026-11-18T24:00:00Z", "2026-12-31T23:59:60Z",
+        "2026-13-01T00:00:00Z", "2026-11-18T09:06:40z", "2026-11-18t09:06:40Z"})
     CHECK_MESSAGE(!parseUtc(bad), bad);
   CHECK(formatUtcText(seconds(1795000000)) == "2026-11-18 11:06:40 UTC");
 }
@@ -60,8 +63,9 @@ TEST_CASE("utcNow is the current second, and rounds up only when asked and not o
 
 TEST_CASE("parseTimestamp reads a timestamp with its zone, to the microsecond") {
   SUBCASE("zones: Z, UTC, GMT, in any case") {
-    for (const char* text : {"2026-11-22T09:42:07Z", "2026-11-22 09:42:07Z", "2026-11-22 09:42:07 UTC",
-                             "2026-11-22 09:42:07 utc", "2026-11-22 09:42:07 GMT", "2026-11-22t09:42:07z"}) {
+    for (const char* text :
+         {"2026-11-22T09:42:07Z", "2026-11-22 09:42:07Z", "2026-11-22 09:42:07 UTC",
+          "2026-11-22 09:42:07 utc", "2026-11-22 09:42:07 GMT", "2026-11-22t09:42:07z"}) {
       CAPTURE(text);
       CHECK(micros(text) == k0942 * 1000000);
     }
@@ -114,15 +118,18 @@ TEST_CASE("parseTimestamp refuses what it cannot read exactly, naming the option
     }
   }
   SUBCASE("impossible offsets") {
-    for (const char* text : {"2026-11-22 10:42:07+16", "2026-11-22 10:42:07+01:60", "2026-11-22 10:42:07-99"}) {
+    for (const char* text :
+         {"2026-11-22 10:42:07+16", "2026-11-22 10:42:07+01:60", "2026-11-22 10:42:07-99"}) {
       CAPTURE(text);
-      CHECK(what(refused(text)) == std::string("--target-time '") + text + "' has an impossible zone offset");
+      CHECK(what(refused(text)) ==
+            std::string("--target-time '") + text + "' has an impossible zone offset");
     }
   }
   SUBCASE("anything else is not a timestamp") {
-    for (const char* text : {"", "yesterday", "2026-11-22", "10:42:07Z", "2026/11/22 10:42:07Z",
-                             "2026-11-22 10:42:07.1234567Z", "2026-11-22 10:42:07 CET", "2026-11-22 10:42:07+1",
-                             "2026-11-22 10:42:07Z trailing", "1795340527", "2026-11-22T10:42:07+01:00:00"}) {
+    for (const char* text :
+         {"", "yesterday", "2026-11-22", "10:42:07Z", "2026/11/22 10:42:07Z",
+          "2026-11-22 10:42:07.1234567Z", "2026-11-22 10:42:07 CET", "2026-11-22 10:42:07+1",
+          "2026-11-22 10:42:07Z trailing", "1795340527", "2026-11-22T10:42:07+01:00:00"}) {
       CAPTURE(text);
       Error e = refused(text);
       CHECK(e.code() == ErrorCode::Usage);
@@ -137,7 +144,8 @@ TEST_CASE("formatTimestamp writes what PostgreSQL reads in recovery_target_time,
         "2026-11-22 09:42:07.250000+00");
   CHECK(formatTimestamp(UtcMicros(std::chrono::microseconds(k0942 * 1000000 + 999999))) ==
         "2026-11-22 09:42:07.999999+00");
-  for (const char* text : {"2026-11-22 10:42:07.123456+01", "2000-01-01 00:00:00Z", "2026-11-22 09:42:07.000001Z"}) {
+  for (const char* text :
+       {"2026-11-22 10:42:07.123456+01", "2000-01-01 00:00:00Z", "2026-11-22 09:42:07.000001Z"}) {
     CAPTURE(text);
     UtcMicros t = parseTimestamp(text, "t");
     CHECK(parseTimestamp(formatTimestamp(t), "t") == t);

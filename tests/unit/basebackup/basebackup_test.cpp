@@ -1,6 +1,8 @@
-// Unit tests of basebackup/basebackup.h that need no server: waitForWal, which holds the backup back
-// until the archive has every WAL segment it needs. takeBackup runs against PostgreSQL in
+// Unit tests of basebackup/basebackup.h that need no server: waitForWal, which holds the backup
+// back until the archive has every WAL segment it needs. takeBackup runs against PostgreSQL in
 // tests/integration/tidemark_basebackup_test.cpp.
+#include "basebackup/basebackup.h"
+
 #include <doctest/doctest.h>
 
 #include <atomic>
@@ -8,7 +10,6 @@
 #include <set>
 #include <thread>
 
-#include "basebackup/basebackup.h"
 #include "common/pg/wal.h"
 #include "common/repo/layout.h"
 #include "support/check.h"
@@ -70,12 +71,14 @@ TEST_CASE("waitForWal returns once the archive holds every segment of the backup
     for (std::uint64_t n = 5; n <= 7; ++n)
       archive(s, segment(n));
     auto start = std::chrono::steady_clock::now();
-    CHECK_NOTHROW(backup::waitForWal(repo::Repository(s, "main"), 1, 5, 7, kSegmentSize, 0s, 1000ms, never));
+    CHECK_NOTHROW(
+        backup::waitForWal(repo::Repository(s, "main"), 1, 5, 7, kSegmentSize, 0s, 1000ms, never));
     CHECK(secondsSince(start) < 0.5);
   }
   SUBCASE("a backup within one segment needs only that one") {
     archive(s, segment(5));
-    CHECK_NOTHROW(backup::waitForWal(repo::Repository(s, "main"), 1, 5, 5, kSegmentSize, 0s, 1000ms, never));
+    CHECK_NOTHROW(
+        backup::waitForWal(repo::Repository(s, "main"), 1, 5, 5, kSegmentSize, 0s, 1000ms, never));
   }
   SUBCASE("segments that arrive while it waits are picked up at the next poll") {
     std::thread archiver([&] {
@@ -109,7 +112,8 @@ TEST_CASE("waitForWal returns once the archive holds every segment of the backup
   }
   SUBCASE("a range across a log boundary names the segments of the next log") {
     ArrivingStorage arriving(s);
-    backup::waitForWal(repo::Repository(arriving, "main"), 2, 0xFF, 0x101, kSegmentSize, 10s, 1ms, never);
+    backup::waitForWal(repo::Repository(arriving, "main"), 2, 0xFF, 0x101, kSegmentSize, 10s, 1ms,
+                       never);
     std::set<std::string> asked(arriving.asked.begin(), arriving.asked.end());
     CHECK(asked == std::set<std::string>{"main/wal/0000000200000000/0000000200000000000000FF",
                                          "main/wal/0000000200000001/000000020000000100000000",
@@ -118,7 +122,8 @@ TEST_CASE("waitForWal returns once the archive holds every segment of the backup
   SUBCASE("other segment sizes name their segments accordingly") {
     archive(s, pg::segmentFileName(1, 0x40, 64u << 20));  // 64 segments per log
     CHECK(pg::segmentFileName(1, 0x40, 64u << 20) == "000000010000000100000000");
-    CHECK_NOTHROW(backup::waitForWal(repo::Repository(s, "main"), 1, 0x40, 0x40, 64u << 20, 0s, 1ms, never));
+    CHECK_NOTHROW(
+        backup::waitForWal(repo::Repository(s, "main"), 1, 0x40, 0x40, 64u << 20, 0s, 1ms, never));
   }
 }
 
@@ -133,7 +138,8 @@ TEST_CASE("waitForWal's timeout runs from the last segment that arrived, not fro
     }
   });
   auto start = std::chrono::steady_clock::now();
-  CHECK_NOTHROW(backup::waitForWal(repo::Repository(s, "main"), 1, 5, 10, kSegmentSize, 1s, 10ms, never));
+  CHECK_NOTHROW(
+      backup::waitForWal(repo::Repository(s, "main"), 1, 5, 10, kSegmentSize, 1s, 10ms, never));
   CHECK(secondsSince(start) > 1.0);
   archiver.join();
 }
@@ -145,8 +151,9 @@ TEST_CASE("waitForWal gives up with Timeout naming the first missing segment, an
   SUBCASE("a missing segment past the timeout is Timeout, saying how far the archive got") {
     archive(s, segment(5));
     archive(s, segment(7));  // archived out of order: 6 is still the first missing one
-    Error e =
-        thrownError([&] { backup::waitForWal(repo::Repository(s, "main"), 1, 5, 7, kSegmentSize, 0s, 1ms, never); });
+    Error e = thrownError([&] {
+      backup::waitForWal(repo::Repository(s, "main"), 1, 5, 7, kSegmentSize, 0s, 1ms, never);
+    });
     CHECK(e.code() == ErrorCode::Timeout);
     CHECK(what(e) ==
           "the archive did not receive WAL file 000000010000000000000006 within 0 s (1 of 3 "
@@ -156,8 +163,9 @@ TEST_CASE("waitForWal gives up with Timeout naming the first missing segment, an
     CHECK(e.hint() == Containing("backup.wal-timeout"));
   }
   SUBCASE("with nothing archived, the first segment is missing") {
-    Error e =
-        thrownError([&] { backup::waitForWal(repo::Repository(s, "main"), 1, 5, 5, kSegmentSize, 0s, 1ms, never); });
+    Error e = thrownError([&] {
+      backup::waitForWal(repo::Repository(s, "main"), 1, 5, 5, kSegmentSize, 0s, 1ms, never);
+    });
     CHECK(e.code() == ErrorCode::Timeout);
     CHECK(what(e) ==
           "the archive did not receive WAL file 000000010000000000000005 within 0 s (0 of 1 "
@@ -169,8 +177,9 @@ TEST_CASE("waitForWal gives up with Timeout naming the first missing segment, an
                 io::Buffer{'p'});
     archive(s, segment(5, 2));
     s.setObject(repo::walObject("other", *pg::parseWalName(segment(5))), io::Buffer{'o'});
-    Error e =
-        thrownError([&] { backup::waitForWal(repo::Repository(s, "main"), 1, 5, 5, kSegmentSize, 0s, 1ms, never); });
+    Error e = thrownError([&] {
+      backup::waitForWal(repo::Repository(s, "main"), 1, 5, 5, kSegmentSize, 0s, 1ms, never);
+    });
     CHECK(e.code() == ErrorCode::Timeout);
     CHECK(what(e) == Containing("WAL file 000000010000000000000005 within"));
   }
@@ -178,8 +187,9 @@ TEST_CASE("waitForWal gives up with Timeout naming the first missing segment, an
     std::atomic<int> polls{0};
     auto stop = [&] { return ++polls >= 3; };
     auto start = std::chrono::steady_clock::now();
-    Error e =
-        thrownError([&] { backup::waitForWal(repo::Repository(s, "main"), 1, 5, 7, kSegmentSize, 60s, 10ms, stop); });
+    Error e = thrownError([&] {
+      backup::waitForWal(repo::Repository(s, "main"), 1, 5, 7, kSegmentSize, 60s, 10ms, stop);
+    });
     CHECK(e.code() == ErrorCode::Interrupted);
     CHECK(what(e) == "the base backup was interrupted; no backup was recorded");
     CHECK(polls == 3);
@@ -188,15 +198,17 @@ TEST_CASE("waitForWal gives up with Timeout naming the first missing segment, an
   SUBCASE("a stop request is noticed within a long poll interval") {
     auto start = std::chrono::steady_clock::now();
     auto stop = [&] { return secondsSince(start) > 0.05; };
-    Error e = thrownError(
-        [&] { backup::waitForWal(repo::Repository(s, "main"), 1, 5, 7, kSegmentSize, 60s, 60000ms, stop); });
+    Error e = thrownError([&] {
+      backup::waitForWal(repo::Repository(s, "main"), 1, 5, 7, kSegmentSize, 60s, 60000ms, stop);
+    });
     CHECK(e.code() == ErrorCode::Interrupted);
     CHECK(secondsSince(start) < 1.0);
   }
   SUBCASE("a storage failure is not waited out: it passes through") {
     test::FaultStorage faulty(s, {.failInfo = true});
-    Error e = thrownError(
-        [&] { backup::waitForWal(repo::Repository(faulty, "main"), 1, 5, 7, kSegmentSize, 60s, 10ms, never); });
+    Error e = thrownError([&] {
+      backup::waitForWal(repo::Repository(faulty, "main"), 1, 5, 7, kSegmentSize, 60s, 10ms, never);
+    });
     CHECK(e.code() == ErrorCode::Storage);
     CHECK(what(e) == Containing("injected fault:"));
   }

@@ -685,15 +685,18 @@ TEST_CASE("loadConfig reads and validates the s3 keys") {
   SUBCASE("part-size out of range names the range") {
     Error small = flagError("--s3-part-size=4MiB");
     CHECK(small.code() == ErrorCode::Config);
-    CHECK(what(small) == "--s3-part-size: 4.0 MiB (4194304 bytes) is out of range (5.0 MiB..5.0 GiB)");
+    CHECK(what(small) ==
+          "--s3-part-size: 4.0 MiB (4194304 bytes) is out of range (5.0 MiB..5.0 GiB)");
     Error decimal = flagError("--s3-part-size=5MB");
-    CHECK(what(decimal) == "--s3-part-size: 4.8 MiB (5000000 bytes) is out of range (5.0 MiB..5.0 GiB)");
+    CHECK(what(decimal) ==
+          "--s3-part-size: 4.8 MiB (5000000 bytes) is out of range (5.0 MiB..5.0 GiB)");
     Error big = flagError("--s3-part-size=6GiB");
-    CHECK(what(big) == "--s3-part-size: 6.0 GiB (6442450944 bytes) is out of range (5.0 MiB..5.0 GiB)");
+    CHECK(what(big) ==
+          "--s3-part-size: 6.0 GiB (6442450944 bytes) is out of range (5.0 MiB..5.0 GiB)");
     ConfigFile zero("[s3]\npart-size = 0\n");
     Error z = thrownError([&] { load({"--config", zero.path}); });
-    CHECK(what(z) ==
-          "s3.part-size in '" + zero.path + "' line 2: 0 B (0 bytes) is out of range (5.0 MiB..5.0 GiB)");
+    CHECK(what(z) == "s3.part-size in '" + zero.path +
+                         "' line 2: 0 B (0 bytes) is out of range (5.0 MiB..5.0 GiB)");
   }
   SUBCASE("part-size that is not a size says how to write one") {
     Error word = flagError("--s3-part-size=lots");
@@ -1237,7 +1240,8 @@ TEST_CASE("the encryption keys: type, key source, old key files as a list, allow
   }
   SUBCASE("from the file, old-key-files is a TOML list") {
     ConfigFile file(
-        "[encryption]\ntype = 'aes-256-gcm'\nkey-file = '/k/new'\nold-key-files = ['/k/a', '/k/b']\n"
+        "[encryption]\ntype = 'aes-256-gcm'\nkey-file = '/k/new'\nold-key-files = ['/k/a', "
+        "'/k/b']\n"
         "allow-mixed = true\n");
     Config c = load({"--config", file.path});
     CHECK(c.encryption.type == io::EncryptType::Aes256Gcm);
@@ -1251,24 +1255,33 @@ TEST_CASE("the encryption keys: type, key source, old key files as a list, allow
                     {{"TIDEMARK_ENCRYPTION_OLD_KEY_FILES", "/k/a,/k/b"}});
     CHECK(c.encryption.keyCommand == "vault read -field=key secret/tidemark");
     CHECK(c.encryption.oldKeyFiles == std::vector<std::string>{"/k/a", "/k/b"});
-    CHECK(load({"--config", ConfigFile("").path, "--encryption-old-key-files="}).encryption.oldKeyFiles.empty());
+    CHECK(load({"--config", ConfigFile("").path, "--encryption-old-key-files="})
+              .encryption.oldKeyFiles.empty());
   }
   SUBCASE("one-line errors naming the key and the fix") {
     ConfigFile noKey("[encryption]\ntype = 'aes-256-gcm'\n");
     Error e = thrownError([&] { load({"--config", noKey.path}); });
     CHECK(e.code() == ErrorCode::Config);
     CHECK(what(e) == "encryption.type in '" + noKey.path +
-                         "' line 2: is 'aes-256-gcm' but neither encryption.key-file nor encryption.key-command is set");
+                         "' line 2: is 'aes-256-gcm' but neither encryption.key-file nor "
+                         "encryption.key-command is set");
     CHECK(e.hint() == Containing("tidemark keygen"));
     Error both = thrownError([] {
-      load({"--config", ConfigFile("").path, "--encryption-key-file=/k", "--encryption-key-command=cat /k"});
+      load({"--config", ConfigFile("").path, "--encryption-key-file=/k",
+            "--encryption-key-command=cat /k"});
     });
     CHECK(what(both) == "--encryption-key-command: is set together with encryption.key-file");
-    Error relative = thrownError([] { load({"--config", ConfigFile("").path, "--encryption-key-file=key"}); });
+    Error relative = thrownError([] {
+      load({"--config", ConfigFile("").path, "--encryption-key-file=key"});
+    });
     CHECK(what(relative) == "--encryption-key-file: 'key' is not an absolute path");
     ConfigFile notStrings("[encryption]\nold-key-files = [1]\n");
-    CHECK(what(thrownError([&] { load({"--config", notStrings.path}); })) == Containing("must be a list of strings"));
-    Error type = thrownError([] { load({"--config", ConfigFile("").path, "--encryption-type=aes"}); });
+    CHECK(what(thrownError([&] {
+            load({"--config", notStrings.path});
+          })) == Containing("must be a list of strings"));
+    Error type = thrownError([] {
+      load({"--config", ConfigFile("").path, "--encryption-type=aes"});
+    });
     CHECK(what(type) == "--encryption-type: 'aes' is not one of none | aes-256-gcm");
   }
 }

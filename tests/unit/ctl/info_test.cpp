@@ -270,7 +270,8 @@ TEST_CASE("collectInfo says why a timeline has no recoverable window") {
     CHECK(with.historyError.empty());
     InfoReport report = ctl::collectInfo(repository.handle());
     const TimelineInfo& t = timeline(report, 2);
-    CHECK(t.historyError == Containing("was written with key " + key.idHex() + "; configured keys are none"));
+    CHECK(t.historyError ==
+          Containing("was written with key " + key.idHex() + "; configured keys are none"));
     CHECK(t.window.reason == "its history is unknown: " + t.historyError);
   }
 }
@@ -285,7 +286,8 @@ TEST_CASE("collectInfo refuses a stanza without stanza.json as a configuration e
   SUBCASE("also when the stanza folder holds objects but no stanza.json") {
     storage.setObject(repo::walObject("main", *pg::parseWalName("000000010000000000000001")),
                       io::Buffer(1, 'x'));
-    CHECK(thrownError([&] { ctl::collectInfo(repo::Repository(storage, "main")); }).code() == ErrorCode::Config);
+    CHECK(thrownError([&] { ctl::collectInfo(repo::Repository(storage, "main")); }).code() ==
+          ErrorCode::Config);
   }
 }
 
@@ -309,9 +311,10 @@ TEST_CASE("renderJson uses the documented field names, LSNs as strings and sizes
     std::vector<std::string> keys;
     for (const auto& [key, value] : b.items())
       keys.push_back(key);
-    CHECK(keys == std::vector<std::string>{"compression", "duration", "encryption", "label", "size", "start-lsn",
-                                           "start-time", "stop-lsn", "stop-time", "stored-size",
-                                           "tablespaces", "timeline", "wal-start", "wal-stop"});
+    CHECK(keys == std::vector<std::string>{"compression", "duration", "encryption", "label", "size",
+                                           "start-lsn", "start-time", "stop-lsn", "stop-time",
+                                           "stored-size", "tablespaces", "timeline", "wal-start",
+                                           "wal-stop"});
     CHECK(b.at("label") == "20261101T000000Z");
     CHECK(b.at("timeline") == 1);
     CHECK(b.at("start-time") == "2026-11-01T00:00:00Z");

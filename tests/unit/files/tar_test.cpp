@@ -1018,16 +1018,23 @@ TEST_CASE("TarExtractor options, counts and its file entry point") {
   }
 }
 
-TEST_CASE("TarExtractor keeps symlinks leading outside its root only when allowed, and never follows them") {
+TEST_CASE(
+    "TarExtractor keeps symlinks leading outside its root only when allowed, and never follows "
+    "them") {
   test::TempDir dir;
   const std::string outside = dir / "outside";
   makeDir(outside, 0700);
   const std::string root = dir / "root";
   makeDir(root, 0700);
   TarBuilder tar;
-  tar.symlink("log", outside).directory("a/").symlink("a/up", "../../outside").file("kept", "x").end();
+  tar.symlink("log", outside)
+      .directory("a/")
+      .symlink("a/up", "../../outside")
+      .file("kept", "x")
+      .end();
   ExtractStats stats = extract(tar.bytes, root, 0, {.allowOutsideSymlinks = true});
-  CHECK(stats.outsideSymlinks == std::vector<std::string>{"log -> " + outside, "a/up -> ../../outside"});
+  CHECK(stats.outsideSymlinks ==
+        std::vector<std::string>{"log -> " + outside, "a/up -> ../../outside"});
   CHECK(std::filesystem::read_symlink(root + "/log") == outside);
   CHECK(std::filesystem::read_symlink(root + "/a/up") == "../../outside");
   CHECK(stats.files == 1);
@@ -1036,7 +1043,8 @@ TEST_CASE("TarExtractor keeps symlinks leading outside its root only when allowe
     makeDir(again, 0700);
     TarBuilder through;
     through.symlink("log", outside).file("log/evil", "x").end();
-    Error e = thrownError([&] { extract(through.bytes, again, 0, {.allowOutsideSymlinks = true}); });
+    Error e =
+        thrownError([&] { extract(through.bytes, again, 0, {.allowOutsideSymlinks = true}); });
     CHECK(e.code() == ErrorCode::InvalidInput);
     CHECK(listDirectory(outside).empty());
   }

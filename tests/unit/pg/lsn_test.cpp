@@ -42,4 +42,3 @@ TEST_CASE("parseLsn and formatLsn convert WAL locations as PostgreSQL writes the
     }
   }
 }
-

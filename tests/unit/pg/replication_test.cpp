@@ -1,8 +1,8 @@
 // Unit tests of common/pg/basebackup.h that need no server: the BASE_BACKUP command text. The
 // stream itself is tested against PostgreSQL in tests/integration/basebackup_test.cpp.
-#include <doctest/doctest.h>
-
 #include "common/pg/replication.h"
+
+#include <doctest/doctest.h>
 
 using namespace tidemark;
 

@@ -17,7 +17,8 @@ using test::what;
 namespace {
 
 Error refused(std::uint32_t timeline, const std::string& content) {
-  return thrownError([&] { parseHistory(timeline, content, "posix:/r/main/wal/00000003.history"); });
+  return thrownError(
+      [&] { parseHistory(timeline, content, "posix:/r/main/wal/00000003.history"); });
 }
 
 }  // namespace
@@ -44,7 +45,9 @@ TEST_CASE("parseHistory reads the parents of a timeline, oldest first") {
     CHECK(h.parents[0].switchpoint == 0xA00028);
     CHECK(h.parents[0].reason.empty());
   }
-  SUBCASE("a timeline whose parents skip numbers (a branch of a branch) and a switch point shared by two") {
+  SUBCASE(
+      "a timeline whose parents skip numbers (a branch of a branch) and a switch point shared by "
+      "two") {
     TimelineHistory h = parseHistory(7, "1\t0/3000000\ta\n4\t0/3000000\tb\n", "w");
     REQUIRE(h.parents.size() == 2);
     CHECK(h.parents[1].timeline == 4);
@@ -62,11 +65,14 @@ TEST_CASE("parseHistory refuses a damaged file as Corrupt, naming the file and t
   SUBCASE("a line without a switch point") {
     Error e = refused(3, "1\t0/3000000\tok\n2\n");
     CHECK(e.code() == ErrorCode::Corrupt);
-    CHECK(what(e) == "'posix:/r/main/wal/00000003.history' line 2: expected a parent timeline and a switch point");
+    CHECK(what(e) ==
+          "'posix:/r/main/wal/00000003.history' line 2: expected a parent timeline and a switch "
+          "point");
     CHECK(e.hint() == "the timeline history file is damaged; restore it from a copy");
   }
   SUBCASE("a parent that is not a number") {
-    for (const char* line : {"x\t0/3000000\n", "+1\t0/3000000\n", "1.0\t0/3000000\n", "0x1\t0/3000000\n"}) {
+    for (const char* line :
+         {"x\t0/3000000\n", "+1\t0/3000000\n", "1.0\t0/3000000\n", "0x1\t0/3000000\n"}) {
       CAPTURE(line);
       CHECK(what(refused(3, line)) == Containing("line 1: '"));
       CHECK(what(refused(3, line)) == Containing("' is not a timeline"));
@@ -85,7 +91,8 @@ TEST_CASE("parseHistory refuses a damaged file as Corrupt, naming the file and t
   }
   SUBCASE("parents out of order: timelines and switch points must increase") {
     CHECK(what(refused(3, "2\t0/5000000\n1\t0/3000000\n")) ==
-          "'posix:/r/main/wal/00000003.history' line 2: timelines and switch points must increase from line to line");
+          "'posix:/r/main/wal/00000003.history' line 2: timelines and switch points must increase "
+          "from line to line");
     CHECK(what(refused(3, "1\t0/5000000\n2\t0/3000000\n")) == Containing("must increase"));
     CHECK(what(refused(3, "1\t0/3000000\n1\t0/5000000\n")) == Containing("must increase"));
   }

@@ -273,8 +273,10 @@ TEST_CASE("restoreBackup refuses places it must not write to") {
     CHECK(what(e) == "data directory '" + f.data + "' exists and is not a directory");
   }
   SUBCASE("a relative data directory is InvalidInput") {
-    Error e = thrownError(
-        [&] { restoreBackup(repo::Repository(f.storage, "main"), f.info, "data", {.sync = false, .terminal = 0}); });
+    Error e = thrownError([&] {
+      restoreBackup(repo::Repository(f.storage, "main"), f.info, "data",
+                    {.sync = false, .terminal = 0});
+    });
     CHECK(e.code() == ErrorCode::InvalidInput);
     CHECK(what(e) == "data directory 'data' is not an absolute path");
   }

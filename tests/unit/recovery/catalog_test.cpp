@@ -39,7 +39,8 @@ struct Branches : test::FakeRepository {
 
 std::vector<std::string> names(const std::vector<WalGap>& gaps) {
   std::vector<std::string> out;
-  for (const auto& gap : gaps) out.push_back(gap.describe());
+  for (const auto& gap : gaps)
+    out.push_back(gap.describe());
   return out;
 }
 
@@ -63,19 +64,23 @@ TEST_CASE("Catalog::load reads what the stanza holds, once") {
     CHECK_FALSE(Catalog::load(repo::Repository(empty, "main")).has_value());
   }
   SUBCASE("a damaged backup.json is left out and said why; the others stay usable") {
-    repository.storage.setObject(repo::backupInfoFile("main", "20261103T000000Z"), test::FakeRepository::text("{"));
+    repository.storage.setObject(repo::backupInfoFile("main", "20261103T000000Z"),
+                                 test::FakeRepository::text("{"));
     Catalog damaged = repository.catalog();
     CHECK(damaged.backups().size() == 2);
     REQUIRE(damaged.damagedBackups().size() == 1);
-    CHECK(damaged.damagedBackups()[0] == Containing("20261103T000000Z/backup.json' is not a valid backup.json"));
+    CHECK(damaged.damagedBackups()[0] ==
+          Containing("20261103T000000Z/backup.json' is not a valid backup.json"));
   }
   SUBCASE("a backup without backup.json is incomplete: not in the catalog") {
-    repository.storage.setObject(repo::backupObject("main", "20261103T000000Z", "base.tar"), io::Buffer(10, 'x'));
+    repository.storage.setObject(repo::backupObject("main", "20261103T000000Z", "base.tar"),
+                                 io::Buffer(10, 'x'));
     CHECK(repository.catalog().backups().size() == 2);
   }
 }
 
-TEST_CASE("Catalog::history reads history files when asked, and takes a missing one as no parents") {
+TEST_CASE(
+    "Catalog::history reads history files when asked, and takes a missing one as no parents") {
   Branches repository;
   Catalog catalog = repository.catalog();
   CHECK(catalog.history(1).parents.empty());
@@ -106,7 +111,8 @@ TEST_CASE("Catalog::history reads history files when asked, and takes a missing 
   }
 }
 
-TEST_CASE("Catalog::newestFrom follows consecutive history files, as recovery_target_timeline = latest") {
+TEST_CASE(
+    "Catalog::newestFrom follows consecutive history files, as recovery_target_timeline = latest") {
   Branches repository;
   CHECK(repository.catalog().newestFrom(1) == 3);
   CHECK(repository.catalog().newestFrom(3) == 3);
@@ -134,9 +140,10 @@ TEST_CASE("Catalog reads each segment from the newest timeline that began by its
     CHECK_FALSE(catalog.holds(catalog.history(1), 0xA));  // only a .partial on timeline 1
     CHECK(names(catalog.gaps(two, 2, 0xC)) == std::vector<std::string>{"000000010000000000000005"});
     CHECK(names(catalog.gaps(three, 6, 9)).empty());
-    CHECK(names(catalog.gaps(catalog.history(1), 3, 0xB)) ==
-          std::vector<std::string>{"000000010000000000000005",
-                                   "00000001000000000000000A to 00000001000000000000000B (2 files)"});
+    CHECK(
+        names(catalog.gaps(catalog.history(1), 3, 0xB)) ==
+        std::vector<std::string>{"000000010000000000000005",
+                                 "00000001000000000000000A to 00000001000000000000000B (2 files)"});
   }
   SUBCASE("gaps far beyond the newest segment are one run, found at once") {
     auto gaps = catalog.gaps(two, 0xC, 0xFFFFFFFFFFULL);
@@ -152,7 +159,9 @@ TEST_CASE("Catalog reads each segment from the newest timeline that began by its
   }
 }
 
-TEST_CASE("Catalog::onHistory: a backup lies on a history when its timeline does and it ended before the switch") {
+TEST_CASE(
+    "Catalog::onHistory: a backup lies on a history when its timeline does and it ended before the "
+    "switch") {
   Branches repository;
   Catalog catalog = repository.catalog();
   const auto& b1 = catalog.backups()[0];  // timeline 1, ends 0/300100

@@ -1,5 +1,5 @@
-// Unit tests of common/recovery/plan.h: the backup chosen for a target and the WAL a recovery needs,
-// on a repository in memory.
+// Unit tests of common/recovery/plan.h: the backup chosen for a target and the WAL a recovery
+// needs, on a repository in memory.
 #include "common/recovery/plan.h"
 
 #include <doctest/doctest.h>
@@ -59,8 +59,7 @@ TEST_CASE(
     CHECK(plan.gaps.empty());
   }
   SUBCASE("a time target: only a warning (the target may lie before the switch)") {
-    auto plan =
-        planRecovery(repository, timeTarget("2026-11-01T00:05:00Z"));
+    auto plan = planRecovery(repository, timeTarget("2026-11-01T00:05:00Z"));
     CHECK(plan.lastSegment == 0xA);
     REQUIRE(plan.warnings.size() == 1);
     CHECK(plan.warnings.front() == test::Containing("00000002000000000000000A"));
@@ -90,13 +89,11 @@ TEST_CASE(
   repository.wal(1, 2, 9);
   repository.backup("20261101T000000Z", 1, 0x200028, 0x300100);  // ends 2026-11-01T00:01:15Z
   repository.backup("20261103T000000Z", 1, 0x600028, 0x700100);  // ends 2026-11-03T00:01:15Z
-  CHECK(planRecovery(repository, timeTarget("2026-11-02T00:00:00Z"))
-            .backup.label == "20261101T000000Z");
-  CHECK(planRecovery(repository, timeTarget("2026-11-03T00:01:15Z"))
-            .backup.label == "20261103T000000Z");
-  auto e = thrownError([&] {
-    planRecovery(repository, timeTarget("2026-11-01T00:01:14Z"));
-  });
+  CHECK(planRecovery(repository, timeTarget("2026-11-02T00:00:00Z")).backup.label ==
+        "20261101T000000Z");
+  CHECK(planRecovery(repository, timeTarget("2026-11-03T00:01:15Z")).backup.label ==
+        "20261103T000000Z");
+  auto e = thrownError([&] { planRecovery(repository, timeTarget("2026-11-01T00:01:14Z")); });
   CHECK(e.code() == ErrorCode::InvalidInput);
   CHECK(what(e) == test::Containing("no complete backup ends before the target"));
 }
@@ -179,7 +176,8 @@ TEST_CASE("planRecovery follows the timeline the target asks for, and the backup
     Error e = thrownError([&] { planRecovery(repository, Target{}, "20261103T000000Z"); });
     CHECK(e.code() == ErrorCode::InvalidInput);
     CHECK(what(e) ==
-          "backup 20261103T000000Z (timeline 1, ending at 0/800100) is not on the history of timeline 2");
+          "backup 20261103T000000Z (timeline 1, ending at 0/800100) is not on the history of "
+          "timeline 2");
     CHECK(e.hint() == test::Containing("--target-timeline"));
   }
   SUBCASE("a time target: the newest backup before it on the wanted history") {
@@ -196,9 +194,12 @@ TEST_CASE("planRecovery checks a chosen backup against the target and says why i
   repository.backup("20261101T000000Z", 1, 0x200028, 0x300100);
   repository.backup("20261103T000000Z", 1, 0x600028, 0x700100);
   SUBCASE("a backup that ends after the target is refused, naming both") {
-    Error e = thrownError([&] { planRecovery(repository, timeTarget("2026-11-02T00:00:00Z"), "20261103T000000Z"); });
+    Error e = thrownError(
+        [&] { planRecovery(repository, timeTarget("2026-11-02T00:00:00Z"), "20261103T000000Z"); });
     CHECK(e.code() == ErrorCode::InvalidInput);
-    CHECK(what(e) == test::Containing("backup 20261103T000000Z ends at 2026-11-03T00:01:15Z (0/700100), after the target"));
+    CHECK(what(e) ==
+          test::Containing(
+              "backup 20261103T000000Z ends at 2026-11-03T00:01:15Z (0/700100), after the target"));
   }
   SUBCASE("an LSN target before a backup's end rules it out") {
     Target t;
@@ -217,7 +218,8 @@ TEST_CASE("planRecovery checks a chosen backup against the target and says why i
     t.text = "742";
     auto plan = planRecovery(repository, t);
     CHECK(plan.backup.label == "20261103T000000Z");
-    CHECK(plan.backupReason == test::Containing("cannot tell which backup precedes a transaction id"));
+    CHECK(plan.backupReason ==
+          test::Containing("cannot tell which backup precedes a transaction id"));
   }
   SUBCASE("an immediate target needs the backup's own WAL only") {
     Target t;
@@ -243,12 +245,15 @@ TEST_CASE("describePlan shows the backup, the target, the timeline path and the 
   t.text = "2026-11-02 01:00:00+01";
   t.action = recovery::TargetAction::Promote;
   std::string text = recovery::describePlan(planRecovery(repository, t), t);
-  CHECK(text == test::Containing("backup:    20261101T000000Z (timeline 1, 0/200028 to 0/300100, ended "
-                                 "2026-11-01T00:01:15Z, 30.0 MiB): the newest complete backup that ends before "
-                                 "the target\n"));
-  CHECK(text == test::Containing("target:    time 2026-11-02 01:00:00+01 (2026-11-02 00:00:00.000000+00 UTC) "
-                                 "(inclusive), then promote\n"));
+  CHECK(text == test::Containing(
+                    "backup:    20261101T000000Z (timeline 1, 0/200028 to 0/300100, ended "
+                    "2026-11-01T00:01:15Z, 30.0 MiB): the newest complete backup that ends before "
+                    "the target\n"));
+  CHECK(text == test::Containing(
+                    "target:    time 2026-11-02 01:00:00+01 (2026-11-02 00:00:00.000000+00 UTC) "
+                    "(inclusive), then promote\n"));
   CHECK(text == test::Containing("timeline:  1 (recovery_target_timeline = latest)\n"));
-  CHECK(text == test::Containing("WAL:       000000010000000000000002 to 000000010000000000000009 (8 segments): "
-                                 "all in the repository\n"));
+  CHECK(text == test::Containing(
+                    "WAL:       000000010000000000000002 to 000000010000000000000009 (8 segments): "
+                    "all in the repository\n"));
 }

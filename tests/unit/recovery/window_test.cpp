@@ -61,7 +61,8 @@ TEST_CASE("on a branch, the window follows the history into the child timeline")
   repository.history(2, "1\t0/600000\tbefore 2026-11-02 00:00:00+00\n");
   repository.wal(2, 6, 7);
   repository.backup("20261101T000000Z", 1, 0x200028, 0x300100);
-  repository.backup("20261103T000000Z", 1, 0x800028, 0x800100);  // after the branch: timeline 1 only
+  repository.backup("20261103T000000Z", 1, 0x800028,
+                    0x800100);  // after the branch: timeline 1 only
   RecoveryWindow one = windowOf(repository, 1);
   CHECK(one.latest->segment == "000000010000000000000009");
   CHECK(one.latest->backup == "20261103T000000Z");

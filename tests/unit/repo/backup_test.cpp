@@ -228,15 +228,18 @@ TEST_CASE("backup.json round-trips every field and refuses documents it cannot t
              {"stop-time", [](nlohmann::json& doc) { doc["stop-time"] = "2026-02-30T00:00:00Z"; }},
              {"stop-lsn", [](nlohmann::json& doc) { doc["stop-lsn"] = "1A/27"; }},
              {"wal-segment-size", [](nlohmann::json& doc) { doc["wal-segment-size"] = 1000; }},
-             {"wal-start", [](nlohmann::json& doc) { doc["wal-start"] = "000000030000001A00000001"; }},
-             {"wal-stop", [](nlohmann::json& doc) { doc["wal-stop"] = "000000020000001A00000000"; }},
+             {"wal-start",
+              [](nlohmann::json& doc) { doc["wal-start"] = "000000030000001A00000001"; }},
+             {"wal-stop",
+              [](nlohmann::json& doc) { doc["wal-stop"] = "000000020000001A00000000"; }},
              {"compression", [](nlohmann::json& doc) { doc["compression"] = "gzip"; }},
              {"encryption", [](nlohmann::json& doc) { doc["encryption"] = "rot13"; }},
          }) {
       CAPTURE(c.field);
       Error e = parseError(edited(c.edit));
       CHECK(e.code() == ErrorCode::Corrupt);
-      CHECK(what(e) == std::string("'posix:/r/main/backups/X/backup.json' has an invalid ") + c.field);
+      CHECK(what(e) ==
+            std::string("'posix:/r/main/backups/X/backup.json' has an invalid ") + c.field);
     }
   }
   SUBCASE("an object's sha256 that is not 64 hex digits is Corrupt, naming the object") {
@@ -260,7 +263,9 @@ TEST_CASE("backup.json round-trips every field and refuses documents it cannot t
 }
 
 TEST_CASE("backupLabel is the UTC time, sortable") {
-  auto at = [](std::int64_t seconds) { return backupLabel(UtcSeconds(std::chrono::seconds(seconds))); };
+  auto at = [](std::int64_t seconds) {
+    return backupLabel(UtcSeconds(std::chrono::seconds(seconds)));
+  };
   CHECK(at(0) == "19700101T000000Z");
   CHECK(at(1795342500) == "20261122T101500Z");
   CHECK(at(1795342500 + 1) > at(1795342500));

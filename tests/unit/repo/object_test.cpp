@@ -84,36 +84,36 @@ TEST_CASE("objects round-trip through ObjectWriter and readObject on posix stora
     CAPTURE(type);
     for (std::size_t size :
          {std::size_t(0), std::size_t(1), std::size_t(1000), std::size_t(3u << 20)})
-    for (bool backgroundHash : {false, true}) {
-      CAPTURE(size);
-      CAPTURE(backgroundHash);
-      const io::Buffer plain = sample(size, size);
-      const std::string path =
-          fmt::format("main/{}/{}{}", io::compressName(type), size, backgroundHash ? "bg" : "");
-      ObjectSummary written =
-          store(s, path, plain, type, size > 4096 ? 65537 : 7, nullptr, backgroundHash);
-      CHECK(written.plainSize == size);
-      CHECK(written.plainSha256 == io::Sha256::of(plain));
-      CHECK(written.compress == type);
-      CHECK(written.storedSize == s.info(path)->size);
-      if (type == io::CompressType::None)
-        CHECK(written.storedSize == kHeaderFixedSize + kHeaderCheckSize + size + kTrailerSize);
-      else if (size > 4096)
-        CHECK(written.storedSize < size);
+      for (bool backgroundHash : {false, true}) {
+        CAPTURE(size);
+        CAPTURE(backgroundHash);
+        const io::Buffer plain = sample(size, size);
+        const std::string path =
+            fmt::format("main/{}/{}{}", io::compressName(type), size, backgroundHash ? "bg" : "");
+        ObjectSummary written =
+            store(s, path, plain, type, size > 4096 ? 65537 : 7, nullptr, backgroundHash);
+        CHECK(written.plainSize == size);
+        CHECK(written.plainSha256 == io::Sha256::of(plain));
+        CHECK(written.compress == type);
+        CHECK(written.storedSize == s.info(path)->size);
+        if (type == io::CompressType::None)
+          CHECK(written.storedSize == kHeaderFixedSize + kHeaderCheckSize + size + kTrailerSize);
+        else if (size > 4096)
+          CHECK(written.storedSize < size);
 
-      Collect out;
-      auto read = readObject(s, path, out);
-      REQUIRE(read);
-      CHECK(out.bytes == plain);
-      CHECK(out.closes == 1);
-      CHECK(read->plainSize == size);
-      CHECK(read->plainSha256 == written.plainSha256);
-      CHECK(read->storedSize == written.storedSize);
-      CHECK(read->compress == type);
-      auto verified = verifyObject(s, path);
-      REQUIRE(verified);
-      CHECK(verified->plainSha256 == written.plainSha256);
-    }
+        Collect out;
+        auto read = readObject(s, path, out);
+        REQUIRE(read);
+        CHECK(out.bytes == plain);
+        CHECK(out.closes == 1);
+        CHECK(read->plainSize == size);
+        CHECK(read->plainSha256 == written.plainSha256);
+        CHECK(read->storedSize == written.storedSize);
+        CHECK(read->compress == type);
+        auto verified = verifyObject(s, path);
+        REQUIRE(verified);
+        CHECK(verified->plainSha256 == written.plainSha256);
+      }
   }
 }
 
@@ -234,7 +234,8 @@ TEST_CASE("every kind of damage to a stored object is detected as Error(Corrupt)
       }
     }
     SUBCASE("a byte lost from, or added to, the payload") {
-      // Built from parts: g++ 12 -O2 misreads erase()/insert() in the middle here (-Wstringop-overflow).
+      // Built from parts: g++ 12 -O2 misreads erase()/insert() in the middle here
+      // (-Wstringop-overflow).
       const auto at = good.begin() + std::ptrdiff_t(header + 10);
       io::Buffer lost(good.begin(), at), added(good.begin(), at);
       lost.insert(lost.end(), at + 1, good.end());
@@ -293,7 +294,8 @@ namespace {
 
 MasterKey testKey(std::uint8_t seed, const std::string& source) {
   io::Key256 bytes{};
-  for (std::size_t i = 0; i < bytes.size(); ++i) bytes[i] = std::uint8_t(seed + i * 13);
+  for (std::size_t i = 0; i < bytes.size(); ++i)
+    bytes[i] = std::uint8_t(seed + i * 13);
   return MasterKey(bytes, source);
 }
 
@@ -310,7 +312,8 @@ TEST_CASE("encrypted objects round-trip at every chunk boundary, for every compr
   const std::size_t chunk = io::kEncryptChunkSize;
   for (io::CompressType type : kTypes) {
     CAPTURE(type);
-    for (std::size_t size : {std::size_t(0), std::size_t(1), chunk - 1, chunk, chunk + 1, 2 * chunk, 5 * chunk + 7}) {
+    for (std::size_t size :
+         {std::size_t(0), std::size_t(1), chunk - 1, chunk, chunk + 1, 2 * chunk, 5 * chunk + 7}) {
       CAPTURE(size);
       const io::Buffer plain = sample(size, size + 1);
       const std::string path = fmt::format("main/backups/x/{}-{}", io::compressName(type), size);
@@ -319,7 +322,8 @@ TEST_CASE("encrypted objects round-trip at every chunk boundary, for every compr
       CHECK(written.plainSha256 == io::Sha256::of(plain));
       if (type == io::CompressType::None) {
         std::size_t chunks = size == 0 ? 1 : (size + chunk - 1) / chunk;
-        CHECK(written.storedSize == kEncryptedHeader + size + chunks * io::kGcmTagSize + kTrailerSize);
+        CHECK(written.storedSize ==
+              kEncryptedHeader + size + chunks * io::kGcmTagSize + kTrailerSize);
       }
       io::Buffer stored = *s.object(path);
       CHECK(stored[13] == std::uint8_t(io::EncryptType::Aes256Gcm));
@@ -387,12 +391,14 @@ TEST_CASE("chunks of an encrypted object cut off, swapped or appended are detect
   SUBCASE("truncation at each chunk boundary, the trailer kept") {
     for (std::size_t chunks = 0; chunks <= 3; ++chunks) {
       CAPTURE(chunks);
-      CHECK(withPayload(io::Buffer(begin, begin + std::ptrdiff_t(chunks * kSealedChunk))) == "corrupt");
+      CHECK(withPayload(io::Buffer(begin, begin + std::ptrdiff_t(chunks * kSealedChunk))) ==
+            "corrupt");
     }
   }
   SUBCASE("two chunks swapped") {
     io::Buffer payload(begin, trailer);
-    std::swap_ranges(payload.begin(), payload.begin() + kSealedChunk, payload.begin() + 2 * kSealedChunk);
+    std::swap_ranges(payload.begin(), payload.begin() + kSealedChunk,
+                     payload.begin() + 2 * kSealedChunk);
     CHECK(withPayload(payload) == "corrupt");
   }
   SUBCASE("a chunk repeated or data appended after the final chunk") {
@@ -418,7 +424,9 @@ TEST_CASE("an encrypted object renamed or copied to another name fails authentic
   CHECK(e.code() == ErrorCode::Corrupt);
   CHECK(what(e) == Containing("object '" + other + "' in " + s.describe() +
                               " failed verification: encrypted chunk 0 failed authentication"));
-  SUBCASE("but a repository moved whole, or a stanza renamed, still reads: the name is below the stanza") {
+  SUBCASE(
+      "but a repository moved whole, or a stanza renamed, still reads: the name is below the "
+      "stanza") {
     const std::string renamed = "new-name/wal/0000000100000000/000000010000000000000001";
     s.setObject(renamed, *s.object(kWal));
     CHECK(readOutcome(s, renamed, plain, keys) == "same content");
@@ -436,15 +444,16 @@ TEST_CASE("an encrypted object read with the wrong keys names its key and the co
     Keyring keys{.current = current};
     Error e = thrownError([&] { readObject(s, kWal, out, keys); });
     CHECK(e.code() == ErrorCode::Config);
-    CHECK(what(e) == "object '" + kWal + "' was written with key " + written.idHex() + "; configured keys are " +
-                         current.idHex() + " (key-file '/new')");
+    CHECK(what(e) == "object '" + kWal + "' was written with key " + written.idHex() +
+                         "; configured keys are " + current.idHex() + " (key-file '/new')");
     CHECK(e.hint() == Containing("encryption.old-key-files"));
     CHECK(out.bytes.empty());
   }
   SUBCASE("no key at all") {
     Error e = thrownError([&] { readObject(s, kWal, out); });
     CHECK(e.code() == ErrorCode::Config);
-    CHECK(what(e) == "object '" + kWal + "' was written with key " + written.idHex() + "; configured keys are none");
+    CHECK(what(e) == "object '" + kWal + "' was written with key " + written.idHex() +
+                         "; configured keys are none");
   }
   SUBCASE("after a rotation, the old key in old-key-files reads it") {
     Keyring keys{.current = current, .old = {testKey(7, "x"), written}};

@@ -31,7 +31,8 @@ std::string keyFile(const test::TempDir& dir, const std::string& name, std::uint
 
 }  // namespace
 
-TEST_CASE("openRepository opens the driver, the stanza and the write policy the configuration names") {
+TEST_CASE(
+    "openRepository opens the driver, the stanza and the write policy the configuration names") {
   test::TempDir root;
   Config config;
   config.stanza = "db1";
@@ -77,7 +78,8 @@ TEST_CASE("openRepository opens the driver, the stanza and the write policy the 
   }
 }
 
-TEST_CASE("openRepository loads the current key and the old ones, and encrypts with the current one") {
+TEST_CASE(
+    "openRepository loads the current key and the old ones, and encrypts with the current one") {
   test::TempDir dir, root;
   std::string current = keyFile(dir, "current", 1);
   std::string old = keyFile(dir, "old", 2);
@@ -97,7 +99,9 @@ TEST_CASE("openRepository loads the current key and the old ones, and encrypts w
   CHECK(Keyring::none().describe() == "none");
   CHECK(repository.objectOptions().key == &*keys.current);
   CHECK(repository.objectOptions().encryption() == io::EncryptType::Aes256Gcm);
-  SUBCASE("with encryption.type = none the keys are still read (old objects stay readable), but not used to write") {
+  SUBCASE(
+      "with encryption.type = none the keys are still read (old objects stay readable), but not "
+      "used to write") {
     config.encryption.type = io::EncryptType::None;
     Repository plain = openRepository(config);
     CHECK(plain.keys().current.has_value());

@@ -4,8 +4,8 @@
 #include <doctest/doctest.h>
 
 #include "common/base/error.h"
-#include "common/repo/layout.h"
 #include "common/base/version.h"
+#include "common/repo/layout.h"
 #include "support/check.h"
 #include "support/forwarding_storage.h"
 #include "support/memory_storage.h"
@@ -55,10 +55,11 @@ StanzaInfo ensureStanza(storage::Storage& s, const std::string& stanza, const St
   return repo::ensureStanza(Repository(s, stanza), candidate, what);
 }
 
-void checkEncryption(storage::Storage& s, const std::string& stanza, StanzaInfo& info, io::EncryptType encryption,
-                     bool allowMixed) {
-  repo::checkEncryption(Repository(s, stanza, {}, {.encryption = encryption, .allowMixedEncryption = allowMixed}),
-                        info);
+void checkEncryption(storage::Storage& s, const std::string& stanza, StanzaInfo& info,
+                     io::EncryptType encryption, bool allowMixed) {
+  repo::checkEncryption(
+      Repository(s, stanza, {}, {.encryption = encryption, .allowMixedEncryption = allowMixed}),
+      info);
 }
 
 }  // namespace
@@ -177,7 +178,8 @@ TEST_CASE("ensureStanza creates stanza.json once and checks every later file aga
     StanzaInfo winner = kCandidate;
     winner.created = parseUtc("2026-01-01T00:00:00Z");
     RacingStorage racing(s, winner.toJson());
-    CHECK(ensureStanza(racing, "main", kCandidate, "a").created == parseUtc("2026-01-01T00:00:00Z"));
+    CHECK(ensureStanza(racing, "main", kCandidate, "a").created ==
+          parseUtc("2026-01-01T00:00:00Z"));
     StanzaInfo foreign = kCandidate;
     foreign.systemId = 99;
     test::MemoryStorage other;
@@ -196,8 +198,9 @@ TEST_CASE("checkSystemId accepts the stanza's own cluster and refuses any other,
   checkSystemId(kCandidate, "main", kCandidate.systemId, "x");  // does not throw
   Error e = thrownError([] { checkSystemId(kCandidate, "main", 1, "WAL file 'y'"); });
   CHECK(e.code() == ErrorCode::ForeignCluster);
-  CHECK(what(e) == "WAL file 'y' is from the cluster with system identifier 1, but stanza 'main' belongs to "
-                   "7000000000000000001");
+  CHECK(what(e) ==
+        "WAL file 'y' is from the cluster with system identifier 1, but stanza 'main' belongs to "
+        "7000000000000000001");
 }
 
 TEST_CASE("stanza.json records the encryption type, and checkEncryption keeps a stanza unmixed") {
@@ -208,7 +211,8 @@ TEST_CASE("stanza.json records the encryption type, and checkEncryption keeps a 
     CHECK(info.toJson() == Containing("\"encryption\": \"aes-256-gcm\""));
     CHECK(StanzaInfo::fromJson(info.toJson(), "x").encryption == io::EncryptType::Aes256Gcm);
     StanzaInfo old = StanzaInfo::fromJson(
-        R"({"format": 1, "system-identifier": "1", "pg-version": 15, "wal-segment-size": 16777216})", "x");
+        R"({"format": 1, "system-identifier": "1", "pg-version": 15, "wal-segment-size": 16777216})",
+        "x");
     CHECK(old.encryption == io::EncryptType::None);
     Error e = thrownError([] {
       StanzaInfo::fromJson(
@@ -223,22 +227,26 @@ TEST_CASE("stanza.json records the encryption type, and checkEncryption keeps a 
     candidate.encryption = io::EncryptType::Aes256Gcm;
     StanzaInfo info = ensureStanza(s, "main", candidate, "a");
     CHECK(loadStanza(s, "main")->encryption == io::EncryptType::Aes256Gcm);
-    checkEncryption(s, "main", info, io::EncryptType::Aes256Gcm, false);  // the same type: nothing to refuse
+    checkEncryption(s, "main", info, io::EncryptType::Aes256Gcm,
+                    false);  // the same type: nothing to refuse
     CHECK(loadStanza(s, "main")->encryption == io::EncryptType::Aes256Gcm);
     Error e = thrownError([&] { checkEncryption(s, "main", info, io::EncryptType::None, false); });
     CHECK(e.code() == ErrorCode::Config);
-    CHECK(what(e) == "stanza 'main' records encryption 'aes-256-gcm' in stanza.json, but encryption.type is "
-                     "'none': the stanza would mix encrypted and unencrypted objects");
+    CHECK(what(e) ==
+          "stanza 'main' records encryption 'aes-256-gcm' in stanza.json, but encryption.type is "
+          "'none': the stanza would mix encrypted and unencrypted objects");
     CHECK(e.hint() == Containing("encryption.allow-mixed = true"));
     CHECK(loadStanza(s, "main")->encryption == io::EncryptType::Aes256Gcm);
   }
-  SUBCASE("allow-mixed switches the stanza: stanza.json records the new type, the old one is refused") {
+  SUBCASE(
+      "allow-mixed switches the stanza: stanza.json records the new type, the old one is refused") {
     StanzaInfo info = ensureStanza(s, "main", kCandidate, "a");
     checkEncryption(s, "main", info, io::EncryptType::Aes256Gcm, true);
     StanzaInfo switched = *loadStanza(s, "main");
     CHECK(switched.encryption == io::EncryptType::Aes256Gcm);
     CHECK(switched.systemId == kCandidate.systemId);
-    CHECK(thrownError([&] { checkEncryption(s, "main", switched, io::EncryptType::None, false); }).code() ==
-          ErrorCode::Config);
+    CHECK(thrownError([&] {
+            checkEncryption(s, "main", switched, io::EncryptType::None, false);
+          }).code() == ErrorCode::Config);
   }
 }

@@ -171,7 +171,8 @@ TEST_CASE("two PosixStorage instances racing for one name: the first commit wins
 }
 
 // Needs root (it chowns): skipped, and reported as skipped, otherwise.
-TEST_CASE("PosixStorage run by root keeps the repository owned by its owner" * doctest::skip(::geteuid() != 0)) {
+TEST_CASE("PosixStorage run by root keeps the repository owned by its owner" *
+          doctest::skip(::geteuid() != 0)) {
   // root running a backup or a push by hand must not leave folders postgres cannot write into.
   test::TempDir dir;
   const std::string root = dir / "repo";
@@ -184,9 +185,9 @@ TEST_CASE("PosixStorage run by root keeps the repository owned by its owner" * d
   std::string holder;
   auto lock = s.tryLock("main/backup.lock", "test", holder);
   REQUIRE(lock);
-  for (const std::string& path : {root + "/main", root + "/main/wal", root + "/main/wal/0000000100000000",
-                                  root + "/main/wal/0000000100000000/000000010000000000000001",
-                                  root + "/main/backup.lock"}) {
+  for (const std::string& path :
+       {root + "/main", root + "/main/wal", root + "/main/wal/0000000100000000",
+        root + "/main/wal/0000000100000000/000000010000000000000001", root + "/main/backup.lock"}) {
     struct stat st {};
     REQUIRE(::stat(path.c_str(), &st) == 0);
     CAPTURE(path);
