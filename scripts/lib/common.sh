@@ -4,6 +4,8 @@
 # Everything the build needs, from Debian.
 TM_BUILD_PACKAGES=(g++ cmake ninja-build pkg-config libssl-dev libcurl4-openssl-dev libpq-dev
   liblz4-dev libzstd-dev libtomlplusplus-dev libspdlog-dev nlohmann-json3-dev doctest-dev)
+# What checks the sources before the build: the committed .clang-format is clang-format 14's.
+TM_CHECK_PACKAGES=(clang-format-14)
 # What the integration tests, the demo and the benchmarks run.
 TM_RUNTIME_PACKAGES=(postgresql-15 postgresql-client-15)
 # The S3 server of the integration tests (scripts/s3-server): Ceph's RADOS Gateway.
@@ -45,6 +47,29 @@ tm_build() {
   shift
   cmake -S "$TM_ROOT" -B "$dir" -G Ninja "$@" >/dev/null
   cmake --build "$dir"
+}
+
+# Fails, listing the files, when a tracked C++ file is not as clang-format 14 formats it.
+tm_check_format() {
+  local unformatted=() file
+  while IFS= read -r file; do
+    clang-format-14 --dry-run --Werror "$file" >/dev/null 2>&1 || unformatted+=("$file")
+  done < <(git -C "$TM_ROOT" ls-files '*.cpp' '*.h')
+  ((${#unformatted[@]} == 0)) && return 0
+  echo "not formatted (run: clang-format-14 -i \$(git ls-files '*.cpp' '*.h')):" >&2
+  printf '  %s\n' "${unformatted[@]}" >&2
+  return 1
+}
+
+# Fails on an include relative to the including file ("../config/config.h"): it would reach past
+# the module boundaries the build enforces (docs/architecture.md).
+tm_check_includes() {
+  local relative
+  relative=$(git -C "$TM_ROOT" grep -n -E '#include "\.\.?/' -- '*.cpp' '*.h' || true)
+  [[ -z $relative ]] && return 0
+  echo "relative includes (write them from the root: \"common/<module>/<file>.h\"):" >&2
+  echo "$relative" >&2
+  return 1
 }
 
 # A TCP port on 127.0.0.1 where nothing listens.
