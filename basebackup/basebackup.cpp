@@ -278,8 +278,9 @@ void checkStanza(const repo::Repository& repository, const Server& server,
   repo::checkEncryption(repository, stanza);
 }
 
-// Labels sort by time; two backups within a second get distinct labels.
-std::string freeLabel(const repo::Repository& repository,
+// Labels sort by time; two backups within a second get distinct labels. `label` is the first
+// candidate: the time the backup started.
+std::string freeLabel(const repo::Repository& repository, std::string label,
                       const std::function<bool()>& stopRequested) {
   auto taken = [&](const std::string& candidate) {
     bool found = false;
@@ -287,7 +288,6 @@ std::string freeLabel(const repo::Repository& repository,
                               [&](const storage::ListEntry&) { found = true; });
     return found;
   };
-  std::string label = repo::backupLabel(utcNow());
   while (taken(label)) {
     sleepUnlessStopped(std::chrono::milliseconds(1000), stopRequested);
     label = repo::backupLabel(utcNow());
@@ -374,13 +374,14 @@ void streamAndWait(const repo::Repository& repository, const BackupParams& param
 }  // namespace
 
 repo::BackupInfo takeBackup(const repo::Repository& repository, const BackupParams& params) {
+  std::string startLabel = repo::backupLabel(utcNow());
   auto lock = lockStanza(repository);
   pg::Connection connection = pg::Connection::open(params.conninfo, true, "tidemark-basebackup");
   const Server server = checkServer(connection);
   checkStanza(repository, server, connection);
 
   repo::BackupInfo info;
-  info.label = freeLabel(repository, params.stopRequested);
+  info.label = freeLabel(repository, std::move(startLabel), params.stopRequested);
   info.tidemarkVersion = kVersion;
   info.pgVersion = server.version / 10000;
   info.pgVersionNum = server.version;

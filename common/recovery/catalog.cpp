@@ -18,6 +18,15 @@ std::optional<Catalog> Catalog::load(const repo::Repository& repository) {
   if (!stanza) return std::nullopt;
   std::vector<std::string> damaged;
   std::vector<repo::BackupInfo> backups = repo::listBackups(repository, &damaged);
+  // Every range and window is computed with the stanza's segment size: a backup.json that says
+  // otherwise does not belong to this stanza (or was altered).
+  std::erase_if(backups, [&](const repo::BackupInfo& b) {
+    if (b.walSegmentSize == stanza->walSegmentSize) return false;
+    damaged.push_back(
+        fmt::format("backup {} records {} byte WAL segments, but stanza '{}' has {} byte segments",
+                    b.label, b.walSegmentSize, repository.stanza(), stanza->walSegmentSize));
+    return true;
+  });
   repo::WalCatalog wal = repo::scanWal(repository, stanza->walSegmentSize);
   // History files are read later, through the same storage (which must outlive the catalog).
   return Catalog(repository.stanza(), std::move(*stanza), std::move(backups), std::move(damaged),

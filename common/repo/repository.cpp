@@ -81,7 +81,10 @@ Repository Repository::another() const {
 }
 
 Repository openRepository(const Config& config) {
-  return Repository(openStorage(config), config.stanza, loadKeyring(config.encryption),
+  // In this order: a repository that cannot work is said before a key command runs.
+  std::unique_ptr<storage::Storage> storage = openStorage(config);
+  Keyring keys = loadKeyring(config.encryption);
+  return Repository(std::move(storage), config.stanza, std::move(keys),
                     WritePolicy{.compress = config.compress.type,
                                 .level = config.compress.level,
                                 .encryption = config.encryption.type,

@@ -46,11 +46,8 @@ StanzaInfo StanzaInfo::fromJson(const std::string& text, const std::string& wher
     auto encryption = io::parseEncryptType(doc.value("encryption", "none"));
     if (!encryption) throw std::invalid_argument("encryption");
     info.encryption = *encryption;
-    std::string created = doc.value("created", "");
-    if (!created.empty()) {
-      info.created = parseUtc(created);
-      if (!info.created) throw std::invalid_argument("created");
-    }
+    // For people only: a value that does not parse is left out, never a reason to stop archiving.
+    info.created = parseUtc(doc.value("created", ""));
     info.tidemarkVersion = doc.value("tidemark-version", "");
     return info;
   } catch (const nlohmann::json::exception& e) {

@@ -81,8 +81,11 @@ std::unique_ptr<Write> PosixStorage::newWrite(const std::string& path, WriteOpti
 
 bool PosixStorage::read(const std::string& path, io::Sink& out, ReadOptions options) {
   std::string file = full(path);
-  auto fd = files::openForRead(file, ErrorCode::Storage);
+  // Only ENOENT means absent. ENOTDIR (a folder of the repository replaced by a file) is damage:
+  // taken for "not found", archive-get would end a recovery early.
+  files::Fd fd(::open(file.c_str(), O_RDONLY | O_CLOEXEC));
   if (!fd) {
+    if (errno != ENOENT) throw systemError(ErrorCode::Storage, errno, "cannot open '{}'", file);
     checkRoot();
     return false;
   }
@@ -90,11 +93,10 @@ bool PosixStorage::read(const std::string& path, io::Sink& out, ReadOptions opti
   // pay for a 1 MiB allocation.
   struct stat st {};
   std::size_t chunk = 1 << 20;
-  if (::fstat(fd->get(), &st) == 0 && std::uint64_t(st.st_size) > options.offset)
+  if (::fstat(fd.get(), &st) == 0 && std::uint64_t(st.st_size) > options.offset)
     chunk = std::size_t(
         std::clamp<std::uint64_t>(std::uint64_t(st.st_size) - options.offset, 1, chunk));
-  files::streamFile(fd->get(), file, out, options.offset, options.length, chunk,
-                    ErrorCode::Storage);
+  files::streamFile(fd.get(), file, out, options.offset, options.length, chunk, ErrorCode::Storage);
   return true;
 }
 
@@ -102,7 +104,7 @@ std::optional<ObjectInfo> PosixStorage::info(const std::string& path) {
   std::string file = full(path);
   struct stat st {};
   if (::stat(file.c_str(), &st) != 0) {
-    if (errno == ENOENT || errno == ENOTDIR) {
+    if (errno == ENOENT) {
       checkRoot();
       return std::nullopt;
     }
@@ -147,7 +149,7 @@ void PosixStorage::list(const std::string& dir, const std::function<void(const L
 void PosixStorage::remove(const std::string& path) {
   std::string file = full(path);
   if (::unlink(file.c_str()) == 0) return;
-  if (errno == ENOENT || errno == ENOTDIR) return checkRoot();
+  if (errno == ENOENT) return checkRoot();
   throw systemError(ErrorCode::Storage, errno, "cannot remove '{}'", file);
 }
 

@@ -5,6 +5,8 @@
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
 
+#include <filesystem>
+
 #include "archive-push/push.h"
 #include "common/repo/layout.h"
 #include "common/storage/posix/posix.h"
@@ -144,6 +146,16 @@ TEST_CASE("getWalFile reports 'not found' only when the repository answered") {
     storage::PosixStorage unmounted(f.repoDir / "unmounted");
     Error e = thrownError([&] { getWalFile(unmounted, f.params(kName, f.destination)); });
     CHECK(e.code() == ErrorCode::Storage);
+    CHECK(listDirectory(f.pgData / "pg_wal").empty());
+  }
+  SUBCASE("a WAL folder replaced by a file is a storage error, not the end of WAL") {
+    // ENOTDIR on the way to the object: damage, not absence (exit 255 in recovery, never 1).
+    const std::string folder = f.repoDir / "main/wal/0000000100000000";
+    std::filesystem::remove_all(folder);
+    test::writeFile(folder, "not a folder");
+    Error e = thrownError([&] { getWalFile(f.storage, f.params(kName, f.destination)); });
+    CHECK(e.code() == ErrorCode::Storage);
+    CHECK(what(e) == Containing("Not a directory"));
     CHECK(listDirectory(f.pgData / "pg_wal").empty());
   }
   SUBCASE("a name that is not a WAL file name is InvalidInput") {

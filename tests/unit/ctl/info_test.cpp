@@ -442,7 +442,7 @@ TEST_CASE("renderText shows the report in aligned columns with UTC times and rea
   }
 }
 
-TEST_CASE("--output is text by default, or json; anything else is a usage error") {
+TEST_CASE("--output is text by default, or json, and anything else is a usage error") {
   CommandLine commandLine;
   CHECK(ctl::parseOutputFormat(commandLine) == ctl::OutputFormat::Text);
   commandLine.options["output"] = {"json"};
@@ -455,7 +455,7 @@ TEST_CASE("--output is text by default, or json; anything else is a usage error"
   CHECK(what(e) == "--output 'yaml' is not text or json");
 }
 
-TEST_CASE("a damaged backup.json is reported and left out; the other backups stay") {
+TEST_CASE("a damaged backup.json is reported and left out, and the other backups stay") {
   Repository repository;
   repository.wal(1, 2, 9);
   repository.backup("20261101T000000Z", 1, 0x200028, 0x300100);

@@ -72,6 +72,20 @@ TEST_CASE("Catalog::load reads what the stanza holds, once") {
     CHECK(damaged.damagedBackups()[0] ==
           Containing("20261103T000000Z/backup.json' is not a valid backup.json"));
   }
+  SUBCASE(
+      "a backup.json of another segment size is left out as damaged: every range uses the "
+      "stanza's") {
+    repo::BackupInfo other = repository.backup("20261103T000000Z", 1, 0x800028, 0x900100);
+    other.walSegmentSize = 16u << 20;
+    repository.storage.setObject(repo::backupInfoFile("main", other.label),
+                                 test::FakeRepository::text(other.toJson()));
+    Catalog damaged = repository.catalog();
+    CHECK(damaged.backups().size() == 2);
+    REQUIRE(damaged.damagedBackups().size() == 1);
+    CHECK(damaged.damagedBackups()[0] ==
+          "backup 20261103T000000Z records 16777216 byte WAL segments, but stanza 'main' has "
+          "1048576 byte segments");
+  }
   SUBCASE("a backup without backup.json is incomplete: not in the catalog") {
     repository.storage.setObject(repo::backupObject("main", "20261103T000000Z", "base.tar"),
                                  io::Buffer(10, 'x'));

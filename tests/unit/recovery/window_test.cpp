@@ -35,7 +35,7 @@ TEST_CASE("the window runs from the oldest complete backup's end to the end of t
   CHECK(w.reason.empty());
 }
 
-TEST_CASE("a gap between two backups is a hole; the later backup carries the window on") {
+TEST_CASE("a gap between two backups is a hole, and the later backup carries the window on") {
   test::FakeRepository repository;
   repository.wal(1, 2, 4);
   repository.wal(1, 7, 9);  // 5 and 6 lost

@@ -102,6 +102,20 @@ TEST_CASE("PosixStorage never takes a missing repository root for a missing obje
     CHECK(listed(s, "").empty());
     CHECK_NOTHROW(s.remove(wal));
   }
+  SUBCASE("a folder on the way replaced by a file is an error, never 'not found'") {
+    REQUIRE(::mkdir(root.c_str(), 0750) == 0);
+    REQUIRE(::mkdir((root + "/main").c_str(), 0750) == 0);
+    test::writeFile(root + "/main/wal", "a file where the WAL folder was");
+    io::MemorySink out;
+    for (const Error& e :
+         {thrownError([&] { s.read(wal, out, {}); }), thrownError([&] { s.info(wal); }),
+          thrownError([&] { s.remove(wal); }),
+          thrownError([&] { s.list("main/wal", [](const storage::ListEntry&) {}); })}) {
+      CHECK(e.code() == ErrorCode::Storage);
+      CHECK(what(e) == Containing("Not a directory"));
+    }
+    CHECK(out.data().empty());
+  }
 }
 
 TEST_CASE("PosixStorage stores objects as files under the root") {
