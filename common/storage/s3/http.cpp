@@ -9,6 +9,7 @@
 #include <exception>
 
 #include "common/base/error.h"
+#include "common/base/text.h"
 
 namespace tidemark::storage::s3 {
 
@@ -98,23 +99,73 @@ std::size_t onHeader(char* data, std::size_t size, std::size_t count, void* user
   return size * count;
 }
 
+// "bytes FIRST-LAST/TOTAL" (TOTAL may be '*'); nullopt for anything else.
+std::optional<std::pair<std::uint64_t, std::uint64_t>> parseContentRange(const std::string& value) {
+  std::string_view v = value;
+  if (v.rfind("bytes ", 0) != 0) return std::nullopt;
+  v.remove_prefix(6);
+  auto dash = v.find('-'), slash = v.find('/');
+  if (dash == std::string_view::npos || slash == std::string_view::npos || slash < dash)
+    return std::nullopt;
+  auto first = parseDecimal(v.substr(0, dash)),
+       last = parseDecimal(v.substr(dash + 1, slash - dash - 1));
+  if (!first || !last || *last < *first) return std::nullopt;
+  return std::make_pair(*first, *last);
+}
+
+// Where the body's bytes go in the range asked for, decided once the status is known: throws
+// when a 206 answers another range than the one asked for.
+void checkRange(Transfer& t) {
+  const auto& range = t.request->range;
+  if (!range || t.response->status != 206) return;
+  std::string header = t.response->header("content-range");
+  auto answered = parseContentRange(header);
+  if (!answered || answered->first != range->first ||
+      (range->last && answered->second != *range->last))
+    throw error(ErrorCode::Storage,
+                "{} answered a request for bytes {}-{} with 'Content-Range: {}': refusing bytes of "
+                "another range",
+                t.request->url, range->first, range->last ? std::to_string(*range->last) : "",
+                header);
+}
+
+// Delivers a 2xx body's bytes to the sink: all of them, or with a range answered by a 200, only
+// those inside it.
+void deliver(Transfer& t, const char* data, std::size_t n) {
+  std::uint64_t offset = t.response->received;  // of `data` in the body
+  t.response->received += n;
+  io::ByteView bytes(reinterpret_cast<const std::uint8_t*>(data), n);
+  const auto& range = t.request->range;
+  if (range && t.response->status == 200) {
+    std::uint64_t begin = std::max(offset, range->first);
+    std::uint64_t end = std::min(offset + n, range->last ? *range->last + 1 : offset + n);
+    if (begin >= end) return;
+    bytes = bytes.subspan(begin - offset, end - begin);
+  }
+  t.request->sink->write(bytes);
+  t.response->delivered += bytes.size();
+}
+
 std::size_t onBody(char* data, std::size_t size, std::size_t count, void* user) {
   auto* t = static_cast<Transfer*>(user);
   std::size_t n = size * count;
-  if (!t->statusKnown) {
-    curl().easyGetinfo(t->curl, CURLINFO_RESPONSE_CODE, &t->response->status);
-    t->statusKnown = true;
-  }
-  bool success = t->response->status >= 200 && t->response->status < 300;
-  if (success && t->request->sink != nullptr) {
-    try {
-      t->request->sink->write({reinterpret_cast<const std::uint8_t*>(data), n});
-      t->response->delivered += n;
-    } catch (...) {
-      t->failure = std::current_exception();
-      return 0;  // aborts the transfer with CURLE_WRITE_ERROR
+  bool success = false;
+  try {
+    if (!t->statusKnown) {
+      curl().easyGetinfo(t->curl, CURLINFO_RESPONSE_CODE, &t->response->status);
+      t->statusKnown = true;
+      if (t->response->ok()) checkRange(*t);
     }
-  } else if (success) {
+    success = t->response->ok();
+    if (success && t->request->sink != nullptr) {
+      deliver(*t, data, n);
+      return n;
+    }
+  } catch (...) {
+    t->failure = std::current_exception();
+    return 0;  // aborts the transfer with CURLE_WRITE_ERROR
+  }
+  if (success) {
     // A document the caller parses (a listing: ~250 bytes per key, up to 1000 keys per page).
     if (t->response->body.size() + n > kMaxDocument) {
       t->failure = std::make_exception_ptr(error(ErrorCode::Storage,
@@ -123,6 +174,7 @@ std::size_t onBody(char* data, std::size_t size, std::size_t count, void* user) 
       return 0;
     }
     t->response->body.append(data, n);
+    t->response->received += n;
   } else if (t->response->body.size() < kMaxErrorBody) {
     // An error document: only its first part matters (Code, Message).
     t->response->body.append(data, std::min(n, kMaxErrorBody - t->response->body.size()));

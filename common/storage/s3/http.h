@@ -7,6 +7,7 @@
 
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -29,6 +30,15 @@ struct HttpRequest {
   io::ByteView body;                 // sent with a Content-Length (never chunked)
   // 2xx response bodies are streamed here; other bodies (errors) are kept in HttpResponse::body.
   io::Sink* sink = nullptr;
+  // The bytes a GET with a Range header asks for (first, last inclusive; to the end without a
+  // last). The sink then receives exactly those bytes: a 206 must announce them in its
+  // Content-Range (anything else is an error before a byte is delivered), and a 200 (a server or
+  // proxy that ignored the Range) is read from the start, its bytes outside the range dropped.
+  struct Range {
+    std::uint64_t first = 0;
+    std::optional<std::uint64_t> last;
+  };
+  std::optional<Range> range;
 };
 
 struct HttpResponse {
@@ -37,6 +47,7 @@ struct HttpResponse {
   long status = 0;
   std::map<std::string, std::string> headers;  // names in lower case
   std::string body;  // 2xx bodies without a sink (up to 64 MiB), or the first 64 KiB of an error
+  std::uint64_t received = 0;   // bytes of a 2xx body received
   std::uint64_t delivered = 0;  // bytes given to the sink
 
   std::string header(const std::string& lowerName) const;

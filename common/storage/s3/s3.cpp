@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "common/base/error.h"
+#include "common/base/text.h"
 #include "common/io/hash.h"
 #include "common/storage/s3/xml.h"
 
@@ -238,10 +239,13 @@ HttpResponse S3Storage::execute(const Request& request, s3::HttpClient& client) 
     std::string target = url(request, host, canonicalPath);
     std::vector<std::pair<std::string, std::string>> headers = request.headers;
     std::uint64_t start = request.rangeStart + delivered;
-    if (request.resumable && (start > 0 || request.rangeEnd))
+    std::optional<s3::HttpRequest::Range> range;
+    if (request.resumable && (start > 0 || request.rangeEnd)) {
+      range = s3::HttpRequest::Range{start, request.rangeEnd};
       headers.emplace_back("range",
                            fmt::format("bytes={}-{}", start,
                                        request.rangeEnd ? std::to_string(*request.rangeEnd) : ""));
+    }
     if (!etag.empty()) headers.emplace_back("if-match", etag);
     std::string amzDate = s3::amzNow();
     headers.emplace_back("host", host);
@@ -253,8 +257,11 @@ HttpResponse S3Storage::execute(const Request& request, s3::HttpClient& client) 
     std::string authorization =
         s3::authorization(signing, options_.credentials, options_.region, amzDate);
 
-    s3::HttpRequest http{
-        .method = request.method, .url = target, .body = request.body, .sink = request.sink};
+    s3::HttpRequest http{.method = request.method,
+                         .url = target,
+                         .body = request.body,
+                         .sink = request.sink,
+                         .range = range};
     for (const auto& [name, value] : headers)
       if (name != "host") http.headers.push_back(name + ": " + value);
     http.headers.push_back("Authorization: " + authorization);
@@ -270,7 +277,7 @@ HttpResponse S3Storage::execute(const Request& request, s3::HttpClient& client) 
       // A body shorter than announced is a truncated transfer, even if the connection closed
       // cleanly.
       std::string length = response.header("content-length");
-      if (!length.empty() && std::stoull(length) != response.delivered) complete = false;
+      if (!length.empty() && parseDecimal(length) != response.received) complete = false;
     }
     if (complete && !retryableStatus(response.status, response.body)) return response;
 
