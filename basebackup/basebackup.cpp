@@ -373,9 +373,23 @@ void streamAndWait(const repo::Repository& repository, const BackupParams& param
 
 }  // namespace
 
-repo::BackupInfo takeBackup(const repo::Repository& repository, const BackupParams& params) {
+repo::BackupInfo takeBackup(const repo::Repository& repository, const BackupParams& outer) {
   std::string startLabel = repo::backupLabel(utcNow());
   auto lock = lockStanza(repository);
+  // Every step that polls for a stop also checks the lock: a backup whose lock was taken over (s3,
+  // after it could not be refreshed) stops and records nothing, as another may be running.
+  BackupParams params = outer;
+  params.stopRequested = [&lock, &repository, stop = outer.stopRequested] {
+    if (!lock->held())
+      throw Error(
+          ErrorCode::Locked,
+          fmt::format("lost the backup lock of stanza '{}': another process may be taking a backup "
+                      "now; no backup was recorded",
+                      repository.stanza()),
+          "check the repository's reachability (s3.timeout, s3.lock-timeout) and run the backup "
+          "again");
+    return stop && stop();
+  };
   pg::Connection connection = pg::Connection::open(params.conninfo, true, "tidemark-basebackup");
   const Server server = checkServer(connection);
   checkStanza(repository, server, connection);
@@ -398,6 +412,9 @@ repo::BackupInfo takeBackup(const repo::Repository& repository, const BackupPara
   std::string infoPath;  // set once backup.json may be stored
   try {
     streamAndWait(repository, params, connection, receiver, progress, info);
+    if (params.stopRequested())  // and throws if the lock is lost
+      throw Error(ErrorCode::Interrupted,
+                  "the base backup was interrupted; no backup was recorded");
     infoPath = repo::backupInfoFile(repository.stanza(), info.label);
     if (!writeBackupJson(repository, infoPath, info)) {
       std::string taken = std::exchange(infoPath, "");  // someone else's: leave it alone

@@ -274,6 +274,11 @@ const std::vector<KeyDef>& keyTable() {
        [](Config& c, const Value& v, const std::string& where) {
          c.s3.timeout = int(asIntIn(v, where, 1, 3600));
        }},
+      {"s3", "lock-timeout",
+       "seconds after which a backup lock its holder stopped refreshing is taken over (10..86400)",
+       [](Config& c, const Value& v, const std::string& where) {
+         c.s3.lockTimeout = int(asIntIn(v, where, 10, 86400));
+       }},
       {"pg", "conninfo", "libpq connection string or URI (PGHOST, PGPORT, PGUSER, .pgpass apply)",
        [](Config& c, const Value& v, const std::string& where) {
          c.pg.conninfo = asString(v, where);

@@ -54,8 +54,9 @@ struct Config {
     std::string secretAccessKey;  // secret: never printed
     std::string sessionToken;     // secret: never printed
     int retryMax = 4;
-    int retryTime = 60;  // seconds
-    int timeout = 30;    // seconds without progress
+    int retryTime = 60;     // seconds
+    int timeout = 30;       // seconds without progress
+    int lockTimeout = 300;  // seconds without a heartbeat before a lock is stale
   } s3;
   struct Pg {
     std::string conninfo;  // libpq conninfo string or URI; "" = libpq defaults (PGHOST, ...)

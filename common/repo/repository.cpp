@@ -34,6 +34,7 @@ std::unique_ptr<storage::Storage> openStorage(const Config& config) {
         .retryMax = s3.retryMax,
         .retryTime = std::chrono::seconds(s3.retryTime),
         .stallTimeoutSeconds = s3.timeout,
+        .lockTimeout = std::chrono::seconds(s3.lockTimeout),
     });
   }
   throw Error(ErrorCode::Config, fmt::format("repo.type '{}' is not supported", config.repo.type),

@@ -49,6 +49,10 @@ class Write : public io::Sink {
 class Lock {
  public:
   virtual ~Lock() = default;
+  // False once the lock is lost: s3, when the holder could not refresh it in time (another process
+  // may have taken it over as stale) or found it replaced. Whoever holds a lock checks this before
+  // each step that needs it, and stops. Thread-safe.
+  virtual bool held() const { return true; }
 };
 
 struct ListEntry {
@@ -86,7 +90,8 @@ class Storage {
   // Takes the exclusive lock `path` for `owner` (one line: who, where, what), or returns nullptr
   // and sets `holder` to the owner line of whoever holds it. posix: flock() on a file, released
   // by the kernel when the holder dies. s3: a lock object that the holder refreshes while it
-  // holds it; one not refreshed for five minutes is stale and taken over (with a warning).
+  // holds it; one the server saw unchanged for s3.lock-timeout (five minutes) is stale and taken
+  // over, with a warning, by replacing it on condition that it is still the stale one.
   virtual std::unique_ptr<Lock> tryLock(const std::string& path, const std::string& owner,
                                         std::string& holder) = 0;
 };

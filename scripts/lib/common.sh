@@ -3,7 +3,7 @@
 
 # Everything the build needs, from Debian.
 TM_BUILD_PACKAGES=(g++ cmake ninja-build pkg-config libssl-dev libcurl4-openssl-dev libpq-dev
-  liblz4-dev libzstd-dev libtomlplusplus-dev libspdlog-dev nlohmann-json3-dev doctest-dev)
+  liblz4-dev libzstd-dev libtomlplusplus-dev libspdlog-dev nlohmann-json3-dev libpugixml-dev doctest-dev)
 # What checks the sources before the build: the committed .clang-format is clang-format 14's.
 TM_CHECK_PACKAGES=(clang-format-14)
 # What the integration tests, the demo and the benchmarks run.

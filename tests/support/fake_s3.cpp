@@ -293,6 +293,7 @@ FakeS3::Response FakeS3::getObject(const Request& request, const std::string& ke
   Response r;
   r.headers["ETag"] = object.etag;
   r.headers["Last-Modified"] = httpDate(object.modified);
+  r.headers["Date"] = httpDate(std::time(nullptr));
   r.body = object.body;
   auto range = request.headers.find("range");
   if (range != request.headers.end() && !lies_.ignoreRange && request.method == "GET") {
@@ -320,9 +321,12 @@ FakeS3::Response FakeS3::putObject(const Request& request, const std::string& ke
   if (request.headers.count("if-none-match") && it != objects_.end() && !lies_.ignoreIfNoneMatch)
     return error(412, "PreconditionFailed");
   if (auto match = request.headers.find("if-match");
-      match != request.headers.end() && !lies_.ignoreIfMatch &&
-      (it == objects_.end() || it->second.etag != match->second))
-    return error(412, "PreconditionFailed");
+      match != request.headers.end() && !lies_.ignoreIfMatch) {
+    std::string expected = it == objects_.end() ? "" : it->second.etag;
+    if (lies_.ifMatchBareOnly && expected.size() >= 2)
+      expected = expected.substr(1, expected.size() - 2);
+    if (it == objects_.end() || expected != match->second) return error(412, "PreconditionFailed");
+  }
   Object object{request.body, "\"e" + std::to_string(nextEtag_++) + "\"",
                 std::int64_t(std::time(nullptr))};
   objects_[key] = object;

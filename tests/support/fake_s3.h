@@ -25,6 +25,7 @@ class FakeS3 {
         false;  // answer a Range request with 206 and a Content-Range one byte off
     bool ignoreIfNoneMatch = false;  // replace existing objects despite If-None-Match: *
     bool ignoreIfMatch = false;      // replace and delete despite an If-Match that does not match
+    bool ifMatchBareOnly = false;  // as radosgw 16: a PUT's If-Match matches only the unquoted ETag
     int truncateGets = 0;  // cut the next N GET bodies after truncateAfter bytes (then close)
     std::size_t truncateAfter = 1000;
     int completeWithError = 0;  // answer the next N CompleteMultipartUpload with 200 + <Error>

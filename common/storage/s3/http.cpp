@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cstring>
+#include <ctime>
 #include <exception>
 
 #include "common/base/error.h"
@@ -201,6 +202,14 @@ int onSeek(void* user, curl_off_t offset, int origin) {
 }
 
 }  // namespace
+
+std::optional<std::int64_t> parseHttpDate(std::string_view text) {
+  std::string copy(text);
+  std::tm tm{};
+  const char* end = ::strptime(copy.c_str(), "%a, %d %b %Y %H:%M:%S GMT", &tm);
+  if (end == nullptr || *end != '\0') return std::nullopt;
+  return std::int64_t(::timegm(&tm));
+}
 
 std::string HttpResponse::header(const std::string& lowerName) const {
   auto it = headers.find(lowerName);

@@ -55,6 +55,9 @@ struct HttpResponse {
   bool ok() const { return status >= 200 && status < 300; }
 };
 
+// An HTTP-date ("Thu, 03 Dec 2026 15:53:19 GMT") as seconds since the epoch; nullopt otherwise.
+std::optional<std::int64_t> parseHttpDate(std::string_view text);
+
 class HttpClient {
  public:
   explicit HttpClient(HttpOptions options);

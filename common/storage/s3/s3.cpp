@@ -28,7 +28,7 @@ using s3::HttpResponse;
 bool retryableStatus(long status, const std::string& body) {
   if (status >= 500 || status == 429 || status == 408) return true;
   if (status == 400) {
-    auto code = s3::xml::first(body, "Code");
+    auto code = s3::xml::errorCode(body);
     return code && (*code == "RequestTimeout" || *code == "SlowDown");
   }
   return false;
@@ -97,7 +97,8 @@ std::string errorHint(const std::string& code, const HttpResponse& response,
   if (code == "PermanentRedirect" || code == "AuthorizationHeaderMalformed" ||
       code == "IllegalLocationConstraintException") {
     std::string region = response.header("x-amz-bucket-region");
-    if (auto expected = s3::xml::first(response.body, "Region")) region = *expected;
+    if (auto document = s3::xml::Document::parse(response.body))
+      if (auto expected = document->root().childText("Region")) region = *expected;
     return region.empty() ? "the bucket is in another region: set s3.region to the bucket's region"
                           : fmt::format("the bucket is in region '{}': set s3.region = \"{}\"",
                                         region, region);
@@ -308,8 +309,12 @@ HttpResponse S3Storage::execute(const Request& request, s3::HttpClient& client) 
 }
 
 void S3Storage::fail(const Request& request, const HttpResponse& response) const {
-  std::string code = s3::xml::first(response.body, "Code").value_or("");
-  std::string message = s3::xml::first(response.body, "Message").value_or("");
+  std::string code, message;
+  if (auto document = s3::xml::Document::parse(response.body);
+      document && document->root().name() == "Error") {
+    code = printable(document->root().childText("Code").value_or(""), 100);
+    message = printable(document->root().childText("Message").value_or(""), 300);
+  }
   if (code.empty()) {  // HEAD answers have no body
     switch (response.status) {
       case 301:
@@ -350,8 +355,7 @@ bool S3Storage::read(const std::string& path, io::Sink& out, ReadOptions options
   if (response.ok()) return true;
   // "Not found" only when the server says so in S3's words: a 404 page from something that is not
   // an S3 server (a wrong endpoint) must not pass for a missing WAL file.
-  if (response.status == 404 && s3::xml::first(response.body, "Code").value_or("") == "NoSuchKey")
-    return false;
+  if (response.status == 404 && s3::xml::errorCode(response.body) == "NoSuchKey") return false;
   if (response.status == 416 && options.offset > 0)
     return true;  // a range past the end: nothing to deliver
   fail(request, response);
@@ -364,20 +368,29 @@ std::optional<ObjectInfo> S3Storage::info(const std::string& path) {
   if (!response.ok()) fail(request, response);
   ObjectInfo info;
   std::string length = response.header("content-length");
-  info.size = length.empty() ? 0 : std::stoull(length);
-  std::string modified = response.header("last-modified");
-  if (!modified.empty()) {
-    std::tm tm{};
-    if (::strptime(modified.c_str(), "%a, %d %b %Y %H:%M:%S GMT", &tm) != nullptr)
-      info.modified = ::timegm(&tm);
-  }
+  auto size = parseDecimal(length);
+  if (!size)
+    throw error(ErrorCode::Storage, "{}: no valid Content-Length",
+                describeRequest(request, options_));
+  info.size = *size;
+  info.modified = s3::parseHttpDate(response.header("last-modified")).value_or(0);
   return info;
+}
+
+s3::xml::Document S3Storage::document(const Request& request, const HttpResponse& response,
+                                      std::string_view rootName) const {
+  auto document = s3::xml::Document::parse(response.body);
+  if (!document || document->root().name() != rootName)
+    throw error(ErrorCode::Storage, "{}: the server's answer is not a <{}> XML document: {}",
+                describeRequest(request, options_), rootName, printable(response.body, 200));
+  return std::move(*document);
 }
 
 void S3Storage::list(const std::string& dir, const std::function<void(const ListEntry&)>& fn) {
   std::string prefix = key(dir);
   if (!prefix.empty()) prefix += "/";
   std::string token;
+  bool truncated = false;
   do {
     Request request{.operation = "ListObjectsV2",
                     .key = "",
@@ -385,28 +398,40 @@ void S3Storage::list(const std::string& dir, const std::function<void(const List
     if (!token.empty()) request.query.emplace_back("continuation-token", token);
     HttpResponse response = execute(request, *client_);
     if (!response.ok()) fail(request, response);
-    for (auto contents : s3::xml::elements(response.body, "Contents")) {
-      std::string name = s3::xml::first(contents, "Key").value_or("");
+    s3::xml::Document listing = document(request, response, "ListBucketResult");
+    s3::xml::Element root = listing.root();
+    for (const auto& contents : root.children("Contents")) {
+      std::string name = contents.childText("Key").value_or("");
       if (name.size() <= prefix.size() || name.compare(0, prefix.size(), prefix) != 0) continue;
       name = name.substr(prefix.size());
-      std::uint64_t size = std::stoull(s3::xml::first(contents, "Size").value_or("0"));
+      auto size = parseDecimal(contents.childText("Size").value_or(""));
+      if (!size)
+        throw error(ErrorCode::Storage, "{}: the listing gives '{}' no valid <Size>",
+                    describeRequest(request, options_), printable(name));
       std::int64_t modified = 0;
       std::tm tm{};  // 2026-11-22T10:15:00.000Z
-      std::string when = s3::xml::first(contents, "LastModified").value_or("");
+      std::string when = contents.childText("LastModified").value_or("");
       if (::strptime(when.c_str(), "%Y-%m-%dT%H:%M:%S", &tm) != nullptr) modified = ::timegm(&tm);
-      fn(ListEntry{name, false, size, modified});
+      fn(ListEntry{name, false, *size, modified});
     }
-    for (auto common : s3::xml::elements(response.body, "CommonPrefixes")) {
-      std::string name = s3::xml::first(common, "Prefix").value_or("");
-      if (name.size() <= prefix.size()) continue;
+    for (const auto& common : root.children("CommonPrefixes")) {
+      std::string name = common.childText("Prefix").value_or("");
+      if (name.size() <= prefix.size() || name.compare(0, prefix.size(), prefix) != 0) continue;
       name = name.substr(prefix.size());
       if (!name.empty() && name.back() == '/') name.pop_back();
       fn(ListEntry{name, true, 0});
     }
-    token = s3::xml::first(response.body, "IsTruncated").value_or("false") == "true"
-                ? s3::xml::first(response.body, "NextContinuationToken").value_or("")
-                : "";
-  } while (!token.empty());
+    truncated = root.childText("IsTruncated").value_or("false") == "true";
+    token = root.childText("NextContinuationToken").value_or("");
+    // A truncated listing without a way to go on would be taken for the whole listing: a WAL
+    // folder that looks shorter than it is.
+    if (truncated && token.empty())
+      throw error(
+          ErrorCode::Storage,
+          "{}: the listing of '{}' is truncated but names no continuation token; refusing a "
+          "partial listing",
+          describeRequest(request, options_), prefix);
+  } while (truncated);
 }
 
 void S3Storage::remove(const std::string& path) {
@@ -429,13 +454,14 @@ void S3Storage::removeMany(const std::vector<std::string>& paths) {
                     .body = io::asBytes(body)};
     HttpResponse response = execute(request, *client_);
     if (!response.ok()) fail(request, response);
-    auto errors = s3::xml::elements(response.body, "Error");
+    s3::xml::Document result = document(request, response, "DeleteResult");
+    auto errors = result.root().children("Error");
     if (!errors.empty())
       throw error(ErrorCode::Storage,
                   "S3 DeleteObjects in bucket '{}': {} object(s) not deleted, e.g. '{}': {}",
                   options_.bucket, errors.size(),
-                  s3::xml::first(errors.front(), "Key").value_or("?"),
-                  s3::xml::first(errors.front(), "Message").value_or("?"));
+                  printable(errors.front().childText("Key").value_or("?")),
+                  printable(errors.front().childText("Message").value_or("?")));
   }
 }
 
@@ -453,13 +479,18 @@ std::vector<std::pair<std::string, std::string>> S3Storage::pendingUploads() {
     }
     HttpResponse response = execute(request, *client_);
     if (!response.ok()) fail(request, response);
-    for (auto upload : s3::xml::elements(response.body, "Upload"))
-      out.emplace_back(s3::xml::first(upload, "Key").value_or(""),
-                       s3::xml::first(upload, "UploadId").value_or(""));
-    if (s3::xml::first(response.body, "IsTruncated").value_or("false") != "true") break;
-    keyMarker = s3::xml::first(response.body, "NextKeyMarker").value_or("");
-    idMarker = s3::xml::first(response.body, "NextUploadIdMarker").value_or("");
-    if (keyMarker.empty()) break;
+    s3::xml::Document uploads = document(request, response, "ListMultipartUploadsResult");
+    for (const auto& upload : uploads.root().children("Upload"))
+      out.emplace_back(upload.childText("Key").value_or(""),
+                       upload.childText("UploadId").value_or(""));
+    if (uploads.root().childText("IsTruncated").value_or("false") != "true") break;
+    keyMarker = uploads.root().childText("NextKeyMarker").value_or("");
+    idMarker = uploads.root().childText("NextUploadIdMarker").value_or("");
+    if (keyMarker.empty())
+      throw error(
+          ErrorCode::Storage,
+          "{}: the list of uploads is truncated but names no next marker; refusing a partial list",
+          describeRequest(request, options_));
   }
   return out;
 }

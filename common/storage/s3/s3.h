@@ -13,6 +13,7 @@
 // never on 4xx answers that cannot change. Downloads cut short resume where they stopped.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <memory>
 #include <optional>
@@ -22,6 +23,7 @@
 
 #include "common/storage/s3/http.h"
 #include "common/storage/s3/sigv4.h"
+#include "common/storage/s3/xml.h"
 #include "common/storage/storage.h"
 
 namespace tidemark::storage {
@@ -42,6 +44,9 @@ struct S3Options {
   std::chrono::milliseconds retryBaseDelay{200};
   long connectTimeoutMs = 10000;
   long stallTimeoutSeconds = 30;
+  // A lock whose object the server last saw changed this long ago is stale; its holder refreshes
+  // it every tenth of that.
+  std::chrono::seconds lockTimeout{300};
 };
 
 class S3Storage final : public Storage {
@@ -90,11 +95,18 @@ class S3Storage final : public Storage {
   std::string key(const std::string& path) const;
   s3::HttpOptions httpOptions() const;
 
+  // The response's XML document, whose root element must be `rootName`: Error(Storage) otherwise
+  // (a body that is not XML, cut short, or another document).
+  s3::xml::Document document(const Request& request, const s3::HttpResponse& response,
+                             std::string_view rootName) const;
+
  private:
   std::string url(const Request& request, std::string& host, std::string& canonicalPath) const;
 
   S3Options options_;
   std::string scheme_, hostPort_;
+  // The server compares If-Match only with the bare ETag (radosgw 16), found out by the first lock.
+  std::atomic<bool> bareEtag_{false};
   std::unique_ptr<s3::HttpClient> client_;
 };
 

@@ -1,37 +1,93 @@
-// The s3 driver's locks: an object created with If-None-Match and refreshed by its holder.
+// The s3 driver's locks: an object created with If-None-Match, refreshed by its holder with
+// If-Match on its own ETag, and taken over when stale with If-Match on the stale one's ETag.
+// Staleness is the server's own measure (Date minus Last-Modified of one answer): no two clocks
+// are compared.
 #include <spdlog/spdlog.h>
 
+#include <atomic>
 #include <condition_variable>
-#include <ctime>
 #include <mutex>
 #include <random>
 #include <thread>
 
 #include "common/base/error.h"
+#include "common/base/text.h"
 #include "common/storage/s3/s3.h"
-#include "common/storage/s3/xml.h"
 
 namespace tidemark::storage {
 
 namespace {
 
-// S3 has no locks: a lock is an object created with If-None-Match, holding its owner, a random
-// token and a heartbeat the holder refreshes. One whose heartbeat stopped is stale.
-constexpr std::chrono::seconds kLockRefresh{30};
-constexpr std::chrono::seconds kLockStale{300};
+// The lock object's text: the owner (one printable line), a random token, a beat counter (so that
+// every refresh changes the ETag).
+std::string lockDocument(const std::string& owner, const std::string& token, std::uint64_t beat) {
+  return fmt::format("{}\n{}\n{}\n", printable(owner, 500), token, beat);
+}
 
-std::string lockDocument(const std::string& owner, const std::string& token) {
-  return fmt::format("{{\"owner\": \"{}\", \"token\": \"{}\", \"heartbeat\": {}}}\n",
-                     s3::xml::encode(owner), token, std::time(nullptr));
+// What the server says of the lock object now.
+struct Seen {
+  std::string etag, owner, body;
+  std::int64_t age = 0;  // seconds between its Last-Modified and the answer's Date
+};
+
+std::optional<Seen> look(const S3Storage& storage, s3::HttpClient& client, const std::string& key) {
+  S3Storage::Request request{.operation = "GetObject", .key = key};
+  auto response = storage.execute(request, client);
+  if (response.status == 404) return std::nullopt;
+  if (!response.ok()) storage.fail(request, response);
+  Seen seen{response.header("etag"), response.body.substr(0, response.body.find('\n')),
+            response.body};
+  auto modified = s3::parseHttpDate(response.header("last-modified"));
+  auto now = s3::parseHttpDate(response.header("date"));
+  if (!modified || !now)
+    throw error(ErrorCode::Storage,
+                "S3 GetObject of lock '{}' answered without Last-Modified and Date", key);
+  seen.age = *now - *modified;
+  if (seen.owner.empty()) seen.owner = "another process";
+  return seen;
+}
+
+// PUT of `document` on condition that the object's ETag is `etag`: its new ETag, or nullopt when
+// the object is another (412). Servers differ in how they compare the quoted ETag (radosgw 16
+// matches only the bare one): a 412 for the ETag the object still has is retried with the bare
+// form, and that form kept for later requests.
+std::optional<std::string> replaceIf(const S3Storage& storage, s3::HttpClient& client,
+                                     const std::string& key, const std::string& etag,
+                                     const std::string& document, std::atomic<bool>& bareEtag) {
+  auto put = [&](const std::string& condition) {
+    S3Storage::Request request{.operation = "PutObject",
+                               .method = "PUT",
+                               .key = key,
+                               .headers = {{"if-match", condition}},
+                               .body = io::asBytes(document)};
+    auto response = storage.execute(request, client);
+    if (response.status != 412 && !response.ok()) storage.fail(request, response);
+    return response;
+  };
+  std::string bare =
+      etag.size() >= 2 && etag.front() == '"' ? etag.substr(1, etag.size() - 2) : etag;
+  auto response = put(bareEtag ? bare : etag);
+  if (response.status == 412 && !bareEtag) {
+    auto seen = look(storage, client, key);
+    if (!seen || seen->etag != etag) return std::nullopt;
+    bareEtag = true;
+    response = put(bare);
+  }
+  if (response.status == 412) return std::nullopt;
+  return response.header("etag");
 }
 
 class S3Lock final : public Lock {
  public:
-  S3Lock(S3Storage& storage, std::string path, std::string owner, std::string token)
+  S3Lock(S3Storage& storage, std::string key, std::string owner, std::string token,
+         std::string etag, std::atomic<bool>& bareEtag)
       : storage_(storage),
-        path_(std::move(path)),
+        key_(std::move(key)),
         owner_(std::move(owner)),
-        token_(std::move(token)) {
+        token_(std::move(token)),
+        etag_(std::move(etag)),
+        bareEtag_(bareEtag),
+        lastRefresh_(std::chrono::steady_clock::now()) {
     heartbeat_ = std::thread([this] { beat(); });
   }
 
@@ -42,37 +98,72 @@ class S3Lock final : public Lock {
     }
     wake_.notify_all();
     heartbeat_.join();
+    if (!held_) return;  // another process's now
     try {
-      // Release only what is still ours (a lock taken over as stale belongs to someone else).
-      auto text = readSmall(storage_, path_, 4096);
-      if (text && text->find(token_) != std::string::npos) storage_.remove(path_);
+      // Release only what is still ours. (DELETE If-Match is ignored by some servers: the check
+      // and the delete race only with a takeover of a lock that was stale, which a held one is
+      // not.)
+      s3::HttpClient client(storage_.httpOptions());
+      auto seen = look(storage_, client, key_);
+      if (seen && seen->body.find(token_) != std::string::npos) {
+        S3Storage::Request request{.operation = "DeleteObject", .method = "DELETE", .key = key_};
+        auto response = storage_.execute(request, client);
+        if (!response.ok()) storage_.fail(request, response);
+      }
     } catch (const std::exception& e) {
-      spdlog::warn("could not release lock '{}': {}; it becomes stale in {} s", path_, e.what(),
-                   kLockStale.count());
+      spdlog::warn("could not release lock '{}': {}; it becomes stale in {} s", key_, e.what(),
+                   storage_.options().lockTimeout.count());
     }
   }
+
+  bool held() const override { return held_; }
 
  private:
   void beat() {
-    s3::HttpClient client(storage_.httpOptions());
-    std::unique_lock lock(mutex_);
-    while (!wake_.wait_for(lock, kLockRefresh, [&] { return stopping_; })) {
-      std::string document = lockDocument(owner_, token_);
-      S3Storage::Request request{.operation = "PutObject",
-                                 .method = "PUT",
-                                 .key = storage_.key(path_),
-                                 .body = io::asBytes(document)};
-      try {
-        auto response = storage_.execute(request, client);
-        if (response.status < 200 || response.status >= 300) storage_.fail(request, response);
-      } catch (const std::exception& e) {
-        spdlog::warn("could not refresh lock '{}': {}", path_, e.what());
+    try {
+      s3::HttpClient client(storage_.httpOptions());
+      const auto refresh = std::max<std::chrono::seconds>(std::chrono::seconds(1),
+                                                          storage_.options().lockTimeout / 10);
+      std::unique_lock lock(mutex_);
+      std::uint64_t beats = 0;
+      while (held_ && !wake_.wait_for(lock, refresh, [&] { return stopping_; })) {
+        lock.unlock();
+        refreshOnce(client, ++beats);
+        lock.lock();
       }
+    } catch (const std::exception& e) {  // not even a client: the lock cannot be kept
+      lose(fmt::format("its heartbeat failed: {}", e.what()));
     }
   }
 
+  void refreshOnce(s3::HttpClient& client, std::uint64_t beat) {
+    try {
+      auto etag =
+          replaceIf(storage_, client, key_, etag_, lockDocument(owner_, token_, beat), bareEtag_);
+      if (!etag) return lose("another process replaced it (it took the lock over as stale)");
+      etag_ = *etag;
+      lastRefresh_ = std::chrono::steady_clock::now();
+    } catch (const std::exception& e) {
+      // After a lock-timeout without a refresh, another process may take it over: stop first.
+      auto since = std::chrono::steady_clock::now() - lastRefresh_;
+      if (since >= storage_.options().lockTimeout - storage_.options().lockTimeout / 5)
+        return lose(fmt::format("it could not be refreshed for {} s: {}",
+                                std::chrono::duration_cast<std::chrono::seconds>(since).count(),
+                                e.what()));
+      spdlog::warn("could not refresh lock '{}': {}", key_, e.what());
+    }
+  }
+
+  void lose(const std::string& why) {
+    spdlog::error("lost lock '{}': {}", key_, why);
+    held_ = false;
+  }
+
   S3Storage& storage_;
-  std::string path_, owner_, token_;
+  std::string key_, owner_, token_, etag_;
+  std::atomic<bool>& bareEtag_;
+  std::chrono::steady_clock::time_point lastRefresh_;
+  std::atomic<bool> held_{true};
   std::mutex mutex_;
   std::condition_variable wake_;
   bool stopping_ = false;
@@ -84,25 +175,30 @@ class S3Lock final : public Lock {
 std::unique_ptr<Lock> S3Storage::tryLock(const std::string& path, const std::string& owner,
                                          std::string& holder) {
   static thread_local std::mt19937_64 random{std::random_device{}()};
-  std::string token = fmt::format("{:016x}", random());
+  const std::string token = fmt::format("{:016x}{:016x}", random(), random());
+  const std::string document = lockDocument(owner, token, 0);
+  const std::string lockKey = key(path);
   for (int attempt = 0; attempt < 3; ++attempt) {
-    auto write = newWrite(path, {.noReplace = true});
-    std::string document = lockDocument(owner, token);
-    write->write(io::asBytes(document));
-    if (write->commit()) return std::make_unique<S3Lock>(*this, path, owner, token);
-    auto existing = readSmall(*this, path, 4096);
-    if (!existing) continue;  // released in between
-    std::int64_t heartbeat = 0;
-    if (auto at = existing->find("\"heartbeat\": "); at != std::string::npos)
-      heartbeat = std::atoll(existing->c_str() + at + 13);
-    if (auto at = existing->find("\"owner\": \""); at != std::string::npos)
-      holder = s3::xml::decode(existing->substr(at + 10, existing->find('"', at + 10) - at - 10));
-    else
-      holder = "another process";
-    if (std::time(nullptr) - heartbeat <= kLockStale.count()) return nullptr;
-    spdlog::warn("taking over lock '{}': its holder ({}) stopped refreshing it {} s ago", path,
-                 holder, std::time(nullptr) - heartbeat);
-    remove(path);
+    Request create{.operation = "PutObject",
+                   .method = "PUT",
+                   .key = lockKey,
+                   .headers = {{"if-none-match", "*"}},
+                   .body = io::asBytes(document)};
+    auto response = execute(create, *client_);
+    if (response.ok())
+      return std::make_unique<S3Lock>(*this, lockKey, owner, token, response.header("etag"),
+                                      bareEtag_);
+    if (response.status != 412) fail(create, response);
+    auto seen = look(*this, *client_, lockKey);
+    if (!seen) continue;  // released in between
+    holder = seen->owner;
+    if (seen->age <= options_.lockTimeout.count()) return nullptr;
+    // Stale: replace exactly that object. Of two processes taking it over at once, one wins.
+    auto etag = replaceIf(*this, *client_, lockKey, seen->etag, document, bareEtag_);
+    if (!etag) continue;
+    spdlog::warn("took over lock '{}': its holder ({}) stopped refreshing it {} s ago", path,
+                 holder, seen->age);
+    return std::make_unique<S3Lock>(*this, lockKey, owner, token, *etag, bareEtag_);
   }
   holder = "another process (the lock changed hands while it was being taken)";
   return nullptr;

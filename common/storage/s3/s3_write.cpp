@@ -184,7 +184,9 @@ class S3Write final : public Write {
                                  .query = {{"uploads", ""}}};
       auto response = storage_.execute(request, client_);
       if (!response.ok()) storage_.fail(request, response);
-      uploadId_ = s3::xml::first(response.body, "UploadId").value_or("");
+      s3::xml::Document initiated =
+          storage_.document(request, response, "InitiateMultipartUploadResult");
+      uploadId_ = initiated.root().childText("UploadId").value_or("");
       if (uploadId_.empty())
         throw error(ErrorCode::Storage, "S3 CreateMultipartUpload of '{}' returned no UploadId",
                     key_);
@@ -235,16 +237,29 @@ class S3Write final : public Write {
                                .query = {{"uploadId", uploadId_}},
                                .body = io::asBytes(body)};
     if (options_.noReplace) request.headers.emplace_back("if-none-match", "*");
-    auto response = storage_.execute(request, client_);
+    s3::HttpResponse response;
+    for (int attempt = 0;; ++attempt) {
+      response = storage_.execute(request, client_);
+      // CompleteMultipartUpload may answer 200 and then an <Error> document, as the server
+      // finds trouble after the status went out: retried like a 5xx when the error is the
+      // server's.
+      auto code = response.ok() ? s3::xml::errorCode(response.body) : std::nullopt;
+      if (!code) break;
+      bool retryable =
+          *code == "InternalError" || *code == "SlowDown" || *code == "ServiceUnavailable";
+      if (!retryable || attempt >= storage_.options().retryMax) storage_.fail(request, response);
+      auto delay = storage_.options().retryBaseDelay * (1 << std::min(attempt, 10));
+      spdlog::warn(
+          "S3 CompleteMultipartUpload of '{}' answered 200 with error {}; retrying in {} ms", key_,
+          *code, delay.count());
+      std::this_thread::sleep_for(delay);
+    }
     if (response.status == 412 && options_.noReplace) {
       abort();
       return false;
     }
-    bool lostReply = response.status == 404 &&
-                     s3::xml::first(response.body, "Code").value_or("") == "NoSuchUpload";
-    // CompleteMultipartUpload may answer 200 with an error document.
-    if (!lostReply && (!response.ok() || !s3::xml::elements(response.body, "Error").empty()))
-      storage_.fail(request, response);
+    bool lostReply = response.status == 404 && s3::xml::errorCode(response.body) == "NoSuchUpload";
+    if (!lostReply && !response.ok()) storage_.fail(request, response);
     uploadId_.clear();
     // The object must be exactly what was streamed. (After a retried request whose first reply was
     // lost, the upload is gone and the object, if complete, is ours.)

@@ -1,104 +1,75 @@
-// Minimal XML element extraction for S3 responses.
+// S3's XML answers through pugixml.
 #include "common/storage/s3/xml.h"
 
-#include <charconv>
+#include <pugixml.hpp>
 
 namespace tidemark::storage::s3::xml {
 
-std::vector<std::string_view> elements(std::string_view doc, std::string_view tag) {
-  std::vector<std::string_view> out;
-  std::string open = "<" + std::string(tag);
-  std::string close = "</" + std::string(tag) + ">";
-  std::size_t pos = 0;
-  while ((pos = doc.find(open, pos)) != std::string_view::npos) {
-    std::size_t after = pos + open.size();
-    if (after >= doc.size()) break;
-    char c = doc[after];
-    if (c != '>' && c != ' ' && c != '/' && c != '\t' && c != '\n' && c != '\r') {
-      pos = after;  // a longer tag name with the same prefix (<Key> vs <KeyCount>)
-      continue;
-    }
-    std::size_t end = doc.find('>', after);
-    if (end == std::string_view::npos) break;
-    if (doc[end - 1] == '/') {
-      out.emplace_back();
-      pos = end + 1;
-      continue;
-    }
-    std::size_t closeAt = doc.find(close, end + 1);
-    if (closeAt == std::string_view::npos) break;
-    out.push_back(doc.substr(end + 1, closeAt - end - 1));
-    pos = closeAt + close.size();
-  }
+namespace {
+
+std::string_view localName(const char* name) {
+  std::string_view n = name;
+  auto colon = n.find(':');
+  return colon == std::string_view::npos ? n : n.substr(colon + 1);
+}
+
+}  // namespace
+
+std::string Element::name() const {
+  return std::string(localName(pugi::xml_node(node_).name()));
+}
+
+std::optional<Element> Element::child(std::string_view name) const {
+  for (pugi::xml_node c : pugi::xml_node(node_).children())
+    if (c.type() == pugi::node_element && localName(c.name()) == name)
+      return Element(c.internal_object());
+  return std::nullopt;
+}
+
+std::vector<Element> Element::children(std::string_view name) const {
+  std::vector<Element> out;
+  for (pugi::xml_node c : pugi::xml_node(node_).children())
+    if (c.type() == pugi::node_element && localName(c.name()) == name)
+      out.emplace_back(c.internal_object());
   return out;
 }
 
-std::optional<std::string> first(std::string_view doc, std::string_view tag) {
-  auto all = elements(doc, tag);
-  if (all.empty()) return std::nullopt;
-  return decode(all.front());
-}
-
-std::string decode(std::string_view text) {
+std::string Element::text() const {
   std::string out;
-  out.reserve(text.size());
-  for (std::size_t i = 0; i < text.size(); ++i) {
-    if (text[i] != '&') {
-      out.push_back(text[i]);
-      continue;
-    }
-    std::size_t semi = text.find(';', i);
-    if (semi == std::string_view::npos) {
-      out.push_back('&');
-      continue;
-    }
-    std::string_view entity = text.substr(i + 1, semi - i - 1);
-    if (entity == "amp")
-      out.push_back('&');
-    else if (entity == "lt")
-      out.push_back('<');
-    else if (entity == "gt")
-      out.push_back('>');
-    else if (entity == "quot")
-      out.push_back('"');
-    else if (entity == "apos")
-      out.push_back('\'');
-    else if (!entity.empty() && entity[0] == '#') {
-      bool hex = entity.size() > 1 && (entity[1] == 'x' || entity[1] == 'X');
-      std::string_view digits = entity.substr(hex ? 2 : 1);
-      unsigned long code = 0;
-      auto [end, problem] =
-          std::from_chars(digits.data(), digits.data() + digits.size(), code, hex ? 16 : 10);
-      // Not a character XML allows (bad digits, NUL, a surrogate, beyond U+10FFFF): keep the text
-      // as written rather than make up a character, a NUL byte above all.
-      if (digits.empty() || problem != std::errc() || end != digits.data() + digits.size() ||
-          code == 0 || (code >= 0xD800 && code <= 0xDFFF) || code > 0x10FFFF) {
-        out.append(text.substr(i, semi - i + 1));
-        i = semi;
-        continue;
-      }
-      // UTF-8 encode.
-      if (code < 0x80) {
-        out.push_back(char(code));
-      } else if (code < 0x800) {
-        out.push_back(char(0xC0 | (code >> 6)));
-        out.push_back(char(0x80 | (code & 0x3F)));
-      } else if (code < 0x10000) {
-        out.push_back(char(0xE0 | (code >> 12)));
-        out.push_back(char(0x80 | ((code >> 6) & 0x3F)));
-        out.push_back(char(0x80 | (code & 0x3F)));
-      } else {
-        out.push_back(char(0xF0 | (code >> 18)));
-        out.push_back(char(0x80 | ((code >> 12) & 0x3F)));
-        out.push_back(char(0x80 | ((code >> 6) & 0x3F)));
-        out.push_back(char(0x80 | (code & 0x3F)));
-      }
-    } else {
-      out.append(text.substr(i, semi - i + 1));
-    }
-    i = semi;
-  }
+  for (pugi::xml_node c : pugi::xml_node(node_).children())
+    if (c.type() == pugi::node_pcdata || c.type() == pugi::node_cdata) out += c.value();
   return out;
+}
+
+std::optional<std::string> Element::childText(std::string_view name) const {
+  auto c = child(name);
+  if (!c) return std::nullopt;
+  return c->text();
+}
+
+Document::Document() : document_(std::make_unique<pugi::xml_document>()) {}
+Document::Document(Document&&) noexcept = default;
+Document& Document::operator=(Document&&) noexcept = default;
+Document::~Document() = default;
+
+std::optional<Document> Document::parse(std::string_view text) {
+  Document document;
+  // parse_default: entities and character references decoded, CDATA kept; no DOCTYPE, no
+  // processing instructions, no custom entities.
+  pugi::xml_parse_result result = document.document_->load_buffer(
+      text.data(), text.size(), pugi::parse_default, pugi::encoding_utf8);
+  if (!result || !document.document_->document_element()) return std::nullopt;
+  return document;
+}
+
+Element Document::root() const& {
+  return Element(document_->document_element().internal_object());
+}
+
+std::optional<std::string> errorCode(std::string_view body) {
+  auto document = Document::parse(body);
+  if (!document || document->root().name() != "Error") return std::nullopt;
+  return document->root().childText("Code");
 }
 
 std::string encode(std::string_view text) {

@@ -232,6 +232,7 @@ TEST_CASE("configuration keys have one environment variable and one flag each") 
                                                  "s3.retry-max",
                                                  "s3.retry-time",
                                                  "s3.timeout",
+                                                 "s3.lock-timeout",
                                                  "pg.conninfo",
                                                  "backup.checkpoint",
                                                  "backup.max-rate",

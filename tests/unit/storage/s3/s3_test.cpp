@@ -5,6 +5,7 @@
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <random>
 
 #include "common/base/error.h"
@@ -19,12 +20,14 @@ using test::what;
 
 namespace {
 
+// With 5 MiB parts (S3's minimum): a write of more is a multipart upload.
 storage::S3Storage driver(const FakeS3& server) {
   return storage::S3Storage(storage::S3Options{.bucket = FakeS3::kBucket,
                                                .endpoint = server.endpoint(),
                                                .region = "us-east-1",
                                                .hostStyle = false,
                                                .credentials = {"AKIDEXAMPLE", "secret", ""},
+                                               .partSize = 5u << 20,
                                                .retryMax = 3,
                                                .retryBaseDelay = std::chrono::milliseconds(1)});
 }
@@ -76,5 +79,103 @@ TEST_CASE("a GET cut short resumes where it stopped, whatever the server answers
           Containing(
               "answered a request for bytes 1000- with 'Content-Range: bytes 1001-199999/200000'"));
     CHECK(out.data().size() == 1000);  // only what the first, honest answer carried
+  }
+}
+
+TEST_CASE("a listing is complete or an error, never silently short") {
+  FakeS3 server;
+  for (int i = 0; i < 5; ++i)
+    server.setObject("main/wal/f" + std::to_string(i), "x");
+  auto s3 = driver(server);
+  auto names = [&] {
+    std::vector<std::string> out;
+    s3.list("main/wal", [&](const storage::ListEntry& entry) { out.push_back(entry.name); });
+    return out;
+  };
+  CHECK(names() == std::vector<std::string>{"f0", "f1", "f2", "f3", "f4"});
+  SUBCASE("IsTruncated without a continuation token is an error, not the end of the listing") {
+    server.lie({.listTruncatedWithoutToken = true});
+    Error e = thrownError(names);
+    CHECK(e.code() == ErrorCode::Storage);
+    CHECK(what(e) == Containing("is truncated but names no continuation token"));
+  }
+}
+
+TEST_CASE("a CompleteMultipartUpload answered 200 with an error document is retried") {
+  FakeS3 server;
+  auto s3 = driver(server);
+  const std::string body = randomBytes(11u << 20);  // three parts of the 5 MiB minimum
+  auto store = [&](const std::string& path) {
+    auto write = s3.newWrite(path, {.noReplace = true});
+    write->write(io::asBytes(body));
+    return write->commit();
+  };
+  SUBCASE("an InternalError inside a 200: retried, and the object is whole") {
+    server.lie({.completeWithError = 1});
+    CHECK(store("main/backups/b/base.tar"));
+    auto requests = server.requests();
+    CHECK(std::count_if(requests.begin(), requests.end(), [](const std::string& r) {
+            return r.rfind("POST", 0) == 0 && r.find("uploadId=") != std::string::npos;
+          }) == 2);
+    REQUIRE(server.object("main/backups/b/base.tar"));
+    CHECK(server.object("main/backups/b/base.tar")->body == body);
+  }
+  SUBCASE("an error that persists fails the write; nothing is visible") {
+    server.lie({.completeWithError = 100});
+    Error e = thrownError([&] { store("main/backups/b/base.tar"); });
+    CHECK(e.code() == ErrorCode::Storage);
+    CHECK(what(e) == Containing("InternalError"));
+    CHECK_FALSE(server.object("main/backups/b/base.tar"));
+  }
+}
+
+TEST_CASE("S3 locks exclude each other, are refreshed, and are taken over only when stale") {
+  FakeS3 server;
+  auto options = [&](std::chrono::seconds timeout) {
+    return storage::S3Options{.bucket = FakeS3::kBucket,
+                              .endpoint = server.endpoint(),
+                              .region = "us-east-1",
+                              .hostStyle = false,
+                              .credentials = {"AKIDEXAMPLE", "secret", ""},
+                              .retryMax = 1,
+                              .retryBaseDelay = std::chrono::milliseconds(1),
+                              .lockTimeout = timeout};
+  };
+  storage::S3Storage a(options(std::chrono::seconds(10))), b(options(std::chrono::seconds(10)));
+  std::string holder;
+  SUBCASE("a held lock is refused to another, naming its holder; released, it can be taken") {
+    auto lock = a.tryLock("main/backup.lock", "tidemark-basebackup pid 1 on db1", holder);
+    REQUIRE(lock);
+    CHECK(lock->held());
+    CHECK_FALSE(b.tryLock("main/backup.lock", "pid 2", holder));
+    CHECK(holder == "tidemark-basebackup pid 1 on db1");
+    lock.reset();
+    CHECK_FALSE(server.object("main/backup.lock"));
+    CHECK(b.tryLock("main/backup.lock", "pid 2", holder));
+  }
+  SUBCASE("a lock the server last saw changed longer ago than lock-timeout is taken over") {
+    server.setObject("main/backup.lock", "pid 9 on db9\ntoken\n0\n", std::time(nullptr) - 11);
+    auto lock = b.tryLock("main/backup.lock", "pid 2", holder);
+    REQUIRE(lock);
+    CHECK(holder == "pid 9 on db9");
+    CHECK(server.object("main/backup.lock")->body.rfind("pid 2\n", 0) == 0);
+  }
+  SUBCASE("a fresh one is not, whatever this machine's clock says") {
+    server.setObject("main/backup.lock", "pid 9 on db9\ntoken\n0\n", std::time(nullptr) - 5);
+    CHECK_FALSE(b.tryLock("main/backup.lock", "pid 2", holder));
+  }
+  SUBCASE("a lock replaced behind its holder's back is lost at the next refresh") {
+    server.lie({.ifMatchBareOnly = true});  // and with radosgw's way of comparing ETags
+    auto lock = a.tryLock("main/backup.lock", "pid 1", holder);
+    REQUIRE(lock);
+    std::this_thread::sleep_for(std::chrono::milliseconds(2500));  // two refreshes (every 1 s)
+    CHECK(lock->held());
+    CHECK(server.object("main/backup.lock")->body.rfind("pid 1\n", 0) == 0);
+    server.setObject("main/backup.lock", "pid 3 took it over\nother\n0\n");
+    for (int i = 0; i < 30 && lock->held(); ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    CHECK_FALSE(lock->held());
+    lock.reset();  // not ours any more: left alone
+    CHECK(server.object("main/backup.lock")->body.rfind("pid 3", 0) == 0);
   }
 }

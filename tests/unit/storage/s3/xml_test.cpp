@@ -1,4 +1,5 @@
-// Unit tests of common/storage/s3/xml.h: element extraction and entities on real S3 answers.
+// Unit tests of common/storage/s3/xml.h: S3 answers as a real XML parser reads them, including
+// the unusual and hostile ones (entities, CDATA, comments, namespace prefixes, cut documents).
 #include "common/storage/s3/xml.h"
 
 #include <doctest/doctest.h>
@@ -6,6 +7,19 @@
 using namespace tidemark::storage::s3;
 
 namespace {
+
+xml::Document parsed(std::string_view text) {
+  auto document = xml::Document::parse(text);
+  REQUIRE(document.has_value());
+  return std::move(*document);
+}
+
+std::vector<std::string> texts(const std::vector<xml::Element>& elements, std::string_view child) {
+  std::vector<std::string> out;
+  for (const auto& e : elements)
+    out.push_back(e.childText(child).value_or("?"));
+  return out;
+}
 
 // A ListObjectsV2 answer as S3 writes it: <KeyCount> comes before the first <Key>, and the
 // top-level <Prefix> before the ones inside <CommonPrefixes>.
@@ -61,76 +75,53 @@ constexpr std::string_view kError = R"(<?xml version="1.0" encoding="UTF-8"?>
 
 }  // namespace
 
-TEST_CASE("xml::elements finds each element of a tag, in order, and nothing else") {
-  SUBCASE("every <Contents> of a listing, and the keys inside each") {
-    auto contents = xml::elements(kListing, "Contents");
+TEST_CASE("a ListObjectsV2 answer reads as S3 wrote it") {
+  xml::Document listing = parsed(kListing);
+  xml::Element root = listing.root();
+  CHECK(root.name() == "ListBucketResult");
+  SUBCASE("every <Contents>, in order, with its key, size and ETag decoded") {
+    auto contents = root.children("Contents");
     REQUIRE(contents.size() == 3);
-    CHECK(xml::first(contents[0], "Key") == "main/stanza.json");
-    CHECK(xml::first(contents[0], "Size") == "412");
-    CHECK(xml::first(contents[2], "Size") == "16777216");
-    CHECK(xml::first(contents[1], "ETag") == "\"d41d8cd98f00b204e9800998ecf8427e-2\"");
+    CHECK(texts(contents, "Key") == std::vector<std::string>{"main/stanza.json",
+                                                             "main/notes/R&D <draft>.txt",
+                                                             "main/caf\xC3\xA9 \xE2\x82\xAC"});
+    CHECK(contents[0].childText("Size") == "412");
+    CHECK(contents[2].childText("Size") == "16777216");
+    CHECK(contents[1].childText("ETag") == "\"d41d8cd98f00b204e9800998ecf8427e-2\"");
   }
-  SUBCASE("<KeyCount> is not taken for <Key>") {
-    auto keys = xml::elements(kListing, "Key");
-    REQUIRE(keys.size() == 3);
-    CHECK(keys[0] == "main/stanza.json");
-    CHECK(xml::first(kListing, "Key") == "main/stanza.json");
-    CHECK(xml::first(kListing, "KeyCount") == "3");
-  }
-  SUBCASE("raw text is returned undecoded") {
-    CHECK(xml::elements(kListing, "Key")[1] == "main/notes/R&amp;D &lt;draft&gt;.txt");
-  }
-  SUBCASE("<CommonPrefixes> hold their own <Prefix>") {
-    auto prefixes = xml::elements(kListing, "CommonPrefixes");
-    REQUIRE(prefixes.size() == 2);
-    CHECK(xml::first(prefixes[0], "Prefix") == "main/archive/");
-    CHECK(xml::first(prefixes[1], "Prefix") == "main/wal/");
-    // The listing's own prefix comes first in the document.
-    CHECK(xml::first(kListing, "Prefix") == "main/");
-    CHECK(xml::elements(kListing, "Prefix").size() == 3);
+  SUBCASE(
+      "children only: <KeyCount> is not <Key>, and the listing's <Prefix> is not a common "
+      "prefix's") {
+    CHECK_FALSE(root.child("Key").has_value());
+    CHECK(root.childText("KeyCount") == "3");
+    CHECK(root.childText("Prefix") == "main/");
+    CHECK(texts(root.children("CommonPrefixes"), "Prefix") ==
+          std::vector<std::string>{"main/archive/", "main/wal/"});
   }
   SUBCASE("truncation and the next continuation token, not the one sent") {
-    CHECK(xml::first(kListing, "IsTruncated") == "true");
-    CHECK(xml::first(kListing, "NextContinuationToken") ==
+    CHECK(root.childText("IsTruncated") == "true");
+    CHECK(root.childText("NextContinuationToken") ==
           "1BXh+8zW3cF/3ey4vQx0Tg0mhw8Ffo7l7kNrPZ2i/JQ=");
-    CHECK(xml::first(kListing, "ContinuationToken") ==
-          "1ueGcxLPRx1Tr/XYExHnhbYLgveDs2J/wm36Hy4vbOwM=");
+    CHECK(root.childText("ContinuationToken") == "1ueGcxLPRx1Tr/XYExHnhbYLgveDs2J/wm36Hy4vbOwM=");
   }
-  SUBCASE("a self-closing element is present and empty") {
-    CHECK(xml::elements(kListing, "StartAfter") == std::vector<std::string_view>{""});
-    CHECK(xml::first(kListing, "StartAfter") == "");
-    CHECK(xml::elements("<a><Prefix /><Prefix/><Prefix>x</Prefix></a>", "Prefix") ==
-          std::vector<std::string_view>{"", "", "x"});
-  }
-  SUBCASE("an absent element gives nothing") {
-    CHECK(xml::elements(kListing, "Owner").empty());
-    CHECK_FALSE(xml::first(kListing, "Owner").has_value());
-    CHECK_FALSE(xml::first(kListing, "Ke").has_value());
-    CHECK(xml::elements("", "Key").empty());
-  }
-  SUBCASE("attributes and line breaks inside the opening tag are allowed") {
-    CHECK(xml::first("<Key xml:space=\"preserve\"> a </Key>", "Key") == " a ");
-    CHECK(xml::first("<Key\n>b</Key><Key\t>c</Key>", "Key") == "b");
-    CHECK(xml::elements("<r><Key\r\n>b</Key><Key>c</Key></r>", "Key").size() == 2);
-  }
-  SUBCASE("an empty element is present and empty") {
-    CHECK(xml::first("<Marker></Marker>", "Marker") == "");
-  }
-  SUBCASE("a document cut short gives the complete elements before the cut") {
-    std::string_view cut = kListing.substr(0, kListing.find("<Key>main/caf") + 8);
-    CHECK(xml::elements(cut, "Contents").size() == 2);
-    CHECK(xml::elements(cut, "Key").size() == 2);
-    CHECK(xml::elements("<Key", "Key").empty());
-    CHECK(xml::elements("<Key>open", "Key").empty());
+  SUBCASE("a self-closing or empty element is present and empty; an absent one is absent") {
+    CHECK(root.childText("StartAfter") == "");
+    xml::Document marker = parsed("<a><Marker></Marker></a>");
+    CHECK(marker.root().childText("Marker") == "");
+    CHECK_FALSE(root.childText("Owner").has_value());
   }
 }
 
-TEST_CASE("xml::first reads S3 error documents and multipart answers") {
-  SUBCASE("an <Error> document") {
-    CHECK(xml::elements(kError, "Error").size() == 1);
-    CHECK(xml::first(kError, "Code") == "NoSuchKey");
-    CHECK(xml::first(kError, "Message") == "The specified key does not exist.");
-    CHECK(xml::first(kError, "Key") == "main/wal/000000010000000000000042");
+TEST_CASE("S3 error documents and multipart answers") {
+  SUBCASE("an <Error> document, and errorCode") {
+    xml::Document document = parsed(kError);
+    xml::Element root = document.root();
+    CHECK(root.name() == "Error");
+    CHECK(root.childText("Message") == "The specified key does not exist.");
+    CHECK(xml::errorCode(kError) == "NoSuchKey");
+    CHECK_FALSE(xml::errorCode(kListing).has_value());
+    CHECK_FALSE(xml::errorCode("").has_value());
+    CHECK_FALSE(xml::errorCode("<Error><Code>NoSuchKey</Code>").has_value());  // cut short
   }
   SUBCASE("the errors of a multi-object delete") {
     constexpr std::string_view deleted = R"(<?xml version="1.0" encoding="UTF-8"?>
@@ -139,11 +130,13 @@ TEST_CASE("xml::first reads S3 error documents and multipart answers") {
   <Error><Key>main/b</Key><Code>AccessDenied</Code><Message>Access Denied</Message></Error>
   <Error><Key>main/c&amp;d</Key><Code>InternalError</Code><Message>try again</Message></Error>
 </DeleteResult>)";
-    auto errors = xml::elements(deleted, "Error");
+    xml::Document document = parsed(deleted);
+    xml::Element root = document.root();
+    auto errors = root.children("Error");
     REQUIRE(errors.size() == 2);
-    CHECK(xml::first(errors[0], "Code") == "AccessDenied");
-    CHECK(xml::first(errors[1], "Key") == "main/c&d");
-    CHECK(xml::elements(deleted, "Deleted").size() == 1);
+    CHECK(errors[0].childText("Code") == "AccessDenied");
+    CHECK(errors[1].childText("Key") == "main/c&d");
+    CHECK(root.children("Deleted").size() == 1);
   }
   SUBCASE("<Upload> is not confused with <UploadId> or <UploadIdMarker>") {
     constexpr std::string_view uploads = R"(<ListMultipartUploadsResult>
@@ -153,71 +146,77 @@ TEST_CASE("xml::first reads S3 error documents and multipart answers") {
   <Upload><Key>main/a</Key><UploadId>2~abc</UploadId></Upload>
   <Upload><Key>main/b</Key><UploadId>2~xyz</UploadId></Upload>
 </ListMultipartUploadsResult>)";
-    auto all = xml::elements(uploads, "Upload");
-    REQUIRE(all.size() == 2);
-    CHECK(xml::first(all[0], "UploadId") == "2~abc");
-    CHECK(xml::first(all[1], "Key") == "main/b");
-    CHECK(xml::first(uploads, "NextUploadIdMarker") == "2~xyz");
-    CHECK(xml::first(uploads, "KeyMarker") == "");
+    xml::Document document = parsed(uploads);
+    xml::Element root = document.root();
+    CHECK(texts(root.children("Upload"), "UploadId") == std::vector<std::string>{"2~abc", "2~xyz"});
+    CHECK(root.childText("NextUploadIdMarker") == "2~xyz");
+    CHECK(root.childText("KeyMarker") == "");
+  }
+  SUBCASE("a 200 to CompleteMultipartUpload that carries an error") {
+    CHECK(xml::errorCode("<?xml version=\"1.0\" "
+                         "encoding=\"UTF-8\"?>\n\n<Error><Code>InternalError</Code></Error>") ==
+          "InternalError");
   }
 }
 
-TEST_CASE("xml::decode resolves entities and character references") {
-  SUBCASE("the five named entities") {
-    CHECK(xml::decode("a &amp; b &lt;c&gt; &quot;q&quot; &apos;s&apos;") == "a & b <c> \"q\" 's'");
+TEST_CASE("unusual and hostile answers read as XML says, not as a scanner guesses") {
+  SUBCASE("entities and character references are decoded once") {
+    xml::Document document = parsed("<r><Key>a &amp;lt; &#38;amp; caf&#233; &#x1F600;</Key></r>");
+    xml::Element root = document.root();
+    CHECK(root.childText("Key") == "a &lt; &amp; caf\xC3\xA9 \xF0\x9F\x98\x80");
   }
-  SUBCASE("decimal and hexadecimal references to '&'") {
-    CHECK(xml::decode("R&#38;D") == "R&D");
-    CHECK(xml::decode("R&#x26;D") == "R&D");
-    CHECK(xml::decode("R&#X26;D") == "R&D");
+  SUBCASE("an entity XML does not define is kept as written, never expanded") {
+    xml::Document document = parsed("<a><Key>x&bogus;y</Key></a>");
+    CHECK(document.root().childText("Key") == "x&bogus;y");
   }
-  SUBCASE("references beyond ASCII become UTF-8 of two, three and four bytes") {
-    CHECK(xml::decode("caf&#233;") == "caf\xC3\xA9");
-    CHECK(xml::decode("&#xE9;") == "\xC3\xA9");
-    CHECK(xml::decode("&#x20AC;") == "\xE2\x82\xAC");
-    CHECK(xml::decode("&#8364;") == "\xE2\x82\xAC");
-    CHECK(xml::decode("&#x1F600;") == "\xF0\x9F\x98\x80");
-    CHECK(xml::decode("&#x1f600;") == "\xF0\x9F\x98\x80");
-    CHECK(xml::decode("&#x7FF;&#x800;&#xFFFF;&#x10000;&#x10FFFF;") ==
-          "\xDF\xBF\xE0\xA0\x80\xEF\xBF\xBF\xF0\x90\x80\x80\xF4\x8F\xBF\xBF");
+  SUBCASE("CDATA is text, and markup inside it is not an element") {
+    xml::Document document = parsed("<r><Key><![CDATA[main/<Key>x</Key>&amp;]]></Key></r>");
+    xml::Element root = document.root();
+    CHECK(root.childText("Key") == "main/<Key>x</Key>&amp;");
+    CHECK(root.children("Key").size() == 1);
   }
-  SUBCASE("decoding happens once") {
-    CHECK(xml::decode("&amp;lt;") == "&lt;");
-    CHECK(xml::decode("&#38;amp;") == "&amp;");
+  SUBCASE("comments are neither text nor elements") {
+    xml::Document document = parsed("<r><!-- <Key>fake</Key> --><Key>main/<!-- x -->a</Key></r>");
+    xml::Element root = document.root();
+    CHECK(root.children("Key").size() == 1);
+    CHECK(root.childText("Key") == "main/a");
   }
-  SUBCASE("text without entities, and UTF-8 text, is unchanged") {
-    CHECK(xml::decode("") == "");
-    CHECK(xml::decode("main/wal/000000010000000000000001") == "main/wal/000000010000000000000001");
-    CHECK(xml::decode("caf\xC3\xA9 \xE2\x82\xAC") == "caf\xC3\xA9 \xE2\x82\xAC");
+  SUBCASE("namespace prefixes are ignored, attributes do not matter") {
+    xml::Document document = parsed(
+        "<s3:ListBucketResult xmlns:s3=\"http://s3.amazonaws.com/doc/2006-03-01/\"><s3:IsTruncated "
+        "a=\"1\">"
+        "true</s3:IsTruncated><s3:Contents><s3:Key>k</s3:Key></s3:Contents></s3:ListBucketResult>");
+    xml::Element root = document.root();
+    CHECK(root.name() == "ListBucketResult");
+    CHECK(root.childText("IsTruncated") == "true");
+    CHECK(texts(root.children("Contents"), "Key") == std::vector<std::string>{"k"});
   }
-  SUBCASE("an unknown entity or a lone '&' is kept as written") {
-    CHECK(xml::decode("a&nbsp;b") == "a&nbsp;b");
-    CHECK(xml::decode("AT&T") == "AT&T");
-    CHECK(xml::decode("a & b; c") == "a & b; c");
-    CHECK(xml::decode("&") == "&");
+  SUBCASE(
+      "a DOCTYPE does not define entities: nothing is expanded, billions of laughs or otherwise") {
+    constexpr std::string_view laughs = R"(<?xml version="1.0"?>
+<!DOCTYPE r [<!ENTITY a "AAAAAAAAAA"><!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;"><!ENTITY c "&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;">]>
+<r><Key>&c;</Key></r>)";
+    auto document = xml::Document::parse(laughs);
+    if (document) CHECK(document->root().childText("Key").value_or("").size() < 100);
   }
-  SUBCASE("a malformed or out-of-range character reference is kept as written") {
-    // Never a NUL byte, nor a character made up from part of the digits.
-    for (std::string bad : {"&#;", "&#x;", "&#xZZ;", "&#12a;", "&#0;", "&#x110000;", "&#xD800;",
-                            "&#-38;", "&#99999999999999999999;"}) {
+  SUBCASE("what is not one well-formed document is refused, a document cut short among them") {
+    std::string_view cut = kListing.substr(0, kListing.find("<Key>main/caf") + 8);
+    for (std::string_view bad :
+         {cut, std::string_view(""), std::string_view("<Key"), std::string_view("<Key>open"),
+          std::string_view("not xml"), std::string_view("<a></b>")}) {
       CAPTURE(bad);
-      CHECK(xml::decode("k" + bad + "k") == "k" + bad + "k");
+      CHECK_FALSE(xml::Document::parse(bad).has_value());
     }
   }
 }
 
-TEST_CASE("xml::encode escapes what an element body cannot hold") {
-  SUBCASE("markup characters become entities") {
-    CHECK(xml::encode("a&b<c>\"d'e") == "a&amp;b&lt;c&gt;&quot;d&apos;e");
-  }
-  SUBCASE("other text, UTF-8 included, is unchanged") {
-    CHECK(xml::encode("main/wal/caf\xC3\xA9") == "main/wal/caf\xC3\xA9");
-    CHECK(xml::encode("") == "");
-  }
-  SUBCASE("decode undoes encode") {
-    for (std::string key : {"main/R&D <x>.txt", "it's \"quoted\"", "&amp;", "caf\xC3\xA9"}) {
-      CAPTURE(key);
-      CHECK(xml::decode(xml::encode(key)) == key);
-    }
+TEST_CASE("xml::encode escapes what an element body cannot hold, and the parser reads it back") {
+  CHECK(xml::encode("a&b<c>\"d'e") == "a&amp;b&lt;c&gt;&quot;d&apos;e");
+  CHECK(xml::encode("main/wal/caf\xC3\xA9") == "main/wal/caf\xC3\xA9");
+  CHECK(xml::encode("") == "");
+  for (std::string key : {"main/R&D <x>.txt", "it's \"quoted\"", "&amp;", "caf\xC3\xA9"}) {
+    CAPTURE(key);
+    xml::Document document = parsed("<Key>" + xml::encode(key) + "</Key>");
+    CHECK(document.root().text() == key);
   }
 }
