@@ -184,17 +184,19 @@ RestoreStats restoreBackup(const repo::Repository& repository, const repo::Backu
                             ? std::min<std::size_t>(tablespaces.size(),
                                                     std::size_t(std::max(1, options.parallel - 1)))
                             : 0;
-  for (std::size_t w = 0; w < threads; ++w)
-    workers.emplace_back([&] {
-      try {
-        repo::Repository own = repository.another();
-        for (std::size_t i; !failed && (i = next++) < tablespaces.size();)
-          extract(own, *tablespaces[i].first, tablespaces[i].second);
-      } catch (...) {
-        fail(std::current_exception());
-      }
-    });
   try {
+    // Inside the try: a thread that cannot be created fails the restore after the others are
+    // joined, instead of destroying them joinable (std::terminate).
+    for (std::size_t w = 0; w < threads; ++w)
+      workers.emplace_back([&] {
+        try {
+          repo::Repository own = repository.another();
+          for (std::size_t i; !failed && (i = next++) < tablespaces.size();)
+            extract(own, *tablespaces[i].first, tablespaces[i].second);
+        } catch (...) {
+          fail(std::current_exception());
+        }
+      });
     for (const auto& object : backup.objects)
       if (object.tablespaceOid == 0 && object.name != "backup_manifest")
         extract(repository, object, dataDirectory);

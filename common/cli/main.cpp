@@ -5,15 +5,46 @@
 #include <spdlog/spdlog.h>
 
 #include <cstdio>
+#include <cstdlib>
+#include <exception>
 
 #include "common/base/version.h"
 #include "common/log/log.h"
 
 namespace tidemark {
 
+namespace {
+
+int terminateStatus = 99;
+
+// std::terminate's end: one line in the log, and the command's failure status.
+[[noreturn]] void onTerminate() {
+  std::string what = "no exception";
+  if (auto current = std::current_exception()) {
+    try {
+      std::rethrow_exception(current);
+    } catch (const std::exception& e) {
+      what = e.what();
+    } catch (...) {
+      what = "an exception of unknown type";
+    }
+  }
+  spdlog::critical(
+      "internal error: the process was terminated ({}); this is a bug in tidemark: please report "
+      "it",
+      what);
+  spdlog::shutdown();
+  std::_Exit(terminateStatus);
+}
+
+}  // namespace
+
 int runMain(const CommandSpec& spec, int argc, const char* const* argv, const CommandBody& body,
             const std::function<int(ErrorCode)>& statusFor) {
   log::setup(spec.program);
+  ::signal(SIGPIPE, SIG_IGN);
+  terminateStatus = statusFor(ErrorCode::Internal);
+  std::set_terminate(onTerminate);
   try {
     CommandLine commandLine = parseCommandLine(spec, argc, argv);
     if (commandLine.help) {

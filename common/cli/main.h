@@ -15,6 +15,11 @@ using CommandBody = std::function<int(const Config&, const CommandLine&)>;
 // configuration, runs `body` and returns its status. An Error is logged (with its hint) and
 // turned into a status by `statusFor` (by default the code's exitStatus()); any other exception
 // is an internal error.
+//
+// Before anything else it makes sure the process ends with a status of its own, never by a
+// signal or above 125 (which PostgreSQL takes as fatal for archive_command): SIGPIPE is ignored
+// (a write to a closed pipe or socket fails with EPIPE instead), and std::terminate (an exception
+// that escaped a thread, among others) logs and exits with statusFor(ErrorCode::Internal).
 int runMain(const CommandSpec& spec, int argc, const char* const* argv, const CommandBody& body,
             const std::function<int(ErrorCode)>& statusFor = exitStatus);
 

@@ -163,6 +163,7 @@ MasterKey runKeyCommand(const std::string& command, std::chrono::seconds timeout
     // Only async-signal-safe calls here. Its own process group, so that a timeout stops whatever it
     // started too. Standard input is empty; standard error stays ours.
     ::setpgid(0, 0);
+    ::signal(SIGPIPE, SIG_DFL);  // tidemark ignores it; the command's pipelines expect it
     int null = ::open("/dev/null", O_RDONLY);
     if (null >= 0) ::dup2(null, 0);
     ::dup2(fds[1], 1);

@@ -61,8 +61,18 @@ class PartUploader {
     if (failure_) std::rethrow_exception(failure_);
   }
 
+  // Never lets an exception out of the thread (that would end the process): a failure is kept
+  // for submit() and finish() to rethrow.
   void work() {
-    s3::HttpClient client(storage_.httpOptions());
+    std::unique_ptr<s3::HttpClient> client;
+    try {
+      client = std::make_unique<s3::HttpClient>(storage_.httpOptions());
+    } catch (...) {
+      std::lock_guard lock(mutex_);
+      if (!failure_) failure_ = std::current_exception();
+      changed_.notify_all();
+      return;
+    }
     for (;;) {
       std::pair<int, io::Buffer> job;
       {
@@ -79,7 +89,7 @@ class PartUploader {
             .key = key_,
             .query = {{"partNumber", std::to_string(job.first)}, {"uploadId", uploadId_}},
             .body = job.second};
-        auto response = storage_.execute(request, client);
+        auto response = storage_.execute(request, *client);
         if (!response.ok()) storage_.fail(request, response);
         std::string etag = response.header("etag");
         if (etag.empty())

@@ -4,16 +4,20 @@
 #include "recover/restore.h"
 
 #include <doctest/doctest.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <cstdlib>
 #include <map>
+#include <system_error>
 
 #include "common/repo/layout.h"
 #include "common/repo/object.h"
 #include "support/check.h"
+#include "support/forwarding_storage.h"
 #include "support/memory_storage.h"
 #include "support/segment.h"
 
@@ -367,4 +371,57 @@ TEST_CASE("restoreBackup trusts only the objects backup.json records") {
     CHECK(what(e) == "the restore was interrupted; the data directory is incomplete");
     CHECK(calls == 2);
   }
+}
+
+namespace {
+
+// A handle that can open other connections to the fixture's storage: tablespace archives are
+// then restored on threads of their own.
+repo::Repository threadedHandle(Fixture& f) {
+  return repo::Repository(std::make_unique<test::ForwardingStorage>(f.storage), "main", {}, {},
+                          [&f] { return std::make_unique<test::ForwardingStorage>(f.storage); });
+}
+
+}  // namespace
+
+TEST_CASE("restoreBackup restores tablespaces on threads of their own") {
+  Fixture f;
+  const std::string second = f.dir / "ts2-on-server";
+  f.store("16386.tar", archives().tablespace, 16386, second);
+  auto stats = restoreBackup(threadedHandle(f), f.info, f.data,
+                             {.sync = false, .terminal = 0, .parallel = 3});
+  CHECK(stats.files == 8);
+  CHECK(treeOf(f.tsLocation) == kTablespace);
+  CHECK(treeOf(second) == kTablespace);
+}
+
+// Needs root: the child becomes a user whose thread limit is then enforced (root's never is).
+TEST_CASE("a restore thread that cannot be created fails the restore, not the process" *
+          doctest::skip(::geteuid() != 0)) {
+  Fixture f;
+  f.store("16386.tar", archives().tablespace, 16386, f.dir / "ts2-on-server");
+  ::chmod(f.dir.path().c_str(), 0777);  // the child writes there as another user
+  pid_t pid = ::fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    // One thread more than the child itself: the first worker starts, the second cannot.
+    rlimit limit{2, 2};
+    int status = 1;
+    if (::setgid(65533) == 0 && ::setuid(65533) == 0 && ::setrlimit(RLIMIT_NPROC, &limit) == 0) {
+      try {
+        restoreBackup(threadedHandle(f), f.info, f.data,
+                      {.sync = false, .terminal = 0, .parallel = 3});
+        status = 2;  // it should have failed
+      } catch (const std::system_error&) {
+        status = 0;  // the failure to start a thread, reported after the other thread was joined
+      } catch (...) {
+        status = 3;
+      }
+    }
+    std::_Exit(status);
+  }
+  int status = 0;
+  REQUIRE(::waitpid(pid, &status, 0) == pid);
+  REQUIRE(WIFEXITED(status));  // not killed by SIGABRT (std::terminate)
+  CHECK(WEXITSTATUS(status) == 0);
 }
