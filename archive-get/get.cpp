@@ -11,6 +11,7 @@
 #include "common/files/file.h"
 #include "common/pg/wal.h"
 #include "common/repo/layout.h"
+#include "common/repo/stanza.h"
 
 namespace tidemark::archive {
 
@@ -20,23 +21,22 @@ GetResult getWalFile(const repo::Repository& repository, const GetParams& params
     throw Error(
         ErrorCode::InvalidInput, fmt::format("'{}' is not a WAL file name", params.walName),
         "restore_command must pass %f and %p: restore_command = 'tidemark-archive-get %f %p'");
+  // "Not found" ends recovery, so it must mean this stanza answered, not that the configuration
+  // points at a stanza that does not exist. stanza.json also gives the segment size, the most a
+  // segment object may hold: a damaged or forged one must not fill pg_wal.
+  auto stanza = repo::loadStanza(repository);
+  if (!stanza)
+    throw Error(
+        ErrorCode::Config,
+        fmt::format("stanza '{}' does not exist in {}", repository.stanza(), repository.describe()),
+        "check 'stanza' and the repository settings; recovery stops here rather than take a "
+        "wrong repository for the end of WAL");
   files::AtomicFile file(params.destination,
                          {.noReplace = false, .mode = 0600, .errorCode = ErrorCode::LocalIo});
   GetResult result;
-  auto summary = repo::readObject(repository.storage(), repo::walObject(repository.stanza(), *name),
-                                  file, repository.keys());
-  if (!summary) {
-    // "Not found" ends recovery, so it must mean this stanza answered, not that the
-    // configuration points at a stanza that does not exist.
-    if (!repository.storage().info(repo::stanzaFile(repository.stanza())))
-      throw Error(
-          ErrorCode::Config,
-          fmt::format("stanza '{}' does not exist in {}", repository.stanza(),
-                      repository.describe()),
-          "check 'stanza' and the repository settings; recovery stops here rather than take a "
-          "wrong repository for the end of WAL");
-    return result;  // `file` is discarded unpublished
-  }
+  auto summary = repository.readObject(repo::walObject(repository.stanza(), *name), file,
+                                       pg::maxWalFileSize(*name, stanza->walSegmentSize));
+  if (!summary) return result;  // `file` is discarded unpublished
   file.commit();
   result.outcome = GetOutcome::Restored;
   result.summary = *summary;

@@ -9,15 +9,13 @@
 #include "common/base/error.h"
 #include "common/base/text.h"
 #include "common/files/file.h"
+#include "common/pg/control.h"
 #include "common/repo/layout.h"
 #include "common/repo/stanza.h"
 
 namespace tidemark::archive {
 
 namespace {
-
-// .history and .backup files are a few hundred bytes; anything near this is not one.
-constexpr std::uint64_t kMaxTextFileSize = 16u << 20;
 
 // Checks the file against the stanza (creating the stanza on the first segment), and the
 // configured encryption against the one the stanza records.
@@ -37,7 +35,7 @@ void checkCluster(const repo::Repository& repository, const PushParams& params,
     repo::checkEncryption(repository, stanza);
     return;
   }
-  if (size > kMaxTextFileSize)
+  if (size > pg::maxWalFileSize(name, 0))
     throw Error(
         ErrorCode::InvalidInput,
         fmt::format("'{}' is {} long, too large for a {} file", params.walPath, humanBytes(size),
@@ -96,7 +94,10 @@ PushResult pushWalFile(const repo::Repository& repository, const PushParams& par
   // after a crash) or a second archiver. Same content is success; anything else is refused.
   std::optional<repo::ObjectSummary> existing;
   try {
-    existing = repo::verifyObject(repository.storage(), path, repository.keys());
+    // A segment's size is its segment size (checkSegmentHeader made sure of it).
+    existing = repository.verifyObject(
+        path, pg::maxWalFileSize(
+                  *name, std::uint32_t(std::min<std::uint64_t>(size, std::uint64_t(1) << 30))));
   } catch (const Error& e) {
     if (e.code() != ErrorCode::Corrupt) throw;
     throw Error(

@@ -131,7 +131,7 @@ class Receiver final : public pg::BaseBackupReceiver {
     stored_.push_back(currentPath_);  // from here on, a failure removes it (it may be stored)
     if (!writer_->commit()) {
       // No-replace refused: someone else's object, or ours after a lost reply and a retry (S3).
-      auto found = repo::verifyObject(repository_.storage(), currentPath_, repository_.keys());
+      auto found = repository_.verifyObject(currentPath_, writer_->summary().plainSize);
       const auto& mine = writer_->summary();
       if (!found || found->plainSize != mine.plainSize || found->plainSha256 != mine.plainSha256) {
         stored_.pop_back();  // not ours: leave it alone

@@ -223,6 +223,15 @@ recovery::Target parseTarget(const CommandLine& cl) {
     t.kind = recovery::TargetKind::Name;
     t.text = *v;
     if (v->empty()) usage("--target-name is empty");
+    // PostgreSQL's restore point names are at most 63 bytes (MAXFNAMELEN - 1); a line break
+    // would end the setting early in postgresql.auto.conf.
+    if (v->size() > 63)
+      usage(fmt::format("--target-name is {} bytes long; restore point names are at most 63",
+                        v->size()),
+            "give the name exactly as pg_create_restore_point() was given it");
+    if (v->find_first_of("\n\r") != std::string::npos)
+      usage("--target-name holds a line break; restore point names are one line",
+            "give the name exactly as pg_create_restore_point() was given it");
   }
   if (auto v = cl.value("target")) {
     ++targets;

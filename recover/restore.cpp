@@ -95,7 +95,7 @@ void prepareDirectory(const std::string& path, const std::string& what) {
 void fetch(const repo::Repository& repository, const std::string& label,
            const repo::BackupObject& expected, io::Sink& sink) {
   std::string path = repo::backupObject(repository.stanza(), label, expected.name);
-  auto summary = repo::readObject(repository.storage(), path, sink, repository.keys());
+  auto summary = repository.readObject(path, sink, expected.size);
   if (!summary)
     throw Error(ErrorCode::Corrupt,
                 fmt::format("backup object '{}' is missing from {}", path, repository.describe()),

@@ -131,6 +131,23 @@ void Sha256Filter::close() {
   next_.close();
 }
 
+std::uint32_t crc32c(ByteView data, std::uint32_t crc) {
+  static const auto table = [] {
+    std::array<std::uint32_t, 256> t{};
+    for (std::uint32_t i = 0; i < 256; ++i) {
+      std::uint32_t c = i;
+      for (int k = 0; k < 8; ++k)
+        c = c & 1 ? (c >> 1) ^ 0x82F63B78u : c >> 1;
+      t[i] = c;
+    }
+    return t;
+  }();
+  crc = ~crc;
+  for (std::uint8_t byte : data)
+    crc = table[(crc ^ byte) & 0xff] ^ (crc >> 8);
+  return ~crc;
+}
+
 std::string toHex(ByteView bytes) {
   static constexpr char kDigits[] = "0123456789abcdef";
   std::string out;

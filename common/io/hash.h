@@ -19,6 +19,10 @@ namespace tidemark::io {
 
 using Sha256Digest = std::array<std::uint8_t, 32>;
 
+// CRC-32C (Castagnoli), as PostgreSQL computes it for pg_control and backup_manifest checksums:
+// `crc` is the value so far (for data in pieces), 0 to start.
+std::uint32_t crc32c(ByteView data, std::uint32_t crc = 0);
+
 std::string toHex(ByteView bytes);
 // Parses 64 hex digits; nullopt-like failure is reported as false.
 bool fromHex(std::string_view hex, Sha256Digest& out);

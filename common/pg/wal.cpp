@@ -149,24 +149,8 @@ LongPageHeader checkSegmentHeader(io::ByteView bytes, const WalName& name, std::
   return h;
 }
 
-std::optional<std::uint64_t> controlSystemId(const std::string& dataDirectory) {
-  std::string path = dataDirectory + "/global/pg_control";
-  std::optional<files::Fd> fd;
-  try {
-    fd = files::openForRead(path);
-  } catch (const Error&) {
-    return std::nullopt;
-  }
-  if (!fd) return std::nullopt;
-  std::uint8_t bytes[8];
-  try {
-    if (files::preadFull(fd->get(), bytes, sizeof bytes, 0, path) != sizeof bytes)
-      return std::nullopt;
-  } catch (const Error&) {
-    return std::nullopt;
-  }
-  std::uint64_t id = io::getLe64(bytes);
-  return id == 0 ? std::nullopt : std::optional(id);
+std::uint64_t maxWalFileSize(const WalName& name, std::uint32_t segmentSize) {
+  return name.hasPageHeader() ? segmentSize : std::uint64_t(16) << 20;
 }
 
 }  // namespace tidemark::pg

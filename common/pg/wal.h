@@ -42,6 +42,10 @@ std::uint64_t segmentNumber(const WalName& name, std::uint32_t segmentSize);
 std::string segmentFileName(std::uint32_t timeline, std::uint64_t segmentNumber,
                             std::uint32_t segmentSize);
 
+// The most a file of this kind may hold: a segment or a .partial file, the segment size; a
+// .history or .backup file (text, a few hundred bytes), 16 MiB.
+std::uint64_t maxWalFileSize(const WalName& name, std::uint32_t segmentSize);
+
 // The PostgreSQL major version whose WAL carries this page magic; nullopt when unknown.
 std::optional<int> versionFromPageMagic(std::uint16_t magic);
 
@@ -66,9 +70,5 @@ struct LongPageHeader {
 // Error(InvalidInput) naming the file and the failed check.
 LongPageHeader checkSegmentHeader(io::ByteView firstBytes, const WalName& name,
                                   std::uint64_t fileSize, const std::string& path);
-
-// The system identifier in a data directory's global/pg_control (its first field in every
-// version); nullopt when `dataDirectory` has no readable pg_control.
-std::optional<std::uint64_t> controlSystemId(const std::string& dataDirectory);
 
 }  // namespace tidemark::pg

@@ -93,6 +93,16 @@ const Keyring& Keyring::none() {
 
 io::Key256 parseKey(std::string_view text, const std::string& source) {
   io::Key256 key{};
+  // 32 raw bytes. Not 32 characters of text: a passphrase or a truncated hex key has nothing like
+  // 256 bits of entropy (random bytes are all printable once in 10^14).
+  bool text32 = text.size() == key.size() && std::all_of(text.begin(), text.end(), [](char c) {
+                  return (c >= 0x20 && c < 0x7f) || c == '\n' || c == '\t' || c == '\r';
+                });
+  if (text32)
+    throw Error(
+        ErrorCode::Config,
+        fmt::format("{} holds 32 characters of text, not a key (expected {})", source, kKeyForms),
+        "make a new key with 'tidemark keygen PATH'");
   if (text.size() == key.size()) {
     std::copy(text.begin(), text.end(), key.begin());
     return key;

@@ -77,14 +77,45 @@ bool ObjectWriter::commit() {
 
 namespace {
 
+// Stops a stream as soon as it carries more than a limit.
+class Limit final : public io::Filter {
+ public:
+  Limit(io::Sink& next, std::optional<std::uint64_t> limit) : Filter(next), limit_(limit) {}
+  void write(io::ByteView data) override {
+    seen_ += data.size();
+    if (limit_ && seen_ > *limit_)
+      throw error(ErrorCode::Corrupt, "it holds more than {} bytes, the most it may hold", *limit_);
+    next_.write(data);
+  }
+  void close() override { next_.close(); }
+
+ private:
+  std::optional<std::uint64_t> limit_;
+  std::uint64_t seen_ = 0;
+};
+
 // Decrypts and decompresses what the envelope forwards, once the header says how.
 class PlainPipeline {
  public:
-  PlainPipeline(io::Sink& out, const std::string& path, const Keyring& keys)
-      : hash_(out), path_(path), keys_(keys) {}
+  PlainPipeline(io::Sink& out, const std::string& path, const Keyring& keys,
+                const ObjectReadOptions& options)
+      : hash_(out),
+        limit_(hash_, options.maxPlainSize),
+        path_(path),
+        keys_(keys),
+        options_(options) {}
   io::Sink& open(const EnvelopeHeader& header) {
-    decompressor_ = io::newDecompressor(header.compress, hash_);
-    if (header.encryption == io::EncryptType::None) return *decompressor_;
+    decompressor_ = io::newDecompressor(header.compress, limit_);
+    if (header.encryption == io::EncryptType::None) {
+      if (options_.requireEncrypted)
+        throw Error(ErrorCode::Corrupt,
+                    "it is not encrypted, but encryption is configured: tidemark with this "
+                    "configuration did not write it (planted by someone without the key, or "
+                    "written before encryption was turned on)",
+                    "if the stanza holds objects from before encryption was turned on, set "
+                    "encryption.allow-mixed = true to read them (docs/encryption.md)");
+      return *decompressor_;
+    }
     const EncryptionParams& p = header.params;
     if (p.chunkSize < io::kMinEncryptChunkSize || p.chunkSize > io::kMaxEncryptChunkSize)
       throw error(ErrorCode::Corrupt,
@@ -108,8 +139,10 @@ class PlainPipeline {
 
  private:
   io::Sha256Filter hash_;
+  Limit limit_;
   const std::string& path_;
   const Keyring& keys_;
+  const ObjectReadOptions& options_;
   std::unique_ptr<io::Filter> decompressor_;
   std::unique_ptr<io::Filter> opener_;
 };
@@ -117,8 +150,9 @@ class PlainPipeline {
 }  // namespace
 
 std::optional<ObjectSummary> readObject(storage::Storage& storage, const std::string& path,
-                                        io::Sink& out, const Keyring& keys) {
-  PlainPipeline plain(out, path, keys);
+                                        io::Sink& out, const Keyring& keys,
+                                        ObjectReadOptions options) {
+  PlainPipeline plain(out, path, keys, options);
   EnvelopeReader envelope(
       [&](const EnvelopeHeader& header) -> io::Sink& { return plain.open(header); });
   try {
@@ -138,16 +172,17 @@ std::optional<ObjectSummary> readObject(storage::Storage& storage, const std::st
     throw Error(ErrorCode::Corrupt,
                 fmt::format("object '{}' in {} failed verification: {}", path, storage.describe(),
                             e.what()),
-                "the stored copy is damaged (a disk or transfer fault) or was altered: keep it for "
-                "inspection and check the "
-                "repository storage");
+                !e.hint().empty()
+                    ? e.hint()
+                    : "the stored copy is damaged (a disk or transfer fault) or was altered: keep "
+                      "it for inspection and check the repository storage");
   }
 }
 
 std::optional<ObjectSummary> verifyObject(storage::Storage& storage, const std::string& path,
-                                          const Keyring& keys) {
+                                          const Keyring& keys, ObjectReadOptions options) {
   io::NullSink discard;
-  return readObject(storage, path, discard, keys);
+  return readObject(storage, path, discard, keys, options);
 }
 
 }  // namespace tidemark::repo

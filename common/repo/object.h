@@ -70,18 +70,30 @@ class ObjectWriter final : public io::Sink {
   bool closed_ = false;
 };
 
+// What a reader accepts beyond an intact object.
+struct ObjectReadOptions {
+  // The most plain bytes the object may hold: reading stops with Error(Corrupt) as soon as it
+  // holds more (a damaged or forged object must not fill a disk before its trailer is checked).
+  std::optional<std::uint64_t> maxPlainSize;
+  // Refuse an unencrypted object with Error(Corrupt): with encryption configured, a plain object
+  // is one that someone without the key could have written.
+  bool requireEncrypted = false;
+};
+
 // Streams the plain content of the object at `path` into `out` (closing it at the end) and
 // verifies it, decrypting an encrypted object with the key of `keys` its header names. nullopt
 // when the object does not exist (nothing written to `out`). Throws Error(Corrupt) naming the
-// object when any check fails (for an encrypted object: any change, cut, extension or rename),
-// Error(Config) when the object's key is not in `keys`; `out` may then have received bytes, so it
-// must be something that is discarded without commit.
+// object when any check fails (for an encrypted object: any change, cut, extension or rename) or
+// `options` refuse it, Error(Config) when the object's key is not in `keys`; `out` may then have
+// received bytes, so it must be something that is discarded without commit.
 std::optional<ObjectSummary> readObject(storage::Storage& storage, const std::string& path,
-                                        io::Sink& out, const Keyring& keys = Keyring::none());
+                                        io::Sink& out, const Keyring& keys = Keyring::none(),
+                                        ObjectReadOptions options = {});
 
 // Reads and verifies an object, discarding its content.
 std::optional<ObjectSummary> verifyObject(storage::Storage& storage, const std::string& path,
-                                          const Keyring& keys = Keyring::none());
+                                          const Keyring& keys = Keyring::none(),
+                                          ObjectReadOptions options = {});
 
 // The associated data every chunk of the encrypted object at `path` is sealed with: the name's
 // length (16 bits, little-endian), the name (`path` below its stanza folder), the header's bytes.

@@ -75,6 +75,20 @@ ObjectOptions Repository::objectOptions() const {
   return options;
 }
 
+std::optional<ObjectSummary> Repository::readObject(
+    const std::string& path, io::Sink& out, std::optional<std::uint64_t> maxPlainSize) const {
+  return repo::readObject(*storage_, path, out, keys_,
+                          {.maxPlainSize = maxPlainSize,
+                           .requireEncrypted = policy_.encryption != io::EncryptType::None &&
+                                               !policy_.allowMixedEncryption});
+}
+
+std::optional<ObjectSummary> Repository::verifyObject(
+    const std::string& path, std::optional<std::uint64_t> maxPlainSize) const {
+  io::NullSink discard;
+  return readObject(path, discard, maxPlainSize);
+}
+
 Repository Repository::another() const {
   if (!openStorage_)
     throw Error(ErrorCode::Internal, "this repository handle cannot open another connection");

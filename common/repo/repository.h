@@ -62,6 +62,16 @@ class Repository {
   // Error(Internal) when the policy encrypts and the keyring has no current key.
   ObjectOptions objectOptions() const;
 
+  // Reads and verifies the object at `path` into `out` (see repo::readObject) with the handle's
+  // keys; with encryption configured, an unencrypted object is refused unless the policy allows a
+  // mixed stanza. nullopt when it does not exist. `maxPlainSize`: what the object may hold at most.
+  std::optional<ObjectSummary> readObject(
+      const std::string& path, io::Sink& out,
+      std::optional<std::uint64_t> maxPlainSize = std::nullopt) const;
+  // The same, discarding the content.
+  std::optional<ObjectSummary> verifyObject(
+      const std::string& path, std::optional<std::uint64_t> maxPlainSize = std::nullopt) const;
+
   // Whether another() can open a second connection.
   bool canOpenAnother() const { return static_cast<bool>(openStorage_); }
   // A handle on the same stanza with a storage connection of its own, for another thread. Throws

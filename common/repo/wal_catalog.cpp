@@ -63,8 +63,8 @@ pg::TimelineHistory loadHistory(const Repository& repository, std::uint32_t time
   if (timeline <= 1) return pg::TimelineHistory{timeline, {}};
   auto name = pg::parseWalName(pg::historyFileName(timeline));
   std::string path = walObject(repository.stanza(), *name);
-  io::MemorySink sink(4u << 20);
-  auto summary = readObject(repository.storage(), path, sink, repository.keys());
+  io::MemorySink sink(pg::maxWalFileSize(*name, 0));
+  auto summary = repository.readObject(path, sink, pg::maxWalFileSize(*name, 0));
   if (!summary)
     throw Error(
         ErrorCode::Corrupt,

@@ -86,7 +86,9 @@ std::unique_ptr<storage::Write> FaultStorage::newWrite(const std::string& path,
 
 bool FaultStorage::read(const std::string& path, io::Sink& out, storage::ReadOptions options) {
   ++counts_.reads;
-  if (plan_.failReads) inject(fmt::format("read of '{}' failed", path));
+  if (plan_.failReads ||
+      (!plan_.failReadsOf.empty() && path.find(plan_.failReadsOf) != std::string::npos))
+    inject(fmt::format("read of '{}' failed", path));
   if (plan_.failReadAfter) {
     LimitSink limited(*this, out, *plan_.failReadAfter, true, path);
     return inner_.read(path, limited, options);

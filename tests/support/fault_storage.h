@@ -18,6 +18,7 @@ struct FaultPlan {
   int failCommit = 0;      // the Nth commit() throws without publishing
   int loseCommitAck = 0;   // the Nth commit() publishes, then throws (a reply lost on the way back)
   bool failReads = false;  // every read() throws before delivering anything
+  std::string failReadsOf;  // every read() of a path containing this throws likewise ("" = none)
   // Every read() delivers this many bytes, then throws.
   std::optional<std::uint64_t> failReadAfter;
   // Every read() delivers this many bytes, then silently drops the rest and reports success

@@ -216,7 +216,7 @@ TEST_CASE("getWalFile with a failing storage leaves no destination file") {
     CHECK(listDirectory(pgData.path()).empty());
   }
   SUBCASE("when the stanza check itself fails, 'not found' is not claimed") {
-    s.plan().failInfo = true;
+    s.plan().failReadsOf = "stanza.json";
     CHECK(thrownError([&] {
             getWalFile(s, {.walName = "000000010000000000000006",
                            .destination = destination,
@@ -271,5 +271,43 @@ TEST_CASE("failureStatus stops recovery unless the server is a standby") {
   SUBCASE("recovery.signal alone is not a standby") {
     test::writeFile(dataDirectory / "recovery.signal", "");
     CHECK(archive::failureStatus(ErrorCode::Storage, dataDirectory.path()) == 255);
+  }
+}
+
+TEST_CASE("getWalFile refuses an object it must not trust before it fills pg_wal") {
+  Fixture f;
+  SUBCASE(
+      "a segment object that holds more than a segment (forged or damaged) stops at the segment "
+      "size") {
+    const std::string name = "000000010000000000000006";
+    const std::string path = f.objectPath(name);
+    repo::ObjectWriter writer(f.storage.newWrite(path, {}), path,
+                              {.compress = io::CompressType::Zstd});
+    writer.write(
+        io::Buffer(3u << 20, 'x'));  // a valid envelope around 3 MiB, named like a 1 MiB segment
+    writer.close();
+    REQUIRE(writer.commit());
+    Error e = thrownError([&] { getWalFile(f.storage, f.params(name, f.destination)); });
+    CHECK(e.code() == ErrorCode::Corrupt);
+    CHECK(what(e) == Containing("it holds more than 1048576 bytes, the most it may hold"));
+    CHECK(listDirectory(f.pgData / "pg_wal").empty());
+  }
+  SUBCASE(
+      "an unencrypted object is refused when encryption is configured, unless the stanza mixes on "
+      "purpose") {
+    io::Key256 bytes{};
+    bytes[0] = 3;
+    const repo::Keyring keys{.current = repo::MasterKey(bytes, "key-file '/k'")};
+    repo::Repository encrypted(f.storage, "main", keys, {.encryption = io::EncryptType::Aes256Gcm});
+    Error e = thrownError(
+        [&] { archive::getWalFile(encrypted, {.walName = kName, .destination = f.destination}); });
+    CHECK(e.code() == ErrorCode::Corrupt);
+    CHECK(what(e) == Containing("it is not encrypted, but encryption is configured"));
+    CHECK(listDirectory(f.pgData / "pg_wal").empty());
+    repo::Repository mixed(
+        f.storage, "main", keys,
+        {.encryption = io::EncryptType::Aes256Gcm, .allowMixedEncryption = true});
+    CHECK(archive::getWalFile(mixed, {.walName = kName, .destination = f.destination}).outcome ==
+          GetOutcome::Restored);
   }
 }

@@ -281,27 +281,3 @@ TEST_CASE("checkSegmentHeader accepts real segment headers and refuses anything 
     CHECK(what(refusal(h)) == Containing("it is 0 bytes long"));
   }
 }
-
-TEST_CASE("controlSystemId reads the system identifier from global/pg_control") {
-  test::TempDir dataDirectory;
-  REQUIRE(::mkdir((dataDirectory / "global").c_str(), 0700) == 0);
-  const std::string control = dataDirectory / "global/pg_control";
-  SUBCASE("the first 8 bytes, little-endian") {
-    io::Buffer bytes(8192, 0xAB);
-    io::putLe64(bytes.data(), 7123456789012345678ULL);
-    test::writeFile(control, io::ByteView(bytes));
-    CHECK(controlSystemId(dataDirectory.path()) == 7123456789012345678ULL);
-  }
-  SUBCASE("nullopt without a pg_control") {
-    CHECK_FALSE(controlSystemId(dataDirectory.path()).has_value());
-    CHECK_FALSE(controlSystemId(dataDirectory / "missing").has_value());
-  }
-  SUBCASE("nullopt for a pg_control too short to hold one") {
-    test::writeFile(control, "1234");
-    CHECK_FALSE(controlSystemId(dataDirectory.path()).has_value());
-  }
-  SUBCASE("nullopt for an identifier of 0") {
-    test::writeFile(control, std::string(16, '\0'));
-    CHECK_FALSE(controlSystemId(dataDirectory.path()).has_value());
-  }
-}

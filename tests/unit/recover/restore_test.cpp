@@ -326,6 +326,12 @@ TEST_CASE("restoreBackup trusts only the objects backup.json records") {
               f.path("base.tar"), io::toHex(f.info.objects[1].sha256), f.info.objects[1].size,
               io::toHex(f.info.objects[0].sha256), f.info.objects[0].size));
   }
+  SUBCASE("an object larger than backup.json records is stopped there, not extracted to its end") {
+    f.info.objects[0].size = 2048;
+    Error e = f.restoreError();
+    CHECK(e.code() == ErrorCode::Corrupt);
+    CHECK(what(e) == Containing("it holds more than 2048 bytes, the most it may hold"));
+  }
   SUBCASE("a manifest that differs from backup.json is Corrupt, and not left in place") {
     f.info.objects[2].size += 1;
     Error e = f.restoreError();

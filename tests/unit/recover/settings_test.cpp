@@ -79,3 +79,18 @@ TEST_CASE("transaction ids and timelines are written in decimal, as PostgreSQL r
     CHECK(thrownError([&] { parse({{"target-xid", {bad}}}); }).code() == ErrorCode::Usage);
   }
 }
+
+TEST_CASE("a restore point name is one line of at most 63 bytes, as PostgreSQL keeps it") {
+  CHECK(parse({{"target-name", {"before-migration"}}}).target.text == "before-migration");
+  CHECK(parse({{"target-name", {std::string(63, 'n')}}}).target.text.size() == 63);
+  Error tooLong = thrownError([&] { parse({{"target-name", {std::string(64, 'n')}}}); });
+  CHECK(tooLong.code() == ErrorCode::Usage);
+  CHECK(test::what(tooLong) ==
+        "--target-name is 64 bytes long; restore point names are at most 63");
+  for (const char* bad : {"before\nmigration", "before\r", "\n"}) {
+    CAPTURE(bad);
+    Error e = thrownError([&] { parse({{"target-name", {bad}}}); });
+    CHECK(e.code() == ErrorCode::Usage);
+    CHECK(test::what(e) == "--target-name holds a line break; restore point names are one line");
+  }
+}

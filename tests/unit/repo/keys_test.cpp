@@ -56,6 +56,20 @@ TEST_CASE("parseKey reads raw, hex and base64 keys, and refuses anything else wi
         "base64 characters)");
     if (bad.size() > 4) CHECK(what(e).find(bad) == std::string::npos);
   }
+  SUBCASE("32 characters of text are not 32 raw bytes: a passphrase is not a key") {
+    for (std::string text : {std::string("correct horse battery staple 123"), kHex.substr(0, 32),
+                             std::string(31, 'a') + "\n"}) {
+      CAPTURE(text);
+      REQUIRE(text.size() == 32);
+      Error e = thrownError([&] { parseKey(text, "encryption.key-file '/k'"); });
+      CHECK(e.code() == ErrorCode::Config);
+      CHECK(what(e) ==
+            "encryption.key-file '/k' holds 32 characters of text, not a key (expected 32 raw "
+            "bytes, 64 hex "
+            "digits or 44 base64 characters)");
+      CHECK(what(e).find(text.substr(0, 10)) == std::string::npos);
+    }
+  }
 }
 
 TEST_CASE("a master key's id is HKDF of the key, and the object key depends on the salt") {

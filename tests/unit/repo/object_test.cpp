@@ -459,10 +459,36 @@ TEST_CASE("an encrypted object read with the wrong keys names its key and the co
     Keyring keys{.current = current, .old = {testKey(7, "x"), written}};
     CHECK(readOutcome(s, kWal, plain, keys) == "same content");
   }
-  SUBCASE("unencrypted objects need no key, whatever is configured") {
+  SUBCASE(
+      "an unencrypted object is refused when encryption is required (someone without the key wrote "
+      "it)") {
     store(s, "main/plain", plain, io::CompressType::None);
+    Collect refused;
+    Error e = thrownError([&] {
+      readObject(s, "main/plain", refused, Keyring{.current = current}, {.requireEncrypted = true});
+    });
+    CHECK(e.code() == ErrorCode::Corrupt);
+    CHECK(what(e) == Containing("object 'main/plain' in memory:"));
+    CHECK(what(e) == Containing("it is not encrypted, but encryption is configured"));
+    CHECK(e.hint() == Containing("encryption.allow-mixed = true"));
+    CHECK(refused.bytes.empty());
+    // Not required (a stanza that mixes on purpose): it reads as any other.
     CHECK(readOutcome(s, "main/plain", plain, Keyring{.current = current}) == "same content");
   }
+}
+
+TEST_CASE("a reader stops as soon as an object holds more than it may") {
+  test::MemoryStorage s;
+  const io::Buffer plain = sample(100000, 3);
+  store(s, kWal, plain, io::CompressType::Zstd);
+  Collect out;
+  Error e = thrownError([&] { readObject(s, kWal, out, Keyring::none(), {.maxPlainSize = 4096}); });
+  CHECK(e.code() == ErrorCode::Corrupt);
+  CHECK(what(e) == Containing("it holds more than 4096 bytes, the most it may hold"));
+  CHECK(out.bytes.size() <= 4096);
+  CHECK(readOutcome(s, kWal, plain, Keyring::none()) == "same content");
+  Collect exact;
+  CHECK(readObject(s, kWal, exact, Keyring::none(), {.maxPlainSize = plain.size()}).has_value());
 }
 
 TEST_CASE("objectAad binds the name below the stanza and the whole header") {
