@@ -17,38 +17,33 @@ namespace tidemark::archive {
 
 namespace {
 
-// Checks the file against the stanza (creating the stanza on the first segment), and the
+// Checks the file against the stanza, which must exist (a push never creates one), and the
 // configured encryption against the one the stanza records.
 void checkCluster(const repo::Repository& repository, const PushParams& params,
                   const pg::WalName& name, int fd, std::uint64_t size) {
   std::string what = fmt::format("WAL file '{}'", name.name);
-  if (name.hasPageHeader()) {
-    std::uint8_t header[pg::kLongPageHeaderSize];
-    std::size_t got = files::preadFull(fd, header, sizeof header, 0, params.walPath);
-    auto page = pg::checkSegmentHeader({header, got}, name, size, params.walPath);
-    auto stanza = repo::ensureStanza(repository,
-                                     repo::StanzaInfo{.systemId = page.systemId,
-                                                      .pgVersion = page.pgVersion,
-                                                      .walSegmentSize = page.segmentSize,
-                                                      .encryption = repository.policy().encryption},
-                                     what);
-    repo::checkEncryption(repository, stanza);
-    return;
-  }
-  if (size > pg::maxWalFileSize(name, 0))
+  if (!name.hasPageHeader() && size > pg::maxWalFileSize(name, 0))
     throw Error(
         ErrorCode::InvalidInput,
         fmt::format("'{}' is {} long, too large for a {} file", params.walPath, humanBytes(size),
                     name.kind == pg::WalKind::History ? "timeline history" : "backup history"),
         "archive_command must pass %p, the path PostgreSQL gives");
-  // No page header to identify the cluster: use the data directory's pg_control when we run in
-  // it (PostgreSQL runs archive_command there). Without a stanza yet there is nothing to check.
-  if (auto stanza = repo::loadStanza(repository)) {
-    if (params.controlSystemId)
-      repo::checkSystemId(*stanza, repository.stanza(), *params.controlSystemId,
-                          fmt::format("{} (from the data directory with that pg_control)", what));
-    repo::checkEncryption(repository, *stanza);
+  std::optional<pg::LongPageHeader> page;
+  if (name.hasPageHeader()) {
+    std::uint8_t header[pg::kLongPageHeaderSize];
+    std::size_t got = files::preadFull(fd, header, sizeof header, 0, params.walPath);
+    page = pg::checkSegmentHeader({header, got}, name, size, params.walPath);
   }
+  repo::StanzaInfo stanza = repo::requireStanza(repository);
+  if (page) {
+    repo::checkCluster(stanza, repository.stanza(), page->systemId, page->segmentSize, what);
+  } else if (params.controlSystemId) {
+    // No page header to identify the cluster: the data directory's pg_control does, when we run
+    // in it (PostgreSQL runs archive_command there).
+    repo::checkSystemId(stanza, repository.stanza(), *params.controlSystemId,
+                        fmt::format("{} (from the data directory with that pg_control)", what));
+  }
+  repo::checkEncryption(repository, stanza);
 }
 
 }  // namespace

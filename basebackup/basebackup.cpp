@@ -24,25 +24,6 @@ namespace tidemark::backup {
 
 namespace {
 
-// PostgreSQL's size settings as SHOW prints them: "16MB", "1GB", "8kB".
-std::uint64_t parsePgSize(const std::string& text) {
-  std::size_t digits = 0;
-  while (digits < text.size() && std::isdigit(static_cast<unsigned char>(text[digits])))
-    ++digits;
-  if (digits == 0) throw error(ErrorCode::Database, "unexpected size '{}' from the server", text);
-  std::uint64_t n = std::stoull(text.substr(0, digits));
-  std::string unit = text.substr(digits);
-  if (unit == "B" || unit.empty()) return n;
-  if (unit == "kB") return n << 10;
-  if (unit == "MB") return n << 20;
-  if (unit == "GB") return n << 30;
-  throw error(ErrorCode::Database, "unexpected size '{}' from the server", text);
-}
-
-std::string show(pg::Connection& connection, const std::string& setting) {
-  return connection.query("SHOW " + setting, "SHOW " + setting).value(0, 0);
-}
-
 std::string hostName() {
   char name[256] = "";
   ::gethostname(name, sizeof name - 1);
@@ -238,43 +219,32 @@ Server checkServer(pg::Connection& connection) {
         "PostgreSQL 13 and 14 send one COPY stream per tablespace, which tidemark does not read; "
         "use "
         "pg_basebackup there, or upgrade");
-  pg::Result identity = connection.query("IDENTIFY_SYSTEM", "IDENTIFY_SYSTEM");
-  auto systemId = parseDecimal(identity.value(0, 0));
-  if (!systemId)
-    throw error(ErrorCode::Database, "IDENTIFY_SYSTEM sent '{}' as the system identifier",
-                identity.value(0, 0));
-  server.systemId = *systemId;
-  std::string walLevel = show(connection, "wal_level");
+  pg::ServerIdentity identity = pg::identifyServer(connection);
+  server.systemId = identity.systemId;
+  server.segmentSize = identity.walSegmentSize;
+  std::string walLevel = connection.show("wal_level");
   if (walLevel != "replica" && walLevel != "logical")
     throw Error(ErrorCode::Database,
                 fmt::format("wal_level is '{}' on {}; a base backup needs 'replica'", walLevel,
                             connection.describe()),
                 "set wal_level = replica in postgresql.conf and restart PostgreSQL");
-  if (show(connection, "archive_mode") == "off")
+  if (connection.show("archive_mode") == "off")
     throw Error(
         ErrorCode::Database,
         fmt::format("archive_mode is off on {}: the backup's WAL would never reach the repository",
                     connection.describe()),
         "set archive_mode = on and archive_command = 'tidemark-archive-push %p', then restart "
         "PostgreSQL");
-  server.segmentSize = std::uint32_t(parsePgSize(show(connection, "wal_segment_size")));
-  if (!pg::validSegmentSize(server.segmentSize))
-    throw error(ErrorCode::Database,
-                "the server reports an impossible wal_segment_size of {} bytes",
-                server.segmentSize);
   return server;
 }
 
-// The stanza belongs to one cluster and one encryption setting: others are refused before anything
-// is stored.
+// The stanza must exist (a backup never creates one), and belongs to one cluster and one
+// encryption setting: others are refused before anything is stored.
 void checkStanza(const repo::Repository& repository, const Server& server,
                  const pg::Connection& connection) {
-  auto stanza = repo::ensureStanza(repository,
-                                   repo::StanzaInfo{.systemId = server.systemId,
-                                                    .pgVersion = server.version / 10000,
-                                                    .walSegmentSize = server.segmentSize,
-                                                    .encryption = repository.policy().encryption},
-                                   fmt::format("the cluster at {}", connection.describe()));
+  repo::StanzaInfo stanza = repo::requireStanza(repository);
+  repo::checkCluster(stanza, repository.stanza(), server.systemId, server.segmentSize,
+                     fmt::format("the cluster at {}", connection.describe()));
   repo::checkEncryption(repository, stanza);
 }
 

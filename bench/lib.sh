@@ -296,7 +296,9 @@ pg_stop() { # stops the server pg_start started (fast shutdown), and waits for i
 ensure_corpus() {
 	local want=$1 regenerate=${2:-0} have
 	have=$(corpus_segments | wc -l)
-	if ((regenerate == 0 && have >= want)); then
+	# The corpus keeps its cluster's pg_control and PG_VERSION too: tidemark stanza-create reads
+	# the stanza's identity there (corpus_stanza_create).
+	if ((regenerate == 0 && have >= want)) && [[ -f $CORPUS_DIR/pgdata/global/pg_control ]]; then
 		log "using $want of the $have cached WAL segments in $CORPUS_DIR"
 		return
 	fi
@@ -356,6 +358,9 @@ ensure_corpus() {
 	find "$archive" -maxdepth 1 -type f -regextype posix-extended -regex '.*/[0-9A-F]{24}' \
 		-exec cp -t "$staging" {} +
 	chmod 0644 "$staging"/*
+	mkdir -p "$staging/pgdata/global"
+	cp "$data/global/pg_control" "$staging/pgdata/global/" && cp "$data/PG_VERSION" "$staging/pgdata/"
+	chmod -R a+rX "$staging/pgdata"
 	{
 		echo "generated $(date -u +%Y-%m-%dT%H:%M:%SZ) by bench/lib.sh ensure_corpus"
 		echo "$("$PG_BIN/postgres" --version); pgbench -i -s 10, then rounds of checkpoint + pgbench -c 2 -j 2 -T 10"
@@ -364,6 +369,13 @@ ensure_corpus() {
 	rm -rf -- "$CORPUS_DIR"
 	mv "$staging" "$CORPUS_DIR"
 	log "cached $(corpus_segments | wc -l) segments in $CORPUS_DIR"
+}
+
+# tidemark stanza-create for the corpus's cluster, with tidemark's flags ("$@": --config,
+# --stanza, --repo-path, encryption): writers never create a stanza.
+corpus_stanza_create() {
+	"${PUSH%/*}/tidemark" stanza-create --pgdata "$CORPUS_DIR/pgdata" "$@" >/dev/null 2>>"${TM_LOG:-/dev/stderr}" ||
+		die "tidemark stanza-create failed ($*)"
 }
 
 # ---- S3: a loopback radosgw (scripts/s3-server), or the caller's ---------------------------
@@ -558,7 +570,8 @@ BENCH_ROUND=0          # the round run_methods is in (0: the untimed one)
 # Runs every method of METHODS (shell functions taking SOURCE OUTDIR) on every file of FILES,
 # one call per file, in ROUNDS timed rounds after one untimed round under GNU time (peak RSS,
 # stored bytes, and a warm-up). OUTDIR is a fresh empty folder per method and round in WORK
-# (a fresh repository for tidemark). The calls are interleaved: for each file, every method
+# (a fresh repository for tidemark; prepare_METHOD OUTDIR, when defined, readies it untimed). The
+# calls are interleaved: for each file, every method
 # in an order rotated per file and round, so a burst of load elsewhere on the machine lands on
 # all methods alike. After each call (untimed) the files it wrote are counted and deleted,
 # except a repository's stanza.json: deleting unsynced output also cancels its writeback,
@@ -575,7 +588,11 @@ run_methods() {
 		if ((round == 0)); then log "round 0: peak RSS and stored size (untimed)"; else log "round $round of $ROUNDS"; fi
 		# shellcheck disable=SC2034
 		BENCH_ROUND=$round # the methods may read it (the S3 ones: a fresh key prefix per round)
-		for m in "${METHODS[@]}"; do mkdir "$WORK/out.$m"; done
+		for m in "${METHODS[@]}"; do
+			mkdir "$WORK/out.$m"
+			# A method may prepare its fresh folder, untimed (tidemark: create the stanza).
+			if declare -F "prepare_$m" >/dev/null; then "prepare_$m" "$WORK/out.$m"; fi
+		done
 		for ((i = 0; i < nf; i++)); do
 			for ((k = 0; k < nm; k++)); do
 				m=${METHODS[(i + round + k) % nm]}

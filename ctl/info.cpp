@@ -166,11 +166,7 @@ Json orNull(const std::optional<T>& value) {
 
 InfoReport collectInfo(const repo::Repository& repository) {
   auto catalog = recovery::Catalog::load(repository);
-  if (!catalog)
-    throw Error(ErrorCode::Config,
-                fmt::format("no stanza.json: nothing has been archived to stanza '{}' in {}",
-                            repository.stanza(), repository.describe()),
-                "check 'stanza' and the repository settings");
+  if (!catalog) throw repo::missingStanza(repository);
   InfoReport report;
   report.stanza = repository.stanza();
   report.repository = repository.describe();

@@ -13,6 +13,7 @@
 #include "common/log/log.h"
 #include "ctl/info.h"
 #include "ctl/keygen.h"
+#include "ctl/stanza_create.h"
 
 namespace {
 
@@ -32,6 +33,16 @@ std::vector<Command> commands() {
         .options = tidemark::ctl::infoOptionSpecs()},
        [](const tidemark::Config& config, const tidemark::CommandLine& cl) {
          return tidemark::ctl::info(config, cl);
+       }},
+      {"stanza-create",
+       {.program = "tidemark stanza-create",
+        .summary =
+            "Creates the stanza for this cluster: reads its identity (pg.conninfo, or --pgdata),\n"
+            "checks that the repository never replaces an object on a write that must not,\n"
+            "and writes stanza.json. Run it once, before archiving starts; again, it only checks.",
+        .options = tidemark::ctl::stanzaCreateOptionSpecs()},
+       [](const tidemark::Config& config, const tidemark::CommandLine& cl) {
+         return tidemark::ctl::stanzaCreate(config, cl);
        }},
       {"keygen",
        {.program = "tidemark keygen",
@@ -60,7 +71,7 @@ std::string overview(const std::vector<Command>& list) {
       "usage: tidemark COMMAND [OPTIONS]\n\nRepository administration.\n\ncommands:\n";
   for (const auto& c : list) {
     std::string summary = c.spec.summary.substr(0, c.spec.summary.find('\n'));
-    text += "  " + c.name + std::string(c.name.size() < 10 ? 10 - c.name.size() : 1, ' ') +
+    text += "  " + c.name + std::string(c.name.size() < 15 ? 15 - c.name.size() : 1, ' ') +
             summary + "\n";
   }
   text += "\nrun 'tidemark COMMAND --help' for a command's options and the configuration flags\n";

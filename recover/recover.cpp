@@ -17,9 +17,11 @@
 #include "common/base/error.h"
 #include "common/base/text.h"
 #include "common/base/time.h"
+#include "common/files/file.h"
 #include "common/pg/lsn.h"
 #include "common/recovery/catalog.h"
 #include "common/repo/repository.h"
+#include "common/repo/stanza.h"
 #include "recover/restore.h"
 #include "recover/settings.h"
 
@@ -329,11 +331,7 @@ struct Place {
 // The plan for the options, on the configured repository's catalog.
 recovery::RecoveryPlan planFor(const repo::Repository& repository, const RecoverOptions& options) {
   auto catalog = recovery::Catalog::load(repository);
-  if (!catalog)
-    throw Error(
-        ErrorCode::Config,
-        fmt::format("stanza '{}' does not exist in {}", repository.stanza(), repository.describe()),
-        "check 'stanza' and the repository settings");
+  if (!catalog) throw repo::missingStanza(repository);
   return recovery::planRecovery(*catalog, options.target, options.backup);
 }
 
@@ -440,9 +438,11 @@ bool restoreAndConfigure(const repo::Repository& repository, const recovery::Rec
   for (const auto& place : places)
     clearPlace(place.dir, fmt::format("the location of tablespace {}", place.oid));
   try {
+    // Synced once, at the end: after the owner changes too, or a crash could lose them.
     RestoreStats stats = restoreBackup(
         repository, plan.backup, options.dataDirectory,
-        RestoreOptions{.tablespaceMap = options.tablespaceMap, .stopRequested = stopRequested});
+        RestoreOptions{
+            .tablespaceMap = options.tablespaceMap, .sync = false, .stopRequested = stopRequested});
     std::string note = fmt::format("(backup {}, {})", plan.backup.label, formatUtc(utcNow()));
     writeRecoverySettings(options.dataDirectory,
                           recoverySettings(options.target, restoreCommandLine), options.standby,
@@ -452,6 +452,9 @@ bool restoreAndConfigure(const repo::Repository& repository, const recovery::Rec
       for (const auto& place : places)
         chownTree(place.dir, owner->first, owner->second);
     }
+    files::syncTree(options.dataDirectory);
+    for (const auto& place : places)
+      files::syncTree(place.dir);
     spdlog::info("restored backup {}: {} in {} files, {:.1f} s ({}/s)", plan.backup.label,
                  humanBytes(stats.bytes), stats.files, stats.seconds,
                  humanBytes(std::uint64_t(double(stats.bytes) / std::max(stats.seconds, 1e-3))));

@@ -104,6 +104,10 @@ void makeDirectories(const std::string& dir, const std::string& stopAt, ErrorCod
         throw systemError(code, errno, "cannot create directory '{}'", current);
       } else if (::stat(current.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
         throw error(code, "'{}' exists and is not a directory", current);
+      } else {
+        // Made by a concurrent writer, which may not have synced its entry yet: an object
+        // published below it must not vanish with the directory in a crash.
+        syncDirectory(parent, code);
       }
       parent = current;
     }
@@ -166,7 +170,10 @@ std::string tempName(const std::string& dir, const std::string& base) {
 
 AtomicFile::AtomicFile(std::string path, AtomicWriteOptions options)
     : path_(std::move(path)), dir_(dirName(path_)), options_(options) {
-  if (options_.allowTmpfile) {
+  // An unnamed inode is published through /proc/self/fd: without /proc (a chroot, a container
+  // that does not mount it), a named temporary file is used from the start.
+  const bool procMounted = ::access("/proc/self/fd", X_OK) == 0;
+  if (options_.allowTmpfile && procMounted) {
     int fd = ::open(dir_.c_str(), O_TMPFILE | O_WRONLY | O_CLOEXEC, options_.mode);
     if (fd >= 0) {
       fd_ = Fd(fd);

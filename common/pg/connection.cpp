@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "common/base/error.h"
+#include "common/base/text.h"
 
 namespace tidemark::pg {
 
@@ -97,6 +98,26 @@ Result Connection::query(const std::string& command, const std::string& what) {
                                                  oneLine(raw ? PQresultErrorMessage(raw)
                                                              : PQerrorMessage(conn_.get()))));
   return result;
+}
+
+std::string Connection::show(const std::string& setting) {
+  return query("SHOW " + setting, "SHOW " + setting).value(0, 0);
+}
+
+std::optional<std::uint64_t> parseSize(std::string_view text) {
+  std::size_t digits = 0;
+  while (digits < text.size() && text[digits] >= '0' && text[digits] <= '9')
+    ++digits;
+  auto n = parseDecimal(text.substr(0, digits));
+  if (!n) return std::nullopt;
+  std::string_view unit = text.substr(digits);
+  int shift = unit == "B" || unit.empty() ? 0
+              : unit == "kB"              ? 10
+              : unit == "MB"              ? 20
+              : unit == "GB"              ? 30
+                                          : -1;
+  if (shift < 0 || *n > (~std::uint64_t(0) >> shift)) return std::nullopt;
+  return *n << shift;
 }
 
 std::string quoteLiteral(const std::string& text) {

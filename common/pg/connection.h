@@ -2,8 +2,11 @@
 // Error(Database) that say what to check.
 #pragma once
 
+#include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
+#include <string_view>
 
 struct pg_conn;
 struct pg_result;
@@ -41,6 +44,8 @@ class Connection {
   // Runs one command (SQL, or a replication command on a replication connection) and returns
   // its rows. Throws Error(Database) naming `what` on failure.
   Result query(const std::string& command, const std::string& what);
+  // A setting's value as SHOW prints it (regular and replication connections).
+  std::string show(const std::string& setting);
 
   pg_conn* raw() const { return conn_.get(); }
   // libpq's last error text, trimmed to one line.
@@ -50,6 +55,10 @@ class Connection {
   explicit Connection(pg_conn* conn);
   std::unique_ptr<pg_conn, void (*)(pg_conn*)> conn_;
 };
+
+// PostgreSQL's size settings as SHOW prints them ("16MB", "1GB", "8kB") in bytes; nullopt for
+// anything else.
+std::optional<std::uint64_t> parseSize(std::string_view text);
 
 // Quotes a string literal for a replication command ('it''s').
 std::string quoteLiteral(const std::string& text);

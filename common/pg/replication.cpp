@@ -8,7 +8,9 @@
 #include <memory>
 
 #include "common/base/error.h"
+#include "common/base/text.h"
 #include "common/pg/lsn.h"
+#include "common/pg/wal.h"
 
 namespace tidemark::pg {
 
@@ -113,6 +115,24 @@ std::string baseBackupCommand(const BaseBackupOptions& options) {
                         quoteLiteral(options.manifestChecksums) + ", TABLESPACE_MAP";
   if (options.maxRateKiB) command += ", MAX_RATE " + std::to_string(*options.maxRateKiB);
   return command + ")";
+}
+
+ServerIdentity identifyServer(Connection& connection) {
+  ServerIdentity identity;
+  identity.versionNum = connection.serverVersion();
+  Result system = connection.query("IDENTIFY_SYSTEM", "IDENTIFY_SYSTEM");
+  auto systemId = parseDecimal(system.value(0, 0));
+  if (!systemId)
+    throw error(ErrorCode::Database, "IDENTIFY_SYSTEM sent '{}' as the system identifier",
+                system.value(0, 0));
+  identity.systemId = *systemId;
+  std::string size = connection.show("wal_segment_size");
+  auto bytes = parseSize(size);
+  if (!bytes || !validSegmentSize(*bytes))
+    throw error(ErrorCode::Database, "{} reports an impossible wal_segment_size '{}'",
+                connection.describe(), size);
+  identity.walSegmentSize = std::uint32_t(*bytes);
+  return identity;
 }
 
 BackupStop runBaseBackup(Connection& connection, const BaseBackupOptions& options,

@@ -57,6 +57,15 @@ class BaseBackupReceiver {
 // `stopRequested` is polled at least once a second while waiting for the server and before every
 // message: when it says so, Error(Interrupted) is thrown (closing the connection then makes the
 // server abandon the backup). Protocol and server errors are Error(Database).
+// Who the server is, on a replication connection: IDENTIFY_SYSTEM's system identifier, the
+// server's version and its WAL segment size. Throws Error(Database) for answers that are not.
+struct ServerIdentity {
+  std::uint64_t systemId = 0;
+  int versionNum = 0;  // 150004
+  std::uint32_t walSegmentSize = 0;
+};
+ServerIdentity identifyServer(Connection& connection);
+
 BackupStop runBaseBackup(Connection& connection, const BaseBackupOptions& options,
                          BaseBackupReceiver& receiver, const std::function<bool()>& stopRequested);
 

@@ -37,4 +37,8 @@ std::string backupLockFile(const std::string& stanza) {
   return stanza + "/backup.lock";
 }
 
+std::string probeObject(const std::string& stanza, const std::string& name) {
+  return stanza + "/probe/" + name;
+}
+
 }  // namespace tidemark::repo

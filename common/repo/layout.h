@@ -6,6 +6,7 @@
 //   <stanza>/backups/<label>/<archive or backup_manifest>
 //   <stanza>/backups/<label>/backup.json      written last: its presence means "complete"
 //   <stanza>/backup.lock                      held while a backup runs
+//   <stanza>/probe/<name>                     short-lived objects that check what the storage does
 #pragma once
 
 #include <string>
@@ -25,5 +26,7 @@ std::string backupObject(const std::string& stanza, const std::string& label,
                          const std::string& name);
 std::string backupInfoFile(const std::string& stanza, const std::string& label);
 std::string backupLockFile(const std::string& stanza);
+// Probe objects (stanza-create, check): written and removed at once, never data.
+std::string probeObject(const std::string& stanza, const std::string& name);
 
 }  // namespace tidemark::repo

@@ -11,6 +11,8 @@
 #include "common/base/error.h"
 #include "common/base/text.h"
 #include "common/base/version.h"
+#include "common/io/encrypt.h"
+#include "common/io/hash.h"
 #include "common/repo/layout.h"
 
 namespace tidemark::repo {
@@ -25,6 +27,8 @@ std::string StanzaInfo::toJson() const {
   doc["encryption"] = std::string(io::encryptName(encryption));
   doc["created"] = created ? formatUtc(*created) : "";
   doc["tidemark-version"] = tidemarkVersion;
+  if (!id.empty()) doc["stanza-id"] = id;
+  if (noReplaceChecked) doc["no-replace-checked"] = true;
   return doc.dump(2) + "\n";
 }
 
@@ -49,6 +53,11 @@ StanzaInfo StanzaInfo::fromJson(const std::string& text, const std::string& wher
     // For people only: a value that does not parse is left out, never a reason to stop archiving.
     info.created = parseUtc(doc.value("created", ""));
     info.tidemarkVersion = doc.value("tidemark-version", "");
+    info.id = doc.value("stanza-id", "");
+    if (!info.id.empty() && (info.id.size() != 32 ||
+                             info.id.find_first_not_of("0123456789abcdef") != std::string::npos))
+      throw std::invalid_argument("stanza-id");
+    info.noReplaceChecked = doc.value("no-replace-checked", false);
     return info;
   } catch (const nlohmann::json::exception& e) {
     throw Error(ErrorCode::Corrupt,
@@ -76,30 +85,94 @@ void checkSystemId(const StanzaInfo& info, const std::string& stanza, std::uint6
       "each cluster needs its own stanza: set 'stanza' for this cluster to a new name");
 }
 
-StanzaInfo ensureStanza(const Repository& repository, const StanzaInfo& candidate,
-                        const std::string& what) {
-  const std::string& stanza = repository.stanza();
-  auto existing = loadStanza(repository);
-  if (!existing) {
-    StanzaInfo created = candidate;
-    created.created = utcNow();
-    created.tidemarkVersion = kVersion;
-    std::string text = created.toJson();
-    auto write = repository.storage().newWrite(stanzaFile(stanza), {.noReplace = true});
-    write->write(io::asBytes(text));
-    if (write->commit()) return created;
-    existing = loadStanza(repository);  // another process created it first
-    if (!existing)
-      throw error(ErrorCode::Storage, "stanza.json of stanza '{}' vanished while being created",
-                  stanza);
-  }
-  checkSystemId(*existing, stanza, candidate.systemId, what);
-  if (existing->walSegmentSize != candidate.walSegmentSize)
+std::string StanzaInfo::identity() const {
+  if (!id.empty()) return id;
+  std::string recorded =
+      fmt::format("{}|{}|{}", systemId, walSegmentSize, created ? formatUtc(*created) : "");
+  return "legacy-" + io::toHex(io::Sha256::of(io::asBytes(recorded))).substr(0, 24);
+}
+
+Error missingStanza(const Repository& repository) {
+  return Error(
+      ErrorCode::Config,
+      fmt::format("stanza '{}' does not exist in {}", repository.stanza(), repository.describe()),
+      "create it once with 'tidemark stanza-create' (docs/archiving.md); if it exists, check "
+      "'stanza' and the repository settings, and that the repository is mounted");
+}
+
+StanzaInfo requireStanza(const Repository& repository) {
+  if (auto info = loadStanza(repository)) return *info;
+  throw missingStanza(repository);
+}
+
+void checkCluster(const StanzaInfo& info, const std::string& stanza, std::uint64_t systemId,
+                  std::uint32_t walSegmentSize, const std::string& what) {
+  checkSystemId(info, stanza, systemId, what);
+  if (info.walSegmentSize != walSegmentSize)
     throw Error(ErrorCode::ForeignCluster,
                 fmt::format("{} has {} byte segments, but stanza '{}' has {} byte segments", what,
-                            candidate.walSegmentSize, stanza, existing->walSegmentSize),
+                            walSegmentSize, stanza, info.walSegmentSize),
                 "each cluster needs its own stanza: set 'stanza' for this cluster to a new name");
-  return *existing;
+}
+
+namespace {
+
+std::string randomHex(std::size_t bytes) {
+  io::Buffer random(bytes);
+  io::randomBytes(random);
+  return io::toHex(random);
+}
+
+// A no-replace write of an existing name must be refused: written twice, the second commit must
+// return false and leave the first object in place.
+void probeNoReplace(const Repository& repository) {
+  storage::Storage& storage = repository.storage();
+  const std::string path = probeObject(repository.stanza(), "no-replace-" + randomHex(8));
+  auto put = [&](std::string_view text) {
+    auto write = storage.newWrite(path, {.noReplace = true});
+    write->write(io::asBytes(text));
+    return write->commit();
+  };
+  bool first = put("first"), second = first && put("second");
+  auto kept = storage::readSmall(storage, path, 1024);
+  storage.remove(path);
+  if (!first)
+    throw error(ErrorCode::Storage, "the probe object '{}' existed before it was written", path);
+  if (second || kept != "first")
+    throw Error(
+        ErrorCode::Unsupported,
+        fmt::format(
+            "{} replaced an existing object on a write that must not replace one (S3: the server "
+            "ignores 'If-None-Match: *'): tidemark could not guarantee never to overwrite WAL",
+            repository.describe()),
+        "use a store that honours conditional writes (AWS S3, Ceph RGW, MinIO, ...); with a proxy "
+        "in front of it, make it pass If-None-Match through");
+}
+
+}  // namespace
+
+CreatedStanza createStanza(const Repository& repository, const StanzaInfo& cluster) {
+  const std::string& stanza = repository.stanza();
+  const std::string what = "this cluster";
+  if (auto existing = loadStanza(repository)) {
+    checkCluster(*existing, stanza, cluster.systemId, cluster.walSegmentSize, what);
+    return {*existing, false};
+  }
+  probeNoReplace(repository);
+  StanzaInfo info = cluster;
+  info.encryption = repository.policy().encryption;
+  info.created = utcNow();
+  info.tidemarkVersion = kVersion;
+  info.id = randomHex(16);
+  info.noReplaceChecked = true;
+  std::string text = info.toJson();
+  auto write = repository.storage().newWrite(stanzaFile(stanza), {.noReplace = true});
+  write->write(io::asBytes(text));
+  if (write->commit()) return {info, true};
+  // Another process created it first: it must be for the same cluster.
+  StanzaInfo existing = requireStanza(repository);
+  checkCluster(existing, stanza, cluster.systemId, cluster.walSegmentSize, what);
+  return {existing, false};
 }
 
 void checkEncryption(const Repository& repository, StanzaInfo& info) {

@@ -1,11 +1,13 @@
-// stanza.json: which PostgreSQL cluster a stanza belongs to. Created by the first WAL segment
-// pushed; every later push and backup is checked against it.
+// stanza.json: which PostgreSQL cluster a stanza belongs to. Created only by `tidemark
+// stanza-create` (createStanza); every push and backup is checked against it, and none creates it:
+// a repository path that is an unmounted mount point must fail, not become a new repository.
 #pragma once
 
 #include <cstdint>
 #include <optional>
 #include <string>
 
+#include "common/base/error.h"
 #include "common/base/time.h"
 #include "common/io/encrypt.h"
 #include "common/repo/repository.h"
@@ -24,6 +26,16 @@ struct StanzaInfo {
   int format = kRepositoryFormat;
   std::optional<UtcSeconds> created;  // absent in stanza.json files of early versions
   std::string tidemarkVersion;        // of the tidemark that created the stanza
+  // The stanza's own random identifier (32 hex digits), which state records and local spools
+  // are tied to; "" in stanza.json files written before stanza-create existed (identity()).
+  std::string id;
+  // stanza-create found that the repository refuses to replace an object on a no-replace write
+  // (S3: If-None-Match honoured): what "never overwrite WAL" and the locks rely on.
+  bool noReplaceChecked = false;
+
+  // The identifier: `id`, or for a stanza created before it existed one derived from what
+  // stanza.json records ("legacy-" and 24 hex digits), which never changes either.
+  std::string identity() const;
 
   std::string toJson() const;
   // Throws Error(Corrupt) naming `where` when the document is not a valid stanza.json.
@@ -33,12 +45,31 @@ struct StanzaInfo {
 // nullopt when the stanza has no stanza.json yet.
 std::optional<StanzaInfo> loadStanza(const Repository& repository);
 
-// Returns the stanza's identity, creating stanza.json from `candidate` when there is none yet
-// (atomically: of two processes creating it at once, one wins and the other reads its result).
-// Throws Error(ForeignCluster) when the stanza belongs to another cluster (system identifier or
-// WAL segment size differ), naming both identifiers.
-StanzaInfo ensureStanza(const Repository& repository, const StanzaInfo& candidate,
-                        const std::string& what);
+// The stanza's stanza.json. Throws Error(Config) when it has none, naming the repository and
+// `tidemark stanza-create`: a missing stanza is a mistyped stanza or repository path, a repository
+// that is not mounted, or one never created, never something to create on the fly.
+StanzaInfo requireStanza(const Repository& repository);
+// The error requireStanza throws, for readers that found no stanza.json on their own.
+Error missingStanza(const Repository& repository);
+
+// Throws Error(ForeignCluster) unless the cluster of `what` (its system identifier and WAL
+// segment size) is the stanza's, naming both.
+void checkCluster(const StanzaInfo& info, const std::string& stanza, std::uint64_t systemId,
+                  std::uint32_t walSegmentSize, const std::string& what);
+
+struct CreatedStanza {
+  StanzaInfo info;
+  bool created = false;  // false: it existed, for the same cluster
+};
+
+// `tidemark stanza-create`'s worker: first checks that the repository refuses to replace an
+// object on a no-replace write (a probe object under <stanza>/probe/, written twice and removed;
+// Error(Unsupported) naming the missing feature when the second write replaces the first), then
+// creates stanza.json for `cluster` (system identifier, version, segment size, the handle's
+// encryption) with a new random identifier. Idempotent: a stanza that exists for the same cluster
+// is returned as it is; one of another cluster is Error(ForeignCluster). Of two processes creating
+// it at once, one wins and the other checks its result.
+CreatedStanza createStanza(const Repository& repository, const StanzaInfo& cluster);
 
 // Throws Error(ForeignCluster) unless `systemId` is the stanza's; `what` names the file.
 void checkSystemId(const StanzaInfo& info, const std::string& stanza, std::uint64_t systemId,

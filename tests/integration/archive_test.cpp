@@ -47,6 +47,7 @@ TEST_CASE_TEMPLATE("PostgreSQL archives through tidemark and every file comes ba
     std::string reference = ws.makeDir("reference");
     PgCluster pg(ws.path("pg"));
     pg.initdb();
+    ws.stanzaCreate(pg);
     // A second command keeps a copy of exactly what PostgreSQL handed over.
     pg.configure(
         "archive_mode = on\n"
@@ -104,6 +105,7 @@ TEST_CASE_TEMPLATE(
   Workspace ws(Repo::value);
   PgCluster primary(ws.path("primary"), "primary");
   primary.initdb();
+  ws.stanzaCreate(primary);
   primary.configure(
       "archive_mode = on\n"
       "archive_command = '" +

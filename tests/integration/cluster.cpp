@@ -1,6 +1,7 @@
 // Throwaway PostgreSQL clusters and tidemark workspaces for integration tests.
 #include "cluster.h"
 
+#include <doctest/doctest.h>
 #include <libpq-fe.h>
 #include <signal.h>
 #include <sys/stat.h>
@@ -17,6 +18,7 @@
 
 #include "common/config/config.h"
 #include "common/repo/layout.h"
+#include "common/repo/stanza.h"
 
 namespace tidemark::test {
 
@@ -189,6 +191,20 @@ Workspace::Workspace(RepoKind kind, const std::string& extraToml)
 
 std::string Workspace::archiveCommand() const {
   return push() + " --config " + config_ + " %p";
+}
+
+void Workspace::stanzaCreate(const PgCluster& pg) const {
+  std::string log = dir_ / "stanza-create.log";
+  int status = run({ctl(), "stanza-create", "--config", config_, "--pgdata", pg.dataDir()},
+                   {.user = testUser(), .stdoutPath = log, .stderrPath = log});
+  INFO(readText(log));
+  REQUIRE(status == 0);
+}
+
+void Workspace::createStanza(const SegmentSpec& cluster) const {
+  repo::createStanza(
+      repository(),
+      {.systemId = cluster.systemId, .pgVersion = 15, .walSegmentSize = cluster.segmentSize});
 }
 
 std::string Workspace::restoreCommand() const {

@@ -102,6 +102,10 @@ class Workspace {
   std::string basebackup() const { return bin_ + "/tidemark-basebackup"; }
   std::string recover() const { return bin_ + "/tidemark-recover"; }
   std::string ctl() const { return bin_ + "/tidemark"; }
+  // `tidemark stanza-create --pgdata` for the cluster (after initdb; archiving needs it), as the
+  // server's user; and the same from the library for the cluster test segments come from.
+  void stanzaCreate(const PgCluster& pg) const;
+  void createStanza(const SegmentSpec& cluster = {}) const;
   // archive_command / restore_command values (unquoted) for postgresql.conf.
   std::string archiveCommand() const;
   std::string restoreCommand() const;

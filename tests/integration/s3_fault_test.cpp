@@ -34,7 +34,9 @@ struct FaultyS3 {
       : proxy(upstream().first, upstream().second),
         ws(Backend::S3, "[s3]\nendpoint = \"" + proxy.endpoint() +
                             "\"\nretry-max = 3\nretry-time = 30\ntimeout = 2\n" + extraToml),
-        direct(Backend::S3, "[repo]\npath = \"" + prefix() + "\"\n") {}
+        direct(Backend::S3, "[repo]\npath = \"" + prefix() + "\"\n") {
+    direct.createStanza();
+  }
 
   // The key prefix of `ws` (each workspace makes its own; `direct` reuses it).
   std::string prefix() const {

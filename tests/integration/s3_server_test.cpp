@@ -1,7 +1,5 @@
 // The s3 driver against a real S3 server (radosgw): both URI styles, HTTP and HTTPS, and the
 // configuration mistakes operators make, each failing fast with its own message.
-#include "common/storage/s3/s3.h"
-
 #include <doctest/doctest.h>
 #include <fmt/format.h>
 
@@ -11,6 +9,7 @@
 #include <sstream>
 
 #include "cluster.h"
+#include "common/storage/s3/s3.h"
 
 namespace tidemark::test {
 
@@ -50,6 +49,7 @@ std::string portOf(const std::string& endpoint) {
 TEST_CASE("the s3 driver works in both URI styles over HTTP and HTTPS") {
   const S3Server& s3 = s3Server();
   Workspace ws(Backend::S3);
+  ws.createStanza();
   std::string source = ws.makeDir("source");
   REQUIRE_FALSE(s3.endpointTls.empty());
 
@@ -88,6 +88,7 @@ TEST_CASE("the s3 driver works in both URI styles over HTTP and HTTPS") {
 TEST_CASE("S3 configuration mistakes fail fast, each with its own message") {
   const S3Server& s3 = s3Server();
   Workspace ws(Backend::S3);
+  ws.createStanza();
   std::string file = writeSegment(ws.makeDir("source"), {.segmentNumber = 7});
   auto push = [&](const std::string& toml) { return runWith(ws, toml, {ws.push(), file}); };
   auto failsWith = [](const Outcome& outcome, const std::string& message, const std::string& hint) {
@@ -157,6 +158,7 @@ namespace tidemark::test {
 
 TEST_CASE("an S3 listing returns every object of a folder, across pages and past 64 KiB") {
   Workspace ws(Backend::S3);
+  ws.createStanza();
   auto storage = ws.storage();
   constexpr int kObjects = 1005;  // more than one ListObjectsV2 page of 1000 keys
   for (int i = 0; i < kObjects; ++i) {

@@ -30,6 +30,7 @@ struct Primary {
   Primary(Workspace& workspace, int scale)
       : ws(workspace), pg(workspace.path("primary"), "primary") {
     pg.initdb();
+    ws.stanzaCreate(pg);
     pg.configure(
         "archive_mode = on\n"
         "archive_command = '" +
@@ -227,7 +228,7 @@ TEST_CASE("a second backup of a stanza fails at once, naming the one that runs")
 TEST_CASE("a backup of another cluster into the stanza is refused before anything is stored") {
   Workspace ws(Backend::Posix);
   Primary primary(ws, 1);
-  primary.archiveEverything();  // the stanza now belongs to this cluster
+  primary.archiveEverything();
   PgCluster other(ws.path("other"), "other");
   other.initdb();
   other.configure("archive_mode = on\narchive_command = '/bin/true'\nwal_level = replica\n");

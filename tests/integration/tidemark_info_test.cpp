@@ -44,6 +44,7 @@ TEST_CASE_TEMPLATE(
   Workspace ws(Repo::value);
   PgCluster pg(ws.path("primary"), "primary");
   pg.initdb();
+  ws.stanzaCreate(pg);
   pg.configure(
       "archive_mode = on\n"
       "archive_command = '" +
@@ -149,12 +150,14 @@ TEST_CASE("tidemark refuses unknown commands and options, and a stanza that hold
     Outcome help = tidemarkWith(ws, {"--help"});
     CHECK(help.status == 0);
     CHECK(help.out.find("usage: tidemark COMMAND [OPTIONS]") != std::string::npos);
-    CHECK(help.out.find("\n  info      Shows what the stanza holds") != std::string::npos);
+    CHECK(help.out.find("\n  info           Shows what the stanza holds") != std::string::npos);
+    CHECK(help.out.find("\n  stanza-create  Creates the stanza for this cluster") !=
+          std::string::npos);
     Outcome infoHelp = tidemarkWith(ws, {"info", "--help"});
     CHECK(infoHelp.status == 0);
     CHECK(infoHelp.out.find("usage: tidemark info [OPTIONS]") != std::string::npos);
     CHECK(infoHelp.out.find("--output=FORMAT") != std::string::npos);
-    CHECK(help.out.find("\n  keygen    Makes a new random 32-byte master key") !=
+    CHECK(help.out.find("\n  keygen         Makes a new random 32-byte master key") !=
           std::string::npos);
     Outcome keygenHelp = tidemarkWith(ws, {"keygen", "--help"});
     CHECK(keygenHelp.status == 0);
@@ -180,12 +183,14 @@ TEST_CASE("tidemark refuses unknown commands and options, and a stanza that hold
   SUBCASE("an unknown command is a usage error listing the commands") {
     Outcome unknown = tidemarkWith(ws, {"inof"});
     CHECK(unknown.status == 3);
-    CHECK(unknown.err.find("ERROR: unknown command 'inof' (commands: info, keygen)") !=
-          std::string::npos);
+    CHECK(
+        unknown.err.find("ERROR: unknown command 'inof' (commands: info, stanza-create, keygen)") !=
+        std::string::npos);
     CHECK(unknown.err.find("HINT: did you mean 'info'?") != std::string::npos);
     Outcome none = tidemarkWith(ws, {});
     CHECK(none.status == 3);
-    CHECK(none.err.find("ERROR: missing command: tidemark COMMAND (commands: info, keygen)") !=
+    CHECK(none.err.find(
+              "ERROR: missing command: tidemark COMMAND (commands: info, stanza-create, keygen)") !=
           std::string::npos);
   }
   SUBCASE("a wrong --output is a usage error") {
@@ -197,10 +202,9 @@ TEST_CASE("tidemark refuses unknown commands and options, and a stanza that hold
     Outcome empty = tidemarkWith(ws, {"info", "--config", ws.config(), "--stanza=other"});
     CHECK(empty.status == 4);
     CHECK(empty.out.empty());
-    CHECK(empty.err.find(
-              "ERROR: no stanza.json: nothing has been archived to stanza 'other' in posix:") !=
+    CHECK(empty.err.find("ERROR: stanza 'other' does not exist in posix:") != std::string::npos);
+    CHECK(empty.err.find("HINT: create it once with 'tidemark stanza-create'") !=
           std::string::npos);
-    CHECK(empty.err.find("HINT: check 'stanza' and the repository settings") != std::string::npos);
   }
 }
 

@@ -106,6 +106,7 @@ TEST_CASE_TEMPLATE("recovery to a moment just before a DROP TABLE, then along th
   {
     PgCluster primary(ws.path("primary"), "primary");
     primary.initdb();
+    ws.stanzaCreate(primary);
     primary.configure("archive_mode = on\narchive_command = '" + ws.archiveCommand() +
                       "'\nwal_level = replica\nmax_wal_senders = 5\n");
     primary.start();
@@ -194,6 +195,7 @@ TEST_CASE("LSN, transaction, restore point and immediate targets land where expe
   {
     PgCluster primary(ws.path("primary"), "primary");
     primary.initdb();
+    ws.stanzaCreate(primary);
     primary.configure("archive_mode = on\narchive_command = '" + ws.archiveCommand() +
                       "'\nwal_level = replica\nmax_wal_senders = 5\n");
     primary.start();
@@ -248,6 +250,7 @@ TEST_CASE("recover refuses, before writing anything, what it cannot do safely") 
   {
     PgCluster primary(ws.path("primary"), "primary");
     primary.initdb();
+    ws.stanzaCreate(primary);
     primary.configure("archive_mode = on\narchive_command = '" + ws.archiveCommand() +
                       "'\nwal_level = replica\nmax_wal_senders = 5\n");
     primary.start();

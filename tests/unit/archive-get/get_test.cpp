@@ -14,6 +14,7 @@
 #include "support/fault_storage.h"
 #include "support/memory_storage.h"
 #include "support/segment.h"
+#include "support/stanza.h"
 
 using namespace tidemark;
 using archive::GetOutcome;
@@ -46,6 +47,7 @@ archive::GetResult getWalFile(storage::Storage& s, const GetParams& p) {
 struct Fixture {
   explicit Fixture(io::CompressType type = io::CompressType::Zstd) {
     REQUIRE(::mkdir((pgData / "pg_wal").c_str(), 0700) == 0);
+    test::createStanza(storage, {.segmentSize = kSegment.segmentSize});
     test::TempDir source;
     test::writeFile(source / "00000002.history", kHistory);
     for (const std::string& path :
@@ -193,6 +195,7 @@ TEST_CASE("getWalFile with a failing storage leaves no destination file") {
   test::MemoryStorage inner({.readChunk = 4096});
   test::FaultStorage s(inner);
   test::TempDir source, pgData;
+  test::createStanza(inner, {.segmentSize = kSegment.segmentSize});
   REQUIRE(archive::pushWalFile(repo::Repository(inner, "main"),
                                {.walPath = test::writeSegment(source.path(), kSegment)})
               .outcome == archive::PushOutcome::Stored);

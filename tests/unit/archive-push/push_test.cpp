@@ -16,6 +16,7 @@
 #include "support/fault_storage.h"
 #include "support/memory_storage.h"
 #include "support/segment.h"
+#include "support/stanza.h"
 
 using namespace tidemark;
 using archive::PushOutcome;
@@ -87,6 +88,10 @@ struct Posix {
   }
   io::Buffer stored(const std::string& name) { return test::readFile(repoDir / objectPath(name)); }
   bool has(const std::string& name) { return test::exists(repoDir / objectPath(name)); }
+  // The stanza, as tidemark stanza-create makes it: for kSegment's cluster (1 MiB segments).
+  void createStanza(io::EncryptType encryption = io::EncryptType::None) {
+    test::createStanza(storage, {.segmentSize = kSegment.segmentSize, .encryption = encryption});
+  }
 };
 
 const std::string kHistory = "1\t0/3000000\tno recovery target specified\n";
@@ -97,12 +102,24 @@ const std::string kBackup =
 
 }  // namespace
 
-TEST_CASE("pushWalFile stores a segment and creates the stanza with the first one") {
+TEST_CASE("pushWalFile stores a segment into its stanza, and never creates a stanza") {
   Posix f;
   const test::SegmentSpec spec{.systemId = 7123456789012345678ULL,
                                .segmentNumber = 3};  // 16 MiB, PostgreSQL 15
   const std::string path = f.write(spec);
   const io::Buffer bytes = test::makeSegment(spec);
+  SUBCASE(
+      "without a stanza (not created, a mistyped name, an unmounted repository): refused, nothing "
+      "stored") {
+    Error e = thrownError([&] { pushWalFile(f.storage, params(path)); });
+    CHECK(e.code() == ErrorCode::Config);
+    CHECK(what(e) == "stanza 'main' does not exist in " + f.storage.describe());
+    CHECK(e.hint() == Containing("tidemark stanza-create"));
+    CHECK(test::listDirectory(f.repoDir.path()).empty());
+    return;
+  }
+  test::createStanza(f.storage, {.systemId = spec.systemId});
+  const io::Buffer stanzaBefore = test::readFile(f.repoDir / "main/stanza.json");
   auto result = pushWalFile(f.storage, params(path));
   CHECK(result.outcome == PushOutcome::Stored);
   CHECK(result.name.name == "000000010000000000000003");
@@ -110,12 +127,8 @@ TEST_CASE("pushWalFile stores a segment and creates the stanza with the first on
   CHECK(result.summary.plainSha256 == io::Sha256::of(bytes));
   CHECK(result.summary.storedSize == f.storage.info(objectPath(result.name.name))->size);
   CHECK(result.summary.storedSize < bytes.size() / 2);
-  SUBCASE("stanza.json records the system identifier, version and segment size") {
-    auto stanza = loadStanza(f.storage, "main");
-    REQUIRE(stanza);
-    CHECK(stanza->systemId == 7123456789012345678ULL);
-    CHECK(stanza->pgVersion == 15);
-    CHECK(stanza->walSegmentSize == 16u << 20);
+  SUBCASE("stanza.json is as stanza-create wrote it") {
+    CHECK(test::readFile(f.repoDir / "main/stanza.json") == stanzaBefore);
   }
   SUBCASE("the object is under its name and reads back byte-identical") {
     CHECK(test::listDirectory(f.repoDir / "main/wal/0000000100000000") ==
@@ -126,6 +139,7 @@ TEST_CASE("pushWalFile stores a segment and creates the stanza with the first on
 
 TEST_CASE("pushWalFile never replaces an archived file") {
   Posix f;
+  f.createStanza();
   const std::string path = f.write(kSegment);
   const std::string name = test::segmentName(kSegment);
   REQUIRE(pushWalFile(f.storage, params(path)).outcome == PushOutcome::Stored);
@@ -182,6 +196,7 @@ TEST_CASE("pushWalFile never replaces an archived file") {
 
 TEST_CASE("pushWalFile refuses files from another cluster and stores nothing") {
   Posix f;
+  f.createStanza();
   REQUIRE(pushWalFile(f.storage, params(f.write(kSegment))).outcome == PushOutcome::Stored);
   const io::Buffer stanza = test::readFile(f.repoDir / "main/stanza.json");
   SUBCASE("a segment from another system identifier is ForeignCluster") {
@@ -285,7 +300,19 @@ TEST_CASE("pushWalFile refuses what is not a WAL file") {
 
 TEST_CASE("pushWalFile stores .history, .backup and .partial files") {
   Posix f;
-  SUBCASE(".history and .backup files need no page header and no stanza") {
+  SUBCASE("without a stanza, a .history or .backup file is refused like a segment") {
+    for (const std::string& path : {f.write("00000002.history", kHistory),
+                                    f.write("000000010000000000000003.00000028.backup", kBackup)}) {
+      CAPTURE(path);
+      Error e = thrownError([&] { pushWalFile(f.storage, params(path)); });
+      CHECK(e.code() == ErrorCode::Config);
+      CHECK(e.hint() == Containing("tidemark stanza-create"));
+    }
+    CHECK(test::listDirectory(f.repoDir.path()).empty());
+    return;
+  }
+  f.createStanza();
+  SUBCASE(".history and .backup files need no page header") {
     auto history = pushWalFile(f.storage, params(f.write("00000002.history", kHistory)));
     CHECK(history.outcome == PushOutcome::Stored);
     CHECK(text(plainOf(f.storage, "main/wal/00000002.history")) == kHistory);
@@ -294,12 +321,6 @@ TEST_CASE("pushWalFile stores .history, .backup and .partial files") {
     CHECK(backup.outcome == PushOutcome::Stored);
     CHECK(text(plainOf(f.storage, objectPath("000000010000000000000003.00000028.backup"))) ==
           kBackup);
-    CHECK_FALSE(loadStanza(f.storage, "main").has_value());
-  }
-  SUBCASE("with pg_control known but no stanza yet, a .history file is stored") {
-    PushParams p = params(f.write("00000002.history", kHistory));
-    p.controlSystemId = 42;
-    CHECK(pushWalFile(f.storage, p).outcome == PushOutcome::Stored);
   }
   SUBCASE("a .history file pushed again is AlreadyArchived, or a Conflict with other content") {
     const std::string path = f.write("00000002.history", kHistory);
@@ -316,7 +337,6 @@ TEST_CASE("pushWalFile stores .history, .backup and .partial files") {
     test::writeFile(f.pgWal / name, io::ByteView(bytes));
     CHECK(pushWalFile(f.storage, params(f.pgWal / name)).outcome == PushOutcome::Stored);
     CHECK(plainOf(f.storage, objectPath(name)) == bytes);
-    CHECK(loadStanza(f.storage, "main").has_value());
     bytes[2] = 0;  // no long header
     const std::string bad =
         test::segmentName({.segmentNumber = 6, .segmentSize = 1u << 20}) + ".partial";
@@ -337,6 +357,7 @@ TEST_CASE("pushWalFile stores with the requested compression") {
        {io::CompressType::None, io::CompressType::Lz4, io::CompressType::Zstd}) {
     CAPTURE(type);
     Posix f;
+    f.createStanza();
     const std::string name = test::segmentName(kSegment);
     auto result = pushWalFile(f.storage, params(f.write(kSegment), type));
     CHECK(result.summary.compress == type);
@@ -363,21 +384,22 @@ TEST_CASE("pushWalFile leaves nothing visible when the storage fails, and a retr
   };
   auto objects = [&] { return inner.paths(); };
   using Paths = std::vector<std::string>;
+  test::createStanza(inner, {.segmentSize = kSegment.segmentSize});
 
-  SUBCASE("the first push fails writing stanza.json: nothing at all is stored") {
+  SUBCASE("the first write fails: nothing at all is stored") {
     s.plan().failWriteCall = 1;
     checkInjected(thrownError([&] { pushWalFile(s, params(path)); }));
-    CHECK(objects().empty());
+    CHECK(objects() == Paths{"main/stanza.json"});
     CHECK(inner.openWrites() == 0);
     CHECK(pushWalFile(s, params(path)).outcome == PushOutcome::Stored);
   }
-  SUBCASE("once the stanza exists") {
+  SUBCASE("with earlier segments stored") {
     test::SegmentSpec earlier = kSegment;
     earlier.segmentNumber = 4;
     REQUIRE(pushWalFile(s, params(test::writeSegment(pgWal.path(), earlier))).outcome ==
             PushOutcome::Stored);
     const Paths before = objects();
-    REQUIRE(before.size() == 2);
+    REQUIRE(before.size() == 2);  // stanza.json and that segment
 
     SUBCASE("a write that fails midway leaves the segment invisible") {
       s.plan().failWriteCall = s.counts().writeCalls + 2;  // after the envelope header
@@ -422,8 +444,12 @@ TEST_CASE("pushWalFile leaves nothing visible when the storage fails, and a retr
 TEST_CASE("two archivers pushing the same files at once store each file exactly once") {
   // A primary and a standby with archive_mode = always: one stanza, the same files, at the same
   // time. Whatever the interleaving, each file is Stored by one and AlreadyArchived for the
-  // other, and stanza.json is created once.
+  // other.
   test::TempDir pgWal, repoDir;
+  {
+    storage::PosixStorage s(repoDir.path(), {.sync = false});
+    test::createStanza(s, {.segmentSize = kSegment.segmentSize});
+  }
   std::vector<std::string> paths;
   for (std::uint64_t n = 1; n <= 6; ++n) {
     test::SegmentSpec spec = kSegment;
@@ -470,7 +496,7 @@ TEST_CASE("pushWalFile on a posix repository whose root is missing fails without
   CHECK(e.code() == ErrorCode::Storage);
   CHECK(what(e) == Containing(dir / "unmounted"));
   CHECK_FALSE(test::exists(dir / "unmounted"));
-  // A .history file needs no stanza, so it goes straight to the write: that fails the same way.
+  // A .history file is refused the same way.
   test::writeFile(pgWal / "00000002.history", kHistory);
   Error history = thrownError([&] { pushWalFile(s, params(pgWal / "00000002.history")); });
   CHECK(history.code() == ErrorCode::Storage);
@@ -483,6 +509,10 @@ TEST_CASE("archivePush pushes with the configured repository, stanza and compres
   config.stanza = "db1";
   config.repo.path = repoDir.path();
   config.compress = {.type = io::CompressType::Lz4, .level = 5};
+  {
+    storage::PosixStorage s(repoDir.path());
+    test::createStanza(s, {.stanza = "db1", .segmentSize = kSegment.segmentSize});
+  }
   const std::string path = test::writeSegment(pgWal.path(), kSegment);
   auto level = spdlog::get_level();
   spdlog::set_level(spdlog::level::off);
@@ -494,7 +524,6 @@ TEST_CASE("archivePush pushes with the configured repository, stanza and compres
   auto summary = repo::verifyObject(s, object);
   REQUIRE(summary);
   CHECK(summary->compress == io::CompressType::Lz4);
-  CHECK(loadStanza(s, "db1").has_value());
 }
 
 TEST_CASE("pushWalFile with a key stores encrypted objects and keeps the stanza unmixed") {
@@ -509,6 +538,7 @@ TEST_CASE("pushWalFile with a key stores encrypted objects and keeps the stanza 
     p.encrypt = true;
     return p;
   };
+  f.createStanza(io::EncryptType::Aes256Gcm);
   const std::string segment = f.write(kSegment);
   const std::string name = test::segmentName(kSegment);
   REQUIRE(pushWalFile(f.storage, encrypted(segment)).outcome == PushOutcome::Stored);

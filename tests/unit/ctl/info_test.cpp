@@ -280,9 +280,8 @@ TEST_CASE("collectInfo refuses a stanza without stanza.json as a configuration e
   test::MemoryStorage storage;
   auto e = thrownError([&] { ctl::collectInfo(repo::Repository(storage, "main")); });
   CHECK(e.code() == ErrorCode::Config);
-  CHECK(what(e) ==
-        "no stanza.json: nothing has been archived to stanza 'main' in " + storage.describe());
-  CHECK(e.hint() == "check 'stanza' and the repository settings");
+  CHECK(what(e) == "stanza 'main' does not exist in " + storage.describe());
+  CHECK(e.hint() == Containing("tidemark stanza-create"));
   SUBCASE("also when the stanza folder holds objects but no stanza.json") {
     storage.setObject(repo::walObject("main", *pg::parseWalName("000000010000000000000001")),
                       io::Buffer(1, 'x'));

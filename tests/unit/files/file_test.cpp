@@ -3,7 +3,11 @@
 
 #include <doctest/doctest.h>
 #include <fcntl.h>
+#include <sched.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "support/check.h"
 #include "support/segment.h"
@@ -276,4 +280,34 @@ TEST_CASE("local file reading: open, pread and stream") {
     CHECK(e.code() == ErrorCode::Storage);
     CHECK_NOTHROW(syncDirectory(dir.path()));
   }
+}
+
+// Needs root: it hides /proc in a mount namespace of its own.
+TEST_CASE("AtomicFile publishes through a named temporary file where /proc is not mounted" *
+          doctest::skip(::geteuid() != 0)) {
+  test::TempDir dir;
+  const std::string target = dir / "object";
+  pid_t pid = ::fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    int status = 1;
+    if (::unshare(CLONE_NEWNS) == 0 &&
+        ::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) == 0 &&
+        ::mount("tmpfs", "/proc", "tmpfs", 0, nullptr) == 0) {
+      try {
+        AtomicFile file(target, {.noReplace = true});
+        file.write(io::asBytes("published"));
+        status = file.commit() ? 0 : 2;
+      } catch (...) {
+        status = 3;
+      }
+    }
+    std::_Exit(status);
+  }
+  int status = 0;
+  REQUIRE(::waitpid(pid, &status, 0) == pid);
+  REQUIRE(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == 0);
+  CHECK(std::string(io::asText(readFile(target))) == "published");
+  CHECK(listDirectory(dir.path()) == std::vector<std::string>{"object"});  // no temporary file left
 }

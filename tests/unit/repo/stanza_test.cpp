@@ -29,7 +29,7 @@ class RacingStorage final : public test::ForwardingStorage {
   std::unique_ptr<storage::Write> newWrite(const std::string& path,
                                            storage::WriteOptions options) override {
     auto write = inner_.newWrite(path, options);
-    if (!winner_.empty()) {
+    if (!winner_.empty() && path.ends_with("stanza.json")) {
       inner_.setObject(path, io::Buffer(winner_.begin(), winner_.end()));
       winner_.clear();
     }
@@ -50,9 +50,12 @@ std::optional<StanzaInfo> loadStanza(storage::Storage& s, const std::string& sta
   return repo::loadStanza(Repository(s, stanza));
 }
 
-StanzaInfo ensureStanza(storage::Storage& s, const std::string& stanza, const StanzaInfo& candidate,
-                        const std::string& what) {
-  return repo::ensureStanza(Repository(s, stanza), candidate, what);
+StanzaInfo createStanza(storage::Storage& s, const std::string& stanza, const StanzaInfo& cluster,
+                        io::EncryptType encryption = io::EncryptType::None,
+                        bool* created = nullptr) {
+  auto result = repo::createStanza(Repository(s, stanza, {}, {.encryption = encryption}), cluster);
+  if (created) *created = result.created;
+  return result.info;
 }
 
 void checkEncryption(storage::Storage& s, const std::string& stanza, StanzaInfo& info,
@@ -119,79 +122,142 @@ TEST_CASE("stanza.json round-trips and refuses documents it cannot trust") {
   }
 }
 
-TEST_CASE("ensureStanza creates stanza.json once and checks every later file against it") {
+TEST_CASE("createStanza creates stanza.json once, for one cluster, after probing the storage") {
   test::MemoryStorage s;
-  SUBCASE("the first call creates it from the candidate") {
+  SUBCASE(
+      "the first call creates it, with a random identifier of its own, and leaves no probe "
+      "behind") {
     CHECK_FALSE(loadStanza(s, "main").has_value());
-    StanzaInfo created = ensureStanza(s, "main", kCandidate, "WAL file 'x'");
-    CHECK(created.systemId == kCandidate.systemId);
-    CHECK(created.tidemarkVersion == kVersion);
-    REQUIRE(created.created.has_value());
-    CHECK(*created.created <= utcNow());
+    bool created = false;
+    StanzaInfo info = createStanza(s, "main", kCandidate, io::EncryptType::None, &created);
+    CHECK(created);
+    CHECK(info.systemId == kCandidate.systemId);
+    CHECK(info.tidemarkVersion == kVersion);
+    REQUIRE(info.created.has_value());
+    CHECK(*info.created <= utcNow());
+    CHECK(info.id.size() == 32);
+    CHECK(info.identity() == info.id);
+    CHECK(info.noReplaceChecked);
     auto loaded = loadStanza(s, "main");
     REQUIRE(loaded);
     CHECK(loaded->systemId == kCandidate.systemId);
     CHECK(loaded->pgVersion == 15);
     CHECK(loaded->walSegmentSize == 16u << 20);
+    CHECK(loaded->id == info.id);
     CHECK(s.paths() == std::vector<std::string>{stanzaFile("main")});
   }
-  SUBCASE("a later call with the same cluster returns the stored identity unchanged") {
-    ensureStanza(s, "main", kCandidate, "a");
+  SUBCASE("two stanzas get two identifiers") {
+    CHECK(createStanza(s, "main", kCandidate).id != createStanza(s, "other", kCandidate).id);
+  }
+  SUBCASE("again for the same cluster: the stored identity, unchanged") {
+    StanzaInfo first = createStanza(s, "main", kCandidate);
     io::Buffer before = *s.object(stanzaFile("main"));
-    StanzaInfo again = ensureStanza(
+    bool created = true;
+    StanzaInfo again = createStanza(
         s, "main", {.systemId = kCandidate.systemId, .pgVersion = 16, .walSegmentSize = 16u << 20},
-        "b");
+        io::EncryptType::None, &created);
+    CHECK_FALSE(created);
     CHECK(again.pgVersion == 15);
+    CHECK(again.id == first.id);
     CHECK(*s.object(stanzaFile("main")) == before);
   }
-  SUBCASE("another cluster's system identifier is ForeignCluster, naming both and the stanza") {
-    ensureStanza(s, "main", kCandidate, "a");
+  SUBCASE("another cluster is ForeignCluster, naming both and the stanza") {
+    createStanza(s, "main", kCandidate);
     Error e = thrownError([&] {
-      ensureStanza(s, "main", {.systemId = 42, .pgVersion = 15, .walSegmentSize = 16u << 20},
-                   "WAL file 'F'");
+      createStanza(s, "main", {.systemId = 42, .pgVersion = 15, .walSegmentSize = 16u << 20});
     });
     CHECK(e.code() == ErrorCode::ForeignCluster);
     CHECK(
         what(e) ==
-        "WAL file 'F' is from the cluster with system identifier 42, but stanza 'main' belongs to "
+        "this cluster is from the cluster with system identifier 42, but stanza 'main' belongs to "
         "7000000000000000001");
     CHECK(e.hint() == Containing("its own stanza"));
-  }
-  SUBCASE("another segment size is ForeignCluster") {
-    ensureStanza(s, "main", kCandidate, "a");
-    Error e = thrownError([&] {
-      ensureStanza(s, "main",
-                   {.systemId = kCandidate.systemId, .pgVersion = 15, .walSegmentSize = 64u << 20},
-                   "WAL file 'F'");
+    Error size = thrownError([&] {
+      createStanza(s, "main",
+                   {.systemId = kCandidate.systemId, .pgVersion = 15, .walSegmentSize = 64u << 20});
     });
-    CHECK(e.code() == ErrorCode::ForeignCluster);
-    CHECK(what(e) ==
-          "WAL file 'F' has 67108864 byte segments, but stanza 'main' has 16777216 byte segments");
-  }
-  SUBCASE("stanzas are independent") {
-    ensureStanza(s, "main", kCandidate, "a");
-    CHECK(
-        ensureStanza(s, "other", {.systemId = 42, .pgVersion = 14, .walSegmentSize = 1u << 20}, "b")
-            .systemId == 42);
+    CHECK(size.code() == ErrorCode::ForeignCluster);
+    CHECK(what(size) ==
+          "this cluster has 67108864 byte segments, but stanza 'main' has 16777216 byte segments");
   }
   SUBCASE("when another process creates it first, the winner's identity is used and checked") {
     StanzaInfo winner = kCandidate;
     winner.created = parseUtc("2026-01-01T00:00:00Z");
     RacingStorage racing(s, winner.toJson());
-    CHECK(ensureStanza(racing, "main", kCandidate, "a").created ==
+    bool created = true;
+    CHECK(createStanza(racing, "main", kCandidate, io::EncryptType::None, &created).created ==
           parseUtc("2026-01-01T00:00:00Z"));
+    CHECK_FALSE(created);
     StanzaInfo foreign = kCandidate;
     foreign.systemId = 99;
     test::MemoryStorage other;
     RacingStorage racingForeign(other, foreign.toJson());
-    CHECK(thrownError([&] { ensureStanza(racingForeign, "main", kCandidate, "a"); }).code() ==
+    CHECK(thrownError([&] { createStanza(racingForeign, "main", kCandidate); }).code() ==
           ErrorCode::ForeignCluster);
   }
-  SUBCASE("a damaged stanza.json is Corrupt") {
+  SUBCASE("a damaged stanza.json is Corrupt, never replaced") {
     putText(s, stanzaFile("main"), "{\"format\": 1,");
-    CHECK(thrownError([&] { ensureStanza(s, "main", kCandidate, "a"); }).code() ==
-          ErrorCode::Corrupt);
+    CHECK(thrownError([&] { createStanza(s, "main", kCandidate); }).code() == ErrorCode::Corrupt);
   }
+}
+
+namespace {
+
+// A storage that replaces objects even on a no-replace write (an S3 server that ignores
+// If-None-Match).
+class ReplacingStorage final : public test::ForwardingStorage {
+ public:
+  using ForwardingStorage::ForwardingStorage;
+  std::unique_ptr<storage::Write> newWrite(const std::string& path,
+                                           storage::WriteOptions) override {
+    return ForwardingStorage::newWrite(path, {.noReplace = false});
+  }
+};
+
+}  // namespace
+
+TEST_CASE("createStanza refuses a storage that replaces objects it was told not to") {
+  test::MemoryStorage inner;
+  ReplacingStorage s(inner);
+  Error e = thrownError([&] { createStanza(s, "main", kCandidate); });
+  CHECK(e.code() == ErrorCode::Unsupported);
+  CHECK(what(e) == Containing("replaced an existing object on a write that must not replace one"));
+  CHECK(e.hint() == Containing("If-None-Match"));
+  CHECK(inner.paths().empty());  // no stanza, and the probe removed
+}
+
+TEST_CASE(
+    "requireStanza: a stanza that does not exist is an error naming stanza-create, never created") {
+  test::MemoryStorage s;
+  Error e = thrownError([&] { requireStanza(Repository(s, "main")); });
+  CHECK(e.code() == ErrorCode::Config);
+  CHECK(what(e) == "stanza 'main' does not exist in " + s.describe());
+  CHECK(e.hint() == Containing("tidemark stanza-create"));
+  CHECK(e.hint() == Containing("mounted"));
+  CHECK(s.paths().empty());
+  createStanza(s, "main", kCandidate);
+  CHECK(requireStanza(Repository(s, "main")).systemId == kCandidate.systemId);
+}
+
+TEST_CASE("a stanza.json written before stanza-create existed has a stable identity of its own") {
+  StanzaInfo legacy = StanzaInfo::fromJson(
+      R"({"format": 1, "system-identifier": "1", "pg-version": 15, "wal-segment-size": 16777216,
+          "created": "2026-11-01T00:00:00Z"})",
+      "x");
+  CHECK(legacy.id.empty());
+  CHECK(legacy.identity().rfind("legacy-", 0) == 0);
+  CHECK(legacy.identity().size() == 31);
+  CHECK(legacy.identity() == StanzaInfo::fromJson(legacy.toJson(), "x").identity());
+  StanzaInfo other = legacy;
+  other.systemId = 2;
+  CHECK(other.identity() != legacy.identity());
+  Error e = thrownError([] {
+    StanzaInfo::fromJson(
+        R"({"format": 1, "system-identifier": "1", "pg-version": 15, "wal-segment-size": 16777216,
+            "stanza-id": "../../etc"})",
+        "w");
+  });
+  CHECK(what(e) == "'w' has an invalid stanza-id");
 }
 
 TEST_CASE("checkSystemId accepts the stanza's own cluster and refuses any other, naming both") {
@@ -225,7 +291,7 @@ TEST_CASE("stanza.json records the encryption type, and checkEncryption keeps a 
   SUBCASE("the first writer's type is recorded; the other type is refused, naming the override") {
     StanzaInfo candidate = kCandidate;
     candidate.encryption = io::EncryptType::Aes256Gcm;
-    StanzaInfo info = ensureStanza(s, "main", candidate, "a");
+    StanzaInfo info = createStanza(s, "main", candidate, io::EncryptType::Aes256Gcm);
     CHECK(loadStanza(s, "main")->encryption == io::EncryptType::Aes256Gcm);
     checkEncryption(s, "main", info, io::EncryptType::Aes256Gcm,
                     false);  // the same type: nothing to refuse
@@ -240,7 +306,7 @@ TEST_CASE("stanza.json records the encryption type, and checkEncryption keeps a 
   }
   SUBCASE(
       "allow-mixed switches the stanza: stanza.json records the new type, the old one is refused") {
-    StanzaInfo info = ensureStanza(s, "main", kCandidate, "a");
+    StanzaInfo info = createStanza(s, "main", kCandidate);
     checkEncryption(s, "main", info, io::EncryptType::Aes256Gcm, true);
     StanzaInfo switched = *loadStanza(s, "main");
     CHECK(switched.encryption == io::EncryptType::Aes256Gcm);

@@ -9,6 +9,7 @@
 #include <random>
 
 #include "common/base/error.h"
+#include "common/repo/stanza.h"
 #include "support/check.h"
 #include "support/fake_s3.h"
 
@@ -177,5 +178,23 @@ TEST_CASE("S3 locks exclude each other, are refreshed, and are taken over only w
     CHECK_FALSE(lock->held());
     lock.reset();  // not ours any more: left alone
     CHECK(server.object("main/backup.lock")->body.rfind("pid 3", 0) == 0);
+  }
+}
+
+TEST_CASE("stanza-create's probe finds an S3 server that ignores If-None-Match") {
+  FakeS3 server;
+  auto s3 = driver(server);
+  repo::Repository repository(s3, "main");
+  const repo::StanzaInfo cluster{.systemId = 1, .pgVersion = 15, .walSegmentSize = 16u << 20};
+  SUBCASE("an honest server: the stanza is created, the probe removed") {
+    CHECK(repo::createStanza(repository, cluster).created);
+    CHECK(server.keys() == std::vector<std::string>{"main/stanza.json"});
+  }
+  SUBCASE("a server that replaces despite If-None-Match: refused, nothing created") {
+    server.lie({.ignoreIfNoneMatch = true});
+    Error e = thrownError([&] { repo::createStanza(repository, cluster); });
+    CHECK(e.code() == ErrorCode::Unsupported);
+    CHECK(what(e) == Containing("ignores 'If-None-Match: *'"));
+    CHECK(server.keys().empty());
   }
 }

@@ -1,0 +1,63 @@
+// tidemark stanza-create.
+#include "ctl/stanza_create.h"
+
+#include <fmt/format.h>
+
+#include <cstdio>
+
+#include "common/base/error.h"
+#include "common/base/text.h"
+#include "common/pg/connection.h"
+#include "common/pg/control.h"
+#include "common/pg/replication.h"
+#include "common/repo/repository.h"
+
+namespace tidemark::ctl {
+
+std::vector<OptionSpec> stanzaCreateOptionSpecs() {
+  return {{.name = "pgdata",
+           .valueName = "DIR",
+           .help =
+               "read the cluster's identity from this data directory (running or not) instead of "
+               "asking the server pg.conninfo names"}};
+}
+
+repo::StanzaInfo clusterIdentity(const std::string& dataDirectory, const std::string& conninfo) {
+  if (!dataDirectory.empty()) {
+    pg::ControlData control = pg::readControlData(dataDirectory);
+    return repo::StanzaInfo{.systemId = control.systemId,
+                            .pgVersion = control.pgVersion,
+                            .walSegmentSize = control.walSegmentSize};
+  }
+  pg::Connection connection = pg::Connection::open(conninfo, true, "tidemark stanza-create");
+  pg::ServerIdentity identity = pg::identifyServer(connection);
+  return repo::StanzaInfo{.systemId = identity.systemId,
+                          .pgVersion = identity.versionNum / 10000,
+                          .walSegmentSize = identity.walSegmentSize};
+}
+
+int stanzaCreate(const Config& config, const CommandLine& commandLine) {
+  std::string dataDirectory = commandLine.value("pgdata").value_or("");
+  if (!dataDirectory.empty() && dataDirectory.front() != '/')
+    throw Error(
+        ErrorCode::Usage, fmt::format("--pgdata '{}' is not an absolute path", dataDirectory),
+        "give the data directory as an absolute path: --pgdata=/var/lib/postgresql/15/main");
+  repo::StanzaInfo cluster = clusterIdentity(dataDirectory, config.pg.conninfo);
+  repo::Repository repository = repo::openRepository(config);
+  repo::CreatedStanza result = repo::createStanza(repository, cluster);
+  const repo::StanzaInfo& s = result.info;
+  std::printf(
+      "stanza '%s' %s in %s: system identifier %llu, PostgreSQL %d, %s WAL segments, "
+      "encryption %s, stanza id %s\n",
+      repository.stanza().c_str(), result.created ? "created" : "already exists for this cluster",
+      repository.describe().c_str(), static_cast<unsigned long long>(s.systemId), s.pgVersion,
+      humanBytes(s.walSegmentSize).c_str(), std::string(io::encryptName(s.encryption)).c_str(),
+      s.identity().c_str());
+  if (result.created)
+    std::printf(
+        "archive_command can push into it now: archive_command = 'tidemark-archive-push %%p'\n");
+  if (std::fflush(stdout) != 0) throw Error(ErrorCode::LocalIo, "cannot write to standard output");
+  return 0;
+}
+
+}  // namespace tidemark::ctl

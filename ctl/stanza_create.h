@@ -1,0 +1,27 @@
+// tidemark stanza-create: the one command that creates a stanza (docs/archiving.md). Run once per
+// cluster, after configuring the repository and before archiving starts: archive-push and
+// tidemark-basebackup refuse a stanza that does not exist.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "common/config/config.h"
+#include "common/repo/stanza.h"
+
+namespace tidemark::ctl {
+
+// The options of `tidemark stanza-create`, for its CommandSpec.
+std::vector<OptionSpec> stanzaCreateOptionSpecs();
+
+// The cluster the stanza is for: from the data directory `dataDirectory` (global/pg_control and
+// PG_VERSION, whether the server runs or not) when it is not empty, else from the server that
+// `conninfo` names (a replication connection: IDENTIFY_SYSTEM). Throws Error(Database),
+// Error(LocalIo), Error(InvalidInput), Error(Unsupported).
+repo::StanzaInfo clusterIdentity(const std::string& dataDirectory, const std::string& conninfo);
+
+// The command: identifies the cluster, creates the stanza (or confirms the existing one belongs
+// to it) and prints one line saying which. Returns 0.
+int stanzaCreate(const Config& config, const CommandLine& commandLine);
+
+}  // namespace tidemark::ctl
