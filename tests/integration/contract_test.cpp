@@ -2,6 +2,8 @@
 #include <doctest/doctest.h>
 
 #include <filesystem>
+#include <regex>
+#include <sstream>
 
 #include "cluster.h"
 #include "common/files/file.h"
@@ -55,12 +57,40 @@ TEST_CASE_TEMPLATE(
   fs::create_directories(standby + "/pg_wal");
 
   const std::string object = Workspace::walObject(name);
+  // No stanza yet: refused with a status PostgreSQL retries, naming stanza-create, and nothing is
+  // created (an unmounted repository path must never become a repository).
+  int beforeStanza = push(segment);
+  CHECK(beforeStanza == exitStatus(ErrorCode::Config));
+  CHECK(readText(ws.path("tidemark.log")).find("tidemark stanza-create") != std::string::npos);
+  CHECK(ws.objects().empty());
+  ws.createStanza(spec);
   REQUIRE(push(segment) == 0);
   REQUIRE(ws.hasObject(object));
   REQUIRE(ws.hasObject("main/stanza.json"));
 
   SUBCASE("a re-push of the same bytes exits 0") {
     CHECK(push(segment) == 0);
+  }
+
+  SUBCASE("every line logged, success or failure, has the documented prefix") {
+    // "2026-12-03 16:36:35.555 tidemark-archive-push[29797] INFO: ...": the prefix operators grep
+    // PostgreSQL's log for. A module compiled against spdlog's header-only mode once logged its
+    // lines through a second, unconfigured logger ("[2026-...] [info] pushed ...").
+    fs::remove(ws.path("tidemark.log"));
+    CHECK(push(segment) == 0);
+    CHECK(get(name, "pg_wal/RECOVERYXLOG", recovering) == 0);
+    CHECK(get("000000010000000000000009", "pg_wal/RECOVERYXLOG", recovering) == 1);
+    CHECK(push(ws.path("not-a-wal-name")) != 0);
+    std::string log = readText(ws.path("tidemark.log"));
+    INFO(log);
+    const std::regex line(
+        R"(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} tidemark-archive-(push|get)\[\d+\] )"
+        R"((DEBUG|INFO|WARNING|ERROR|HINT): .*)");
+    std::istringstream lines(log);
+    int count = 0;
+    for (std::string text; std::getline(lines, text); ++count)
+      CHECK_MESSAGE(std::regex_match(text, line), text);
+    CHECK(count >= 4);
   }
 
   SUBCASE("a re-push of different bytes is refused and the stored object is unchanged") {
