@@ -116,20 +116,22 @@ bool within(const std::string& inner, const std::string& outer) {
           (outer == "/" || inner[outer.size()] == '/'));
 }
 
-// The owner root should give what it restored: the data directory's, or its parent's.
+// The owner root should give what it restored, unless that is root: the data directory's, or, for
+// one tidemark creates, its parent's.
 std::optional<std::pair<uid_t, gid_t>> restoredOwner(const std::string& dataDirectory) {
   if (::geteuid() != 0) return std::nullopt;
-  for (const std::string& candidate :
-       {dataDirectory, fs::path(dataDirectory).parent_path().string()}) {
-    struct stat st {};
-    if (::stat(candidate.c_str(), &st) == 0 && st.st_uid != 0)
-      return std::make_pair(st.st_uid, st.st_gid);
-  }
-  return std::nullopt;
+  struct stat st {};
+  if (::stat(dataDirectory.c_str(), &st) != 0 &&
+      ::stat(fs::path(dataDirectory).parent_path().c_str(), &st) != 0)
+    return std::nullopt;
+  if (st.st_uid == 0) return std::nullopt;
+  return std::make_pair(st.st_uid, st.st_gid);
 }
 
-void chownTree(const std::string& root, uid_t uid, gid_t gid) {
-  if (::lchown(root.c_str(), uid, gid) != 0)
+// Gives everything below `root` to uid:gid, and `root` itself only when tidemark created it (a
+// directory that existed keeps its owner: its path may come from backup.json).
+void chownTree(const std::string& root, bool created, uid_t uid, gid_t gid) {
+  if (created && ::lchown(root.c_str(), uid, gid) != 0)
     throw systemError(ErrorCode::LocalIo, errno, "cannot chown '{}'", root);
   std::error_code ec;
   for (fs::recursive_directory_iterator it(root, ec), end; !ec && it != end; it.increment(ec)) {
@@ -339,12 +341,18 @@ recovery::RecoveryPlan planFor(const repo::Repository& repository, const Recover
 // in the plan; no place may hold another, or the data directory. Writes nothing.
 std::vector<Place> tablespacePlaces(const recovery::RecoveryPlan& plan,
                                     const RecoverOptions& options) {
-  for (const auto& object : plan.backup.objects)
-    if (object.tablespaceOid && !options.tablespaceMap.count(object.tablespaceOid))
+  for (const auto& object : plan.backup.objects) {
+    if (!object.tablespaceOid) continue;
+    auto mapped = options.tablespaceMap.find(object.tablespaceOid);
+    if (mapped == options.tablespaceMap.end())
       std::printf(
           "tablespace %u: restored to %s (its original location; --tablespace-map %u=DIR to move "
           "it)\n",
           object.tablespaceOid, object.tablespaceLocation.c_str(), object.tablespaceOid);
+    else
+      std::printf("tablespace %u: restored to %s (--tablespace-map; its original location: %s)\n",
+                  object.tablespaceOid, mapped->second.c_str(), object.tablespaceLocation.c_str());
+  }
   for (const auto& [oid, dir] : options.tablespaceMap) {
     bool known =
         std::any_of(plan.backup.objects.begin(), plan.backup.objects.end(),
@@ -360,6 +368,7 @@ std::vector<Place> tablespacePlaces(const recovery::RecoveryPlan& plan,
     std::string dir = mapped != options.tablespaceMap.end()
                           ? mapped->second
                           : normalDirectory(object.tablespaceLocation);
+    checkTablespaceLocation(object.tablespaceOid, dir);
     if (within(dir, options.dataDirectory) || within(options.dataDirectory, dir))
       usage(fmt::format(
                 "tablespace {} would be restored to '{}', which overlaps the data directory '{}'",
@@ -381,6 +390,7 @@ void checkPlaces(const RecoverOptions& options, const std::vector<Place>& places
   const std::set<std::string> linked = linkedTablespaces(options.dataDirectory);
   checkPlace(options.dataDirectory, "data directory", options.force, true,
              "choose an empty directory, or add --force to replace everything in it");
+  checkDataDirectoryMode(options.dataDirectory);
   for (const auto& place : places)
     checkPlace(
         place.dir, fmt::format("the location of tablespace {}", place.oid), options.force,
@@ -433,6 +443,9 @@ bool restoreAndConfigure(const repo::Repository& repository, const recovery::Rec
                          const std::function<bool()>& stopRequested) {
   std::error_code existsError;
   bool existed = fs::exists(options.dataDirectory, existsError);
+  std::vector<bool> placeExisted;
+  for (const auto& place : places)
+    placeExisted.push_back(fs::exists(place.dir, existsError));
   auto owner = restoredOwner(options.dataDirectory);
   clearPlace(options.dataDirectory, "data directory");
   for (const auto& place : places)
@@ -448,9 +461,9 @@ bool restoreAndConfigure(const repo::Repository& repository, const recovery::Rec
                           recoverySettings(options.target, restoreCommandLine), options.standby,
                           note);
     if (owner) {
-      chownTree(options.dataDirectory, owner->first, owner->second);
-      for (const auto& place : places)
-        chownTree(place.dir, owner->first, owner->second);
+      chownTree(options.dataDirectory, !existed, owner->first, owner->second);
+      for (std::size_t i = 0; i < places.size(); ++i)
+        chownTree(places[i].dir, !placeExisted[i], owner->first, owner->second);
     }
     files::syncTree(options.dataDirectory);
     for (const auto& place : places)

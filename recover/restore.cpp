@@ -9,7 +9,9 @@
 
 #include <atomic>
 #include <chrono>
+#include <filesystem>
 #include <mutex>
+#include <set>
 #include <thread>
 
 #include "common/base/error.h"
@@ -21,6 +23,8 @@
 #include "common/repo/object.h"
 
 namespace tidemark::recover {
+
+namespace fs = std::filesystem;
 
 namespace {
 
@@ -71,7 +75,9 @@ bool isEmptyDirectory(const std::string& path) {
   return empty;
 }
 
-// A directory that exists and is empty, created (0700) when absent.
+// A directory that exists and is empty, created (0700) when absent. One that existed keeps its
+// mode and owner: its path may come from backup.json, and root must not hand a directory someone
+// else chose to the server's user.
 void prepareDirectory(const std::string& path, const std::string& what) {
   if (path.empty() || path.front() != '/')
     throw error(ErrorCode::InvalidInput, "{} '{}' is not an absolute path", what, path);
@@ -80,14 +86,14 @@ void prepareDirectory(const std::string& path, const std::string& what) {
     if (errno != ENOENT)
       throw systemError(ErrorCode::LocalIo, errno, "cannot access {} '{}'", what, path);
     files::makeDirectories(path, "/", ErrorCode::LocalIo);
+    if (::chmod(path.c_str(), 0700) != 0)
+      throw systemError(ErrorCode::LocalIo, errno, "cannot chmod '{}'", path);
   } else if (!S_ISDIR(st.st_mode)) {
     throw error(ErrorCode::InvalidInput, "{} '{}' exists and is not a directory", what, path);
   } else if (!isEmptyDirectory(path)) {
     throw Error(ErrorCode::InvalidInput, fmt::format("{} '{}' is not empty", what, path),
                 "restore into an empty directory, or map the tablespace elsewhere");
   }
-  if (::chmod(path.c_str(), 0700) != 0)
-    throw systemError(ErrorCode::LocalIo, errno, "cannot chmod '{}'", path);
 }
 
 // Reads one backup object through verification into `sink`, and checks it is the one backup.json
@@ -113,10 +119,55 @@ void fetch(const repo::Repository& repository, const std::string& label,
 
 }  // namespace
 
+void checkTablespaceLocation(std::uint32_t oid, const std::string& location) {
+  if (location.empty() || location.front() != '/')
+    throw Error(
+        ErrorCode::InvalidInput,
+        fmt::format("the location of tablespace {} '{}' is not an absolute path", oid, location),
+        fmt::format("restore it elsewhere: --tablespace-map {}=DIR", oid));
+  // As written and with its symbolic links resolved (/lib is /usr/lib on Debian).
+  std::error_code ec;
+  fs::path resolved = fs::weakly_canonical(location, ec);
+  for (const fs::path& path : {fs::path(location).lexically_normal(), resolved}) {
+    if (path.empty()) continue;
+    auto first = std::next(path.begin());  // the component after "/"
+    std::string top = first == path.end() ? std::string() : first->string();
+    bool system =
+        top.empty() || top.rfind("lib", 0) == 0 ||
+        std::set<std::string>{"bin", "boot", "dev", "etc", "proc", "sbin", "sys", "usr"}.count(
+            top) > 0;
+    if (system)
+      throw Error(ErrorCode::InvalidInput,
+                  fmt::format("the location of tablespace {} '{}' is {} system directory /{}: "
+                              "tidemark does not create or restore into one",
+                              oid, location, top.empty() ? "the" : "or lies under the", top),
+                  fmt::format("restore it elsewhere: --tablespace-map {}=DIR", oid));
+  }
+}
+
+void checkDataDirectoryMode(const std::string& dataDirectory) {
+  struct stat st {};
+  if (::stat(dataDirectory.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) return;
+  if ((st.st_mode & 0027) != 0)
+    throw Error(ErrorCode::InvalidInput,
+                fmt::format("data directory '{}' has mode {:04o}: PostgreSQL refuses to start in "
+                            "one that others can read or the group can write",
+                            dataDirectory, st.st_mode & 07777),
+                fmt::format("chmod 0700 {} (tidemark never changes a directory it did not create), "
+                            "or give a directory that does not exist yet",
+                            dataDirectory));
+}
+
 RestoreStats restoreBackup(const repo::Repository& repository, const repo::BackupInfo& backup,
                            const std::string& dataDirectory, const RestoreOptions& options) {
   auto started = std::chrono::steady_clock::now();
+  for (const auto& object : backup.objects)
+    if (object.tablespaceOid != 0 && !options.tablespaceMap.count(object.tablespaceOid))
+      checkTablespaceLocation(object.tablespaceOid, object.tablespaceLocation);
+  for (const auto& [oid, location] : options.tablespaceMap)
+    checkTablespaceLocation(oid, location);
   prepareDirectory(dataDirectory, "data directory");
+  checkDataDirectoryMode(dataDirectory);
   Progress progress(fmt::format("restore of backup {}", backup.label), backup.size(),
                     options.terminal);
   RestoreStats stats;

@@ -31,9 +31,21 @@ struct RestoreStats {
   double seconds = 0;
 };
 
-// Restores `backup` into `dataDirectory`, which must exist and be empty (mode set to
-// 0700). Each tablespace archive goes to its mapped location, else its original one, which must
-// be empty or absent; pg_tblspc/<oid> links to it, and tablespace_map names it, so PostgreSQL
+// Throws Error(InvalidInput), naming --tablespace-map, when a tablespace location is not absolute,
+// or is a system directory or lies under one (/, /bin, /boot, /dev, /etc, /lib*, /proc, /sbin,
+// /sys, /usr), as written or with its symbolic links resolved: a location comes from backup.json,
+// and root creates it and hands it to the server's user.
+void checkTablespaceLocation(std::uint32_t oid, const std::string& location);
+
+// Throws Error(InvalidInput) when `dataDirectory` exists with a mode PostgreSQL refuses (readable
+// by others, or writable by the group): tidemark changes the mode only of directories it creates.
+void checkDataDirectoryMode(const std::string& dataDirectory);
+
+// Restores `backup` into `dataDirectory`, which must be empty or absent (created 0700; one that
+// exists keeps its mode and owner, checked by checkDataDirectoryMode). Each tablespace archive goes
+// to its mapped location, else its original one (checkTablespaceLocation), which must be empty or
+// absent (likewise created 0700, or left as it is); pg_tblspc/<oid> links to it, and
+// tablespace_map names it, so PostgreSQL
 // finds it at startup. backup_manifest is stored in the data directory (pg_verifybackup reads it
 // there). Every object is checked against backup.json (size and SHA-256) as well as its own
 // trailer. Archives are extracted by a reader that refuses paths leaving their directory.

@@ -1,6 +1,8 @@
 // tidemark-recover end to end on a real PostgreSQL 15: "restore to 10:42:07, just before the DROP
 // TABLE", timelines, every target kind, and the refusals that protect an operator.
 #include <doctest/doctest.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <cmath>
 #include <cstdio>
@@ -39,6 +41,46 @@ Outcome recoverWith(const Workspace& ws, std::vector<std::string> args,
   argv.insert(argv.end(), args.begin(), args.end());
   int status = run(argv, {.env = std::move(env), .stdoutPath = log, .stderrPath = log});
   return {status, readText(log)};
+}
+
+// A ustar archive of one regular file.
+io::Buffer tarOfOneFile(const std::string& name, const std::string& content) {
+  io::Buffer tar(512 + (content.size() + 511) / 512 * 512 + 1024, 0);
+  std::copy(name.begin(), name.end(), tar.begin());
+  std::snprintf(reinterpret_cast<char*>(&tar[100]), 8, "%07o", 0600);
+  std::snprintf(reinterpret_cast<char*>(&tar[124]), 12, "%011o", unsigned(content.size()));
+  std::snprintf(reinterpret_cast<char*>(&tar[136]), 12, "%011o", 0);
+  tar[156] = '0';
+  std::memcpy(&tar[257], "ustar", 6);
+  std::memcpy(&tar[263], "00", 2);
+  std::memset(&tar[148], ' ', 8);
+  unsigned sum = 0;
+  for (int i = 0; i < 512; ++i)
+    sum += tar[std::size_t(i)];
+  std::snprintf(reinterpret_cast<char*>(&tar[148]), 8, "%06o", sum);
+  std::memcpy(&tar[512], content.data(), content.size());
+  return tar;
+}
+
+// Stores `bytes` as object `name` of backup `label`, and returns its backup.json entry.
+repo::BackupObject storeBackupObject(storage::Storage& storage, const std::string& label,
+                                     const std::string& name, const io::Buffer& bytes) {
+  std::string path = repo::backupObject("main", label, name);
+  repo::ObjectWriter writer(storage.newWrite(path), path, {});
+  writer.write(bytes);
+  REQUIRE(writer.commit());
+  return repo::BackupObject{.name = name,
+                            .size = writer.summary().plainSize,
+                            .storedSize = writer.summary().storedSize,
+                            .sha256 = writer.summary().plainSha256};
+}
+
+// Writes (or replaces, as an attacker would) the backup.json of `info`.
+void writeBackupInfo(storage::Storage& storage, const repo::BackupInfo& info) {
+  auto write = storage.newWrite(repo::backupInfoFile("main", info.label), {.noReplace = false});
+  std::string json = info.toJson();
+  write->write(io::asBytes(json));
+  REQUIRE(write->commit());
 }
 
 // A server started on a restored data directory (as the test user), stopped when destroyed.
@@ -288,6 +330,7 @@ TEST_CASE("recover refuses, before writing anything, what it cannot do safely") 
     INFO("a data directory that is not empty, unless --force");
     std::string dir = ws.path("occupied");
     fs::create_directories(dir);
+    fs::permissions(dir, fs::perms::owner_all);  // PostgreSQL's 0700: tidemark leaves it as it is
     writeFile(dir + "/precious", "keep me");
     Outcome o = recoverWith(ws, {"--pgdata=" + dir});
     CHECK(o.status == 9);
@@ -352,6 +395,64 @@ TEST_CASE("recover refuses, before writing anything, what it cannot do safely") 
     storage->remove(repo::backupInfoFile("main", fake.label));
   }
   {
+    INFO(
+        "backup.json says where tablespaces go: never a system directory, and a directory that "
+        "existed keeps its owner and mode");
+    // An attacker who can write to the repository adds a tablespace to the real backup.
+    auto storage = ws.storage();
+    const repo::BackupInfo original = repo::listBackups(repo::Repository(*storage, "main")).front();
+    repo::BackupObject tablespace =
+        storeBackupObject(*storage, original.label, "16385.tar",
+                          tarOfOneFile("PG_15_202209061/marker", "planted by backup.json\n"));
+    tablespace.tablespaceOid = 16385;
+    auto forgeLocation = [&](const std::string& location) {
+      repo::BackupInfo forged = original;
+      tablespace.tablespaceLocation = location;
+      forged.objects.push_back(tablespace);
+      writeBackupInfo(*storage, forged);
+    };
+    struct stat before {};
+    REQUIRE(::stat("/usr/local", &before) == 0);
+    forgeLocation("/usr/local/sbin");
+    std::string dir = ws.path("forged-location");
+    Outcome refused = recoverWith(ws, {"--pgdata=" + dir, "--target=immediate"});
+    INFO(refused.output);
+    CHECK(refused.status == 9);
+    CHECK(refused.output.find("the location of tablespace 16385 '/usr/local/sbin' is or lies "
+                              "under the system directory /usr") != std::string::npos);
+    CHECK(refused.output.find("--tablespace-map 16385=DIR") != std::string::npos);
+    CHECK_FALSE(fs::exists(dir));
+    struct stat after {};
+    REQUIRE(::stat("/usr/local", &after) == 0);
+    CHECK(after.st_uid == before.st_uid);
+    CHECK(after.st_mode == before.st_mode);
+
+    // An empty directory that exists (root's, 0755) is restored into, and keeps its owner and
+    // mode; what is restored below it goes to the data directory's owner.
+    std::string existing = ws.path("root-owned-location");
+    fs::create_directories(existing);
+    REQUIRE(::chown(existing.c_str(), 0, 0) == 0);
+    REQUIRE(::chmod(existing.c_str(), 0755) == 0);
+    forgeLocation(existing);
+    Outcome restored = recoverWith(ws, {"--pgdata=" + dir, "--target=immediate"});
+    INFO(restored.output);
+    CHECK(restored.status == 0);
+    CHECK(restored.output.find("tablespace 16385: restored to " + existing) != std::string::npos);
+    struct stat location {
+    }, data{}, marker{};
+    REQUIRE(::stat(existing.c_str(), &location) == 0);
+    REQUIRE(::stat(dir.c_str(), &data) == 0);
+    REQUIRE(::stat((existing + "/PG_15_202209061/marker").c_str(), &marker) == 0);
+    CHECK(location.st_uid == 0);
+    CHECK((location.st_mode & 07777) == 0755);
+    CHECK(marker.st_uid == data.st_uid);
+    CHECK(data.st_uid != 0);  // the workspace's owner, the server's user
+
+    writeBackupInfo(*storage, original);
+    storage->remove(repo::backupObject("main", original.label, "16385.tar"));
+    fs::remove_all(dir);
+  }
+  {
     INFO("a missing WAL file is named by --dry-run, and the recovery refuses");
     std::string dir = ws.path("gap");
     ws.storage()->remove(Workspace::walObject(walToLose));
@@ -368,38 +469,12 @@ TEST_CASE("recover refuses, before writing anything, what it cannot do safely") 
     INFO("a backup whose archive holds a '../' path");
     std::string dir = ws.path("hostile");
     // A backup whose base.tar tries to write beside the data directory.
-    io::Buffer tar(3 * 512, 0);
-    std::string name = "../escaped";
-    std::copy(name.begin(), name.end(), tar.begin());
-    std::snprintf(reinterpret_cast<char*>(&tar[100]), 8, "%07o", 0600);
-    std::snprintf(reinterpret_cast<char*>(&tar[124]), 12, "%011o", 5);
-    std::snprintf(reinterpret_cast<char*>(&tar[136]), 12, "%011o", 0);
-    tar[156] = '0';
-    std::memcpy(&tar[257], "ustar", 6);
-    std::memcpy(&tar[263], "00", 2);
-    std::memset(&tar[148], ' ', 8);
-    unsigned sum = 0;
-    for (int i = 0; i < 512; ++i)
-      sum += tar[std::size_t(i)];
-    std::snprintf(reinterpret_cast<char*>(&tar[148]), 8, "%06o", sum);
-    std::memcpy(&tar[512], "evil\n", 5);
     auto storage = ws.storage();
     repo::BackupInfo fake = repo::listBackups(repo::Repository(*storage, "main")).front();
     fake.label = "29990101T000000Z";
-    {
-      std::string path = repo::backupObject("main", fake.label, "base.tar");
-      repo::ObjectWriter writer(storage->newWrite(path), path, {});
-      writer.write(tar);
-      REQUIRE(writer.commit());
-      fake.objects = {repo::BackupObject{.name = "base.tar",
-                                         .size = writer.summary().plainSize,
-                                         .storedSize = writer.summary().storedSize,
-                                         .sha256 = writer.summary().plainSha256}};
-    }
-    auto info = storage->newWrite(repo::backupInfoFile("main", fake.label));
-    std::string json = fake.toJson();
-    info->write(io::asBytes(json));
-    REQUIRE(info->commit());
+    fake.objects = {
+        storeBackupObject(*storage, fake.label, "base.tar", tarOfOneFile("../escaped", "evil\n"))};
+    writeBackupInfo(*storage, fake);
     Outcome o =
         recoverWith(ws, {"--pgdata=" + dir, "--backup=" + fake.label, "--target=immediate"});
     INFO(o.output);

@@ -214,17 +214,19 @@ TEST_CASE("restoreBackup puts a backup back, byte for byte, with its tablespace"
     CHECK(stats.bytes == f.info.size());
     CHECK(stats.files == 7);  // 6 files of base.tar, 1 of the tablespace
   }
-  SUBCASE("into an empty data directory that exists, whatever its mode") {
+  SUBCASE("into an empty data directory that exists with a mode PostgreSQL accepts, kept") {
     makeDirectories(f.data);
-    ::chmod(f.data.c_str(), 0755);
+    ::chmod(f.data.c_str(), 0750);
     f.restore();
-    CHECK(modeOf(f.data) == 0700);
+    CHECK(modeOf(f.data) == 0750);
     CHECK(text(test::readFile(f.data + "/base/1/1259")) == kBase.at("base/1/1259"));
   }
-  SUBCASE("into an empty tablespace location that exists") {
+  SUBCASE("into an empty tablespace location that exists: its mode is left as it was") {
     makeDirectories(f.tsLocation);
+    ::chmod(f.tsLocation.c_str(), 0755);
     f.restore();
     CHECK(treeOf(f.tsLocation) == kTablespace);
+    CHECK(modeOf(f.tsLocation) == 0755);
   }
   SUBCASE("into a mapped location: link and tablespace_map name it, the original is untouched") {
     const std::string mapped = f.dir / "elsewhere/ts";
@@ -302,6 +304,52 @@ TEST_CASE("restoreBackup refuses places it must not write to") {
     Error e = f.restoreError({.tablespaceMap = {{kOid, "ts"}}});
     CHECK(e.code() == ErrorCode::InvalidInput);
     CHECK(what(e) == "the location of tablespace 16385 'ts' is not an absolute path");
+  }
+  SUBCASE("an empty data directory that others may read is refused, its mode unchanged") {
+    makeDirectories(f.data);
+    ::chmod(f.data.c_str(), 0755);
+    Error e = f.restoreError();
+    CHECK(e.code() == ErrorCode::InvalidInput);
+    CHECK(what(e) == "data directory '" + f.data +
+                         "' has mode 0755: PostgreSQL refuses to start in one that others can "
+                         "read or the group can write");
+    CHECK(modeOf(f.data) == 0755);
+    CHECK(listDirectory(f.data).empty());
+  }
+}
+
+TEST_CASE("a tablespace location may not be a system directory or lie under one") {
+  // backup.json says where each tablespace goes, and root creates that directory and hands it to
+  // the server's user: a forged location must not give away /usr/local/sbin.
+  for (const std::string location :
+       {"/", "/usr", "/usr/local/sbin", "/etc/cron.d", "/bin", "/boot/x", "/dev/shm/ts", "/lib",
+        "/lib64/ts", "/libx32", "/proc/1", "/sbin/", "/sys/fs", "/srv/../usr/share",
+        "//usr//local"}) {
+    CAPTURE(location);
+    Error e = thrownError([&] { recover::checkTablespaceLocation(16385, location); });
+    CHECK(e.code() == ErrorCode::InvalidInput);
+    CHECK(e.hint() == "restore it elsewhere: --tablespace-map 16385=DIR");
+  }
+  for (const std::string location : {"/srv/ts", "/var/lib/postgresql/ts", "/tmp/usr", "/opt/etc"})
+    CHECK_NOTHROW(recover::checkTablespaceLocation(16385, location));
+
+  SUBCASE("a symbolic link into a system directory counts as the directory") {
+    test::TempDir dir("tidemark-location");
+    REQUIRE(::symlink("/usr/local", (dir / "link").c_str()) == 0);
+    CHECK_THROWS_AS(recover::checkTablespaceLocation(16385, dir / "link/sbin"), Error);
+  }
+  SUBCASE("restoreBackup refuses it before writing anything") {
+    Fixture f;
+    f.info.objects[1].tablespaceLocation = "/usr/local/sbin";
+    Error e = f.restoreError();
+    CHECK(what(e) ==
+          "the location of tablespace 16385 '/usr/local/sbin' is or lies under the system "
+          "directory /usr: tidemark does not create or restore into one");
+    CHECK_FALSE(test::exists(f.data));
+    // Mapped elsewhere, it restores.
+    const std::string mapped = f.dir / "mapped";
+    f.restore({.tablespaceMap = {{kOid, mapped}}});
+    CHECK(treeOf(mapped) == kTablespace);
   }
 }
 
