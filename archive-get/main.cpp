@@ -14,6 +14,7 @@ int main(int argc, char** argv) {
           "postgresql.conf: restore_command = 'tidemark-archive-get %f %p'",
       .minPositional = 2,
       .maxPositional = 2,
+      .calledByPostgres = true,
   };
   return tidemark::runMain(
       spec, argc, argv,

@@ -12,6 +12,7 @@ int main(int argc, char** argv) {
           "postgresql.conf: archive_command = 'tidemark-archive-push %p'",
       .minPositional = 1,
       .maxPositional = 1,
+      .calledByPostgres = true,
   };
   return tidemark::runMain(spec, argc, argv,
                            [](const tidemark::Config& config, const tidemark::CommandLine& cl) {

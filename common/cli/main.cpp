@@ -59,6 +59,12 @@ int runMain(const CommandSpec& spec, int argc, const char* const* argv, const Co
     if (spec.readsConfig) {
       config = loadConfig(commandLine, processEnvironment());
       log::configure(config);
+      if (config.exposedSecret) {
+        Error exposed = exposedSecretError(*config.exposedSecret);
+        // Refusing in archive_command would stop archiving and fill pg_wal: a worse outage.
+        if (!spec.calledByPostgres) throw exposed;
+        log::reportError(exposed);
+      }
     }
     return body(config, commandLine);
   } catch (const Error& e) {

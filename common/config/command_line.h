@@ -28,6 +28,10 @@ struct CommandSpec {
   // false: the command reads no configuration (runMain passes the built-in defaults), so that it
   // works while the configuration is still being written (tidemark keygen).
   bool readsConfig = true;
+  // true: PostgreSQL runs the command (archive_command, restore_command), and a failure it cannot
+  // fix by retrying would stop archiving or recovery: a secret in a configuration file others may
+  // read is logged as an error on every call instead of refused.
+  bool calledByPostgres = false;
 };
 
 struct CommandLine {

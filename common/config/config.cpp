@@ -1,6 +1,7 @@
 // Configuration: the key table, the three sources and validation.
 #include "common/config/config.h"
 
+#include <sys/stat.h>
 #include <toml++/toml.h>
 #include <unistd.h>
 
@@ -348,6 +349,36 @@ std::vector<std::string> allNames(const std::function<std::string(const KeyDef&)
 
 // ---- the file ---------------------------------------------------------------------------
 
+// A libpq connection string that carries a password ("password=..." or "postgresql://u:p@h").
+bool conninfoHasPassword(const std::string& conninfo) {
+  static const std::regex keyword(R"((^|\s)password\s*=)");
+  static const std::regex uri(R"(^postgres(ql)?://[^/@?]*:[^/@?]*@)");
+  static const std::regex uriParameter(R"([?&]password=)");
+  static const std::regex scheme("^postgres(ql)?://");
+  bool isUri = std::regex_search(conninfo, scheme);
+  return isUri ? std::regex_search(conninfo, uri) || std::regex_search(conninfo, uriParameter)
+               : std::regex_search(conninfo, keyword);
+}
+
+// The first secret the configuration file holds, when the file is readable by its group or by
+// others: a secret key, or a password in pg.conninfo.
+std::optional<Config::ExposedSecret> exposedSecretIn(
+    const Config& config, const std::map<std::string, std::string>& origins) {
+  struct stat st {};
+  if (::stat(config.file.c_str(), &st) != 0 || (st.st_mode & 044) == 0) return std::nullopt;
+  auto fromFile = [&](const std::string& key) {
+    auto it = origins.find(key);
+    return it != origins.end() && it->second.find(" in '" + config.file + "'") != std::string::npos;
+  };
+  for (const auto& def : keyTable())
+    if (def.secret && fromFile(def.name()))
+      return Config::ExposedSecret{def.name(), config.file, unsigned(st.st_mode & 07777)};
+  if (fromFile("pg.conninfo") && conninfoHasPassword(config.pg.conninfo))
+    return Config::ExposedSecret{"pg.conninfo (its password)", config.file,
+                                 unsigned(st.st_mode & 07777)};
+  return std::nullopt;
+}
+
 void applyToml(Config& config, const std::string& file,
                std::map<std::string, std::string>& origins) {
   toml::table root;
@@ -561,6 +592,16 @@ Environment processEnvironment() {
   return env;
 }
 
+Error exposedSecretError(const Config::ExposedSecret& exposed) {
+  return Error(ErrorCode::Config,
+               fmt::format("configuration file '{}' holds {} and its group or others may read it "
+                           "(mode {:04o})",
+                           exposed.file, exposed.key, exposed.mode),
+               fmt::format("run: chmod 600 '{}' (its owner: the user that runs tidemark; for "
+                           "archive_command, postgres)",
+                           exposed.file));
+}
+
 Config loadConfig(const CommandLine& commandLine, const Environment& environment) {
   Config config;
   std::map<std::string, std::string> origins;  // key name -> where its value came from
@@ -586,6 +627,7 @@ Config loadConfig(const CommandLine& commandLine, const Environment& environment
                   "make it readable by the user running tidemark (for archive_command: postgres)");
     config.file = absolute(file);
     applyToml(config, config.file, origins);
+    config.exposedSecret = exposedSecretIn(config, origins);
   } else if (explicitFile) {
     throw Error(ErrorCode::Config, fmt::format("configuration file '{}' does not exist", file),
                 "check the path given with --config or TIDEMARK_CONFIG");

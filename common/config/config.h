@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "common/base/error.h"
 #include "common/config/command_line.h"
 #include "common/io/compress.h"
 #include "common/io/encrypt.h"
@@ -70,7 +71,20 @@ struct Config {
 
   // The configuration file that was read (absolute), or "" when none was.
   std::string file;
+
+  // A secret (a secret key, or a password in pg.conninfo) found in a configuration file that its
+  // group or others may read. Commands PostgreSQL does not call refuse to run; archive-push and
+  // archive-get log it as an error on every call and go on (runMain decides).
+  struct ExposedSecret {
+    std::string key;   // "s3.secret-access-key"
+    std::string file;  // the configuration file
+    unsigned mode = 0;
+  };
+  std::optional<ExposedSecret> exposedSecret;
 };
+
+// The error for an exposed secret: names the file, the key and its mode, and the chmod to run.
+Error exposedSecretError(const Config::ExposedSecret& exposed);
 
 inline constexpr const char* kDefaultConfigFile = "/etc/tidemark/tidemark.toml";
 

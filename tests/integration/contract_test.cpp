@@ -1,5 +1,6 @@
 // The exit-status contract of the binaries PostgreSQL calls, checked on the real binaries.
 #include <doctest/doctest.h>
+#include <sys/stat.h>
 
 #include <filesystem>
 #include <regex>
@@ -204,6 +205,38 @@ TEST_CASE_TEMPLATE(
     CHECK(get(name, "pg_wal/RECOVERYXLOG", recovering, {"--no-such-flag"}) == 255);
     CHECK(entriesIn(recovering + "/pg_wal") == 0);
   }
+}
+
+}  // namespace tidemark::test
+
+namespace tidemark::test {
+
+TEST_CASE("a secret in a configuration file others may read stops administration, not archiving") {
+  // An attacker's view: any local user reads s3.secret-access-key from a 0644 file.
+  Workspace ws(Backend::S3);
+  SegmentSpec spec{.segmentNumber = 3};
+  ws.createStanza(spec);
+  std::string segment = writeSegment(ws.makeDir("source"), spec);
+  REQUIRE(::chmod(ws.config().c_str(), 0644) == 0);
+  std::string log = ws.path("tidemark.log");
+  const std::string message = "ERROR: configuration file '" + ws.config() +
+                              "' holds s3.secret-access-key and its group or others may read it "
+                              "(mode 0644)";
+
+  // archive_command goes on (refusing would fill pg_wal), and says so on every call.
+  CHECK(run({ws.push(), "--config", ws.config(), segment}, {.stderrPath = log}) == 0);
+  CHECK(ws.hasObject(Workspace::walObject(segmentName(spec))));
+  CHECK(readText(log).find(message) != std::string::npos);
+  CHECK(readText(log).find("chmod 600 '" + ws.config() + "'") != std::string::npos);
+  CHECK(readText(log).find(s3Server().secretKey) == std::string::npos);
+
+  // What PostgreSQL does not call refuses, before it reads anything.
+  fs::remove(log);
+  CHECK(run({ws.ctl(), "info", "--config", ws.config()}, {.stderrPath = log}) ==
+        exitStatus(ErrorCode::Config));
+  CHECK(readText(log).find(message) != std::string::npos);
+  REQUIRE(::chmod(ws.config().c_str(), 0600) == 0);
+  CHECK(run({ws.ctl(), "info", "--config", ws.config()}, {.stderrPath = log}) == 0);
 }
 
 }  // namespace tidemark::test

@@ -4,27 +4,33 @@
 
 #include <doctest/doctest.h>
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <stdexcept>
 #include <thread>
 
+#include "support/check.h"
+#include "support/segment.h"
+
 using namespace tidemark;
 
 namespace {
 
-// Runs runMain(spec, body, statusFor) in a child process; its wait status.
+// Runs runMain(spec, body, statusFor) in a child process, its standard error going to `log`
+// (default: nowhere); its wait status.
 int statusOfChild(const CommandBody& body,
-                  const std::function<int(ErrorCode)>& statusFor = exitStatus) {
+                  const std::function<int(ErrorCode)>& statusFor = exitStatus,
+                  const CommandSpec& spec = {.program = "tidemark-test", .readsConfig = false},
+                  std::vector<const char*> argv = {"tidemark-test"},
+                  const std::string& log = "/dev/null") {
   pid_t pid = ::fork();
   REQUIRE(pid >= 0);
   if (pid == 0) {
-    const CommandSpec spec{.program = "tidemark-test", .readsConfig = false};
-    const char* argv[] = {"tidemark-test"};
-    int null = ::open("/dev/null", O_WRONLY);  // the log lines are not this test's output
-    if (null >= 0) ::dup2(null, 2);
-    std::_Exit(runMain(spec, 1, argv, body, statusFor));
+    int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
+    if (fd >= 0) ::dup2(fd, 2);
+    std::_Exit(runMain(spec, int(argv.size()), argv.data(), body, statusFor));
   }
   int status = 0;
   REQUIRE(::waitpid(pid, &status, 0) == pid);
@@ -61,6 +67,36 @@ TEST_CASE("runMain ends the process with a status of its own, never by a signal"
     });
     REQUIRE(WIFEXITED(status));
     CHECK(WEXITSTATUS(status) == 7);
+  }
+  SUBCASE("a secret in a configuration file others may read: refused, unless PostgreSQL calls") {
+    test::TempDir dir;
+    const std::string config = dir / "tidemark.toml", log = dir / "log";
+    test::writeFile(config, "[pg]\nconninfo = 'host=db password=hunter2'\n");
+    REQUIRE(::chmod(config.c_str(), 0644) == 0);
+    auto ran = [](const Config&, const CommandLine&) { return 7; };
+    CommandSpec admin{.program = "tidemark-test"};
+    int refused =
+        statusOfChild(ran, exitStatus, admin, {"tidemark-test", "--config", config.c_str()}, log);
+    REQUIRE(WIFEXITED(refused));
+    CHECK(WEXITSTATUS(refused) == exitStatus(ErrorCode::Config));
+    CommandSpec archiver{.program = "tidemark-test", .calledByPostgres = true};
+    int logged = statusOfChild(ran, exitStatus, archiver,
+                               {"tidemark-test", "--config", config.c_str()}, log);
+    REQUIRE(WIFEXITED(logged));
+    CHECK(WEXITSTATUS(logged) == 7);
+    std::string text = test::readText(log);
+    const std::string message = "ERROR: configuration file '" + config +
+                                "' holds pg.conninfo (its password) and its group or others may "
+                                "read it (mode 0644)";
+    auto first = text.find(message);
+    REQUIRE(first != std::string::npos);
+    CHECK(text.find(message, first + 1) != std::string::npos);  // logged by both
+    CHECK(text.find("hunter2") == std::string::npos);
+    REQUIRE(::chmod(config.c_str(), 0600) == 0);
+    int privateFile =
+        statusOfChild(ran, exitStatus, admin, {"tidemark-test", "--config", config.c_str()});
+    REQUIRE(WIFEXITED(privateFile));
+    CHECK(WEXITSTATUS(privateFile) == 7);
   }
   SUBCASE("an Error is its code's status") {
     int status = statusOfChild([](const Config&, const CommandLine&) -> int {

@@ -1286,3 +1286,46 @@ TEST_CASE("the encryption keys: type, key source, old key files as a list, allow
     CHECK(what(type) == "--encryption-type: 'aes' is not one of none | aes-256-gcm");
   }
 }
+
+TEST_CASE("a secret in a configuration file its group or others may read is reported") {
+  const std::string s3 =
+      "[repo]\ntype = 's3'\n[s3]\nbucket = 'b'\nendpoint = 'http://127.0.0.1:9000'\n"
+      "region = 'r'\naccess-key-id = 'AKIA'\n";
+  auto exposed = [](const std::string& text, mode_t mode) {
+    ConfigFile file(text);
+    REQUIRE(::chmod(file.path.c_str(), mode) == 0);
+    Config c = load({"--config", file.path});
+    return c.exposedSecret ? c.exposedSecret->key + " " + std::to_string(c.exposedSecret->mode)
+                           : std::string("none");
+  };
+  SUBCASE("s3.secret-access-key readable by others, or by the group") {
+    CHECK(exposed(s3 + "secret-access-key = 'x'\n", 0644) == "s3.secret-access-key 420");
+    CHECK(exposed(s3 + "secret-access-key = 'x'\n", 0640) == "s3.secret-access-key 416");
+    CHECK(exposed(s3 + "secret-access-key = 'x'\nsession-token = 't'\n", 0604) != "none");
+  }
+  SUBCASE("a password in pg.conninfo") {
+    CHECK(exposed("[pg]\nconninfo = 'host=db password=hunter2'\n", 0644) ==
+          "pg.conninfo (its password) 420");
+    CHECK(exposed("[pg]\nconninfo = 'postgresql://app:hunter2@db/x'\n", 0644) != "none");
+    CHECK(exposed("[pg]\nconninfo = 'postgresql://db/x?password=hunter2'\n", 0644) != "none");
+    CHECK(exposed("[pg]\nconninfo = 'host=db user=backup'\n", 0644) == "none");
+    CHECK(exposed("[pg]\nconninfo = 'postgresql://app@db/x'\n", 0644) == "none");
+    CHECK(exposed("[pg]\nconninfo = 'postgresql://db:5432/x'\n", 0644) == "none");
+  }
+  SUBCASE("nothing to report: a private file, or secrets that come from elsewhere") {
+    CHECK(exposed(s3 + "secret-access-key = 'x'\n", 0600) == "none");
+    CHECK(exposed(s3 + "secret-access-key = 'x'\n", 0400) == "none");
+    ConfigFile file(s3);
+    REQUIRE(::chmod(file.path.c_str(), 0644) == 0);
+    Config c = load({"--config", file.path}, {{"TIDEMARK_S3_SECRET_ACCESS_KEY", "x"}});
+    CHECK_FALSE(c.exposedSecret);
+  }
+  SUBCASE("the error names the file, the key, its mode and the chmod to run") {
+    Error e = exposedSecretError({"s3.secret-access-key", "/etc/tidemark/tidemark.toml", 0644});
+    CHECK(e.code() == ErrorCode::Config);
+    CHECK(what(e) ==
+          "configuration file '/etc/tidemark/tidemark.toml' holds s3.secret-access-key and its "
+          "group or others may read it (mode 0644)");
+    CHECK(e.hint().find("chmod 600 '/etc/tidemark/tidemark.toml'") != std::string::npos);
+  }
+}
