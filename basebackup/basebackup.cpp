@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include <cmath>
 #include <ctime>
 #include <memory>
 #include <thread>
@@ -248,6 +249,47 @@ void checkStanza(const repo::Repository& repository, const Server& server,
   repo::checkEncryption(repository, stanza);
 }
 
+// The backup's start and stop times on the server's clock, which commit timestamps (and so time
+// targets) are measured on: a client whose clock is behind would record a stop time before the
+// real end, and a time target between the two would choose a backup that is not yet consistent
+// there. This machine's clock, with one warning, when the server cannot be asked.
+class BackupClock {
+ public:
+  explicit BackupClock(std::string conninfo) : conninfo_(std::move(conninfo)) {}
+
+  // Rounded down, or up (a stop time).
+  UtcSeconds now(bool roundUp = false) {
+    using namespace std::chrono;
+    system_clock::time_point local = system_clock::now(), time = local;
+    if (!localOnly_) {
+      try {
+        time = pg::serverClock(conninfo_, "tidemark-basebackup");
+        double skew = duration<double>(time - local).count();
+        if (std::abs(skew) > 2 && !skewReported_) {
+          skewReported_ = true;
+          spdlog::warn(
+              "this machine's clock is {:.1f} s {} the server's: the backup's times are the "
+              "server's; keep clocks in sync (NTP), time targets are the server's clock too",
+              std::abs(skew), skew > 0 ? "behind" : "ahead of");
+        }
+      } catch (const Error& e) {
+        localOnly_ = true;
+        spdlog::warn(
+            "cannot read the server's clock on a regular connection ({}): the backup's times are "
+            "this machine's; keep its clock in sync with the server's (NTP), or let the role "
+            "connect to a database (pg_hba.conf, [pg] conninfo dbname)",
+            e.what());
+      }
+    }
+    auto down = floor<seconds>(time);
+    return UtcSeconds(roundUp && down < time ? down + seconds(1) : down);
+  }
+
+ private:
+  std::string conninfo_;
+  bool localOnly_ = false, skewReported_ = false;
+};
+
 // Labels sort by time; two backups within a second get distinct labels. `label` is the first
 // candidate: the time the backup started.
 std::string freeLabel(const repo::Repository& repository, std::string label,
@@ -305,7 +347,7 @@ void removeFailedBackup(const repo::Repository& repository, const std::string& i
 // Streams the backup, then waits for its WAL; fills in what the server and the stream told.
 void streamAndWait(const repo::Repository& repository, const BackupParams& params,
                    pg::Connection& connection, Receiver& receiver, Progress& progress,
-                   repo::BackupInfo& info) {
+                   BackupClock& clock, repo::BackupInfo& info) {
   spdlog::info("backup {}: from {} (system identifier {}) into {}, {} checkpoint", info.label,
                connection.describe(), info.systemId, repository.describe(),
                info.fastCheckpoint ? "fast" : "spread");
@@ -321,7 +363,7 @@ void streamAndWait(const repo::Repository& repository, const BackupParams& param
   connection = pg::Connection();  // the walsender is not needed while the archive catches up
   // Rounded up: a time target between the real end and a rounded-down one would choose this
   // backup, and PostgreSQL would stop before it is consistent.
-  info.stopTime = utcNow(true);
+  info.stopTime = clock.now(true);
   info.objects = receiver.objects();
   info.startLsn = receiver.start().lsn;
   info.stopLsn = stop.lsn;
@@ -375,13 +417,14 @@ repo::BackupInfo takeBackup(const repo::Repository& repository, const BackupPara
   info.encryption = repository.policy().encryption;
   info.fastCheckpoint = params.fastCheckpoint;
   info.manifestChecksums = params.manifestChecksums;
-  info.startTime = utcNow();
+  BackupClock clock(params.conninfo);
+  info.startTime = clock.now();
 
   Progress progress(fmt::format("backup {}", info.label), 0, params.terminal);
   Receiver receiver(repository, info.label, progress, params.stopRequested);
   std::string infoPath;  // set once backup.json may be stored
   try {
-    streamAndWait(repository, params, connection, receiver, progress, info);
+    streamAndWait(repository, params, connection, receiver, progress, clock, info);
     if (params.stopRequested())  // and throws if the lock is lost
       throw Error(ErrorCode::Interrupted,
                   "the base backup was interrupted; no backup was recorded");

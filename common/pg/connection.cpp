@@ -5,6 +5,7 @@
 #include <libpq-fe.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <vector>
 
 #include "common/base/error.h"
@@ -42,6 +43,24 @@ Connection::Connection(pg_conn* conn) : conn_(conn, PQfinish) {}
 Connection::Connection() : conn_(nullptr, PQfinish) {}
 Connection::~Connection() = default;
 
+namespace {
+
+// Whether a conninfo string or URI names a database.
+bool namesDatabase(const std::string& conninfo) {
+  char* message = nullptr;
+  PQconninfoOption* options = PQconninfoParse(conninfo.c_str(), &message);
+  PQfreemem(message);
+  if (options == nullptr) return false;  // libpq reports the syntax error when connecting
+  bool named = false;
+  for (PQconninfoOption* o = options; o->keyword != nullptr; ++o)
+    if (std::string_view(o->keyword) == "dbname" && o->val != nullptr && *o->val != '\0')
+      named = true;
+  PQconninfoFree(options);
+  return named;
+}
+
+}  // namespace
+
 Connection Connection::open(const std::string& conninfo, bool replication,
                             const std::string& applicationName) {
   // The conninfo goes in the dbname slot with expand_dbname, so that it may be a full conninfo
@@ -51,6 +70,11 @@ Connection Connection::open(const std::string& conninfo, bool replication,
   if (replication) {
     keywords.push_back("replication");
     values.push_back("true");
+  } else if (!namesDatabase(conninfo) && std::getenv("PGDATABASE") == nullptr) {
+    // A regular connection needs a database: libpq's default, the user's name, rarely exists for
+    // a backup role. A later dbname is a plain name, not expanded.
+    keywords.push_back("dbname");
+    values.push_back("postgres");
   }
   keywords.push_back(nullptr);
   values.push_back(nullptr);
@@ -72,6 +96,18 @@ Connection Connection::open(const std::string& conninfo, bool replication,
                 hint);
   }
   return connection;
+}
+
+std::chrono::system_clock::time_point serverClock(const std::string& conninfo,
+                                                  const std::string& applicationName) {
+  Connection connection = Connection::open(conninfo, false, applicationName);
+  std::string text =
+      connection
+          .query("SELECT (extract(epoch FROM clock_timestamp()) * 1000000)::bigint", "the clock")
+          .value(0, 0);
+  auto micros = parseDecimal(text);
+  if (!micros) throw error(ErrorCode::Database, "the server sent '{}' as the time", oneLine(text));
+  return std::chrono::system_clock::time_point(std::chrono::microseconds(*micros));
 }
 
 int Connection::serverVersion() const {

@@ -2,6 +2,7 @@
 // Error(Database) that say what to check.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -55,6 +56,13 @@ class Connection {
   explicit Connection(pg_conn* conn);
   std::unique_ptr<pg_conn, void (*)(pg_conn*)> conn_;
 };
+
+// The server's clock now (clock_timestamp(), to the microsecond): the clock commit timestamps, and
+// so recovery time targets, are measured on. Asked on a regular connection of its own with
+// `conninfo` (in database "postgres" unless conninfo or PGDATABASE names one): a replication
+// connection runs no SQL. Throws Error(Database).
+std::chrono::system_clock::time_point serverClock(const std::string& conninfo,
+                                                  const std::string& applicationName);
 
 // PostgreSQL's size settings as SHOW prints them ("16MB", "1GB", "8kB") in bytes; nullopt for
 // anything else.

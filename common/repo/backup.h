@@ -35,7 +35,7 @@ struct BackupInfo {
   std::uint64_t systemId = 0;
   std::uint32_t timeline = 0;
   std::uint64_t startLsn = 0, stopLsn = 0;
-  UtcSeconds startTime, stopTime;  // tidemark's clock; the stop time rounded up
+  UtcSeconds startTime, stopTime;  // the server's clock; the stop time rounded up
   std::uint32_t walSegmentSize = 0;
   io::CompressType compression = io::CompressType::None;  // as stored
   io::EncryptType encryption = io::EncryptType::None;     // as stored

@@ -4,6 +4,7 @@
 #include <doctest/doctest.h>
 #include <signal.h>
 
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -202,6 +203,48 @@ TEST_CASE("a base backup interrupted by SIGTERM records nothing, and the next on
   INFO(readText(next));
   CHECK(status == 0);
   CHECK(repo::listBackups(ws.repository()).size() == 1);
+}
+
+TEST_CASE("a backup's times are the server's clock, even when this machine's clock is off") {
+  // libfaketime sets tidemark-basebackup's clock two hours back; the server's is right. A stop
+  // time on the client's clock would be two hours before the backup really ended, and a time
+  // target in between would choose a backup that is not consistent there.
+  const std::string faketime = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
+  REQUIRE_MESSAGE(fs::exists(faketime), "install faketime (scripts/test does)");
+  const std::vector<std::string> skewed{"LD_PRELOAD=" + faketime, "FAKETIME=-2h",
+                                        "FAKETIME_DONT_FAKE_MONOTONIC=1"};
+  Workspace ws(Backend::Posix);
+  Primary primary(ws, 1);
+  primary.archiveEverything();
+  auto serverNow = [&] {
+    return std::stod(primary.pg.value("select extract(epoch from clock_timestamp())"));
+  };
+  auto seconds = [](UtcSeconds t) { return double(t.time_since_epoch().count()); };
+  auto backup = [&](const std::string& conninfo, const std::string& log) {
+    int status = run(backupCommand(ws, conninfo), {.env = skewed, .stderrPath = log});
+    INFO(readText(log));
+    REQUIRE(status == 0);
+    auto backups = repo::listBackups(ws.repository());
+    REQUIRE_FALSE(backups.empty());
+    return backups.back();
+  };
+
+  double before = serverNow();
+  repo::BackupInfo info = backup(primary.conninfo(), ws.path("skewed.log"));
+  double after = serverNow();
+  INFO(readText(ws.path("skewed.log")));
+  CHECK(seconds(info.startTime) >= std::floor(before));
+  CHECK(seconds(info.stopTime) >= seconds(info.startTime));
+  CHECK(seconds(info.stopTime) <= std::ceil(after));
+  CHECK(readText(ws.path("skewed.log")).find("this machine's clock is 72") != std::string::npos);
+  CHECK(readText(ws.path("skewed.log")).find("behind the server's") != std::string::npos);
+
+  // When the server cannot be asked on a regular connection (here: a database that does not
+  // exist; the replication connection needs none), this machine's clock, with a warning.
+  std::string fallbackLog = ws.path("fallback.log");
+  repo::BackupInfo local = backup(primary.conninfo() + " dbname=nosuchdb", fallbackLog);
+  CHECK(readText(fallbackLog).find("cannot read the server's clock") != std::string::npos);
+  CHECK(seconds(local.stopTime) < serverNow() - 3600);
 }
 
 TEST_CASE("a second backup of a stanza fails at once, naming the one that runs") {
