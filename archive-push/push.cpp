@@ -12,6 +12,7 @@
 #include "common/pg/control.h"
 #include "common/repo/layout.h"
 #include "common/repo/stanza.h"
+#include "common/repo/wal_store.h"
 
 namespace tidemark::archive {
 
@@ -70,57 +71,19 @@ PushResult pushWalFile(const repo::Repository& repository, const PushParams& par
 
   PushResult result;
   result.name = *name;
-  std::string path = repo::walObject(repository.stanza(), *name);
-  repo::ObjectWriter writer(repository.storage().newWrite(path, {.noReplace = true}), path,
-                            repository.objectOptions());
-  std::uint64_t read = files::streamFile(fd->get(), params.walPath, writer);
-  if (read != size)
-    throw error(ErrorCode::InvalidInput,
-                "'{}' changed size while being archived ({} bytes, then {})", params.walPath, size,
-                read);
-  writer.close();
-  result.summary = writer.summary();
-  if (writer.commit()) {
-    result.outcome = PushOutcome::Stored;
-    return result;
-  }
-
-  // The name is taken: a retry of a push that completed (PostgreSQL re-runs archive_command
-  // after a crash) or a second archiver. Same content is success; anything else is refused.
-  std::optional<repo::ObjectSummary> existing;
-  try {
-    // A segment's size is its segment size (checkSegmentHeader made sure of it).
-    existing = repository.verifyObject(
-        path, pg::maxWalFileSize(
-                  *name, std::uint32_t(std::min<std::uint64_t>(size, std::uint64_t(1) << 30))));
-  } catch (const Error& e) {
-    if (e.code() != ErrorCode::Corrupt) throw;
-    throw Error(
-        ErrorCode::Corrupt,
-        fmt::format("WAL file '{}' is already archived, but the stored copy is damaged: {}",
-                    name->name, e.what()),
-        fmt::format(
-            "tidemark never overwrites WAL: keep the damaged object '{}' aside for inspection, "
-            "then PostgreSQL's next retry archives the file again",
-            path));
-  }
-  if (!existing)  // removed between our publish attempt and the read: let PostgreSQL retry
-    throw error(ErrorCode::Storage,
-                "'{}' vanished while being compared; the next retry will archive it", path);
-  if (existing->plainSha256 != result.summary.plainSha256 ||
-      existing->plainSize != result.summary.plainSize)
-    throw Error(
-        ErrorCode::Conflict,
-        fmt::format(
-            "WAL file '{}' is already archived with different content (stored SHA-256 {}, {} "
-            "bytes; this file {}, {} bytes); the stored copy is unchanged",
-            name->name, io::toHex(existing->plainSha256), existing->plainSize,
-            io::toHex(result.summary.plainSha256), result.summary.plainSize),
-        fmt::format("tidemark never overwrites WAL: check that no other cluster archives to stanza "
-                    "'{}', and find out which copy is right before moving the stored one aside",
-                    repository.stanza()));
-  result.outcome = PushOutcome::AlreadyArchived;
-  result.summary.storedSize = 0;
+  // A segment's size is its segment size (checkSegmentHeader made sure of it).
+  auto stored = repo::storeWalFile(
+      repository, *name, std::uint32_t(std::min<std::uint64_t>(size, std::uint64_t(1) << 30)),
+      [&](io::Sink& sink) {
+        std::uint64_t read = files::streamFile(fd->get(), params.walPath, sink);
+        if (read != size)
+          throw error(ErrorCode::InvalidInput,
+                      "'{}' changed size while being archived ({} bytes, then {})", params.walPath,
+                      size, read);
+      });
+  result.outcome = stored.outcome == repo::WalStoreOutcome::Stored ? PushOutcome::Stored
+                                                                   : PushOutcome::AlreadyArchived;
+  result.summary = stored.summary;
   return result;
 }
 

@@ -17,9 +17,11 @@
 #include "common/cli/progress.h"
 #include "common/pg/connection.h"
 #include "common/pg/replication.h"
+#include "common/pg/timeline.h"
 #include "common/pg/wal.h"
 #include "common/repo/layout.h"
 #include "common/repo/stanza.h"
+#include "common/repo/wal_store.h"
 
 namespace tidemark::backup {
 
@@ -191,6 +193,7 @@ struct Server {
   int version = 0;  // 150004
   std::uint64_t systemId = 0;
   std::uint32_t segmentSize = 0;
+  std::uint32_t timeline = 0;
 };
 
 // One backup of a stanza at a time: the lock is held until the backup ends.
@@ -223,6 +226,7 @@ Server checkServer(pg::Connection& connection) {
   pg::ServerIdentity identity = pg::identifyServer(connection);
   server.systemId = identity.systemId;
   server.segmentSize = identity.walSegmentSize;
+  server.timeline = identity.timeline;
   std::string walLevel = connection.show("wal_level");
   if (walLevel != "replica" && walLevel != "logical")
     throw Error(ErrorCode::Database,
@@ -247,6 +251,32 @@ void checkStanza(const repo::Repository& repository, const Server& server,
   repo::checkCluster(stanza, repository.stanza(), server.systemId, server.segmentSize,
                      fmt::format("the cluster at {}", connection.describe()));
   repo::checkEncryption(repository, stanza);
+}
+
+// The history files of timelines 2 to `timeline` that the repository lacks (a cluster promoted
+// before it archived into this stanza), fetched with TIMELINE_HISTORY and stored as archive-push
+// stores them: recovery follows the timelines through them, and `tidemark info` shows them.
+void storeMissingHistory(const repo::Repository& repository, pg::Connection& connection,
+                         std::uint32_t timeline) {
+  for (std::uint32_t tli = 2; tli <= timeline; ++tli) {
+    auto name = pg::parseWalName(pg::historyFileName(tli));
+    if (repository.storage().info(repo::walObject(repository.stanza(), *name))) continue;
+    std::string content;
+    try {
+      content = pg::timelineHistory(connection, tli);
+    } catch (const Error& e) {
+      spdlog::warn(
+          "the repository has no {} and the server cannot send it ({}): recovery cannot follow "
+          "timeline {} from the repository alone",
+          name->name, e.what(), tli);
+      continue;
+    }
+    pg::parseHistory(tli, content, fmt::format("{} from {}", name->name, connection.describe()));
+    auto stored = repo::storeWalFile(repository, *name, 0,
+                                     [&](io::Sink& sink) { sink.write(io::asBytes(content)); });
+    if (stored.outcome == repo::WalStoreOutcome::Stored)
+      spdlog::info("stored {} from the server: the repository did not have it", name->name);
+  }
 }
 
 // The backup's start and stop times on the server's clock, which commit timestamps (and so time
@@ -405,6 +435,7 @@ repo::BackupInfo takeBackup(const repo::Repository& repository, const BackupPara
   pg::Connection connection = pg::Connection::open(params.conninfo, true, "tidemark-basebackup");
   const Server server = checkServer(connection);
   checkStanza(repository, server, connection);
+  storeMissingHistory(repository, connection, server.timeline);
 
   repo::BackupInfo info;
   info.label = freeLabel(repository, std::move(startLabel), params.stopRequested);

@@ -10,6 +10,7 @@
 #include "common/base/error.h"
 #include "common/base/text.h"
 #include "common/pg/lsn.h"
+#include "common/pg/timeline.h"
 #include "common/pg/wal.h"
 
 namespace tidemark::pg {
@@ -126,6 +127,11 @@ ServerIdentity identifyServer(Connection& connection) {
     throw error(ErrorCode::Database, "IDENTIFY_SYSTEM sent '{}' as the system identifier",
                 system.value(0, 0));
   identity.systemId = *systemId;
+  auto timeline = parseDecimal(system.value(0, 1));
+  if (!timeline || *timeline == 0 || *timeline > 0xFFFFFFFFu)
+    throw error(ErrorCode::Database, "IDENTIFY_SYSTEM sent '{}' as the timeline",
+                system.value(0, 1));
+  identity.timeline = std::uint32_t(*timeline);
   std::string size = connection.show("wal_segment_size");
   auto bytes = parseSize(size);
   if (!bytes || !validSegmentSize(*bytes))
@@ -133,6 +139,17 @@ ServerIdentity identifyServer(Connection& connection) {
                 connection.describe(), size);
   identity.walSegmentSize = std::uint32_t(*bytes);
   return identity;
+}
+
+std::string timelineHistory(Connection& connection, std::uint32_t timeline) {
+  Result result = connection.query(fmt::format("TIMELINE_HISTORY {}", timeline),
+                                   fmt::format("TIMELINE_HISTORY {}", timeline));
+  if (result.rows() != 1 || result.columns() != 2)
+    throw error(ErrorCode::Database, "TIMELINE_HISTORY {} sent an unexpected result", timeline);
+  if (result.value(0, 0) != historyFileName(timeline))
+    throw error(ErrorCode::Database, "TIMELINE_HISTORY {} sent another file than {}", timeline,
+                historyFileName(timeline));
+  return result.value(0, 1);
 }
 
 BackupStop runBaseBackup(Connection& connection, const BaseBackupOptions& options,

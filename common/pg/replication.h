@@ -63,8 +63,13 @@ struct ServerIdentity {
   std::uint64_t systemId = 0;
   int versionNum = 0;  // 150004
   std::uint32_t walSegmentSize = 0;
+  std::uint32_t timeline = 0;  // the server's current timeline
 };
 ServerIdentity identifyServer(Connection& connection);
+
+// The content of timeline `timeline`'s history file (TIMELINE_HISTORY), which the server keeps in
+// pg_wal for every timeline after the first. Throws Error(Database).
+std::string timelineHistory(Connection& connection, std::uint32_t timeline);
 
 BackupStop runBaseBackup(Connection& connection, const BaseBackupOptions& options,
                          BaseBackupReceiver& receiver, const std::function<bool()>& stopRequested);

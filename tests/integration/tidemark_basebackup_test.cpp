@@ -247,6 +247,51 @@ TEST_CASE("a backup's times are the server's clock, even when this machine's clo
   CHECK(seconds(local.stopTime) < serverNow() - 3600);
 }
 
+TEST_CASE("a backup stores the timeline history files of promotions the archive never saw") {
+  // A cluster promoted twice before tidemark was installed: 00000002.history and
+  // 00000003.history are only in its pg_wal. Without them in the repository, recovery cannot
+  // follow the timelines from a backup taken on timeline 3.
+  Workspace ws(Backend::Posix);
+  PgCluster pg(ws.path("primary"), "primary");
+  pg.initdb();
+  pg.configure("wal_level = replica\nmax_wal_senders = 5\n");
+  pg.start();  // once as a primary: a standby needs the settings pg_control records
+  pg.stop();
+  for (int promotion = 0; promotion < 2; ++promotion) {
+    writeFile(pg.dataDir() + "/standby.signal", "");
+    giveToTestUser(pg.dataDir() + "/standby.signal");
+    pg.start();
+    REQUIRE(pg.value("select pg_promote(true, 60)") == "t");
+    pg.stop();
+  }
+  ws.stanzaCreate(pg);
+  pg.configure("archive_mode = on\narchive_command = '" + ws.archiveCommand() + "'\n");
+  pg.start();
+  REQUIRE(pg.value("select timeline_id from pg_control_checkpoint()") == "3");
+  CHECK_FALSE(ws.hasObject(Workspace::walObject("00000002.history")));
+
+  std::string log = ws.path("backup.log");
+  int status =
+      run(backupCommand(ws, "host=127.0.0.1 port=" + std::to_string(pg.port()) + " user=postgres"),
+          {.stderrPath = log});
+  std::string text = readText(log);
+  INFO(text);
+  REQUIRE(status == 0);
+  for (const std::string history : {"00000002.history", "00000003.history"}) {
+    CAPTURE(history);
+    CHECK(text.find("stored " + history + " from the server") != std::string::npos);
+    io::MemorySink sink;
+    REQUIRE(ws.repository().readObject(Workspace::walObject(history), sink, 1 << 20));
+    CHECK(sink.data() == readFile(pg.dataDir() + "/pg_wal/" + history));
+  }
+  // The next backup finds them there.
+  std::string again = ws.path("again.log");
+  REQUIRE(
+      run(backupCommand(ws, "host=127.0.0.1 port=" + std::to_string(pg.port()) + " user=postgres"),
+          {.stderrPath = again}) == 0);
+  CHECK(readText(again).find("from the server") == std::string::npos);
+}
+
 TEST_CASE("a second backup of a stanza fails at once, naming the one that runs") {
   Workspace ws(Backend::Posix);
   Primary primary(ws, 10);

@@ -1,0 +1,34 @@
+// Storing a WAL file (segment, .history, .backup) under its name: never replacing an object, and
+// telling a retry of the same content from a conflict. archive-push stores what PostgreSQL
+// archives; tidemark-basebackup stores timeline history files the archive never received.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+
+#include "common/io/sink.h"
+#include "common/pg/wal.h"
+#include "common/repo/object.h"
+#include "common/repo/repository.h"
+
+namespace tidemark::repo {
+
+enum class WalStoreOutcome {
+  Stored,         // a new object was committed
+  AlreadyStored,  // the repository already held this exact content (a retry after a crash)
+};
+
+struct WalStoreResult {
+  WalStoreOutcome outcome = WalStoreOutcome::Stored;
+  ObjectSummary summary;  // of the bytes written; storedSize is 0 when AlreadyStored
+};
+
+// Writes `name`'s object with `fill` (which writes the file's bytes into the sink, and throws to
+// abandon the write), committing it only if no object has that name. When one has: the same
+// content is AlreadyStored; different content is Error(Conflict) and a damaged stored copy
+// Error(Corrupt), both naming the object and leaving it unchanged. `sizeHint` bounds what the
+// stored copy may decompress to when it is compared (pg::maxWalFileSize with it).
+WalStoreResult storeWalFile(const Repository& repository, const pg::WalName& name,
+                            std::uint32_t sizeHint, const std::function<void(io::Sink&)>& fill);
+
+}  // namespace tidemark::repo
