@@ -20,6 +20,7 @@
 #include "common/pg/timeline.h"
 #include "common/pg/wal.h"
 #include "common/repo/layout.h"
+#include "common/repo/metadata.h"
 #include "common/repo/stanza.h"
 #include "common/repo/wal_store.h"
 
@@ -337,12 +338,13 @@ std::string freeLabel(const repo::Repository& repository, std::string label,
   return label;
 }
 
-// backup.json last: its presence is what makes the backup complete. False when `path` holds
-// someone else's (a refused no-replace commit whose object holds our bytes was ours: a retry after
-// a lost reply).
+// backup.json last: its presence is what makes the backup complete (its MAC record, with
+// encryption, just before it). False when `path` holds someone else's (a refused no-replace commit
+// whose object holds our bytes was ours: a retry after a lost reply).
 bool writeBackupJson(const repo::Repository& repository, const std::string& path,
                      const repo::BackupInfo& info) {
   std::string json = info.toJson();
+  repo::writeMetadataMac(repository, path, json);
   auto write = repository.storage().newWrite(path, {.noReplace = true});
   write->write(io::asBytes(json));
   return write->commit() || storage::readSmall(repository.storage(), path, 16u << 20) == json;
@@ -365,7 +367,10 @@ void removeFailedBackup(const repo::Repository& repository, const std::string& i
       throw;
     }
   }
-  for (const auto& path : stored) {
+  std::vector<std::string> objects = stored;
+  if (!infoPath.empty() && repo::authenticatesMetadata(repository))
+    objects.push_back(repo::macRecordPath(infoPath));
+  for (const auto& path : objects) {
     try {
       repository.storage().remove(path);
     } catch (const std::exception& e) {

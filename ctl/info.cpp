@@ -153,6 +153,15 @@ std::string historyText(const TimelineInfo& t) {
   return t.historyFile ? "yes (no parent)" : "-";
 }
 
+// Whether what info shows can be trusted (repo/metadata.h).
+std::string metadataText(const InfoReport& report) {
+  if (report.metadataAuthenticated) return "authenticated (MACs checked with the configured key)";
+  if (report.info.encryption == io::EncryptType::None)
+    return "unauthenticated (the stanza is not encrypted: no key, no MACs)";
+  return "UNAUTHENTICATED: this configuration has no encryption key, so stanza.json and "
+         "backup.json are shown as read, unchecked";
+}
+
 // ---- JSON ---------------------------------------------------------------------------------
 
 using Json = nlohmann::ordered_json;
@@ -172,6 +181,7 @@ InfoReport collectInfo(const repo::Repository& repository) {
   report.repository = repository.describe();
   report.info = catalog->stanza();
   report.damagedBackups = catalog->damagedBackups();
+  report.metadataAuthenticated = catalog->metadataTrust() == repo::MetadataTrust::Authenticated;
   for (const auto& backup : catalog->backups()) {
     InfoBackup entry{backup, std::nullopt};
     if (backup.stopTime >= backup.startTime)
@@ -192,6 +202,9 @@ std::string renderText(const InfoReport& report) {
     table.row({"PostgreSQL", std::to_string(report.info.pgVersion)});
     table.row({"WAL segment size", humanBytes(report.info.walSegmentSize)});
     if (report.info.created) table.row({"created", formatUtcText(*report.info.created)});
+    table.row({"stanza id", report.info.identity()});
+    table.row({"encryption", std::string(io::encryptName(report.info.encryption))});
+    table.row({"metadata", metadataText(report)});
     out += table.render("  ");
   }
 
@@ -281,6 +294,9 @@ std::string renderJson(const InfoReport& report) {
   stanza["wal-segment-size"] = report.info.walSegmentSize;
   stanza["format"] = report.info.format;
   stanza["created"] = report.info.created ? formatUtc(*report.info.created) : "";
+  stanza["stanza-id"] = report.info.identity();
+  stanza["encryption"] = std::string(io::encryptName(report.info.encryption));
+  stanza["metadata-authenticated"] = report.metadataAuthenticated;
 
   Json& backups = doc["backups"] = Json::array();
   for (const auto& entry : report.backups) {

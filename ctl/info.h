@@ -48,6 +48,9 @@ struct InfoReport {
   repo::StanzaInfo info;
   std::vector<InfoBackup> backups;          // complete ones, oldest first
   std::vector<std::string> damagedBackups;  // backup.json files that cannot be read: why
+  // Whether stanza.json and the backup.json files were checked against their MACs (encryption
+  // configured); when not, they are shown as read, and said to be unauthenticated.
+  bool metadataAuthenticated = false;
   std::vector<TimelineInfo>
       timelines;  // every timeline with WAL, a history file or a backup, ascending
 };

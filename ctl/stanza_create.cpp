@@ -53,6 +53,11 @@ int stanzaCreate(const Config& config, const CommandLine& commandLine) {
       repository.describe().c_str(), static_cast<unsigned long long>(s.systemId), s.pgVersion,
       humanBytes(s.walSegmentSize).c_str(), std::string(io::encryptName(s.encryption)).c_str(),
       s.identity().c_str());
+  if (result.macsAdded > 0)
+    std::printf(
+        "gave %zu metadata file(s) written before metadata was authenticated their MAC records "
+        "(stanza.json, backup.json)\n",
+        result.macsAdded);
   if (result.created)
     std::printf(
         "archive_command can push into it now: archive_command = 'tidemark-archive-push %%p'\n");

@@ -1,7 +1,9 @@
 // SHA-256 via OpenSSL EVP.
 #include "common/io/hash.h"
 
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <openssl/hmac.h>
 
 #include <algorithm>
 
@@ -146,6 +148,20 @@ std::uint32_t crc32c(ByteView data, std::uint32_t crc) {
   for (std::uint8_t byte : data)
     crc = table[(crc ^ byte) & 0xff] ^ (crc >> 8);
   return ~crc;
+}
+
+Sha256Digest hmacSha256(ByteView key, ByteView data) {
+  Sha256Digest out{};
+  unsigned int length = 0;
+  if (HMAC(EVP_sha256(), key.data(), int(key.size()), data.data(), data.size(), out.data(),
+           &length) == nullptr ||
+      length != out.size())
+    throw Error(ErrorCode::Internal, "HMAC-SHA256 failed in OpenSSL");
+  return out;
+}
+
+bool sameDigest(const Sha256Digest& a, const Sha256Digest& b) {
+  return CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
 }
 
 std::string toHex(ByteView bytes) {

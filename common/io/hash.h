@@ -27,6 +27,11 @@ std::string toHex(ByteView bytes);
 // Parses 64 hex digits; nullopt-like failure is reported as false.
 bool fromHex(std::string_view hex, Sha256Digest& out);
 
+// HMAC-SHA256 of `data` under `key`.
+Sha256Digest hmacSha256(ByteView key, ByteView data);
+// Whether two digests are equal, in time that does not depend on where they differ.
+bool sameDigest(const Sha256Digest& a, const Sha256Digest& b);
+
 class Sha256 {
  public:
   Sha256();

@@ -6,6 +6,7 @@
 #include <algorithm>
 
 #include "common/pg/wal.h"
+#include "common/repo/metadata.h"
 
 namespace tidemark::recovery {
 
@@ -14,10 +15,13 @@ std::string WalGap::describe() const {
 }
 
 std::optional<Catalog> Catalog::load(const repo::Repository& repository) {
-  auto stanza = repo::loadStanza(repository);
+  // With encryption configured, stanza.json and every backup.json are checked against their MACs
+  // before a field is used: a failing stanza.json stops everything, a failing backup.json leaves
+  // that backup out (listed as damaged).
+  auto stanza = repo::loadStanza(repository, true);
   if (!stanza) return std::nullopt;
   std::vector<std::string> damaged;
-  std::vector<repo::BackupInfo> backups = repo::listBackups(repository, &damaged);
+  std::vector<repo::BackupInfo> backups = repo::listBackups(repository, &damaged, true);
   // Every range and window is computed with the stanza's segment size: a backup.json that says
   // otherwise does not belong to this stanza (or was altered).
   std::erase_if(backups, [&](const repo::BackupInfo& b) {
@@ -29,12 +33,16 @@ std::optional<Catalog> Catalog::load(const repo::Repository& repository) {
   });
   repo::WalCatalog wal = repo::scanWal(repository, stanza->walSegmentSize);
   // History files are read later, through the same storage (which must outlive the catalog).
-  return Catalog(repository.stanza(), std::move(*stanza), std::move(backups), std::move(damaged),
-                 std::move(wal),
-                 [storage = &repository.storage(), name = repository.stanza(),
-                  keys = repository.keys()](std::uint32_t timeline) {
-                   return repo::loadHistory(repo::Repository(*storage, name, keys), timeline);
-                 });
+  Catalog catalog(repository.stanza(), std::move(*stanza), std::move(backups), std::move(damaged),
+                  std::move(wal),
+                  [storage = &repository.storage(), name = repository.stanza(),
+                   keys = repository.keys(), policy = repository.policy()](std::uint32_t timeline) {
+                    return repo::loadHistory(repo::Repository(*storage, name, keys, policy),
+                                             timeline);
+                  });
+  catalog.trust_ = repo::authenticatesMetadata(repository) ? repo::MetadataTrust::Authenticated
+                                                           : repo::MetadataTrust::Unauthenticated;
+  return catalog;
 }
 
 Catalog::Catalog(std::string name, repo::StanzaInfo stanza, std::vector<repo::BackupInfo> backups,

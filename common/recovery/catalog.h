@@ -21,6 +21,7 @@
 
 #include "common/pg/timeline.h"
 #include "common/repo/backup.h"
+#include "common/repo/metadata.h"
 #include "common/repo/repository.h"
 #include "common/repo/stanza.h"
 #include "common/repo/wal_catalog.h"
@@ -57,8 +58,11 @@ class Catalog {
   const repo::StanzaInfo& stanza() const { return stanza_; }
   // Complete backups (with a readable backup.json), oldest first.
   const std::vector<repo::BackupInfo>& backups() const { return backups_; }
-  // Why each left-out backup.json could not be read.
+  // Why each left-out backup.json could not be read (or was not authenticated).
   const std::vector<std::string>& damagedBackups() const { return damaged_; }
+  // Whether load() checked stanza.json and the backups' backup.json against their MACs
+  // (encryption configured), or could not (repo/metadata.h).
+  repo::MetadataTrust metadataTrust() const { return trust_; }
   const repo::WalCatalog& wal() const { return wal_; }
   std::uint32_t segmentSize() const { return wal_.segmentSize; }
 
@@ -110,6 +114,7 @@ class Catalog {
   repo::WalCatalog wal_;
   HistoryLoader loadHistory_;
   mutable std::map<std::uint32_t, pg::TimelineHistory> histories_;
+  repo::MetadataTrust trust_ = repo::MetadataTrust::Unauthenticated;
 };
 
 }  // namespace tidemark::recovery

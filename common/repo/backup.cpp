@@ -11,6 +11,7 @@
 #include "common/pg/lsn.h"
 #include "common/pg/wal.h"
 #include "common/repo/layout.h"
+#include "common/repo/metadata.h"
 
 namespace tidemark::repo {
 
@@ -175,8 +176,8 @@ std::string backupLabel(UtcSeconds time) {
   return buffer;
 }
 
-std::vector<BackupInfo> listBackups(const Repository& repository,
-                                    std::vector<std::string>* damaged) {
+std::vector<BackupInfo> listBackups(const Repository& repository, std::vector<std::string>* damaged,
+                                    bool authenticate) {
   storage::Storage& storage = repository.storage();
   const std::string& stanza = repository.stanza();
   std::vector<std::string> labels;
@@ -190,9 +191,10 @@ std::vector<BackupInfo> listBackups(const Repository& repository,
     auto text = storage::readSmall(storage, path, 16u << 20);
     if (!text) continue;  // incomplete: never offered
     try {
+      if (authenticate) verifyMetadata(repository, path, *text);
       backups.push_back(BackupInfo::fromJson(*text, storage.describe() + "/" + path));
     } catch (const Error& e) {
-      if (e.code() != ErrorCode::Corrupt || !damaged) throw;
+      if ((e.code() != ErrorCode::Corrupt && e.code() != ErrorCode::Config) || !damaged) throw;
       damaged->push_back(e.what());
     }
   }

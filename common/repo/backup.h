@@ -63,8 +63,11 @@ std::string backupLabel(UtcSeconds time);
 
 // Every complete backup of the stanza (those with a backup.json), oldest first. A damaged
 // backup.json is Error(Corrupt); with `damaged`, it is left out instead and its error message
-// added there (one damaged file must not make every other backup unusable).
+// added there (one damaged file must not make every other backup unusable). With `authenticate`,
+// each backup.json's MAC is checked first when the handle authenticates metadata
+// (repo/metadata.h): one that fails is damaged.
 std::vector<BackupInfo> listBackups(const Repository& repository,
-                                    std::vector<std::string>* damaged = nullptr);
+                                    std::vector<std::string>* damaged = nullptr,
+                                    bool authenticate = false);
 
 }  // namespace tidemark::repo

@@ -62,6 +62,12 @@ std::string MasterKey::idHex() const {
   return io::toHex(id_);
 }
 
+io::Key256 MasterKey::metadataMacKey() const {
+  io::Key256 key{};
+  io::hkdfSha256(bytes_, {}, kMetadataMacInfo, key);
+  return key;
+}
+
 io::Key256 MasterKey::objectKey(const std::array<std::uint8_t, kSaltSize>& salt) const {
   io::Key256 key{};
   io::hkdfSha256(bytes_, salt, kObjectKeyInfo, key);

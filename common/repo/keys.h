@@ -16,6 +16,7 @@ namespace tidemark::repo {
 // HKDF-SHA256 info strings: part of the format, never change them.
 inline constexpr std::string_view kKeyIdInfo = "tidemark key id v1";
 inline constexpr std::string_view kObjectKeyInfo = "tidemark object key v1 aes-256-gcm";
+inline constexpr std::string_view kMetadataMacInfo = "tidemark metadata mac v1";
 
 // A 32-byte master key; its bytes are wiped when it is destroyed. Never printed: messages name it
 // by its id (16 hex digits) and where it came from.
@@ -32,6 +33,8 @@ class MasterKey {
   const std::string& source() const { return source_; }
   // The key of one object: HKDF-SHA256(master key, salt, kObjectKeyInfo).
   io::Key256 objectKey(const std::array<std::uint8_t, kSaltSize>& salt) const;
+  // The key of metadata MACs (repo/metadata.h): HKDF-SHA256(master key, no salt, kMetadataMacInfo).
+  io::Key256 metadataMacKey() const;
 
  private:
   io::Key256 bytes_;

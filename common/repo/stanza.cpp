@@ -14,6 +14,7 @@
 #include "common/io/encrypt.h"
 #include "common/io/hash.h"
 #include "common/repo/layout.h"
+#include "common/repo/metadata.h"
 
 namespace tidemark::repo {
 
@@ -68,10 +69,11 @@ StanzaInfo StanzaInfo::fromJson(const std::string& text, const std::string& wher
   }
 }
 
-std::optional<StanzaInfo> loadStanza(const Repository& repository) {
+std::optional<StanzaInfo> loadStanza(const Repository& repository, bool authenticate) {
   std::string path = stanzaFile(repository.stanza());
   auto text = storage::readSmall(repository.storage(), path, 1 << 20);
   if (!text) return std::nullopt;
+  if (authenticate) verifyMetadata(repository, path, *text);
   return StanzaInfo::fromJson(*text, repository.describe() + "/" + path);
 }
 
@@ -151,12 +153,44 @@ void probeNoReplace(const Repository& repository) {
 
 }  // namespace
 
+// Gives the metadata written before MACs existed (stanza.json, backup.json files) its MAC records,
+// when the handle authenticates metadata; a record that exists must match. Returns how many were
+// added.
+std::size_t authenticateExisting(const Repository& repository) {
+  if (!authenticatesMetadata(repository)) return 0;
+  std::vector<std::string> paths{stanzaFile(repository.stanza())};
+  repository.storage().list(backupsDirectory(repository.stanza()),
+                            [&](const storage::ListEntry& entry) {
+                              if (entry.directory)
+                                paths.push_back(backupInfoFile(repository.stanza(), entry.name));
+                            });
+  std::size_t added = 0;
+  for (const auto& path : paths) {
+    auto text = storage::readSmall(repository.storage(), path, 16u << 20);
+    if (!text) continue;  // a backup without backup.json: incomplete, never used
+    if (hasMetadataMac(repository, path)) {
+      try {
+        verifyMetadata(repository, path, *text);
+      } catch (const Error& e) {
+        throw Error(e.code(), e.what(),
+                    fmt::format("tidemark does not sign over it: find out who changed it; if you "
+                                "trust '{}' as it is, delete '{}' and run stanza-create again",
+                                path, macRecordPath(path)));
+      }
+      continue;
+    }
+    writeMetadataMac(repository, path, *text);
+    ++added;
+  }
+  return added;
+}
+
 CreatedStanza createStanza(const Repository& repository, const StanzaInfo& cluster) {
   const std::string& stanza = repository.stanza();
   const std::string what = "this cluster";
   if (auto existing = loadStanza(repository)) {
     checkCluster(*existing, stanza, cluster.systemId, cluster.walSegmentSize, what);
-    return {*existing, false};
+    return {*existing, false, authenticateExisting(repository)};
   }
   probeNoReplace(repository);
   StanzaInfo info = cluster;
@@ -166,12 +200,18 @@ CreatedStanza createStanza(const Repository& repository, const StanzaInfo& clust
   info.id = randomHex(16);
   info.noReplaceChecked = true;
   std::string text = info.toJson();
+  // Its MAC record first: stanza.json is never visible without it.
+  writeMetadataMac(repository, stanzaFile(stanza), text, true);
   auto write = repository.storage().newWrite(stanzaFile(stanza), {.noReplace = true});
   write->write(io::asBytes(text));
   if (write->commit()) return {info, true};
-  // Another process created it first: it must be for the same cluster.
+  // Another process created it first: it must be for the same cluster. Its MAC record may have
+  // been replaced by ours in between: the MAC of its content is written again (HMAC is
+  // deterministic, so this changes nothing when the record is already right).
   StanzaInfo existing = requireStanza(repository);
   checkCluster(existing, stanza, cluster.systemId, cluster.walSegmentSize, what);
+  if (auto winner = storage::readSmall(repository.storage(), stanzaFile(stanza), 1 << 20))
+    writeMetadataMac(repository, stanzaFile(stanza), *winner, true);
   return {existing, false};
 }
 
@@ -201,6 +241,9 @@ void checkEncryption(const Repository& repository, StanzaInfo& info) {
   auto write = repository.storage().newWrite(stanzaFile(stanza), {.noReplace = false});
   write->write(io::asBytes(text));
   write->commit();
+  // Rewritten, so its record is too (after it: until then the old record fails, and an
+  // interrupted switch is named by the next recovery instead of going unnoticed).
+  writeMetadataMac(repository, stanzaFile(stanza), text, true);
 }
 
 }  // namespace tidemark::repo

@@ -42,8 +42,9 @@ struct StanzaInfo {
   static StanzaInfo fromJson(const std::string& text, const std::string& where);
 };
 
-// nullopt when the stanza has no stanza.json yet.
-std::optional<StanzaInfo> loadStanza(const Repository& repository);
+// nullopt when the stanza has no stanza.json yet. With `authenticate`, its MAC is checked first
+// when the handle authenticates metadata (repo/metadata.h: Error(Corrupt) or Error(Config)).
+std::optional<StanzaInfo> loadStanza(const Repository& repository, bool authenticate = false);
 
 // The stanza's stanza.json. Throws Error(Config) when it has none, naming the repository and
 // `tidemark stanza-create`: a missing stanza is a mistyped stanza or repository path, a repository
@@ -60,6 +61,8 @@ void checkCluster(const StanzaInfo& info, const std::string& stanza, std::uint64
 struct CreatedStanza {
   StanzaInfo info;
   bool created = false;  // false: it existed, for the same cluster
+  // MAC records given to metadata written before they existed (existing stanza, encryption on).
+  std::size_t macsAdded = 0;
 };
 
 // `tidemark stanza-create`'s worker: first checks that the repository refuses to replace an
@@ -67,8 +70,10 @@ struct CreatedStanza {
 // Error(Unsupported) naming the missing feature when the second write replaces the first), then
 // creates stanza.json for `cluster` (system identifier, version, segment size, the handle's
 // encryption) with a new random identifier. Idempotent: a stanza that exists for the same cluster
-// is returned as it is; one of another cluster is Error(ForeignCluster). Of two processes creating
-// it at once, one wins and the other checks its result.
+// is returned as it is, and with encryption configured its stanza.json and backup.json files get
+// the MAC records they lack (repo/metadata.h; one that does not match is an error, never signed
+// over); one of another cluster is Error(ForeignCluster). Of two processes creating it at once,
+// one wins and the other checks its result.
 CreatedStanza createStanza(const Repository& repository, const StanzaInfo& cluster);
 
 // Throws Error(ForeignCluster) unless `systemId` is the stanza's; `what` names the file.

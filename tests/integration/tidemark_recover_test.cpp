@@ -486,3 +486,81 @@ TEST_CASE("recover refuses, before writing anything, what it cannot do safely") 
 }
 
 }  // namespace tidemark::test
+
+namespace tidemark::test {
+
+TEST_CASE("with encryption, what someone without the key writes to the repository is refused") {
+  // The attacker can write to the repository (the bucket) but holds no key.
+  Workspace ws(EncryptedPosixRepo::value);
+  {
+    PgCluster primary(ws.path("primary"), "primary");
+    primary.initdb();
+    ws.stanzaCreate(primary);
+    primary.configure("archive_mode = on\narchive_command = '" + ws.archiveCommand() +
+                      "'\nwal_level = replica\nmax_wal_senders = 5\n");
+    primary.start();
+    primary.exec("create table t as select generate_series(1, 100) as i");
+    takeBackup(ws, primary);
+    waitArchived(primary);
+    primary.stop();
+  }
+  auto storage = ws.storage();
+  const repo::BackupInfo original = repo::listBackups(repo::Repository(*storage, "main")).front();
+  const std::string infoPath = repo::backupInfoFile("main", original.label);
+  const std::string originalJson = *storage::readSmall(*storage, infoPath, 1 << 20);
+  std::string dir = ws.path("restored");
+
+  {
+    INFO("an edited backup.json (a tablespace planted under /srv) is not used");
+    repo::BackupInfo forged = original;
+    forged.objects.push_back(repo::BackupObject{
+        .name = "16385.tar", .tablespaceOid = 16385, .tablespaceLocation = "/srv/planted"});
+    writeBackupInfo(*storage, forged);
+    Outcome o = recoverWith(ws, {"--pgdata=" + dir, "--dry-run"});
+    INFO(o.output);
+    CHECK(o.status == 9);
+    CHECK(o.output.find("has no usable backup") != std::string::npos);
+    CHECK(o.output.find("is not authenticated: its MAC does not match its content") !=
+          std::string::npos);
+    CHECK_FALSE(fs::exists(dir));
+    auto restore = storage->newWrite(infoPath, {.noReplace = false});
+    restore->write(io::asBytes(originalJson));
+    REQUIRE(restore->commit());
+  }
+  {
+    INFO("a .history file planted without encryption is refused, not followed");
+    std::string path = Workspace::walObject("00000002.history");
+    repo::ObjectWriter writer(storage->newWrite(path), path, {});
+    writer.write(io::asBytes(std::string("1\t0/3000000\tplanted by someone without the key\n")));
+    REQUIRE(writer.commit());
+    Outcome o = recoverWith(ws, {"--pgdata=" + dir, "--dry-run"});
+    INFO(o.output);
+    CHECK(o.status != 0);
+    CHECK(o.output.find("not encrypted") != std::string::npos);
+    CHECK_FALSE(fs::exists(dir));
+    // archive-get refuses it too, whatever recovery asks for.
+    std::string log = ws.path("get.log");
+    CHECK(run({ws.get(), "--config", ws.config(), "00000002.history", ws.path("fetched")},
+              {.stderrPath = log}) == 255);
+    CHECK(readText(log).find("not encrypted") != std::string::npos);
+    storage->remove(path);
+  }
+  {
+    INFO("without the key (a monitoring host), info reads the metadata and says it is unchecked");
+    std::string config = ws.path("monitor.toml");
+    writeFile(config, ws.repoToml().substr(0, ws.repoToml().find("[encryption]")));
+    std::string out = ws.path("info.out");
+    REQUIRE(run({ws.ctl(), "info", "--config", config}, {.stdoutPath = out}) == 0);
+    CHECK(readText(out).find("UNAUTHENTICATED") != std::string::npos);
+    REQUIRE(run({ws.ctl(), "info", "--config", ws.config()}, {.stdoutPath = out}) == 0);
+    CHECK(readText(out).find("authenticated (MACs checked") != std::string::npos);
+  }
+  {
+    INFO("the untouched repository recovers");
+    Outcome o = recoverWith(ws, {"--pgdata=" + dir, "--target=immediate"});
+    INFO(o.output);
+    CHECK(o.status == 0);
+  }
+}
+
+}  // namespace tidemark::test

@@ -2,7 +2,6 @@
 #include "common/storage/s3/sigv4.h"
 
 #include <openssl/evp.h>
-#include <openssl/hmac.h>
 
 #include <algorithm>
 #include <cctype>
@@ -18,14 +17,7 @@ namespace {
 using Digest = io::Sha256Digest;
 
 Digest hmac(std::string_view key, std::string_view data) {
-  Digest out{};
-  unsigned int length = 0;
-  if (HMAC(EVP_sha256(), key.data(), int(key.size()),
-           reinterpret_cast<const unsigned char*>(data.data()), data.size(), out.data(),
-           &length) == nullptr ||
-      length != out.size())
-    throw Error(ErrorCode::Internal, "HMAC-SHA256 failed in OpenSSL");
-  return out;
+  return io::hmacSha256(io::asBytes(key), io::asBytes(data));
 }
 
 std::string_view view(const Digest& d) {

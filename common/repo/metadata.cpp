@@ -1,0 +1,134 @@
+// Authenticated metadata: MAC records beside stanza.json and backup.json.
+#include "common/repo/metadata.h"
+
+#include <fmt/format.h>
+
+#include <nlohmann/json.hpp>
+#include <span>
+
+#include "common/base/error.h"
+#include "common/io/hash.h"
+#include "common/io/sink.h"
+
+namespace tidemark::repo {
+
+namespace {
+
+constexpr std::string_view kDomain = "tidemark metadata v1";
+
+io::Sha256Digest macOf(const MasterKey& key, const std::string& path, std::string_view content) {
+  // The name within the stanza: the stanza's own name is not part of it (as for objects).
+  std::size_t slash = path.find('/');
+  std::string_view name = slash == std::string::npos ? std::string_view(path)
+                                                     : std::string_view(path).substr(slash + 1);
+  io::Buffer input;
+  input.reserve(kDomain.size() + 3 + name.size() + content.size());
+  input.insert(input.end(), kDomain.begin(), kDomain.end());
+  input.push_back(0);
+  input.push_back(std::uint8_t(name.size() & 0xff));
+  input.push_back(std::uint8_t(name.size() >> 8));
+  input.insert(input.end(), name.begin(), name.end());
+  input.insert(input.end(), content.begin(), content.end());
+  io::Key256 macKey = key.metadataMacKey();
+  io::Sha256Digest mac = io::hmacSha256(macKey, input);
+  io::wipe(macKey);
+  return mac;
+}
+
+// Exactly 2 * out.size() hex digits.
+bool parseHex(std::string_view hex, std::span<std::uint8_t> out) {
+  if (hex.size() != 2 * out.size()) return false;
+  auto digit = [](char c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    return -1;
+  };
+  for (std::size_t i = 0; i < out.size(); ++i) {
+    int high = digit(hex[2 * i]), low = digit(hex[2 * i + 1]);
+    if (high < 0 || low < 0) return false;
+    out[i] = std::uint8_t(high * 16 + low);
+  }
+  return true;
+}
+
+std::string recordText(const MasterKey& key, const io::Sha256Digest& mac) {
+  nlohmann::ordered_json doc;
+  doc["format"] = 1;
+  doc["key-id"] = key.idHex();
+  doc["hmac-sha256"] = io::toHex(mac);
+  return doc.dump(2) + "\n";
+}
+
+Error unauthenticated(const Repository& repository, const std::string& path,
+                      const std::string& why) {
+  return Error(ErrorCode::Corrupt,
+               fmt::format("'{}' in {} is not authenticated: {}", path, repository.describe(), why),
+               "someone without the key may have written or edited it, or it was damaged: do not "
+               "use it; for metadata written before MACs existed, run 'tidemark stanza-create' "
+               "once (docs/encryption.md)");
+}
+
+}  // namespace
+
+std::string macRecordPath(const std::string& path) {
+  return path + ".mac";
+}
+
+bool authenticatesMetadata(const Repository& repository) {
+  // A handle from openRepository() that encrypts always holds a current key; handles tests build
+  // around a policy alone do not authenticate.
+  return repository.policy().encryption != io::EncryptType::None &&
+         repository.keys().current.has_value();
+}
+
+void writeMetadataMac(const Repository& repository, const std::string& path,
+                      std::string_view content, bool replace) {
+  if (!authenticatesMetadata(repository)) return;
+  const MasterKey& key = *repository.keys().current;
+  std::string text = recordText(key, macOf(key, path, content));
+  std::string record = macRecordPath(path);
+  auto write = repository.storage().newWrite(record, {.noReplace = !replace});
+  write->write(io::asBytes(text));
+  if (write->commit()) return;
+  // A record exists: a retry of this write is fine, another MAC is not.
+  try {
+    verifyMetadata(repository, path, content);
+  } catch (const Error& e) {
+    throw error(ErrorCode::Conflict, "'{}' already exists, for other content ({})", record,
+                e.what());
+  }
+}
+
+MetadataTrust verifyMetadata(const Repository& repository, const std::string& path,
+                             std::string_view content) {
+  if (!authenticatesMetadata(repository)) return MetadataTrust::Unauthenticated;
+  std::string record = macRecordPath(path);
+  auto text = storage::readSmall(repository.storage(), record, 4096);
+  if (!text) throw unauthenticated(repository, path, fmt::format("'{}' is missing", record));
+  KeyId id{};
+  io::Sha256Digest stored{};
+  try {
+    auto doc = nlohmann::json::parse(*text);
+    if (doc.at("format").get<int>() != 1) throw std::invalid_argument("format");
+    if (!parseHex(doc.at("key-id").get<std::string>(), id)) throw std::invalid_argument("key-id");
+    if (!io::fromHex(doc.at("hmac-sha256").get<std::string>(), stored))
+      throw std::invalid_argument("hmac-sha256");
+  } catch (const std::exception&) {
+    throw unauthenticated(repository, path, fmt::format("its MAC record '{}' is damaged", record));
+  }
+  const MasterKey* key = repository.keys().find(id);
+  if (!key)
+    throw Error(ErrorCode::Config,
+                fmt::format("'{}' was authenticated with key {}; configured keys are {}", path,
+                            io::toHex(id), repository.keys().describe()),
+                "add that key to encryption.old-key-files");
+  if (!io::sameDigest(macOf(*key, path, content), stored))
+    throw unauthenticated(repository, path, "its MAC does not match its content");
+  return MetadataTrust::Authenticated;
+}
+
+bool hasMetadataMac(const Repository& repository, const std::string& path) {
+  return repository.storage().info(macRecordPath(path)).has_value();
+}
+
+}  // namespace tidemark::repo
