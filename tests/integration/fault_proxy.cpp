@@ -43,7 +43,7 @@ constexpr std::uint64_t kUnlimited = std::numeric_limits<std::uint64_t>::max();
 constexpr auto kCloseGrace = std::chrono::seconds(2);
 constexpr auto kConnectTimeout = std::chrono::seconds(5);
 
-enum class FaultKind { Fail, ResetResponse, ResetUpload, Truncate, Stall };
+enum class FaultKind { Fail, ResetResponse, ResetUpload, Truncate, Stall, StripHeader };
 
 struct Fault {
   FaultKind kind = FaultKind::Fail;
@@ -52,12 +52,29 @@ struct Fault {
   int status = 0;
   std::uint64_t bytes = 0;
   std::chrono::milliseconds delay{0};
+  std::string header;  // StripHeader: lowercase name
 };
+
+// A request head without the lines of header `name` (lowercase).
+std::string withoutHeader(const std::string& head, const std::string& name);
 
 std::string lower(std::string_view text) {
   std::string out(text);
   std::transform(out.begin(), out.end(), out.begin(),
                  [](unsigned char c) { return char(std::tolower(c)); });
+  return out;
+}
+
+std::string withoutHeader(const std::string& head, const std::string& name) {
+  std::string out;
+  for (std::size_t start = 0; start < head.size();) {
+    std::size_t end = head.find("\r\n", start);
+    end = end == std::string::npos ? head.size() : end + 2;
+    std::string_view line(head.data() + start, end - start);
+    std::size_t colon = line.find(':');
+    if (colon == std::string_view::npos || lower(line.substr(0, colon)) != name) out += line;
+    start = end;
+  }
   return out;
 }
 
@@ -533,7 +550,8 @@ class Session {
     }
     if (expectContinue && !sendAll(connection_.client, kContinue)) return false;
     Output toUpstream(connection_.upstream);
-    toUpstream.send(request->raw);
+    toUpstream.send(is(FaultKind::StripHeader) ? withoutHeader(request->raw, fault->header)
+                                               : request->raw);
     Relay upload = relayBody(client_, framing, length.value_or(0),
                              [&](std::string_view data) { return toUpstream.send(data); });
     if (upload == Relay::InputEnded) return false;  // the client went away mid-body
@@ -811,6 +829,13 @@ void FaultProxy::truncateNext(int count, std::size_t bodyBytes, std::string matc
 void FaultProxy::stallNext(int count, std::chrono::milliseconds delay, std::string match) {
   state_->addFault(
       {.kind = FaultKind::Stall, .remaining = count, .match = std::move(match), .delay = delay});
+}
+
+void FaultProxy::stripHeaderNext(int count, std::string header, std::string match) {
+  state_->addFault({.kind = FaultKind::StripHeader,
+                    .remaining = count,
+                    .match = std::move(match),
+                    .header = lower(header)});
 }
 
 void FaultProxy::clear() {

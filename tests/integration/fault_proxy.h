@@ -66,6 +66,11 @@ class FaultProxy {
   // connection closed.
   void stallNext(int count, std::chrono::milliseconds delay, std::string match = "");
 
+  // Forwards the request without its `header` lines (any case): what a proxy that drops a
+  // conditional header (If-None-Match) or a Range does. SigV4 signs every header tidemark sends,
+  // so the server must refuse the altered request.
+  void stripHeaderNext(int count, std::string header, std::string match = "");
+
   void clear();                               // drops faults not yet applied
   int faultsPending() const;                  // applications not yet made (sum of remaining counts)
   std::vector<std::string> requests() const;  // request lines seen (without CRLF), in arrival order

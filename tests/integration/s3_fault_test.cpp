@@ -122,6 +122,29 @@ TEST_CASE(
   }
 }
 
+TEST_CASE("a proxy that drops If-None-Match cannot make archive-push overwrite WAL") {
+  // SigV4 signs every header tidemark sends: a request altered on the way is refused by the
+  // server (403), so the write fails instead of replacing the archived segment. (A server that
+  // ignores If-None-Match itself is refused by stanza-create's probe: unit-tested with a lying
+  // in-memory server, tests/unit/storage/s3.)
+  FaultyS3 s3;
+  SegmentSpec spec{.segmentNumber = 4};
+  std::string source = s3.ws.makeDir("source");
+  std::string file = writeSegment(source, spec);
+  REQUIRE(s3.push(file) == 0);
+  const std::string object = Workspace::walObject(segmentName(spec));
+  io::Buffer stored = s3.direct.readObject(object);
+  SegmentSpec other = spec;
+  other.seed = 2;
+  writeFile(file, io::ByteView(makeSegment(other)));
+  s3.proxy.stripHeaderNext(1000, "if-none-match", "PUT ");
+  int status = s3.push(file);
+  CHECK(status >= 1);
+  CHECK(status <= 125);
+  CHECK(s3.direct.readObject(object) == stored);
+  CHECK(readText(s3.ws.path("push.log")).find("403") != std::string::npos);
+}
+
 TEST_CASE("archive-get over a faulty S3 connection never leaves a file from a faulty response") {
   FaultyS3 s3;
   SegmentSpec spec{.segmentNumber = 9, .randomFraction = 0.9};  // little compression: a long body
@@ -135,7 +158,7 @@ TEST_CASE("archive-get over a faulty S3 connection never leaves a file from a fa
   fs::create_directories(standby + "/pg_wal");
 
   SUBCASE("a transfer reset mid-body resumes and the file is byte-identical") {
-    s3.proxy.resetResponseNext(2, 100000, "GET ");
+    s3.proxy.resetResponseNext(2, 100000, name);  // the segment's GET, not stanza.json's
     CHECK(s3.get(name, "pg_wal/RECOVERYXLOG", recovering) == 0);
     CHECK(s3.proxy.faultsPending() == 0);
     CHECK(readFile(recovering + "/pg_wal/RECOVERYXLOG") == makeSegment(spec));
@@ -154,6 +177,19 @@ TEST_CASE("archive-get over a faulty S3 connection never leaves a file from a fa
     CHECK(status <= 125);
     CHECK(entriesIn(recovering + "/pg_wal") == 0);
     CHECK(entriesIn(standby + "/pg_wal") == 0);
+  }
+  SUBCASE("a proxy that drops the Range of a resumed read: refused (signed), never misread") {
+    // The reset makes archive-get resume with a Range; the proxy drops it. A server would send the
+    // whole object again with 200, but SigV4 signs the header, so it refuses the request instead.
+    s3.proxy.resetResponseNext(1, 100000, name);
+    s3.proxy.stripHeaderNext(1000, "range", name);
+    CHECK(s3.get(name, "pg_wal/RECOVERYXLOG", recovering) == 255);
+    CHECK(entriesIn(recovering + "/pg_wal") == 0);
+    INFO(readText(s3.ws.path("get.log")));
+    CHECK(readText(s3.ws.path("get.log")).find("403") != std::string::npos);
+    s3.proxy.clear();
+    CHECK(s3.get(name, "pg_wal/RECOVERYXLOG", recovering) == 0);
+    CHECK(readFile(recovering + "/pg_wal/RECOVERYXLOG") == makeSegment(spec));
   }
   SUBCASE("storage that stays down: 255 in recovery, 2..125 on a standby, never 'not found'") {
     s3.proxy.failNext(1000, 503);
