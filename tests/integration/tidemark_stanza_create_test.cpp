@@ -7,6 +7,7 @@
 
 #include "cluster.h"
 #include "common/base/error.h"
+#include "common/repo/metadata.h"
 #include "common/repo/stanza.h"
 
 namespace tidemark::test {
@@ -50,8 +51,14 @@ TEST_CASE_TEMPLATE("tidemark stanza-create makes the stanza of one cluster, once
   CHECK(created.out.find("system identifier " + std::to_string(stanza.systemId)) !=
         std::string::npos);
   CHECK(created.out.find("stanza id " + stanza.id) != std::string::npos);
-  // Only stanza.json: the probe objects are gone.
-  CHECK(ws.objects() == std::vector<std::string>{"main/stanza.json"});
+  // Only stanza.json (and with encryption its MAC record): the probe objects are gone.
+  std::vector<std::string> expected{"main/stanza.json"};
+  if (ws.encrypted()) expected.push_back("main/stanza.json.mac");
+  CHECK(ws.objects() == expected);
+  CHECK(
+      repo::verifyMetadata(ws.repository(), "main/stanza.json",
+                           io::asText(ws.readObject("main/stanza.json"))) ==
+      (ws.encrypted() ? repo::MetadataTrust::Authenticated : repo::MetadataTrust::Unauthenticated));
 
   SUBCASE("again, from the running server: it only checks, and changes nothing") {
     pg.configure("wal_level = replica\nmax_wal_senders = 3\n");
