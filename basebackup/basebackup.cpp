@@ -245,39 +245,69 @@ Server checkServer(pg::Connection& connection) {
 }
 
 // The stanza must exist (a backup never creates one), and belongs to one cluster and one
-// encryption setting: others are refused before anything is stored.
-void checkStanza(const repo::Repository& repository, const Server& server,
-                 const pg::Connection& connection) {
+// encryption setting: others are refused before anything is stored. With encryption, a
+// stanza.json that is not authenticated is said loudly: the backup is taken (and signed), but
+// recovery refuses the stanza until the operator signs it.
+repo::StanzaInfo checkStanza(const repo::Repository& repository, const Server& server,
+                             const pg::Connection& connection) {
   repo::StanzaInfo stanza = repo::requireStanza(repository);
   repo::checkCluster(stanza, repository.stanza(), server.systemId, server.segmentSize,
                      fmt::format("the cluster at {}", connection.describe()));
   repo::checkEncryption(repository, stanza);
+  try {
+    repo::loadStanza(repository, true);
+  } catch (const Error& e) {
+    spdlog::error("{}: tidemark-recover refuses this stanza until it is fixed", e.what());
+    spdlog::critical("{}", e.hint());
+  }
+  return stanza;
 }
 
-// The history files of timelines 2 to `timeline` that the repository lacks (a cluster promoted
-// before it archived into this stanza), fetched with TIMELINE_HISTORY and stored as archive-push
-// stores them: recovery follows the timelines through them, and `tidemark info` shows them.
+// The history files of the server's timeline and its ancestors that the repository lacks (a
+// cluster promoted before it archived into this stanza), fetched with TIMELINE_HISTORY and stored
+// as archive-push stores them: recovery follows the timelines through them, and `tidemark info`
+// shows them. The current timeline's history names its ancestors; only those are asked for.
 void storeMissingHistory(const repo::Repository& repository, pg::Connection& connection,
                          std::uint32_t timeline) {
-  for (std::uint32_t tli = 2; tli <= timeline; ++tli) {
+  if (timeline < 2) return;
+  auto store = [&](std::uint32_t tli, const std::string& content) {
     auto name = pg::parseWalName(pg::historyFileName(tli));
-    if (repository.storage().info(repo::walObject(repository.stanza(), *name))) continue;
-    std::string content;
-    try {
-      content = pg::timelineHistory(connection, tli);
-    } catch (const Error& e) {
-      spdlog::warn(
-          "the repository has no {} and the server cannot send it ({}): recovery cannot follow "
-          "timeline {} from the repository alone",
-          name->name, e.what(), tli);
-      continue;
-    }
-    pg::parseHistory(tli, content, fmt::format("{} from {}", name->name, connection.describe()));
     auto stored = repo::storeWalFile(repository, *name, 0,
                                      [&](io::Sink& sink) { sink.write(io::asBytes(content)); });
     if (stored.outcome == repo::WalStoreOutcome::Stored)
       spdlog::info("stored {} from the server: the repository did not have it", name->name);
-  }
+  };
+  auto missing = [&](std::uint32_t tli) {
+    return !repository.storage().info(
+        repo::walObject(repository.stanza(), *pg::parseWalName(pg::historyFileName(tli))));
+  };
+  // What the server sends is checked like a pushed file: bounded, and a history of its timeline.
+  auto fetch = [&](std::uint32_t tli) -> std::optional<std::string> {
+    std::string name = pg::historyFileName(tli);
+    try {
+      std::string content = pg::timelineHistory(connection, tli);
+      if (content.size() > pg::maxWalFileSize(*pg::parseWalName(name), 0))
+        throw error(ErrorCode::Database, "TIMELINE_HISTORY {} sent {} bytes", tli, content.size());
+      pg::TimelineHistory history =
+          pg::parseHistory(tli, content, fmt::format("{} from {}", name, connection.describe()));
+      if (history.parents.empty())
+        throw error(ErrorCode::Database, "TIMELINE_HISTORY {} sent a history without parents", tli);
+      return content;
+    } catch (const Error& e) {
+      spdlog::warn(
+          "the repository has no {} and the server cannot send a valid one ({}): recovery cannot "
+          "follow timeline {} from the repository alone",
+          name, e.what(), tli);
+      return std::nullopt;
+    }
+  };
+  auto current = fetch(timeline);
+  if (!current) return;
+  if (missing(timeline)) store(timeline, *current);
+  pg::TimelineHistory history = pg::parseHistory(timeline, *current, "");
+  for (const auto& parent : history.parents)
+    if (parent.timeline >= 2 && missing(parent.timeline))
+      if (auto content = fetch(parent.timeline)) store(parent.timeline, *content);
 }
 
 // The backup's start and stop times on the server's clock, which commit timestamps (and so time
@@ -291,26 +321,33 @@ class BackupClock {
   // Rounded down, or up (a stop time).
   UtcSeconds now(bool roundUp = false) {
     using namespace std::chrono;
-    system_clock::time_point local = system_clock::now(), time = local;
-    if (!localOnly_) {
-      try {
-        time = pg::serverClock(conninfo_, "tidemark-basebackup");
-        double skew = duration<double>(time - local).count();
-        if (std::abs(skew) > 2 && !skewReported_) {
-          skewReported_ = true;
-          spdlog::warn(
-              "this machine's clock is {:.1f} s {} the server's: the backup's times are the "
-              "server's; keep clocks in sync (NTP), time targets are the server's clock too",
-              std::abs(skew), skew > 0 ? "behind" : "ahead of");
-        }
-      } catch (const Error& e) {
-        localOnly_ = true;
+    system_clock::time_point time;
+    try {
+      auto asked = system_clock::now();
+      time = pg::serverClock(conninfo_, "tidemark-basebackup");
+      // The local clock halfway through the exchange, so that the connection's own time is not
+      // taken for skew.
+      auto local = asked + (system_clock::now() - asked) / 2;
+      skew_ = time - local;
+      double seconds = duration<double>(*skew_).count();
+      if (std::abs(seconds) > 2 && !skewReported_) {
+        skewReported_ = true;
         spdlog::warn(
-            "cannot read the server's clock on a regular connection ({}): the backup's times are "
-            "this machine's; keep its clock in sync with the server's (NTP), or let the role "
-            "connect to a database (pg_hba.conf, [pg] conninfo dbname)",
-            e.what());
+            "this machine's clock is {:.1f} s {} the server's: the backup's times are the "
+            "server's; keep clocks in sync (NTP), time targets are the server's clock too",
+            std::abs(seconds), seconds > 0 ? "behind" : "ahead of");
       }
+    } catch (const Error& e) {
+      // The skew measured at the start still applies: a stop time on the unadjusted local clock
+      // could be before the real end.
+      time = system_clock::now() + skew_.value_or(system_clock::duration::zero());
+      spdlog::warn(
+          "cannot read the server's clock on a regular connection ({}): {}; keep this machine's "
+          "clock in sync with the server's (NTP), or let the role connect to a database "
+          "(pg_hba.conf, [pg] conninfo dbname)",
+          e.what(),
+          skew_ ? "using this machine's clock corrected by the skew measured earlier"
+                : "the backup's times are this machine's");
     }
     auto down = floor<seconds>(time);
     return UtcSeconds(roundUp && down < time ? down + seconds(1) : down);
@@ -318,7 +355,8 @@ class BackupClock {
 
  private:
   std::string conninfo_;
-  bool localOnly_ = false, skewReported_ = false;
+  std::optional<std::chrono::system_clock::duration> skew_;  // server minus local, once known
+  bool skewReported_ = false;
 };
 
 // Labels sort by time; two backups within a second get distinct labels. `label` is the first
@@ -342,9 +380,9 @@ std::string freeLabel(const repo::Repository& repository, std::string label,
 // encryption, just before it). False when `path` holds someone else's (a refused no-replace commit
 // whose object holds our bytes was ours: a retry after a lost reply).
 bool writeBackupJson(const repo::Repository& repository, const std::string& path,
-                     const repo::BackupInfo& info) {
+                     const repo::BackupInfo& info, const std::string& stanzaId) {
   std::string json = info.toJson();
-  repo::writeMetadataMac(repository, path, json);
+  repo::writeMetadataMac(repository, path, json, stanzaId);
   auto write = repository.storage().newWrite(path, {.noReplace = true});
   write->write(io::asBytes(json));
   return write->commit() || storage::readSmall(repository.storage(), path, 16u << 20) == json;
@@ -439,7 +477,7 @@ repo::BackupInfo takeBackup(const repo::Repository& repository, const BackupPara
   };
   pg::Connection connection = pg::Connection::open(params.conninfo, true, "tidemark-basebackup");
   const Server server = checkServer(connection);
-  checkStanza(repository, server, connection);
+  const repo::StanzaInfo stanza = checkStanza(repository, server, connection);
   storeMissingHistory(repository, connection, server.timeline);
 
   repo::BackupInfo info;
@@ -465,7 +503,7 @@ repo::BackupInfo takeBackup(const repo::Repository& repository, const BackupPara
       throw Error(ErrorCode::Interrupted,
                   "the base backup was interrupted; no backup was recorded");
     infoPath = repo::backupInfoFile(repository.stanza(), info.label);
-    if (!writeBackupJson(repository, infoPath, info)) {
+    if (!writeBackupJson(repository, infoPath, info, stanza.identity())) {
       std::string taken = std::exchange(infoPath, "");  // someone else's: leave it alone
       throw error(ErrorCode::Storage, "'{}' already exists", taken);
     }

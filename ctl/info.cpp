@@ -153,13 +153,12 @@ std::string historyText(const TimelineInfo& t) {
   return t.historyFile ? "yes (no parent)" : "-";
 }
 
-// Whether what info shows can be trusted (repo/metadata.h).
+// Whether what info shows can be trusted (repo/metadata.h). Not worded from what stanza.json
+// says about encryption: unauthenticated, that could be anyone's.
 std::string metadataText(const InfoReport& report) {
   if (report.metadataAuthenticated) return "authenticated (MACs checked with the configured key)";
-  if (report.info.encryption == io::EncryptType::None)
-    return "unauthenticated (the stanza is not encrypted: no key, no MACs)";
-  return "UNAUTHENTICATED: this configuration has no encryption key, so stanza.json and "
-         "backup.json are shown as read, unchecked";
+  return "UNAUTHENTICATED: no encryption key is configured here, so stanza.json and backup.json "
+         "are shown as read, unchecked";
 }
 
 // ---- JSON ---------------------------------------------------------------------------------

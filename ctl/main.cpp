@@ -39,7 +39,8 @@ std::vector<Command> commands() {
         .summary =
             "Creates the stanza for this cluster: reads its identity (pg.conninfo, or --pgdata),\n"
             "checks that the repository never replaces an object on a write that must not,\n"
-            "and writes stanza.json. Run it once, before archiving starts; again, it only checks.",
+            "and writes stanza.json. Run it once, before archiving starts; again, it only checks\n"
+            "(with encryption, that every metadata file is authenticated).",
         .options = tidemark::ctl::stanzaCreateOptionSpecs()},
        [](const tidemark::Config& config, const tidemark::CommandLine& cl) {
          return tidemark::ctl::stanzaCreate(config, cl);

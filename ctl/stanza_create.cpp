@@ -15,11 +15,15 @@
 namespace tidemark::ctl {
 
 std::vector<OptionSpec> stanzaCreateOptionSpecs() {
-  return {{.name = "pgdata",
-           .valueName = "DIR",
-           .help =
-               "read the cluster's identity from this data directory (running or not) instead of "
-               "asking the server pg.conninfo names"}};
+  return {
+      {.name = "pgdata",
+       .valueName = "DIR",
+       .help = "read the cluster's identity from this data directory (running or not) instead of "
+               "asking the server pg.conninfo names"},
+      {.name = "authenticate-existing",
+       .help = "with encryption: sign the stanza's metadata files that have no valid MAC "
+               "record (written before MACs existed, or checked by you), listing each; needs "
+               "no cluster"}};
 }
 
 repo::StanzaInfo clusterIdentity(const std::string& dataDirectory, const std::string& conninfo) {
@@ -36,7 +40,32 @@ repo::StanzaInfo clusterIdentity(const std::string& dataDirectory, const std::st
                           .walSegmentSize = identity.walSegmentSize};
 }
 
+namespace {
+
+// --authenticate-existing: the operator's explicit decision to trust the stanza's metadata as it
+// is now. Works without the cluster (it may be the one that was lost).
+int authenticateExistingMetadata(const Config& config) {
+  repo::Repository repository = repo::openRepository(config);
+  std::vector<std::string> signedPaths = repo::authenticateExisting(repository);
+  for (const auto& path : signedPaths)
+    std::printf("signed %s\n", path.c_str());
+  std::printf(
+      "stanza '%s' in %s: %zu metadata file(s) signed; every metadata file is now "
+      "authenticated\n",
+      repository.stanza().c_str(), repository.describe().c_str(), signedPaths.size());
+  if (std::fflush(stdout) != 0) throw Error(ErrorCode::LocalIo, "cannot write to standard output");
+  return 0;
+}
+
+}  // namespace
+
 int stanzaCreate(const Config& config, const CommandLine& commandLine) {
+  if (commandLine.has("authenticate-existing")) {
+    if (commandLine.value("pgdata"))
+      throw Error(ErrorCode::Usage, "--authenticate-existing does not read the cluster",
+                  "leave out --pgdata");
+    return authenticateExistingMetadata(config);
+  }
   std::string dataDirectory = commandLine.value("pgdata").value_or("");
   if (!dataDirectory.empty() && dataDirectory.front() != '/')
     throw Error(
@@ -53,11 +82,6 @@ int stanzaCreate(const Config& config, const CommandLine& commandLine) {
       repository.describe().c_str(), static_cast<unsigned long long>(s.systemId), s.pgVersion,
       humanBytes(s.walSegmentSize).c_str(), std::string(io::encryptName(s.encryption)).c_str(),
       s.identity().c_str());
-  if (result.macsAdded > 0)
-    std::printf(
-        "gave %zu metadata file(s) written before metadata was authenticated their MAC records "
-        "(stanza.json, backup.json)\n",
-        result.macsAdded);
   if (result.created)
     std::printf(
         "archive_command can push into it now: archive_command = 'tidemark-archive-push %%p'\n");

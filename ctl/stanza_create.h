@@ -21,7 +21,9 @@ std::vector<OptionSpec> stanzaCreateOptionSpecs();
 repo::StanzaInfo clusterIdentity(const std::string& dataDirectory, const std::string& conninfo);
 
 // The command: identifies the cluster, creates the stanza (or confirms the existing one belongs
-// to it) and prints one line saying which. Returns 0.
+// to it and, with encryption, that its metadata is authenticated) and prints what it found. With
+// --authenticate-existing instead: signs the stanza's metadata files that have no valid MAC
+// record, printing each (repo::authenticateExisting). Returns 0.
 int stanzaCreate(const Config& config, const CommandLine& commandLine);
 
 }  // namespace tidemark::ctl

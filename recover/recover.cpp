@@ -2,6 +2,7 @@
 #include "recover/recover.h"
 
 #include <dirent.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
@@ -12,6 +13,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <memory>
 #include <set>
 
 #include "common/base/error.h"
@@ -126,21 +128,6 @@ std::optional<std::pair<uid_t, gid_t>> restoredOwner(const std::string& dataDire
     return std::nullopt;
   if (st.st_uid == 0) return std::nullopt;
   return std::make_pair(st.st_uid, st.st_gid);
-}
-
-// Gives everything below `root` to uid:gid, and `root` itself only when tidemark created it (a
-// directory that existed keeps its owner: its path may come from backup.json).
-void chownTree(const std::string& root, bool created, uid_t uid, gid_t gid) {
-  if (created && ::lchown(root.c_str(), uid, gid) != 0)
-    throw systemError(ErrorCode::LocalIo, errno, "cannot chown '{}'", root);
-  std::error_code ec;
-  for (fs::recursive_directory_iterator it(root, ec), end; !ec && it != end; it.increment(ec)) {
-    if (::lchown(it->path().c_str(), uid, gid) != 0)
-      throw systemError(ErrorCode::LocalIo, errno, "cannot chown '{}'", it->path().string());
-  }
-  if (ec)
-    throw systemError(ErrorCode::LocalIo, ec.value(), "cannot list the directories below '{}'",
-                      root);
 }
 
 std::string selfDirectory() {

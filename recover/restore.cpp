@@ -10,9 +10,11 @@
 #include <atomic>
 #include <chrono>
 #include <filesystem>
+#include <memory>
 #include <mutex>
 #include <set>
 #include <thread>
+#include <vector>
 
 #include "common/base/error.h"
 #include "common/base/text.h"
@@ -117,7 +119,63 @@ void fetch(const repo::Repository& repository, const std::string& label,
         "the backup is damaged or was tampered with; choose another one");
 }
 
+// Gives what is below the directory `dirFd` (shown as `shown`) to uid:gid, never following a
+// symbolic link: each entry is changed by name relative to its directory, and each subdirectory
+// opened with O_NOFOLLOW, so that a directory swapped for a link while root walks the tree (by
+// the user the tree is being given to) is refused instead of followed.
+void chownBelow(int dirFd, const std::string& shown, uid_t uid, gid_t gid) {
+  int listFd = ::dup(dirFd);
+  DIR* dir = listFd < 0 ? nullptr : ::fdopendir(listFd);
+  if (dir == nullptr) {
+    if (listFd >= 0) ::close(listFd);
+    throw systemError(ErrorCode::LocalIo, errno, "cannot list '{}'", shown);
+  }
+  std::unique_ptr<DIR, int (*)(DIR*)> closer(dir, ::closedir);
+  std::vector<std::pair<std::string, bool>> entries;  // name, is a directory
+  errno = 0;
+  while (dirent* entry = ::readdir(dir)) {
+    std::string name = entry->d_name;
+    if (name == "." || name == "..") continue;
+    bool directory = entry->d_type == DT_DIR;
+    if (entry->d_type == DT_UNKNOWN) {
+      struct stat st {};
+      directory =
+          ::fstatat(dirFd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode);
+    }
+    entries.emplace_back(std::move(name), directory);
+    errno = 0;
+  }
+  if (errno != 0) throw systemError(ErrorCode::LocalIo, errno, "cannot list '{}'", shown);
+  for (const auto& [name, directory] : entries) {
+    std::string path = shown + "/" + name;
+    if (::fchownat(dirFd, name.c_str(), uid, gid, AT_SYMLINK_NOFOLLOW) != 0)
+      throw systemError(ErrorCode::LocalIo, errno, "cannot chown '{}'", path);
+    if (!directory) continue;
+    int sub = ::openat(dirFd, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (sub < 0)
+      throw systemError(ErrorCode::LocalIo, errno,
+                        "cannot open '{}' (a directory replaced by a link during the restore is "
+                        "not followed)",
+                        path);
+    files::Fd guard(sub);
+    chownBelow(sub, path, uid, gid);
+  }
+}
+
 }  // namespace
+
+void chownTree(const std::string& root, bool created, uid_t uid, gid_t gid) {
+  int fd = ::open(root.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0)
+    throw systemError(ErrorCode::LocalIo, errno,
+                      "cannot open '{}' (a directory replaced by a link during the restore is "
+                      "not followed)",
+                      root);
+  files::Fd guard(fd);
+  if (created && ::fchown(fd, uid, gid) != 0)
+    throw systemError(ErrorCode::LocalIo, errno, "cannot chown '{}'", root);
+  chownBelow(fd, root, uid, gid);
+}
 
 void checkTablespaceLocation(std::uint32_t oid, const std::string& location) {
   if (location.empty() || location.front() != '/')

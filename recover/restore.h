@@ -2,6 +2,8 @@
 // extracted into the data directory and the tablespaces' locations.
 #pragma once
 
+#include <sys/types.h>
+
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -36,6 +38,13 @@ struct RestoreStats {
 // /sys, /usr), as written or with its symbolic links resolved: a location comes from backup.json,
 // and root creates it and hands it to the server's user.
 void checkTablespaceLocation(std::uint32_t oid, const std::string& location);
+
+// Gives everything below `root` to uid:gid, and `root` itself only when `created` (tidemark made
+// it: a directory that existed keeps its owner, as its path may come from backup.json). Never
+// follows a symbolic link: `root` is opened once with O_NOFOLLOW, each entry changed by name
+// relative to its directory, each subdirectory opened with O_NOFOLLOW, so a directory swapped for
+// a link while root walks the tree is refused (Error(LocalIo)), not followed.
+void chownTree(const std::string& root, bool created, uid_t uid, gid_t gid);
 
 // Throws Error(InvalidInput) when `dataDirectory` exists with a mode PostgreSQL refuses (readable
 // by others, or writable by the group): tidemark changes the mode only of directories it creates.

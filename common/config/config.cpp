@@ -1,6 +1,7 @@
 // Configuration: the key table, the three sources and validation.
 #include "common/config/config.h"
 
+#include <libpq-fe.h>
 #include <sys/stat.h>
 #include <toml++/toml.h>
 #include <unistd.h>
@@ -10,7 +11,6 @@
 #include <cerrno>
 #include <fstream>
 #include <functional>
-#include <regex>
 #include <variant>
 
 #include "common/base/error.h"
@@ -349,15 +349,22 @@ std::vector<std::string> allNames(const std::function<std::string(const KeyDef&)
 
 // ---- the file ---------------------------------------------------------------------------
 
-// A libpq connection string that carries a password ("password=..." or "postgresql://u:p@h").
+// A libpq connection string or URI that carries a password or a client key's passphrase, as
+// libpq itself parses it (percent-encoding, quoting and URI forms included). One libpq cannot
+// parse is taken to carry one if it mentions a password at all: the safe side.
 bool conninfoHasPassword(const std::string& conninfo) {
-  static const std::regex keyword(R"((^|\s)password\s*=)");
-  static const std::regex uri(R"(^postgres(ql)?://[^/@?]*:[^/@?]*@)");
-  static const std::regex uriParameter(R"([?&]password=)");
-  static const std::regex scheme("^postgres(ql)?://");
-  bool isUri = std::regex_search(conninfo, scheme);
-  return isUri ? std::regex_search(conninfo, uri) || std::regex_search(conninfo, uriParameter)
-               : std::regex_search(conninfo, keyword);
+  char* message = nullptr;
+  PQconninfoOption* options = PQconninfoParse(conninfo.c_str(), &message);
+  PQfreemem(message);
+  if (options == nullptr) return conninfo.find("password") != std::string::npos;
+  bool found = false;
+  for (PQconninfoOption* o = options; o->keyword != nullptr; ++o) {
+    std::string_view keyword = o->keyword;
+    if ((keyword == "password" || keyword == "sslpassword") && o->val != nullptr && *o->val)
+      found = true;
+  }
+  PQconninfoFree(options);
+  return found;
 }
 
 // The first secret the configuration file holds, when the file is readable by its group or by

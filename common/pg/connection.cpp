@@ -45,7 +45,8 @@ Connection::~Connection() = default;
 
 namespace {
 
-// Whether a conninfo string or URI names a database.
+// Whether a conninfo string or URI names a database, or a service (whose file may: libpq fills
+// only what is unset from it, so an added dbname would override the service's).
 bool namesDatabase(const std::string& conninfo) {
   char* message = nullptr;
   PQconninfoOption* options = PQconninfoParse(conninfo.c_str(), &message);
@@ -53,7 +54,8 @@ bool namesDatabase(const std::string& conninfo) {
   if (options == nullptr) return false;  // libpq reports the syntax error when connecting
   bool named = false;
   for (PQconninfoOption* o = options; o->keyword != nullptr; ++o)
-    if (std::string_view(o->keyword) == "dbname" && o->val != nullptr && *o->val != '\0')
+    if ((std::string_view(o->keyword) == "dbname" || std::string_view(o->keyword) == "service") &&
+        o->val != nullptr && *o->val != '\0')
       named = true;
   PQconninfoFree(options);
   return named;
@@ -70,7 +72,8 @@ Connection Connection::open(const std::string& conninfo, bool replication,
   if (replication) {
     keywords.push_back("replication");
     values.push_back("true");
-  } else if (!namesDatabase(conninfo) && std::getenv("PGDATABASE") == nullptr) {
+  } else if (!namesDatabase(conninfo) && std::getenv("PGDATABASE") == nullptr &&
+             std::getenv("PGSERVICE") == nullptr) {
     // A regular connection needs a database: libpq's default, the user's name, rarely exists for
     // a backup role. A later dbname is a plain name, not expanded.
     keywords.push_back("dbname");

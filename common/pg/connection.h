@@ -59,8 +59,8 @@ class Connection {
 
 // The server's clock now (clock_timestamp(), to the microsecond): the clock commit timestamps, and
 // so recovery time targets, are measured on. Asked on a regular connection of its own with
-// `conninfo` (in database "postgres" unless conninfo or PGDATABASE names one): a replication
-// connection runs no SQL. Throws Error(Database).
+// `conninfo` (in database "postgres" unless conninfo or PGDATABASE names one, or a service does):
+// a replication connection runs no SQL. Throws Error(Database).
 std::chrono::system_clock::time_point serverClock(const std::string& conninfo,
                                                   const std::string& applicationName);
 

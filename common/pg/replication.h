@@ -52,13 +52,9 @@ class BaseBackupReceiver {
   virtual void progress(std::uint64_t bytesDone) = 0;
 };
 
-// Runs BASE_BACKUP (LABEL, PROGRESS, CHECKPOINT, WAIT false, MANIFEST with checksums,
-// TABLESPACE_MAP, MAX_RATE) on a replication connection and streams it into `receiver`.
-// `stopRequested` is polled at least once a second while waiting for the server and before every
-// message: when it says so, Error(Interrupted) is thrown (closing the connection then makes the
-// server abandon the backup). Protocol and server errors are Error(Database).
-// Who the server is, on a replication connection: IDENTIFY_SYSTEM's system identifier, the
-// server's version and its WAL segment size. Throws Error(Database) for answers that are not.
+// Who the server is, on a replication connection: IDENTIFY_SYSTEM's system identifier and
+// timeline, the server's version and its WAL segment size. Throws Error(Database) for answers
+// that are not.
 struct ServerIdentity {
   std::uint64_t systemId = 0;
   int versionNum = 0;  // 150004
@@ -71,6 +67,11 @@ ServerIdentity identifyServer(Connection& connection);
 // pg_wal for every timeline after the first. Throws Error(Database).
 std::string timelineHistory(Connection& connection, std::uint32_t timeline);
 
+// Runs BASE_BACKUP (LABEL, PROGRESS, CHECKPOINT, WAIT false, MANIFEST with checksums,
+// TABLESPACE_MAP, MAX_RATE) on a replication connection and streams it into `receiver`.
+// `stopRequested` is polled at least once a second while waiting for the server and before every
+// message: when it says so, Error(Interrupted) is thrown (closing the connection then makes the
+// server abandon the backup). Protocol and server errors are Error(Database).
 BackupStop runBaseBackup(Connection& connection, const BaseBackupOptions& options,
                          BaseBackupReceiver& receiver, const std::function<bool()>& stopRequested);
 

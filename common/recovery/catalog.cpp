@@ -21,14 +21,22 @@ std::optional<Catalog> Catalog::load(const repo::Repository& repository) {
   auto stanza = repo::loadStanza(repository, true);
   if (!stanza) return std::nullopt;
   std::vector<std::string> damaged;
-  std::vector<repo::BackupInfo> backups = repo::listBackups(repository, &damaged, true);
-  // Every range and window is computed with the stanza's segment size: a backup.json that says
-  // otherwise does not belong to this stanza (or was altered).
+  std::vector<repo::BackupInfo> backups =
+      repo::listBackups(repository, &damaged, stanza->identity());
+  // A backup.json of another cluster, or one whose segment size differs (every range and window
+  // is computed with the stanza's), does not belong to this stanza (or was altered).
   std::erase_if(backups, [&](const repo::BackupInfo& b) {
-    if (b.walSegmentSize == stanza->walSegmentSize) return false;
-    damaged.push_back(
-        fmt::format("backup {} records {} byte WAL segments, but stanza '{}' has {} byte segments",
-                    b.label, b.walSegmentSize, repository.stanza(), stanza->walSegmentSize));
+    if (b.systemId != stanza->systemId)
+      damaged.push_back(fmt::format(
+          "backup {} is of the cluster with system identifier {}, but stanza '{}' is of {}",
+          b.label, b.systemId, repository.stanza(), stanza->systemId));
+    else if (b.walSegmentSize != stanza->walSegmentSize)
+      damaged.push_back(
+          fmt::format("backup {} records {} byte WAL segments, but stanza '{}' has {} byte "
+                      "segments",
+                      b.label, b.walSegmentSize, repository.stanza(), stanza->walSegmentSize));
+    else
+      return false;
     return true;
   });
   repo::WalCatalog wal = repo::scanWal(repository, stanza->walSegmentSize);

@@ -177,7 +177,7 @@ std::string backupLabel(UtcSeconds time) {
 }
 
 std::vector<BackupInfo> listBackups(const Repository& repository, std::vector<std::string>* damaged,
-                                    bool authenticate) {
+                                    const std::optional<std::string>& authenticateFor) {
   storage::Storage& storage = repository.storage();
   const std::string& stanza = repository.stanza();
   std::vector<std::string> labels;
@@ -191,7 +191,7 @@ std::vector<BackupInfo> listBackups(const Repository& repository, std::vector<st
     auto text = storage::readSmall(storage, path, 16u << 20);
     if (!text) continue;  // incomplete: never offered
     try {
-      if (authenticate) verifyMetadata(repository, path, *text);
+      if (authenticateFor) verifyMetadata(repository, path, *text, *authenticateFor);
       backups.push_back(BackupInfo::fromJson(*text, storage.describe() + "/" + path));
     } catch (const Error& e) {
       if ((e.code() != ErrorCode::Corrupt && e.code() != ErrorCode::Config) || !damaged) throw;

@@ -63,11 +63,11 @@ std::string backupLabel(UtcSeconds time);
 
 // Every complete backup of the stanza (those with a backup.json), oldest first. A damaged
 // backup.json is Error(Corrupt); with `damaged`, it is left out instead and its error message
-// added there (one damaged file must not make every other backup unusable). With `authenticate`,
-// each backup.json's MAC is checked first when the handle authenticates metadata
-// (repo/metadata.h): one that fails is damaged.
+// added there (one damaged file must not make every other backup unusable). With
+// `authenticateFor` (the stanza's identifier), each backup.json's MAC is checked first when the
+// handle authenticates metadata (repo/metadata.h): one that fails is damaged.
 std::vector<BackupInfo> listBackups(const Repository& repository,
                                     std::vector<std::string>* damaged = nullptr,
-                                    bool authenticate = false);
+                                    const std::optional<std::string>& authenticateFor = {});
 
 }  // namespace tidemark::repo

@@ -16,18 +16,17 @@ namespace {
 
 constexpr std::string_view kDomain = "tidemark metadata v1";
 
-io::Sha256Digest macOf(const MasterKey& key, const std::string& path, std::string_view content) {
-  // The name within the stanza: the stanza's own name is not part of it (as for objects).
-  std::size_t slash = path.find('/');
-  std::string_view name = slash == std::string::npos ? std::string_view(path)
-                                                     : std::string_view(path).substr(slash + 1);
+io::Sha256Digest macOf(const MasterKey& key, const std::string& path, std::string_view stanzaId,
+                       std::string_view content) {
   io::Buffer input;
-  input.reserve(kDomain.size() + 3 + name.size() + content.size());
+  input.reserve(kDomain.size() + 5 + path.size() + stanzaId.size() + content.size());
   input.insert(input.end(), kDomain.begin(), kDomain.end());
   input.push_back(0);
-  input.push_back(std::uint8_t(name.size() & 0xff));
-  input.push_back(std::uint8_t(name.size() >> 8));
-  input.insert(input.end(), name.begin(), name.end());
+  for (std::string_view field : {std::string_view(path), stanzaId}) {
+    input.push_back(std::uint8_t(field.size() & 0xff));
+    input.push_back(std::uint8_t(field.size() >> 8));
+    input.insert(input.end(), field.begin(), field.end());
+  }
   input.insert(input.end(), content.begin(), content.end());
   io::Key256 macKey = key.metadataMacKey();
   io::Sha256Digest mac = io::hmacSha256(macKey, input);
@@ -63,9 +62,10 @@ Error unauthenticated(const Repository& repository, const std::string& path,
                       const std::string& why) {
   return Error(ErrorCode::Corrupt,
                fmt::format("'{}' in {} is not authenticated: {}", path, repository.describe(), why),
-               "someone without the key may have written or edited it, or it was damaged: do not "
-               "use it; for metadata written before MACs existed, run 'tidemark stanza-create' "
-               "once (docs/encryption.md)");
+               "someone without the key may have written or edited it, or a write was "
+               "interrupted: do not use it until you have checked it; metadata written before "
+               "MACs existed, or checked by you, is signed with 'tidemark stanza-create "
+               "--authenticate-existing' (docs/encryption.md)");
 }
 
 }  // namespace
@@ -82,17 +82,17 @@ bool authenticatesMetadata(const Repository& repository) {
 }
 
 void writeMetadataMac(const Repository& repository, const std::string& path,
-                      std::string_view content, bool replace) {
+                      std::string_view content, const std::string& stanzaId, bool replace) {
   if (!authenticatesMetadata(repository)) return;
   const MasterKey& key = *repository.keys().current;
-  std::string text = recordText(key, macOf(key, path, content));
+  std::string text = recordText(key, macOf(key, path, stanzaId, content));
   std::string record = macRecordPath(path);
   auto write = repository.storage().newWrite(record, {.noReplace = !replace});
   write->write(io::asBytes(text));
   if (write->commit()) return;
   // A record exists: a retry of this write is fine, another MAC is not.
   try {
-    verifyMetadata(repository, path, content);
+    verifyMetadata(repository, path, content, stanzaId);
   } catch (const Error& e) {
     throw error(ErrorCode::Conflict, "'{}' already exists, for other content ({})", record,
                 e.what());
@@ -100,7 +100,7 @@ void writeMetadataMac(const Repository& repository, const std::string& path,
 }
 
 MetadataTrust verifyMetadata(const Repository& repository, const std::string& path,
-                             std::string_view content) {
+                             std::string_view content, const std::string& stanzaId) {
   if (!authenticatesMetadata(repository)) return MetadataTrust::Unauthenticated;
   std::string record = macRecordPath(path);
   auto text = storage::readSmall(repository.storage(), record, 4096);
@@ -122,13 +122,9 @@ MetadataTrust verifyMetadata(const Repository& repository, const std::string& pa
                 fmt::format("'{}' was authenticated with key {}; configured keys are {}", path,
                             io::toHex(id), repository.keys().describe()),
                 "add that key to encryption.old-key-files");
-  if (!io::sameDigest(macOf(*key, path, content), stored))
+  if (!io::sameDigest(macOf(*key, path, stanzaId, content), stored))
     throw unauthenticated(repository, path, "its MAC does not match its content");
   return MetadataTrust::Authenticated;
-}
-
-bool hasMetadataMac(const Repository& repository, const std::string& path) {
-  return repository.storage().info(macRecordPath(path)).has_value();
 }
 
 }  // namespace tidemark::repo

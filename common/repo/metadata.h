@@ -4,13 +4,15 @@
 // can do").
 //
 // The MAC of a metadata object `<path>` is a record of its own, `<path>.mac`, written before the
-// object (an object is never visible without its record), so that the metadata of an existing
+// object (a new object is never visible without its record), so that the metadata of an existing
 // stanza gains MACs as new records, without rewriting objects:
 //   {"format": 1, "key-id": "<16 hex>", "hmac-sha256": "<64 hex>"}
 // HMAC-SHA256 under MasterKey::metadataMacKey() of the key named, over
-//   "tidemark metadata v1" 0x00, the path within the stanza (u16 little-endian length, bytes),
-//   then the object's bytes,
-// so a record vouches for one content at one name: moved to another label, it fails.
+//   "tidemark metadata v1" 0x00, the object's path (with the stanza's name) and the stanza's
+//   identifier (StanzaInfo::identity()), each as a u16 little-endian length and its bytes, then
+//   the object's bytes,
+// so a record vouches for one content at one name in one stanza: moved to another label, or
+// copied with its file from another stanza that shares the key, it fails.
 #pragma once
 
 #include <string>
@@ -32,21 +34,18 @@ bool authenticatesMetadata(const Repository& repository);
 // `replace`: for an object that is rewritten (stanza.json on an encryption switch); otherwise a
 // record that exists must hold the same MAC (a retry), or it is Error(Conflict).
 void writeMetadataMac(const Repository& repository, const std::string& path,
-                      std::string_view content, bool replace = false);
+                      std::string_view content, const std::string& stanzaId, bool replace = false);
 
 enum class MetadataTrust {
   Authenticated,    // its MAC was checked
   Unauthenticated,  // the handle has no key to check with (encryption not configured)
 };
 
-// Checks `content` of metadata object `path` against its MAC record, when the handle
-// authenticates metadata; Unauthenticated (nothing read) otherwise. Throws Error(Corrupt) naming
-// the object when the record is missing, damaged or does not match, and Error(Config) when it was
-// made with a key the handle does not hold.
+// Checks `content` of metadata object `path` of stanza `stanzaId` against its MAC record, when the
+// handle authenticates metadata; Unauthenticated (nothing read) otherwise. Throws Error(Corrupt)
+// naming the object when the record is missing, damaged or does not match, and Error(Config) when
+// it was made with a key the handle does not hold.
 MetadataTrust verifyMetadata(const Repository& repository, const std::string& path,
-                             std::string_view content);
-
-// Whether `path` has a MAC record at all (for stanza-create, which gives existing metadata one).
-bool hasMetadataMac(const Repository& repository, const std::string& path);
+                             std::string_view content, const std::string& stanzaId);
 
 }  // namespace tidemark::repo

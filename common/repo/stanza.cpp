@@ -73,8 +73,10 @@ std::optional<StanzaInfo> loadStanza(const Repository& repository, bool authenti
   std::string path = stanzaFile(repository.stanza());
   auto text = storage::readSmall(repository.storage(), path, 1 << 20);
   if (!text) return std::nullopt;
-  if (authenticate) verifyMetadata(repository, path, *text);
-  return StanzaInfo::fromJson(*text, repository.describe() + "/" + path);
+  StanzaInfo info = StanzaInfo::fromJson(*text, repository.describe() + "/" + path);
+  // Parsed first only for its identifier, which the MAC covers like every other byte.
+  if (authenticate) verifyMetadata(repository, path, *text, info.identity());
+  return info;
 }
 
 void checkSystemId(const StanzaInfo& info, const std::string& stanza, std::uint64_t systemId,
@@ -153,45 +155,79 @@ void probeNoReplace(const Repository& repository) {
 
 }  // namespace
 
-// Gives the metadata written before MACs existed (stanza.json, backup.json files) its MAC records,
-// when the handle authenticates metadata; a record that exists must match. Returns how many were
-// added.
-std::size_t authenticateExisting(const Repository& repository) {
-  if (!authenticatesMetadata(repository)) return 0;
+namespace {
+
+// stanza.json and every backup.json (with their text), for checking or signing them all.
+std::vector<std::pair<std::string, std::string>> metadataFiles(const Repository& repository) {
   std::vector<std::string> paths{stanzaFile(repository.stanza())};
   repository.storage().list(backupsDirectory(repository.stanza()),
                             [&](const storage::ListEntry& entry) {
                               if (entry.directory)
                                 paths.push_back(backupInfoFile(repository.stanza(), entry.name));
                             });
-  std::size_t added = 0;
-  for (const auto& path : paths) {
-    auto text = storage::readSmall(repository.storage(), path, 16u << 20);
-    if (!text) continue;  // a backup without backup.json: incomplete, never used
-    if (hasMetadataMac(repository, path)) {
-      try {
-        verifyMetadata(repository, path, *text);
-      } catch (const Error& e) {
-        throw Error(e.code(), e.what(),
-                    fmt::format("tidemark does not sign over it: find out who changed it; if you "
-                                "trust '{}' as it is, delete '{}' and run stanza-create again",
-                                path, macRecordPath(path)));
-      }
-      continue;
+  std::vector<std::pair<std::string, std::string>> files;
+  for (const auto& path : paths)
+    if (auto text = storage::readSmall(repository.storage(), path, 16u << 20))
+      files.emplace_back(path, std::move(*text));  // a backup without backup.json is incomplete
+  return files;
+}
+
+}  // namespace
+
+std::vector<std::string> unauthenticatedMetadata(const Repository& repository,
+                                                 const StanzaInfo& info) {
+  std::vector<std::string> problems;
+  if (!authenticatesMetadata(repository)) return problems;
+  for (const auto& [path, text] : metadataFiles(repository)) {
+    try {
+      verifyMetadata(repository, path, text, info.identity());
+    } catch (const Error& e) {
+      if (e.code() != ErrorCode::Corrupt) throw;  // a missing key, storage: as they are
+      problems.push_back(e.what());
     }
-    writeMetadataMac(repository, path, *text);
-    ++added;
   }
-  return added;
+  return problems;
+}
+
+std::vector<std::string> authenticateExisting(const Repository& repository) {
+  if (!authenticatesMetadata(repository))
+    throw Error(ErrorCode::Config,
+                "--authenticate-existing signs metadata with the encryption key, but encryption "
+                "is not configured",
+                "set encryption.type and encryption.key-file (docs/encryption.md)");
+  StanzaInfo info = requireStanza(repository);
+  std::vector<std::string> signed_;
+  for (const auto& [path, text] : metadataFiles(repository)) {
+    try {
+      verifyMetadata(repository, path, text, info.identity());
+      continue;  // already authenticated
+    } catch (const Error& e) {
+      if (e.code() != ErrorCode::Corrupt) throw;
+    }
+    writeMetadataMac(repository, path, text, info.identity(), true);
+    signed_.push_back(path);
+  }
+  return signed_;
 }
 
 CreatedStanza createStanza(const Repository& repository, const StanzaInfo& cluster) {
   const std::string& stanza = repository.stanza();
   const std::string what = "this cluster";
-  if (auto existing = loadStanza(repository)) {
-    checkCluster(*existing, stanza, cluster.systemId, cluster.walSegmentSize, what);
-    return {*existing, false, authenticateExisting(repository)};
-  }
+  auto checkExisting = [&](const StanzaInfo& existing) {
+    checkCluster(existing, stanza, cluster.systemId, cluster.walSegmentSize, what);
+    // Metadata that fails its MAC is never signed on the side: the operator checks it first.
+    std::vector<std::string> problems = unauthenticatedMetadata(repository, existing);
+    if (!problems.empty())
+      throw Error(
+          ErrorCode::Corrupt,
+          fmt::format("{} metadata file(s) of stanza '{}' are not authenticated; the first: {}",
+                      problems.size(), stanza, problems.front()),
+          "metadata written before MACs existed, by someone without the key, or by an interrupted "
+          "write: check the stanza (tidemark info --config with the key lists the backups left "
+          "out), then sign what you trust with 'tidemark stanza-create --authenticate-existing'");
+    return CreatedStanza{existing, false};
+  };
+  if (auto existing = loadStanza(repository)) return checkExisting(*existing);
   probeNoReplace(repository);
   StanzaInfo info = cluster;
   info.encryption = repository.policy().encryption;
@@ -200,19 +236,16 @@ CreatedStanza createStanza(const Repository& repository, const StanzaInfo& clust
   info.id = randomHex(16);
   info.noReplaceChecked = true;
   std::string text = info.toJson();
-  // Its MAC record first: stanza.json is never visible without it.
-  writeMetadataMac(repository, stanzaFile(stanza), text, true);
+  // Its MAC record first: stanza.json is never visible without it (a record left by a create
+  // that was killed before stanza.json is replaced).
+  writeMetadataMac(repository, stanzaFile(stanza), text, info.id, true);
   auto write = repository.storage().newWrite(stanzaFile(stanza), {.noReplace = true});
   write->write(io::asBytes(text));
   if (write->commit()) return {info, true};
-  // Another process created it first: it must be for the same cluster. Its MAC record may have
-  // been replaced by ours in between: the MAC of its content is written again (HMAC is
-  // deterministic, so this changes nothing when the record is already right).
-  StanzaInfo existing = requireStanza(repository);
-  checkCluster(existing, stanza, cluster.systemId, cluster.walSegmentSize, what);
-  if (auto winner = storage::readSmall(repository.storage(), stanzaFile(stanza), 1 << 20))
-    writeMetadataMac(repository, stanzaFile(stanza), *winner, true);
-  return {existing, false};
+  // Another process created it first: it must be for the same cluster, and authenticated (two
+  // stanza-creates at once may leave its record replaced by ours: then it is named, to be
+  // checked and signed with --authenticate-existing).
+  return checkExisting(requireStanza(repository));
 }
 
 void checkEncryption(const Repository& repository, StanzaInfo& info) {
@@ -238,12 +271,14 @@ void checkEncryption(const Repository& repository, StanzaInfo& info) {
       stanza, recorded, wanted, wanted, recorded);
   info.encryption = configured;
   std::string text = info.toJson();
+  // Switching to encryption signs what stanza.json said without a key (nothing could vouch for it
+  // before); the record goes first, so that stanza.json is never rewritten without one. A switch
+  // killed between the two leaves the old stanza.json with the new record: readers name it, and
+  // stanza-create --authenticate-existing signs it again once checked.
+  writeMetadataMac(repository, stanzaFile(stanza), text, info.identity(), true);
   auto write = repository.storage().newWrite(stanzaFile(stanza), {.noReplace = false});
   write->write(io::asBytes(text));
   write->commit();
-  // Rewritten, so its record is too (after it: until then the old record fails, and an
-  // interrupted switch is named by the next recovery instead of going unnoticed).
-  writeMetadataMac(repository, stanzaFile(stanza), text, true);
 }
 
 }  // namespace tidemark::repo

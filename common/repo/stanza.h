@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "common/base/error.h"
 #include "common/base/time.h"
@@ -61,20 +62,29 @@ void checkCluster(const StanzaInfo& info, const std::string& stanza, std::uint64
 struct CreatedStanza {
   StanzaInfo info;
   bool created = false;  // false: it existed, for the same cluster
-  // MAC records given to metadata written before they existed (existing stanza, encryption on).
-  std::size_t macsAdded = 0;
 };
 
 // `tidemark stanza-create`'s worker: first checks that the repository refuses to replace an
 // object on a no-replace write (a probe object under <stanza>/probe/, written twice and removed;
 // Error(Unsupported) naming the missing feature when the second write replaces the first), then
 // creates stanza.json for `cluster` (system identifier, version, segment size, the handle's
-// encryption) with a new random identifier. Idempotent: a stanza that exists for the same cluster
-// is returned as it is, and with encryption configured its stanza.json and backup.json files get
-// the MAC records they lack (repo/metadata.h; one that does not match is an error, never signed
-// over); one of another cluster is Error(ForeignCluster). Of two processes creating it at once,
-// one wins and the other checks its result.
+// encryption) with a new random identifier, and with encryption its MAC record. Idempotent: a
+// stanza that exists for the same cluster is returned as it is, once every metadata file is
+// authenticated (with encryption: Error(Corrupt) naming those that are not, and
+// --authenticate-existing); one of another cluster is Error(ForeignCluster). Of two processes
+// creating it at once, one wins and the other checks its result.
 CreatedStanza createStanza(const Repository& repository, const StanzaInfo& cluster);
+
+// With encryption configured, why each metadata file of the stanza (stanza.json, every
+// backup.json) is not authenticated; empty when all are, or without encryption.
+std::vector<std::string> unauthenticatedMetadata(const Repository& repository,
+                                                 const StanzaInfo& info);
+
+// `tidemark stanza-create --authenticate-existing`: signs every metadata file of the stanza that
+// has no valid MAC record (written before MACs existed, or checked by the operator), and returns
+// their paths. The operator's explicit trust decision: never done on the side. Error(Config)
+// without encryption, and when a record was made with a key the handle lacks.
+std::vector<std::string> authenticateExisting(const Repository& repository);
 
 // Throws Error(ForeignCluster) unless `systemId` is the stanza's; `what` names the file.
 void checkSystemId(const StanzaInfo& info, const std::string& stanza, std::uint64_t systemId,

@@ -209,8 +209,11 @@ TEST_CASE("a backup's times are the server's clock, even when this machine's clo
   // libfaketime sets tidemark-basebackup's clock two hours back; the server's is right. A stop
   // time on the client's clock would be two hours before the backup really ended, and a time
   // target in between would choose a backup that is not consistent there.
-  const std::string faketime = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
-  REQUIRE_MESSAGE(fs::exists(faketime), "install faketime (scripts/test does)");
+  std::string faketime;  // /usr/lib/<multiarch>/faketime/libfaketime.so.1
+  for (const auto& entry : fs::directory_iterator("/usr/lib"))
+    if (fs::exists(entry.path() / "faketime/libfaketime.so.1"))
+      faketime = entry.path() / "faketime/libfaketime.so.1";
+  REQUIRE_MESSAGE(!faketime.empty(), "install faketime (scripts/test does)");
   const std::vector<std::string> skewed{"LD_PRELOAD=" + faketime, "FAKETIME=-2h",
                                         "FAKETIME_DONT_FAKE_MONOTONIC=1"};
   Workspace ws(Backend::Posix);

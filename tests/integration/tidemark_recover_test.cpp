@@ -556,6 +556,26 @@ TEST_CASE("with encryption, what someone without the key writes to the repositor
     CHECK(readText(out).find("authenticated (MACs checked") != std::string::npos);
   }
   {
+    INFO(
+        "a backup.json without its record is left out; stanza-create names it and does not sign "
+        "it; --authenticate-existing does, on the operator's word, without the cluster");
+    storage->remove(infoPath + ".mac");
+    Outcome refused = recoverWith(ws, {"--pgdata=" + dir, "--dry-run"});
+    CHECK(refused.status == 9);
+    std::string out = ws.path("stanza-create.out");
+    CHECK(
+        run({ws.ctl(), "stanza-create", "--config", ws.config(), "--pgdata=" + ws.path("primary")},
+            {.stdoutPath = out, .stderrPath = out}) == 6);
+    INFO(readText(out));
+    CHECK(readText(out).find("1 metadata file(s) of stanza 'main' are not authenticated") !=
+          std::string::npos);
+    CHECK_FALSE(storage->info(infoPath + ".mac"));
+    fs::remove(out);
+    REQUIRE(run({ws.ctl(), "stanza-create", "--config", ws.config(), "--authenticate-existing"},
+                {.stdoutPath = out, .stderrPath = out}) == 0);
+    CHECK(readText(out).find("signed " + infoPath) != std::string::npos);
+  }
+  {
     INFO("the untouched repository recovers");
     Outcome o = recoverWith(ws, {"--pgdata=" + dir, "--target=immediate"});
     INFO(o.output);

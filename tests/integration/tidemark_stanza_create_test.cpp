@@ -57,7 +57,7 @@ TEST_CASE_TEMPLATE("tidemark stanza-create makes the stanza of one cluster, once
   CHECK(ws.objects() == expected);
   CHECK(
       repo::verifyMetadata(ws.repository(), "main/stanza.json",
-                           io::asText(ws.readObject("main/stanza.json"))) ==
+                           io::asText(ws.readObject("main/stanza.json")), stanza.id) ==
       (ws.encrypted() ? repo::MetadataTrust::Authenticated : repo::MetadataTrust::Unauthenticated));
 
   SUBCASE("again, from the running server: it only checks, and changes nothing") {

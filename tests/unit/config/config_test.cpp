@@ -1311,6 +1311,13 @@ TEST_CASE("a secret in a configuration file its group or others may read is repo
     CHECK(exposed("[pg]\nconninfo = 'host=db user=backup'\n", 0644) == "none");
     CHECK(exposed("[pg]\nconninfo = 'postgresql://app@db/x'\n", 0644) == "none");
     CHECK(exposed("[pg]\nconninfo = 'postgresql://db:5432/x'\n", 0644) == "none");
+    // As libpq parses it: a '?' in the password, a percent-encoded keyword, no blank after a
+    // quoted value, a client key's passphrase; and a password inside another value is none.
+    CHECK(exposed("[pg]\nconninfo = 'postgresql://app:s3cr?t@db/app'\n", 0644) != "none");
+    CHECK(exposed("[pg]\nconninfo = 'postgresql://db/app?%70assword=x'\n", 0644) != "none");
+    CHECK(exposed("[pg]\nconninfo = \"user='app'password=x\"\n", 0644) != "none");
+    CHECK(exposed("[pg]\nconninfo = 'host=db sslpassword=x'\n", 0644) != "none");
+    CHECK(exposed("[pg]\nconninfo = \"application_name='x password=y'\"\n", 0644) == "none");
   }
   SUBCASE("nothing to report: a private file, or secrets that come from elsewhere") {
     CHECK(exposed(s3 + "secret-access-key = 'x'\n", 0600) == "none");

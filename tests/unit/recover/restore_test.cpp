@@ -479,3 +479,44 @@ TEST_CASE("a restore thread that cannot be created fails the restore, not the pr
   REQUIRE(WIFEXITED(status));  // not killed by SIGABRT (std::terminate)
   CHECK(WEXITSTATUS(status) == 0);
 }
+
+TEST_CASE("chownTree gives the restored tree away without following a link" *
+          doctest::skip(::geteuid() != 0)) {
+  test::TempDir dir("tidemark-chown");
+  const std::string root = dir / "data";
+  makeDirectories(root + "/base/1");
+  test::writeFile(root + "/base/1/1259", "x");
+  // A file of root's elsewhere, and links to it and to its directory inside the tree.
+  const std::string outside = dir / "outside";
+  makeDirectories(outside);
+  test::writeFile(outside + "/secret", "root's");
+  REQUIRE(::symlink((outside + "/secret").c_str(), (root + "/link-to-file").c_str()) == 0);
+  REQUIRE(::symlink(outside.c_str(), (root + "/base/link-to-dir").c_str()) == 0);
+  auto ownerOf = [](const std::string& path) {
+    struct stat st {};
+    REQUIRE(::lstat(path.c_str(), &st) == 0);
+    return st.st_uid;
+  };
+  const uid_t nobody = 65534;
+
+  SUBCASE("what is below is given away, links themselves but never their targets") {
+    recover::chownTree(root, false, nobody, nobody);
+    CHECK(ownerOf(root) == 0);  // it existed: kept
+    CHECK(ownerOf(root + "/base") == nobody);
+    CHECK(ownerOf(root + "/base/1/1259") == nobody);
+    CHECK(ownerOf(root + "/link-to-file") == nobody);
+    CHECK(ownerOf(root + "/base/link-to-dir") == nobody);
+    CHECK(ownerOf(outside) == 0);
+    CHECK(ownerOf(outside + "/secret") == 0);
+    recover::chownTree(root, true, nobody, nobody);
+    CHECK(ownerOf(root) == nobody);  // created by tidemark: given away too
+  }
+  SUBCASE("a root that is a link (swapped in during the restore) is refused, not followed") {
+    const std::string swapped = dir / "swapped";
+    REQUIRE(::symlink(outside.c_str(), swapped.c_str()) == 0);
+    Error e = thrownError([&] { recover::chownTree(swapped, true, nobody, nobody); });
+    CHECK(e.code() == ErrorCode::LocalIo);
+    CHECK(ownerOf(outside) == 0);
+    CHECK(ownerOf(outside + "/secret") == 0);
+  }
+}

@@ -34,6 +34,7 @@ Repository encrypting(storage::Storage& s, const MasterKey& current,
 
 const std::string kPath = "main/backups/20261101T000000Z/backup.json";
 const std::string kContent = "{\"label\": \"20261101T000000Z\"}\n";
+const std::string kId = "5f0c1e2a9b7d4c3e8a6f0b1d2c3e4f5a";
 
 std::string textOf(test::MemoryStorage& s, const std::string& path) {
   auto text = storage::readSmall(s, path, 1 << 20);
@@ -47,17 +48,17 @@ TEST_CASE("metadata MACs: written with the key, checked before use, bound to con
   test::MemoryStorage s;
   const MasterKey current = key(1);
   Repository repository = encrypting(s, current);
-  writeMetadataMac(repository, kPath, kContent);
+  writeMetadataMac(repository, kPath, kContent, kId);
   REQUIRE(s.object(kPath + ".mac"));
   CHECK(textOf(s, kPath + ".mac") == Containing("\"key-id\": \"" + current.idHex() + "\""));
 
   SUBCASE("the content it was made for is authenticated") {
-    CHECK(verifyMetadata(repository, kPath, kContent) == MetadataTrust::Authenticated);
+    CHECK(verifyMetadata(repository, kPath, kContent, kId) == MetadataTrust::Authenticated);
   }
   SUBCASE("an edited content is not") {
     std::string edited = kContent;
     edited[3] = 'X';
-    Error e = thrownError([&] { verifyMetadata(repository, kPath, edited); });
+    Error e = thrownError([&] { verifyMetadata(repository, kPath, edited, kId); });
     CHECK(e.code() == ErrorCode::Corrupt);
     CHECK(what(e) == Containing("'" + kPath + "' in "));
     CHECK(what(e) == Containing("is not authenticated: its MAC does not match its content"));
@@ -65,40 +66,55 @@ TEST_CASE("metadata MACs: written with the key, checked before use, bound to con
   SUBCASE("a record copied to another name does not vouch for it there") {
     const std::string other = "main/backups/20261102T000000Z/backup.json";
     s.setObject(other + ".mac", *s.object(kPath + ".mac"));
-    CHECK(thrownError([&] { verifyMetadata(repository, other, kContent); }).code() ==
+    CHECK(thrownError([&] { verifyMetadata(repository, other, kContent, kId); }).code() ==
           ErrorCode::Corrupt);
+  }
+  SUBCASE(
+      "a record vouches for one stanza: with another stanza's identifier, or under another "
+      "stanza's name, it fails") {
+    CHECK(thrownError([&] {
+            verifyMetadata(repository, kPath, kContent, "00000000000000000000000000000000");
+          }).code() == ErrorCode::Corrupt);
+    const std::string elsewhere = "other/backups/20261101T000000Z/backup.json";
+    s.setObject(elsewhere + ".mac", *s.object(kPath + ".mac"));
+    CHECK(thrownError([&] {
+            verifyMetadata(Repository(s, "other", Keyring{.current = current},
+                                      {.encryption = io::EncryptType::Aes256Gcm}),
+                           elsewhere, kContent, kId);
+          }).code() == ErrorCode::Corrupt);
   }
   SUBCASE("a missing or damaged record is not authenticated") {
     s.remove(kPath + ".mac");
-    CHECK(what(thrownError([&] { verifyMetadata(repository, kPath, kContent); })) ==
+    CHECK(what(thrownError([&] { verifyMetadata(repository, kPath, kContent, kId); })) ==
           Containing("'" + kPath + ".mac' is missing"));
     s.setObject(kPath + ".mac", test::FakeRepository::text("{\"format\": 1}"));
-    CHECK(what(thrownError([&] { verifyMetadata(repository, kPath, kContent); })) ==
+    CHECK(what(thrownError([&] { verifyMetadata(repository, kPath, kContent, kId); })) ==
           Containing("its MAC record '" + kPath + ".mac' is damaged"));
   }
   SUBCASE("a record made with another key: Config, naming the key; with it as an old key, fine") {
     Repository other = encrypting(s, key(2));
-    Error e = thrownError([&] { verifyMetadata(other, kPath, kContent); });
+    Error e = thrownError([&] { verifyMetadata(other, kPath, kContent, kId); });
     CHECK(e.code() == ErrorCode::Config);
     CHECK(what(e) == Containing("was authenticated with key " + current.idHex()));
     Repository rotated = encrypting(s, key(2), {current});
-    CHECK(verifyMetadata(rotated, kPath, kContent) == MetadataTrust::Authenticated);
+    CHECK(verifyMetadata(rotated, kPath, kContent, kId) == MetadataTrust::Authenticated);
   }
   SUBCASE("written again: the same content is a retry; other content a conflict, unless replaced") {
-    CHECK_NOTHROW(writeMetadataMac(repository, kPath, kContent));
-    CHECK(thrownError([&] { writeMetadataMac(repository, kPath, kContent + " "); }).code() ==
+    CHECK_NOTHROW(writeMetadataMac(repository, kPath, kContent, kId));
+    CHECK(thrownError([&] { writeMetadataMac(repository, kPath, kContent + " ", kId); }).code() ==
           ErrorCode::Conflict);
-    CHECK(verifyMetadata(repository, kPath, kContent) == MetadataTrust::Authenticated);
-    writeMetadataMac(repository, kPath, kContent + " ", true);
-    CHECK(verifyMetadata(repository, kPath, kContent + " ") == MetadataTrust::Authenticated);
+    CHECK(verifyMetadata(repository, kPath, kContent, kId) == MetadataTrust::Authenticated);
+    writeMetadataMac(repository, kPath, kContent + " ", kId, true);
+    CHECK(verifyMetadata(repository, kPath, kContent + " ", kId) == MetadataTrust::Authenticated);
   }
   SUBCASE("without encryption configured: nothing written, nothing checked") {
     test::MemoryStorage plain;
     Repository unencrypted(plain, "main");
-    writeMetadataMac(unencrypted, kPath, kContent);
+    writeMetadataMac(unencrypted, kPath, kContent, kId);
     CHECK_FALSE(plain.object(kPath + ".mac"));
-    CHECK(verifyMetadata(unencrypted, kPath, "anything") == MetadataTrust::Unauthenticated);
-    CHECK(verifyMetadata(Repository(s, "main"), kPath, "edited") == MetadataTrust::Unauthenticated);
+    CHECK(verifyMetadata(unencrypted, kPath, "anything", kId) == MetadataTrust::Unauthenticated);
+    CHECK(verifyMetadata(Repository(s, "main"), kPath, "edited", kId) ==
+          MetadataTrust::Unauthenticated);
   }
 }
 
@@ -107,41 +123,46 @@ TEST_CASE("an encrypted stanza's metadata is authenticated end to end") {
   fake.storage.remove(stanzaFile("main"));
   const MasterKey current = key(7);
   Repository repository = encrypting(fake.storage, current);
-  auto created = createStanza(
-      repository,
-      {.systemId = 18446744073709551615ULL, .pgVersion = 15, .walSegmentSize = test::kSegmentSize});
+  const StanzaInfo cluster{
+      .systemId = 18446744073709551615ULL, .pgVersion = 15, .walSegmentSize = test::kSegmentSize};
+  auto created = createStanza(repository, cluster);
   REQUIRE(created.created);
   CHECK(fake.storage.object(stanzaFile("main") + ".mac"));
+  const std::string id = created.info.identity();
+  auto sign = [&](const std::string& label) {
+    writeMetadataMac(repository, backupInfoFile("main", label),
+                     textOf(fake.storage, backupInfoFile("main", label)), id);
+  };
   fake.backup("20261101T000000Z", 1, 0x100028, 0x200100);
   fake.backup("20261102T000000Z", 1, 0x300028, 0x400100);
 
-  SUBCASE("backups written before MACs existed are left out until stanza-create signs them") {
+  SUBCASE(
+      "backups without MAC records are left out; stanza-create names them and never signs on "
+      "the side; --authenticate-existing does, once") {
     auto catalog = recovery::Catalog::load(repository);
     REQUIRE(catalog);
     CHECK(catalog->backups().empty());
     REQUIRE(catalog->damagedBackups().size() == 2);
     CHECK(catalog->damagedBackups()[0] == Containing("backup.json.mac' is missing"));
-    auto again = createStanza(repository, {.systemId = 18446744073709551615ULL,
-                                           .pgVersion = 15,
-                                           .walSegmentSize = test::kSegmentSize});
-    CHECK_FALSE(again.created);
-    CHECK(again.macsAdded == 2);
+    Error refused = thrownError([&] { createStanza(repository, cluster); });
+    CHECK(refused.code() == ErrorCode::Corrupt);
+    CHECK(what(refused) == Containing("2 metadata file(s) of stanza 'main' are not authenticated"));
+    CHECK(refused.hint() == Containing("tidemark stanza-create --authenticate-existing"));
+    CHECK(recovery::Catalog::load(repository)->backups().empty());  // still nothing signed
+    std::vector<std::string> signedPaths = authenticateExisting(repository);
+    CHECK(signedPaths == std::vector<std::string>{backupInfoFile("main", "20261101T000000Z"),
+                                                  backupInfoFile("main", "20261102T000000Z")});
     catalog = recovery::Catalog::load(repository);
     CHECK(catalog->backups().size() == 2);
     CHECK(catalog->metadataTrust() == MetadataTrust::Authenticated);
-    CHECK(createStanza(repository, {.systemId = 18446744073709551615ULL,
-                                    .pgVersion = 15,
-                                    .walSegmentSize = test::kSegmentSize})
-              .macsAdded == 0);
+    CHECK_FALSE(createStanza(repository, cluster).created);
+    CHECK(authenticateExisting(repository).empty());
   }
-  SUBCASE("an edited backup.json is left out, the others stay usable; stanza-create refuses it") {
-    for (const char* label : {"20261101T000000Z", "20261102T000000Z"})
-      writeMetadataMac(repository, backupInfoFile("main", label),
-                       textOf(fake.storage, backupInfoFile("main", label)));
+  SUBCASE("an edited backup.json is left out, the others stay usable; stanza-create names it") {
+    sign("20261101T000000Z");
+    sign("20261102T000000Z");
     std::string edited = textOf(fake.storage, backupInfoFile("main", "20261102T000000Z"));
-    edited.replace(
-        edited.find("/srv") == std::string::npos ? edited.find("base.tar") : edited.find("/srv"), 4,
-        "evil");
+    edited.replace(edited.find("base.tar"), 4, "evil");
     fake.storage.setObject(backupInfoFile("main", "20261102T000000Z"),
                            test::FakeRepository::text(edited));
     auto catalog = recovery::Catalog::load(repository);
@@ -149,13 +170,38 @@ TEST_CASE("an encrypted stanza's metadata is authenticated end to end") {
     CHECK(catalog->backups()[0].label == "20261101T000000Z");
     REQUIRE(catalog->damagedBackups().size() == 1);
     CHECK(catalog->damagedBackups()[0] == Containing("its MAC does not match its content"));
-    Error refused = thrownError([&] {
-      createStanza(repository, {.systemId = 18446744073709551615ULL,
-                                .pgVersion = 15,
-                                .walSegmentSize = test::kSegmentSize});
-    });
+    Error refused = thrownError([&] { createStanza(repository, cluster); });
     CHECK(refused.code() == ErrorCode::Corrupt);
-    CHECK(refused.hint() == Containing("tidemark does not sign over it"));
+    CHECK(what(refused) == Containing("1 metadata file(s)"));
+  }
+  SUBCASE("a backup.json copied with its record from another stanza sharing the key is refused") {
+    // Stanza "other" of another cluster, with the same key.
+    Repository other(fake.storage, "other", Keyring{.current = current},
+                     {.encryption = io::EncryptType::Aes256Gcm});
+    auto otherStanza = createStanza(
+        other, {.systemId = 42, .pgVersion = 15, .walSegmentSize = test::kSegmentSize});
+    repo::BackupInfo foreign = fake.backup("20261103T000000Z", 1, 0x500028, 0x600100);
+    foreign.systemId = 42;
+    std::string foreignJson = foreign.toJson();
+    fake.storage.setObject(backupInfoFile("other", foreign.label),
+                           test::FakeRepository::text(foreignJson));
+    writeMetadataMac(other, backupInfoFile("other", foreign.label), foreignJson,
+                     otherStanza.info.identity());
+    fake.storage.setObject(backupInfoFile("main", foreign.label),
+                           test::FakeRepository::text(foreignJson));
+    fake.storage.setObject(backupInfoFile("main", foreign.label) + ".mac",
+                           *fake.storage.object(backupInfoFile("other", foreign.label) + ".mac"));
+    sign("20261101T000000Z");
+    sign("20261102T000000Z");
+    auto catalog = recovery::Catalog::load(repository);
+    CHECK(catalog->backups().size() == 2);
+    CHECK_FALSE(catalog->findBackup(foreign.label));
+    // Signed by mistake as this stanza's, it is still of another cluster: left out.
+    authenticateExisting(repository);
+    catalog = recovery::Catalog::load(repository);
+    CHECK_FALSE(catalog->findBackup(foreign.label));
+    CHECK(catalog->damagedBackups().back() ==
+          Containing("is of the cluster with system identifier 42"));
   }
   SUBCASE("an edited stanza.json stops every reader that checks") {
     std::string text = textOf(fake.storage, stanzaFile("main"));
@@ -173,5 +219,9 @@ TEST_CASE("an encrypted stanza's metadata is authenticated end to end") {
     auto catalog = recovery::Catalog::load(repository);
     Error e = thrownError([&] { catalog->history(2); });
     CHECK(what(e) == Containing("not encrypted"));
+  }
+  SUBCASE("--authenticate-existing needs encryption configured") {
+    CHECK(thrownError([&] { authenticateExisting(Repository(fake.storage, "main")); }).code() ==
+          ErrorCode::Config);
   }
 }
