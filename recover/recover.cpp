@@ -84,11 +84,26 @@ void checkPlace(const std::string& dir, const std::string& what, bool force, boo
                 "stop it before recovering into its directory");
 }
 
+// What makes a data directory startable, removed (and the removal made durable) before anything
+// else when --force empties one: a kill or a crash in the middle of the emptying then leaves a
+// directory PostgreSQL refuses to start (no pg_control), never a half-removed one that still
+// carries recovery.signal and restore_command.
+constexpr const char* kStartGuards[] = {"recovery.signal", "standby.signal", "global/pg_control"};
+
 // Empties `dir` once checkPlace accepted it.
-void clearPlace(const std::string& dir, const std::string& what) {
+void clearPlace(const std::string& dir, const std::string& what, bool dataDirectory) {
   if (isEmpty(dir)) return;
   spdlog::warn("--force: removing everything in {} '{}'", what, dir);
   std::error_code ec;
+  if (dataDirectory) {
+    for (const char* name : kStartGuards) {
+      std::string path = dir + "/" + name;
+      if (::unlink(path.c_str()) != 0 && errno != ENOENT)
+        throw systemError(ErrorCode::LocalIo, errno, "cannot remove '{}'", path);
+    }
+    if (fs::is_directory(dir + "/global", ec)) files::syncDirectory(dir + "/global");
+    files::syncDirectory(dir);
+  }
   for (const auto& entry : fs::directory_iterator(dir, ec)) {
     fs::remove_all(entry.path(), ec);
     if (ec)
@@ -120,14 +135,14 @@ bool within(const std::string& inner, const std::string& outer) {
 
 // The owner root should give what it restored, unless that is root: the data directory's, or, for
 // one tidemark creates, its parent's.
-std::optional<std::pair<uid_t, gid_t>> restoredOwner(const std::string& dataDirectory) {
+std::optional<files::Owner> restoredOwner(const std::string& dataDirectory) {
   if (::geteuid() != 0) return std::nullopt;
   struct stat st {};
   if (::stat(dataDirectory.c_str(), &st) != 0 &&
       ::stat(fs::path(dataDirectory).parent_path().c_str(), &st) != 0)
     return std::nullopt;
   if (st.st_uid == 0) return std::nullopt;
-  return std::make_pair(st.st_uid, st.st_gid);
+  return files::Owner{st.st_uid, st.st_gid};
 }
 
 std::string selfDirectory() {
@@ -434,27 +449,29 @@ bool restoreAndConfigure(const repo::Repository& repository, const recovery::Rec
   for (const auto& place : places)
     placeExisted.push_back(fs::exists(place.dir, existsError));
   auto owner = restoredOwner(options.dataDirectory);
-  clearPlace(options.dataDirectory, "data directory");
+  clearPlace(options.dataDirectory, "data directory", true);
   for (const auto& place : places)
-    clearPlace(place.dir, fmt::format("the location of tablespace {}", place.oid));
+    clearPlace(place.dir, fmt::format("the location of tablespace {}", place.oid), false);
   try {
     // Synced once, at the end: after the owner changes too, or a crash could lose them.
     RestoreStats stats = restoreBackup(
         repository, plan.backup, options.dataDirectory,
         RestoreOptions{
             .tablespaceMap = options.tablespaceMap, .sync = false, .stopRequested = stopRequested});
-    std::string note = fmt::format("(backup {}, {})", plan.backup.label, formatUtc(utcNow()));
-    writeRecoverySettings(options.dataDirectory,
-                          recoverySettings(options.target, restoreCommandLine), options.standby,
-                          note);
     if (owner) {
-      chownTree(options.dataDirectory, !existed, owner->first, owner->second);
+      chownTree(options.dataDirectory, !existed, owner->uid, owner->gid);
       for (std::size_t i = 0; i < places.size(); ++i)
-        chownTree(places[i].dir, !placeExisted[i], owner->first, owner->second);
+        chownTree(places[i].dir, !placeExisted[i], owner->uid, owner->gid);
     }
     files::syncTree(options.dataDirectory);
     for (const auto& place : places)
       files::syncTree(place.dir);
+    // Only now, with every restored byte on disk, what makes the directory start as a recovery:
+    // a kill or a crash before this point leaves a directory that is not started as one.
+    std::string note = fmt::format("(backup {}, {})", plan.backup.label, formatUtc(utcNow()));
+    writeRecoverySettings(options.dataDirectory,
+                          recoverySettings(options.target, restoreCommandLine), options.standby,
+                          note, owner);
     spdlog::info("restored backup {}: {} in {} files, {:.1f} s ({}/s)", plan.backup.label,
                  humanBytes(stats.bytes), stats.files, stats.seconds,
                  humanBytes(std::uint64_t(double(stats.bytes) / std::max(stats.seconds, 1e-3))));

@@ -89,7 +89,7 @@ std::vector<std::string> recoverySettings(const recovery::Target& target,
 
 void writeRecoverySettings(const std::string& dataDirectory,
                            const std::vector<std::string>& settings, bool standby,
-                           const std::string& note) {
+                           const std::string& note, std::optional<files::Owner> owner) {
   std::string path = dataDirectory + "/postgresql.auto.conf";
   std::string existing;
   if (auto fd = files::openForRead(path)) {
@@ -117,13 +117,13 @@ void writeRecoverySettings(const std::string& dataDirectory,
     out << setting << "\n";
   out << "# --- end of tidemark-recover settings ---\n";
   std::string text = out.str();
-  files::AtomicFile file(path, {.mode = 0600});
+  files::AtomicFile file(path, {.mode = 0600, .owner = owner});
   file.write(io::asBytes(text));
   file.commit();
 
   std::string signal = dataDirectory + (standby ? "/standby.signal" : "/recovery.signal");
   std::string other = dataDirectory + (standby ? "/recovery.signal" : "/standby.signal");
-  files::AtomicFile marker(signal, {.mode = 0600});
+  files::AtomicFile marker(signal, {.mode = 0600, .owner = owner});
   marker.commit();
   if (::unlink(other.c_str()) != 0 && errno != ENOENT)
     throw systemError(ErrorCode::LocalIo, errno, "cannot remove '{}'", other);

@@ -1,9 +1,11 @@
 // The recovery settings tidemark-recover writes into a restored data directory.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "common/files/file.h"
 #include "common/recovery/target.h"
 
 namespace tidemark::recover {
@@ -15,10 +17,13 @@ std::vector<std::string> recoverySettings(const recovery::Target& target,
 
 // Rewrites `dataDirectory`/postgresql.auto.conf: earlier restore_command and recovery_target*
 // lines are commented out with a note, and a marked block with `settings` is appended. Then
-// creates recovery.signal (or standby.signal) and removes the other. Atomic per file, fsynced.
+// creates recovery.signal (or standby.signal) and removes the other. Atomic per file, fsynced,
+// given to `owner` when one is named. Written last, after the restored tree is on disk: the signal
+// file is what makes PostgreSQL start the directory as a recovery.
 void writeRecoverySettings(const std::string& dataDirectory,
                            const std::vector<std::string>& settings, bool standby,
-                           const std::string& note);
+                           const std::string& note,
+                           std::optional<files::Owner> owner = std::nullopt);
 
 // Quotes a string for postgresql.conf ('it''s').
 std::string confQuote(const std::string& value);
