@@ -223,6 +223,13 @@ void FakeS3::serve(int fd) {
     request.body = buffer.substr(0, length);
     buffer.erase(0, length);
 
+    int stall = 0;
+    {
+      std::lock_guard lock(mutex_);
+      if (request.method == "PUT") stall = lies_.stallPutsMs;
+    }
+    for (int waited = 0; waited < stall && !stopping_; waited += 10)
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
     Response response;
     {
       std::lock_guard lock(mutex_);

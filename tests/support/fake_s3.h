@@ -30,6 +30,7 @@ class FakeS3 {
     std::size_t truncateAfter = 1000;
     int completeWithError = 0;  // answer the next N CompleteMultipartUpload with 200 + <Error>
     bool listTruncatedWithoutToken = false;  // IsTruncated true and no NextContinuationToken
+    int stallPutsMs = 0;  // answer each PUT only after this long (a holder that cannot get through)
   };
 
   struct Object {

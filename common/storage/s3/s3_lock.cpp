@@ -116,7 +116,12 @@ class S3Lock final : public Lock {
     }
   }
 
-  bool held() const override { return held_; }
+  // Lost, or not refreshed for long enough that another process may have taken it over: the
+  // heartbeat may not have run yet (a process stopped with SIGSTOP, a paused VM) when its holder
+  // asks, and the steady clock went on meanwhile.
+  bool held() const override {
+    return held_ && std::chrono::steady_clock::now() - lastRefresh_.load() < safeWindow();
+  }
 
  private:
   void beat() {
@@ -138,20 +143,28 @@ class S3Lock final : public Lock {
 
   void refreshOnce(s3::HttpClient& client, std::uint64_t beat) {
     try {
+      auto sent = std::chrono::steady_clock::now();  // the server's Last-Modified is later
       auto etag =
           replaceIf(storage_, client, key_, etag_, lockDocument(owner_, token_, beat), bareEtag_);
       if (!etag) return lose("another process replaced it (it took the lock over as stale)");
       etag_ = *etag;
-      lastRefresh_ = std::chrono::steady_clock::now();
+      lastRefresh_ = sent;
     } catch (const std::exception& e) {
       // After a lock-timeout without a refresh, another process may take it over: stop first.
-      auto since = std::chrono::steady_clock::now() - lastRefresh_;
-      if (since >= storage_.options().lockTimeout - storage_.options().lockTimeout / 5)
+      auto since = std::chrono::steady_clock::now() - lastRefresh_.load();
+      if (since >= safeWindow())
         return lose(fmt::format("it could not be refreshed for {} s: {}",
                                 std::chrono::duration_cast<std::chrono::seconds>(since).count(),
                                 e.what()));
       spdlog::warn("could not refresh lock '{}': {}", key_, e.what());
     }
+  }
+
+  // How long after its last refresh the lock is surely still ours: a takeover needs a whole
+  // lock-timeout on the server's clock; a fifth of it is left for the clocks' rates and the
+  // request's own time.
+  std::chrono::steady_clock::duration safeWindow() const {
+    return storage_.options().lockTimeout - storage_.options().lockTimeout / 5;
   }
 
   void lose(const std::string& why) {
@@ -162,7 +175,7 @@ class S3Lock final : public Lock {
   S3Storage& storage_;
   std::string key_, owner_, token_, etag_;
   std::atomic<bool>& bareEtag_;
-  std::chrono::steady_clock::time_point lastRefresh_;
+  std::atomic<std::chrono::steady_clock::time_point> lastRefresh_;
   std::atomic<bool> held_{true};
   std::mutex mutex_;
   std::condition_variable wake_;

@@ -179,6 +179,18 @@ TEST_CASE("S3 locks exclude each other, are refreshed, and are taken over only w
     lock.reset();  // not ours any more: left alone
     CHECK(server.object("main/backup.lock")->body.rfind("pid 3", 0) == 0);
   }
+  SUBCASE("a lock whose refresh has not got through for most of lock-timeout is not held") {
+    // The holder may ask before its heartbeat has failed (or, after SIGSTOP, before it has run):
+    // the answer comes from the time of the last refresh that got through.
+    storage::S3Storage c(options(std::chrono::seconds(2)));  // refreshed every 1 s
+    auto lock = c.tryLock("main/backup.lock", "pid 1", holder);
+    REQUIRE(lock);
+    server.lie({.stallPutsMs = 2500});  // the refresh at 1 s gets its answer at 3.5 s
+    CHECK(lock->held());
+    std::this_thread::sleep_for(std::chrono::milliseconds(2200));  // past the safe 1.6 s
+    CHECK_FALSE(lock->held());
+    server.lie({});
+  }
 }
 
 TEST_CASE("stanza-create's probe finds an S3 server that ignores If-None-Match") {
