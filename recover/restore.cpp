@@ -119,6 +119,17 @@ void fetch(const repo::Repository& repository, const std::string& label,
         "the backup is damaged or was tampered with; choose another one");
 }
 
+// Opens the directory `name` (relative to `at`, or AT_FDCWD) without following a link.
+files::Fd openDirectoryNoFollow(int at, const std::string& name, const std::string& shown) {
+  int fd = ::openat(at, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0)
+    throw systemError(ErrorCode::LocalIo, errno,
+                      "cannot open '{}' (a directory replaced by a link during the restore is "
+                      "not followed)",
+                      shown);
+  return files::Fd(fd);
+}
+
 // Gives what is below the directory `dirFd` (shown as `shown`) to uid:gid, never following a
 // symbolic link: each entry is changed by name relative to its directory, and each subdirectory
 // opened with O_NOFOLLOW, so that a directory swapped for a link while root walks the tree (by
@@ -151,30 +162,18 @@ void chownBelow(int dirFd, const std::string& shown, uid_t uid, gid_t gid) {
     if (::fchownat(dirFd, name.c_str(), uid, gid, AT_SYMLINK_NOFOLLOW) != 0)
       throw systemError(ErrorCode::LocalIo, errno, "cannot chown '{}'", path);
     if (!directory) continue;
-    int sub = ::openat(dirFd, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    if (sub < 0)
-      throw systemError(ErrorCode::LocalIo, errno,
-                        "cannot open '{}' (a directory replaced by a link during the restore is "
-                        "not followed)",
-                        path);
-    files::Fd guard(sub);
-    chownBelow(sub, path, uid, gid);
+    files::Fd sub = openDirectoryNoFollow(dirFd, name, path);
+    chownBelow(sub.get(), path, uid, gid);
   }
 }
 
 }  // namespace
 
 void chownTree(const std::string& root, bool created, uid_t uid, gid_t gid) {
-  int fd = ::open(root.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-  if (fd < 0)
-    throw systemError(ErrorCode::LocalIo, errno,
-                      "cannot open '{}' (a directory replaced by a link during the restore is "
-                      "not followed)",
-                      root);
-  files::Fd guard(fd);
-  if (created && ::fchown(fd, uid, gid) != 0)
+  files::Fd fd = openDirectoryNoFollow(AT_FDCWD, root, root);
+  if (created && ::fchown(fd.get(), uid, gid) != 0)
     throw systemError(ErrorCode::LocalIo, errno, "cannot chown '{}'", root);
-  chownBelow(fd, root, uid, gid);
+  chownBelow(fd.get(), root, uid, gid);
 }
 
 void checkTablespaceLocation(std::uint32_t oid, const std::string& location) {

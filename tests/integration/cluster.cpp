@@ -5,6 +5,7 @@
 #include <libpq-fe.h>
 #include <signal.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstdlib>
@@ -13,6 +14,7 @@
 #include <fstream>
 #include <functional>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <sstream>
 #include <stdexcept>
 
@@ -119,6 +121,22 @@ std::vector<std::string> PgCluster::column(const std::string& sql) {
 std::string PgCluster::value(const std::string& sql) {
   auto rows = column(sql);
   return rows.empty() ? std::string() : rows.front();
+}
+
+void PgCluster::waitArchived() {
+  std::string last = value("select pg_walfile_name(pg_switch_wal())");
+  bool archived = waitUntil(
+      [&] {
+        return value("select coalesce(last_archived_wal, '') >= '" + last +
+                     "' from pg_stat_archiver") == "t";
+      },
+      std::chrono::seconds(120));
+  INFO(logTail());
+  REQUIRE(archived);
+}
+
+std::string PgCluster::conninfo() const {
+  return "host=127.0.0.1 port=" + std::to_string(port_) + " user=postgres";
 }
 
 std::string PgCluster::logTail(std::size_t lines) const {
@@ -302,6 +320,36 @@ std::string mergeToml(const std::string& base, const std::string& extra) {
       out += line + "\n";
   }
   return out;
+}
+
+std::vector<std::string> infoLabels(const Workspace& ws) {
+  std::string out = ws.path("info-labels.json"), err = ws.path("info-labels.err");
+  std::filesystem::remove(out);
+  int status = run({ws.ctl(), "info", "--config", ws.config(), "--output", "json"},
+                   {.stdoutPath = out, .stderrPath = err});
+  INFO(readText(err));
+  REQUIRE(status == 0);
+  const auto doc = nlohmann::json::parse(readText(out));
+  std::vector<std::string> labels;
+  for (const auto& backup : doc.at("backups"))
+    labels.push_back(backup.at("label").get<std::string>());
+  return labels;
+}
+
+bool canMount() {
+  if (::geteuid() != 0) return false;
+  std::ifstream in("/proc/self/status");
+  for (std::string line; std::getline(in, line);)
+    if (line.rfind("CapEff:", 0) == 0)
+      return (std::stoull(line.substr(7), nullptr, 16) >> 21) & 1;  // CAP_SYS_ADMIN
+  return false;
+}
+
+std::vector<std::string> hiddenNames(const std::string& dir) {
+  std::vector<std::string> hidden;
+  for (const auto& entry : std::filesystem::recursive_directory_iterator(dir))
+    if (entry.path().filename().string().front() == '.') hidden.push_back(entry.path().string());
+  return hidden;
 }
 
 }  // namespace tidemark::test

@@ -42,7 +42,12 @@ class PgCluster {
   std::string value(const std::string& sql);
   void exec(const std::string& sql) { column(sql); }
 
+  // Switches to a new WAL file and waits (up to two minutes) until the archiver has archived it.
+  void waitArchived();
+
   int port() const { return port_; }
+  // What tidemark's [pg] conninfo needs to reach this server (TCP, user postgres).
+  std::string conninfo() const;
   const std::string& dataDir() const { return dataDir_; }
   const std::string& socketDir() const { return socketDir_; }
   std::string logTail(std::size_t lines = 40) const;
@@ -136,5 +141,12 @@ class Workspace {
 
 // Merges TOML snippets that may repeat a section header (the later key wins when repeated).
 std::string mergeToml(const std::string& base, const std::string& extra);
+
+// The labels `tidemark info --output json` lists as backups, oldest first.
+std::vector<std::string> infoLabels(const Workspace& ws);
+// Root with CAP_SYS_ADMIN, which mount(2) needs (a container may take it away from root).
+bool canMount();
+// Names starting with '.' anywhere below `dir`: temporary files of unfinished writes.
+std::vector<std::string> hiddenNames(const std::string& dir);
 
 }  // namespace tidemark::test

@@ -56,16 +56,6 @@ int killSomewhere(const std::vector<std::string>& argv, const ProcessOptions& op
   return process.wait();
 }
 
-// Root with CAP_SYS_ADMIN, which mount(2) needs.
-bool canMount() {
-  if (::geteuid() != 0) return false;
-  std::ifstream in("/proc/self/status");
-  for (std::string line; std::getline(in, line);)
-    if (line.rfind("CapEff:", 0) == 0)
-      return (std::stoull(line.substr(7), nullptr, 16) >> 21) & 1;  // CAP_SYS_ADMIN
-  return false;
-}
-
 // A tmpfs on `dir` (owned by the test user) when this process may mount one, unmounted when
 // destroyed: forty restores then cost no fsyncs, whatever else the machine's disk is doing.
 class MaybeTmpfs {
@@ -98,30 +88,6 @@ bool tmpfileSupported(const std::string& dir) {
   return true;
 }
 
-// Names starting with '.' anywhere below `dir`: temporary files of unfinished writes.
-std::vector<std::string> hiddenNames(const std::string& dir) {
-  std::vector<std::string> hidden;
-  for (const auto& entry : fs::recursive_directory_iterator(dir))
-    if (entry.path().filename().string().front() == '.') hidden.push_back(entry.path().string());
-  return hidden;
-}
-
-std::string conninfo(const PgCluster& pg) {
-  return "host=127.0.0.1 port=" + std::to_string(pg.port()) + " user=postgres";
-}
-
-void waitArchived(PgCluster& pg) {
-  std::string last = pg.value("select pg_walfile_name(pg_switch_wal())");
-  bool archived = waitUntil(
-      [&] {
-        return pg.value("select coalesce(last_archived_wal, '') >= '" + last +
-                        "' from pg_stat_archiver") == "t";
-      },
-      120s);
-  INFO(pg.logTail());
-  REQUIRE(archived);
-}
-
 // A primary archiving into the workspace, with a table of known content.
 void startPrimary(const Workspace& ws, PgCluster& pg) {
   pg.initdb();
@@ -147,20 +113,6 @@ void checkWhole(const Workspace& ws, const repo::BackupInfo& backup) {
   }
 }
 
-// The labels `tidemark info --output json` lists as backups.
-std::vector<std::string> infoLabels(const Workspace& ws) {
-  std::string out = ws.path("info.json"), err = ws.path("info.err");
-  int status = run({ws.ctl(), "info", "--config", ws.config(), "--output", "json"},
-                   {.stdoutPath = out, .stderrPath = err});
-  INFO(readText(err));
-  REQUIRE(status == 0);
-  const auto doc = nlohmann::json::parse(readText(out));
-  std::vector<std::string> labels;
-  for (const auto& backup : doc.at("backups"))
-    labels.push_back(backup.at("label").get<std::string>());
-  return labels;
-}
-
 int verifyBackupDirectory(const Workspace& ws, const std::string& dir, std::string& output) {
   std::string log = ws.path("verifybackup.log");
   fs::remove(log);
@@ -181,9 +133,9 @@ TEST_CASE(
   Workspace ws(Backend::Posix);
   PgCluster pg(ws.path("primary"), "primary");
   startPrimary(ws, pg);
-  waitArchived(pg);
+  pg.waitArchived();
   const std::vector<std::string> argv{ws.basebackup(), "--config", ws.config(),
-                                      "--pg-conninfo=" + conninfo(pg)};
+                                      "--pg-conninfo=" + pg.conninfo()};
   const std::string repoDir = ws.path("repo");
   const bool checkTemporary = tmpfileSupported(repoDir);
 
@@ -304,11 +256,11 @@ TEST_CASE(
     startPrimary(ws, pg);
     sum = pg.value(kSum);
     std::string log = ws.path("backup.log");
-    int status = run({ws.basebackup(), "--config", ws.config(), "--pg-conninfo=" + conninfo(pg)},
+    int status = run({ws.basebackup(), "--config", ws.config(), "--pg-conninfo=" + pg.conninfo()},
                      {.stderrPath = log});
     INFO(readText(log));
     REQUIRE(status == 0);
-    waitArchived(pg);
+    pg.waitArchived();
   }
   // The random rounds restore into a tmpfs when one can be mounted (fast, whatever the disk is
   // doing); the rounds killed while --force empties a previous restore use the disk, whose order

@@ -28,28 +28,12 @@ constexpr auto kLockTimeout = 10s;
 constexpr auto kStale = kLockTimeout + 3s;
 const std::string kLockToml = "[s3]\nlock-timeout = 10\n";
 
-std::string conninfo(const PgCluster& pg) {
-  return "host=127.0.0.1 port=" + std::to_string(pg.port()) + " user=postgres";
-}
-
 std::vector<std::string> backupCommand(const Workspace& ws, const PgCluster& pg,
                                        std::vector<std::string> extra = {}) {
   std::vector<std::string> argv{ws.basebackup(), "--config", ws.config(),
-                                "--pg-conninfo=" + conninfo(pg)};
+                                "--pg-conninfo=" + pg.conninfo()};
   argv.insert(argv.end(), extra.begin(), extra.end());
   return argv;
-}
-
-void waitArchived(PgCluster& pg) {
-  std::string last = pg.value("select pg_walfile_name(pg_switch_wal())");
-  bool archived = waitUntil(
-      [&] {
-        return pg.value("select coalesce(last_archived_wal, '') >= '" + last +
-                        "' from pg_stat_archiver") == "t";
-      },
-      120s);
-  INFO(pg.logTail());
-  REQUIRE(archived);
 }
 
 // A primary archiving into the workspace through `archiveCommand`, with ~25 MiB of data (a backup
@@ -61,7 +45,7 @@ void startPrimary(const Workspace& ws, PgCluster& pg, const std::string& archive
                "'\nwal_level = replica\nmax_wal_senders = 10\n");
   pg.start();
   pg.exec("create table t as select g, md5(g::text) as m from generate_series(1, 20000) g");
-  waitArchived(pg);
+  pg.waitArchived();
 }
 
 // The label a backup's log names ("backup LABEL: from ..."), or "".
@@ -72,20 +56,6 @@ std::string labelIn(const std::string& log) {
   if (start == std::string::npos) return "";
   start += 7;
   return log.substr(start, end - start);
-}
-
-// The labels `tidemark info --output json` lists as backups, comma-separated.
-std::string infoLabels(const Workspace& ws) {
-  std::string out = ws.path("info.json"), err = ws.path("info.err");
-  int status = run({ws.ctl(), "info", "--config", ws.config(), "--output", "json"},
-                   {.stdoutPath = out, .stderrPath = err});
-  INFO(readText(err));
-  REQUIRE(status == 0);
-  const auto doc = nlohmann::json::parse(readText(out));
-  std::string labels;
-  for (const auto& backup : doc.at("backups"))
-    labels += (labels.empty() ? "" : ",") + backup.at("label").get<std::string>();
-  return labels;
 }
 
 // Objects stored under one backup's folder.
@@ -116,7 +86,7 @@ void checkOnlyB(const Workspace& ws, const std::string& aLog, int aStatus,
   auto backups = repo::listBackups(ws.repository());
   REQUIRE(backups.size() == 1);
   CHECK(backups.front().label == bLabel);
-  CHECK(infoLabels(ws) == bLabel);
+  CHECK(infoLabels(ws) == std::vector<std::string>{bLabel});
   // B released its lock, and A (which no longer held it) did not leave one.
   CHECK_FALSE(ws.hasObject(repo::backupLockFile("main")));
 }
@@ -212,7 +182,7 @@ TEST_CASE(
   pg.exec("select pg_switch_wal()");
   std::this_thread::sleep_for(kStale);
   std::string bLog = runB(ws, pg, a.pid());
-  waitArchived(pg);
+  pg.waitArchived();
 
   // A runs again and finds every WAL file it waited for: it must still notice that its lock was
   // taken before it writes backup.json.

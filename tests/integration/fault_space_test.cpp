@@ -30,16 +30,6 @@ namespace {
 
 constexpr std::uint64_t kMiB = 1u << 20;
 
-// Root with CAP_SYS_ADMIN, which mount(2) needs (a container may take it away from root).
-bool canMount() {
-  if (::geteuid() != 0) return false;
-  std::ifstream in("/proc/self/status");
-  for (std::string line; std::getline(in, line);)
-    if (line.rfind("CapEff:", 0) == 0)
-      return (std::stoull(line.substr(7), nullptr, 16) >> 21) & 1;  // CAP_SYS_ADMIN
-  return false;
-}
-
 // A tmpfs of a fixed size mounted on an existing directory, owned by the test user; unmounted when
 // destroyed (lazily, if something still uses it), also when the test fails.
 class Tmpfs {
@@ -91,14 +81,6 @@ class Tmpfs {
   std::string dir_;
 };
 
-// Names starting with '.' anywhere below `dir`: temporary files of unfinished writes.
-std::vector<std::string> hiddenNames(const std::string& dir) {
-  std::vector<std::string> hidden;
-  for (const auto& entry : fs::recursive_directory_iterator(dir))
-    if (entry.path().filename().string().front() == '.') hidden.push_back(entry.path().string());
-  return hidden;
-}
-
 // Every object stored under a stanza's backups/ folder.
 std::vector<std::string> backupObjects(const Workspace& ws) {
   std::vector<std::string> found;
@@ -120,39 +102,9 @@ Outcome runLogged(const Workspace& ws, const std::string& name,
   return {status, readText(log)};
 }
 
-std::string conninfo(const PgCluster& pg) {
-  return "host=127.0.0.1 port=" + std::to_string(pg.port()) + " user=postgres";
-}
-
 void configureArchiving(const Workspace& ws, PgCluster& pg) {
   pg.configure("archive_mode = on\narchive_command = '" + ws.archiveCommand() +
                "'\nwal_level = replica\nmax_wal_senders = 5\n");
-}
-
-void waitArchived(PgCluster& pg) {
-  std::string last = pg.value("select pg_walfile_name(pg_switch_wal())");
-  bool archived = waitUntil(
-      [&] {
-        return pg.value("select coalesce(last_archived_wal, '') >= '" + last +
-                        "' from pg_stat_archiver") == "t";
-      },
-      120s);
-  INFO(pg.logTail());
-  REQUIRE(archived);
-}
-
-// The labels `tidemark info --output json` lists as backups, comma-separated.
-std::string infoLabels(const Workspace& ws, const std::string& name) {
-  std::string out = ws.path(name + ".json"), err = ws.path(name + ".err");
-  int status = run({ws.ctl(), "info", "--config", ws.config(), "--output", "json"},
-                   {.stdoutPath = out, .stderrPath = err});
-  INFO(readText(err));
-  REQUIRE(status == 0);
-  const auto doc = nlohmann::json::parse(readText(out));
-  std::string labels;
-  for (const auto& backup : doc.at("backups"))
-    labels += (labels.empty() ? "" : ",") + backup.at("label").get<std::string>();
-  return labels;
 }
 
 // A server started on a restored data directory, promoted at the end of recovery.
@@ -238,13 +190,13 @@ TEST_CASE(
   pg.start();
   pg.exec(noiseTable(24 * 1024));  // the backup: ~24 MiB of noise beside ~23 MiB of catalog
   const std::string sum = pg.value(kNoiseSum);
-  waitArchived(pg);
+  pg.waitArchived();
 
   // Less room than the backup needs, even before compression is considered.
   std::string filler = repo.fillLeaving(12 * kMiB);
   Outcome full = runLogged(ws, "backup-full",
                            {ws.basebackup(), "--config", ws.config(), "--compress-type=none",
-                            "--pg-conninfo=" + conninfo(pg)});
+                            "--pg-conninfo=" + pg.conninfo()});
   {
     INFO(full.output);
     CHECK(full.status != 0);
@@ -254,21 +206,21 @@ TEST_CASE(
   std::vector<std::string> damaged;
   CHECK(repo::listBackups(ws.repository(), &damaged).empty());
   CHECK(damaged.empty());
-  CHECK(infoLabels(ws, "info-full").empty());
+  CHECK(infoLabels(ws).empty());
   CHECK(backupObjects(ws).empty());  // what it stored was removed on the way out
   CHECK(hiddenNames(repo.path()).empty());
 
   fs::remove(filler);
   Outcome again = runLogged(ws, "backup-room",
                             {ws.basebackup(), "--config", ws.config(), "--compress-type=none",
-                             "--pg-conninfo=" + conninfo(pg)});
+                             "--pg-conninfo=" + pg.conninfo()});
   INFO(again.output);
   REQUIRE(again.status == 0);
   auto backups = repo::listBackups(ws.repository());
   REQUIRE(backups.size() == 1);
-  CHECK(infoLabels(ws, "info-room") == backups.front().label);
+  CHECK(infoLabels(ws) == std::vector<std::string>{backups.front().label});
   CHECK(backups.front().size() > 40 * kMiB);  // it did need more room than was left
-  waitArchived(pg);
+  pg.waitArchived();
   pg.stop();
 
   std::string restored = ws.path("restored");
@@ -297,10 +249,10 @@ TEST_CASE(
     pg.exec(noiseTable(4 * 1024));
     sum = pg.value(kNoiseSum);
     Outcome backup = runLogged(
-        ws, "backup", {ws.basebackup(), "--config", ws.config(), "--pg-conninfo=" + conninfo(pg)});
+        ws, "backup", {ws.basebackup(), "--config", ws.config(), "--pg-conninfo=" + pg.conninfo()});
     INFO(backup.output);
     REQUIRE(backup.status == 0);
-    waitArchived(pg);
+    pg.waitArchived();
   }
   // The data directory is the root of a filesystem far smaller than the backup (~27 MiB).
   std::string dir = ws.makeDir("restore");

@@ -48,9 +48,7 @@ struct Primary {
     REQUIRE(pgbench({"-i", "-q", "-s", std::to_string(scale)}) == 0);
   }
 
-  std::string conninfo() const {
-    return "host=127.0.0.1 port=" + std::to_string(pg.port()) + " user=postgres";
-  }
+  std::string conninfo() const { return pg.conninfo(); }
 
   std::vector<std::string> pgbenchArgs(std::vector<std::string> args) const {
     std::vector<std::string> argv{pgBinDir() + "/pgbench",   "-h", "127.0.0.1", "-p",
@@ -64,17 +62,7 @@ struct Primary {
   }
 
   // Every WAL file written so far is in the repository.
-  void archiveEverything() {
-    std::string last = pg.value("select pg_walfile_name(pg_switch_wal())");
-    bool archived = waitUntil(
-        [&] {
-          return pg.value("select coalesce(last_archived_wal, '') >= '" + last +
-                          "' from pg_stat_archiver") == "t";
-        },
-        120s);
-    INFO(pg.logTail());
-    REQUIRE(archived);
-  }
+  void archiveEverything() { pg.waitArchived(); }
 };
 
 std::vector<std::string> backupCommand(const Workspace& ws, const std::string& conninfo,
@@ -274,9 +262,7 @@ TEST_CASE("a backup stores the timeline history files of promotions the archive 
   CHECK_FALSE(ws.hasObject(Workspace::walObject("00000002.history")));
 
   std::string log = ws.path("backup.log");
-  int status =
-      run(backupCommand(ws, "host=127.0.0.1 port=" + std::to_string(pg.port()) + " user=postgres"),
-          {.stderrPath = log});
+  int status = run(backupCommand(ws, pg.conninfo()), {.stderrPath = log});
   std::string text = readText(log);
   INFO(text);
   REQUIRE(status == 0);
@@ -289,9 +275,7 @@ TEST_CASE("a backup stores the timeline history files of promotions the archive 
   }
   // The next backup finds them there.
   std::string again = ws.path("again.log");
-  REQUIRE(
-      run(backupCommand(ws, "host=127.0.0.1 port=" + std::to_string(pg.port()) + " user=postgres"),
-          {.stderrPath = again}) == 0);
+  REQUIRE(run(backupCommand(ws, pg.conninfo()), {.stderrPath = again}) == 0);
   CHECK(readText(again).find("from the server") == std::string::npos);
 }
 
@@ -325,9 +309,7 @@ TEST_CASE("a backup of another cluster into the stanza is refused before anythin
   other.configure("archive_mode = on\narchive_command = '/bin/true'\nwal_level = replica\n");
   other.start();
   std::string log = ws.path("foreign.log");
-  int status = run(
-      backupCommand(ws, "host=127.0.0.1 port=" + std::to_string(other.port()) + " user=postgres"),
-      {.stderrPath = log});
+  int status = run(backupCommand(ws, other.conninfo()), {.stderrPath = log});
   std::string text = readText(log);
   INFO(text);
   CHECK(status == 8);  // ForeignCluster

@@ -55,23 +55,13 @@ TEST_CASE_TEMPLATE(
   pg.start();
   pg.exec("create table t as select g from generate_series(1, 10000) g");
   std::string backupLog = ws.path("basebackup.log");
-  int status =
-      run({ws.basebackup(), "--config", ws.config(),
-           "--pg-conninfo=host=127.0.0.1 port=" + std::to_string(pg.port()) + " user=postgres"},
-          {.stderrPath = backupLog});
+  int status = run({ws.basebackup(), "--config", ws.config(), "--pg-conninfo=" + pg.conninfo()},
+                   {.stderrPath = backupLog});
   INFO(readText(backupLog));
   REQUIRE(status == 0);
   pg.exec("insert into t select g from generate_series(1, 10000) g");
-  std::string last = pg.value("select pg_walfile_name(pg_switch_wal())");
-  bool archived = waitUntil(
-      [&] {
-        return pg.value("select coalesce(last_archived_wal, '') >= '" + last +
-                        "' from pg_stat_archiver") == "t";
-      },
-      120s);
-  INFO(pg.logTail());
-  REQUIRE(archived);
-  last = pg.value("select last_archived_wal from pg_stat_archiver");
+  pg.waitArchived();
+  std::string last = pg.value("select last_archived_wal from pg_stat_archiver");
   std::string systemId = pg.value("select system_identifier from pg_control_system()");
 
   auto backups = repo::listBackups(ws.repository());

@@ -107,25 +107,16 @@ struct Recovered {
   }
 };
 
+// Every WAL file written so far is archived, and no attempt failed.
 void waitArchived(PgCluster& pg) {
-  std::string last = pg.value("select pg_walfile_name(pg_switch_wal())");
-  bool archived = waitUntil(
-      [&] {
-        return pg.value("select coalesce(last_archived_wal, '') >= '" + last +
-                        "' from pg_stat_archiver") == "t";
-      },
-      120s);
-  INFO(pg.logTail());
-  REQUIRE(archived);
+  pg.waitArchived();
   REQUIRE(pg.value("select failed_count from pg_stat_archiver") == "0");
 }
 
 void takeBackup(const Workspace& ws, const PgCluster& pg) {
   std::string log = ws.path("basebackup.log");
-  int status =
-      run({ws.basebackup(), "--config", ws.config(),
-           "--pg-conninfo=host=127.0.0.1 port=" + std::to_string(pg.port()) + " user=postgres"},
-          {.stderrPath = log});
+  int status = run({ws.basebackup(), "--config", ws.config(), "--pg-conninfo=" + pg.conninfo()},
+                   {.stderrPath = log});
   INFO(readText(log));
   REQUIRE(status == 0);
 }
