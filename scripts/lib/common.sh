@@ -9,7 +9,7 @@ TM_CHECK_PACKAGES=(clang-format-14)
 # What the integration tests, the demo and the benchmarks run.
 TM_RUNTIME_PACKAGES=(postgresql-15 postgresql-client-15)
 # What only the integration tests use: libfaketime (a client whose clock is off).
-TM_TEST_PACKAGES=(faketime)
+TM_TEST_PACKAGES=(faketime strace)
 # The S3 server of the integration tests (scripts/s3-server): Ceph's RADOS Gateway.
 TM_S3_PACKAGES=(ceph-mon ceph-osd radosgw ceph-common uuid-runtime curl openssl)
 
