@@ -245,21 +245,15 @@ Server checkServer(pg::Connection& connection) {
 }
 
 // The stanza must exist (a backup never creates one), and belongs to one cluster and one
-// encryption setting: others are refused before anything is stored. With encryption, a
-// stanza.json that is not authenticated is said loudly: the backup is taken (and signed), but
-// recovery refuses the stanza until the operator signs it.
+// encryption setting: others are refused before anything is stored. With encryption, stanza.json
+// must be authenticated: its identifier is what the new backup.json is signed for.
 repo::StanzaInfo checkStanza(const repo::Repository& repository, const Server& server,
                              const pg::Connection& connection) {
   repo::StanzaInfo stanza = repo::requireStanza(repository);
   repo::checkCluster(stanza, repository.stanza(), server.systemId, server.segmentSize,
                      fmt::format("the cluster at {}", connection.describe()));
   repo::checkEncryption(repository, stanza);
-  try {
-    repo::loadStanza(repository, true);
-  } catch (const Error& e) {
-    spdlog::error("{}: tidemark-recover refuses this stanza until it is fixed", e.what());
-    spdlog::critical("{}", e.hint());
-  }
+  repo::loadStanza(repository, true);
   return stanza;
 }
 
@@ -380,9 +374,12 @@ std::string freeLabel(const repo::Repository& repository, std::string label,
 // encryption, just before it). False when `path` holds someone else's (a refused no-replace commit
 // whose object holds our bytes was ours: a retry after a lost reply).
 bool writeBackupJson(const repo::Repository& repository, const std::string& path,
-                     const repo::BackupInfo& info, const std::string& stanzaId) {
+                     const repo::BackupInfo& info, const std::string& stanzaId,
+                     const std::function<bool()>& stopRequested) {
   std::string json = info.toJson();
   repo::writeMetadataMac(repository, path, json, stanzaId);
+  if (stopRequested())  // and throws if the lock was lost while the record was written
+    throw Error(ErrorCode::Interrupted, "the base backup was interrupted; no backup was recorded");
   auto write = repository.storage().newWrite(path, {.noReplace = true});
   write->write(io::asBytes(json));
   return write->commit() || storage::readSmall(repository.storage(), path, 16u << 20) == json;
@@ -503,7 +500,7 @@ repo::BackupInfo takeBackup(const repo::Repository& repository, const BackupPara
       throw Error(ErrorCode::Interrupted,
                   "the base backup was interrupted; no backup was recorded");
     infoPath = repo::backupInfoFile(repository.stanza(), info.label);
-    if (!writeBackupJson(repository, infoPath, info, stanza.identity())) {
+    if (!writeBackupJson(repository, infoPath, info, stanza.identity(), params.stopRequested)) {
       std::string taken = std::exchange(infoPath, "");  // someone else's: leave it alone
       throw error(ErrorCode::Storage, "'{}' already exists", taken);
     }

@@ -159,6 +159,15 @@ void chownBelow(int dirFd, const std::string& shown, uid_t uid, gid_t gid) {
   if (errno != 0) throw systemError(ErrorCode::LocalIo, errno, "cannot list '{}'", shown);
   for (const auto& [name, directory] : entries) {
     std::string path = shown + "/" + name;
+    // A second name of a file elsewhere (a hard link planted by the owner to be, where
+    // fs.protected_hardlinks is off) would give that file away: a restore holds none.
+    struct stat st {};
+    if (!directory && ::fstatat(dirFd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+        !S_ISDIR(st.st_mode) && st.st_nlink > 1)
+      throw error(ErrorCode::LocalIo,
+                  "'{}' has {} names (hard links), which a restored file does not: not giving it "
+                  "away",
+                  path, st.st_nlink);
     if (::fchownat(dirFd, name.c_str(), uid, gid, AT_SYMLINK_NOFOLLOW) != 0)
       throw systemError(ErrorCode::LocalIo, errno, "cannot chown '{}'", path);
     if (!directory) continue;
@@ -191,8 +200,8 @@ void checkTablespaceLocation(std::uint32_t oid, const std::string& location) {
     std::string top = first == path.end() ? std::string() : first->string();
     bool system =
         top.empty() || top.rfind("lib", 0) == 0 ||
-        std::set<std::string>{"bin", "boot", "dev", "etc", "proc", "sbin", "sys", "usr"}.count(
-            top) > 0;
+        std::set<std::string>{"bin", "boot", "dev", "etc", "proc", "root", "sbin", "sys", "usr"}
+                .count(top) > 0;
     if (system)
       throw Error(ErrorCode::InvalidInput,
                   fmt::format("the location of tablespace {} '{}' is {} system directory /{}: "
@@ -252,7 +261,12 @@ RestoreStats restoreBackup(const repo::Repository& repository, const repo::Backu
     // No fsync per file: syncTree() makes everything durable at the end, far faster.
     // A data directory's own symlinks leading elsewhere (log -> /var/log/...) come back as they
     // were on the server; the extractor never follows them.
-    files::TarExtractor extractor(target, {.sync = false, .allowOutsideSymlinks = true});
+    // A backup of a standby holds its standby.signal: tidemark-recover writes the signal file
+    // itself, last, once the whole restore is on disk. One extracted on the way would make a
+    // directory cut short by a kill or a crash start as a recovery.
+    files::TarExtractor extractor(target, {.sync = false,
+                                           .allowOutsideSymlinks = true,
+                                           .skip = {"standby.signal", "recovery.signal"}});
     files::TarReader reader(extractor);
     Meter meter(reader, progress, progressMutex, stopRequested);
     fetch(from, backup.label, object, meter);

@@ -1,7 +1,9 @@
 // Writing recovery settings into postgresql.auto.conf.
 #include "recover/settings.h"
 
+#include <fcntl.h>
 #include <fmt/format.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cctype>
@@ -92,9 +94,20 @@ void writeRecoverySettings(const std::string& dataDirectory,
                            const std::string& note, std::optional<files::Owner> owner) {
   std::string path = dataDirectory + "/postgresql.auto.conf";
   std::string existing;
-  if (auto fd = files::openForRead(path)) {
+  // Read as root from a directory its owner can write to: never through a link (to /etc/shadow,
+  // say, whose lines would land in a file that owner can read), and only a regular file.
+  files::Fd fd(::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC));
+  struct stat st {};
+  if (fd && (::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode)))
+    throw error(ErrorCode::LocalIo, "'{}' is not a regular file", path);
+  if (!fd && errno == ELOOP)
+    throw error(ErrorCode::LocalIo, "'{}' is a symbolic link: tidemark-recover does not follow it",
+                path);
+  if (!fd && errno != ENOENT)
+    throw systemError(ErrorCode::LocalIo, errno, "cannot open '{}'", path);
+  if (fd) {
     io::MemorySink sink(16u << 20);
-    files::streamFile(fd->get(), path, sink);
+    files::streamFile(fd.get(), path, sink);
     existing = std::string(sink.text());
   }
   // Earlier recovery settings would fight ours: comment them out, with a note.

@@ -132,12 +132,13 @@ void syncTree(const std::string& root, ErrorCode code) {
     if (!fd) throw systemError(code, errno, "cannot open '{}'", path);
     return fd;
   };
+  // O_NONBLOCK: a file swapped for a FIFO meanwhile fails its fsync instead of blocking the open.
   for (const auto& file : files) {
-    Fd fd = open(file, O_RDONLY);
+    Fd fd = open(file, O_RDONLY | O_NONBLOCK);
     ::sync_file_range(fd.get(), 0, 0, SYNC_FILE_RANGE_WRITE);  // a hint: failures show in the fsync
   }
   for (const auto& file : files) {
-    Fd fd = open(file, O_RDONLY);
+    Fd fd = open(file, O_RDONLY | O_NONBLOCK);
     if (::fsync(fd.get()) != 0) throw systemError(code, errno, "cannot sync '{}'", file);
   }
   for (auto it = directories.rbegin(); it != directories.rend(); ++it) {

@@ -133,6 +133,8 @@ struct ExtractOptions {
   // data directory's symlinks, e.g. log -> /var/log/postgresql, with their targets), listed in
   // ExtractStats::outsideSymlinks. Extraction itself never follows a symlink either way.
   bool allowOutsideSymlinks = false;
+  // Entries (paths below root, as normalised: "standby.signal") read and dropped, not written.
+  std::vector<std::string> skip;
 };
 
 // Counts of archive entries extracted; `bytes` is the files' data. Directories created
@@ -214,6 +216,7 @@ class TarExtractor final : public TarReader::Handler {
 
   std::string root_;
   ExtractOptions options_;
+  bool skipping_ = false;  // the current entry is one of options_.skip
   Fd rootFd_;
   // The parent directory of the last entry: consecutive entries mostly share it.
   std::string parentPath_;

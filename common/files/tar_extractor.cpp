@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <utility>
 #include <vector>
 
 #include "common/base/error.h"
@@ -217,6 +218,10 @@ void TarExtractor::begin(const TarEntry& entry) {
     refuse("it names the extraction root itself");
   }
   current_.path = join(parts, parts.size());
+  if (std::find(options_.skip.begin(), options_.skip.end(), current_.path) != options_.skip.end()) {
+    skipping_ = true;
+    return;
+  }
   switch (entry.type) {
     case TarEntry::Type::File:
       return file(current_);
@@ -345,6 +350,7 @@ void TarExtractor::hardLink(const TarEntry& entry) {
 }
 
 void TarExtractor::data(io::ByteView bytes) {
+  if (skipping_) return;
   if (!file_) throw Error(ErrorCode::Internal, "tar extractor: data() outside a file");
   written_ += bytes.size();
   if (written_ > current_.size)
@@ -363,6 +369,7 @@ void TarExtractor::data(io::ByteView bytes) {
 void TarExtractor::end() {
   if (!inEntry_) throw Error(ErrorCode::Internal, "tar extractor: end() outside an entry");
   inEntry_ = false;
+  if (std::exchange(skipping_, false)) return;
   if (!file_) return;
   const std::string path = full(current_.path);
   if (written_ != current_.size)

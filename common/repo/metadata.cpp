@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <span>
 
 #include "common/base/error.h"
@@ -14,7 +15,10 @@ namespace tidemark::repo {
 
 namespace {
 
-constexpr std::string_view kDomain = "tidemark metadata v1";
+// v1 (records of format 1) bound the path but not the stanza's identifier: such a record is
+// "made by an earlier version", never a match.
+constexpr std::string_view kDomain = "tidemark metadata v2";
+constexpr int kFormat = 2;
 
 io::Sha256Digest macOf(const MasterKey& key, const std::string& path, std::string_view stanzaId,
                        std::string_view content) {
@@ -52,10 +56,31 @@ bool parseHex(std::string_view hex, std::span<std::uint8_t> out) {
 
 std::string recordText(const MasterKey& key, const io::Sha256Digest& mac) {
   nlohmann::ordered_json doc;
-  doc["format"] = 1;
+  doc["format"] = kFormat;
   doc["key-id"] = key.idHex();
   doc["hmac-sha256"] = io::toHex(mac);
   return doc.dump(2) + "\n";
+}
+
+struct Record {
+  int format = 0;
+  KeyId keyId{};
+  io::Sha256Digest mac{};
+};
+
+// The record's fields; std::nullopt when it is damaged.
+std::optional<Record> parseRecord(const std::string& text) {
+  try {
+    auto doc = nlohmann::json::parse(text);
+    Record record;
+    record.format = doc.at("format").get<int>();
+    if (record.format != kFormat) return record;
+    if (!parseHex(doc.at("key-id").get<std::string>(), record.keyId)) return std::nullopt;
+    if (!io::fromHex(doc.at("hmac-sha256").get<std::string>(), record.mac)) return std::nullopt;
+    return record;
+  } catch (const std::exception&) {
+    return std::nullopt;
+  }
 }
 
 Error unauthenticated(const Repository& repository, const std::string& path,
@@ -105,26 +130,30 @@ MetadataTrust verifyMetadata(const Repository& repository, const std::string& pa
   std::string record = macRecordPath(path);
   auto text = storage::readSmall(repository.storage(), record, 4096);
   if (!text) throw unauthenticated(repository, path, fmt::format("'{}' is missing", record));
-  KeyId id{};
-  io::Sha256Digest stored{};
-  try {
-    auto doc = nlohmann::json::parse(*text);
-    if (doc.at("format").get<int>() != 1) throw std::invalid_argument("format");
-    if (!parseHex(doc.at("key-id").get<std::string>(), id)) throw std::invalid_argument("key-id");
-    if (!io::fromHex(doc.at("hmac-sha256").get<std::string>(), stored))
-      throw std::invalid_argument("hmac-sha256");
-  } catch (const std::exception&) {
+  auto parsed = parseRecord(*text);
+  if (!parsed)
     throw unauthenticated(repository, path, fmt::format("its MAC record '{}' is damaged", record));
-  }
-  const MasterKey* key = repository.keys().find(id);
+  if (parsed->format != kFormat)
+    throw unauthenticated(
+        repository, path,
+        fmt::format("its MAC record '{}' was made by an earlier version of tidemark", record));
+  const MasterKey* key = repository.keys().find(parsed->keyId);
   if (!key)
     throw Error(ErrorCode::Config,
                 fmt::format("'{}' was authenticated with key {}; configured keys are {}", path,
-                            io::toHex(id), repository.keys().describe()),
+                            io::toHex(parsed->keyId), repository.keys().describe()),
                 "add that key to encryption.old-key-files");
-  if (!io::sameDigest(macOf(*key, path, stanzaId, content), stored))
+  if (!io::sameDigest(macOf(*key, path, stanzaId, content), parsed->mac))
     throw unauthenticated(repository, path, "its MAC does not match its content");
   return MetadataTrust::Authenticated;
+}
+
+bool hasVouchingRecord(const Repository& repository, const std::string& path) {
+  auto text = storage::readSmall(repository.storage(), macRecordPath(path), 4096);
+  if (!text) return false;
+  auto parsed = parseRecord(*text);
+  if (!parsed) return true;  // damaged: nothing to sign over
+  return parsed->format == kFormat && repository.keys().find(parsed->keyId) != nullptr;
 }
 
 }  // namespace tidemark::repo

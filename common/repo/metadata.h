@@ -6,9 +6,9 @@
 // The MAC of a metadata object `<path>` is a record of its own, `<path>.mac`, written before the
 // object (a new object is never visible without its record), so that the metadata of an existing
 // stanza gains MACs as new records, without rewriting objects:
-//   {"format": 1, "key-id": "<16 hex>", "hmac-sha256": "<64 hex>"}
+//   {"format": 2, "key-id": "<16 hex>", "hmac-sha256": "<64 hex>"}
 // HMAC-SHA256 under MasterKey::metadataMacKey() of the key named, over
-//   "tidemark metadata v1" 0x00, the object's path (with the stanza's name) and the stanza's
+//   "tidemark metadata v2" 0x00, the object's path (with the stanza's name) and the stanza's
 //   identifier (StanzaInfo::identity()), each as a u16 little-endian length and its bytes, then
 //   the object's bytes,
 // so a record vouches for one content at one name in one stanza: moved to another label, or
@@ -47,5 +47,11 @@ enum class MetadataTrust {
 // it was made with a key the handle does not hold.
 MetadataTrust verifyMetadata(const Repository& repository, const std::string& path,
                              std::string_view content, const std::string& stanzaId);
+
+// Whether a record that could vouch for `path` stands beside it: one of this version's format made
+// with a key the handle holds, or a damaged one. Such a record that fails to verify is evidence of
+// an edit. A missing record, one made by an earlier version or with a key no longer configured
+// (after a leaked key was removed) vouches for nothing: the operator may sign over it.
+bool hasVouchingRecord(const Repository& repository, const std::string& path);
 
 }  // namespace tidemark::repo

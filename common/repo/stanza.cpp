@@ -1,6 +1,7 @@
 // stanza.json reading, writing and checks.
 #include "common/repo/stanza.h"
 
+#include <fmt/ranges.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -196,14 +197,33 @@ std::vector<std::string> authenticateExisting(const Repository& repository) {
                 "is not configured",
                 "set encryption.type and encryption.key-file (docs/encryption.md)");
   StanzaInfo info = requireStanza(repository);
-  std::vector<std::string> signed_;
-  for (const auto& [path, text] : metadataFiles(repository)) {
+  std::vector<std::pair<std::string, std::string>> unsigned_;
+  std::vector<std::string> contradicted;
+  for (auto& [path, text] : metadataFiles(repository)) {
     try {
       verifyMetadata(repository, path, text, info.identity());
       continue;  // already authenticated
     } catch (const Error& e) {
-      if (e.code() != ErrorCode::Corrupt) throw;
+      // Corrupt: no record, or one that does not match; Config: made with a key no longer held.
+      if (e.code() != ErrorCode::Corrupt && e.code() != ErrorCode::Config) throw;
+      if (hasVouchingRecord(repository, path))
+        contradicted.push_back(e.what());
+      else
+        unsigned_.emplace_back(std::move(path), std::move(text));
     }
+  }
+  // A file its own current record contradicts was edited after it was signed: never signed over.
+  if (!contradicted.empty())
+    throw Error(
+        ErrorCode::Corrupt,
+        fmt::format("{} metadata file(s) of stanza '{}' do not match their MAC records, "
+                    "as a file edited without the key would not; nothing was signed: {}",
+                    contradicted.size(), repository.stanza(), fmt::join(contradicted, "; ")),
+        "restore them from a copy you trust, or remove the backups they describe "
+        "(--authenticate-existing signs only files that have no record, an earlier "
+        "version's, or one made with a key no longer configured)");
+  std::vector<std::string> signed_;
+  for (const auto& [path, text] : unsigned_) {
     writeMetadataMac(repository, path, text, info.identity(), true);
     signed_.push_back(path);
   }
@@ -220,8 +240,8 @@ CreatedStanza createStanza(const Repository& repository, const StanzaInfo& clust
     if (!problems.empty())
       throw Error(
           ErrorCode::Corrupt,
-          fmt::format("{} metadata file(s) of stanza '{}' are not authenticated; the first: {}",
-                      problems.size(), stanza, problems.front()),
+          fmt::format("{} metadata file(s) of stanza '{}' are not authenticated: {}",
+                      problems.size(), stanza, fmt::join(problems, "; ")),
           "metadata written before MACs existed, by someone without the key, or by an interrupted "
           "write: check the stanza (tidemark info --config with the key lists the backups left "
           "out), then sign what you trust with 'tidemark stanza-create --authenticate-existing'");
@@ -269,6 +289,10 @@ void checkEncryption(const Repository& repository, StanzaInfo& info) {
       "records "
       "'{}', and writers configured with '{}' are refused from now on",
       stanza, recorded, wanted, wanted, recorded);
+  // What is signed below is what stanza.json says now: a record beside it must vouch for that
+  // first (an attacker who edits stanza.json to force a switch gets it refused, not signed).
+  if (authenticatesMetadata(repository) && hasVouchingRecord(repository, stanzaFile(stanza)))
+    loadStanza(repository, true);
   info.encryption = configured;
   std::string text = info.toJson();
   // Switching to encryption signs what stanza.json said without a key (nothing could vouch for it

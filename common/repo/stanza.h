@@ -81,9 +81,10 @@ std::vector<std::string> unauthenticatedMetadata(const Repository& repository,
                                                  const StanzaInfo& info);
 
 // `tidemark stanza-create --authenticate-existing`: signs every metadata file of the stanza that
-// has no valid MAC record (written before MACs existed, or checked by the operator), and returns
-// their paths. The operator's explicit trust decision: never done on the side. Error(Config)
-// without encryption, and when a record was made with a key the handle lacks.
+// has no record that could vouch for it (none, an earlier version's, or one made with a key no
+// longer configured), and returns their paths. The operator's explicit trust decision: never done
+// on the side. A file its current record contradicts (an edit) is never signed over: then nothing
+// is signed, Error(Corrupt) naming each. Error(Config) without encryption.
 std::vector<std::string> authenticateExisting(const Repository& repository);
 
 // Throws Error(ForeignCluster) unless `systemId` is the stanza's; `what` names the file.

@@ -3,6 +3,7 @@
 // Staleness is the server's own measure (Date minus Last-Modified of one answer): no two clocks
 // are compared.
 #include <spdlog/spdlog.h>
+#include <time.h>
 
 #include <atomic>
 #include <condition_variable>
@@ -77,17 +78,26 @@ std::optional<std::string> replaceIf(const S3Storage& storage, s3::HttpClient& c
   return response.header("etag");
 }
 
+// The time since boot, counting time suspended (CLOCK_BOOTTIME): a host that slept or a paused VM
+// must not come back believing its lock fresh; the server's clock went on meanwhile.
+std::chrono::nanoseconds bootClock() {
+  timespec ts{};
+  ::clock_gettime(CLOCK_BOOTTIME, &ts);
+  return std::chrono::seconds(ts.tv_sec) + std::chrono::nanoseconds(ts.tv_nsec);
+}
+
 class S3Lock final : public Lock {
  public:
+  // `sent`: bootClock() when the request that created or took over the lock was sent.
   S3Lock(S3Storage& storage, std::string key, std::string owner, std::string token,
-         std::string etag, std::atomic<bool>& bareEtag)
+         std::string etag, std::atomic<bool>& bareEtag, std::chrono::nanoseconds sent)
       : storage_(storage),
         key_(std::move(key)),
         owner_(std::move(owner)),
         token_(std::move(token)),
         etag_(std::move(etag)),
         bareEtag_(bareEtag),
-        lastRefresh_(std::chrono::steady_clock::now()) {
+        lastRefresh_(sent) {
     heartbeat_ = std::thread([this] { beat(); });
   }
 
@@ -119,9 +129,7 @@ class S3Lock final : public Lock {
   // Lost, or not refreshed for long enough that another process may have taken it over: the
   // heartbeat may not have run yet (a process stopped with SIGSTOP, a paused VM) when its holder
   // asks, and the steady clock went on meanwhile.
-  bool held() const override {
-    return held_ && std::chrono::steady_clock::now() - lastRefresh_.load() < safeWindow();
-  }
+  bool held() const override { return held_ && bootClock() - lastRefresh_.load() < safeWindow(); }
 
  private:
   void beat() {
@@ -143,7 +151,7 @@ class S3Lock final : public Lock {
 
   void refreshOnce(s3::HttpClient& client, std::uint64_t beat) {
     try {
-      auto sent = std::chrono::steady_clock::now();  // the server's Last-Modified is later
+      auto sent = bootClock();  // the server's Last-Modified is later
       auto etag =
           replaceIf(storage_, client, key_, etag_, lockDocument(owner_, token_, beat), bareEtag_);
       if (!etag) return lose("another process replaced it (it took the lock over as stale)");
@@ -151,7 +159,7 @@ class S3Lock final : public Lock {
       lastRefresh_ = sent;
     } catch (const std::exception& e) {
       // After a lock-timeout without a refresh, another process may take it over: stop first.
-      auto since = std::chrono::steady_clock::now() - lastRefresh_.load();
+      auto since = bootClock() - lastRefresh_.load();
       if (since >= safeWindow())
         return lose(fmt::format("it could not be refreshed for {} s: {}",
                                 std::chrono::duration_cast<std::chrono::seconds>(since).count(),
@@ -163,7 +171,7 @@ class S3Lock final : public Lock {
   // How long after its last refresh the lock is surely still ours: a takeover needs a whole
   // lock-timeout on the server's clock; a fifth of it is left for the clocks' rates and the
   // request's own time.
-  std::chrono::steady_clock::duration safeWindow() const {
+  std::chrono::nanoseconds safeWindow() const {
     return storage_.options().lockTimeout - storage_.options().lockTimeout / 5;
   }
 
@@ -175,7 +183,7 @@ class S3Lock final : public Lock {
   S3Storage& storage_;
   std::string key_, owner_, token_, etag_;
   std::atomic<bool>& bareEtag_;
-  std::atomic<std::chrono::steady_clock::time_point> lastRefresh_;
+  std::atomic<std::chrono::nanoseconds> lastRefresh_;  // bootClock() of the last refresh sent
   std::atomic<bool> held_{true};
   std::mutex mutex_;
   std::condition_variable wake_;
@@ -192,6 +200,7 @@ std::unique_ptr<Lock> S3Storage::tryLock(const std::string& path, const std::str
   const std::string document = lockDocument(owner, token, 0);
   const std::string lockKey = key(path);
   for (int attempt = 0; attempt < 3; ++attempt) {
+    auto sent = bootClock();
     Request create{.operation = "PutObject",
                    .method = "PUT",
                    .key = lockKey,
@@ -200,18 +209,19 @@ std::unique_ptr<Lock> S3Storage::tryLock(const std::string& path, const std::str
     auto response = execute(create, *client_);
     if (response.ok())
       return std::make_unique<S3Lock>(*this, lockKey, owner, token, response.header("etag"),
-                                      bareEtag_);
+                                      bareEtag_, sent);
     if (response.status != 412) fail(create, response);
     auto seen = look(*this, *client_, lockKey);
     if (!seen) continue;  // released in between
     holder = seen->owner;
     if (seen->age <= options_.lockTimeout.count()) return nullptr;
     // Stale: replace exactly that object. Of two processes taking it over at once, one wins.
+    sent = bootClock();
     auto etag = replaceIf(*this, *client_, lockKey, seen->etag, document, bareEtag_);
     if (!etag) continue;
     spdlog::warn("took over lock '{}': its holder ({}) stopped refreshing it {} s ago", path,
                  holder, seen->age);
-    return std::make_unique<S3Lock>(*this, lockKey, owner, token, *etag, bareEtag_);
+    return std::make_unique<S3Lock>(*this, lockKey, owner, token, *etag, bareEtag_, sent);
   }
   holder = "another process (the lock changed hands while it was being taken)";
   return nullptr;

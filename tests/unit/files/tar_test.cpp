@@ -978,6 +978,18 @@ TEST_CASE("TarExtractor options, counts and its file entry point") {
     CHECK(std::string(asText(readFile(root + "/implicit/sub/file"))) == "content");
     CHECK(modeOf(root + "/explicit") == 0750);
   }
+  SUBCASE("skipped entries are read past and not written") {
+    TarBuilder standby;
+    standby.file("./standby.signal", "", 0600)
+        .file("PG_VERSION", "15\n", 0600)
+        .file("global/standby.signal", "x", 0600)
+        .end();
+    ExtractStats stats = extract(standby.bytes, root, 7, {.skip = {"standby.signal"}});
+    CHECK_FALSE(std::filesystem::exists(root + "/standby.signal"));
+    CHECK(std::string(asText(readFile(root + "/PG_VERSION"))) == "15\n");
+    CHECK(std::filesystem::exists(root + "/global/standby.signal"));  // only the path named
+    CHECK(stats.files == 2);
+  }
   SUBCASE("the archive's root entry './' is ignored and root keeps its mode") {
     TarBuilder dot;
     dot.directory("./", 0777).file("./PG_VERSION", "15\n", 0600).end();

@@ -250,6 +250,19 @@ TEST_CASE("restoreBackup puts a backup back, byte for byte, with its tablespace"
     CHECK(text(test::readFile(f.data + "/tablespace_map")) ==
           "16385 " + f.dir.path() + "/odd\\\\name\\\nts\n");
   }
+  SUBCASE("a backup of a standby: its standby.signal is not restored (recover writes its own)") {
+    Tree standby = kBase;
+    standby["standby.signal"] = "";
+    writeTree(f.dir / "standby", standby);
+    io::Buffer tar = gnuTar(f.dir / "standby.tar", "-C '" + f.dir / "standby" + "' .");
+    f.info.objects.clear();
+    f.storage.remove(f.path("base.tar"));
+    f.store("base.tar", tar);
+    auto stats = f.restore();
+    CHECK_FALSE(test::exists(f.data + "/standby.signal"));
+    CHECK(text(test::readFile(f.data + "/base/1/1259")) == kBase.at("base/1/1259"));
+    CHECK(stats.files == 6);
+  }
   SUBCASE("a backup without tablespaces makes no pg_tblspc links, keeps its tablespace_map") {
     f.info.objects.erase(f.info.objects.begin() + 1);
     f.restore();
@@ -323,7 +336,7 @@ TEST_CASE("a tablespace location may not be a system directory or lie under one"
   // the server's user: a forged location must not give away /usr/local/sbin.
   for (const std::string location :
        {"/", "/usr", "/usr/local/sbin", "/etc/cron.d", "/bin", "/boot/x", "/dev/shm/ts", "/lib",
-        "/lib64/ts", "/libx32", "/proc/1", "/sbin/", "/sys/fs", "/srv/../usr/share",
+        "/lib64/ts", "/libx32", "/proc/1", "/root/.ssh", "/sbin/", "/sys/fs", "/srv/../usr/share",
         "//usr//local"}) {
     CAPTURE(location);
     Error e = thrownError([&] { recover::checkTablespaceLocation(16385, location); });
@@ -510,6 +523,13 @@ TEST_CASE("chownTree gives the restored tree away without following a link" *
     CHECK(ownerOf(outside + "/secret") == 0);
     recover::chownTree(root, true, nobody, nobody);
     CHECK(ownerOf(root) == nobody);  // created by tidemark: given away too
+  }
+  SUBCASE("a second name of a file elsewhere (a hard link) is refused, not given away") {
+    REQUIRE(::link((outside + "/secret").c_str(), (root + "/base/1/planted").c_str()) == 0);
+    Error e = thrownError([&] { recover::chownTree(root, false, nobody, nobody); });
+    CHECK(e.code() == ErrorCode::LocalIo);
+    CHECK(what(e) == Containing("has 2 names (hard links)"));
+    CHECK(ownerOf(outside + "/secret") == 0);
   }
   SUBCASE("a root that is a link (swapped in during the restore) is refused, not followed") {
     const std::string swapped = dir / "swapped";

@@ -3,6 +3,7 @@
 #include "recover/settings.h"
 
 #include <doctest/doctest.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
@@ -17,6 +18,7 @@ using recovery::Target;
 using recovery::TargetKind;
 using test::Containing;
 using test::thrownError;
+using test::what;
 
 namespace {
 
@@ -64,6 +66,22 @@ TEST_CASE("writeRecoverySettings comments out earlier recovery lines, whatever t
   CHECK(text == Containing("#  restore_command = 'cp x'    # commented out"));
   CHECK(text == Containing("# --- tidemark-recover (test) ---\nrestore_command = 'get %f %p'\n"));
   CHECK(std::filesystem::exists(dir.path() + "/recovery.signal"));
+}
+
+TEST_CASE("writeRecoverySettings never reads postgresql.auto.conf through a link") {
+  test::TempDir dir;
+  const std::string secret = dir.path() + "/secret";
+  {
+    std::ofstream out(secret);
+    out << "root:$6$hash:19000:0:99999:7:::\n";
+  }
+  REQUIRE(::symlink(secret.c_str(), (dir.path() + "/postgresql.auto.conf").c_str()) == 0);
+  Error e = thrownError([&] {
+    recover::writeRecoverySettings(dir.path(), {"restore_command = 'get %f %p'"}, false, "(test)");
+  });
+  CHECK(e.code() == ErrorCode::LocalIo);
+  CHECK(what(e) == Containing("is a symbolic link"));
+  CHECK_FALSE(std::filesystem::exists(dir.path() + "/recovery.signal"));
 }
 
 TEST_CASE("transaction ids and timelines are written in decimal, as PostgreSQL reads them") {

@@ -87,17 +87,29 @@ TEST_CASE("metadata MACs: written with the key, checked before use, bound to con
     s.remove(kPath + ".mac");
     CHECK(what(thrownError([&] { verifyMetadata(repository, kPath, kContent, kId); })) ==
           Containing("'" + kPath + ".mac' is missing"));
-    s.setObject(kPath + ".mac", test::FakeRepository::text("{\"format\": 1}"));
+    CHECK_FALSE(hasVouchingRecord(repository, kPath));
+    s.setObject(kPath + ".mac", test::FakeRepository::text("{\"format\": 2}"));
     CHECK(what(thrownError([&] { verifyMetadata(repository, kPath, kContent, kId); })) ==
           Containing("its MAC record '" + kPath + ".mac' is damaged"));
+    CHECK(hasVouchingRecord(repository, kPath));  // damaged: nothing to sign over
+  }
+  SUBCASE("a record of format 1 (not bound to the stanza) vouches for nothing") {
+    s.setObject(kPath + ".mac", test::FakeRepository::text(
+                                    "{\"format\": 1, \"key-id\": \"" + current.idHex() +
+                                    "\", \"hmac-sha256\": \"" + std::string(64, '0') + "\"}"));
+    CHECK(what(thrownError([&] { verifyMetadata(repository, kPath, kContent, kId); })) ==
+          Containing("made by an earlier version of tidemark"));
+    CHECK_FALSE(hasVouchingRecord(repository, kPath));
   }
   SUBCASE("a record made with another key: Config, naming the key; with it as an old key, fine") {
     Repository other = encrypting(s, key(2));
     Error e = thrownError([&] { verifyMetadata(other, kPath, kContent, kId); });
     CHECK(e.code() == ErrorCode::Config);
     CHECK(what(e) == Containing("was authenticated with key " + current.idHex()));
+    CHECK_FALSE(hasVouchingRecord(other, kPath));  // a removed (leaked) key vouches for nothing
     Repository rotated = encrypting(s, key(2), {current});
     CHECK(verifyMetadata(rotated, kPath, kContent, kId) == MetadataTrust::Authenticated);
+    CHECK(hasVouchingRecord(rotated, kPath));
   }
   SUBCASE("written again: the same content is a retry; other content a conflict, unless replaced") {
     CHECK_NOTHROW(writeMetadataMac(repository, kPath, kContent, kId));
@@ -196,7 +208,13 @@ TEST_CASE("an encrypted stanza's metadata is authenticated end to end") {
     auto catalog = recovery::Catalog::load(repository);
     CHECK(catalog->backups().size() == 2);
     CHECK_FALSE(catalog->findBackup(foreign.label));
-    // Signed by mistake as this stanza's, it is still of another cluster: left out.
+    // Its copied record contradicts it here: --authenticate-existing refuses to sign over it.
+    Error refused = thrownError([&] { authenticateExisting(repository); });
+    CHECK(refused.code() == ErrorCode::Corrupt);
+    CHECK(what(refused) == Containing("do not match their MAC records"));
+    // Without the record, and signed by mistake as this stanza's, it is still of another cluster:
+    // left out.
+    fake.storage.remove(backupInfoFile("main", foreign.label) + ".mac");
     authenticateExisting(repository);
     catalog = recovery::Catalog::load(repository);
     CHECK_FALSE(catalog->findBackup(foreign.label));
@@ -219,6 +237,31 @@ TEST_CASE("an encrypted stanza's metadata is authenticated end to end") {
     auto catalog = recovery::Catalog::load(repository);
     Error e = thrownError([&] { catalog->history(2); });
     CHECK(what(e) == Containing("not encrypted"));
+  }
+  SUBCASE("--authenticate-existing never signs over a record that contradicts its file") {
+    sign("20261101T000000Z");
+    std::string edited = textOf(fake.storage, backupInfoFile("main", "20261101T000000Z"));
+    edited.replace(edited.find("base.tar"), 4, "evil");
+    fake.storage.setObject(backupInfoFile("main", "20261101T000000Z"),
+                           test::FakeRepository::text(edited));
+    Error refused = thrownError([&] { authenticateExisting(repository); });
+    CHECK(refused.code() == ErrorCode::Corrupt);
+    CHECK(what(refused) == Containing("1 metadata file(s) of stanza 'main' do not match"));
+    CHECK(what(refused) == Containing("nothing was signed"));
+    // The other backup, which has no record, was not signed either.
+    CHECK_FALSE(fake.storage.object(backupInfoFile("main", "20261102T000000Z") + ".mac"));
+    CHECK(recovery::Catalog::load(repository)->backups().empty());
+  }
+  SUBCASE("an encryption switch never signs a stanza.json its record contradicts") {
+    std::string text = textOf(fake.storage, stanzaFile("main"));
+    text.replace(text.find("aes-256-gcm"), 11, "none");
+    fake.storage.setObject(stanzaFile("main"), test::FakeRepository::text(text));
+    StanzaInfo forged = *loadStanza(repository);
+    REQUIRE(forged.encryption == io::EncryptType::None);
+    Repository mixed(fake.storage, "main", Keyring{.current = current},
+                     {.encryption = io::EncryptType::Aes256Gcm, .allowMixedEncryption = true});
+    CHECK(thrownError([&] { checkEncryption(mixed, forged); }).code() == ErrorCode::Corrupt);
+    CHECK(textOf(fake.storage, stanzaFile("main")) == text);  // not rewritten, not signed
   }
   SUBCASE("--authenticate-existing needs encryption configured") {
     CHECK(thrownError([&] { authenticateExisting(Repository(fake.storage, "main")); }).code() ==
