@@ -276,7 +276,11 @@ void storeMissingHistory(const repo::Repository& repository, pg::Connection& con
         repo::walObject(repository.stanza(), *pg::parseWalName(pg::historyFileName(tli))));
   };
   // What the server sends is checked like a pushed file: bounded, and a history of its timeline.
-  auto fetch = [&](std::uint32_t tli) -> std::optional<std::string> {
+  struct Fetched {
+    std::string content;
+    pg::TimelineHistory history;
+  };
+  auto fetch = [&](std::uint32_t tli) -> std::optional<Fetched> {
     std::string name = pg::historyFileName(tli);
     try {
       std::string content = pg::timelineHistory(connection, tli);
@@ -286,7 +290,7 @@ void storeMissingHistory(const repo::Repository& repository, pg::Connection& con
           pg::parseHistory(tli, content, fmt::format("{} from {}", name, connection.describe()));
       if (history.parents.empty())
         throw error(ErrorCode::Database, "TIMELINE_HISTORY {} sent a history without parents", tli);
-      return content;
+      return Fetched{std::move(content), std::move(history)};
     } catch (const Error& e) {
       spdlog::warn(
           "the repository has no {} and the server cannot send a valid one ({}): recovery cannot "
@@ -297,11 +301,10 @@ void storeMissingHistory(const repo::Repository& repository, pg::Connection& con
   };
   auto current = fetch(timeline);
   if (!current) return;
-  if (missing(timeline)) store(timeline, *current);
-  pg::TimelineHistory history = pg::parseHistory(timeline, *current, "");
-  for (const auto& parent : history.parents)
+  if (missing(timeline)) store(timeline, current->content);
+  for (const auto& parent : current->history.parents)
     if (parent.timeline >= 2 && missing(parent.timeline))
-      if (auto content = fetch(parent.timeline)) store(parent.timeline, *content);
+      if (auto ancestor = fetch(parent.timeline)) store(parent.timeline, ancestor->content);
 }
 
 // The backup's start and stop times on the server's clock, which commit timestamps (and so time

@@ -21,9 +21,9 @@ std::vector<OptionSpec> stanzaCreateOptionSpecs() {
        .help = "read the cluster's identity from this data directory (running or not) instead of "
                "asking the server pg.conninfo names"},
       {.name = "authenticate-existing",
-       .help = "with encryption: sign the stanza's metadata files that have no valid MAC "
-               "record (written before MACs existed, or checked by you), listing each; needs "
-               "no cluster"}};
+       .help = "with encryption: sign the stanza's metadata files that no MAC record vouches "
+               "for (written before MACs existed, or checked by you), listing each; never signs "
+               "over a record that contradicts its file; needs no cluster"}};
 }
 
 repo::StanzaInfo clusterIdentity(const std::string& dataDirectory, const std::string& conninfo) {
