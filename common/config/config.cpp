@@ -1,6 +1,9 @@
-// Configuration: the key table, the three sources and validation.
+// Configuration: the key table, the three sources and validation. Over 600 lines because the key
+// table (about 180 lines: one entry per key, with its parsing and checks) is read as one list; the
+// AWS conventions live in aws.cpp.
 #include "common/config/config.h"
 
+#include <dlfcn.h>
 #include <libpq-fe.h>
 #include <sys/stat.h>
 #include <toml++/toml.h>
@@ -350,21 +353,51 @@ std::vector<std::string> allNames(const std::function<std::string(const KeyDef&)
 
 // ---- the file ---------------------------------------------------------------------------
 
+// libpq's parser of connection strings, loaded only when needed: linking libpq would cost every
+// archive-push and archive-get process (one per WAL file) about 10 ms of start-up for its
+// dependencies (Kerberos, LDAP), and only this rare check of configuration reads needs it.
+struct ConninfoParser {
+  PQconninfoOption* (*parse)(const char*, char**) = nullptr;
+  void (*free)(PQconninfoOption*) = nullptr;
+  void (*freemem)(void*) = nullptr;
+};
+
+const ConninfoParser* conninfoParser() {
+  static const std::optional<ConninfoParser> loaded = []() -> std::optional<ConninfoParser> {
+    void* library = ::dlopen("libpq.so.5", RTLD_NOW | RTLD_LOCAL);
+    if (library == nullptr) return std::nullopt;
+    ConninfoParser p;
+    p.parse = reinterpret_cast<decltype(p.parse)>(::dlsym(library, "PQconninfoParse"));
+    p.free = reinterpret_cast<decltype(p.free)>(::dlsym(library, "PQconninfoFree"));
+    p.freemem = reinterpret_cast<decltype(p.freemem)>(::dlsym(library, "PQfreemem"));
+    if (!p.parse || !p.free || !p.freemem) return std::nullopt;
+    return p;
+  }();
+  return loaded ? &*loaded : nullptr;
+}
+
 // A libpq connection string or URI that carries a password or a client key's passphrase, as
-// libpq itself parses it (percent-encoding, quoting and URI forms included). One libpq cannot
-// parse is taken to carry one if it mentions a password at all: the safe side.
+// libpq itself parses it (percent-encoding, quoting and URI forms included). In the keyword form
+// keywords are neither quoted nor encoded, so one without "password" in it carries none and libpq
+// is not loaded. One libpq cannot parse (or without libpq) is taken to carry one if it mentions
+// a password at all.
 bool conninfoHasPassword(const std::string& conninfo) {
+  const bool uri = conninfo.rfind("postgresql://", 0) == 0 || conninfo.rfind("postgres://", 0) == 0;
+  const bool mentioned = conninfo.find("password") != std::string::npos;
+  if (!uri && !mentioned) return false;
+  const ConninfoParser* libpq = conninfoParser();
+  if (libpq == nullptr) return mentioned;
   char* message = nullptr;
-  PQconninfoOption* options = PQconninfoParse(conninfo.c_str(), &message);
-  PQfreemem(message);
-  if (options == nullptr) return conninfo.find("password") != std::string::npos;
+  PQconninfoOption* options = libpq->parse(conninfo.c_str(), &message);
+  if (message != nullptr) libpq->freemem(message);
+  if (options == nullptr) return mentioned;
   bool found = false;
   for (PQconninfoOption* o = options; o->keyword != nullptr; ++o) {
     std::string_view keyword = o->keyword;
     if ((keyword == "password" || keyword == "sslpassword") && o->val != nullptr && *o->val)
       found = true;
   }
-  PQconninfoFree(options);
+  libpq->free(options);
   return found;
 }
 
