@@ -239,4 +239,22 @@ TEST_CASE("a secret in a configuration file others may read stops administration
   CHECK(run({ws.ctl(), "info", "--config", ws.config()}, {.stderrPath = log}) == 0);
 }
 
+// PostgreSQL starts one archive-push per WAL file (and one archive-get per file in recovery): a
+// library linked into them costs every call its start-up, whether used or not. libpq (with
+// Kerberos and LDAP) and libcurl are loaded at run time where needed (docs/decisions.md).
+TEST_CASE("archive-push and archive-get link neither libpq nor libcurl") {
+  Workspace ws;
+  for (const std::string& binary : {ws.push(), ws.get()}) {
+    CAPTURE(binary);
+    std::string out = ws.path("ldd.out");
+    fs::remove(out);
+    REQUIRE(run({"/usr/bin/ldd", binary}, {.stdoutPath = out, .stderrPath = out}) == 0);
+    std::string libraries = readText(out);
+    INFO(libraries);
+    CHECK(libraries.find("libpq.so") == std::string::npos);
+    CHECK(libraries.find("libcurl") == std::string::npos);
+    CHECK(libraries.find("libgssapi") == std::string::npos);
+  }
+}
+
 }  // namespace tidemark::test
