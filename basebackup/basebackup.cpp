@@ -378,11 +378,11 @@ std::string freeLabel(const repo::Repository& repository, std::string label,
 // whose object holds our bytes was ours: a retry after a lost reply).
 bool writeBackupJson(const repo::Repository& repository, const std::string& path,
                      const repo::BackupInfo& info, const std::string& stanzaId,
-                     const std::function<bool()>& stopRequested) {
+                     const std::function<void()>& confirmLock) {
   std::string json = info.toJson();
+  confirmLock();
   repo::writeMetadataMac(repository, path, json, stanzaId);
-  if (stopRequested())  // and throws if the lock was lost while the record was written
-    throw Error(ErrorCode::Interrupted, "the base backup was interrupted; no backup was recorded");
+  confirmLock();
   auto write = repository.storage().newWrite(path, {.noReplace = true});
   write->write(io::asBytes(json));
   return write->commit() || storage::readSmall(repository.storage(), path, 16u << 20) == json;
@@ -464,16 +464,22 @@ repo::BackupInfo takeBackup(const repo::Repository& repository, const BackupPara
   // Every step that polls for a stop also checks the lock: a backup whose lock was taken over (s3,
   // after it could not be refreshed) stops and records nothing, as another may be running.
   BackupParams params = outer;
-  params.stopRequested = [&lock, &repository, stop = outer.stopRequested] {
-    if (!lock->held())
-      throw Error(
-          ErrorCode::Locked,
-          fmt::format("lost the backup lock of stanza '{}': another process may be taking a backup "
-                      "now; no backup was recorded",
-                      repository.stanza()),
-          "check the repository's reachability (s3.timeout, s3.lock-timeout) and run the backup "
-          "again");
+  auto lockLost = [&repository] {
+    return Error(ErrorCode::Locked,
+                 fmt::format("lost the backup lock of stanza '{}': another process may be taking a "
+                             "backup now; no backup was recorded",
+                             repository.stanza()),
+                 "check the repository's reachability (s3.timeout, s3.lock-timeout) and run the "
+                 "backup again");
+  };
+  params.stopRequested = [&lock, &lockLost, stop = outer.stopRequested] {
+    if (!lock->held()) throw lockLost();
     return stop && stop();
+  };
+  // Before each write only the holder may make (backup.json's MAC record, backup.json): refreshed
+  // on the spot, so that a takeover would need a whole lock-timeout from just before the write.
+  const std::function<void()> confirmLock = [&lock, &lockLost] {
+    if (!lock->confirm()) throw lockLost();
   };
   pg::Connection connection = pg::Connection::open(params.conninfo, true, "tidemark-basebackup");
   const Server server = checkServer(connection);
@@ -503,7 +509,7 @@ repo::BackupInfo takeBackup(const repo::Repository& repository, const BackupPara
       throw Error(ErrorCode::Interrupted,
                   "the base backup was interrupted; no backup was recorded");
     infoPath = repo::backupInfoFile(repository.stanza(), info.label);
-    if (!writeBackupJson(repository, infoPath, info, stanza.identity(), params.stopRequested)) {
+    if (!writeBackupJson(repository, infoPath, info, stanza.identity(), confirmLock)) {
       std::string taken = std::exchange(infoPath, "");  // someone else's: leave it alone
       throw error(ErrorCode::Storage, "'{}' already exists", taken);
     }

@@ -53,6 +53,10 @@ class Lock {
   // may have taken it over as stale) or found it replaced. Whoever holds a lock checks this before
   // each step that needs it, and stops. Thread-safe.
   virtual bool held() const { return true; }
+  // Makes sure now, before a write only the holder may make, that the lock is still this holder's
+  // (s3: a conditional refresh on the spot, after which nobody can take it over for a whole
+  // lock-timeout); false when it is lost or could not be refreshed. Thread-safe.
+  virtual bool confirm() { return held(); }
 };
 
 struct ListEntry {

@@ -131,6 +131,14 @@ class S3Lock final : public Lock {
   // asks, and the steady clock went on meanwhile.
   bool held() const override { return held_ && bootClock() - lastRefresh_.load() < safeWindow(); }
 
+  // A refresh now, from the caller's thread: once it got through, nobody can take the lock over
+  // for a whole lock-timeout.
+  bool confirm() override {
+    if (!held()) return false;
+    s3::HttpClient client(storage_.httpOptions());
+    return refreshOnce(client) && held();
+  }
+
  private:
   void beat() {
     try {
@@ -138,10 +146,9 @@ class S3Lock final : public Lock {
       const auto refresh = std::max<std::chrono::seconds>(std::chrono::seconds(1),
                                                           storage_.options().lockTimeout / 10);
       std::unique_lock lock(mutex_);
-      std::uint64_t beats = 0;
       while (held_ && !wake_.wait_for(lock, refresh, [&] { return stopping_; })) {
         lock.unlock();
-        refreshOnce(client, ++beats);
+        refreshOnce(client);
         lock.lock();
       }
     } catch (const std::exception& e) {  // not even a client: the lock cannot be kept
@@ -149,22 +156,31 @@ class S3Lock final : public Lock {
     }
   }
 
-  void refreshOnce(s3::HttpClient& client, std::uint64_t beat) {
+  // One conditional refresh (heartbeat and confirm() take turns: both change etag_); whether it
+  // got through.
+  bool refreshOnce(s3::HttpClient& client) {
+    std::lock_guard turn(refreshing_);
     try {
       auto sent = bootClock();  // the server's Last-Modified is later
-      auto etag =
-          replaceIf(storage_, client, key_, etag_, lockDocument(owner_, token_, beat), bareEtag_);
-      if (!etag) return lose("another process replaced it (it took the lock over as stale)");
+      auto etag = replaceIf(storage_, client, key_, etag_, lockDocument(owner_, token_, ++beats_),
+                            bareEtag_);
+      if (!etag) {
+        lose("another process replaced it (it took the lock over as stale)");
+        return false;
+      }
       etag_ = *etag;
       lastRefresh_ = sent;
+      return true;
     } catch (const std::exception& e) {
       // After a lock-timeout without a refresh, another process may take it over: stop first.
       auto since = bootClock() - lastRefresh_.load();
       if (since >= safeWindow())
-        return lose(fmt::format("it could not be refreshed for {} s: {}",
-                                std::chrono::duration_cast<std::chrono::seconds>(since).count(),
-                                e.what()));
-      spdlog::warn("could not refresh lock '{}': {}", key_, e.what());
+        lose(fmt::format("it could not be refreshed for {} s: {}",
+                         std::chrono::duration_cast<std::chrono::seconds>(since).count(),
+                         e.what()));
+      else
+        spdlog::warn("could not refresh lock '{}': {}", key_, e.what());
+      return false;
     }
   }
 
@@ -185,6 +201,8 @@ class S3Lock final : public Lock {
   std::atomic<bool>& bareEtag_;
   std::atomic<std::chrono::nanoseconds> lastRefresh_;  // bootClock() of the last refresh sent
   std::atomic<bool> held_{true};
+  std::mutex refreshing_;    // one refresh at a time
+  std::uint64_t beats_ = 0;  // refreshes sent (under refreshing_)
   std::mutex mutex_;
   std::condition_variable wake_;
   bool stopping_ = false;

@@ -179,6 +179,18 @@ TEST_CASE("S3 locks exclude each other, are refreshed, and are taken over only w
     lock.reset();  // not ours any more: left alone
     CHECK(server.object("main/backup.lock")->body.rfind("pid 3", 0) == 0);
   }
+  SUBCASE("confirm() refreshes on the spot, and fails once the lock was taken over") {
+    auto lock = a.tryLock("main/backup.lock", "pid 1", holder);
+    REQUIRE(lock);
+    std::string before = server.object("main/backup.lock")->etag;
+    CHECK(lock->confirm());
+    CHECK(server.object("main/backup.lock")->etag != before);  // a PUT now, not at the next beat
+    CHECK(server.object("main/backup.lock")->body.rfind("pid 1\n", 0) == 0);
+    server.setObject("main/backup.lock", "pid 3 took it over\nother\n0\n");
+    CHECK_FALSE(lock->confirm());
+    CHECK_FALSE(lock->held());
+    CHECK(server.object("main/backup.lock")->body.rfind("pid 3", 0) == 0);
+  }
   SUBCASE("a lock whose refresh has not got through for most of lock-timeout is not held") {
     // The holder may ask before its heartbeat has failed (or, after SIGSTOP, before it has run):
     // the answer comes from the time of the last refresh that got through.
