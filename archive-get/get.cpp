@@ -25,12 +25,9 @@ GetResult getWalFile(const repo::Repository& repository, const GetParams& params
   // points at a stanza that does not exist. stanza.json also gives the segment size, the most a
   // segment object may hold: a damaged or forged one must not fill pg_wal.
   auto stanza = repo::loadStanza(repository);
-  if (!stanza) {
-    Error missing = repo::missingStanza(repository);
-    throw Error(missing.code(), missing.what(),
-                missing.hint() +
-                    "; recovery stops here rather than take a wrong repository for the end of WAL");
-  }
+  if (!stanza)
+    throw repo::missingStanza(
+        repository, "recovery stops here rather than take a wrong repository for the end of WAL");
   files::AtomicFile file(params.destination,
                          {.noReplace = false, .mode = 0600, .errorCode = ErrorCode::LocalIo});
   GetResult result;

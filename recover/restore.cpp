@@ -164,10 +164,12 @@ void chownBelow(int dirFd, const std::string& shown, uid_t uid, gid_t gid) {
     struct stat st {};
     if (!directory && ::fstatat(dirFd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 &&
         !S_ISDIR(st.st_mode) && st.st_nlink > 1)
-      throw error(ErrorCode::LocalIo,
-                  "'{}' has {} names (hard links), which a restored file does not: not giving it "
-                  "away",
-                  path, st.st_nlink);
+      throw Error(ErrorCode::LocalIo,
+                  fmt::format("'{}' has {} names (hard links), which a restored file does not: "
+                              "not giving it away",
+                              path, st.st_nlink),
+                  "someone linked another file into the restore: find out who, then run "
+                  "tidemark-recover again with --force");
     if (::fchownat(dirFd, name.c_str(), uid, gid, AT_SYMLINK_NOFOLLOW) != 0)
       throw systemError(ErrorCode::LocalIo, errno, "cannot chown '{}'", path);
     if (!directory) continue;

@@ -95,14 +95,23 @@ void writeRecoverySettings(const std::string& dataDirectory,
   std::string path = dataDirectory + "/postgresql.auto.conf";
   std::string existing;
   // Read as root from a directory its owner can write to: never through a link (to /etc/shadow,
-  // say, whose lines would land in a file that owner can read), and only a regular file.
-  files::Fd fd(::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC));
+  // say, whose lines would land in a file that owner can read), and only a regular file. Run as
+  // anyone else, a link reads only what that user may read anyway.
+  const bool asRoot = ::geteuid() == 0;
+  files::Fd fd(::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC | (asRoot ? O_NOFOLLOW : 0)));
   struct stat st {};
+  const std::string why =
+      "if the backed-up server kept it so, run tidemark-recover as the data directory's owner; "
+      "otherwise someone replaced the restored file: find out who. Then run tidemark-recover "
+      "again with --force";
   if (fd && (::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode)))
-    throw error(ErrorCode::LocalIo, "'{}' is not a regular file", path);
+    throw Error(ErrorCode::LocalIo, fmt::format("'{}' is not a regular file", path), why);
   if (!fd && errno == ELOOP)
-    throw error(ErrorCode::LocalIo, "'{}' is a symbolic link: tidemark-recover does not follow it",
-                path);
+    throw Error(ErrorCode::LocalIo,
+                fmt::format("'{}' is a symbolic link: tidemark-recover, run as root, does not "
+                            "follow it",
+                            path),
+                why);
   if (!fd && errno != ENOENT)
     throw systemError(ErrorCode::LocalIo, errno, "cannot open '{}'", path);
   if (fd) {

@@ -354,7 +354,7 @@ std::vector<std::string> allNames(const std::function<std::string(const KeyDef&)
 // ---- the file ---------------------------------------------------------------------------
 
 // libpq's parser of connection strings, loaded only when needed: linking libpq would cost every
-// archive-push and archive-get process (one per WAL file) about 10 ms of start-up for its
+// archive-push and archive-get process (one per WAL file) about 8 ms of start-up for its
 // dependencies (Kerberos, LDAP), and only this rare check of configuration reads needs it.
 struct ConninfoParser {
   PQconninfoOption* (*parse)(const char*, char**) = nullptr;

@@ -64,7 +64,9 @@ StanzaInfo StanzaInfo::fromJson(const std::string& text, const std::string& wher
   } catch (const nlohmann::json::exception& e) {
     throw Error(ErrorCode::Corrupt,
                 fmt::format("'{}' is not a valid stanza.json: {}", where, e.what()),
-                "restore it from a copy, or move it aside to let the next push recreate it");
+                "restore it from a copy; or move it aside and run 'tidemark stanza-create' (with "
+                "encryption, then 'tidemark stanza-create --authenticate-existing' once you have "
+                "checked the backups)");
   } catch (const std::invalid_argument& e) {  // names the field
     throw Error(ErrorCode::Corrupt, fmt::format("'{}' has an invalid {}", where, e.what()));
   }
@@ -97,12 +99,14 @@ std::string StanzaInfo::identity() const {
   return "legacy-" + io::toHex(io::Sha256::of(io::asBytes(recorded))).substr(0, 24);
 }
 
-Error missingStanza(const Repository& repository) {
+Error missingStanza(const Repository& repository, std::string_view consequence) {
   return Error(
       ErrorCode::Config,
       fmt::format("stanza '{}' does not exist in {}", repository.stanza(), repository.describe()),
-      "create it once with 'tidemark stanza-create' (docs/archiving.md); if it exists, check "
-      "'stanza' and the repository settings, and that the repository is mounted");
+      fmt::format("create it once with 'tidemark stanza-create' (docs/archiving.md); if it exists, "
+                  "check 'stanza' and the repository settings, and that the repository is "
+                  "mounted{}{}",
+                  consequence.empty() ? "" : "; ", consequence));
 }
 
 StanzaInfo requireStanza(const Repository& repository) {
@@ -153,10 +157,6 @@ void probeNoReplace(const Repository& repository) {
         "use a store that honours conditional writes (AWS S3, Ceph RGW, MinIO, ...); with a proxy "
         "in front of it, make it pass If-None-Match through");
 }
-
-}  // namespace
-
-namespace {
 
 // stanza.json and every backup.json (with their text), for checking or signing them all.
 std::vector<std::pair<std::string, std::string>> metadataFiles(const Repository& repository) {

@@ -51,8 +51,9 @@ std::optional<StanzaInfo> loadStanza(const Repository& repository, bool authenti
 // `tidemark stanza-create`: a missing stanza is a mistyped stanza or repository path, a repository
 // that is not mounted, or one never created, never something to create on the fly.
 StanzaInfo requireStanza(const Repository& repository);
-// The error requireStanza throws, for readers that found no stanza.json on their own.
-Error missingStanza(const Repository& repository);
+// The error requireStanza throws, for readers that found no stanza.json on their own; its hint
+// ends with `consequence` when one is given ("recovery stops here ...").
+Error missingStanza(const Repository& repository, std::string_view consequence = {});
 
 // Throws Error(ForeignCluster) unless the cluster of `what` (its system identifier and WAL
 // segment size) is the stanza's, naming both.

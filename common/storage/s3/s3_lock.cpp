@@ -128,7 +128,7 @@ class S3Lock final : public Lock {
 
   // Lost, or not refreshed for long enough that another process may have taken it over: the
   // heartbeat may not have run yet (a process stopped with SIGSTOP, a paused VM) when its holder
-  // asks, and the steady clock went on meanwhile.
+  // asks, and the boot clock, like the server's, went on meanwhile.
   bool held() const override { return held_ && bootClock() - lastRefresh_.load() < safeWindow(); }
 
   // A refresh now, from the caller's thread: once it got through, nobody can take the lock over
