@@ -119,8 +119,11 @@ void writeMetadataMac(const Repository& repository, const std::string& path,
   try {
     verifyMetadata(repository, path, content, stanzaId);
   } catch (const Error& e) {
-    throw error(ErrorCode::Conflict, "'{}' already exists, for other content ({})", record,
-                e.what());
+    throw Error(ErrorCode::Conflict,
+                fmt::format("'{}' already exists, for other content ({})", record, e.what()),
+                fmt::format("a record left by an interrupted write, or written by someone else: "
+                            "check that nothing uses '{}', move '{}' aside and try again",
+                            path, record));
   }
 }
 
