@@ -1,5 +1,5 @@
-// tidemark COMMAND [OPTIONS]: repository administration (info, keygen; verify, expire, check
-// later).
+// tidemark COMMAND [OPTIONS]: repository administration (stanza-create, info, check, verify,
+// expire, keep, keygen).
 #include "common/cli/main.h"
 
 #include <cstdio>
@@ -11,9 +11,12 @@
 #include "common/base/text.h"
 #include "common/base/version.h"
 #include "common/log/log.h"
+#include "ctl/check.h"
+#include "ctl/expire.h"
 #include "ctl/info.h"
 #include "ctl/keygen.h"
 #include "ctl/stanza_create.h"
+#include "ctl/verify.h"
 
 namespace {
 
@@ -44,6 +47,50 @@ std::vector<Command> commands() {
         .options = tidemark::ctl::stanzaCreateOptionSpecs()},
        [](const tidemark::Config& config, const tidemark::CommandLine& cl) {
          return tidemark::ctl::stanzaCreate(config, cl);
+       }},
+      {"check",
+       {.program = "tidemark check",
+        .summary = "Checks that archiving works, end to end, right now: the configuration, the "
+                   "repository,\n"
+                   "the stanza, the server's archiving settings and rights, then a WAL switch "
+                   "whose segment\n"
+                   "must reach the repository and verify (docs/check.md).",
+        .options = tidemark::ctl::checkOptionSpecs()},
+       [](const tidemark::Config& config, const tidemark::CommandLine& cl) {
+         return tidemark::ctl::check(config, cl);
+       }},
+      {"verify",
+       {.program = "tidemark verify",
+        .summary = "Reads the repository back and reports everything that would make a recovery "
+                   "fail: damaged\n"
+                   "objects, backups that disagree with their manifest, gaps in the WAL, missing "
+                   "history files\n"
+                   "(docs/verify.md).",
+        .options = tidemark::ctl::verifyOptionSpecs()},
+       [](const tidemark::Config& config, const tidemark::CommandLine& cl) {
+         return tidemark::ctl::verify(config, cl);
+       }},
+      {"expire",
+       {.program = "tidemark expire",
+        .summary = "Deletes the backups and WAL that the [retention] policy no longer keeps, "
+                   "never what a\n"
+                   "running backup or recovery needs; --dry-run prints what would go and why "
+                   "(docs/expire.md).",
+        .options = tidemark::ctl::expireOptionSpecs()},
+       [](const tidemark::Config& config, const tidemark::CommandLine& cl) {
+         return tidemark::ctl::expire(config, cl);
+       }},
+      {"keep",
+       {.program = "tidemark keep",
+        .arguments = "LABEL",
+        .summary = "Marks a backup permanent: every retention rule keeps it, with the WAL that "
+                   "makes it\n"
+                   "consistent; --release undoes it (docs/expire.md).",
+        .options = tidemark::ctl::keepOptionSpecs(),
+        .minPositional = 1,
+        .maxPositional = 1},
+       [](const tidemark::Config& config, const tidemark::CommandLine& cl) {
+         return tidemark::ctl::keep(config, cl);
        }},
       {"keygen",
        {.program = "tidemark keygen",

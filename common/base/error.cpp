@@ -56,6 +56,8 @@ std::string_view errorName(ErrorCode code) {
       return "interrupted";
     case ErrorCode::Locked:
       return "locked";
+    case ErrorCode::Unhealthy:
+      return "unhealthy";
     case ErrorCode::Internal:
       return "internal";
   }

@@ -127,4 +127,28 @@ bool parseByteSize(std::string_view text, std::uint64_t& out) {
   return true;
 }
 
+std::optional<std::int64_t> parseDurationSeconds(std::string_view text) {
+  std::size_t digits = 0;
+  while (digits < text.size() && text[digits] >= '0' && text[digits] <= '9')
+    ++digits;
+  auto number = parseDecimal(text.substr(0, digits));
+  if (!number) return std::nullopt;
+  std::string_view unit = text.substr(digits);
+  std::int64_t scale = unit.empty() || unit == "s" ? 1
+                       : unit == "m"                ? 60
+                       : unit == "h"                ? 3600
+                       : unit == "d"                ? 86400
+                       : unit == "w"                ? 7 * 86400
+                                                    : 0;
+  constexpr std::uint64_t kLimit = 100ULL * 366 * 86400;
+  if (scale == 0 || *number > kLimit / std::uint64_t(scale)) return std::nullopt;
+  return std::int64_t(*number) * scale;
+}
+
+std::string formatDuration(std::int64_t seconds) {
+  for (auto [unit, scale] : {std::pair{'w', 7 * 86400}, {'d', 86400}, {'h', 3600}, {'m', 60}})
+    if (seconds != 0 && seconds % scale == 0) return fmt::format("{}{}", seconds / scale, unit);
+  return fmt::format("{}s", seconds);
+}
+
 }  // namespace tidemark

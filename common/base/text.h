@@ -26,6 +26,13 @@ std::string printable(std::string_view text, std::size_t limit = 200);
 // std::stoull would take); nullopt otherwise or beyond 2^64-1.
 std::optional<std::uint64_t> parseDecimal(std::string_view text);
 
+// Parses durations such as "14d", "36h", "2w", "90m", "30s" or "3600" (seconds); one number and
+// one unit (s, m, h, d, w). nullopt for anything else or beyond 100 years.
+std::optional<std::int64_t> parseDurationSeconds(std::string_view text);
+
+// "14d", "36h", "90m", "45s": the largest unit that divides the duration exactly.
+std::string formatDuration(std::int64_t seconds);
+
 // Parses sizes such as "16MiB", "5 MB", "1048576" (binary and decimal units, case-insensitive).
 bool parseByteSize(std::string_view text, std::uint64_t& out);
 

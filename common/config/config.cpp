@@ -106,6 +106,21 @@ std::int64_t asIntIn(const Value& v, const std::string& where, std::int64_t min,
   return n;
 }
 
+// A duration: "14d", "36h", or a number of seconds; "" is 0 where `allowNone`.
+std::int64_t asDuration(const Value& v, const std::string& where, bool allowNone) {
+  if (auto s = std::get_if<std::string>(&v); s && s->empty() && allowNone) return 0;
+  std::optional<std::int64_t> seconds;
+  if (auto i = std::get_if<std::int64_t>(&v); i && *i >= 0)
+    seconds = *i;
+  else if (auto s = std::get_if<std::string>(&v))
+    seconds = parseDurationSeconds(*s);
+  if (!seconds || (*seconds == 0 && !allowNone))
+    badValue(where, fmt::format("{} is not a duration", describeValue(v)),
+             allowNone ? "write a duration such as \"14d\", \"36h\" or \"2w\" (\"\" for none)"
+                       : "write a duration such as \"1d\", \"6h\" or \"30m\"");
+  return *seconds;
+}
+
 std::uint64_t asSize(const Value& v, const std::string& where, std::uint64_t min,
                      std::uint64_t max) {
   std::uint64_t bytes = 0;
@@ -153,13 +168,14 @@ const std::vector<KeyDef>& keyTable() {
       {"", "stanza", "the repository folder of this cluster",
        [](Config& c, const Value& v, const std::string& where) {
          std::string s = asString(v, where);
-         bool ok = !s.empty() && s.size() <= 64 && s.front() != '.' &&
+         bool ok = !s.empty() && s.size() <= 64 && s.front() != '.' && s != "_probe" &&
                    std::all_of(s.begin(), s.end(), [](unsigned char ch) {
                      return std::isalnum(ch) || ch == '-' || ch == '_' || ch == '.';
                    });
          if (!ok)
            badValue(where, fmt::format("'{}' is not a valid stanza name", s),
-                    "use 1 to 64 letters, digits, '-', '_' or '.', not starting with '.'");
+                    "use 1 to 64 letters, digits, '-', '_' or '.', not starting with '.' (and not "
+                    "'_probe', tidemark check's folder)");
          c.stanza = s;
        }},
       {"repo", "type", "repository driver: posix | s3",
@@ -318,6 +334,29 @@ const std::vector<KeyDef>& keyTable() {
        "seconds to wait for each WAL file the backup needs to reach the archive (1..86400)",
        [](Config& c, const Value& v, const std::string& where) {
          c.backup.walTimeout = int(asIntIn(v, where, 1, 86400));
+       }},
+      {"retention", "full",
+       "expire: keep the newest N complete backups (0..10000; 0 = no count rule)",
+       [](Config& c, const Value& v, const std::string& where) {
+         c.retention.full = int(asIntIn(v, where, 0, 10000));
+       }},
+      {"retention", "window",
+       "expire: keep what recovers any moment of the last window, e.g. \"14d\" (s, m, h, d, w; "
+       "\"\" = no window rule)",
+       [](Config& c, const Value& v, const std::string& where) {
+         c.retention.window = asDuration(v, where, true);
+       }},
+      {"retention", "sweep-age",
+       "expire: leftovers (incomplete backups, temporary files, unfinished uploads) older than "
+       "this go (default \"1d\")",
+       [](Config& c, const Value& v, const std::string& where) {
+         c.retention.sweepAge = asDuration(v, where, false);
+       }},
+      {"retention", "lease-timeout",
+       "a recovery's lease on the WAL it replays lapses when not renewed for this long (default "
+       "\"6h\")",
+       [](Config& c, const Value& v, const std::string& where) {
+         c.retention.leaseTimeout = asDuration(v, where, false);
        }},
   };
   return table;

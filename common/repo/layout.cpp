@@ -41,4 +41,21 @@ std::string probeObject(const std::string& stanza, const std::string& name) {
   return stanza + "/probe/" + name;
 }
 
+std::string outsideProbeObject(const std::string& stanza, const std::string& name) {
+  return "_probe/" + stanza + "/" + name;
+}
+
+std::string stateDirectory(const std::string& stanza) {
+  return stanza + "/state";
+}
+
+std::string stateKindDirectory(const std::string& stanza, const std::string& kind) {
+  return stateDirectory(stanza) + "/" + kind;
+}
+
+std::string stateSubjectDirectory(const std::string& stanza, const std::string& kind,
+                                  const std::string& subject) {
+  return stateKindDirectory(stanza, kind) + "/" + subject;
+}
+
 }  // namespace tidemark::repo

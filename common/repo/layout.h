@@ -7,6 +7,8 @@
 //   <stanza>/backups/<label>/backup.json      written last: its presence means "complete"
 //   <stanza>/backup.lock                      held while a backup runs
 //   <stanza>/probe/<name>                     short-lived objects that check what the storage does
+//   <stanza>/state/<kind>/<subject>/<name>    state records (repo/state.h)
+//   _probe/<stanza>/<name>                    tidemark check's probe objects, outside the stanza
 #pragma once
 
 #include <string>
@@ -26,7 +28,17 @@ std::string backupObject(const std::string& stanza, const std::string& label,
                          const std::string& name);
 std::string backupInfoFile(const std::string& stanza, const std::string& label);
 std::string backupLockFile(const std::string& stanza);
-// Probe objects (stanza-create, check): written and removed at once, never data.
+// Probe objects (stanza-create): written and removed at once, never data.
 std::string probeObject(const std::string& stanza, const std::string& name);
+// Probe objects outside every stanza's data (tidemark check): under a prefix of their own,
+// "_probe/<stanza>/<name>", so that an Object Lock retention on the stanza's objects never blocks
+// their removal.
+std::string outsideProbeObject(const std::string& stanza, const std::string& name);
+
+// State records (repo/state.h): <stanza>/state/<kind>/<subject>/<record name>.
+std::string stateDirectory(const std::string& stanza);
+std::string stateKindDirectory(const std::string& stanza, const std::string& kind);
+std::string stateSubjectDirectory(const std::string& stanza, const std::string& kind,
+                                  const std::string& subject);
 
 }  // namespace tidemark::repo

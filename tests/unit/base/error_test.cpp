@@ -51,6 +51,7 @@ TEST_CASE("the error table maps every code to a distinct status, name and meanin
     CHECK(exitStatus(ErrorCode::Timeout) == 13);
     CHECK(exitStatus(ErrorCode::Interrupted) == 14);
     CHECK(exitStatus(ErrorCode::Locked) == 15);
+    CHECK(exitStatus(ErrorCode::Unhealthy) == 16);
     CHECK(exitStatus(ErrorCode::Internal) == 99);
     CHECK(errorName(ErrorCode::ForeignCluster) == "foreign-cluster");
   }
