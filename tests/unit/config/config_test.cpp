@@ -237,7 +237,11 @@ TEST_CASE("configuration keys have one environment variable and one flag each") 
                                                  "backup.checkpoint",
                                                  "backup.max-rate",
                                                  "backup.manifest-checksums",
-                                                 "backup.wal-timeout"});
+                                                 "backup.wal-timeout",
+                                                 "retention.full",
+                                                 "retention.window",
+                                                 "retention.sweep-age",
+                                                 "retention.lease-timeout"});
   CHECK(environmentName("repo.path") == "TIDEMARK_REPO_PATH");
   CHECK(environmentName("stanza") == "TIDEMARK_STANZA");
   CHECK(environmentName("s3.upload-concurrency") == "TIDEMARK_S3_UPLOAD_CONCURRENCY");
@@ -399,14 +403,14 @@ TEST_CASE("loadConfig refuses unknown keys and names the closest known one") {
     CHECK(thrownError([&] { load({"--config", empty.path}); }).code() == ErrorCode::Config);
   }
   SUBCASE("an unknown key or section with nothing close points to the documentation") {
-    ConfigFile key("[repo]\nencryption = 'x'\n"), section("[retention]\nkey = 'x'\n");
+    ConfigFile key("[repo]\nencryption = 'x'\n"), section("[rettention]\nkey = 'x'\n");
     Error e = thrownError([&] { load({"--config", key.path}); });
     CHECK(e.code() == ErrorCode::Config);
     CHECK(what(e) == "unknown key 'repo.encryption' in '" + key.path + "' line 2");
     CHECK(e.hint() == "docs/configuration.md lists every key");
     Error s = thrownError([&] { load({"--config", section.path}); });
     CHECK(s.code() == ErrorCode::Config);
-    CHECK(what(s) == "unknown section '[retention]' in '" + section.path + "' line 1");
+    CHECK(what(s) == "unknown section '[rettention]' in '" + section.path + "' line 1");
     CHECK(s.hint() == "docs/configuration.md lists every key");
   }
   SUBCASE("a misspelt s3 key suggests the right one") {
@@ -432,7 +436,7 @@ TEST_CASE("loadConfig refuses unknown keys and names the closest known one") {
   }
   SUBCASE("an unknown TIDEMARK_ variable with nothing close says to unset it") {
     Error e = thrownError([&] {
-      load({"--config", ConfigFile("").path}, {{"TIDEMARK_RETENTION_FULL_COUNT", "x"}});
+      load({"--config", ConfigFile("").path}, {{"TIDEMARK_ARCHIVE_FULL_COUNT_OF_THINGS", "x"}});
     });
     CHECK(e.code() == ErrorCode::Config);
     CHECK(e.hint() == Containing("unset it"));
