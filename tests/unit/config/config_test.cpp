@@ -403,14 +403,14 @@ TEST_CASE("loadConfig refuses unknown keys and names the closest known one") {
     CHECK(thrownError([&] { load({"--config", empty.path}); }).code() == ErrorCode::Config);
   }
   SUBCASE("an unknown key or section with nothing close points to the documentation") {
-    ConfigFile key("[repo]\nencryption = 'x'\n"), section("[rettention]\nkey = 'x'\n");
+    ConfigFile key("[repo]\nencryption = 'x'\n"), section("[frobnicate]\nkey = 'x'\n");
     Error e = thrownError([&] { load({"--config", key.path}); });
     CHECK(e.code() == ErrorCode::Config);
     CHECK(what(e) == "unknown key 'repo.encryption' in '" + key.path + "' line 2");
     CHECK(e.hint() == "docs/configuration.md lists every key");
     Error s = thrownError([&] { load({"--config", section.path}); });
     CHECK(s.code() == ErrorCode::Config);
-    CHECK(what(s) == "unknown section '[rettention]' in '" + section.path + "' line 1");
+    CHECK(what(s) == "unknown section '[frobnicate]' in '" + section.path + "' line 1");
     CHECK(s.hint() == "docs/configuration.md lists every key");
   }
   SUBCASE("a misspelt s3 key suggests the right one") {
