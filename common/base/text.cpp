@@ -135,11 +135,11 @@ std::optional<std::int64_t> parseDurationSeconds(std::string_view text) {
   if (!number) return std::nullopt;
   std::string_view unit = text.substr(digits);
   std::int64_t scale = unit.empty() || unit == "s" ? 1
-                       : unit == "m"                ? 60
-                       : unit == "h"                ? 3600
-                       : unit == "d"                ? 86400
-                       : unit == "w"                ? 7 * 86400
-                                                    : 0;
+                       : unit == "m"               ? 60
+                       : unit == "h"               ? 3600
+                       : unit == "d"               ? 86400
+                       : unit == "w"               ? 7 * 86400
+                                                   : 0;
   constexpr std::uint64_t kLimit = 100ULL * 366 * 86400;
   if (scale == 0 || *number > kLimit / std::uint64_t(scale)) return std::nullopt;
   return std::int64_t(*number) * scale;

@@ -23,8 +23,8 @@ constexpr std::string_view kSuffix = ".json";
 
 // "20261203T224500.123Z-0a1b2c3d.json": sorts by the writer's time, then by chance.
 std::string newRecordName() {
-  auto now = std::chrono::time_point_cast<std::chrono::milliseconds>(
-      std::chrono::system_clock::now());
+  auto now =
+      std::chrono::time_point_cast<std::chrono::milliseconds>(std::chrono::system_clock::now());
   auto seconds = std::chrono::floor<std::chrono::seconds>(now);
   auto millis = (now - seconds).count();
   std::array<std::uint8_t, 4> tag{};
@@ -102,10 +102,10 @@ std::optional<StateRecord> readStateRecord(const Repository& repository,
     text = storage::readSmall(repository.storage(), record.path, kMaxRecordSize);
   } catch (const Error& e) {
     if (e.code() != ErrorCode::Corrupt) throw;
-    throw Error(ErrorCode::Corrupt,
-                fmt::format("state record '{}' in {}: {}", record.path, repository.describe(),
-                            e.what()),
-                "someone who can write to the repository put it there: move it aside");
+    throw Error(
+        ErrorCode::Corrupt,
+        fmt::format("state record '{}' in {}: {}", record.path, repository.describe(), e.what()),
+        "someone who can write to the repository put it there: move it aside");
   }
   if (!text) return std::nullopt;
   verifyMetadata(repository, record.path, *text, stanzaId);

@@ -23,19 +23,19 @@ namespace tidemark::repo {
 
 // The kinds of records, each a folder under <stanza>/state/.
 namespace state_kind {
-inline constexpr const char* kKeep = "keep";            // subject: a backup label
-inline constexpr const char* kLowWater = "low-water";   // subject: a timeline (8 hex digits)
-inline constexpr const char* kLease = "lease";          // subject: a lease id
-inline constexpr const char* kExpiring = "expiring";    // subject: a backup label being deleted
-inline constexpr const char* kVerify = "verify";        // subject: "objects"
+inline constexpr const char* kKeep = "keep";           // subject: a backup label
+inline constexpr const char* kLowWater = "low-water";  // subject: a timeline (8 hex digits)
+inline constexpr const char* kLease = "lease";         // subject: a lease id
+inline constexpr const char* kExpiring = "expiring";   // subject: a backup label being deleted
+inline constexpr const char* kVerify = "verify";       // subject: "objects"
 }  // namespace state_kind
 
 struct StateRecord {
   std::string kind, subject;
-  std::string name;      // "20261203T224500.123Z-0a1b2c3d.json"
-  std::string path;      // the object's path
+  std::string name;         // "20261203T224500.123Z-0a1b2c3d.json"
+  std::string path;         // the object's path
   std::int64_t stored = 0;  // when the storage stored it (its clock), seconds since the epoch
-  std::string content;   // the JSON document, as stored (authenticated when the handle checks MACs)
+  std::string content;  // the JSON document, as stored (authenticated when the handle checks MACs)
 };
 
 // The stanza's identifier that records are bound to (StanzaInfo::identity()) travels with every

@@ -11,6 +11,11 @@ std::optional<std::string> readSmall(Storage& storage, const std::string& path, 
   return std::string(sink.text());
 }
 
+void Storage::removeMany(const std::vector<std::string>& paths) {
+  for (const auto& path : paths)
+    remove(path);
+}
+
 void checkPath(const std::string& path) {
   bool bad = path.empty() || path.front() == '/' || path.back() == '/';
   for (std::size_t start = 0; !bad && start <= path.size();) {

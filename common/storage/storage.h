@@ -12,6 +12,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "common/io/sink.h"
 
@@ -66,6 +67,13 @@ struct ListEntry {
   std::int64_t modified = 0;  // seconds since the epoch (0 for directories)
 };
 
+// Something an unfinished write left behind (Storage::leftovers).
+struct Leftover {
+  std::string path;          // the temporary file, or the key of the upload
+  std::string uploadId;      // s3: the multipart upload; "" for a file
+  std::int64_t started = 0;  // when the write began (last modified), seconds since the epoch
+};
+
 class Storage {
  public:
   virtual ~Storage() = default;
@@ -90,6 +98,23 @@ class Storage {
 
   // Removes an object; a missing one is not an error.
   virtual void remove(const std::string& path) = 0;
+
+  // Removes objects, as many per request as the storage allows (s3: DeleteObjects of up to 1000
+  // keys, retried); missing ones are not an error. By default one remove() each.
+  virtual void removeMany(const std::vector<std::string>& paths);
+
+  // Removes the folder `dir` when it is empty (posix: rmdir; a folder that is not empty or gone is
+  // left alone, without an error). Storages without folders do nothing.
+  virtual void removeEmptyDirectory(const std::string& dir) { (void)dir; }
+
+  // What unfinished writes left under `dir` (recursively): posix, the hidden temporary files of
+  // writes whose process died; s3, multipart uploads never completed nor aborted. Never objects.
+  virtual std::vector<Leftover> leftovers(const std::string& dir) {
+    (void)dir;
+    return {};
+  }
+  // Removes one (posix: unlink; s3: AbortMultipartUpload). A missing one is not an error.
+  virtual void removeLeftover(const Leftover& leftover) { (void)leftover; }
 
   // Takes the exclusive lock `path` for `owner` (one line: who, where, what), or returns nullptr
   // and sets `holder` to the owner line of whoever holds it. posix: flock() on a file, released

@@ -30,6 +30,14 @@ class ForwardingStorage : public storage::Storage {
     inner_.list(dir, fn);
   }
   void remove(const std::string& path) override { inner_.remove(path); }
+  void removeMany(const std::vector<std::string>& paths) override { inner_.removeMany(paths); }
+  void removeEmptyDirectory(const std::string& dir) override { inner_.removeEmptyDirectory(dir); }
+  std::vector<storage::Leftover> leftovers(const std::string& dir) override {
+    return inner_.leftovers(dir);
+  }
+  void removeLeftover(const storage::Leftover& leftover) override {
+    inner_.removeLeftover(leftover);
+  }
   std::unique_ptr<storage::Lock> tryLock(const std::string& path, const std::string& owner,
                                          std::string& holder) override {
     return inner_.tryLock(path, owner, holder);

@@ -153,6 +153,57 @@ void PosixStorage::remove(const std::string& path) {
   throw systemError(ErrorCode::Storage, errno, "cannot remove '{}'", file);
 }
 
+void PosixStorage::removeEmptyDirectory(const std::string& dir) {
+  std::string path = full(dir);
+  if (::rmdir(path.c_str()) == 0 || errno == ENOENT || errno == ENOTEMPTY || errno == EEXIST)
+    return;
+  throw systemError(ErrorCode::Storage, errno, "cannot remove the folder '{}'", path);
+}
+
+std::vector<Leftover> PosixStorage::leftovers(const std::string& dir) {
+  std::vector<Leftover> out;
+  std::vector<std::string> pending{dir};
+  while (!pending.empty()) {
+    std::string current = pending.back();
+    pending.pop_back();
+    std::string path = current.empty() ? root_ : full(current);
+    DIR* handle = ::opendir(path.c_str());
+    if (handle == nullptr) {
+      if (errno == ENOENT) continue;
+      throw systemError(ErrorCode::Storage, errno, "cannot list '{}'", path);
+    }
+    std::unique_ptr<DIR, int (*)(DIR*)> guard(handle, ::closedir);
+    for (;;) {
+      errno = 0;
+      dirent* entry = ::readdir(handle);
+      if (entry == nullptr) {
+        if (errno != 0) throw systemError(ErrorCode::Storage, errno, "cannot list '{}'", path);
+        break;
+      }
+      std::string name = entry->d_name;
+      if (name == "." || name == "..") continue;
+      struct stat st {};
+      if (::fstatat(::dirfd(handle), entry->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
+        if (errno == ENOENT) continue;
+        throw systemError(ErrorCode::Storage, errno, "cannot access '{}/{}'", path, name);
+      }
+      std::string child = joinPath(current, name);
+      if (S_ISDIR(st.st_mode) && name.front() != '.')
+        pending.push_back(child);
+      else if (S_ISREG(st.st_mode) && name.front() == '.' &&
+               name.find(".tmp-") != std::string::npos)
+        out.push_back({.path = child, .started = std::int64_t(st.st_mtime)});
+    }
+  }
+  return out;
+}
+
+void PosixStorage::removeLeftover(const Leftover& leftover) {
+  std::string file = full(leftover.path);
+  if (::unlink(file.c_str()) == 0 || errno == ENOENT) return;
+  throw systemError(ErrorCode::Storage, errno, "cannot remove '{}'", file);
+}
+
 namespace {
 
 class PosixLock final : public Lock {

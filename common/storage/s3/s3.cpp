@@ -15,6 +15,7 @@
 
 #include "common/base/error.h"
 #include "common/base/text.h"
+#include "common/base/time.h"
 #include "common/io/hash.h"
 #include "common/storage/s3/xml.h"
 
@@ -465,14 +466,15 @@ void S3Storage::removeMany(const std::vector<std::string>& paths) {
   }
 }
 
-std::vector<std::pair<std::string, std::string>> S3Storage::pendingUploads() {
-  std::vector<std::pair<std::string, std::string>> out;
+std::vector<Leftover> S3Storage::leftovers(const std::string& dir) {
+  std::vector<Leftover> out;
+  std::string keyPrefix = dir.empty() ? (options_.prefix.empty() ? "" : options_.prefix + "/")
+                                      : key(dir) + "/";
   std::string keyMarker, idMarker;
   for (;;) {
     Request request{.operation = "ListMultipartUploads",
                     .key = "",
-                    .query = {{"uploads", ""},
-                              {"prefix", options_.prefix.empty() ? "" : options_.prefix + "/"}}};
+                    .query = {{"uploads", ""}, {"prefix", keyPrefix}}};
     if (!keyMarker.empty()) {
       request.query.emplace_back("key-marker", keyMarker);
       request.query.emplace_back("upload-id-marker", idMarker);
@@ -480,9 +482,19 @@ std::vector<std::pair<std::string, std::string>> S3Storage::pendingUploads() {
     HttpResponse response = execute(request, *client_);
     if (!response.ok()) fail(request, response);
     s3::xml::Document uploads = document(request, response, "ListMultipartUploadsResult");
-    for (const auto& upload : uploads.root().children("Upload"))
-      out.emplace_back(upload.childText("Key").value_or(""),
-                       upload.childText("UploadId").value_or(""));
+    for (const auto& upload : uploads.root().children("Upload")) {
+      std::string fullKey = upload.childText("Key").value_or("");
+      std::string path = fullKey;
+      if (!options_.prefix.empty() && path.rfind(options_.prefix + "/", 0) == 0)
+        path = path.substr(options_.prefix.size() + 1);
+      // "2026-12-03T22:45:00.000Z": the second is enough.
+      std::string initiated = upload.childText("Initiated").value_or("");
+      if (auto dot = initiated.find('.'); dot != std::string::npos) initiated.erase(dot, 4);
+      auto started = parseUtc(initiated);
+      out.push_back({.path = path,
+                     .uploadId = upload.childText("UploadId").value_or(""),
+                     .started = started ? started->time_since_epoch().count() : 0});
+    }
     if (uploads.root().childText("IsTruncated").value_or("false") != "true") break;
     keyMarker = uploads.root().childText("NextKeyMarker").value_or("");
     idMarker = uploads.root().childText("NextUploadIdMarker").value_or("");
@@ -492,6 +504,22 @@ std::vector<std::pair<std::string, std::string>> S3Storage::pendingUploads() {
           "{}: the list of uploads is truncated but names no next marker; refusing a partial list",
           describeRequest(request, options_));
   }
+  return out;
+}
+
+void S3Storage::removeLeftover(const Leftover& leftover) {
+  Request request{.operation = "AbortMultipartUpload",
+                  .method = "DELETE",
+                  .key = key(leftover.path),
+                  .query = {{"uploadId", leftover.uploadId}}};
+  auto response = execute(request, *client_);
+  if (!response.ok() && response.status != 404) fail(request, response);
+}
+
+std::vector<std::pair<std::string, std::string>> S3Storage::pendingUploads() {
+  std::vector<std::pair<std::string, std::string>> out;
+  for (const auto& upload : leftovers(""))
+    out.emplace_back(key(upload.path), upload.uploadId);
   return out;
 }
 

@@ -65,7 +65,11 @@ class S3Storage final : public Storage {
                                 std::string& holder) override;
 
   // Removes objects with DeleteObjects, up to 1000 per request.
-  void removeMany(const std::vector<std::string>& paths);
+  void removeMany(const std::vector<std::string>& paths) override;
+  // Multipart uploads started under `dir` and neither completed nor aborted.
+  std::vector<Leftover> leftovers(const std::string& dir) override;
+  // AbortMultipartUpload.
+  void removeLeftover(const Leftover& leftover) override;
   // Multipart uploads started under the prefix and neither completed nor aborted (key, id).
   std::vector<std::pair<std::string, std::string>> pendingUploads();
 

@@ -1,0 +1,547 @@
+// Unit tests of ctl/verify.h: the verification of a repository in memory (damaged, missing and
+// mismatched objects, WAL gaps, history files, the incremental record, parallel reads) and the
+// backup_manifest pieces (its own checksum, WAL ranges, file checksums).
+#include "ctl/verify.h"
+
+#include <doctest/doctest.h>
+
+#include <cstdio>
+#include <cstring>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "common/base/error.h"
+#include "common/io/hash.h"
+#include "common/pg/lsn.h"
+#include "common/repo/layout.h"
+#include "common/repo/object.h"
+#include "common/repo/state.h"
+#include "support/check.h"
+#include "support/fake_repository.h"
+#include "support/forwarding_storage.h"
+#include "support/memory_storage.h"
+
+using namespace tidemark;
+using ctl::VerifyFinding;
+using ctl::VerifyOptions;
+using ctl::VerifyReport;
+using test::kSegmentSize;
+
+namespace {
+
+struct TarFile {
+  std::string name, content;
+};
+
+// A ustar archive of regular files, ending with two zero blocks.
+std::string tarOf(const std::vector<TarFile>& files) {
+  std::string tar;
+  for (const auto& file : files) {
+    std::string header(512, '\0');
+    std::memcpy(header.data(), file.name.data(), file.name.size());
+    std::snprintf(header.data() + 100, 8, "%07o", 0600);
+    std::snprintf(header.data() + 124, 12, "%011o", unsigned(file.content.size()));
+    std::snprintf(header.data() + 136, 12, "%011o", 0);
+    header[156] = '0';
+    std::memcpy(header.data() + 257, "ustar", 6);
+    std::memcpy(header.data() + 263, "00", 2);
+    std::memset(header.data() + 148, ' ', 8);
+    unsigned sum = 0;
+    for (char c : header)
+      sum += static_cast<unsigned char>(c);
+    std::snprintf(header.data() + 148, 8, "%06o", sum);
+    tar += header + file.content;
+    tar += std::string((512 - file.content.size() % 512) % 512, '\0');
+  }
+  return tar + std::string(1024, '\0');
+}
+
+std::string crcHex(const std::string& content) {
+  ctl::ManifestChecksum checksum("CRC32C");
+  checksum.update(io::asBytes(content));
+  return checksum.finish();
+}
+
+// A backup_manifest as PostgreSQL writes it, with its own checksum.
+std::string manifestOf(const std::vector<ctl::ManifestFile>& files, std::uint32_t timeline,
+                       std::uint64_t start, std::uint64_t end) {
+  std::string text = "{ \"PostgreSQL-Backup-Manifest-Version\": 1,\n\"Files\": [";
+  bool first = true;
+  for (const auto& f : files) {
+    text += first ? "\n" : ",\n";
+    first = false;
+    text += "{ \"Path\": \"" + f.path + "\", \"Size\": " + std::to_string(f.size) +
+            ", \"Last-Modified\": \"2026-11-01 00:00:00 GMT\", \"Checksum-Algorithm\": \"" +
+            f.algorithm + "\", \"Checksum\": \"" + f.checksum + "\" }";
+  }
+  text += " ],\n\"WAL-Ranges\": [\n{ \"Timeline\": " + std::to_string(timeline) +
+          ", \"Start-LSN\": \"" + pg::formatLsn(start) + "\", \"End-LSN\": \"" +
+          pg::formatLsn(end) + "\" }\n],\n";
+  std::string checksum = io::toHex(io::Sha256::of(io::asBytes(text)));
+  return text + "\"Manifest-Checksum\": \"" + checksum + "\"}\n";
+}
+
+// A repository in memory whose objects are real envelopes: WAL segments (small plain content:
+// verify checks envelopes, not WAL), history files and complete backups with a tar archive and a
+// manifest that agree.
+struct Repo : test::FakeRepository {
+  std::string walPath(std::uint32_t timeline, std::uint64_t segment) const {
+    return repo::walObject("main",
+                           *pg::parseWalName(pg::segmentFileName(timeline, segment, kSegmentSize)));
+  }
+  repo::ObjectSummary put(const std::string& path, const std::string& content) {
+    repo::ObjectWriter writer(storage.newWrite(path, {.noReplace = false}), path,
+                              {.compress = io::CompressType::Zstd});
+    writer.write(io::asBytes(content));
+    writer.close();
+    REQUIRE(writer.commit());
+    return writer.summary();
+  }
+  void segments(std::uint32_t timeline, std::uint64_t first, std::uint64_t last) {
+    for (std::uint64_t s = first; s <= last; ++s)
+      put(walPath(timeline, s), "segment " + pg::segmentFileName(timeline, s, kSegmentSize));
+  }
+  void partial(std::uint32_t timeline, std::uint64_t segment) {
+    std::string name = pg::segmentFileName(timeline, segment, kSegmentSize) + ".partial";
+    put(repo::walObject("main", *pg::parseWalName(name)), "partial");
+  }
+  // A backup on `timeline` from `start` to `stop` with base.tar and backup_manifest; `tweak`
+  // changes the manifest's files before it is written.
+  repo::BackupInfo goodBackup(
+      const std::string& label, std::uint32_t timeline, std::uint64_t start, std::uint64_t stop,
+      const std::function<void(std::vector<ctl::ManifestFile>&)>& tweak = {}) {
+    std::vector<TarFile> files = {{"backup_label", "START WAL LOCATION: " + label + "\n"},
+                                  {"global/pg_control", std::string(8192, 'c')},
+                                  {"base/1/1259", std::string(20000, 'x')}};
+    std::vector<ctl::ManifestFile> listed;
+    for (const auto& f : files)
+      listed.push_back({f.name, f.content.size(), "CRC32C", crcHex(f.content)});
+    if (tweak) tweak(listed);
+    repo::BackupInfo info = backup(label, timeline, start, stop);
+    repo::ObjectSummary tar = put(repo::backupObject("main", label, "base.tar"), tarOf(files));
+    repo::ObjectSummary manifest = put(repo::backupObject("main", label, "backup_manifest"),
+                                       manifestOf(listed, timeline, start, stop));
+    info.objects = {{.name = "base.tar",
+                     .size = tar.plainSize,
+                     .storedSize = tar.storedSize,
+                     .sha256 = tar.plainSha256},
+                    {.name = "backup_manifest",
+                     .size = manifest.plainSize,
+                     .storedSize = manifest.storedSize,
+                     .sha256 = manifest.plainSha256}};
+    storage.setObject(repo::backupInfoFile("main", label), text(info.toJson()));
+    return info;
+  }
+  // Flips one byte in the middle of a stored object.
+  void flip(const std::string& path) {
+    auto bytes = *storage.object(path);
+    bytes[bytes.size() / 2] ^= 0x5a;
+    storage.setObject(path, bytes);
+  }
+};
+
+VerifyReport run(Repo& r, VerifyOptions options = {}) {
+  // Verification records are named by the time to the millisecond: one run per millisecond keeps
+  // "the newest" unambiguous.
+  if (options.incremental) std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  return ctl::verifyRepository(r.handle(), options);
+}
+
+std::vector<std::string> kinds(const VerifyReport& report) {
+  std::vector<std::string> out;
+  for (const auto& f : report.findings)
+    out.push_back(f.kind + " " + f.object);
+  return out;
+}
+
+bool has(const VerifyReport& report, const std::string& kind, const std::string& object,
+         const std::string& inDetail = "") {
+  for (const auto& f : report.findings)
+    if (f.kind == kind && f.object == object && f.detail.find(inDetail) != std::string::npos)
+      return true;
+  return false;
+}
+
+const std::string kBase = "main/backups/20261101T000000Z/base.tar";
+const std::string kManifest = "main/backups/20261101T000000Z/backup_manifest";
+
+}  // namespace
+
+TEST_CASE("verify reads every object back and names what would make a recovery fail") {
+  Repo r;
+  r.segments(1, 1, 8);
+  r.goodBackup("20261101T000000Z", 1, 0x200028, 0x300100);
+  const auto pristine = r.storage.paths();
+  std::map<std::string, io::Buffer> saved;
+  for (const auto& p : pristine)
+    saved[p] = *r.storage.object(p);
+  auto restore = [&] {
+    for (const auto& p : r.storage.paths())
+      if (!saved.count(p)) r.storage.remove(p);
+    for (const auto& [p, bytes] : saved)
+      r.storage.setObject(p, bytes);
+  };
+
+  // Healthy: everything read, nothing found.
+  VerifyReport healthy = run(r);
+  INFO(kinds(healthy));
+  CHECK(healthy.healthy());
+  CHECK(healthy.objects == 10);
+  CHECK(healthy.objectsRead == 10);
+  CHECK(healthy.objectsSkipped == 0);
+  CHECK(healthy.read.size() == 10);
+  CHECK(healthy.plainBytesRead > 30000);
+
+  // A flipped byte in a WAL object.
+  r.flip(r.walPath(1, 5));
+  VerifyReport report = run(r);
+  CHECK(kinds(report) == std::vector<std::string>{"object-corrupt " + r.walPath(1, 5)});
+  CHECK(report.objectsRead == 9);
+  restore();
+
+  // A flipped byte in the archive: the object fails, and the manifest is not compared with it.
+  r.flip(kBase);
+  report = run(r);
+  CHECK(kinds(report) == std::vector<std::string>{"object-corrupt " + kBase});
+  restore();
+
+  // A truncated object: the trailer check (cheap) and the read find it: one finding.
+  {
+    auto bytes = *r.storage.object(kBase);
+    bytes.resize(bytes.size() - 10);
+    r.storage.setObject(kBase, bytes);
+  }
+  report = run(r);
+  INFO(kinds(report));
+  CHECK(has(report, "object-corrupt", kBase));
+  CHECK(std::count_if(report.findings.begin(), report.findings.end(), [&](const auto& f) {
+          return f.kind == "object-corrupt" && f.object == kBase;
+        }) == 1);
+  CHECK(has(report, "backup-mismatch", kBase, "stored bytes"));
+  restore();
+
+  // A segment missing in the middle of the backup's timeline.
+  r.storage.remove(r.walPath(1, 6));
+  report = run(r);
+  CHECK(kinds(report) == std::vector<std::string>{"wal-gap " + r.walPath(1, 6)});
+  CHECK(report.findings[0].detail.find("missing 000000010000000000000006") != std::string::npos);
+  r.storage.remove(r.walPath(1, 7));
+  report = run(r);
+  REQUIRE(report.findings.size() == 1);
+  CHECK(report.findings[0].detail.find(
+            "000000010000000000000006 to 000000010000000000000007 (2 files)") != std::string::npos);
+  restore();
+
+  // WAL older than the oldest backup is not needed: its absence is no gap.
+  r.storage.remove(r.walPath(1, 1));
+  CHECK(run(r).healthy());
+  restore();
+
+  // A backup object backup.json names is gone.
+  r.storage.remove(kManifest);
+  report = run(r);
+  CHECK(has(report, "object-missing", kManifest));
+  restore();
+
+  // backup.json records another checksum than the object holds.
+  {
+    auto info = r.catalog().backups().front();
+    info.objects[0].sha256[0] ^= 1;
+    r.storage.setObject(repo::backupInfoFile("main", info.label), Repo::text(info.toJson()));
+  }
+  report = run(r);
+  CHECK(kinds(report) == std::vector<std::string>{"backup-mismatch " + kBase});
+  restore();
+
+  // A damaged backup.json: the backup is left out and named.
+  r.storage.setObject(repo::backupInfoFile("main", "20261101T000000Z"), Repo::text("{not json"));
+  report = run(r);
+  CHECK(has(report, "backup-damaged", "main/backups/20261101T000000Z/backup.json"));
+  restore();
+
+  // A damaged stanza.json: nothing else can be checked, and that is a finding too.
+  r.storage.setObject(repo::stanzaFile("main"), Repo::text("{"));
+  report = run(r);
+  CHECK(kinds(report) == std::vector<std::string>{"stanza-damaged main/stanza.json"});
+  restore();
+  CHECK(run(r).healthy());
+}
+
+TEST_CASE("verify checks backup_manifest against backup.json and the archives") {
+  Repo r;
+  r.segments(1, 2, 3);
+  SUBCASE("an altered manifest fails its own checksum") {
+    r.goodBackup("20261101T000000Z", 1, 0x200028, 0x300100);
+    // Rewrite the manifest with one changed byte, in a valid envelope.
+    io::MemorySink plain;
+    REQUIRE(repo::readObject(r.storage, kManifest, plain));
+    std::string text(plain.text());
+    text[text.find("\"Size\": ") + 8] = '9';
+    r.put(kManifest, text);
+    auto info = r.catalog().backups().front();
+    auto summary = repo::verifyObject(r.storage, kManifest);
+    info.objects[1].sha256 = summary->plainSha256;
+    info.objects[1].storedSize = summary->storedSize;
+    info.objects[1].size = summary->plainSize;
+    r.storage.setObject(repo::backupInfoFile("main", info.label), Repo::text(info.toJson()));
+    VerifyReport report = run(r);
+    INFO(kinds(report));
+    CHECK(has(report, "manifest-mismatch", kManifest, "Manifest-Checksum"));
+  }
+  SUBCASE("WAL ranges that differ from backup.json") {
+    r.goodBackup("20261101T000000Z", 1, 0x200028, 0x300100);
+    auto info = r.catalog().backups().front();
+    info.stopLsn = 0x300200;
+    r.storage.setObject(repo::backupInfoFile("main", info.label), Repo::text(info.toJson()));
+    VerifyReport report = run(r);
+    INFO(kinds(report));
+    CHECK(has(report, "manifest-mismatch", kManifest,
+              "WAL-Ranges (timeline 1 from 0/200028 to "
+              "0/300100) do not match backup.json"));
+  }
+  SUBCASE("a file whose size, checksum or presence differs from the archive") {
+    r.goodBackup("20261101T000000Z", 1, 0x200028, 0x300100, [](auto& files) {
+      files[1].size = 4096;
+      files[2].checksum = "00000000";
+      files.push_back({"base/1/2600", 8192, "CRC32C", "00000000"});
+      files.erase(files.begin());
+    });
+    VerifyReport report = run(r);
+    INFO(kinds(report));
+    CHECK(has(report, "manifest-mismatch", kManifest,
+              "'global/pg_control' holds 8192 bytes in the archive, the manifest says 4096"));
+    CHECK(has(report, "manifest-mismatch", kManifest, "'base/1/1259' has CRC32C checksum"));
+    CHECK(has(report, "manifest-mismatch", kManifest, "lists 'base/1/2600', which no archive"));
+    CHECK(has(report, "manifest-mismatch", kManifest, "hold 'backup_label', which the manifest"));
+    CHECK(report.findings.size() == 4);
+  }
+}
+
+TEST_CASE("verify follows timelines: histories, .partial files at a promotion, missing files") {
+  Repo r;
+  // Timeline 1: segments 2-9 and A.partial; promoted to timeline 2 at 0/A00028 (segment A is
+  // then read from timeline 2); timeline 2: A-C.
+  r.segments(1, 2, 9);
+  r.partial(1, 0xA);
+  r.history(2, "1\t0/A00028\tno recovery target specified\n");
+  r.segments(2, 0xA, 0xC);
+  r.goodBackup("20261101T000000Z", 1, 0x200028, 0x300100);
+  const std::string history2 = "main/wal/00000002.history";
+  VerifyReport report = run(r);
+  INFO(kinds(report));
+  CHECK(report.healthy());
+  CHECK(report.objectsRead == 8 + 1 + 1 + 3 + 2);
+
+  SUBCASE("a missing .history file of a timeline with segments") {
+    r.storage.remove(history2);
+    report = run(r);
+    INFO(kinds(report));
+    CHECK(has(report, "history-missing", history2, "timeline 2 (3 segments) has no"));
+    CHECK(report.findings.size() == 1);
+  }
+  SUBCASE("a damaged .history file") {
+    r.put(history2, "this is not a history\n");
+    report = run(r);
+    CHECK(kinds(report) == std::vector<std::string>{"history-damaged " + history2});
+  }
+  SUBCASE("a segment missing on the new timeline after the switch") {
+    r.storage.remove(r.walPath(2, 0xB));
+    report = run(r);
+    CHECK(kinds(report) == std::vector<std::string>{"wal-gap " + r.walPath(2, 0xB)});
+    CHECK(report.findings[0].detail.find("along timeline 2") != std::string::npos);
+  }
+  SUBCASE("the switch segment missing on both timelines") {
+    r.storage.remove(r.walPath(2, 0xA));
+    report = run(r);
+    CHECK(kinds(report) == std::vector<std::string>{"wal-gap " + r.walPath(2, 0xA)});
+  }
+  SUBCASE("histories that disagree, and a segment from before its timeline began") {
+    r.history(3, "1\t0/900000\tno recovery target specified\n2\t0/C00028\tpromoted\n");
+    r.segments(3, 0xC, 0xC);
+    r.segments(3, 0x4, 0x4);
+    report = run(r);
+    INFO(kinds(report));
+    CHECK(has(report, "history-inconsistent", "main/wal/00000003.history",
+              "00000003.history and 00000002.history disagree"));
+    CHECK(has(report, "history-inconsistent", r.walPath(3, 4), "began at 0/C00028"));
+  }
+  SUBCASE("an ancestor's missing history file") {
+    r.history(3, "1\t0/A00028\tno recovery target specified\n2\t0/C00028\tpromoted\n");
+    r.segments(3, 0xC, 0xD);
+    r.storage.remove(history2);
+    report = run(r);
+    INFO(kinds(report));
+    CHECK(has(report, "history-missing", history2));
+  }
+}
+
+TEST_CASE("verify --incremental reads only what is new, changed or due, and records it") {
+  Repo r;
+  r.segments(1, 2, 5);
+  r.goodBackup("20261101T000000Z", 1, 0x200028, 0x300100);
+  const std::int64_t day = 86400;
+  VerifyOptions options{.incremental = true, .now = 1'800'000'000};
+
+  VerifyReport first = run(r, options);
+  CHECK(first.healthy());
+  CHECK(first.objectsRead == 6);
+  CHECK_FALSE(first.previousRecord);
+  REQUIRE(first.record);
+  auto record = repo::newestStateRecord(r.handle(), r.catalog().stanza().identity(),
+                                        repo::state_kind::kVerify, "objects");
+  REQUIRE(record);
+  CHECK(record->path == *first.record);
+  auto doc = nlohmann::json::parse(record->content);
+  REQUIRE(doc.at("objects").size() == 6);
+  CHECK(doc.at("objects")[0].at("verified") == 1'800'000'000);
+  CHECK(doc.at("objects")[0].contains("size"));
+  CHECK(doc.at("objects")[0].contains("modified"));
+
+  options.now += day;
+  VerifyReport second = run(r, options);
+  CHECK(second.objectsRead == 0);
+  CHECK(second.objectsSkipped == 6);
+  CHECK(second.previousRecord == first.record);
+
+  // Two new segments: exactly those are read.
+  r.segments(1, 6, 7);
+  options.now += day;
+  VerifyReport third = run(r, options);
+  CHECK(third.read == std::vector<std::string>{r.walPath(1, 6), r.walPath(1, 7)});
+
+  // An object replaced by one of another size is read again (and its damage found).
+  r.put(r.walPath(1, 3), "another segment 3, longer than the first one");
+  r.flip(r.walPath(1, 3));
+  options.now += day;
+  VerifyReport fourth = run(r, options);
+  CHECK(fourth.read.empty());
+  CHECK(kinds(fourth) == std::vector<std::string>{"object-corrupt " + r.walPath(1, 3)});
+  // ... and again on the next run: damaged objects are not recorded as verified.
+  options.now += day;
+  CHECK(kinds(run(r, options)) == kinds(fourth));
+  r.segments(1, 3, 3);
+
+  // Objects verified --recheck-older-than ago or longer are read again.
+  options.now += day;
+  options.recheckOlderThan = 4 * day;
+  VerifyReport recheck = run(r, options);
+  CHECK(recheck.healthy());
+  // Verified 5 days ago: segments 2, 4, 5 and the backup; 6 and 7 were verified 3 days ago (less
+  // than 4), segment 3 is new.
+  CHECK(recheck.read == std::vector<std::string>{kManifest, kBase, r.walPath(1, 2), r.walPath(1, 3),
+                                                 r.walPath(1, 4), r.walPath(1, 5)});
+
+  // A run without --incremental reads everything and writes no record.
+  auto records = repo::listStateRecords(r.handle(), repo::state_kind::kVerify, "objects");
+  VerifyReport full = run(r, {.now = options.now});
+  CHECK(full.objectsRead == 8);
+  CHECK_FALSE(full.record);
+  CHECK(repo::listStateRecords(r.handle(), repo::state_kind::kVerify, "objects").size() ==
+        records.size());
+
+  // A damaged newest record: a note, everything read, and a new record that works again. (Record
+  // names carry the time to the millisecond: the pauses keep their order.)
+  std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  repo::writeStateRecord(r.handle(), r.catalog().stanza().identity(), repo::state_kind::kVerify,
+                         "objects", "{\"objects\": 12}");
+  std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  VerifyReport afterDamage = run(r, options);
+  CHECK(afterDamage.healthy());
+  CHECK(afterDamage.objectsRead == 8);
+  REQUIRE(afterDamage.notes.size() == 1);
+  CHECK(afterDamage.notes[0].find("the newest verification record cannot be used") !=
+        std::string::npos);
+  std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  CHECK(run(r, options).objectsRead == 0);
+}
+
+TEST_CASE("verify selects objects with --backup, --wal-only and --since, and reads in parallel") {
+  Repo r;
+  r.segments(1, 2, 9);
+  r.goodBackup("20261101T000000Z", 1, 0x200028, 0x300100);
+  r.goodBackup("20261102T000000Z", 1, 0x600028, 0x700100);
+
+  VerifyReport one = run(r, {.backups = {"20261102T000000Z"}});
+  CHECK(one.read == std::vector<std::string>{"main/backups/20261102T000000Z/backup_manifest",
+                                             "main/backups/20261102T000000Z/base.tar",
+                                             r.walPath(1, 6), r.walPath(1, 7)});
+  VerifyReport wal = run(r, {.walOnly = true});
+  CHECK(wal.objectsRead == 8);
+  CHECK(run(r, {.since = std::time(nullptr) + 3600}).objectsRead == 0);
+  CHECK(run(r, {.since = std::time(nullptr) - 3600}).objectsRead == 12);
+  // The cheap checks still cover everything: a gap outside the subset is reported.
+  r.storage.remove(r.walPath(1, 9));
+  r.segments(1, 10, 10);
+  CHECK(kinds(run(r, {.walOnly = true})) == std::vector<std::string>{"wal-gap " + r.walPath(1, 9)});
+  CHECK(test::thrownError([&] { run(r, {.backups = {"20261231T000000Z"}}); }).code() ==
+        ErrorCode::Config);
+
+  // Several threads, each with a connection of its own, find the same.
+  r.flip(r.walPath(1, 4));
+  r.flip("main/backups/20261102T000000Z/base.tar");
+  int opened = 0;
+  repo::Repository parallel(std::make_unique<test::ForwardingStorage>(r.storage), "main", {}, {},
+                            [&] {
+                              ++opened;
+                              return std::make_unique<test::ForwardingStorage>(r.storage);
+                            });
+  VerifyReport report = ctl::verifyRepository(parallel, {.jobs = 4});
+  CHECK(opened == 4);
+  CHECK(kinds(report) == std::vector<std::string>{
+                             "object-corrupt main/backups/20261102T000000Z/base.tar",
+                             "object-corrupt " + r.walPath(1, 4), "wal-gap " + r.walPath(1, 9)});
+  CHECK(report.objectsRead == 10);
+  CHECK(kinds(ctl::verifyRepository(r.handle(), {})) == kinds(report));
+
+  // The JSON report: every finding, the counts, what was read.
+  auto doc = nlohmann::json::parse(ctl::renderVerifyJson(report));
+  CHECK(doc.at("healthy") == false);
+  CHECK(doc.at("objects").at("read") == 10);
+  CHECK(doc.at("counts").at("object-corrupt") == 2);
+  CHECK(doc.at("counts").at("wal-gap") == 1);
+  CHECK(doc.at("findings").size() == 3);
+  CHECK(doc.at("findings")[2].at("object") == r.walPath(1, 9));
+  CHECK(doc.at("findings")[2].at("kind") == "wal-gap");
+  std::string summary = ctl::renderVerifySummary(report);
+  CHECK(summary.find("verify: 3 problems (object-corrupt: 2, wal-gap: 1)") != std::string::npos);
+}
+
+TEST_CASE("backup_manifest: its own checksum, WAL ranges and files, and file checksums") {
+  std::string text =
+      manifestOf({{"backup_label", 12, "CRC32C", "e3069283"}}, 2, 0x200028, 0x300100);
+  ctl::Manifest manifest;
+  CHECK(ctl::parseManifest(text, manifest).empty());
+  REQUIRE(manifest.walRanges.size() == 1);
+  CHECK(manifest.walRanges[0].timeline == 2);
+  CHECK(manifest.walRanges[0].start == 0x200028);
+  CHECK(manifest.walRanges[0].end == 0x300100);
+  REQUIRE(manifest.files.size() == 1);
+  CHECK(manifest.files[0].path == "backup_label");
+  CHECK(manifest.files[0].size == 12);
+
+  std::string altered = text;
+  altered[altered.find("12")] = '3';
+  ctl::Manifest other;
+  auto problems = ctl::parseManifest(altered, other);
+  REQUIRE(problems.size() == 1);
+  CHECK(problems[0].find("does not match the SHA-256 of its content") != std::string::npos);
+  CHECK(ctl::parseManifest("{\"Files\": []}", other).front() ==
+        "it has no \"Manifest-Checksum\" line");
+  CHECK(ctl::parseManifest("not json\n\"Manifest-Checksum\": 1", other)
+            .front()
+            .starts_with("it is not valid JSON"));
+
+  // CRC-32C as PostgreSQL writes it: the value's bytes in memory order, in hex.
+  CHECK(crcHex("123456789") == "839206e3");  // CRC-32C("123456789") = 0xE3069283
+  std::string data(100003, '\0');
+  for (std::size_t i = 0; i < data.size(); ++i)
+    data[i] = static_cast<char>(i * 7919 % 251);
+  CHECK(ctl::fastCrc32c(io::asBytes(data)) == io::crc32c(io::asBytes(data)));
+  CHECK(ctl::fastCrc32c(io::asBytes(data.substr(5000)),
+                        ctl::fastCrc32c(io::asBytes(data.substr(0, 5000)))) ==
+        io::crc32c(io::asBytes(data)));
+  ctl::ManifestChecksum sha("SHA256");
+  sha.update(io::asBytes(std::string("abc")));
+  CHECK(sha.finish() == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+  CHECK_FALSE(ctl::ManifestChecksum("NONE").valid());
+}
