@@ -1,16 +1,22 @@
 // tidemark-archive-get: the fetch worker and the command around it.
 #include "archive-get/get.h"
 
+#include <fcntl.h>
 #include <spdlog/spdlog.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <chrono>
+#include <ctime>
+#include <fstream>
+#include <iterator>
 #include <thread>
 
 #include "common/base/text.h"
 #include "common/files/file.h"
 #include "common/pg/wal.h"
 #include "common/repo/layout.h"
+#include "common/repo/marks.h"
 #include "common/repo/stanza.h"
 
 namespace tidemark::archive {
@@ -33,7 +39,25 @@ GetResult getWalFile(const repo::Repository& repository, const GetParams& params
   GetResult result;
   auto summary = repository.readObject(repo::walObject(repository.stanza(), *name), file,
                                        pg::maxWalFileSize(*name, stanza->walSegmentSize));
-  if (!summary) return result;  // `file` is discarded unpublished
+  if (!summary) {  // `file` is discarded unpublished
+    // Below a low-water mark the file was expired on purpose: "not found" would end the
+    // recovery as if the archive ended there, with the WAL after it never replayed.
+    if (name->kind != pg::WalKind::History) {
+      std::uint64_t segment = pg::segmentNumber(*name, stanza->walSegmentSize);
+      auto mark = repo::lowWaterMark(repository, stanza->identity(), name->timeline);
+      if (mark && segment < *mark)
+        throw Error(ErrorCode::Storage,
+                    fmt::format("'{}' was expired: 'tidemark expire' deleted the WAL of timeline "
+                                "{} before {} in {}",
+                                name->name, name->timeline,
+                                pg::segmentFileName(name->timeline, *mark, stanza->walSegmentSize),
+                                repository.describe()),
+                    "this recovery started from a backup older than what the retention policy "
+                    "keeps: restore a newer backup (tidemark-recover picks one), or recover with "
+                    "a lease (tidemark-recover registers one) so that expire keeps its WAL");
+    }
+    return result;
+  }
   file.commit();
   result.outcome = GetOutcome::Restored;
   result.summary = *summary;
@@ -60,6 +84,7 @@ GetOutcome archiveGet(const Config& config, const std::string& walName,
                      humanBytes(result.summary.plainSize), humanBytes(result.summary.storedSize),
                      ms);
       }
+      renewLease(repository, ".");
       return result.outcome;
     } catch (const Error& e) {
       // Transient: a timeout, a reset, a 5xx, EIO or ESTALE on NFS. Not a 403 or a missing root.
@@ -70,6 +95,34 @@ GetOutcome archiveGet(const Config& config, const std::string& walName,
                    wait.count());
       std::this_thread::sleep_for(wait);
     }
+  }
+}
+
+void renewLease(const repo::Repository& repository, const std::string& dataDirectory) {
+  std::string path = dataDirectory + "/" + repo::kLeaseMarkerFile;
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) return;  // no recovery lease
+  try {
+    std::ifstream in(path);
+    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    if (text.size() > (64u << 10)) text.clear();
+    auto marker = repo::parseLeaseMarker(text);
+    if (!marker) {
+      spdlog::warn("'{}' is not a lease marker: the recovery's lease is not renewed", path);
+      return;
+    }
+    if (marker->stanza != repository.stanza()) return;
+    std::int64_t age = std::time(nullptr) - std::int64_t(st.st_mtime);
+    if (age >= 0 && age < marker->lease.timeoutSeconds / 4) return;
+    auto stanza = repo::loadStanza(repository);
+    if (!stanza || stanza->identity() != marker->stanzaId) return;
+    repo::writeLease(repository, marker->stanzaId, marker->lease);
+    if (::utimensat(AT_FDCWD, path.c_str(), nullptr, 0) != 0)
+      spdlog::warn("cannot touch '{}': {}", path, errnoText(errno));
+    spdlog::debug("renewed recovery lease {}", marker->lease.id);
+  } catch (const Error& e) {
+    // The file is fetched; a lease that could not be renewed now is tried on the next call.
+    spdlog::warn("could not renew the recovery lease of '{}': {}", path, e.what());
   }
 }
 

@@ -28,12 +28,6 @@ namespace tidemark::backup {
 
 namespace {
 
-std::string hostName() {
-  char name[256] = "";
-  ::gethostname(name, sizeof name - 1);
-  return name;
-}
-
 void sleepUnlessStopped(std::chrono::milliseconds duration,
                         const std::function<bool()>& stopRequested) {
   auto until = std::chrono::steady_clock::now() + duration;

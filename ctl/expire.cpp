@@ -1,11 +1,347 @@
-// PLACEHOLDER
+// tidemark expire and tidemark keep (docs/expire.md).
 #include "ctl/expire.h"
 
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cstdio>
+#include <nlohmann/json.hpp>
+#include <ranges>
+#include <set>
+
 #include "common/base/error.h"
+#include "common/base/text.h"
+#include "common/base/time.h"
+#include "common/recovery/catalog.h"
+#include "common/recovery/retention.h"
+#include "common/repo/layout.h"
+#include "common/repo/marks.h"
+#include "common/repo/metadata.h"
+#include "common/repo/repository.h"
+#include "common/repo/stanza.h"
+#include "common/repo/state.h"
 
 namespace tidemark::ctl {
-std::vector<OptionSpec> expireOptionSpecs() { return {}; }
-std::vector<OptionSpec> keepOptionSpecs() { return {}; }
-int expire(const Config&, const CommandLine&) { throw Error(ErrorCode::Internal, "not yet"); }
-int keep(const Config&, const CommandLine&) { throw Error(ErrorCode::Internal, "not yet"); }
+
+namespace {
+
+void say(const std::string& line) {
+  std::fputs((line + "\n").c_str(), stdout);
+  std::fflush(stdout);
+}
+
+// Every object and folder below `dir`, deepest first, so folders empty before they go.
+void collect(storage::Storage& storage, const std::string& dir, std::vector<std::string>& objects,
+             std::vector<std::string>& folders) {
+  std::vector<std::string> children;
+  storage.list(dir, [&](const storage::ListEntry& entry) {
+    if (entry.directory)
+      children.push_back(storage::joinPath(dir, entry.name));
+    else
+      objects.push_back(storage::joinPath(dir, entry.name));
+  });
+  for (const auto& child : children)
+    collect(storage, child, objects, folders);
+  folders.push_back(dir);
+}
+
+// Removes a backup's folder: backup.json first (from then on the backup is no longer offered),
+// then its MAC record, then every other object, then the folder.
+void removeBackupFolder(const repo::Repository& repository, const std::string& label) {
+  storage::Storage& storage = repository.storage();
+  std::string info = repo::backupInfoFile(repository.stanza(), label);
+  storage.remove(info);
+  storage.remove(repo::macRecordPath(info));
+  std::vector<std::string> objects, folders;
+  collect(storage, repo::backupDirectory(repository.stanza(), label), objects, folders);
+  storage.removeMany(objects);
+  for (const auto& folder : folders)
+    storage.removeEmptyDirectory(folder);
+}
+
+// "000000010000000000000001 to 000000010000000000000005 (5 files)" runs of one timeline.
+std::vector<std::string> describeRuns(const std::vector<recovery::ExpiredWal>& files) {
+  std::vector<std::string> out;
+  std::size_t i = 0;
+  while (i < files.size()) {
+    if (files[i].kind != pg::WalKind::Segment) {
+      out.push_back(files[i].name);
+      ++i;
+      continue;
+    }
+    std::size_t j = i;
+    while (j + 1 < files.size() && files[j + 1].kind == pg::WalKind::Segment &&
+           files[j + 1].timeline == files[i].timeline &&
+           files[j + 1].segment == files[j].segment + 1)
+      ++j;
+    out.push_back(
+        j == i ? files[i].name
+               : fmt::format("{} to {} ({} files)", files[i].name, files[j].name, j - i + 1));
+    i = j + 1;
+  }
+  return out;
+}
+
+std::unique_ptr<storage::Lock> takeLock(const repo::Repository& repository) {
+  std::string owner = fmt::format("tidemark expire pid {} on {}, started {}", ::getpid(),
+                                  hostName(), formatUtc(utcNow()));
+  std::string holder;
+  auto lock =
+      repository.storage().tryLock(repo::backupLockFile(repository.stanza()), owner, holder);
+  if (!lock)
+    throw Error(ErrorCode::Locked,
+                fmt::format("a backup (or another expire) of stanza '{}' is running: {}",
+                            repository.stanza(), holder),
+                "run expire again when it has finished: expire never deletes beside a running "
+                "backup");
+  return lock;
+}
+
+void confirm(storage::Lock& lock, const repo::Repository& repository) {
+  if (!lock.confirm())
+    throw Error(ErrorCode::Locked,
+                fmt::format("lost the backup lock of stanza '{}' while expiring: a backup may be "
+                            "starting; stopped before the next deletion",
+                            repository.stanza()),
+                "run expire again: it finishes what this run began");
+}
+
+}  // namespace
+
+std::vector<OptionSpec> expireOptionSpecs() {
+  return {{"dry-run", "", "print what would go and why; delete nothing"}};
+}
+
+std::vector<OptionSpec> keepOptionSpecs() {
+  return {{"release", "", "remove the keep mark: the backup follows the retention rules again"}};
+}
+
+int expire(const Config& config, const CommandLine& commandLine) {
+  const bool dryRun = commandLine.has("dry-run");
+  recovery::RetentionPolicy policy{config.retention.full, config.retention.window};
+  if (policy.empty())
+    throw Error(ErrorCode::Config,
+                "no retention policy: retention.full and retention.window are both unset",
+                "set retention.full (the newest N backups to keep) or retention.window (e.g. "
+                "\"14d\") in [retention], TIDEMARK_RETENTION_* or --retention-*: an unset policy "
+                "never deletes");
+  repo::Repository repository = repo::openRepository(config);
+  repo::StanzaInfo stanza = repo::requireStanza(repository);
+  const std::string stanzaId = stanza.identity();
+  storage::Storage& storage = repository.storage();
+  const std::string prefix = dryRun ? "would delete" : "deleted";
+
+  std::unique_ptr<storage::Lock> lock;
+  if (!dryRun) lock = takeLock(repository);
+
+  auto catalog = recovery::Catalog::load(repository);
+  if (!catalog) throw repo::missingStanza(repository);
+  for (const auto& damaged : catalog->damagedBackups())
+    say(fmt::format("warning: left alone, a backup whose backup.json cannot be read: {}", damaged));
+  std::set<std::string> marks = repo::keepMarks(repository, stanzaId);
+  auto liveLeasesAt = [&](std::int64_t now) {
+    std::vector<repo::Lease> live;
+    for (auto& lease : repo::readLeases(repository, stanzaId))
+      if (repo::leaseLive(lease, now)) live.push_back(std::move(lease));
+    return live;
+  };
+  std::int64_t now = utcNow().time_since_epoch().count();
+  recovery::ExpiryPlan plan = recovery::planExpiry(*catalog, policy, marks, liveLeasesAt(now),
+                                                   UtcSeconds(std::chrono::seconds(now)));
+
+  // Low-water marks before any WAL goes, then the leases again at the storage's time of that
+  // write: a recovery that registered meanwhile holds its WAL too.
+  if (!dryRun && !plan.wal.empty()) {
+    for (const auto& [timeline, segment] : plan.lowWater) {
+      auto current = repo::lowWaterMark(repository, stanzaId, timeline);
+      if (current && *current >= segment) continue;
+      std::int64_t stored = 0;
+      repo::writeLowWaterMark(repository, stanzaId, timeline, segment,
+                              pg::segmentFileName(timeline, segment, catalog->segmentSize()),
+                              &stored);
+      if (stored > now) now = stored;
+    }
+    plan = recovery::planExpiry(*catalog, policy, marks, liveLeasesAt(now),
+                                UtcSeconds(std::chrono::seconds(now)));
+  }
+
+  for (const auto& kept : plan.kept)
+    say(fmt::format("keep backup {}: {}", kept.label, fmt::join(kept.reasons, "; ")));
+
+  // Backups: those a run killed midway left (an expiring record), then this run's.
+  std::vector<std::pair<std::string, std::string>> backups;  // label, reason
+  for (const auto& label : repo::listStateSubjects(repository, repo::state_kind::kExpiring)) {
+    if (repo::listStateRecords(repository, repo::state_kind::kExpiring, label).empty()) {
+      if (!dryRun)
+        storage.removeEmptyDirectory(
+            repo::stateSubjectDirectory(repository.stanza(), repo::state_kind::kExpiring, label));
+      continue;
+    }
+    bool complete = catalog->findBackup(label) != nullptr;
+    bool expired = std::any_of(plan.backups.begin(), plan.backups.end(),
+                               [&](const auto& b) { return b.label == label; });
+    if (!complete)
+      backups.emplace_back(label, "an earlier expire began deleting it");
+    else if (!expired && !dryRun)
+      for (const auto& record :
+           repo::listStateRecords(repository, repo::state_kind::kExpiring, label))
+        repo::removeStateRecord(repository, record);  // kept now (the policy changed)
+  }
+  for (const auto& backup : plan.backups)
+    backups.emplace_back(backup.label, backup.reason);
+  for (const auto& [label, reason] : backups) {
+    if (!dryRun) {
+      confirm(*lock, repository);
+      if (catalog->findBackup(label)) {
+        nlohmann::ordered_json doc;
+        doc["backup"] = label;
+        doc["reason"] = reason;
+        repo::writeStateRecord(repository, stanzaId, repo::state_kind::kExpiring, label,
+                               doc.dump(2) + "\n");
+      }
+      removeBackupFolder(repository, label);
+      for (const auto& record :
+           repo::listStateRecords(repository, repo::state_kind::kExpiring, label))
+        repo::removeStateRecord(repository, record);
+      storage.removeEmptyDirectory(
+          repo::stateSubjectDirectory(repository.stanza(), repo::state_kind::kExpiring, label));
+    }
+    say(fmt::format("{} backup {}: {}", prefix, label, reason));
+  }
+
+  // WAL.
+  if (plan.cutoffBackup)
+    say(fmt::format(
+        "WAL before {} (the start of backup {}, the oldest a rule keeps) goes on "
+        "timeline(s) {}",
+        pg::segmentFileName(plan.cutoffTimeline, plan.cutoffSegment, catalog->segmentSize()),
+        *plan.cutoffBackup, fmt::join(std::views::keys(plan.lowWater), ", ")));
+  else
+    say("no WAL goes: no backup is kept by a retention rule");
+  for (const auto& note : plan.heldBack)
+    say(note);
+  if (!plan.wal.empty()) {
+    std::vector<std::string> paths;
+    std::set<std::string> folders;
+    for (const auto& file : plan.wal) {
+      auto name = pg::parseWalName(file.name);
+      paths.push_back(repo::walObject(repository.stanza(), *name));
+      folders.insert(paths.back().substr(0, paths.back().rfind('/')));
+    }
+    for (const auto& run : describeRuns(plan.wal))
+      say(fmt::format("{} WAL {}: older than backup {}'s start", prefix, run, *plan.cutoffBackup));
+    if (!dryRun) {
+      constexpr std::size_t kBatch = 1000;
+      for (std::size_t i = 0; i < paths.size(); i += kBatch) {
+        confirm(*lock, repository);
+        storage.removeMany(std::vector<std::string>(
+            paths.begin() + i, paths.begin() + std::min(paths.size(), i + kBatch)));
+      }
+      for (const auto& folder : folders)
+        storage.removeEmptyDirectory(folder);
+    }
+  }
+
+  // Leftovers older than the sweep age: incomplete backups (the lock is ours, so no backup is
+  // running), temporary files, unfinished uploads.
+  const std::int64_t sweepBefore = now - config.retention.sweepAge;
+  std::vector<std::string> incomplete;
+  storage.list(repo::backupsDirectory(repository.stanza()), [&](const storage::ListEntry& entry) {
+    if (entry.directory) incomplete.push_back(entry.name);
+  });
+  for (const auto& label : incomplete) {
+    if (storage.info(repo::backupInfoFile(repository.stanza(), label))) continue;
+    if (std::any_of(backups.begin(), backups.end(),
+                    [&](const auto& b) { return b.first == label; }))
+      continue;
+    std::vector<std::string> objects, folders;
+    collect(storage, repo::backupDirectory(repository.stanza(), label), objects, folders);
+    std::int64_t newest = 0;
+    for (const auto& object : objects)
+      if (auto info = storage.info(object)) newest = std::max(newest, info->modified);
+    if (newest > sweepBefore) continue;
+    if (!dryRun) {
+      confirm(*lock, repository);
+      storage.removeMany(objects);
+      for (const auto& folder : folders)
+        storage.removeEmptyDirectory(folder);
+    }
+    say(fmt::format("{} incomplete backup {} ({} objects, no backup.json, older than {})", prefix,
+                    label, objects.size(), formatDuration(config.retention.sweepAge)));
+  }
+  for (const auto& leftover : storage.leftovers(repository.stanza())) {
+    if (leftover.started > sweepBefore) continue;
+    if (!dryRun) storage.removeLeftover(leftover);
+    say(fmt::format("{} {} '{}' (older than {})", prefix,
+                    leftover.uploadId.empty() ? "temporary file" : "unfinished upload",
+                    leftover.path, formatDuration(config.retention.sweepAge)));
+  }
+
+  // State records: the newest of each subject stays; records about what is gone go.
+  if (!dryRun) {
+    std::size_t compacted = 0;
+    std::set<std::string> labels;
+    for (const auto& backup : repo::listBackups(repository))
+      labels.insert(backup.label);
+    for (const auto& label : repo::listStateSubjects(repository, repo::state_kind::kKeep)) {
+      if (labels.count(label)) {
+        compacted += repo::compactStateRecords(repository, repo::state_kind::kKeep, label);
+      } else {
+        for (const auto& record :
+             repo::listStateRecords(repository, repo::state_kind::kKeep, label))
+          repo::removeStateRecord(repository, record), ++compacted;
+      }
+    }
+    for (const auto& subject : repo::listStateSubjects(repository, repo::state_kind::kLowWater))
+      compacted += repo::compactStateRecords(repository, repo::state_kind::kLowWater, subject);
+    for (const auto& subject : repo::listStateSubjects(repository, repo::state_kind::kVerify))
+      compacted += repo::compactStateRecords(repository, repo::state_kind::kVerify, subject);
+    for (const auto& lease : repo::readLeases(repository, stanzaId)) {
+      // A lease ended or lapsed twice over goes whole; a live one keeps its newest record.
+      bool gone = lease.released || lease.stored + 2 * lease.timeoutSeconds < now;
+      auto records = repo::listStateRecords(repository, repo::state_kind::kLease, lease.id);
+      for (std::size_t i = 0; i < records.size(); ++i)
+        if (gone || i + 1 < records.size())
+          repo::removeStateRecord(repository, records[i]), ++compacted;
+    }
+    if (compacted > 0) say(fmt::format("compacted {} old state record(s)", compacted));
+  }
+  say(fmt::format("{}: {} backup(s) and {} WAL file(s) {}", repository.stanza(), backups.size(),
+                  plan.wal.size(), dryRun ? "would go (dry run: nothing was deleted)" : "deleted"));
+  return 0;
+}
+
+int keep(const Config& config, const CommandLine& commandLine) {
+  const std::string& label = commandLine.positional.at(0);
+  const bool release = commandLine.has("release");
+  if (label.empty() || label.size() > 64 ||
+      !std::all_of(label.begin(), label.end(), [](unsigned char c) { return std::isalnum(c); }))
+    throw Error(ErrorCode::Usage, fmt::format("'{}' is not a backup label", printable(label)),
+                "labels look like 20261203T101500Z: 'tidemark info' lists them");
+  repo::Repository repository = repo::openRepository(config);
+  repo::StanzaInfo stanza = repo::requireStanza(repository);
+  auto catalog = recovery::Catalog::load(repository);
+  if (!catalog) throw repo::missingStanza(repository);
+  if (!catalog->findBackup(label) && !release) {
+    std::vector<std::string> labels;
+    for (const auto& backup : catalog->backups())
+      labels.push_back(backup.label);
+    std::string hint = didYouMean(label, labels);
+    throw Error(ErrorCode::Usage,
+                fmt::format("stanza '{}' has no complete backup '{}'", repository.stanza(),
+                            printable(label)),
+                hint.empty() ? "'tidemark info' lists the backups" : hint);
+  }
+  repo::writeKeepMark(repository, stanza.identity(), label, !release);
+  say(release
+          ? fmt::format("backup {} has no keep mark now: the retention rules decide", label)
+          : fmt::format("backup {} is kept by every retention rule, with the WAL from its start "
+                        "to its stop ('tidemark keep --release {}' undoes it)",
+                        label, label));
+  return 0;
+}
+
 }  // namespace tidemark::ctl

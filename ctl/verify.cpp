@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <cstring>
 #include <exception>
+#include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -29,6 +30,7 @@
 #include "common/repo/backup.h"
 #include "common/repo/envelope.h"
 #include "common/repo/layout.h"
+#include "common/repo/marks.h"
 #include "common/repo/stanza.h"
 #include "common/repo/state.h"
 
@@ -449,6 +451,31 @@ class Checker {
                       hex(sha)));
   }
 
+  // A gap that ends below its timeline's low-water mark was deleted by tidemark expire on
+  // purpose (the WAL between a keep-marked backup's stop and the oldest backup a rule keeps):
+  // every backup's own WAL is still checked, start to stop (ownWal).
+  bool expiredOnPurpose(const recovery::WalGap& gap) {
+    auto first = pg::parseWalName(gap.first), last = pg::parseWalName(gap.last);
+    if (!first || !last || first->timeline != last->timeline) return false;
+    auto [it, fresh] = marks_.try_emplace(first->timeline);
+    if (fresh)
+      it->second = repo::lowWaterMark(repository_, catalog_.stanza().identity(), first->timeline);
+    return it->second && pg::segmentNumber(*last, catalog_.segmentSize()) < *it->second;
+  }
+
+  // Each backup's own WAL, start to stop, also below a low-water mark (a keep-marked backup).
+  void ownWal() {
+    for (const auto& backup : catalog_.backups()) {
+      const pg::TimelineHistory* history = historyOf(backup.timeline);
+      if (!history) continue;
+      for (const auto& gap : catalog_.gaps(*history, backup.firstSegment(), backup.lastSegment()))
+        if (expiredOnPurpose(gap))  // otherwise continuity() reports it
+          add(walPath(gap.first), kind::kWalGap,
+              fmt::format("missing {}: backup {} cannot reach consistency without it",
+                          gap.describe(), backup.label));
+    }
+  }
+
   // WAL continuity: from the oldest backup on each timeline's history to the newest file on that
   // path (or the end of the backup's own WAL), every file PostgreSQL would read must be there.
   // WAL older than every backup is not needed (and may have been expired on purpose).
@@ -470,6 +497,7 @@ class Checker {
       if (!from) continue;
       std::uint64_t last = std::max(*needed, catalog_.newestOnPath(*history, *from).value_or(0));
       for (const auto& gap : catalog_.gaps(*history, *from, last)) {
+        if (expiredOnPurpose(gap)) continue;
         if (!reported.insert({gap.first, gap.last}).second) continue;
         add(walPath(gap.first), kind::kWalGap,
             fmt::format("missing {}: a recovery from backup {} (or a later one before the gap) "
@@ -569,6 +597,7 @@ class Checker {
   const repo::Repository& repository_;
   const recovery::Catalog& catalog_;
   std::vector<VerifyFinding>& findings_;
+  std::map<std::uint32_t, std::optional<std::uint64_t>> marks_;
   std::set<std::uint32_t> badHistories_;
 };
 
@@ -735,6 +764,7 @@ VerifyReport verifyRepository(const repo::Repository& repository, const VerifyOp
     checksumsOf.push_back(catalog->backups()[i].manifestChecksums);
   }
   checker.continuity();
+  checker.ownWal();
   checker.histories();
 
   // Which objects this run reads.

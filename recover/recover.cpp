@@ -22,6 +22,7 @@
 #include "common/files/file.h"
 #include "common/pg/lsn.h"
 #include "common/recovery/catalog.h"
+#include "common/repo/marks.h"
 #include "common/repo/repository.h"
 #include "common/repo/stanza.h"
 #include "recover/restore.h"
@@ -442,7 +443,8 @@ void removeRestored(const RecoverOptions& options, bool existed, const std::vect
 bool restoreAndConfigure(const repo::Repository& repository, const recovery::RecoveryPlan& plan,
                          const RecoverOptions& options, const std::vector<Place>& places,
                          const std::string& restoreCommandLine,
-                         const std::function<bool()>& stopRequested) {
+                         const std::function<bool()>& stopRequested,
+                         const std::optional<std::string>& lease) {
   std::error_code existsError;
   bool existed = fs::exists(options.dataDirectory, existsError);
   std::vector<bool> placeExisted;
@@ -468,6 +470,13 @@ bool restoreAndConfigure(const repo::Repository& repository, const recovery::Rec
       files::syncTree(place.dir);
     // Only now, with every restored byte on disk, what makes the directory start as a recovery:
     // a kill or a crash before this point leaves a directory that is not started as one.
+    if (lease) {
+      // The replay's archive-get renews the lease from this marker (repo/marks.h).
+      files::AtomicFile marker(options.dataDirectory + "/" + repo::kLeaseMarkerFile,
+                               {.mode = 0600, .owner = owner});
+      marker.write(io::asBytes(*lease));
+      marker.commit();
+    }
     std::string note = fmt::format("(backup {}, {})", plan.backup.label, formatUtc(utcNow()));
     writeRecoverySettings(options.dataDirectory,
                           recoverySettings(options.target, restoreCommandLine), options.standby,
@@ -546,8 +555,49 @@ recovery::RecoveryPlan recover(const Config& config, const CommandLine& commandL
     return plan;
   }
   refuseEnvironmentSettings();
-  bool owned = restoreAndConfigure(repository, plan, options, places,
-                                   restoreCommand(config, commandLine), stopRequested);
+  // A lease on the WAL the replay reads, before anything is restored: expire keeps that WAL while
+  // the lease is renewed (by the replay's archive-get) and lets it lapse after
+  // retention.lease-timeout without a renewal.
+  repo::StanzaInfo stanza = repo::requireStanza(repository);
+  repo::Lease lease{.id = repo::newLeaseId(),
+                    .holder = fmt::format("tidemark-recover into '{}' on {} (pid {})",
+                                          options.dataDirectory, hostName(), ::getpid()),
+                    .backup = plan.backup.label,
+                    .timelines = {plan.history.timeline},
+                    .firstSegment = plan.backup.firstSegment(),
+                    .firstSegmentName = plan.backup.walStart(),
+                    .timeoutSeconds = config.retention.leaseTimeout};
+  for (const auto& parent : plan.history.parents)
+    lease.timelines.insert(parent.timeline);
+  repo::writeLease(repository, stanza.identity(), lease);
+  bool owned = false;
+  try {
+    // An expire that ran between the plan's check of the WAL and the lease may have deleted
+    // some: plan again (it fails naming what is missing) when a low-water mark says so.
+    for (std::uint32_t timeline : lease.timelines)
+      if (auto mark = repo::lowWaterMark(repository, stanza.identity(), timeline);
+          mark && *mark > lease.firstSegment) {
+        if (planFor(repository, options).backup.label != plan.backup.label)
+          throw Error(ErrorCode::Conflict,
+                      fmt::format("'tidemark expire' deleted WAL of backup {} while this "
+                                  "recovery was being prepared",
+                                  plan.backup.label),
+                      "run tidemark-recover again: it plans with what the repository holds now");
+        break;
+      }
+    owned = restoreAndConfigure(repository, plan, options, places,
+                                restoreCommand(config, commandLine), stopRequested,
+                                repo::leaseMarker(lease, repository.stanza(), stanza.identity()));
+  } catch (...) {
+    lease.released = true;
+    try {
+      repo::writeLease(repository, stanza.identity(), lease);
+    } catch (const Error& e) {
+      spdlog::warn("could not release recovery lease {}: {} (it lapses after {})", lease.id,
+                   e.what(), formatDuration(lease.timeoutSeconds));
+    }
+    throw;
+  }
   printNextSteps(plan, options, owned);
   return plan;
 }

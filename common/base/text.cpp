@@ -2,6 +2,7 @@
 #include "common/base/text.h"
 
 #include <fmt/format.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cctype>
@@ -149,6 +150,12 @@ std::string formatDuration(std::int64_t seconds) {
   for (auto [unit, scale] : {std::pair{'w', 7 * 86400}, {'d', 86400}, {'h', 3600}, {'m', 60}})
     if (seconds != 0 && seconds % scale == 0) return fmt::format("{}{}", seconds / scale, unit);
   return fmt::format("{}s", seconds);
+}
+
+std::string hostName() {
+  char name[256] = "";
+  if (::gethostname(name, sizeof name - 1) != 0) return "?";
+  return name;
 }
 
 }  // namespace tidemark

@@ -26,6 +26,9 @@ std::string printable(std::string_view text, std::size_t limit = 200);
 // std::stoull would take); nullopt otherwise or beyond 2^64-1.
 std::optional<std::uint64_t> parseDecimal(std::string_view text);
 
+// This machine's name ("?" when it cannot be read), for lock owners and lease holders.
+std::string hostName();
+
 // Parses durations such as "14d", "36h", "2w", "90m", "30s" or "3600" (seconds); one number and
 // one unit (s, m, h, d, w). nullopt for anything else or beyond 100 years.
 std::optional<std::int64_t> parseDurationSeconds(std::string_view text);

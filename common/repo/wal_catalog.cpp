@@ -54,6 +54,9 @@ WalCatalog scanWal(const Repository& repository, std::uint32_t segmentSize) {
         catalog.segments[name->timeline][pg::segmentNumber(*name, segmentSize)] = file;
       else if (name->kind == pg::WalKind::Partial)
         catalog.partials[name->timeline][pg::segmentNumber(*name, segmentSize)] = file;
+      else if (name->kind == pg::WalKind::Backup)
+        catalog.backupFiles[name->timeline].emplace(pg::segmentNumber(*name, segmentSize),
+                                                    entry.name);
     });
   }
   return catalog;

@@ -23,6 +23,9 @@ struct WalCatalog {
   std::map<std::uint32_t, std::map<std::uint64_t, ArchivedFile>> segments;
   // Timeline -> segment number -> a .partial segment (the end of a timeline at a promotion).
   std::map<std::uint32_t, std::map<std::uint64_t, ArchivedFile>> partials;
+  // Timeline -> segment number -> the backup history files (".backup") of backups that began in
+  // that segment, by name.
+  std::map<std::uint32_t, std::multimap<std::uint64_t, std::string>> backupFiles;
   std::set<std::uint32_t> histories;  // timelines with a .history file
 
   bool has(std::uint32_t timeline, std::uint64_t segment) const;

@@ -1,0 +1,75 @@
+// Retention: which backups and which WAL files `tidemark expire` may delete. A query on the
+// recovery model (catalog.h), computed without touching the repository, so that --dry-run and a
+// real run decide alike and the rules are tested on their own (docs/expire.md).
+//
+// Backups: one is kept when the count rule (the newest `full`) or the window rule (the newest
+// backup that stopped before the window's start, and every later one) keeps it, when it has a keep
+// mark, or when a live recovery lease names it.
+//
+// WAL: only files older than the start of the oldest backup that a rule keeps (the cutoff
+// backup) go, and only on that backup's timeline and its ancestors; .history files never go, nor
+// WAL on any other branch. On top of that, nothing goes that a kept backup (by a rule) reads from
+// its start along its own timeline's history, that a keep-marked backup needs from its start to
+// its stop, or that a live lease reads from its first segment on its timelines. Without a backup
+// kept by a rule, no WAL goes.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "common/base/time.h"
+#include "common/pg/wal.h"
+#include "common/recovery/catalog.h"
+#include "common/repo/marks.h"
+
+namespace tidemark::recovery {
+
+struct RetentionPolicy {
+  int full = 0;             // the newest N complete backups (0: no count rule)
+  std::int64_t window = 0;  // seconds (0: no window rule)
+  bool empty() const { return full == 0 && window == 0; }
+};
+
+struct ExpiredBackup {
+  std::string label;
+  std::string reason;  // why no rule keeps it
+};
+
+struct KeptBackup {
+  std::string label;
+  std::vector<std::string> reasons;  // "the newest 2 (full = 2)", "keep mark", "lease ..."
+};
+
+struct ExpiredWal {
+  std::uint32_t timeline = 0;
+  std::uint64_t segment = 0;
+  pg::WalKind kind = pg::WalKind::Segment;
+  std::string name;  // the file name
+};
+
+struct ExpiryPlan {
+  std::vector<KeptBackup> kept;        // oldest first
+  std::vector<ExpiredBackup> backups;  // oldest first
+  // The oldest backup a rule keeps, whose start is the cutoff; nullopt: no WAL goes.
+  std::optional<std::string> cutoffBackup;
+  std::uint64_t cutoffSegment = 0;
+  std::uint32_t cutoffTimeline = 0;
+  // The timelines WAL goes from (the cutoff backup's timeline and its ancestors), and for each the
+  // low-water mark to record before deleting: the first segment number that stays.
+  std::map<std::uint32_t, std::uint64_t> lowWater;
+  std::vector<ExpiredWal> wal;  // by timeline, then segment
+  // Files older than the cutoff that stay because a keep mark or a lease needs them: why.
+  std::vector<std::string> heldBack;
+};
+
+// Throws Error(Config) for an empty policy (an unset policy never deletes) and Error(Corrupt) when
+// a history file it needs cannot be read (nothing is decided on a guess).
+ExpiryPlan planExpiry(const Catalog& catalog, const RetentionPolicy& policy,
+                      const std::set<std::string>& keepMarks,
+                      const std::vector<repo::Lease>& liveLeases, UtcSeconds now);
+
+}  // namespace tidemark::recovery
