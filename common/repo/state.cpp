@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <array>
 #include <chrono>
+#include <cstdio>
 
 #include "common/base/error.h"
 #include "common/io/encrypt.h"
@@ -21,16 +22,40 @@ namespace {
 constexpr std::size_t kMaxRecordSize = 64u << 20;
 constexpr std::string_view kSuffix = ".json";
 
+using Millis = std::chrono::sys_time<std::chrono::milliseconds>;
+
 // "20261203T224500.123Z-0a1b2c3d.json": sorts by the writer's time, then by chance.
-std::string newRecordName() {
-  auto now =
-      std::chrono::time_point_cast<std::chrono::milliseconds>(std::chrono::system_clock::now());
-  auto seconds = std::chrono::floor<std::chrono::seconds>(now);
-  auto millis = (now - seconds).count();
+std::string recordName(Millis time) {
+  auto seconds = std::chrono::floor<std::chrono::seconds>(time);
+  auto millis = (time - seconds).count();
   std::array<std::uint8_t, 4> tag{};
   io::randomBytes(tag);
   return fmt::format("{:%Y%m%dT%H%M%S}.{:03d}Z-{}{}", seconds, int(millis), io::toHex(tag),
                      kSuffix);
+}
+
+// The time in a record's name; nullopt for a name of another form.
+std::optional<Millis> recordTime(const std::string& name) {
+  int y, mo, d, h, mi, sec, ms;
+  if (name.size() < 20 ||
+      std::sscanf(name.c_str(), "%4d%2d%2dT%2d%2d%2d.%3dZ", &y, &mo, &d, &h, &mi, &sec, &ms) != 7)
+    return std::nullopt;
+  auto day = std::chrono::year_month_day{std::chrono::year(y), std::chrono::month(unsigned(mo)),
+                                         std::chrono::day(unsigned(d))};
+  if (!day.ok()) return std::nullopt;
+  return Millis(std::chrono::sys_days(day)) + std::chrono::hours(h) + std::chrono::minutes(mi) +
+         std::chrono::seconds(sec) + std::chrono::milliseconds(ms);
+}
+
+// A name after every record of the folder, so that the newest record is the last written even
+// within one millisecond or when this host's clock is behind the last writer's.
+std::string newRecordName(const std::vector<StateRecord>& existing) {
+  Millis time =
+      std::chrono::time_point_cast<std::chrono::milliseconds>(std::chrono::system_clock::now());
+  if (!existing.empty())
+    if (auto newest = recordTime(existing.back().name); newest && *newest >= time)
+      time = *newest + std::chrono::milliseconds(1);
+  return recordName(time);
 }
 
 bool isRecordName(const std::string& name) {
@@ -45,7 +70,9 @@ StateRecord writeStateRecord(const Repository& repository, const std::string& st
                              const std::string& content) {
   const std::string dir = stateSubjectDirectory(repository.stanza(), kind, subject);
   for (int attempt = 0;; ++attempt) {
-    StateRecord record{.kind = kind, .subject = subject, .name = newRecordName()};
+    StateRecord record{.kind = kind,
+                       .subject = subject,
+                       .name = newRecordName(listStateRecords(repository, kind, subject))};
     record.path = dir + "/" + record.name;
     record.content = content;
     // The MAC record first: a record is never visible without it.

@@ -1,0 +1,84 @@
+// Unit tests of common/repo/state.h and marks.h: state records written once, the newest wins,
+// MAC'd with encryption; keep marks, low-water marks and leases on top of them.
+#include "common/repo/state.h"
+
+#include <doctest/doctest.h>
+
+#include "common/base/error.h"
+#include "common/repo/marks.h"
+#include "support/fake_repository.h"
+
+using namespace tidemark;
+
+TEST_CASE("state records: written once under unique names, the newest wins, compaction keeps it") {
+  test::FakeRepository f;
+  repo::Repository repository = f.handle();
+  auto a = repo::writeStateRecord(repository, "id", "keep", "L", "{\"n\":1}");
+  auto b = repo::writeStateRecord(repository, "id", "keep", "L", "{\"n\":2}");
+  CHECK(a.path != b.path);
+  CHECK(a.path.starts_with("main/state/keep/L/"));
+  auto records = repo::listStateRecords(repository, "keep", "L");
+  REQUIRE(records.size() == 2);
+  auto newest = repo::newestStateRecord(repository, "id", "keep", "L");
+  REQUIRE(newest);
+  CHECK(newest->content == "{\"n\":2}");
+  CHECK(repo::listStateSubjects(repository, "keep") == std::vector<std::string>{"L"});
+  CHECK(repo::compactStateRecords(repository, "keep", "L") == 1);
+  CHECK(repo::listStateRecords(repository, "keep", "L").size() == 1);
+  CHECK(repo::newestStateRecord(repository, "id", "keep", "L")->content == "{\"n\":2}");
+  CHECK_FALSE(repo::newestStateRecord(repository, "id", "keep", "other"));
+}
+
+TEST_CASE("keep marks: the newest record decides; a release undoes a mark") {
+  test::FakeRepository f;
+  repo::Repository repository = f.handle();
+  repo::writeKeepMark(repository, "id", "20261101T000000Z", true);
+  repo::writeKeepMark(repository, "id", "20261102T000000Z", true);
+  CHECK(repo::keepMarks(repository, "id") ==
+        std::set<std::string>{"20261101T000000Z", "20261102T000000Z"});
+  repo::writeKeepMark(repository, "id", "20261101T000000Z", false);
+  CHECK(repo::keepMarks(repository, "id") == std::set<std::string>{"20261102T000000Z"});
+}
+
+TEST_CASE("a keep record moved to another backup's folder is refused") {
+  test::FakeRepository f;
+  repo::Repository repository = f.handle();
+  repo::writeKeepMark(repository, "id", "20261101T000000Z", false);
+  auto record = repo::listStateRecords(repository, "keep", "20261101T000000Z").at(0);
+  f.storage.setObject("main/state/keep/20261102T000000Z/" + record.name,
+                      *f.storage.object(record.path));
+  CHECK_THROWS_AS(repo::keepMarks(repository, "id"), Error);
+}
+
+TEST_CASE("low-water marks and leases") {
+  test::FakeRepository f;
+  repo::Repository repository = f.handle();
+  CHECK_FALSE(repo::lowWaterMark(repository, "id", 1));
+  repo::writeLowWaterMark(repository, "id", 1, 6, "000000010000000000000006");
+  repo::writeLowWaterMark(repository, "id", 1, 9, "000000010000000000000009");
+  CHECK(repo::lowWaterMark(repository, "id", 1) == 9u);
+  CHECK_FALSE(repo::lowWaterMark(repository, "id", 2));
+
+  repo::Lease lease{.id = repo::newLeaseId(),
+                    .holder = "test",
+                    .backup = "20261101T000000Z",
+                    .timelines = {1, 2},
+                    .firstSegment = 3,
+                    .firstSegmentName = "000000010000000000000003",
+                    .timeoutSeconds = 60};
+  repo::writeLease(repository, "id", lease);
+  auto leases = repo::readLeases(repository, "id");
+  REQUIRE(leases.size() == 1);
+  CHECK(leases[0].timelines == std::set<std::uint32_t>{1, 2});
+  CHECK(repo::leaseLive(leases[0], leases[0].stored + 60));
+  CHECK_FALSE(repo::leaseLive(leases[0], leases[0].stored + 61));
+  lease.released = true;
+  repo::writeLease(repository, "id", lease);
+  CHECK_FALSE(repo::leaseLive(repo::readLeases(repository, "id").at(0), 0));
+
+  auto marker = repo::parseLeaseMarker(repo::leaseMarker(lease, "main", "sid"));
+  REQUIRE(marker);
+  CHECK(marker->lease.id == lease.id);
+  CHECK(marker->stanzaId == "sid");
+  CHECK_FALSE(repo::parseLeaseMarker("{\"lease\": \"../x\"}"));
+}
