@@ -20,6 +20,7 @@
 #include "common/base/time.h"
 #include "common/repo/backup.h"
 #include "common/repo/layout.h"
+#include "tmpfs.h"
 
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
@@ -258,6 +259,44 @@ TEST_CASE(
   }
   MESSAGE(interrupted << " of 20 runs were killed midway");
   CHECK(interrupted > 0);
+}
+
+TEST_CASE(
+    "expire on a full repository fails before it deletes anything, and completes once there "
+    "is room" *
+    doctest::skip(!canMount())) {
+  Workspace ws(Backend::Posix);
+  Fixture f(ws);
+  f.pg.stop();
+  const std::string repoDir = ws.path("repo"), saved = ws.path("repo-saved");
+  fs::copy(repoDir, saved, fs::copy_options::recursive);
+  Tmpfs repo(repoDir, 256 * kMiB, 0750);
+  fs::copy(saved, repoDir, fs::copy_options::recursive);
+  // Room for the lock's owner line (one page), none for a state record.
+  auto data = [&] {
+    std::set<std::string> out;
+    for (const auto& object : objectSet(ws))
+      if (object.find("/wal/") != std::string::npos ||
+          object.find("/backups/") != std::string::npos)
+        out.insert(object);
+    return out;
+  };
+  auto before = data();
+  std::string filler = repo.fillLeaving(4096);
+
+  Outcome full = ctl(ws, {"expire", "--retention-full=1"});
+  INFO(full.output);
+  CHECK(full.status == 5);
+  CHECK(full.output.find("No space left on device") != std::string::npos);
+  CHECK(data() == before);  // the low-water mark comes first: nothing went
+  CHECK(hiddenNames(repoDir).empty());
+
+  fs::remove(filler);
+  Outcome room = ctl(ws, {"expire", "--retention-full=1"});
+  INFO(room.output);
+  REQUIRE(room.status == 0);
+  CHECK(infoLabels(ws) == std::vector<std::string>{f.taken[3].label});
+  CHECK(ctl(ws, {"verify"}).status == 0);
 }
 
 }  // namespace tidemark::test

@@ -29,7 +29,7 @@ TEST_CASE("state records: written once under unique names, the newest wins, comp
   CHECK_FALSE(repo::newestStateRecord(repository, "id", "keep", "other"));
 }
 
-TEST_CASE("keep marks: the newest record decides; a release undoes a mark") {
+TEST_CASE("keep marks: the newest record decides, and a release undoes a mark") {
   test::FakeRepository f;
   repo::Repository repository = f.handle();
   repo::writeKeepMark(repository, "id", "20261101T000000Z", true);
