@@ -148,50 +148,62 @@ int expire(const Config& config, const CommandLine& commandLine) {
       if (repo::leaseLive(lease, now)) live.push_back(std::move(lease));
     return live;
   };
-  std::int64_t now = utcNow().time_since_epoch().count();
-  recovery::ExpiryPlan plan = recovery::planExpiry(*catalog, policy, marks, liveLeasesAt(now),
-                                                   UtcSeconds(std::chrono::seconds(now)));
+  // One time for the rules, so that every plan of this run decides alike (and like --dry-run);
+  // leases are judged by the storage's clock (the stored time of this run's own record) once it
+  // is known, and by the earlier of the two clocks: in doubt, a lease lives.
+  const std::int64_t now = utcNow().time_since_epoch().count();
+  const UtcSeconds ruleNow{std::chrono::seconds(now)};
+  std::int64_t leaseNow = now;
+  recovery::ExpiryPlan plan =
+      recovery::planExpiry(*catalog, policy, marks, liveLeasesAt(leaseNow), ruleNow);
 
-  // Low-water marks before any WAL goes, then the leases again at the storage's time of that
-  // write: a recovery that registered meanwhile holds its WAL too.
-  if (!dryRun && !plan.wal.empty()) {
-    for (const auto& [timeline, segment] : plan.lowWater) {
+  // Low-water marks before any WAL goes; then the leases again: a recovery that registered
+  // meanwhile holds its WAL too.
+  auto writeMarks = [&](const recovery::ExpiryPlan& p) {
+    for (const auto& [timeline, segment] : p.lowWater) {
       auto current = repo::lowWaterMark(repository, stanzaId, timeline);
       if (current && *current >= segment) continue;
       std::int64_t stored = 0;
       repo::writeLowWaterMark(repository, stanzaId, timeline, segment,
                               pg::segmentFileName(timeline, segment, catalog->segmentSize()),
                               &stored);
-      if (stored > now) now = stored;
+      if (stored > 0) leaseNow = std::min(now, stored);
     }
-    plan = recovery::planExpiry(*catalog, policy, marks, liveLeasesAt(now),
-                                UtcSeconds(std::chrono::seconds(now)));
+  };
+  if (!dryRun && !plan.wal.empty()) {
+    writeMarks(plan);
+    plan = recovery::planExpiry(*catalog, policy, marks, liveLeasesAt(leaseNow), ruleNow);
+    writeMarks(plan);  // the same rules decide the same cutoff: never WAL below no mark
   }
 
   for (const auto& kept : plan.kept)
     say(fmt::format("keep backup {}: {}", kept.label, fmt::join(kept.reasons, "; ")));
 
-  // Backups: those a run killed midway left (an expiring record), then this run's.
+  // Backups: those a run killed midway left (an authenticated expiring record, backup.json gone),
+  // then this run's.
   std::vector<std::pair<std::string, std::string>> backups;  // label, reason
+  auto clearExpiring = [&](const std::string& label) {
+    for (const auto& record :
+         repo::listStateRecords(repository, repo::state_kind::kExpiring, label))
+      repo::removeStateRecord(repository, record);
+    storage.removeEmptyDirectory(
+        repo::stateSubjectDirectory(repository.stanza(), repo::state_kind::kExpiring, label));
+  };
   for (const auto& label : repo::listStateSubjects(repository, repo::state_kind::kExpiring)) {
-    if (repo::listStateRecords(repository, repo::state_kind::kExpiring, label).empty()) {
-      if (!dryRun)
-        storage.removeEmptyDirectory(
-            repo::stateSubjectDirectory(repository.stanza(), repo::state_kind::kExpiring, label));
-      continue;
-    }
-    bool complete = catalog->findBackup(label) != nullptr;
-    bool expired = std::any_of(plan.backups.begin(), plan.backups.end(),
+    bool planned = std::any_of(plan.backups.begin(), plan.backups.end(),
                                [&](const auto& b) { return b.label == label; });
-    if (!complete)
+    if (planned) continue;
+    bool vouched = repo::newestStateRecord(repository, stanzaId, repo::state_kind::kExpiring, label)
+                       .has_value();
+    bool infoGone = !storage.info(repo::backupInfoFile(repository.stanza(), label));
+    if (vouched && infoGone)
       backups.emplace_back(label, "an earlier expire began deleting it");
-    else if (!expired && !dryRun)
-      for (const auto& record :
-           repo::listStateRecords(repository, repo::state_kind::kExpiring, label))
-        repo::removeStateRecord(repository, record);  // kept now (the policy changed)
+    else if (!dryRun && (!vouched || catalog->findBackup(label)))
+      clearExpiring(label);  // nothing to finish, or kept now (the policy changed)
   }
   for (const auto& backup : plan.backups)
     backups.emplace_back(backup.label, backup.reason);
+  std::set<std::string> deleted;
   for (const auto& [label, reason] : backups) {
     if (!dryRun) {
       confirm(*lock, repository);
@@ -201,13 +213,21 @@ int expire(const Config& config, const CommandLine& commandLine) {
         doc["reason"] = reason;
         repo::writeStateRecord(repository, stanzaId, repo::state_kind::kExpiring, label,
                                doc.dump(2) + "\n");
+        // A keep mark or a recovery that arrived during this run still keeps it.
+        bool markedNow = repo::keepMarks(repository, stanzaId).count(label) > 0;
+        auto leased = liveLeasesAt(leaseNow);
+        bool leasedNow = std::any_of(leased.begin(), leased.end(),
+                                     [&](const repo::Lease& l) { return l.backup == label; });
+        if (markedNow || leasedNow) {
+          clearExpiring(label);
+          say(fmt::format("keep backup {}: {} arrived during this run", label,
+                          markedNow ? "a keep mark" : "a recovery lease"));
+          continue;
+        }
       }
       removeBackupFolder(repository, label);
-      for (const auto& record :
-           repo::listStateRecords(repository, repo::state_kind::kExpiring, label))
-        repo::removeStateRecord(repository, record);
-      storage.removeEmptyDirectory(
-          repo::stateSubjectDirectory(repository.stanza(), repo::state_kind::kExpiring, label));
+      clearExpiring(label);
+      deleted.insert(label);
     }
     say(fmt::format("{} backup {}: {}", prefix, label, reason));
   }
@@ -253,7 +273,9 @@ int expire(const Config& config, const CommandLine& commandLine) {
     if (entry.directory) incomplete.push_back(entry.name);
   });
   for (const auto& label : incomplete) {
-    if (storage.info(repo::backupInfoFile(repository.stanza(), label))) continue;
+    if (catalog->findBackup(label) ||
+        storage.info(repo::backupInfoFile(repository.stanza(), label)))
+      continue;
     if (std::any_of(backups.begin(), backups.end(),
                     [&](const auto& b) { return b.first == label; }))
       continue;
@@ -283,17 +305,17 @@ int expire(const Config& config, const CommandLine& commandLine) {
   // State records: the newest of each subject stays; records about what is gone go.
   if (!dryRun) {
     std::size_t compacted = 0;
-    std::set<std::string> labels;
-    for (const auto& backup : repo::listBackups(repository))
-      labels.insert(backup.label);
     for (const auto& label : repo::listStateSubjects(repository, repo::state_kind::kKeep)) {
-      if (labels.count(label)) {
-        compacted += repo::compactStateRecords(repository, repo::state_kind::kKeep, label);
-      } else {
-        for (const auto& record :
-             repo::listStateRecords(repository, repo::state_kind::kKeep, label))
-          repo::removeStateRecord(repository, record), ++compacted;
-      }
+      auto records = repo::listStateRecords(repository, repo::state_kind::kKeep, label);
+      // Records about a backup this run deleted go whole; of the others, the newest stays.
+      for (std::size_t i = 0; i < records.size(); ++i)
+        if (deleted.count(label) || i + 1 < records.size()) {
+          repo::removeStateRecord(repository, records[i]);
+          ++compacted;
+        }
+      if (deleted.count(label))
+        storage.removeEmptyDirectory(
+            repo::stateSubjectDirectory(repository.stanza(), repo::state_kind::kKeep, label));
     }
     for (const auto& subject : repo::listStateSubjects(repository, repo::state_kind::kLowWater))
       compacted += repo::compactStateRecords(repository, repo::state_kind::kLowWater, subject);
@@ -301,15 +323,19 @@ int expire(const Config& config, const CommandLine& commandLine) {
       compacted += repo::compactStateRecords(repository, repo::state_kind::kVerify, subject);
     for (const auto& lease : repo::readLeases(repository, stanzaId)) {
       // A lease ended or lapsed twice over goes whole; a live one keeps its newest record.
-      bool gone = lease.released || lease.stored + 2 * lease.timeoutSeconds < now;
-      auto records = repo::listStateRecords(repository, repo::state_kind::kLease, lease.id);
-      for (std::size_t i = 0; i < records.size(); ++i)
-        if (gone || i + 1 < records.size())
-          repo::removeStateRecord(repository, records[i]), ++compacted;
+      // Only records up to the one judged: a renewal written since stays.
+      bool gone = lease.released || lease.stored + 2 * lease.timeoutSeconds < leaseNow;
+      for (const auto& record :
+           repo::listStateRecords(repository, repo::state_kind::kLease, lease.id)) {
+        if (record.name > lease.recordName || (!gone && record.name == lease.recordName)) continue;
+        repo::removeStateRecord(repository, record);
+        ++compacted;
+      }
     }
     if (compacted > 0) say(fmt::format("compacted {} old state record(s)", compacted));
   }
-  say(fmt::format("{}: {} backup(s) and {} WAL file(s) {}", repository.stanza(), backups.size(),
+  say(fmt::format("{}: {} backup(s) and {} WAL file(s) {}", repository.stanza(),
+                  dryRun ? backups.size() : deleted.size(),
                   plan.wal.size(), dryRun ? "would go (dry run: nothing was deleted)" : "deleted"));
   return 0;
 }

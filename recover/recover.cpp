@@ -9,18 +9,22 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <memory>
 #include <set>
+#include <thread>
 
 #include "common/base/error.h"
 #include "common/base/text.h"
 #include "common/base/time.h"
 #include "common/files/file.h"
 #include "common/pg/lsn.h"
+#include "common/pg/wal.h"
 #include "common/recovery/catalog.h"
 #include "common/repo/marks.h"
 #include "common/repo/repository.h"
@@ -491,6 +495,40 @@ bool restoreAndConfigure(const repo::Repository& repository, const recovery::Rec
   return owner.has_value();
 }
 
+// Renews a recovery lease every quarter of its timeout from a thread of its own (with a storage
+// connection of its own) while it lives; a renewal that fails is a warning.
+class LeaseRenewal {
+ public:
+  LeaseRenewal(const repo::Repository& repository, std::string stanzaId, repo::Lease lease) {
+    if (!repository.canOpenAnother()) return;
+    thread_ = std::thread([this, handle = repository.another(), stanzaId = std::move(stanzaId),
+                           lease = std::move(lease)]() {
+      const auto every = std::chrono::seconds(std::max<std::int64_t>(1, lease.timeoutSeconds / 4));
+      auto next = std::chrono::steady_clock::now() + every;
+      while (!done_) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(200));
+        if (std::chrono::steady_clock::now() < next) continue;
+        next += every;
+        try {
+          repo::writeLease(handle, stanzaId, lease);
+        } catch (const std::exception& e) {
+          spdlog::warn("could not renew recovery lease {}: {}", lease.id, e.what());
+        }
+      }
+    });
+  }
+  ~LeaseRenewal() {
+    done_ = true;
+    if (thread_.joinable()) thread_.join();
+  }
+  LeaseRenewal(const LeaseRenewal&) = delete;
+  LeaseRenewal& operator=(const LeaseRenewal&) = delete;
+
+ private:
+  std::atomic<bool> done_{false};
+  std::thread thread_;
+};
+
 // How to start the server, and what to check.
 void printNextSteps(const recovery::RecoveryPlan& plan, const RecoverOptions& options, bool owned) {
   std::string binDir = fmt::format("/usr/lib/postgresql/{}/bin", plan.backup.pgVersion);
@@ -572,19 +610,24 @@ recovery::RecoveryPlan recover(const Config& config, const CommandLine& commandL
   repo::writeLease(repository, stanza.identity(), lease);
   bool owned = false;
   try {
-    // An expire that ran between the plan's check of the WAL and the lease may have deleted
-    // some: plan again (it fails naming what is missing) when a low-water mark says so.
+    // An expire that wrote a low-water mark above the backup's start has deleted, or is
+    // deleting, WAL this recovery reads (unless a keep mark holds the backup's own WAL and the
+    // recovery reads no further): refuse now rather than fail in the middle of the replay.
+    bool ownWalOnly = plan.lastSegment <= plan.backup.lastSegment() &&
+                      repo::keepMarks(repository, stanza.identity()).count(plan.backup.label);
     for (std::uint32_t timeline : lease.timelines)
       if (auto mark = repo::lowWaterMark(repository, stanza.identity(), timeline);
-          mark && *mark > lease.firstSegment) {
-        if (planFor(repository, options).backup.label != plan.backup.label)
-          throw Error(ErrorCode::Conflict,
-                      fmt::format("'tidemark expire' deleted WAL of backup {} while this "
-                                  "recovery was being prepared",
-                                  plan.backup.label),
-                      "run tidemark-recover again: it plans with what the repository holds now");
-        break;
-      }
+          mark && *mark > lease.firstSegment && !ownWalOnly)
+        throw Error(
+            ErrorCode::Conflict,
+            fmt::format("'tidemark expire' deletes WAL of timeline {} before {}, which a "
+                        "recovery from backup {} reads",
+                        timeline, pg::segmentFileName(timeline, *mark, plan.backup.walSegmentSize),
+                        plan.backup.label),
+            "run tidemark-recover again: it plans with what the repository holds now "
+            "(a newer backup), or name a newer one with --backup");
+    // Renewed while the restore runs (the replay's archive-get renews it from then on).
+    LeaseRenewal renewal(repository, stanza.identity(), lease);
     owned = restoreAndConfigure(repository, plan, options, places,
                                 restoreCommand(config, commandLine), stopRequested,
                                 repo::leaseMarker(lease, repository.stanza(), stanza.identity()));

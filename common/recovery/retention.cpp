@@ -91,18 +91,22 @@ ExpiryPlan planExpiry(const Catalog& catalog, const RetentionPolicy& policy,
   const repo::WalCatalog& wal = catalog.wal();
   std::vector<ExpiredWal> candidates;
   for (std::uint32_t timeline : timelines) {
-    plan.lowWater[timeline] = plan.cutoffSegment;
+    // An ancestor goes only up to where the path left it: what it holds after that (the old
+    // primary's own WAL after a promotion) is another branch.
+    std::uint64_t limit = plan.cutoffSegment;
+    if (auto end = path.endOf(timeline)) limit = std::min(limit, *end / wal.segmentSize + 1);
+    plan.lowWater[timeline] = limit;
     std::vector<ExpiredWal> files;
     if (auto it = wal.segments.find(timeline); it != wal.segments.end())
-      for (auto s = it->second.begin(); s != it->second.end() && s->first < plan.cutoffSegment; ++s)
+      for (auto s = it->second.begin(); s != it->second.end() && s->first < limit; ++s)
         files.push_back({timeline, s->first, pg::WalKind::Segment,
                          pg::segmentFileName(timeline, s->first, wal.segmentSize)});
     if (auto it = wal.partials.find(timeline); it != wal.partials.end())
-      for (auto s = it->second.begin(); s != it->second.end() && s->first < plan.cutoffSegment; ++s)
+      for (auto s = it->second.begin(); s != it->second.end() && s->first < limit; ++s)
         files.push_back({timeline, s->first, pg::WalKind::Partial,
                          pg::segmentFileName(timeline, s->first, wal.segmentSize) + ".partial"});
     if (auto it = wal.backupFiles.find(timeline); it != wal.backupFiles.end())
-      for (auto s = it->second.begin(); s != it->second.end() && s->first < plan.cutoffSegment; ++s)
+      for (auto s = it->second.begin(); s != it->second.end() && s->first < limit; ++s)
         files.push_back({timeline, s->first, pg::WalKind::Backup, s->second});
     std::sort(files.begin(), files.end(), [](const ExpiredWal& a, const ExpiredWal& b) {
       return a.segment != b.segment ? a.segment < b.segment : a.name < b.name;

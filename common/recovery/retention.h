@@ -58,8 +58,9 @@ struct ExpiryPlan {
   std::optional<std::string> cutoffBackup;
   std::uint64_t cutoffSegment = 0;
   std::uint32_t cutoffTimeline = 0;
-  // The timelines WAL goes from (the cutoff backup's timeline and its ancestors), and for each the
-  // low-water mark to record before deleting: the first segment number that stays.
+  // The timelines WAL goes from (the cutoff backup's timeline and its ancestors, each up to where
+  // the path left it), and for each the low-water mark to record before deleting: below it, WAL
+  // may be gone.
   std::map<std::uint32_t, std::uint64_t> lowWater;
   std::vector<ExpiredWal> wal;  // by timeline, then segment
   // Files older than the cutoff that stay because a keep mark or a lease needs them: why.

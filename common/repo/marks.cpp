@@ -2,6 +2,7 @@
 #include "common/repo/marks.h"
 
 #include <fmt/format.h>
+#include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <array>
@@ -73,20 +74,26 @@ void writeLowWaterMark(const Repository& repository, const std::string& stanzaId
 
 std::optional<std::uint64_t> lowWaterMark(const Repository& repository, const std::string& stanzaId,
                                           std::uint32_t timeline) {
-  auto record =
-      newestStateRecord(repository, stanzaId, state_kind::kLowWater, timelineSubject(timeline));
-  if (!record) return std::nullopt;
-  auto doc = parse(*record, repository);
-  try {
-    if (doc.at("timeline").get<std::uint32_t>() != timeline)
-      throw std::runtime_error("it names another timeline");
-    return doc.at("segment").get<std::uint64_t>();
-  } catch (const std::exception& e) {
-    throw Error(ErrorCode::Corrupt,
-                fmt::format("low-water mark '{}' in {} is damaged: {}", record->path,
-                            repository.describe(), e.what()),
-                "move it aside");
+  // The highest of the authenticated marks: marks only rise, and whichever record a reader takes
+  // for the newest, the WAL below the highest may be gone.
+  std::optional<std::uint64_t> highest;
+  const std::string subject = timelineSubject(timeline);
+  for (const auto& listed : listStateRecords(repository, state_kind::kLowWater, subject)) {
+    std::optional<StateRecord> record;
+    try {
+      record = readStateRecord(repository, stanzaId, listed);
+      if (!record) continue;
+      auto doc = parse(*record, repository);
+      if (doc.at("timeline").get<std::uint32_t>() != timeline)
+        throw std::runtime_error("it names another timeline");
+      highest = std::max(highest.value_or(0), doc.at("segment").get<std::uint64_t>());
+    } catch (const std::exception& e) {
+      // Not vouched for, or not a mark: as if it were absent.
+      spdlog::warn("low-water mark '{}' in {} is left out: {}", listed.path, repository.describe(),
+                   e.what());
+    }
   }
+  return highest;
 }
 
 std::string newLeaseId() {
@@ -164,6 +171,7 @@ std::vector<Lease> readLeases(const Repository& repository, const std::string& s
       Lease lease = leaseFromJson(doc);
       if (lease.id != id) throw std::runtime_error("it names another lease");
       lease.stored = record->stored;
+      lease.recordName = record->name;
       out.push_back(std::move(lease));
     } catch (const std::exception& e) {
       throw Error(ErrorCode::Corrupt,

@@ -28,7 +28,8 @@ std::set<std::string> keepMarks(const Repository& repository, const std::string&
 void writeLowWaterMark(const Repository& repository, const std::string& stanzaId,
                        std::uint32_t timeline, std::uint64_t segment,
                        const std::string& segmentName, std::int64_t* stored = nullptr);
-// The newest mark of `timeline`: the first segment number that was kept; nullopt when none.
+// The highest authenticated mark of `timeline` (the first segment number kept); nullopt when
+// none. A record that is not vouched for or not a mark is left out, with a warning.
 std::optional<std::uint64_t> lowWaterMark(const Repository& repository, const std::string& stanzaId,
                                           std::uint32_t timeline);
 
@@ -47,6 +48,7 @@ struct Lease {
   std::int64_t timeoutSeconds = 0;
   bool released = false;
   std::int64_t stored = 0;  // when its newest record was stored (the storage's clock)
+  std::string recordName;   // that record's name (readLeases)
 };
 
 std::string newLeaseId();
@@ -57,8 +59,10 @@ std::int64_t writeLease(const Repository& repository, const std::string& stanzaI
 // The newest record of every lease, released ones included.
 std::vector<Lease> readLeases(const Repository& repository, const std::string& stanzaId);
 // The file tidemark-recover leaves in the data directory it restored, so that the replay's
-// archive-get (run by PostgreSQL in that directory) renews the lease while it fetches WAL.
-inline constexpr const char* kLeaseMarkerFile = "tidemark.lease";
+// archive-get (run by PostgreSQL in that directory) renews the lease while it fetches WAL. In
+// pg_wal/: base backups leave pg_wal's content out (a backup of the recovered server does not
+// carry the lease on), pg_verifybackup ignores it, and PostgreSQL removes only WAL names there.
+inline constexpr const char* kLeaseMarkerFile = "pg_wal/tidemark.lease";
 std::string leaseMarker(const Lease& lease, const std::string& stanza, const std::string& stanzaId);
 // The lease of a marker and its stanza's name and identifier; nullopt when the text is not one.
 struct LeaseMarker {

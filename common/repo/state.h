@@ -43,7 +43,7 @@ struct StateRecord {
 
 // Writes a new record of `kind` about `subject` holding `content` (a JSON document) and returns
 // it (with the storage's time of the write, from an info() request). Never replaces anything: a
-// name that exists already (a clash of the random tag) is retried with another one.
+// name that exists already is Error(Conflict).
 StateRecord writeStateRecord(const Repository& repository, const std::string& stanzaId,
                              const std::string& kind, const std::string& subject,
                              const std::string& content);
@@ -61,7 +61,9 @@ std::vector<std::string> listStateSubjects(const Repository& repository, const s
 std::optional<StateRecord> readStateRecord(const Repository& repository,
                                            const std::string& stanzaId, StateRecord record);
 
-// The newest record of `kind` about `subject` that can be read, or nullopt when there is none.
+// The newest record of `kind` about `subject` that can be read and is authenticated, or nullopt
+// when there is none. A record that fails its MAC check is left out, with a warning: a forged
+// record must not stop a recovery or an expire, and leaving it out is what its absence would do.
 std::optional<StateRecord> newestStateRecord(const Repository& repository,
                                              const std::string& stanzaId, const std::string& kind,
                                              const std::string& subject);

@@ -158,6 +158,26 @@ TEST_CASE_TEMPLATE(
       run({ws.get(), "--config", ws.config(), b[0].walStart(), getDir + "/x"}, {.cwd = getDir});
   CHECK(got == 255);
 
+  // From the keep-marked backup, a recovery past its own WAL is refused before anything is
+  // restored (expire deleted what follows it); to its end, it is not.
+  {
+    std::string dir = ws.makeDir("refused");
+    fs::remove_all(dir);
+    std::string log = ws.path("recover-refused.log");
+    int status =
+        run({ws.recover(), "--config", ws.config(), "--pgdata=" + dir, "--backup=" + b[1].label},
+            {.stdoutPath = log, .stderrPath = log});
+    INFO(readText(log));
+    CHECK(status == 9);
+    CHECK(readText(log).find("is missing from the repository") != std::string::npos);
+    CHECK_FALSE(fs::exists(dir + "/PG_VERSION"));
+    status = run(
+        {ws.recover(), "--config", ws.config(), "--pgdata=" + dir, "--backup=" + b[1].label,
+         "--target=immediate", "--retention-lease-timeout=1"},  // lapses at once: b[1] goes below
+        {.stdoutPath = log, .stderrPath = log});
+    CHECK(status == 0);
+  }
+
   // A point-in-time recovery to a moment after the third backup still works.
   {
     std::string dir = ws.makeDir("pitr");
@@ -199,7 +219,7 @@ TEST_CASE_TEMPLATE(
                       {.stdoutPath = log, .stderrPath = log});
   INFO(readText(log));
   REQUIRE(recovered == 0);
-  CHECK(fs::exists(dir + "/tidemark.lease"));
+  CHECK(fs::exists(dir + "/pg_wal/tidemark.lease"));
   std::this_thread::sleep_for(1100ms);
   f.pg.exec("insert into t(i) values (6)");
   f.pg.waitArchived();

@@ -8,6 +8,7 @@
 #include <condition_variable>
 #include <ctime>
 #include <deque>
+#include <limits>
 #include <map>
 #include <mutex>
 #include <random>
@@ -468,8 +469,8 @@ void S3Storage::removeMany(const std::vector<std::string>& paths) {
 
 std::vector<Leftover> S3Storage::leftovers(const std::string& dir) {
   std::vector<Leftover> out;
-  std::string keyPrefix = dir.empty() ? (options_.prefix.empty() ? "" : options_.prefix + "/")
-                                      : key(dir) + "/";
+  std::string keyPrefix =
+      dir.empty() ? (options_.prefix.empty() ? "" : options_.prefix + "/") : key(dir) + "/";
   std::string keyMarker, idMarker;
   for (;;) {
     Request request{.operation = "ListMultipartUploads",
@@ -489,11 +490,15 @@ std::vector<Leftover> S3Storage::leftovers(const std::string& dir) {
         path = path.substr(options_.prefix.size() + 1);
       // "2026-12-03T22:45:00.000Z": the second is enough.
       std::string initiated = upload.childText("Initiated").value_or("");
-      if (auto dot = initiated.find('.'); dot != std::string::npos) initiated.erase(dot, 4);
+      if (auto dot = initiated.find('.'), zone = initiated.find('Z');
+          dot != std::string::npos && zone != std::string::npos && zone > dot)
+        initiated.erase(dot, zone - dot);
       auto started = parseUtc(initiated);
+      // An upload of unknown age may be a running push's: never taken for an old one.
       out.push_back({.path = path,
                      .uploadId = upload.childText("UploadId").value_or(""),
-                     .started = started ? started->time_since_epoch().count() : 0});
+                     .started = started ? started->time_since_epoch().count()
+                                        : std::numeric_limits<std::int64_t>::max()});
     }
     if (uploads.root().childText("IsTruncated").value_or("false") != "true") break;
     keyMarker = uploads.root().childText("NextKeyMarker").value_or("");

@@ -143,13 +143,13 @@ TEST_CASE("across a promotion: WAL on the other branch and every .history file s
   auto catalog = repository.catalog();
   ExpiryPlan plan = planExpiry(catalog, {.full = 2}, {}, {}, at("2026-11-05T00:00:00Z"));
   CHECK(labels(plan.backups) == std::vector<std::string>{"20261101T000000Z"});
-  CHECK(plan.lowWater == std::map<std::uint32_t, std::uint64_t>{{1, 7}, {2, 7}});
+  CHECK(plan.lowWater == std::map<std::uint32_t, std::uint64_t>{{1, 6}, {2, 7}});
   // Timeline 1 before the switch, and timeline 2's copies before the cutoff, go.
   CHECK(goes(plan, seg(1, 4)));
   CHECK(goes(plan, seg(2, 6)));
   CHECK(goes(plan, seg(1, 5) + ".partial"));
-  // Timeline 1 after the branch point (the old primary's own WAL) is older than the cutoff by
-  // position and on an ancestor timeline: it goes too, by the rule; 7..9 stay.
+  // Timeline 1 after the branch point (the old primary's own WAL) is another branch: it stays.
+  CHECK_FALSE(goes(plan, seg(1, 6)));
   CHECK_FALSE(goes(plan, seg(1, 7)));
   CHECK_FALSE(goes(plan, seg(2, 7)));
   for (const auto& w : plan.wal)
