@@ -515,8 +515,10 @@ ArchiveCommandCall parseArchiveCommand(std::string_view archiveCommand) {
   std::vector<Token> tokens = shellTokens(command);
   // Simple commands: words between operators, redirections and their targets left out.
   std::vector<std::vector<std::string>> commands(1);
+  std::vector<std::string> operators;  // operators[c]: between commands[c] and commands[c + 1]
   for (std::size_t i = 0; i < tokens.size(); ++i) {
     if (tokens[i].kind == TokenKind::Operator) {
+      operators.push_back(tokens[i].text);
       commands.emplace_back();
     } else if (tokens[i].kind == TokenKind::Redirect) {
       if (i + 1 < tokens.size() && tokens[i + 1].kind == TokenKind::Word) ++i;
@@ -526,8 +528,10 @@ ArchiveCommandCall parseArchiveCommand(std::string_view archiveCommand) {
   }
   ArchiveCommandCall call;
   Environment exported;
-  for (const auto& words : commands) {
+  for (std::size_t c = 0; c < commands.size(); ++c) {
+    const auto& words = commands[c];
     std::size_t k = 0;
+    std::string notTheCommand;  // the program the push word would be an argument of
     Environment local;
     if (!words.empty() && words[0] == "export") {
       for (std::size_t i = 1; i < words.size(); ++i)
@@ -542,10 +546,33 @@ ArchiveCommandCall parseArchiveCommand(std::string_view archiveCommand) {
           exported[name] = value;
         for (const auto& [name, value] : exported)
           if (pushEnvironmentName(name)) call.environment[name] = value;
+        call.hidesStatus = notTheCommand;
+        // Its status must be the command's: the last command (empty ones after a final ';' or
+        // newline aside), reached through '&&' or ';' only, never in the background.
+        for (std::size_t after = c; after < operators.size() && call.hidesStatus.empty(); ++after) {
+          bool trailing = operators[after] == ";" || operators[after] == "\n";
+          for (std::size_t rest = after + 1; trailing && rest < commands.size(); ++rest)
+            trailing = commands[rest].empty();
+          if (!trailing) {
+            call.hidesStatus =
+                fmt::format("'{}' follows {}", printable(operators[after]), kPushProgram);
+            break;
+          }
+        }
+        for (std::size_t before = 0; before < c && call.hidesStatus.empty(); ++before)
+          if (operators[before] == "||" || operators[before] == "|" || operators[before] == "&")
+            call.hidesStatus =
+                fmt::format("'{}' comes before {}", printable(operators[before]), kPushProgram);
         return call;
       }
-      // NAME=VALUE before the program, and after env.
-      if (auto a = assignment(words[k])) local[a->first] = a->second;
+      // NAME=VALUE before the program, and env or exec in front of it; anything else makes the
+      // push word an argument of another program.
+      if (auto a = assignment(words[k])) {
+        local[a->first] = a->second;
+      } else if (words[k] != "env" && words[k] != "exec" && notTheCommand.empty()) {
+        notTheCommand = fmt::format("it is an argument of '{}', not the command",
+                                    printable(baseName(words[k])));
+      }
     }
   }
   return call;
@@ -555,7 +582,15 @@ std::string maskedCommand(std::string_view archiveCommand) {
   static const std::regex kSecret(
       R"(([A-Za-z0-9_]*(SECRET|PASSWORD|PASSWD|TOKEN|KEY)[A-Za-z0-9_]*\s*=\s*)('[^']*'|"[^"]*"|[^\s'"]*))",
       std::regex::icase);
-  return printable(std::regex_replace(std::string(archiveCommand), kSecret, "$1***"), 200);
+  // A secret given as a flag (refused by tidemark, but still on the line) and a URI's password.
+  static const std::regex kSecretFlag(
+      R"((--[A-Za-z0-9-]*(secret|password|token|key)[A-Za-z0-9-]*(=|\s+))('[^']*'|"[^"]*"|[^\s'"]*))",
+      std::regex::icase);
+  static const std::regex kUriPassword(R"((://[^\s:/@]*:)[^\s@/]*@)");
+  std::string masked = std::regex_replace(std::string(archiveCommand), kSecret, "$1***");
+  masked = std::regex_replace(masked, kSecretFlag, "$1***");
+  masked = std::regex_replace(masked, kUriPassword, "$1***@");
+  return printable(masked, 200);
 }
 
 RepositoryTarget repositoryTarget(const Config& config) {
@@ -622,6 +657,13 @@ CheckResult checkArchiveCommand(const std::string& archiveCommand, const Config&
     return {name, CheckStatus::Failed,
             fmt::format("archive_command '{}' does not call {}: WAL does not go to {}",
                         maskedCommand(archiveCommand), kPushProgram, describeTarget(expected)),
+            set};
+  if (!call.hidesStatus.empty())
+    return {name, CheckStatus::Failed,
+            fmt::format("archive_command '{}' calls {}, but PostgreSQL does not get its exit "
+                        "status ({}): a failed push would count as archived and the WAL be "
+                        "recycled",
+                        maskedCommand(archiveCommand), kPushProgram, call.hidesStatus),
             set};
   const CommandSpec pushSpec{.program = kPushProgram,
                              .arguments = "WAL_PATH",

@@ -53,6 +53,10 @@ struct ArchiveCommandCall {
   bool callsPush = false;         // a word whose file name is tidemark-archive-push
   std::vector<std::string> argv;  // that word and its arguments (redirections left out)
   Environment environment;        // TIDEMARK_* and AWS_* assignments in force for it
+  // Why PostgreSQL would not see the push's exit status ("" when it does): the push is not the
+  // last command, follows '||' or '|', runs in the background ('&', '&>' in dash), or is an
+  // argument of another program ('echo tidemark-archive-push ...').
+  std::string hidesStatus;
 };
 
 // Splits archive_command like /bin/sh (quotes, backslashes, ; && || | &, redirections, `export

@@ -155,11 +155,12 @@ Outcome verifyItem(const repo::Repository& repository, const Item& item,
       summary = repository.verifyObject(item.path, item.maxPlainSize);
     }
     if (!summary) {
-      // A WAL file listed a moment ago and gone now was expired meanwhile; a backup's object
-      // backup.json names must be there.
-      if (item.role != Role::Wal)
-        outcome.findings.push_back(
-            {item.path, kind::kObjectMissing, "the object disappeared while verify ran"});
+      // Listed (or named by backup.json) a moment ago, and gone: a finding, unless a WAL file
+      // that expire deleted meanwhile (the caller drops those below a low-water mark).
+      outcome.findings.push_back(
+          {item.path, kind::kObjectMissing,
+           "listed, but a read of it found nothing (deleted meanwhile, or a storage that lists "
+           "what it does not serve)"});
       outcome.attempted = false;
       return outcome;
     }
@@ -455,12 +456,23 @@ class Checker {
   // purpose (the WAL between a keep-marked backup's stop and the oldest backup a rule keeps):
   // every backup's own WAL is still checked, start to stop (ownWal).
   bool expiredOnPurpose(const recovery::WalGap& gap) {
-    auto first = pg::parseWalName(gap.first), last = pg::parseWalName(gap.last);
-    if (!first || !last || first->timeline != last->timeline) return false;
-    auto [it, fresh] = marks_.try_emplace(first->timeline);
-    if (fresh)
-      it->second = repo::lowWaterMark(repository_, catalog_.stanza().identity(), first->timeline);
-    return it->second && pg::segmentNumber(*last, catalog_.segmentSize()) < *it->second;
+    auto first = pg::parseWalName(gap.first);
+    return first && first->timeline == pg::parseWalName(gap.last)->timeline &&
+           belowLowWater(gap.last);
+  }
+
+  // Whether WAL file `name` lies below its timeline's low-water mark (expired on purpose). A mark
+  // that cannot be read counts as none: the gap is reported.
+  bool belowLowWater(const std::string& name) {
+    auto wal = pg::parseWalName(name);
+    if (!wal || wal->kind == pg::WalKind::History) return false;
+    auto [it, fresh] = marks_.try_emplace(wal->timeline);
+    if (fresh) try {
+        it->second = repo::lowWaterMark(repository_, catalog_.stanza().identity(), wal->timeline);
+      } catch (const Error&) {
+        it->second.reset();
+      }
+    return it->second && pg::segmentNumber(*wal, catalog_.segmentSize()) < *it->second;
   }
 
   // Each backup's own WAL, start to stop, also below a low-water mark (a keep-marked backup).
@@ -755,6 +767,9 @@ VerifyReport verifyRepository(const repo::Repository& repository, const VerifyOp
   // The checks that read no object in full: every run, on the whole stanza.
   Checker checker(repository, *catalog, report.findings);
   checker.damagedBackups();
+  if (catalog->backups().empty())
+    report.findings.push_back({repo::backupsDirectory(repository.stanza()), kind::kNoBackup,
+                               "the stanza has no complete backup: nothing can be recovered"});
   std::vector<Item> all = listWal(repository, catalog->segmentSize());
   std::set<std::string> trailerDamaged;
   std::vector<std::string> checksumsOf;
@@ -848,6 +863,9 @@ VerifyReport verifyRepository(const repo::Repository& repository, const VerifyOp
       report.plainBytesRead += outcome.plainBytes;
       report.read.push_back(item.path);
     }
+    if (item.role == Role::Wal && !outcome.read &&
+        checker.belowLowWater(item.path.substr(item.path.rfind('/') + 1)))
+      outcome.findings.clear();  // expired while verify ran
     if (!outcome.findings.empty()) failed.insert(item.path);
     report.findings.insert(report.findings.end(), outcome.findings.begin(), outcome.findings.end());
     if (item.role != Role::Wal) {

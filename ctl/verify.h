@@ -31,8 +31,8 @@ int verify(const Config& config, const CommandLine& commandLine);
 
 // The kinds of findings (docs/verify.md describes each and what to do about it).
 namespace finding_kind {
-inline constexpr const char* kObjectCorrupt = "object-corrupt";        // failed a read-back check
-inline constexpr const char* kObjectMissing = "object-missing";        // backup.json names it
+inline constexpr const char* kObjectCorrupt = "object-corrupt";  // failed a read-back check
+inline constexpr const char* kObjectMissing = "object-missing";  // named or listed, not readable
 inline constexpr const char* kObjectUnreadable = "object-unreadable";  // key or storage error
 inline constexpr const char* kBackupDamaged = "backup-damaged";        // backup.json unusable
 inline constexpr const char* kBackupMismatch = "backup-mismatch";      // backup.json vs objects
@@ -42,6 +42,7 @@ inline constexpr const char* kHistoryMissing = "history-missing";
 inline constexpr const char* kHistoryDamaged = "history-damaged";
 inline constexpr const char* kHistoryInconsistent = "history-inconsistent";
 inline constexpr const char* kStanzaDamaged = "stanza-damaged";
+inline constexpr const char* kNoBackup = "no-backup";  // the stanza has no complete backup
 }  // namespace finding_kind
 
 // Which objects are read (every other check runs on the whole stanza each time).

@@ -48,7 +48,11 @@ WalCatalog scanWal(const Repository& repository, std::uint32_t segmentSize) {
   for (const auto& folder : folders) {
     storage.list(wal + "/" + folder, [&](const storage::ListEntry& entry) {
       auto name = pg::parseWalName(entry.name);
-      if (!name || entry.directory) return;
+      // Only where readers look for it (walObject): a file of that name in another folder is
+      // not there for a recovery.
+      if (!name || entry.directory || name->kind == pg::WalKind::History ||
+          entry.name.compare(0, 16, folder) != 0)
+        return;
       ArchivedFile file{entry.size, entry.modified};
       if (name->kind == pg::WalKind::Segment)
         catalog.segments[name->timeline][pg::segmentNumber(*name, segmentSize)] = file;

@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/base/error.h"
+#include "support/check.h"
 #include "support/segment.h"
 
 namespace tidemark::ctl {
@@ -228,3 +229,31 @@ TEST_CASE("tidemark check: the report reads as one line per check, and as JSON")
 }
 
 }  // namespace tidemark::ctl
+
+TEST_CASE("tidemark check: an archive_command that hides the push's exit status is named") {
+  using tidemark::ctl::parseArchiveCommand;
+  using tidemark::test::Containing;
+  CHECK(parseArchiveCommand("tidemark-archive-push --config /etc/t.toml %p").hidesStatus.empty());
+  CHECK(parseArchiveCommand("test -d /x && tidemark-archive-push %p").hidesStatus.empty());
+  CHECK(parseArchiveCommand("export TIDEMARK_STANZA=a; env TIDEMARK_X=1 tidemark-archive-push %p;")
+            .hidesStatus.empty());
+  CHECK(parseArchiveCommand("tidemark-archive-push %p || true").hidesStatus == Containing("'||'"));
+  CHECK(parseArchiveCommand("tidemark-archive-push %p; exit 0").hidesStatus == Containing("';'"));
+  CHECK(parseArchiveCommand("tidemark-archive-push %p | logger").hidesStatus == Containing("'|'"));
+  CHECK(parseArchiveCommand("tidemark-archive-push %p &> /tmp/log").hidesStatus ==
+        Containing("'&'"));
+  CHECK(parseArchiveCommand("false || tidemark-archive-push %p").hidesStatus ==
+        Containing("'||' comes before"));
+  CHECK(parseArchiveCommand("echo tidemark-archive-push %p").hidesStatus ==
+        Containing("argument of 'echo'"));
+}
+
+TEST_CASE("tidemark check: secrets given as flags or in a URI are masked") {
+  using tidemark::ctl::maskedCommand;
+  std::string m = maskedCommand(
+      "tidemark-archive-push --s3-secret-access-key hunter2 --pg-conninfo=postgresql://u:pw@h/db "
+      "%p");
+  CHECK(m.find("hunter2") == std::string::npos);
+  CHECK(m.find(":pw@") == std::string::npos);
+  CHECK(m.find("--s3-secret-access-key ***") != std::string::npos);
+}
