@@ -335,8 +335,8 @@ int expire(const Config& config, const CommandLine& commandLine) {
     if (compacted > 0) say(fmt::format("compacted {} old state record(s)", compacted));
   }
   say(fmt::format("{}: {} backup(s) and {} WAL file(s) {}", repository.stanza(),
-                  dryRun ? backups.size() : deleted.size(),
-                  plan.wal.size(), dryRun ? "would go (dry run: nothing was deleted)" : "deleted"));
+                  dryRun ? backups.size() : deleted.size(), plan.wal.size(),
+                  dryRun ? "would go (dry run: nothing was deleted)" : "deleted"));
   return 0;
 }
 

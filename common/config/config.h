@@ -70,9 +70,9 @@ struct Config {
   } backup;
 
   struct Retention {
-    int full = 0;               // keep the newest N complete backups; 0 = no count rule
-    std::int64_t window = 0;    // seconds; keep what recovers any moment of the last window; 0 = none
-    std::int64_t sweepAge = 86400;      // leftovers (incomplete backups, temporary files) older go
+    int full = 0;             // keep the newest N complete backups; 0 = no count rule
+    std::int64_t window = 0;  // seconds; keep what recovers any moment of the last window; 0 = none
+    std::int64_t sweepAge = 86400;  // leftovers (incomplete backups, temporary files) older go
     std::int64_t leaseTimeout = 6 * 3600;  // a recovery lease not renewed for this long lapses
   } retention;
 

@@ -64,7 +64,8 @@ TEST_CASE("an empty retention policy never deletes: refused") {
   CHECK_THROWS_AS(planExpiry(catalog, {}, {}, {}, at("2026-11-05T00:00:00Z")), Error);
 }
 
-TEST_CASE("full = 2 keeps the newest two, and WAL before the older one's start goes, on its timeline") {
+TEST_CASE(
+    "full = 2 keeps the newest two, and WAL before the older one's start goes, on its timeline") {
   Four f;
   auto catalog = f.repository.catalog();
   ExpiryPlan plan = planExpiry(catalog, {.full = 2}, {}, {}, at("2026-11-05T00:00:00Z"));
