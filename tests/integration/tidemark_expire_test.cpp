@@ -200,6 +200,7 @@ TEST_CASE_TEMPLATE(
 
   // The window rule keeps the newest backup that stopped before the window's start (the third)
   // and every later one; released, the second goes.
+  std::this_thread::sleep_for(2500ms);  // the immediate restore's 1 s lease has lapsed
   std::int64_t now = utcNow().time_since_epoch().count();
   std::int64_t window = now - b[2].stopTime.time_since_epoch().count() - 1;
   REQUIRE(ctl(ws, {"keep", "--release", b[1].label}).status == 0);
