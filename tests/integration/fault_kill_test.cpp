@@ -448,6 +448,7 @@ TEST_CASE(
     if (checkTemporary) {
       std::vector<std::string> names = listDirectory(pgWal);
       std::erase(names, "RECOVERYXLOG");
+      INFO("left in pg_wal: " << (names.empty() ? "" : names.front()));
       CHECK(names.empty());
     }
     fs::remove(destination);
