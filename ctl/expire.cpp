@@ -122,12 +122,7 @@ std::vector<OptionSpec> keepOptionSpecs() {
 int expire(const Config& config, const CommandLine& commandLine) {
   const bool dryRun = commandLine.has("dry-run");
   recovery::RetentionPolicy policy{config.retention.full, config.retention.window};
-  if (policy.empty())
-    throw Error(ErrorCode::Config,
-                "no retention policy: retention.full and retention.window are both unset",
-                "set retention.full (the newest N backups to keep) or retention.window (e.g. "
-                "\"14d\") in [retention], TIDEMARK_RETENTION_* or --retention-*: an unset policy "
-                "never deletes");
+  recovery::requirePolicy(policy);  // before the repository is touched
   repo::Repository repository = repo::openRepository(config);
   repo::StanzaInfo stanza = repo::requireStanza(repository);
   const std::string stanzaId = stanza.identity();
@@ -349,12 +344,10 @@ int keep(const Config& config, const CommandLine& commandLine) {
                 "labels look like 20261203T101500Z: 'tidemark info' lists them");
   repo::Repository repository = repo::openRepository(config);
   repo::StanzaInfo stanza = repo::requireStanza(repository);
-  auto catalog = recovery::Catalog::load(repository);
-  if (!catalog) throw repo::missingStanza(repository);
-  if (!catalog->findBackup(label) && !release) {
-    std::vector<std::string> labels;
-    for (const auto& backup : catalog->backups())
-      labels.push_back(backup.label);
+  std::vector<std::string> labels, damaged;
+  for (const auto& backup : repo::listBackups(repository, &damaged, stanza.identity()))
+    labels.push_back(backup.label);
+  if (std::find(labels.begin(), labels.end(), label) == labels.end() && !release) {
     std::string hint = didYouMean(label, labels);
     throw Error(ErrorCode::Usage,
                 fmt::format("stanza '{}' has no complete backup '{}'", repository.stanza(),

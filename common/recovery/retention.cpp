@@ -25,14 +25,19 @@ bool reads(const Catalog& catalog, const pg::TimelineHistory& history, std::uint
 
 }  // namespace
 
-ExpiryPlan planExpiry(const Catalog& catalog, const RetentionPolicy& policy,
-                      const std::set<std::string>& keepMarks,
-                      const std::vector<repo::Lease>& leases, UtcSeconds now) {
+void requirePolicy(const RetentionPolicy& policy) {
   if (policy.empty())
     throw Error(ErrorCode::Config,
                 "no retention policy: retention.full and retention.window are both unset",
                 "set retention.full (the newest N backups to keep) or retention.window (e.g. "
-                "\"14d\"): an unset policy never deletes");
+                "\"14d\") in [retention], TIDEMARK_RETENTION_* or --retention-*: an unset policy "
+                "never deletes");
+}
+
+ExpiryPlan planExpiry(const Catalog& catalog, const RetentionPolicy& policy,
+                      const std::set<std::string>& keepMarks,
+                      const std::vector<repo::Lease>& leases, UtcSeconds now) {
+  requirePolicy(policy);
   const auto& backups = catalog.backups();  // oldest first
   const std::size_t n = backups.size();
   std::vector<std::vector<std::string>> reasons(n);

@@ -67,7 +67,10 @@ struct ExpiryPlan {
   std::vector<std::string> heldBack;
 };
 
-// Throws Error(Config) for an empty policy (an unset policy never deletes) and Error(Corrupt) when
+// Throws Error(Config) for an empty policy, naming the keys to set: an unset policy never deletes.
+void requirePolicy(const RetentionPolicy& policy);
+
+// Throws like requirePolicy for an empty policy, and Error(Corrupt) when
 // a history file it needs cannot be read (nothing is decided on a guess).
 ExpiryPlan planExpiry(const Catalog& catalog, const RetentionPolicy& policy,
                       const std::set<std::string>& keepMarks,

@@ -9,6 +9,9 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstring>
+#include <functional>
+#include <memory>
 
 #include "common/base/error.h"
 #include "common/files/file.h"
@@ -114,14 +117,16 @@ std::optional<ObjectInfo> PosixStorage::info(const std::string& path) {
   return ObjectInfo{std::uint64_t(st.st_size), std::int64_t(st.st_mtime)};
 }
 
-void PosixStorage::list(const std::string& dir, const std::function<void(const ListEntry&)>& fn) {
-  std::string path = dir.empty() ? root_ : full(dir);
+namespace {
+
+// Calls `fn` with the name and lstat() of every entry of the folder `path` but '.' and '..'
+// (entries removed while listing are skipped). False, having called nothing, when the folder does
+// not exist.
+bool scanDirectory(const std::string& path,
+                   const std::function<void(const char*, const struct stat&)>& fn) {
   DIR* handle = ::opendir(path.c_str());
   if (handle == nullptr) {
-    if (errno == ENOENT) {
-      checkRoot();
-      return;
-    }
+    if (errno == ENOENT) return false;
     throw systemError(ErrorCode::Storage, errno, "cannot list '{}'", path);
   }
   std::unique_ptr<DIR, int (*)(DIR*)> guard(handle, ::closedir);
@@ -130,20 +135,30 @@ void PosixStorage::list(const std::string& dir, const std::function<void(const L
     dirent* entry = ::readdir(handle);
     if (entry == nullptr) {
       if (errno != 0) throw systemError(ErrorCode::Storage, errno, "cannot list '{}'", path);
-      break;
+      return true;
     }
-    // Names starting with '.' are '.', '..' and temporary files of unfinished writes.
-    if (entry->d_name[0] == '.') continue;
+    if (std::strcmp(entry->d_name, ".") == 0 || std::strcmp(entry->d_name, "..") == 0) continue;
     struct stat st {};
     if (::fstatat(::dirfd(handle), entry->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
       if (errno == ENOENT) continue;  // removed while listing
       throw systemError(ErrorCode::Storage, errno, "cannot access '{}/{}'", path, entry->d_name);
     }
-    if (!S_ISDIR(st.st_mode) && !S_ISREG(st.st_mode)) continue;
-    bool directory = S_ISDIR(st.st_mode);
-    fn(ListEntry{entry->d_name, directory, directory ? 0 : std::uint64_t(st.st_size),
-                 directory ? 0 : std::int64_t(st.st_mtime)});
+    fn(entry->d_name, st);
   }
+}
+
+}  // namespace
+
+void PosixStorage::list(const std::string& dir, const std::function<void(const ListEntry&)>& fn) {
+  bool found =
+      scanDirectory(dir.empty() ? root_ : full(dir), [&](const char* name, const struct stat& st) {
+        // Names starting with '.' are temporary files of unfinished writes.
+        if (name[0] == '.' || (!S_ISDIR(st.st_mode) && !S_ISREG(st.st_mode))) return;
+        bool directory = S_ISDIR(st.st_mode);
+        fn(ListEntry{name, directory, directory ? 0 : std::uint64_t(st.st_size),
+                     directory ? 0 : std::int64_t(st.st_mtime)});
+      });
+  if (!found) checkRoot();
 }
 
 void PosixStorage::remove(const std::string& path) {
@@ -166,34 +181,14 @@ std::vector<Leftover> PosixStorage::leftovers(const std::string& dir) {
   while (!pending.empty()) {
     std::string current = pending.back();
     pending.pop_back();
-    std::string path = current.empty() ? root_ : full(current);
-    DIR* handle = ::opendir(path.c_str());
-    if (handle == nullptr) {
-      if (errno == ENOENT) continue;
-      throw systemError(ErrorCode::Storage, errno, "cannot list '{}'", path);
-    }
-    std::unique_ptr<DIR, int (*)(DIR*)> guard(handle, ::closedir);
-    for (;;) {
-      errno = 0;
-      dirent* entry = ::readdir(handle);
-      if (entry == nullptr) {
-        if (errno != 0) throw systemError(ErrorCode::Storage, errno, "cannot list '{}'", path);
-        break;
-      }
-      std::string name = entry->d_name;
-      if (name == "." || name == "..") continue;
-      struct stat st {};
-      if (::fstatat(::dirfd(handle), entry->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
-        if (errno == ENOENT) continue;
-        throw systemError(ErrorCode::Storage, errno, "cannot access '{}/{}'", path, name);
-      }
-      std::string child = joinPath(current, name);
-      if (S_ISDIR(st.st_mode) && name.front() != '.')
-        pending.push_back(child);
-      else if (S_ISREG(st.st_mode) && name.front() == '.' &&
-               name.find(".tmp-") != std::string::npos)
-        out.push_back({.path = child, .started = std::int64_t(st.st_mtime)});
-    }
+    scanDirectory(
+        current.empty() ? root_ : full(current), [&](const char* name, const struct stat& st) {
+          std::string child = joinPath(current, name);
+          if (S_ISDIR(st.st_mode) && name[0] != '.')
+            pending.push_back(child);
+          else if (S_ISREG(st.st_mode) && name[0] == '.' && std::strstr(name, ".tmp-") != nullptr)
+            out.push_back({.path = child, .started = std::int64_t(st.st_mtime)});
+        });
   }
   return out;
 }
