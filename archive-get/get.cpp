@@ -14,7 +14,9 @@
 
 #include "common/base/text.h"
 #include "common/files/file.h"
+#include "common/pg/control.h"
 #include "common/pg/wal.h"
+#include "common/repo/generation.h"
 #include "common/repo/layout.h"
 #include "common/repo/marks.h"
 #include "common/repo/stanza.h"
@@ -34,27 +36,49 @@ GetResult getWalFile(const repo::Repository& repository, const GetParams& params
   if (!stanza)
     throw repo::missingStanza(
         repository, "recovery stops here rather than take a wrong repository for the end of WAL");
+  // The generation of the cluster that recovers: the WAL of another generation (names continue
+  // across pg_upgrade) is never what it needs.
+  repo::Generation generation = repo::Generation::first(*stanza);
+  if (!params.controlSystemId || *params.controlSystemId != stanza->systemId) {
+    std::vector<repo::Generation> generations = repo::loadGenerations(repository, *stanza);
+    generation = generations.back();
+    if (params.controlSystemId) {
+      const repo::Generation* g = repo::findGeneration(generations, *params.controlSystemId);
+      if (!g)
+        throw Error(
+            ErrorCode::ForeignCluster,
+            fmt::format("the cluster recovering here (system identifier {}, from "
+                        "global/pg_control) is not one of stanza '{}' in {}",
+                        *params.controlSystemId, repository.stanza(), repository.describe()),
+            "restore_command names the stanza of another cluster: check 'stanza' in "
+            "the configuration it uses");
+      generation = *g;
+    }
+  }
   files::AtomicFile file(params.destination,
                          {.noReplace = false, .mode = 0600, .errorCode = ErrorCode::LocalIo});
   GetResult result;
-  auto summary = repository.readObject(repo::walObject(repository.stanza(), *name), file,
-                                       pg::maxWalFileSize(*name, stanza->walSegmentSize));
+  auto summary =
+      repository.readObject(repo::walObject(repository.stanza(), generation.number, *name), file,
+                            pg::maxWalFileSize(*name, generation.walSegmentSize));
   if (!summary) {  // `file` is discarded unpublished
     // Below a low-water mark the file was expired on purpose: "not found" would end the
     // recovery as if the archive ended there, with the WAL after it never replayed.
     if (name->kind != pg::WalKind::History) {
-      std::uint64_t segment = pg::segmentNumber(*name, stanza->walSegmentSize);
-      auto mark = repo::lowWaterMark(repository, stanza->identity(), name->timeline);
+      std::uint64_t segment = pg::segmentNumber(*name, generation.walSegmentSize);
+      auto mark =
+          repo::lowWaterMark(repository, stanza->identity(), generation.number, name->timeline);
       if (mark && segment < *mark)
-        throw Error(ErrorCode::Storage,
-                    fmt::format("'{}' was expired: 'tidemark expire' deleted the WAL of timeline "
-                                "{} before {} in {}",
-                                name->name, name->timeline,
-                                pg::segmentFileName(name->timeline, *mark, stanza->walSegmentSize),
-                                repository.describe()),
-                    "this recovery started from a backup older than what the retention policy "
-                    "keeps: restore a newer backup (tidemark-recover picks one), or recover with "
-                    "a lease (tidemark-recover registers one) so that expire keeps its WAL");
+        throw Error(
+            ErrorCode::Storage,
+            fmt::format("'{}' was expired: 'tidemark expire' deleted the WAL of timeline "
+                        "{} before {} in {}",
+                        name->name, name->timeline,
+                        pg::segmentFileName(name->timeline, *mark, generation.walSegmentSize),
+                        repository.describe()),
+            "this recovery started from a backup older than what the retention policy "
+            "keeps: restore a newer backup (tidemark-recover picks one), or recover with "
+            "a lease (tidemark-recover registers one) so that expire keeps its WAL");
     }
     return result;
   }
@@ -68,7 +92,8 @@ GetOutcome archiveGet(const Config& config, const std::string& walName,
                       const std::string& destination) {
   auto started = std::chrono::steady_clock::now();
   repo::Repository repository = repo::openRepository(config);
-  GetParams params{.walName = walName, .destination = destination};
+  GetParams params{
+      .walName = walName, .destination = destination, .controlSystemId = pg::controlSystemId(".")};
   constexpr int kAttempts = 3;
   for (int attempt = 1;; ++attempt) {
     try {

@@ -1,6 +1,8 @@
 // tidemark-archive-get: fetch one WAL file from the repository for PostgreSQL's recovery.
 #pragma once
 
+#include <cstdint>
+#include <optional>
 #include <string>
 
 #include "common/base/error.h"
@@ -13,6 +15,10 @@ namespace tidemark::archive {
 struct GetParams {
   std::string walName;      // %f: the file PostgreSQL wants
   std::string destination;  // %p: where to put it (relative to the working directory)
+  // The system identifier of the cluster that recovers (pg_control of the working directory, which
+  // PostgreSQL makes the data directory): which generation of the stanza to read. Without it, the
+  // newest generation.
+  std::optional<std::uint64_t> controlSystemId;
 };
 
 enum class GetOutcome {

@@ -10,6 +10,7 @@
 #include "common/base/text.h"
 #include "common/files/file.h"
 #include "common/pg/control.h"
+#include "common/repo/generation.h"
 #include "common/repo/layout.h"
 #include "common/repo/stanza.h"
 #include "common/repo/wal_store.h"
@@ -18,10 +19,10 @@ namespace tidemark::archive {
 
 namespace {
 
-// Checks the file against the stanza, which must exist (a push never creates one), and the
-// configured encryption against the one the stanza records.
-void checkCluster(const repo::Repository& repository, const PushParams& params,
-                  const pg::WalName& name, int fd, std::uint64_t size) {
+// The generation of the stanza (which must exist: a push never creates one) the file belongs to,
+// by the cluster that wrote it; and the configured encryption checked against the stanza's.
+repo::Generation checkCluster(const repo::Repository& repository, const PushParams& params,
+                              const pg::WalName& name, int fd, std::uint64_t size) {
   std::string what = fmt::format("WAL file '{}'", name.name);
   if (!name.hasPageHeader() && size > pg::maxWalFileSize(name, 0))
     throw Error(
@@ -36,15 +37,30 @@ void checkCluster(const repo::Repository& repository, const PushParams& params,
     page = pg::checkSegmentHeader({header, got}, name, size, params.walPath);
   }
   repo::StanzaInfo stanza = repo::requireStanza(repository);
-  if (page) {
-    repo::checkCluster(stanza, repository.stanza(), page->systemId, page->segmentSize, what);
-  } else if (params.controlSystemId) {
+  repo::checkEncryption(repository, stanza);
+  if (page)
+    return repo::requireGeneration(repository, stanza, page->systemId, page->segmentSize,
+                                   pg::versionFromPageMagic(page->magic).value_or(0), what);
+  if (params.controlSystemId) {
     // No page header to identify the cluster: the data directory's pg_control does, when we run
     // in it (PostgreSQL runs archive_command there).
-    repo::checkSystemId(stanza, repository.stanza(), *params.controlSystemId,
-                        fmt::format("{} (from the data directory with that pg_control)", what));
+    std::vector<repo::Generation> generations = repo::loadGenerations(repository, stanza);
+    if (const repo::Generation* g = repo::findGeneration(generations, *params.controlSystemId))
+      return *g;
+    return repo::requireGeneration(
+        repository, stanza, *params.controlSystemId, generations.back().walSegmentSize, 0,
+        fmt::format("{} (from the data directory with that pg_control)", what));
   }
-  repo::checkEncryption(repository, stanza);
+  // Run elsewhere (by hand): only a stanza of one generation leaves no doubt where it goes.
+  std::vector<repo::Generation> generations = repo::loadGenerations(repository, stanza);
+  if (generations.size() > 1)
+    throw Error(ErrorCode::InvalidInput,
+                fmt::format("cannot tell which generation of stanza '{}' {} belongs to: it has no "
+                            "page header, and there is no pg_control in the working directory",
+                            repository.stanza(), what),
+                "run tidemark-archive-push in the data directory of the cluster that wrote it "
+                "(as PostgreSQL's archive_command does)");
+  return generations.front();
 }
 
 }  // namespace
@@ -67,14 +83,14 @@ PushResult pushWalFile(const repo::Repository& repository, const PushParams& par
     throw error(ErrorCode::InvalidInput, "'{}' is not a regular file", params.walPath);
   std::uint64_t size = std::uint64_t(st.st_size);
 
-  checkCluster(repository, params, *name, fd->get(), size);
+  const repo::Generation generation = checkCluster(repository, params, *name, fd->get(), size);
 
   PushResult result;
   result.name = *name;
   // A segment's size is its segment size (checkSegmentHeader made sure of it).
   auto stored = repo::storeWalFile(
-      repository, *name, std::uint32_t(std::min<std::uint64_t>(size, std::uint64_t(1) << 30)),
-      [&](io::Sink& sink) {
+      repository, generation.number, *name,
+      std::uint32_t(std::min<std::uint64_t>(size, std::uint64_t(1) << 30)), [&](io::Sink& sink) {
         std::uint64_t read = files::streamFile(fd->get(), params.walPath, sink);
         if (read != size)
           throw error(ErrorCode::InvalidInput,

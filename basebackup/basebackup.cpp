@@ -19,6 +19,7 @@
 #include "common/pg/replication.h"
 #include "common/pg/timeline.h"
 #include "common/pg/wal.h"
+#include "common/repo/generation.h"
 #include "common/repo/layout.h"
 #include "common/repo/metadata.h"
 #include "common/repo/stanza.h"
@@ -142,9 +143,10 @@ class Receiver final : public pg::BaseBackupReceiver {
 
 }  // namespace
 
-void waitForWal(const repo::Repository& repository, std::uint32_t timeline, std::uint64_t first,
-                std::uint64_t last, std::uint32_t segmentSize, std::chrono::seconds timeout,
-                std::chrono::milliseconds poll, const std::function<bool()>& stopRequested) {
+void waitForWal(const repo::Repository& repository, int generation, std::uint32_t timeline,
+                std::uint64_t first, std::uint64_t last, std::uint32_t segmentSize,
+                std::chrono::seconds timeout, std::chrono::milliseconds poll,
+                const std::function<bool()>& stopRequested) {
   auto started = std::chrono::steady_clock::now();
   auto lastReport = started;
   auto lastProgress = started;  // the timeout runs from the last segment that arrived: a slow
@@ -154,7 +156,8 @@ void waitForWal(const repo::Repository& repository, std::uint32_t timeline, std:
     std::uint64_t before = next;
     while (next <= last) {
       std::string name = pg::segmentFileName(timeline, next, segmentSize);
-      if (!repository.storage().info(repo::walObject(repository.stanza(), *pg::parseWalName(name))))
+      if (!repository.storage().info(
+              repo::walObject(repository.stanza(), generation, *pg::parseWalName(name))))
         break;
       ++next;
     }
@@ -238,36 +241,42 @@ Server checkServer(pg::Connection& connection) {
   return server;
 }
 
-// The stanza must exist (a backup never creates one), and belongs to one cluster and one
-// encryption setting: others are refused before anything is stored. With encryption, stanza.json
-// must be authenticated: its identifier is what the new backup.json is signed for.
-repo::StanzaInfo checkStanza(const repo::Repository& repository, const Server& server,
-                             const pg::Connection& connection) {
+// The stanza must exist (a backup never creates one), and the server's cluster must be one of its
+// generations, with the stanza's encryption setting: others are refused before anything is
+// stored. With encryption, stanza.json must be authenticated: its identifier is what the new
+// backup.json is signed for.
+struct CheckedStanza {
+  repo::StanzaInfo stanza;
+  repo::Generation generation;
+};
+CheckedStanza checkStanza(const repo::Repository& repository, const Server& server,
+                          const pg::Connection& connection) {
   repo::StanzaInfo stanza = repo::requireStanza(repository);
-  repo::checkCluster(stanza, repository.stanza(), server.systemId, server.segmentSize,
-                     fmt::format("the cluster at {}", connection.describe()));
   repo::checkEncryption(repository, stanza);
+  repo::Generation generation = repo::requireGeneration(
+      repository, stanza, server.systemId, server.segmentSize, server.version / 10000,
+      fmt::format("the cluster at {}", connection.describe()));
   repo::loadStanza(repository, true);
-  return stanza;
+  return {stanza, generation};
 }
 
 // The history files of the server's timeline and its ancestors that the repository lacks (a
 // cluster promoted before it archived into this stanza), fetched with TIMELINE_HISTORY and stored
 // as archive-push stores them: recovery follows the timelines through them, and `tidemark info`
 // shows them. The current timeline's history names its ancestors; only those are asked for.
-void storeMissingHistory(const repo::Repository& repository, pg::Connection& connection,
-                         std::uint32_t timeline) {
+void storeMissingHistory(const repo::Repository& repository, int generation,
+                         pg::Connection& connection, std::uint32_t timeline) {
   if (timeline < 2) return;
   auto store = [&](std::uint32_t tli, const std::string& content) {
     auto name = pg::parseWalName(pg::historyFileName(tli));
-    auto stored = repo::storeWalFile(repository, *name, 0,
+    auto stored = repo::storeWalFile(repository, generation, *name, 0,
                                      [&](io::Sink& sink) { sink.write(io::asBytes(content)); });
     if (stored.outcome == repo::WalStoreOutcome::Stored)
       spdlog::info("stored {} from the server: the repository did not have it", name->name);
   };
   auto missing = [&](std::uint32_t tli) {
-    return !repository.storage().info(
-        repo::walObject(repository.stanza(), *pg::parseWalName(pg::historyFileName(tli))));
+    return !repository.storage().info(repo::walObject(repository.stanza(), generation,
+                                                      *pg::parseWalName(pg::historyFileName(tli))));
   };
   // What the server sends is checked like a pushed file: bounded, and a history of its timeline.
   struct Fetched {
@@ -412,7 +421,7 @@ void removeFailedBackup(const repo::Repository& repository, const std::string& i
 }
 
 // Streams the backup, then waits for its WAL; fills in what the server and the stream told.
-void streamAndWait(const repo::Repository& repository, const BackupParams& params,
+void streamAndWait(const repo::Repository& repository, int generation, const BackupParams& params,
                    pg::Connection& connection, Receiver& receiver, Progress& progress,
                    BackupClock& clock, repo::BackupInfo& info) {
   spdlog::info("backup {}: from {} (system identifier {}) into {}, {} checkpoint", info.label,
@@ -446,7 +455,7 @@ void streamAndWait(const repo::Repository& repository, const BackupParams& param
   spdlog::info("backup {}: {} streamed in {:.1f} s; waiting for the archive to hold WAL {} to {}",
                info.label, humanBytes(info.size()), progress.seconds(), info.walStart(),
                info.walStop());
-  waitForWal(repository, info.timeline, info.firstSegment(), info.lastSegment(),
+  waitForWal(repository, generation, info.timeline, info.firstSegment(), info.lastSegment(),
              info.walSegmentSize, params.walTimeout, params.walPoll, params.stopRequested);
 }
 
@@ -477,8 +486,8 @@ repo::BackupInfo takeBackup(const repo::Repository& repository, const BackupPara
   };
   pg::Connection connection = pg::Connection::open(params.conninfo, true, "tidemark-basebackup");
   const Server server = checkServer(connection);
-  const repo::StanzaInfo stanza = checkStanza(repository, server, connection);
-  storeMissingHistory(repository, connection, server.timeline);
+  const auto [stanza, generation] = checkStanza(repository, server, connection);
+  storeMissingHistory(repository, generation.number, connection, server.timeline);
 
   repo::BackupInfo info;
   info.label = freeLabel(repository, std::move(startLabel), params.stopRequested);
@@ -498,7 +507,8 @@ repo::BackupInfo takeBackup(const repo::Repository& repository, const BackupPara
   Receiver receiver(repository, info.label, progress, params.stopRequested);
   std::string infoPath;  // set once backup.json may be stored
   try {
-    streamAndWait(repository, params, connection, receiver, progress, clock, info);
+    streamAndWait(repository, generation.number, params, connection, receiver, progress, clock,
+                  info);
     if (params.stopRequested())  // and throws if the lock is lost
       throw Error(ErrorCode::Interrupted,
                   "the base backup was interrupted; no backup was recorded");

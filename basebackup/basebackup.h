@@ -35,11 +35,13 @@ repo::BackupInfo takeBackup(const repo::Repository& repository, const BackupPara
 // The command around it: configuration in, one summary line out.
 repo::BackupInfo basebackup(const Config& config, const std::function<bool()>& stopRequested);
 
-// Waits until `storage` holds every WAL segment of the range [first, last] of `timeline` (in
-// order, as PostgreSQL archives them), logging progress; Error(Timeout) naming the first missing
-// one when `timeout` passes, Error(Interrupted) when `stopRequested` says so.
-void waitForWal(const repo::Repository& repository, std::uint32_t timeline, std::uint64_t first,
-                std::uint64_t last, std::uint32_t segmentSize, std::chrono::seconds timeout,
-                std::chrono::milliseconds poll, const std::function<bool()>& stopRequested);
+// Waits until `storage` holds every WAL segment of the range [first, last] of `timeline` in
+// generation `generation`'s WAL (in order, as PostgreSQL archives them), logging progress;
+// Error(Timeout) naming the first missing one when `timeout` passes, Error(Interrupted) when
+// `stopRequested` says so.
+void waitForWal(const repo::Repository& repository, int generation, std::uint32_t timeline,
+                std::uint64_t first, std::uint64_t last, std::uint32_t segmentSize,
+                std::chrono::seconds timeout, std::chrono::milliseconds poll,
+                const std::function<bool()>& stopRequested);
 
 }  // namespace tidemark::backup

@@ -23,6 +23,7 @@
 #include "common/pg/connection.h"
 #include "common/pg/replication.h"
 #include "common/pg/wal.h"
+#include "common/repo/generation.h"
 #include "common/repo/layout.h"
 #include "common/repo/repository.h"
 #include "common/repo/stanza.h"
@@ -387,10 +388,11 @@ void checkArchiver(Checks& checks, pg::Connection& connection) {
 }
 
 // Waits until `walName` is in the repository and verifies.
-void waitArchived(Checks& checks, const repo::Repository& repository, pg::Connection& connection,
-                  const std::string& walName, const CheckOptions& options) {
+void waitArchived(Checks& checks, const repo::Repository& repository, int generation,
+                  pg::Connection& connection, const std::string& walName,
+                  const CheckOptions& options) {
   auto parsed = pg::parseWalName(walName);
-  const std::string path = repo::walObject(repository.stanza(), *parsed);
+  const std::string path = repo::walObject(repository.stanza(), generation, *parsed);
   auto start = std::chrono::steady_clock::now();
   auto deadline = start + options.timeout;
   std::string lastError;
@@ -726,6 +728,8 @@ CheckReport runChecks(const Config& config, const CheckOptions& options) {
   // The repository and the stanza.
   std::optional<repo::Repository> repository;
   std::optional<repo::StanzaInfo> stanza;
+  // The stanza's generation this cluster archives into (the newest until the cluster is known).
+  int generation = 1;
   try {
     repository.emplace(repo::openRepository(config));
     report.repository = repository->describe();
@@ -742,10 +746,17 @@ CheckReport runChecks(const Config& config, const CheckOptions& options) {
         Error missing = repo::missingStanza(*repository);
         checks.fail("stanza", missing.what(), missing.hint());
       } else {
-        checks.ok("stanza", fmt::format("stanza '{}' exists: system identifier {}, PostgreSQL {}, "
-                                        "{} WAL segments, stanza id {}",
-                                        config.stanza, stanza->systemId, stanza->pgVersion,
-                                        humanBytes(stanza->walSegmentSize), stanza->identity()));
+        repo::Generation current = repo::loadGenerations(*repository, *stanza).back();
+        generation = current.number;
+        checks.ok(
+            "stanza",
+            fmt::format("stanza '{}' exists: system identifier {}, PostgreSQL {}, {} WAL "
+                        "segments, stanza id {}{}",
+                        config.stanza, current.systemId, current.pgVersion,
+                        humanBytes(current.walSegmentSize), stanza->identity(),
+                        current.number > 1
+                            ? fmt::format(" (generation {}, after stanza-upgrade)", current.number)
+                            : std::string()));
       }
     } catch (const Error& e) {
       checks.fail("stanza", e.what(), fixOf(e, "run 'tidemark stanza-create' for this cluster"));
@@ -829,12 +840,15 @@ CheckReport runChecks(const Config& config, const CheckOptions& options) {
                   "connection: the cluster's system identifier is unknown");
     } else {
       try {
-        repo::checkCluster(*stanza, config.stanza, *systemId,
-                           static_cast<std::uint32_t>(*segmentSize),
-                           fmt::format("the cluster at {}", server.describe));
-        checks.ok("system-identifier",
-                  fmt::format("the cluster's system identifier {} ({}) is the stanza's", *systemId,
-                              source));
+        repo::Generation g = repo::requireGeneration(
+            *repository, *stanza, *systemId, static_cast<std::uint32_t>(*segmentSize), 0,
+            fmt::format("the cluster at {}", server.describe));
+        generation = g.number;
+        checks.ok(
+            "system-identifier",
+            fmt::format("the cluster's system identifier {} ({}) is the stanza's{}", *systemId,
+                        source,
+                        g.number > 1 ? fmt::format(" (generation {})", g.number) : std::string()));
       } catch (const Error& e) {
         checks.fail("system-identifier", e.what(), e.hint());
       }
@@ -981,7 +995,7 @@ CheckReport runChecks(const Config& config, const CheckOptions& options) {
                         : "check the server log");
         checks.skip("wal-archived", "no WAL switch");
       }
-      if (completed) waitArchived(checks, *repository, connection, *completed, options);
+      if (completed) waitArchived(checks, *repository, generation, connection, *completed, options);
     }
   }
 

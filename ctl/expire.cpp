@@ -132,10 +132,16 @@ int expire(const Config& config, const CommandLine& commandLine) {
   std::unique_ptr<storage::Lock> lock;
   if (!dryRun) lock = takeLock(repository);
 
-  auto catalog = recovery::Catalog::load(repository);
-  if (!catalog) throw repo::missingStanza(repository);
-  for (const auto& damaged : catalog->damagedBackups())
-    say(fmt::format("warning: left alone, a backup whose backup.json cannot be read: {}", damaged));
+  std::vector<recovery::Catalog> generations = recovery::Catalog::loadGenerations(repository);
+  if (generations.empty()) throw repo::missingStanza(repository);
+  for (const auto& catalog : generations)
+    for (const auto& damaged : catalog.damagedBackups())
+      say(fmt::format("warning: left alone, a backup whose backup.json cannot be read: {}",
+                      damaged));
+  auto findBackup = [&](const std::string& label) {
+    return std::any_of(generations.begin(), generations.end(),
+                       [&](const recovery::Catalog& c) { return c.findBackup(label) != nullptr; });
+  };
   std::set<std::string> marks = repo::keepMarks(repository, stanzaId);
   auto liveLeasesAt = [&](std::int64_t now) {
     std::vector<repo::Lease> live;
@@ -150,24 +156,25 @@ int expire(const Config& config, const CommandLine& commandLine) {
   const UtcSeconds ruleNow{std::chrono::seconds(now)};
   std::int64_t leaseNow = now;
   recovery::ExpiryPlan plan =
-      recovery::planExpiry(*catalog, policy, marks, liveLeasesAt(leaseNow), ruleNow);
+      recovery::planExpiry(generations, policy, marks, liveLeasesAt(leaseNow), ruleNow);
 
   // Low-water marks before any WAL goes; then the leases again: a recovery that registered
   // meanwhile holds its WAL too.
   auto writeMarks = [&](const recovery::ExpiryPlan& p) {
-    for (const auto& [timeline, segment] : p.lowWater) {
-      auto current = repo::lowWaterMark(repository, stanzaId, timeline);
-      if (current && *current >= segment) continue;
-      std::int64_t stored = 0;
-      repo::writeLowWaterMark(repository, stanzaId, timeline, segment,
-                              pg::segmentFileName(timeline, segment, catalog->segmentSize()),
-                              &stored);
-      if (stored > 0) leaseNow = std::min(now, stored);
-    }
+    for (const auto& cutoff : p.cutoffs)
+      for (const auto& [timeline, segment] : cutoff.lowWater) {
+        auto current = repo::lowWaterMark(repository, stanzaId, cutoff.generation, timeline);
+        if (current && *current >= segment) continue;
+        std::int64_t stored = 0;
+        repo::writeLowWaterMark(repository, stanzaId, cutoff.generation, timeline, segment,
+                                pg::segmentFileName(timeline, segment, cutoff.segmentSize),
+                                &stored);
+        if (stored > 0) leaseNow = std::min(now, stored);
+      }
   };
   if (!dryRun && !plan.wal.empty()) {
     writeMarks(plan);
-    plan = recovery::planExpiry(*catalog, policy, marks, liveLeasesAt(leaseNow), ruleNow);
+    plan = recovery::planExpiry(generations, policy, marks, liveLeasesAt(leaseNow), ruleNow);
     writeMarks(plan);  // the same rules decide the same cutoff: never WAL below no mark
   }
 
@@ -193,7 +200,7 @@ int expire(const Config& config, const CommandLine& commandLine) {
     bool infoGone = !storage.info(repo::backupInfoFile(repository.stanza(), label));
     if (vouched && infoGone)
       backups.emplace_back(label, "an earlier expire began deleting it");
-    else if (!dryRun && (!vouched || catalog->findBackup(label)))
+    else if (!dryRun && (!vouched || findBackup(label)))
       clearExpiring(label);  // nothing to finish, or kept now (the policy changed)
   }
   for (const auto& backup : plan.backups)
@@ -202,7 +209,7 @@ int expire(const Config& config, const CommandLine& commandLine) {
   for (const auto& [label, reason] : backups) {
     if (!dryRun) {
       confirm(*lock, repository);
-      if (catalog->findBackup(label)) {
+      if (findBackup(label)) {
         nlohmann::ordered_json doc;
         doc["backup"] = label;
         doc["reason"] = reason;
@@ -228,14 +235,25 @@ int expire(const Config& config, const CommandLine& commandLine) {
   }
 
   // WAL.
-  if (plan.cutoffBackup)
-    say(fmt::format(
-        "WAL before {} (the start of backup {}, the oldest a rule keeps) goes on "
-        "timeline(s) {}",
-        pg::segmentFileName(plan.cutoffTimeline, plan.cutoffSegment, catalog->segmentSize()),
-        *plan.cutoffBackup, fmt::join(std::views::keys(plan.lowWater), ", ")));
-  else
-    say("no WAL goes: no backup is kept by a retention rule");
+  if (plan.cutoffs.empty()) say("no WAL goes: no backup is kept by a retention rule");
+  const bool generationsShown = generations.size() > 1;
+  auto ofGeneration = [&](int generation) {
+    return generationsShown ? fmt::format(" of generation {}", generation) : std::string();
+  };
+  for (const auto& cutoff : plan.cutoffs) {
+    if (cutoff.whole)
+      say(
+          fmt::format("all WAL{} goes (but its .history files): no backup of it is kept, and "
+                      "backup {} of a later generation is",
+                      ofGeneration(cutoff.generation), cutoff.laterBackup));
+    else
+      say(fmt::format(
+          "WAL{} before {} (the start of backup {}, the oldest a rule keeps) goes on "
+          "timeline(s) {}",
+          ofGeneration(cutoff.generation),
+          pg::segmentFileName(cutoff.cutoffTimeline, cutoff.cutoffSegment, cutoff.segmentSize),
+          *cutoff.cutoffBackup, fmt::join(std::views::keys(cutoff.lowWater), ", ")));
+  }
   for (const auto& note : plan.heldBack)
     say(note);
   if (!plan.wal.empty()) {
@@ -243,11 +261,19 @@ int expire(const Config& config, const CommandLine& commandLine) {
     std::set<std::string> folders;
     for (const auto& file : plan.wal) {
       auto name = pg::parseWalName(file.name);
-      paths.push_back(repo::walObject(repository.stanza(), *name));
+      paths.push_back(repo::walObject(repository.stanza(), file.generation, *name));
       folders.insert(paths.back().substr(0, paths.back().rfind('/')));
     }
-    for (const auto& run : describeRuns(plan.wal))
-      say(fmt::format("{} WAL {}: older than backup {}'s start", prefix, run, *plan.cutoffBackup));
+    for (const auto& cutoff : plan.cutoffs) {
+      std::vector<recovery::ExpiredWal> files;
+      std::copy_if(plan.wal.begin(), plan.wal.end(), std::back_inserter(files),
+                   [&](const auto& w) { return w.generation == cutoff.generation; });
+      for (const auto& run : describeRuns(files))
+        say(cutoff.whole ? fmt::format("{} WAL{} {}: older than backup {}", prefix,
+                                       ofGeneration(cutoff.generation), run, cutoff.laterBackup)
+                         : fmt::format("{} WAL{} {}: older than backup {}'s start", prefix,
+                                       ofGeneration(cutoff.generation), run, *cutoff.cutoffBackup));
+    }
     if (!dryRun) {
       constexpr std::size_t kBatch = 1000;
       for (std::size_t i = 0; i < paths.size(); i += kBatch) {
@@ -268,8 +294,7 @@ int expire(const Config& config, const CommandLine& commandLine) {
     if (entry.directory) incomplete.push_back(entry.name);
   });
   for (const auto& label : incomplete) {
-    if (catalog->findBackup(label) ||
-        storage.info(repo::backupInfoFile(repository.stanza(), label)))
+    if (findBackup(label) || storage.info(repo::backupInfoFile(repository.stanza(), label)))
       continue;
     if (std::any_of(backups.begin(), backups.end(),
                     [&](const auto& b) { return b.first == label; }))

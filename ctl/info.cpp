@@ -86,6 +86,23 @@ TimelineInfo timelineInfo(const recovery::Catalog& catalog, std::uint32_t timeli
   return t;
 }
 
+// One generation of the stanza: its backups (durations computed) and timelines.
+GenerationReport generationReport(const recovery::Catalog& catalog, bool current) {
+  GenerationReport g;
+  g.generation = catalog.generation();
+  g.current = current;
+  g.damagedBackups = catalog.damagedBackups();
+  for (const auto& backup : catalog.backups()) {
+    InfoBackup entry{backup, std::nullopt};
+    if (backup.stopTime >= backup.startTime)
+      entry.durationSeconds = (backup.stopTime - backup.startTime).count();
+    g.backups.push_back(std::move(entry));
+  }
+  for (std::uint32_t timeline : catalog.timelines())
+    g.timelines.push_back(timelineInfo(catalog, timeline));
+  return g;
+}
+
 // ---- text ---------------------------------------------------------------------------------
 
 // Columns padded to the widest cell. A row's last cell is never padded and does not widen its
@@ -161,60 +178,27 @@ std::string metadataText(const InfoReport& report) {
          "are shown as read, unchecked";
 }
 
-// ---- JSON ---------------------------------------------------------------------------------
-
-using Json = nlohmann::ordered_json;
-
-template <typename T>
-Json orNull(const std::optional<T>& value) {
-  return value ? Json(*value) : Json(nullptr);
+// The cluster of a generation: the stanza's header with one generation, each generation's with
+// several.
+void identityRows(Table& table, const repo::Generation& g) {
+  table.row({"system identifier", std::to_string(g.systemId)});
+  table.row({"PostgreSQL", std::to_string(g.pgVersion)});
+  table.row({"WAL segment size", humanBytes(g.walSegmentSize)});
 }
 
-}  // namespace
-
-InfoReport collectInfo(const repo::Repository& repository) {
-  auto catalog = recovery::Catalog::load(repository);
-  if (!catalog) throw repo::missingStanza(repository);
-  InfoReport report;
-  report.stanza = repository.stanza();
-  report.repository = repository.describe();
-  report.info = catalog->stanza();
-  report.damagedBackups = catalog->damagedBackups();
-  report.metadataAuthenticated = catalog->metadataTrust() == repo::MetadataTrust::Authenticated;
-  for (const auto& backup : catalog->backups()) {
-    InfoBackup entry{backup, std::nullopt};
-    if (backup.stopTime >= backup.startTime)
-      entry.durationSeconds = (backup.stopTime - backup.startTime).count();
-    report.backups.push_back(std::move(entry));
-  }
-  for (std::uint32_t timeline : catalog->timelines())
-    report.timelines.push_back(timelineInfo(*catalog, timeline));
-  return report;
-}
-
-std::string renderText(const InfoReport& report) {
-  std::string out = fmt::format("stanza '{}'\n", report.stanza);
-  {
-    Table table;
-    table.row({"repository", report.repository});
-    table.row({"system identifier", std::to_string(report.info.systemId)});
-    table.row({"PostgreSQL", std::to_string(report.info.pgVersion)});
-    table.row({"WAL segment size", humanBytes(report.info.walSegmentSize)});
-    if (report.info.created) table.row({"created", formatUtcText(*report.info.created)});
-    table.row({"stanza id", report.info.identity()});
-    table.row({"encryption", std::string(io::encryptName(report.info.encryption))});
-    table.row({"metadata", metadataText(report)});
-    out += table.render("  ");
-  }
-
-  out += "\n";
-  if (report.backups.empty()) {
-    out += "backups: none complete (take one with tidemark-basebackup)\n";
+// A generation's backups, WAL and windows: headings at `indent`, their tables two spaces in.
+std::string generationText(const GenerationReport& g, const std::string& indent) {
+  const std::string in = indent + "  ";
+  std::string out = "\n";
+  if (g.backups.empty()) {
+    // Only the current cluster can be backed up: an older generation's backups are what they are.
+    out += indent + (g.current ? "backups: none complete (take one with tidemark-basebackup)\n"
+                               : "backups: none complete\n");
   } else {
-    out += fmt::format("backups: {}, oldest first\n",
-                       plural(report.backups.size(), "complete backup", "complete backups"));
+    out += indent + fmt::format("backups: {}, oldest first\n",
+                                plural(g.backups.size(), "complete backup", "complete backups"));
     Table table;
-    for (const auto& entry : report.backups) {
+    for (const auto& entry : g.backups) {
       const repo::BackupInfo& b = entry.backup;
       table.row({b.label, fmt::format("timeline {}", b.timeline)});
       table.row({"  start", formatUtcText(b.startTime), pg::formatLsn(b.startLsn), b.walStart()});
@@ -228,19 +212,19 @@ std::string renderText(const InfoReport& report) {
           table.row({"  tablespace",
                      fmt::format("{}  {}", object.tablespaceOid, object.tablespaceLocation)});
     }
-    out += table.render("  ");
+    out += table.render(in);
   }
-  for (const auto& problem : report.damagedBackups)
-    out += "  DAMAGED, left out: " + problem + "\n";
+  for (const auto& problem : g.damagedBackups)
+    out += in + "DAMAGED, left out: " + problem + "\n";
 
   out += "\n";
-  if (report.timelines.empty()) {
-    out += "WAL: none archived\n";
+  if (g.timelines.empty()) {
+    out += indent + "WAL: none archived\n";
   } else {
-    out += "WAL\n";
+    out += indent + "WAL\n";
     Table table({0, 3});
     table.row({"timeline", "first", "last", "segments", "stored", "partial", "history"});
-    for (const auto& t : report.timelines) {
+    for (const auto& t : g.timelines) {
       table.row({std::to_string(t.timeline), t.wal.first.value_or("-"), t.wal.last.value_or("-"),
                  std::to_string(t.wal.segments), humanBytes(t.wal.storedSize),
                  t.wal.partial.value_or("-"), historyText(t)});
@@ -248,13 +232,13 @@ std::string renderText(const InfoReport& report) {
         table.note(gapText(gap));
       if (!t.historyError.empty()) table.note("history: " + t.historyError);
     }
-    out += table.render("  ");
+    out += table.render(in);
   }
 
-  if (!report.timelines.empty()) {
-    out += "\nrecoverable window\n";
+  if (!g.timelines.empty()) {
+    out += "\n" + indent + "recoverable window\n";
     Table table;
-    for (const auto& t : report.timelines) {
+    for (const auto& t : g.timelines) {
       const recovery::RecoveryWindow& w = t.window;
       if (!w.available()) {
         table.row({fmt::format("timeline {}", t.timeline), "none: " + w.reason});
@@ -273,32 +257,29 @@ std::string renderText(const InfoReport& report) {
         table.note(
             fmt::format("backup {} cannot reach consistency: {} is missing", b.label, b.missing));
     }
-    out += table.render("  ");
-    out +=
-        "  (latest: the end of the last segment reachable without a gap; tidemark does not read "
-        "commit times\n"
-        "  from WAL records, so its time is when the segment was archived, shortly after its last "
-        "commit)\n";
+    out += table.render(in);
+    out += in +
+           "(latest: the end of the last segment reachable without a gap; tidemark does not read "
+           "commit times\n" +
+           in +
+           "from WAL records, so its time is when the segment was archived, shortly after its last "
+           "commit)\n";
   }
   return out;
 }
 
-std::string renderJson(const InfoReport& report) {
-  Json doc;
-  Json& stanza = doc["stanza"];
-  stanza["name"] = report.stanza;
-  stanza["repository"] = report.repository;
-  stanza["system-identifier"] = std::to_string(report.info.systemId);
-  stanza["pg-version"] = report.info.pgVersion;
-  stanza["wal-segment-size"] = report.info.walSegmentSize;
-  stanza["format"] = report.info.format;
-  stanza["created"] = report.info.created ? formatUtc(*report.info.created) : "";
-  stanza["stanza-id"] = report.info.identity();
-  stanza["encryption"] = std::string(io::encryptName(report.info.encryption));
-  stanza["metadata-authenticated"] = report.metadataAuthenticated;
+// ---- JSON ---------------------------------------------------------------------------------
 
-  Json& backups = doc["backups"] = Json::array();
-  for (const auto& entry : report.backups) {
+using Json = nlohmann::ordered_json;
+
+template <typename T>
+Json orNull(const std::optional<T>& value) {
+  return value ? Json(*value) : Json(nullptr);
+}
+
+Json backupsJson(const std::vector<InfoBackup>& entries) {
+  Json backups = Json::array();
+  for (const auto& entry : entries) {
     const repo::BackupInfo& b = entry.backup;
     Json j;
     j["label"] = b.label;
@@ -321,11 +302,12 @@ std::string renderJson(const InfoReport& report) {
             Json{{"oid", object.tablespaceOid}, {"location", object.tablespaceLocation}});
     backups.push_back(std::move(j));
   }
+  return backups;
+}
 
-  doc["damaged-backups"] = report.damagedBackups;
-
-  Json& timelines = doc["timelines"] = Json::array();
-  for (const auto& t : report.timelines) {
+Json timelinesJson(const std::vector<TimelineInfo>& entries) {
+  Json timelines = Json::array();
+  for (const auto& t : entries) {
     Json j;
     j["timeline"] = t.timeline;
     j["history-file"] = t.historyFile;
@@ -362,6 +344,97 @@ std::string renderJson(const InfoReport& report) {
       incomplete.push_back(Json{{"label", b.label}, {"missing", b.missing}});
     timelines.push_back(std::move(j));
   }
+  return timelines;
+}
+
+Json generationJson(const GenerationReport& g) {
+  Json j;
+  j["number"] = g.generation.number;
+  j["system-identifier"] = std::to_string(g.generation.systemId);
+  j["pg-version"] = g.generation.pgVersion;
+  j["wal-segment-size"] = g.generation.walSegmentSize;
+  j["created"] = g.generation.created ? Json(formatUtc(*g.generation.created)) : Json(nullptr);
+  j["current"] = g.current;
+  j["backups"] = backupsJson(g.backups);
+  j["damaged-backups"] = g.damagedBackups;
+  j["timelines"] = timelinesJson(g.timelines);
+  return j;
+}
+
+}  // namespace
+
+InfoReport collectInfo(const repo::Repository& repository) {
+  std::vector<recovery::Catalog> catalogs = recovery::Catalog::loadGenerations(repository);
+  if (catalogs.empty()) throw repo::missingStanza(repository);
+  InfoReport report;
+  report.stanza = repository.stanza();
+  report.repository = repository.describe();
+  report.info = catalogs.front().stanza();
+  report.metadataAuthenticated =
+      catalogs.front().metadataTrust() == repo::MetadataTrust::Authenticated;
+  for (std::size_t i = 0; i < catalogs.size(); ++i)
+    report.generations.push_back(generationReport(catalogs[i], i + 1 == catalogs.size()));
+  return report;
+}
+
+std::string renderText(const InfoReport& report) {
+  // One generation reads as the stanza always did; several each get a header of their own.
+  const bool several = report.generations.size() > 1;
+  std::string out = fmt::format("stanza '{}'\n", report.stanza);
+  {
+    Table table;
+    table.row({"repository", report.repository});
+    if (!several) identityRows(table, report.current().generation);
+    if (report.info.created) table.row({"created", formatUtcText(*report.info.created)});
+    table.row({"stanza id", report.info.identity()});
+    table.row({"encryption", std::string(io::encryptName(report.info.encryption))});
+    table.row({"metadata", metadataText(report)});
+    if (several)
+      table.row({"generations",
+                 fmt::format("{}, oldest first below; the current one is generation {}",
+                             report.generations.size(), report.current().generation.number)});
+    out += table.render("  ");
+  }
+  if (!several) return out + generationText(report.current(), "");
+
+  for (const auto& g : report.generations) {
+    out += fmt::format("\ngeneration {}{}\n", g.generation.number, g.current ? " (current)" : "");
+    Table table;
+    identityRows(table, g.generation);
+    if (g.generation.created) table.row({"recorded", formatUtcText(*g.generation.created)});
+    out += table.render("  ");
+    out += generationText(g, "  ");
+  }
+  return out;
+}
+
+std::string renderJson(const InfoReport& report) {
+  // The top level is the current generation's, as it was before generations existed; except
+  // damaged-backups: every generation's (one that cannot be read cannot tell its generation).
+  const GenerationReport& current = report.current();
+  Json doc;
+  Json& stanza = doc["stanza"];
+  stanza["name"] = report.stanza;
+  stanza["repository"] = report.repository;
+  stanza["system-identifier"] = std::to_string(current.generation.systemId);
+  stanza["pg-version"] = current.generation.pgVersion;
+  stanza["wal-segment-size"] = current.generation.walSegmentSize;
+  stanza["format"] = report.info.format;
+  stanza["created"] = report.info.created ? formatUtc(*report.info.created) : "";
+  stanza["stanza-id"] = report.info.identity();
+  stanza["encryption"] = std::string(io::encryptName(report.info.encryption));
+  stanza["metadata-authenticated"] = report.metadataAuthenticated;
+
+  doc["backups"] = backupsJson(current.backups);
+  Json& damaged = doc["damaged-backups"] = Json::array();
+  for (const auto& g : report.generations)
+    for (const auto& problem : g.damagedBackups)
+      damaged.push_back(problem);
+  doc["timelines"] = timelinesJson(current.timelines);
+
+  Json& generations = doc["generations"] = Json::array();
+  for (const auto& g : report.generations)
+    generations.push_back(generationJson(g));
   return doc.dump(2) + "\n";
 }
 

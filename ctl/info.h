@@ -1,5 +1,6 @@
 // tidemark info: what a stanza holds (backups, WAL per timeline) and how far a recovery can reach
-// with it. The report is computed as a plain struct (collectInfo) and rendered as text or JSON.
+// with it, for each generation of the stanza (repo/generation.h: one per cluster, a new one after
+// pg_upgrade). The report is computed as a plain struct (collectInfo) and rendered as text or JSON.
 // The JSON format is documented field by field in docs/info.md.
 #pragma once
 
@@ -12,6 +13,7 @@
 #include "common/recovery/catalog.h"
 #include "common/recovery/window.h"
 #include "common/repo/backup.h"
+#include "common/repo/generation.h"
 #include "common/repo/repository.h"
 #include "common/repo/stanza.h"
 
@@ -42,30 +44,44 @@ struct TimelineInfo {
   recovery::RecoveryWindow window;
 };
 
-struct InfoReport {
-  std::string stanza;
-  std::string repository;  // Storage::describe()
-  repo::StanzaInfo info;
+// What the repository holds of one generation: its backups (those of its cluster), and its WAL
+// (its own folder) with the windows computed from them.
+struct GenerationReport {
+  repo::Generation generation;
+  bool current = false;                     // the newest: the cluster's WAL and backups go there
   std::vector<InfoBackup> backups;          // complete ones, oldest first
-  std::vector<std::string> damagedBackups;  // backup.json files that cannot be read: why
-  // Whether stanza.json and the backup.json files were checked against their MACs (encryption
-  // configured); when not, they are shown as read, and said to be unauthenticated.
-  bool metadataAuthenticated = false;
+  std::vector<std::string> damagedBackups;  // backup.json files left out: why (recovery/catalog.h)
   std::vector<TimelineInfo>
       timelines;  // every timeline with WAL, a history file or a backup, ascending
 };
 
-// Reads the stanza's stanza.json, backup.json files, WAL listing and history files, and computes
-// the report. Read-only. Throws Error(Config) when the stanza has no stanza.json (nothing was
-// ever archived to it), Error(Storage) when the repository cannot be read and Error(Corrupt) for
-// a damaged stanza.json; a damaged backup.json is reported in damagedBackups. A missing or
-// damaged history file, or one encrypted with a key the handle lacks, is not an error: the timeline
-// is reported without a window, saying why.
+struct InfoReport {
+  std::string stanza;
+  std::string repository;  // Storage::describe()
+  repo::StanzaInfo info;   // stanza.json: generation 1's cluster
+  // Whether stanza.json, the generation records and the backup.json files were checked against
+  // their MACs (encryption configured); when not, they are shown as read, and said to be
+  // unauthenticated.
+  bool metadataAuthenticated = false;
+  std::vector<GenerationReport> generations;  // oldest first, never empty
+
+  // The newest generation's.
+  const GenerationReport& current() const { return generations.back(); }
+};
+
+// Reads the stanza's stanza.json, generation records, backup.json files, WAL listings and history
+// files, and computes the report. Read-only. Throws Error(Config) when the stanza has no
+// stanza.json (nothing was ever archived to it), Error(Storage) when the repository cannot be read
+// and Error(Corrupt) for a damaged stanza.json or generation record; a damaged backup.json is
+// reported in damagedBackups. A missing or damaged history file, or one encrypted with a key the
+// handle lacks, is not an error: the timeline is reported without a window, saying why.
 InfoReport collectInfo(const repo::Repository& repository);
 
-// An operator's view: aligned columns, sizes in KiB/MiB/GiB, UTC times.
+// An operator's view: aligned columns, sizes in KiB/MiB/GiB, UTC times. With several generations,
+// each is shown in turn, oldest first, with its backups, WAL and windows.
 std::string renderText(const InfoReport& report);
-// The machine-readable view (docs/info.md), ending with a newline.
+// The machine-readable view (docs/info.md), ending with a newline: the current generation at the
+// top level (as before generations existed), and every generation in "generations".
 std::string renderJson(const InfoReport& report);
 
 enum class OutputFormat { Text, Json };

@@ -48,6 +48,16 @@ std::vector<Command> commands() {
        [](const tidemark::Config& config, const tidemark::CommandLine& cl) {
          return tidemark::ctl::stanzaCreate(config, cl);
        }},
+      {"stanza-upgrade",
+       {.program = "tidemark stanza-upgrade",
+        .summary =
+            "After pg_upgrade: starts a new generation of the stanza for the upgraded cluster\n"
+            "(read through pg.conninfo, or --pgdata), so that archiving resumes. The WAL and\n"
+            "backups of earlier generations stay recoverable (docs/upgrade.md).",
+        .options = tidemark::ctl::stanzaUpgradeOptionSpecs()},
+       [](const tidemark::Config& config, const tidemark::CommandLine& cl) {
+         return tidemark::ctl::stanzaUpgrade(config, cl);
+       }},
       {"check",
        {.program = "tidemark check",
         .summary = "Checks that archiving works, end to end, right now: the configuration, the "

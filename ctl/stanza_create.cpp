@@ -10,6 +10,7 @@
 #include "common/pg/connection.h"
 #include "common/pg/control.h"
 #include "common/pg/replication.h"
+#include "common/repo/generation.h"
 #include "common/repo/repository.h"
 
 namespace tidemark::ctl {
@@ -59,6 +60,19 @@ int authenticateExistingMetadata(const Config& config) {
 
 }  // namespace
 
+namespace {
+
+std::string dataDirectoryOption(const CommandLine& commandLine) {
+  std::string dataDirectory = commandLine.value("pgdata").value_or("");
+  if (!dataDirectory.empty() && dataDirectory.front() != '/')
+    throw Error(
+        ErrorCode::Usage, fmt::format("--pgdata '{}' is not an absolute path", dataDirectory),
+        "give the data directory as an absolute path: --pgdata=/var/lib/postgresql/15/main");
+  return dataDirectory;
+}
+
+}  // namespace
+
 int stanzaCreate(const Config& config, const CommandLine& commandLine) {
   if (commandLine.has("authenticate-existing")) {
     if (commandLine.value("pgdata"))
@@ -66,12 +80,7 @@ int stanzaCreate(const Config& config, const CommandLine& commandLine) {
                   "leave out --pgdata");
     return authenticateExistingMetadata(config);
   }
-  std::string dataDirectory = commandLine.value("pgdata").value_or("");
-  if (!dataDirectory.empty() && dataDirectory.front() != '/')
-    throw Error(
-        ErrorCode::Usage, fmt::format("--pgdata '{}' is not an absolute path", dataDirectory),
-        "give the data directory as an absolute path: --pgdata=/var/lib/postgresql/15/main");
-  repo::StanzaInfo cluster = clusterIdentity(dataDirectory, config.pg.conninfo);
+  repo::StanzaInfo cluster = clusterIdentity(dataDirectoryOption(commandLine), config.pg.conninfo);
   repo::Repository repository = repo::openRepository(config);
   repo::CreatedStanza result = repo::createStanza(repository, cluster);
   const repo::StanzaInfo& s = result.info;
@@ -85,6 +94,40 @@ int stanzaCreate(const Config& config, const CommandLine& commandLine) {
   if (result.created)
     std::printf(
         "archive_command can push into it now: archive_command = 'tidemark-archive-push %%p'\n");
+  if (std::fflush(stdout) != 0) throw Error(ErrorCode::LocalIo, "cannot write to standard output");
+  return 0;
+}
+
+std::vector<OptionSpec> stanzaUpgradeOptionSpecs() {
+  return {{.name = "pgdata",
+           .valueName = "DIR",
+           .help = "read the upgraded cluster's identity from this data directory (running or "
+                   "not) instead of asking the server pg.conninfo names"}};
+}
+
+int stanzaUpgrade(const Config& config, const CommandLine& commandLine) {
+  repo::StanzaInfo identity = clusterIdentity(dataDirectoryOption(commandLine), config.pg.conninfo);
+  repo::Repository repository = repo::openRepository(config);
+  repo::StanzaInfo stanza = repo::requireStanza(repository);
+  repo::loadStanza(repository, true);  // with encryption: its identifier is what is signed for
+  repo::UpgradedStanza result =
+      repo::upgradeStanza(repository, stanza,
+                          repo::Generation{.systemId = identity.systemId,
+                                           .pgVersion = identity.pgVersion,
+                                           .walSegmentSize = identity.walSegmentSize});
+  const repo::Generation& g = result.generation;
+  std::printf(
+      "stanza '%s' in %s: %s generation %d, system identifier %llu, PostgreSQL %d, %s WAL "
+      "segments\n",
+      repository.stanza().c_str(), repository.describe().c_str(),
+      result.created ? "new" : "this cluster already is", g.number,
+      static_cast<unsigned long long>(g.systemId), g.pgVersion,
+      humanBytes(g.walSegmentSize).c_str());
+  if (result.created)
+    std::printf(
+        "archive-push accepts this cluster's WAL now (into its own folder); the WAL and backups "
+        "of earlier generations stay, for recoveries of the old version, until expire's rules "
+        "remove them. Take a backup of this cluster now: until then it cannot be recovered.\n");
   if (std::fflush(stdout) != 0) throw Error(ErrorCode::LocalIo, "cannot write to standard output");
   return 0;
 }

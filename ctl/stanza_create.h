@@ -1,6 +1,7 @@
 // tidemark stanza-create: the one command that creates a stanza (docs/archiving.md). Run once per
 // cluster, after configuring the repository and before archiving starts: archive-push and
-// tidemark-basebackup refuse a stanza that does not exist.
+// tidemark-basebackup refuse a stanza that does not exist. And tidemark stanza-upgrade: after
+// pg_upgrade, a new generation of the stanza for the new cluster (docs/upgrade.md).
 #pragma once
 
 #include <string>
@@ -25,5 +26,13 @@ repo::StanzaInfo clusterIdentity(const std::string& dataDirectory, const std::st
 // --authenticate-existing instead: signs the stanza's metadata files that have no valid MAC
 // record, printing each (repo::authenticateExisting). Returns 0.
 int stanzaCreate(const Config& config, const CommandLine& commandLine);
+
+// The options of `tidemark stanza-upgrade`.
+std::vector<OptionSpec> stanzaUpgradeOptionSpecs();
+
+// The command: identifies the cluster (as stanza-create does), records it as the stanza's next
+// generation (repo::upgradeStanza; nothing when it already is one) and prints what it did.
+// Returns 0.
+int stanzaUpgrade(const Config& config, const CommandLine& commandLine);
 
 }  // namespace tidemark::ctl

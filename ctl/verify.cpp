@@ -60,9 +60,10 @@ struct Item {
   std::uint64_t storedSize = 0;
   std::int64_t modified = 0;
   std::optional<std::uint64_t> maxPlainSize;
-  std::size_t backup = kNoBackup;  // index into the catalog's backups
+  std::size_t backup = kNoBackup;  // index into the run's backups (every generation's)
   std::size_t object = 0;          // index into that backup's objects
   std::string walName;             // for WAL objects, the file name
+  int generation = 0;              // for WAL objects, the generation whose folder holds it
 };
 
 struct Member {
@@ -133,6 +134,12 @@ std::string describeError(const Error& e) {
   std::string text = e.what();
   if (!e.hint().empty()) text += " (" + e.hint() + ")";
   return text;
+}
+
+// The detail of a finding about a WAL-related file of `generation`: file names repeat across the
+// generations of an upgraded stanza, so a later generation's says whose it is.
+std::string inGeneration(int generation, std::string detail) {
+  return generation > 1 ? fmt::format("generation {}: {}", generation, detail) : detail;
 }
 
 // Reads and checks one object through `repository` (this thread's handle).
@@ -307,34 +314,52 @@ std::string recordJson(const std::map<std::string, Verified>& entries, std::int6
 
 // ---- inventory ---------------------------------------------------------------------------------
 
-// Every WAL-related object (segments, .partial, .backup and .history files), as listed.
-std::vector<Item> listWal(const repo::Repository& repository, std::uint32_t segmentSize) {
+// Every WAL-related object (segments, .partial, .backup and .history files) in the WAL folder of
+// `generation`, as listed.
+std::vector<Item> listWal(const repo::Repository& repository, const repo::Generation& generation) {
   std::vector<Item> items;
   storage::Storage& storage = repository.storage();
   const std::string& stanza = repository.stanza();
+  const std::string directory = repo::walDirectory(stanza, generation.number);
   std::vector<std::string> folders;
   auto add = [&](const storage::ListEntry& entry) {
     auto name = pg::parseWalName(entry.name);
     if (!name) return;
-    items.push_back({.path = repo::walObject(stanza, *name),
+    items.push_back({.path = repo::walObject(stanza, generation.number, *name),
                      .role = Role::Wal,
                      .storedSize = entry.size,
                      .modified = entry.modified,
-                     .maxPlainSize = pg::maxWalFileSize(*name, segmentSize),
-                     .walName = entry.name});
+                     .maxPlainSize = pg::maxWalFileSize(*name, generation.walSegmentSize),
+                     .walName = entry.name,
+                     .generation = generation.number});
   };
-  storage.list(repo::walDirectory(stanza), [&](const storage::ListEntry& entry) {
+  storage.list(directory, [&](const storage::ListEntry& entry) {
     if (entry.directory)
       folders.push_back(entry.name);
     else
       add(entry);
   });
   for (const auto& folder : folders)
-    storage.list(storage::joinPath(repo::walDirectory(stanza), folder),
-                 [&](const storage::ListEntry& entry) {
-                   if (!entry.directory) add(entry);
-                 });
+    storage.list(storage::joinPath(directory, folder), [&](const storage::ListEntry& entry) {
+      if (!entry.directory) add(entry);
+    });
   return items;
+}
+
+// Which of the stanza's identity files a Corrupt error from loading them names: a generation
+// record (the damaged one, or the missing one of a hole that the hint says to restore), else
+// stanza.json. Records are numbered from 2 without holes, so no number past the listing's count
+// can be the one.
+std::string damagedIdentityFile(const repo::Repository& repository, const Error& e) {
+  const std::string& stanza = repository.stanza();
+  const std::string text = std::string(e.what()) + "\n" + e.hint();
+  int listed = 0;
+  repository.storage().list(repo::generationsDirectory(stanza),
+                            [&](const storage::ListEntry&) { ++listed; });
+  for (int n = 2; n <= listed + 1; ++n)
+    if (text.find(repo::generationFile(stanza, n) + "'") != std::string::npos)
+      return repo::generationFile(stanza, n);
+  return repo::stanzaFile(stanza);
 }
 
 std::string hex(const io::Sha256Digest& digest) {
@@ -344,18 +369,27 @@ std::string hex(const io::Sha256Digest& digest) {
 // ---- the checks that read no object in full
 // ------------------------------------------------------
 
+// The checks of one generation of the stanza: its backups against its own WAL and histories.
 class Checker {
  public:
   Checker(const repo::Repository& repository, const recovery::Catalog& catalog,
           std::vector<VerifyFinding>& findings)
       : repository_(repository), catalog_(catalog), findings_(findings) {}
 
+  const recovery::Catalog& catalog() const { return catalog_; }
+  int generation() const { return catalog_.generation().number; }
+
   void add(std::string object, const char* kind, std::string detail) {
     findings_.push_back({std::move(object), kind, std::move(detail)});
   }
+  // A finding about WAL-related file `name` of this generation.
+  void addWal(const std::string& name, const char* kind, std::string detail) {
+    add(walPath(name), kind, inGeneration(generation(), std::move(detail)));
+  }
 
+  // Where this generation stores WAL-related file `name`.
   std::string walPath(const std::string& name) const {
-    return repo::walObject(repository_.stanza(), *pg::parseWalName(name));
+    return repo::walObject(repository_.stanza(), generation(), *pg::parseWalName(name));
   }
 
   // backup.json files that could not be used.
@@ -378,9 +412,9 @@ class Checker {
 
   // The objects backup.json names: present, the stored size it records, and a trailer (read by a
   // small ranged request) that records the plain size and SHA-256 backup.json records. Returns
-  // the backup's objects as items to read.
-  std::vector<Item> backupObjects(std::size_t index, std::set<std::string>& trailerDamaged) {
-    const repo::BackupInfo& backup = catalog_.backups()[index];
+  // the backup's objects as items to read, as those of the run's backup `index`.
+  std::vector<Item> backupObjects(const repo::BackupInfo& backup, std::size_t index,
+                                  std::set<std::string>& trailerDamaged) {
     const std::string& stanza = repository_.stanza();
     std::map<std::string, storage::ListEntry> listed;
     repository_.storage().list(repo::backupDirectory(stanza, backup.label),
@@ -468,7 +502,8 @@ class Checker {
     if (!wal || wal->kind == pg::WalKind::History) return false;
     auto [it, fresh] = marks_.try_emplace(wal->timeline);
     if (fresh) try {
-        it->second = repo::lowWaterMark(repository_, catalog_.stanza().identity(), wal->timeline);
+        it->second = repo::lowWaterMark(repository_, catalog_.stanza().identity(), generation(),
+                                        wal->timeline);
       } catch (const Error&) {
         it->second.reset();
       }
@@ -482,9 +517,9 @@ class Checker {
       if (!history) continue;
       for (const auto& gap : catalog_.gaps(*history, backup.firstSegment(), backup.lastSegment()))
         if (expiredOnPurpose(gap))  // otherwise continuity() reports it
-          add(walPath(gap.first), kind::kWalGap,
-              fmt::format("missing {}: backup {} cannot reach consistency without it",
-                          gap.describe(), backup.label));
+          addWal(gap.first, kind::kWalGap,
+                 fmt::format("missing {}: backup {} cannot reach consistency without it",
+                             gap.describe(), backup.label));
     }
   }
 
@@ -511,10 +546,10 @@ class Checker {
       for (const auto& gap : catalog_.gaps(*history, *from, last)) {
         if (expiredOnPurpose(gap)) continue;
         if (!reported.insert({gap.first, gap.last}).second) continue;
-        add(walPath(gap.first), kind::kWalGap,
-            fmt::format("missing {}: a recovery from backup {} (or a later one before the gap) "
-                        "along timeline {} stops there",
-                        gap.describe(), oldest, timeline));
+        addWal(gap.first, kind::kWalGap,
+               fmt::format("missing {}: a recovery from backup {} (or a later one before the gap) "
+                           "along timeline {} stops there",
+                           gap.describe(), oldest, timeline));
       }
     }
   }
@@ -537,9 +572,9 @@ class Checker {
       for (std::size_t i = 0; i < history->parents.size(); ++i) {
         const pg::TimelineSwitch& parent = history->parents[i];
         if (parent.timeline >= timeline) {
-          add(historyPath(timeline), kind::kHistoryInconsistent,
-              fmt::format("{} names timeline {} as an ancestor, which is not older",
-                          pg::historyFileName(timeline), parent.timeline));
+          addWal(pg::historyFileName(timeline), kind::kHistoryInconsistent,
+                 fmt::format("{} names timeline {} as an ancestor, which is not older",
+                             pg::historyFileName(timeline), parent.timeline));
           continue;
         }
         if (parent.timeline <= 1) continue;
@@ -554,10 +589,10 @@ class Checker {
           agrees = parentHistory->parents[k].timeline == history->parents[k].timeline &&
                    parentHistory->parents[k].switchpoint == history->parents[k].switchpoint;
         if (!agrees)
-          add(historyPath(timeline), kind::kHistoryInconsistent,
-              fmt::format("{} and {} disagree about the ancestry of timeline {}",
-                          pg::historyFileName(timeline), pg::historyFileName(parent.timeline),
-                          parent.timeline));
+          addWal(pg::historyFileName(timeline), kind::kHistoryInconsistent,
+                 fmt::format("{} and {} disagree about the ancestry of timeline {}",
+                             pg::historyFileName(timeline), pg::historyFileName(parent.timeline),
+                             parent.timeline));
       }
       if (!history->parents.empty()) {
         std::uint64_t begin = history->parents.back().switchpoint;
@@ -565,8 +600,8 @@ class Checker {
         auto it = catalog_.wal().segments.find(timeline);
         if (it != catalog_.wal().segments.end() && !it->second.empty() &&
             it->second.begin()->first < firstSegment)
-          add(walPath(
-                  pg::segmentFileName(timeline, it->second.begin()->first, catalog_.segmentSize())),
+          addWal(
+              pg::segmentFileName(timeline, it->second.begin()->first, catalog_.segmentSize()),
               kind::kHistoryInconsistent,
               fmt::format("timeline {} holds this segment, but {} says the timeline began at {}, "
                           "in segment {}",
@@ -578,19 +613,15 @@ class Checker {
       std::size_t segments = 0;
       if (auto it = catalog_.wal().segments.find(timeline); it != catalog_.wal().segments.end())
         segments = it->second.size();
-      add(historyPath(timeline), kind::kHistoryMissing,
-          fmt::format("timeline {} ({} segments) has no {}: its parent and switch point are "
-                      "unknown, so a recovery cannot follow it (and a promotion after one "
-                      "would write an incomplete history)",
-                      timeline, segments, pg::historyFileName(timeline)));
+      addWal(pg::historyFileName(timeline), kind::kHistoryMissing,
+             fmt::format("timeline {} ({} segments) has no {}: its parent and switch point are "
+                         "unknown, so a recovery cannot follow it (and a promotion after one "
+                         "would write an incomplete history)",
+                         timeline, segments, pg::historyFileName(timeline)));
     }
   }
 
  private:
-  std::string historyPath(std::uint32_t timeline) const {
-    return walPath(pg::historyFileName(timeline));
-  }
-
   // The history of `timeline`, or nullptr when its file is damaged (reported once).
   const pg::TimelineHistory* historyOf(std::uint32_t timeline) {
     if (badHistories_.count(timeline)) return nullptr;
@@ -601,7 +632,7 @@ class Checker {
           e.code() != ErrorCode::Unsupported)
         throw;
       badHistories_.insert(timeline);
-      add(historyPath(timeline), kind::kHistoryDamaged, describeError(e));
+      addWal(pg::historyFileName(timeline), kind::kHistoryDamaged, describeError(e));
       return nullptr;
     }
   }
@@ -747,56 +778,98 @@ VerifyReport verifyRepository(const repo::Repository& repository, const VerifyOp
     return report;
   };
 
-  std::optional<recovery::Catalog> catalog;
+  // One catalog per generation, oldest first; stanza.json and every generation record are read
+  // (and with encryption checked against their MACs) first.
+  std::vector<recovery::Catalog> catalogs;
   try {
-    catalog = recovery::Catalog::load(repository);
+    catalogs = recovery::Catalog::loadGenerations(repository);
   } catch (const Error& e) {
     if (e.code() != ErrorCode::Corrupt) throw;
     report.findings.push_back(
-        {repo::stanzaFile(repository.stanza()), kind::kStanzaDamaged, describeError(e)});
+        {damagedIdentityFile(repository, e), kind::kStanzaDamaged, describeError(e)});
     return finish();
   }
-  if (!catalog) throw repo::missingStanza(repository);
+  if (catalogs.empty()) throw repo::missingStanza(repository);
+  const recovery::Catalog& current = catalogs.back();
+  const std::string stanzaId = current.stanza().identity();
+  std::vector<Checker> checkers;
+  checkers.reserve(catalogs.size());  // pointers to them are taken below
+  for (const auto& catalog : catalogs)
+    checkers.emplace_back(repository, catalog, report.findings);
+  auto checkerOf = [&](int generation) -> Checker& {
+    return *std::find_if(checkers.begin(), checkers.end(),
+                         [&](const Checker& c) { return c.generation() == generation; });
+  };
+
+  // Every complete backup, of every generation: what an item's `backup` indexes.
+  struct RunBackup {
+    const repo::BackupInfo* info;
+    Checker* checker;  // its generation's
+  };
+  std::vector<RunBackup> backups;
+  for (auto& checker : checkers)
+    for (const auto& backup : checker.catalog().backups())
+      backups.push_back({&backup, &checker});
+  auto findBackup = [&](const std::string& label) -> const RunBackup* {
+    auto it = std::find_if(backups.begin(), backups.end(),
+                           [&](const RunBackup& b) { return b.info->label == label; });
+    return it == backups.end() ? nullptr : &*it;
+  };
   for (const auto& label : options.backups)
-    if (!catalog->findBackup(label))
+    if (!findBackup(label))
       throw Error(
           ErrorCode::Config,
           fmt::format("stanza '{}' has no complete backup '{}'", repository.stanza(), label),
           "'tidemark info' lists the complete backups");
 
   // The checks that read no object in full: every run, on the whole stanza.
-  Checker checker(repository, *catalog, report.findings);
-  checker.damagedBackups();
-  if (catalog->backups().empty())
-    report.findings.push_back({repo::backupsDirectory(repository.stanza()), kind::kNoBackup,
-                               "the stanza has no complete backup: nothing can be recovered"});
-  std::vector<Item> all = listWal(repository, catalog->segmentSize());
+  std::vector<Item> all;
+  for (auto& checker : checkers) {
+    checker.damagedBackups();
+    auto wal = listWal(repository, checker.catalog().generation());
+    all.insert(all.end(), wal.begin(), wal.end());
+  }
+  // Only the current cluster's backups can recover it: an older generation's restore the cluster
+  // as it was before the upgrade.
+  if (current.backups().empty())
+    report.findings.push_back(
+        {repo::backupsDirectory(repository.stanza()), kind::kNoBackup,
+         catalogs.size() == 1
+             ? "the stanza has no complete backup: nothing can be recovered"
+             : fmt::format("generation {} of the stanza (its current cluster, since "
+                           "'tidemark stanza-upgrade') has no complete backup: nothing since the "
+                           "upgrade can be recovered",
+                           current.generation().number)});
   std::set<std::string> trailerDamaged;
   std::vector<std::string> checksumsOf;
-  for (std::size_t i = 0; i < catalog->backups().size(); ++i) {
-    auto items = checker.backupObjects(i, trailerDamaged);
+  for (std::size_t i = 0; i < backups.size(); ++i) {
+    auto items = backups[i].checker->backupObjects(*backups[i].info, i, trailerDamaged);
     all.insert(all.end(), items.begin(), items.end());
-    checksumsOf.push_back(catalog->backups()[i].manifestChecksums);
+    checksumsOf.push_back(backups[i].info->manifestChecksums);
   }
-  checker.continuity();
-  checker.ownWal();
-  checker.histories();
+  for (auto& checker : checkers) {
+    checker.continuity();
+    checker.ownWal();
+    checker.histories();
+  }
 
   // Which objects this run reads.
-  std::set<std::string> backupWal;  // --backup: the WAL files the backups need
+  std::set<std::string> backupWal;  // --backup: the WAL objects the backups need
   for (const auto& label : options.backups) {
-    const repo::BackupInfo& backup = *catalog->findBackup(label);
-    for (std::uint64_t s = backup.firstSegment(); s <= backup.lastSegment(); ++s)
-      backupWal.insert(pg::segmentFileName(backup.timeline, s, catalog->segmentSize()));
-    if (backup.timeline > 1) backupWal.insert(pg::historyFileName(backup.timeline));
+    const RunBackup& backup = *findBackup(label);
+    const std::uint32_t timeline = backup.info->timeline;
+    for (std::uint64_t s = backup.info->firstSegment(); s <= backup.info->lastSegment(); ++s)
+      backupWal.insert(backup.checker->walPath(
+          pg::segmentFileName(timeline, s, backup.checker->catalog().segmentSize())));
+    if (timeline > 1) backupWal.insert(backup.checker->walPath(pg::historyFileName(timeline)));
   }
   auto inScope = [&](const Item& item) {
     if (options.walOnly && item.role != Role::Wal) return false;
     if (!options.backups.empty()) {
       if (item.role == Role::Wal) {
-        if (!backupWal.count(item.walName)) return false;
+        if (!backupWal.count(item.path)) return false;
       } else if (std::find(options.backups.begin(), options.backups.end(),
-                           catalog->backups()[item.backup].label) == options.backups.end()) {
+                           backups[item.backup].info->label) == options.backups.end()) {
         return false;
       }
     }
@@ -808,8 +881,8 @@ VerifyReport verifyRepository(const repo::Repository& repository, const VerifyOp
   if (options.incremental) {
     // A record that cannot be used costs a full read, never the verification itself.
     try {
-      auto record = repo::newestStateRecord(repository, catalog->stanza().identity(),
-                                            repo::state_kind::kVerify, kRecordSubject);
+      auto record =
+          repo::newestStateRecord(repository, stanzaId, repo::state_kind::kVerify, kRecordSubject);
       if (record) {
         previous = parseRecord(record->content, record->path);
         report.previousRecord = record->path;
@@ -863,9 +936,12 @@ VerifyReport verifyRepository(const repo::Repository& repository, const VerifyOp
       report.plainBytesRead += outcome.plainBytes;
       report.read.push_back(item.path);
     }
-    if (item.role == Role::Wal && !outcome.read &&
-        checker.belowLowWater(item.path.substr(item.path.rfind('/') + 1)))
-      outcome.findings.clear();  // expired while verify ran
+    if (item.role == Role::Wal) {
+      if (!outcome.read && checkerOf(item.generation).belowLowWater(item.walName))
+        outcome.findings.clear();  // expired while verify ran
+      for (auto& finding : outcome.findings)
+        finding.detail = inGeneration(item.generation, std::move(finding.detail));
+    }
     if (!outcome.findings.empty()) failed.insert(item.path);
     report.findings.insert(report.findings.end(), outcome.findings.begin(), outcome.findings.end());
     if (item.role != Role::Wal) {
@@ -880,8 +956,7 @@ VerifyReport verifyRepository(const repo::Repository& repository, const VerifyOp
   });
   for (auto& [index, pair] : byBackup) {
     std::size_t before = report.findings.size();
-    checkBackupContent(repository, catalog->backups()[index], pair.first, pair.second,
-                       report.findings);
+    checkBackupContent(repository, *backups[index].info, pair.first, pair.second, report.findings);
     // A backup whose content disagrees with its manifest is read again next time, so that the
     // finding is reported until it is dealt with.
     if (report.findings.size() != before)
@@ -907,9 +982,8 @@ VerifyReport verifyRepository(const repo::Repository& repository, const VerifyOp
     for (const auto& finding : report.findings)
       if (finding.kind == kind::kObjectCorrupt || finding.kind == kind::kBackupMismatch)
         next.erase(finding.object);
-    auto written =
-        repo::writeStateRecord(repository, catalog->stanza().identity(), repo::state_kind::kVerify,
-                               kRecordSubject, recordJson(next, now));
+    auto written = repo::writeStateRecord(repository, stanzaId, repo::state_kind::kVerify,
+                                          kRecordSubject, recordJson(next, now));
     report.record = written.path;
   }
   return finish();

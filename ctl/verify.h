@@ -2,8 +2,9 @@
 // fail, before the day it is needed: every object (header, decryption, decompression, length and
 // SHA-256), each backup's structure (backup.json, its objects and backup_manifest agree), WAL
 // continuity on every timeline path from each backup to the newest archived file, and history
-// files. With --incremental, only what was not verified before (a verification state record,
-// repo/state.h). docs/verify.md.
+// files; in every generation of the stanza (repo/generation.h), each backup against its own
+// generation's WAL. With --incremental, only what was not verified before (a verification state
+// record, repo/state.h). docs/verify.md.
 #pragma once
 
 #include <cstdint>
@@ -41,8 +42,9 @@ inline constexpr const char* kWalGap = "wal-gap";                      // missin
 inline constexpr const char* kHistoryMissing = "history-missing";
 inline constexpr const char* kHistoryDamaged = "history-damaged";
 inline constexpr const char* kHistoryInconsistent = "history-inconsistent";
+// stanza.json or a generation record unusable (nothing else is checked)
 inline constexpr const char* kStanzaDamaged = "stanza-damaged";
-inline constexpr const char* kNoBackup = "no-backup";  // the stanza has no complete backup
+inline constexpr const char* kNoBackup = "no-backup";  // its current generation has none
 }  // namespace finding_kind
 
 // Which objects are read (every other check runs on the whole stanza each time).
@@ -89,13 +91,14 @@ struct VerifyReport {
   std::map<std::string, std::uint64_t> counts() const;
 };
 
-// Verifies the stanza `repository` names: reads the objects `options` select (in parallel with
-// options.jobs when repository.canOpenAnother(); one at a time otherwise), checks every complete
-// backup's structure, WAL continuity and history files, and with options.incremental writes a new
-// verification record. Damage is reported in the report, never thrown. Throws Error(Config) when
-// the stanza does not exist or a --backup label is not a complete backup, Error(Storage) when the
-// repository cannot be listed. Thread-safe as far as `repository` is: it is used from this thread
-// only; other threads use handles of their own.
+// Verifies the stanza `repository` names, every generation of it: reads the objects `options`
+// select (in parallel with options.jobs when repository.canOpenAnother(); one at a time
+// otherwise), checks every complete backup's structure, each generation's WAL continuity and
+// history files, and with options.incremental writes a new verification record. Findings about a
+// WAL-related file of generation 2 or later begin "generation <n>: ". Damage is reported in the
+// report, never thrown. Throws Error(Config) when the stanza does not exist or a --backup label is
+// not a complete backup, Error(Storage) when the repository cannot be listed. Thread-safe as far as
+// `repository` is: it is used from this thread only; other threads use handles of their own.
 VerifyReport verifyRepository(const repo::Repository& repository, const VerifyOptions& options);
 
 // The JSON report (--output json), documented in docs/verify.md.

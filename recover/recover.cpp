@@ -339,9 +339,11 @@ struct Place {
 
 // The plan for the options, on the configured repository's catalog.
 recovery::RecoveryPlan planFor(const repo::Repository& repository, const RecoverOptions& options) {
-  auto catalog = recovery::Catalog::load(repository);
-  if (!catalog) throw repo::missingStanza(repository);
-  return recovery::planRecovery(*catalog, options.target, options.backup);
+  std::vector<recovery::Catalog> generations = recovery::Catalog::loadGenerations(repository);
+  if (generations.empty()) throw repo::missingStanza(repository);
+  return recovery::planRecovery(
+      recovery::generationFor(generations, options.target, options.backup), options.target,
+      options.backup);
 }
 
 // Where each tablespace of the backup goes (its mapped place, else its original location), said
@@ -601,6 +603,7 @@ recovery::RecoveryPlan recover(const Config& config, const CommandLine& commandL
                     .holder = fmt::format("tidemark-recover into '{}' on {} (pid {})",
                                           options.dataDirectory, hostName(), ::getpid()),
                     .backup = plan.backup.label,
+                    .generation = plan.generation,
                     .timelines = {plan.history.timeline},
                     .firstSegment = plan.backup.firstSegment(),
                     .firstSegmentName = plan.backup.walStart(),
@@ -616,7 +619,7 @@ recovery::RecoveryPlan recover(const Config& config, const CommandLine& commandL
     bool ownWalOnly = plan.lastSegment <= plan.backup.lastSegment() &&
                       repo::keepMarks(repository, stanza.identity()).count(plan.backup.label);
     for (std::uint32_t timeline : lease.timelines)
-      if (auto mark = repo::lowWaterMark(repository, stanza.identity(), timeline);
+      if (auto mark = repo::lowWaterMark(repository, stanza.identity(), plan.generation, timeline);
           mark && *mark > lease.firstSegment && !ownWalOnly)
         throw Error(
             ErrorCode::Conflict,

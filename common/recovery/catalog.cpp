@@ -14,49 +14,74 @@ std::string WalGap::describe() const {
   return count == 1 ? first : fmt::format("{} to {} ({} files)", first, last, count);
 }
 
-std::optional<Catalog> Catalog::load(const repo::Repository& repository) {
-  // With encryption configured, stanza.json and every backup.json are checked against their MACs
-  // before a field is used: a failing stanza.json stops everything, a failing backup.json leaves
-  // that backup out (listed as damaged).
+std::vector<Catalog> Catalog::loadGenerations(const repo::Repository& repository) {
+  // With encryption configured, stanza.json, the generation records and every backup.json are
+  // checked against their MACs before a field is used: a failing stanza.json or generation record
+  // stops everything, a failing backup.json leaves that backup out (listed as damaged).
   auto stanza = repo::loadStanza(repository, true);
-  if (!stanza) return std::nullopt;
-  std::vector<std::string> damaged;
-  std::vector<repo::BackupInfo> backups =
-      repo::listBackups(repository, &damaged, stanza->identity());
-  // A backup.json of another cluster, or one whose segment size differs (every range and window
-  // is computed with the stanza's), does not belong to this stanza (or was altered).
-  std::erase_if(backups, [&](const repo::BackupInfo& b) {
-    if (b.systemId != stanza->systemId)
-      damaged.push_back(fmt::format(
+  if (!stanza) return {};
+  std::vector<repo::Generation> generations = repo::loadGenerations(repository, *stanza);
+  std::vector<std::string> damagedAll;
+  std::vector<repo::BackupInfo> all =
+      repo::listBackups(repository, &damagedAll, stanza->identity());
+  std::vector<std::vector<repo::BackupInfo>> backups(generations.size());
+  std::vector<std::vector<std::string>> damaged(generations.size());
+  damaged.back() = std::move(damagedAll);
+  // A backup.json of no generation's cluster, or one whose segment size differs from its
+  // generation's (every range and window is computed with the generation's), does not belong to
+  // this stanza (or was altered).
+  for (auto& b : all) {
+    const repo::Generation* g = repo::findGeneration(generations, b.systemId);
+    if (!g)
+      damaged.back().push_back(fmt::format(
           "backup {} is of the cluster with system identifier {}, but stanza '{}' is of {}",
-          b.label, b.systemId, repository.stanza(), stanza->systemId));
-    else if (b.walSegmentSize != stanza->walSegmentSize)
-      damaged.push_back(
+          b.label, b.systemId, repository.stanza(),
+          generations.size() == 1
+              ? std::to_string(stanza->systemId)
+              : fmt::format("{} (generation 1) to {} (generation {})", stanza->systemId,
+                            generations.back().systemId, generations.back().number)));
+    else if (b.walSegmentSize != g->walSegmentSize)
+      damaged[g->number - 1].push_back(
           fmt::format("backup {} records {} byte WAL segments, but stanza '{}' has {} byte "
                       "segments",
-                      b.label, b.walSegmentSize, repository.stanza(), stanza->walSegmentSize));
+                      b.label, b.walSegmentSize, repository.stanza(), g->walSegmentSize));
     else
-      return false;
-    return true;
-  });
-  repo::WalCatalog wal = repo::scanWal(repository, stanza->walSegmentSize);
-  // History files are read later, through the same storage (which must outlive the catalog).
-  Catalog catalog(repository.stanza(), std::move(*stanza), std::move(backups), std::move(damaged),
-                  std::move(wal),
-                  [storage = &repository.storage(), name = repository.stanza(),
-                   keys = repository.keys(), policy = repository.policy()](std::uint32_t timeline) {
-                    return repo::loadHistory(repo::Repository(*storage, name, keys, policy),
-                                             timeline);
-                  });
-  catalog.trust_ = repo::authenticatesMetadata(repository) ? repo::MetadataTrust::Authenticated
-                                                           : repo::MetadataTrust::Unauthenticated;
-  return catalog;
+      backups[g->number - 1].push_back(std::move(b));
+  }
+  const repo::MetadataTrust trust = repo::authenticatesMetadata(repository)
+                                        ? repo::MetadataTrust::Authenticated
+                                        : repo::MetadataTrust::Unauthenticated;
+  std::vector<Catalog> out;
+  for (std::size_t i = 0; i < generations.size(); ++i) {
+    const repo::Generation& g = generations[i];
+    repo::WalCatalog wal = repo::scanWal(repository, g.number, g.walSegmentSize);
+    // History files are read later, through the same storage (which must outlive the catalog).
+    Catalog catalog(
+        repository.stanza(), *stanza, std::move(backups[i]), std::move(damaged[i]), std::move(wal),
+        [storage = &repository.storage(), name = repository.stanza(), keys = repository.keys(),
+         policy = repository.policy(), generation = g.number](std::uint32_t timeline) {
+          return repo::loadHistory(repo::Repository(*storage, name, keys, policy), generation,
+                                   timeline);
+        },
+        g);
+    catalog.trust_ = trust;
+    out.push_back(std::move(catalog));
+  }
+  return out;
+}
+
+std::optional<Catalog> Catalog::load(const repo::Repository& repository) {
+  std::vector<Catalog> generations = loadGenerations(repository);
+  if (generations.empty()) return std::nullopt;
+  return std::move(generations.back());
 }
 
 Catalog::Catalog(std::string name, repo::StanzaInfo stanza, std::vector<repo::BackupInfo> backups,
-                 std::vector<std::string> damaged, repo::WalCatalog wal, HistoryLoader loadHistory)
+                 std::vector<std::string> damaged, repo::WalCatalog wal, HistoryLoader loadHistory,
+                 std::optional<repo::Generation> generation)
     : name_(std::move(name)),
       stanza_(std::move(stanza)),
+      generation_(generation ? std::move(*generation) : repo::Generation::first(stanza_)),
       backups_(std::move(backups)),
       damaged_(std::move(damaged)),
       wal_(std::move(wal)),

@@ -1,6 +1,6 @@
-// The recovery model: what a stanza holds (stanza.json, its complete backups, its WAL per
-// timeline, the timeline histories), read once, and the questions every command asks of it:
-// which file PostgreSQL reads for a segment on the way to a timeline, which of those files are
+// The recovery model: what one generation of a stanza holds (its identity, its complete backups,
+// its WAL per timeline, the timeline histories), read once, and the questions every command asks of
+// it: which file PostgreSQL reads for a segment on the way to a timeline, which of those files are
 // missing, how far an unbroken run of WAL reaches, which backups lie on a timeline's history and
 // what WAL each needs.
 //
@@ -21,6 +21,7 @@
 
 #include "common/pg/timeline.h"
 #include "common/repo/backup.h"
+#include "common/repo/generation.h"
 #include "common/repo/metadata.h"
 #include "common/repo/repository.h"
 #include "common/repo/stanza.h"
@@ -42,20 +43,30 @@ class Catalog {
   // Reads a history file; throws like repo::loadHistory.
   using HistoryLoader = std::function<pg::TimelineHistory(std::uint32_t timeline)>;
 
-  // Reads stanza.json, every backup.json (a damaged one is left out and listed in
-  // damagedBackups(): one damaged file must not make every other backup unusable) and the WAL
-  // listing; history files are read when first asked for, through the handle's storage, which must
-  // outlive the catalog. nullopt when the stanza has no stanza.json (it does not exist). Throws
-  // Error(Corrupt) for a damaged stanza.json, Error(Storage) when the repository cannot be read.
+  // One catalog per generation of the stanza (repo/generation.h), oldest first: reads stanza.json,
+  // the generation records, every backup.json (each in the catalog of the generation of its
+  // system identifier; a damaged one is left out and listed in damagedBackups(), as is one of no
+  // generation, in the newest catalog's: one damaged file must not make every other backup
+  // unusable) and each generation's WAL listing; history files are read when first asked for,
+  // through the handle's storage, which must outlive the catalogs. Empty when the stanza has no
+  // stanza.json (it does not exist). Throws Error(Corrupt) for a damaged stanza.json or
+  // generation record, Error(Storage) when the repository cannot be read.
+  static std::vector<Catalog> loadGenerations(const repo::Repository& repository);
+  // The newest generation's catalog (the one pushes of the current cluster go to); nullopt when
+  // the stanza does not exist.
   static std::optional<Catalog> load(const repo::Repository& repository);
 
-  // From parts (tests, and load()). `backups` oldest first.
+  // From parts (tests, and loadGenerations()). `backups` oldest first. Without `generation`,
+  // generation 1 (what `stanza` records).
   Catalog(std::string name, repo::StanzaInfo stanza, std::vector<repo::BackupInfo> backups,
-          std::vector<std::string> damagedBackups, repo::WalCatalog wal, HistoryLoader loadHistory);
+          std::vector<std::string> damagedBackups, repo::WalCatalog wal, HistoryLoader loadHistory,
+          std::optional<repo::Generation> generation = std::nullopt);
 
   // The stanza's name, and what its stanza.json records.
   const std::string& name() const { return name_; }
   const repo::StanzaInfo& stanza() const { return stanza_; }
+  // The generation this catalog describes: its cluster, and the WAL folder it listed.
+  const repo::Generation& generation() const { return generation_; }
   // Complete backups (with a readable backup.json), oldest first.
   const std::vector<repo::BackupInfo>& backups() const { return backups_; }
   // Why each left-out backup.json could not be read (or was not authenticated).
@@ -109,6 +120,7 @@ class Catalog {
  private:
   std::string name_;
   repo::StanzaInfo stanza_;
+  repo::Generation generation_;
   std::vector<repo::BackupInfo> backups_;
   std::vector<std::string> damaged_;
   repo::WalCatalog wal_;

@@ -269,12 +269,41 @@ class Planner {
 
 RecoveryPlan planRecovery(const Catalog& catalog, const Target& target,
                           const std::optional<std::string>& backupLabel) {
-  return Planner(catalog, target).plan(backupLabel);
+  RecoveryPlan plan = Planner(catalog, target).plan(backupLabel);
+  plan.generation = catalog.generation().number;
+  return plan;
+}
+
+const Catalog& generationFor(const std::vector<Catalog>& generations, const Target& target,
+                             const std::optional<std::string>& backupLabel) {
+  if (generations.empty()) throw Error(ErrorCode::Internal, "generationFor: no generation");
+  if (backupLabel) {
+    for (const auto& catalog : generations)
+      if (catalog.findBackup(*backupLabel)) return catalog;
+    return generations.back();  // whose planner names the label as unknown
+  }
+  auto before = [&](const repo::BackupInfo& b) {
+    if (target.kind == TargetKind::Time) return b.stopTime <= target.time;
+    if (target.kind == TargetKind::Lsn) return b.stopLsn <= target.lsn;
+    return true;
+  };
+  const Catalog* oldestWithBackups = nullptr;
+  for (auto it = generations.rbegin(); it != generations.rend(); ++it) {
+    if (std::any_of(it->backups().begin(), it->backups().end(), before)) return *it;
+    if (!it->backups().empty()) oldestWithBackups = &*it;
+  }
+  // No backup ends before the target: the oldest backup's generation says so, naming it.
+  return oldestWithBackups ? *oldestWithBackups : generations.back();
 }
 
 std::string describePlan(const RecoveryPlan& plan, const Target& target) {
   const repo::BackupInfo& b = plan.backup;
   std::string out;
+  if (plan.generation > 1)
+    out += fmt::format(
+        "generation: {} of the stanza (PostgreSQL {}, system identifier {}: after "
+        "stanza-upgrade)\n",
+        plan.generation, b.pgVersion, b.systemId);
   out += fmt::format("backup:    {} (timeline {}, {} to {}, ended {}, {}): {}\n", b.label,
                      b.timeline, pg::formatLsn(b.startLsn), pg::formatLsn(b.stopLsn),
                      formatUtc(b.stopTime), humanBytes(b.size()), plan.backupReason);

@@ -24,6 +24,7 @@ struct RecoveryPlan {
   std::string firstWal, lastWal;
   std::vector<WalGap> gaps;
   std::vector<std::string> warnings;
+  int generation = 1;  // of the stanza: whose WAL the recovery reads (repo/generation.h)
 };
 
 // Chooses the backup (the one labelled `backupLabel`, else the newest one that ends before the
@@ -36,6 +37,15 @@ struct RecoveryPlan {
 // history file is missing.
 RecoveryPlan planRecovery(const Catalog& catalog, const Target& target,
                           const std::optional<std::string>& backupLabel = std::nullopt);
+
+// Which generation's catalog (`generations` oldest first, not empty) a recovery uses: the one
+// holding `backupLabel`; else the newest generation with a backup that ends before the target (any
+// backup, for targets other than a time or an LSN: the newest generation with one); else the
+// oldest generation with a backup (its plan then names the oldest backup the target precedes).
+// Never another generation because a plan fails: a gap in the newest generation's WAL must not
+// turn into a recovery of the version before the upgrade.
+const Catalog& generationFor(const std::vector<Catalog>& generations, const Target& target,
+                             const std::optional<std::string>& backupLabel = std::nullopt);
 
 // The plan as lines for an operator.
 std::string describePlan(const RecoveryPlan& plan, const Target& target);

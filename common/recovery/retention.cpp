@@ -34,11 +34,23 @@ void requirePolicy(const RetentionPolicy& policy) {
                 "never deletes");
 }
 
-ExpiryPlan planExpiry(const Catalog& catalog, const RetentionPolicy& policy,
+ExpiryPlan planExpiry(const std::vector<Catalog>& generations, const RetentionPolicy& policy,
                       const std::set<std::string>& keepMarks,
                       const std::vector<repo::Lease>& leases, UtcSeconds now) {
   requirePolicy(policy);
-  const auto& backups = catalog.backups();  // oldest first
+  // Every backup of every generation, oldest first (labels are start times): the rules count and
+  // window over all of them.
+  struct Entry {
+    const repo::BackupInfo* backup;
+    const Catalog* catalog;
+  };
+  std::vector<Entry> backups;
+  for (const auto& catalog : generations)
+    for (const auto& b : catalog.backups())
+      backups.push_back({&b, &catalog});
+  std::stable_sort(backups.begin(), backups.end(), [](const Entry& a, const Entry& b) {
+    return a.backup->label < b.backup->label;
+  });
   const std::size_t n = backups.size();
   std::vector<std::vector<std::string>> reasons(n);
   std::vector<bool> byRule(n, false);
@@ -52,10 +64,10 @@ ExpiryPlan planExpiry(const Catalog& catalog, const RetentionPolicy& policy,
     UtcSeconds start = now - std::chrono::seconds(policy.window);
     std::size_t first = 0;  // the newest backup that stopped before the window's start
     for (std::size_t i = 0; i < n; ++i)
-      if (backups[i].stopTime < start) first = i;
+      if (backups[i].backup->stopTime < start) first = i;
     for (std::size_t i = first; i < n; ++i) {
       reasons[i].push_back(
-          backups[i].stopTime < start
+          backups[i].backup->stopTime < start
               ? fmt::format("recovers the start of the {} window (retention.window)",
                             formatDuration(policy.window))
               : fmt::format("within the {} window (retention.window)",
@@ -64,64 +76,27 @@ ExpiryPlan planExpiry(const Catalog& catalog, const RetentionPolicy& policy,
     }
   }
   for (std::size_t i = 0; i < n; ++i) {
-    if (keepMarks.count(backups[i].label)) reasons[i].push_back("keep mark ('tidemark keep')");
+    if (keepMarks.count(backups[i].backup->label))
+      reasons[i].push_back("keep mark ('tidemark keep')");
     for (const auto& lease : leases)
-      if (lease.backup == backups[i].label)
+      if (lease.backup == backups[i].backup->label)
         reasons[i].push_back(
             fmt::format("a recovery replays it (lease {}, {})", lease.id, lease.holder));
   }
 
   ExpiryPlan plan;
-  std::optional<std::size_t> cutoff;
   for (std::size_t i = 0; i < n; ++i) {
-    if (reasons[i].empty()) {
-      plan.backups.push_back({backups[i].label, "no retention rule keeps it"});
-      continue;
-    }
-    plan.kept.push_back({backups[i].label, reasons[i]});
-    if (byRule[i] && !cutoff) cutoff = i;
-  }
-  if (!cutoff) return plan;
-
-  const repo::BackupInfo& oldest = backups[*cutoff];
-  plan.cutoffBackup = oldest.label;
-  plan.cutoffSegment = oldest.firstSegment();
-  plan.cutoffTimeline = oldest.timeline;
-  const pg::TimelineHistory& path = catalog.history(oldest.timeline);
-  std::vector<std::uint32_t> timelines{oldest.timeline};
-  for (const auto& parent : path.parents)
-    timelines.push_back(parent.timeline);
-  std::sort(timelines.begin(), timelines.end());
-
-  const repo::WalCatalog& wal = catalog.wal();
-  std::vector<ExpiredWal> candidates;
-  for (std::uint32_t timeline : timelines) {
-    // An ancestor goes only up to where the path left it: what it holds after that (the old
-    // primary's own WAL after a promotion) is another branch.
-    std::uint64_t limit = plan.cutoffSegment;
-    if (auto end = path.endOf(timeline)) limit = std::min(limit, *end / wal.segmentSize + 1);
-    plan.lowWater[timeline] = limit;
-    std::vector<ExpiredWal> files;
-    if (auto it = wal.segments.find(timeline); it != wal.segments.end())
-      for (auto s = it->second.begin(); s != it->second.end() && s->first < limit; ++s)
-        files.push_back({timeline, s->first, pg::WalKind::Segment,
-                         pg::segmentFileName(timeline, s->first, wal.segmentSize)});
-    if (auto it = wal.partials.find(timeline); it != wal.partials.end())
-      for (auto s = it->second.begin(); s != it->second.end() && s->first < limit; ++s)
-        files.push_back({timeline, s->first, pg::WalKind::Partial,
-                         pg::segmentFileName(timeline, s->first, wal.segmentSize) + ".partial"});
-    if (auto it = wal.backupFiles.find(timeline); it != wal.backupFiles.end())
-      for (auto s = it->second.begin(); s != it->second.end() && s->first < limit; ++s)
-        files.push_back({timeline, s->first, pg::WalKind::Backup, s->second});
-    std::sort(files.begin(), files.end(), [](const ExpiredWal& a, const ExpiredWal& b) {
-      return a.segment != b.segment ? a.segment < b.segment : a.name < b.name;
-    });
-    candidates.insert(candidates.end(), files.begin(), files.end());
+    if (reasons[i].empty())
+      plan.backups.push_back({backups[i].backup->label, "no retention rule keeps it"});
+    else
+      plan.kept.push_back({backups[i].backup->label, reasons[i]});
   }
 
-  // What must stay although it is older than the cutoff.
+  // What must stay although it is older than a cutoff.
   struct Need {
     std::string why;
+    int generation = 1;
+    const Catalog* catalog = nullptr;
     const pg::TimelineHistory* history = nullptr;
     std::set<std::uint32_t> timelines;  // instead of a history (leases)
     std::uint64_t first = 0;
@@ -129,30 +104,110 @@ ExpiryPlan planExpiry(const Catalog& catalog, const RetentionPolicy& policy,
   };
   std::vector<Need> needs;
   for (std::size_t i = 0; i < n; ++i) {
-    const auto& backup = backups[i];
+    const auto& [backup, catalog] = backups[i];
+    const int generation = catalog->generation().number;
     if (byRule[i])
-      needs.push_back({"", &catalog.history(backup.timeline), {}, backup.firstSegment(), {}});
-    else if (keepMarks.count(backup.label))
-      needs.push_back({fmt::format("backup {} has a keep mark", backup.label),
-                       &catalog.history(backup.timeline),
+      needs.push_back({"",
+                       generation,
+                       catalog,
+                       &catalog->history(backup->timeline),
                        {},
-                       backup.firstSegment(),
-                       backup.lastSegment()});
+                       backup->firstSegment(),
+                       {}});
+    else if (keepMarks.count(backup->label))
+      needs.push_back({fmt::format("backup {} has a keep mark", backup->label),
+                       generation,
+                       catalog,
+                       &catalog->history(backup->timeline),
+                       {},
+                       backup->firstSegment(),
+                       backup->lastSegment()});
   }
   for (const auto& lease : leases)
     needs.push_back({fmt::format("a recovery replays from backup {} (lease {}, {})", lease.backup,
                                  lease.id, lease.holder),
+                     lease.generation,
+                     nullptr,
                      nullptr,
                      lease.timelines,
                      lease.firstSegment,
                      {}});
 
+  // Each generation's cutoff: its oldest backup a rule keeps; or, with none, all of it when a
+  // later generation has one.
+  std::vector<ExpiredWal> candidates;
+  for (std::size_t g = 0; g < generations.size(); ++g) {
+    const Catalog& catalog = generations[g];
+    const repo::WalCatalog& wal = catalog.wal();
+    GenerationCutoff cutoff{.generation = catalog.generation().number,
+                            .segmentSize = catalog.segmentSize()};
+    const repo::BackupInfo* oldest = nullptr;
+    for (std::size_t i = 0; i < n && !oldest; ++i)
+      if (byRule[i] && backups[i].catalog == &catalog) oldest = backups[i].backup;
+    if (oldest) {
+      cutoff.cutoffBackup = oldest->label;
+      cutoff.cutoffSegment = oldest->firstSegment();
+      cutoff.cutoffTimeline = oldest->timeline;
+      const pg::TimelineHistory& path = catalog.history(oldest->timeline);
+      std::set<std::uint32_t> timelines{oldest->timeline};
+      for (const auto& parent : path.parents)
+        timelines.insert(parent.timeline);
+      for (std::uint32_t timeline : timelines) {
+        // An ancestor goes only up to where the path left it: what it holds after that (the old
+        // primary's own WAL after a promotion) is another branch.
+        std::uint64_t limit = cutoff.cutoffSegment;
+        if (auto end = path.endOf(timeline)) limit = std::min(limit, *end / wal.segmentSize + 1);
+        cutoff.lowWater[timeline] = limit;
+      }
+    } else {
+      for (std::size_t i = 0; i < n; ++i)
+        if (byRule[i] && backups[i].catalog->generation().number > cutoff.generation) {
+          cutoff.whole = true;
+          cutoff.laterBackup = backups[i].backup->label;
+          break;
+        }
+      if (!cutoff.whole) continue;
+      for (std::uint32_t timeline : wal.timelines()) {
+        std::uint64_t end = 0;
+        for (const auto* files : {&wal.segments, &wal.partials})
+          if (auto it = files->find(timeline); it != files->end() && !it->second.empty())
+            end = std::max(end, it->second.rbegin()->first + 1);
+        if (auto it = wal.backupFiles.find(timeline); it != wal.backupFiles.end())
+          if (!it->second.empty()) end = std::max(end, it->second.rbegin()->first + 1);
+        if (end > 0) cutoff.lowWater[timeline] = end;
+      }
+    }
+    for (const auto& [timeline, limit] : cutoff.lowWater) {
+      std::vector<ExpiredWal> files;
+      auto add = [&](pg::WalKind kind, std::uint64_t segment, std::string name) {
+        files.push_back({cutoff.generation, timeline, segment, kind, std::move(name)});
+      };
+      if (auto it = wal.segments.find(timeline); it != wal.segments.end())
+        for (auto s = it->second.begin(); s != it->second.end() && s->first < limit; ++s)
+          add(pg::WalKind::Segment, s->first,
+              pg::segmentFileName(timeline, s->first, wal.segmentSize));
+      if (auto it = wal.partials.find(timeline); it != wal.partials.end())
+        for (auto s = it->second.begin(); s != it->second.end() && s->first < limit; ++s)
+          add(pg::WalKind::Partial, s->first,
+              pg::segmentFileName(timeline, s->first, wal.segmentSize) + ".partial");
+      if (auto it = wal.backupFiles.find(timeline); it != wal.backupFiles.end())
+        for (auto s = it->second.begin(); s != it->second.end() && s->first < limit; ++s)
+          add(pg::WalKind::Backup, s->first, s->second);
+      std::sort(files.begin(), files.end(), [](const ExpiredWal& a, const ExpiredWal& b) {
+        return a.segment != b.segment ? a.segment < b.segment : a.name < b.name;
+      });
+      candidates.insert(candidates.end(), files.begin(), files.end());
+    }
+    plan.cutoffs.push_back(std::move(cutoff));
+  }
+
   std::map<std::string, std::uint64_t> held;
   for (const auto& file : candidates) {
     const Need* keeper = nullptr;
     for (const auto& need : needs) {
+      if (need.generation != file.generation) continue;
       bool needed = need.history
-                        ? reads(catalog, *need.history, need.first, need.last, file)
+                        ? reads(*need.catalog, *need.history, need.first, need.last, file)
                         : file.segment >= need.first && need.timelines.count(file.timeline) > 0;
       if (needed) {
         keeper = &need;

@@ -6,12 +6,14 @@
 // backup that stopped before the window's start, and every later one) keeps it, when it has a keep
 // mark, or when a live recovery lease names it.
 //
-// WAL: only files older than the start of the oldest backup that a rule keeps (the cutoff
-// backup) go, and only on that backup's timeline and its ancestors; .history files never go, nor
-// WAL on any other branch. On top of that, nothing goes that a kept backup (by a rule) reads from
-// its start along its own timeline's history, that a keep-marked backup needs from its start to
-// its stop, or that a live lease reads from its first segment on its timelines. Without a backup
-// kept by a rule, no WAL goes.
+// WAL, per generation of the stanza (repo/generation.h): only files older than the start of the
+// generation's oldest backup that a rule keeps (its cutoff backup) go, and only on that backup's
+// timeline and its ancestors; .history files never go, nor WAL on any other branch. A generation
+// none of whose backups a rule keeps loses all its WAL (but its .history files) when a later
+// generation has a backup a rule keeps: every file of it is older than that backup. On top of
+// that, nothing goes that a kept backup (by a rule) reads from its start along its own timeline's
+// history, that a keep-marked backup needs from its start to its stop, or that a live lease reads
+// from its first segment on its timelines. Without a backup kept by a rule, no WAL goes.
 #pragma once
 
 #include <cstdint>
@@ -45,24 +47,37 @@ struct KeptBackup {
 };
 
 struct ExpiredWal {
+  int generation = 1;
   std::uint32_t timeline = 0;
   std::uint64_t segment = 0;
   pg::WalKind kind = pg::WalKind::Segment;
   std::string name;  // the file name
 };
 
-struct ExpiryPlan {
-  std::vector<KeptBackup> kept;        // oldest first
-  std::vector<ExpiredBackup> backups;  // oldest first
-  // The oldest backup a rule keeps, whose start is the cutoff; nullopt: no WAL goes.
+// Where WAL of one generation goes from.
+struct GenerationCutoff {
+  int generation = 1;
+  std::uint32_t segmentSize = 0;
+  // The generation's oldest backup a rule keeps, whose start is the cutoff; nullopt with `whole`.
   std::optional<std::string> cutoffBackup;
   std::uint64_t cutoffSegment = 0;
   std::uint32_t cutoffTimeline = 0;
+  // No backup of this generation is kept by a rule, but one of a later generation is
+  // (`laterBackup`): all of its WAL goes.
+  bool whole = false;
+  std::string laterBackup;
   // The timelines WAL goes from (the cutoff backup's timeline and its ancestors, each up to where
-  // the path left it), and for each the low-water mark to record before deleting: below it, WAL
-  // may be gone.
+  // the path left it; with `whole`, every timeline up to its end), and for each the low-water mark
+  // to record before deleting: below it, WAL may be gone.
   std::map<std::uint32_t, std::uint64_t> lowWater;
-  std::vector<ExpiredWal> wal;  // by timeline, then segment
+};
+
+struct ExpiryPlan {
+  std::vector<KeptBackup> kept;        // oldest first
+  std::vector<ExpiredBackup> backups;  // oldest first
+  // One per generation that loses WAL (none: no WAL goes), oldest first.
+  std::vector<GenerationCutoff> cutoffs;
+  std::vector<ExpiredWal> wal;  // by generation, timeline, then segment
   // Files older than the cutoff that stay because a keep mark or a lease needs them: why.
   std::vector<std::string> heldBack;
 };
@@ -70,9 +85,10 @@ struct ExpiryPlan {
 // Throws Error(Config) for an empty policy, naming the keys to set: an unset policy never deletes.
 void requirePolicy(const RetentionPolicy& policy);
 
-// Throws like requirePolicy for an empty policy, and Error(Corrupt) when
-// a history file it needs cannot be read (nothing is decided on a guess).
-ExpiryPlan planExpiry(const Catalog& catalog, const RetentionPolicy& policy,
+// `generations`: the stanza's catalogs, oldest generation first (Catalog::loadGenerations). Throws
+// like requirePolicy for an empty policy, and Error(Corrupt) when a history file it needs cannot
+// be read (nothing is decided on a guess).
+ExpiryPlan planExpiry(const std::vector<Catalog>& generations, const RetentionPolicy& policy,
                       const std::set<std::string>& keepMarks,
                       const std::vector<repo::Lease>& liveLeases, UtcSeconds now);
 

@@ -7,13 +7,21 @@ std::string stanzaFile(const std::string& stanza) {
   return stanza + "/stanza.json";
 }
 
-std::string walDirectory(const std::string& stanza) {
-  return stanza + "/wal";
+std::string generationsDirectory(const std::string& stanza) {
+  return stanza + "/generations";
 }
 
-std::string walObject(const std::string& stanza, const pg::WalName& name) {
-  if (name.kind == pg::WalKind::History) return walDirectory(stanza) + "/" + name.name;
-  return walDirectory(stanza) + "/" + name.name.substr(0, 16) + "/" + name.name;
+std::string generationFile(const std::string& stanza, int generation) {
+  return generationsDirectory(stanza) + "/" + std::to_string(generation) + ".json";
+}
+
+std::string walDirectory(const std::string& stanza, int generation) {
+  return generation <= 1 ? stanza + "/wal" : stanza + "/wal-" + std::to_string(generation);
+}
+
+std::string walObject(const std::string& stanza, int generation, const pg::WalName& name) {
+  if (name.kind == pg::WalKind::History) return walDirectory(stanza, generation) + "/" + name.name;
+  return walDirectory(stanza, generation) + "/" + name.name.substr(0, 16) + "/" + name.name;
 }
 
 std::string backupsDirectory(const std::string& stanza) {

@@ -1,8 +1,10 @@
 // Repository layout: the only place that builds repository paths (docs/repository-format.md).
 //
-//   <stanza>/stanza.json
+//   <stanza>/stanza.json                      generation 1's identity
+//   <stanza>/generations/<n>.json             generation n's (n >= 2: repo/generation.h)
 //   <stanza>/wal/<timeline+log, 16 hex>/<segment, .partial or .backup file name>
 //   <stanza>/wal/<timeline, 8 hex>.history
+//   <stanza>/wal-<n>/...                      the same for generation n >= 2
 //   <stanza>/backups/<label>/<archive or backup_manifest>
 //   <stanza>/backups/<label>/backup.json      written last: its presence means "complete"
 //   <stanza>/backup.lock                      held while a backup runs
@@ -18,9 +20,12 @@
 namespace tidemark::repo {
 
 std::string stanzaFile(const std::string& stanza);
-std::string walDirectory(const std::string& stanza);
-// Where a WAL-related file is stored.
-std::string walObject(const std::string& stanza, const pg::WalName& name);
+std::string generationsDirectory(const std::string& stanza);
+std::string generationFile(const std::string& stanza, int generation);
+// Generation `generation`'s WAL folder: "wal" for generation 1, "wal-<n>" after.
+std::string walDirectory(const std::string& stanza, int generation);
+// Where a WAL-related file of a generation is stored.
+std::string walObject(const std::string& stanza, int generation, const pg::WalName& name);
 
 std::string backupsDirectory(const std::string& stanza);
 std::string backupDirectory(const std::string& stanza, const std::string& label);

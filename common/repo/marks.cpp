@@ -30,8 +30,10 @@ nlohmann::json parse(const StateRecord& record, const Repository& repository) {
   }
 }
 
-std::string timelineSubject(std::uint32_t timeline) {
-  return fmt::format("{:08X}", timeline);
+// "00000001" in generation 1 (as before generations existed), "<n>-00000001" in generation n.
+std::string timelineSubject(int generation, std::uint32_t timeline) {
+  return generation <= 1 ? fmt::format("{:08X}", timeline)
+                         : fmt::format("{}-{:08X}", generation, timeline);
 }
 
 }  // namespace
@@ -60,31 +62,33 @@ std::set<std::string> keepMarks(const Repository& repository, const std::string&
   return out;
 }
 
-void writeLowWaterMark(const Repository& repository, const std::string& stanzaId,
+void writeLowWaterMark(const Repository& repository, const std::string& stanzaId, int generation,
                        std::uint32_t timeline, std::uint64_t segment,
                        const std::string& segmentName, std::int64_t* stored) {
   nlohmann::ordered_json doc;
+  if (generation > 1) doc["generation"] = generation;
   doc["timeline"] = timeline;
   doc["segment"] = segment;
   doc["first-kept"] = segmentName;
   auto record = writeStateRecord(repository, stanzaId, state_kind::kLowWater,
-                                 timelineSubject(timeline), doc.dump(2) + "\n");
+                                 timelineSubject(generation, timeline), doc.dump(2) + "\n");
   if (stored) *stored = record.stored;
 }
 
 std::optional<std::uint64_t> lowWaterMark(const Repository& repository, const std::string& stanzaId,
-                                          std::uint32_t timeline) {
+                                          int generation, std::uint32_t timeline) {
   // The highest of the authenticated marks: marks only rise, and whichever record a reader takes
   // for the newest, the WAL below the highest may be gone.
   std::optional<std::uint64_t> highest;
-  const std::string subject = timelineSubject(timeline);
+  const std::string subject = timelineSubject(generation, timeline);
   for (const auto& listed : listStateRecords(repository, state_kind::kLowWater, subject)) {
     std::optional<StateRecord> record;
     try {
       record = readStateRecord(repository, stanzaId, listed);
       if (!record) continue;
       auto doc = parse(*record, repository);
-      if (doc.at("timeline").get<std::uint32_t>() != timeline)
+      if (doc.at("timeline").get<std::uint32_t>() != timeline ||
+          doc.value("generation", 1) != std::max(generation, 1))
         throw std::runtime_error("it names another timeline");
       highest = std::max(highest.value_or(0), doc.at("segment").get<std::uint64_t>());
     } catch (const std::exception& e) {
@@ -109,6 +113,7 @@ nlohmann::ordered_json leaseJson(const Lease& lease) {
   doc["lease"] = lease.id;
   doc["holder"] = lease.holder;
   doc["backup"] = lease.backup;
+  if (lease.generation > 1) doc["generation"] = lease.generation;
   doc["timelines"] = lease.timelines;
   doc["first-segment"] = lease.firstSegment;
   doc["first-segment-name"] = lease.firstSegmentName;
@@ -122,6 +127,7 @@ Lease leaseFromJson(const nlohmann::json& doc) {
   lease.id = doc.at("lease").get<std::string>();
   lease.holder = doc.at("holder").get<std::string>();
   lease.backup = doc.at("backup").get<std::string>();
+  lease.generation = doc.value("generation", 1);
   lease.timelines = doc.at("timelines").get<std::set<std::uint32_t>>();
   lease.firstSegment = doc.at("first-segment").get<std::uint64_t>();
   lease.firstSegmentName = doc.value("first-segment-name", "");

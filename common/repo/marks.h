@@ -20,18 +20,18 @@ void writeKeepMark(const Repository& repository, const std::string& stanzaId,
 // The labels whose newest keep record keeps them.
 std::set<std::string> keepMarks(const Repository& repository, const std::string& stanzaId);
 
-// ---- low-water marks (subject: the timeline, 8 hex digits) -----------------------------------
+// ---- low-water marks (subject: the timeline, 8 hex digits; "<n>-" before it in generation n) -
 
-// Written by expire before it deletes WAL of `timeline`: segments before `segment` may be gone on
-// purpose. archive-get answers a request below it that it cannot find with an error, never
-// "not found" (which PostgreSQL would take for the end of the archive).
-void writeLowWaterMark(const Repository& repository, const std::string& stanzaId,
+// Written by expire before it deletes WAL of `timeline` of generation `generation`: segments before
+// `segment` may be gone on purpose. archive-get answers a request below it that it cannot find with
+// an error, never "not found" (which PostgreSQL would take for the end of the archive).
+void writeLowWaterMark(const Repository& repository, const std::string& stanzaId, int generation,
                        std::uint32_t timeline, std::uint64_t segment,
                        const std::string& segmentName, std::int64_t* stored = nullptr);
 // The highest authenticated mark of `timeline` (the first segment number kept); nullopt when
 // none. A record that is not vouched for or not a mark is left out, with a warning.
 std::optional<std::uint64_t> lowWaterMark(const Repository& repository, const std::string& stanzaId,
-                                          std::uint32_t timeline);
+                                          int generation, std::uint32_t timeline);
 
 // ---- recovery leases (subject: the lease id) -------------------------------------------------
 
@@ -42,6 +42,7 @@ struct Lease {
   std::string id;                     // 16 hex digits
   std::string holder;                 // "tidemark-recover on host (pid 123)", for messages
   std::string backup;                 // the label restored
+  int generation = 1;                 // of the stanza (repo/generation.h) whose WAL it reads
   std::set<std::uint32_t> timelines;  // the history of the timeline it replays to
   std::uint64_t firstSegment = 0;
   std::string firstSegmentName;

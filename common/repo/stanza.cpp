@@ -14,6 +14,7 @@
 #include "common/base/version.h"
 #include "common/io/encrypt.h"
 #include "common/io/hash.h"
+#include "common/repo/generation.h"
 #include "common/repo/layout.h"
 #include "common/repo/metadata.h"
 
@@ -82,16 +83,6 @@ std::optional<StanzaInfo> loadStanza(const Repository& repository, bool authenti
   return info;
 }
 
-void checkSystemId(const StanzaInfo& info, const std::string& stanza, std::uint64_t systemId,
-                   const std::string& what) {
-  if (info.systemId == systemId) return;
-  throw Error(
-      ErrorCode::ForeignCluster,
-      fmt::format("{} is from the cluster with system identifier {}, but stanza '{}' belongs to {}",
-                  what, systemId, stanza, info.systemId),
-      "each cluster needs its own stanza: set 'stanza' for this cluster to a new name");
-}
-
 std::string StanzaInfo::identity() const {
   if (!id.empty()) return id;
   std::string recorded =
@@ -112,16 +103,6 @@ Error missingStanza(const Repository& repository, std::string_view consequence) 
 StanzaInfo requireStanza(const Repository& repository) {
   if (auto info = loadStanza(repository)) return *info;
   throw missingStanza(repository);
-}
-
-void checkCluster(const StanzaInfo& info, const std::string& stanza, std::uint64_t systemId,
-                  std::uint32_t walSegmentSize, const std::string& what) {
-  checkSystemId(info, stanza, systemId, what);
-  if (info.walSegmentSize != walSegmentSize)
-    throw Error(ErrorCode::ForeignCluster,
-                fmt::format("{} has {} byte segments, but stanza '{}' has {} byte segments", what,
-                            walSegmentSize, stanza, info.walSegmentSize),
-                "each cluster needs its own stanza: set 'stanza' for this cluster to a new name");
 }
 
 namespace {
@@ -158,9 +139,16 @@ void probeNoReplace(const Repository& repository) {
         "in front of it, make it pass If-None-Match through");
 }
 
-// stanza.json and every backup.json (with their text), for checking or signing them all.
+// stanza.json, every generation record and every backup.json (with their text), for checking or
+// signing them all.
 std::vector<std::pair<std::string, std::string>> metadataFiles(const Repository& repository) {
   std::vector<std::string> paths{stanzaFile(repository.stanza())};
+  repository.storage().list(
+      generationsDirectory(repository.stanza()), [&](const storage::ListEntry& entry) {
+        const std::string& name = entry.name;
+        if (!entry.directory && name.size() > 5 && name.compare(name.size() - 5, 5, ".json") == 0)
+          paths.push_back(generationsDirectory(repository.stanza()) + "/" + name);
+      });
   repository.storage().list(backupsDirectory(repository.stanza()),
                             [&](const storage::ListEntry& entry) {
                               if (entry.directory)
@@ -234,7 +222,10 @@ CreatedStanza createStanza(const Repository& repository, const StanzaInfo& clust
   const std::string& stanza = repository.stanza();
   const std::string what = "this cluster";
   auto checkExisting = [&](const StanzaInfo& existing) {
-    checkCluster(existing, stanza, cluster.systemId, cluster.walSegmentSize, what);
+    // Any generation's cluster is this stanza's (after pg_upgrade, stanza-upgrade made it one);
+    // another is refused, with a hint naming stanza-upgrade when it looks like an upgrade.
+    requireGeneration(repository, existing, cluster.systemId, cluster.walSegmentSize,
+                      cluster.pgVersion, what);
     // Metadata that fails its MAC is never signed on the side: the operator checks it first.
     std::vector<std::string> problems = unauthenticatedMetadata(repository, existing);
     if (!problems.empty())

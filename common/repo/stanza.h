@@ -55,11 +55,6 @@ StanzaInfo requireStanza(const Repository& repository);
 // ends with `consequence` when one is given ("recovery stops here ...").
 Error missingStanza(const Repository& repository, std::string_view consequence = {});
 
-// Throws Error(ForeignCluster) unless the cluster of `what` (its system identifier and WAL
-// segment size) is the stanza's, naming both.
-void checkCluster(const StanzaInfo& info, const std::string& stanza, std::uint64_t systemId,
-                  std::uint32_t walSegmentSize, const std::string& what);
-
 struct CreatedStanza {
   StanzaInfo info;
   bool created = false;  // false: it existed, for the same cluster
@@ -72,7 +67,8 @@ struct CreatedStanza {
 // encryption) with a new random identifier, and with encryption its MAC record. Idempotent: a
 // stanza that exists for the same cluster is returned as it is, once every metadata file is
 // authenticated (with encryption: Error(Corrupt) naming those that are not, and
-// --authenticate-existing); one of another cluster is Error(ForeignCluster). Of two processes
+// --authenticate-existing); a cluster that is none of its generations is Error(ForeignCluster)
+// (repo::requireGeneration). Of two processes
 // creating it at once, one wins and the other checks its result.
 CreatedStanza createStanza(const Repository& repository, const StanzaInfo& cluster);
 
@@ -87,10 +83,6 @@ std::vector<std::string> unauthenticatedMetadata(const Repository& repository,
 // on the side. A file its current record contradicts (an edit) is never signed over: then nothing
 // is signed, Error(Corrupt) naming each. Error(Config) without encryption.
 std::vector<std::string> authenticateExisting(const Repository& repository);
-
-// Throws Error(ForeignCluster) unless `systemId` is the stanza's; `what` names the file.
-void checkSystemId(const StanzaInfo& info, const std::string& stanza, std::uint64_t systemId,
-                   const std::string& what);
 
 // Refuses (Error(Config)) to write objects with the handle's encryption into a stanza whose
 // stanza.json records another encryption type, unless the handle's policy allows mixing: then

@@ -31,11 +31,11 @@ std::set<std::uint32_t> WalCatalog::timelines() const {
   return out;
 }
 
-WalCatalog scanWal(const Repository& repository, std::uint32_t segmentSize) {
+WalCatalog scanWal(const Repository& repository, int generation, std::uint32_t segmentSize) {
   storage::Storage& storage = repository.storage();
   WalCatalog catalog;
   catalog.segmentSize = segmentSize;
-  std::string wal = walDirectory(repository.stanza());
+  std::string wal = walDirectory(repository.stanza(), generation);
   std::vector<std::string> folders;
   storage.list(wal, [&](const storage::ListEntry& entry) {
     if (entry.directory) {
@@ -66,10 +66,11 @@ WalCatalog scanWal(const Repository& repository, std::uint32_t segmentSize) {
   return catalog;
 }
 
-pg::TimelineHistory loadHistory(const Repository& repository, std::uint32_t timeline) {
+pg::TimelineHistory loadHistory(const Repository& repository, int generation,
+                                std::uint32_t timeline) {
   if (timeline <= 1) return pg::TimelineHistory{timeline, {}};
   auto name = pg::parseWalName(pg::historyFileName(timeline));
-  std::string path = walObject(repository.stanza(), *name);
+  std::string path = walObject(repository.stanza(), generation, *name);
   io::MemorySink sink(pg::maxWalFileSize(*name, 0));
   auto summary = repository.readObject(path, sink, pg::maxWalFileSize(*name, 0));
   if (!summary)

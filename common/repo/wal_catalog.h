@@ -35,12 +35,14 @@ struct WalCatalog {
   std::uint64_t newestSegment() const;
 };
 
-// Lists the stanza's WAL (one listing per timeline+log folder). Throws Error(Storage).
-WalCatalog scanWal(const Repository& repository, std::uint32_t segmentSize);
+// Lists the WAL of generation `generation` of the stanza (repo/generation.h), one listing per
+// timeline+log folder. Throws Error(Storage).
+WalCatalog scanWal(const Repository& repository, int generation, std::uint32_t segmentSize);
 
-// The history of `timeline` from its .history file in the repository (timeline 1 has none).
-// Throws Error(Corrupt) when the file is missing for a timeline above 1 or is damaged, and
-// Error(Config) when it is encrypted with a key the handle lacks.
-pg::TimelineHistory loadHistory(const Repository& repository, std::uint32_t timeline);
+// The history of `timeline` from its .history file in generation `generation`'s WAL folder
+// (timeline 1 has none). Throws Error(Corrupt) when the file is missing for a timeline above 1 or
+// is damaged, and Error(Config) when it is encrypted with a key the handle lacks.
+pg::TimelineHistory loadHistory(const Repository& repository, int generation,
+                                std::uint32_t timeline);
 
 }  // namespace tidemark::repo

@@ -10,10 +10,10 @@
 
 namespace tidemark::repo {
 
-WalStoreResult storeWalFile(const Repository& repository, const pg::WalName& name,
+WalStoreResult storeWalFile(const Repository& repository, int generation, const pg::WalName& name,
                             std::uint32_t sizeHint, const std::function<void(io::Sink&)>& fill) {
   WalStoreResult result;
-  std::string path = walObject(repository.stanza(), name);
+  std::string path = walObject(repository.stanza(), generation, name);
   ObjectWriter writer(repository.storage().newWrite(path, {.noReplace = true}), path,
                       repository.objectOptions());
   fill(writer);

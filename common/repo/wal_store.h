@@ -23,12 +23,13 @@ struct WalStoreResult {
   ObjectSummary summary;  // of the bytes written; storedSize is 0 when AlreadyStored
 };
 
-// Writes `name`'s object with `fill` (which writes the file's bytes into the sink, and throws to
-// abandon the write), committing it only if no object has that name. When one has: the same
-// content is AlreadyStored; different content is Error(Conflict) and a damaged stored copy
-// Error(Corrupt), both naming the object and leaving it unchanged. `sizeHint` bounds what the
-// stored copy may decompress to when it is compared (pg::maxWalFileSize with it).
-WalStoreResult storeWalFile(const Repository& repository, const pg::WalName& name,
+// Writes `name`'s object (in generation `generation`'s WAL folder) with `fill` (which writes the
+// file's bytes into the sink, and throws to abandon the write), committing it only if no object has
+// that name. When one has: the same content is AlreadyStored; different content is Error(Conflict)
+// and a damaged stored copy Error(Corrupt), both naming the object and leaving it unchanged.
+// `sizeHint` bounds what the stored copy may decompress to when it is compared (pg::maxWalFileSize
+// with it).
+WalStoreResult storeWalFile(const Repository& repository, int generation, const pg::WalName& name,
                             std::uint32_t sizeHint, const std::function<void(io::Sink&)>& fill);
 
 }  // namespace tidemark::repo

@@ -247,8 +247,8 @@ std::shared_ptr<storage::Storage> Workspace::storage() const {
   return std::shared_ptr<storage::Storage>(owner, &owner->storage());
 }
 
-std::string Workspace::walObject(const std::string& walName) {
-  return repo::walObject("main", *pg::parseWalName(walName));
+std::string Workspace::walObject(const std::string& walName, int generation) {
+  return repo::walObject("main", generation, *pg::parseWalName(walName));
 }
 
 io::Buffer Workspace::readObject(const std::string& path) const {

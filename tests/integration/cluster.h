@@ -121,8 +121,8 @@ class Workspace {
   // The configured repository (stanza "main"), and its storage alone.
   repo::Repository repository() const;
   std::shared_ptr<storage::Storage> storage() const;
-  // Where a WAL file is stored in the repository (stanza "main").
-  static std::string walObject(const std::string& walName);
+  // Where a WAL file is stored in the repository (stanza "main", generation `generation`).
+  static std::string walObject(const std::string& walName, int generation = 1);
   // Raw stored bytes of an object, and replacing them (to damage an object on purpose).
   io::Buffer readObject(const std::string& path) const;
   void replaceObject(const std::string& path, io::ByteView bytes) const;

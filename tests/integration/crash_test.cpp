@@ -51,7 +51,7 @@ std::size_t hiddenFiles(const std::string& dir) {
 }
 
 std::string objectPath(const SegmentSpec& spec) {
-  return repo::walObject("main", *pg::parseWalName(segmentName(spec)));
+  return repo::walObject("main", 1, *pg::parseWalName(segmentName(spec)));
 }
 
 bool tmpfileSupported(const std::string& dir) {

@@ -1,6 +1,7 @@
 // A repository in memory for unit tests of what reads a stanza (tidemark info, the recovery
 // plan): stanza.json, WAL objects (any bytes: only listed), enveloped .history files and
-// backup.json files, with 1 MiB segments.
+// backup.json files, with 1 MiB segments; and generations (upgrade()): what is added after an
+// upgrade belongs to the new generation.
 #pragma once
 
 #include <doctest/doctest.h>
@@ -12,6 +13,7 @@
 #include "common/pg/wal.h"
 #include "common/recovery/catalog.h"
 #include "common/repo/backup.h"
+#include "common/repo/generation.h"
 #include "common/repo/layout.h"
 #include "common/repo/object.h"
 #include "common/repo/repository.h"
@@ -25,6 +27,9 @@ constexpr std::uint32_t kSegmentSize = 1u << 20;  // segment n spans n*0x100000 
 // A repository in memory, stanza "main", 1 MiB segments.
 struct FakeRepository {
   test::MemoryStorage storage;
+  // What wal(), file(), history() and backup() add to: the newest generation.
+  int generation = 1;
+  std::uint64_t systemId = 18446744073709551615ULL;  // does not survive a double
 
   FakeRepository() {
     repo::StanzaInfo info;
@@ -42,9 +47,27 @@ struct FakeRepository {
   repo::Repository handle(repo::Keyring keys = {}) {
     return repo::Repository(storage, "main", std::move(keys));
   }
-  // The recovery model of stanza "main", as it is now.
+  // The recovery model of stanza "main", as it is now (its newest generation).
   recovery::Catalog catalog(repo::Keyring keys = {}) {
     return *recovery::Catalog::load(handle(std::move(keys)));
+  }
+  // Every generation's.
+  std::vector<recovery::Catalog> catalogs(repo::Keyring keys = {}) {
+    return recovery::Catalog::loadGenerations(handle(std::move(keys)));
+  }
+
+  // pg_upgrade and tidemark stanza-upgrade: a new generation for the cluster `newSystemId`
+  // (unsigned); what is added from now on belongs to it.
+  void upgrade(std::uint64_t newSystemId) {
+    repo::Generation g{.number = ++generation,
+                       .systemId = newSystemId,
+                       .pgVersion = 15,
+                       .walSegmentSize = kSegmentSize,
+                       .created = parseUtc("2026-11-15T00:00:00Z"),
+                       .tidemarkVersion = "0.1.0"};
+    std::string path = repo::generationFile("main", g.number);
+    storage.setObject(path, text(g.toJson()));
+    systemId = newSystemId;
   }
 
   // WAL objects: info only lists them, so any bytes do.
@@ -54,13 +77,14 @@ struct FakeRepository {
       file(pg::segmentFileName(timeline, segment, kSegmentSize), bytes);
   }
   void file(const std::string& name, std::size_t bytes = 1000) {
-    storage.setObject(repo::walObject("main", *pg::parseWalName(name)), io::Buffer(bytes, 'w'));
+    storage.setObject(repo::walObject("main", generation, *pg::parseWalName(name)),
+                      io::Buffer(bytes, 'w'));
   }
   // History files are read through readObject: enveloped (and encrypted with `key`).
   void history(std::uint32_t timeline, const std::string& content,
                const repo::MasterKey* key = nullptr) {
     auto name = pg::parseWalName(pg::historyFileName(timeline));
-    std::string path = repo::walObject("main", *name);
+    std::string path = repo::walObject("main", generation, *name);
     repo::ObjectWriter writer(storage.newWrite(path, {}), path,
                               {.compress = io::CompressType::None, .key = key});
     writer.write(io::asBytes(content));
@@ -74,7 +98,7 @@ struct FakeRepository {
     b.tidemarkVersion = "0.1.0";
     b.pgVersion = 15;
     b.pgVersionNum = 150018;
-    b.systemId = 18446744073709551615ULL;
+    b.systemId = systemId;
     b.timeline = timeline;
     b.startLsn = start;
     b.stopLsn = stop;

@@ -8,6 +8,7 @@
 #include <filesystem>
 
 #include "archive-push/push.h"
+#include "common/repo/generation.h"
 #include "common/repo/layout.h"
 #include "common/storage/posix/posix.h"
 #include "support/check.h"
@@ -60,7 +61,7 @@ struct Fixture {
     return {.walName = name, .destination = destination};
   }
   std::string objectPath(const std::string& name) {
-    return repo::walObject("main", *pg::parseWalName(name));
+    return repo::walObject("main", 1, *pg::parseWalName(name));
   }
 
   test::TempDir repoDir{"tidemark-repo"};
@@ -312,5 +313,44 @@ TEST_CASE("getWalFile refuses an object it must not trust before it fills pg_wal
         {.encryption = io::EncryptType::Aes256Gcm, .allowMixedEncryption = true});
     CHECK(archive::getWalFile(mixed, {.walName = kName, .destination = f.destination}).outcome ==
           GetOutcome::Restored);
+  }
+}
+
+TEST_CASE("getWalFile reads the generation of the cluster that recovers") {
+  Fixture f;
+  // After pg_upgrade and stanza-upgrade: generation 2's segment 5 has generation 1's name.
+  test::SegmentSpec upgraded = kSegment;
+  upgraded.systemId = kSegment.systemId + (std::uint64_t(100) << 32);
+  upgraded.seed = 2;
+  repo::Repository repository(f.storage, "main");
+  repo::upgradeStanza(
+      repository, repo::requireStanza(repository),
+      {.systemId = upgraded.systemId, .pgVersion = 15, .walSegmentSize = upgraded.segmentSize});
+  test::TempDir source;
+  REQUIRE(archive::pushWalFile(repository, {.walPath = test::writeSegment(source.path(), upgraded)})
+              .outcome == archive::PushOutcome::Stored);
+  auto fetch = [&](std::optional<std::uint64_t> systemId) {
+    auto result = archive::getWalFile(
+        repository, {.walName = kName, .destination = f.destination, .controlSystemId = systemId});
+    REQUIRE(result.outcome == GetOutcome::Restored);
+    return test::readFile(f.destination);
+  };
+  CHECK(fetch(kSegment.systemId) == test::makeSegment(kSegment));
+  CHECK(fetch(upgraded.systemId) == test::makeSegment(upgraded));
+  CHECK(fetch(std::nullopt) == test::makeSegment(upgraded));  // by hand: the newest
+  SUBCASE("a cluster of no generation is an error, never 'not found'") {
+    Error e = thrownError([&] {
+      archive::getWalFile(repository,
+                          {.walName = kName, .destination = f.destination, .controlSystemId = 42});
+    });
+    CHECK(e.code() == ErrorCode::ForeignCluster);
+    CHECK(what(e) == Containing("system identifier 42"));
+  }
+  SUBCASE("generation 1's history file is not generation 2's") {
+    auto result =
+        archive::getWalFile(repository, {.walName = "00000002.history",
+                                         .destination = f.pgData / "pg_wal/RECOVERYHISTORY",
+                                         .controlSystemId = upgraded.systemId});
+    CHECK(result.outcome == GetOutcome::NotFound);
   }
 }

@@ -9,6 +9,7 @@
 
 #include <thread>
 
+#include "common/repo/generation.h"
 #include "common/repo/layout.h"
 #include "common/repo/stanza.h"
 #include "common/storage/posix/posix.h"
@@ -30,7 +31,7 @@ namespace {
 const test::SegmentSpec kSegment{.segmentNumber = 5, .segmentSize = 1u << 20};
 
 std::string objectPath(const std::string& name) {
-  return repo::walObject("main", *pg::parseWalName(name));
+  return repo::walObject("main", 1, *pg::parseWalName(name));
 }
 
 std::string text(const io::Buffer& bytes) {
@@ -240,6 +241,63 @@ TEST_CASE("pushWalFile refuses files from another cluster and stores nothing") {
     CHECK(pushWalFile(f.storage, p).outcome == PushOutcome::Stored);
   }
   CHECK(test::readFile(f.repoDir / "main/stanza.json") == stanza);
+}
+
+TEST_CASE("pushWalFile after stanza-upgrade: each cluster's WAL goes to its own generation") {
+  Posix f;
+  f.createStanza();
+  REQUIRE(pushWalFile(f.storage, params(f.write(kSegment))).outcome == PushOutcome::Stored);
+  // pg_upgrade's cluster: initialised later, and its WAL names go on where the old ones ended.
+  test::SegmentSpec upgraded = kSegment;
+  upgraded.systemId = kSegment.systemId + (std::uint64_t(100) << 32);
+  upgraded.seed = 2;
+  const std::string path = f.write(upgraded);
+  Error refused = thrownError([&] { pushWalFile(f.storage, params(path)); });
+  CHECK(refused.code() == ErrorCode::ForeignCluster);
+  CHECK(std::string(refused.hint()) == Containing("tidemark stanza-upgrade"));
+  CHECK_FALSE(test::exists(f.repoDir / "main/wal-2"));
+
+  repo::Repository repository(f.storage, "main");
+  repo::StanzaInfo stanza = repo::requireStanza(repository);
+  REQUIRE(
+      repo::upgradeStanza(
+          repository, stanza,
+          {.systemId = upgraded.systemId, .pgVersion = 15, .walSegmentSize = upgraded.segmentSize})
+          .created);
+  // The same name as generation 1's segment, another cluster: its own folder, no conflict.
+  CHECK(pushWalFile(f.storage, params(path)).outcome == PushOutcome::Stored);
+  const std::string second =
+      repo::walObject("main", 2, *pg::parseWalName(test::segmentName(upgraded)));
+  CHECK(plainOf(f.storage, second) == test::makeSegment(upgraded));
+  CHECK(plainOf(f.storage, objectPath(test::segmentName(kSegment))) == test::makeSegment(kSegment));
+
+  SUBCASE("the old cluster still archives into generation 1") {
+    test::SegmentSpec next = kSegment;
+    next.segmentNumber = 6;
+    CHECK(pushWalFile(f.storage, params(f.write(next))).outcome == PushOutcome::Stored);
+    CHECK(f.has(test::segmentName(next)));
+  }
+  SUBCASE("a .history file goes to the generation its data directory's pg_control names") {
+    PushParams p = params(f.write("00000002.history", kHistory));
+    p.controlSystemId = upgraded.systemId;
+    CHECK(pushWalFile(f.storage, p).outcome == PushOutcome::Stored);
+    CHECK(test::exists(f.repoDir / "main/wal-2/00000002.history"));
+    CHECK_FALSE(f.has("00000002.history"));
+  }
+  SUBCASE("without pg_control, a .history file of a stanza with generations is refused") {
+    Error e =
+        thrownError([&] { pushWalFile(f.storage, params(f.write("00000002.history", kHistory))); });
+    CHECK(e.code() == ErrorCode::InvalidInput);
+    CHECK(what(e) == Containing("cannot tell which generation"));
+  }
+  SUBCASE("a third cluster, initialised before the stanza's, is told to use its own stanza") {
+    test::SegmentSpec older = kSegment;
+    older.systemId = kSegment.systemId - (std::uint64_t(100) << 32);
+    older.segmentNumber = 7;
+    Error e = thrownError([&] { pushWalFile(f.storage, params(f.write(older))); });
+    CHECK(e.code() == ErrorCode::ForeignCluster);
+    CHECK(std::string(e.hint()) == Containing("its own stanza"));
+  }
 }
 
 TEST_CASE("pushWalFile refuses what is not a WAL file") {
@@ -520,7 +578,7 @@ TEST_CASE("archivePush pushes with the configured repository, stanza and compres
   archive::archivePush(config, path);  // already archived: success
   spdlog::set_level(level);
   storage::PosixStorage s(repoDir.path());
-  std::string object = repo::walObject("db1", *pg::parseWalName(test::segmentName(kSegment)));
+  std::string object = repo::walObject("db1", 1, *pg::parseWalName(test::segmentName(kSegment)));
   auto summary = repo::verifyObject(s, object);
   REQUIRE(summary);
   CHECK(summary->compress == io::CompressType::Lz4);

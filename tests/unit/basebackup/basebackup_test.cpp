@@ -32,7 +32,7 @@ std::string segment(std::uint64_t number, std::uint32_t timeline = 1) {
 }
 
 std::string objectPath(const std::string& name) {
-  return repo::walObject("main", *pg::parseWalName(name));
+  return repo::walObject("main", 1, *pg::parseWalName(name));
 }
 
 void archive(test::MemoryStorage& s, const std::string& name) {
@@ -71,14 +71,14 @@ TEST_CASE("waitForWal returns once the archive holds every segment of the backup
     for (std::uint64_t n = 5; n <= 7; ++n)
       archive(s, segment(n));
     auto start = std::chrono::steady_clock::now();
-    CHECK_NOTHROW(
-        backup::waitForWal(repo::Repository(s, "main"), 1, 5, 7, kSegmentSize, 0s, 1000ms, never));
+    CHECK_NOTHROW(backup::waitForWal(repo::Repository(s, "main"), 1, 1, 5, 7, kSegmentSize, 0s,
+                                     1000ms, never));
     CHECK(secondsSince(start) < 0.5);
   }
   SUBCASE("a backup within one segment needs only that one") {
     archive(s, segment(5));
-    CHECK_NOTHROW(
-        backup::waitForWal(repo::Repository(s, "main"), 1, 5, 5, kSegmentSize, 0s, 1000ms, never));
+    CHECK_NOTHROW(backup::waitForWal(repo::Repository(s, "main"), 1, 1, 5, 5, kSegmentSize, 0s,
+                                     1000ms, never));
   }
   SUBCASE("segments that arrive while it waits are picked up at the next poll") {
     std::thread archiver([&] {
@@ -89,7 +89,7 @@ TEST_CASE("waitForWal returns once the archive holds every segment of the backup
     });
     auto start = std::chrono::steady_clock::now();
     try {
-      backup::waitForWal(repo::Repository(s, "main"), 1, 5, 7, kSegmentSize, 10s, 5ms, never);
+      backup::waitForWal(repo::Repository(s, "main"), 1, 1, 5, 7, kSegmentSize, 10s, 5ms, never);
     } catch (...) {
       archiver.join();
       throw;
@@ -103,7 +103,8 @@ TEST_CASE("waitForWal returns once the archive holds every segment of the backup
   }
   SUBCASE("it asks for each segment in turn, never again for one it has seen") {
     ArrivingStorage arriving(s);
-    backup::waitForWal(repo::Repository(arriving, "main"), 1, 5, 7, kSegmentSize, 10s, 1ms, never);
+    backup::waitForWal(repo::Repository(arriving, "main"), 1, 1, 5, 7, kSegmentSize, 10s, 1ms,
+                       never);
     // Each segment is missing when first asked about, then found at the next poll.
     CHECK(arriving.asked == std::vector<std::string>{objectPath(segment(5)), objectPath(segment(5)),
                                                      objectPath(segment(6)), objectPath(segment(6)),
@@ -112,8 +113,8 @@ TEST_CASE("waitForWal returns once the archive holds every segment of the backup
   }
   SUBCASE("a range across a log boundary names the segments of the next log") {
     ArrivingStorage arriving(s);
-    backup::waitForWal(repo::Repository(arriving, "main"), 2, 0xFF, 0x101, kSegmentSize, 10s, 1ms,
-                       never);
+    backup::waitForWal(repo::Repository(arriving, "main"), 1, 2, 0xFF, 0x101, kSegmentSize, 10s,
+                       1ms, never);
     std::set<std::string> asked(arriving.asked.begin(), arriving.asked.end());
     CHECK(asked == std::set<std::string>{"main/wal/0000000200000000/0000000200000000000000FF",
                                          "main/wal/0000000200000001/000000020000000100000000",
@@ -122,8 +123,8 @@ TEST_CASE("waitForWal returns once the archive holds every segment of the backup
   SUBCASE("other segment sizes name their segments accordingly") {
     archive(s, pg::segmentFileName(1, 0x40, 64u << 20));  // 64 segments per log
     CHECK(pg::segmentFileName(1, 0x40, 64u << 20) == "000000010000000100000000");
-    CHECK_NOTHROW(
-        backup::waitForWal(repo::Repository(s, "main"), 1, 0x40, 0x40, 64u << 20, 0s, 1ms, never));
+    CHECK_NOTHROW(backup::waitForWal(repo::Repository(s, "main"), 1, 1, 0x40, 0x40, 64u << 20, 0s,
+                                     1ms, never));
   }
 }
 
@@ -139,7 +140,7 @@ TEST_CASE("waitForWal's timeout runs from the last segment that arrived, not fro
   });
   auto start = std::chrono::steady_clock::now();
   CHECK_NOTHROW(
-      backup::waitForWal(repo::Repository(s, "main"), 1, 5, 10, kSegmentSize, 1s, 10ms, never));
+      backup::waitForWal(repo::Repository(s, "main"), 1, 1, 5, 10, kSegmentSize, 1s, 10ms, never));
   CHECK(secondsSince(start) > 1.0);
   archiver.join();
 }
@@ -152,7 +153,7 @@ TEST_CASE("waitForWal gives up with Timeout naming the first missing segment, an
     archive(s, segment(5));
     archive(s, segment(7));  // archived out of order: 6 is still the first missing one
     Error e = thrownError([&] {
-      backup::waitForWal(repo::Repository(s, "main"), 1, 5, 7, kSegmentSize, 0s, 1ms, never);
+      backup::waitForWal(repo::Repository(s, "main"), 1, 1, 5, 7, kSegmentSize, 0s, 1ms, never);
     });
     CHECK(e.code() == ErrorCode::Timeout);
     CHECK(what(e) ==
@@ -164,7 +165,7 @@ TEST_CASE("waitForWal gives up with Timeout naming the first missing segment, an
   }
   SUBCASE("with nothing archived, the first segment is missing") {
     Error e = thrownError([&] {
-      backup::waitForWal(repo::Repository(s, "main"), 1, 5, 5, kSegmentSize, 0s, 1ms, never);
+      backup::waitForWal(repo::Repository(s, "main"), 1, 1, 5, 5, kSegmentSize, 0s, 1ms, never);
     });
     CHECK(e.code() == ErrorCode::Timeout);
     CHECK(what(e) ==
@@ -173,12 +174,12 @@ TEST_CASE("waitForWal gives up with Timeout naming the first missing segment, an
           "needs are archived); no backup was recorded");
   }
   SUBCASE("a partial segment, another timeline's or another stanza's does not count") {
-    s.setObject(repo::walObject("main", *pg::parseWalName(segment(5) + ".partial")),
+    s.setObject(repo::walObject("main", 1, *pg::parseWalName(segment(5) + ".partial")),
                 io::Buffer{'p'});
     archive(s, segment(5, 2));
-    s.setObject(repo::walObject("other", *pg::parseWalName(segment(5))), io::Buffer{'o'});
+    s.setObject(repo::walObject("other", 1, *pg::parseWalName(segment(5))), io::Buffer{'o'});
     Error e = thrownError([&] {
-      backup::waitForWal(repo::Repository(s, "main"), 1, 5, 5, kSegmentSize, 0s, 1ms, never);
+      backup::waitForWal(repo::Repository(s, "main"), 1, 1, 5, 5, kSegmentSize, 0s, 1ms, never);
     });
     CHECK(e.code() == ErrorCode::Timeout);
     CHECK(what(e) == Containing("WAL file 000000010000000000000005 within"));
@@ -188,7 +189,7 @@ TEST_CASE("waitForWal gives up with Timeout naming the first missing segment, an
     auto stop = [&] { return ++polls >= 3; };
     auto start = std::chrono::steady_clock::now();
     Error e = thrownError([&] {
-      backup::waitForWal(repo::Repository(s, "main"), 1, 5, 7, kSegmentSize, 60s, 10ms, stop);
+      backup::waitForWal(repo::Repository(s, "main"), 1, 1, 5, 7, kSegmentSize, 60s, 10ms, stop);
     });
     CHECK(e.code() == ErrorCode::Interrupted);
     CHECK(what(e) == "the base backup was interrupted; no backup was recorded");
@@ -199,7 +200,7 @@ TEST_CASE("waitForWal gives up with Timeout naming the first missing segment, an
     auto start = std::chrono::steady_clock::now();
     auto stop = [&] { return secondsSince(start) > 0.05; };
     Error e = thrownError([&] {
-      backup::waitForWal(repo::Repository(s, "main"), 1, 5, 7, kSegmentSize, 60s, 60000ms, stop);
+      backup::waitForWal(repo::Repository(s, "main"), 1, 1, 5, 7, kSegmentSize, 60s, 60000ms, stop);
     });
     CHECK(e.code() == ErrorCode::Interrupted);
     CHECK(secondsSince(start) < 1.0);
@@ -207,7 +208,8 @@ TEST_CASE("waitForWal gives up with Timeout naming the first missing segment, an
   SUBCASE("a storage failure is not waited out: it passes through") {
     test::FaultStorage faulty(s, {.failInfo = true});
     Error e = thrownError([&] {
-      backup::waitForWal(repo::Repository(faulty, "main"), 1, 5, 7, kSegmentSize, 60s, 10ms, never);
+      backup::waitForWal(repo::Repository(faulty, "main"), 1, 1, 5, 7, kSegmentSize, 60s, 10ms,
+                         never);
     });
     CHECK(e.code() == ErrorCode::Storage);
     CHECK(what(e) == Containing("injected fault:"));

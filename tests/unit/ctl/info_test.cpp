@@ -25,11 +25,15 @@ namespace {
 using test::kSegmentSize;
 using Repository = test::FakeRepository;
 
-const TimelineInfo& timeline(const InfoReport& report, std::uint32_t number) {
-  for (const auto& t : report.timelines)
+// A timeline of a generation (the current one by default).
+const TimelineInfo& timeline(const ctl::GenerationReport& generation, std::uint32_t number) {
+  for (const auto& t : generation.timelines)
     if (t.timeline == number) return t;
-  FAIL("no timeline " << number << " in the report");
-  return report.timelines.front();
+  FAIL("no timeline " << number << " in generation " << generation.generation.number);
+  return generation.timelines.front();
+}
+const TimelineInfo& timeline(const InfoReport& report, std::uint32_t number) {
+  return timeline(report.current(), number);
 }
 
 // Timeline 1 (segments 2-4, 6-9, 0000000100000000000000A.partial) was promoted to timeline 2 at
@@ -51,6 +55,22 @@ struct Promoted : Repository {
   std::int64_t after = std::time(nullptr);
 };
 
+constexpr std::uint64_t kUpgradedId = 7000000000000000001ULL;
+
+// Generation 1 (stanza.json's cluster): timeline 1, segments 2-9 of 1000 bytes, backup B1 ending
+// in segment 3. pg_upgrade, then generation 2 (kUpgradedId): timeline 1 again, segments 5-7 of
+// 4000 bytes (names that generation 1 also has, in a folder of their own), backup B15 ending in
+// segment 5.
+struct Upgraded : Repository {
+  Upgraded() {
+    wal(1, 2, 9, 1000);
+    backup("20261101T000000Z", 1, 0x200028, 0x300100);
+    upgrade(kUpgradedId);
+    wal(1, 5, 7, 4000);
+    backup("20261115T000000Z", 1, 0x500028, 0x500100);
+  }
+};
+
 }  // namespace
 
 TEST_CASE(
@@ -65,16 +85,20 @@ TEST_CASE(
     CHECK(report.info.systemId == 18446744073709551615ULL);
     CHECK(report.info.pgVersion == 15);
     CHECK(report.info.walSegmentSize == kSegmentSize);
+    REQUIRE(report.generations.size() == 1);
+    CHECK(report.current().generation.number == 1);
+    CHECK(report.current().generation.systemId == 18446744073709551615ULL);
+    CHECK(report.current().current);
   }
   SUBCASE("every complete backup, oldest first, with its duration; an incomplete one is left out") {
     repository.storage.setObject(repo::backupObject("main", "20261104T000000Z", "base.tar"),
                                  io::Buffer(10, 'x'));
     report = ctl::collectInfo(repository.handle());
-    REQUIRE(report.backups.size() == 3);
-    CHECK(report.backups[0].backup.label == "20261101T000000Z");
-    CHECK(report.backups[2].backup.label == "20261103T000000Z");
-    CHECK(report.backups[0].durationSeconds == 75);
-    CHECK(report.backups[0].backup.objects[1].tablespaceOid == 16385);
+    REQUIRE(report.current().backups.size() == 3);
+    CHECK(report.current().backups[0].backup.label == "20261101T000000Z");
+    CHECK(report.current().backups[2].backup.label == "20261103T000000Z");
+    CHECK(report.current().backups[0].durationSeconds == 75);
+    CHECK(report.current().backups[0].backup.objects[1].tablespaceOid == 16385);
   }
   SUBCASE("the WAL of timeline 1: first, last, count, stored size, the gap and the .partial file") {
     const TimelineInfo& t = timeline(report, 1);
@@ -180,7 +204,7 @@ TEST_CASE("collectInfo says why a timeline has no recoverable window") {
 
   SUBCASE("no complete backup at all") {
     InfoReport report = ctl::collectInfo(repository.handle());
-    CHECK(report.backups.empty());
+    CHECK(report.current().backups.empty());
     const auto& w = timeline(report, 1).window;
     CHECK_FALSE(w.available());
     CHECK_FALSE(w.latest);
@@ -283,7 +307,7 @@ TEST_CASE("collectInfo refuses a stanza without stanza.json as a configuration e
   CHECK(what(e) == "stanza 'main' does not exist in " + storage.describe());
   CHECK(e.hint() == Containing("tidemark stanza-create"));
   SUBCASE("also when the stanza folder holds objects but no stanza.json") {
-    storage.setObject(repo::walObject("main", *pg::parseWalName("000000010000000000000001")),
+    storage.setObject(repo::walObject("main", 1, *pg::parseWalName("000000010000000000000001")),
                       io::Buffer(1, 'x'));
     CHECK(thrownError([&] { ctl::collectInfo(repo::Repository(storage, "main")); }).code() ==
           ErrorCode::Config);
@@ -364,6 +388,16 @@ TEST_CASE("renderJson uses the documented field names, LSNs as strings and sizes
     CHECK(w.at("incomplete-backups") == nlohmann::json::parse(R"([{"label": "20261103T000000Z",
                                                                    "missing": "00000001000000000000000A"}])"));
   }
+  SUBCASE("one generation: the current one, with the top level's backups and timelines") {
+    REQUIRE(doc.at("generations").size() == 1);
+    const auto& g = doc.at("generations")[0];
+    CHECK(g.at("number") == 1);
+    CHECK(g.at("system-identifier") == "18446744073709551615");
+    CHECK(g.at("current") == true);
+    CHECK(g.at("backups") == doc.at("backups"));
+    CHECK(g.at("damaged-backups") == doc.at("damaged-backups"));
+    CHECK(g.at("timelines") == doc.at("timelines"));
+  }
   SUBCASE("a timeline with a history file") {
     const auto& t = doc.at("timelines")[1];
     CHECK(t.at("timeline") == 2);
@@ -431,6 +465,8 @@ TEST_CASE("renderText shows the report in aligned columns with UTC times and rea
       Containing("end of 00000002000000000000000C (archive time), from backup 20261102T000000Z\n"));
   CHECK(text == Containing("    backup 20261103T000000Z cannot reach consistency: "
                            "00000001000000000000000A is missing\n"));
+  // One generation reads as the stanza did before generations existed.
+  CHECK(text.find("generation") == std::string::npos);
   SUBCASE("no backups and no window") {
     Repository empty;
     empty.wal(1, 1, 1);
@@ -461,11 +497,230 @@ TEST_CASE("a damaged backup.json is reported and left out, and the other backups
   repository.storage.setObject(repo::backupInfoFile("main", "20261102T000000Z"),
                                Repository::text("{\"format\": 1, \"label\": "));
   InfoReport report = ctl::collectInfo(repository.handle());
-  REQUIRE(report.backups.size() == 1);
-  REQUIRE(report.damagedBackups.size() == 1);
-  CHECK(report.damagedBackups.front() == Containing("20261102T000000Z"));
+  REQUIRE(report.current().backups.size() == 1);
+  REQUIRE(report.current().damagedBackups.size() == 1);
+  CHECK(report.current().damagedBackups.front() == Containing("20261102T000000Z"));
   CHECK(timeline(report, 1).window.available());
   auto json = nlohmann::json::parse(ctl::renderJson(report));
   CHECK(json["damaged-backups"].size() == 1);
   CHECK(ctl::renderText(report) == Containing("DAMAGED, left out: "));
+}
+
+TEST_CASE(
+    "collectInfo reports every generation with its own backups, WAL and recoverable windows") {
+  Upgraded repository;
+  InfoReport report = ctl::collectInfo(repository.handle());
+  REQUIRE(report.generations.size() == 2);
+  const auto& first = report.generations[0];
+  const auto& second = report.generations[1];
+
+  SUBCASE("each generation's cluster, oldest first, the newest current") {
+    CHECK(first.generation.number == 1);
+    CHECK(first.generation.systemId == 18446744073709551615ULL);
+    CHECK(formatUtc(*first.generation.created) == "2026-11-01T00:00:00Z");
+    CHECK_FALSE(first.current);
+    CHECK(second.generation.number == 2);
+    CHECK(second.generation.systemId == kUpgradedId);
+    CHECK(second.generation.pgVersion == 15);
+    CHECK(second.generation.walSegmentSize == kSegmentSize);
+    CHECK(formatUtc(*second.generation.created) == "2026-11-15T00:00:00Z");
+    CHECK(second.current);
+    CHECK(&report.current() == &second);
+    CHECK(report.info.systemId == 18446744073709551615ULL);  // stanza.json's
+  }
+  SUBCASE("each backup under the generation of its cluster") {
+    REQUIRE(first.backups.size() == 1);
+    CHECK(first.backups[0].backup.label == "20261101T000000Z");
+    REQUIRE(second.backups.size() == 1);
+    CHECK(second.backups[0].backup.label == "20261115T000000Z");
+  }
+  SUBCASE("WAL of generation 2 with generation 1's file names is generation 2's only") {
+    const TimelineInfo& old = timeline(first, 1);
+    CHECK(old.wal.first == "000000010000000000000002");
+    CHECK(old.wal.last == "000000010000000000000009");
+    CHECK(old.wal.segments == 8);
+    CHECK(old.wal.storedSize == 8 * 1000);
+    CHECK(old.wal.gaps.empty());
+    const TimelineInfo& now = timeline(second, 1);
+    CHECK(now.wal.first == "000000010000000000000005");
+    CHECK(now.wal.last == "000000010000000000000007");
+    CHECK(now.wal.segments == 3);
+    CHECK(now.wal.storedSize == 3 * 4000);
+    CHECK(now.wal.gaps.empty());
+  }
+  SUBCASE("each generation's window, from its own backups over its own WAL") {
+    const auto& w1 = timeline(first, 1).window;
+    REQUIRE(w1.available());
+    CHECK(w1.earliest->backup == "20261101T000000Z");
+    CHECK(w1.earliest->lsn == 0x300100);
+    CHECK(w1.latest->lsn == 0xA00000);
+    CHECK(w1.latest->segment == "000000010000000000000009");
+    const auto& w2 = timeline(second, 1).window;
+    REQUIRE(w2.available());
+    CHECK(w2.earliest->backup == "20261115T000000Z");
+    CHECK(w2.earliest->lsn == 0x500100);
+    CHECK(w2.latest->backup == "20261115T000000Z");
+    CHECK(w2.latest->lsn == 0x800000);
+    CHECK(w2.latest->segment == "000000010000000000000007");
+  }
+  SUBCASE("a generation without a backup of its own has no window") {
+    repository.storage.remove(repo::backupInfoFile("main", "20261115T000000Z"));
+    report = ctl::collectInfo(repository.handle());
+    CHECK(report.generations[0].backups.size() == 1);
+    CHECK(timeline(report.generations[0], 1).window.available());
+    CHECK(report.current().backups.empty());
+    CHECK_FALSE(timeline(report, 1).window.available());
+  }
+}
+
+TEST_CASE(
+    "renderText shows every generation in turn, its cluster above its backups, WAL and window") {
+  Upgraded repository;
+  std::string text = ctl::renderText(ctl::collectInfo(repository.handle()));
+  CAPTURE(text);
+  // The stanza's header names no cluster: each generation's does.
+  CHECK(text == Containing("stanza 'main'\n  repository   " + repository.storage.describe() +
+                           "\n  created      2026-11-01 00:00:00 UTC\n"));
+  CHECK(text ==
+        Containing("  generations  2, oldest first below; the current one is generation 2\n\n"
+                   "generation 1\n"
+                   "  system identifier  18446744073709551615\n"
+                   "  PostgreSQL         15\n"
+                   "  WAL segment size   1.0 MiB\n"
+                   "  recorded           2026-11-01 00:00:00 UTC\n\n"
+                   "  backups: 1 complete backup, oldest first\n"
+                   "    20261101T000000Z  timeline 1\n"));
+  CHECK(text == Containing("\n\ngeneration 2 (current)\n"
+                           "  system identifier  7000000000000000001\n"
+                           "  PostgreSQL         15\n"
+                           "  WAL segment size   1.0 MiB\n"
+                           "  recorded           2026-11-15 00:00:00 UTC\n\n"
+                           "  backups: 1 complete backup, oldest first\n"
+                           "    20261115T000000Z  timeline 1\n"));
+  // Generation 1's sections come before generation 2's header, and generation 2's after it.
+  const std::size_t boundary = text.find("generation 2 (current)");
+  const std::string older = text.substr(0, boundary), newer = text.substr(boundary);
+  CHECK(older == Containing("           1  000000010000000000000002  000000010000000000000009  "
+                            "       8  7.8 KiB  -        -\n"));
+  CHECK(older == Containing("      earliest  0/300100  2026-11-01 00:01:15 UTC  end of backup "
+                            "20261101T000000Z (stop time)\n"));
+  CHECK(older == Containing("end of 000000010000000000000009 (archive time), from backup "
+                            "20261101T000000Z\n"));
+  CHECK(older.find("20261115T000000Z") == std::string::npos);
+  CHECK(newer == Containing("           1  000000010000000000000005  000000010000000000000007  "
+                            "       3  11.7 KiB  -        -\n"));
+  CHECK(newer == Containing("      earliest  0/500100  2026-11-15 00:01:15 UTC  end of backup "
+                            "20261115T000000Z (stop time)\n"));
+  CHECK(newer == Containing("end of 000000010000000000000007 (archive time), from backup "
+                            "20261115T000000Z\n"));
+  CHECK(newer.find("20261101T000000Z") == std::string::npos);
+  CHECK(newer.find("000000010000000000000009") == std::string::npos);
+  CHECK(newer == Containing("    (latest: the end of the last segment reachable without a gap"));
+
+  SUBCASE("only the current generation is told to take a backup") {
+    repository.storage.remove(repo::backupInfoFile("main", "20261101T000000Z"));
+    repository.storage.remove(repo::backupInfoFile("main", "20261115T000000Z"));
+    text = ctl::renderText(ctl::collectInfo(repository.handle()));
+    CHECK(text == Containing("  recorded           2026-11-01 00:00:00 UTC\n\n"
+                             "  backups: none complete\n\n  WAL\n"));
+    CHECK(text == Containing("2026-11-15 00:00:00 UTC\n\n"
+                             "  backups: none complete (take one with tidemark-basebackup)\n"));
+  }
+}
+
+TEST_CASE(
+    "renderJson keeps the current generation at the top level and lists every generation in "
+    "generations") {
+  Upgraded repository;
+  auto doc = nlohmann::json::parse(ctl::renderJson(ctl::collectInfo(repository.handle())));
+  CAPTURE(doc.dump(2));
+
+  SUBCASE("the top level is the current generation's") {
+    const auto& s = doc.at("stanza");
+    CHECK(s.at("system-identifier") == "7000000000000000001");
+    CHECK(s.at("pg-version") == 15);
+    CHECK(s.at("created") == "2026-11-01T00:00:00Z");  // the stanza's
+    REQUIRE(doc.at("backups").size() == 1);
+    CHECK(doc.at("backups")[0].at("label") == "20261115T000000Z");
+    REQUIRE(doc.at("timelines").size() == 1);
+    CHECK(doc.at("timelines")[0].at("wal").at("first") == "000000010000000000000005");
+    CHECK(doc.at("timelines")[0].at("window").at("latest").at("lsn") == "0/800000");
+  }
+  SUBCASE("every generation, oldest first, with its backups, WAL and windows") {
+    const auto& generations = doc.at("generations");
+    REQUIRE(generations.size() == 2);
+    const auto& g1 = generations[0];
+    std::vector<std::string> keys;
+    for (const auto& [key, value] : g1.items())
+      keys.push_back(key);
+    CHECK(keys == std::vector<std::string>{"backups", "created", "current", "damaged-backups",
+                                           "number", "pg-version", "system-identifier", "timelines",
+                                           "wal-segment-size"});
+    CHECK(g1.at("number") == 1);
+    CHECK(g1.at("system-identifier") == "18446744073709551615");
+    CHECK(g1.at("pg-version") == 15);
+    CHECK(g1.at("wal-segment-size") == kSegmentSize);
+    CHECK(g1.at("created") == "2026-11-01T00:00:00Z");
+    CHECK(g1.at("current") == false);
+    REQUIRE(g1.at("backups").size() == 1);
+    CHECK(g1.at("backups")[0].at("label") == "20261101T000000Z");
+    CHECK(g1.at("backups")[0].at("stop-lsn") == "0/300100");
+    REQUIRE(g1.at("timelines").size() == 1);
+    const auto& t1 = g1.at("timelines")[0];
+    CHECK(t1.at("wal").at("first") == "000000010000000000000002");
+    CHECK(t1.at("wal").at("last") == "000000010000000000000009");
+    CHECK(t1.at("wal").at("segments") == 8);
+    CHECK(t1.at("wal").at("stored-size") == 8000);
+    CHECK(t1.at("window").at("earliest").at("backup") == "20261101T000000Z");
+    CHECK(t1.at("window").at("latest").at("segment") == "000000010000000000000009");
+
+    const auto& g2 = generations[1];
+    CHECK(g2.at("number") == 2);
+    CHECK(g2.at("system-identifier") == "7000000000000000001");
+    CHECK(g2.at("created") == "2026-11-15T00:00:00Z");
+    CHECK(g2.at("current") == true);
+    CHECK(g2.at("backups") == doc.at("backups"));
+    CHECK(g2.at("timelines") == doc.at("timelines"));
+    CHECK(g2.at("timelines")[0].at("wal").at("segments") == 3);
+    CHECK(g2.at("timelines")[0].at("wal").at("stored-size") == 12000);
+  }
+}
+
+TEST_CASE("damaged backups of every generation are listed, each under its generation") {
+  Upgraded repository;
+  // Of generation 1's cluster, with another segment size: left out of generation 1.
+  repo::BackupInfo odd = repository.backup("20261102T000000Z", 1, 0x600028, 0x600100);
+  odd.systemId = 18446744073709551615ULL;
+  odd.walSegmentSize = 2 * kSegmentSize;
+  repository.storage.setObject(repo::backupInfoFile("main", odd.label),
+                               Repository::text(odd.toJson()));
+  // Unreadable: its generation cannot be told, so it goes with the current one.
+  repository.storage.setObject(repo::backupInfoFile("main", "20261116T000000Z"),
+                               Repository::text("{\"format\": 1, \"label\": "));
+  InfoReport report = ctl::collectInfo(repository.handle());
+  REQUIRE(report.generations.size() == 2);
+  REQUIRE(report.generations[0].damagedBackups.size() == 1);
+  CHECK(report.generations[0].damagedBackups[0] == Containing("backup 20261102T000000Z records "
+                                                              "2097152 byte WAL segments"));
+  CHECK(report.generations[0].backups.size() == 1);
+  REQUIRE(report.current().damagedBackups.size() == 1);
+  CHECK(report.current().damagedBackups[0] == Containing("20261116T000000Z"));
+  CHECK(report.current().backups.size() == 1);
+
+  SUBCASE("in JSON: all of them at the top level, and each in its generation") {
+    auto doc = nlohmann::json::parse(ctl::renderJson(report));
+    CHECK(doc.at("damaged-backups").size() == 2);
+    CHECK(doc.at("generations")[0].at("damaged-backups") ==
+          nlohmann::json(report.generations[0].damagedBackups));
+    CHECK(doc.at("generations")[1].at("damaged-backups") ==
+          nlohmann::json(report.current().damagedBackups));
+  }
+  SUBCASE("in text: under the backups of its generation") {
+    std::string text = ctl::renderText(report);
+    CAPTURE(text);
+    const std::size_t boundary = text.find("generation 2 (current)");
+    CHECK(text.substr(0, boundary) == Containing("    DAMAGED, left out: backup 20261102T000000Z"));
+    CHECK(text.substr(boundary) == Containing("    DAMAGED, left out: "));
+    CHECK(text.substr(boundary).find("20261102T000000Z") == std::string::npos);
+  }
 }

@@ -14,6 +14,7 @@
 #include "common/io/hash.h"
 #include "common/pg/lsn.h"
 #include "common/repo/layout.h"
+#include "common/repo/marks.h"
 #include "common/repo/object.h"
 #include "common/repo/state.h"
 #include "support/check.h"
@@ -83,11 +84,14 @@ std::string manifestOf(const std::vector<ctl::ManifestFile>& files, std::uint32_
 
 // A repository in memory whose objects are real envelopes: WAL segments (small plain content:
 // verify checks envelopes, not WAL), history files and complete backups with a tar archive and a
-// manifest that agree.
+// manifest that agree. WAL goes to the newest generation (upgrade()).
 struct Repo : test::FakeRepository {
-  std::string walPath(std::uint32_t timeline, std::uint64_t segment) const {
-    return repo::walObject("main",
+  std::string walPathOf(int walGeneration, std::uint32_t timeline, std::uint64_t segment) const {
+    return repo::walObject("main", walGeneration,
                            *pg::parseWalName(pg::segmentFileName(timeline, segment, kSegmentSize)));
+  }
+  std::string walPath(std::uint32_t timeline, std::uint64_t segment) const {
+    return walPathOf(generation, timeline, segment);
   }
   repo::ObjectSummary put(const std::string& path, const std::string& content) {
     repo::ObjectWriter writer(storage.newWrite(path, {.noReplace = false}), path,
@@ -103,7 +107,7 @@ struct Repo : test::FakeRepository {
   }
   void partial(std::uint32_t timeline, std::uint64_t segment) {
     std::string name = pg::segmentFileName(timeline, segment, kSegmentSize) + ".partial";
-    put(repo::walObject("main", *pg::parseWalName(name)), "partial");
+    put(repo::walObject("main", generation, *pg::parseWalName(name)), "partial");
   }
   // A backup on `timeline` from `start` to `stop` with base.tar and backup_manifest; `tweak`
   // changes the manifest's files before it is written.
@@ -504,6 +508,105 @@ TEST_CASE("verify selects objects with --backup, --wal-only and --since, and rea
   CHECK(doc.at("findings")[2].at("kind") == "wal-gap");
   std::string summary = ctl::renderVerifySummary(report);
   CHECK(summary.find("verify: 3 problems (object-corrupt: 2, wal-gap: 1)") != std::string::npos);
+}
+
+TEST_CASE("verify reads and checks every generation of an upgraded stanza") {
+  // Generation 1: segments 1-D of timeline 1 and a backup in 2-3. After pg_upgrade the new
+  // cluster's WAL names continue on timeline 1 and overlap (A-D are in both folders); generation
+  // 2: segments A-E and a backup in B-C.
+  Repo r;
+  r.segments(1, 1, 0xD);
+  r.goodBackup("20261101T000000Z", 1, 0x200028, 0x300100);
+  r.upgrade(7'400'000'000'000'000'001ULL);
+  r.segments(1, 0xA, 0xE);
+  r.goodBackup("20261116T000000Z", 1, 0xB00028, 0xC00100);
+  const std::string old = r.walPathOf(1, 1, 0xC), now = r.walPathOf(2, 1, 0xC);
+  REQUIRE(old == "main/wal/0000000100000000/00000001000000000000000C");
+  REQUIRE(now == "main/wal-2/0000000100000000/00000001000000000000000C");
+
+  VerifyReport healthy = run(r);
+  INFO(kinds(healthy));
+  CHECK(healthy.healthy());
+  CHECK(healthy.objects == 13 + 2 + 5 + 2);
+  CHECK(healthy.objectsRead == 13 + 2 + 5 + 2);
+  CHECK(std::count(healthy.read.begin(), healthy.read.end(), old) == 1);
+  CHECK(std::count(healthy.read.begin(), healthy.read.end(), now) == 1);
+
+  SUBCASE(
+      "a segment missing in generation 2 is named with its generation, though generation 1 "
+      "holds a file of that name") {
+    r.storage.remove(now);
+    VerifyReport report = run(r);
+    REQUIRE(kinds(report) == std::vector<std::string>{"wal-gap " + now});
+    CHECK(report.findings[0].detail.starts_with(
+        "generation 2: missing 00000001000000000000000C: a recovery from backup 20261116T000000Z"));
+    // Generation 1's file of that name, missing: its own finding, in its own folder.
+    r.put(now, "segment C of generation 2");
+    r.storage.remove(old);
+    report = run(r);
+    REQUIRE(kinds(report) == std::vector<std::string>{"wal-gap " + old});
+    CHECK(report.findings[0].detail.starts_with(
+        "missing 00000001000000000000000C: a recovery from backup 20261101T000000Z"));
+  }
+  SUBCASE("a flipped byte in a generation-2 WAL object") {
+    r.flip(now);
+    VerifyReport report = run(r);
+    REQUIRE(kinds(report) == std::vector<std::string>{"object-corrupt " + now});
+    CHECK(report.findings[0].detail.starts_with("generation 2: "));
+    CHECK(report.objectsRead == healthy.objectsRead - 1);
+  }
+  SUBCASE("a low-water mark counts only in its own generation") {
+    // Generation 1's WAL below E expired on purpose; generation 2's was not.
+    repo::writeLowWaterMark(r.handle(), r.catalog().stanza().identity(), 1, 1, 0xE,
+                            "00000001000000000000000E");
+    r.storage.remove(old);
+    r.storage.remove(now);
+    CHECK(kinds(run(r)) == std::vector<std::string>{"wal-gap " + now});
+  }
+  SUBCASE("--backup reads the WAL of its own generation, --wal-only every generation's") {
+    CHECK(run(r, {.backups = {"20261116T000000Z"}}).read ==
+          std::vector<std::string>{"main/backups/20261116T000000Z/backup_manifest",
+                                   "main/backups/20261116T000000Z/base.tar", r.walPathOf(2, 1, 0xB),
+                                   now});
+    CHECK(run(r, {.backups = {"20261101T000000Z"}}).read ==
+          std::vector<std::string>{kManifest, kBase, r.walPathOf(1, 1, 2), r.walPathOf(1, 1, 3)});
+    CHECK(run(r, {.walOnly = true}).objectsRead == 13 + 5);
+  }
+  SUBCASE("--incremental records the objects of every generation") {
+    VerifyOptions options{.incremental = true, .now = 1'800'000'000};
+    CHECK(run(r, options).objectsRead == healthy.objectsRead);
+    options.now += 86400;
+    VerifyReport second = run(r, options);
+    CHECK(second.objectsRead == 0);
+    CHECK(second.objectsSkipped == healthy.objectsRead);
+    r.segments(1, 0xF, 0xF);
+    options.now += 86400;
+    CHECK(run(r, options).read == std::vector<std::string>{r.walPathOf(2, 1, 0xF)});
+  }
+  SUBCASE("a damaged or missing generation record is a finding that names it") {
+    const std::string record = repo::generationFile("main", 2);
+    const io::Buffer saved = *r.storage.object(record);
+    r.storage.setObject(record, Repo::text("{"));
+    VerifyReport report = run(r);
+    CHECK(kinds(report) == std::vector<std::string>{"stanza-damaged main/generations/2.json"});
+    // A third generation, and the second's record lost: WAL of generation 2 would pass for
+    // another generation's.
+    r.storage.setObject(record, saved);
+    r.upgrade(7'500'000'000'000'000'001ULL);
+    r.storage.remove(record);
+    report = run(r);
+    REQUIRE(kinds(report) == std::vector<std::string>{"stanza-damaged main/generations/2.json"});
+    CHECK(report.findings[0].detail.find("has generation 3 but no generation 2") !=
+          std::string::npos);
+  }
+  SUBCASE("a current generation without a complete backup") {
+    r.upgrade(7'500'000'000'000'000'001ULL);
+    r.segments(1, 0xF, 0x10);
+    VerifyReport report = run(r);
+    REQUIRE(kinds(report) == std::vector<std::string>{"no-backup main/backups"});
+    CHECK(report.findings[0].detail.starts_with("generation 3 of the stanza"));
+    CHECK(report.objectsRead == healthy.objectsRead + 2);
+  }
 }
 
 TEST_CASE("backup_manifest: its own checksum, WAL ranges and files, and file checksums") {

@@ -257,3 +257,43 @@ TEST_CASE("describePlan shows the backup, the target, the timeline path and the 
                     "WAL:       000000010000000000000002 to 000000010000000000000009 (8 segments): "
                     "all in the repository\n"));
 }
+
+TEST_CASE("after a stanza-upgrade the target chooses the generation, never a failed plan") {
+  // Generation 1: WAL 2 to 9, a backup on 1 November; generation 2 (after pg_upgrade): WAL 10 to
+  // 14 under the same names' numbering, a backup on 3 November.
+  test::FakeRepository repository;
+  repository.wal(1, 2, 9);
+  repository.backup("20261101T000000Z", 1, 0x200028, 0x300100);
+  repository.upgrade(7400000000000000001ULL);
+  repository.wal(1, 10, 14);
+  repository.backup("20261103T000000Z", 1, 0xA00028, 0xB00100);
+  auto generations = repository.catalogs();
+  REQUIRE(generations.size() == 2);
+  auto chosen = [&](const Target& target, const std::optional<std::string>& label = {}) {
+    return recovery::generationFor(generations, target, label).generation().number;
+  };
+  CHECK(chosen(Target{}) == 2);
+  CHECK(chosen(timeTarget("2026-11-04T00:00:00Z")) == 2);
+  CHECK(chosen(timeTarget("2026-11-02T00:00:00Z")) == 1);  // before generation 2's backup
+  CHECK(chosen(Target{}, "20261101T000000Z") == 1);
+  CHECK(chosen(timeTarget("2026-10-01T00:00:00Z")) ==
+        1);  // before every backup: the oldest says so
+
+  auto plan = recovery::planRecovery(generations[0], timeTarget("2026-11-02T00:00:00Z"));
+  CHECK(plan.generation == 1);
+  CHECK(plan.backup.label == "20261101T000000Z");
+  auto newest = recovery::planRecovery(generations[1], Target{});
+  CHECK(newest.generation == 2);
+  CHECK(newest.lastWal == "00000001000000000000000E");
+  CHECK(recovery::describePlan(newest, Target{}) == test::Containing("generation: 2"));
+
+  SUBCASE("a gap in the newest generation is reported, not recovered around") {
+    repository.storage.remove(
+        repo::walObject("main", 2, *pg::parseWalName("00000001000000000000000B")));
+    generations = repository.catalogs();
+    const auto& catalog = recovery::generationFor(generations, Target{});
+    CHECK(catalog.generation().number == 2);
+    CHECK(thrownError([&] { recovery::planRecovery(catalog, Target{}); }).code() ==
+          ErrorCode::InvalidInput);
+  }
+}

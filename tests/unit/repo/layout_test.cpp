@@ -6,9 +6,19 @@
 using namespace tidemark;
 
 TEST_CASE("repository paths follow the documented layout") {
-  auto object = [](const char* name) { return repo::walObject("main", *pg::parseWalName(name)); };
+  auto object = [](const char* name) {
+    return repo::walObject("main", 1, *pg::parseWalName(name));
+  };
   CHECK(repo::stanzaFile("main") == "main/stanza.json");
-  CHECK(repo::walDirectory("main") == "main/wal");
+  CHECK(repo::walDirectory("main", 1) == "main/wal");
+  SUBCASE("generations after the first have a WAL folder of their own, and a record") {
+    CHECK(repo::walDirectory("main", 2) == "main/wal-2");
+    CHECK(repo::walObject("main", 3, *pg::parseWalName("000000010000000000000001")) ==
+          "main/wal-3/0000000100000000/000000010000000000000001");
+    CHECK(repo::walObject("main", 2, *pg::parseWalName("00000002.history")) ==
+          "main/wal-2/00000002.history");
+    CHECK(repo::generationFile("main", 2) == "main/generations/2.json");
+  }
   SUBCASE("segments, partial segments and backup files go under their timeline and log") {
     CHECK(object("000000010000000000000001") ==
           "main/wal/0000000100000000/000000010000000000000001");

@@ -260,15 +260,6 @@ TEST_CASE("a stanza.json written before stanza-create existed has a stable ident
   CHECK(what(e) == "'w' has an invalid stanza-id");
 }
 
-TEST_CASE("checkSystemId accepts the stanza's own cluster and refuses any other, naming both") {
-  checkSystemId(kCandidate, "main", kCandidate.systemId, "x");  // does not throw
-  Error e = thrownError([] { checkSystemId(kCandidate, "main", 1, "WAL file 'y'"); });
-  CHECK(e.code() == ErrorCode::ForeignCluster);
-  CHECK(what(e) ==
-        "WAL file 'y' is from the cluster with system identifier 1, but stanza 'main' belongs to "
-        "7000000000000000001");
-}
-
 TEST_CASE("stanza.json records the encryption type, and checkEncryption keeps a stanza unmixed") {
   test::MemoryStorage s;
   SUBCASE("recorded and read back; a stanza.json without the field is unencrypted") {

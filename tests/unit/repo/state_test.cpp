@@ -53,11 +53,16 @@ TEST_CASE("a keep record moved to another backup's folder is refused") {
 TEST_CASE("low-water marks and leases") {
   test::FakeRepository f;
   repo::Repository repository = f.handle();
-  CHECK_FALSE(repo::lowWaterMark(repository, "id", 1));
-  repo::writeLowWaterMark(repository, "id", 1, 6, "000000010000000000000006");
-  repo::writeLowWaterMark(repository, "id", 1, 9, "000000010000000000000009");
-  CHECK(repo::lowWaterMark(repository, "id", 1) == 9u);
-  CHECK_FALSE(repo::lowWaterMark(repository, "id", 2));
+  CHECK_FALSE(repo::lowWaterMark(repository, "id", 1, 1));
+  repo::writeLowWaterMark(repository, "id", 1, 1, 6, "000000010000000000000006");
+  repo::writeLowWaterMark(repository, "id", 1, 1, 9, "000000010000000000000009");
+  CHECK(repo::lowWaterMark(repository, "id", 1, 1) == 9u);
+  CHECK_FALSE(repo::lowWaterMark(repository, "id", 1, 2));
+  // Another generation's timeline 1 has marks of its own.
+  CHECK_FALSE(repo::lowWaterMark(repository, "id", 2, 1));
+  repo::writeLowWaterMark(repository, "id", 2, 1, 3, "000000010000000000000003");
+  CHECK(repo::lowWaterMark(repository, "id", 2, 1) == 3u);
+  CHECK(repo::lowWaterMark(repository, "id", 1, 1) == 9u);
 
   repo::Lease lease{.id = repo::newLeaseId(),
                     .holder = "test",

@@ -1,0 +1,234 @@
+// Generations of a stanza (generation.h).
+#include "common/repo/generation.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <nlohmann/json.hpp>
+
+#include "common/base/error.h"
+#include "common/base/text.h"
+#include "common/base/version.h"
+#include "common/io/sink.h"
+#include "common/repo/layout.h"
+#include "common/repo/metadata.h"
+
+namespace tidemark::repo {
+
+namespace {
+
+constexpr int kGenerationFormat = 1;
+
+// "2.json" -> 2; nullopt for any other name (a .mac record, a temporary file).
+std::optional<int> recordNumber(const std::string& name) {
+  if (name.size() < 6 || name.compare(name.size() - 5, 5, ".json") != 0) return std::nullopt;
+  auto n = parseDecimal(name.substr(0, name.size() - 5));
+  if (!n || *n < 2 || *n > 9999 || std::to_string(*n) + ".json" != name) return std::nullopt;
+  return int(*n);
+}
+
+// When initdb made the cluster: a system identifier begins with its time in seconds.
+std::int64_t initialised(std::uint64_t systemId) {
+  return std::int64_t(systemId >> 32);
+}
+
+std::string describeGeneration(const Generation& g) {
+  return fmt::format("generation {} (system identifier {}, PostgreSQL {})", g.number, g.systemId,
+                     g.pgVersion);
+}
+
+}  // namespace
+
+Generation Generation::first(const StanzaInfo& stanza) {
+  return Generation{.number = 1,
+                    .systemId = stanza.systemId,
+                    .pgVersion = stanza.pgVersion,
+                    .walSegmentSize = stanza.walSegmentSize,
+                    .created = stanza.created,
+                    .tidemarkVersion = stanza.tidemarkVersion};
+}
+
+std::string Generation::toJson() const {
+  nlohmann::ordered_json doc;
+  doc["format"] = kGenerationFormat;
+  doc["generation"] = number;
+  doc["system-identifier"] = std::to_string(systemId);
+  doc["pg-version"] = pgVersion;
+  doc["wal-segment-size"] = walSegmentSize;
+  doc["created"] = created ? formatUtc(*created) : "";
+  doc["tidemark-version"] = tidemarkVersion;
+  return doc.dump(2) + "\n";
+}
+
+Generation Generation::fromJson(const std::string& text, int number, const std::string& where) {
+  try {
+    auto doc = nlohmann::json::parse(text);
+    if (doc.at("format").get<int>() != kGenerationFormat)
+      throw Error(ErrorCode::Unsupported,
+                  fmt::format("'{}' has generation record format {}; this tidemark reads format {}",
+                              where, doc.at("format").get<int>(), kGenerationFormat),
+                  "use the tidemark version that wrote this repository");
+    Generation g;
+    g.number = doc.at("generation").get<int>();
+    if (g.number != number) throw std::invalid_argument("generation (it names another)");
+    auto id = parseDecimal(doc.at("system-identifier").get<std::string>());
+    if (!id || *id == 0) throw std::invalid_argument("system-identifier");
+    g.systemId = *id;
+    g.pgVersion = doc.at("pg-version").get<int>();
+    g.walSegmentSize = doc.at("wal-segment-size").get<std::uint32_t>();
+    if (g.walSegmentSize < (1u << 20) || (g.walSegmentSize & (g.walSegmentSize - 1)) != 0)
+      throw std::invalid_argument("wal-segment-size");
+    g.created = parseUtc(doc.value("created", ""));
+    g.tidemarkVersion = doc.value("tidemark-version", "");
+    return g;
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(ErrorCode::Corrupt,
+                fmt::format("'{}' is not a valid generation record: {}", where, e.what()),
+                "restore it from a copy: it tells which cluster the generation's WAL and backups "
+                "belong to");
+  } catch (const std::invalid_argument& e) {
+    throw Error(ErrorCode::Corrupt, fmt::format("'{}' has an invalid {}", where, e.what()),
+                "restore it from a copy");
+  }
+}
+
+std::vector<Generation> loadGenerations(const Repository& repository, const StanzaInfo& stanza) {
+  std::vector<Generation> out{Generation::first(stanza)};
+  std::vector<int> numbers;
+  repository.storage().list(generationsDirectory(repository.stanza()),
+                            [&](const storage::ListEntry& entry) {
+                              if (auto n = recordNumber(entry.name); n && !entry.directory)
+                                numbers.push_back(*n);
+                            });
+  // A WAL folder of a generation with no record (the record lost): its WAL would be invisible to
+  // every reader; refused like a hole.
+  int highestFolder = 1;
+  repository.storage().list(repository.stanza(), [&](const storage::ListEntry& entry) {
+    if (entry.directory && entry.name.rfind("wal-", 0) == 0)
+      if (auto n = parseDecimal(entry.name.substr(4)); n && *n <= 9999)
+        highestFolder = std::max(highestFolder, int(*n));
+  });
+  std::sort(numbers.begin(), numbers.end());
+  for (int n : numbers) {
+    const std::string path = generationFile(repository.stanza(), n);
+    const std::string where = repository.describe() + "/" + path;
+    if (n != out.back().number + 1)
+      throw Error(ErrorCode::Corrupt,
+                  fmt::format("stanza '{}' has generation {} but no generation {} in {}",
+                              repository.stanza(), n, out.back().number + 1, repository.describe()),
+                  fmt::format("restore '{}' from a copy: without it, WAL and backups of that "
+                              "generation cannot be told apart",
+                              generationFile(repository.stanza(), out.back().number + 1)));
+    auto text = storage::readSmall(repository.storage(), path, 1 << 20);
+    if (!text) continue;  // listed, then gone: cannot happen (records are never deleted)
+    verifyMetadata(repository, path, *text, stanza.identity());
+    out.push_back(Generation::fromJson(*text, n, where));
+  }
+  if (highestFolder > out.back().number)
+    throw Error(
+        ErrorCode::Corrupt,
+        fmt::format("stanza '{}' in {} has a WAL folder '{}' but no record of generation {}",
+                    repository.stanza(), repository.describe(),
+                    walDirectory(repository.stanza(), highestFolder), highestFolder),
+        fmt::format("restore '{}' from a copy: without it, that generation's WAL and "
+                    "backups cannot be told apart from the others",
+                    generationFile(repository.stanza(), highestFolder)));
+  return out;
+}
+
+const Generation* findGeneration(const std::vector<Generation>& generations,
+                                 std::uint64_t systemId) {
+  auto it = std::find_if(generations.begin(), generations.end(),
+                         [&](const Generation& g) { return g.systemId == systemId; });
+  return it == generations.end() ? nullptr : &*it;
+}
+
+Generation requireGeneration(const Repository& repository, const StanzaInfo& stanza,
+                             std::uint64_t systemId, std::uint32_t walSegmentSize, int pgVersion,
+                             const std::string& what) {
+  std::optional<Generation> found;
+  std::vector<Generation> generations;
+  if (systemId == stanza.systemId) {
+    found = Generation::first(stanza);
+  } else {
+    generations = loadGenerations(repository, stanza);
+    if (const Generation* g = findGeneration(generations, systemId)) found = *g;
+  }
+  if (found) {
+    if (found->walSegmentSize != walSegmentSize)
+      throw Error(
+          ErrorCode::ForeignCluster,
+          fmt::format("{} has {} byte segments, but {}stanza '{}' has {} byte segments", what,
+                      walSegmentSize,
+                      found->number == 1 ? std::string() : describeGeneration(*found) + " of ",
+                      repository.stanza(), found->walSegmentSize),
+          "each cluster needs its own stanza: set 'stanza' for this cluster to a new name");
+    return *found;
+  }
+  const Generation& current = generations.back();
+  bool upgrade =
+      pgVersion > current.pgVersion || ((pgVersion == current.pgVersion || pgVersion == 0) &&
+                                        initialised(systemId) > initialised(current.systemId));
+  throw Error(
+      ErrorCode::ForeignCluster,
+      fmt::format("{} is from the cluster with system identifier {}, but stanza '{}' belongs to {}",
+                  what, systemId, repository.stanza(),
+                  generations.size() == 1 ? std::to_string(stanza.systemId)
+                                          : fmt::format("{} (its current {})", stanza.systemId,
+                                                        describeGeneration(current))),
+      upgrade ? fmt::format("if this cluster is '{}' after pg_upgrade, run 'tidemark "
+                            "stanza-upgrade' once (docs/upgrade.md): archiving resumes in a new "
+                            "generation of the stanza; otherwise give this cluster a stanza of "
+                            "its own",
+                            repository.stanza())
+              : std::string("each cluster needs its own stanza: set 'stanza' for this cluster to "
+                            "a new name"));
+}
+
+UpgradedStanza upgradeStanza(const Repository& repository, const StanzaInfo& stanza,
+                             const Generation& cluster) {
+  std::vector<Generation> generations = loadGenerations(repository, stanza);
+  if (const Generation* known = findGeneration(generations, cluster.systemId)) {
+    if (known->walSegmentSize != cluster.walSegmentSize)
+      throw Error(ErrorCode::ForeignCluster,
+                  fmt::format("this cluster has {} byte WAL segments, but {} of stanza '{}' "
+                              "records {}",
+                              cluster.walSegmentSize, describeGeneration(*known),
+                              repository.stanza(), known->walSegmentSize),
+                  "each cluster needs its own stanza: set 'stanza' for this cluster to a new name");
+    return {*known, false};
+  }
+  const Generation& current = generations.back();
+  if (cluster.pgVersion < current.pgVersion)
+    throw Error(ErrorCode::Config,
+                fmt::format("this cluster runs PostgreSQL {}, older than {} of stanza '{}': "
+                            "pg_upgrade never goes back a version",
+                            cluster.pgVersion, describeGeneration(current), repository.stanza()),
+                "this is another cluster: give it a stanza of its own ('stanza' and 'tidemark "
+                "stanza-create')");
+  StanzaInfo checked = stanza;
+  checkEncryption(repository, checked);
+  Generation next = cluster;
+  next.number = current.number + 1;
+  next.created = utcNow();
+  next.tidemarkVersion = kVersion;
+  const std::string path = generationFile(repository.stanza(), next.number);
+  const std::string text = next.toJson();
+  // The MAC record first, as for every metadata file: the record is never visible without it.
+  writeMetadataMac(repository, path, text, stanza.identity(), true);
+  auto write = repository.storage().newWrite(path, {.noReplace = true});
+  write->write(io::asBytes(text));
+  if (write->commit()) return {next, true};
+  // Another stanza-upgrade recorded generation `next.number` first.
+  generations = loadGenerations(repository, stanza);
+  if (const Generation* known = findGeneration(generations, cluster.systemId))
+    return {*known, false};
+  throw Error(
+      ErrorCode::Conflict,
+      fmt::format("another 'tidemark stanza-upgrade' of stanza '{}' recorded {} at the same "
+                  "time, for another cluster",
+                  repository.stanza(), describeGeneration(generations.back())),
+      "check which cluster archives to this stanza: 'tidemark info' shows its generations");
+}
+
+}  // namespace tidemark::repo
