@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <ctime>
 #include <fstream>
@@ -22,6 +23,26 @@
 #include "common/repo/stanza.h"
 
 namespace tidemark::archive {
+
+namespace {
+
+// Passes the bytes on, keeping the first page header's worth.
+class HeaderCapture final : public io::Filter {
+ public:
+  using Filter::Filter;
+  void write(io::ByteView data) override {
+    std::size_t take = std::min(data.size(), pg::kLongPageHeaderSize - header_.size());
+    header_.insert(header_.end(), data.begin(), data.begin() + take);
+    next_.write(data);
+  }
+  void close() override { next_.close(); }
+  io::ByteView header() const { return header_; }
+
+ private:
+  io::Buffer header_;
+};
+
+}  // namespace
 
 GetResult getWalFile(const repo::Repository& repository, const GetParams& params) {
   auto name = pg::parseWalName(params.walName);
@@ -41,7 +62,13 @@ GetResult getWalFile(const repo::Repository& repository, const GetParams& params
   repo::Generation generation = repo::Generation::first(*stanza);
   if (!params.controlSystemId || *params.controlSystemId != stanza->systemId) {
     std::vector<repo::Generation> generations = repo::loadGenerations(repository, *stanza);
-    generation = generations.back();
+    if (!params.controlSystemId && generations.size() > 1)
+      throw Error(ErrorCode::InvalidInput,
+                  fmt::format("cannot tell which generation of stanza '{}' to read '{}' from: "
+                              "there is no global/pg_control in the working directory",
+                              repository.stanza(), name->name),
+                  "run tidemark-archive-get in the data directory of the cluster that recovers "
+                  "(as PostgreSQL's restore_command does)");
     if (params.controlSystemId) {
       const repo::Generation* g = repo::findGeneration(generations, *params.controlSystemId);
       if (!g)
@@ -57,10 +84,26 @@ GetResult getWalFile(const repo::Repository& repository, const GetParams& params
   }
   files::AtomicFile file(params.destination,
                          {.noReplace = false, .mode = 0600, .errorCode = ErrorCode::LocalIo});
+  HeaderCapture sink(file);
   GetResult result;
   auto summary =
-      repository.readObject(repo::walObject(repository.stanza(), generation.number, *name), file,
+      repository.readObject(repo::walObject(repository.stanza(), generation.number, *name), sink,
                             pg::maxWalFileSize(*name, generation.walSegmentSize));
+  // A segment is the cluster's own: a stored object of another cluster (another generation's
+  // under the same name, or a forgery without encryption) is never handed to PostgreSQL.
+  if (summary && name->hasPageHeader()) {
+    const std::string where = repository.describe() + "/" +
+                              repo::walObject(repository.stanza(), generation.number, *name);
+    pg::LongPageHeader page =
+        pg::checkSegmentHeader(sink.header(), *name, summary->plainSize, where);
+    if (page.systemId != generation.systemId)
+      throw Error(ErrorCode::ForeignCluster,
+                  fmt::format("'{}' holds WAL of the cluster with system identifier {}, but the "
+                              "cluster recovering here is {}",
+                              where, page.systemId, generation.systemId),
+                  "the repository holds another cluster's file under this name: move it aside "
+                  "and find out how it got there (tidemark verify)");
+  }
   if (!summary) {  // `file` is discarded unpublished
     // Below a low-water mark the file was expired on purpose: "not found" would end the
     // recovery as if the archive ended there, with the WAL after it never replayed.
@@ -92,8 +135,13 @@ GetOutcome archiveGet(const Config& config, const std::string& walName,
                       const std::string& destination) {
   auto started = std::chrono::steady_clock::now();
   repo::Repository repository = repo::openRepository(config);
-  GetParams params{
-      .walName = walName, .destination = destination, .controlSystemId = pg::controlSystemId(".")};
+  // PostgreSQL runs restore_command in the data directory: its pg_control says which cluster
+  // recovers. One that is there but cannot be read is an error, never a guess.
+  std::optional<std::uint64_t> systemId = pg::controlSystemId(".");
+  if (!systemId && ::access("global/pg_control", F_OK) == 0)
+    throw Error(ErrorCode::LocalIo, "cannot read the system identifier from global/pg_control",
+                "check the data directory's files and permissions");
+  GetParams params{.walName = walName, .destination = destination, .controlSystemId = systemId};
   constexpr int kAttempts = 3;
   for (int attempt = 1;; ++attempt) {
     try {

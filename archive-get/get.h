@@ -16,8 +16,8 @@ struct GetParams {
   std::string walName;      // %f: the file PostgreSQL wants
   std::string destination;  // %p: where to put it (relative to the working directory)
   // The system identifier of the cluster that recovers (pg_control of the working directory, which
-  // PostgreSQL makes the data directory): which generation of the stanza to read. Without it, the
-  // newest generation.
+  // PostgreSQL makes the data directory): which generation of the stanza to read. Without it, only
+  // a stanza of one generation is read (Error(InvalidInput) otherwise).
   std::optional<std::uint64_t> controlSystemId;
 };
 

@@ -102,7 +102,11 @@ std::vector<OptionSpec> stanzaUpgradeOptionSpecs() {
   return {{.name = "pgdata",
            .valueName = "DIR",
            .help = "read the upgraded cluster's identity from this data directory (running or "
-                   "not) instead of asking the server pg.conninfo names"}};
+                   "not) instead of asking the server pg.conninfo names"},
+          {.name = "force",
+           .help = "record the cluster although it was initialised before the current "
+                   "generation's (its system identifier's time): only for an upgraded cluster "
+                   "made on a host whose clock was wrong"}};
 }
 
 int stanzaUpgrade(const Config& config, const CommandLine& commandLine) {
@@ -114,7 +118,8 @@ int stanzaUpgrade(const Config& config, const CommandLine& commandLine) {
       repo::upgradeStanza(repository, stanza,
                           repo::Generation{.systemId = identity.systemId,
                                            .pgVersion = identity.pgVersion,
-                                           .walSegmentSize = identity.walSegmentSize});
+                                           .walSegmentSize = identity.walSegmentSize},
+                          commandLine.has("force"));
   const repo::Generation& g = result.generation;
   std::printf(
       "stanza '%s' in %s: %s generation %d, system identifier %llu, PostgreSQL %d, %s WAL "

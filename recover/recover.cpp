@@ -341,9 +341,12 @@ struct Place {
 recovery::RecoveryPlan planFor(const repo::Repository& repository, const RecoverOptions& options) {
   std::vector<recovery::Catalog> generations = recovery::Catalog::loadGenerations(repository);
   if (generations.empty()) throw repo::missingStanza(repository);
-  return recovery::planRecovery(
-      recovery::generationFor(generations, options.target, options.backup), options.target,
-      options.backup);
+  const recovery::Catalog& chosen =
+      recovery::generationFor(generations, options.target, options.backup);
+  recovery::RecoveryPlan plan = recovery::planRecovery(chosen, options.target, options.backup);
+  for (auto& warning : recovery::generationWarnings(generations, chosen))
+    plan.warnings.push_back(std::move(warning));
+  return plan;
 }
 
 // Where each tablespace of the backup goes (its mapped place, else its original location), said

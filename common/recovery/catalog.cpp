@@ -30,6 +30,7 @@ std::vector<Catalog> Catalog::loadGenerations(const repo::Repository& repository
   // A backup.json of no generation's cluster, or one whose segment size differs from its
   // generation's (every range and window is computed with the generation's), does not belong to
   // this stanza (or was altered).
+  const bool authenticated = repo::authenticatesMetadata(repository);
   for (auto& b : all) {
     const repo::Generation* g = repo::findGeneration(generations, b.systemId);
     if (!g)
@@ -48,9 +49,8 @@ std::vector<Catalog> Catalog::loadGenerations(const repo::Repository& repository
     else
       backups[g->number - 1].push_back(std::move(b));
   }
-  const repo::MetadataTrust trust = repo::authenticatesMetadata(repository)
-                                        ? repo::MetadataTrust::Authenticated
-                                        : repo::MetadataTrust::Unauthenticated;
+  const repo::MetadataTrust trust =
+      authenticated ? repo::MetadataTrust::Authenticated : repo::MetadataTrust::Unauthenticated;
   std::vector<Catalog> out;
   for (std::size_t i = 0; i < generations.size(); ++i) {
     const repo::Generation& g = generations[i];

@@ -287,13 +287,53 @@ const Catalog& generationFor(const std::vector<Catalog>& generations, const Targ
     if (target.kind == TargetKind::Lsn) return b.stopLsn <= target.lsn;
     return true;
   };
-  const Catalog* oldestWithBackups = nullptr;
-  for (auto it = generations.rbegin(); it != generations.rend(); ++it) {
-    if (std::any_of(it->backups().begin(), it->backups().end(), before)) return *it;
-    if (!it->backups().empty()) oldestWithBackups = &*it;
-  }
+  // The generation of the newest backup that can serve the target (by time, not by generation
+  // number: a rolled-back upgrade's old cluster may have the newest backup).
+  const Catalog* chosen = nullptr;
+  const repo::BackupInfo* newest = nullptr;
+  const Catalog* oldestOwner = nullptr;
+  const repo::BackupInfo* oldest = nullptr;
+  for (const auto& catalog : generations)
+    for (const auto& b : catalog.backups()) {
+      if (before(b) && (!newest || b.stopTime > newest->stopTime)) {
+        newest = &b;
+        chosen = &catalog;
+      }
+      if (!oldest || b.stopTime < oldest->stopTime) {
+        oldest = &b;
+        oldestOwner = &catalog;
+      }
+    }
+  if (chosen) return *chosen;
   // No backup ends before the target: the oldest backup's generation says so, naming it.
-  return oldestWithBackups ? *oldestWithBackups : generations.back();
+  return oldestOwner ? *oldestOwner : generations.back();
+}
+
+std::vector<std::string> generationWarnings(const std::vector<Catalog>& generations,
+                                            const Catalog& chosen) {
+  auto newestWal = [](const Catalog& catalog) {
+    std::int64_t newest = 0;
+    for (const auto* files : {&catalog.wal().segments, &catalog.wal().partials})
+      for (const auto& [timeline, segments] : *files)
+        for (const auto& [segment, file] : segments)
+          newest = std::max(newest, file.modified);
+    return newest;
+  };
+  std::vector<std::string> out;
+  const std::int64_t mine = newestWal(chosen);
+  for (const auto& other : generations) {
+    if (&other == &chosen) continue;
+    const std::int64_t theirs = newestWal(other);
+    if (theirs > mine)
+      out.push_back(fmt::format(
+          "generation {} of the stanza (system identifier {}) received WAL after this "
+          "generation's newest ({} against {}): if an upgrade was rolled back, or this is not the "
+          "cluster you mean, name a backup of the other with --backup",
+          other.generation().number, other.generation().systemId,
+          formatUtc(UtcSeconds(std::chrono::seconds(theirs))),
+          formatUtc(UtcSeconds(std::chrono::seconds(mine)))));
+  }
+  return out;
 }
 
 std::string describePlan(const RecoveryPlan& plan, const Target& target) {

@@ -39,13 +39,18 @@ RecoveryPlan planRecovery(const Catalog& catalog, const Target& target,
                           const std::optional<std::string>& backupLabel = std::nullopt);
 
 // Which generation's catalog (`generations` oldest first, not empty) a recovery uses: the one
-// holding `backupLabel`; else the newest generation with a backup that ends before the target (any
-// backup, for targets other than a time or an LSN: the newest generation with one); else the
-// oldest generation with a backup (its plan then names the oldest backup the target precedes).
+// holding `backupLabel`; else the generation of the newest backup (by stop time, across
+// generations) that ends before the target (any backup, for targets other than a time or an
+// LSN); else the generation of the oldest backup (its plan then names it).
 // Never another generation because a plan fails: a gap in the newest generation's WAL must not
 // turn into a recovery of the version before the upgrade.
 const Catalog& generationFor(const std::vector<Catalog>& generations, const Target& target,
                              const std::optional<std::string>& backupLabel = std::nullopt);
+
+// Warnings for a plan in `chosen`: another generation received WAL later (a rolled-back upgrade,
+// or not the cluster the operator means).
+std::vector<std::string> generationWarnings(const std::vector<Catalog>& generations,
+                                            const Catalog& chosen);
 
 // The plan as lines for an operator.
 std::string describePlan(const RecoveryPlan& plan, const Target& target);

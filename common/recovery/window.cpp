@@ -94,7 +94,14 @@ std::vector<WindowHole> holesBetween(
 RecoveryWindow recoverableWindow(const Catalog& catalog, const pg::TimelineHistory& history) {
   RecoveryWindow window;
   if (catalog.backups().empty()) {
-    window.reason = "the stanza has no complete backup; take one with tidemark-basebackup";
+    window.reason =
+        catalog.generation().number == 1
+            ? "the stanza has no complete backup; take one with tidemark-basebackup"
+            : fmt::format(
+                  "generation {} (after stanza-upgrade) has no complete backup yet; take "
+                  "one with tidemark-basebackup: until then the upgraded cluster cannot be "
+                  "recovered",
+                  catalog.generation().number);
     return window;
   }
   const std::uint32_t size = catalog.segmentSize();

@@ -120,7 +120,10 @@ std::vector<Generation> loadGenerations(const Repository& repository, const Stan
                               "generation cannot be told apart",
                               generationFile(repository.stanza(), out.back().number + 1)));
     auto text = storage::readSmall(repository.storage(), path, 1 << 20);
-    if (!text) continue;  // listed, then gone: cannot happen (records are never deleted)
+    if (!text)  // listed, then gone: records are never deleted
+      throw Error(ErrorCode::Storage, fmt::format("'{}' was listed but cannot be read", where),
+                  "run again; if it persists, the repository lost a generation record: restore it "
+                  "from a copy");
     verifyMetadata(repository, path, *text, stanza.identity());
     out.push_back(Generation::fromJson(*text, n, where));
   }
@@ -186,18 +189,21 @@ Generation requireGeneration(const Repository& repository, const StanzaInfo& sta
 }
 
 UpgradedStanza upgradeStanza(const Repository& repository, const StanzaInfo& stanza,
-                             const Generation& cluster) {
-  std::vector<Generation> generations = loadGenerations(repository, stanza);
-  if (const Generation* known = findGeneration(generations, cluster.systemId)) {
-    if (known->walSegmentSize != cluster.walSegmentSize)
+                             const Generation& cluster, bool force) {
+  auto known = [&](const std::vector<Generation>& generations) -> std::optional<UpgradedStanza> {
+    const Generation* g = findGeneration(generations, cluster.systemId);
+    if (!g) return std::nullopt;
+    if (g->walSegmentSize != cluster.walSegmentSize)
       throw Error(ErrorCode::ForeignCluster,
                   fmt::format("this cluster has {} byte WAL segments, but {} of stanza '{}' "
                               "records {}",
-                              cluster.walSegmentSize, describeGeneration(*known),
-                              repository.stanza(), known->walSegmentSize),
+                              cluster.walSegmentSize, describeGeneration(*g), repository.stanza(),
+                              g->walSegmentSize),
                   "each cluster needs its own stanza: set 'stanza' for this cluster to a new name");
-    return {*known, false};
-  }
+    return UpgradedStanza{*g, false};
+  };
+  std::vector<Generation> generations = loadGenerations(repository, stanza);
+  if (auto found = known(generations)) return *found;
   const Generation& current = generations.back();
   if (cluster.pgVersion < current.pgVersion)
     throw Error(ErrorCode::Config,
@@ -206,29 +212,59 @@ UpgradedStanza upgradeStanza(const Repository& repository, const StanzaInfo& sta
                             cluster.pgVersion, describeGeneration(current), repository.stanza()),
                 "this is another cluster: give it a stanza of its own ('stanza' and 'tidemark "
                 "stanza-create')");
+  // pg_upgrade's new cluster is made (initdb) for the upgrade, after the old one.
+  if (!force && initialised(cluster.systemId) <= initialised(current.systemId))
+    throw Error(
+        ErrorCode::Config,
+        fmt::format("this cluster was initialised at {}, not after the cluster of {} of "
+                    "stanza '{}' ({}): it is not that cluster after pg_upgrade",
+                    formatUtc(UtcSeconds(std::chrono::seconds(initialised(cluster.systemId)))),
+                    describeGeneration(current), repository.stanza(),
+                    formatUtc(UtcSeconds(std::chrono::seconds(initialised(current.systemId))))),
+        "give this cluster a stanza of its own; if it is the upgraded cluster all the "
+        "same (a host whose clock was wrong at initdb), run again with --force");
   StanzaInfo checked = stanza;
   checkEncryption(repository, checked);
+  // One stanza-upgrade at a time, and none beside a backup or an expire: under the lock, a MAC
+  // record without its generation record is only ever one a killed upgrade left.
+  std::string holder;
+  auto lock = repository.storage().tryLock(
+      backupLockFile(repository.stanza()),
+      fmt::format("tidemark stanza-upgrade on {}, started {}", hostName(), formatUtc(utcNow())),
+      holder);
+  if (!lock)
+    throw Error(ErrorCode::Locked,
+                fmt::format("a backup, an expire or another stanza-upgrade of stanza '{}' is "
+                            "running: {}",
+                            repository.stanza(), holder),
+                "run stanza-upgrade again when it has finished");
+  generations = loadGenerations(repository, stanza);
+  if (auto found = known(generations)) return *found;
   Generation next = cluster;
-  next.number = current.number + 1;
+  next.number = generations.back().number + 1;
   next.created = utcNow();
   next.tidemarkVersion = kVersion;
   const std::string path = generationFile(repository.stanza(), next.number);
+  // Read directly: a listing that lags (S3) must not hide a record we would sign over.
+  if (repository.storage().info(path))
+    throw Error(ErrorCode::Storage,
+                fmt::format("'{}' exists in {}, but the listing of '{}' did not show it yet", path,
+                            repository.describe(), generationsDirectory(repository.stanza())),
+                "run stanza-upgrade again in a moment");
   const std::string text = next.toJson();
   // The MAC record first, as for every metadata file: the record is never visible without it.
   writeMetadataMac(repository, path, text, stanza.identity(), true);
+  if (!lock->confirm())
+    throw Error(
+        ErrorCode::Locked,
+        fmt::format("lost the lock of stanza '{}' during stanza-upgrade", repository.stanza()),
+        "run stanza-upgrade again");
   auto write = repository.storage().newWrite(path, {.noReplace = true});
   write->write(io::asBytes(text));
   if (write->commit()) return {next, true};
-  // Another stanza-upgrade recorded generation `next.number` first.
-  generations = loadGenerations(repository, stanza);
-  if (const Generation* known = findGeneration(generations, cluster.systemId))
-    return {*known, false};
-  throw Error(
-      ErrorCode::Conflict,
-      fmt::format("another 'tidemark stanza-upgrade' of stanza '{}' recorded {} at the same "
-                  "time, for another cluster",
-                  repository.stanza(), describeGeneration(generations.back())),
-      "check which cluster archives to this stanza: 'tidemark info' shows its generations");
+  throw Error(ErrorCode::Conflict,
+              fmt::format("'{}' was written by someone else during this stanza-upgrade", path),
+              "check which cluster archives to this stanza: 'tidemark info' shows its generations");
 }
 
 }  // namespace tidemark::repo

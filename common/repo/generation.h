@@ -67,10 +67,12 @@ struct UpgradedStanza {
 // `tidemark stanza-upgrade`'s worker: records `cluster` (system identifier, version, segment size)
 // as the stanza's next generation. Idempotent: a cluster that already is a generation is returned
 // as it is. Error(Config) when the cluster's major version is older than the current generation's
-// (pg_upgrade never goes back: that is another cluster, for a stanza of its own). Of two upgrades
-// at once, one wins and the other checks its result (Error(Conflict) when it recorded another
-// cluster).
+// (pg_upgrade never goes back: that is another cluster, for a stanza of its own), or, unless
+// `force`, when it was initialised (initdb: its system identifier's time) no later than the
+// current generation's cluster (pg_upgrade's new cluster is made for the upgrade). Holds the
+// stanza's backup lock while it writes (Error(Locked) beside a backup, an expire or another
+// stanza-upgrade).
 UpgradedStanza upgradeStanza(const Repository& repository, const StanzaInfo& stanza,
-                             const Generation& cluster);
+                             const Generation& cluster, bool force = false);
 
 }  // namespace tidemark::repo

@@ -11,6 +11,7 @@
 #include "cluster.h"
 #include "common/base/error.h"
 #include "common/repo/stanza.h"
+#include "tidemark_runner.h"
 
 using namespace std::chrono_literals;
 
@@ -18,19 +19,10 @@ namespace tidemark::test {
 
 namespace {
 
-struct Outcome {
-  int status;
-  std::string out, err;
-};
-
 // tidemark check with `args`, as the current user.
 Outcome check(const Workspace& ws, std::vector<std::string> args) {
-  static int counter = 0;
-  std::string stem = ws.path("check-" + std::to_string(++counter));
-  std::vector<std::string> argv{ws.ctl(), "check", "--config", ws.config(), "--timeout", "60"};
-  argv.insert(argv.end(), args.begin(), args.end());
-  int status = run(argv, {.stdoutPath = stem + ".out", .stderrPath = stem + ".err"});
-  return {status, readText(stem + ".out"), readText(stem + ".err")};
+  args.insert(args.begin(), {"check", "--timeout", "60"});
+  return ctl(ws, std::move(args));
 }
 
 bool has(const Outcome& o, const std::string& text) {

@@ -9,7 +9,6 @@
 #include <signal.h>
 
 #include <chrono>
-#include <cmath>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 #include <random>
@@ -20,6 +19,7 @@
 #include "common/base/time.h"
 #include "common/repo/backup.h"
 #include "common/repo/layout.h"
+#include "tidemark_runner.h"
 #include "tmpfs.h"
 
 namespace fs = std::filesystem;
@@ -28,28 +28,6 @@ using namespace std::chrono_literals;
 namespace tidemark::test {
 
 namespace {
-
-struct Outcome {
-  int status;
-  std::string output;
-};
-
-Outcome ctl(const Workspace& ws, std::vector<std::string> args) {
-  static int counter = 0;
-  std::string log = ws.path("ctl-" + std::to_string(++counter) + ".log");
-  std::vector<std::string> argv{ws.ctl(), args.at(0), "--config", ws.config()};
-  argv.insert(argv.end(), args.begin() + 1, args.end());
-  int status = run(argv, {.stdoutPath = log, .stderrPath = log});
-  return {status, readText(log)};
-}
-
-void takeBackup(const Workspace& ws, const PgCluster& pg) {
-  std::string log = ws.path("basebackup.log");
-  int status = run({ws.basebackup(), "--config", ws.config(), "--pg-conninfo=" + pg.conninfo()},
-                   {.stderrPath = log});
-  INFO(readText(log));
-  REQUIRE(status == 0);
-}
 
 std::set<std::string> objectSet(const Workspace& ws) {
   auto list = ws.objects();
@@ -80,7 +58,7 @@ struct Fixture {
       if (i == 3) {
         std::this_thread::sleep_for(1100ms);  // after the backup's stop time (rounded up)
         pg.exec("insert into t(i) values (30)");
-        afterThird = std::stod(pg.value("select extract(epoch from clock_timestamp())"));
+        afterThird = serverNow(pg);
         pg.waitArchived();
       }
       std::this_thread::sleep_for(1100ms);  // labels are seconds
@@ -91,10 +69,6 @@ struct Fixture {
     REQUIRE(taken.size() == 4);
   }
 };
-
-std::string isoTarget(double seconds) {
-  return formatTimestamp(UtcMicros(std::chrono::microseconds(std::llround(seconds * 1e6))));
-}
 
 }  // namespace
 
@@ -112,16 +86,16 @@ TEST_CASE_TEMPLATE(
   auto before = objectSet(ws);
   Outcome none = ctl(ws, {"expire"});
   CHECK(none.status == 4);
-  CHECK(none.output.find("no retention policy") != std::string::npos);
+  CHECK(none.output().find("no retention policy") != std::string::npos);
 
   // The dry run names what would go and why, and deletes nothing.
   Outcome dry = ctl(ws, {"expire", "--dry-run", "--retention-full=2"});
-  INFO(dry.output);
+  INFO(dry.output());
   REQUIRE(dry.status == 0);
-  CHECK(dry.output.find("would delete backup " + b[0].label + ": no retention rule keeps it") !=
+  CHECK(dry.output().find("would delete backup " + b[0].label + ": no retention rule keeps it") !=
         std::string::npos);
-  CHECK(dry.output.find("would delete backup " + b[1].label) != std::string::npos);
-  CHECK(dry.output.find("would delete WAL " + b[0].walStart()) != std::string::npos);
+  CHECK(dry.output().find("would delete backup " + b[1].label) != std::string::npos);
+  CHECK(dry.output().find("would delete WAL " + b[0].walStart()) != std::string::npos);
   CHECK(objectSet(ws) == before);
 
   // A keep mark on the second: it survives with its own WAL; the first goes with its WAL.
@@ -129,7 +103,7 @@ TEST_CASE_TEMPLATE(
   Outcome nope = ctl(ws, {"keep", "20990101T000000Z"});
   CHECK(nope.status == 3);
   Outcome run1 = ctl(ws, {"expire", "--retention-full=2"});
-  INFO(run1.output);
+  INFO(run1.output());
   REQUIRE(run1.status == 0);
   auto left = backups(ws);
   REQUIRE(left.size() == 3);
@@ -144,13 +118,13 @@ TEST_CASE_TEMPLATE(
   for (std::uint64_t s = b[1].lastSegment() + 1; s < b[2].firstSegment(); ++s)
     CHECK_FALSE(ws.hasObject(Workspace::walObject(pg::segmentFileName(1, s, 16u << 20))));
   Outcome verified = ctl(ws, {"verify"});
-  INFO(verified.output);
+  INFO(verified.output());
   CHECK(verified.status == 0);
   // A second run has nothing left to do.
   Outcome again = ctl(ws, {"expire", "--retention-full=2"});
   CHECK(again.status == 0);
-  INFO(again.output);
-  CHECK(again.output.find("0 backup(s) and 0 WAL file(s) deleted") != std::string::npos);
+  INFO(again.output());
+  CHECK(again.output().find("0 backup(s) and 0 WAL file(s) deleted") != std::string::npos);
 
   // A request below the low-water mark is an error (255 in recovery), never "not found".
   std::string getDir = ws.makeDir("get");
@@ -205,9 +179,9 @@ TEST_CASE_TEMPLATE(
   std::int64_t window = now - b[2].stopTime.time_since_epoch().count() - 1;
   REQUIRE(ctl(ws, {"keep", "--release", b[1].label}).status == 0);
   Outcome run2 = ctl(ws, {"expire", "--retention-window=" + std::to_string(window)});
-  INFO(run2.output);
+  INFO(run2.output());
   REQUIRE(run2.status == 0);
-  CHECK(run2.output.find("keep backup " + b[2].label + ": recovers the start of the") !=
+  CHECK(run2.output().find("keep backup " + b[2].label + ": recovers the start of the") !=
         std::string::npos);
   CHECK(infoLabels(ws) == std::vector<std::string>{b[2].label, b[3].label});
   CHECK_FALSE(ws.hasObject(b2Start));
@@ -226,9 +200,9 @@ TEST_CASE_TEMPLATE(
   f.pg.waitArchived();
   takeBackup(ws, f.pg);
   Outcome run3 = ctl(ws, {"expire", "--retention-full=1"});
-  INFO(run3.output);
+  INFO(run3.output());
   REQUIRE(run3.status == 0);
-  CHECK(run3.output.find("a recovery replays it (lease") != std::string::npos);
+  CHECK(run3.output().find("a recovery replays it (lease") != std::string::npos);
   CHECK(ws.hasObject(Workspace::walObject(b[3].walStart())));
   giveToTestUser(dir);
   PgCluster leased(dir, "leased");
@@ -266,10 +240,10 @@ TEST_CASE(
       expire.wait();
     }
     Outcome verified = ctl(ws, {"verify"});
-    INFO("round " << round << ": " << verified.output);
+    INFO("round " << round << ": " << verified.output());
     CHECK(verified.status == 0);
     Outcome rerun = ctl(ws, {"expire", "--retention-full=1"});
-    INFO(rerun.output);
+    INFO(rerun.output());
     REQUIRE(rerun.status == 0);
     CHECK(infoLabels(ws) == std::vector<std::string>{f.taken[3].label});
     for (const auto& backup : f.taken)
@@ -306,15 +280,15 @@ TEST_CASE(
   std::string filler = repo.fillLeaving(4096);
 
   Outcome full = ctl(ws, {"expire", "--retention-full=1"});
-  INFO(full.output);
+  INFO(full.output());
   CHECK(full.status == 5);
-  CHECK(full.output.find("No space left on device") != std::string::npos);
+  CHECK(full.output().find("No space left on device") != std::string::npos);
   CHECK(data() == before);  // the low-water mark comes first: nothing went
   CHECK(hiddenNames(repoDir).empty());
 
   fs::remove(filler);
   Outcome room = ctl(ws, {"expire", "--retention-full=1"});
-  INFO(room.output);
+  INFO(room.output());
   REQUIRE(room.status == 0);
   CHECK(infoLabels(ws) == std::vector<std::string>{f.taken[3].label});
   CHECK(ctl(ws, {"verify"}).status == 0);

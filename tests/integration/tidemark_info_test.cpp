@@ -13,6 +13,7 @@
 #include "common/pg/lsn.h"
 #include "common/pg/wal.h"
 #include "common/repo/backup.h"
+#include "tidemark_runner.h"
 
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
@@ -21,19 +22,11 @@ namespace tidemark::test {
 
 namespace {
 
-struct Outcome {
-  int status;
-  std::string out, err;
-};
-
-// Runs the tidemark binary with `args` (after the command), as the current user.
+// Runs the tidemark binary with `args` exactly as given (no --config added: some commands read
+// none), as the current user.
 Outcome tidemarkWith(const Workspace& ws, std::vector<std::string> args) {
-  static int counter = 0;
-  std::string stem = ws.path("tidemark-" + std::to_string(++counter));
-  std::vector<std::string> argv{ws.ctl()};
-  argv.insert(argv.end(), args.begin(), args.end());
-  int status = run(argv, {.stdoutPath = stem + ".out", .stderrPath = stem + ".err"});
-  return {status, readText(stem + ".out"), readText(stem + ".err")};
+  args.insert(args.begin(), ws.ctl());
+  return runLogged(ws, "tidemark", std::move(args));
 }
 
 }  // namespace
@@ -54,11 +47,7 @@ TEST_CASE_TEMPLATE(
       "max_wal_senders = 5\n");
   pg.start();
   pg.exec("create table t as select g from generate_series(1, 10000) g");
-  std::string backupLog = ws.path("basebackup.log");
-  int status = run({ws.basebackup(), "--config", ws.config(), "--pg-conninfo=" + pg.conninfo()},
-                   {.stderrPath = backupLog});
-  INFO(readText(backupLog));
-  REQUIRE(status == 0);
+  takeBackup(ws, pg);
   pg.exec("insert into t select g from generate_series(1, 10000) g");
   pg.waitArchived();
   std::string last = pg.value("select last_archived_wal from pg_stat_archiver");
@@ -173,13 +162,15 @@ TEST_CASE("tidemark refuses unknown commands and options, and a stanza that hold
   SUBCASE("an unknown command is a usage error listing the commands") {
     Outcome unknown = tidemarkWith(ws, {"inof"});
     CHECK(unknown.status == 3);
-    CHECK(unknown.err.find("ERROR: unknown command 'inof' (commands: info, stanza-create, check, "
-                           "verify, expire, keep, keygen)") != std::string::npos);
+    CHECK(unknown.err.find("ERROR: unknown command 'inof' (commands: info, stanza-create, "
+                           "stanza-upgrade, check, verify, expire, keep, keygen)") !=
+          std::string::npos);
     CHECK(unknown.err.find("HINT: did you mean 'info'?") != std::string::npos);
     Outcome none = tidemarkWith(ws, {});
     CHECK(none.status == 3);
     CHECK(none.err.find("ERROR: missing command: tidemark COMMAND (commands: info, stanza-create, "
-                        "check, verify, expire, keep, keygen)") != std::string::npos);
+                        "stanza-upgrade, check, verify, expire, keep, keygen)") !=
+          std::string::npos);
   }
   SUBCASE("a wrong --output is a usage error") {
     Outcome wrong = tidemarkWith(ws, {"info", "--config", ws.config(), "--output=yaml"});

@@ -4,7 +4,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -13,12 +12,12 @@
 #include <thread>
 
 #include "cluster.h"
-#include "common/base/time.h"
 #include "common/files/tar.h"
 #include "common/recovery/target.h"
 #include "common/repo/backup.h"
 #include "common/repo/layout.h"
 #include "common/repo/object.h"
+#include "tidemark_runner.h"
 
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
@@ -26,22 +25,6 @@ using namespace std::chrono_literals;
 namespace tidemark::test {
 
 namespace {
-
-struct Outcome {
-  int status;
-  std::string output;  // stdout and stderr
-};
-
-// Runs tidemark-recover with `args`; its output is kept for messages.
-Outcome recoverWith(const Workspace& ws, std::vector<std::string> args,
-                    std::vector<std::string> env = {}) {
-  static int counter = 0;
-  std::string log = ws.path("recover-" + std::to_string(++counter) + ".log");
-  std::vector<std::string> argv{ws.recover(), "--config", ws.config()};
-  argv.insert(argv.end(), args.begin(), args.end());
-  int status = run(argv, {.env = std::move(env), .stdoutPath = log, .stderrPath = log});
-  return {status, readText(log)};
-}
 
 // A ustar archive of one regular file.
 io::Buffer tarOfOneFile(const std::string& name, const std::string& content) {
@@ -113,23 +96,6 @@ void waitArchived(PgCluster& pg) {
   REQUIRE(pg.value("select failed_count from pg_stat_archiver") == "0");
 }
 
-void takeBackup(const Workspace& ws, const PgCluster& pg) {
-  std::string log = ws.path("basebackup.log");
-  int status = run({ws.basebackup(), "--config", ws.config(), "--pg-conninfo=" + pg.conninfo()},
-                   {.stderrPath = log});
-  INFO(readText(log));
-  REQUIRE(status == 0);
-}
-
-// Server time (epoch seconds) right after a committed statement.
-double serverNow(PgCluster& pg) {
-  return std::stod(pg.value("select extract(epoch from clock_timestamp())"));
-}
-
-std::string isoTarget(double seconds) {
-  return formatTimestamp(UtcMicros(std::chrono::microseconds(std::llround(seconds * 1e6))));
-}
-
 }  // namespace
 
 TEST_CASE_TEMPLATE("recovery to a moment just before a DROP TABLE, then along the new timelines",
@@ -169,9 +135,9 @@ TEST_CASE_TEMPLATE("recovery to a moment just before a DROP TABLE, then along th
   Outcome o =
       recoverWith(ws, {"--pgdata=" + first, "--target-time=" + isoTarget(committed[2] + 0.5),
                        "--target-action=promote"});
-  INFO(o.output);
+  INFO(o.output());
   REQUIRE(o.status == 0);
-  CHECK(o.output.find("the newest complete backup that ends before the target") !=
+  CHECK(o.output().find("the newest complete backup that ends before the target") !=
         std::string::npos);
   {
     Recovered server(first, "first");
@@ -195,9 +161,9 @@ TEST_CASE_TEMPLATE("recovery to a moment just before a DROP TABLE, then along th
   std::string second = ws.path("second");
   o = recoverWith(ws, {"--pgdata=" + second, "--target-time=" + isoTarget(committed[6] + 0.5),
                        "--target-action=promote"});
-  INFO(o.output);
+  INFO(o.output());
   REQUIRE(o.status == 0);
-  CHECK(o.output.find("1 (until ") != std::string::npos);  // the timeline path 1 -> 2
+  CHECK(o.output().find("1 (until ") != std::string::npos);  // the timeline path 1 -> 2
   {
     Recovered server(second, "second");
     server.waitPromoted();
@@ -211,7 +177,7 @@ TEST_CASE_TEMPLATE("recovery to a moment just before a DROP TABLE, then along th
   // No target: the newest archived WAL, on the newest timeline.
   std::string third = ws.path("third");
   o = recoverWith(ws, {"--pgdata=" + third});
-  INFO(o.output);
+  INFO(o.output());
   REQUIRE(o.status == 0);
   {
     Recovered server(third, "third");
@@ -254,7 +220,7 @@ TEST_CASE("LSN, transaction, restore point and immediate targets land where expe
       args.insert(args.end(), target.begin(), target.end());
       return args;
     }());
-    INFO(o.output);
+    INFO(o.output());
     REQUIRE(o.status == 0);
     if (verifyFirst) {
       // The restored directory is the backup, byte for byte, before the server touches it.
@@ -303,10 +269,10 @@ TEST_CASE("recover refuses, before writing anything, what it cannot do safely") 
     INFO("a target before the oldest backup's end");
     std::string dir = ws.path("too-early");
     Outcome o = recoverWith(ws, {"--pgdata=" + dir, "--target-time=" + isoTarget(beforeBackup)});
-    INFO(o.output);
+    INFO(o.output());
     CHECK(o.status == 9);
-    CHECK(o.output.find("no complete backup ends before the target") != std::string::npos);
-    CHECK(o.output.find("the oldest ends at") != std::string::npos);
+    CHECK(o.output().find("no complete backup ends before the target") != std::string::npos);
+    CHECK(o.output().find("the oldest ends at") != std::string::npos);
     CHECK_FALSE(fs::exists(dir));
   }
   {
@@ -314,7 +280,7 @@ TEST_CASE("recover refuses, before writing anything, what it cannot do safely") 
     std::string dir = ws.path("no-zone");
     Outcome o = recoverWith(ws, {"--pgdata=" + dir, "--target-time=2026-11-22 10:42:07"});
     CHECK(o.status == 3);
-    CHECK(o.output.find("has no time zone") != std::string::npos);
+    CHECK(o.output().find("has no time zone") != std::string::npos);
     CHECK_FALSE(fs::exists(dir));
   }
   {
@@ -325,10 +291,10 @@ TEST_CASE("recover refuses, before writing anything, what it cannot do safely") 
     writeFile(dir + "/precious", "keep me");
     Outcome o = recoverWith(ws, {"--pgdata=" + dir});
     CHECK(o.status == 9);
-    CHECK(o.output.find("is not empty") != std::string::npos);
+    CHECK(o.output().find("is not empty") != std::string::npos);
     CHECK(readFile(dir + "/precious") == io::Buffer{'k', 'e', 'e', 'p', ' ', 'm', 'e'});
     Outcome forced = recoverWith(ws, {"--pgdata=" + dir, "--force", "--target=immediate"});
-    INFO(forced.output);
+    INFO(forced.output());
     CHECK(forced.status == 0);
     CHECK_FALSE(fs::exists(dir + "/precious"));
     CHECK(fs::exists(dir + "/PG_VERSION"));
@@ -337,9 +303,9 @@ TEST_CASE("recover refuses, before writing anything, what it cannot do safely") 
     INFO("a setting in the environment, which restore_command would not see");
     std::string dir = ws.path("env");
     Outcome o = recoverWith(ws, {"--pgdata=" + dir}, {"TIDEMARK_LOG_LEVEL=debug"});
-    INFO(o.output);
+    INFO(o.output());
     CHECK(o.status == 4);
-    CHECK(o.output.find(
+    CHECK(o.output().find(
               "TIDEMARK_LOG_LEVEL is set, but PostgreSQL's restore_command would not see it") !=
           std::string::npos);
     CHECK_FALSE(fs::exists(dir));
@@ -365,24 +331,24 @@ TEST_CASE("recover refuses, before writing anything, what it cannot do safely") 
       args.insert(args.begin(),
                   {"--pgdata=" + dir, "--backup=" + fake.label, "--target=immediate"});
       Outcome o = recoverWith(ws, args);
-      INFO(o.output);
+      INFO(o.output());
       CHECK(readFile(live + "/PG_15_202209061").size() == 26);
       CHECK_FALSE(fs::exists(dir));
       return o;
     };
     Outcome forced = attempt({"--force"});
     CHECK(forced.status == 9);
-    CHECK(forced.output.find("the location of tablespace 16385 '" + live + "' is not empty") !=
+    CHECK(forced.output().find("the location of tablespace 16385 '" + live + "' is not empty") !=
           std::string::npos);
-    CHECK(forced.output.find("--tablespace-map 16385=DIR") != std::string::npos);
+    CHECK(forced.output().find("--tablespace-map 16385=DIR") != std::string::npos);
     Outcome dry = attempt({"--force", "--dry-run"});
     CHECK(dry.status == 9);
     Outcome inside = attempt({"--tablespace-map=16385=" + dir + "/ts"});
     CHECK(inside.status == 3);
-    CHECK(inside.output.find("overlaps the data directory") != std::string::npos);
+    CHECK(inside.output().find("overlaps the data directory") != std::string::npos);
     Outcome twice = attempt({"--tablespace-map=16385=/srv/a", "--tablespace-map=16385=/srv/b"});
     CHECK(twice.status == 3);
-    CHECK(twice.output.find("two places") != std::string::npos);
+    CHECK(twice.output().find("two places") != std::string::npos);
     storage->remove(repo::backupInfoFile("main", fake.label));
   }
   {
@@ -407,11 +373,11 @@ TEST_CASE("recover refuses, before writing anything, what it cannot do safely") 
     forgeLocation("/usr/local/sbin");
     std::string dir = ws.path("forged-location");
     Outcome refused = recoverWith(ws, {"--pgdata=" + dir, "--target=immediate"});
-    INFO(refused.output);
+    INFO(refused.output());
     CHECK(refused.status == 9);
-    CHECK(refused.output.find("the location of tablespace 16385 '/usr/local/sbin' is or lies "
-                              "under the system directory /usr") != std::string::npos);
-    CHECK(refused.output.find("--tablespace-map 16385=DIR") != std::string::npos);
+    CHECK(refused.output().find("the location of tablespace 16385 '/usr/local/sbin' is or lies "
+                                "under the system directory /usr") != std::string::npos);
+    CHECK(refused.output().find("--tablespace-map 16385=DIR") != std::string::npos);
     CHECK_FALSE(fs::exists(dir));
     struct stat after {};
     REQUIRE(::stat("/usr/local", &after) == 0);
@@ -426,9 +392,9 @@ TEST_CASE("recover refuses, before writing anything, what it cannot do safely") 
     REQUIRE(::chmod(existing.c_str(), 0755) == 0);
     forgeLocation(existing);
     Outcome restored = recoverWith(ws, {"--pgdata=" + dir, "--target=immediate"});
-    INFO(restored.output);
+    INFO(restored.output());
     CHECK(restored.status == 0);
-    CHECK(restored.output.find("tablespace 16385: restored to " + existing) != std::string::npos);
+    CHECK(restored.output().find("tablespace 16385: restored to " + existing) != std::string::npos);
     struct stat location {
     }, data{}, marker{};
     REQUIRE(::stat(existing.c_str(), &location) == 0);
@@ -448,10 +414,11 @@ TEST_CASE("recover refuses, before writing anything, what it cannot do safely") 
     std::string dir = ws.path("gap");
     ws.storage()->remove(Workspace::walObject(walToLose));
     Outcome dry = recoverWith(ws, {"--pgdata=" + dir, "--dry-run"});
-    INFO(dry.output);
+    INFO(dry.output());
     CHECK(dry.status == 9);
-    CHECK(dry.output.find(walToLose + " is missing from the repository") != std::string::npos);
-    CHECK(dry.output.find("silently leave out everything archived after it") != std::string::npos);
+    CHECK(dry.output().find(walToLose + " is missing from the repository") != std::string::npos);
+    CHECK(dry.output().find("silently leave out everything archived after it") !=
+          std::string::npos);
     Outcome real = recoverWith(ws, {"--pgdata=" + dir});
     CHECK(real.status == 9);
     CHECK_FALSE(fs::exists(dir));
@@ -468,9 +435,9 @@ TEST_CASE("recover refuses, before writing anything, what it cannot do safely") 
     writeBackupInfo(*storage, fake);
     Outcome o =
         recoverWith(ws, {"--pgdata=" + dir, "--backup=" + fake.label, "--target=immediate"});
-    INFO(o.output);
+    INFO(o.output());
     CHECK(o.status == 9);
-    CHECK(o.output.find("refusing tar entry '../escaped'") != std::string::npos);
+    CHECK(o.output().find("refusing tar entry '../escaped'") != std::string::npos);
     CHECK_FALSE(fs::exists(ws.path("escaped")));
     CHECK_FALSE(fs::exists(dir));  // nothing half-restored is left to start by mistake
   }
@@ -508,10 +475,10 @@ TEST_CASE("with encryption, what someone without the key writes to the repositor
         .name = "16385.tar", .tablespaceOid = 16385, .tablespaceLocation = "/srv/planted"});
     writeBackupInfo(*storage, forged);
     Outcome o = recoverWith(ws, {"--pgdata=" + dir, "--dry-run"});
-    INFO(o.output);
+    INFO(o.output());
     CHECK(o.status == 9);
-    CHECK(o.output.find("has no usable backup") != std::string::npos);
-    CHECK(o.output.find("is not authenticated: its MAC does not match its content") !=
+    CHECK(o.output().find("has no usable backup") != std::string::npos);
+    CHECK(o.output().find("is not authenticated: its MAC does not match its content") !=
           std::string::npos);
     CHECK_FALSE(fs::exists(dir));
     auto restore = storage->newWrite(infoPath, {.noReplace = false});
@@ -525,9 +492,9 @@ TEST_CASE("with encryption, what someone without the key writes to the repositor
     writer.write(io::asBytes(std::string("1\t0/3000000\tplanted by someone without the key\n")));
     REQUIRE(writer.commit());
     Outcome o = recoverWith(ws, {"--pgdata=" + dir, "--dry-run"});
-    INFO(o.output);
+    INFO(o.output());
     CHECK(o.status != 0);
-    CHECK(o.output.find("not encrypted") != std::string::npos);
+    CHECK(o.output().find("not encrypted") != std::string::npos);
     CHECK_FALSE(fs::exists(dir));
     // archive-get refuses it too, whatever recovery asks for.
     std::string log = ws.path("get.log");
@@ -569,7 +536,7 @@ TEST_CASE("with encryption, what someone without the key writes to the repositor
   {
     INFO("the untouched repository recovers");
     Outcome o = recoverWith(ws, {"--pgdata=" + dir, "--target=immediate"});
-    INFO(o.output);
+    INFO(o.output());
     CHECK(o.status == 0);
   }
 }

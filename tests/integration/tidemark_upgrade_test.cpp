@@ -9,13 +9,12 @@
 
 #include <algorithm>
 #include <chrono>
-#include <cmath>
 #include <filesystem>
 #include <thread>
 
 #include "cluster.h"
-#include "common/base/time.h"
 #include "common/repo/backup.h"
+#include "tidemark_runner.h"
 
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
@@ -24,58 +23,17 @@ namespace tidemark::test {
 
 namespace {
 
-struct Outcome {
-  int status;
-  std::string output;  // stdout and stderr
-};
-
-// Runs `argv` with stdout and stderr into one log in the workspace; returns both.
-Outcome runLogged(const Workspace& ws, const std::string& name, std::vector<std::string> argv,
-                  ProcessOptions options = {}) {
-  static int counter = 0;
-  std::string log = ws.path(name + "-" + std::to_string(++counter) + ".log");
-  options.stdoutPath = log;
-  options.stderrPath = log;
-  int status = run(argv, options);
-  return {status, readText(log)};
-}
-
 // `tidemark COMMAND --config ... ARGS`, as the server's user (what it writes, the server's
 // archive_command must read).
-Outcome ctl(const Workspace& ws, std::vector<std::string> args) {
-  std::vector<std::string> argv{ws.ctl(), args.at(0), "--config", ws.config()};
-  argv.insert(argv.end(), args.begin() + 1, args.end());
-  return runLogged(ws, "ctl-" + args.at(0), argv, {.user = testUser()});
+Outcome serverCtl(const Workspace& ws, std::vector<std::string> args) {
+  return ctl(ws, std::move(args), {.user = testUser()});
 }
 
 // tidemark-archive-push by hand on a file of the cluster's pg_wal, in its data directory (where
 // PostgreSQL runs archive_command), as the server's user.
 Outcome pushByHand(const Workspace& ws, const PgCluster& pg, const std::string& walName) {
-  return runLogged(ws, "push", {ws.push(), "--config", ws.config(), "pg_wal/" + walName},
-                   {.cwd = pg.dataDir(), .user = testUser()});
-}
-
-Outcome recoverWith(const Workspace& ws, std::vector<std::string> args) {
-  std::vector<std::string> argv{ws.recover(), "--config", ws.config()};
-  argv.insert(argv.end(), args.begin(), args.end());
-  return runLogged(ws, "recover", argv);
-}
-
-void takeBackup(const Workspace& ws, const PgCluster& pg) {
-  Outcome o =
-      runLogged(ws, "basebackup",
-                {ws.basebackup(), "--config", ws.config(), "--pg-conninfo=" + pg.conninfo()});
-  INFO(o.output);
-  REQUIRE(o.status == 0);
-}
-
-// Server time (epoch seconds) right after a committed statement.
-double serverNow(PgCluster& pg) {
-  return std::stod(pg.value("select extract(epoch from clock_timestamp())"));
-}
-
-std::string isoTarget(double seconds) {
-  return formatTimestamp(UtcMicros(std::chrono::microseconds(std::llround(seconds * 1e6))));
+  return runTidemark(ws, ws.push(), {"pg_wal/" + walName},
+                     {.cwd = pg.dataDir(), .user = testUser()});
 }
 
 std::string systemId(PgCluster& pg) {
@@ -153,7 +111,7 @@ TEST_CASE_TEMPLATE(
                    old.dataDir(), "-D", upgraded.dataDir(), "-p", std::to_string(freePort()), "-P",
                    std::to_string(freePort()), "-U", "postgres", "--no-sync"},
                   {.cwd = work, .user = testUser()});
-    INFO(o.output);
+    INFO(o.output());
     REQUIRE(o.status == 0);
   }
   upgraded.configure(archiving);  // only now: pg_upgrade's own runs of the server push nothing
@@ -171,10 +129,10 @@ TEST_CASE_TEMPLATE(
   const std::string refusedWal = upgraded.value("select last_failed_wal from pg_stat_archiver");
   {
     Outcome o = pushByHand(ws, upgraded, refusedWal);
-    INFO(o.output);
+    INFO(o.output());
     CHECK(o.status == 8);  // ErrorCode::ForeignCluster
-    CHECK(contains(o.output, newId));
-    CHECK(contains(o.output, "tidemark stanza-upgrade"));
+    CHECK(contains(o.output(), newId));
+    CHECK(contains(o.output(), "tidemark stanza-upgrade"));
     INFO(upgraded.logTail(80));
     CHECK(contains(readText(ws.path("new.log")), "stanza-upgrade"));  // what the archiver got
   }
@@ -186,15 +144,15 @@ TEST_CASE_TEMPLATE(
 
   // 4. stanza-upgrade (from the data directory); again (from the server): nothing more to do.
   {
-    Outcome o = ctl(ws, {"stanza-upgrade", "--pgdata", upgraded.dataDir()});
-    INFO(o.output);
+    Outcome o = serverCtl(ws, {"stanza-upgrade", "--pgdata", upgraded.dataDir()});
+    INFO(o.output());
     REQUIRE(o.status == 0);
-    CHECK(contains(o.output, "new generation 2, system identifier " + newId + ", PostgreSQL 15"));
+    CHECK(contains(o.output(), "new generation 2, system identifier " + newId + ", PostgreSQL 15"));
     CHECK(ws.hasObject("main/generations/2.json"));
-    Outcome again = ctl(ws, {"stanza-upgrade", "--pg-conninfo=" + upgraded.conninfo()});
-    INFO(again.output);
+    Outcome again = serverCtl(ws, {"stanza-upgrade", "--pg-conninfo=" + upgraded.conninfo()});
+    INFO(again.output());
     CHECK(again.status == 0);
-    CHECK(contains(again.output, "this cluster already is generation 2"));
+    CHECK(contains(again.output(), "this cluster already is generation 2"));
     CHECK_FALSE(ws.hasObject("main/generations/3.json"));
   }
   // Archiving resumes (pg_switch_wal wakes the archiver), into generation 2's folder.
@@ -227,10 +185,10 @@ TEST_CASE_TEMPLATE(
     std::string dir = ws.path("at-t1");
     Outcome o = recoverWith(
         ws, {"--pgdata=" + dir, "--target-time=" + isoTarget(t1 + 0.3), "--target-action=promote"});
-    INFO(o.output);
+    INFO(o.output());
     REQUIRE(o.status == 0);
-    CHECK(contains(o.output, backups[0].label));
-    CHECK_FALSE(contains(o.output, backups[1].label));
+    CHECK(contains(o.output(), backups[0].label));
+    CHECK_FALSE(contains(o.output(), backups[1].label));
     Recovered server(dir, "at-t1");
     CHECK(systemId(server.pg) == oldId);
     CHECK(server.pg.value("select count(*) from t where gen = 1") == "101");
@@ -243,9 +201,9 @@ TEST_CASE_TEMPLATE(
     std::string dir = ws.path("at-t2");
     Outcome o = recoverWith(
         ws, {"--pgdata=" + dir, "--target-time=" + isoTarget(t2 + 0.3), "--target-action=promote"});
-    INFO(o.output);
+    INFO(o.output());
     REQUIRE(o.status == 0);
-    CHECK(contains(o.output, backups[1].label));
+    CHECK(contains(o.output(), backups[1].label));
     Recovered server(dir, "at-t2");
     CHECK(systemId(server.pg) == newId);
     CHECK(server.pg.value("select count(*) from t where gen = 1") == "102");
@@ -256,14 +214,14 @@ TEST_CASE_TEMPLATE(
   // The plans for the end of the archive and for the old backup by its label.
   {
     Outcome latest = recoverWith(ws, {"--pgdata=" + ws.path("latest"), "--dry-run"});
-    INFO(latest.output);
+    INFO(latest.output());
     CHECK(latest.status == 0);
-    CHECK(contains(latest.output, backups[1].label));
+    CHECK(contains(latest.output(), backups[1].label));
     Outcome byLabel = recoverWith(ws, {"--pgdata=" + ws.path("by-label"), "--dry-run",
                                        "--backup=" + backups[0].label, "--target=immediate"});
-    INFO(byLabel.output);
+    INFO(byLabel.output());
     CHECK(byLabel.status == 0);
-    CHECK(contains(byLabel.output, backups[0].label));
+    CHECK(contains(byLabel.output(), backups[0].label));
     CHECK_FALSE(fs::exists(ws.path("latest")));
     CHECK_FALSE(fs::exists(ws.path("by-label")));
   }
@@ -272,10 +230,10 @@ TEST_CASE_TEMPLATE(
   // the wrong-stanza hint.
   {
     Outcome o = pushByHand(ws, other, "000000010000000000000001");
-    INFO(o.output);
+    INFO(o.output());
     CHECK(o.status == 8);
-    CHECK(contains(o.output, "each cluster needs its own stanza"));
-    CHECK_FALSE(contains(o.output, "stanza-upgrade"));
+    CHECK(contains(o.output(), "each cluster needs its own stanza"));
+    CHECK_FALSE(contains(o.output(), "stanza-upgrade"));
   }
 
   // tidemark info reports both generations' backups (the top level is the current one's); and
@@ -283,14 +241,14 @@ TEST_CASE_TEMPLATE(
   {
     std::vector<std::string> listed = infoLabels(ws);
     CHECK(std::find(listed.begin(), listed.end(), backups[1].label) != listed.end());
-    Outcome info = ctl(ws, {"info", "--output", "json"});
-    INFO(info.output);
+    Outcome info = serverCtl(ws, {"info", "--output", "json"});
+    INFO(info.output());
     CHECK(info.status == 0);
-    CHECK(contains(info.output, backups[0].label));
-    CHECK(contains(info.output, backups[1].label));
+    CHECK(contains(info.output(), backups[0].label));
+    CHECK(contains(info.output(), backups[1].label));
   }
-  Outcome verified = ctl(ws, {"verify"});
-  INFO(verified.output);
+  Outcome verified = serverCtl(ws, {"verify"});
+  INFO(verified.output());
   CHECK(verified.status == 0);
 }
 

@@ -13,6 +13,7 @@
 #include "common/io/hash.h"
 #include "common/repo/backup.h"
 #include "common/repo/object.h"
+#include "tidemark_runner.h"
 
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
@@ -21,19 +22,14 @@ namespace tidemark::test {
 
 namespace {
 
-struct Outcome {
-  int status;
-  std::string out, err;
-  nlohmann::json doc;  // the --output json report (null when stdout was not JSON)
+// A run of tidemark verify, and its --output json report (null when stdout was not JSON).
+struct Verified : Outcome {
+  nlohmann::json doc;
 };
 
-Outcome verifyWith(const Workspace& ws, std::vector<std::string> args = {}) {
-  static int counter = 0;
-  std::string stem = ws.path("verify-" + std::to_string(++counter));
-  std::vector<std::string> argv{ws.ctl(), "verify", "--config", ws.config(), "--output", "json"};
-  argv.insert(argv.end(), args.begin(), args.end());
-  int status = run(argv, {.stdoutPath = stem + ".out", .stderrPath = stem + ".err"});
-  Outcome o{status, readText(stem + ".out"), readText(stem + ".err"), nullptr};
+Verified verifyWith(const Workspace& ws, std::vector<std::string> args = {}) {
+  args.insert(args.begin(), {"verify", "--output", "json"});
+  Verified o{ctl(ws, std::move(args)), nullptr};
   if (!o.out.empty()) o.doc = nlohmann::json::parse(o.out);
   return o;
 }
@@ -49,28 +45,20 @@ std::set<std::string> verifiable(const Workspace& ws) {
   return out;
 }
 
-std::set<std::string> readPaths(const Outcome& o) {
+std::set<std::string> readPaths(const Verified& o) {
   std::set<std::string> out;
   for (const auto& path : o.doc.at("read"))
     out.insert(path.get<std::string>());
   return out;
 }
 
-bool found(const Outcome& o, const std::string& kind, const std::string& object,
+bool found(const Verified& o, const std::string& kind, const std::string& object,
            const std::string& inDetail = "") {
   for (const auto& f : o.doc.at("findings"))
     if (f.at("kind") == kind && f.at("object") == object &&
         f.at("detail").get<std::string>().find(inDetail) != std::string::npos)
       return true;
   return false;
-}
-
-void takeBackup(const Workspace& ws, const PgCluster& pg) {
-  std::string log = ws.path("basebackup.log");
-  int status = run({ws.basebackup(), "--config", ws.config(), "--pg-conninfo=" + pg.conninfo()},
-                   {.stderrPath = log});
-  INFO(readText(log));
-  REQUIRE(status == 0);
 }
 
 void flipByte(const Workspace& ws, const std::string& path, std::size_t at) {
@@ -126,7 +114,7 @@ TEST_CASE(
 
   // Healthy: every object read, no finding, status 0.
   {
-    Outcome o = verifyWith(ws);
+    Verified o = verifyWith(ws);
     INFO(o.err);
     INFO(o.out);
     CHECK(o.status == 0);
@@ -139,7 +127,7 @@ TEST_CASE(
 
   // --incremental: the first run reads everything, the second only what was archived since.
   {
-    Outcome first = verifyWith(ws, {"--incremental", "--jobs", "2"});
+    Verified first = verifyWith(ws, {"--incremental", "--jobs", "2"});
     INFO(first.err);
     REQUIRE(first.status == 0);
     CHECK(readPaths(first) == verifiable(ws));
@@ -153,18 +141,18 @@ TEST_CASE(
     for (const auto& path : verifiable(ws))
       if (!before.count(path)) added.insert(path);
     CHECK(added.size() == 3);
-    Outcome second = verifyWith(ws, {"--incremental"});
+    Verified second = verifyWith(ws, {"--incremental"});
     INFO(second.err);
     REQUIRE(second.status == 0);
     CHECK(readPaths(second) == added);
     CHECK(second.doc.at("objects").at("read") == 3);
     CHECK(second.doc.at("objects").at("skipped") == before.size());
     CHECK(second.doc.at("previous-record") == first.doc.at("record"));
-    Outcome third = verifyWith(ws, {"--incremental"});
+    Verified third = verifyWith(ws, {"--incremental"});
     CHECK(third.status == 0);
     CHECK(third.doc.at("objects").at("read") == 0);
     // --recheck-older-than 0s: everything verified before now is read again.
-    Outcome recheck = verifyWith(ws, {"--incremental", "--recheck-older-than", "0s"});
+    Verified recheck = verifyWith(ws, {"--incremental", "--recheck-older-than", "0s"});
     CHECK(recheck.status == 0);
     CHECK(readPaths(recheck) == verifiable(ws));
   }
@@ -187,7 +175,7 @@ TEST_CASE(
   for (const auto& path : ws.objects())
     partials += path.ends_with(".partial");
   {
-    Outcome o = verifyWith(ws);
+    Verified o = verifyWith(ws);
     INFO(o.err);
     INFO(o.out);
     CHECK(o.status == 0);
@@ -265,7 +253,7 @@ TEST_CASE(
   for (const auto& c : cases) {
     INFO(c.name);
     c.damage();
-    Outcome o = verifyWith(ws, {"--jobs", "2"});
+    Verified o = verifyWith(ws, {"--jobs", "2"});
     INFO(o.err);
     INFO(o.out);
     CHECK(o.status == 16);
@@ -282,7 +270,7 @@ TEST_CASE(
     restore();
   }
   // The copy put back verifies again: the cases above were each found for their own damage.
-  Outcome o = verifyWith(ws);
+  Verified o = verifyWith(ws);
   CHECK(o.status == 0);
   CHECK(partials >= 1);
 }

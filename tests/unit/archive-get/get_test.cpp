@@ -337,7 +337,25 @@ TEST_CASE("getWalFile reads the generation of the cluster that recovers") {
   };
   CHECK(fetch(kSegment.systemId) == test::makeSegment(kSegment));
   CHECK(fetch(upgraded.systemId) == test::makeSegment(upgraded));
-  CHECK(fetch(std::nullopt) == test::makeSegment(upgraded));  // by hand: the newest
+  SUBCASE("without pg_control it cannot tell which: an error, never a guess or 'not found'") {
+    Error e = thrownError(
+        [&] { archive::getWalFile(repository, {.walName = kName, .destination = f.destination}); });
+    CHECK(e.code() == ErrorCode::InvalidInput);
+    CHECK(what(e) == Containing("cannot tell which generation"));
+  }
+  SUBCASE("a segment of another cluster stored under the name is refused") {
+    // Generation 2's object copied over generation 1's (someone with write access).
+    f.storage.remove(f.objectPath(kName));
+    auto bytes = test::readFile(f.repoDir / repo::walObject("main", 2, *pg::parseWalName(kName)));
+    auto write = f.storage.newWrite(f.objectPath(kName), {});
+    write->write(bytes);
+    REQUIRE(write->commit());
+    std::filesystem::remove(f.destination);
+    Error e = thrownError([&] { fetch(kSegment.systemId); });
+    CHECK(e.code() == ErrorCode::ForeignCluster);
+    CHECK(what(e) == Containing("holds WAL of the cluster with system identifier"));
+    CHECK_FALSE(test::exists(f.destination));
+  }
   SUBCASE("a cluster of no generation is an error, never 'not found'") {
     Error e = thrownError([&] {
       archive::getWalFile(repository,

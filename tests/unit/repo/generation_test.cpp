@@ -44,7 +44,7 @@ TEST_CASE("stanza-upgrade records the next generation once, and finds it again")
   test::FakeRepository f;
   Repository repository = f.handle();
   StanzaInfo stanza = requireStanza(repository);
-  UpgradedStanza upgraded = upgradeStanza(repository, stanza, cluster(kLater, 16));
+  UpgradedStanza upgraded = upgradeStanza(repository, stanza, cluster(kLater, 16), true);
   CHECK(upgraded.created);
   CHECK(upgraded.generation.number == 2);
   REQUIRE(f.storage.object(generationFile("main", 2)));
@@ -59,18 +59,19 @@ TEST_CASE("stanza-upgrade records the next generation once, and finds it again")
   CHECK(requireGeneration(repository, stanza, kFirst, test::kSegmentSize, 15, "x").number == 1);
 
   SUBCASE("again, for the same cluster: nothing new") {
-    UpgradedStanza again = upgradeStanza(repository, stanza, cluster(kLater, 16));
+    UpgradedStanza again = upgradeStanza(repository, stanza, cluster(kLater, 16), true);
     CHECK_FALSE(again.created);
     CHECK(again.generation.number == 2);
     CHECK(loadGenerations(repository, stanza).size() == 2);
   }
   SUBCASE("for the first generation's cluster: it already is one") {
-    UpgradedStanza again = upgradeStanza(repository, stanza, cluster(kFirst));
+    UpgradedStanza again = upgradeStanza(repository, stanza, cluster(kFirst), true);
     CHECK_FALSE(again.created);
     CHECK(again.generation.number == 1);
   }
   SUBCASE("a cluster of an older version is another cluster, not an upgrade") {
-    Error e = thrownError([&] { upgradeStanza(repository, stanza, cluster(kLater + 7, 15)); });
+    Error e =
+        thrownError([&] { upgradeStanza(repository, stanza, cluster(kLater + 7, 15), true); });
     CHECK(e.code() == ErrorCode::Config);
     CHECK(std::string(e.what()) == Containing("never goes back"));
   }
@@ -80,7 +81,7 @@ TEST_CASE("stanza-upgrade records the next generation once, and finds it again")
     CHECK(e.code() == ErrorCode::ForeignCluster);
   }
   SUBCASE("a third generation follows the second") {
-    CHECK(upgradeStanza(repository, stanza, cluster(kLater + 1, 17)).generation.number == 3);
+    CHECK(upgradeStanza(repository, stanza, cluster(kLater + 1, 17), true).generation.number == 3);
     CHECK(loadGenerations(repository, stanza).back().number == 3);
   }
 }
@@ -89,7 +90,7 @@ TEST_CASE("an unknown cluster is refused, naming stanza-upgrade only when it loo
   test::FakeRepository f;
   Repository repository = f.handle();
   // stanza.json's identifier is the largest there is: start from a realistic one instead.
-  upgradeStanza(repository, requireStanza(repository), cluster(kLater));
+  upgradeStanza(repository, requireStanza(repository), cluster(kLater), true);
   StanzaInfo stanza = requireStanza(repository);
   auto refused = [&](std::uint64_t systemId, int pgVersion) {
     Error e = thrownError([&] {
@@ -109,7 +110,7 @@ TEST_CASE("damaged or missing generation records stop readers") {
   test::FakeRepository f;
   Repository repository = f.handle();
   StanzaInfo stanza = requireStanza(repository);
-  upgradeStanza(repository, stanza, cluster(kLater));
+  upgradeStanza(repository, stanza, cluster(kLater), true);
   SUBCASE("a hole in the numbers") {
     f.storage.setObject(generationFile("main", 4), *f.storage.object(generationFile("main", 2)));
     Error e = thrownError([&] { loadGenerations(repository, stanza); });
@@ -150,6 +151,22 @@ TEST_CASE("with encryption, generation records are authenticated like stanza.jso
                                                            .pgVersion = 15,
                                                            .walSegmentSize = test::kSegmentSize})
                            .info;
+  SUBCASE("a cluster initialised before the current one is not its upgrade (unless --force)") {
+    Error e = thrownError([&] { upgradeStanza(repository, created, cluster(kEarlier - 1, 16)); });
+    CHECK(e.code() == ErrorCode::Config);
+    CHECK(e.hint() == Containing("--force"));
+    CHECK_FALSE(s.object(generationFile("main", 2)));
+    CHECK(upgradeStanza(repository, created, cluster(kEarlier - 1, 16), true).created);
+    return;
+  }
+  SUBCASE("beside a running backup it waits its turn") {
+    std::string holder;
+    auto lock = s.tryLock(backupLockFile("main"), "a backup", holder);
+    REQUIRE(lock);
+    CHECK(thrownError([&] { upgradeStanza(repository, created, cluster(kLater)); }).code() ==
+          ErrorCode::Locked);
+    return;
+  }
   upgradeStanza(repository, created, cluster(kLater));
   REQUIRE(s.object(macRecordPath(generationFile("main", 2))));
   CHECK(loadGenerations(repository, created).size() == 2);

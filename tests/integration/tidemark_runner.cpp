@@ -1,0 +1,64 @@
+// Running tidemark's binaries from integration tests (see tidemark_runner.h).
+#include "tidemark_runner.h"
+
+#include <doctest/doctest.h>
+
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <utility>
+
+#include "common/base/time.h"
+
+namespace tidemark::test {
+
+Outcome runLogged(const Workspace& ws, const std::string& name, std::vector<std::string> argv,
+                  ProcessOptions options) {
+  static std::atomic<int> counter = 0;
+  std::string stem = ws.path(name + "-" + std::to_string(++counter));
+  options.stdoutPath = stem + ".out";
+  options.stderrPath = stem + ".err";
+  int status = run(argv, options);
+  return {status, readText(stem + ".out"), readText(stem + ".err")};
+}
+
+Outcome runTidemark(const Workspace& ws, const std::string& binary, std::vector<std::string> args,
+                    ProcessOptions options) {
+  std::string name = std::filesystem::path(binary).filename().string();
+  std::vector<std::string> argv{binary};
+  std::size_t first = 0;  // the tidemark binary's command comes before its options
+  if (binary == ws.ctl() && !args.empty()) {
+    name += "-" + args[0];
+    argv.push_back(args[0]);
+    first = 1;
+  }
+  argv.insert(argv.end(), {"--config", ws.config()});
+  argv.insert(argv.end(), args.begin() + first, args.end());
+  return runLogged(ws, name, std::move(argv), std::move(options));
+}
+
+Outcome ctl(const Workspace& ws, std::vector<std::string> args, ProcessOptions options) {
+  return runTidemark(ws, ws.ctl(), std::move(args), std::move(options));
+}
+
+Outcome recoverWith(const Workspace& ws, std::vector<std::string> args,
+                    std::vector<std::string> env) {
+  return runTidemark(ws, ws.recover(), std::move(args), {.env = std::move(env)});
+}
+
+void takeBackup(const Workspace& ws, const PgCluster& pg) {
+  Outcome o = runTidemark(ws, ws.basebackup(), {"--pg-conninfo=" + pg.conninfo()});
+  INFO(o.output());
+  REQUIRE(o.status == 0);
+}
+
+double serverNow(PgCluster& pg) {
+  return std::stod(pg.value("select extract(epoch from clock_timestamp())"));
+}
+
+std::string isoTarget(double seconds) {
+  return formatTimestamp(UtcMicros(std::chrono::microseconds(std::llround(seconds * 1e6))));
+}
+
+}  // namespace tidemark::test

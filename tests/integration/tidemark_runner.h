@@ -1,0 +1,54 @@
+// Running tidemark's binaries from integration tests: how a run ended and what it wrote, a base
+// backup that must succeed, and the server clock that recovery targets are taken from.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "cluster.h"
+#include "process.h"
+
+namespace tidemark::test {
+
+// How a command ended and what it wrote.
+struct Outcome {
+  int status = 0;        // as Process::wait() reports it
+  std::string out, err;  // stdout, stderr
+  // Both streams (stdout first), for messages and for searches that do not care which stream a
+  // line went to.
+  std::string output() const { return out + err; }
+};
+
+// Runs `argv` to completion with stdout and stderr logged to <name>-<n>.out and <name>-<n>.err in
+// the workspace (n counts the runs of this test process, so no run overwrites another's logs);
+// `options` says the rest (user, cwd, environment), its output paths are replaced. Throws only
+// when the process cannot be started.
+Outcome runLogged(const Workspace& ws, const std::string& name, std::vector<std::string> argv,
+                  ProcessOptions options = {});
+
+// Runs one of the workspace's tidemark binaries (ws.ctl(), ws.recover(), ws.push(), ...) with its
+// configuration, logged as runLogged does: `BINARY --config <ws.config()> ARGS`, or for the
+// tidemark binary, whose options follow its command, `tidemark ARGS[0] --config <ws.config()>
+// ARGS[1...]`. As the current user unless options.user says otherwise.
+Outcome runTidemark(const Workspace& ws, const std::string& binary, std::vector<std::string> args,
+                    ProcessOptions options = {});
+
+// `tidemark COMMAND --config ... ARGS` (args[0] is the command).
+Outcome ctl(const Workspace& ws, std::vector<std::string> args, ProcessOptions options = {});
+
+// tidemark-recover with `args`, as the current user; `env` adds KEY=VALUE entries to its
+// environment.
+Outcome recoverWith(const Workspace& ws, std::vector<std::string> args,
+                    std::vector<std::string> env = {});
+
+// tidemark-basebackup of `pg` into the workspace's stanza, as the current user; the test stops
+// (REQUIRE) unless it succeeds, with its output in the message.
+void takeBackup(const Workspace& ws, const PgCluster& pg);
+
+// Server time (epoch seconds) right after a committed statement.
+double serverNow(PgCluster& pg);
+
+// `seconds` since the epoch as a --target-time value ("2026-11-22 09:42:07.250000+00").
+std::string isoTarget(double seconds);
+
+}  // namespace tidemark::test
