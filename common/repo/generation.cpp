@@ -181,8 +181,8 @@ Generation requireGeneration(const Repository& repository, const StanzaInfo& sta
                                                         describeGeneration(current))),
       upgrade ? fmt::format("if this cluster is '{}' after pg_upgrade, run 'tidemark "
                             "stanza-upgrade' once (docs/upgrade.md): archiving resumes in a new "
-                            "generation of the stanza; otherwise give this cluster a stanza of "
-                            "its own",
+                            "generation of the stanza; otherwise each cluster needs its own "
+                            "stanza: set 'stanza' for this cluster to a new name",
                             repository.stanza())
               : std::string("each cluster needs its own stanza: set 'stanza' for this cluster to "
                             "a new name"));

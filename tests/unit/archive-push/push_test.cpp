@@ -297,6 +297,7 @@ TEST_CASE("pushWalFile after stanza-upgrade: each cluster's WAL goes to its own 
     Error e = thrownError([&] { pushWalFile(f.storage, params(f.write(older))); });
     CHECK(e.code() == ErrorCode::ForeignCluster);
     CHECK(std::string(e.hint()) == Containing("its own stanza"));
+    CHECK(std::string(e.hint()).find("stanza-upgrade") == std::string::npos);
   }
 }
 
