@@ -297,3 +297,31 @@ TEST_CASE("after a stanza-upgrade the target chooses the generation, never a fai
           ErrorCode::InvalidInput);
   }
 }
+
+TEST_CASE("a plan warns when another generation received WAL later: a rolled-back upgrade") {
+  repo::StanzaInfo stanza{
+      .systemId = 7000000000000000001ULL, .pgVersion = 15, .walSegmentSize = kSegmentSize};
+  auto catalogWith = [&](int number, std::int64_t newestWal) {
+    repo::WalCatalog wal;
+    wal.segmentSize = kSegmentSize;
+    wal.segments[1][5] = {.storedSize = 100, .modified = newestWal - 60};
+    wal.segments[1][6] = {.storedSize = 100, .modified = newestWal};
+    return recovery::Catalog(
+        "main", stanza, {}, {}, wal,
+        [](std::uint32_t t) {
+          return pg::TimelineHistory{t, {}};
+        },
+        repo::Generation{.number = number,
+                         .systemId = stanza.systemId + std::uint64_t(number),
+                         .pgVersion = 15,
+                         .walSegmentSize = kSegmentSize});
+  };
+  std::vector<recovery::Catalog> generations{catalogWith(1, 1'800'000'000),
+                                             catalogWith(2, 1'700'000'000)};
+  // Generation 1 (the old cluster, running again) archived after generation 2's newest WAL.
+  auto warnings = recovery::generationWarnings(generations, generations[1]);
+  REQUIRE(warnings.size() == 1);
+  CHECK(warnings[0] == test::Containing("generation 1 of the stanza"));
+  CHECK(warnings[0] == test::Containing("--backup"));
+  CHECK(recovery::generationWarnings(generations, generations[0]).empty());
+}
