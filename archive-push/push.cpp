@@ -41,16 +41,12 @@ repo::Generation checkCluster(const repo::Repository& repository, const PushPara
   if (page)
     return repo::requireGeneration(repository, stanza, page->systemId, page->segmentSize,
                                    pg::versionFromPageMagic(page->magic).value_or(0), what);
-  if (params.controlSystemId) {
+  if (params.controlSystemId)
     // No page header to identify the cluster: the data directory's pg_control does, when we run
     // in it (PostgreSQL runs archive_command there).
-    std::vector<repo::Generation> generations = repo::loadGenerations(repository, stanza);
-    if (const repo::Generation* g = repo::findGeneration(generations, *params.controlSystemId))
-      return *g;
     return repo::requireGeneration(
-        repository, stanza, *params.controlSystemId, generations.back().walSegmentSize, 0,
+        repository, stanza, *params.controlSystemId, std::nullopt, 0,
         fmt::format("{} (from the data directory with that pg_control)", what));
-  }
   // Run elsewhere (by hand): only a stanza of one generation leaves no doubt where it goes.
   std::vector<repo::Generation> generations = repo::loadGenerations(repository, stanza);
   if (generations.size() > 1)

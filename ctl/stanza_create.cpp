@@ -58,10 +58,6 @@ int authenticateExistingMetadata(const Config& config) {
   return 0;
 }
 
-}  // namespace
-
-namespace {
-
 std::string dataDirectoryOption(const CommandLine& commandLine) {
   std::string dataDirectory = commandLine.value("pgdata").value_or("");
   if (!dataDirectory.empty() && dataDirectory.front() != '/')

@@ -29,6 +29,7 @@
 #include "common/recovery/catalog.h"
 #include "common/repo/backup.h"
 #include "common/repo/envelope.h"
+#include "common/repo/generation.h"
 #include "common/repo/layout.h"
 #include "common/repo/marks.h"
 #include "common/repo/stanza.h"
@@ -344,22 +345,6 @@ std::vector<Item> listWal(const repo::Repository& repository, const repo::Genera
       if (!entry.directory) add(entry);
     });
   return items;
-}
-
-// Which of the stanza's identity files a Corrupt error from loading them names: a generation
-// record (the damaged one, or the missing one of a hole that the hint says to restore), else
-// stanza.json. Records are numbered from 2 without holes, so no number past the listing's count
-// can be the one.
-std::string damagedIdentityFile(const repo::Repository& repository, const Error& e) {
-  const std::string& stanza = repository.stanza();
-  const std::string text = std::string(e.what()) + "\n" + e.hint();
-  int listed = 0;
-  repository.storage().list(repo::generationsDirectory(stanza),
-                            [&](const storage::ListEntry&) { ++listed; });
-  for (int n = 2; n <= listed + 1; ++n)
-    if (text.find(repo::generationFile(stanza, n) + "'") != std::string::npos)
-      return repo::generationFile(stanza, n);
-  return repo::stanzaFile(stanza);
 }
 
 std::string hex(const io::Sha256Digest& digest) {
@@ -783,10 +768,13 @@ VerifyReport verifyRepository(const repo::Repository& repository, const VerifyOp
   std::vector<recovery::Catalog> catalogs;
   try {
     catalogs = recovery::Catalog::loadGenerations(repository);
+  } catch (const repo::GenerationRecordError& e) {
+    report.findings.push_back({e.path(), kind::kStanzaDamaged, describeError(e)});
+    return finish();
   } catch (const Error& e) {
     if (e.code() != ErrorCode::Corrupt) throw;
     report.findings.push_back(
-        {damagedIdentityFile(repository, e), kind::kStanzaDamaged, describeError(e)});
+        {repo::stanzaFile(repository.stanza()), kind::kStanzaDamaged, describeError(e)});
     return finish();
   }
   if (catalogs.empty()) throw repo::missingStanza(repository);

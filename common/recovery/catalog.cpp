@@ -21,6 +21,7 @@ std::vector<Catalog> Catalog::loadGenerations(const repo::Repository& repository
   auto stanza = repo::loadStanza(repository, true);
   if (!stanza) return {};
   std::vector<repo::Generation> generations = repo::loadGenerations(repository, *stanza);
+  repo::checkWalFolders(repository, generations);
   std::vector<std::string> damagedAll;
   std::vector<repo::BackupInfo> all =
       repo::listBackups(repository, &damagedAll, stanza->identity());

@@ -19,14 +19,6 @@ namespace {
 
 constexpr int kGenerationFormat = 1;
 
-// "2.json" -> 2; nullopt for any other name (a .mac record, a temporary file).
-std::optional<int> recordNumber(const std::string& name) {
-  if (name.size() < 6 || name.compare(name.size() - 5, 5, ".json") != 0) return std::nullopt;
-  auto n = parseDecimal(name.substr(0, name.size() - 5));
-  if (!n || *n < 2 || *n > 9999 || std::to_string(*n) + ".json" != name) return std::nullopt;
-  return int(*n);
-}
-
 // When initdb made the cluster: a system identifier begins with its time in seconds.
 std::int64_t initialised(std::uint64_t systemId) {
   return std::int64_t(systemId >> 32);
@@ -35,6 +27,21 @@ std::int64_t initialised(std::uint64_t systemId) {
 std::string describeGeneration(const Generation& g) {
   return fmt::format("generation {} (system identifier {}, PostgreSQL {})", g.number, g.systemId,
                      g.pgVersion);
+}
+
+constexpr const char* kOwnStanzaHint =
+    "each cluster needs its own stanza: set 'stanza' for this cluster to a new name";
+
+// Error(ForeignCluster) unless `what`, of generation `g`'s cluster, has its segment size.
+void checkSegmentSize(const Repository& repository, const Generation& g,
+                      std::uint32_t walSegmentSize, const std::string& what) {
+  if (g.walSegmentSize == walSegmentSize) return;
+  throw Error(
+      ErrorCode::ForeignCluster,
+      fmt::format("{} has {} byte segments, but {}stanza '{}' has {} byte segments", what,
+                  walSegmentSize, g.number == 1 ? std::string() : describeGeneration(g) + " of ",
+                  repository.stanza(), g.walSegmentSize),
+      kOwnStanzaHint);
 }
 
 }  // namespace
@@ -97,46 +104,55 @@ std::vector<Generation> loadGenerations(const Repository& repository, const Stan
   std::vector<int> numbers;
   repository.storage().list(generationsDirectory(repository.stanza()),
                             [&](const storage::ListEntry& entry) {
-                              if (auto n = recordNumber(entry.name); n && !entry.directory)
+                              if (auto n = generationOfRecord(entry.name); n && !entry.directory)
                                 numbers.push_back(*n);
                             });
-  // A WAL folder of a generation with no record (the record lost): its WAL would be invisible to
-  // every reader; refused like a hole.
-  int highestFolder = 1;
-  repository.storage().list(repository.stanza(), [&](const storage::ListEntry& entry) {
-    if (entry.directory && entry.name.rfind("wal-", 0) == 0)
-      if (auto n = parseDecimal(entry.name.substr(4)); n && *n <= 9999)
-        highestFolder = std::max(highestFolder, int(*n));
-  });
   std::sort(numbers.begin(), numbers.end());
   for (int n : numbers) {
     const std::string path = generationFile(repository.stanza(), n);
     const std::string where = repository.describe() + "/" + path;
-    if (n != out.back().number + 1)
-      throw Error(ErrorCode::Corrupt,
-                  fmt::format("stanza '{}' has generation {} but no generation {} in {}",
-                              repository.stanza(), n, out.back().number + 1, repository.describe()),
-                  fmt::format("restore '{}' from a copy: without it, WAL and backups of that "
-                              "generation cannot be told apart",
-                              generationFile(repository.stanza(), out.back().number + 1)));
+    if (n != out.back().number + 1) {
+      const std::string missing = generationFile(repository.stanza(), out.back().number + 1);
+      throw GenerationRecordError(
+          missing,
+          fmt::format("stanza '{}' has generation {} but no generation {} in {}",
+                      repository.stanza(), n, out.back().number + 1, repository.describe()),
+          fmt::format("restore '{}' from a copy: without it, WAL and backups of that "
+                      "generation cannot be told apart",
+                      missing));
+    }
     auto text = storage::readSmall(repository.storage(), path, 1 << 20);
     if (!text)  // listed, then gone: records are never deleted
       throw Error(ErrorCode::Storage, fmt::format("'{}' was listed but cannot be read", where),
                   "run again; if it persists, the repository lost a generation record: restore it "
                   "from a copy");
-    verifyMetadata(repository, path, *text, stanza.identity());
-    out.push_back(Generation::fromJson(*text, n, where));
+    try {
+      verifyMetadata(repository, path, *text, stanza.identity());
+      out.push_back(Generation::fromJson(*text, n, where));
+    } catch (const Error& e) {
+      if (e.code() != ErrorCode::Corrupt) throw;
+      throw GenerationRecordError(path, e.what(), e.hint());
+    }
   }
-  if (highestFolder > out.back().number)
-    throw Error(
-        ErrorCode::Corrupt,
-        fmt::format("stanza '{}' in {} has a WAL folder '{}' but no record of generation {}",
-                    repository.stanza(), repository.describe(),
-                    walDirectory(repository.stanza(), highestFolder), highestFolder),
-        fmt::format("restore '{}' from a copy: without it, that generation's WAL and "
-                    "backups cannot be told apart from the others",
-                    generationFile(repository.stanza(), highestFolder)));
   return out;
+}
+
+void checkWalFolders(const Repository& repository, const std::vector<Generation>& generations) {
+  int highest = 1;
+  repository.storage().list(repository.stanza(), [&](const storage::ListEntry& entry) {
+    if (auto n = generationOfWalFolder(entry.name); n && entry.directory)
+      highest = std::max(highest, *n);
+  });
+  if (highest <= generations.back().number) return;
+  const std::string record = generationFile(repository.stanza(), highest);
+  throw GenerationRecordError(
+      record,
+      fmt::format("stanza '{}' in {} has a WAL folder '{}' but no record of generation {}",
+                  repository.stanza(), repository.describe(),
+                  walDirectory(repository.stanza(), highest), highest),
+      fmt::format("restore '{}' from a copy: without it, that generation's WAL and backups "
+                  "cannot be told apart from the others",
+                  record));
 }
 
 const Generation* findGeneration(const std::vector<Generation>& generations,
@@ -147,25 +163,15 @@ const Generation* findGeneration(const std::vector<Generation>& generations,
 }
 
 Generation requireGeneration(const Repository& repository, const StanzaInfo& stanza,
-                             std::uint64_t systemId, std::uint32_t walSegmentSize, int pgVersion,
-                             const std::string& what) {
-  std::optional<Generation> found;
+                             std::uint64_t systemId, std::optional<std::uint32_t> walSegmentSize,
+                             int pgVersion, const std::string& what) {
   std::vector<Generation> generations;
-  if (systemId == stanza.systemId) {
-    found = Generation::first(stanza);
-  } else {
+  if (systemId == stanza.systemId)
+    generations = {Generation::first(stanza)};  // nothing more to read
+  else
     generations = loadGenerations(repository, stanza);
-    if (const Generation* g = findGeneration(generations, systemId)) found = *g;
-  }
-  if (found) {
-    if (found->walSegmentSize != walSegmentSize)
-      throw Error(
-          ErrorCode::ForeignCluster,
-          fmt::format("{} has {} byte segments, but {}stanza '{}' has {} byte segments", what,
-                      walSegmentSize,
-                      found->number == 1 ? std::string() : describeGeneration(*found) + " of ",
-                      repository.stanza(), found->walSegmentSize),
-          "each cluster needs its own stanza: set 'stanza' for this cluster to a new name");
+  if (const Generation* found = findGeneration(generations, systemId)) {
+    if (walSegmentSize) checkSegmentSize(repository, *found, *walSegmentSize, what);
     return *found;
   }
   const Generation& current = generations.back();
@@ -181,11 +187,9 @@ Generation requireGeneration(const Repository& repository, const StanzaInfo& sta
                                                         describeGeneration(current))),
       upgrade ? fmt::format("if this cluster is '{}' after pg_upgrade, run 'tidemark "
                             "stanza-upgrade' once (docs/upgrade.md): archiving resumes in a new "
-                            "generation of the stanza; otherwise each cluster needs its own "
-                            "stanza: set 'stanza' for this cluster to a new name",
-                            repository.stanza())
-              : std::string("each cluster needs its own stanza: set 'stanza' for this cluster to "
-                            "a new name"));
+                            "generation of the stanza; otherwise {}",
+                            repository.stanza(), kOwnStanzaHint)
+              : std::string(kOwnStanzaHint));
 }
 
 UpgradedStanza upgradeStanza(const Repository& repository, const StanzaInfo& stanza,
@@ -193,13 +197,7 @@ UpgradedStanza upgradeStanza(const Repository& repository, const StanzaInfo& sta
   auto known = [&](const std::vector<Generation>& generations) -> std::optional<UpgradedStanza> {
     const Generation* g = findGeneration(generations, cluster.systemId);
     if (!g) return std::nullopt;
-    if (g->walSegmentSize != cluster.walSegmentSize)
-      throw Error(ErrorCode::ForeignCluster,
-                  fmt::format("this cluster has {} byte WAL segments, but {} of stanza '{}' "
-                              "records {}",
-                              cluster.walSegmentSize, describeGeneration(*g), repository.stanza(),
-                              g->walSegmentSize),
-                  "each cluster needs its own stanza: set 'stanza' for this cluster to a new name");
+    checkSegmentSize(repository, *g, cluster.walSegmentSize, "this cluster");
     return UpgradedStanza{*g, false};
   };
   std::vector<Generation> generations = loadGenerations(repository, stanza);

@@ -39,25 +39,43 @@ struct Generation {
   static Generation fromJson(const std::string& text, int number, const std::string& where);
 };
 
+// Error(Corrupt) about one generation record, naming it (`path`: the damaged record, or the one
+// missing), so that a report can point at the object.
+class GenerationRecordError : public Error {
+ public:
+  GenerationRecordError(std::string path, std::string message, std::string hint)
+      : Error(ErrorCode::Corrupt, std::move(message), std::move(hint)), path_(std::move(path)) {}
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
 // Every generation of the stanza, oldest first: generation 1 from `stanza`, then each record in
 // <stanza>/generations/ (checked against its MAC when the handle authenticates metadata). Throws
-// Error(Corrupt) for a damaged or unauthenticated record, or numbers with a hole (a record that
-// goes missing must not make WAL look like another generation's).
+// GenerationRecordError for a damaged or unauthenticated record, or numbers with a hole (a record
+// that goes missing must not make WAL look like another generation's).
 std::vector<Generation> loadGenerations(const Repository& repository, const StanzaInfo& stanza);
+
+// Throws GenerationRecordError when the stanza has a WAL folder of a generation past the newest of
+// `generations` (its record lost: that WAL would be invisible). One listing of the stanza's
+// folder: for the readers that survey the whole stanza (the catalog), not for every push.
+void checkWalFolders(const Repository& repository, const std::vector<Generation>& generations);
 
 // The generation whose cluster has `systemId`, or nullptr.
 const Generation* findGeneration(const std::vector<Generation>& generations,
                                  std::uint64_t systemId);
 
-// The generation of the cluster with `systemId` and `walSegmentSize`. Fast when it is generation 1
-// (stanza.json's: nothing more is read); else the records are listed. Throws
+// The generation of the cluster with `systemId` and `walSegmentSize` (not checked when nullopt: a
+// file without a page header). Fast when it is generation 1 (stanza.json's: nothing more is read);
+// else the records are listed. Throws
 // Error(ForeignCluster) naming `what` when no generation has it: with a HINT naming
 // `tidemark stanza-upgrade` when the cluster looks like an upgrade of the current one (`pgVersion`
 // newer, or the same and the cluster initialised later: system identifiers begin with initdb's
 // time), else the wrong-stanza hint. `pgVersion` 0: unknown.
 Generation requireGeneration(const Repository& repository, const StanzaInfo& stanza,
-                             std::uint64_t systemId, std::uint32_t walSegmentSize, int pgVersion,
-                             const std::string& what);
+                             std::uint64_t systemId, std::optional<std::uint32_t> walSegmentSize,
+                             int pgVersion, const std::string& what);
 
 struct UpgradedStanza {
   Generation generation;

@@ -1,6 +1,10 @@
 // Repository paths.
 #include "common/repo/layout.h"
 
+#include <string_view>
+
+#include "common/base/text.h"
+
 namespace tidemark::repo {
 
 std::string stanzaFile(const std::string& stanza) {
@@ -22,6 +26,34 @@ std::string walDirectory(const std::string& stanza, int generation) {
 std::string walObject(const std::string& stanza, int generation, const pg::WalName& name) {
   if (name.kind == pg::WalKind::History) return walDirectory(stanza, generation) + "/" + name.name;
   return walDirectory(stanza, generation) + "/" + name.name.substr(0, 16) + "/" + name.name;
+}
+
+namespace {
+
+// The number that `name` is, between `prefix` and `suffix`, written as generationFile() and
+// walDirectory() write it (no sign, no leading zero), 2 to 9999.
+std::optional<int> numberBetween(const std::string& name, std::string_view prefix,
+                                 std::string_view suffix) {
+  if (name.size() <= prefix.size() + suffix.size() || !name.starts_with(prefix) ||
+      !name.ends_with(suffix))
+    return std::nullopt;
+  auto n = parseDecimal(
+      std::string_view(name).substr(prefix.size(), name.size() - prefix.size() - suffix.size()));
+  if (!n || *n < 2 || *n > 9999) return std::nullopt;
+  const int number = int(*n);
+  if (name != std::string(prefix) + std::to_string(number) + std::string(suffix))
+    return std::nullopt;
+  return number;
+}
+
+}  // namespace
+
+std::optional<int> generationOfRecord(const std::string& name) {
+  return numberBetween(name, "", ".json");
+}
+
+std::optional<int> generationOfWalFolder(const std::string& name) {
+  return numberBetween(name, "wal-", "");
 }
 
 std::string backupsDirectory(const std::string& stanza) {

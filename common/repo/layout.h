@@ -13,6 +13,7 @@
 //   _probe/<stanza>/<name>                    tidemark check's probe objects, outside the stanza
 #pragma once
 
+#include <optional>
 #include <string>
 
 #include "common/pg/wal.h"
@@ -26,6 +27,11 @@ std::string generationFile(const std::string& stanza, int generation);
 std::string walDirectory(const std::string& stanza, int generation);
 // Where a WAL-related file of a generation is stored.
 std::string walObject(const std::string& stanza, int generation, const pg::WalName& name);
+// The generation a name in generationsDirectory() records ("2.json" -> 2), and the one a folder of
+// the stanza holds the WAL of ("wal-2" -> 2); nullopt for every other name (a .mac record, a
+// temporary file, "wal", "backups").
+std::optional<int> generationOfRecord(const std::string& name);
+std::optional<int> generationOfWalFolder(const std::string& name);
 
 std::string backupsDirectory(const std::string& stanza);
 std::string backupDirectory(const std::string& stanza, const std::string& label);

@@ -88,8 +88,8 @@ std::optional<std::uint64_t> lowWaterMark(const Repository& repository, const st
       if (!record) continue;
       auto doc = parse(*record, repository);
       if (doc.at("timeline").get<std::uint32_t>() != timeline ||
-          doc.value("generation", 1) != std::max(generation, 1))
-        throw std::runtime_error("it names another timeline");
+          doc.value("generation", 1) != generation)
+        throw std::runtime_error("it names another timeline or generation");
       highest = std::max(highest.value_or(0), doc.at("segment").get<std::uint64_t>());
     } catch (const std::exception& e) {
       // Not vouched for, or not a mark: as if it were absent.

@@ -143,12 +143,11 @@ void probeNoReplace(const Repository& repository) {
 // signing them all.
 std::vector<std::pair<std::string, std::string>> metadataFiles(const Repository& repository) {
   std::vector<std::string> paths{stanzaFile(repository.stanza())};
-  repository.storage().list(
-      generationsDirectory(repository.stanza()), [&](const storage::ListEntry& entry) {
-        const std::string& name = entry.name;
-        if (!entry.directory && name.size() > 5 && name.compare(name.size() - 5, 5, ".json") == 0)
-          paths.push_back(generationsDirectory(repository.stanza()) + "/" + name);
-      });
+  repository.storage().list(generationsDirectory(repository.stanza()),
+                            [&](const storage::ListEntry& entry) {
+                              if (auto n = generationOfRecord(entry.name); n && !entry.directory)
+                                paths.push_back(generationFile(repository.stanza(), *n));
+                            });
   repository.storage().list(backupsDirectory(repository.stanza()),
                             [&](const storage::ListEntry& entry) {
                               if (entry.directory)

@@ -118,6 +118,11 @@ TEST_CASE("damaged or missing generation records stop readers") {
     Error e = thrownError([&] { loadGenerations(repository, stanza); });
     CHECK(e.code() == ErrorCode::Corrupt);
     CHECK(std::string(e.what()) == Containing("no generation 3"));
+    try {
+      loadGenerations(repository, stanza);
+    } catch (const GenerationRecordError& record) {
+      CHECK(record.path() == generationFile("main", 3));  // the one to restore
+    }
   }
   SUBCASE("a record that is not JSON, or names another generation") {
     f.storage.setObject(generationFile("main", 2), test::FakeRepository::text("{"));
@@ -130,9 +135,12 @@ TEST_CASE("damaged or missing generation records stop readers") {
   SUBCASE("a WAL folder of a generation whose record is lost") {
     f.storage.setObject(walDirectory("main", 3) + "/0000000100000000/000000010000000000000009",
                         test::FakeRepository::text("w"));
-    Error e = thrownError([&] { loadGenerations(repository, stanza); });
+    // Found by the readers that survey the stanza (the catalog), not on every push.
+    auto generations = loadGenerations(repository, stanza);
+    Error e = thrownError([&] { checkWalFolders(repository, generations); });
     CHECK(e.code() == ErrorCode::Corrupt);
     CHECK(std::string(e.what()) == Containing("no record of generation 3"));
+    CHECK_THROWS_AS(f.catalogs(), GenerationRecordError);
   }
   SUBCASE("other names in the folder are not records") {
     f.storage.setObject(generationsDirectory("main") + "/notes.txt",

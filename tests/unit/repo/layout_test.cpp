@@ -18,6 +18,12 @@ TEST_CASE("repository paths follow the documented layout") {
     CHECK(repo::walObject("main", 2, *pg::parseWalName("00000002.history")) ==
           "main/wal-2/00000002.history");
     CHECK(repo::generationFile("main", 2) == "main/generations/2.json");
+    CHECK(repo::generationOfRecord("2.json") == 2);
+    CHECK(repo::generationOfWalFolder("wal-12") == 12);
+    for (const char* other : {"1.json", "02.json", "2.json.mac", ".2.json.tmp-1", "x.json", ""})
+      CHECK_FALSE(repo::generationOfRecord(other));
+    for (const char* other : {"wal", "wal-1", "wal-02", "wal-", "backups", "wal-2x"})
+      CHECK_FALSE(repo::generationOfWalFolder(other));
   }
   SUBCASE("segments, partial segments and backup files go under their timeline and log") {
     CHECK(object("000000010000000000000001") ==
