@@ -9,15 +9,12 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <atomic>
-#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <memory>
 #include <set>
-#include <thread>
 
 #include "common/base/error.h"
 #include "common/base/text.h"
@@ -29,14 +26,22 @@
 #include "common/repo/marks.h"
 #include "common/repo/repository.h"
 #include "common/repo/stanza.h"
-#include "recover/restore.h"
-#include "recover/settings.h"
+#include "common/restore/lease.h"
+#include "common/restore/restore.h"
+#include "common/restore/settings.h"
 
 extern char** environ;
 
 namespace fs = std::filesystem;
 
 namespace tidemark::recover {
+
+using restore::checkDataDirectoryMode;
+using restore::checkTablespaceLocation;
+using restore::chownTree;
+using restore::restoreBackup;
+using restore::RestoreOptions;
+using restore::RestoreStats;
 
 namespace {
 
@@ -148,30 +153,6 @@ std::optional<files::Owner> restoredOwner(const std::string& dataDirectory) {
     return std::nullopt;
   if (st.st_uid == 0) return std::nullopt;
   return files::Owner{st.st_uid, st.st_gid};
-}
-
-std::string selfDirectory() {
-  std::error_code ec;
-  fs::path self = fs::read_symlink("/proc/self/exe", ec);
-  return ec ? std::string() : self.parent_path().string();
-}
-
-std::string findProgram(const std::string& name) {
-  std::string beside = selfDirectory() + "/" + name;
-  if (::access(beside.c_str(), X_OK) == 0) return beside;
-  const char* path = std::getenv("PATH");
-  std::string dirs = path ? path : "/usr/local/bin:/usr/bin:/bin";
-  for (std::size_t start = 0; start <= dirs.size();) {
-    std::size_t end = dirs.find(':', start);
-    if (end == std::string::npos) end = dirs.size();
-    std::string candidate = dirs.substr(start, end - start) + "/" + name;
-    if (end > start && candidate.front() == '/' && ::access(candidate.c_str(), X_OK) == 0)
-      return candidate;
-    start = end + 1;
-  }
-  throw Error(ErrorCode::Config,
-              fmt::format("cannot find {} next to tidemark-recover or on PATH", name),
-              "install tidemark's binaries together (cmake --install)");
 }
 
 }  // namespace
@@ -317,18 +298,6 @@ RecoverOptions parseRecoverOptions(const CommandLine& cl) {
   return options;
 }
 
-std::string restoreCommand(const Config& config, const CommandLine& commandLine) {
-  std::string command = shellQuote(findProgram("tidemark-archive-get"));
-  if (!config.file.empty()) command += " --config " + shellQuote(config.file);
-  for (const auto& [flag, value] : commandLine.overrides)
-    command += " " + shellQuote("--" + flag + "=" + value);
-  // PostgreSQL replaces %f, %p and %r in restore_command and reads %% as one %.
-  std::string escaped;
-  for (char c : command)
-    escaped += c == '%' ? std::string("%%") : std::string(1, c);
-  return escaped + " %f %p";
-}
-
 namespace {
 
 // Where a tablespace is restored.
@@ -336,18 +305,6 @@ struct Place {
   std::uint32_t oid;
   std::string dir;
 };
-
-// The plan for the options, on the configured repository's catalog.
-recovery::RecoveryPlan planFor(const repo::Repository& repository, const RecoverOptions& options) {
-  std::vector<recovery::Catalog> generations = recovery::Catalog::loadGenerations(repository);
-  if (generations.empty()) throw repo::missingStanza(repository);
-  const recovery::Catalog& chosen =
-      recovery::generationFor(generations, options.target, options.backup);
-  recovery::RecoveryPlan plan = recovery::planRecovery(chosen, options.target, options.backup);
-  for (auto& warning : recovery::generationWarnings(generations, chosen))
-    plan.warnings.push_back(std::move(warning));
-  return plan;
-}
 
 // Where each tablespace of the backup goes (its mapped place, else its original location), said
 // in the plan; no place may hold another, or the data directory. Writes nothing.
@@ -487,9 +444,9 @@ bool restoreAndConfigure(const repo::Repository& repository, const recovery::Rec
       marker.commit();
     }
     std::string note = fmt::format("(backup {}, {})", plan.backup.label, formatUtc(utcNow()));
-    writeRecoverySettings(options.dataDirectory,
-                          recoverySettings(options.target, restoreCommandLine), options.standby,
-                          note, owner);
+    restore::writeRecoverySettings(options.dataDirectory,
+                                   restore::recoverySettings(options.target, restoreCommandLine),
+                                   options.standby, note, owner);
     spdlog::info("restored backup {}: {} in {} files, {:.1f} s ({}/s)", plan.backup.label,
                  humanBytes(stats.bytes), stats.files, stats.seconds,
                  humanBytes(std::uint64_t(double(stats.bytes) / std::max(stats.seconds, 1e-3))));
@@ -499,40 +456,6 @@ bool restoreAndConfigure(const repo::Repository& repository, const recovery::Rec
   }
   return owner.has_value();
 }
-
-// Renews a recovery lease every quarter of its timeout from a thread of its own (with a storage
-// connection of its own) while it lives; a renewal that fails is a warning.
-class LeaseRenewal {
- public:
-  LeaseRenewal(const repo::Repository& repository, std::string stanzaId, repo::Lease lease) {
-    if (!repository.canOpenAnother()) return;
-    thread_ = std::thread([this, handle = repository.another(), stanzaId = std::move(stanzaId),
-                           lease = std::move(lease)]() {
-      const auto every = std::chrono::seconds(std::max<std::int64_t>(1, lease.timeoutSeconds / 4));
-      auto next = std::chrono::steady_clock::now() + every;
-      while (!done_) {
-        std::this_thread::sleep_for(std::chrono::milliseconds(200));
-        if (std::chrono::steady_clock::now() < next) continue;
-        next += every;
-        try {
-          repo::writeLease(handle, stanzaId, lease);
-        } catch (const std::exception& e) {
-          spdlog::warn("could not renew recovery lease {}: {}", lease.id, e.what());
-        }
-      }
-    });
-  }
-  ~LeaseRenewal() {
-    done_ = true;
-    if (thread_.joinable()) thread_.join();
-  }
-  LeaseRenewal(const LeaseRenewal&) = delete;
-  LeaseRenewal& operator=(const LeaseRenewal&) = delete;
-
- private:
-  std::atomic<bool> done_{false};
-  std::thread thread_;
-};
 
 // How to start the server, and what to check.
 void printNextSteps(const recovery::RecoveryPlan& plan, const RecoverOptions& options, bool owned) {
@@ -588,7 +511,7 @@ recovery::RecoveryPlan recover(const Config& config, const CommandLine& commandL
                                const RecoverOptions& options,
                                const std::function<bool()>& stopRequested) {
   repo::Repository repository = repo::openRepository(config);
-  recovery::RecoveryPlan plan = planFor(repository, options);
+  recovery::RecoveryPlan plan = recovery::planRecovery(repository, options.target, options.backup);
   std::fputs(recovery::describePlan(plan, options.target).c_str(), stdout);
   std::fflush(stdout);
   std::vector<Place> places = tablespacePlaces(plan, options);
@@ -601,50 +524,19 @@ recovery::RecoveryPlan recover(const Config& config, const CommandLine& commandL
   // A lease on the WAL the replay reads, before anything is restored: expire keeps that WAL while
   // the lease is renewed (by the replay's archive-get) and lets it lapse after
   // retention.lease-timeout without a renewal.
-  repo::StanzaInfo stanza = repo::requireStanza(repository);
-  repo::Lease lease{.id = repo::newLeaseId(),
-                    .holder = fmt::format("tidemark-recover into '{}' on {} (pid {})",
-                                          options.dataDirectory, hostName(), ::getpid()),
-                    .backup = plan.backup.label,
-                    .generation = plan.generation,
-                    .timelines = {plan.history.timeline},
-                    .firstSegment = plan.backup.firstSegment(),
-                    .firstSegmentName = plan.backup.walStart(),
-                    .timeoutSeconds = config.retention.leaseTimeout};
-  for (const auto& parent : plan.history.parents)
-    lease.timelines.insert(parent.timeline);
-  repo::writeLease(repository, stanza.identity(), lease);
+  restore::RecoveryLease lease(repository, plan,
+                               fmt::format("tidemark-recover into '{}' on {} (pid {})",
+                                           options.dataDirectory, hostName(), ::getpid()),
+                               config.retention.leaseTimeout);
   bool owned = false;
   try {
-    // An expire that wrote a low-water mark above the backup's start has deleted, or is
-    // deleting, WAL this recovery reads (unless a keep mark holds the backup's own WAL and the
-    // recovery reads no further): refuse now rather than fail in the middle of the replay.
-    bool ownWalOnly = plan.lastSegment <= plan.backup.lastSegment() &&
-                      repo::keepMarks(repository, stanza.identity()).count(plan.backup.label);
-    for (std::uint32_t timeline : lease.timelines)
-      if (auto mark = repo::lowWaterMark(repository, stanza.identity(), plan.generation, timeline);
-          mark && *mark > lease.firstSegment && !ownWalOnly)
-        throw Error(
-            ErrorCode::Conflict,
-            fmt::format("'tidemark expire' deletes WAL of timeline {} before {}, which a "
-                        "recovery from backup {} reads",
-                        timeline, pg::segmentFileName(timeline, *mark, plan.backup.walSegmentSize),
-                        plan.backup.label),
-            "run tidemark-recover again: it plans with what the repository holds now "
-            "(a newer backup), or name a newer one with --backup");
     // Renewed while the restore runs (the replay's archive-get renews it from then on).
-    LeaseRenewal renewal(repository, stanza.identity(), lease);
+    lease.startRenewal();
     owned = restoreAndConfigure(repository, plan, options, places,
-                                restoreCommand(config, commandLine), stopRequested,
-                                repo::leaseMarker(lease, repository.stanza(), stanza.identity()));
+                                restore::restoreCommand(config, commandLine), stopRequested,
+                                lease.marker());
   } catch (...) {
-    lease.released = true;
-    try {
-      repo::writeLease(repository, stanza.identity(), lease);
-    } catch (const Error& e) {
-      spdlog::warn("could not release recovery lease {}: {} (it lapses after {})", lease.id,
-                   e.what(), formatDuration(lease.timeoutSeconds));
-    }
+    lease.release();
     throw;
   }
   printNextSteps(plan, options, owned);

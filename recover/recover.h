@@ -34,9 +34,4 @@ recovery::RecoveryPlan recover(const Config& config, const CommandLine& commandL
                                const RecoverOptions& options,
                                const std::function<bool()>& stopRequested);
 
-// The restore_command for the restored server: tidemark-archive-get by absolute path (next to
-// this program, else on PATH), with --config and the configuration flags given on the command
-// line.
-std::string restoreCommand(const Config& config, const CommandLine& commandLine);
-
 }  // namespace tidemark::recover

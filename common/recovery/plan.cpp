@@ -10,6 +10,7 @@
 #include "common/base/text.h"
 #include "common/pg/lsn.h"
 #include "common/pg/wal.h"
+#include "common/repo/stanza.h"
 
 namespace tidemark::recovery {
 
@@ -367,6 +368,17 @@ std::string describePlan(const RecoveryPlan& plan, const Target& target) {
   for (const auto& warning : plan.warnings)
     out += "warning:   " + warning + "\n";
   return out;
+}
+
+RecoveryPlan planRecovery(const repo::Repository& repository, const Target& target,
+                          const std::optional<std::string>& backupLabel) {
+  std::vector<Catalog> generations = Catalog::loadGenerations(repository);
+  if (generations.empty()) throw repo::missingStanza(repository);
+  const Catalog& chosen = generationFor(generations, target, backupLabel);
+  RecoveryPlan plan = planRecovery(chosen, target, backupLabel);
+  for (auto& warning : generationWarnings(generations, chosen))
+    plan.warnings.push_back(std::move(warning));
+  return plan;
 }
 
 }  // namespace tidemark::recovery

@@ -52,6 +52,12 @@ const Catalog& generationFor(const std::vector<Catalog>& generations, const Targ
 std::vector<std::string> generationWarnings(const std::vector<Catalog>& generations,
                                             const Catalog& chosen);
 
+// The plan on the repository's catalogs: every generation loaded (Catalog::loadGenerations), the
+// one generationFor chooses planned, with generationWarnings among the plan's warnings. Throws
+// repo::missingStanza's error when the stanza does not exist, and as planRecovery.
+RecoveryPlan planRecovery(const repo::Repository& repository, const Target& target,
+                          const std::optional<std::string>& backupLabel = std::nullopt);
+
 // The plan as lines for an operator.
 std::string describePlan(const RecoveryPlan& plan, const Target& target);
 

@@ -25,7 +25,7 @@
 #include "cluster.h"
 #include "common/repo/backup.h"
 #include "common/repo/layout.h"
-#include "recover/restore.h"
+#include "common/restore/restore.h"
 
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
@@ -229,7 +229,7 @@ TEST_CASE(
   const repo::BackupInfo& newest = backups.back();
   checkWhole(ws, newest);
   std::string restored = ws.path("restored");
-  recover::restoreBackup(ws.repository(), newest, restored, {.terminal = 0});
+  restore::restoreBackup(ws.repository(), newest, restored, {.terminal = 0});
   std::string verifyOutput;
   int verified = verifyBackupDirectory(ws, restored, verifyOutput);
   INFO(verifyOutput);

@@ -13,7 +13,7 @@
 #include "cluster.h"
 #include "common/repo/backup.h"
 #include "common/repo/layout.h"
-#include "recover/restore.h"
+#include "common/restore/restore.h"
 
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
@@ -136,7 +136,7 @@ TEST_CASE_TEMPLATE(
   // Restore to the original locations (the old tablespace moved aside), as after losing the server.
   fs::rename(primary.tablespace, primary.tablespace + ".lost");
   std::string restored = ws.path("restored");
-  recover::restoreBackup(ws.repository(), backup, restored, {.terminal = 0});
+  restore::restoreBackup(ws.repository(), backup, restored, {.terminal = 0});
   std::string verifyLog = ws.path("verifybackup.log");
   int verified = run({pgBinDir() + "/pg_verifybackup", "--no-parse-wal", restored},
                      {.stdoutPath = verifyLog, .stderrPath = verifyLog});

@@ -1,5 +1,5 @@
 // Writing recovery settings into postgresql.auto.conf.
-#include "recover/settings.h"
+#include "common/restore/settings.h"
 
 #include <fcntl.h>
 #include <fmt/format.h>
@@ -7,13 +7,15 @@
 #include <unistd.h>
 
 #include <cctype>
+#include <cstdlib>
+#include <filesystem>
 #include <sstream>
 
 #include "common/base/error.h"
 #include "common/files/file.h"
 #include "common/pg/lsn.h"
 
-namespace tidemark::recover {
+namespace tidemark::restore {
 
 std::string confQuote(const std::string& value) {
   std::string out = "'";
@@ -42,6 +44,46 @@ std::string shellQuote(const std::string& word) {
       out.push_back(c);
   }
   return out + "'";
+}
+
+namespace {
+
+std::string selfDirectory() {
+  std::error_code ec;
+  std::filesystem::path self = std::filesystem::read_symlink("/proc/self/exe", ec);
+  return ec ? std::string() : self.parent_path().string();
+}
+
+}  // namespace
+
+std::string findProgram(const std::string& name) {
+  std::string beside = selfDirectory() + "/" + name;
+  if (::access(beside.c_str(), X_OK) == 0) return beside;
+  const char* path = std::getenv("PATH");
+  std::string dirs = path ? path : "/usr/local/bin:/usr/bin:/bin";
+  for (std::size_t start = 0; start <= dirs.size();) {
+    std::size_t end = dirs.find(':', start);
+    if (end == std::string::npos) end = dirs.size();
+    std::string candidate = dirs.substr(start, end - start) + "/" + name;
+    if (end > start && candidate.front() == '/' && ::access(candidate.c_str(), X_OK) == 0)
+      return candidate;
+    start = end + 1;
+  }
+  throw Error(ErrorCode::Config,
+              fmt::format("cannot find {} next to this program or on PATH", name),
+              "install tidemark's binaries together (cmake --install)");
+}
+
+std::string restoreCommand(const Config& config, const CommandLine& commandLine) {
+  std::string command = shellQuote(findProgram("tidemark-archive-get"));
+  if (!config.file.empty()) command += " --config " + shellQuote(config.file);
+  for (const auto& [flag, value] : commandLine.overrides)
+    command += " " + shellQuote("--" + flag + "=" + value);
+  // PostgreSQL replaces %f, %p and %r in restore_command and reads %% as one %.
+  std::string escaped;
+  for (char c : command)
+    escaped += c == '%' ? std::string("%%") : std::string(1, c);
+  return escaped + " %f %p";
 }
 
 std::vector<std::string> recoverySettings(const recovery::Target& target,
@@ -152,4 +194,4 @@ void writeRecoverySettings(const std::string& dataDirectory,
   files::syncDirectory(dataDirectory);
 }
 
-}  // namespace tidemark::recover
+}  // namespace tidemark::restore

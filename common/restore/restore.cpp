@@ -1,5 +1,5 @@
 // Restoring a base backup from the repository.
-#include "recover/restore.h"
+#include "common/restore/restore.h"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -24,7 +24,7 @@
 #include "common/repo/layout.h"
 #include "common/repo/object.h"
 
-namespace tidemark::recover {
+namespace tidemark::restore {
 
 namespace fs = std::filesystem;
 
@@ -364,4 +364,4 @@ RestoreStats restoreBackup(const repo::Repository& repository, const repo::Backu
   return stats;
 }
 
-}  // namespace tidemark::recover
+}  // namespace tidemark::restore

@@ -1,14 +1,16 @@
-// The recovery settings tidemark-recover writes into a restored data directory.
+// The recovery settings tidemark-recover and tidemark drill write into a restored data directory.
 #pragma once
 
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "common/config/command_line.h"
+#include "common/config/config.h"
 #include "common/files/file.h"
 #include "common/recovery/target.h"
 
-namespace tidemark::recover {
+namespace tidemark::restore {
 
 // postgresql.auto.conf lines for the target: restore_command, recovery_target_*,
 // recovery_target_action, recovery_target_timeline.
@@ -30,4 +32,12 @@ std::string confQuote(const std::string& value);
 // Quotes a word for /bin/sh when it needs it.
 std::string shellQuote(const std::string& word);
 
-}  // namespace tidemark::recover
+// A tidemark program by absolute path: next to the running one, else on PATH. Throws Error(Config)
+// when there is none.
+std::string findProgram(const std::string& name);
+
+// The restore_command for a restored server: tidemark-archive-get by absolute path (findProgram),
+// with --config and the configuration flags given on the command line (`commandLine.overrides`).
+std::string restoreCommand(const Config& config, const CommandLine& commandLine);
+
+}  // namespace tidemark::restore

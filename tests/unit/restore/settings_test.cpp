@@ -1,6 +1,6 @@
-// Unit tests of recover/settings.h and the option parsing of recover/recover.h: the recovery
+// Unit tests of common/restore/settings.h and the option parsing of recover/recover.h: the recovery
 // settings tidemark-recover writes into postgresql.auto.conf, and targets as PostgreSQL reads them.
-#include "recover/settings.h"
+#include "common/restore/settings.h"
 
 #include <doctest/doctest.h>
 #include <unistd.h>
@@ -36,7 +36,7 @@ TEST_CASE("recoverySettings clears every other kind of target before the chosen 
   t.kind = TargetKind::Time;
   t.time = *parseUtc("2026-11-22T09:42:07Z");
   t.action = recovery::TargetAction::Promote;
-  CHECK(recover::recoverySettings(t, "/usr/bin/tidemark-archive-get %f %p") ==
+  CHECK(restore::recoverySettings(t, "/usr/bin/tidemark-archive-get %f %p") ==
         std::vector<std::string>{
             "restore_command = '/usr/bin/tidemark-archive-get %f %p'", "recovery_target = ''",
             "recovery_target_lsn = ''", "recovery_target_name = ''", "recovery_target_xid = ''",
@@ -44,7 +44,7 @@ TEST_CASE("recoverySettings clears every other kind of target before the chosen 
             "recovery_target_inclusive = on", "recovery_target_action = 'promote'",
             "recovery_target_timeline = 'latest'"});
   SUBCASE("with no target, every kind is cleared") {
-    auto lines = recover::recoverySettings(Target{}, "get %f %p");
+    auto lines = restore::recoverySettings(Target{}, "get %f %p");
     CHECK(lines.size() == 7);
     CHECK(lines[5] == "recovery_target_xid = ''");
     CHECK(lines[6] == "recovery_target_timeline = 'latest'");
@@ -58,7 +58,7 @@ TEST_CASE("writeRecoverySettings comments out earlier recovery lines, whatever t
     out << "work_mem = '64MB'\nRecovery_Target_Time = '2020-01-01 00:00:00+00'\n  restore_command "
            "= 'cp x'\n";
   }
-  recover::writeRecoverySettings(dir.path(), {"restore_command = 'get %f %p'"}, false, "(test)");
+  restore::writeRecoverySettings(dir.path(), {"restore_command = 'get %f %p'"}, false, "(test)");
   std::string text = test::readText(dir.path() + "/postgresql.auto.conf");
   CHECK(text == Containing("work_mem = '64MB'\n"));
   CHECK(text == Containing("#Recovery_Target_Time = '2020-01-01 00:00:00+00'    # commented out by "
@@ -78,7 +78,7 @@ TEST_CASE("writeRecoverySettings never reads postgresql.auto.conf through a link
   }
   REQUIRE(::symlink(secret.c_str(), (dir.path() + "/postgresql.auto.conf").c_str()) == 0);
   Error e = thrownError([&] {
-    recover::writeRecoverySettings(dir.path(), {"restore_command = 'get %f %p'"}, false, "(test)");
+    restore::writeRecoverySettings(dir.path(), {"restore_command = 'get %f %p'"}, false, "(test)");
   });
   CHECK(e.code() == ErrorCode::LocalIo);
   CHECK(what(e) == Containing("is a symbolic link"));

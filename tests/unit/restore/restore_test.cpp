@@ -1,7 +1,7 @@
 // Unit tests of recover/restore.h: a small backup (GNU tar archives of a fake data directory and
 // tablespace, and a manifest, stored as repository objects in memory) restored into temporary
 // directories, and every refusal. Restores of real backups run in tests/integration.
-#include "recover/restore.h"
+#include "common/restore/restore.h"
 
 #include <doctest/doctest.h>
 #include <sys/resource.h>
@@ -22,8 +22,8 @@
 #include "support/segment.h"
 
 using namespace tidemark;
-using recover::restoreBackup;
-using recover::RestoreOptions;
+using restore::restoreBackup;
+using restore::RestoreOptions;
 using test::Containing;
 using test::listDirectory;
 using test::thrownError;
@@ -186,7 +186,7 @@ struct Fixture {
                             .sha256 = summary.plainSha256});
   }
 
-  recover::RestoreStats restore(RestoreOptions options = {}) {
+  restore::RestoreStats restore(RestoreOptions options = {}) {
     options.sync = false;
     options.terminal = 0;
     return restoreBackup(repo::Repository(storage, "main"), info, data, options);
@@ -339,17 +339,17 @@ TEST_CASE("a tablespace location may not be a system directory or lie under one"
         "/lib64/ts", "/libx32", "/proc/1", "/root/.ssh", "/sbin/", "/sys/fs", "/srv/../usr/share",
         "//usr//local"}) {
     CAPTURE(location);
-    Error e = thrownError([&] { recover::checkTablespaceLocation(16385, location); });
+    Error e = thrownError([&] { restore::checkTablespaceLocation(16385, location); });
     CHECK(e.code() == ErrorCode::InvalidInput);
     CHECK(e.hint() == "restore it elsewhere: --tablespace-map 16385=DIR");
   }
   for (const std::string location : {"/srv/ts", "/var/lib/postgresql/ts", "/tmp/usr", "/opt/etc"})
-    CHECK_NOTHROW(recover::checkTablespaceLocation(16385, location));
+    CHECK_NOTHROW(restore::checkTablespaceLocation(16385, location));
 
   SUBCASE("a symbolic link into a system directory counts as the directory") {
     test::TempDir dir("tidemark-location");
     REQUIRE(::symlink("/usr/local", (dir / "link").c_str()) == 0);
-    CHECK_THROWS_AS(recover::checkTablespaceLocation(16385, dir / "link/sbin"), Error);
+    CHECK_THROWS_AS(restore::checkTablespaceLocation(16385, dir / "link/sbin"), Error);
   }
   SUBCASE("restoreBackup refuses it before writing anything") {
     Fixture f;
@@ -513,7 +513,7 @@ TEST_CASE("chownTree gives the restored tree away without following a link" *
   const uid_t nobody = 65534;
 
   SUBCASE("what is below is given away, links themselves but never their targets") {
-    recover::chownTree(root, false, nobody, nobody);
+    restore::chownTree(root, false, nobody, nobody);
     CHECK(ownerOf(root) == 0);  // it existed: kept
     CHECK(ownerOf(root + "/base") == nobody);
     CHECK(ownerOf(root + "/base/1/1259") == nobody);
@@ -521,12 +521,12 @@ TEST_CASE("chownTree gives the restored tree away without following a link" *
     CHECK(ownerOf(root + "/base/link-to-dir") == nobody);
     CHECK(ownerOf(outside) == 0);
     CHECK(ownerOf(outside + "/secret") == 0);
-    recover::chownTree(root, true, nobody, nobody);
+    restore::chownTree(root, true, nobody, nobody);
     CHECK(ownerOf(root) == nobody);  // created by tidemark: given away too
   }
   SUBCASE("a second name of a file elsewhere (a hard link) is refused, not given away") {
     REQUIRE(::link((outside + "/secret").c_str(), (root + "/base/1/planted").c_str()) == 0);
-    Error e = thrownError([&] { recover::chownTree(root, false, nobody, nobody); });
+    Error e = thrownError([&] { restore::chownTree(root, false, nobody, nobody); });
     CHECK(e.code() == ErrorCode::LocalIo);
     CHECK(what(e) == Containing("has 2 names (hard links)"));
     CHECK(ownerOf(outside + "/secret") == 0);
@@ -534,7 +534,7 @@ TEST_CASE("chownTree gives the restored tree away without following a link" *
   SUBCASE("a root that is a link (swapped in during the restore) is refused, not followed") {
     const std::string swapped = dir / "swapped";
     REQUIRE(::symlink(outside.c_str(), swapped.c_str()) == 0);
-    Error e = thrownError([&] { recover::chownTree(swapped, true, nobody, nobody); });
+    Error e = thrownError([&] { restore::chownTree(swapped, true, nobody, nobody); });
     CHECK(e.code() == ErrorCode::LocalIo);
     CHECK(ownerOf(outside) == 0);
     CHECK(ownerOf(outside + "/secret") == 0);

@@ -13,7 +13,7 @@
 #include "common/repo/backup.h"
 #include "common/repo/repository.h"
 
-namespace tidemark::recover {
+namespace tidemark::restore {
 
 struct RestoreOptions {
   // Tablespace OID -> where to put it instead of its original location (absolute paths).
@@ -63,4 +63,4 @@ void checkDataDirectoryMode(const std::string& dataDirectory);
 RestoreStats restoreBackup(const repo::Repository& repository, const repo::BackupInfo& backup,
                            const std::string& dataDirectory, const RestoreOptions& options);
 
-}  // namespace tidemark::recover
+}  // namespace tidemark::restore
