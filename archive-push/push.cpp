@@ -3,6 +3,7 @@
 
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <chrono>
 
@@ -14,6 +15,7 @@
 #include "common/repo/layout.h"
 #include "common/repo/stanza.h"
 #include "common/repo/wal_store.h"
+#include "common/spool/spool.h"
 
 namespace tidemark::archive {
 
@@ -99,11 +101,46 @@ PushResult pushWalFile(const repo::Repository& repository, const PushParams& par
   return result;
 }
 
+namespace {
+
+// Appends the push's statistic to the spool (tidemark metrics reads them): the spool is the
+// configured one, else pg_wal/tidemark in the working directory when that is a data directory
+// (PostgreSQL runs archive_command there).
+void recordPushStat(const Config& config, const std::string& walPath, bool ok,
+                    std::chrono::steady_clock::time_point started) {
+  const bool inDataDirectory = ::access("global/pg_control", F_OK) == 0;
+  auto spool = spool::spoolDirectory(
+      config, inDataDirectory ? std::optional<std::string>(std::string(".")) : std::nullopt);
+  if (!spool) return;
+  auto now = std::chrono::system_clock::now();
+  std::string_view file = walPath;
+  if (auto slash = file.rfind('/'); slash != std::string_view::npos) file.remove_prefix(slash + 1);
+  spool::recordPush(
+      *spool,
+      {.finishedMs =
+           std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count(),
+       .durationMs = std::chrono::duration_cast<std::chrono::milliseconds>(
+                         std::chrono::steady_clock::now() - started)
+                         .count(),
+       .ok = ok,
+       .file = std::string(file),
+       .stanza = config.stanza});
+}
+
+}  // namespace
+
 void archivePush(const Config& config, const std::string& walPath) {
   auto started = std::chrono::steady_clock::now();
-  repo::Repository repository = repo::openRepository(config);
-  PushResult result =
-      pushWalFile(repository, {.walPath = walPath, .controlSystemId = pg::controlSystemId(".")});
+  PushResult result;
+  try {
+    repo::Repository repository = repo::openRepository(config);
+    result =
+        pushWalFile(repository, {.walPath = walPath, .controlSystemId = pg::controlSystemId(".")});
+  } catch (...) {
+    recordPushStat(config, walPath, false, started);
+    throw;
+  }
+  recordPushStat(config, walPath, true, started);
   auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
                                                                   started)
                 .count();

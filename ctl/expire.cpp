@@ -339,8 +339,9 @@ int expire(const Config& config, const CommandLine& commandLine) {
     }
     for (const auto& subject : repo::listStateSubjects(repository, repo::state_kind::kLowWater))
       compacted += repo::compactStateRecords(repository, repo::state_kind::kLowWater, subject);
-    for (const auto& subject : repo::listStateSubjects(repository, repo::state_kind::kVerify))
-      compacted += repo::compactStateRecords(repository, repo::state_kind::kVerify, subject);
+    for (const char* kind : {repo::state_kind::kVerify, repo::state_kind::kDrill})
+      for (const auto& subject : repo::listStateSubjects(repository, kind))
+        compacted += repo::compactStateRecords(repository, kind, subject);
     for (const auto& lease : repo::readLeases(repository, stanzaId)) {
       // A lease ended or lapsed twice over goes whole; a live one keeps its newest record.
       // Only records up to the one judged: a renewal written since stays.

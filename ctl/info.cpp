@@ -41,6 +41,7 @@ TimelineWal walOf(const repo::WalCatalog& catalog, std::uint32_t timeline) {
     const auto& files = it->second;
     wal.first = pg::segmentFileName(timeline, files.begin()->first, size);
     wal.last = pg::segmentFileName(timeline, files.rbegin()->first, size);
+    wal.lastStored = files.rbegin()->second.modified;
     wal.segments = files.size();
     std::optional<std::uint64_t> previous;
     for (const auto& [segment, file] : files) {
@@ -317,6 +318,9 @@ Json timelinesJson(const std::vector<TimelineInfo>& entries) {
     Json& wal = j["wal"];
     wal["first"] = orNull(t.wal.first);
     wal["last"] = orNull(t.wal.last);
+    wal["last-stored"] = t.wal.lastStored
+                             ? Json(formatUtc(UtcSeconds(std::chrono::seconds(*t.wal.lastStored))))
+                             : Json(nullptr);
     wal["segments"] = t.wal.segments;
     wal["stored-size"] = t.wal.storedSize;
     wal["partial"] = orNull(t.wal.partial);
@@ -374,6 +378,17 @@ InfoReport collectInfo(const repo::Repository& repository) {
       catalogs.front().metadataTrust() == repo::MetadataTrust::Authenticated;
   for (std::size_t i = 0; i < catalogs.size(); ++i)
     report.generations.push_back(generationReport(catalogs[i], i + 1 == catalogs.size()));
+  const std::string stanzaId = report.info.identity();
+  try {
+    report.lastVerify = lastVerify(repository, stanzaId);
+  } catch (const Error& e) {
+    report.notes.push_back(e.what());
+  }
+  try {
+    report.lastDrill = lastDrill(repository, stanzaId);
+  } catch (const Error& e) {
+    report.notes.push_back(e.what());
+  }
   return report;
 }
 
@@ -393,6 +408,24 @@ std::string renderText(const InfoReport& report) {
       table.row({"generations",
                  fmt::format("{}, oldest first below; the current one is generation {}",
                              report.generations.size(), report.current().generation.number)});
+    if (report.lastVerify)
+      table.row({"last verify",
+                 fmt::format("{} {} ({} scope, {})", report.lastVerify->finished,
+                             report.lastVerify->ok ? "ok" : "FAILED", report.lastVerify->scope,
+                             plural(report.lastVerify->findings, "finding", "findings"))});
+    else
+      table.row({"last verify", "never (tidemark verify)"});
+    if (const auto& d = report.lastDrill)
+      table.row({"last drill",
+                 d->ok ? fmt::format("{} ok, backup {}, RTO {:.1f} s, RPO {}", d->finished,
+                                     d->backup, d->rtoSeconds.value_or(0),
+                                     d->rpoSeconds ? fmt::format("{:.1f} s", *d->rpoSeconds)
+                                                   : std::string("-"))
+                       : fmt::format("{} FAILED in the {} step", d->finished, d->failedStep)});
+    else
+      table.row({"last drill", "never (tidemark drill)"});
+    for (const auto& note : report.notes)
+      table.row({"note", note});
     out += table.render("  ");
   }
   if (!several) return out + generationText(report.current(), "");
@@ -425,6 +458,24 @@ std::string renderJson(const InfoReport& report) {
   stanza["encryption"] = std::string(io::encryptName(report.info.encryption));
   stanza["metadata-authenticated"] = report.metadataAuthenticated;
 
+  if (const auto& v = report.lastVerify)
+    doc["last-verify"] = Json{{"finished", v->finished},
+                              {"result", v->ok ? "ok" : "failed"},
+                              {"scope", v->scope},
+                              {"findings", v->findings}};
+  else
+    doc["last-verify"] = nullptr;
+  if (const auto& d = report.lastDrill)
+    doc["last-drill"] =
+        Json{{"finished", d->finished},
+             {"result", d->ok ? "ok" : "failed"},
+             {"failed-step", d->failedStep.empty() ? Json(nullptr) : Json(d->failedStep)},
+             {"backup", d->backup.empty() ? Json(nullptr) : Json(d->backup)},
+             {"rto-seconds", d->rtoSeconds ? Json(*d->rtoSeconds) : Json(nullptr)},
+             {"rpo-seconds", d->rpoSeconds ? Json(*d->rpoSeconds) : Json(nullptr)}};
+  else
+    doc["last-drill"] = nullptr;
+  doc["notes"] = report.notes;
   doc["backups"] = backupsJson(current.backups);
   Json& damaged = doc["damaged-backups"] = Json::array();
   for (const auto& g : report.generations)

@@ -16,6 +16,8 @@
 #include "common/repo/generation.h"
 #include "common/repo/repository.h"
 #include "common/repo/stanza.h"
+#include "ctl/drill.h"
+#include "ctl/verify.h"
 
 namespace tidemark::ctl {
 
@@ -30,8 +32,9 @@ struct TimelineWal {
   std::optional<std::string> first, last;  // segment file names; nullopt when it has no segment
   std::uint64_t segments = 0;
   std::uint64_t storedSize = 0;  // stored bytes of its segments (not .partial or .history files)
-  std::optional<std::string> partial;  // the newest .partial file of the timeline
-  std::vector<recovery::WalGap> gaps;  // runs of missing segments between first and last
+  std::optional<std::string> partial;      // the newest .partial file of the timeline
+  std::vector<recovery::WalGap> gaps;      // runs of missing segments between first and last
+  std::optional<std::int64_t> lastStored;  // when `last` was stored (the storage's clock)
 };
 
 struct TimelineInfo {
@@ -64,6 +67,11 @@ struct InfoReport {
   // unauthenticated.
   bool metadataAuthenticated = false;
   std::vector<GenerationReport> generations;  // oldest first, never empty
+  // The newest recorded results of `tidemark verify` and `tidemark drill` (state records); a
+  // record that cannot be read is reported in `notes` and left out.
+  std::optional<VerifyResult> lastVerify;
+  std::optional<DrillRecord> lastDrill;
+  std::vector<std::string> notes;
 
   // The newest generation's.
   const GenerationReport& current() const { return generations.back(); }

@@ -1,5 +1,5 @@
 // tidemark COMMAND [OPTIONS]: repository administration (stanza-create, info, check, verify,
-// expire, keep, keygen).
+// expire, keep, drill, metrics, keygen).
 #include "common/cli/main.h"
 
 #include <cstdio>
@@ -12,9 +12,11 @@
 #include "common/base/version.h"
 #include "common/log/log.h"
 #include "ctl/check.h"
+#include "ctl/drill.h"
 #include "ctl/expire.h"
 #include "ctl/info.h"
 #include "ctl/keygen.h"
+#include "ctl/metrics.h"
 #include "ctl/stanza_create.h"
 #include "ctl/verify.h"
 
@@ -101,6 +103,29 @@ std::vector<Command> commands() {
         .maxPositional = 1},
        [](const tidemark::Config& config, const tidemark::CommandLine& cl) {
          return tidemark::ctl::keep(config, cl);
+       }},
+      {"drill",
+       {.program = "tidemark drill",
+        .summary =
+            "A restore test: restores the newest backup (or --backup, or for --target-time) into "
+            "a\n"
+            "scratch directory, starts PostgreSQL on it (no archiving, loopback only), waits for\n"
+            "the replay to reach its target, runs the checks, stops the server, removes the\n"
+            "directory, records the result and reports RTO and RPO (docs/drill.md).",
+        .options = tidemark::ctl::drillOptionSpecs()},
+       [](const tidemark::Config& config, const tidemark::CommandLine& cl) {
+         // SIGINT and SIGTERM stop the drill: its server is stopped, its directory removed.
+         return tidemark::ctl::drill(config, cl, tidemark::stopOnSignals());
+       }},
+      {"metrics",
+       {.program = "tidemark metrics",
+        .summary =
+            "Prints the stanza's metrics in the Prometheus text format (or writes them atomically\n"
+            "to --textfile for node_exporter): archiving, backups, recoverable windows, the last\n"
+            "verify and drill (docs/metrics.md).",
+        .options = tidemark::ctl::metricsOptionSpecs()},
+       [](const tidemark::Config& config, const tidemark::CommandLine& cl) {
+         return tidemark::ctl::metrics(config, cl);
        }},
       {"keygen",
        {.program = "tidemark keygen",

@@ -3,6 +3,7 @@
 #include "ctl/verify.h"
 
 #include <fmt/format.h>
+#include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <atomic>
@@ -45,6 +46,8 @@ namespace kind = finding_kind;
 // The verification record's subject (repo/state.h) and the most it may hold: records are read
 // whole and refused above 64 MiB.
 constexpr const char* kRecordSubject = "objects";
+// The subject of the records of each run's result.
+constexpr const char* kResultSubject = "result";
 constexpr std::size_t kRecordLimit = 60u << 20;
 // A manifest is read into memory to be parsed; one larger than this is verified like any object
 // but its content is not checked.
@@ -1056,6 +1059,42 @@ std::vector<OptionSpec> verifyOptionSpecs() {
   };
 }
 
+void recordVerifyResult(const repo::Repository& repository, const VerifyReport& report,
+                        const std::string& scope) {
+  try {
+    Json doc{{"format", 1},
+             {"finished", formatUtc(utcNow())},
+             {"result", report.healthy() ? "ok" : "failed"},
+             {"scope", scope},
+             {"findings", report.findings.size()},
+             {"objects-read", report.objectsRead},
+             {"seconds", report.seconds}};
+    repo::writeStateRecord(repository, repo::requireStanza(repository).identity(),
+                           repo::state_kind::kVerify, kResultSubject, doc.dump(2) + "\n");
+  } catch (const Error& e) {
+    spdlog::warn("could not record the verification's result in the repository: {}", e.what());
+  }
+}
+
+std::optional<VerifyResult> lastVerify(const repo::Repository& repository,
+                                       const std::string& stanzaId) {
+  auto record =
+      repo::newestStateRecord(repository, stanzaId, repo::state_kind::kVerify, kResultSubject);
+  if (!record) return std::nullopt;
+  try {
+    Json doc = Json::parse(record->content);
+    return VerifyResult{.finished = doc.at("finished").get<std::string>(),
+                        .ok = doc.at("result").get<std::string>() == "ok",
+                        .scope = doc.at("scope").get<std::string>(),
+                        .findings = doc.at("findings").get<std::uint64_t>(),
+                        .path = record->path};
+  } catch (const std::exception& e) {
+    throw Error(ErrorCode::Corrupt,
+                fmt::format("verification result '{}' cannot be read: {}", record->path, e.what()),
+                "run tidemark verify again: a new record replaces it");
+  }
+}
+
 int verify(const Config& config, const CommandLine& commandLine) {
   bool json = false;
   if (auto output = commandLine.value("output"); output && *output != "text") {
@@ -1094,6 +1133,11 @@ int verify(const Config& config, const CommandLine& commandLine) {
 
   repo::Repository repository = repo::openRepository(config);
   VerifyReport report = verifyRepository(repository, options);
+  recordVerifyResult(repository, report,
+                     options.walOnly            ? "wal-only"
+                     : !options.backups.empty() ? "backups"
+                     : options.incremental      ? "incremental"
+                                                : "full");
   std::string summary = renderVerifySummary(report);
   std::fputs(summary.c_str(), stderr);
   if (json) {

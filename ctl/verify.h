@@ -101,6 +101,23 @@ struct VerifyReport {
 // `repository` is: it is used from this thread only; other threads use handles of their own.
 VerifyReport verifyRepository(const repo::Repository& repository, const VerifyOptions& options);
 
+// The result of a run, recorded by the command in the repository (state kind "verify", subject
+// "result"): `tidemark info` and `tidemark metrics` show the last one. A failure to write it is a
+// warning. `scope`: full, incremental, backups or wal-only.
+void recordVerifyResult(const repo::Repository& repository, const VerifyReport& report,
+                        const std::string& scope);
+struct VerifyResult {
+  std::string finished;  // UTC, ISO 8601
+  bool ok = false;
+  std::string scope;
+  std::uint64_t findings = 0;
+  std::string path;  // the record
+};
+// The newest recorded result; nullopt when verify never ran (Error(Corrupt) for one that does not
+// parse).
+std::optional<VerifyResult> lastVerify(const repo::Repository& repository,
+                                       const std::string& stanzaId);
+
 // The JSON report (--output json), documented in docs/verify.md.
 std::string renderVerifyJson(const VerifyReport& report);
 // The summary printed on stderr: objects and bytes read, MB/s, findings by kind and each finding.

@@ -31,7 +31,7 @@ namespace tidemark {
   X(Timeout, 13, "something did not happen in the time allowed")                             \
   X(Interrupted, 14, "stopped by a signal (SIGINT, SIGTERM)")                                \
   X(Locked, 15, "another process holds the lock this command needs")                         \
-  X(Unhealthy, 16, "verify or check found a problem: the report names each")                 \
+  X(Unhealthy, 16, "verify, check or drill found a problem: the report names each")          \
   X(Internal, 99, "an internal error (a bug): please report it")
 
 enum class ErrorCode {

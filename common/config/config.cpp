@@ -358,6 +358,35 @@ const std::vector<KeyDef>& keyTable() {
        [](Config& c, const Value& v, const std::string& where) {
          c.retention.leaseTimeout = asDuration(v, where, false);
        }},
+      {"archive", "spool-path",
+       "where tidemark keeps local state on the database host (absolute; default: pg_wal/tidemark "
+       "in the data directory)",
+       [](Config& c, const Value& v, const std::string& where) {
+         c.archive.spoolPath = asAbsolutePath(v, where, true);
+       }},
+      {"drill", "queries",
+       "statements each drill runs on the restored copy; each must succeed (environment and flag: "
+       "one statement)",
+       [](Config& c, const Value& v, const std::string& where) {
+         if (auto list = std::get_if<std::vector<std::string>>(&v))
+           c.drill.queries = *list;
+         else if (std::string text = asString(v, where); !text.empty())
+           c.drill.queries = {text};
+         else
+           c.drill.queries.clear();
+       }},
+      {"drill", "pg-bin",
+       "the PostgreSQL server binaries a drill starts (absolute; default: /usr/lib/postgresql/"
+       "<version>/bin, else pg_config --bindir)",
+       [](Config& c, const Value& v, const std::string& where) {
+         c.drill.pgBin = asAbsolutePath(v, where, true);
+       }},
+      {"drill", "scratch",
+       "the directory a drill restores into, empty or absent (absolute; default: a fresh folder "
+       "under /var/tmp)",
+       [](Config& c, const Value& v, const std::string& where) {
+         c.drill.scratch = asAbsolutePath(v, where, true);
+       }},
   };
   return table;
 }

@@ -76,6 +76,18 @@ struct Config {
     std::int64_t leaseTimeout = 6 * 3600;  // a recovery lease not renewed for this long lapses
   } retention;
 
+  struct Archive {
+    // Where tidemark keeps its local state on the database host (the push statistics metrics
+    // reads); "" = pg_wal/tidemark in the data directory (docs/configuration.md).
+    std::string spoolPath;
+  } archive;
+
+  struct Drill {
+    std::vector<std::string> queries;  // statements each drill runs on the restored copy
+    std::string pgBin;                 // the server binaries; "" = found (docs/drill.md)
+    std::string scratch;               // where to restore; "" = a fresh folder under /var/tmp
+  } drill;
+
   // The configuration file that was read (absolute), or "" when none was.
   std::string file;
 

@@ -27,7 +27,8 @@ inline constexpr const char* kKeep = "keep";           // subject: a backup labe
 inline constexpr const char* kLowWater = "low-water";  // subject: a timeline (8 hex digits)
 inline constexpr const char* kLease = "lease";         // subject: a lease id
 inline constexpr const char* kExpiring = "expiring";   // subject: a backup label being deleted
-inline constexpr const char* kVerify = "verify";       // subject: "objects"
+inline constexpr const char* kVerify = "verify";  // subjects: "objects" (incremental), "result"
+inline constexpr const char* kDrill = "drill";    // subject: "result"
 }  // namespace state_kind
 
 struct StateRecord {

@@ -241,7 +241,11 @@ TEST_CASE("configuration keys have one environment variable and one flag each") 
                                                  "retention.full",
                                                  "retention.window",
                                                  "retention.sweep-age",
-                                                 "retention.lease-timeout"});
+                                                 "retention.lease-timeout",
+                                                 "archive.spool-path",
+                                                 "drill.queries",
+                                                 "drill.pg-bin",
+                                                 "drill.scratch"});
   CHECK(environmentName("repo.path") == "TIDEMARK_REPO_PATH");
   CHECK(environmentName("stanza") == "TIDEMARK_STANZA");
   CHECK(environmentName("s3.upload-concurrency") == "TIDEMARK_S3_UPLOAD_CONCURRENCY");

@@ -581,15 +581,16 @@ TEST_CASE(
   // The stanza's header names no cluster: each generation's does.
   CHECK(text == Containing("stanza 'main'\n  repository   " + repository.storage.describe() +
                            "\n  created      2026-11-01 00:00:00 UTC\n"));
-  CHECK(text ==
-        Containing("  generations  2, oldest first below; the current one is generation 2\n\n"
-                   "generation 1\n"
-                   "  system identifier  18446744073709551615\n"
-                   "  PostgreSQL         15\n"
-                   "  WAL segment size   1.0 MiB\n"
-                   "  recorded           2026-11-01 00:00:00 UTC\n\n"
-                   "  backups: 1 complete backup, oldest first\n"
-                   "    20261101T000000Z  timeline 1\n"));
+  CHECK(text == Containing("  generations  2, oldest first below; the current one is generation 2\n"
+                           "  last verify  never (tidemark verify)\n"
+                           "  last drill   never (tidemark drill)\n\n"
+                           "generation 1\n"
+                           "  system identifier  18446744073709551615\n"
+                           "  PostgreSQL         15\n"
+                           "  WAL segment size   1.0 MiB\n"
+                           "  recorded           2026-11-01 00:00:00 UTC\n\n"
+                           "  backups: 1 complete backup, oldest first\n"
+                           "    20261101T000000Z  timeline 1\n"));
   CHECK(text == Containing("\n\ngeneration 2 (current)\n"
                            "  system identifier  7000000000000000001\n"
                            "  PostgreSQL         15\n"

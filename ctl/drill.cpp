@@ -1,0 +1,651 @@
+// tidemark drill: restore, start, replay, query, report.
+#include "ctl/drill.h"
+
+#include <fmt/ranges.h>
+#include <pwd.h>
+#include <spdlog/spdlog.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <deque>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <thread>
+
+#include "common/base/error.h"
+#include "common/base/text.h"
+#include "common/files/file.h"
+#include "common/pg/connection.h"
+#include "common/pg/lsn.h"
+#include "common/recovery/plan.h"
+#include "common/recovery/target.h"
+#include "common/repo/stanza.h"
+#include "common/repo/state.h"
+#include "common/restore/lease.h"
+#include "common/restore/restore.h"
+#include "common/restore/settings.h"
+#include "ctl/drill_server.h"
+#include "ctl/info.h"
+
+namespace fs = std::filesystem;
+
+namespace tidemark::ctl {
+
+namespace {
+
+using Json = nlohmann::ordered_json;
+using Clock = std::chrono::steady_clock;
+
+constexpr const char* kRecordSubject = "result";
+// The server's log kept in a report (and a record): its last lines.
+constexpr std::size_t kLogLines = 40;
+// A record holds at most this much of the server's log.
+constexpr std::size_t kRecordLogBytes = 4096;
+
+double secondsSince(Clock::time_point start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+std::string isoNow() {
+  return formatUtc(utcNow());
+}
+
+std::string isoFromEpoch(double epoch) {
+  auto micros = std::chrono::microseconds(std::int64_t(std::llround(epoch * 1e6)));
+  auto seconds = std::chrono::floor<std::chrono::seconds>(micros);
+  std::string base = formatUtc(UtcSeconds(seconds));  // 2026-12-04T10:42:07Z
+  if (!base.empty() && base.back() == 'Z') base.pop_back();
+  return fmt::format("{}.{:06d}Z", base, (micros - seconds).count());
+}
+
+double epochNow() {
+  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+// A failure of one step of the drill.
+struct StepFailure {
+  std::string step, message;
+};
+
+// The scratch directory: made (or checked to be empty) before anything, removed at the end.
+class Scratch {
+ public:
+  Scratch(const std::string& given, const std::string& parent) {
+    if (given.empty()) {
+      std::string pattern = parent + "/tidemark-drill-XXXXXX";
+      if (!::mkdtemp(pattern.data()))
+        throw systemError(ErrorCode::LocalIo, errno, "cannot make a scratch directory in '{}'",
+                          parent);
+      path_ = pattern;
+      created_ = true;
+    } else {
+      if (given.front() != '/')
+        throw Error(ErrorCode::Usage, fmt::format("--scratch '{}' is not an absolute path", given));
+      path_ = fs::path(given).lexically_normal().string();
+      while (path_.size() > 1 && path_.back() == '/')
+        path_.pop_back();
+      std::error_code ec;
+      if (fs::exists(path_, ec)) {
+        if (!fs::is_directory(path_, ec) || !fs::is_empty(path_, ec))
+          throw Error(ErrorCode::InvalidInput,
+                      fmt::format("scratch directory '{}' is not empty", path_),
+                      "give an empty or absent directory with --scratch (a drill never removes "
+                      "what it did not make)");
+      } else {
+        if (::mkdir(path_.c_str(), 0700) != 0)
+          throw systemError(ErrorCode::LocalIo, errno, "cannot make scratch directory '{}'", path_);
+        created_ = true;
+      }
+    }
+    // PostgreSQL's socket path must fit in sockaddr_un (107 bytes).
+    if (path_.size() + std::string_view("/.s.PGSQL.65535").size() > 107) {
+      remove();
+      throw Error(
+          ErrorCode::Usage,
+          fmt::format("scratch directory '{}' is too long a path for the server's socket", path_),
+          "give a path of at most 90 characters with --scratch");
+    }
+    ::chmod(path_.c_str(), 0700);
+  }
+  const std::string& path() const { return path_; }
+  // Removes what the drill wrote (and the directory, when the drill made it).
+  void remove() {
+    std::error_code ec;
+    if (created_) {
+      fs::remove_all(path_, ec);
+    } else {
+      for (const auto& entry : fs::directory_iterator(path_, ec))
+        fs::remove_all(entry.path(), ec);
+    }
+    if (ec) spdlog::warn("could not remove everything in '{}': {}", path_, ec.message());
+  }
+
+ private:
+  std::string path_;
+  bool created_ = false;
+};
+
+// The user the server runs as: tidemark's own, or `postgres` when tidemark runs as root
+// (PostgreSQL refuses to run as root).
+struct ServerUser {
+  std::optional<files::Owner> owner;  // when it differs from tidemark's
+  std::string name;
+};
+
+ServerUser serverUser() {
+  if (::geteuid() != 0) {
+    struct passwd* pw = ::getpwuid(::geteuid());
+    return {std::nullopt, pw ? pw->pw_name : "postgres"};
+  }
+  struct passwd* pw = ::getpwnam("postgres");
+  if (!pw)
+    throw Error(ErrorCode::Config,
+                "tidemark drill runs as root and there is no 'postgres' user to run the server as",
+                "run the drill as the database's OS user (e.g. sudo -u postgres tidemark drill)");
+  return {files::Owner{pw->pw_uid, pw->pw_gid}, pw->pw_name};
+}
+
+void writeFile(const std::string& path, const std::string& content,
+               const std::optional<files::Owner>& owner) {
+  files::AtomicFile file(path, {.mode = 0600, .owner = owner});
+  file.write(io::asBytes(content));
+  file.commit();
+}
+
+std::vector<std::string> lastLines(const std::string& path, std::size_t count) {
+  std::ifstream in(path);
+  std::deque<std::string> lines;
+  for (std::string line; std::getline(in, line);) {
+    lines.push_back(line);
+    if (lines.size() > count) lines.pop_front();
+  }
+  return {lines.begin(), lines.end()};
+}
+
+// Whether the server's log shows that recovery had begun (so a stop is the replay's failure).
+bool replayBegan(const std::string& logFile) {
+  std::ifstream in(logFile);
+  for (std::string line; std::getline(in, line);)
+    if (line.find("starting point-in-time recovery") != std::string::npos ||
+        line.find("starting archive recovery") != std::string::npos ||
+        line.find("restored log file") != std::string::npos ||
+        line.find("redo starts at") != std::string::npos)
+      return true;
+  return false;
+}
+
+// What the log says about why the server stopped: the last FATAL or PANIC line (not one of the
+// refusals of the drill's own connection attempts while the server starts), and the error line
+// before it (tidemark-archive-get's, naming the object and the fault).
+std::string whyStopped(const std::string& logFile) {
+  static const char* const kNoise[] = {"the database system is starting up",
+                                       "not yet accepting connections",
+                                       "the database system is shutting down"};
+  std::ifstream in(logFile);
+  std::string lastError, why;
+  for (std::string line; std::getline(in, line);) {
+    bool noise = false;
+    for (const char* text : kNoise)
+      noise = noise || line.find(text) != std::string::npos;
+    if (noise) continue;
+    if (line.find("FATAL:") != std::string::npos || line.find("PANIC:") != std::string::npos)
+      why = lastError.empty() ? line : lastError + " / " + line;
+    else if (line.find("ERROR") != std::string::npos)
+      lastError = line;
+  }
+  return why.empty() ? lastError : why;
+}
+
+// Connects to the server once it accepts connections and waits until the replay has reached the
+// target: paused at it (a time target) or out of recovery (the end of the archive, promoted).
+// Read from the server, never from its log.
+pg::Connection waitForTarget(DrillServer& server, const std::string& user, bool pausesAtTarget,
+                             const std::string& logFile, const std::function<bool()>& stop) {
+  pg::Connection conn;
+  bool connected = false;
+  for (;;) {
+    if (stop && stop()) throw Error(ErrorCode::Interrupted, "the drill was interrupted");
+    if (!server.running()) {
+      std::string why = whyStopped(logFile);
+      throw StepFailure{
+          replayBegan(logFile) ? "replay" : "start",
+          fmt::format("the server stopped ({}){}", server.ended(), why.empty() ? "" : ": " + why)};
+    }
+    if (!connected) {
+      try {
+        conn = pg::Connection::open(server.conninfo(user), false, "tidemark drill");
+        connected = true;
+      } catch (const Error&) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        continue;
+      }
+    }
+    try {
+      bool inRecovery =
+          conn.query("SELECT pg_is_in_recovery()", "the recovery state").value(0, 0) == "t";
+      if (!inRecovery) return conn;
+      if (pausesAtTarget) {
+        std::string paused =
+            conn.serverVersion() >= 140000
+                ? conn.query("SELECT pg_get_wal_replay_pause_state()", "the replay state")
+                      .value(0, 0)
+                : (conn.query("SELECT pg_is_wal_replay_paused()", "the replay state").value(0, 0) ==
+                           "t"
+                       ? "paused"
+                       : "not paused");
+        if (paused == "paused") return conn;
+      }
+    } catch (const Error&) {
+      connected = false;  // the server went away, or is promoting: ask again
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+}
+
+DrillCheck runCheck(pg::Connection& conn, std::string name, const std::string& statement) {
+  DrillCheck check{.name = std::move(name), .statement = statement};
+  auto start = Clock::now();
+  try {
+    pg::Result result = conn.query(statement, check.name);
+    check.rows = result.rows();
+    if (result.rows() > 0)
+      for (int column = 0; column < result.columns(); ++column)
+        check.firstRow.push_back(result.value(0, column));
+    check.ok = true;
+  } catch (const Error& e) {
+    check.error = e.what();
+  }
+  check.seconds = secondsSince(start);
+  return check;
+}
+
+Json reportJson(const DrillReport& r, bool forRecord) {
+  Json checks = Json::array();
+  for (const auto& c : r.checks)
+    checks.push_back({{"name", c.name},
+                      {"statement", c.statement},
+                      {"ok", c.ok},
+                      {"seconds", c.seconds},
+                      {"rows", c.rows},
+                      {"first-row", c.firstRow},
+                      {"error", c.error.empty() ? Json(nullptr) : Json(c.error)}});
+  auto optionalNumber = [](const std::optional<double>& v) { return v ? Json(*v) : Json(nullptr); };
+  auto optionalText = [](const std::optional<std::string>& v) {
+    return v ? Json(*v) : Json(nullptr);
+  };
+  std::string log = r.serverLog;
+  if (forRecord && log.size() > kRecordLogBytes) log = log.substr(log.size() - kRecordLogBytes);
+  return Json{{"format", 1},
+              {"stanza", r.stanza},
+              {"repository", r.repository},
+              {"result", r.ok ? "ok" : "failed"},
+              {"failed-step", r.failedStep.empty() ? Json(nullptr) : Json(r.failedStep)},
+              {"error", r.error.empty() ? Json(nullptr) : Json(r.error)},
+              {"started", r.started},
+              {"finished", r.finished},
+              {"backup", r.backup.empty() ? Json(nullptr) : Json(r.backup)},
+              {"generation", r.generation},
+              {"target", r.target},
+              {"restore-seconds", r.restoreSeconds},
+              {"restored-bytes", r.restoredBytes},
+              {"replay-seconds", r.replaySeconds},
+              {"query-seconds", r.querySeconds},
+              {"rto-seconds", r.ok ? Json(r.rtoSeconds) : Json(nullptr)},
+              {"rpo-seconds", optionalNumber(r.rpoSeconds)},
+              {"rpo-basis", r.rpoBasis.empty() ? Json(nullptr) : Json(r.rpoBasis)},
+              {"last-replayed-commit", optionalText(r.lastReplayedCommit)},
+              {"replay-lsn", optionalText(r.replayLsn)},
+              {"segments-replayed", r.segmentsReplayed},
+              {"checks", checks},
+              {"warnings", r.warnings},
+              {"pg-bin", r.pgBin},
+              {"server-pid", r.serverPid ? Json(r.serverPid) : Json(nullptr)},
+              {"scratch", r.scratch},
+              {"kept", r.kept},
+              {"server-log", log.empty() ? Json(nullptr) : Json(log)},
+              {"record", optionalText(r.record)}};
+}
+
+// Restores, starts, waits and checks; fills `report` as it goes. Throws StepFailure for a failed
+// step and Error(Interrupted) on a signal; the caller cleans up.
+void drillSteps(const repo::Repository& repository, const DrillOptions& options,
+                const std::string& scratch, const ServerUser& user, Clock::time_point begin,
+                double beginEpoch, std::optional<restore::RecoveryLease>& lease,
+                std::optional<DrillServer>& server, DrillReport& report) {
+  std::string step = "plan";
+  auto fail = [&](const std::exception& e) -> StepFailure {
+    const auto* error = dynamic_cast<const Error*>(&e);
+    if (error && error->code() == ErrorCode::Interrupted) throw *error;
+    std::string message = e.what();
+    if (error && !error->hint().empty()) message += " (" + error->hint() + ")";
+    return StepFailure{step, message};
+  };
+
+  recovery::Target target;
+  if (options.targetTime) {
+    target.kind = recovery::TargetKind::Time;
+    target.text = *options.targetTime;
+    target.time = parseTimestamp(*options.targetTime, "--target-time");
+    target.action = recovery::TargetAction::Pause;
+  }
+  report.target = target.kind == recovery::TargetKind::Latest ? "latest" : target.describe();
+  recovery::RecoveryPlan plan;
+  std::string binDirectory;
+  try {
+    plan = recovery::planRecovery(repository, target, options.backup);
+    report.backup = plan.backup.label;
+    report.generation = plan.generation;
+    report.warnings = plan.warnings;
+    binDirectory = findServerBinaries(options.pgBin, plan.backup.pgVersion);
+    report.pgBin = binDirectory;
+    lease.emplace(
+        repository, plan,
+        fmt::format("tidemark drill into '{}' on {} (pid {})", scratch, hostName(), ::getpid()),
+        options.leaseTimeout);
+    lease->startRenewal();
+  } catch (const std::exception& e) {
+    throw fail(e);
+  }
+
+  step = "restore";
+  const std::string data = scratch + "/data";
+  const std::string logFile = scratch + "/postgresql.log";
+  auto restoreStart = Clock::now();
+  try {
+    std::map<std::uint32_t, std::string> tablespaces;
+    for (const auto& object : plan.backup.objects)
+      if (object.tablespaceOid)
+        tablespaces[object.tablespaceOid] =
+            fmt::format("{}/tablespaces/{}", scratch, object.tablespaceOid);
+    if (!tablespaces.empty() && ::mkdir((scratch + "/tablespaces").c_str(), 0700) != 0)
+      throw systemError(ErrorCode::LocalIo, errno, "cannot make '{}/tablespaces'", scratch);
+    restore::RestoreStats stats = restore::restoreBackup(repository, plan.backup, data,
+                                                         {.tablespaceMap = tablespaces,
+                                                          .sync = false,
+                                                          .terminal = 0,
+                                                          .stopRequested = options.stopRequested});
+    report.restoredBytes = stats.bytes;
+    // The server's configuration: the backup's postgresql.conf when it has one (Debian keeps it
+    // in /etc/postgresql: then an empty one, and PostgreSQL's defaults with the drill's
+    // settings), and an hba_file that admits only local connections of the server's user (the
+    // socket directory is the drill's, mode 0700).
+    std::error_code ec;
+    if (!fs::exists(data + "/postgresql.conf", ec)) {
+      writeFile(data + "/postgresql.conf", "# written by tidemark drill: the backup had none\n",
+                std::nullopt);
+      report.warnings.push_back(
+          "the backup has no postgresql.conf (its configuration lives outside the data "
+          "directory): the drill's server runs with PostgreSQL's defaults");
+    }
+    writeFile(scratch + "/pg_hba.conf", "local all all trust\n", std::nullopt);
+    writeFile(scratch + "/pg_ident.conf", "", std::nullopt);
+    if (lease) writeFile(data + "/" + repo::kLeaseMarkerFile, lease->marker(), std::nullopt);
+    if (user.owner) restore::chownTree(scratch, true, user.owner->uid, user.owner->gid);
+    files::syncTree(scratch);
+    restore::writeRecoverySettings(
+        data, restore::recoverySettings(target, options.restoreCommand), false,
+        fmt::format("(tidemark drill, backup {}, {})", plan.backup.label, isoNow()), user.owner);
+  } catch (const std::exception& e) {
+    throw fail(e);
+  }
+  report.restoreSeconds = secondsSince(restoreStart);
+
+  step = "start";
+  auto serverStart = Clock::now();
+  pg::Connection conn;
+  try {
+    ServerOptions serverOptions{.binDirectory = binDirectory,
+                                .dataDirectory = data,
+                                .socketDirectory = scratch,
+                                .logFile = logFile,
+                                .port = freePort(),
+                                .owner = user.owner};
+    serverOptions.settings = drillSettings(serverOptions, scratch + "/pg_hba.conf",
+                                           scratch + "/pg_ident.conf", machineMemory());
+    server.emplace(serverOptions);
+    report.serverPid = server->pid();
+    step = "replay";
+    conn = waitForTarget(*server, user.name, target.kind != recovery::TargetKind::Latest, logFile,
+                         options.stopRequested);
+  } catch (const StepFailure&) {
+    throw;
+  } catch (const std::exception& e) {
+    throw fail(e);
+  }
+  report.replaySeconds = secondsSince(serverStart);
+
+  step = "query";
+  auto queryStart = Clock::now();
+  DrillCheck connect = runCheck(conn, "connect", "SELECT 1");
+  if (connect.ok && (connect.rows != 1 || connect.firstRow != std::vector<std::string>{"1"})) {
+    connect.ok = false;
+    connect.error = "SELECT 1 did not answer 1";
+  }
+  report.checks.push_back(connect);
+  if (!connect.ok) throw StepFailure{step, "the server does not answer: " + connect.error};
+  report.rtoSeconds = secondsSince(begin);
+  int number = 0;
+  for (const auto& statement : options.queries)
+    report.checks.push_back(runCheck(conn, fmt::format("query {}", ++number), statement));
+  DrillCheck replayed =
+      runCheck(conn, "last replayed commit",
+               "SELECT pg_last_wal_replay_lsn()::text, "
+               "extract(epoch FROM pg_last_xact_replay_timestamp())::float8::text");
+  report.checks.push_back(replayed);
+  report.querySeconds = secondsSince(queryStart);
+  if (replayed.ok && replayed.firstRow.size() == 2) {
+    if (!replayed.firstRow[0].empty()) {
+      report.replayLsn = replayed.firstRow[0];
+      if (auto lsn = pg::parseLsn(replayed.firstRow[0]); lsn && plan.backup.walSegmentSize)
+        report.segmentsReplayed = *lsn / plan.backup.walSegmentSize -
+                                  plan.backup.startLsn / plan.backup.walSegmentSize + 1;
+    }
+    // RPO: what a disaster at the drill's start would have lost: from the newest commit the
+    // replay reached, or, when the replay reached none, from the end of the backup.
+    if (!replayed.firstRow[1].empty()) {
+      double commit = std::stod(replayed.firstRow[1]);
+      report.lastReplayedCommit = isoFromEpoch(commit);
+      report.rpoSeconds = std::max(0.0, beginEpoch - commit);
+      report.rpoBasis = "last-replayed-commit";
+    } else {
+      report.rpoSeconds =
+          std::max(0.0, beginEpoch - double(plan.backup.stopTime.time_since_epoch().count()));
+      report.rpoBasis = "backup-end";
+    }
+  }
+  for (const auto& check : report.checks)
+    if (!check.ok) throw StepFailure{step, fmt::format("{} failed: {}", check.name, check.error)};
+}
+
+}  // namespace
+
+DrillReport runDrill(const repo::Repository& repository, const DrillOptions& options) {
+  const auto begin = Clock::now();
+  const double beginEpoch = epochNow();
+  DrillReport report;
+  report.stanza = repository.stanza();
+  report.repository = repository.describe();
+  report.started = isoNow();
+  const std::string stanzaId = repo::requireStanza(repository).identity();
+  ServerUser user = serverUser();
+  Scratch scratch(options.scratch, options.scratchParent);
+  report.scratch = scratch.path();
+  if (user.owner && ::chown(scratch.path().c_str(), user.owner->uid, user.owner->gid) != 0) {
+    int saved = errno;
+    scratch.remove();
+    throw systemError(ErrorCode::LocalIo, saved, "cannot give '{}' to the server's user",
+                      scratch.path());
+  }
+
+  std::optional<restore::RecoveryLease> lease;
+  std::optional<DrillServer> server;
+  std::optional<Error> interrupted;
+  try {
+    drillSteps(repository, options, scratch.path(), user, begin, beginEpoch, lease, server, report);
+    report.ok = true;
+  } catch (const StepFailure& failure) {
+    report.failedStep = failure.step;
+    report.error = failure.message;
+  } catch (const Error& e) {
+    if (e.code() != ErrorCode::Interrupted) throw;
+    interrupted = e;
+  }
+  // Everything the drill started is stopped, on every path.
+  if (server) {
+    try {
+      server->stop();
+    } catch (const Error& e) {
+      if (report.ok) {
+        report.ok = false;
+        report.failedStep = "stop";
+        report.error = e.what();
+      }
+    }
+  }
+  if (!report.ok && !report.failedStep.empty()) {
+    std::string log;
+    for (const auto& line : lastLines(scratch.path() + "/postgresql.log", kLogLines))
+      log += line + "\n";
+    report.serverLog = log;
+  }
+  report.kept = options.keep && !interrupted;
+  if (!report.kept) scratch.remove();
+  if (lease) lease->release();
+  if (interrupted) throw *interrupted;
+
+  report.finished = isoNow();
+
+  // The record: what `tidemark info` and `tidemark metrics` show as the last drill.
+  try {
+    auto record = repo::writeStateRecord(repository, stanzaId, repo::state_kind::kDrill,
+                                         kRecordSubject, reportJson(report, true).dump(2) + "\n");
+    report.record = record.path;
+  } catch (const Error& e) {
+    spdlog::error("could not record the drill in the repository: {}", e.what());
+  }
+  return report;
+}
+
+std::string drillJson(const DrillReport& report) {
+  return reportJson(report, false).dump(2) + "\n";
+}
+
+std::string drillText(const DrillReport& r) {
+  std::string out;
+  auto line = [&](const std::string& text) { out += text + "\n"; };
+  line(fmt::format("drill of stanza '{}' ({}): {}", r.stanza, r.repository,
+                   r.ok ? "PASSED" : "FAILED in the " + r.failedStep + " step"));
+  if (!r.ok) line("  error:    " + r.error);
+  if (!r.backup.empty())
+    line(fmt::format("  backup:   {} (generation {})", r.backup, r.generation));
+  line("  target:   " + r.target);
+  line(fmt::format("  restore:  {:.1f} s ({})", r.restoreSeconds, humanBytes(r.restoredBytes)));
+  line(fmt::format("  replay:   {:.1f} s, {} segment{}{}", r.replaySeconds, r.segmentsReplayed,
+                   r.segmentsReplayed == 1 ? "" : "s",
+                   r.replayLsn ? " to " + *r.replayLsn : std::string()));
+  if (r.ok)
+    line(fmt::format("  RTO:      {:.1f} s (start to target reached and answering)", r.rtoSeconds));
+  if (r.rpoSeconds)
+    line(fmt::format("  RPO:      {:.1f} s ({})", *r.rpoSeconds,
+                     r.lastReplayedCommit
+                         ? "last replayed commit " + *r.lastReplayedCommit
+                         : std::string("no commit replayed: from the backup's end")));
+  for (const auto& c : r.checks)
+    line(fmt::format("  check {}: {}{}", c.name, c.ok ? "ok" : "FAILED: " + c.error,
+                     c.ok && !c.firstRow.empty() && c.name != "last replayed commit"
+                         ? fmt::format(" ({} row{}; first: {})", c.rows, c.rows == 1 ? "" : "s",
+                                       fmt::join(c.firstRow, ", "))
+                         : std::string()));
+  for (const auto& w : r.warnings)
+    line("  warning:  " + w);
+  line(r.kept ? "  scratch:  " + r.scratch + " (kept: --keep)" : "  scratch:  removed");
+  if (r.record) line("  recorded: " + *r.record);
+  if (!r.serverLog.empty()) {
+    line("  the server's log (last lines):");
+    std::istringstream in(r.serverLog);
+    for (std::string l; std::getline(in, l);)
+      line("    " + l);
+  }
+  return out;
+}
+
+std::optional<DrillRecord> lastDrill(const repo::Repository& repository,
+                                     const std::string& stanzaId) {
+  auto record =
+      repo::newestStateRecord(repository, stanzaId, repo::state_kind::kDrill, kRecordSubject);
+  if (!record) return std::nullopt;
+  try {
+    Json doc = Json::parse(record->content);
+    DrillRecord out;
+    out.finished = doc.at("finished").get<std::string>();
+    out.ok = doc.at("result").get<std::string>() == "ok";
+    if (doc.at("failed-step").is_string()) out.failedStep = doc["failed-step"].get<std::string>();
+    if (doc.at("backup").is_string()) out.backup = doc["backup"].get<std::string>();
+    if (doc.at("rto-seconds").is_number()) out.rtoSeconds = doc["rto-seconds"].get<double>();
+    if (doc.at("rpo-seconds").is_number()) out.rpoSeconds = doc["rpo-seconds"].get<double>();
+    out.path = record->path;
+    return out;
+  } catch (const std::exception& e) {
+    throw Error(ErrorCode::Corrupt,
+                fmt::format("drill record '{}' cannot be read: {}", record->path, e.what()),
+                "run tidemark drill again: a new record replaces it");
+  }
+}
+
+std::vector<OptionSpec> drillOptionSpecs() {
+  return {
+      {"backup", "LABEL", "restore this backup (default: the newest one)"},
+      {"target-time", "TIMESTAMP",
+       "replay to this moment instead of to the end of the archive ('2026-11-22 10:42:07+01')"},
+      {"scratch", "DIR",
+       "restore here: an empty or absent directory (default: drill.scratch, else a fresh folder "
+       "under /var/tmp)"},
+      {"query", "SQL",
+       "a statement to run on the restored copy; each must succeed (repeatable; "
+       "replaces drill.queries)",
+       true},
+      {"keep", "", "keep the scratch directory (the server is stopped all the same)"},
+      {"output", "FORMAT", "text (default) or json (fields: docs/drill.md)"},
+  };
+}
+
+int drill(const Config& config, const CommandLine& commandLine,
+          const std::function<bool()>& stopRequested) {
+  OutputFormat format = parseOutputFormat(commandLine);
+  DrillOptions options;
+  options.backup = commandLine.value("backup");
+  options.targetTime = commandLine.value("target-time");
+  if (options.backup && options.targetTime)
+    throw Error(ErrorCode::Usage, "give --backup or --target-time, not both",
+                "--backup replays the backup to the end of the archive; --target-time chooses "
+                "the backup that reaches the target");
+  if (options.targetTime) parseTimestamp(*options.targetTime, "--target-time");
+  options.scratch = commandLine.value("scratch").value_or(config.drill.scratch);
+  auto queries = commandLine.options.find("query");
+  options.queries = queries != commandLine.options.end() ? queries->second : config.drill.queries;
+  options.pgBin = config.drill.pgBin;
+  options.keep = commandLine.has("keep");
+  options.stopRequested = stopRequested;
+  options.leaseTimeout = config.retention.leaseTimeout;
+  options.restoreCommand = restore::restoreCommand(config, commandLine);
+  repo::Repository repository = repo::openRepository(config);
+  DrillReport report = runDrill(repository, options);
+  std::string text = format == OutputFormat::Json ? drillJson(report) : drillText(report);
+  if (std::fwrite(text.data(), 1, text.size(), stdout) != text.size() || std::fflush(stdout) != 0)
+    throw systemError(ErrorCode::LocalIo, errno, "cannot write the report to standard output");
+  if (!report.ok)
+    throw Error(ErrorCode::Unhealthy,
+                fmt::format("the drill failed in the {} step: {}", report.failedStep, report.error),
+                report.failedStep == "query"
+                    ? "the report shows each check's error"
+                    : "the report ends with the server's log; docs/drill.md says what each step "
+                      "checks");
+  return 0;
+}
+
+}  // namespace tidemark::ctl

@@ -1,0 +1,245 @@
+// The throwaway PostgreSQL server of a drill.
+#include "ctl/drill_server.h"
+
+#include <fcntl.h>
+#include <grp.h>
+#include <netinet/in.h>
+#include <pwd.h>
+#include <signal.h>
+#include <spdlog/spdlog.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <cstdio>
+#include <fstream>
+#include <thread>
+
+#include "common/base/error.h"
+#include "common/base/text.h"
+
+namespace tidemark::ctl {
+
+namespace {
+
+bool executable(const std::string& path) {
+  return ::access(path.c_str(), X_OK) == 0;
+}
+
+std::string pgConfigBindir() {
+  FILE* pipe = ::popen("pg_config --bindir 2>/dev/null", "r");
+  if (!pipe) return {};
+  std::array<char, 4096> buffer{};
+  std::string out;
+  while (std::fgets(buffer.data(), int(buffer.size()), pipe))
+    out += buffer.data();
+  ::pclose(pipe);
+  while (!out.empty() && (out.back() == '\n' || out.back() == '\r'))
+    out.pop_back();
+  return out;
+}
+
+}  // namespace
+
+std::uint64_t machineMemory() {
+  std::ifstream in("/proc/meminfo");
+  std::string key;
+  std::uint64_t kib = 0;
+  std::string unit;
+  while (in >> key >> kib >> unit)
+    if (key == "MemTotal:") return kib * 1024;
+  return std::uint64_t(1) << 30;
+}
+
+std::vector<std::pair<std::string, std::string>> drillSettings(const ServerOptions& options,
+                                                               const std::string& hbaFile,
+                                                               const std::string& identFile,
+                                                               std::uint64_t memoryBytes) {
+  const std::uint64_t mib = 1024 * 1024;
+  std::uint64_t sharedBuffers = std::clamp<std::uint64_t>(memoryBytes / 8, 32 * mib, 1024 * mib);
+  return {
+      {"port", std::to_string(options.port)},
+      {"listen_addresses", "127.0.0.1"},
+      {"unix_socket_directories", options.socketDirectory},
+      {"unix_socket_permissions", "0700"},
+      {"hba_file", hbaFile},
+      {"ident_file", identFile},
+      // Nothing the copy does may reach production: no archiving into the repository, no
+      // replication from the primary, no archive cleanup, no logical replication worker
+      // consuming a publisher's slot.
+      {"archive_mode", "off"},
+      {"archive_command", ""},
+      {"archive_cleanup_command", ""},
+      {"recovery_end_command", ""},
+      {"primary_conninfo", ""},
+      {"primary_slot_name", ""},
+      {"max_logical_replication_workers", "0"},
+      {"synchronous_standby_names", ""},
+      {"hot_standby", "on"},
+      {"ssl", "off"},
+      {"cluster_name", "tidemark-drill"},
+      // Sized for the machine the drill runs on, not the one the backup came from.
+      {"shared_buffers", std::to_string(sharedBuffers / mib) + "MB"},
+      {"huge_pages", "try"},
+      {"maintenance_work_mem", "64MB"},
+      {"work_mem", "4MB"},
+      {"effective_cache_size", std::to_string(memoryBytes / 4 / mib) + "MB"},
+      {"logging_collector", "off"},
+      {"log_destination", "stderr"},
+  };
+}
+
+std::string findServerBinaries(const std::string& configured, int pgVersion) {
+  if (!configured.empty()) {
+    if (executable(configured + "/postgres")) return configured;
+    throw Error(ErrorCode::Config,
+                fmt::format("drill.pg-bin '{}' holds no executable 'postgres'", configured),
+                fmt::format("give the directory of the PostgreSQL {} server binaries, e.g. "
+                            "/usr/lib/postgresql/{}/bin",
+                            pgVersion, pgVersion));
+  }
+  std::string debian = fmt::format("/usr/lib/postgresql/{}/bin", pgVersion);
+  if (executable(debian + "/postgres")) return debian;
+  std::string bindir = pgConfigBindir();
+  if (!bindir.empty() && executable(bindir + "/postgres")) return bindir;
+  throw Error(ErrorCode::Config,
+              fmt::format("cannot find the PostgreSQL {} server binaries (not in {}, and "
+                          "pg_config --bindir names none)",
+                          pgVersion, debian),
+              fmt::format("install postgresql-{} or set drill.pg-bin (--drill-pg-bin) to the "
+                          "directory holding 'postgres'",
+                          pgVersion));
+}
+
+int freePort() {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) throw systemError(ErrorCode::LocalIo, errno, "cannot open a socket");
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  address.sin_port = 0;
+  socklen_t length = sizeof address;
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0 ||
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length) != 0) {
+    int saved = errno;
+    ::close(fd);
+    throw systemError(ErrorCode::LocalIo, saved, "cannot find a free port on 127.0.0.1");
+  }
+  ::close(fd);
+  return ntohs(address.sin_port);
+}
+
+DrillServer::DrillServer(const ServerOptions& options)
+    : socketDirectory_(options.socketDirectory), port_(options.port) {
+  // Everything the child needs is prepared here: between fork and exec, in a process that has
+  // threads, only async-signal-safe calls are allowed.
+  std::string program = options.binDirectory + "/postgres";
+  std::vector<std::string> args = {program, "-D", options.dataDirectory};
+  for (const auto& [name, value] : options.settings) {
+    args.push_back("-c");
+    args.push_back(name + "=" + value);
+  }
+  std::vector<char*> argv;
+  for (auto& arg : args)
+    argv.push_back(arg.data());
+  argv.push_back(nullptr);
+  int log = ::open(options.logFile.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+  if (log < 0) throw systemError(ErrorCode::LocalIo, errno, "cannot open '{}'", options.logFile);
+  if (options.owner && ::fchown(log, options.owner->uid, options.owner->gid) != 0) {
+    int saved = errno;
+    ::close(log);
+    throw systemError(ErrorCode::LocalIo, saved, "cannot give '{}' to the server's user",
+                      options.logFile);
+  }
+  int devNull = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+  pid_t parent = ::getpid();
+  pid_t pid = ::fork();
+  if (pid < 0) {
+    int saved = errno;
+    ::close(log);
+    if (devNull >= 0) ::close(devNull);
+    throw systemError(ErrorCode::LocalIo, saved, "cannot start '{}'", program);
+  }
+  if (pid == 0) {
+    ::setpgid(0, 0);
+    if (options.owner) {
+      gid_t gid = options.owner->gid;
+      if (::setgroups(1, &gid) != 0 || ::setgid(gid) != 0 || ::setuid(options.owner->uid) != 0)
+        ::_exit(126);
+    }
+    // After the change of user, which clears it: the server dies with the drill.
+    ::prctl(PR_SET_PDEATHSIG, SIGQUIT);
+    if (::getppid() != parent) ::_exit(126);
+    if (devNull >= 0) ::dup2(devNull, STDIN_FILENO);
+    ::dup2(log, STDOUT_FILENO);
+    ::dup2(log, STDERR_FILENO);
+    ::execv(program.c_str(), argv.data());
+    ::_exit(127);
+  }
+  ::close(log);
+  if (devNull >= 0) ::close(devNull);
+  pid_ = pid;
+  spdlog::debug("started {} (pid {})", program, pid);
+}
+
+DrillServer::~DrillServer() {
+  try {
+    stop();
+  } catch (const std::exception& e) {
+    spdlog::error("could not stop the drill's server (pid {}): {}", pid_, e.what());
+  }
+}
+
+void DrillServer::reaped(int status) {
+  if (WIFEXITED(status))
+    ended_ = fmt::format("exited with status {}", WEXITSTATUS(status));
+  else if (WIFSIGNALED(status))
+    ended_ = fmt::format("killed by signal {}", WTERMSIG(status));
+  else
+    ended_ = "ended";
+  pid_ = -1;
+}
+
+bool DrillServer::running() {
+  if (pid_ < 0) return false;
+  int status = 0;
+  pid_t done = ::waitpid(pid_, &status, WNOHANG);
+  if (done == pid_ || (done < 0 && errno == ECHILD)) {
+    reaped(status);
+    return false;
+  }
+  return true;
+}
+
+void DrillServer::stop(std::chrono::seconds grace) {
+  if (!running()) return;
+  const std::pair<int, std::chrono::milliseconds> steps[] = {
+      {SIGINT, grace}, {SIGQUIT, std::chrono::seconds(10)}, {SIGKILL, std::chrono::seconds(30)}};
+  for (const auto& [signal, wait] : steps) {
+    ::kill(pid_, signal);
+    auto deadline = std::chrono::steady_clock::now() + wait;
+    while (running() && std::chrono::steady_clock::now() < deadline)
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    if (!running()) return;
+  }
+  throw Error(ErrorCode::LocalIo, fmt::format("the server (pid {}) did not stop", pid_),
+              fmt::format("kill -9 {}", pid_));
+}
+
+std::string DrillServer::conninfo(const std::string& user) const {
+  auto quote = [](const std::string& value) {
+    std::string out = "'";
+    for (char c : value) {
+      if (c == '\'' || c == '\\') out += '\\';
+      out += c;
+    }
+    return out + "'";
+  };
+  return fmt::format("host={} port={} user={} dbname=postgres connect_timeout=5",
+                     quote(socketDirectory_), port_, quote(user));
+}
+
+}  // namespace tidemark::ctl

@@ -1,0 +1,346 @@
+// tidemark metrics.
+#include "ctl/metrics.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <deque>
+
+#include "common/base/error.h"
+#include "common/base/text.h"
+#include "common/files/file.h"
+#include "common/pg/connection.h"
+#include "common/repo/repository.h"
+
+namespace tidemark::ctl {
+
+namespace {
+
+double epochOf(UtcSeconds time) {
+  return double(time.time_since_epoch().count());
+}
+
+std::optional<double> parseNumber(const std::string& text) {
+  if (text.empty()) return std::nullopt;
+  try {
+    std::size_t used = 0;
+    double value = std::stod(text, &used);
+    if (used != text.size()) return std::nullopt;
+    return value;
+  } catch (const std::exception&) {
+    return std::nullopt;
+  }
+}
+
+std::optional<double> parseIso(const std::string& text) {
+  if (auto time = parseUtc(text.substr(0, 19) + "Z")) return epochOf(*time);
+  return std::nullopt;
+}
+
+// A label value in the exposition format: backslash, double quote and line feed escaped.
+std::string escapeLabel(const std::string& value) {
+  std::string out;
+  for (char c : value) {
+    if (c == '\\')
+      out += "\\\\";
+    else if (c == '"')
+      out += "\\\"";
+    else if (c == '\n')
+      out += "\\n";
+    else
+      out += c;
+  }
+  return out;
+}
+
+std::string formatValue(double value) {
+  if (std::isnan(value)) return "NaN";
+  if (std::isinf(value)) return value > 0 ? "+Inf" : "-Inf";
+  if (value == std::floor(value) && std::fabs(value) < 1e15) return fmt::format("{:.0f}", value);
+  return fmt::format("{}", value);
+}
+
+// The q-quantile of sorted values (nearest rank).
+double quantile(const std::vector<double>& sorted, double q) {
+  std::size_t rank = std::size_t(std::ceil(q * double(sorted.size())));
+  return sorted[std::clamp<std::size_t>(rank, 1, sorted.size()) - 1];
+}
+
+ServerMetrics readServer(const std::string& conninfo) {
+  ServerMetrics server;
+  pg::Connection conn;
+  try {
+    conn = pg::Connection::open(conninfo, false, "tidemark metrics");
+  } catch (const Error& e) {
+    server.error = e.what();
+    return server;
+  }
+  server.up = true;
+  try {
+    pg::Result archiver = conn.query(
+        "SELECT archived_count, failed_count, "
+        "extract(epoch FROM clock_timestamp() - last_archived_time)::float8, "
+        "extract(epoch FROM clock_timestamp() - last_failed_time)::float8 FROM pg_stat_archiver",
+        "pg_stat_archiver");
+    server.archivedCount = parseNumber(archiver.value(0, 0));
+    server.failedCount = parseNumber(archiver.value(0, 1));
+    server.lastArchivedAge = parseNumber(archiver.value(0, 2));
+    server.lastFailedAge = parseNumber(archiver.value(0, 3));
+  } catch (const Error& e) {
+    server.error = e.what();
+  }
+  // Needs superuser or pg_monitor (pg_ls_archive_statusdir, the data directory's setting).
+  try {
+    pg::Result ready = conn.query(
+        "SELECT count(*) FILTER (WHERE name ~ '^[0-9A-F]{24}\\.ready$'), "
+        "count(*) FILTER (WHERE name LIKE '%.ready'), "
+        "(SELECT setting::bigint FROM pg_settings WHERE name = 'wal_segment_size') "
+        "FROM pg_ls_archive_statusdir()",
+        "the WAL waiting in archive_status");
+    auto segments = parseNumber(ready.value(0, 0));
+    auto files = parseNumber(ready.value(0, 1));
+    auto segmentSize = parseNumber(ready.value(0, 2));
+    if (segments && files && segmentSize) {
+      server.readyFiles = *files;
+      server.readyBytes = *segments * *segmentSize;
+    }
+    server.dataDirectory = conn.show("data_directory");
+  } catch (const Error& e) {
+    if (server.error.empty()) server.error = e.what();
+    spdlog::warn("{} (grant the role pg_monitor to read archive_status)", e.what());
+  }
+  return server;
+}
+
+}  // namespace
+
+std::vector<MetricFamily> buildMetrics(const MetricsInput& in) {
+  // A deque: the references the families are filled through stay valid as families are added.
+  std::deque<MetricFamily> out;
+  auto family = [&](std::string name, std::string type, std::string help) -> MetricFamily& {
+    out.push_back({std::move(name), std::move(type), std::move(help), {}});
+    return out.back();
+  };
+  auto gauge = [&](std::string name, std::string help) -> MetricFamily& {
+    return family(std::move(name), "gauge", std::move(help));
+  };
+  auto set = [](MetricFamily& f, std::optional<double> value,
+                std::map<std::string, std::string> labels = {}) {
+    if (value) f.samples.push_back({std::move(labels), *value, ""});
+  };
+
+  set(gauge("tidemark_up", "1 when the repository and the stanza could be read"),
+      in.info ? 1.0 : 0.0);
+  set(gauge("tidemark_metrics_generated_timestamp_seconds", "when these metrics were computed"),
+      in.now);
+  auto& serverUp = gauge("tidemark_server_up", "1 when the server (pg.conninfo) answered");
+  if (in.server) set(serverUp, in.server->up ? 1.0 : 0.0);
+
+  // Archiving, from the repository: the newest segment of the current generation.
+  auto& lastAge = gauge("tidemark_archive_last_segment_age_seconds",
+                        "seconds since the newest archived WAL segment was stored");
+  auto& lastInfo =
+      gauge("tidemark_archive_last_segment_info", "the newest archived WAL segment (value 1)");
+  if (in.info) {
+    const TimelineInfo* newest = nullptr;
+    for (const auto& t : in.info->current().timelines)
+      if (t.wal.lastStored &&
+          (!newest || *t.wal.lastStored > *newest->wal.lastStored ||
+           (*t.wal.lastStored == *newest->wal.lastStored && t.timeline > newest->timeline)))
+        newest = &t;
+    if (newest) {
+      set(lastAge, std::max(0.0, in.now - double(*newest->wal.lastStored)));
+      set(lastInfo, 1.0,
+          {{"timeline", std::to_string(newest->timeline)}, {"segment", *newest->wal.last}});
+    }
+  }
+  // Archiving, from the server.
+  const ServerMetrics* server = in.server && in.server->up ? &*in.server : nullptr;
+  set(family("tidemark_archive_archived_total", "counter",
+             "WAL files the server archived since its statistics were reset (pg_stat_archiver)"),
+      server ? server->archivedCount : std::nullopt);
+  set(family("tidemark_archive_failed_total", "counter",
+             "failed archive_command runs since the statistics were reset (pg_stat_archiver)"),
+      server ? server->failedCount : std::nullopt);
+  set(gauge("tidemark_archive_last_success_age_seconds",
+            "seconds since the server last archived a WAL file"),
+      server ? server->lastArchivedAge : std::nullopt);
+  set(gauge("tidemark_archive_last_failure_age_seconds",
+            "seconds since archive_command last failed (absent when it never did)"),
+      server ? server->lastFailedAge : std::nullopt);
+  set(gauge("tidemark_archive_ready_files", "WAL files waiting in pg_wal/archive_status"),
+      server ? server->readyFiles : std::nullopt);
+  set(gauge("tidemark_archive_ready_bytes", "bytes of WAL segments waiting to be archived"),
+      server ? server->readyBytes : std::nullopt);
+
+  // The last pushes (the spool).
+  auto& latency = family("tidemark_archive_push_duration_seconds", "summary",
+                         fmt::format("duration of the last successful archive-push runs (at most "
+                                     "{})",
+                                     kPushWindow));
+  auto& errors =
+      gauge("tidemark_archive_push_errors",
+            fmt::format("failed archive-push runs among the last {} recorded", kPushWindow));
+  if (!in.pushes.empty()) {
+    std::vector<double> durations;
+    double failed = 0;
+    for (const auto& push : in.pushes) {
+      if (push.ok)
+        durations.push_back(double(push.durationMs) / 1000);
+      else
+        ++failed;
+    }
+    set(errors, failed);
+    std::sort(durations.begin(), durations.end());
+    if (!durations.empty())
+      for (double q : {0.5, 0.9, 0.99})
+        set(latency, quantile(durations, q), {{"quantile", formatValue(q)}});
+    double sum = 0;
+    for (double d : durations)
+      sum += d;
+    latency.samples.push_back({{}, sum, "_sum"});
+    latency.samples.push_back({{}, double(durations.size()), "_count"});
+  }
+
+  // Backups: every generation's.
+  auto& count = gauge("tidemark_backups", "complete backups in the stanza");
+  auto& age = gauge("tidemark_backup_last_age_seconds", "seconds since the newest backup ended");
+  auto& duration =
+      gauge("tidemark_backup_last_duration_seconds", "how long the newest backup took");
+  auto& size = gauge("tidemark_backup_last_size_bytes", "the newest backup's size (plain bytes)");
+  auto& stored =
+      gauge("tidemark_backup_stored_bytes", "stored bytes of every complete backup of the stanza");
+  auto& walStored = gauge("tidemark_wal_stored_bytes", "stored bytes of the stanza's WAL segments");
+  auto& windowStart =
+      gauge("tidemark_recovery_window_start_timestamp_seconds",
+            "the earliest moment a recovery can reach, per timeline of the current generation");
+  auto& windowEnd = gauge("tidemark_recovery_window_end_timestamp_seconds",
+                          "when the last segment of the unbroken WAL from a backup was stored, per "
+                          "timeline of the current generation");
+  if (in.info) {
+    const InfoBackup* newest = nullptr;
+    double storedBytes = 0, walBytes = 0, backups = 0;
+    for (const auto& g : in.info->generations) {
+      for (const auto& b : g.backups) {
+        ++backups;
+        storedBytes += double(b.backup.storedSize());
+        if (!newest || b.backup.stopTime > newest->backup.stopTime) newest = &b;
+      }
+      for (const auto& t : g.timelines)
+        walBytes += double(t.wal.storedSize);
+    }
+    set(count, backups);
+    set(stored, storedBytes);
+    set(walStored, walBytes);
+    if (newest) {
+      set(age, std::max(0.0, in.now - epochOf(newest->backup.stopTime)));
+      if (newest->durationSeconds) set(duration, double(*newest->durationSeconds));
+      set(size, double(newest->backup.size()));
+    }
+    for (const auto& t : in.info->current().timelines) {
+      if (!t.window.available()) continue;
+      std::map<std::string, std::string> labels{{"timeline", std::to_string(t.timeline)}};
+      set(windowStart, epochOf(t.window.earliest->time), labels);
+      // The storage's clock, against the server's (rounded up) for the start: never before it.
+      set(windowEnd,
+          std::max(epochOf(t.window.latest->archivedAt), epochOf(t.window.earliest->time)), labels);
+    }
+  }
+
+  // The last verify and drill (state records).
+  auto& verifyAge =
+      gauge("tidemark_verify_last_age_seconds", "seconds since the last tidemark verify ended");
+  auto& verifyOk =
+      gauge("tidemark_verify_last_success", "1 when the last tidemark verify found no problem");
+  auto& drillAge =
+      gauge("tidemark_drill_last_age_seconds", "seconds since the last tidemark drill ended");
+  auto& drillOk = gauge("tidemark_drill_last_success", "1 when the last tidemark drill passed");
+  auto& rto = gauge("tidemark_drill_last_rto_seconds",
+                    "the last passed drill's RTO: from its start to the target reached and the "
+                    "server answering");
+  auto& rpo = gauge("tidemark_drill_last_rpo_seconds",
+                    "the last drill's RPO: from the newest commit it replayed to its start");
+  if (in.info && in.info->lastVerify) {
+    if (auto at = parseIso(in.info->lastVerify->finished))
+      set(verifyAge, std::max(0.0, in.now - *at));
+    set(verifyOk, in.info->lastVerify->ok ? 1.0 : 0.0);
+  }
+  if (in.info && in.info->lastDrill) {
+    const auto& d = *in.info->lastDrill;
+    if (auto at = parseIso(d.finished)) set(drillAge, std::max(0.0, in.now - *at));
+    set(drillOk, d.ok ? 1.0 : 0.0);
+    if (d.ok) set(rto, d.rtoSeconds);
+    set(rpo, d.rpoSeconds);
+  }
+  return {out.begin(), out.end()};
+}
+
+std::string renderMetrics(const std::vector<MetricFamily>& families, const std::string& stanza,
+                          const std::string& repository) {
+  std::string out;
+  for (const auto& f : families) {
+    out += fmt::format("# HELP {} {}\n# TYPE {} {}\n", f.name, f.help, f.name, f.type);
+    for (const auto& sample : f.samples) {
+      std::string labels = fmt::format("stanza=\"{}\",repository=\"{}\"", escapeLabel(stanza),
+                                       escapeLabel(repository));
+      for (const auto& [key, value] : sample.labels)
+        labels += fmt::format(",{}=\"{}\"", key, escapeLabel(value));
+      out +=
+          fmt::format("{}{}{{{}}} {}\n", f.name, sample.suffix, labels, formatValue(sample.value));
+    }
+  }
+  return out;
+}
+
+std::vector<OptionSpec> metricsOptionSpecs() {
+  return {{"textfile", "PATH",
+           "write the metrics atomically to PATH (node_exporter's textfile collector, e.g. "
+           "/var/lib/prometheus/node-exporter/tidemark.prom) instead of printing them"}};
+}
+
+int metrics(const Config& config, const CommandLine& commandLine) {
+  auto textfile = commandLine.value("textfile");
+  if (textfile && (textfile->empty() || textfile->front() != '/'))
+    throw Error(ErrorCode::Usage, fmt::format("--textfile '{}' is not an absolute path", *textfile),
+                "give the full path of the .prom file node_exporter reads");
+  MetricsInput input;
+  input.stanza = config.stanza;
+  input.now =
+      std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+  std::optional<Error> failure;
+  try {
+    repo::Repository repository = repo::openRepository(config);
+    input.repository = repository.describe();
+    input.info = collectInfo(repository);
+  } catch (const Error& e) {
+    failure = e;
+  }
+  if (input.repository.empty())
+    input.repository =
+        config.repo.type == "s3" ? "s3://" + config.s3.bucket + config.repo.path : config.repo.path;
+  if (!config.pg.conninfo.empty()) {
+    input.server = readServer(config.pg.conninfo);
+    if (!input.server->up) spdlog::warn("the server does not answer: {}", input.server->error);
+  }
+  std::optional<std::string> dataDirectory =
+      input.server ? input.server->dataDirectory : std::nullopt;
+  if (auto spoolPath = spool::spoolDirectory(config, dataDirectory))
+    input.pushes = spool::readPushStats(*spoolPath, config.stanza, kPushWindow);
+
+  std::string text = renderMetrics(buildMetrics(input), input.stanza, input.repository);
+  if (textfile) {
+    files::AtomicFile file(*textfile, {.mode = 0644});
+    file.write(io::asBytes(text));
+    file.commit();
+  } else if (std::fwrite(text.data(), 1, text.size(), stdout) != text.size() ||
+             std::fflush(stdout) != 0) {
+    throw systemError(ErrorCode::LocalIo, errno, "cannot write the metrics to standard output");
+  }
+  if (failure) throw *failure;
+  return 0;
+}
+
+}  // namespace tidemark::ctl

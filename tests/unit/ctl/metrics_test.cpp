@@ -1,0 +1,107 @@
+// Unit tests of ctl/metrics.h: the families built from a repository's report, the server's
+// answers and the last pushes, and their exposition format.
+#include "ctl/metrics.h"
+
+#include <doctest/doctest.h>
+
+#include <map>
+#include <set>
+#include <sstream>
+
+#include "support/check.h"
+#include "support/fake_repository.h"
+
+using namespace tidemark;
+using test::Containing;
+
+namespace {
+
+const ctl::MetricFamily& family(const std::vector<ctl::MetricFamily>& families,
+                                const std::string& name) {
+  for (const auto& f : families)
+    if (f.name == name) return f;
+  FAIL("no family " << name);
+  return families.front();
+}
+
+std::optional<double> value(const std::vector<ctl::MetricFamily>& families, const std::string& name,
+                            const std::string& suffix = "") {
+  for (const auto& s : family(families, name).samples)
+    if (s.suffix == suffix) return s.value;
+  return std::nullopt;
+}
+
+}  // namespace
+
+TEST_CASE("metrics of an unreadable repository: every family announced, tidemark_up 0") {
+  ctl::MetricsInput input{.stanza = "main", .repository = "posix:/r", .now = 1000};
+  auto families = ctl::buildMetrics(input);
+  CHECK(families.size() == 27);
+  std::set<std::string> names;
+  for (const auto& f : families) {
+    CHECK(f.name.rfind("tidemark_", 0) == 0);
+    CHECK_FALSE(f.help.empty());
+    CHECK(names.insert(f.name).second);
+    if (f.type == "counter") CHECK(f.name.ends_with("_total"));
+  }
+  CHECK(value(families, "tidemark_up") == 0);
+  CHECK(value(families, "tidemark_metrics_generated_timestamp_seconds") == 1000);
+  CHECK_FALSE(value(families, "tidemark_backups"));
+  CHECK(family(families, "tidemark_server_up").samples.empty());  // no pg.conninfo
+}
+
+TEST_CASE("metrics of a repository: backups, the newest segment, windows, pushes, server") {
+  test::FakeRepository repository;
+  repository.wal(1, 2, 9, 1000);
+  repository.backup("20261101T000000Z", 1, 0x200028, 0x300100);
+  repository.backup("20261102T000000Z", 1, 0x600028, 0x700100);
+  ctl::MetricsInput input{.stanza = "main", .repository = "memory"};
+  input.info = ctl::collectInfo(repository.handle());
+  input.now = double(std::time(nullptr)) + 10;
+  ctl::ServerMetrics server{.up = true,
+                            .archivedCount = 42,
+                            .failedCount = 3,
+                            .lastArchivedAge = 5,
+                            .lastFailedAge = 60,
+                            .readyFiles = 2,
+                            .readyBytes = 2.0 * 16 * 1024 * 1024};
+  input.server = server;
+  for (int i = 1; i <= 10; ++i)
+    input.pushes.push_back(
+        {.finishedMs = i, .durationMs = i * 100, .ok = i != 5, .file = "x", .stanza = "main"});
+  auto families = ctl::buildMetrics(input);
+  CHECK(value(families, "tidemark_up") == 1);
+  CHECK(value(families, "tidemark_server_up") == 1);
+  CHECK(value(families, "tidemark_backups") == 2);
+  CHECK(value(families, "tidemark_archive_archived_total") == 42);
+  CHECK(value(families, "tidemark_archive_failed_total") == 3);
+  CHECK(value(families, "tidemark_archive_ready_files") == 2);
+  CHECK(value(families, "tidemark_archive_push_errors") == 1);
+  CHECK(value(families, "tidemark_archive_push_duration_seconds", "_count") == 9);
+  CHECK(value(families, "tidemark_archive_push_duration_seconds", "_sum") ==
+        doctest::Approx(5.0));  // 0.1 + ... + 1.0 without 0.5
+  const auto& latency = family(families, "tidemark_archive_push_duration_seconds");
+  CHECK(latency.type == "summary");
+  std::map<std::string, double> quantiles;
+  for (const auto& s : latency.samples)
+    if (s.labels.count("quantile")) quantiles[s.labels.at("quantile")] = s.value;
+  CHECK(quantiles.at("0.5") == doctest::Approx(0.6));  // nearest rank 5 of 9
+  CHECK(quantiles.at("0.99") == doctest::Approx(1.0));
+  const auto& last = family(families, "tidemark_archive_last_segment_info");
+  REQUIRE(last.samples.size() == 1);
+  CHECK(last.samples[0].labels.at("segment") == "000000010000000000000009");
+  CHECK(last.samples[0].labels.at("timeline") == "1");
+  CHECK(value(families, "tidemark_archive_last_segment_age_seconds") >= 0);
+  CHECK(family(families, "tidemark_recovery_window_start_timestamp_seconds").samples.size() == 1);
+  // Never drilled or verified: announced, without a sample (the alert rules use absent()).
+  CHECK(family(families, "tidemark_drill_last_success").samples.empty());
+  CHECK(family(families, "tidemark_verify_last_success").samples.empty());
+
+  std::string text = ctl::renderMetrics(families, "main", "posix:/r \"x\"");
+  CHECK(text == Containing("# HELP tidemark_backups complete backups in the stanza\n"
+                           "# TYPE tidemark_backups gauge\n"
+                           "tidemark_backups{stanza=\"main\",repository=\"posix:/r "
+                           "\\\"x\\\"\"} 2\n"));
+  CHECK(text == Containing("tidemark_archive_push_duration_seconds_count{stanza=\"main\""));
+  CHECK(text == Containing("quantile=\"0.5\"} 0.6\n"));
+}
