@@ -8,8 +8,9 @@ TM_BUILD_PACKAGES=(g++ cmake ninja-build pkg-config libssl-dev libcurl4-openssl-
 TM_CHECK_PACKAGES=(clang-format-14)
 # What the integration tests, the demo and the benchmarks run.
 TM_RUNTIME_PACKAGES=(postgresql-15 postgresql-client-15)
-# What only the integration tests use: libfaketime (a client whose clock is off).
-TM_TEST_PACKAGES=(faketime strace)
+# What only the integration tests use: libfaketime (a client whose clock is off), strace, and
+# the checkers of contrib/: promtool (package prometheus) and systemd-analyze (systemd).
+TM_TEST_PACKAGES=(faketime strace prometheus systemd)
 # The S3 server of the integration tests (scripts/s3-server): Ceph's RADOS Gateway.
 TM_S3_PACKAGES=(ceph-mon ceph-osd radosgw ceph-common uuid-runtime curl openssl)
 
@@ -31,10 +32,22 @@ tm_install_packages() {
   ((${#missing[@]})) || return 0
   tm_log "installing ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
+  # Packages install servers (postgresql-15 a cluster, prometheus its server) that the scripts
+  # never use: a policy-rc.d for the duration of the install keeps them from being started.
+  local policy=/usr/sbin/policy-rc.d own_policy=0
+  if [[ ! -e $policy ]]; then
+    printf '#!/bin/sh\n# tidemark scripts: no service starts while packages install\nexit 101\n' |
+      tm_as_root tee "$policy" >/dev/null
+    tm_as_root chmod 755 "$policy"
+    own_policy=1
+  fi
+  local status=0
   if ! tm_as_root apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null; then
     tm_as_root apt-get update -qq >/dev/null
-    tm_as_root apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    tm_as_root apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null || status=$?
   fi
+  ((own_policy)) && tm_as_root rm -f "$policy"
+  return "$status"
 }
 
 # PostgreSQL refuses to run as root: as root, tests and the demo run it as 'postgres'.
