@@ -11,6 +11,7 @@
 #include <cmath>
 #include <cstdio>
 #include <deque>
+#include <exception>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -484,16 +485,17 @@ DrillReport runDrill(const repo::Repository& repository, const DrillOptions& opt
 
   std::optional<restore::RecoveryLease> lease;
   std::optional<DrillServer> server;
-  std::optional<Error> interrupted;
+  // A signal (Error(Interrupted)) or anything unexpected: cleaned up like a failure, then thrown
+  // on, without a record (it says nothing about the backup).
+  std::exception_ptr aborted;
   try {
     drillSteps(repository, options, scratch.path(), user, begin, beginEpoch, lease, server, report);
     report.ok = true;
   } catch (const StepFailure& failure) {
     report.failedStep = failure.step;
     report.error = failure.message;
-  } catch (const Error& e) {
-    if (e.code() != ErrorCode::Interrupted) throw;
-    interrupted = e;
+  } catch (...) {
+    aborted = std::current_exception();
   }
   // Everything the drill started is stopped, on every path.
   if (server) {
@@ -513,10 +515,10 @@ DrillReport runDrill(const repo::Repository& repository, const DrillOptions& opt
       log += line + "\n";
     report.serverLog = log;
   }
-  report.kept = options.keep && !interrupted;
+  report.kept = options.keep && !aborted;
   if (!report.kept) scratch.remove();
   if (lease) lease->release();
-  if (interrupted) throw *interrupted;
+  if (aborted) std::rethrow_exception(aborted);
 
   report.finished = isoNow();
 
@@ -614,6 +616,19 @@ std::vector<OptionSpec> drillOptionSpecs() {
   };
 }
 
+namespace {
+
+// What to look at for a failed step (docs/operations.md, "Reading a drill report").
+std::string failureHint(const std::string& step) {
+  if (step == "plan") return "tidemark info shows the backups and how far the WAL reaches";
+  if (step == "restore")
+    return "tidemark verify names damaged objects; a new backup restores without them";
+  if (step == "query") return "the report shows each check's error";
+  return "the report ends with the server's log; docs/drill.md says what each step checks";
+}
+
+}  // namespace
+
 int drill(const Config& config, const CommandLine& commandLine,
           const std::function<bool()>& stopRequested) {
   OutputFormat format = parseOutputFormat(commandLine);
@@ -641,10 +656,7 @@ int drill(const Config& config, const CommandLine& commandLine,
   if (!report.ok)
     throw Error(ErrorCode::Unhealthy,
                 fmt::format("the drill failed in the {} step: {}", report.failedStep, report.error),
-                report.failedStep == "query"
-                    ? "the report shows each check's error"
-                    : "the report ends with the server's log; docs/drill.md says what each step "
-                      "checks");
+                failureHint(report.failedStep));
   return 0;
 }
 

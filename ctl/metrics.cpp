@@ -107,10 +107,18 @@ ServerMetrics readServer(const std::string& conninfo) {
       server.readyFiles = *files;
       server.readyBytes = *segments * *segmentSize;
     }
-    server.dataDirectory = conn.show("data_directory");
   } catch (const Error& e) {
     if (server.error.empty()) server.error = e.what();
     spdlog::warn("{} (grant the role pg_monitor to read archive_status)", e.what());
+  }
+  // Where the spool is by default (pg_wal/tidemark): superuser or pg_read_all_settings.
+  try {
+    server.dataDirectory = conn.show("data_directory");
+  } catch (const Error& e) {
+    spdlog::warn(
+        "{}: the push statistics are read only with archive.spool-path set, or with the "
+        "role pg_monitor",
+        e.what());
   }
   return server;
 }

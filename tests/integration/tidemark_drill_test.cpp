@@ -2,7 +2,9 @@
 // RPO, the user's query answered, nothing left behind (no server, no scratch directory, nothing
 // new in the repository but the drill's record and its lease); a damaged WAL segment fails the
 // replay step naming it, a damaged backup archive the restore step, a failing query the query
-// step; SIGTERM in the middle of the replay stops the server and removes the scratch directory.
+// step; SIGTERM in the middle of the replay stops the server and removes the scratch directory;
+// SIGKILL of the drill takes its server down too; a scratch directory too small for the backup
+// fails the restore step and leaves nothing; --target-time stops the replay at the target.
 // And tidemark metrics: every family, parsed (promtool when installed), changing after a push
 // and a backup.
 #include <doctest/doctest.h>
@@ -14,9 +16,11 @@
 #include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
+#include <thread>
 
 #include "cluster.h"
 #include "tidemark_runner.h"
+#include "tmpfs.h"
 
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
@@ -235,6 +239,95 @@ TEST_CASE("tidemark drill stopped by SIGTERM during the replay stops its server 
   CHECK(*status == 14);  // Interrupted
   CHECK(processGone(serverPid));
   CHECK_FALSE(fs::exists(scratch));
+}
+
+// The log of the drill's server shows the replay restoring files from the archive.
+bool replayBegan(const std::string& scratch) {
+  std::ifstream in(scratch + "/postgresql.log");
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str().find("restored log file") != std::string::npos;
+}
+
+long postmasterPid(const std::string& dataDirectory) {
+  long pid = 0;
+  std::ifstream(dataDirectory + "/postmaster.pid") >> pid;
+  return pid;
+}
+
+TEST_CASE("tidemark drill killed with SIGKILL takes its server down (parent-death signal)") {
+  Workspace ws(Backend::Posix);
+  Archived archived(ws, 40);
+  archived.pg.stop();
+  const std::string scratch = ws.path("scratch");
+  Process drill({ws.ctl(), "drill", "--config", ws.config(), "--scratch", scratch},
+                {.stdoutPath = ws.path("drill.out"), .stderrPath = ws.path("drill.err")});
+  REQUIRE(waitUntil([&] { return replayBegan(scratch); }, 120s));
+  long serverPid = postmasterPid(scratch + "/data");
+  REQUIRE(serverPid > 0);
+  drill.signal(SIGKILL);
+  drill.wait();
+  CHECK(waitUntil([&] { return processGone(serverPid); }, 60s));
+}
+
+TEST_CASE(
+    "tidemark drill into a scratch directory too small for the backup fails the restore "
+    "step and leaves nothing" *
+    doctest::skip(!canMount())) {
+  Workspace ws(Backend::Posix);
+  Archived archived(ws, 2);
+  archived.pg.stop();
+  std::set<std::string> before;
+  for (const auto& path : ws.objects())
+    before.insert(path);
+  const std::string scratch = ws.makeDir("scratch");
+  Tmpfs space(scratch, 8 * kMiB, 0700);
+  Drilled o = drillWith(ws, {"--scratch", scratch});
+  INFO(o.output());
+  CHECK(o.status == 16);
+  REQUIRE(o.doc.is_object());
+  CHECK(o.doc.at("failed-step") == "restore");
+  CHECK(o.doc.at("error").get<std::string>().find("No space left on device") != std::string::npos);
+  CHECK(o.doc.at("server-pid").is_null());
+  // The directory was given: it stays, emptied.
+  CHECK(fs::is_empty(scratch));
+  for (const auto& path : ws.objects())
+    if (!before.count(path))
+      CHECK((path.starts_with("main/state/drill/") || path.starts_with("main/state/lease/")));
+}
+
+TEST_CASE("tidemark drill --target-time replays to the target and stops there") {
+  Workspace ws(Backend::Posix);
+  PgCluster pg(ws.path("primary"), "primary");
+  pg.initdb();
+  ws.stanzaCreate(pg);
+  pg.configure("archive_mode = on\narchive_command = '" + ws.archiveCommand() +
+               "'\nwal_level = replica\nmax_wal_senders = 5\n");
+  pg.start();
+  pg.exec("create table t as select g from generate_series(1, 1000) g");
+  takeBackup(ws, pg);
+  std::this_thread::sleep_for(1500ms);  // a backup's stop time is rounded up to the second
+  pg.exec("insert into t select g from generate_series(1, 500) g");
+  const double target = serverNow(pg);
+  const std::string atTarget = pg.value("select count(*) from t");
+  std::this_thread::sleep_for(1500ms);
+  pg.exec("insert into t select g from generate_series(1, 700) g");
+  pg.exec("select pg_switch_wal()");
+  pg.waitArchived();
+  pg.stop();
+  Drilled o =
+      drillWith(ws, {"--target-time", isoTarget(target), "--query", "select count(*) from t"});
+  INFO(o.output());
+  REQUIRE(o.status == 0);
+  CHECK(o.doc.at("target").get<std::string>().find("time") != std::string::npos);
+  bool queried = false;
+  for (const auto& check : o.doc.at("checks"))
+    if (check.at("name") == "query 1") {
+      queried = true;
+      CHECK(check.at("first-row") == nlohmann::json::array({atTarget}));
+    }
+  CHECK(queried);
+  CHECK(o.doc.at("last-replayed-commit").is_string());
 }
 
 }  // namespace tidemark::test
