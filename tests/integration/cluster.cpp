@@ -211,6 +211,11 @@ std::string Workspace::archiveCommand() const {
   return push() + " --config " + config_ + " %p";
 }
 
+std::string Workspace::archivingSettings() const {
+  return "archive_mode = on\narchive_command = '" + archiveCommand() +
+         "'\nwal_level = replica\nmax_wal_senders = 5\n";
+}
+
 void Workspace::stanzaCreate(const PgCluster& pg) const {
   std::string log = dir_ / "stanza-create.log";
   int status = run({ctl(), "stanza-create", "--config", config_, "--pgdata", pg.dataDir()},

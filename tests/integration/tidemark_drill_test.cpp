@@ -54,8 +54,7 @@ struct Archived {
       : ws(workspace), pg(workspace.path("primary"), "primary") {
     pg.initdb();
     ws.stanzaCreate(pg);
-    pg.configure("archive_mode = on\narchive_command = '" + ws.archiveCommand() +
-                 "'\nwal_level = replica\nmax_wal_senders = 5\n");
+    pg.configure(ws.archivingSettings());
     pg.start();
     pg.exec("create table t as select g from generate_series(1, 20000) g");
     takeBackup(ws, pg);
@@ -81,11 +80,18 @@ std::vector<std::string> segmentObjects(const Workspace& ws) {
   return out;
 }
 
-void flipByte(const Workspace& ws, const std::string& path, std::size_t at) {
-  io::Buffer bytes = ws.readObject(path);
-  REQUIRE(at < bytes.size());
-  bytes[at] ^= 0x20;
-  ws.replaceObject(path, bytes);
+// The log of the drill's server shows the replay restoring files from the archive.
+bool replayBegan(const std::string& scratch) {
+  std::ifstream in(scratch + "/postgresql.log");
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str().find("restored log file") != std::string::npos;
+}
+
+long postmasterPid(const std::string& dataDirectory) {
+  long pid = 0;
+  std::ifstream(dataDirectory + "/postmaster.pid") >> pid;
+  return pid;
 }
 
 void healthyDrill(Backend backend) {
@@ -217,21 +223,8 @@ TEST_CASE("tidemark drill stopped by SIGTERM during the replay stops its server 
   Process drill({ws.ctl(), "drill", "--config", ws.config(), "--scratch", scratch},
                 {.stdoutPath = ws.path("drill.out"), .stderrPath = ws.path("drill.err")});
   // The replay has begun once the server restored a file from the archive.
-  const std::string log = scratch + "/postgresql.log";
-  bool replaying = waitUntil(
-      [&] {
-        std::ifstream in(log);
-        std::stringstream text;
-        text << in.rdbuf();
-        return text.str().find("restored log file") != std::string::npos;
-      },
-      120s);
-  REQUIRE(replaying);
-  long serverPid = 0;
-  {
-    std::ifstream pidFile(scratch + "/data/postmaster.pid");
-    pidFile >> serverPid;
-  }
+  REQUIRE(waitUntil([&] { return replayBegan(scratch); }, 120s));
+  long serverPid = postmasterPid(scratch + "/data");
   REQUIRE(serverPid > 0);
   drill.signal(SIGTERM);
   auto status = drill.waitFor(120s);
@@ -239,20 +232,6 @@ TEST_CASE("tidemark drill stopped by SIGTERM during the replay stops its server 
   CHECK(*status == 14);  // Interrupted
   CHECK(processGone(serverPid));
   CHECK_FALSE(fs::exists(scratch));
-}
-
-// The log of the drill's server shows the replay restoring files from the archive.
-bool replayBegan(const std::string& scratch) {
-  std::ifstream in(scratch + "/postgresql.log");
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str().find("restored log file") != std::string::npos;
-}
-
-long postmasterPid(const std::string& dataDirectory) {
-  long pid = 0;
-  std::ifstream(dataDirectory + "/postmaster.pid") >> pid;
-  return pid;
 }
 
 TEST_CASE("tidemark drill killed with SIGKILL takes its server down (parent-death signal)") {
@@ -301,8 +280,7 @@ TEST_CASE("tidemark drill --target-time replays to the target and stops there") 
   PgCluster pg(ws.path("primary"), "primary");
   pg.initdb();
   ws.stanzaCreate(pg);
-  pg.configure("archive_mode = on\narchive_command = '" + ws.archiveCommand() +
-               "'\nwal_level = replica\nmax_wal_senders = 5\n");
+  pg.configure(ws.archivingSettings());
   pg.start();
   pg.exec("create table t as select g from generate_series(1, 1000) g");
   takeBackup(ws, pg);

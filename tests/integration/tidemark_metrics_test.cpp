@@ -123,8 +123,7 @@ TEST_CASE("tidemark metrics: every family, valid, and moving with pushes and bac
   PgCluster pg(ws.path("primary"), "primary");
   pg.initdb();
   ws.stanzaCreate(pg);
-  pg.configure("archive_mode = on\narchive_command = '" + ws.archiveCommand() +
-               "'\nwal_level = replica\nmax_wal_senders = 5\n");
+  pg.configure(ws.archivingSettings());
   pg.start();
   pg.exec("create table t as select g from generate_series(1, 1000) g");
   takeBackup(ws, pg);

@@ -61,4 +61,11 @@ std::string isoTarget(double seconds) {
   return formatTimestamp(UtcMicros(std::chrono::microseconds(std::llround(seconds * 1e6))));
 }
 
+void flipByte(const Workspace& ws, const std::string& path, std::size_t at) {
+  io::Buffer bytes = ws.readObject(path);
+  REQUIRE(at < bytes.size());
+  bytes[at] ^= 0x20;
+  ws.replaceObject(path, bytes);
+}
+
 }  // namespace tidemark::test

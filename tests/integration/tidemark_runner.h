@@ -45,6 +45,9 @@ Outcome recoverWith(const Workspace& ws, std::vector<std::string> args,
 // (REQUIRE) unless it succeeds, with its output in the message.
 void takeBackup(const Workspace& ws, const PgCluster& pg);
 
+// Damages a stored object on purpose: flips one bit of its byte `at` (REQUIRE: within it).
+void flipByte(const Workspace& ws, const std::string& path, std::size_t at);
+
 // Server time (epoch seconds) right after a committed statement.
 double serverNow(PgCluster& pg);
 

@@ -61,13 +61,6 @@ bool found(const Verified& o, const std::string& kind, const std::string& object
   return false;
 }
 
-void flipByte(const Workspace& ws, const std::string& path, std::size_t at) {
-  io::Buffer bytes = ws.readObject(path);
-  REQUIRE(at < bytes.size());
-  bytes[at] ^= 0x20;
-  ws.replaceObject(path, bytes);
-}
-
 // Rewrites backup_manifest as a writer with a bug would: `edit` changes its text, then its own
 // Manifest-Checksum is recomputed and it is stored in a valid envelope.
 void rewriteManifest(const Workspace& ws, const std::string& path,
@@ -97,8 +90,7 @@ TEST_CASE(
   PgCluster pg(ws.path("primary"), "primary");
   pg.initdb();
   ws.stanzaCreate(pg);
-  pg.configure("archive_mode = on\narchive_command = '" + ws.archiveCommand() +
-               "'\nwal_level = replica\nmax_wal_senders = 5\n");
+  pg.configure(ws.archivingSettings());
   pg.start();
   pg.exec("create table t as select g from generate_series(1, 20000) g");
   takeBackup(ws, pg);
