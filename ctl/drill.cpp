@@ -5,6 +5,7 @@
 #include <pwd.h>
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -42,11 +43,12 @@ namespace {
 using Json = nlohmann::ordered_json;
 using Clock = std::chrono::steady_clock;
 
+// The records of drills to the end of the archive (the scheduled kind: info and metrics show the
+// newest), and of drills to a --target-time (recorded apart: their RPO is not the archive's).
 constexpr const char* kRecordSubject = "result";
+constexpr const char* kTargetedSubject = "targeted";
 // The server's log kept in a report (and a record): its last lines.
 constexpr std::size_t kLogLines = 40;
-// A record holds at most this much of the server's log.
-constexpr std::size_t kRecordLogBytes = 4096;
 
 double secondsSince(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
@@ -202,26 +204,64 @@ std::string whyStopped(const std::string& logFile) {
   return why.empty() ? lastError : why;
 }
 
+// ": " and the last line of the log holding one of `needles` (the first found wins), or "".
+std::string logLine(const std::string& logFile, std::initializer_list<const char*> needles) {
+  for (const char* needle : needles) {
+    std::string found;
+    std::ifstream in(logFile);
+    for (std::string line; std::getline(in, line);)
+      if (line.find(needle) != std::string::npos) found = line;
+    if (!found.empty()) return ": " + found;
+  }
+  return "";
+}
+
+// Whether the log says that recovery stopped at its target (lc_messages is C): a pause for another
+// reason (insufficient parameter settings on a hot standby) is no target.
+bool targetReached(const std::string& logFile) {
+  std::ifstream in(logFile);
+  for (std::string line; std::getline(in, line);)
+    if (line.find("recovery stopping") != std::string::npos) return true;
+  return false;
+}
+
 // Connects to the server once it accepts connections and waits until the replay has reached the
 // target: paused at it (a time target) or out of recovery (the end of the archive, promoted).
-// Read from the server, never from its log.
+// Read from the server; the log only tells a pause at the target from another pause. Throws
+// StepFailure (start or replay) when the server stops, refuses the drill's connection for a reason
+// that waiting does not cure, or `deadline` passes.
 pg::Connection waitForTarget(DrillServer& server, const std::string& user, bool pausesAtTarget,
-                             const std::string& logFile, const std::function<bool()>& stop) {
+                             const std::string& logFile, const std::function<bool()>& stop,
+                             std::optional<Clock::time_point> deadline) {
   pg::Connection conn;
   bool connected = false;
+  std::string database = "postgres";
+  auto step = [&] { return replayBegan(logFile) ? "replay" : "start"; };
   for (;;) {
     if (stop && stop()) throw Error(ErrorCode::Interrupted, "the drill was interrupted");
     if (!server.running()) {
       std::string why = whyStopped(logFile);
-      throw StepFailure{
-          replayBegan(logFile) ? "replay" : "start",
-          fmt::format("the server stopped ({}){}", server.ended(), why.empty() ? "" : ": " + why)};
+      throw StepFailure{step(), fmt::format("the server stopped ({}){}", server.ended(),
+                                            why.empty() ? "" : ": " + why)};
     }
+    if (deadline && Clock::now() > *deadline)
+      throw StepFailure{step(), "the target was not reached within --timeout"};
     if (!connected) {
       try {
-        conn = pg::Connection::open(server.conninfo(user), false, "tidemark drill");
+        conn = pg::Connection::open(server.conninfo(user, database), false, "tidemark drill");
         connected = true;
-      } catch (const Error&) {
+      } catch (const Error& e) {
+        std::string message = e.what();
+        if (message.find("database \"postgres\" does not exist") != std::string::npos) {
+          database = "template1";
+          continue;
+        }
+        if (message.find("role \"") != std::string::npos &&
+            message.find("does not exist") != std::string::npos)
+          throw StepFailure{"start", fmt::format("the restored cluster has no role '{}': {} (the "
+                                                 "drill connects as the server's OS user, the "
+                                                 "name initdb gives the superuser)",
+                                                 user, message)};
         std::this_thread::sleep_for(std::chrono::milliseconds(100));
         continue;
       }
@@ -239,7 +279,11 @@ pg::Connection waitForTarget(DrillServer& server, const std::string& user, bool 
                            "t"
                        ? "paused"
                        : "not paused");
-        if (paused == "paused") return conn;
+        if (paused == "paused") {
+          if (targetReached(logFile)) return conn;
+          throw StepFailure{"replay", "the recovery paused before its target" +
+                                          logLine(logFile, {"lower setting", "has paused"})};
+        }
       }
     } catch (const Error&) {
       connected = false;  // the server went away, or is promoting: ask again
@@ -279,8 +323,12 @@ Json reportJson(const DrillReport& r, bool forRecord) {
   auto optionalText = [](const std::optional<std::string>& v) {
     return v ? Json(*v) : Json(nullptr);
   };
-  std::string log = r.serverLog;
-  if (forRecord && log.size() > kRecordLogBytes) log = log.substr(log.size() - kRecordLogBytes);
+  // A record is not encrypted (state records are MAC'd only): it holds no query result and no
+  // server log, which may hold data.
+  if (forRecord)
+    for (auto& check : checks)
+      check.erase("first-row");
+  const std::string log = forRecord ? std::string() : r.serverLog;
   return Json{{"format", 1},
               {"stanza", r.stanza},
               {"repository", r.repository},
@@ -310,6 +358,37 @@ Json reportJson(const DrillReport& r, bool forRecord) {
               {"kept", r.kept},
               {"server-log", log.empty() ? Json(nullptr) : Json(log)},
               {"record", optionalText(r.record)}};
+}
+
+// postgresql.conf lines for the settings a hot standby needs at least as high as the primary had
+// them (pg_control records them): PostgreSQL's defaults may be lower, and recovery then stops.
+// Read with the server's pg_controldata; "" when it cannot be run.
+std::string hotStandbyMinimums(const std::string& binDirectory, const std::string& data) {
+  static const std::pair<const char*, const char*> kSettings[] = {
+      {"max_connections setting:", "max_connections"},
+      {"max_worker_processes setting:", "max_worker_processes"},
+      {"max_wal_senders setting:", "max_wal_senders"},
+      {"max_prepared_xacts setting:", "max_prepared_transactions"},
+      {"max_locks_per_xact setting:", "max_locks_per_transaction"}};
+  std::string command = "LC_ALL=C " + restore::shellQuote(binDirectory + "/pg_controldata") +
+                        " -D " + restore::shellQuote(data) + " 2>/dev/null";
+  FILE* pipe = ::popen(command.c_str(), "r");
+  if (!pipe) return "";
+  std::string out;
+  char buffer[512];
+  while (std::fgets(buffer, sizeof buffer, pipe)) {
+    std::string line = buffer;
+    for (const auto& [label, name] : kSettings)
+      if (line.rfind(label, 0) == 0) {
+        std::string text = line.substr(std::string(label).size());
+        text.erase(0, text.find_first_not_of(" \t"));
+        text.erase(text.find_last_not_of(" \t\r\n") + 1);
+        auto value = parseDecimal(text);
+        if (value) out += fmt::format("{} = {}\n", name, *value);
+      }
+  }
+  ::pclose(pipe);
+  return out;
 }
 
 // Restores, starts, waits and checks; fills `report` as it goes. Throws StepFailure for a failed
@@ -342,8 +421,14 @@ void drillSteps(const repo::Repository& repository, const DrillOptions& options,
     report.backup = plan.backup.label;
     report.generation = plan.generation;
     report.warnings = plan.warnings;
-    binDirectory = findServerBinaries(options.pgBin, plan.backup.pgVersion);
-    report.pgBin = binDirectory;
+  } catch (const std::exception& e) {
+    throw fail(e);
+  }
+  // No server binaries: the drill cannot run here, which says nothing about the backup (thrown
+  // on, not recorded).
+  binDirectory = findServerBinaries(options.pgBin, plan.backup.pgVersion);
+  report.pgBin = binDirectory;
+  try {
     lease.emplace(
         repository, plan,
         fmt::format("tidemark drill into '{}' on {} (pid {})", scratch, hostName(), ::getpid()),
@@ -377,11 +462,14 @@ void drillSteps(const repo::Repository& repository, const DrillOptions& options,
     // socket directory is the drill's, mode 0700).
     std::error_code ec;
     if (!fs::exists(data + "/postgresql.conf", ec)) {
-      writeFile(data + "/postgresql.conf", "# written by tidemark drill: the backup had none\n",
+      writeFile(data + "/postgresql.conf",
+                "# written by tidemark drill: the backup had none\n" +
+                    hotStandbyMinimums(binDirectory, data),
                 std::nullopt);
       report.warnings.push_back(
           "the backup has no postgresql.conf (its configuration lives outside the data "
-          "directory): the drill's server runs with PostgreSQL's defaults");
+          "directory): the drill's server runs with PostgreSQL's defaults and the primary's "
+          "hot standby settings from pg_control");
     }
     writeFile(scratch + "/pg_hba.conf", "local all all trust\n", std::nullopt);
     writeFile(scratch + "/pg_ident.conf", "", std::nullopt);
@@ -408,11 +496,34 @@ void drillSteps(const repo::Repository& repository, const DrillOptions& options,
                                 .owner = user.owner};
     serverOptions.settings = drillSettings(serverOptions, scratch + "/pg_hba.conf",
                                            scratch + "/pg_ident.conf", machineMemory());
+    if (user.owner) {
+      std::vector<std::string> writable = {scratch, "/dev/shm"};
+      writable.insert(writable.end(), options.writablePaths.begin(), options.writablePaths.end());
+      serverOptions.writablePaths = writable;
+    }
     server.emplace(serverOptions);
     report.serverPid = server->pid();
+    // Not isolated by the drill, and not by a sandbox either (tidemark-drill.service's
+    // ProtectSystem=strict leaves "/" read-only).
+    struct statvfs root {};
+    bool rootReadOnly = ::statvfs("/", &root) == 0 && (root.f_flag & ST_RDONLY);
+    if (!server->isolated() && !rootReadOnly)
+      report.warnings.push_back(fmt::format(
+          "the server runs as '{}' with the filesystem as it is{}: WAL replayed after the backup "
+          "(a CREATE TABLESPACE at a path production uses) could write into production's files; "
+          "run the drill as root (its server then sees every filesystem read-only but the "
+          "scratch directory), in tidemark-drill.service, or on another host",
+          user.name, user.owner ? " (a mount namespace could not be made)" : ""));
     step = "replay";
+    std::optional<Clock::time_point> deadline;
+    if (options.timeoutSeconds > 0) deadline = begin + std::chrono::seconds(options.timeoutSeconds);
     conn = waitForTarget(*server, user.name, target.kind != recovery::TargetKind::Latest, logFile,
-                         options.stopRequested);
+                         options.stopRequested, deadline);
+    // The server is the restored copy, not a cluster a data_directory setting pointed it to.
+    std::string dataDirectory = conn.show("data_directory");
+    if (fs::path(dataDirectory).lexically_normal() != fs::path(data).lexically_normal())
+      throw StepFailure{"start", fmt::format("the server runs on '{}', not on the restored '{}'",
+                                             dataDirectory, data)};
   } catch (const StepFailure&) {
     throw;
   } catch (const std::exception& e) {
@@ -430,9 +541,16 @@ void drillSteps(const repo::Repository& repository, const DrillOptions& options,
   report.checks.push_back(connect);
   if (!connect.ok) throw StepFailure{step, "the server does not answer: " + connect.error};
   report.rtoSeconds = secondsSince(begin);
+  auto stopped = [&] {
+    if (options.stopRequested && options.stopRequested())
+      throw Error(ErrorCode::Interrupted, "the drill was interrupted");
+  };
   int number = 0;
-  for (const auto& statement : options.queries)
+  for (const auto& statement : options.queries) {
+    stopped();
     report.checks.push_back(runCheck(conn, fmt::format("query {}", ++number), statement));
+  }
+  stopped();
   DrillCheck replayed =
       runCheck(conn, "last replayed commit",
                "SELECT pg_last_wal_replay_lsn()::text, "
@@ -461,6 +579,19 @@ void drillSteps(const repo::Repository& repository, const DrillOptions& options,
   }
   for (const auto& check : report.checks)
     if (!check.ok) throw StepFailure{step, fmt::format("{} failed: {}", check.name, check.error)};
+  // To the end of the archive: the replay must have reached the last segment the plan checked. A
+  // segment the listing showed that could not be fetched (gone since, or a store that answers
+  // "not found" for it) ends PostgreSQL's recovery early, as if the archive ended there.
+  if (target.kind == recovery::TargetKind::Latest) {
+    auto lsn = report.replayLsn ? pg::parseLsn(*report.replayLsn) : std::nullopt;
+    const std::uint32_t size = plan.backup.walSegmentSize;
+    if (!lsn || !size || *lsn / size < plan.lastSegment)
+      throw StepFailure{
+          "replay", fmt::format("the replay ended at {}, before {}, the last segment of the "
+                                "archive the plan checked: the segments after it could not "
+                                "be restored",
+                                report.replayLsn.value_or("an unknown location"), plan.lastWal)};
+  }
 }
 
 }  // namespace
@@ -498,10 +629,12 @@ DrillReport runDrill(const repo::Repository& repository, const DrillOptions& opt
     aborted = std::current_exception();
   }
   // Everything the drill started is stopped, on every path.
+  bool serverLeft = false;
   if (server) {
     try {
       server->stop();
     } catch (const Error& e) {
+      serverLeft = true;
       if (report.ok) {
         report.ok = false;
         report.failedStep = "stop";
@@ -515,9 +648,10 @@ DrillReport runDrill(const repo::Repository& repository, const DrillOptions& opt
       log += line + "\n";
     report.serverLog = log;
   }
-  report.kept = options.keep && !aborted;
+  // A server that would not stop keeps its directory and its lease on the WAL it reads.
+  report.kept = serverLeft || (options.keep && !aborted);
   if (!report.kept) scratch.remove();
-  if (lease) lease->release();
+  if (lease && !serverLeft) lease->release();
   if (aborted) std::rethrow_exception(aborted);
 
   report.finished = isoNow();
@@ -525,7 +659,8 @@ DrillReport runDrill(const repo::Repository& repository, const DrillOptions& opt
   // The record: what `tidemark info` and `tidemark metrics` show as the last drill.
   try {
     auto record = repo::writeStateRecord(repository, stanzaId, repo::state_kind::kDrill,
-                                         kRecordSubject, reportJson(report, true).dump(2) + "\n");
+                                         options.targetTime ? kTargetedSubject : kRecordSubject,
+                                         reportJson(report, true).dump(2) + "\n");
     report.record = record.path;
   } catch (const Error& e) {
     spdlog::error("could not record the drill in the repository: {}", e.what());
@@ -612,6 +747,9 @@ std::vector<OptionSpec> drillOptionSpecs() {
        "replaces drill.queries)",
        true},
       {"keep", "", "keep the scratch directory (the server is stopped all the same)"},
+      {"timeout", "DURATION",
+       "fail the drill when the target is not reached this long after its start (5h, 90m; "
+       "default: no limit)"},
       {"output", "FORMAT", "text (default) or json (fields: docs/drill.md)"},
   };
 }
@@ -648,6 +786,16 @@ int drill(const Config& config, const CommandLine& commandLine,
   options.stopRequested = stopRequested;
   options.leaseTimeout = config.retention.leaseTimeout;
   options.restoreCommand = restore::restoreCommand(config, commandLine);
+  if (auto timeout = commandLine.value("timeout")) {
+    auto seconds = parseDurationSeconds(*timeout);
+    if (!seconds || *seconds <= 0)
+      throw Error(ErrorCode::Usage, fmt::format("--timeout '{}' is not a duration", *timeout),
+                  "for example 5h or 90m");
+    options.timeoutSeconds = *seconds;
+  }
+  if (config.repo.type == "posix") options.writablePaths.push_back(config.repo.path);
+  if (!config.log.file.empty())
+    options.writablePaths.push_back(fs::path(config.log.file).parent_path().string());
   repo::Repository repository = repo::openRepository(config);
   DrillReport report = runDrill(repository, options);
   std::string text = format == OutputFormat::Json ? drillJson(report) : drillText(report);

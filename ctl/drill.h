@@ -28,6 +28,10 @@ struct DrillOptions {
   std::string restoreCommand;              // restore_command for the server
   std::int64_t leaseTimeout = 6 * 3600;    // retention.lease-timeout
   std::string scratchParent = "/var/tmp";  // where the fresh folder goes
+  std::int64_t timeoutSeconds = 0;         // --timeout: fail when the target is not reached in time
+  // Besides the scratch directory and /dev/shm, what the server's restore_command writes to when
+  // the server runs in its read-only namespace: the repository (posix) and the log file's folder.
+  std::vector<std::string> writablePaths;
 };
 
 // One check run on the restored server.

@@ -7,8 +7,10 @@
 #include <pwd.h>
 #include <signal.h>
 #include <spdlog/spdlog.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/statvfs.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -16,6 +18,7 @@
 #include <array>
 #include <cstdio>
 #include <fstream>
+#include <sstream>
 #include <thread>
 
 #include "common/base/error.h"
@@ -42,6 +45,76 @@ std::string pgConfigBindir() {
   return out;
 }
 
+// A mount point to make read-only, with the flags it keeps.
+struct ReadOnlyMount {
+  std::string path;
+  unsigned long flags = 0;
+};
+
+// `inner` is `outer` or lies below it.
+bool within(const std::string& inner, const std::string& outer) {
+  return inner == outer ||
+         (inner.size() > outer.size() && inner.compare(0, outer.size(), outer) == 0 &&
+          (outer == "/" || inner[outer.size()] == '/'));
+}
+
+// mountinfo escapes blanks, tabs, newlines and backslashes as octal.
+std::string unescapeMountPath(const std::string& text) {
+  std::string out;
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    if (text[i] == '\\' && i + 3 < text.size()) {
+      out += char((text[i + 1] - '0') * 64 + (text[i + 2] - '0') * 8 + (text[i + 3] - '0'));
+      i += 3;
+    } else {
+      out += text[i];
+    }
+  }
+  return out;
+}
+
+// Every mount point to remount read-only: all but the pseudo filesystems (/proc, /sys, /dev: a
+// device node stays writable on a read-only mount) and what lies within a writable path.
+std::vector<ReadOnlyMount> readOnlyMounts(const std::vector<std::string>& writable) {
+  std::vector<ReadOnlyMount> out;
+  std::ifstream in("/proc/self/mountinfo");
+  for (std::string line; std::getline(in, line);) {
+    std::istringstream fields(line);
+    std::string id, parent, device, root, point;
+    if (!(fields >> id >> parent >> device >> root >> point)) continue;
+    point = unescapeMountPath(point);
+    if (within(point, "/proc") || within(point, "/sys") || within(point, "/dev")) continue;
+    bool keep = false;
+    for (const auto& path : writable)
+      keep = keep || within(point, path);
+    if (keep) continue;
+    struct statvfs st {};
+    if (::statvfs(point.c_str(), &st) != 0) continue;
+    unsigned long flags = 0;
+    if (st.f_flag & ST_NOSUID) flags |= MS_NOSUID;
+    if (st.f_flag & ST_NODEV) flags |= MS_NODEV;
+    if (st.f_flag & ST_NOEXEC) flags |= MS_NOEXEC;
+    out.push_back({point, flags});
+  }
+  return out;
+}
+
+// In the child, between fork and exec (async-signal-safe calls only): a mount namespace of its
+// own, every mount read-only but the writable paths. Returns false when it cannot be made.
+bool isolate(const std::vector<std::string>& writable, const std::vector<ReadOnlyMount>& mounts) {
+  if (::unshare(CLONE_NEWNS) != 0) return false;
+  if (::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) return false;
+  for (const auto& path : writable)
+    if (::mount(path.c_str(), path.c_str(), nullptr, MS_BIND | MS_REC, nullptr) != 0 &&
+        errno != ENOENT)
+      return false;
+  for (const auto& m : mounts)
+    if (::mount(nullptr, m.path.c_str(), nullptr, MS_REMOUNT | MS_BIND | MS_RDONLY | m.flags,
+                nullptr) != 0 &&
+        errno != ENOENT && errno != EINVAL)
+      return false;
+  return true;
+}
+
 }  // namespace
 
 std::uint64_t machineMemory() {
@@ -61,6 +134,10 @@ std::vector<std::pair<std::string, std::string>> drillSettings(const ServerOptio
   const std::uint64_t mib = 1024 * 1024;
   std::uint64_t sharedBuffers = std::clamp<std::uint64_t>(memoryBytes / 8, 32 * mib, 1024 * mib);
   return {
+      // The restored directory, whatever its postgresql.conf says (data_directory there would
+      // start the cluster it names: production's).
+      {"data_directory", options.dataDirectory},
+      {"external_pid_file", ""},
       {"port", std::to_string(options.port)},
       {"listen_addresses", "127.0.0.1"},
       {"unix_socket_directories", options.socketDirectory},
@@ -89,6 +166,9 @@ std::vector<std::pair<std::string, std::string>> drillSettings(const ServerOptio
       {"effective_cache_size", std::to_string(memoryBytes / 4 / mib) + "MB"},
       {"logging_collector", "off"},
       {"log_destination", "stderr"},
+      {"lc_messages", "C"},  // the drill explains a failure from the log's words
+      // A promoted copy runs no scheduled jobs (pg_cron, when installed) against other systems.
+      {"cron.launch_active_jobs", "off"},
   };
 }
 
@@ -155,16 +235,37 @@ DrillServer::DrillServer(const ServerOptions& options)
                       options.logFile);
   }
   int devNull = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+  std::vector<ReadOnlyMount> mounts;
+  if (options.writablePaths) mounts = readOnlyMounts(*options.writablePaths);
+  const std::string notIsolated = std::string(kNotIsolated) + "\n";
+  // The child says through this pipe whether it made its namespace ('I') or not ('N').
+  int report[2] = {-1, -1};
+  if (::pipe2(report, O_CLOEXEC) != 0) {
+    int saved = errno;
+    ::close(log);
+    if (devNull >= 0) ::close(devNull);
+    throw systemError(ErrorCode::LocalIo, saved, "cannot start '{}'", program);
+  }
   pid_t parent = ::getpid();
   pid_t pid = ::fork();
   if (pid < 0) {
     int saved = errno;
     ::close(log);
     if (devNull >= 0) ::close(devNull);
+    ::close(report[0]);
+    ::close(report[1]);
     throw systemError(ErrorCode::LocalIo, saved, "cannot start '{}'", program);
   }
   if (pid == 0) {
     ::setpgid(0, 0);
+    char made = 'N';
+    if (options.writablePaths) {
+      if (isolate(*options.writablePaths, mounts))
+        made = 'I';
+      else
+        (void)!::write(log, notIsolated.data(), notIsolated.size());
+    }
+    (void)!::write(report[1], &made, 1);
     if (options.owner) {
       gid_t gid = options.owner->gid;
       if (::setgroups(1, &gid) != 0 || ::setgid(gid) != 0 || ::setuid(options.owner->uid) != 0)
@@ -176,12 +277,20 @@ DrillServer::DrillServer(const ServerOptions& options)
     if (devNull >= 0) ::dup2(devNull, STDIN_FILENO);
     ::dup2(log, STDOUT_FILENO);
     ::dup2(log, STDERR_FILENO);
+    // Nothing else of tidemark's (sockets to the repository, files) reaches the server.
+    ::close_range(3, ~0U, 0);
     ::execv(program.c_str(), argv.data());
     ::_exit(127);
   }
   ::close(log);
   if (devNull >= 0) ::close(devNull);
   pid_ = pid;
+  ::close(report[1]);
+  char made = 'N';
+  while (::read(report[0], &made, 1) < 0 && errno == EINTR) {
+  }
+  ::close(report[0]);
+  isolated_ = made == 'I';
   spdlog::debug("started {} (pid {})", program, pid);
 }
 
@@ -219,7 +328,8 @@ void DrillServer::stop(std::chrono::seconds grace) {
   const std::pair<int, std::chrono::milliseconds> steps[] = {
       {SIGINT, grace}, {SIGQUIT, std::chrono::seconds(10)}, {SIGKILL, std::chrono::seconds(30)}};
   for (const auto& [signal, wait] : steps) {
-    ::kill(pid_, signal);
+    // SIGKILL goes to the whole process group: backends and restore_command too.
+    ::kill(signal == SIGKILL ? -pid_ : pid_, signal);
     auto deadline = std::chrono::steady_clock::now() + wait;
     while (running() && std::chrono::steady_clock::now() < deadline)
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
@@ -229,7 +339,7 @@ void DrillServer::stop(std::chrono::seconds grace) {
               fmt::format("kill -9 {}", pid_));
 }
 
-std::string DrillServer::conninfo(const std::string& user) const {
+std::string DrillServer::conninfo(const std::string& user, const std::string& database) const {
   auto quote = [](const std::string& value) {
     std::string out = "'";
     for (char c : value) {
@@ -238,8 +348,8 @@ std::string DrillServer::conninfo(const std::string& user) const {
     }
     return out + "'";
   };
-  return fmt::format("host={} port={} user={} dbname=postgres connect_timeout=5",
-                     quote(socketDirectory_), port_, quote(user));
+  return fmt::format("host={} port={} user={} dbname={} connect_timeout=5", quote(socketDirectory_),
+                     port_, quote(user), quote(database));
 }
 
 }  // namespace tidemark::ctl

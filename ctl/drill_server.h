@@ -24,6 +24,11 @@ struct ServerOptions {
   // -c name=value settings, after the drill's own (which come first, so these win).
   std::vector<std::pair<std::string, std::string>> settings;
   std::optional<files::Owner> owner;  // run as this user (when tidemark runs as root)
+  // When set (tidemark runs as root): the server runs in a mount namespace of its own where every
+  // filesystem is read-only but these paths (the scratch directory, the repository, /dev/shm):
+  // WAL replayed from production (a CREATE TABLESPACE after the backup, a symbolic link in the
+  // data directory) can then never write into production's files.
+  std::optional<std::vector<std::string>> writablePaths;
 };
 
 // The settings every drill server gets on its command line (they beat postgresql.conf and
@@ -63,13 +68,16 @@ class DrillServer {
   pid_t pid() const { return pid_; }
   // Whether the process still runs (reaps it when it has exited).
   bool running();
+  // Whether the server runs in its read-only mount namespace (false when writablePaths was not
+  // given, or the namespace could not be made: the server's log then says why).
+  bool isolated() const { return isolated_; }
   // How it ended ("exited with status 1", "killed by signal 9"); "" while it runs.
   const std::string& ended() const { return ended_; }
   // Fast shutdown (SIGINT), then after `grace` an immediate one (SIGQUIT), then SIGKILL; returns
   // once the process is gone.
   void stop(std::chrono::seconds grace = std::chrono::seconds(60));
-  // A libpq conninfo for the server: its socket directory and port, as the user `user`.
-  std::string conninfo(const std::string& user) const;
+  // A libpq conninfo for the server: its socket directory and port, as `user`, to `database`.
+  std::string conninfo(const std::string& user, const std::string& database) const;
 
  private:
   void reaped(int status);
@@ -77,6 +85,10 @@ class DrillServer {
   std::string socketDirectory_;
   int port_ = 0;
   std::string ended_;
+  bool isolated_ = false;
 };
+
+// The line the server's child writes into the log when it cannot make its read-only namespace.
+inline constexpr const char* kNotIsolated = "tidemark drill: the server is not isolated";
 
 }  // namespace tidemark::ctl

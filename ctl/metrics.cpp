@@ -2,6 +2,7 @@
 #include "ctl/metrics.h"
 
 #include <spdlog/spdlog.h>
+#include <stdlib.h>
 
 #include <algorithm>
 #include <chrono>
@@ -13,6 +14,7 @@
 #include "common/base/text.h"
 #include "common/files/file.h"
 #include "common/pg/connection.h"
+#include "common/pg/wal.h"
 #include "common/repo/repository.h"
 
 namespace tidemark::ctl {
@@ -73,7 +75,10 @@ ServerMetrics readServer(const std::string& conninfo) {
   ServerMetrics server;
   pg::Connection conn;
   try {
+    // A server that hangs must not hold up the repository's metrics.
+    ::setenv("PGCONNECT_TIMEOUT", "10", 0);
     conn = pg::Connection::open(conninfo, false, "tidemark metrics");
+    conn.query("SET statement_timeout = '10s'", "the statement timeout");
   } catch (const Error& e) {
     server.error = e.what();
     return server;
@@ -137,7 +142,7 @@ std::vector<MetricFamily> buildMetrics(const MetricsInput& in) {
   };
   auto set = [](MetricFamily& f, std::optional<double> value,
                 std::map<std::string, std::string> labels = {}) {
-    if (value) f.samples.push_back({std::move(labels), *value, ""});
+    if (value) f.samples.push_back({std::move(labels), *value});
   };
 
   set(gauge("tidemark_up", "1 when the repository and the stanza could be read"),
@@ -150,8 +155,8 @@ std::vector<MetricFamily> buildMetrics(const MetricsInput& in) {
   // Archiving, from the repository: the newest segment of the current generation.
   auto& lastAge = gauge("tidemark_archive_last_segment_age_seconds",
                         "seconds since the newest archived WAL segment was stored");
-  auto& lastInfo =
-      gauge("tidemark_archive_last_segment_info", "the newest archived WAL segment (value 1)");
+  auto& lastLsn = gauge("tidemark_archive_last_segment_end_lsn_bytes",
+                        "where the newest archived WAL segment ends, as a WAL position in bytes");
   if (in.info) {
     const TimelineInfo* newest = nullptr;
     for (const auto& t : in.info->current().timelines)
@@ -161,8 +166,11 @@ std::vector<MetricFamily> buildMetrics(const MetricsInput& in) {
         newest = &t;
     if (newest) {
       set(lastAge, std::max(0.0, in.now - double(*newest->wal.lastStored)));
-      set(lastInfo, 1.0,
-          {{"timeline", std::to_string(newest->timeline)}, {"segment", *newest->wal.last}});
+      if (auto name = pg::parseWalName(*newest->wal.last)) {
+        const std::uint32_t size = in.info->current().generation.walSegmentSize;
+        set(lastLsn, double((pg::segmentNumber(*name, size) + 1) * size),
+            {{"timeline", std::to_string(newest->timeline)}});
+      }
     }
   }
   // Archiving, from the server.
@@ -185,10 +193,13 @@ std::vector<MetricFamily> buildMetrics(const MetricsInput& in) {
       server ? server->readyBytes : std::nullopt);
 
   // The last pushes (the spool).
-  auto& latency = family("tidemark_archive_push_duration_seconds", "summary",
-                         fmt::format("duration of the last successful archive-push runs (at most "
-                                     "{})",
-                                     kPushWindow));
+  auto& latency = gauge("tidemark_archive_push_duration_seconds",
+                        fmt::format("quantiles of the duration of the last successful "
+                                    "archive-push runs (at most {})",
+                                    kPushWindow));
+  auto& recorded = gauge(
+      "tidemark_archive_push_recorded",
+      fmt::format("archive-push runs recorded in the spool (the last {} at most)", kPushWindow));
   auto& errors =
       gauge("tidemark_archive_push_errors",
             fmt::format("failed archive-push runs among the last {} recorded", kPushWindow));
@@ -206,11 +217,7 @@ std::vector<MetricFamily> buildMetrics(const MetricsInput& in) {
     if (!durations.empty())
       for (double q : {0.5, 0.9, 0.99})
         set(latency, quantile(durations, q), {{"quantile", formatValue(q)}});
-    double sum = 0;
-    for (double d : durations)
-      sum += d;
-    latency.samples.push_back({{}, sum, "_sum"});
-    latency.samples.push_back({{}, double(durations.size()), "_count"});
+    set(recorded, double(in.pushes.size()));
   }
 
   // Backups: every generation's.
@@ -296,8 +303,7 @@ std::string renderMetrics(const std::vector<MetricFamily>& families, const std::
                                        escapeLabel(repository));
       for (const auto& [key, value] : sample.labels)
         labels += fmt::format(",{}=\"{}\"", key, escapeLabel(value));
-      out +=
-          fmt::format("{}{}{{{}}} {}\n", f.name, sample.suffix, labels, formatValue(sample.value));
+      out += fmt::format("{}{{{}}} {}\n", f.name, labels, formatValue(sample.value));
     }
   }
   return out;
@@ -326,9 +332,14 @@ int metrics(const Config& config, const CommandLine& commandLine) {
   } catch (const Error& e) {
     failure = e;
   }
-  if (input.repository.empty())
-    input.repository =
-        config.repo.type == "s3" ? "s3://" + config.s3.bucket + config.repo.path : config.repo.path;
+  // As the storage describes itself (the same series whether the repository could be opened).
+  if (input.repository.empty()) {
+    std::string prefix = config.repo.path;
+    prefix.erase(0, std::min(prefix.find_first_not_of('/'), prefix.size()));
+    input.repository = config.repo.type == "s3" ? fmt::format("s3://{}/{} ({})", config.s3.bucket,
+                                                              prefix, config.s3.endpoint)
+                                                : "posix:" + config.repo.path;
+  }
   if (!config.pg.conninfo.empty()) {
     input.server = readServer(config.pg.conninfo);
     if (!input.server->up) spdlog::warn("the server does not answer: {}", input.server->error);

@@ -18,11 +18,10 @@ namespace tidemark::ctl {
 struct MetricSample {
   std::map<std::string, std::string> labels;  // besides stanza and repository
   double value = 0;
-  std::string suffix;  // "_sum", "_count" for a summary's totals
 };
 
 struct MetricFamily {
-  std::string name, type, help;  // type: gauge, counter, summary
+  std::string name, type, help;  // type: gauge or counter
   std::vector<MetricSample> samples;
 };
 

@@ -1133,11 +1133,10 @@ int verify(const Config& config, const CommandLine& commandLine) {
 
   repo::Repository repository = repo::openRepository(config);
   VerifyReport report = verifyRepository(repository, options);
-  recordVerifyResult(repository, report,
-                     options.walOnly            ? "wal-only"
-                     : !options.backups.empty() ? "backups"
-                     : options.incremental      ? "incremental"
-                                                : "full");
+  // Only a run over the whole repository is "the last verify": a passing --backup, --wal-only or
+  // --since run must not hide a failed full one.
+  if (!options.walOnly && options.backups.empty() && !options.since)
+    recordVerifyResult(repository, report, options.incremental ? "incremental" : "full");
   std::string summary = renderVerifySummary(report);
   std::fputs(summary.c_str(), stderr);
   if (json) {

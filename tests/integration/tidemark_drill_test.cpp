@@ -9,6 +9,7 @@
 // and a backup.
 #include <doctest/doctest.h>
 #include <signal.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
@@ -306,6 +307,48 @@ TEST_CASE("tidemark drill --target-time replays to the target and stops there") 
     }
   CHECK(queried);
   CHECK(o.doc.at("last-replayed-commit").is_string());
+}
+
+// Every file below `dir` with its size and modification time.
+std::map<std::string, std::pair<std::uintmax_t, fs::file_time_type>> snapshot(
+    const std::string& dir) {
+  std::map<std::string, std::pair<std::uintmax_t, fs::file_time_type>> out;
+  for (const auto& entry : fs::recursive_directory_iterator(dir))
+    out[entry.path().string()] = {entry.is_regular_file() ? entry.file_size() : 0,
+                                  entry.last_write_time()};
+  return out;
+}
+
+TEST_CASE(
+    "tidemark drill run as root never writes into production's files: a tablespace "
+    "created after the backup" *
+    doctest::skip(::geteuid() != 0 || !canMount())) {
+  Workspace ws(Backend::Posix);
+  PgCluster pg(ws.path("primary"), "primary");
+  pg.initdb();
+  ws.stanzaCreate(pg);
+  pg.configure(ws.archivingSettings());
+  pg.start();
+  pg.exec("create table t as select g from generate_series(1, 1000) g");
+  takeBackup(ws, pg);
+  // After the backup: a tablespace at a path of the production host, with a table in it.
+  const std::string tablespace = ws.makeDir("production-tablespace");
+  pg.exec("create tablespace prod location '" + tablespace + "'");
+  pg.exec("create table u tablespace prod as select g from generate_series(1, 1000) g");
+  pg.exec("select pg_switch_wal()");
+  pg.waitArchived();
+  pg.stop();
+  auto before = snapshot(tablespace);
+  REQUIRE_FALSE(before.empty());
+  Drilled o = drillWith(ws, {"--scratch", ws.path("scratch")});
+  INFO(o.output());
+  // The replay cannot create the tablespace's files in a read-only place: the drill fails (this
+  // host cannot restore that WAL without touching production), and production is untouched.
+  CHECK(o.status == 16);
+  REQUIRE(o.doc.is_object());
+  CHECK(o.doc.at("failed-step") == "replay");
+  CHECK(snapshot(tablespace) == before);
+  CHECK(processGone(o.doc.at("server-pid").get<long>()));
 }
 
 }  // namespace tidemark::test

@@ -24,10 +24,10 @@ const ctl::MetricFamily& family(const std::vector<ctl::MetricFamily>& families,
   return families.front();
 }
 
-std::optional<double> value(const std::vector<ctl::MetricFamily>& families, const std::string& name,
-                            const std::string& suffix = "") {
+std::optional<double> value(const std::vector<ctl::MetricFamily>& families,
+                            const std::string& name) {
   for (const auto& s : family(families, name).samples)
-    if (s.suffix == suffix) return s.value;
+    if (s.labels.empty()) return s.value;
   return std::nullopt;
 }
 
@@ -36,7 +36,7 @@ std::optional<double> value(const std::vector<ctl::MetricFamily>& families, cons
 TEST_CASE("metrics of an unreadable repository: every family announced, tidemark_up 0") {
   ctl::MetricsInput input{.stanza = "main", .repository = "posix:/r", .now = 1000};
   auto families = ctl::buildMetrics(input);
-  CHECK(families.size() == 27);
+  CHECK(families.size() == 28);
   std::set<std::string> names;
   for (const auto& f : families) {
     CHECK(f.name.rfind("tidemark_", 0) == 0);
@@ -77,19 +77,18 @@ TEST_CASE("metrics of a repository: backups, the newest segment, windows, pushes
   CHECK(value(families, "tidemark_archive_failed_total") == 3);
   CHECK(value(families, "tidemark_archive_ready_files") == 2);
   CHECK(value(families, "tidemark_archive_push_errors") == 1);
-  CHECK(value(families, "tidemark_archive_push_duration_seconds", "_count") == 9);
-  CHECK(value(families, "tidemark_archive_push_duration_seconds", "_sum") ==
-        doctest::Approx(5.0));  // 0.1 + ... + 1.0 without 0.5
+  CHECK(value(families, "tidemark_archive_push_recorded") == 10);
   const auto& latency = family(families, "tidemark_archive_push_duration_seconds");
-  CHECK(latency.type == "summary");
+  CHECK(latency.type == "gauge");  // quantiles of a window: no cumulative _sum and _count
   std::map<std::string, double> quantiles;
   for (const auto& s : latency.samples)
     if (s.labels.count("quantile")) quantiles[s.labels.at("quantile")] = s.value;
   CHECK(quantiles.at("0.5") == doctest::Approx(0.6));  // nearest rank 5 of 9
   CHECK(quantiles.at("0.99") == doctest::Approx(1.0));
-  const auto& last = family(families, "tidemark_archive_last_segment_info");
+  // Segment 9 ends at 10 segments into the WAL (one label per timeline, not per segment).
+  const auto& last = family(families, "tidemark_archive_last_segment_end_lsn_bytes");
   REQUIRE(last.samples.size() == 1);
-  CHECK(last.samples[0].labels.at("segment") == "000000010000000000000009");
+  CHECK(last.samples[0].value == 10.0 * double(test::kSegmentSize));
   CHECK(last.samples[0].labels.at("timeline") == "1");
   CHECK(value(families, "tidemark_archive_last_segment_age_seconds") >= 0);
   CHECK(family(families, "tidemark_recovery_window_start_timestamp_seconds").samples.size() == 1);
@@ -102,6 +101,6 @@ TEST_CASE("metrics of a repository: backups, the newest segment, windows, pushes
                            "# TYPE tidemark_backups gauge\n"
                            "tidemark_backups{stanza=\"main\",repository=\"posix:/r "
                            "\\\"x\\\"\"} 2\n"));
-  CHECK(text == Containing("tidemark_archive_push_duration_seconds_count{stanza=\"main\""));
+  CHECK(text == Containing("tidemark_archive_push_recorded{stanza=\"main\""));
   CHECK(text == Containing("quantile=\"0.5\"} 0.6\n"));
 }
