@@ -1,6 +1,7 @@
 // tidemark drill: restore, start, replay, query, report.
 #include "ctl/drill.h"
 
+#include <fcntl.h>
 #include <fmt/ranges.h>
 #include <pwd.h>
 #include <spdlog/spdlog.h>
@@ -160,8 +161,24 @@ void writeFile(const std::string& path, const std::string& content,
   file.commit();
 }
 
+// The server's log, read without following a symbolic link: the scratch directory belongs to the
+// server's user, and a drill run as root must not read a file that user pointed the log at.
+std::string readLog(const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) return "";
+  std::string text;
+  struct stat st {};
+  if (::fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) {
+    char buffer[65536];
+    for (ssize_t n; (n = ::read(fd, buffer, sizeof buffer)) > 0;)
+      text.append(buffer, std::size_t(n));
+  }
+  ::close(fd);
+  return text;
+}
+
 std::vector<std::string> lastLines(const std::string& path, std::size_t count) {
-  std::ifstream in(path);
+  std::istringstream in(readLog(path));
   std::deque<std::string> lines;
   for (std::string line; std::getline(in, line);) {
     lines.push_back(line);
@@ -172,7 +189,7 @@ std::vector<std::string> lastLines(const std::string& path, std::size_t count) {
 
 // Whether the server's log shows that recovery had begun (so a stop is the replay's failure).
 bool replayBegan(const std::string& logFile) {
-  std::ifstream in(logFile);
+  std::istringstream in(readLog(logFile));
   for (std::string line; std::getline(in, line);)
     if (line.find("starting point-in-time recovery") != std::string::npos ||
         line.find("starting archive recovery") != std::string::npos ||
@@ -189,7 +206,7 @@ std::string whyStopped(const std::string& logFile) {
   static const char* const kNoise[] = {"the database system is starting up",
                                        "not yet accepting connections",
                                        "the database system is shutting down"};
-  std::ifstream in(logFile);
+  std::istringstream in(readLog(logFile));
   std::string lastError, why;
   for (std::string line; std::getline(in, line);) {
     bool noise = false;
@@ -208,7 +225,7 @@ std::string whyStopped(const std::string& logFile) {
 std::string logLine(const std::string& logFile, std::initializer_list<const char*> needles) {
   for (const char* needle : needles) {
     std::string found;
-    std::ifstream in(logFile);
+    std::istringstream in(readLog(logFile));
     for (std::string line; std::getline(in, line);)
       if (line.find(needle) != std::string::npos) found = line;
     if (!found.empty()) return ": " + found;
@@ -219,7 +236,7 @@ std::string logLine(const std::string& logFile, std::initializer_list<const char
 // Whether the log says that recovery stopped at its target (lc_messages is C): a pause for another
 // reason (insufficient parameter settings on a hot standby) is no target.
 bool targetReached(const std::string& logFile) {
-  std::ifstream in(logFile);
+  std::istringstream in(readLog(logFile));
   for (std::string line; std::getline(in, line);)
     if (line.find("recovery stopping") != std::string::npos) return true;
   return false;

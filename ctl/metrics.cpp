@@ -194,7 +194,7 @@ std::vector<MetricFamily> buildMetrics(const MetricsInput& in) {
 
   // The last pushes (the spool).
   auto& latency = gauge("tidemark_archive_push_duration_seconds",
-                        fmt::format("quantiles of the duration of the last successful "
+                        fmt::format("percentiles of the duration of the last successful "
                                     "archive-push runs (at most {})",
                                     kPushWindow));
   auto& recorded = gauge(
@@ -215,8 +215,10 @@ std::vector<MetricFamily> buildMetrics(const MetricsInput& in) {
     set(errors, failed);
     std::sort(durations.begin(), durations.end());
     if (!durations.empty())
-      for (double q : {0.5, 0.9, 0.99})
-        set(latency, quantile(durations, q), {{"quantile", formatValue(q)}});
+      // "percentile", not "quantile": that label belongs to summaries, whose _sum and _count
+      // are cumulative, which a window of the last pushes cannot give.
+      for (int p : {50, 90, 99})
+        set(latency, quantile(durations, p / 100.0), {{"percentile", std::to_string(p)}});
     set(recorded, double(in.pushes.size()));
   }
 

@@ -162,14 +162,15 @@ TEST_CASE("tidemark refuses unknown commands and options, and a stanza that hold
   SUBCASE("an unknown command is a usage error listing the commands") {
     Outcome unknown = tidemarkWith(ws, {"inof"});
     CHECK(unknown.status == 3);
-    CHECK(unknown.err.find("ERROR: unknown command 'inof' (commands: info, stanza-create, "
-                           "stanza-upgrade, check, verify, expire, keep, keygen)") !=
-          std::string::npos);
+    CHECK(
+        unknown.err.find("ERROR: unknown command 'inof' (commands: info, stanza-create, "
+                         "stanza-upgrade, check, verify, expire, keep, drill, metrics, keygen)") !=
+        std::string::npos);
     CHECK(unknown.err.find("HINT: did you mean 'info'?") != std::string::npos);
     Outcome none = tidemarkWith(ws, {});
     CHECK(none.status == 3);
     CHECK(none.err.find("ERROR: missing command: tidemark COMMAND (commands: info, stanza-create, "
-                        "stanza-upgrade, check, verify, expire, keep, keygen)") !=
+                        "stanza-upgrade, check, verify, expire, keep, drill, metrics, keygen)") !=
           std::string::npos);
   }
   SUBCASE("a wrong --output is a usage error") {

@@ -82,9 +82,9 @@ TEST_CASE("metrics of a repository: backups, the newest segment, windows, pushes
   CHECK(latency.type == "gauge");  // quantiles of a window: no cumulative _sum and _count
   std::map<std::string, double> quantiles;
   for (const auto& s : latency.samples)
-    if (s.labels.count("quantile")) quantiles[s.labels.at("quantile")] = s.value;
-  CHECK(quantiles.at("0.5") == doctest::Approx(0.6));  // nearest rank 5 of 9
-  CHECK(quantiles.at("0.99") == doctest::Approx(1.0));
+    if (s.labels.count("percentile")) quantiles[s.labels.at("percentile")] = s.value;
+  CHECK(quantiles.at("50") == doctest::Approx(0.6));  // nearest rank 5 of 9
+  CHECK(quantiles.at("99") == doctest::Approx(1.0));
   // Segment 9 ends at 10 segments into the WAL (one label per timeline, not per segment).
   const auto& last = family(families, "tidemark_archive_last_segment_end_lsn_bytes");
   REQUIRE(last.samples.size() == 1);
@@ -102,5 +102,5 @@ TEST_CASE("metrics of a repository: backups, the newest segment, windows, pushes
                            "tidemark_backups{stanza=\"main\",repository=\"posix:/r "
                            "\\\"x\\\"\"} 2\n"));
   CHECK(text == Containing("tidemark_archive_push_recorded{stanza=\"main\""));
-  CHECK(text == Containing("quantile=\"0.5\"} 0.6\n"));
+  CHECK(text == Containing("percentile=\"50\"} 0.6\n"));
 }
