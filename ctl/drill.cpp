@@ -577,8 +577,10 @@ void drillSteps(const repo::Repository& repository, const DrillOptions& options,
   if (replayed.ok && replayed.firstRow.size() == 2) {
     if (!replayed.firstRow[0].empty()) {
       report.replayLsn = replayed.firstRow[0];
-      if (auto lsn = pg::parseLsn(replayed.firstRow[0]); lsn && plan.backup.walSegmentSize)
-        report.segmentsReplayed = *lsn / plan.backup.walSegmentSize -
+      // The replay's end is the end of its last record: at a segment boundary, that segment was
+      // not read.
+      if (auto lsn = pg::parseLsn(replayed.firstRow[0]); lsn && *lsn && plan.backup.walSegmentSize)
+        report.segmentsReplayed = (*lsn - 1) / plan.backup.walSegmentSize -
                                   plan.backup.startLsn / plan.backup.walSegmentSize + 1;
     }
     // RPO: what a disaster at the drill's start would have lost: from the newest commit the
@@ -602,7 +604,7 @@ void drillSteps(const repo::Repository& repository, const DrillOptions& options,
   if (target.kind == recovery::TargetKind::Latest) {
     auto lsn = report.replayLsn ? pg::parseLsn(*report.replayLsn) : std::nullopt;
     const std::uint32_t size = plan.backup.walSegmentSize;
-    if (!lsn || !size || *lsn / size < plan.lastSegment)
+    if (!lsn || !*lsn || !size || (*lsn - 1) / size < plan.lastSegment)
       throw StepFailure{
           "replay", fmt::format("the replay ended at {}, before {}, the last segment of the "
                                 "archive the plan checked: the segments after it could not "

@@ -132,7 +132,9 @@ std::vector<std::pair<std::string, std::string>> drillSettings(const ServerOptio
                                                                const std::string& identFile,
                                                                std::uint64_t memoryBytes) {
   const std::uint64_t mib = 1024 * 1024;
-  std::uint64_t sharedBuffers = std::clamp<std::uint64_t>(memoryBytes / 8, 32 * mib, 1024 * mib);
+  // PostgreSQL's default, or less on a small machine: more than the backup's own setting would
+  // lengthen the end-of-recovery checkpoint and the RTO the drill reports (docs/benchmarks.md).
+  std::uint64_t sharedBuffers = std::clamp<std::uint64_t>(memoryBytes / 8, 32 * mib, 128 * mib);
   return {
       // The restored directory, whatever its postgresql.conf says (data_directory there would
       // start the cluster it names: production's).

@@ -35,7 +35,7 @@ struct ServerOptions {
 // postgresql.auto.conf): the port and sockets, archive_mode = off, no primary_conninfo, no
 // archive_cleanup_command or recovery_end_command (a standby's could delete from an archive), no
 // logical replication workers, no synchronous standbys, ssl off, small memory (shared_buffers an
-// eighth of `memoryBytes`, between 32 MiB and 1 GiB), the log on stderr, and the hba_file and
+// eighth of `memoryBytes`, between 32 MiB and 128 MiB), the log on stderr, and the hba_file and
 // ident_file given (written by the caller: local connections only).
 std::vector<std::pair<std::string, std::string>> drillSettings(const ServerOptions& options,
                                                                const std::string& hbaFile,
