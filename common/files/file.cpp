@@ -225,15 +225,25 @@ bool AtomicFile::commit() {
   if (options_.owner && ::fchown(fd_.get(), options_.owner->uid, options_.owner->gid) != 0)
     fail("give an owner to", path_, errno);
   if (tempPath_.empty()) {
-    // Unnamed inode: give it a name. linkat() never replaces, so for noReplace this is the publish.
+    // Unnamed inode: give it a name. linkat() never replaces, so for noReplace this is the
+    // publish; so it is too when nothing has the name yet (archive-get's %p: PostgreSQL removes
+    // it before each call), and then no named temporary file exists at any moment, that a kill
+    // between the link and a rename would leave behind. Only a name that exists is replaced
+    // through a temporary name and rename().
     std::string procPath = fmt::format("/proc/self/fd/{}", fd_.get());
-    const std::string& target =
-        options_.noReplace ? path_ : (tempPath_ = tempName(dir_, baseName(path_)));
-    if (::linkat(AT_FDCWD, procPath.c_str(), AT_FDCWD, target.c_str(), AT_SYMLINK_FOLLOW) != 0) {
+    bool linked =
+        ::linkat(AT_FDCWD, procPath.c_str(), AT_FDCWD, path_.c_str(), AT_SYMLINK_FOLLOW) == 0;
+    if (!linked) {
       int err = errno;
-      if (!options_.noReplace) tempPath_.clear();
       if (err == EEXIST && options_.noReplace) return false;
-      fail("publish", path_, err);
+      if (err != EEXIST) fail("publish", path_, err);
+      tempPath_ = tempName(dir_, baseName(path_));
+      if (::linkat(AT_FDCWD, procPath.c_str(), AT_FDCWD, tempPath_.c_str(), AT_SYMLINK_FOLLOW) !=
+          0) {
+        err = errno;
+        tempPath_.clear();
+        fail("publish", path_, err);
+      }
     }
   }
   if (!tempPath_.empty()) {
