@@ -216,7 +216,9 @@ TEST_CASE("tidemark drill names the failed step: a damaged segment, a damaged ba
   CHECK(nlohmann::json::parse(info.out).at("last-drill").at("result") == "failed");
 }
 
-TEST_CASE("tidemark drill stopped by SIGTERM during the replay stops its server and cleans up") {
+TEST_CASE(
+    "tidemark drill stopped during the replay leaves no server: SIGTERM cleans up, SIGKILL takes "
+    "the server down through its parent-death signal") {
   Workspace ws(Backend::Posix);
   Archived archived(ws, 40);
   archived.pg.stop();
@@ -227,27 +229,19 @@ TEST_CASE("tidemark drill stopped by SIGTERM during the replay stops its server 
   REQUIRE(waitUntil([&] { return replayBegan(scratch); }, 120s));
   long serverPid = postmasterPid(scratch + "/data");
   REQUIRE(serverPid > 0);
-  drill.signal(SIGTERM);
-  auto status = drill.waitFor(120s);
-  REQUIRE(status);
-  CHECK(*status == 14);  // Interrupted
-  CHECK(processGone(serverPid));
-  CHECK_FALSE(fs::exists(scratch));
-}
-
-TEST_CASE("tidemark drill killed with SIGKILL takes its server down (parent-death signal)") {
-  Workspace ws(Backend::Posix);
-  Archived archived(ws, 40);
-  archived.pg.stop();
-  const std::string scratch = ws.path("scratch");
-  Process drill({ws.ctl(), "drill", "--config", ws.config(), "--scratch", scratch},
-                {.stdoutPath = ws.path("drill.out"), .stderrPath = ws.path("drill.err")});
-  REQUIRE(waitUntil([&] { return replayBegan(scratch); }, 120s));
-  long serverPid = postmasterPid(scratch + "/data");
-  REQUIRE(serverPid > 0);
-  drill.signal(SIGKILL);
-  drill.wait();
-  CHECK(waitUntil([&] { return processGone(serverPid); }, 60s));
+  SUBCASE("SIGTERM") {
+    drill.signal(SIGTERM);
+    auto status = drill.waitFor(120s);
+    REQUIRE(status);
+    CHECK(*status == 14);  // Interrupted
+    CHECK(processGone(serverPid));
+    CHECK_FALSE(fs::exists(scratch));
+  }
+  SUBCASE("SIGKILL") {
+    drill.signal(SIGKILL);
+    drill.wait();
+    CHECK(waitUntil([&] { return processGone(serverPid); }, 60s));
+  }
 }
 
 TEST_CASE(
