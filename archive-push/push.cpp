@@ -3,7 +3,6 @@
 
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 #include <chrono>
 
@@ -103,47 +102,45 @@ PushResult pushWalFile(const repo::Repository& repository, const PushParams& par
 
 namespace {
 
-// Appends the push's statistic to the spool (tidemark metrics reads them): the spool is the
-// configured one, else pg_wal/tidemark in the working directory when that is a data directory
-// (PostgreSQL runs archive_command there).
-void recordPushStat(const Config& config, const std::string& walPath, bool ok,
-                    std::chrono::steady_clock::time_point started) {
-  const bool inDataDirectory = ::access("global/pg_control", F_OK) == 0;
+// Appends the push's statistic to the spool (tidemark metrics reads them): the configured one,
+// else pg_wal/tidemark of the data directory when archive-push runs in one.
+void recordPushStat(const Config& config, const std::string& walPath, bool inDataDirectory, bool ok,
+                    std::int64_t durationMs) {
   auto spool = spool::spoolDirectory(
       config, inDataDirectory ? std::optional<std::string>(std::string(".")) : std::nullopt);
   if (!spool) return;
-  auto now = std::chrono::system_clock::now();
-  std::string_view file = walPath;
-  if (auto slash = file.rfind('/'); slash != std::string_view::npos) file.remove_prefix(slash + 1);
+  auto now = std::chrono::system_clock::now().time_since_epoch();
   spool::recordPush(
-      *spool,
-      {.finishedMs =
-           std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count(),
-       .durationMs = std::chrono::duration_cast<std::chrono::milliseconds>(
-                         std::chrono::steady_clock::now() - started)
-                         .count(),
-       .ok = ok,
-       .file = std::string(file),
-       .stanza = config.stanza});
+      *spool, {.finishedMs = std::chrono::duration_cast<std::chrono::milliseconds>(now).count(),
+               .durationMs = durationMs,
+               .ok = ok,
+               .file = files::baseName(walPath),
+               .stanza = config.stanza});
 }
 
 }  // namespace
 
 void archivePush(const Config& config, const std::string& walPath) {
   auto started = std::chrono::steady_clock::now();
+  auto elapsedMs = [&] {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
+                                                                 started)
+        .count();
+  };
+  // PostgreSQL runs archive_command in the data directory: its pg_control names the cluster of a
+  // file without a page header, and its pg_wal holds the spool.
+  const std::optional<std::uint64_t> controlSystemId = pg::controlSystemId(".");
+  const bool inDataDirectory = controlSystemId.has_value();
   PushResult result;
   try {
     repo::Repository repository = repo::openRepository(config);
-    result =
-        pushWalFile(repository, {.walPath = walPath, .controlSystemId = pg::controlSystemId(".")});
+    result = pushWalFile(repository, {.walPath = walPath, .controlSystemId = controlSystemId});
   } catch (...) {
-    recordPushStat(config, walPath, false, started);
+    recordPushStat(config, walPath, inDataDirectory, false, elapsedMs());
     throw;
   }
-  recordPushStat(config, walPath, true, started);
-  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
-                                                                  started)
-                .count();
+  const auto ms = elapsedMs();
+  recordPushStat(config, walPath, inDataDirectory, true, ms);
   if (result.outcome == PushOutcome::AlreadyArchived) {
     spdlog::info("{} is already archived with the same content (SHA-256 {}), nothing to do ({} ms)",
                  result.name.name, io::toHex(result.summary.plainSha256).substr(0, 16), ms);

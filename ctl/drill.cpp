@@ -12,7 +12,6 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
-#include <deque>
 #include <exception>
 #include <filesystem>
 #include <fstream>
@@ -24,6 +23,7 @@
 #include "common/base/text.h"
 #include "common/files/file.h"
 #include "common/pg/connection.h"
+#include "common/pg/control.h"
 #include "common/pg/lsn.h"
 #include "common/recovery/plan.h"
 #include "common/recovery/target.h"
@@ -48,8 +48,10 @@ using Clock = std::chrono::steady_clock;
 // newest), and of drills to a --target-time (recorded apart: their RPO is not the archive's).
 constexpr const char* kRecordSubject = "result";
 constexpr const char* kTargetedSubject = "targeted";
-// The server's log kept in a report (and a record): its last lines.
+// The server's log kept in a failed drill's report: its last lines.
 constexpr std::size_t kLogLines = 40;
+// Where a fresh scratch directory goes, without --scratch or drill.scratch.
+constexpr const char* kScratchParent = "/var/tmp";
 
 double secondsSince(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
@@ -57,14 +59,6 @@ double secondsSince(Clock::time_point start) {
 
 std::string isoNow() {
   return formatUtc(utcNow());
-}
-
-std::string isoFromEpoch(double epoch) {
-  auto micros = std::chrono::microseconds(std::int64_t(std::llround(epoch * 1e6)));
-  auto seconds = std::chrono::floor<std::chrono::seconds>(micros);
-  std::string base = formatUtc(UtcSeconds(seconds));  // 2026-12-04T10:42:07Z
-  if (!base.empty() && base.back() == 'Z') base.pop_back();
-  return fmt::format("{}.{:06d}Z", base, (micros - seconds).count());
 }
 
 double epochNow() {
@@ -79,12 +73,12 @@ struct StepFailure {
 // The scratch directory: made (or checked to be empty) before anything, removed at the end.
 class Scratch {
  public:
-  Scratch(const std::string& given, const std::string& parent) {
+  explicit Scratch(const std::string& given) {
     if (given.empty()) {
-      std::string pattern = parent + "/tidemark-drill-XXXXXX";
+      std::string pattern = std::string(kScratchParent) + "/tidemark-drill-XXXXXX";
       if (!::mkdtemp(pattern.data()))
         throw systemError(ErrorCode::LocalIo, errno, "cannot make a scratch directory in '{}'",
-                          parent);
+                          kScratchParent);
       path_ = pattern;
       created_ = true;
     } else {
@@ -98,8 +92,8 @@ class Scratch {
         if (!fs::is_directory(path_, ec) || !fs::is_empty(path_, ec))
           throw Error(ErrorCode::InvalidInput,
                       fmt::format("scratch directory '{}' is not empty", path_),
-                      "give an empty or absent directory with --scratch (a drill never removes "
-                      "what it did not make)");
+                      "give an empty or absent directory with --scratch or drill.scratch (a "
+                      "drill never removes what it did not make)");
       } else {
         if (::mkdir(path_.c_str(), 0700) != 0)
           throw systemError(ErrorCode::LocalIo, errno, "cannot make scratch directory '{}'", path_);
@@ -112,7 +106,7 @@ class Scratch {
       throw Error(
           ErrorCode::Usage,
           fmt::format("scratch directory '{}' is too long a path for the server's socket", path_),
-          "give a path of at most 90 characters with --scratch");
+          "give a path of at most 90 characters with --scratch or drill.scratch");
     }
     ::chmod(path_.c_str(), 0700);
   }
@@ -177,26 +171,28 @@ std::string readLog(const std::string& path) {
   return text;
 }
 
-std::vector<std::string> lastLines(const std::string& path, std::size_t count) {
-  std::istringstream in(readLog(path));
-  std::deque<std::string> lines;
-  for (std::string line; std::getline(in, line);) {
-    lines.push_back(line);
-    if (lines.size() > count) lines.pop_front();
+// The last `count` lines of the server's log.
+std::string logTail(const std::string& path, std::size_t count) {
+  std::string log = readLog(path);
+  std::size_t start = log.size() - (log.ends_with('\n') ? 1 : 0);
+  for (std::size_t lines = 0; lines < count && start > 0; ++lines) {
+    std::size_t newline = log.rfind('\n', start - 1);
+    start = newline == std::string::npos ? 0 : newline;
   }
-  return {lines.begin(), lines.end()};
+  return log.substr(start == 0 ? 0 : start + 1);
+}
+
+// Whether a line of the server's log holds one of `needles` (lc_messages is C).
+bool logHas(const std::string& logFile, std::initializer_list<const char*> needles) {
+  const std::string log = readLog(logFile);
+  return std::any_of(needles.begin(), needles.end(),
+                     [&](const char* needle) { return log.find(needle) != std::string::npos; });
 }
 
 // Whether the server's log shows that recovery had begun (so a stop is the replay's failure).
 bool replayBegan(const std::string& logFile) {
-  std::istringstream in(readLog(logFile));
-  for (std::string line; std::getline(in, line);)
-    if (line.find("starting point-in-time recovery") != std::string::npos ||
-        line.find("starting archive recovery") != std::string::npos ||
-        line.find("restored log file") != std::string::npos ||
-        line.find("redo starts at") != std::string::npos)
-      return true;
-  return false;
+  return logHas(logFile, {"starting point-in-time recovery", "starting archive recovery",
+                          "restored log file", "redo starts at"});
 }
 
 // What the log says about why the server stopped: the last FATAL or PANIC line (not one of the
@@ -233,23 +229,14 @@ std::string logLine(const std::string& logFile, std::initializer_list<const char
   return "";
 }
 
-// Whether the log says that recovery stopped at its target (lc_messages is C): a pause for another
-// reason (insufficient parameter settings on a hot standby) is no target.
-bool targetReached(const std::string& logFile) {
-  std::istringstream in(readLog(logFile));
-  for (std::string line; std::getline(in, line);)
-    if (line.find("recovery stopping") != std::string::npos) return true;
-  return false;
-}
-
 // Connects to the server once it accepts connections and waits until the replay has reached the
 // target: paused at it (a time target) or out of recovery (the end of the archive, promoted).
 // Read from the server; the log only tells a pause at the target from another pause. Throws
 // StepFailure (start or replay) when the server stops, refuses the drill's connection for a reason
-// that waiting does not cure, or `deadline` passes.
+// that waiting does not cure, or `timeoutSeconds` (0: none) pass after `begin`.
 pg::Connection waitForTarget(DrillServer& server, const std::string& user, bool pausesAtTarget,
                              const std::string& logFile, const std::function<bool()>& stop,
-                             std::optional<Clock::time_point> deadline) {
+                             Clock::time_point begin, std::int64_t timeoutSeconds) {
   pg::Connection conn;
   bool connected = false;
   std::string database = "postgres";
@@ -261,8 +248,10 @@ pg::Connection waitForTarget(DrillServer& server, const std::string& user, bool 
       throw StepFailure{step(), fmt::format("the server stopped ({}){}", server.ended(),
                                             why.empty() ? "" : ": " + why)};
     }
-    if (deadline && Clock::now() > *deadline)
-      throw StepFailure{step(), "the target was not reached within --timeout"};
+    if (timeoutSeconds > 0 && Clock::now() > begin + std::chrono::seconds(timeoutSeconds))
+      throw StepFailure{step(), fmt::format("the target was not reached within --timeout {} (the "
+                                            "server's log below shows how far the replay got)",
+                                            formatDuration(timeoutSeconds))};
     if (!connected) {
       try {
         conn = pg::Connection::open(server.conninfo(user, database), false, "tidemark drill");
@@ -297,7 +286,8 @@ pg::Connection waitForTarget(DrillServer& server, const std::string& user, bool 
                        ? "paused"
                        : "not paused");
         if (paused == "paused") {
-          if (targetReached(logFile)) return conn;
+          // A pause for another reason (insufficient hot standby settings) is no target.
+          if (logHas(logFile, {"recovery stopping"})) return conn;
           throw StepFailure{"replay", "the recovery paused before its target" +
                                           logLine(logFile, {"lower setting", "has paused"})};
         }
@@ -378,49 +368,37 @@ Json reportJson(const DrillReport& r, bool forRecord) {
 }
 
 // postgresql.conf lines for the settings a hot standby needs at least as high as the primary had
-// them (pg_control records them): PostgreSQL's defaults may be lower, and recovery then stops.
-// Read with the server's pg_controldata; "" when it cannot be run.
-std::string hotStandbyMinimums(const std::string& binDirectory, const std::string& data) {
-  static const std::pair<const char*, const char*> kSettings[] = {
-      {"max_connections setting:", "max_connections"},
-      {"max_worker_processes setting:", "max_worker_processes"},
-      {"max_wal_senders setting:", "max_wal_senders"},
-      {"max_prepared_xacts setting:", "max_prepared_transactions"},
-      {"max_locks_per_xact setting:", "max_locks_per_transaction"}};
-  std::string command = "LC_ALL=C " + restore::shellQuote(binDirectory + "/pg_controldata") +
-                        " -D " + restore::shellQuote(data) + " 2>/dev/null";
-  FILE* pipe = ::popen(command.c_str(), "r");
-  if (!pipe) return "";
-  std::string out;
-  char buffer[512];
-  while (std::fgets(buffer, sizeof buffer, pipe)) {
-    std::string line = buffer;
-    for (const auto& [label, name] : kSettings)
-      if (line.rfind(label, 0) == 0) {
-        std::string text = line.substr(std::string(label).size());
-        text.erase(0, text.find_first_not_of(" \t"));
-        text.erase(text.find_last_not_of(" \t\r\n") + 1);
-        auto value = parseDecimal(text);
-        if (value) out += fmt::format("{} = {}\n", name, *value);
-      }
-  }
-  ::pclose(pipe);
-  return out;
+// them, from the restored pg_control: PostgreSQL's defaults may be lower, and recovery then stops.
+std::string hotStandbyMinimums(const std::string& data) {
+  const auto s = pg::readControlData(data).hotStandby;
+  return fmt::format(
+      "max_connections = {}\nmax_worker_processes = {}\nmax_wal_senders = {}\n"
+      "max_prepared_transactions = {}\nmax_locks_per_transaction = {}\n",
+      s.maxConnections, s.maxWorkerProcesses, s.maxWalSenders, s.maxPreparedTransactions,
+      s.maxLocksPerTransaction);
 }
 
 // Restores, starts, waits and checks; fills `report` as it goes. Throws StepFailure for a failed
 // step and Error(Interrupted) on a signal; the caller cleans up.
-void drillSteps(const repo::Repository& repository, const DrillOptions& options,
-                const std::string& scratch, const ServerUser& user, Clock::time_point begin,
-                double beginEpoch, std::optional<restore::RecoveryLease>& lease,
-                std::optional<DrillServer>& server, DrillReport& report) {
-  std::string step = "plan";
-  auto fail = [&](const std::exception& e) -> StepFailure {
-    const auto* error = dynamic_cast<const Error*>(&e);
-    if (error && error->code() == ErrorCode::Interrupted) throw *error;
-    std::string message = e.what();
-    if (error && !error->hint().empty()) message += " (" + error->hint() + ")";
-    return StepFailure{step, message};
+void drillSteps(const repo::Repository& repository, const std::string& stanzaId,
+                const DrillOptions& options, const std::string& scratch, const ServerUser& user,
+                Clock::time_point begin, double beginEpoch,
+                std::optional<restore::RecoveryLease>& lease, std::optional<DrillServer>& server,
+                DrillReport& report) {
+  // Runs `body` as part of `step`: its error is that step's failure; a signal, and a
+  // StepFailure it throws itself, pass through.
+  auto inStep = [](const char* step, auto&& body) {
+    try {
+      return body();
+    } catch (const StepFailure&) {
+      throw;
+    } catch (const Error& e) {
+      if (e.code() == ErrorCode::Interrupted) throw;
+      throw StepFailure{step, e.hint().empty() ? std::string(e.what())
+                                               : fmt::format("{} ({})", e.what(), e.hint())};
+    } catch (const std::exception& e) {
+      throw StepFailure{step, e.what()};
+    }
   };
 
   recovery::Target target;
@@ -431,35 +409,27 @@ void drillSteps(const repo::Repository& repository, const DrillOptions& options,
     target.action = recovery::TargetAction::Pause;
   }
   report.target = target.kind == recovery::TargetKind::Latest ? "latest" : target.describe();
-  recovery::RecoveryPlan plan;
-  std::string binDirectory;
-  try {
-    plan = recovery::planRecovery(repository, target, options.backup);
-    report.backup = plan.backup.label;
-    report.generation = plan.generation;
-    report.warnings = plan.warnings;
-  } catch (const std::exception& e) {
-    throw fail(e);
-  }
+  const recovery::RecoveryPlan plan =
+      inStep("plan", [&] { return recovery::planRecovery(repository, target, options.backup); });
+  report.backup = plan.backup.label;
+  report.generation = plan.generation;
+  report.warnings = plan.warnings;
   // No server binaries: the drill cannot run here, which says nothing about the backup (thrown
   // on, not recorded).
-  binDirectory = findServerBinaries(options.pgBin, plan.backup.pgVersion);
+  const std::string binDirectory = findServerBinaries(options.pgBin, plan.backup.pgVersion);
   report.pgBin = binDirectory;
-  try {
+  inStep("plan", [&] {
     lease.emplace(
-        repository, plan,
+        repository, stanzaId, plan,
         fmt::format("tidemark drill into '{}' on {} (pid {})", scratch, hostName(), ::getpid()),
         options.leaseTimeout);
     lease->startRenewal();
-  } catch (const std::exception& e) {
-    throw fail(e);
-  }
+  });
 
-  step = "restore";
   const std::string data = scratch + "/data";
   const std::string logFile = scratch + "/postgresql.log";
   auto restoreStart = Clock::now();
-  try {
+  inStep("restore", [&] {
     std::map<std::uint32_t, std::string> tablespaces;
     for (const auto& object : plan.backup.objects)
       if (object.tablespaceOid)
@@ -474,14 +444,13 @@ void drillSteps(const repo::Repository& repository, const DrillOptions& options,
                                                           .stopRequested = options.stopRequested});
     report.restoredBytes = stats.bytes;
     // The server's configuration: the backup's postgresql.conf when it has one (Debian keeps it
-    // in /etc/postgresql: then an empty one, and PostgreSQL's defaults with the drill's
-    // settings), and an hba_file that admits only local connections of the server's user (the
-    // socket directory is the drill's, mode 0700).
+    // in /etc/postgresql: then one with the hot standby minimums, and PostgreSQL's defaults with
+    // the drill's settings), and an hba_file that admits only local connections of the server's
+    // user (the socket directory is the drill's, mode 0700).
     std::error_code ec;
     if (!fs::exists(data + "/postgresql.conf", ec)) {
       writeFile(data + "/postgresql.conf",
-                "# written by tidemark drill: the backup had none\n" +
-                    hotStandbyMinimums(binDirectory, data),
+                "# written by tidemark drill: the backup had none\n" + hotStandbyMinimums(data),
                 std::nullopt);
       report.warnings.push_back(
           "the backup has no postgresql.conf (its configuration lives outside the data "
@@ -496,23 +465,19 @@ void drillSteps(const repo::Repository& repository, const DrillOptions& options,
     restore::writeRecoverySettings(
         data, restore::recoverySettings(target, options.restoreCommand), false,
         fmt::format("(tidemark drill, backup {}, {})", plan.backup.label, isoNow()), user.owner);
-  } catch (const std::exception& e) {
-    throw fail(e);
-  }
+  });
   report.restoreSeconds = secondsSince(restoreStart);
 
-  step = "start";
   auto serverStart = Clock::now();
-  pg::Connection conn;
-  try {
+  inStep("start", [&] {
     ServerOptions serverOptions{.binDirectory = binDirectory,
                                 .dataDirectory = data,
                                 .socketDirectory = scratch,
                                 .logFile = logFile,
                                 .port = freePort(),
                                 .owner = user.owner};
-    serverOptions.settings = drillSettings(serverOptions, scratch + "/pg_hba.conf",
-                                           scratch + "/pg_ident.conf", machineMemory());
+    serverOptions.settings =
+        drillSettings(serverOptions, scratch + "/pg_hba.conf", scratch + "/pg_ident.conf");
     if (user.owner) {
       std::vector<std::string> writable = {scratch, "/dev/shm"};
       writable.insert(writable.end(), options.writablePaths.begin(), options.writablePaths.end());
@@ -531,24 +496,20 @@ void drillSteps(const repo::Repository& repository, const DrillOptions& options,
           "run the drill as root (its server then sees every filesystem read-only but the "
           "scratch directory), in tidemark-drill.service, or on another host",
           user.name, user.owner ? " (a mount namespace could not be made)" : ""));
-    step = "replay";
-    std::optional<Clock::time_point> deadline;
-    if (options.timeoutSeconds > 0) deadline = begin + std::chrono::seconds(options.timeoutSeconds);
-    conn = waitForTarget(*server, user.name, target.kind != recovery::TargetKind::Latest, logFile,
-                         options.stopRequested, deadline);
+  });
+  pg::Connection conn = inStep("replay", [&] {
+    pg::Connection connected =
+        waitForTarget(*server, user.name, target.kind != recovery::TargetKind::Latest, logFile,
+                      options.stopRequested, begin, options.timeoutSeconds);
     // The server is the restored copy, not a cluster a data_directory setting pointed it to.
-    std::string dataDirectory = conn.show("data_directory");
+    std::string dataDirectory = connected.show("data_directory");
     if (fs::path(dataDirectory).lexically_normal() != fs::path(data).lexically_normal())
       throw StepFailure{"start", fmt::format("the server runs on '{}', not on the restored '{}'",
                                              dataDirectory, data)};
-  } catch (const StepFailure&) {
-    throw;
-  } catch (const std::exception& e) {
-    throw fail(e);
-  }
+    return connected;
+  });
   report.replaySeconds = secondsSince(serverStart);
 
-  step = "query";
   auto queryStart = Clock::now();
   DrillCheck connect = runCheck(conn, "connect", "SELECT 1");
   if (connect.ok && (connect.rows != 1 || connect.firstRow != std::vector<std::string>{"1"})) {
@@ -556,7 +517,7 @@ void drillSteps(const repo::Repository& repository, const DrillOptions& options,
     connect.error = "SELECT 1 did not answer 1";
   }
   report.checks.push_back(connect);
-  if (!connect.ok) throw StepFailure{step, "the server does not answer: " + connect.error};
+  if (!connect.ok) throw StepFailure{"query", "the server does not answer: " + connect.error};
   report.rtoSeconds = secondsSince(begin);
   auto stopped = [&] {
     if (options.stopRequested && options.stopRequested())
@@ -574,20 +535,24 @@ void drillSteps(const repo::Repository& repository, const DrillOptions& options,
                "extract(epoch FROM pg_last_xact_replay_timestamp())::float8::text");
   report.checks.push_back(replayed);
   report.querySeconds = secondsSince(queryStart);
+  // The last segment the replay read: its end is the end of its last record, so at a segment
+  // boundary the segment after it was not read.
+  std::optional<std::uint64_t> lastReplayed;
+  const std::uint32_t segmentSize = plan.backup.walSegmentSize;
   if (replayed.ok && replayed.firstRow.size() == 2) {
     if (!replayed.firstRow[0].empty()) {
       report.replayLsn = replayed.firstRow[0];
-      // The replay's end is the end of its last record: at a segment boundary, that segment was
-      // not read.
-      if (auto lsn = pg::parseLsn(replayed.firstRow[0]); lsn && *lsn && plan.backup.walSegmentSize)
-        report.segmentsReplayed = (*lsn - 1) / plan.backup.walSegmentSize -
-                                  plan.backup.startLsn / plan.backup.walSegmentSize + 1;
+      if (auto lsn = pg::parseLsn(replayed.firstRow[0]); lsn && *lsn && segmentSize) {
+        lastReplayed = (*lsn - 1) / segmentSize;
+        report.segmentsReplayed = *lastReplayed - plan.backup.startLsn / segmentSize + 1;
+      }
     }
     // RPO: what a disaster at the drill's start would have lost: from the newest commit the
     // replay reached, or, when the replay reached none, from the end of the backup.
     if (!replayed.firstRow[1].empty()) {
       double commit = std::stod(replayed.firstRow[1]);
-      report.lastReplayedCommit = isoFromEpoch(commit);
+      report.lastReplayedCommit = formatTimestamp(
+          UtcMicros(std::chrono::microseconds(std::int64_t(std::llround(commit * 1e6)))));
       report.rpoSeconds = std::max(0.0, beginEpoch - commit);
       report.rpoBasis = "last-replayed-commit";
     } else {
@@ -597,20 +562,18 @@ void drillSteps(const repo::Repository& repository, const DrillOptions& options,
     }
   }
   for (const auto& check : report.checks)
-    if (!check.ok) throw StepFailure{step, fmt::format("{} failed: {}", check.name, check.error)};
+    if (!check.ok)
+      throw StepFailure{"query", fmt::format("{} failed: {}", check.name, check.error)};
   // To the end of the archive: the replay must have reached the last segment the plan checked. A
   // segment the listing showed that could not be fetched (gone since, or a store that answers
   // "not found" for it) ends PostgreSQL's recovery early, as if the archive ended there.
-  if (target.kind == recovery::TargetKind::Latest) {
-    auto lsn = report.replayLsn ? pg::parseLsn(*report.replayLsn) : std::nullopt;
-    const std::uint32_t size = plan.backup.walSegmentSize;
-    if (!lsn || !*lsn || !size || (*lsn - 1) / size < plan.lastSegment)
-      throw StepFailure{
-          "replay", fmt::format("the replay ended at {}, before {}, the last segment of the "
-                                "archive the plan checked: the segments after it could not "
-                                "be restored",
-                                report.replayLsn.value_or("an unknown location"), plan.lastWal)};
-  }
+  if (target.kind == recovery::TargetKind::Latest &&
+      (!lastReplayed || *lastReplayed < plan.lastSegment))
+    throw StepFailure{"replay",
+                      fmt::format("the replay ended at {}, before {}, the last segment of the "
+                                  "archive the plan checked: the segments after it could not "
+                                  "be restored",
+                                  report.replayLsn.value_or("an unknown location"), plan.lastWal)};
 }
 
 }  // namespace
@@ -624,7 +587,7 @@ DrillReport runDrill(const repo::Repository& repository, const DrillOptions& opt
   report.started = isoNow();
   const std::string stanzaId = repo::requireStanza(repository).identity();
   ServerUser user = serverUser();
-  Scratch scratch(options.scratch, options.scratchParent);
+  Scratch scratch(options.scratch);
   report.scratch = scratch.path();
   if (user.owner && ::chown(scratch.path().c_str(), user.owner->uid, user.owner->gid) != 0) {
     int saved = errno;
@@ -639,7 +602,8 @@ DrillReport runDrill(const repo::Repository& repository, const DrillOptions& opt
   // on, without a record (it says nothing about the backup).
   std::exception_ptr aborted;
   try {
-    drillSteps(repository, options, scratch.path(), user, begin, beginEpoch, lease, server, report);
+    drillSteps(repository, stanzaId, options, scratch.path(), user, begin, beginEpoch, lease,
+               server, report);
     report.ok = true;
   } catch (const StepFailure& failure) {
     report.failedStep = failure.step;
@@ -661,12 +625,8 @@ DrillReport runDrill(const repo::Repository& repository, const DrillOptions& opt
       }
     }
   }
-  if (!report.ok && !report.failedStep.empty()) {
-    std::string log;
-    for (const auto& line : lastLines(scratch.path() + "/postgresql.log", kLogLines))
-      log += line + "\n";
-    report.serverLog = log;
-  }
+  if (!report.ok && !report.failedStep.empty())
+    report.serverLog = logTail(scratch.path() + "/postgresql.log", kLogLines);
   // A server that would not stop keeps its directory and its lease on the WAL it reads.
   report.kept = serverLeft || (options.keep && !aborted);
   if (!report.kept) scratch.remove();

@@ -18,17 +18,16 @@
 namespace tidemark::ctl {
 
 struct DrillOptions {
-  std::optional<std::string> backup;       // --backup
-  std::optional<std::string> targetTime;   // --target-time, as given
-  std::string scratch;                     // "" = a fresh folder under /var/tmp
-  std::vector<std::string> queries;        // --query, else drill.queries
-  std::string pgBin;                       // drill.pg-bin
-  bool keep = false;                       // --keep
-  std::function<bool()> stopRequested;     // SIGINT, SIGTERM
-  std::string restoreCommand;              // restore_command for the server
-  std::int64_t leaseTimeout = 6 * 3600;    // retention.lease-timeout
-  std::string scratchParent = "/var/tmp";  // where the fresh folder goes
-  std::int64_t timeoutSeconds = 0;         // --timeout: fail when the target is not reached in time
+  std::optional<std::string> backup;      // --backup
+  std::optional<std::string> targetTime;  // --target-time, as given
+  std::string scratch;                    // "" = a fresh folder under /var/tmp
+  std::vector<std::string> queries;       // --query, else drill.queries
+  std::string pgBin;                      // drill.pg-bin
+  bool keep = false;                      // --keep
+  std::function<bool()> stopRequested;    // SIGINT, SIGTERM
+  std::string restoreCommand;             // restore_command for the server
+  std::int64_t leaseTimeout = 6 * 3600;   // retention.lease-timeout
+  std::int64_t timeoutSeconds = 0;        // --timeout: fail when the target is not reached in time
   // Besides the scratch directory and /dev/shm, what the server's restore_command writes to when
   // the server runs in its read-only namespace: the repository (posix) and the log file's folder.
   std::vector<std::string> writablePaths;

@@ -23,6 +23,7 @@
 
 #include "common/base/error.h"
 #include "common/base/text.h"
+#include "common/files/file.h"
 
 namespace tidemark::ctl {
 
@@ -51,13 +52,6 @@ struct ReadOnlyMount {
   unsigned long flags = 0;
 };
 
-// `inner` is `outer` or lies below it.
-bool within(const std::string& inner, const std::string& outer) {
-  return inner == outer ||
-         (inner.size() > outer.size() && inner.compare(0, outer.size(), outer) == 0 &&
-          (outer == "/" || inner[outer.size()] == '/'));
-}
-
 // mountinfo escapes blanks, tabs, newlines and backslashes as octal.
 std::string unescapeMountPath(const std::string& text) {
   std::string out;
@@ -82,11 +76,12 @@ std::vector<ReadOnlyMount> readOnlyMounts(const std::vector<std::string>& writab
     std::string id, parent, device, root, point;
     if (!(fields >> id >> parent >> device >> root >> point)) continue;
     point = unescapeMountPath(point);
-    if (within(point, "/proc") || within(point, "/sys") || within(point, "/dev")) continue;
-    bool keep = false;
-    for (const auto& path : writable)
-      keep = keep || within(point, path);
-    if (keep) continue;
+    if (files::within(point, "/proc") || files::within(point, "/sys") ||
+        files::within(point, "/dev"))
+      continue;
+    if (std::any_of(writable.begin(), writable.end(),
+                    [&](const std::string& path) { return files::within(point, path); }))
+      continue;
     struct statvfs st {};
     if (::statvfs(point.c_str(), &st) != 0) continue;
     unsigned long flags = 0;
@@ -117,24 +112,9 @@ bool isolate(const std::vector<std::string>& writable, const std::vector<ReadOnl
 
 }  // namespace
 
-std::uint64_t machineMemory() {
-  std::ifstream in("/proc/meminfo");
-  std::string key;
-  std::uint64_t kib = 0;
-  std::string unit;
-  while (in >> key >> kib >> unit)
-    if (key == "MemTotal:") return kib * 1024;
-  return std::uint64_t(1) << 30;
-}
-
 std::vector<std::pair<std::string, std::string>> drillSettings(const ServerOptions& options,
                                                                const std::string& hbaFile,
-                                                               const std::string& identFile,
-                                                               std::uint64_t memoryBytes) {
-  const std::uint64_t mib = 1024 * 1024;
-  // PostgreSQL's default, or less on a small machine: more than the backup's own setting would
-  // lengthen the end-of-recovery checkpoint and the RTO the drill reports (docs/benchmarks.md).
-  std::uint64_t sharedBuffers = std::clamp<std::uint64_t>(memoryBytes / 8, 32 * mib, 128 * mib);
+                                                               const std::string& identFile) {
   return {
       // The restored directory, whatever its postgresql.conf says (data_directory there would
       // start the cluster it names: production's).
@@ -160,12 +140,13 @@ std::vector<std::pair<std::string, std::string>> drillSettings(const ServerOptio
       {"hot_standby", "on"},
       {"ssl", "off"},
       {"cluster_name", "tidemark-drill"},
-      // Sized for the machine the drill runs on, not the one the backup came from.
-      {"shared_buffers", std::to_string(sharedBuffers / mib) + "MB"},
+      // PostgreSQL's defaults, not the production server's sizes: small enough for any machine
+      // the drill runs on, and no larger pool than a plain restore's (a larger one lengthens the
+      // end-of-recovery checkpoint and the RTO the drill reports: docs/benchmarks.md).
+      {"shared_buffers", "128MB"},
       {"huge_pages", "try"},
       {"maintenance_work_mem", "64MB"},
       {"work_mem", "4MB"},
-      {"effective_cache_size", std::to_string(memoryBytes / 4 / mib) + "MB"},
       {"logging_collector", "off"},
       {"log_destination", "stderr"},
       {"lc_messages", "C"},  // the drill explains a failure from the log's words
@@ -239,7 +220,6 @@ DrillServer::DrillServer(const ServerOptions& options)
   int devNull = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
   std::vector<ReadOnlyMount> mounts;
   if (options.writablePaths) mounts = readOnlyMounts(*options.writablePaths);
-  const std::string notIsolated = std::string(kNotIsolated) + "\n";
   // The child says through this pipe whether it made its namespace ('I') or not ('N').
   int report[2] = {-1, -1};
   if (::pipe2(report, O_CLOEXEC) != 0) {
@@ -260,13 +240,7 @@ DrillServer::DrillServer(const ServerOptions& options)
   }
   if (pid == 0) {
     ::setpgid(0, 0);
-    char made = 'N';
-    if (options.writablePaths) {
-      if (isolate(*options.writablePaths, mounts))
-        made = 'I';
-      else
-        (void)!::write(log, notIsolated.data(), notIsolated.size());
-    }
+    char made = options.writablePaths && isolate(*options.writablePaths, mounts) ? 'I' : 'N';
     (void)!::write(report[1], &made, 1);
     if (options.owner) {
       gid_t gid = options.owner->gid;

@@ -21,7 +21,7 @@ struct ServerOptions {
   std::string socketDirectory;  // private to the drill (mode 0700)
   std::string logFile;          // the server's stderr
   int port = 0;
-  // -c name=value settings, after the drill's own (which come first, so these win).
+  // -c name=value settings (drillSettings), which beat postgresql.conf and postgresql.auto.conf.
   std::vector<std::pair<std::string, std::string>> settings;
   std::optional<files::Owner> owner;  // run as this user (when tidemark runs as root)
   // When set (tidemark runs as root): the server runs in a mount namespace of its own where every
@@ -34,16 +34,12 @@ struct ServerOptions {
 // The settings every drill server gets on its command line (they beat postgresql.conf and
 // postgresql.auto.conf): the port and sockets, archive_mode = off, no primary_conninfo, no
 // archive_cleanup_command or recovery_end_command (a standby's could delete from an archive), no
-// logical replication workers, no synchronous standbys, ssl off, small memory (shared_buffers an
-// eighth of `memoryBytes`, between 32 MiB and 128 MiB), the log on stderr, and the hba_file and
-// ident_file given (written by the caller: local connections only).
+// logical replication workers, no synchronous standbys, ssl off, PostgreSQL's default memory
+// sizes, the log on stderr, and the hba_file and ident_file given (written by the caller: local
+// connections only).
 std::vector<std::pair<std::string, std::string>> drillSettings(const ServerOptions& options,
                                                                const std::string& hbaFile,
-                                                               const std::string& identFile,
-                                                               std::uint64_t memoryBytes);
-
-// The machine's memory (MemTotal in /proc/meminfo), bytes; 1 GiB when it cannot be read.
-std::uint64_t machineMemory();
+                                                               const std::string& identFile);
 
 // The directory of the server binaries: `configured` when given (it must hold an executable
 // `postgres`), else /usr/lib/postgresql/<pgVersion>/bin (Debian's layout), else the output of
@@ -69,7 +65,7 @@ class DrillServer {
   // Whether the process still runs (reaps it when it has exited).
   bool running();
   // Whether the server runs in its read-only mount namespace (false when writablePaths was not
-  // given, or the namespace could not be made: the server's log then says why).
+  // given, or the namespace could not be made).
   bool isolated() const { return isolated_; }
   // How it ended ("exited with status 1", "killed by signal 9"); "" while it runs.
   const std::string& ended() const { return ended_; }
@@ -87,8 +83,5 @@ class DrillServer {
   std::string ended_;
   bool isolated_ = false;
 };
-
-// The line the server's child writes into the log when it cannot make its read-only namespace.
-inline constexpr const char* kNotIsolated = "tidemark drill: the server is not isolated";
 
 }  // namespace tidemark::ctl

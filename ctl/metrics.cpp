@@ -37,11 +37,6 @@ std::optional<double> parseNumber(const std::string& text) {
   }
 }
 
-std::optional<double> parseIso(const std::string& text) {
-  if (auto time = parseUtc(text.substr(0, 19) + "Z")) return epochOf(*time);
-  return std::nullopt;
-}
-
 // A label value in the exposition format: backslash, double quote and line feed escaped.
 std::string escapeLabel(const std::string& value) {
   std::string out;
@@ -281,13 +276,13 @@ std::vector<MetricFamily> buildMetrics(const MetricsInput& in) {
   auto& rpo = gauge("tidemark_drill_last_rpo_seconds",
                     "the last drill's RPO: from the newest commit it replayed to its start");
   if (in.info && in.info->lastVerify) {
-    if (auto at = parseIso(in.info->lastVerify->finished))
-      set(verifyAge, std::max(0.0, in.now - *at));
+    if (auto at = parseUtc(in.info->lastVerify->finished))
+      set(verifyAge, std::max(0.0, in.now - epochOf(*at)));
     set(verifyOk, in.info->lastVerify->ok ? 1.0 : 0.0);
   }
   if (in.info && in.info->lastDrill) {
     const auto& d = *in.info->lastDrill;
-    if (auto at = parseIso(d.finished)) set(drillAge, std::max(0.0, in.now - *at));
+    if (auto at = parseUtc(d.finished)) set(drillAge, std::max(0.0, in.now - epochOf(*at)));
     set(drillOk, d.ok ? 1.0 : 0.0);
     if (d.ok) set(rto, d.rtoSeconds);
     set(rpo, d.rpoSeconds);
@@ -327,20 +322,12 @@ int metrics(const Config& config, const CommandLine& commandLine) {
   input.now =
       std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
   std::optional<Error> failure;
+  // The same label whether the repository can be opened or not: one series for tidemark_up.
+  input.repository = repo::describeRepository(config);
   try {
-    repo::Repository repository = repo::openRepository(config);
-    input.repository = repository.describe();
-    input.info = collectInfo(repository);
+    input.info = collectInfo(repo::openRepository(config));
   } catch (const Error& e) {
     failure = e;
-  }
-  // As the storage describes itself (the same series whether the repository could be opened).
-  if (input.repository.empty()) {
-    std::string prefix = config.repo.path;
-    prefix.erase(0, std::min(prefix.find_first_not_of('/'), prefix.size()));
-    input.repository = config.repo.type == "s3" ? fmt::format("s3://{}/{} ({})", config.s3.bucket,
-                                                              prefix, config.s3.endpoint)
-                                                : "posix:" + config.repo.path;
   }
   if (!config.pg.conninfo.empty()) {
     input.server = readServer(config.pg.conninfo);

@@ -136,13 +136,6 @@ std::set<std::string> linkedTablespaces(const std::string& dataDirectory) {
   return out;
 }
 
-// `inner` is `outer` or lies below it (normalised absolute paths).
-bool within(const std::string& inner, const std::string& outer) {
-  return inner == outer ||
-         (inner.size() > outer.size() && inner.compare(0, outer.size(), outer) == 0 &&
-          (outer == "/" || inner[outer.size()] == '/'));
-}
-
 // The owner root should give what it restored, unless that is root: the data directory's, or, for
 // one tidemark creates, its parent's.
 std::optional<files::Owner> restoredOwner(const std::string& dataDirectory) {
@@ -338,13 +331,13 @@ std::vector<Place> tablespacePlaces(const recovery::RecoveryPlan& plan,
                           ? mapped->second
                           : normalDirectory(object.tablespaceLocation);
     checkTablespaceLocation(object.tablespaceOid, dir);
-    if (within(dir, options.dataDirectory) || within(options.dataDirectory, dir))
+    if (files::within(dir, options.dataDirectory) || files::within(options.dataDirectory, dir))
       usage(fmt::format(
                 "tablespace {} would be restored to '{}', which overlaps the data directory '{}'",
                 object.tablespaceOid, dir, options.dataDirectory),
             fmt::format("restore it elsewhere: --tablespace-map {}=DIR", object.tablespaceOid));
     for (const auto& other : places)
-      if (within(dir, other.dir) || within(other.dir, dir))
+      if (files::within(dir, other.dir) || files::within(other.dir, dir))
         usage(fmt::format(
                   "tablespaces {} and {} would be restored to overlapping places ('{}' and '{}')",
                   other.oid, object.tablespaceOid, other.dir, dir),
@@ -524,7 +517,7 @@ recovery::RecoveryPlan recover(const Config& config, const CommandLine& commandL
   // A lease on the WAL the replay reads, before anything is restored: expire keeps that WAL while
   // the lease is renewed (by the replay's archive-get) and lets it lapse after
   // retention.lease-timeout without a renewal.
-  restore::RecoveryLease lease(repository, plan,
+  restore::RecoveryLease lease(repository, repo::requireStanza(repository).identity(), plan,
                                fmt::format("tidemark-recover into '{}' on {} (pid {})",
                                            options.dataDirectory, hostName(), ::getpid()),
                                config.retention.leaseTimeout);

@@ -160,6 +160,12 @@ std::string dirName(const std::string& path) {
   return path.substr(0, slash);
 }
 
+bool within(const std::string& inner, const std::string& outer) {
+  return inner == outer ||
+         (inner.size() > outer.size() && inner.compare(0, outer.size(), outer) == 0 &&
+          (outer == "/" || inner[outer.size()] == '/'));
+}
+
 namespace {
 
 std::string tempName(const std::string& dir, const std::string& base) {

@@ -22,6 +22,9 @@ namespace {
 constexpr std::uint32_t kControlVersion1300 = 1300;
 constexpr std::size_t kSystemIdOffset = 0;
 constexpr std::size_t kControlVersionOffset = 8;
+// MaxConnections, max_worker_processes, max_wal_senders, max_prepared_xacts and
+// max_locks_per_xact: five ints in a row.
+constexpr std::size_t kHotStandbyOffset = 180;
 constexpr std::size_t kBlockSizeOffset = 216;
 constexpr std::size_t kWalSegmentSizeOffset = 228;
 constexpr std::size_t kCrcOffset = 288;
@@ -87,6 +90,8 @@ ControlData readControlData(const std::string& dataDirectory) {
   data.controlVersion = io::getLe32(&bytes[kControlVersionOffset]);
   data.blockSize = io::getLe32(&bytes[kBlockSizeOffset]);
   data.walSegmentSize = io::getLe32(&bytes[kWalSegmentSizeOffset]);
+  auto setting = [&](int n) { return int(io::getLe32(&bytes[kHotStandbyOffset + 4 * n])); };
+  data.hotStandby = {setting(0), setting(1), setting(2), setting(3), setting(4)};
   if (!validSegmentSize(data.walSegmentSize))
     throw error(ErrorCode::InvalidInput, "'{}' records an impossible WAL segment size of {} bytes",
                 path, data.walSegmentSize);

@@ -1,6 +1,6 @@
 // A data directory's identity, read without a running server: global/pg_control (system
-// identifier, WAL segment size; src/include/catalog/pg_control.h) and PG_VERSION (the major
-// version, which pg_control does not hold).
+// identifier, WAL segment size, the settings a hot standby needs; src/include/catalog/pg_control.h)
+// and PG_VERSION (the major version, which pg_control does not hold).
 #pragma once
 
 #include <cstdint>
@@ -15,6 +15,15 @@ struct ControlData {
   std::uint32_t walSegmentSize = 0;
   std::uint32_t blockSize = 0;
   int pgVersion = 0;  // the major version, from PG_VERSION
+  // The primary's settings that a hot standby (a recovery that accepts queries) must match or
+  // exceed, as of the last checkpoint or parameter change the file records.
+  struct HotStandbySettings {
+    int maxConnections = 0;
+    int maxWorkerProcesses = 0;
+    int maxWalSenders = 0;
+    int maxPreparedTransactions = 0;
+    int maxLocksPerTransaction = 0;
+  } hotStandby;
 };
 
 // Reads and checks `dataDirectory`'s pg_control and PG_VERSION. A running server rewrites

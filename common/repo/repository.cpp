@@ -41,6 +41,18 @@ std::unique_ptr<storage::Storage> openStorage(const Config& config) {
               "set repo.type to 'posix' or 's3'");
 }
 
+}  // namespace
+
+std::string describeRepository(const Config& config) {
+  try {
+    return openStorage(config)->describe();
+  } catch (const Error&) {
+    return config.repo.type + ":" + config.repo.path;
+  }
+}
+
+namespace {
+
 Keyring loadKeyring(const Config::Encryption& e) {
   Keyring keys;
   if (!e.keyFile.empty()) keys.current = readKeyFile(e.keyFile, "encryption.key-file");

@@ -92,4 +92,9 @@ class Repository {
 // compression of [compress]. Connects to nothing yet: drivers connect on the first request.
 Repository openRepository(const Config& config);
 
+// How the repository `config` names describes itself (Storage::describe(): "posix:/path",
+// "s3://bucket/prefix (endpoint)"), without its keys; "<repo.type>:<repo.path>" when the driver's
+// options are wrong. For labels that must not change when the repository cannot be opened.
+std::string describeRepository(const Config& config);
+
 }  // namespace tidemark::repo

@@ -9,13 +9,13 @@
 #include "common/base/error.h"
 #include "common/base/text.h"
 #include "common/pg/wal.h"
-#include "common/repo/stanza.h"
 
 namespace tidemark::restore {
 
-RecoveryLease::RecoveryLease(const repo::Repository& repository, const recovery::RecoveryPlan& plan,
-                             std::string holder, std::int64_t timeoutSeconds)
-    : repository_(repository), stanzaId_(repo::requireStanza(repository).identity()) {
+RecoveryLease::RecoveryLease(const repo::Repository& repository, std::string stanzaId,
+                             const recovery::RecoveryPlan& plan, std::string holder,
+                             std::int64_t timeoutSeconds)
+    : repository_(repository), stanzaId_(std::move(stanzaId)) {
   lease_ = repo::Lease{.id = repo::newLeaseId(),
                        .holder = std::move(holder),
                        .backup = plan.backup.label,

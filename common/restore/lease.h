@@ -23,8 +23,10 @@ class RecoveryLease {
   // low-water mark above the backup's start on one of those timelines: it has deleted, or is
   // deleting, WAL the replay reads (unless a keep mark holds the backup's own WAL and the replay
   // reads no further).
-  RecoveryLease(const repo::Repository& repository, const recovery::RecoveryPlan& plan,
-                std::string holder, std::int64_t timeoutSeconds);
+  // `stanzaId`: the stanza's identifier (repo::StanzaInfo::identity()) the records are bound to.
+  RecoveryLease(const repo::Repository& repository, std::string stanzaId,
+                const recovery::RecoveryPlan& plan, std::string holder,
+                std::int64_t timeoutSeconds);
   // Stops the renewal; the lease stays (the replay's archive-get renews it from the marker, and
   // it lapses after its timeout without renewals), unless release() ended it.
   ~RecoveryLease();

@@ -42,22 +42,23 @@ std::optional<PushStat> parsePushStat(const std::string& line) {
 
 void recordPush(const std::string& spool, const PushStat& stat) noexcept {
   try {
-    if (::mkdir(spool.c_str(), 0700) != 0 && errno != EEXIST) {
-      spdlog::debug("push statistics: cannot make '{}': {}", spool, errnoText(errno));
-      return;
-    }
+    // Once per WAL file: open, write, fstat, close; the folder is made only when it is missing.
     const std::string path = spool + "/" + kPushStatsFile;
-    struct stat st {};
-    if (::stat(path.c_str(), &st) == 0 && std::uint64_t(st.st_size) > kPushStatsRotateBytes)
-      ::rename(path.c_str(), (path + ".1").c_str());
-    int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    auto open = [&] {
+      return ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    };
+    int fd = open();
+    if (fd < 0 && errno == ENOENT && ::mkdir(spool.c_str(), 0700) == 0) fd = open();
     if (fd < 0) {
       spdlog::debug("push statistics: cannot open '{}': {}", path, errnoText(errno));
       return;
     }
     std::string line = formatPushStat(stat);
+    struct stat st {};
     if (::write(fd, line.data(), line.size()) != ssize_t(line.size()))
       spdlog::debug("push statistics: cannot write '{}': {}", path, errnoText(errno));
+    else if (::fstat(fd, &st) == 0 && std::uint64_t(st.st_size) > kPushStatsRotateBytes)
+      ::rename(path.c_str(), (path + ".1").c_str());
     ::close(fd);
   } catch (const std::exception& e) {
     spdlog::debug("push statistics: {}", e.what());

@@ -32,9 +32,10 @@ inline constexpr const char* kPushStatsFile = "push-stats";
 inline constexpr std::uint64_t kPushStatsRotateBytes = 64 * 1024;
 
 // Appends one line for `stat` to the spool's statistics (creating the folder, mode 0700, when
-// its parent exists), rotating the file past kPushStatsRotateBytes. One O_APPEND write of a short
-// line (atomic among concurrent pushers), no fsync: statistics may be lost in a crash. Never
-// throws: a statistic that cannot be written is a debug line, never a failed push.
+// it is missing and its parent exists), and rotates the file once it has grown past
+// kPushStatsRotateBytes. One O_APPEND write of a short line (atomic among concurrent pushers), no
+// fsync: statistics may be lost in a crash. Never throws: a statistic that cannot be written is a
+// debug line, never a failed push.
 void recordPush(const std::string& spool, const PushStat& stat) noexcept;
 
 // The last `count` statistics of `stanza` (oldest first), from the rotated file and the current

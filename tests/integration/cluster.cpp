@@ -211,9 +211,12 @@ std::string Workspace::archiveCommand() const {
   return push() + " --config " + config_ + " %p";
 }
 
-std::string Workspace::archivingSettings() const {
-  return "archive_mode = on\narchive_command = '" + archiveCommand() +
-         "'\nwal_level = replica\nmax_wal_senders = 5\n";
+void Workspace::startArchivingPrimary(PgCluster& pg) const {
+  pg.initdb();
+  stanzaCreate(pg);
+  pg.configure("archive_mode = on\narchive_command = '" + archiveCommand() +
+               "'\nwal_level = replica\nmax_wal_senders = 5\n");
+  pg.start();
 }
 
 void Workspace::stanzaCreate(const PgCluster& pg) const {

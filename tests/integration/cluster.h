@@ -114,9 +114,9 @@ class Workspace {
   // archive_command / restore_command values (unquoted) for postgresql.conf.
   std::string archiveCommand() const;
   std::string restoreCommand() const;
-  // postgresql.conf lines for a primary that archives into the workspace and serves base backups:
-  // archive_mode, archive_command, wal_level = replica, max_wal_senders.
-  std::string archivingSettings() const;
+  // initdb, stanza-create, and starts `pg` as a primary that archives into the workspace and
+  // serves base backups (archive_mode, archive_command, wal_level = replica, max_wal_senders).
+  void startArchivingPrimary(PgCluster& pg) const;
   // Makes a directory inside the workspace owned by the server's user.
   std::string makeDir(const std::string& name) const;
 

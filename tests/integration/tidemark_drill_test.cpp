@@ -53,10 +53,7 @@ struct Archived {
   std::string rows;
   Archived(Workspace& workspace, int segments)
       : ws(workspace), pg(workspace.path("primary"), "primary") {
-    pg.initdb();
-    ws.stanzaCreate(pg);
-    pg.configure(ws.archivingSettings());
-    pg.start();
+    ws.startArchivingPrimary(pg);
     pg.exec("create table t as select g from generate_series(1, 20000) g");
     takeBackup(ws, pg);
     for (int i = 0; i < segments; ++i) {
@@ -273,10 +270,7 @@ TEST_CASE(
 TEST_CASE("tidemark drill --target-time replays to the target and stops there") {
   Workspace ws(Backend::Posix);
   PgCluster pg(ws.path("primary"), "primary");
-  pg.initdb();
-  ws.stanzaCreate(pg);
-  pg.configure(ws.archivingSettings());
-  pg.start();
+  ws.startArchivingPrimary(pg);
   pg.exec("create table t as select g from generate_series(1, 1000) g");
   takeBackup(ws, pg);
   std::this_thread::sleep_for(1500ms);  // a backup's stop time is rounded up to the second
@@ -319,10 +313,7 @@ TEST_CASE(
     doctest::skip(::geteuid() != 0 || !canMount())) {
   Workspace ws(Backend::Posix);
   PgCluster pg(ws.path("primary"), "primary");
-  pg.initdb();
-  ws.stanzaCreate(pg);
-  pg.configure(ws.archivingSettings());
-  pg.start();
+  ws.startArchivingPrimary(pg);
   pg.exec("create table t as select g from generate_series(1, 1000) g");
   takeBackup(ws, pg);
   // After the backup: a tablespace at a path of the production host, with a table in it.

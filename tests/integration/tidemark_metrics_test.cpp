@@ -117,10 +117,7 @@ void promtoolAccepts(const Workspace& ws, const std::string& text) {
 TEST_CASE("tidemark metrics: every family, valid, and moving with pushes and backups") {
   Workspace ws(Backend::Posix);
   PgCluster pg(ws.path("primary"), "primary");
-  pg.initdb();
-  ws.stanzaCreate(pg);
-  pg.configure(ws.archivingSettings());
-  pg.start();
+  ws.startArchivingPrimary(pg);
   pg.exec("create table t as select g from generate_series(1, 1000) g");
   takeBackup(ws, pg);
   pg.exec("select pg_switch_wal()");

@@ -88,10 +88,7 @@ TEST_CASE(
     "objects with --incremental") {
   Workspace ws(Backend::Posix);
   PgCluster pg(ws.path("primary"), "primary");
-  pg.initdb();
-  ws.stanzaCreate(pg);
-  pg.configure(ws.archivingSettings());
-  pg.start();
+  ws.startArchivingPrimary(pg);
   pg.exec("create table t as select g from generate_series(1, 20000) g");
   takeBackup(ws, pg);
   for (int i = 0; i < 3; ++i) {

@@ -28,6 +28,10 @@ struct DataDirectory {
     io::putLe32(&control[8], 1300);
     io::putLe32(&control[216], 8192);
     io::putLe32(&control[228], 16u << 20);
+    // max_connections .. max_locks_per_xact, as pg_controldata showed them for a PostgreSQL 15
+    // cluster started with 123, 7, 9, 5 and 77.
+    for (std::uint32_t i = 0; std::uint32_t value : {123u, 7u, 9u, 5u, 77u})
+      io::putLe32(&control[180 + 4 * i++], value);
     sign();
     test::writeFile(dir / "PG_VERSION", "15\n");
   }
@@ -53,6 +57,11 @@ TEST_CASE("readControlData reads a data directory's identity and checks it") {
     CHECK(data.walSegmentSize == 16u << 20);
     CHECK(data.blockSize == 8192);
     CHECK(data.pgVersion == 15);
+    CHECK(data.hotStandby.maxConnections == 123);
+    CHECK(data.hotStandby.maxWorkerProcesses == 7);
+    CHECK(data.hotStandby.maxWalSenders == 9);
+    CHECK(data.hotStandby.maxPreparedTransactions == 5);
+    CHECK(data.hotStandby.maxLocksPerTransaction == 77);
   }
   SUBCASE("a CRC that stays wrong is a damaged file") {
     d.control[100] ^= 1;
