@@ -5,13 +5,17 @@
 #include <sys/stat.h>
 
 #include <chrono>
+#include <set>
+#include <thread>
 
+#include "archive-push/queue.h"
 #include "common/base/error.h"
 #include "common/base/text.h"
 #include "common/files/file.h"
 #include "common/pg/control.h"
 #include "common/repo/generation.h"
 #include "common/repo/layout.h"
+#include "common/repo/marks.h"
 #include "common/repo/stanza.h"
 #include "common/repo/wal_store.h"
 #include "common/spool/spool.h"
@@ -37,7 +41,7 @@ repo::Generation checkCluster(const repo::Repository& repository, const PushPara
     std::size_t got = files::preadFull(fd, header, sizeof header, 0, params.walPath);
     page = pg::checkSegmentHeader({header, got}, name, size, params.walPath);
   }
-  repo::StanzaInfo stanza = repo::requireStanza(repository);
+  repo::StanzaInfo stanza = params.stanza ? *params.stanza : repo::requireStanza(repository);
   repo::checkEncryption(repository, stanza);
   if (page)
     return repo::requireGeneration(repository, stanza, page->systemId, page->segmentSize,
@@ -79,6 +83,7 @@ PushResult pushWalFile(const repo::Repository& repository, const PushParams& par
   if (!S_ISREG(st.st_mode))
     throw error(ErrorCode::InvalidInput, "'{}' is not a regular file", params.walPath);
   std::uint64_t size = std::uint64_t(st.st_size);
+  const spool::Fingerprint before = spool::fingerprintOf(fd->get(), params.walPath);
 
   const repo::Generation generation = checkCluster(repository, params, *name, fd->get(), size);
 
@@ -94,53 +99,260 @@ PushResult pushWalFile(const repo::Repository& repository, const PushParams& par
                       "'{}' changed size while being archived ({} bytes, then {})", params.walPath,
                       size, read);
       });
+  // PostgreSQL never changes a file it handed to archive_command: one that changed is not what
+  // was stored, and no acknowledgement may vouch for it.
+  if (spool::fingerprintOf(fd->get(), params.walPath) != before)
+    throw error(ErrorCode::InvalidInput, "'{}' changed while being archived", params.walPath);
   result.outcome = stored.outcome == repo::WalStoreOutcome::Stored ? PushOutcome::Stored
                                                                    : PushOutcome::AlreadyArchived;
   result.summary = stored.summary;
+  result.local = before;
   return result;
 }
 
 namespace {
 
-// Appends the push's statistic to the spool (tidemark metrics reads them): the configured one,
-// else pg_wal/tidemark of the data directory when archive-push runs in one.
-void recordPushStat(const Config& config, const std::string& walPath, bool inDataDirectory, bool ok,
-                    std::int64_t durationMs) {
-  auto spool = spool::spoolDirectory(
-      config, inDataDirectory ? std::optional<std::string>(std::string(".")) : std::nullopt);
-  if (!spool) return;
-  auto now = std::chrono::system_clock::now().time_since_epoch();
-  spool::recordPush(
-      *spool, {.finishedMs = std::chrono::duration_cast<std::chrono::milliseconds>(now).count(),
-               .durationMs = durationMs,
-               .ok = ok,
-               .file = files::baseName(walPath),
-               .stanza = config.stanza});
+std::int64_t nowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+std::int64_t msSince(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
+                                                               start)
+      .count();
+}
+
+// One call of the command: the file PostgreSQL asked for and where its local state lives.
+struct Call {
+  const Config& config;
+  std::string walPath, file;
+  // The data directory's system identifier: PostgreSQL runs archive_command in the data
+  // directory, whose pg_control names the cluster of a file without a page header.
+  std::optional<std::uint64_t> systemId;
+  std::optional<std::string> spool;  // the stanza's spool folder, when there is one
+  std::string repository;            // how the configured repository describes itself
+
+  // Appends a push's statistic to the spool (tidemark metrics reads them).
+  void recordStat(const std::string& name, bool ok, std::int64_t durationMs) const {
+    if (spool)
+      spool::recordPush(*spool, {.finishedMs = nowMs(),
+                                 .durationMs = durationMs,
+                                 .ok = ok,
+                                 .file = name,
+                                 .stanza = config.stanza});
+  }
+};
+
+// Whether push-ahead acknowledged the file: its acknowledgement was written under the spool's
+// identity, names the repository the configuration names and the cluster of this data directory,
+// and the file is still the one that was pushed. The acknowledgement goes either way: a used one
+// is not needed again (PostgreSQL marks the file done), a stale one never will be.
+bool acknowledged(const Call& call) {
+  auto ack = spool::readPushAck(*call.spool, call.file);
+  if (!ack) return false;
+  spool::removePushAck(*call.spool, call.file);
+  const auto identity = spool::recordedIdentity(*call.spool);
+  std::string stale;
+  if (!identity || ack->identity != *identity)
+    stale = "it was written under another identity of the spool";
+  else if (identity->repository != call.repository)
+    stale = fmt::format("it names repository {}", identity->repository);
+  else if (identity->systemId != *call.systemId)
+    stale = fmt::format("it names the cluster with system identifier {}", identity->systemId);
+  else if (spool::fingerprintOf(call.walPath) != ack->local || ack->local.size != ack->size)
+    stale = "the file is not the one that was pushed (copied, restored or changed since)";
+  if (!stale.empty()) {
+    spdlog::info("ignored the acknowledgement of {}: {}; pushing it", call.file, stale);
+    return false;
+  }
+  spdlog::info("{} was pushed ahead {} ms ago (SHA-256 {}), acknowledged", call.file,
+               std::max<std::int64_t>(0, nowMs() - ack->pushedMs), ack->sha256.substr(0, 16));
+  return true;
+}
+
+// The safety valve: acknowledges the file without storing it, after recording it in the spool's
+// gap. Throws (and drops nothing) when the gap cannot be recorded.
+void drop(const Call& call, const pg::WalName& name, std::uint64_t waiting) {
+  auto gap = spool::readGap(*call.spool);
+  if (gap && (gap->repository != call.repository || gap->systemId != *call.systemId))
+    throw Error(ErrorCode::LocalIo,
+                fmt::format("'{}/{}' records WAL dropped from the archive of {} (system identifier "
+                            "{}), not this configuration's: nothing more is dropped",
+                            *call.spool, spool::kGapFile, gap->repository, gap->systemId),
+                "record what it says (that archive lacks those files), then move it aside");
+  if (!gap) gap = spool::LocalGap{.repository = call.repository, .systemId = *call.systemId};
+  const std::int64_t now = nowMs();
+  // A segment right after the last range's extends it (the segment size is the file's size).
+  bool extended = false;
+  if (!gap->ranges.empty() && name.kind == pg::WalKind::Segment) {
+    auto& last = gap->ranges.back();
+    auto previous = pg::parseWalName(last.last);
+    auto size = spool::fingerprintOf(call.walPath);
+    if (previous && previous->kind == pg::WalKind::Segment && size &&
+        previous->timeline == name.timeline && pg::validSegmentSize(size->size)) {
+      auto segmentSize = std::uint32_t(size->size);
+      if (pg::segmentNumber(name, segmentSize) == pg::segmentNumber(*previous, segmentSize) + 1) {
+        last.last = call.file;
+        ++last.files;
+        last.lastMs = now;
+        extended = true;
+      }
+    }
+  }
+  if (!extended)
+    gap->ranges.push_back(
+        {.first = call.file, .last = call.file, .files = 1, .firstMs = now, .lastMs = now});
+  spool::writeGap(*call.spool, *gap);
+  call.recordStat(call.file, false, 0);
+  spdlog::error(
+      "{} of WAL waits to be archived, more than archive.queue-max ({}): {} is acknowledged "
+      "WITHOUT being stored. The archive now has a gap ({} to {}): no backup taken before it "
+      "recovers past it; take a new base backup once archiving keeps up",
+      humanBytes(waiting), humanBytes(call.config.archive.queueMax), call.file,
+      gap->ranges.back().first, gap->ranges.back().last);
+}
+
+// Records the spool's gap in the repository before anything is stored after it, then forgets it
+// locally. A gap of another repository or cluster stays, with an error on every call.
+void recordGap(const Call& call, const repo::Repository& repository, const std::string& stanzaId) {
+  auto gap = spool::readGap(*call.spool);
+  if (!gap) return;
+  if (gap->repository != call.repository || gap->systemId != *call.systemId) {
+    spdlog::error(
+        "'{}/{}' records WAL dropped from the archive of {} (system identifier {}), which this "
+        "configuration does not name: it is left there for you to read",
+        *call.spool, spool::kGapFile, gap->repository, gap->systemId);
+    return;
+  }
+  for (const auto& range : gap->ranges)
+    repo::writeGapRecord(repository, stanzaId,
+                         {.systemId = gap->systemId,
+                          .first = range.first,
+                          .last = range.last,
+                          .files = range.files,
+                          .firstDroppedMs = range.firstMs,
+                          .lastDroppedMs = range.lastMs});
+  spool::removeGap(*call.spool);
+  for (const auto& range : gap->ranges)
+    spdlog::error("recorded in {} that the safety valve dropped {} to {} ({} files)",
+                  repository.describe(), range.first, range.last, range.files);
+}
+
+// Pushes `file` of the WAL directory on its own thread's handle and acknowledges it.
+void pushAhead(const Call& call, repo::Repository repository, const repo::StanzaInfo& stanza,
+               const spool::Identity& identity, const std::string& file) noexcept {
+  const auto started = std::chrono::steady_clock::now();
+  try {
+    PushResult result =
+        pushWalFile(repository, {.walPath = files::dirName(call.walPath) + "/" + file,
+                                 .controlSystemId = call.systemId,
+                                 .stanza = &stanza});
+    spool::writePushAck(*call.spool, {.file = file,
+                                      .identity = identity,
+                                      .size = result.summary.plainSize,
+                                      .sha256 = io::toHex(result.summary.plainSha256),
+                                      .local = result.local,
+                                      .pushedMs = nowMs()});
+    call.recordStat(file, true, msSince(started));
+    spdlog::info("pushed ahead {}: {} in, {} stored, {} ms", file,
+                 humanBytes(result.summary.plainSize), humanBytes(result.summary.storedSize),
+                 msSince(started));
+  } catch (const std::exception& e) {
+    call.recordStat(file, false, msSince(started));
+    spdlog::warn("could not push {} ahead (it is pushed when PostgreSQL asks for it): {}", file,
+                 e.what());
+  }
 }
 
 }  // namespace
 
 void archivePush(const Config& config, const std::string& walPath) {
-  auto started = std::chrono::steady_clock::now();
-  auto elapsedMs = [&] {
-    return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
-                                                                 started)
-        .count();
-  };
-  // PostgreSQL runs archive_command in the data directory: its pg_control names the cluster of a
-  // file without a page header, and its pg_wal holds the spool.
-  const std::optional<std::uint64_t> controlSystemId = pg::controlSystemId(".");
-  const bool inDataDirectory = controlSystemId.has_value();
+  const auto started = std::chrono::steady_clock::now();
+  Call call{.config = config, .walPath = walPath, .file = files::baseName(walPath)};
+  call.systemId = pg::controlSystemId(".");
+  call.spool = spool::stanzaSpool(
+      config, call.systemId ? std::optional<std::string>(std::string(".")) : std::nullopt);
+  call.repository = repo::describeRepository(config);
+  // Push-ahead and the safety valve work in a data directory, whose pg_wal/archive_status tells
+  // what waits.
+  const bool local = call.spool && call.systemId;
+  if (local && acknowledged(call)) return;
+
+  std::optional<std::vector<ReadyFile>> ready;
+  if (local && (config.archive.pushAhead > 0 || config.archive.queueMax > 0)) {
+    try {
+      ready = readyFiles(files::dirName(walPath));
+    } catch (const Error& e) {
+      spdlog::warn("push-ahead and the safety valve are off for this call: {}", e.what());
+    }
+  }
+  auto name = pg::parseWalName(call.file);
+  if (ready && config.archive.queueMax > 0 && name && name->kind != pg::WalKind::History) {
+    // .history files are never dropped: a lost history breaks 'latest' and lets a timeline
+    // number be used twice.
+    std::uint64_t waiting = waitingBytes(*ready);
+    if (waiting > config.archive.queueMax) return drop(call, *name, waiting);
+  }
+
   PushResult result;
+  std::vector<std::thread> workers;
+  std::exception_ptr failure;
   try {
     repo::Repository repository = repo::openRepository(config);
-    result = pushWalFile(repository, {.walPath = walPath, .controlSystemId = controlSystemId});
+    repo::StanzaInfo stanza = repo::requireStanza(repository);
+    // Once, before the workers share it (a switch of encryption type rewrites stanza.json).
+    repo::checkEncryption(repository, stanza);
+    std::vector<std::string> ahead;
+    spool::Identity identity;
+    if (local) {
+      identity = {
+          .repository = call.repository, .stanzaId = stanza.identity(), .systemId = *call.systemId};
+      spool::claim(*call.spool, identity);
+      recordGap(call, repository, stanza.identity());
+    }
+    if (ready && config.archive.pushAhead > 0 && repository.canOpenAnother()) {
+      // Acknowledgements of files that no longer wait are stale; the others need no push.
+      std::set<std::string> waiting, acked;
+      for (const auto& file : *ready)
+        waiting.insert(file.name.name);
+      for (const auto& file : spool::listPushAcks(*call.spool))
+        if (!waiting.count(file))
+          spool::removePushAck(*call.spool, file);
+        else
+          acked.insert(file);
+      ahead = chooseAhead(*ready, call.file, config.archive.pushAhead, acked);
+    }
+    for (const auto& file : ahead) {
+      try {
+        workers.emplace_back(pushAhead, std::cref(call), repository.another(), std::cref(stanza),
+                             std::cref(identity), file);
+      } catch (const std::system_error& e) {
+        spdlog::warn("pushing fewer files ahead: cannot start a thread: {}", e.what());
+        break;
+      }
+    }
+    try {
+      result = pushWalFile(
+          repository, {.walPath = walPath, .controlSystemId = call.systemId, .stanza = &stanza});
+    } catch (...) {
+      failure = std::current_exception();
+    }
+    for (auto& worker : workers)
+      worker.join();
+    workers.clear();
   } catch (...) {
-    recordPushStat(config, walPath, inDataDirectory, false, elapsedMs());
-    throw;
+    for (auto& worker : workers)
+      worker.join();
+    failure = std::current_exception();
   }
-  const auto ms = elapsedMs();
-  recordPushStat(config, walPath, inDataDirectory, true, ms);
+  if (failure) {
+    call.recordStat(call.file, false, msSince(started));
+    std::rethrow_exception(failure);
+  }
+  const auto ms = msSince(started);
+  call.recordStat(call.file, true, ms);
   if (result.outcome == PushOutcome::AlreadyArchived) {
     spdlog::info("{} is already archived with the same content (SHA-256 {}), nothing to do ({} ms)",
                  result.name.name, io::toHex(result.summary.plainSha256).substr(0, 16), ms);

@@ -335,7 +335,7 @@ int metrics(const Config& config, const CommandLine& commandLine) {
   }
   std::optional<std::string> dataDirectory =
       input.server ? input.server->dataDirectory : std::nullopt;
-  if (auto spoolPath = spool::spoolDirectory(config, dataDirectory))
+  if (auto spoolPath = spool::stanzaSpool(config, dataDirectory))
     input.pushes = spool::readPushStats(*spoolPath, config.stanza, kPushWindow);
 
   std::string text = renderMetrics(buildMetrics(input), input.stanza, input.repository);

@@ -364,6 +364,23 @@ const std::vector<KeyDef>& keyTable() {
        [](Config& c, const Value& v, const std::string& where) {
          c.archive.spoolPath = asAbsolutePath(v, where, true);
        }},
+      {"archive", "push-ahead",
+       "archive-push: .ready files pushed in parallel ahead of the one PostgreSQL asks for "
+       "(0..64; 0 = off)",
+       [](Config& c, const Value& v, const std::string& where) {
+         c.archive.pushAhead = int(asIntIn(v, where, 0, 64));
+       }},
+      {"archive", "queue-max",
+       "safety valve: when more WAL than this waits to be archived, archive-push acknowledges "
+       "files without storing them and records the gap, e.g. \"64GiB\" (0 = never)",
+       [](Config& c, const Value& v, const std::string& where) {
+         c.archive.queueMax = asSize(v, where, 0, std::uint64_t(1) << 50);
+       }},
+      {"archive", "get-ahead",
+       "archive-get: segments fetched ahead while PostgreSQL replays (0..256; 0 = off)",
+       [](Config& c, const Value& v, const std::string& where) {
+         c.archive.getAhead = int(asIntIn(v, where, 0, 256));
+       }},
       {"drill", "queries",
        "statements each drill runs on the restored copy; each must succeed (environment and flag: "
        "one statement)",

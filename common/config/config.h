@@ -77,9 +77,12 @@ struct Config {
   } retention;
 
   struct Archive {
-    // Where tidemark keeps its local state on the database host (the push statistics metrics
-    // reads); "" = pg_wal/tidemark in the data directory (docs/configuration.md).
+    // Where tidemark keeps its local state on the database host (push acknowledgements, the
+    // prefetched segments, push statistics); "" = pg_wal/tidemark in the data directory.
     std::string spoolPath;
+    int pushAhead = 4;           // .ready files pushed in parallel ahead of the asked one; 0 = off
+    std::uint64_t queueMax = 0;  // bytes of waiting WAL past which pushes are dropped; 0 = never
+    int getAhead = 16;           // segments prefetched while PostgreSQL replays; 0 = off
   } archive;
 
   struct Drill {

@@ -100,6 +100,41 @@ std::optional<std::uint64_t> lowWaterMark(const Repository& repository, const st
   return highest;
 }
 
+void writeGapRecord(const Repository& repository, const std::string& stanzaId,
+                    const GapRecord& gap) {
+  nlohmann::ordered_json doc;
+  doc["system-id"] = gap.systemId;
+  doc["first"] = gap.first;
+  doc["last"] = gap.last;
+  doc["files"] = gap.files;
+  doc["first-dropped-ms"] = gap.firstDroppedMs;
+  doc["last-dropped-ms"] = gap.lastDroppedMs;
+  writeStateRecord(repository, stanzaId, state_kind::kGap, gap.first, doc.dump(2) + "\n");
+}
+
+std::vector<GapRecord> readGapRecords(const Repository& repository, const std::string& stanzaId) {
+  std::vector<GapRecord> gaps;
+  for (const auto& subject : listStateSubjects(repository, state_kind::kGap)) {
+    auto record = newestStateRecord(repository, stanzaId, state_kind::kGap, subject);
+    if (!record) continue;
+    try {
+      auto doc = parse(*record, repository);
+      GapRecord gap{.systemId = doc.at("system-id").get<std::uint64_t>(),
+                    .first = doc.at("first").get<std::string>(),
+                    .last = doc.at("last").get<std::string>(),
+                    .files = doc.at("files").get<std::uint64_t>(),
+                    .firstDroppedMs = doc.at("first-dropped-ms").get<std::int64_t>(),
+                    .lastDroppedMs = doc.at("last-dropped-ms").get<std::int64_t>()};
+      if (gap.first != subject) throw std::runtime_error("it names another first file");
+      gaps.push_back(gap);
+    } catch (const std::exception& e) {
+      spdlog::warn("gap record '{}' in {} is left out: {}", record->path, repository.describe(),
+                   e.what());
+    }
+  }
+  return gaps;
+}
+
 std::string newLeaseId() {
   std::array<std::uint8_t, 8> bytes{};
   io::randomBytes(bytes);

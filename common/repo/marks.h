@@ -33,6 +33,23 @@ void writeLowWaterMark(const Repository& repository, const std::string& stanzaId
 std::optional<std::uint64_t> lowWaterMark(const Repository& repository, const std::string& stanzaId,
                                           int generation, std::uint32_t timeline);
 
+// ---- recorded gaps (subject: the first dropped file's name) ----------------------------------
+
+// WAL files archive-push's safety valve (archive.queue-max) acknowledged without storing them: the
+// archive lacks `first` .. `last` of the cluster `systemId`, so no backup taken before them
+// recovers past them. Written before the first push that stores a file after the drop.
+struct GapRecord {
+  std::uint64_t systemId = 0;
+  std::string first, last;  // WAL file names
+  std::uint64_t files = 0;
+  std::int64_t firstDroppedMs = 0, lastDroppedMs = 0;  // UTC, milliseconds since the epoch
+};
+void writeGapRecord(const Repository& repository, const std::string& stanzaId,
+                    const GapRecord& gap);
+// The newest record of every recorded gap, by first file name. A record that is not vouched for
+// or not a gap is left out, with a warning.
+std::vector<GapRecord> readGapRecords(const Repository& repository, const std::string& stanzaId);
+
 // ---- recovery leases (subject: the lease id) -------------------------------------------------
 
 // A recovery (tidemark-recover's restore, then PostgreSQL's replay through archive-get; a drill)

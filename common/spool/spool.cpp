@@ -1,18 +1,118 @@
 // tidemark's local state on the database host.
 #include "common/spool/spool.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <charconv>
 #include <deque>
 #include <fstream>
+#include <functional>
+#include <map>
 #include <sstream>
 
 #include "common/base/error.h"
+#include "common/files/file.h"
 
 namespace tidemark::spool {
+
+namespace {
+
+constexpr const char* kPushFolder = "push";
+constexpr const char* kGetFolder = "get";
+constexpr const char* kAckSuffix = ".ok";
+constexpr std::size_t kMaxSmallFile = 64 * 1024;
+
+// A small file's text; nullopt when it cannot be read or is larger than a spool file ever is.
+std::optional<std::string> readSmall(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return std::nullopt;
+  std::string text(kMaxSmallFile + 1, '\0');
+  in.read(text.data(), std::streamsize(text.size()));
+  text.resize(std::size_t(in.gcount()));
+  if (text.size() > kMaxSmallFile) return std::nullopt;
+  return text;
+}
+
+// "key value" lines (the value is the rest of the line) after a first line that must be `magic`.
+std::optional<std::map<std::string, std::string>> parseFields(const std::string& text,
+                                                              std::string_view magic) {
+  std::istringstream in(text);
+  std::string line;
+  if (!std::getline(in, line) || line != magic) return std::nullopt;
+  std::map<std::string, std::string> fields;
+  while (std::getline(in, line)) {
+    auto space = line.find(' ');
+    if (space == std::string::npos || space == 0) return std::nullopt;
+    if (!fields.emplace(line.substr(0, space), line.substr(space + 1)).second) return std::nullopt;
+  }
+  return fields;
+}
+
+template <typename T>
+bool parseNumber(const std::string& text, T& out) {
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), out);
+  return ec == std::errc() && end == text.data() + text.size() && !text.empty();
+}
+
+// One line: a value never carries a line break into the file.
+std::string oneLine(std::string s) {
+  for (char& ch : s)
+    if (ch == '\n' || ch == '\r') ch = ' ';
+  return s;
+}
+
+void makeFolder(const std::string& path) {
+  if (::mkdir(path.c_str(), 0700) != 0 && errno != EEXIST)
+    throw systemError(ErrorCode::LocalIo, errno, "cannot create the spool folder '{}'", path);
+}
+
+void writeSmall(const std::string& path, const std::string& text) {
+  files::AtomicFile file(path, {.mode = 0600, .errorCode = ErrorCode::LocalIo});
+  file.write({reinterpret_cast<const std::uint8_t*>(text.data()), text.size()});
+  file.commit();
+}
+
+// Removes the entries of `dir` that `ours` accepts (recursively for folders); returns how many.
+std::size_t removeEntries(const std::string& dir,
+                          const std::function<bool(const std::string&)>& ours) {
+  DIR* d = ::opendir(dir.c_str());
+  if (!d) {
+    if (errno == ENOENT) return 0;
+    throw systemError(ErrorCode::LocalIo, errno, "cannot read the spool folder '{}'", dir);
+  }
+  std::vector<std::string> names;
+  while (dirent* e = ::readdir(d)) {
+    std::string name = e->d_name;
+    if (name != "." && name != ".." && ours(name)) names.push_back(name);
+  }
+  ::closedir(d);
+  std::size_t removed = 0;
+  for (const auto& name : names) {
+    std::string path = dir + "/" + name;
+    struct stat st {};
+    if (::lstat(path.c_str(), &st) != 0) continue;
+    if (S_ISDIR(st.st_mode)) {
+      removed += removeEntries(path, [](const std::string&) { return true; });
+      if (::rmdir(path.c_str()) != 0 && errno != ENOENT)
+        throw systemError(ErrorCode::LocalIo, errno, "cannot remove '{}'", path);
+    } else if (::unlink(path.c_str()) != 0 && errno != ENOENT) {
+      throw systemError(ErrorCode::LocalIo, errno, "cannot remove '{}'", path);
+    }
+    ++removed;
+  }
+  return removed;
+}
+
+std::string describe(const Identity& id) {
+  return fmt::format("repository {}, stanza id {}, system identifier {}", id.repository,
+                     id.stanzaId.empty() ? "(none)" : id.stanzaId, id.systemId);
+}
+
+}  // namespace
 
 std::optional<std::string> spoolDirectory(const Config& config,
                                           const std::optional<std::string>& dataDirectory) {
@@ -20,6 +120,233 @@ std::optional<std::string> spoolDirectory(const Config& config,
   if (dataDirectory && !dataDirectory->empty()) return *dataDirectory + "/pg_wal/tidemark";
   return std::nullopt;
 }
+
+std::optional<std::string> stanzaSpool(const Config& config,
+                                       const std::optional<std::string>& dataDirectory) {
+  auto root = spoolDirectory(config, dataDirectory);
+  if (!root) return std::nullopt;
+  return *root + "/" + config.stanza;
+}
+
+// ---- identity -------------------------------------------------------------------------------
+
+namespace {
+constexpr std::string_view kIdentityMagic = "tidemark spool 1";
+}
+
+std::optional<Identity> recordedIdentity(const std::string& folder) {
+  auto text = readSmall(folder + "/" + kIdentityFile);
+  if (!text) return std::nullopt;
+  auto fields = parseFields(*text, kIdentityMagic);
+  if (!fields || !fields->count("repository") || !fields->count("stanza-id") ||
+      !fields->count("system-id"))
+    return std::nullopt;
+  Identity id{.repository = fields->at("repository"), .stanzaId = fields->at("stanza-id")};
+  if (!parseNumber(fields->at("system-id"), id.systemId)) return std::nullopt;
+  return id;
+}
+
+bool claim(const std::string& folder, const Identity& identity) {
+  const auto recorded = recordedIdentity(folder);
+  if (recorded && *recorded == identity) return false;
+  makeFolder(files::dirName(folder));
+  makeFolder(folder);
+  // Only what tidemark puts here goes: a spool-path set to a folder that holds other things
+  // loses none of them.
+  // The gap stays: it names its own repository and cluster, and archive-push records it in that
+  // repository or reports it (a drop must never be forgotten with a discarded spool).
+  std::size_t removed = removeEntries(folder, [](const std::string& name) {
+    return name == kPushFolder || name == kGetFolder || name.rfind(kPushStatsFile, 0) == 0 ||
+           name == kIdentityFile || name.rfind(".", 0) == 0;
+  });
+  if (recorded)
+    spdlog::warn(
+        "discarded the spool '{}': it was made for {}, and the configuration now names {}; "
+        "nothing in it is trusted",
+        folder, describe(*recorded), describe(identity));
+  else if (removed)
+    spdlog::warn("discarded the spool '{}': it records no identity; nothing in it is trusted",
+                 folder);
+  writeSmall(
+      folder + "/" + kIdentityFile,
+      fmt::format("{}\nrepository {}\nstanza-id {}\nsystem-id {}\n", kIdentityMagic,
+                  oneLine(identity.repository), oneLine(identity.stanzaId), identity.systemId));
+  return removed > 0;
+}
+
+// ---- push acknowledgements ------------------------------------------------------------------
+
+namespace {
+
+constexpr std::string_view kAckMagic = "tidemark push acknowledgement 1";
+
+Fingerprint fromStat(const struct stat& st) {
+  return {.device = std::uint64_t(st.st_dev),
+          .inode = std::uint64_t(st.st_ino),
+          .size = std::uint64_t(st.st_size),
+          .mtimeNs = std::int64_t(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec,
+          .ctimeNs = std::int64_t(st.st_ctim.tv_sec) * 1000000000 + st.st_ctim.tv_nsec};
+}
+
+std::string ackPath(const std::string& folder, const std::string& file) {
+  return fmt::format("{}/{}/{}{}", folder, kPushFolder, file, kAckSuffix);
+}
+
+}  // namespace
+
+Fingerprint fingerprintOf(int fd, const std::string& path) {
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) throw systemError(ErrorCode::LocalIo, errno, "cannot stat '{}'", path);
+  return fromStat(st);
+}
+
+std::optional<Fingerprint> fingerprintOf(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) {
+    if (errno == ENOENT) return std::nullopt;
+    throw systemError(ErrorCode::LocalIo, errno, "cannot stat '{}'", path);
+  }
+  return fromStat(st);
+}
+
+std::string formatPushAck(const PushAck& ack) {
+  const auto& l = ack.local;
+  return fmt::format(
+      "{}\nfile {}\nrepository {}\nstanza-id {}\nsystem-id {}\nsize {}\nsha256 {}\n"
+      "local {} {} {} {} {}\npushed {}\n",
+      kAckMagic, ack.file, oneLine(ack.identity.repository), oneLine(ack.identity.stanzaId),
+      ack.identity.systemId, ack.size, ack.sha256, l.device, l.inode, l.size, l.mtimeNs, l.ctimeNs,
+      ack.pushedMs);
+}
+
+std::optional<PushAck> parsePushAck(const std::string& text) {
+  auto fields = parseFields(text, kAckMagic);
+  if (!fields) return std::nullopt;
+  for (const char* key :
+       {"file", "repository", "stanza-id", "system-id", "size", "sha256", "local", "pushed"})
+    if (!fields->count(key)) return std::nullopt;
+  PushAck ack;
+  ack.file = fields->at("file");
+  ack.identity.repository = fields->at("repository");
+  ack.identity.stanzaId = fields->at("stanza-id");
+  ack.sha256 = fields->at("sha256");
+  if (!parseNumber(fields->at("system-id"), ack.identity.systemId) ||
+      !parseNumber(fields->at("size"), ack.size) ||
+      !parseNumber(fields->at("pushed"), ack.pushedMs) || ack.sha256.size() != 64)
+    return std::nullopt;
+  std::istringstream local(fields->at("local"));
+  auto& l = ack.local;
+  std::string extra;
+  if (!(local >> l.device >> l.inode >> l.size >> l.mtimeNs >> l.ctimeNs) || (local >> extra))
+    return std::nullopt;
+  return ack;
+}
+
+void writePushAck(const std::string& folder, const PushAck& ack) {
+  makeFolder(folder + "/" + kPushFolder);
+  writeSmall(ackPath(folder, ack.file), formatPushAck(ack));
+}
+
+std::optional<PushAck> readPushAck(const std::string& folder, const std::string& file) {
+  auto text = readSmall(ackPath(folder, file));
+  if (!text) return std::nullopt;
+  auto ack = parsePushAck(*text);
+  if (!ack || ack->file != file) return std::nullopt;
+  return ack;
+}
+
+void removePushAck(const std::string& folder, const std::string& file) noexcept {
+  ::unlink(ackPath(folder, file).c_str());
+}
+
+std::vector<std::string> listPushAcks(const std::string& folder) {
+  std::vector<std::string> files;
+  DIR* d = ::opendir((folder + "/" + kPushFolder).c_str());
+  if (!d) return files;
+  const std::string_view suffix = kAckSuffix;
+  while (dirent* e = ::readdir(d)) {
+    std::string_view name = e->d_name;
+    if (name.size() > suffix.size() && name.front() != '.' &&
+        name.substr(name.size() - suffix.size()) == suffix)
+      files.emplace_back(name.substr(0, name.size() - suffix.size()));
+  }
+  ::closedir(d);
+  return files;
+}
+
+// ---- the safety valve's gap -----------------------------------------------------------------
+
+namespace {
+constexpr std::string_view kGapMagic = "tidemark dropped wal 1";
+}
+
+std::string formatGap(const LocalGap& gap) {
+  std::string text = fmt::format("{}\nrepository {}\nsystem-id {}\n", kGapMagic,
+                                 oneLine(gap.repository), gap.systemId);
+  for (const auto& r : gap.ranges)
+    text += fmt::format("range {} {} {} {} {}\n", r.first, r.last, r.files, r.firstMs, r.lastMs);
+  return text;
+}
+
+std::optional<LocalGap> parseGap(const std::string& text) {
+  std::istringstream in(text);
+  std::string line;
+  if (!std::getline(in, line) || line != kGapMagic) return std::nullopt;
+  LocalGap gap;
+  bool repository = false, systemId = false;
+  while (std::getline(in, line)) {
+    auto space = line.find(' ');
+    if (space == std::string::npos) return std::nullopt;
+    std::string key = line.substr(0, space), value = line.substr(space + 1);
+    if (key == "repository") {
+      gap.repository = value;
+      repository = true;
+    } else if (key == "system-id") {
+      if (!parseNumber(value, gap.systemId)) return std::nullopt;
+      systemId = true;
+    } else if (key == "range") {
+      std::istringstream fields(value);
+      DroppedRange r;
+      std::string extra;
+      if (!(fields >> r.first >> r.last >> r.files >> r.firstMs >> r.lastMs) || (fields >> extra) ||
+          r.files == 0)
+        return std::nullopt;
+      gap.ranges.push_back(r);
+    } else {
+      return std::nullopt;
+    }
+  }
+  if (!repository || !systemId || gap.ranges.empty()) return std::nullopt;
+  return gap;
+}
+
+std::optional<LocalGap> readGap(const std::string& folder) {
+  const std::string path = folder + "/" + kGapFile;
+  if (::access(path.c_str(), F_OK) != 0 && errno == ENOENT) return std::nullopt;
+  auto text = readSmall(path);
+  auto gap = text ? parseGap(*text) : std::nullopt;
+  if (!gap)
+    throw Error(ErrorCode::LocalIo,
+                fmt::format("'{}' records WAL the safety valve dropped, and cannot be read", path),
+                "read it, record what it says (the archive lacks those files: take a new base "
+                "backup), then move it aside");
+  return gap;
+}
+
+void writeGap(const std::string& folder, const LocalGap& gap) {
+  makeFolder(files::dirName(folder));
+  makeFolder(folder);
+  writeSmall(folder + "/" + kGapFile, formatGap(gap));
+}
+
+void removeGap(const std::string& folder) {
+  const std::string path = folder + "/" + kGapFile;
+  if (::unlink(path.c_str()) != 0 && errno != ENOENT)
+    throw systemError(ErrorCode::LocalIo, errno, "cannot remove '{}'", path);
+  files::syncDirectory(folder);
+}
+
+// ---- push statistics ------------------------------------------------------------------------
 
 std::string formatPushStat(const PushStat& stat) {
   return fmt::format("{} {} {} {} {}\n", stat.finishedMs, stat.durationMs, stat.ok ? "ok" : "fail",
@@ -40,15 +367,18 @@ std::optional<PushStat> parsePushStat(const std::string& line) {
   return stat;
 }
 
-void recordPush(const std::string& spool, const PushStat& stat) noexcept {
+void recordPush(const std::string& folder, const PushStat& stat) noexcept {
   try {
-    // Once per WAL file: open, write, fstat, close; the folder is made only when it is missing.
-    const std::string path = spool + "/" + kPushStatsFile;
+    // Once per WAL file: open, write, fstat, close; the folders are made only when missing.
+    const std::string path = folder + "/" + kPushStatsFile;
     auto open = [&] {
       return ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
     };
     int fd = open();
-    if (fd < 0 && errno == ENOENT && ::mkdir(spool.c_str(), 0700) == 0) fd = open();
+    if (fd < 0 && errno == ENOENT) {
+      ::mkdir(files::dirName(folder).c_str(), 0700);
+      if (::mkdir(folder.c_str(), 0700) == 0 || errno == EEXIST) fd = open();
+    }
     if (fd < 0) {
       spdlog::debug("push statistics: cannot open '{}': {}", path, errnoText(errno));
       return;
@@ -65,10 +395,10 @@ void recordPush(const std::string& spool, const PushStat& stat) noexcept {
   }
 }
 
-std::vector<PushStat> readPushStats(const std::string& spool, const std::string& stanza,
+std::vector<PushStat> readPushStats(const std::string& folder, const std::string& stanza,
                                     std::size_t count) {
   std::deque<PushStat> last;
-  const std::string path = spool + "/" + kPushStatsFile;
+  const std::string path = folder + "/" + kPushStatsFile;
   for (const std::string& file : {path + ".1", path}) {
     std::ifstream in(file);
     for (std::string line; std::getline(in, line);) {

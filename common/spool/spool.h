@@ -1,7 +1,16 @@
 // tidemark's local state on the database host, under one folder (`archive.spool-path`, by default
-// pg_wal/tidemark in the data directory): today the statistics of the last pushes, which
-// `tidemark metrics` reads. Nothing here is needed for a recovery, and nothing here is ever read
-// as the truth about the repository.
+// pg_wal/tidemark in the data directory), one subfolder per stanza:
+//
+//   <spool>/<stanza>/identity        whose state this is: repository, stanza id, system id
+//   <spool>/<stanza>/push/<file>.ok  push-ahead's acknowledgements (archive-push)
+//   <spool>/<stanza>/get/            the prefetched segments (archive-get)
+//   <spool>/<stanza>/gap             WAL the safety valve dropped, not yet recorded in the
+//   repository <spool>/<stanza>/push-stats      the statistics of the last pushes (tidemark
+//   metrics)
+//
+// A stanza folder whose identity differs from the configuration's (another repository, a
+// re-created stanza, a data directory cloned with its pg_wal) is emptied before use, never
+// trusted (claim()). Nothing here is ever read as the truth about the repository without that.
 #pragma once
 
 #include <cstdint>
@@ -17,6 +26,100 @@ namespace tidemark::spool {
 // when neither is known (no spool-path and no data directory).
 std::optional<std::string> spoolDirectory(const Config& config,
                                           const std::optional<std::string>& dataDirectory);
+// The folder of `config.stanza` in that spool.
+std::optional<std::string> stanzaSpool(const Config& config,
+                                       const std::optional<std::string>& dataDirectory);
+
+// ---- identity -------------------------------------------------------------------------------
+
+// Whose state a stanza folder holds.
+struct Identity {
+  std::string repository;  // repo::describeRepository(config): the type and location
+  std::string stanzaId;    // the stanza's own identifier (StanzaInfo::identity())
+  std::uint64_t systemId = 0;
+  bool operator==(const Identity&) const = default;
+};
+
+inline constexpr const char* kIdentityFile = "identity";
+inline constexpr const char* kGapFile = "gap";
+
+// The identity recorded in `folder`; nullopt when there is none or it does not parse.
+std::optional<Identity> recordedIdentity(const std::string& folder);
+
+// Makes `folder` (created with mode 0700, its parent too when missing) the state of `identity`:
+// when it records another identity, or none, everything in it is removed first (a warning names
+// what it belonged to), then the identity is written durably. Returns whether anything was
+// discarded. Throws Error(LocalIo) when the folder cannot be made, emptied or claimed.
+bool claim(const std::string& folder, const Identity& identity);
+
+// ---- push acknowledgements ------------------------------------------------------------------
+
+// What makes a local file the one an acknowledgement was written for: any write, rename or copy
+// changes one of these.
+struct Fingerprint {
+  std::uint64_t device = 0, inode = 0, size = 0;
+  std::int64_t mtimeNs = 0, ctimeNs = 0;
+  bool operator==(const Fingerprint&) const = default;
+};
+// The fingerprint of an open file (Error(LocalIo) when fstat fails) or of a path (nullopt when it
+// does not exist).
+Fingerprint fingerprintOf(int fd, const std::string& path);
+std::optional<Fingerprint> fingerprintOf(const std::string& path);
+
+// A durable acknowledgement: `file` is committed in the repository of `identity`, with this size
+// and plain SHA-256, pushed from the local file with `local`.
+struct PushAck {
+  std::string file;
+  Identity identity;
+  std::uint64_t size = 0;
+  std::string sha256;  // hex
+  Fingerprint local;
+  std::int64_t pushedMs = 0;  // UTC, milliseconds since the epoch
+};
+
+// Writes the acknowledgement into <folder>/push/ (atomically, fsynced, its folder fsynced): only
+// ever after the object is committed. Throws Error(LocalIo).
+void writePushAck(const std::string& folder, const PushAck& ack);
+// The acknowledgement of `file`; nullopt when there is none or it does not parse.
+std::optional<PushAck> readPushAck(const std::string& folder, const std::string& file);
+// Removes the acknowledgement of `file` (no error when it is gone).
+void removePushAck(const std::string& folder, const std::string& file) noexcept;
+// The files that have acknowledgements.
+std::vector<std::string> listPushAcks(const std::string& folder);
+
+std::string formatPushAck(const PushAck& ack);
+std::optional<PushAck> parsePushAck(const std::string& text);
+
+// ---- the safety valve's gap -----------------------------------------------------------------
+
+// WAL files the safety valve acknowledged without storing them, one run of consecutive files.
+struct DroppedRange {
+  std::string first, last;  // WAL file names
+  std::uint64_t files = 0;
+  std::int64_t firstMs = 0, lastMs = 0;  // when the first and the last were dropped (UTC ms)
+  bool operator==(const DroppedRange&) const = default;
+};
+// What the safety valve dropped and the repository does not know yet: written before each drop,
+// recorded in the repository (and removed here) before the next push that stores a file.
+struct LocalGap {
+  std::string repository;  // the repository whose archive lacks them
+  std::uint64_t systemId = 0;
+  std::vector<DroppedRange> ranges;
+  bool operator==(const LocalGap&) const = default;
+};
+
+// The gap recorded in `folder`; nullopt when there is none. Error(LocalIo) when the file is there
+// but cannot be read or parsed: a gap must never be forgotten silently.
+std::optional<LocalGap> readGap(const std::string& folder);
+// Writes it durably (creating `folder`, mode 0700, and its parent when missing). Error(LocalIo).
+void writeGap(const std::string& folder, const LocalGap& gap);
+// Removes it durably. Error(LocalIo).
+void removeGap(const std::string& folder);
+
+std::string formatGap(const LocalGap& gap);
+std::optional<LocalGap> parseGap(const std::string& text);
+
+// ---- push statistics ------------------------------------------------------------------------
 
 // One push, as archive-push records it.
 struct PushStat {
@@ -27,20 +130,21 @@ struct PushStat {
   std::string stanza;  // the stanza it was pushed to
 };
 
-// The file in the spool that push statistics are appended to (and its predecessor, rotated).
+// The file in the stanza folder that push statistics are appended to (and its predecessor,
+// rotated).
 inline constexpr const char* kPushStatsFile = "push-stats";
 inline constexpr std::uint64_t kPushStatsRotateBytes = 64 * 1024;
 
-// Appends one line for `stat` to the spool's statistics (creating the folder, mode 0700, when
-// it is missing and its parent exists), and rotates the file once it has grown past
+// Appends one line for `stat` to the statistics in `folder` (creating it and its parent, mode
+// 0700, when they are missing), and rotates the file once it has grown past
 // kPushStatsRotateBytes. One O_APPEND write of a short line (atomic among concurrent pushers), no
 // fsync: statistics may be lost in a crash. Never throws: a statistic that cannot be written is a
 // debug line, never a failed push.
-void recordPush(const std::string& spool, const PushStat& stat) noexcept;
+void recordPush(const std::string& folder, const PushStat& stat) noexcept;
 
 // The last `count` statistics of `stanza` (oldest first), from the rotated file and the current
 // one. Lines that do not parse are skipped.
-std::vector<PushStat> readPushStats(const std::string& spool, const std::string& stanza,
+std::vector<PushStat> readPushStats(const std::string& folder, const std::string& stanza,
                                     std::size_t count);
 
 // The line format, for tests: "<finishedMs> <durationMs> ok|fail <file> <stanza>\n".

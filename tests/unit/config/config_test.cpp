@@ -243,6 +243,9 @@ TEST_CASE("configuration keys have one environment variable and one flag each") 
                                                  "retention.sweep-age",
                                                  "retention.lease-timeout",
                                                  "archive.spool-path",
+                                                 "archive.push-ahead",
+                                                 "archive.queue-max",
+                                                 "archive.get-ahead",
                                                  "drill.queries",
                                                  "drill.pg-bin",
                                                  "drill.scratch"});
@@ -1343,4 +1346,24 @@ TEST_CASE("a secret in a configuration file its group or others may read is repo
           "group or others may read it (mode 0644)");
     CHECK(e.hint().find("chmod 600 '/etc/tidemark/tidemark.toml'") != std::string::npos);
   }
+}
+
+TEST_CASE("archive: push-ahead, queue-max and get-ahead, with their defaults and bounds") {
+  Config defaults;
+  CHECK(defaults.archive.pushAhead == 4);
+  CHECK(defaults.archive.queueMax == 0);
+  CHECK(defaults.archive.getAhead == 16);
+  ConfigFile file(
+      "stanza = \"main\"\n[repo]\npath = \"/r\"\n[archive]\npush-ahead = 0\n"
+      "queue-max = \"64GiB\"\nget-ahead = 48\n");
+  Config config = load({"--config", file.path});
+  CHECK(config.archive.pushAhead == 0);
+  CHECK(config.archive.queueMax == (std::uint64_t(64) << 30));
+  CHECK(config.archive.getAhead == 48);
+  CHECK(load({"--config", file.path, "--archive-queue-max=0"}).archive.queueMax == 0);
+  CHECK(load({"--config", file.path}, {{"TIDEMARK_ARCHIVE_PUSH_AHEAD", "2"}}).archive.pushAhead ==
+        2);
+  CHECK(test::thrownError([&] {
+          load({"--config", file.path, "--archive-push-ahead=65"});
+        }).code() == ErrorCode::Config);
 }

@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "support/check.h"
 #include "support/segment.h"
 
 using namespace tidemark;
@@ -62,4 +63,127 @@ TEST_CASE("push statistics: one line per push, read back per stanza, rotated, ba
 TEST_CASE("a push statistic that cannot be written is no failure") {
   spool::recordPush("/proc/no-such-place/spool",
                     {.finishedMs = 1, .durationMs = 1, .ok = true, .file = "f", .stanza = "main"});
+}
+
+namespace {
+
+const spool::Identity kIdentity{
+    .repository = "posix:/repo", .stanzaId = "0123456789abcdef", .systemId = 7000000000000000001};
+
+spool::PushAck ackFor(const std::string& file, const spool::Fingerprint& local) {
+  return {.file = file,
+          .identity = kIdentity,
+          .size = local.size,
+          .sha256 = std::string(64, 'a'),
+          .local = local,
+          .pushedMs = 1700000000000};
+}
+
+}  // namespace
+
+TEST_CASE("the stanza's spool folder is below the spool") {
+  Config config;
+  config.stanza = "main";
+  CHECK(spool::stanzaSpool(config, "/data") == "/data/pg_wal/tidemark/main");
+  CHECK_FALSE(spool::stanzaSpool(config, std::nullopt));
+}
+
+TEST_CASE("claim: a spool of another identity is emptied of tidemark's files, never of others") {
+  test::TempDir dir;
+  const std::string folder = dir.path() + "/spool/main";
+  CHECK_FALSE(spool::claim(folder, kIdentity));  // new: nothing to discard
+  CHECK(spool::recordedIdentity(folder) == kIdentity);
+  CHECK_FALSE(spool::claim(folder, kIdentity));  // the same identity keeps everything
+  std::filesystem::create_directories(folder + "/get");
+  std::ofstream(folder + "/get/000000010000000000000005") << "x";
+  std::ofstream(folder + "/someone-elses-file") << "keep me";
+  spool::writePushAck(folder, ackFor("000000010000000000000005", {.size = 1}));
+  spool::writeGap(folder, {.repository = "posix:/repo",
+                           .systemId = 1,
+                           .ranges = {{.first = "000000010000000000000001",
+                                       .last = "000000010000000000000001",
+                                       .files = 1}}});
+  spool::recordPush(folder,
+                    {.finishedMs = 1, .durationMs = 1, .ok = true, .file = "f", .stanza = "main"});
+  REQUIRE(spool::claim(folder, kIdentity) == false);
+  CHECK(spool::listPushAcks(folder).size() == 1);
+
+  for (auto changed :
+       {spool::Identity{"posix:/other", kIdentity.stanzaId, kIdentity.systemId},
+        spool::Identity{kIdentity.repository, "fedcba9876543210", kIdentity.systemId},
+        spool::Identity{kIdentity.repository, kIdentity.stanzaId, 42}}) {
+    CAPTURE(changed.repository);
+    spool::writePushAck(folder, ackFor("000000010000000000000006", {.size = 1}));
+    CHECK(spool::claim(folder, changed));
+    CHECK(spool::recordedIdentity(folder) == changed);
+    CHECK(spool::listPushAcks(folder).empty());
+    CHECK_FALSE(std::filesystem::exists(folder + "/get"));
+    CHECK_FALSE(std::filesystem::exists(folder + "/" + spool::kPushStatsFile));
+    CHECK(std::filesystem::exists(folder + "/someone-elses-file"));
+    // The gap names its own repository: archive-push records or reports it, never forgets it.
+    CHECK(spool::readGap(folder));
+  }
+  // A damaged identity is no identity: everything tidemark's goes.
+  std::ofstream(folder + "/" + spool::kIdentityFile) << "tidemark spool 1\nrepository x\n";
+  CHECK_FALSE(spool::recordedIdentity(folder));
+  spool::writePushAck(folder, ackFor("000000010000000000000007", {.size = 1}));
+  CHECK(spool::claim(folder, kIdentity));
+  CHECK(spool::listPushAcks(folder).empty());
+}
+
+TEST_CASE("push acknowledgements: written durably, read back exactly, damaged ones are none") {
+  test::TempDir dir;
+  const std::string folder = dir.path() + "/main";
+  spool::claim(folder, kIdentity);
+  std::ofstream(dir.path() + "/seg") << "segment";
+  auto local = spool::fingerprintOf(dir.path() + "/seg");
+  REQUIRE(local);
+  CHECK(local->size == 7);
+  CHECK_FALSE(spool::fingerprintOf(dir.path() + "/missing"));
+  spool::writePushAck(folder, ackFor("000000010000000000000005", *local));
+  auto ack = spool::readPushAck(folder, "000000010000000000000005");
+  REQUIRE(ack);
+  CHECK(ack->identity == kIdentity);
+  CHECK(ack->local == *local);
+  CHECK(ack->sha256 == std::string(64, 'a'));
+  CHECK(spool::listPushAcks(folder) == std::vector<std::string>{"000000010000000000000005"});
+  // Renamed to another file's name, an acknowledgement vouches for nothing.
+  std::filesystem::rename(folder + "/push/000000010000000000000005.ok",
+                          folder + "/push/000000010000000000000006.ok");
+  CHECK_FALSE(spool::readPushAck(folder, "000000010000000000000006"));
+  spool::removePushAck(folder, "000000010000000000000006");
+  CHECK(spool::listPushAcks(folder).empty());
+  // Cut short or edited: not an acknowledgement.
+  std::string text = spool::formatPushAck(ackFor("000000010000000000000005", *local));
+  CHECK(spool::parsePushAck(text));
+  CHECK_FALSE(spool::parsePushAck(text.substr(0, text.size() / 2)));
+  CHECK_FALSE(
+      spool::parsePushAck("tidemark push acknowledgement 2\n" + text.substr(text.find('\n') + 1)));
+  // A change to the file changes its fingerprint.
+  std::ofstream(dir.path() + "/seg", std::ios::app) << "!";
+  CHECK(spool::fingerprintOf(dir.path() + "/seg") != *local);
+}
+
+TEST_CASE("the safety valve's gap: durable, exact, and a damaged one is an error, never none") {
+  test::TempDir dir;
+  const std::string folder = dir.path() + "/spool/main";
+  CHECK_FALSE(spool::readGap(folder));
+  spool::LocalGap gap{.repository = "s3://bucket/prefix (http://127.0.0.1:9000)",
+                      .systemId = 7,
+                      .ranges = {{.first = "000000010000000000000001",
+                                  .last = "000000010000000000000003",
+                                  .files = 3,
+                                  .firstMs = 10,
+                                  .lastMs = 30},
+                                 {.first = "000000020000000000000007",
+                                  .last = "000000020000000000000007",
+                                  .files = 1,
+                                  .firstMs = 40,
+                                  .lastMs = 40}}};
+  spool::writeGap(folder, gap);
+  CHECK(spool::readGap(folder) == gap);
+  std::ofstream(folder + "/" + spool::kGapFile, std::ios::app) << "range x\n";
+  CHECK(test::thrownError([&] { spool::readGap(folder); }).code() == ErrorCode::LocalIo);
+  spool::removeGap(folder);
+  CHECK_FALSE(spool::readGap(folder));
 }

@@ -1,0 +1,186 @@
+// Push-ahead (archive.push-ahead): a real PostgreSQL 15 archiver drains a backlog of .ready files
+// through tidemark-archive-push, which pushes the next files in parallel and acknowledges them in
+// the spool; killed at random moments, and with a spool made for another repository.
+#include <dirent.h>
+#include <doctest/doctest.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <filesystem>
+#include <random>
+#include <thread>
+
+#include "cluster.h"
+#include "tidemark_runner.h"
+
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+
+namespace tidemark::test {
+
+namespace {
+
+const std::string kPushAhead = "[archive]\npush-ahead = 4\n";
+
+// Starts `pg` archiving nothing yet (archive_command = '': PostgreSQL keeps every .ready file),
+// writes `count` WAL segments and copies each into `reference` as PostgreSQL wrote it. Returns
+// their names, in order.
+std::vector<std::string> makeBacklog(PgCluster& pg, int count, const std::string& reference) {
+  pg.configure("archive_mode = on\narchive_command = ''\nwal_level = replica\n");
+  pg.start();
+  pg.exec("create table t (i int, pad text)");
+  std::vector<std::string> names;
+  for (int i = 0; i < count; ++i) {
+    pg.exec("insert into t select g, repeat('x', 100) from generate_series(1, 1500) g");
+    names.push_back(pg.value("select pg_walfile_name(pg_switch_wal())"));
+  }
+  for (const auto& name : names)
+    fs::copy_file(pg.dataDir() + "/pg_wal/" + name, reference + "/" + name);
+  return names;
+}
+
+void setArchiveCommand(PgCluster& pg, const std::string& command) {
+  pg.exec("alter system set archive_command = '" + command + "'");
+  pg.exec("select pg_reload_conf()");
+}
+
+bool archivedThrough(PgCluster& pg, const std::string& name) {
+  return pg.value("select coalesce(last_archived_wal, '') >= '" + name +
+                  "' from pg_stat_archiver") == "t";
+}
+
+// Every file of `reference` comes back from the workspace's repository byte-identical.
+void checkArchived(const Workspace& ws, const std::string& reference,
+                   const std::vector<std::string>& names) {
+  for (const auto& name : names) {
+    CAPTURE(name);
+    std::string restored = ws.path("restored-" + name);
+    auto got = runTidemark(ws, ws.get(), {name, restored});
+    INFO(got.output());
+    REQUIRE(got.status == 0);
+    CHECK(readFile(restored) == readFile(reference + "/" + name));
+    fs::remove(restored);
+  }
+}
+
+// The pids of running processes whose executable is `exe` (this test's copy of a binary).
+std::vector<pid_t> processesOf(const std::string& exe) {
+  std::vector<pid_t> pids;
+  DIR* proc = ::opendir("/proc");
+  if (!proc) return pids;
+  while (dirent* e = ::readdir(proc)) {
+    char* end = nullptr;
+    long pid = std::strtol(e->d_name, &end, 10);
+    if (*end != '\0' || pid <= 0) continue;
+    std::error_code ec;
+    auto target = fs::read_symlink(fs::path("/proc") / e->d_name / "exe", ec);
+    if (!ec && target == exe) pids.push_back(pid_t(pid));
+  }
+  ::closedir(proc);
+  return pids;
+}
+
+std::size_t count(const std::string& text, const std::string& needle) {
+  std::size_t n = 0;
+  for (auto at = text.find(needle); at != std::string::npos; at = text.find(needle, at + 1))
+    ++n;
+  return n;
+}
+
+}  // namespace
+
+TEST_CASE_TEMPLATE("push-ahead drains a backlog of 36 files, every one byte-identical", Repo,
+                   PosixRepo, S3Repo) {
+  Workspace ws(Repo::value, kPushAhead);
+  PgCluster pg(ws.path("pg"));
+  pg.initdb();
+  ws.stanzaCreate(pg);
+  const std::string reference = ws.makeDir("reference");
+  auto names = makeBacklog(pg, 36, reference);
+
+  setArchiveCommand(pg, ws.archiveCommand());
+  bool drained = waitUntil([&] { return archivedThrough(pg, names.back()); }, 300s);
+  std::string log = pg.logTail(100000);
+  INFO(log);
+  REQUIRE(drained);
+  CHECK(pg.value("select failed_count from pg_stat_archiver") == "0");
+  // Most calls found their file pushed ahead already.
+  CHECK(count(log, "acknowledged") >= 20);
+  CHECK(count(log, "pushed ahead ") >= 20);
+  checkArchived(ws, reference, names);
+  // Every acknowledgement was used: nothing waits, nothing is left.
+  CHECK(fs::is_empty(pg.dataDir() + "/pg_wal/tidemark/main/push"));
+}
+
+TEST_CASE_TEMPLATE(
+    "push-ahead killed at random moments: every file PostgreSQL marked done is archived intact",
+    Repo, PosixRepo, S3Repo) {
+  Workspace ws(Repo::value, kPushAhead);
+  PgCluster pg(ws.path("pg"));
+  pg.initdb();
+  ws.stanzaCreate(pg);
+  const std::string reference = ws.makeDir("reference");
+  auto names = makeBacklog(pg, 36, reference);
+
+  std::atomic<bool> stop{false};
+  std::atomic<int> kills{0};
+  const unsigned seed = std::random_device{}();
+  CAPTURE(seed);
+  std::thread killer([&] {
+    std::mt19937 random(seed);
+    while (!stop && kills < 10) {
+      for (pid_t pid : processesOf(ws.push())) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(random() % 60));
+        if (::kill(pid, SIGKILL) == 0) ++kills;
+      }
+      std::this_thread::sleep_for(2ms);
+    }
+  });
+  setArchiveCommand(pg, ws.archiveCommand());
+  bool drained = waitUntil([&] { return archivedThrough(pg, names.back()); }, 600s);
+  stop = true;
+  killer.join();
+  INFO(pg.logTail(400));
+  REQUIRE(drained);
+  CHECK(kills >= 8);
+  for (const auto& name : names) {
+    // Done, or recycled after it was done.
+    bool done = fs::exists(pg.dataDir() + "/pg_wal/archive_status/" + name + ".done") ||
+                !fs::exists(pg.dataDir() + "/pg_wal/" + name);
+    CHECK_MESSAGE(done, name);
+  }
+  checkArchived(ws, reference, names);
+  // No temporary file of an acknowledgement is left behind by a kill.
+  CHECK(hiddenNames(pg.dataDir() + "/pg_wal/tidemark").empty());
+}
+
+TEST_CASE("acknowledgements made for another repository are discarded and every file is pushed") {
+  Workspace first(Backend::Posix, kPushAhead), second(Backend::Posix, kPushAhead);
+  PgCluster pg(first.path("pg"));
+  pg.initdb();
+  first.stanzaCreate(pg);
+  second.stanzaCreate(pg);
+  const std::string reference = first.makeDir("reference");
+  auto names = makeBacklog(pg, 8, reference);
+
+  // One call as the archiver makes it, into the first repository: it acknowledges four more.
+  auto pushed = runTidemark(first, first.push(), {"pg_wal/" + names[0]},
+                            {.cwd = pg.dataDir(), .user = testUser()});
+  INFO(pushed.output());
+  REQUIRE(pushed.status == 0);
+  for (int i = 1; i <= 4; ++i)
+    CHECK(fs::exists(pg.dataDir() + "/pg_wal/tidemark/main/push/" + names[i] + ".ok"));
+
+  // The configuration now names another repository (a changed repo.path): the spool of the first
+  // is not trusted, and the second receives every file.
+  setArchiveCommand(pg, second.archiveCommand());
+  bool drained = waitUntil([&] { return archivedThrough(pg, names.back()); }, 300s);
+  std::string log = pg.logTail(100000);
+  INFO(log);
+  REQUIRE(drained);
+  CHECK(count(log, "discarded the spool") == 1);
+  checkArchived(second, reference, names);
+}
+
+}  // namespace tidemark::test
