@@ -13,6 +13,7 @@
 #include <iterator>
 #include <thread>
 
+#include "archive-get/prefetch.h"
 #include "common/base/text.h"
 #include "common/files/file.h"
 #include "common/pg/control.h"
@@ -21,6 +22,7 @@
 #include "common/repo/layout.h"
 #include "common/repo/marks.h"
 #include "common/repo/stanza.h"
+#include "common/spool/spool.h"
 
 namespace tidemark::archive {
 
@@ -134,21 +136,40 @@ GetResult getWalFile(const repo::Repository& repository, const GetParams& params
 GetOutcome archiveGet(const Config& config, const std::string& walName,
                       const std::string& destination) {
   auto started = std::chrono::steady_clock::now();
-  repo::Repository repository = repo::openRepository(config);
+  auto elapsedMs = [&] {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
+                                                                 started)
+        .count();
+  };
   // PostgreSQL runs restore_command in the data directory: its pg_control says which cluster
   // recovers. One that is there but cannot be read is an error, never a guess.
   std::optional<std::uint64_t> systemId = pg::controlSystemId(".");
   if (!systemId && ::access("global/pg_control", F_OK) == 0)
     throw Error(ErrorCode::LocalIo, "cannot read the system identifier from global/pg_control",
                 "check the data directory's files and permissions");
+  // Prefetch works for segments, in a data directory (whose recovery it follows).
+  auto name = pg::parseWalName(walName);
+  std::optional<std::string> folder =
+      systemId ? spool::stanzaSpool(config, std::string(".")) : std::nullopt;
+  if (folder && config.archive.getAhead > 0 && name && name->kind == pg::WalKind::Segment) {
+    PrefetchContext prefetch{.config = config,
+                             .folder = *folder,
+                             .systemId = *systemId,
+                             .repository = repo::describeRepository(config)};
+    requestPrefetch(prefetch, walName);
+    if (takePrefetched(prefetch, walName, destination)) {
+      spdlog::info("restored {} from the prefetch spool, {} ms", walName, elapsedMs());
+      renewLease(repo::openRepository(config), ".");
+      return GetOutcome::Restored;
+    }
+  }
+  repo::Repository repository = repo::openRepository(config);
   GetParams params{.walName = walName, .destination = destination, .controlSystemId = systemId};
   constexpr int kAttempts = 3;
   for (int attempt = 1;; ++attempt) {
     try {
       GetResult result = getWalFile(repository, params);
-      auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                    std::chrono::steady_clock::now() - started)
-                    .count();
+      auto ms = elapsedMs();
       if (result.outcome == GetOutcome::NotFound) {
         // PostgreSQL probes for files that do not exist (each timeline's .history): stay quiet.
         spdlog::debug("{} is not in the repository", walName);

@@ -71,4 +71,18 @@ std::string historyFileName(std::uint32_t timeline) {
   return fmt::format("{:08X}.history", timeline);
 }
 
+std::uint32_t fileTimeline(const TimelineHistory& history, std::uint64_t segment,
+                           std::uint32_t segmentSize) {
+  std::uint64_t end = (segment + 1) * segmentSize - 1;
+  std::uint32_t chosen =
+      history.parents.empty() ? history.timeline : history.parents.front().timeline;
+  std::uint64_t begin = 0;
+  for (const auto& parent : history.parents) {
+    if (begin <= end) chosen = parent.timeline;
+    begin = parent.switchpoint;
+  }
+  if (begin <= end) chosen = history.timeline;
+  return chosen;
+}
+
 }  // namespace tidemark::pg

@@ -30,6 +30,11 @@ struct TimelineHistory {
   std::uint32_t timelineOf(std::uint64_t lsn) const;
 };
 
+// The timeline whose file PostgreSQL reads for `segment` on the way to history.timeline: the
+// newest timeline on the path that began at or before the segment's end (XLogFileReadAnyTLI).
+std::uint32_t fileTimeline(const TimelineHistory& history, std::uint64_t segment,
+                           std::uint32_t segmentSize);
+
 // Parses the content of `<timeline>.history`. Throws Error(Corrupt) naming `where` for a line
 // that is not "parent<TAB>X/X<TAB>reason", or parents out of order.
 TimelineHistory parseHistory(std::uint32_t timeline, const std::string& content,

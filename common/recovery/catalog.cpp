@@ -117,16 +117,7 @@ const pg::TimelineHistory& Catalog::history(std::uint32_t timeline) const {
 
 std::uint32_t Catalog::fileTimeline(const pg::TimelineHistory& history,
                                     std::uint64_t segment) const {
-  std::uint64_t end = (segment + 1) * segmentSize() - 1;
-  std::uint32_t chosen =
-      history.parents.empty() ? history.timeline : history.parents.front().timeline;
-  std::uint64_t begin = 0;
-  for (const auto& parent : history.parents) {
-    if (begin <= end) chosen = parent.timeline;
-    begin = parent.switchpoint;
-  }
-  if (begin <= end) chosen = history.timeline;
-  return chosen;
+  return pg::fileTimeline(history, segment, segmentSize());
 }
 
 std::string Catalog::fileName(const pg::TimelineHistory& history, std::uint64_t segment) const {

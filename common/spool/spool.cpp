@@ -70,6 +70,12 @@ void makeFolder(const std::string& path) {
     throw systemError(ErrorCode::LocalIo, errno, "cannot create the spool folder '{}'", path);
 }
 
+// The stanza folder, and the spool folder above it when missing.
+void makeStanzaFolder(const std::string& folder) {
+  makeFolder(files::dirName(folder));
+  makeFolder(folder);
+}
+
 void writeSmall(const std::string& path, const std::string& text) {
   files::AtomicFile file(path, {.mode = 0600, .errorCode = ErrorCode::LocalIo});
   file.write({reinterpret_cast<const std::uint8_t*>(text.data()), text.size()});
@@ -149,8 +155,7 @@ std::optional<Identity> recordedIdentity(const std::string& folder) {
 bool claim(const std::string& folder, const Identity& identity) {
   const auto recorded = recordedIdentity(folder);
   if (recorded && *recorded == identity) return false;
-  makeFolder(files::dirName(folder));
-  makeFolder(folder);
+  makeStanzaFolder(folder);
   // Only what tidemark puts here goes: a spool-path set to a folder that holds other things
   // loses none of them.
   // The gap stays: it names its own repository and cluster, and archive-push records it in that
@@ -174,11 +179,12 @@ bool claim(const std::string& folder, const Identity& identity) {
   return removed > 0;
 }
 
-// ---- push acknowledgements ------------------------------------------------------------------
+// ---- push acknowledgements and prefetched segments ------------------------------------------
 
 namespace {
 
-constexpr std::string_view kAckMagic = "tidemark push acknowledgement 1";
+constexpr std::string_view kRecordMagic = "tidemark file record 1";
+constexpr const char* kWantedFile = "wanted";
 
 Fingerprint fromStat(const struct stat& st) {
   return {.device = std::uint64_t(st.st_dev),
@@ -188,8 +194,39 @@ Fingerprint fromStat(const struct stat& st) {
           .ctimeNs = std::int64_t(st.st_ctim.tv_sec) * 1000000000 + st.st_ctim.tv_nsec};
 }
 
-std::string ackPath(const std::string& folder, const std::string& file) {
-  return fmt::format("{}/{}/{}{}", folder, kPushFolder, file, kAckSuffix);
+// Records live in <folder>/<sub>/<file>.ok.
+std::string recordPath(const std::string& folder, const char* sub, const std::string& file) {
+  return fmt::format("{}/{}/{}{}", folder, sub, file, kAckSuffix);
+}
+
+void writeRecord(const std::string& folder, const char* sub, const FileRecord& record) {
+  makeStanzaFolder(folder);
+  makeFolder(folder + "/" + sub);
+  writeSmall(recordPath(folder, sub, record.file), formatRecord(record));
+}
+
+std::optional<FileRecord> readRecord(const std::string& folder, const char* sub,
+                                     const std::string& file) {
+  auto text = readSmall(recordPath(folder, sub, file));
+  if (!text) return std::nullopt;
+  auto record = parseRecord(*text);
+  if (!record || record->file != file) return std::nullopt;
+  return record;
+}
+
+std::vector<std::string> listRecords(const std::string& folder, const char* sub) {
+  std::vector<std::string> files;
+  DIR* d = ::opendir((folder + "/" + sub).c_str());
+  if (!d) return files;
+  const std::string_view suffix = kAckSuffix;
+  while (dirent* e = ::readdir(d)) {
+    std::string_view name = e->d_name;
+    if (name.size() > suffix.size() && name.front() != '.' &&
+        name.substr(name.size() - suffix.size()) == suffix)
+      files.emplace_back(name.substr(0, name.size() - suffix.size()));
+  }
+  ::closedir(d);
+  return files;
 }
 
 }  // namespace
@@ -209,69 +246,108 @@ std::optional<Fingerprint> fingerprintOf(const std::string& path) {
   return fromStat(st);
 }
 
-std::string formatPushAck(const PushAck& ack) {
-  const auto& l = ack.local;
+std::string formatRecord(const FileRecord& record) {
+  const auto& l = record.local;
   return fmt::format(
       "{}\nfile {}\nrepository {}\nstanza-id {}\nsystem-id {}\nsize {}\nsha256 {}\n"
-      "local {} {} {} {} {}\npushed {}\n",
-      kAckMagic, ack.file, oneLine(ack.identity.repository), oneLine(ack.identity.stanzaId),
-      ack.identity.systemId, ack.size, ack.sha256, l.device, l.inode, l.size, l.mtimeNs, l.ctimeNs,
-      ack.pushedMs);
+      "local {} {} {} {} {}\nat {}\n",
+      kRecordMagic, record.file, oneLine(record.identity.repository),
+      oneLine(record.identity.stanzaId), record.identity.systemId, record.size, record.sha256,
+      l.device, l.inode, l.size, l.mtimeNs, l.ctimeNs, record.atMs);
 }
 
-std::optional<PushAck> parsePushAck(const std::string& text) {
-  auto fields = parseFields(text, kAckMagic);
+std::optional<FileRecord> parseRecord(const std::string& text) {
+  auto fields = parseFields(text, kRecordMagic);
   if (!fields) return std::nullopt;
   for (const char* key :
-       {"file", "repository", "stanza-id", "system-id", "size", "sha256", "local", "pushed"})
+       {"file", "repository", "stanza-id", "system-id", "size", "sha256", "local", "at"})
     if (!fields->count(key)) return std::nullopt;
-  PushAck ack;
-  ack.file = fields->at("file");
-  ack.identity.repository = fields->at("repository");
-  ack.identity.stanzaId = fields->at("stanza-id");
-  ack.sha256 = fields->at("sha256");
-  if (!parseNumber(fields->at("system-id"), ack.identity.systemId) ||
-      !parseNumber(fields->at("size"), ack.size) ||
-      !parseNumber(fields->at("pushed"), ack.pushedMs) || ack.sha256.size() != 64)
+  FileRecord record;
+  record.file = fields->at("file");
+  record.identity.repository = fields->at("repository");
+  record.identity.stanzaId = fields->at("stanza-id");
+  record.sha256 = fields->at("sha256");
+  if (!parseNumber(fields->at("system-id"), record.identity.systemId) ||
+      !parseNumber(fields->at("size"), record.size) ||
+      !parseNumber(fields->at("at"), record.atMs) || record.sha256.size() != 64)
     return std::nullopt;
   std::istringstream local(fields->at("local"));
-  auto& l = ack.local;
+  auto& l = record.local;
   std::string extra;
   if (!(local >> l.device >> l.inode >> l.size >> l.mtimeNs >> l.ctimeNs) || (local >> extra))
     return std::nullopt;
-  return ack;
+  return record;
 }
 
-void writePushAck(const std::string& folder, const PushAck& ack) {
-  makeFolder(folder + "/" + kPushFolder);
-  writeSmall(ackPath(folder, ack.file), formatPushAck(ack));
+void writePushAck(const std::string& folder, const FileRecord& ack) {
+  writeRecord(folder, kPushFolder, ack);
 }
 
-std::optional<PushAck> readPushAck(const std::string& folder, const std::string& file) {
-  auto text = readSmall(ackPath(folder, file));
-  if (!text) return std::nullopt;
-  auto ack = parsePushAck(*text);
-  if (!ack || ack->file != file) return std::nullopt;
-  return ack;
+std::optional<FileRecord> readPushAck(const std::string& folder, const std::string& file) {
+  return readRecord(folder, kPushFolder, file);
 }
 
 void removePushAck(const std::string& folder, const std::string& file) noexcept {
-  ::unlink(ackPath(folder, file).c_str());
+  ::unlink(recordPath(folder, kPushFolder, file).c_str());
 }
 
 std::vector<std::string> listPushAcks(const std::string& folder) {
-  std::vector<std::string> files;
-  DIR* d = ::opendir((folder + "/" + kPushFolder).c_str());
-  if (!d) return files;
-  const std::string_view suffix = kAckSuffix;
-  while (dirent* e = ::readdir(d)) {
-    std::string_view name = e->d_name;
-    if (name.size() > suffix.size() && name.front() != '.' &&
-        name.substr(name.size() - suffix.size()) == suffix)
-      files.emplace_back(name.substr(0, name.size() - suffix.size()));
+  return listRecords(folder, kPushFolder);
+}
+
+std::string fetchedFolder(const std::string& folder) {
+  return folder + "/" + kGetFolder;
+}
+
+std::string fetchedPath(const std::string& folder, const std::string& file) {
+  return fetchedFolder(folder) + "/" + file;
+}
+
+void writeFetched(const std::string& folder, const FileRecord& record) {
+  writeRecord(folder, kGetFolder, record);
+}
+
+std::optional<FileRecord> readFetched(const std::string& folder, const std::string& file) {
+  return readRecord(folder, kGetFolder, file);
+}
+
+void removeFetched(const std::string& folder, const std::string& file) noexcept {
+  // The record first: a segment without one is never handed over.
+  ::unlink(recordPath(folder, kGetFolder, file).c_str());
+  ::unlink(fetchedPath(folder, file).c_str());
+}
+
+std::vector<std::string> listFetched(const std::string& folder) {
+  return listRecords(folder, kGetFolder);
+}
+
+void writeWanted(const std::string& folder, const std::string& file) {
+  // No fsync: a hint for the prefetcher, worth nothing after a crash.
+  makeStanzaFolder(folder);
+  makeFolder(fetchedFolder(folder));
+  files::AtomicFile out(fetchedFolder(folder) + "/" + kWantedFile,
+                        {.mode = 0600, .sync = false, .errorCode = ErrorCode::LocalIo});
+  std::string text = file + "\n";
+  out.write({reinterpret_cast<const std::uint8_t*>(text.data()), text.size()});
+  out.commit();
+}
+
+std::optional<Wanted> readWanted(const std::string& folder) {
+  const std::string path = fetchedFolder(folder) + "/" + kWantedFile;
+  struct stat st {};
+  auto text = readSmall(path);
+  if (!text || ::stat(path.c_str(), &st) != 0) return std::nullopt;
+  std::string file = text->substr(0, text->find('\n'));
+  if (file.empty()) return std::nullopt;
+  return Wanted{.file = file, .askedAt = std::int64_t(st.st_mtime)};
+}
+
+void removeFetchedFolder(const std::string& folder) noexcept {
+  try {
+    removeEntries(folder, [](const std::string& name) { return name == kGetFolder; });
+  } catch (const std::exception& e) {
+    spdlog::warn("{}", e.what());
   }
-  ::closedir(d);
-  return files;
 }
 
 // ---- the safety valve's gap -----------------------------------------------------------------
@@ -334,8 +410,7 @@ std::optional<LocalGap> readGap(const std::string& folder) {
 }
 
 void writeGap(const std::string& folder, const LocalGap& gap) {
-  makeFolder(files::dirName(folder));
-  makeFolder(folder);
+  makeStanzaFolder(folder);
   writeSmall(folder + "/" + kGapFile, formatGap(gap));
 }
 

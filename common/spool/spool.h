@@ -52,7 +52,8 @@ std::optional<Identity> recordedIdentity(const std::string& folder);
 // discarded. Throws Error(LocalIo) when the folder cannot be made, emptied or claimed.
 bool claim(const std::string& folder, const Identity& identity);
 
-// ---- push acknowledgements ------------------------------------------------------------------
+// ---- push acknowledgements and prefetched segments
+// ------------------------------------------------------------------
 
 // What makes a local file the one an acknowledgement was written for: any write, rename or copy
 // changes one of these.
@@ -66,29 +67,32 @@ struct Fingerprint {
 Fingerprint fingerprintOf(int fd, const std::string& path);
 std::optional<Fingerprint> fingerprintOf(const std::string& path);
 
-// A durable acknowledgement: `file` is committed in the repository of `identity`, with this size
-// and plain SHA-256, pushed from the local file with `local`.
-struct PushAck {
+// What the spool vouches for about one WAL file: a push acknowledgement (`file` is committed in
+// the repository of `identity`, with this size and plain SHA-256, pushed from the local file with
+// fingerprint `local`) or a prefetched segment (verified from that repository and written to the
+// spool file with fingerprint `local`).
+struct FileRecord {
   std::string file;
   Identity identity;
   std::uint64_t size = 0;
   std::string sha256;  // hex
   Fingerprint local;
-  std::int64_t pushedMs = 0;  // UTC, milliseconds since the epoch
+  std::int64_t atMs = 0;  // when it was pushed or fetched (UTC, milliseconds since the epoch)
 };
 
 // Writes the acknowledgement into <folder>/push/ (atomically, fsynced, its folder fsynced): only
 // ever after the object is committed. Throws Error(LocalIo).
-void writePushAck(const std::string& folder, const PushAck& ack);
+void writePushAck(const std::string& folder, const FileRecord& ack);
 // The acknowledgement of `file`; nullopt when there is none or it does not parse.
-std::optional<PushAck> readPushAck(const std::string& folder, const std::string& file);
+std::optional<FileRecord> readPushAck(const std::string& folder, const std::string& file);
 // Removes the acknowledgement of `file` (no error when it is gone).
 void removePushAck(const std::string& folder, const std::string& file) noexcept;
 // The files that have acknowledgements.
 std::vector<std::string> listPushAcks(const std::string& folder);
 
-std::string formatPushAck(const PushAck& ack);
-std::optional<PushAck> parsePushAck(const std::string& text);
+// The text of a record, and back (nullopt: not a record).
+std::string formatRecord(const FileRecord& record);
+std::optional<FileRecord> parseRecord(const std::string& text);
 
 // ---- the safety valve's gap -----------------------------------------------------------------
 
@@ -118,6 +122,30 @@ void removeGap(const std::string& folder);
 
 std::string formatGap(const LocalGap& gap);
 std::optional<LocalGap> parseGap(const std::string& text);
+
+// ---- prefetched segments ---------------------------------------------------------------------
+
+// The folder prefetched segments are written to (<folder>/get), and a segment's path in it.
+std::string fetchedFolder(const std::string& folder);
+std::string fetchedPath(const std::string& folder, const std::string& file);
+// The record of a prefetched segment, written durably after the segment (Error(LocalIo)); read
+// back (nullopt: none, or damaged); removed with its segment.
+void writeFetched(const std::string& folder, const FileRecord& record);
+std::optional<FileRecord> readFetched(const std::string& folder, const std::string& file);
+void removeFetched(const std::string& folder, const std::string& file) noexcept;
+// The segments with a record.
+std::vector<std::string> listFetched(const std::string& folder);
+
+// The segment PostgreSQL asked for last (archive-get writes it, the prefetcher follows it), and
+// when it was asked for (UTC seconds).
+void writeWanted(const std::string& folder, const std::string& file);
+struct Wanted {
+  std::string file;
+  std::int64_t askedAt = 0;
+};
+std::optional<Wanted> readWanted(const std::string& folder);
+// Removes the prefetch folder and everything in it (no error when it is gone).
+void removeFetchedFolder(const std::string& folder) noexcept;
 
 // ---- push statistics ------------------------------------------------------------------------
 

@@ -1,0 +1,323 @@
+// Prefetch: the background fetcher and the handover of what it fetched.
+#include "archive-get/prefetch.h"
+
+#include <fcntl.h>
+#include <spdlog/spdlog.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <ctime>
+#include <map>
+#include <set>
+#include <thread>
+
+#include "archive-get/get.h"
+#include "common/base/error.h"
+#include "common/files/file.h"
+#include "common/repo/generation.h"
+#include "common/repo/layout.h"
+#include "common/repo/stanza.h"
+#include "common/repo/wal_catalog.h"
+#include "common/spool/spool.h"
+
+namespace tidemark::archive {
+
+namespace {
+
+constexpr const char* kLockFile = "prefetch.lock";
+constexpr const char* kLogFile = "prefetch.log";
+constexpr off_t kLogMax = 1 << 20;
+
+std::int64_t nowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+bool exists(const std::string& path) {
+  return ::access(path.c_str(), F_OK) == 0;
+}
+
+bool inRecovery(const std::string& dataDirectory) {
+  return exists(dataDirectory + "/recovery.signal") || exists(dataDirectory + "/standby.signal");
+}
+
+// The prefetcher's lock: held while one runs. -1 when another holds it (or it cannot be made).
+int lockPrefetcher(const std::string& folder) {
+  int fd = ::open((folder + "/" + kLockFile).c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0) return -1;
+  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    ::close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+// The generation of the cluster `systemId` (nullopt: not one of the stanza).
+std::optional<repo::Generation> generationOf(const repo::Repository& repository,
+                                             const repo::StanzaInfo& stanza,
+                                             std::uint64_t systemId) {
+  if (systemId == stanza.systemId) return repo::Generation::first(stanza);
+  auto generations = repo::loadGenerations(repository, stanza);
+  if (auto g = repo::findGeneration(generations, systemId)) return *g;
+  return std::nullopt;
+}
+
+// The history PostgreSQL follows from `timeline` with recovery_target_timeline = 'latest': the
+// newest of the consecutive timelines after it that have a history file in the repository.
+pg::TimelineHistory followedHistory(const repo::Repository& repository, int generation,
+                                    std::uint32_t timeline) {
+  std::uint32_t newest = timeline;
+  while (true) {
+    auto name = pg::parseWalName(pg::historyFileName(newest + 1));
+    if (!repository.storage().info(repo::walObject(repository.stanza(), generation, *name))) break;
+    ++newest;
+  }
+  pg::TimelineHistory history = repo::loadHistory(repository, generation, newest);
+  // A branch that does not lead through the timeline PostgreSQL is on is not its way.
+  if (!history.contains(timeline)) history = repo::loadHistory(repository, generation, timeline);
+  return history;
+}
+
+// Marks a segment the prefetcher is fetching (archive-get waits for it rather than fetch it too).
+std::string inflightPath(const std::string& folder, const std::string& file) {
+  return spool::fetchedPath(folder, "." + file + ".inflight");
+}
+constexpr auto kInflightWait = std::chrono::seconds(10);
+
+// Outcome of one fetch into the spool.
+enum class Fetch { Stored, Absent, Failed };
+
+}  // namespace
+
+std::vector<std::string> planAhead(const pg::TimelineHistory& history, const pg::WalName& wanted,
+                                   int count, std::uint32_t segmentSize) {
+  std::vector<std::string> plan;
+  const std::uint64_t first = pg::segmentNumber(wanted, segmentSize) + 1;
+  for (std::uint64_t segment = first; segment < first + std::uint64_t(std::max(count, 0));
+       ++segment)
+    plan.push_back(
+        pg::segmentFileName(pg::fileTimeline(history, segment, segmentSize), segment, segmentSize));
+  return plan;
+}
+
+bool takePrefetched(const PrefetchContext& context, const std::string& file,
+                    const std::string& destination) {
+  try {
+    auto record = spool::readFetched(context.folder, file);
+    // Being fetched already: waiting for it is cheaper than fetching it twice.
+    const std::string inflight = inflightPath(context.folder, file);
+    for (auto deadline = std::chrono::steady_clock::now() + kInflightWait;
+         !record && exists(inflight) && std::chrono::steady_clock::now() < deadline;) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+      record = spool::readFetched(context.folder, file);
+    }
+    if (!record) return false;
+    const std::string path = spool::fetchedPath(context.folder, file);
+    const auto identity = spool::recordedIdentity(context.folder);
+    const bool trusted =
+        identity && record->identity == *identity && identity->repository == context.repository &&
+        identity->systemId == context.systemId && spool::fingerprintOf(path) == record->local &&
+        record->local.size == record->size;
+    if (!trusted) {
+      spdlog::info("ignored the prefetched {}: not the verified copy for this configuration", file);
+      spool::removeFetched(context.folder, file);
+      return false;
+    }
+    if (::rename(path.c_str(), destination.c_str()) != 0) {
+      spdlog::debug("cannot move the prefetched {} to '{}': {}", file, destination,
+                    errnoText(errno));
+      return false;
+    }
+    files::syncDirectory(files::dirName(destination));
+    spool::removeFetched(context.folder, file);
+    return true;
+  } catch (const std::exception& e) {
+    spdlog::warn("the prefetched {} is not used: {}", file, e.what());
+    return false;
+  }
+}
+
+void requestPrefetch(const PrefetchContext& context, const std::string& file) noexcept {
+  try {
+    spool::writeWanted(context.folder, file);
+    int lock = lockPrefetcher(context.folder);
+    if (lock < 0) return;  // one runs (or the lock cannot be made: nothing to start)
+    ::close(lock);
+    pid_t child = ::fork();
+    if (child < 0) {
+      spdlog::warn("cannot start the prefetcher: {}", errnoText(errno));
+      return;
+    }
+    if (child == 0) {
+      // The intermediate child: a new session, so that the prefetcher belongs to no terminal and
+      // PostgreSQL's process group; its child is the prefetcher, adopted by init.
+      ::setsid();
+      if (::fork() != 0) ::_exit(0);
+      int null = ::open("/dev/null", O_RDWR);
+      const std::string log = context.folder + "/" + kLogFile;
+      struct stat st {};
+      int flags = O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC;
+      if (::stat(log.c_str(), &st) == 0 && st.st_size > kLogMax) flags |= O_TRUNC;
+      int err = ::open(log.c_str(), flags, 0600);
+      if (null >= 0) {
+        ::dup2(null, 0);
+        ::dup2(null, 1);
+      }
+      ::dup2(err >= 0 ? err : null, 2);
+      // Nothing of PostgreSQL's (its sockets, its pipes) stays open in a process it does not own.
+      ::close_range(3, ~0U, 0);
+      int status = 0;
+      try {
+        runPrefetcher(context);
+      } catch (const std::exception& e) {
+        spdlog::error("the prefetcher stopped: {}", e.what());
+        status = 1;
+      }
+      spdlog::shutdown();
+      ::_exit(status);
+    }
+    ::waitpid(child, nullptr, 0);
+  } catch (const std::exception& e) {
+    spdlog::warn("prefetch is off for this call: {}", e.what());
+  }
+}
+
+void runPrefetcher(const PrefetchContext& context, const PrefetchOptions& options) {
+  const Config& config = context.config;
+  repo::Repository repository = repo::openRepository(config);
+  auto stanza = repo::loadStanza(repository);
+  if (!stanza) return;
+  auto generation = generationOf(repository, *stanza, context.systemId);
+  if (!generation) return;
+  spool::claim(context.folder, {.repository = context.repository,
+                                .stanzaId = stanza->identity(),
+                                .systemId = context.systemId});
+  int lock = lockPrefetcher(context.folder);
+  if (lock < 0) return;
+  const spool::Identity identity{.repository = context.repository,
+                                 .stanzaId = stanza->identity(),
+                                 .systemId = context.systemId};
+  const int ahead = std::max(config.archive.getAhead, 1);
+  const std::size_t parallel = std::size_t(std::clamp(ahead, 1, 4));
+  std::vector<repo::Repository> handles;
+  for (std::size_t i = 0; i < parallel && repository.canOpenAnother(); ++i)
+    handles.push_back(repository.another());
+  if (handles.empty()) handles.push_back(std::move(repository));
+  const std::uint32_t segmentSize = generation->walSegmentSize;
+  spdlog::info("prefetcher started for {} ({} segments ahead)", context.folder, ahead);
+
+  std::optional<pg::TimelineHistory> history;
+  std::uint32_t historyFor = 0;
+  auto historyChecked = std::chrono::steady_clock::time_point{};
+  std::map<std::string, std::chrono::steady_clock::time_point> retryAt;
+  std::string reason = "recovery ended";
+  while (true) {
+    if (!inRecovery(context.dataDirectory)) break;
+    auto wanted = spool::readWanted(context.folder);
+    if (!wanted || std::time(nullptr) - wanted->askedAt > options.idle.count()) {
+      reason = "nothing was asked for";
+      break;
+    }
+    auto name = pg::parseWalName(wanted->file);
+    const auto now = std::chrono::steady_clock::now();
+    if (!name || name->kind != pg::WalKind::Segment) {
+      std::this_thread::sleep_for(options.poll);
+      continue;
+    }
+    // The way ahead: the history files tell where PostgreSQL goes; a new one may appear while a
+    // standby follows a primary that was promoted.
+    if (!history || historyFor != name->timeline ||
+        now - historyChecked > std::chrono::seconds(10)) {
+      try {
+        history = followedHistory(handles.front(), generation->number, name->timeline);
+        historyFor = name->timeline;
+        historyChecked = now;
+      } catch (const Error& e) {
+        spdlog::warn("prefetch waits: {}", e.what());
+        history.reset();
+        std::this_thread::sleep_for(options.retryAbsent);
+        continue;
+      }
+    }
+    const auto plan = planAhead(*history, *name, ahead, segmentSize);
+    const std::set<std::string> planned(plan.begin(), plan.end());
+    // What PostgreSQL will not ask for goes (the file it asks for now stays: it may be taken).
+    for (const auto& file : spool::listFetched(context.folder))
+      if (!planned.count(file) && file != wanted->file) spool::removeFetched(context.folder, file);
+
+    std::vector<std::string> batch;
+    for (const auto& file : plan) {
+      if (spool::readFetched(context.folder, file)) continue;
+      auto retry = retryAt.find(file);
+      if (retry != retryAt.end() && retry->second > now) break;  // absent: what follows is too
+      batch.push_back(file);
+      if (batch.size() == handles.size()) break;
+    }
+    if (batch.empty()) {
+      std::this_thread::sleep_for(options.poll);
+      continue;
+    }
+    std::vector<Fetch> results(batch.size(), Fetch::Failed);
+    auto fetch = [&](std::size_t i) {
+      const std::string& file = batch[i];
+      const std::string inflight = inflightPath(context.folder, file);
+      int marker = ::open(inflight.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+      if (marker >= 0) ::close(marker);
+      struct Unmark {
+        const std::string& path;
+        ~Unmark() { ::unlink(path.c_str()); }
+      } unmark{inflight};
+      try {
+        GetResult result =
+            getWalFile(handles[i], {.walName = file,
+                                    .destination = spool::fetchedPath(context.folder, file),
+                                    .controlSystemId = context.systemId});
+        if (result.outcome == GetOutcome::NotFound) {
+          results[i] = Fetch::Absent;
+          return;
+        }
+        auto local = spool::fingerprintOf(spool::fetchedPath(context.folder, file));
+        if (!local) return;
+        spool::writeFetched(context.folder, {.file = file,
+                                             .identity = identity,
+                                             .size = result.summary.plainSize,
+                                             .sha256 = io::toHex(result.summary.plainSha256),
+                                             .local = *local,
+                                             .atMs = nowMs()});
+        results[i] = Fetch::Stored;
+      } catch (const std::exception& e) {
+        // Damaged or unreadable ahead is no error until PostgreSQL asks for it: archive-get then
+        // fetches it itself and reports what it finds.
+        spdlog::info("prefetch of {} failed (archive-get reports it if PostgreSQL asks): {}", file,
+                     e.what());
+      }
+    };
+    std::vector<std::thread> threads;
+    for (std::size_t i = 1; i < batch.size(); ++i)
+      threads.emplace_back(fetch, i);
+    fetch(0);
+    for (auto& t : threads)
+      t.join();
+    for (std::size_t i = 0; i < batch.size(); ++i) {
+      if (results[i] == Fetch::Stored) {
+        retryAt.erase(batch[i]);
+      } else {
+        // Without this wait, a standby at the end of the archive would ask for it in a loop.
+        auto wait = results[i] == Fetch::Absent ? options.retryAbsent : options.retryAbsent * 5;
+        retryAt[batch[i]] = std::chrono::steady_clock::now() + wait;
+      }
+    }
+    // Forget the retries of segments PostgreSQL has passed.
+    for (auto it = retryAt.begin(); it != retryAt.end();)
+      it = planned.count(it->first) ? std::next(it) : retryAt.erase(it);
+  }
+  spool::removeFetchedFolder(context.folder);
+  ::close(lock);
+  spdlog::info("prefetcher stopped: {}; its spool is removed", reason);
+}
+
+}  // namespace tidemark::archive

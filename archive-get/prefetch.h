@@ -1,0 +1,59 @@
+// Prefetch (archive.get-ahead): while PostgreSQL replays, a background process of tidemark's
+// fetches the segments it will ask for next into the spool (<spool>/<stanza>/get), verified and
+// fsynced; archive-get hands a prefetched segment over with a rename.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "common/config/config.h"
+#include "common/pg/timeline.h"
+#include "common/pg/wal.h"
+
+namespace tidemark::archive {
+
+// Where one cluster's prefetched segments live, and for whom.
+struct PrefetchContext {
+  const Config& config;
+  std::string folder;      // the stanza's spool folder (spool::stanzaSpool)
+  std::uint64_t systemId;  // of the cluster that recovers
+  std::string repository;  // repo::describeRepository(config)
+  std::string dataDirectory = ".";
+};
+
+// Hands `file` over to `destination` when the spool holds it for this configuration and cluster:
+// its record names the spool's identity, the configured repository and this cluster, and the
+// segment is the file the prefetcher wrote (its fingerprint). Renamed into place, its folder
+// synced. false when it is not there, or not trusted (then it is removed), or cannot be renamed
+// (another filesystem): the caller fetches it from the repository.
+bool takePrefetched(const PrefetchContext& context, const std::string& file,
+                    const std::string& destination);
+
+// Tells the prefetcher that PostgreSQL asked for `file`, and starts one in the background when
+// none runs. Never throws: prefetching that cannot start is a warning, never a failed fetch.
+void requestPrefetch(const PrefetchContext& context, const std::string& file) noexcept;
+
+struct PrefetchOptions {
+  // Nothing asked for this long: PostgreSQL stopped, or no longer needs the archive.
+  std::chrono::seconds idle{120};
+  std::chrono::milliseconds poll{50};
+  // A segment the repository does not hold is looked for again after this long.
+  std::chrono::milliseconds retryAbsent{1000};
+};
+
+// The prefetcher (what requestPrefetch runs in the background; tests run it directly): one per
+// spool folder (a lock), it follows the segment PostgreSQL asked for last, fetches the next
+// archive.get-ahead on the way to the newest timeline in parallel, and removes what PostgreSQL
+// will not ask for. Returns, removing the prefetched segments, once the data directory is out of
+// recovery (neither recovery.signal nor standby.signal) or nothing was asked for options.idle;
+// at once when another prefetcher runs.
+void runPrefetcher(const PrefetchContext& context, const PrefetchOptions& options = {});
+
+// The `count` segments after `wanted` that PostgreSQL reads on the way to history.timeline, by
+// file name (each on the timeline whose file it reads: pg::fileTimeline).
+std::vector<std::string> planAhead(const pg::TimelineHistory& history, const pg::WalName& wanted,
+                                   int count, std::uint32_t segmentSize);
+
+}  // namespace tidemark::archive
