@@ -168,7 +168,7 @@ bool acknowledged(const Call& call) {
     return false;
   }
   spdlog::info("{} was pushed ahead {} ms ago (SHA-256 {}), acknowledged", call.file,
-               std::max<std::int64_t>(0, nowMs() - ack->pushedMs), ack->sha256.substr(0, 16));
+               std::max<std::int64_t>(0, nowMs() - ack->atMs), ack->sha256.substr(0, 16));
   return true;
 }
 
@@ -254,7 +254,7 @@ void pushAhead(const Call& call, repo::Repository repository, const repo::Stanza
                                       .size = result.summary.plainSize,
                                       .sha256 = io::toHex(result.summary.plainSha256),
                                       .local = result.local,
-                                      .pushedMs = nowMs()});
+                                      .atMs = nowMs()});
     call.recordStat(file, true, msSince(started));
     spdlog::info("pushed ahead {}: {} in, {} stored, {} ms", file,
                  humanBytes(result.summary.plainSize), humanBytes(result.summary.storedSize),
@@ -306,13 +306,21 @@ void archivePush(const Config& config, const std::string& walPath) {
     repo::checkEncryption(repository, stanza);
     std::vector<std::string> ahead;
     spool::Identity identity;
+    bool spoolUsable = local;
     if (local) {
       identity = {
           .repository = call.repository, .stanzaId = stanza.identity(), .systemId = *call.systemId};
-      spool::claim(*call.spool, identity);
+      try {
+        spool::claim(*call.spool, identity);
+      } catch (const Error& e) {
+        // A full or read-only spool costs push-ahead, never the push.
+        spdlog::warn("push-ahead is off for this call: {}", e.what());
+        spoolUsable = false;
+      }
+      // Before anything is stored after a drop (an error here fails the push).
       recordGap(call, repository, stanza.identity());
     }
-    if (ready && config.archive.pushAhead > 0 && repository.canOpenAnother()) {
+    if (ready && spoolUsable && config.archive.pushAhead > 0 && repository.canOpenAnother()) {
       // Acknowledgements of files that no longer wait are stale; the others need no push.
       std::set<std::string> waiting, acked;
       for (const auto& file : *ready)

@@ -389,6 +389,11 @@ InfoReport collectInfo(const repo::Repository& repository) {
   } catch (const Error& e) {
     report.notes.push_back(e.what());
   }
+  try {
+    report.droppedWal = repo::readGapRecords(repository, stanzaId);
+  } catch (const Error& e) {
+    report.notes.push_back(e.what());
+  }
   return report;
 }
 
@@ -424,6 +429,9 @@ std::string renderText(const InfoReport& report) {
                        : fmt::format("{} FAILED in the {} step", d->finished, d->failedStep)});
     else
       table.row({"last drill", "never (tidemark drill)"});
+    for (const auto& gap : report.droppedWal)
+      table.row({"DROPPED WAL", recovery::describeDropped(gap) +
+                                    ": backups taken before it do not recover past it"});
     for (const auto& note : report.notes)
       table.row({"note", note});
     out += table.render("  ");
@@ -475,6 +483,15 @@ std::string renderJson(const InfoReport& report) {
              {"rpo-seconds", d->rpoSeconds ? Json(*d->rpoSeconds) : Json(nullptr)}};
   else
     doc["last-drill"] = nullptr;
+  Json& dropped = doc["dropped-wal"] = Json::array();
+  for (const auto& gap : report.droppedWal)
+    dropped.push_back(Json{
+        {"system-identifier", std::to_string(gap.systemId)},
+        {"first", gap.first},
+        {"last", gap.last},
+        {"files", gap.files},
+        {"first-dropped", formatUtc(UtcSeconds(std::chrono::seconds(gap.firstDroppedMs / 1000)))},
+        {"last-dropped", formatUtc(UtcSeconds(std::chrono::seconds(gap.lastDroppedMs / 1000)))}});
   doc["notes"] = report.notes;
   doc["backups"] = backupsJson(current.backups);
   Json& damaged = doc["damaged-backups"] = Json::array();

@@ -14,6 +14,7 @@
 #include "common/recovery/window.h"
 #include "common/repo/backup.h"
 #include "common/repo/generation.h"
+#include "common/repo/marks.h"
 #include "common/repo/repository.h"
 #include "common/repo/stanza.h"
 #include "ctl/drill.h"
@@ -71,6 +72,9 @@ struct InfoReport {
   // record that cannot be read is reported in `notes` and left out.
   std::optional<VerifyResult> lastVerify;
   std::optional<DrillRecord> lastDrill;
+  // WAL archive-push's safety valve dropped (archive.queue-max), as recorded: backups taken before
+  // a gap do not recover past it.
+  std::vector<repo::GapRecord> droppedWal;
   std::vector<std::string> notes;
 
   // The newest generation's.

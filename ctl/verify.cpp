@@ -361,8 +361,8 @@ std::string hex(const io::Sha256Digest& digest) {
 class Checker {
  public:
   Checker(const repo::Repository& repository, const recovery::Catalog& catalog,
-          std::vector<VerifyFinding>& findings)
-      : repository_(repository), catalog_(catalog), findings_(findings) {}
+          std::vector<VerifyFinding>& findings, const std::vector<repo::GapRecord>& dropped)
+      : repository_(repository), catalog_(catalog), findings_(findings), dropped_(dropped) {}
 
   const recovery::Catalog& catalog() const { return catalog_; }
   int generation() const { return catalog_.generation().number; }
@@ -534,10 +534,13 @@ class Checker {
       for (const auto& gap : catalog_.gaps(*history, *from, last)) {
         if (expiredOnPurpose(gap)) continue;
         if (!reported.insert({gap.first, gap.last}).second) continue;
+        const repo::GapRecord* record =
+            recovery::droppedBy(dropped_, catalog_.generation().systemId, gap);
         addWal(gap.first, kind::kWalGap,
                fmt::format("missing {}: a recovery from backup {} (or a later one before the gap) "
-                           "along timeline {} stops there",
-                           gap.describe(), oldest, timeline));
+                           "along timeline {} stops there{}",
+                           gap.describe(), oldest, timeline,
+                           record ? " (" + recovery::describeDropped(*record) + ")" : ""));
       }
     }
   }
@@ -628,6 +631,7 @@ class Checker {
   const repo::Repository& repository_;
   const recovery::Catalog& catalog_;
   std::vector<VerifyFinding>& findings_;
+  const std::vector<repo::GapRecord>& dropped_;
   std::map<std::uint32_t, std::optional<std::uint64_t>> marks_;
   std::set<std::uint32_t> badHistories_;
 };
@@ -783,10 +787,17 @@ VerifyReport verifyRepository(const repo::Repository& repository, const VerifyOp
   if (catalogs.empty()) throw repo::missingStanza(repository);
   const recovery::Catalog& current = catalogs.back();
   const std::string stanzaId = current.stanza().identity();
+  // WAL the safety valve dropped: its gaps are findings like any other, named for what they are.
+  std::vector<repo::GapRecord> dropped;
+  try {
+    dropped = repo::readGapRecords(repository, stanzaId);
+  } catch (const Error& e) {
+    spdlog::warn("the records of dropped WAL cannot be read: {}", e.what());
+  }
   std::vector<Checker> checkers;
   checkers.reserve(catalogs.size());  // pointers to them are taken below
   for (const auto& catalog : catalogs)
-    checkers.emplace_back(repository, catalog, report.findings);
+    checkers.emplace_back(repository, catalog, report.findings, dropped);
   auto checkerOf = [&](int generation) -> Checker& {
     return *std::find_if(checkers.begin(), checkers.end(),
                          [&](const Checker& c) { return c.generation() == generation; });

@@ -29,6 +29,7 @@
 #include "common/restore/lease.h"
 #include "common/restore/restore.h"
 #include "common/restore/settings.h"
+#include "common/spool/spool.h"
 
 extern char** environ;
 
@@ -532,6 +533,9 @@ recovery::RecoveryPlan recover(const Config& config, const CommandLine& commandL
     lease.release();
     throw;
   }
+  // A spool kept outside the data directory (archive.spool-path) belonged to the cluster's former
+  // life: nothing in it is for the restored one.
+  if (auto folder = spool::stanzaSpool(config, options.dataDirectory)) spool::discard(*folder);
   printNextSteps(plan, options, owned);
   return plan;
 }

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 
+#include "common/base/time.h"
 #include "common/pg/wal.h"
 #include "common/repo/metadata.h"
 
@@ -99,6 +100,24 @@ std::set<std::uint32_t> Catalog::timelines() const {
   for (const auto& backup : backups_)
     out.insert(backup.timeline);
   return out;
+}
+
+const repo::GapRecord* droppedBy(const std::vector<repo::GapRecord>& dropped,
+                                 std::uint64_t systemId, const WalGap& gap) {
+  for (const auto& record : dropped)
+    if (record.systemId == systemId && record.first <= gap.last && gap.first <= record.last)
+      return &record;
+  return nullptr;
+}
+
+std::string describeDropped(const repo::GapRecord& record) {
+  auto at = [](std::int64_t ms) {
+    return formatUtcText(UtcSeconds(std::chrono::seconds(ms / 1000)));
+  };
+  return fmt::format(
+      "archive-push's safety valve (archive.queue-max) dropped {} to {} ({} files) between {} "
+      "and {}",
+      record.first, record.last, record.files, at(record.firstDroppedMs), at(record.lastDroppedMs));
 }
 
 std::uint32_t Catalog::newestFrom(std::uint32_t timeline) const {

@@ -22,6 +22,7 @@
 #include "common/pg/timeline.h"
 #include "common/repo/backup.h"
 #include "common/repo/generation.h"
+#include "common/repo/marks.h"
 #include "common/repo/metadata.h"
 #include "common/repo/repository.h"
 #include "common/repo/stanza.h"
@@ -37,6 +38,13 @@ struct WalGap {
   // "000000010000000000000005" or "000000010000000000000005 to 000000010000000000000007 (3 files)".
   std::string describe() const;
 };
+
+// The record of archive-push's safety valve (repo/marks.h) that accounts for `gap` in the WAL of
+// the cluster `systemId`, or nullptr: one whose dropped range overlaps it.
+const repo::GapRecord* droppedBy(const std::vector<repo::GapRecord>& dropped,
+                                 std::uint64_t systemId, const WalGap& gap);
+// "archive-push's safety valve (archive.queue-max) dropped A to B (N files) between T1 and T2".
+std::string describeDropped(const repo::GapRecord& record);
 
 class Catalog {
  public:

@@ -8,6 +8,7 @@
 
 #include "common/base/error.h"
 #include "common/base/text.h"
+#include "common/base/time.h"
 #include "common/pg/lsn.h"
 #include "common/pg/wal.h"
 #include "common/repo/stanza.h"
@@ -19,7 +20,8 @@ namespace {
 // Steps of planRecovery, in order. Each adds what it learns to the plan.
 class Planner {
  public:
-  Planner(const Catalog& catalog, const Target& target) : catalog_(catalog), target_(target) {}
+  Planner(const Catalog& catalog, const Target& target, const std::vector<repo::GapRecord>& dropped)
+      : catalog_(catalog), target_(target), dropped_(dropped) {}
 
   RecoveryPlan plan(const std::optional<std::string>& backupLabel) {
     requireBackups();
@@ -205,6 +207,19 @@ class Planner {
     plan_.gaps = catalog_.gaps(plan_.history, plan_.firstSegment, plan_.lastSegment);
     const std::uint32_t size = catalog_.segmentSize();
     for (const auto& gap : plan_.gaps) {
+      // WAL the safety valve dropped holds nothing written after it was dropped: a time target
+      // later than the first drop lies beyond the gap.
+      if (const repo::GapRecord* record =
+              droppedBy(dropped_, catalog_.generation().systemId, gap)) {
+        if (target_.kind == TargetKind::Time &&
+            target_.time > UtcMicros(std::chrono::milliseconds(record->firstDroppedMs)))
+          throw Error(ErrorCode::InvalidInput,
+                      fmt::format("the target {} lies after a gap in the archive: {}; no backup "
+                                  "taken before it recovers past it",
+                                  target_.describe(), describeDropped(*record)),
+                      "recover to a time before the gap, or from a backup taken after it");
+        warnings_.push_back(describeDropped(*record));
+      }
       std::uint64_t first = pg::segmentNumber(*pg::parseWalName(gap.first), size);
       std::uint64_t last = pg::segmentNumber(*pg::parseWalName(gap.last), size);
       if (first <= plan_.backup.lastSegment())
@@ -264,13 +279,15 @@ class Planner {
   std::vector<std::string> warnings_;  // go before the plan's own
   std::set<std::uint32_t> warnedNoHistory_;
   std::optional<std::uint64_t> switchSegment_;  // a switch inside a segment on the path
+  const std::vector<repo::GapRecord>& dropped_;
 };
 
 }  // namespace
 
 RecoveryPlan planRecovery(const Catalog& catalog, const Target& target,
-                          const std::optional<std::string>& backupLabel) {
-  RecoveryPlan plan = Planner(catalog, target).plan(backupLabel);
+                          const std::optional<std::string>& backupLabel,
+                          const std::vector<repo::GapRecord>& dropped) {
+  RecoveryPlan plan = Planner(catalog, target, dropped).plan(backupLabel);
   plan.generation = catalog.generation().number;
   return plan;
 }
@@ -375,7 +392,17 @@ RecoveryPlan planRecovery(const repo::Repository& repository, const Target& targ
   std::vector<Catalog> generations = Catalog::loadGenerations(repository);
   if (generations.empty()) throw repo::missingStanza(repository);
   const Catalog& chosen = generationFor(generations, target, backupLabel);
-  RecoveryPlan plan = planRecovery(chosen, target, backupLabel);
+  // What the safety valve dropped names the gaps it made (and what a time target needs).
+  std::vector<repo::GapRecord> dropped;
+  std::string unreadable;
+  try {
+    dropped = repo::readGapRecords(repository, generations.front().stanza().identity());
+  } catch (const Error& e) {
+    unreadable = e.what();
+  }
+  RecoveryPlan plan = planRecovery(chosen, target, backupLabel, dropped);
+  if (!unreadable.empty())
+    plan.warnings.push_back("the records of dropped WAL cannot be read: " + unreadable);
   for (auto& warning : generationWarnings(generations, chosen))
     plan.warnings.push_back(std::move(warning));
   return plan;

@@ -35,8 +35,11 @@ struct RecoveryPlan {
 // would silently end recovery early). Gaps that may or may not matter (time, xid and name targets
 // past the backup's own WAL) become warnings, as do damaged backup.json files and timelines whose
 // history file is missing.
+// `dropped`: the records of WAL archive-push's safety valve dropped (repo::readGapRecords): a gap
+// they account for is named as such, and a time target after the drop is refused.
 RecoveryPlan planRecovery(const Catalog& catalog, const Target& target,
-                          const std::optional<std::string>& backupLabel = std::nullopt);
+                          const std::optional<std::string>& backupLabel = std::nullopt,
+                          const std::vector<repo::GapRecord>& dropped = {});
 
 // Which generation's catalog (`generations` oldest first, not empty) a recovery uses: the one
 // holding `backupLabel`; else the generation of the newest backup (by stop time, across

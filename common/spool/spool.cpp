@@ -152,6 +152,25 @@ std::optional<Identity> recordedIdentity(const std::string& folder) {
   return id;
 }
 
+namespace {
+
+// What claim() and discard() remove: everything tidemark puts in a stanza folder but the gap.
+bool discardable(const std::string& name) {
+  return name == kPushFolder || name == kGetFolder || name.rfind(kPushStatsFile, 0) == 0 ||
+         name == kIdentityFile || name.rfind(".", 0) == 0;
+}
+
+}  // namespace
+
+void discard(const std::string& folder) noexcept {
+  try {
+    if (removeEntries(folder, discardable))
+      spdlog::info("removed the spool '{}' of the data directory's former life", folder);
+  } catch (const std::exception& e) {
+    spdlog::warn("{}", e.what());
+  }
+}
+
 bool claim(const std::string& folder, const Identity& identity) {
   const auto recorded = recordedIdentity(folder);
   if (recorded && *recorded == identity) return false;
@@ -160,10 +179,7 @@ bool claim(const std::string& folder, const Identity& identity) {
   // loses none of them.
   // The gap stays: it names its own repository and cluster, and archive-push records it in that
   // repository or reports it (a drop must never be forgotten with a discarded spool).
-  std::size_t removed = removeEntries(folder, [](const std::string& name) {
-    return name == kPushFolder || name == kGetFolder || name.rfind(kPushStatsFile, 0) == 0 ||
-           name == kIdentityFile || name.rfind(".", 0) == 0;
-  });
+  std::size_t removed = removeEntries(folder, discardable);
   if (recorded)
     spdlog::warn(
         "discarded the spool '{}': it was made for {}, and the configuration now names {}; "

@@ -52,6 +52,11 @@ std::optional<Identity> recordedIdentity(const std::string& folder);
 // discarded. Throws Error(LocalIo) when the folder cannot be made, emptied or claimed.
 bool claim(const std::string& folder, const Identity& identity);
 
+// Removes what tidemark keeps in `folder` but the gap (which names its own repository): for a data
+// directory that starts a new life (tidemark-recover). Never throws: what cannot be removed is a
+// warning, and claim() discards it later anyway.
+void discard(const std::string& folder) noexcept;
+
 // ---- push acknowledgements and prefetched segments
 // ------------------------------------------------------------------
 

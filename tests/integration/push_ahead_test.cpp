@@ -13,6 +13,7 @@
 
 #include "cluster.h"
 #include "tidemark_runner.h"
+#include "tmpfs.h"
 
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
@@ -181,6 +182,49 @@ TEST_CASE("acknowledgements made for another repository are discarded and every 
   REQUIRE(drained);
   CHECK(count(log, "discarded the spool") == 1);
   checkArchived(second, reference, names);
+}
+
+TEST_CASE(
+    "a full spool costs push-ahead, never a push, and the safety valve drops nothing unrecorded") {
+  if (!canMount()) {
+    MESSAGE("[tidemark] skipped: mounting a tmpfs needs CAP_SYS_ADMIN");
+    return;
+  }
+  Workspace probe(Backend::Posix);
+  const std::string spool = probe.makeDir("spool");
+  Tmpfs space(spool, 1 * kMiB, 0700);
+  Workspace ws(Backend::Posix, kPushAhead + "spool-path = \"" + spool + "\"\n");
+  PgCluster pg(ws.path("pg"));
+  pg.initdb();
+  ws.stanzaCreate(pg);
+  const std::string reference = ws.makeDir("reference");
+  auto names = makeBacklog(pg, 6, reference);
+  space.fillLeaving(0);
+
+  auto pushed =
+      runTidemark(ws, ws.push(), {"pg_wal/" + names[0]}, {.cwd = pg.dataDir(), .user = testUser()});
+  INFO(pushed.output());
+  CHECK(pushed.status == 0);
+  CHECK(pushed.output().find("No space left on device") != std::string::npos);
+  CHECK(ws.hasObject(Workspace::walObject(names[0])));
+
+  // With the repository away and the valve open, a drop that cannot be recorded is no drop.
+  fs::rename(ws.path("repo"), ws.path("repo-away"));
+  auto valve = runTidemark(ws, ws.push(), {"--archive-queue-max=1MiB", "pg_wal/" + names[1]},
+                           {.cwd = pg.dataDir(), .user = testUser()});
+  INFO(valve.output());
+  CHECK(valve.status != 0);
+  CHECK(valve.output().find("WITHOUT being stored") == std::string::npos);
+  CHECK_FALSE(fs::exists(spool + "/main/gap"));
+  fs::rename(ws.path("repo-away"), ws.path("repo"));
+
+  // Room again: the archiver drains everything.
+  space.resize(64 * kMiB);
+  setArchiveCommand(pg, ws.archiveCommand());
+  bool drained = waitUntil([&] { return archivedThrough(pg, names.back()); }, 120s);
+  INFO(pg.logTail(200));
+  REQUIRE(drained);
+  checkArchived(ws, reference, names);
 }
 
 }  // namespace tidemark::test

@@ -1,0 +1,114 @@
+// The safety valve (archive.queue-max): with the repository unreachable, archive-push drops WAL
+// past the bound instead of letting pg_wal fill the disk, records the gap, and info, verify and
+// recovery planning know of it.
+#include <doctest/doctest.h>
+
+#include <filesystem>
+
+#include "cluster.h"
+#include "tidemark_runner.h"
+
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+
+namespace tidemark::test {
+
+namespace {
+
+std::size_t readyFiles(const PgCluster& pg) {
+  std::size_t n = 0;
+  for (const auto& entry : fs::directory_iterator(pg.dataDir() + "/pg_wal/archive_status"))
+    n += entry.path().extension() == ".ready";
+  return n;
+}
+
+std::string switchWal(PgCluster& pg) {
+  pg.exec("insert into t select g from generate_series(1, 1000) g");
+  return pg.value("select pg_walfile_name(pg_switch_wal())");
+}
+
+// Waits for the archiver (woken every half second: after failures it would sleep a minute).
+bool waitArchiver(PgCluster& pg, const std::function<bool()>& done) {
+  return waitUntil(
+      [&] {
+        if (done()) return true;
+        pg.exec("select pg_reload_conf()");
+        std::this_thread::sleep_for(500ms);
+        return false;
+      },
+      240s);
+}
+
+}  // namespace
+
+TEST_CASE("the safety valve bounds pg_wal when the repository is unreachable and records the gap") {
+  Workspace ws(Backend::Posix, "[archive]\nqueue-max = \"48MiB\"\n");
+  PgCluster pg(ws.path("pg"));
+  ws.startArchivingPrimary(pg);
+  pg.exec("create table t (i int)");
+  takeBackup(ws, pg);
+  std::this_thread::sleep_for(1500ms);  // past the backup's end, which is recorded in seconds
+  const double beforeGap = serverNow(pg);
+
+  // The repository goes away (an unmounted volume, a network outage).
+  const std::string repo = ws.path("repo"), away = ws.path("repo-away");
+  fs::rename(repo, away);
+  std::string last;
+  for (int i = 0; i < 8; ++i)
+    last = switchWal(pg);
+  // pg_wal stops growing past the bound: at most 48 MiB (three segments) wait, plus the one being
+  // dropped.
+  bool bounded = waitArchiver(pg, [&] {
+    return readyFiles(pg) <= 3 && fs::exists(pg.dataDir() + "/pg_wal/tidemark/main/gap");
+  });
+  std::string log = pg.logTail(400);
+  INFO(log);
+  REQUIRE(bounded);
+  CHECK(log.find("WITHOUT being stored") != std::string::npos);
+  // More WAL: it comes back to the bound each time.
+  for (int i = 0; i < 3; ++i) {
+    switchWal(pg);
+    CHECK(waitArchiver(pg, [&] { return readyFiles(pg) <= 3; }));
+  }
+
+  // Back: the next push records the gap in the repository first, and archiving catches up.
+  fs::rename(away, repo);
+  const double afterGap = serverNow(pg);
+  last = switchWal(pg);
+  bool caughtUp = waitArchiver(pg, [&] {
+    return pg.value("select coalesce(last_archived_wal, '') >= '" + last +
+                    "' from pg_stat_archiver") == "t" &&
+           !fs::exists(pg.dataDir() + "/pg_wal/tidemark/main/gap");
+  });
+  INFO(pg.logTail(200));
+  REQUIRE(caughtUp);
+
+  auto info = ctl(ws, {"info", "--output", "json"});
+  INFO(info.output());
+  REQUIRE(info.status == 0);
+  CHECK(info.out.find("\"dropped-wal\": [\n    {") != std::string::npos);
+  auto text = ctl(ws, {"info"});
+  CHECK(text.out.find("DROPPED WAL") != std::string::npos);
+
+  auto verify = ctl(ws, {"verify"});
+  INFO(verify.output());
+  CHECK(verify.status != 0);
+  CHECK(verify.output().find("safety valve") != std::string::npos);
+
+  // From the backup taken before the gap: a time after it is refused; one before the drops is
+  // planned, with the gap named (its WAL may hold the target: PostgreSQL then stops at the gap).
+  std::string dir = ws.path("restored");
+  Outcome refused =
+      recoverWith(ws, {"--pgdata=" + dir, "--dry-run", "--target-time=" + isoTarget(afterGap)});
+  INFO(refused.output());
+  CHECK(refused.status != 0);
+  CHECK(refused.output().find("lies after a gap in the archive") != std::string::npos);
+  Outcome planned =
+      recoverWith(ws, {"--pgdata=" + dir, "--dry-run", "--target-time=" + isoTarget(beforeGap)});
+  INFO(planned.output());
+  CHECK(planned.status == 0);
+  CHECK(planned.output().find("safety valve") != std::string::npos);
+  pg.stop();
+}
+
+}  // namespace tidemark::test
