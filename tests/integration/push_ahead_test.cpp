@@ -124,13 +124,15 @@ TEST_CASE_TEMPLATE(
   const std::string reference = ws.makeDir("reference");
   auto names = makeBacklog(pg, 36, reference);
 
+  // Each kill makes PostgreSQL's archiver exit (a command killed by a signal is FATAL for it), and
+  // the postmaster starts a new one after up to 10 s: eight kills take over a minute.
   std::atomic<bool> stop{false};
   std::atomic<int> kills{0};
   const unsigned seed = std::random_device{}();
   CAPTURE(seed);
   std::thread killer([&] {
     std::mt19937 random(seed);
-    while (!stop && kills < 10) {
+    while (!stop && kills < 8) {
       for (pid_t pid : processesOf(ws.push())) {
         std::this_thread::sleep_for(std::chrono::milliseconds(random() % 60));
         if (::kill(pid, SIGKILL) == 0) ++kills;

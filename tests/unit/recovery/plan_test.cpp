@@ -325,3 +325,38 @@ TEST_CASE("a plan warns when another generation received WAL later: a rolled-bac
   CHECK(warnings[0] == test::Containing("--backup"));
   CHECK(recovery::generationWarnings(generations, generations[0]).empty());
 }
+
+TEST_CASE("WAL the safety valve dropped: a time target after the drop is refused and named") {
+  test::FakeRepository repository;
+  repository.wal(1, 2, 4);
+  repository.wal(1, 8, 9);
+  repository.backup("20261101T000000Z", 1, 0x200028, 0x300100);  // ends 2026-11-01 00:01:15
+  const std::uint64_t systemId = repository.catalog().generation().systemId;
+  // Segments 5 to 7 were dropped between 01:00 and 01:02.
+  const std::vector<repo::GapRecord> dropped{{.systemId = systemId,
+                                              .first = "000000010000000000000005",
+                                              .last = "000000010000000000000007",
+                                              .files = 3,
+                                              .firstDroppedMs = 1793494800000,
+                                              .lastDroppedMs = 1793494920000}};
+  auto refused = thrownError([&] {
+    recovery::planRecovery(repository.catalog(), timeTarget("2026-11-01T01:30:00Z"), std::nullopt,
+                           dropped);
+  });
+  CHECK(refused.code() == ErrorCode::InvalidInput);
+  CHECK(what(refused) == test::Containing("lies after a gap in the archive"));
+  CHECK(what(refused) == test::Containing("safety valve"));
+  // Before the drop: planned, the gap named (PostgreSQL stops there if the target is inside it).
+  auto plan = recovery::planRecovery(repository.catalog(), timeTarget("2026-11-01T00:30:00Z"),
+                                     std::nullopt, dropped);
+  CHECK(plan.backup.label == "20261101T000000Z");
+  bool named = false;
+  for (const auto& w : plan.warnings)
+    named |= w.find("safety valve") != std::string::npos;
+  CHECK(named);
+  // A record of another cluster accounts for nothing.
+  auto other = dropped;
+  other[0].systemId = systemId - 1;
+  CHECK_NOTHROW(recovery::planRecovery(repository.catalog(), timeTarget("2026-11-01T01:30:00Z"),
+                                       std::nullopt, other));
+}

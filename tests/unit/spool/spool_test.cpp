@@ -70,13 +70,13 @@ namespace {
 const spool::Identity kIdentity{
     .repository = "posix:/repo", .stanzaId = "0123456789abcdef", .systemId = 7000000000000000001};
 
-spool::PushAck ackFor(const std::string& file, const spool::Fingerprint& local) {
+spool::FileRecord ackFor(const std::string& file, const spool::Fingerprint& local) {
   return {.file = file,
           .identity = kIdentity,
           .size = local.size,
           .sha256 = std::string(64, 'a'),
           .local = local,
-          .pushedMs = 1700000000000};
+          .atMs = 1700000000000};
 }
 
 }  // namespace
@@ -154,11 +154,11 @@ TEST_CASE("push acknowledgements: written durably, read back exactly, damaged on
   spool::removePushAck(folder, "000000010000000000000006");
   CHECK(spool::listPushAcks(folder).empty());
   // Cut short or edited: not an acknowledgement.
-  std::string text = spool::formatPushAck(ackFor("000000010000000000000005", *local));
-  CHECK(spool::parsePushAck(text));
-  CHECK_FALSE(spool::parsePushAck(text.substr(0, text.size() / 2)));
+  std::string text = spool::formatRecord(ackFor("000000010000000000000005", *local));
+  CHECK(spool::parseRecord(text));
+  CHECK_FALSE(spool::parseRecord(text.substr(0, text.size() / 2)));
   CHECK_FALSE(
-      spool::parsePushAck("tidemark push acknowledgement 2\n" + text.substr(text.find('\n') + 1)));
+      spool::parseRecord("tidemark file record 2\n" + text.substr(text.find('\n') + 1)));
   // A change to the file changes its fingerprint.
   std::ofstream(dir.path() + "/seg", std::ios::app) << "!";
   CHECK(spool::fingerprintOf(dir.path() + "/seg") != *local);
