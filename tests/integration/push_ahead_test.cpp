@@ -186,6 +186,36 @@ TEST_CASE("acknowledgements made for another repository are discarded and every 
   checkArchived(second, reference, names);
 }
 
+TEST_CASE("a data directory cloned with its pg_wal and spool does not trust the acknowledgements") {
+  Workspace ws(Backend::Posix, kPushAhead);
+  PgCluster pg(ws.path("pg"));
+  pg.initdb();
+  ws.stanzaCreate(pg);
+  const std::string reference = ws.makeDir("reference");
+  auto names = makeBacklog(pg, 6, reference);
+  auto pushed =
+      runTidemark(ws, ws.push(), {"pg_wal/" + names[0]}, {.cwd = pg.dataDir(), .user = testUser()});
+  INFO(pushed.output());
+  REQUIRE(pushed.status == 0);
+  REQUIRE(fs::exists(pg.dataDir() + "/pg_wal/tidemark/main/push/" + names[1] + ".ok"));
+  pg.stop();
+
+  // The copy has the same cluster, repository and stanza, but not the same files.
+  const std::string clone = ws.path("clone");
+  REQUIRE(run({"/bin/cp", "-a", pg.dataDir(), clone}) == 0);
+  PgCluster copy(clone, "clone");
+  copy.start();
+  setArchiveCommand(copy, ws.archiveCommand());
+  bool drained = waitUntil([&] { return archivedThrough(copy, names.back()); }, 120s);
+  std::string log = copy.logTail(100000);
+  INFO(log);
+  REQUIRE(drained);
+  // The four acknowledgements the original wrote are each ignored, and the files pushed again.
+  CHECK(count(log, "is not the one that was pushed") == 4);
+  checkArchived(ws, reference, names);
+  copy.stop();
+}
+
 TEST_CASE(
     "a full spool costs push-ahead, never a push, and the safety valve drops nothing unrecorded") {
   if (!canMount()) {
