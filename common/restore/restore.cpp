@@ -308,11 +308,20 @@ RestoreStats restoreBackup(const repo::Repository& repository, const repo::Backu
                             ? std::min<std::size_t>(tablespaces.size(),
                                                     std::size_t(std::max(1, options.parallel - 1)))
                             : 0;
+  // The workers start fetching once all of them exist (or a creation failed): whether a thread
+  // limit is hit then never depends on how fast the first ones finish, and a restore that cannot
+  // start its threads stops them before they extract anything.
+  std::atomic<bool> created{false};
+  auto startWorkers = [&] {
+    created = true;
+    created.notify_all();
+  };
   try {
     // Inside the try: a thread that cannot be created fails the restore after the others are
     // joined, instead of destroying them joinable (std::terminate).
     for (std::size_t w = 0; w < threads; ++w)
       workers.emplace_back([&] {
+        created.wait(false);
         try {
           repo::Repository own = repository.another();
           for (std::size_t i; !failed && (i = next++) < tablespaces.size();)
@@ -321,6 +330,7 @@ RestoreStats restoreBackup(const repo::Repository& repository, const repo::Backu
           fail(std::current_exception());
         }
       });
+    startWorkers();
     for (const auto& object : backup.objects)
       if (object.tablespaceOid == 0 && object.name != "backup_manifest")
         extract(repository, object, dataDirectory);
@@ -330,6 +340,7 @@ RestoreStats restoreBackup(const repo::Repository& repository, const repo::Backu
   } catch (...) {
     fail(std::current_exception());
   }
+  startWorkers();
   for (auto& worker : workers)
     worker.join();
   if (firstFailure) std::rethrow_exception(firstFailure);

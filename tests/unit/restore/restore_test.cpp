@@ -471,7 +471,8 @@ TEST_CASE("a restore thread that cannot be created fails the restore, not the pr
   pid_t pid = ::fork();
   REQUIRE(pid >= 0);
   if (pid == 0) {
-    // One thread more than the child itself: the first worker starts, the second cannot.
+    // One thread more than the child itself: the first worker is created, the second cannot be
+    // (the first is still there: workers wait until all are created, so this is no race).
     rlimit limit{2, 2};
     int status = 1;
     if (::setgid(65533) == 0 && ::setuid(65533) == 0 && ::setrlimit(RLIMIT_NPROC, &limit) == 0) {
