@@ -125,6 +125,18 @@ GetResult getWalFile(const repo::Repository& repository, const GetParams& params
             "keeps: restore a newer backup (tidemark-recover picks one), or recover with "
             "a lease (tidemark-recover registers one) so that expire keeps its WAL");
     }
+    // Dropped by archive-push's safety valve: "not found" would end the recovery at the gap as if
+    // the archive ended there.
+    if (name->kind != pg::WalKind::History)
+      for (const auto& gap : repo::readGapRecords(repository, stanza->identity()))
+        if (gap.systemId == generation.systemId && gap.first <= name->name &&
+            name->name <= gap.last)
+          throw Error(ErrorCode::Storage,
+                      fmt::format("'{}' is missing from {}: archive-push's safety valve "
+                                  "(archive.queue-max) dropped {} to {}",
+                                  name->name, repository.describe(), gap.first, gap.last),
+                      "WAL after the gap cannot be replayed: recover to a moment before it, or "
+                      "from a backup taken after it");
     return result;
   }
   file.commit();
@@ -159,7 +171,14 @@ GetOutcome archiveGet(const Config& config, const std::string& walName,
     requestPrefetch(prefetch, walName);
     if (takePrefetched(prefetch, walName, destination)) {
       spdlog::info("restored {} from the prefetch spool, {} ms", walName, elapsedMs());
-      renewLease(repo::openRepository(config), ".");
+      // The file is in place: nothing after this may fail the call (255 would stop recovery).
+      if (::access(repo::kLeaseMarkerFile, F_OK) == 0) {
+        try {
+          renewLease(repo::openRepository(config), ".");
+        } catch (const Error& e) {
+          spdlog::warn("could not renew the recovery lease: {}", e.what());
+        }
+      }
       return GetOutcome::Restored;
     }
   }

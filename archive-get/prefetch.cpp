@@ -17,6 +17,7 @@
 #include "archive-get/get.h"
 #include "common/base/error.h"
 #include "common/files/file.h"
+#include "common/log/log.h"
 #include "common/repo/generation.h"
 #include "common/repo/layout.h"
 #include "common/repo/stanza.h"
@@ -117,13 +118,9 @@ bool takePrefetched(const PrefetchContext& context, const std::string& file,
     }
     if (!record) return false;
     const std::string path = spool::fetchedPath(context.folder, file);
-    const auto identity = spool::recordedIdentity(context.folder);
-    const bool trusted =
-        identity && record->identity == *identity && identity->repository == context.repository &&
-        identity->systemId == context.systemId && spool::fingerprintOf(path) == record->local &&
-        record->local.size == record->size;
-    if (!trusted) {
-      spdlog::info("ignored the prefetched {}: not the verified copy for this configuration", file);
+    if (auto stale =
+            spool::untrusted(context.folder, *record, context.repository, context.systemId, path)) {
+      spdlog::info("ignored the prefetched {}: {}", file, *stale);
       spool::removeFetched(context.folder, file);
       return false;
     }
@@ -143,7 +140,7 @@ bool takePrefetched(const PrefetchContext& context, const std::string& file,
 
 void requestPrefetch(const PrefetchContext& context, const std::string& file) noexcept {
   try {
-    spool::writeWanted(context.folder, file);
+    spool::writeWanted(context.folder, file, context.repository);
     int lock = lockPrefetcher(context.folder);
     if (lock < 0) return;  // one runs (or the lock cannot be made: nothing to start)
     ::close(lock);
@@ -168,8 +165,17 @@ void requestPrefetch(const PrefetchContext& context, const std::string& file) no
         ::dup2(null, 1);
       }
       ::dup2(err >= 0 ? err : null, 2);
-      // Nothing of PostgreSQL's (its sockets, its pipes) stays open in a process it does not own.
-      ::close_range(3, ~0U, 0);
+      // Nothing of PostgreSQL's (its sockets, its pipes) stays open in a process it does not own;
+      // nor the parent's log file: the logger is made anew on what is left.
+      if (::close_range(3, ~0U, 0) != 0)
+        for (int fd = 3; fd < 4096; ++fd)
+          ::close(fd);
+      log::setup("tidemark-prefetch");
+      try {
+        log::configure(context.config);
+      } catch (const std::exception& e) {
+        spdlog::warn("{}", e.what());
+      }
       int status = 0;
       try {
         runPrefetcher(context);
@@ -193,14 +199,15 @@ void runPrefetcher(const PrefetchContext& context, const PrefetchOptions& option
   if (!stanza) return;
   auto generation = generationOf(repository, *stanza, context.systemId);
   if (!generation) return;
-  spool::claim(context.folder, {.repository = context.repository,
-                                .stanzaId = stanza->identity(),
-                                .systemId = context.systemId});
   int lock = lockPrefetcher(context.folder);
   if (lock < 0) return;
   const spool::Identity identity{.repository = context.repository,
                                  .stanzaId = stanza->identity(),
                                  .systemId = context.systemId};
+  spool::claim(context.folder, identity);
+  const std::string fetched = spool::fetchedFolder(context.folder);
+  if (::mkdir(fetched.c_str(), 0700) != 0 && errno != EEXIST)
+    throw systemError(ErrorCode::LocalIo, errno, "cannot create '{}'", fetched);
   const int ahead = std::max(config.archive.getAhead, 1);
   const std::size_t parallel = std::size_t(std::clamp(ahead, 1, 4));
   std::vector<repo::Repository> handles;
@@ -215,11 +222,20 @@ void runPrefetcher(const PrefetchContext& context, const PrefetchOptions& option
   auto historyChecked = std::chrono::steady_clock::time_point{};
   std::map<std::string, std::chrono::steady_clock::time_point> retryAt;
   std::string reason = "recovery ended";
+  std::string lastWait;  // logged once, not every second while the repository is away
   while (true) {
     if (!inRecovery(context.dataDirectory)) break;
     auto wanted = spool::readWanted(context.folder);
     if (!wanted || std::time(nullptr) - wanted->askedAt > options.idle.count()) {
       reason = "nothing was asked for";
+      break;
+    }
+    if (wanted->repository != context.repository) {
+      reason = "the configuration names another repository now";
+      break;
+    }
+    if (spool::recordedIdentity(context.folder) != identity) {
+      reason = "the spool was claimed for another repository, stanza or cluster";
       break;
     }
     auto name = pg::parseWalName(wanted->file);
@@ -237,7 +253,8 @@ void runPrefetcher(const PrefetchContext& context, const PrefetchOptions& option
         historyFor = name->timeline;
         historyChecked = now;
       } catch (const Error& e) {
-        spdlog::warn("prefetch waits: {}", e.what());
+        if (e.what() != lastWait) spdlog::warn("prefetch waits: {}", e.what());
+        lastWait = e.what();
         history.reset();
         std::this_thread::sleep_for(options.retryAbsent);
         continue;
@@ -297,8 +314,14 @@ void runPrefetcher(const PrefetchContext& context, const PrefetchOptions& option
       }
     };
     std::vector<std::thread> threads;
-    for (std::size_t i = 1; i < batch.size(); ++i)
-      threads.emplace_back(fetch, i);
+    try {
+      for (std::size_t i = 1; i < batch.size(); ++i)
+        threads.emplace_back(fetch, i);
+    } catch (const std::system_error& e) {
+      spdlog::warn("fetching fewer segments at once: cannot start a thread: {}", e.what());
+      batch.resize(threads.size() + 1);
+      results.resize(batch.size());
+    }
     fetch(0);
     for (auto& t : threads)
       t.join();

@@ -153,18 +153,9 @@ bool acknowledged(const Call& call) {
   auto ack = spool::readPushAck(*call.spool, call.file);
   if (!ack) return false;
   spool::removePushAck(*call.spool, call.file);
-  const auto identity = spool::recordedIdentity(*call.spool);
-  std::string stale;
-  if (!identity || ack->identity != *identity)
-    stale = "it was written under another identity of the spool";
-  else if (identity->repository != call.repository)
-    stale = fmt::format("it names repository {}", identity->repository);
-  else if (identity->systemId != *call.systemId)
-    stale = fmt::format("it names the cluster with system identifier {}", identity->systemId);
-  else if (spool::fingerprintOf(call.walPath) != ack->local || ack->local.size != ack->size)
-    stale = "the file is not the one that was pushed (copied, restored or changed since)";
-  if (!stale.empty()) {
-    spdlog::info("ignored the acknowledgement of {}: {}; pushing it", call.file, stale);
+  if (auto stale =
+          spool::untrusted(*call.spool, *ack, call.repository, *call.systemId, call.walPath)) {
+    spdlog::info("ignored the acknowledgement of {}: {}; pushing it", call.file, *stale);
     return false;
   }
   spdlog::info("{} was pushed ahead {} ms ago (SHA-256 {}), acknowledged", call.file,
@@ -175,6 +166,7 @@ bool acknowledged(const Call& call) {
 // The safety valve: acknowledges the file without storing it, after recording it in the spool's
 // gap. Throws (and drops nothing) when the gap cannot be recorded.
 void drop(const Call& call, const pg::WalName& name, std::uint64_t waiting) {
+  spool::GapLock lock(*call.spool);
   auto gap = spool::readGap(*call.spool);
   if (gap && (gap->repository != call.repository || gap->systemId != *call.systemId))
     throw Error(ErrorCode::LocalIo,
@@ -201,9 +193,15 @@ void drop(const Call& call, const pg::WalName& name, std::uint64_t waiting) {
       }
     }
   }
-  if (!extended)
-    gap->ranges.push_back(
-        {.first = call.file, .last = call.file, .files = 1, .firstMs = now, .lastMs = now});
+  if (!extended) {
+    auto local = spool::fingerprintOf(call.walPath);
+    gap->ranges.push_back({.first = call.file,
+                           .last = call.file,
+                           .files = 1,
+                           .firstMs = now,
+                           .lastMs = now,
+                           .writtenMs = local ? local->mtimeNs / 1000000 : now});
+  }
   spool::writeGap(*call.spool, *gap);
   call.recordStat(call.file, false, 0);
   spdlog::error(
@@ -217,6 +215,8 @@ void drop(const Call& call, const pg::WalName& name, std::uint64_t waiting) {
 // Records the spool's gap in the repository before anything is stored after it, then forgets it
 // locally. A gap of another repository or cluster stays, with an error on every call.
 void recordGap(const Call& call, const repo::Repository& repository, const std::string& stanzaId) {
+  if (!spool::hasGap(*call.spool)) return;
+  spool::GapLock lock(*call.spool);
   auto gap = spool::readGap(*call.spool);
   if (!gap) return;
   if (gap->repository != call.repository || gap->systemId != *call.systemId) {
@@ -233,7 +233,8 @@ void recordGap(const Call& call, const repo::Repository& repository, const std::
                           .last = range.last,
                           .files = range.files,
                           .firstDroppedMs = range.firstMs,
-                          .lastDroppedMs = range.lastMs});
+                          .lastDroppedMs = range.lastMs,
+                          .firstWrittenMs = range.writtenMs});
   spool::removeGap(*call.spool);
   for (const auto& range : gap->ranges)
     spdlog::error("recorded in {} that the safety valve dropped {} to {} ({} files)",
@@ -278,7 +279,8 @@ void archivePush(const Config& config, const std::string& walPath) {
   // Push-ahead and the safety valve work in a data directory, whose pg_wal/archive_status tells
   // what waits.
   const bool local = call.spool && call.systemId;
-  if (local && acknowledged(call)) return;
+  // After a drop, nothing returns 0 before the gap is in the repository (the slow path records it).
+  if (local && !spool::hasGap(*call.spool) && acknowledged(call)) return;
 
   std::optional<std::vector<ReadyFile>> ready;
   if (local && (config.archive.pushAhead > 0 || config.archive.queueMax > 0)) {

@@ -207,12 +207,14 @@ class Planner {
     plan_.gaps = catalog_.gaps(plan_.history, plan_.firstSegment, plan_.lastSegment);
     const std::uint32_t size = catalog_.segmentSize();
     for (const auto& gap : plan_.gaps) {
-      // WAL the safety valve dropped holds nothing written after it was dropped: a time target
-      // later than the first drop lies beyond the gap.
+      // The first file the safety valve dropped holds nothing written after its last write (or,
+      // unknown, its drop): a time target later than that lies beyond the gap.
       if (const repo::GapRecord* record =
               droppedBy(dropped_, catalog_.generation().systemId, gap)) {
+        const std::int64_t bound =
+            record->firstWrittenMs ? record->firstWrittenMs : record->firstDroppedMs;
         if (target_.kind == TargetKind::Time &&
-            target_.time > UtcMicros(std::chrono::milliseconds(record->firstDroppedMs)))
+            target_.time > UtcMicros(std::chrono::milliseconds(bound)))
           throw Error(ErrorCode::InvalidInput,
                       fmt::format("the target {} lies after a gap in the archive: {}; no backup "
                                   "taken before it recovers past it",

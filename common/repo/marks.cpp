@@ -109,6 +109,7 @@ void writeGapRecord(const Repository& repository, const std::string& stanzaId,
   doc["files"] = gap.files;
   doc["first-dropped-ms"] = gap.firstDroppedMs;
   doc["last-dropped-ms"] = gap.lastDroppedMs;
+  doc["first-written-ms"] = gap.firstWrittenMs;
   writeStateRecord(repository, stanzaId, state_kind::kGap, gap.first, doc.dump(2) + "\n");
 }
 
@@ -124,7 +125,8 @@ std::vector<GapRecord> readGapRecords(const Repository& repository, const std::s
                     .last = doc.at("last").get<std::string>(),
                     .files = doc.at("files").get<std::uint64_t>(),
                     .firstDroppedMs = doc.at("first-dropped-ms").get<std::int64_t>(),
-                    .lastDroppedMs = doc.at("last-dropped-ms").get<std::int64_t>()};
+                    .lastDroppedMs = doc.at("last-dropped-ms").get<std::int64_t>(),
+                    .firstWrittenMs = doc.value("first-written-ms", std::int64_t(0))};
       if (gap.first != subject) throw std::runtime_error("it names another first file");
       gaps.push_back(gap);
     } catch (const std::exception& e) {

@@ -43,6 +43,8 @@ struct GapRecord {
   std::string first, last;  // WAL file names
   std::uint64_t files = 0;
   std::int64_t firstDroppedMs = 0, lastDroppedMs = 0;  // UTC, milliseconds since the epoch
+  // When `first` was last written in pg_wal (its modification time): it holds nothing later.
+  std::int64_t firstWrittenMs = 0;
 };
 void writeGapRecord(const Repository& repository, const std::string& stanzaId,
                     const GapRecord& gap);

@@ -4,6 +4,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <spdlog/spdlog.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -24,6 +25,7 @@ namespace {
 constexpr const char* kPushFolder = "push";
 constexpr const char* kGetFolder = "get";
 constexpr const char* kAckSuffix = ".ok";
+constexpr const char* kWantedFile = "wanted";
 constexpr std::size_t kMaxSmallFile = 64 * 1024;
 
 // A small file's text; nullopt when it cannot be read or is larger than a spool file ever is.
@@ -154,10 +156,16 @@ std::optional<Identity> recordedIdentity(const std::string& folder) {
 
 namespace {
 
-// What claim() and discard() remove: everything tidemark puts in a stanza folder but the gap.
+// What claim() and discard() remove: everything tidemark puts in a stanza folder but the gap (and
+// the temporary files of its own writes; no other name, so that a spool-path set to a folder
+// holding other things loses none of them).
 bool discardable(const std::string& name) {
-  return name == kPushFolder || name == kGetFolder || name.rfind(kPushStatsFile, 0) == 0 ||
-         name == kIdentityFile || name.rfind(".", 0) == 0;
+  if (name == kPushFolder || name == kGetFolder || name == kIdentityFile ||
+      name == kPushStatsFile || name == std::string(kPushStatsFile) + ".1")
+    return true;
+  for (const std::string own : {kIdentityFile, kGapFile, kWantedFile})
+    if (name.rfind("." + own + ".tmp-", 0) == 0) return true;
+  return false;
 }
 
 }  // namespace
@@ -200,7 +208,6 @@ bool claim(const std::string& folder, const Identity& identity) {
 namespace {
 
 constexpr std::string_view kRecordMagic = "tidemark file record 1";
-constexpr const char* kWantedFile = "wanted";
 
 Fingerprint fromStat(const struct stat& st) {
   return {.device = std::uint64_t(st.st_dev),
@@ -260,6 +267,23 @@ std::optional<Fingerprint> fingerprintOf(const std::string& path) {
     throw systemError(ErrorCode::LocalIo, errno, "cannot stat '{}'", path);
   }
   return fromStat(st);
+}
+
+std::optional<std::string> untrusted(const std::string& folder, const FileRecord& record,
+                                     const std::string& repository, std::uint64_t systemId,
+                                     const std::string& path) {
+  const auto identity = recordedIdentity(folder);
+  if (!identity || record.identity != *identity)
+    return "it was written under another identity of the spool";
+  if (identity->repository != repository)
+    return fmt::format("it names repository {}", identity->repository);
+  if (identity->systemId != systemId)
+    return fmt::format("it names the cluster with system identifier {}", identity->systemId);
+  if (fingerprintOf(path) != record.local || record.local.size != record.size)
+    return std::string(
+        "the file is not the one that was pushed or fetched (copied, restored or "
+        "changed since)");
+  return std::nullopt;
 }
 
 std::string formatRecord(const FileRecord& record) {
@@ -337,25 +361,28 @@ std::vector<std::string> listFetched(const std::string& folder) {
   return listRecords(folder, kGetFolder);
 }
 
-void writeWanted(const std::string& folder, const std::string& file) {
-  // No fsync: a hint for the prefetcher, worth nothing after a crash.
+void writeWanted(const std::string& folder, const std::string& file,
+                 const std::string& repository) {
+  // No fsync: a hint for the prefetcher, worth nothing after a crash. Beside get/, not in it:
+  // claiming the spool keeps it.
   makeStanzaFolder(folder);
-  makeFolder(fetchedFolder(folder));
-  files::AtomicFile out(fetchedFolder(folder) + "/" + kWantedFile,
+  files::AtomicFile out(folder + "/" + kWantedFile,
                         {.mode = 0600, .sync = false, .errorCode = ErrorCode::LocalIo});
-  std::string text = file + "\n";
+  std::string text = file + "\n" + oneLine(repository) + "\n";
   out.write({reinterpret_cast<const std::uint8_t*>(text.data()), text.size()});
   out.commit();
 }
 
 std::optional<Wanted> readWanted(const std::string& folder) {
-  const std::string path = fetchedFolder(folder) + "/" + kWantedFile;
+  const std::string path = folder + "/" + kWantedFile;
   struct stat st {};
   auto text = readSmall(path);
   if (!text || ::stat(path.c_str(), &st) != 0) return std::nullopt;
-  std::string file = text->substr(0, text->find('\n'));
-  if (file.empty()) return std::nullopt;
-  return Wanted{.file = file, .askedAt = std::int64_t(st.st_mtime)};
+  std::istringstream in(*text);
+  Wanted wanted{.askedAt = std::int64_t(st.st_mtime)};
+  if (!std::getline(in, wanted.file) || wanted.file.empty() || !std::getline(in, wanted.repository))
+    return std::nullopt;
+  return wanted;
 }
 
 void removeFetchedFolder(const std::string& folder) noexcept {
@@ -376,7 +403,8 @@ std::string formatGap(const LocalGap& gap) {
   std::string text = fmt::format("{}\nrepository {}\nsystem-id {}\n", kGapMagic,
                                  oneLine(gap.repository), gap.systemId);
   for (const auto& r : gap.ranges)
-    text += fmt::format("range {} {} {} {} {}\n", r.first, r.last, r.files, r.firstMs, r.lastMs);
+    text += fmt::format("range {} {} {} {} {} {}\n", r.first, r.last, r.files, r.firstMs, r.lastMs,
+                        r.writtenMs);
   return text;
 }
 
@@ -400,8 +428,8 @@ std::optional<LocalGap> parseGap(const std::string& text) {
       std::istringstream fields(value);
       DroppedRange r;
       std::string extra;
-      if (!(fields >> r.first >> r.last >> r.files >> r.firstMs >> r.lastMs) || (fields >> extra) ||
-          r.files == 0)
+      if (!(fields >> r.first >> r.last >> r.files >> r.firstMs >> r.lastMs >> r.writtenMs) ||
+          (fields >> extra) || r.files == 0)
         return std::nullopt;
       gap.ranges.push_back(r);
     } else {
@@ -412,9 +440,36 @@ std::optional<LocalGap> parseGap(const std::string& text) {
   return gap;
 }
 
+bool hasGap(const std::string& folder) {
+  struct stat st {};
+  return ::lstat((folder + "/" + kGapFile).c_str(), &st) == 0;
+}
+
+GapLock::GapLock(const std::string& folder) {
+  makeStanzaFolder(folder);
+  const std::string path = folder + "/gap.lock";
+  fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (fd_ < 0) throw systemError(ErrorCode::LocalIo, errno, "cannot open '{}'", path);
+  if (::flock(fd_, LOCK_EX) != 0) {
+    int err = errno;
+    ::close(fd_);
+    throw systemError(ErrorCode::LocalIo, err, "cannot lock '{}'", path);
+  }
+}
+
+GapLock::~GapLock() {
+  ::close(fd_);
+}
+
 std::optional<LocalGap> readGap(const std::string& folder) {
   const std::string path = folder + "/" + kGapFile;
-  if (::access(path.c_str(), F_OK) != 0 && errno == ENOENT) return std::nullopt;
+  struct stat st {};
+  if (::lstat(path.c_str(), &st) != 0) {
+    if (errno != ENOENT)
+      spdlog::warn("cannot tell whether the spool records dropped WAL ('{}': {})", path,
+                   errnoText(errno));
+    return std::nullopt;
+  }
   auto text = readSmall(path);
   auto gap = text ? parseGap(*text) : std::nullopt;
   if (!gap)

@@ -95,6 +95,14 @@ void removePushAck(const std::string& folder, const std::string& file) noexcept;
 // The files that have acknowledgements.
 std::vector<std::string> listPushAcks(const std::string& folder);
 
+// Why `record` must not be trusted for the local file at `path` under the configuration's
+// `repository` and the cluster `systemId`: it was written under another identity than the
+// spool's, names another repository or cluster, or the file is not the one it was written for
+// (its fingerprint); nullopt when it holds.
+std::optional<std::string> untrusted(const std::string& folder, const FileRecord& record,
+                                     const std::string& repository, std::uint64_t systemId,
+                                     const std::string& path);
+
 // The text of a record, and back (nullopt: not a record).
 std::string formatRecord(const FileRecord& record);
 std::optional<FileRecord> parseRecord(const std::string& text);
@@ -106,6 +114,8 @@ struct DroppedRange {
   std::string first, last;  // WAL file names
   std::uint64_t files = 0;
   std::int64_t firstMs = 0, lastMs = 0;  // when the first and the last were dropped (UTC ms)
+  // When the first was last written (its modification time, UTC ms): it holds nothing later.
+  std::int64_t writtenMs = 0;
   bool operator==(const DroppedRange&) const = default;
 };
 // What the safety valve dropped and the repository does not know yet: written before each drop,
@@ -117,9 +127,25 @@ struct LocalGap {
   bool operator==(const LocalGap&) const = default;
 };
 
-// The gap recorded in `folder`; nullopt when there is none. Error(LocalIo) when the file is there
-// but cannot be read or parsed: a gap must never be forgotten silently.
+// The gap recorded in `folder`; nullopt when there is none, or when the folder cannot be looked
+// into at all (a warning: then no gap can have been written there since). Error(LocalIo) when the
+// file is there but cannot be read or parsed: a gap must never be forgotten silently.
 std::optional<LocalGap> readGap(const std::string& folder);
+// Whether `folder` holds a gap file (cheap: for archive-push's fast path).
+bool hasGap(const std::string& folder);
+
+// Held while the gap file is read, changed and written (or recorded and removed): two
+// archive-push processes never lose each other's drops. Error(LocalIo) when it cannot be taken.
+class GapLock {
+ public:
+  explicit GapLock(const std::string& folder);
+  ~GapLock();
+  GapLock(const GapLock&) = delete;
+  GapLock& operator=(const GapLock&) = delete;
+
+ private:
+  int fd_ = -1;
+};
 // Writes it durably (creating `folder`, mode 0700, and its parent when missing). Error(LocalIo).
 void writeGap(const std::string& folder, const LocalGap& gap);
 // Removes it durably. Error(LocalIo).
@@ -141,11 +167,11 @@ void removeFetched(const std::string& folder, const std::string& file) noexcept;
 // The segments with a record.
 std::vector<std::string> listFetched(const std::string& folder);
 
-// The segment PostgreSQL asked for last (archive-get writes it, the prefetcher follows it), and
-// when it was asked for (UTC seconds).
-void writeWanted(const std::string& folder, const std::string& file);
+// The segment PostgreSQL asked for last, and from which repository (archive-get writes it into
+// <folder>/wanted, the prefetcher follows it), and when it was asked for (UTC seconds).
+void writeWanted(const std::string& folder, const std::string& file, const std::string& repository);
 struct Wanted {
-  std::string file;
+  std::string file, repository;
   std::int64_t askedAt = 0;
 };
 std::optional<Wanted> readWanted(const std::string& folder);

@@ -90,6 +90,14 @@ TEST_CASE("the safety valve bounds pg_wal when the repository is unreachable and
   auto text = ctl(ws, {"info"});
   CHECK(text.out.find("DROPPED WAL") != std::string::npos);
 
+  // A recovery that asks for a dropped file stops (255), never takes it for the end of the archive.
+  std::string dropped = log.substr(log.find("WITHOUT being stored") - 60, 60);
+  dropped = dropped.substr(dropped.find(": ") + 2, 24);
+  auto get = runTidemark(ws, ws.get(), {dropped, ws.path("fetched")});
+  INFO(get.output());
+  CHECK(get.status == 255);
+  CHECK(get.output().find("safety valve") != std::string::npos);
+
   auto verify = ctl(ws, {"verify"});
   INFO(verify.output());
   CHECK(verify.status != 0);

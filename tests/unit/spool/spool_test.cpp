@@ -97,6 +97,9 @@ TEST_CASE("claim: a spool of another identity is emptied of tidemark's files, ne
   std::filesystem::create_directories(folder + "/get");
   std::ofstream(folder + "/get/000000010000000000000005") << "x";
   std::ofstream(folder + "/someone-elses-file") << "keep me";
+  std::ofstream(folder + "/.bashrc") << "keep me too";
+  std::ofstream(folder + "/.identity.tmp-123-abc") << "a temporary file of a killed write";
+  spool::writeWanted(folder, "000000010000000000000005", "posix:/repo");
   spool::writePushAck(folder, ackFor("000000010000000000000005", {.size = 1}));
   spool::writeGap(folder, {.repository = "posix:/repo",
                            .systemId = 1,
@@ -120,6 +123,11 @@ TEST_CASE("claim: a spool of another identity is emptied of tidemark's files, ne
     CHECK_FALSE(std::filesystem::exists(folder + "/get"));
     CHECK_FALSE(std::filesystem::exists(folder + "/" + spool::kPushStatsFile));
     CHECK(std::filesystem::exists(folder + "/someone-elses-file"));
+    CHECK(std::filesystem::exists(folder + "/.bashrc"));
+    CHECK_FALSE(std::filesystem::exists(folder + "/.identity.tmp-123-abc"));
+    // What PostgreSQL asked for last stays: the prefetcher claims the spool after it is written.
+    REQUIRE(spool::readWanted(folder));
+    CHECK(spool::readWanted(folder)->repository == "posix:/repo");
     // The gap names its own repository: archive-push records or reports it, never forgets it.
     CHECK(spool::readGap(folder));
   }
@@ -157,8 +165,7 @@ TEST_CASE("push acknowledgements: written durably, read back exactly, damaged on
   std::string text = spool::formatRecord(ackFor("000000010000000000000005", *local));
   CHECK(spool::parseRecord(text));
   CHECK_FALSE(spool::parseRecord(text.substr(0, text.size() / 2)));
-  CHECK_FALSE(
-      spool::parseRecord("tidemark file record 2\n" + text.substr(text.find('\n') + 1)));
+  CHECK_FALSE(spool::parseRecord("tidemark file record 2\n" + text.substr(text.find('\n') + 1)));
   // A change to the file changes its fingerprint.
   std::ofstream(dir.path() + "/seg", std::ios::app) << "!";
   CHECK(spool::fingerprintOf(dir.path() + "/seg") != *local);
@@ -186,4 +193,25 @@ TEST_CASE("the safety valve's gap: durable, exact, and a damaged one is an error
   CHECK(test::thrownError([&] { spool::readGap(folder); }).code() == ErrorCode::LocalIo);
   spool::removeGap(folder);
   CHECK_FALSE(spool::readGap(folder));
+}
+
+TEST_CASE("a record is trusted only under the spool's identity, configuration and file") {
+  test::TempDir dir;
+  const std::string folder = dir.path() + "/main";
+  spool::claim(folder, kIdentity);
+  const std::string file = dir.path() + "/seg";
+  std::ofstream(file) << "segment";
+  auto record = ackFor("000000010000000000000005", *spool::fingerprintOf(file));
+  CHECK_FALSE(spool::untrusted(folder, record, kIdentity.repository, kIdentity.systemId, file));
+  CHECK(*spool::untrusted(folder, record, "posix:/elsewhere", kIdentity.systemId, file) ==
+        test::Containing("names repository posix:/repo"));
+  CHECK(*spool::untrusted(folder, record, kIdentity.repository, 1, file) ==
+        test::Containing("names the cluster"));
+  auto other = record;
+  other.identity.stanzaId = "another";
+  CHECK(*spool::untrusted(folder, other, kIdentity.repository, kIdentity.systemId, file) ==
+        test::Containing("another identity"));
+  std::ofstream(file, std::ios::app) << "!";
+  CHECK(*spool::untrusted(folder, record, kIdentity.repository, kIdentity.systemId, file) ==
+        test::Containing("not the one"));
 }
