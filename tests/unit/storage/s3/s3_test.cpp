@@ -224,6 +224,19 @@ TEST_CASE("stanza-create's probe finds an S3 server that ignores If-None-Match")
     CHECK(what(e) == Containing("ignores 'If-None-Match: *'"));
     CHECK(server.keys().empty());
   }
+  SUBCASE("a server that stores a streamed body undecoded: refused, nothing created") {
+    server.lie({.keepChunkFraming = true});
+    Error e = thrownError([&] { repo::createStanza(repository, cluster); });
+    CHECK(e.code() == ErrorCode::Unsupported);
+    CHECK(what(e) == Containing("stored other bytes than were written (177 bytes read back for 5 "
+                                "written; S3: the server does not decode streamed"));
+    CHECK(server.keys().empty());
+  }
+  SUBCASE("a server that refuses streamed bodies: the probe is sent in one piece") {
+    server.lie({.refuseStreaming = true});
+    CHECK(repo::createStanza(repository, cluster).created);
+    CHECK(server.keys() == std::vector<std::string>{"main/stanza.json"});
+  }
 }
 
 namespace {
