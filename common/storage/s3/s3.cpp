@@ -40,11 +40,6 @@ bool retryableStatus(long status, const std::string& body) {
   return false;
 }
 
-// The chunks of a streamed body (aws-chunked): AWS wants 8 KiB at least and suggests 64 KiB.
-// The last chunk waits for the writer's commit (see s3_write.cpp), so it is also what is left
-// to send once the object is complete.
-constexpr std::size_t kStreamChunk = 64 * 1024;
-
 // One attempt's body of a streamed request: the stream's bytes in chunks, each framed with its
 // signature, then the empty final chunk.
 class ChunkedBody final : public s3::BodySource {
@@ -52,7 +47,7 @@ class ChunkedBody final : public s3::BodySource {
   ChunkedBody(S3Storage::BodyStream& stream, s3::ChunkSigner signer)
       : stream_(stream), seed_(signer), signer_(std::move(signer)) {}
 
-  std::uint64_t size() const override { return s3::chunkedLength(stream_.size(), kStreamChunk); }
+  std::uint64_t size() const override { return s3::chunkedLength(stream_.size(), kS3StreamChunk); }
 
   std::size_t read(std::uint8_t* out, std::size_t max) override {
     std::size_t n = 0;
@@ -95,7 +90,7 @@ class ChunkedBody final : public s3::BodySource {
 
   bool frame(bool wait) {
     std::size_t length =
-        std::size_t(std::min<std::uint64_t>(kStreamChunk, stream_.size() - offset_));
+        std::size_t(std::min<std::uint64_t>(kS3StreamChunk, stream_.size() - offset_));
     io::ByteView data;
     if (length > 0) {
       auto ready = stream_.get(offset_, length, wait);

@@ -36,6 +36,10 @@
 
 namespace tidemark::storage {
 
+// The data bytes per chunk of a streamed (aws-chunked) body: AWS wants 8 KiB at least (all but
+// the last) and suggests 64 KiB. The last chunk waits for the writer's commit().
+inline constexpr std::size_t kS3StreamChunk = 64 * 1024;
+
 struct S3Options {
   std::string bucket;
   std::string endpoint;  // scheme://host[:port]
