@@ -155,7 +155,7 @@ TEST_CASE(
   SegmentSpec spec{.segmentNumber = 21, .randomFraction = 0.9};
   const std::string object = Workspace::walObject(segmentName(spec));
   std::string file = writeSegment(s3.ws.makeDir("source"), spec);
-  // The body on the wire: 256 chunks of 64 KiB, one of 68 bytes, the empty final chunk (86 bytes).
+  // The body on the wire: 16 chunks of 1 MiB, one of 68 bytes, the empty final chunk (86 bytes).
   const std::uint64_t wire = storage::s3::chunkedLength((16u << 20) + 68, storage::kS3StreamChunk);
   auto stored = [&] {
     auto summary = repo::verifyObject(*s3.direct.storage(), object);

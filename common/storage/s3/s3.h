@@ -37,8 +37,10 @@
 namespace tidemark::storage {
 
 // The data bytes per chunk of a streamed (aws-chunked) body: AWS wants 8 KiB at least (all but
-// the last) and suggests 64 KiB. The last chunk waits for the writer's commit().
-inline constexpr std::size_t kS3StreamChunk = 64 * 1024;
+// the last) and suggests 64 KiB or more. radosgw takes a WAL segment 5 to 10% faster in 1 MiB
+// chunks than in 64 KiB ones (docs/decisions.md); the last chunk waits for the writer's commit(),
+// and of an uncompressed segment it is the envelope's last 68 bytes.
+inline constexpr std::size_t kS3StreamChunk = 1u << 20;
 
 struct S3Options {
   std::string bucket;
