@@ -89,16 +89,23 @@ PushResult pushWalFile(const repo::Repository& repository, const PushParams& par
 
   PushResult result;
   result.name = *name;
-  // A segment's size is its segment size (checkSegmentHeader made sure of it).
+  // A segment's size is its segment size (checkSegmentHeader made sure of it). The size is
+  // announced (an uncompressed object is then sent while it is read), so exactly that many bytes
+  // are read, and a byte past them means the file grew.
   auto stored = repo::storeWalFile(
       repository, generation.number, *name,
-      std::uint32_t(std::min<std::uint64_t>(size, std::uint64_t(1) << 30)), [&](io::Sink& sink) {
-        std::uint64_t read = files::streamFile(fd->get(), params.walPath, sink);
+      std::uint32_t(std::min<std::uint64_t>(size, std::uint64_t(1) << 30)),
+      [&](io::Sink& sink) {
+        std::uint64_t read = files::streamFile(fd->get(), params.walPath, sink, 0, size);
+        std::uint8_t more;
+        if (read == size && files::preadFull(fd->get(), &more, 1, size, params.walPath) == 1)
+          ++read;
         if (read != size)
           throw error(ErrorCode::InvalidInput,
                       "'{}' changed size while being archived ({} bytes, then {})", params.walPath,
-                      size, read);
-      });
+                      size, read == size + 1 ? "more" : std::to_string(read));
+      },
+      size);
   // PostgreSQL never changes a file it handed to archive_command: one that changed is not what
   // was stored, and no acknowledgement may vouch for it.
   if (spool::fingerprintOf(fd->get(), params.walPath) != before)

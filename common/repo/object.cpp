@@ -22,6 +22,21 @@ EnvelopeHeader newHeader(const ObjectOptions& options) {
 
 }  // namespace
 
+std::optional<std::uint64_t> storedSize(const ObjectOptions& options, std::uint64_t plainSize) {
+  if (options.compress != io::CompressType::None) return std::nullopt;
+  std::uint64_t payload = plainSize;
+  std::uint64_t header = kHeaderFixedSize + kHeaderCheckSize;
+  if (options.encryption() != io::EncryptType::None) {
+    // Sealed chunks of kEncryptChunkSize plain bytes, each with its tag; an empty stream is one
+    // empty chunk (docs/repository-format.md, "Encryption").
+    std::uint64_t chunks =
+        std::max<std::uint64_t>(1, (plainSize + io::kEncryptChunkSize - 1) / io::kEncryptChunkSize);
+    payload += chunks * io::kGcmTagSize;
+    header += kEncryptionFieldsSize;
+  }
+  return header + payload + kTrailerSize;
+}
+
 io::Buffer objectAad(const std::string& path, io::ByteView header) {
   std::size_t slash = path.find('/');
   std::string_view name = slash == std::string::npos ? std::string_view(path)

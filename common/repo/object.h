@@ -45,6 +45,12 @@ struct ObjectSummary {
   io::EncryptType encryption = io::EncryptType::None;
 };
 
+// The exact number of bytes an object of `plainSize` plain bytes takes when stored with
+// `options` (header, payload, trailer), when that follows from the plain size alone: without
+// compression; nullopt with compression, whose output size is known only at its end. Passed as
+// storage::WriteOptions::size, it lets the storage send the object while it is written.
+std::optional<std::uint64_t> storedSize(const ObjectOptions& options, std::uint64_t plainSize);
+
 // Takes plain bytes; close() finishes the stored object, commit() publishes it. `path` is the
 // repository path `out` writes (an encrypted object is bound to it).
 class ObjectWriter final : public io::Sink {

@@ -114,12 +114,14 @@ std::string randomHex(std::size_t bytes) {
 }
 
 // A no-replace write of an existing name must be refused: written twice, the second commit must
-// return false and leave the first object in place.
+// return false and leave the first object in place. The writes announce their size, as pushes of
+// uncompressed WAL do (S3 then streams them, aws-chunked): the object read back must be exactly
+// what was written.
 void probeNoReplace(const Repository& repository) {
   storage::Storage& storage = repository.storage();
   const std::string path = probeObject(repository.stanza(), "no-replace-" + randomHex(8));
   auto put = [&](std::string_view text) {
-    auto write = storage.newWrite(path, {.noReplace = true});
+    auto write = storage.newWrite(path, {.noReplace = true, .size = text.size()});
     write->write(io::asBytes(text));
     return write->commit();
   };
@@ -128,6 +130,14 @@ void probeNoReplace(const Repository& repository) {
   storage.remove(path);
   if (!first)
     throw error(ErrorCode::Storage, "the probe object '{}' existed before it was written", path);
+  if (!second && kept && *kept != "first" && *kept != "second")
+    throw Error(
+        ErrorCode::Unsupported,
+        fmt::format("{} stored other bytes than were written ({} bytes read back for 5 written; "
+                    "S3: the server does not decode streamed, aws-chunked, uploads)",
+                    repository.describe(), kept->size()),
+        "use a store that decodes streamed uploads (AWS S3, Ceph RGW, MinIO, ...) or refuses "
+        "them with 501 Not Implemented (tidemark then sends objects in one piece)");
   if (second || kept != "first")
     throw Error(
         ErrorCode::Unsupported,

@@ -11,11 +11,15 @@
 namespace tidemark::repo {
 
 WalStoreResult storeWalFile(const Repository& repository, int generation, const pg::WalName& name,
-                            std::uint32_t sizeHint, const std::function<void(io::Sink&)>& fill) {
+                            std::uint32_t sizeHint, const std::function<void(io::Sink&)>& fill,
+                            std::optional<std::uint64_t> plainSize) {
   WalStoreResult result;
   std::string path = walObject(repository.stanza(), generation, name);
-  ObjectWriter writer(repository.storage().newWrite(path, {.noReplace = true}), path,
-                      repository.objectOptions());
+  const ObjectOptions options = repository.objectOptions();
+  std::optional<std::uint64_t> size;
+  if (plainSize) size = storedSize(options, *plainSize);
+  ObjectWriter writer(repository.storage().newWrite(path, {.noReplace = true, .size = size}), path,
+                      options);
   fill(writer);
   writer.close();
   result.summary = writer.summary();

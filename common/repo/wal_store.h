@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 
 #include "common/io/sink.h"
 #include "common/pg/wal.h"
@@ -28,8 +29,11 @@ struct WalStoreResult {
 // that name. When one has: the same content is AlreadyStored; different content is Error(Conflict)
 // and a damaged stored copy Error(Corrupt), both naming the object and leaving it unchanged.
 // `sizeHint` bounds what the stored copy may decompress to when it is compared (pg::maxWalFileSize
-// with it).
+// with it). `plainSize`, when the caller knows it before `fill` runs, is exactly how many bytes
+// `fill` writes: an uncompressed object's size then follows from it, and the storage may send the
+// object while `fill` writes it (s3); `fill` writing another number of bytes fails the store.
 WalStoreResult storeWalFile(const Repository& repository, int generation, const pg::WalName& name,
-                            std::uint32_t sizeHint, const std::function<void(io::Sink&)>& fill);
+                            std::uint32_t sizeHint, const std::function<void(io::Sink&)>& fill,
+                            std::optional<std::uint64_t> plainSize = std::nullopt);
 
 }  // namespace tidemark::repo

@@ -27,6 +27,11 @@ struct WriteOptions {
   // The publish refuses to replace an existing object, atomically: two writers racing for one
   // name cannot both succeed, and the existing object is never touched.
   bool noReplace = true;
+  // The exact number of bytes the writer will be given, when the caller knows it before the first
+  // one (an uncompressed object: repo::storedSize). A driver may then send the object while it is
+  // written (s3: a streamed PutObject); one that reads it refuses more bytes, or a close() after
+  // fewer, with Error(Internal). posix ignores it.
+  std::optional<std::uint64_t> size;
 };
 
 struct ReadOptions {

@@ -43,7 +43,15 @@ constexpr std::uint64_t kUnlimited = std::numeric_limits<std::uint64_t>::max();
 constexpr auto kCloseGrace = std::chrono::seconds(2);
 constexpr auto kConnectTimeout = std::chrono::seconds(5);
 
-enum class FaultKind { Fail, ResetResponse, ResetUpload, Truncate, Stall, StripHeader };
+enum class FaultKind {
+  Fail,
+  ResetResponse,
+  ResetUpload,
+  Truncate,
+  Stall,
+  StripHeader,
+  CorruptUpload
+};
 
 struct Fault {
   FaultKind kind = FaultKind::Fail;
@@ -552,8 +560,16 @@ class Session {
     Output toUpstream(connection_.upstream);
     toUpstream.send(is(FaultKind::StripHeader) ? withoutHeader(request->raw, fault->header)
                                                : request->raw);
-    Relay upload = relayBody(client_, framing, length.value_or(0),
-                             [&](std::string_view data) { return toUpstream.send(data); });
+    std::uint64_t relayed = 0;  // body bytes forwarded so far
+    Relay upload = relayBody(client_, framing, length.value_or(0), [&](std::string_view data) {
+      std::uint64_t at = relayed;
+      relayed += data.size();
+      if (!is(FaultKind::CorruptUpload) || fault->bytes < at || fault->bytes >= relayed)
+        return toUpstream.send(data);
+      std::string damaged(data);
+      damaged[std::size_t(fault->bytes - at)] ^= 0x01;
+      return toUpstream.send(damaged);
+    });
     if (upload == Relay::InputEnded) return false;  // the client went away mid-body
     // An upstream that stopped reading may still have answered; after that answer the rest of
     // the client's body would be taken for the next request, so the connection ends.
@@ -829,6 +845,13 @@ void FaultProxy::truncateNext(int count, std::size_t bodyBytes, std::string matc
 void FaultProxy::stallNext(int count, std::chrono::milliseconds delay, std::string match) {
   state_->addFault(
       {.kind = FaultKind::Stall, .remaining = count, .match = std::move(match), .delay = delay});
+}
+
+void FaultProxy::corruptUploadNext(int count, std::size_t atByte, std::string match) {
+  state_->addFault({.kind = FaultKind::CorruptUpload,
+                    .remaining = count,
+                    .match = std::move(match),
+                    .bytes = atByte});
 }
 
 void FaultProxy::stripHeaderNext(int count, std::string header, std::string match) {

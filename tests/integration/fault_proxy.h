@@ -66,6 +66,12 @@ class FaultProxy {
   // connection closed.
   void stallNext(int count, std::chrono::milliseconds delay, std::string match = "");
 
+  // Forwards the request with one bit of its body flipped: the byte at `atByte` (counted as on the
+  // wire, framing of a chunked body included; none when the body is shorter). What a faulty
+  // network card or middlebox does; the server must refuse the body (its SHA-256, MD5 or chunk
+  // signatures no longer match) and store nothing.
+  void corruptUploadNext(int count, std::size_t atByte, std::string match = "");
+
   // Forwards the request without its `header` lines (any case): what a proxy that drops a
   // conditional header (If-None-Match) or a Range does. SigV4 signs every header tidemark sends,
   // so the server must refuse the altered request.

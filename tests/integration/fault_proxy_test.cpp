@@ -608,6 +608,41 @@ TEST_CASE("resetUploadNext resets a request mid-body and the server sees nothing
   }
 }
 
+TEST_CASE("corruptUploadNext flips one body bit: the server refuses the body, the driver resends") {
+  const S3Server& s3 = s3Server();
+  FaultProxy proxy(s3.host, s3.port);
+  const std::string prefix = freshPrefix();
+  auto server = direct(prefix);
+  auto storage = viaProxy(proxy, prefix);
+
+  SUBCASE("on the wire: 400 XAmzContentSHA256Mismatch and nothing stored") {
+    proxy.corruptUploadNext(1, 500);
+    Wire wire = exchange(proxy.port(), "PUT", prefix + "/object", randomBytes(1000));
+    CHECK(wire.status() == 400);
+    CHECK(wire.body().find("<Code>XAmzContentSHA256Mismatch</Code>") != std::string::npos);
+    CHECK_FALSE(server.info("object"));
+  }
+  SUBCASE("a PutObject from memory is sent again and arrives whole") {
+    std::string data = randomBytes(1u << 20);
+    proxy.corruptUploadNext(1, 300000, "PUT ");
+    CHECK(put(storage, "object", data));
+    CHECK(proxy.faultsPending() == 0);
+    CHECK(seen(proxy, "PUT ") == 2);
+    CHECK(get(server, "object") == data);
+  }
+  SUBCASE("a streamed PutObject (its size announced) is sent again and arrives whole") {
+    std::string data = randomBytes(3u << 20);
+    proxy.corruptUploadNext(1, 1u << 20, "PUT ");
+    auto write = storage.newWrite("object", {.noReplace = true, .size = data.size()});
+    for (std::size_t at = 0; at < data.size(); at += 100000)
+      write->write(io::asBytes(data).subspan(at, std::min<std::size_t>(100000, data.size() - at)));
+    CHECK(write->commit());
+    CHECK(proxy.faultsPending() == 0);
+    CHECK(seen(proxy, "PUT ") == 2);
+    CHECK(get(server, "object") == data);
+  }
+}
+
 TEST_CASE("resetResponseNext forwards the request and resets the response after N bytes") {
   const S3Server& s3 = s3Server();
   FaultProxy proxy(s3.host, s3.port);

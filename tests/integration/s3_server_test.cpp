@@ -7,6 +7,7 @@
 #include <fstream>
 #include <set>
 #include <sstream>
+#include <thread>
 
 #include "cluster.h"
 #include "common/storage/s3/s3.h"
@@ -189,6 +190,50 @@ TEST_CASE("an S3 listing returns every object of a folder, across pages and past
   std::size_t left = 0;
   storage->list("main/many", [&](const storage::ListEntry&) { ++left; });
   CHECK(left == 0);
+}
+
+}  // namespace tidemark::test
+
+namespace tidemark::test {
+
+TEST_CASE("a streamed write appears only at commit(), and a write given up leaves nothing") {
+  // radosgw 16 completes an aws-chunked object as soon as it holds x-amz-decoded-content-length
+  // bytes, without waiting for the empty final chunk: the driver holds the last data chunk back
+  // until commit().
+  Workspace ws(Backend::S3);
+  auto storage = ws.storage();
+  std::string body(3u << 20, '\0');
+  for (std::size_t i = 0; i < body.size(); ++i)
+    body[i] = char((i * 2654435761u) >> 13);
+  auto written = [&](const std::string& path) {
+    auto write = storage->newWrite(path, {.noReplace = true, .size = body.size()});
+    for (std::size_t at = 0; at < body.size(); at += 65536)
+      write->write(io::asBytes(body).subspan(at, 65536));
+    write->close();
+    return write;
+  };
+  SUBCASE("every byte written and closed: invisible until commit()") {
+    auto write = written("main/streamed/a");
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    CHECK_FALSE(storage->info("main/streamed/a"));
+    REQUIRE(write->commit());
+    CHECK(ws.readObject("main/streamed/a") == io::Buffer(body.begin(), body.end()));
+  }
+  SUBCASE("destroyed without commit(): nothing, then or later") {
+    written("main/streamed/b").reset();
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    CHECK_FALSE(storage->info("main/streamed/b"));
+    CHECK_FALSE(ws.hasObject("main/streamed/b"));
+  }
+  SUBCASE("a no-replace write of an existing name: refused, the object left alone") {
+    REQUIRE(written("main/streamed/c")->commit());
+    std::string other = body;
+    other[0] = char(~other[0]);
+    auto write = storage->newWrite("main/streamed/c", {.noReplace = true, .size = other.size()});
+    write->write(io::asBytes(other));
+    CHECK_FALSE(write->commit());
+    CHECK(ws.readObject("main/streamed/c") == io::Buffer(body.begin(), body.end()));
+  }
 }
 
 }  // namespace tidemark::test

@@ -86,6 +86,27 @@ const char* reason(int status) {
   }
 }
 
+// The payload of an aws-chunked body ("<hex size>;chunk-signature=<64 hex>\r\n<data>\r\n"...,
+// ending with an empty chunk); nullopt when its framing is broken or it ends early.
+std::optional<std::string> decodeAwsChunked(const std::string& body) {
+  std::string out;
+  std::size_t at = 0;
+  for (;;) {
+    std::size_t lineEnd = body.find("\r\n", at);
+    if (lineEnd == std::string::npos) return std::nullopt;
+    std::string line = body.substr(at, lineEnd - at);
+    std::size_t semicolon = line.find(";chunk-signature=");
+    if (semicolon == std::string::npos || semicolon == 0 || line.size() != semicolon + 17 + 64)
+      return std::nullopt;
+    std::size_t size = std::stoul(line.substr(0, semicolon), nullptr, 16);
+    at = lineEnd + 2;
+    if (body.size() < at + size + 2 || body.compare(at + size, 2, "\r\n") != 0) return std::nullopt;
+    out.append(body, at, size);
+    at += size + 2;
+    if (size == 0) return at == body.size() ? std::optional(out) : std::nullopt;
+  }
+}
+
 bool sendAll(int fd, const char* data, std::size_t size) {
   while (size > 0) {
     ssize_t n = ::send(fd, data, size, MSG_NOSIGNAL);
@@ -161,6 +182,11 @@ std::vector<std::string> FakeS3::requests() const {
   return requests_;
 }
 
+std::vector<std::string> FakeS3::putPayloads() const {
+  std::lock_guard lock(mutex_);
+  return putPayloads_;
+}
+
 std::vector<std::string> FakeS3::rangesAsked() const {
   std::lock_guard lock(mutex_);
   return ranges_;
@@ -218,6 +244,41 @@ void FakeS3::serve(int fd) {
     std::size_t length = 0;
     if (auto it = request.headers.find("content-length"); it != request.headers.end())
       length = std::stoul(it->second);
+    std::optional<std::size_t> cutAt;
+    bool refuse = false;
+    if (request.method == "PUT") {
+      std::lock_guard lock(mutex_);
+      putPayloads_.push_back(request.headers["x-amz-content-sha256"]);
+      if (lies_.refuseStreaming &&
+          request.headers["x-amz-content-sha256"] == "STREAMING-AWS4-HMAC-SHA256-PAYLOAD") {
+        refuse = true;
+        requests_.push_back(line + " (refused)");
+      } else if (lies_.cutPuts > 0) {
+        --lies_.cutPuts;
+        cutAt = std::min(length, lies_.cutPutsAfter);
+        requests_.push_back(line + " (cut)");
+      }
+    }
+    if (refuse) {  // at once, before the body, as a server that does not take streamed bodies
+      Response refused = error(501, "NotImplemented");
+      std::string answer =
+          "HTTP/1.1 501 Not Implemented\r\nContent-Length: " + std::to_string(refused.body.size()) +
+          "\r\nConnection: close\r\n\r\n" + refused.body;
+      sendAll(fd, answer.data(), answer.size());
+      // Closed with unread bytes, the socket would send an RST that the client may see before
+      // the answer: take what it still sends until it closes too.
+      ::shutdown(fd, SHUT_WR);
+      pollfd readable{.fd = fd, .events = POLLIN, .revents = 0};
+      while (!stopping_ && ::poll(&readable, 1, 2000) > 0 &&
+             ::recv(fd, chunk, sizeof chunk, 0) > 0) {
+      }
+      return;
+    }
+    if (cutAt) {  // read that much, then close: the connection breaks mid-body
+      while (buffer.size() < *cutAt)
+        if (!fill()) return;
+      return;
+    }
     while (buffer.size() < length)
       if (!fill()) return;
     request.body = buffer.substr(0, length);
@@ -324,6 +385,23 @@ FakeS3::Response FakeS3::getObject(const Request& request, const std::string& ke
 }
 
 FakeS3::Response FakeS3::putObject(const Request& request, const std::string& key) {
+  if (lies_.failPuts > 0) {
+    --lies_.failPuts;
+    return error(503, "SlowDown");
+  }
+  std::string body = request.body;
+  if (auto payload = request.headers.find("x-amz-content-sha256");
+      payload != request.headers.end() && payload->second == "STREAMING-AWS4-HMAC-SHA256-PAYLOAD" &&
+      !lies_.keepChunkFraming) {
+    auto decoded = decodeAwsChunked(request.body);
+    auto declared = request.headers.find("x-amz-decoded-content-length");
+    if (!decoded || declared == request.headers.end() ||
+        declared->second != std::to_string(decoded->size()) ||
+        request.headers.count("content-encoding") == 0 ||
+        request.headers.at("content-encoding") != "aws-chunked")
+      return error(400, "IncompleteBody");
+    body = std::move(*decoded);
+  }
   auto it = objects_.find(key);
   if (request.headers.count("if-none-match") && it != objects_.end() && !lies_.ignoreIfNoneMatch)
     return error(412, "PreconditionFailed");
@@ -334,8 +412,7 @@ FakeS3::Response FakeS3::putObject(const Request& request, const std::string& ke
       expected = expected.substr(1, expected.size() - 2);
     if (it == objects_.end() || expected != match->second) return error(412, "PreconditionFailed");
   }
-  Object object{request.body, "\"e" + std::to_string(nextEtag_++) + "\"",
-                std::int64_t(std::time(nullptr))};
+  Object object{body, "\"e" + std::to_string(nextEtag_++) + "\"", std::int64_t(std::time(nullptr))};
   objects_[key] = object;
   Response r;
   r.headers["ETag"] = object.etag;

@@ -1,7 +1,8 @@
 // A small S3 server in memory, on loopback, that can lie: it ignores Range or If-None-Match,
 // answers the wrong range, cuts a body short, hides a listing's continuation token, or reports an
 // error inside a 200. For unit tests of the S3 driver against behaviours a real server (radosgw)
-// does not produce on demand. Path-style requests only; signatures are not checked.
+// does not produce on demand. Path-style requests only; signatures are not checked, but an
+// aws-chunked (streamed) body's framing and decoded length are, and it is stored decoded.
 #pragma once
 
 #include <atomic>
@@ -31,6 +32,13 @@ class FakeS3 {
     int completeWithError = 0;  // answer the next N CompleteMultipartUpload with 200 + <Error>
     bool listTruncatedWithoutToken = false;  // IsTruncated true and no NextContinuationToken
     int stallPutsMs = 0;  // answer each PUT only after this long (a holder that cannot get through)
+    int failPuts = 0;     // answer the next N PUTs 503 SlowDown, once their body is read
+    int cutPuts = 0;      // close the connection of the next N PUTs after cutPutsAfter body bytes
+    std::size_t cutPutsAfter = 100000;
+    // Answer an aws-chunked (streamed) PUT 501 NotImplemented at once, and close.
+    bool refuseStreaming = false;
+    // Store an aws-chunked body as received, without decoding it.
+    bool keepChunkFraming = false;
   };
 
   struct Object {
@@ -57,6 +65,9 @@ class FakeS3 {
   // Request lines received ("GET /bucket/key HTTP/1.1"), and the Range headers of GETs.
   std::vector<std::string> requests() const;
   std::vector<std::string> rangesAsked() const;
+  // The x-amz-content-sha256 of every PUT received (the payload's hash, or
+  // STREAMING-AWS4-HMAC-SHA256-PAYLOAD for a streamed body), a cut one included.
+  std::vector<std::string> putPayloads() const;
 
  private:
   struct Request {
@@ -90,7 +101,7 @@ class FakeS3 {
   std::map<std::string, Object> objects_;
   std::map<std::string, std::map<int, std::string>> uploads_;  // upload id -> parts
   int nextUpload_ = 1, nextEtag_ = 1;
-  std::vector<std::string> requests_, ranges_;
+  std::vector<std::string> requests_, ranges_, putPayloads_;
 };
 
 }  // namespace tidemark::test

@@ -24,6 +24,7 @@ struct MemoryStorage::State {
   std::map<std::string, Object> objects;
   std::map<std::string, std::string> locks;  // path -> owner
   std::size_t openWrites = 0;
+  std::map<std::string, std::optional<std::uint64_t>> announced;  // path -> WriteOptions::size
 
   // Lock held. Throws Storage when a parent directory of `path` is an object.
   void checkParents(const std::string& path) const {
@@ -66,15 +67,21 @@ class MemoryWrite final : public storage::Write {
 
   void write(io::ByteView data) override {
     if (closed_) throw error(ErrorCode::Internal, "write to '{}' after close()", path_);
+    if (options_.size && bytes_.size() + data.size() > *options_.size)
+      throw error(ErrorCode::Internal, "write of '{}' was given more than the {} bytes announced",
+                  path_, *options_.size);
     bytes_.insert(bytes_.end(), data.begin(), data.end());
   }
   void close() override {
     if (done_) throw error(ErrorCode::Internal, "close of '{}' after commit()", path_);
+    if (options_.size && bytes_.size() != *options_.size)
+      throw error(ErrorCode::Internal, "write of '{}' closed after {} bytes; {} were announced",
+                  path_, bytes_.size(), *options_.size);
     closed_ = true;
   }
   bool commit() override {
     if (done_) throw error(ErrorCode::Internal, "second commit() of '{}'", path_);
-    closed_ = true;
+    if (!closed_) close();
     std::lock_guard lock(state_->mutex);
     state_->checkShape(path_);
     bool exists = state_->objects.count(path_) > 0;
@@ -117,6 +124,7 @@ std::unique_ptr<storage::Write> MemoryStorage::newWrite(const std::string& path,
     // Like posix, which creates the parent directories here: a parent that is an object fails now.
     std::lock_guard lock(state_->mutex);
     state_->checkParents(path);
+    state_->announced[path] = options.size;
   }
   return std::make_unique<MemoryWrite>(state_, path, options);
 }
@@ -242,6 +250,12 @@ std::vector<std::string> MemoryStorage::paths() const {
   for (const auto& [path, object] : state_->objects)
     out.push_back(path);
   return out;
+}
+
+std::optional<std::uint64_t> MemoryStorage::announcedSize(const std::string& path) const {
+  std::lock_guard lock(state_->mutex);
+  auto it = state_->announced.find(path);
+  return it == state_->announced.end() ? std::nullopt : it->second;
 }
 
 std::size_t MemoryStorage::openWrites() const {

@@ -46,6 +46,9 @@ class MemoryStorage final : public storage::Storage {
   std::vector<std::string> paths() const;
   // Writes created and not yet committed or destroyed.
   std::size_t openWrites() const;
+  // The size the last write of `path` announced (storage::WriteOptions::size); nullopt when it
+  // announced none or there was none.
+  std::optional<std::uint64_t> announcedSize(const std::string& path) const;
 
   struct State;
 

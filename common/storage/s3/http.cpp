@@ -66,6 +66,9 @@ const CurlApi& curl() {
 }
 
 constexpr std::size_t kMaxErrorBody = 64 * 1024;
+// What libcurl asks the read callback for at a time, and sends per write to the socket (its
+// default is 64 KiB).
+constexpr long kUploadBuffer = 256 * 1024;
 constexpr std::size_t kMaxDocument = 64u << 20;
 
 struct Transfer {
@@ -185,6 +188,14 @@ std::size_t onBody(char* data, std::size_t size, std::size_t count, void* user) 
 
 std::size_t onUpload(char* buffer, std::size_t size, std::size_t count, void* user) {
   auto* t = static_cast<Transfer*>(user);
+  if (t->request->source != nullptr) {
+    try {
+      return t->request->source->read(reinterpret_cast<std::uint8_t*>(buffer), size * count);
+    } catch (...) {
+      t->failure = std::current_exception();
+      return CURL_READFUNC_ABORT;
+    }
+  }
   io::ByteView body = t->request->body;
   std::size_t n = std::min(size * count, body.size() - t->uploaded);
   std::memcpy(buffer, body.data() + t->uploaded, n);
@@ -195,6 +206,16 @@ std::size_t onUpload(char* buffer, std::size_t size, std::size_t count, void* us
 // libcurl rewinds the upload on a redirect or a retried connection.
 int onSeek(void* user, curl_off_t offset, int origin) {
   auto* t = static_cast<Transfer*>(user);
+  if (t->request->source != nullptr) {
+    if (origin != SEEK_SET || offset != 0) return CURL_SEEKFUNC_CANTSEEK;
+    try {
+      t->request->source->rewind();
+    } catch (...) {
+      t->failure = std::current_exception();
+      return CURL_SEEKFUNC_FAIL;
+    }
+    return CURL_SEEKFUNC_OK;
+  }
   if (origin != SEEK_SET || offset < 0 || std::size_t(offset) > t->request->body.size())
     return CURL_SEEKFUNC_FAIL;
   t->uploaded = std::size_t(offset);
@@ -252,7 +273,7 @@ HttpResponse HttpClient::perform(const HttpRequest& request) {
   curl_slist* headers = nullptr;
   for (const auto& h : request.headers)
     headers = c.slistAppend(headers, h.c_str());
-  // No "Expect: 100-continue": it costs a round trip per upload and the body is in memory.
+  // No "Expect: 100-continue": it costs a round trip per upload.
   headers = c.slistAppend(headers, "Expect:");
   c.easySetopt(curl_, CURLOPT_HTTPHEADER, headers);
 
@@ -266,7 +287,9 @@ HttpResponse HttpClient::perform(const HttpRequest& request) {
     c.easySetopt(curl_, CURLOPT_SEEKFUNCTION, onSeek);
     c.easySetopt(curl_, CURLOPT_SEEKDATA, &transfer);
     // ...always with a Content-Length: S3 refuses chunked uploads.
-    c.easySetopt(curl_, CURLOPT_INFILESIZE_LARGE, curl_off_t(request.body.size()));
+    std::uint64_t length = request.source ? request.source->size() : request.body.size();
+    c.easySetopt(curl_, CURLOPT_INFILESIZE_LARGE, curl_off_t(length));
+    c.easySetopt(curl_, CURLOPT_UPLOAD_BUFFERSIZE, kUploadBuffer);
   } else if (request.method != "GET") {
     c.easySetopt(curl_, CURLOPT_CUSTOMREQUEST, request.method.c_str());
   }

@@ -1,6 +1,7 @@
 // A small HTTP client over libcurl for the S3 driver: one easy handle reused for every request
 // (keep-alive: PostgreSQL starts one process per WAL file, so connection setup matters),
-// request bodies from memory, response bodies streamed into a Sink.
+// request bodies from memory or produced while they are sent, response bodies streamed into a
+// Sink.
 #pragma once
 
 #include <curl/curl.h>
@@ -23,11 +24,27 @@ struct HttpOptions {
   long stallTimeoutSeconds = 30;  // abort a transfer that moves no byte for this long
 };
 
+// A request body produced while it is sent. Used by one transfer at a time, on the thread that
+// performs it.
+class BodySource {
+ public:
+  virtual ~BodySource() = default;
+  // The body's exact length (sent as Content-Length).
+  virtual std::uint64_t size() const = 0;
+  // Copies the next bytes into `out`, at most `max` of them, and returns how many: 0 only once all
+  // size() bytes were given. May block until bytes are there. An exception abandons the transfer
+  // (the connection is closed mid-body; perform() rethrows it).
+  virtual std::size_t read(std::uint8_t* out, std::size_t max) = 0;
+  // Starts again from the first byte (libcurl rewinds on a redirect or a retried connection).
+  virtual void rewind() = 0;
+};
+
 struct HttpRequest {
   std::string method = "GET";
   std::string url;
   std::vector<std::string> headers;  // "Name: value"
   io::ByteView body;                 // sent with a Content-Length (never chunked)
+  BodySource* source = nullptr;      // instead of `body` (also with a Content-Length)
   // 2xx response bodies are streamed here; other bodies (errors) are kept in HttpResponse::body.
   io::Sink* sink = nullptr;
   // The bytes a GET with a Range header asks for (first, last inclusive; to the end without a

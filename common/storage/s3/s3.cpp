@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <condition_variable>
+#include <cstring>
 #include <ctime>
 #include <deque>
 #include <limits>
@@ -26,15 +27,95 @@ namespace {
 
 using s3::HttpResponse;
 
-// Statuses worth another try: the server's trouble, not the request's.
+// Statuses worth another try: the server's trouble, not the request's (501 Not Implemented is
+// neither); and a body the server received damaged (its SHA-256 or MD5 not the one signed or
+// sent): refused, nothing stored.
 bool retryableStatus(long status, const std::string& body) {
-  if (status >= 500 || status == 429 || status == 408) return true;
+  if ((status >= 500 && status != 501) || status == 429 || status == 408) return true;
   if (status == 400) {
     auto code = s3::xml::errorCode(body);
-    return code && (*code == "RequestTimeout" || *code == "SlowDown");
+    return code && (*code == "RequestTimeout" || *code == "SlowDown" ||
+                    *code == "XAmzContentSHA256Mismatch" || *code == "BadDigest");
   }
   return false;
 }
+
+// One attempt's body of a streamed request: the stream's bytes in chunks, each framed with its
+// signature, then the empty final chunk.
+class ChunkedBody final : public s3::BodySource {
+ public:
+  ChunkedBody(S3Storage::BodyStream& stream, s3::ChunkSigner signer)
+      : stream_(stream), seed_(signer), signer_(std::move(signer)) {}
+
+  std::uint64_t size() const override { return s3::chunkedLength(stream_.size(), kS3StreamChunk); }
+
+  std::size_t read(std::uint8_t* out, std::size_t max) override {
+    std::size_t n = 0;
+    while (n < max && !ended_) {
+      io::ByteView piece = part_ == Part::Head   ? io::asBytes(head_)
+                           : part_ == Part::Data ? data_
+                                                 : io::asBytes("\r\n");
+      if (at_ < piece.size()) {
+        std::size_t take = std::min(max - n, piece.size() - at_);
+        std::memcpy(out + n, piece.data() + at_, take);
+        at_ += take;
+        n += take;
+        continue;
+      }
+      if (part_ != Part::End) {
+        part_ = part_ == Part::Head ? Part::Data : Part::End;
+        at_ = 0;
+        continue;
+      }
+      if (final_) {
+        ended_ = true;
+        break;
+      }
+      // The next chunk: waited for only when nothing is ready to go (curl sends what it gets).
+      if (!frame(n == 0)) break;
+    }
+    return n;
+  }
+
+  void rewind() override {
+    signer_ = seed_;
+    offset_ = 0;
+    part_ = Part::End;
+    at_ = 2;
+    final_ = ended_ = false;
+  }
+
+ private:
+  enum class Part { Head, Data, End };  // a chunk: its framing, its data, CRLF
+
+  bool frame(bool wait) {
+    std::size_t length =
+        std::size_t(std::min<std::uint64_t>(kS3StreamChunk, stream_.size() - offset_));
+    io::ByteView data;
+    if (length > 0) {
+      auto ready = stream_.get(offset_, length, wait);
+      if (!ready) return false;
+      data = *ready;
+    }
+    data_ = data;
+    head_ = s3::chunkHeader(length, signer_.next(data));
+    offset_ += length;
+    final_ = length == 0;
+    part_ = Part::Head;
+    at_ = 0;
+    return true;
+  }
+
+  S3Storage::BodyStream& stream_;
+  const s3::ChunkSigner seed_;
+  s3::ChunkSigner signer_;
+  std::uint64_t offset_ = 0;  // of the next chunk's data in the stream
+  std::string head_;
+  io::ByteView data_;
+  Part part_ = Part::End;
+  std::size_t at_ = 2;  // in the current part: as if after a chunk's CRLF
+  bool final_ = false, ended_ = false;
+};
 
 bool retryableTransport(CURLcode code) {
   switch (code) {
@@ -105,6 +186,10 @@ std::string errorHint(const std::string& code, const HttpResponse& response,
                           : fmt::format("the bucket is in region '{}': set s3.region = \"{}\"",
                                         region, region);
   }
+  if (code == "XAmzContentSHA256Mismatch" || code == "BadDigest")
+    return "the body the server received is not the one sent (it refused it and stored nothing): "
+           "check the network path to s3.endpoint for a proxy or middlebox that alters requests, "
+           "or use https";
   if (code == "InvalidBucketName")
     return "check s3.bucket; with s3.uri-style = \"host\" the endpoint must accept bucket.host "
            "names";
@@ -189,6 +274,20 @@ S3Storage::S3Storage(S3Options options) : options_(std::move(options)) {
 
 S3Storage::~S3Storage() = default;
 
+s3::HttpClient& S3Storage::client() {
+  if (!client_) client_ = std::make_unique<s3::HttpClient>(httpOptions());
+  return *client_;
+}
+
+std::unique_ptr<s3::HttpClient> S3Storage::borrowClient() {
+  if (!client_) return std::make_unique<s3::HttpClient>(httpOptions());
+  return std::move(client_);
+}
+
+void S3Storage::giveBack(std::unique_ptr<s3::HttpClient> client) {
+  if (!client_) client_ = std::move(client);
+}
+
 s3::HttpOptions S3Storage::httpOptions() const {
   s3::HttpOptions http{.caFile = options_.caFile,
                        .verifyTls = options_.verifyTls,
@@ -232,11 +331,15 @@ std::string S3Storage::url(const Request& request, std::string& host,
 }
 
 HttpResponse S3Storage::execute(const Request& request, s3::HttpClient& client) const {
-  const std::string payloadHash =
-      request.payloadHash.empty() ? io::toHex(io::Sha256::of(request.body)) : request.payloadHash;
+  const bool streamed = request.stream != nullptr;
+  const std::string payloadHash = streamed ? std::string(s3::kStreamingPayload)
+                                  : request.payloadHash.empty()
+                                      ? io::toHex(io::Sha256::of(request.body))
+                                      : request.payloadHash;
   const auto deadline = std::chrono::steady_clock::now() + options_.retryTime;
   std::uint64_t delivered = 0;
-  std::string etag;  // of the first partial response, so a resumed GET reads the same object
+  std::string etag;      // of the first partial response, so a resumed GET reads the same object
+  bool altered = false;  // a signature refused although the server accepts ours: see below
   for (int attempt = 0;; ++attempt) {
     std::string host, canonicalPath;
     std::string target = url(request, host, canonicalPath);
@@ -254,25 +357,35 @@ HttpResponse S3Storage::execute(const Request& request, s3::HttpClient& client) 
     headers.emplace_back("host", host);
     headers.emplace_back("x-amz-date", amzDate);
     headers.emplace_back("x-amz-content-sha256", payloadHash);
+    if (streamed) {
+      headers.emplace_back("content-encoding", "aws-chunked");
+      headers.emplace_back("x-amz-decoded-content-length", std::to_string(request.stream->size()));
+    }
     if (!options_.credentials.sessionToken.empty())
       headers.emplace_back("x-amz-security-token", options_.credentials.sessionToken);
     s3::SigningInput signing{request.method, canonicalPath, request.query, headers, payloadHash};
-    std::string authorization =
-        s3::authorization(signing, options_.credentials, options_.region, amzDate);
+    s3::Signed signature = s3::sign(signing, options_.credentials, options_.region, amzDate);
+    // A streamed body is signed chunk by chunk from this attempt's signature: a new one each time.
+    std::optional<ChunkedBody> chunked;
+    if (streamed)
+      chunked.emplace(*request.stream, s3::ChunkSigner(options_.credentials, options_.region,
+                                                       amzDate, signature.signature));
 
     s3::HttpRequest http{.method = request.method,
                          .url = target,
                          .body = request.body,
+                         .source = chunked ? &*chunked : nullptr,
                          .sink = request.sink,
                          .range = range};
     for (const auto& [name, value] : headers)
       if (name != "host") http.headers.push_back(name + ": " + value);
-    http.headers.push_back("Authorization: " + authorization);
+    http.headers.push_back("Authorization: " + signature.authorization);
     if (request.method == "PUT" || request.method == "POST")
       http.headers.push_back("Content-Type: application/octet-stream");
 
     spdlog::debug("{} {} (attempt {})", request.method, target, attempt + 1);
-    HttpResponse response = client.perform(http);  // a sink's exception propagates: no retry
+    // The exception of a sink, or of a stream that was abandoned, propagates: no retry.
+    HttpResponse response = client.perform(http);
     delivered += response.delivered;
 
     bool complete = response.transport == CURLE_OK;
@@ -282,7 +395,16 @@ HttpResponse S3Storage::execute(const Request& request, s3::HttpClient& client) 
       std::string length = response.header("content-length");
       if (!length.empty() && parseDecimal(length) != response.received) complete = false;
     }
-    if (complete && !retryableStatus(response.status, response.body)) return response;
+    bool retryable = complete && retryableStatus(response.status, response.body);
+    // SignatureDoesNotMatch is a wrong secret, or a request altered on the way: for a streamed
+    // body, a chunk (a wrong secret fails the seed signature before any chunk is read). When the
+    // server accepts a plain signed request of ours, the credentials are right: the request was
+    // altered on the way, stored nothing, and may be sent again.
+    if (complete && !retryable && streamed && response.status == 403 &&
+        s3::xml::errorCode(response.body) == "SignatureDoesNotMatch" &&
+        signaturesAccepted(request.key, client))
+      altered = retryable = true;
+    if (complete && !retryable) return response;
 
     bool canRetry = complete || retryableTransport(response.transport);
     if (!complete && response.delivered > 0) {
@@ -294,10 +416,24 @@ HttpResponse S3Storage::execute(const Request& request, s3::HttpClient& client) 
     if (canRetry && attempt < options_.retryMax && timeLeft) {
       spdlog::warn("{}: {}; retrying in {} ms (attempt {} of {})",
                    describeRequest(request, options_),
-                   complete ? fmt::format("HTTP {}", response.status) : response.transportError,
+                   complete ? fmt::format("HTTP {} {}", response.status,
+                                          s3::xml::errorCode(response.body).value_or(""))
+                            : response.transportError,
                    delay.count(), attempt + 2, options_.retryMax + 1);
       std::this_thread::sleep_for(delay);
       continue;
+    }
+    if (complete && altered) {
+      Error e(ErrorCode::Storage,
+              fmt::format("{}: the server refused the request's signature {} time{} (HTTP 403 "
+                          "SignatureDoesNotMatch) while it accepts this client's signatures: the "
+                          "request (its body or a signed header) was altered on the way; nothing "
+                          "was stored",
+                          describeRequest(request, options_), attempt + 1, attempt ? "s" : ""),
+              "check the network path to s3.endpoint for a proxy or middlebox that alters "
+              "requests, or use https");
+      e.setTransient(true);
+      throw e;
     }
     if (complete) fail(request, response);
     Error e(
@@ -307,6 +443,15 @@ HttpResponse S3Storage::execute(const Request& request, s3::HttpClient& client) 
         transportHint(response.transport));
     e.setTransient(retryableTransport(response.transport));
     throw e;
+  }
+}
+
+bool S3Storage::signaturesAccepted(const std::string& key, s3::HttpClient& client) const {
+  Request probe{.operation = "HeadObject", .method = "HEAD", .key = key};
+  try {
+    return execute(probe, client).status != 403;
+  } catch (const Error&) {
+    return false;
   }
 }
 
@@ -353,7 +498,7 @@ bool S3Storage::read(const std::string& path, io::Sink& out, ReadOptions options
     if (*options.length == 0) return info(path).has_value();
     request.rangeEnd = options.offset + *options.length - 1;
   }
-  HttpResponse response = execute(request, *client_);
+  HttpResponse response = execute(request, client());
   if (response.ok()) return true;
   // "Not found" only when the server says so in S3's words: a 404 page from something that is not
   // an S3 server (a wrong endpoint) must not pass for a missing WAL file.
@@ -365,7 +510,7 @@ bool S3Storage::read(const std::string& path, io::Sink& out, ReadOptions options
 
 std::optional<ObjectInfo> S3Storage::info(const std::string& path) {
   Request request{.operation = "HeadObject", .method = "HEAD", .key = key(path)};
-  HttpResponse response = execute(request, *client_);
+  HttpResponse response = execute(request, client());
   if (response.status == 404) return std::nullopt;
   if (!response.ok()) fail(request, response);
   ObjectInfo info;
@@ -398,7 +543,7 @@ void S3Storage::list(const std::string& dir, const std::function<void(const List
                     .key = "",
                     .query = {{"list-type", "2"}, {"prefix", prefix}, {"delimiter", "/"}}};
     if (!token.empty()) request.query.emplace_back("continuation-token", token);
-    HttpResponse response = execute(request, *client_);
+    HttpResponse response = execute(request, client());
     if (!response.ok()) fail(request, response);
     s3::xml::Document listing = document(request, response, "ListBucketResult");
     s3::xml::Element root = listing.root();
@@ -438,7 +583,7 @@ void S3Storage::list(const std::string& dir, const std::function<void(const List
 
 void S3Storage::remove(const std::string& path) {
   Request request{.operation = "DeleteObject", .method = "DELETE", .key = key(path)};
-  HttpResponse response = execute(request, *client_);
+  HttpResponse response = execute(request, client());
   if (!response.ok()) fail(request, response);  // S3 answers 204 for a missing key too
 }
 
@@ -454,7 +599,7 @@ void S3Storage::removeMany(const std::vector<std::string>& paths) {
                     .query = {{"delete", ""}},
                     .headers = {{"content-md5", md5Base64(io::asBytes(body))}},
                     .body = io::asBytes(body)};
-    HttpResponse response = execute(request, *client_);
+    HttpResponse response = execute(request, client());
     if (!response.ok()) fail(request, response);
     s3::xml::Document result = document(request, response, "DeleteResult");
     auto errors = result.root().children("Error");
@@ -480,7 +625,7 @@ std::vector<Leftover> S3Storage::leftovers(const std::string& dir) {
       request.query.emplace_back("key-marker", keyMarker);
       request.query.emplace_back("upload-id-marker", idMarker);
     }
-    HttpResponse response = execute(request, *client_);
+    HttpResponse response = execute(request, client());
     if (!response.ok()) fail(request, response);
     s3::xml::Document uploads = document(request, response, "ListMultipartUploadsResult");
     for (const auto& upload : uploads.root().children("Upload")) {
@@ -517,7 +662,7 @@ void S3Storage::removeLeftover(const Leftover& leftover) {
                   .method = "DELETE",
                   .key = key(leftover.path),
                   .query = {{"uploadId", leftover.uploadId}}};
-  auto response = execute(request, *client_);
+  auto response = execute(request, client());
   if (!response.ok() && response.status != 404) fail(request, response);
 }
 

@@ -224,18 +224,18 @@ std::unique_ptr<Lock> S3Storage::tryLock(const std::string& path, const std::str
                    .key = lockKey,
                    .headers = {{"if-none-match", "*"}},
                    .body = io::asBytes(document)};
-    auto response = execute(create, *client_);
+    auto response = execute(create, client());
     if (response.ok())
       return std::make_unique<S3Lock>(*this, lockKey, owner, token, response.header("etag"),
                                       bareEtag_, sent);
     if (response.status != 412) fail(create, response);
-    auto seen = look(*this, *client_, lockKey);
+    auto seen = look(*this, client(), lockKey);
     if (!seen) continue;  // released in between
     holder = seen->owner;
     if (seen->age <= options_.lockTimeout.count()) return nullptr;
     // Stale: replace exactly that object. Of two processes taking it over at once, one wins.
     sent = bootClock();
-    auto etag = replaceIf(*this, *client_, lockKey, seen->etag, document, bareEtag_);
+    auto etag = replaceIf(*this, client(), lockKey, seen->etag, document, bareEtag_);
     if (!etag) continue;
     spdlog::warn("took over lock '{}': its holder ({}) stopped refreshing it {} s ago", path,
                  holder, seen->age);

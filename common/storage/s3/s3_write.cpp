@@ -1,7 +1,12 @@
-// The s3 driver's writes: one PutObject for small objects, multipart uploads for large ones.
+// The s3 driver's writes: one PutObject for small objects (streamed as they are written when
+// their size is announced), multipart uploads for large ones.
 #include <spdlog/spdlog.h>
+#include <sys/mman.h>
 
+#include <atomic>
 #include <condition_variable>
+#include <cstdlib>
+#include <cstring>
 #include <deque>
 #include <mutex>
 #include <thread>
@@ -122,20 +127,217 @@ class PartUploader {
 // compression is the segment plus the envelope's 68 bytes, and must not become a two-part upload.
 constexpr std::uint64_t kSinglePutSlack = 1u << 20;
 
+// The body of a streamed PutObject: the object's bytes as they are written, all of them kept
+// until the request is over, because each attempt sends them from the first (the writer's source
+// cannot be read twice). The last chunk waits for the writer's commit(): radosgw 16 completes,
+// and so publishes, an aws-chunked object as soon as it holds x-amz-decoded-content-length bytes,
+// without waiting for the empty final chunk (docs/decisions.md).
+class StreamBuffer final : public S3Storage::BodyStream {
+ public:
+  explicit StreamBuffer(std::uint64_t size) : size_(size), bytes_(allocate(size)) {}
+
+  std::uint64_t size() const override { return size_; }
+
+  // The writer's side (the caller's thread). `data` fits: the writer checked.
+  void append(io::ByteView data) {
+    std::lock_guard lock(mutex_);
+    std::memcpy(bytes_.get() + written_, data.data(), data.size());
+    written_ += data.size();
+    changed_.notify_all();
+  }
+  std::uint64_t written() const {
+    std::lock_guard lock(mutex_);
+    return written_;
+  }
+  // The object is committed: its last bytes may go.
+  void release() {
+    std::lock_guard lock(mutex_);
+    released_ = true;
+    changed_.notify_all();
+  }
+  // The write is given up: the request ends without its last bytes.
+  void abandon() {
+    std::lock_guard lock(mutex_);
+    abandoned_ = true;
+    changed_.notify_all();
+  }
+  // Whether the request took the last bytes (after release()).
+  bool lastTaken() const {
+    std::lock_guard lock(mutex_);
+    return lastTaken_;
+  }
+
+  // The request's side (the upload thread).
+  std::optional<io::ByteView> get(std::uint64_t offset, std::size_t length, bool wait) override {
+    const std::uint64_t end = offset + length;
+    std::unique_lock lock(mutex_);
+    auto ready = [&] { return abandoned_ || (written_ >= end && (end < size_ || released_)); };
+    if (wait)
+      changed_.wait(lock, ready);
+    else if (!ready())
+      return std::nullopt;
+    if (abandoned_) throw Abandoned();
+    if (end == size_) lastTaken_ = true;
+    // Bytes below written_ never change again: read without the lock.
+    return io::ByteView(bytes_.get() + offset, length);
+  }
+
+  // What get() throws once the write is given up: ends the request, without a retry.
+  struct Abandoned : std::exception {
+    const char* what() const noexcept override { return "the write was abandoned"; }
+  };
+
+ private:
+  struct Free {
+    void operator()(std::uint8_t* p) const { std::free(p); }
+  };
+  using Bytes = std::unique_ptr<std::uint8_t, Free>;
+
+  // Untouched memory, in 2 MiB pages where the kernel has them (transparent huge pages in
+  // "madvise" mode, Debian's default): the pages are faulted in as the bytes are written, and
+  // 4 KiB pages cost one fault each (4096 for a WAL segment, a fifth of an S3 push's CPU time on
+  // a virtual machine, docs/benchmarks.md).
+  static Bytes allocate(std::uint64_t size) {
+    constexpr std::size_t kHugePage = 2u << 20;
+    std::size_t length = (std::size_t(size) + kHugePage - 1) / kHugePage * kHugePage;
+    void* p = std::aligned_alloc(kHugePage, length);
+    if (p == nullptr) throw std::bad_alloc();
+    ::madvise(p, length, MADV_HUGEPAGE);  // a hint: without it, 4 KiB pages
+    return Bytes(static_cast<std::uint8_t*>(p));
+  }
+
+  const std::uint64_t size_;
+  const Bytes bytes_;
+  mutable std::mutex mutex_;
+  std::condition_variable changed_;
+  std::uint64_t written_ = 0;
+  bool released_ = false, abandoned_ = false, lastTaken_ = false;
+};
+
+// A PutObject whose size is announced before its first byte, sent while it is written: the
+// request runs on a thread of its own, with the storage's connection, from the first write(), so
+// that reading and compressing overlap the upload. Signed in chunks (aws-chunked), so the server
+// still checks every byte. Nothing is visible before commit(); destroyed without it, the request
+// is abandoned mid-body and the server stores nothing.
+class StreamedPut {
+ public:
+  StreamedPut(S3Storage& storage, std::string key, std::uint64_t size, bool noReplace)
+      : storage_(storage), key_(std::move(key)), body_(size), noReplace_(noReplace) {}
+
+  ~StreamedPut() {
+    if (thread_.joinable()) body_.abandon();
+    join();
+  }
+
+  void write(io::ByteView data) {
+    if (finished_.load()) reportEarlyEnd();
+    if (!thread_.joinable() && !finished_.load()) start();
+    body_.append(data);
+  }
+
+  // Lets the last chunk go and waits for the answer: true once the object is stored, false when
+  // the name exists and the write was no-replace.
+  bool commit() {
+    body_.release();
+    join();
+    if (failure_) std::rethrow_exception(failure_);
+    if (streamingRefused()) return putWhole();
+    // 412: the name exists. After a lost reply to our own successful PUT, a retry sees 412 too;
+    // the caller then compares checksums and finds its own bytes.
+    if (response_.status == 412 && noReplace_) return false;
+    if (!response_.ok()) storage_.fail(request(), response_);
+    if (!body_.lastTaken())
+      throw error(ErrorCode::Storage,
+                  "S3 PutObject of '{}' was answered HTTP {} before its last bytes were sent", key_,
+                  response_.status);
+    return true;
+  }
+
+ private:
+  S3Storage::Request request(bool streamed = true) {
+    S3Storage::Request request{.operation = "PutObject", .method = "PUT", .key = key_};
+    if (streamed) request.stream = &body_;
+    if (noReplace_) request.headers.emplace_back("if-none-match", "*");
+    return request;
+  }
+
+  // Stores that do not take aws-chunked bodies answer 501 NotImplemented (OpenStack Swift's
+  // s3api at OVH: "Transfering payloads in multiple chunks using aws-chunked is not supported").
+  bool streamingRefused() const {
+    return !failure_ &&
+           (response_.status == 501 ||
+            (response_.status == 400 && s3::xml::errorCode(response_.body) == "NotImplemented"));
+  }
+
+  // The object as one plain PutObject from the kept bytes, once they are all there.
+  bool putWhole() {
+    spdlog::info("{} does not take streamed uploads (HTTP {}): sending '{}' in one piece",
+                 storage_.describe(), response_.status, key_);
+    io::ByteView all = *body_.get(0, std::size_t(body_.size()), false);
+    S3Storage::Request request = this->request(false);
+    request.body = all;
+    auto response = storage_.execute(request, storage_.client());
+    if (response.status == 412 && noReplace_) return false;
+    if (!response.ok()) storage_.fail(request, response);
+    return true;
+  }
+
+  void start() {
+    client_ = storage_.borrowClient();
+    thread_ = std::thread([this] {
+      // Never lets an exception out of the thread (that would end the process).
+      try {
+        response_ = storage_.execute(request(), *client_);
+      } catch (const StreamBuffer::Abandoned&) {
+      } catch (...) {
+        failure_ = std::current_exception();
+      }
+      finished_.store(true);
+    });
+  }
+
+  void join() {
+    if (thread_.joinable()) thread_.join();
+    if (client_) storage_.giveBack(std::move(client_));
+  }
+
+  // The request ended before the whole body was written: the server answered early, or the
+  // retries ran out. A failure is thrown now rather than after the rest was produced; a 412
+  // (no-replace) is for commit() to report, and a refused stream to send again in one piece.
+  void reportEarlyEnd() {
+    join();
+    if (failure_) std::rethrow_exception(failure_);
+    if (!response_.ok() && !(response_.status == 412 && noReplace_) && !streamingRefused())
+      storage_.fail(request(), response_);
+  }
+
+  S3Storage& storage_;
+  std::string key_;
+  StreamBuffer body_;
+  bool noReplace_;
+  std::unique_ptr<s3::HttpClient> client_;  // borrowed from the storage while the request runs
+  std::thread thread_;
+  std::atomic<bool> finished_{false};
+  s3::HttpResponse response_;  // set by the thread
+  std::exception_ptr failure_;
+};
+
 class S3Write final : public Write {
  public:
-  S3Write(S3Storage& storage, s3::HttpClient& client, std::string path, WriteOptions options)
-      : storage_(storage),
-        client_(client),
-        path_(std::move(path)),
-        key_(storage.key(path_)),
-        options_(options) {
+  S3Write(S3Storage& storage, std::string path, WriteOptions options)
+      : storage_(storage), path_(std::move(path)), key_(storage.key(path_)), options_(options) {
+    const std::uint64_t singlePut = storage_.options().partSize + kSinglePutSlack;
+    if (options_.size && *options_.size > 0 && *options_.size <= singlePut) {
+      streamed_ = std::make_unique<StreamedPut>(storage_, key_, *options_.size, options_.noReplace);
+      return;
+    }
     // One allocation for the largest single object: growing a vector copies what it holds each
     // time it doubles. Pages not written are never touched, so small objects cost nothing.
-    buffer_.reserve(storage_.options().partSize + kSinglePutSlack);
+    buffer_.reserve(singlePut);
   }
 
   ~S3Write() override {
+    streamed_.reset();
     uploader_.reset();
     if (!uploadId_.empty() && !committed_) {
       try {
@@ -150,6 +352,15 @@ class S3Write final : public Write {
   }
 
   void write(io::ByteView data) override {
+    if (options_.size && data.size() > *options_.size - size_)
+      throw error(ErrorCode::Internal,
+                  "S3 write of '{}' was given more than the {} bytes announced", key_,
+                  *options_.size);
+    if (streamed_) {
+      streamed_->write(data);
+      size_ += data.size();
+      return;
+    }
     const std::uint64_t partSize = storage_.options().partSize;
     while (!data.empty()) {
       std::uint64_t limit = uploadId_.empty() ? partSize + kSinglePutSlack : partSize;
@@ -168,6 +379,9 @@ class S3Write final : public Write {
 
   void close() override {
     if (closed_) return;
+    if (options_.size && size_ != *options_.size)
+      throw error(ErrorCode::Internal, "S3 write of '{}' closed after {} bytes; {} were announced",
+                  key_, size_, *options_.size);
     if (!uploadId_.empty()) {
       if (!buffer_.empty()) sendPart();
       etags_ = uploader_->finish();
@@ -178,7 +392,9 @@ class S3Write final : public Write {
 
   bool commit() override {
     close();
-    bool published = uploadId_.empty() ? putObject() : completeUpload();
+    bool published = streamed_           ? streamed_->commit()
+                     : uploadId_.empty() ? putObject()
+                                         : completeUpload();
     committed_ = published;
     return published;
   }
@@ -192,7 +408,7 @@ class S3Write final : public Write {
                                  .method = "POST",
                                  .key = key_,
                                  .query = {{"uploads", ""}}};
-      auto response = storage_.execute(request, client_);
+      auto response = storage_.execute(request, storage_.client());
       if (!response.ok()) storage_.fail(request, response);
       s3::xml::Document initiated =
           storage_.document(request, response, "InitiateMultipartUploadResult");
@@ -221,7 +437,7 @@ class S3Write final : public Write {
                                .body = buffer_,
                                .payloadHash = io::toHex(hash_.finish())};
     if (options_.noReplace) request.headers.emplace_back("if-none-match", "*");
-    auto response = storage_.execute(request, client_);
+    auto response = storage_.execute(request, storage_.client());
     // 412: the name exists. After a lost reply to our own successful PUT, a retry sees 412 too;
     // the caller then compares checksums and finds its own bytes.
     if (response.status == 412 && options_.noReplace) return false;
@@ -249,7 +465,7 @@ class S3Write final : public Write {
     if (options_.noReplace) request.headers.emplace_back("if-none-match", "*");
     s3::HttpResponse response;
     for (int attempt = 0;; ++attempt) {
-      response = storage_.execute(request, client_);
+      response = storage_.execute(request, storage_.client());
       // CompleteMultipartUpload may answer 200 and then an <Error> document, as the server
       // finds trouble after the status went out: retried like a 5xx when the error is the
       // server's.
@@ -286,15 +502,15 @@ class S3Write final : public Write {
                                .method = "DELETE",
                                .key = key_,
                                .query = {{"uploadId", uploadId_}}};
-    auto response = storage_.execute(request, client_);
+    auto response = storage_.execute(request, storage_.client());
     if (!response.ok() && response.status != 404) storage_.fail(request, response);
     uploadId_.clear();
   }
 
   S3Storage& storage_;
-  s3::HttpClient& client_;
   std::string path_, key_;
   WriteOptions options_;
+  std::unique_ptr<StreamedPut> streamed_;  // when the size is announced and fits one PutObject
   io::Buffer buffer_;
   io::Sha256 hash_;  // of buffer_, while the object is a single PutObject
   std::uint64_t size_ = 0;
@@ -308,7 +524,7 @@ class S3Write final : public Write {
 }  // namespace
 
 std::unique_ptr<Write> S3Storage::newWrite(const std::string& path, WriteOptions options) {
-  return std::make_unique<S3Write>(*this, *client_, path, options);
+  return std::make_unique<S3Write>(*this, path, options);
 }
 
 }  // namespace tidemark::storage

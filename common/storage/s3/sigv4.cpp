@@ -1,6 +1,7 @@
 // AWS Signature Version 4.
 #include "common/storage/s3/sigv4.h"
 
+#include <fmt/format.h>
 #include <openssl/evp.h>
 
 #include <algorithm>
@@ -45,6 +46,24 @@ std::string trimValue(std::string_view v) {
   }
   return out;
 }
+
+// "20130524/us-east-1/s3/aws4_request"
+std::string scopeOf(std::string_view amzDate, std::string_view region, std::string_view service) {
+  return std::string(amzDate.substr(0, 8)) + "/" + std::string(region) + "/" +
+         std::string(service) + "/aws4_request";
+}
+
+Digest signingKey(const Credentials& credentials, std::string_view amzDate, std::string_view region,
+                  std::string_view service) {
+  Digest key = hmac("AWS4" + credentials.secretAccessKey, amzDate.substr(0, 8));
+  key = hmac(view(key), region);
+  key = hmac(view(key), service);
+  return hmac(view(key), "aws4_request");
+}
+
+// SHA-256 of the empty string: what a chunk's string to sign holds in place of headers.
+constexpr const char* kEmptySha256 =
+    "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
 
 }  // namespace
 
@@ -101,22 +120,16 @@ std::string_view dateOf(std::string_view amzDate) {
 
 std::string stringToSign(std::string_view canonical, std::string_view amzDate,
                          std::string_view region, std::string_view service) {
-  std::string scope = std::string(dateOf(amzDate)) + "/" + std::string(region) + "/" +
-                      std::string(service) + "/aws4_request";
-  return "AWS4-HMAC-SHA256\n" + std::string(amzDate) + "\n" + scope + "\n" +
-         io::toHex(io::Sha256::of(io::asBytes(canonical)));
+  return "AWS4-HMAC-SHA256\n" + std::string(amzDate) + "\n" + scopeOf(amzDate, region, service) +
+         "\n" + io::toHex(io::Sha256::of(io::asBytes(canonical)));
 }
 
-std::string authorization(const SigningInput& input, const Credentials& credentials,
-                          std::string_view region, std::string_view amzDate,
-                          std::string_view service) {
+Signed sign(const SigningInput& input, const Credentials& credentials, std::string_view region,
+            std::string_view amzDate, std::string_view service) {
   std::string canonical = canonicalRequest(input);
   std::string toSign = stringToSign(canonical, amzDate, region, service);
-  Digest key = hmac("AWS4" + credentials.secretAccessKey, dateOf(amzDate));
-  key = hmac(view(key), region);
-  key = hmac(view(key), service);
-  key = hmac(view(key), "aws4_request");
-  std::string signature = io::toHex(hmac(view(key), toSign));
+  std::string signature =
+      io::toHex(hmac(view(signingKey(credentials, amzDate, region, service)), toSign));
 
   std::vector<std::string> names;
   for (const auto& header : input.headers)
@@ -125,9 +138,54 @@ std::string authorization(const SigningInput& input, const Credentials& credenti
   std::string signedHeaders;
   for (const auto& name : names)
     signedHeaders += (signedHeaders.empty() ? "" : ";") + name;
-  return "AWS4-HMAC-SHA256 Credential=" + credentials.accessKeyId + "/" +
-         std::string(dateOf(amzDate)) + "/" + std::string(region) + "/" + std::string(service) +
-         "/aws4_request, SignedHeaders=" + signedHeaders + ", Signature=" + signature;
+  return {"AWS4-HMAC-SHA256 Credential=" + credentials.accessKeyId + "/" +
+              std::string(dateOf(amzDate)) + "/" + std::string(region) + "/" +
+              std::string(service) + "/aws4_request, SignedHeaders=" + signedHeaders +
+              ", Signature=" + signature,
+          signature};
+}
+
+std::string authorization(const SigningInput& input, const Credentials& credentials,
+                          std::string_view region, std::string_view amzDate,
+                          std::string_view service) {
+  return sign(input, credentials, region, amzDate, service).authorization;
+}
+
+std::string chunkStringToSign(std::string_view amzDate, std::string_view region,
+                              std::string_view previousSignature, std::string_view chunkSha256Hex,
+                              std::string_view service) {
+  return "AWS4-HMAC-SHA256-PAYLOAD\n" + std::string(amzDate) + "\n" +
+         scopeOf(amzDate, region, service) + "\n" + std::string(previousSignature) + "\n" +
+         kEmptySha256 + "\n" + std::string(chunkSha256Hex);
+}
+
+ChunkSigner::ChunkSigner(const Credentials& credentials, std::string_view region,
+                         std::string_view amzDate, std::string seedSignature,
+                         std::string_view service)
+    : key_(signingKey(credentials, amzDate, region, service)),
+      amzDate_(amzDate),
+      region_(region),
+      service_(service),
+      previous_(std::move(seedSignature)) {}
+
+std::string ChunkSigner::next(io::ByteView data) {
+  std::string toSign =
+      chunkStringToSign(amzDate_, region_, previous_, io::toHex(io::Sha256::of(data)), service_);
+  previous_ = io::toHex(hmac(view(key_), toSign));
+  return previous_;
+}
+
+std::string chunkHeader(std::size_t length, std::string_view signature) {
+  return fmt::format("{:x};chunk-signature={}\r\n", length, signature);
+}
+
+std::uint64_t chunkedLength(std::uint64_t payloadLength, std::size_t chunkSize) {
+  // Each chunk: hex length, ";chunk-signature=" (17), 64 hex digits, CRLF, data, CRLF.
+  auto framed = [](std::uint64_t length) {
+    return std::uint64_t(fmt::format("{:x}", length).size()) + 17 + 64 + 2 + length + 2;
+  };
+  std::uint64_t full = payloadLength / chunkSize, rest = payloadLength % chunkSize;
+  return full * framed(chunkSize) + (rest > 0 ? framed(rest) : 0) + framed(0);
 }
 
 std::string amzNow() {

@@ -15,6 +15,7 @@
 #include "common/storage/posix/posix.h"
 #include "support/check.h"
 #include "support/fault_storage.h"
+#include "support/forwarding_storage.h"
 #include "support/memory_storage.h"
 #include "support/segment.h"
 #include "support/stanza.h"
@@ -427,6 +428,59 @@ TEST_CASE("pushWalFile stores with the requested compression") {
     else
       CHECK(stored.size() < (1u << 20) / 2);
     CHECK(plainOf(f.storage, objectPath(name)) == test::makeSegment(kSegment));
+  }
+}
+
+TEST_CASE("pushWalFile announces the stored size of an uncompressed file, so S3 can stream it") {
+  test::TempDir pgWal;
+  test::MemoryStorage s;  // refuses a write that does not match the size it announced
+  test::createStanza(s, {.segmentSize = kSegment.segmentSize});
+  const std::string path = test::writeSegment(pgWal.path(), kSegment);
+  const std::string object = objectPath(test::segmentName(kSegment));
+  SUBCASE("without compression: the segment and the envelope's 68 bytes") {
+    CHECK(pushWalFile(s, params(path, io::CompressType::None)).outcome == PushOutcome::Stored);
+    CHECK(s.announcedSize(object) == (1u << 20) + 68);
+    CHECK(s.object(object)->size() == (1u << 20) + 68);
+  }
+  SUBCASE("a .history file too") {
+    test::writeFile(pgWal / "00000002.history", kHistory);
+    CHECK(pushWalFile(s, params(pgWal / "00000002.history", io::CompressType::None)).outcome ==
+          PushOutcome::Stored);
+    CHECK(s.announcedSize(objectPath("00000002.history")) == kHistory.size() + 68);
+  }
+  SUBCASE("compressed: nothing, its size is known only at its end") {
+    CHECK(pushWalFile(s, params(path, io::CompressType::Zstd)).outcome == PushOutcome::Stored);
+    CHECK_FALSE(s.announcedSize(object));
+  }
+}
+
+TEST_CASE("pushWalFile refuses a file that grows while it is read, storing nothing") {
+  test::TempDir pgWal;
+  test::MemoryStorage s;
+  test::createStanza(s, {.segmentSize = kSegment.segmentSize});
+  const std::string path = test::writeSegment(pgWal.path(), kSegment);
+  // A storage whose first write appends to the file being pushed: what PostgreSQL never does to
+  // a completed segment, and what a wrong %p could.
+  struct Growing final : test::ForwardingStorage {
+    using ForwardingStorage::ForwardingStorage;
+    std::string file;
+    std::unique_ptr<storage::Write> newWrite(const std::string& p,
+                                             storage::WriteOptions options) override {
+      int fd = ::open(file.c_str(), O_WRONLY | O_APPEND);
+      REQUIRE(fd >= 0);
+      CHECK(::write(fd, "x", 1) == 1);
+      ::close(fd);
+      return ForwardingStorage::newWrite(p, options);
+    }
+  } growing(s);
+  growing.file = path;
+  for (io::CompressType type : {io::CompressType::None, io::CompressType::Zstd}) {
+    CAPTURE(type);
+    test::writeSegment(pgWal.path(), kSegment);
+    Error e = thrownError([&] { pushWalFile(growing, params(path, type)); });
+    CHECK(e.code() == ErrorCode::InvalidInput);
+    CHECK(what(e) == Containing("changed size while being archived (1048576 bytes, then more)"));
+    CHECK_FALSE(s.object(objectPath(test::segmentName(kSegment))));
   }
 }
 

@@ -340,6 +340,33 @@ TEST_CASE("encrypted objects round-trip at every chunk boundary, for every compr
   }
 }
 
+TEST_CASE("storedSize is an uncompressed object's exact stored size, unknown when compressed") {
+  test::MemoryStorage s;  // refuses a write that does not match the size it announced
+  const MasterKey key = testKey(3, "key-file '/k'");
+  const std::size_t chunk = io::kEncryptChunkSize;
+  for (const MasterKey* k : {static_cast<const MasterKey*>(nullptr), &key}) {
+    CAPTURE(k != nullptr);
+    for (std::size_t size : {std::size_t(0), std::size_t(1), chunk - 1, chunk, chunk + 1,
+                             5 * chunk + 7, std::size_t(1) << 20}) {
+      CAPTURE(size);
+      const ObjectOptions options{.compress = io::CompressType::None, .key = k};
+      const std::optional<std::uint64_t> expected = storedSize(options, size);
+      REQUIRE(expected);
+      const std::string path = fmt::format("main/wal/x/{}-{}", k != nullptr, size);
+      ObjectWriter writer(s.newWrite(path, {.size = expected}), path, options);
+      const io::Buffer plain = sample(size, size + 3);
+      writer.write(plain);
+      writer.close();
+      CHECK(writer.summary().storedSize == *expected);
+      REQUIRE(writer.commit());
+      CHECK(s.object(path)->size() == *expected);
+    }
+  }
+  CHECK(storedSize({.compress = io::CompressType::None}, 16u << 20) == (16u << 20) + 68);
+  CHECK_FALSE(storedSize({.compress = io::CompressType::Lz4}, 16u << 20));
+  CHECK_FALSE(storedSize({.compress = io::CompressType::Zstd, .key = &key}, 16u << 20));
+}
+
 TEST_CASE("an encrypted object hides its content and every change to it is detected") {
   test::MemoryStorage s({.readChunk = 7});
   const MasterKey key = testKey(2, "key-file '/k'");

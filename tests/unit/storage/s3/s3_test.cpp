@@ -6,9 +6,12 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <chrono>
 #include <random>
+#include <thread>
 
 #include "common/base/error.h"
+#include "common/io/hash.h"
 #include "common/repo/stanza.h"
 #include "support/check.h"
 #include "support/fake_s3.h"
@@ -220,5 +223,148 @@ TEST_CASE("stanza-create's probe finds an S3 server that ignores If-None-Match")
     CHECK(e.code() == ErrorCode::Unsupported);
     CHECK(what(e) == Containing("ignores 'If-None-Match: *'"));
     CHECK(server.keys().empty());
+  }
+  SUBCASE("a server that stores a streamed body undecoded: refused, nothing created") {
+    server.lie({.keepChunkFraming = true});
+    Error e = thrownError([&] { repo::createStanza(repository, cluster); });
+    CHECK(e.code() == ErrorCode::Unsupported);
+    CHECK(what(e) == Containing("stored other bytes than were written (177 bytes read back for 5 "
+                                "written; S3: the server does not decode streamed"));
+    CHECK(server.keys().empty());
+  }
+  SUBCASE("a server that refuses streamed bodies: the probe is sent in one piece") {
+    server.lie({.refuseStreaming = true});
+    CHECK(repo::createStanza(repository, cluster).created);
+    CHECK(server.keys() == std::vector<std::string>{"main/stanza.json"});
+  }
+}
+
+namespace {
+
+// A write of `body` whose size is announced (so it is streamed), in pieces of `piece` bytes with
+// a pause after each: the upload waits for the writer, as it does behind a slow disk.
+std::unique_ptr<storage::Write> writeStreamed(storage::S3Storage& s3, const std::string& path,
+                                              const std::string& body, std::size_t piece = 300000,
+                                              std::chrono::milliseconds pause = {}) {
+  auto write = s3.newWrite(path, {.noReplace = true, .size = body.size()});
+  for (std::size_t at = 0; at < body.size(); at += piece) {
+    write->write(io::asBytes(body).subspan(at, std::min(piece, body.size() - at)));
+    if (pause.count() > 0) std::this_thread::sleep_for(pause);
+  }
+  return write;
+}
+
+std::size_t count(const std::vector<std::string>& values, const std::string& value) {
+  return std::size_t(std::count(values.begin(), values.end(), value));
+}
+
+constexpr const char* kStreaming = "STREAMING-AWS4-HMAC-SHA256-PAYLOAD";
+
+}  // namespace
+
+TEST_CASE("a write whose size is announced is streamed while written, and published by commit") {
+  FakeS3 server;
+  auto s3 = driver(server);
+  const std::string body = randomBytes(3u << 20);
+  const std::string path = "main/wal/0000000100000000/000000010000000000000001";
+  auto stored = [&] { return server.object(path) ? server.object(path)->body : "(none)"; };
+
+  SUBCASE("one aws-chunked PutObject, whatever pieces the writer gives and however slowly") {
+    for (std::size_t piece : {std::size_t(1000), std::size_t(65536), std::size_t(65537)}) {
+      CAPTURE(piece);
+      auto write = writeStreamed(s3, path + std::to_string(piece), body, piece);
+      REQUIRE(write->commit());
+      CHECK(server.object(path + std::to_string(piece))->body == body);
+    }
+    auto write = writeStreamed(s3, path, body, 300000, std::chrono::milliseconds(20));
+    REQUIRE(write->commit());
+    CHECK(stored() == body);
+    CHECK(write->size() == body.size());
+    CHECK(count(server.putPayloads(), kStreaming) == 4);
+  }
+  SUBCASE("nothing is visible before commit(), even once every byte was written and closed") {
+    auto write = writeStreamed(s3, path, body);
+    write->close();
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    CHECK_FALSE(server.object(path));
+    REQUIRE(write->commit());
+    CHECK(stored() == body);
+  }
+  SUBCASE("destroyed without commit(): the upload is abandoned and nothing is stored") {
+    for (bool closed : {false, true}) {
+      CAPTURE(closed);
+      auto write = writeStreamed(s3, path, body);
+      if (closed) write->close();
+      write.reset();
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      CHECK_FALSE(server.object(path));
+    }
+    // The storage's connection came back and works.
+    CHECK_FALSE(s3.info(path));
+  }
+  SUBCASE("more bytes than announced, or a close after fewer, is an internal error") {
+    auto write = s3.newWrite(path, {.size = 10});
+    write->write(io::asBytes("0123456789"));
+    Error e = thrownError([&] { write->write(io::asBytes("!")); });
+    CHECK(e.code() == ErrorCode::Internal);
+    CHECK(what(e) == Containing("was given more than the 10 bytes announced"));
+    write.reset();
+    write = s3.newWrite(path, {.size = 10});
+    write->write(io::asBytes("01234"));
+    e = thrownError([&] { write->commit(); });
+    CHECK(e.code() == ErrorCode::Internal);
+    CHECK(what(e) == Containing("closed after 5 bytes; 10 were announced"));
+    write.reset();
+    CHECK_FALSE(server.object(path));
+  }
+  SUBCASE("a failed attempt is sent again from the bytes kept: 503s, a connection cut mid-body") {
+    server.lie({.failPuts = 2});
+    auto write = writeStreamed(s3, path, body);
+    REQUIRE(write->commit());
+    CHECK(stored() == body);
+    CHECK(count(server.putPayloads(), kStreaming) == 3);
+    server.setObject(path, "");
+    server.lie({.cutPuts = 2, .cutPutsAfter = 1u << 20});
+    auto again = writeStreamed(s3, path + "b", body, 65536, std::chrono::milliseconds(1));
+    REQUIRE(again->commit());
+    CHECK(server.object(path + "b")->body == body);
+    auto requests = server.requests();
+    CHECK(std::count_if(requests.begin(), requests.end(), [&](const std::string& r) {
+            return r.find(path + "b HTTP/1.1 (cut)") != std::string::npos;
+          }) == 2);
+  }
+  SUBCASE("no-replace: an existing name is refused and the object is left alone") {
+    server.setObject(path, "first");
+    auto write = writeStreamed(s3, path, body);
+    CHECK_FALSE(write->commit());
+    CHECK(stored() == "first");
+  }
+  SUBCASE("a server that does not take streamed bodies (501) gets the object in one piece") {
+    server.lie({.refuseStreaming = true});
+    auto write = writeStreamed(s3, path, body, 65536, std::chrono::milliseconds(1));
+    REQUIRE(write->commit());
+    CHECK(stored() == body);
+    auto payloads = server.putPayloads();
+    REQUIRE(payloads.size() == 2);  // no retry of the refused one
+    CHECK(payloads[0] == kStreaming);
+    CHECK(payloads[1] == io::toHex(io::Sha256::of(io::asBytes(body))));
+  }
+  SUBCASE("the storage answers other calls while a streamed write is open") {
+    server.setObject("main/other", "x");
+    auto write = s3.newWrite(path, {.size = body.size()});
+    write->write(io::asBytes(body).subspan(0, 1000));
+    CHECK(s3.info("main/other"));
+    CHECK_FALSE(s3.info(path));
+    write->write(io::asBytes(body).subspan(1000));
+    REQUIRE(write->commit());
+    CHECK(stored() == body);
+  }
+  SUBCASE("an object larger than one PutObject is a multipart upload, its size announced or not") {
+    const std::string large = randomBytes((5u << 20) + (1u << 20) + 1);  // part + slack + 1
+    auto write = s3.newWrite(path, {.size = large.size()});
+    write->write(io::asBytes(large));
+    REQUIRE(write->commit());
+    CHECK(stored() == large);
+    CHECK(count(server.putPayloads(), kStreaming) == 0);
   }
 }

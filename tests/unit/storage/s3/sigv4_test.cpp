@@ -4,6 +4,7 @@
 #include <doctest/doctest.h>
 
 #include <regex>
+#include <string>
 
 #include "common/io/hash.h"
 #include "common/io/sink.h"
@@ -316,4 +317,105 @@ TEST_CASE("authorization names the credential scope and the sorted signed header
 TEST_CASE("dateOf and amzNow use the yyyymmddThhmmssZ form") {
   CHECK(dateOf("20130524T000000Z") == "20130524");
   CHECK(std::regex_match(amzNow(), std::regex("20[0-9]{6}T[0-2][0-9][0-5][0-9][0-6][0-9]Z")));
+}
+
+TEST_CASE("chunk signatures reproduce the AWS streamed-upload example") {
+  // AWS documentation, "Signature Calculations for the Authorization Header: Transferring Payload
+  // in Multiple Chunks (Chunked Upload)", "Example: PUT Object": 66560 bytes of 'a' in a 64 KiB
+  // chunk, a 1 KiB chunk and the empty final chunk.
+  const std::string payload(66560, 'a');
+  SigningInput input{.method = "PUT",
+                     .path = "/examplebucket/chunkObject.txt",
+                     .headers = {{"Host", "s3.amazonaws.com"},
+                                 {"x-amz-date", kExampleDate},
+                                 {"x-amz-storage-class", "REDUCED_REDUNDANCY"},
+                                 {"x-amz-content-sha256", std::string(kStreamingPayload)},
+                                 {"Content-Encoding", "aws-chunked"},
+                                 {"x-amz-decoded-content-length", "66560"},
+                                 {"Content-Length", "66824"}},
+                     .payloadHash = std::string(kStreamingPayload)};
+  SUBCASE("the seed: the request's own signature, over STREAMING-AWS4-HMAC-SHA256-PAYLOAD") {
+    std::string canonical = canonicalRequest(input);
+    CHECK(canonical ==
+          "PUT\n"
+          "/examplebucket/chunkObject.txt\n"
+          "\n"
+          "content-encoding:aws-chunked\n"
+          "content-length:66824\n"
+          "host:s3.amazonaws.com\n"
+          "x-amz-content-sha256:STREAMING-AWS4-HMAC-SHA256-PAYLOAD\n"
+          "x-amz-date:20130524T000000Z\n"
+          "x-amz-decoded-content-length:66560\n"
+          "x-amz-storage-class:REDUCED_REDUNDANCY\n"
+          "\n"
+          "content-encoding;content-length;host;x-amz-content-sha256;x-amz-date;x-amz-decoded-"
+          "content-length;x-amz-storage-class\n"
+          "STREAMING-AWS4-HMAC-SHA256-PAYLOAD");
+    CHECK(stringToSign(canonical, kExampleDate, "us-east-1", "s3") ==
+          "AWS4-HMAC-SHA256\n"
+          "20130524T000000Z\n"
+          "20130524/us-east-1/s3/aws4_request\n"
+          "cee3fed04b70f867d036f722359b0b1f2f0e5dc0efadbc082b76c4c60e316455");
+    Signed seed = sign(input, kExampleCredentials, "us-east-1", kExampleDate);
+    CHECK(seed.signature == "4f232c4386841ef735655705268965c44a0e4690baa4adea153f7db9fa80a0a9");
+    CHECK(signatureOf(seed.authorization) == seed.signature);
+    CHECK(authorization(input, kExampleCredentials, "us-east-1", kExampleDate) ==
+          seed.authorization);
+  }
+  SUBCASE("each chunk's string to sign chains the signature before it") {
+    CHECK(chunkStringToSign(kExampleDate, "us-east-1",
+                            "4f232c4386841ef735655705268965c44a0e4690baa4adea153f7db9fa80a0a9",
+                            sha256Hex(std::string(65536, 'a'))) ==
+          "AWS4-HMAC-SHA256-PAYLOAD\n"
+          "20130524T000000Z\n"
+          "20130524/us-east-1/s3/aws4_request\n"
+          "4f232c4386841ef735655705268965c44a0e4690baa4adea153f7db9fa80a0a9\n"
+          "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855\n"
+          "bf718b6f653bebc184e1479f1935b8da974d701b893afcf49e701f3e2f9f9c5a");
+  }
+  SUBCASE("the chunk signatures and the body's framing and length") {
+    ChunkSigner signer(kExampleCredentials, "us-east-1", kExampleDate,
+                       "4f232c4386841ef735655705268965c44a0e4690baa4adea153f7db9fa80a0a9");
+    const ChunkSigner fresh = signer;
+    io::ByteView all = io::asBytes(payload);
+    std::string first = signer.next(all.subspan(0, 65536));
+    std::string second = signer.next(all.subspan(65536));
+    std::string last = signer.next({});
+    CHECK(first == "ad80c730a21e5b8d04586a2213dd63b9a0e99e0e2307b0ade35a65485a288648");
+    CHECK(second == "0055627c9e194cb4542bae2aa5492e3c1575bbb81b612b7d234b86a503ef5497");
+    CHECK(last == "b6c6ea8a5354eaf15b3cb7646744f4275b71ea724fed81ceb9323e279d449df9");
+    CHECK(chunkHeader(65536, first) ==
+          "10000;chunk-signature="
+          "ad80c730a21e5b8d04586a2213dd63b9a0e99e0e2307b0ade35a65485a288648\r\n");
+    CHECK(chunkHeader(1024, second) == Containing("400;chunk-signature="));
+    CHECK(chunkHeader(0, last) == Containing("0;chunk-signature=b6c6ea"));
+    std::size_t wire = chunkHeader(65536, first).size() + 65536 + 2 +
+                       chunkHeader(1024, second).size() + 1024 + 2 + chunkHeader(0, last).size() +
+                       2;
+    CHECK(wire == 66824);
+    CHECK(chunkedLength(66560, 65536) == 66824);
+    // A copy made before the first chunk signs the same chunks again (a request sent anew).
+    ChunkSigner again = fresh;
+    CHECK(again.next(all.subspan(0, 65536)) == first);
+  }
+  SUBCASE("a chunk changed, moved or cut gets another signature") {
+    ChunkSigner signer(kExampleCredentials, "us-east-1", kExampleDate,
+                       "4f232c4386841ef735655705268965c44a0e4690baa4adea153f7db9fa80a0a9");
+    std::string damaged(65536, 'a');
+    damaged[1000] = 'b';
+    ChunkSigner a = signer, b = signer, c = signer;
+    CHECK(a.next(io::asBytes(damaged)) !=
+          "ad80c730a21e5b8d04586a2213dd63b9a0e99e0e2307b0ade35a65485a288648");
+    CHECK(b.next(io::asBytes(payload).subspan(0, 1024)) !=
+          "0055627c9e194cb4542bae2aa5492e3c1575bbb81b612b7d234b86a503ef5497");
+    CHECK(c.next(io::asBytes(payload).subspan(0, 65535)) !=
+          "ad80c730a21e5b8d04586a2213dd63b9a0e99e0e2307b0ade35a65485a288648");
+  }
+  SUBCASE("chunkedLength counts every chunk's framing") {
+    CHECK(chunkedLength(0, 65536) == 86);  // the final chunk alone
+    CHECK(chunkedLength(1, 65536) == 1 + 85 + 1 + 86);
+    CHECK(chunkedLength(65536, 65536) == 5 + 85 + 65536 + 86);
+    // A WAL segment stored without compression: 256 chunks of 64 KiB and one of 68 bytes.
+    CHECK(chunkedLength((16u << 20) + 68, 65536) == 256 * 65626 + (2 + 85 + 68) + 86);
+  }
 }
