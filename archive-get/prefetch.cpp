@@ -28,7 +28,6 @@ namespace tidemark::archive {
 
 namespace {
 
-constexpr const char* kLockFile = "prefetch.lock";
 constexpr const char* kLogFile = "prefetch.log";
 constexpr off_t kLogMax = 1 << 20;
 
@@ -48,7 +47,8 @@ bool inRecovery(const std::string& dataDirectory) {
 
 // The prefetcher's lock: held while one runs. -1 when another holds it (or it cannot be made).
 int lockPrefetcher(const std::string& folder) {
-  int fd = ::open((folder + "/" + kLockFile).c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  int fd = ::open((folder + "/" + spool::kPrefetchLockFile).c_str(),
+                  O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
   if (fd < 0) return -1;
   if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
     ::close(fd);
@@ -225,6 +225,10 @@ void runPrefetcher(const PrefetchContext& context, const PrefetchOptions& option
   std::string lastWait;  // logged once, not every second while the repository is away
   while (true) {
     if (!inRecovery(context.dataDirectory)) break;
+    if (!exists(context.dataDirectory + "/postmaster.pid")) {
+      reason = "the server stopped";
+      break;
+    }
     auto wanted = spool::readWanted(context.folder);
     if (!wanted || std::time(nullptr) - wanted->askedAt > options.idle.count()) {
       reason = "nothing was asked for";

@@ -32,6 +32,7 @@
 #include "common/restore/lease.h"
 #include "common/restore/restore.h"
 #include "common/restore/settings.h"
+#include "common/spool/spool.h"
 #include "ctl/drill_server.h"
 #include "ctl/info.h"
 
@@ -114,6 +115,11 @@ class Scratch {
   // Removes what the drill wrote (and the directory, when the drill made it).
   void remove() {
     std::error_code ec;
+    // The restored server's prefetcher (archive.get-ahead) ends with the server: let it go first.
+    for (const auto& stanza : fs::directory_iterator(path_ + "/data/pg_wal/tidemark", ec))
+      if (!spool::waitForPrefetcher(stanza.path().string(), std::chrono::seconds(30)))
+        spdlog::warn("a prefetcher still runs in '{}'", stanza.path().string());
+    ec.clear();
     if (created_) {
       fs::remove_all(path_, ec);
     } else {

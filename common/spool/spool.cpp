@@ -385,6 +385,18 @@ std::optional<Wanted> readWanted(const std::string& folder) {
   return wanted;
 }
 
+bool waitForPrefetcher(const std::string& folder, std::chrono::milliseconds timeout) {
+  int fd = ::open((folder + "/" + kPrefetchLockFile).c_str(), O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+  if (fd < 0) return true;
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  bool free = false;
+  while (!(free = ::flock(fd, LOCK_EX | LOCK_NB) == 0) &&
+         std::chrono::steady_clock::now() < deadline)
+    ::usleep(20000);
+  ::close(fd);
+  return free;
+}
+
 void removeFetchedFolder(const std::string& folder) noexcept {
   try {
     removeEntries(folder, [](const std::string& name) { return name == kGetFolder; });

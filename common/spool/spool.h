@@ -13,6 +13,7 @@
 // trusted (claim()). Nothing here is ever read as the truth about the repository without that.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -175,6 +176,11 @@ struct Wanted {
   std::int64_t askedAt = 0;
 };
 std::optional<Wanted> readWanted(const std::string& folder);
+// The lock a running prefetcher holds in `folder`, and waiting (up to `timeout`) until none holds
+// it, for whoever removes a data directory (a drill's scratch); true when none does.
+inline constexpr const char* kPrefetchLockFile = "prefetch.lock";
+bool waitForPrefetcher(const std::string& folder, std::chrono::milliseconds timeout);
+
 // Removes the prefetch folder and everything in it (no error when it is gone).
 void removeFetchedFolder(const std::string& folder) noexcept;
 
