@@ -325,6 +325,21 @@ TEST_CASE("MemoryStorage's test access and the failures it shares with posix") {
     open.reset();
     CHECK(s.openWrites() == 0);
   }
+  SUBCASE("a write that announced its size refuses more bytes, or a close after fewer") {
+    auto write = s.newWrite("a/b", {.size = 3});
+    CHECK(s.announcedSize("a/b") == 3);
+    write->write(io::asBytes("12"));
+    Error e = thrownError([&] { write->write(io::asBytes("34")); });
+    CHECK(e.code() == ErrorCode::Internal);
+    CHECK(what(e) == Containing("write of 'a/b' was given more than the 3 bytes announced"));
+    e = thrownError([&] { write->commit(); });
+    CHECK(e.code() == ErrorCode::Internal);
+    CHECK(what(e) == Containing("write of 'a/b' closed after 2 bytes; 3 were announced"));
+    write.reset();
+    CHECK_FALSE(s.object("a/b"));
+    CHECK(put(s, "a/c", "123"));
+    CHECK_FALSE(s.announcedSize("a/c"));
+  }
   SUBCASE("setObject() replaces the stored bytes behind the contract's back") {
     CHECK(put(s, "a/b", "good"));
     s.setObject("a/b", {'b', 'a', 'd'});
