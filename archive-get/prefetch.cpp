@@ -1,6 +1,7 @@
 // Prefetch: the background fetcher and the handover of what it fetched.
 #include "archive-get/prefetch.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <spdlog/spdlog.h>
 #include <sys/file.h>
@@ -12,6 +13,7 @@
 #include <ctime>
 #include <map>
 #include <set>
+#include <string_view>
 #include <thread>
 
 #include "archive-get/get.h"
@@ -83,11 +85,31 @@ pg::TimelineHistory followedHistory(const repo::Repository& repository, int gene
   return history;
 }
 
+// Whether a prefetcher holds the lock (true too when the lock cannot be tried).
+bool prefetcherRuns(const std::string& folder) {
+  int lock = lockPrefetcher(folder);
+  if (lock < 0) return true;
+  ::close(lock);
+  return false;
+}
+
 // Marks a segment the prefetcher is fetching (archive-get waits for it rather than fetch it too).
 std::string inflightPath(const std::string& folder, const std::string& file) {
   return spool::fetchedPath(folder, "." + file + ".inflight");
 }
 constexpr auto kInflightWait = std::chrono::seconds(10);
+
+void removeInflightMarkers(const std::string& fetched) {
+  DIR* d = ::opendir(fetched.c_str());
+  if (!d) return;
+  constexpr std::string_view suffix = ".inflight";
+  while (dirent* e = ::readdir(d)) {
+    std::string_view name = e->d_name;
+    if (name.size() > suffix.size() + 1 && name.front() == '.' && name.ends_with(suffix))
+      ::unlinkat(::dirfd(d), e->d_name, 0);
+  }
+  ::closedir(d);
+}
 
 // Outcome of one fetch into the spool.
 enum class Fetch { Stored, Absent, Failed };
@@ -109,10 +131,16 @@ bool takePrefetched(const PrefetchContext& context, const std::string& file,
                     const std::string& destination) {
   try {
     auto record = spool::readFetched(context.folder, file);
-    // Being fetched already: waiting for it is cheaper than fetching it twice.
+    // Being fetched already: waiting for it is cheaper than fetching it twice. A marker that no
+    // running prefetcher holds (one killed mid-fetch) is not waited on.
     const std::string inflight = inflightPath(context.folder, file);
+    auto checked = std::chrono::steady_clock::time_point{};
     for (auto deadline = std::chrono::steady_clock::now() + kInflightWait;
          !record && exists(inflight) && std::chrono::steady_clock::now() < deadline;) {
+      if (std::chrono::steady_clock::now() - checked > std::chrono::milliseconds(250)) {
+        if (!prefetcherRuns(context.folder)) break;
+        checked = std::chrono::steady_clock::now();
+      }
       std::this_thread::sleep_for(std::chrono::milliseconds(2));
       record = spool::readFetched(context.folder, file);
     }
@@ -208,6 +236,7 @@ void runPrefetcher(const PrefetchContext& context, const PrefetchOptions& option
   const std::string fetched = spool::fetchedFolder(context.folder);
   if (::mkdir(fetched.c_str(), 0700) != 0 && errno != EEXIST)
     throw systemError(ErrorCode::LocalIo, errno, "cannot create '{}'", fetched);
+  removeInflightMarkers(fetched);  // of a prefetcher that was killed: none runs but this one
   const int ahead = std::max(config.archive.getAhead, 1);
   const std::size_t parallel = std::size_t(std::clamp(ahead, 1, 4));
   std::vector<repo::Repository> handles;

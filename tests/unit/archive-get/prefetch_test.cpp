@@ -1,0 +1,86 @@
+// Unit tests of archive-get/prefetch.h: handing prefetched segments over (what needs no server or
+// prefetcher; tests/integration/prefetch_test.cpp runs them with PostgreSQL).
+#include "archive-get/prefetch.h"
+
+#include <doctest/doctest.h>
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <fstream>
+#include <thread>
+
+#include "common/spool/spool.h"
+#include "support/segment.h"
+
+using namespace tidemark;
+
+namespace {
+
+constexpr std::uint64_t kSystemId = 7000000000000000001;
+const std::string kName = "000000010000000000000005";
+
+// A stanza's spool folder claimed for one repository and cluster, with an empty get/ folder.
+struct Spool {
+  Spool() {
+    spool::claim(folder, identity);
+    REQUIRE(::mkdir(spool::fetchedFolder(folder).c_str(), 0700) == 0);
+  }
+  archive::PrefetchContext context() const {
+    return {.config = config,
+            .folder = folder,
+            .systemId = kSystemId,
+            .repository = identity.repository,
+            .dataDirectory = data.path()};
+  }
+  // The marker the prefetcher leaves beside a segment it is fetching.
+  std::string marker(const std::string& file) const {
+    return spool::fetchedFolder(folder) + "/." + file + ".inflight";
+  }
+
+  test::TempDir dir{"tidemark-spool"};
+  test::TempDir data{"tidemark-pgdata"};
+  const std::string folder = dir / "main";
+  const spool::Identity identity{
+      .repository = "posix:/nowhere", .stanzaId = "stanza-1", .systemId = kSystemId};
+  Config config;
+};
+
+double secondsSince(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+}  // namespace
+
+TEST_CASE("takePrefetched waits on a segment being fetched only while a prefetcher runs") {
+  Spool s;
+  std::ofstream(s.marker(kName)).flush();
+  const std::string destination = s.data / "RECOVERYXLOG";
+  SUBCASE("a marker left by a prefetcher that was killed is not waited on") {
+    // Waiting for it would cost each such call the whole wait (10 s), the recovery stalled.
+    auto start = std::chrono::steady_clock::now();
+    CHECK_FALSE(archive::takePrefetched(s.context(), kName, destination));
+    CHECK(secondsSince(start) < 5);
+    CHECK(::access(destination.c_str(), F_OK) != 0);
+  }
+  SUBCASE("with the prefetcher's lock held, the call waits until the marker goes") {
+    int lock = ::open((s.folder + "/" + spool::kPrefetchLockFile).c_str(),
+                      O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    REQUIRE(lock >= 0);
+    REQUIRE(::flock(lock, LOCK_EX | LOCK_NB) == 0);
+    // The marker goes (the fetch failed): the call gives up waiting and fetches itself.
+    std::thread fetcher([&] {
+      std::this_thread::sleep_for(std::chrono::milliseconds(600));
+      ::unlink(s.marker(kName).c_str());
+    });
+    auto start = std::chrono::steady_clock::now();
+    CHECK_FALSE(archive::takePrefetched(s.context(), kName, destination));
+    double waited = secondsSince(start);
+    fetcher.join();
+    ::close(lock);
+    CHECK(waited >= 0.5);
+    CHECK(waited < 5);
+  }
+}
