@@ -87,12 +87,14 @@ ObjectOptions Repository::objectOptions() const {
   return options;
 }
 
-std::optional<ObjectSummary> Repository::readObject(
-    const std::string& path, io::Sink& out, std::optional<std::uint64_t> maxPlainSize) const {
+std::optional<ObjectSummary> Repository::readObject(const std::string& path, io::Sink& out,
+                                                    std::optional<std::uint64_t> maxPlainSize,
+                                                    bool backgroundHash) const {
   return repo::readObject(*storage_, path, out, keys_,
                           {.maxPlainSize = maxPlainSize,
                            .requireEncrypted = policy_.encryption != io::EncryptType::None &&
-                                               !policy_.allowMixedEncryption});
+                                               !policy_.allowMixedEncryption,
+                           .backgroundHash = backgroundHash});
 }
 
 std::optional<ObjectSummary> Repository::verifyObject(
