@@ -301,7 +301,8 @@ void archivePush(const Config& config, const std::string& walPath) {
   if (ready && config.archive.queueMax > 0 && name && name->kind != pg::WalKind::History) {
     // .history files are never dropped: a lost history breaks 'latest' and lets a timeline
     // number be used twice.
-    std::uint64_t waiting = waitingBytes(*ready);
+    std::vector<std::string> acks = spool::listPushAcks(*call.spool);
+    std::uint64_t waiting = waitingBytes(*ready, {acks.begin(), acks.end()});
     if (waiting > config.archive.queueMax) return drop(call, *name, waiting);
   }
 

@@ -37,10 +37,11 @@ std::vector<ReadyFile> readyFiles(const std::string& walDirectory) {
   return ready;
 }
 
-std::uint64_t waitingBytes(const std::vector<ReadyFile>& ready) {
+std::uint64_t waitingBytes(const std::vector<ReadyFile>& ready,
+                           const std::set<std::string>& stored) {
   std::uint64_t bytes = 0;
   for (const auto& file : ready)
-    bytes += file.size;
+    if (!stored.count(file.name.name)) bytes += file.size;
   return bytes;
 }
 

@@ -21,8 +21,10 @@ struct ReadyFile {
 // then by name. Throws Error(LocalIo) when archive_status cannot be read.
 std::vector<ReadyFile> readyFiles(const std::string& walDirectory);
 
-// The bytes they hold.
-std::uint64_t waitingBytes(const std::vector<ReadyFile>& ready);
+// The bytes they hold, but for the files in `stored` (acknowledged by push-ahead: they are in the
+// repository already, and PostgreSQL marks them done on its next call).
+std::uint64_t waitingBytes(const std::vector<ReadyFile>& ready,
+                           const std::set<std::string>& stored = {});
 
 // The files to push beside `asked`: the first `count` of `ready` (in its order) that are not
 // `asked` and not in `skip` (acknowledged already).

@@ -43,6 +43,8 @@ TEST_CASE("ready files: history first, then by name, sizes from pg_wal, other na
                                  "000000020000000000000003", "000000020000000000000009"});
   CHECK(ready.back().size == 0);
   CHECK(archive::waitingBytes(ready) == 16 + 40 + 24 + 32 + 24);
+  CHECK(archive::waitingBytes(ready, {"00000002.history", "000000010000000000000009"}) ==
+        16 + 40 + 24 + 32 + 24 - 16);
 
   CHECK(archive::chooseAhead(ready, "000000010000000000000002", 2, {"00000002.history"}) ==
         std::vector<std::string>{"000000010000000000000001.00000028.backup",
