@@ -88,9 +88,9 @@ GetResult getWalFile(const repo::Repository& repository, const GetParams& params
                          {.noReplace = false, .mode = 0600, .errorCode = ErrorCode::LocalIo});
   HeaderCapture sink(file);
   GetResult result;
-  auto summary = repository.readObject(
-      repo::walObject(repository.stanza(), generation.number, *name), sink,
-      pg::maxWalFileSize(*name, generation.walSegmentSize), params.backgroundHash);
+  auto summary =
+      repository.readObject(repo::walObject(repository.stanza(), generation.number, *name), sink,
+                            pg::maxWalFileSize(*name, generation.walSegmentSize));
   // A segment is the cluster's own: a stored object of another cluster (another generation's
   // under the same name, or a forgery without encryption) is never handed to PostgreSQL.
   if (summary && name->hasPageHeader()) {
@@ -183,10 +183,7 @@ GetOutcome archiveGet(const Config& config, const std::string& walName,
     }
   }
   repo::Repository repository = repo::openRepository(config);
-  GetParams params{.walName = walName,
-                   .destination = destination,
-                   .controlSystemId = systemId,
-                   .backgroundHash = true};
+  GetParams params{.walName = walName, .destination = destination, .controlSystemId = systemId};
   constexpr int kAttempts = 3;
   for (int attempt = 1;; ++attempt) {
     try {

@@ -19,9 +19,6 @@ struct GetParams {
   // PostgreSQL makes the data directory): which generation of the stanza to read. Without it, only
   // a stanza of one generation is read (Error(InvalidInput) otherwise).
   std::optional<std::uint64_t> controlSystemId;
-  // Hash on a second thread beside decompression and writing (a call PostgreSQL waits on; the
-  // prefetcher, which already fetches in parallel, does not need it).
-  bool backgroundHash = false;
 };
 
 enum class GetOutcome {

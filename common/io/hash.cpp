@@ -122,21 +122,14 @@ void BackgroundSha256::run() {
   }
 }
 
-Sha256Filter::Sha256Filter(Sink& next, bool background) : Filter(next) {
-  if (background) background_ = std::make_unique<BackgroundSha256>();
-}
-
 void Sha256Filter::write(ByteView data) {
-  if (background_)
-    background_->update(data);
-  else
-    hash_.update(data);
+  hash_.update(data);
   size_ += data.size();
   next_.write(data);
 }
 
 void Sha256Filter::close() {
-  digest_ = background_ ? background_->finish() : hash_.finish();
+  digest_ = hash_.finish();
   next_.close();
 }
 

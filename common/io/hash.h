@@ -83,11 +83,9 @@ class BackgroundSha256 {
 };
 
 // Hashes and counts the bytes passing through; digest() and size() are valid after close().
-// `background`: hash on a thread of its own (BackgroundSha256), beside the work before and after
-// it in the pipeline (decompression, writing), at the cost of one copy of the bytes.
 class Sha256Filter final : public Filter {
  public:
-  explicit Sha256Filter(Sink& next, bool background = false);
+  using Filter::Filter;
   void write(ByteView data) override;
   void close() override;
   const Sha256Digest& digest() const { return digest_; }
@@ -95,7 +93,6 @@ class Sha256Filter final : public Filter {
 
  private:
   Sha256 hash_;
-  std::unique_ptr<BackgroundSha256> background_;  // used instead of hash_ when set
   Sha256Digest digest_{};
   std::uint64_t size_ = 0;
 };

@@ -114,7 +114,7 @@ class PlainPipeline {
  public:
   PlainPipeline(io::Sink& out, const std::string& path, const Keyring& keys,
                 const ObjectReadOptions& options)
-      : hash_(out, options.backgroundHash),
+      : hash_(out),
         limit_(hash_, options.maxPlainSize),
         path_(path),
         keys_(keys),

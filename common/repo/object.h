@@ -84,9 +84,6 @@ struct ObjectReadOptions {
   // Refuse an unencrypted object with Error(Corrupt): with encryption configured, a plain object
   // is one that someone without the key could have written.
   bool requireEncrypted = false;
-  // Hash on a thread of its own (io::Sha256Filter's background mode), beside the decryption,
-  // decompression and writing: for a read that something waits on (a restore_command call).
-  bool backgroundHash = false;
 };
 
 // Streams the plain content of the object at `path` into `out` (closing it at the end) and

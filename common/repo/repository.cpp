@@ -87,14 +87,12 @@ ObjectOptions Repository::objectOptions() const {
   return options;
 }
 
-std::optional<ObjectSummary> Repository::readObject(const std::string& path, io::Sink& out,
-                                                    std::optional<std::uint64_t> maxPlainSize,
-                                                    bool backgroundHash) const {
+std::optional<ObjectSummary> Repository::readObject(
+    const std::string& path, io::Sink& out, std::optional<std::uint64_t> maxPlainSize) const {
   return repo::readObject(*storage_, path, out, keys_,
                           {.maxPlainSize = maxPlainSize,
                            .requireEncrypted = policy_.encryption != io::EncryptType::None &&
-                                               !policy_.allowMixedEncryption,
-                           .backgroundHash = backgroundHash});
+                                               !policy_.allowMixedEncryption});
 }
 
 std::optional<ObjectSummary> Repository::verifyObject(

@@ -64,11 +64,10 @@ class Repository {
 
   // Reads and verifies the object at `path` into `out` (see repo::readObject) with the handle's
   // keys; with encryption configured, an unencrypted object is refused unless the policy allows a
-  // mixed stanza. nullopt when it does not exist. `maxPlainSize`: what the object may hold at most;
-  // `backgroundHash`: see ObjectReadOptions.
-  std::optional<ObjectSummary> readObject(const std::string& path, io::Sink& out,
-                                          std::optional<std::uint64_t> maxPlainSize = std::nullopt,
-                                          bool backgroundHash = false) const;
+  // mixed stanza. nullopt when it does not exist. `maxPlainSize`: what the object may hold at most.
+  std::optional<ObjectSummary> readObject(
+      const std::string& path, io::Sink& out,
+      std::optional<std::uint64_t> maxPlainSize = std::nullopt) const;
   // The same, discarding the content.
   std::optional<ObjectSummary> verifyObject(
       const std::string& path, std::optional<std::uint64_t> maxPlainSize = std::nullopt) const;

@@ -63,20 +63,18 @@ TEST_CASE("Sha256 matches the published test vectors") {
   }
 }
 
-TEST_CASE(
-    "Sha256Filter hashes and counts the bytes it passes on unchanged, on its own thread too") {
-  for (bool background : {false, true}) {
-    CAPTURE(background);
-    RecordingSink next;
-    Sha256Filter filter(next, background);
-    std::string text = "abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq";
-    filter.write(asBytes(text.substr(0, 5)));
-    filter.write({});
-    filter.write(asBytes(text.substr(5)));
-    // The bytes reach the next stage unchanged, in order, and it stays open until close().
+TEST_CASE("Sha256Filter hashes and counts the bytes it passes on unchanged") {
+  RecordingSink next;
+  Sha256Filter filter(next);
+  std::string text = "abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq";
+  filter.write(asBytes(text.substr(0, 5)));
+  filter.write({});
+  filter.write(asBytes(text.substr(5)));
+  SUBCASE("the bytes reach the next stage unchanged, in order") {
     CHECK(asText(next.bytes) == text);
     CHECK(next.closes == 0);
-    // After close the digest and size describe the stream, and the next stage is closed.
+  }
+  SUBCASE("after close the digest and size describe the stream, and the next stage is closed") {
     filter.close();
     CHECK(toHex(filter.digest()) ==
           "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1");

@@ -57,10 +57,10 @@ class Collect final : public io::Sink {
 // content" (the damage did not change the plain bytes, which the trailer's SHA-256 vouches for), or
 // a description of anything else, which is always a failure.
 std::string readOutcome(storage::Storage& s, const std::string& path, const io::Buffer& plain,
-                        const Keyring& keys = Keyring::none(), bool backgroundHash = false) {
+                        const Keyring& keys = Keyring::none()) {
   Collect out;
   try {
-    auto summary = readObject(s, path, out, keys, {.backgroundHash = backgroundHash});
+    auto summary = readObject(s, path, out, keys);
     if (!summary) return "not found";
     if (out.bytes == plain && out.closes == 1 && summary->plainSize == plain.size())
       return "same content";
@@ -257,32 +257,6 @@ TEST_CASE("every kind of damage to a stored object is detected as Error(Corrupt)
     SUBCASE("an empty object") {
       CHECK(damaged({}) == "corrupt");
     }
-  }
-}
-
-TEST_CASE("a reader that hashes on a second thread gives the same content and the same verdicts") {
-  // Larger than the background hash's buffers (1 MiB), so several are queued and reused.
-  test::MemoryStorage s({.readChunk = 100000});
-  const io::Buffer plain = sample(3 << 20, 5);
-  const std::string path = "main/wal/0000000100000000/000000010000000000000001";
-  for (io::CompressType type : kTypes) {
-    CAPTURE(type);
-    s.remove(path);
-    store(s, path, plain, type, 65536);
-    const io::Buffer good = *s.object(path);
-    CHECK(readOutcome(s, path, plain, Keyring::none(), true) == "same content");
-    // A changed plain byte: the uncompressed payload carries it through to the hash.
-    if (type == io::CompressType::None) {
-      io::Buffer bytes = good;
-      bytes[good.size() / 2] ^= 0x01;
-      s.setObject(path, std::move(bytes));
-      CHECK(readOutcome(s, path, plain, Keyring::none(), true) == "corrupt");
-    }
-    // A trailer that records another digest (after the plain length).
-    io::Buffer bytes = good;
-    bytes[good.size() - kTrailerSize + 8] ^= 0x01;
-    s.setObject(path, std::move(bytes));
-    CHECK(readOutcome(s, path, plain, Keyring::none(), true) == "corrupt");
   }
 }
 
