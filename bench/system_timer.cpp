@@ -22,15 +22,17 @@ namespace {
 struct Command {
   std::string removed;  // removed after each call, untimed ("" for none)
   std::string line;     // given to system()
+  std::string after;    // given to system() after each call, untimed ("" for none)
   std::FILE* times = nullptr;
 };
 
 int usage() {
   std::fprintf(stderr,
                "usage: system_timer CALLS OFFSET SPEC OUTDIR\n"
-               "SPEC: one command a line, 'FILE<TAB>COMMAND' ('-' for no FILE); FILE is removed\n"
-               "after each call of COMMAND, untimed. Each call's microseconds go to OUTDIR/<n>, n\n"
-               "the command's line number from 0; OFFSET rotates the order of the first call.\n");
+               "SPEC: one command a line, 'FILE<TAB>COMMAND[<TAB>AFTER]' ('-' for no FILE); FILE\n"
+               "is removed and AFTER run (through system()) after each call of COMMAND, untimed.\n"
+               "Each call's microseconds go to OUTDIR/<n>, n the command's line number from 0;\n"
+               "OFFSET rotates the order of the first call.\n");
   return 2;
 }
 
@@ -49,7 +51,10 @@ int main(int argc, char** argv) {
     auto tab = line.find('\t');
     if (tab == std::string::npos) return usage();
     std::string removed = line.substr(0, tab);
-    commands.push_back({removed == "-" ? "" : removed, line.substr(tab + 1)});
+    std::string rest = line.substr(tab + 1);
+    auto second = rest.find('\t');
+    std::string after = second == std::string::npos ? "" : rest.substr(second + 1);
+    commands.push_back({removed == "-" ? "" : removed, rest.substr(0, second), after});
   }
   if (commands.empty()) return usage();
   for (std::size_t n = 0; n < commands.size(); ++n) {
@@ -75,6 +80,11 @@ int main(int argc, char** argv) {
       if (!command.removed.empty() && ::unlink(command.removed.c_str()) != 0) {
         std::fprintf(stderr, "system_timer: cannot remove '%s': %s\n", command.removed.c_str(),
                      std::strerror(errno));
+        return 1;
+      }
+      if (!command.after.empty() && std::system(command.after.c_str()) != 0) {
+        std::fprintf(stderr, "system_timer: '%s' (after '%s') failed\n", command.after.c_str(),
+                     command.line.c_str());
         return 1;
       }
       // Buffered: written out between calls, a few kilobytes at a time.
