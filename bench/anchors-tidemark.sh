@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # bench/anchors-tidemark.sh -- tidemark in the bench-anchors harness (../shared/bench-anchors),
 # side by side with pgBackRest 2.45 and the plain references, in the same run:
 #   TM_BIN=<install prefix>/bin BENCH_EXTRA=$PWD/bench/anchors-tidemark.sh \
