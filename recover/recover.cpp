@@ -166,6 +166,10 @@ std::vector<OptionSpec> recoverOptionSpecs() {
       {"target-timeline", "TLI", "latest (default) | current | a timeline number"},
       {"backup", "LABEL", "restore this backup instead of the one tidemark chooses"},
       {"tablespace-map", "OID=DIR", "restore tablespace OID into DIR (repeatable)", true},
+      {"archiving", "on|off|preserve",
+       "after recovery: on (it becomes the primary and archives into the stanza), off (a copy: "
+       "archive_mode = off), preserve (its own setting); required when it promotes"},
+      {"port", "PORT", "the port the recovered server listens on (a copy beside the original)"},
       {"standby", "", "write standby.signal instead of recovery.signal"},
       {"dry-run", "", "show the plan and check the WAL; write nothing"},
       {"force", "", "replace everything in a non-empty data directory or tablespace location"},
@@ -289,7 +293,61 @@ RecoverOptions parseRecoverOptions(const CommandLine& cl) {
   options.standby = cl.has("standby");
   options.dryRun = cl.has("dry-run");
   options.force = cl.has("force");
+  if (auto v = cl.value("archiving")) {
+    if (*v == "on")
+      options.archiving = Archiving::On;
+    else if (*v == "off")
+      options.archiving = Archiving::Off;
+    else if (*v == "preserve")
+      options.archiving = Archiving::Preserve;
+    else
+      usage(fmt::format("--archiving '{}' is not on, off or preserve", *v));
+  }
+  if (auto v = cl.value("port")) {
+    std::optional<std::uint64_t> port = parseDecimal(*v);
+    if (!port || *port == 0 || *port > 65535)
+      usage(fmt::format("--port '{}' is not a port number (1..65535)", *v));
+    options.port = int(*port);
+  }
+  // Before anything is planned or written: a promoted copy that keeps production's
+  // archive_command pushes its new timeline into production's stanza, and every later recovery
+  // with recovery_target_timeline = latest follows that copy (docs/recovery.md).
+  if (willPromote(options) && !options.archiving)
+    usage(
+        "the recovered server promotes at the end of recovery: choose --archiving=on (it becomes "
+        "the primary and archives into the stanza) or --archiving=off (a copy that never "
+        "archives)",
+        "a copy restored beside production with archiving on writes its timeline into "
+        "production's stanza (docs/recovery.md, \"Archiving after recovery\")");
   return options;
+}
+
+bool willPromote(const RecoverOptions& options) {
+  if (options.standby) return false;
+  return options.target.kind == recovery::TargetKind::Latest ||
+         options.target.action == recovery::TargetAction::Promote;
+}
+
+Archiving effectiveArchiving(const RecoverOptions& options) {
+  return options.archiving.value_or(Archiving::Off);
+}
+
+std::vector<std::string> serverSettings(const RecoverOptions& options) {
+  std::vector<std::string> lines;
+  switch (effectiveArchiving(options)) {
+    case Archiving::On:
+      lines.push_back("archive_mode = 'on'");
+      break;
+    case Archiving::Off:
+      lines.push_back("archive_mode = 'off'");
+      // A subscription restored with the copy would consume the publisher's slot.
+      lines.push_back("max_logical_replication_workers = 0");
+      break;
+    case Archiving::Preserve:
+      break;
+  }
+  if (options.port) lines.push_back(fmt::format("port = {}", *options.port));
+  return lines;
 }
 
 namespace {
@@ -438,9 +496,11 @@ bool restoreAndConfigure(const repo::Repository& repository, const recovery::Rec
       marker.commit();
     }
     std::string note = fmt::format("(backup {}, {})", plan.backup.label, formatUtc(utcNow()));
-    restore::writeRecoverySettings(options.dataDirectory,
-                                   restore::recoverySettings(options.target, restoreCommandLine),
-                                   options.standby, note, owner);
+    std::vector<std::string> settings =
+        restore::recoverySettings(options.target, restoreCommandLine);
+    for (auto& line : serverSettings(options))
+      settings.push_back(std::move(line));
+    restore::writeRecoverySettings(options.dataDirectory, settings, options.standby, note, owner);
     spdlog::info("restored backup {}: {} in {} files, {:.1f} s ({}/s)", plan.backup.label,
                  humanBytes(stats.bytes), stats.files, stats.seconds,
                  humanBytes(std::uint64_t(double(stats.bytes) / std::max(stats.seconds, 1e-3))));
@@ -494,9 +554,25 @@ void printNextSteps(const recovery::RecoveryPlan& plan, const RecoverOptions& op
   else
     std::printf(
         "  - at the target the server shuts down; remove recovery.signal to start it normally\n");
-  std::printf(
-      "  - archiving: the recovered server archives its new timeline into the same stanza\n"
-      "    (archive_command is whatever its postgresql.conf says)\n");
+  switch (effectiveArchiving(options)) {
+    case Archiving::On:
+      std::printf(
+          "  - archiving: on; the promoted server archives its new timeline into the stanza\n"
+          "    (archive_command is whatever its postgresql.conf says)\n");
+      break;
+    case Archiving::Off:
+      std::printf(
+          "  - archiving: off (archive_mode = off, max_logical_replication_workers = 0 in\n"
+          "    postgresql.auto.conf): nothing it writes reaches the stanza. To make it the "
+          "primary\n"
+          "    later: ALTER SYSTEM SET archive_mode = on; ALTER SYSTEM RESET\n"
+          "    max_logical_replication_workers; then restart it\n");
+      break;
+    case Archiving::Preserve:
+      std::printf("  - archiving: as its postgresql.conf says (--archiving=preserve)\n");
+      break;
+  }
+  if (options.port) std::printf("  - it listens on port %d (--port)\n", *options.port);
 }
 
 }  // namespace

@@ -12,8 +12,18 @@
 
 namespace tidemark::recover {
 
+// What the recovered server does with archive_mode (--archiving).
+enum class Archiving {
+  On,        // archive_mode = on: it becomes the primary and continues the stanza's history
+  Off,       // archive_mode = off (and no logical replication workers): a copy
+  Preserve,  // the cluster's own setting
+};
+
 struct RecoverOptions {
   std::string dataDirectory;
+  // --archiving; required (Error(Usage) when absent) when the server will promote.
+  std::optional<Archiving> archiving;
+  std::optional<int> port;  // --port: written for a copy beside the original
   recovery::Target target;
   std::optional<std::string> backup;
   std::map<std::uint32_t, std::string> tablespaceMap;
@@ -24,6 +34,17 @@ struct RecoverOptions {
 
 // The options of the command line (throws Error(Usage) naming a wrong one).
 RecoverOptions parseRecoverOptions(const CommandLine& commandLine);
+
+// Whether the recovered server ends its recovery by promoting (and could then archive): no
+// target, or --target-action promote, and not a standby.
+bool willPromote(const RecoverOptions& options);
+
+// What the recovered server does: --archiving, else off (a recovery that pauses, shuts down or
+// follows as a standby writes no WAL of a new timeline until someone promotes it).
+Archiving effectiveArchiving(const RecoverOptions& options);
+
+// The postgresql.auto.conf lines for archiving and --port.
+std::vector<std::string> serverSettings(const RecoverOptions& options);
 
 // The command line's options for CommandSpec.
 std::vector<OptionSpec> recoverOptionSpecs();

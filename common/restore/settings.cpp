@@ -9,6 +9,7 @@
 #include <cctype>
 #include <cstdlib>
 #include <filesystem>
+#include <set>
 #include <sstream>
 
 #include "common/base/error.h"
@@ -161,17 +162,26 @@ void writeRecoverySettings(const std::string& dataDirectory,
     files::streamFile(fd.get(), path, sink);
     existing = std::string(sink.text());
   }
-  // Earlier recovery settings would fight ours: comment them out, with a note.
-  std::ostringstream out;
-  std::istringstream in(existing);
-  for (std::string line; std::getline(in, line);) {
+  // Earlier recovery settings, and earlier lines of anything we set, would fight ours: comment
+  // them out, with a note.
+  auto keyOf = [](const std::string& line) {
     std::size_t start = line.find_first_not_of(" \t");
     std::string key = start == std::string::npos
                           ? ""
                           : line.substr(start, line.find_first_of(" \t=", start) - start);
     for (char& c : key)
       c = char(std::tolower(static_cast<unsigned char>(c)));  // names are case-insensitive
-    if (key == "restore_command" || key.rfind("recovery_target", 0) == 0)
+    return key;
+  };
+  std::set<std::string> ours;
+  for (const auto& setting : settings)
+    ours.insert(keyOf(setting));
+  std::ostringstream out;
+  std::istringstream in(existing);
+  for (std::string line; std::getline(in, line);) {
+    const std::string key = keyOf(line);
+    if (key == "restore_command" || key.rfind("recovery_target", 0) == 0 ||
+        (!key.empty() && key.front() != '#' && ours.count(key)))
       out << "#" << line << "    # commented out by tidemark-recover " << note << "\n";
     else
       out << line << "\n";

@@ -18,7 +18,8 @@ std::vector<std::string> recoverySettings(const recovery::Target& target,
                                           const std::string& restoreCommand);
 
 // Rewrites `dataDirectory`/postgresql.auto.conf: earlier restore_command and recovery_target*
-// lines are commented out with a note, and a marked block with `settings` is appended. Then
+// lines, and earlier lines of any name `settings` sets, are commented out with a note, and a
+// marked block with `settings` is appended. Then
 // creates recovery.signal (or standby.signal) and removes the other. Atomic per file, fsynced,
 // given to `owner` when one is named. Written last, after the restored tree is on disk: the signal
 // file is what makes PostgreSQL start the directory as a recovery.

@@ -271,13 +271,9 @@ TEST_CASE(
   MaybeTmpfs memory(fast, 256u << 20);
   // --force: a rerun replaces whatever the kill left (docs/recovery.md).
   auto argvFor = [&](const std::string& dir) {
-    return std::vector<std::string>{ws.recover(),
-                                    "--config",
-                                    ws.config(),
-                                    "--pgdata=" + dir,
-                                    "--force",
-                                    "--target=immediate",
-                                    "--target-action=promote"};
+    return std::vector<std::string>{
+        ws.recover(),      "--config", ws.config(),          "--archiving=preserve",
+        "--pgdata=" + dir, "--force",  "--target=immediate", "--target-action=promote"};
   };
   int runs = 0;
   auto runToEnd = [&](const std::string& dir) {

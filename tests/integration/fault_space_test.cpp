@@ -172,9 +172,10 @@ TEST_CASE(
   pg.stop();
 
   std::string restored = ws.path("restored");
-  Outcome recovered = runLogged(ws, "recover",
-                                {ws.recover(), "--config", ws.config(), "--pgdata=" + restored,
-                                 "--target=immediate", "--target-action=promote"});
+  Outcome recovered =
+      runLogged(ws, "recover",
+                {ws.recover(), "--config", ws.config(), "--archiving=preserve",
+                 "--pgdata=" + restored, "--target=immediate", "--target-action=promote"});
   INFO(recovered.output);
   REQUIRE(recovered.status == 0);
   PgCluster server(restored, "restored");
@@ -205,9 +206,13 @@ TEST_CASE(
   // The data directory is the root of a filesystem far smaller than the backup (~27 MiB).
   std::string dir = ws.makeDir("restore");
   Tmpfs space(dir, 8 * kMiB, 0700);
-  const std::vector<std::string> recover{ws.recover(),         "--config",
-                                         ws.config(),          "--pgdata=" + dir,
-                                         "--target=immediate", "--target-action=promote"};
+  const std::vector<std::string> recover{ws.recover(),
+                                         "--config",
+                                         ws.config(),
+                                         "--archiving=preserve",
+                                         "--pgdata=" + dir,
+                                         "--target=immediate",
+                                         "--target-action=promote"};
   Outcome full = runLogged(ws, "recover-full", recover);
   {
     INFO(full.output);

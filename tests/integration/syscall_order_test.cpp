@@ -105,9 +105,10 @@ TEST_CASE("tidemark-recover gives the restored tree to its owner before it syncs
   std::string dir = ws.makeDir("restored");
   fs::permissions(dir, fs::perms::owner_all);
   std::string output;
-  auto lines = traced(
-      ws, "recover", "fchownat,fchown,fsync,fdatasync",
-      {ws.recover(), "--config", ws.config(), "--pgdata=" + dir, "--target=immediate"}, output);
+  auto lines = traced(ws, "recover", "fchownat,fchown,fsync,fdatasync",
+                      {ws.recover(), "--config", ws.config(), "--archiving=preserve",
+                       "--pgdata=" + dir, "--target=immediate"},
+                      output);
   // The first sync in the restored tree (the repository gets one for the recovery's lease).
   std::size_t firstSync = findLine(lines, 0, {"fsync(", "/restored"});
   std::size_t lastChown = lines.size();

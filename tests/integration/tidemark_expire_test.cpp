@@ -138,17 +138,17 @@ TEST_CASE_TEMPLATE(
     std::string dir = ws.makeDir("refused");
     fs::remove_all(dir);
     std::string log = ws.path("recover-refused.log");
-    int status =
-        run({ws.recover(), "--config", ws.config(), "--pgdata=" + dir, "--backup=" + b[1].label},
-            {.stdoutPath = log, .stderrPath = log});
+    int status = run({ws.recover(), "--config", ws.config(), "--archiving=preserve",
+                      "--pgdata=" + dir, "--backup=" + b[1].label},
+                     {.stdoutPath = log, .stderrPath = log});
     INFO(readText(log));
     CHECK(status == 9);
     CHECK(readText(log).find("is missing from the repository") != std::string::npos);
     CHECK_FALSE(fs::exists(dir + "/PG_VERSION"));
-    status = run(
-        {ws.recover(), "--config", ws.config(), "--pgdata=" + dir, "--backup=" + b[1].label,
-         "--target=immediate", "--retention-lease-timeout=1"},  // lapses at once: b[1] goes below
-        {.stdoutPath = log, .stderrPath = log});
+    status = run({ws.recover(), "--config", ws.config(), "--archiving=preserve", "--pgdata=" + dir,
+                  "--backup=" + b[1].label, "--target=immediate",
+                  "--retention-lease-timeout=1"},  // lapses at once: b[1] goes below
+                 {.stdoutPath = log, .stderrPath = log});
     CHECK(status == 0);
   }
 
@@ -157,9 +157,10 @@ TEST_CASE_TEMPLATE(
     std::string dir = ws.makeDir("pitr");
     fs::remove_all(dir);
     std::string log = ws.path("recover-pitr.log");
-    int status = run({ws.recover(), "--config", ws.config(), "--pgdata=" + dir,
-                      "--target-time=" + isoTarget(f.afterThird + 0.2), "--target-action=promote"},
-                     {.stdoutPath = log, .stderrPath = log});
+    int status =
+        run({ws.recover(), "--config", ws.config(), "--archiving=preserve", "--pgdata=" + dir,
+             "--target-time=" + isoTarget(f.afterThird + 0.2), "--target-action=promote"},
+            {.stdoutPath = log, .stderrPath = log});
     INFO(readText(log));
     REQUIRE(status == 0);
     giveToTestUser(dir);
@@ -190,8 +191,9 @@ TEST_CASE_TEMPLATE(
   std::string dir = ws.makeDir("leased");
   fs::remove_all(dir);
   std::string log = ws.path("recover-leased.log");
-  int recovered = run({ws.recover(), "--config", ws.config(), "--pgdata=" + dir},
-                      {.stdoutPath = log, .stderrPath = log});
+  int recovered =
+      run({ws.recover(), "--config", ws.config(), "--archiving=preserve", "--pgdata=" + dir},
+          {.stdoutPath = log, .stderrPath = log});
   INFO(readText(log));
   REQUIRE(recovered == 0);
   CHECK(fs::exists(dir + "/pg_wal/tidemark.lease"));

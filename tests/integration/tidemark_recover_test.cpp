@@ -542,3 +542,66 @@ TEST_CASE("with encryption, what someone without the key writes to the repositor
 }
 
 }  // namespace tidemark::test
+
+namespace tidemark::test {
+
+TEST_CASE(
+    "a copy restored with --archiving=off beside its source never enters the source's history") {
+  Workspace ws(Backend::Posix);
+  PgCluster source(ws.path("source"), "source");
+  source.initdb();
+  ws.stanzaCreate(source);
+  source.configure("archive_mode = on\narchive_command = '" + ws.archiveCommand() +
+                   "'\nwal_level = replica\nmax_wal_senders = 5\n");
+  source.start();
+  source.exec("create table rows (n int primary key)");
+  takeBackup(ws, source);
+  source.exec("insert into rows values (1)");
+  waitArchived(source);
+
+  // A promoting recovery without --archiving: refused, before anything is written.
+  const std::string copy = ws.path("copy");
+  Outcome refused = runTidemark(ws, ws.recover(), {"--pgdata=" + copy});
+  INFO(refused.output());
+  CHECK(refused.status == 3);  // Error(Usage)
+  CHECK(refused.output().find("--archiving=on") != std::string::npos);
+  CHECK(refused.output().find("--archiving=off") != std::string::npos);
+  CHECK_FALSE(fs::exists(copy));
+
+  // The copy: archiving off, its own port written; it promotes and writes, and archives nothing.
+  Outcome o = recoverWith(ws, {"--pgdata=" + copy, "--archiving=off", "--port=54329"});
+  INFO(o.output());
+  REQUIRE(o.status == 0);
+  CHECK(o.output().find("archiving: off") != std::string::npos);
+  std::string settings = readText(copy + "/postgresql.auto.conf");
+  CHECK(
+      settings.find("archive_mode = 'off'\nmax_logical_replication_workers = 0\nport = 54329\n") !=
+      std::string::npos);
+  {
+    Recovered server(copy, "copy");
+    server.waitPromoted();
+    CHECK(server.pg.value("show archive_mode") == "off");
+    CHECK(server.timeline() == "00000002");
+    server.pg.exec("insert into rows values (100)");
+    server.pg.exec("select pg_switch_wal()");
+    server.pg.exec("checkpoint");
+    CHECK(server.pg.value("select archived_count + failed_count from pg_stat_archiver") == "0");
+    server.pg.stop();
+  }
+  CHECK_FALSE(ws.hasObject("main/wal/00000002.history"));
+
+  // The source goes on; its next recovery (no target: latest) reaches its newest WAL.
+  source.exec("insert into rows values (2)");
+  waitArchived(source);
+  source.stop();
+  const std::string again = ws.path("again");
+  o = recoverWith(ws, {"--pgdata=" + again, "--archiving=off"});
+  INFO(o.output());
+  REQUIRE(o.status == 0);
+  Recovered server(again, "again");
+  server.waitPromoted();
+  CHECK(server.pg.value("select string_agg(n::text, ',' order by n) from rows") == "1,2");
+  CHECK(server.timeline() == "00000002");
+}
+
+}  // namespace tidemark::test

@@ -3,6 +3,7 @@
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cmath>
@@ -44,6 +45,11 @@ Outcome ctl(const Workspace& ws, std::vector<std::string> args, ProcessOptions o
 
 Outcome recoverWith(const Workspace& ws, std::vector<std::string> args,
                     std::vector<std::string> env) {
+  // The tests written before --archiving keep the server's own setting; a test of --archiving
+  // gives it (or runs tidemark-recover without this helper).
+  if (std::none_of(args.begin(), args.end(),
+                   [](const std::string& a) { return a.rfind("--archiving", 0) == 0; }))
+    args.push_back("--archiving=preserve");
   return runTidemark(ws, ws.recover(), std::move(args), {.env = std::move(env)});
 }
 

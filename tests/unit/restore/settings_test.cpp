@@ -22,10 +22,13 @@ using test::what;
 
 namespace {
 
-recover::RecoverOptions parse(std::map<std::string, std::vector<std::string>> options) {
+// The options with --pgdata, and --archiving=off unless `archiving` says otherwise ("" = none).
+recover::RecoverOptions parse(std::map<std::string, std::vector<std::string>> options,
+                              const std::string& archiving = "off") {
   CommandLine cl;
   cl.options = std::move(options);
   cl.options["pgdata"] = {"/srv/restore"};
+  if (!archiving.empty() && !cl.options.count("archiving")) cl.options["archiving"] = {archiving};
   return recover::parseRecoverOptions(cl);
 }
 
@@ -112,4 +115,65 @@ TEST_CASE("a restore point name is one line of at most 63 bytes, as PostgreSQL k
     CHECK(e.code() == ErrorCode::Usage);
     CHECK(test::what(e) == "--target-name holds a line break; restore point names are one line");
   }
+}
+
+TEST_CASE("a recovery that promotes must say whether the server archives, before anything") {
+  SUBCASE("no target, or --target-action promote, without --archiving: refused, naming both") {
+    for (auto options : std::vector<std::map<std::string, std::vector<std::string>>>{
+             {},
+             {{"target-time", {"2026-12-03 10:42:07+00"}}, {"target-action", {"promote"}}},
+             {{"target", {"immediate"}}, {"target-action", {"promote"}}}}) {
+      Error e = thrownError([&] { parse(options, ""); });
+      CHECK(e.code() == ErrorCode::Usage);
+      CHECK(what(e) == Containing("--archiving=on"));
+      CHECK(what(e) == Containing("--archiving=off"));
+    }
+  }
+  SUBCASE("pause, shutdown or a standby: archiving is off unless asked, and nothing is refused") {
+    auto paused = parse({{"target-time", {"2026-12-03 10:42:07+00"}}}, "");
+    CHECK_FALSE(recover::willPromote(paused));
+    CHECK(recover::serverSettings(paused) ==
+          std::vector<std::string>{"archive_mode = 'off'", "max_logical_replication_workers = 0"});
+    auto standby = parse({{"standby", {""}}}, "");
+    CHECK_FALSE(recover::willPromote(standby));
+    auto shutdown =
+        parse({{"target-lsn", {"0/5000100"}}, {"target-action", {"shutdown"}}}, "preserve");
+    CHECK(recover::serverSettings(shutdown).empty());
+  }
+  SUBCASE("on, off and preserve, and the port") {
+    CHECK(recover::serverSettings(parse({}, "on")) ==
+          std::vector<std::string>{"archive_mode = 'on'"});
+    CHECK(recover::serverSettings(parse({{"port", {"5433"}}}, "off")) ==
+          std::vector<std::string>{"archive_mode = 'off'", "max_logical_replication_workers = 0",
+                                   "port = 5433"});
+    CHECK(recover::serverSettings(parse({{"port", {"6000"}}}, "preserve")) ==
+          std::vector<std::string>{"port = 6000"});
+  }
+  SUBCASE("wrong values name the option") {
+    CHECK(what(thrownError([&] { parse({}, "yes"); })) ==
+          "--archiving 'yes' is not on, off or preserve");
+    for (const char* bad : {"0", "65536", "54x", "-1"}) {
+      CAPTURE(bad);
+      Error e = thrownError([&] { parse({{"port", {bad}}}); });
+      CHECK(e.code() == ErrorCode::Usage);
+      CHECK(what(e) == Containing("is not a port number"));
+    }
+  }
+}
+
+TEST_CASE("writeRecoverySettings comments out earlier lines of every name it sets") {
+  test::TempDir dir;
+  {
+    std::ofstream out(dir.path() + "/postgresql.auto.conf");
+    out << "Archive_Mode = 'on'\nport = 5432\narchive_command = 'x %p'\n# port = 1\n";
+  }
+  restore::writeRecoverySettings(
+      dir.path(), {"restore_command = 'get %f %p'", "archive_mode = 'off'", "port = 5433"}, false,
+      "(test)");
+  std::string text = test::readText(dir.path() + "/postgresql.auto.conf");
+  CHECK(text == Containing("#Archive_Mode = 'on'    # commented out by tidemark-recover"));
+  CHECK(text == Containing("#port = 5432    # commented out"));
+  CHECK(text == Containing("\narchive_command = 'x %p'\n"));  // not set by tidemark: kept
+  CHECK(text == Containing("\n# port = 1\n"));                // a comment stays as it was
+  CHECK(text == Containing("archive_mode = 'off'\nport = 5433\n# --- end"));
 }
