@@ -167,8 +167,9 @@ std::vector<OptionSpec> recoverOptionSpecs() {
       {"backup", "LABEL", "restore this backup instead of the one tidemark chooses"},
       {"tablespace-map", "OID=DIR", "restore tablespace OID into DIR (repeatable)", true},
       {"archiving", "on|off|preserve",
-       "after recovery: on (it becomes the primary and archives into the stanza), off (a copy: "
-       "archive_mode = off), preserve (its own setting); required when it promotes"},
+       "after recovery: on (it becomes the primary and archives into the stanza), off (a copy: no "
+       "archiving, archive cleanup, pid file, synchronous standbys or logical replication "
+       "workers), preserve (its own settings); required when it promotes, else off"},
       {"port", "PORT", "the port the recovered server listens on (a copy beside the original)"},
       {"standby", "", "write standby.signal instead of recovery.signal"},
       {"dry-run", "", "show the plan and check the WAL; write nothing"},
@@ -323,9 +324,10 @@ RecoverOptions parseRecoverOptions(const CommandLine& cl) {
 }
 
 bool willPromote(const RecoverOptions& options) {
-  if (options.standby) return false;
-  return options.target.kind == recovery::TargetKind::Latest ||
-         options.target.action == recovery::TargetAction::Promote;
+  // A standby with no target follows the archive for ever; with a target, recovery_target_action
+  // applies to it too (PostgreSQL 15).
+  if (options.target.kind == recovery::TargetKind::Latest) return !options.standby;
+  return options.target.action == recovery::TargetAction::Promote;
 }
 
 Archiving effectiveArchiving(const RecoverOptions& options) {
@@ -339,9 +341,15 @@ std::vector<std::string> serverSettings(const RecoverOptions& options) {
       lines.push_back("archive_mode = 'on'");
       break;
     case Archiving::Off:
-      lines.push_back("archive_mode = 'off'");
-      // A subscription restored with the copy would consume the publisher's slot.
-      lines.push_back("max_logical_replication_workers = 0");
+      // A copy: nothing it does may reach production (the same reasons as the drill's server,
+      // ctl/drill_server.cpp): no archiving, no archive cleanup or end-of-recovery command run
+      // against production's archive, no pid file over production's, no commit waiting for
+      // production's synchronous standbys, no apply worker consuming a publisher's slot.
+      for (const char* line :
+           {"archive_mode = 'off'", "archive_command = ''", "archive_cleanup_command = ''",
+            "recovery_end_command = ''", "external_pid_file = ''", "synchronous_standby_names = ''",
+            "max_logical_replication_workers = 0"})
+        lines.push_back(line);
       break;
     case Archiving::Preserve:
       break;
@@ -553,7 +561,9 @@ void printNextSteps(const recovery::RecoveryPlan& plan, const RecoverOptions& op
     std::printf("  - at the target the server promotes to a new timeline and accepts writes\n");
   else
     std::printf(
-        "  - at the target the server shuts down; remove recovery.signal to start it normally\n");
+        "  - at the target the server shuts down. Do not just remove recovery.signal and start\n"
+        "    it: crash recovery would replay the WAL in pg_wal past the target. To use it, set\n"
+        "    recovery_target_action = 'promote' (or 'pause') in postgresql.auto.conf, start it\n");
   switch (effectiveArchiving(options)) {
     case Archiving::On:
       std::printf(
@@ -562,16 +572,22 @@ void printNextSteps(const recovery::RecoveryPlan& plan, const RecoverOptions& op
       break;
     case Archiving::Off:
       std::printf(
-          "  - archiving: off (archive_mode = off, max_logical_replication_workers = 0 in\n"
-          "    postgresql.auto.conf): nothing it writes reaches the stanza. To make it the "
-          "primary\n"
-          "    later: ALTER SYSTEM SET archive_mode = on; ALTER SYSTEM RESET\n"
-          "    max_logical_replication_workers; then restart it\n");
+          "  - archiving: off (archive_mode, archive_command, archive_cleanup_command,\n"
+          "    recovery_end_command, external_pid_file, synchronous_standby_names and\n"
+          "    max_logical_replication_workers in postgresql.auto.conf): nothing it writes\n"
+          "    reaches the stanza. To make it the primary later, remove those lines (ALTER SYSTEM\n"
+          "    RESET each), restart it, and take a new base backup. To drop a subscription in a\n"
+          "    copy without dropping the publisher's slot: ALTER SUBSCRIPTION s DISABLE; ALTER\n"
+          "    SUBSCRIPTION s SET (slot_name = NONE); DROP SUBSCRIPTION s;\n");
       break;
     case Archiving::Preserve:
       std::printf("  - archiving: as its postgresql.conf says (--archiving=preserve)\n");
       break;
   }
+  std::printf(
+      "  - settings given on the server's command line (pg_ctl -o, a service's -c options) win\n"
+      "    over postgresql.auto.conf; before promoting, check: SELECT name, setting, source\n"
+      "    FROM pg_settings WHERE name IN ('archive_mode', 'archive_command', 'port');\n");
   if (options.port) std::printf("  - it listens on port %d (--port)\n", *options.port);
 }
 
@@ -580,6 +596,10 @@ void printNextSteps(const recovery::RecoveryPlan& plan, const RecoverOptions& op
 recovery::RecoveryPlan recover(const Config& config, const CommandLine& commandLine,
                                const RecoverOptions& options,
                                const std::function<bool()>& stopRequested) {
+  if (options.archiving == Archiving::Preserve && willPromote(options))
+    spdlog::warn(
+        "--archiving=preserve: the server promotes with its own archive settings; if they are a "
+        "production server's and this is a copy beside it, it archives into that stanza");
   repo::Repository repository = repo::openRepository(config);
   recovery::RecoveryPlan plan = recovery::planRecovery(repository, options.target, options.backup);
   std::fputs(recovery::describePlan(plan, options.target).c_str(), stdout);

@@ -574,9 +574,10 @@ TEST_CASE(
   REQUIRE(o.status == 0);
   CHECK(o.output().find("archiving: off") != std::string::npos);
   std::string settings = readText(copy + "/postgresql.auto.conf");
-  CHECK(
-      settings.find("archive_mode = 'off'\nmax_logical_replication_workers = 0\nport = 54329\n") !=
-      std::string::npos);
+  CHECK(settings.find("archive_mode = 'off'\narchive_command = ''\narchive_cleanup_command = ''\n"
+                      "recovery_end_command = ''\nexternal_pid_file = ''\n"
+                      "synchronous_standby_names = ''\nmax_logical_replication_workers = 0\n"
+                      "port = 54329\n") != std::string::npos);
   {
     Recovered server(copy, "copy");
     server.waitPromoted();

@@ -117,6 +117,15 @@ TEST_CASE("a restore point name is one line of at most 63 bytes, as PostgreSQL k
   }
 }
 
+// What --archiving=off writes: a copy that cannot reach production.
+const std::vector<std::string> kOff = {"archive_mode = 'off'",
+                                       "archive_command = ''",
+                                       "archive_cleanup_command = ''",
+                                       "recovery_end_command = ''",
+                                       "external_pid_file = ''",
+                                       "synchronous_standby_names = ''",
+                                       "max_logical_replication_workers = 0"};
+
 TEST_CASE("a recovery that promotes must say whether the server archives, before anything") {
   SUBCASE("no target, or --target-action promote, without --archiving: refused, naming both") {
     for (auto options : std::vector<std::map<std::string, std::vector<std::string>>>{
@@ -132,10 +141,17 @@ TEST_CASE("a recovery that promotes must say whether the server archives, before
   SUBCASE("pause, shutdown or a standby: archiving is off unless asked, and nothing is refused") {
     auto paused = parse({{"target-time", {"2026-12-03 10:42:07+00"}}}, "");
     CHECK_FALSE(recover::willPromote(paused));
-    CHECK(recover::serverSettings(paused) ==
-          std::vector<std::string>{"archive_mode = 'off'", "max_logical_replication_workers = 0"});
+    CHECK(recover::serverSettings(paused) == kOff);
     auto standby = parse({{"standby", {""}}}, "");
     CHECK_FALSE(recover::willPromote(standby));
+    // A standby with a target promotes at it if told to (recovery_target_action applies).
+    Error e = thrownError([&] {
+      parse({{"standby", {""}},
+             {"target-time", {"2026-12-03 10:42:07+00"}},
+             {"target-action", {"promote"}}},
+            "");
+    });
+    CHECK(e.code() == ErrorCode::Usage);
     auto shutdown =
         parse({{"target-lsn", {"0/5000100"}}, {"target-action", {"shutdown"}}}, "preserve");
     CHECK(recover::serverSettings(shutdown).empty());
@@ -143,9 +159,9 @@ TEST_CASE("a recovery that promotes must say whether the server archives, before
   SUBCASE("on, off and preserve, and the port") {
     CHECK(recover::serverSettings(parse({}, "on")) ==
           std::vector<std::string>{"archive_mode = 'on'"});
-    CHECK(recover::serverSettings(parse({{"port", {"5433"}}}, "off")) ==
-          std::vector<std::string>{"archive_mode = 'off'", "max_logical_replication_workers = 0",
-                                   "port = 5433"});
+    std::vector<std::string> offWithPort = kOff;
+    offWithPort.push_back("port = 5433");
+    CHECK(recover::serverSettings(parse({{"port", {"5433"}}}, "off")) == offWithPort);
     CHECK(recover::serverSettings(parse({{"port", {"6000"}}}, "preserve")) ==
           std::vector<std::string>{"port = 6000"});
   }
