@@ -1,7 +1,6 @@
 // Prefetch: the background fetcher and the handover of what it fetched.
 #include "archive-get/prefetch.h"
 
-#include <dirent.h>
 #include <fcntl.h>
 #include <spdlog/spdlog.h>
 #include <sys/file.h>
@@ -13,7 +12,6 @@
 #include <ctime>
 #include <map>
 #include <set>
-#include <string_view>
 #include <thread>
 
 #include "archive-get/get.h"
@@ -85,31 +83,8 @@ pg::TimelineHistory followedHistory(const repo::Repository& repository, int gene
   return history;
 }
 
-// Whether a prefetcher holds the lock (true too when the lock cannot be tried).
-bool prefetcherRuns(const std::string& folder) {
-  int lock = lockPrefetcher(folder);
-  if (lock < 0) return true;
-  ::close(lock);
-  return false;
-}
-
-// Marks a segment the prefetcher is fetching (archive-get waits for it rather than fetch it too).
-std::string inflightPath(const std::string& folder, const std::string& file) {
-  return spool::fetchedPath(folder, "." + file + ".inflight");
-}
+// How long archive-get waits for a segment the prefetcher is fetching.
 constexpr auto kInflightWait = std::chrono::seconds(10);
-
-void removeInflightMarkers(const std::string& fetched) {
-  DIR* d = ::opendir(fetched.c_str());
-  if (!d) return;
-  constexpr std::string_view suffix = ".inflight";
-  while (dirent* e = ::readdir(d)) {
-    std::string_view name = e->d_name;
-    if (name.size() > suffix.size() + 1 && name.front() == '.' && name.ends_with(suffix))
-      ::unlinkat(::dirfd(d), e->d_name, 0);
-  }
-  ::closedir(d);
-}
 
 // Outcome of one fetch into the spool.
 enum class Fetch { Stored, Absent, Failed };
@@ -133,12 +108,12 @@ bool takePrefetched(const PrefetchContext& context, const std::string& file,
     auto record = spool::readFetched(context.folder, file);
     // Being fetched already: waiting for it is cheaper than fetching it twice. A marker that no
     // running prefetcher holds (one killed mid-fetch) is not waited on.
-    const std::string inflight = inflightPath(context.folder, file);
+    const std::string inflight = spool::inflightPath(context.folder, file);
     auto checked = std::chrono::steady_clock::time_point{};
     for (auto deadline = std::chrono::steady_clock::now() + kInflightWait;
          !record && exists(inflight) && std::chrono::steady_clock::now() < deadline;) {
       if (std::chrono::steady_clock::now() - checked > std::chrono::milliseconds(250)) {
-        if (!prefetcherRuns(context.folder)) break;
+        if (spool::waitForPrefetcher(context.folder, std::chrono::milliseconds(0))) break;
         checked = std::chrono::steady_clock::now();
       }
       std::this_thread::sleep_for(std::chrono::milliseconds(2));
@@ -236,7 +211,7 @@ void runPrefetcher(const PrefetchContext& context, const PrefetchOptions& option
   const std::string fetched = spool::fetchedFolder(context.folder);
   if (::mkdir(fetched.c_str(), 0700) != 0 && errno != EEXIST)
     throw systemError(ErrorCode::LocalIo, errno, "cannot create '{}'", fetched);
-  removeInflightMarkers(fetched);  // of a prefetcher that was killed: none runs but this one
+  spool::removeInflightMarkers(context.folder);  // none runs but this one
   const int ahead = std::max(config.archive.getAhead, 1);
   const std::size_t parallel = std::size_t(std::clamp(ahead, 1, 4));
   std::vector<repo::Repository> handles;
@@ -314,7 +289,7 @@ void runPrefetcher(const PrefetchContext& context, const PrefetchOptions& option
     std::vector<Fetch> results(batch.size(), Fetch::Failed);
     auto fetch = [&](std::size_t i) {
       const std::string& file = batch[i];
-      const std::string inflight = inflightPath(context.folder, file);
+      const std::string inflight = spool::inflightPath(context.folder, file);
       int marker = ::open(inflight.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
       if (marker >= 0) ::close(marker);
       struct Unmark {

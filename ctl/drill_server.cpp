@@ -24,6 +24,7 @@
 #include "common/base/error.h"
 #include "common/base/text.h"
 #include "common/files/file.h"
+#include "common/restore/settings.h"
 
 namespace tidemark::ctl {
 
@@ -115,28 +116,20 @@ bool isolate(const std::vector<std::string>& writable, const std::vector<ReadOnl
 std::vector<std::pair<std::string, std::string>> drillSettings(const ServerOptions& options,
                                                                const std::string& hbaFile,
                                                                const std::string& identFile) {
-  return {
+  std::vector<std::pair<std::string, std::string>> settings = {
       // The restored directory, whatever its postgresql.conf says (data_directory there would
       // start the cluster it names: production's).
       {"data_directory", options.dataDirectory},
-      {"external_pid_file", ""},
       {"port", std::to_string(options.port)},
       {"listen_addresses", "127.0.0.1"},
       {"unix_socket_directories", options.socketDirectory},
       {"unix_socket_permissions", "0700"},
       {"hba_file", hbaFile},
       {"ident_file", identFile},
-      // Nothing the copy does may reach production: no archiving into the repository, no
-      // replication from the primary, no archive cleanup, no logical replication worker
-      // consuming a publisher's slot.
-      {"archive_mode", "off"},
-      {"archive_command", ""},
-      {"archive_cleanup_command", ""},
-      {"recovery_end_command", ""},
+      // Nothing the copy does may reach production (restore::isolatedCopySettings, below), nor
+      // does it replicate from the primary.
       {"primary_conninfo", ""},
       {"primary_slot_name", ""},
-      {"max_logical_replication_workers", "0"},
-      {"synchronous_standby_names", ""},
       {"hot_standby", "on"},
       {"ssl", "off"},
       {"cluster_name", "tidemark-drill"},
@@ -153,6 +146,9 @@ std::vector<std::pair<std::string, std::string>> drillSettings(const ServerOptio
       // A promoted copy runs no scheduled jobs (pg_cron, when installed) against other systems.
       {"cron.launch_active_jobs", "off"},
   };
+  for (auto& setting : restore::isolatedCopySettings())
+    settings.push_back(std::move(setting));
+  return settings;
 }
 
 std::string findServerBinaries(const std::string& configured, int pgVersion) {

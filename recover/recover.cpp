@@ -341,15 +341,12 @@ std::vector<std::string> serverSettings(const RecoverOptions& options) {
       lines.push_back("archive_mode = 'on'");
       break;
     case Archiving::Off:
-      // A copy: nothing it does may reach production (the same reasons as the drill's server,
-      // ctl/drill_server.cpp): no archiving, no archive cleanup or end-of-recovery command run
-      // against production's archive, no pid file over production's, no commit waiting for
-      // production's synchronous standbys, no apply worker consuming a publisher's slot.
-      for (const char* line :
-           {"archive_mode = 'off'", "archive_command = ''", "archive_cleanup_command = ''",
-            "recovery_end_command = ''", "external_pid_file = ''", "synchronous_standby_names = ''",
-            "max_logical_replication_workers = 0"})
-        lines.push_back(line);
+      for (const auto& [name, value] : restore::isolatedCopySettings())
+        lines.push_back(
+            name + " = " +
+            (!value.empty() && value.find_first_not_of("0123456789") == std::string::npos
+                 ? value
+                 : restore::confQuote(value)));
       break;
     case Archiving::Preserve:
       break;

@@ -87,6 +87,16 @@ std::string restoreCommand(const Config& config, const CommandLine& commandLine)
   return escaped + " %f %p";
 }
 
+std::vector<std::pair<std::string, std::string>> isolatedCopySettings() {
+  return {{"archive_mode", "off"},
+          {"archive_command", ""},
+          {"archive_cleanup_command", ""},
+          {"recovery_end_command", ""},
+          {"external_pid_file", ""},
+          {"synchronous_standby_names", ""},
+          {"max_logical_replication_workers", "0"}};
+}
+
 std::vector<std::string> recoverySettings(const recovery::Target& target,
                                           const std::string& restoreCommand) {
   std::vector<std::string> lines;

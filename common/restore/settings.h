@@ -3,6 +3,7 @@
 
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "common/config/command_line.h"
@@ -27,6 +28,13 @@ void writeRecoverySettings(const std::string& dataDirectory,
                            const std::vector<std::string>& settings, bool standby,
                            const std::string& note,
                            std::optional<files::Owner> owner = std::nullopt);
+
+// What keeps a restored copy from reaching the production server it came from, as name and
+// value: no archiving into the repository, no archive cleanup or end-of-recovery command run
+// against production's archive, no pid file over production's, no commit waiting for
+// production's synchronous standbys, no logical replication worker consuming a publisher's slot.
+// Written by tidemark-recover --archiving=off and given to the drill's server.
+std::vector<std::pair<std::string, std::string>> isolatedCopySettings();
 
 // Quotes a string for postgresql.conf ('it''s').
 std::string confQuote(const std::string& value);

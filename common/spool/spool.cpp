@@ -14,6 +14,7 @@
 #include <functional>
 #include <map>
 #include <sstream>
+#include <string_view>
 
 #include "common/base/error.h"
 #include "common/files/file.h"
@@ -26,6 +27,7 @@ constexpr const char* kPushFolder = "push";
 constexpr const char* kGetFolder = "get";
 constexpr const char* kAckSuffix = ".ok";
 constexpr const char* kWantedFile = "wanted";
+constexpr std::string_view kInflightSuffix = ".inflight";
 constexpr std::size_t kMaxSmallFile = 64 * 1024;
 
 // A small file's text; nullopt when it cannot be read or is larger than a spool file ever is.
@@ -395,6 +397,17 @@ bool waitForPrefetcher(const std::string& folder, std::chrono::milliseconds time
     ::usleep(20000);
   ::close(fd);
   return free;
+}
+
+std::string inflightPath(const std::string& folder, const std::string& file) {
+  return fetchedPath(folder, "." + file + std::string(kInflightSuffix));
+}
+
+void removeInflightMarkers(const std::string& folder) {
+  removeEntries(fetchedFolder(folder), [](const std::string& name) {
+    return name.size() > kInflightSuffix.size() + 1 && name.front() == '.' &&
+           name.ends_with(kInflightSuffix);
+  });
 }
 
 void removeFetchedFolder(const std::string& folder) noexcept {

@@ -183,6 +183,11 @@ bool waitForPrefetcher(const std::string& folder, std::chrono::milliseconds time
 
 // Removes the prefetch folder and everything in it (no error when it is gone).
 void removeFetchedFolder(const std::string& folder) noexcept;
+// The marker the prefetcher leaves in the prefetch folder while it fetches `file` (archive-get
+// waits for it rather than fetch the file too), and removing every such marker (a prefetcher that
+// starts: markers left by one that was killed would make archive-get wait for nothing).
+std::string inflightPath(const std::string& folder, const std::string& file);
+void removeInflightMarkers(const std::string& folder);
 
 // ---- push statistics ------------------------------------------------------------------------
 

@@ -36,9 +36,7 @@ struct Spool {
             .dataDirectory = data.path()};
   }
   // The marker the prefetcher leaves beside a segment it is fetching.
-  std::string marker(const std::string& file) const {
-    return spool::fetchedFolder(folder) + "/." + file + ".inflight";
-  }
+  std::string marker(const std::string& file) const { return spool::inflightPath(folder, file); }
 
   test::TempDir dir{"tidemark-spool"};
   test::TempDir data{"tidemark-pgdata"};
@@ -83,4 +81,13 @@ TEST_CASE("takePrefetched waits on a segment being fetched only while a prefetch
     CHECK(waited >= 0.5);
     CHECK(waited < 5);
   }
+}
+
+TEST_CASE("a starting prefetcher's sweep removes in-flight markers and nothing else") {
+  Spool s;
+  std::ofstream(s.marker(kName)).flush();
+  std::ofstream(spool::fetchedPath(s.folder, kName)).flush();
+  spool::removeInflightMarkers(s.folder);
+  CHECK(::access(s.marker(kName).c_str(), F_OK) != 0);
+  CHECK(::access(spool::fetchedPath(s.folder, kName).c_str(), F_OK) == 0);
 }
