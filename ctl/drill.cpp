@@ -469,8 +469,11 @@ void drillSteps(const repo::Repository& repository, const std::string& stanzaId,
     if (user.owner) restore::chownTree(scratch, true, user.owner->uid, user.owner->gid);
     files::syncTree(scratch);
     restore::writeRecoverySettings(
-        data, restore::recoverySettings(target, options.restoreCommand), false,
-        fmt::format("(tidemark drill, backup {}, {})", plan.backup.label, isoNow()), user.owner);
+        data,
+        restore::recoverySettings(recovery::settingsTarget(target, plan, false),
+                                  options.restoreCommand),
+        false, fmt::format("(tidemark drill, backup {}, {})", plan.backup.label, isoNow()),
+        user.owner);
   });
   report.restoreSeconds = secondsSince(restoreStart);
 

@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <ctime>
+#include <functional>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -75,6 +76,7 @@ TimelineInfo timelineInfo(const recovery::Catalog& catalog, std::uint32_t timeli
       if (!history.parents.empty()) {
         t.parent = history.parents.back().timeline;
         t.switchPoint = history.parents.back().switchpoint;
+        t.parentWentOn = catalog.walAfter(*t.parent, *t.switchPoint);
       }
       t.window = recovery::recoverableWindow(catalog, history);
       return t;
@@ -171,6 +173,34 @@ std::string historyText(const TimelineInfo& t) {
   return t.historyFile ? "yes (no parent)" : "-";
 }
 
+// The timelines as a tree: each under its parent, with where it left it and whether the parent
+// went on writing after that (a fork that recoveries through it must resolve).
+std::string timelineTree(const std::vector<TimelineInfo>& timelines, const std::string& indent) {
+  std::string out = indent + "timeline tree\n";
+  std::function<void(const TimelineInfo&, int)> show = [&](const TimelineInfo& t, int depth) {
+    std::string line = indent + std::string(2 + 2 * depth, ' ') + std::to_string(t.timeline);
+    if (t.parent)
+      line += fmt::format(
+          "  from {} at {}{}", *t.parent, pg::formatLsn(t.switchPoint.value_or(0)),
+          t.parentWentOn ? fmt::format(" (timeline {} went on after it: a fork)", *t.parent) : "");
+    else if (!t.historyError.empty())
+      line += "  parent unknown (" + historyText(t) + " history file)";
+    line += t.wal.last
+                ? fmt::format("; newest WAL {}{}", *t.wal.last,
+                              t.wal.lastStored
+                                  ? ", stored " + formatUtcText(UtcSeconds(
+                                                      std::chrono::seconds(*t.wal.lastStored)))
+                                  : "")
+                : "; no WAL";
+    out += line + "\n";
+    for (const auto& child : timelines)
+      if (child.parent == t.timeline) show(child, depth + 1);
+  };
+  for (const auto& t : timelines)
+    if (!t.parent) show(t, 0);
+  return out;
+}
+
 // Whether what info shows can be trusted (repo/metadata.h). Not worded from what stanza.json
 // says about encryption: unauthenticated, that could be anyone's.
 std::string metadataText(const InfoReport& report) {
@@ -235,6 +265,8 @@ std::string generationText(const GenerationReport& g, const std::string& indent)
     }
     out += table.render(in);
   }
+
+  if (g.timelines.size() > 1) out += "\n" + timelineTree(g.timelines, indent);
 
   if (!g.timelines.empty()) {
     out += "\n" + indent + "recoverable window\n";
@@ -315,6 +347,7 @@ Json timelinesJson(const std::vector<TimelineInfo>& entries) {
     j["parent"] = orNull(t.parent);
     j["switch-point"] = t.switchPoint ? Json(pg::formatLsn(*t.switchPoint)) : Json(nullptr);
     j["history-error"] = t.historyError.empty() ? Json(nullptr) : Json(t.historyError);
+    j["parent-went-on"] = t.parentWentOn;
     Json& wal = j["wal"];
     wal["first"] = orNull(t.wal.first);
     wal["last"] = orNull(t.wal.last);

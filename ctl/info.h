@@ -44,6 +44,9 @@ struct TimelineInfo {
   std::optional<std::uint32_t> parent;       // from the history file
   std::optional<std::uint64_t> switchPoint;  // where the parent ended and this timeline began
   std::string historyError;  // the history is unknown (missing or damaged file): why; "" otherwise
+  // The parent holds WAL after the switch point (it went on writing: two branches, and a recovery
+  // through the fork must name its timeline; recovery/catalog.h, branchesFrom).
+  bool parentWentOn = false;
   TimelineWal wal;
   recovery::RecoveryWindow window;
 };

@@ -501,8 +501,8 @@ bool restoreAndConfigure(const repo::Repository& repository, const recovery::Rec
       marker.commit();
     }
     std::string note = fmt::format("(backup {}, {})", plan.backup.label, formatUtc(utcNow()));
-    std::vector<std::string> settings =
-        restore::recoverySettings(options.target, restoreCommandLine);
+    std::vector<std::string> settings = restore::recoverySettings(
+        recovery::settingsTarget(options.target, plan, options.standby), restoreCommandLine);
     for (auto& line : serverSettings(options))
       settings.push_back(std::move(line));
     restore::writeRecoverySettings(options.dataDirectory, settings, options.standby, note, owner);
@@ -599,7 +599,7 @@ recovery::RecoveryPlan recover(const Config& config, const CommandLine& commandL
         "production server's and this is a copy beside it, it archives into that stanza");
   repo::Repository repository = repo::openRepository(config);
   recovery::RecoveryPlan plan = recovery::planRecovery(repository, options.target, options.backup);
-  std::fputs(recovery::describePlan(plan, options.target).c_str(), stdout);
+  std::fputs(recovery::describePlan(plan, options.target, options.standby).c_str(), stdout);
   std::fflush(stdout);
   std::vector<Place> places = tablespacePlaces(plan, options);
   checkPlaces(options, places);

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 
+#include "common/base/error.h"
 #include "common/base/time.h"
 #include "common/pg/wal.h"
 #include "common/repo/metadata.h"
@@ -193,6 +194,58 @@ std::optional<std::uint64_t> Catalog::newestOnPath(const pg::TimelineHistory& hi
   }
   consider(history.timeline, std::max(from, begin / segmentSize()), std::nullopt);
   return newest;
+}
+
+std::uint64_t Catalog::divergence(const pg::TimelineHistory& a, const pg::TimelineHistory& b) {
+  std::vector<std::uint64_t> points{0};
+  for (const auto* history : {&a, &b})
+    for (const auto& parent : history->parents)
+      points.push_back(parent.switchpoint);
+  std::sort(points.begin(), points.end());
+  for (std::uint64_t point : points)
+    if (a.timelineOf(point) != b.timelineOf(point)) return point;
+  return UINT64_MAX;
+}
+
+bool Catalog::walAfter(std::uint32_t timeline, std::uint64_t lsn) const {
+  auto it = wal_.segments.find(timeline);
+  // Segment n ends at (n + 1) * size: after lsn from n = lsn / size on.
+  return it != wal_.segments.end() &&
+         it->second.lower_bound(lsn / segmentSize()) != it->second.end();
+}
+
+std::vector<Branch> Catalog::branchesFrom(const repo::BackupInfo& backup,
+                                          std::vector<std::string>* problems) const {
+  std::vector<Branch> candidates;
+  for (std::uint32_t timeline : timelines()) {
+    if (timeline != backup.timeline && !hasHistoryFile(timeline)) continue;
+    try {
+      const pg::TimelineHistory& h = history(timeline);
+      if (onHistory(backup, h)) candidates.push_back(Branch{.timeline = timeline, .history = h});
+    } catch (const Error& e) {
+      if (problems)
+        problems->push_back(fmt::format("timeline {} is left out: {}", timeline, e.what()));
+    }
+  }
+  std::vector<Branch> out;
+  for (auto& candidate : candidates) {
+    bool continued = false;
+    for (const auto& other : candidates)
+      if (auto end = other.history.endOf(candidate.timeline))
+        continued = continued || (&other != &candidate && !walAfter(candidate.timeline, *end));
+    if (continued) continue;
+    if (auto it = wal_.segments.find(candidate.timeline);
+        it != wal_.segments.end() && !it->second.empty()) {
+      candidate.newestSegment = it->second.rbegin()->first;
+      candidate.newestStored = it->second.rbegin()->second.modified;
+    }
+    out.push_back(std::move(candidate));
+  }
+  for (auto& branch : out)
+    for (const auto& other : out)
+      if (&other != &branch)
+        branch.fork = std::max(branch.fork, divergence(branch.history, other.history));
+  return out;
 }
 
 bool Catalog::onHistory(const repo::BackupInfo& backup, const pg::TimelineHistory& history) {

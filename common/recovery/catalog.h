@@ -46,6 +46,18 @@ const repo::GapRecord* droppedBy(const std::vector<repo::GapRecord>& dropped,
 // "archive-push's safety valve (archive.queue-max) dropped A to B (N files) between T1 and T2".
 std::string describeDropped(const repo::GapRecord& record);
 
+// A timeline a recovery from a backup can end on (Catalog::branchesFrom).
+struct Branch {
+  std::uint32_t timeline = 0;
+  pg::TimelineHistory history;
+  // Where its path parts from the nearest other branch's (0 when it is the only branch).
+  std::uint64_t fork = 0;
+  // The newest segment stored on its own timeline, and when it was stored (the storage's clock,
+  // seconds since the epoch).
+  std::optional<std::uint64_t> newestSegment;
+  std::int64_t newestStored = 0;
+};
+
 class Catalog {
  public:
   // Reads a history file; throws like repo::loadHistory.
@@ -101,6 +113,24 @@ class Catalog {
   // (readTimeLineHistory): hasHistoryFile() tells the two apart. Throws Error(Corrupt) for a
   // damaged file and Error(Config) for one encrypted with a key the handle lacks.
   const pg::TimelineHistory& history(std::uint32_t timeline) const;
+
+  // ---- branches ---------------------------------------------------------------------------
+
+  // Where the paths to two timelines part: the first location read from different timelines
+  // (UINT64_MAX for the same path).
+  static std::uint64_t divergence(const pg::TimelineHistory& a, const pg::TimelineHistory& b);
+  // Whether `timeline` holds a stored segment with WAL after `lsn` (one that ends after it): it
+  // went on writing after a child timeline left it there.
+  bool walAfter(std::uint32_t timeline, std::uint64_t lsn) const;
+  // The timelines a recovery from `backup` can end on. Candidates are the timelines whose history
+  // the backup lies on (onHistory: its own, and those with a history file); a candidate that
+  // another one leaves at S is continued by it, and no branch, unless it holds WAL after S
+  // (walAfter: the old primary went on writing after a promotion, or production after a restored
+  // copy promoted and archived). More than one branch is a choice PostgreSQL's
+  // recovery_target_timeline = 'latest' makes blindly (the highest number wins). Ascending by
+  // timeline. A history that cannot be read leaves its timeline out, named in `problems`.
+  std::vector<Branch> branchesFrom(const repo::BackupInfo& backup,
+                                   std::vector<std::string>* problems = nullptr) const;
 
   // ---- WAL along a history ----------------------------------------------------------------
 

@@ -160,8 +160,7 @@ class Planner {
     const repo::BackupInfo& b = plan_.backup;
     std::uint32_t timeline = b.timeline;
     if (target_.timeline.kind == TimelineChoice::Kind::Number) timeline = target_.timeline.number;
-    if (target_.timeline.kind == TimelineChoice::Kind::Latest)
-      timeline = catalog_.newestFrom(b.timeline);
+    if (target_.timeline.kind == TimelineChoice::Kind::Latest) timeline = latestBranch(b);
     plan_.history = historyOf(timeline);
     if (!Catalog::onHistory(b, plan_.history))
       throw Error(
@@ -169,11 +168,69 @@ class Planner {
           fmt::format("backup {} (timeline {}, ending at {}) is not on the history of timeline {}",
                       b.label, b.timeline, pg::formatLsn(b.stopLsn), timeline),
           "choose the timeline with --target-timeline, or another backup with --backup");
-    for (const auto& parent : plan_.history.parents)
-      if (parent.timeline >= b.timeline)
-        plan_.timelinePath +=
-            fmt::format("{} (until {}) -> ", parent.timeline, pg::formatLsn(parent.switchpoint));
-    plan_.timelinePath += std::to_string(timeline);
+    plan_.timelinePath = pathText(plan_.history, b.timeline);
+  }
+
+  // The timeline 'latest' means for this backup, decided here rather than by PostgreSQL (whose
+  // 'latest' is the highest-numbered timeline with a history file, whether or not it descends from
+  // the backup and whoever archived it): the one branch the backup's history leads to, or, when it
+  // has branched and the recovery passes the fork, nothing: the operator chooses.
+  std::uint32_t latestBranch(const repo::BackupInfo& b) {
+    std::vector<std::string> problems;
+    std::vector<Branch> branches = catalog_.branchesFrom(b, &problems);
+    for (auto& problem : problems)
+      warnings_.push_back(std::move(problem));
+    if (branches.empty()) return b.timeline;
+    if (branches.size() == 1) {
+      // Chosen with --backup: a newer timeline may branch off before the backup's end.
+      const std::uint32_t newest = *catalog_.wal().timelines().rbegin();
+      if (newest > branches.front().timeline)
+        warnings_.push_back(fmt::format(
+            "the stanza's newest timeline, {}, does not pass through backup {}: the recovery "
+            "follows timeline {}; to follow timeline {}, choose an earlier backup",
+            newest, b.label, branches.front().timeline, newest));
+      return branches.front().timeline;
+    }
+    std::uint64_t split = UINT64_MAX;
+    for (const auto& branch : branches)
+      split = std::min(split, branch.fork);
+    // A target before the first fork reads the same WAL on every branch.
+    if (target_.kind == TargetKind::Immediate ||
+        (target_.kind == TargetKind::Lsn && target_.lsn < split))
+      return branches.back().timeline;
+    std::string list;
+    for (const auto& branch : branches) {
+      if (!list.empty()) list += "; ";
+      const std::string path = pathText(branch.history, b.timeline);
+      list += fmt::format("timeline {} ({}forks at {}): ", branch.timeline,
+                          path == std::to_string(branch.timeline) ? "" : "path " + path + "; ",
+                          pg::formatLsn(branch.fork));
+      list +=
+          branch.newestSegment
+              ? fmt::format("newest WAL {} stored {}",
+                            pg::segmentFileName(branch.timeline, *branch.newestSegment,
+                                                catalog_.segmentSize()),
+                            formatUtcText(UtcSeconds(std::chrono::seconds(branch.newestStored))))
+              : std::string("no WAL of its own stored");
+    }
+    throw Error(ErrorCode::InvalidInput,
+                fmt::format("the history of backup {} has branched after it, and {} branches "
+                            "hold WAL past the fork: {}. PostgreSQL's "
+                            "recovery_target_timeline = 'latest' would follow timeline {} "
+                            "whichever one is production's",
+                            b.label, branches.size(), list, branches.back().timeline),
+                "choose the branch with --target-timeline N (tidemark info shows the timeline "
+                "tree); a branch that a restored copy or a former primary archived is not "
+                "production's history");
+  }
+
+  // "1 (until 0/5000158) -> 2": the timelines of `history` from `from` on.
+  static std::string pathText(const pg::TimelineHistory& history, std::uint32_t from) {
+    std::string out;
+    for (const auto& parent : history.parents)
+      if (parent.timeline >= from)
+        out += fmt::format("{} (until {}) -> ", parent.timeline, pg::formatLsn(parent.switchpoint));
+    return out + std::to_string(history.timeline);
   }
 
   // From the backup's start to the target, or to the newest archived segment.
@@ -356,7 +413,14 @@ std::vector<std::string> generationWarnings(const std::vector<Catalog>& generati
   return out;
 }
 
-std::string describePlan(const RecoveryPlan& plan, const Target& target) {
+Target settingsTarget(const Target& target, const RecoveryPlan& plan, bool standby) {
+  Target out = target;
+  if (!standby && target.timeline.kind == TimelineChoice::Kind::Latest)
+    out.timeline = TimelineChoice{TimelineChoice::Kind::Number, plan.history.timeline};
+  return out;
+}
+
+std::string describePlan(const RecoveryPlan& plan, const Target& target, bool standby) {
   const repo::BackupInfo& b = plan.backup;
   std::string out;
   if (plan.generation > 1)
@@ -375,8 +439,10 @@ std::string describePlan(const RecoveryPlan& plan, const Target& target) {
                            ? ""
                            : (target.exclusive ? " (exclusive)" : " (inclusive)"),
                        actionName(target.action));
-  out += fmt::format("timeline:  {} (recovery_target_timeline = {})\n", plan.timelinePath,
-                     target.timeline.text());
+  const Target written = settingsTarget(target, plan, standby);
+  out += fmt::format("timeline:  {} (recovery_target_timeline = {}{})\n", plan.timelinePath,
+                     written.timeline.text(),
+                     written.timeline.kind == target.timeline.kind ? "" : ", resolved from latest");
   std::uint64_t count = plan.lastSegment - plan.firstSegment + 1;
   if (plan.gaps.empty())
     out += fmt::format("WAL:       {} to {} ({} segments): all in the repository\n", plan.firstWal,

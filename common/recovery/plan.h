@@ -61,7 +61,13 @@ std::vector<std::string> generationWarnings(const std::vector<Catalog>& generati
 RecoveryPlan planRecovery(const repo::Repository& repository, const Target& target,
                           const std::optional<std::string>& backupLabel = std::nullopt);
 
-// The plan as lines for an operator.
-std::string describePlan(const RecoveryPlan& plan, const Target& target);
+// The target the recovery settings are written with: recovery_target_timeline = 'latest' replaced
+// by the number of the timeline the plan resolved (PostgreSQL's 'latest' is the highest-numbered
+// timeline with a history file, whether or not it descends from the backup; docs/recovery.md).
+// A standby keeps 'latest': it follows the primary's later promotions.
+Target settingsTarget(const Target& target, const RecoveryPlan& plan, bool standby);
+
+// The plan as lines for an operator (`standby`: the settings keep 'latest', see settingsTarget).
+std::string describePlan(const RecoveryPlan& plan, const Target& target, bool standby = false);
 
 }  // namespace tidemark::recovery

@@ -725,3 +725,23 @@ TEST_CASE("damaged backups of every generation are listed, each under its genera
     CHECK(text.substr(boundary).find("20261102T000000Z") == std::string::npos);
   }
 }
+
+TEST_CASE("the timeline tree shows each timeline under its parent, and the forks") {
+  Repository repository;
+  repository.wal(1, 2, 9);
+  repository.history(2, "1\t0/600000\tbefore 2026-11-02 00:00:00+00\n");  // 1 went on: a fork
+  repository.wal(2, 6, 7);
+  repository.history(3, "1\t0/600000\tbefore 2026-11-02 00:00:00+00\n2\t0/800000\tno target\n");
+  repository.backup("20261101T000000Z", 1, 0x200028, 0x300100);
+  InfoReport report = ctl::collectInfo(repository.handle());
+  CHECK(timeline(report, 2).parentWentOn);
+  CHECK_FALSE(timeline(report, 3).parentWentOn);  // timeline 2 holds nothing after 0/800000
+  std::string text = ctl::renderText(report);
+  CHECK(text == Containing("timeline tree\n  1; newest WAL 000000010000000000000009, stored "));
+  CHECK(text == Containing("\n    2  from 1 at 0/600000 (timeline 1 went on after it: a fork); "
+                           "newest WAL 000000020000000000000007, stored "));
+  CHECK(text == Containing("\n      3  from 2 at 0/800000; no WAL\n"));
+  auto json = nlohmann::json::parse(ctl::renderJson(report));
+  CHECK(json["timelines"][1]["parent-went-on"] == true);
+  CHECK(json["timelines"][2]["parent-went-on"] == false);
+}

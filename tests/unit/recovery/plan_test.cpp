@@ -148,14 +148,54 @@ TEST_CASE("planRecovery follows the timeline the target asks for, and the backup
   repository.wal(2, 6, 7);
   repository.backup("20261101T000000Z", 1, 0x200028, 0x300100);
   repository.backup("20261103T000000Z", 1, 0x800028, 0x800100);
-  SUBCASE("latest: the newest timeline, from the newest backup on its history") {
-    auto plan = planRecovery(repository, Target{});
+  SUBCASE("latest: both branches hold WAL past the fork, so the operator chooses") {
+    Error e = thrownError([&] { planRecovery(repository, Target{}); });
+    CHECK(e.code() == ErrorCode::InvalidInput);
+    CHECK(what(e) == test::Containing("the history of backup 20261101T000000Z has branched after "
+                                      "it, and 2 branches hold WAL past the fork: timeline 1 "
+                                      "(forks at 0/600000): newest WAL 000000010000000000000009"));
+    CHECK(what(e) == test::Containing("timeline 2 (path 1 (until 0/600000) -> 2; forks at "
+                                      "0/600000): newest WAL 000000020000000000000007"));
+    CHECK(what(e) == test::Containing("'latest' would follow timeline 2"));
+    CHECK(e.hint() == test::Containing("--target-timeline N"));
+  }
+  SUBCASE("latest: timeline 1 without WAL past the fork is continued by timeline 2") {
+    test::FakeRepository pitr;
+    pitr.wal(1, 2, 5);
+    pitr.file("000000010000000000000006.partial");
+    pitr.history(2, "1\t0/600000\tbefore 2026-11-02 00:00:00+00\n");
+    pitr.wal(2, 6, 7);
+    pitr.backup("20261101T000000Z", 1, 0x200028, 0x300100);
+    auto plan = planRecovery(pitr, Target{});
     CHECK(plan.backup.label == "20261101T000000Z");
     CHECK(plan.history.timeline == 2);
     CHECK(plan.timelinePath == "1 (until 0/600000) -> 2");
     CHECK(plan.firstWal == "000000010000000000000002");
     CHECK(plan.lastWal == "000000020000000000000007");
     CHECK(plan.backupReason == "the newest complete backup");
+    // Written as its number: PostgreSQL's 'latest' takes any higher timeline with a history file.
+    CHECK(recovery::settingsTarget(Target{}, plan, false).timeline.text() == "2");
+    CHECK(recovery::settingsTarget(Target{}, plan, true).timeline.text() == "latest");
+  }
+  SUBCASE("latest: a branch holding only its history file still counts (latest would follow it)") {
+    repository.history(3, "1\t0/900000\tno recovery target specified\n");
+    Error e = thrownError([&] { planRecovery(repository, Target{}, "20261103T000000Z"); });
+    CHECK(what(e) == test::Containing("timeline 1 (forks at 0/900000): newest WAL "
+                                      "000000010000000000000009"));
+    CHECK(what(e) == test::Containing("timeline 3 (path 1 (until 0/900000) -> 3; forks at "
+                                      "0/900000): no WAL of its own stored"));
+  }
+  SUBCASE("latest: a target before the first fork reads the same WAL on every branch") {
+    Target t;
+    t.kind = TargetKind::Lsn;
+    t.lsn = 0x5FFFFF;
+    auto plan = planRecovery(repository, t);
+    CHECK(plan.history.timeline == 2);
+    t.lsn = 0x600000;
+    CHECK(thrownError([&] { planRecovery(repository, t); }).code() == ErrorCode::InvalidInput);
+    Target immediate;
+    immediate.kind = TargetKind::Immediate;
+    CHECK(planRecovery(repository, immediate).backup.label == "20261101T000000Z");
   }
   SUBCASE("current: the newest backup, on its own timeline") {
     Target t;
@@ -172,8 +212,19 @@ TEST_CASE("planRecovery follows the timeline the target asks for, and the backup
     t.timeline = *recovery::TimelineChoice::parse("2");
     CHECK(planRecovery(repository, t).backup.label == "20261101T000000Z");
   }
+  SUBCASE("--backup of a backup after the fork follows its own branch, with a warning") {
+    auto plan = planRecovery(repository, Target{}, "20261103T000000Z");
+    CHECK(plan.history.timeline == 1);
+    CHECK(plan.lastWal == "000000010000000000000009");
+    REQUIRE(plan.warnings.size() == 1);
+    CHECK(plan.warnings.front() ==
+          "the stanza's newest timeline, 2, does not pass through backup 20261103T000000Z: the "
+          "recovery follows timeline 1; to follow timeline 2, choose an earlier backup");
+  }
   SUBCASE("--backup of a backup that is not on the target timeline's history is refused") {
-    Error e = thrownError([&] { planRecovery(repository, Target{}, "20261103T000000Z"); });
+    Target t;
+    t.timeline = *recovery::TimelineChoice::parse("2");
+    Error e = thrownError([&] { planRecovery(repository, t, "20261103T000000Z"); });
     CHECK(e.code() == ErrorCode::InvalidInput);
     CHECK(what(e) ==
           "backup 20261103T000000Z (timeline 1, ending at 0/800100) is not on the history of "
@@ -182,6 +233,11 @@ TEST_CASE("planRecovery follows the timeline the target asks for, and the backup
   }
   SUBCASE("a time target: the newest backup before it on the wanted history") {
     Target t = timeTarget("2026-11-04T00:00:00Z");
+    // With latest, the backup on timeline 2's history has branched: a time cannot be placed
+    // before the fork, so the operator chooses.
+    CHECK(what(thrownError([&] { planRecovery(repository, t); })) ==
+          test::Containing("has branched after it"));
+    t.timeline = *recovery::TimelineChoice::parse("2");
     CHECK(planRecovery(repository, t).backup.label == "20261101T000000Z");
     t.timeline = *recovery::TimelineChoice::parse("1");
     CHECK(planRecovery(repository, t).backup.label == "20261103T000000Z");
@@ -252,7 +308,10 @@ TEST_CASE("describePlan shows the backup, the target, the timeline path and the 
   CHECK(text == test::Containing(
                     "target:    time 2026-11-02 01:00:00+01 (2026-11-02 00:00:00.000000+00 UTC) "
                     "(inclusive), then promote\n"));
-  CHECK(text == test::Containing("timeline:  1 (recovery_target_timeline = latest)\n"));
+  CHECK(text ==
+        test::Containing("timeline:  1 (recovery_target_timeline = 1, resolved from latest)\n"));
+  CHECK(recovery::describePlan(planRecovery(repository, t), t, true) ==
+        test::Containing("timeline:  1 (recovery_target_timeline = latest)\n"));
   CHECK(text == test::Containing(
                     "WAL:       000000010000000000000002 to 000000010000000000000009 (8 segments): "
                     "all in the repository\n"));
