@@ -605,4 +605,69 @@ TEST_CASE(
   CHECK(server.timeline() == "00000002");
 }
 
+TEST_CASE(
+    "a copy that archived its own timeline beside its source makes latest a choice: the plan "
+    "asks for --target-timeline, info shows both branches, and timeline 1 reaches the source's "
+    "newest WAL") {
+  Workspace ws(Backend::Posix);
+  PgCluster source(ws.path("source"), "source");
+  source.initdb();
+  ws.stanzaCreate(source);
+  source.configure("archive_mode = on\narchive_command = '" + ws.archiveCommand() +
+                   "'\nwal_level = replica\nmax_wal_senders = 5\n");
+  source.start();
+  source.exec("create table rows (n int primary key)");
+  takeBackup(ws, source);
+  source.exec("insert into rows values (1)");
+  waitArchived(source);
+
+  // The mistake: a copy restored with production's archiving on, promoted, archives timeline 2.
+  const std::string copy = ws.path("copy");
+  Outcome o = recoverWith(ws, {"--pgdata=" + copy, "--archiving=on"});
+  INFO(o.output());
+  REQUIRE(o.status == 0);
+  {
+    Recovered server(copy, "copy");
+    server.waitPromoted();
+    server.pg.exec("insert into rows values (100)");
+    waitArchived(server.pg);
+    server.pg.stop();
+  }
+  REQUIRE(ws.hasObject("main/wal/00000002.history"));
+
+  // Production goes on writing timeline 1.
+  source.exec("insert into rows values (2)");
+  waitArchived(source);
+  source.stop();
+
+  // latest would follow the copy's timeline 2: refused before anything is written.
+  const std::string again = ws.path("again");
+  o = recoverWith(ws, {"--pgdata=" + again, "--archiving=off"});
+  INFO(o.output());
+  CHECK(o.status == 9);  // Error(InvalidInput)
+  CHECK(o.output().find("2 branches hold WAL past the fork: timeline 1") != std::string::npos);
+  CHECK(o.output().find("timeline 2 (path 1 (until ") != std::string::npos);
+  CHECK(o.output().find("--target-timeline") != std::string::npos);
+  CHECK_FALSE(fs::exists(again));
+  o = recoverWith(ws, {"--pgdata=" + again, "--archiving=off", "--dry-run"});
+  CHECK(o.status == 9);
+
+  Outcome info = ctl(ws, {"info"});
+  INFO(info.output());
+  REQUIRE(info.status == 0);
+  CHECK(info.out.find("timeline tree\n  1; newest WAL ") != std::string::npos);
+  CHECK(info.out.find("\n    2  from 1 at ") != std::string::npos);
+  CHECK(info.out.find("(timeline 1 went on after it: a fork)") != std::string::npos);
+
+  // Naming production's branch: its newest WAL, and the settings carry the number.
+  o = recoverWith(ws, {"--pgdata=" + again, "--archiving=off", "--target-timeline=1"});
+  INFO(o.output());
+  REQUIRE(o.status == 0);
+  CHECK(readText(again + "/postgresql.auto.conf").find("recovery_target_timeline = '1'\n") !=
+        std::string::npos);
+  Recovered server(again, "again");
+  server.waitPromoted();
+  CHECK(server.pg.value("select string_agg(n::text, ',' order by n) from rows") == "1,2");
+}
+
 }  // namespace tidemark::test
