@@ -15,7 +15,6 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <array>
 #include <cstdio>
 #include <fstream>
 #include <sstream>
@@ -24,28 +23,12 @@
 #include "common/base/error.h"
 #include "common/base/text.h"
 #include "common/files/file.h"
+#include "common/pg/waldump.h"
 #include "common/restore/settings.h"
 
 namespace tidemark::ctl {
 
 namespace {
-
-bool executable(const std::string& path) {
-  return ::access(path.c_str(), X_OK) == 0;
-}
-
-std::string pgConfigBindir() {
-  FILE* pipe = ::popen("pg_config --bindir 2>/dev/null", "r");
-  if (!pipe) return {};
-  std::array<char, 4096> buffer{};
-  std::string out;
-  while (std::fgets(buffer.data(), int(buffer.size()), pipe))
-    out += buffer.data();
-  ::pclose(pipe);
-  while (!out.empty() && (out.back() == '\n' || out.back() == '\r'))
-    out.pop_back();
-  return out;
-}
 
 // A mount point to make read-only, with the flags it keeps.
 struct ReadOnlyMount {
@@ -152,22 +135,19 @@ std::vector<std::pair<std::string, std::string>> drillSettings(const ServerOptio
 }
 
 std::string findServerBinaries(const std::string& configured, int pgVersion) {
-  if (!configured.empty()) {
-    if (executable(configured + "/postgres")) return configured;
+  if (auto postgres = pg::findPgProgram("postgres", pgVersion, configured))
+    return files::dirName(*postgres);
+  if (!configured.empty())
     throw Error(ErrorCode::Config,
                 fmt::format("drill.pg-bin '{}' holds no executable 'postgres'", configured),
                 fmt::format("give the directory of the PostgreSQL {} server binaries, e.g. "
                             "/usr/lib/postgresql/{}/bin",
                             pgVersion, pgVersion));
-  }
-  std::string debian = fmt::format("/usr/lib/postgresql/{}/bin", pgVersion);
-  if (executable(debian + "/postgres")) return debian;
-  std::string bindir = pgConfigBindir();
-  if (!bindir.empty() && executable(bindir + "/postgres")) return bindir;
   throw Error(ErrorCode::Config,
-              fmt::format("cannot find the PostgreSQL {} server binaries (not in {}, and "
-                          "pg_config --bindir names none)",
-                          pgVersion, debian),
+              fmt::format("cannot find the PostgreSQL {} server binaries (not in "
+                          "/usr/lib/postgresql/{}/bin or /usr/pgsql-{}/bin, and pg_config "
+                          "--bindir names none of that version)",
+                          pgVersion, pgVersion, pgVersion),
               fmt::format("install postgresql-{} or set drill.pg-bin (--drill-pg-bin) to the "
                           "directory holding 'postgres'",
                           pgVersion));

@@ -450,6 +450,13 @@ std::string describePlan(const RecoveryPlan& plan, const Target& target, bool st
   else
     out += fmt::format("WAL:       {} to {} ({} segments): {} gap(s)\n", plan.firstWal,
                        plan.lastWal, count, plan.gaps.size());
+  if (plan.archiveEnd && plan.archiveEnd->commit) {
+    const LastCommit& last = *plan.archiveEnd->commit;
+    out += fmt::format(
+        "archive:   its last commit is at {} ({} at {} in {}): the target lies "
+        "before it\n",
+        formatTimestamp(last.time), last.kind, pg::formatLsn(last.lsn), last.segment);
+  }
   for (const auto& warning : plan.warnings)
     out += "warning:   " + warning + "\n";
   return out;
@@ -469,6 +476,20 @@ RecoveryPlan planRecovery(const repo::Repository& repository, const Target& targ
     unreadable = e.what();
   }
   RecoveryPlan plan = planRecovery(chosen, target, backupLabel, dropped);
+  if (target.kind == TargetKind::Time) {
+    // To the end of the unbroken run: replay stops at the first gap.
+    std::uint64_t last = plan.lastSegment;
+    if (!plan.gaps.empty())
+      last =
+          pg::segmentNumber(*pg::parseWalName(plan.gaps.front().first), chosen.segmentSize()) - 1;
+    plan.archiveEnd = lastCommit(repository, chosen, plan.history, plan.firstSegment, last,
+                                 plan.backup.pgVersion);
+    refuseUnreachableTime(*plan.archiveEnd, target);
+    if (!plan.archiveEnd->commit)
+      plan.warnings.push_back(
+          "cannot tell where the archive ends in commit time (" + plan.archiveEnd->unknown +
+          "): a target after the last archived commit fails at the end of the replay");
+  }
   if (!unreadable.empty())
     plan.warnings.push_back("the records of dropped WAL cannot be read: " + unreadable);
   for (auto& warning : generationWarnings(generations, chosen))

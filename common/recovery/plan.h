@@ -10,6 +10,7 @@
 
 #include "common/pg/timeline.h"
 #include "common/recovery/catalog.h"
+#include "common/recovery/last_commit.h"
 #include "common/recovery/target.h"
 #include "common/repo/backup.h"
 
@@ -25,6 +26,8 @@ struct RecoveryPlan {
   std::vector<WalGap> gaps;
   std::vector<std::string> warnings;
   int generation = 1;  // of the stanza: whose WAL the recovery reads (repo/generation.h)
+  // For a time target: where the WAL the recovery reads ends in commit time (last_commit.h).
+  std::optional<ArchiveEnd> archiveEnd;
 };
 
 // Chooses the backup (the one labelled `backupLabel`, else the newest one that ends before the
@@ -56,8 +59,11 @@ std::vector<std::string> generationWarnings(const std::vector<Catalog>& generati
                                             const Catalog& chosen);
 
 // The plan on the repository's catalogs: every generation loaded (Catalog::loadGenerations), the
-// one generationFor chooses planned, with generationWarnings among the plan's warnings. Throws
-// repo::missingStanza's error when the stanza does not exist, and as planRecovery.
+// one generationFor chooses planned, with generationWarnings among the plan's warnings. For a time
+// target, the last commit in the WAL it reads (to the first gap) is read with pg_waldump
+// (last_commit.h): a target at or after it is refused (refuseUnreachableTime), and when it cannot
+// be told, a warning says why. Throws repo::missingStanza's error when the stanza does not exist,
+// and as planRecovery.
 RecoveryPlan planRecovery(const repo::Repository& repository, const Target& target,
                           const std::optional<std::string>& backupLabel = std::nullopt);
 

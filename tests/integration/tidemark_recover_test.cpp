@@ -670,4 +670,54 @@ TEST_CASE(
   CHECK(server.pg.value("select string_agg(n::text, ',' order by n) from rows") == "1,2");
 }
 
+TEST_CASE(
+    "a time target after the archive's last commit is refused before anything is written, and "
+    "one just before it lands exactly") {
+  Workspace ws(Backend::Posix);
+  PgCluster source(ws.path("source"), "source");
+  source.initdb();
+  ws.stanzaCreate(source);
+  source.configure("archive_mode = on\narchive_command = '" + ws.archiveCommand() +
+                   "'\nwal_level = replica\nmax_wal_senders = 5\ntrack_commit_timestamp = on\n");
+  source.start();
+  source.exec("create table rows (n int primary key)");
+  takeBackup(ws, source);
+  source.exec("select pg_sleep(1.2)");  // past the backup's stop time (whole seconds, rounded up)
+  source.exec("insert into rows values (1)");
+  source.exec("insert into rows values (2)");
+  // The exact commit time of the last commit (commit_ts records the time in its WAL record).
+  const std::string last = source.value(
+      "select to_char(pg_xact_commit_timestamp(xmin) at time zone 'UTC', "
+      "'YYYY-MM-DD HH24:MI:SS.US') || '+00' from rows where n = 2");
+  const UtcMicros lastTime = parseTimestamp(last, "test");
+  waitArchived(source);
+  source.stop();
+
+  const std::string dir = ws.path("restored");
+  for (const auto& extra : {std::string(), std::string("--dry-run")}) {
+    std::vector<std::string> args = {"--pgdata=" + dir,
+                                     "--target-time=" + formatTimestamp(lastTime),
+                                     "--target-action=promote", "--archiving=off"};
+    if (!extra.empty()) args.push_back(extra);
+    Outcome o = recoverWith(ws, args);
+    INFO(o.output());
+    CHECK(o.status == 9);  // Error(InvalidInput)
+    CHECK(o.output().find("is at or after the last commit in the archive (" + last) !=
+          std::string::npos);
+    CHECK(o.output().find("or give no target") != std::string::npos);
+    CHECK_FALSE(fs::exists(dir));
+  }
+
+  const std::string before = formatTimestamp(lastTime - std::chrono::microseconds(1));
+  Outcome o = recoverWith(ws, {"--pgdata=" + dir, "--target-time=" + before,
+                               "--target-action=promote", "--archiving=off"});
+  INFO(o.output());
+  REQUIRE(o.status == 0);
+  CHECK(o.output().find("archive:   its last commit is at " + last + " (COMMIT at ") !=
+        std::string::npos);
+  Recovered server(dir, "restored");
+  server.waitPromoted();
+  CHECK(server.pg.value("select string_agg(n::text, ',' order by n) from rows") == "1");
+}
+
 }  // namespace tidemark::test

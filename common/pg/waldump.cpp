@@ -1,0 +1,164 @@
+// Finding PostgreSQL's programs, and reading commit times with pg_waldump.
+#include "common/pg/waldump.h"
+
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <array>
+#include <cerrno>
+#include <cstdio>
+
+#include "common/base/error.h"
+#include "common/base/text.h"
+#include "common/pg/lsn.h"
+
+namespace tidemark::pg {
+
+namespace {
+
+bool executable(const std::string& path) {
+  return ::access(path.c_str(), X_OK) == 0;
+}
+
+// The first line `command` prints ("" when it cannot run).
+std::string firstLine(const char* command) {
+  FILE* pipe = ::popen(command, "r");
+  if (!pipe) return {};
+  std::array<char, 4096> buffer{};
+  std::string out;
+  if (std::fgets(buffer.data(), int(buffer.size()), pipe)) out = buffer.data();
+  ::pclose(pipe);
+  while (!out.empty() && (out.back() == '\n' || out.back() == '\r'))
+    out.pop_back();
+  return out;
+}
+
+}  // namespace
+
+std::optional<std::string> findPgProgram(const std::string& program, int pgVersion,
+                                         const std::string& directory) {
+  if (!directory.empty()) {
+    std::string path = directory + "/" + program;
+    return executable(path) ? std::optional(path) : std::nullopt;
+  }
+  for (const auto& dir : {fmt::format("/usr/lib/postgresql/{}/bin", pgVersion),
+                          fmt::format("/usr/pgsql-{}/bin", pgVersion)})
+    if (executable(dir + "/" + program)) return dir + "/" + program;
+  // "PostgreSQL 15.10 (Debian 15.10-0+deb12u1)"
+  const std::string version = firstLine("pg_config --version 2>/dev/null");
+  if (version.rfind(fmt::format("PostgreSQL {}.", pgVersion), 0) != 0) return std::nullopt;
+  const std::string bindir = firstLine("pg_config --bindir 2>/dev/null");
+  if (!bindir.empty() && executable(bindir + "/" + program)) return bindir + "/" + program;
+  return std::nullopt;
+}
+
+std::optional<XactTime> parseWalDumpLine(std::string_view line) {
+  if (line.rfind("rmgr: Transaction ", 0) != 0) return std::nullopt;
+  auto lsnAt = line.find(", lsn: ");
+  auto descAt = line.find(", desc: ");
+  if (lsnAt == std::string_view::npos || descAt == std::string_view::npos) return std::nullopt;
+  std::string_view lsnText = line.substr(lsnAt + 7);
+  lsnText = lsnText.substr(0, lsnText.find(','));
+  auto lsn = parseLsn(lsnText);
+  if (!lsn) return std::nullopt;
+  std::string_view desc = line.substr(descAt + 8);
+  std::string_view kind = desc.substr(0, desc.find(' '));
+  if (kind != "COMMIT" && kind != "ABORT" && kind != "COMMIT_PREPARED" && kind != "ABORT_PREPARED")
+    return std::nullopt;
+  std::string_view rest = desc.substr(std::min(desc.size(), kind.size() + 1));
+  // The prepared forms name the transaction first: "COMMIT_PREPARED 727: 2026-12-04 ...".
+  if (kind.find("_PREPARED") != std::string_view::npos) {
+    auto colon = rest.find(": ");
+    if (colon == std::string_view::npos) return std::nullopt;
+    rest = rest.substr(colon + 2);
+  }
+  // "2026-12-04 18:14:13.791870 UTC", then ";" and more, or the end.
+  auto zone = rest.find(" UTC");
+  if (zone == std::string_view::npos) return std::nullopt;
+  try {
+    return XactTime{*lsn, parseTimestamp(std::string(rest.substr(0, zone + 4)), "pg_waldump"),
+                    std::string(kind)};
+  } catch (const Error&) {
+    return std::nullopt;
+  }
+}
+
+std::vector<XactTime> xactTimes(const std::string& walDump, const std::string& directory,
+                                const std::string& first, const std::string& last,
+                                std::uint64_t endLsn) {
+  // Prepared before the fork: between fork and exec only async-signal-safe calls.
+  std::vector<std::string> args = {walDump, "--rmgr=Transaction", directory + "/" + first,
+                                   directory + "/" + last};
+  std::vector<char*> argv;
+  for (auto& arg : args)
+    argv.push_back(arg.data());
+  argv.push_back(nullptr);
+  // The timestamps in UTC and the messages in English, whatever tidemark's environment says.
+  std::array<std::string, 3> env = {"TZ=UTC", "LC_ALL=C", "PATH=/usr/bin:/bin"};
+  std::array<char*, 4> envp = {env[0].data(), env[1].data(), env[2].data(), nullptr};
+  int out[2];
+  if (::pipe2(out, O_CLOEXEC) != 0)
+    throw systemError(ErrorCode::LocalIo, errno, "cannot run '{}'", walDump);
+  pid_t pid = ::fork();
+  if (pid < 0) {
+    int saved = errno;
+    ::close(out[0]);
+    ::close(out[1]);
+    throw systemError(ErrorCode::LocalIo, saved, "cannot run '{}'", walDump);
+  }
+  if (pid == 0) {
+    int devNull = ::open("/dev/null", O_RDONLY);
+    if (devNull >= 0) ::dup2(devNull, STDIN_FILENO);
+    ::dup2(out[1], STDOUT_FILENO);
+    ::dup2(out[1], STDERR_FILENO);
+    ::execve(argv[0], argv.data(), envp.data());
+    ::_exit(127);
+  }
+  ::close(out[1]);
+  std::vector<XactTime> records;
+  std::string pending, complaint;
+  std::array<char, 65536> buffer{};
+  auto take = [&](std::string_view line) {
+    if (auto record = parseWalDumpLine(line)) {
+      if (record->lsn < endLsn) records.push_back(std::move(*record));
+    } else if (line.rfind("pg_waldump: ", 0) == 0 && complaint.empty()) {
+      complaint = std::string(line);
+    }
+  };
+  for (;;) {
+    ssize_t n = ::read(out[0], buffer.data(), buffer.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    pending.append(buffer.data(), std::size_t(n));
+    std::size_t start = 0;
+    for (std::size_t newline; (newline = pending.find('\n', start)) != std::string::npos;
+         start = newline + 1)
+      take(std::string_view(pending).substr(start, newline - start));
+    pending.erase(0, start);
+  }
+  if (!pending.empty()) take(pending);
+  ::close(out[0]);
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  const bool ok = WIFEXITED(status) && WEXITSTATUS(status) == 0;
+  // pg_waldump ends with "error in WAL record at ...: invalid record length ..." or "could not
+  // find file" where the files it was given end: the normal end of an archive's newest segment.
+  const bool endOfInput = complaint.find("error in WAL record") != std::string::npos ||
+                          complaint.find("could not find") != std::string::npos ||
+                          complaint.find("could not read file") != std::string::npos;
+  if (!ok && !endOfInput && records.empty())
+    throw Error(
+        ErrorCode::LocalIo,
+        fmt::format("'{}' could not read {}: {}", walDump, first,
+                    complaint.empty() ? fmt::format("it ended with status {}",
+                                                    WIFEXITED(status) ? WEXITSTATUS(status)
+                                                                      : 128 + WTERMSIG(status))
+                                      : complaint),
+        "check that it is the pg_waldump of the cluster's PostgreSQL version");
+  return records;
+}
+
+}  // namespace tidemark::pg

@@ -1,0 +1,46 @@
+// PostgreSQL's own programs, found for a major version, and what tidemark reads with pg_waldump:
+// the timestamps of the records a time target stops at (commits, aborts, and their prepared
+// forms: the records xlogrecovery.c's recoveryStopsBefore compares with recovery_target_time).
+// pg_waldump of the cluster's version reads the format of that version, records that span
+// segments included (docs/decisions.md).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/base/time.h"
+
+namespace tidemark::pg {
+
+// The path of `program` (pg_waldump, pg_ctl, postgres) of PostgreSQL `pgVersion`: in `directory`
+// when given, else /usr/lib/postgresql/<pgVersion>/bin (Debian), /usr/pgsql-<pgVersion>/bin (the
+// PGDG RPMs), or `pg_config --bindir` when that is the same major version. nullopt when none holds
+// an executable one.
+std::optional<std::string> findPgProgram(const std::string& program, int pgVersion,
+                                         const std::string& directory = "");
+
+// A record a time target stops at.
+struct XactTime {
+  std::uint64_t lsn = 0;
+  UtcMicros time{};
+  std::string kind;  // COMMIT, ABORT, COMMIT_PREPARED, ABORT_PREPARED
+};
+
+// One line of `pg_waldump --rmgr=Transaction` run with TZ=UTC: the record when it is one of those
+// kinds ("rmgr: Transaction len ..., lsn: 0/015167A8, prev ..., desc: COMMIT 2026-12-04
+// 18:14:13.791870 UTC; ..."), nullopt for any other line.
+std::optional<XactTime> parseWalDumpLine(std::string_view line);
+
+// Runs `walDump` (pg_waldump) on the segment files `first` to `last` (file names, one timeline,
+// in `directory`) and returns the commit and abort records that begin before `endLsn`, in WAL
+// order. pg_waldump's complaint at the end of what it was given (a record that continues into a
+// file it was not given, the zeroes after a switch) is the normal end. Throws Error(LocalIo) when
+// it cannot be run or ends with another error and read nothing.
+std::vector<XactTime> xactTimes(const std::string& walDump, const std::string& directory,
+                                const std::string& first, const std::string& last,
+                                std::uint64_t endLsn);
+
+}  // namespace tidemark::pg

@@ -1,0 +1,57 @@
+// Unit tests of common/pg/waldump.h: the lines of pg_waldump --rmgr=Transaction that carry the
+// timestamps a time target stops at (as PostgreSQL 15's pg_waldump prints them with TZ=UTC).
+#include "common/pg/waldump.h"
+
+#include <doctest/doctest.h>
+
+using namespace tidemark;
+
+TEST_CASE("parseWalDumpLine reads commits, aborts and their prepared forms, and nothing else") {
+  auto commit = pg::parseWalDumpLine(
+      "rmgr: Transaction len (rec/tot):     66/    66, tx:        717, lsn: 0/014F9CB8, prev "
+      "0/014F9AA0, desc: COMMIT 2026-12-04 18:13:45.599586 UTC; inval msgs: catcache 21");
+  REQUIRE(commit);
+  CHECK(commit->lsn == 0x014F9CB8);
+  CHECK(commit->kind == "COMMIT");
+  CHECK(formatTimestamp(commit->time) == "2026-12-04 18:13:45.599586+00");
+
+  auto abort = pg::parseWalDumpLine(
+      "rmgr: Transaction len (rec/tot):     34/    34, tx:        726, lsn: 0/01516810, prev "
+      "0/015167D0, desc: ABORT 2026-12-04 18:14:13.795147 UTC");
+  REQUIRE(abort);
+  CHECK(abort->kind == "ABORT");
+  CHECK(formatTimestamp(abort->time) == "2026-12-04 18:14:13.795147+00");
+
+  auto prepared = pg::parseWalDumpLine(
+      "rmgr: Transaction len (rec/tot):     42/    42, tx:          0, lsn: 1/01516970, prev "
+      "0/01516878, desc: COMMIT_PREPARED 727: 2026-12-04 18:14:13.798953 UTC");
+  REQUIRE(prepared);
+  CHECK(prepared->lsn == 0x101516970ULL);
+  CHECK(prepared->kind == "COMMIT_PREPARED");
+  CHECK(formatTimestamp(prepared->time) == "2026-12-04 18:14:13.798953+00");
+  auto rolledBack = pg::parseWalDumpLine(
+      "rmgr: Transaction len (rec/tot):     42/    42, tx:          0, lsn: 0/01516AD8, prev "
+      "0/015169E0, desc: ABORT_PREPARED 728: 2026-12-04 18:14:13.806721 UTC");
+  REQUIRE(rolledBack);
+  CHECK(rolledBack->kind == "ABORT_PREPARED");
+
+  // PREPARE carries a time too, but recovery does not stop at it.
+  CHECK_FALSE(pg::parseWalDumpLine(
+      "rmgr: Transaction len (rec/tot):    242/   242, tx:        727, lsn: 0/01516878, prev "
+      "0/01516838, desc: PREPARE gid x: 2026-12-04 18:14:13.795527 UTC"));
+  CHECK_FALSE(pg::parseWalDumpLine(
+      "rmgr: Heap        len (rec/tot):     59/    59, tx:        717, lsn: 0/014F9C78, prev "
+      "0/014F9C40, desc: INSERT off 1 flags 0x00"));
+  CHECK_FALSE(pg::parseWalDumpLine(
+      "pg_waldump: error: error in WAL record at 0/1500718: invalid record length at 0/1500790: "
+      "wanted 24, got 0"));
+  // Another zone than UTC (tidemark runs it with TZ=UTC) is not guessed at.
+  CHECK_FALSE(pg::parseWalDumpLine(
+      "rmgr: Transaction len (rec/tot):     34/    34, tx:        725, lsn: 0/015167A8, prev "
+      "0/01516768, desc: COMMIT 2026-12-04 19:14:13.791870 CET"));
+}
+
+TEST_CASE("findPgProgram looks in the directory given, and nowhere else then") {
+  CHECK_FALSE(pg::findPgProgram("pg_waldump", 15, "/nonexistent"));
+  CHECK(pg::findPgProgram("sh", 15, "/bin") == "/bin/sh");
+}
