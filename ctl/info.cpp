@@ -61,7 +61,9 @@ TimelineWal walOf(const repo::WalCatalog& catalog, std::uint32_t timeline) {
 }
 
 // One timeline: its WAL as stored, its history (or why it is unknown) and its window.
-TimelineInfo timelineInfo(const recovery::Catalog& catalog, std::uint32_t timeline) {
+TimelineInfo timelineInfo(const repo::Repository& repository, const recovery::Catalog& catalog,
+                          std::uint32_t timeline,
+                          std::map<std::string, recovery::ArchiveEnd>& archiveEnds) {
   TimelineInfo t;
   t.timeline = timeline;
   t.historyFile = catalog.hasHistoryFile(timeline);
@@ -79,6 +81,17 @@ TimelineInfo timelineInfo(const recovery::Catalog& catalog, std::uint32_t timeli
         t.parentWentOn = catalog.walAfter(*t.parent, *t.switchPoint);
       }
       t.window = recovery::recoverableWindow(catalog, history);
+      if (t.window.available()) {
+        // Timelines whose windows end in the same file share the answer.
+        auto [it, added] = archiveEnds.try_emplace(t.window.latest->segment);
+        if (added) {
+          const std::uint64_t last = t.window.latest->lsn / catalog.segmentSize() - 1;
+          it->second = recovery::lastCommit(repository, catalog, history,
+                                            t.window.earliest->lsn / catalog.segmentSize(), last,
+                                            catalog.generation().pgVersion);
+        }
+        t.archiveEnd = it->second;
+      }
       return t;
     } catch (const Error& e) {
       if (e.code() != ErrorCode::Corrupt && e.code() != ErrorCode::Config) throw;
@@ -90,7 +103,8 @@ TimelineInfo timelineInfo(const recovery::Catalog& catalog, std::uint32_t timeli
 }
 
 // One generation of the stanza: its backups (durations computed) and timelines.
-GenerationReport generationReport(const recovery::Catalog& catalog, bool current) {
+GenerationReport generationReport(const repo::Repository& repository,
+                                  const recovery::Catalog& catalog, bool current) {
   GenerationReport g;
   g.generation = catalog.generation();
   g.current = current;
@@ -101,8 +115,9 @@ GenerationReport generationReport(const recovery::Catalog& catalog, bool current
       entry.durationSeconds = (backup.stopTime - backup.startTime).count();
     g.backups.push_back(std::move(entry));
   }
+  std::map<std::string, recovery::ArchiveEnd> archiveEnds;
   for (std::uint32_t timeline : catalog.timelines())
-    g.timelines.push_back(timelineInfo(catalog, timeline));
+    g.timelines.push_back(timelineInfo(repository, catalog, timeline, archiveEnds));
   return g;
 }
 
@@ -282,6 +297,13 @@ std::string generationText(const GenerationReport& g, const std::string& indent)
         table.row({"  latest", pg::formatLsn(w.latest->lsn), formatUtcText(w.latest->archivedAt),
                    fmt::format("end of {} (archive time), from backup {}", w.latest->segment,
                                w.latest->backup)});
+        if (t.archiveEnd && t.archiveEnd->commit)
+          table.row({"  commit", pg::formatLsn(t.archiveEnd->commit->lsn),
+                     formatTimestamp(t.archiveEnd->commit->time),
+                     fmt::format("the last one ({} in {}): a time target must lie before it",
+                                 t.archiveEnd->commit->kind, t.archiveEnd->commit->segment)});
+        else if (t.archiveEnd)
+          table.row({"  commit", "the last one is unknown: " + t.archiveEnd->unknown});
       }
       for (const auto& hole : w.holes)
         table.note(fmt::format("hole: {} to {} cannot be reached (missing WAL between backups)",
@@ -292,11 +314,11 @@ std::string generationText(const GenerationReport& g, const std::string& indent)
     }
     out += table.render(in);
     out += in +
-           "(latest: the end of the last segment reachable without a gap; tidemark does not read "
-           "commit times\n" +
+           "(latest: the end of the last segment reachable without a gap, at the time it was "
+           "archived;\n" +
            in +
-           "from WAL records, so its time is when the segment was archived, shortly after its last "
-           "commit)\n";
+           "commit: the newest commit or abort in it, read with pg_waldump, where a time "
+           "target's reach ends)\n";
   }
   return out;
 }
@@ -373,6 +395,15 @@ Json timelinesJson(const std::vector<TimelineInfo>& entries) {
                                        {"segment", w.latest->segment},
                                        {"archived-at", formatUtc(w.latest->archivedAt)}}
                                 : Json(nullptr);
+    if (t.archiveEnd && t.archiveEnd->commit)
+      window["last-commit"] = Json{{"time", formatTimestamp(t.archiveEnd->commit->time)},
+                                   {"lsn", pg::formatLsn(t.archiveEnd->commit->lsn)},
+                                   {"kind", t.archiveEnd->commit->kind},
+                                   {"segment", t.archiveEnd->commit->segment}};
+    else
+      window["last-commit"] = nullptr;
+    window["last-commit-unknown"] =
+        t.archiveEnd && !t.archiveEnd->commit ? Json(t.archiveEnd->unknown) : Json(nullptr);
     Json& holes = window["holes"] = Json::array();
     for (const auto& hole : w.holes)
       holes.push_back(Json{{"from", pg::formatLsn(hole.from)}, {"to", pg::formatLsn(hole.to)}});
@@ -410,7 +441,8 @@ InfoReport collectInfo(const repo::Repository& repository) {
   report.metadataAuthenticated =
       catalogs.front().metadataTrust() == repo::MetadataTrust::Authenticated;
   for (std::size_t i = 0; i < catalogs.size(); ++i)
-    report.generations.push_back(generationReport(catalogs[i], i + 1 == catalogs.size()));
+    report.generations.push_back(
+        generationReport(repository, catalogs[i], i + 1 == catalogs.size()));
   const std::string stanzaId = report.info.identity();
   try {
     report.lastVerify = lastVerify(repository, stanzaId);

@@ -11,6 +11,7 @@
 
 #include "common/config/config.h"
 #include "common/recovery/catalog.h"
+#include "common/recovery/last_commit.h"
 #include "common/recovery/window.h"
 #include "common/repo/backup.h"
 #include "common/repo/generation.h"
@@ -49,6 +50,9 @@ struct TimelineInfo {
   bool parentWentOn = false;
   TimelineWal wal;
   recovery::RecoveryWindow window;
+  // With a window: where its WAL ends in commit time (recovery/last_commit.h); a time target must
+  // lie before that commit.
+  std::optional<recovery::ArchiveEnd> archiveEnd;
 };
 
 // What the repository holds of one generation: its backups (those of its cluster), and its WAL
@@ -90,6 +94,8 @@ struct InfoReport {
 // and Error(Corrupt) for a damaged stanza.json or generation record; a damaged backup.json is
 // reported in damagedBackups. A missing or damaged history file, or one encrypted with a key the
 // handle lacks, is not an error: the timeline is reported without a window, saying why.
+// Each window's end in commit time is read with pg_waldump (recovery/last_commit.h); when it
+// cannot be, archiveEnd says why.
 InfoReport collectInfo(const repo::Repository& repository);
 
 // An operator's view: aligned columns, sizes in KiB/MiB/GiB, UTC times. With several generations,

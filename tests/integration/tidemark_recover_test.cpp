@@ -157,10 +157,16 @@ TEST_CASE_TEMPLATE("recovery to a moment just before a DROP TABLE, then along th
     server.pg.stop();
   }
 
-  // A point on timeline 2: from the timeline-1 backup, through the switch.
+  // A point on timeline 2: from the timeline-1 backup, through the switch. Timeline 1 went on
+  // after the fork (the drop, batches 4 to 6): which branch is a choice, never a guess.
   std::string second = ws.path("second");
   o = recoverWith(ws, {"--pgdata=" + second, "--target-time=" + isoTarget(committed[6] + 0.5),
                        "--target-action=promote"});
+  CHECK(o.status == 9);
+  CHECK(o.output().find("has branched after it") != std::string::npos);
+  CHECK_FALSE(fs::exists(second));
+  o = recoverWith(ws, {"--pgdata=" + second, "--target-time=" + isoTarget(committed[6] + 0.5),
+                       "--target-action=promote", "--target-timeline=2"});
   INFO(o.output());
   REQUIRE(o.status == 0);
   CHECK(o.output().find("1 (until ") != std::string::npos);  // the timeline path 1 -> 2
@@ -174,9 +180,10 @@ TEST_CASE_TEMPLATE("recovery to a moment just before a DROP TABLE, then along th
     server.pg.stop();
   }
 
-  // No target: the newest archived WAL, on the newest timeline.
+  // No target: the newest archived WAL, on the timeline named (1, 2 and 3 all went on after
+  // their forks).
   std::string third = ws.path("third");
-  o = recoverWith(ws, {"--pgdata=" + third});
+  o = recoverWith(ws, {"--pgdata=" + third, "--target-timeline=3"});
   INFO(o.output());
   REQUIRE(o.status == 0);
   {
@@ -692,6 +699,12 @@ TEST_CASE(
   const UtcMicros lastTime = parseTimestamp(last, "test");
   waitArchived(source);
   source.stop();
+
+  // info's window ends there too.
+  Outcome info = ctl(ws, {"info"});
+  INFO(info.output());
+  REQUIRE(info.status == 0);
+  CHECK(info.out.find(last + "  the last one (COMMIT in ") != std::string::npos);
 
   const std::string dir = ws.path("restored");
   for (const auto& extra : {std::string(), std::string("--dry-run")}) {
