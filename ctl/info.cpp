@@ -30,10 +30,6 @@ std::string textDuration(std::int64_t seconds) {
   return fmt::format("{} h {:02} min", seconds / 3600, seconds % 3600 / 60);
 }
 
-std::string plural(std::uint64_t count, const char* one, const char* many) {
-  return fmt::format("{} {}", count, count == 1 ? one : many);
-}
-
 TimelineWal walOf(const repo::WalCatalog& catalog, std::uint32_t timeline) {
   TimelineWal wal;
   const std::uint32_t size = catalog.segmentSize;

@@ -27,6 +27,7 @@
 #include "common/repo/repository.h"
 #include "common/repo/stanza.h"
 #include "common/restore/lease.h"
+#include "common/restore/preflight.h"
 #include "common/restore/restore.h"
 #include "common/restore/settings.h"
 #include "common/spool/spool.h"
@@ -173,6 +174,9 @@ std::vector<OptionSpec> recoverOptionSpecs() {
       {"port", "PORT", "the port the recovered server listens on (a copy beside the original)"},
       {"standby", "", "write standby.signal instead of recovery.signal"},
       {"dry-run", "", "show the plan and check the WAL; write nothing"},
+      {"verify", "",
+       "before restoring (or with --dry-run), read and verify every object the plan needs: the "
+       "backup's archives and each WAL file"},
       {"force", "", "replace everything in a non-empty data directory or tablespace location"},
   };
 }
@@ -294,6 +298,7 @@ RecoverOptions parseRecoverOptions(const CommandLine& cl) {
   options.standby = cl.has("standby");
   options.dryRun = cl.has("dry-run");
   options.force = cl.has("force");
+  options.verify = cl.has("verify");
   if (auto v = cl.value("archiving")) {
     if (*v == "on")
       options.archiving = Archiving::On;
@@ -516,6 +521,30 @@ bool restoreAndConfigure(const repo::Repository& repository, const recovery::Rec
   return owner.has_value();
 }
 
+// --verify: every object the plan reads, read and verified (4 at a time) before anything is
+// written; a damaged or missing one refuses the recovery, naming each.
+void verifyPlan(const repo::Repository& repository, const recovery::RecoveryPlan& plan,
+                const std::function<bool()>& stopRequested) {
+  restore::PreflightResult result = restore::verifyPlanObjects(repository, plan, 4, stopRequested);
+  if (!result.problems.empty()) {
+    std::string list;
+    for (const auto& problem : result.problems)
+      list += (list.empty() ? "" : "; ") + problem;
+    throw Error(ErrorCode::Corrupt,
+                fmt::format("--verify: {} of the {} the plan needs {} damaged or missing: {}",
+                            result.problems.size(),
+                            plural(result.objects + result.problems.size(), "object", "objects"),
+                            result.problems.size() == 1 ? "is" : "are", list),
+                "nothing was written. Choose another backup (--backup) or a target before the "
+                "damaged WAL; a segment may still be in the server's pg_wal (push it with "
+                "tidemark-archive-push); tidemark verify checks the whole repository");
+  }
+  std::printf("verified:  %s, %s in %.1f s: every object the plan needs is intact\n",
+              plural(result.objects, "object", "objects").c_str(), humanBytes(result.bytes).c_str(),
+              result.seconds);
+  std::fflush(stdout);
+}
+
 // How to start the server, and what to check.
 void printNextSteps(const recovery::RecoveryPlan& plan, const RecoverOptions& options, bool owned) {
   std::string binDir = fmt::format("/usr/lib/postgresql/{}/bin", plan.backup.pgVersion);
@@ -603,6 +632,7 @@ recovery::RecoveryPlan recover(const Config& config, const CommandLine& commandL
   std::fflush(stdout);
   std::vector<Place> places = tablespacePlaces(plan, options);
   checkPlaces(options, places);
+  if (options.verify) verifyPlan(repository, plan, stopRequested);
   if (options.dryRun) {
     std::puts("dry run: nothing was written");
     return plan;

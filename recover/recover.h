@@ -30,6 +30,7 @@ struct RecoverOptions {
   bool standby = false;
   bool dryRun = false;
   bool force = false;
+  bool verify = false;  // --verify: read every object the plan needs before restoring
 };
 
 // The options of the command line (throws Error(Usage) naming a wrong one).

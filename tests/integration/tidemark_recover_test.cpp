@@ -733,4 +733,44 @@ TEST_CASE(
   CHECK(server.pg.value("select string_agg(n::text, ',' order by n) from rows") == "1");
 }
 
+TEST_CASE(
+    "--verify reads every object the plan needs and refuses a flipped byte before restoring") {
+  Workspace ws(Backend::Posix);
+  PgCluster source(ws.path("source"), "source");
+  source.initdb();
+  ws.stanzaCreate(source);
+  source.configure("archive_mode = on\narchive_command = '" + ws.archiveCommand() +
+                   "'\nwal_level = replica\nmax_wal_senders = 5\n");
+  source.start();
+  source.exec("create table rows (n int primary key)");
+  takeBackup(ws, source);
+  const std::string needed = source.value("select pg_walfile_name(pg_current_wal_lsn())");
+  source.exec("insert into rows select generate_series(1, 1000)");
+  source.exec("select pg_switch_wal()");
+  source.exec("insert into rows select generate_series(1001, 2000)");
+  waitArchived(source);
+  source.stop();
+
+  const std::string dir = ws.path("restored");
+  Outcome o = recoverWith(ws, {"--pgdata=" + dir, "--archiving=off", "--verify", "--dry-run"});
+  INFO(o.output());
+  REQUIRE(o.status == 0);
+  CHECK(o.output().find("every object the plan needs is intact") != std::string::npos);
+
+  // A byte flipped in a segment the replay needs, after the backup's own WAL.
+  flipByte(ws, Workspace::walObject(needed),
+           ws.readObject(Workspace::walObject(needed)).size() / 2);
+  for (const auto& extra : {std::string("--dry-run"), std::string()}) {
+    std::vector<std::string> args = {"--pgdata=" + dir, "--archiving=off", "--verify"};
+    if (!extra.empty()) args.push_back(extra);
+    o = recoverWith(ws, args);
+    INFO(o.output());
+    CHECK(o.status == 6);  // Error(Corrupt)
+    CHECK(o.output().find("--verify: 1 of the ") != std::string::npos);
+    CHECK(o.output().find(needed) != std::string::npos);
+    CHECK(o.output().find("nothing was written") != std::string::npos);
+    CHECK_FALSE(fs::exists(dir));
+  }
+}
+
 }  // namespace tidemark::test
