@@ -169,15 +169,16 @@ void waitForWal(const repo::Repository& repository, int generation, std::uint32_
       throw Error(
           ErrorCode::Timeout,
           fmt::format(
-              "the archive did not receive WAL file {} within {} s ({} of {} segments the backup "
-              "needs are archived); no backup was recorded",
-              missing, timeout.count(), next - first, last - first + 1),
+              "the archive did not receive WAL file {} within {} s ({} archived of the {} the "
+              "backup needs); no backup was recorded",
+              missing, timeout.count(), next - first,
+              plural(last - first + 1, "segment", "segments")),
           "check archive_mode and archive_command (tidemark-archive-push %p) on the server, and "
           "pg_stat_archiver (failed_count, last_failed_wal); raise backup.wal-timeout for a slow "
           "archive");
     if (now - lastReport >= std::chrono::seconds(10)) {
-      spdlog::info("waiting for the archive to receive WAL: {} of {} segments archived, next {}",
-                   next - first, last - first + 1, missing);
+      spdlog::info("waiting for the archive to receive WAL: {} archived of {}, next {}",
+                   next - first, plural(last - first + 1, "segment", "segments"), missing);
       lastReport = now;
     }
     sleepUnlessStopped(poll, stopRequested);
@@ -230,7 +231,8 @@ Server checkServer(pg::Connection& connection) {
     throw Error(ErrorCode::Database,
                 fmt::format("wal_level is '{}' on {}; a base backup needs 'replica'", walLevel,
                             connection.describe()),
-                "set wal_level = replica in postgresql.conf and restart PostgreSQL");
+                "set wal_level = replica in postgresql.conf (on Debian: "
+                "/etc/postgresql/15/main/postgresql.conf) and restart PostgreSQL");
   if (connection.show("archive_mode") == "off")
     throw Error(
         ErrorCode::Database,

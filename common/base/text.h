@@ -9,6 +9,9 @@
 
 namespace tidemark {
 
+// "1 segment", "2 segments", "0 segments": a count and its noun, for every message that counts.
+std::string plural(std::uint64_t count, std::string_view one, std::string_view many);
+
 // "512 B", "16.0 MiB", "1.5 GiB".
 std::string humanBytes(std::uint64_t bytes);
 

@@ -525,7 +525,7 @@ TEST_CASE("with encryption, what someone without the key writes to the repositor
         run({ws.ctl(), "stanza-create", "--config", ws.config(), "--pgdata=" + ws.path("primary")},
             {.stdoutPath = out, .stderrPath = out}) == 6);
     INFO(readText(out));
-    CHECK(readText(out).find("1 metadata file(s) of stanza 'main' are not authenticated") !=
+    CHECK(readText(out).find("1 metadata file of stanza 'main' is not authenticated") !=
           std::string::npos);
     CHECK_FALSE(storage->info(infoPath + ".mac"));
     fs::remove(out);

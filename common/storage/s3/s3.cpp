@@ -605,8 +605,8 @@ void S3Storage::removeMany(const std::vector<std::string>& paths) {
     auto errors = result.root().children("Error");
     if (!errors.empty())
       throw error(ErrorCode::Storage,
-                  "S3 DeleteObjects in bucket '{}': {} object(s) not deleted, e.g. '{}': {}",
-                  options_.bucket, errors.size(),
+                  "S3 DeleteObjects in bucket '{}': {} not deleted, e.g. '{}': {}", options_.bucket,
+                  plural(errors.size(), "object", "objects"),
                   printable(errors.front().childText("Key").value_or("?")),
                   printable(errors.front().childText("Message").value_or("?")));
   }
