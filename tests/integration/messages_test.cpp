@@ -1,10 +1,14 @@
 // Messages that lead to the fix, on the real binaries: no configuration file (with a real
-// PostgreSQL 15 whose archive_command forgot --config).
+// PostgreSQL 15 whose archive_command forgot --config), and a repository the user tidemark runs
+// as may not write into.
 #include <doctest/doctest.h>
+#include <pwd.h>
+#include <unistd.h>
 
 #include <filesystem>
 
 #include "cluster.h"
+#include "common/base/error.h"
 
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
@@ -43,6 +47,41 @@ TEST_CASE(
   // PostgreSQL keeps the segment and retries, as before.
   CHECK(pg.value("select failed_count > 0 from pg_stat_archiver") == "t");
   CHECK(pg.value("select archived_count from pg_stat_archiver") == "0");
+}
+
+// Needs root: the push runs as the server's user in a repository root made.
+TEST_CASE(
+    "a repository the server's user may not write into: the error names the user, the "
+    "owner and mode, and the chown that fixes it" *
+    doctest::skip(::geteuid() != 0 || !testUser())) {
+  Workspace ws(Backend::Posix);
+  SegmentSpec spec{.segmentNumber = 3};
+  ws.createStanza(spec);
+  std::string segment = writeSegment(ws.makeDir("source"), spec);
+  const std::string repo = ws.path("repo");
+  // Made (and stanza-created) by root, never given to postgres.
+  REQUIRE(run({"/bin/chown", "-R", "root:root", repo}) == 0);
+  std::string log = ws.path("push.log");
+  auto push = [&] {
+    return run({ws.push(), "--config", ws.config(), segment},
+               {.user = testUser(), .stderrPath = log});
+  };
+  int status = push();
+  std::string text = readText(log);
+  INFO(text);
+  CHECK(status == exitStatus(ErrorCode::Storage));
+  passwd* user = ::getpwnam(testUser()->c_str());
+  REQUIRE(user != nullptr);
+  CHECK(text.find("ERROR: cannot open '" + repo + "/main/stanza.json': Permission denied") !=
+        std::string::npos);
+  CHECK(text.find("HINT: tidemark runs as '" + *testUser() + "' (uid " +
+                  std::to_string(user->pw_uid) + "); '" + repo +
+                  "/main' belongs to 'root' (group 'root', mode 0750); as root, run: chown -R " +
+                  *testUser() + ": '" + repo + "'\n") != std::string::npos);
+  // The command it gives fixes it.
+  REQUIRE(run({"/bin/chown", "-R", *testUser() + ":", repo}) == 0);
+  CHECK(push() == 0);
+  CHECK(ws.hasObject(Workspace::walObject(segmentName(spec))));
 }
 
 }  // namespace tidemark::test
