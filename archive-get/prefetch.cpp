@@ -16,6 +16,7 @@
 
 #include "archive-get/get.h"
 #include "common/base/error.h"
+#include "common/base/text.h"
 #include "common/files/file.h"
 #include "common/log/log.h"
 #include "common/repo/generation.h"
@@ -219,7 +220,8 @@ void runPrefetcher(const PrefetchContext& context, const PrefetchOptions& option
     handles.push_back(repository.another());
   if (handles.empty()) handles.push_back(std::move(repository));
   const std::uint32_t segmentSize = generation->walSegmentSize;
-  spdlog::info("prefetcher started for {} ({} segments ahead)", context.folder, ahead);
+  spdlog::info("prefetcher started for {} ({} ahead)", context.folder,
+               plural(std::uint64_t(ahead), "segment", "segments"));
 
   std::optional<pg::TimelineHistory> history;
   std::uint32_t historyFor = 0;

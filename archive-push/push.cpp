@@ -244,8 +244,9 @@ void recordGap(const Call& call, const repo::Repository& repository, const std::
                           .firstWrittenMs = range.writtenMs});
   spool::removeGap(*call.spool);
   for (const auto& range : gap->ranges)
-    spdlog::error("recorded in {} that the safety valve dropped {} to {} ({} files)",
-                  repository.describe(), range.first, range.last, range.files);
+    spdlog::error("recorded in {} that the safety valve dropped {} to {} ({})",
+                  repository.describe(), range.first, range.last,
+                  plural(range.files, "file", "files"));
 }
 
 // Pushes `file` of the WAL directory on its own thread's handle and acknowledges it.

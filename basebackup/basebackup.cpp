@@ -169,15 +169,16 @@ void waitForWal(const repo::Repository& repository, int generation, std::uint32_
       throw Error(
           ErrorCode::Timeout,
           fmt::format(
-              "the archive did not receive WAL file {} within {} s ({} of {} segments the backup "
-              "needs are archived); no backup was recorded",
-              missing, timeout.count(), next - first, last - first + 1),
+              "the archive did not receive WAL file {} within {} s ({} archived of the {} the "
+              "backup needs); no backup was recorded",
+              missing, timeout.count(), next - first,
+              plural(last - first + 1, "segment", "segments")),
           "check archive_mode and archive_command (tidemark-archive-push %p) on the server, and "
           "pg_stat_archiver (failed_count, last_failed_wal); raise backup.wal-timeout for a slow "
           "archive");
     if (now - lastReport >= std::chrono::seconds(10)) {
-      spdlog::info("waiting for the archive to receive WAL: {} of {} segments archived, next {}",
-                   next - first, last - first + 1, missing);
+      spdlog::info("waiting for the archive to receive WAL: {} archived of {}, next {}",
+                   next - first, plural(last - first + 1, "segment", "segments"), missing);
       lastReport = now;
     }
     sleepUnlessStopped(poll, stopRequested);
@@ -230,7 +231,8 @@ Server checkServer(pg::Connection& connection) {
     throw Error(ErrorCode::Database,
                 fmt::format("wal_level is '{}' on {}; a base backup needs 'replica'", walLevel,
                             connection.describe()),
-                "set wal_level = replica in postgresql.conf and restart PostgreSQL");
+                "set wal_level = replica in postgresql.conf (on Debian: "
+                "/etc/postgresql/15/main/postgresql.conf) and restart PostgreSQL");
   if (connection.show("archive_mode") == "off")
     throw Error(
         ErrorCode::Database,
@@ -258,6 +260,109 @@ CheckedStanza checkStanza(const repo::Repository& repository, const Server& serv
       fmt::format("the cluster at {}", connection.describe()));
   repo::loadStanza(repository, true);
   return {stanza, generation};
+}
+
+// Whether the generation's WAL folder holds anything: a segment folder or a history file.
+bool holdsWal(const repo::Repository& repository, int generation) {
+  bool found = false;
+  repository.storage().list(repo::walDirectory(repository.stanza(), generation),
+                            [&](const storage::ListEntry&) { found = true; });
+  return found;
+}
+
+// What pg_stat_archiver says (readable by any role); nullopt when it cannot be read.
+struct ArchiverStatus {
+  std::string archivedCount, lastArchived, failedCount, lastFailed;
+  std::string describe() const {
+    return fmt::format(
+        "pg_stat_archiver: archived_count {} (last '{}'), failed_count {} (last '{}')",
+        archivedCount, lastArchived, failedCount, lastFailed);
+  }
+};
+std::optional<ArchiverStatus> archiverStatus(pg::Connection& connection) {
+  try {
+    pg::Result row = connection.query(
+        "SELECT archived_count, coalesce(last_archived_wal, ''), failed_count, "
+        "coalesce(last_failed_wal, '') FROM pg_stat_archiver",
+        "reading pg_stat_archiver");
+    if (row.rows() != 1) return std::nullopt;
+    return ArchiverStatus{row.value(0, 0), row.value(0, 1), row.value(0, 2), row.value(0, 3)};
+  } catch (const Error& e) {
+    spdlog::debug("cannot read pg_stat_archiver: {}", e.what());
+    return std::nullopt;
+  }
+}
+
+// A backup is useless without its WAL, and it waits for that WAL only after streaming everything
+// (backup.wal-timeout, five minutes by default). A stanza that holds no WAL of this cluster's
+// generation yet is either new (the first backup of a new cluster: no segment completed yet) or
+// not the one archive_command pushes into. The server is asked to complete a segment
+// (pg_switch_wal), and the backup streams only once that segment, or any WAL, reached the stanza;
+// it fails at once when pg_stat_archiver shows the segment archived elsewhere, and after
+// `params.firstWalTimeout` otherwise (docs/decisions.md).
+void requireWalFromCluster(const repo::Repository& repository, int generation, const Server& server,
+                           const BackupParams& params) {
+  if (holdsWal(repository, generation)) return;
+  const auto timeout = std::min(params.firstWalTimeout, params.walTimeout);
+  std::optional<pg::Connection> sql;
+  std::string completed;  // the WAL file the server completed for us
+  std::string noSwitch;   // why the server could not be asked
+  try {
+    sql = pg::Connection::open(params.conninfo, false, "tidemark-basebackup");
+    completed =
+        sql->query("SELECT pg_walfile_name(pg_switch_wal())", "pg_switch_wal()").value(0, 0);
+  } catch (const Error& e) {
+    noSwitch = e.what();
+  }
+  spdlog::info(
+      "stanza '{}' holds no WAL from this cluster yet: {}; waiting up to {} s for it to reach the "
+      "repository before streaming",
+      repository.stanza(),
+      completed.empty()
+          ? fmt::format("the server could not be asked to complete a segment ({})", noSwitch)
+          : fmt::format("the server completed WAL file {}", completed),
+      timeout.count());
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  std::optional<ArchiverStatus> status;
+  std::string why;
+  for (;;) {
+    if (holdsWal(repository, generation)) {
+      spdlog::info("stanza '{}' received WAL from this cluster", repository.stanza());
+      return;
+    }
+    if (sql) status = archiverStatus(*sql);
+    // Names of one timeline compare in order; a newer timeline's are greater too.
+    if (status && !completed.empty() && status->lastArchived >= completed) {
+      why = fmt::format(
+          "the server archived {} through its archive_command, and it is not in the stanza",
+          status->lastArchived);
+      break;
+    }
+    if (std::chrono::steady_clock::now() >= deadline) {
+      // A failing archive_command is waited for (a transient failure is retried by the archiver).
+      if (status && !completed.empty() && status->lastFailed >= completed)
+        why =
+            fmt::format("the server's archive_command failed on {} and no WAL arrived within {} s",
+                        status->lastFailed, timeout.count());
+      else
+        why = completed.empty() ? fmt::format("no WAL arrived within {} s", timeout.count())
+                                : fmt::format("WAL file {} did not arrive within {} s", completed,
+                                              timeout.count());
+      break;
+    }
+    sleepUnlessStopped(params.walPoll, params.stopRequested);
+  }
+  throw Error(
+      ErrorCode::Config,
+      fmt::format("stanza '{}' holds no WAL from this cluster (system identifier {}): is "
+                  "archive_command pushing into stanza '{}'? run tidemark check",
+                  repository.stanza(), server.systemId, repository.stanza()),
+      fmt::format("{}{}; archive_command must be tidemark-archive-push with the configuration of "
+                  "this backup (repository '{}', stanza '{}'), e.g. archive_command = "
+                  "'tidemark-archive-push --config /etc/tidemark/tidemark.toml %p'; nothing was "
+                  "streamed",
+                  why, status ? " (" + status->describe() + ")" : std::string(),
+                  repository.describe(), repository.stanza()));
 }
 
 // The history files of the server's timeline and its ancestors that the repository lacks (a
@@ -487,6 +592,7 @@ repo::BackupInfo takeBackup(const repo::Repository& repository, const BackupPara
   pg::Connection connection = pg::Connection::open(params.conninfo, true, "tidemark-basebackup");
   const Server server = checkServer(connection);
   const auto [stanza, generation] = checkStanza(repository, server, connection);
+  requireWalFromCluster(repository, generation.number, server, params);
   storeMissingHistory(repository, generation.number, connection, server.timeline);
 
   repo::BackupInfo info;

@@ -20,16 +20,22 @@ struct BackupParams {
   std::chrono::seconds walTimeout{300};
   std::chrono::milliseconds walPoll{
       200};  // a HEAD per segment checked: cheap, and a backup ends sooner
+  // How long a stanza that holds no WAL from the cluster yet may take to receive the segment the
+  // server is asked to complete before streaming (at most walTimeout; docs/backup.md).
+  std::chrono::seconds firstWalTimeout{30};
   // Polled throughout: true stops the backup (Error Interrupted) and removes what it stored.
   std::function<bool()> stopRequested;
   int terminal = -1;  // progress display: 1 bar, 0 log lines, -1 whether stderr is a terminal
 };
 
 // The worker: takes the stanza's backup lock, checks the server (version, wal_level,
-// archive_mode, cluster identity), streams every archive and the manifest into
-// backups/<label>/, waits until the repository holds every WAL segment from the start to the
-// stop location, then writes backup.json. On any failure it removes what it stored (where it
-// can) and rethrows; without backup.json nothing is ever offered for recovery. Reads no globals.
+// archive_mode, cluster identity), makes sure the stanza receives WAL from the cluster (a stanza
+// that holds none yet: the server is asked to complete a segment, which must arrive within
+// firstWalTimeout; Error(Config) before anything is streamed otherwise), streams every archive and
+// the manifest into backups/<label>/, waits until the repository holds every WAL segment from the
+// start to the stop location, then writes backup.json. On any failure it removes what it stored
+// (where it can) and rethrows; without backup.json nothing is ever offered for recovery. Reads no
+// globals.
 repo::BackupInfo takeBackup(const repo::Repository& repository, const BackupParams& params);
 
 // The command around it: configuration in, one summary line out.

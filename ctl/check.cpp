@@ -370,13 +370,15 @@ void checkArchiver(Checks& checks, pg::Connection& connection) {
           ? "nothing was archived since the statistics were reset"
           : fmt::format("the last success was '{}' at {}", s.archivedWal, s.archivedTime);
   if (s.failing) {
-    checks.fail("archiver",
-                fmt::format("pg_stat_archiver: archiving '{}' failed at {} ({} failures in all); "
-                            "{}",
-                            s.failedWal, s.failedTime, s.failedCount, success),
-                fmt::format("read the server log for archive_command's error on '{}' (it says "
-                            "what to fix); PostgreSQL retries on its own",
-                            s.failedWal));
+    checks.fail(
+        "archiver",
+        fmt::format("pg_stat_archiver: archiving '{}' failed at {} ({} failures in all); "
+                    "{}",
+                    s.failedWal, s.failedTime, s.failedCount, success),
+        fmt::format("read the server log (on Debian: /var/log/postgresql/postgresql-15-main.log) "
+                    "for archive_command's error on '{}' (it says "
+                    "what to fix); PostgreSQL retries on its own",
+                    s.failedWal));
   } else if (s.archivedWal.empty()) {
     checks.ok("archiver", "pg_stat_archiver: no WAL archived yet, and no failure");
   } else {
@@ -413,7 +415,8 @@ void waitArchived(Checks& checks, const repo::Repository& repository, int genera
         checks.fail(
             "wal-archived",
             fmt::format("'{}' is in the repository but does not verify: {}", walName, e.what()),
-            "run 'tidemark verify' and read the server log for archive_command's errors");
+            "run 'tidemark verify' and read the server log (on Debian: "
+            "/var/log/postgresql/postgresql-15-main.log) for archive_command's errors");
         return;
       }
       lastError = e.what();
@@ -433,7 +436,8 @@ void waitArchived(Checks& checks, const repo::Repository& repository, int genera
   checks.fail("wal-archived",
               fmt::format("'{}' did not reach the repository within {} s{}", walName,
                           options.timeout.count(), why),
-              "read the server log for archive_command's errors; a busy archiver may need a "
+              "read the server log (on Debian: /var/log/postgresql/postgresql-15-main.log) for "
+              "archive_command's errors; a busy archiver may need a "
               "longer --timeout");
 }
 
@@ -895,7 +899,8 @@ CheckReport runChecks(const Config& config, const CheckOptions& options) {
                   fmt::format("GRANT pg_read_all_settings TO {}; (or GRANT pg_monitor TO {};)",
                               role, role));
     else
-      checks.fail("archive-command", e.what(), "check the server log");
+      checks.fail("archive-command", e.what(),
+                  "check the server log (on Debian: /var/log/postgresql/postgresql-15-main.log)");
   }
 
   // replication-role
@@ -914,7 +919,8 @@ CheckReport runChecks(const Config& config, const CheckOptions& options) {
                               server.role),
                   fmt::format("ALTER ROLE {} REPLICATION; (as a superuser)", role));
   } catch (const Error& e) {
-    checks.fail("replication-role", e.what(), "check the server log");
+    checks.fail("replication-role", e.what(),
+                "check the server log (on Debian: /var/log/postgresql/postgresql-15-main.log)");
   }
 
   // wal-senders
@@ -944,7 +950,8 @@ CheckReport runChecks(const Config& config, const CheckOptions& options) {
                                            "replication connection is closed)",
                                            used, max));
   } catch (const Error& e) {
-    checks.fail("wal-senders", e.what(), "check the server log");
+    checks.fail("wal-senders", e.what(),
+                "check the server log (on Debian: /var/log/postgresql/postgresql-15-main.log)");
   }
 
   // wal-switch and wal-archived: the proof.
@@ -964,7 +971,8 @@ CheckReport runChecks(const Config& config, const CheckOptions& options) {
       if (r.value(0, 0) != "t") missing.push_back("pg_switch_wal()");
       if (r.value(0, 1) != "t") missing.push_back("pg_create_restore_point(text)");
     } catch (const Error& e) {
-      checks.fail("wal-switch", e.what(), "check the server log");
+      checks.fail("wal-switch", e.what(),
+                  "check the server log (on Debian: /var/log/postgresql/postgresql-15-main.log)");
     }
     std::string blockers = checks.blockedBy(
         {"repository", "stanza", "system-identifier", "archive-mode", "archive-command"});
@@ -987,12 +995,13 @@ CheckReport runChecks(const Config& config, const CheckOptions& options) {
         completed = switchWal(connection, stanza->walSegmentSize);
         checks.ok("wal-switch", fmt::format("pg_switch_wal() completed '{}'", *completed));
       } catch (const Error& e) {
-        checks.fail("wal-switch", e.what(),
-                    permissionDenied(e)
-                        ? fmt::format("GRANT EXECUTE ON FUNCTION pg_switch_wal() TO {}; GRANT "
-                                      "EXECUTE ON FUNCTION pg_create_restore_point(text) TO {};",
-                                      role, role)
-                        : "check the server log");
+        checks.fail(
+            "wal-switch", e.what(),
+            permissionDenied(e)
+                ? fmt::format("GRANT EXECUTE ON FUNCTION pg_switch_wal() TO {}; GRANT "
+                              "EXECUTE ON FUNCTION pg_create_restore_point(text) TO {};",
+                              role, role)
+                : "check the server log (on Debian: /var/log/postgresql/postgresql-15-main.log)");
         checks.skip("wal-archived", "no WAL switch");
       }
       if (completed) waitArchived(checks, *repository, generation, connection, *completed, options);

@@ -249,10 +249,11 @@ int expire(const Config& config, const CommandLine& commandLine) {
     else
       say(fmt::format(
           "WAL{} before {} (the start of backup {}, the oldest a rule keeps) goes on "
-          "timeline(s) {}",
+          "{} {}",
           ofGeneration(cutoff.generation),
           pg::segmentFileName(cutoff.cutoffTimeline, cutoff.cutoffSegment, cutoff.segmentSize),
-          *cutoff.cutoffBackup, fmt::join(std::views::keys(cutoff.lowWater), ", ")));
+          *cutoff.cutoffBackup, cutoff.lowWater.size() == 1 ? "timeline" : "timelines",
+          fmt::join(std::views::keys(cutoff.lowWater), ", ")));
   }
   for (const auto& note : plan.heldBack)
     say(note);
@@ -311,8 +312,9 @@ int expire(const Config& config, const CommandLine& commandLine) {
       for (const auto& folder : folders)
         storage.removeEmptyDirectory(folder);
     }
-    say(fmt::format("{} incomplete backup {} ({} objects, no backup.json, older than {})", prefix,
-                    label, objects.size(), formatDuration(config.retention.sweepAge)));
+    say(fmt::format("{} incomplete backup {} ({}, no backup.json, older than {})", prefix, label,
+                    plural(objects.size(), "object", "objects"),
+                    formatDuration(config.retention.sweepAge)));
   }
   for (const auto& leftover : storage.leftovers(repository.stanza())) {
     if (leftover.started > sweepBefore) continue;
@@ -353,10 +355,12 @@ int expire(const Config& config, const CommandLine& commandLine) {
         ++compacted;
       }
     }
-    if (compacted > 0) say(fmt::format("compacted {} old state record(s)", compacted));
+    if (compacted > 0)
+      say(fmt::format("compacted {}", plural(compacted, "old state record", "old state records")));
   }
-  say(fmt::format("{}: {} backup(s) and {} WAL file(s) {}", repository.stanza(),
-                  dryRun ? backups.size() : deleted.size(), plan.wal.size(),
+  say(fmt::format("{}: {} and {} {}", repository.stanza(),
+                  plural(dryRun ? backups.size() : deleted.size(), "backup", "backups"),
+                  plural(plan.wal.size(), "WAL file", "WAL files"),
                   dryRun ? "would go (dry run: nothing was deleted)" : "deleted"));
   return 0;
 }

@@ -290,8 +290,15 @@ std::string generationText(const GenerationReport& g, const std::string& indent)
         table.row({fmt::format("timeline {}", t.timeline), ""});
         table.row({"  earliest", pg::formatLsn(w.earliest->lsn), formatUtcText(w.earliest->time),
                    fmt::format("end of backup {} (stop time)", w.earliest->backup)});
-        table.row({"  latest", pg::formatLsn(w.latest->lsn), formatUtcText(w.latest->archivedAt),
-                   fmt::format("end of {} (archive time), from backup {}", w.latest->segment,
+        // The segment's archive time (the storage's clock, to the second) can be before the
+        // backup's stop time (the server's clock, rounded up), while the replay always reaches
+        // past the backup's end: latest is never shown before earliest.
+        const bool clamped = w.latest->archivedAt < w.earliest->time;
+        table.row({"  latest", pg::formatLsn(w.latest->lsn),
+                   formatUtcText(clamped ? w.earliest->time : w.latest->archivedAt),
+                   fmt::format("end of {} ({}), from backup {}", w.latest->segment,
+                               clamped ? "archived before the backup's stop time: its clock"
+                                       : "archive time",
                                w.latest->backup)});
         if (t.archiveEnd && t.archiveEnd->commit)
           table.row({"  commit", pg::formatLsn(t.archiveEnd->commit->lsn),

@@ -50,10 +50,9 @@ int authenticateExistingMetadata(const Config& config) {
   std::vector<std::string> signedPaths = repo::authenticateExisting(repository);
   for (const auto& path : signedPaths)
     std::printf("signed %s\n", path.c_str());
-  std::printf(
-      "stanza '%s' in %s: %zu metadata file(s) signed; every metadata file is now "
-      "authenticated\n",
-      repository.stanza().c_str(), repository.describe().c_str(), signedPaths.size());
+  std::printf("stanza '%s' in %s: %s signed; every metadata file is now authenticated\n",
+              repository.stanza().c_str(), repository.describe().c_str(),
+              plural(signedPaths.size(), "metadata file", "metadata files").c_str());
   if (std::fflush(stdout) != 0) throw Error(ErrorCode::LocalIo, "cannot write to standard output");
   return 0;
 }

@@ -605,10 +605,11 @@ class Checker {
       if (auto it = catalog_.wal().segments.find(timeline); it != catalog_.wal().segments.end())
         segments = it->second.size();
       addWal(pg::historyFileName(timeline), kind::kHistoryMissing,
-             fmt::format("timeline {} ({} segments) has no {}: its parent and switch point are "
+             fmt::format("timeline {} ({}) has no {}: its parent and switch point are "
                          "unknown, so a recovery cannot follow it (and a promotion after one "
                          "would write an incomplete history)",
-                         timeline, segments, pg::historyFileName(timeline)));
+                         timeline, plural(segments, "segment", "segments"),
+                         pg::historyFileName(timeline)));
     }
   }
 
@@ -739,10 +740,6 @@ void checkBackupContent(const repo::Repository& repository, const repo::BackupIn
                                    reported - 20)});
   }
   findings.insert(findings.end(), local.begin(), local.end());
-}
-
-std::string plural(std::uint64_t count, const char* one, const char* many) {
-  return fmt::format("{} {}", count, count == 1 ? one : many);
 }
 
 }  // namespace

@@ -511,8 +511,8 @@ bool restoreAndConfigure(const repo::Repository& repository, const recovery::Rec
     for (auto& line : serverSettings(options))
       settings.push_back(std::move(line));
     restore::writeRecoverySettings(options.dataDirectory, settings, options.standby, note, owner);
-    spdlog::info("restored backup {}: {} in {} files, {:.1f} s ({}/s)", plan.backup.label,
-                 humanBytes(stats.bytes), stats.files, stats.seconds,
+    spdlog::info("restored backup {}: {} in {}, {:.1f} s ({}/s)", plan.backup.label,
+                 humanBytes(stats.bytes), plural(stats.files, "file", "files"), stats.seconds,
                  humanBytes(std::uint64_t(double(stats.bytes) / std::max(stats.seconds, 1e-3))));
   } catch (...) {
     removeRestored(options, existed, places);

@@ -62,11 +62,23 @@ class Error : public std::runtime_error {
     transient_ = value;
     return *this;
   }
+  Error& setHint(std::string hint) {
+    hint_ = std::move(hint);
+    return *this;
+  }
+  // The errno of the failed system call behind the error (systemError), or 0: lets a caller that
+  // knows more (the posix driver, about its repository) add a hint for EACCES.
+  int systemErrno() const noexcept { return errno_; }
+  Error& setSystemErrno(int err) noexcept {
+    errno_ = err;
+    return *this;
+  }
 
  private:
   ErrorCode code_;
   std::string hint_;
   bool transient_ = false;
+  int errno_ = 0;
 };
 
 // Builds an Error with a formatted message: throw error(ErrorCode::Storage, "cannot open '{}'", p);
@@ -87,6 +99,7 @@ template <typename... Args>
 Error systemError(ErrorCode code, int err, fmt::format_string<Args...> format, Args&&... args) {
   Error e(code, fmt::format(format, std::forward<Args>(args)...) + ": " + errnoText(err));
   e.setTransient(transientErrno(err));
+  e.setSystemErrno(err);
   return e;
 }
 

@@ -18,7 +18,7 @@ std::string printable(std::string_view text, std::size_t limit) {
   return out;
 }
 
-std::string plural(std::uint64_t count, const char* one, const char* many) {
+std::string plural(std::uint64_t count, std::string_view one, std::string_view many) {
   return fmt::format("{} {}", count, count == 1 ? one : many);
 }
 

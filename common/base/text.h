@@ -9,11 +9,11 @@
 
 namespace tidemark {
 
+// "1 segment", "2 segments", "0 segments": a count and its noun, for every message that counts.
+std::string plural(std::uint64_t count, std::string_view one, std::string_view many);
+
 // "512 B", "16.0 MiB", "1.5 GiB".
 std::string humanBytes(std::uint64_t bytes);
-
-// "1 segment", "2 segments": the count and the word that agrees with it.
-std::string plural(std::uint64_t count, const char* one, const char* many);
 
 // The candidate closest to `word` by edit distance, or "" when none is plausibly meant.
 std::string closestMatch(std::string_view word, const std::vector<std::string>& candidates);

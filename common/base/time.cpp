@@ -3,9 +3,15 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cctype>
+#include <cstdlib>
 #include <ctime>
+#include <fstream>
+#include <mutex>
 #include <regex>
+#include <set>
+#include <vector>
 
 #include "common/base/error.h"
 
@@ -37,8 +43,158 @@ std::optional<std::int64_t> checkedTimegm(std::tm tm) {
                                const std::string& why) {
   throw Error(
       ErrorCode::Usage, fmt::format("{} '{}' {}", what, text, why),
-      "write the time with its zone, e.g. '2026-11-22 10:42:07+01', '2026-11-22T09:42:07Z' or "
-      "'2026-11-22 09:42:07 UTC' (a time without a zone would be read in the server's time zone)");
+      "write the time with its zone, e.g. '2026-11-22 10:42:07+01', '2026-11-22T09:42:07Z', "
+      "'2026-11-22 09:42:07 UTC' or '2026-11-22 10:42:07 Europe/Paris' (a time without a zone "
+      "would be read in the server's time zone; abbreviations such as CET or EST are ambiguous)");
+}
+
+// ---- IANA zones, through the C library -------------------------------------------------------
+//
+// libstdc++ 12 has no std::chrono::locate_zone, so a zone is read by glibc: TZ=":Europe/Paris"
+// and localtime_r, under a lock, with the previous TZ put back after (docs/decisions.md).
+
+std::mutex zoneMutex;
+
+std::string zoneDirectory() {
+  const char* dir = std::getenv("TZDIR");
+  return dir != nullptr && *dir != '\0' ? dir : "/usr/share/zoneinfo";
+}
+
+// Whether the zone database holds `zone` (glibc silently takes an unknown TZ for UTC).
+bool knownZone(const std::string& zone) {
+  static const std::regex kName(R"([A-Za-z][A-Za-z0-9_+\-]*(/[A-Za-z0-9_+\-]+)+)");
+  if (!std::regex_match(zone, kName)) return false;
+  std::ifstream file(zoneDirectory() + "/" + zone, std::ios::binary);
+  char magic[4] = {};
+  return file.read(magic, 4) && std::string_view(magic, 4) == "TZif";
+}
+
+// TZ set to a zone while it lives, under zoneMutex.
+class ZoneScope {
+ public:
+  explicit ZoneScope(const std::string& zone) : lock_(zoneMutex) {
+    if (const char* old = std::getenv("TZ")) saved_ = old;
+    ::setenv("TZ", (":" + zone).c_str(), 1);
+    ::tzset();
+  }
+  ~ZoneScope() {
+    if (saved_)
+      ::setenv("TZ", saved_->c_str(), 1);
+    else
+      ::unsetenv("TZ");
+    ::tzset();
+  }
+  ZoneScope(const ZoneScope&) = delete;
+  ZoneScope& operator=(const ZoneScope&) = delete;
+
+  struct Local {
+    long offset = 0;     // seconds east of UTC
+    std::string abbrev;  // "CET"
+    std::tm tm{};
+  };
+  Local at(std::int64_t seconds) const {
+    std::time_t t = std::time_t(seconds);
+    Local local;
+    ::localtime_r(&t, &local.tm);
+    local.offset = local.tm.tm_gmtoff;
+    local.abbrev = local.tm.tm_zone != nullptr ? local.tm.tm_zone : "";
+    return local;
+  }
+
+ private:
+  std::lock_guard<std::mutex> lock_;
+  std::optional<std::string> saved_;
+};
+
+std::string offsetText(long offset) {
+  long magnitude = offset < 0 ? -offset : offset;
+  return fmt::format("{}{:02}:{:02}", offset < 0 ? '-' : '+', magnitude / 3600,
+                     magnitude % 3600 / 60);
+}
+
+std::string utcText(std::int64_t seconds) {
+  return formatUtcText(UtcSeconds(std::chrono::seconds(seconds)));
+}
+
+std::string localText(const std::tm& tm) {
+  char buffer[64];
+  std::size_t n = std::strftime(buffer, sizeof buffer, "%Y-%m-%d %H:%M:%S", &tm);
+  return std::string(buffer, n);
+}
+
+[[noreturn]] void unknownZone(const std::string& text, std::string_view what,
+                              const std::string& zone) {
+  throw Error(ErrorCode::Usage,
+              fmt::format("{} '{}' names the time zone '{}', which the time zone database ({}) "
+                          "does not hold",
+                          what, text, zone, zoneDirectory()),
+              "give an IANA zone name as in 'timedatectl list-timezones' (e.g. Europe/Paris; the "
+              "tzdata package installs them) or an offset, e.g. '2026-11-22 10:42:07+01'");
+}
+
+// The UTC second the wall-clock time `local` (its fields read as if UTC) of `zone` is; refused
+// when that local time happened twice or never.
+std::int64_t resolveLocal(std::int64_t local, const std::string& zone, const std::string& text,
+                          std::string_view what) {
+  ZoneScope scope(zone);
+  // The offsets in force around that wall-clock time (any instant it can be lies within 16 h).
+  std::set<long> offsets;
+  for (std::int64_t probe : {-86400, -43200, 0, 43200, 86400})
+    offsets.insert(scope.at(local + probe).offset);
+  std::vector<std::int64_t> instants;
+  for (long offset : offsets)
+    if (scope.at(local - offset).offset == offset) instants.push_back(local - offset);
+  std::sort(instants.begin(), instants.end());
+  if (instants.size() == 1) return instants.front();
+  std::tm shown{};
+  std::time_t asUtc = std::time_t(local);
+  ::gmtime_r(&asUtc, &shown);
+  const std::string wall = localText(shown);
+  if (instants.size() > 1) {
+    auto first = scope.at(instants.front()), second = scope.at(instants.back());
+    throw Error(
+        ErrorCode::Usage,
+        fmt::format("{} '{}' happened twice in {}: at {} ({}, {}) and at {} ({}, {})", what, text,
+                    zone, utcText(instants.front()), first.abbrev, offsetText(first.offset),
+                    utcText(instants.back()), second.abbrev, offsetText(second.offset)),
+        fmt::format("give the offset of the one you mean: '{}{}' or '{}{}'", wall,
+                    offsetText(first.offset), wall, offsetText(second.offset)));
+  }
+  // In a gap: find the change of offset around it, to name the wall-clock times that were skipped.
+  std::int64_t low = local - 86400, high = local + 86400;
+  const long before = scope.at(low).offset;
+  while (high - low > 1) {
+    std::int64_t middle = low + (high - low) / 2;
+    (scope.at(middle).offset == before ? low : high) = middle;
+  }
+  auto from = scope.at(high - 1), to = scope.at(high);
+  std::tm gapStart{}, gapEnd{};
+  std::time_t start = std::time_t(high + before), end = std::time_t(high + to.offset);
+  ::gmtime_r(&start, &gapStart);
+  ::gmtime_r(&end, &gapEnd);
+  throw Error(
+      ErrorCode::Usage,
+      fmt::format("{} '{}' never happened in {}: its clocks went from {} ({}, {}) to {} "
+                  "({}, {}) at {}",
+                  what, text, zone, localText(gapStart), from.abbrev, offsetText(from.offset),
+                  localText(gapEnd), to.abbrev, offsetText(to.offset), utcText(high)),
+      fmt::format("give a time outside that gap, or an offset: '{}{}' is {}", wall,
+                  offsetText(from.offset), utcText(local - from.offset)));
+}
+
+const std::regex& timestampPattern() {
+  static const std::regex kPattern(
+      R"(^\s*(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,6}))?)?\s*(Z|UTC|GMT|[+-]\d{2}(?::?\d{2})?|[A-Za-z][A-Za-z0-9_+\-]*(?:/[A-Za-z0-9_+\-]+)+)?\s*$)",
+      std::regex::icase);
+  return kPattern;
+}
+
+bool namedZone(const std::string& zone) {
+  if (zone.empty() || zone[0] == '+' || zone[0] == '-') return false;
+  std::string upper;
+  for (char c : zone)
+    upper.push_back(char(std::toupper(static_cast<unsigned char>(c))));
+  return upper != "Z" && upper != "UTC" && upper != "GMT";
 }
 
 }  // namespace
@@ -84,11 +240,9 @@ std::optional<UtcSeconds> parseUtc(std::string_view text) {
 }
 
 UtcMicros parseTimestamp(const std::string& text, std::string_view what) {
-  static const std::regex kPattern(
-      R"(^\s*(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,6}))?)?\s*(Z|UTC|GMT|[+-]\d{2}(?::?\d{2})?)?\s*$)",
-      std::regex::icase);
   std::smatch m;
-  if (!std::regex_match(text, m, kPattern)) badTimestamp(text, what, "is not a timestamp");
+  if (!std::regex_match(text, m, timestampPattern()))
+    badTimestamp(text, what, "is not a timestamp");
   if (!m[8].matched) badTimestamp(text, what, "has no time zone");
   std::tm tm{};
   tm.tm_year = std::stoi(m[1]) - 1900;
@@ -106,8 +260,11 @@ UtcMicros parseTimestamp(const std::string& text, std::string_view what) {
     micros = std::stoll(digits);
   }
   std::string zone = m[8];
-  int offset = 0;
-  if (zone[0] == '+' || zone[0] == '-') {
+  std::int64_t offset = 0;
+  if (namedZone(zone)) {
+    if (!knownZone(zone)) unknownZone(text, what, zone);
+    offset = *seconds - resolveLocal(*seconds, zone, text, what);
+  } else if (zone[0] == '+' || zone[0] == '-') {
     std::string digits;
     for (char c : zone)
       if (std::isdigit(static_cast<unsigned char>(c))) digits.push_back(c);
@@ -117,6 +274,29 @@ UtcMicros parseTimestamp(const std::string& text, std::string_view what) {
     offset = (hours * 3600 + minutes * 60) * (zone[0] == '-' ? -1 : 1);
   }
   return UtcMicros(std::chrono::microseconds((*seconds - offset) * 1000000 + micros));
+}
+
+std::optional<std::string> timestampZoneName(const std::string& text) {
+  std::smatch m;
+  if (!std::regex_match(text, m, timestampPattern()) || !m[8].matched || !namedZone(m[8]))
+    return std::nullopt;
+  return m[8].str();
+}
+
+std::string formatInZone(UtcMicros time, const std::string& zone) {
+  if (!knownZone(zone)) unknownZone(formatTimestamp(time), "the time", zone);
+  auto seconds = std::chrono::floor<std::chrono::seconds>(time);
+  auto micros = (time - seconds).count();
+  ZoneScope scope(zone);
+  auto local = scope.at(seconds.time_since_epoch().count());
+  std::string fraction;
+  if (micros != 0) {
+    fraction = fmt::format(".{:06}", micros);
+    while (fraction.back() == '0')
+      fraction.pop_back();
+  }
+  return fmt::format("{}{} {} ({})", localText(local.tm), fraction, local.abbrev,
+                     offsetText(local.offset));
 }
 
 std::string formatTimestamp(UtcMicros time) {

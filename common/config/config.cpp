@@ -647,6 +647,36 @@ Error exposedSecretError(const Config::ExposedSecret& exposed) {
                            exposed.file));
 }
 
+std::optional<std::string> missingFileNote(const Config& config) {
+  if (!config.file.empty()) return std::nullopt;
+  std::string tried;
+  for (const auto& file : config.sources.triedFiles)
+    tried += fmt::format("{}'{}'", tried.empty() ? "" : ", ", file);
+  return fmt::format(
+      "no configuration file was found (no --config, no TIDEMARK_CONFIG, and {} does not exist), "
+      "so the built-in defaults apply: repository '{}:{}', stanza '{}'; if the configuration is "
+      "elsewhere, give it with --config FILE (in archive_command too)",
+      tried.empty() ? "'" + std::string(kDefaultConfigFile) + "'" : tried, config.repo.type,
+      config.repo.path, config.stanza);
+}
+
+std::string describeSources(const Config& config) {
+  auto list = [](const std::vector<std::string>& names) {
+    std::string out;
+    for (const auto& name : names)
+      out += (out.empty() ? "" : ", ") + name;
+    return out.empty() ? std::string("none") : out;
+  };
+  std::string tried;
+  for (const auto& name : config.sources.triedFiles)
+    tried += (tried.empty() ? "'" : ", '") + name + "'";
+  std::string file = config.file.empty()
+                         ? fmt::format("none ({} does not exist: built-in defaults)", tried)
+                         : "'" + config.file + "'";
+  return fmt::format("configuration: file {}; environment {}; flags {}", file,
+                     list(config.sources.environment), list(config.sources.flags));
+}
+
 Config loadConfig(const CommandLine& commandLine, const Environment& environment) {
   Config config;
   std::map<std::string, std::string> origins;  // key name -> where its value came from
@@ -676,6 +706,8 @@ Config loadConfig(const CommandLine& commandLine, const Environment& environment
   } else if (explicitFile) {
     throw Error(ErrorCode::Config, fmt::format("configuration file '{}' does not exist", file),
                 "check the path given with --config or TIDEMARK_CONFIG");
+  } else {
+    config.sources.triedFiles.push_back(file);
   }
 
   // The environment.
@@ -691,6 +723,7 @@ Config loadConfig(const CommandLine& commandLine, const Environment& environment
     }
     def->apply(config, value, name);
     origins[def->name()] = name;
+    config.sources.environment.push_back(name);
   }
 
   // The flags.
@@ -699,6 +732,7 @@ Config loadConfig(const CommandLine& commandLine, const Environment& environment
                             [&](const KeyDef& d) { return flagNameOf(d) == flag; });
     def->apply(config, value, "--" + flag);
     origins[def->name()] = "--" + flag;
+    config.sources.flags.push_back("--" + flag);
   }
 
   // Rules between keys.

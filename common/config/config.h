@@ -93,6 +93,13 @@ struct Config {
 
   // The configuration file that was read (absolute), or "" when none was.
   std::string file;
+  // Where the rest came from, for the debug log and for messages: the files looked for when none
+  // was read (the default path), the TIDEMARK_* variables and the flags that set a key.
+  struct Sources {
+    std::vector<std::string> triedFiles;
+    std::vector<std::string> environment;  // "TIDEMARK_STANZA"
+    std::vector<std::string> flags;        // "--stanza"
+  } sources;
 
   // A secret (a secret key, or a password in pg.conninfo) found in a configuration file that its
   // group or others may read. Commands PostgreSQL does not call refuse to run; archive-push and
@@ -104,6 +111,14 @@ struct Config {
   };
   std::optional<ExposedSecret> exposedSecret;
 };
+
+// When no configuration file was read: one line saying so, the paths that were tried and the
+// repository the defaults name, for every error that may follow from it (a forgotten --config in
+// archive_command is the usual cause). nullopt when a file was read.
+std::optional<std::string> missingFileNote(const Config& config);
+
+// One line naming where the configuration came from (file, variables, flags), for the debug log.
+std::string describeSources(const Config& config);
 
 // The error for an exposed secret: names the file, the key and its mode, and the chmod to run.
 Error exposedSecretError(const Config::ExposedSecret& exposed);

@@ -2,6 +2,8 @@
 #include "common/files/file.h"
 
 #include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -73,6 +75,67 @@ void syncDirectory(const std::string& dir, ErrorCode code) {
   if (!fd) throw systemError(code, errno, "cannot open directory '{}'", dir);
   if (::fsync(fd.get()) != 0 && errno != EINVAL)  // EINVAL: the filesystem cannot sync directories
     throw systemError(code, errno, "cannot sync directory '{}'", dir);
+}
+
+namespace {
+
+std::string userName(uid_t uid) {
+  passwd entry{}, *found = nullptr;
+  char buffer[4096];
+  if (::getpwuid_r(uid, &entry, buffer, sizeof buffer, &found) == 0 && found != nullptr)
+    return found->pw_name;
+  return std::to_string(uid);
+}
+
+std::string groupName(gid_t gid) {
+  group entry{}, *found = nullptr;
+  char buffer[4096];
+  if (::getgrgid_r(gid, &entry, buffer, sizeof buffer, &found) == 0 && found != nullptr)
+    return found->gr_name;
+  return std::to_string(gid);
+}
+
+}  // namespace
+
+std::string permissionHint(const std::string& path, const std::string& tree) {
+  // The nearest part of the path that can be looked at, then the first folder above it that this
+  // user may not enter: that one refused, whatever lies below it.
+  std::string refused = path;
+  struct stat st {};
+  while (::stat(refused.c_str(), &st) != 0) {
+    if (refused == "/" || refused == ".") return {};
+    refused = dirName(refused);
+  }
+  bool aboveTree = false;
+  for (std::size_t slash = refused.find('/', 1); slash != std::string::npos;
+       slash = refused.find('/', slash + 1)) {
+    std::string parent = refused.substr(0, slash);
+    if (::access(parent.c_str(), X_OK) != 0 && ::stat(parent.c_str(), &st) == 0) {
+      refused = parent;
+      break;
+    }
+  }
+  aboveTree = !tree.empty() && !within(refused, tree);
+  if (::stat(refused.c_str(), &st) != 0) return {};
+  const uid_t me = ::geteuid();
+  const std::string user = userName(me);
+  std::string text = fmt::format(
+      "tidemark runs as '{}' (uid {}); '{}' belongs to '{}' (group '{}', mode {:04o}); ", user, me,
+      refused, userName(st.st_uid), groupName(st.st_gid), unsigned(st.st_mode & 07777));
+  const std::string target = tree.empty() || aboveTree ? refused : tree;
+  if (aboveTree)
+    return text +
+           fmt::format("let '{}' enter it: chmod o+x '{}', or move the repository", user, refused);
+  if (me == 0)
+    return text +
+           "root is refused there (an NFS export with root_squash, a read-only or immutable "
+           "file?): run tidemark as the owner of the repository, e.g. sudo -u postgres";
+  if (st.st_uid == me) return text + fmt::format("run: chmod -R u+rwX '{}'", target);
+  if (st.st_uid == 0) return text + fmt::format("as root, run: chown -R {}: '{}'", user, target);
+  return text + fmt::format(
+                    "run tidemark as '{}' (sudo -u {} ...), or give it to '{}': as root, chown "
+                    "-R {}: '{}'",
+                    userName(st.st_uid), userName(st.st_uid), user, user, target);
 }
 
 void makeDirectories(const std::string& dir, const std::string& stopAt, ErrorCode code,

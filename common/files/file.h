@@ -57,6 +57,13 @@ struct Owner {
   gid_t gid;
 };
 
+// What to do about a permission error (EACCES, EPERM) on `path`, for a hint: the user this process
+// runs as, the owner, group and mode of what refused it (the nearest existing part of `path`, or a
+// parent folder this user may not enter) and the chown or chmod that fixes it. `tree`, when given,
+// is a folder `path` lies in whose files must all belong to one user (a repository): the command
+// then fixes all of it (chown -R). Never throws.
+std::string permissionHint(const std::string& path, const std::string& tree = {});
+
 // Creates `dir` and any missing parents (mode 0750), fsyncing each parent that gained an entry.
 // `stopAt` (a prefix of `dir`) must already exist: it is never created, so that an unmounted
 // repository fails loudly instead of filling the root disk. New directories get `owner`.

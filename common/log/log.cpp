@@ -6,6 +6,10 @@
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include <iterator>
+#include <optional>
+#include <string>
+
 namespace tidemark::log {
 
 namespace {
@@ -41,9 +45,52 @@ class LevelFlag final : public spdlog::custom_flag_formatter {
   }
 };
 
+// "%Q": the time zone's abbreviation, as PostgreSQL's log_line_prefix %m writes it ("UTC",
+// "CET"); spdlog's %z only has the offset. `tm` is the local time spdlog formats the line with.
+class ZoneFlag final : public spdlog::custom_flag_formatter {
+ public:
+  void format(const spdlog::details::log_msg&, const std::tm& tm,
+              spdlog::memory_buf_t& dest) override {
+    std::string_view zone = tm.tm_zone != nullptr ? std::string_view(tm.tm_zone) : "";
+    if (zone.empty()) {
+      // No abbreviation: the numeric offset, as PostgreSQL prints zones without one ("+0530").
+      long offset = tm.tm_gmtoff;
+      char sign = offset < 0 ? '-' : '+';
+      offset = offset < 0 ? -offset : offset;
+      fmt::format_to(std::back_inserter(dest), "{}{:02}{:02}", sign, offset / 3600,
+                     offset % 3600 / 60);
+      return;
+    }
+    dest.append(zone.data(), zone.data() + zone.size());
+  }
+  std::unique_ptr<custom_flag_formatter> clone() const override {
+    return std::make_unique<ZoneFlag>();
+  }
+};
+
+// Set by configure() when no configuration file was read.
+std::optional<std::string> missingFileNote;
+
+// The codes of errors a wrong or missing configuration can cause.
+bool mayFollowFromConfiguration(ErrorCode code) {
+  switch (code) {
+    case ErrorCode::Config:
+    case ErrorCode::Storage:
+    case ErrorCode::Corrupt:
+    case ErrorCode::ForeignCluster:
+    case ErrorCode::Database:
+    case ErrorCode::Timeout:
+    case ErrorCode::Unhealthy:
+      return true;
+    default:
+      return false;
+  }
+}
+
 void applyPattern(spdlog::logger& logger) {
   auto formatter = std::make_unique<spdlog::pattern_formatter>();
-  formatter->add_flag<LevelFlag>('*').set_pattern("%Y-%m-%d %H:%M:%S.%e %n[%P] %*: %v");
+  formatter->add_flag<LevelFlag>('*').add_flag<ZoneFlag>('Q').set_pattern(
+      "%Y-%m-%d %H:%M:%S.%e %Q %n[%P] %*: %v");
   logger.set_formatter(std::move(formatter));
 }
 
@@ -75,6 +122,8 @@ void setup(std::string_view program) {
 void configure(const Config& config) {
   auto logger = spdlog::default_logger();
   logger->set_level(toSpdlog(config.log.level));
+  missingFileNote = tidemark::missingFileNote(config);
+  if (logger->should_log(spdlog::level::debug)) spdlog::debug("{}", describeSources(config));
   if (config.log.file.empty()) return;
   try {
     auto file = std::make_shared<spdlog::sinks::basic_file_sink_mt>(config.log.file, false);
@@ -88,7 +137,13 @@ void configure(const Config& config) {
 
 void reportError(const Error& error) {
   spdlog::error("{}", error.what());
+  if (missingFileNote && mayFollowFromConfiguration(error.code()))
+    spdlog::critical("{}", *missingFileNote);
   if (!error.hint().empty()) spdlog::critical("{}", error.hint());
+}
+
+void resetConfigured() {
+  missingFileNote.reset();
 }
 
 }  // namespace tidemark::log

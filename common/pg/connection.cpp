@@ -87,14 +87,16 @@ Connection Connection::open(const std::string& conninfo, bool replication,
   if (PQstatus(connection.raw()) != CONNECTION_OK) {
     std::string message = connection.lastError();
     std::string hint =
-        "check [pg] conninfo (host, port, user), that the server runs, and pg_hba.conf";
+        "check [pg] conninfo (host, port, user), that the server runs, and pg_hba.conf (on Debian: "
+        "/etc/postgresql/15/main/pg_hba.conf)";
     if (message.find("password") != std::string::npos)
       hint =
           "give the password in ~/.pgpass (or PGPASSFILE) of the user running tidemark, not on the "
           "command line";
     else if (replication && message.find("replication") != std::string::npos)
       hint =
-          "the role needs the REPLICATION attribute, and pg_hba.conf a 'replication' line for it";
+          "the role needs the REPLICATION attribute, and pg_hba.conf (on Debian: "
+          "/etc/postgresql/15/main/pg_hba.conf) a 'replication' line for it";
     throw Error(ErrorCode::Database, fmt::format("cannot connect to PostgreSQL: {}", message),
                 hint);
   }

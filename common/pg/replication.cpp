@@ -74,7 +74,9 @@ class Stream {
     if (message.empty()) message = connection_.lastError();
     std::string hint;
     if (message.find("wal_level") != std::string::npos)
-      hint = "set wal_level = replica (or logical) in postgresql.conf and restart PostgreSQL";
+      hint =
+          "set wal_level = replica (or logical) in postgresql.conf (on Debian: "
+          "/etc/postgresql/15/main/postgresql.conf) and restart PostgreSQL";
     else if (message.find("max_wal_senders") != std::string::npos ||
              message.find("too many") != std::string::npos)
       hint =

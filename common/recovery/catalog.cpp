@@ -6,6 +6,7 @@
 #include <algorithm>
 
 #include "common/base/error.h"
+#include "common/base/text.h"
 #include "common/base/time.h"
 #include "common/pg/wal.h"
 #include "common/repo/metadata.h"
@@ -116,9 +117,10 @@ std::string describeDropped(const repo::GapRecord& record) {
     return formatUtcText(UtcSeconds(std::chrono::seconds(ms / 1000)));
   };
   return fmt::format(
-      "archive-push's safety valve (archive.queue-max) dropped {} to {} ({} files) between {} "
+      "archive-push's safety valve (archive.queue-max) dropped {} to {} ({}) between {} "
       "and {}",
-      record.first, record.last, record.files, at(record.firstDroppedMs), at(record.lastDroppedMs));
+      record.first, record.last, plural(record.files, "file", "files"), at(record.firstDroppedMs),
+      at(record.lastDroppedMs));
 }
 
 std::uint32_t Catalog::newestFrom(std::uint32_t timeline) const {

@@ -445,11 +445,12 @@ std::string describePlan(const RecoveryPlan& plan, const Target& target, bool st
                      written.timeline.kind == target.timeline.kind ? "" : ", resolved from latest");
   std::uint64_t count = plan.lastSegment - plan.firstSegment + 1;
   if (plan.gaps.empty())
-    out += fmt::format("WAL:       {} to {} ({} segments): all in the repository\n", plan.firstWal,
-                       plan.lastWal, count);
+    out += fmt::format("WAL:       {} to {} ({}): all in the repository\n", plan.firstWal,
+                       plan.lastWal, plural(count, "segment", "segments"));
   else
-    out += fmt::format("WAL:       {} to {} ({} segments): {} gap(s)\n", plan.firstWal,
-                       plan.lastWal, count, plan.gaps.size());
+    out +=
+        fmt::format("WAL:       {} to {} ({}): {}\n", plan.firstWal, plan.lastWal,
+                    plural(count, "segment", "segments"), plural(plan.gaps.size(), "gap", "gaps"));
   if (plan.archiveEnd && plan.archiveEnd->commit) {
     const LastCommit& last = *plan.archiveEnd->commit;
     out += fmt::format(

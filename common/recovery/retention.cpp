@@ -220,7 +220,8 @@ ExpiryPlan planExpiry(const std::vector<Catalog>& generations, const RetentionPo
       ++held[keeper->why];
   }
   for (const auto& [why, count] : held)
-    plan.heldBack.push_back(fmt::format("{} WAL file(s) stay: {}", count, why));
+    plan.heldBack.push_back(
+        fmt::format("{} stay: {}", plural(count, "WAL file", "WAL files"), why));
   return plan;
 }
 

@@ -51,6 +51,11 @@ std::string Target::describe() const {
     case TargetKind::Latest:
       return "the end of the archived WAL";
     case TargetKind::Time:
+      // A named zone: the instant in UTC and in that zone, with the abbreviation and offset the
+      // zone had then, so that a summer-time mistake shows.
+      if (auto zone = timestampZoneName(text))
+        return fmt::format("time {} UTC = {} in {}", formatTimestamp(time),
+                           formatInZone(time, *zone), *zone);
       return fmt::format("time {} ({} UTC)", text, formatTimestamp(time));
     case TargetKind::Lsn:
       return fmt::format("WAL location {}", pg::formatLsn(lsn));

@@ -51,7 +51,9 @@ struct Target {
   TargetAction action = TargetAction::Pause;
   TimelineChoice timeline;
 
-  // For messages: "time 2026-11-22 10:42:07+01 (2026-11-22 09:42:07.000000+00 UTC)".
+  // For messages: "time 2026-11-22 10:42:07+01 (2026-11-22 09:42:07.000000+00 UTC)"; a time
+  // given in a named zone shows the instant in UTC and in that zone: "time 2026-11-22
+  // 09:42:07.000000+00 UTC = 2026-11-22 10:42:07 CET (+01:00) in Europe/Paris".
   std::string describe() const;
 };
 

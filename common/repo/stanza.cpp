@@ -213,9 +213,12 @@ std::vector<std::string> authenticateExisting(const Repository& repository) {
   if (!contradicted.empty())
     throw Error(
         ErrorCode::Corrupt,
-        fmt::format("{} metadata file(s) of stanza '{}' do not match their MAC records, "
-                    "as a file edited without the key would not; nothing was signed: {}",
-                    contradicted.size(), repository.stanza(), fmt::join(contradicted, "; ")),
+        fmt::format("{} of stanza '{}' {} not match {} MAC record{}, as a file edited without "
+                    "the key would not; nothing was signed: {}",
+                    plural(contradicted.size(), "metadata file", "metadata files"),
+                    repository.stanza(), contradicted.size() == 1 ? "does" : "do",
+                    contradicted.size() == 1 ? "its" : "their", contradicted.size() == 1 ? "" : "s",
+                    fmt::join(contradicted, "; ")),
         "restore them from a copy you trust, or remove the backups they describe "
         "(--authenticate-existing signs only files that have no record, an earlier "
         "version's, or one made with a key no longer configured)");
@@ -240,8 +243,9 @@ CreatedStanza createStanza(const Repository& repository, const StanzaInfo& clust
     if (!problems.empty())
       throw Error(
           ErrorCode::Corrupt,
-          fmt::format("{} metadata file(s) of stanza '{}' are not authenticated: {}",
-                      problems.size(), stanza, fmt::join(problems, "; ")),
+          fmt::format("{} of stanza '{}' {} not authenticated: {}",
+                      plural(problems.size(), "metadata file", "metadata files"), stanza,
+                      problems.size() == 1 ? "is" : "are", fmt::join(problems, "; ")),
           "metadata written before MACs existed, by someone without the key, or by an interrupted "
           "write: check the stanza (tidemark info --config with the key lists the backups left "
           "out), then sign what you trust with 'tidemark stanza-create --authenticate-existing'");

@@ -6,8 +6,9 @@ TM_BUILD_PACKAGES=(g++ cmake ninja-build pkg-config libssl-dev libcurl4-openssl-
   liblz4-dev libzstd-dev libtomlplusplus-dev libspdlog-dev nlohmann-json3-dev libpugixml-dev doctest-dev)
 # What checks the sources before the build: the committed .clang-format is clang-format 14's.
 TM_CHECK_PACKAGES=(clang-format-14)
-# What the integration tests, the demo and the benchmarks run.
-TM_RUNTIME_PACKAGES=(postgresql-15 postgresql-client-15)
+# What the integration tests, the demo and the benchmarks run; tzdata: the time zone database
+# --target-time's zone names are read from (the unit tests use it too).
+TM_RUNTIME_PACKAGES=(postgresql-15 postgresql-client-15 tzdata)
 # What only the integration tests use: libfaketime (a client whose clock is off), strace, and
 # the checkers of contrib/: promtool (package prometheus) and systemd-analyze (systemd).
 TM_TEST_PACKAGES=(faketime strace prometheus systemd)

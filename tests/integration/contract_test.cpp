@@ -74,9 +74,10 @@ TEST_CASE_TEMPLATE(
   }
 
   SUBCASE("every line logged, success or failure, has the documented prefix") {
-    // "2026-12-03 16:36:35.555 tidemark-archive-push[29797] INFO: ...": the prefix operators grep
-    // PostgreSQL's log for. A module compiled against spdlog's header-only mode once logged its
-    // lines through a second, unconfigured logger ("[2026-...] [info] pushed ...").
+    // "2026-12-03 16:36:35.555 UTC tidemark-archive-push[29797] INFO: ...": the prefix operators
+    // grep PostgreSQL's log for, with the time zone as PostgreSQL writes it. A module compiled
+    // against spdlog's header-only mode once logged its lines through a second, unconfigured logger
+    // ("[2026-...] [info] pushed ...").
     fs::remove(ws.path("tidemark.log"));
     CHECK(push(segment) == 0);
     CHECK(get(name, "pg_wal/RECOVERYXLOG", recovering) == 0);
@@ -84,9 +85,9 @@ TEST_CASE_TEMPLATE(
     CHECK(push(ws.path("not-a-wal-name")) != 0);
     std::string log = readText(ws.path("tidemark.log"));
     INFO(log);
-    const std::regex line(
-        R"(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} tidemark-archive-(push|get)\[\d+\] )"
-        R"((DEBUG|INFO|WARNING|ERROR|HINT): .*)");
+    const std::regex line(R"(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} ([A-Za-z]{2,6}|[+-]\d{4}) )"
+                          R"(tidemark-archive-(push|get)\[\d+\] )"
+                          R"((DEBUG|INFO|WARNING|ERROR|HINT): .*)");
     std::istringstream lines(log);
     int count = 0;
     for (std::string text; std::getline(lines, text); ++count)

@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "cluster.h"
+#include "common/base/error.h"
 #include "common/repo/backup.h"
 #include "common/repo/layout.h"
 #include "common/restore/restore.h"
@@ -315,6 +316,60 @@ TEST_CASE("a backup of another cluster into the stanza is refused before anythin
   CHECK(status == 8);  // ForeignCluster
   CHECK(text.find("each cluster needs its own stanza") != std::string::npos);
   CHECK(backupObjects(ws).empty());
+}
+
+TEST_CASE(
+    "a backup into a stanza that receives no WAL from the cluster fails before streaming, and a "
+    "new "
+    "cluster's first backup works") {
+  SUBCASE("archive_command pushes into another stanza: refused at once, nothing stored") {
+    Workspace ws(Backend::Posix);
+    PgCluster pg(ws.path("pg"));
+    pg.initdb();
+    ws.stanzaCreate(pg);
+    std::string other = ws.path("other.toml");
+    writeFile(other, "stanza = \"other\"\n" + ws.repoToml());
+    giveToTestUser(other);
+    std::string created = ws.path("other-stanza.log");
+    REQUIRE(run({ws.ctl(), "stanza-create", "--config", other, "--pgdata", pg.dataDir()},
+                {.user = testUser(), .stdoutPath = created, .stderrPath = created}) == 0);
+    pg.configure("archive_mode = on\narchive_command = '" + ws.push() + " --config " + other +
+                 " %p'\nwal_level = replica\nmax_wal_senders = 5\n");
+    pg.start();
+    std::string log = ws.path("backup.log");
+    auto started = std::chrono::steady_clock::now();
+    int status = run(backupCommand(ws, pg.conninfo()), {.stderrPath = log});
+    auto took = std::chrono::steady_clock::now() - started;
+    std::string text = readText(log);
+    INFO(text);
+    CHECK(status == exitStatus(ErrorCode::Config));
+    CHECK(took < 20s);  // not backup.wal-timeout (300 s)
+    std::string systemId = pg.value("select system_identifier from pg_control_system()");
+    CHECK(text.find("ERROR: stanza 'main' holds no WAL from this cluster (system identifier " +
+                    systemId +
+                    "): is archive_command pushing into stanza 'main'? run tidemark check\n") !=
+          std::string::npos);
+    CHECK(text.find("through its archive_command, and it is not in the stanza") !=
+          std::string::npos);
+    CHECK(text.find("streamed in") == std::string::npos);  // the stream never started
+    CHECK(backupObjects(ws).empty());
+    for (const auto& object : ws.objects())
+      CHECK_MESSAGE(object.rfind("main/wal/", 0) != 0, object);
+  }
+  SUBCASE("a new cluster, archiving into the stanza, nothing archived yet: the backup completes") {
+    Workspace ws(Backend::Posix);
+    PgCluster pg(ws.path("pg"));
+    ws.startArchivingPrimary(pg);
+    REQUIRE(pg.value("select archived_count from pg_stat_archiver") == "0");
+    std::string log = ws.path("first.log");
+    int status = run(backupCommand(ws, pg.conninfo()), {.stderrPath = log});
+    std::string text = readText(log);
+    INFO(text);
+    CHECK(status == 0);
+    CHECK(text.find("stanza 'main' holds no WAL from this cluster yet: the server completed WAL "
+                    "file 000000010000000000000001") != std::string::npos);
+    CHECK(repo::listBackups(ws.repository()).size() == 1);
+  }
 }
 
 TEST_CASE(

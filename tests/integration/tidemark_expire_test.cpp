@@ -124,7 +124,7 @@ TEST_CASE_TEMPLATE(
   Outcome again = ctl(ws, {"expire", "--retention-full=2"});
   CHECK(again.status == 0);
   INFO(again.output());
-  CHECK(again.output().find("0 backup(s) and 0 WAL file(s) deleted") != std::string::npos);
+  CHECK(again.output().find("0 backups and 0 WAL files deleted") != std::string::npos);
 
   // A request below the low-water mark is an error (255 in recovery), never "not found".
   std::string getDir = ws.makeDir("get");

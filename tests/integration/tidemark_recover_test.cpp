@@ -251,7 +251,7 @@ TEST_CASE("LSN, transaction, restore point and immediate targets land where expe
 
 TEST_CASE("recover refuses, before writing anything, what it cannot do safely") {
   Workspace ws(Backend::Posix);
-  double beforeBackup = 0;
+  double beforeBackup = 0, afterBackup = 0;
   std::string walToLose;
   {
     PgCluster primary(ws.path("primary"), "primary");
@@ -264,7 +264,9 @@ TEST_CASE("recover refuses, before writing anything, what it cannot do safely") 
     beforeBackup = serverNow(primary);
     std::this_thread::sleep_for(1s);
     takeBackup(ws, primary);
+    std::this_thread::sleep_for(1s);  // past the backup's stop time, which is rounded up
     primary.exec("insert into t select generate_series(101, 200)");
+    afterBackup = serverNow(primary);
     walToLose = primary.value("select pg_walfile_name(pg_current_wal_lsn())");
     primary.exec("select pg_switch_wal()");
     primary.exec("insert into t select generate_series(201, 300)");
@@ -281,6 +283,26 @@ TEST_CASE("recover refuses, before writing anything, what it cannot do safely") 
     CHECK(o.output().find("no complete backup ends before the target") != std::string::npos);
     CHECK(o.output().find("the oldest ends at") != std::string::npos);
     CHECK_FALSE(fs::exists(dir));
+  }
+  {
+    INFO("a named zone lands on the same instant as its UTC offset, shown in both (dry run)");
+    // Between the backup's end and the last archived commit.
+    UtcMicros instant{std::chrono::microseconds(std::int64_t(afterBackup * 1e6))};
+    std::string local = formatInZone(instant, "Europe/Paris");
+    std::string paris = local.substr(0, local.find(' ', 11));  // without "CET (+01:00)"
+    Outcome named = recoverWith(ws, {"--pgdata=" + ws.path("named-zone"), "--dry-run",
+                                     "--target-time=" + paris + " Europe/Paris"});
+    Outcome offset = recoverWith(ws, {"--pgdata=" + ws.path("named-zone"), "--dry-run",
+                                      "--target-time=" + formatTimestamp(instant)});
+    INFO(named.output());
+    INFO(offset.output());
+    CHECK(named.status == 0);
+    CHECK(offset.status == 0);
+    CHECK(named.output().find("time " + formatTimestamp(instant) +
+                              " UTC = " + formatInZone(instant, "Europe/Paris") +
+                              " in Europe/Paris") != std::string::npos);
+    CHECK(offset.output().find("(" + formatTimestamp(instant) + " UTC)") != std::string::npos);
+    CHECK_FALSE(fs::exists(ws.path("named-zone")));
   }
   {
     INFO("a time without a zone");
@@ -532,7 +554,7 @@ TEST_CASE("with encryption, what someone without the key writes to the repositor
         run({ws.ctl(), "stanza-create", "--config", ws.config(), "--pgdata=" + ws.path("primary")},
             {.stdoutPath = out, .stderrPath = out}) == 6);
     INFO(readText(out));
-    CHECK(readText(out).find("1 metadata file(s) of stanza 'main' are not authenticated") !=
+    CHECK(readText(out).find("1 metadata file of stanza 'main' is not authenticated") !=
           std::string::npos);
     CHECK_FALSE(storage->info(infoPath + ".mac"));
     fs::remove(out);

@@ -384,9 +384,18 @@ HttpResponse S3Storage::execute(const Request& request, s3::HttpClient& client) 
       http.headers.push_back("Content-Type: application/octet-stream");
 
     spdlog::debug("{} {} (attempt {})", request.method, target, attempt + 1);
+    auto sent = std::chrono::steady_clock::now();
     // The exception of a sink, or of a stream that was abandoned, propagates: no retry.
     HttpResponse response = client.perform(http);
     delivered += response.delivered;
+    if (spdlog::should_log(spdlog::level::debug))
+      spdlog::debug("{} {}: {}, {} bytes received, {} ms", request.method, target,
+                    response.transport == CURLE_OK ? fmt::format("HTTP {}", response.status)
+                                                   : response.transportError,
+                    response.received,
+                    std::chrono::duration_cast<std::chrono::milliseconds>(
+                        std::chrono::steady_clock::now() - sent)
+                        .count());
 
     bool complete = response.transport == CURLE_OK;
     if (complete && response.ok() && request.sink != nullptr && request.method == "GET") {
@@ -605,8 +614,8 @@ void S3Storage::removeMany(const std::vector<std::string>& paths) {
     auto errors = result.root().children("Error");
     if (!errors.empty())
       throw error(ErrorCode::Storage,
-                  "S3 DeleteObjects in bucket '{}': {} object(s) not deleted, e.g. '{}': {}",
-                  options_.bucket, errors.size(),
+                  "S3 DeleteObjects in bucket '{}': {} not deleted, e.g. '{}': {}", options_.bucket,
+                  plural(errors.size(), "object", "objects"),
                   printable(errors.front().childText("Key").value_or("?")),
                   printable(errors.front().childText("Message").value_or("?")));
   }

@@ -151,3 +151,78 @@ TEST_CASE("formatTimestamp writes what PostgreSQL reads in recovery_target_time,
     CHECK(parseTimestamp(formatTimestamp(t), "t") == t);
   }
 }
+
+TEST_CASE("parseTimestamp reads IANA zone names through the system's time zone database") {
+  SUBCASE("a named zone lands on the same instant as its UTC offset, in winter and in summer") {
+    CHECK(micros("2026-11-22 10:42:07 Europe/Paris") == micros("2026-11-22 10:42:07+01"));
+    CHECK(micros("2026-11-22 10:42:07 Europe/Paris") == k0942 * 1000000);
+    CHECK(micros("2026-07-01 12:00:00 Europe/Paris") == micros("2026-07-01 12:00:00+02"));
+    CHECK(micros("2026-11-22 04:42:07 America/New_York") == k0942 * 1000000);
+    CHECK(micros("2026-07-01 12:00:00 America/New_York") == micros("2026-07-01 12:00:00-04"));
+    CHECK(micros("2026-11-22 15:12:07 Asia/Kolkata") == k0942 * 1000000);
+    CHECK(micros("2026-11-22T10:42:07.25 Europe/Paris") == k0942 * 1000000 + 250000);
+    CHECK(micros("2026-11-22 09:42:07 Etc/UTC") == k0942 * 1000000);
+  }
+  SUBCASE("just outside a change of offset, each side has its own offset") {
+    CHECK(micros("2026-03-29 01:59:59 Europe/Paris") == micros("2026-03-29 01:59:59+01"));
+    CHECK(micros("2026-03-29 03:00:00 Europe/Paris") == micros("2026-03-29 03:00:00+02"));
+    CHECK(micros("2026-10-25 01:59:59 Europe/Paris") == micros("2026-10-25 01:59:59+02"));
+    CHECK(micros("2026-10-25 03:00:00 Europe/Paris") == micros("2026-10-25 03:00:00+01"));
+  }
+  SUBCASE("a local time that happened twice is refused, naming both instants") {
+    Error e = refused("2026-10-25 02:30:00 Europe/Paris");
+    CHECK(e.code() == ErrorCode::Usage);
+    CHECK(what(e) ==
+          "--target-time '2026-10-25 02:30:00 Europe/Paris' happened twice in Europe/Paris: at "
+          "2026-10-25 00:30:00 UTC (CEST, +02:00) and at 2026-10-25 01:30:00 UTC (CET, +01:00)");
+    CHECK(e.hint() ==
+          "give the offset of the one you mean: '2026-10-25 02:30:00+02:00' or "
+          "'2026-10-25 02:30:00+01:00'");
+  }
+  SUBCASE("a local time that never happened is refused, naming the gap") {
+    Error e = refused("2026-03-29 02:30:00 Europe/Paris");
+    CHECK(e.code() == ErrorCode::Usage);
+    CHECK(what(e) ==
+          "--target-time '2026-03-29 02:30:00 Europe/Paris' never happened in Europe/Paris: its "
+          "clocks went from 2026-03-29 02:00:00 (CET, +01:00) to 2026-03-29 03:00:00 (CEST, "
+          "+02:00) at 2026-03-29 01:00:00 UTC");
+    CHECK(e.hint() ==
+          "give a time outside that gap, or an offset: '2026-03-29 02:30:00+01:00' is "
+          "2026-03-29 01:30:00 UTC");
+  }
+  SUBCASE("a zone the database does not hold is refused; abbreviations are not zones") {
+    Error e = refused("2026-11-22 10:42:07 Europe/Atlantis");
+    CHECK(e.code() == ErrorCode::Usage);
+    CHECK(what(e) ==
+          "--target-time '2026-11-22 10:42:07 Europe/Atlantis' names the time zone "
+          "'Europe/Atlantis', which the time zone database (/usr/share/zoneinfo) does "
+          "not hold");
+    CHECK(e.hint() == Containing("Europe/Paris"));
+    for (const char* text : {"2026-11-22 10:42:07 CET", "2026-11-22 10:42:07 EST",
+                             "2026-11-22 10:42:07 Europe/../../etc/passwd"}) {
+      CAPTURE(text);
+      CHECK(what(refused(text)) == std::string("--target-time '") + text + "' is not a timestamp");
+    }
+  }
+  SUBCASE("the process's TZ is put back") {
+    ::setenv("TZ", "Asia/Tokyo", 1);
+    micros("2026-11-22 10:42:07 Europe/Paris");
+    CHECK(std::string(std::getenv("TZ")) == "Asia/Tokyo");
+    ::unsetenv("TZ");
+    micros("2026-11-22 10:42:07 Europe/Paris");
+    CHECK(std::getenv("TZ") == nullptr);
+  }
+}
+
+TEST_CASE("formatInZone and timestampZoneName show a target in the zone it was given in") {
+  UtcMicros t{std::chrono::seconds(k0942)};
+  CHECK(formatInZone(t, "Europe/Paris") == "2026-11-22 10:42:07 CET (+01:00)");
+  CHECK(formatInZone(t + std::chrono::microseconds(250000), "Asia/Kolkata") ==
+        "2026-11-22 15:12:07.25 IST (+05:30)");
+  CHECK(formatInZone(UtcMicros(std::chrono::seconds(1782900000)), "Europe/Paris") ==
+        "2026-07-01 12:00:00 CEST (+02:00)");
+  CHECK(timestampZoneName("2026-11-22 10:42:07 Europe/Paris") == "Europe/Paris");
+  CHECK_FALSE(timestampZoneName("2026-11-22 10:42:07+01"));
+  CHECK_FALSE(timestampZoneName("2026-11-22 10:42:07 UTC"));
+  CHECK_FALSE(timestampZoneName("2026-11-22T09:42:07Z"));
+}

@@ -157,9 +157,8 @@ TEST_CASE("waitForWal gives up with Timeout naming the first missing segment, an
     });
     CHECK(e.code() == ErrorCode::Timeout);
     CHECK(what(e) ==
-          "the archive did not receive WAL file 000000010000000000000006 within 0 s (1 of 3 "
-          "segments the backup "
-          "needs are archived); no backup was recorded");
+          "the archive did not receive WAL file 000000010000000000000006 within 0 s (1 archived "
+          "of the 3 segments the backup needs); no backup was recorded");
     CHECK(e.hint() == Containing("archive_command (tidemark-archive-push %p)"));
     CHECK(e.hint() == Containing("backup.wal-timeout"));
   }
@@ -169,9 +168,8 @@ TEST_CASE("waitForWal gives up with Timeout naming the first missing segment, an
     });
     CHECK(e.code() == ErrorCode::Timeout);
     CHECK(what(e) ==
-          "the archive did not receive WAL file 000000010000000000000005 within 0 s (0 of 1 "
-          "segments the backup "
-          "needs are archived); no backup was recorded");
+          "the archive did not receive WAL file 000000010000000000000005 within 0 s (0 archived "
+          "of the 1 segment the backup needs); no backup was recorded");
   }
   SUBCASE("a partial segment, another timeline's or another stanza's does not count") {
     s.setObject(repo::walObject("main", 1, *pg::parseWalName(segment(5) + ".partial")),

@@ -385,6 +385,32 @@ TEST_CASE("loadConfig finds the configuration file from --config, TIDEMARK_CONFI
   }
 }
 
+TEST_CASE("missingFileNote and describeSources say where the configuration came from") {
+  SUBCASE("no file: the note names the paths tried and the repository the defaults name") {
+    if (test::exists(kDefaultConfigFile)) {
+      MESSAGE("skipped: this machine has " << kDefaultConfigFile);
+      return;
+    }
+    Config c = load({"--stanza=db1"}, {{"TIDEMARK_LOG_LEVEL", "debug"}});
+    REQUIRE(missingFileNote(c));
+    CHECK(*missingFileNote(c) ==
+          "no configuration file was found (no --config, no TIDEMARK_CONFIG, and "
+          "'/etc/tidemark/tidemark.toml' does not exist), so the built-in defaults apply: "
+          "repository 'posix:/var/lib/tidemark/repo', stanza 'db1'; if the configuration is "
+          "elsewhere, give it with --config FILE (in archive_command too)");
+    CHECK(describeSources(c) ==
+          "configuration: file none ('/etc/tidemark/tidemark.toml' does not exist: built-in "
+          "defaults); environment TIDEMARK_LOG_LEVEL; flags --stanza");
+  }
+  SUBCASE("a file read: no note, and the file is named") {
+    ConfigFile file("stanza = 'x'\n");
+    Config c = load({"--config", file.path});
+    CHECK_FALSE(missingFileNote(c));
+    CHECK(describeSources(c) ==
+          "configuration: file '" + file.path + "'; environment none; flags none");
+  }
+}
+
 TEST_CASE("loadConfig refuses unknown keys and names the closest known one") {
   SUBCASE("an unknown key in a section names the key, the file, the line and the closest key") {
     ConfigFile file("stanza = 'x'\n\n[repo]\npaht = '/x'\n");

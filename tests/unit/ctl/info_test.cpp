@@ -477,6 +477,22 @@ TEST_CASE("renderText shows the report in aligned columns with UTC times and rea
   }
 }
 
+TEST_CASE("renderText never shows the window's latest point before its earliest") {
+  Promoted repository;
+  ctl::InfoReport report = ctl::collectInfo(repository.handle());
+  recovery::RecoveryWindow& w = report.generations.back().timelines.front().window;
+  REQUIRE(w.available());
+  // Archived (storage clock, to the second) before the backup's stop time (server clock, rounded
+  // up): the text shows the stop time, and says why.
+  w.latest->archivedAt = w.earliest->time - std::chrono::seconds(1);
+  std::string text = ctl::renderText(report);
+  CAPTURE(text);
+  CHECK(text == Containing("    latest    0/A00000  " + formatUtcText(w.earliest->time) +
+                           "  end of 000000010000000000000009 (archived before the backup's "
+                           "stop time: its clock), from backup 20261102T000000Z\n"));
+  CHECK(text.find(formatUtcText(w.latest->archivedAt)) == std::string::npos);
+}
+
 TEST_CASE("--output is text by default, or json, and anything else is a usage error") {
   CommandLine commandLine;
   CHECK(ctl::parseOutputFormat(commandLine) == ctl::OutputFormat::Text);

@@ -158,7 +158,7 @@ TEST_CASE("an encrypted stanza's metadata is authenticated end to end") {
     CHECK(catalog->damagedBackups()[0] == Containing("backup.json.mac' is missing"));
     Error refused = thrownError([&] { createStanza(repository, cluster); });
     CHECK(refused.code() == ErrorCode::Corrupt);
-    CHECK(what(refused) == Containing("2 metadata file(s) of stanza 'main' are not authenticated"));
+    CHECK(what(refused) == Containing("2 metadata files of stanza 'main' are not authenticated"));
     CHECK(refused.hint() == Containing("tidemark stanza-create --authenticate-existing"));
     CHECK(recovery::Catalog::load(repository)->backups().empty());  // still nothing signed
     std::vector<std::string> signedPaths = authenticateExisting(repository);
@@ -184,7 +184,7 @@ TEST_CASE("an encrypted stanza's metadata is authenticated end to end") {
     CHECK(catalog->damagedBackups()[0] == Containing("its MAC does not match its content"));
     Error refused = thrownError([&] { createStanza(repository, cluster); });
     CHECK(refused.code() == ErrorCode::Corrupt);
-    CHECK(what(refused) == Containing("1 metadata file(s)"));
+    CHECK(what(refused) == Containing("1 metadata file of"));
   }
   SUBCASE("a backup.json copied with its record from another stanza sharing the key is refused") {
     // Stanza "other" of another cluster, with the same key.
@@ -211,7 +211,7 @@ TEST_CASE("an encrypted stanza's metadata is authenticated end to end") {
     // Its copied record contradicts it here: --authenticate-existing refuses to sign over it.
     Error refused = thrownError([&] { authenticateExisting(repository); });
     CHECK(refused.code() == ErrorCode::Corrupt);
-    CHECK(what(refused) == Containing("do not match their MAC records"));
+    CHECK(what(refused) == Containing("does not match its MAC record"));
     // Without the record, and signed by mistake as this stanza's, it is still of another cluster:
     // left out.
     fake.storage.remove(backupInfoFile("main", foreign.label) + ".mac");
@@ -246,7 +246,8 @@ TEST_CASE("an encrypted stanza's metadata is authenticated end to end") {
                            test::FakeRepository::text(edited));
     Error refused = thrownError([&] { authenticateExisting(repository); });
     CHECK(refused.code() == ErrorCode::Corrupt);
-    CHECK(what(refused) == Containing("1 metadata file(s) of stanza 'main' do not match"));
+    CHECK(what(refused) ==
+          Containing("1 metadata file of stanza 'main' does not match its MAC record"));
     CHECK(what(refused) == Containing("nothing was signed"));
     // The other backup, which has no record, was not signed either.
     CHECK_FALSE(fake.storage.object(backupInfoFile("main", "20261102T000000Z") + ".mac"));

@@ -3,10 +3,16 @@
 #include "common/repo/repository.h"
 
 #include <doctest/doctest.h>
+#include <spdlog/sinks/ostream_sink.h>
+#include <spdlog/spdlog.h>
 #include <sys/stat.h>
+
+#include <regex>
+#include <sstream>
 
 #include "common/config/config.h"
 #include "common/io/hash.h"
+#include "common/storage/posix/posix.h"
 #include "support/check.h"
 #include "support/memory_storage.h"
 #include "support/segment.h"
@@ -121,4 +127,61 @@ TEST_CASE("a handle that encrypts without a current key is a bug, reported as su
   CHECK(e.code() == ErrorCode::Internal);
   CHECK_FALSE(repository.canOpenAnother());
   CHECK(thrownError([&] { repository.another(); }).code() == ErrorCode::Internal);
+}
+
+TEST_CASE("at debug level, every repository request is logged with its answer and duration") {
+  test::TempDir dir;
+  Config config;
+  config.repo.path = dir.path();
+  std::ostringstream lines;
+  auto previous = spdlog::default_logger();
+  auto logger = std::make_shared<spdlog::logger>(
+      "test", std::make_shared<spdlog::sinks::ostream_sink_st>(lines));
+  logger->set_pattern("%v");
+  spdlog::set_default_logger(logger);
+  struct Restore {
+    ~Restore() { spdlog::set_default_logger(previous); }
+    std::shared_ptr<spdlog::logger> previous;
+  } restore{previous};
+
+  SUBCASE("debug: operation, path, result or size, milliseconds") {
+    logger->set_level(spdlog::level::debug);
+    Repository repository = openRepository(config);
+    CHECK_FALSE(repository.storage().info("main/stanza.json"));
+    auto write = repository.storage().newWrite("main/x", {});
+    write->write(io::asBytes(std::string(2048, 'x')));
+    CHECK(write->commit());
+    io::NullSink discard;
+    CHECK(repository.storage().read("main/x", discard, {}));
+    repository.storage().list("main", [](const storage::ListEntry&) {});
+    Repository other = repository.another();
+    other.storage().remove("main/x");
+    std::string text = lines.str();
+    CAPTURE(text);
+    const std::string ms = R"(, \d+ ms\n)";
+    CHECK(
+        std::regex_search(text, std::regex("repository info 'main/stanza.json': not found" + ms)));
+    CHECK(std::regex_search(text, std::regex("repository write 'main/x': done" + ms)));
+    CHECK(std::regex_search(text, std::regex("repository commit 'main/x': 2.0 KiB stored" + ms)));
+    CHECK(std::regex_search(text, std::regex("repository read 'main/x': 2.0 KiB" + ms)));
+    CHECK(std::regex_search(text, std::regex("repository list 'main': 1 entry" + ms)));
+    CHECK(std::regex_search(text, std::regex("repository remove 'main/x': done" + ms)));
+  }
+  SUBCASE("a failure is logged with its message, and still thrown") {
+    logger->set_level(spdlog::level::debug);
+    config.repo.path = dir / "missing";
+    Repository repository = openRepository(config);
+    Error e = thrownError([&] { repository.storage().info("main/stanza.json"); });
+    CHECK(e.code() == ErrorCode::Storage);
+    CHECK(lines.str() ==
+          Containing("repository info 'main/stanza.json': failed (repository path '" +
+                     (dir / "missing") + "' does not exist or is not a directory)"));
+  }
+  SUBCASE("not at debug level: nothing is logged (and nothing wraps the driver)") {
+    logger->set_level(spdlog::level::info);
+    Repository repository = openRepository(config);
+    CHECK_FALSE(repository.storage().info("main/stanza.json"));
+    CHECK(lines.str().empty());
+    CHECK(dynamic_cast<storage::PosixStorage*>(&repository.storage()) != nullptr);
+  }
 }

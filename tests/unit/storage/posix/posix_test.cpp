@@ -3,8 +3,12 @@
 #include "common/storage/posix/posix.h"
 
 #include <doctest/doctest.h>
+#include <grp.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
+
+#include <functional>
 
 #include "support/check.h"
 #include "support/segment.h"
@@ -33,6 +37,44 @@ std::vector<std::string> listed(storage::Storage& s, const std::string& dir) {
 }
 
 using Names = std::vector<std::string>;
+
+// What `fn` throws when run by 'nobody' (uid 65534), in a child process (the caller is root): the
+// code, message and hint, one per line; "-1" and why when it throws no Error.
+std::string thrownAsNobody(const std::function<void()>& fn) {
+  int fds[2];
+  REQUIRE(::pipe(fds) == 0);
+  pid_t pid = ::fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    ::close(fds[0]);
+    std::string report = "-1\nthe child could not become 'nobody'";
+    if (::setgroups(0, nullptr) == 0 && ::setgid(65534) == 0 && ::setuid(65534) == 0) {
+      try {
+        fn();
+        report = "-1\nnothing was thrown";
+      } catch (const Error& e) {
+        report = std::to_string(int(e.code())) + "\n" + e.what() + "\n" + e.hint();
+      } catch (const std::exception& e) {
+        report = std::string("-1\nanother exception: ") + e.what();
+      }
+    }
+    for (std::size_t done = 0; done < report.size();) {
+      ssize_t n = ::write(fds[1], report.data() + done, report.size() - done);
+      if (n <= 0) break;
+      done += std::size_t(n);
+    }
+    ::_exit(0);
+  }
+  ::close(fds[1]);
+  std::string report;
+  char buffer[4096];
+  for (ssize_t n; (n = ::read(fds[0], buffer, sizeof buffer)) > 0;)
+    report.append(buffer, std::size_t(n));
+  ::close(fds[0]);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  return report;
+}
 
 }  // namespace
 
@@ -207,5 +249,70 @@ TEST_CASE("PosixStorage run by root keeps the repository owned by its owner" *
     CAPTURE(path);
     CHECK(st.st_uid == 65534);
     CHECK(st.st_gid == 65534);
+  }
+}
+
+// Needs root (it runs the driver as 'nobody' in a child): skipped, and reported as skipped,
+// otherwise.
+TEST_CASE("a permission error on the repository names the user, the owner and mode, and the fix" *
+          doctest::skip(::geteuid() != 0)) {
+  test::TempDir dir;
+  REQUIRE(::chmod(dir.path().c_str(), 0755) == 0);
+  const std::string root = dir / "repo";
+  REQUIRE(::mkdir(root.c_str(), 0755) == 0);
+  const std::string storage = std::to_string(int(ErrorCode::Storage));
+  auto write = [&] {
+    PosixStorage s(root, {.sync = false});
+    s.newWrite("main/wal/0000000100000000/000000010000000000000001", {});
+  };
+  SUBCASE("a repository root made by root: chown it to the user tidemark runs as") {
+    CHECK(thrownAsNobody(write) ==
+          storage + "\ncannot create directory '" + root + "/main': Permission denied\n" +
+              "tidemark runs as 'nobody' (uid 65534); '" + root +
+              "' belongs to 'root' (group 'root', mode 0755); as root, run: chown -R nobody: '" +
+              root + "'");
+  }
+  SUBCASE("a folder of the user's own without write permission: chmod the repository") {
+    REQUIRE(::chown(root.c_str(), 65534, 65534) == 0);
+    REQUIRE(::mkdir((root + "/main").c_str(), 0555) == 0);
+    REQUIRE(::chown((root + "/main").c_str(), 65534, 65534) == 0);
+    CHECK(thrownAsNobody(write) ==
+          storage + "\ncannot create directory '" + root + "/main/wal': Permission denied\n" +
+              "tidemark runs as 'nobody' (uid 65534); '" + root +
+              "/main' belongs to 'nobody' (group 'nogroup', mode 0555); run: chmod -R u+rwX '" +
+              root + "'");
+  }
+  SUBCASE("an object another user owns, unreadable: run as the owner, or chown") {
+    REQUIRE(::chown(root.c_str(), 65534, 65534) == 0);
+    test::writeFile(root + "/stanza.json", "{}");
+    REQUIRE(::chown((root + "/stanza.json").c_str(), 1, 1) == 0);
+    REQUIRE(::chmod((root + "/stanza.json").c_str(), 0600) == 0);
+    std::string report = thrownAsNobody([&] {
+      PosixStorage s(root, {.sync = false});
+      io::NullSink discard;
+      s.read("stanza.json", discard, {});
+    });
+    CHECK(report == storage + "\ncannot open '" + root + "/stanza.json': Permission denied\n" +
+                        "tidemark runs as 'nobody' (uid 65534); '" + root +
+                        "/stanza.json' belongs to 'daemon' (group 'daemon', mode 0600); run "
+                        "tidemark as 'daemon' (sudo -u daemon ...), or give it to 'nobody': as "
+                        "root, chown -R nobody: '" +
+                        root + "'");
+  }
+  SUBCASE("a folder above the repository the user may not enter is named, not the repository") {
+    const std::string outer = dir / "outer", inner = dir / "outer/repo";
+    REQUIRE(::mkdir(outer.c_str(), 0700) == 0);
+    REQUIRE(::mkdir(inner.c_str(), 0755) == 0);
+    REQUIRE(::chown(inner.c_str(), 65534, 65534) == 0);
+    std::string report = thrownAsNobody([&] {
+      PosixStorage s(inner, {.sync = false});
+      s.info("main/stanza.json");
+    });
+    CHECK(report == storage + "\ncannot access '" + inner +
+                        "/main/stanza.json': Permission denied\n" +
+                        "tidemark runs as 'nobody' (uid 65534); '" + outer +
+                        "' belongs to 'root' (group 'root', mode 0700); let 'nobody' enter it: "
+                        "chmod o+x '" +
+                        outer + "', or move the repository");
   }
 }

@@ -1,0 +1,133 @@
+// Unit tests of common/log/log.h: the line prefix (with the time zone), the note that no
+// configuration file was found, and where the configuration came from at debug level.
+#include "common/log/log.h"
+
+#include <doctest/doctest.h>
+#include <fcntl.h>
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <regex>
+
+#include "support/check.h"
+#include "support/segment.h"
+
+using namespace tidemark;
+using test::Containing;
+
+namespace {
+
+// What the logger writes to stderr while `fn` runs, with the logger set up anew for
+// "tidemark-test" and put back after.
+std::string capturedStderr(const std::function<void()>& fn) {
+  test::TempDir dir;
+  std::string path = dir / "stderr";
+  auto previous = spdlog::default_logger();
+  std::fflush(stderr);
+  int saved = ::dup(2);
+  int file = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  REQUIRE(saved >= 0);
+  REQUIRE(file >= 0);
+  ::dup2(file, 2);
+  ::close(file);
+  try {
+    log::setup("tidemark-test");
+    fn();
+  } catch (...) {
+    std::fflush(stderr);
+    ::dup2(saved, 2);
+    ::close(saved);
+    log::resetConfigured();
+    spdlog::set_default_logger(previous);
+    throw;
+  }
+  std::fflush(stderr);
+  ::dup2(saved, 2);
+  ::close(saved);
+  log::resetConfigured();
+  spdlog::set_default_logger(previous);
+  return test::readText(path);
+}
+
+Config withoutFile() {
+  Config config;
+  config.sources.triedFiles = {kDefaultConfigFile};
+  return config;
+}
+
+}  // namespace
+
+TEST_CASE("log lines carry the time zone, as PostgreSQL's do") {
+  std::string text = capturedStderr([] { spdlog::info("hello"); });
+  CAPTURE(text);
+  // "2026-12-04 10:42:07.123 UTC tidemark-test[123] INFO: hello": the zone's abbreviation, or
+  // its offset when it has none.
+  CHECK(std::regex_match(
+      text, std::regex(R"(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} ([A-Za-z]{2,6}|[+-]\d{4}) )"
+                       R"(tidemark-test\[\d+\] INFO: hello\n)")));
+  SUBCASE("in the local zone: TZ names it") {
+    const char* old = std::getenv("TZ");
+    std::string saved = old ? old : "";
+    ::setenv("TZ", "Asia/Kolkata", 1);
+    ::tzset();
+    std::string local = capturedStderr([] { spdlog::info("hello"); });
+    if (old)
+      ::setenv("TZ", saved.c_str(), 1);
+    else
+      ::unsetenv("TZ");
+    ::tzset();
+    CHECK(local == Containing(" IST tidemark-test["));
+  }
+}
+
+TEST_CASE("without a configuration file, errors that may follow from the defaults say so") {
+  SUBCASE("a repository error gets the note before its own hint") {
+    std::string text = capturedStderr([] {
+      log::configure(withoutFile());
+      log::reportError(Error(ErrorCode::Storage,
+                             "repository path '/var/lib/tidemark/repo' does "
+                             "not exist",
+                             "mount or create it"));
+    });
+    CAPTURE(text);
+    auto note = text.find(
+        "HINT: no configuration file was found (no --config, no "
+        "TIDEMARK_CONFIG, and '/etc/tidemark/tidemark.toml' does not exist)");
+    auto hint = text.find("HINT: mount or create it");
+    CHECK(text.find("ERROR: repository path '/var/lib/tidemark/repo' does not exist") < note);
+    REQUIRE(note != std::string::npos);
+    REQUIRE(hint != std::string::npos);
+    CHECK(note < hint);
+    CHECK(text == Containing("repository 'posix:/var/lib/tidemark/repo', stanza 'main'"));
+  }
+  SUBCASE("errors the configuration cannot cause get no note") {
+    std::string text = capturedStderr([] {
+      log::configure(withoutFile());
+      log::reportError(Error(ErrorCode::Usage, "--pgdata is required"));
+      log::reportError(Error(ErrorCode::InvalidInput, "'x' is not a WAL file"));
+    });
+    CHECK(text.find("no configuration file") == std::string::npos);
+  }
+  SUBCASE("with a file, no note") {
+    std::string text = capturedStderr([] {
+      Config config;
+      config.file = "/etc/tidemark/other.toml";
+      log::configure(config);
+      log::reportError(Error(ErrorCode::Storage, "cannot open"));
+    });
+    CHECK(text.find("no configuration file") == std::string::npos);
+  }
+}
+
+TEST_CASE("at debug level the configuration's sources are logged, and not at info") {
+  Config config = withoutFile();
+  config.sources.environment = {"TIDEMARK_STANZA"};
+  config.sources.flags = {"--repo-path"};
+  config.log.level = LogLevel::Debug;
+  std::string debug = capturedStderr([&] { log::configure(config); });
+  CHECK(debug == Containing("DEBUG: configuration: file none ('/etc/tidemark/tidemark.toml' does "
+                            "not exist: built-in defaults); environment TIDEMARK_STANZA; flags "
+                            "--repo-path\n"));
+  config.log.level = LogLevel::Info;
+  CHECK(capturedStderr([&] { log::configure(config); }).empty());
+}
