@@ -59,7 +59,7 @@ TimelineWal walOf(const repo::WalCatalog& catalog, std::uint32_t timeline) {
 // One timeline: its WAL as stored, its history (or why it is unknown) and its window.
 TimelineInfo timelineInfo(const repo::Repository& repository, const recovery::Catalog& catalog,
                           std::uint32_t timeline,
-                          std::map<std::string, recovery::ArchiveEnd>& archiveEnds) {
+                          std::map<std::string, recovery::ArchiveEnd>* archiveEnds) {
   TimelineInfo t;
   t.timeline = timeline;
   t.historyFile = catalog.hasHistoryFile(timeline);
@@ -77,9 +77,9 @@ TimelineInfo timelineInfo(const repo::Repository& repository, const recovery::Ca
         t.parentWentOn = catalog.walAfter(*t.parent, *t.switchPoint);
       }
       t.window = recovery::recoverableWindow(catalog, history);
-      if (t.window.available()) {
+      if (t.window.available() && archiveEnds) {
         // Timelines whose windows end in the same file share the answer.
-        auto [it, added] = archiveEnds.try_emplace(t.window.latest->segment);
+        auto [it, added] = archiveEnds->try_emplace(t.window.latest->segment);
         if (added) {
           const std::uint64_t last = t.window.latest->lsn / catalog.segmentSize() - 1;
           it->second = recovery::lastCommit(repository, catalog, history,
@@ -100,7 +100,8 @@ TimelineInfo timelineInfo(const repo::Repository& repository, const recovery::Ca
 
 // One generation of the stanza: its backups (durations computed) and timelines.
 GenerationReport generationReport(const repo::Repository& repository,
-                                  const recovery::Catalog& catalog, bool current) {
+                                  const recovery::Catalog& catalog, bool current,
+                                  bool lastCommits) {
   GenerationReport g;
   g.generation = catalog.generation();
   g.current = current;
@@ -113,7 +114,8 @@ GenerationReport generationReport(const repo::Repository& repository,
   }
   std::map<std::string, recovery::ArchiveEnd> archiveEnds;
   for (std::uint32_t timeline : catalog.timelines())
-    g.timelines.push_back(timelineInfo(repository, catalog, timeline, archiveEnds));
+    g.timelines.push_back(
+        timelineInfo(repository, catalog, timeline, lastCommits ? &archiveEnds : nullptr));
   return g;
 }
 
@@ -434,7 +436,7 @@ Json generationJson(const GenerationReport& g) {
 
 }  // namespace
 
-InfoReport collectInfo(const repo::Repository& repository) {
+InfoReport collectInfo(const repo::Repository& repository, bool lastCommits) {
   std::vector<recovery::Catalog> catalogs = recovery::Catalog::loadGenerations(repository);
   if (catalogs.empty()) throw repo::missingStanza(repository);
   InfoReport report;
@@ -445,7 +447,7 @@ InfoReport collectInfo(const repo::Repository& repository) {
       catalogs.front().metadataTrust() == repo::MetadataTrust::Authenticated;
   for (std::size_t i = 0; i < catalogs.size(); ++i)
     report.generations.push_back(
-        generationReport(repository, catalogs[i], i + 1 == catalogs.size()));
+        generationReport(repository, catalogs[i], i + 1 == catalogs.size(), lastCommits));
   const std::string stanzaId = report.info.identity();
   try {
     report.lastVerify = lastVerify(repository, stanzaId);

@@ -94,9 +94,10 @@ struct InfoReport {
 // and Error(Corrupt) for a damaged stanza.json or generation record; a damaged backup.json is
 // reported in damagedBackups. A missing or damaged history file, or one encrypted with a key the
 // handle lacks, is not an error: the timeline is reported without a window, saying why.
-// Each window's end in commit time is read with pg_waldump (recovery/last_commit.h); when it
-// cannot be, archiveEnd says why.
-InfoReport collectInfo(const repo::Repository& repository);
+// With `lastCommits`, each window's end in commit time is read with pg_waldump
+// (recovery/last_commit.h: one segment fetched per window); when it cannot be, archiveEnd says
+// why. tidemark metrics, which runs every minute, leaves it out.
+InfoReport collectInfo(const repo::Repository& repository, bool lastCommits = true);
 
 // An operator's view: aligned columns, sizes in KiB/MiB/GiB, UTC times. With several generations,
 // each is shown in turn, oldest first, with its backups, WAL and windows.

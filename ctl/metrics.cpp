@@ -111,6 +111,28 @@ ServerMetrics readServer(const std::string& conninfo) {
     if (server.error.empty()) server.error = e.what();
     spdlog::warn("{} (grant the role pg_monitor to read archive_status)", e.what());
   }
+  // Whether it archives at all (archive_command: superuser or pg_read_all_settings).
+  try {
+    pg::Result settings = conn.query(
+        "SELECT current_setting('archive_mode'), current_setting('archive_command'), "
+        "coalesce(current_setting('archive_library', true), ''), pg_is_in_recovery()",
+        "the archive settings");
+    const std::string mode = settings.value(0, 0), command = settings.value(0, 1),
+                      library = settings.value(0, 2);
+    const bool standby = settings.value(0, 3) == "t";
+    if (mode == "always" || (mode != "off" && !standby))
+      server.archiving = !library.empty() || (!command.empty() && command != "(disabled)");
+    else if (mode == "off")
+      server.archiving = false;
+    if (server.archiving == false)
+      spdlog::warn(
+          "the server does not archive WAL (archive_mode '{}', archive_command '{}'): "
+          "nothing it writes can be recovered; tidemark check says how to set it up",
+          mode, command);
+  } catch (const Error& e) {
+    if (server.error.empty()) server.error = e.what();
+    spdlog::warn("{} (grant the role pg_monitor to read archive_command)", e.what());
+  }
   // Where the spool is by default (pg_wal/tidemark): superuser or pg_read_all_settings.
   try {
     server.dataDirectory = conn.show("data_directory");
@@ -146,6 +168,11 @@ std::vector<MetricFamily> buildMetrics(const MetricsInput& in) {
       in.now);
   auto& serverUp = gauge("tidemark_server_up", "1 when the server (pg.conninfo) answered");
   if (in.server) set(serverUp, in.server->up ? 1.0 : 0.0);
+  auto& archiving = gauge("tidemark_server_archiving",
+                          "1 when the server archives WAL (archive_mode on, archive_command set); "
+                          "0 when it does not; no sample for a standby that leaves it to its "
+                          "primary");
+  if (in.server && in.server->archiving) set(archiving, *in.server->archiving ? 1.0 : 0.0);
 
   // Archiving, from the repository: the newest segment of the current generation.
   auto& lastAge = gauge("tidemark_archive_last_segment_age_seconds",
@@ -325,7 +352,7 @@ int metrics(const Config& config, const CommandLine& commandLine) {
   // The same label whether the repository can be opened or not: one series for tidemark_up.
   input.repository = repo::describeRepository(config);
   try {
-    input.info = collectInfo(repo::openRepository(config));
+    input.info = collectInfo(repo::openRepository(config), false);
   } catch (const Error& e) {
     failure = e;
   }

@@ -31,6 +31,10 @@ struct ServerMetrics {
   std::optional<double> archivedCount, failedCount;
   std::optional<double> lastArchivedAge, lastFailedAge;  // seconds, by the server's clock
   std::optional<double> readyFiles, readyBytes;          // nullopt: not allowed to look
+  // Whether the server archives WAL: archive_mode is 'always', or 'on' on a primary, and
+  // archive_command (or archive_library) is set. nullopt: a standby with archive_mode = 'on' (its
+  // primary archives), or the settings could not be read.
+  std::optional<bool> archiving;
   std::optional<std::string> dataDirectory;
   std::string error;  // why it is not up, or what it could not read
 };

@@ -24,6 +24,7 @@ const std::vector<std::string> kFamilies = {
     "tidemark_up",
     "tidemark_metrics_generated_timestamp_seconds",
     "tidemark_server_up",
+    "tidemark_server_archiving",
     "tidemark_archive_last_segment_age_seconds",
     "tidemark_archive_last_segment_end_lsn_bytes",
     "tidemark_archive_archived_total",
@@ -139,6 +140,7 @@ TEST_CASE("tidemark metrics: every family, valid, and moving with pushes and bac
   }
   CHECK(m.value("tidemark_up{") == 1);
   CHECK(m.value("tidemark_server_up{") == 1);
+  CHECK(m.value("tidemark_server_archiving{") == 1);  // the archiving primary
   CHECK(m.value("tidemark_backups{") == 1);
   CHECK(m.value("tidemark_backup_last_size_bytes{") > 0);
   CHECK(m.value("tidemark_archive_failed_total{") == 0);

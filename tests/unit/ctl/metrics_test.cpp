@@ -36,7 +36,7 @@ std::optional<double> value(const std::vector<ctl::MetricFamily>& families,
 TEST_CASE("metrics of an unreadable repository: every family announced, tidemark_up 0") {
   ctl::MetricsInput input{.stanza = "main", .repository = "posix:/r", .now = 1000};
   auto families = ctl::buildMetrics(input);
-  CHECK(families.size() == 28);
+  CHECK(families.size() == 29);
   std::set<std::string> names;
   for (const auto& f : families) {
     CHECK(f.name.rfind("tidemark_", 0) == 0);
@@ -64,7 +64,8 @@ TEST_CASE("metrics of a repository: backups, the newest segment, windows, pushes
                             .lastArchivedAge = 5,
                             .lastFailedAge = 60,
                             .readyFiles = 2,
-                            .readyBytes = 2.0 * 16 * 1024 * 1024};
+                            .readyBytes = 2.0 * 16 * 1024 * 1024,
+                            .archiving = false};
   input.server = server;
   for (int i = 1; i <= 10; ++i)
     input.pushes.push_back(
@@ -76,6 +77,7 @@ TEST_CASE("metrics of a repository: backups, the newest segment, windows, pushes
   CHECK(value(families, "tidemark_archive_archived_total") == 42);
   CHECK(value(families, "tidemark_archive_failed_total") == 3);
   CHECK(value(families, "tidemark_archive_ready_files") == 2);
+  CHECK(value(families, "tidemark_server_archiving") == 0);
   CHECK(value(families, "tidemark_archive_push_errors") == 1);
   CHECK(value(families, "tidemark_archive_push_recorded") == 10);
   const auto& latency = family(families, "tidemark_archive_push_duration_seconds");
