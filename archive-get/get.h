@@ -42,8 +42,9 @@ GetOutcome archiveGet(const Config& config, const std::string& walName,
                       const std::string& destination);
 
 // The exit status for a failure, from the mode the working directory shows: with standby.signal
-// present, the error's own status (2..125: the standby keeps retrying); otherwise 255, so that
-// PostgreSQL stops recovery instead of taking the error for the end of WAL and promoting early.
+// present, the error's own status (3..99, common/base/error.h: the standby keeps retrying);
+// otherwise 255, so that PostgreSQL stops recovery instead of taking the error for the end of WAL
+// and promoting early.
 // When `dataDirectory` holds tidemark-recover's lease marker (repo::kLeaseMarkerFile) for this
 // stanza and the lease was last renewed a quarter of its timeout ago or more, writes a renewal
 // record and touches the marker. Never fails: a renewal that cannot be written is a warning.

@@ -9,9 +9,19 @@ int main(int argc, char** argv) {
       .arguments = "WAL_NAME DEST_PATH",
       .summary =
           "Fetches one WAL file from the repository into DEST_PATH, verified.\n"
-          "Exit 0: restored. Exit 1: the repository does not hold it. Other failures: 255\n"
-          "(PostgreSQL stops recovery), or 2..125 when standby.signal is present (it retries).\n"
           "postgresql.conf: restore_command = 'tidemark-archive-get %f %p'",
+      .keysOf = tidemark::kArchiveGet,
+      .exitStatuses = {{"0", "the file was fetched, verified and renamed into place"},
+                       {"1",
+                        "the repository answered and does not hold the file (PostgreSQL: end of "
+                        "archive); never for a file tidemark expire deleted (below a low-water "
+                        "mark: a failure)"},
+                       {"255",
+                        "any failure during recovery or by hand: PostgreSQL stops recovery "
+                        "instead of promoting early with WAL missing"}},
+      .failureStatuses =
+          "with standby.signal present, a failure exits with the status of its "
+          "cause instead (the standby keeps retrying)",
       .minPositional = 2,
       .maxPositional = 2,
       .calledByPostgres = true,

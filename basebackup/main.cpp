@@ -8,9 +8,12 @@ int main(int argc, char** argv) {
       .program = "tidemark-basebackup",
       .arguments = "",
       .summary =
-          "Takes a base backup over the replication protocol into the repository. The backup is\n"
+          "Takes a base backup over the replication protocol into the repository. The backup is "
           "complete (and offered for recovery) only once the archive holds every WAL file it "
           "needs.",
+      .keysOf = tidemark::kBasebackup,
+      .exitStatuses = {{"0", "the backup is complete: its backup.json is written"}},
+      .failureStatuses = "a failure records nothing and exits with the status of its cause",
       .minPositional = 0,
       .maxPositional = 0,
   };

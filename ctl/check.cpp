@@ -18,6 +18,7 @@
 #include "common/base/error.h"
 #include "common/base/text.h"
 #include "common/base/time.h"
+#include "common/base/version.h"
 #include "common/io/encrypt.h"
 #include "common/io/hash.h"
 #include "common/pg/connection.h"
@@ -671,8 +672,10 @@ CheckResult checkArchiveCommand(const std::string& archiveCommand, const Config&
                         "recycled",
                         maskedCommand(archiveCommand), kPushProgram, call.hidesStatus),
             set};
+  // As archive-push parses it: a flag it refuses is a failed check.
   const CommandSpec pushSpec{.program = kPushProgram,
                              .arguments = "WAL_PATH",
+                             .keysOf = kArchivePush,
                              .minPositional = 1,
                              .maxPositional = 1,
                              .calledByPostgres = true};
@@ -1023,13 +1026,14 @@ CheckReport runChecks(const Config& config, const CheckOptions& options) {
 // ---- command ------------------------------------------------------------------------------------
 
 std::vector<OptionSpec> checkOptionSpecs() {
-  return {{.name = "output",
-           .valueName = "FORMAT",
-           .help = "text (default: one line per check) or json (fields: docs/check.md)"},
-          {.name = "timeout",
-           .valueName = "SECONDS",
-           .help = "how long the switched WAL segment may take to reach the repository "
-                   "(default 60)"}};
+  return {
+      {.name = "output",
+       .valueName = "FORMAT",
+       .help = "text (default: one line per check) or json (fields: " + docPath("check.md") + ")"},
+      {.name = "timeout",
+       .valueName = "SECONDS",
+       .help = "how long the switched WAL segment may take to reach the repository "
+               "(default 60)"}};
 }
 
 int check(const Config& config, const CommandLine& commandLine) {

@@ -21,6 +21,7 @@
 
 #include "common/base/error.h"
 #include "common/base/text.h"
+#include "common/base/version.h"
 #include "common/files/file.h"
 #include "common/pg/connection.h"
 #include "common/pg/control.h"
@@ -738,7 +739,7 @@ std::vector<OptionSpec> drillOptionSpecs() {
       {"timeout", "DURATION",
        "fail the drill when the target is not reached this long after its start (5h, 90m; "
        "default: no limit)"},
-      {"output", "FORMAT", "text (default) or json (fields: docs/drill.md)"},
+      {"output", "FORMAT", "text (default) or json (fields: " + docPath("drill.md") + ")"},
   };
 }
 
@@ -750,7 +751,8 @@ std::string failureHint(const std::string& step) {
   if (step == "restore")
     return "tidemark verify names damaged objects; a new backup restores without them";
   if (step == "query") return "the report shows each check's error";
-  return "the report ends with the server's log; docs/drill.md says what each step checks";
+  return "the report ends with the server's log; " + docPath("drill.md") +
+         " says what each step checks";
 }
 
 }  // namespace

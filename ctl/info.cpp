@@ -16,6 +16,7 @@
 #include "common/base/error.h"
 #include "common/base/text.h"
 #include "common/base/time.h"
+#include "common/base/version.h"
 #include "common/pg/lsn.h"
 #include "common/pg/wal.h"
 
@@ -579,7 +580,7 @@ std::string renderJson(const InfoReport& report) {
 std::vector<OptionSpec> infoOptionSpecs() {
   return {{.name = "output",
            .valueName = "FORMAT",
-           .help = "text (default) or json (fields: docs/info.md)"}};
+           .help = "text (default) or json (fields: " + docPath("info.md") + ")"}};
 }
 
 OutputFormat parseOutputFormat(const CommandLine& commandLine) {

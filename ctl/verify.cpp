@@ -22,6 +22,7 @@
 #include "common/base/error.h"
 #include "common/base/text.h"
 #include "common/base/time.h"
+#include "common/base/version.h"
 #include "common/files/tar.h"
 #include "common/io/hash.h"
 #include "common/pg/lsn.h"
@@ -1049,7 +1050,9 @@ std::string renderVerifySummary(const VerifyReport& report) {
 
 std::vector<OptionSpec> verifyOptionSpecs() {
   return {
-      {.name = "output", .valueName = "FORMAT", .help = "text (default) or json (docs/verify.md)"},
+      {.name = "output",
+       .valueName = "FORMAT",
+       .help = "text (default) or json (" + docPath("verify.md") + ")"},
       {.name = "jobs", .valueName = "N", .help = "objects read at once (default 1)"},
       {.name = "backup",
        .valueName = "LABEL",
@@ -1161,8 +1164,8 @@ int verify(const Config& config, const CommandLine& commandLine) {
         ErrorCode::Unhealthy,
         fmt::format("verify found {} in stanza '{}': {}",
                     plural(report.findings.size(), "problem", "problems"), report.stanza, kinds),
-        "the report above names each; docs/verify.md says what each kind means and what "
-        "to do");
+        "the report above names each; " + docPath("verify.md") +
+            " says what each kind means and what to do");
   }
   return 0;
 }

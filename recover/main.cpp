@@ -9,11 +9,17 @@ int main(int argc, char** argv) {
       .arguments = "--pgdata=DIR [TARGET]",
       .summary =
           "Restores the right base backup into DIR and sets PostgreSQL up to replay the archived "
-          "WAL\n"
-          "to the target (by default: to the end of the archive). Checks everything first; "
-          "--dry-run\n"
-          "stops there.",
+          "WAL to the target (by default: to the end of the archive). Checks everything first; "
+          "--dry-run stops there.",
       .options = tidemark::recover::recoverOptionSpecs(),
+      .keysOf = tidemark::kRecover,
+      .exitStatuses = {{"0",
+                        "the data directory is ready (or, with --dry-run, the plan is possible)"}},
+      .failureStatuses =
+          "a failure leaves nothing usable written and exits with the status of "
+          "its cause (3: a wrong option; 4: a setting given by a TIDEMARK_* "
+          "variable, which restore_command would not see; 9: no backup or WAL for "
+          "the target, a non-empty directory, a hostile archive)",
       .minPositional = 0,
       .maxPositional = 0,
   };

@@ -19,6 +19,7 @@
 #include "common/base/error.h"
 #include "common/base/text.h"
 #include "common/base/time.h"
+#include "common/base/version.h"
 #include "common/files/file.h"
 #include "common/pg/lsn.h"
 #include "common/pg/wal.h"
@@ -324,7 +325,8 @@ RecoverOptions parseRecoverOptions(const CommandLine& cl) {
         "the primary and archives into the stanza) or --archiving=off (a copy that never "
         "archives)",
         "a copy restored beside production with archiving on writes its timeline into "
-        "production's stanza (docs/recovery.md, \"Archiving after recovery\")");
+        "production's stanza (" +
+            docPath("recovery.md") + ", \"Archiving after recovery\")");
   return options;
 }
 

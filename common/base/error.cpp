@@ -17,6 +17,15 @@ int exitStatus(ErrorCode code) {
   return 99;
 }
 
+const std::vector<ErrorCode>& allErrorCodes() {
+  static const std::vector<ErrorCode> codes = {
+#define TIDEMARK_ERROR_CODE(name, status, what) ErrorCode::name,
+      TIDEMARK_ERRORS(TIDEMARK_ERROR_CODE)
+#undef TIDEMARK_ERROR_CODE
+  };
+  return codes;
+}
+
 std::string_view errorMeaning(ErrorCode code) {
   switch (code) {
 #define TIDEMARK_ERROR_WHAT(name, status, what) \

@@ -10,13 +10,15 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace tidemark {
 
-// X(name, exit status, what it means). Exit statuses stay within 2..125: PostgreSQL treats a
+// X(name, exit status, what it means). Exit statuses stay within 3..99: PostgreSQL treats a
 // restore_command status above 125 as fatal and retries archive_command on anything non-zero;
 // 1 is reserved for archive-get's "the repository does not hold that file". Statuses are a
-// documented contract (README.md, "Exit codes"): never renumber, only add.
+// documented contract: --help and the man pages print this table, README.md ("Exit codes")
+// repeats it (a unit test compares them): never renumber, only add.
 #define TIDEMARK_ERRORS(X)                                                                   \
   X(Usage, 3, "the command line is wrong")                                                   \
   X(Config, 4, "the configuration is invalid")                                               \
@@ -42,6 +44,8 @@ enum class ErrorCode {
 
 // The process exit status for a code (2..125).
 int exitStatus(ErrorCode code);
+// Every code, in the order of the table (for --help and the man pages).
+const std::vector<ErrorCode>& allErrorCodes();
 // Stable lowercase name of a code ("storage", "corrupt", ...), used in JSON and tests.
 std::string_view errorName(ErrorCode code);
 // One line saying what the code means.

@@ -162,4 +162,45 @@ std::string hostName() {
   return name;
 }
 
+std::string wrapText(std::string_view text, std::size_t indent, std::string_view lead,
+                     std::size_t width) {
+  std::string out, line(lead);
+  const std::string margin(indent, ' ');
+  if (line.size() < indent)
+    line.append(indent - line.size(), ' ');
+  else if (!line.empty() && !text.empty()) {
+    out += line + "\n";
+    line = margin;
+  }
+  bool started = false;  // whether `line` holds a word after its margin
+  auto flush = [&] {
+    while (!line.empty() && line.back() == ' ')
+      line.pop_back();
+    out += line + "\n";
+    line = margin;
+    started = false;
+  };
+  std::size_t start = 0;
+  while (start <= text.size()) {
+    std::size_t end = std::min(text.find('\n', start), text.size());
+    std::string_view paragraph = text.substr(start, end - start);
+    for (std::size_t at = 0; at < paragraph.size();) {
+      if (paragraph[at] == ' ') {
+        ++at;
+        continue;
+      }
+      std::size_t stop = std::min(paragraph.find(' ', at), paragraph.size());
+      std::string_view word = paragraph.substr(at, stop - at);
+      if (started && line.size() + 1 + word.size() > width) flush();
+      if (started) line += ' ';
+      line += word;
+      started = true;
+      at = stop;
+    }
+    flush();
+    start = end + 1;
+  }
+  return out;
+}
+
 }  // namespace tidemark

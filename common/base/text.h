@@ -39,6 +39,14 @@ std::optional<std::int64_t> parseDurationSeconds(std::string_view text);
 // "14d", "36h", "90m", "45s": the largest unit that divides the duration exactly.
 std::string formatDuration(std::int64_t seconds);
 
+// `text` broken into lines of at most `width` columns at spaces, for --help: the first line
+// starts with `lead` (an option's name, say) and the text follows it in column `indent` (on the
+// next line when `lead` reaches that column), the next lines are indented by `indent` spaces (a
+// hanging indent). A word longer than a line stays whole; "\n" in `text` starts a new line. Every
+// line ends with "\n"; no line ends with a space.
+std::string wrapText(std::string_view text, std::size_t indent = 0, std::string_view lead = {},
+                     std::size_t width = 80);
+
 // Parses sizes such as "16MiB", "5 MB", "1048576" (binary and decimal units, case-insensitive).
 bool parseByteSize(std::string_view text, std::uint64_t& out);
 

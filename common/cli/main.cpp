@@ -47,6 +47,10 @@ int runMain(const CommandSpec& spec, int argc, const char* const* argv, const Co
   std::set_terminate(onTerminate);
   try {
     CommandLine commandLine = parseCommandLine(spec, argc, argv);
+    if (commandLine.helpMan) {
+      std::fputs(manPage(spec).c_str(), stdout);
+      return 0;
+    }
     if (commandLine.help) {
       std::fputs(helpText(spec).c_str(), stdout);
       return 0;

@@ -18,6 +18,7 @@
 
 #include "common/base/error.h"
 #include "common/base/text.h"
+#include "common/base/version.h"
 #include "common/config/aws.h"
 
 extern char** environ;
@@ -197,7 +198,7 @@ const std::vector<KeyDef>& keyTable() {
          if (level < -100 || level > 100) badValue(where, fmt::format("{} is out of range", level));
          c.compress.level = int(level);
        }},
-      {"encryption", "type", "none | aes-256-gcm (docs/encryption.md)",
+      {"encryption", "type", "none | aes-256-gcm (encryption.md)",
        [](Config& c, const Value& v, const std::string& where) {
          c.encryption.type = *io::parseEncryptType(asChoice(v, where, {"none", "aes-256-gcm"}));
        }},
@@ -514,13 +515,13 @@ void applyToml(Config& config, const std::string& file,
     throw Error(ErrorCode::Config,
                 fmt::format("cannot parse configuration file '{}': {} (line {}, column {})", file,
                             e.description(), e.source().begin.line, e.source().begin.column),
-                "fix the TOML syntax; docs/configuration.md lists every key");
+                "fix the TOML syntax; " + docPath("configuration.md") + " lists every key");
   }
   auto unknown = [&](const std::string& name, int line) {
-    throw Error(ErrorCode::Config,
-                fmt::format("unknown key '{}' in '{}' line {}", name, file, line),
-                didYouMean(name, configKeys()).empty() ? "docs/configuration.md lists every key"
-                                                       : didYouMean(name, configKeys()));
+    throw Error(
+        ErrorCode::Config, fmt::format("unknown key '{}' in '{}' line {}", name, file, line),
+        didYouMean(name, configKeys()).empty() ? docPath("configuration.md") + " lists every key"
+                                               : didYouMean(name, configKeys()));
   };
   auto unknownSection = [&](const std::string& name, int line) {
     std::vector<std::string> sections;
@@ -531,7 +532,7 @@ void applyToml(Config& config, const std::string& file,
     std::string hint = didYouMean(name, sections);
     throw Error(ErrorCode::Config,
                 fmt::format("unknown section '[{}]' in '{}' line {}", name, file, line),
-                hint.empty() ? "docs/configuration.md lists every key" : hint);
+                hint.empty() ? docPath("configuration.md") + " lists every key" : hint);
   };
   auto apply = [&](const KeyDef& def, const toml::node& node) {
     std::string where =
@@ -589,7 +590,8 @@ const std::vector<ConfigKeyInfo>& configKeyInfo() {
   static const std::vector<ConfigKeyInfo> info = [] {
     std::vector<ConfigKeyInfo> out;
     for (const auto& def : keyTable())
-      out.push_back({def.name(), flagNameOf(def), envNameOf(def), def.help, def.secret});
+      out.push_back({def.name(), flagNameOf(def), envNameOf(def), def.help, def.secret,
+                     keyUsers(def.name())});
     return out;
   }();
   return info;
@@ -718,8 +720,9 @@ Config loadConfig(const CommandLine& commandLine, const Environment& environment
                             [&](const KeyDef& d) { return envNameOf(d) == name; });
     if (def == keyTable().end()) {
       std::string hint = didYouMean(name, envNames);
-      throw Error(ErrorCode::Config, fmt::format("unknown environment variable '{}'", name),
-                  hint.empty() ? "unset it; docs/configuration.md lists every key" : hint);
+      throw Error(
+          ErrorCode::Config, fmt::format("unknown environment variable '{}'", name),
+          hint.empty() ? "unset it; " + docPath("configuration.md") + " lists every key" : hint);
     }
     def->apply(config, value, name);
     origins[def->name()] = name;

@@ -142,6 +142,7 @@ struct ConfigKeyInfo {
   std::string environment;  // "TIDEMARK_S3_BUCKET"
   std::string help;
   bool secret = false;  // never a flag, never echoed
+  Programs usedBy = 0;  // the programs that use it (programs.h)
 };
 const std::vector<ConfigKeyInfo>& configKeyInfo();
 

@@ -186,9 +186,9 @@ Generation requireGeneration(const Repository& repository, const StanzaInfo& sta
                                           : fmt::format("{} (its current {})", stanza.systemId,
                                                         describeGeneration(current))),
       upgrade ? fmt::format("if this cluster is '{}' after pg_upgrade, run 'tidemark "
-                            "stanza-upgrade' once (docs/upgrade.md): archiving resumes in a new "
+                            "stanza-upgrade' once ({}): archiving resumes in a new "
                             "generation of the stanza; otherwise {}",
-                            repository.stanza(), kOwnStanzaHint)
+                            repository.stanza(), docPath("upgrade.md"), kOwnStanzaHint)
               : std::string(kOwnStanzaHint));
 }
 

@@ -13,6 +13,7 @@
 #include <cctype>
 
 #include "common/base/error.h"
+#include "common/base/version.h"
 #include "common/files/file.h"
 #include "common/io/hash.h"
 
@@ -263,7 +264,8 @@ std::string writeNewKeyFile(const std::string& path) {
     if (err == EEXIST)
       throw Error(ErrorCode::InvalidInput,
                   fmt::format("'{}' already exists; a key file is never replaced", path),
-                  "choose another path; to rotate keys, see docs/encryption.md (old-key-files)");
+                  fmt::format("choose another path; to rotate keys, see {} (old-key-files)",
+                              docPath("encryption.md")));
     throw systemError(ErrorCode::LocalIo, err, "cannot create key file '{}'", path);
   }
   files::Fd owned(fd);

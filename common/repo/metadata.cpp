@@ -8,6 +8,7 @@
 #include <span>
 
 #include "common/base/error.h"
+#include "common/base/version.h"
 #include "common/io/hash.h"
 #include "common/io/sink.h"
 
@@ -90,7 +91,8 @@ Error unauthenticated(const Repository& repository, const std::string& path,
                "someone without the key may have written or edited it, or a write was "
                "interrupted: do not use it until you have checked it; metadata written before "
                "MACs existed, or checked by you, is signed with 'tidemark stanza-create "
-               "--authenticate-existing' (docs/encryption.md)");
+               "--authenticate-existing' (" +
+                   docPath("encryption.md") + ")");
 }
 
 }  // namespace

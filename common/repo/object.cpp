@@ -4,6 +4,7 @@
 #include <algorithm>
 
 #include "common/base/error.h"
+#include "common/base/version.h"
 
 namespace tidemark::repo {
 
@@ -128,7 +129,8 @@ class PlainPipeline {
                     "configuration did not write it (planted by someone without the key, or "
                     "written before encryption was turned on)",
                     "if the stanza holds objects from before encryption was turned on, set "
-                    "encryption.allow-mixed = true to read them (docs/encryption.md)");
+                    "encryption.allow-mixed = true to read them (" +
+                        docPath("encryption.md") + ")");
       return *decompressor_;
     }
     const EncryptionParams& p = header.params;

@@ -94,10 +94,10 @@ Error missingStanza(const Repository& repository, std::string_view consequence) 
   return Error(
       ErrorCode::Config,
       fmt::format("stanza '{}' does not exist in {}", repository.stanza(), repository.describe()),
-      fmt::format("create it once with 'tidemark stanza-create' (docs/archiving.md); if it exists, "
+      fmt::format("create it once with 'tidemark stanza-create' ({}); if it exists, "
                   "check 'stanza' and the repository settings, and that the repository is "
                   "mounted{}{}",
-                  consequence.empty() ? "" : "; ", consequence));
+                  docPath("archiving.md"), consequence.empty() ? "" : "; ", consequence));
 }
 
 StanzaInfo requireStanza(const Repository& repository) {
@@ -189,10 +189,11 @@ std::vector<std::string> unauthenticatedMetadata(const Repository& repository,
 
 std::vector<std::string> authenticateExisting(const Repository& repository) {
   if (!authenticatesMetadata(repository))
-    throw Error(ErrorCode::Config,
-                "--authenticate-existing signs metadata with the encryption key, but encryption "
-                "is not configured",
-                "set encryption.type and encryption.key-file (docs/encryption.md)");
+    throw Error(
+        ErrorCode::Config,
+        "--authenticate-existing signs metadata with the encryption key, but encryption "
+        "is not configured",
+        fmt::format("set encryption.type and encryption.key-file ({})", docPath("encryption.md")));
   StanzaInfo info = requireStanza(repository);
   std::vector<std::pair<std::string, std::string>> unsigned_;
   std::vector<std::string> contradicted;
@@ -286,8 +287,8 @@ void checkEncryption(const Repository& repository, StanzaInfo& info) {
             stanza, recorded, wanted),
         fmt::format("set encryption.type = '{}'; or, to switch the stanza to '{}' on purpose, run "
                     "once with "
-                    "encryption.allow-mixed = true (docs/encryption.md)",
-                    recorded, wanted));
+                    "encryption.allow-mixed = true ({})",
+                    recorded, wanted, docPath("encryption.md")));
   spdlog::warn(
       "stanza '{}' switches from encryption '{}' to '{}' (encryption.allow-mixed): stanza.json now "
       "records "

@@ -46,7 +46,8 @@ std::string shellQuote(const std::string& word);
 std::string findProgram(const std::string& name);
 
 // The restore_command for a restored server: tidemark-archive-get by absolute path (findProgram),
-// with --config and the configuration flags given on the command line (`commandLine.overrides`).
+// with --config and the configuration flags given on the command line (`commandLine.overrides`)
+// that tidemark-archive-get uses.
 std::string restoreCommand(const Config& config, const CommandLine& commandLine);
 
 }  // namespace tidemark::restore

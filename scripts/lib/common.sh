@@ -12,6 +12,8 @@ TM_RUNTIME_PACKAGES=(postgresql-15 postgresql-client-15 tzdata)
 # What only the integration tests use: libfaketime (a client whose clock is off), strace, and
 # the checkers of contrib/: promtool (package prometheus) and systemd-analyze (systemd).
 TM_TEST_PACKAGES=(faketime strace prometheus systemd)
+# What scripts/package checks the Debian package with.
+TM_PACKAGE_PACKAGES=(lintian)
 # The S3 server of the integration tests (scripts/s3-server): Ceph's RADOS Gateway.
 TM_S3_PACKAGES=(ceph-mon ceph-osd radosgw ceph-common uuid-runtime curl openssl)
 
@@ -113,4 +115,29 @@ tm_stop_pid() {
   done
   [[ $state == Z || $state == gone ]] || kill -KILL "$pid" 2>/dev/null || true
   wait "$pid" 2>/dev/null || true
+}
+
+# The binaries the Debian package must hold, each with its man page.
+TM_BINARIES=(tidemark tidemark-archive-push tidemark-archive-get tidemark-basebackup tidemark-recover)
+
+# Fails, saying what is wrong, unless the Debian package DEB holds every binary and its man page
+# and /etc/tidemark/tidemark.toml as a conffile, and lintian reports no error on it.
+tm_check_package() {
+  local deb=$1 contents missing=() program
+  contents=$(dpkg-deb -c "$deb" | awk '{print $NF}')
+  for program in "${TM_BINARIES[@]}"; do
+    grep -qx "./usr/bin/$program" <<<"$contents" || missing+=("/usr/bin/$program")
+    grep -qx "./usr/share/man/man1/$program.1.gz" <<<"$contents" ||
+      missing+=("/usr/share/man/man1/$program.1.gz")
+  done
+  grep -qx "./etc/tidemark/tidemark.toml" <<<"$contents" || missing+=("/etc/tidemark/tidemark.toml")
+  dpkg-deb -I "$deb" conffiles 2>/dev/null | grep -qx "/etc/tidemark/tidemark.toml" ||
+    missing+=("the conffile entry of /etc/tidemark/tidemark.toml")
+  if ((${#missing[@]})); then
+    echo "$deb lacks:" >&2
+    printf '  %s\n' "${missing[@]}" >&2
+    return 1
+  fi
+  # Errors fail; warnings are reported, not fatal.
+  lintian --fail-on error "$deb" >&2
 }

@@ -202,7 +202,7 @@ TEST_CASE_TEMPLATE(
     int pushStatus = push(segment, {"--compress-type=gzip"});
     CHECK(pushStatus >= 1);
     CHECK(pushStatus <= 125);
-    CHECK(get(name, "pg_wal/RECOVERYXLOG", recovering, {"--compress-level=x"}) == 255);
+    CHECK(get(name, "pg_wal/RECOVERYXLOG", recovering, {"--archive-get-ahead=x"}) == 255);
     CHECK(get(name, "pg_wal/RECOVERYXLOG", recovering, {"--no-such-flag"}) == 255);
     CHECK(entriesIn(recovering + "/pg_wal") == 0);
   }

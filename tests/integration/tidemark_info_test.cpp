@@ -126,6 +126,12 @@ TEST_CASE_TEMPLATE(
             "end of " + last +
             (early ? " (archived before the backup's stop time: its clock)" : " (archive time)") +
             ", from backup " + backup.label) != std::string::npos);
+
+  // Global options may come before the command: the same report.
+  Outcome before = tidemarkWith(ws, {"--config", ws.config(), "info"});
+  INFO(before.err);
+  CHECK(before.status == 0);
+  CHECK(before.out == text.out);
 }
 
 TEST_CASE("tidemark refuses unknown commands and options, and a stanza that holds nothing") {
@@ -133,7 +139,7 @@ TEST_CASE("tidemark refuses unknown commands and options, and a stanza that hold
   SUBCASE("--help lists the commands") {
     Outcome help = tidemarkWith(ws, {"--help"});
     CHECK(help.status == 0);
-    CHECK(help.out.find("usage: tidemark COMMAND [OPTIONS]") != std::string::npos);
+    CHECK(help.out.find("usage: tidemark [GLOBAL OPTIONS] COMMAND [OPTIONS]") != std::string::npos);
     CHECK(help.out.find("\n  info           Shows what the stanza holds") != std::string::npos);
     CHECK(help.out.find("\n  stanza-create  Creates the stanza for this cluster") !=
           std::string::npos);
@@ -143,6 +149,13 @@ TEST_CASE("tidemark refuses unknown commands and options, and a stanza that hold
     CHECK(infoHelp.out.find("--output=FORMAT") != std::string::npos);
     CHECK(help.out.find("\n  keygen         Makes a new random 32-byte master key") !=
           std::string::npos);
+    Outcome before = tidemarkWith(ws, {"--help", "info"});
+    CHECK(before.status == 0);
+    CHECK(before.out == infoHelp.out);
+    Outcome misplaced = tidemarkWith(ws, {"--output=json", "info"});
+    CHECK(misplaced.status == 3);
+    CHECK(misplaced.err.find("ERROR: option '--output' is not a global option: it goes after the "
+                             "command") != std::string::npos);
     Outcome keygenHelp = tidemarkWith(ws, {"keygen", "--help"});
     CHECK(keygenHelp.status == 0);
     CHECK(keygenHelp.out.find("usage: tidemark keygen [OPTIONS] PATH") != std::string::npos);

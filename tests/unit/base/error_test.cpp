@@ -3,6 +3,8 @@
 
 #include <doctest/doctest.h>
 
+#include <fstream>
+#include <iterator>
 #include <set>
 
 #include "support/check.h"
@@ -93,4 +95,20 @@ TEST_CASE("systemError appends the errno text and marks what may pass as transie
       CHECK_FALSE(systemError(ErrorCode::Storage, err, "cannot write '{}'", "x").transient());
     }
   }
+}
+
+TEST_CASE("allErrorCodes lists the table in order, and README.md states it word for word") {
+  CHECK(allErrorCodes() == kAllCodes);
+  std::ifstream in(std::string(TIDEMARK_SOURCE_DIR) + "/README.md");
+  REQUIRE(in.good());
+  std::string readme((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  auto table = readme.find("\n| status | cause |\n|---|---|\n");
+  REQUIRE(table != std::string::npos);
+  std::string expected;
+  for (ErrorCode code : allErrorCodes())
+    expected += fmt::format("| {} | {} |\n", exitStatus(code), errorMeaning(code));
+  std::size_t start = table + std::string("\n| status | cause |\n|---|---|\n").size();
+  std::size_t end = readme.find("\n\n", start);
+  REQUIRE(end != std::string::npos);
+  CHECK(readme.substr(start, end + 1 - start) == expected);
 }

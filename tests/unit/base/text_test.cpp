@@ -112,3 +112,21 @@ TEST_CASE("parseDecimal takes digits only, up to 2^64-1") {
        {"", " 5", "+5", "-1", "5abc", "0x10", "18446744073709551616", "99999999999999999999999"})
     CHECK_MESSAGE(!tidemark::parseDecimal(bad), bad);
 }
+
+TEST_CASE("wrapText breaks lines at spaces with a hanging indent, never cutting a word") {
+  SUBCASE("a paragraph wraps at the width") {
+    CHECK(wrapText("aaa bbb ccc ddd", 0, "", 8) == "aaa bbb\nccc ddd\n");
+  }
+  SUBCASE("the lead takes the first columns and the text hangs at the indent") {
+    CHECK(wrapText("one two three four", 6, "  -x", 16) == "  -x  one two\n      three four\n");
+  }
+  SUBCASE("a lead that reaches the indent puts the text on the next line") {
+    CHECK(wrapText("text", 4, "--long", 20) == "--long\n    text\n");
+  }
+  SUBCASE("a word longer than the line stays whole") {
+    CHECK(wrapText("a verylongword b", 0, "", 5) == "a\nverylongword\nb\n");
+  }
+  SUBCASE("a newline in the text starts a new line, spaces do not pile up") {
+    CHECK(wrapText("a  b\nc", 2, "", 80) == "  a b\n  c\n");
+  }
+}
