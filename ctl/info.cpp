@@ -210,8 +210,13 @@ std::string timelineTree(const std::vector<TimelineInfo>& timelines, const std::
     for (const auto& child : timelines)
       if (child.parent == t.timeline) show(child, depth + 1);
   };
+  // Roots: timelines without a parent, or whose parent the repository no longer holds (expired).
+  auto listed = [&](std::uint32_t number) {
+    return std::any_of(timelines.begin(), timelines.end(),
+                       [&](const TimelineInfo& t) { return t.timeline == number; });
+  };
   for (const auto& t : timelines)
-    if (!t.parent) show(t, 0);
+    if (!t.parent || !listed(*t.parent)) show(t, 0);
   return out;
 }
 

@@ -111,24 +111,30 @@ ServerMetrics readServer(const std::string& conninfo) {
     if (server.error.empty()) server.error = e.what();
     spdlog::warn("{} (grant the role pg_monitor to read archive_status)", e.what());
   }
-  // Whether it archives at all (archive_command: superuser or pg_read_all_settings).
+  // Whether it archives at all. archive_mode is anyone's to read; archive_command needs
+  // pg_read_all_settings: a role without it still reports archive_mode = off.
   try {
-    pg::Result settings = conn.query(
-        "SELECT current_setting('archive_mode'), current_setting('archive_command'), "
-        "coalesce(current_setting('archive_library', true), ''), pg_is_in_recovery()",
-        "the archive settings");
-    const std::string mode = settings.value(0, 0), command = settings.value(0, 1),
-                      library = settings.value(0, 2);
-    const bool standby = settings.value(0, 3) == "t";
-    if (mode == "always" || (mode != "off" && !standby))
-      server.archiving = !library.empty() || (!command.empty() && command != "(disabled)");
-    else if (mode == "off")
+    pg::Result mode =
+        conn.query("SELECT current_setting('archive_mode'), pg_is_in_recovery()", "archive_mode");
+    const std::string archiveMode = mode.value(0, 0);
+    const bool standby = mode.value(0, 1) == "t";
+    if (archiveMode == "off") {
       server.archiving = false;
+    } else if (archiveMode == "always" || !standby) {
+      pg::Result command = conn.query(
+          "SELECT current_setting('archive_command'), "
+          "coalesce(current_setting('archive_library', true), '')",
+          "archive_command");
+      const std::string archiveCommand = command.value(0, 0);
+      server.archiving = !command.value(0, 1).empty() ||
+                         (!archiveCommand.empty() && archiveCommand != "(disabled)");
+    }
     if (server.archiving == false)
       spdlog::warn(
-          "the server does not archive WAL (archive_mode '{}', archive_command '{}'): "
-          "nothing it writes can be recovered; tidemark check says how to set it up",
-          mode, command);
+          "the server does not archive WAL (archive_mode '{}', or archive_command "
+          "empty): nothing it writes can be recovered; tidemark check says how to set it "
+          "up",
+          archiveMode);
   } catch (const Error& e) {
     if (server.error.empty()) server.error = e.what();
     spdlog::warn("{} (grant the role pg_monitor to read archive_command)", e.what());

@@ -629,7 +629,8 @@ recovery::RecoveryPlan recover(const Config& config, const CommandLine& commandL
         "--archiving=preserve: the server promotes with its own archive settings; if they are a "
         "production server's and this is a copy beside it, it archives into that stanza");
   repo::Repository repository = repo::openRepository(config);
-  recovery::RecoveryPlan plan = recovery::planRecovery(repository, options.target, options.backup);
+  recovery::RecoveryPlan plan =
+      recovery::planRecovery(repository, options.target, options.backup, options.standby);
   std::fputs(recovery::describePlan(plan, options.target, options.standby).c_str(), stdout);
   std::fflush(stdout);
   std::vector<Place> places = tablespacePlaces(plan, options);

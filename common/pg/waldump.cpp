@@ -3,6 +3,7 @@
 
 #include <fcntl.h>
 #include <fmt/format.h>
+#include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -85,12 +86,40 @@ std::optional<XactTime> parseWalDumpLine(std::string_view line) {
   }
 }
 
+namespace {
+
+// "lsn: 0/015167A8, prev 0/01516768" of any record line.
+std::optional<std::pair<std::uint64_t, std::uint64_t>> recordPosition(std::string_view line) {
+  auto lsnAt = line.find(", lsn: ");
+  auto prevAt = line.find(", prev ");
+  if (lsnAt == std::string_view::npos || prevAt == std::string_view::npos || prevAt < lsnAt)
+    return std::nullopt;
+  std::string_view lsnText = line.substr(lsnAt + 7, prevAt - lsnAt - 7);
+  std::string_view prevText = line.substr(prevAt + 7);
+  prevText = prevText.substr(0, prevText.find(','));
+  auto lsn = parseLsn(lsnText);
+  auto prev = parseLsn(prevText);
+  if (!lsn || !prev) return std::nullopt;
+  return std::pair(*lsn, *prev);
+}
+
+[[noreturn]] void garbled(const std::string& walDump, const std::string& first,
+                          std::string_view line) {
+  throw Error(ErrorCode::Corrupt,
+              fmt::format("the output of '{}' on {} does not chain from record to record (at "
+                          "'{}'): a record's text holds a line break (a prepared transaction's "
+                          "identifier, a logical message's prefix), and its times are not trusted",
+                          walDump, first, printable(line, 120)),
+              "the last commit cannot be read from this segment");
+}
+
+}  // namespace
+
 std::vector<XactTime> xactTimes(const std::string& walDump, const std::string& directory,
                                 const std::string& first, const std::string& last,
-                                std::uint64_t endLsn) {
+                                std::uint64_t startLsn, std::uint64_t endLsn) {
   // Prepared before the fork: between fork and exec only async-signal-safe calls.
-  std::vector<std::string> args = {walDump, "--rmgr=Transaction", directory + "/" + first,
-                                   directory + "/" + last};
+  std::vector<std::string> args = {walDump, directory + "/" + first, directory + "/" + last};
   std::vector<char*> argv;
   for (auto& arg : args)
     argv.push_back(arg.data());
@@ -109,7 +138,12 @@ std::vector<XactTime> xactTimes(const std::string& walDump, const std::string& d
     throw systemError(ErrorCode::LocalIo, saved, "cannot run '{}'", walDump);
   }
   if (pid == 0) {
-    int devNull = ::open("/dev/null", O_RDONLY);
+    // tidemark ignores SIGPIPE and its threads may block signals: pg_waldump gets the defaults.
+    ::signal(SIGPIPE, SIG_DFL);
+    sigset_t none;
+    ::sigemptyset(&none);
+    ::sigprocmask(SIG_SETMASK, &none, nullptr);
+    int devNull = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
     if (devNull >= 0) ::dup2(devNull, STDIN_FILENO);
     ::dup2(out[1], STDOUT_FILENO);
     ::dup2(out[1], STDERR_FILENO);
@@ -117,18 +151,46 @@ std::vector<XactTime> xactTimes(const std::string& walDump, const std::string& d
     ::_exit(127);
   }
   ::close(out[1]);
+  // Whatever happens while reading, the child is stopped and reaped.
+  struct Child {
+    pid_t pid;
+    int fd;
+    int status = 0;
+    bool reaped = false;
+    int wait() {
+      if (fd >= 0) ::close(fd), fd = -1;
+      while (!reaped && ::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+      }
+      reaped = true;
+      return status;
+    }
+    ~Child() {
+      if (!reaped) ::kill(pid, SIGKILL);
+      wait();
+    }
+  } child{pid, out[0]};
   std::vector<XactTime> records;
   std::string pending, complaint;
+  std::optional<std::uint64_t> previous;  // the lsn of the record line before
   std::array<char, 65536> buffer{};
+  // Every record line must follow the one before it (its prev is that one's lsn): a line break
+  // inside a record's text (a PREPARE's gid, a logical message's prefix) cannot forge a record.
   auto take = [&](std::string_view line) {
-    if (auto record = parseWalDumpLine(line)) {
-      if (record->lsn < endLsn) records.push_back(std::move(*record));
-    } else if (line.rfind("pg_waldump: ", 0) == 0 && complaint.empty()) {
-      complaint = std::string(line);
+    if (line.rfind("pg_waldump: ", 0) == 0) {
+      if (complaint.empty()) complaint = std::string(line);
+      return;
     }
+    if (!complaint.empty() || line.empty()) return;
+    auto position = line.rfind("rmgr: ", 0) == 0 ? recordPosition(line) : std::nullopt;
+    if (!position || (previous && position->second != *previous) ||
+        (previous && position->first <= *previous))
+      garbled(walDump, first, line);
+    previous = position->first;
+    if (auto record = parseWalDumpLine(line))
+      if (record->lsn >= startLsn && record->lsn < endLsn) records.push_back(std::move(*record));
   };
   for (;;) {
-    ssize_t n = ::read(out[0], buffer.data(), buffer.size());
+    ssize_t n = ::read(child.fd, buffer.data(), buffer.size());
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) break;
     pending.append(buffer.data(), std::size_t(n));
@@ -139,17 +201,14 @@ std::vector<XactTime> xactTimes(const std::string& walDump, const std::string& d
     pending.erase(0, start);
   }
   if (!pending.empty()) take(pending);
-  ::close(out[0]);
-  int status = 0;
-  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-  }
+  const int status = child.wait();
   const bool ok = WIFEXITED(status) && WEXITSTATUS(status) == 0;
   // pg_waldump ends with "error in WAL record at ...: invalid record length ..." or "could not
   // find file" where the files it was given end: the normal end of an archive's newest segment.
   const bool endOfInput = complaint.find("error in WAL record") != std::string::npos ||
-                          complaint.find("could not find") != std::string::npos ||
+                          complaint.find("could not find file") != std::string::npos ||
                           complaint.find("could not read file") != std::string::npos;
-  if (!ok && !endOfInput && records.empty())
+  if (!ok && !(endOfInput && previous))
     throw Error(
         ErrorCode::LocalIo,
         fmt::format("'{}' could not read {}: {}", walDump, first,

@@ -35,12 +35,15 @@ struct XactTime {
 std::optional<XactTime> parseWalDumpLine(std::string_view line);
 
 // Runs `walDump` (pg_waldump) on the segment files `first` to `last` (file names, one timeline,
-// in `directory`) and returns the commit and abort records that begin before `endLsn`, in WAL
-// order. pg_waldump's complaint at the end of what it was given (a record that continues into a
-// file it was not given, the zeroes after a switch) is the normal end. Throws Error(LocalIo) when
-// it cannot be run or ends with another error and read nothing.
+// in `directory`) and returns the commit and abort records that begin in [startLsn, endLsn), in
+// WAL order. Every record line must chain to the one before it (its prev is that record's lsn):
+// a record whose text holds a line break (a prepared transaction's identifier, a logical
+// message's prefix; a database user chooses those) cannot forge a record line, and such output
+// is refused with Error(Corrupt). pg_waldump's complaint at the end of what it was given (a
+// record that continues into a file it was not given, the zeroes after a switch) is the normal
+// end. Throws Error(LocalIo) when it cannot be run, or ends with another error or read nothing.
 std::vector<XactTime> xactTimes(const std::string& walDump, const std::string& directory,
                                 const std::string& first, const std::string& last,
-                                std::uint64_t endLsn);
+                                std::uint64_t startLsn, std::uint64_t endLsn);
 
 }  // namespace tidemark::pg

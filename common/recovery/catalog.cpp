@@ -220,13 +220,22 @@ std::vector<Branch> Catalog::branchesFrom(const repo::BackupInfo& backup,
                                           std::vector<std::string>* problems) const {
   std::vector<Branch> candidates;
   for (std::uint32_t timeline : timelines()) {
-    if (timeline != backup.timeline && !hasHistoryFile(timeline)) continue;
+    if (timeline != backup.timeline && !hasHistoryFile(timeline)) {
+      // Where it branched is unknown: it may be a branch of this backup's history.
+      if (timeline > backup.timeline && problems)
+        problems->push_back(fmt::format("timeline {} has WAL but the repository has no {}",
+                                        timeline, pg::historyFileName(timeline)));
+      continue;
+    }
     try {
       const pg::TimelineHistory& h = history(timeline);
       if (onHistory(backup, h)) candidates.push_back(Branch{.timeline = timeline, .history = h});
     } catch (const Error& e) {
+      // A damaged or undecryptable history file; a repository that cannot be read stops here.
+      if (e.code() != ErrorCode::Corrupt && e.code() != ErrorCode::Config) throw;
       if (problems)
-        problems->push_back(fmt::format("timeline {} is left out: {}", timeline, e.what()));
+        problems->push_back(
+            fmt::format("the history of timeline {} cannot be read: {}", timeline, e.what()));
     }
   }
   std::vector<Branch> out;

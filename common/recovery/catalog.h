@@ -128,7 +128,9 @@ class Catalog {
   // (walAfter: the old primary went on writing after a promotion, or production after a restored
   // copy promoted and archived). More than one branch is a choice PostgreSQL's
   // recovery_target_timeline = 'latest' makes blindly (the highest number wins). Ascending by
-  // timeline. A history that cannot be read leaves its timeline out, named in `problems`.
+  // timeline. A timeline above the backup's whose history is unknown (a damaged or missing
+  // history file) is left out and named in `problems`: it may be a branch. Throws when the
+  // repository cannot be read.
   std::vector<Branch> branchesFrom(const repo::BackupInfo& backup,
                                    std::vector<std::string>* problems = nullptr) const;
 

@@ -9,6 +9,7 @@
 #include <filesystem>
 
 #include "common/base/error.h"
+#include "common/base/text.h"
 #include "common/files/file.h"
 #include "common/pg/lsn.h"
 #include "common/pg/wal.h"
@@ -64,6 +65,7 @@ ArchiveEnd lastCommit(const repo::Repository& repository, const Catalog& catalog
       return true;
     };
     std::optional<std::uint64_t> fetched;  // the lowest segment fetched so far
+    std::uint64_t read = 0;
     for (std::uint64_t segment = last; segment + kLastCommitSegments > last && segment >= first;
          --segment) {
       if (!fetch(segment)) {
@@ -82,7 +84,11 @@ ArchiveEnd lastCommit(const repo::Repository& repository, const Catalog& catalog
         upTo = catalog.fileName(history, segment + 1);
       fetched = segment;
       std::vector<pg::XactTime> records =
-          pg::xactTimes(walDump, temp.path(), name, upTo, (segment + 1) * std::uint64_t(size));
+          pg::xactTimes(walDump, temp.path(), name, upTo, segment * std::uint64_t(size),
+                        (segment + 1) * std::uint64_t(size));
+      // The next step reads this segment and the one before it: the one after goes.
+      if (upTo != name) ::unlink((temp.path() + "/" + upTo).c_str());
+      ++read;
       if (!records.empty()) {
         auto newest =
             std::max_element(records.begin(), records.end(),
@@ -92,9 +98,8 @@ ArchiveEnd lastCommit(const repo::Repository& repository, const Catalog& catalog
       }
       if (segment == 0) break;
     }
-    end.unknown = fmt::format("no commit or abort in the newest {} segments (to {})",
-                              std::min<std::uint64_t>(kLastCommitSegments, last - first + 1),
-                              catalog.fileName(history, last));
+    end.unknown = fmt::format("no commit or abort in the newest {} (to {})",
+                              plural(read, "segment", "segments"), catalog.fileName(history, last));
   } catch (const Error& e) {
     end.unknown = e.what();
   }

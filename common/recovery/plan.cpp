@@ -20,8 +20,9 @@ namespace {
 // Steps of planRecovery, in order. Each adds what it learns to the plan.
 class Planner {
  public:
-  Planner(const Catalog& catalog, const Target& target, const std::vector<repo::GapRecord>& dropped)
-      : catalog_(catalog), target_(target), dropped_(dropped) {}
+  Planner(const Catalog& catalog, const Target& target, const std::vector<repo::GapRecord>& dropped,
+          bool standby)
+      : catalog_(catalog), target_(target), dropped_(dropped), standby_(standby) {}
 
   RecoveryPlan plan(const std::optional<std::string>& backupLabel) {
     requireBackups();
@@ -178,26 +179,63 @@ class Planner {
   std::uint32_t latestBranch(const repo::BackupInfo& b) {
     std::vector<std::string> problems;
     std::vector<Branch> branches = catalog_.branchesFrom(b, &problems);
-    for (auto& problem : problems)
-      warnings_.push_back(std::move(problem));
-    if (branches.empty()) return b.timeline;
-    if (branches.size() == 1) {
-      // Chosen with --backup: a newer timeline may branch off before the backup's end.
-      const std::uint32_t newest = *catalog_.wal().timelines().rbegin();
-      if (newest > branches.front().timeline)
+    if (standby_) {
+      // A standby keeps 'latest' (it follows the primary's later promotions): PostgreSQL's choice,
+      // with the branches said.
+      const std::uint32_t timeline = catalog_.newestFrom(b.timeline);
+      if (branches.size() > 1 || !problems.empty())
         warnings_.push_back(fmt::format(
-            "the stanza's newest timeline, {}, does not pass through backup {}: the recovery "
-            "follows timeline {}; to follow timeline {}, choose an earlier backup",
-            newest, b.label, branches.front().timeline, newest));
-      return branches.front().timeline;
+            "the history of backup {} has branched after it (timelines {}): a standby follows "
+            "recovery_target_timeline = 'latest', timeline {} today",
+            b.label, branchNumbers(branches), timeline));
+      return timeline;
     }
     std::uint64_t split = UINT64_MAX;
     for (const auto& branch : branches)
-      split = std::min(split, branch.fork);
-    // A target before the first fork reads the same WAL on every branch.
-    if (target_.kind == TargetKind::Immediate ||
-        (target_.kind == TargetKind::Lsn && target_.lsn < split))
-      return branches.back().timeline;
+      if (branches.size() > 1) split = std::min(split, branch.fork);
+    // A target that stops before the first fork reads the same WAL on every branch: the backup's
+    // consistency point (before every fork, as the backup lies on each branch's history), or an
+    // exclusive LSN at or before it (an inclusive one replays the first record at or after it,
+    // which may be the fork's).
+    const bool beforeFork =
+        target_.kind == TargetKind::Immediate ||
+        (target_.kind == TargetKind::Lsn && target_.exclusive && target_.lsn <= split);
+    if (!problems.empty() && !beforeFork) {
+      std::string list;
+      for (const auto& problem : problems)
+        list += (list.empty() ? "" : "; ") + problem;
+      throw Error(ErrorCode::InvalidInput,
+                  fmt::format("cannot tell which timelines a recovery from backup {} can end on: "
+                              "{}",
+                              b.label, list),
+                  "name the timeline with --target-timeline N (tidemark info shows the timeline "
+                  "tree), or restore the history file");
+    }
+    if (branches.empty()) return b.timeline;
+    if (branches.size() == 1) {
+      const std::uint32_t chosen = branches.front().timeline;
+      // Chosen with --backup: a newer timeline may branch off before the backup's end.
+      const std::uint32_t newest = *catalog_.timelines().rbegin();
+      if (newest > chosen)
+        warnings_.push_back(fmt::format(
+            "the stanza's newest timeline, {}, does not pass through backup {}: the recovery "
+            "follows timeline {}; to follow timeline {}, choose an earlier backup",
+            newest, b.label, chosen, newest));
+      // A timeline left exactly at a segment boundary leaves no trace of going on until its
+      // next segment is archived.
+      for (const auto& parent : branches.front().history.parents)
+        if (parent.timeline >= b.timeline && parent.switchpoint > b.stopLsn &&
+            parent.switchpoint % catalog_.segmentSize() == 0)
+          warnings_.push_back(fmt::format(
+              "timeline {} was left at a segment boundary ({}): no archived WAL can show yet "
+              "whether its server went on writing after timeline {} began there; if it did (a "
+              "restored copy promoted beside it), name the timeline with --target-timeline",
+              parent.timeline, pg::formatLsn(parent.switchpoint),
+              branches.front().history.timelineOf(parent.switchpoint)));
+      return chosen;
+    }
+    // The lowest-numbered branch: its path reads full segments up to the fork.
+    if (beforeFork) return branches.front().timeline;
     std::string list;
     for (const auto& branch : branches) {
       if (!list.empty()) list += "; ";
@@ -219,9 +257,16 @@ class Planner {
                             "recovery_target_timeline = 'latest' would follow timeline {} "
                             "whichever one is production's",
                             b.label, branches.size(), list, branches.back().timeline),
-                "choose the branch with --target-timeline N (tidemark info shows the timeline "
-                "tree); a branch that a restored copy or a former primary archived is not "
-                "production's history");
+                "name the branch with --target-timeline N (a drill: --backup of a backup taken "
+                "on it); tidemark info shows the timeline tree. A branch that a restored copy or "
+                "a former primary archived is not production's history");
+  }
+
+  static std::string branchNumbers(const std::vector<Branch>& branches) {
+    std::string out;
+    for (const auto& branch : branches)
+      out += (out.empty() ? "" : ", ") + std::to_string(branch.timeline);
+    return out;
   }
 
   // "1 (until 0/5000158) -> 2": the timelines of `history` from `from` on.
@@ -339,14 +384,15 @@ class Planner {
   std::set<std::uint32_t> warnedNoHistory_;
   std::optional<std::uint64_t> switchSegment_;  // a switch inside a segment on the path
   const std::vector<repo::GapRecord>& dropped_;
+  const bool standby_;
 };
 
 }  // namespace
 
 RecoveryPlan planRecovery(const Catalog& catalog, const Target& target,
                           const std::optional<std::string>& backupLabel,
-                          const std::vector<repo::GapRecord>& dropped) {
-  RecoveryPlan plan = Planner(catalog, target, dropped).plan(backupLabel);
+                          const std::vector<repo::GapRecord>& dropped, bool standby) {
+  RecoveryPlan plan = Planner(catalog, target, dropped, standby).plan(backupLabel);
   plan.generation = catalog.generation().number;
   return plan;
 }
@@ -464,7 +510,7 @@ std::string describePlan(const RecoveryPlan& plan, const Target& target, bool st
 }
 
 RecoveryPlan planRecovery(const repo::Repository& repository, const Target& target,
-                          const std::optional<std::string>& backupLabel) {
+                          const std::optional<std::string>& backupLabel, bool standby) {
   std::vector<Catalog> generations = Catalog::loadGenerations(repository);
   if (generations.empty()) throw repo::missingStanza(repository);
   const Catalog& chosen = generationFor(generations, target, backupLabel);
@@ -476,8 +522,9 @@ RecoveryPlan planRecovery(const repo::Repository& repository, const Target& targ
   } catch (const Error& e) {
     unreadable = e.what();
   }
-  RecoveryPlan plan = planRecovery(chosen, target, backupLabel, dropped);
-  if (target.kind == TargetKind::Time) {
+  RecoveryPlan plan = planRecovery(chosen, target, backupLabel, dropped, standby);
+  // A standby receives more WAL later: where the archive ends today does not limit it.
+  if (target.kind == TargetKind::Time && !standby) {
     // To the end of the unbroken run: replay stops at the first gap.
     std::uint64_t last = plan.lastSegment;
     if (!plan.gaps.empty())

@@ -40,9 +40,12 @@ struct RecoveryPlan {
 // history file is missing.
 // `dropped`: the records of WAL archive-push's safety valve dropped (repo::readGapRecords): a gap
 // they account for is named as such, and a time target after the drop is refused.
+// `standby`: the recovery is a standby's, which keeps 'latest' (settingsTarget): PostgreSQL's
+// choice is planned (Catalog::newestFrom), with a warning when the history has branched, and a
+// time target is not checked against the archive's last commit.
 RecoveryPlan planRecovery(const Catalog& catalog, const Target& target,
                           const std::optional<std::string>& backupLabel = std::nullopt,
-                          const std::vector<repo::GapRecord>& dropped = {});
+                          const std::vector<repo::GapRecord>& dropped = {}, bool standby = false);
 
 // Which generation's catalog (`generations` oldest first, not empty) a recovery uses: the one
 // holding `backupLabel`; else the generation of the newest backup (by stop time, across
@@ -65,7 +68,8 @@ std::vector<std::string> generationWarnings(const std::vector<Catalog>& generati
 // be told, a warning says why. Throws repo::missingStanza's error when the stanza does not exist,
 // and as planRecovery.
 RecoveryPlan planRecovery(const repo::Repository& repository, const Target& target,
-                          const std::optional<std::string>& backupLabel = std::nullopt);
+                          const std::optional<std::string>& backupLabel = std::nullopt,
+                          bool standby = false);
 
 // The target the recovery settings are written with: recovery_target_timeline = 'latest' replaced
 // by the number of the timeline the plan resolved (PostgreSQL's 'latest' is the highest-numbered

@@ -3,6 +3,13 @@
 #include "common/pg/waldump.h"
 
 #include <doctest/doctest.h>
+#include <sys/stat.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+
+#include "support/check.h"
 
 using namespace tidemark;
 
@@ -54,4 +61,75 @@ TEST_CASE("parseWalDumpLine reads commits, aborts and their prepared forms, and 
 TEST_CASE("findPgProgram looks in the directory given, and nowhere else then") {
   CHECK_FALSE(pg::findPgProgram("pg_waldump", 15, "/nonexistent"));
   CHECK(pg::findPgProgram("sh", 15, "/bin") == "/bin/sh");
+}
+
+namespace {
+
+// A stand-in for pg_waldump printing `output` (and exiting with `status`), in a fresh directory.
+struct FakeWalDump {
+  std::string dir, path;
+  FakeWalDump(const std::string& output, int status) {
+    char pattern[] = "/tmp/tidemark-waldump-test-XXXXXX";
+    REQUIRE(::mkdtemp(pattern));
+    dir = pattern;
+    path = dir + "/pg_waldump";
+    std::ofstream script(path);
+    script << "#!/bin/sh\ncat <<'EOF'\n" << output << "EOF\nexit " << status << "\n";
+    script.close();
+    ::chmod(path.c_str(), 0755);
+  }
+  ~FakeWalDump() {
+    std::error_code ec;
+    std::filesystem::remove_all(dir, ec);
+  }
+};
+
+const char* kRecord =
+    "rmgr: Heap        len (rec/tot):     59/    59, tx:        717, lsn: 0/01000100, prev "
+    "0/01000028, desc: INSERT off 1 flags 0x00\n";
+const char* kCommit =
+    "rmgr: Transaction len (rec/tot):     34/    34, tx:        717, lsn: 0/01000140, prev "
+    "0/01000100, desc: COMMIT 2026-12-04 18:14:13.791870 UTC\n";
+
+}  // namespace
+
+TEST_CASE("xactTimes reads the commits of a chain of records, and refuses a forged line") {
+  SUBCASE("a chain, ending where the files end: the commits in range") {
+    FakeWalDump dump(std::string(kRecord) + kCommit +
+                         "pg_waldump: error: error in WAL record at 0/1000140: invalid record "
+                         "length at 0/1000168: wanted 24, got 0\n",
+                     1);
+    auto records = pg::xactTimes(dump.path, dump.dir, "000000010000000000000001",
+                                 "000000010000000000000001", 0x1000000, 0x2000000);
+    REQUIRE(records.size() == 1);
+    CHECK(records.front().lsn == 0x1000140);
+    // Out of range: left out.
+    CHECK(pg::xactTimes(dump.path, dump.dir, "a", "a", 0x1000000, 0x1000140).empty());
+  }
+  SUBCASE("a line break in a prepared transaction's identifier cannot forge a commit") {
+    FakeWalDump dump(std::string(kRecord) +
+                         "rmgr: Transaction len (rec/tot):    242/   242, tx:        718, lsn: "
+                         "0/01000140, prev 0/01000100, desc: PREPARE gid x\n"
+                         "rmgr: Transaction len (rec/tot):     34/    34, tx:        719, lsn: "
+                         "0/01000150, prev 0/01000140, desc: COMMIT 2099-01-01 00:00:00.000000 "
+                         "UTC\n"
+                         // The identifier's end, dressed as a record that chains to the forgery.
+                         "rmgr: Transaction len (rec/tot):     42/    42, tx:          0, lsn: "
+                         "0/01000160, prev 0/01000150, desc: COMMIT_PREPARED 1: 2026-12-04 "
+                         "18:14:13.795527 UTC\n"
+                         // The real next record follows the PREPARE: the chain breaks.
+                         "rmgr: Heap        len (rec/tot):     59/    59, tx:        720, lsn: "
+                         "0/01000238, prev 0/01000140, desc: INSERT off 2 flags 0x00\n",
+                     0);
+    Error e = test::thrownError(
+        [&] { pg::xactTimes(dump.path, dump.dir, "f", "f", 0x1000000, 0x2000000); });
+    CHECK(e.code() == ErrorCode::Corrupt);
+    CHECK(test::what(e) == test::Containing("does not chain from record to record"));
+  }
+  SUBCASE("another failure, with nothing read, is an error") {
+    FakeWalDump dump("pg_waldump: error: could not open file \"x\": Permission denied\n", 1);
+    CHECK(test::thrownError([&] {
+            pg::xactTimes(dump.path, dump.dir, "f", "f", 0, 0x2000000);
+          }).code() == ErrorCode::LocalIo);
+  }
 }

@@ -80,6 +80,10 @@ TEST_CASE("a timeline that began on a segment boundary needs none of its own seg
   CHECK(plan.lastSegment == 9);
   CHECK(plan.lastWal == "000000010000000000000009");
   CHECK(plan.gaps.empty());
+  // Nothing archived can show whether timeline 1 went on: said.
+  REQUIRE(plan.warnings.size() == 1);
+  CHECK(plan.warnings.front() ==
+        test::Containing("timeline 1 was left at a segment boundary (0/A00000)"));
 }
 
 TEST_CASE(
@@ -185,17 +189,37 @@ TEST_CASE("planRecovery follows the timeline the target asks for, and the backup
     CHECK(what(e) == test::Containing("timeline 3 (path 1 (until 0/900000) -> 3; forks at "
                                       "0/900000): no WAL of its own stored"));
   }
-  SUBCASE("latest: a target before the first fork reads the same WAL on every branch") {
+  SUBCASE("latest: a target that stops before the first fork reads the same WAL on every branch") {
     Target t;
     t.kind = TargetKind::Lsn;
-    t.lsn = 0x5FFFFF;
-    auto plan = planRecovery(repository, t);
-    CHECK(plan.history.timeline == 2);
     t.lsn = 0x600000;
+    t.exclusive = true;  // stops before the first record at or after the fork
+    auto plan = planRecovery(repository, t);
+    CHECK(plan.history.timeline == 1);  // the lowest branch: full segments up to the fork
+    t.lsn = 0x600001;
+    CHECK(thrownError([&] { planRecovery(repository, t); }).code() == ErrorCode::InvalidInput);
+    // Inclusive: replays the first record at or after the target, which may be the fork's.
+    t.lsn = 0x5FFFFF;
+    t.exclusive = false;
     CHECK(thrownError([&] { planRecovery(repository, t); }).code() == ErrorCode::InvalidInput);
     Target immediate;
     immediate.kind = TargetKind::Immediate;
     CHECK(planRecovery(repository, immediate).backup.label == "20261101T000000Z");
+  }
+  SUBCASE("latest: a timeline whose history cannot be read may be a branch: refused") {
+    repository.wal(3, 8, 9);  // no 00000003.history
+    Error e = thrownError([&] { planRecovery(repository, Target{}, "20261103T000000Z"); });
+    CHECK(what(e) == test::Containing("cannot tell which timelines a recovery from backup "
+                                      "20261103T000000Z can end on: timeline 3 has WAL but the "
+                                      "repository has no 00000003.history"));
+    CHECK(e.hint() == test::Containing("--target-timeline N"));
+  }
+  SUBCASE("a standby keeps PostgreSQL's 'latest', with a warning that the history branched") {
+    auto plan = recovery::planRecovery(repository.catalog(), Target{}, std::nullopt, {}, true);
+    CHECK(plan.history.timeline == 2);
+    REQUIRE_FALSE(plan.warnings.empty());
+    CHECK(plan.warnings.front() == test::Containing("has branched after it (timelines 1, 2): a "
+                                                    "standby follows"));
   }
   SUBCASE("current: the newest backup, on its own timeline") {
     Target t;
