@@ -211,11 +211,11 @@ std::string Workspace::archiveCommand() const {
   return push() + " --config " + config_ + " %p";
 }
 
-void Workspace::startArchivingPrimary(PgCluster& pg) const {
+void Workspace::startArchivingPrimary(PgCluster& pg, const std::string& extraConf) const {
   pg.initdb();
   stanzaCreate(pg);
   pg.configure("archive_mode = on\narchive_command = '" + archiveCommand() +
-               "'\nwal_level = replica\nmax_wal_senders = 5\n");
+               "'\nwal_level = replica\nmax_wal_senders = 5\n" + extraConf);
   pg.start();
 }
 

@@ -115,8 +115,9 @@ class Workspace {
   std::string archiveCommand() const;
   std::string restoreCommand() const;
   // initdb, stanza-create, and starts `pg` as a primary that archives into the workspace and
-  // serves base backups (archive_mode, archive_command, wal_level = replica, max_wal_senders).
-  void startArchivingPrimary(PgCluster& pg) const;
+  // serves base backups (archive_mode, archive_command, wal_level = replica, max_wal_senders),
+  // with `extraConf` (postgresql.conf lines) too.
+  void startArchivingPrimary(PgCluster& pg, const std::string& extraConf = "") const;
   // Makes a directory inside the workspace owned by the server's user.
   std::string makeDir(const std::string& name) const;
 

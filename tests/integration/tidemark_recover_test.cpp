@@ -104,11 +104,7 @@ TEST_CASE_TEMPLATE("recovery to a moment just before a DROP TABLE, then along th
   std::vector<double> committed;  // server time after each batch
   {
     PgCluster primary(ws.path("primary"), "primary");
-    primary.initdb();
-    ws.stanzaCreate(primary);
-    primary.configure("archive_mode = on\narchive_command = '" + ws.archiveCommand() +
-                      "'\nwal_level = replica\nmax_wal_senders = 5\n");
-    primary.start();
+    ws.startArchivingPrimary(primary);
     primary.exec(
         "create table batches (n int primary key, at timestamptz default clock_timestamp())");
     primary.exec("create table precious as select g as id from generate_series(1, 1000) g");
@@ -200,11 +196,7 @@ TEST_CASE("LSN, transaction, restore point and immediate targets land where expe
   std::string lsnAfterB, xidOfD;
   {
     PgCluster primary(ws.path("primary"), "primary");
-    primary.initdb();
-    ws.stanzaCreate(primary);
-    primary.configure("archive_mode = on\narchive_command = '" + ws.archiveCommand() +
-                      "'\nwal_level = replica\nmax_wal_senders = 5\n");
-    primary.start();
+    ws.startArchivingPrimary(primary);
     primary.exec("create table marks (name text)");
     primary.exec("insert into marks values ('before-backup')");
     takeBackup(ws, primary);
@@ -255,11 +247,7 @@ TEST_CASE("recover refuses, before writing anything, what it cannot do safely") 
   std::string walToLose;
   {
     PgCluster primary(ws.path("primary"), "primary");
-    primary.initdb();
-    ws.stanzaCreate(primary);
-    primary.configure("archive_mode = on\narchive_command = '" + ws.archiveCommand() +
-                      "'\nwal_level = replica\nmax_wal_senders = 5\n");
-    primary.start();
+    ws.startArchivingPrimary(primary);
     primary.exec("create table t as select generate_series(1, 100) as i");
     beforeBackup = serverNow(primary);
     std::this_thread::sleep_for(1s);
@@ -481,11 +469,7 @@ TEST_CASE("with encryption, what someone without the key writes to the repositor
   Workspace ws(EncryptedPosixRepo::value);
   {
     PgCluster primary(ws.path("primary"), "primary");
-    primary.initdb();
-    ws.stanzaCreate(primary);
-    primary.configure("archive_mode = on\narchive_command = '" + ws.archiveCommand() +
-                      "'\nwal_level = replica\nmax_wal_senders = 5\n");
-    primary.start();
+    ws.startArchivingPrimary(primary);
     primary.exec("create table t as select generate_series(1, 100) as i");
     takeBackup(ws, primary);
     waitArchived(primary);
@@ -578,11 +562,7 @@ TEST_CASE(
     "a copy restored with --archiving=off beside its source never enters the source's history") {
   Workspace ws(Backend::Posix);
   PgCluster source(ws.path("source"), "source");
-  source.initdb();
-  ws.stanzaCreate(source);
-  source.configure("archive_mode = on\narchive_command = '" + ws.archiveCommand() +
-                   "'\nwal_level = replica\nmax_wal_senders = 5\n");
-  source.start();
+  ws.startArchivingPrimary(source);
   source.exec("create table rows (n int primary key)");
   takeBackup(ws, source);
   source.exec("insert into rows values (1)");
@@ -640,11 +620,7 @@ TEST_CASE(
     "newest WAL") {
   Workspace ws(Backend::Posix);
   PgCluster source(ws.path("source"), "source");
-  source.initdb();
-  ws.stanzaCreate(source);
-  source.configure("archive_mode = on\narchive_command = '" + ws.archiveCommand() +
-                   "'\nwal_level = replica\nmax_wal_senders = 5\n");
-  source.start();
+  ws.startArchivingPrimary(source);
   source.exec("create table rows (n int primary key)");
   takeBackup(ws, source);
   source.exec("insert into rows values (1)");
@@ -704,11 +680,7 @@ TEST_CASE(
     "one just before it lands exactly") {
   Workspace ws(Backend::Posix);
   PgCluster source(ws.path("source"), "source");
-  source.initdb();
-  ws.stanzaCreate(source);
-  source.configure("archive_mode = on\narchive_command = '" + ws.archiveCommand() +
-                   "'\nwal_level = replica\nmax_wal_senders = 5\ntrack_commit_timestamp = on\n");
-  source.start();
+  ws.startArchivingPrimary(source, "track_commit_timestamp = on\n");
   source.exec("create table rows (n int primary key)");
   takeBackup(ws, source);
   source.exec("select pg_sleep(1.2)");  // past the backup's stop time (whole seconds, rounded up)
@@ -759,11 +731,7 @@ TEST_CASE(
     "--verify reads every object the plan needs and refuses a flipped byte before restoring") {
   Workspace ws(Backend::Posix);
   PgCluster source(ws.path("source"), "source");
-  source.initdb();
-  ws.stanzaCreate(source);
-  source.configure("archive_mode = on\narchive_command = '" + ws.archiveCommand() +
-                   "'\nwal_level = replica\nmax_wal_senders = 5\n");
-  source.start();
+  ws.startArchivingPrimary(source);
   source.exec("create table rows (n int primary key)");
   takeBackup(ws, source);
   const std::string needed = source.value("select pg_walfile_name(pg_current_wal_lsn())");
