@@ -173,9 +173,9 @@ class Planner {
   }
 
   // The timeline 'latest' means for this backup, decided here rather than by PostgreSQL (whose
-  // 'latest' is the highest-numbered timeline with a history file, whether or not it descends from
-  // the backup and whoever archived it): the one branch the backup's history leads to, or, when it
-  // has branched and the recovery passes the fork, nothing: the operator chooses.
+  // 'latest' is the newest timeline it finds by probing for history files upwards, whoever
+  // archived it): the one branch the backup's history leads to, or, when it has branched and the
+  // recovery passes the fork, nothing: the operator chooses.
   std::uint32_t latestBranch(const repo::BackupInfo& b) {
     std::vector<std::string> problems;
     std::vector<Branch> branches = catalog_.branchesFrom(b, &problems);
@@ -256,7 +256,7 @@ class Planner {
                             "hold WAL past the fork: {}. PostgreSQL's "
                             "recovery_target_timeline = 'latest' would follow timeline {} "
                             "whichever one is production's",
-                            b.label, branches.size(), list, branches.back().timeline),
+                            b.label, branches.size(), list, catalog_.newestFrom(b.timeline)),
                 "name the branch with --target-timeline N (a drill: --backup of a backup taken "
                 "on it); tidemark info shows the timeline tree. A branch that a restored copy or "
                 "a former primary archived is not production's history");
