@@ -4,7 +4,12 @@
 #pragma once
 
 #include <doctest/doctest.h>
+#include <grp.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
+#include <cerrno>
+#include <functional>
 #include <ostream>
 #include <string>
 
@@ -26,6 +31,54 @@ Error thrownError(Fn&& fn) {
   }
   FAIL("expected a tidemark::Error, but nothing was thrown");
   return Error(ErrorCode::Internal, "unreachable");
+}
+
+// The Error `fn` throws when an unprivileged user runs it. Root reads every file whatever its
+// mode, so under root `fn` runs in a child process switched to 'nobody' (uid 65534), which
+// reports the error's code and message back through a pipe; otherwise it runs here.
+inline Error thrownUnprivileged(const std::function<void()>& fn) {
+  if (::geteuid() != 0) return thrownError(fn);
+  int fds[2];
+  REQUIRE(::pipe(fds) == 0);
+  pid_t pid = ::fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    ::close(fds[0]);
+    std::string report = "-1\nthe child could not become 'nobody'";
+    if (::setgroups(0, nullptr) == 0 && ::setgid(65534) == 0 && ::setuid(65534) == 0) {
+      try {
+        fn();
+        report = "-1\nnothing was thrown";
+      } catch (const Error& e) {
+        report = std::to_string(int(e.code())) + "\n" + e.what() + "\n" + e.hint();
+      } catch (const std::exception& e) {
+        report = std::string("-1\nanother exception: ") + e.what();
+      }
+    }
+    for (std::size_t done = 0; done < report.size();) {
+      ssize_t n = ::write(fds[1], report.data() + done, report.size() - done);
+      if (n <= 0) break;
+      done += std::size_t(n);
+    }
+    ::_exit(0);  // no destructors: the temporary directories belong to the parent
+  }
+  ::close(fds[1]);
+  std::string report;
+  char buffer[4096];
+  for (ssize_t n; (n = ::read(fds[0], buffer, sizeof buffer)) != 0;) {
+    if (n < 0 && errno == EINTR) continue;
+    REQUIRE(n > 0);
+    report.append(buffer, std::size_t(n));
+  }
+  ::close(fds[0]);
+  int status = 0;
+  REQUIRE(::waitpid(pid, &status, 0) == pid);
+  auto first = report.find('\n'), second = report.find('\n', first + 1);
+  REQUIRE(first != std::string::npos);
+  int code = std::stoi(report.substr(0, first));
+  if (code < 0) FAIL(report.substr(first + 1));
+  return Error(ErrorCode(code), report.substr(first + 1, second - first - 1),
+               second == std::string::npos ? "" : report.substr(second + 1));
 }
 
 // `CHECK(what(e) == Containing("x"))`: prints both texts when it fails.

@@ -38,42 +38,11 @@ std::vector<std::string> listed(storage::Storage& s, const std::string& dir) {
 
 using Names = std::vector<std::string>;
 
-// What `fn` throws when run by 'nobody' (uid 65534), in a child process (the caller is root): the
-// code, message and hint, one per line; "-1" and why when it throws no Error.
+// What `fn` throws when run by 'nobody' (uid 65534, test::thrownUnprivileged): the code, message
+// and hint, one per line.
 std::string thrownAsNobody(const std::function<void()>& fn) {
-  int fds[2];
-  REQUIRE(::pipe(fds) == 0);
-  pid_t pid = ::fork();
-  REQUIRE(pid >= 0);
-  if (pid == 0) {
-    ::close(fds[0]);
-    std::string report = "-1\nthe child could not become 'nobody'";
-    if (::setgroups(0, nullptr) == 0 && ::setgid(65534) == 0 && ::setuid(65534) == 0) {
-      try {
-        fn();
-        report = "-1\nnothing was thrown";
-      } catch (const Error& e) {
-        report = std::to_string(int(e.code())) + "\n" + e.what() + "\n" + e.hint();
-      } catch (const std::exception& e) {
-        report = std::string("-1\nanother exception: ") + e.what();
-      }
-    }
-    for (std::size_t done = 0; done < report.size();) {
-      ssize_t n = ::write(fds[1], report.data() + done, report.size() - done);
-      if (n <= 0) break;
-      done += std::size_t(n);
-    }
-    ::_exit(0);
-  }
-  ::close(fds[1]);
-  std::string report;
-  char buffer[4096];
-  for (ssize_t n; (n = ::read(fds[0], buffer, sizeof buffer)) > 0;)
-    report.append(buffer, std::size_t(n));
-  ::close(fds[0]);
-  int status = 0;
-  ::waitpid(pid, &status, 0);
-  return report;
+  Error e = test::thrownUnprivileged(fn);
+  return std::to_string(int(e.code())) + "\n" + e.what() + "\n" + e.hint();
 }
 
 }  // namespace
