@@ -6,16 +6,20 @@
 
 #include <cmath>
 #include <ctime>
+#include <filesystem>
 #include <memory>
 #include <thread>
 #include <utility>
 
+#include "basebackup/server_config.h"
 #include "common/base/error.h"
 #include "common/base/text.h"
 #include "common/base/time.h"
 #include "common/base/version.h"
 #include "common/cli/progress.h"
+#include "common/files/file.h"
 #include "common/pg/connection.h"
+#include "common/pg/control.h"
 #include "common/pg/replication.h"
 #include "common/pg/timeline.h"
 #include "common/pg/wal.h"
@@ -64,6 +68,9 @@ class Receiver final : public pg::BaseBackupReceiver {
   }
 
   void archive(const std::string& name, const std::string& location) override {
+    if (name == repo::kConfigArchive)  // tidemark's own object
+      throw error(ErrorCode::Database, "the server named an archive '{}', which cannot be stored",
+                  name);
     std::uint32_t oid = 0;
     for (const auto& t : start_.tablespaces)
       if (!location.empty() && t.location == location) oid = t.oid;
@@ -79,6 +86,13 @@ class Receiver final : public pg::BaseBackupReceiver {
   }
 
   void manifest() override { open(repo::BackupObject{.name = "backup_manifest"}); }
+
+  // An object of tidemark's own (config.tar), stored like an archive.
+  void storeObject(const std::string& name, io::ByteView bytes) {
+    open(repo::BackupObject{.name = name});
+    writer_->write(bytes);
+    commitCurrent();
+  }
 
   void manifestData(io::ByteView data) override { writer_->write(data); }
 
@@ -415,6 +429,144 @@ void storeMissingHistory(const repo::Repository& repository, int generation,
       if (auto ancestor = fetch(parent.timeline)) store(parent.timeline, ancestor->content);
 }
 
+// The server's files read through SQL (pg_read_binary_file, pg_stat_file, pg_ls_dir: a
+// superuser, or a role granted pg_read_server_files), on a connection opened on first use.
+class SqlFileReader final : public ServerFileReader {
+ public:
+  explicit SqlFileReader(std::string conninfo) : conninfo_(std::move(conninfo)) {}
+
+  std::optional<std::string> read(const std::string& path) override {
+    pg::Result row =
+        sql().query(fmt::format("SELECT encode(pg_catalog.pg_read_binary_file({}, true), 'hex')",
+                                sql_->literal(path)),
+                    fmt::format("reading '{}'", path));
+    if (row.rows() != 1 || row.isNull(0, 0)) return std::nullopt;
+    std::string hex = row.value(0, 0), out;
+    out.reserve(hex.size() / 2);
+    auto digit = [&](char c) -> int {
+      if (c >= '0' && c <= '9') return c - '0';
+      if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+      throw error(ErrorCode::Database, "the server sent '{}' as something other than hex", path);
+    };
+    for (std::size_t i = 0; i + 1 < hex.size(); i += 2)
+      out.push_back(char(digit(hex[i]) * 16 + digit(hex[i + 1])));
+    return out;
+  }
+
+  std::optional<std::vector<std::string>> list(const std::string& directory) override {
+    std::string literal = sql().literal(directory);
+    pg::Result kind =
+        sql_->query(fmt::format("SELECT (pg_catalog.pg_stat_file({}, true)).isdir", literal),
+                    fmt::format("looking at '{}'", directory));
+    if (kind.rows() != 1 || kind.isNull(0, 0)) return std::nullopt;
+    if (kind.value(0, 0) != "t")
+      throw error(ErrorCode::Database, "include_dir '{}' is not a directory", directory);
+    pg::Result rows = sql_->query(fmt::format("SELECT pg_catalog.pg_ls_dir({})", literal),
+                                  fmt::format("listing '{}'", directory));
+    std::vector<std::string> names;
+    for (int i = 0; i < rows.rows(); ++i)
+      names.push_back(rows.value(i, 0));
+    return names;
+  }
+
+  std::string describe() const override { return "the server (pg_read_binary_file)"; }
+
+ private:
+  pg::Connection& sql() {
+    if (!sql_) sql_ = pg::Connection::open(conninfo_, false, "tidemark-basebackup");
+    return *sql_;
+  }
+  std::string conninfo_;
+  std::optional<pg::Connection> sql_;
+};
+
+// The server's files read from this host: only when the data directory the server names holds,
+// here, the cluster's pg_control (tidemark-basebackup runs on the database host).
+class LocalFileReader final : public ServerFileReader {
+ public:
+  std::optional<std::string> read(const std::string& path) override {
+    auto fd = files::openForRead(path);
+    if (!fd) return std::nullopt;
+    io::MemorySink sink(16u << 20);
+    files::streamFile(fd->get(), path, sink);
+    return std::string(sink.text());
+  }
+
+  std::optional<std::vector<std::string>> list(const std::string& directory) override {
+    std::error_code ec;
+    std::vector<std::string> names;
+    std::filesystem::directory_iterator it(directory, ec);
+    if (ec == std::errc::no_such_file_or_directory) return std::nullopt;
+    for (; !ec && it != std::filesystem::directory_iterator(); it.increment(ec))
+      names.push_back(it->path().filename().string());
+    if (ec) throw systemError(ErrorCode::LocalIo, ec.value(), "cannot list '{}'", directory);
+    return names;
+  }
+
+  std::string describe() const override { return "this host's filesystem"; }
+};
+
+// Where the server keeps its configuration, and what of it the backup stores: read through SQL,
+// else from this host's files; when neither can read them, nothing, with the reasons as notes
+// (the backup itself goes on: its data is whole, and the plan of a recovery says what is missing).
+CollectedConfiguration readServerConfiguration(pg::Connection& connection,
+                                               const std::string& conninfo,
+                                               std::uint64_t systemId) {
+  CollectedConfiguration out;
+  using State = repo::BackupConfiguration::State;
+  ServerPaths paths;
+  try {
+    paths = {connection.show("data_directory"), connection.show("config_file"),
+             connection.show("hba_file"), connection.show("ident_file")};
+  } catch (const Error& e) {
+    out.record.state = State::NotStored;
+    out.record.notes.push_back(
+        fmt::format("the server would not say where its configuration files are ({}): grant "
+                    "pg_read_all_settings to the backup's role",
+                    e.what()));
+    spdlog::warn("{}; if they live outside the data directory, this backup does not hold them",
+                 out.record.notes.back());
+    return out;
+  }
+  std::vector<std::string> failures;
+  SqlFileReader sql(conninfo);
+  LocalFileReader local;
+  for (ServerFileReader* reader :
+       {static_cast<ServerFileReader*>(&sql), static_cast<ServerFileReader*>(&local)}) {
+    if (reader == &local && pg::controlSystemId(paths.dataDirectory) != systemId) {
+      failures.push_back(
+          fmt::format("{}: '{}' here is not this cluster's data directory (or cannot "
+                      "be read: run tidemark-basebackup on the database host as "
+                      "the server's user)",
+                      reader->describe(), paths.dataDirectory));
+      break;
+    }
+    try {
+      out = collectConfiguration(paths, *reader);
+      if (out.record.state == State::Stored)
+        spdlog::info(
+            "the server's configuration lives outside the data directory, in '{}': storing {} "
+            "with the backup (read through {})",
+            out.record.directory, plural(out.contents.size(), "file", "files"), reader->describe());
+      for (const auto& note : out.record.notes)
+        spdlog::warn("configuration: {}", note);
+      return out;
+    } catch (const Error& e) {
+      failures.push_back(fmt::format("{}: {}", reader->describe(), e.what()));
+    }
+  }
+  out = {};
+  out.record.state = State::NotStored;
+  out.record.directory = files::dirName(paths.configFile);
+  out.record.notes = failures;
+  spdlog::warn(
+      "the server's configuration lives outside the data directory, in '{}', and could not be "
+      "read ({}): this backup does not hold it; grant pg_read_server_files to the backup's role, "
+      "or run tidemark-basebackup on the database host as the server's user",
+      out.record.directory, fmt::join(failures, "; "));
+  return out;
+}
+
 // The backup's start and stop times on the server's clock, which commit timestamps (and so time
 // targets) are measured on: a client whose clock is behind would record a stop time before the
 // real end, and a time target between the two would choose a backup that is not yet consistent
@@ -594,6 +746,8 @@ repo::BackupInfo takeBackup(const repo::Repository& repository, const BackupPara
   const auto [stanza, generation] = checkStanza(repository, server, connection);
   requireWalFromCluster(repository, generation.number, server, params);
   storeMissingHistory(repository, generation.number, connection, server.timeline);
+  CollectedConfiguration configuration =
+      readServerConfiguration(connection, params.conninfo, server.systemId);
 
   repo::BackupInfo info;
   info.label = freeLabel(repository, std::move(startLabel), params.stopRequested);
@@ -606,6 +760,7 @@ repo::BackupInfo takeBackup(const repo::Repository& repository, const BackupPara
   info.encryption = repository.policy().encryption;
   info.fastCheckpoint = params.fastCheckpoint;
   info.manifestChecksums = params.manifestChecksums;
+  info.configuration = configuration.record;
   BackupClock clock(params.conninfo);
   info.startTime = clock.now();
 
@@ -613,6 +768,11 @@ repo::BackupInfo takeBackup(const repo::Repository& repository, const BackupPara
   Receiver receiver(repository, info.label, progress, params.stopRequested);
   std::string infoPath;  // set once backup.json may be stored
   try {
+    if (configuration.record.state == repo::BackupConfiguration::State::Stored)
+      receiver.storeObject(
+          repo::kConfigArchive,
+          io::asBytes(
+              configArchive(configuration, std::chrono::system_clock::to_time_t(info.startTime))));
     streamAndWait(repository, generation.number, params, connection, receiver, progress, clock,
                   info);
     if (params.stopRequested())  // and throws if the lock is lost

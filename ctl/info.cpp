@@ -24,6 +24,27 @@ namespace tidemark::ctl {
 
 namespace {
 
+// Where the server's configuration was, for a backup's rows; nullopt when not recorded.
+std::optional<std::string> configurationText(const repo::BackupConfiguration& config) {
+  using State = repo::BackupConfiguration::State;
+  switch (config.state) {
+    case State::Unknown:
+      return std::nullopt;
+    case State::InDataDirectory:
+      return "in the data directory";
+    case State::Stored: {
+      std::size_t files = 0;
+      for (const auto& file : config.files)
+        files += file.role != "include_dir";
+      return fmt::format("{} from {}, stored", plural(files, "file", "files"), config.directory);
+    }
+    case State::NotStored:
+      return fmt::format("NOT stored (kept outside the data directory{}): see backup.json's notes",
+                         config.directory.empty() ? "" : ", in " + config.directory);
+  }
+  return std::nullopt;
+}
+
 // "45 s", "12 min 5 s", "3 h 02 min".
 std::string textDuration(std::int64_t seconds) {
   if (seconds < 60) return fmt::format("{} s", seconds);
@@ -261,6 +282,7 @@ std::string generationText(const GenerationReport& g, const std::string& indent)
         if (object.tablespaceOid != 0)
           table.row({"  tablespace",
                      fmt::format("{}  {}", object.tablespaceOid, object.tablespaceLocation)});
+      if (auto config = configurationText(b.configuration)) table.row({"  configuration", *config});
     }
     out += table.render(in);
   }
@@ -361,6 +383,12 @@ Json backupsJson(const std::vector<InfoBackup>& entries) {
     j["duration"] = orNull(entry.durationSeconds);
     j["compression"] = std::string(io::compressName(b.compression));
     j["encryption"] = std::string(io::encryptName(b.encryption));
+    if (b.configuration.state != repo::BackupConfiguration::State::Unknown)
+      j["configuration"] =
+          Json{{"state", std::string(repo::configStateName(b.configuration.state))},
+               {"directory", b.configuration.directory},
+               {"files", b.configuration.files.size()},
+               {"notes", b.configuration.notes}};
     Json& tablespaces = j["tablespaces"] = Json::array();
     for (const auto& object : b.objects)
       if (object.tablespaceOid != 0)

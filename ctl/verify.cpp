@@ -423,7 +423,9 @@ class Checker {
         continue;
       }
       const storage::ListEntry& entry = it->second;
-      bool isArchive = object.name != "backup_manifest" && object.name.ends_with(".tar");
+      // config.tar (the server's configuration files) is read and checked, not compared with the
+      // manifest, which lists only the data directory's files.
+      bool isArchive = repo::isDataArchive(object);
       items.push_back({.path = path,
                        .role = object.name == "backup_manifest" ? Role::Manifest
                                : isArchive                      ? Role::Archive

@@ -30,6 +30,7 @@
 #include "common/restore/lease.h"
 #include "common/restore/preflight.h"
 #include "common/restore/restore.h"
+#include "common/restore/server_config.h"
 #include "common/restore/settings.h"
 #include "common/spool/spool.h"
 
@@ -173,6 +174,10 @@ std::vector<OptionSpec> recoverOptionSpecs() {
        "archiving, archive cleanup, pid file, synchronous standbys or logical replication "
        "workers), preserve (its own settings); required when it promotes, else off"},
       {"port", "PORT", "the port the recovered server listens on (a copy beside the original)"},
+      {"config-dir", "DIR",
+       "where the server's configuration files go when the backup holds them (the server kept "
+       "them outside its data directory, as Debian does in /etc/postgresql): default the data "
+       "directory"},
       {"standby", "", "write standby.signal instead of recovery.signal"},
       {"dry-run", "", "show the plan and check the WAL; write nothing"},
       {"verify", "",
@@ -293,6 +298,19 @@ RecoverOptions parseRecoverOptions(const CommandLine& cl) {
   if (!isAbsoluteDirectoryPath(*pgdata))
     usage(fmt::format("--pgdata '{}' is not an absolute path", *pgdata));
   options.dataDirectory = normalDirectory(*pgdata);
+  options.configDirectory = options.dataDirectory;
+  if (auto dir = cl.value("config-dir")) {
+    if (!isAbsoluteDirectoryPath(*dir))
+      usage(fmt::format("--config-dir '{}' is not an absolute path", *dir));
+    options.configDirectory = normalDirectory(*dir);
+    if (options.configDirectory != options.dataDirectory &&
+        (files::within(options.configDirectory, options.dataDirectory) ||
+         files::within(options.dataDirectory, options.configDirectory)))
+      usage(fmt::format("--config-dir '{}' overlaps the data directory '{}'",
+                        options.configDirectory, options.dataDirectory),
+            "give the data directory itself (the default) or a directory outside it, e.g. "
+            "--config-dir=/etc/postgresql/15/main");
+  }
   options.target = parseTarget(cl);
   options.backup = cl.value("backup");
   options.tablespaceMap = parseTablespaceMap(cl);
@@ -435,6 +453,50 @@ void checkPlaces(const RecoverOptions& options, const std::vector<Place>& places
             place.oid));
 }
 
+// Whether the configuration goes to a directory of its own (--config-dir).
+bool separateConfigDirectory(const RecoverOptions& options) {
+  return options.configDirectory != options.dataDirectory;
+}
+
+// The configuration files a backup stored: said in the plan, and their place checked before
+// anything is written (a --config-dir must not hold them, unless --force; it may hold others).
+// Returns the paths to write that do not exist yet (removed again when the restore fails).
+std::vector<std::string> checkConfigPlace(const recovery::RecoveryPlan& plan,
+                                          const RecoverOptions& options,
+                                          const std::vector<Place>& places) {
+  for (const auto& line : restore::describeConfiguration(plan.backup, options.configDirectory))
+    std::printf("%s\n", line.c_str());
+  std::fflush(stdout);
+  const bool stored = plan.backup.configuration.state == repo::BackupConfiguration::State::Stored;
+  if (!separateConfigDirectory(options)) return {};
+  if (!stored) {
+    spdlog::warn("--config-dir: backup {} holds no configuration files; nothing goes to '{}'",
+                 plan.backup.label, options.configDirectory);
+    return {};
+  }
+  for (const auto& place : places)
+    if (files::within(options.configDirectory, place.dir) ||
+        files::within(place.dir, options.configDirectory))
+      usage(fmt::format("--config-dir '{}' overlaps the location of tablespace {} ('{}')",
+                        options.configDirectory, place.oid, place.dir));
+  std::vector<std::string> fresh;
+  for (const auto& path : restore::configurationPaths(plan.backup, options.configDirectory)) {
+    struct stat st {};
+    if (::lstat(path.c_str(), &st) != 0) {
+      fresh.push_back(path);
+      continue;
+    }
+    if (!options.force)
+      throw Error(ErrorCode::InvalidInput,
+                  fmt::format("'{}' exists: --config-dir '{}' already holds a configuration file "
+                              "the backup restores",
+                              path, options.configDirectory),
+                  "choose an empty directory, or add --force to replace the backup's files in it "
+                  "(other files there are left alone)");
+  }
+  return fresh;
+}
+
 // Environment settings do not reach PostgreSQL's restore_command: the plan would be made with one
 // stanza or repository and the WAL fetched from another.
 void refuseEnvironmentSettings() {
@@ -472,6 +534,7 @@ void removeRestored(const RecoverOptions& options, bool existed, const std::vect
 // Returns whether an owner other than root was found.
 bool restoreAndConfigure(const repo::Repository& repository, const recovery::RecoveryPlan& plan,
                          const RecoverOptions& options, const std::vector<Place>& places,
+                         const std::vector<std::string>& freshConfigFiles,
                          const std::string& restoreCommandLine,
                          const std::function<bool()>& stopRequested,
                          const std::optional<std::string>& lease) {
@@ -490,6 +553,16 @@ bool restoreAndConfigure(const repo::Repository& repository, const recovery::Rec
         repository, plan.backup, options.dataDirectory,
         RestoreOptions{
             .tablespaceMap = options.tablespaceMap, .sync = false, .stopRequested = stopRequested});
+    // Into the data directory: given to its owner and synced with it below.
+    const bool separate = separateConfigDirectory(options);
+    restore::ConfigRestoreResult config = restore::restoreConfiguration(
+        repository, plan.backup, options.configDirectory, options.dataDirectory,
+        separate ? owner : std::nullopt, separate);
+    for (const auto& line : config.rewritten)
+      spdlog::info("configuration: {} (the backed-up server's path commented out)", line);
+    if (!config.written.empty())
+      spdlog::info("configuration: {} restored into {}",
+                   plural(config.written.size(), "file", "files"), options.configDirectory);
     if (owner) {
       chownTree(options.dataDirectory, !existed, owner->uid, owner->gid);
       for (std::size_t i = 0; i < places.size(); ++i)
@@ -518,6 +591,8 @@ bool restoreAndConfigure(const repo::Repository& repository, const recovery::Rec
                  humanBytes(std::uint64_t(double(stats.bytes) / std::max(stats.seconds, 1e-3))));
   } catch (...) {
     removeRestored(options, existed, places);
+    for (const auto& path : freshConfigFiles)
+      ::unlink(path.c_str());
     throw;
   }
   return owner.has_value();
@@ -560,7 +635,13 @@ void printNextSteps(const recovery::RecoveryPlan& plan, const RecoverOptions& op
         "  it belongs to root: give it to the server's user first: chown -R postgres:postgres %s\n",
         dir);
   std::error_code confError;
-  if (fs::exists(options.dataDirectory + "/postgresql.conf", confError))
+  if (separateConfigDirectory(options) &&
+      fs::exists(options.configDirectory + "/postgresql.conf", confError))
+    std::printf(
+        "start PostgreSQL (as its user) with the configuration restored into %s\n"
+        "(its data_directory names %s):\n  %s -D %s -l %s/recovery.log start\n",
+        options.configDirectory.c_str(), dir, pgCtl.c_str(), options.configDirectory.c_str(), dir);
+  else if (fs::exists(options.dataDirectory + "/postgresql.conf", confError))
     std::printf("start PostgreSQL (as its user):\n  %s -D %s -l %s/recovery.log start\n",
                 pgCtl.c_str(), dir, dir);
   else
@@ -635,6 +716,7 @@ recovery::RecoveryPlan recover(const Config& config, const CommandLine& commandL
   std::fflush(stdout);
   std::vector<Place> places = tablespacePlaces(plan, options);
   checkPlaces(options, places);
+  const std::vector<std::string> freshConfigFiles = checkConfigPlace(plan, options, places);
   if (options.verify) verifyPlan(repository, plan, stopRequested);
   if (options.dryRun) {
     std::puts("dry run: nothing was written");
@@ -652,7 +734,7 @@ recovery::RecoveryPlan recover(const Config& config, const CommandLine& commandL
   try {
     // Renewed while the restore runs (the replay's archive-get renews it from then on).
     lease.startRenewal();
-    owned = restoreAndConfigure(repository, plan, options, places,
+    owned = restoreAndConfigure(repository, plan, options, places, freshConfigFiles,
                                 restore::restoreCommand(config, commandLine), stopRequested,
                                 lease.marker());
   } catch (...) {

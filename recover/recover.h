@@ -21,6 +21,9 @@ enum class Archiving {
 
 struct RecoverOptions {
   std::string dataDirectory;
+  // --config-dir: where the server's configuration files go when the backup stored them (they
+  // lived outside the data directory); the data directory when not given.
+  std::string configDirectory;
   // --archiving; required (Error(Usage) when absent) when the server will promote.
   std::optional<Archiving> archiving;
   std::optional<int> port;  // --port: written for a copy beside the original

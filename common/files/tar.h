@@ -237,4 +237,21 @@ class TarExtractor final : public TarReader::Handler {
 ExtractStats extractTarFile(const std::string& archive, const std::string& root,
                             ExtractOptions options = {});
 
+// Writes a POSIX ustar archive of regular files into `sink` (the small archives tidemark makes
+// itself, such as the server's configuration files stored with a backup): paths relative, at most
+// 255 bytes (split into the header's prefix and name at a '/'), owned by uid and gid 0, names
+// "root". Throws Error(InvalidInput) for a path it cannot store; what the sink throws passes
+// through.
+class TarWriter {
+ public:
+  explicit TarWriter(io::Sink& sink) : sink_(sink) {}
+  void addFile(const std::string& path, io::ByteView content, std::uint32_t mode,
+               std::int64_t mtime);
+  // The end-of-archive marker (two zero blocks). Does not close the sink.
+  void finish();
+
+ private:
+  io::Sink& sink_;
+};
+
 }  // namespace tidemark::files

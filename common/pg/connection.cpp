@@ -145,6 +145,16 @@ std::string Connection::show(const std::string& setting) {
   return query("SHOW " + setting, "SHOW " + setting).value(0, 0);
 }
 
+std::string Connection::literal(const std::string& text) const {
+  char* quoted = PQescapeLiteral(conn_.get(), text.data(), text.size());
+  if (quoted == nullptr)
+    throw Error(ErrorCode::Database,
+                fmt::format("cannot quote a value for {}: {}", describe(), lastError()));
+  std::string out = quoted;
+  PQfreemem(quoted);
+  return out;
+}
+
 std::optional<std::uint64_t> parseSize(std::string_view text) {
   std::size_t digits = 0;
   while (digits < text.size() && text[digits] >= '0' && text[digits] <= '9')

@@ -47,6 +47,8 @@ class Connection {
   Result query(const std::string& command, const std::string& what);
   // A setting's value as SHOW prints it (regular and replication connections).
   std::string show(const std::string& setting);
+  // `text` as an SQL string literal (PQescapeLiteral): for values put into a query.
+  std::string literal(const std::string& text) const;
 
   pg_conn* raw() const { return conn_.get(); }
   // libpq's last error text, trimmed to one line.

@@ -3,7 +3,9 @@
 
 #include <algorithm>
 #include <ctime>
+#include <filesystem>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <stdexcept>
 
 #include "common/base/error.h"
@@ -15,10 +17,38 @@
 
 namespace tidemark::repo {
 
+bool isDataArchive(const BackupObject& object) {
+  return object.tablespaceOid != 0 || object.name == "base.tar";
+}
+
+std::string BackupConfiguration::restoredName(const std::string& serverPath) const {
+  for (const auto& file : files)
+    if (file.path == serverPath) return file.name;
+  std::string path = std::filesystem::path(serverPath).lexically_normal().string();
+  if (!directory.empty() && path.size() > directory.size() &&
+      path.compare(0, directory.size(), directory) == 0 && path[directory.size()] == '/')
+    return path.substr(directory.size() + 1);
+  return "included" + path;
+}
+
+std::string_view configStateName(BackupConfiguration::State state) {
+  switch (state) {
+    case BackupConfiguration::State::Unknown:
+      return "unknown";
+    case BackupConfiguration::State::InDataDirectory:
+      return "in-data-directory";
+    case BackupConfiguration::State::Stored:
+      return "stored";
+    case BackupConfiguration::State::NotStored:
+      return "not-stored";
+  }
+  return "unknown";
+}
+
 std::uint64_t BackupInfo::size() const {
   std::uint64_t total = 0;
   for (const auto& o : objects)
-    if (o.name != "backup_manifest") total += o.size;
+    if (isDataArchive(o)) total += o.size;
   return total;
 }
 
@@ -86,6 +116,15 @@ std::string BackupInfo::toJson() const {
     entry["sha256"] = io::toHex(o.sha256);
     list.push_back(entry);
   }
+  if (configuration.state != BackupConfiguration::State::Unknown) {
+    auto& config = doc["configuration"];
+    config["state"] = std::string(configStateName(configuration.state));
+    if (!configuration.directory.empty()) config["directory"] = configuration.directory;
+    auto& files = config["files"] = nlohmann::ordered_json::array();
+    for (const auto& f : configuration.files)
+      files.push_back({{"role", f.role}, {"path", f.path}, {"name", f.name}});
+    config["notes"] = configuration.notes;
+  }
   return doc.dump(2) + "\n";
 }
 
@@ -99,6 +138,50 @@ std::uint64_t lsnField(const nlohmann::json& doc, const char* key, const std::st
         ErrorCode::Corrupt,
         fmt::format("'{}' is not a valid backup.json: '{}' is not a WAL location", where, text));
   return *lsn;
+}
+
+// A name below the restored configuration directory: relative, no '.' or '..' components.
+bool safeRelativeName(const std::string& name) {
+  if (name.empty() || name.front() == '/' || name.back() == '/') return false;
+  for (std::size_t start = 0; start <= name.size();) {
+    std::size_t end = std::min(name.find('/', start), name.size());
+    std::string_view part = std::string_view(name).substr(start, end - start);
+    if (part.empty() || part == "." || part == "..") return false;
+    start = end + 1;
+  }
+  return true;
+}
+
+BackupConfiguration configurationFromJson(const nlohmann::json& doc, const std::string& where) {
+  auto invalid = [&](const std::string& what) {
+    return Error(ErrorCode::Corrupt,
+                 fmt::format("'{}' has an invalid configuration record: {}", where, what));
+  };
+  BackupConfiguration config;
+  std::string state = doc.at("state").get<std::string>();
+  using State = BackupConfiguration::State;
+  if (state == "in-data-directory")
+    config.state = State::InDataDirectory;
+  else if (state == "stored")
+    config.state = State::Stored;
+  else if (state == "not-stored")
+    config.state = State::NotStored;
+  else
+    throw invalid(fmt::format("state '{}'", state));
+  config.directory = doc.value("directory", "");
+  for (const auto& entry : doc.at("files")) {
+    ConfigFile file{entry.at("role").get<std::string>(), entry.at("path").get<std::string>(),
+                    entry.at("name").get<std::string>()};
+    static const std::set<std::string> roles = {"config_file", "hba_file", "ident_file", "include",
+                                                "include_dir"};
+    if (!roles.count(file.role)) throw invalid(fmt::format("role '{}'", file.role));
+    if (!safeRelativeName(file.name))
+      throw invalid(fmt::format("'{}' is not a name below the configuration directory", file.name));
+    config.files.push_back(std::move(file));
+  }
+  for (const auto& note : doc.value("notes", nlohmann::json::array()))
+    config.notes.push_back(note.get<std::string>());
+  return config;
 }
 
 }  // namespace
@@ -159,6 +242,8 @@ BackupInfo BackupInfo::fromJson(const std::string& text, const std::string& wher
                     fmt::format("'{}' has an invalid sha256 for '{}'", where, o.name));
       info.objects.push_back(o);
     }
+    if (doc.contains("configuration"))
+      info.configuration = configurationFromJson(doc["configuration"], where);
     return info;
   } catch (const nlohmann::json::exception& e) {
     throw Error(ErrorCode::Corrupt,

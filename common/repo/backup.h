@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "common/base/time.h"
@@ -24,6 +25,42 @@ struct BackupObject {
   io::Sha256Digest sha256{};  // of the plain bytes
 };
 
+// The object holding the server's configuration files when they lived outside the data directory
+// (a tar archive of the files under their restored names; docs/repository-format.md).
+inline constexpr const char* kConfigArchive = "config.tar";
+
+// A data archive (base.tar, or a tablespace's <oid>.tar): restored into a data directory or a
+// tablespace location, and listed in backup_manifest.
+bool isDataArchive(const BackupObject& object);
+
+// One of the server's configuration files (or include_dir directories) recorded with a backup.
+struct ConfigFile {
+  std::string role;  // "config_file", "hba_file", "ident_file", "include", "include_dir"
+  std::string path;  // where it was on the server
+  std::string name;  // where it goes, relative to the directory the configuration is restored to
+};
+
+// Where the server's configuration was when the backup was taken, and what was stored of it.
+struct BackupConfiguration {
+  enum class State {
+    Unknown,          // not recorded (a backup written before tidemark recorded it)
+    InDataDirectory,  // postgresql.conf was in the data directory: base.tar holds it
+    Stored,           // outside it: the files are in config.tar (files lists them)
+    NotStored,        // outside it, and could not be read (note says why)
+  };
+  State state = State::Unknown;
+  std::string directory;  // the directory of the server's config_file
+  std::vector<ConfigFile> files;
+  std::vector<std::string> notes;  // what was left out, and why, for people
+
+  // Where `serverPath` (a file, or an include_dir directory, as the server named it) goes,
+  // relative to the restored configuration directory: the name recorded for it, else the rule
+  // every recorded name follows (below `directory`: the same relative path; elsewhere:
+  // "included" and the absolute path, "included/etc/postgresql-common/common.conf").
+  std::string restoredName(const std::string& serverPath) const;
+};
+std::string_view configStateName(BackupConfiguration::State state);
+
 // Every field is parsed and checked once, in fromJson: a backup.json that does not hold what its
 // fields promise is Error(Corrupt).
 struct BackupInfo {
@@ -42,6 +79,7 @@ struct BackupInfo {
   bool fastCheckpoint = true;
   std::string manifestChecksums;  // SHA256, CRC32C, ... (as PostgreSQL names them)
   std::vector<BackupObject> objects;
+  BackupConfiguration configuration;
 
   std::uint64_t size() const;        // plain bytes of the tar archives
   std::uint64_t storedSize() const;  // stored bytes of every object

@@ -98,10 +98,10 @@ void prepareDirectory(const std::string& path, const std::string& what) {
   }
 }
 
-// Reads one backup object through verification into `sink`, and checks it is the one backup.json
-// recorded.
-void fetch(const repo::Repository& repository, const std::string& label,
-           const repo::BackupObject& expected, io::Sink& sink) {
+}  // namespace
+
+void readBackupObject(const repo::Repository& repository, const std::string& label,
+                      const repo::BackupObject& expected, io::Sink& sink) {
   std::string path = repo::backupObject(repository.stanza(), label, expected.name);
   auto summary = repository.readObject(path, sink, expected.size);
   if (!summary)
@@ -118,6 +118,8 @@ void fetch(const repo::Repository& repository, const std::string& label,
             expected.size),
         "the backup is damaged or was tampered with; choose another one");
 }
+
+namespace {
 
 // Opens the directory `name` (relative to `at`, or AT_FDCWD) without following a link.
 files::Fd openDirectoryNoFollow(int at, const std::string& name, const std::string& shown) {
@@ -271,7 +273,7 @@ RestoreStats restoreBackup(const repo::Repository& repository, const repo::Backu
                                            .skip = {"standby.signal", "recovery.signal"}});
     files::TarReader reader(extractor);
     Meter meter(reader, progress, progressMutex, stopRequested);
-    fetch(from, backup.label, object, meter);
+    readBackupObject(from, backup.label, object, meter);
     files::ExtractStats extracted = extractor.finish();
     for (const auto& link : extracted.outsideSymlinks)
       spdlog::warn(
@@ -289,8 +291,14 @@ RestoreStats restoreBackup(const repo::Repository& repository, const repo::Backu
     if (object.name == "backup_manifest") {
       files::AtomicFile file(dataDirectory + "/backup_manifest",
                              {.mode = 0600, .sync = options.sync});
-      fetch(repository, backup.label, object, file);
+      readBackupObject(repository, backup.label, object, file);
       file.commit();
+    } else if (!repo::isDataArchive(object) && object.name != repo::kConfigArchive) {
+      throw Error(ErrorCode::Unsupported,
+                  fmt::format("backup {} holds '{}', which this tidemark does not know how to "
+                              "restore",
+                              backup.label, object.name),
+                  "restore it with the tidemark version that took the backup, or a newer one");
     } else if (object.tablespaceOid != 0) {
       auto mapped = options.tablespaceMap.find(object.tablespaceOid);
       std::string target =
@@ -332,7 +340,7 @@ RestoreStats restoreBackup(const repo::Repository& repository, const repo::Backu
       });
     startWorkers();
     for (const auto& object : backup.objects)
-      if (object.tablespaceOid == 0 && object.name != "backup_manifest")
+      if (object.tablespaceOid == 0 && repo::isDataArchive(object))
         extract(repository, object, dataDirectory);
     if (threads == 0)
       for (const auto& [object, target] : tablespaces)

@@ -33,6 +33,12 @@ struct RestoreStats {
   double seconds = 0;
 };
 
+// Reads the object `expected` of backup `label` through verification into `sink`, and checks that
+// it is the one backup.json records (size, SHA-256): Error(Corrupt) otherwise, or when it is
+// missing.
+void readBackupObject(const repo::Repository& repository, const std::string& label,
+                      const repo::BackupObject& expected, io::Sink& sink);
+
 // Throws Error(InvalidInput), naming --tablespace-map, when a tablespace location is not absolute,
 // or is a system directory or lies under one (/, /bin, /boot, /dev, /etc, /lib*, /proc, /sbin,
 // /sys, /usr), as written or with its symbolic links resolved: a location comes from backup.json,

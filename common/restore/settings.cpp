@@ -14,21 +14,13 @@
 
 #include "common/base/error.h"
 #include "common/files/file.h"
+#include "common/pg/config_file.h"
 #include "common/pg/lsn.h"
 
 namespace tidemark::restore {
 
 std::string confQuote(const std::string& value) {
-  std::string out = "'";
-  for (char c : value) {
-    if (c == '\'')
-      out += "''";
-    else if (c == '\\')
-      out += "\\\\";
-    else
-      out.push_back(c);
-  }
-  return out + "'";
+  return pg::quoteConfigValue(value);
 }
 
 std::string shellQuote(const std::string& word) {

@@ -74,10 +74,13 @@ void PgCluster::configure(const std::string& lines) {
 void PgCluster::start(std::chrono::seconds timeout) {
   ProcessOptions options{.user = testUser(), .stdoutPath = logPath_, .stderrPath = logPath_};
   // Port and socket on the command line: a restored copy of another cluster keeps its settings.
-  server_ = std::make_unique<Process>(
-      std::vector<std::string>{pgBinDir() + "/postgres", "-D", dataDir_, "-p",
-                               std::to_string(port_), "-k", socketDir_},
-      options);
+  std::vector<std::string> argv{pgBinDir() + "/postgres", "-D", dataDir_,  "-p",
+                                std::to_string(port_),    "-k", socketDir_};
+  if (!configFile_.empty()) {
+    argv.push_back("-c");
+    argv.push_back("config_file=" + configFile_);
+  }
+  server_ = std::make_unique<Process>(argv, options);
   std::string conninfo =
       "host=127.0.0.1 port=" + std::to_string(port_) + " user=postgres dbname=postgres";
   bool up = waitUntil([&] { return !server_->running() || PQping(conninfo.c_str()) == PQPING_OK; },

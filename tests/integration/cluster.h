@@ -30,6 +30,10 @@ class PgCluster {
   void initdb();
   // Appends lines to postgresql.conf.
   void configure(const std::string& lines);
+  // Starts the server with this configuration file (-c config_file=PATH) instead of the data
+  // directory's postgresql.conf: a cluster configured from outside its data directory, as on
+  // Debian.
+  void setConfigFile(std::string path) { configFile_ = std::move(path); }
   // Starts the server and waits until it accepts connections.
   void start(std::chrono::seconds timeout = std::chrono::seconds(120));
   // Fast shutdown (SIGINT), SIGKILL if it does not stop within `timeout`.
@@ -53,7 +57,7 @@ class PgCluster {
   std::string logTail(std::size_t lines = 40) const;
 
  private:
-  std::string dataDir_, socketDir_, logPath_;
+  std::string dataDir_, socketDir_, logPath_, configFile_;
   int port_;
   std::unique_ptr<Process> server_;
 };

@@ -262,6 +262,41 @@ TEST_CASE("backup.json round-trips every field and refuses documents it cannot t
   }
 }
 
+TEST_CASE(
+    "backup.json records where the configuration was and refuses names that leave its place") {
+  BackupInfo info = sample();
+  CHECK(BackupInfo::fromJson(info.toJson(), "w").configuration.state ==
+        BackupConfiguration::State::Unknown);
+  info.configuration.state = BackupConfiguration::State::Stored;
+  info.configuration.directory = "/etc/postgresql/15/main";
+  info.configuration.files = {
+      {"config_file", "/etc/postgresql/15/main/postgresql.conf", "postgresql.conf"},
+      {"include_dir", "/etc/postgresql/15/main/conf.d", "conf.d"},
+      {"include", "/etc/common.conf", "included/etc/common.conf"}};
+  info.configuration.notes = {"something was left out"};
+  BackupInfo back = BackupInfo::fromJson(info.toJson(), "w");
+  CHECK(back.configuration.state == BackupConfiguration::State::Stored);
+  CHECK(back.configuration.directory == "/etc/postgresql/15/main");
+  REQUIRE(back.configuration.files.size() == 3);
+  CHECK(back.configuration.files[2].name == "included/etc/common.conf");
+  CHECK(back.configuration.notes == std::vector<std::string>{"something was left out"});
+  CHECK(back.toJson() == info.toJson());
+  CHECK(back.configuration.restoredName("/etc/common.conf") == "included/etc/common.conf");
+  CHECK(back.configuration.restoredName("/etc/postgresql/15/main/x/../y.conf") == "y.conf");
+
+  for (const std::string bad : {"/etc/passwd", "../x", "a/../../x", "a//b", ""}) {
+    CAPTURE(bad);
+    BackupInfo damaged = info;
+    damaged.configuration.files[1].name = bad;
+    CHECK(test::thrownError([&] { BackupInfo::fromJson(damaged.toJson(), "w"); }).code() ==
+          ErrorCode::Corrupt);
+  }
+  BackupInfo badRole = info;
+  badRole.configuration.files[0].role = "script";
+  CHECK(test::thrownError([&] { BackupInfo::fromJson(badRole.toJson(), "w"); }).code() ==
+        ErrorCode::Corrupt);
+}
+
 TEST_CASE("backupLabel is the UTC time, sortable") {
   auto at = [](std::int64_t seconds) {
     return backupLabel(UtcSeconds(std::chrono::seconds(seconds)));
