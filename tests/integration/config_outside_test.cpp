@@ -63,13 +63,28 @@ TEST_CASE("a cluster whose configuration lives outside its data directory is res
   source.exec("create table kept (n int)");
   source.exec("insert into kept select generate_series(1, 100)");
   takeBackup(ws, source);
+  {
+    // A role that may not read the server's files through SQL: the files are read from this
+    // host, where the data directory the server names holds the cluster's pg_control.
+    source.exec("create role backuprole login replication");
+    source.exec("grant pg_read_all_settings to backuprole");
+    Outcome o = runTidemark(ws, ws.basebackup(),
+                            {"--pg-conninfo=host=127.0.0.1 port=" + std::to_string(source.port()) +
+                             " user=backuprole dbname=postgres"});
+    INFO(o.output());
+    REQUIRE(o.status == 0);
+    CHECK(contains(o.output(),
+                   "storing 5 files with the backup (read through this host's "
+                   "filesystem)"));
+  }
   source.exec("insert into kept select generate_series(101, 150)");
   source.waitArchived();
   source.stop();  // a restored copy that followed data_directory would start on it, unnoticed
 
   auto backups = repo::listBackups(ws.repository());
-  REQUIRE(backups.size() == 1);
-  const repo::BackupConfiguration& recorded = backups[0].configuration;
+  REQUIRE(backups.size() == 2);
+  CHECK(backups[0].configuration.files.size() == backups[1].configuration.files.size());
+  const repo::BackupConfiguration& recorded = backups[1].configuration;
   CHECK(recorded.state == repo::BackupConfiguration::State::Stored);
   CHECK(recorded.directory == etc);
   CHECK(recorded.files.size() == 6);  // postgresql.conf, conf.d, its file, common, hba, ident
