@@ -32,6 +32,7 @@
 #include "common/repo/state.h"
 #include "common/restore/lease.h"
 #include "common/restore/restore.h"
+#include "common/restore/server_config.h"
 #include "common/restore/settings.h"
 #include "common/spool/spool.h"
 #include "ctl/drill_server.h"
@@ -450,6 +451,14 @@ void drillSteps(const repo::Repository& repository, const std::string& stanzaId,
                                                           .terminal = 0,
                                                           .stopRequested = options.stopRequested});
     report.restoredBytes = stats.bytes;
+    // The configuration the backup stored (the server kept it outside its data directory), with
+    // data_directory and the files it names pointed at the scratch copy; the drill's own settings
+    // (drillSettings) still win on the server's command line.
+    restore::ConfigRestoreResult config =
+        restore::restoreConfiguration(repository, plan.backup, data, data, std::nullopt, false);
+    if (!config.written.empty())
+      spdlog::info("restored the server's configuration: {}",
+                   plural(config.written.size(), "file", "files"));
     // The server's configuration: the backup's postgresql.conf when it has one (Debian keeps it
     // in /etc/postgresql: then one with the hot standby minimums, and PostgreSQL's defaults with
     // the drill's settings), and an hba_file that admits only local connections of the server's
@@ -460,9 +469,10 @@ void drillSteps(const repo::Repository& repository, const std::string& stanzaId,
                 "# written by tidemark drill: the backup had none\n" + hotStandbyMinimums(data),
                 std::nullopt);
       report.warnings.push_back(
-          "the backup has no postgresql.conf (its configuration lives outside the data "
-          "directory): the drill's server runs with PostgreSQL's defaults and the primary's "
-          "hot standby settings from pg_control");
+          "the backup has no postgresql.conf (the server kept its configuration outside the data "
+          "directory, and this backup could not store it: tidemark info says why): the drill's "
+          "server runs with PostgreSQL's defaults and the primary's hot standby settings from "
+          "pg_control");
     }
     writeFile(scratch + "/pg_hba.conf", "local all all trust\n", std::nullopt);
     writeFile(scratch + "/pg_ident.conf", "", std::nullopt);

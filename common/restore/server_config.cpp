@@ -132,7 +132,6 @@ ConfigRestoreResult restoreConfiguration(const repo::Repository& repository,
   for (const auto& file : config.files)
     if (file.role == "include_dir") {
       prepareParents(directory, file.name + "/", owner);
-      result.written.push_back(directory + "/" + file.name);
     }
   for (const auto& file : config.files) {
     if (file.role == "include_dir") continue;

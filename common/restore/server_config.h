@@ -14,7 +14,7 @@
 namespace tidemark::restore {
 
 struct ConfigRestoreResult {
-  std::vector<std::string> written;    // paths written
+  std::vector<std::string> written;    // the files written (not the directories made)
   std::vector<std::string> rewritten;  // "postgresql.conf: hba_file = '/restore/pg_hba.conf'"
 };
 

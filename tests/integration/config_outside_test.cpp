@@ -124,6 +124,14 @@ TEST_CASE("a cluster whose configuration lives outside its data directory is res
     restored.stop();
   }
 
+  SUBCASE("in a drill") {
+    Outcome o = ctl(ws, {"drill", "--scratch", ws.makeDir("drill")});
+    INFO(o.output());
+    CHECK(o.status == 0);
+    CHECK(contains(o.output(), "restored the server's configuration: 5 files"));
+    CHECK_FALSE(contains(o.output(), "the backup has no postgresql.conf"));
+  }
+
   SUBCASE("into --config-dir, which must not already hold the files") {
     const std::string dir = ws.path("restored2");
     const std::string configDir = ws.path("etc2/15/main");
