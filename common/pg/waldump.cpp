@@ -3,12 +3,15 @@
 
 #include <fcntl.h>
 #include <fmt/format.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <cerrno>
+#include <chrono>
 #include <cstdio>
 
 #include "common/base/error.h"
@@ -117,7 +120,8 @@ std::optional<std::pair<std::uint64_t, std::uint64_t>> recordPosition(std::strin
 
 std::vector<XactTime> xactTimes(const std::string& walDump, const std::string& directory,
                                 const std::string& first, const std::string& last,
-                                std::uint64_t startLsn, std::uint64_t endLsn) {
+                                std::uint64_t startLsn, std::uint64_t endLsn,
+                                std::chrono::milliseconds timeout) {
   // Prepared before the fork: between fork and exec only async-signal-safe calls.
   std::vector<std::string> args = {walDump, directory + "/" + first, directory + "/" + last};
   std::vector<char*> argv;
@@ -189,7 +193,22 @@ std::vector<XactTime> xactTimes(const std::string& walDump, const std::string& d
     if (auto record = parseWalDumpLine(line))
       if (record->lsn >= startLsn && record->lsn < endLsn) records.push_back(std::move(*record));
   };
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
   for (;;) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    pollfd ready{child.fd, POLLIN, 0};
+    int polled =
+        left.count() > 0 ? ::poll(&ready, 1, int(std::min<std::int64_t>(left.count(), 1000))) : 0;
+    if (polled < 0 && errno == EINTR) continue;
+    if (polled == 0) {
+      if (std::chrono::steady_clock::now() < deadline) continue;
+      throw Error(ErrorCode::Timeout,
+                  fmt::format("'{}' did not finish reading {} within {} ms: stopped", walDump,
+                              first, timeout.count()),
+                  "check the machine's load, and that it is the pg_waldump of the cluster's "
+                  "PostgreSQL version");
+    }
     ssize_t n = ::read(child.fd, buffer.data(), buffer.size());
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) break;

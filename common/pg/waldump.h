@@ -5,6 +5,7 @@
 // segments included (docs/decisions.md).
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -41,9 +42,12 @@ std::optional<XactTime> parseWalDumpLine(std::string_view line);
 // message's prefix; a database user chooses those) cannot forge a record line, and such output
 // is refused with Error(Corrupt). pg_waldump's complaint at the end of what it was given (a
 // record that continues into a file it was not given, the zeroes after a switch) is the normal
-// end. Throws Error(LocalIo) when it cannot be run, or ends with another error or read nothing.
+// end. Throws Error(LocalIo) when it cannot be run, or ends with another error or read nothing,
+// and Error(Timeout) when it has not finished after `timeout` (it is killed: two segments take it
+// well under a second, so a stuck one must not hold a recovery's plan forever).
 std::vector<XactTime> xactTimes(const std::string& walDump, const std::string& directory,
                                 const std::string& first, const std::string& last,
-                                std::uint64_t startLsn, std::uint64_t endLsn);
+                                std::uint64_t startLsn, std::uint64_t endLsn,
+                                std::chrono::milliseconds timeout = std::chrono::seconds(60));
 
 }  // namespace tidemark::pg

@@ -126,6 +126,20 @@ TEST_CASE("xactTimes reads the commits of a chain of records, and refuses a forg
     CHECK(e.code() == ErrorCode::Corrupt);
     CHECK(test::what(e) == test::Containing("does not chain from record to record"));
   }
+  SUBCASE("one that does not finish is stopped at the timeout") {
+    FakeWalDump dump(std::string(kRecord), 0);
+    {
+      std::ofstream script(dump.path, std::ios::trunc);
+      script << "#!/bin/sh\nexec sleep 30\n";
+    }
+    auto started = std::chrono::steady_clock::now();
+    Error e = test::thrownError([&] {
+      pg::xactTimes(dump.path, dump.dir, "f", "f", 0, 0x2000000, std::chrono::milliseconds(300));
+    });
+    CHECK(e.code() == ErrorCode::Timeout);
+    CHECK(test::what(e) == test::Containing("did not finish reading f within 300 ms"));
+    CHECK(std::chrono::steady_clock::now() - started < std::chrono::seconds(20));
+  }
   SUBCASE("another failure, with nothing read, is an error") {
     FakeWalDump dump("pg_waldump: error: could not open file \"x\": Permission denied\n", 1);
     CHECK(test::thrownError([&] {
