@@ -87,11 +87,15 @@ class Receiver final : public pg::BaseBackupReceiver {
 
   void manifest() override { open(repo::BackupObject{.name = "backup_manifest"}); }
 
-  // An object of tidemark's own (config.tar), stored like an archive.
-  void storeObject(const std::string& name, io::ByteView bytes) {
+  // An object of tidemark's own (config.tar), stored like an archive (and removed with the others
+  // when the backup fails), but not one of the backup's archives: returned, not listed.
+  repo::BackupObject storeObject(const std::string& name, io::ByteView bytes) {
     open(repo::BackupObject{.name = name});
     writer_->write(bytes);
     commitCurrent();
+    repo::BackupObject stored = objects_.back();
+    objects_.pop_back();
+    return stored;
   }
 
   void manifestData(io::ByteView data) override { writer_->write(data); }
@@ -430,16 +434,25 @@ void storeMissingHistory(const repo::Repository& repository, int generation,
 }
 
 // The server's files read through SQL (pg_read_binary_file, pg_stat_file, pg_ls_dir: a
-// superuser, or a role granted pg_read_server_files), on a connection opened on first use.
+// superuser, or a role granted pg_read_server_files and EXECUTE on the three functions), on a
+// connection opened on first use.
 class SqlFileReader final : public ServerFileReader {
  public:
   explicit SqlFileReader(std::string conninfo) : conninfo_(std::move(conninfo)) {}
 
   std::optional<std::string> read(const std::string& path) override {
-    pg::Result row =
-        sql().query(fmt::format("SELECT encode(pg_catalog.pg_read_binary_file({}, true), 'hex')",
-                                sql_->literal(path)),
-                    fmt::format("reading '{}'", path));
+    // PostgreSQL 15 has no pg_read_binary_file(path, missing_ok): the size first, then the
+    // four-argument form (which 15 has).
+    std::string literal = sql().literal(path);
+    pg::Result size = sql_->query(
+        fmt::format("SELECT s.size, s.isdir FROM pg_catalog.pg_stat_file({}, true) s", literal),
+        fmt::format("looking at '{}'", path));
+    if (size.rows() != 1 || size.isNull(0, 0)) return std::nullopt;
+    if (size.value(0, 1) == "t") throw error(ErrorCode::Database, "'{}' is a directory", path);
+    pg::Result row = sql_->query(
+        fmt::format("SELECT encode(pg_catalog.pg_read_binary_file({}, 0, {}, true), 'hex')",
+                    literal, size.value(0, 0)),
+        fmt::format("reading '{}'", path));
     if (row.rows() != 1 || row.isNull(0, 0)) return std::nullopt;
     std::string hex = row.value(0, 0), out;
     out.reserve(hex.size() / 2);
@@ -519,7 +532,7 @@ CollectedConfiguration readServerConfiguration(pg::Connection& connection,
     paths = {connection.show("data_directory"), connection.show("config_file"),
              connection.show("hba_file"), connection.show("ident_file")};
   } catch (const Error& e) {
-    out.record.state = State::NotStored;
+    out.record.state = State::LocationUnknown;
     out.record.notes.push_back(
         fmt::format("the server would not say where its configuration files are ({}): grant "
                     "pg_read_all_settings to the backup's role",
@@ -543,6 +556,7 @@ CollectedConfiguration readServerConfiguration(pg::Connection& connection,
     }
     try {
       out = collectConfiguration(paths, *reader);
+      if (out.record.state == State::Stored) out.archive = configArchive(out, std::time(nullptr));
       if (out.record.state == State::Stored)
         spdlog::info(
             "the server's configuration lives outside the data directory, in '{}': storing {} "
@@ -561,8 +575,10 @@ CollectedConfiguration readServerConfiguration(pg::Connection& connection,
   out.record.notes = failures;
   spdlog::warn(
       "the server's configuration lives outside the data directory, in '{}', and could not be "
-      "read ({}): this backup does not hold it; grant pg_read_server_files to the backup's role, "
-      "or run tidemark-basebackup on the database host as the server's user",
+      "read ({}): this backup does not hold it; GRANT pg_read_server_files to the backup's role "
+      "and GRANT EXECUTE ON FUNCTION pg_read_binary_file(text, bigint, bigint, boolean), "
+      "pg_stat_file(text, boolean), pg_ls_dir(text) TO it, or run tidemark-basebackup on the "
+      "database host as the server's user",
       out.record.directory, fmt::join(failures, "; "));
   return out;
 }
@@ -768,11 +784,9 @@ repo::BackupInfo takeBackup(const repo::Repository& repository, const BackupPara
   Receiver receiver(repository, info.label, progress, params.stopRequested);
   std::string infoPath;  // set once backup.json may be stored
   try {
-    if (configuration.record.state == repo::BackupConfiguration::State::Stored)
-      receiver.storeObject(
-          repo::kConfigArchive,
-          io::asBytes(
-              configArchive(configuration, std::chrono::system_clock::to_time_t(info.startTime))));
+    if (!configuration.archive.empty())
+      info.configuration.object =
+          receiver.storeObject(repo::kConfigArchive, io::asBytes(configuration.archive));
     streamAndWait(repository, generation.number, params, connection, receiver, progress, clock,
                   info);
     if (params.stopRequested())  // and throws if the lock is lost

@@ -165,7 +165,7 @@ CollectedConfiguration collectConfiguration(const ServerPaths& given, ServerFile
 }
 
 std::string configArchive(const CollectedConfiguration& collected, std::int64_t mtime) {
-  io::MemorySink sink(std::size_t(1) << 30);
+  io::MemorySink sink(repo::kMaxConfigArchive);
   files::TarWriter tar(sink);
   for (const auto& [name, content] : collected.contents)
     tar.addFile(name, io::asBytes(content), 0600, mtime);

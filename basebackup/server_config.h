@@ -34,6 +34,7 @@ struct ServerPaths {
 struct CollectedConfiguration {
   repo::BackupConfiguration record;
   std::vector<std::pair<std::string, std::string>> contents;  // name in config.tar, its bytes
+  std::string archive;  // config.tar (configArchive), when stored
 };
 
 // What a backup stores of the server's configuration. With config_file in the data directory:
@@ -46,7 +47,8 @@ struct CollectedConfiguration {
 // what `reader` throws when a file cannot be read: the caller tries another reader.
 CollectedConfiguration collectConfiguration(const ServerPaths& paths, ServerFileReader& reader);
 
-// config.tar: the collected files under their names (mode 0600).
+// config.tar: the collected files under their names (mode 0600). Throws Error(InvalidInput) for a
+// name a tar header cannot hold; the sink's error when the files exceed repo::kMaxConfigArchive.
 std::string configArchive(const CollectedConfiguration& collected, std::int64_t mtime);
 
 }  // namespace tidemark::backup

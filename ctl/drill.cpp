@@ -455,7 +455,8 @@ void drillSteps(const repo::Repository& repository, const std::string& stanzaId,
     // data_directory and the files it names pointed at the scratch copy; the drill's own settings
     // (drillSettings) still win on the server's command line.
     restore::ConfigRestoreResult config =
-        restore::restoreConfiguration(repository, plan.backup, data, data, std::nullopt, false);
+        restore::restoreConfiguration(restore::readStoredConfiguration(repository, plan.backup),
+                                      plan.backup, data, data, std::nullopt, false);
     if (!config.written.empty())
       spdlog::info("restored the server's configuration: {}",
                    plural(config.written.size(), "file", "files"));

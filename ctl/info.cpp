@@ -24,6 +24,14 @@ namespace tidemark::ctl {
 
 namespace {
 
+// The files (not include_dir directories) a backup recorded of the server's configuration.
+std::size_t configFileCount(const repo::BackupConfiguration& config) {
+  std::size_t files = 0;
+  for (const auto& file : config.files)
+    files += file.role != "include_dir";
+  return files;
+}
+
 // Where the server's configuration was, for a backup's rows; nullopt when not recorded.
 std::optional<std::string> configurationText(const repo::BackupConfiguration& config) {
   using State = repo::BackupConfiguration::State;
@@ -32,15 +40,14 @@ std::optional<std::string> configurationText(const repo::BackupConfiguration& co
       return std::nullopt;
     case State::InDataDirectory:
       return "in the data directory";
-    case State::Stored: {
-      std::size_t files = 0;
-      for (const auto& file : config.files)
-        files += file.role != "include_dir";
-      return fmt::format("{} from {}, stored", plural(files, "file", "files"), config.directory);
-    }
+    case State::Stored:
+      return fmt::format("{} from {}, stored", plural(configFileCount(config), "file", "files"),
+                         config.directory);
     case State::NotStored:
-      return fmt::format("NOT stored (kept outside the data directory{}): see backup.json's notes",
+      return fmt::format("NOT stored (kept outside the data directory{})",
                          config.directory.empty() ? "" : ", in " + config.directory);
+    case State::LocationUnknown:
+      return "unknown (the backup's role could not ask where it is)";
   }
   return std::nullopt;
 }
@@ -283,6 +290,8 @@ std::string generationText(const GenerationReport& g, const std::string& indent)
           table.row({"  tablespace",
                      fmt::format("{}  {}", object.tablespaceOid, object.tablespaceLocation)});
       if (auto config = configurationText(b.configuration)) table.row({"  configuration", *config});
+      for (const auto& note : b.configuration.notes)
+        table.row({"", note});
     }
     out += table.render(in);
   }
@@ -387,7 +396,7 @@ Json backupsJson(const std::vector<InfoBackup>& entries) {
       j["configuration"] =
           Json{{"state", std::string(repo::configStateName(b.configuration.state))},
                {"directory", b.configuration.directory},
-               {"files", b.configuration.files.size()},
+               {"files", configFileCount(b.configuration)},
                {"notes", b.configuration.notes}};
     Json& tablespaces = j["tablespaces"] = Json::array();
     for (const auto& object : b.objects)

@@ -411,8 +411,10 @@ class Checker {
                                  if (!entry.directory) listed[entry.name] = entry;
                                });
     std::vector<Item> items;
-    for (std::size_t i = 0; i < backup.objects.size(); ++i) {
-      const repo::BackupObject& object = backup.objects[i];
+    // The archives first, with the indexes they have in backup.objects; config.tar after them.
+    const std::vector<repo::BackupObject> objects = backup.storedObjects();
+    for (std::size_t i = 0; i < objects.size(); ++i) {
+      const repo::BackupObject& object = objects[i];
       std::string path = repo::backupObject(stanza, backup.label, object.name);
       auto it = listed.find(object.name);
       if (it == listed.end()) {

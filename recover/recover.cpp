@@ -15,12 +15,14 @@
 #include <fstream>
 #include <memory>
 #include <set>
+#include <sstream>
 
 #include "common/base/error.h"
 #include "common/base/text.h"
 #include "common/base/time.h"
 #include "common/base/version.h"
 #include "common/files/file.h"
+#include "common/pg/config_file.h"
 #include "common/pg/lsn.h"
 #include "common/pg/wal.h"
 #include "common/recovery/catalog.h"
@@ -309,7 +311,7 @@ RecoverOptions parseRecoverOptions(const CommandLine& cl) {
       usage(fmt::format("--config-dir '{}' overlaps the data directory '{}'",
                         options.configDirectory, options.dataDirectory),
             "give the data directory itself (the default) or a directory outside it, e.g. "
-            "--config-dir=/etc/postgresql/15/main");
+            "--config-dir=/etc/postgresql/15/restore");
   }
   options.target = parseTarget(cl);
   options.backup = cl.value("backup");
@@ -458,32 +460,61 @@ bool separateConfigDirectory(const RecoverOptions& options) {
   return options.configDirectory != options.dataDirectory;
 }
 
+// The configuration a backup stored, read before anything is written (a damaged config.tar is
+// found now, not after the data is restored), and where it goes.
+struct ConfigPlan {
+  restore::StoredConfiguration stored;
+  std::set<std::string> fresh;  // paths to write that do not exist yet: never replaced, and
+                                // removed again when the restore fails
+};
+
+// The data directory a postgresql.conf names (its last data_directory), "" when none.
+std::string namedDataDirectory(const std::string& confPath) {
+  std::ifstream in(confPath);
+  std::stringstream text;
+  text << in.rdbuf();
+  auto found = pg::configDirectives(text.str(), {"data_directory"});
+  return found.empty() ? std::string() : found.back().value;
+}
+
 // The configuration files a backup stored: said in the plan, and their place checked before
-// anything is written (a --config-dir must not hold them, unless --force; it may hold others).
-// Returns the paths to write that do not exist yet (removed again when the restore fails).
-std::vector<std::string> checkConfigPlace(const recovery::RecoveryPlan& plan,
-                                          const RecoverOptions& options,
-                                          const std::vector<Place>& places) {
+// anything is written (a --config-dir must not hold them, unless --force; it may hold others;
+// never the configuration of a running server, even with --force).
+ConfigPlan checkConfigPlace(const repo::Repository& repository, const recovery::RecoveryPlan& plan,
+                            const RecoverOptions& options, const std::vector<Place>& places) {
   for (const auto& line : restore::describeConfiguration(plan.backup, options.configDirectory))
     std::printf("%s\n", line.c_str());
   std::fflush(stdout);
+  ConfigPlan out;
   const bool stored = plan.backup.configuration.state == repo::BackupConfiguration::State::Stored;
-  if (!separateConfigDirectory(options)) return {};
+  if (stored) out.stored = restore::readStoredConfiguration(repository, plan.backup);
+  if (!separateConfigDirectory(options)) return out;
   if (!stored) {
     spdlog::warn("--config-dir: backup {} holds no configuration files; nothing goes to '{}'",
                  plan.backup.label, options.configDirectory);
-    return {};
+    return out;
   }
   for (const auto& place : places)
     if (files::within(options.configDirectory, place.dir) ||
         files::within(place.dir, options.configDirectory))
       usage(fmt::format("--config-dir '{}' overlaps the location of tablespace {} ('{}')",
                         options.configDirectory, place.oid, place.dir));
-  std::vector<std::string> fresh;
+  restore::checkConfigurationPlace(plan.backup, options.configDirectory);
+  const std::string existing = options.configDirectory + "/postgresql.conf";
+  const std::string named = namedDataDirectory(existing);
+  if (!named.empty())
+    if (auto pid = runningServer(named))
+      throw Error(ErrorCode::InvalidInput,
+                  fmt::format("--config-dir '{}' holds the configuration of a running server "
+                              "(pid {}, data directory '{}')",
+                              options.configDirectory, *pid, named),
+                  "restore the configuration into another directory, e.g. "
+                  "--config-dir=/etc/postgresql/15/restore; --force never replaces a running "
+                  "server's configuration");
   for (const auto& path : restore::configurationPaths(plan.backup, options.configDirectory)) {
     struct stat st {};
     if (::lstat(path.c_str(), &st) != 0) {
-      fresh.push_back(path);
+      out.fresh.insert(path);
       continue;
     }
     if (!options.force)
@@ -494,7 +525,7 @@ std::vector<std::string> checkConfigPlace(const recovery::RecoveryPlan& plan,
                   "choose an empty directory, or add --force to replace the backup's files in it "
                   "(other files there are left alone)");
   }
-  return fresh;
+  return out;
 }
 
 // Environment settings do not reach PostgreSQL's restore_command: the plan would be made with one
@@ -534,8 +565,7 @@ void removeRestored(const RecoverOptions& options, bool existed, const std::vect
 // Returns whether an owner other than root was found.
 bool restoreAndConfigure(const repo::Repository& repository, const recovery::RecoveryPlan& plan,
                          const RecoverOptions& options, const std::vector<Place>& places,
-                         const std::vector<std::string>& freshConfigFiles,
-                         const std::string& restoreCommandLine,
+                         const ConfigPlan& configPlan, const std::string& restoreCommandLine,
                          const std::function<bool()>& stopRequested,
                          const std::optional<std::string>& lease) {
   std::error_code existsError;
@@ -556,8 +586,8 @@ bool restoreAndConfigure(const repo::Repository& repository, const recovery::Rec
     // Into the data directory: given to its owner and synced with it below.
     const bool separate = separateConfigDirectory(options);
     restore::ConfigRestoreResult config = restore::restoreConfiguration(
-        repository, plan.backup, options.configDirectory, options.dataDirectory,
-        separate ? owner : std::nullopt, separate);
+        configPlan.stored, plan.backup, options.configDirectory, options.dataDirectory,
+        separate ? owner : std::nullopt, separate, configPlan.fresh);
     for (const auto& line : config.rewritten)
       spdlog::info("configuration: {} (the backed-up server's path commented out)", line);
     if (!config.written.empty())
@@ -591,7 +621,7 @@ bool restoreAndConfigure(const repo::Repository& repository, const recovery::Rec
                  humanBytes(std::uint64_t(double(stats.bytes) / std::max(stats.seconds, 1e-3))));
   } catch (...) {
     removeRestored(options, existed, places);
-    for (const auto& path : freshConfigFiles)
+    for (const auto& path : configPlan.fresh)
       ::unlink(path.c_str());
     throw;
   }
@@ -636,7 +666,7 @@ void printNextSteps(const recovery::RecoveryPlan& plan, const RecoverOptions& op
         dir);
   std::error_code confError;
   if (separateConfigDirectory(options) &&
-      fs::exists(options.configDirectory + "/postgresql.conf", confError))
+      plan.backup.configuration.state == repo::BackupConfiguration::State::Stored)
     std::printf(
         "start PostgreSQL (as its user) with the configuration restored into %s\n"
         "(its data_directory names %s):\n  %s -D %s -l %s/recovery.log start\n",
@@ -649,11 +679,13 @@ void printNextSteps(const recovery::RecoveryPlan& plan, const RecoverOptions& op
         "start PostgreSQL (as its user); the backup has no postgresql.conf (Debian keeps it in\n"
         "/etc/postgresql/%d/<cluster>/): start the cluster whose data_directory this is, e.g.\n"
         "  pg_ctlcluster %d <cluster> start\n"
-        "or give the configuration file:\n"
+        "or give a configuration file (data_directory on the command line: the file's own would\n"
+        "start the cluster it names):\n"
         "  %s -D %s -l %s/recovery.log -o '-c "
-        "config_file=/etc/postgresql/%d/<cluster>/postgresql.conf' start\n",
+        "config_file=/etc/postgresql/%d/<cluster>/postgresql.conf "
+        "-c data_directory=%s' start\n",
         plan.backup.pgVersion, plan.backup.pgVersion, pgCtl.c_str(), dir, dir,
-        plan.backup.pgVersion);
+        plan.backup.pgVersion, dir);
   std::printf("then check:\n");
   std::printf(
       "  - the log: 'restored log file ... from archive' lines, then 'recovery stopping' at the "
@@ -716,7 +748,7 @@ recovery::RecoveryPlan recover(const Config& config, const CommandLine& commandL
   std::fflush(stdout);
   std::vector<Place> places = tablespacePlaces(plan, options);
   checkPlaces(options, places);
-  const std::vector<std::string> freshConfigFiles = checkConfigPlace(plan, options, places);
+  const ConfigPlan configPlan = checkConfigPlace(repository, plan, options, places);
   if (options.verify) verifyPlan(repository, plan, stopRequested);
   if (options.dryRun) {
     std::puts("dry run: nothing was written");
@@ -734,7 +766,7 @@ recovery::RecoveryPlan recover(const Config& config, const CommandLine& commandL
   try {
     // Renewed while the restore runs (the replay's archive-get renews it from then on).
     lease.startRenewal();
-    owned = restoreAndConfigure(repository, plan, options, places, freshConfigFiles,
+    owned = restoreAndConfigure(repository, plan, options, places, configPlan,
                                 restore::restoreCommand(config, commandLine), stopRequested,
                                 lease.marker());
   } catch (...) {

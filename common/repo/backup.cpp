@@ -41,6 +41,8 @@ std::string_view configStateName(BackupConfiguration::State state) {
       return "stored";
     case BackupConfiguration::State::NotStored:
       return "not-stored";
+    case BackupConfiguration::State::LocationUnknown:
+      return "location-unknown";
   }
   return "unknown";
 }
@@ -54,9 +56,15 @@ std::uint64_t BackupInfo::size() const {
 
 std::uint64_t BackupInfo::storedSize() const {
   std::uint64_t total = 0;
-  for (const auto& o : objects)
+  for (const auto& o : storedObjects())
     total += o.storedSize;
   return total;
+}
+
+std::vector<BackupObject> BackupInfo::storedObjects() const {
+  std::vector<BackupObject> out = objects;
+  if (configuration.object) out.push_back(*configuration.object);
+  return out;
 }
 
 std::uint64_t BackupInfo::firstSegment() const {
@@ -81,6 +89,36 @@ std::string BackupInfo::storageDescription() const {
   return out;
 }
 
+namespace {
+
+nlohmann::ordered_json objectToJson(const BackupObject& o) {
+  nlohmann::ordered_json entry;
+  entry["name"] = o.name;
+  if (o.tablespaceOid != 0) {
+    entry["tablespace-oid"] = o.tablespaceOid;
+    entry["tablespace-location"] = o.tablespaceLocation;
+  }
+  entry["size"] = o.size;
+  entry["stored-size"] = o.storedSize;
+  entry["sha256"] = io::toHex(o.sha256);
+  return entry;
+}
+
+BackupObject objectFromJson(const nlohmann::json& entry, const std::string& where) {
+  BackupObject o;
+  o.name = entry.at("name").get<std::string>();
+  o.tablespaceOid = entry.value("tablespace-oid", 0u);
+  o.tablespaceLocation = entry.value("tablespace-location", "");
+  o.size = entry.at("size").get<std::uint64_t>();
+  o.storedSize = entry.at("stored-size").get<std::uint64_t>();
+  if (!io::fromHex(entry.at("sha256").get<std::string>(), o.sha256))
+    throw Error(ErrorCode::Corrupt,
+                fmt::format("'{}' has an invalid sha256 for '{}'", where, o.name));
+  return o;
+}
+
+}  // namespace
+
 std::string BackupInfo::toJson() const {
   nlohmann::ordered_json doc;
   doc["format"] = format;
@@ -104,18 +142,8 @@ std::string BackupInfo::toJson() const {
   doc["size"] = size();
   doc["stored-size"] = storedSize();
   auto& list = doc["objects"] = nlohmann::ordered_json::array();
-  for (const auto& o : objects) {
-    nlohmann::ordered_json entry;
-    entry["name"] = o.name;
-    if (o.tablespaceOid != 0) {
-      entry["tablespace-oid"] = o.tablespaceOid;
-      entry["tablespace-location"] = o.tablespaceLocation;
-    }
-    entry["size"] = o.size;
-    entry["stored-size"] = o.storedSize;
-    entry["sha256"] = io::toHex(o.sha256);
-    list.push_back(entry);
-  }
+  for (const auto& o : objects)
+    list.push_back(objectToJson(o));
   if (configuration.state != BackupConfiguration::State::Unknown) {
     auto& config = doc["configuration"];
     config["state"] = std::string(configStateName(configuration.state));
@@ -124,6 +152,7 @@ std::string BackupInfo::toJson() const {
     for (const auto& f : configuration.files)
       files.push_back({{"role", f.role}, {"path", f.path}, {"name", f.name}});
     config["notes"] = configuration.notes;
+    if (configuration.object) config["object"] = objectToJson(*configuration.object);
   }
   return doc.dump(2) + "\n";
 }
@@ -166,6 +195,8 @@ BackupConfiguration configurationFromJson(const nlohmann::json& doc, const std::
     config.state = State::Stored;
   else if (state == "not-stored")
     config.state = State::NotStored;
+  else if (state == "location-unknown")
+    config.state = State::LocationUnknown;
   else
     throw invalid(fmt::format("state '{}'", state));
   config.directory = doc.value("directory", "");
@@ -181,6 +212,10 @@ BackupConfiguration configurationFromJson(const nlohmann::json& doc, const std::
   }
   for (const auto& note : doc.value("notes", nlohmann::json::array()))
     config.notes.push_back(note.get<std::string>());
+  if (doc.contains("object")) config.object = objectFromJson(doc.at("object"), where);
+  if (config.state == State::Stored &&
+      (!config.object || config.object->name != kConfigArchive || config.files.empty()))
+    throw invalid(fmt::format("stored configuration files without their {}", kConfigArchive));
   return config;
 }
 
@@ -230,18 +265,8 @@ BackupInfo BackupInfo::fromJson(const std::string& text, const std::string& wher
     info.encryption = *encryption;
     info.fastCheckpoint = doc.value("checkpoint", "fast") != "spread";
     info.manifestChecksums = doc.value("manifest-checksums", "");
-    for (const auto& entry : doc.at("objects")) {
-      BackupObject o;
-      o.name = entry.at("name").get<std::string>();
-      o.tablespaceOid = entry.value("tablespace-oid", 0u);
-      o.tablespaceLocation = entry.value("tablespace-location", "");
-      o.size = entry.at("size").get<std::uint64_t>();
-      o.storedSize = entry.at("stored-size").get<std::uint64_t>();
-      if (!io::fromHex(entry.at("sha256").get<std::string>(), o.sha256))
-        throw Error(ErrorCode::Corrupt,
-                    fmt::format("'{}' has an invalid sha256 for '{}'", where, o.name));
-      info.objects.push_back(o);
-    }
+    for (const auto& entry : doc.at("objects"))
+      info.objects.push_back(objectFromJson(entry, where));
     if (doc.contains("configuration"))
       info.configuration = configurationFromJson(doc["configuration"], where);
     return info;

@@ -28,6 +28,8 @@ struct BackupObject {
 // The object holding the server's configuration files when they lived outside the data directory
 // (a tar archive of the files under their restored names; docs/repository-format.md).
 inline constexpr const char* kConfigArchive = "config.tar";
+// Its largest plain size, written or read (configuration files are small).
+inline constexpr std::size_t kMaxConfigArchive = 64u << 20;
 
 // A data archive (base.tar, or a tablespace's <oid>.tar): restored into a data directory or a
 // tablespace location, and listed in backup_manifest.
@@ -47,11 +49,15 @@ struct BackupConfiguration {
     InDataDirectory,  // postgresql.conf was in the data directory: base.tar holds it
     Stored,           // outside it: the files are in config.tar (files lists them)
     NotStored,        // outside it, and could not be read (note says why)
+    LocationUnknown,  // the backup's role could not ask where it is (SHOW config_file)
   };
   State state = State::Unknown;
   std::string directory;  // the directory of the server's config_file
   std::vector<ConfigFile> files;
   std::vector<std::string> notes;  // what was left out, and why, for people
+  // config.tar (Stored only). Recorded here, not in BackupInfo::objects: a tidemark that predates
+  // it ignores it instead of extracting it into a data directory.
+  std::optional<BackupObject> object;
 
   // Where `serverPath` (a file, or an include_dir directory, as the server named it) goes,
   // relative to the restored configuration directory: the name recorded for it, else the rule
@@ -83,6 +89,8 @@ struct BackupInfo {
 
   std::uint64_t size() const;        // plain bytes of the tar archives
   std::uint64_t storedSize() const;  // stored bytes of every object
+  // `objects` and, when stored, the configuration's object after them (what verification reads).
+  std::vector<BackupObject> storedObjects() const;
   // The WAL the backup needs to reach consistency: segments from the start to the stop location,
   // on its timeline (and their file names).
   std::uint64_t firstSegment() const;

@@ -34,7 +34,7 @@ std::vector<Expected> expectedObjects(const repo::Repository& repository,
                                       const recovery::RecoveryPlan& plan) {
   std::vector<Expected> out;
   const repo::BackupInfo& b = plan.backup;
-  for (const auto& object : b.objects)
+  for (const auto& object : b.storedObjects())
     out.push_back(Expected{repo::backupObject(repository.stanza(), b.label, object.name),
                            object.size, object.size, object.sha256});
   const std::uint32_t size = b.walSegmentSize;

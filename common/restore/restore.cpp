@@ -293,7 +293,7 @@ RestoreStats restoreBackup(const repo::Repository& repository, const repo::Backu
                              {.mode = 0600, .sync = options.sync});
       readBackupObject(repository, backup.label, object, file);
       file.commit();
-    } else if (!repo::isDataArchive(object) && object.name != repo::kConfigArchive) {
+    } else if (!repo::isDataArchive(object)) {
       throw Error(ErrorCode::Unsupported,
                   fmt::format("backup {} holds '{}', which this tidemark does not know how to "
                               "restore",

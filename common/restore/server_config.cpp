@@ -7,6 +7,7 @@
 
 #include <filesystem>
 #include <map>
+#include <set>
 
 #include "common/base/error.h"
 #include "common/base/text.h"
@@ -46,9 +47,10 @@ class Collect final : public files::TarReader::Handler {
 };
 
 // Refuses a symbolic link (or anything but a directory) on the way from `directory` to `name`'s
-// parent, and makes the missing directories (0700, given to `owner`).
+// parent, and makes the missing directories (0700, still root's while files are written: a user
+// cannot swap one for a link; given away by the caller at the end), recorded in `made`.
 void prepareParents(const std::string& directory, const std::string& name,
-                    std::optional<files::Owner> owner) {
+                    std::vector<std::string>& made) {
   std::string path = directory;
   std::size_t start = 0;
   for (std::size_t slash; (slash = name.find('/', start)) != std::string::npos; start = slash + 1) {
@@ -56,7 +58,7 @@ void prepareParents(const std::string& directory, const std::string& name,
     struct stat st {};
     if (::lstat(path.c_str(), &st) == 0) {
       if (!S_ISDIR(st.st_mode))
-        throw Error(ErrorCode::LocalIo,
+        throw Error(ErrorCode::InvalidInput,
                     fmt::format("'{}' is {}: the configuration is not written through it", path,
                                 S_ISLNK(st.st_mode) ? "a symbolic link" : "not a directory"),
                     "remove it, or restore the configuration elsewhere with --config-dir DIR");
@@ -65,15 +67,8 @@ void prepareParents(const std::string& directory, const std::string& name,
     if (errno != ENOENT) throw systemError(ErrorCode::LocalIo, errno, "cannot access '{}'", path);
     if (::mkdir(path.c_str(), 0700) != 0)
       throw systemError(ErrorCode::LocalIo, errno, "cannot make '{}'", path);
-    if (owner && ::lchown(path.c_str(), owner->uid, owner->gid) != 0)
-      throw systemError(ErrorCode::LocalIo, errno, "cannot chown '{}'", path);
+    made.push_back(path);
   }
-}
-
-const repo::BackupObject* configObject(const repo::BackupInfo& backup) {
-  for (const auto& object : backup.objects)
-    if (object.name == repo::kConfigArchive) return &object;
-  return nullptr;
 }
 
 }  // namespace
@@ -87,30 +82,66 @@ std::vector<std::string> configurationPaths(const repo::BackupInfo& backup,
   return out;
 }
 
-ConfigRestoreResult restoreConfiguration(const repo::Repository& repository,
-                                         const repo::BackupInfo& backup,
-                                         const std::string& directory,
-                                         const std::string& dataDirectory,
-                                         std::optional<files::Owner> owner, bool sync) {
-  ConfigRestoreResult result;
+StoredConfiguration readStoredConfiguration(const repo::Repository& repository,
+                                            const repo::BackupInfo& backup) {
+  StoredConfiguration out;
   const repo::BackupConfiguration& config = backup.configuration;
-  if (config.state != State::Stored) return result;
-  const repo::BackupObject* object = configObject(backup);
-  if (!object)
+  if (config.state != State::Stored) return out;
+  if (!config.object)
     throw error(ErrorCode::Corrupt, "backup {} records configuration files but holds no {}",
                 backup.label, repo::kConfigArchive);
-  io::MemorySink archive(64u << 20);
-  readBackupObject(repository, backup.label, *object, archive);
+  io::MemorySink archive(repo::kMaxConfigArchive);
+  readBackupObject(repository, backup.label, *config.object, archive);
   Collect collect;
   files::TarReader reader(collect);
   reader.write(archive.data());
   reader.close();
+  for (const auto& file : config.files) {
+    if (file.role == "include_dir") continue;
+    if (!collect.files_.count(file.name))
+      throw error(ErrorCode::Corrupt, "backup {}'s {} lacks '{}', which backup.json records",
+                  backup.label, repo::kConfigArchive, file.name);
+  }
+  out.files = std::move(collect.files_);
+  return out;
+}
 
+void checkConfigurationPlace(const repo::BackupInfo& backup, const std::string& directory) {
+  for (const auto& path : configurationPaths(backup, directory)) {
+    // Only looks: every parent that exists must be a directory, not a link.
+    std::string name = path.substr(directory.size() + 1);
+    std::string at = directory;
+    std::size_t start = 0;
+    for (std::size_t slash; (slash = name.find('/', start)) != std::string::npos;
+         start = slash + 1) {
+      at += "/" + name.substr(start, slash - start);
+      struct stat st {};
+      if (::lstat(at.c_str(), &st) == 0 && !S_ISDIR(st.st_mode))
+        throw Error(ErrorCode::InvalidInput,
+                    fmt::format("'{}' is {}: the configuration is not written through it", at,
+                                S_ISLNK(st.st_mode) ? "a symbolic link" : "not a directory"),
+                    "remove it, or restore the configuration elsewhere with --config-dir DIR");
+    }
+  }
+}
+
+ConfigRestoreResult restoreConfiguration(const StoredConfiguration& stored,
+                                         const repo::BackupInfo& backup,
+                                         const std::string& directory,
+                                         const std::string& dataDirectory,
+                                         std::optional<files::Owner> owner, bool sync,
+                                         const std::set<std::string>& mustBeNew) {
+  ConfigRestoreResult result;
+  const repo::BackupConfiguration& config = backup.configuration;
+  if (config.state != State::Stored) return result;
+
+  std::vector<std::string> made;
   struct stat st {};
   if (::stat(directory.c_str(), &st) != 0) {
-    files::makeDirectories(directory, "/", ErrorCode::LocalIo, owner);
+    files::makeDirectories(directory, "/", ErrorCode::LocalIo);
     if (::chmod(directory.c_str(), 0700) != 0)
       throw systemError(ErrorCode::LocalIo, errno, "cannot chmod '{}'", directory);
+    made.push_back(directory);
   } else if (!S_ISDIR(st.st_mode)) {
     throw error(ErrorCode::InvalidInput, "'{}' is not a directory", directory);
   }
@@ -126,52 +157,81 @@ ConfigRestoreResult restoreConfiguration(const repo::Repository& repository,
   };
   const std::string hba = roleTarget("hba_file", "pg_hba.conf");
   const std::string ident = roleTarget("ident_file", "pg_ident.conf");
+  const std::string data = normal(dataDirectory);
   const std::string note =
       fmt::format("named the backed-up server's file (tidemark, backup {})", backup.label);
 
   for (const auto& file : config.files)
-    if (file.role == "include_dir") {
-      prepareParents(directory, file.name + "/", owner);
-    }
-  for (const auto& file : config.files) {
-    if (file.role == "include_dir") continue;
-    auto found = collect.files_.find(file.name);
-    if (found == collect.files_.end())
+    if (file.role == "include_dir") prepareParents(directory, file.name + "/", made);
+  // The included files first, postgresql.conf last: a restore cut short leaves no postgresql.conf
+  // naming files that are not there yet.
+  std::vector<const repo::ConfigFile*> order;
+  for (const auto& file : config.files)
+    if (file.role != "include_dir" && file.role != "config_file") order.push_back(&file);
+  for (const auto& file : config.files)
+    if (file.role == "config_file") order.push_back(&file);
+  for (const repo::ConfigFile* file : order) {
+    auto found = stored.files.find(file->name);
+    if (found == stored.files.end())
       throw error(ErrorCode::Corrupt, "backup {}'s {} lacks '{}', which backup.json records",
-                  backup.label, repo::kConfigArchive, file.name);
+                  backup.label, repo::kConfigArchive, file->name);
     std::string text = found->second;
-    const std::string target = directory + "/" + file.name;
-    if (file.role == "config_file" || file.role == "include") {
+    const std::string target = directory + "/" + file->name;
+    if (file->role == "config_file" || file->role == "include") {
       text = pg::rewriteConfig(
           text,
           {"data_directory", "hba_file", "ident_file", "include", "include_if_exists",
            "include_dir"},
           [&](const pg::ConfigDirective& d) -> std::optional<pg::ConfigReplacement> {
             if (d.value.empty()) return std::nullopt;
+            const bool absolute = d.value.front() == '/';
             std::string want;
-            std::string written =
-                normal(d.value.front() == '/' ? d.value : files::dirName(target) + "/" + d.value);
             if (d.name == "data_directory")
-              want = normal(dataDirectory);
+              want = data;
             else if (d.name == "hba_file")
               want = hba;
             else if (d.name == "ident_file")
               want = ident;
             else
-              want = restored(normal(
-                  d.value.front() == '/' ? d.value : files::dirName(file.path) + "/" + d.value));
-            if (written == want) return std::nullopt;
-            result.rewritten.push_back(fmt::format("{}: {} = '{}'", file.name, d.name, want));
+              want =
+                  restored(normal(absolute ? d.value : files::dirName(file->path) + "/" + d.value));
+            // Includes resolve from the including file; data_directory, hba_file and ident_file
+            // from elsewhere (the working directory, the data directory): those stay only when
+            // absolute and right.
+            const bool include = d.name.rfind("include", 0) == 0;
+            std::string written =
+                normal(absolute ? d.value : files::dirName(target) + "/" + d.value);
+            if ((absolute || include) && written == want) return std::nullopt;
+            result.rewritten.push_back(fmt::format("{}: {} = '{}'", file->name, d.name, want));
             return pg::ConfigReplacement{want};
           },
           note);
     }
-    prepareParents(directory, file.name, owner);
-    files::AtomicFile out(target, {.mode = 0600, .sync = sync, .owner = owner});
+    if (file->role == "config_file") {
+      // Last, so that they win over any line above or any file included before (a directive this
+      // reader did not recognise included): the restored copy's own places.
+      if (!text.empty() && text.back() != '\n') text += "\n";
+      text += fmt::format(
+          "\n# --- tidemark (backup {}): this restored copy's places ---\n"
+          "data_directory = {}\nhba_file = {}\nident_file = {}\n"
+          "# --- end of tidemark's lines ---\n",
+          backup.label, pg::quoteConfigValue(data), pg::quoteConfigValue(hba),
+          pg::quoteConfigValue(ident));
+    }
+    prepareParents(directory, file->name, made);
+    const bool fresh = mustBeNew.count(target) > 0;
+    files::AtomicFile out(target, {.noReplace = fresh, .mode = 0600, .sync = sync, .owner = owner});
     out.write(io::asBytes(text));
-    out.commit();
+    if (!out.commit())
+      throw Error(ErrorCode::InvalidInput,
+                  fmt::format("'{}' appeared while the backup was restored: not replaced", target),
+                  "find out what wrote it; restore the configuration into another --config-dir");
     result.written.push_back(target);
   }
+  if (owner)
+    for (const auto& dir : made)
+      if (::lchown(dir.c_str(), owner->uid, owner->gid) != 0)
+        throw systemError(ErrorCode::LocalIo, errno, "cannot chown '{}'", dir);
   if (sync) files::syncDirectory(directory);
   return result;
 }
@@ -197,6 +257,12 @@ std::vector<std::string> describeConfiguration(const repo::BackupInfo& backup,
           plural(files, "file", "files"), config.directory, directory));
       break;
     }
+    case State::LocationUnknown:
+      out.push_back(
+          "configuration: the backup's role could not ask the server where it keeps its "
+          "configuration: if postgresql.conf is not in the restored data directory, give the "
+          "server one (and pg_hba.conf) before starting it");
+      break;
     case State::NotStored:
       out.push_back(fmt::format(
           "configuration: the server kept it outside the data directory{}, and this backup does "

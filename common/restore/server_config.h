@@ -3,7 +3,9 @@
 // or a directory of the operator's choice, with the paths they name pointed at the restore.
 #pragma once
 
+#include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -24,21 +26,40 @@ struct ConfigRestoreResult {
 std::vector<std::string> configurationPaths(const repo::BackupInfo& backup,
                                             const std::string& directory);
 
-// With backup.configuration.state Stored: reads config.tar (verified against backup.json), makes
-// `directory` (0700, given to `owner`) when absent, and writes each file under its recorded name
-// (0600, atomically, replacing one of that name), and every include_dir directory. In the
-// postgresql.conf and included files written, each directive that would reach the backed-up
-// server's files is commented out and followed by one naming the restored place: data_directory
-// (`dataDirectory`), hba_file and ident_file (the restored copies), and include, include_if_exists
-// and include_dir whose value does not lead to the restored copy as written. Nothing is written
-// through a symbolic link below `directory`. Does nothing for another state. Throws Error
-// (Corrupt for a config.tar that does not match backup.json, LocalIo); what it wrote is left for
-// the caller to remove.
-ConfigRestoreResult restoreConfiguration(const repo::Repository& repository,
+// config.tar's files, read and checked against backup.json: name -> bytes.
+struct StoredConfiguration {
+  std::map<std::string, std::string> files;
+};
+
+// With backup.configuration.state Stored: reads config.tar (verified against backup.json) and
+// checks that it holds every file backup.json records (Error(Corrupt) otherwise). Small: read
+// while planning, so that a damaged one is found before anything is written. Empty for another
+// state.
+StoredConfiguration readStoredConfiguration(const repo::Repository& repository,
+                                            const repo::BackupInfo& backup);
+
+// Throws Error(InvalidInput) when a directory on the way to a file restoreConfiguration would
+// write below `directory` is a symbolic link or not a directory. Writes nothing.
+void checkConfigurationPlace(const repo::BackupInfo& backup, const std::string& directory);
+
+// Writes `stored` into `directory` (made 0700 when absent), each file under its recorded name
+// (0600, atomically; a path in `mustBeNew` must still not exist, else Error(InvalidInput);
+// others are replaced), and every include_dir directory; the included files first, postgresql.conf
+// last. In the postgresql.conf and included files written, each directive that would reach the
+// backed-up server's files is commented out and followed by one naming the restored place:
+// data_directory (`dataDirectory`), hba_file and ident_file (the restored copies), and include,
+// include_if_exists and include_dir whose value does not lead to the restored copy as written;
+// and postgresql.conf ends with data_directory, hba_file and ident_file set to the restored places
+// (the last setting wins). Nothing is written through a symbolic link below `directory`;
+// directories it makes are given to `owner` at the end, files as they are written. Does nothing
+// for another state. Throws Error (InvalidInput, LocalIo); what it wrote is left for the caller to
+// remove.
+ConfigRestoreResult restoreConfiguration(const StoredConfiguration& stored,
                                          const repo::BackupInfo& backup,
                                          const std::string& directory,
                                          const std::string& dataDirectory,
-                                         std::optional<files::Owner> owner, bool sync);
+                                         std::optional<files::Owner> owner, bool sync,
+                                         const std::set<std::string>& mustBeNew = {});
 
 // What the plan says about the backup's configuration, one line per fact (empty for a backup
 // that did not record it): where it was, and where it goes (`directory`).

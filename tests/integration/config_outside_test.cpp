@@ -62,7 +62,14 @@ TEST_CASE("a cluster whose configuration lives outside its data directory is res
 
   source.exec("create table kept (n int)");
   source.exec("insert into kept select generate_series(1, 100)");
-  takeBackup(ws, source);
+  {
+    Outcome o = runTidemark(ws, ws.basebackup(), {"--pg-conninfo=" + source.conninfo()});
+    INFO(o.output());
+    REQUIRE(o.status == 0);
+    CHECK(contains(o.output(),
+                   "storing 5 files with the backup (read through the server "
+                   "(pg_read_binary_file))"));
+  }
   {
     // A role that may not read the server's files through SQL: the files are read from this
     // host, where the data directory the server names holds the cluster's pg_control.
@@ -110,6 +117,7 @@ TEST_CASE("a cluster whose configuration lives outside its data directory is res
     CHECK(contains(conf, "\ndata_directory = '" + dir + "'"));
     CHECK(contains(conf, "\ninclude = '" + dir + "/included" + common + "'"));
     CHECK(contains(conf, "\ninclude_dir = 'conf.d'"));  // still right as written
+    CHECK(contains(conf, "# --- tidemark (backup "));   // and the places again, last
 
     PgCluster restored(dir, "restored");
     giveToTestUser(dir);
@@ -152,6 +160,14 @@ TEST_CASE("a cluster whose configuration lives outside its data directory is res
     CHECK(restored.value("show data_directory") == dir);
     CHECK(restored.value("show ident_file") == configDir + "/pg_ident.conf");
     CHECK(restored.value("show work_mem") == "7MB");
+
+    // Not even --force replaces the configuration of a running server.
+    o = recoverWith(ws, {"--pgdata=" + ws.path("restored4"), "--config-dir=" + configDir,
+                         "--archiving=off", "--force"});
+    INFO(o.output());
+    CHECK(o.status == 9);
+    CHECK(contains(o.output(), "holds the configuration of a running server"));
+    CHECK(readText(configDir + "/postgresql.conf").find(ws.path("restored4")) == std::string::npos);
     restored.stop();
 
     // Another restore into the same --config-dir is refused before anything is written.

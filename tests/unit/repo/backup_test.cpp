@@ -274,6 +274,11 @@ TEST_CASE(
       {"include_dir", "/etc/postgresql/15/main/conf.d", "conf.d"},
       {"include", "/etc/common.conf", "included/etc/common.conf"}};
   info.configuration.notes = {"something was left out"};
+  // Stored files without config.tar's record are refused.
+  CHECK(test::thrownError([&] { BackupInfo::fromJson(info.toJson(), "w"); }).code() ==
+        ErrorCode::Corrupt);
+  info.configuration.object =
+      BackupObject{.name = "config.tar", .size = 10240, .storedSize = 700, .sha256 = {}};
   BackupInfo back = BackupInfo::fromJson(info.toJson(), "w");
   CHECK(back.configuration.state == BackupConfiguration::State::Stored);
   CHECK(back.configuration.directory == "/etc/postgresql/15/main");
@@ -281,6 +286,10 @@ TEST_CASE(
   CHECK(back.configuration.files[2].name == "included/etc/common.conf");
   CHECK(back.configuration.notes == std::vector<std::string>{"something was left out"});
   CHECK(back.toJson() == info.toJson());
+  // Not one of the backup's archives: a tidemark that predates it never sees it there.
+  CHECK(back.objects.size() == info.objects.size());
+  CHECK(back.storedObjects().back().name == "config.tar");
+  CHECK(back.storedSize() == info.storedSize());
   CHECK(back.configuration.restoredName("/etc/common.conf") == "included/etc/common.conf");
   CHECK(back.configuration.restoredName("/etc/postgresql/15/main/x/../y.conf") == "y.conf");
 
