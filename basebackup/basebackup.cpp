@@ -482,6 +482,13 @@ class SqlFileReader final : public ServerFileReader {
     return names;
   }
 
+  bool isDirectory(const std::string& path) override {
+    pg::Result kind = sql().query(
+        fmt::format("SELECT (pg_catalog.pg_stat_file({}, true)).isdir", sql_->literal(path)),
+        fmt::format("looking at '{}'", path));
+    return kind.rows() == 1 && kind.value(0, 0) == "t";
+  }
+
   std::string describe() const override { return "the server (pg_read_binary_file)"; }
 
  private:
@@ -514,6 +521,11 @@ class LocalFileReader final : public ServerFileReader {
       names.push_back(it->path().filename().string());
     if (ec) throw systemError(ErrorCode::LocalIo, ec.value(), "cannot list '{}'", directory);
     return names;
+  }
+
+  bool isDirectory(const std::string& path) override {
+    std::error_code ec;
+    return std::filesystem::is_directory(path, ec);
   }
 
   std::string describe() const override { return "this host's filesystem"; }

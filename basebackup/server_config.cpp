@@ -127,7 +127,8 @@ class Collector {
       if (name.size() > 5 && name.front() != '.' && name.ends_with(".conf")) conf.push_back(name);
     std::sort(conf.begin(), conf.end());
     for (const auto& name : conf)
-      includeFile(directory + "/" + name, from, true, depth);
+      if (!reader_.isDirectory(directory + "/" + name))
+        includeFile(directory + "/" + name, from, true, depth);
   }
 
   const std::string& contentOf(const std::string& name) const {

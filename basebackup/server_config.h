@@ -21,6 +21,9 @@ class ServerFileReader {
   // The names in `directory` (without . and ..); nullopt when it does not exist. Throws Error when
   // it cannot be listed.
   virtual std::optional<std::vector<std::string>> list(const std::string& directory) = 0;
+  // Whether `path` is a directory (an include_dir's *.conf directories are skipped, as PostgreSQL
+  // skips them).
+  virtual bool isDirectory(const std::string& path) = 0;
   // "the server (pg_read_binary_file)", "this host's filesystem", for messages.
   virtual std::string describe() const = 0;
 };

@@ -36,6 +36,11 @@ class FakeFiles final : public backup::ServerFileReader {
     if (names.empty()) return std::nullopt;
     return names;
   }
+  bool isDirectory(const std::string& path) override {
+    for (const auto& [file, content] : files)
+      if (file.rfind(path + "/", 0) == 0) return true;
+    return false;
+  }
   std::string describe() const override { return "the fake"; }
 };
 
@@ -78,6 +83,8 @@ TEST_CASE("a Debian configuration is collected with its includes, as PostgreSQL 
       {"/etc/postgresql/15/main/conf.d/nested/more.conf", "port = 5433\n"},
       {"/etc/postgresql/15/main/conf.d/.hidden.conf", "port = 1\n"},
       {"/etc/postgresql/15/main/conf.d/notes.txt", "port = 2\n"},
+      // A directory named like a file: skipped, as PostgreSQL skips it.
+      {"/etc/postgresql/15/main/conf.d/old.conf/x", "port = 3\n"},
       // Includes itself back: followed once.
       {"/etc/postgresql-common/common.conf", "include '/etc/postgresql/15/main/postgresql.conf'\n"},
       {"/etc/postgresql/15/main/pg_hba.conf", "local all all peer\n"},
