@@ -170,6 +170,28 @@ class Planner {
                       b.label, b.timeline, pg::formatLsn(b.stopLsn), timeline),
           "choose the timeline with --target-timeline, or another backup with --backup");
     plan_.timelinePath = pathText(plan_.history, b.timeline);
+    if (target_.timeline.kind == TimelineChoice::Kind::Number && target_.kind == TargetKind::Latest)
+      warnIfContinued(b, timeline);
+  }
+
+  // A timeline named for a recovery to the end of the archive that a later one continues (a
+  // promotion after it): the replay ends where it was left, and promotes into a new fork beside
+  // the later timeline. A drill.target-timeline set for a stray branch and then forgotten would
+  // drill that point, further in the past each time.
+  void warnIfContinued(const repo::BackupInfo& b, std::uint32_t timeline) {
+    std::vector<Branch> later;
+    for (auto& branch : catalog_.branchesFrom(b)) {
+      if (branch.timeline == timeline) return;
+      if (branch.history.endOf(timeline)) later.push_back(std::move(branch));
+    }
+    if (later.empty()) return;
+    warnings_.push_back(fmt::format(
+        "timeline {} was left at {} and {} {} {} it: the recovery ends where timeline {} was "
+        "left; to reach the newer WAL, name {} with --target-timeline",
+        timeline, pg::formatLsn(*later.front().history.endOf(timeline)),
+        later.size() == 1 ? "timeline" : "timelines", branchNumbers(later),
+        later.size() == 1 ? "continues" : "continue", timeline,
+        later.size() == 1 ? "it" : "one of them"));
   }
 
   // The timeline 'latest' means for this backup, decided here rather than by PostgreSQL (whose

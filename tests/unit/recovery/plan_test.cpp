@@ -268,6 +268,35 @@ TEST_CASE("planRecovery follows the timeline the target asks for, and the backup
   }
 }
 
+TEST_CASE("a timeline named for a recovery to the end that a later one continues: a warning") {
+  // Timeline 1 was left for timeline 2 at 0/600000 (a promotion) and wrote nothing after it.
+  test::FakeRepository repository;
+  repository.wal(1, 2, 5);
+  repository.file("000000010000000000000006.partial");
+  repository.history(2, "1\t0/600000\tno recovery target specified\n");
+  repository.wal(2, 6, 7);
+  repository.backup("20261101T000000Z", 1, 0x200028, 0x300100);
+  Target t;
+  t.timeline = *recovery::TimelineChoice::parse("1");
+  auto plan = planRecovery(repository, t);
+  CHECK(plan.history.timeline == 1);
+  REQUIRE(plan.warnings.size() == 1);
+  CHECK(plan.warnings.front() ==
+        "timeline 1 was left at 0/600000 and timeline 2 continues it: the recovery ends where "
+        "timeline 1 was left; to reach the newer WAL, name it with --target-timeline");
+  SUBCASE("not for the timeline that continues it, nor for a target on the way") {
+    t.timeline = *recovery::TimelineChoice::parse("2");
+    CHECK(planRecovery(repository, t).warnings.empty());
+    Target time = timeTarget("2026-11-01T12:00:00Z");
+    time.timeline = *recovery::TimelineChoice::parse("1");
+    CHECK(planRecovery(repository, time).warnings.empty());
+  }
+  SUBCASE("not for a timeline that went on after the fork: a branch of its own") {
+    repository.wal(1, 6, 8);
+    CHECK(planRecovery(repository, t).warnings.empty());
+  }
+}
+
 TEST_CASE("planRecovery checks a chosen backup against the target and says why it chose one") {
   test::FakeRepository repository;
   repository.wal(1, 2, 9);
