@@ -279,9 +279,9 @@ class Planner {
                             "recovery_target_timeline = 'latest' would follow timeline {} "
                             "whichever one is production's",
                             b.label, branches.size(), list, catalog_.newestFrom(b.timeline)),
-                "name the branch with --target-timeline N (a drill: --backup of a backup taken "
-                "on it); tidemark info shows the timeline tree. A branch that a restored copy or "
-                "a former primary archived is not production's history");
+                "name the branch with --target-timeline N (a scheduled tidemark drill: "
+                "drill.target-timeline); tidemark info shows the timeline tree. A branch that a "
+                "restored copy or a former primary archived is not production's history");
   }
 
   static std::string branchNumbers(const std::vector<Branch>& branches) {
