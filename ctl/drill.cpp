@@ -355,6 +355,9 @@ Json reportJson(const DrillReport& r, bool forRecord) {
               {"backup", r.backup.empty() ? Json(nullptr) : Json(r.backup)},
               {"generation", r.generation},
               {"target", r.target},
+              {"target-timeline", r.targetTimeline},
+              {"timeline", r.timeline ? Json(*r.timeline) : Json(nullptr)},
+              {"timeline-path", r.timelinePath.empty() ? Json(nullptr) : Json(r.timelinePath)},
               {"restore-seconds", r.restoreSeconds},
               {"restored-bytes", r.restoredBytes},
               {"replay-seconds", r.replaySeconds},
@@ -416,9 +419,13 @@ void drillSteps(const repo::Repository& repository, const std::string& stanzaId,
     target.time = parseTimestamp(*options.targetTime, "--target-time");
     target.action = recovery::TargetAction::Pause;
   }
+  target.timeline = options.targetTimeline;
   report.target = target.kind == recovery::TargetKind::Latest ? "latest" : target.describe();
+  report.targetTimeline = target.timeline.text();
   const recovery::RecoveryPlan plan =
       inStep("plan", [&] { return recovery::planRecovery(repository, target, options.backup); });
+  report.timeline = plan.history.timeline;
+  report.timelinePath = plan.timelinePath;
   report.backup = plan.backup.label;
   report.generation = plan.generation;
   report.warnings = plan.warnings;
@@ -681,6 +688,9 @@ std::string drillText(const DrillReport& r) {
   if (!r.backup.empty())
     line(fmt::format("  backup:   {} (generation {})", r.backup, r.generation));
   line("  target:   " + r.target);
+  line(r.timelinePath.empty()
+           ? "  timeline: target timeline " + r.targetTimeline
+           : fmt::format("  timeline: {} (target timeline {})", r.timelinePath, r.targetTimeline));
   line(fmt::format("  restore:  {:.1f} s ({})", r.restoreSeconds, humanBytes(r.restoredBytes)));
   line(fmt::format("  replay:   {:.1f} s, {} segment{}{}", r.replaySeconds, r.segmentsReplayed,
                    r.segmentsReplayed == 1 ? "" : "s",
@@ -739,6 +749,9 @@ std::vector<OptionSpec> drillOptionSpecs() {
       {"backup", "LABEL", "restore this backup (default: the newest one)"},
       {"target-time", "TIMESTAMP",
        "replay to this moment instead of to the end of the archive ('2026-11-22 10:42:07+01')"},
+      {"target-timeline", "TLI",
+       "latest (default: the one branch the backup leads to) | current | a timeline number; "
+       "replaces drill.target-timeline"},
       {"scratch", "DIR",
        "restore here: an empty or absent directory (default: drill.scratch, else a fresh folder "
        "under /var/tmp)"},
@@ -779,6 +792,11 @@ int drill(const Config& config, const CommandLine& commandLine,
                 "--backup replays the backup to the end of the archive; --target-time chooses "
                 "the backup that reaches the target");
   if (options.targetTime) parseTimestamp(*options.targetTime, "--target-time");
+  if (auto v = commandLine.value("target-timeline"))
+    options.targetTimeline = recovery::parseTimelineChoice(*v, "--target-timeline");
+  else
+    options.targetTimeline = recovery::parseTimelineChoice(
+        config.drill.targetTimeline, "drill.target-timeline", ErrorCode::Config);
   options.scratch = commandLine.value("scratch").value_or(config.drill.scratch);
   auto queries = commandLine.options.find("query");
   options.queries = queries != commandLine.options.end() ? queries->second : config.drill.queries;

@@ -13,6 +13,7 @@
 
 #include "common/base/time.h"
 #include "common/config/config.h"
+#include "common/recovery/target.h"
 #include "common/repo/repository.h"
 
 namespace tidemark::ctl {
@@ -28,6 +29,8 @@ struct DrillOptions {
   std::string restoreCommand;             // restore_command for the server
   std::int64_t leaseTimeout = 6 * 3600;   // retention.lease-timeout
   std::int64_t timeoutSeconds = 0;        // --timeout: fail when the target is not reached in time
+  // --target-timeline, else drill.target-timeline
+  recovery::TimelineChoice targetTimeline;
   // Besides the scratch directory and /dev/shm, what the server's restore_command writes to when
   // the server runs in its read-only namespace: the repository (posix) and the log file's folder.
   std::vector<std::string> writablePaths;
@@ -52,6 +55,11 @@ struct DrillReport {
   std::string error;       // why, when not ok
   std::string backup;      // the label
   std::string target;      // "latest" or the target's description
+  // The timeline asked for (latest, current or a number), and the one the plan resolved, with its
+  // path from the backup's timeline ("1 (until 0/5000158) -> 2"); none when the plan failed.
+  std::string targetTimeline = "latest";
+  std::optional<std::uint32_t> timeline;
+  std::string timelinePath;
   int generation = 0;
   std::string pgBin;
   long serverPid = 0;  // the drill's server, once started (stopped before the report)

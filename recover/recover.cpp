@@ -258,12 +258,8 @@ recovery::Target parseTarget(const CommandLine& cl) {
           "--target-name");
     t.exclusive = true;
   }
-  if (auto v = cl.value("target-timeline")) {
-    auto timeline = recovery::TimelineChoice::parse(*v);
-    if (!timeline)
-      usage(fmt::format("--target-timeline '{}' is not latest, current or a timeline number", *v));
-    t.timeline = *timeline;
-  }
+  if (auto v = cl.value("target-timeline"))
+    t.timeline = recovery::parseTimelineChoice(*v, "--target-timeline");
   return t;
 }
 

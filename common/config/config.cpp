@@ -405,6 +405,17 @@ const std::vector<KeyDef>& keyTable() {
        [](Config& c, const Value& v, const std::string& where) {
          c.drill.scratch = asAbsolutePath(v, where, true);
        }},
+      {"drill", "target-timeline",
+       "the timeline a drill's replay follows, as --target-timeline: latest (default) | current "
+       "| a timeline number",
+       [](Config& c, const Value& v, const std::string& where) {
+         // Read as tidemark drill reads --target-timeline (recovery/target.h), where a wrong
+         // value is refused: a number in TOML is written without quotes.
+         if (auto n = std::get_if<std::int64_t>(&v))
+           c.drill.targetTimeline = std::to_string(*n);
+         else
+           c.drill.targetTimeline = asString(v, where);
+       }},
   };
   return table;
 }

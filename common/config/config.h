@@ -89,6 +89,8 @@ struct Config {
     std::vector<std::string> queries;  // statements each drill runs on the restored copy
     std::string pgBin;                 // the server binaries; "" = found (docs/drill.md)
     std::string scratch;               // where to restore; "" = a fresh folder under /var/tmp
+    // The timeline the replay follows, as --target-timeline takes it (checked by the drill).
+    std::string targetTimeline = "latest";
   } drill;
 
   // The configuration file that was read (absolute), or "" when none was.

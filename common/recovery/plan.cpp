@@ -2,6 +2,7 @@
 #include "common/recovery/plan.h"
 
 #include <fmt/format.h>
+#include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <set>
@@ -88,6 +89,40 @@ class Planner {
     return true;
   }
 
+  // "20261103T000000Z (timeline 1, ended 2026-11-03T00:01:15Z at 0/800100)", for the debug log.
+  static std::string backupText(const repo::BackupInfo& b) {
+    return fmt::format("{} (timeline {}, ended {} at {})", b.label, b.timeline,
+                       formatUtc(b.stopTime), pg::formatLsn(b.stopLsn));
+  }
+
+  // Why a backup does not lie on `wanted` (Catalog::onHistory), for the debug log.
+  static std::string offHistory(const repo::BackupInfo& b, const pg::TimelineHistory& wanted) {
+    if (!wanted.contains(b.timeline))
+      return fmt::format("timeline {} is not timeline {} nor an ancestor of it", b.timeline,
+                         wanted.timeline);
+    return fmt::format(
+        "it ends after timeline {} was left at {} for timeline {}'s history: on another branch",
+        b.timeline, pg::formatLsn(wanted.endOf(b.timeline).value_or(0)), wanted.timeline);
+  }
+
+  // Which timeline's history the backup must lie on, for the debug log.
+  std::string wantedText(const pg::TimelineHistory* wanted) const {
+    switch (target_.timeline.kind) {
+      case TimelineChoice::Kind::Number:
+        return fmt::format("on the history of timeline {} (the target timeline)",
+                           target_.timeline.number);
+      case TimelineChoice::Kind::Current:
+        return "on any timeline (target timeline current: the backup's own)";
+      case TimelineChoice::Kind::Latest:
+        break;
+    }
+    return fmt::format(
+        "on the history of timeline {} (target timeline latest: the stanza's highest-numbered)",
+        wanted ? wanted->timeline : 0);
+  }
+
+  // Each backup considered, and why it was taken or passed over, go to the debug log
+  // (--log-level=debug): the first question when a recovery restores an unexpected backup.
   void chooseBackup(const std::optional<std::string>& label, const pg::TimelineHistory* wanted) {
     if (label) {
       const repo::BackupInfo* chosen = catalog_.findBackup(*label);
@@ -103,13 +138,30 @@ class Planner {
                     "choose an earlier backup, or a later target");
       plan_.backup = *chosen;
       plan_.backupReason = "chosen with --backup";
+      if (debug_) spdlog::debug("backup {}: chosen with --backup", backupText(*chosen));
       return;
     }
     const auto& backups = catalog_.backups();
+    const bool placeable = target_.kind == TargetKind::Time || target_.kind == TargetKind::Lsn;
+    if (debug_)
+      spdlog::debug("choosing the backup for {}: {}, newest first; the first {}{} is taken",
+                    target_.describe(),
+                    plural(backups.size(), "complete backup", "complete backups"),
+                    placeable ? "that ends before the target, " : "", wantedText(wanted));
     for (auto it = backups.rbegin(); it != backups.rend(); ++it) {
-      if (!beforeTarget(*it) || (wanted && !Catalog::onHistory(*it, *wanted))) continue;
+      if (!beforeTarget(*it)) {
+        if (debug_)
+          spdlog::debug("backup {}: passed over: it ends after the target", backupText(*it));
+        continue;
+      }
+      if (wanted && !Catalog::onHistory(*it, *wanted)) {
+        if (debug_)
+          spdlog::debug("backup {}: passed over: {}", backupText(*it), offHistory(*it, *wanted));
+        continue;
+      }
       plan_.backup = *it;
       plan_.backupReason = reasonFor(target_.kind);
+      if (debug_) spdlog::debug("backup {}: chosen: {}", backupText(*it), plan_.backupReason);
       return;
     }
     refuseNoBackup(wanted);
@@ -170,6 +222,31 @@ class Planner {
                       b.label, b.timeline, pg::formatLsn(b.stopLsn), timeline),
           "choose the timeline with --target-timeline, or another backup with --backup");
     plan_.timelinePath = pathText(plan_.history, b.timeline);
+    if (target_.timeline.kind == TimelineChoice::Kind::Number && target_.kind == TargetKind::Latest)
+      warnIfContinued(b, timeline);
+    if (debug_)
+      spdlog::debug("recovery follows timeline {} (target timeline {}): {}", timeline,
+                    target_.timeline.text(), plan_.timelinePath);
+  }
+
+  // A timeline named for a recovery to the end of the archive that a later one continues (a
+  // promotion after it): the replay ends where it was left, and promotes into a new fork beside
+  // the later timeline. A drill.target-timeline set for a stray branch and then forgotten would
+  // drill that point, further in the past each time.
+  void warnIfContinued(const repo::BackupInfo& b, std::uint32_t timeline) {
+    std::vector<Branch> later;
+    for (auto& branch : catalog_.branchesFrom(b)) {
+      if (branch.timeline == timeline) return;
+      if (branch.history.endOf(timeline)) later.push_back(std::move(branch));
+    }
+    if (later.empty()) return;
+    warnings_.push_back(fmt::format(
+        "timeline {} was left at {} and {} {} {} it: the recovery ends where timeline {} was "
+        "left; to reach the newer WAL, name {} with --target-timeline",
+        timeline, pg::formatLsn(*later.front().history.endOf(timeline)),
+        later.size() == 1 ? "timeline" : "timelines", branchNumbers(later),
+        later.size() == 1 ? "continues" : "continue", timeline,
+        later.size() == 1 ? "it" : "one of them"));
   }
 
   // The timeline 'latest' means for this backup, decided here rather than by PostgreSQL (whose
@@ -257,9 +334,9 @@ class Planner {
                             "recovery_target_timeline = 'latest' would follow timeline {} "
                             "whichever one is production's",
                             b.label, branches.size(), list, catalog_.newestFrom(b.timeline)),
-                "name the branch with --target-timeline N (a drill: --backup of a backup taken "
-                "on it); tidemark info shows the timeline tree. A branch that a restored copy or "
-                "a former primary archived is not production's history");
+                "name the branch with --target-timeline N (a scheduled tidemark drill: "
+                "drill.target-timeline); tidemark info shows the timeline tree. A branch that a "
+                "restored copy or a former primary archived is not production's history");
   }
 
   static std::string branchNumbers(const std::vector<Branch>& branches) {
@@ -385,6 +462,8 @@ class Planner {
   std::optional<std::uint64_t> switchSegment_;  // a switch inside a segment on the path
   const std::vector<repo::GapRecord>& dropped_;
   const bool standby_;
+  // --log-level=debug: the choices are explained (and only then put into words).
+  const bool debug_ = spdlog::should_log(spdlog::level::debug);
 };
 
 }  // namespace

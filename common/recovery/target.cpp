@@ -46,6 +46,13 @@ std::optional<TimelineChoice> TimelineChoice::parse(std::string_view text) {
   return TimelineChoice{Kind::Number, std::uint32_t(*number)};
 }
 
+TimelineChoice parseTimelineChoice(std::string_view text, std::string_view what, ErrorCode code) {
+  if (auto choice = TimelineChoice::parse(text)) return *choice;
+  throw Error(code, fmt::format("{} '{}' is not latest, current or a timeline number", what, text),
+              "latest: the one branch the backup leads to; current: the backup's own timeline; or "
+              "a number in decimal (tidemark info shows the timeline tree)");
+}
+
 std::string Target::describe() const {
   switch (kind) {
     case TargetKind::Latest:

@@ -1,5 +1,6 @@
 // Recovery targets: where a recovery stops, what the server does there, and which timeline it
-// follows. Checked when parsed (tidemark-recover's options), typed from then on.
+// follows. Checked when parsed (tidemark-recover's and tidemark drill's options), typed from then
+// on.
 #pragma once
 
 #include <cstdint>
@@ -7,6 +8,7 @@
 #include <string>
 #include <string_view>
 
+#include "common/base/error.h"
 #include "common/base/time.h"
 
 namespace tidemark::recovery {
@@ -38,6 +40,13 @@ struct TimelineChoice {
   // decimal.
   static std::optional<TimelineChoice> parse(std::string_view text);
 };
+
+// Parses the value of --target-timeline (tidemark-recover, tidemark drill) or of a configuration
+// key holding one (drill.target-timeline), as TimelineChoice::parse does. Throws Error(`code`)
+// naming `what` (the option or the key) and the values allowed for anything else: Usage for an
+// option, Config for a key.
+TimelineChoice parseTimelineChoice(std::string_view text, std::string_view what,
+                                   ErrorCode code = ErrorCode::Usage);
 
 struct Target {
   TargetKind kind = TargetKind::Latest;

@@ -4,7 +4,9 @@
 // replay step naming it, a damaged backup archive the restore step, a failing query the query
 // step; SIGTERM in the middle of the replay stops the server and removes the scratch directory;
 // SIGKILL of the drill takes its server down too; a scratch directory too small for the backup
-// fails the restore step and leaves nothing; --target-time stops the replay at the target.
+// fails the restore step and leaves nothing; --target-time stops the replay at the target; a
+// history with two branches past the backup is refused without --target-timeline and drilled with
+// it.
 // And tidemark metrics: every family, parsed (promtool when installed), changing after a push
 // and a backup.
 #include <doctest/doctest.h>
@@ -295,6 +297,75 @@ TEST_CASE("tidemark drill --target-time replays to the target and stops there") 
     }
   CHECK(queried);
   CHECK(o.doc.at("last-replayed-commit").is_string());
+}
+
+TEST_CASE(
+    "tidemark drill from a backup before two branches with WAL after the fork: refused without "
+    "--target-timeline, passes with it") {
+  Workspace ws(Backend::Posix);
+  PgCluster source(ws.path("source"), "source");
+  ws.startArchivingPrimary(source);
+  source.exec("create table rows (n int primary key)");
+  takeBackup(ws, source);
+  source.exec("insert into rows values (1)");
+  source.waitArchived();
+  // A copy restored with production's archiving on, promoted: it archives timeline 2.
+  const std::string copyDir = ws.path("copy");
+  Outcome restored = recoverWith(ws, {"--pgdata=" + copyDir, "--archiving=on"});
+  INFO(restored.output());
+  REQUIRE(restored.status == 0);
+  {
+    giveToTestUser(copyDir);
+    PgCluster copy(copyDir, "copy");
+    copy.start();
+    REQUIRE(waitUntil([&] { return copy.value("select pg_is_in_recovery()") == "f"; }, 300s));
+    copy.exec("insert into rows values (100)");
+    copy.waitArchived();
+    copy.stop();
+  }
+  REQUIRE(ws.hasObject("main/wal/00000002.history"));
+  // Production goes on writing timeline 1.
+  source.exec("insert into rows values (2)");
+  source.waitArchived();
+  source.stop();
+
+  const std::string scratch = ws.path("scratch");
+  Drilled refused = drillWith(ws, {"--scratch", scratch});
+  INFO(refused.output());
+  CHECK(refused.status == 16);
+  REQUIRE(refused.doc.is_object());
+  CHECK(refused.doc.at("failed-step") == "plan");
+  CHECK(refused.doc.at("error").get<std::string>().find(
+            "2 branches hold WAL past the fork: timeline 1") != std::string::npos);
+  CHECK(refused.doc.at("error").get<std::string>().find("--target-timeline N") !=
+        std::string::npos);
+  CHECK(refused.doc.at("target-timeline") == "latest");
+  CHECK(refused.doc.at("timeline").is_null());
+  CHECK_FALSE(fs::exists(scratch));
+
+  // drill.target-timeline is read as --target-timeline is: a wrong value stops the drill before
+  // it runs (a configuration error, not recorded).
+  Outcome wrong = ctl(ws, {"drill", "--drill-target-timeline=production"});
+  CHECK(wrong.status == 4);
+  CHECK(wrong.err.find("drill.target-timeline 'production' is not latest, current or a timeline "
+                       "number") != std::string::npos);
+
+  // Production's branch named: its backup, its newest WAL.
+  Drilled o = drillWith(ws, {"--scratch", scratch, "--target-timeline", "1", "--query",
+                             "select string_agg(n::text, ',' order by n) from rows"});
+  INFO(o.output());
+  REQUIRE(o.status == 0);
+  CHECK(o.doc.at("target") == "latest");
+  CHECK(o.doc.at("target-timeline") == "1");
+  CHECK(o.doc.at("timeline") == 1);
+  bool queried = false;
+  for (const auto& check : o.doc.at("checks"))
+    if (check.at("name") == "query 1") {
+      queried = true;
+      CHECK(check.at("first-row") == nlohmann::json::array({"1,2"}));
+    }
+  CHECK(queried);
+  CHECK_FALSE(fs::exists(scratch));
 }
 
 // Every file below `dir` with its size and modification time.

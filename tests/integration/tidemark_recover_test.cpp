@@ -654,8 +654,15 @@ TEST_CASE(
   CHECK(o.output().find("timeline 2 (path 1 (until ") != std::string::npos);
   CHECK(o.output().find("--target-timeline") != std::string::npos);
   CHECK_FALSE(fs::exists(again));
-  o = recoverWith(ws, {"--pgdata=" + again, "--archiving=off", "--dry-run"});
+  // --log-level=debug says which backup the plan took, and why.
+  o = recoverWith(ws, {"--pgdata=" + again, "--archiving=off", "--dry-run", "--log-level=debug"});
   CHECK(o.status == 9);
+  CHECK(o.err.find("DEBUG: choosing the backup for the end of the archived WAL: 1 complete "
+                   "backup, newest first; the first on the history of timeline 2 (target "
+                   "timeline latest: the stanza's highest-numbered) is taken") !=
+        std::string::npos);
+  CHECK(o.err.find("(timeline 1, ended ") != std::string::npos);
+  CHECK(o.err.find("): chosen: the newest complete backup\n") != std::string::npos);
 
   Outcome info = ctl(ws, {"info"});
   INFO(info.output());

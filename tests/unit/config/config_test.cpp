@@ -201,7 +201,8 @@ TEST_CASE("configuration keys have one environment variable and one flag each") 
                                                  "archive.get-ahead",
                                                  "drill.queries",
                                                  "drill.pg-bin",
-                                                 "drill.scratch"});
+                                                 "drill.scratch",
+                                                 "drill.target-timeline"});
   CHECK(environmentName("repo.path") == "TIDEMARK_REPO_PATH");
   CHECK(environmentName("stanza") == "TIDEMARK_STANZA");
   CHECK(environmentName("s3.upload-concurrency") == "TIDEMARK_S3_UPLOAD_CONCURRENCY");
@@ -1345,4 +1346,20 @@ TEST_CASE("archive: push-ahead, queue-max and get-ahead, with their defaults and
   CHECK(test::thrownError([&] {
           load({"--config", file.path, "--archive-push-ahead=65"});
         }).code() == ErrorCode::Config);
+}
+
+TEST_CASE("drill.target-timeline: latest by default, a word or a TOML number, kept as text") {
+  CHECK(Config{}.drill.targetTimeline == "latest");
+  ConfigFile number("[drill]\ntarget-timeline = 2\n");
+  CHECK(load({"--config", number.path}).drill.targetTimeline == "2");
+  ConfigFile word("[drill]\ntarget-timeline = \"current\"\n");
+  CHECK(load({"--config", word.path}).drill.targetTimeline == "current");
+  // The environment and the flag beat the file; tidemark drill reads the value as it reads
+  // --target-timeline (recovery::parseTimelineChoice), and refuses a wrong one there.
+  CHECK(load({"--config", number.path}, {{"TIDEMARK_DRILL_TARGET_TIMELINE", "3"}})
+            .drill.targetTimeline == "3");
+  CHECK(load({"--config", number.path, "--drill-target-timeline=latest"}).drill.targetTimeline ==
+        "latest");
+  ConfigFile list("[drill]\ntarget-timeline = [1]\n");
+  CHECK(test::thrownError([&] { load({"--config", list.path}); }).code() == ErrorCode::Config);
 }

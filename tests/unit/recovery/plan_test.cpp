@@ -3,6 +3,11 @@
 #include "common/recovery/plan.h"
 
 #include <doctest/doctest.h>
+#include <spdlog/sinks/ostream_sink.h>
+#include <spdlog/spdlog.h>
+
+#include <memory>
+#include <sstream>
 
 #include "support/check.h"
 #include "support/fake_repository.h"
@@ -265,6 +270,108 @@ TEST_CASE("planRecovery follows the timeline the target asks for, and the backup
     CHECK(planRecovery(repository, t).backup.label == "20261101T000000Z");
     t.timeline = *recovery::TimelineChoice::parse("1");
     CHECK(planRecovery(repository, t).backup.label == "20261103T000000Z");
+  }
+}
+
+TEST_CASE("a timeline named for a recovery to the end that a later one continues: a warning") {
+  // Timeline 1 was left for timeline 2 at 0/600000 (a promotion) and wrote nothing after it.
+  test::FakeRepository repository;
+  repository.wal(1, 2, 5);
+  repository.file("000000010000000000000006.partial");
+  repository.history(2, "1\t0/600000\tno recovery target specified\n");
+  repository.wal(2, 6, 7);
+  repository.backup("20261101T000000Z", 1, 0x200028, 0x300100);
+  Target t;
+  t.timeline = *recovery::TimelineChoice::parse("1");
+  auto plan = planRecovery(repository, t);
+  CHECK(plan.history.timeline == 1);
+  REQUIRE(plan.warnings.size() == 1);
+  CHECK(plan.warnings.front() ==
+        "timeline 1 was left at 0/600000 and timeline 2 continues it: the recovery ends where "
+        "timeline 1 was left; to reach the newer WAL, name it with --target-timeline");
+  SUBCASE("not for the timeline that continues it, nor for a target on the way") {
+    t.timeline = *recovery::TimelineChoice::parse("2");
+    CHECK(planRecovery(repository, t).warnings.empty());
+    Target time = timeTarget("2026-11-01T12:00:00Z");
+    time.timeline = *recovery::TimelineChoice::parse("1");
+    CHECK(planRecovery(repository, time).warnings.empty());
+  }
+  SUBCASE("not for a timeline that went on after the fork: a branch of its own") {
+    repository.wal(1, 6, 8);
+    CHECK(planRecovery(repository, t).warnings.empty());
+  }
+}
+
+TEST_CASE(
+    "at debug level, the plan logs each backup it considered and why it took or passed it "
+    "over") {
+  // Timeline 2 branched off timeline 1 at 0/600000; timeline 1 went on. 1 November: before the
+  // fork; 2 November: on timeline 2; 3 November: on timeline 1 after the fork.
+  test::FakeRepository repository;
+  repository.wal(1, 2, 9);
+  repository.history(2, "1\t0/600000\tbefore 2026-11-02 00:00:00+00\n");
+  repository.wal(2, 6, 7);
+  repository.backup("20261101T000000Z", 1, 0x200028, 0x300100);
+  repository.backup("20261103T000000Z", 1, 0x800028, 0x800100);
+  repository.backup("20261102T000000Z", 2, 0x700028, 0x700100);
+  std::ostringstream lines;
+  auto logger = std::make_shared<spdlog::logger>(
+      "test", std::make_shared<spdlog::sinks::ostream_sink_st>(lines));
+  logger->set_pattern("%v");
+  logger->set_level(spdlog::level::debug);
+  struct Restore {
+    ~Restore() { spdlog::set_default_logger(previous); }
+    std::shared_ptr<spdlog::logger> previous;
+  } restore{spdlog::default_logger()};
+  spdlog::set_default_logger(logger);
+
+  SUBCASE("a time target on timeline 1: a backup of another timeline, one after the target") {
+    Target t = timeTarget("2026-11-02T12:00:00Z");
+    t.timeline = *recovery::TimelineChoice::parse("1");
+    CHECK(planRecovery(repository, t).backup.label == "20261101T000000Z");
+    CHECK(lines.str() ==
+          "choosing the backup for time 2026-11-02T12:00:00Z (2026-11-02 12:00:00.000000+00 "
+          "UTC): 3 complete backups, newest first; the first that ends before the target, on "
+          "the history of timeline 1 (the target timeline) is taken\n"
+          "backup 20261103T000000Z (timeline 1, ended 2026-11-03T00:01:15Z at 0/800100): passed "
+          "over: it ends after the target\n"
+          "backup 20261102T000000Z (timeline 2, ended 2026-11-02T00:01:15Z at 0/700100): passed "
+          "over: timeline 2 is not timeline 1 nor an ancestor of it\n"
+          "backup 20261101T000000Z (timeline 1, ended 2026-11-01T00:01:15Z at 0/300100): chosen: "
+          "the newest complete backup that ends before the target\n"
+          "recovery follows timeline 1 (target timeline 1): 1\n");
+  }
+  SUBCASE("on timeline 2's history: a backup of timeline 1 after the fork is on another branch") {
+    Target t = timeTarget("2026-11-03T12:00:00Z");
+    t.timeline = *recovery::TimelineChoice::parse("2");
+    CHECK(planRecovery(repository, t).backup.label == "20261102T000000Z");
+    CHECK(lines.str() ==
+          test::Containing("backup 20261103T000000Z (timeline 1, ended 2026-11-03T00:01:15Z at "
+                           "0/800100): passed over: it ends after timeline 1 was left at "
+                           "0/600000 for timeline 2's history: on another branch\n"));
+    CHECK(lines.str() == test::Containing("recovery follows timeline 2 (target timeline 2): 2\n"));
+  }
+  SUBCASE("latest, no target: the highest-numbered timeline's history") {
+    CHECK(planRecovery(repository, Target{}).backup.label == "20261102T000000Z");
+    CHECK(lines.str() ==
+          test::Containing("the first on the history of timeline 2 (target timeline latest: the "
+                           "stanza's highest-numbered) is taken\n"));
+    CHECK(lines.str() ==
+          test::Containing("backup 20261102T000000Z (timeline 2, ended 2026-11-02T00:01:15Z at "
+                           "0/700100): chosen: the newest complete backup\n"));
+  }
+  SUBCASE("--backup") {
+    Target t;
+    t.timeline = *recovery::TimelineChoice::parse("current");
+    planRecovery(repository, t, "20261103T000000Z");
+    CHECK(lines.str() ==
+          test::Containing("backup 20261103T000000Z (timeline 1, ended 2026-11-03T00:01:15Z at "
+                           "0/800100): chosen with --backup\n"));
+  }
+  SUBCASE("not at debug level: nothing") {
+    logger->set_level(spdlog::level::info);
+    planRecovery(repository, Target{});
+    CHECK(lines.str().empty());
   }
 }
 
