@@ -710,9 +710,11 @@ void printNextSteps(const recovery::RecoveryPlan& plan, const RecoverOptions& op
     case Archiving::Off:
       std::printf(
           "  - archiving: off (archive_mode, archive_command, archive_cleanup_command,\n"
-          "    recovery_end_command, external_pid_file, synchronous_standby_names and\n"
-          "    max_logical_replication_workers in postgresql.auto.conf): nothing it writes\n"
-          "    reaches the stanza. To make it the primary later, remove those lines (ALTER SYSTEM\n"
+          "    recovery_end_command, external_pid_file, synchronous_standby_names,\n"
+          "    max_logical_replication_workers and log_directory in postgresql.auto.conf): "
+          "nothing\n"
+          "    it writes reaches the stanza. To make it the primary later, remove those lines "
+          "(ALTER SYSTEM\n"
           "    RESET each), restart it, and take a new base backup. To drop a subscription in a\n"
           "    copy without dropping the publisher's slot: ALTER SUBSCRIPTION s DISABLE; ALTER\n"
           "    SUBSCRIPTION s SET (slot_name = NONE); DROP SUBSCRIPTION s;\n");

@@ -90,7 +90,11 @@ std::vector<std::pair<std::string, std::string>> isolatedCopySettings() {
           {"recovery_end_command", ""},
           {"external_pid_file", ""},
           {"synchronous_standby_names", ""},
-          {"max_logical_replication_workers", "0"}};
+          {"max_logical_replication_workers", "0"},
+          // An absolute log_directory (production's) would have a copy with logging_collector on
+          // write, rotate and truncate log files beside production's: the copy's own, relative to
+          // its data directory.
+          {"log_directory", "log"}};
 }
 
 std::vector<std::string> recoverySettings(const recovery::Target& target,

@@ -32,7 +32,8 @@ void writeRecoverySettings(const std::string& dataDirectory,
 // What keeps a restored copy from reaching the production server it came from, as name and
 // value: no archiving into the repository, no archive cleanup or end-of-recovery command run
 // against production's archive, no pid file over production's, no commit waiting for
-// production's synchronous standbys, no logical replication worker consuming a publisher's slot.
+// production's synchronous standbys, no logical replication worker consuming a publisher's slot,
+// no log file written beside production's (log_directory relative to the copy's data directory).
 // Written by tidemark-recover --archiving=off and given to the drill's server.
 std::vector<std::pair<std::string, std::string>> isolatedCopySettings();
 

@@ -304,30 +304,8 @@ TEST_CASE(
     "--target-timeline, passes with it") {
   Workspace ws(Backend::Posix);
   PgCluster source(ws.path("source"), "source");
-  ws.startArchivingPrimary(source);
-  source.exec("create table rows (n int primary key)");
-  takeBackup(ws, source);
-  source.exec("insert into rows values (1)");
-  source.waitArchived();
-  // A copy restored with production's archiving on, promoted: it archives timeline 2.
-  const std::string copyDir = ws.path("copy");
-  Outcome restored = recoverWith(ws, {"--pgdata=" + copyDir, "--archiving=on"});
-  INFO(restored.output());
-  REQUIRE(restored.status == 0);
-  {
-    giveToTestUser(copyDir);
-    PgCluster copy(copyDir, "copy");
-    copy.start();
-    REQUIRE(waitUntil([&] { return copy.value("select pg_is_in_recovery()") == "f"; }, 300s));
-    copy.exec("insert into rows values (100)");
-    copy.waitArchived();
-    copy.stop();
-  }
-  REQUIRE(ws.hasObject("main/wal/00000002.history"));
-  // Production goes on writing timeline 1.
-  source.exec("insert into rows values (2)");
-  source.waitArchived();
-  source.stop();
+  // A copy restored with production's archiving on archives timeline 2; production goes on.
+  archiveTwoBranches(ws, source);
 
   const std::string scratch = ws.path("scratch");
   Drilled refused = drillWith(ws, {"--scratch", scratch});

@@ -586,7 +586,7 @@ TEST_CASE(
   CHECK(settings.find("archive_mode = 'off'\narchive_command = ''\narchive_cleanup_command = ''\n"
                       "recovery_end_command = ''\nexternal_pid_file = ''\n"
                       "synchronous_standby_names = ''\nmax_logical_replication_workers = 0\n"
-                      "port = 54329\n") != std::string::npos);
+                      "log_directory = 'log'\nport = 54329\n") != std::string::npos);
   {
     Recovered server(copy, "copy");
     server.waitPromoted();
@@ -620,34 +620,13 @@ TEST_CASE(
     "newest WAL") {
   Workspace ws(Backend::Posix);
   PgCluster source(ws.path("source"), "source");
-  ws.startArchivingPrimary(source);
-  source.exec("create table rows (n int primary key)");
-  takeBackup(ws, source);
-  source.exec("insert into rows values (1)");
-  waitArchived(source);
-
-  // The mistake: a copy restored with production's archiving on, promoted, archives timeline 2.
-  const std::string copy = ws.path("copy");
-  Outcome o = recoverWith(ws, {"--pgdata=" + copy, "--archiving=on"});
-  INFO(o.output());
-  REQUIRE(o.status == 0);
-  {
-    Recovered server(copy, "copy");
-    server.waitPromoted();
-    server.pg.exec("insert into rows values (100)");
-    waitArchived(server.pg);
-    server.pg.stop();
-  }
-  REQUIRE(ws.hasObject("main/wal/00000002.history"));
-
-  // Production goes on writing timeline 1.
-  source.exec("insert into rows values (2)");
-  waitArchived(source);
-  source.stop();
+  // The mistake: a copy restored with production's archiving on, promoted, archives timeline 2;
+  // production goes on writing timeline 1.
+  archiveTwoBranches(ws, source);
 
   // latest would follow the copy's timeline 2: refused before anything is written.
   const std::string again = ws.path("again");
-  o = recoverWith(ws, {"--pgdata=" + again, "--archiving=off"});
+  Outcome o = recoverWith(ws, {"--pgdata=" + again, "--archiving=off"});
   INFO(o.output());
   CHECK(o.status == 9);  // Error(InvalidInput)
   CHECK(o.output().find("2 branches hold WAL past the fork: timeline 1") != std::string::npos);

@@ -59,6 +59,36 @@ void takeBackup(const Workspace& ws, const PgCluster& pg) {
   REQUIRE(o.status == 0);
 }
 
+void archiveTwoBranches(const Workspace& ws, PgCluster& source) {
+  using namespace std::chrono_literals;
+  ws.startArchivingPrimary(source);
+  source.exec("create table rows (n int primary key)");
+  takeBackup(ws, source);
+  source.exec("insert into rows values (1)");
+  source.waitArchived();
+  const std::string copyDir = ws.path("copy");
+  Outcome restored = recoverWith(ws, {"--pgdata=" + copyDir, "--archiving=on"});
+  INFO(restored.output());
+  REQUIRE(restored.status == 0);
+  {
+    giveToTestUser(copyDir);
+    PgCluster copy(copyDir, "copy");
+    copy.start();
+    bool promoted =
+        waitUntil([&] { return copy.value("select pg_is_in_recovery()") == "f"; }, 300s);
+    INFO(copy.logTail());
+    REQUIRE(promoted);
+    copy.exec("insert into rows values (100)");
+    copy.waitArchived();
+    copy.stop();
+  }
+  REQUIRE(ws.hasObject("main/wal/00000002.history"));
+  source.exec("insert into rows values (2)");
+  source.waitArchived();
+  REQUIRE(source.value("select failed_count from pg_stat_archiver") == "0");
+  source.stop();
+}
+
 double serverNow(PgCluster& pg) {
   return std::stod(pg.value("select extract(epoch from clock_timestamp())"));
 }

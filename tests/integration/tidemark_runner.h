@@ -45,6 +45,13 @@ Outcome recoverWith(const Workspace& ws, std::vector<std::string> args,
 // (REQUIRE) unless it succeeds, with its output in the message.
 void takeBackup(const Workspace& ws, const PgCluster& pg);
 
+// A history that branches after the stanza's one backup, as a copy restored with production's
+// archiving on makes it: `source` (a fresh cluster) archives, has table rows, a backup, and row 1;
+// the copy (restored from that backup into ws.path("copy") with --archiving=on) promotes and
+// archives timeline 2 with row 100; then the source writes row 2 on timeline 1, archives it and
+// stops. REQUIREs every step.
+void archiveTwoBranches(const Workspace& ws, PgCluster& source);
+
 // Damages a stored object on purpose: flips one bit of its byte `at` (REQUIRE: within it).
 void flipByte(const Workspace& ws, const std::string& path, std::size_t at);
 

@@ -124,7 +124,8 @@ const std::vector<std::string> kOff = {"archive_mode = 'off'",
                                        "recovery_end_command = ''",
                                        "external_pid_file = ''",
                                        "synchronous_standby_names = ''",
-                                       "max_logical_replication_workers = 0"};
+                                       "max_logical_replication_workers = 0",
+                                       "log_directory = 'log'"};
 
 TEST_CASE("a recovery that promotes must say whether the server archives, before anything") {
   SUBCASE("no target, or --target-action promote, without --archiving: refused, naming both") {
