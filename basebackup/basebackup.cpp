@@ -568,12 +568,13 @@ CollectedConfiguration readServerConfiguration(pg::Connection& connection,
     }
     try {
       out = collectConfiguration(paths, *reader);
-      if (out.record.state == State::Stored) out.archive = configArchive(out, std::time(nullptr));
-      if (out.record.state == State::Stored)
+      if (out.record.state == State::Stored) {
+        out.archive = configArchive(out, std::time(nullptr));
         spdlog::info(
             "the server's configuration lives outside the data directory, in '{}': storing {} "
             "with the backup (read through {})",
             out.record.directory, plural(out.contents.size(), "file", "files"), reader->describe());
+      }
       for (const auto& note : out.record.notes)
         spdlog::warn("configuration: {}", note);
       return out;

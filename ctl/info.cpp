@@ -24,14 +24,6 @@ namespace tidemark::ctl {
 
 namespace {
 
-// The files (not include_dir directories) a backup recorded of the server's configuration.
-std::size_t configFileCount(const repo::BackupConfiguration& config) {
-  std::size_t files = 0;
-  for (const auto& file : config.files)
-    files += file.role != "include_dir";
-  return files;
-}
-
 // Where the server's configuration was, for a backup's rows; nullopt when not recorded.
 std::optional<std::string> configurationText(const repo::BackupConfiguration& config) {
   using State = repo::BackupConfiguration::State;
@@ -41,7 +33,7 @@ std::optional<std::string> configurationText(const repo::BackupConfiguration& co
     case State::InDataDirectory:
       return "in the data directory";
     case State::Stored:
-      return fmt::format("{} from {}, stored", plural(configFileCount(config), "file", "files"),
+      return fmt::format("{} from {}, stored", plural(config.fileCount(), "file", "files"),
                          config.directory);
     case State::NotStored:
       return fmt::format("NOT stored (kept outside the data directory{})",
@@ -396,7 +388,7 @@ Json backupsJson(const std::vector<InfoBackup>& entries) {
       j["configuration"] =
           Json{{"state", std::string(repo::configStateName(b.configuration.state))},
                {"directory", b.configuration.directory},
-               {"files", configFileCount(b.configuration)},
+               {"files", b.configuration.fileCount()},
                {"notes", b.configuration.notes}};
     Json& tablespaces = j["tablespaces"] = Json::array();
     for (const auto& object : b.objects)

@@ -31,6 +31,11 @@ std::string BackupConfiguration::restoredName(const std::string& serverPath) con
   return "included" + path;
 }
 
+std::size_t BackupConfiguration::fileCount() const {
+  return std::size_t(std::count_if(files.begin(), files.end(),
+                                   [](const ConfigFile& f) { return f.role != "include_dir"; }));
+}
+
 std::string_view configStateName(BackupConfiguration::State state) {
   switch (state) {
     case BackupConfiguration::State::Unknown:

@@ -64,6 +64,8 @@ struct BackupConfiguration {
   // every recorded name follows (below `directory`: the same relative path; elsewhere:
   // "included" and the absolute path, "included/etc/postgresql-common/common.conf").
   std::string restoredName(const std::string& serverPath) const;
+  // The files recorded (not the include_dir directories).
+  std::size_t fileCount() const;
 };
 std::string_view configStateName(BackupConfiguration::State state);
 

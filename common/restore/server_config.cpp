@@ -47,10 +47,11 @@ class Collect final : public files::TarReader::Handler {
 };
 
 // Refuses a symbolic link (or anything but a directory) on the way from `directory` to `name`'s
-// parent, and makes the missing directories (0700, still root's while files are written: a user
-// cannot swap one for a link; given away by the caller at the end), recorded in `made`.
-void prepareParents(const std::string& directory, const std::string& name,
-                    std::vector<std::string>& made) {
+// parent. With `made`, also makes the missing directories (0700, still root's while files are
+// written: a user cannot swap one for a link; given away by the caller at the end), recorded
+// there; without, only looks.
+void walkParents(const std::string& directory, const std::string& name,
+                 std::vector<std::string>* made) {
   std::string path = directory;
   std::size_t start = 0;
   for (std::size_t slash; (slash = name.find('/', start)) != std::string::npos; start = slash + 1) {
@@ -65,9 +66,10 @@ void prepareParents(const std::string& directory, const std::string& name,
       continue;
     }
     if (errno != ENOENT) throw systemError(ErrorCode::LocalIo, errno, "cannot access '{}'", path);
+    if (!made) continue;
     if (::mkdir(path.c_str(), 0700) != 0)
       throw systemError(ErrorCode::LocalIo, errno, "cannot make '{}'", path);
-    made.push_back(path);
+    made->push_back(path);
   }
 }
 
@@ -107,22 +109,8 @@ StoredConfiguration readStoredConfiguration(const repo::Repository& repository,
 }
 
 void checkConfigurationPlace(const repo::BackupInfo& backup, const std::string& directory) {
-  for (const auto& path : configurationPaths(backup, directory)) {
-    // Only looks: every parent that exists must be a directory, not a link.
-    std::string name = path.substr(directory.size() + 1);
-    std::string at = directory;
-    std::size_t start = 0;
-    for (std::size_t slash; (slash = name.find('/', start)) != std::string::npos;
-         start = slash + 1) {
-      at += "/" + name.substr(start, slash - start);
-      struct stat st {};
-      if (::lstat(at.c_str(), &st) == 0 && !S_ISDIR(st.st_mode))
-        throw Error(ErrorCode::InvalidInput,
-                    fmt::format("'{}' is {}: the configuration is not written through it", at,
-                                S_ISLNK(st.st_mode) ? "a symbolic link" : "not a directory"),
-                    "remove it, or restore the configuration elsewhere with --config-dir DIR");
-    }
-  }
+  for (const auto& file : backup.configuration.files)
+    walkParents(directory, file.role == "include_dir" ? file.name + "/" : file.name, nullptr);
 }
 
 ConfigRestoreResult restoreConfiguration(const StoredConfiguration& stored,
@@ -162,7 +150,7 @@ ConfigRestoreResult restoreConfiguration(const StoredConfiguration& stored,
       fmt::format("named the backed-up server's file (tidemark, backup {})", backup.label);
 
   for (const auto& file : config.files)
-    if (file.role == "include_dir") prepareParents(directory, file.name + "/", made);
+    if (file.role == "include_dir") walkParents(directory, file.name + "/", &made);
   // The included files first, postgresql.conf last: a restore cut short leaves no postgresql.conf
   // naming files that are not there yet.
   std::vector<const repo::ConfigFile*> order;
@@ -218,7 +206,7 @@ ConfigRestoreResult restoreConfiguration(const StoredConfiguration& stored,
           backup.label, pg::quoteConfigValue(data), pg::quoteConfigValue(hba),
           pg::quoteConfigValue(ident));
     }
-    prepareParents(directory, file->name, made);
+    walkParents(directory, file->name, &made);
     const bool fresh = mustBeNew.count(target) > 0;
     files::AtomicFile out(target, {.noReplace = fresh, .mode = 0600, .sync = sync, .owner = owner});
     out.write(io::asBytes(text));
@@ -246,17 +234,13 @@ std::vector<std::string> describeConfiguration(const repo::BackupInfo& backup,
     case State::InDataDirectory:
       out.push_back("configuration: postgresql.conf is in the data directory, restored with it");
       break;
-    case State::Stored: {
-      std::size_t files = 0;
-      for (const auto& file : config.files)
-        files += file.role != "include_dir";
+    case State::Stored:
       out.push_back(fmt::format(
           "configuration: {} kept outside the data directory on the server (in {}), restored "
           "into {}; the paths they name (data_directory, hba_file, ident_file, includes) point at "
           "the restore",
-          plural(files, "file", "files"), config.directory, directory));
+          plural(config.fileCount(), "file", "files"), config.directory, directory));
       break;
-    }
     case State::LocationUnknown:
       out.push_back(
           "configuration: the backup's role could not ask the server where it keeps its "
