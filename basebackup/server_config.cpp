@@ -4,7 +4,6 @@
 #include <fmt/format.h>
 
 #include <algorithm>
-#include <filesystem>
 #include <set>
 #include <tuple>
 
@@ -21,16 +20,9 @@ namespace {
 // PostgreSQL's own limit on include nesting (CONF_FILE_MAX_DEPTH).
 constexpr int kMaxDepth = 10;
 
-std::string normal(const std::string& path) {
-  std::string out = std::filesystem::path(path).lexically_normal().string();
-  while (out.size() > 1 && out.back() == '/')
-    out.pop_back();
-  return out;
-}
-
 // `value` as PostgreSQL resolves it in a file at `includer`: relative to that file's directory.
 std::string resolve(const std::string& value, const std::string& includer) {
-  return normal(value.front() == '/' ? value : files::dirName(includer) + "/" + value);
+  return files::normalPath(value.front() == '/' ? value : files::dirName(includer) + "/" + value);
 }
 
 class Collector {
@@ -147,8 +139,8 @@ class Collector {
 }  // namespace
 
 CollectedConfiguration collectConfiguration(const ServerPaths& given, ServerFileReader& reader) {
-  ServerPaths paths{normal(given.dataDirectory), normal(given.configFile), normal(given.hbaFile),
-                    normal(given.identFile)};
+  ServerPaths paths{files::normalPath(given.dataDirectory), files::normalPath(given.configFile),
+                    files::normalPath(given.hbaFile), files::normalPath(given.identFile)};
   if (files::within(paths.configFile, paths.dataDirectory)) {
     CollectedConfiguration out;
     out.record.state = repo::BackupConfiguration::State::InDataDirectory;

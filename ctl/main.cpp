@@ -41,9 +41,7 @@ std::vector<Command> commands() {
                           "without a window are reported, not failures)"}},
         .failureStatuses = "when it cannot tell, it exits with the status of the cause (4: the "
                            "stanza has no stanza.json)"},
-       [](const tidemark::Config& config, const tidemark::CommandLine& cl) {
-         return tidemark::ctl::info(config, cl);
-       }},
+       tidemark::ctl::info},
       {"stanza-create",
        {.program = "tidemark stanza-create",
         .summary =
@@ -57,9 +55,7 @@ std::vector<Command> commands() {
         .failureStatuses = "a failure exits with the status of its cause: 8 when the stanza "
                            "belongs to another cluster, 11 when the repository replaces objects it "
                            "must not, 6 when (with encryption) metadata is not authenticated"},
-       [](const tidemark::Config& config, const tidemark::CommandLine& cl) {
-         return tidemark::ctl::stanzaCreate(config, cl);
-       }},
+       tidemark::ctl::stanzaCreate},
       {"stanza-upgrade",
        {.program = "tidemark stanza-upgrade",
         .summary =
@@ -76,9 +72,7 @@ std::vector<Command> commands() {
                            "--force); 8 a known cluster with another segment size; 15 a backup or "
                            "expire is running; 7 another writer recorded the generation "
                            "meanwhile"},
-       [](const tidemark::Config& config, const tidemark::CommandLine& cl) {
-         return tidemark::ctl::stanzaUpgrade(config, cl);
-       }},
+       tidemark::ctl::stanzaUpgrade},
       {"check",
        {.program = "tidemark check",
         .summary = "Checks that archiving works, end to end, right now: the configuration, the "
@@ -88,9 +82,7 @@ std::vector<Command> commands() {
         .keysOf = tidemark::kCheck,
         .exitStatuses = {{"0", "every check passed, the proof segment included"},
                          {"16", "a check failed: its line says what and how to fix it"}}},
-       [](const tidemark::Config& config, const tidemark::CommandLine& cl) {
-         return tidemark::ctl::check(config, cl);
-       }},
+       tidemark::ctl::check},
       {"verify",
        {.program = "tidemark verify",
         .summary = "Reads the repository back and reports everything that would make a recovery "
@@ -102,9 +94,7 @@ std::vector<Command> commands() {
                          {"16",
                           "a finding: a damaged or missing object, a backup that disagrees with "
                           "its manifest, a gap, a history problem"}}},
-       [](const tidemark::Config& config, const tidemark::CommandLine& cl) {
-         return tidemark::ctl::verify(config, cl);
-       }},
+       tidemark::ctl::verify},
       {"expire",
        {.program = "tidemark expire",
         .summary = "Deletes the backups and WAL that the [retention] policy no longer keeps, "
@@ -116,9 +106,7 @@ std::vector<Command> commands() {
         .failureStatuses = "a failure exits with the status of its cause: 4 no retention "
                            "policy, 5 the repository failed (run again: it finishes), 15 a backup "
                            "is running"},
-       [](const tidemark::Config& config, const tidemark::CommandLine& cl) {
-         return tidemark::ctl::expire(config, cl);
-       }},
+       tidemark::ctl::expire},
       {"keep",
        {.program = "tidemark keep",
         .arguments = "LABEL",
@@ -128,9 +116,7 @@ std::vector<Command> commands() {
         .keysOf = tidemark::kKeep,
         .minPositional = 1,
         .maxPositional = 1},
-       [](const tidemark::Config& config, const tidemark::CommandLine& cl) {
-         return tidemark::ctl::keep(config, cl);
-       }},
+       tidemark::ctl::keep},
       {"drill",
        {.program = "tidemark drill",
         .summary =
@@ -155,9 +141,7 @@ std::vector<Command> commands() {
             "verify and drill (metrics.md).",
         .options = tidemark::ctl::metricsOptionSpecs(),
         .keysOf = tidemark::kMetrics},
-       [](const tidemark::Config& config, const tidemark::CommandLine& cl) {
-         return tidemark::ctl::metrics(config, cl);
-       }},
+       tidemark::ctl::metrics},
       {"keygen",
        {.program = "tidemark keygen",
         .arguments = "PATH",
@@ -171,9 +155,7 @@ std::vector<Command> commands() {
         .minPositional = 1,
         .maxPositional = 1,
         .readsConfig = false},
-       [](const tidemark::Config& config, const tidemark::CommandLine& cl) {
-         return tidemark::ctl::keygen(config, cl);
-       }},
+       tidemark::ctl::keygen},
   };
 }
 

@@ -60,14 +60,6 @@ bool isAbsoluteDirectoryPath(const std::string& path) {
   return !path.empty() && path.front() == '/';
 }
 
-// An absolute path, normalised, without a trailing '/'.
-std::string normalDirectory(const std::string& path) {
-  std::string dir = fs::path(path).lexically_normal().string();
-  while (dir.size() > 1 && dir.back() == '/')
-    dir.pop_back();
-  return dir;
-}
-
 // A PostgreSQL server running in `dir`: its postmaster.pid names a live process.
 std::optional<long> runningServer(const std::string& dir) {
   std::ifstream in(dir + "/postmaster.pid");
@@ -276,7 +268,7 @@ std::map<std::uint32_t, std::string> parseTablespaceMap(const CommandLine& cl) {
         !isAbsoluteDirectoryPath(dir))
       usage(fmt::format("--tablespace-map '{}' is not OID=/absolute/dir", mapping),
             "tidemark info shows each backup's tablespaces and their OIDs");
-    dir = normalDirectory(dir);
+    dir = files::normalPath(dir);
     auto [existing, added] = map.emplace(std::uint32_t(*oid), dir);
     if (!added && existing->second != dir)
       usage(fmt::format("--tablespace-map gives tablespace {} two places: '{}' and '{}'", *oid,
@@ -295,12 +287,12 @@ RecoverOptions parseRecoverOptions(const CommandLine& cl) {
           "give the data directory to restore into: --pgdata=/var/lib/postgresql/15/main");
   if (!isAbsoluteDirectoryPath(*pgdata))
     usage(fmt::format("--pgdata '{}' is not an absolute path", *pgdata));
-  options.dataDirectory = normalDirectory(*pgdata);
+  options.dataDirectory = files::normalPath(*pgdata);
   options.configDirectory = options.dataDirectory;
   if (auto dir = cl.value("config-dir")) {
     if (!isAbsoluteDirectoryPath(*dir))
       usage(fmt::format("--config-dir '{}' is not an absolute path", *dir));
-    options.configDirectory = normalDirectory(*dir);
+    options.configDirectory = files::normalPath(*dir);
     if (options.configDirectory != options.dataDirectory &&
         (files::within(options.configDirectory, options.dataDirectory) ||
          files::within(options.dataDirectory, options.configDirectory)))
@@ -416,7 +408,7 @@ std::vector<Place> tablespacePlaces(const recovery::RecoveryPlan& plan,
     auto mapped = options.tablespaceMap.find(object.tablespaceOid);
     std::string dir = mapped != options.tablespaceMap.end()
                           ? mapped->second
-                          : normalDirectory(object.tablespaceLocation);
+                          : files::normalPath(object.tablespaceLocation);
     checkTablespaceLocation(object.tablespaceOid, dir);
     if (files::within(dir, options.dataDirectory) || files::within(options.dataDirectory, dir))
       usage(fmt::format(

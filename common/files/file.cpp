@@ -223,6 +223,13 @@ std::string dirName(const std::string& path) {
   return path.substr(0, slash);
 }
 
+std::string normalPath(const std::string& path) {
+  std::string out = std::filesystem::path(path).lexically_normal().string();
+  while (out.size() > 1 && out.back() == '/')
+    out.pop_back();
+  return out;
+}
+
 bool within(const std::string& inner, const std::string& outer) {
   return inner == outer ||
          (inner.size() > outer.size() && inner.compare(0, outer.size(), outer) == 0 &&

@@ -79,6 +79,9 @@ void syncTree(const std::string& root, ErrorCode code = ErrorCode::LocalIo);
 // The part after the last '/', and the part before it ("." when there is none).
 std::string baseName(const std::string& path);
 std::string dirName(const std::string& path);
+// `path` without '.' and '..' components or repeated and trailing '/' (lexically: links are not
+// followed), as within() wants it.
+std::string normalPath(const std::string& path);
 // Whether `inner` is `outer` or lies below it (normalised absolute paths, no trailing '/').
 bool within(const std::string& inner, const std::string& outer);
 

@@ -3,13 +3,13 @@
 
 #include <algorithm>
 #include <ctime>
-#include <filesystem>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <stdexcept>
 
 #include "common/base/error.h"
 #include "common/base/text.h"
+#include "common/files/file.h"
 #include "common/pg/lsn.h"
 #include "common/pg/wal.h"
 #include "common/repo/layout.h"
@@ -24,7 +24,7 @@ bool isDataArchive(const BackupObject& object) {
 std::string BackupConfiguration::restoredName(const std::string& serverPath) const {
   for (const auto& file : files)
     if (file.path == serverPath) return file.name;
-  std::string path = std::filesystem::path(serverPath).lexically_normal().string();
+  std::string path = files::normalPath(serverPath);
   if (!directory.empty() && path.size() > directory.size() &&
       path.compare(0, directory.size(), directory) == 0 && path[directory.size()] == '/')
     return path.substr(directory.size() + 1);

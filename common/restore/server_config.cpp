@@ -5,7 +5,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <filesystem>
 #include <map>
 #include <set>
 
@@ -22,19 +21,18 @@ namespace {
 
 using State = repo::BackupConfiguration::State;
 
-std::string normal(const std::string& path) {
-  std::string out = std::filesystem::path(path).lexically_normal().string();
-  while (out.size() > 1 && out.back() == '/')
-    out.pop_back();
-  return out;
-}
+constexpr const char* kDamagedHint =
+    "the backup's configuration is damaged: choose another backup with --backup (tidemark verify "
+    "checks them all)";
 
 // Collects config.tar's files in memory (they are small), refusing anything but files.
 class Collect final : public files::TarReader::Handler {
  public:
   void begin(const files::TarEntry& entry) override {
     if (entry.type != files::TarEntry::Type::File)
-      throw error(ErrorCode::Corrupt, "config.tar holds '{}', which is not a file", entry.path);
+      throw Error(ErrorCode::Corrupt,
+                  fmt::format("config.tar holds '{}', which is not a file", entry.path),
+                  kDamagedHint);
     current_ = &files_[entry.path];
     current_->clear();
   }
@@ -90,8 +88,10 @@ StoredConfiguration readStoredConfiguration(const repo::Repository& repository,
   const repo::BackupConfiguration& config = backup.configuration;
   if (config.state != State::Stored) return out;
   if (!config.object)
-    throw error(ErrorCode::Corrupt, "backup {} records configuration files but holds no {}",
-                backup.label, repo::kConfigArchive);
+    throw Error(ErrorCode::Corrupt,
+                fmt::format("backup {} records configuration files but holds no {}", backup.label,
+                            repo::kConfigArchive),
+                kDamagedHint);
   io::MemorySink archive(repo::kMaxConfigArchive);
   readBackupObject(repository, backup.label, *config.object, archive);
   Collect collect;
@@ -101,8 +101,10 @@ StoredConfiguration readStoredConfiguration(const repo::Repository& repository,
   for (const auto& file : config.files) {
     if (file.role == "include_dir") continue;
     if (!collect.files_.count(file.name))
-      throw error(ErrorCode::Corrupt, "backup {}'s {} lacks '{}', which backup.json records",
-                  backup.label, repo::kConfigArchive, file.name);
+      throw Error(ErrorCode::Corrupt,
+                  fmt::format("backup {}'s {} lacks '{}', which backup.json records", backup.label,
+                              repo::kConfigArchive, file.name),
+                  kDamagedHint);
   }
   out.files = std::move(collect.files_);
   return out;
@@ -136,16 +138,16 @@ ConfigRestoreResult restoreConfiguration(const StoredConfiguration& stored,
 
   // Where a server path is restored, and what a directive in a restored file must say to reach it.
   auto restored = [&](const std::string& serverPath) {
-    return normal(directory + "/" + config.restoredName(serverPath));
+    return files::normalPath(directory + "/" + config.restoredName(serverPath));
   };
   auto roleTarget = [&](const std::string& role, const std::string& fallback) {
     for (const auto& file : config.files)
       if (file.role == role) return restored(file.path);
-    return normal(directory + "/" + fallback);
+    return files::normalPath(directory + "/" + fallback);
   };
   const std::string hba = roleTarget("hba_file", "pg_hba.conf");
   const std::string ident = roleTarget("ident_file", "pg_ident.conf");
-  const std::string data = normal(dataDirectory);
+  const std::string data = files::normalPath(dataDirectory);
   const std::string note =
       fmt::format("named the backed-up server's file (tidemark, backup {})", backup.label);
 
@@ -159,11 +161,8 @@ ConfigRestoreResult restoreConfiguration(const StoredConfiguration& stored,
   for (const auto& file : config.files)
     if (file.role == "config_file") order.push_back(&file);
   for (const repo::ConfigFile* file : order) {
-    auto found = stored.files.find(file->name);
-    if (found == stored.files.end())
-      throw error(ErrorCode::Corrupt, "backup {}'s {} lacks '{}', which backup.json records",
-                  backup.label, repo::kConfigArchive, file->name);
-    std::string text = found->second;
+    // readStoredConfiguration checked that config.tar holds every recorded file.
+    std::string text = stored.files.at(file->name);
     const std::string target = directory + "/" + file->name;
     if (file->role == "config_file" || file->role == "include") {
       text = pg::rewriteConfig(
@@ -181,14 +180,14 @@ ConfigRestoreResult restoreConfiguration(const StoredConfiguration& stored,
             else if (d.name == "ident_file")
               want = ident;
             else
-              want =
-                  restored(normal(absolute ? d.value : files::dirName(file->path) + "/" + d.value));
+              want = restored(files::normalPath(
+                  absolute ? d.value : files::dirName(file->path) + "/" + d.value));
             // Includes resolve from the including file; data_directory, hba_file and ident_file
             // from elsewhere (the working directory, the data directory): those stay only when
             // absolute and right.
             const bool include = d.name.rfind("include", 0) == 0;
             std::string written =
-                normal(absolute ? d.value : files::dirName(target) + "/" + d.value);
+                files::normalPath(absolute ? d.value : files::dirName(target) + "/" + d.value);
             if ((absolute || include) && written == want) return std::nullopt;
             result.rewritten.push_back(fmt::format("{}: {} = '{}'", file->name, d.name, want));
             return pg::ConfigReplacement{want};
