@@ -30,7 +30,6 @@ namespace tidemark::archive {
 namespace {
 
 constexpr const char* kLogFile = "prefetch.log";
-constexpr off_t kLogMax = 1 << 20;
 
 std::int64_t nowMs() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -44,18 +43,6 @@ bool exists(const std::string& path) {
 
 bool inRecovery(const std::string& dataDirectory) {
   return exists(dataDirectory + "/recovery.signal") || exists(dataDirectory + "/standby.signal");
-}
-
-// The prefetcher's lock: held while one runs. -1 when another holds it (or it cannot be made).
-int lockPrefetcher(const std::string& folder) {
-  int fd = ::open((folder + "/" + spool::kPrefetchLockFile).c_str(),
-                  O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-  if (fd < 0) return -1;
-  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
-    ::close(fd);
-    return -1;
-  }
-  return fd;
 }
 
 // The generation of the cluster `systemId` (nullopt: not one of the stanza).
@@ -114,7 +101,9 @@ bool takePrefetched(const PrefetchContext& context, const std::string& file,
     for (auto deadline = std::chrono::steady_clock::now() + kInflightWait;
          !record && exists(inflight) && std::chrono::steady_clock::now() < deadline;) {
       if (std::chrono::steady_clock::now() - checked > std::chrono::milliseconds(250)) {
-        if (spool::waitForPrefetcher(context.folder, std::chrono::milliseconds(0))) break;
+        if (spool::waitForLock(context.folder, spool::kPrefetchLockFile,
+                               std::chrono::milliseconds(0)))
+          break;
         checked = std::chrono::steady_clock::now();
       }
       std::this_thread::sleep_for(std::chrono::milliseconds(2));
@@ -145,52 +134,13 @@ bool takePrefetched(const PrefetchContext& context, const std::string& file,
 void requestPrefetch(const PrefetchContext& context, const std::string& file) noexcept {
   try {
     spool::writeWanted(context.folder, file, context.repository);
-    int lock = lockPrefetcher(context.folder);
+    int lock = spool::takeLock(context.folder, spool::kPrefetchLockFile);
     if (lock < 0) return;  // one runs (or the lock cannot be made: nothing to start)
     ::close(lock);
-    pid_t child = ::fork();
-    if (child < 0) {
-      spdlog::warn("cannot start the prefetcher: {}", errnoText(errno));
-      return;
-    }
-    if (child == 0) {
-      // The intermediate child: a new session, so that the prefetcher belongs to no terminal and
-      // PostgreSQL's process group; its child is the prefetcher, adopted by init.
-      ::setsid();
-      if (::fork() != 0) ::_exit(0);
-      int null = ::open("/dev/null", O_RDWR);
-      const std::string log = context.folder + "/" + kLogFile;
-      struct stat st {};
-      int flags = O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC;
-      if (::stat(log.c_str(), &st) == 0 && st.st_size > kLogMax) flags |= O_TRUNC;
-      int err = ::open(log.c_str(), flags, 0600);
-      if (null >= 0) {
-        ::dup2(null, 0);
-        ::dup2(null, 1);
-      }
-      ::dup2(err >= 0 ? err : null, 2);
-      // Nothing of PostgreSQL's (its sockets, its pipes) stays open in a process it does not own;
-      // nor the parent's log file: the logger is made anew on what is left.
-      if (::close_range(3, ~0U, 0) != 0)
-        for (int fd = 3; fd < 4096; ++fd)
-          ::close(fd);
-      log::setup("tidemark-prefetch");
-      try {
-        log::configure(context.config);
-      } catch (const std::exception& e) {
-        spdlog::warn("{}", e.what());
-      }
-      int status = 0;
-      try {
-        runPrefetcher(context);
-      } catch (const std::exception& e) {
-        spdlog::error("the prefetcher stopped: {}", e.what());
-        status = 1;
-      }
-      spdlog::shutdown();
-      ::_exit(status);
-    }
-    ::waitpid(child, nullptr, 0);
+    spool::startDetached(context.folder, kLogFile, "tidemark-prefetch", context.config, [&] {
+      runPrefetcher(context);
+      return 0;
+    });
   } catch (const std::exception& e) {
     spdlog::warn("prefetch is off for this call: {}", e.what());
   }
@@ -203,7 +153,7 @@ void runPrefetcher(const PrefetchContext& context, const PrefetchOptions& option
   if (!stanza) return;
   auto generation = generationOf(repository, *stanza, context.systemId);
   if (!generation) return;
-  int lock = lockPrefetcher(context.folder);
+  int lock = spool::takeLock(context.folder, spool::kPrefetchLockFile);
   if (lock < 0) return;
   const spool::Identity identity{.repository = context.repository,
                                  .stanzaId = stanza->identity(),

@@ -3,8 +3,13 @@
 
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
+#include <deque>
+#include <map>
+#include <mutex>
 #include <set>
 #include <thread>
 
@@ -131,6 +136,22 @@ std::int64_t msSince(std::chrono::steady_clock::time_point start) {
       .count();
 }
 
+constexpr const char* kPusherLog = "push.log";
+// How long a call waits for the pusher to finish the file it asks for, and how long the safety
+// valve waits for the pusher to stop before it drops anything.
+constexpr auto kPushedWait = std::chrono::minutes(5);
+constexpr auto kValveWait = std::chrono::minutes(1);
+
+// Appends a push's statistic to the spool (tidemark metrics reads them).
+void recordStat(const std::string& folder, const Config& config, const std::string& name, bool ok,
+                std::int64_t durationMs) {
+  spool::recordPush(folder, {.finishedMs = nowMs(),
+                             .durationMs = durationMs,
+                             .ok = ok,
+                             .file = name,
+                             .stanza = config.stanza});
+}
+
 // One call of the command: the file PostgreSQL asked for and where its local state lives.
 struct Call {
   const Config& config;
@@ -141,14 +162,15 @@ struct Call {
   std::optional<std::string> spool;  // the stanza's spool folder, when there is one
   std::string repository;            // how the configured repository describes itself
 
-  // Appends a push's statistic to the spool (tidemark metrics reads them).
   void recordStat(const std::string& name, bool ok, std::int64_t durationMs) const {
-    if (spool)
-      spool::recordPush(*spool, {.finishedMs = nowMs(),
-                                 .durationMs = durationMs,
-                                 .ok = ok,
-                                 .file = name,
-                                 .stanza = config.stanza});
+    if (spool) archive::recordStat(*spool, config, name, ok, durationMs);
+  }
+  PusherContext pusher() const {
+    return {.config = config,
+            .folder = *spool,
+            .systemId = *systemId,
+            .repository = repository,
+            .walDirectory = files::dirName(walPath)};
   }
 };
 
@@ -171,8 +193,23 @@ bool acknowledged(const Call& call) {
 }
 
 // The safety valve: acknowledges the file without storing it, after recording it in the spool's
-// gap. Throws (and drops nothing) when the gap cannot be recorded.
+// gap. Throws (and drops nothing) when the gap cannot be recorded, or while the pusher still
+// stores files (it stops when it sees the queue past the bound): nothing is stored after a drop
+// before the gap is in the repository.
 void drop(const Call& call, const pg::WalName& name, std::uint64_t waiting) {
+  int pusher = spool::takeLock(*call.spool, spool::kPushLockFile, kValveWait);
+  if (pusher < 0 && errno != EWOULDBLOCK)
+    throw systemError(ErrorCode::LocalIo, errno, "cannot take the lock '{}/{}'", *call.spool,
+                      spool::kPushLockFile);
+  if (pusher < 0)
+    throw Error(ErrorCode::LocalIo,
+                fmt::format("the safety valve would drop {}, but the pusher in '{}' still runs",
+                            call.file, *call.spool),
+                "PostgreSQL asks again; see its log there (push.log)");
+  struct Unlock {
+    int fd;
+    ~Unlock() { ::close(fd); }
+  } unlock{pusher};
   spool::GapLock lock(*call.spool);
   auto gap = spool::readGap(*call.spool);
   if (gap && (gap->repository != call.repository || gap->systemId != *call.systemId))
@@ -221,16 +258,17 @@ void drop(const Call& call, const pg::WalName& name, std::uint64_t waiting) {
 
 // Records the spool's gap in the repository before anything is stored after it, then forgets it
 // locally. A gap of another repository or cluster stays, with an error on every call.
-void recordGap(const Call& call, const repo::Repository& repository, const std::string& stanzaId) {
-  if (!spool::hasGap(*call.spool)) return;
-  spool::GapLock lock(*call.spool);
-  auto gap = spool::readGap(*call.spool);
+void recordGap(const PusherContext& where, const repo::Repository& repository,
+               const std::string& stanzaId) {
+  if (!spool::hasGap(where.folder)) return;
+  spool::GapLock lock(where.folder);
+  auto gap = spool::readGap(where.folder);
   if (!gap) return;
-  if (gap->repository != call.repository || gap->systemId != *call.systemId) {
+  if (gap->repository != where.repository || gap->systemId != where.systemId) {
     spdlog::error(
         "'{}/{}' records WAL dropped from the archive of {} (system identifier {}), which this "
         "configuration does not name: it is left there for you to read",
-        *call.spool, spool::kGapFile, gap->repository, gap->systemId);
+        where.folder, spool::kGapFile, gap->repository, gap->systemId);
     return;
   }
   for (const auto& range : gap->ranges)
@@ -242,40 +280,234 @@ void recordGap(const Call& call, const repo::Repository& repository, const std::
                           .firstDroppedMs = range.firstMs,
                           .lastDroppedMs = range.lastMs,
                           .firstWrittenMs = range.writtenMs});
-  spool::removeGap(*call.spool);
+  spool::removeGap(where.folder);
   for (const auto& range : gap->ranges)
     spdlog::error("recorded in {} that the safety valve dropped {} to {} ({})",
                   repository.describe(), range.first, range.last,
                   plural(range.files, "file", "files"));
 }
 
-// Pushes `file` of the WAL directory on its own thread's handle and acknowledges it.
-void pushAhead(const Call& call, repo::Repository repository, const repo::StanzaInfo& stanza,
-               const spool::Identity& identity, const std::string& file) noexcept {
-  const auto started = std::chrono::steady_clock::now();
-  try {
-    PushResult result =
-        pushWalFile(repository, {.walPath = files::dirName(call.walPath) + "/" + file,
-                                 .controlSystemId = call.systemId,
-                                 .stanza = &stanza});
-    spool::writePushAck(*call.spool, {.file = file,
-                                      .identity = identity,
-                                      .size = result.summary.plainSize,
-                                      .sha256 = io::toHex(result.summary.plainSha256),
-                                      .local = result.local,
-                                      .atMs = nowMs()});
-    call.recordStat(file, true, msSince(started));
-    spdlog::info("pushed ahead {}: {} in, {} stored, {} ms", file,
-                 humanBytes(result.summary.plainSize), humanBytes(result.summary.storedSize),
-                 msSince(started));
-  } catch (const std::exception& e) {
-    call.recordStat(file, false, msSince(started));
-    spdlog::warn("could not push {} ahead (it is pushed when PostgreSQL asks for it): {}", file,
-                 e.what());
+bool exists(const std::string& path) {
+  return ::access(path.c_str(), F_OK) == 0;
+}
+
+// What the pusher's threads share: the files to push next, and why it stops.
+class PushQueue {
+ public:
+  PushQueue(const PusherContext& context, const PusherOptions& options,
+            const spool::Identity& identity)
+      : context_(context), options_(options), identity_(identity) {}
+
+  // The next file to push (in the order the archiver asks for them), or nullopt once the pusher
+  // stops: nothing waited for options.idle, the server stopped, the spool was claimed for another
+  // configuration, the safety valve is about to open, or nothing succeeded for options.giveUp.
+  std::optional<std::string> next() {
+    std::unique_lock guard(mutex_);
+    while (!reason_) {
+      const auto now = std::chrono::steady_clock::now();
+      if ((pending_.empty() && now - listed_ > options_.poll * 5) ||
+          now - listed_ > std::chrono::seconds(1))
+        refill(now);
+      if (reason_) break;
+      while (!pending_.empty()) {
+        std::string file = pending_.front();
+        pending_.pop_front();
+        if (inflight_.count(file) || done_.count(file)) continue;
+        auto retry = retryAt_.find(file);
+        if (retry != retryAt_.end() && retry->second > now) continue;
+        inflight_.insert(file);
+        return file;
+      }
+      if (now - lastWork_ > options_.idle && inflight_.empty())
+        reason_ = "nothing more waits";
+      else if (failing_ && now - lastSuccess_ > options_.giveUp && inflight_.empty())
+        reason_ = "nothing could be pushed for " + std::to_string(options_.giveUp.count()) + " s";
+      else {
+        guard.unlock();
+        std::this_thread::sleep_for(options_.poll);
+        guard.lock();
+      }
+    }
+    return std::nullopt;
+  }
+
+  // The outcome of a file next() gave: pushed (acknowledged), skipped (another process pushes it,
+  // or it was acknowledged already), or failed (tried again later).
+  enum class Outcome { Pushed, Skipped, Failed };
+  void finish(const std::string& file, Outcome outcome) {
+    std::lock_guard guard(mutex_);
+    inflight_.erase(file);
+    const auto now = std::chrono::steady_clock::now();
+    switch (outcome) {
+      case Outcome::Pushed:
+        done_.insert(file);
+        retryAt_.erase(file);
+        lastWork_ = lastSuccess_ = now;
+        failing_ = false;
+        break;
+      case Outcome::Skipped:  // not our work: it does not keep the pusher alive
+        retryAt_[file] = now + options_.retry;
+        break;
+      case Outcome::Failed:
+        retryAt_[file] = now + options_.retry;
+        lastWork_ = now;
+        failing_ = true;
+        break;
+    }
+  }
+
+  std::string reason() {
+    std::lock_guard guard(mutex_);
+    return reason_.value_or("");
+  }
+
+ private:
+  // Lists what waits, and checks whether the pusher must stop (under the mutex).
+  void refill(std::chrono::steady_clock::time_point now) {
+    listed_ = now;
+    if (!exists(context_.dataDirectory + "/postmaster.pid")) {
+      reason_ = "the server stopped";
+      return;
+    }
+    if (spool::recordedIdentity(context_.folder) != identity_) {
+      reason_ = "the spool was claimed for another repository, stanza or cluster";
+      return;
+    }
+    if (spool::hasGap(context_.folder)) {
+      reason_ = "the safety valve dropped WAL (the next call records it first)";
+      return;
+    }
+    std::vector<ReadyFile> ready;
+    try {
+      ready = readyFiles(context_.walDirectory);
+    } catch (const Error& e) {
+      reason_ = e.what();
+      return;
+    }
+    // Acknowledgements of files that no longer wait are stale; the others need no push.
+    std::set<std::string> waiting, acked;
+    for (const auto& file : ready)
+      waiting.insert(file.name.name);
+    for (const auto& file : spool::listPushAcks(context_.folder))
+      if (!waiting.count(file))
+        spool::removePushAck(context_.folder, file);
+      else
+        acked.insert(file);
+    if (context_.config.archive.queueMax > 0 &&
+        waitingBytes(ready, acked) > context_.config.archive.queueMax) {
+      reason_ = "more WAL waits than archive.queue-max: the safety valve is about to open";
+      return;
+    }
+    // Files pushed in this run that PostgreSQL has marked done are forgotten.
+    std::erase_if(done_, [&](const std::string& file) { return !waiting.count(file); });
+    pending_.clear();
+    for (const auto& file : ready)
+      if (!acked.count(file.name.name)) pending_.push_back(file.name.name);
+    // The oldest is PostgreSQL's: the file it asks for now (pushed by that call) or next. After
+    // that call returns, it stays .ready for a moment: a push of it here would be a second one.
+    if (!pending_.empty()) pending_.pop_front();
+  }
+
+  const PusherContext& context_;
+  const PusherOptions& options_;
+  const spool::Identity identity_;
+  std::mutex mutex_;
+  std::deque<std::string> pending_;
+  std::set<std::string> inflight_, done_;
+  std::map<std::string, std::chrono::steady_clock::time_point> retryAt_;
+  std::chrono::steady_clock::time_point listed_{}, lastWork_ = std::chrono::steady_clock::now(),
+                                                   lastSuccess_ = std::chrono::steady_clock::now();
+  bool failing_ = false;
+  std::optional<std::string> reason_;
+};
+
+// One of the pusher's threads: pushes what the queue gives with its own repository handle, each
+// file under its claim, and acknowledges it once it is durable.
+void pushFiles(const PusherContext& context, PushQueue& queue, const repo::Repository& repository,
+               const repo::StanzaInfo& stanza, const spool::Identity& identity) noexcept {
+  while (auto file = queue.next()) {
+    const auto started = std::chrono::steady_clock::now();
+    auto outcome = PushQueue::Outcome::Failed;
+    try {
+      auto claim = spool::PushClaim::take(context.folder, *file);
+      if (!claim || spool::readPushAck(context.folder, *file)) {
+        queue.finish(*file, PushQueue::Outcome::Skipped);
+        continue;
+      }
+      PushResult result = pushWalFile(repository, {.walPath = context.walDirectory + "/" + *file,
+                                                   .controlSystemId = context.systemId,
+                                                   .stanza = &stanza});
+      spool::writePushAck(context.folder, {.file = *file,
+                                           .identity = identity,
+                                           .size = result.summary.plainSize,
+                                           .sha256 = io::toHex(result.summary.plainSha256),
+                                           .local = result.local,
+                                           .atMs = nowMs()});
+      outcome = PushQueue::Outcome::Pushed;
+      recordStat(context.folder, context.config, *file, true, msSince(started));
+      spdlog::info("pushed ahead {}: {} in, {} stored, {} ms", *file,
+                   humanBytes(result.summary.plainSize), humanBytes(result.summary.storedSize),
+                   msSince(started));
+    } catch (const std::exception& e) {
+      recordStat(context.folder, context.config, *file, false, msSince(started));
+      spdlog::warn("could not push {} ahead (it is pushed when PostgreSQL asks for it): {}", *file,
+                   e.what());
+    }
+    queue.finish(*file, outcome);
   }
 }
 
 }  // namespace
+
+void runPusher(const PusherContext& context, const PusherOptions& options) {
+  repo::Repository repository = repo::openRepository(context.config);
+  repo::StanzaInfo stanza = repo::requireStanza(repository);
+  repo::checkEncryption(repository, stanza);
+  const spool::Identity identity{.repository = context.repository,
+                                 .stanzaId = stanza.identity(),
+                                 .systemId = context.systemId};
+  spool::claim(context.folder, identity);
+  int lock = spool::takeLock(context.folder, spool::kPushLockFile);
+  if (lock < 0) return;
+  struct Unlock {
+    int fd;
+    ~Unlock() { ::close(fd); }
+  } unlock{lock};
+  recordGap(context, repository, stanza.identity());
+  spool::removeStalePushClaims(context.folder);
+  const int parallel = std::clamp(context.config.archive.pushAhead, 1, 64);
+  spdlog::info("pusher started for {} ({} at once)", context.folder,
+               plural(std::uint64_t(parallel), "file", "files"));
+  PushQueue queue(context, options, identity);
+  std::vector<std::thread> threads;
+  for (int i = 1; i < parallel && repository.canOpenAnother(); ++i) {
+    try {
+      threads.emplace_back(pushFiles, std::cref(context), std::ref(queue), repository.another(),
+                           std::cref(stanza), std::cref(identity));
+    } catch (const std::system_error& e) {
+      spdlog::warn("pushing fewer files at once: cannot start a thread: {}", e.what());
+      break;
+    }
+  }
+  pushFiles(context, queue, repository, stanza, identity);
+  for (auto& thread : threads)
+    thread.join();
+  spdlog::info("pusher stopped: {}", queue.reason());
+}
+
+void startPusher(const PusherContext& context) noexcept {
+  try {
+    int lock = spool::takeLock(context.folder, spool::kPushLockFile);
+    if (lock < 0) return;  // one runs (or the lock cannot be made: nothing to start)
+    ::close(lock);
+    spool::startDetached(context.folder, kPusherLog, "tidemark-pusher", context.config, [&] {
+      runPusher(context);
+      return 0;
+    });
+  } catch (const std::exception& e) {
+    spdlog::warn("push-ahead is off for this call: {}", e.what());
+  }
+}
 
 void archivePush(const Config& config, const std::string& walPath) {
   const auto started = std::chrono::steady_clock::now();
@@ -287,8 +519,18 @@ void archivePush(const Config& config, const std::string& walPath) {
   // Push-ahead and the safety valve work in a data directory, whose pg_wal/archive_status tells
   // what waits.
   const bool local = call.spool && call.systemId;
+  const bool ahead = local && config.archive.pushAhead > 0;
   // After a drop, nothing returns 0 before the gap is in the repository (the slow path records it).
-  if (local && !spool::hasGap(*call.spool) && acknowledged(call)) return;
+  if (local && !spool::hasGap(*call.spool)) {
+    // The pusher may be pushing it now: waiting for it is cheaper than pushing it twice.
+    if (ahead && !spool::waitWhilePushed(*call.spool, call.file, kPushedWait))
+      spdlog::warn("{} is still being pushed by the pusher after {} s; pushing it", call.file,
+                   std::chrono::seconds(kPushedWait).count());
+    if (acknowledged(call)) {
+      if (ahead) startPusher(call.pusher());  // keeps what waits moving between calls
+      return;
+    }
+  }
 
   std::optional<std::vector<ReadyFile>> ready;
   if (local && (config.archive.pushAhead > 0 || config.archive.queueMax > 0)) {
@@ -299,76 +541,53 @@ void archivePush(const Config& config, const std::string& walPath) {
     }
   }
   auto name = pg::parseWalName(call.file);
+  std::set<std::string> acked;
+  if (ready) {
+    auto acks = spool::listPushAcks(*call.spool);
+    acked.insert(acks.begin(), acks.end());
+  }
   if (ready && config.archive.queueMax > 0 && name && name->kind != pg::WalKind::History) {
     // .history files are never dropped: a lost history breaks 'latest' and lets a timeline
     // number be used twice.
-    std::vector<std::string> acks = spool::listPushAcks(*call.spool);
-    std::uint64_t waiting = waitingBytes(*ready, {acks.begin(), acks.end()});
+    std::uint64_t waiting = waitingBytes(*ready, acked);
     if (waiting > config.archive.queueMax) return drop(call, *name, waiting);
   }
 
   PushResult result;
-  std::vector<std::thread> workers;
-  std::exception_ptr failure;
   try {
     repo::Repository repository = repo::openRepository(config);
     repo::StanzaInfo stanza = repo::requireStanza(repository);
-    // Once, before the workers share it (a switch of encryption type rewrites stanza.json).
     repo::checkEncryption(repository, stanza);
-    std::vector<std::string> ahead;
-    spool::Identity identity;
-    bool spoolUsable = local;
+    std::optional<spool::PushClaim> claim;  // ours while we push it: the pusher leaves it alone
     if (local) {
-      identity = {
-          .repository = call.repository, .stanzaId = stanza.identity(), .systemId = *call.systemId};
+      bool spoolUsable = true;
       try {
-        spool::claim(*call.spool, identity);
+        spool::claim(*call.spool, {.repository = call.repository,
+                                   .stanzaId = stanza.identity(),
+                                   .systemId = *call.systemId});
+        if (ahead) {
+          claim = spool::PushClaim::take(*call.spool, call.file);
+          // The pusher took it a moment ago: wait for it once more.
+          if (!claim && spool::waitWhilePushed(*call.spool, call.file, kPushedWait) &&
+              !spool::hasGap(*call.spool) && acknowledged(call))
+            return;
+        }
       } catch (const Error& e) {
         // A full or read-only spool costs push-ahead, never the push.
         spdlog::warn("push-ahead is off for this call: {}", e.what());
         spoolUsable = false;
       }
       // Before anything is stored after a drop (an error here fails the push).
-      recordGap(call, repository, stanza.identity());
+      recordGap(call.pusher(), repository, stanza.identity());
+      // More waits than this file: the pusher takes it on, beside this push and after this call.
+      if (ahead && ready && spoolUsable && !chooseAhead(*ready, call.file, 1, acked).empty())
+        startPusher(call.pusher());
     }
-    if (ready && spoolUsable && config.archive.pushAhead > 0 && repository.canOpenAnother()) {
-      // Acknowledgements of files that no longer wait are stale; the others need no push.
-      std::set<std::string> waiting, acked;
-      for (const auto& file : *ready)
-        waiting.insert(file.name.name);
-      for (const auto& file : spool::listPushAcks(*call.spool))
-        if (!waiting.count(file))
-          spool::removePushAck(*call.spool, file);
-        else
-          acked.insert(file);
-      ahead = chooseAhead(*ready, call.file, config.archive.pushAhead, acked);
-    }
-    for (const auto& file : ahead) {
-      try {
-        workers.emplace_back(pushAhead, std::cref(call), repository.another(), std::cref(stanza),
-                             std::cref(identity), file);
-      } catch (const std::system_error& e) {
-        spdlog::warn("pushing fewer files ahead: cannot start a thread: {}", e.what());
-        break;
-      }
-    }
-    try {
-      result = pushWalFile(
-          repository, {.walPath = walPath, .controlSystemId = call.systemId, .stanza = &stanza});
-    } catch (...) {
-      failure = std::current_exception();
-    }
-    for (auto& worker : workers)
-      worker.join();
-    workers.clear();
+    result = pushWalFile(repository,
+                         {.walPath = walPath, .controlSystemId = call.systemId, .stanza = &stanza});
   } catch (...) {
-    for (auto& worker : workers)
-      worker.join();
-    failure = std::current_exception();
-  }
-  if (failure) {
     call.recordStat(call.file, false, msSince(started));
-    std::rethrow_exception(failure);
+    throw;
   }
   const auto ms = msSince(started);
   call.recordStat(call.file, true, ms);

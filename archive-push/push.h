@@ -1,6 +1,7 @@
 // tidemark-archive-push: store one WAL file in the repository, durably and verifiably.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -45,11 +46,46 @@ struct PushResult {
 // Storage, LocalIo.
 PushResult pushWalFile(const repo::Repository& repository, const PushParams& params);
 
+// Where the pusher works: one data directory's WAL, the stanza's spool folder, and for whom.
+struct PusherContext {
+  const Config& config;
+  std::string folder;      // the stanza's spool folder (spool::stanzaSpool)
+  std::uint64_t systemId;  // of the data directory's cluster
+  std::string repository;  // repo::describeRepository(config)
+  std::string walDirectory = "pg_wal";
+  std::string dataDirectory = ".";
+};
+
+struct PusherOptions {
+  // Nothing waited this long: the backlog is drained.
+  std::chrono::milliseconds idle{2000};
+  std::chrono::milliseconds poll{20};
+  // A file whose push failed is tried again after this long; nothing pushed for `giveUp` (and a
+  // failure): the repository is away, and the calls of PostgreSQL report why.
+  std::chrono::milliseconds retry{1000};
+  std::chrono::seconds giveUp{30};
+};
+
+// The pusher (what startPusher runs in the background; tests run it directly): one per spool
+// folder (a lock), it pushes the .ready files of the WAL directory in the archiver's order with
+// archive.push-ahead threads, each file under its PushClaim, and acknowledges each in the spool
+// once it is durable. Returns once nothing waited for options.idle, the server stopped (no
+// postmaster.pid), the spool was claimed for another repository, stanza or cluster, the safety
+// valve dropped or is about to drop WAL, or nothing succeeded for options.giveUp; at once when
+// another pusher runs. Throws when the repository or the stanza cannot be opened.
+void runPusher(const PusherContext& context, const PusherOptions& options = {});
+
+// Starts the pusher in the background when none runs. Never throws: a pusher that cannot start
+// is a warning, never a failed push.
+void startPusher(const PusherContext& context) noexcept;
+
 // The command PostgreSQL runs for each file (docs/archiving.md): returns at once for a file
-// push-ahead acknowledged; drops the file when the safety valve (archive.queue-max) is open;
-// otherwise pushes `walPath` with the configured repository, and beside it up to
-// archive.push-ahead of the next .ready files in parallel, acknowledging each in the spool.
-// Throws the error of `walPath`'s push; the others' failures are warnings (PostgreSQL asks again).
+// the pusher acknowledged (waiting first while the pusher pushes it); drops the file when the
+// safety valve (archive.queue-max) is open; otherwise pushes `walPath` with the configured
+// repository and, when more files wait, starts the pusher (archive.push-ahead), which pushes them
+// in parallel beside this call and after it.
+// Throws the error of `walPath`'s push; the pusher's failures are in its log (PostgreSQL asks
+// again, and that call reports them).
 void archivePush(const Config& config, const std::string& walPath);
 
 }  // namespace tidemark::archive

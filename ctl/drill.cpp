@@ -117,10 +117,11 @@ class Scratch {
   // Removes what the drill wrote (and the directory, when the drill made it).
   void remove() {
     std::error_code ec;
-    // The restored server's prefetcher (archive.get-ahead) ends with the server: let it go first.
+    // The restored server's prefetcher (archive.get-ahead) and pusher (archive.push-ahead) end
+    // with the server: let them go first.
     for (const auto& stanza : fs::directory_iterator(path_ + "/data/pg_wal/tidemark", ec))
-      if (!spool::waitForPrefetcher(stanza.path().string(), std::chrono::seconds(30)))
-        spdlog::warn("a prefetcher still runs in '{}'", stanza.path().string());
+      if (!spool::waitForWorkers(stanza.path().string(), std::chrono::seconds(30)))
+        spdlog::warn("a prefetcher or pusher still runs in '{}'", stanza.path().string());
     ec.clear();
     if (created_) {
       fs::remove_all(path_, ec);

@@ -6,6 +6,7 @@
 #include <spdlog/spdlog.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <charconv>
@@ -15,9 +16,11 @@
 #include <map>
 #include <sstream>
 #include <string_view>
+#include <utility>
 
 #include "common/base/error.h"
 #include "common/files/file.h"
+#include "common/log/log.h"
 
 namespace tidemark::spool {
 
@@ -337,6 +340,89 @@ std::vector<std::string> listPushAcks(const std::string& folder) {
   return listRecords(folder, kPushFolder);
 }
 
+namespace {
+constexpr std::string_view kPushingSuffix = ".pushing";
+std::string pushingPath(const std::string& folder, const std::string& file) {
+  return folder + "/" + kPushFolder + "/" + file + std::string(kPushingSuffix);
+}
+}  // namespace
+
+std::optional<PushClaim> PushClaim::take(const std::string& folder, const std::string& file) {
+  makeStanzaFolder(folder);
+  makeFolder(folder + "/" + kPushFolder);
+  const std::string path = pushingPath(folder, file);
+  while (true) {
+    int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0) throw systemError(ErrorCode::LocalIo, errno, "cannot create '{}'", path);
+    if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+      ::close(fd);
+      return std::nullopt;
+    }
+    // The holder before us may have removed the marker between our open and our lock: a lock on
+    // a removed file is nobody's business, so take the one at the path.
+    struct stat held {
+    }, current{};
+    if (::fstat(fd, &held) == 0 && ::stat(path.c_str(), &current) == 0 &&
+        held.st_dev == current.st_dev && held.st_ino == current.st_ino)
+      return PushClaim(path, fd);
+    ::close(fd);
+  }
+}
+
+PushClaim::PushClaim(PushClaim&& other) noexcept
+    : path_(std::move(other.path_)), fd_(std::exchange(other.fd_, -1)) {}
+
+PushClaim& PushClaim::operator=(PushClaim&& other) noexcept {
+  if (this != &other) {
+    release();
+    path_ = std::move(other.path_);
+    fd_ = std::exchange(other.fd_, -1);
+  }
+  return *this;
+}
+
+PushClaim::~PushClaim() {
+  release();
+}
+
+void PushClaim::release() noexcept {
+  if (fd_ < 0) return;
+  ::unlink(path_.c_str());
+  ::close(fd_);
+  fd_ = -1;
+}
+
+bool waitWhilePushed(const std::string& folder, const std::string& file,
+                     std::chrono::milliseconds timeout) {
+  int fd = ::open(pushingPath(folder, file).c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  if (fd < 0) return true;
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  bool free = false;
+  while (!(free = ::flock(fd, LOCK_SH | LOCK_NB) == 0) &&
+         std::chrono::steady_clock::now() < deadline)
+    ::usleep(2000);
+  ::close(fd);
+  return free;
+}
+
+void removeStalePushClaims(const std::string& folder) noexcept {
+  DIR* d = ::opendir((folder + "/" + kPushFolder).c_str());
+  if (!d) return;
+  std::vector<std::string> files;
+  while (dirent* e = ::readdir(d)) {
+    std::string_view name = e->d_name;
+    if (name.size() > kPushingSuffix.size() && name.ends_with(kPushingSuffix))
+      files.emplace_back(name.substr(0, name.size() - kPushingSuffix.size()));
+  }
+  ::closedir(d);
+  for (const auto& file : files)
+    try {
+      PushClaim::take(folder, file);  // taken and released at once: removed
+    } catch (const std::exception& e) {
+      spdlog::debug("{}", e.what());
+    }
+}
+
 std::string fetchedFolder(const std::string& folder) {
   return folder + "/" + kGetFolder;
 }
@@ -387,16 +473,86 @@ std::optional<Wanted> readWanted(const std::string& folder) {
   return wanted;
 }
 
-bool waitForPrefetcher(const std::string& folder, std::chrono::milliseconds timeout) {
-  int fd = ::open((folder + "/" + kPrefetchLockFile).c_str(), O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+int takeLock(const std::string& folder, const char* name, std::chrono::milliseconds timeout) {
+  int fd = ::open((folder + "/" + name).c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (fd < 0) return -1;
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    if (std::chrono::steady_clock::now() >= deadline) {
+      ::close(fd);
+      errno = EWOULDBLOCK;
+      return -1;
+    }
+    ::usleep(10000);
+  }
+  return fd;
+}
+
+bool waitForLock(const std::string& folder, const char* name, std::chrono::milliseconds timeout) {
+  int fd = ::open((folder + "/" + name).c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
   if (fd < 0) return true;
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   bool free = false;
-  while (!(free = ::flock(fd, LOCK_EX | LOCK_NB) == 0) &&
+  while (!(free = ::flock(fd, LOCK_SH | LOCK_NB) == 0) &&
          std::chrono::steady_clock::now() < deadline)
     ::usleep(20000);
   ::close(fd);
   return free;
+}
+
+bool waitForWorkers(const std::string& folder, std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  bool prefetcher = waitForLock(folder, kPrefetchLockFile, timeout);
+  auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+      deadline - std::chrono::steady_clock::now());
+  return waitForLock(folder, kPushLockFile, std::max(left, std::chrono::milliseconds(0))) &&
+         prefetcher;
+}
+
+void startDetached(const std::string& folder, const char* logFile, const char* program,
+                   const Config& config, const std::function<int()>& body) {
+  constexpr off_t kLogMax = 1 << 20;
+  pid_t child = ::fork();
+  if (child < 0) throw systemError(ErrorCode::LocalIo, errno, "cannot start {}", program);
+  if (child > 0) {
+    ::waitpid(child, nullptr, 0);
+    return;
+  }
+  // The intermediate child: a new session, so that the background process belongs to no terminal
+  // and not to PostgreSQL's process group; its child is that process, adopted by init.
+  ::setsid();
+  if (::fork() != 0) ::_exit(0);
+  int null = ::open("/dev/null", O_RDWR);
+  const std::string log = folder + "/" + logFile;
+  struct stat st {};
+  int flags = O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC;
+  if (::stat(log.c_str(), &st) == 0 && st.st_size > kLogMax) flags |= O_TRUNC;
+  int err = ::open(log.c_str(), flags, 0600);
+  if (null >= 0) {
+    ::dup2(null, 0);
+    ::dup2(null, 1);
+  }
+  ::dup2(err >= 0 ? err : null, 2);
+  // Nothing of PostgreSQL's (its sockets, its pipes) stays open in a process it does not own; nor
+  // the parent's log file: the logger is made anew on what is left.
+  if (::close_range(3, ~0U, 0) != 0)
+    for (int fd = 3; fd < 4096; ++fd)
+      ::close(fd);
+  log::setup(program);
+  try {
+    log::configure(config);
+  } catch (const std::exception& e) {
+    spdlog::warn("{}", e.what());
+  }
+  int status = 0;
+  try {
+    status = body();
+  } catch (const std::exception& e) {
+    spdlog::error("{} stopped: {}", program, e.what());
+    status = 1;
+  }
+  spdlog::shutdown();
+  ::_exit(status);
 }
 
 std::string inflightPath(const std::string& folder, const std::string& file) {

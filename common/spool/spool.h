@@ -1,12 +1,15 @@
 // tidemark's local state on the database host, under one folder (`archive.spool-path`, by default
 // pg_wal/tidemark in the data directory), one subfolder per stanza:
 //
-//   <spool>/<stanza>/identity        whose state this is: repository, stanza id, system id
-//   <spool>/<stanza>/push/<file>.ok  push-ahead's acknowledgements (archive-push)
-//   <spool>/<stanza>/get/            the prefetched segments (archive-get)
-//   <spool>/<stanza>/gap             WAL the safety valve dropped, not yet recorded in the
-//   repository <spool>/<stanza>/push-stats      the statistics of the last pushes (tidemark
-//   metrics)
+//   <spool>/<stanza>/identity              whose state this is: repository, stanza id, system id
+//   <spool>/<stanza>/push/<file>.ok        push-ahead's acknowledgements (archive-push)
+//   <spool>/<stanza>/push/<file>.pushing   held (flock) while a process pushes the file
+//   <spool>/<stanza>/push.lock, push.log   the pusher's lock and log (archive-push)
+//   <spool>/<stanza>/get/                  the prefetched segments (archive-get)
+//   <spool>/<stanza>/prefetch.lock, .log   the prefetcher's lock and log (archive-get)
+//   <spool>/<stanza>/gap                   WAL the safety valve dropped, not yet recorded in
+//                                          the repository
+//   <spool>/<stanza>/push-stats            the statistics of the last pushes (tidemark metrics)
 //
 // A stanza folder whose identity differs from the configuration's (another repository, a
 // re-created stanza, a data directory cloned with its pg_wal) is emptied before use, never
@@ -15,6 +18,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -176,10 +180,27 @@ struct Wanted {
   std::int64_t askedAt = 0;
 };
 std::optional<Wanted> readWanted(const std::string& folder);
-// The lock a running prefetcher holds in `folder`, and waiting (up to `timeout`) until none holds
-// it, for whoever removes a data directory (a drill's scratch); true when none does.
+// The locks a running prefetcher and a running pusher hold in `folder`.
 inline constexpr const char* kPrefetchLockFile = "prefetch.lock";
-bool waitForPrefetcher(const std::string& folder, std::chrono::milliseconds timeout);
+inline constexpr const char* kPushLockFile = "push.lock";
+// Takes the lock `name` of `folder` (created when missing): its descriptor, or -1 when another
+// process holds it (errno EWOULDBLOCK) or it cannot be made (errno says why). Waits up to
+// `timeout` for it.
+int takeLock(const std::string& folder, const char* name,
+             std::chrono::milliseconds timeout = std::chrono::milliseconds(0));
+// Waits (up to `timeout`) until no process holds the lock `name` of `folder`: true when none does.
+bool waitForLock(const std::string& folder, const char* name, std::chrono::milliseconds timeout);
+// Both, for whoever removes a data directory (a drill's scratch): the prefetcher and the pusher
+// end with the server; true when neither runs any more.
+bool waitForWorkers(const std::string& folder, std::chrono::milliseconds timeout);
+
+// Starts `body` in a background process of its own (fork, new session, fork: adopted by init)
+// that holds no descriptor of the caller's (PostgreSQL's sockets and pipes among them): its
+// standard error is `<folder>/<logFile>` (emptied past 1 MiB), and tidemark's logging is set up
+// anew there as `program` under `config`. Returns once the intermediate process has exited; the
+// background process exits with `body`'s status (1 when it throws). Error(LocalIo) when fork fails.
+void startDetached(const std::string& folder, const char* logFile, const char* program,
+                   const Config& config, const std::function<int()>& body);
 
 // Removes the prefetch folder and everything in it (no error when it is gone).
 void removeFetchedFolder(const std::string& folder) noexcept;
@@ -188,6 +209,31 @@ void removeFetchedFolder(const std::string& folder) noexcept;
 // starts: markers left by one that was killed would make archive-get wait for nothing).
 std::string inflightPath(const std::string& folder, const std::string& file);
 void removeInflightMarkers(const std::string& folder);
+
+// ---- files being pushed -----------------------------------------------------------------------
+
+// Held by the process that pushes `file` now (a call of archive-push, or the pusher), as a flock
+// on <folder>/push/<file>.pushing: the others wait for it rather than push the file too. A kill
+// releases it; the marker file of a killed holder is reused or removed by the next taker.
+class PushClaim {
+ public:
+  // Takes it; nullopt when another process holds it. Error(LocalIo) when it cannot be made.
+  static std::optional<PushClaim> take(const std::string& folder, const std::string& file);
+  PushClaim(PushClaim&& other) noexcept;
+  PushClaim& operator=(PushClaim&& other) noexcept;
+  ~PushClaim();  // removes the marker, then releases it
+
+ private:
+  PushClaim(std::string path, int fd) : path_(std::move(path)), fd_(fd) {}
+  void release() noexcept;
+  std::string path_;
+  int fd_ = -1;
+};
+// Waits up to `timeout` while another process pushes `file`: true when none does (any more).
+bool waitWhilePushed(const std::string& folder, const std::string& file,
+                     std::chrono::milliseconds timeout);
+// Removes the markers no process holds (left by killed processes).
+void removeStalePushClaims(const std::string& folder) noexcept;
 
 // ---- push statistics ------------------------------------------------------------------------
 

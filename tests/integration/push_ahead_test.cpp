@@ -82,6 +82,16 @@ std::vector<pid_t> processesOf(const std::string& exe) {
   return pids;
 }
 
+// Waits until no pusher runs any more (it ends once nothing waits for two seconds).
+bool pusherEnded(const Workspace& ws) {
+  return waitUntil([&] { return processesOf(ws.push()).empty(); }, 60s);
+}
+
+// What the pusher of `pg` logged.
+std::string pusherLog(const PgCluster& pg) {
+  return readText(pg.dataDir() + "/pg_wal/tidemark/main/push.log");
+}
+
 std::size_t count(const std::string& text, const std::string& needle) {
   std::size_t n = 0;
   for (auto at = text.find(needle); at != std::string::npos; at = text.find(needle, at + 1))
@@ -106,11 +116,15 @@ TEST_CASE_TEMPLATE("push-ahead drains a backlog of 36 files, every one byte-iden
   INFO(log);
   REQUIRE(drained);
   CHECK(pg.value("select failed_count from pg_stat_archiver") == "0");
-  // Most calls found their file pushed ahead already.
+  // Most calls found their file pushed ahead already, by the pusher in the background.
   CHECK(count(log, "acknowledged") >= 20);
-  CHECK(count(log, "pushed ahead ") >= 20);
+  REQUIRE(pusherEnded(ws));
+  std::string pushed = pusherLog(pg);
+  INFO(pushed);
+  CHECK(count(pushed, "pushed ahead ") >= 20);
+  CHECK(count(pushed, "pusher stopped: nothing more waits") >= 1);
   checkArchived(ws, reference, names);
-  // Every acknowledgement was used: nothing waits, nothing is left.
+  // Every acknowledgement was used and every claim let go: nothing waits, nothing is left.
   CHECK(fs::is_empty(pg.dataDir() + "/pg_wal/tidemark/main/push"));
 }
 
@@ -167,12 +181,14 @@ TEST_CASE("acknowledgements made for another repository are discarded and every 
   const std::string reference = first.makeDir("reference");
   auto names = makeBacklog(pg, 8, reference);
 
-  // One call as the archiver makes it, into the first repository: it acknowledges four more.
+  // One call as the archiver makes it, into the first repository: its pusher acknowledges the
+  // seven others.
   auto pushed = runTidemark(first, first.push(), {"pg_wal/" + names[0]},
                             {.cwd = pg.dataDir(), .user = testUser()});
   INFO(pushed.output());
   REQUIRE(pushed.status == 0);
-  for (int i = 1; i <= 4; ++i)
+  REQUIRE(pusherEnded(first));
+  for (std::size_t i = 1; i < names.size(); ++i)
     CHECK(fs::exists(pg.dataDir() + "/pg_wal/tidemark/main/push/" + names[i] + ".ok"));
 
   // The configuration now names another repository (a changed repo.path): the spool of the first
@@ -197,7 +213,8 @@ TEST_CASE("a data directory cloned with its pg_wal and spool does not trust the 
       runTidemark(ws, ws.push(), {"pg_wal/" + names[0]}, {.cwd = pg.dataDir(), .user = testUser()});
   INFO(pushed.output());
   REQUIRE(pushed.status == 0);
-  REQUIRE(fs::exists(pg.dataDir() + "/pg_wal/tidemark/main/push/" + names[1] + ".ok"));
+  REQUIRE(pusherEnded(ws));
+  REQUIRE(fs::exists(pg.dataDir() + "/pg_wal/tidemark/main/push/" + names[5] + ".ok"));
   pg.stop();
 
   // The copy has the same cluster, repository and stanza, but not the same files.
@@ -210,8 +227,8 @@ TEST_CASE("a data directory cloned with its pg_wal and spool does not trust the 
   std::string log = copy.logTail(100000);
   INFO(log);
   REQUIRE(drained);
-  // The four acknowledgements the original wrote are each ignored, and the files pushed again.
-  CHECK(count(log, "is not the one that was pushed") == 4);
+  // The five acknowledgements the original wrote are each ignored, and the files pushed again.
+  CHECK(count(log, "is not the one that was pushed") == 5);
   checkArchived(ws, reference, names);
   copy.stop();
 }

@@ -7,11 +7,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <functional>
+#include <future>
 #include <thread>
 
 #include "common/repo/generation.h"
 #include "common/repo/layout.h"
 #include "common/repo/stanza.h"
+#include "common/spool/spool.h"
 #include "common/storage/posix/posix.h"
 #include "support/check.h"
 #include "support/fault_storage.h"
@@ -705,4 +708,168 @@ TEST_CASE("pushWalFile with a key stores encrypted objects and keeps the stanza 
     CHECK(what(e) == Containing("was written with key " + key.idHex() + "; configured keys are " +
                                 other.idHex()));
   }
+}
+
+namespace {
+
+// A data directory with .ready segments in pg_wal, a "running server" (postmaster.pid) and a
+// posix repository with stanza "main": what the pusher works on, without PostgreSQL.
+struct PusherSetup {
+  PusherSetup() {
+    REQUIRE(::mkdir((data / "pg_wal").c_str(), 0700) == 0);
+    REQUIRE(::mkdir((data / "pg_wal/archive_status").c_str(), 0700) == 0);
+    test::writeFile(data / "postmaster.pid", "1\n");
+    config.stanza = "main";
+    config.repo.path = repoDir.path();
+    config.archive.pushAhead = 2;
+    storage::PosixStorage s(repoDir.path());
+    auto stanza = test::createStanza(s, {.segmentSize = kSegment.segmentSize});
+    // As the call that starts the pusher does before it.
+    spool::claim(folder(), {.repository = repo::describeRepository(config),
+                            .stanzaId = stanza.identity(),
+                            .systemId = kSegment.systemId});
+  }
+  // Segments `first` .. `last` written and .ready; their names.
+  std::vector<std::string> ready(std::uint64_t first, std::uint64_t last) {
+    std::vector<std::string> names;
+    for (std::uint64_t n = first; n <= last; ++n) {
+      auto spec = kSegment;
+      spec.segmentNumber = n;
+      spec.seed = n;
+      names.push_back(test::segmentName(spec));
+      test::writeSegment(data / "pg_wal", spec);
+      test::writeFile(data / ("pg_wal/archive_status/" + names.back() + ".ready"), "");
+    }
+    return names;
+  }
+  archive::PusherContext context() const {
+    return {.config = config,
+            .folder = folder(),
+            .systemId = kSegment.systemId,
+            .repository = repo::describeRepository(config),
+            .walDirectory = data / "pg_wal",
+            .dataDirectory = data.path()};
+  }
+  std::string folder() const { return data / "pg_wal/tidemark/main"; }
+  bool archived(const std::string& name) const { return test::exists(repoDir / objectPath(name)); }
+  // An acknowledgement that archive-push would trust for `name`.
+  bool acknowledged(const std::string& name) const {
+    auto ack = spool::readPushAck(folder(), name);
+    return ack && !spool::untrusted(folder(), *ack, repo::describeRepository(config),
+                                    kSegment.systemId, data / ("pg_wal/" + name));
+  }
+
+  test::TempDir data{"tidemark-pgdata"};
+  test::TempDir repoDir{"tidemark-repo"};
+  Config config;
+  // Short waits: the tests do not wait for the defaults.
+  archive::PusherOptions options{.idle = std::chrono::milliseconds(300),
+                                 .poll = std::chrono::milliseconds(5),
+                                 .retry = std::chrono::milliseconds(50),
+                                 .giveUp = std::chrono::seconds(1)};
+};
+
+// Runs the pusher on its own thread; returns whether it ended within `limit`.
+bool runPusherFor(const PusherSetup& s, const archive::PusherOptions& options,
+                  std::chrono::seconds limit, const std::function<void()>& meanwhile = {}) {
+  auto done = std::async(std::launch::async, [&] { archive::runPusher(s.context(), options); });
+  try {
+    if (meanwhile) meanwhile();
+  } catch (...) {
+    ::unlink((s.data / "postmaster.pid").c_str());  // stops it: the future waits for it
+    throw;
+  }
+  return done.wait_for(limit) == std::future_status::ready;
+}
+
+}  // namespace
+
+TEST_CASE("the pusher pushes what waits but the oldest, acknowledges each, and ends when idle") {
+  PusherSetup s;
+  auto names = s.ready(5, 9);
+  auto level = spdlog::get_level();
+  spdlog::set_level(spdlog::level::off);
+  REQUIRE(runPusherFor(s, s.options, std::chrono::seconds(60)));
+  spdlog::set_level(level);
+  // The oldest is the file PostgreSQL asks for (or will next): its call pushes it.
+  CHECK_FALSE(s.archived(names[0]));
+  CHECK_FALSE(spool::readPushAck(s.folder(), names[0]));
+  for (std::size_t i = 1; i < names.size(); ++i) {
+    CAPTURE(names[i]);
+    CHECK(s.archived(names[i]));
+    CHECK(s.acknowledged(names[i]));
+  }
+  // Nothing is left held: the lock and every file's claim are free.
+  CHECK(spool::waitForWorkers(s.folder(), std::chrono::milliseconds(0)));
+  CHECK_FALSE(test::exists(s.folder() + "/push/" + names[1] + ".pushing"));
+}
+
+TEST_CASE("the pusher pushes nothing without a running server, or past the safety valve") {
+  PusherSetup s;
+  auto names = s.ready(5, 8);
+  auto level = spdlog::get_level();
+  spdlog::set_level(spdlog::level::off);
+  SUBCASE("no postmaster.pid: the server stopped") {
+    ::unlink((s.data / "postmaster.pid").c_str());
+    REQUIRE(runPusherFor(s, s.options, std::chrono::seconds(30)));
+  }
+  SUBCASE("more waits than archive.queue-max: the valve is about to open") {
+    s.config.archive.queueMax = 2 * kSegment.segmentSize;
+    REQUIRE(runPusherFor(s, s.options, std::chrono::seconds(30)));
+  }
+  SUBCASE("a gap the valve recorded in the spool that names another repository") {
+    spool::writeGap(s.folder(), {.repository = "posix:/elsewhere",
+                                 .systemId = kSegment.systemId,
+                                 .ranges = {{.first = names[0], .last = names[0], .files = 1}}});
+    REQUIRE(runPusherFor(s, s.options, std::chrono::seconds(30)));
+  }
+  spdlog::set_level(level);
+  for (const auto& name : names)
+    CHECK_FALSE(s.archived(name));
+}
+
+TEST_CASE("the pusher stops when the server stops or the spool is claimed for another repository") {
+  PusherSetup s;
+  auto names = s.ready(5, 40);
+  s.config.archive.pushAhead = 1;
+  // A long idle time: only the stop it is given ends it within the limit.
+  auto options = s.options;
+  options.idle = std::chrono::seconds(600);
+  options.giveUp = std::chrono::seconds(600);
+  auto firstAck = [&] {
+    for (int i = 0; i < 3000 && spool::listPushAcks(s.folder()).empty(); ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    REQUIRE_FALSE(spool::listPushAcks(s.folder()).empty());
+  };
+  auto level = spdlog::get_level();
+  spdlog::set_level(spdlog::level::off);
+  SUBCASE("the server stops") {
+    CHECK(runPusherFor(s, options, std::chrono::seconds(60), [&] {
+      firstAck();
+      ::unlink((s.data / "postmaster.pid").c_str());
+    }));
+  }
+  SUBCASE("a call claims the spool for another repository") {
+    CHECK(runPusherFor(s, options, std::chrono::seconds(60), [&] {
+      firstAck();
+      spool::claim(s.folder(), {.repository = "posix:/elsewhere", .stanzaId = "x", .systemId = 1});
+    }));
+  }
+  spdlog::set_level(level);
+  // Within the limit, with an idle time of ten minutes: it stopped because it was told.
+}
+
+TEST_CASE("the pusher leaves a file another process is pushing to it") {
+  PusherSetup s;
+  auto names = s.ready(5, 8);
+  std::optional<spool::PushClaim> claim;
+  claim = spool::PushClaim::take(s.folder(), names[2]);
+  REQUIRE(claim);
+  auto level = spdlog::get_level();
+  spdlog::set_level(spdlog::level::off);
+  REQUIRE(runPusherFor(s, s.options, std::chrono::seconds(60)));
+  spdlog::set_level(level);
+  CHECK(s.acknowledged(names[1]));
+  CHECK_FALSE(s.archived(names[2]));
+  CHECK(s.acknowledged(names[3]));
 }

@@ -3,7 +3,9 @@
 
 #include <doctest/doctest.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
+#include <cerrno>
 #include <filesystem>
 #include <fstream>
 
@@ -214,4 +216,56 @@ TEST_CASE("a record is trusted only under the spool's identity, configuration an
   std::ofstream(file, std::ios::app) << "!";
   CHECK(*spool::untrusted(folder, record, kIdentity.repository, kIdentity.systemId, file) ==
         test::Containing("not the one"));
+}
+
+TEST_CASE("a push claim: one holder at a time, waited for, removed when let go or left behind") {
+  test::TempDir dir;
+  const std::string folder = dir.path() + "/main";
+  const std::string file = "000000010000000000000005";
+  const std::string marker = folder + "/push/" + file + ".pushing";
+  // Nobody pushes it: no wait.
+  CHECK(spool::waitWhilePushed(folder, file, std::chrono::milliseconds(0)));
+  {
+    auto claim = spool::PushClaim::take(folder, file);
+    REQUIRE(claim);
+    CHECK(test::exists(marker));
+    // A second taker (flock is per open file: the same process stands for another one) gets none,
+    // and a waiter waits until the timeout.
+    CHECK_FALSE(spool::PushClaim::take(folder, file));
+    CHECK_FALSE(spool::waitWhilePushed(folder, file, std::chrono::milliseconds(50)));
+    // Held markers are no stale ones.
+    spool::removeStalePushClaims(folder);
+    CHECK(test::exists(marker));
+    // Moved: still held, and the moved-from one lets nothing go.
+    std::optional<spool::PushClaim> moved = std::move(claim);
+    claim.reset();
+    CHECK_FALSE(spool::PushClaim::take(folder, file));
+  }
+  // Let go: the marker is gone, and the next one takes it at once.
+  CHECK_FALSE(test::exists(marker));
+  CHECK(spool::waitWhilePushed(folder, file, std::chrono::milliseconds(0)));
+  CHECK(spool::PushClaim::take(folder, file));
+  // A marker left by a killed holder (no lock on it) does not block, and the sweep removes it.
+  std::ofstream(marker).flush();
+  CHECK(spool::waitWhilePushed(folder, file, std::chrono::milliseconds(0)));
+  spool::removeStalePushClaims(folder);
+  CHECK_FALSE(test::exists(marker));
+  // Acknowledgements are not claims: the listing of acknowledgements never shows a marker.
+  CHECK(spool::listPushAcks(folder).empty());
+}
+
+TEST_CASE("takeLock: one holder, a timeout that says so, and the wait for workers") {
+  test::TempDir dir;
+  const std::string folder = dir.path();
+  int lock = spool::takeLock(folder, spool::kPushLockFile);
+  REQUIRE(lock >= 0);
+  errno = 0;
+  CHECK(spool::takeLock(folder, spool::kPushLockFile, std::chrono::milliseconds(30)) == -1);
+  CHECK(errno == EWOULDBLOCK);
+  CHECK_FALSE(spool::waitForWorkers(folder, std::chrono::milliseconds(30)));
+  ::close(lock);
+  CHECK(spool::waitForWorkers(folder, std::chrono::milliseconds(0)));
+  // A folder that does not exist: no lock can be made, and errno says why.
+  CHECK(spool::takeLock(folder + "/missing", spool::kPushLockFile) == -1);
+  CHECK(errno == ENOENT);
 }
