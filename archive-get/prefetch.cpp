@@ -137,7 +137,7 @@ void requestPrefetch(const PrefetchContext& context, const std::string& file) no
     int lock = spool::takeLock(context.folder, spool::kPrefetchLockFile);
     if (lock < 0) return;  // one runs (or the lock cannot be made: nothing to start)
     ::close(lock);
-    spool::startDetached(context.folder, kLogFile, "tidemark-prefetch", context.config, [&] {
+    spool::startDetached(context.folder, kLogFile, "tidemark-prefetch", context.config, [&](int) {
       runPrefetcher(context);
       return 0;
     });

@@ -192,24 +192,37 @@ bool acknowledged(const Call& call) {
   return true;
 }
 
+// The WAL waiting in the call's pg_wal/archive_status, but the files acknowledged in the spool.
+std::uint64_t waitingNow(const Call& call) {
+  auto acks = spool::listPushAcks(*call.spool);
+  return waitingBytes(readyFiles(files::dirName(call.walPath)), {acks.begin(), acks.end()});
+}
+
 // The safety valve: acknowledges the file without storing it, after recording it in the spool's
-// gap. Throws (and drops nothing) when the gap cannot be recorded, or while the pusher still
-// stores files (it stops when it sees the queue past the bound): nothing is stored after a drop
-// before the gap is in the repository.
-void drop(const Call& call, const pg::WalName& name, std::uint64_t waiting) {
+// gap, when the queue is still past the bound once the pusher has stopped (false: it is not, push
+// the file). Throws (and drops nothing) when the gap cannot be recorded, or while the pusher
+// still stores files (it stops when it sees the queue past the bound): nothing is stored after a
+// drop before the gap is in the repository.
+bool drop(const Call& call, const pg::WalName& name) {
+  // No pusher can run in a spool folder that does not exist (yet): GapLock makes it.
   int pusher = spool::takeLock(*call.spool, spool::kPushLockFile, kValveWait);
-  if (pusher < 0 && errno != EWOULDBLOCK)
+  if (pusher < 0 && errno != EWOULDBLOCK && errno != ENOENT)
     throw systemError(ErrorCode::LocalIo, errno, "cannot take the lock '{}/{}'", *call.spool,
                       spool::kPushLockFile);
-  if (pusher < 0)
+  if (pusher < 0 && errno == EWOULDBLOCK)
     throw Error(ErrorCode::LocalIo,
                 fmt::format("the safety valve would drop {}, but the pusher in '{}' still runs",
                             call.file, *call.spool),
                 "PostgreSQL asks again; see its log there (push.log)");
   struct Unlock {
     int fd;
-    ~Unlock() { ::close(fd); }
+    ~Unlock() {
+      if (fd >= 0) ::close(fd);
+    }
   } unlock{pusher};
+  // The pusher may have stored more while we waited: the queue is measured again.
+  std::uint64_t waiting = waitingNow(call);
+  if (waiting <= call.config.archive.queueMax) return false;
   spool::GapLock lock(*call.spool);
   auto gap = spool::readGap(*call.spool);
   if (gap && (gap->repository != call.repository || gap->systemId != *call.systemId))
@@ -254,6 +267,7 @@ void drop(const Call& call, const pg::WalName& name, std::uint64_t waiting) {
       "recovers past it; take a new base backup once archiving keeps up",
       humanBytes(waiting), humanBytes(call.config.archive.queueMax), call.file,
       gap->ranges.back().first, gap->ranges.back().last);
+  return true;
 }
 
 // Records the spool's gap in the repository before anything is stored after it, then forgets it
@@ -305,6 +319,8 @@ class PushQueue {
     std::unique_lock guard(mutex_);
     while (!reason_) {
       const auto now = std::chrono::steady_clock::now();
+      checkStop(now);
+      if (reason_) break;
       if ((pending_.empty() && now - listed_ > options_.poll * 5) ||
           now - listed_ > std::chrono::seconds(1))
         refill(now);
@@ -318,11 +334,9 @@ class PushQueue {
         inflight_.insert(file);
         return file;
       }
-      if (now - lastWork_ > options_.idle && inflight_.empty())
+      if (now - lastWork_ > options_.idle && inflight_.empty()) {
         reason_ = "nothing more waits";
-      else if (failing_ && now - lastSuccess_ > options_.giveUp && inflight_.empty())
-        reason_ = "nothing could be pushed for " + std::to_string(options_.giveUp.count()) + " s";
-      else {
+      } else {
         guard.unlock();
         std::this_thread::sleep_for(options_.poll);
         guard.lock();
@@ -362,9 +376,12 @@ class PushQueue {
   }
 
  private:
-  // Lists what waits, and checks whether the pusher must stop (under the mutex).
-  void refill(std::chrono::steady_clock::time_point now) {
-    listed_ = now;
+  // Whether the pusher must stop before it starts another file (under the mutex).
+  void checkStop(std::chrono::steady_clock::time_point now) {
+    if (failing_ && now - lastSuccess_ > options_.giveUp) {
+      reason_ = "nothing could be pushed for " + std::to_string(options_.giveUp.count()) + " s";
+      return;
+    }
     if (!exists(context_.dataDirectory + "/postmaster.pid")) {
       reason_ = "the server stopped";
       return;
@@ -377,6 +394,11 @@ class PushQueue {
       reason_ = "the safety valve dropped WAL (the next call records it first)";
       return;
     }
+  }
+
+  // Lists what waits (under the mutex).
+  void refill(std::chrono::steady_clock::time_point now) {
+    listed_ = now;
     std::vector<ReadyFile> ready;
     try {
       ready = readyFiles(context_.walDirectory);
@@ -430,7 +452,10 @@ void pushFiles(const PusherContext& context, PushQueue& queue, const repo::Repos
     auto outcome = PushQueue::Outcome::Failed;
     try {
       auto claim = spool::PushClaim::take(context.folder, *file);
-      if (!claim || spool::readPushAck(context.folder, *file)) {
+      // Another process pushes it, it was pushed, or PostgreSQL archived it since the listing
+      // (and may be recycling it).
+      if (!claim || spool::readPushAck(context.folder, *file) ||
+          !exists(context.walDirectory + "/archive_status/" + *file + ".ready")) {
         queue.finish(*file, PushQueue::Outcome::Skipped);
         continue;
       }
@@ -459,20 +484,26 @@ void pushFiles(const PusherContext& context, PushQueue& queue, const repo::Repos
 
 }  // namespace
 
-void runPusher(const PusherContext& context, const PusherOptions& options) {
+void runPusher(const PusherContext& context, const PusherOptions& options, int lock) {
+  if (lock < 0) lock = spool::takeLock(context.folder, spool::kPushLockFile);
+  if (lock < 0) return;
+  struct Unlock {
+    int fd;
+    ~Unlock() { ::close(fd); }
+  } unlock{lock};
   repo::Repository repository = repo::openRepository(context.config);
   repo::StanzaInfo stanza = repo::requireStanza(repository);
   repo::checkEncryption(repository, stanza);
   const spool::Identity identity{.repository = context.repository,
                                  .stanzaId = stanza.identity(),
                                  .systemId = context.systemId};
-  spool::claim(context.folder, identity);
-  int lock = spool::takeLock(context.folder, spool::kPushLockFile);
-  if (lock < 0) return;
-  struct Unlock {
-    int fd;
-    ~Unlock() { ::close(fd); }
-  } unlock{lock};
+  // The call that started it claimed the spool; one that claimed it since for another
+  // configuration is not overruled.
+  if (spool::recordedIdentity(context.folder) != identity) {
+    spdlog::info("pusher not started: the spool '{}' is not claimed for {} and this cluster",
+                 context.folder, context.repository);
+    return;
+  }
   recordGap(context, repository, stanza.identity());
   spool::removeStalePushClaims(context.folder);
   const int parallel = std::clamp(context.config.archive.pushAhead, 1, 64);
@@ -484,8 +515,8 @@ void runPusher(const PusherContext& context, const PusherOptions& options) {
     try {
       threads.emplace_back(pushFiles, std::cref(context), std::ref(queue), repository.another(),
                            std::cref(stanza), std::cref(identity));
-    } catch (const std::system_error& e) {
-      spdlog::warn("pushing fewer files at once: cannot start a thread: {}", e.what());
+    } catch (const std::exception& e) {
+      spdlog::warn("pushing fewer files at once: {}", e.what());
       break;
     }
   }
@@ -497,13 +528,20 @@ void runPusher(const PusherContext& context, const PusherOptions& options) {
 
 void startPusher(const PusherContext& context) noexcept {
   try {
+    // Taken here and handed over: no second call starts one while this one gets going.
     int lock = spool::takeLock(context.folder, spool::kPushLockFile);
     if (lock < 0) return;  // one runs (or the lock cannot be made: nothing to start)
-    ::close(lock);
-    spool::startDetached(context.folder, kPusherLog, "tidemark-pusher", context.config, [&] {
-      runPusher(context);
-      return 0;
-    });
+    struct Unlock {
+      int fd;
+      ~Unlock() { ::close(fd); }
+    } unlock{lock};
+    spool::startDetached(
+        context.folder, kPusherLog, "tidemark-pusher", context.config,
+        [&](int held) {
+          runPusher(context, {}, held);
+          return 0;
+        },
+        lock);
   } catch (const std::exception& e) {
     spdlog::warn("push-ahead is off for this call: {}", e.what());
   }
@@ -520,12 +558,22 @@ void archivePush(const Config& config, const std::string& walPath) {
   // what waits.
   const bool local = call.spool && call.systemId;
   const bool ahead = local && config.archive.pushAhead > 0;
+  // The pusher may be pushing it now: waiting for it is cheaper than pushing it twice. One
+  // deadline for every wait of the call.
+  const auto waitUntil = std::chrono::steady_clock::now() + kPushedWait;
+  auto waitForPusher = [&] {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        waitUntil - std::chrono::steady_clock::now());
+    if (spool::waitWhilePushed(*call.spool, call.file,
+                               std::max(left, std::chrono::milliseconds(0))))
+      return true;
+    spdlog::warn("{} is still being pushed by the pusher after {} s; pushing it", call.file,
+                 std::chrono::seconds(kPushedWait).count());
+    return false;
+  };
   // After a drop, nothing returns 0 before the gap is in the repository (the slow path records it).
   if (local && !spool::hasGap(*call.spool)) {
-    // The pusher may be pushing it now: waiting for it is cheaper than pushing it twice.
-    if (ahead && !spool::waitWhilePushed(*call.spool, call.file, kPushedWait))
-      spdlog::warn("{} is still being pushed by the pusher after {} s; pushing it", call.file,
-                   std::chrono::seconds(kPushedWait).count());
+    if (ahead) waitForPusher();
     if (acknowledged(call)) {
       if (ahead) startPusher(call.pusher());  // keeps what waits moving between calls
       return;
@@ -550,7 +598,7 @@ void archivePush(const Config& config, const std::string& walPath) {
     // .history files are never dropped: a lost history breaks 'latest' and lets a timeline
     // number be used twice.
     std::uint64_t waiting = waitingBytes(*ready, acked);
-    if (waiting > config.archive.queueMax) return drop(call, *name, waiting);
+    if (waiting > config.archive.queueMax && drop(call, *name)) return;
   }
 
   PushResult result;
@@ -568,9 +616,10 @@ void archivePush(const Config& config, const std::string& walPath) {
         if (ahead) {
           claim = spool::PushClaim::take(*call.spool, call.file);
           // The pusher took it a moment ago: wait for it once more.
-          if (!claim && spool::waitWhilePushed(*call.spool, call.file, kPushedWait) &&
-              !spool::hasGap(*call.spool) && acknowledged(call))
-            return;
+          if (!claim && waitForPusher()) {
+            if (!spool::hasGap(*call.spool) && acknowledged(call)) return;
+            claim = spool::PushClaim::take(*call.spool, call.file);
+          }
         }
       } catch (const Error& e) {
         // A full or read-only spool costs push-ahead, never the push.

@@ -71,9 +71,12 @@ struct PusherOptions {
 // archive.push-ahead threads, each file under its PushClaim, and acknowledges each in the spool
 // once it is durable. Returns once nothing waited for options.idle, the server stopped (no
 // postmaster.pid), the spool was claimed for another repository, stanza or cluster, the safety
-// valve dropped or is about to drop WAL, or nothing succeeded for options.giveUp; at once when
-// another pusher runs. Throws when the repository or the stanza cannot be opened.
-void runPusher(const PusherContext& context, const PusherOptions& options = {});
+// valve dropped or is about to drop WAL, or nothing succeeded for options.giveUp (all checked
+// before each file it starts); at once when another pusher runs, or when the spool is not claimed
+// for this configuration and cluster (the call that starts it claims it). `lock`: the pusher's
+// lock (spool::kPushLockFile) when the caller took it already (startPusher hands it over); -1:
+// taken here. Throws when the repository or the stanza cannot be opened.
+void runPusher(const PusherContext& context, const PusherOptions& options = {}, int lock = -1);
 
 // Starts the pusher in the background when none runs. Never throws: a pusher that cannot start
 // is a warning, never a failed push.

@@ -5,10 +5,12 @@
 #include <fcntl.h>
 #include <spdlog/spdlog.h>
 #include <sys/file.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <charconv>
 #include <deque>
 #include <fstream>
@@ -70,6 +72,14 @@ std::string oneLine(std::string s) {
   for (char& ch : s)
     if (ch == '\n' || ch == '\r') ch = ' ';
   return s;
+}
+
+// Whether `fd` is still the file at `path` (a lock on a file removed since is nobody's).
+bool sameFile(int fd, const std::string& path) {
+  struct stat held {};
+  struct stat current {};
+  return ::fstat(fd, &held) == 0 && ::stat(path.c_str(), &current) == 0 &&
+         held.st_dev == current.st_dev && held.st_ino == current.st_ino;
 }
 
 void makeFolder(const std::string& path) {
@@ -351,7 +361,9 @@ std::optional<PushClaim> PushClaim::take(const std::string& folder, const std::s
   makeStanzaFolder(folder);
   makeFolder(folder + "/" + kPushFolder);
   const std::string path = pushingPath(folder, file);
-  while (true) {
+  for (int attempt = 0;; ++attempt) {
+    if (attempt == 100)
+      throw error(ErrorCode::LocalIo, "cannot take '{}': it keeps being replaced", path);
     int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
     if (fd < 0) throw systemError(ErrorCode::LocalIo, errno, "cannot create '{}'", path);
     if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
@@ -360,11 +372,7 @@ std::optional<PushClaim> PushClaim::take(const std::string& folder, const std::s
     }
     // The holder before us may have removed the marker between our open and our lock: a lock on
     // a removed file is nobody's business, so take the one at the path.
-    struct stat held {
-    }, current{};
-    if (::fstat(fd, &held) == 0 && ::stat(path.c_str(), &current) == 0 &&
-        held.st_dev == current.st_dev && held.st_ino == current.st_ino)
-      return PushClaim(path, fd);
+    if (sameFile(fd, path)) return PushClaim(path, fd);
     ::close(fd);
   }
 }
@@ -474,18 +482,25 @@ std::optional<Wanted> readWanted(const std::string& folder) {
 }
 
 int takeLock(const std::string& folder, const char* name, std::chrono::milliseconds timeout) {
-  int fd = ::open((folder + "/" + name).c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-  if (fd < 0) return -1;
+  const std::string path = folder + "/" + name;
   const auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
-    if (std::chrono::steady_clock::now() >= deadline) {
+  for (int attempt = 0;; ++attempt) {
+    int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0) return -1;
+    if (::flock(fd, LOCK_EX | LOCK_NB) == 0) {
+      if (sameFile(fd, path)) return fd;
+      ::close(fd);  // removed (a claimed spool) between our open and our lock: take the new one
+      if (attempt < 100) continue;
+    } else {
       ::close(fd);
-      errno = EWOULDBLOCK;
-      return -1;
+      if (std::chrono::steady_clock::now() < deadline) {
+        ::usleep(10000);
+        continue;
+      }
     }
-    ::usleep(10000);
+    errno = EWOULDBLOCK;
+    return -1;
   }
-  return fd;
 }
 
 bool waitForLock(const std::string& folder, const char* name, std::chrono::milliseconds timeout) {
@@ -510,48 +525,64 @@ bool waitForWorkers(const std::string& folder, std::chrono::milliseconds timeout
 }
 
 void startDetached(const std::string& folder, const char* logFile, const char* program,
-                   const Config& config, const std::function<int()>& body) {
+                   const Config& config, const std::function<int(int)>& body, int keep) {
   constexpr off_t kLogMax = 1 << 20;
+  const std::string log = folder + "/" + logFile;
   pid_t child = ::fork();
   if (child < 0) throw systemError(ErrorCode::LocalIo, errno, "cannot start {}", program);
   if (child > 0) {
-    ::waitpid(child, nullptr, 0);
+    while (::waitpid(child, nullptr, 0) < 0 && errno == EINTR) {
+    }
     return;
   }
-  // The intermediate child: a new session, so that the background process belongs to no terminal
-  // and not to PostgreSQL's process group; its child is that process, adopted by init.
-  ::setsid();
-  if (::fork() != 0) ::_exit(0);
-  int null = ::open("/dev/null", O_RDWR);
-  const std::string log = folder + "/" + logFile;
-  struct stat st {};
-  int flags = O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC;
-  if (::stat(log.c_str(), &st) == 0 && st.st_size > kLogMax) flags |= O_TRUNC;
-  int err = ::open(log.c_str(), flags, 0600);
-  if (null >= 0) {
-    ::dup2(null, 0);
-    ::dup2(null, 1);
-  }
-  ::dup2(err >= 0 ? err : null, 2);
-  // Nothing of PostgreSQL's (its sockets, its pipes) stays open in a process it does not own; nor
-  // the parent's log file: the logger is made anew on what is left.
-  if (::close_range(3, ~0U, 0) != 0)
-    for (int fd = 3; fd < 4096; ++fd)
-      ::close(fd);
-  log::setup(program);
+  // From here on this is another process: nothing may return into the caller's stack.
+  int status = 1;
   try {
-    log::configure(config);
-  } catch (const std::exception& e) {
-    spdlog::warn("{}", e.what());
+    // The intermediate child: a new session, so that the background process belongs to no
+    // terminal and not to PostgreSQL's process group; its child is that process, adopted by init.
+    ::setsid();
+    if (::fork() != 0) ::_exit(0);
+    int null = ::open("/dev/null", O_RDWR);
+    struct stat st {};
+    int flags = O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC;
+    if (::stat(log.c_str(), &st) == 0 && st.st_size > kLogMax) flags |= O_TRUNC;
+    int err = ::open(log.c_str(), flags, 0600);
+    if (null >= 0) {
+      ::dup2(null, 0);
+      ::dup2(null, 1);
+    }
+    ::dup2(err >= 0 ? err : null, 2);
+    // The descriptor handed over becomes 3; nothing else of PostgreSQL's (its sockets, its pipes)
+    // stays open in a process it does not own, nor the parent's log file: the logger is made anew
+    // on what is left.
+    int first = 3;
+    if (keep >= 0) {
+      if (keep != 3 && ::dup2(keep, 3) < 0) ::_exit(1);
+      keep = 3;
+      first = 4;
+    }
+    if (::close_range(unsigned(first), ~0U, 0) != 0) {
+      struct rlimit limit {};
+      const int top = ::getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur != RLIM_INFINITY
+                          ? int(std::min<rlim_t>(limit.rlim_cur, 1 << 20))
+                          : 1 << 16;
+      for (int fd = first; fd < top; ++fd)
+        ::close(fd);
+    }
+    log::setup(program);
+    try {
+      log::configure(config);
+    } catch (const std::exception& e) {
+      spdlog::warn("{}", e.what());
+    }
+    try {
+      status = body(keep);
+    } catch (const std::exception& e) {
+      spdlog::error("{} stopped: {}", program, e.what());
+    }
+    spdlog::shutdown();
+  } catch (...) {
   }
-  int status = 0;
-  try {
-    status = body();
-  } catch (const std::exception& e) {
-    spdlog::error("{} stopped: {}", program, e.what());
-    status = 1;
-  }
-  spdlog::shutdown();
   ::_exit(status);
 }
 

@@ -195,12 +195,14 @@ bool waitForLock(const std::string& folder, const char* name, std::chrono::milli
 bool waitForWorkers(const std::string& folder, std::chrono::milliseconds timeout);
 
 // Starts `body` in a background process of its own (fork, new session, fork: adopted by init)
-// that holds no descriptor of the caller's (PostgreSQL's sockets and pipes among them): its
+// that holds no descriptor of the caller's (PostgreSQL's sockets and pipes among them) but `keep`
+// (when >= 0: a lock handed over, descriptor 3 there, given to `body`; -1 otherwise): its
 // standard error is `<folder>/<logFile>` (emptied past 1 MiB), and tidemark's logging is set up
 // anew there as `program` under `config`. Returns once the intermediate process has exited; the
-// background process exits with `body`'s status (1 when it throws). Error(LocalIo) when fork fails.
+// background process exits with `body`'s status (1 when it throws). Call it while the caller has
+// no other thread. Error(LocalIo) when fork fails.
 void startDetached(const std::string& folder, const char* logFile, const char* program,
-                   const Config& config, const std::function<int()>& body);
+                   const Config& config, const std::function<int(int)>& body, int keep = -1);
 
 // Removes the prefetch folder and everything in it (no error when it is gone).
 void removeFetchedFolder(const std::string& folder) noexcept;
