@@ -82,6 +82,20 @@ bool sameFile(int fd, const std::string& path) {
          held.st_dev == current.st_dev && held.st_ino == current.st_ino;
 }
 
+// Waits up to `timeout` (looking every `pollUs` microseconds) until no process holds a flock on
+// `path`: true when none does, or the file does not exist.
+bool waitUnlocked(const std::string& path, std::chrono::milliseconds timeout, useconds_t pollUs) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  if (fd < 0) return true;
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  bool free = false;
+  while (!(free = ::flock(fd, LOCK_SH | LOCK_NB) == 0) &&
+         std::chrono::steady_clock::now() < deadline)
+    ::usleep(pollUs);
+  ::close(fd);
+  return free;
+}
+
 void makeFolder(const std::string& path) {
   if (::mkdir(path.c_str(), 0700) != 0 && errno != EEXIST)
     throw systemError(ErrorCode::LocalIo, errno, "cannot create the spool folder '{}'", path);
@@ -402,15 +416,7 @@ void PushClaim::release() noexcept {
 
 bool waitWhilePushed(const std::string& folder, const std::string& file,
                      std::chrono::milliseconds timeout) {
-  int fd = ::open(pushingPath(folder, file).c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-  if (fd < 0) return true;
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  bool free = false;
-  while (!(free = ::flock(fd, LOCK_SH | LOCK_NB) == 0) &&
-         std::chrono::steady_clock::now() < deadline)
-    ::usleep(2000);
-  ::close(fd);
-  return free;
+  return waitUnlocked(pushingPath(folder, file), timeout, 2000);
 }
 
 void removeStalePushClaims(const std::string& folder) noexcept {
@@ -504,15 +510,7 @@ int takeLock(const std::string& folder, const char* name, std::chrono::milliseco
 }
 
 bool waitForLock(const std::string& folder, const char* name, std::chrono::milliseconds timeout) {
-  int fd = ::open((folder + "/" + name).c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-  if (fd < 0) return true;
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  bool free = false;
-  while (!(free = ::flock(fd, LOCK_SH | LOCK_NB) == 0) &&
-         std::chrono::steady_clock::now() < deadline)
-    ::usleep(20000);
-  ::close(fd);
-  return free;
+  return waitUnlocked(folder + "/" + name, timeout, 20000);
 }
 
 bool waitForWorkers(const std::string& folder, std::chrono::milliseconds timeout) {
