@@ -884,3 +884,19 @@ TEST_CASE("the pusher leaves a file another process is pushing to it") {
   CHECK_FALSE(s.archived(names[2]));
   CHECK(s.acknowledged(names[3]));
 }
+
+TEST_CASE("the pusher gives up when nothing can be pushed, even with files left to try") {
+  PusherSetup s;
+  auto names = s.ready(5, 40);
+  auto options = s.options;
+  options.idle = std::chrono::seconds(600);  // only giving up ends it within the limit
+  options.retry = std::chrono::milliseconds(10);
+  auto level = spdlog::get_level();
+  spdlog::set_level(spdlog::level::off);
+  // The repository's WAL folder cannot be made: every push fails.
+  test::writeFile(s.repoDir / "main/wal", "not a folder");
+  CHECK(runPusherFor(s, options, std::chrono::seconds(60)));
+  spdlog::set_level(level);
+  for (const auto& name : names)
+    CHECK_FALSE(spool::readPushAck(s.folder(), name));
+}
