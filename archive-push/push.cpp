@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <chrono>
 #include <deque>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <set>
@@ -308,9 +309,15 @@ bool exists(const std::string& path) {
 // What the pusher's threads share: the files to push next, and why it stops.
 class PushQueue {
  public:
+  // `stanzaChanged` reads the stanza again: why the pusher must stop (re-created, another
+  // encryption), nullopt when it is the one the pusher started with.
   PushQueue(const PusherContext& context, const PusherOptions& options,
-            const spool::Identity& identity)
-      : context_(context), options_(options), identity_(identity) {}
+            const spool::Identity& identity,
+            std::function<std::optional<std::string>()> stanzaChanged)
+      : context_(context),
+        options_(options),
+        identity_(identity),
+        stanzaChanged_(std::move(stanzaChanged)) {}
 
   // The next file to push (in the order the archiver asks for them), or nullopt once the pusher
   // stops: nothing waited for options.idle, the server stopped, the spool was claimed for another
@@ -394,6 +401,10 @@ class PushQueue {
       reason_ = "the safety valve dropped WAL (the next call records it first)";
       return;
     }
+    if (now - stanzaChecked_ > options_.stanzaCheck) {
+      stanzaChecked_ = now;
+      if (auto changed = stanzaChanged_()) reason_ = *changed;
+    }
   }
 
   // Lists what waits (under the mutex).
@@ -433,6 +444,8 @@ class PushQueue {
   const PusherContext& context_;
   const PusherOptions& options_;
   const spool::Identity identity_;
+  const std::function<std::optional<std::string>()> stanzaChanged_;
+  std::chrono::steady_clock::time_point stanzaChecked_ = std::chrono::steady_clock::now();
   std::mutex mutex_;
   std::deque<std::string> pending_;
   std::set<std::string> inflight_, done_;
@@ -509,7 +522,22 @@ void runPusher(const PusherContext& context, const PusherOptions& options, int l
   const int parallel = std::clamp(context.config.archive.pushAhead, 1, 64);
   spdlog::info("pusher started for {} ({} at once)", context.folder,
                plural(std::uint64_t(parallel), "file", "files"));
-  PushQueue queue(context, options, identity);
+  // Its own handle: the threads use theirs.
+  repo::Repository checker =
+      repository.canOpenAnother() ? repository.another() : repo::openRepository(context.config);
+  PushQueue queue(context, options, identity, [&]() -> std::optional<std::string> {
+    try {
+      auto now = repo::loadStanza(checker);
+      if (!now) return "the stanza is gone from the repository";
+      if (now->identity() != stanza.identity())
+        return "the stanza was re-created (another stanza id): the next call pushes to it";
+      repo::checkEncryption(checker, *now);
+    } catch (const Error& e) {
+      if (e.code() == ErrorCode::Config) return std::string(e.what());
+      // Unreachable: the pushes say so, and giving up ends the pusher.
+    }
+    return std::nullopt;
+  });
   std::vector<std::thread> threads;
   for (int i = 1; i < parallel && repository.canOpenAnother(); ++i) {
     try {

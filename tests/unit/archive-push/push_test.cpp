@@ -830,7 +830,9 @@ TEST_CASE("the pusher pushes nothing without a running server, or past the safet
     CHECK_FALSE(s.archived(name));
 }
 
-TEST_CASE("the pusher stops when the server stops or the spool is claimed for another repository") {
+TEST_CASE(
+    "the pusher stops when the server stops, the spool is claimed elsewhere, or the stanza "
+    "changes") {
   PusherSetup s;
   auto names = s.ready(5, 40);
   s.config.archive.pushAhead = 1;
@@ -849,6 +851,15 @@ TEST_CASE("the pusher stops when the server stops or the spool is claimed for an
     CHECK(runPusherFor(s, options, std::chrono::seconds(60), [&] {
       firstAck();
       ::unlink((s.data / "postmaster.pid").c_str());
+    }));
+  }
+  SUBCASE("the stanza is re-created in the repository") {
+    options.stanzaCheck = std::chrono::milliseconds(50);
+    CHECK(runPusherFor(s, options, std::chrono::seconds(60), [&] {
+      firstAck();
+      REQUIRE(::unlink((s.repoDir / "main/stanza.json").c_str()) == 0);
+      storage::PosixStorage st(s.repoDir.path());
+      test::createStanza(st, {.systemId = 42, .segmentSize = kSegment.segmentSize});
     }));
   }
   SUBCASE("a call claims the spool for another repository") {
