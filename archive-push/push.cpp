@@ -321,7 +321,8 @@ class PushQueue {
 
   // The next file to push (in the order the archiver asks for them), or nullopt once the pusher
   // stops: nothing waited for options.idle, the server stopped, the spool was claimed for another
-  // configuration, the safety valve is about to open, or nothing succeeded for options.giveUp.
+  // configuration, the safety valve is about to open, nothing succeeded for options.giveUp, or
+  // the stanza changed.
   std::optional<std::string> next() {
     std::unique_lock guard(mutex_);
     while (!reason_) {
