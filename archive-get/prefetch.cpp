@@ -37,12 +37,9 @@ std::int64_t nowMs() {
       .count();
 }
 
-bool exists(const std::string& path) {
-  return ::access(path.c_str(), F_OK) == 0;
-}
-
 bool inRecovery(const std::string& dataDirectory) {
-  return exists(dataDirectory + "/recovery.signal") || exists(dataDirectory + "/standby.signal");
+  return files::exists(dataDirectory + "/recovery.signal") ||
+         files::exists(dataDirectory + "/standby.signal");
 }
 
 // The generation of the cluster `systemId` (nullopt: not one of the stanza).
@@ -99,7 +96,7 @@ bool takePrefetched(const PrefetchContext& context, const std::string& file,
     const std::string inflight = spool::inflightPath(context.folder, file);
     auto checked = std::chrono::steady_clock::time_point{};
     for (auto deadline = std::chrono::steady_clock::now() + kInflightWait;
-         !record && exists(inflight) && std::chrono::steady_clock::now() < deadline;) {
+         !record && files::exists(inflight) && std::chrono::steady_clock::now() < deadline;) {
       if (std::chrono::steady_clock::now() - checked > std::chrono::milliseconds(250)) {
         if (spool::waitForLock(context.folder, spool::kPrefetchLockFile,
                                std::chrono::milliseconds(0)))
@@ -181,7 +178,7 @@ void runPrefetcher(const PrefetchContext& context, const PrefetchOptions& option
   std::string lastWait;  // logged once, not every second while the repository is away
   while (true) {
     if (!inRecovery(context.dataDirectory)) break;
-    if (!exists(context.dataDirectory + "/postmaster.pid")) {
+    if (!files::exists(context.dataDirectory + "/postmaster.pid")) {
       reason = "the server stopped";
       break;
     }

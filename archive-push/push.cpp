@@ -3,7 +3,6 @@
 
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
@@ -215,12 +214,7 @@ bool drop(const Call& call, const pg::WalName& name) {
                 fmt::format("the safety valve would drop {}, but the pusher in '{}' still runs",
                             call.file, *call.spool),
                 "PostgreSQL asks again; see its log there (push.log)");
-  struct Unlock {
-    int fd;
-    ~Unlock() {
-      if (fd >= 0) ::close(fd);
-    }
-  } unlock{pusher};
+  const files::Fd held(pusher);
   // The pusher may have stored more while we waited: the queue is measured again.
   std::uint64_t waiting = waitingNow(call);
   if (waiting <= call.config.archive.queueMax) return false;
@@ -300,10 +294,6 @@ void recordGap(const PusherContext& where, const repo::Repository& repository,
     spdlog::error("recorded in {} that the safety valve dropped {} to {} ({})",
                   repository.describe(), range.first, range.last,
                   plural(range.files, "file", "files"));
-}
-
-bool exists(const std::string& path) {
-  return ::access(path.c_str(), F_OK) == 0;
 }
 
 // What the pusher's threads share: the files to push next, and why it stops.
@@ -390,7 +380,7 @@ class PushQueue {
       reason_ = "nothing could be pushed for " + std::to_string(options_.giveUp.count()) + " s";
       return;
     }
-    if (!exists(context_.dataDirectory + "/postmaster.pid")) {
+    if (!files::exists(context_.dataDirectory + "/postmaster.pid")) {
       reason_ = "the server stopped";
       return;
     }
@@ -469,7 +459,7 @@ void pushFiles(const PusherContext& context, PushQueue& queue, const repo::Repos
       // Another process pushes it, it was pushed, or PostgreSQL archived it since the listing
       // (and may be recycling it).
       if (!claim || spool::readPushAck(context.folder, *file) ||
-          !exists(context.walDirectory + "/archive_status/" + *file + ".ready")) {
+          !files::exists(context.walDirectory + "/archive_status/" + *file + ".ready")) {
         queue.finish(*file, PushQueue::Outcome::Skipped);
         continue;
       }
@@ -501,10 +491,7 @@ void pushFiles(const PusherContext& context, PushQueue& queue, const repo::Repos
 void runPusher(const PusherContext& context, const PusherOptions& options, int lock) {
   if (lock < 0) lock = spool::takeLock(context.folder, spool::kPushLockFile);
   if (lock < 0) return;
-  struct Unlock {
-    int fd;
-    ~Unlock() { ::close(fd); }
-  } unlock{lock};
+  const files::Fd held(lock);
   repo::Repository repository = repo::openRepository(context.config);
   repo::StanzaInfo stanza = repo::requireStanza(repository);
   repo::checkEncryption(repository, stanza);
@@ -560,10 +547,7 @@ void startPusher(const PusherContext& context) noexcept {
     // Taken here and handed over: no second call starts one while this one gets going.
     int lock = spool::takeLock(context.folder, spool::kPushLockFile);
     if (lock < 0) return;  // one runs (or the lock cannot be made: nothing to start)
-    struct Unlock {
-      int fd;
-      ~Unlock() { ::close(fd); }
-    } unlock{lock};
+    const files::Fd held(lock);
     spool::startDetached(
         context.folder, kPusherLog, "tidemark-pusher", context.config,
         [&](int held) {

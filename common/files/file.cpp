@@ -28,6 +28,10 @@ void Fd::reset() {
   fd_ = -1;
 }
 
+bool exists(const std::string& path) {
+  return ::access(path.c_str(), F_OK) == 0;
+}
+
 std::optional<Fd> openForRead(const std::string& path, ErrorCode code) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) {

@@ -35,6 +35,10 @@ class Fd {
   int fd_ = -1;
 };
 
+// Whether something exists at `path` (a file, folder or link; false too when it cannot be looked
+// at).
+bool exists(const std::string& path);
+
 // Opens `path` for reading; nullopt when it does not exist. Other failures throw `code`.
 std::optional<Fd> openForRead(const std::string& path, ErrorCode code = ErrorCode::LocalIo);
 
