@@ -52,10 +52,15 @@ std::optional<repo::Generation> generationOf(const repo::Repository& repository,
   return std::nullopt;
 }
 
-// The history PostgreSQL follows from `timeline` with recovery_target_timeline = 'latest': the
-// newest of the consecutive timelines after it that have a history file in the repository.
+// The history PostgreSQL follows when it asks for `wanted`. With recovery_target_timeline =
+// 'latest' (the default) it is the newest of the consecutive timelines after the one it is on that
+// have a history file in the repository. A request that history would not make (a file of this
+// timeline for a segment the newest one reads from a child) means that PostgreSQL stays on this
+// timeline: an explicit recovery_target_timeline, or a standby that has not yet seen the newer
+// history; it is followed until PostgreSQL asks for a file of another timeline.
 pg::TimelineHistory followedHistory(const repo::Repository& repository, int generation,
-                                    std::uint32_t timeline) {
+                                    const pg::WalName& wanted, std::uint32_t segmentSize) {
+  const std::uint32_t timeline = wanted.timeline;
   std::uint32_t newest = timeline;
   while (true) {
     auto name = pg::parseWalName(pg::historyFileName(newest + 1));
@@ -64,7 +69,8 @@ pg::TimelineHistory followedHistory(const repo::Repository& repository, int gene
   }
   pg::TimelineHistory history = repo::loadHistory(repository, generation, newest);
   // A branch that does not lead through the timeline PostgreSQL is on is not its way.
-  if (!history.contains(timeline)) history = repo::loadHistory(repository, generation, timeline);
+  if (!asksAlong(history, wanted, segmentSize))
+    history = repo::loadHistory(repository, generation, timeline);
   return history;
 }
 
@@ -75,6 +81,13 @@ constexpr auto kInflightWait = std::chrono::seconds(10);
 enum class Fetch { Stored, Absent, Failed };
 
 }  // namespace
+
+bool asksAlong(const pg::TimelineHistory& history, const pg::WalName& wanted,
+               std::uint32_t segmentSize) {
+  return history.contains(wanted.timeline) &&
+         pg::fileTimeline(history, pg::segmentNumber(wanted, segmentSize), segmentSize) ==
+             wanted.timeline;
+}
 
 std::vector<std::string> planAhead(const pg::TimelineHistory& history, const pg::WalName& wanted,
                                    int count, std::uint32_t segmentSize) {
@@ -204,9 +217,10 @@ void runPrefetcher(const PrefetchContext& context, const PrefetchOptions& option
     // The way ahead: the history files tell where PostgreSQL goes; a new one may appear while a
     // standby follows a primary that was promoted.
     if (!history || historyFor != name->timeline ||
-        now - historyChecked > std::chrono::seconds(10)) {
+        now - historyChecked > std::chrono::seconds(10) ||
+        (history->timeline != name->timeline && !asksAlong(*history, *name, segmentSize))) {
       try {
-        history = followedHistory(handles.front(), generation->number, name->timeline);
+        history = followedHistory(handles.front(), generation->number, *name, segmentSize);
         historyFor = name->timeline;
         historyChecked = now;
       } catch (const Error& e) {

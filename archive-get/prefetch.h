@@ -51,6 +51,12 @@ struct PrefetchOptions {
 // at once when another prefetcher runs.
 void runPrefetcher(const PrefetchContext& context, const PrefetchOptions& options = {});
 
+// Whether PostgreSQL, following `history`, would ask for `wanted`: `wanted` is on that history's
+// path and is the file it reads for its segment (pg::fileTimeline). A request off the path means
+// PostgreSQL follows another timeline than the newest (an explicit recovery_target_timeline).
+bool asksAlong(const pg::TimelineHistory& history, const pg::WalName& wanted,
+               std::uint32_t segmentSize);
+
 // The `count` segments after `wanted` that PostgreSQL reads on the way to history.timeline, by
 // file name (each on the timeline whose file it reads: pg::fileTimeline).
 std::vector<std::string> planAhead(const pg::TimelineHistory& history, const pg::WalName& wanted,

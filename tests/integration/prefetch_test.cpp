@@ -186,6 +186,43 @@ TEST_CASE("prefetch follows a timeline switch as PostgreSQL does") {
   CHECK(count(log, "from the prefetch spool") >= 6);
 }
 
+TEST_CASE("prefetch stays on the timeline that recovery_target_timeline names past a fork") {
+  Workspace ws(Backend::Posix);
+  PgCluster primary(ws.path("primary"), "primary");
+  ws.startArchivingPrimary(primary);
+  std::string base = copyOf(ws, primary, "base"), again = copyOf(ws, primary, "again");
+  writeSegments(primary, 2);
+  primary.exec("select pg_create_restore_point('fork')");
+  // Timeline 1 goes on well past the point where timeline 2 will leave it.
+  waitArchived(primary, writeSegments(primary, 12));
+  const std::string expected = fingerprint(primary);
+  primary.stop();
+
+  // A recovery to the restore point promotes to timeline 2, which becomes the newest.
+  PgCluster branch(base, "branch");
+  branch.configure("restore_command = '" + ws.restoreCommand() +
+                   "'\nrecovery_target_name = 'fork'\nrecovery_target_action = 'promote'\n");
+  writeFile(base + "/recovery.signal", "");
+  giveToTestUser(base);
+  branch.start();
+  REQUIRE(waitUntil([&] { return branch.value("select pg_is_in_recovery()") == "f"; }, 180s));
+  waitArchived(branch, writeSegments(branch, 2));
+  branch.stop();
+
+  // A recovery along timeline 1 to its end: PostgreSQL asks for timeline 1's files past the fork,
+  // and the prefetcher fetches those, not timeline 2's.
+  PgCluster follower(again, "follower");
+  startRecovery(ws, follower, again, "recovery_target_timeline = '1'\n");
+  bool promoted =
+      waitUntil([&] { return follower.value("select pg_is_in_recovery()") == "f"; }, 180s);
+  std::string log = follower.logTail(100000);
+  INFO(log);
+  INFO(prefetchLog(again));
+  REQUIRE(promoted);
+  CHECK(fingerprint(follower) == expected);
+  CHECK(count(log, "from the prefetch spool") >= 8);
+}
+
 TEST_CASE(
     "a standby at the end of the archive waits without filling the spool, then replays more") {
   Workspace ws(Backend::Posix, "[archive]\nget-ahead = 8\n");

@@ -91,3 +91,27 @@ TEST_CASE("a starting prefetcher's sweep removes in-flight markers and nothing e
   CHECK(::access(s.marker(kName).c_str(), F_OK) != 0);
   CHECK(::access(spool::fetchedPath(s.folder, kName).c_str(), F_OK) == 0);
 }
+
+TEST_CASE("the way ahead: the newest timeline's path, or the timeline PostgreSQL stays on") {
+  constexpr std::uint32_t kSize = 16u << 20;
+  // Timeline 2 began inside segment 0xA of timeline 1 (0/A800000); timeline 1 went on after it.
+  const pg::TimelineHistory newest = pg::parseHistory(2, "1\t0/A800000\n", "w");
+  const pg::TimelineHistory one = pg::parseHistory(1, "", "w");
+  auto name = [](const std::string& file) { return *pg::parseWalName(file); };
+  SUBCASE("asksAlong: a file of the path, or one PostgreSQL asks for only off it") {
+    CHECK(archive::asksAlong(newest, name("000000010000000000000009"), kSize));
+    // 'latest' reads segment A from timeline 2, where the switch lies: timeline 1's A is off it.
+    CHECK_FALSE(archive::asksAlong(newest, name("00000001000000000000000A"), kSize));
+    CHECK_FALSE(archive::asksAlong(newest, name("00000001000000000000000C"), kSize));
+    CHECK(archive::asksAlong(newest, name("00000002000000000000000A"), kSize));
+    CHECK_FALSE(archive::asksAlong(one, name("00000002000000000000000A"), kSize));
+    CHECK(archive::asksAlong(one, name("00000001000000000000000C"), kSize));
+  }
+  SUBCASE("planAhead on the newest path crosses to timeline 2; on timeline 1's own stays there") {
+    CHECK(archive::planAhead(newest, name("000000010000000000000008"), 3, kSize) ==
+          std::vector<std::string>{"000000010000000000000009", "00000002000000000000000A",
+                                   "00000002000000000000000B"});
+    CHECK(archive::planAhead(one, name("00000001000000000000000A"), 2, kSize) ==
+          std::vector<std::string>{"00000001000000000000000B", "00000001000000000000000C"});
+  }
+}
