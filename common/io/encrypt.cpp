@@ -2,17 +2,13 @@
 #include "common/io/encrypt.h"
 
 #include <openssl/core_names.h>
-#include <openssl/crypto.h>
-#include <openssl/evp.h>
-#include <openssl/kdf.h>
-#include <openssl/params.h>
-#include <openssl/rand.h>
 
 #include <algorithm>
 #include <string>
 #include <vector>
 
 #include "common/base/error.h"
+#include "common/io/libcrypto.h"
 
 namespace tidemark::io {
 
@@ -33,36 +29,36 @@ std::optional<EncryptType> parseEncryptType(std::string_view name) {
 }
 
 void randomBytes(std::span<std::uint8_t> out) {
-  if (RAND_bytes(out.data(), int(out.size())) != 1)
+  if (libcrypto().RAND_bytes(out.data(), int(out.size())) != 1)
     throw Error(ErrorCode::Internal, "OpenSSL could not produce random bytes");
 }
 
 void hkdfSha256(ByteView key, ByteView salt, std::string_view info, std::span<std::uint8_t> out) {
-  std::unique_ptr<EVP_KDF, decltype(&EVP_KDF_free)> kdf(EVP_KDF_fetch(nullptr, "HKDF", nullptr),
-                                                        EVP_KDF_free);
+  std::unique_ptr<EVP_KDF, decltype(&EVP_KDF_free)> kdf(
+      libcrypto().EVP_KDF_fetch(nullptr, "HKDF", nullptr), libcrypto().EVP_KDF_free);
   std::unique_ptr<EVP_KDF_CTX, decltype(&EVP_KDF_CTX_free)> ctx(
-      kdf ? EVP_KDF_CTX_new(kdf.get()) : nullptr, EVP_KDF_CTX_free);
+      kdf ? libcrypto().EVP_KDF_CTX_new(kdf.get()) : nullptr, libcrypto().EVP_KDF_CTX_free);
   if (!ctx) throw Error(ErrorCode::Internal, "OpenSSL has no HKDF");
   char digest[] = "SHA256";
   // OSSL_PARAM wants non-const pointers; OpenSSL only reads them. An empty salt is left out (HKDF
   // then uses a block of zeros, RFC 5869): OpenSSL 3.0 refuses an empty octet string.
   std::vector<OSSL_PARAM> params = {
-      OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, digest, 0),
-      OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY, const_cast<std::uint8_t*>(key.data()),
-                                        key.size()),
-      OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO, const_cast<char*>(info.data()),
-                                        info.size()),
+      libcrypto().OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, digest, 0),
+      libcrypto().OSSL_PARAM_construct_octet_string(
+          OSSL_KDF_PARAM_KEY, const_cast<std::uint8_t*>(key.data()), key.size()),
+      libcrypto().OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO,
+                                                    const_cast<char*>(info.data()), info.size()),
   };
   if (!salt.empty())
-    params.push_back(OSSL_PARAM_construct_octet_string(
+    params.push_back(libcrypto().OSSL_PARAM_construct_octet_string(
         OSSL_KDF_PARAM_SALT, const_cast<std::uint8_t*>(salt.data()), salt.size()));
-  params.push_back(OSSL_PARAM_construct_end());
-  if (EVP_KDF_derive(ctx.get(), out.data(), out.size(), params.data()) != 1)
+  params.push_back(libcrypto().OSSL_PARAM_construct_end());
+  if (libcrypto().EVP_KDF_derive(ctx.get(), out.data(), out.size(), params.data()) != 1)
     throw Error(ErrorCode::Internal, "HKDF-SHA256 failed in OpenSSL");
 }
 
 void wipe(std::span<std::uint8_t> bytes) {
-  if (!bytes.empty()) OPENSSL_cleanse(bytes.data(), bytes.size());
+  if (!bytes.empty()) libcrypto().OPENSSL_cleanse(bytes.data(), bytes.size());
 }
 
 namespace {
@@ -74,7 +70,7 @@ constexpr std::uint64_t kMaxChunks = std::uint64_t(1) << 32;
 
 struct GcmStream::Ctx {
   EVP_CIPHER_CTX* cipher = nullptr;
-  ~Ctx() { EVP_CIPHER_CTX_free(cipher); }
+  ~Ctx() { libcrypto().EVP_CIPHER_CTX_free(cipher); }
 };
 
 GcmStream::GcmStream(Sink& next, const Key256& key, bool encrypt, const NoncePrefix& prefix,
@@ -86,11 +82,13 @@ GcmStream::GcmStream(Sink& next, const Key256& key, bool encrypt, const NoncePre
       in_(inSize),
       out_(outSize) {
   // Keyed once; each chunk only sets its nonce.
-  EVP_CIPHER_CTX* c = ctx_->cipher = EVP_CIPHER_CTX_new();
-  bool ok = c != nullptr &&
-            EVP_CipherInit_ex(c, EVP_aes_256_gcm(), nullptr, nullptr, nullptr, encrypt) == 1 &&
-            EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_SET_IVLEN, int(kNonceSize), nullptr) == 1 &&
-            EVP_CipherInit_ex(c, nullptr, nullptr, key.data(), nullptr, encrypt) == 1;
+  EVP_CIPHER_CTX* c = ctx_->cipher = libcrypto().EVP_CIPHER_CTX_new();
+  bool ok =
+      c != nullptr &&
+      libcrypto().EVP_CipherInit_ex(c, libcrypto().EVP_aes_256_gcm(), nullptr, nullptr, nullptr,
+                                    encrypt) == 1 &&
+      libcrypto().EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_SET_IVLEN, int(kNonceSize), nullptr) == 1 &&
+      libcrypto().EVP_CipherInit_ex(c, nullptr, nullptr, key.data(), nullptr, encrypt) == 1;
   if (!ok) throw Error(ErrorCode::Internal, "cannot set up AES-256-GCM in OpenSSL");
 }
 
@@ -135,11 +133,12 @@ void StreamSealer::process(bool final) {
   int length = 0, tail = 0, ignored = 0;
   EVP_CIPHER_CTX* c = ctx_->cipher;
   bool ok =
-      EVP_EncryptInit_ex(c, nullptr, nullptr, nullptr, iv.data()) == 1 &&
-      EVP_EncryptUpdate(c, nullptr, &ignored, aad_.data(), int(aad_.size())) == 1 &&
-      EVP_EncryptUpdate(c, out_.data(), &length, in_.data(), int(used_)) == 1 &&
-      EVP_EncryptFinal_ex(c, out_.data() + length, &tail) == 1 &&
-      EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_GET_TAG, int(kGcmTagSize), out_.data() + used_) == 1;
+      libcrypto().EVP_EncryptInit_ex(c, nullptr, nullptr, nullptr, iv.data()) == 1 &&
+      libcrypto().EVP_EncryptUpdate(c, nullptr, &ignored, aad_.data(), int(aad_.size())) == 1 &&
+      libcrypto().EVP_EncryptUpdate(c, out_.data(), &length, in_.data(), int(used_)) == 1 &&
+      libcrypto().EVP_EncryptFinal_ex(c, out_.data() + length, &tail) == 1 &&
+      libcrypto().EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_GET_TAG, int(kGcmTagSize),
+                                      out_.data() + used_) == 1;
   if (!ok || std::size_t(length + tail) != used_)
     throw Error(ErrorCode::Internal, "AES-256-GCM sealing failed in OpenSSL");
   next_.write({out_.data(), used_ + kGcmTagSize});
@@ -166,12 +165,13 @@ void StreamOpener::process(bool final) {
   std::size_t cipherSize = used_ - kGcmTagSize;
   int length = 0, tail = 0, ignored = 0;
   EVP_CIPHER_CTX* c = ctx_->cipher;
-  bool ok = EVP_DecryptInit_ex(c, nullptr, nullptr, nullptr, iv.data()) == 1 &&
-            EVP_DecryptUpdate(c, nullptr, &ignored, aad_.data(), int(aad_.size())) == 1 &&
-            EVP_DecryptUpdate(c, out_.data(), &length, in_.data(), int(cipherSize)) == 1 &&
-            EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_SET_TAG, int(kGcmTagSize),
-                                in_.data() + cipherSize) == 1 &&
-            EVP_DecryptFinal_ex(c, out_.data() + length, &tail) == 1;
+  bool ok =
+      libcrypto().EVP_DecryptInit_ex(c, nullptr, nullptr, nullptr, iv.data()) == 1 &&
+      libcrypto().EVP_DecryptUpdate(c, nullptr, &ignored, aad_.data(), int(aad_.size())) == 1 &&
+      libcrypto().EVP_DecryptUpdate(c, out_.data(), &length, in_.data(), int(cipherSize)) == 1 &&
+      libcrypto().EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_SET_TAG, int(kGcmTagSize),
+                                      in_.data() + cipherSize) == 1 &&
+      libcrypto().EVP_DecryptFinal_ex(c, out_.data() + length, &tail) == 1;
   if (!ok)
     throw error(
         ErrorCode::Corrupt,

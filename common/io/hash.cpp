@@ -1,13 +1,10 @@
 // SHA-256 via OpenSSL EVP.
 #include "common/io/hash.h"
 
-#include <openssl/crypto.h>
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
-
 #include <algorithm>
 
 #include "common/base/error.h"
+#include "common/io/libcrypto.h"
 
 namespace tidemark::io {
 
@@ -16,24 +13,25 @@ struct Sha256::Ctx {
 };
 
 Sha256::Sha256() : ctx_(std::make_unique<Ctx>()) {
-  ctx_->md = EVP_MD_CTX_new();
-  if (ctx_->md == nullptr || EVP_DigestInit_ex(ctx_->md, EVP_sha256(), nullptr) != 1)
+  ctx_->md = libcrypto().EVP_MD_CTX_new();
+  if (ctx_->md == nullptr ||
+      libcrypto().EVP_DigestInit_ex(ctx_->md, libcrypto().EVP_sha256(), nullptr) != 1)
     throw Error(ErrorCode::Internal, "cannot initialise SHA-256 in OpenSSL");
 }
 
 Sha256::~Sha256() {
-  EVP_MD_CTX_free(ctx_->md);
+  libcrypto().EVP_MD_CTX_free(ctx_->md);
 }
 
 void Sha256::update(ByteView data) {
-  if (!data.empty() && EVP_DigestUpdate(ctx_->md, data.data(), data.size()) != 1)
+  if (!data.empty() && libcrypto().EVP_DigestUpdate(ctx_->md, data.data(), data.size()) != 1)
     throw Error(ErrorCode::Internal, "SHA-256 update failed in OpenSSL");
 }
 
 Sha256Digest Sha256::finish() {
   Sha256Digest out{};
   unsigned int length = 0;
-  if (EVP_DigestFinal_ex(ctx_->md, out.data(), &length) != 1 || length != out.size())
+  if (libcrypto().EVP_DigestFinal_ex(ctx_->md, out.data(), &length) != 1 || length != out.size())
     throw Error(ErrorCode::Internal, "SHA-256 finish failed in OpenSSL");
   return out;
 }
@@ -153,15 +151,15 @@ std::uint32_t crc32c(ByteView data, std::uint32_t crc) {
 Sha256Digest hmacSha256(ByteView key, ByteView data) {
   Sha256Digest out{};
   unsigned int length = 0;
-  if (HMAC(EVP_sha256(), key.data(), int(key.size()), data.data(), data.size(), out.data(),
-           &length) == nullptr ||
+  if (libcrypto().HMAC(libcrypto().EVP_sha256(), key.data(), int(key.size()), data.data(),
+                       data.size(), out.data(), &length) == nullptr ||
       length != out.size())
     throw Error(ErrorCode::Internal, "HMAC-SHA256 failed in OpenSSL");
   return out;
 }
 
 bool sameDigest(const Sha256Digest& a, const Sha256Digest& b) {
-  return CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
+  return libcrypto().CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
 }
 
 std::string toHex(ByteView bytes) {

@@ -2,7 +2,6 @@
 #include "common/repo/keys.h"
 
 #include <fcntl.h>
-#include <openssl/evp.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/stat.h>
@@ -16,6 +15,7 @@
 #include "common/base/version.h"
 #include "common/files/file.h"
 #include "common/io/hash.h"
+#include "common/io/libcrypto.h"
 
 namespace tidemark::repo {
 
@@ -36,8 +36,8 @@ bool decodeBase64(std::string_view text, io::Key256& out) {
   // 32 bytes are 43 base64 characters and one '=' of padding.
   if (text.size() != 44 || text[43] != '=' || text[42] == '=') return false;
   std::array<unsigned char, 33> decoded{};
-  int n = EVP_DecodeBlock(decoded.data(), reinterpret_cast<const unsigned char*>(text.data()),
-                          int(text.size()));
+  int n = io::libcrypto().EVP_DecodeBlock(
+      decoded.data(), reinterpret_cast<const unsigned char*>(text.data()), int(text.size()));
   bool ok = n == 33;
   if (ok) std::copy_n(decoded.begin(), out.size(), out.begin());
   io::wipe(decoded);

@@ -1,7 +1,6 @@
 // The s3 storage driver.
 #include "common/storage/s3/s3.h"
 
-#include <openssl/evp.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -19,6 +18,7 @@
 #include "common/base/text.h"
 #include "common/base/time.h"
 #include "common/io/hash.h"
+#include "common/io/libcrypto.h"
 #include "common/storage/s3/xml.h"
 
 namespace tidemark::storage {
@@ -198,8 +198,8 @@ std::string errorHint(const std::string& code, const HttpResponse& response,
 
 std::string base64(io::ByteView data) {
   std::string out(4 * ((data.size() + 2) / 3) + 1, '\0');
-  int n =
-      EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()), data.data(), int(data.size()));
+  int n = io::libcrypto().EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()), data.data(),
+                                          int(data.size()));
   out.resize(std::size_t(n));
   return out;
 }
@@ -207,7 +207,8 @@ std::string base64(io::ByteView data) {
 std::string md5Base64(io::ByteView data) {
   unsigned char digest[EVP_MAX_MD_SIZE];
   unsigned int length = 0;
-  if (EVP_Digest(data.data(), data.size(), digest, &length, EVP_md5(), nullptr) != 1)
+  if (io::libcrypto().EVP_Digest(data.data(), data.size(), digest, &length,
+                                 io::libcrypto().EVP_md5(), nullptr) != 1)
     throw Error(ErrorCode::Internal, "MD5 failed in OpenSSL");
   return base64({digest, length});
 }
