@@ -881,6 +881,55 @@ TEST_CASE(
   // Within the limit, with an idle time of ten minutes: it stopped because it was told.
 }
 
+TEST_CASE(
+    "the safety valve waits for a running pusher, then drops only a file still past the bound") {
+  PusherSetup s;
+  auto names = s.ready(5, 9);
+  s.config.archive.pushAhead = 0;  // the call starts no pusher: the test plays it
+  s.config.archive.queueMax = 2 * kSegment.segmentSize;
+  // archive_command runs in the data directory, whose pg_control names the cluster.
+  REQUIRE(::mkdir((s.data / "global").c_str(), 0700) == 0);
+  std::string control(8192, '\0');
+  io::putLe64(reinterpret_cast<std::uint8_t*>(control.data()), kSegment.systemId);
+  test::writeFile(s.data / "global/pg_control", control);
+  struct InDataDirectory {
+    explicit InDataDirectory(const std::string& path) {
+      REQUIRE(::getcwd(previous, sizeof previous) != nullptr);
+      REQUIRE(::chdir(path.c_str()) == 0);
+    }
+    ~InDataDirectory() { CHECK(::chdir(previous) == 0); }
+    char previous[4096];
+  } inData(s.data.path());
+  // The pusher runs: it holds the lock until it stops.
+  int pusher = spool::takeLock(s.folder(), spool::kPushLockFile, std::chrono::milliseconds(0));
+  REQUIRE(pusher >= 0);
+  auto level = spdlog::get_level();
+  spdlog::set_level(spdlog::level::off);
+  auto call =
+      std::async(std::launch::async, [&] { archive::archivePush(s.config, "pg_wal/" + names[0]); });
+  // Five segments wait, two may: the call waits for the pusher, dropping nothing meanwhile.
+  CHECK(call.wait_for(std::chrono::milliseconds(700)) == std::future_status::timeout);
+  CHECK_FALSE(spool::hasGap(s.folder()));
+  SUBCASE("the queue is still past the bound when the pusher stops: the file is dropped") {
+    ::close(pusher);
+    REQUIRE(call.wait_for(std::chrono::seconds(30)) == std::future_status::ready);
+    call.get();
+    CHECK(spool::hasGap(s.folder()));
+    CHECK_FALSE(s.archived(names[0]));
+  }
+  SUBCASE("the pusher stored enough before it stopped: the file is pushed, nothing dropped") {
+    for (std::size_t i = 1; i <= 3; ++i)
+      REQUIRE(::rename((s.data / ("pg_wal/archive_status/" + names[i] + ".ready")).c_str(),
+                       (s.data / ("pg_wal/archive_status/" + names[i] + ".done")).c_str()) == 0);
+    ::close(pusher);
+    REQUIRE(call.wait_for(std::chrono::seconds(30)) == std::future_status::ready);
+    call.get();
+    CHECK_FALSE(spool::hasGap(s.folder()));
+    CHECK(s.archived(names[0]));
+  }
+  spdlog::set_level(level);
+}
+
 TEST_CASE("the pusher leaves a file another process is pushing to it") {
   PusherSetup s;
   auto names = s.ready(5, 8);
