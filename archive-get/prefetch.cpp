@@ -52,12 +52,14 @@ std::optional<repo::Generation> generationOf(const repo::Repository& repository,
   return std::nullopt;
 }
 
-// The history PostgreSQL follows when it asks for `wanted`. With recovery_target_timeline =
-// 'latest' (the default) it is the newest of the consecutive timelines after the one it is on that
-// have a history file in the repository. A request that history would not make (a file of this
-// timeline for a segment the newest one reads from a child) means that PostgreSQL stays on this
-// timeline: an explicit recovery_target_timeline, or a standby that has not yet seen the newer
-// history; it is followed until PostgreSQL asks for a file of another timeline.
+// How long archive-get waits for a segment the prefetcher is fetching.
+constexpr auto kInflightWait = std::chrono::seconds(10);
+
+// Outcome of one fetch into the spool.
+enum class Fetch { Stored, Absent, Failed };
+
+}  // namespace
+
 pg::TimelineHistory followedHistory(const repo::Repository& repository, int generation,
                                     const pg::WalName& wanted, std::uint32_t segmentSize) {
   const std::uint32_t timeline = wanted.timeline;
@@ -68,19 +70,17 @@ pg::TimelineHistory followedHistory(const repo::Repository& repository, int gene
     ++newest;
   }
   pg::TimelineHistory history = repo::loadHistory(repository, generation, newest);
-  // A branch that does not lead through the timeline PostgreSQL is on is not its way.
-  if (!asksAlong(history, wanted, segmentSize))
-    history = repo::loadHistory(repository, generation, timeline);
+  if (asksAlong(history, wanted, segmentSize)) return history;
+  // A branch that does not lead through the timeline PostgreSQL is on is not its way. A file off
+  // the newest path that the repository holds is PostgreSQL reading on along its own timeline;
+  // one it does not hold is a probe (XLogFileReadAnyTLI trying an older timeline's file after the
+  // newest's was missing, or a standby that has not yet seen the newer history asking for the
+  // segment its timeline ended in, archived as .partial): PostgreSQL stays on the newest path.
+  if (!history.contains(timeline) ||
+      repository.storage().info(repo::walObject(repository.stanza(), generation, wanted)))
+    return repo::loadHistory(repository, generation, timeline);
   return history;
 }
-
-// How long archive-get waits for a segment the prefetcher is fetching.
-constexpr auto kInflightWait = std::chrono::seconds(10);
-
-// Outcome of one fetch into the spool.
-enum class Fetch { Stored, Absent, Failed };
-
-}  // namespace
 
 bool asksAlong(const pg::TimelineHistory& history, const pg::WalName& wanted,
                std::uint32_t segmentSize) {
@@ -185,6 +185,7 @@ void runPrefetcher(const PrefetchContext& context, const PrefetchOptions& option
 
   std::optional<pg::TimelineHistory> history;
   std::uint32_t historyFor = 0;
+  std::string decidedFor;  // the request the history was chosen for
   auto historyChecked = std::chrono::steady_clock::time_point{};
   std::map<std::string, std::chrono::steady_clock::time_point> retryAt;
   std::string reason = "recovery ended";
@@ -216,12 +217,15 @@ void runPrefetcher(const PrefetchContext& context, const PrefetchOptions& option
     }
     // The way ahead: the history files tell where PostgreSQL goes; a new one may appear while a
     // standby follows a primary that was promoted.
+    // A request off the path followed is decided once (followedHistory), not on every poll.
     if (!history || historyFor != name->timeline ||
         now - historyChecked > std::chrono::seconds(10) ||
-        (history->timeline != name->timeline && !asksAlong(*history, *name, segmentSize))) {
+        (decidedFor != wanted->file && history->timeline != name->timeline &&
+         !asksAlong(*history, *name, segmentSize))) {
       try {
         history = followedHistory(handles.front(), generation->number, *name, segmentSize);
         historyFor = name->timeline;
+        decidedFor = wanted->file;
         historyChecked = now;
       } catch (const Error& e) {
         if (e.what() != lastWait) spdlog::warn("prefetch waits: {}", e.what());

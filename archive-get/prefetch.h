@@ -11,6 +11,7 @@
 #include "common/config/config.h"
 #include "common/pg/timeline.h"
 #include "common/pg/wal.h"
+#include "common/repo/repository.h"
 
 namespace tidemark::archive {
 
@@ -56,6 +57,15 @@ void runPrefetcher(const PrefetchContext& context, const PrefetchOptions& option
 // PostgreSQL follows another timeline than the newest (an explicit recovery_target_timeline).
 bool asksAlong(const pg::TimelineHistory& history, const pg::WalName& wanted,
                std::uint32_t segmentSize);
+
+// The history PostgreSQL follows when it asks for `wanted`: with recovery_target_timeline =
+// 'latest' (the default), the newest of the consecutive timelines after wanted's that have a
+// history file in the repository. A request off that path for a file the repository holds means
+// PostgreSQL reads on along wanted's own timeline (an explicit recovery_target_timeline): that
+// timeline's history. One for a file it does not hold is a probe PostgreSQL makes before it comes
+// back to the newest path: the newest history still.
+pg::TimelineHistory followedHistory(const repo::Repository& repository, int generation,
+                                    const pg::WalName& wanted, std::uint32_t segmentSize);
 
 // The `count` segments after `wanted` that PostgreSQL reads on the way to history.timeline, by
 // file name (each on the timeline whose file it reads: pg::fileTimeline).

@@ -70,7 +70,10 @@ constexpr std::uint64_t kMaxChunks = std::uint64_t(1) << 32;
 
 struct GcmStream::Ctx {
   EVP_CIPHER_CTX* cipher = nullptr;
-  ~Ctx() { libcrypto().EVP_CIPHER_CTX_free(cipher); }
+  // None was made when libcrypto could not be loaded: nothing to free, nothing to load.
+  ~Ctx() {
+    if (cipher != nullptr) libcrypto().EVP_CIPHER_CTX_free(cipher);
+  }
 };
 
 GcmStream::GcmStream(Sink& next, const Key256& key, bool encrypt, const NoncePrefix& prefix,

@@ -2,7 +2,6 @@
 #include "common/storage/s3/sigv4.h"
 
 #include <fmt/format.h>
-#include <openssl/evp.h>
 
 #include <algorithm>
 #include <cctype>

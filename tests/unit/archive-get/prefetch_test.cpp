@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "common/spool/spool.h"
+#include "support/fake_repository.h"
 #include "support/segment.h"
 
 using namespace tidemark;
@@ -113,5 +114,29 @@ TEST_CASE("the way ahead: the newest timeline's path, or the timeline PostgreSQL
                                    "00000002000000000000000B"});
     CHECK(archive::planAhead(one, name("00000001000000000000000A"), 2, kSize) ==
           std::vector<std::string>{"00000001000000000000000B", "00000001000000000000000C"});
+  }
+}
+
+TEST_CASE("followedHistory: the newest timeline's, unless PostgreSQL reads on along its own") {
+  test::FakeRepository f;
+  // Timeline 2 began inside segment 0xA of timeline 1 (1 MiB segments: 0/A80000), and is the
+  // newest.
+  f.history(2, "1\t0/A80000\tno recovery target specified\n");
+  f.wal(1, 8, 0xA);
+  auto followed = [&](const std::string& file) {
+    return archive::followedHistory(f.handle(), 1, *pg::parseWalName(file), test::kSegmentSize)
+        .timeline;
+  };
+  // Before the fork, timeline 1's files are on timeline 2's path.
+  CHECK(followed("000000010000000000000009") == 2);
+  CHECK(followed("00000002000000000000000A") == 2);
+  SUBCASE("a file off the path that the repository holds: PostgreSQL reads on along timeline 1") {
+    f.wal(1, 0xB, 0xC);
+    CHECK(followed("00000001000000000000000A") == 1);
+    CHECK(followed("00000001000000000000000B") == 1);
+  }
+  SUBCASE("one it does not hold is a probe: PostgreSQL comes back to timeline 2") {
+    // Timeline 1's segment 0xB is not in the repository (its last one was archived as .partial).
+    CHECK(followed("00000001000000000000000B") == 2);
   }
 }
