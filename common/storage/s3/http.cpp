@@ -1,8 +1,6 @@
 // libcurl wrapper for the S3 driver.
 #include "common/storage/s3/http.h"
 
-#include <dlfcn.h>
-
 #include <algorithm>
 #include <cctype>
 #include <cstring>
@@ -10,6 +8,7 @@
 #include <exception>
 
 #include "common/base/error.h"
+#include "common/base/library.h"
 #include "common/base/text.h"
 
 namespace tidemark::storage::s3 {
@@ -35,19 +34,12 @@ struct CurlApi {
 
 const CurlApi& curl() {
   static const CurlApi api = [] {
-    void* library = ::dlopen("libcurl.so.4", RTLD_NOW | RTLD_LOCAL);
-    if (library == nullptr)
-      throw Error(ErrorCode::Unsupported,
-                  fmt::format("cannot load libcurl for the s3 repository: {}", ::dlerror()),
-                  "install libcurl (Debian: apt-get install libcurl4)");
-    auto symbol = [&](const char* name) {
-      void* address = ::dlsym(library, name);
-      if (address == nullptr)
-        throw Error(ErrorCode::Unsupported,
-                    fmt::format("libcurl.so.4 has no '{}': it is too old", name),
-                    "install libcurl 7.62 or newer");
-      return address;
-    };
+    const RuntimeLibrary library{.soname = "libcurl.so.4",
+                                 .what = "libcurl for the s3 repository",
+                                 .install = "install libcurl (Debian: apt-get install libcurl4)",
+                                 .newer = "install libcurl 7.62 or newer"};
+    void* handle = loadLibrary(library);
+    auto symbol = [&](const char* name) { return librarySymbol(handle, library, name); };
     CurlApi a;
     a.globalInit = reinterpret_cast<decltype(a.globalInit)>(symbol("curl_global_init"));
     a.easyInit = reinterpret_cast<decltype(a.easyInit)>(symbol("curl_easy_init"));
