@@ -216,8 +216,8 @@ void runPrefetcher(const PrefetchContext& context, const PrefetchOptions& option
       continue;
     }
     // The way ahead: the history files tell where PostgreSQL goes; a new one may appear while a
-    // standby follows a primary that was promoted.
-    // A request off the path followed is decided once (followedHistory), not on every poll.
+    // standby follows a primary that was promoted. A request off the path followed is decided
+    // once (followedHistory), not on every poll.
     if (!history || historyFor != name->timeline ||
         now - historyChecked > std::chrono::seconds(10) ||
         (decidedFor != wanted->file && history->timeline != name->timeline &&

@@ -53,8 +53,8 @@ struct PrefetchOptions {
 void runPrefetcher(const PrefetchContext& context, const PrefetchOptions& options = {});
 
 // Whether PostgreSQL, following `history`, would ask for `wanted`: `wanted` is on that history's
-// path and is the file it reads for its segment (pg::fileTimeline). A request off the path means
-// PostgreSQL follows another timeline than the newest (an explicit recovery_target_timeline).
+// path and is the file it reads for its segment (pg::fileTimeline). A request off the path is
+// PostgreSQL following another timeline, or probing one (followedHistory tells which).
 bool asksAlong(const pg::TimelineHistory& history, const pg::WalName& wanted,
                std::uint32_t segmentSize);
 
