@@ -270,7 +270,8 @@ S3Storage::S3Storage(S3Options options) : options_(std::move(options)) {
   if (options_.partSize < (5u << 20))
     bad(fmt::format("s3.part-size {} is below S3's 5 MiB minimum", options_.partSize),
         "set s3.part-size to 5MiB or more");
-  client_ = std::make_unique<s3::HttpClient>(httpOptions());
+  // The connection (and libcurl with it) comes with the first request: a handle that makes
+  // none (describe(), an archive-push that push-ahead acknowledged) loads nothing.
 }
 
 S3Storage::~S3Storage() = default;

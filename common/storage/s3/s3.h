@@ -151,7 +151,7 @@ class S3Storage final : public Storage {
   std::string scheme_, hostPort_;
   // The server compares If-Match only with the bare ETag (radosgw 16), found out by the first lock.
   std::atomic<bool> bareEtag_{false};
-  std::unique_ptr<s3::HttpClient> client_;  // null while borrowed, until the next request
+  std::unique_ptr<s3::HttpClient> client_;  // null until the first request, and while borrowed
 };
 
 }  // namespace tidemark::storage
