@@ -59,11 +59,13 @@ std::string fingerprint(PgCluster& pg) {
   return pg.value("select count(*) || ':' || sum(i) from t");
 }
 
-// Starts `copy` recovering through the workspace's restore_command with `settings`.
+// Starts `copy` recovering through `restoreCommand` (default: the workspace's) with `settings`.
 void startRecovery(const Workspace& ws, PgCluster& restored, const std::string& copy,
-                   const std::string& settings, const std::string& signal = "recovery.signal") {
-  restored.configure("restore_command = '" + ws.restoreCommand() + "'\narchive_mode = off\n" +
-                     settings);
+                   const std::string& settings, const std::string& signal = "recovery.signal",
+                   const std::string& restoreCommand = "") {
+  restored.configure("restore_command = '" +
+                     (restoreCommand.empty() ? ws.restoreCommand() : restoreCommand) +
+                     "'\narchive_mode = off\n" + settings);
   writeFile(copy + "/" + signal, "");
   giveToTestUser(copy);
   restored.start();
@@ -94,7 +96,10 @@ TEST_CASE_TEMPLATE(
   primary.stop();
 
   PgCluster restored(copy, "restored");
-  startRecovery(ws, restored, copy, "");
+  // The dynamic loader reports what each call loads.
+  const std::string loads = ws.makeDir("ld-debug");
+  startRecovery(ws, restored, copy, "", "recovery.signal",
+                withLoaderReports(ws.restoreCommand(), loads));
   bool promoted =
       waitUntil([&] { return restored.value("select pg_is_in_recovery()") == "f"; }, 300s);
   std::string log = restored.logTail(100000);
@@ -104,6 +109,12 @@ TEST_CASE_TEMPLATE(
   CHECK(fingerprint(restored) == expected);
   // Most segments were handed over from the spool.
   CHECK(count(log, "from the prefetch spool") >= 30);
+  // Those calls need no cryptography, and do not pay for loading it (docs/decisions.md).
+  auto calls = callsThatLoaded(log, loads, "tidemark-archive-get", "from the prefetch spool",
+                               "libcrypto.so");
+  INFO(calls.loaded);
+  CHECK(calls.loaded.empty());
+  CHECK(calls.checked >= 30);
   // Out of recovery, the prefetcher removes its spool and stops.
   CHECK(waitUntil([&] { return !fs::exists(copy + kSpool); }, 30s));
 }

@@ -9,7 +9,6 @@
 #include <atomic>
 #include <filesystem>
 #include <random>
-#include <sstream>
 #include <thread>
 
 #include "cluster.h"
@@ -100,35 +99,6 @@ std::size_t count(const std::string& text, const std::string& needle) {
   return n;
 }
 
-// The calls that found their file acknowledged and that loaded `library` themselves, by the
-// dynamic loader's report (LD_DEBUG=libs, one file per call in `folder`: each line begins with
-// the pid of the process that wrote it, so that a pusher the call forked is not counted).
-// `checked` counts the acknowledged calls looked at.
-std::vector<std::string> acknowledgedCallsLoading(const std::string& log, const std::string& folder,
-                                                  const std::string& library,
-                                                  std::size_t& checked) {
-  std::vector<std::string> loaded;
-  std::istringstream lines(log);
-  const std::string prefix = "tidemark-archive-push[";
-  for (std::string line; std::getline(lines, line);) {
-    auto at = line.find(prefix);
-    if (at == std::string::npos || line.find(", acknowledged") == std::string::npos) continue;
-    std::string pid = line.substr(at + prefix.size());
-    pid = pid.substr(0, pid.find(']'));
-    std::string report = folder + "/call." + pid;
-    if (!fs::exists(report)) continue;
-    ++checked;
-    std::istringstream reported(readText(report));
-    for (std::string entry; std::getline(reported, entry);) {
-      auto first = entry.find_first_not_of(' ');
-      if (first != std::string::npos && entry.compare(first, pid.size() + 1, pid + ":") == 0 &&
-          entry.find(library) != std::string::npos)
-        loaded.push_back(line + "\n  " + entry);
-    }
-  }
-  return loaded;
-}
-
 }  // namespace
 
 TEST_CASE_TEMPLATE("push-ahead drains a backlog of 36 files, every one byte-identical", Repo,
@@ -142,8 +112,7 @@ TEST_CASE_TEMPLATE("push-ahead drains a backlog of 36 files, every one byte-iden
 
   // The dynamic loader reports what each call loads.
   const std::string loads = ws.makeDir("ld-debug");
-  setArchiveCommand(pg,
-                    "env LD_DEBUG=libs LD_DEBUG_OUTPUT=" + loads + "/call " + ws.archiveCommand());
+  setArchiveCommand(pg, withLoaderReports(ws.archiveCommand(), loads));
   bool drained = waitUntil([&] { return archivedThrough(pg, names.back()); }, 300s);
   std::string log = pg.logTail(100000);
   INFO(log);
@@ -152,14 +121,11 @@ TEST_CASE_TEMPLATE("push-ahead drains a backlog of 36 files, every one byte-iden
   // Most calls found their file pushed ahead already, by the pusher in the background.
   CHECK(count(log, "acknowledged") >= 20);
   // Those calls need no cryptography, and do not pay for loading it (docs/decisions.md).
-  std::size_t checked = 0;
-  auto loading = acknowledgedCallsLoading(log, loads, "libcrypto.so", checked);
-  std::string loaders;
-  for (const auto& call : loading)
-    loaders += call + "\n";
-  INFO(loaders);
-  CHECK(loading.empty());
-  CHECK(checked >= 20);
+  auto calls =
+      callsThatLoaded(log, loads, "tidemark-archive-push", ", acknowledged", "libcrypto.so");
+  INFO(calls.loaded);
+  CHECK(calls.loaded.empty());
+  CHECK(calls.checked >= 20);
   REQUIRE(pusherEnded(ws));
   std::string pushed = pusherLog(pg);
   INFO(pushed);

@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cmath>
 #include <filesystem>
+#include <sstream>
 #include <utility>
 
 #include "common/base/time.h"
@@ -102,6 +103,35 @@ void flipByte(const Workspace& ws, const std::string& path, std::size_t at) {
   REQUIRE(at < bytes.size());
   bytes[at] ^= 0x20;
   ws.replaceObject(path, bytes);
+}
+
+std::string withLoaderReports(const std::string& command, const std::string& folder) {
+  return "env LD_DEBUG=libs LD_DEBUG_OUTPUT=" + folder + "/call " + command;
+}
+
+LoadedBy callsThatLoaded(const std::string& log, const std::string& folder,
+                         const std::string& program, const std::string& marker,
+                         const std::string& library) {
+  LoadedBy found;
+  std::istringstream lines(log);
+  const std::string prefix = program + "[";
+  for (std::string line; std::getline(lines, line);) {
+    auto at = line.find(prefix);
+    if (at == std::string::npos || line.find(marker) == std::string::npos) continue;
+    std::string pid = line.substr(at + prefix.size());
+    pid = pid.substr(0, pid.find(']'));
+    std::string report = folder + "/call." + pid;
+    if (!std::filesystem::exists(report)) continue;
+    ++found.checked;
+    std::istringstream reported(readText(report));
+    for (std::string entry; std::getline(reported, entry);) {
+      auto first = entry.find_first_not_of(' ');
+      if (first != std::string::npos && entry.compare(first, pid.size() + 1, pid + ":") == 0 &&
+          entry.find(library) != std::string::npos)
+        found.loaded += line + "\n  " + entry + "\n";
+    }
+  }
+  return found;
 }
 
 }  // namespace tidemark::test

@@ -61,4 +61,22 @@ double serverNow(PgCluster& pg);
 // `seconds` since the epoch as a --target-time value ("2026-11-22 09:42:07.250000+00").
 std::string isoTarget(double seconds);
 
+// `command` (an archive_command or restore_command) with the dynamic loader reporting, into one
+// file per process in `folder`, every library it loads (LD_DEBUG=libs).
+std::string withLoaderReports(const std::string& command, const std::string& folder);
+
+// What callsThatLoaded found.
+struct LoadedBy {
+  std::size_t checked = 0;  // the calls looked at: logged the marker and left a report
+  std::string loaded;       // the log lines of those that loaded the library, and the report's
+};
+
+// The calls of `program` that logged `marker` in `log` (PostgreSQL's log, where each line names
+// the program and its pid) and loaded `library` themselves, by the reports withLoaderReports left
+// in `folder`. A report's lines begin with the pid that wrote them: what a child forked by the
+// call (a pusher, a prefetcher) loaded is not the call's.
+LoadedBy callsThatLoaded(const std::string& log, const std::string& folder,
+                         const std::string& program, const std::string& marker,
+                         const std::string& library);
+
 }  // namespace tidemark::test
