@@ -90,6 +90,27 @@ TEST_CASE("the stanza's spool folder is below the spool") {
   CHECK_FALSE(spool::stanzaSpool(config, std::nullopt));
 }
 
+TEST_CASE("spool records are read whole up to 64 KiB, and a longer file is no record") {
+  test::TempDir dir;
+  const std::string folder = dir.path() + "/spool/main";
+  spool::claim(folder, kIdentity);
+  const std::string path = folder + "/" + spool::kIdentityFile;
+  const std::string text = "tidemark spool 1\nrepository " + kIdentity.repository + "\nstanza-id " +
+                           kIdentity.stanzaId + "\nsystem-id " +
+                           std::to_string(kIdentity.systemId) + "\n";
+  auto write = [&](std::size_t padding) {
+    // A field the reader ignores, to make the file as long as wanted.
+    std::ofstream(path, std::ios::trunc) << text << "padding " << std::string(padding, 'p') << "\n";
+  };
+  write(10);
+  CHECK(spool::recordedIdentity(folder) == kIdentity);
+  write(64 * 1024 - text.size() - 9);  // exactly 64 KiB, across 4 KiB reads
+  CHECK(std::filesystem::file_size(path) == 64 * 1024);
+  CHECK(spool::recordedIdentity(folder) == kIdentity);
+  write(64 * 1024 - text.size() - 8);  // one byte more
+  CHECK_FALSE(spool::recordedIdentity(folder));
+}
+
 TEST_CASE("claim: a spool of another identity is emptied of tidemark's files, never of others") {
   test::TempDir dir;
   const std::string folder = dir.path() + "/spool/main";
