@@ -85,13 +85,13 @@ GcmStream::GcmStream(Sink& next, const Key256& key, bool encrypt, const NoncePre
       in_(inSize),
       out_(outSize) {
   // Keyed once; each chunk only sets its nonce.
-  EVP_CIPHER_CTX* c = ctx_->cipher = libcrypto().EVP_CIPHER_CTX_new();
+  const LibCrypto& ssl = libcrypto();
+  EVP_CIPHER_CTX* c = ctx_->cipher = ssl.EVP_CIPHER_CTX_new();
   bool ok =
       c != nullptr &&
-      libcrypto().EVP_CipherInit_ex(c, libcrypto().EVP_aes_256_gcm(), nullptr, nullptr, nullptr,
-                                    encrypt) == 1 &&
-      libcrypto().EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_SET_IVLEN, int(kNonceSize), nullptr) == 1 &&
-      libcrypto().EVP_CipherInit_ex(c, nullptr, nullptr, key.data(), nullptr, encrypt) == 1;
+      ssl.EVP_CipherInit_ex(c, ssl.EVP_aes_256_gcm(), nullptr, nullptr, nullptr, encrypt) == 1 &&
+      ssl.EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_SET_IVLEN, int(kNonceSize), nullptr) == 1 &&
+      ssl.EVP_CipherInit_ex(c, nullptr, nullptr, key.data(), nullptr, encrypt) == 1;
   if (!ok) throw Error(ErrorCode::Internal, "cannot set up AES-256-GCM in OpenSSL");
 }
 
@@ -134,14 +134,14 @@ void StreamSealer::process(bool final) {
     throw Error(ErrorCode::Internal, "an encrypted stream may not exceed 2^32 chunks");
   auto iv = nonce(final);
   int length = 0, tail = 0, ignored = 0;
+  const LibCrypto& ssl = libcrypto();
   EVP_CIPHER_CTX* c = ctx_->cipher;
   bool ok =
-      libcrypto().EVP_EncryptInit_ex(c, nullptr, nullptr, nullptr, iv.data()) == 1 &&
-      libcrypto().EVP_EncryptUpdate(c, nullptr, &ignored, aad_.data(), int(aad_.size())) == 1 &&
-      libcrypto().EVP_EncryptUpdate(c, out_.data(), &length, in_.data(), int(used_)) == 1 &&
-      libcrypto().EVP_EncryptFinal_ex(c, out_.data() + length, &tail) == 1 &&
-      libcrypto().EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_GET_TAG, int(kGcmTagSize),
-                                      out_.data() + used_) == 1;
+      ssl.EVP_EncryptInit_ex(c, nullptr, nullptr, nullptr, iv.data()) == 1 &&
+      ssl.EVP_EncryptUpdate(c, nullptr, &ignored, aad_.data(), int(aad_.size())) == 1 &&
+      ssl.EVP_EncryptUpdate(c, out_.data(), &length, in_.data(), int(used_)) == 1 &&
+      ssl.EVP_EncryptFinal_ex(c, out_.data() + length, &tail) == 1 &&
+      ssl.EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_GET_TAG, int(kGcmTagSize), out_.data() + used_) == 1;
   if (!ok || std::size_t(length + tail) != used_)
     throw Error(ErrorCode::Internal, "AES-256-GCM sealing failed in OpenSSL");
   next_.write({out_.data(), used_ + kGcmTagSize});
@@ -167,14 +167,14 @@ void StreamOpener::process(bool final) {
   auto iv = nonce(final);
   std::size_t cipherSize = used_ - kGcmTagSize;
   int length = 0, tail = 0, ignored = 0;
+  const LibCrypto& ssl = libcrypto();
   EVP_CIPHER_CTX* c = ctx_->cipher;
-  bool ok =
-      libcrypto().EVP_DecryptInit_ex(c, nullptr, nullptr, nullptr, iv.data()) == 1 &&
-      libcrypto().EVP_DecryptUpdate(c, nullptr, &ignored, aad_.data(), int(aad_.size())) == 1 &&
-      libcrypto().EVP_DecryptUpdate(c, out_.data(), &length, in_.data(), int(cipherSize)) == 1 &&
-      libcrypto().EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_SET_TAG, int(kGcmTagSize),
-                                      in_.data() + cipherSize) == 1 &&
-      libcrypto().EVP_DecryptFinal_ex(c, out_.data() + length, &tail) == 1;
+  bool ok = ssl.EVP_DecryptInit_ex(c, nullptr, nullptr, nullptr, iv.data()) == 1 &&
+            ssl.EVP_DecryptUpdate(c, nullptr, &ignored, aad_.data(), int(aad_.size())) == 1 &&
+            ssl.EVP_DecryptUpdate(c, out_.data(), &length, in_.data(), int(cipherSize)) == 1 &&
+            ssl.EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_SET_TAG, int(kGcmTagSize),
+                                    in_.data() + cipherSize) == 1 &&
+            ssl.EVP_DecryptFinal_ex(c, out_.data() + length, &tail) == 1;
   if (!ok)
     throw error(
         ErrorCode::Corrupt,

@@ -71,6 +71,22 @@ void startRecovery(const Workspace& ws, PgCluster& restored, const std::string& 
   restored.start();
 }
 
+// Whether `pg` left recovery (was promoted) within `limit`.
+bool promotedWithin(PgCluster& pg, std::chrono::seconds limit) {
+  return waitUntil([&] { return pg.value("select pg_is_in_recovery()") == "f"; }, limit);
+}
+
+// Recovers `copy` through the workspace's restore_command with `settings`, archiving on as its
+// primary had it (the new timeline goes to the same stanza), until it is promoted (REQUIRE).
+void promoteBranch(const Workspace& ws, PgCluster& branch, const std::string& copy,
+                   const std::string& settings) {
+  branch.configure("restore_command = '" + ws.restoreCommand() + "'\n" + settings);
+  writeFile(copy + "/recovery.signal", "");
+  giveToTestUser(copy);
+  branch.start();
+  REQUIRE(promotedWithin(branch, 180s));
+}
+
 const std::string kSpool = "/pg_wal/tidemark/main/get";
 
 // What the prefetcher logged (for failure messages).
@@ -100,8 +116,7 @@ TEST_CASE_TEMPLATE(
   const std::string loads = ws.makeDir("ld-debug");
   startRecovery(ws, restored, copy, "", "recovery.signal",
                 withLoaderReports(ws.restoreCommand(), loads));
-  bool promoted =
-      waitUntil([&] { return restored.value("select pg_is_in_recovery()") == "f"; }, 300s);
+  bool promoted = promotedWithin(restored, 300s);
   std::string log = restored.logTail(100000);
   INFO(log);
   INFO(prefetchLog(copy));
@@ -143,8 +158,7 @@ TEST_CASE("a damaged segment ahead does not stop a recovery short of it, one tha
   PgCluster toTarget(first, "to-target");
   startRecovery(ws, toTarget, first,
                 "recovery_target_lsn = '" + target + "'\nrecovery_target_action = 'promote'\n");
-  bool promoted =
-      waitUntil([&] { return toTarget.value("select pg_is_in_recovery()") == "f"; }, 180s);
+  bool promoted = promotedWithin(toTarget, 180s);
   INFO(toTarget.logTail(200));
   REQUIRE(promoted);
   CHECK(fingerprint(toTarget) == expected);
@@ -172,11 +186,7 @@ TEST_CASE("prefetch follows a timeline switch as PostgreSQL does") {
 
   // A first recovery promotes to timeline 2 and archives into the same stanza.
   PgCluster branch(base, "branch");
-  branch.configure("restore_command = '" + ws.restoreCommand() + "'\n");
-  writeFile(base + "/recovery.signal", "");
-  giveToTestUser(base);
-  branch.start();
-  REQUIRE(waitUntil([&] { return branch.value("select pg_is_in_recovery()") == "f"; }, 180s));
+  promoteBranch(ws, branch, base, "");
   CHECK(branch.value("select substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8)") == "00000002");
   waitArchived(branch, writeSegments(branch, 12));
   const std::string expected = fingerprint(branch);
@@ -185,8 +195,7 @@ TEST_CASE("prefetch follows a timeline switch as PostgreSQL does") {
   // A second recovery from the same base follows 1 -> 2 ('latest') to the end.
   PgCluster follower(again, "follower");
   startRecovery(ws, follower, again, "");
-  bool promoted =
-      waitUntil([&] { return follower.value("select pg_is_in_recovery()") == "f"; }, 180s);
+  bool promoted = promotedWithin(follower, 180s);
   std::string log = follower.logTail(100000);
   INFO(log);
   REQUIRE(promoted);
@@ -211,12 +220,8 @@ TEST_CASE("prefetch stays on the timeline that recovery_target_timeline names pa
 
   // A recovery to the restore point promotes to timeline 2, which becomes the newest.
   PgCluster branch(base, "branch");
-  branch.configure("restore_command = '" + ws.restoreCommand() +
-                   "'\nrecovery_target_name = 'fork'\nrecovery_target_action = 'promote'\n");
-  writeFile(base + "/recovery.signal", "");
-  giveToTestUser(base);
-  branch.start();
-  REQUIRE(waitUntil([&] { return branch.value("select pg_is_in_recovery()") == "f"; }, 180s));
+  promoteBranch(ws, branch, base,
+                "recovery_target_name = 'fork'\nrecovery_target_action = 'promote'\n");
   waitArchived(branch, writeSegments(branch, 2));
   branch.stop();
 
@@ -224,8 +229,7 @@ TEST_CASE("prefetch stays on the timeline that recovery_target_timeline names pa
   // and the prefetcher fetches those, not timeline 2's.
   PgCluster follower(again, "follower");
   startRecovery(ws, follower, again, "recovery_target_timeline = '1'\n");
-  bool promoted =
-      waitUntil([&] { return follower.value("select pg_is_in_recovery()") == "f"; }, 180s);
+  bool promoted = promotedWithin(follower, 180s);
   std::string log = follower.logTail(100000);
   INFO(log);
   INFO(prefetchLog(again));
