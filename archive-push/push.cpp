@@ -141,6 +141,10 @@ constexpr const char* kPusherLog = "push.log";
 // valve waits for the pusher to stop before it drops anything.
 constexpr auto kPushedWait = std::chrono::minutes(5);
 constexpr auto kValveWait = std::chrono::minutes(1);
+// Files the pusher acknowledged that were archived without their acknowledgement, in a row,
+// before it stops: the archiver's calls use another spool (a call gives up waiting for the
+// pusher only after kPushedWait, so one such file now and then is no sign).
+constexpr std::size_t kUnusedAcksToStop = 4;
 
 // Appends a push's statistic to the spool (tidemark metrics reads them).
 void recordStat(const std::string& folder, const Config& config, const std::string& name, bool ok,
@@ -409,14 +413,32 @@ class PushQueue {
       return;
     }
     // Acknowledgements of files that no longer wait are stale; the others need no push.
-    std::set<std::string> waiting, acked;
+    std::set<std::string> waiting, acked, stale;
     for (const auto& file : ready)
       waiting.insert(file.name.name);
     for (const auto& file : spool::listPushAcks(context_.folder))
-      if (!waiting.count(file))
+      if (!waiting.count(file)) {
         spool::removePushAck(context_.folder, file);
-      else
+        stale.insert(file);
+      } else {
         acked.insert(file);
+      }
+    // A file this run acknowledged is archived (no longer waits) by a call that used its
+    // acknowledgement, or, now and then, by one that gave up waiting for it. Several in a row
+    // archived without theirs: the archiver's calls use another spool (spool-path, the
+    // repository or archive_command changed), and this pusher would go on pushing for nobody,
+    // perhaps into a repository the configuration no longer names.
+    std::size_t used = 0, unused = 0;
+    for (const auto& file : done_)
+      if (!waiting.count(file)) ++(stale.count(file) ? unused : used);
+    unusedInARow_ = used ? unused : unusedInARow_ + unused;
+    if (unusedInARow_ >= kUnusedAcksToStop) {
+      reason_ = std::to_string(unusedInARow_) +
+                " files it acknowledged were archived without their acknowledgement: the "
+                "archiver's calls use another spool or repository (spool-path, repo or "
+                "archive_command changed?)";
+      return;
+    }
     if (context_.config.archive.queueMax > 0 &&
         waitingBytes(ready, acked) > context_.config.archive.queueMax) {
       reason_ = "more WAL waits than archive.queue-max: the safety valve is about to open";
@@ -444,6 +466,7 @@ class PushQueue {
   std::chrono::steady_clock::time_point listed_{}, lastWork_ = std::chrono::steady_clock::now(),
                                                    lastSuccess_ = std::chrono::steady_clock::now();
   bool failing_ = false;
+  std::size_t unusedInARow_ = 0;
   std::optional<std::string> reason_;
 };
 

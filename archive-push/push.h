@@ -72,8 +72,10 @@ struct PusherOptions {
 // folder (a lock), it pushes the .ready files of the WAL directory in the archiver's order with
 // archive.push-ahead threads, each file under its PushClaim, and acknowledges each in the spool
 // once it is durable. Returns once nothing waited for options.idle, the server stopped (no
-// postmaster.pid), the spool was claimed for another repository, stanza or cluster, the safety
-// valve dropped or is about to drop WAL, or nothing succeeded for options.giveUp (all checked
+// postmaster.pid), the spool was claimed for another repository, stanza or cluster, files it
+// acknowledged were archived without their acknowledgements (the archiver's calls use another
+// spool), the safety valve dropped or is about to drop WAL, or nothing succeeded for
+// options.giveUp (all checked
 // before each file it starts), or the stanza was re-created or its encryption switched (read
 // again every options.stanzaCheck); at once when another pusher runs, or when the spool is not
 // claimed for this configuration and cluster (the call that starts it claims it). `lock`: the

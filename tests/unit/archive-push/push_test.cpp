@@ -9,6 +9,7 @@
 
 #include <functional>
 #include <future>
+#include <set>
 #include <thread>
 
 #include "common/repo/generation.h"
@@ -879,6 +880,56 @@ TEST_CASE(
   }
   spdlog::set_level(level);
   // Within the limit, with an idle time of ten minutes: it stopped because it was told.
+}
+
+TEST_CASE(
+    "the pusher stops when files it acknowledged are archived without their acknowledgements") {
+  PusherSetup s;
+  auto names = s.ready(5, 40);
+  s.config.archive.pushAhead = 1;
+  auto options = s.options;
+  options.giveUp = std::chrono::seconds(600);
+  // PostgreSQL marks a file done once a call for it returned 0.
+  auto markDone = [&](const std::string& name) {
+    REQUIRE(::rename((s.data / ("pg_wal/archive_status/" + name + ".ready")).c_str(),
+                     (s.data / ("pg_wal/archive_status/" + name + ".done")).c_str()) == 0);
+  };
+  std::set<std::string> marked;
+  auto level = spdlog::get_level();
+  spdlog::set_level(spdlog::level::off);
+  SUBCASE("calls that use the acknowledgements keep it going") {
+    // Each acknowledged file is archived by a call that used (and so removed) its
+    // acknowledgement, as every call with this spool does.
+    CHECK(runPusherFor(s, options, std::chrono::seconds(60), [&] {
+      for (int i = 0; i < 3000 && marked.size() + 2 < names.size(); ++i) {
+        for (const auto& name : spool::listPushAcks(s.folder())) {
+          spool::removePushAck(s.folder(), name);
+          markDone(name);
+          marked.insert(name);
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      }
+    }));
+    // Everything but the oldest (the archiver's own next file) was pushed: it did not stop.
+    for (std::size_t i = 1; i < names.size(); ++i) {
+      CAPTURE(names[i]);
+      CHECK(s.archived(names[i]));
+    }
+  }
+  SUBCASE("calls that use another spool stop it") {
+    options.idle = std::chrono::seconds(600);  // only the stop ends it within the limit
+    CHECK(runPusherFor(s, options, std::chrono::seconds(60), [&] {
+      // Archived by calls that never looked at this spool: the acknowledgements stay.
+      for (int i = 0; i < 3000 && marked.size() < 4; ++i) {
+        for (const auto& name : spool::listPushAcks(s.folder()))
+          if (marked.insert(name).second) markDone(name);
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      }
+      REQUIRE(marked.size() >= 4);
+    }));
+    // Within the limit, with ten minutes to idle or to give up: it stopped because of them.
+  }
+  spdlog::set_level(level);
 }
 
 TEST_CASE(
