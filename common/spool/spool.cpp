@@ -35,19 +35,26 @@ constexpr const char* kWantedFile = "wanted";
 constexpr std::string_view kInflightSuffix = ".inflight";
 constexpr std::size_t kMaxSmallFile = 64 * 1024;
 
-// A small file's text; nullopt when it cannot be read or is larger than a spool file ever is.
+// A small file's text; nullopt when it cannot be read (whole) or is larger than a spool file
+// ever is. A read that fails part-way is no text: a prefix cut at a piece's end could still
+// parse, with a wrong last value.
 std::optional<std::string> readSmall(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return std::nullopt;
-  // Grown as it is read: these files hold a few hundred bytes, and a buffer the size of the
-  // bound, zero-filled, cost every archive-push and archive-get 16 page faults of its start.
-  std::string text;
-  char chunk[4096];
-  while (in.read(chunk, sizeof chunk) || in.gcount() > 0) {
-    text.append(chunk, std::size_t(in.gcount()));
-    if (text.size() > kMaxSmallFile) return std::nullopt;
+  try {
+    auto fd = files::openForRead(path);
+    if (!fd) return std::nullopt;
+    // Grown as it is read: these files hold a few hundred bytes, and a buffer the size of the
+    // bound, zero-filled, cost every archive-push and archive-get 16 page faults of its start.
+    std::string text;
+    std::uint8_t piece[4096];
+    for (;;) {
+      std::size_t n = files::preadFull(fd->get(), piece, sizeof piece, text.size(), path);
+      text.append(reinterpret_cast<const char*>(piece), n);
+      if (text.size() > kMaxSmallFile) return std::nullopt;
+      if (n < sizeof piece) return text;
+    }
+  } catch (const Error&) {
+    return std::nullopt;
   }
-  return text;
 }
 
 // "key value" lines (the value is the rest of the line) after a first line that must be `magic`.
