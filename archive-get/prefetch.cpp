@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <ctime>
+#include <limits>
 #include <map>
 #include <set>
 #include <thread>
@@ -58,13 +59,18 @@ constexpr auto kInflightWait = std::chrono::seconds(10);
 // Outcome of one fetch into the spool.
 enum class Fetch { Stored, Absent, Failed };
 
+// Timelines looked for past the one asked for: no cluster makes this many, and a store that
+// answers every HEAD (a broken or lying server) cannot hold the prefetcher probing for ever.
+constexpr std::uint32_t kMaxTimelinesAhead = 1024;
+
 }  // namespace
 
 pg::TimelineHistory followedHistory(const repo::Repository& repository, int generation,
                                     const pg::WalName& wanted, std::uint32_t segmentSize) {
   const std::uint32_t timeline = wanted.timeline;
   std::uint32_t newest = timeline;
-  while (true) {
+  while (newest - timeline < kMaxTimelinesAhead &&
+         newest < std::numeric_limits<std::uint32_t>::max()) {
     auto name = pg::parseWalName(pg::historyFileName(newest + 1));
     if (!repository.storage().info(repo::walObject(repository.stanza(), generation, *name))) break;
     ++newest;

@@ -14,6 +14,7 @@
 
 #include "common/spool/spool.h"
 #include "support/fake_repository.h"
+#include "support/forwarding_storage.h"
 #include "support/segment.h"
 
 using namespace tidemark;
@@ -115,6 +116,29 @@ TEST_CASE("the way ahead: the newest timeline's path, or the timeline PostgreSQL
     CHECK(archive::planAhead(one, name("00000001000000000000000A"), 2, kSize) ==
           std::vector<std::string>{"00000001000000000000000B", "00000001000000000000000C"});
   }
+}
+
+TEST_CASE("followedHistory looks a bounded way ahead on a store that says every object exists") {
+  test::FakeRepository f;
+  // Every HEAD answered "here", as a broken or lying server might: without a bound the search
+  // for newer timelines would go on for 2^32 requests (stopped here after 100000).
+  struct EverythingExists : test::ForwardingStorage {
+    using ForwardingStorage::ForwardingStorage;
+    std::optional<storage::ObjectInfo> info(const std::string&) override {
+      if (++probes > 100000) throw Error(ErrorCode::Storage, "too many probes");
+      return storage::ObjectInfo{.size = 1};
+    }
+    std::size_t probes = 0;
+  } store(f.storage);
+  repo::Repository repository(store, "main");
+  try {
+    archive::followedHistory(repository, 1, *pg::parseWalName("000000010000000000000009"),
+                             test::kSegmentSize);
+  } catch (const Error&) {
+    // The newest timeline it settles on has no history: the prefetcher logs it and waits,
+    // fetching nothing ahead.
+  }
+  CHECK(store.probes <= 1100);
 }
 
 TEST_CASE("followedHistory: the newest timeline's, unless PostgreSQL reads on along its own") {
