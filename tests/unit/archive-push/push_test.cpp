@@ -751,6 +751,11 @@ struct PusherSetup {
             .walDirectory = data / "pg_wal",
             .dataDirectory = data.path()};
   }
+  // PostgreSQL marks a file done once a call for it returned 0.
+  void markDone(const std::string& name) const {
+    REQUIRE(::rename((data / ("pg_wal/archive_status/" + name + ".ready")).c_str(),
+                     (data / ("pg_wal/archive_status/" + name + ".done")).c_str()) == 0);
+  }
   std::string folder() const { return data / "pg_wal/tidemark/main"; }
   bool archived(const std::string& name) const { return test::exists(repoDir / objectPath(name)); }
   // An acknowledgement that archive-push would trust for `name`.
@@ -889,11 +894,6 @@ TEST_CASE(
   s.config.archive.pushAhead = 1;
   auto options = s.options;
   options.giveUp = std::chrono::seconds(600);
-  // PostgreSQL marks a file done once a call for it returned 0.
-  auto markDone = [&](const std::string& name) {
-    REQUIRE(::rename((s.data / ("pg_wal/archive_status/" + name + ".ready")).c_str(),
-                     (s.data / ("pg_wal/archive_status/" + name + ".done")).c_str()) == 0);
-  };
   std::set<std::string> marked;
   auto level = spdlog::get_level();
   spdlog::set_level(spdlog::level::off);
@@ -904,7 +904,7 @@ TEST_CASE(
       for (int i = 0; i < 3000 && marked.size() + 2 < names.size(); ++i) {
         for (const auto& name : spool::listPushAcks(s.folder())) {
           spool::removePushAck(s.folder(), name);
-          markDone(name);
+          s.markDone(name);
           marked.insert(name);
         }
         std::this_thread::sleep_for(std::chrono::milliseconds(5));
@@ -922,7 +922,7 @@ TEST_CASE(
       // Archived by calls that never looked at this spool: the acknowledgements stay.
       for (int i = 0; i < 3000 && marked.size() < 4; ++i) {
         for (const auto& name : spool::listPushAcks(s.folder()))
-          if (marked.insert(name).second) markDone(name);
+          if (marked.insert(name).second) s.markDone(name);
         std::this_thread::sleep_for(std::chrono::milliseconds(5));
       }
       REQUIRE(marked.size() >= 4);
@@ -970,8 +970,7 @@ TEST_CASE(
   }
   SUBCASE("the pusher stored enough before it stopped: the file is pushed, nothing dropped") {
     for (std::size_t i = 1; i <= 3; ++i)
-      REQUIRE(::rename((s.data / ("pg_wal/archive_status/" + names[i] + ".ready")).c_str(),
-                       (s.data / ("pg_wal/archive_status/" + names[i] + ".done")).c_str()) == 0);
+      s.markDone(names[i]);
     ::close(pusher);
     REQUIRE(call.wait_for(std::chrono::seconds(30)) == std::future_status::ready);
     call.get();
