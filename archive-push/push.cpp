@@ -308,23 +308,38 @@ void recordGap(const PusherContext& where, const repo::Repository& repository,
                   plural(range.files, "file", "files"));
 }
 
+// Why the repository's stanza is no longer the one the pusher started with: gone (an unmounted
+// mount point shows an empty folder, where a posix write would make the stanza's folders anew),
+// re-created (another stanza id, perhaps another cluster's), or its encryption switched; nullopt
+// while it is. Throws when it cannot be read.
+std::optional<std::string> stanzaChange(const repo::Repository& repository,
+                                        const repo::StanzaInfo& started) {
+  auto now = repo::loadStanza(repository);
+  if (!now)
+    return fmt::format("the stanza is gone from {} (an unmounted mount point?)",
+                       repository.describe());
+  if (now->identity() != started.identity())
+    return std::string("the stanza was re-created (another stanza id): the next call pushes to it");
+  try {
+    repo::checkEncryption(repository, *now);
+  } catch (const Error& e) {
+    if (e.code() == ErrorCode::Config) return std::string(e.what());
+    throw;
+  }
+  return std::nullopt;
+}
+
 // What the pusher's threads share: the files to push next, and why it stops.
 class PushQueue {
  public:
-  // `stanzaChanged` reads the stanza again: why the pusher must stop (re-created, another
-  // encryption), nullopt when it is the one the pusher started with.
   PushQueue(const PusherContext& context, const PusherOptions& options,
-            const spool::Identity& identity,
-            std::function<std::optional<std::string>()> stanzaChanged)
-      : context_(context),
-        options_(options),
-        identity_(identity),
-        stanzaChanged_(std::move(stanzaChanged)) {}
+            const spool::Identity& identity)
+      : context_(context), options_(options), identity_(identity) {}
 
   // The next file to push (in the order the archiver asks for them), or nullopt once the pusher
   // stops: nothing waited for options.idle, the server stopped, the spool was claimed for another
   // configuration, the safety valve is about to open, nothing succeeded for options.giveUp, or
-  // the stanza changed.
+  // stop() was called.
   std::optional<std::string> next() {
     std::unique_lock guard(mutex_);
     while (!reason_) {
@@ -385,6 +400,12 @@ class PushQueue {
     return reason_.value_or("");
   }
 
+  // Stops the pusher: next() gives no more files (the first reason stays).
+  void stop(std::string why) {
+    std::lock_guard guard(mutex_);
+    if (!reason_) reason_ = std::move(why);
+  }
+
  private:
   // Whether the pusher must stop before it starts another file (under the mutex).
   void checkStop(std::chrono::steady_clock::time_point now) {
@@ -403,10 +424,6 @@ class PushQueue {
     if (spool::hasGap(context_.folder)) {
       reason_ = "the safety valve dropped WAL (the next call records it first)";
       return;
-    }
-    if (now - stanzaChecked_ > options_.stanzaCheck) {
-      stanzaChecked_ = now;
-      if (auto changed = stanzaChanged_()) reason_ = *changed;
     }
   }
 
@@ -465,8 +482,6 @@ class PushQueue {
   const PusherContext& context_;
   const PusherOptions& options_;
   const spool::Identity identity_;
-  const std::function<std::optional<std::string>()> stanzaChanged_;
-  std::chrono::steady_clock::time_point stanzaChecked_ = std::chrono::steady_clock::now();
   std::mutex mutex_;
   std::deque<std::string> pending_;
   std::set<std::string> inflight_, done_;
@@ -494,9 +509,20 @@ void pushFiles(const PusherContext& context, PushQueue& queue, const repo::Repos
         queue.finish(*file, PushQueue::Outcome::Skipped);
         continue;
       }
+      // The stanza is read before each push and again before its acknowledgement, which a call
+      // trusts without reading the stanza.
+      if (auto changed = stanzaChange(repository, stanza)) {
+        queue.stop(*changed);
+        queue.finish(*file, PushQueue::Outcome::Skipped);
+        continue;
+      }
       PushResult result = pushWalFile(repository, {.walPath = context.walDirectory + "/" + *file,
                                                    .controlSystemId = context.systemId,
                                                    .stanza = &stanza});
+      if (auto changed = stanzaChange(repository, stanza)) {
+        queue.stop(*changed);
+        throw Error(ErrorCode::Conflict, *changed);
+      }
       spool::writePushAck(context.folder, {.file = *file,
                                            .identity = identity,
                                            .size = result.summary.plainSize,
@@ -541,22 +567,7 @@ void runPusher(const PusherContext& context, const PusherOptions& options, int l
   const int parallel = std::clamp(context.config.archive.pushAhead, 1, 64);
   spdlog::info("pusher started for {} ({} at once)", context.folder,
                plural(std::uint64_t(parallel), "file", "files"));
-  // Its own handle: the threads use theirs.
-  repo::Repository checker =
-      repository.canOpenAnother() ? repository.another() : repo::openRepository(context.config);
-  PushQueue queue(context, options, identity, [&]() -> std::optional<std::string> {
-    try {
-      auto now = repo::loadStanza(checker);
-      if (!now) return "the stanza is gone from the repository";
-      if (now->identity() != stanza.identity())
-        return "the stanza was re-created (another stanza id): the next call pushes to it";
-      repo::checkEncryption(checker, *now);
-    } catch (const Error& e) {
-      if (e.code() == ErrorCode::Config) return std::string(e.what());
-      // Unreachable: the pushes say so, and giving up ends the pusher.
-    }
-    return std::nullopt;
-  });
+  PushQueue queue(context, options, identity);
   std::vector<std::thread> threads;
   for (int i = 1; i < parallel && repository.canOpenAnother(); ++i) {
     try {

@@ -64,8 +64,6 @@ struct PusherOptions {
   // failure): the repository is away, and the calls of PostgreSQL report why.
   std::chrono::milliseconds retry{1000};
   std::chrono::seconds giveUp{30};
-  // How often the stanza is read again (a re-created stanza, a switched encryption stop it).
-  std::chrono::milliseconds stanzaCheck{10000};
 };
 
 // The pusher (what startPusher runs in the background; tests run it directly): one per spool
@@ -75,9 +73,9 @@ struct PusherOptions {
 // postmaster.pid), the spool was claimed for another repository, stanza or cluster, files it
 // acknowledged were archived without their acknowledgements (the archiver's calls use another
 // spool), the safety valve dropped or is about to drop WAL, or nothing succeeded for
-// options.giveUp (all checked
-// before each file it starts), or the stanza was re-created or its encryption switched (read
-// again every options.stanzaCheck); at once when another pusher runs, or when the spool is not
+// options.giveUp (all checked before each file it starts), or the stanza is gone, was re-created
+// or its encryption switched (read before each push and again before its acknowledgement: a file
+// pushed meanwhile is not acknowledged); at once when another pusher runs, or when the spool is not
 // claimed for this configuration and cluster (the call that starts it claims it). `lock`: the
 // pusher's lock (spool::kPushLockFile) when the caller took it already (startPusher hands it over);
 // -1: taken here. Throws when the repository or the stanza cannot be opened.

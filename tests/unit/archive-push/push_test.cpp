@@ -860,7 +860,6 @@ TEST_CASE(
     }));
   }
   SUBCASE("the stanza is re-created in the repository") {
-    options.stanzaCheck = std::chrono::milliseconds(50);
     CHECK(runPusherFor(s, options, std::chrono::seconds(60), [&] {
       firstAck();
       REQUIRE(::unlink((s.repoDir / "main/stanza.json").c_str()) == 0);
@@ -885,6 +884,54 @@ TEST_CASE(
   }
   spdlog::set_level(level);
   // Within the limit, with an idle time of ten minutes: it stopped because it was told.
+}
+
+TEST_CASE("the pusher stores and acknowledges nothing once the stanza is gone or was re-created") {
+  PusherSetup s;
+  auto names = s.ready(5, 60);
+  s.config.archive.pushAhead = 1;
+  auto options = s.options;
+  options.idle = std::chrono::seconds(600);  // only the stop ends it within the limit
+  options.giveUp = std::chrono::seconds(600);
+  test::TempDir elsewhere{"tidemark-hidden"};
+  auto level = spdlog::get_level();
+  spdlog::set_level(spdlog::level::off);
+  SUBCASE("the repository's mount point is unmounted (its folder stays, empty)") {
+    REQUIRE(runPusherFor(s, options, std::chrono::seconds(60), [&] {
+      for (int i = 0; i < 3000 && spool::listPushAcks(s.folder()).empty(); ++i)
+        std::this_thread::sleep_for(std::chrono::milliseconds(2));
+      REQUIRE(::rename((s.repoDir / "main").c_str(), (elsewhere / "main").c_str()) == 0);
+    }));
+    // Every acknowledgement names a file the real repository holds; nothing went into the mount
+    // point's folder but, at most, the file a thread was pushing (never acknowledged).
+    for (const auto& name : names) {
+      CAPTURE(name);
+      if (s.acknowledged(name)) CHECK(test::exists(elsewhere / objectPath(name)));
+    }
+    CHECK_FALSE(test::exists(s.repoDir / "main/stanza.json"));
+  }
+  SUBCASE("the stanza is removed and created again for another cluster") {
+    REQUIRE(runPusherFor(s, options, std::chrono::seconds(60), [&] {
+      for (int i = 0; i < 3000 && spool::listPushAcks(s.folder()).empty(); ++i)
+        std::this_thread::sleep_for(std::chrono::milliseconds(2));
+      // Removed at once (a removal file by file races the pusher's writes).
+      REQUIRE(::rename((s.repoDir / "main").c_str(), (elsewhere / "main").c_str()) == 0);
+      storage::PosixStorage st(s.repoDir.path());
+      test::createStanza(st, {.systemId = 42, .segmentSize = kSegment.segmentSize});
+    }));
+    // Nothing of this cluster acknowledged into the other's stanza (at most the file a thread
+    // was pushing may have landed there, unacknowledged).
+    std::size_t stored = 0;
+    for (const auto& name : names) {
+      CAPTURE(name);
+      if (s.archived(name)) {
+        ++stored;
+        CHECK_FALSE(s.acknowledged(name));
+      }
+    }
+    CHECK(stored <= 1);
+  }
+  spdlog::set_level(level);
 }
 
 TEST_CASE(
