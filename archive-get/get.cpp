@@ -109,10 +109,12 @@ GetResult getWalFile(const repo::Repository& repository, const GetParams& params
   if (!summary) {  // `file` is discarded unpublished
     // Below a low-water mark the file was expired on purpose: "not found" would end the
     // recovery as if the archive ended there, with the WAL after it never replayed.
+    // A record that cannot be vouched for may be the one that says so (below).
+    std::vector<std::string> leftOut;
     if (name->kind != pg::WalKind::History) {
       std::uint64_t segment = pg::segmentNumber(*name, generation.walSegmentSize);
-      auto mark =
-          repo::lowWaterMark(repository, stanza->identity(), generation.number, name->timeline);
+      auto mark = repo::lowWaterMark(repository, stanza->identity(), generation.number,
+                                     name->timeline, &leftOut);
       if (mark && segment < *mark)
         throw Error(
             ErrorCode::Storage,
@@ -127,8 +129,8 @@ GetResult getWalFile(const repo::Repository& repository, const GetParams& params
     }
     // Dropped by archive-push's safety valve: "not found" would end the recovery at the gap as if
     // the archive ended there.
-    if (name->kind != pg::WalKind::History)
-      for (const auto& gap : repo::readGapRecords(repository, stanza->identity()))
+    if (name->kind != pg::WalKind::History) {
+      for (const auto& gap : repo::readGapRecords(repository, stanza->identity(), &leftOut))
         if (gap.systemId == generation.systemId && gap.first <= name->name &&
             name->name <= gap.last)
           throw Error(ErrorCode::Storage,
@@ -137,6 +139,16 @@ GetResult getWalFile(const repo::Repository& repository, const GetParams& params
                                   name->name, repository.describe(), gap.first, gap.last),
                       "WAL after the gap cannot be replayed: recover to a moment before it, or "
                       "from a backup taken after it");
+      // Damaged, or not vouched for by the stanza's key: it may be the mark or the gap that covers
+      // this file, and "not found" would then end the recovery here as if the archive ended.
+      if (!leftOut.empty())
+        throw Error(ErrorCode::Corrupt,
+                    fmt::format("'{}' is missing from {}, and whether it was expired or dropped "
+                                "on purpose cannot be told: {}",
+                                name->name, repository.describe(), leftOut.front()),
+                    "move the record aside (tidemark verify lists what is damaged); until then "
+                    "the recovery stops here instead of ending as if the archive ended");
+    }
     return result;
   }
   file.commit();

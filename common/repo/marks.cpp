@@ -76,7 +76,8 @@ void writeLowWaterMark(const Repository& repository, const std::string& stanzaId
 }
 
 std::optional<std::uint64_t> lowWaterMark(const Repository& repository, const std::string& stanzaId,
-                                          int generation, std::uint32_t timeline) {
+                                          int generation, std::uint32_t timeline,
+                                          std::vector<std::string>* leftOut) {
   // The highest of the authenticated marks: marks only rise, and whichever record a reader takes
   // for the newest, the WAL below the highest may be gone.
   std::optional<std::uint64_t> highest;
@@ -92,9 +93,14 @@ std::optional<std::uint64_t> lowWaterMark(const Repository& repository, const st
         throw std::runtime_error("it names another timeline or generation");
       highest = std::max(highest.value_or(0), doc.at("segment").get<std::uint64_t>());
     } catch (const std::exception& e) {
-      // Not vouched for, or not a mark: as if it were absent.
-      spdlog::warn("low-water mark '{}' in {} is left out: {}", listed.path, repository.describe(),
-                   e.what());
+      // Not vouched for, or not a mark: as if it were absent. Not read (the store failed): unknown.
+      if (auto* error = dynamic_cast<const Error*>(&e);
+          error && error->code() != ErrorCode::Corrupt)
+        throw;
+      const std::string why = fmt::format("low-water mark '{}' in {} is left out: {}", listed.path,
+                                          repository.describe(), e.what());
+      spdlog::warn("{}", why);
+      if (leftOut) leftOut->push_back(why);
     }
   }
   return highest;
@@ -113,10 +119,11 @@ void writeGapRecord(const Repository& repository, const std::string& stanzaId,
   writeStateRecord(repository, stanzaId, state_kind::kGap, gap.first, doc.dump(2) + "\n");
 }
 
-std::vector<GapRecord> readGapRecords(const Repository& repository, const std::string& stanzaId) {
+std::vector<GapRecord> readGapRecords(const Repository& repository, const std::string& stanzaId,
+                                      std::vector<std::string>* leftOut) {
   std::vector<GapRecord> gaps;
   for (const auto& subject : listStateSubjects(repository, state_kind::kGap)) {
-    auto record = newestStateRecord(repository, stanzaId, state_kind::kGap, subject);
+    auto record = newestStateRecord(repository, stanzaId, state_kind::kGap, subject, leftOut);
     if (!record) continue;
     try {
       auto doc = parse(*record, repository);
@@ -130,8 +137,10 @@ std::vector<GapRecord> readGapRecords(const Repository& repository, const std::s
       if (gap.first != subject) throw std::runtime_error("it names another first file");
       gaps.push_back(gap);
     } catch (const std::exception& e) {
-      spdlog::warn("gap record '{}' in {} is left out: {}", record->path, repository.describe(),
-                   e.what());
+      const std::string why = fmt::format("gap record '{}' in {} is left out: {}", record->path,
+                                          repository.describe(), e.what());
+      spdlog::warn("{}", why);
+      if (leftOut) leftOut->push_back(why);
     }
   }
   return gaps;

@@ -29,9 +29,11 @@ void writeLowWaterMark(const Repository& repository, const std::string& stanzaId
                        std::uint32_t timeline, std::uint64_t segment,
                        const std::string& segmentName, std::int64_t* stored = nullptr);
 // The highest authenticated mark of `timeline` (the first segment number kept); nullopt when
-// none. A record that is not vouched for or not a mark is left out, with a warning.
+// none. A record that is not vouched for or not a mark is left out, with a warning, and why in
+// `leftOut` when given; one that cannot be read (Error(Storage)...) throws.
 std::optional<std::uint64_t> lowWaterMark(const Repository& repository, const std::string& stanzaId,
-                                          int generation, std::uint32_t timeline);
+                                          int generation, std::uint32_t timeline,
+                                          std::vector<std::string>* leftOut = nullptr);
 
 // ---- recorded gaps (subject: the first dropped file's name) ----------------------------------
 
@@ -49,8 +51,10 @@ struct GapRecord {
 void writeGapRecord(const Repository& repository, const std::string& stanzaId,
                     const GapRecord& gap);
 // The newest record of every recorded gap, by first file name. A record that is not vouched for
-// or not a gap is left out, with a warning.
-std::vector<GapRecord> readGapRecords(const Repository& repository, const std::string& stanzaId);
+// or not a gap is left out, with a warning, and why in `leftOut` when given (a newer record left
+// out for an older one too: the older may hold a shorter gap).
+std::vector<GapRecord> readGapRecords(const Repository& repository, const std::string& stanzaId,
+                                      std::vector<std::string>* leftOut = nullptr);
 
 // ---- recovery leases (subject: the lease id) -------------------------------------------------
 

@@ -139,7 +139,8 @@ std::optional<StateRecord> readStateRecord(const Repository& repository,
 
 std::optional<StateRecord> newestStateRecord(const Repository& repository,
                                              const std::string& stanzaId, const std::string& kind,
-                                             const std::string& subject) {
+                                             const std::string& subject,
+                                             std::vector<std::string>* leftOut) {
   auto records = listStateRecords(repository, kind, subject);
   for (auto it = records.rbegin(); it != records.rend(); ++it) {
     try {
@@ -149,6 +150,7 @@ std::optional<StateRecord> newestStateRecord(const Repository& repository,
       // there): the one before it holds.
       if (e.code() != ErrorCode::Corrupt) throw;
       spdlog::warn("{} (left out; the record before it holds)", e.what());
+      if (leftOut) leftOut->push_back(e.what());
     }
   }
   return std::nullopt;

@@ -66,9 +66,12 @@ std::optional<StateRecord> readStateRecord(const Repository& repository,
 // The newest record of `kind` about `subject` that can be read and is authenticated, or nullopt
 // when there is none. A record that fails its MAC check is left out, with a warning: a forged
 // record must not stop a recovery or an expire, and leaving it out is what its absence would do.
+// `leftOut` (when given) receives why each newer record was left out, for a reader that must not
+// take a record's absence for granted (archive-get before it answers "not found").
 std::optional<StateRecord> newestStateRecord(const Repository& repository,
                                              const std::string& stanzaId, const std::string& kind,
-                                             const std::string& subject);
+                                             const std::string& subject,
+                                             std::vector<std::string>* leftOut = nullptr);
 
 // Removes a record (its MAC record after it). A missing one is not an error.
 void removeStateRecord(const Repository& repository, const StateRecord& record);

@@ -10,6 +10,9 @@
 #include "archive-push/push.h"
 #include "common/repo/generation.h"
 #include "common/repo/layout.h"
+#include "common/repo/marks.h"
+#include "common/repo/stanza.h"
+#include "common/repo/state.h"
 #include "common/storage/posix/posix.h"
 #include "support/check.h"
 #include "support/fault_storage.h"
@@ -167,6 +170,71 @@ TEST_CASE("getWalFile reports 'not found' only when the repository answered") {
     CHECK(what(e) == "'RECOVERYXLOG' is not a WAL file name");
     CHECK(listDirectory(f.pgData / "pg_wal").empty());
   }
+}
+
+TEST_CASE(
+    "getWalFile: a missing file whose expire mark or gap record cannot be vouched for stops the "
+    "recovery") {
+  Fixture f;
+  repo::Repository repository(f.storage, "main");
+  const std::string id = repo::loadStanza(repository)->identity();
+  const std::uint64_t systemId = repo::loadStanza(repository)->systemId;
+  auto get = [&](const std::string& name) {
+    return getWalFile(f.storage, f.params(name, f.destination));
+  };
+  // Every record of a kind, newest last.
+  auto records = [&](const std::string& kind, const std::string& subject) {
+    return repo::listStateRecords(repository, kind, subject);
+  };
+  auto damage = [&](const repo::StateRecord& record) {
+    f.storage.remove(record.path);
+    auto write = f.storage.newWrite(record.path, {.noReplace = true});
+    write->write(io::asBytes(std::string("{\"timeline\": 1, \"seg")));
+    REQUIRE(write->commit());
+  };
+  auto level = spdlog::get_level();
+  spdlog::set_level(spdlog::level::off);
+  SUBCASE("below a readable low-water mark: expired, an error") {
+    repo::writeLowWaterMark(repository, id, 1, 1, 0x10, "000000010000000000000010");
+    Error e = thrownError([&] { get("000000010000000000000006"); });
+    CHECK(e.code() == ErrorCode::Storage);
+    CHECK(what(e) == Containing("was expired"));
+  }
+  SUBCASE("a damaged low-water mark: cannot be told, an error") {
+    repo::writeLowWaterMark(repository, id, 1, 1, 0x10, "000000010000000000000010");
+    damage(records("low-water", "00000001").back());
+    Error e = thrownError([&] { get("000000010000000000000006"); });
+    CHECK(e.code() == ErrorCode::Corrupt);
+    CHECK(what(e) == Containing("cannot be told"));
+  }
+  SUBCASE("a low-water mark the store fails to read: a storage error") {
+    repo::writeLowWaterMark(repository, id, 1, 1, 0x10, "000000010000000000000010");
+    test::FaultStorage failing(f.storage, {.failReadsOf = "low-water"});
+    Error e = thrownError(
+        [&] { getWalFile(failing, f.params("000000010000000000000006", f.destination)); });
+    CHECK(e.code() == ErrorCode::Storage);
+  }
+  SUBCASE("a gap whose newest record is damaged: the older, shorter one does not decide") {
+    repo::GapRecord gap{.systemId = systemId,
+                        .first = "000000010000000000000006",
+                        .last = "000000010000000000000006",
+                        .files = 1};
+    repo::writeGapRecord(repository, id, gap);
+    CHECK(what(thrownError([&] { get("000000010000000000000006"); })) ==
+          Containing("safety valve"));
+    gap.last = "000000010000000000000008";
+    gap.files = 3;
+    repo::writeGapRecord(repository, id, gap);
+    damage(records("gap", gap.first).back());
+    Error e = thrownError([&] { get("000000010000000000000007"); });
+    CHECK(e.code() == ErrorCode::Corrupt);
+    CHECK(what(e) == Containing("cannot be told"));
+  }
+  SUBCASE("no record at all: not found, the end of the archive") {
+    CHECK(get("000000010000000000000006").outcome == GetOutcome::NotFound);
+  }
+  spdlog::set_level(level);
+  CHECK(listDirectory(f.pgData / "pg_wal").empty());
 }
 
 TEST_CASE("getWalFile never leaves unverified bytes at the destination") {
