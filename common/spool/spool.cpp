@@ -303,7 +303,7 @@ Fingerprint fingerprintOf(int fd, const std::string& path) {
 std::optional<Fingerprint> fingerprintOf(const std::string& path) {
   struct stat st {};
   if (::stat(path.c_str(), &st) != 0) {
-    if (errno == ENOENT) return std::nullopt;
+    if (errno == ENOENT || errno == ENOTDIR) return std::nullopt;
     throw systemError(ErrorCode::LocalIo, errno, "cannot stat '{}'", path);
   }
   return fromStat(st);
@@ -663,7 +663,9 @@ std::optional<LocalGap> parseGap(const std::string& text) {
 
 bool hasGap(const std::string& folder) {
   struct stat st {};
-  return ::lstat((folder + "/" + kGapFile).c_str(), &st) == 0;
+  // Only "no such file" is no gap: one that cannot be looked at may be there (readGap says why).
+  return ::lstat((folder + "/" + kGapFile).c_str(), &st) == 0 ||
+         (errno != ENOENT && errno != ENOTDIR);
 }
 
 GapLock::GapLock(const std::string& folder) {
@@ -686,10 +688,11 @@ std::optional<LocalGap> readGap(const std::string& folder) {
   const std::string path = folder + "/" + kGapFile;
   struct stat st {};
   if (::lstat(path.c_str(), &st) != 0) {
-    if (errno != ENOENT)
-      spdlog::warn("cannot tell whether the spool records dropped WAL ('{}': {})", path,
-                   errnoText(errno));
-    return std::nullopt;
+    if (errno == ENOENT || errno == ENOTDIR) return std::nullopt;
+    // A gap written before the fault may be there: nothing may be stored until it is known.
+    throw systemError(ErrorCode::LocalIo, errno,
+                      "cannot tell whether the spool records WAL the safety valve dropped ('{}')",
+                      path);
   }
   auto text = readSmall(path);
   auto gap = text ? parseGap(*text) : std::nullopt;

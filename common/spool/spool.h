@@ -132,11 +132,12 @@ struct LocalGap {
   bool operator==(const LocalGap&) const = default;
 };
 
-// The gap recorded in `folder`; nullopt when there is none, or when the folder cannot be looked
-// into at all (a warning: then no gap can have been written there since). Error(LocalIo) when the
-// file is there but cannot be read or parsed: a gap must never be forgotten silently.
+// The gap recorded in `folder`; nullopt when there is none (no such file). Error(LocalIo) when
+// the file is there but cannot be read or parsed, or cannot be looked at (EIO, EACCES): a gap must
+// never be forgotten silently.
 std::optional<LocalGap> readGap(const std::string& folder);
-// Whether `folder` holds a gap file (cheap: for archive-push's fast path).
+// Whether `folder` holds a gap file, or may (it cannot be looked at): cheap, for archive-push's
+// fast path; readGap tells.
 bool hasGap(const std::string& folder);
 
 // Held while the gap file is read, changed and written (or recorded and removed): two

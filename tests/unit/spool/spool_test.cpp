@@ -216,6 +216,15 @@ TEST_CASE("the safety valve's gap: durable, exact, and a damaged one is an error
   CHECK(test::thrownError([&] { spool::readGap(folder); }).code() == ErrorCode::LocalIo);
   spool::removeGap(folder);
   CHECK_FALSE(spool::readGap(folder));
+  CHECK_FALSE(spool::hasGap(folder));
+  SUBCASE("a gap file that cannot be looked at may be there: never none") {
+    // ELOOP here (EIO or EACCES on a failing disk): only "no such file" is no gap.
+    spool::writeGap(folder, gap);
+    const std::string loop = dir.path() + "/loop";
+    REQUIRE(::symlink(loop.c_str(), loop.c_str()) == 0);
+    CHECK(spool::hasGap(loop + "/main"));
+    CHECK(test::thrownError([&] { spool::readGap(loop + "/main"); }).code() == ErrorCode::LocalIo);
+  }
 }
 
 TEST_CASE("a record is trusted only under the spool's identity, configuration and file") {
