@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <cerrno>
 
 #include "common/base/error.h"
 
@@ -16,16 +17,33 @@ std::vector<ReadyFile> readyFiles(const std::string& walDirectory) {
   if (!d) throw systemError(ErrorCode::LocalIo, errno, "cannot read '{}'", status);
   constexpr std::string_view kSuffix = ".ready";
   std::vector<ReadyFile> ready;
-  while (dirent* e = ::readdir(d)) {
+  // A listing cut short by an error must not pass for a whole one: the safety valve would measure
+  // too little, and the pusher forget acknowledgements of files it did not see.
+  for (;;) {
+    errno = 0;
+    dirent* e = ::readdir(d);
+    if (!e) {
+      if (errno == 0) break;
+      const int err = errno;
+      ::closedir(d);
+      throw systemError(ErrorCode::LocalIo, err, "cannot read '{}'", status);
+    }
     std::string_view entry = e->d_name;
     if (entry.size() <= kSuffix.size() || entry.substr(entry.size() - kSuffix.size()) != kSuffix)
       continue;
     auto name = pg::parseWalName(entry.substr(0, entry.size() - kSuffix.size()));
     if (!name) continue;
+    // Gone (archived and recycled since the listing): 0 bytes. Not looked at: not 0.
     struct stat st {};
+    const std::string path = walDirectory + "/" + name->name;
     std::uint64_t size = 0;
-    if (::stat((walDirectory + "/" + name->name).c_str(), &st) == 0)
+    if (::stat(path.c_str(), &st) == 0) {
       size = std::uint64_t(st.st_size);
+    } else if (errno != ENOENT) {
+      const int err = errno;
+      ::closedir(d);
+      throw systemError(ErrorCode::LocalIo, err, "cannot look at '{}'", path);
+    }
     ready.push_back({*name, size});
   }
   ::closedir(d);

@@ -18,7 +18,8 @@ struct ReadyFile {
 
 // The .ready files of `walDirectory`/archive_status (names that are not WAL files are skipped),
 // ordered as PostgreSQL's archiver takes them (pgarch_readyXlog): timeline history files first,
-// then by name. Throws Error(LocalIo) when archive_status cannot be read.
+// then by name. Throws Error(LocalIo) when archive_status cannot be read whole, or a file's size
+// cannot be looked at (but for a file gone: 0).
 std::vector<ReadyFile> readyFiles(const std::string& walDirectory);
 
 // The bytes they hold, but for the files in `stored` (acknowledged by push-ahead: they are in the
