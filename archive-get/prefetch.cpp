@@ -133,12 +133,21 @@ bool takePrefetched(const PrefetchContext& context, const std::string& file,
       spool::removeFetched(context.folder, file);
       return false;
     }
-    if (::rename(path.c_str(), destination.c_str()) != 0) {
+    if (::rename(path.c_str(), destination.c_str()) == 0) {
+      files::syncDirectory(files::dirName(destination));
+    } else if (errno == EXDEV) {
+      // spool-path on another filesystem than pg_wal: a copy, durable before it is published
+      // under its name (still cheaper than a fetch, a decompression and a hash).
+      auto in = files::openForRead(path);
+      if (!in) return false;
+      files::AtomicFile out(destination, {.mode = 0600});
+      files::streamFile(in->get(), path, out);
+      out.commit();
+    } else {
       spdlog::debug("cannot move the prefetched {} to '{}': {}", file, destination,
                     errnoText(errno));
       return false;
     }
-    files::syncDirectory(files::dirName(destination));
     spool::removeFetched(context.folder, file);
     return true;
   } catch (const std::exception& e) {

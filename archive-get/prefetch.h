@@ -27,8 +27,9 @@ struct PrefetchContext {
 // Hands `file` over to `destination` when the spool holds it for this configuration and cluster:
 // its record names the spool's identity, the configured repository and this cluster, and the
 // segment is the file the prefetcher wrote (its fingerprint). Renamed into place, its folder
-// synced. false when it is not there, or not trusted (then it is removed), or cannot be renamed
-// (another filesystem): the caller fetches it from the repository.
+// synced (from a spool on another filesystem: copied, synced, then renamed). false when it is not
+// there, or not trusted (then it is removed), or cannot be moved: the caller fetches it from the
+// repository.
 bool takePrefetched(const PrefetchContext& context, const std::string& file,
                     const std::string& destination);
 

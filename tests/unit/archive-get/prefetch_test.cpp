@@ -10,6 +10,8 @@
 
 #include <chrono>
 #include <fstream>
+#include <iterator>
+#include <string>
 #include <thread>
 
 #include "common/spool/spool.h"
@@ -83,6 +85,42 @@ TEST_CASE("takePrefetched waits on a segment being fetched only while a prefetch
     CHECK(waited >= 0.5);
     CHECK(waited < 5);
   }
+}
+
+TEST_CASE("takePrefetched hands a segment over from a spool on another filesystem") {
+  // /dev/shm is a tmpfs: another filesystem than the temporary folder's, where the data directory
+  // is (skipped where they are the same).
+  struct stat shm {
+  }, tmp{};
+  test::TempDir data{"tidemark-pgdata"};
+  if (::stat("/dev/shm", &shm) != 0 || ::stat(data.path().c_str(), &tmp) != 0 ||
+      shm.st_dev == tmp.st_dev) {
+    MESSAGE("skipped: no second filesystem at /dev/shm");
+    return;
+  }
+  test::TempDir elsewhere("/dev/shm/tidemark-spool");  // an absolute prefix replaces $TMPDIR
+  Spool s;
+  archive::PrefetchContext context = s.context();
+  context.folder = elsewhere / "main";
+  context.dataDirectory = data.path();
+  spool::claim(context.folder, s.identity);
+  REQUIRE(::mkdir(spool::fetchedFolder(context.folder).c_str(), 0700) == 0);
+  const std::string spooled = spool::fetchedPath(context.folder, kName);
+  const std::string content(100000, 'w');
+  std::ofstream(spooled) << content;
+  spool::writeFetched(context.folder, {.file = kName,
+                                       .identity = s.identity,
+                                       .size = content.size(),
+                                       .sha256 = std::string(64, 'a'),
+                                       .local = *spool::fingerprintOf(spooled),
+                                       .atMs = 1});
+  const std::string destination = data / "RECOVERYXLOG";
+  CHECK(archive::takePrefetched(context, kName, destination));
+  std::ifstream in(destination);
+  CHECK(std::string(std::istreambuf_iterator<char>(in), {}) == content);
+  // Handed over once: the spool no longer holds it.
+  CHECK_FALSE(spool::readFetched(context.folder, kName));
+  CHECK(::access(spooled.c_str(), F_OK) != 0);
 }
 
 TEST_CASE("a starting prefetcher's sweep removes in-flight markers and nothing else") {
