@@ -5,6 +5,7 @@
 #include <spdlog/spdlog.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -86,6 +87,13 @@ pg::TimelineHistory followedHistory(const repo::Repository& repository, int gene
       repository.storage().info(repo::walObject(repository.stanza(), generation, wanted)))
     return repo::loadHistory(repository, generation, timeline);
   return history;
+}
+
+std::size_t segmentsWithRoom(std::uint64_t available, std::uint64_t total, std::size_t wanted,
+                             std::uint32_t segmentSize) {
+  const std::uint64_t reserve = std::min<std::uint64_t>(1ull << 30, total / 10);
+  if (available <= reserve || segmentSize == 0) return 0;
+  return std::size_t(std::min<std::uint64_t>(wanted, (available - reserve) / segmentSize));
 }
 
 bool asksAlong(const pg::TimelineHistory& history, const pg::WalName& wanted,
@@ -267,6 +275,25 @@ void runPrefetcher(const PrefetchContext& context, const PrefetchOptions& option
     if (batch.empty()) {
       std::this_thread::sleep_for(options.poll);
       continue;
+    }
+    // The spool never takes the room PostgreSQL needs: it waits (PostgreSQL's own fetches go on).
+    if (struct statvfs fs{}; ::statvfs(fetched.c_str(), &fs) == 0) {
+      const std::uint64_t unit = fs.f_frsize ? fs.f_frsize : fs.f_bsize;
+      const std::size_t room =
+          segmentsWithRoom(std::uint64_t(fs.f_bavail) * unit, std::uint64_t(fs.f_blocks) * unit,
+                           batch.size(), segmentSize);
+      if (room < batch.size()) {
+        if (room == 0) {
+          const std::string why =
+              fmt::format("prefetch waits: {} free in '{}', which it leaves to PostgreSQL",
+                          humanBytes(std::uint64_t(fs.f_bavail) * unit), fetched);
+          if (why != lastWait) spdlog::warn("{}", why);
+          lastWait = why;
+          std::this_thread::sleep_for(options.retryAbsent);
+          continue;
+        }
+        batch.resize(room);
+      }
     }
     std::vector<Fetch> results(batch.size(), Fetch::Failed);
     auto fetch = [&](std::size_t i) {

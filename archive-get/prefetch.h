@@ -73,4 +73,10 @@ pg::TimelineHistory followedHistory(const repo::Repository& repository, int gene
 std::vector<std::string> planAhead(const pg::TimelineHistory& history, const pg::WalName& wanted,
                                    int count, std::uint32_t segmentSize);
 
+// How many of `wanted` segments of `segmentSize` bytes the prefetcher may write into a filesystem
+// of `total` bytes with `available` free: it leaves free what PostgreSQL needs beside it (its own
+// restored segments, pg_wal), a reserve of 1 GiB or a tenth of the filesystem, whichever is less.
+std::size_t segmentsWithRoom(std::uint64_t available, std::uint64_t total, std::size_t wanted,
+                             std::uint32_t segmentSize);
+
 }  // namespace tidemark::archive

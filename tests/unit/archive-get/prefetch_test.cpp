@@ -123,6 +123,20 @@ TEST_CASE("takePrefetched hands a segment over from a spool on another filesyste
   CHECK(::access(spooled.c_str(), F_OK) != 0);
 }
 
+TEST_CASE("the prefetcher leaves PostgreSQL a reserve of free space") {
+  constexpr std::uint64_t kGiB = 1ull << 30, kMiB = 1ull << 20;
+  constexpr std::uint32_t kSeg = 16u << 20;
+  // A large filesystem: 1 GiB stays free.
+  CHECK(archive::segmentsWithRoom(100 * kGiB, 1000 * kGiB, 4, kSeg) == 4);
+  CHECK(archive::segmentsWithRoom(kGiB + 3 * kSeg, 1000 * kGiB, 4, kSeg) == 3);
+  CHECK(archive::segmentsWithRoom(kGiB + kSeg - 1, 1000 * kGiB, 4, kSeg) == 0);
+  CHECK(archive::segmentsWithRoom(kGiB, 1000 * kGiB, 4, kSeg) == 0);
+  CHECK(archive::segmentsWithRoom(0, 1000 * kGiB, 4, kSeg) == 0);
+  // A small one: a tenth of it stays free.
+  CHECK(archive::segmentsWithRoom(200 * kMiB, 1000 * kMiB, 16, kSeg) == 6);
+  CHECK(archive::segmentsWithRoom(100 * kMiB, 1000 * kMiB, 16, kSeg) == 0);
+}
+
 TEST_CASE("a starting prefetcher's sweep removes in-flight markers and nothing else") {
   Spool s;
   std::ofstream(s.marker(kName)).flush();
