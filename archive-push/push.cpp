@@ -564,6 +564,12 @@ void runPusher(const PusherContext& context, const PusherOptions& options, int l
   }
   recordGap(context, repository, stanza.identity());
   spool::removeStalePushClaims(context.folder);
+  // A prefetcher killed with the server (systemd kills what is left of the service) left its
+  // segments; out of recovery none starts again to remove them.
+  if (!files::exists(context.dataDirectory + "/recovery.signal") &&
+      !files::exists(context.dataDirectory + "/standby.signal") &&
+      spool::waitForLock(context.folder, spool::kPrefetchLockFile, std::chrono::milliseconds(0)))
+    spool::removeFetchedFolder(context.folder);
   const int parallel = std::clamp(context.config.archive.pushAhead, 1, 64);
   spdlog::info("pusher started for {} ({} at once)", context.folder,
                plural(std::uint64_t(parallel), "file", "files"));

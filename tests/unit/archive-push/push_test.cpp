@@ -1027,6 +1027,33 @@ TEST_CASE(
   spdlog::set_level(level);
 }
 
+TEST_CASE("the pusher removes a prefetch spool a killed prefetcher left, out of recovery only") {
+  PusherSetup s;
+  s.ready(5, 7);
+  const std::string left = spool::fetchedPath(s.folder(), "000000010000000000000009");
+  REQUIRE(::mkdir(spool::fetchedFolder(s.folder()).c_str(), 0700) == 0);
+  test::writeFile(left, "a segment the prefetcher fetched");
+  auto level = spdlog::get_level();
+  spdlog::set_level(spdlog::level::off);
+  SUBCASE("a primary: removed") {
+    REQUIRE(runPusherFor(s, s.options, std::chrono::seconds(60)));
+    CHECK_FALSE(test::exists(spool::fetchedFolder(s.folder())));
+  }
+  SUBCASE("a standby: kept (its prefetcher may come back)") {
+    test::writeFile(s.data / "standby.signal", "");
+    REQUIRE(runPusherFor(s, s.options, std::chrono::seconds(60)));
+    CHECK(test::exists(left));
+  }
+  SUBCASE("a prefetcher runs: kept") {
+    int lock = spool::takeLock(s.folder(), spool::kPrefetchLockFile);
+    REQUIRE(lock >= 0);
+    REQUIRE(runPusherFor(s, s.options, std::chrono::seconds(60)));
+    ::close(lock);
+    CHECK(test::exists(left));
+  }
+  spdlog::set_level(level);
+}
+
 TEST_CASE("the pusher leaves a file another process is pushing to it") {
   PusherSetup s;
   auto names = s.ready(5, 8);
