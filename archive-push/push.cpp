@@ -509,16 +509,12 @@ void pushFiles(const PusherContext& context, PushQueue& queue, const repo::Repos
         queue.finish(*file, PushQueue::Outcome::Skipped);
         continue;
       }
-      // The stanza is read before each push and again before its acknowledgement, which a call
-      // trusts without reading the stanza.
-      if (auto changed = stanzaChange(repository, stanza)) {
-        queue.stop(*changed);
-        queue.finish(*file, PushQueue::Outcome::Skipped);
-        continue;
-      }
       PushResult result = pushWalFile(repository, {.walPath = context.walDirectory + "/" + *file,
                                                    .controlSystemId = context.systemId,
                                                    .stanza = &stanza});
+      // The stanza is read again before the acknowledgement, which a call trusts without reading
+      // the stanza: a file stored after it went (at most one per thread) is never acknowledged,
+      // and the pusher stops. A read before each push too cost 14% of an S3 drain (its latency).
       if (auto changed = stanzaChange(repository, stanza)) {
         queue.stop(*changed);
         throw Error(ErrorCode::Conflict, *changed);
