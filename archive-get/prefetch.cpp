@@ -284,10 +284,10 @@ void runPrefetcher(const PrefetchContext& context, const PrefetchOptions& option
                            batch.size(), segmentSize);
       if (room < batch.size()) {
         if (room == 0) {
-          const std::string why =
-              fmt::format("prefetch waits: {} free in '{}', which it leaves to PostgreSQL",
-                          humanBytes(std::uint64_t(fs.f_bavail) * unit), fetched);
-          if (why != lastWait) spdlog::warn("{}", why);
+          const std::string why = fmt::format(
+              "prefetch waits: too little free in '{}', which it leaves to PostgreSQL", fetched);
+          if (why != lastWait)
+            spdlog::warn("{} ({} free)", why, humanBytes(std::uint64_t(fs.f_bavail) * unit));
           lastWait = why;
           std::this_thread::sleep_for(options.retryAbsent);
           continue;

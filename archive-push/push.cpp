@@ -673,13 +673,15 @@ void archivePush(const Config& config, const std::string& walPath) {
         if (ahead) {
           claim = spool::PushClaim::take(*call.spool, call.file);
           // The pusher took it a moment ago: wait for it once more.
-          if (!claim && waitForPusher()) {
-            if (!spool::hasGap(*call.spool) && acknowledged(call, true)) return;
-            claim = spool::PushClaim::take(*call.spool, call.file);
-          }
+          const bool waited = !claim && waitForPusher();
+          // Pushed and acknowledged since the fast path looked (while this call opened the
+          // repository), or while it waited: left unused, it would be pushed twice.
+          if ((claim || waited) && !spool::hasGap(*call.spool) && acknowledged(call, true)) return;
+          if (waited) claim = spool::PushClaim::take(*call.spool, call.file);
         }
       } catch (const Error& e) {
-        // A full or read-only spool costs push-ahead, never the push.
+        // A full or read-only spool costs push-ahead, never the push (one whose gap file cannot
+        // be looked at fails it below: a drop recorded there may be unknown).
         spdlog::warn("push-ahead is off for this call: {}", e.what());
         spoolUsable = false;
       }

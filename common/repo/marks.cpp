@@ -93,10 +93,13 @@ std::optional<std::uint64_t> lowWaterMark(const Repository& repository, const st
         throw std::runtime_error("it names another timeline or generation");
       highest = std::max(highest.value_or(0), doc.at("segment").get<std::uint64_t>());
     } catch (const std::exception& e) {
-      // Not vouched for, or not a mark: as if it were absent. Not read (the store failed): unknown.
+      // Not read (the store failed): unknown, an error. Removed since the listing (expire
+      // compacts older marks; a newer one is listed beside it): nothing. Not vouched for (damaged,
+      // its MAC missing or made with a key not configured), or not a mark: as if it were absent.
       if (auto* error = dynamic_cast<const Error*>(&e);
-          error && error->code() != ErrorCode::Corrupt)
+          error && error->code() == ErrorCode::Storage)
         throw;
+      if (!repository.storage().info(listed.path)) continue;
       const std::string why = fmt::format("low-water mark '{}' in {} is left out: {}", listed.path,
                                           repository.describe(), e.what());
       spdlog::warn("{}", why);

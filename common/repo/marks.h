@@ -30,7 +30,8 @@ void writeLowWaterMark(const Repository& repository, const std::string& stanzaId
                        const std::string& segmentName, std::int64_t* stored = nullptr);
 // The highest authenticated mark of `timeline` (the first segment number kept); nullopt when
 // none. A record that is not vouched for or not a mark is left out, with a warning, and why in
-// `leftOut` when given; one that cannot be read (Error(Storage)...) throws.
+// `leftOut` when given; one removed since the listing is skipped; one the store fails to read
+// throws Error(Storage).
 std::optional<std::uint64_t> lowWaterMark(const Repository& repository, const std::string& stanzaId,
                                           int generation, std::uint32_t timeline,
                                           std::vector<std::string>* leftOut = nullptr);

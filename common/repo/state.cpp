@@ -149,6 +149,8 @@ std::optional<StateRecord> newestStateRecord(const Repository& repository,
       // A record its MAC does not vouch for counts as absent (what it would be had nobody put it
       // there): the one before it holds.
       if (e.code() != ErrorCode::Corrupt) throw;
+      // Removed since the listing (compacted): not a record left out.
+      if (!repository.storage().info(it->path)) continue;
       spdlog::warn("{} (left out; the record before it holds)", e.what());
       if (leftOut) leftOut->push_back(e.what());
     }

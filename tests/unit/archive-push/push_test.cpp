@@ -900,6 +900,7 @@ TEST_CASE("the pusher stores and acknowledges nothing once the stanza is gone or
     REQUIRE(runPusherFor(s, options, std::chrono::seconds(60), [&] {
       for (int i = 0; i < 3000 && spool::listPushAcks(s.folder()).empty(); ++i)
         std::this_thread::sleep_for(std::chrono::milliseconds(2));
+      REQUIRE_FALSE(spool::listPushAcks(s.folder()).empty());
       REQUIRE(::rename((s.repoDir / "main").c_str(), (elsewhere / "main").c_str()) == 0);
     }));
     // Every acknowledgement names a file the real repository holds; nothing went into the mount
@@ -914,6 +915,7 @@ TEST_CASE("the pusher stores and acknowledges nothing once the stanza is gone or
     REQUIRE(runPusherFor(s, options, std::chrono::seconds(60), [&] {
       for (int i = 0; i < 3000 && spool::listPushAcks(s.folder()).empty(); ++i)
         std::this_thread::sleep_for(std::chrono::milliseconds(2));
+      REQUIRE_FALSE(spool::listPushAcks(s.folder()).empty());
       // Removed at once (a removal file by file races the pusher's writes).
       REQUIRE(::rename((s.repoDir / "main").c_str(), (elsewhere / "main").c_str()) == 0);
       storage::PosixStorage st(s.repoDir.path());

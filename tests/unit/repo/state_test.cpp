@@ -6,7 +6,10 @@
 
 #include "common/base/error.h"
 #include "common/repo/marks.h"
+#include "support/check.h"
 #include "support/fake_repository.h"
+#include "support/forwarding_storage.h"
+#include "support/memory_storage.h"
 
 using namespace tidemark;
 
@@ -48,6 +51,67 @@ TEST_CASE("a keep record moved to another backup's folder is refused") {
   f.storage.setObject("main/state/keep/20261102T000000Z/" + record.name,
                       *f.storage.object(record.path));
   CHECK_THROWS_AS(repo::keepMarks(repository, "id"), Error);
+}
+
+namespace {
+
+// A handle that authenticates state records with a key, as openRepository makes one.
+repo::Repository authenticating(storage::Storage& s) {
+  io::Key256 bytes{};
+  bytes.fill(3);
+  return repo::Repository(s, "main", repo::Keyring{.current = repo::MasterKey(bytes, "k")},
+                          {.encryption = io::EncryptType::Aes256Gcm});
+}
+
+// Reads through to `inner`, but a MAC record's read finds the record it vouches for removed first
+// (expire compacting between a reader's two reads).
+struct CompactedMeanwhile : test::ForwardingStorage {
+  explicit CompactedMeanwhile(test::MemoryStorage& inner)
+      : ForwardingStorage(inner), inner_(inner) {}
+  bool read(const std::string& path, io::Sink& out, storage::ReadOptions options) override {
+    if (path.ends_with(".mac")) {
+      inner_.remove(path.substr(0, path.size() - 4));
+      inner_.remove(path);
+    }
+    return ForwardingStorage::read(path, out, options);
+  }
+  test::MemoryStorage& inner_;
+};
+
+}  // namespace
+
+TEST_CASE("records left out are told to a reader that asks, records compacted meanwhile are not") {
+  test::FakeRepository f;
+  repo::Repository repository = authenticating(f.storage);
+  repo::GapRecord gap{.systemId = 7,
+                      .first = "000000010000000000000006",
+                      .last = "000000010000000000000006",
+                      .files = 1};
+  repo::writeGapRecord(repository, "id", gap);
+  gap.last = "000000010000000000000008";
+  gap.files = 3;
+  repo::writeGapRecord(repository, "id", gap);
+  SUBCASE("a newer gap record that fails its MAC: the older holds, and the reader is told") {
+    auto newest = repo::listStateRecords(repository, "gap", gap.first).back();
+    auto bytes = *f.storage.object(newest.path);
+    std::string edited(bytes.begin(), bytes.end());
+    edited.replace(edited.find("008"), 3, "009");
+    f.storage.setObject(newest.path, test::FakeRepository::text(edited));
+    std::vector<std::string> leftOut;
+    auto gaps = repo::readGapRecords(repository, "id", &leftOut);
+    REQUIRE(gaps.size() == 1);
+    CHECK(gaps[0].last == "000000010000000000000006");
+    REQUIRE(leftOut.size() == 1);
+    CHECK(leftOut[0] == test::Containing(newest.path));
+  }
+  SUBCASE("a low-water mark removed between the reads of it and its MAC is no mark left out") {
+    repo::writeLowWaterMark(repository, "id", 1, 1, 9, "000000010000000000000009");
+    CompactedMeanwhile store(f.storage);
+    repo::Repository reader = authenticating(store);
+    std::vector<std::string> leftOut;
+    CHECK_FALSE(repo::lowWaterMark(reader, "id", 1, 1, &leftOut));
+    CHECK(leftOut.empty());
+  }
 }
 
 TEST_CASE("low-water marks and leases") {
