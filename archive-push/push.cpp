@@ -195,8 +195,7 @@ bool acknowledged(const Call& call, bool meanwhile = false) {
   }
   if (meanwhile)
     spdlog::info(
-        "{} was pushed ahead by the pusher while this call waited (SHA-256 {}), its "
-        "acknowledgement used",
+        "{} was pushed ahead by the pusher meanwhile (SHA-256 {}), its acknowledgement used",
         call.file, ack->sha256.substr(0, 16));
   else
     spdlog::info("{} was pushed ahead {} ms ago (SHA-256 {}), acknowledged", call.file,

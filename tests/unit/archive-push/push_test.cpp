@@ -751,6 +751,12 @@ struct PusherSetup {
             .walDirectory = data / "pg_wal",
             .dataDirectory = data.path()};
   }
+  // Waits (up to 30 s) until the pusher has acknowledged a file.
+  void waitForAck() const {
+    for (int i = 0; i < 3000 && spool::listPushAcks(folder()).empty(); ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    REQUIRE_FALSE(spool::listPushAcks(folder()).empty());
+  }
   // PostgreSQL marks a file done once a call for it returned 0.
   void markDone(const std::string& name) const {
     REQUIRE(::rename((data / ("pg_wal/archive_status/" + name + ".ready")).c_str(),
@@ -846,22 +852,17 @@ TEST_CASE(
   auto options = s.options;
   options.idle = std::chrono::seconds(600);
   options.giveUp = std::chrono::seconds(600);
-  auto firstAck = [&] {
-    for (int i = 0; i < 3000 && spool::listPushAcks(s.folder()).empty(); ++i)
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    REQUIRE_FALSE(spool::listPushAcks(s.folder()).empty());
-  };
   auto level = spdlog::get_level();
   spdlog::set_level(spdlog::level::off);
   SUBCASE("the server stops") {
     CHECK(runPusherFor(s, options, std::chrono::seconds(60), [&] {
-      firstAck();
+      s.waitForAck();
       ::unlink((s.data / "postmaster.pid").c_str());
     }));
   }
   SUBCASE("the stanza is re-created in the repository") {
     CHECK(runPusherFor(s, options, std::chrono::seconds(60), [&] {
-      firstAck();
+      s.waitForAck();
       REQUIRE(::unlink((s.repoDir / "main/stanza.json").c_str()) == 0);
       storage::PosixStorage st(s.repoDir.path());
       test::createStanza(st, {.systemId = 42, .segmentSize = kSegment.segmentSize});
@@ -869,7 +870,7 @@ TEST_CASE(
   }
   SUBCASE("a call claims the spool for another repository") {
     CHECK(runPusherFor(s, options, std::chrono::seconds(60), [&] {
-      firstAck();
+      s.waitForAck();
       // Emptying the folder may race the pusher's writes into push/: as a call would, try again.
       for (int attempt = 0;; ++attempt) {
         try {
@@ -898,9 +899,7 @@ TEST_CASE("the pusher stores and acknowledges nothing once the stanza is gone or
   spdlog::set_level(spdlog::level::off);
   SUBCASE("the repository's mount point is unmounted (its folder stays, empty)") {
     REQUIRE(runPusherFor(s, options, std::chrono::seconds(60), [&] {
-      for (int i = 0; i < 3000 && spool::listPushAcks(s.folder()).empty(); ++i)
-        std::this_thread::sleep_for(std::chrono::milliseconds(2));
-      REQUIRE_FALSE(spool::listPushAcks(s.folder()).empty());
+      s.waitForAck();
       REQUIRE(::rename((s.repoDir / "main").c_str(), (elsewhere / "main").c_str()) == 0);
     }));
     // Every acknowledgement names a file the real repository holds; nothing went into the mount
@@ -913,9 +912,7 @@ TEST_CASE("the pusher stores and acknowledges nothing once the stanza is gone or
   }
   SUBCASE("the stanza is removed and created again for another cluster") {
     REQUIRE(runPusherFor(s, options, std::chrono::seconds(60), [&] {
-      for (int i = 0; i < 3000 && spool::listPushAcks(s.folder()).empty(); ++i)
-        std::this_thread::sleep_for(std::chrono::milliseconds(2));
-      REQUIRE_FALSE(spool::listPushAcks(s.folder()).empty());
+      s.waitForAck();
       // Removed at once (a removal file by file races the pusher's writes).
       REQUIRE(::rename((s.repoDir / "main").c_str(), (elsewhere / "main").c_str()) == 0);
       storage::PosixStorage st(s.repoDir.path());
