@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <memory>
 
 #include "common/base/error.h"
 
@@ -15,6 +16,7 @@ std::vector<ReadyFile> readyFiles(const std::string& walDirectory) {
   const std::string status = walDirectory + "/archive_status";
   DIR* d = ::opendir(status.c_str());
   if (!d) throw systemError(ErrorCode::LocalIo, errno, "cannot read '{}'", status);
+  const std::unique_ptr<DIR, int (*)(DIR*)> closer(d, ::closedir);
   constexpr std::string_view kSuffix = ".ready";
   std::vector<ReadyFile> ready;
   // A listing cut short by an error must not pass for a whole one: the safety valve would measure
@@ -24,9 +26,7 @@ std::vector<ReadyFile> readyFiles(const std::string& walDirectory) {
     dirent* e = ::readdir(d);
     if (!e) {
       if (errno == 0) break;
-      const int err = errno;
-      ::closedir(d);
-      throw systemError(ErrorCode::LocalIo, err, "cannot read '{}'", status);
+      throw systemError(ErrorCode::LocalIo, errno, "cannot read '{}'", status);
     }
     std::string_view entry = e->d_name;
     if (entry.size() <= kSuffix.size() || entry.substr(entry.size() - kSuffix.size()) != kSuffix)
@@ -40,13 +40,10 @@ std::vector<ReadyFile> readyFiles(const std::string& walDirectory) {
     if (::stat(path.c_str(), &st) == 0) {
       size = std::uint64_t(st.st_size);
     } else if (errno != ENOENT) {
-      const int err = errno;
-      ::closedir(d);
-      throw systemError(ErrorCode::LocalIo, err, "cannot look at '{}'", path);
+      throw systemError(ErrorCode::LocalIo, errno, "cannot look at '{}'", path);
     }
     ready.push_back({*name, size});
   }
-  ::closedir(d);
   std::sort(ready.begin(), ready.end(), [](const ReadyFile& a, const ReadyFile& b) {
     bool ah = a.name.kind == pg::WalKind::History, bh = b.name.kind == pg::WalKind::History;
     if (ah != bh) return ah;
