@@ -179,9 +179,20 @@ void requestPrefetch(const PrefetchContext& context, const std::string& file) no
   }
 }
 
+std::chrono::milliseconds absentRetryWait(const PrefetchOptions& options, int misses) {
+  auto wait = options.retryAbsent;
+  for (int i = 1; i < misses && wait < options.retryAbsentMax; ++i)
+    wait *= 2;
+  return std::min(wait, std::max(options.retryAbsentMax, options.retryAbsent));
+}
+
 void runPrefetcher(const PrefetchContext& context, const PrefetchOptions& options) {
+  runPrefetcher(context, repo::openRepository(context.config), options);
+}
+
+void runPrefetcher(const PrefetchContext& context, repo::Repository repository,
+                   const PrefetchOptions& options) {
   const Config& config = context.config;
-  repo::Repository repository = repo::openRepository(config);
   auto stanza = repo::loadStanza(repository);
   if (!stanza) return;
   auto generation = generationOf(repository, *stanza, context.systemId);
@@ -210,7 +221,13 @@ void runPrefetcher(const PrefetchContext& context, const PrefetchOptions& option
   std::uint32_t historyFor = 0;
   std::string decidedFor;  // the request the history was chosen for
   auto historyChecked = std::chrono::steady_clock::time_point{};
-  std::map<std::string, std::chrono::steady_clock::time_point> retryAt;
+  // When to look again for a segment of the way ahead that was not fetched, and how many times
+  // the repository did not hold it.
+  struct Retry {
+    std::chrono::steady_clock::time_point at;
+    int misses = 0;
+  };
+  std::map<std::string, Retry> retryAt;
   std::string reason = "recovery ended";
   std::string lastWait;  // logged once, not every second while the repository is away
   while (true) {
@@ -268,7 +285,7 @@ void runPrefetcher(const PrefetchContext& context, const PrefetchOptions& option
     for (const auto& file : plan) {
       if (spool::readFetched(context.folder, file)) continue;
       auto retry = retryAt.find(file);
-      if (retry != retryAt.end() && retry->second > now) break;  // absent: what follows is too
+      if (retry != retryAt.end() && retry->second.at > now) break;  // absent: what follows too
       batch.push_back(file);
       if (batch.size() == handles.size()) break;
     }
@@ -346,9 +363,12 @@ void runPrefetcher(const PrefetchContext& context, const PrefetchOptions& option
       if (results[i] == Fetch::Stored) {
         retryAt.erase(batch[i]);
       } else {
-        // Without this wait, a standby at the end of the archive would ask for it in a loop.
-        auto wait = results[i] == Fetch::Absent ? options.retryAbsent : options.retryAbsent * 5;
-        retryAt[batch[i]] = std::chrono::steady_clock::now() + wait;
+        // Without this wait, a standby at the end of the archive would ask for it in a loop; the
+        // longer it stays there, the less often (PostgreSQL's own calls still look every 5 s).
+        Retry& retry = retryAt[batch[i]];
+        std::chrono::milliseconds wait = options.retryAbsent * 5;
+        if (results[i] == Fetch::Absent) wait = absentRetryWait(options, ++retry.misses);
+        retry.at = std::chrono::steady_clock::now() + wait;
       }
     }
     // Forget the retries of segments PostgreSQL has passed.

@@ -41,9 +41,16 @@ struct PrefetchOptions {
   // Nothing asked for this long: PostgreSQL stopped, or no longer needs the archive.
   std::chrono::seconds idle{120};
   std::chrono::milliseconds poll{50};
-  // A segment the repository does not hold is looked for again after this long.
+  // A segment the repository does not hold is looked for again after this long, then twice as
+  // long after each further miss up to retryAbsentMax (a standby at the end of the archive). The
+  // segments a request from PostgreSQL brings into the way ahead are looked for at once.
   std::chrono::milliseconds retryAbsent{1000};
+  std::chrono::milliseconds retryAbsentMax{30000};
 };
+
+// How long the prefetcher waits before it looks again for a segment the repository did not hold
+// the last `misses` times (1: the first miss).
+std::chrono::milliseconds absentRetryWait(const PrefetchOptions& options, int misses);
 
 // The prefetcher (what requestPrefetch runs in the background; tests run it directly): one per
 // spool folder (a lock), it follows the segment PostgreSQL asked for last, fetches the next
@@ -52,6 +59,9 @@ struct PrefetchOptions {
 // recovery (neither recovery.signal nor standby.signal) or nothing was asked for options.idle;
 // at once when another prefetcher runs.
 void runPrefetcher(const PrefetchContext& context, const PrefetchOptions& options = {});
+// The same on a repository handle of the caller's (tests give one around a storage of theirs).
+void runPrefetcher(const PrefetchContext& context, repo::Repository repository,
+                   const PrefetchOptions& options);
 
 // Whether PostgreSQL, following `history`, would ask for `wanted`: `wanted` is on that history's
 // path and is the file it reads for its segment (pg::fileTimeline). A request off the path is

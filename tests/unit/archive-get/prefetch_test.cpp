@@ -8,11 +8,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <fstream>
 #include <iterator>
+#include <mutex>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "common/spool/spool.h"
 #include "support/fake_repository.h"
@@ -215,4 +218,85 @@ TEST_CASE("followedHistory: the newest timeline's, unless PostgreSQL reads on al
     // Timeline 1's segment 0xB is not in the repository (its last one was archived as .partial).
     CHECK(followed("00000001000000000000000B") == 2);
   }
+}
+
+TEST_CASE("absentRetryWait doubles from retryAbsent up to retryAbsentMax") {
+  using std::chrono::milliseconds;
+  const archive::PrefetchOptions options{.retryAbsent = milliseconds(1000),
+                                         .retryAbsentMax = milliseconds(30000)};
+  CHECK(archive::absentRetryWait(options, 1) == milliseconds(1000));
+  CHECK(archive::absentRetryWait(options, 2) == milliseconds(2000));
+  CHECK(archive::absentRetryWait(options, 5) == milliseconds(16000));
+  CHECK(archive::absentRetryWait(options, 6) == milliseconds(30000));
+  CHECK(archive::absentRetryWait(options, 1000) == milliseconds(30000));
+  // A maximum below the first wait is the first wait.
+  CHECK(archive::absentRetryWait({.retryAbsent = milliseconds(500), .retryAbsentMax = {}}, 3) ==
+        milliseconds(500));
+}
+
+TEST_CASE("at the end of the archive the prefetcher looks less and less often, then at once") {
+  test::FakeRepository f;
+  // Counts the requests that name a file.
+  struct Counting : test::ForwardingStorage {
+    using ForwardingStorage::ForwardingStorage;
+    bool read(const std::string& path, io::Sink& out, storage::ReadOptions options) override {
+      note(path);
+      return ForwardingStorage::read(path, out, options);
+    }
+    std::optional<storage::ObjectInfo> info(const std::string& path) override {
+      note(path);
+      return ForwardingStorage::info(path);
+    }
+    void note(const std::string& path) {
+      std::lock_guard guard(mutex);
+      paths.push_back(path);
+    }
+    std::size_t requests(const std::string& file) {
+      std::lock_guard guard(mutex);
+      return std::size_t(std::count_if(paths.begin(), paths.end(), [&](const std::string& p) {
+        return p.find(file) != std::string::npos;
+      }));
+    }
+    std::mutex mutex;
+    std::vector<std::string> paths;
+  } store(f.storage);
+
+  Spool s;
+  archive::PrefetchContext context = s.context();
+  context.systemId = f.systemId;
+  s.config.archive.getAhead = 1;
+  std::ofstream(s.data / "standby.signal").flush();
+  std::ofstream(s.data / "postmaster.pid").flush();
+  // A standby that replayed segment 5 and asks for 6, which the archive does not hold yet.
+  const std::string asked = "000000010000000000000006", next = "000000010000000000000007",
+                    after = "000000010000000000000008";
+  spool::writeWanted(context.folder, asked, context.repository);
+  using std::chrono::milliseconds;
+  const archive::PrefetchOptions options{.poll = milliseconds(5),
+                                         .retryAbsent = milliseconds(20),
+                                         .retryAbsentMax = milliseconds(2000)};
+  std::thread prefetcher(
+      [&] { archive::runPrefetcher(context, repo::Repository(store, "main"), options); });
+  struct Stop {
+    const test::TempDir& data;
+    std::thread& prefetcher;
+    ~Stop() {
+      ::unlink((data / "standby.signal").c_str());  // out of recovery: it stops
+      prefetcher.join();
+    }
+  } stop{s.data, prefetcher};
+
+  // Every 20 ms for 1.5 s would be 75 looks; 20, 40, 80, 160, 320, 640 ms apart is 7.
+  std::this_thread::sleep_for(milliseconds(1500));
+  const std::size_t looks = store.requests(next);
+  CHECK(looks >= 3);
+  CHECK(looks <= 12);
+  // PostgreSQL moves on (it fetched 6 itself): the next segment is looked for at once, not after
+  // the 1280 ms the look for 7 would wait next.
+  spool::writeWanted(context.folder, next, context.repository);
+  const auto asked7 = std::chrono::steady_clock::now();
+  while (store.requests(after) == 0 && secondsSince(asked7) < 5)
+    std::this_thread::sleep_for(milliseconds(5));
+  CHECK(store.requests(after) > 0);
+  CHECK(secondsSince(asked7) < 1);
 }
