@@ -206,7 +206,7 @@ void runPrefetcher(const PrefetchContext& context, repo::Repository repository,
   const std::string fetched = spool::fetchedFolder(context.folder);
   if (::mkdir(fetched.c_str(), 0700) != 0 && errno != EEXIST)
     throw systemError(ErrorCode::LocalIo, errno, "cannot create '{}'", fetched);
-  spool::removeInflightMarkers(context.folder);  // none runs but this one
+  spool::sweepFetched(context.folder);  // none runs but this one
   const int ahead = std::max(config.archive.getAhead, 1);
   const std::size_t parallel = std::size_t(std::clamp(ahead, 1, 4));
   std::vector<repo::Repository> handles;
@@ -318,10 +318,20 @@ void runPrefetcher(const PrefetchContext& context, repo::Repository repository,
       const std::string inflight = spool::inflightPath(context.folder, file);
       int marker = ::open(inflight.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
       if (marker >= 0) ::close(marker);
+      // The marker goes last; before it, a segment that was not recorded (its record could not
+      // be written, or the fetch failed): it would take room the count of segments does not see.
       struct Unmark {
         const std::string& path;
         ~Unmark() { ::unlink(path.c_str()); }
       } unmark{inflight};
+      struct Unrecorded {
+        const PrefetchContext& context;
+        const std::string& file;
+        const Fetch& result;
+        ~Unrecorded() {
+          if (result != Fetch::Stored) spool::removeFetched(context.folder, file);
+        }
+      } unrecorded{context, file, results[i]};
       try {
         GetResult result =
             getWalFile(handles[i], {.walName = file,

@@ -16,6 +16,7 @@
 #include <fstream>
 #include <functional>
 #include <map>
+#include <set>
 #include <sstream>
 #include <string_view>
 #include <utility>
@@ -599,10 +600,14 @@ std::string inflightPath(const std::string& folder, const std::string& file) {
   return fetchedPath(folder, "." + file + std::string(kInflightSuffix));
 }
 
-void removeInflightMarkers(const std::string& folder) {
-  removeEntries(fetchedFolder(folder), [](const std::string& name) {
-    return name.size() > kInflightSuffix.size() + 1 && name.front() == '.' &&
-           name.ends_with(kInflightSuffix);
+void sweepFetched(const std::string& folder) {
+  const auto recorded = listFetched(folder);
+  const std::set<std::string> kept(recorded.begin(), recorded.end());
+  const std::string_view suffix = kAckSuffix;
+  removeEntries(fetchedFolder(folder), [&](const std::string& name) {
+    const bool record =
+        name.ends_with(suffix) && kept.count(name.substr(0, name.size() - suffix.size()));
+    return !record && !kept.count(name);
   });
 }
 

@@ -208,10 +208,13 @@ void startDetached(const std::string& folder, const char* logFile, const char* p
 // Removes the prefetch folder and everything in it (no error when it is gone).
 void removeFetchedFolder(const std::string& folder) noexcept;
 // The marker the prefetcher leaves in the prefetch folder while it fetches `file` (archive-get
-// waits for it rather than fetch the file too), and removing every such marker (a prefetcher that
-// starts: markers left by one that was killed would make archive-get wait for nothing).
+// waits for it rather than fetch the file too).
 std::string inflightPath(const std::string& folder, const std::string& file);
-void removeInflightMarkers(const std::string& folder);
+// Removes from the prefetch folder everything but the recorded segments and their records: what a
+// prefetcher that was killed left (for a prefetcher that starts). Markers would make archive-get
+// wait for nothing; a segment written but never recorded, or a temporary file, would take room
+// the count of segments does not see.
+void sweepFetched(const std::string& folder);
 
 // ---- files being pushed -----------------------------------------------------------------------
 

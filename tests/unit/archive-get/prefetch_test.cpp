@@ -17,6 +17,7 @@
 #include <thread>
 #include <vector>
 
+#include "archive-push/push.h"
 #include "common/spool/spool.h"
 #include "support/fake_repository.h"
 #include "support/forwarding_storage.h"
@@ -56,6 +57,58 @@ struct Spool {
 double secondsSince(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
+
+// A storage that counts the requests naming a file.
+struct CountingStorage : test::ForwardingStorage {
+  using ForwardingStorage::ForwardingStorage;
+  bool read(const std::string& path, io::Sink& out, storage::ReadOptions options) override {
+    note(path);
+    return ForwardingStorage::read(path, out, options);
+  }
+  std::optional<storage::ObjectInfo> info(const std::string& path) override {
+    note(path);
+    return ForwardingStorage::info(path);
+  }
+  void note(const std::string& path) {
+    std::lock_guard guard(mutex);
+    paths.push_back(path);
+  }
+  std::size_t requests(const std::string& file) {
+    std::lock_guard guard(mutex);
+    return std::size_t(std::count_if(paths.begin(), paths.end(), [&](const std::string& p) {
+      return p.find(file) != std::string::npos;
+    }));
+  }
+  std::mutex mutex;
+  std::vector<std::string> paths;
+};
+
+// A prefetcher on `store` (stanza "main" of a FakeRepository) for a standby whose data directory
+// is s.data, asking for `asked`, run on a thread until the test ends (it leaves recovery).
+struct StandbyPrefetcher {
+  StandbyPrefetcher(Spool& s, storage::Storage& store, std::uint64_t systemId,
+                    const std::string& asked, const archive::PrefetchOptions& options)
+      : s(s), context(s.context()) {
+    context.systemId = systemId;
+    std::ofstream(s.data / "standby.signal").flush();
+    std::ofstream(s.data / "postmaster.pid").flush();
+    ask(asked);
+    thread = std::thread([&, options] {
+      archive::runPrefetcher(context, repo::Repository(store, "main"), options);
+    });
+  }
+  ~StandbyPrefetcher() {
+    ::unlink((s.data / "standby.signal").c_str());  // out of recovery: it stops
+    thread.join();
+  }
+  void ask(const std::string& file) {
+    spool::writeWanted(context.folder, file, context.repository);
+  }
+
+  Spool& s;
+  archive::PrefetchContext context;
+  std::thread thread;
+};
 
 }  // namespace
 
@@ -140,13 +193,28 @@ TEST_CASE("the prefetcher leaves PostgreSQL a reserve of free space") {
   CHECK(archive::segmentsWithRoom(100 * kMiB, 1000 * kMiB, 16, kSeg) == 0);
 }
 
-TEST_CASE("a starting prefetcher's sweep removes in-flight markers and nothing else") {
+TEST_CASE("a starting prefetcher's sweep keeps the recorded segments and nothing else") {
   Spool s;
+  const std::string recorded = "000000010000000000000006";
+  const std::string temporary = spool::fetchedPath(s.folder, "." + kName + ".tmp-1-0123456789ab");
   std::ofstream(s.marker(kName)).flush();
-  std::ofstream(spool::fetchedPath(s.folder, kName)).flush();
-  spool::removeInflightMarkers(s.folder);
+  std::ofstream(spool::fetchedPath(s.folder, kName)).flush();  // written, never recorded
+  std::ofstream(temporary).flush();
+  std::ofstream(spool::fetchedPath(s.folder, recorded)) << "wal";
+  spool::writeFetched(s.folder,
+                      {.file = recorded,
+                       .identity = s.identity,
+                       .size = 3,
+                       .sha256 = std::string(64, 'a'),
+                       .local = *spool::fingerprintOf(spool::fetchedPath(s.folder, recorded)),
+                       .atMs = 1});
+  spool::sweepFetched(s.folder);
   CHECK(::access(s.marker(kName).c_str(), F_OK) != 0);
-  CHECK(::access(spool::fetchedPath(s.folder, kName).c_str(), F_OK) == 0);
+  CHECK(::access(spool::fetchedPath(s.folder, kName).c_str(), F_OK) != 0);
+  CHECK(::access(temporary.c_str(), F_OK) != 0);
+  CHECK(spool::readFetched(s.folder, recorded));
+  CHECK(::access(spool::fetchedPath(s.folder, recorded).c_str(), F_OK) == 0);
+  CHECK(spool::listFetched(s.folder) == std::vector<std::string>{recorded});
 }
 
 TEST_CASE("the way ahead: the newest timeline's path, or the timeline PostgreSQL stays on") {
@@ -236,55 +304,16 @@ TEST_CASE("absentRetryWait doubles from retryAbsent up to retryAbsentMax") {
 
 TEST_CASE("at the end of the archive the prefetcher looks less and less often, then at once") {
   test::FakeRepository f;
-  // Counts the requests that name a file.
-  struct Counting : test::ForwardingStorage {
-    using ForwardingStorage::ForwardingStorage;
-    bool read(const std::string& path, io::Sink& out, storage::ReadOptions options) override {
-      note(path);
-      return ForwardingStorage::read(path, out, options);
-    }
-    std::optional<storage::ObjectInfo> info(const std::string& path) override {
-      note(path);
-      return ForwardingStorage::info(path);
-    }
-    void note(const std::string& path) {
-      std::lock_guard guard(mutex);
-      paths.push_back(path);
-    }
-    std::size_t requests(const std::string& file) {
-      std::lock_guard guard(mutex);
-      return std::size_t(std::count_if(paths.begin(), paths.end(), [&](const std::string& p) {
-        return p.find(file) != std::string::npos;
-      }));
-    }
-    std::mutex mutex;
-    std::vector<std::string> paths;
-  } store(f.storage);
-
+  CountingStorage store(f.storage);
   Spool s;
-  archive::PrefetchContext context = s.context();
-  context.systemId = f.systemId;
   s.config.archive.getAhead = 1;
-  std::ofstream(s.data / "standby.signal").flush();
-  std::ofstream(s.data / "postmaster.pid").flush();
   // A standby that replayed segment 5 and asks for 6, which the archive does not hold yet.
-  const std::string asked = "000000010000000000000006", next = "000000010000000000000007",
-                    after = "000000010000000000000008";
-  spool::writeWanted(context.folder, asked, context.repository);
+  const std::string next = "000000010000000000000007", after = "000000010000000000000008";
   using std::chrono::milliseconds;
-  const archive::PrefetchOptions options{.poll = milliseconds(5),
-                                         .retryAbsent = milliseconds(20),
-                                         .retryAbsentMax = milliseconds(2000)};
-  std::thread prefetcher(
-      [&] { archive::runPrefetcher(context, repo::Repository(store, "main"), options); });
-  struct Stop {
-    const test::TempDir& data;
-    std::thread& prefetcher;
-    ~Stop() {
-      ::unlink((data / "standby.signal").c_str());  // out of recovery: it stops
-      prefetcher.join();
-    }
-  } stop{s.data, prefetcher};
+  StandbyPrefetcher prefetcher(s, store, f.systemId, "000000010000000000000006",
+                               {.poll = milliseconds(5),
+                                .retryAbsent = milliseconds(20),
+                                .retryAbsentMax = milliseconds(2000)});
 
   // Every 20 ms for 1.5 s would be 75 looks; 20, 40, 80, 160, 320, 640 ms apart is 7.
   std::this_thread::sleep_for(milliseconds(1500));
@@ -293,10 +322,50 @@ TEST_CASE("at the end of the archive the prefetcher looks less and less often, t
   CHECK(looks <= 12);
   // PostgreSQL moves on (it fetched 6 itself): the next segment is looked for at once, not after
   // the 1280 ms the look for 7 would wait next.
-  spool::writeWanted(context.folder, next, context.repository);
-  const auto asked7 = std::chrono::steady_clock::now();
-  while (store.requests(after) == 0 && secondsSince(asked7) < 5)
+  prefetcher.ask(next);
+  const auto asked = std::chrono::steady_clock::now();
+  while (store.requests(after) == 0 && secondsSince(asked) < 5)
     std::this_thread::sleep_for(milliseconds(5));
   CHECK(store.requests(after) > 0);
-  CHECK(secondsSince(asked7) < 1);
+  CHECK(secondsSince(asked) < 1);
+}
+
+TEST_CASE("a segment the prefetcher cannot record is not left in the spool") {
+  test::FakeRepository f;
+  CountingStorage store(f.storage);
+  test::TempDir source;
+  const std::string fetched = "000000010000000000000007";
+  REQUIRE(archive::pushWalFile(
+              repo::Repository(f.storage, "main"),
+              {.walPath = test::writeSegment(source.path(), {.systemId = f.systemId,
+                                                             .segmentNumber = 7,
+                                                             .segmentSize = test::kSegmentSize})})
+              .outcome == archive::PushOutcome::Stored);
+  Spool s;
+  s.config.archive.getAhead = 1;
+  // The spool is the prefetcher's already (it would empty it otherwise).
+  spool::claim(s.folder, {.repository = s.identity.repository,
+                          .stanzaId = repo::loadStanza(f.handle())->identity(),
+                          .systemId = f.systemId});
+  // Its record cannot be written: a folder stands where it goes (as a full disk would fail it).
+  REQUIRE(::mkdir(spool::fetchedFolder(s.folder).c_str(), 0700) == 0);
+  const std::string recordPath = spool::fetchedPath(s.folder, fetched + ".ok");
+  REQUIRE(::mkdir(recordPath.c_str(), 0700) == 0);
+  REQUIRE(::mkdir((recordPath + "/x").c_str(), 0700) ==
+          0);  // not empty: rename() cannot replace it
+  using std::chrono::milliseconds;
+  // One attempt in the test's time (a failed fetch is tried again 5 x retryAbsent later).
+  StandbyPrefetcher prefetcher(s, store, f.systemId, "000000010000000000000006",
+                               {.poll = milliseconds(5), .retryAbsent = milliseconds(10000)});
+  const auto start = std::chrono::steady_clock::now();
+  while (store.requests(fetched) == 0 && secondsSince(start) < 5)
+    std::this_thread::sleep_for(milliseconds(5));
+  REQUIRE(store.requests(fetched) > 0);
+  // The fetch ends (its marker goes) without a record; what it wrote goes with it, not only when
+  // the prefetcher stops.
+  while (::access(s.marker(fetched).c_str(), F_OK) == 0 && secondsSince(start) < 5)
+    std::this_thread::sleep_for(milliseconds(5));
+  REQUIRE(::access(s.marker(fetched).c_str(), F_OK) != 0);
+  CHECK(::access(spool::fetchedPath(s.folder, fetched).c_str(), F_OK) != 0);
+  CHECK_FALSE(spool::readFetched(s.folder, fetched));
 }
