@@ -211,9 +211,10 @@ std::uint64_t waitingNow(const Call& call) {
 
 // The safety valve: acknowledges the file without storing it, after recording it in the spool's
 // gap, when the queue is still past the bound once the pusher has stopped (false: it is not, push
-// the file). Throws (and drops nothing) when the gap cannot be recorded, or while the pusher
-// still stores files (it stops when it sees the queue past the bound): nothing is stored after a
-// drop before the gap is in the repository.
+// the file). A file the pusher stored is not dropped: its acknowledgement is used (the fast path
+// uses none while a gap waits to be recorded). Throws (and drops nothing) when the gap cannot be
+// recorded, or while the pusher still stores files (it stops when it sees the queue past the
+// bound): nothing is stored after a drop before the gap is in the repository.
 bool drop(const Call& call, const pg::WalName& name) {
   // No pusher can run in a spool folder that does not exist (yet): GapLock makes it.
   int pusher = spool::takeLock(*call.spool, spool::kPushLockFile, kValveWait);
@@ -229,6 +230,7 @@ bool drop(const Call& call, const pg::WalName& name) {
   // The pusher may have stored more while we waited: the queue is measured again.
   std::uint64_t waiting = waitingNow(call);
   if (waiting <= call.config.archive.queueMax) return false;
+  if (acknowledged(call, true)) return true;  // in the archive: nothing to record as missing
   spool::GapLock lock(*call.spool);
   auto gap = spool::readGap(*call.spool);
   if (gap && (gap->repository != call.repository || gap->systemId != *call.systemId))

@@ -781,6 +781,25 @@ struct PusherSetup {
                                  .giveUp = std::chrono::seconds(1)};
 };
 
+// Where archive_command runs (the data directory, whose pg_control names the cluster), for the
+// tests that call archivePush; back to the previous working directory at the end.
+struct InDataDirectory {
+  explicit InDataDirectory(const PusherSetup& s) {
+    if (!test::exists(s.data / "global/pg_control")) {
+      REQUIRE(::mkdir((s.data / "global").c_str(), 0700) == 0);
+      std::string control(8192, '\0');
+      io::putLe64(reinterpret_cast<std::uint8_t*>(control.data()), kSegment.systemId);
+      test::writeFile(s.data / "global/pg_control", control);
+    }
+    REQUIRE(::getcwd(previous, sizeof previous) != nullptr);
+    REQUIRE(::chdir(s.data.path().c_str()) == 0);
+  }
+  ~InDataDirectory() { CHECK(::chdir(previous) == 0); }
+  InDataDirectory(const InDataDirectory&) = delete;
+  InDataDirectory& operator=(const InDataDirectory&) = delete;
+  char previous[4096];
+};
+
 // Runs the pusher on its own thread; returns whether it ended within `limit`.
 bool runPusherFor(const PusherSetup& s, const archive::PusherOptions& options,
                   std::chrono::seconds limit, const std::function<void()>& meanwhile = {}) {
@@ -984,19 +1003,7 @@ TEST_CASE(
   auto names = s.ready(5, 9);
   s.config.archive.pushAhead = 0;  // the call starts no pusher: the test plays it
   s.config.archive.queueMax = 2 * kSegment.segmentSize;
-  // archive_command runs in the data directory, whose pg_control names the cluster.
-  REQUIRE(::mkdir((s.data / "global").c_str(), 0700) == 0);
-  std::string control(8192, '\0');
-  io::putLe64(reinterpret_cast<std::uint8_t*>(control.data()), kSegment.systemId);
-  test::writeFile(s.data / "global/pg_control", control);
-  struct InDataDirectory {
-    explicit InDataDirectory(const std::string& path) {
-      REQUIRE(::getcwd(previous, sizeof previous) != nullptr);
-      REQUIRE(::chdir(path.c_str()) == 0);
-    }
-    ~InDataDirectory() { CHECK(::chdir(previous) == 0); }
-    char previous[4096];
-  } inData(s.data.path());
+  InDataDirectory inData(s);
   // The pusher runs: it holds the lock until it stops.
   int pusher = spool::takeLock(s.folder(), spool::kPushLockFile, std::chrono::milliseconds(0));
   REQUIRE(pusher >= 0);
@@ -1024,6 +1031,51 @@ TEST_CASE(
     CHECK(s.archived(names[0]));
   }
   spdlog::set_level(level);
+}
+
+TEST_CASE("the safety valve does not drop a file the pusher stored: it uses the acknowledgement") {
+  PusherSetup s;
+  auto names = s.ready(5, 9);
+  s.config.archive.pushAhead = 0;  // the call starts no pusher: the test plays it
+  s.config.archive.queueMax = 2 * kSegment.segmentSize;
+  InDataDirectory inData(s);
+  auto level = spdlog::get_level();
+  spdlog::set_level(spdlog::level::off);
+  // Five segments wait, two may: the oldest is dropped (a gap, not yet in the repository).
+  archive::archivePush(s.config, "pg_wal/" + names[0]);
+  s.markDone(names[0]);
+  REQUIRE(spool::readGap(s.folder()));
+  // The pusher had stored the next one and acknowledged it, then stopped.
+  const std::string path = s.data / ("pg_wal/" + names[1]);
+  REQUIRE(archive::pushWalFile(repo::openRepository(s.config), {.walPath = path}).outcome ==
+          PushOutcome::Stored);
+  spool::writePushAck(s.folder(), {.file = names[1],
+                                   .identity = *spool::recordedIdentity(s.folder()),
+                                   .size = kSegment.segmentSize,
+                                   .sha256 = std::string(64, 'a'),
+                                   .local = *spool::fingerprintOf(path),
+                                   .atMs = 1});
+  REQUIRE(s.acknowledged(names[1]));
+  // Still past the bound: the call returns 0 for it, stored, without recording it as dropped.
+  archive::archivePush(s.config, "pg_wal/" + names[1]);
+  spdlog::set_level(level);
+  auto gap = spool::readGap(s.folder());
+  REQUIRE(gap);
+  REQUIRE(gap->ranges.size() == 1);
+  CHECK(gap->ranges[0].first == names[0]);
+  CHECK(gap->ranges[0].last == names[0]);
+  CHECK(gap->ranges[0].files == 1);
+  CHECK_FALSE(spool::readPushAck(s.folder(), names[1]));  // used
+  // The next one has none: dropped, after the gap's first file (a second range).
+  s.markDone(names[1]);
+  spdlog::set_level(spdlog::level::off);
+  archive::archivePush(s.config, "pg_wal/" + names[2]);
+  spdlog::set_level(level);
+  gap = spool::readGap(s.folder());
+  REQUIRE(gap);
+  REQUIRE(gap->ranges.size() == 2);
+  CHECK(gap->ranges[1].first == names[2]);
+  CHECK_FALSE(s.archived(names[2]));
 }
 
 TEST_CASE("the pusher removes a prefetch spool a killed prefetcher left, out of recovery only") {
