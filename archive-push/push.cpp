@@ -279,14 +279,20 @@ bool drop(const Call& call, const pg::WalName& name) {
 }
 
 // Records the spool's gap in the repository before anything is stored after it, then forgets it
-// locally. A gap of another repository or cluster stays, with an error on every call.
+// locally. A gap of another repository, or of a cluster that is none of the stanza's generations,
+// stays, with an error on every call; one of an older generation (the cluster before pg_upgrade
+// dropped it) is recorded for that generation.
 void recordGap(const PusherContext& where, const repo::Repository& repository,
-               const std::string& stanzaId) {
+               const repo::StanzaInfo& stanza) {
   if (!spool::hasGap(where.folder)) return;
   spool::GapLock lock(where.folder);
   auto gap = spool::readGap(where.folder);
   if (!gap) return;
-  if (gap->repository != where.repository || gap->systemId != where.systemId) {
+  const bool ours =
+      gap->repository == where.repository &&
+      (gap->systemId == where.systemId ||
+       repo::findGeneration(repo::loadGenerations(repository, stanza), gap->systemId));
+  if (!ours) {
     spdlog::error(
         "'{}/{}' records WAL dropped from the archive of {} (system identifier {}), which this "
         "configuration does not name: it is left there for you to read",
@@ -294,7 +300,7 @@ void recordGap(const PusherContext& where, const repo::Repository& repository,
     return;
   }
   for (const auto& range : gap->ranges)
-    repo::writeGapRecord(repository, stanzaId,
+    repo::writeGapRecord(repository, stanza.identity(),
                          {.systemId = gap->systemId,
                           .first = range.first,
                           .last = range.last,
@@ -559,7 +565,7 @@ void runPusher(const PusherContext& context, const PusherOptions& options, int l
                  context.folder, context.repository);
     return;
   }
-  recordGap(context, repository, stanza.identity());
+  recordGap(context, repository, stanza);
   spool::removeStalePushClaims(context.folder);
   // A prefetcher killed with the server (systemd kills what is left of the service) left its
   // segments; out of recovery none starts again to remove them.
@@ -687,7 +693,7 @@ void archivePush(const Config& config, const std::string& walPath) {
         spoolUsable = false;
       }
       // Before anything is stored after a drop (an error here fails the push).
-      recordGap(call.pusher(), repository, stanza.identity());
+      recordGap(call.pusher(), repository, stanza);
       // More waits than this file: the pusher takes it on, beside this push and after this call.
       if (ahead && ready && spoolUsable && !chooseAhead(*ready, call.file, 1, acked).empty())
         startPusher(call.pusher());

@@ -14,6 +14,7 @@
 
 #include "common/repo/generation.h"
 #include "common/repo/layout.h"
+#include "common/repo/marks.h"
 #include "common/repo/stanza.h"
 #include "common/spool/spool.h"
 #include "common/storage/posix/posix.h"
@@ -1076,6 +1077,45 @@ TEST_CASE("the safety valve does not drop a file the pusher stored: it uses the 
   REQUIRE(gap->ranges.size() == 2);
   CHECK(gap->ranges[1].first == names[2]);
   CHECK_FALSE(s.archived(names[2]));
+}
+
+TEST_CASE("a gap the old cluster's valve left is recorded for its generation after pg_upgrade") {
+  PusherSetup s;
+  auto old = s.ready(5, 5);
+  // The old cluster's valve dropped segment 5; the repository was away, the gap stayed local.
+  spool::writeGap(s.folder(), {.repository = repo::describeRepository(s.config),
+                               .systemId = kSegment.systemId,
+                               .ranges = {{.first = old[0], .last = old[0], .files = 1}}});
+  // pg_upgrade, then tidemark stanza-upgrade: the new cluster archives into generation 2.
+  test::SegmentSpec upgraded = kSegment;
+  upgraded.systemId = kSegment.systemId + (std::uint64_t(100) << 32);
+  upgraded.segmentNumber = 6;
+  repo::Repository repository = repo::openRepository(s.config);
+  repo::StanzaInfo stanza = repo::requireStanza(repository);
+  REQUIRE(
+      repo::upgradeStanza(
+          repository, stanza,
+          {.systemId = upgraded.systemId, .pgVersion = 15, .walSegmentSize = upgraded.segmentSize})
+          .created);
+  REQUIRE(::mkdir((s.data / "global").c_str(), 0700) == 0);
+  std::string control(8192, '\0');
+  io::putLe64(reinterpret_cast<std::uint8_t*>(control.data()), upgraded.systemId);
+  test::writeFile(s.data / "global/pg_control", control);
+  test::writeSegment(s.data / "pg_wal", upgraded);
+  InDataDirectory inData(s);
+  s.config.archive.pushAhead = 0;
+  auto level = spdlog::get_level();
+  spdlog::set_level(spdlog::level::off);
+  archive::archivePush(s.config, "pg_wal/" + test::segmentName(upgraded));
+  spdlog::set_level(level);
+  // Recorded before the new cluster's first file was stored, for the old cluster; gone locally.
+  auto records = repo::readGapRecords(repository, stanza.identity());
+  REQUIRE(records.size() == 1);
+  CHECK(records[0].systemId == kSegment.systemId);
+  CHECK(records[0].first == old[0]);
+  CHECK_FALSE(spool::hasGap(s.folder()));
+  CHECK(test::exists(s.repoDir /
+                     repo::walObject("main", 2, *pg::parseWalName(test::segmentName(upgraded)))));
 }
 
 TEST_CASE("the pusher removes a prefetch spool a killed prefetcher left, out of recovery only") {
