@@ -206,7 +206,11 @@ void runPrefetcher(const PrefetchContext& context, repo::Repository repository,
   const std::string fetched = spool::fetchedFolder(context.folder);
   if (::mkdir(fetched.c_str(), 0700) != 0 && errno != EEXIST)
     throw systemError(ErrorCode::LocalIo, errno, "cannot create '{}'", fetched);
-  spool::sweepFetched(context.folder);  // none runs but this one
+  try {
+    spool::sweepFetched(context.folder);  // none runs but this one
+  } catch (const Error& e) {
+    spdlog::warn("the prefetch spool keeps what a prefetcher before left: {}", e.what());
+  }
   const int ahead = std::max(config.archive.getAhead, 1);
   const std::size_t parallel = std::size_t(std::clamp(ahead, 1, 4));
   std::vector<repo::Repository> handles;
@@ -221,13 +225,14 @@ void runPrefetcher(const PrefetchContext& context, repo::Repository repository,
   std::uint32_t historyFor = 0;
   std::string decidedFor;  // the request the history was chosen for
   auto historyChecked = std::chrono::steady_clock::time_point{};
-  // When to look again for a segment of the way ahead that was not fetched, and how many times
-  // the repository did not hold it.
+  // When to look again for a segment of the way ahead that was not fetched, and how many times in
+  // a row the repository did not hold it while PostgreSQL asked for the same file.
   struct Retry {
     std::chrono::steady_clock::time_point at;
     int misses = 0;
   };
   std::map<std::string, Retry> retryAt;
+  std::string missedFor;  // the request the misses were counted for
   std::string reason = "recovery ended";
   std::string lastWait;  // logged once, not every second while the repository is away
   while (true) {
@@ -251,6 +256,12 @@ void runPrefetcher(const PrefetchContext& context, repo::Repository repository,
     }
     auto name = pg::parseWalName(wanted->file);
     const auto now = std::chrono::steady_clock::now();
+    // PostgreSQL moved on: the archive did too, what was missing may be there now (with get-ahead
+    // > 1 several segments back off together, and the first of them holds up the rest).
+    if (wanted->file != missedFor) {
+      std::erase_if(retryAt, [](const auto& entry) { return entry.second.misses > 0; });
+      missedFor = wanted->file;
+    }
     if (!name || name->kind != pg::WalKind::Segment) {
       std::this_thread::sleep_for(options.poll);
       continue;

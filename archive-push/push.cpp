@@ -212,7 +212,8 @@ std::uint64_t waitingNow(const Call& call) {
 // The safety valve: acknowledges the file without storing it, after recording it in the spool's
 // gap, when the queue is still past the bound once the pusher has stopped (false: it is not, push
 // the file). A file the pusher stored is not dropped: its acknowledgement is used (the fast path
-// uses none while a gap waits to be recorded). Throws (and drops nothing) when the gap cannot be
+// uses none while a gap waits to be recorded). Nothing is dropped (false) while the spool holds
+// another cluster's or repository's gap. Throws (and drops nothing) when the gap cannot be
 // recorded, or while the pusher still stores files (it stops when it sees the queue past the
 // bound): nothing is stored after a drop before the gap is in the repository.
 bool drop(const Call& call, const pg::WalName& name) {
@@ -233,12 +234,15 @@ bool drop(const Call& call, const pg::WalName& name) {
   if (acknowledged(call, true)) return true;  // in the archive: nothing to record as missing
   spool::GapLock lock(*call.spool);
   auto gap = spool::readGap(*call.spool);
-  if (gap && (gap->repository != call.repository || gap->systemId != *call.systemId))
-    throw Error(ErrorCode::LocalIo,
-                fmt::format("'{}/{}' records WAL dropped from the archive of {} (system identifier "
-                            "{}), not this configuration's: nothing more is dropped",
-                            *call.spool, spool::kGapFile, gap->repository, gap->systemId),
-                "record what it says (that archive lacks those files), then move it aside");
+  if (gap && (gap->repository != call.repository || gap->systemId != *call.systemId)) {
+    // One gap file holds one cluster's drops: none is added while another's waits. The push goes
+    // on, and records that gap first when it is an older generation's of the stanza (pg_upgrade).
+    spdlog::error(
+        "the safety valve does not drop {}: '{}/{}' records WAL dropped from the archive of {} "
+        "(system identifier {}), not this configuration's; pushing it",
+        call.file, *call.spool, spool::kGapFile, gap->repository, gap->systemId);
+    return false;
+  }
   if (!gap) gap = spool::LocalGap{.repository = call.repository, .systemId = *call.systemId};
   const std::int64_t now = nowMs();
   // A segment right after the last range's extends it (the segment size is the file's size).
@@ -635,7 +639,8 @@ void archivePush(const Config& config, const std::string& walPath) {
                  std::chrono::seconds(kPushedWait).count());
     return false;
   };
-  // After a drop, nothing returns 0 before the gap is in the repository (the slow path records it).
+  // While a gap waits to be recorded, an acknowledgement is used only by the valve (drop): the
+  // slow path records the gap before it stores anything.
   if (local && !spool::hasGap(*call.spool)) {
     if (ahead) waitForPusher();
     if (acknowledged(call)) {

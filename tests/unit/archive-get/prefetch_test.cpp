@@ -93,8 +93,10 @@ struct StandbyPrefetcher {
     std::ofstream(s.data / "standby.signal").flush();
     std::ofstream(s.data / "postmaster.pid").flush();
     ask(asked);
-    thread = std::thread([&, options] {
-      archive::runPrefetcher(context, repo::Repository(store, "main"), options);
+    // Handles of their own for its threads (another()), all on `store`.
+    auto open = [&store] { return std::make_unique<test::ForwardingStorage>(store); };
+    thread = std::thread([this, open, options] {
+      archive::runPrefetcher(context, repo::Repository(open(), "main", {}, {}, open), options);
     });
   }
   ~StandbyPrefetcher() {
@@ -306,9 +308,11 @@ TEST_CASE("at the end of the archive the prefetcher looks less and less often, t
   test::FakeRepository f;
   CountingStorage store(f.storage);
   Spool s;
-  s.config.archive.getAhead = 1;
+  // Four at once: they back off together, and the first of them holds up the rest.
+  s.config.archive.getAhead = 4;
   // A standby that replayed segment 5 and asks for 6, which the archive does not hold yet.
-  const std::string next = "000000010000000000000007", after = "000000010000000000000008";
+  const std::string next = "000000010000000000000007", after = "000000010000000000000008",
+                    last = "00000001000000000000000B";
   using std::chrono::milliseconds;
   StandbyPrefetcher prefetcher(s, store, f.systemId, "000000010000000000000006",
                                {.poll = milliseconds(5),
@@ -320,13 +324,20 @@ TEST_CASE("at the end of the archive the prefetcher looks less and less often, t
   const std::size_t looks = store.requests(next);
   CHECK(looks >= 3);
   CHECK(looks <= 12);
-  // PostgreSQL moves on (it fetched 6 itself): the next segment is looked for at once, not after
-  // the 1280 ms the look for 7 would wait next.
+  CHECK(store.requests(after) + 1 >= looks);  // looked for with 7, in parallel
+  CHECK(store.requests(last) == 0);           // 7 to 10 are the way ahead
+  // Right after the next look (about 2.5 s after the first), which waits 2 s for the one after
+  // it, PostgreSQL moves on (it fetched 6 itself): the segments ahead are looked for at once.
+  const auto waited = std::chrono::steady_clock::now();
+  while (store.requests(next) == looks && secondsSince(waited) < 10)
+    std::this_thread::sleep_for(milliseconds(1));
+  const std::size_t before = store.requests(after);
   prefetcher.ask(next);
   const auto asked = std::chrono::steady_clock::now();
-  while (store.requests(after) == 0 && secondsSince(asked) < 5)
+  while ((store.requests(after) == before || store.requests(last) == 0) && secondsSince(asked) < 5)
     std::this_thread::sleep_for(milliseconds(5));
-  CHECK(store.requests(after) > 0);
+  CHECK(store.requests(after) > before);
+  CHECK(store.requests(last) > 0);
   CHECK(secondsSince(asked) < 1);
 }
 

@@ -1104,6 +1104,18 @@ TEST_CASE("a gap the old cluster's valve left is recorded for its generation aft
   test::writeSegment(s.data / "pg_wal", upgraded);
   InDataDirectory inData(s);
   s.config.archive.pushAhead = 0;
+  SUBCASE("the new cluster's WAL waits below archive.queue-max") {}
+  SUBCASE("past archive.queue-max: nothing is dropped while the old cluster's gap waits") {
+    // The old cluster's segment 5 and the new one's 6 to 8 wait; one segment may.
+    s.config.archive.queueMax = kSegment.segmentSize;
+    for (std::uint64_t n = 6; n <= 8; ++n) {
+      test::SegmentSpec more = upgraded;
+      more.segmentNumber = n;
+      more.seed = n;
+      if (n > 6) test::writeSegment(s.data / "pg_wal", more);
+      test::writeFile(s.data / ("pg_wal/archive_status/" + test::segmentName(more) + ".ready"), "");
+    }
+  }
   auto level = spdlog::get_level();
   spdlog::set_level(spdlog::level::off);
   archive::archivePush(s.config, "pg_wal/" + test::segmentName(upgraded));
