@@ -119,7 +119,11 @@ void writeGapRecord(const Repository& repository, const std::string& stanzaId,
   doc["first-dropped-ms"] = gap.firstDroppedMs;
   doc["last-dropped-ms"] = gap.lastDroppedMs;
   doc["first-written-ms"] = gap.firstWrittenMs;
-  writeStateRecord(repository, stanzaId, state_kind::kGap, gap.first, doc.dump(2) + "\n");
+  writeStateRecord(repository, stanzaId, state_kind::kGap, gapSubject(gap), doc.dump(2) + "\n");
+}
+
+std::string gapSubject(const GapRecord& gap) {
+  return fmt::format("{}-{}", gap.systemId, gap.first);
 }
 
 std::vector<GapRecord> readGapRecords(const Repository& repository, const std::string& stanzaId,
@@ -137,8 +141,17 @@ std::vector<GapRecord> readGapRecords(const Repository& repository, const std::s
                     .firstDroppedMs = doc.at("first-dropped-ms").get<std::int64_t>(),
                     .lastDroppedMs = doc.at("last-dropped-ms").get<std::int64_t>(),
                     .firstWrittenMs = doc.value("first-written-ms", std::int64_t(0))};
-      if (gap.first != subject) throw std::runtime_error("it names another first file");
-      gaps.push_back(gap);
+      // Records made before 2026-12-05 are named by the first file alone.
+      if (subject != gapSubject(gap) && subject != gap.first)
+        throw std::runtime_error("it names another first file or cluster");
+      // The same gap under both names (recorded again by a newer tidemark): the longer one.
+      auto same = std::find_if(gaps.begin(), gaps.end(), [&](const GapRecord& other) {
+        return other.systemId == gap.systemId && other.first == gap.first;
+      });
+      if (same == gaps.end())
+        gaps.push_back(gap);
+      else if (gap.files > same->files)
+        *same = gap;
     } catch (const std::exception& e) {
       const std::string why = fmt::format("gap record '{}' in {} is left out: {}", record->path,
                                           repository.describe(), e.what());

@@ -36,7 +36,7 @@ std::optional<std::uint64_t> lowWaterMark(const Repository& repository, const st
                                           int generation, std::uint32_t timeline,
                                           std::vector<std::string>* leftOut = nullptr);
 
-// ---- recorded gaps (subject: the first dropped file's name) ----------------------------------
+// ---- recorded gaps (subject: the cluster's system identifier and the first dropped file) ------
 
 // WAL files archive-push's safety valve (archive.queue-max) acknowledged without storing them: the
 // archive lacks `first` .. `last` of the cluster `systemId`, so no backup taken before them
@@ -51,9 +51,12 @@ struct GapRecord {
 };
 void writeGapRecord(const Repository& repository, const std::string& stanzaId,
                     const GapRecord& gap);
-// The newest record of every recorded gap, by first file name. A record that is not vouched for
-// or not a gap is left out, with a warning, and why in `leftOut` when given (a newer record left
-// out for an older one too: the older may hold a shorter gap).
+// "<system id>-<first>": two generations whose clusters drop from the same WAL name (a
+// rolled-back upgrade, a cluster that starts its names again) keep a record each.
+std::string gapSubject(const GapRecord& gap);
+// The newest record of every recorded gap, by cluster and first file name. A record that is not
+// vouched for or not a gap is left out, with a warning, and why in `leftOut` when given (a newer
+// record left out for an older one too: the older may hold a shorter gap).
 std::vector<GapRecord> readGapRecords(const Repository& repository, const std::string& stanzaId,
                                       std::vector<std::string>* leftOut = nullptr);
 

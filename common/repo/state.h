@@ -29,7 +29,7 @@ inline constexpr const char* kLease = "lease";         // subject: a lease id
 inline constexpr const char* kExpiring = "expiring";   // subject: a backup label being deleted
 inline constexpr const char* kVerify = "verify";  // subjects: "objects" (incremental), "result"
 inline constexpr const char* kDrill = "drill";    // subject: "result"
-inline constexpr const char* kGap = "gap";        // subject: the first dropped WAL file
+inline constexpr const char* kGap = "gap";        // subject: "<system id>-<first dropped file>"
 }  // namespace state_kind
 
 struct StateRecord {

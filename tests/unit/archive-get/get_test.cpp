@@ -225,7 +225,7 @@ TEST_CASE(
     gap.last = "000000010000000000000008";
     gap.files = 3;
     repo::writeGapRecord(repository, id, gap);
-    damage(records("gap", gap.first).back());
+    damage(records("gap", repo::gapSubject(gap)).back());
     Error e = thrownError([&] { get("000000010000000000000007"); });
     CHECK(e.code() == ErrorCode::Corrupt);
     CHECK(what(e) == Containing("cannot be told"));

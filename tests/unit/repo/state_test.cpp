@@ -4,6 +4,8 @@
 
 #include <doctest/doctest.h>
 
+#include <nlohmann/json.hpp>
+
 #include "common/base/error.h"
 #include "common/repo/marks.h"
 #include "support/check.h"
@@ -92,7 +94,7 @@ TEST_CASE("records left out are told to a reader that asks, records compacted me
   gap.files = 3;
   repo::writeGapRecord(repository, "id", gap);
   SUBCASE("a newer gap record that fails its MAC: the older holds, and the reader is told") {
-    auto newest = repo::listStateRecords(repository, "gap", gap.first).back();
+    auto newest = repo::listStateRecords(repository, "gap", repo::gapSubject(gap)).back();
     auto bytes = *f.storage.object(newest.path);
     std::string edited(bytes.begin(), bytes.end());
     edited.replace(edited.find("008"), 3, "009");
@@ -111,6 +113,56 @@ TEST_CASE("records left out are told to a reader that asks, records compacted me
     std::vector<std::string> leftOut;
     CHECK_FALSE(repo::lowWaterMark(reader, "id", 1, 1, &leftOut));
     CHECK(leftOut.empty());
+  }
+}
+
+TEST_CASE("gap records of two clusters that dropped from the same WAL name both hold") {
+  test::FakeRepository f;
+  repo::Repository repository = authenticating(f.storage);
+  // A rolled-back upgrade: both clusters wrote 000000010000000000000006 and dropped from it.
+  const repo::GapRecord old{.systemId = 7,
+                            .first = "000000010000000000000006",
+                            .last = "000000010000000000000007",
+                            .files = 2};
+  repo::GapRecord upgraded = old;
+  upgraded.systemId = 8;
+  upgraded.last = "000000010000000000000006";
+  upgraded.files = 1;
+  repo::writeGapRecord(repository, "id", old);
+  repo::writeGapRecord(repository, "id", upgraded);
+  auto gaps = repo::readGapRecords(repository, "id");
+  REQUIRE(gaps.size() == 2);
+  CHECK(gaps[0].systemId == 7);
+  CHECK(gaps[0].files == 2);
+  CHECK(gaps[1].systemId == 8);
+  CHECK(gaps[1].files == 1);
+  SUBCASE("a record named by its first file alone (made before) is read, and not twice") {
+    repo::GapRecord longer = old;
+    longer.last = "000000010000000000000009";
+    longer.files = 4;
+    nlohmann::ordered_json doc;
+    doc["system-id"] = longer.systemId;
+    doc["first"] = longer.first;
+    doc["last"] = longer.last;
+    doc["files"] = longer.files;
+    doc["first-dropped-ms"] = 1;
+    doc["last-dropped-ms"] = 2;
+    repo::writeStateRecord(repository, "id", "gap", longer.first, doc.dump(2));
+    gaps = repo::readGapRecords(repository, "id");
+    REQUIRE(gaps.size() == 2);
+    CHECK(gaps[0].systemId == 7);
+    CHECK(gaps[0].files == 4);
+    CHECK(gaps[1].systemId == 8);
+  }
+  SUBCASE("a record moved under another cluster's name is left out") {
+    auto record = repo::listStateRecords(repository, "gap", repo::gapSubject(old)).back();
+    std::vector<std::string> leftOut;
+    auto bytes = *f.storage.object(record.path);
+    repo::writeStateRecord(repository, "id", "gap", "9-" + old.first,
+                           std::string(bytes.begin(), bytes.end()));
+    gaps = repo::readGapRecords(repository, "id", &leftOut);
+    CHECK(gaps.size() == 2);
+    CHECK(leftOut.size() == 1);
   }
 }
 
