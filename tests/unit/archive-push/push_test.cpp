@@ -40,6 +40,24 @@ std::string objectPath(const std::string& name) {
   return repo::walObject("main", 1, *pg::parseWalName(name));
 }
 
+// pg_upgrade's cluster: initialised later than kSegment's, its WAL names going on from `segment`.
+test::SegmentSpec upgradedCluster(std::uint64_t segment) {
+  test::SegmentSpec upgraded = kSegment;
+  upgraded.systemId = kSegment.systemId + (std::uint64_t(100) << 32);
+  upgraded.segmentNumber = segment;
+  upgraded.seed = 2;
+  return upgraded;
+}
+
+// tidemark stanza-upgrade for the cluster of `upgraded`.
+void stanzaUpgrade(const repo::Repository& repository, const test::SegmentSpec& upgraded) {
+  REQUIRE(
+      repo::upgradeStanza(
+          repository, repo::requireStanza(repository),
+          {.systemId = upgraded.systemId, .pgVersion = 15, .walSegmentSize = upgraded.segmentSize})
+          .created);
+}
+
 std::string text(const io::Buffer& bytes) {
   return std::string(io::asText(bytes));
 }
@@ -254,22 +272,14 @@ TEST_CASE("pushWalFile after stanza-upgrade: each cluster's WAL goes to its own 
   f.createStanza();
   REQUIRE(pushWalFile(f.storage, params(f.write(kSegment))).outcome == PushOutcome::Stored);
   // pg_upgrade's cluster: initialised later, and its WAL names go on where the old ones ended.
-  test::SegmentSpec upgraded = kSegment;
-  upgraded.systemId = kSegment.systemId + (std::uint64_t(100) << 32);
-  upgraded.seed = 2;
+  const test::SegmentSpec upgraded = upgradedCluster(kSegment.segmentNumber);
   const std::string path = f.write(upgraded);
   Error refused = thrownError([&] { pushWalFile(f.storage, params(path)); });
   CHECK(refused.code() == ErrorCode::ForeignCluster);
   CHECK(std::string(refused.hint()) == Containing("tidemark stanza-upgrade"));
   CHECK_FALSE(test::exists(f.repoDir / "main/wal-2"));
 
-  repo::Repository repository(f.storage, "main");
-  repo::StanzaInfo stanza = repo::requireStanza(repository);
-  REQUIRE(
-      repo::upgradeStanza(
-          repository, stanza,
-          {.systemId = upgraded.systemId, .pgVersion = 15, .walSegmentSize = upgraded.segmentSize})
-          .created);
+  stanzaUpgrade(repo::Repository(f.storage, "main"), upgraded);
   // The same name as generation 1's segment, another cluster: its own folder, no conflict.
   CHECK(pushWalFile(f.storage, params(path)).outcome == PushOutcome::Stored);
   const std::string second =
@@ -782,16 +792,14 @@ struct PusherSetup {
                                  .giveUp = std::chrono::seconds(1)};
 };
 
-// Where archive_command runs (the data directory, whose pg_control names the cluster), for the
-// tests that call archivePush; back to the previous working directory at the end.
+// Where archive_command runs (the data directory, whose pg_control names the cluster `systemId`),
+// for the tests that call archivePush; back to the previous working directory at the end.
 struct InDataDirectory {
-  explicit InDataDirectory(const PusherSetup& s) {
-    if (!test::exists(s.data / "global/pg_control")) {
-      REQUIRE(::mkdir((s.data / "global").c_str(), 0700) == 0);
-      std::string control(8192, '\0');
-      io::putLe64(reinterpret_cast<std::uint8_t*>(control.data()), kSegment.systemId);
-      test::writeFile(s.data / "global/pg_control", control);
-    }
+  explicit InDataDirectory(const PusherSetup& s, std::uint64_t systemId = kSegment.systemId) {
+    REQUIRE(::mkdir((s.data / "global").c_str(), 0700) == 0);
+    std::string control(8192, '\0');
+    io::putLe64(reinterpret_cast<std::uint8_t*>(control.data()), systemId);
+    test::writeFile(s.data / "global/pg_control", control);
     REQUIRE(::getcwd(previous, sizeof previous) != nullptr);
     REQUIRE(::chdir(s.data.path().c_str()) == 0);
   }
@@ -1087,22 +1095,12 @@ TEST_CASE("a gap the old cluster's valve left is recorded for its generation aft
                                .systemId = kSegment.systemId,
                                .ranges = {{.first = old[0], .last = old[0], .files = 1}}});
   // pg_upgrade, then tidemark stanza-upgrade: the new cluster archives into generation 2.
-  test::SegmentSpec upgraded = kSegment;
-  upgraded.systemId = kSegment.systemId + (std::uint64_t(100) << 32);
-  upgraded.segmentNumber = 6;
+  const test::SegmentSpec upgraded = upgradedCluster(6);
   repo::Repository repository = repo::openRepository(s.config);
-  repo::StanzaInfo stanza = repo::requireStanza(repository);
-  REQUIRE(
-      repo::upgradeStanza(
-          repository, stanza,
-          {.systemId = upgraded.systemId, .pgVersion = 15, .walSegmentSize = upgraded.segmentSize})
-          .created);
-  REQUIRE(::mkdir((s.data / "global").c_str(), 0700) == 0);
-  std::string control(8192, '\0');
-  io::putLe64(reinterpret_cast<std::uint8_t*>(control.data()), upgraded.systemId);
-  test::writeFile(s.data / "global/pg_control", control);
+  stanzaUpgrade(repository, upgraded);
+  const repo::StanzaInfo stanza = repo::requireStanza(repository);
   test::writeSegment(s.data / "pg_wal", upgraded);
-  InDataDirectory inData(s);
+  InDataDirectory inData(s, upgraded.systemId);
   s.config.archive.pushAhead = 0;
   SUBCASE("the new cluster's WAL waits below archive.queue-max") {}
   SUBCASE("past archive.queue-max: nothing is dropped while the old cluster's gap waits") {
