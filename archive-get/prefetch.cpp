@@ -226,13 +226,13 @@ void runPrefetcher(const PrefetchContext& context, repo::Repository repository,
   std::string decidedFor;  // the request the history was chosen for
   auto historyChecked = std::chrono::steady_clock::time_point{};
   // When to look again for a segment of the way ahead that was not fetched, and how many times in
-  // a row the repository did not hold it while PostgreSQL asked for the same file.
+  // a row the repository did not hold it while PostgreSQL asked for no later segment.
   struct Retry {
     std::chrono::steady_clock::time_point at;
     int misses = 0;
   };
   std::map<std::string, Retry> retryAt;
-  std::string missedFor;  // the request the misses were counted for
+  std::uint64_t furthestAsked = 0;  // the highest segment number PostgreSQL asked for
   std::string reason = "recovery ended";
   std::string lastWait;  // logged once, not every second while the repository is away
   while (true) {
@@ -256,15 +256,17 @@ void runPrefetcher(const PrefetchContext& context, repo::Repository repository,
     }
     auto name = pg::parseWalName(wanted->file);
     const auto now = std::chrono::steady_clock::now();
-    // PostgreSQL moved on: the archive did too, what was missing may be there now (with get-ahead
-    // > 1 several segments back off together, and the first of them holds up the rest).
-    if (wanted->file != missedFor) {
-      std::erase_if(retryAt, [](const auto& entry) { return entry.second.misses > 0; });
-      missedFor = wanted->file;
-    }
     if (!name || name->kind != pg::WalKind::Segment) {
       std::this_thread::sleep_for(options.poll);
       continue;
+    }
+    // PostgreSQL moved on: the archive did too, what was missing may be there now (with get-ahead
+    // > 1 several segments back off together, and the first of them holds up the rest). Asking
+    // for the same segment on another timeline is not moving on: after a promotion elsewhere a
+    // standby asks for it on each timeline in turn every 5 s.
+    if (const std::uint64_t asked = pg::segmentNumber(*name, segmentSize); asked > furthestAsked) {
+      std::erase_if(retryAt, [](const auto& entry) { return entry.second.misses > 0; });
+      furthestAsked = asked;
     }
     // The way ahead: the history files tell where PostgreSQL goes; a new one may appear while a
     // standby follows a primary that was promoted. A request off the path followed is decided

@@ -42,8 +42,8 @@ struct PrefetchOptions {
   std::chrono::seconds idle{120};
   std::chrono::milliseconds poll{50};
   // A segment the repository does not hold is looked for again after this long, then twice as
-  // long after each further miss up to retryAbsentMax (a standby at the end of the archive). The
-  // segments a request from PostgreSQL brings into the way ahead are looked for at once.
+  // long after each further miss up to retryAbsentMax (a standby at the end of the archive), and
+  // at once again when PostgreSQL asks for a later segment.
   std::chrono::milliseconds retryAbsent{1000};
   std::chrono::milliseconds retryAbsentMax{30000};
 };

@@ -250,6 +250,21 @@ std::vector<MetricFamily> buildMetrics(const MetricsInput& in) {
     set(recorded, double(in.pushes.size()));
   }
 
+  // The safety valve (archive.queue-max).
+  auto& dropped = gauge("tidemark_archive_dropped_files",
+                        "WAL files the safety valve acknowledged without storing them, as the "
+                        "repository records them (every generation)");
+  if (in.info) {
+    double files = 0;
+    for (const auto& gap : in.info->droppedWal)
+      files += double(gap.files);
+    set(dropped, files);
+  }
+  set(gauge("tidemark_archive_dropped_unrecorded_files",
+            "WAL files the safety valve dropped that only the spool records, not yet the "
+            "repository"),
+      in.unrecordedDrops ? std::optional(double(*in.unrecordedDrops)) : std::nullopt);
+
   // Backups: every generation's.
   auto& count = gauge("tidemark_backups", "complete backups in the stanza");
   auto& age = gauge("tidemark_backup_last_age_seconds", "seconds since the newest backup ended");
@@ -368,8 +383,21 @@ int metrics(const Config& config, const CommandLine& commandLine) {
   }
   std::optional<std::string> dataDirectory =
       input.server ? input.server->dataDirectory : std::nullopt;
-  if (auto spoolPath = spool::stanzaSpool(config, dataDirectory))
+  if (auto spoolPath = spool::stanzaSpool(config, dataDirectory)) {
     input.pushes = spool::readPushStats(*spoolPath, config.stanza, kPushWindow);
+    // Only where archive-push keeps its spool (a server on another host has none here).
+    if (files::exists(*spoolPath)) {
+      try {
+        std::uint64_t count = 0;
+        if (auto gap = spool::readGap(*spoolPath))
+          for (const auto& range : gap->ranges)
+            count += range.files;
+        input.unrecordedDrops = count;
+      } catch (const Error& e) {
+        spdlog::warn("{}: tidemark_archive_dropped_unrecorded_files has no sample", e.what());
+      }
+    }
+  }
 
   std::string text = renderMetrics(buildMetrics(input), input.stanza, input.repository);
   if (textfile) {

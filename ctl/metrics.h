@@ -4,6 +4,7 @@
 // docs/metrics.md lists every family.
 #pragma once
 
+#include <cstdint>
 #include <map>
 #include <optional>
 #include <string>
@@ -45,6 +46,9 @@ struct MetricsInput {
   std::optional<InfoReport> info;       // nullopt: the repository could not be read
   std::optional<ServerMetrics> server;  // nullopt: pg.conninfo is not set
   std::vector<spool::PushStat> pushes;  // the last ones, oldest first
+  // Files the safety valve dropped that only the spool's gap records (not the repository yet);
+  // nullopt: the spool could not be found or read.
+  std::optional<std::uint64_t> unrecordedDrops;
 };
 
 // The families (every one always present, with HELP and TYPE; samples where the value is known).

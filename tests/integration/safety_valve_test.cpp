@@ -39,6 +39,15 @@ bool waitArchiver(PgCluster& pg, const std::function<bool()>& done) {
       240s);
 }
 
+// The value of the one sample of `family` in the exposition `text` (-1 when there is none).
+double sampleOf(const std::string& text, const std::string& family) {
+  const auto at = text.find("\n" + family + "{");
+  if (at == std::string::npos) return -1;
+  const auto end = text.find('\n', at + 1);
+  const std::string line = text.substr(at + 1, end - at - 1);
+  return std::stod(line.substr(line.rfind(' ') + 1));
+}
+
 }  // namespace
 
 TEST_CASE("the safety valve bounds pg_wal when the repository is unreachable and records the gap") {
@@ -65,6 +74,13 @@ TEST_CASE("the safety valve bounds pg_wal when the repository is unreachable and
   INFO(log);
   REQUIRE(bounded);
   CHECK(log.find("WITHOUT being stored") != std::string::npos);
+  // tidemark metrics counts the drops only the spool records (the repository is away: it says so
+  // with tidemark_up 0 and fails once the metrics are written).
+  const std::string conninfo = "--pg-conninfo=" + pg.conninfo() + " dbname=postgres";
+  Outcome unrecorded = ctl(ws, {"metrics", conninfo});
+  INFO(unrecorded.output());
+  CHECK(unrecorded.status != 0);
+  CHECK(sampleOf(unrecorded.out, "tidemark_archive_dropped_unrecorded_files") >= 1);
   // More WAL: it comes back to the bound each time.
   for (int i = 0; i < 3; ++i) {
     switchWal(pg);
@@ -82,6 +98,12 @@ TEST_CASE("the safety valve bounds pg_wal when the repository is unreachable and
   });
   INFO(pg.logTail(200));
   REQUIRE(caughtUp);
+
+  Outcome back = ctl(ws, {"metrics", conninfo});
+  INFO(back.output());
+  CHECK(back.status == 0);
+  CHECK(sampleOf(back.out, "tidemark_archive_dropped_unrecorded_files") == 0);
+  CHECK(sampleOf(back.out, "tidemark_archive_dropped_files") >= 1);
 
   auto info = ctl(ws, {"info", "--output", "json"});
   INFO(info.output());

@@ -36,6 +36,8 @@ const std::vector<std::string> kFamilies = {
     "tidemark_archive_push_duration_seconds",
     "tidemark_archive_push_recorded",
     "tidemark_archive_push_errors",
+    "tidemark_archive_dropped_files",
+    "tidemark_archive_dropped_unrecorded_files",
     "tidemark_backups",
     "tidemark_backup_last_age_seconds",
     "tidemark_backup_last_duration_seconds",
@@ -147,6 +149,8 @@ TEST_CASE("tidemark metrics: every family, valid, and moving with pushes and bac
   CHECK(m.value("tidemark_archive_ready_files{") >= 0);
   CHECK(m.value("tidemark_archive_push_recorded{") >= 2);
   CHECK(m.value("tidemark_archive_push_errors{") == 0);
+  CHECK(m.value("tidemark_archive_dropped_files{") == 0);
+  CHECK(m.value("tidemark_archive_dropped_unrecorded_files{") == 0);  // the spool is read
   CHECK(m.value("tidemark_recovery_window_end_timestamp_seconds{") >=
         m.value("tidemark_recovery_window_start_timestamp_seconds{"));
   const double lastLsn = m.value("tidemark_archive_last_segment_end_lsn_bytes{");

@@ -380,3 +380,29 @@ TEST_CASE("a segment the prefetcher cannot record is not left in the spool") {
   CHECK(::access(spool::fetchedPath(s.folder, fetched).c_str(), F_OK) != 0);
   CHECK_FALSE(spool::readFetched(s.folder, fetched));
 }
+
+TEST_CASE("after a promotion elsewhere the prefetcher's looks stay apart while the standby waits") {
+  test::FakeRepository f;
+  CountingStorage store(f.storage);
+  // Timeline 2 began inside segment 6 (0/680000), which timeline 1's archive ends before.
+  f.history(2, "1\t0/680000\tno recovery target specified\n");
+  Spool s;
+  s.config.archive.getAhead = 1;
+  using std::chrono::milliseconds;
+  StandbyPrefetcher prefetcher(s, store, f.systemId, "000000020000000000000006",
+                               {.poll = milliseconds(5),
+                                .retryAbsent = milliseconds(20),
+                                .retryAbsentMax = milliseconds(2000)});
+  // PostgreSQL asks for segment 6 on each timeline in turn (every 5 s; here every 50 ms): the
+  // segment after it, on timeline 2, backs off as it would with one request.
+  const std::string next = "000000020000000000000007";
+  const auto start = std::chrono::steady_clock::now();
+  for (int i = 0; secondsSince(start) < 1.5; ++i) {
+    prefetcher.ask(i % 2 ? "000000020000000000000006" : "000000010000000000000006");
+    std::this_thread::sleep_for(milliseconds(50));
+  }
+  // Every 50 ms would be 30 looks; 20, 40, 80, 160, 320, 640 ms apart is 7.
+  const std::size_t looks = store.requests(next);
+  CHECK(looks >= 3);
+  CHECK(looks <= 12);
+}

@@ -8,6 +8,8 @@
 #include <set>
 #include <sstream>
 
+#include "common/repo/marks.h"
+#include "common/repo/stanza.h"
 #include "support/check.h"
 #include "support/fake_repository.h"
 
@@ -36,7 +38,7 @@ std::optional<double> value(const std::vector<ctl::MetricFamily>& families,
 TEST_CASE("metrics of an unreadable repository: every family announced, tidemark_up 0") {
   ctl::MetricsInput input{.stanza = "main", .repository = "posix:/r", .now = 1000};
   auto families = ctl::buildMetrics(input);
-  CHECK(families.size() == 29);
+  CHECK(families.size() == 31);
   std::set<std::string> names;
   for (const auto& f : families) {
     CHECK(f.name.rfind("tidemark_", 0) == 0);
@@ -48,6 +50,8 @@ TEST_CASE("metrics of an unreadable repository: every family announced, tidemark
   CHECK(value(families, "tidemark_metrics_generated_timestamp_seconds") == 1000);
   CHECK_FALSE(value(families, "tidemark_backups"));
   CHECK(family(families, "tidemark_server_up").samples.empty());  // no pg.conninfo
+  CHECK_FALSE(value(families, "tidemark_archive_dropped_files"));
+  CHECK_FALSE(value(families, "tidemark_archive_dropped_unrecorded_files"));  // no spool here
 }
 
 TEST_CASE("metrics of a repository: backups, the newest segment, windows, pushes, server") {
@@ -55,7 +59,13 @@ TEST_CASE("metrics of a repository: backups, the newest segment, windows, pushes
   repository.wal(1, 2, 9, 1000);
   repository.backup("20261101T000000Z", 1, 0x200028, 0x300100);
   repository.backup("20261102T000000Z", 1, 0x600028, 0x700100);
-  ctl::MetricsInput input{.stanza = "main", .repository = "memory"};
+  // The safety valve dropped 2 files (recorded), and since then 3 more (in the spool only).
+  repo::writeGapRecord(repository.handle(), repo::loadStanza(repository.handle())->identity(),
+                       {.systemId = repository.systemId,
+                        .first = "00000001000000000000000A",
+                        .last = "00000001000000000000000B",
+                        .files = 2});
+  ctl::MetricsInput input{.stanza = "main", .repository = "memory", .unrecordedDrops = 3};
   input.info = ctl::collectInfo(repository.handle());
   input.now = double(std::time(nullptr)) + 10;
   ctl::ServerMetrics server{.up = true,
@@ -80,6 +90,8 @@ TEST_CASE("metrics of a repository: backups, the newest segment, windows, pushes
   CHECK(value(families, "tidemark_server_archiving") == 0);
   CHECK(value(families, "tidemark_archive_push_errors") == 1);
   CHECK(value(families, "tidemark_archive_push_recorded") == 10);
+  CHECK(value(families, "tidemark_archive_dropped_files") == 2);
+  CHECK(value(families, "tidemark_archive_dropped_unrecorded_files") == 3);
   const auto& latency = family(families, "tidemark_archive_push_duration_seconds");
   CHECK(latency.type == "gauge");  // quantiles of a window: no cumulative _sum and _count
   std::map<std::string, double> quantiles;
