@@ -49,6 +49,7 @@ enum class FaultKind {
   ResetUpload,
   Truncate,
   Stall,
+  Drip,
   StripHeader,
   CorruptUpload
 };
@@ -605,8 +606,14 @@ class Session {
     Relay download = Relay::Stopped;
     if (toClient.send(response->raw)) {
       if (is(FaultKind::Truncate)) toClient.setBudget(fault->bytes);
-      download = relayBody(upstream_, responseFraming, responseLength.value_or(0),
-                           [&](std::string_view data) { return toClient.send(data); });
+      download = relayBody(
+          upstream_, responseFraming, responseLength.value_or(0), [&](std::string_view data) {
+            if (!is(FaultKind::Drip)) return toClient.send(data);
+            for (std::size_t at = 0; at < data.size(); at += fault->bytes)
+              if (!state_.sleep(fault->delay) || !toClient.send(data.substr(at, fault->bytes)))
+                return false;
+            return true;
+          });
     }
     if (is(FaultKind::ResetResponse)) {
       if (!toClient.failed()) resetClient();
@@ -845,6 +852,15 @@ void FaultProxy::truncateNext(int count, std::size_t bodyBytes, std::string matc
 void FaultProxy::stallNext(int count, std::chrono::milliseconds delay, std::string match) {
   state_->addFault(
       {.kind = FaultKind::Stall, .remaining = count, .match = std::move(match), .delay = delay});
+}
+
+void FaultProxy::dripNext(int count, std::size_t bytes, std::chrono::milliseconds every,
+                          std::string match) {
+  state_->addFault({.kind = FaultKind::Drip,
+                    .remaining = count,
+                    .match = std::move(match),
+                    .bytes = std::max<std::size_t>(bytes, 1),
+                    .delay = every});
 }
 
 void FaultProxy::corruptUploadNext(int count, std::size_t atByte, std::string match) {

@@ -65,6 +65,10 @@ class FaultProxy {
   // request reaches the upstream at once). A client that gives up meanwhile just finds the
   // connection closed.
   void stallNext(int count, std::chrono::milliseconds delay, std::string match = "");
+  // Forwards the request; sends the response head at once, then its body `bytes` at a time, one
+  // piece every `every`: a server or middlebox that trickles (never quite stalls).
+  void dripNext(int count, std::size_t bytes, std::chrono::milliseconds every,
+                std::string match = "");
 
   // Forwards the request with one bit of its body flipped: the byte at `atByte` (counted as on the
   // wire, framing of a chunked body included; none when the body is shorter). What a faulty

@@ -255,6 +255,16 @@ TEST_CASE("archive-get over a faulty S3 connection never leaves a file from a fa
     CHECK(s3.get(name, "pg_wal/RECOVERYXLOG", recovering) == 0);
     CHECK(readFile(recovering + "/pg_wal/RECOVERYXLOG") == makeSegment(spec));
   }
+  SUBCASE("a transfer that trickles is abandoned after s3.timeout and retried") {
+    // 500 bytes a second never stalls (libcurl's "no progress"), yet would take hours for the
+    // segment: below 1 KiB/s for s3.timeout (2 s here) counts as stalled.
+    s3.proxy.dripNext(1, 500, 1s, name);  // the segment's GET, not stanza.json's
+    const auto start = std::chrono::steady_clock::now();
+    CHECK(s3.get(name, "pg_wal/RECOVERYXLOG", recovering) == 0);
+    CHECK(std::chrono::steady_clock::now() - start < 60s);
+    CHECK(s3.proxy.faultsPending() == 0);
+    CHECK(readFile(recovering + "/pg_wal/RECOVERYXLOG") == makeSegment(spec));
+  }
   SUBCASE(
       "responses that keep being cut short fail: 255 in recovery, 2..125 on a standby, no file") {
     s3.proxy.truncateNext(1000, 5000, "GET ");

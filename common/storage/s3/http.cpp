@@ -247,7 +247,12 @@ HttpResponse HttpClient::perform(const HttpRequest& request) {
   c.easySetopt(curl_, CURLOPT_URL, request.url.c_str());
   c.easySetopt(curl_, CURLOPT_NOSIGNAL, 1L);
   c.easySetopt(curl_, CURLOPT_CONNECTTIMEOUT_MS, options_.connectTimeoutMs);
-  c.easySetopt(curl_, CURLOPT_LOW_SPEED_LIMIT, 1L);
+  // A download below 1 KiB/s for the whole stall time is stalled too: a server or middlebox that
+  // trickles a byte now and then would otherwise hold it (a restore_command) for hours. Other
+  // requests only need a byte a second: a server that completes a multipart upload may keep the
+  // connection open with a few blanks while it works, for minutes.
+  c.easySetopt(curl_, CURLOPT_LOW_SPEED_LIMIT,
+               request.method == "GET" ? kStalledGetBelowBytesPerSecond : 1L);
   c.easySetopt(curl_, CURLOPT_LOW_SPEED_TIME, options_.stallTimeoutSeconds);
   c.easySetopt(curl_, CURLOPT_HEADERFUNCTION, onHeader);
   c.easySetopt(curl_, CURLOPT_HEADERDATA, &transfer);

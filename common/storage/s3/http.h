@@ -16,12 +16,17 @@
 
 namespace tidemark::storage::s3 {
 
+// A GET slower than this for HttpOptions::stallTimeoutSeconds is abandoned (and retried); other
+// requests, when they move no byte for that long.
+inline constexpr long kStalledGetBelowBytesPerSecond = 1024;
+
 struct HttpOptions {
   std::string caFile;  // extra CA bundle; system CAs when empty
   bool verifyTls = true;
   std::vector<std::string> resolve;  // CURLOPT_RESOLVE entries ("host:port:address")
   long connectTimeoutMs = 10000;
-  long stallTimeoutSeconds = 30;  // abort a transfer that moves no byte for this long
+  // Abort a transfer that stalls for this long (kStalledGetBelowBytesPerSecond).
+  long stallTimeoutSeconds = 30;
 };
 
 // A request body produced while it is sent. Used by one transfer at a time, on the thread that

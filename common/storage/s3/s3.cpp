@@ -149,7 +149,8 @@ std::string transportHint(CURLcode code) {
              "it "
              "(s3.verify-tls = false only for tests)";
     case CURLE_OPERATION_TIMEDOUT:
-      return "the server stopped answering: check the network, or raise s3.timeout";
+      return "the server stopped answering (or sent less than 1 KiB a second): check the "
+             "network, or raise s3.timeout";
     default:
       return "check the network path to s3.endpoint; transient failures were retried";
   }
