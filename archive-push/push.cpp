@@ -209,6 +209,12 @@ std::uint64_t waitingNow(const Call& call) {
   return waitingBytes(readyFiles(files::dirName(call.walPath)), {acks.begin(), acks.end()});
 }
 
+// "'<folder>/gap' records WAL dropped from the archive of <repository> (system identifier <id>)".
+std::string describeGap(const std::string& folder, const spool::LocalGap& gap) {
+  return fmt::format("'{}/{}' records WAL dropped from the archive of {} (system identifier {})",
+                     folder, spool::kGapFile, gap.repository, gap.systemId);
+}
+
 // The safety valve: acknowledges the file without storing it, after recording it in the spool's
 // gap, when the queue is still past the bound once the pusher has stopped (false: it is not, push
 // the file). A file the pusher stored is not dropped: its acknowledgement is used (the fast path
@@ -238,9 +244,9 @@ bool drop(const Call& call, const pg::WalName& name) {
     // One gap file holds one cluster's drops: none is added while another's waits. The push goes
     // on, and records that gap first when it is an older generation's of the stanza (pg_upgrade).
     spdlog::error(
-        "the safety valve does not drop {}: '{}/{}' records WAL dropped from the archive of {} "
-        "(system identifier {}), not this configuration's; pushing it",
-        call.file, *call.spool, spool::kGapFile, gap->repository, gap->systemId);
+        "the safety valve does not drop {} while {}, not this configuration's: pushing it "
+        "(the valve drops again once that file is recorded or moved aside)",
+        call.file, describeGap(*call.spool, *gap));
     return false;
   }
   if (!gap) gap = spool::LocalGap{.repository = call.repository, .systemId = *call.systemId};
@@ -298,9 +304,10 @@ void recordGap(const PusherContext& where, const repo::Repository& repository,
        repo::findGeneration(repo::loadGenerations(repository, stanza), gap->systemId));
   if (!ours) {
     spdlog::error(
-        "'{}/{}' records WAL dropped from the archive of {} (system identifier {}), which this "
-        "configuration does not name: it is left there for you to read",
-        where.folder, spool::kGapFile, gap->repository, gap->systemId);
+        "{}, which is none of this stanza's clusters in {}: it stays there, and the safety valve "
+        "drops nothing meanwhile; note that that archive lacks those files, then move the file "
+        "aside",
+        describeGap(where.folder, *gap), where.repository);
     return;
   }
   for (const auto& range : gap->ranges)
