@@ -20,9 +20,9 @@
 #include "common/pg/control.h"
 #include "common/repo/generation.h"
 #include "common/repo/layout.h"
-#include "common/repo/marks.h"
 #include "common/repo/stanza.h"
 #include "common/repo/wal_store.h"
+#include "common/spool/gap_record.h"
 #include "common/spool/spool.h"
 
 namespace tidemark::archive {
@@ -209,12 +209,6 @@ std::uint64_t waitingNow(const Call& call) {
   return waitingBytes(readyFiles(files::dirName(call.walPath)), {acks.begin(), acks.end()});
 }
 
-// "'<folder>/gap' records WAL dropped from the archive of <repository> (system identifier <id>)".
-std::string describeGap(const std::string& folder, const spool::LocalGap& gap) {
-  return fmt::format("'{}/{}' records WAL dropped from the archive of {} (system identifier {})",
-                     folder, spool::kGapFile, gap.repository, gap.systemId);
-}
-
 // The safety valve: acknowledges the file without storing it, after recording it in the spool's
 // gap, when the queue is still past the bound once the pusher has stopped (false: it is not, push
 // the file). A file the pusher stored is not dropped: its acknowledgement is used (the fast path
@@ -246,7 +240,7 @@ bool drop(const Call& call, const pg::WalName& name) {
     spdlog::error(
         "the safety valve does not drop {} while {}, not this configuration's: pushing it "
         "(the valve drops again once that file is recorded or moved aside)",
-        call.file, describeGap(*call.spool, *gap));
+        call.file, spool::describeGap(*call.spool, *gap));
     return false;
   }
   if (!gap) gap = spool::LocalGap{.repository = call.repository, .systemId = *call.systemId};
@@ -294,36 +288,12 @@ bool drop(const Call& call, const pg::WalName& name) {
 // dropped it) is recorded for that generation.
 void recordGap(const PusherContext& where, const repo::Repository& repository,
                const repo::StanzaInfo& stanza) {
-  if (!spool::hasGap(where.folder)) return;
-  spool::GapLock lock(where.folder);
-  auto gap = spool::readGap(where.folder);
-  if (!gap) return;
-  const bool ours =
-      gap->repository == where.repository &&
-      (gap->systemId == where.systemId ||
-       repo::findGeneration(repo::loadGenerations(repository, stanza), gap->systemId));
-  if (!ours) {
+  if (auto other = spool::recordGap(where.folder, repository, stanza, where.systemId))
     spdlog::error(
         "{}, which is none of this stanza's clusters in {}: it stays there, and the safety valve "
         "drops nothing meanwhile; note that that archive lacks those files, then move the file "
         "aside",
-        describeGap(where.folder, *gap), where.repository);
-    return;
-  }
-  for (const auto& range : gap->ranges)
-    repo::writeGapRecord(repository, stanza.identity(),
-                         {.systemId = gap->systemId,
-                          .first = range.first,
-                          .last = range.last,
-                          .files = range.files,
-                          .firstDroppedMs = range.firstMs,
-                          .lastDroppedMs = range.lastMs,
-                          .firstWrittenMs = range.writtenMs});
-  spool::removeGap(where.folder);
-  for (const auto& range : gap->ranges)
-    spdlog::error("recorded in {} that the safety valve dropped {} to {} ({})",
-                  repository.describe(), range.first, range.last,
-                  plural(range.files, "file", "files"));
+        spool::describeGap(where.folder, *other), where.repository);
 }
 
 // Why the repository's stanza is no longer the one the pusher started with: gone (an unmounted
@@ -707,7 +677,10 @@ void archivePush(const Config& config, const std::string& walPath) {
       // Before anything is stored after a drop (an error here fails the push).
       recordGap(call.pusher(), repository, stanza);
       // More waits than this file: the pusher takes it on, beside this push and after this call.
-      if (ahead && ready && spoolUsable && !chooseAhead(*ready, call.file, 1, acked).empty())
+      // Not while a gap stays unrecorded (another repository's or cluster's): it would stop at
+      // once, after one more error line, on every call.
+      if (ahead && ready && spoolUsable && !spool::hasGap(*call.spool) &&
+          !chooseAhead(*ready, call.file, 1, acked).empty())
         startPusher(call.pusher());
     }
     result = pushWalFile(repository,

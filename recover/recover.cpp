@@ -34,6 +34,7 @@
 #include "common/restore/restore.h"
 #include "common/restore/server_config.h"
 #include "common/restore/settings.h"
+#include "common/spool/gap_record.h"
 #include "common/spool/spool.h"
 
 extern char** environ;
@@ -443,6 +444,38 @@ void checkPlaces(const RecoverOptions& options, const std::vector<Place>& places
             place.oid));
 }
 
+// What --force would remove with the data directory's own spool (pg_wal/tidemark, where
+// archive.spool-path is not set) that no repository knows yet: WAL the safety valve dropped. The
+// gap of this stanza's clusters is recorded in the repository first (`record`; listed in a dry
+// run); any other stops the command before anything is written.
+void keepDroppedWal(const repo::Repository& repository, const repo::StanzaInfo& stanza,
+                    const std::string& stanzaName, const RecoverOptions& options, bool record) {
+  if (!options.force) return;
+  const fs::path spoolPath = fs::path(options.dataDirectory) / "pg_wal" / "tidemark";
+  std::error_code ec;
+  fs::directory_iterator it(spoolPath, ec);
+  if (ec == std::errc::no_such_file_or_directory || ec == std::errc::not_a_directory) return;
+  for (; !ec && it != fs::directory_iterator(); it.increment(ec)) {
+    const std::string folder = it->path().string();
+    if (!spool::hasGap(folder)) continue;
+    auto gap = spool::readGap(folder);
+    if (!gap) continue;
+    if (it->path().filename() != stanzaName ||
+        !spool::gapBelongs(*gap, repository, stanza, stanza.systemId))
+      throw Error(ErrorCode::InvalidInput,
+                  fmt::format("{}, which no repository records yet: --force would remove it with "
+                              "the data directory",
+                              spool::describeGap(folder, *gap)),
+                  "copy that file aside (it names the WAL that archive lacks), then run again");
+    if (record)
+      spool::recordGap(folder, repository, stanza, stanza.systemId);
+    else
+      spdlog::info("{}: it would be recorded in {} before --force removes it",
+                   spool::describeGap(folder, *gap), repository.describe());
+  }
+  if (ec) throw systemError(ErrorCode::LocalIo, ec.value(), "cannot list '{}'", spoolPath.string());
+}
+
 // Whether the configuration goes to a directory of its own (--config-dir).
 bool separateConfigDirectory(const RecoverOptions& options) {
   return options.configDirectory != options.dataDirectory;
@@ -739,6 +772,8 @@ recovery::RecoveryPlan recover(const Config& config, const CommandLine& commandL
   std::vector<Place> places = tablespacePlaces(plan, options);
   checkPlaces(options, places);
   const ConfigPlan configPlan = checkConfigPlace(repository, plan, options, places);
+  const repo::StanzaInfo stanza = repo::requireStanza(repository);
+  keepDroppedWal(repository, stanza, config.stanza, options, !options.dryRun);
   if (options.verify) verifyPlan(repository, plan, stopRequested);
   if (options.dryRun) {
     std::puts("dry run: nothing was written");
@@ -748,7 +783,7 @@ recovery::RecoveryPlan recover(const Config& config, const CommandLine& commandL
   // A lease on the WAL the replay reads, before anything is restored: expire keeps that WAL while
   // the lease is renewed (by the replay's archive-get) and lets it lapse after
   // retention.lease-timeout without a renewal.
-  restore::RecoveryLease lease(repository, repo::requireStanza(repository).identity(), plan,
+  restore::RecoveryLease lease(repository, stanza.identity(), plan,
                                fmt::format("tidemark-recover into '{}' on {} (pid {})",
                                            options.dataDirectory, hostName(), ::getpid()),
                                config.retention.leaseTimeout);

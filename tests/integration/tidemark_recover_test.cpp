@@ -16,7 +16,10 @@
 #include "common/recovery/target.h"
 #include "common/repo/backup.h"
 #include "common/repo/layout.h"
+#include "common/repo/marks.h"
 #include "common/repo/object.h"
+#include "common/repo/stanza.h"
+#include "common/spool/spool.h"
 #include "tidemark_runner.h"
 
 namespace fs = std::filesystem;
@@ -424,6 +427,59 @@ TEST_CASE("recover refuses, before writing anything, what it cannot do safely") 
 
     writeBackupInfo(*storage, original);
     storage->remove(repo::backupObject("main", original.label, "16385.tar"));
+    fs::remove_all(dir);
+  }
+  {
+    INFO(
+        "--force keeps what the data directory's spool knows of dropped WAL: this stanza's gap is "
+        "recorded in the repository first, another's stops it");
+    std::string dir = ws.path("dropped");
+    const std::string folder = dir + "/pg_wal/tidemark/main";
+    fs::create_directories(folder);
+    fs::permissions(dir, fs::perms::owner_all);
+    auto storage = ws.storage();
+    const repo::Repository repository(*storage, "main");
+    const repo::StanzaInfo stanza = repo::requireStanza(repository);
+    spool::LocalGap gap{.repository = "posix:/elsewhere",
+                        .systemId = stanza.systemId,
+                        .ranges = {{.first = "0000000100000000000000F0",
+                                    .last = "0000000100000000000000F1",
+                                    .files = 2,
+                                    .firstMs = 1,
+                                    .lastMs = 2,
+                                    .writtenMs = 1}}};
+    spool::writeGap(folder, gap);
+    Outcome foreign = recoverWith(ws, {"--pgdata=" + dir, "--force", "--target=immediate"});
+    INFO(foreign.output());
+    CHECK(foreign.status == 9);
+    CHECK(foreign.output().find("records WAL dropped from the archive of posix:/elsewhere") !=
+          std::string::npos);
+    CHECK(foreign.output().find("copy that file aside") != std::string::npos);
+    CHECK(spool::readGap(folder) == gap);
+    CHECK_FALSE(fs::exists(dir + "/PG_VERSION"));
+
+    gap.repository = repository.describe();
+    spool::writeGap(folder, gap);
+    Outcome dry =
+        recoverWith(ws, {"--pgdata=" + dir, "--force", "--target=immediate", "--dry-run"});
+    INFO(dry.output());
+    CHECK(dry.status == 0);
+    CHECK(dry.output().find("it would be recorded in " + repository.describe()) !=
+          std::string::npos);
+    CHECK(spool::readGap(folder) == gap);
+    CHECK(repo::readGapRecords(repository, stanza.identity()).empty());
+
+    Outcome forced = recoverWith(ws, {"--pgdata=" + dir, "--force", "--target=immediate"});
+    INFO(forced.output());
+    CHECK(forced.status == 0);
+    CHECK(fs::exists(dir + "/PG_VERSION"));
+    CHECK_FALSE(spool::hasGap(folder));
+    auto records = repo::readGapRecords(repository, stanza.identity());
+    REQUIRE(records.size() == 1);
+    CHECK(records[0].systemId == stanza.systemId);
+    CHECK(records[0].first == "0000000100000000000000F0");
+    CHECK(records[0].last == "0000000100000000000000F1");
+    CHECK(records[0].files == 2);
     fs::remove_all(dir);
   }
   {

@@ -1087,6 +1087,28 @@ TEST_CASE("the safety valve does not drop a file the pusher stored: it uses the 
   CHECK_FALSE(s.archived(names[2]));
 }
 
+TEST_CASE("a call starts no pusher while a gap it cannot record waits in the spool") {
+  PusherSetup s;
+  auto names = s.ready(5, 8);
+  s.config.archive.pushAhead = 1;
+  // Another repository's gap: it stays, and a pusher would stop at once, after one more error.
+  spool::writeGap(s.folder(), {.repository = "posix:/elsewhere",
+                               .systemId = kSegment.systemId,
+                               .ranges = {{.first = names[0], .last = names[0], .files = 1}}});
+  InDataDirectory inData(s);
+  auto level = spdlog::get_level();
+  spdlog::set_level(spdlog::level::off);
+  archive::archivePush(s.config, "pg_wal/" + names[0]);
+  spdlog::set_level(level);
+  CHECK(s.archived(names[0]));
+  CHECK(spool::hasGap(s.folder()));
+  // The pusher's log is made when one starts.
+  CHECK_FALSE(test::exists(s.folder() + "/push.log"));
+  CHECK(spool::waitForWorkers(s.folder(), std::chrono::seconds(10)));
+  for (std::size_t i = 1; i < names.size(); ++i)
+    CHECK_FALSE(s.archived(names[i]));
+}
+
 TEST_CASE("a gap the old cluster's valve left is recorded for its generation after pg_upgrade") {
   PusherSetup s;
   auto old = s.ready(5, 5);
