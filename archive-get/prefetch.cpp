@@ -10,15 +10,18 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <ctime>
 #include <limits>
 #include <map>
+#include <optional>
 #include <set>
 #include <thread>
 
 #include "archive-get/get.h"
 #include "common/base/error.h"
 #include "common/base/text.h"
+#include "common/base/watchdog.h"
 #include "common/files/file.h"
 #include "common/log/log.h"
 #include "common/repo/generation.h"
@@ -32,6 +35,8 @@ namespace tidemark::archive {
 namespace {
 
 constexpr const char* kLogFile = "prefetch.log";
+// How often the prefetcher's watchdog looks whether it must stop while fetches run.
+constexpr std::chrono::milliseconds kWatchEvery{200};
 
 std::int64_t nowMs() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -187,11 +192,12 @@ std::chrono::milliseconds absentRetryWait(const PrefetchOptions& options, int mi
 }
 
 void runPrefetcher(const PrefetchContext& context, const PrefetchOptions& options) {
-  runPrefetcher(context, repo::openRepository(context.config), options);
+  std::atomic<bool> abandon{false};
+  runPrefetcher(context, repo::openRepository(context.config, &abandon), options, &abandon);
 }
 
 void runPrefetcher(const PrefetchContext& context, repo::Repository repository,
-                   const PrefetchOptions& options) {
+                   const PrefetchOptions& options, std::atomic<bool>* abandon) {
   const Config& config = context.config;
   auto stanza = repo::loadStanza(repository);
   if (!stanza) return;
@@ -233,27 +239,29 @@ void runPrefetcher(const PrefetchContext& context, repo::Repository repository,
   };
   std::map<std::string, Retry> retryAt;
   std::uint64_t furthestAsked = 0;  // the highest segment number PostgreSQL asked for
+  // Why the prefetcher must stop now, if it must: checked before each round, and by a watchdog
+  // while fetches run (they then end: one can last as long as a slow server keeps it).
+  auto stopReason = [&]() -> std::optional<std::string> {
+    if (!inRecovery(context.dataDirectory)) return "recovery ended";
+    if (!files::exists(context.dataDirectory + "/postmaster.pid")) return "the server stopped";
+    auto wanted = spool::readWanted(context.folder);
+    if (!wanted || std::time(nullptr) - wanted->askedAt > options.idle.count())
+      return "nothing was asked for";
+    if (wanted->repository != context.repository)
+      return "the configuration names another repository now";
+    if (spool::recordedIdentity(context.folder) != identity)
+      return "the spool was claimed for another repository, stanza or cluster";
+    return std::nullopt;
+  };
   std::string reason = "recovery ended";
   std::string lastWait;  // logged once, not every second while the repository is away
   while (true) {
-    if (!inRecovery(context.dataDirectory)) break;
-    if (!files::exists(context.dataDirectory + "/postmaster.pid")) {
-      reason = "the server stopped";
+    if (auto why = stopReason()) {
+      reason = *why;
       break;
     }
     auto wanted = spool::readWanted(context.folder);
-    if (!wanted || std::time(nullptr) - wanted->askedAt > options.idle.count()) {
-      reason = "nothing was asked for";
-      break;
-    }
-    if (wanted->repository != context.repository) {
-      reason = "the configuration names another repository now";
-      break;
-    }
-    if (spool::recordedIdentity(context.folder) != identity) {
-      reason = "the spool was claimed for another repository, stanza or cluster";
-      break;
-    }
+    if (!wanted) continue;  // removed since: stopReason says why
     auto name = pg::parseWalName(wanted->file);
     const auto now = std::chrono::steady_clock::now();
     if (!name || name->kind != pg::WalKind::Segment) {
@@ -370,6 +378,15 @@ void runPrefetcher(const PrefetchContext& context, repo::Repository repository,
                      e.what());
       }
     };
+    std::optional<std::string> stopped;  // why the watchdog abandoned the fetches
+    std::optional<Watchdog> watchdog;
+    if (abandon != nullptr)
+      watchdog.emplace(
+          [&] {
+            stopped = stopReason();
+            return stopped.has_value();
+          },
+          *abandon, kWatchEvery);
     std::vector<std::thread> threads;
     try {
       for (std::size_t i = 1; i < batch.size(); ++i)
@@ -382,6 +399,11 @@ void runPrefetcher(const PrefetchContext& context, repo::Repository repository,
     fetch(0);
     for (auto& t : threads)
       t.join();
+    watchdog.reset();
+    if (stopped) {
+      reason = *stopped;
+      break;
+    }
     for (std::size_t i = 0; i < batch.size(); ++i) {
       if (results[i] == Fetch::Stored) {
         retryAt.erase(batch[i]);

@@ -3,6 +3,7 @@
 // fsynced; archive-get hands a prefetched segment over with a rename.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <string>
@@ -56,12 +57,15 @@ std::chrono::milliseconds absentRetryWait(const PrefetchOptions& options, int mi
 // spool folder (a lock), it follows the segment PostgreSQL asked for last, fetches the next
 // archive.get-ahead on the way to the newest timeline in parallel, and removes what PostgreSQL
 // will not ask for. Returns, removing the prefetched segments, once the data directory is out of
-// recovery (neither recovery.signal nor standby.signal) or nothing was asked for options.idle;
-// at once when another prefetcher runs.
+// recovery (neither recovery.signal nor standby.signal), the server stopped, or nothing was asked
+// for options.idle (checked before each round of fetches, and while they run: S3 fetches under
+// way are then abandoned); at once when another prefetcher runs.
 void runPrefetcher(const PrefetchContext& context, const PrefetchOptions& options = {});
 // The same on a repository handle of the caller's (tests give one around a storage of theirs).
+// `abandon`, when given (the flag the handle was opened with: repo::openRepository): set when the
+// prefetcher must stop while fetches run, so that they end rather than finish.
 void runPrefetcher(const PrefetchContext& context, repo::Repository repository,
-                   const PrefetchOptions& options);
+                   const PrefetchOptions& options, std::atomic<bool>* abandon = nullptr);
 
 // Whether PostgreSQL, following `history`, would ask for `wanted`: `wanted` is on that history's
 // path and is the file it reads for its segment (pg::fileTimeline). A request off the path is

@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <deque>
 #include <functional>
@@ -16,6 +17,7 @@
 #include "archive-push/queue.h"
 #include "common/base/error.h"
 #include "common/base/text.h"
+#include "common/base/watchdog.h"
 #include "common/files/file.h"
 #include "common/pg/control.h"
 #include "common/repo/generation.h"
@@ -137,6 +139,8 @@ std::int64_t msSince(std::chrono::steady_clock::time_point start) {
 }
 
 constexpr const char* kPusherLog = "push.log";
+// How often the pusher's watchdog looks whether it must stop while uploads run.
+constexpr std::chrono::milliseconds kWatchEvery{200};
 // How long a call waits for the pusher to finish the file it asks for, and how long the safety
 // valve waits for the pusher to stop before it drops anything.
 constexpr auto kPushedWait = std::chrono::minutes(5);
@@ -388,6 +392,17 @@ class PushQueue {
     return reason_.value_or("");
   }
 
+  // Whether the pusher must stop, asked by its watchdog while every upload thread may be busy: the
+  // checks next() makes before each file, and once a second the list of what waits (the safety
+  // valve's bound among them).
+  bool mustStop() {
+    std::lock_guard guard(mutex_);
+    const auto now = std::chrono::steady_clock::now();
+    if (!reason_) checkStop(now);
+    if (!reason_ && now - listed_ > std::chrono::seconds(1)) refill(now);
+    return reason_.has_value();
+  }
+
   // Stops the pusher: next() gives no more files (the first reason stays).
   void stop(std::string why) {
     std::lock_guard guard(mutex_);
@@ -519,7 +534,9 @@ void pushFiles(const PusherContext& context, PushQueue& queue, const repo::Repos
                    humanBytes(result.summary.plainSize), humanBytes(result.summary.storedSize),
                    msSince(started));
     } catch (const std::exception& e) {
-      recordStat(context.folder, context.config, *file, false, msSince(started));
+      // An upload abandoned because the pusher stops is no failure of the repository's.
+      if (queue.reason().empty())
+        recordStat(context.folder, context.config, *file, false, msSince(started));
       spdlog::warn("could not push {} ahead (it is pushed when PostgreSQL asks for it): {}", *file,
                    e.what());
     }
@@ -533,7 +550,10 @@ void runPusher(const PusherContext& context, const PusherOptions& options, int l
   if (lock < 0) lock = spool::takeLock(context.folder, spool::kPushLockFile);
   if (lock < 0) return;
   const files::Fd held(lock);
-  repo::Repository repository = repo::openRepository(context.config);
+  // Set when the pusher must stop: uploads under way end then (S3) instead of running on for as
+  // long as a slow server or middlebox keeps them, holding the lock the safety valve waits for.
+  std::atomic<bool> abandon{false};
+  repo::Repository repository = repo::openRepository(context.config, &abandon);
   repo::StanzaInfo stanza = repo::requireStanza(repository);
   repo::checkEncryption(repository, stanza);
   const spool::Identity identity{.repository = context.repository,
@@ -558,6 +578,10 @@ void runPusher(const PusherContext& context, const PusherOptions& options, int l
   spdlog::info("pusher started for {} ({} at once)", context.folder,
                plural(std::uint64_t(parallel), "file", "files"));
   PushQueue queue(context, options, identity);
+  const Watchdog watchdog([&] { return queue.mustStop(); }, abandon,
+                          std::max(options.poll, kWatchEvery));
+  if (!watchdog.watching())
+    spdlog::warn("uploads under way finish before the pusher stops: cannot start a thread");
   std::vector<std::thread> threads;
   for (int i = 1; i < parallel && repository.canOpenAnother(); ++i) {
     try {

@@ -73,7 +73,8 @@ struct PusherOptions {
 // postmaster.pid), the spool was claimed for another repository, stanza or cluster, files it
 // acknowledged were archived without their acknowledgements (the archiver's calls use another
 // spool), the safety valve dropped or is about to drop WAL, or nothing succeeded for
-// options.giveUp (all checked before each file it starts), or the stanza is gone, was re-created
+// options.giveUp (all checked before each file it starts, and every 200 ms while uploads run: S3
+// uploads under way are then abandoned, never acknowledged), or the stanza is gone, was re-created
 // or its encryption switched (read before each push and again before its acknowledgement: a file
 // pushed meanwhile is not acknowledged); at once when another pusher runs, or when the spool is not
 // claimed for this configuration and cluster (the call that starts it claims it). `lock`: the

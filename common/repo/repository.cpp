@@ -162,16 +162,19 @@ class LoggedStorage final : public storage::Storage {
   std::unique_ptr<storage::Storage> inner_;
 };
 
-std::unique_ptr<storage::Storage> openDriver(const Config& config);
+std::unique_ptr<storage::Storage> openDriver(const Config& config,
+                                             const std::atomic<bool>* abandon = nullptr);
 
 // The configured driver; wrapped to log every request when the log level is debug.
-std::unique_ptr<storage::Storage> openStorage(const Config& config) {
-  auto driver = openDriver(config);
+std::unique_ptr<storage::Storage> openStorage(const Config& config,
+                                              const std::atomic<bool>* abandon) {
+  auto driver = openDriver(config, abandon);
   if (!spdlog::should_log(spdlog::level::debug)) return driver;
   return std::make_unique<LoggedStorage>(std::move(driver));
 }
 
-std::unique_ptr<storage::Storage> openDriver(const Config& config) {
+std::unique_ptr<storage::Storage> openDriver(const Config& config,
+                                             const std::atomic<bool>* abandon) {
   if (config.repo.type == "posix") return std::make_unique<storage::PosixStorage>(config.repo.path);
   if (config.repo.type == "s3") {
     std::string prefix = config.repo.path;
@@ -195,6 +198,7 @@ std::unique_ptr<storage::Storage> openDriver(const Config& config) {
         .retryTime = std::chrono::seconds(s3.retryTime),
         .stallTimeoutSeconds = s3.timeout,
         .lockTimeout = std::chrono::seconds(s3.lockTimeout),
+        .abandon = abandon,
     });
   }
   throw Error(ErrorCode::Config, fmt::format("repo.type '{}' is not supported", config.repo.type),
@@ -267,16 +271,16 @@ Repository Repository::another() const {
   return Repository(openStorage_(), stanza_, keys_, policy_, openStorage_);
 }
 
-Repository openRepository(const Config& config) {
+Repository openRepository(const Config& config, const std::atomic<bool>* abandon) {
   // In this order: a repository that cannot work is said before a key command runs.
-  std::unique_ptr<storage::Storage> storage = openStorage(config);
+  std::unique_ptr<storage::Storage> storage = openStorage(config, abandon);
   Keyring keys = loadKeyring(config.encryption);
   return Repository(std::move(storage), config.stanza, std::move(keys),
                     WritePolicy{.compress = config.compress.type,
                                 .level = config.compress.level,
                                 .encryption = config.encryption.type,
                                 .allowMixedEncryption = config.encryption.allowMixed},
-                    [config] { return openStorage(config); });
+                    [config, abandon] { return openStorage(config, abandon); });
 }
 
 }  // namespace tidemark::repo

@@ -6,6 +6,7 @@
 // openRepository() turns a configuration into one (tests build them around a storage of their own).
 #pragma once
 
+#include <atomic>
 #include <functional>
 #include <memory>
 #include <string>
@@ -90,7 +91,10 @@ class Repository {
 // The repository and stanza `config` names: the driver of repo.type with its options, the keys of
 // [encryption] (read now: a key file or command that fails is Error(Config) here), the
 // compression of [compress]. Connects to nothing yet: drivers connect on the first request.
-Repository openRepository(const Config& config);
+// `abandon`, when given (for this handle and those another() opens): once it turns true, S3
+// requests under way end within a second and no more start (Error(Storage)); posix writes, local
+// and short, are not interrupted.
+Repository openRepository(const Config& config, const std::atomic<bool>* abandon = nullptr);
 
 // How the repository `config` names describes itself (Storage::describe(): "posix:/path",
 // "s3://bucket/prefix (endpoint)"), without its keys; "<repo.type>:<repo.path>" when the driver's

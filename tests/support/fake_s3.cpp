@@ -288,6 +288,9 @@ void FakeS3::serve(int fd) {
     {
       std::lock_guard lock(mutex_);
       if (request.method == "PUT") stall = lies_.stallPutsMs;
+      if (request.method == "GET" && !lies_.stallGetsOf.empty() &&
+          request.path.find(lies_.stallGetsOf) != std::string::npos)
+        stall = lies_.stallGetsMs;
     }
     for (int waited = 0; waited < stall && !stopping_; waited += 10)
       std::this_thread::sleep_for(std::chrono::milliseconds(10));

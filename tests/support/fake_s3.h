@@ -32,8 +32,10 @@ class FakeS3 {
     int completeWithError = 0;  // answer the next N CompleteMultipartUpload with 200 + <Error>
     bool listTruncatedWithoutToken = false;  // IsTruncated true and no NextContinuationToken
     int stallPutsMs = 0;  // answer each PUT only after this long (a holder that cannot get through)
-    int failPuts = 0;     // answer the next N PUTs 503 SlowDown, once their body is read
-    int cutPuts = 0;      // close the connection of the next N PUTs after cutPutsAfter body bytes
+    int stallGetsMs = 0;  // answer each GET whose path holds stallGetsOf only after this long
+    std::string stallGetsOf;
+    int failPuts = 0;  // answer the next N PUTs 503 SlowDown, once their body is read
+    int cutPuts = 0;   // close the connection of the next N PUTs after cutPutsAfter body bytes
     std::size_t cutPutsAfter = 100000;
     // Answer an aws-chunked (streamed) PUT 501 NotImplemented at once, and close.
     bool refuseStreaming = false;

@@ -142,6 +142,12 @@ void deliver(Transfer& t, const char* data, std::size_t n) {
   t.response->delivered += bytes.size();
 }
 
+// libcurl calls it about once a second, and on every piece sent or received: non-zero ends the
+// transfer.
+int onProgress(void* abandon, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
+  return static_cast<const std::atomic<bool>*>(abandon)->load() ? 1 : 0;
+}
+
 std::size_t onBody(char* data, std::size_t size, std::size_t count, void* user) {
   auto* t = static_cast<Transfer*>(user);
   std::size_t n = size * count;
@@ -254,6 +260,11 @@ HttpResponse HttpClient::perform(const HttpRequest& request) {
   c.easySetopt(curl_, CURLOPT_LOW_SPEED_LIMIT,
                request.method == "GET" ? kStalledGetBelowBytesPerSecond : 1L);
   c.easySetopt(curl_, CURLOPT_LOW_SPEED_TIME, options_.stallTimeoutSeconds);
+  if (options_.abandon != nullptr) {
+    c.easySetopt(curl_, CURLOPT_NOPROGRESS, 0L);
+    c.easySetopt(curl_, CURLOPT_XFERINFOFUNCTION, onProgress);
+    c.easySetopt(curl_, CURLOPT_XFERINFODATA, const_cast<std::atomic<bool>*>(options_.abandon));
+  }
   c.easySetopt(curl_, CURLOPT_HEADERFUNCTION, onHeader);
   c.easySetopt(curl_, CURLOPT_HEADERDATA, &transfer);
   c.easySetopt(curl_, CURLOPT_WRITEFUNCTION, onBody);

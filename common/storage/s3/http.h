@@ -6,6 +6,7 @@
 
 #include <curl/curl.h>
 
+#include <atomic>
 #include <map>
 #include <memory>
 #include <optional>
@@ -27,6 +28,9 @@ struct HttpOptions {
   long connectTimeoutMs = 10000;
   // Abort a transfer that stalls for this long (kStalledGetBelowBytesPerSecond).
   long stallTimeoutSeconds = 30;
+  // When set and it turns true, a transfer under way ends within a second (CURLE_ABORTED_BY_
+  // CALLBACK): a process that must stop does not wait for a slow upload.
+  const std::atomic<bool>* abandon = nullptr;
 };
 
 // A request body produced while it is sent. Used by one transfer at a time, on the thread that

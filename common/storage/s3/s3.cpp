@@ -295,7 +295,8 @@ s3::HttpOptions S3Storage::httpOptions() const {
   s3::HttpOptions http{.caFile = options_.caFile,
                        .verifyTls = options_.verifyTls,
                        .connectTimeoutMs = options_.connectTimeoutMs,
-                       .stallTimeoutSeconds = options_.stallTimeoutSeconds};
+                       .stallTimeoutSeconds = options_.stallTimeoutSeconds,
+                       .abandon = options_.abandon};
   // *.localhost is loopback (RFC 6761), but neither glibc nor curl 7.88 resolve bucket.localhost.
   std::string host = hostPort_.substr(
       0, hostPort_.rfind(':') == std::string::npos ? hostPort_.size() : hostPort_.rfind(':'));
@@ -343,7 +344,14 @@ HttpResponse S3Storage::execute(const Request& request, s3::HttpClient& client) 
   std::uint64_t delivered = 0;
   std::string etag;      // of the first partial response, so a resumed GET reads the same object
   bool altered = false;  // a signature refused although the server accepts ours: see below
+  // Before each attempt, and after one that did not complete (ended by it, or not).
+  auto checkAbandoned = [&] {
+    if (options_.abandon != nullptr && options_.abandon->load())
+      throw Error(ErrorCode::Storage, fmt::format("{}: abandoned, this process stops",
+                                                  describeRequest(request, options_)));
+  };
   for (int attempt = 0;; ++attempt) {
+    checkAbandoned();
     std::string host, canonicalPath;
     std::string target = url(request, host, canonicalPath);
     std::vector<std::pair<std::string, std::string>> headers = request.headers;
@@ -390,6 +398,7 @@ HttpResponse S3Storage::execute(const Request& request, s3::HttpClient& client) 
     auto sent = std::chrono::steady_clock::now();
     // The exception of a sink, or of a stream that was abandoned, propagates: no retry.
     HttpResponse response = client.perform(http);
+    if (response.transport != CURLE_OK) checkAbandoned();
     delivered += response.delivered;
     if (spdlog::should_log(spdlog::level::debug))
       spdlog::debug("{} {}: {}, {} bytes received, {} ms", request.method, target,

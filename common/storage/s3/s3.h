@@ -61,6 +61,9 @@ struct S3Options {
   // A lock whose object the server last saw changed this long ago is stale; its holder refreshes
   // it every tenth of that.
   std::chrono::seconds lockTimeout{300};
+  // When set and it turns true, requests under way end within a second and no more start (each
+  // throws Error(Storage)): a process that must stop does not wait for a slow upload.
+  const std::atomic<bool>* abandon = nullptr;
 };
 
 class S3Storage final : public Storage {

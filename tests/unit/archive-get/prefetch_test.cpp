@@ -9,8 +9,10 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <fstream>
+#include <future>
 #include <iterator>
 #include <mutex>
 #include <string>
@@ -20,8 +22,10 @@
 #include "archive-push/push.h"
 #include "common/spool/spool.h"
 #include "support/fake_repository.h"
+#include "support/fake_s3.h"
 #include "support/forwarding_storage.h"
 #include "support/segment.h"
+#include "support/stanza.h"
 
 using namespace tidemark;
 
@@ -379,6 +383,55 @@ TEST_CASE("a segment the prefetcher cannot record is not left in the spool") {
   REQUIRE(::access(s.marker(fetched).c_str(), F_OK) != 0);
   CHECK(::access(spool::fetchedPath(s.folder, fetched).c_str(), F_OK) != 0);
   CHECK_FALSE(spool::readFetched(s.folder, fetched));
+}
+
+TEST_CASE("a prefetcher that must stop abandons its S3 fetches instead of waiting for them") {
+  test::FakeS3 server;
+  Spool s;
+  s.config.stanza = "main";
+  s.config.repo.type = "s3";
+  s.config.s3.bucket = test::FakeS3::kBucket;
+  s.config.s3.endpoint = server.endpoint();
+  s.config.s3.region = "us-east-1";
+  s.config.s3.uriStyle = "path";
+  s.config.s3.accessKeyId = "AKIDEXAMPLE";
+  s.config.s3.secretAccessKey = "secret";
+  s.config.s3.retryMax = 0;
+  s.config.s3.timeout = 600;  // libcurl's own stall limit would not end it
+  s.config.archive.getAhead = 1;
+  const std::string fetched = "000000010000000000000007";
+  {
+    repo::Repository repository = repo::openRepository(s.config);
+    auto stanza = test::createStanza(repository.storage(),
+                                     {.systemId = kSystemId, .segmentSize = test::kSegmentSize});
+    test::TempDir source;
+    REQUIRE(archive::pushWalFile(
+                repository,
+                {.walPath = test::writeSegment(source.path(), {.systemId = kSystemId,
+                                                               .segmentNumber = 7,
+                                                               .segmentSize = test::kSegmentSize})})
+                .outcome == archive::PushOutcome::Stored);
+    spool::claim(s.folder, {.repository = s.identity.repository,
+                            .stanzaId = stanza.identity(),
+                            .systemId = kSystemId});
+  }
+  // The server answers the segment's GET a minute late.
+  server.lie({.stallGetsMs = 60000, .stallGetsOf = fetched});
+  std::ofstream(s.data / "standby.signal").flush();
+  std::ofstream(s.data / "postmaster.pid").flush();
+  spool::writeWanted(s.folder, "000000010000000000000006", s.identity.repository);
+  std::atomic<bool> abandon{false};
+  auto done = std::async(std::launch::async, [&] {
+    archive::runPrefetcher(s.context(), repo::openRepository(s.config, &abandon),
+                           {.poll = std::chrono::milliseconds(5)}, &abandon);
+  });
+  const auto start = std::chrono::steady_clock::now();
+  while (::access(s.marker(fetched).c_str(), F_OK) != 0 && secondsSince(start) < 10)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  CHECK(::access(s.marker(fetched).c_str(), F_OK) == 0);  // its fetch is under way
+  ::unlink((s.data / "standby.signal").c_str());          // recovery ends
+  CHECK(done.wait_for(std::chrono::seconds(20)) == std::future_status::ready);
+  CHECK(::access(spool::fetchedFolder(s.folder).c_str(), F_OK) != 0);  // its spool is removed
 }
 
 TEST_CASE("after a promotion elsewhere the prefetcher's looks stay apart while the standby waits") {

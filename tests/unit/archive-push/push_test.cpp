@@ -19,6 +19,7 @@
 #include "common/spool/spool.h"
 #include "common/storage/posix/posix.h"
 #include "support/check.h"
+#include "support/fake_s3.h"
 #include "support/fault_storage.h"
 #include "support/forwarding_storage.h"
 #include "support/memory_storage.h"
@@ -1175,6 +1176,46 @@ TEST_CASE("the pusher removes a prefetch spool a killed prefetcher left, out of 
     CHECK(test::exists(left));
   }
   spdlog::set_level(level);
+}
+
+TEST_CASE("a pusher that must stop abandons its S3 uploads instead of waiting for them") {
+  PusherSetup s;
+  auto names = s.ready(5, 8);
+  test::FakeS3 server;
+  s.config.repo.type = "s3";
+  s.config.repo.path = "";
+  s.config.s3.bucket = test::FakeS3::kBucket;
+  s.config.s3.endpoint = server.endpoint();
+  s.config.s3.region = "us-east-1";
+  s.config.s3.uriStyle = "path";
+  s.config.s3.accessKeyId = "AKIDEXAMPLE";
+  s.config.s3.secretAccessKey = "secret";
+  s.config.s3.retryMax = 0;
+  s.config.s3.timeout = 600;  // libcurl's own stall limit would not end it
+  s.config.archive.pushAhead = 1;
+  {
+    repo::Repository repository = repo::openRepository(s.config);
+    auto stanza = test::createStanza(repository.storage(), {.segmentSize = kSegment.segmentSize});
+    spool::claim(s.folder(), {.repository = repo::describeRepository(s.config),
+                              .stanzaId = stanza.identity(),
+                              .systemId = kSegment.systemId});
+  }
+  const std::size_t putsBefore = server.putPayloads().size();
+  // The server takes each upload's bytes, then answers a minute later.
+  server.lie({.stallPutsMs = 60000});
+  auto options = s.options;
+  options.idle = std::chrono::seconds(600);
+  options.giveUp = std::chrono::seconds(600);
+  auto level = spdlog::get_level();
+  spdlog::set_level(spdlog::level::off);
+  CHECK(runPusherFor(s, options, std::chrono::seconds(20), [&] {
+    for (int i = 0; i < 3000 && server.putPayloads().size() == putsBefore; ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    REQUIRE(server.putPayloads().size() > putsBefore);  // an upload is under way
+    ::unlink((s.data / "postmaster.pid").c_str());      // the server stops
+  }));
+  spdlog::set_level(level);
+  CHECK(spool::listPushAcks(s.folder()).empty());
 }
 
 TEST_CASE("the pusher leaves a file another process is pushing to it") {
