@@ -245,7 +245,10 @@ void runPrefetcher(const PrefetchContext& context, repo::Repository repository,
     if (!inRecovery(context.dataDirectory)) return "recovery ended";
     if (!files::exists(context.dataDirectory + "/postmaster.pid")) return "the server stopped";
     auto wanted = spool::readWanted(context.folder);
-    if (!wanted || std::time(nullptr) - wanted->askedAt > options.idle.count())
+    // Asked for "in the future" by more than that too: the clock was set back, and a request made
+    // since would carry the new time (else the prefetcher would wait for the clock to catch up).
+    const std::int64_t age = wanted ? std::time(nullptr) - wanted->askedAt : 0;
+    if (!wanted || age > options.idle.count() || age < -options.idle.count())
       return "nothing was asked for";
     if (wanted->repository != context.repository)
       return "the configuration names another repository now";

@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <ctime>
 #include <fstream>
 #include <future>
 #include <iterator>
@@ -383,6 +384,31 @@ TEST_CASE("a segment the prefetcher cannot record is not left in the spool") {
   REQUIRE(::access(s.marker(fetched).c_str(), F_OK) != 0);
   CHECK(::access(spool::fetchedPath(s.folder, fetched).c_str(), F_OK) != 0);
   CHECK_FALSE(spool::readFetched(s.folder, fetched));
+}
+
+TEST_CASE("a prefetcher whose last request is dated ahead of the clock (set back) stops") {
+  test::FakeRepository f;
+  Spool s;
+  spool::claim(s.folder, {.repository = s.identity.repository,
+                          .stanzaId = repo::loadStanza(f.handle())->identity(),
+                          .systemId = f.systemId});
+  StandbyPrefetcher prefetcher(s, f.storage, f.systemId, "000000010000000000000006",
+                               {.poll = std::chrono::milliseconds(5)});
+  // It runs (the claim above emptied the spool; it makes its folder anew).
+  const auto started = std::chrono::steady_clock::now();
+  while (::access(spool::fetchedFolder(s.folder).c_str(), F_OK) != 0 && secondsSince(started) < 10)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  REQUIRE(::access(spool::fetchedFolder(s.folder).c_str(), F_OK) == 0);
+  // The request was made an hour "from now": the clock has been set back since, and nothing was
+  // asked for after that (a request would carry the new time).
+  const timespec times[2] = {{.tv_sec = std::time(nullptr) + 3600, .tv_nsec = 0},
+                             {.tv_sec = std::time(nullptr) + 3600, .tv_nsec = 0}};
+  REQUIRE(::utimensat(AT_FDCWD, (s.folder + "/wanted").c_str(), times, 0) == 0);
+  // It stops (and removes its spool) instead of waiting an hour for the clock to catch up.
+  const auto start = std::chrono::steady_clock::now();
+  while (::access(spool::fetchedFolder(s.folder).c_str(), F_OK) == 0 && secondsSince(start) < 10)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  CHECK(::access(spool::fetchedFolder(s.folder).c_str(), F_OK) != 0);
 }
 
 TEST_CASE("a prefetcher that must stop abandons its S3 fetches instead of waiting for them") {
