@@ -290,6 +290,8 @@ bool drop(const Call& call, const pg::WalName& name) {
 // locally. A gap of another repository, or of a cluster that is none of the stanza's generations,
 // stays, with an error on every call; one of an older generation (the cluster before pg_upgrade
 // dropped it) is recorded for that generation.
+// With archive.spool-path set, the data directory's own spool (the default) is looked at too: the
+// setting may have come after a drop recorded there, which the new spool knows nothing of.
 void recordGap(const PusherContext& where, const repo::Repository& repository,
                const repo::StanzaInfo& stanza) {
   if (auto other = spool::recordGap(where.folder, repository, stanza, where.systemId))
@@ -298,6 +300,13 @@ void recordGap(const PusherContext& where, const repo::Repository& repository,
         "drops nothing meanwhile; note that that archive lacks those files, then move the file "
         "aside",
         spool::describeGap(where.folder, *other), where.repository);
+  if (where.config.archive.spoolPath.empty()) return;
+  const std::string former = where.dataDirectory + "/pg_wal/tidemark/" + where.config.stanza;
+  if (auto other = spool::recordGap(former, repository, stanza, where.systemId))
+    spdlog::error(
+        "{}, which is none of this stanza's clusters in {}, and archive.spool-path names another "
+        "folder now: note that that archive lacks those files, then move the file aside",
+        spool::describeGap(former, *other), where.repository);
 }
 
 // Why the repository's stanza is no longer the one the pusher started with: gone (an unmounted

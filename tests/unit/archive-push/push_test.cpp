@@ -1110,6 +1110,33 @@ TEST_CASE("a call starts no pusher while a gap it cannot record waits in the spo
     CHECK_FALSE(s.archived(names[i]));
 }
 
+TEST_CASE("a gap left in the data directory's spool is recorded after archive.spool-path is set") {
+  PusherSetup s;
+  auto names = s.ready(5, 6);
+  // The valve dropped segment 4 into the default spool; the repository was away.
+  const spool::LocalGap gap{
+      .repository = repo::describeRepository(s.config),
+      .systemId = kSegment.systemId,
+      .ranges = {
+          {.first = "000000010000000000000004", .last = "000000010000000000000004", .files = 1}}};
+  spool::writeGap(s.folder(), gap);
+  // Then the spool moved elsewhere.
+  test::TempDir elsewhere{"tidemark-spool"};
+  s.config.archive.spoolPath = elsewhere.path();
+  s.config.archive.pushAhead = 0;
+  InDataDirectory inData(s);
+  auto level = spdlog::get_level();
+  spdlog::set_level(spdlog::level::off);
+  archive::archivePush(s.config, "pg_wal/" + names[0]);
+  spdlog::set_level(level);
+  CHECK(s.archived(names[0]));
+  repo::Repository repository = repo::openRepository(s.config);
+  auto records = repo::readGapRecords(repository, repo::requireStanza(repository).identity());
+  REQUIRE(records.size() == 1);
+  CHECK(records[0].first == "000000010000000000000004");
+  CHECK_FALSE(spool::hasGap(s.folder()));
+}
+
 TEST_CASE("a gap the old cluster's valve left is recorded for its generation after pg_upgrade") {
   PusherSetup s;
   auto old = s.ready(5, 5);
