@@ -521,4 +521,15 @@ FakeS3::Response FakeS3::multipart(const Request& request, const std::string& ke
   return r;
 }
 
+void useFakeS3(Config& config, const FakeS3& server) {
+  config.repo.type = "s3";
+  config.s3.bucket = FakeS3::kBucket;
+  config.s3.endpoint = server.endpoint();
+  config.s3.region = "us-east-1";
+  config.s3.uriStyle = "path";
+  config.s3.accessKeyId = "AKIDEXAMPLE";
+  config.s3.secretAccessKey = "secret";
+  config.s3.retryMax = 0;
+}
+
 }  // namespace tidemark::test

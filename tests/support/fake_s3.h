@@ -15,6 +15,8 @@
 #include <thread>
 #include <vector>
 
+#include "common/config/config.h"
+
 namespace tidemark::test {
 
 class FakeS3 {
@@ -105,5 +107,9 @@ class FakeS3 {
   int nextUpload_ = 1, nextEtag_ = 1;
   std::vector<std::string> requests_, ranges_, putPayloads_;
 };
+
+// Points `config` at `server` (repo.type "s3", path-style, test credentials, no retries), for
+// tests of the programs' code on a server that can lie.
+void useFakeS3(Config& config, const FakeS3& server);
 
 }  // namespace tidemark::test

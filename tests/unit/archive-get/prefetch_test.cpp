@@ -415,14 +415,7 @@ TEST_CASE("a prefetcher that must stop abandons its S3 fetches instead of waitin
   test::FakeS3 server;
   Spool s;
   s.config.stanza = "main";
-  s.config.repo.type = "s3";
-  s.config.s3.bucket = test::FakeS3::kBucket;
-  s.config.s3.endpoint = server.endpoint();
-  s.config.s3.region = "us-east-1";
-  s.config.s3.uriStyle = "path";
-  s.config.s3.accessKeyId = "AKIDEXAMPLE";
-  s.config.s3.secretAccessKey = "secret";
-  s.config.s3.retryMax = 0;
+  test::useFakeS3(s.config, server);
   s.config.s3.timeout = 600;  // libcurl's own stall limit would not end it
   s.config.archive.getAhead = 1;
   const std::string fetched = "000000010000000000000007";

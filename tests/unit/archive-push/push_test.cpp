@@ -810,6 +810,16 @@ struct InDataDirectory {
   char previous[4096];
 };
 
+// archive-push of pg_wal/`name` as PostgreSQL runs it in the data directory of `s`, its log lines
+// left out.
+void pushInDataDirectory(const PusherSetup& s, const std::string& name) {
+  InDataDirectory inData(s);
+  auto level = spdlog::get_level();
+  spdlog::set_level(spdlog::level::off);
+  archive::archivePush(s.config, "pg_wal/" + name);
+  spdlog::set_level(level);
+}
+
 // Runs the pusher on its own thread; returns whether it ended within `limit`.
 bool runPusherFor(const PusherSetup& s, const archive::PusherOptions& options,
                   std::chrono::seconds limit, const std::function<void()>& meanwhile = {}) {
@@ -1096,11 +1106,7 @@ TEST_CASE("a call starts no pusher while a gap it cannot record waits in the spo
   spool::writeGap(s.folder(), {.repository = "posix:/elsewhere",
                                .systemId = kSegment.systemId,
                                .ranges = {{.first = names[0], .last = names[0], .files = 1}}});
-  InDataDirectory inData(s);
-  auto level = spdlog::get_level();
-  spdlog::set_level(spdlog::level::off);
-  archive::archivePush(s.config, "pg_wal/" + names[0]);
-  spdlog::set_level(level);
+  pushInDataDirectory(s, names[0]);
   CHECK(s.archived(names[0]));
   CHECK(spool::hasGap(s.folder()));
   // The pusher's log is made when one starts.
@@ -1124,11 +1130,7 @@ TEST_CASE("a gap left in the data directory's spool is recorded after archive.sp
   test::TempDir elsewhere{"tidemark-spool"};
   s.config.archive.spoolPath = elsewhere.path();
   s.config.archive.pushAhead = 0;
-  InDataDirectory inData(s);
-  auto level = spdlog::get_level();
-  spdlog::set_level(spdlog::level::off);
-  archive::archivePush(s.config, "pg_wal/" + names[0]);
-  spdlog::set_level(level);
+  pushInDataDirectory(s, names[0]);
   CHECK(s.archived(names[0]));
   repo::Repository repository = repo::openRepository(s.config);
   auto records = repo::readGapRecords(repository, repo::requireStanza(repository).identity());
@@ -1209,15 +1211,8 @@ TEST_CASE("a pusher that must stop abandons its S3 uploads instead of waiting fo
   PusherSetup s;
   auto names = s.ready(5, 8);
   test::FakeS3 server;
-  s.config.repo.type = "s3";
+  test::useFakeS3(s.config, server);
   s.config.repo.path = "";
-  s.config.s3.bucket = test::FakeS3::kBucket;
-  s.config.s3.endpoint = server.endpoint();
-  s.config.s3.region = "us-east-1";
-  s.config.s3.uriStyle = "path";
-  s.config.s3.accessKeyId = "AKIDEXAMPLE";
-  s.config.s3.secretAccessKey = "secret";
-  s.config.s3.retryMax = 0;
   s.config.s3.timeout = 600;  // libcurl's own stall limit would not end it
   s.config.archive.pushAhead = 1;
   {
