@@ -139,8 +139,10 @@ std::int64_t msSince(std::chrono::steady_clock::time_point start) {
 }
 
 constexpr const char* kPusherLog = "push.log";
-// How often the pusher's watchdog looks whether it must stop while uploads run.
+// How often the pusher's watchdog looks whether it must stop while uploads run, and how long the
+// uploads under way may go on once the safety valve is due (less than kValveWait).
 constexpr std::chrono::milliseconds kWatchEvery{200};
+constexpr std::chrono::seconds kFinishUploadsFor{30};
 // How long a call waits for the pusher to finish the file it asks for, and how long the safety
 // valve waits for the pusher to stop before it drops anything.
 constexpr auto kPushedWait = std::chrono::minutes(5);
@@ -361,7 +363,7 @@ class PushQueue {
         return file;
       }
       if (now - lastWork_ > options_.idle && inflight_.empty()) {
-        reason_ = "nothing more waits";
+        halt("nothing more waits", Uploads::Finish);
       } else {
         guard.unlock();
         std::this_thread::sleep_for(options_.poll);
@@ -401,40 +403,58 @@ class PushQueue {
     return reason_.value_or("");
   }
 
-  // Whether the pusher must stop, asked by its watchdog while every upload thread may be busy: the
-  // checks next() makes before each file, and once a second the list of what waits (the safety
-  // valve's bound among them).
-  bool mustStop() {
+  // Whether the uploads under way must be abandoned, asked by the pusher's watchdog while every
+  // upload thread may be busy: the checks next() makes before each file, and once a second the
+  // list of what waits (the safety valve's bound among them), decide (halt()).
+  bool abandonUploads() {
     std::lock_guard guard(mutex_);
     const auto now = std::chrono::steady_clock::now();
     if (!reason_) checkStop(now);
     if (!reason_ && now - listed_ > std::chrono::seconds(1)) refill(now);
-    return reason_.has_value();
+    return abandonAt_ && now >= *abandonAt_;
   }
 
-  // Stops the pusher: next() gives no more files (the first reason stays).
+  // Stops the pusher: next() gives no more files (the first reason stays), and its uploads under
+  // way are abandoned.
   void stop(std::string why) {
     std::lock_guard guard(mutex_);
-    if (!reason_) reason_ = std::move(why);
+    halt(std::move(why), Uploads::Abandon);
   }
 
  private:
+  // What becomes of the uploads under way when the pusher stops.
+  enum class Uploads {
+    Finish,        // they may succeed yet, and harm nothing
+    FinishAWhile,  // abandoned if they last kFinishUploadsFor
+    Abandon,       // at once: they push for nobody, or where they must not
+  };
+  // Stops the pusher for `why` (under the mutex; the first reason stays).
+  void halt(std::string why, Uploads uploads) {
+    if (reason_) return;
+    reason_ = std::move(why);
+    const auto now = std::chrono::steady_clock::now();
+    if (uploads == Uploads::Abandon) abandonAt_ = now;
+    if (uploads == Uploads::FinishAWhile) abandonAt_ = now + kFinishUploadsFor;
+  }
+
   // Whether the pusher must stop before it starts another file (under the mutex).
   void checkStop(std::chrono::steady_clock::time_point now) {
     if (failing_ && now - lastSuccess_ > options_.giveUp) {
-      reason_ = "nothing could be pushed for " + std::to_string(options_.giveUp.count()) + " s";
+      // Uploads under way may succeed yet (a slow one is no failure).
+      halt("nothing could be pushed for " + std::to_string(options_.giveUp.count()) + " s",
+           Uploads::Finish);
       return;
     }
     if (!files::exists(context_.dataDirectory + "/postmaster.pid")) {
-      reason_ = "the server stopped";
+      halt("the server stopped", Uploads::Abandon);
       return;
     }
     if (spool::recordedIdentity(context_.folder) != identity_) {
-      reason_ = "the spool was claimed for another repository, stanza or cluster";
+      halt("the spool was claimed for another repository, stanza or cluster", Uploads::Abandon);
       return;
     }
     if (spool::hasGap(context_.folder)) {
-      reason_ = "the safety valve dropped WAL (the next call records it first)";
+      halt("the safety valve dropped WAL (the next call records it first)", Uploads::Abandon);
       return;
     }
   }
@@ -446,7 +466,7 @@ class PushQueue {
     try {
       ready = readyFiles(context_.walDirectory);
     } catch (const Error& e) {
-      reason_ = e.what();
+      halt(e.what(), Uploads::Finish);
       return;
     }
     // Acknowledgements of files that no longer wait are stale; the others need no push.
@@ -470,15 +490,19 @@ class PushQueue {
       if (!waiting.count(file)) ++(stale.count(file) ? unused : used);
     unusedInARow_ = used ? unused : unusedInARow_ + unused;
     if (unusedInARow_ >= kUnusedAcksToStop) {
-      reason_ = std::to_string(unusedInARow_) +
-                " files it acknowledged were archived without their acknowledgement: the "
-                "archiver's calls use another spool or repository (spool-path, repo or "
-                "archive_command changed?)";
+      halt(std::to_string(unusedInARow_) +
+               " files it acknowledged were archived without their acknowledgement: the "
+               "archiver's calls use another spool or repository (spool-path, repo or "
+               "archive_command changed?)",
+           Uploads::Abandon);
       return;
     }
     if (context_.config.archive.queueMax > 0 &&
         waitingBytes(ready, acked) > context_.config.archive.queueMax) {
-      reason_ = "more WAL waits than archive.queue-max: the safety valve is about to open";
+      // Uploads near their end bring the queue back under the bound; one that lasts holds the
+      // valve, which waits a minute for the pusher (kValveWait).
+      halt("more WAL waits than archive.queue-max: the safety valve is about to open",
+           Uploads::FinishAWhile);
       return;
     }
     // Files pushed in this run that PostgreSQL has marked done are forgotten.
@@ -503,6 +527,8 @@ class PushQueue {
   bool failing_ = false;
   std::size_t unusedInARow_ = 0;
   std::optional<std::string> reason_;
+  // When the uploads under way are abandoned (none: they finish).
+  std::optional<std::chrono::steady_clock::time_point> abandonAt_;
 };
 
 // One of the pusher's threads: pushes what the queue gives with its own repository handle, each
@@ -587,7 +613,7 @@ void runPusher(const PusherContext& context, const PusherOptions& options, int l
   spdlog::info("pusher started for {} ({} at once)", context.folder,
                plural(std::uint64_t(parallel), "file", "files"));
   PushQueue queue(context, options, identity);
-  const Watchdog watchdog([&] { return queue.mustStop(); }, abandon,
+  const Watchdog watchdog([&] { return queue.abandonUploads(); }, abandon,
                           std::max(options.poll, kWatchEvery));
   if (!watchdog.watching())
     spdlog::warn("uploads under way finish before the pusher stops: cannot start a thread");

@@ -445,14 +445,17 @@ void checkPlaces(const RecoverOptions& options, const std::vector<Place>& places
 }
 
 // What --force would remove with the data directory's own spool (pg_wal/tidemark, where
-// archive.spool-path is not set) that no repository knows yet: WAL the safety valve dropped. The
-// gap of this stanza's clusters is recorded in the repository first (`record`; listed in a dry
-// run); any other stops the command before anything is written.
+// archive.spool-path is not set) that no repository knows yet: WAL the safety valve dropped. A
+// gap of another repository, cluster or stanza stops the command (checked before anything is
+// written); one of this stanza's clusters is recorded in the repository (`record`: just before
+// the directory is emptied; listed in a dry run). A pg_wal that links elsewhere is not removed,
+// nor what it holds.
 void keepDroppedWal(const repo::Repository& repository, const repo::StanzaInfo& stanza,
                     const std::string& stanzaName, const RecoverOptions& options, bool record) {
   if (!options.force) return;
   const fs::path spoolPath = fs::path(options.dataDirectory) / "pg_wal" / "tidemark";
   std::error_code ec;
+  if (fs::is_symlink(spoolPath.parent_path(), ec)) return;
   fs::directory_iterator it(spoolPath, ec);
   if (ec == std::errc::no_such_file_or_directory || ec == std::errc::not_a_directory) return;
   for (; !ec && it != fs::directory_iterator(); it.increment(ec)) {
@@ -469,7 +472,7 @@ void keepDroppedWal(const repo::Repository& repository, const repo::StanzaInfo& 
                   "copy that file aside (it names the WAL that archive lacks), then run again");
     if (record)
       spool::recordGap(folder, repository, stanza, stanza.systemId);
-    else
+    else if (options.dryRun)
       spdlog::info("{}: it would be recorded in {} before --force removes it",
                    spool::describeGap(folder, *gap), repository.describe());
   }
@@ -773,7 +776,7 @@ recovery::RecoveryPlan recover(const Config& config, const CommandLine& commandL
   checkPlaces(options, places);
   const ConfigPlan configPlan = checkConfigPlace(repository, plan, options, places);
   const repo::StanzaInfo stanza = repo::requireStanza(repository);
-  keepDroppedWal(repository, stanza, config.stanza, options, !options.dryRun);
+  keepDroppedWal(repository, stanza, config.stanza, options, false);
   if (options.verify) verifyPlan(repository, plan, stopRequested);
   if (options.dryRun) {
     std::puts("dry run: nothing was written");
@@ -791,6 +794,7 @@ recovery::RecoveryPlan recover(const Config& config, const CommandLine& commandL
   try {
     // Renewed while the restore runs (the replay's archive-get renews it from then on).
     lease.startRenewal();
+    keepDroppedWal(repository, stanza, config.stanza, options, true);
     owned = restoreAndConfigure(repository, plan, options, places, configPlan,
                                 restore::restoreCommand(config, commandLine), stopRequested,
                                 lease.marker());

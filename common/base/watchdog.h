@@ -14,8 +14,8 @@ namespace tidemark {
 
 class Watchdog {
  public:
-  // Calls `mustStop` every `every` until it returns true, then sets `abandon` and ends; or until
-  // the watchdog is destroyed. When no thread can be started, nothing is watched.
+  // Calls `mustStop` every `every` until it returns true (or throws), then sets `abandon` and ends;
+  // or until the watchdog is destroyed. When no thread can be started, nothing is watched.
   Watchdog(std::function<bool()> mustStop, std::atomic<bool>& abandon,
            std::chrono::milliseconds every)
       : mustStop_(std::move(mustStop)), abandon_(abandon), every_(every) {
@@ -43,7 +43,12 @@ class Watchdog {
     std::unique_lock guard(mutex_);
     while (!done_) {
       guard.unlock();
-      if (mustStop_()) {
+      bool stop = true;  // a check that fails: the work may not go on unwatched
+      try {
+        stop = mustStop_();
+      } catch (...) {
+      }
+      if (stop) {
         abandon_ = true;
         return;
       }

@@ -12,6 +12,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <cstring>
 #include <deque>
 #include <fstream>
 #include <functional>
@@ -678,6 +679,12 @@ GapLock::GapLock(const std::string& folder) {
   const std::string path = folder + "/gap.lock";
   fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
   if (fd_ < 0) throw systemError(ErrorCode::LocalIo, errno, "cannot open '{}'", path);
+  // Root (tidemark-recover) gives it to the folder's owner: the PostgreSQL user's archive-push
+  // opens it later, and the safety valve cannot drop anything without it.
+  struct stat st {};
+  if (::geteuid() == 0 && ::stat(folder.c_str(), &st) == 0 && st.st_uid != 0 &&
+      ::fchown(fd_, st.st_uid, st.st_gid) != 0)
+    spdlog::warn("cannot give '{}' to uid {}: {}", path, st.st_uid, std::strerror(errno));
   if (::flock(fd_, LOCK_EX) != 0) {
     int err = errno;
     ::close(fd_);

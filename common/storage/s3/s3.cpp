@@ -214,6 +214,9 @@ std::string md5Base64(io::ByteView data) {
   return base64({digest, length});
 }
 
+// How often a wait between attempts looks whether the requests were abandoned (S3Options::abandon).
+constexpr std::chrono::milliseconds kAbandonCheck{200};
+
 std::chrono::milliseconds backoff(std::chrono::milliseconds base, int attempt) {
   static thread_local std::mt19937 random{std::random_device{}()};
   auto ceiling = base * (1LL << std::min(attempt, 10));
@@ -441,7 +444,11 @@ HttpResponse S3Storage::execute(const Request& request, s3::HttpClient& client) 
                                           s3::xml::errorCode(response.body).value_or(""))
                             : response.transportError,
                    delay.count(), attempt + 2, options_.retryMax + 1);
-      std::this_thread::sleep_for(delay);
+      // In slices: an abandon ends the wait too.
+      for (auto left = delay; left.count() > 0; left -= kAbandonCheck) {
+        checkAbandoned();
+        std::this_thread::sleep_for(std::min(left, kAbandonCheck));
+      }
       continue;
     }
     if (complete && altered) {

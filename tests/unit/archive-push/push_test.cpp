@@ -820,6 +820,26 @@ void pushInDataDirectory(const PusherSetup& s, const std::string& name) {
   spdlog::set_level(level);
 }
 
+// Points `s` at the fake S3 `server` (its stanza created there, the spool claimed for it) after
+// `s.config`'s other settings are made; returns how many PUTs the server has seen.
+std::size_t onFakeS3(PusherSetup& s, const test::FakeS3& server) {
+  test::useFakeS3(s.config, server);
+  s.config.repo.path = "";
+  repo::Repository repository = repo::openRepository(s.config);
+  auto stanza = test::createStanza(repository.storage(), {.segmentSize = kSegment.segmentSize});
+  spool::claim(s.folder(), {.repository = repo::describeRepository(s.config),
+                            .stanzaId = stanza.identity(),
+                            .systemId = kSegment.systemId});
+  return server.putPayloads().size();
+}
+
+// Waits (up to 30 s) until the server has seen more than `before` PUTs: an upload is under way.
+void waitForPut(const test::FakeS3& server, std::size_t before) {
+  for (int i = 0; i < 3000 && server.putPayloads().size() == before; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  REQUIRE(server.putPayloads().size() > before);
+}
+
 // Runs the pusher on its own thread; returns whether it ended within `limit`.
 bool runPusherFor(const PusherSetup& s, const archive::PusherOptions& options,
                   std::chrono::seconds limit, const std::function<void()>& meanwhile = {}) {
@@ -1211,18 +1231,9 @@ TEST_CASE("a pusher that must stop abandons its S3 uploads instead of waiting fo
   PusherSetup s;
   auto names = s.ready(5, 8);
   test::FakeS3 server;
-  test::useFakeS3(s.config, server);
-  s.config.repo.path = "";
   s.config.s3.timeout = 600;  // libcurl's own stall limit would not end it
   s.config.archive.pushAhead = 1;
-  {
-    repo::Repository repository = repo::openRepository(s.config);
-    auto stanza = test::createStanza(repository.storage(), {.segmentSize = kSegment.segmentSize});
-    spool::claim(s.folder(), {.repository = repo::describeRepository(s.config),
-                              .stanzaId = stanza.identity(),
-                              .systemId = kSegment.systemId});
-  }
-  const std::size_t putsBefore = server.putPayloads().size();
+  const std::size_t putsBefore = onFakeS3(s, server);
   // The server takes each upload's bytes, then answers a minute later.
   server.lie({.stallPutsMs = 60000});
   auto options = s.options;
@@ -1231,13 +1242,31 @@ TEST_CASE("a pusher that must stop abandons its S3 uploads instead of waiting fo
   auto level = spdlog::get_level();
   spdlog::set_level(spdlog::level::off);
   CHECK(runPusherFor(s, options, std::chrono::seconds(20), [&] {
-    for (int i = 0; i < 3000 && server.putPayloads().size() == putsBefore; ++i)
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    REQUIRE(server.putPayloads().size() > putsBefore);  // an upload is under way
-    ::unlink((s.data / "postmaster.pid").c_str());      // the server stops
+    waitForPut(server, putsBefore);
+    ::unlink((s.data / "postmaster.pid").c_str());  // the server stops
   }));
   spdlog::set_level(level);
   CHECK(spool::listPushAcks(s.folder()).empty());
+}
+
+TEST_CASE("with the safety valve due, the pusher lets its uploads under way finish a while") {
+  PusherSetup s;
+  auto names = s.ready(5, 7);
+  test::FakeS3 server;
+  s.config.archive.pushAhead = 1;
+  // Three segments wait; past three and a half, the valve is due.
+  s.config.archive.queueMax = 7 * kSegment.segmentSize / 2;
+  const std::size_t putsBefore = onFakeS3(s, server);
+  server.lie({.stallPutsMs = 3000});  // each upload takes 3 s
+  auto level = spdlog::get_level();
+  spdlog::set_level(spdlog::level::off);
+  CHECK(runPusherFor(s, s.options, std::chrono::seconds(30), [&] {
+    waitForPut(server, putsBefore);  // the upload of the second is under way
+    s.ready(8, 9);  // five wait now: the pusher stops, but its upload near its end goes on
+  }));
+  spdlog::set_level(level);
+  CHECK(s.acknowledged(names[1]));
+  CHECK_FALSE(spool::readPushAck(s.folder(), names[2]));  // nothing new started
 }
 
 TEST_CASE("the pusher leaves a file another process is pushing to it") {

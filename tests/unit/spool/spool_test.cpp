@@ -227,6 +227,23 @@ TEST_CASE("the safety valve's gap: durable, exact, and a damaged one is an error
   }
 }
 
+TEST_CASE("the gap's lock that root makes belongs to the spool folder's owner") {
+  if (::geteuid() != 0) {
+    MESSAGE("skipped: not root");
+    return;
+  }
+  test::TempDir dir;
+  const std::string folder = dir.path() + "/main";
+  REQUIRE(::mkdir(folder.c_str(), 0700) == 0);
+  REQUIRE(::chown(folder.c_str(), 4321, 4321) == 0);  // the PostgreSQL user's, say
+  // tidemark-recover, as root, records a gap under it; archive-push, as that user, opens it later.
+  { spool::GapLock lock(folder); }
+  struct stat st {};
+  REQUIRE(::stat((folder + "/gap.lock").c_str(), &st) == 0);
+  CHECK(st.st_uid == 4321);
+  CHECK(st.st_gid == 4321);
+}
+
 TEST_CASE("a record is trusted only under the spool's identity, configuration and file") {
   test::TempDir dir;
   const std::string folder = dir.path() + "/main";
