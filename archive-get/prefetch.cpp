@@ -241,10 +241,9 @@ void runPrefetcher(const PrefetchContext& context, repo::Repository repository,
   std::uint64_t furthestAsked = 0;  // the highest segment number PostgreSQL asked for
   // Why the prefetcher must stop now, if it must: checked before each round, and by a watchdog
   // while fetches run (they then end: one can last as long as a slow server keeps it).
-  auto stopReason = [&]() -> std::optional<std::string> {
+  auto stopReason = [&](const std::optional<spool::Wanted>& wanted) -> std::optional<std::string> {
     if (!inRecovery(context.dataDirectory)) return "recovery ended";
     if (!files::exists(context.dataDirectory + "/postmaster.pid")) return "the server stopped";
-    auto wanted = spool::readWanted(context.folder);
     // Asked for "in the future" by more than that too: the clock was set back, and a request made
     // since would carry the new time (else the prefetcher would wait for the clock to catch up).
     const std::int64_t age = wanted ? std::time(nullptr) - wanted->askedAt : 0;
@@ -259,12 +258,11 @@ void runPrefetcher(const PrefetchContext& context, repo::Repository repository,
   std::string reason = "recovery ended";
   std::string lastWait;  // logged once, not every second while the repository is away
   while (true) {
-    if (auto why = stopReason()) {
+    const auto wanted = spool::readWanted(context.folder);
+    if (auto why = stopReason(wanted)) {
       reason = *why;
       break;
     }
-    auto wanted = spool::readWanted(context.folder);
-    if (!wanted) continue;  // removed since: stopReason says why
     auto name = pg::parseWalName(wanted->file);
     const auto now = std::chrono::steady_clock::now();
     if (!name || name->kind != pg::WalKind::Segment) {
@@ -386,7 +384,7 @@ void runPrefetcher(const PrefetchContext& context, repo::Repository repository,
     if (abandon != nullptr)
       watchdog.emplace(
           [&] {
-            stopped = stopReason();
+            stopped = stopReason(spool::readWanted(context.folder));
             return stopped.has_value();
           },
           *abandon, kWatchEvery);

@@ -303,7 +303,8 @@ void recordGap(const PusherContext& where, const repo::Repository& repository,
         "aside",
         spool::describeGap(where.folder, *other), where.repository);
   if (where.config.archive.spoolPath.empty()) return;
-  const std::string former = where.dataDirectory + "/pg_wal/tidemark/" + where.config.stanza;
+  const std::string former =
+      spool::dataDirectorySpool(where.dataDirectory) + "/" + where.config.stanza;
   if (auto other = spool::recordGap(former, repository, stanza, where.systemId))
     spdlog::error(
         "{}, which is none of this stanza's clusters in {}, and archive.spool-path names another "

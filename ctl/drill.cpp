@@ -119,7 +119,8 @@ class Scratch {
     std::error_code ec;
     // The restored server's prefetcher (archive.get-ahead) and pusher (archive.push-ahead) end
     // with the server: let them go first.
-    for (const auto& stanza : fs::directory_iterator(path_ + "/data/pg_wal/tidemark", ec))
+    for (const auto& stanza :
+         fs::directory_iterator(spool::dataDirectorySpool(path_ + "/data"), ec))
       if (!spool::waitForWorkers(stanza.path().string(), std::chrono::seconds(30)))
         spdlog::warn("a prefetcher or pusher still runs in '{}'", stanza.path().string());
     ec.clear();

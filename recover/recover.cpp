@@ -453,7 +453,7 @@ void checkPlaces(const RecoverOptions& options, const std::vector<Place>& places
 void keepDroppedWal(const repo::Repository& repository, const repo::StanzaInfo& stanza,
                     const std::string& stanzaName, const RecoverOptions& options, bool record) {
   if (!options.force) return;
-  const fs::path spoolPath = fs::path(options.dataDirectory) / "pg_wal" / "tidemark";
+  const fs::path spoolPath = spool::dataDirectorySpool(options.dataDirectory);
   std::error_code ec;
   if (fs::is_symlink(spoolPath.parent_path(), ec)) return;
   fs::directory_iterator it(spoolPath, ec);

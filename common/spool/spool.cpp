@@ -164,10 +164,14 @@ std::string describe(const Identity& id) {
 
 }  // namespace
 
+std::string dataDirectorySpool(const std::string& dataDirectory) {
+  return dataDirectory + "/pg_wal/tidemark";
+}
+
 std::optional<std::string> spoolDirectory(const Config& config,
                                           const std::optional<std::string>& dataDirectory) {
   if (!config.archive.spoolPath.empty()) return config.archive.spoolPath;
-  if (dataDirectory && !dataDirectory->empty()) return *dataDirectory + "/pg_wal/tidemark";
+  if (dataDirectory && !dataDirectory->empty()) return dataDirectorySpool(*dataDirectory);
   return std::nullopt;
 }
 

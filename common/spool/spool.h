@@ -27,7 +27,9 @@
 
 namespace tidemark::spool {
 
-// The spool folder: archive.spool-path when set, else <dataDirectory>/pg_wal/tidemark. nullopt
+// A data directory's own spool, the default: <dataDirectory>/pg_wal/tidemark.
+std::string dataDirectorySpool(const std::string& dataDirectory);
+// The spool folder: archive.spool-path when set, else dataDirectorySpool(dataDirectory). nullopt
 // when neither is known (no spool-path and no data directory).
 std::optional<std::string> spoolDirectory(const Config& config,
                                           const std::optional<std::string>& dataDirectory);
