@@ -539,6 +539,41 @@ bool waitForWorkers(const std::string& folder, std::chrono::milliseconds timeout
          prefetcher;
 }
 
+namespace {
+
+// Points every descriptor above standard error but `keep` and `null` (/dev/null, or -1) at
+// /dev/null, close-on-exec. What it was (a socket, a pipe, a file of PostgreSQL's) is let go as a
+// close would, but its number stays taken: closed, the number goes to the next file this process
+// opens, and whatever still holds it writes there. The dynamic loader wrote its LD_DEBUG_OUTPUT
+// report ("calling init: ...", at a dlopen) into the repository object that got its number.
+void parkInheritedDescriptors(int null, int keep) {
+  std::vector<int> open;
+  if (DIR* dir = ::opendir("/proc/self/fd")) {
+    while (dirent* entry = ::readdir(dir)) {
+      int fd = -1;
+      const char* end = entry->d_name + std::strlen(entry->d_name);
+      if (std::from_chars(entry->d_name, end, fd).ptr == end && fd != ::dirfd(dir))
+        open.push_back(fd);
+    }
+    ::closedir(dir);
+  } else {
+    // No /proc (a chroot): ask every number up to the limit.
+    struct rlimit limit {};
+    const int top = ::getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur != RLIM_INFINITY
+                        ? int(std::min<rlim_t>(limit.rlim_cur, 1 << 20))
+                        : 1 << 16;
+    for (int fd = 3; fd < top; ++fd)
+      if (::fcntl(fd, F_GETFD) >= 0) open.push_back(fd);
+  }
+  for (int fd : open) {
+    if (fd <= 2 || fd == keep || fd == null) continue;
+    if (null < 0 || ::dup3(null, fd, O_CLOEXEC) < 0) ::close(fd);
+  }
+  if (null > 2) ::fcntl(null, F_SETFD, FD_CLOEXEC);
+}
+
+}  // namespace
+
 void startDetached(const std::string& folder, const char* logFile, const char* program,
                    const Config& config, const std::function<int(int)>& body, int keep) {
   constexpr off_t kLogMax = 1 << 20;
@@ -567,23 +602,9 @@ void startDetached(const std::string& folder, const char* logFile, const char* p
       ::dup2(null, 1);
     }
     ::dup2(err >= 0 ? err : null, 2);
-    // The descriptor handed over becomes 3; nothing else of PostgreSQL's (its sockets, its pipes)
-    // stays open in a process it does not own, nor the parent's log file: the logger is made anew
-    // on what is left.
-    int first = 3;
-    if (keep >= 0) {
-      if (keep != 3 && ::dup2(keep, 3) < 0) ::_exit(1);
-      keep = 3;
-      first = 4;
-    }
-    if (::close_range(unsigned(first), ~0U, 0) != 0) {
-      struct rlimit limit {};
-      const int top = ::getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur != RLIM_INFINITY
-                          ? int(std::min<rlim_t>(limit.rlim_cur, 1 << 20))
-                          : 1 << 16;
-      for (int fd = first; fd < top; ++fd)
-        ::close(fd);
-    }
+    // Nothing of PostgreSQL's (its sockets, its pipes) stays open in a process it does not own,
+    // nor the parent's log file: the logger is made anew on what is left.
+    parkInheritedDescriptors(null, keep);
     log::setup(program);
     try {
       log::configure(config);

@@ -199,7 +199,8 @@ bool waitForWorkers(const std::string& folder, std::chrono::milliseconds timeout
 
 // Starts `body` in a background process of its own (fork, new session, fork: adopted by init)
 // that holds no descriptor of the caller's (PostgreSQL's sockets and pipes among them) but `keep`
-// (when >= 0: a lock handed over, descriptor 3 there, given to `body`; -1 otherwise): its
+// (when >= 0: a lock handed over, given to `body`; -1 otherwise). Their numbers stay taken (by
+// /dev/null): no file it opens gets one that a library of the caller's still writes to. Its
 // standard error is `<folder>/<logFile>` (emptied past 1 MiB), and tidemark's logging is set up
 // anew there as `program` under `config`. Returns once the intermediate process has exited; the
 // background process exits with `body`'s status (1 when it throws). Call it while the caller has

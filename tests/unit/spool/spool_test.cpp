@@ -2,6 +2,7 @@
 #include "common/spool/spool.h"
 
 #include <doctest/doctest.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -315,4 +316,51 @@ TEST_CASE("takeLock: one holder, a timeout that says so, and the wait for worker
   // A folder that does not exist: no lock can be made, and errno says why.
   CHECK(spool::takeLock(folder + "/missing", spool::kPushLockFile) == -1);
   CHECK(errno == ENOENT);
+}
+
+TEST_CASE("a detached process opens no file on a number a descriptor of its caller's had") {
+  test::TempDir dir;
+  const std::string folder = dir.path();
+  // A lock is handed over, and `stray` stands for what a library of the caller's keeps open and
+  // writes to later: the dynamic loader's LD_DEBUG_OUTPUT report, written at each dlopen.
+  const int lock = spool::takeLock(folder, spool::kPushLockFile);
+  REQUIRE(lock >= 0);
+  const int stray = ::open((dir / "stray").c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+  REQUIRE(stray >= 0);
+  spool::startDetached(
+      folder, "detached.log", "tidemark-test", Config{},
+      [&](int held) {
+        // The files it opens take the lowest free numbers: it gets the stray's, were it free.
+        struct stat heldStat {
+        }, lockStat{};
+        std::string report = ::fstat(held, &heldStat) == 0 &&
+                                     ::stat((dir / spool::kPushLockFile).c_str(), &lockStat) == 0 &&
+                                     heldStat.st_ino == lockStat.st_ino
+                                 ? ""
+                                 : "the lock was not handed over\n";
+        for (int i = 0; i < 64; ++i) {
+          const std::string path = dir / ("mine-" + std::to_string(i));
+          const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+          if (fd < 0) return 1;
+          if (::write(stray, "stray", 5) != 5) report += "the stray writer failed\n";
+          if (::write(fd, "mine", 4) != 4) report += "cannot write " + path + "\n";
+          ::close(fd);
+          if (test::readText(path) != "mine") {
+            report += path + " was written by the stray\n";
+            break;
+          }
+        }
+        std::ofstream(dir / "report.tmp") << (report.empty() ? "ok" : report);
+        return ::rename((dir / "report.tmp").c_str(), (dir / "report").c_str());
+      },
+      lock);
+  ::close(lock);
+  ::close(stray);
+  for (int i = 0; i < 500 && !std::filesystem::exists(dir / "report"); ++i)
+    ::usleep(10000);
+  REQUIRE(std::filesystem::exists(dir / "report"));
+  CHECK(test::readText(dir / "report") == "ok");
+  // What the caller's library wrote after the fork went nowhere, and the lock was held through.
+  CHECK(test::readText(dir / "stray").empty());
+  CHECK(spool::waitForWorkers(folder, std::chrono::seconds(5)));
 }
