@@ -3,7 +3,8 @@
 
 # Everything the build needs, from Debian.
 TM_BUILD_PACKAGES=(g++ cmake ninja-build pkg-config libssl-dev libcurl4-openssl-dev libpq-dev
-  liblz4-dev libzstd-dev libtomlplusplus-dev libspdlog-dev nlohmann-json3-dev libpugixml-dev doctest-dev)
+  liblz4-dev libzstd-dev libtomlplusplus-dev libspdlog-dev nlohmann-json3-dev libpugixml-dev doctest-dev
+  ccache)
 # What checks the sources before the build: the committed .clang-format is clang-format 14's.
 TM_CHECK_PACKAGES=(clang-format-14)
 # What the integration tests, the demo and the benchmarks run; tzdata: the time zone database
@@ -59,11 +60,26 @@ tm_ensure_pg_user() {
   id postgres >/dev/null 2>&1 || useradd --system --home-dir /var/lib/postgresql --shell /bin/bash postgres
 }
 
-# Configures and builds into DIR with extra cmake arguments.
+# Configures and builds into DIR with extra cmake arguments, through ccache when it is installed
+# (TM_BUILD_PACKAGES has it): scripts/package compiles the product's sources as the test build did
+# and gets them from the cache. Paths are hashed relative to the clone, so that another build
+# folder or clone hits too. The cache is ccache's own (~/.cache/ccache), or .cache/ccache in the
+# clone when that cannot be written.
 tm_build() {
   local dir=$1
   shift
-  cmake -S "$TM_ROOT" -B "$dir" -G Ninja "$@" >/dev/null
+  local launcher=()
+  if command -v ccache >/dev/null; then
+    export CCACHE_BASEDIR=$TM_ROOT CCACHE_NOHASHDIR=true
+    if [[ -z ${CCACHE_DIR:-} ]]; then
+      local own=${XDG_CACHE_HOME:-$HOME/.cache}/ccache
+      { mkdir -p "$own" 2>/dev/null && [[ -w $own ]]; } || export CCACHE_DIR=$TM_ROOT/.cache/ccache
+    fi
+    launcher=(-DCMAKE_C_COMPILER_LAUNCHER=ccache -DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
+  else  # a build folder configured with it stays usable
+    launcher=(-DCMAKE_C_COMPILER_LAUNCHER= -DCMAKE_CXX_COMPILER_LAUNCHER=)
+  fi
+  cmake -S "$TM_ROOT" -B "$dir" -G Ninja "${launcher[@]}" "$@" >/dev/null
   cmake --build "$dir"
 }
 
