@@ -72,8 +72,15 @@ tm_build() {
   if command -v ccache >/dev/null; then
     export CCACHE_BASEDIR=$TM_ROOT CCACHE_NOHASHDIR=true
     if [[ -z ${CCACHE_DIR:-} ]]; then
-      local own=${XDG_CACHE_HOME:-$HOME/.cache}/ccache
-      { mkdir -p "$own" 2>/dev/null && [[ -w $own ]]; } || export CCACHE_DIR=$TM_ROOT/.cache/ccache
+      local own=""
+      if [[ -n ${XDG_CACHE_HOME:-} ]]; then
+        own=$XDG_CACHE_HOME/ccache
+      elif [[ -n ${HOME:-} && $HOME != / ]]; then
+        own=$HOME/.cache/ccache
+      fi
+      if [[ -z $own ]] || ! { mkdir -p "$own" 2>/dev/null && [[ -w $own ]]; }; then
+        export CCACHE_DIR=$TM_ROOT/.cache/ccache
+      fi
     fi
     launcher=(-DCMAKE_C_COMPILER_LAUNCHER=ccache -DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
   else  # a build folder configured with it stays usable
