@@ -1,8 +1,10 @@
 // The shared main() frame.
 #include "common/cli/main.h"
 
+#include <fcntl.h>
 #include <signal.h>
 #include <spdlog/spdlog.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <cstdlib>
@@ -37,10 +39,25 @@ int terminateStatus = 99;
   std::_Exit(terminateStatus);
 }
 
+// Opens descriptors 0, 1 and 2 on /dev/null where they are closed: a binary started without them (a
+// cron job's '2>&-') would give their numbers to the first files it opens, and its log (standard
+// error) or a library's message would be written into a repository object.
+void openStandardDescriptors() {
+  for (;;) {
+    int fd = ::open("/dev/null", O_RDWR);
+    if (fd < 0) return;
+    if (fd > 2) {
+      ::close(fd);
+      return;
+    }
+  }
+}
+
 }  // namespace
 
 int runMain(const CommandSpec& spec, int argc, const char* const* argv, const CommandBody& body,
             const std::function<int(ErrorCode)>& statusFor) {
+  openStandardDescriptors();
   log::setup(spec.program);
   ::signal(SIGPIPE, SIG_IGN);
   terminateStatus = statusFor(ErrorCode::Internal);

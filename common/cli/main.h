@@ -20,6 +20,8 @@ using CommandBody = std::function<int(const Config&, const CommandLine&)>;
 // signal or above 125 (which PostgreSQL takes as fatal for archive_command): SIGPIPE is ignored
 // (a write to a closed pipe or socket fails with EPIPE instead), and std::terminate (an exception
 // that escaped a thread, among others) logs and exits with statusFor(ErrorCode::Internal).
+// Standard input, output and error closed at the start are opened on /dev/null: no file the
+// command opens takes their numbers.
 int runMain(const CommandSpec& spec, int argc, const char* const* argv, const CommandBody& body,
             const std::function<int(ErrorCode)>& statusFor = exitStatus);
 

@@ -181,9 +181,15 @@ MasterKey runKeyCommand(const std::string& command, std::chrono::seconds timeout
     // started too. Standard input is empty; standard error stays ours.
     ::setpgid(0, 0);
     ::signal(SIGPIPE, SIG_DFL);  // tidemark ignores it; the command's pipelines expect it
-    int null = ::open("/dev/null", O_RDONLY | O_CLOEXEC);  // dup2 makes 0 survive the exec
-    if (null >= 0) ::dup2(null, 0);
-    ::dup2(fds[1], 1);
+    // dup2 makes 0 and 1 survive the exec; a descriptor already there only loses close-on-exec.
+    auto onto = [](int fd, int target) {
+      if (fd == target)
+        ::fcntl(fd, F_SETFD, 0);
+      else if (fd >= 0)
+        ::dup2(fd, target);
+    };
+    onto(::open("/dev/null", O_RDONLY | O_CLOEXEC), 0);
+    onto(fds[1], 1);
     ::execl("/bin/sh", "sh", "-c", command.c_str(), static_cast<char*>(nullptr));
     ::_exit(127);
   }

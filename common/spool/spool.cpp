@@ -541,12 +541,12 @@ bool waitForWorkers(const std::string& folder, std::chrono::milliseconds timeout
 
 namespace {
 
-// Points every descriptor above standard error but `keep` and `null` (/dev/null, or -1) at
-// /dev/null, close-on-exec. What it was (a socket, a pipe, a file of PostgreSQL's) is let go as a
-// close would, but its number stays taken: closed, the number goes to the next file this process
-// opens, and whatever still holds it writes there. The dynamic loader wrote its LD_DEBUG_OUTPUT
-// report ("calling init: ...", at a dlopen) into the repository object that got its number.
-void parkInheritedDescriptors(int null, int keep) {
+// Points every descriptor above standard error but `keep` and `park` at `park` (/dev/null, or the
+// log), close-on-exec. What it was (a socket, a pipe, a file of PostgreSQL's) is let go as a close
+// would, but its number stays taken: closed, the number goes to the next file this process opens,
+// and whatever still holds it writes there. The dynamic loader wrote its LD_DEBUG_OUTPUT report
+// ("calling init: ...", at a dlopen) into the repository object that got its number.
+void parkInheritedDescriptors(int park, int keep) {
   std::vector<int> open;
   if (DIR* dir = ::opendir("/proc/self/fd")) {
     while (dirent* entry = ::readdir(dir)) {
@@ -566,10 +566,11 @@ void parkInheritedDescriptors(int null, int keep) {
       if (::fcntl(fd, F_GETFD) >= 0) open.push_back(fd);
   }
   for (int fd : open) {
-    if (fd <= 2 || fd == keep || fd == null) continue;
-    if (null < 0 || ::dup3(null, fd, O_CLOEXEC) < 0) ::close(fd);
+    if (fd <= 2 || fd == keep || fd == park) continue;
+    // dup3 fails only for a number above the limit, which no open can be given: closed, then.
+    if (::dup3(park, fd, O_CLOEXEC) < 0) ::close(fd);
   }
-  if (null > 2) ::fcntl(null, F_SETFD, FD_CLOEXEC);
+  if (park > 2) ::fcntl(park, F_SETFD, FD_CLOEXEC);
 }
 
 }  // namespace
@@ -603,8 +604,11 @@ void startDetached(const std::string& folder, const char* logFile, const char* p
     }
     ::dup2(err >= 0 ? err : null, 2);
     // Nothing of PostgreSQL's (its sockets, its pipes) stays open in a process it does not own,
-    // nor the parent's log file: the logger is made anew on what is left.
-    parkInheritedDescriptors(null, keep);
+    // nor the parent's log file: the logger is made anew on what is left. With neither /dev/null
+    // nor the log to park them on, no background process (the calls work without one).
+    const int park = null >= 0 ? null : err;
+    if (park < 0) ::_exit(1);
+    parkInheritedDescriptors(park, keep);
     log::setup(program);
     try {
       log::configure(config);

@@ -63,8 +63,8 @@ tm_ensure_pg_user() {
 # Configures and builds into DIR with extra cmake arguments, through ccache when it is installed
 # (TM_BUILD_PACKAGES has it): scripts/package compiles the product's sources as the test build did
 # and gets them from the cache. Paths are hashed relative to the clone, so that another build
-# folder or clone hits too. The cache is ccache's own (~/.cache/ccache), or .cache/ccache in the
-# clone when that cannot be written.
+# folder or clone hits too. The cache is ccache's own (ccache -k cache_dir: ~/.cache/ccache unless
+# configured), or .cache/ccache in the clone when that cannot be written.
 tm_build() {
   local dir=$1
   shift
@@ -72,12 +72,8 @@ tm_build() {
   if command -v ccache >/dev/null; then
     export CCACHE_BASEDIR=$TM_ROOT CCACHE_NOHASHDIR=true
     if [[ -z ${CCACHE_DIR:-} ]]; then
-      local own=""
-      if [[ -n ${XDG_CACHE_HOME:-} ]]; then
-        own=$XDG_CACHE_HOME/ccache
-      elif [[ -n ${HOME:-} && $HOME != / ]]; then
-        own=$HOME/.cache/ccache
-      fi
+      local own
+      own=$(ccache -k cache_dir 2>/dev/null) || own=""
       if [[ -z $own ]] || ! { mkdir -p "$own" 2>/dev/null && [[ -w $own ]]; }; then
         export CCACHE_DIR=$TM_ROOT/.cache/ccache
       fi

@@ -106,3 +106,25 @@ TEST_CASE("runMain ends the process with a status of its own, never by a signal"
     CHECK(WEXITSTATUS(status) == exitStatus(ErrorCode::Conflict));
   }
 }
+
+TEST_CASE("runMain opens closed standard descriptors on /dev/null: no file opened takes them") {
+  // Started with them closed (a cron job's '2>&-'), the first file opened would take number 0, 1
+  // or 2, and the log (standard error) would be written into it.
+  pid_t pid = ::fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    ::close(0);
+    ::close(1);
+    ::close(2);
+    CommandSpec spec{.program = "tidemark-test", .readsConfig = false};
+    const char* argv[] = {"tidemark-test"};
+    std::_Exit(runMain(spec, 1, argv, [](const Config&, const CommandLine&) {
+      int fd = ::open("/dev/null", O_RDONLY);
+      return fd > 2 ? 7 : 50 + fd;
+    }));
+  }
+  int status = 0;
+  REQUIRE(::waitpid(pid, &status, 0) == pid);
+  REQUIRE(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == 7);
+}

@@ -3,6 +3,7 @@
 
 #include <doctest/doctest.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -327,6 +328,9 @@ TEST_CASE("a detached process opens no file on a number a descriptor of its call
   REQUIRE(lock >= 0);
   const int stray = ::open((dir / "stray").c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
   REQUIRE(stray >= 0);
+  // And a pipe's writing end, as PostgreSQL's pipes: let go, the reader sees its end at once.
+  int pipe[2];
+  REQUIRE(::pipe2(pipe, O_CLOEXEC) == 0);
   spool::startDetached(
       folder, "detached.log", "tidemark-test", Config{},
       [&](int held) {
@@ -351,15 +355,26 @@ TEST_CASE("a detached process opens no file on a number a descriptor of its call
           }
         }
         std::ofstream(dir / "report.tmp") << (report.empty() ? "ok" : report);
-        return ::rename((dir / "report.tmp").c_str(), (dir / "report").c_str());
+        ::rename((dir / "report.tmp").c_str(), (dir / "report").c_str());
+        for (int i = 0; i < 500 && !std::filesystem::exists(dir / "release"); ++i)
+          ::usleep(10000);
+        return 0;
       },
       lock);
   ::close(lock);
   ::close(stray);
+  ::close(pipe[1]);
   for (int i = 0; i < 500 && !std::filesystem::exists(dir / "report"); ++i)
     ::usleep(10000);
   REQUIRE(std::filesystem::exists(dir / "report"));
   CHECK(test::readText(dir / "report") == "ok");
+  // It still runs (until "release" appears), and holds no end of the pipe.
+  pollfd reader{.fd = pipe[0], .events = POLLIN, .revents = 0};
+  CHECK(::poll(&reader, 1, 5000) == 1);
+  char byte;
+  CHECK(::read(pipe[0], &byte, 1) == 0);
+  ::close(pipe[0]);
+  test::writeFile(dir / "release", "");
   // What the caller's library wrote after the fork went nowhere, and the lock was held through.
   CHECK(test::readText(dir / "stray").empty());
   CHECK(spool::waitForWorkers(folder, std::chrono::seconds(5)));
