@@ -713,7 +713,10 @@ GapLock::GapLock(const std::string& folder) {
   struct stat st {};
   if (::geteuid() == 0 && ::stat(folder.c_str(), &st) == 0 && st.st_uid != 0 &&
       ::fchown(fd_, st.st_uid, st.st_gid) != 0)
-    spdlog::warn("cannot give '{}' to uid {}: {}", path, st.st_uid, std::strerror(errno));
+    spdlog::warn(
+        "cannot give '{}' to uid {}: {}; archive-push cannot take it then: chown it to "
+        "that user",
+        path, st.st_uid, errnoText(errno));
   if (::flock(fd_, LOCK_EX) != 0) {
     int err = errno;
     ::close(fd_);
