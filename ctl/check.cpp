@@ -19,6 +19,7 @@
 #include "common/base/text.h"
 #include "common/base/time.h"
 #include "common/base/version.h"
+#include "common/files/file.h"
 #include "common/io/encrypt.h"
 #include "common/io/hash.h"
 #include "common/pg/connection.h"
@@ -28,6 +29,8 @@
 #include "common/repo/layout.h"
 #include "common/repo/repository.h"
 #include "common/repo/stanza.h"
+#include "common/spool/gap_record.h"
+#include "common/spool/spool.h"
 #include "ctl/info.h"
 
 namespace tidemark::ctl {
@@ -50,7 +53,8 @@ const std::vector<std::string>& checkNames() {
                                               "wal-senders",
                                               "replication-connection",
                                               "wal-switch",
-                                              "wal-archived"};
+                                              "wal-archived",
+                                              "dropped-wal"};
   return names;
 }
 
@@ -719,6 +723,71 @@ CheckResult checkArchiveCommand(const std::string& archiveCommand, const Config&
 
 // ---- runChecks ----------------------------------------------------------------------------------
 
+CheckResult checkDroppedWal(const Config& config, const std::string& dataDirectory) {
+  CheckResult result{.name = "dropped-wal", .status = CheckStatus::Note};
+  const std::vector<std::string> spools = spool::spoolDirectories(
+      config, dataDirectory.empty() ? std::nullopt : std::optional(dataDirectory));
+  if (spools.empty()) {
+    result.detail =
+        "archive.spool-path is not set and the data directory is unknown (the role may not read "
+        "data_directory): no spool was looked at for WAL the safety valve dropped";
+    return result;
+  }
+  std::vector<std::string> here;
+  std::vector<spool::FoundGap> found;
+  try {
+    for (const auto& path : spools) {
+      if (!files::exists(path)) continue;
+      here.push_back("'" + path + "'");
+      for (auto& gap : spool::findGaps(path))
+        found.push_back(std::move(gap));
+    }
+  } catch (const Error& e) {
+    result.status = CheckStatus::Failed;
+    result.detail = e.what();
+    result.fix = fixOf(e, "run tidemark check as the user PostgreSQL runs as (the spool is its)");
+    return result;
+  }
+  if (here.empty()) {
+    std::vector<std::string> quoted;
+    for (const auto& path : spools)
+      quoted.push_back("'" + path + "'");
+    result.detail = fmt::format(
+        "no spool at {} that this user may look into: run tidemark check on the database host, "
+        "as the user PostgreSQL runs as, to look for WAL the safety valve dropped",
+        join(quoted, " or "));
+    return result;
+  }
+  if (found.empty()) {
+    result.status = CheckStatus::Ok;
+    result.detail = fmt::format("no WAL that the safety valve dropped waits unrecorded in {}",
+                                join(here, " or "));
+    return result;
+  }
+  const std::string repository = repo::describeRepository(config);
+  std::vector<std::string> gaps;
+  bool foreign = false;
+  for (const auto& [folder, stanza, gap] : found) {
+    std::vector<std::string> ranges;
+    for (const auto& range : gap.ranges)
+      ranges.push_back(fmt::format("{} to {} ({})", range.first, range.last,
+                                   plural(range.files, "file", "files")));
+    foreign = foreign || stanza != config.stanza || gap.repository != repository;
+    gaps.push_back(fmt::format("{}: {}", spool::describeGap(folder, gap), join(ranges, ", ")));
+  }
+  result.status = CheckStatus::Failed;
+  result.detail = fmt::format("no repository records this yet: {}", join(gaps, "; "));
+  result.fix =
+      foreign
+          ? "no archive-push of this configuration records a gap of another stanza folder or "
+            "repository: note that that archive lacks those files (no backup of it taken before "
+            "them recovers past them), then move the gap file aside"
+          : "archive-push records it in the repository before the next file it stores: make the "
+            "repository reachable (tidemark info then lists it under DROPPED WAL), and take a new "
+            "base backup (none taken before the gap recovers past it)";
+  return result;
+}
+
 CheckReport runChecks(const Config& config, const CheckOptions& options) {
   Checks checks;
   CheckReport report;
@@ -800,6 +869,7 @@ CheckReport runChecks(const Config& config, const CheckOptions& options) {
                 fixOf(e, "check [pg] conninfo, that the server runs, and pg_hba.conf"));
     for (const auto& name : serverChecks)
       checks.skip(name, "no connection to PostgreSQL");
+    checks.set(checkDroppedWal(config, ""));
     report.checks = checks.results();
     return report;
   }
@@ -1018,6 +1088,9 @@ CheckReport runChecks(const Config& config, const CheckOptions& options) {
   } catch (const Error& e) {
     checks.fail("archiver", e.what(), "GRANT pg_monitor TO " + role + ";");
   }
+
+  // dropped-wal, after the proof: its push recorded this stanza's drops in the repository.
+  checks.set(checkDroppedWal(config, server.dataDirectory));
 
   report.checks = checks.results();
   return report;

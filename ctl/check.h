@@ -1,7 +1,8 @@
 // tidemark check: does archiving work, end to end, right now? The configuration, the repository
 // (reachable, writable), the stanza (exists, belongs to this cluster), the server's archiving
 // settings and pg_stat_archiver, the conninfo role's replication rights, then the proof: a WAL
-// switch whose segment must reach the repository and verify. One line per check; docs/check.md.
+// switch whose segment must reach the repository and verify; last, WAL the safety valve dropped
+// that only a spool on this host records. One line per check; docs/check.md.
 #pragma once
 
 #include <chrono>
@@ -93,6 +94,16 @@ std::string suggestedArchiveCommand(const Config& config);
 // assignments) naming the same repository and stanza. Returns Ok or Failed; never throws.
 CheckResult checkArchiveCommand(const std::string& archiveCommand, const Config& config,
                                 const std::string& dataDirectory = {});
+
+// ---- dropped WAL -------------------------------------------------------------------------------
+
+// The dropped-wal check: WAL the safety valve dropped that only a spool on this host records, in
+// any stanza folder of spool::spoolDirectories(config, dataDirectory) ("" when unknown): a drop of
+// this stanza that archive-push has not recorded in the repository yet, or one left under a
+// former stanza name, repository or cluster that no archive-push of this configuration records.
+// Failed when there is any (each named), Ok when none, Note when no spool is on this host or it
+// cannot be looked into. Never throws.
+CheckResult checkDroppedWal(const Config& config, const std::string& dataDirectory);
 
 // ---- the checks --------------------------------------------------------------------------------
 

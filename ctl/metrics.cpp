@@ -383,20 +383,22 @@ int metrics(const Config& config, const CommandLine& commandLine) {
   }
   std::optional<std::string> dataDirectory =
       input.server ? input.server->dataDirectory : std::nullopt;
-  if (auto spoolPath = spool::stanzaSpool(config, dataDirectory)) {
+  if (auto spoolPath = spool::stanzaSpool(config, dataDirectory))
     input.pushes = spool::readPushStats(*spoolPath, config.stanza, kPushWindow);
-    // Only where archive-push keeps its spool (a server on another host has none here).
-    if (files::exists(*spoolPath)) {
-      try {
-        std::uint64_t count = 0;
-        if (auto gap = spool::readGap(*spoolPath))
-          for (const auto& range : gap->ranges)
-            count += range.files;
-        input.unrecordedDrops = count;
-      } catch (const Error& e) {
-        spdlog::warn("{}: tidemark_archive_dropped_unrecorded_files has no sample", e.what());
-      }
+  // Only where archive-push keeps its spool (a server on another host has none here). Every
+  // stanza folder counts: a drop left under a former stanza name is unrecorded too.
+  try {
+    for (const auto& spoolPath : spool::spoolDirectories(config, dataDirectory)) {
+      if (!files::exists(spoolPath)) continue;
+      std::uint64_t count = input.unrecordedDrops.value_or(0);
+      for (const auto& found : spool::findGaps(spoolPath))
+        for (const auto& range : found.gap.ranges)
+          count += range.files;
+      input.unrecordedDrops = count;
     }
+  } catch (const Error& e) {
+    input.unrecordedDrops.reset();
+    spdlog::warn("{}: tidemark_archive_dropped_unrecorded_files has no sample", e.what());
   }
 
   std::string text = renderMetrics(buildMetrics(input), input.stanza, input.repository);

@@ -456,27 +456,20 @@ void keepDroppedWal(const repo::Repository& repository, const repo::StanzaInfo& 
   const fs::path spoolPath = spool::dataDirectorySpool(options.dataDirectory);
   std::error_code ec;
   if (fs::is_symlink(spoolPath.parent_path(), ec)) return;
-  fs::directory_iterator it(spoolPath, ec);
-  if (ec == std::errc::no_such_file_or_directory || ec == std::errc::not_a_directory) return;
-  for (; !ec && it != fs::directory_iterator(); it.increment(ec)) {
-    const std::string folder = it->path().string();
-    if (!spool::hasGap(folder)) continue;
-    auto gap = spool::readGap(folder);
-    if (!gap) continue;
-    if (it->path().filename() != stanzaName ||
-        !spool::gapBelongs(*gap, repository, stanza, stanza.systemId))
+  for (const auto& found : spool::findGaps(spoolPath.string())) {
+    if (found.stanza != stanzaName ||
+        !spool::gapBelongs(found.gap, repository, stanza, stanza.systemId))
       throw Error(ErrorCode::InvalidInput,
                   fmt::format("{}, which no repository records yet: --force would remove it with "
                               "the data directory",
-                              spool::describeGap(folder, *gap)),
+                              spool::describeGap(found.folder, found.gap)),
                   "copy that file aside (it names the WAL that archive lacks), then run again");
     if (record)
-      spool::recordGap(folder, repository, stanza, stanza.systemId);
+      spool::recordGap(found.folder, repository, stanza, stanza.systemId);
     else if (options.dryRun)
       spdlog::info("{}: it would be recorded in {} before --force removes it",
-                   spool::describeGap(folder, *gap), repository.describe());
+                   spool::describeGap(found.folder, found.gap), repository.describe());
   }
-  if (ec) throw systemError(ErrorCode::LocalIo, ec.value(), "cannot list '{}'", spoolPath.string());
 }
 
 // Whether the configuration goes to a directory of its own (--config-dir).

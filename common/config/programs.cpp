@@ -48,8 +48,8 @@ const struct {
     {"retention", "lease-timeout", kRecover | kDrill},
     {"retention", "", kExpire},
     // The spool: push acknowledgements and prefetched segments; recover discards a stale one,
-    // metrics reads the push statistics.
-    {"archive", "spool-path", kArchivePush | kRestoreCommand | kMetrics},
+    // metrics reads the push statistics, metrics and check the safety valve's unrecorded drops.
+    {"archive", "spool-path", kArchivePush | kRestoreCommand | kMetrics | kCheck},
     {"archive", "push-ahead", kArchivePush},
     {"archive", "queue-max", kArchivePush},
     {"archive", "get-ahead", kRestoreCommand},

@@ -175,6 +175,16 @@ std::optional<std::string> spoolDirectory(const Config& config,
   return std::nullopt;
 }
 
+std::vector<std::string> spoolDirectories(const Config& config,
+                                          const std::optional<std::string>& dataDirectory) {
+  std::vector<std::string> spools;
+  if (auto spool = spoolDirectory(config, dataDirectory)) spools.push_back(*spool);
+  if (dataDirectory && !dataDirectory->empty() &&
+      spools.front() != dataDirectorySpool(*dataDirectory))
+    spools.push_back(dataDirectorySpool(*dataDirectory));
+  return spools;
+}
+
 std::optional<std::string> stanzaSpool(const Config& config,
                                        const std::optional<std::string>& dataDirectory) {
   auto root = spoolDirectory(config, dataDirectory);
@@ -701,6 +711,41 @@ bool hasGap(const std::string& folder) {
   // Only "no such file" is no gap: one that cannot be looked at may be there (readGap says why).
   return ::lstat((folder + "/" + kGapFile).c_str(), &st) == 0 ||
          (errno != ENOENT && errno != ENOTDIR);
+}
+
+std::vector<FoundGap> findGaps(const std::string& spool) {
+  std::vector<FoundGap> found;
+  DIR* dir = ::opendir(spool.c_str());
+  if (!dir) {
+    if (errno == ENOENT || errno == ENOTDIR) return found;
+    throw systemError(ErrorCode::LocalIo, errno,
+                      "cannot look for WAL the safety valve dropped in '{}'", spool);
+  }
+  std::vector<std::string> names;
+  errno = 0;
+  while (const dirent* entry = ::readdir(dir)) {
+    std::string name = entry->d_name;
+    if (name != "." && name != "..") names.push_back(std::move(name));
+    errno = 0;
+  }
+  const int error = errno;
+  ::closedir(dir);
+  if (error != 0)
+    throw systemError(ErrorCode::LocalIo, error,
+                      "cannot look for WAL the safety valve dropped in '{}'", spool);
+  std::sort(names.begin(), names.end());
+  for (auto& name : names) {
+    std::string folder = spool + "/" + name;
+    struct stat st {};
+    if (::lstat(folder.c_str(), &st) != 0) {
+      if (errno == ENOENT) continue;  // removed meanwhile
+      throw systemError(ErrorCode::LocalIo, errno,
+                        "cannot look for WAL the safety valve dropped in '{}'", folder);
+    }
+    if (!S_ISDIR(st.st_mode) || !hasGap(folder)) continue;
+    if (auto gap = readGap(folder)) found.push_back({folder, std::move(name), std::move(*gap)});
+  }
+  return found;
 }
 
 GapLock::GapLock(const std::string& folder) {

@@ -33,6 +33,11 @@ std::string dataDirectorySpool(const std::string& dataDirectory);
 // when neither is known (no spool-path and no data directory).
 std::optional<std::string> spoolDirectory(const Config& config,
                                           const std::optional<std::string>& dataDirectory);
+// Every spool of this host that may hold state of the cluster: spoolDirectory(), and the data
+// directory's own spool too when archive.spool-path names another (the setting may have come
+// after a drop recorded there). Empty when neither is known.
+std::vector<std::string> spoolDirectories(const Config& config,
+                                          const std::optional<std::string>& dataDirectory);
 // The folder of `config.stanza` in that spool.
 std::optional<std::string> stanzaSpool(const Config& config,
                                        const std::optional<std::string>& dataDirectory);
@@ -141,6 +146,16 @@ std::optional<LocalGap> readGap(const std::string& folder);
 // Whether `folder` holds a gap file, or may (it cannot be looked at): cheap, for archive-push's
 // fast path; readGap tells.
 bool hasGap(const std::string& folder);
+// A gap in one stanza folder of a spool.
+struct FoundGap {
+  std::string folder;  // <spool>/<stanza>
+  std::string stanza;
+  LocalGap gap;
+};
+// The gaps in every stanza folder of `spool`, by stanza name (a folder left by another stanza name
+// too); none when `spool` does not exist. Error(LocalIo) when it cannot be listed or a gap cannot
+// be read (readGap).
+std::vector<FoundGap> findGaps(const std::string& spool);
 
 // Held while the gap file is read, changed and written (or recorded and removed): two
 // archive-push processes never lose each other's drops. Error(LocalIo) when it cannot be taken.

@@ -81,6 +81,15 @@ TEST_CASE("the safety valve bounds pg_wal when the repository is unreachable and
   INFO(unrecorded.output());
   CHECK(unrecorded.status != 0);
   CHECK(sampleOf(unrecorded.out, "tidemark_archive_dropped_unrecorded_files") >= 1);
+  // tidemark check names the drop (and keeps a copy: below, it is left under a former stanza name).
+  const std::string gapFile = pg.dataDir() + "/pg_wal/tidemark/main/gap";
+  fs::copy_file(gapFile, ws.path("orphan-gap"));
+  Outcome checked = ctl(ws, {"check", conninfo});
+  INFO(checked.output());
+  CHECK(checked.status == 16);
+  CHECK(checked.out.find("failed   dropped-wal: no repository records this yet: '" + gapFile +
+                         "' records WAL dropped") != std::string::npos);
+  CHECK(checked.out.find("fix: archive-push records it in the repository") != std::string::npos);
   // More WAL: it comes back to the bound each time.
   for (int i = 0; i < 3; ++i) {
     switchWal(pg);
@@ -104,6 +113,22 @@ TEST_CASE("the safety valve bounds pg_wal when the repository is unreachable and
   CHECK(back.status == 0);
   CHECK(sampleOf(back.out, "tidemark_archive_dropped_unrecorded_files") == 0);
   CHECK(sampleOf(back.out, "tidemark_archive_dropped_files") >= 1);
+
+  // A drop left under a former stanza name (the stanza was renamed before the repository came
+  // back): no archive-push records it, so metrics counts it and check names it.
+  const std::string former = pg.dataDir() + "/pg_wal/tidemark/renamed";
+  fs::create_directory(former);
+  fs::copy_file(ws.path("orphan-gap"), former + "/gap");
+  Outcome orphanMetrics = ctl(ws, {"metrics", conninfo});
+  INFO(orphanMetrics.output());
+  CHECK(sampleOf(orphanMetrics.out, "tidemark_archive_dropped_unrecorded_files") >= 1);
+  Outcome orphanCheck = ctl(ws, {"check", conninfo});
+  INFO(orphanCheck.output());
+  CHECK(orphanCheck.status == 16);
+  CHECK(orphanCheck.out.find("failed   dropped-wal: no repository records this yet: '" + former +
+                             "/gap' records WAL dropped") != std::string::npos);
+  CHECK(orphanCheck.out.find("then move the gap file aside") != std::string::npos);
+  fs::remove_all(former);
 
   auto info = ctl(ws, {"info", "--output", "json"});
   INFO(info.output());

@@ -94,7 +94,7 @@ TEST_CASE("tidemark check proves archiving end to end, and names each misconfigu
   auto doc = nlohmann::json::parse(again.out);
   CHECK(doc.at("ok") == true);
   CHECK(doc.at("stanza") == "main");
-  REQUIRE(doc.at("checks").size() == 13);
+  REQUIRE(doc.at("checks").size() == 14);
   for (const auto& c : doc.at("checks")) {
     INFO(c.dump());
     CHECK(c.at("status") == "ok");

@@ -1,12 +1,16 @@
 // Unit tests of ctl/check.h without servers: archive_command as /bin/sh splits it, the
-// configuration it pushes with compared to this one, secrets masked, and the report's forms.
+// configuration it pushes with compared to this one, secrets masked, the report's forms, and
+// dropped WAL in a spool.
 #include "ctl/check.h"
 
 #include <doctest/doctest.h>
 
+#include <filesystem>
 #include <nlohmann/json.hpp>
 
 #include "common/base/error.h"
+#include "common/repo/repository.h"
+#include "common/spool/spool.h"
 #include "support/check.h"
 #include "support/segment.h"
 
@@ -226,6 +230,71 @@ TEST_CASE("tidemark check: the report reads as one line per check, and as JSON")
   CHECK(report.ok());
   CHECK(renderCheckText(report).find("stanza 'main' in posix:/r: every check passed\n") !=
         std::string::npos);
+}
+
+TEST_CASE(
+    "tidemark check: dropped-wal names WAL the safety valve dropped that no repository records") {
+  test::TempDir dir;
+  Config config = configIn(dir, "tidemark.toml", "[repo]\npath = \"" + (dir / "repo") + "\"\n");
+  const std::string data = dir / "data";
+  const std::string spool = data + "/pg_wal/tidemark";
+  std::filesystem::create_directories(data + "/pg_wal");
+  const spool::LocalGap gap{
+      .repository = repo::describeRepository(config),
+      .systemId = 7,
+      .ranges = {
+          {.first = "000000010000000000000004", .last = "000000010000000000000006", .files = 3}}};
+
+  SUBCASE("no spool known, or none on this host: a note, never a pass") {
+    CheckResult unknown = checkDroppedWal(config, "");
+    CHECK(unknown.name == "dropped-wal");
+    CHECK(unknown.status == CheckStatus::Note);
+    CHECK(unknown.detail == test::Containing("data directory is unknown"));
+    CheckResult elsewhere = checkDroppedWal(config, data);
+    CHECK(elsewhere.status == CheckStatus::Note);
+    CHECK(elsewhere.detail == test::Containing("no spool at '" + spool + "'"));
+  }
+  SUBCASE("a spool without a gap passes") {
+    spool::claim(spool + "/main", {.repository = gap.repository, .stanzaId = "a", .systemId = 7});
+    CheckResult r = checkDroppedWal(config, data);
+    INFO(r.detail);
+    CHECK(r.status == CheckStatus::Ok);
+  }
+  SUBCASE("this stanza's drop, not recorded yet: archive-push will record it") {
+    spool::writeGap(spool + "/main", gap);
+    CheckResult r = checkDroppedWal(config, data);
+    CHECK(r.status == CheckStatus::Failed);
+    CHECK(r.detail == test::Containing(spool + "/main/gap"));
+    CHECK(r.detail ==
+          test::Containing("000000010000000000000004 to 000000010000000000000006 (3 files)"));
+    CHECK(r.fix == test::Containing("archive-push records it"));
+  }
+  SUBCASE(
+      "a drop under a former stanza name, or in the data directory's spool after spool-path "
+      "moved it: no archive-push records it") {
+    spool::writeGap(spool + "/old-name", gap);
+    config.archive.spoolPath = dir / "spool";
+    CheckResult r = checkDroppedWal(config, data);
+    CHECK(r.status == CheckStatus::Failed);
+    CHECK(r.detail == test::Containing(spool + "/old-name/gap"));
+    CHECK(r.fix == test::Containing("move the gap file aside"));
+  }
+  SUBCASE("another repository's drop in this stanza's folder: no archive-push records it") {
+    spool::LocalGap other = gap;
+    other.repository = "posix:/elsewhere";
+    spool::writeGap(spool + "/main", other);
+    CheckResult r = checkDroppedWal(config, data);
+    CHECK(r.status == CheckStatus::Failed);
+    CHECK(r.detail == test::Containing("posix:/elsewhere"));
+    CHECK(r.fix == test::Containing("move the gap file aside"));
+  }
+  SUBCASE("a gap that cannot be read fails, naming it") {
+    spool::writeGap(spool + "/main", gap);
+    test::writeFile(spool + "/main/" + spool::kGapFile, "damaged");
+    CheckResult r = checkDroppedWal(config, data);
+    CHECK(r.status == CheckStatus::Failed);
+    CHECK(r.detail == test::Containing("cannot be read"));
+  }
 }
 
 }  // namespace tidemark::ctl

@@ -229,6 +229,50 @@ TEST_CASE("the safety valve's gap: durable, exact, and a damaged one is an error
   }
 }
 
+TEST_CASE("findGaps finds the gap of every stanza folder, a former stanza name's too") {
+  test::TempDir dir;
+  const std::string spool = dir.path() + "/spool";
+  CHECK(spool::findGaps(spool).empty());  // no spool: nothing dropped here
+  spool::claim(spool + "/main", {.repository = "posix:/repo", .stanzaId = "a", .systemId = 7});
+  std::ofstream(spool + "/stray") << "a file, not a stanza folder";
+  CHECK(spool::findGaps(spool).empty());
+  const spool::LocalGap gap{
+      .repository = "posix:/repo",
+      .systemId = 7,
+      .ranges = {
+          {.first = "000000010000000000000004", .last = "000000010000000000000005", .files = 2}}};
+  spool::writeGap(spool + "/old-name", gap);
+  spool::writeGap(spool + "/main", gap);
+  auto found = spool::findGaps(spool);
+  REQUIRE(found.size() == 2);
+  CHECK(found[0].stanza == "main");
+  CHECK(found[0].folder == spool + "/main");
+  CHECK(found[0].gap == gap);
+  CHECK(found[1].stanza == "old-name");
+  // A gap that cannot be read is an error, never none.
+  std::ofstream(spool + "/old-name/" + spool::kGapFile, std::ios::app) << "range x\n";
+  CHECK(test::thrownError([&] { spool::findGaps(spool); }).code() == ErrorCode::LocalIo);
+  // A spool that cannot be listed (ELOOP here, EIO or EACCES on a failing disk) too.
+  const std::string loop = dir.path() + "/loop";
+  REQUIRE(::symlink(loop.c_str(), loop.c_str()) == 0);
+  CHECK(test::thrownError([&] { spool::findGaps(loop); }).code() == ErrorCode::LocalIo);
+}
+
+TEST_CASE("the spools of a host: the configured one, and the data directory's when it is another") {
+  Config config;
+  CHECK(spool::spoolDirectories(config, std::nullopt).empty());
+  CHECK(spool::spoolDirectories(config, "/data") ==
+        std::vector<std::string>{"/data/pg_wal/tidemark"});
+  config.archive.spoolPath = "/var/spool/tidemark";
+  CHECK(spool::spoolDirectories(config, std::nullopt) ==
+        std::vector<std::string>{"/var/spool/tidemark"});
+  CHECK(spool::spoolDirectories(config, "/data") ==
+        std::vector<std::string>{"/var/spool/tidemark", "/data/pg_wal/tidemark"});
+  config.archive.spoolPath = "/data/pg_wal/tidemark";
+  CHECK(spool::spoolDirectories(config, "/data") ==
+        std::vector<std::string>{"/data/pg_wal/tidemark"});
+}
+
 TEST_CASE("the gap's lock that root makes belongs to the spool folder's owner") {
   if (::geteuid() != 0) {
     MESSAGE("skipped: not root");
