@@ -23,6 +23,7 @@
 #include "common/io/encrypt.h"
 #include "common/io/hash.h"
 #include "common/pg/connection.h"
+#include "common/pg/control.h"
 #include "common/pg/replication.h"
 #include "common/pg/wal.h"
 #include "common/repo/generation.h"
@@ -723,68 +724,83 @@ CheckResult checkArchiveCommand(const std::string& archiveCommand, const Config&
 
 // ---- runChecks ----------------------------------------------------------------------------------
 
-CheckResult checkDroppedWal(const Config& config, const std::string& dataDirectory) {
+CheckResult checkDroppedWal(const Config& config, const std::string& dataDirectory,
+                            bool archivesHere) {
   CheckResult result{.name = "dropped-wal", .status = CheckStatus::Note};
-  const std::vector<std::string> spools = spool::spoolDirectories(
-      config, dataDirectory.empty() ? std::nullopt : std::optional(dataDirectory));
+  const std::optional<std::string> data =
+      dataDirectory.empty() ? std::nullopt : std::optional(dataDirectory);
+  const std::vector<std::string> spools = spool::spoolDirectories(config, data);
   if (spools.empty()) {
     result.detail =
-        "archive.spool-path is not set and the data directory is unknown (the role may not read "
-        "data_directory): no spool was looked at for WAL the safety valve dropped";
+        "archive.spool-path is not set and the data directory is unknown (no connection, or the "
+        "role may not read data_directory): no spool was looked at for WAL the safety valve "
+        "dropped";
     return result;
   }
-  std::vector<std::string> here;
-  std::vector<spool::FoundGap> found;
+  spool::HostGaps host;
   try {
-    for (const auto& path : spools) {
-      if (!files::exists(path)) continue;
-      here.push_back("'" + path + "'");
-      for (auto& gap : spool::findGaps(path))
-        found.push_back(std::move(gap));
-    }
+    host = spool::findHostGaps(config, data, data ? pg::controlSystemId(*data).value_or(0) : 0);
   } catch (const Error& e) {
     result.status = CheckStatus::Failed;
     result.detail = e.what();
-    result.fix = fixOf(e, "run tidemark check as the user PostgreSQL runs as (the spool is its)");
+    result.fix = fixOf(e, "check the disk the spool is on (the system log)");
     return result;
   }
-  if (here.empty()) {
-    std::vector<std::string> quoted;
-    for (const auto& path : spools)
-      quoted.push_back("'" + path + "'");
-    result.detail = fmt::format(
-        "no spool at {} that this user may look into: run tidemark check on the database host, "
-        "as the user PostgreSQL runs as, to look for WAL the safety valve dropped",
-        join(quoted, " or "));
-    return result;
-  }
-  if (found.empty()) {
+  const auto quoted = [](const std::vector<std::string>& paths) {
+    std::vector<std::string> out;
+    for (const auto& path : paths)
+      out.push_back("'" + path + "'");
+    return join(out, ", ");
+  };
+  const std::string deniedText =
+      host.denied.empty() ? std::string()
+                          : fmt::format(
+                                "; this user may not look into {}: run tidemark check as the user "
+                                "PostgreSQL runs as to look there too",
+                                quoted(host.denied));
+  if (host.gaps.empty()) {
+    if (!host.denied.empty() || host.spools.empty()) {
+      result.detail =
+          host.spools.empty() && host.denied.empty()
+              ? fmt::format(
+                    "no spool at {} on this host: run tidemark check on the database host "
+                    "to look for WAL the safety valve dropped",
+                    quoted(spools))
+              : fmt::format("no WAL that the safety valve dropped waits unrecorded in {}{}",
+                            host.spools.empty() ? std::string("what this user may see")
+                                                : quoted(host.spools),
+                            deniedText);
+      return result;
+    }
     result.status = CheckStatus::Ok;
     result.detail = fmt::format("no WAL that the safety valve dropped waits unrecorded in {}",
-                                join(here, " or "));
+                                quoted(host.spools));
     return result;
   }
   const std::string repository = repo::describeRepository(config);
-  std::vector<std::string> gaps;
-  bool foreign = false;
-  for (const auto& [folder, stanza, gap] : found) {
+  std::vector<std::string> gaps, fixes;
+  for (const auto& [folder, stanza, gap] : host.gaps) {
     std::vector<std::string> ranges;
     for (const auto& range : gap.ranges)
       ranges.push_back(fmt::format("{} to {} ({})", range.first, range.last,
                                    plural(range.files, "file", "files")));
-    foreign = foreign || stanza != config.stanza || gap.repository != repository;
     gaps.push_back(fmt::format("{}: {}", spool::describeGap(folder, gap), join(ranges, ", ")));
+    const std::string file = fmt::format("'{}/{}'", folder, spool::kGapFile);
+    if (stanza == config.stanza && gap.repository == repository && archivesHere)
+      fixes.push_back(file +
+                      ": archive-push records it in the repository before the next file it "
+                      "stores: make the repository reachable (tidemark info then lists it under "
+                      "DROPPED WAL), and take a new base backup (none taken before the gap "
+                      "recovers past it)");
+    else
+      fixes.push_back(file + ": no archive-push " +
+                      (archivesHere ? "of this configuration" : "on this standby") +
+                      " records it: note that that archive lacks those files (no backup of it "
+                      "taken before them recovers past them), then move the file aside");
   }
   result.status = CheckStatus::Failed;
-  result.detail = fmt::format("no repository records this yet: {}", join(gaps, "; "));
-  result.fix =
-      foreign
-          ? "no archive-push of this configuration records a gap of another stanza folder or "
-            "repository: note that that archive lacks those files (no backup of it taken before "
-            "them recovers past them), then move the gap file aside"
-          : "archive-push records it in the repository before the next file it stores: make the "
-            "repository reachable (tidemark info then lists it under DROPPED WAL), and take a new "
-            "base backup (none taken before the gap recovers past it)";
+  result.detail = fmt::format("no repository records this yet: {}{}", join(gaps, "; "), deniedText);
+  result.fix = join(fixes, "; ");
   return result;
 }
 
@@ -869,7 +885,7 @@ CheckReport runChecks(const Config& config, const CheckOptions& options) {
                 fixOf(e, "check [pg] conninfo, that the server runs, and pg_hba.conf"));
     for (const auto& name : serverChecks)
       checks.skip(name, "no connection to PostgreSQL");
-    checks.set(checkDroppedWal(config, ""));
+    checks.set(checkDroppedWal(config, "", true));
     report.checks = checks.results();
     return report;
   }
@@ -933,8 +949,10 @@ CheckReport runChecks(const Config& config, const CheckOptions& options) {
   }
 
   // archive-mode
+  bool archivesHere = !server.standby;  // whether archive-push runs on this server
   try {
     std::string mode = connection.show("archive_mode");
+    archivesHere = archivesHere || mode == "always";
     if (mode == "off")
       checks.fail("archive-mode", "archive_mode is 'off': PostgreSQL archives nothing",
                   "set archive_mode = on in postgresql.conf and restart PostgreSQL (archive_mode "
@@ -1090,7 +1108,7 @@ CheckReport runChecks(const Config& config, const CheckOptions& options) {
   }
 
   // dropped-wal, after the proof: its push recorded this stanza's drops in the repository.
-  checks.set(checkDroppedWal(config, server.dataDirectory));
+  checks.set(checkDroppedWal(config, server.dataDirectory, archivesHere));
 
   report.checks = checks.results();
   return report;

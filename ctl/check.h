@@ -97,13 +97,16 @@ CheckResult checkArchiveCommand(const std::string& archiveCommand, const Config&
 
 // ---- dropped WAL -------------------------------------------------------------------------------
 
-// The dropped-wal check: WAL the safety valve dropped that only a spool on this host records, in
-// any stanza folder of spool::spoolDirectories(config, dataDirectory) ("" when unknown): a drop of
-// this stanza that archive-push has not recorded in the repository yet, or one left under a
-// former stanza name, repository or cluster that no archive-push of this configuration records.
-// Failed when there is any (each named), Ok when none, Note when no spool is on this host or it
-// cannot be looked into. Never throws.
-CheckResult checkDroppedWal(const Config& config, const std::string& dataDirectory);
+// The dropped-wal check: WAL the safety valve dropped that only a spool on this host records
+// (spool::findHostGaps over the spools of `config` and `dataDirectory`, "" when unknown; the
+// cluster's system identifier read from its pg_control): a drop of this stanza that archive-push
+// has not recorded in the repository yet, or one left under a former stanza name, or another
+// repository's, that no archive-push of this configuration records. `archivesHere`: archive-push
+// runs on this server (not a standby with archive_mode 'on'), so it records this stanza's.
+// Failed when there is any (each file with its fix) or the spool cannot be read; Ok when none;
+// Note when no spool is on this host or this user may not look into part of it. Never throws.
+CheckResult checkDroppedWal(const Config& config, const std::string& dataDirectory,
+                            bool archivesHere);
 
 // ---- the checks --------------------------------------------------------------------------------
 

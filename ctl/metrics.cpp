@@ -14,6 +14,7 @@
 #include "common/base/text.h"
 #include "common/files/file.h"
 #include "common/pg/connection.h"
+#include "common/pg/control.h"
 #include "common/pg/wal.h"
 #include "common/repo/repository.h"
 
@@ -386,18 +387,25 @@ int metrics(const Config& config, const CommandLine& commandLine) {
   if (auto spoolPath = spool::stanzaSpool(config, dataDirectory))
     input.pushes = spool::readPushStats(*spoolPath, config.stanza, kPushWindow);
   // Only where archive-push keeps its spool (a server on another host has none here). Every
-  // stanza folder counts: a drop left under a former stanza name is unrecorded too.
+  // stanza folder of this cluster's counts: a drop left under a former stanza name is unrecorded
+  // too.
   try {
-    for (const auto& spoolPath : spool::spoolDirectories(config, dataDirectory)) {
-      if (!files::exists(spoolPath)) continue;
-      std::uint64_t count = input.unrecordedDrops.value_or(0);
-      for (const auto& found : spool::findGaps(spoolPath))
+    spool::HostGaps host = spool::findHostGaps(
+        config, dataDirectory, dataDirectory ? pg::controlSystemId(*dataDirectory).value_or(0) : 0);
+    if (!host.spools.empty() && host.denied.empty()) {
+      std::uint64_t count = 0;
+      for (const auto& found : host.gaps)
         for (const auto& range : found.gap.ranges)
           count += range.files;
       input.unrecordedDrops = count;
+    } else if (!host.spools.empty()) {
+      spdlog::warn(
+          "cannot look into '{}' (permission denied): "
+          "tidemark_archive_dropped_unrecorded_files has no sample; run tidemark metrics "
+          "as the user PostgreSQL runs as",
+          host.denied.front());
     }
   } catch (const Error& e) {
-    input.unrecordedDrops.reset();
     spdlog::warn("{}: tidemark_archive_dropped_unrecorded_files has no sample", e.what());
   }
 

@@ -713,11 +713,15 @@ bool hasGap(const std::string& folder) {
          (errno != ENOENT && errno != ENOTDIR);
 }
 
-std::vector<FoundGap> findGaps(const std::string& spool) {
+std::vector<FoundGap> findGaps(const std::string& spool, std::vector<std::string>* denied) {
   std::vector<FoundGap> found;
   DIR* dir = ::opendir(spool.c_str());
   if (!dir) {
     if (errno == ENOENT || errno == ENOTDIR) return found;
+    if (errno == EACCES && denied) {
+      denied->push_back(spool);
+      return found;
+    }
     throw systemError(ErrorCode::LocalIo, errno,
                       "cannot look for WAL the safety valve dropped in '{}'", spool);
   }
@@ -725,7 +729,8 @@ std::vector<FoundGap> findGaps(const std::string& spool) {
   errno = 0;
   while (const dirent* entry = ::readdir(dir)) {
     std::string name = entry->d_name;
-    if (name != "." && name != "..") names.push_back(std::move(name));
+    // lost+found: a filesystem's own, where a spool is the root of a mount.
+    if (name != "." && name != ".." && name != "lost+found") names.push_back(std::move(name));
     errno = 0;
   }
   const int error = errno;
@@ -737,15 +742,44 @@ std::vector<FoundGap> findGaps(const std::string& spool) {
   for (auto& name : names) {
     std::string folder = spool + "/" + name;
     struct stat st {};
-    if (::lstat(folder.c_str(), &st) != 0) {
-      if (errno == ENOENT) continue;  // removed meanwhile
+    // ENOTDIR: a file, not a stanza folder; ENOENT: no gap (or removed meanwhile). A stanza
+    // folder that is a link is followed, as archive-push follows it.
+    if (::lstat((folder + "/" + kGapFile).c_str(), &st) != 0) {
+      if (errno == ENOENT || errno == ENOTDIR) continue;
+      if (errno == EACCES && denied) {
+        denied->push_back(folder);
+        continue;
+      }
       throw systemError(ErrorCode::LocalIo, errno,
-                        "cannot look for WAL the safety valve dropped in '{}'", folder);
+                        "cannot tell whether '{}' records WAL the safety valve dropped", folder);
     }
-    if (!S_ISDIR(st.st_mode) || !hasGap(folder)) continue;
     if (auto gap = readGap(folder)) found.push_back({folder, std::move(name), std::move(*gap)});
   }
   return found;
+}
+
+HostGaps findHostGaps(const Config& config, const std::optional<std::string>& dataDirectory,
+                      std::uint64_t systemId) {
+  HostGaps host;
+  std::set<std::pair<dev_t, ino_t>> seen;
+  for (const auto& spool : spoolDirectories(config, dataDirectory)) {
+    struct stat st {};
+    if (::stat(spool.c_str(), &st) != 0) {
+      if (errno == ENOENT || errno == ENOTDIR) continue;
+      if (errno != EACCES)
+        throw systemError(ErrorCode::LocalIo, errno,
+                          "cannot look for WAL the safety valve dropped in '{}'", spool);
+      host.denied.push_back(spool);
+      continue;
+    }
+    if (!seen.insert({st.st_dev, st.st_ino}).second) continue;  // the same folder, named twice
+    const std::size_t denied = host.denied.size();
+    for (auto& found : findGaps(spool, &host.denied))
+      if (found.stanza == config.stanza || systemId == 0 || found.gap.systemId == systemId)
+        host.gaps.push_back(std::move(found));
+    if (host.denied.size() == denied || host.denied.back() != spool) host.spools.push_back(spool);
+  }
+  return host;
 }
 
 GapLock::GapLock(const std::string& folder) {

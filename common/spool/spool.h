@@ -152,10 +152,23 @@ struct FoundGap {
   std::string stanza;
   LocalGap gap;
 };
-// The gaps in every stanza folder of `spool`, by stanza name (a folder left by another stanza name
-// too); none when `spool` does not exist. Error(LocalIo) when it cannot be listed or a gap cannot
-// be read (readGap).
-std::vector<FoundGap> findGaps(const std::string& spool);
+// The gaps in every stanza folder of `spool` (a folder left by another stanza name too), by
+// stanza name; none when `spool` does not exist. Error(LocalIo) when it cannot be listed or a gap
+// cannot be looked at or read (readGap); with `denied`, a spool or folder this user may not look
+// into (EACCES) is added there instead.
+std::vector<FoundGap> findGaps(const std::string& spool,
+                               std::vector<std::string>* denied = nullptr);
+// What the spools of this host hold that no repository records yet (tidemark check, metrics).
+struct HostGaps {
+  std::vector<std::string> spools;  // looked into, each once (by device and inode)
+  std::vector<std::string> denied;  // spools or stanza folders this user may not look into
+  std::vector<FoundGap> gaps;       // config.stanza's, and other folders' that name `systemId`
+};
+// Over spoolDirectories(config, dataDirectory). Another stanza folder's gap counts only when it
+// names the cluster `systemId` (a former stanza name's), not another cluster's that shares the
+// spool-path; `systemId` 0 (unknown): every gap counts. Error(LocalIo) as findGaps.
+HostGaps findHostGaps(const Config& config, const std::optional<std::string>& dataDirectory,
+                      std::uint64_t systemId);
 
 // Held while the gap file is read, changed and written (or recorded and removed): two
 // archive-push processes never lose each other's drops. Error(LocalIo) when it cannot be taken.

@@ -4,6 +4,8 @@
 #include "ctl/check.h"
 
 #include <doctest/doctest.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <nlohmann/json.hpp>
@@ -27,6 +29,14 @@ Config configIn(const test::TempDir& dir, const std::string& name, const std::st
   commandLine.configFile = dir / name;
   return loadConfig(commandLine, {});
 }
+
+// Runs as `uid` (the effective user) until destroyed: root's tests of what another user may see.
+struct EffectiveUser {
+  explicit EffectiveUser(uid_t uid) { REQUIRE(::seteuid(uid) == 0); }
+  ~EffectiveUser() { CHECK(::seteuid(0) == 0); }
+  EffectiveUser(const EffectiveUser&) = delete;
+  EffectiveUser& operator=(const EffectiveUser&) = delete;
+};
 
 }  // namespace
 
@@ -246,54 +256,86 @@ TEST_CASE(
           {.first = "000000010000000000000004", .last = "000000010000000000000006", .files = 3}}};
 
   SUBCASE("no spool known, or none on this host: a note, never a pass") {
-    CheckResult unknown = checkDroppedWal(config, "");
+    CheckResult unknown = checkDroppedWal(config, "", true);
     CHECK(unknown.name == "dropped-wal");
     CHECK(unknown.status == CheckStatus::Note);
     CHECK(unknown.detail == test::Containing("data directory is unknown"));
-    CheckResult elsewhere = checkDroppedWal(config, data);
+    CheckResult elsewhere = checkDroppedWal(config, data, true);
     CHECK(elsewhere.status == CheckStatus::Note);
-    CHECK(elsewhere.detail == test::Containing("no spool at '" + spool + "'"));
+    CHECK(elsewhere.detail == test::Containing("no spool at '" + spool + "' on this host"));
   }
   SUBCASE("a spool without a gap passes") {
     spool::claim(spool + "/main", {.repository = gap.repository, .stanzaId = "a", .systemId = 7});
-    CheckResult r = checkDroppedWal(config, data);
+    CheckResult r = checkDroppedWal(config, data, true);
     INFO(r.detail);
     CHECK(r.status == CheckStatus::Ok);
   }
-  SUBCASE("this stanza's drop, not recorded yet: archive-push will record it") {
+  SUBCASE("this stanza's drop, not recorded yet: archive-push will record it, unless a standby") {
     spool::writeGap(spool + "/main", gap);
-    CheckResult r = checkDroppedWal(config, data);
+    CheckResult r = checkDroppedWal(config, data, true);
     CHECK(r.status == CheckStatus::Failed);
     CHECK(r.detail == test::Containing(spool + "/main/gap"));
     CHECK(r.detail ==
           test::Containing("000000010000000000000004 to 000000010000000000000006 (3 files)"));
-    CHECK(r.fix == test::Containing("archive-push records it"));
+    CHECK(r.fix == "'" + spool + "/main/gap': archive-push records it in the repository before " +
+                       "the next file it stores: make the repository reachable (tidemark info " +
+                       "then lists it under DROPPED WAL), and take a new base backup (none " +
+                       "taken before the gap recovers past it)");
+    // A former primary, now a standby that archives nothing: no archive-push here records it.
+    CheckResult standby = checkDroppedWal(config, data, false);
+    CHECK(standby.status == CheckStatus::Failed);
+    CHECK(standby.fix == test::Containing("no archive-push on this standby records it"));
   }
-  SUBCASE(
-      "a drop under a former stanza name, or in the data directory's spool after spool-path "
-      "moved it: no archive-push records it") {
+  SUBCASE("a drop under a former stanza name: named with its own fix, beside this stanza's") {
     spool::writeGap(spool + "/old-name", gap);
-    config.archive.spoolPath = dir / "spool";
-    CheckResult r = checkDroppedWal(config, data);
+    spool::writeGap(spool + "/main", gap);
+    CheckResult r = checkDroppedWal(config, data, true);
     CHECK(r.status == CheckStatus::Failed);
     CHECK(r.detail == test::Containing(spool + "/old-name/gap"));
-    CHECK(r.fix == test::Containing("move the gap file aside"));
+    CHECK(r.fix == test::Containing("'" + spool + "/main/gap': archive-push records it"));
+    CHECK(r.fix == test::Containing("'" + spool +
+                                    "/old-name/gap': no archive-push of this configuration "
+                                    "records it: note that that archive lacks those files"));
+  }
+  SUBCASE("a drop in the data directory's own spool while spool-path names another: named") {
+    spool::writeGap(spool + "/old-name", gap);
+    config.archive.spoolPath = dir / "spool";
+    CheckResult r = checkDroppedWal(config, data, true);
+    CHECK(r.status == CheckStatus::Failed);
+    CHECK(r.detail == test::Containing(spool + "/old-name/gap"));
   }
   SUBCASE("another repository's drop in this stanza's folder: no archive-push records it") {
     spool::LocalGap other = gap;
     other.repository = "posix:/elsewhere";
     spool::writeGap(spool + "/main", other);
-    CheckResult r = checkDroppedWal(config, data);
+    CheckResult r = checkDroppedWal(config, data, true);
     CHECK(r.status == CheckStatus::Failed);
     CHECK(r.detail == test::Containing("posix:/elsewhere"));
-    CHECK(r.fix == test::Containing("move the gap file aside"));
+    CHECK(r.fix == test::Containing("then move the file aside"));
   }
   SUBCASE("a gap that cannot be read fails, naming it") {
     spool::writeGap(spool + "/main", gap);
     test::writeFile(spool + "/main/" + spool::kGapFile, "damaged");
-    CheckResult r = checkDroppedWal(config, data);
+    CheckResult r = checkDroppedWal(config, data, true);
     CHECK(r.status == CheckStatus::Failed);
     CHECK(r.detail == test::Containing("cannot be read"));
+  }
+  SUBCASE("a stanza folder this user may not look into: a note that says so, never a pass") {
+    if (::geteuid() != 0) {
+      MESSAGE("skipped: not root");
+      return;
+    }
+    spool::writeGap(spool + "/main", gap);
+    for (const std::string& open : {dir.path(), data, data + "/pg_wal", spool})
+      REQUIRE(::chmod(open.c_str(), 0755) == 0);
+    CheckResult r;
+    {
+      EffectiveUser nobody(65534);
+      r = checkDroppedWal(config, data, true);
+    }
+    INFO(r.detail);
+    CHECK(r.status == CheckStatus::Note);
+    CHECK(r.detail == test::Containing("this user may not look into '" + spool + "/main'"));
   }
 }
 

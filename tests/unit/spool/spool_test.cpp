@@ -258,6 +258,47 @@ TEST_CASE("findGaps finds the gap of every stanza folder, a former stanza name's
   CHECK(test::thrownError([&] { spool::findGaps(loop); }).code() == ErrorCode::LocalIo);
 }
 
+TEST_CASE("findHostGaps: this cluster's gaps in each spool once, not another cluster's") {
+  test::TempDir dir;
+  const std::string data = dir.path() + "/data";
+  const std::string own = data + "/pg_wal/tidemark";
+  REQUIRE(std::filesystem::create_directories(data + "/pg_wal"));
+  Config config;
+  spool::LocalGap gap{
+      .repository = "posix:/repo",
+      .systemId = 7,
+      .ranges = {
+          {.first = "000000010000000000000004", .last = "000000010000000000000004", .files = 1}}};
+  spool::writeGap(own + "/main", gap);      // this stanza's
+  spool::writeGap(own + "/old-name", gap);  // this cluster's, under a former stanza name
+  gap.systemId = 8;
+  spool::writeGap(own + "/neighbour", gap);  // another cluster's that shares the spool
+  auto names = [](const spool::HostGaps& host) {
+    std::vector<std::string> out;
+    for (const auto& found : host.gaps)
+      out.push_back(found.stanza);
+    return out;
+  };
+  auto host = spool::findHostGaps(config, data, 7);
+  CHECK(host.spools == std::vector<std::string>{own});
+  CHECK(host.denied.empty());
+  CHECK(names(host) == std::vector<std::string>{"main", "old-name"});
+  // The system identifier unknown: every gap counts.
+  CHECK(names(spool::findHostGaps(config, data, 0)) ==
+        std::vector<std::string>{"main", "neighbour", "old-name"});
+  // archive.spool-path naming the data directory's own spool by another path: looked into once.
+  REQUIRE(::symlink(own.c_str(), (dir.path() + "/link").c_str()) == 0);
+  config.archive.spoolPath = dir.path() + "/link";
+  host = spool::findHostGaps(config, data, 7);
+  CHECK(host.spools == std::vector<std::string>{dir.path() + "/link"});
+  CHECK(names(host) == std::vector<std::string>{"main", "old-name"});
+  // No spool on this host (the server runs elsewhere): nothing looked into, nothing denied.
+  config.archive.spoolPath = dir.path() + "/elsewhere";
+  host = spool::findHostGaps(config, std::nullopt, 7);
+  CHECK(host.spools.empty());
+  CHECK(host.denied.empty());
+}
+
 TEST_CASE("the spools of a host: the configured one, and the data directory's when it is another") {
   Config config;
   CHECK(spool::spoolDirectories(config, std::nullopt).empty());
