@@ -19,7 +19,6 @@
 #include "common/base/text.h"
 #include "common/base/time.h"
 #include "common/base/version.h"
-#include "common/files/file.h"
 #include "common/io/encrypt.h"
 #include "common/io/hash.h"
 #include "common/pg/connection.h"
@@ -759,22 +758,21 @@ CheckResult checkDroppedWal(const Config& config, const std::string& dataDirecto
                                 "PostgreSQL runs as to look there too",
                                 quoted(host.denied));
   if (host.gaps.empty()) {
-    if (!host.denied.empty() || host.spools.empty()) {
-      result.detail =
-          host.spools.empty() && host.denied.empty()
-              ? fmt::format(
-                    "no spool at {} on this host: run tidemark check on the database host "
-                    "to look for WAL the safety valve dropped",
-                    quoted(spools))
-              : fmt::format("no WAL that the safety valve dropped waits unrecorded in {}{}",
-                            host.spools.empty() ? std::string("what this user may see")
-                                                : quoted(host.spools),
-                            deniedText);
-      return result;
+    if (host.spools.empty() && host.denied.empty()) {
+      result.detail = fmt::format(
+          "no spool at {} on this host: run tidemark check on the database host to look for WAL "
+          "the safety valve dropped",
+          quoted(spools));
+    } else if (!host.denied.empty()) {
+      result.detail = fmt::format(
+          "no WAL that the safety valve dropped waits unrecorded in {}{}",
+          host.spools.empty() ? std::string("what this user may see") : quoted(host.spools),
+          deniedText);
+    } else {
+      result.status = CheckStatus::Ok;
+      result.detail = fmt::format("no WAL that the safety valve dropped waits unrecorded in {}",
+                                  quoted(host.spools));
     }
-    result.status = CheckStatus::Ok;
-    result.detail = fmt::format("no WAL that the safety valve dropped waits unrecorded in {}",
-                                quoted(host.spools));
     return result;
   }
   const std::string repository = repo::describeRepository(config);
