@@ -255,6 +255,18 @@ void runPrefetcher(const PrefetchContext& context, repo::Repository repository,
       return "the spool was claimed for another repository, stanza or cluster";
     return std::nullopt;
   };
+  // While requests run, a watchdog abandons them when the prefetcher must stop; `stopped` then
+  // says why (written by its thread, read after it is destroyed).
+  std::optional<std::string> stopped;
+  const auto watch = [&](std::optional<Watchdog>& watchdog) {
+    if (abandon != nullptr)
+      watchdog.emplace(
+          [&] {
+            stopped = stopReason(spool::readWanted(context.folder));
+            return stopped.has_value();
+          },
+          *abandon, kWatchEvery);
+  };
   std::string reason = "recovery ended";
   std::string lastWait;  // logged once, not every second while the repository is away
   while (true) {
@@ -284,12 +296,20 @@ void runPrefetcher(const PrefetchContext& context, repo::Repository repository,
         now - historyChecked > std::chrono::seconds(10) ||
         (decidedFor != wanted->file && history->timeline != name->timeline &&
          !asksAlong(*history, *name, segmentSize))) {
+      // Watched too: a slow server can hold a history lookup as long as a fetch.
+      std::optional<Watchdog> watchdog;
+      watch(watchdog);
       try {
         history = followedHistory(handles.front(), generation->number, *name, segmentSize);
         historyFor = name->timeline;
         decidedFor = wanted->file;
         historyChecked = now;
       } catch (const Error& e) {
+        watchdog.reset();
+        if (stopped) {
+          reason = *stopped;
+          break;
+        }
         if (e.what() != lastWait) spdlog::warn("prefetch waits: {}", e.what());
         lastWait = e.what();
         history.reset();
@@ -379,15 +399,8 @@ void runPrefetcher(const PrefetchContext& context, repo::Repository repository,
                      e.what());
       }
     };
-    std::optional<std::string> stopped;  // why the watchdog abandoned the fetches
     std::optional<Watchdog> watchdog;
-    if (abandon != nullptr)
-      watchdog.emplace(
-          [&] {
-            stopped = stopReason(spool::readWanted(context.folder));
-            return stopped.has_value();
-          },
-          *abandon, kWatchEvery);
+    watch(watchdog);
     std::vector<std::thread> threads;
     try {
       for (std::size_t i = 1; i < batch.size(); ++i)

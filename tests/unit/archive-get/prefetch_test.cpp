@@ -21,6 +21,9 @@
 #include <vector>
 
 #include "archive-push/push.h"
+#include "common/pg/wal.h"
+#include "common/repo/layout.h"
+#include "common/repo/object.h"
 #include "common/spool/spool.h"
 #include "support/fake_repository.h"
 #include "support/fake_s3.h"
@@ -449,6 +452,55 @@ TEST_CASE("a prefetcher that must stop abandons its S3 fetches instead of waitin
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   CHECK(::access(s.marker(fetched).c_str(), F_OK) == 0);  // its fetch is under way
   ::unlink((s.data / "standby.signal").c_str());          // recovery ends
+  CHECK(done.wait_for(std::chrono::seconds(20)) == std::future_status::ready);
+  CHECK(::access(spool::fetchedFolder(s.folder).c_str(), F_OK) != 0);  // its spool is removed
+}
+
+TEST_CASE("a prefetcher that must stop abandons a history lookup a slow server holds") {
+  test::FakeS3 server;
+  Spool s;
+  s.config.stanza = "main";
+  test::useFakeS3(s.config, server);
+  s.config.s3.timeout = 600;  // libcurl's own stall limit would not end it
+  s.config.archive.getAhead = 1;
+  {
+    repo::Repository repository = repo::openRepository(s.config);
+    auto stanza = test::createStanza(repository.storage(),
+                                     {.systemId = kSystemId, .segmentSize = test::kSegmentSize});
+    // Timeline 2, which the standby follows: its history is read before anything is fetched.
+    const std::string path = repo::walObject("main", 1, *pg::parseWalName(pg::historyFileName(2)));
+    repo::ObjectWriter writer(repository.storage().newWrite(path, {}), path,
+                              {.compress = io::CompressType::None});
+    writer.write(io::asBytes(std::string("1\t0/680000\tno recovery target specified\n")));
+    writer.close();
+    REQUIRE(writer.commit());
+    spool::claim(s.folder, {.repository = s.identity.repository,
+                            .stanzaId = stanza.identity(),
+                            .systemId = kSystemId});
+  }
+  // The server answers the history's GET a minute late.
+  server.lie({.stallGetsMs = 60000, .stallGetsOf = "00000002.history"});
+  std::ofstream(s.data / "standby.signal").flush();
+  std::ofstream(s.data / "postmaster.pid").flush();
+  spool::writeWanted(s.folder, "000000020000000000000006", s.identity.repository);
+  std::atomic<bool> abandon{false};
+  auto done = std::async(std::launch::async, [&] {
+    archive::runPrefetcher(s.context(), repo::openRepository(s.config, &abandon),
+                           {.poll = std::chrono::milliseconds(5)}, &abandon);
+  });
+  // The lookup is under way once the next timeline's history was looked for (a request the
+  // server records when it answers; the stalled GET follows it).
+  const auto asked = [&] {
+    for (const auto& request : server.requests())
+      if (request.find("00000003.history") != std::string::npos) return true;
+    return false;
+  };
+  const auto start = std::chrono::steady_clock::now();
+  while (!asked() && secondsSince(start) < 10)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  REQUIRE(asked());
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  ::unlink((s.data / "standby.signal").c_str());  // recovery ends
   CHECK(done.wait_for(std::chrono::seconds(20)) == std::future_status::ready);
   CHECK(::access(spool::fetchedFolder(s.folder).c_str(), F_OK) != 0);  // its spool is removed
 }
