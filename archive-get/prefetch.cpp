@@ -317,6 +317,10 @@ void runPrefetcher(const PrefetchContext& context, repo::Repository repository,
         continue;
       }
     }
+    if (stopped) {  // the watchdog abandoned the requests as the lookup ended: none would work
+      reason = *stopped;
+      break;
+    }
     const auto plan = planAhead(*history, *name, ahead, segmentSize);
     const std::set<std::string> planned(plan.begin(), plan.end());
     // What PostgreSQL will not ask for goes (the file it asks for now stays: it may be taken).
