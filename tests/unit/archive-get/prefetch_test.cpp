@@ -414,18 +414,54 @@ TEST_CASE("a prefetcher whose last request is dated ahead of the clock (set back
   CHECK(::access(spool::fetchedFolder(s.folder).c_str(), F_OK) != 0);
 }
 
-TEST_CASE("a prefetcher that must stop abandons its S3 fetches instead of waiting for them") {
+// A standby's prefetcher against a fake S3 server that a test makes slow: a request lasts until
+// the server answers or the prefetcher abandons it (libcurl's own stall limit is far away).
+struct SlowS3Standby {
   test::FakeS3 server;
   Spool s;
-  s.config.stanza = "main";
-  test::useFakeS3(s.config, server);
-  s.config.s3.timeout = 600;  // libcurl's own stall limit would not end it
-  s.config.archive.getAhead = 1;
-  const std::string fetched = "000000010000000000000007";
-  {
+  std::atomic<bool> abandon{false};
+  std::future<void> done;  // destroyed first: it waits for the prefetcher, the server outlives it
+
+  SlowS3Standby() {
+    s.config.stanza = "main";
+    test::useFakeS3(s.config, server);
+    s.config.s3.timeout = 600;
+    s.config.archive.getAhead = 1;
+  }
+  // The stanza, its spool claimed for it.
+  repo::Repository createStanza() {
     repo::Repository repository = repo::openRepository(s.config);
     auto stanza = test::createStanza(repository.storage(),
                                      {.systemId = kSystemId, .segmentSize = test::kSegmentSize});
+    spool::claim(s.folder, {.repository = s.identity.repository,
+                            .stanzaId = stanza.identity(),
+                            .systemId = kSystemId});
+    return repository;
+  }
+  // Starts the prefetcher of a standby whose server asked for `wanted`.
+  void start(const std::string& wanted) {
+    std::ofstream(s.data / "standby.signal").flush();
+    std::ofstream(s.data / "postmaster.pid").flush();
+    spool::writeWanted(s.folder, wanted, s.identity.repository);
+    done = std::async(std::launch::async, [this] {
+      archive::runPrefetcher(s.context(), repo::openRepository(s.config, &abandon),
+                             {.poll = std::chrono::milliseconds(5)}, &abandon);
+    });
+  }
+  // Recovery ends: the prefetcher must stop at once, not when the server answers, and remove its
+  // spool.
+  void endRecovery() {
+    ::unlink((s.data / "standby.signal").c_str());
+    CHECK(done.wait_for(std::chrono::seconds(20)) == std::future_status::ready);
+    CHECK(::access(spool::fetchedFolder(s.folder).c_str(), F_OK) != 0);
+  }
+};
+
+TEST_CASE("a prefetcher that must stop abandons its S3 fetches instead of waiting for them") {
+  SlowS3Standby standby;
+  const std::string fetched = "000000010000000000000007";
+  {
+    repo::Repository repository = standby.createStanza();
     test::TempDir source;
     REQUIRE(archive::pushWalFile(
                 repository,
@@ -433,40 +469,22 @@ TEST_CASE("a prefetcher that must stop abandons its S3 fetches instead of waitin
                                                                .segmentNumber = 7,
                                                                .segmentSize = test::kSegmentSize})})
                 .outcome == archive::PushOutcome::Stored);
-    spool::claim(s.folder, {.repository = s.identity.repository,
-                            .stanzaId = stanza.identity(),
-                            .systemId = kSystemId});
   }
   // The server answers the segment's GET a minute late.
-  server.lie({.stallGetsMs = 60000, .stallGetsOf = fetched});
-  std::ofstream(s.data / "standby.signal").flush();
-  std::ofstream(s.data / "postmaster.pid").flush();
-  spool::writeWanted(s.folder, "000000010000000000000006", s.identity.repository);
-  std::atomic<bool> abandon{false};
-  auto done = std::async(std::launch::async, [&] {
-    archive::runPrefetcher(s.context(), repo::openRepository(s.config, &abandon),
-                           {.poll = std::chrono::milliseconds(5)}, &abandon);
-  });
+  standby.server.lie({.stallGetsMs = 60000, .stallGetsOf = fetched});
+  standby.start("000000010000000000000006");
   const auto start = std::chrono::steady_clock::now();
-  while (::access(s.marker(fetched).c_str(), F_OK) != 0 && secondsSince(start) < 10)
+  const std::string marker = standby.s.marker(fetched);
+  while (::access(marker.c_str(), F_OK) != 0 && secondsSince(start) < 10)
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  CHECK(::access(s.marker(fetched).c_str(), F_OK) == 0);  // its fetch is under way
-  ::unlink((s.data / "standby.signal").c_str());          // recovery ends
-  CHECK(done.wait_for(std::chrono::seconds(20)) == std::future_status::ready);
-  CHECK(::access(spool::fetchedFolder(s.folder).c_str(), F_OK) != 0);  // its spool is removed
+  CHECK(::access(marker.c_str(), F_OK) == 0);  // its fetch is under way
+  standby.endRecovery();
 }
 
 TEST_CASE("a prefetcher that must stop abandons a history lookup a slow server holds") {
-  test::FakeS3 server;
-  Spool s;
-  s.config.stanza = "main";
-  test::useFakeS3(s.config, server);
-  s.config.s3.timeout = 600;  // libcurl's own stall limit would not end it
-  s.config.archive.getAhead = 1;
+  SlowS3Standby standby;
   {
-    repo::Repository repository = repo::openRepository(s.config);
-    auto stanza = test::createStanza(repository.storage(),
-                                     {.systemId = kSystemId, .segmentSize = test::kSegmentSize});
+    repo::Repository repository = standby.createStanza();
     // Timeline 2, which the standby follows: its history is read before anything is fetched.
     const std::string path = repo::walObject("main", 1, *pg::parseWalName(pg::historyFileName(2)));
     repo::ObjectWriter writer(repository.storage().newWrite(path, {}), path,
@@ -474,24 +492,14 @@ TEST_CASE("a prefetcher that must stop abandons a history lookup a slow server h
     writer.write(io::asBytes(std::string("1\t0/680000\tno recovery target specified\n")));
     writer.close();
     REQUIRE(writer.commit());
-    spool::claim(s.folder, {.repository = s.identity.repository,
-                            .stanzaId = stanza.identity(),
-                            .systemId = kSystemId});
   }
   // The server answers the history's GET a minute late.
-  server.lie({.stallGetsMs = 60000, .stallGetsOf = "00000002.history"});
-  std::ofstream(s.data / "standby.signal").flush();
-  std::ofstream(s.data / "postmaster.pid").flush();
-  spool::writeWanted(s.folder, "000000020000000000000006", s.identity.repository);
-  std::atomic<bool> abandon{false};
-  auto done = std::async(std::launch::async, [&] {
-    archive::runPrefetcher(s.context(), repo::openRepository(s.config, &abandon),
-                           {.poll = std::chrono::milliseconds(5)}, &abandon);
-  });
+  standby.server.lie({.stallGetsMs = 60000, .stallGetsOf = "00000002.history"});
+  standby.start("000000020000000000000006");
   // The lookup is under way once the next timeline's history was looked for (a request the
   // server records when it answers; the stalled GET follows it).
   const auto asked = [&] {
-    for (const auto& request : server.requests())
+    for (const auto& request : standby.server.requests())
       if (request.find("00000003.history") != std::string::npos) return true;
     return false;
   };
@@ -500,9 +508,7 @@ TEST_CASE("a prefetcher that must stop abandons a history lookup a slow server h
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   REQUIRE(asked());
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
-  ::unlink((s.data / "standby.signal").c_str());  // recovery ends
-  CHECK(done.wait_for(std::chrono::seconds(20)) == std::future_status::ready);
-  CHECK(::access(spool::fetchedFolder(s.folder).c_str(), F_OK) != 0);  // its spool is removed
+  standby.endRecovery();
 }
 
 TEST_CASE("after a promotion elsewhere the prefetcher's looks stay apart while the standby waits") {
