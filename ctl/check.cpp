@@ -22,7 +22,6 @@
 #include "common/io/encrypt.h"
 #include "common/io/hash.h"
 #include "common/pg/connection.h"
-#include "common/pg/control.h"
 #include "common/pg/replication.h"
 #include "common/pg/wal.h"
 #include "common/repo/generation.h"
@@ -738,7 +737,7 @@ CheckResult checkDroppedWal(const Config& config, const std::string& dataDirecto
   }
   spool::HostGaps host;
   try {
-    host = spool::findHostGaps(config, data, data ? pg::controlSystemId(*data).value_or(0) : 0);
+    host = spool::findHostGaps(config, data);
   } catch (const Error& e) {
     result.status = CheckStatus::Failed;
     result.detail = e.what();
@@ -780,8 +779,7 @@ CheckResult checkDroppedWal(const Config& config, const std::string& dataDirecto
   for (const auto& [folder, stanza, gap] : host.gaps) {
     std::vector<std::string> ranges;
     for (const auto& range : gap.ranges)
-      ranges.push_back(fmt::format("{} to {} ({})", range.first, range.last,
-                                   plural(range.files, "file", "files")));
+      ranges.push_back(describeRun(range.first, range.last, range.files));
     gaps.push_back(fmt::format("{}: {}", spool::describeGap(folder, gap), join(ranges, ", ")));
     const std::string file = fmt::format("'{}/{}'", folder, spool::kGapFile);
     if (stanza == config.stanza && gap.repository == repository && archivesHere)

@@ -77,9 +77,7 @@ std::vector<std::string> describeRuns(const std::vector<recovery::ExpiredWal>& f
            files[j + 1].timeline == files[i].timeline &&
            files[j + 1].segment == files[j].segment + 1)
       ++j;
-    out.push_back(
-        j == i ? files[i].name
-               : fmt::format("{} to {} ({} files)", files[i].name, files[j].name, j - i + 1));
+    out.push_back(describeRun(files[i].name, files[j].name, j - i + 1));
     i = j + 1;
   }
   return out;

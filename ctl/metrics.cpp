@@ -14,7 +14,6 @@
 #include "common/base/text.h"
 #include "common/files/file.h"
 #include "common/pg/connection.h"
-#include "common/pg/control.h"
 #include "common/pg/wal.h"
 #include "common/repo/repository.h"
 
@@ -390,8 +389,7 @@ int metrics(const Config& config, const CommandLine& commandLine) {
   // stanza folder of this cluster's counts: a drop left under a former stanza name is unrecorded
   // too.
   try {
-    spool::HostGaps host = spool::findHostGaps(
-        config, dataDirectory, dataDirectory ? pg::controlSystemId(*dataDirectory).value_or(0) : 0);
+    spool::HostGaps host = spool::findHostGaps(config, dataDirectory);
     if (!host.spools.empty() && host.denied.empty()) {
       std::uint64_t count = 0;
       for (const auto& found : host.gaps)

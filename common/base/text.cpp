@@ -22,6 +22,11 @@ std::string plural(std::uint64_t count, std::string_view one, std::string_view m
   return fmt::format("{} {}", count, count == 1 ? one : many);
 }
 
+std::string describeRun(std::string_view first, std::string_view last, std::uint64_t files) {
+  if (files == 1) return std::string(first);
+  return fmt::format("{} to {} ({} files)", first, last, files);
+}
+
 std::string humanBytes(std::uint64_t bytes) {
   static constexpr const char* kUnits[] = {"KiB", "MiB", "GiB", "TiB", "PiB"};
   if (bytes < 1024) return fmt::format("{} B", bytes);

@@ -14,7 +14,7 @@
 namespace tidemark::recovery {
 
 std::string WalGap::describe() const {
-  return count == 1 ? first : fmt::format("{} to {} ({} files)", first, last, count);
+  return describeRun(first, last, count);
 }
 
 std::vector<Catalog> Catalog::loadGenerations(const repo::Repository& repository) {
@@ -116,11 +116,9 @@ std::string describeDropped(const repo::GapRecord& record) {
   auto at = [](std::int64_t ms) {
     return formatUtcText(UtcSeconds(std::chrono::seconds(ms / 1000)));
   };
-  return fmt::format(
-      "archive-push's safety valve (archive.queue-max) dropped {} to {} ({}) between {} "
-      "and {}",
-      record.first, record.last, plural(record.files, "file", "files"), at(record.firstDroppedMs),
-      at(record.lastDroppedMs));
+  return fmt::format("archive-push's safety valve (archive.queue-max) dropped {} between {} and {}",
+                     describeRun(record.first, record.last, record.files),
+                     at(record.firstDroppedMs), at(record.lastDroppedMs));
 }
 
 std::uint32_t Catalog::newestFrom(std::uint32_t timeline) const {

@@ -40,9 +40,8 @@ std::optional<LocalGap> recordGap(const std::string& folder, const repo::Reposit
                           .firstWrittenMs = range.writtenMs});
   removeGap(folder);
   for (const auto& range : gap->ranges)
-    spdlog::error("recorded in {} that the safety valve dropped {} to {} ({})",
-                  repository.describe(), range.first, range.last,
-                  plural(range.files, "file", "files"));
+    spdlog::error("recorded in {} that the safety valve dropped {}", repository.describe(),
+                  describeRun(range.first, range.last, range.files));
   return std::nullopt;
 }
 

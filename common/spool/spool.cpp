@@ -25,6 +25,7 @@
 #include "common/base/error.h"
 #include "common/files/file.h"
 #include "common/log/log.h"
+#include "common/pg/control.h"
 
 namespace tidemark::spool {
 
@@ -36,6 +37,10 @@ constexpr const char* kAckSuffix = ".ok";
 constexpr const char* kWantedFile = "wanted";
 constexpr std::string_view kInflightSuffix = ".inflight";
 constexpr std::size_t kMaxSmallFile = 64 * 1024;
+// When a spool cannot be looked into for a gap: what the operator mends (a gap there must never be
+// passed over).
+constexpr const char* kSpoolFaultHint =
+    "check the disk the spool is on (the system log) and its folders' permissions and links";
 
 // A small file's text; nullopt when it cannot be read (whole) or is larger than a spool file
 // ever is. A read that fails part-way is no text: a prefix cut at a piece's end could still
@@ -723,7 +728,8 @@ std::vector<FoundGap> findGaps(const std::string& spool, std::vector<std::string
       return found;
     }
     throw systemError(ErrorCode::LocalIo, errno,
-                      "cannot look for WAL the safety valve dropped in '{}'", spool);
+                      "cannot look for WAL the safety valve dropped in '{}'", spool)
+        .setHint(kSpoolFaultHint);
   }
   std::vector<std::string> names;
   errno = 0;
@@ -737,7 +743,8 @@ std::vector<FoundGap> findGaps(const std::string& spool, std::vector<std::string
   ::closedir(dir);
   if (error != 0)
     throw systemError(ErrorCode::LocalIo, error,
-                      "cannot look for WAL the safety valve dropped in '{}'", spool);
+                      "cannot look for WAL the safety valve dropped in '{}'", spool)
+        .setHint(kSpoolFaultHint);
   std::sort(names.begin(), names.end());
   for (auto& name : names) {
     std::string folder = spool + "/" + name;
@@ -751,7 +758,8 @@ std::vector<FoundGap> findGaps(const std::string& spool, std::vector<std::string
         continue;
       }
       throw systemError(ErrorCode::LocalIo, errno,
-                        "cannot tell whether '{}' records WAL the safety valve dropped", folder);
+                        "cannot tell whether '{}' records WAL the safety valve dropped", folder)
+          .setHint(kSpoolFaultHint);
     }
     if (auto gap = readGap(folder)) found.push_back({folder, std::move(name), std::move(*gap)});
   }
@@ -759,7 +767,8 @@ std::vector<FoundGap> findGaps(const std::string& spool, std::vector<std::string
 }
 
 HostGaps findHostGaps(const Config& config, const std::optional<std::string>& dataDirectory,
-                      std::uint64_t systemId) {
+                      std::optional<std::uint64_t> systemId) {
+  if (!systemId) systemId = dataDirectory ? pg::controlSystemId(*dataDirectory).value_or(0) : 0;
   HostGaps host;
   std::set<std::pair<dev_t, ino_t>> seen;
   for (const auto& spool : spoolDirectories(config, dataDirectory)) {
@@ -768,14 +777,15 @@ HostGaps findHostGaps(const Config& config, const std::optional<std::string>& da
       if (errno == ENOENT || errno == ENOTDIR) continue;
       if (errno != EACCES)
         throw systemError(ErrorCode::LocalIo, errno,
-                          "cannot look for WAL the safety valve dropped in '{}'", spool);
+                          "cannot look for WAL the safety valve dropped in '{}'", spool)
+            .setHint(kSpoolFaultHint);
       host.denied.push_back(spool);
       continue;
     }
     if (!seen.insert({st.st_dev, st.st_ino}).second) continue;  // the same folder, named twice
     const std::size_t denied = host.denied.size();
     for (auto& found : findGaps(spool, &host.denied))
-      if (found.stanza == config.stanza || systemId == 0 || found.gap.systemId == systemId)
+      if (found.stanza == config.stanza || *systemId == 0 || found.gap.systemId == *systemId)
         host.gaps.push_back(std::move(found));
     if (host.denied.size() == denied || host.denied.back() != spool) host.spools.push_back(spool);
   }
@@ -815,7 +825,8 @@ std::optional<LocalGap> readGap(const std::string& folder) {
     // A gap written before the fault may be there: nothing may be stored until it is known.
     throw systemError(ErrorCode::LocalIo, errno,
                       "cannot tell whether the spool records WAL the safety valve dropped ('{}')",
-                      path);
+                      path)
+        .setHint(kSpoolFaultHint);
   }
   auto text = readSmall(path);
   auto gap = text ? parseGap(*text) : std::nullopt;

@@ -166,9 +166,11 @@ struct HostGaps {
 };
 // Over spoolDirectories(config, dataDirectory). Another stanza folder's gap counts only when it
 // names the cluster `systemId` (a former stanza name's), not another cluster's that shares the
-// spool-path; `systemId` 0 (unknown): every gap counts. Error(LocalIo) as findGaps.
+// spool-path; `systemId` 0 (unknown): every gap counts; nullopt: the data directory's own, read
+// from its pg_control (0 without a data directory or a readable pg_control). Error(LocalIo) as
+// findGaps.
 HostGaps findHostGaps(const Config& config, const std::optional<std::string>& dataDirectory,
-                      std::uint64_t systemId);
+                      std::optional<std::uint64_t> systemId = std::nullopt);
 
 // Held while the gap file is read, changed and written (or recorded and removed): two
 // archive-push processes never lose each other's drops. Error(LocalIo) when it cannot be taken.

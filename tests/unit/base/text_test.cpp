@@ -29,6 +29,13 @@ TEST_CASE("humanBytes writes sizes the way an operator reads them") {
   }
 }
 
+TEST_CASE("describeRun names one file by itself and a run by its ends and its count") {
+  CHECK(describeRun("000000010000000000000004", "000000010000000000000004", 1) ==
+        "000000010000000000000004");
+  CHECK(describeRun("000000010000000000000004", "000000010000000000000006", 3) ==
+        "000000010000000000000004 to 000000010000000000000006 (3 files)");
+}
+
 TEST_CASE("closestMatch and didYouMean suggest only plausible candidates") {
   const std::vector<std::string> keys = {"stanza", "repo.type", "repo.path", "compress.type",
                                          "compress.level"};

@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "common/io/sink.h"
 #include "support/check.h"
 #include "support/segment.h"
 
@@ -255,7 +256,9 @@ TEST_CASE("findGaps finds the gap of every stanza folder, a former stanza name's
   // A spool that cannot be listed (ELOOP here, EIO or EACCES on a failing disk) too.
   const std::string loop = dir.path() + "/loop";
   REQUIRE(::symlink(loop.c_str(), loop.c_str()) == 0);
-  CHECK(test::thrownError([&] { spool::findGaps(loop); }).code() == ErrorCode::LocalIo);
+  const Error e = test::thrownError([&] { spool::findGaps(loop); });
+  CHECK(e.code() == ErrorCode::LocalIo);
+  CHECK(e.hint() == test::Containing("check the disk the spool is on"));
 }
 
 TEST_CASE("findHostGaps: this cluster's gaps in each spool once, not another cluster's") {
@@ -286,6 +289,14 @@ TEST_CASE("findHostGaps: this cluster's gaps in each spool once, not another clu
   // The system identifier unknown: every gap counts.
   CHECK(names(spool::findHostGaps(config, data, 0)) ==
         std::vector<std::string>{"main", "neighbour", "old-name"});
+  // Not given: the data directory's own, from its pg_control; none readable there: unknown.
+  CHECK(names(spool::findHostGaps(config, data)) ==
+        std::vector<std::string>{"main", "neighbour", "old-name"});
+  REQUIRE(std::filesystem::create_directories(data + "/global"));
+  io::Buffer control(8192, 0);
+  io::putLe64(control.data(), 7);
+  test::writeFile(data + "/global/pg_control", io::ByteView(control));
+  CHECK(names(spool::findHostGaps(config, data)) == std::vector<std::string>{"main", "old-name"});
   // archive.spool-path naming the data directory's own spool by another path: looked into once.
   REQUIRE(::symlink(own.c_str(), (dir.path() + "/link").c_str()) == 0);
   config.archive.spoolPath = dir.path() + "/link";
