@@ -424,8 +424,10 @@ void drillSteps(const repo::Repository& repository, const std::string& stanzaId,
   target.timeline = options.targetTimeline;
   report.target = target.kind == recovery::TargetKind::Latest ? "latest" : target.describe();
   report.targetTimeline = target.timeline.text();
-  const recovery::RecoveryPlan plan =
-      inStep("plan", [&] { return recovery::planRecovery(repository, target, options.backup); });
+  // pg_waldump (where the archive ends in commit time) from drill.pg-bin too, when it holds one.
+  const recovery::RecoveryPlan plan = inStep("plan", [&] {
+    return recovery::planRecovery(repository, target, options.backup, false, options.pgBin);
+  });
   report.timeline = plan.history.timeline;
   report.timelinePath = plan.timelinePath;
   report.backup = plan.backup.label;

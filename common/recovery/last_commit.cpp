@@ -108,14 +108,17 @@ ArchiveEnd lastCommit(const repo::Repository& repository, const Catalog& catalog
 
 ArchiveEnd lastCommit(const repo::Repository& repository, const Catalog& catalog,
                       const pg::TimelineHistory& history, std::uint64_t first, std::uint64_t last,
-                      int pgVersion) {
-  auto walDump = pg::findPgProgram("pg_waldump", pgVersion);
+                      int pgVersion, const std::string& binDirectory) {
+  std::optional<std::string> walDump;
+  if (!binDirectory.empty()) walDump = pg::findPgProgram("pg_waldump", pgVersion, binDirectory);
+  if (!walDump) walDump = pg::findPgProgram("pg_waldump", pgVersion);
   if (!walDump)
     return ArchiveEnd{std::nullopt,
                       fmt::format("pg_waldump of PostgreSQL {} is not installed here (looked in "
-                                  "/usr/lib/postgresql/{}/bin, /usr/pgsql-{}/bin and pg_config "
+                                  "{}/usr/lib/postgresql/{}/bin, /usr/pgsql-{}/bin and pg_config "
                                   "--bindir)",
-                                  pgVersion, pgVersion, pgVersion)};
+                                  pgVersion, binDirectory.empty() ? "" : "'" + binDirectory + "', ",
+                                  pgVersion, pgVersion)};
   return lastCommit(repository, catalog, history, first, last, *walDump);
 }
 

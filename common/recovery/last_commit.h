@@ -44,10 +44,12 @@ ArchiveEnd lastCommit(const repo::Repository& repository, const Catalog& catalog
                       const pg::TimelineHistory& history, std::uint64_t first, std::uint64_t last,
                       const std::string& walDump);
 
-// The same, with pg_waldump of PostgreSQL `pgVersion` found where it is installed.
+// The same, with pg_waldump of PostgreSQL `pgVersion`: the one in `binDirectory` when given and
+// it holds one (drill.pg-bin: the server binaries a drill starts), else where that version is
+// installed (pg::findPgProgram).
 ArchiveEnd lastCommit(const repo::Repository& repository, const Catalog& catalog,
                       const pg::TimelineHistory& history, std::uint64_t first, std::uint64_t last,
-                      int pgVersion);
+                      int pgVersion, const std::string& binDirectory = "");
 
 // Whether a time target is reached by WAL whose newest commit or abort is `commit`: PostgreSQL
 // stops before the first such record later than the target (inclusive) or at it or later

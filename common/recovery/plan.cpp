@@ -589,7 +589,8 @@ std::string describePlan(const RecoveryPlan& plan, const Target& target, bool st
 }
 
 RecoveryPlan planRecovery(const repo::Repository& repository, const Target& target,
-                          const std::optional<std::string>& backupLabel, bool standby) {
+                          const std::optional<std::string>& backupLabel, bool standby,
+                          const std::string& binDirectory) {
   std::vector<Catalog> generations = Catalog::loadGenerations(repository);
   if (generations.empty()) throw repo::missingStanza(repository);
   const Catalog& chosen = generationFor(generations, target, backupLabel);
@@ -610,7 +611,7 @@ RecoveryPlan planRecovery(const repo::Repository& repository, const Target& targ
       last =
           pg::segmentNumber(*pg::parseWalName(plan.gaps.front().first), chosen.segmentSize()) - 1;
     plan.archiveEnd = lastCommit(repository, chosen, plan.history, plan.firstSegment, last,
-                                 plan.backup.pgVersion);
+                                 plan.backup.pgVersion, binDirectory);
     refuseUnreachableTime(*plan.archiveEnd, target);
     if (!plan.archiveEnd->commit)
       plan.warnings.push_back(

@@ -64,12 +64,12 @@ std::vector<std::string> generationWarnings(const std::vector<Catalog>& generati
 // The plan on the repository's catalogs: every generation loaded (Catalog::loadGenerations), the
 // one generationFor chooses planned, with generationWarnings among the plan's warnings. For a time
 // target, the last commit in the WAL it reads (to the first gap) is read with pg_waldump
-// (last_commit.h): a target at or after it is refused (refuseUnreachableTime), and when it cannot
-// be told, a warning says why. Throws repo::missingStanza's error when the stanza does not exist,
-// and as planRecovery.
+// (last_commit.h; the one in `binDirectory` first when given): a target at or after it is refused
+// (refuseUnreachableTime), and when it cannot be told, a warning says why. Throws
+// repo::missingStanza's error when the stanza does not exist, and as planRecovery.
 RecoveryPlan planRecovery(const repo::Repository& repository, const Target& target,
                           const std::optional<std::string>& backupLabel = std::nullopt,
-                          bool standby = false);
+                          bool standby = false, const std::string& binDirectory = "");
 
 // The target the recovery settings are written with: recovery_target_timeline = 'latest' replaced
 // by the number of the timeline the plan resolved (PostgreSQL's 'latest' is the highest-numbered

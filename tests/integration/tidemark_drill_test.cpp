@@ -4,9 +4,9 @@
 // replay step naming it, a damaged backup archive the restore step, a failing query the query
 // step; SIGTERM in the middle of the replay stops the server and removes the scratch directory;
 // SIGKILL of the drill takes its server down too; a scratch directory too small for the backup
-// fails the restore step and leaves nothing; --target-time stops the replay at the target; a
-// history with two branches past the backup is refused without --target-timeline and drilled with
-// it.
+// fails the restore step and leaves nothing; --target-time stops the replay at the target (and the
+// plan reads the archive's end with drill.pg-bin's pg_waldump); a history with two branches past
+// the backup is refused without --target-timeline and drilled with it.
 // And tidemark metrics: every family, parsed (promtool when installed), changing after a push
 // and a backup.
 #include <doctest/doctest.h>
@@ -284,10 +284,25 @@ TEST_CASE("tidemark drill --target-time replays to the target and stops there") 
   pg.exec("select pg_switch_wal()");
   pg.waitArchived();
   pg.stop();
-  Drilled o =
-      drillWith(ws, {"--target-time", isoTarget(target), "--query", "select count(*) from t"});
+  // drill.pg-bin: a directory of the server's programs, its pg_waldump one that says it ran (the
+  // plan reads where the archive ends with it).
+  const std::string bin = ws.path("pg-bin");
+  fs::create_directories(bin);
+  for (const auto& entry : fs::directory_iterator(pgBinDir()))
+    if (entry.path().filename() != "pg_waldump")
+      fs::create_symlink(entry.path(), bin + "/" + entry.path().filename().string());
+  const std::string ran = ws.path("pg_waldump-ran");
+  {
+    std::ofstream script(bin + "/pg_waldump");
+    script << "#!/bin/sh\ntouch '" << ran << "'\nexec '" << pgBinDir() << "/pg_waldump' \"$@\"\n";
+  }
+  fs::permissions(bin + "/pg_waldump", fs::perms(0755));
+  Drilled o = drillWith(ws, {"--target-time", isoTarget(target), "--query",
+                             "select count(*) from t", "--drill-pg-bin", bin});
   INFO(o.output());
   REQUIRE(o.status == 0);
+  CHECK(fs::exists(ran));
+  CHECK(o.doc.at("pg-bin") == bin);
   CHECK(o.doc.at("target").get<std::string>().find("time") != std::string::npos);
   bool queried = false;
   for (const auto& check : o.doc.at("checks"))

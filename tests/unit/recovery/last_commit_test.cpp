@@ -3,8 +3,11 @@
 #include "common/recovery/last_commit.h"
 
 #include <doctest/doctest.h>
+#include <sys/stat.h>
 
 #include "support/check.h"
+#include "support/fake_repository.h"
+#include "support/segment.h"
 
 using namespace tidemark;
 using recovery::Target;
@@ -53,4 +56,41 @@ TEST_CASE("refuseUnreachableTime names the last commit and both ways forward") {
   recovery::refuseUnreachableTime(recovery::ArchiveEnd{std::nullopt, "why"},
                                   at("2026-12-04 10:50:00+00"));
   recovery::refuseUnreachableTime(end, Target{});
+}
+
+TEST_CASE("lastCommit runs the pg_waldump of the directory given when it holds one") {
+  // Segment 2 of timeline 1, stored as an object (lastCommit fetches and verifies it).
+  test::FakeRepository repository;
+  const std::string name = pg::segmentFileName(1, 2, test::kSegmentSize);
+  const std::string object = repo::walObject("main", 1, *pg::parseWalName(name));
+  repo::ObjectWriter writer(repository.storage.newWrite(object, {}), object,
+                            {.compress = io::CompressType::None});
+  writer.write(io::Buffer(test::kSegmentSize, 0));
+  writer.close();
+  REQUIRE(writer.commit());
+  const recovery::Catalog catalog = repository.catalog();
+  const pg::TimelineHistory history{1, {}};
+  // PostgreSQL 99 is installed nowhere: only a pg_waldump in the directory given is found.
+  test::TempDir bin;
+  test::writeFile(
+      bin / "pg_waldump",
+      "#!/bin/sh\necho 'rmgr: Transaction len (rec/tot):     34/    34, tx:        717, "
+      "lsn: 0/00200140, prev 0/00200100, desc: COMMIT 2026-12-04 18:14:13.791870 "
+      "UTC'\n");
+  REQUIRE(::chmod((bin / "pg_waldump").c_str(), 0755) == 0);
+  recovery::ArchiveEnd end =
+      recovery::lastCommit(repository.handle(), catalog, history, 2, 2, 99, bin.path());
+  REQUIRE(end.commit);
+  CHECK(end.commit->segment == name);
+  CHECK(end.commit->lsn == 0x200140);
+  end = recovery::lastCommit(repository.handle(), catalog, history, 2, 2, 99);
+  CHECK_FALSE(end.commit);
+  CHECK(end.unknown == test::Containing("pg_waldump of PostgreSQL 99 is not installed here "
+                                        "(looked in /usr/lib/postgresql/99/bin"));
+  // A directory without one: named among the places looked in.
+  test::TempDir empty;
+  end = recovery::lastCommit(repository.handle(), catalog, history, 2, 2, 99, empty.path());
+  CHECK_FALSE(end.commit);
+  CHECK(end.unknown ==
+        test::Containing("(looked in '" + empty.path() + "', /usr/lib/postgresql/99/bin"));
 }
