@@ -135,14 +135,26 @@ std::vector<std::pair<std::string, std::string>> drillSettings(const ServerOptio
 }
 
 std::string findServerBinaries(const std::string& configured, int pgVersion) {
-  if (auto postgres = pg::findPgProgram("postgres", pgVersion, configured))
-    return files::dirName(*postgres);
-  if (!configured.empty())
+  const std::string giveIt = fmt::format(
+      "give the directory of the PostgreSQL {} server binaries, e.g. /usr/lib/postgresql/{}/bin",
+      pgVersion, pgVersion);
+  const std::optional<std::string> postgres = pg::findPgProgram("postgres", pgVersion, configured);
+  if (!postgres && !configured.empty())
     throw Error(ErrorCode::Config,
                 fmt::format("drill.pg-bin '{}' holds no executable 'postgres'", configured),
-                fmt::format("give the directory of the PostgreSQL {} server binaries, e.g. "
-                            "/usr/lib/postgresql/{}/bin",
-                            pgVersion, pgVersion));
+                giveIt);
+  if (postgres) {
+    // One of another version would fail to start on the restored files, saying less.
+    const std::optional<int> version =
+        configured.empty() ? std::nullopt : pg::programVersion(*postgres);
+    if (version && *version != pgVersion)
+      throw Error(ErrorCode::Config,
+                  fmt::format("drill.pg-bin '{}' holds the server of PostgreSQL {}, and the backup "
+                              "is of PostgreSQL {}",
+                              configured, *version, pgVersion),
+                  giveIt);
+    return files::dirName(*postgres);
+  }
   throw Error(ErrorCode::Config,
               fmt::format("cannot find the PostgreSQL {} server binaries (not in "
                           "/usr/lib/postgresql/{}/bin or /usr/pgsql-{}/bin, and pg_config "

@@ -42,8 +42,8 @@ std::vector<std::pair<std::string, std::string>> drillSettings(const ServerOptio
                                                                const std::string& identFile);
 
 // The directory of the server binaries: `configured` when given (it must hold an executable
-// `postgres`), else where pg::findPgProgram finds it. Throws Error(Config) naming drill.pg-bin
-// when none holds `postgres`.
+// `postgres`, not one that says it is of another version), else where pg::findPgProgram finds
+// it. Throws Error(Config) naming drill.pg-bin when none holds a fitting `postgres`.
 std::string findServerBinaries(const std::string& configured, int pgVersion);
 
 // A TCP port on 127.0.0.1 that nothing listens on now.

@@ -23,7 +23,7 @@ std::string plural(std::uint64_t count, std::string_view one, std::string_view m
 }
 
 std::string describeRun(std::string_view first, std::string_view last, std::uint64_t files) {
-  if (files == 1) return std::string(first);
+  if (first == last) return std::string(first);
   return fmt::format("{} to {} ({} files)", first, last, files);
 }
 

@@ -12,8 +12,8 @@ namespace tidemark {
 // "1 segment", "2 segments", "0 segments": a count and its noun, for every message that counts.
 std::string plural(std::uint64_t count, std::string_view one, std::string_view many);
 
-// "A to B (3 files)" for a run of consecutive files, "A" for one: how every message names a run
-// of WAL files (a gap in the archive, what the safety valve dropped, what expire deletes).
+// "A to B (3 files)" for a run of consecutive files, "A" for one (first == last): how a gap in the
+// archive, what the safety valve dropped and what expire deletes are named.
 std::string describeRun(std::string_view first, std::string_view last, std::uint64_t files);
 
 // "512 B", "16.0 MiB", "1.5 GiB".

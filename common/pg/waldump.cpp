@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <array>
 #include <cerrno>
+#include <charconv>
 #include <chrono>
 #include <cstdio>
 
@@ -56,6 +57,26 @@ std::optional<std::string> findPgProgram(const std::string& program, int pgVersi
   const std::string bindir = firstLine("pg_config --bindir 2>/dev/null");
   if (!bindir.empty() && executable(bindir + "/" + program)) return bindir + "/" + program;
   return std::nullopt;
+}
+
+std::optional<int> parseProgramVersion(std::string_view line) {
+  constexpr std::string_view kMark = " (PostgreSQL) ";
+  const auto at = line.find(kMark);
+  if (at == std::string_view::npos) return std::nullopt;
+  std::string_view rest = line.substr(at + kMark.size());
+  int major = 0;
+  auto [end, ec] = std::from_chars(rest.data(), rest.data() + rest.size(), major);
+  if (ec != std::errc() || end == rest.data() || major <= 0) return std::nullopt;
+  return major;
+}
+
+std::optional<int> programVersion(const std::string& path) {
+  // The path in single quotes for the shell, each ' in it written as '\''.
+  std::string quoted = "'";
+  for (char c : path)
+    quoted += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  quoted += "' --version 2>/dev/null";
+  return parseProgramVersion(firstLine(quoted.c_str()));
 }
 
 std::optional<XactTime> parseWalDumpLine(std::string_view line) {

@@ -23,6 +23,14 @@ namespace tidemark::pg {
 std::optional<std::string> findPgProgram(const std::string& program, int pgVersion,
                                          const std::string& directory = "");
 
+// The major version in a PostgreSQL program's `--version` line ("pg_waldump (PostgreSQL) 15.18
+// (Debian 15.18-0+deb12u1)": 15); nullopt for any other text.
+std::optional<int> parseProgramVersion(std::string_view line);
+// The major version the program at `path` says it is of (`path --version`); nullopt when it
+// cannot be run or answers something else. For a directory an operator names (drill.pg-bin): a
+// program of another version cannot read this cluster's files.
+std::optional<int> programVersion(const std::string& path);
+
 // A record a time target stops at.
 struct XactTime {
   std::uint64_t lsn = 0;

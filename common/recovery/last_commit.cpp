@@ -110,7 +110,13 @@ ArchiveEnd lastCommit(const repo::Repository& repository, const Catalog& catalog
                       const pg::TimelineHistory& history, std::uint64_t first, std::uint64_t last,
                       int pgVersion, const std::string& binDirectory) {
   std::optional<std::string> walDump;
+  // The directory's, unless it says it is of another version (one of another version cannot
+  // read this cluster's WAL).
   if (!binDirectory.empty()) walDump = pg::findPgProgram("pg_waldump", pgVersion, binDirectory);
+  if (walDump) {
+    const std::optional<int> version = pg::programVersion(*walDump);
+    if (version && *version != pgVersion) walDump.reset();
+  }
   if (!walDump) walDump = pg::findPgProgram("pg_waldump", pgVersion);
   if (!walDump)
     return ArchiveEnd{std::nullopt,

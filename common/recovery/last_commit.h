@@ -45,8 +45,8 @@ ArchiveEnd lastCommit(const repo::Repository& repository, const Catalog& catalog
                       const std::string& walDump);
 
 // The same, with pg_waldump of PostgreSQL `pgVersion`: the one in `binDirectory` when given and
-// it holds one (drill.pg-bin: the server binaries a drill starts), else where that version is
-// installed (pg::findPgProgram).
+// it holds one not of another version (drill.pg-bin: the server binaries a drill starts), else
+// where that version is installed (pg::findPgProgram).
 ArchiveEnd lastCommit(const repo::Repository& repository, const Catalog& catalog,
                       const pg::TimelineHistory& history, std::uint64_t first, std::uint64_t last,
                       int pgVersion, const std::string& binDirectory = "");

@@ -34,6 +34,9 @@ TEST_CASE("describeRun names one file by itself and a run by its ends and its co
         "000000010000000000000004");
   CHECK(describeRun("000000010000000000000004", "000000010000000000000006", 3) ==
         "000000010000000000000004 to 000000010000000000000006 (3 files)");
+  // A damaged record's count does not hide an end.
+  CHECK(describeRun("000000010000000000000004", "000000010000000000000006", 1) ==
+        "000000010000000000000004 to 000000010000000000000006 (1 files)");
 }
 
 TEST_CASE("closestMatch and didYouMean suggest only plausible candidates") {

@@ -10,6 +10,7 @@
 #include <fstream>
 
 #include "support/check.h"
+#include "support/segment.h"
 
 using namespace tidemark;
 
@@ -61,6 +62,23 @@ TEST_CASE("parseWalDumpLine reads commits, aborts and their prepared forms, and 
 TEST_CASE("findPgProgram looks in the directory given, and nowhere else then") {
   CHECK_FALSE(pg::findPgProgram("pg_waldump", 15, "/nonexistent"));
   CHECK(pg::findPgProgram("sh", 15, "/bin") == "/bin/sh");
+}
+
+TEST_CASE("a program's major version is read from its --version line") {
+  CHECK(pg::parseProgramVersion("pg_waldump (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)") == 15);
+  CHECK(pg::parseProgramVersion("postgres (PostgreSQL) 16.4") == 16);
+  CHECK(pg::parseProgramVersion("postgres (PostgreSQL) 17devel") == 17);
+  CHECK_FALSE(pg::parseProgramVersion(""));
+  CHECK_FALSE(pg::parseProgramVersion("sh: 1: --version: not found"));
+  CHECK_FALSE(pg::parseProgramVersion("postgres (PostgreSQL) beta"));
+  // Run: a program that answers, one in a path with a quote, one that answers nothing useful.
+  test::TempDir dir;
+  const std::string odd = dir / "it's pg_waldump";
+  test::writeFile(odd, "#!/bin/sh\necho \"pg_waldump (PostgreSQL) 16.2\"\n");
+  REQUIRE(::chmod(odd.c_str(), 0755) == 0);
+  CHECK(pg::programVersion(odd) == 16);
+  CHECK_FALSE(pg::programVersion("/bin/true"));
+  CHECK_FALSE(pg::programVersion(dir / "missing"));
 }
 
 namespace {

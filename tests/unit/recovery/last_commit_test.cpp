@@ -87,6 +87,13 @@ TEST_CASE("lastCommit runs the pg_waldump of the directory given when it holds o
   CHECK_FALSE(end.commit);
   CHECK(end.unknown == test::Containing("pg_waldump of PostgreSQL 99 is not installed here "
                                         "(looked in /usr/lib/postgresql/99/bin"));
+  // One that says it is of another version is passed over.
+  test::TempDir other;
+  test::writeFile(other / "pg_waldump", "#!/bin/sh\necho 'pg_waldump (PostgreSQL) 16.2'\n");
+  REQUIRE(::chmod((other / "pg_waldump").c_str(), 0755) == 0);
+  end = recovery::lastCommit(repository.handle(), catalog, history, 2, 2, 99, other.path());
+  CHECK_FALSE(end.commit);
+  CHECK(end.unknown == test::Containing("pg_waldump of PostgreSQL 99 is not installed here"));
   // A directory without one: named among the places looked in.
   test::TempDir empty;
   end = recovery::lastCommit(repository.handle(), catalog, history, 2, 2, 99, empty.path());
