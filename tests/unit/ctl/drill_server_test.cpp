@@ -8,9 +8,9 @@
 #include "support/segment.h"
 
 using namespace tidemark;
+using ctl::findServerBinaries;
 using test::thrownError;
 using test::what;
-using ctl::findServerBinaries;
 
 TEST_CASE(
     "findServerBinaries takes drill.pg-bin's postgres, unless it says it is another version") {
