@@ -347,9 +347,22 @@ HttpResponse S3Storage::execute(const Request& request, s3::HttpClient& client) 
   std::uint64_t delivered = 0;
   std::string etag;      // of the first partial response, so a resumed GET reads the same object
   bool altered = false;  // a signature refused although the server accepts ours: see below
+  // A clean-up after an abandon: one attempt on a connection the abandon does not end.
+  const bool afterAbandon =
+      request.cleanup && options_.abandon != nullptr && options_.abandon->load();
+  std::unique_ptr<s3::HttpClient> ownClient;
+  if (afterAbandon) {
+    s3::HttpOptions http = httpOptions();
+    http.abandon = nullptr;
+    http.connectTimeoutMs = std::min(http.connectTimeoutMs, kCleanupTimeoutSeconds * 1000);
+    http.stallTimeoutSeconds = std::min(http.stallTimeoutSeconds, kCleanupTimeoutSeconds);
+    ownClient = std::make_unique<s3::HttpClient>(http);
+  }
+  s3::HttpClient& connection = afterAbandon ? *ownClient : client;
+  const int retryMax = afterAbandon ? 0 : options_.retryMax;
   // Before each attempt, and after one that did not complete (ended by it, or not).
   auto checkAbandoned = [&] {
-    if (options_.abandon != nullptr && options_.abandon->load())
+    if (!afterAbandon && options_.abandon != nullptr && options_.abandon->load())
       throw Error(ErrorCode::Storage, fmt::format("{}: abandoned, this process stops",
                                                   describeRequest(request, options_)));
   };
@@ -400,7 +413,7 @@ HttpResponse S3Storage::execute(const Request& request, s3::HttpClient& client) 
     spdlog::debug("{} {} (attempt {})", request.method, target, attempt + 1);
     auto sent = std::chrono::steady_clock::now();
     // The exception of a sink, or of a stream that was abandoned, propagates: no retry.
-    HttpResponse response = client.perform(http);
+    HttpResponse response = connection.perform(http);
     if (response.transport != CURLE_OK) checkAbandoned();
     delivered += response.delivered;
     if (spdlog::should_log(spdlog::level::debug))
@@ -426,7 +439,7 @@ HttpResponse S3Storage::execute(const Request& request, s3::HttpClient& client) 
     // altered on the way, stored nothing, and may be sent again.
     if (complete && !retryable && streamed && response.status == 403 &&
         s3::xml::errorCode(response.body) == "SignatureDoesNotMatch" &&
-        signaturesAccepted(request.key, client))
+        signaturesAccepted(request.key, connection))
       altered = retryable = true;
     if (complete && !retryable) return response;
 
@@ -437,13 +450,13 @@ HttpResponse S3Storage::execute(const Request& request, s3::HttpClient& client) 
     }
     auto delay = backoff(options_.retryBaseDelay, attempt);
     bool timeLeft = std::chrono::steady_clock::now() + delay < deadline;
-    if (canRetry && attempt < options_.retryMax && timeLeft) {
+    if (canRetry && attempt < retryMax && timeLeft) {
       spdlog::warn("{}: {}; retrying in {} ms (attempt {} of {})",
                    describeRequest(request, options_),
                    complete ? fmt::format("HTTP {} {}", response.status,
                                           s3::xml::errorCode(response.body).value_or(""))
                             : response.transportError,
-                   delay.count(), attempt + 2, options_.retryMax + 1);
+                   delay.count(), attempt + 2, retryMax + 1);
       // In slices: an abandon ends the wait too.
       for (auto left = delay; left.count() > 0; left -= kAbandonCheck) {
         checkAbandoned();

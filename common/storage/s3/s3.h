@@ -62,7 +62,8 @@ struct S3Options {
   // it every tenth of that.
   std::chrono::seconds lockTimeout{300};
   // When set and it turns true, requests under way end within a second and no more start (each
-  // throws Error(Storage)): a process that must stop does not wait for a slow upload.
+  // throws Error(Storage)): a process that must stop does not wait for a slow upload. Only the
+  // abort of a multipart upload left incomplete still goes out, once (Request::cleanup).
   const std::atomic<bool>* abandon = nullptr;
 };
 
@@ -120,7 +121,12 @@ class S3Storage final : public Storage {
     std::string payloadHash;  // hex SHA-256 of body when the caller has it already ("" = computed)
     std::uint64_t rangeStart = 0;
     std::optional<std::uint64_t> rangeEnd;  // inclusive
+    // A clean-up (AbortMultipartUpload): once the requests were abandoned (S3Options::abandon) it
+    // is still sent, once, on a connection of its own that the abandon does not end and that
+    // gives up within seconds (kCleanupTimeoutSeconds); before that, as any request.
+    bool cleanup = false;
   };
+  static constexpr long kCleanupTimeoutSeconds = 5;
   // Performs `request` with `client`, retrying transient failures. Returns the final response
   // for the caller to interpret (a 404, a 412); throws Error(Storage) for transport failures that
   // outlast the retries and for retryable statuses that persist.

@@ -501,7 +501,8 @@ class S3Write final : public Write {
     S3Storage::Request request{.operation = "AbortMultipartUpload",
                                .method = "DELETE",
                                .key = key_,
-                               .query = {{"uploadId", uploadId_}}};
+                               .query = {{"uploadId", uploadId_}},
+                               .cleanup = true};
     auto response = storage_.execute(request, storage_.client());
     if (!response.ok() && response.status != 404) storage_.fail(request, response);
     uploadId_.clear();

@@ -6,6 +6,7 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <random>
 #include <thread>
@@ -131,6 +132,32 @@ TEST_CASE("a CompleteMultipartUpload answered 200 with an error document is retr
     CHECK(what(e) == Containing("InternalError"));
     CHECK_FALSE(server.object("main/backups/b/base.tar"));
   }
+}
+
+TEST_CASE("a multipart upload abandoned mid-part is still aborted on the server, once") {
+  FakeS3 server;
+  std::atomic<bool> abandon{false};
+  storage::S3Storage s3(storage::S3Options{.bucket = FakeS3::kBucket,
+                                           .endpoint = server.endpoint(),
+                                           .hostStyle = false,
+                                           .credentials = {"AKIDEXAMPLE", "secret", ""},
+                                           .partSize = 5u << 20,
+                                           .retryMax = 3,
+                                           .retryBaseDelay = std::chrono::milliseconds(1),
+                                           .abandon = &abandon});
+  server.lie({.stallPutsMs = 3000});  // the part's PUT hangs
+  {
+    auto write = s3.newWrite("main/backups/b/base.tar", {});
+    write->write(io::asBytes(randomBytes(11u << 20)));  // the first parts go out
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    abandon = true;
+  }  // destroyed without commit() after the abandon: the part's transfer ends, the upload goes
+  auto requests = server.requests();
+  CHECK(std::count_if(requests.begin(), requests.end(), [](const std::string& r) {
+          return r.rfind("DELETE", 0) == 0 && r.find("uploadId=") != std::string::npos;
+        }) == 1);
+  // Any other request is abandoned still.
+  CHECK(thrownError([&] { s3.info("main/x"); }).code() == ErrorCode::Storage);
 }
 
 TEST_CASE("S3 locks exclude each other, are refreshed, and are taken over only when stale") {
