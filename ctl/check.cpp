@@ -741,7 +741,7 @@ CheckResult checkDroppedWal(const Config& config, const std::string& dataDirecto
   } catch (const Error& e) {
     result.status = CheckStatus::Failed;
     result.detail = e.what();
-    result.fix = fixOf(e, "check the disk the spool is on (the system log)");
+    result.fix = e.hint();  // every error of findHostGaps names its fix
     return result;
   }
   const auto quoted = [](const std::vector<std::string>& paths) {

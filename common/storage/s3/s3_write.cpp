@@ -344,8 +344,9 @@ class S3Write final : public Write {
         abort();
       } catch (const std::exception& e) {
         spdlog::warn(
-            "could not abort the multipart upload of '{}' (upload id {}): {}; a lifecycle rule for "
-            "incomplete uploads reclaims it",
+            "could not abort the multipart upload of '{}' (upload id {}): {}; tidemark expire "
+            "aborts it once older than retention.sweep-age, as a lifecycle rule for incomplete "
+            "uploads does",
             key_, uploadId_, e.what());
       }
     }
