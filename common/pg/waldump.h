@@ -18,18 +18,20 @@ namespace tidemark::pg {
 
 // The path of `program` (pg_waldump, pg_ctl, postgres) of PostgreSQL `pgVersion`: in `directory`
 // when given, else /usr/lib/postgresql/<pgVersion>/bin (Debian), /usr/pgsql-<pgVersion>/bin (the
-// PGDG RPMs), or `pg_config --bindir` when that is the same major version. nullopt when none holds
-// an executable one.
+// PGDG RPMs), or `pg_config --bindir` when that is the same major version (pg_config found in
+// PATH, run without a shell, given 10 s to answer). nullopt when none holds an executable one.
 std::optional<std::string> findPgProgram(const std::string& program, int pgVersion,
                                          const std::string& directory = "");
 
 // The major version in a PostgreSQL program's `--version` line ("pg_waldump (PostgreSQL) 15.18
 // (Debian 15.18-0+deb12u1)": 15); nullopt for any other text.
 std::optional<int> parseProgramVersion(std::string_view line);
-// The major version the program at `path` says it is of (`path --version`); nullopt when it
-// cannot be run or answers something else. For a directory an operator names (drill.pg-bin): a
-// program of another version cannot read this cluster's files.
-std::optional<int> programVersion(const std::string& path);
+// The major version the program at `path` says it is of (`path --version`, run without a shell);
+// nullopt when it cannot be run, answers something else, or has not answered within `timeout` (it
+// is killed). For a directory an operator names (drill.pg-bin): a program of another version
+// cannot read this cluster's files.
+std::optional<int> programVersion(const std::string& path,
+                                  std::chrono::milliseconds timeout = std::chrono::seconds(10));
 
 // A record a time target stops at.
 struct XactTime {

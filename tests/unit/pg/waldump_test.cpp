@@ -79,6 +79,46 @@ TEST_CASE("a program's major version is read from its --version line") {
   CHECK(pg::programVersion(odd) == 16);
   CHECK_FALSE(pg::programVersion("/bin/true"));
   CHECK_FALSE(pg::programVersion(dir / "missing"));
+  // What it says on its standard error is not its answer.
+  const std::string noisy = dir / "noisy";
+  test::writeFile(noisy,
+                  "#!/bin/sh\necho 'postgres (PostgreSQL) 14.1' >&2\n"
+                  "echo 'postgres (PostgreSQL) 15.3'\n");
+  REQUIRE(::chmod(noisy.c_str(), 0755) == 0);
+  CHECK(pg::programVersion(noisy) == 15);
+}
+
+TEST_CASE("a program that does not answer its --version is stopped, and the version is unknown") {
+  test::TempDir dir;
+  const std::string stuck = dir / "postgres";
+  test::writeFile(stuck, "#!/bin/sh\nexec sleep 60\n");
+  REQUIRE(::chmod(stuck.c_str(), 0755) == 0);
+  const auto started = std::chrono::steady_clock::now();
+  CHECK_FALSE(pg::programVersion(stuck, std::chrono::milliseconds(300)));
+  CHECK(std::chrono::steady_clock::now() - started < std::chrono::seconds(20));
+}
+
+TEST_CASE("findPgProgram asks the pg_config in PATH for its version and its bindir") {
+  test::TempDir tools, bin;
+  const std::string waldump = bin / "pg_waldump";
+  test::writeFile(waldump, "#!/bin/sh\n");
+  REQUIRE(::chmod(waldump.c_str(), 0755) == 0);
+  const std::string pgConfig = tools / "pg_config";
+  test::writeFile(pgConfig,
+                  "#!/bin/sh\ncase \"$1\" in\n--version) echo 'PostgreSQL 98.2' ;;\n"
+                  "--bindir) echo '" +
+                      bin.path() + "' ;;\nesac\n");
+  REQUIRE(::chmod(pgConfig.c_str(), 0755) == 0);
+  const char* saved = std::getenv("PATH");
+  const std::string oldPath = saved ? saved : "";
+  REQUIRE(::setenv("PATH", (tools.path() + ":/usr/bin:/bin").c_str(), 1) == 0);
+  const auto found = pg::findPgProgram("pg_waldump", 98);
+  const auto otherVersion = pg::findPgProgram("pg_waldump", 97);
+  const auto otherProgram = pg::findPgProgram("pg_dump", 98);
+  ::setenv("PATH", oldPath.c_str(), 1);
+  CHECK(found == waldump);
+  CHECK_FALSE(otherVersion);
+  CHECK_FALSE(otherProgram);
 }
 
 namespace {
