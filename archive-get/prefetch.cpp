@@ -10,10 +10,11 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
-#include <ctime>
 #include <limits>
 #include <map>
+#include <mutex>
 #include <optional>
 #include <set>
 #include <thread>
@@ -241,14 +242,21 @@ void runPrefetcher(const PrefetchContext& context, repo::Repository repository,
   std::uint64_t furthestAsked = 0;  // the highest segment number PostgreSQL asked for
   // Why the prefetcher must stop now, if it must: checked before each round, and by a watchdog
   // while fetches run (they then end: one can last as long as a slow server keeps it).
+  // When PostgreSQL last asked (the request's stamp changed), on this process's monotonic clock:
+  // the wall clock may be stepped either way meanwhile. Read by the watchdog's thread too.
+  std::mutex askedMutex;
+  std::array<std::int64_t, 3> askedStamp{};
+  auto askedAt = std::chrono::steady_clock::now();
   auto stopReason = [&](const std::optional<spool::Wanted>& wanted) -> std::optional<std::string> {
     if (!inRecovery(context.dataDirectory)) return "recovery ended";
     if (!files::exists(context.dataDirectory + "/postmaster.pid")) return "the server stopped";
-    // Asked for "in the future" by more than that too: the clock was set back, and a request made
-    // since would carry the new time (else the prefetcher would wait for the clock to catch up).
-    const std::int64_t age = wanted ? std::time(nullptr) - wanted->askedAt : 0;
-    if (!wanted || age > options.idle.count() || age < -options.idle.count())
-      return "nothing was asked for";
+    if (!wanted) return "nothing was asked for";
+    {
+      std::lock_guard lock(askedMutex);
+      const auto now = std::chrono::steady_clock::now();
+      if (wanted->stamp != askedStamp) askedStamp = wanted->stamp, askedAt = now;
+      if (now - askedAt > options.idle) return "nothing was asked for";
+    }
     if (wanted->repository != context.repository)
       return "the configuration names another repository now";
     if (spool::recordedIdentity(context.folder) != identity)

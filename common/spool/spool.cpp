@@ -45,10 +45,12 @@ constexpr const char* kSpoolFaultHint =
 // A small file's text; nullopt when it cannot be read (whole) or is larger than a spool file
 // ever is. A read that fails part-way is no text: a prefix cut at a piece's end could still
 // parse, with a wrong last value.
-std::optional<std::string> readSmall(const std::string& path) {
+std::optional<std::string> readSmall(const std::string& path, struct stat* info = nullptr) {
   try {
     auto fd = files::openForRead(path);
     if (!fd) return std::nullopt;
+    // The file read, not one that replaced it meanwhile.
+    if (info && ::fstat(fd->get(), info) != 0) return std::nullopt;
     // Grown as it is read: these files hold a few hundred bytes, and a buffer the size of the
     // bound, zero-filled, cost every archive-push and archive-get 16 page faults of its start.
     std::string text;
@@ -510,10 +512,11 @@ void writeWanted(const std::string& folder, const std::string& file,
 std::optional<Wanted> readWanted(const std::string& folder) {
   const std::string path = folder + "/" + kWantedFile;
   struct stat st {};
-  auto text = readSmall(path);
-  if (!text || ::stat(path.c_str(), &st) != 0) return std::nullopt;
+  auto text = readSmall(path, &st);
+  if (!text) return std::nullopt;
   std::istringstream in(*text);
-  Wanted wanted{.askedAt = std::int64_t(st.st_mtime)};
+  Wanted wanted{.stamp = {std::int64_t(st.st_ino), std::int64_t(st.st_ctim.tv_sec),
+                          std::int64_t(st.st_ctim.tv_nsec)}};
   if (!std::getline(in, wanted.file) || wanted.file.empty() || !std::getline(in, wanted.repository))
     return std::nullopt;
   return wanted;

@@ -389,29 +389,46 @@ TEST_CASE("a segment the prefetcher cannot record is not left in the spool") {
   CHECK_FALSE(spool::readFetched(s.folder, fetched));
 }
 
-TEST_CASE("a prefetcher whose last request is dated ahead of the clock (set back) stops") {
+TEST_CASE("a step of the wall clock neither stops a prefetcher early nor keeps it running") {
   test::FakeRepository f;
   Spool s;
   spool::claim(s.folder, {.repository = s.identity.repository,
                           .stanzaId = repo::loadStanza(f.handle())->identity(),
                           .systemId = f.systemId});
+  const std::chrono::seconds idle{2};
   StandbyPrefetcher prefetcher(s, f.storage, f.systemId, "000000010000000000000006",
-                               {.poll = std::chrono::milliseconds(5)});
+                               {.idle = idle, .poll = std::chrono::milliseconds(5)});
+  const auto running = [&] { return ::access(spool::fetchedFolder(s.folder).c_str(), F_OK) == 0; };
   // It runs (the claim above emptied the spool; it makes its folder anew).
   const auto started = std::chrono::steady_clock::now();
-  while (::access(spool::fetchedFolder(s.folder).c_str(), F_OK) != 0 && secondsSince(started) < 10)
+  while (!running() && secondsSince(started) < 10)
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  REQUIRE(::access(spool::fetchedFolder(s.folder).c_str(), F_OK) == 0);
-  // The request was made an hour "from now": the clock has been set back since, and nothing was
-  // asked for after that (a request would carry the new time).
-  const timespec times[2] = {{.tv_sec = std::time(nullptr) + 3600, .tv_nsec = 0},
-                             {.tv_sec = std::time(nullptr) + 3600, .tv_nsec = 0}};
-  REQUIRE(::utimensat(AT_FDCWD, (s.folder + "/wanted").c_str(), times, 0) == 0);
-  // It stops (and removes its spool) instead of waiting an hour for the clock to catch up.
-  const auto start = std::chrono::steady_clock::now();
-  while (::access(spool::fetchedFolder(s.folder).c_str(), F_OK) == 0 && secondsSince(start) < 10)
+  REQUIRE(running());
+  // The request dated an hour back (the clock stepped forward since), then an hour ahead (set
+  // back): neither is "nothing asked for two seconds". Before, each stopped it at once.
+  const auto dateRequest = [&](std::int64_t offset) {
+    const timespec times[2] = {{.tv_sec = std::time(nullptr) + offset, .tv_nsec = 0},
+                               {.tv_sec = std::time(nullptr) + offset, .tv_nsec = 0}};
+    REQUIRE(::utimensat(AT_FDCWD, (s.folder + "/wanted").c_str(), times, 0) == 0);
+  };
+  dateRequest(-3600);
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  CHECK(running());
+  dateRequest(3600);
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  CHECK(running());
+  // Requests, each half of `idle` after the one before, keep it running past `idle`.
+  for (int i = 0; i < 3; ++i) {
+    std::this_thread::sleep_for(std::chrono::seconds(1));
+    prefetcher.ask("000000010000000000000006");
+    CHECK(running());
+  }
+  // Nothing asked for: it stops (and removes its spool) once `idle` has passed on its clock.
+  const auto lastAsked = std::chrono::steady_clock::now();
+  while (running() && secondsSince(lastAsked) < 20)
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  CHECK(::access(spool::fetchedFolder(s.folder).c_str(), F_OK) != 0);
+  CHECK_FALSE(running());
+  CHECK(std::chrono::steady_clock::now() - lastAsked >= idle);
 }
 
 // A standby's prefetcher against a fake S3 server that a test makes slow: a request lasts until
