@@ -59,6 +59,9 @@ int runMain(const CommandSpec& spec, int argc, const char* const* argv, const Co
   openStandardDescriptors();
   log::setup(spec.program);
   ::signal(SIGPIPE, SIG_IGN);
+  // Started with SIGCHLD ignored (a parent's choice that exec keeps), the programs tidemark runs
+  // would be reaped unseen and their exit statuses lost (runChild).
+  ::signal(SIGCHLD, SIG_DFL);
   terminateStatus = statusFor(ErrorCode::Internal);
   std::set_terminate(onTerminate);
   try {

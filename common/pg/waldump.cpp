@@ -1,26 +1,20 @@
 // Finding PostgreSQL's programs, and reading commit times with pg_waldump.
 #include "common/pg/waldump.h"
 
-#include <fcntl.h>
 #include <fmt/format.h>
-#include <poll.h>
-#include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
-#include <array>
-#include <cerrno>
 #include <charconv>
 #include <chrono>
-#include <cstdlib>
-#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "common/base/error.h"
+#include "common/base/process.h"
 #include "common/base/text.h"
 #include "common/pg/lsn.h"
 
@@ -32,129 +26,22 @@ bool executable(const std::string& path) {
   return ::access(path.c_str(), X_OK) == 0;
 }
 
-// How a program ran: its wait status, or that it was stopped at its timeout.
-struct Ran {
-  int status = 0;
-  bool timedOut = false;
-};
-
-// The path execve is given for `name`: itself when it holds a '/', else the first executable one
-// of that name in tidemark's PATH (the name itself when none is: execve then fails, status 127).
-std::string resolve(const std::string& name) {
-  if (name.find('/') != std::string::npos) return name;
-  const char* path = std::getenv("PATH");
-  std::string_view dirs = path ? path : "/usr/bin:/bin";
-  while (true) {
-    const auto colon = dirs.find(':');
-    const std::string_view dir = dirs.substr(0, colon);
-    const std::string candidate = fmt::format("{}/{}", dir.empty() ? "." : dir, name);
-    if (executable(candidate)) return candidate;
-    if (colon == std::string_view::npos) return name;
-    dirs.remove_prefix(colon + 1);
-  }
-}
-
-// Runs `args` (args[0]: a path, or a name looked up in PATH) without a shell: standard input from
-// /dev/null, standard output (and standard error when `withErrors`, else /dev/null) handed to
-// `onLine` line by line, in `environment` (nullptr: tidemark's own), with the default signal
-// dispositions and no signal blocked (tidemark ignores SIGPIPE; its threads block some). A
-// program still running after `timeout` is killed. Throws Error(LocalIo) when it cannot be
-// started; one that cannot be executed ends with status 127.
-Ran runProgram(std::vector<std::string> args, char* const* environment, bool withErrors,
-               std::chrono::milliseconds timeout,
-               const std::function<void(std::string_view)>& onLine) {
-  // Prepared before the fork: between fork and exec only async-signal-safe calls.
-  args.front() = resolve(args.front());
-  std::vector<char*> argv;
-  for (auto& arg : args)
-    argv.push_back(arg.data());
-  argv.push_back(nullptr);
-  char* const* envp = environment ? environment : environ;
-  int out[2];
-  if (::pipe2(out, O_CLOEXEC) != 0)
-    throw systemError(ErrorCode::LocalIo, errno, "cannot run '{}'", args.front());
-  pid_t pid = ::fork();
-  if (pid < 0) {
-    int saved = errno;
-    ::close(out[0]);
-    ::close(out[1]);
-    throw systemError(ErrorCode::LocalIo, saved, "cannot run '{}'", args.front());
-  }
-  if (pid == 0) {
-    ::signal(SIGPIPE, SIG_DFL);
-    sigset_t none;
-    ::sigemptyset(&none);
-    ::sigprocmask(SIG_SETMASK, &none, nullptr);
-    int devNull = ::open("/dev/null", O_RDWR | O_CLOEXEC);
-    if (devNull >= 0) ::dup2(devNull, STDIN_FILENO);
-    ::dup2(out[1], STDOUT_FILENO);
-    if (withErrors)
-      ::dup2(out[1], STDERR_FILENO);
-    else if (devNull >= 0)
-      ::dup2(devNull, STDERR_FILENO);
-    ::execve(argv[0], argv.data(), envp);
-    ::_exit(127);
-  }
-  ::close(out[1]);
-  // Whatever happens while reading, the child is stopped and reaped.
-  struct Child {
-    pid_t pid;
-    int fd;
-    int status = 0;
-    bool reaped = false;
-    int wait() {
-      if (fd >= 0) ::close(fd), fd = -1;
-      while (!reaped && ::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-      }
-      reaped = true;
-      return status;
-    }
-    ~Child() {
-      if (!reaped) ::kill(pid, SIGKILL);
-      wait();
-    }
-  } child{pid, out[0]};
-  std::string pending;
-  std::array<char, 65536> buffer{};
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  for (;;) {
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-        deadline - std::chrono::steady_clock::now());
-    pollfd ready{child.fd, POLLIN, 0};
-    int polled =
-        left.count() > 0 ? ::poll(&ready, 1, int(std::min<std::int64_t>(left.count(), 1000))) : 0;
-    if (polled < 0 && errno == EINTR) continue;
-    if (polled == 0) {
-      if (std::chrono::steady_clock::now() < deadline) continue;
-      ::kill(child.pid, SIGKILL);
-      return Ran{child.wait(), true};
-    }
-    ssize_t n = ::read(child.fd, buffer.data(), buffer.size());
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
-    pending.append(buffer.data(), std::size_t(n));
-    std::size_t start = 0;
-    for (std::size_t newline; (newline = pending.find('\n', start)) != std::string::npos;
-         start = newline + 1)
-      onLine(std::string_view(pending).substr(start, newline - start));
-    pending.erase(0, start);
-  }
-  if (!pending.empty()) onLine(pending);
-  return Ran{child.wait(), false};
-}
-
 // The first line `args` prints on its standard output, in tidemark's environment ("" when it
-// cannot be run or prints nothing before `timeout`).
+// cannot be run or prints no line before `timeout`). It is stopped once it has printed that line.
 std::string firstLine(std::vector<std::string> args,
                       std::chrono::milliseconds timeout = std::chrono::seconds(10)) {
   std::optional<std::string> line;
+  LineSplitter lines([&](std::string_view text) {
+    line = std::string(text);
+    return false;
+  });
   try {
-    runProgram(std::move(args), nullptr, false, timeout, [&](std::string_view text) {
-      if (!line) line = std::string(text);
-    });
+    runChild(std::move(args), {.timeout = timeout},
+             [&](std::string_view piece) { return lines.feed(piece); });
   } catch (const Error&) {
     return {};
   }
+  if (!line) lines.finish();
   std::string out = line.value_or("");
   while (!out.empty() && out.back() == '\r')
     out.pop_back();
@@ -278,17 +165,24 @@ std::vector<XactTime> xactTimes(const std::string& walDump, const std::string& d
     if (auto record = parseWalDumpLine(line))
       if (record->lsn >= startLsn && record->lsn < endLsn) records.push_back(std::move(*record));
   };
+  LineSplitter lines([&](std::string_view line) {
+    take(line);
+    return true;
+  });
   // The timestamps in UTC and the messages in English, whatever tidemark's environment says.
-  std::array<std::string, 3> env = {"TZ=UTC", "LC_ALL=C", "PATH=/usr/bin:/bin"};
-  std::array<char*, 4> envp = {env[0].data(), env[1].data(), env[2].data(), nullptr};
-  const Ran ran = runProgram({walDump, directory + "/" + first, directory + "/" + last},
-                             envp.data(), true, timeout, take);
+  const ChildEnd ran = runChild(
+      {walDump, directory + "/" + first, directory + "/" + last},
+      {.timeout = timeout,
+       .errors = ChildOptions::Errors::Merge,
+       .environment = std::vector<std::string>{"TZ=UTC", "LC_ALL=C", "PATH=/usr/bin:/bin"}},
+      [&](std::string_view piece) { return lines.feed(piece); });
   if (ran.timedOut)
     throw Error(ErrorCode::Timeout,
                 fmt::format("'{}' did not finish reading {} within {} ms: stopped", walDump, first,
                             timeout.count()),
                 "check the machine's load, and that it is the pg_waldump of the cluster's "
                 "PostgreSQL version");
+  lines.finish();
   const int status = ran.status;
   const bool ok = WIFEXITED(status) && WEXITSTATUS(status) == 0;
   // pg_waldump ends with "error in WAL record at ...: invalid record length ..." or "could not

@@ -2,8 +2,6 @@
 #include "common/repo/keys.h"
 
 #include <fcntl.h>
-#include <poll.h>
-#include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -12,6 +10,7 @@
 #include <cctype>
 
 #include "common/base/error.h"
+#include "common/base/process.h"
 #include "common/base/version.h"
 #include "common/files/file.h"
 #include "common/io/hash.h"
@@ -166,67 +165,25 @@ MasterKey readKeyFile(const std::string& path, const std::string& key) {
 
 MasterKey runKeyCommand(const std::string& command, std::chrono::seconds timeout) {
   const std::string source = "encryption.key-command";
-  int fds[2];
-  if (::pipe2(fds, O_CLOEXEC) != 0)
-    throw systemError(ErrorCode::Config, errno, "cannot run {}", source);
-  pid_t pid = ::fork();
-  if (pid < 0) {
-    int err = errno;
-    ::close(fds[0]);
-    ::close(fds[1]);
-    throw systemError(ErrorCode::Config, err, "cannot run {}", source);
-  }
-  if (pid == 0) {
-    // Only async-signal-safe calls here. Its own process group, so that a timeout stops whatever it
-    // started too. Standard input is empty; standard error stays ours.
-    ::setpgid(0, 0);
-    ::signal(SIGPIPE, SIG_DFL);  // tidemark ignores it; the command's pipelines expect it
-    // dup2 makes 0 and 1 survive the exec; a descriptor already there only loses close-on-exec.
-    auto onto = [](int fd, int target) {
-      if (fd == target)
-        ::fcntl(fd, F_SETFD, 0);
-      else if (fd >= 0)
-        ::dup2(fd, target);
-    };
-    onto(::open("/dev/null", O_RDONLY | O_CLOEXEC), 0);
-    onto(fds[1], 1);
-    ::execl("/bin/sh", "sh", "-c", command.c_str(), static_cast<char*>(nullptr));
-    ::_exit(127);
-  }
-  ::setpgid(pid, pid);  // as the child does: whichever runs first
-  ::close(fds[1]);
+  // Through the shell (the setting is a command line); its standard error stays tidemark's.
   io::Buffer output;
-  bool tooLong = false, timedOut = false;
-  auto deadline = std::chrono::steady_clock::now() + timeout;
-  for (;;) {
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-        deadline - std::chrono::steady_clock::now());
-    if (left.count() <= 0) {
-      timedOut = true;
-      break;
-    }
-    pollfd p{fds[0], POLLIN, 0};
-    int ready = ::poll(&p, 1, int(std::min<std::int64_t>(left.count(), 1000)));
-    if (ready < 0 && errno == EINTR) continue;
-    if (ready <= 0) continue;
-    std::uint8_t chunk[512];
-    ssize_t n = ::read(fds[0], chunk, sizeof chunk);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
-    if (output.size() + std::size_t(n) > 4096)
-      tooLong = true;
-    else
-      output.insert(output.end(), chunk, chunk + n);
-    io::wipe({chunk, std::size_t(n)});
-  }
-  ::close(fds[0]);
-  if (timedOut) ::kill(-pid, SIGKILL);
-  int status = 0;
-  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-  }
+  output.reserve(4096);  // never moved: no copy of the key left behind in freed memory
+  bool tooLong = false;
+  const ChildEnd end = runChild(
+      {"/bin/sh", "-c", command},
+      {.timeout = timeout, .errors = ChildOptions::Errors::Keep, .failure = ErrorCode::Config},
+      [&](std::string_view piece) {
+        // Read to its end, kept only up to a key's size.
+        if (output.size() + piece.size() > 4096)
+          tooLong = true;
+        else
+          output.insert(output.end(), piece.begin(), piece.end());
+        return true;
+      });
+  const int status = end.status;
   std::string hint =
       "run the command by hand as the user running tidemark (for archive_command: postgres)";
-  if (timedOut) {
+  if (end.timedOut) {
     io::wipe(output);
     throw Error(
         ErrorCode::Config,

@@ -1,0 +1,215 @@
+// Running a program tidemark waits for and reads.
+#include "common/base/process.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <cerrno>
+#include <cstdint>
+#include <cstdlib>
+#include <thread>
+
+namespace tidemark {
+
+namespace {
+
+// A file the shell would run: regular and executable (a directory of that name is passed over).
+bool runnable(const std::string& path) {
+  struct stat st {};
+  return ::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode) && ::access(path.c_str(), X_OK) == 0;
+}
+
+// The path execve is given for `name`: itself when it holds a '/', else the first runnable file
+// of that name in tidemark's PATH (an empty entry is the working directory, as for the shell);
+// nullopt when none is.
+std::optional<std::string> resolve(const std::string& name) {
+  if (name.find('/') != std::string::npos) return name;
+  const char* path = std::getenv("PATH");
+  std::string_view dirs = path ? path : "/usr/local/bin:/usr/bin:/bin";
+  while (true) {
+    const auto colon = dirs.find(':');
+    const std::string_view dir = dirs.substr(0, colon);
+    std::string candidate = std::string(dir.empty() ? "." : dir) + "/" + name;
+    if (runnable(candidate)) return candidate;
+    if (colon == std::string_view::npos) return std::nullopt;
+    dirs.remove_prefix(colon + 1);
+  }
+}
+
+// In the child, between fork and exec (async-signal-safe calls only): every descriptor above 2
+// closed.
+void closeFrom3() {
+  if (::close_range(3, ~0U, 0) == 0) return;
+  for (int fd = 3; fd < 4096; ++fd)
+    ::close(fd);
+}
+
+}  // namespace
+
+ChildEnd runChild(std::vector<std::string> args, const ChildOptions& options,
+                  const std::function<bool(std::string_view)>& onOutput) {
+  const std::string shown = args.front();
+  const std::optional<std::string> found = resolve(args.front());
+  if (!found) return ChildEnd{.status = W_EXITCODE(127, 0)};
+  args.front() = *found;
+  // Prepared before the fork: between fork and exec only async-signal-safe calls.
+  std::vector<char*> argv;
+  for (auto& arg : args)
+    argv.push_back(arg.data());
+  argv.push_back(nullptr);
+  // A script without "#!" (ENOEXEC) runs as the shell would run it: through /bin/sh.
+  std::string shell = "/bin/sh";
+  std::vector<char*> shellArgv = {shell.data()};
+  shellArgv.insert(shellArgv.end(), argv.begin(), argv.end());
+  std::vector<std::string> environment = options.environment.value_or(std::vector<std::string>{});
+  std::vector<char*> envv;
+  for (auto& entry : environment)
+    envv.push_back(entry.data());
+  envv.push_back(nullptr);
+  char* const* envp = options.environment ? envv.data() : environ;
+  const auto errors = options.errors;
+  int out[2];
+  if (::pipe2(out, O_CLOEXEC) != 0)
+    throw systemError(options.failure, errno, "cannot run '{}'", shown);
+  const pid_t pid = ::fork();
+  if (pid < 0) {
+    const int saved = errno;
+    ::close(out[0]);
+    ::close(out[1]);
+    throw systemError(options.failure, saved, "cannot run '{}'", shown);
+  }
+  if (pid == 0) {
+    // Its own process group: a timeout stops whatever it started too.
+    ::setpgid(0, 0);
+    // What tidemark ignores (SIGPIPE) or blocks in a thread, and what its own parent may have set
+    // to be ignored, is the program's default again.
+    for (int sig = 1; sig < NSIG; ++sig)
+      if (sig != SIGKILL && sig != SIGSTOP) ::signal(sig, SIG_DFL);
+    sigset_t none;
+    ::sigemptyset(&none);
+    ::sigprocmask(SIG_SETMASK, &none, nullptr);
+    // dup2 onto 0 to 2 clears close-on-exec there; everything else is closed.
+    const int devNull = ::open("/dev/null", O_RDWR | O_CLOEXEC);
+    if (devNull >= 0) ::dup2(devNull, STDIN_FILENO);
+    ::dup2(out[1], STDOUT_FILENO);
+    if (errors == ChildOptions::Errors::Merge)
+      ::dup2(out[1], STDERR_FILENO);
+    else if (errors == ChildOptions::Errors::Discard && devNull >= 0)
+      ::dup2(devNull, STDERR_FILENO);
+    closeFrom3();
+    ::execve(argv[0], argv.data(), envp);
+    if (errno == ENOEXEC) ::execve(shellArgv[0], shellArgv.data(), envp);
+    ::_exit(127);
+  }
+  ::setpgid(pid, pid);  // as the child does: whichever runs first
+  ::close(out[1]);
+  // Whatever happens (a timeout, the caller stopping, an exception from onOutput), the program and
+  // what it started are killed and it is reaped; its group is killed only while it is unreaped
+  // (until then its number cannot be another's).
+  struct Child {
+    pid_t pid;
+    int fd;
+    bool reaped = false;
+    int status = 0;
+    void close() {
+      if (fd >= 0) ::close(fd), fd = -1;
+    }
+    void kill() {
+      if (!reaped && ::kill(-pid, SIGKILL) != 0) ::kill(pid, SIGKILL);
+    }
+    void reap() {
+      while (!reaped) {
+        if (::waitpid(pid, &status, 0) == pid || errno != EINTR) reaped = true;
+      }
+    }
+    ~Child() {
+      close();
+      kill();
+      reap();
+    }
+  } child{pid, out[0]};
+  const auto deadline = std::chrono::steady_clock::now() + options.timeout;
+  const auto left = [&] {
+    return std::chrono::ceil<std::chrono::milliseconds>(deadline -
+                                                        std::chrono::steady_clock::now());
+  };
+  ChildEnd end;
+  std::array<char, 65536> buffer;
+  while (true) {
+    const auto wait = left();
+    if (wait.count() <= 0) {
+      end.timedOut = true;
+      break;
+    }
+    pollfd ready{child.fd, POLLIN, 0};
+    const int polled = ::poll(&ready, 1, int(std::min<std::int64_t>(wait.count(), 1000)));
+    if (polled < 0 && errno != EINTR)
+      throw systemError(options.failure, errno, "cannot read what '{}' prints", shown);
+    if (polled <= 0) continue;
+    const ssize_t n = ::read(child.fd, buffer.data(), buffer.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;  // its output closed (or failed: it is not read further either way)
+    const bool more = onOutput(std::string_view(buffer.data(), std::size_t(n)));
+    ::explicit_bzero(buffer.data(), std::size_t(n));
+    if (!more) {
+      end.stopped = true;
+      break;
+    }
+  }
+  child.close();
+  // Its output closed: it may still run (a program that closed its output and waits). The
+  // timeout holds until it has ended.
+  for (auto pause = std::chrono::milliseconds(1); !end.timedOut && !end.stopped;) {
+    const pid_t done = ::waitpid(pid, &child.status, WNOHANG);
+    if (done == pid) {
+      child.reaped = true;
+      break;
+    }
+    if (done < 0 && errno != EINTR) {
+      // Reaped by someone else (SIGCHLD ignored): its number may be another's now.
+      child.reaped = true;
+      throw systemError(options.failure, errno, "cannot learn how '{}' ended", shown);
+    }
+    const auto wait = left();
+    if (wait.count() <= 0) {
+      end.timedOut = true;
+      break;
+    }
+    std::this_thread::sleep_for(std::min(pause, wait));
+    pause = std::min(pause * 2, std::chrono::milliseconds(50));
+  }
+  child.kill();
+  child.reap();
+  end.status = child.status;
+  return end;
+}
+
+bool LineSplitter::feed(std::string_view piece) {
+  while (!piece.empty()) {
+    const auto newline = piece.find('\n');
+    const std::string_view part = piece.substr(0, newline);
+    if (pending_.size() < maxLine_) pending_.append(part.substr(0, maxLine_ - pending_.size()));
+    if (newline == std::string_view::npos) return true;
+    const bool more = onLine_(pending_);
+    pending_.clear();
+    if (!more) return false;
+    piece.remove_prefix(newline + 1);
+  }
+  return true;
+}
+
+bool LineSplitter::finish() {
+  if (pending_.empty()) return true;
+  const bool more = onLine_(pending_);
+  pending_.clear();
+  return more;
+}
+
+}  // namespace tidemark

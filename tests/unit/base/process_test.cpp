@@ -1,0 +1,197 @@
+// Unit tests of common/base/process.h: running a program tidemark waits for, whatever it does.
+#include "common/base/process.h"
+
+#include <doctest/doctest.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "support/check.h"
+#include "support/segment.h"
+
+using namespace tidemark;
+using std::chrono::milliseconds;
+
+namespace {
+
+// What `args` prints (standard output), and how it ended.
+struct Output {
+  std::string text;
+  ChildEnd end;
+};
+Output run(std::vector<std::string> args, ChildOptions options = {}) {
+  Output out;
+  out.end = runChild(std::move(args), options, [&](std::string_view piece) {
+    out.text.append(piece);
+    return true;
+  });
+  return out;
+}
+
+int exitStatus(const ChildEnd& end) {
+  return WIFEXITED(end.status) ? WEXITSTATUS(end.status) : -1;
+}
+
+double secondsSince(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+void makeScript(const std::string& path, const std::string& text) {
+  test::writeFile(path, text);
+  REQUIRE(::chmod(path.c_str(), 0755) == 0);
+}
+
+// PATH set for its lifetime (tests are single-threaded).
+struct WithPath {
+  std::string saved;
+  bool had;
+  explicit WithPath(const std::string& path) : had(std::getenv("PATH") != nullptr) {
+    if (had) saved = std::getenv("PATH");
+    ::setenv("PATH", path.c_str(), 1);
+  }
+  ~WithPath() {
+    if (had)
+      ::setenv("PATH", saved.c_str(), 1);
+    else
+      ::unsetenv("PATH");
+  }
+};
+
+// Whether process `pid` is gone (or a zombie nobody has reaped yet: it runs no more).
+bool gone(pid_t pid) {
+  const std::string stat = test::readText("/proc/" + std::to_string(pid) + "/stat");
+  const auto close = stat.rfind(')');
+  return stat.empty() || (close != std::string::npos && stat.substr(close + 2, 1) == "Z");
+}
+
+}  // namespace
+
+TEST_CASE("runChild hands over what a program prints and how it ended") {
+  auto out = run({"/bin/sh", "-c", "echo hello; echo oops >&2; exit 3"});
+  CHECK(out.text == "hello\n");
+  CHECK(exitStatus(out.end) == 3);
+  CHECK_FALSE(out.end.timedOut);
+  CHECK_FALSE(out.end.stopped);
+  // Standard error merged, or left out.
+  CHECK(run({"/bin/sh", "-c", "echo oops >&2"}, {.errors = ChildOptions::Errors::Merge}).text ==
+        "oops\n");
+  // The environment given, and only that.
+  CHECK(run({"/usr/bin/env"}, {.environment = std::vector<std::string>{"ONLY=this"}}).text ==
+        "ONLY=this\n");
+  // Killed by a signal: its status says so.
+  auto killed = run({"/bin/sh", "-c", "kill -9 $$"});
+  CHECK(WIFSIGNALED(killed.end.status));
+}
+
+TEST_CASE("runChild looks a name up in PATH as the shell does, and runs nothing it did not find") {
+  test::TempDir first, second, here;
+  // A directory of that name first in PATH is passed over; a script without "#!" runs through sh.
+  REQUIRE(::mkdir((first / "tool").c_str(), 0755) == 0);
+  makeScript(second / "tool", "echo found \"$1\"\n");
+  {
+    WithPath path(first.path() + ":" + second.path());
+    auto out = run({"tool", "it"});
+    CHECK(out.text == "found it\n");
+    CHECK(exitStatus(out.end) == 0);
+  }
+  // Found nowhere: status 127, and a program of that name in the working directory is not run.
+  makeScript(here / "tool", "#!/bin/sh\ntouch ran\n");
+  test::ChangeDirectory into(here.path());
+  WithPath path("/nonexistent");
+  auto out = run({"tool"});
+  CHECK(exitStatus(out.end) == 127);
+  CHECK_FALSE(test::exists(here / "ran"));
+}
+
+TEST_CASE("runChild's timeout holds whatever the program does") {
+  const auto started = std::chrono::steady_clock::now();
+  SUBCASE("it closes its output and goes on running") {
+    auto out = run({"/bin/sh", "-c", "exec >/dev/null; sleep 30"}, {.timeout = milliseconds(300)});
+    CHECK(out.end.timedOut);
+    CHECK(secondsSince(started) < 20);
+  }
+  SUBCASE("something it started holds its output: that is killed too") {
+    auto out = run({"/bin/sh", "-c", "sleep 30 & echo $!"}, {.timeout = milliseconds(300)});
+    CHECK(out.end.timedOut);
+    CHECK(secondsSince(started) < 20);
+    const pid_t sleeper = std::stoi(out.text);
+    while (!gone(sleeper) && secondsSince(started) < 20)
+      std::this_thread::sleep_for(milliseconds(10));
+    CHECK(gone(sleeper));
+  }
+  SUBCASE("the caller stops reading: it is killed at once, not at the timeout") {
+    std::string seen;
+    auto end = runChild({"/bin/sh", "-c", "echo first; sleep 30"}, {.timeout = milliseconds(60000)},
+                        [&](std::string_view piece) {
+                          seen.append(piece);
+                          return false;
+                        });
+    CHECK(end.stopped);
+    CHECK(seen == "first\n");
+    CHECK(secondsSince(started) < 20);
+  }
+}
+
+TEST_CASE("runChild gives the program none of tidemark's descriptors above 2") {
+  test::TempDir dir;
+  const int fd = ::open((dir / "kept").c_str(), O_CREAT | O_WRONLY, 0600);  // no O_CLOEXEC
+  REQUIRE(fd >= 0);
+  REQUIRE(::dup2(fd, 77) == 77);
+  auto out = run({"/bin/ls", "-1", "/proc/self/fd"});
+  ::close(77);
+  ::close(fd);
+  // ls's own descriptor of the folder it lists is 3; 77 would be tidemark's.
+  CHECK(out.text.find("77\n") == std::string::npos);
+  CHECK(out.text.find("0\n1\n2\n") == 0);
+}
+
+TEST_CASE("runChild refuses to guess how a program ended when SIGCHLD is ignored") {
+  struct sigaction ignore {
+  }, saved{};
+  ignore.sa_handler = SIG_IGN;
+  REQUIRE(::sigaction(SIGCHLD, &ignore, &saved) == 0);
+  Error e = test::thrownError([] { run({"/bin/sh", "-c", "exit 3"}); });
+  ::sigaction(SIGCHLD, &saved, nullptr);
+  CHECK(e.code() == ErrorCode::LocalIo);
+  CHECK(test::what(e) == test::Containing("cannot learn how '/bin/sh' ended"));
+}
+
+TEST_CASE("LineSplitter cuts pieces into lines, and a line without end to maxLine bytes") {
+  std::vector<std::string> lines;
+  LineSplitter split(
+      [&](std::string_view line) {
+        lines.emplace_back(line);
+        return true;
+      },
+      8);
+  CHECK(split.feed("ab"));
+  CHECK(split.feed("c\nde"));
+  CHECK(split.feed("f\n\n0123456789abc"));
+  CHECK(split.feed("def\ng"));
+  CHECK(split.finish());
+  CHECK(lines == std::vector<std::string>{"abc", "def", "", "01234567", "g"});
+  // Stopping: what the callback says is passed on.
+  LineSplitter first([](std::string_view) { return false; });
+  CHECK_FALSE(first.feed("a\nb\n"));
+  // A program that prints endlessly without a line break holds no more than maxLine.
+  std::size_t longest = 0;
+  LineSplitter bounded(
+      [&](std::string_view line) {
+        longest = std::max(longest, line.size());
+        return true;
+      },
+      1000);
+  auto end = runChild({"/usr/bin/head", "-c", "20000000", "/dev/zero"}, {},
+                      [&](std::string_view piece) { return bounded.feed(piece); });
+  CHECK(bounded.finish());
+  CHECK(exitStatus(end) == 0);
+  CHECK(longest == 1000);
+}
