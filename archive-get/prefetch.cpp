@@ -10,7 +10,6 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <array>
 #include <atomic>
 #include <limits>
 #include <map>
@@ -199,6 +198,9 @@ void runPrefetcher(const PrefetchContext& context, const PrefetchOptions& option
 
 void runPrefetcher(const PrefetchContext& context, repo::Repository repository,
                    const PrefetchOptions& options, std::atomic<bool>* abandon) {
+  // The request that started it was written just before: the idle time runs from here, not from
+  // when the prefetcher first looks (after loading the stanza, on a slow server).
+  auto askedAt = std::chrono::steady_clock::now();
   const Config& config = context.config;
   auto stanza = repo::loadStanza(repository);
   if (!stanza) return;
@@ -245,8 +247,7 @@ void runPrefetcher(const PrefetchContext& context, repo::Repository repository,
   // When PostgreSQL last asked (the request's stamp changed), on this process's monotonic clock:
   // the wall clock may be stepped either way meanwhile. Read by the watchdog's thread too.
   std::mutex askedMutex;
-  std::array<std::int64_t, 3> askedStamp{};
-  auto askedAt = std::chrono::steady_clock::now();
+  std::optional<std::string> askedStamp;
   auto stopReason = [&](const std::optional<spool::Wanted>& wanted) -> std::optional<std::string> {
     if (!inRecovery(context.dataDirectory)) return "recovery ended";
     if (!files::exists(context.dataDirectory + "/postmaster.pid")) return "the server stopped";
@@ -254,7 +255,8 @@ void runPrefetcher(const PrefetchContext& context, repo::Repository repository,
     {
       std::lock_guard lock(askedMutex);
       const auto now = std::chrono::steady_clock::now();
-      if (wanted->stamp != askedStamp) askedStamp = wanted->stamp, askedAt = now;
+      if (askedStamp && *askedStamp != wanted->stamp) askedAt = now;
+      askedStamp = wanted->stamp;
       if (now - askedAt > options.idle) return "nothing was asked for";
     }
     if (wanted->repository != context.repository)

@@ -45,12 +45,10 @@ constexpr const char* kSpoolFaultHint =
 // A small file's text; nullopt when it cannot be read (whole) or is larger than a spool file
 // ever is. A read that fails part-way is no text: a prefix cut at a piece's end could still
 // parse, with a wrong last value.
-std::optional<std::string> readSmall(const std::string& path, struct stat* info = nullptr) {
+std::optional<std::string> readSmall(const std::string& path) {
   try {
     auto fd = files::openForRead(path);
     if (!fd) return std::nullopt;
-    // The file read, not one that replaced it meanwhile.
-    if (info && ::fstat(fd->get(), info) != 0) return std::nullopt;
     // Grown as it is read: these files hold a few hundred bytes, and a buffer the size of the
     // bound, zero-filled, cost every archive-push and archive-get 16 page faults of its start.
     std::string text;
@@ -504,21 +502,23 @@ void writeWanted(const std::string& folder, const std::string& file,
   makeStanzaFolder(folder);
   files::AtomicFile out(folder + "/" + kWantedFile,
                         {.mode = 0600, .sync = false, .errorCode = ErrorCode::LocalIo});
-  std::string text = file + "\n" + oneLine(repository) + "\n";
+  timespec boot{};
+  ::clock_gettime(CLOCK_BOOTTIME, &boot);
+  std::string text = fmt::format("{}\n{}\n{}-{}.{:09}\n", file, oneLine(repository), ::getpid(),
+                                 boot.tv_sec, boot.tv_nsec);
   out.write({reinterpret_cast<const std::uint8_t*>(text.data()), text.size()});
   out.commit();
 }
 
 std::optional<Wanted> readWanted(const std::string& folder) {
   const std::string path = folder + "/" + kWantedFile;
-  struct stat st {};
-  auto text = readSmall(path, &st);
+  auto text = readSmall(path);
   if (!text) return std::nullopt;
   std::istringstream in(*text);
-  Wanted wanted{.stamp = {std::int64_t(st.st_ino), std::int64_t(st.st_ctim.tv_sec),
-                          std::int64_t(st.st_ctim.tv_nsec)}};
+  Wanted wanted;
   if (!std::getline(in, wanted.file) || wanted.file.empty() || !std::getline(in, wanted.repository))
     return std::nullopt;
+  std::getline(in, wanted.stamp);  // none in a file an older tidemark wrote: "" on every read
   return wanted;
 }
 

@@ -16,7 +16,6 @@
 // trusted (claim()). Nothing here is ever read as the truth about the repository without that.
 #pragma once
 
-#include <array>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -207,15 +206,14 @@ void removeFetched(const std::string& folder, const std::string& file) noexcept;
 std::vector<std::string> listFetched(const std::string& folder);
 
 // The segment PostgreSQL asked for last, and from which repository (archive-get writes it into
-// <folder>/wanted, the prefetcher follows it), and a stamp that changes with every request
-// written, the same segment asked for again included (the file's inode and change time: every
-// write makes a new file, and its change time cannot be set back by a program). The prefetcher
-// times the requests by their stamps on its own monotonic clock: no step of the wall clock makes
-// it stop early or run on.
+// <folder>/wanted, the prefetcher follows it), and a stamp that is new with every request written,
+// the same segment asked for again included (the writer's process id and the boot clock). The
+// prefetcher times the requests by their stamps on its own monotonic clock: no step of the wall
+// clock, and nothing that touches the file (a backup restoring its times, a chmod), makes it stop
+// early or run on.
 void writeWanted(const std::string& folder, const std::string& file, const std::string& repository);
 struct Wanted {
-  std::string file, repository;
-  std::array<std::int64_t, 3> stamp{};
+  std::string file, repository, stamp;
 };
 std::optional<Wanted> readWanted(const std::string& folder);
 // The locks a running prefetcher and a running pusher hold in `folder`.

@@ -404,29 +404,34 @@ TEST_CASE("a step of the wall clock neither stops a prefetcher early nor keeps i
   while (!running() && secondsSince(started) < 10)
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   REQUIRE(running());
-  // The request dated an hour back (the clock stepped forward since), then an hour ahead (set
-  // back): neither is "nothing asked for two seconds". Before, each stopped it at once.
-  const auto dateRequest = [&](std::int64_t offset) {
-    const timespec times[2] = {{.tv_sec = std::time(nullptr) + offset, .tv_nsec = 0},
-                               {.tv_sec = std::time(nullptr) + offset, .tv_nsec = 0}};
-    REQUIRE(::utimensat(AT_FDCWD, (s.folder + "/wanted").c_str(), times, 0) == 0);
-  };
-  dateRequest(-3600);
-  std::this_thread::sleep_for(std::chrono::milliseconds(500));
-  CHECK(running());
-  dateRequest(3600);
-  std::this_thread::sleep_for(std::chrono::milliseconds(500));
-  CHECK(running());
   // Requests, each half of `idle` after the one before, keep it running past `idle`.
   for (int i = 0; i < 3; ++i) {
     std::this_thread::sleep_for(std::chrono::seconds(1));
     prefetcher.ask("000000010000000000000006");
     CHECK(running());
   }
-  // Nothing asked for: it stops (and removes its spool) once `idle` has passed on its clock.
   const auto lastAsked = std::chrono::steady_clock::now();
-  while (running() && secondsSince(lastAsked) < 20)
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  prefetcher.ask("000000010000000000000006");
+  // What only touches the request is no request: its times set an hour back (as after the clock
+  // stepped forward: before, that stopped it at once), an hour ahead (the clock set back), its
+  // mode changed (which a stamp of inode and change time took for a request).
+  const std::string wanted = s.folder + "/wanted";
+  const auto touch = [&](int round) {
+    const std::int64_t offset = round % 2 == 0 ? -3600 : 3600;
+    const timespec times[2] = {{.tv_sec = std::time(nullptr) + offset, .tv_nsec = 0},
+                               {.tv_sec = std::time(nullptr) + offset, .tv_nsec = 0}};
+    ::utimensat(AT_FDCWD, wanted.c_str(), times, 0);
+    ::chmod(wanted.c_str(), round % 2 == 0 ? 0600 : 0640);
+  };
+  touch(0);
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  CHECK(running());
+  // Touched on and on, but asked for nothing: it stops (and removes its spool) once `idle` has
+  // passed on its own clock.
+  for (int round = 1; running() && secondsSince(lastAsked) < 20; ++round) {
+    touch(round);
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
   CHECK_FALSE(running());
   CHECK(std::chrono::steady_clock::now() - lastAsked >= idle);
 }
