@@ -198,9 +198,6 @@ void runPrefetcher(const PrefetchContext& context, const PrefetchOptions& option
 
 void runPrefetcher(const PrefetchContext& context, repo::Repository repository,
                    const PrefetchOptions& options, std::atomic<bool>* abandon) {
-  // The request that started it was written just before: the idle time runs from here, not from
-  // when the prefetcher first looks (after loading the stanza, on a slow server).
-  auto askedAt = std::chrono::steady_clock::now();
   const Config& config = context.config;
   auto stanza = repo::loadStanza(repository);
   if (!stanza) return;
@@ -244,10 +241,12 @@ void runPrefetcher(const PrefetchContext& context, repo::Repository repository,
   std::uint64_t furthestAsked = 0;  // the highest segment number PostgreSQL asked for
   // Why the prefetcher must stop now, if it must: checked before each round, and by a watchdog
   // while fetches run (they then end: one can last as long as a slow server keeps it).
-  // When PostgreSQL last asked (the request's stamp changed), on this process's monotonic clock:
-  // the wall clock may be stepped either way meanwhile. Read by the watchdog's thread too.
+  // When PostgreSQL last asked (the request's stamp changed; the first one seen counts, the
+  // stanza's loading may have taken long), on this process's monotonic clock: the wall clock may
+  // be stepped either way meanwhile. Read by the watchdog's thread too.
   std::mutex askedMutex;
   std::optional<std::string> askedStamp;
+  auto askedAt = std::chrono::steady_clock::now();
   auto stopReason = [&](const std::optional<spool::Wanted>& wanted) -> std::optional<std::string> {
     if (!inRecovery(context.dataDirectory)) return "recovery ended";
     if (!files::exists(context.dataDirectory + "/postmaster.pid")) return "the server stopped";
@@ -255,8 +254,7 @@ void runPrefetcher(const PrefetchContext& context, repo::Repository repository,
     {
       std::lock_guard lock(askedMutex);
       const auto now = std::chrono::steady_clock::now();
-      if (askedStamp && *askedStamp != wanted->stamp) askedAt = now;
-      askedStamp = wanted->stamp;
+      if (askedStamp != wanted->stamp) askedStamp = wanted->stamp, askedAt = now;
       if (now - askedAt > options.idle) return "nothing was asked for";
     }
     if (wanted->repository != context.repository)

@@ -5,6 +5,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -14,6 +15,7 @@
 #include <cerrno>
 #include <cstdint>
 #include <cstdlib>
+#include <cstring>
 #include <thread>
 
 namespace tidemark {
@@ -43,11 +45,30 @@ std::optional<std::string> resolve(const std::string& name) {
   }
 }
 
+// Whether the file a name was found as may be a script without "#!" (the shell runs those
+// itself): a file whose start holds a NUL byte is a program the kernel refused (another
+// architecture, cut short), never given to the shell to read.
+bool maybeScript(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  char start[256];
+  const ssize_t n = ::read(fd, start, sizeof start);
+  ::close(fd);
+  return n > 0 && std::memchr(start, '\0', std::size_t(n)) == nullptr;
+}
+
+// The number past the highest descriptor this process may have open (computed before a fork).
+int descriptorLimit() {
+  rlimit limit{};
+  if (::getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur == RLIM_INFINITY) return 1 << 20;
+  return int(std::min<rlim_t>(limit.rlim_cur, rlim_t(1) << 20));
+}
+
 // In the child, between fork and exec (async-signal-safe calls only): every descriptor above 2
-// closed.
-void closeFrom3() {
+// closed (one by one up to `limit` where close_range is missing or refused).
+void closeFrom3(int limit) {
   if (::close_range(3, ~0U, 0) == 0) return;
-  for (int fd = 3; fd < 4096; ++fd)
+  for (int fd = 3; fd < limit; ++fd)
     ::close(fd);
 }
 
@@ -55,16 +76,19 @@ void closeFrom3() {
 
 ChildEnd runChild(std::vector<std::string> args, const ChildOptions& options,
                   const std::function<bool(std::string_view)>& onOutput) {
-  const std::string shown = args.front();
+  const std::string shown = options.name.empty() ? "'" + args.front() + "'" : options.name;
   const std::optional<std::string> found = resolve(args.front());
   if (!found) return ChildEnd{.status = W_EXITCODE(127, 0)};
+  // A command name found in PATH that is a script without "#!" (ENOEXEC) runs as the shell would
+  // run it: through /bin/sh. A path given is run as it is, or not at all.
+  const bool shellFallback = *found != args.front() && maybeScript(*found);
   args.front() = *found;
   // Prepared before the fork: between fork and exec only async-signal-safe calls.
   std::vector<char*> argv;
   for (auto& arg : args)
     argv.push_back(arg.data());
   argv.push_back(nullptr);
-  // A script without "#!" (ENOEXEC) runs as the shell would run it: through /bin/sh.
+  const int limit = descriptorLimit();
   std::string shell = "/bin/sh";
   std::vector<char*> shellArgv = {shell.data()};
   shellArgv.insert(shellArgv.end(), argv.begin(), argv.end());
@@ -77,13 +101,13 @@ ChildEnd runChild(std::vector<std::string> args, const ChildOptions& options,
   const auto errors = options.errors;
   int out[2];
   if (::pipe2(out, O_CLOEXEC) != 0)
-    throw systemError(options.failure, errno, "cannot run '{}'", shown);
+    throw systemError(options.failure, errno, "cannot run {}", shown);
   const pid_t pid = ::fork();
   if (pid < 0) {
     const int saved = errno;
     ::close(out[0]);
     ::close(out[1]);
-    throw systemError(options.failure, saved, "cannot run '{}'", shown);
+    throw systemError(options.failure, saved, "cannot run {}", shown);
   }
   if (pid == 0) {
     // Its own process group: a timeout stops whatever it started too.
@@ -103,9 +127,9 @@ ChildEnd runChild(std::vector<std::string> args, const ChildOptions& options,
       ::dup2(out[1], STDERR_FILENO);
     else if (errors == ChildOptions::Errors::Discard && devNull >= 0)
       ::dup2(devNull, STDERR_FILENO);
-    closeFrom3();
+    closeFrom3(limit);
     ::execve(argv[0], argv.data(), envp);
-    if (errno == ENOEXEC) ::execve(shellArgv[0], shellArgv.data(), envp);
+    if (errno == ENOEXEC && shellFallback) ::execve(shellArgv[0], shellArgv.data(), envp);
     ::_exit(127);
   }
   ::setpgid(pid, pid);  // as the child does: whichever runs first
@@ -122,7 +146,7 @@ ChildEnd runChild(std::vector<std::string> args, const ChildOptions& options,
       if (fd >= 0) ::close(fd), fd = -1;
     }
     void kill() {
-      if (!reaped && ::kill(-pid, SIGKILL) != 0) ::kill(pid, SIGKILL);
+      if (!reaped) ::kill(-pid, SIGKILL);
     }
     void reap() {
       while (!reaped) {
@@ -151,12 +175,18 @@ ChildEnd runChild(std::vector<std::string> args, const ChildOptions& options,
     pollfd ready{child.fd, POLLIN, 0};
     const int polled = ::poll(&ready, 1, int(std::min<std::int64_t>(wait.count(), 1000)));
     if (polled < 0 && errno != EINTR)
-      throw systemError(options.failure, errno, "cannot read what '{}' prints", shown);
+      throw systemError(options.failure, errno, "cannot read what {} prints", shown);
     if (polled <= 0) continue;
     const ssize_t n = ::read(child.fd, buffer.data(), buffer.size());
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) break;  // its output closed (or failed: it is not read further either way)
-    const bool more = onOutput(std::string_view(buffer.data(), std::size_t(n)));
+    bool more = false;
+    try {
+      more = onOutput(std::string_view(buffer.data(), std::size_t(n)));
+    } catch (...) {
+      ::explicit_bzero(buffer.data(), std::size_t(n));
+      throw;
+    }
     ::explicit_bzero(buffer.data(), std::size_t(n));
     if (!more) {
       end.stopped = true;
@@ -175,7 +205,7 @@ ChildEnd runChild(std::vector<std::string> args, const ChildOptions& options,
     if (done < 0 && errno != EINTR) {
       // Reaped by someone else (SIGCHLD ignored): its number may be another's now.
       child.reaped = true;
-      throw systemError(options.failure, errno, "cannot learn how '{}' ended", shown);
+      throw systemError(options.failure, errno, "cannot learn how {} ended", shown);
     }
     const auto wait = left();
     if (wait.count() <= 0) {

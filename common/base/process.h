@@ -21,8 +21,10 @@ struct ChildOptions {
   enum class Errors { Keep, Discard, Merge } errors = Errors::Discard;
   // Its environment ("NAME=value" each); nullopt: tidemark's own.
   std::optional<std::vector<std::string>> environment;
-  // The code of the Error thrown when it cannot be started.
+  // The code of the Error thrown when it cannot be started, and what that error calls it ("":
+  // args[0], quoted).
   ErrorCode failure = ErrorCode::LocalIo;
+  std::string name;
 };
 
 // How it ended.
@@ -34,8 +36,8 @@ struct ChildEnd {
 
 // Runs `args` and hands its standard output to `onOutput` piece by piece as it comes (return false
 // to stop reading: the program is then killed). args[0] is a path, or a name looked up in
-// tidemark's PATH as the shell does (the first regular, executable file of that name; a script
-// without "#!" runs through /bin/sh). The program gets /dev/null as standard input, no other
+// tidemark's PATH as the shell does (the first regular, executable file of that name; such a
+// script without "#!" runs through /bin/sh). The program gets /dev/null as standard input, no other
 // descriptor of tidemark's than 0 to 2, the default signal dispositions and no blocked signal,
 // and a process group of its own: at the timeout, or when stopped, the whole group is killed, and
 // the timeout holds until the program has ended, not only until it closes its output. The buffer

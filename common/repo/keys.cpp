@@ -169,17 +169,25 @@ MasterKey runKeyCommand(const std::string& command, std::chrono::seconds timeout
   io::Buffer output;
   output.reserve(4096);  // never moved: no copy of the key left behind in freed memory
   bool tooLong = false;
-  const ChildEnd end = runChild(
-      {"/bin/sh", "-c", command},
-      {.timeout = timeout, .errors = ChildOptions::Errors::Keep, .failure = ErrorCode::Config},
-      [&](std::string_view piece) {
-        // Read to its end, kept only up to a key's size.
-        if (output.size() + piece.size() > 4096)
-          tooLong = true;
-        else
-          output.insert(output.end(), piece.begin(), piece.end());
-        return true;
-      });
+  ChildEnd end;
+  try {
+    end = runChild({"/bin/sh", "-c", command},
+                   {.timeout = timeout,
+                    .errors = ChildOptions::Errors::Keep,
+                    .failure = ErrorCode::Config,
+                    .name = source},
+                   [&](std::string_view piece) {
+                     // Read to its end, kept only up to a key's size.
+                     if (output.size() + piece.size() > 4096)
+                       tooLong = true;
+                     else
+                       output.insert(output.end(), piece.begin(), piece.end());
+                     return true;
+                   });
+  } catch (...) {
+    io::wipe(output);
+    throw;
+  }
   const int status = end.status;
   std::string hint =
       "run the command by hand as the user running tidemark (for archive_command: postgres)";

@@ -102,6 +102,20 @@ TEST_CASE("runChild looks a name up in PATH as the shell does, and runs nothing 
     CHECK(out.text == "found it\n");
     CHECK(exitStatus(out.end) == 0);
   }
+  // A program the kernel refuses (a NUL in its start: another architecture, cut short) is not
+  // read by the shell as a script; nor is a script without "#!" given by its path.
+  const std::string elf(
+      "\x7f"
+      "ELF\0\0\n",
+      7);
+  makeScript(second / "binary", elf + "/usr/bin/touch " + (second / "ran") + "\n");
+  makeScript(second / "script", "/usr/bin/touch " + (second / "ran") + "\n");
+  {
+    WithPath path(second.path());
+    CHECK(exitStatus(run({"binary"}).end) == 127);
+    CHECK(exitStatus(run({second / "script"}).end) == 127);
+    CHECK_FALSE(test::exists(second / "ran"));
+  }
   // Found nowhere: status 127, and a program of that name in the working directory is not run.
   makeScript(here / "tool", "#!/bin/sh\ntouch ran\n");
   test::ChangeDirectory into(here.path());
@@ -119,9 +133,10 @@ TEST_CASE("runChild's timeout holds whatever the program does") {
     CHECK(secondsSince(started) < 20);
   }
   SUBCASE("something it started holds its output: that is killed too") {
-    auto out = run({"/bin/sh", "-c", "sleep 30 & echo $!"}, {.timeout = milliseconds(300)});
+    auto out = run({"/bin/sh", "-c", "sleep 30 & echo $!"}, {.timeout = milliseconds(2000)});
     CHECK(out.end.timedOut);
     CHECK(secondsSince(started) < 20);
+    REQUIRE_FALSE(out.text.empty());
     const pid_t sleeper = std::stoi(out.text);
     while (!gone(sleeper) && secondsSince(started) < 20)
       std::this_thread::sleep_for(milliseconds(10));
