@@ -22,29 +22,6 @@ namespace tidemark {
 
 namespace {
 
-// A file the shell would run: regular and executable (a directory of that name is passed over).
-bool runnable(const std::string& path) {
-  struct stat st {};
-  return ::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode) && ::access(path.c_str(), X_OK) == 0;
-}
-
-// The path execve is given for `name`: itself when it holds a '/', else the first runnable file
-// of that name in tidemark's PATH (an empty entry is the working directory, as for the shell);
-// nullopt when none is.
-std::optional<std::string> resolve(const std::string& name) {
-  if (name.find('/') != std::string::npos) return name;
-  const char* path = std::getenv("PATH");
-  std::string_view dirs = path ? path : "/usr/local/bin:/usr/bin:/bin";
-  while (true) {
-    const auto colon = dirs.find(':');
-    const std::string_view dir = dirs.substr(0, colon);
-    std::string candidate = std::string(dir.empty() ? "." : dir) + "/" + name;
-    if (runnable(candidate)) return candidate;
-    if (colon == std::string_view::npos) return std::nullopt;
-    dirs.remove_prefix(colon + 1);
-  }
-}
-
 // Whether the file a name was found as may be a script without "#!" (the shell runs those
 // itself): a file whose start holds a NUL byte is a program the kernel refused (another
 // architecture, cut short), never given to the shell to read.
@@ -74,10 +51,31 @@ void closeFrom3(int limit) {
 
 }  // namespace
 
+bool isRunnable(const std::string& path) {
+  struct stat st {};
+  return ::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode) && ::access(path.c_str(), X_OK) == 0;
+}
+
+std::optional<std::string> findInPath(const std::string& name) {
+  const char* path = std::getenv("PATH");
+  std::string_view dirs = path ? path : "/usr/local/bin:/usr/bin:/bin";
+  while (true) {
+    const auto colon = dirs.find(':');
+    const std::string_view dir = dirs.substr(0, colon);
+    if (!dir.empty() && dir.front() == '/') {
+      std::string candidate = std::string(dir) + "/" + name;
+      if (isRunnable(candidate)) return candidate;
+    }
+    if (colon == std::string_view::npos) return std::nullopt;
+    dirs.remove_prefix(colon + 1);
+  }
+}
+
 ChildEnd runChild(std::vector<std::string> args, const ChildOptions& options,
                   const std::function<bool(std::string_view)>& onOutput) {
   const std::string shown = options.name.empty() ? "'" + args.front() + "'" : options.name;
-  const std::optional<std::string> found = resolve(args.front());
+  const std::optional<std::string> found =
+      args.front().find('/') != std::string::npos ? args.front() : findInPath(args.front());
   if (!found) return ChildEnd{.status = W_EXITCODE(127, 0)};
   // A command name found in PATH that is a script without "#!" (ENOEXEC) runs as the shell would
   // run it: through /bin/sh. A path given is run as it is, or not at all.
@@ -100,14 +98,17 @@ ChildEnd runChild(std::vector<std::string> args, const ChildOptions& options,
   char* const* envp = options.environment ? envv.data() : environ;
   const auto errors = options.errors;
   int out[2];
+  constexpr const char* kStartHint =
+      "check the limits on processes and open files of the user running tidemark (ulimit -u, -n) "
+      "and the machine's free memory";
   if (::pipe2(out, O_CLOEXEC) != 0)
-    throw systemError(options.failure, errno, "cannot run {}", shown);
+    throw systemError(options.failure, errno, "cannot run {}", shown).setHint(kStartHint);
   const pid_t pid = ::fork();
   if (pid < 0) {
     const int saved = errno;
     ::close(out[0]);
     ::close(out[1]);
-    throw systemError(options.failure, saved, "cannot run {}", shown);
+    throw systemError(options.failure, saved, "cannot run {}", shown).setHint(kStartHint);
   }
   if (pid == 0) {
     // Its own process group: a timeout stops whatever it started too.
@@ -205,7 +206,10 @@ ChildEnd runChild(std::vector<std::string> args, const ChildOptions& options,
     if (done < 0 && errno != EINTR) {
       // Reaped by someone else (SIGCHLD ignored): its number may be another's now.
       child.reaped = true;
-      throw systemError(options.failure, errno, "cannot learn how {} ended", shown);
+      throw systemError(options.failure, errno, "cannot learn how {} ended", shown)
+          .setHint(
+              "start tidemark with SIGCHLD at its default: its parent ignores it, and the "
+              "exit statuses of the programs it runs are lost");
     }
     const auto wait = left();
     if (wait.count() <= 0) {

@@ -15,6 +15,15 @@
 
 namespace tidemark {
 
+// Whether `path` is a file a program can be run from: regular and executable (a directory of
+// that name is not).
+bool isRunnable(const std::string& path);
+// The first runnable file `name` in the directories of tidemark's PATH ("/usr/local/bin:/usr/bin:
+// /bin" when unset); nullopt when none holds one. Entries that are not absolute paths (the empty
+// one: the working directory, for the shell) are passed over: what tidemark runs, or writes into
+// restore_command, never depends on the directory it was started in.
+std::optional<std::string> findInPath(const std::string& name);
+
 struct ChildOptions {
   std::chrono::milliseconds timeout{std::chrono::seconds(10)};
   // Its standard error: tidemark's own, /dev/null, or merged into the output read.
@@ -35,15 +44,15 @@ struct ChildEnd {
 };
 
 // Runs `args` and hands its standard output to `onOutput` piece by piece as it comes (return false
-// to stop reading: the program is then killed). args[0] is a path, or a name looked up in
-// tidemark's PATH as the shell does (the first regular, executable file of that name; such a
-// script without "#!" runs through /bin/sh). The program gets /dev/null as standard input, no other
-// descriptor of tidemark's than 0 to 2, the default signal dispositions and no blocked signal,
-// and a process group of its own: at the timeout, or when stopped, the whole group is killed, and
-// the timeout holds until the program has ended, not only until it closes its output. The buffer
-// the output is read into is wiped after each piece (a key command prints a secret). A name found
-// nowhere ends with status 127 without running anything. Throws Error(options.failure) when it
-// cannot be started or its end cannot be learned.
+// to stop reading: the program is then killed). args[0] is a path, or a name looked up with
+// findInPath (a script without "#!" found so runs through /bin/sh, as the shell would run it). The
+// program gets /dev/null as standard input, no other descriptor of tidemark's than 0 to 2, the
+// default signal dispositions and no blocked signal, and a process group of its own: at the
+// timeout, or when stopped, the whole group is killed, and the timeout holds until the program has
+// ended, not only until it closes its output. The buffer the output is read into is wiped after
+// each piece (a key command prints a secret). A name found nowhere ends with status 127 without
+// running anything. Throws Error(options.failure) when it cannot be started or its end cannot be
+// learned.
 ChildEnd runChild(std::vector<std::string> args, const ChildOptions& options,
                   const std::function<bool(std::string_view)>& onOutput);
 

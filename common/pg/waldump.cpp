@@ -3,7 +3,6 @@
 
 #include <fmt/format.h>
 #include <sys/wait.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <charconv>
@@ -21,10 +20,6 @@
 namespace tidemark::pg {
 
 namespace {
-
-bool executable(const std::string& path) {
-  return ::access(path.c_str(), X_OK) == 0;
-}
 
 // The first line `args` prints on its standard output, in tidemark's environment ("" when it
 // cannot be run or prints no line before `timeout`). It is stopped once it has printed that line.
@@ -54,16 +49,16 @@ std::optional<std::string> findPgProgram(const std::string& program, int pgVersi
                                          const std::string& directory) {
   if (!directory.empty()) {
     std::string path = directory + "/" + program;
-    return executable(path) ? std::optional(path) : std::nullopt;
+    return isRunnable(path) ? std::optional(path) : std::nullopt;
   }
   for (const auto& dir : {fmt::format("/usr/lib/postgresql/{}/bin", pgVersion),
                           fmt::format("/usr/pgsql-{}/bin", pgVersion)})
-    if (executable(dir + "/" + program)) return dir + "/" + program;
+    if (isRunnable(dir + "/" + program)) return dir + "/" + program;
   // "PostgreSQL 15.10 (Debian 15.10-0+deb12u1)"
   const std::string version = firstLine({"pg_config", "--version"});
   if (version.rfind(fmt::format("PostgreSQL {}.", pgVersion), 0) != 0) return std::nullopt;
   const std::string bindir = firstLine({"pg_config", "--bindir"});
-  if (!bindir.empty() && executable(bindir + "/" + program)) return bindir + "/" + program;
+  if (!bindir.empty() && isRunnable(bindir + "/" + program)) return bindir + "/" + program;
   return std::nullopt;
 }
 

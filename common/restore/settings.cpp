@@ -7,12 +7,12 @@
 #include <unistd.h>
 
 #include <cctype>
-#include <cstdlib>
 #include <filesystem>
 #include <set>
 #include <sstream>
 
 #include "common/base/error.h"
+#include "common/base/process.h"
 #include "common/files/file.h"
 #include "common/pg/config_file.h"
 #include "common/pg/lsn.h"
@@ -51,17 +51,8 @@ std::string selfDirectory() {
 
 std::string findProgram(const std::string& name) {
   std::string beside = selfDirectory() + "/" + name;
-  if (::access(beside.c_str(), X_OK) == 0) return beside;
-  const char* path = std::getenv("PATH");
-  std::string dirs = path ? path : "/usr/local/bin:/usr/bin:/bin";
-  for (std::size_t start = 0; start <= dirs.size();) {
-    std::size_t end = dirs.find(':', start);
-    if (end == std::string::npos) end = dirs.size();
-    std::string candidate = dirs.substr(start, end - start) + "/" + name;
-    if (end > start && candidate.front() == '/' && ::access(candidate.c_str(), X_OK) == 0)
-      return candidate;
-    start = end + 1;
-  }
+  if (isRunnable(beside)) return beside;
+  if (auto found = findInPath(name)) return *found;
   throw Error(ErrorCode::Config,
               fmt::format("cannot find {} next to this program or on PATH", name),
               "install tidemark's binaries together (cmake --install)");

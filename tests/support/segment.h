@@ -1,7 +1,9 @@
 // Synthetic WAL files for tests: a segment with a valid long page header and filler content.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -54,6 +56,23 @@ class ChangeDirectory {
  private:
   std::string previous_;
 };
+
+// Sets (or, with nullopt, unsets) environment variable `name` for its lifetime, then puts back
+// what was there (tests are single-threaded).
+class ScopedEnv {
+ public:
+  ScopedEnv(const std::string& name, const std::optional<std::string>& value);
+  ~ScopedEnv();
+  ScopedEnv(const ScopedEnv&) = delete;
+  ScopedEnv& operator=(const ScopedEnv&) = delete;
+
+ private:
+  std::string name_;
+  std::optional<std::string> previous_;
+};
+
+// Seconds since `start` on the steady clock.
+double secondsSince(std::chrono::steady_clock::time_point start);
 
 // A fresh temporary directory, removed with everything in it on destruction.
 class TempDir {

@@ -62,10 +62,6 @@ struct Spool {
   Config config;
 };
 
-double secondsSince(std::chrono::steady_clock::time_point start) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-}
-
 // A storage that counts the requests naming a file.
 struct CountingStorage : test::ForwardingStorage {
   using ForwardingStorage::ForwardingStorage;
@@ -130,7 +126,7 @@ TEST_CASE("takePrefetched waits on a segment being fetched only while a prefetch
     // Waiting for it would cost each such call the whole wait (10 s), the recovery stalled.
     auto start = std::chrono::steady_clock::now();
     CHECK_FALSE(archive::takePrefetched(s.context(), kName, destination));
-    CHECK(secondsSince(start) < 5);
+    CHECK(test::secondsSince(start) < 5);
     CHECK(::access(destination.c_str(), F_OK) != 0);
   }
   SUBCASE("with the prefetcher's lock held, the call waits until the marker goes") {
@@ -145,7 +141,7 @@ TEST_CASE("takePrefetched waits on a segment being fetched only while a prefetch
     });
     auto start = std::chrono::steady_clock::now();
     CHECK_FALSE(archive::takePrefetched(s.context(), kName, destination));
-    double waited = secondsSince(start);
+    double waited = test::secondsSince(start);
     fetcher.join();
     ::close(lock);
     CHECK(waited >= 0.5);
@@ -337,16 +333,17 @@ TEST_CASE("at the end of the archive the prefetcher looks less and less often, t
   // Right after the next look (about 2.5 s after the first), which waits 2 s for the one after
   // it, PostgreSQL moves on (it fetched 6 itself): the segments ahead are looked for at once.
   const auto waited = std::chrono::steady_clock::now();
-  while (store.requests(next) == looks && secondsSince(waited) < 10)
+  while (store.requests(next) == looks && test::secondsSince(waited) < 10)
     std::this_thread::sleep_for(milliseconds(1));
   const std::size_t before = store.requests(after);
   prefetcher.ask(next);
   const auto asked = std::chrono::steady_clock::now();
-  while ((store.requests(after) == before || store.requests(last) == 0) && secondsSince(asked) < 5)
+  while ((store.requests(after) == before || store.requests(last) == 0) &&
+         test::secondsSince(asked) < 5)
     std::this_thread::sleep_for(milliseconds(5));
   CHECK(store.requests(after) > before);
   CHECK(store.requests(last) > 0);
-  CHECK(secondsSince(asked) < 1);
+  CHECK(test::secondsSince(asked) < 1);
 }
 
 TEST_CASE("a segment the prefetcher cannot record is not left in the spool") {
@@ -377,12 +374,12 @@ TEST_CASE("a segment the prefetcher cannot record is not left in the spool") {
   StandbyPrefetcher prefetcher(s, store, f.systemId, "000000010000000000000006",
                                {.poll = milliseconds(5), .retryAbsent = milliseconds(10000)});
   const auto start = std::chrono::steady_clock::now();
-  while (store.requests(fetched) == 0 && secondsSince(start) < 5)
+  while (store.requests(fetched) == 0 && test::secondsSince(start) < 5)
     std::this_thread::sleep_for(milliseconds(5));
   REQUIRE(store.requests(fetched) > 0);
   // The fetch ends (its marker goes) without a record; what it wrote goes with it, not only when
   // the prefetcher stops.
-  while (::access(s.marker(fetched).c_str(), F_OK) == 0 && secondsSince(start) < 5)
+  while (::access(s.marker(fetched).c_str(), F_OK) == 0 && test::secondsSince(start) < 5)
     std::this_thread::sleep_for(milliseconds(5));
   REQUIRE(::access(s.marker(fetched).c_str(), F_OK) != 0);
   CHECK(::access(spool::fetchedPath(s.folder, fetched).c_str(), F_OK) != 0);
@@ -401,7 +398,7 @@ TEST_CASE("a step of the wall clock neither stops a prefetcher early nor keeps i
   const auto running = [&] { return ::access(spool::fetchedFolder(s.folder).c_str(), F_OK) == 0; };
   // It runs (the claim above emptied the spool; it makes its folder anew).
   const auto started = std::chrono::steady_clock::now();
-  while (!running() && secondsSince(started) < 10)
+  while (!running() && test::secondsSince(started) < 10)
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   REQUIRE(running());
   // Requests, each half of `idle` after the one before, keep it running past `idle`.
@@ -428,7 +425,7 @@ TEST_CASE("a step of the wall clock neither stops a prefetcher early nor keeps i
   CHECK(running());
   // Touched on and on, but asked for nothing: it stops (and removes its spool) once `idle` has
   // passed on its own clock.
-  for (int round = 1; running() && secondsSince(lastAsked) < 20; ++round) {
+  for (int round = 1; running() && test::secondsSince(lastAsked) < 20; ++round) {
     touch(round);
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
@@ -497,7 +494,7 @@ TEST_CASE("a prefetcher that must stop abandons its S3 fetches instead of waitin
   standby.start("000000010000000000000006");
   const auto start = std::chrono::steady_clock::now();
   const std::string marker = standby.s.marker(fetched);
-  while (::access(marker.c_str(), F_OK) != 0 && secondsSince(start) < 10)
+  while (::access(marker.c_str(), F_OK) != 0 && test::secondsSince(start) < 10)
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   CHECK(::access(marker.c_str(), F_OK) == 0);  // its fetch is under way
   standby.endRecovery();
@@ -526,7 +523,7 @@ TEST_CASE("a prefetcher that must stop abandons a history lookup a slow server h
     return false;
   };
   const auto start = std::chrono::steady_clock::now();
-  while (!asked() && secondsSince(start) < 10)
+  while (!asked() && test::secondsSince(start) < 10)
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   REQUIRE(asked());
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
@@ -549,7 +546,7 @@ TEST_CASE("after a promotion elsewhere the prefetcher's looks stay apart while t
   // segment after it, on timeline 2, backs off as it would with one request.
   const std::string next = "000000020000000000000007";
   const auto start = std::chrono::steady_clock::now();
-  for (int i = 0; secondsSince(start) < 1.5; ++i) {
+  for (int i = 0; test::secondsSince(start) < 1.5; ++i) {
     prefetcher.ask(i % 2 ? "000000020000000000000006" : "000000010000000000000006");
     std::this_thread::sleep_for(milliseconds(50));
   }

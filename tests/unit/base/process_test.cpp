@@ -40,30 +40,10 @@ int exitStatus(const ChildEnd& end) {
   return WIFEXITED(end.status) ? WEXITSTATUS(end.status) : -1;
 }
 
-double secondsSince(std::chrono::steady_clock::time_point start) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-}
-
 void makeScript(const std::string& path, const std::string& text) {
   test::writeFile(path, text);
   REQUIRE(::chmod(path.c_str(), 0755) == 0);
 }
-
-// PATH set for its lifetime (tests are single-threaded).
-struct WithPath {
-  std::string saved;
-  bool had;
-  explicit WithPath(const std::string& path) : had(std::getenv("PATH") != nullptr) {
-    if (had) saved = std::getenv("PATH");
-    ::setenv("PATH", path.c_str(), 1);
-  }
-  ~WithPath() {
-    if (had)
-      ::setenv("PATH", saved.c_str(), 1);
-    else
-      ::unsetenv("PATH");
-  }
-};
 
 // Whether process `pid` is gone (or a zombie nobody has reaped yet: it runs no more).
 bool gone(pid_t pid) {
@@ -91,13 +71,14 @@ TEST_CASE("runChild hands over what a program prints and how it ended") {
   CHECK(WIFSIGNALED(killed.end.status));
 }
 
-TEST_CASE("runChild looks a name up in PATH as the shell does, and runs nothing it did not find") {
+TEST_CASE(
+    "runChild looks a name up in PATH's absolute directories, and runs nothing it did not find") {
   test::TempDir first, second, here;
   // A directory of that name first in PATH is passed over; a script without "#!" runs through sh.
   REQUIRE(::mkdir((first / "tool").c_str(), 0755) == 0);
   makeScript(second / "tool", "echo found \"$1\"\n");
   {
-    WithPath path(first.path() + ":" + second.path());
+    test::ScopedEnv path("PATH", first.path() + ":" + second.path());
     auto out = run({"tool", "it"});
     CHECK(out.text == "found it\n");
     CHECK(exitStatus(out.end) == 0);
@@ -111,7 +92,7 @@ TEST_CASE("runChild looks a name up in PATH as the shell does, and runs nothing 
   makeScript(second / "binary", elf + "/usr/bin/touch " + (second / "ran") + "\n");
   makeScript(second / "script", "/usr/bin/touch " + (second / "ran") + "\n");
   {
-    WithPath path(second.path());
+    test::ScopedEnv path("PATH", second.path());
     CHECK(exitStatus(run({"binary"}).end) == 127);
     CHECK(exitStatus(run({second / "script"}).end) == 127);
     CHECK_FALSE(test::exists(second / "ran"));
@@ -119,10 +100,15 @@ TEST_CASE("runChild looks a name up in PATH as the shell does, and runs nothing 
   // Found nowhere: status 127, and a program of that name in the working directory is not run.
   makeScript(here / "tool", "#!/bin/sh\ntouch ran\n");
   test::ChangeDirectory into(here.path());
-  WithPath path("/nonexistent");
+  test::ScopedEnv path("PATH", "/nonexistent");
   auto out = run({"tool"});
   CHECK(exitStatus(out.end) == 127);
   CHECK_FALSE(test::exists(here / "ran"));
+  // Nor through an empty or relative entry of PATH (the shell's "working directory").
+  test::ScopedEnv relative("PATH", ":.:/nonexistent");
+  CHECK(exitStatus(run({"tool"}).end) == 127);
+  CHECK_FALSE(test::exists(here / "ran"));
+  CHECK_FALSE(findInPath("tool"));
 }
 
 TEST_CASE("runChild's timeout holds whatever the program does") {
@@ -130,15 +116,15 @@ TEST_CASE("runChild's timeout holds whatever the program does") {
   SUBCASE("it closes its output and goes on running") {
     auto out = run({"/bin/sh", "-c", "exec >/dev/null; sleep 30"}, {.timeout = milliseconds(300)});
     CHECK(out.end.timedOut);
-    CHECK(secondsSince(started) < 20);
+    CHECK(test::secondsSince(started) < 20);
   }
   SUBCASE("something it started holds its output: that is killed too") {
     auto out = run({"/bin/sh", "-c", "sleep 30 & echo $!"}, {.timeout = milliseconds(2000)});
     CHECK(out.end.timedOut);
-    CHECK(secondsSince(started) < 20);
+    CHECK(test::secondsSince(started) < 20);
     REQUIRE_FALSE(out.text.empty());
     const pid_t sleeper = std::stoi(out.text);
-    while (!gone(sleeper) && secondsSince(started) < 20)
+    while (!gone(sleeper) && test::secondsSince(started) < 20)
       std::this_thread::sleep_for(milliseconds(10));
     CHECK(gone(sleeper));
   }
@@ -151,7 +137,7 @@ TEST_CASE("runChild's timeout holds whatever the program does") {
                         });
     CHECK(end.stopped);
     CHECK(seen == "first\n");
-    CHECK(secondsSince(started) < 20);
+    CHECK(test::secondsSince(started) < 20);
   }
 }
 

@@ -16,6 +16,7 @@
 #include "support/fault_storage.h"
 #include "support/forwarding_storage.h"
 #include "support/memory_storage.h"
+#include "support/segment.h"
 
 using namespace tidemark;
 using namespace std::chrono_literals;
@@ -57,10 +58,6 @@ class ArrivingStorage final : public test::ForwardingStorage {
   test::MemoryStorage& inner_;
 };
 
-double secondsSince(std::chrono::steady_clock::time_point start) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-}
-
 }  // namespace
 
 TEST_CASE("waitForWal returns once the archive holds every segment of the backup, in order") {
@@ -73,7 +70,7 @@ TEST_CASE("waitForWal returns once the archive holds every segment of the backup
     auto start = std::chrono::steady_clock::now();
     CHECK_NOTHROW(backup::waitForWal(repo::Repository(s, "main"), 1, 1, 5, 7, kSegmentSize, 0s,
                                      1000ms, never));
-    CHECK(secondsSince(start) < 0.5);
+    CHECK(test::secondsSince(start) < 0.5);
   }
   SUBCASE("a backup within one segment needs only that one") {
     archive(s, segment(5));
@@ -94,7 +91,7 @@ TEST_CASE("waitForWal returns once the archive holds every segment of the backup
       archiver.join();
       throw;
     }
-    double waited = secondsSince(start);
+    double waited = test::secondsSince(start);
     archiver.join();
     CHECK(waited >= 0.05);
     CHECK(waited < 1.0);
@@ -141,7 +138,7 @@ TEST_CASE("waitForWal's timeout runs from the last segment that arrived, not fro
   auto start = std::chrono::steady_clock::now();
   CHECK_NOTHROW(
       backup::waitForWal(repo::Repository(s, "main"), 1, 1, 5, 10, kSegmentSize, 1s, 10ms, never));
-  CHECK(secondsSince(start) > 1.0);
+  CHECK(test::secondsSince(start) > 1.0);
   archiver.join();
 }
 
@@ -192,16 +189,16 @@ TEST_CASE("waitForWal gives up with Timeout naming the first missing segment, an
     CHECK(e.code() == ErrorCode::Interrupted);
     CHECK(what(e) == "the base backup was interrupted; no backup was recorded");
     CHECK(polls == 3);
-    CHECK(secondsSince(start) < 1.0);
+    CHECK(test::secondsSince(start) < 1.0);
   }
   SUBCASE("a stop request is noticed within a long poll interval") {
     auto start = std::chrono::steady_clock::now();
-    auto stop = [&] { return secondsSince(start) > 0.05; };
+    auto stop = [&] { return test::secondsSince(start) > 0.05; };
     Error e = thrownError([&] {
       backup::waitForWal(repo::Repository(s, "main"), 1, 1, 5, 7, kSegmentSize, 60s, 60000ms, stop);
     });
     CHECK(e.code() == ErrorCode::Interrupted);
-    CHECK(secondsSince(start) < 1.0);
+    CHECK(test::secondsSince(start) < 1.0);
   }
   SUBCASE("a storage failure is not waited out: it passes through") {
     test::FaultStorage faulty(s, {.failInfo = true});

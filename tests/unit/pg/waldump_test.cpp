@@ -109,13 +109,10 @@ TEST_CASE("findPgProgram asks the pg_config in PATH for its version and its bind
                   "--bindir) echo '" +
                       bin.path() + "' ;;\nesac\n");
   REQUIRE(::chmod(pgConfig.c_str(), 0755) == 0);
-  const char* saved = std::getenv("PATH");
-  const std::string oldPath = saved ? saved : "";
-  REQUIRE(::setenv("PATH", (tools.path() + ":/usr/bin:/bin").c_str(), 1) == 0);
+  test::ScopedEnv path("PATH", tools.path() + ":/usr/bin:/bin");
   const auto found = pg::findPgProgram("pg_waldump", 98);
   const auto otherVersion = pg::findPgProgram("pg_waldump", 97);
   const auto otherProgram = pg::findPgProgram("pg_dump", 98);
-  ::setenv("PATH", oldPath.c_str(), 1);
   CHECK(found == waldump);
   CHECK_FALSE(otherVersion);
   CHECK_FALSE(otherProgram);
