@@ -146,9 +146,17 @@ bool takePrefetched(const PrefetchContext& context, const std::string& file,
       spool::removeFetched(context.folder, file);
       return false;
     }
-    if (::rename(path.c_str(), destination.c_str()) == 0) {
-      files::syncDirectory(files::dirName(destination));
-    } else if (errno == EXDEV) {
+    // The file was fsynced when it was fetched. pg_wal is not synced after the rename: PostgreSQL
+    // renames %p to the segment's name at once with durable_rename(), which fsyncs the file and
+    // pg_wal, and a %p lost in a crash before that is asked for again (it never reads one it did
+    // not just restore). A crash may also bring the file back into the spool: with its record,
+    // the same verified segment, handed over again or removed by the next prefetcher.
+    if (::rename(path.c_str(), destination.c_str()) != 0) {
+      if (errno != EXDEV) {
+        spdlog::debug("cannot move the prefetched {} to '{}': {}", file, destination,
+                      errnoText(errno));
+        return false;
+      }
       // spool-path on another filesystem than pg_wal: a copy, durable before it is published
       // under its name (still cheaper than a fetch, a decompression and a hash).
       auto in = files::openForRead(path);
@@ -156,10 +164,6 @@ bool takePrefetched(const PrefetchContext& context, const std::string& file,
       files::AtomicFile out(destination, {.mode = 0600});
       files::streamFile(in->get(), path, out);
       out.commit();
-    } else {
-      spdlog::debug("cannot move the prefetched {} to '{}': {}", file, destination,
-                    errnoText(errno));
-      return false;
     }
     spool::removeFetched(context.folder, file);
     return true;

@@ -13,7 +13,7 @@
 # DEPENDS: tidemark modules (without the prefix) this module's headers need; PRIVATE_DEPENDS:
 # modules only its sources need; LIBRARIES / PRIVATE_LIBRARIES: third-party targets.
 #
-# Every module links spdlog::spdlog (any module may log): spdlog's headers are on the system
+# Every module links tidemark_spdlog (any module may log): spdlog's headers are on the system
 # include path, and a source that includes them without the target's SPDLOG_COMPILED_LIB
 # definition compiles spdlog header-only, with its own registry and an unconfigured default
 # logger, so its lines would lose the binary's log format and the log file.
@@ -35,6 +35,6 @@ function(tidemark_module)
   target_include_directories(${target} PUBLIC ${root})
   list(TRANSFORM M_DEPENDS PREPEND tidemark_)
   list(TRANSFORM M_PRIVATE_DEPENDS PREPEND tidemark_)
-  target_link_libraries(${target} PUBLIC ${M_DEPENDS} ${M_LIBRARIES} spdlog::spdlog
+  target_link_libraries(${target} PUBLIC ${M_DEPENDS} ${M_LIBRARIES} tidemark_spdlog
                                   PRIVATE ${M_PRIVATE_DEPENDS} ${M_PRIVATE_LIBRARIES})
 endfunction()

@@ -340,6 +340,18 @@ bool AtomicFile::commit() {
         }
         ::unlink(tempPath_.c_str());
       }
+    } else if (!options_.sync && ::renameat2(AT_FDCWD, tempPath_.c_str(), AT_FDCWD, path_.c_str(),
+                                             RENAME_EXCHANGE) == 0) {
+      // Unsynced (a hint, a statistic): the names are swapped and the old file removed, rather
+      // than the old one replaced by rename(), which makes ext4 write the new file's data out
+      // first (auto_da_alloc, for files that are not fsynced): 0.3 to 0.7 ms here on each
+      // archive-get's request record. Readers still see the old file or the new one, whole.
+      if (::unlink(tempPath_.c_str()) != 0) {
+        // Not a file that had the name (a directory): swapped back, and refused as by rename().
+        int err = errno;
+        ::renameat2(AT_FDCWD, tempPath_.c_str(), AT_FDCWD, path_.c_str(), RENAME_EXCHANGE);
+        fail("publish", path_, err);
+      }
     } else if (::rename(tempPath_.c_str(), path_.c_str()) != 0) {
       fail("publish", path_, errno);
     }

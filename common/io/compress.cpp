@@ -7,6 +7,7 @@
 #include <algorithm>
 
 #include "common/base/error.h"
+#include "common/base/library.h"
 
 namespace tidemark::io {
 
@@ -43,6 +44,72 @@ LevelRange compressLevels(CompressType type) {
 
 namespace {
 
+// liblz4 and libzstd are loaded on first use, like libcrypto (common/io/libcrypto.h): the calls
+// that compress or decompress nothing (an acknowledged push, a get from the prefetch spool,
+// --version) never load them (docs/decisions.md, "Few shared libraries at start").
+#define TIDEMARK_LZ4_FUNCTIONS(X)    \
+  X(LZ4F_compressBegin)              \
+  X(LZ4F_compressBound)              \
+  X(LZ4F_compressEnd)                \
+  X(LZ4F_compressUpdate)             \
+  X(LZ4F_createCompressionContext)   \
+  X(LZ4F_createDecompressionContext) \
+  X(LZ4F_decompress)                 \
+  X(LZ4F_freeCompressionContext)     \
+  X(LZ4F_freeDecompressionContext)   \
+  X(LZ4F_getErrorName)               \
+  X(LZ4F_isError)
+#define TIDEMARK_ZSTD_FUNCTIONS(X) \
+  X(ZSTD_CCtx_setParameter)        \
+  X(ZSTD_compressStream2)          \
+  X(ZSTD_createCCtx)               \
+  X(ZSTD_createDCtx)               \
+  X(ZSTD_decompressStream)         \
+  X(ZSTD_freeCCtx)                 \
+  X(ZSTD_freeDCtx)                 \
+  X(ZSTD_getErrorName)             \
+  X(ZSTD_isError)
+
+#define TIDEMARK_COMPRESS_MEMBER(name) decltype(&::name) name;
+struct Lz4Api {
+  TIDEMARK_LZ4_FUNCTIONS(TIDEMARK_COMPRESS_MEMBER)
+};
+struct ZstdApi {
+  TIDEMARK_ZSTD_FUNCTIONS(TIDEMARK_COMPRESS_MEMBER)
+};
+#undef TIDEMARK_COMPRESS_MEMBER
+#define TIDEMARK_COMPRESS_RESOLVE(name) \
+  api.name = reinterpret_cast<decltype(api.name)>(librarySymbol(handle, library, #name));
+
+const Lz4Api& lz4() {
+  static const Lz4Api loaded = [] {
+    const RuntimeLibrary library{.soname = "liblz4.so.1",
+                                 .what = "liblz4 for compress.type lz4",
+                                 .install = "install liblz4 (Debian: apt-get install liblz4-1)",
+                                 .newer = "install liblz4 1.9 or newer"};
+    void* handle = loadLibrary(library);
+    Lz4Api api;
+    TIDEMARK_LZ4_FUNCTIONS(TIDEMARK_COMPRESS_RESOLVE)
+    return api;
+  }();
+  return loaded;
+}
+
+const ZstdApi& zstd() {
+  static const ZstdApi loaded = [] {
+    const RuntimeLibrary library{.soname = "libzstd.so.1",
+                                 .what = "libzstd for compress.type zstd",
+                                 .install = "install libzstd (Debian: apt-get install libzstd1)",
+                                 .newer = "install libzstd 1.4 or newer"};
+    void* handle = loadLibrary(library);
+    ZstdApi api;
+    TIDEMARK_ZSTD_FUNCTIONS(TIDEMARK_COMPRESS_RESOLVE)
+    return api;
+  }();
+  return loaded;
+}
+#undef TIDEMARK_COMPRESS_RESOLVE
+
 constexpr std::size_t kOutBufferSize = 256 * 1024;
 
 class PassThrough final : public Filter {
@@ -57,15 +124,15 @@ class PassThrough final : public Filter {
 class ZstdCompressor final : public Filter {
  public:
   ZstdCompressor(Sink& next, int level)
-      : Filter(next), ctx_(ZSTD_createCCtx()), out_(kOutBufferSize) {
+      : Filter(next), ctx_(zstd().ZSTD_createCCtx()), out_(kOutBufferSize) {
     if (ctx_ == nullptr)
       throw Error(ErrorCode::Internal, "cannot create a zstd compression context");
-    check(ZSTD_CCtx_setParameter(ctx_, ZSTD_c_compressionLevel, level));
+    check(zstd().ZSTD_CCtx_setParameter(ctx_, ZSTD_c_compressionLevel, level));
     // The envelope's trailer carries a SHA-256 of the plain bytes; zstd's own checksum would
     // only repeat that work.
-    check(ZSTD_CCtx_setParameter(ctx_, ZSTD_c_checksumFlag, 0));
+    check(zstd().ZSTD_CCtx_setParameter(ctx_, ZSTD_c_checksumFlag, 0));
   }
-  ~ZstdCompressor() override { ZSTD_freeCCtx(ctx_); }
+  ~ZstdCompressor() override { zstd().ZSTD_freeCCtx(ctx_); }
 
   void write(ByteView data) override {
     ZSTD_inBuffer in{data.data(), data.size(), 0};
@@ -84,7 +151,7 @@ class ZstdCompressor final : public Filter {
  private:
   std::size_t run(ZSTD_inBuffer& in, ZSTD_EndDirective mode) {
     ZSTD_outBuffer out{out_.data(), out_.size(), used_};
-    std::size_t remaining = check(ZSTD_compressStream2(ctx_, &out, &in, mode));
+    std::size_t remaining = check(zstd().ZSTD_compressStream2(ctx_, &out, &in, mode));
     used_ = out.pos;
     if (used_ == out_.size() || (mode == ZSTD_e_end && remaining != 0)) flush();
     return remaining;
@@ -95,8 +162,8 @@ class ZstdCompressor final : public Filter {
     used_ = 0;
   }
   static std::size_t check(std::size_t rc) {
-    if (ZSTD_isError(rc))
-      throw error(ErrorCode::Internal, "zstd compression failed: {}", ZSTD_getErrorName(rc));
+    if (zstd().ZSTD_isError(rc))
+      throw error(ErrorCode::Internal, "zstd compression failed: {}", zstd().ZSTD_getErrorName(rc));
     return rc;
   }
 
@@ -108,19 +175,19 @@ class ZstdCompressor final : public Filter {
 class ZstdDecompressor final : public Filter {
  public:
   explicit ZstdDecompressor(Sink& next)
-      : Filter(next), ctx_(ZSTD_createDCtx()), out_(kOutBufferSize) {
+      : Filter(next), ctx_(zstd().ZSTD_createDCtx()), out_(kOutBufferSize) {
     if (ctx_ == nullptr)
       throw Error(ErrorCode::Internal, "cannot create a zstd decompression context");
   }
-  ~ZstdDecompressor() override { ZSTD_freeDCtx(ctx_); }
+  ~ZstdDecompressor() override { zstd().ZSTD_freeDCtx(ctx_); }
 
   void write(ByteView data) override {
     ZSTD_inBuffer in{data.data(), data.size(), 0};
     while (in.pos < in.size) {
       ZSTD_outBuffer out{out_.data(), out_.size(), 0};
-      std::size_t rc = ZSTD_decompressStream(ctx_, &out, &in);
-      if (ZSTD_isError(rc))
-        throw error(ErrorCode::Corrupt, "zstd data is corrupt: {}", ZSTD_getErrorName(rc));
+      std::size_t rc = zstd().ZSTD_decompressStream(ctx_, &out, &in);
+      if (zstd().ZSTD_isError(rc))
+        throw error(ErrorCode::Corrupt, "zstd data is corrupt: {}", zstd().ZSTD_getErrorName(rc));
       frameDone_ = rc == 0;
       if (out.pos > 0) next_.write({out_.data(), out.pos});
     }
@@ -139,9 +206,9 @@ class ZstdDecompressor final : public Filter {
     for (;;) {
       ZSTD_inBuffer in{nullptr, 0, 0};
       ZSTD_outBuffer out{out_.data(), out_.size(), 0};
-      std::size_t rc = ZSTD_decompressStream(ctx_, &out, &in);
-      if (ZSTD_isError(rc))
-        throw error(ErrorCode::Corrupt, "zstd data is corrupt: {}", ZSTD_getErrorName(rc));
+      std::size_t rc = zstd().ZSTD_decompressStream(ctx_, &out, &in);
+      if (zstd().ZSTD_isError(rc))
+        throw error(ErrorCode::Corrupt, "zstd data is corrupt: {}", zstd().ZSTD_getErrorName(rc));
       if (out.pos > 0) next_.write({out_.data(), out.pos});
       if (out.pos < out.size) {
         if (rc == 0) frameDone_ = true;
@@ -163,23 +230,23 @@ constexpr std::size_t kLz4InputChunk = 256 * 1024;
 class Lz4Compressor final : public Filter {
  public:
   Lz4Compressor(Sink& next, int level) : Filter(next) {
-    if (LZ4F_isError(LZ4F_createCompressionContext(&ctx_, LZ4F_VERSION)))
+    if (lz4().LZ4F_isError(lz4().LZ4F_createCompressionContext(&ctx_, LZ4F_VERSION)))
       throw Error(ErrorCode::Internal, "cannot create an lz4 compression context");
     prefs_.frameInfo.blockSizeID = LZ4F_max256KB;
     prefs_.frameInfo.blockMode = LZ4F_blockLinked;
     prefs_.frameInfo.contentChecksumFlag = LZ4F_noContentChecksum;  // SHA-256 covers it
     prefs_.compressionLevel = level;
-    out_.resize(
-        std::max<std::size_t>(LZ4F_compressBound(kLz4InputChunk, &prefs_), LZ4F_HEADER_SIZE_MAX));
+    out_.resize(std::max<std::size_t>(lz4().LZ4F_compressBound(kLz4InputChunk, &prefs_),
+                                      LZ4F_HEADER_SIZE_MAX));
   }
-  ~Lz4Compressor() override { LZ4F_freeCompressionContext(ctx_); }
+  ~Lz4Compressor() override { lz4().LZ4F_freeCompressionContext(ctx_); }
 
   void write(ByteView data) override {
     begin();
     while (!data.empty()) {
       std::size_t n = std::min(data.size(), kLz4InputChunk);
       std::size_t produced =
-          check(LZ4F_compressUpdate(ctx_, out_.data(), out_.size(), data.data(), n, nullptr));
+          check(lz4().LZ4F_compressUpdate(ctx_, out_.data(), out_.size(), data.data(), n, nullptr));
       if (produced > 0) next_.write({out_.data(), produced});
       data = data.subspan(n);
     }
@@ -187,7 +254,7 @@ class Lz4Compressor final : public Filter {
 
   void close() override {
     begin();
-    std::size_t produced = check(LZ4F_compressEnd(ctx_, out_.data(), out_.size(), nullptr));
+    std::size_t produced = check(lz4().LZ4F_compressEnd(ctx_, out_.data(), out_.size(), nullptr));
     if (produced > 0) next_.write({out_.data(), produced});
     next_.close();
   }
@@ -196,12 +263,12 @@ class Lz4Compressor final : public Filter {
   void begin() {
     if (begun_) return;
     begun_ = true;
-    std::size_t produced = check(LZ4F_compressBegin(ctx_, out_.data(), out_.size(), &prefs_));
+    std::size_t produced = check(lz4().LZ4F_compressBegin(ctx_, out_.data(), out_.size(), &prefs_));
     next_.write({out_.data(), produced});
   }
   static std::size_t check(std::size_t rc) {
-    if (LZ4F_isError(rc))
-      throw error(ErrorCode::Internal, "lz4 compression failed: {}", LZ4F_getErrorName(rc));
+    if (lz4().LZ4F_isError(rc))
+      throw error(ErrorCode::Internal, "lz4 compression failed: {}", lz4().LZ4F_getErrorName(rc));
     return rc;
   }
 
@@ -214,10 +281,10 @@ class Lz4Compressor final : public Filter {
 class Lz4Decompressor final : public Filter {
  public:
   explicit Lz4Decompressor(Sink& next) : Filter(next), out_(kOutBufferSize) {
-    if (LZ4F_isError(LZ4F_createDecompressionContext(&ctx_, LZ4F_VERSION)))
+    if (lz4().LZ4F_isError(lz4().LZ4F_createDecompressionContext(&ctx_, LZ4F_VERSION)))
       throw Error(ErrorCode::Internal, "cannot create an lz4 decompression context");
   }
-  ~Lz4Decompressor() override { LZ4F_freeDecompressionContext(ctx_); }
+  ~Lz4Decompressor() override { lz4().LZ4F_freeDecompressionContext(ctx_); }
 
   void write(ByteView data) override {
     // LZ4F_decompress may stop before consuming all input when the output buffer fills: loop
@@ -226,9 +293,10 @@ class Lz4Decompressor final : public Filter {
       if (frameDone_)
         throw Error(ErrorCode::Corrupt, "lz4 data continues after the end of its frame");
       std::size_t outSize = out_.size(), inSize = data.size();
-      std::size_t rc = LZ4F_decompress(ctx_, out_.data(), &outSize, data.data(), &inSize, nullptr);
-      if (LZ4F_isError(rc))
-        throw error(ErrorCode::Corrupt, "lz4 data is corrupt: {}", LZ4F_getErrorName(rc));
+      std::size_t rc =
+          lz4().LZ4F_decompress(ctx_, out_.data(), &outSize, data.data(), &inSize, nullptr);
+      if (lz4().LZ4F_isError(rc))
+        throw error(ErrorCode::Corrupt, "lz4 data is corrupt: {}", lz4().LZ4F_getErrorName(rc));
       if (outSize > 0) next_.write({out_.data(), outSize});
       data = data.subspan(inSize);
       frameDone_ = rc == 0;
@@ -240,9 +308,10 @@ class Lz4Decompressor final : public Filter {
     for (;;) {
       static const std::uint8_t kNoInput = 0;
       std::size_t outSize = out_.size(), inSize = 0;
-      std::size_t rc = LZ4F_decompress(ctx_, out_.data(), &outSize, &kNoInput, &inSize, nullptr);
-      if (LZ4F_isError(rc))
-        throw error(ErrorCode::Corrupt, "lz4 data is corrupt: {}", LZ4F_getErrorName(rc));
+      std::size_t rc =
+          lz4().LZ4F_decompress(ctx_, out_.data(), &outSize, &kNoInput, &inSize, nullptr);
+      if (lz4().LZ4F_isError(rc))
+        throw error(ErrorCode::Corrupt, "lz4 data is corrupt: {}", lz4().LZ4F_getErrorName(rc));
       if (outSize > 0) next_.write({out_.data(), outSize});
       if (outSize == 0) break;
     }

@@ -132,6 +132,20 @@ void atomicFileBehaviours(bool allowTmpfile) {
     CHECK(text(readFile(path)) == "new");
     CHECK(listDirectory(dir.path()) == Names{"000000010000000000000001"});
   }
+  SUBCASE("a directory that has the name is refused and left in place, synced or not") {
+    REQUIRE(::mkdir(path.c_str(), 0700) == 0);
+    for (bool sync : {true, false}) {
+      CAPTURE(sync);
+      AtomicFile file(path, {.sync = sync, .allowTmpfile = allowTmpfile});
+      file.write(asBytes("new"));
+      Error e = thrownError([&] { file.commit(); });
+      CHECK(what(e) == Containing("cannot publish '" + path + "'"));
+      struct stat st {};
+      REQUIRE(::stat(path.c_str(), &st) == 0);
+      CHECK(S_ISDIR(st.st_mode));
+    }
+    CHECK(listDirectory(dir.path()) == Names{"000000010000000000000001"});
+  }
   SUBCASE("the file gets the requested mode") {
     AtomicFile file(path, {.mode = 0600, .allowTmpfile = allowTmpfile});
     file.write(asBytes("x"));
@@ -145,6 +159,20 @@ void atomicFileBehaviours(bool allowTmpfile) {
     file.write(asBytes("unsynced"));
     CHECK(file.commit());
     CHECK(text(readFile(path)) == "unsynced");
+  }
+  SUBCASE("without sync it replaces an existing file by a new one, and leaves no other") {
+    // Published by swapping the names (RENAME_EXCHANGE) and removing the old file.
+    test::writeFile(path, "old content, longer than the new");
+    struct stat before {};
+    REQUIRE(::stat(path.c_str(), &before) == 0);
+    AtomicFile file(path, {.sync = false, .allowTmpfile = allowTmpfile});
+    file.write(asBytes("unsynced"));
+    CHECK(file.commit());
+    CHECK(text(readFile(path)) == "unsynced");
+    struct stat after {};
+    REQUIRE(::stat(path.c_str(), &after) == 0);
+    CHECK(after.st_ino != before.st_ino);
+    CHECK(listDirectory(dir.path()) == Names{"000000010000000000000001"});
   }
   SUBCASE("a missing directory fails at construction with the configured code") {
     Error e = thrownError([&] {
