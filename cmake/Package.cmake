@@ -39,10 +39,10 @@ set(CPACK_DEBIAN_PACKAGE_SECTION database)
 set(CPACK_DEBIAN_PACKAGE_PRIORITY optional)
 # The shared libraries the binaries link: found by dpkg-shlibdeps (libc6, and libpq5: tidemark
 # and basebackup link it). libcurl (for S3 repositories), libcrypto (OpenSSL 3: libssl3), liblz4
-# and libzstd, loaded at run time (dlopen), are invisible to it, so they are named here and CPack
-# adds them to what it found (docs/decisions.md).
+# and libzstd, loaded at run time (dlopen), are invisible to it, so they are named here (with the
+# versions their shlibs files give) and CPack adds them to what it found (docs/decisions.md).
 set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
-set(CPACK_DEBIAN_PACKAGE_DEPENDS "libcurl4, libssl3, liblz4-1, libzstd1")
+set(CPACK_DEBIAN_PACKAGE_DEPENDS "libcurl4, libssl3, liblz4-1 (>= 1.9.4), libzstd1 (>= 1.5.2)")
 set(CPACK_DEBIAN_PACKAGE_SUGGESTS "postgresql")
 set(CPACK_DEBIAN_PACKAGE_CONTROL_STRICT_PERMISSION ON)
 set(control_extra ${PROJECT_SOURCE_DIR}/contrib/debian/postinst)

@@ -94,7 +94,10 @@ struct AtomicWriteOptions {
   // against another process publishing the same name at the same moment.
   bool noReplace = false;
   mode_t mode = 0640;
-  // fsync the file before publishing and the directory after.
+  // fsync the file before publishing and the directory after. Without it, for hints and
+  // scratch files only: after a power loss the name may hold the new file empty or cut, and a
+  // file replaced at the moment of a kill may be left under a hidden temporary name (beside the
+  // name, `.<name>.tmp-*`).
   bool sync = true;
   // The code errors are thrown with (Storage inside a repository, LocalIo elsewhere).
   ErrorCode errorCode = ErrorCode::LocalIo;

@@ -84,7 +84,7 @@ struct ZstdApi {
 const Lz4Api& lz4() {
   static const Lz4Api loaded = [] {
     const RuntimeLibrary library{.soname = "liblz4.so.1",
-                                 .what = "liblz4 for compress.type lz4",
+                                 .what = "liblz4 (lz4 compression)",
                                  .install = "install liblz4 (Debian: apt-get install liblz4-1)",
                                  .newer = "install liblz4 1.9 or newer"};
     void* handle = loadLibrary(library);
@@ -98,7 +98,7 @@ const Lz4Api& lz4() {
 const ZstdApi& zstd() {
   static const ZstdApi loaded = [] {
     const RuntimeLibrary library{.soname = "libzstd.so.1",
-                                 .what = "libzstd for compress.type zstd",
+                                 .what = "libzstd (zstd compression)",
                                  .install = "install libzstd (Debian: apt-get install libzstd1)",
                                  .newer = "install libzstd 1.4 or newer"};
     void* handle = loadLibrary(library);

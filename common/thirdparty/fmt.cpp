@@ -4,6 +4,11 @@
 // FMT_HEADER_ONLY they declare what this file defines, as they would for libfmt.so.
 #include <fmt/format-inl.h>
 
+// The list below is fmt 9's (its src/format.cc); another major version may declare others.
+static_assert(FMT_VERSION >= 90000 && FMT_VERSION < 100000,
+              "common/thirdparty/fmt.cpp instantiates fmt 9's templates: compare the list with "
+              "the installed fmt's src/format.cc");
+
 FMT_BEGIN_NAMESPACE
 namespace detail {
 

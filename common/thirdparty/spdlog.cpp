@@ -24,8 +24,14 @@
 #include <spdlog/sinks/sink-inl.h>
 #include <spdlog/sinks/stdout_sinks-inl.h>
 #include <spdlog/spdlog-inl.h>
+#include <spdlog/version.h>
 
 #include <mutex>
+
+// The list below is spdlog 1.10's (its src/*.cpp); another version may declare others.
+static_assert(SPDLOG_VER_MAJOR == 1 && SPDLOG_VER_MINOR == 10,
+              "common/thirdparty/spdlog.cpp includes and instantiates spdlog 1.10's compiled "
+              "part: compare the lists with the installed spdlog's src/*.cpp");
 
 // The sink templates tidemark and its tests use, and the one of the registry's first default
 // logger, which the headers declare without their definitions.
