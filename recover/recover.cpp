@@ -25,6 +25,7 @@
 #include "common/pg/config_file.h"
 #include "common/pg/lsn.h"
 #include "common/pg/wal.h"
+#include "common/pg/waldump.h"
 #include "common/recovery/catalog.h"
 #include "common/repo/marks.h"
 #include "common/repo/repository.h"
@@ -671,9 +672,7 @@ void verifyPlan(const repo::Repository& repository, const recovery::RecoveryPlan
 
 // How to start the server, and what to check.
 void printNextSteps(const recovery::RecoveryPlan& plan, const RecoverOptions& options, bool owned) {
-  std::string binDir = fmt::format("/usr/lib/postgresql/{}/bin", plan.backup.pgVersion);
-  std::string pgCtl =
-      ::access((binDir + "/pg_ctl").c_str(), X_OK) == 0 ? binDir + "/pg_ctl" : "pg_ctl";
+  const std::string pgCtl = pg::findPgProgram("pg_ctl", plan.backup.pgVersion).value_or("pg_ctl");
   const char* dir = options.dataDirectory.c_str();
   std::printf("\nthe data directory is ready; recovery settings are in %s/postgresql.auto.conf\n",
               dir);

@@ -21,3 +21,27 @@ void* loadLibrary(const RuntimeLibrary& library);
 void* librarySymbol(void* handle, const RuntimeLibrary& library, const char* name);
 
 }  // namespace tidemark
+
+// A library's functions are named once, in an X-macro list, and become the members of a struct of
+// pointers typed as the library's own header declares them:
+//   #define TIDEMARK_ZSTD_FUNCTIONS(X) X(ZSTD_createCCtx) X(ZSTD_isError)
+//   struct ZstdApi { TIDEMARK_ZSTD_FUNCTIONS(TIDEMARK_LIBRARY_MEMBER) };
+//   static const ZstdApi api = TIDEMARK_LOAD_LIBRARY(ZstdApi, TIDEMARK_ZSTD_FUNCTIONS, kZstd);
+// The header's declarations keep the calls type-checked; the link leaves the library out, so a
+// direct call fails to link rather than loading it behind our back.
+#define TIDEMARK_LIBRARY_MEMBER(name) decltype(&::name) name;
+
+// Loads `library` (a RuntimeLibrary) and returns an `Api` whose members, one per name of the
+// X-macro list `LIST`, point at the library's functions of those names. Throws as loadLibrary and
+// librarySymbol do: nothing is half-resolved.
+#define TIDEMARK_LOAD_LIBRARY(Api, LIST, library)                        \
+  [&] {                                                                  \
+    const ::tidemark::RuntimeLibrary& tidemark_library_ = (library);     \
+    void* tidemark_handle_ = ::tidemark::loadLibrary(tidemark_library_); \
+    Api tidemark_api_;                                                   \
+    LIST(TIDEMARK_LIBRARY_RESOLVE_)                                      \
+    return tidemark_api_;                                                \
+  }()
+#define TIDEMARK_LIBRARY_RESOLVE_(name)                                \
+  tidemark_api_.name = reinterpret_cast<decltype(tidemark_api_.name)>( \
+      ::tidemark::librarySymbol(tidemark_handle_, tidemark_library_, #name));

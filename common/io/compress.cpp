@@ -70,45 +70,32 @@ namespace {
   X(ZSTD_getErrorName)             \
   X(ZSTD_isError)
 
-#define TIDEMARK_COMPRESS_MEMBER(name) decltype(&::name) name;
 struct Lz4Api {
-  TIDEMARK_LZ4_FUNCTIONS(TIDEMARK_COMPRESS_MEMBER)
+  TIDEMARK_LZ4_FUNCTIONS(TIDEMARK_LIBRARY_MEMBER)
 };
 struct ZstdApi {
-  TIDEMARK_ZSTD_FUNCTIONS(TIDEMARK_COMPRESS_MEMBER)
+  TIDEMARK_ZSTD_FUNCTIONS(TIDEMARK_LIBRARY_MEMBER)
 };
-#undef TIDEMARK_COMPRESS_MEMBER
-#define TIDEMARK_COMPRESS_RESOLVE(name) \
-  api.name = reinterpret_cast<decltype(api.name)>(librarySymbol(handle, library, #name));
+
+constexpr RuntimeLibrary kLz4Library{.soname = "liblz4.so.1",
+                                     .what = "liblz4 (lz4 compression)",
+                                     .install = "install liblz4 (Debian: apt-get install liblz4-1)",
+                                     .newer = "install liblz4 1.9 or newer"};
+constexpr RuntimeLibrary kZstdLibrary{
+    .soname = "libzstd.so.1",
+    .what = "libzstd (zstd compression)",
+    .install = "install libzstd (Debian: apt-get install libzstd1)",
+    .newer = "install libzstd 1.4 or newer"};
 
 const Lz4Api& lz4() {
-  static const Lz4Api loaded = [] {
-    const RuntimeLibrary library{.soname = "liblz4.so.1",
-                                 .what = "liblz4 (lz4 compression)",
-                                 .install = "install liblz4 (Debian: apt-get install liblz4-1)",
-                                 .newer = "install liblz4 1.9 or newer"};
-    void* handle = loadLibrary(library);
-    Lz4Api api;
-    TIDEMARK_LZ4_FUNCTIONS(TIDEMARK_COMPRESS_RESOLVE)
-    return api;
-  }();
-  return loaded;
+  static const Lz4Api api = TIDEMARK_LOAD_LIBRARY(Lz4Api, TIDEMARK_LZ4_FUNCTIONS, kLz4Library);
+  return api;
 }
 
 const ZstdApi& zstd() {
-  static const ZstdApi loaded = [] {
-    const RuntimeLibrary library{.soname = "libzstd.so.1",
-                                 .what = "libzstd (zstd compression)",
-                                 .install = "install libzstd (Debian: apt-get install libzstd1)",
-                                 .newer = "install libzstd 1.4 or newer"};
-    void* handle = loadLibrary(library);
-    ZstdApi api;
-    TIDEMARK_ZSTD_FUNCTIONS(TIDEMARK_COMPRESS_RESOLVE)
-    return api;
-  }();
-  return loaded;
+  static const ZstdApi api = TIDEMARK_LOAD_LIBRARY(ZstdApi, TIDEMARK_ZSTD_FUNCTIONS, kZstdLibrary);
+  return api;
 }
-#undef TIDEMARK_COMPRESS_RESOLVE
 
 constexpr std::size_t kOutBufferSize = 256 * 1024;
 

@@ -15,6 +15,8 @@
 #include <openssl/params.h>
 #include <openssl/rand.h>
 
+#include "common/base/library.h"
+
 namespace tidemark::io {
 
 // Every libcrypto function tidemark calls.
@@ -55,9 +57,7 @@ namespace tidemark::io {
 
 // The functions, by their OpenSSL names and types.
 struct LibCrypto {
-#define TIDEMARK_LIBCRYPTO_MEMBER(name) decltype(&::name) name;
-  TIDEMARK_LIBCRYPTO_FUNCTIONS(TIDEMARK_LIBCRYPTO_MEMBER)
-#undef TIDEMARK_LIBCRYPTO_MEMBER
+  TIDEMARK_LIBCRYPTO_FUNCTIONS(TIDEMARK_LIBRARY_MEMBER)
 };
 
 // Loads libcrypto.so.3 on the first call (once per process, safe from any thread). Throws

@@ -19,40 +19,31 @@ namespace {
 // libraries (GnuTLS, Kerberos, LDAP, ...) into every tidemark process, about 7 ms and 5 MiB per
 // archive-push even with a posix repository (docs/benchmarks.md). Only processes that talk to S3
 // load it. libcurl.so.4 is the OpenSSL build's stable soname (Debian: libcurl4).
+#define TIDEMARK_CURL_FUNCTIONS(X) \
+  X(curl_easy_cleanup)             \
+  X(curl_easy_getinfo)             \
+  X(curl_easy_init)                \
+  X(curl_easy_perform)             \
+  X(curl_easy_reset)               \
+  X(curl_easy_setopt)              \
+  X(curl_easy_strerror)            \
+  X(curl_global_init)              \
+  X(curl_slist_append)             \
+  X(curl_slist_free_all)
 struct CurlApi {
-  CURLcode (*globalInit)(long);
-  CURL* (*easyInit)();
-  void (*easyCleanup)(CURL*);
-  void (*easyReset)(CURL*);
-  CURLcode (*easySetopt)(CURL*, CURLoption, ...);
-  CURLcode (*easyGetinfo)(CURL*, CURLINFO, ...);
-  CURLcode (*easyPerform)(CURL*);
-  const char* (*easyStrerror)(CURLcode);
-  curl_slist* (*slistAppend)(curl_slist*, const char*);
-  void (*slistFreeAll)(curl_slist*);
+  TIDEMARK_CURL_FUNCTIONS(TIDEMARK_LIBRARY_MEMBER)
 };
+
+constexpr RuntimeLibrary kLibCurl{.soname = "libcurl.so.4",
+                                  .what = "libcurl for the s3 repository",
+                                  .install = "install libcurl (Debian: apt-get install libcurl4)",
+                                  .newer = "install libcurl 7.62 or newer"};
 
 const CurlApi& curl() {
   static const CurlApi api = [] {
-    const RuntimeLibrary library{.soname = "libcurl.so.4",
-                                 .what = "libcurl for the s3 repository",
-                                 .install = "install libcurl (Debian: apt-get install libcurl4)",
-                                 .newer = "install libcurl 7.62 or newer"};
-    void* handle = loadLibrary(library);
-    auto symbol = [&](const char* name) { return librarySymbol(handle, library, name); };
-    CurlApi a;
-    a.globalInit = reinterpret_cast<decltype(a.globalInit)>(symbol("curl_global_init"));
-    a.easyInit = reinterpret_cast<decltype(a.easyInit)>(symbol("curl_easy_init"));
-    a.easyCleanup = reinterpret_cast<decltype(a.easyCleanup)>(symbol("curl_easy_cleanup"));
-    a.easyReset = reinterpret_cast<decltype(a.easyReset)>(symbol("curl_easy_reset"));
-    a.easySetopt = reinterpret_cast<decltype(a.easySetopt)>(symbol("curl_easy_setopt"));
-    a.easyGetinfo = reinterpret_cast<decltype(a.easyGetinfo)>(symbol("curl_easy_getinfo"));
-    a.easyPerform = reinterpret_cast<decltype(a.easyPerform)>(symbol("curl_easy_perform"));
-    a.easyStrerror = reinterpret_cast<decltype(a.easyStrerror)>(symbol("curl_easy_strerror"));
-    a.slistAppend = reinterpret_cast<decltype(a.slistAppend)>(symbol("curl_slist_append"));
-    a.slistFreeAll = reinterpret_cast<decltype(a.slistFreeAll)>(symbol("curl_slist_free_all"));
-    a.globalInit(CURL_GLOBAL_DEFAULT);
-    return a;
+    CurlApi loaded = TIDEMARK_LOAD_LIBRARY(CurlApi, TIDEMARK_CURL_FUNCTIONS, kLibCurl);
+    loaded.curl_global_init(CURL_GLOBAL_DEFAULT);
+    return loaded;
   }();
   return api;
 }
@@ -154,7 +145,7 @@ std::size_t onBody(char* data, std::size_t size, std::size_t count, void* user) 
   bool success = false;
   try {
     if (!t->statusKnown) {
-      curl().easyGetinfo(t->curl, CURLINFO_RESPONSE_CODE, &t->response->status);
+      curl().curl_easy_getinfo(t->curl, CURLINFO_RESPONSE_CODE, &t->response->status);
       t->statusKnown = true;
       if (t->response->ok()) checkRange(*t);
     }
@@ -236,12 +227,12 @@ std::string HttpResponse::header(const std::string& lowerName) const {
 }
 
 HttpClient::HttpClient(HttpOptions options) : options_(std::move(options)) {
-  curl_ = curl().easyInit();
+  curl_ = curl().curl_easy_init();
   if (curl_ == nullptr) throw Error(ErrorCode::Internal, "cannot create a libcurl handle");
 }
 
 HttpClient::~HttpClient() {
-  curl().easyCleanup(curl_);
+  curl().curl_easy_cleanup(curl_);
 }
 
 HttpResponse HttpClient::perform(const HttpRequest& request) {
@@ -249,69 +240,70 @@ HttpResponse HttpClient::perform(const HttpRequest& request) {
   HttpResponse response;
   Transfer transfer{&request, &response, curl_};
   // Reset keeps live connections, the DNS cache and TLS sessions: only options are cleared.
-  c.easyReset(curl_);
-  c.easySetopt(curl_, CURLOPT_URL, request.url.c_str());
-  c.easySetopt(curl_, CURLOPT_NOSIGNAL, 1L);
-  c.easySetopt(curl_, CURLOPT_CONNECTTIMEOUT_MS, options_.connectTimeoutMs);
+  c.curl_easy_reset(curl_);
+  c.curl_easy_setopt(curl_, CURLOPT_URL, request.url.c_str());
+  c.curl_easy_setopt(curl_, CURLOPT_NOSIGNAL, 1L);
+  c.curl_easy_setopt(curl_, CURLOPT_CONNECTTIMEOUT_MS, options_.connectTimeoutMs);
   // A download below 1 KiB/s for the whole stall time is stalled too: a server or middlebox that
   // trickles a byte now and then would otherwise hold it (a restore_command) for hours. Other
   // requests only need a byte a second: a server that completes a multipart upload may keep the
   // connection open with a few blanks while it works, for minutes.
-  c.easySetopt(curl_, CURLOPT_LOW_SPEED_LIMIT,
-               request.method == "GET" ? kStalledGetBelowBytesPerSecond : 1L);
-  c.easySetopt(curl_, CURLOPT_LOW_SPEED_TIME, options_.stallTimeoutSeconds);
+  c.curl_easy_setopt(curl_, CURLOPT_LOW_SPEED_LIMIT,
+                     request.method == "GET" ? kStalledGetBelowBytesPerSecond : 1L);
+  c.curl_easy_setopt(curl_, CURLOPT_LOW_SPEED_TIME, options_.stallTimeoutSeconds);
   if (options_.abandon != nullptr) {
-    c.easySetopt(curl_, CURLOPT_NOPROGRESS, 0L);
-    c.easySetopt(curl_, CURLOPT_XFERINFOFUNCTION, onProgress);
-    c.easySetopt(curl_, CURLOPT_XFERINFODATA, const_cast<std::atomic<bool>*>(options_.abandon));
+    c.curl_easy_setopt(curl_, CURLOPT_NOPROGRESS, 0L);
+    c.curl_easy_setopt(curl_, CURLOPT_XFERINFOFUNCTION, onProgress);
+    c.curl_easy_setopt(curl_, CURLOPT_XFERINFODATA,
+                       const_cast<std::atomic<bool>*>(options_.abandon));
   }
-  c.easySetopt(curl_, CURLOPT_HEADERFUNCTION, onHeader);
-  c.easySetopt(curl_, CURLOPT_HEADERDATA, &transfer);
-  c.easySetopt(curl_, CURLOPT_WRITEFUNCTION, onBody);
-  c.easySetopt(curl_, CURLOPT_WRITEDATA, &transfer);
-  c.easySetopt(curl_, CURLOPT_SSL_VERIFYPEER, options_.verifyTls ? 1L : 0L);
-  c.easySetopt(curl_, CURLOPT_SSL_VERIFYHOST, options_.verifyTls ? 2L : 0L);
-  if (!options_.caFile.empty()) c.easySetopt(curl_, CURLOPT_CAINFO, options_.caFile.c_str());
+  c.curl_easy_setopt(curl_, CURLOPT_HEADERFUNCTION, onHeader);
+  c.curl_easy_setopt(curl_, CURLOPT_HEADERDATA, &transfer);
+  c.curl_easy_setopt(curl_, CURLOPT_WRITEFUNCTION, onBody);
+  c.curl_easy_setopt(curl_, CURLOPT_WRITEDATA, &transfer);
+  c.curl_easy_setopt(curl_, CURLOPT_SSL_VERIFYPEER, options_.verifyTls ? 1L : 0L);
+  c.curl_easy_setopt(curl_, CURLOPT_SSL_VERIFYHOST, options_.verifyTls ? 2L : 0L);
+  if (!options_.caFile.empty()) c.curl_easy_setopt(curl_, CURLOPT_CAINFO, options_.caFile.c_str());
 
   curl_slist* resolve = nullptr;
   for (const auto& entry : options_.resolve)
-    resolve = c.slistAppend(resolve, entry.c_str());
-  if (resolve != nullptr) c.easySetopt(curl_, CURLOPT_RESOLVE, resolve);
+    resolve = c.curl_slist_append(resolve, entry.c_str());
+  if (resolve != nullptr) c.curl_easy_setopt(curl_, CURLOPT_RESOLVE, resolve);
 
   curl_slist* headers = nullptr;
   for (const auto& h : request.headers)
-    headers = c.slistAppend(headers, h.c_str());
+    headers = c.curl_slist_append(headers, h.c_str());
   // No "Expect: 100-continue": it costs a round trip per upload.
-  headers = c.slistAppend(headers, "Expect:");
-  c.easySetopt(curl_, CURLOPT_HTTPHEADER, headers);
+  headers = c.curl_slist_append(headers, "Expect:");
+  c.curl_easy_setopt(curl_, CURLOPT_HTTPHEADER, headers);
 
   if (request.method == "HEAD") {
-    c.easySetopt(curl_, CURLOPT_NOBODY, 1L);
+    c.curl_easy_setopt(curl_, CURLOPT_NOBODY, 1L);
   } else if (request.method == "PUT" || request.method == "POST") {
-    c.easySetopt(curl_, CURLOPT_UPLOAD, 1L);  // PUT with a read callback...
-    if (request.method == "POST") c.easySetopt(curl_, CURLOPT_CUSTOMREQUEST, "POST");
-    c.easySetopt(curl_, CURLOPT_READFUNCTION, onUpload);
-    c.easySetopt(curl_, CURLOPT_READDATA, &transfer);
-    c.easySetopt(curl_, CURLOPT_SEEKFUNCTION, onSeek);
-    c.easySetopt(curl_, CURLOPT_SEEKDATA, &transfer);
+    c.curl_easy_setopt(curl_, CURLOPT_UPLOAD, 1L);  // PUT with a read callback...
+    if (request.method == "POST") c.curl_easy_setopt(curl_, CURLOPT_CUSTOMREQUEST, "POST");
+    c.curl_easy_setopt(curl_, CURLOPT_READFUNCTION, onUpload);
+    c.curl_easy_setopt(curl_, CURLOPT_READDATA, &transfer);
+    c.curl_easy_setopt(curl_, CURLOPT_SEEKFUNCTION, onSeek);
+    c.curl_easy_setopt(curl_, CURLOPT_SEEKDATA, &transfer);
     // ...always with a Content-Length: S3 refuses chunked uploads.
     std::uint64_t length = request.source ? request.source->size() : request.body.size();
-    c.easySetopt(curl_, CURLOPT_INFILESIZE_LARGE, curl_off_t(length));
-    c.easySetopt(curl_, CURLOPT_UPLOAD_BUFFERSIZE, kUploadBuffer);
+    c.curl_easy_setopt(curl_, CURLOPT_INFILESIZE_LARGE, curl_off_t(length));
+    c.curl_easy_setopt(curl_, CURLOPT_UPLOAD_BUFFERSIZE, kUploadBuffer);
   } else if (request.method != "GET") {
-    c.easySetopt(curl_, CURLOPT_CUSTOMREQUEST, request.method.c_str());
+    c.curl_easy_setopt(curl_, CURLOPT_CUSTOMREQUEST, request.method.c_str());
   }
 
   char errorText[CURL_ERROR_SIZE] = "";
-  c.easySetopt(curl_, CURLOPT_ERRORBUFFER, errorText);
-  response.transport = c.easyPerform(curl_);
-  c.easyGetinfo(curl_, CURLINFO_RESPONSE_CODE, &response.status);
-  c.slistFreeAll(headers);
-  c.slistFreeAll(resolve);
-  c.easySetopt(curl_, CURLOPT_ERRORBUFFER, nullptr);
+  c.curl_easy_setopt(curl_, CURLOPT_ERRORBUFFER, errorText);
+  response.transport = c.curl_easy_perform(curl_);
+  c.curl_easy_getinfo(curl_, CURLINFO_RESPONSE_CODE, &response.status);
+  c.curl_slist_free_all(headers);
+  c.curl_slist_free_all(resolve);
+  c.curl_easy_setopt(curl_, CURLOPT_ERRORBUFFER, nullptr);
   if (transfer.failure) std::rethrow_exception(transfer.failure);
   if (response.transport != CURLE_OK)
-    response.transportError = *errorText ? errorText : c.easyStrerror(response.transport);
+    response.transportError = *errorText ? errorText : c.curl_easy_strerror(response.transport);
   return response;
 }
 
