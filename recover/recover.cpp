@@ -672,7 +672,12 @@ void verifyPlan(const repo::Repository& repository, const recovery::RecoveryPlan
 
 // How to start the server, and what to check.
 void printNextSteps(const recovery::RecoveryPlan& plan, const RecoverOptions& options, bool owned) {
-  const std::string pgCtl = pg::findPgProgram("pg_ctl", plan.backup.pgVersion).value_or("pg_ctl");
+  std::string pgCtl = "pg_ctl";
+  try {
+    pgCtl = pg::findPgProgram("pg_ctl", plan.backup.pgVersion).value_or(pgCtl);
+  } catch (const Error&) {
+    // A stop signal while pg_config answers: the directory is ready all the same.
+  }
   const char* dir = options.dataDirectory.c_str();
   std::printf("\nthe data directory is ready; recovery settings are in %s/postgresql.auto.conf\n",
               dir);

@@ -12,6 +12,7 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <cerrno>
 #include <cstdint>
 #include <cstdlib>
@@ -71,9 +72,33 @@ std::optional<std::string> findInPath(const std::string& name) {
   }
 }
 
+namespace {
+// Lock-free, so that a signal handler may set it.
+std::atomic<int> caughtStopSignal{0};
+static_assert(std::atomic<int>::is_always_lock_free);
+}  // namespace
+
+void noteStopSignal(int signal) noexcept {
+  caughtStopSignal.store(signal, std::memory_order_relaxed);
+}
+
+int stopSignalCaught() noexcept {
+  return caughtStopSignal.load(std::memory_order_relaxed);
+}
+
 ChildEnd runChild(std::vector<std::string> args, const ChildOptions& options,
                   const std::function<bool(std::string_view)>& onOutput) {
   const std::string shown = options.name.empty() ? "'" + args.front() + "'" : options.name;
+  const auto stopOnSignal = [&] {
+    if (const int signal = stopSignalCaught())
+      throw Error(ErrorCode::Interrupted,
+                  fmt::format("stopped by {} while {} ran",
+                              signal == SIGINT    ? std::string("SIGINT")
+                              : signal == SIGTERM ? std::string("SIGTERM")
+                                                  : fmt::format("signal {}", signal),
+                              shown));
+  };
+  stopOnSignal();
   const std::optional<std::string> found =
       args.front().find('/') != std::string::npos ? args.front() : findInPath(args.front());
   if (!found) return ChildEnd{.status = W_EXITCODE(127, 0)};
@@ -168,13 +193,15 @@ ChildEnd runChild(std::vector<std::string> args, const ChildOptions& options,
   ChildEnd end;
   std::array<char, 65536> buffer;
   while (true) {
+    stopOnSignal();
     const auto wait = left();
     if (wait.count() <= 0) {
       end.timedOut = true;
       break;
     }
+    // A slice: the signal may be handled by another thread, leaving this poll uninterrupted.
     pollfd ready{child.fd, POLLIN, 0};
-    const int polled = ::poll(&ready, 1, int(std::min<std::int64_t>(wait.count(), 1000)));
+    const int polled = ::poll(&ready, 1, int(std::min<std::int64_t>(wait.count(), 100)));
     if (polled < 0 && errno != EINTR)
       throw systemError(options.failure, errno, "cannot read what {} prints", shown);
     if (polled <= 0) continue;
@@ -198,6 +225,7 @@ ChildEnd runChild(std::vector<std::string> args, const ChildOptions& options,
   // Its output closed: it may still run (a program that closed its output and waits). The
   // timeout holds until it has ended.
   for (auto pause = std::chrono::milliseconds(1); !end.timedOut && !end.stopped;) {
+    stopOnSignal();
     const pid_t done = ::waitpid(pid, &child.status, WNOHANG);
     if (done == pid) {
       child.reaped = true;

@@ -24,6 +24,13 @@ bool isRunnable(const std::string& path);
 // restore_command, never depends on the directory it was started in.
 std::optional<std::string> findInPath(const std::string& name);
 
+// A stop signal (SIGINT, SIGTERM) a command that stops cleanly has caught: cli's stopOnSignals
+// notes it from its handler (async-signal-safe), and runChild waits for no program past it.
+// noteStopSignal(0) forgets it (tests).
+void noteStopSignal(int signal) noexcept;
+// The stop signal noted, 0 when none.
+int stopSignalCaught() noexcept;
+
 struct ChildOptions {
   std::chrono::milliseconds timeout{std::chrono::seconds(10)};
   // Its standard error: tidemark's own, /dev/null, or merged into the output read.
@@ -52,7 +59,8 @@ struct ChildEnd {
 // ended, not only until it closes its output. The buffer the output is read into is wiped after
 // each piece (a key command prints a secret). A name found nowhere ends with status 127 without
 // running anything. Throws Error(options.failure) when it cannot be started or its end cannot be
-// learned.
+// learned, and Error(Interrupted) once a stop signal is noted (within a tenth of a second), the
+// group killed: Ctrl-C at a terminal reaches tidemark, not the program in its group of its own.
 ChildEnd runChild(std::vector<std::string> args, const ChildOptions& options,
                   const std::function<bool(std::string_view)>& onOutput);
 

@@ -11,6 +11,7 @@
 #include <cstdlib>
 #include <exception>
 
+#include "common/base/process.h"
 #include "common/base/version.h"
 #include "common/log/log.h"
 
@@ -102,9 +103,8 @@ int runMain(const CommandSpec& spec, int argc, const char* const* argv, const Co
 }
 
 namespace {
-volatile sig_atomic_t stopSignal = 0;
 void onStopSignal(int signal) {
-  stopSignal = signal;
+  noteStopSignal(signal);
 }
 }  // namespace
 
@@ -114,7 +114,7 @@ std::function<bool()> stopOnSignals() {
   sigemptyset(&action.sa_mask);
   sigaction(SIGINT, &action, nullptr);
   sigaction(SIGTERM, &action, nullptr);
-  return [] { return stopSignal != 0; };
+  return [] { return stopSignalCaught() != 0; };
 }
 
 }  // namespace tidemark

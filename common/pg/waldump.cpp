@@ -23,6 +23,7 @@ namespace {
 
 // The first line `args` prints on its standard output, in tidemark's environment ("" when it
 // cannot be run or prints no line before `timeout`). It is stopped once it has printed that line.
+// Throws Error(Interrupted) only: a stop signal (runChild).
 std::string firstLine(std::vector<std::string> args,
                       std::chrono::milliseconds timeout = std::chrono::seconds(10)) {
   std::optional<std::string> line;
@@ -33,7 +34,8 @@ std::string firstLine(std::vector<std::string> args,
   try {
     runChild(std::move(args), {.timeout = timeout},
              [&](std::string_view piece) { return lines.feed(piece); });
-  } catch (const Error&) {
+  } catch (const Error& e) {
+    if (e.code() == ErrorCode::Interrupted) throw;  // the command stops, not just this question
     return {};
   }
   if (!line) lines.finish();

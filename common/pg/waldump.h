@@ -20,6 +20,7 @@ namespace tidemark::pg {
 // when given, else /usr/lib/postgresql/<pgVersion>/bin (Debian), /usr/pgsql-<pgVersion>/bin (the
 // PGDG RPMs), or `pg_config --bindir` when that is the same major version (pg_config found in
 // PATH, run without a shell, given 10 s to answer). nullopt when none holds an executable one.
+// Throws Error(Interrupted) on a stop signal (runChild), as programVersion and xactTimes do.
 std::optional<std::string> findPgProgram(const std::string& program, int pgVersion,
                                          const std::string& directory = "");
 

@@ -101,6 +101,7 @@ ArchiveEnd lastCommit(const repo::Repository& repository, const Catalog& catalog
     end.unknown = fmt::format("no commit or abort in the newest {} (to {})",
                               plural(read, "segment", "segments"), catalog.fileName(history, last));
   } catch (const Error& e) {
+    if (e.code() == ErrorCode::Interrupted) throw;  // a stop signal: the command stops
     end.unknown = e.what();
   }
   return end;

@@ -39,7 +39,7 @@ inline constexpr std::uint64_t kLastCommitSegments = 16;
 // most kLastCommitSegments). The newest by time among the records of that segment and the one
 // after it: commit times are taken before the record is inserted, so they are not quite in WAL
 // order. `walDump`: pg_waldump of the cluster's version (pg::findPgProgram). Never throws for
-// what it cannot read: `unknown` says why.
+// what it cannot read: `unknown` says why; a stop signal throws Error(Interrupted) (runChild).
 ArchiveEnd lastCommit(const repo::Repository& repository, const Catalog& catalog,
                       const pg::TimelineHistory& history, std::uint64_t first, std::uint64_t last,
                       const std::string& walDump);

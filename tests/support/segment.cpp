@@ -13,6 +13,7 @@
 #include <random>
 #include <stdexcept>
 
+#include "common/base/process.h"
 #include "common/files/file.h"
 
 namespace tidemark::test {
@@ -124,6 +125,14 @@ ScopedEnv::~ScopedEnv() {
     ::setenv(name_.c_str(), previous_->c_str(), 1);
   else
     ::unsetenv(name_.c_str());
+}
+
+StopNoted::StopNoted(int signal) {
+  noteStopSignal(signal);
+}
+
+StopNoted::~StopNoted() {
+  noteStopSignal(0);
 }
 
 double secondsSince(std::chrono::steady_clock::time_point start) {

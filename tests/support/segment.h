@@ -71,6 +71,15 @@ class ScopedEnv {
   std::optional<std::string> previous_;
 };
 
+// A stop signal noted (as cli's handler notes SIGINT) for its lifetime, forgotten after.
+class StopNoted {
+ public:
+  explicit StopNoted(int signal);
+  ~StopNoted();
+  StopNoted(const StopNoted&) = delete;
+  StopNoted& operator=(const StopNoted&) = delete;
+};
+
 // Seconds since `start` on the steady clock.
 double secondsSince(std::chrono::steady_clock::time_point start);
 

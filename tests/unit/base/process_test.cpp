@@ -141,6 +141,55 @@ TEST_CASE("runChild's timeout holds whatever the program does") {
   }
 }
 
+TEST_CASE("a stop signal stops runChild within a tenth of a second, the program's group killed") {
+  const auto started = std::chrono::steady_clock::now();
+  SUBCASE("noted while it runs (by another thread, as a handler may run on any)") {
+    std::string seen;
+    std::jthread signaller([] {
+      std::this_thread::sleep_for(milliseconds(300));
+      noteStopSignal(SIGINT);
+    });
+    const test::StopNoted forget(0);  // forgotten at the end whatever happens
+    const Error e = test::thrownError([&] {
+      runChild({"/bin/sh", "-c", "sleep 30 & echo $!; wait"}, {.timeout = milliseconds(60000)},
+               [&](std::string_view piece) {
+                 seen.append(piece);
+                 return true;
+               });
+    });
+    signaller.join();
+    CHECK(e.code() == ErrorCode::Interrupted);
+    CHECK(std::string(e.what()) == "stopped by SIGINT while '/bin/sh' ran");
+    CHECK(test::secondsSince(started) < 20);
+    REQUIRE_FALSE(seen.empty());
+    const pid_t sleeper = std::stoi(seen);
+    while (!gone(sleeper) && test::secondsSince(started) < 20)
+      std::this_thread::sleep_for(milliseconds(10));
+    CHECK(gone(sleeper));
+  }
+  SUBCASE("noted while it waits for a program that closed its output") {
+    std::jthread signaller([] {
+      std::this_thread::sleep_for(milliseconds(300));
+      noteStopSignal(SIGTERM);
+    });
+    const test::StopNoted forget(0);
+    const Error e = test::thrownError([&] {
+      run({"/bin/sh", "-c", "exec >/dev/null; sleep 30"}, {.timeout = milliseconds(60000)});
+    });
+    signaller.join();
+    CHECK(e.code() == ErrorCode::Interrupted);
+    CHECK(test::secondsSince(started) < 20);
+  }
+  SUBCASE("noted before: nothing is started") {
+    test::TempDir dir;
+    const test::StopNoted noted(SIGTERM);
+    const Error e = test::thrownError([&] { run({"/bin/sh", "-c", "touch " + (dir / "ran")}); });
+    CHECK(std::string(e.what()) == "stopped by SIGTERM while '/bin/sh' ran");
+    CHECK_FALSE(test::exists(dir / "ran"));
+  }
+  CHECK(stopSignalCaught() == 0);
+}
+
 TEST_CASE("runChild gives the program none of tidemark's descriptors above 2") {
   test::TempDir dir;
   const int fd = ::open((dir / "kept").c_str(), O_CREAT | O_WRONLY, 0600);  // no O_CLOEXEC

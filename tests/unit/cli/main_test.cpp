@@ -4,13 +4,16 @@
 
 #include <doctest/doctest.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <stdexcept>
 #include <thread>
 
+#include "common/base/process.h"
 #include "support/check.h"
 #include "support/segment.h"
 
@@ -105,6 +108,24 @@ TEST_CASE("runMain ends the process with a status of its own, never by a signal"
     REQUIRE(WIFEXITED(status));
     CHECK(WEXITSTATUS(status) == exitStatus(ErrorCode::Conflict));
   }
+}
+
+TEST_CASE("Ctrl-C stops a command that stops on signals while a program it waits for runs") {
+  // The program has a process group of its own: the terminal's SIGINT reaches tidemark only.
+  const auto started = std::chrono::steady_clock::now();
+  int status = statusOfChild([](const Config&, const CommandLine&) {
+    const auto stopRequested = stopOnSignals();
+    std::jthread signaller([] {
+      std::this_thread::sleep_for(std::chrono::milliseconds(300));
+      ::kill(::getpid(), SIGINT);
+    });
+    runChild({"/bin/sleep", "30"}, {.timeout = std::chrono::seconds(60)},
+             [](std::string_view) { return true; });
+    return stopRequested() ? 0 : 1;
+  });
+  REQUIRE(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == exitStatus(ErrorCode::Interrupted));
+  CHECK(test::secondsSince(started) < 20);
 }
 
 TEST_CASE("runMain opens closed standard descriptors on /dev/null: no file opened takes them") {

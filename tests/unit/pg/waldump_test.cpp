@@ -3,6 +3,7 @@
 #include "common/pg/waldump.h"
 
 #include <doctest/doctest.h>
+#include <signal.h>
 #include <sys/stat.h>
 
 #include <cstdlib>
@@ -96,6 +97,12 @@ TEST_CASE("a program that does not answer its --version is stopped, and the vers
   const auto started = std::chrono::steady_clock::now();
   CHECK_FALSE(pg::programVersion(stuck, std::chrono::milliseconds(300)));
   CHECK(std::chrono::steady_clock::now() - started < std::chrono::seconds(20));
+}
+
+TEST_CASE("a stop signal is not taken for a program that did not answer: the command stops") {
+  const test::StopNoted noted(SIGINT);
+  CHECK(test::thrownError([] { (void)pg::programVersion("/bin/true"); }).code() ==
+        ErrorCode::Interrupted);
 }
 
 TEST_CASE("findPgProgram asks the pg_config in PATH for its version and its bindir") {

@@ -3,6 +3,7 @@
 #include "common/recovery/last_commit.h"
 
 #include <doctest/doctest.h>
+#include <signal.h>
 #include <sys/stat.h>
 
 #include "support/check.h"
@@ -83,6 +84,13 @@ TEST_CASE("lastCommit runs the pg_waldump of the directory given when it holds o
   REQUIRE(end.commit);
   CHECK(end.commit->segment == name);
   CHECK(end.commit->lsn == 0x200140);
+  {
+    // A stop signal is no reason the last commit is unknown: the command stops.
+    const test::StopNoted noted(SIGINT);
+    CHECK(test::thrownError([&] {
+            (void)recovery::lastCommit(repository.handle(), catalog, history, 2, 2, 99, bin.path());
+          }).code() == ErrorCode::Interrupted);
+  }
   end = recovery::lastCommit(repository.handle(), catalog, history, 2, 2, 99);
   CHECK_FALSE(end.commit);
   CHECK(end.unknown == test::Containing("pg_waldump of PostgreSQL 99 is not installed here "
