@@ -676,7 +676,8 @@ void printNextSteps(const recovery::RecoveryPlan& plan, const RecoverOptions& op
   try {
     pgCtl = pg::findPgProgram("pg_ctl", plan.backup.pgVersion).value_or(pgCtl);
   } catch (const Error&) {
-    // A stop signal while pg_config answers: the directory is ready all the same.
+    // findPgProgram throws only on a stop signal (while pg_config answers): the directory is
+    // ready all the same.
   }
   const char* dir = options.dataDirectory.c_str();
   std::printf("\nthe data directory is ready; recovery settings are in %s/postgresql.auto.conf\n",

@@ -33,15 +33,19 @@ void* librarySymbol(void* handle, const RuntimeLibrary& library, const char* nam
 
 // Loads `library` (a RuntimeLibrary) and returns an `Api` whose members, one per name of the
 // X-macro list `LIST`, point at the library's functions of those names. Throws as loadLibrary and
-// librarySymbol do: nothing is half-resolved.
+// librarySymbol do: nothing is half-resolved (in a function-local static, the next call tries
+// again). A name the library's header defines as a macro of another (OpenSSL 3's EVP_MD_size for
+// EVP_MD_get_size) is looked up by the name it stands for, the one its member is declared as.
 #define TIDEMARK_LOAD_LIBRARY(Api, LIST, library)                        \
-  [&] {                                                                  \
-    const ::tidemark::RuntimeLibrary& tidemark_library_ = (library);     \
+  [](const ::tidemark::RuntimeLibrary& tidemark_library_) {              \
     void* tidemark_handle_ = ::tidemark::loadLibrary(tidemark_library_); \
-    Api tidemark_api_;                                                   \
+    Api tidemark_api_{};                                                 \
     LIST(TIDEMARK_LIBRARY_RESOLVE_)                                      \
     return tidemark_api_;                                                \
-  }()
-#define TIDEMARK_LIBRARY_RESOLVE_(name)                                \
-  tidemark_api_.name = reinterpret_cast<decltype(tidemark_api_.name)>( \
-      ::tidemark::librarySymbol(tidemark_handle_, tidemark_library_, #name));
+  }(library)
+// `name` is macro-expanded here before TIDEMARK_LIBRARY_NAME_ quotes it, as in the member's
+// declaration.
+#define TIDEMARK_LIBRARY_RESOLVE_(name)                                                          \
+  tidemark_api_.name = reinterpret_cast<decltype(tidemark_api_.name)>(::tidemark::librarySymbol( \
+      tidemark_handle_, tidemark_library_, TIDEMARK_LIBRARY_NAME_(name)));
+#define TIDEMARK_LIBRARY_NAME_(name) #name

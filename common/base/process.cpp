@@ -5,6 +5,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -89,16 +90,17 @@ int stopSignalCaught() noexcept {
 ChildEnd runChild(std::vector<std::string> args, const ChildOptions& options,
                   const std::function<bool(std::string_view)>& onOutput) {
   const std::string shown = options.name.empty() ? "'" + args.front() + "'" : options.name;
-  const auto stopOnSignal = [&] {
+  // `when`: "before" or "while" running it.
+  const auto stopOnSignal = [&](std::string_view when) {
     if (const int signal = stopSignalCaught())
       throw Error(ErrorCode::Interrupted,
-                  fmt::format("stopped by {} while {} ran",
+                  fmt::format("stopped by {} {} running {}",
                               signal == SIGINT    ? std::string("SIGINT")
                               : signal == SIGTERM ? std::string("SIGTERM")
                                                   : fmt::format("signal {}", signal),
-                              shown));
+                              when, shown));
   };
-  stopOnSignal();
+  stopOnSignal("before");
   const std::optional<std::string> found =
       args.front().find('/') != std::string::npos ? args.front() : findInPath(args.front());
   if (!found) return ChildEnd{.status = W_EXITCODE(127, 0)};
@@ -128,6 +130,7 @@ ChildEnd runChild(std::vector<std::string> args, const ChildOptions& options,
       "and the machine's free memory";
   if (::pipe2(out, O_CLOEXEC) != 0)
     throw systemError(options.failure, errno, "cannot run {}", shown).setHint(kStartHint);
+  const pid_t parent = ::getpid();
   const pid_t pid = ::fork();
   if (pid < 0) {
     const int saved = errno;
@@ -138,6 +141,11 @@ ChildEnd runChild(std::vector<std::string> args, const ChildOptions& options,
   if (pid == 0) {
     // Its own process group: a timeout stops whatever it started too.
     ::setpgid(0, 0);
+    // Killed when tidemark dies (kill -9, or a signal it does not catch: Ctrl-C at `tidemark
+    // info` reaches tidemark only). The thread that forked waits here until it has ended, so the
+    // signal cannot come early; a parent already gone before the prctl is checked for after it.
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (::getppid() != parent) ::_exit(127);
     // What tidemark ignores (SIGPIPE) or blocks in a thread, and what its own parent may have set
     // to be ignored, is the program's default again.
     for (int sig = 1; sig < NSIG; ++sig)
@@ -193,7 +201,7 @@ ChildEnd runChild(std::vector<std::string> args, const ChildOptions& options,
   ChildEnd end;
   std::array<char, 65536> buffer;
   while (true) {
-    stopOnSignal();
+    stopOnSignal("while");
     const auto wait = left();
     if (wait.count() <= 0) {
       end.timedOut = true;
@@ -225,7 +233,7 @@ ChildEnd runChild(std::vector<std::string> args, const ChildOptions& options,
   // Its output closed: it may still run (a program that closed its output and waits). The
   // timeout holds until it has ended.
   for (auto pause = std::chrono::milliseconds(1); !end.timedOut && !end.stopped;) {
-    stopOnSignal();
+    stopOnSignal("while");
     const pid_t done = ::waitpid(pid, &child.status, WNOHANG);
     if (done == pid) {
       child.reaped = true;

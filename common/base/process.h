@@ -61,6 +61,7 @@ struct ChildEnd {
 // running anything. Throws Error(options.failure) when it cannot be started or its end cannot be
 // learned, and Error(Interrupted) once a stop signal is noted (within a tenth of a second), the
 // group killed: Ctrl-C at a terminal reaches tidemark, not the program in its group of its own.
+// The program is killed (SIGKILL) when tidemark dies, by kill -9 too.
 ChildEnd runChild(std::vector<std::string> args, const ChildOptions& options,
                   const std::function<bool(std::string_view)>& onOutput);
 

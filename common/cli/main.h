@@ -26,7 +26,9 @@ int runMain(const CommandSpec& spec, int argc, const char* const* argv, const Co
             const std::function<int(ErrorCode)>& statusFor = exitStatus);
 
 // Catches SIGINT and SIGTERM from now on and returns what tells whether one arrived: long
-// commands (base backup, restore) check it and stop cleanly, removing what they stored.
+// commands (base backup, restore) check it and stop cleanly, removing what they stored. The signal
+// is noted for runChild too (noteStopSignal): from then on every program the process would run
+// or waits for is refused or killed with Error(Interrupted), so a clean-up must not need one.
 std::function<bool()> stopOnSignals();
 
 }  // namespace tidemark

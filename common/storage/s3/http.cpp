@@ -11,6 +11,11 @@
 #include "common/base/library.h"
 #include "common/base/text.h"
 
+// curl.h wraps these two in function-like macros that only count their arguments; as members of
+// CurlApi they are called through pointers, where such a macro could only get in the way.
+#undef curl_easy_setopt
+#undef curl_easy_getinfo
+
 namespace tidemark::storage::s3 {
 
 namespace {

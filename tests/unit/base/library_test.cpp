@@ -29,6 +29,13 @@ struct TooOldApi {
   TIDEMARK_TEST_TOO_OLD_FUNCTIONS(TIDEMARK_LIBRARY_MEMBER)
 };
 
+// As OpenSSL 3's header names EVP_MD_size for EVP_MD_get_size.
+#define tidemark_test_old_name_of_strlen strlen
+#define TIDEMARK_TEST_RENAMED_FUNCTIONS(X) X(tidemark_test_old_name_of_strlen)
+struct RenamedApi {
+  TIDEMARK_TEST_RENAMED_FUNCTIONS(TIDEMARK_LIBRARY_MEMBER)
+};
+
 constexpr RuntimeLibrary kLibc{.soname = "libc.so.6",
                                .what = "the C library",
                                .install = "install libc6",
@@ -40,6 +47,11 @@ TEST_CASE("TIDEMARK_LOAD_LIBRARY resolves every function of its list, typed as d
   const LibcApi api = TIDEMARK_LOAD_LIBRARY(LibcApi, TIDEMARK_TEST_LIBC_FUNCTIONS, kLibc);
   CHECK(api.strlen("tidemark") == 8);
   CHECK(api.strcmp("a", "a") == 0);
+}
+
+TEST_CASE("a function the header renames by a macro is looked up by the name it stands for") {
+  const RenamedApi api = TIDEMARK_LOAD_LIBRARY(RenamedApi, TIDEMARK_TEST_RENAMED_FUNCTIONS, kLibc);
+  CHECK(api.strlen("tide") == 4);
 }
 
 TEST_CASE("a library that cannot be loaded is named, with the package to install") {

@@ -8,6 +8,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdlib>
 #include <string>
@@ -141,42 +142,43 @@ TEST_CASE("runChild's timeout holds whatever the program does") {
   }
 }
 
-TEST_CASE("a stop signal stops runChild within a tenth of a second, the program's group killed") {
+TEST_CASE("a stop signal stops runChild at once, the program's group killed") {
   const auto started = std::chrono::steady_clock::now();
   SUBCASE("noted while it runs (by another thread, as a handler may run on any)") {
+    const test::StopNoted forget(0);  // forgotten at the end, after the signaller has ended
     std::string seen;
-    std::jthread signaller([] {
-      std::this_thread::sleep_for(milliseconds(300));
+    std::atomic<bool> printed{false};
+    std::jthread signaller([&] {
+      while (!printed && test::secondsSince(started) < 20)
+        std::this_thread::sleep_for(milliseconds(10));
       noteStopSignal(SIGINT);
     });
-    const test::StopNoted forget(0);  // forgotten at the end whatever happens
     const Error e = test::thrownError([&] {
       runChild({"/bin/sh", "-c", "sleep 30 & echo $!; wait"}, {.timeout = milliseconds(60000)},
                [&](std::string_view piece) {
                  seen.append(piece);
+                 if (seen.find('\n') != std::string::npos) printed = true;
                  return true;
                });
     });
-    signaller.join();
     CHECK(e.code() == ErrorCode::Interrupted);
-    CHECK(std::string(e.what()) == "stopped by SIGINT while '/bin/sh' ran");
+    CHECK(std::string(e.what()) == "stopped by SIGINT while running '/bin/sh'");
     CHECK(test::secondsSince(started) < 20);
-    REQUIRE_FALSE(seen.empty());
+    REQUIRE(printed);
     const pid_t sleeper = std::stoi(seen);
     while (!gone(sleeper) && test::secondsSince(started) < 20)
       std::this_thread::sleep_for(milliseconds(10));
     CHECK(gone(sleeper));
   }
   SUBCASE("noted while it waits for a program that closed its output") {
+    const test::StopNoted forget(0);
     std::jthread signaller([] {
       std::this_thread::sleep_for(milliseconds(300));
       noteStopSignal(SIGTERM);
     });
-    const test::StopNoted forget(0);
     const Error e = test::thrownError([&] {
       run({"/bin/sh", "-c", "exec >/dev/null; sleep 30"}, {.timeout = milliseconds(60000)});
     });
-    signaller.join();
     CHECK(e.code() == ErrorCode::Interrupted);
     CHECK(test::secondsSince(started) < 20);
   }
@@ -184,10 +186,38 @@ TEST_CASE("a stop signal stops runChild within a tenth of a second, the program'
     test::TempDir dir;
     const test::StopNoted noted(SIGTERM);
     const Error e = test::thrownError([&] { run({"/bin/sh", "-c", "touch " + (dir / "ran")}); });
-    CHECK(std::string(e.what()) == "stopped by SIGTERM while '/bin/sh' ran");
+    CHECK(std::string(e.what()) == "stopped by SIGTERM before running '/bin/sh'");
     CHECK_FALSE(test::exists(dir / "ran"));
   }
   CHECK(stopSignalCaught() == 0);
+}
+
+TEST_CASE("a program runChild runs dies with tidemark, even by kill -9") {
+  test::TempDir dir;
+  const std::string pidFile = dir / "pid";
+  const pid_t tidemark = ::fork();
+  REQUIRE(tidemark >= 0);
+  if (tidemark == 0) {
+    try {
+      run({"/bin/sh", "-c",
+           "echo $$ > " + pidFile + ".part && mv " + pidFile + ".part " + pidFile +
+               " && exec sleep 30"},
+          {.timeout = milliseconds(60000)});
+    } catch (...) {
+    }
+    std::_Exit(0);
+  }
+  const auto started = std::chrono::steady_clock::now();
+  while (!test::exists(pidFile) && test::secondsSince(started) < 20)
+    std::this_thread::sleep_for(milliseconds(10));
+  ::kill(tidemark, SIGKILL);
+  int status = 0;
+  REQUIRE(::waitpid(tidemark, &status, 0) == tidemark);
+  REQUIRE(test::exists(pidFile));
+  const pid_t sleeper = std::stoi(test::readText(pidFile));
+  while (!gone(sleeper) && test::secondsSince(started) < 20)
+    std::this_thread::sleep_for(milliseconds(10));
+  CHECK(gone(sleeper));
 }
 
 TEST_CASE("runChild gives the program none of tidemark's descriptors above 2") {

@@ -85,10 +85,12 @@ TEST_CASE("lastCommit runs the pg_waldump of the directory given when it holds o
   CHECK(end.commit->segment == name);
   CHECK(end.commit->lsn == 0x200140);
   {
-    // A stop signal is no reason the last commit is unknown: the command stops.
+    // A stop signal is no reason the last commit is unknown: the command stops (pg_waldump given,
+    // so that nothing before lastCommit's own catch runs a program).
     const test::StopNoted noted(SIGINT);
     CHECK(test::thrownError([&] {
-            (void)recovery::lastCommit(repository.handle(), catalog, history, 2, 2, 99, bin.path());
+            (void)recovery::lastCommit(repository.handle(), catalog, history, 2, 2,
+                                       bin / "pg_waldump");
           }).code() == ErrorCode::Interrupted);
   }
   end = recovery::lastCommit(repository.handle(), catalog, history, 2, 2, 99);
