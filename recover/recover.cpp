@@ -595,6 +595,13 @@ bool restoreAndConfigure(const repo::Repository& repository, const recovery::Rec
   clearPlace(options.dataDirectory, "data directory", true);
   for (const auto& place : places)
     clearPlace(place.dir, fmt::format("the location of tablespace {}", place.oid), false);
+  // A stop asked for after the files are restored: what was written is removed all the same, up
+  // to the recovery settings (after them the directory is ready and kept).
+  const auto stopIfRequested = [&] {
+    if (stopRequested && stopRequested())
+      throw Error(ErrorCode::Interrupted,
+                  "the restore was interrupted before its recovery settings were written");
+  };
   try {
     // Synced once, at the end: after the owner changes too, or a crash could lose them.
     RestoreStats stats = restoreBackup(
@@ -611,6 +618,7 @@ bool restoreAndConfigure(const repo::Repository& repository, const recovery::Rec
     if (!config.written.empty())
       spdlog::info("configuration: {} restored into {}",
                    plural(config.written.size(), "file", "files"), options.configDirectory);
+    stopIfRequested();
     if (owner) {
       chownTree(options.dataDirectory, !existed, owner->uid, owner->gid);
       for (std::size_t i = 0; i < places.size(); ++i)
@@ -619,6 +627,7 @@ bool restoreAndConfigure(const repo::Repository& repository, const recovery::Rec
     files::syncTree(options.dataDirectory);
     for (const auto& place : places)
       files::syncTree(place.dir);
+    stopIfRequested();
     // Only now, with every restored byte on disk, what makes the directory start as a recovery:
     // a kill or a crash before this point leaves a directory that is not started as one.
     if (lease) {

@@ -2,7 +2,8 @@
 // checked on the system calls themselves, recorded by strace: a directory another pusher made is
 // fsynced into its parent before an object is published below it, and tidemark-recover gives the
 // restored tree to its owner before it syncs it (an ownership change made after the sync could be
-// lost in a crash, leaving files PostgreSQL cannot open).
+// lost in a crash, leaving files PostgreSQL cannot open). strace also times a signal into the one
+// moment no other test can reach: tidemark-recover's sync of a restored tree.
 #include <doctest/doctest.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -11,6 +12,7 @@
 #include <sstream>
 
 #include "cluster.h"
+#include "common/base/error.h"
 #include "common/repo/layout.h"
 
 namespace fs = std::filesystem;
@@ -125,6 +127,44 @@ TEST_CASE("tidemark-recover gives the restored tree to its owner before it syncs
   REQUIRE(::stat(dir.c_str(), &top) == 0);
   CHECK(st.st_uid == top.st_uid);
   CHECK(st.st_uid != 0);
+}
+
+TEST_CASE("a stop signal while tidemark-recover syncs the restored tree still removes it" *
+          doctest::skip(!haveStrace())) {
+  Workspace ws(Backend::Posix);
+  {
+    PgCluster pg(ws.path("primary"), "primary");
+    pg.initdb();
+    ws.stanzaCreate(pg);
+    pg.configure("archive_mode = on\narchive_command = '" + ws.archiveCommand() +
+                 "'\nwal_level = replica\nmax_wal_senders = 5\n");
+    pg.start();
+    std::string log = ws.path("backup.log");
+    int status = run({ws.basebackup(), "--config", ws.config(), "--pg-conninfo=" + pg.conninfo()},
+                     {.stderrPath = log});
+    INFO(readText(log));
+    REQUIRE(status == 0);
+    pg.waitArchived();
+  }
+  // Every file is restored when the sync starts (its first sync_file_range, made nowhere else):
+  // SIGINT then, as Ctrl-C would come, delivered by strace.
+  std::string dir = ws.makeDir("restored");
+  fs::permissions(dir, fs::perms::owner_all);
+  std::string log = ws.path("recover.log");
+  int status = run(
+      {"/usr/bin/strace", "-f", "-qq", "-o", ws.path("recover.strace"), "-e",
+       "trace=sync_file_range", "-e", "inject=sync_file_range:signal=SIGINT:when=1", ws.recover(),
+       "--config", ws.config(), "--archiving=preserve", "--pgdata=" + dir, "--target=immediate"},
+      {.stdoutPath = log, .stderrPath = log});
+  const std::string output = readText(log);
+  INFO(output);
+  INFO(readText(ws.path("recover.strace")));
+  REQUIRE(readText(ws.path("recover.strace")).find("SIGINT") != std::string::npos);
+  CHECK(status == exitStatus(ErrorCode::Interrupted));
+  CHECK(output.find("the restore was interrupted before its recovery settings were written") !=
+        std::string::npos);
+  // The directory existed: it is left empty, as it was, not restored without its settings.
+  CHECK(fs::is_empty(dir));
 }
 
 }  // namespace tidemark::test
