@@ -101,7 +101,8 @@ std::string isoTarget(double seconds) {
 void flipByte(const Workspace& ws, const std::string& path, std::size_t at) {
   io::Buffer bytes = ws.readObject(path);
   REQUIRE(at < bytes.size());
-  bytes[at] ^= 0x20;
+  for (std::size_t i = at; i < std::min(at + 3, bytes.size()); ++i)
+    bytes[i] ^= 0x20;
   ws.replaceObject(path, bytes);
 }
 
