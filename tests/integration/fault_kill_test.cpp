@@ -26,6 +26,7 @@
 #include "common/repo/backup.h"
 #include "common/repo/layout.h"
 #include "common/restore/restore.h"
+#include "tidemark_runner.h"
 
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
@@ -90,11 +91,7 @@ bool tmpfileSupported(const std::string& dir) {
 
 // A primary archiving into the workspace, with a table of known content.
 void startPrimary(const Workspace& ws, PgCluster& pg) {
-  pg.initdb();
-  ws.stanzaCreate(pg);
-  pg.configure("archive_mode = on\narchive_command = '" + ws.archiveCommand() +
-               "'\nwal_level = replica\nmax_wal_senders = 10\n");
-  pg.start();
+  ws.startArchivingPrimary(pg, "max_wal_senders = 10\n");
   pg.exec("create table t as select g, md5(g::text) as m from generate_series(1, 20000) g");
 }
 const char* const kSum = "select count(*) || ':' || md5(string_agg(m, ',' order by g)) from t";
@@ -255,11 +252,7 @@ TEST_CASE(
     PgCluster pg(ws.path("primary"), "primary");
     startPrimary(ws, pg);
     sum = pg.value(kSum);
-    std::string log = ws.path("backup.log");
-    int status = run({ws.basebackup(), "--config", ws.config(), "--pg-conninfo=" + pg.conninfo()},
-                     {.stderrPath = log});
-    INFO(readText(log));
-    REQUIRE(status == 0);
+    takeBackup(ws, pg);
     pg.waitArchived();
   }
   // The random rounds restore into a tmpfs when one can be mounted (fast, whatever the disk is

@@ -14,6 +14,7 @@
 #include "cluster.h"
 #include "common/base/error.h"
 #include "common/repo/layout.h"
+#include "tidemark_runner.h"
 
 namespace fs = std::filesystem;
 
@@ -57,6 +58,15 @@ std::size_t findLine(const std::vector<std::string>& lines, std::size_t from,
   return lines.size();
 }
 
+// A primary archiving into the workspace's stanza, with one backup and its WAL archived; stopped
+// again, so that the stanza can be restored from.
+void backedUpPrimary(const Workspace& ws) {
+  PgCluster pg(ws.path("primary"), "primary");
+  ws.startArchivingPrimary(pg);
+  takeBackup(ws, pg);
+  pg.waitArchived();
+}
+
 }  // namespace
 
 TEST_CASE("archive-push fsyncs a directory another pusher made into its parent before using it" *
@@ -89,20 +99,7 @@ TEST_CASE("archive-push fsyncs a directory another pusher made into its parent b
 TEST_CASE("tidemark-recover gives the restored tree to its owner before it syncs it" *
           doctest::skip(!haveStrace() || ::geteuid() != 0)) {
   Workspace ws(Backend::Posix);
-  {
-    PgCluster pg(ws.path("primary"), "primary");
-    pg.initdb();
-    ws.stanzaCreate(pg);
-    pg.configure("archive_mode = on\narchive_command = '" + ws.archiveCommand() +
-                 "'\nwal_level = replica\nmax_wal_senders = 5\n");
-    pg.start();
-    std::string log = ws.path("backup.log");
-    int status = run({ws.basebackup(), "--config", ws.config(), "--pg-conninfo=" + pg.conninfo()},
-                     {.stderrPath = log});
-    INFO(readText(log));
-    REQUIRE(status == 0);
-    pg.waitArchived();
-  }
+  backedUpPrimary(ws);
   // Root restores into a directory of the server's user: what it writes is given to that user.
   std::string dir = ws.makeDir("restored");
   fs::permissions(dir, fs::perms::owner_all);
@@ -132,20 +129,7 @@ TEST_CASE("tidemark-recover gives the restored tree to its owner before it syncs
 TEST_CASE("a stop signal while tidemark-recover syncs the restored tree still removes it" *
           doctest::skip(!haveStrace())) {
   Workspace ws(Backend::Posix);
-  {
-    PgCluster pg(ws.path("primary"), "primary");
-    pg.initdb();
-    ws.stanzaCreate(pg);
-    pg.configure("archive_mode = on\narchive_command = '" + ws.archiveCommand() +
-                 "'\nwal_level = replica\nmax_wal_senders = 5\n");
-    pg.start();
-    std::string log = ws.path("backup.log");
-    int status = run({ws.basebackup(), "--config", ws.config(), "--pg-conninfo=" + pg.conninfo()},
-                     {.stderrPath = log});
-    INFO(readText(log));
-    REQUIRE(status == 0);
-    pg.waitArchived();
-  }
+  backedUpPrimary(ws);
   // Every file is restored when the sync starts (its first sync_file_range, made nowhere else):
   // SIGINT then, as Ctrl-C would come, delivered by strace.
   std::string dir = ws.makeDir("restored");

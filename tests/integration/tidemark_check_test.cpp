@@ -49,11 +49,7 @@ void setAndReload(PgCluster& pg, const std::string& setting, const std::string& 
 TEST_CASE("tidemark check proves archiving end to end, and names each misconfiguration") {
   Workspace ws(Backend::Posix);
   PgCluster pg(ws.path("pg"));
-  pg.initdb();
-  ws.stanzaCreate(pg);
-  pg.configure("archive_mode = on\narchive_command = '" + ws.archiveCommand() +
-               "'\nwal_level = replica\nmax_wal_senders = 5\n");
-  pg.start();
+  ws.startArchivingPrimary(pg);
   const std::string conninfo = "--pg-conninfo=" + pg.conninfo() + " dbname=postgres";
   const std::string repoPath = ws.path("repo");
   const std::string systemId = pg.value("select system_identifier from pg_control_system()");
