@@ -169,18 +169,36 @@ ChildEnd runChild(std::vector<std::string> args, const ChildOptions& options,
   ::setpgid(pid, pid);  // as the child does: whichever runs first
   ::close(out[1]);
   // Whatever happens (a timeout, the caller stopping, an exception from onOutput), the program and
-  // what it started are killed and it is reaped; its group is killed only while it is unreaped
-  // (until then its number cannot be another's).
+  // what it started are killed and it is reaped; its group is signalled only while it is unreaped
+  // (until then its number cannot be another's: its end is watched with WNOWAIT).
   struct Child {
     pid_t pid;
     int fd;
+    std::chrono::milliseconds grace;
     bool reaped = false;
     int status = 0;
     void close() {
       if (fd >= 0) ::close(fd), fd = -1;
     }
+    // SIGTERM, a chance to clean up; SIGKILL once it has ended or after the grace. Its end is
+    // learned without reaping it (WNOWAIT); gone unseen (SIGCHLD ignored: reaped by the kernel),
+    // its number may be another's, and no SIGKILL is sent.
     void kill() {
-      if (!reaped) ::kill(-pid, SIGKILL);
+      if (reaped) return;
+      ::kill(-pid, SIGTERM);
+      const auto until = std::chrono::steady_clock::now() + grace;
+      for (auto pause = std::chrono::milliseconds(1);;
+           pause = std::min(pause * 2, std::chrono::milliseconds(50))) {
+        siginfo_t info{};
+        if (::waitid(P_PID, id_t(pid), &info, WEXITED | WNOHANG | WNOWAIT) == 0) {
+          if (info.si_pid == pid) break;
+        } else if (errno == ECHILD) {
+          return;  // reap() learns the same
+        }
+        if (std::chrono::steady_clock::now() >= until) break;
+        std::this_thread::sleep_for(pause);
+      }
+      ::kill(-pid, SIGKILL);
     }
     void reap() {
       while (!reaped) {
@@ -192,7 +210,7 @@ ChildEnd runChild(std::vector<std::string> args, const ChildOptions& options,
       kill();
       reap();
     }
-  } child{pid, out[0]};
+  } child{pid, out[0], options.termGrace};
   const auto deadline = std::chrono::steady_clock::now() + options.timeout;
   const auto left = [&] {
     return std::chrono::ceil<std::chrono::milliseconds>(deadline -

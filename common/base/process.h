@@ -41,6 +41,9 @@ struct ChildOptions {
   // args[0], quoted).
   ErrorCode failure = ErrorCode::LocalIo;
   std::string name;
+  // How long a program killed before its end (a timeout, a stop signal, the caller done) has
+  // between SIGTERM and SIGKILL to clean up after itself: a key command removing what it wrote.
+  std::chrono::milliseconds termGrace{std::chrono::seconds(2)};
 };
 
 // How it ended.
@@ -61,7 +64,9 @@ struct ChildEnd {
 // running anything. Throws Error(options.failure) when it cannot be started or its end cannot be
 // learned, and Error(Interrupted) once a stop signal is noted (within a tenth of a second), the
 // group killed: Ctrl-C at a terminal reaches tidemark, not the program in its group of its own.
-// The program is killed (SIGKILL) when tidemark dies, by kill -9 too.
+// Killing the group is SIGTERM, then SIGKILL once the program has ended or options.termGrace has
+// passed (whatever in its group outlived it, or ignored SIGTERM, gets the SIGKILL). The program is
+// killed (SIGKILL, at once) when tidemark dies, by kill -9 too.
 ChildEnd runChild(std::vector<std::string> args, const ChildOptions& options,
                   const std::function<bool(std::string_view)>& onOutput);
 

@@ -192,6 +192,63 @@ TEST_CASE("a stop signal stops runChild at once, the program's group killed") {
   CHECK(stopSignalCaught() == 0);
 }
 
+TEST_CASE("a program killed before its end gets SIGTERM first, and SIGKILL after the grace") {
+  test::TempDir dir;
+  const std::string cleaned = dir / "cleaned";
+  // A program that cleans up at SIGTERM (as a key command removing a temporary file would); `wait`
+  // returns at a signal the shell traps, so the trap runs at once.
+  const std::vector<std::string> cleaner{
+      "/bin/sh", "-c",
+      "trap 'echo done > " + cleaned + "; exit 1' TERM; echo started; sleep 30 & wait"};
+  const auto started = std::chrono::steady_clock::now();
+  SUBCASE("at the timeout") {
+    auto out = run(cleaner, {.timeout = milliseconds(500)});
+    CHECK(out.end.timedOut);
+    CHECK(out.text == "started\n");
+  }
+  SUBCASE("when the caller stops reading") {
+    auto end =
+        runChild(cleaner, {.timeout = milliseconds(60000)}, [](std::string_view) { return false; });
+    CHECK(end.stopped);
+  }
+  SUBCASE("at a stop signal") {
+    const test::StopNoted forget(0);
+    std::atomic<bool> printed{false};
+    std::jthread signaller([&] {
+      while (!printed && test::secondsSince(started) < 20)
+        std::this_thread::sleep_for(milliseconds(10));
+      noteStopSignal(SIGTERM);
+    });
+    const Error e = test::thrownError([&] {
+      runChild(cleaner, {.timeout = milliseconds(60000)}, [&](std::string_view) {
+        printed = true;
+        return true;
+      });
+    });
+    CHECK(e.code() == ErrorCode::Interrupted);
+  }
+  CHECK(test::readText(cleaned) == "done\n");
+  CHECK(test::secondsSince(started) < 20);
+}
+
+TEST_CASE("a program that ignores SIGTERM is killed once the grace has passed") {
+  // SIGTERM ignored by the shell is ignored by the sleep it starts too (kept across exec).
+  const auto started = std::chrono::steady_clock::now();
+  auto out = run({"/bin/sh", "-c", "trap '' TERM; sleep 30 & echo $!; wait"},
+                 {.timeout = milliseconds(300), .termGrace = milliseconds(700)});
+  CHECK(out.end.timedOut);
+  CHECK(WIFSIGNALED(out.end.status));
+  CHECK(WTERMSIG(out.end.status) == SIGKILL);
+  // Not before the grace: the program had all of it.
+  CHECK(test::secondsSince(started) >= 1.0);
+  CHECK(test::secondsSince(started) < 20);
+  REQUIRE_FALSE(out.text.empty());
+  const pid_t sleeper = std::stoi(out.text);
+  while (!gone(sleeper) && test::secondsSince(started) < 20)
+    std::this_thread::sleep_for(milliseconds(10));
+  CHECK(gone(sleeper));
+}
+
 TEST_CASE("a program runChild runs dies with tidemark, even by kill -9") {
   test::TempDir dir;
   const std::string pidFile = dir / "pid";
