@@ -53,6 +53,24 @@ bool gone(pid_t pid) {
   return stat.empty() || (close != std::string::npos && stat.substr(close + 2, 1) == "Z");
 }
 
+// Whether process `pid` is gone within 20 s.
+bool goesAway(pid_t pid) {
+  const auto started = std::chrono::steady_clock::now();
+  while (!gone(pid) && test::secondsSince(started) < 20)
+    std::this_thread::sleep_for(milliseconds(10));
+  return gone(pid);
+}
+
+// A thread that notes `signal` once `ready` is set (or after 20 s), as a handler running on
+// another thread would.
+std::jthread noteWhenSet(const std::atomic<bool>& ready, int signal) {
+  return std::jthread([&ready, signal, started = std::chrono::steady_clock::now()] {
+    while (!ready && test::secondsSince(started) < 20)
+      std::this_thread::sleep_for(milliseconds(10));
+    noteStopSignal(signal);
+  });
+}
+
 }  // namespace
 
 TEST_CASE("runChild hands over what a program prints and how it ended") {
@@ -125,9 +143,7 @@ TEST_CASE("runChild's timeout holds whatever the program does") {
     CHECK(test::secondsSince(started) < 20);
     REQUIRE_FALSE(out.text.empty());
     const pid_t sleeper = std::stoi(out.text);
-    while (!gone(sleeper) && test::secondsSince(started) < 20)
-      std::this_thread::sleep_for(milliseconds(10));
-    CHECK(gone(sleeper));
+    CHECK(goesAway(sleeper));
   }
   SUBCASE("the caller stops reading: it is killed at once, not at the timeout") {
     std::string seen;
@@ -148,11 +164,7 @@ TEST_CASE("a stop signal stops runChild at once, the program's group killed") {
     const test::StopNoted forget(0);  // forgotten at the end, after the signaller has ended
     std::string seen;
     std::atomic<bool> printed{false};
-    std::jthread signaller([&] {
-      while (!printed && test::secondsSince(started) < 20)
-        std::this_thread::sleep_for(milliseconds(10));
-      noteStopSignal(SIGINT);
-    });
+    const std::jthread signaller = noteWhenSet(printed, SIGINT);
     const Error e = test::thrownError([&] {
       runChild({"/bin/sh", "-c", "sleep 30 & echo $!; wait"}, {.timeout = milliseconds(60000)},
                [&](std::string_view piece) {
@@ -166,9 +178,7 @@ TEST_CASE("a stop signal stops runChild at once, the program's group killed") {
     CHECK(test::secondsSince(started) < 20);
     REQUIRE(printed);
     const pid_t sleeper = std::stoi(seen);
-    while (!gone(sleeper) && test::secondsSince(started) < 20)
-      std::this_thread::sleep_for(milliseconds(10));
-    CHECK(gone(sleeper));
+    CHECK(goesAway(sleeper));
   }
   SUBCASE("noted while it waits for a program that closed its output") {
     const test::StopNoted forget(0);
@@ -214,11 +224,7 @@ TEST_CASE("a program killed before its end gets SIGTERM first, and SIGKILL after
   SUBCASE("at a stop signal") {
     const test::StopNoted forget(0);
     std::atomic<bool> printed{false};
-    std::jthread signaller([&] {
-      while (!printed && test::secondsSince(started) < 20)
-        std::this_thread::sleep_for(milliseconds(10));
-      noteStopSignal(SIGTERM);
-    });
+    const std::jthread signaller = noteWhenSet(printed, SIGTERM);
     const Error e = test::thrownError([&] {
       runChild(cleaner, {.timeout = milliseconds(60000)}, [&](std::string_view) {
         printed = true;
@@ -244,9 +250,7 @@ TEST_CASE("a program that ignores SIGTERM is killed once the grace has passed") 
   CHECK(test::secondsSince(started) < 20);
   REQUIRE_FALSE(out.text.empty());
   const pid_t sleeper = std::stoi(out.text);
-  while (!gone(sleeper) && test::secondsSince(started) < 20)
-    std::this_thread::sleep_for(milliseconds(10));
-  CHECK(gone(sleeper));
+  CHECK(goesAway(sleeper));
 }
 
 TEST_CASE("a program runChild runs dies with tidemark, even by kill -9") {
@@ -272,9 +276,7 @@ TEST_CASE("a program runChild runs dies with tidemark, even by kill -9") {
   REQUIRE(::waitpid(tidemark, &status, 0) == tidemark);
   REQUIRE(test::exists(pidFile));
   const pid_t sleeper = std::stoi(test::readText(pidFile));
-  while (!gone(sleeper) && test::secondsSince(started) < 20)
-    std::this_thread::sleep_for(milliseconds(10));
-  CHECK(gone(sleeper));
+  CHECK(goesAway(sleeper));
 }
 
 TEST_CASE("runChild gives the program none of tidemark's descriptors above 2") {
