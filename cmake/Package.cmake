@@ -51,4 +51,46 @@ if(TIDEMARK_INSTALL_CONFIG)
   list(APPEND control_extra ${TIDEMARK_DEBIAN_DIR}/conffiles)
 endif()
 set(CPACK_DEBIAN_PACKAGE_CONTROL_EXTRA "${control_extra}")
+
+# Static-Built-Using: the Debian source packages whose code the binaries contain (fmt, spdlog,
+# toml++ and nlohmann-json compiled from their headers, pugixml, libstdc++ and libgcc linked from
+# their static libraries), so that Debian's tools list tidemark for a rebuild after a fix in one
+# of them. Each is found from a file the build used (dpkg-query -S), at the version installed.
+# CPack writes no such field: cmake/StaticBuiltUsing.cmake adds it once the package is made.
+# Not on a system without dpkg (no Debian package is built there), nor under the sanitizers
+# (which link the shared C++ runtime).
+function(tidemark_static_built_using out)
+  execute_process(COMMAND ${CMAKE_CXX_COMPILER} -print-file-name=libstdc++.a
+    OUTPUT_VARIABLE libstdcxx OUTPUT_STRIP_TRAILING_WHITESPACE)
+  execute_process(COMMAND ${CMAKE_CXX_COMPILER} -print-libgcc-file-name
+    OUTPUT_VARIABLE libgcc OUTPUT_STRIP_TRAILING_WHITESPACE)
+  set(sources)
+  foreach(file ${fmt_CONFIG} ${spdlog_CONFIG} ${tomlplusplus_CONFIG} ${nlohmann_json_CONFIG}
+      ${pugixml_CONFIG} ${libstdcxx} ${libgcc})
+    get_filename_component(file ${file} REALPATH)
+    execute_process(COMMAND dpkg-query -S ${file} OUTPUT_VARIABLE owner RESULT_VARIABLE failed
+      ERROR_QUIET OUTPUT_STRIP_TRAILING_WHITESPACE)
+    string(REGEX MATCH "^[^:, ]+" package "${owner}")
+    if(failed OR NOT package)
+      message(STATUS "No Debian package owns ${file}, which the build embeds: the package gets no "
+        "Static-Built-Using field (scripts/package refuses it); install the dependencies from "
+        "Debian (scripts/lib/common.sh lists them)")
+      return()
+    endif()
+    execute_process(COMMAND dpkg-query -W "-f=\${source:Package} (= \${source:Version})" ${package}
+      OUTPUT_VARIABLE source OUTPUT_STRIP_TRAILING_WHITESPACE)
+    list(APPEND sources "${source}")
+  endforeach()
+  list(REMOVE_DUPLICATES sources)
+  list(SORT sources)
+  list(JOIN sources ", " field)
+  set(${out} "${field}" PARENT_SCOPE)
+endfunction()
+find_program(TIDEMARK_DPKG_QUERY dpkg-query)
+if(TIDEMARK_DPKG_QUERY AND NOT TIDEMARK_SANITIZE)
+  tidemark_static_built_using(CPACK_TIDEMARK_STATIC_BUILT_USING)
+  if(CPACK_TIDEMARK_STATIC_BUILT_USING)
+    set(CPACK_POST_BUILD_SCRIPTS ${PROJECT_SOURCE_DIR}/cmake/StaticBuiltUsing.cmake)
+  endif()
+endif()
 include(CPack)

@@ -152,6 +152,8 @@ tm_check_package() {
   grep -qx "./etc/tidemark/tidemark.toml" <<<"$contents" || missing+=("/etc/tidemark/tidemark.toml")
   dpkg-deb -I "$deb" conffiles 2>/dev/null | grep -qx "/etc/tidemark/tidemark.toml" ||
     missing+=("the conffile entry of /etc/tidemark/tidemark.toml")
+  [[ -n $(dpkg-deb -f "$deb" Static-Built-Using) ]] ||
+    missing+=("the Static-Built-Using field (cmake/StaticBuiltUsing.cmake)")
   if ((${#missing[@]})); then
     echo "$deb lacks:" >&2
     printf '  %s\n' "${missing[@]}" >&2
