@@ -1,6 +1,7 @@
 // Running a program tidemark waits for and reads.
 #include "common/base/process.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -16,6 +17,7 @@
 #include <atomic>
 #include <cerrno>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <thread>
@@ -41,6 +43,38 @@ int descriptorLimit() {
   rlimit limit{};
   if (::getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur == RLIM_INFINITY) return 1 << 20;
   return int(std::min<rlim_t>(limit.rlim_cur, rlim_t(1) << 20));
+}
+
+// Whether process group `group` holds a process that still runs (a zombie does not: it waits to
+// be reaped); nullopt when /proc cannot tell. A shell that ran a command without exec (dash forks
+// even a single one) is gone before the command it started: the group says when both are.
+std::optional<bool> groupRuns(pid_t group) {
+  DIR* proc = ::opendir("/proc");
+  if (proc == nullptr) return std::nullopt;
+  bool runs = false;
+  while (const dirent* entry = ::readdir(proc)) {
+    if (entry->d_name[0] < '1' || entry->d_name[0] > '9') continue;
+    const std::string path = std::string("/proc/") + entry->d_name + "/stat";
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) continue;  // gone meanwhile
+    char buffer[512];
+    const ssize_t n = ::read(fd, buffer, sizeof buffer - 1);
+    ::close(fd);
+    if (n <= 0) continue;
+    buffer[n] = '\0';
+    // "pid (comm) state ppid pgrp ...": comm may hold anything, so from its last ')'.
+    const char* close = std::strrchr(buffer, ')');
+    char state = 0;
+    long parent = 0, pgrp = 0;
+    if (close == nullptr || std::sscanf(close + 1, " %c %ld %ld", &state, &parent, &pgrp) != 3)
+      continue;
+    if (pgrp == group && state != 'Z' && state != 'X') {
+      runs = true;
+      break;
+    }
+  }
+  ::closedir(proc);
+  return runs;
 }
 
 // In the child, between fork and exec (async-signal-safe calls only): every descriptor above 2
@@ -131,7 +165,14 @@ ChildEnd runChild(std::vector<std::string> args, const ChildOptions& options,
   if (::pipe2(out, O_CLOEXEC) != 0)
     throw systemError(options.failure, errno, "cannot run {}", shown).setHint(kStartHint);
   const pid_t parent = ::getpid();
+  // Every signal blocked across the fork: until the child has reset them, a signal for it (the
+  // group's SIGTERM at a stop) would run tidemark's own handler there and be lost; blocked, it
+  // waits and comes with the default disposition.
+  sigset_t all, before;
+  ::sigfillset(&all);
+  ::pthread_sigmask(SIG_SETMASK, &all, &before);
   const pid_t pid = ::fork();
+  if (pid != 0) ::pthread_sigmask(SIG_SETMASK, &before, nullptr);
   if (pid < 0) {
     const int saved = errno;
     ::close(out[0]);
@@ -180,22 +221,29 @@ ChildEnd runChild(std::vector<std::string> args, const ChildOptions& options,
     void close() {
       if (fd >= 0) ::close(fd), fd = -1;
     }
-    // SIGTERM, a chance to clean up; SIGKILL once it has ended or after the grace. Its end is
-    // learned without reaping it (WNOWAIT); gone unseen (SIGCHLD ignored: reaped by the kernel),
-    // its number may be another's, and no SIGKILL is sent.
+    // Whether the leader has ended (learned without reaping it: WNOWAIT keeps its number, and so
+    // its group's, from being reused); nullopt when it is no child of ours any more (SIGCHLD
+    // ignored: reaped by the kernel), when its number may already be another's.
+    std::optional<bool> leaderEnded() const {
+      siginfo_t info{};
+      while (::waitid(P_PID, id_t(pid), &info, WEXITED | WNOHANG | WNOWAIT) != 0)
+        if (errno != EINTR) return std::nullopt;
+      return info.si_pid == pid;
+    }
+    // SIGTERM (with SIGCONT: a stopped program runs its handler only once continued), a chance to
+    // clean up; SIGKILL once nothing in the group runs any more (the leader and what it started:
+    // a key command's shell dies at once, the script it forked may still be cleaning up) or after
+    // the grace, for what ignores SIGTERM or outlives the leader.
     void kill() {
-      if (reaped) return;
+      if (reaped || !leaderEnded().has_value()) return;
       ::kill(-pid, SIGTERM);
+      ::kill(-pid, SIGCONT);
       const auto until = std::chrono::steady_clock::now() + grace;
-      for (auto pause = std::chrono::milliseconds(1);;
+      for (auto pause = std::chrono::milliseconds(1); std::chrono::steady_clock::now() < until;
            pause = std::min(pause * 2, std::chrono::milliseconds(50))) {
-        siginfo_t info{};
-        if (::waitid(P_PID, id_t(pid), &info, WEXITED | WNOHANG | WNOWAIT) == 0) {
-          if (info.si_pid == pid) break;
-        } else if (errno == ECHILD) {
-          return;  // reap() learns the same
-        }
-        if (std::chrono::steady_clock::now() >= until) break;
+        const std::optional<bool> ended = leaderEnded();
+        if (!ended) return;  // reap() learns the same
+        if (*ended && !groupRuns(pid).value_or(false)) break;
         std::this_thread::sleep_for(pause);
       }
       ::kill(-pid, SIGKILL);

@@ -41,8 +41,8 @@ struct ChildOptions {
   // args[0], quoted).
   ErrorCode failure = ErrorCode::LocalIo;
   std::string name;
-  // How long a program killed before its end (a timeout, a stop signal, the caller done) has
-  // between SIGTERM and SIGKILL to clean up after itself: a key command removing what it wrote.
+  // How long a program killed before its end (a timeout, a stop signal, the caller done) and what
+  // it started have between SIGTERM and SIGKILL to clean up: a key command removing what it wrote.
   std::chrono::milliseconds termGrace{std::chrono::seconds(2)};
 };
 
@@ -64,9 +64,12 @@ struct ChildEnd {
 // running anything. Throws Error(options.failure) when it cannot be started or its end cannot be
 // learned, and Error(Interrupted) once a stop signal is noted (within a tenth of a second), the
 // group killed: Ctrl-C at a terminal reaches tidemark, not the program in its group of its own.
-// Killing the group is SIGTERM, then SIGKILL once the program has ended or options.termGrace has
-// passed (whatever in its group outlived it, or ignored SIGTERM, gets the SIGKILL). The program is
-// killed (SIGKILL, at once) when tidemark dies, by kill -9 too.
+// Killing the group is SIGTERM (and SIGCONT, for a stopped program), then SIGKILL once nothing in
+// the group runs any more (the program and what it started: a shell's command may outlive the
+// shell while it cleans up) or options.termGrace has passed (what ignores SIGTERM gets the
+// SIGKILL). A program no longer ours to wait for (reaped elsewhere: SIGCHLD ignored) gets no
+// signal, its number possibly another's. The program is killed (SIGKILL, at once) when tidemark
+// dies, by kill -9 too.
 ChildEnd runChild(std::vector<std::string> args, const ChildOptions& options,
                   const std::function<bool(std::string_view)>& onOutput);
 

@@ -237,6 +237,32 @@ TEST_CASE("a program killed before its end gets SIGTERM first, and SIGKILL after
   CHECK(test::secondsSince(started) < 20);
 }
 
+TEST_CASE("the grace lasts while anything in the group runs, and ends when nothing does") {
+  test::TempDir dir;
+  const std::string cleaned = dir / "cleaned";
+  const auto started = std::chrono::steady_clock::now();
+  SUBCASE("a command the shell forked (as sh -c runs a key command) cleans up after the shell") {
+    // dash forks even a single command: the shell dies at SIGTERM at once, the script's slow
+    // cleanup (a token revoked) goes on without it.
+    const std::string script = dir / "key.sh";
+    makeScript(script, "#!/bin/sh\ntrap 'sleep 0.5; echo done > " + cleaned +
+                           "; exit 1' TERM\necho started\nsleep 30 &\nwait\n");
+    auto out = run({"/bin/sh", "-c", script},
+                   {.timeout = milliseconds(500), .termGrace = milliseconds(10000)});
+    CHECK(out.end.timedOut);
+  }
+  SUBCASE("a stopped program is continued, and its handler runs") {
+    auto out = run({"/bin/sh", "-c",
+                    "trap 'echo done > " + cleaned + "; exit 1' TERM; echo started; kill -STOP $$"},
+                   {.timeout = milliseconds(500), .termGrace = milliseconds(10000)});
+    CHECK(out.end.timedOut);
+    CHECK(out.text == "started\n");
+  }
+  CHECK(test::readText(cleaned) == "done\n");
+  // Not the whole grace: it ended when nothing in the group ran any more.
+  CHECK(test::secondsSince(started) < 8);
+}
+
 TEST_CASE("a program that ignores SIGTERM is killed once the grace has passed") {
   // SIGTERM ignored by the shell is ignored by the sleep it starts too (kept across exec).
   const auto started = std::chrono::steady_clock::now();
