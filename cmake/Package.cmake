@@ -65,21 +65,31 @@ function(tidemark_static_built_using out)
   execute_process(COMMAND ${CMAKE_CXX_COMPILER} -print-libgcc-file-name
     OUTPUT_VARIABLE libgcc OUTPUT_STRIP_TRAILING_WHITESPACE)
   set(sources)
-  foreach(file ${fmt_CONFIG} ${spdlog_CONFIG} ${tomlplusplus_CONFIG} ${nlohmann_json_CONFIG}
-      ${pugixml_CONFIG} ${libstdcxx} ${libgcc})
-    get_filename_component(file ${file} REALPATH)
-    execute_process(COMMAND dpkg-query -S ${file} OUTPUT_VARIABLE owner RESULT_VARIABLE failed
-      ERROR_QUIET OUTPUT_STRIP_TRAILING_WHITESPACE)
-    string(REGEX MATCH "^[^:, ]+" package "${owner}")
-    if(failed OR NOT package)
-      message(STATUS "No Debian package owns ${file}, which the build embeds: the package gets no "
-        "Static-Built-Using field (scripts/package refuses it); install the dependencies from "
-        "Debian (scripts/lib/common.sh lists them)")
+  foreach(variable fmt_CONFIG spdlog_CONFIG tomlplusplus_CONFIG nlohmann_json_CONFIG
+      pugixml_CONFIG libstdcxx libgcc)
+    set(file "${${variable}}")
+    if(file)
+      get_filename_component(file "${file}" REALPATH)
+      execute_process(COMMAND dpkg-query -S "${file}" OUTPUT_VARIABLE owner RESULT_VARIABLE failed
+        ERROR_QUIET OUTPUT_STRIP_TRAILING_WHITESPACE)
+      # "libfmt-dev:amd64: /usr/lib/...": the package with its architecture (two of a Multi-Arch
+      # package may be installed), one owner only.
+      string(REGEX MATCH "^[^ ,]+: /" owner "${owner}")
+      string(REGEX REPLACE ": /$" "" package "${owner}")
+    endif()
+    if(package)
+      execute_process(COMMAND dpkg-query -W "-f=\${source:Package} (= \${source:Version})"
+        "${package}" OUTPUT_VARIABLE source RESULT_VARIABLE failed ERROR_QUIET
+        OUTPUT_STRIP_TRAILING_WHITESPACE)
+    endif()
+    if(NOT file OR NOT package OR failed OR NOT source MATCHES "^[^ ]+ \\(= [^)]+\\)$")
+      message(STATUS "Cannot tell which Debian source package ${variable} ('${file}') comes "
+        "from: the package gets no Static-Built-Using field (scripts/package refuses it); "
+        "install the dependencies from Debian (scripts/lib/common.sh lists them)")
       return()
     endif()
-    execute_process(COMMAND dpkg-query -W "-f=\${source:Package} (= \${source:Version})" ${package}
-      OUTPUT_VARIABLE source OUTPUT_STRIP_TRAILING_WHITESPACE)
     list(APPEND sources "${source}")
+    unset(package)
   endforeach()
   list(REMOVE_DUPLICATES sources)
   list(SORT sources)

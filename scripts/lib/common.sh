@@ -139,8 +139,9 @@ tm_stop_pid() {
 # The binaries the Debian package must hold, each with its man page.
 TM_BINARIES=(tidemark tidemark-archive-push tidemark-archive-get tidemark-basebackup tidemark-recover)
 
-# Fails, saying what is wrong, unless the Debian package DEB holds every binary and its man page
-# and /etc/tidemark/tidemark.toml as a conffile, and lintian reports no error on it.
+# Fails, saying what is wrong, unless the Debian package DEB holds every binary and its man page,
+# /etc/tidemark/tidemark.toml as a conffile and a Static-Built-Using field, and lintian reports no
+# error on it.
 tm_check_package() {
   local deb=$1 contents missing=() program
   contents=$(dpkg-deb -c "$deb" | awk '{print $NF}')
