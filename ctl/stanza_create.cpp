@@ -99,9 +99,10 @@ std::vector<OptionSpec> stanzaUpgradeOptionSpecs() {
            .help = "read the upgraded cluster's identity from this data directory (running or "
                    "not) instead of asking the server pg.conninfo names"},
           {.name = "force",
-           .help = "record the cluster although it was initialised before the current "
-                   "generation's (its system identifier's time): only for an upgraded cluster "
-                   "made on a host whose clock was wrong"}};
+           .help = "record the cluster although it does not look like the current "
+                   "generation's after pg_upgrade: the same major version (a cluster that "
+                   "replaces it for good), or initialised before it (a host whose clock was "
+                   "wrong)"}};
 }
 
 int stanzaUpgrade(const Config& config, const CommandLine& commandLine) {

@@ -175,9 +175,23 @@ Generation requireGeneration(const Repository& repository, const StanzaInfo& sta
     return *found;
   }
   const Generation& current = generations.back();
-  bool upgrade =
-      pgVersion > current.pgVersion || ((pgVersion == current.pgVersion || pgVersion == 0) &&
-                                        initialised(systemId) > initialised(current.systemId));
+  // pg_upgrade makes its cluster after the old one, most often of a newer major version. A later
+  // cluster of the same version may be a same-version pg_upgrade, or a second cluster pointed at
+  // this stanza by mistake: that one must not take the stanza from the cluster still archiving
+  // into it, so its hint names a stanza of its own first and stanza-upgrade only with --force.
+  const bool later = initialised(systemId) > initialised(current.systemId);
+  std::string hint = kOwnStanzaHint;
+  if (pgVersion > current.pgVersion || (pgVersion == 0 && later))
+    hint = fmt::format(
+        "if this cluster is '{}' after pg_upgrade, run 'tidemark stanza-upgrade' once ({}): "
+        "archiving resumes in a new generation of the stanza; otherwise {}",
+        repository.stanza(), docPath("upgrade.md"), kOwnStanzaHint);
+  else if (pgVersion == current.pgVersion && later)
+    hint = fmt::format(
+        "{}; only if this cluster replaces the stanza's for good (a pg_upgrade to the same "
+        "version, a dump and restore: the old cluster archives no more), run 'tidemark "
+        "stanza-upgrade --force' once ({})",
+        kOwnStanzaHint, docPath("upgrade.md"));
   throw Error(
       ErrorCode::ForeignCluster,
       fmt::format("{} is from the cluster with system identifier {}, but stanza '{}' belongs to {}",
@@ -185,11 +199,7 @@ Generation requireGeneration(const Repository& repository, const StanzaInfo& sta
                   generations.size() == 1 ? std::to_string(stanza.systemId)
                                           : fmt::format("{} (its current {})", stanza.systemId,
                                                         describeGeneration(current))),
-      upgrade ? fmt::format("if this cluster is '{}' after pg_upgrade, run 'tidemark "
-                            "stanza-upgrade' once ({}): archiving resumes in a new "
-                            "generation of the stanza; otherwise {}",
-                            repository.stanza(), docPath("upgrade.md"), kOwnStanzaHint)
-              : std::string(kOwnStanzaHint));
+      hint);
 }
 
 UpgradedStanza upgradeStanza(const Repository& repository, const StanzaInfo& stanza,
@@ -210,6 +220,17 @@ UpgradedStanza upgradeStanza(const Repository& repository, const StanzaInfo& sta
                             cluster.pgVersion, describeGeneration(current), repository.stanza()),
                 "this is another cluster: give it a stanza of its own ('stanza' and 'tidemark "
                 "stanza-create')");
+  // pg_upgrade goes to a newer major version: a cluster of the same version is another one, and
+  // a new generation for it would leave the stanza's cluster archiving into an old generation
+  // that expire deletes once the new one has its backups.
+  if (!force && cluster.pgVersion == current.pgVersion)
+    throw Error(ErrorCode::Config,
+                fmt::format("this cluster runs PostgreSQL {}, as {} of stanza '{}' does: "
+                            "pg_upgrade goes to a newer major version, so it is another cluster",
+                            cluster.pgVersion, describeGeneration(current), repository.stanza()),
+                "give this cluster a stanza of its own ('stanza' and 'tidemark stanza-create'); "
+                "only to replace the stanza's cluster for good (the old one no longer archives: "
+                "a dump and restore, a same-version pg_upgrade), run again with --force");
   // pg_upgrade's new cluster is made (initdb) for the upgrade, after the old one.
   if (!force && initialised(cluster.systemId) <= initialised(current.systemId))
     throw Error(

@@ -1,7 +1,8 @@
 // tidemark stanza-upgrade against a real pg_upgrade (PostgreSQL 15 to 15, as PostgreSQL's own
 // tests do: the new cluster gets a new system identifier), on posix and S3 repositories: the
-// upgraded cluster's WAL is refused as a foreign cluster with a hint naming stanza-upgrade;
-// stanza-upgrade records generation 2 (and, run again, changes nothing); archiving resumes into
+// upgraded cluster's WAL is refused as a foreign cluster with a hint naming stanza-upgrade --force;
+// stanza-upgrade refuses a cluster of the same version without --force, records generation 2 with
+// it (and, run again, changes nothing); archiving resumes into
 // <stanza>/wal-2/; a backup of the new cluster belongs to generation 2; recoveries to a time in
 // each generation restore that generation's backup and replay its WAL; and a cluster that is no
 // upgrade of the stanza's is still refused.
@@ -13,6 +14,7 @@
 #include <thread>
 
 #include "cluster.h"
+#include "common/base/error.h"
 #include "common/repo/backup.h"
 #include "tidemark_runner.h"
 
@@ -132,7 +134,9 @@ TEST_CASE_TEMPLATE(
     INFO(o.output());
     CHECK(o.status == 8);  // ErrorCode::ForeignCluster
     CHECK(contains(o.output(), newId));
-    CHECK(contains(o.output(), "tidemark stanza-upgrade"));
+    // The same version (15 to 15): a stanza of its own first, stanza-upgrade with --force.
+    CHECK(contains(o.output(), "each cluster needs its own stanza"));
+    CHECK(contains(o.output(), "tidemark stanza-upgrade --force"));
     INFO(upgraded.logTail(80));
     CHECK(contains(readText(ws.path("new.log")), "stanza-upgrade"));  // what the archiver got
   }
@@ -142,9 +146,16 @@ TEST_CASE_TEMPLATE(
   }
   CHECK_FALSE(ws.hasObject(walObjectOf(1, refusedWal)));
 
-  // 4. stanza-upgrade (from the data directory); again (from the server): nothing more to do.
+  // 4. stanza-upgrade (from the data directory): refused for a cluster of the same version (it
+  // may be another cluster pointed at this stanza), recorded with --force; again (from the
+  // server): nothing more to do.
   {
-    Outcome o = serverCtl(ws, {"stanza-upgrade", "--pgdata", upgraded.dataDir()});
+    Outcome refused = serverCtl(ws, {"stanza-upgrade", "--pgdata", upgraded.dataDir()});
+    INFO(refused.output());
+    CHECK(refused.status == exitStatus(ErrorCode::Config));
+    CHECK(contains(refused.output(), "runs PostgreSQL 15, as generation 1"));
+    CHECK_FALSE(ws.hasObject("main/generations/2.json"));
+    Outcome o = serverCtl(ws, {"stanza-upgrade", "--pgdata", upgraded.dataDir(), "--force"});
     INFO(o.output());
     REQUIRE(o.status == 0);
     CHECK(contains(o.output(), "new generation 2, system identifier " + newId + ", PostgreSQL 15"));

@@ -391,9 +391,10 @@ TEST_CASE("getWalFile reads the generation of the cluster that recovers") {
   upgraded.systemId = kSegment.systemId + (std::uint64_t(100) << 32);
   upgraded.seed = 2;
   repo::Repository repository(f.storage, "main");
-  repo::upgradeStanza(
+  repo::upgradeStanza(  // a pg_upgrade to the same version (PostgreSQL 15's segments): --force
       repository, repo::requireStanza(repository),
-      {.systemId = upgraded.systemId, .pgVersion = 15, .walSegmentSize = upgraded.segmentSize});
+      {.systemId = upgraded.systemId, .pgVersion = 15, .walSegmentSize = upgraded.segmentSize},
+      true);
   test::TempDir source;
   REQUIRE(archive::pushWalFile(repository, {.walPath = test::writeSegment(source.path(), upgraded)})
               .outcome == archive::PushOutcome::Stored);

@@ -50,12 +50,14 @@ test::SegmentSpec upgradedCluster(std::uint64_t segment) {
   return upgraded;
 }
 
-// tidemark stanza-upgrade for the cluster of `upgraded`.
+// tidemark stanza-upgrade --force for the cluster of `upgraded` (a pg_upgrade to the same
+// version: the test segments are PostgreSQL 15's).
 void stanzaUpgrade(const repo::Repository& repository, const test::SegmentSpec& upgraded) {
   REQUIRE(
       repo::upgradeStanza(
           repository, repo::requireStanza(repository),
-          {.systemId = upgraded.systemId, .pgVersion = 15, .walSegmentSize = upgraded.segmentSize})
+          {.systemId = upgraded.systemId, .pgVersion = 15, .walSegmentSize = upgraded.segmentSize},
+          true)
           .created);
 }
 
@@ -277,7 +279,9 @@ TEST_CASE("pushWalFile after stanza-upgrade: each cluster's WAL goes to its own 
   const std::string path = f.write(upgraded);
   Error refused = thrownError([&] { pushWalFile(f.storage, params(path)); });
   CHECK(refused.code() == ErrorCode::ForeignCluster);
-  CHECK(std::string(refused.hint()) == Containing("tidemark stanza-upgrade"));
+  // The same version: a stanza of its own first, stanza-upgrade only to replace the cluster.
+  CHECK(std::string(refused.hint()) == Containing("its own stanza"));
+  CHECK(std::string(refused.hint()) == Containing("tidemark stanza-upgrade --force"));
   CHECK_FALSE(test::exists(f.repoDir / "main/wal-2"));
 
   stanzaUpgrade(repo::Repository(f.storage, "main"), upgraded);

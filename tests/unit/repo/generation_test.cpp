@@ -100,8 +100,16 @@ TEST_CASE("an unknown cluster is refused, naming stanza-upgrade only when it loo
     CHECK(std::string(e.what()) == Containing("WAL file X"));
     return std::string(e.hint());
   };
-  CHECK(refused(kLater + (1ULL << 32), 15) == Containing("tidemark stanza-upgrade"));  // later
-  CHECK(refused(kEarlier, 16) == Containing("tidemark stanza-upgrade"));  // a newer version
+  // A newer version, or a later cluster of a version unknown: an upgrade, as far as it shows.
+  CHECK(refused(kLater + (1ULL << 32), 16) == Containing("run 'tidemark stanza-upgrade' once"));
+  CHECK(refused(kEarlier, 16) == Containing("run 'tidemark stanza-upgrade' once"));
+  CHECK(refused(kLater + (1ULL << 32), 0) == Containing("run 'tidemark stanza-upgrade' once"));
+  // A later cluster of the same version: a second cluster pointed at this stanza far more often
+  // than a same-version pg_upgrade; a stanza of its own first, stanza-upgrade only with --force.
+  const std::string same = refused(kLater + (1ULL << 32), 15);
+  CHECK(same.rfind("each cluster needs its own stanza", 0) == 0);
+  CHECK(same == Containing("replaces the stanza's for good"));
+  CHECK(same == Containing("'tidemark stanza-upgrade --force'"));
   // An older cluster, an older version: no upgrade, only the wrong-stanza hint.
   CHECK(refused(kEarlier, 15).find("stanza-upgrade") == std::string::npos);
   CHECK(refused(kLater + (1ULL << 32), 14).find("stanza-upgrade") == std::string::npos);
@@ -169,15 +177,27 @@ TEST_CASE("with encryption, generation records are authenticated like stanza.jso
     CHECK(upgradeStanza(repository, created, cluster(kEarlier - 1, 16), true).created);
     return;
   }
+  SUBCASE("a cluster of the same version is another cluster, not its upgrade (unless --force)") {
+    Error e = thrownError([&] { upgradeStanza(repository, created, cluster(kLater, 15)); });
+    CHECK(e.code() == ErrorCode::Config);
+    CHECK(std::string(e.what()) ==
+          Containing("runs PostgreSQL 15, as generation 1 (system identifier"));
+    CHECK(std::string(e.what()) == Containing("so it is another cluster"));
+    CHECK(e.hint() == Containing("a stanza of its own"));
+    CHECK(e.hint() == Containing("--force"));
+    CHECK_FALSE(s.object(generationFile("main", 2)));
+    CHECK(upgradeStanza(repository, created, cluster(kLater, 15), true).created);
+    return;
+  }
   SUBCASE("beside a running backup it waits its turn") {
     std::string holder;
     auto lock = s.tryLock(backupLockFile("main"), "a backup", holder);
     REQUIRE(lock);
-    CHECK(thrownError([&] { upgradeStanza(repository, created, cluster(kLater)); }).code() ==
+    CHECK(thrownError([&] { upgradeStanza(repository, created, cluster(kLater, 16)); }).code() ==
           ErrorCode::Locked);
     return;
   }
-  upgradeStanza(repository, created, cluster(kLater));
+  upgradeStanza(repository, created, cluster(kLater, 16));
   REQUIRE(s.object(macRecordPath(generationFile("main", 2))));
   CHECK(loadGenerations(repository, created).size() == 2);
   CHECK(unauthenticatedMetadata(repository, created).empty());
