@@ -191,9 +191,10 @@ void waitForWal(const repo::Repository& repository, int generation, std::uint32_
               "backup needs); no backup was recorded",
               missing, timeout.count(), next - first,
               plural(last - first + 1, "segment", "segments")),
-          "check archive_mode and archive_command (tidemark-archive-push %p) on the server, and "
-          "pg_stat_archiver (failed_count, last_failed_wal); raise backup.wal-timeout for a slow "
-          "archive");
+          "check archive_mode and archive_command on the server ('tidemark check' proves "
+          "archiving end to end and names what to fix, an archive_command without this "
+          "configuration's --config among them), and pg_stat_archiver (failed_count, "
+          "last_failed_wal); raise backup.wal-timeout for a slow archive");
     if (now - lastReport >= std::chrono::seconds(10)) {
       spdlog::info("waiting for the archive to receive WAL: {} archived of {}, next {}",
                    next - first, plural(last - first + 1, "segment", "segments"), missing);
@@ -229,7 +230,7 @@ std::unique_ptr<storage::Lock> lockStanza(const repo::Repository& repository) {
 }
 
 // The server's version, identity and settings, refused when a backup could not complete.
-Server checkServer(pg::Connection& connection) {
+Server checkServer(pg::Connection& connection, const std::string& archiveCommand) {
   Server server;
   server.version = connection.serverVersion();
   if (server.version < 150000)
@@ -256,8 +257,8 @@ Server checkServer(pg::Connection& connection) {
         ErrorCode::Database,
         fmt::format("archive_mode is off on {}: the backup's WAL would never reach the repository",
                     connection.describe()),
-        "set archive_mode = on and archive_command = 'tidemark-archive-push %p', then restart "
-        "PostgreSQL");
+        fmt::format("set archive_mode = on and archive_command = '{}', then restart PostgreSQL",
+                    archiveCommand));
   return server;
 }
 
@@ -771,7 +772,7 @@ repo::BackupInfo takeBackup(const repo::Repository& repository, const BackupPara
     if (!lock->confirm()) throw lockLost();
   };
   pg::Connection connection = pg::Connection::open(params.conninfo, true, "tidemark-basebackup");
-  const Server server = checkServer(connection);
+  const Server server = checkServer(connection, params.archiveCommand);
   const auto [stanza, generation] = checkStanza(repository, server, connection);
   requireWalFromCluster(repository, generation.number, server, params);
   storeMissingHistory(repository, generation.number, connection, server.timeline);
@@ -825,7 +826,8 @@ repo::BackupInfo basebackup(const Config& config, const std::function<bool()>& s
                       .maxRate = config.backup.maxRate,
                       .manifestChecksums = config.backup.manifestChecksums,
                       .walTimeout = std::chrono::seconds(config.backup.walTimeout),
-                      .stopRequested = stopRequested};
+                      .stopRequested = stopRequested,
+                      .archiveCommand = suggestedArchiveCommand(config)};
   auto started = std::chrono::steady_clock::now();
   repo::BackupInfo info = takeBackup(repository, params);
   double seconds =

@@ -26,6 +26,8 @@ struct BackupParams {
   // Polled throughout: true stops the backup (Error Interrupted) and removes what it stored.
   std::function<bool()> stopRequested;
   int terminal = -1;  // progress display: 1 bar, 0 log lines, -1 whether stderr is a terminal
+  // The archive_command a hint suggests (suggestedArchiveCommand: with this configuration's file).
+  std::string archiveCommand = "tidemark-archive-push %p";
 };
 
 // The worker: takes the stanza's backup lock, checks the server (version, wal_level,

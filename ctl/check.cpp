@@ -640,11 +640,6 @@ std::vector<std::string> targetDifferences(const RepositoryTarget& archived,
   return out;
 }
 
-std::string suggestedArchiveCommand(const Config& config) {
-  if (config.file.empty()) return fmt::format("{} %p", kPushProgram);
-  return fmt::format("{} --config {} %p", kPushProgram, config.file);
-}
-
 CheckResult checkArchiveCommand(const std::string& archiveCommand, const Config& config,
                                 const std::string& dataDirectory) {
   const std::string name = "archive-command";

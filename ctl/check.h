@@ -85,9 +85,6 @@ std::string describeTarget(const RepositoryTarget& target);
 std::vector<std::string> targetDifferences(const RepositoryTarget& archived,
                                            const RepositoryTarget& checked);
 
-// The archive_command that pushes with `config` ("tidemark-archive-push --config FILE %p").
-std::string suggestedArchiveCommand(const Config& config);
-
 // The archive-command check of `archiveCommand` (the server's value) against `config`: it must call
 // tidemark-archive-push with a configuration (loaded with loadConfig from its flags, its --config
 // or TIDEMARK_CONFIG, relative to `dataDirectory` when that is not empty, and its TIDEMARK_*/AWS_*

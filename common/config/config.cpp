@@ -690,6 +690,11 @@ std::string describeSources(const Config& config) {
                      list(config.sources.environment), list(config.sources.flags));
 }
 
+std::string suggestedArchiveCommand(const Config& config) {
+  if (config.file.empty()) return "tidemark-archive-push %p";
+  return fmt::format("tidemark-archive-push --config {} %p", config.file);
+}
+
 Config loadConfig(const CommandLine& commandLine, const Environment& environment) {
   Config config;
   std::map<std::string, std::string> origins;  // key name -> where its value came from

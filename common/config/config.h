@@ -127,6 +127,10 @@ Error exposedSecretError(const Config::ExposedSecret& exposed);
 
 inline constexpr const char* kDefaultConfigFile = "/etc/tidemark/tidemark.toml";
 
+// The archive_command that pushes with `config`: "tidemark-archive-push --config FILE %p", or
+// without --config when no file was read (built-in defaults).
+std::string suggestedArchiveCommand(const Config& config);
+
 // ---- loading ------------------------------------------------------------------------------
 
 using Environment = std::map<std::string, std::string>;

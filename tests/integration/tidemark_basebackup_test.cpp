@@ -406,7 +406,9 @@ TEST_CASE(
     INFO(text);
     CHECK(status == 12);
     CHECK(text.find("archive_mode is off") != std::string::npos);
-    CHECK(text.find("archive_command = 'tidemark-archive-push %p'") != std::string::npos);
+    // With the configuration this backup was given: archive-push must read the same one.
+    CHECK(text.find("archive_command = 'tidemark-archive-push --config " + ws.config() + " %p'") !=
+          std::string::npos);
   }
   CHECK(backupObjects(ws).empty());
 }

@@ -42,6 +42,9 @@ TEST_CASE_TEMPLATE("tidemark stanza-create makes the stanza of one cluster, once
   INFO(created.err);
   REQUIRE(created.status == 0);
   CHECK(created.out.find("stanza 'main' created in ") != std::string::npos);
+  // The archive_command to set reads the configuration this stanza was made with.
+  CHECK(created.out.find("archive_command = 'tidemark-archive-push --config " + ws.config() +
+                         " %p'") != std::string::npos);
   repo::StanzaInfo stanza = *repo::loadStanza(ws.repository());
   CHECK(stanza.walSegmentSize == 16u << 20);
   CHECK(stanza.pgVersion == 15);
