@@ -774,6 +774,10 @@ recovery::RecoveryPlan recover(const Config& config, const CommandLine& commandL
     spdlog::warn(
         "--archiving=preserve: the server promotes with its own archive settings; if they are a "
         "production server's and this is a copy beside it, it archives into that stanza");
+  // What the restored server's restore_command needs, checked first: a dry run says 0 only for
+  // a plan the real run can carry out.
+  refuseEnvironmentSettings();
+  const std::string restoreCommand = restore::restoreCommand(config, commandLine);
   repo::Repository repository = repo::openRepository(config);
   recovery::RecoveryPlan plan =
       recovery::planRecovery(repository, options.target, options.backup, options.standby);
@@ -789,7 +793,6 @@ recovery::RecoveryPlan recover(const Config& config, const CommandLine& commandL
     std::puts("dry run: nothing was written");
     return plan;
   }
-  refuseEnvironmentSettings();
   // A lease on the WAL the replay reads, before anything is restored: expire keeps that WAL while
   // the lease is renewed (by the replay's archive-get) and lets it lapse after
   // retention.lease-timeout without a renewal.
@@ -802,9 +805,8 @@ recovery::RecoveryPlan recover(const Config& config, const CommandLine& commandL
     // Renewed while the restore runs (the replay's archive-get renews it from then on).
     lease.startRenewal();
     keepDroppedWal(repository, stanza, config.stanza, options, true);
-    owned = restoreAndConfigure(repository, plan, options, places, configPlan,
-                                restore::restoreCommand(config, commandLine), stopRequested,
-                                lease.marker());
+    owned = restoreAndConfigure(repository, plan, options, places, configPlan, restoreCommand,
+                                stopRequested, lease.marker());
   } catch (...) {
     lease.release();
     throw;

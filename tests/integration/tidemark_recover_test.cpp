@@ -329,6 +329,11 @@ TEST_CASE("recover refuses, before writing anything, what it cannot do safely") 
               "TIDEMARK_LOG_LEVEL is set, but PostgreSQL's restore_command would not see it") !=
           std::string::npos);
     CHECK_FALSE(fs::exists(dir));
+    // A dry run says so too: its 0 promises a run that can be carried out.
+    Outcome dry = recoverWith(ws, {"--pgdata=" + dir, "--dry-run"}, {"TIDEMARK_LOG_LEVEL=debug"});
+    INFO(dry.output());
+    CHECK(dry.status == 4);
+    CHECK(dry.output().find("TIDEMARK_LOG_LEVEL is set") != std::string::npos);
   }
   {
     INFO(
