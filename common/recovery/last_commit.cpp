@@ -133,17 +133,31 @@ bool reaches(const LastCommit& commit, const Target& target) {
   return target.exclusive ? commit.time >= target.time : commit.time > target.time;
 }
 
-void refuseUnreachableTime(const ArchiveEnd& end, const Target& target) {
+void refuseUnreachableTime(const ArchiveEnd& end, const Target& target,
+                           const std::string& firstMissing) {
   if (target.kind != TargetKind::Time || !end.commit || reaches(*end.commit, target)) return;
+  const LastCommit& last = *end.commit;
+  const std::string commit = fmt::format("{} at {} in {}, {}", formatTimestamp(last.time),
+                                         pg::formatLsn(last.lsn), last.segment, last.kind);
+  if (firstMissing.empty())
+    throw Error(ErrorCode::InvalidInput,
+                fmt::format("the target {} is at or after the last commit in the archive ({}): "
+                            "PostgreSQL would replay everything and then fail with \"recovery "
+                            "ended before configured recovery target was reached\"",
+                            target.describe(), commit),
+                fmt::format("choose a target before {}, or give no target to replay everything "
+                            "archived",
+                            formatTimestamp(last.time)));
+  // The archive goes on after a hole: what lies beyond it cannot be replayed, whatever it holds.
   throw Error(ErrorCode::InvalidInput,
-              fmt::format("the target {} is at or after the last commit in the archive ({} at {} "
-                          "in {}, {}): PostgreSQL would replay everything and then fail with "
-                          "\"recovery ended before configured recovery target was reached\"",
-                          target.describe(), formatTimestamp(end.commit->time),
-                          pg::formatLsn(end.commit->lsn), end.commit->segment, end.commit->kind),
-              fmt::format("choose a target before {}, or give no target to replay everything "
-                          "archived",
-                          formatTimestamp(end.commit->time)));
+              fmt::format("the target {} is at or after the last commit before a gap in the "
+                          "archived WAL ({}; {} is missing): the replay stops at the gap, and "
+                          "PostgreSQL would fail there with \"recovery ended before configured "
+                          "recovery target was reached\"",
+                          target.describe(), commit, firstMissing),
+              fmt::format("choose a target before {}, or put {} back into the archive (from "
+                          "the server's pg_wal, or a copy; 'tidemark verify' names every gap)",
+                          formatTimestamp(last.time), firstMissing));
 }
 
 }  // namespace tidemark::recovery

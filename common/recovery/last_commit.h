@@ -57,7 +57,9 @@ ArchiveEnd lastCommit(const repo::Repository& repository, const Catalog& catalog
 bool reaches(const LastCommit& commit, const Target& target);
 
 // Throws Error(InvalidInput) when `end` shows the time target unreachable, naming the last commit
-// and the two ways forward.
-void refuseUnreachableTime(const ArchiveEnd& end, const Target& target);
+// and the ways forward. `firstMissing`: the first WAL file missing after the backup (the replay
+// stops there, and `end` was read up to it), empty when the archive is unbroken.
+void refuseUnreachableTime(const ArchiveEnd& end, const Target& target,
+                           const std::string& firstMissing = "");
 
 }  // namespace tidemark::recovery

@@ -612,7 +612,8 @@ RecoveryPlan planRecovery(const repo::Repository& repository, const Target& targ
           pg::segmentNumber(*pg::parseWalName(plan.gaps.front().first), chosen.segmentSize()) - 1;
     plan.archiveEnd = lastCommit(repository, chosen, plan.history, plan.firstSegment, last,
                                  plan.backup.pgVersion, binDirectory);
-    refuseUnreachableTime(*plan.archiveEnd, target);
+    refuseUnreachableTime(*plan.archiveEnd, target,
+                          plan.gaps.empty() ? std::string() : plan.gaps.front().first);
     if (!plan.archiveEnd->commit)
       plan.warnings.push_back(
           "cannot tell where the archive ends in commit time (" + plan.archiveEnd->unknown +
