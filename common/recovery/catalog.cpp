@@ -207,6 +207,15 @@ std::uint64_t Catalog::divergence(const pg::TimelineHistory& a, const pg::Timeli
   return UINT64_MAX;
 }
 
+std::int64_t Catalog::newestWalStored() const {
+  std::int64_t newest = 0;
+  for (const auto* files : {&wal_.segments, &wal_.partials})
+    for (const auto& [timeline, segments] : *files)
+      for (const auto& [segment, file] : segments)
+        newest = std::max(newest, file.modified);
+  return newest;
+}
+
 bool Catalog::walAfter(std::uint32_t timeline, std::uint64_t lsn) const {
   auto it = wal_.segments.find(timeline);
   // Segment n ends at (n + 1) * size: after lsn from n = lsn / size on.

@@ -96,6 +96,9 @@ class Catalog {
   repo::MetadataTrust metadataTrust() const { return trust_; }
   const repo::WalCatalog& wal() const { return wal_; }
   std::uint32_t segmentSize() const { return wal_.segmentSize; }
+  // When the newest WAL segment or .partial file was stored (the storage's clock, seconds since
+  // the epoch); 0 without any.
+  std::int64_t newestWalStored() const;
 
   // The complete backup with that label, or nullptr.
   const repo::BackupInfo* findBackup(const std::string& label) const;

@@ -513,19 +513,11 @@ const Catalog& generationFor(const std::vector<Catalog>& generations, const Targ
 
 std::vector<std::string> generationWarnings(const std::vector<Catalog>& generations,
                                             const Catalog& chosen) {
-  auto newestWal = [](const Catalog& catalog) {
-    std::int64_t newest = 0;
-    for (const auto* files : {&catalog.wal().segments, &catalog.wal().partials})
-      for (const auto& [timeline, segments] : *files)
-        for (const auto& [segment, file] : segments)
-          newest = std::max(newest, file.modified);
-    return newest;
-  };
   std::vector<std::string> out;
-  const std::int64_t mine = newestWal(chosen);
+  const std::int64_t mine = chosen.newestWalStored();
   for (const auto& other : generations) {
     if (&other == &chosen) continue;
-    const std::int64_t theirs = newestWal(other);
+    const std::int64_t theirs = other.newestWalStored();
     if (theirs > mine)
       out.push_back(fmt::format(
           "generation {} of the stanza (system identifier {}) received WAL after this "

@@ -84,6 +84,29 @@ ExpiryPlan planExpiry(const std::vector<Catalog>& generations, const RetentionPo
             fmt::format("a recovery replays it (lease {}, {})", lease.id, lease.holder));
   }
 
+  // An older generation whose cluster still archives: WAL of it stored after the next generation
+  // was recorded (an hour allowed for clocks apart) and recently. A rolled-back upgrade, a
+  // migration by logical replication with the old cluster still in service, or a cluster that was
+  // never the one upgraded (stanza-upgrade --force on the wrong one): the count and window rules
+  // span generations and would delete its backups and WAL as superseded. Every backup of it stays,
+  // and so the WAL they need, until it has archived nothing for kStillArchivingFor.
+  for (std::size_t g = 0; g + 1 < generations.size(); ++g) {
+    const std::optional<UtcSeconds> next = generations[g + 1].generation().created;
+    const std::int64_t newest = generations[g].newestWalStored();
+    if (!next || newest <= (next->time_since_epoch() + std::chrono::hours(1)).count() ||
+        newest < (now - kStillArchivingFor).time_since_epoch().count())
+      continue;
+    for (std::size_t i = 0; i < n; ++i) {
+      if (backups[i].catalog != &generations[g]) continue;
+      reasons[i].push_back(fmt::format(
+          "generation {} still archives (WAL stored at {}, after generation {} was recorded at "
+          "{})",
+          generations[g].generation().number, formatUtc(UtcSeconds(std::chrono::seconds(newest))),
+          generations[g + 1].generation().number, formatUtc(*next)));
+      byRule[i] = true;
+    }
+  }
+
   ExpiryPlan plan;
   for (std::size_t i = 0; i < n; ++i) {
     if (reasons[i].empty())

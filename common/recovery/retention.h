@@ -14,6 +14,11 @@
 // that, nothing goes that a kept backup (by a rule) reads from its start along its own timeline's
 // history, that a keep-marked backup needs from its start to its stop, or that a live lease reads
 // from its first segment on its timelines. Without a backup kept by a rule, no WAL goes.
+//
+// An older generation that still archives (WAL stored after the next generation was recorded,
+// and within kStillArchivingFor) keeps every backup, as if a rule kept them: its cluster is in
+// service (a rolled-back upgrade, a migration by logical replication, a cluster that was never the
+// one upgraded), not superseded.
 #pragma once
 
 #include <cstdint>
@@ -81,6 +86,9 @@ struct ExpiryPlan {
   // Files older than the cutoff that stay because a keep mark or a lease needs them: why.
   std::vector<std::string> heldBack;
 };
+
+// How long an older generation that archived after the next one was recorded counts as in service.
+inline constexpr std::chrono::seconds kStillArchivingFor = std::chrono::days(7);
 
 // Throws Error(Config) for an empty policy, naming the keys to set: an unset policy never deletes.
 void requirePolicy(const RetentionPolicy& policy);

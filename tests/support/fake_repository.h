@@ -57,13 +57,19 @@ struct FakeRepository {
   }
 
   // pg_upgrade and tidemark stanza-upgrade: a new generation for the cluster `newSystemId`
-  // (unsigned); what is added from now on belongs to it.
+  // (unsigned); what is added from now on belongs to it. The old generation's WAL was stored
+  // before (a day before the record): its cluster stopped for the upgrade.
   void upgrade(std::uint64_t newSystemId) {
+    const UtcSeconds created = *parseUtc("2026-11-15T00:00:00Z");
+    const std::string oldWal = repo::walDirectory("main", generation) + "/";
+    for (const auto& path : storage.paths())
+      if (path.rfind(oldWal, 0) == 0)
+        storage.setModified(path, (created - std::chrono::days(1)).time_since_epoch().count());
     repo::Generation g{.number = ++generation,
                        .systemId = newSystemId,
                        .pgVersion = 15,
                        .walSegmentSize = kSegmentSize,
-                       .created = parseUtc("2026-11-15T00:00:00Z"),
+                       .created = created,
                        .tidemarkVersion = "0.1.0"};
     std::string path = repo::generationFile("main", g.number);
     storage.setObject(path, text(g.toJson()));

@@ -244,6 +244,11 @@ void MemoryStorage::setObject(const std::string& path, io::Buffer bytes) {
   object.modified = std::int64_t(std::time(nullptr));
 }
 
+void MemoryStorage::setModified(const std::string& path, std::int64_t modified) {
+  std::lock_guard lock(state_->mutex);
+  state_->objects.at(path).modified = modified;
+}
+
 std::vector<std::string> MemoryStorage::paths() const {
   std::lock_guard lock(state_->mutex);
   std::vector<std::string> out;

@@ -42,6 +42,8 @@ class MemoryStorage final : public storage::Storage {
   // them or to replace them with damaged ones.
   std::optional<io::Buffer> object(const std::string& path) const;
   void setObject(const std::string& path, io::Buffer bytes);
+  // Sets when `path` was stored (seconds since the epoch; stored objects get the current time).
+  void setModified(const std::string& path, std::int64_t modified);
   // Every stored object's path, sorted.
   std::vector<std::string> paths() const;
   // Writes created and not yet committed or destroyed.

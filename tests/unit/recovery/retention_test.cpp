@@ -216,6 +216,31 @@ TEST_CASE("across a stanza-upgrade: each generation's WAL goes by its own backup
     CHECK(in(plan, 2).empty());
     CHECK(plan.heldBack.size() == 2);
   }
+  SUBCASE("generation 1 still archives after generation 2 was recorded: nothing of it goes") {
+    // Its cluster is in service (an upgrade rolled back, a migration by logical replication, or
+    // another cluster made generation 2 by mistake): WAL of it stored now, well after the record.
+    repository.storage.setObject(repo::walObject("main", 1, *pg::parseWalName(seg(1, 20))),
+                                 io::Buffer(1000, 'w'));
+    auto live = repository.catalogs();
+    const UtcSeconds now = utcNow();
+    ExpiryPlan plan = planExpiry(live, {.full = 1}, {}, {}, now);
+    // Its backups are kept, with the reason; only generation 2's older backup goes.
+    CHECK(labels(plan.backups) == std::vector<std::string>{"20261103T000000Z"});
+    bool named = false;
+    for (const auto& kept : plan.kept)
+      for (const auto& reason : kept.reasons)
+        named = named || (kept.label == "20261101T000000Z" &&
+                          reason.find("generation 1 still archives") != std::string::npos);
+    CHECK(named);
+    // Its WAL from its oldest backup on stays; nothing of it goes whole.
+    REQUIRE(plan.cutoffs.size() == 2);
+    CHECK_FALSE(plan.cutoffs[0].whole);
+    CHECK(in(plan, 1) == std::vector<std::string>{seg(1, 1)});
+    // A week after its last WAL, it counts as superseded again: it goes whole.
+    ExpiryPlan later = planExpiry(live, {.full = 1}, {}, {}, now + std::chrono::days(8));
+    CHECK(later.cutoffs[0].whole);
+    CHECK(labels(later.backups).size() == 3);
+  }
   SUBCASE("a new generation without a backup yet keeps everything") {
     test::FakeRepository fresh;
     fresh.wal(1, 1, 9);
