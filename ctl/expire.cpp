@@ -310,9 +310,13 @@ int expire(const Config& config, const CommandLine& commandLine) {
       for (const auto& folder : folders)
         storage.removeEmptyDirectory(folder);
     }
-    say(fmt::format("{} incomplete backup {} ({}, no backup.json, older than {})", prefix, label,
-                    plural(objects.size(), "object", "objects"),
-                    formatDuration(config.retention.sweepAge)));
+    // An empty folder has no age to tell; under the lock no backup is running to fill it.
+    say(objects.empty()
+            ? fmt::format("{} incomplete backup {} (an empty folder: no object, no backup.json)",
+                          prefix, label)
+            : fmt::format("{} incomplete backup {} ({}, no backup.json, older than {})", prefix,
+                          label, plural(objects.size(), "object", "objects"),
+                          formatDuration(config.retention.sweepAge)));
   }
   for (const auto& leftover : storage.leftovers(repository.stanza())) {
     if (leftover.started > sweepBefore) continue;

@@ -88,10 +88,21 @@ TEST_CASE_TEMPLATE(
   CHECK(none.status == 4);
   CHECK(none.output().find("no retention policy") != std::string::npos);
 
+  // An empty backup folder (a backup that failed before storing anything; posix only: S3 has no
+  // folders) goes as what it is, with no age claimed for it.
+  const std::string empty = ws.path("repo") + "/main/backups/29990101T000000Z";
+  if (ws.backend() == Backend::Posix) fs::create_directories(empty);
+
   // The dry run names what would go and why, and deletes nothing.
   Outcome dry = ctl(ws, {"expire", "--dry-run", "--retention-full=2"});
   INFO(dry.output());
   REQUIRE(dry.status == 0);
+  if (ws.backend() == Backend::Posix) {
+    CHECK(dry.output().find("would delete incomplete backup 29990101T000000Z (an empty folder: "
+                            "no object, no backup.json)") != std::string::npos);
+    CHECK(fs::exists(empty));
+    fs::remove(empty);
+  }
   CHECK(dry.output().find("would delete backup " + b[0].label + ": no retention rule keeps it") !=
         std::string::npos);
   CHECK(dry.output().find("would delete backup " + b[1].label) != std::string::npos);
