@@ -90,14 +90,50 @@ std::string StanzaInfo::identity() const {
   return "legacy-" + io::toHex(io::Sha256::of(io::asBytes(recorded))).substr(0, 24);
 }
 
+namespace {
+
+// The stanzas the repository holds (a folder with a stanza.json), at most `most`, sorted; empty
+// when the repository cannot be listed (the error at hand says more than a listing failure).
+std::vector<std::string> stanzasIn(const Repository& repository, std::size_t most = 10) {
+  std::vector<std::string> folders, stanzas;
+  try {
+    repository.storage().list("", [&](const storage::ListEntry& entry) {
+      if (entry.directory) folders.push_back(entry.name);
+    });
+    std::sort(folders.begin(), folders.end());
+    for (const auto& folder : folders) {
+      if (stanzas.size() == most) break;
+      if (repository.storage().info(stanzaFile(folder))) stanzas.push_back(folder);
+    }
+  } catch (const Error&) {
+    return {};
+  }
+  return stanzas;
+}
+
+}  // namespace
+
 Error missingStanza(const Repository& repository, std::string_view consequence) {
+  const std::vector<std::string> others = stanzasIn(repository);
+  // A repository that holds other stanzas: the name is more likely wrong than the stanza missing
+  // (a recovery or a standby never creates one).
+  std::string hint =
+      others.empty()
+          ? fmt::format(
+                "create it once with 'tidemark stanza-create' ({}); if it exists, check "
+                "'stanza' and the repository settings, and that the repository is mounted",
+                docPath("archiving.md"))
+          : fmt::format(
+                "{} holds stanza{} '{}': check 'stanza' (--stanza, TIDEMARK_STANZA); "
+                "for a new cluster, create its stanza once with 'tidemark stanza-create' "
+                "({})",
+                repository.describe(), others.size() == 1 ? "" : "s", fmt::join(others, "', '"),
+                docPath("archiving.md"));
+  if (!consequence.empty()) hint += fmt::format("; {}", consequence);
   return Error(
       ErrorCode::Config,
       fmt::format("stanza '{}' does not exist in {}", repository.stanza(), repository.describe()),
-      fmt::format("create it once with 'tidemark stanza-create' ({}); if it exists, "
-                  "check 'stanza' and the repository settings, and that the repository is "
-                  "mounted{}{}",
-                  docPath("archiving.md"), consequence.empty() ? "" : "; ", consequence));
+      hint);
 }
 
 StanzaInfo requireStanza(const Repository& repository) {

@@ -203,6 +203,13 @@ TEST_CASE("tidemark refuses unknown commands and options, and a stanza that hold
     CHECK(empty.err.find("ERROR: stanza 'other' does not exist in posix:") != std::string::npos);
     CHECK(empty.err.find("HINT: create it once with 'tidemark stanza-create'") !=
           std::string::npos);
+    // A repository that holds other stanzas: the name is the likelier mistake, and they are named.
+    ws.createStanza();
+    Outcome typo = tidemarkWith(ws, {"info", "--config", ws.config(), "--stanza=mian"});
+    CHECK(typo.status == 4);
+    CHECK(typo.err.find("ERROR: stanza 'mian' does not exist in posix:") != std::string::npos);
+    CHECK(typo.err.find("holds stanza 'main': check 'stanza' (--stanza, TIDEMARK_STANZA)") !=
+          std::string::npos);
   }
 }
 

@@ -146,6 +146,8 @@ TEST_CASE("getWalFile reports 'not found' only when the repository answered") {
     CHECK(e.code() == ErrorCode::Config);
     CHECK(what(e) == "stanza 'mian' does not exist in " + f.storage.describe());
     CHECK(e.hint() == Containing("recovery stops here"));
+    // The repository's own stanza is named: a recovery never creates one, the name is wrong.
+    CHECK(e.hint() == Containing("holds stanza 'main': check 'stanza'"));
     CHECK(listDirectory(f.pgData / "pg_wal").empty());
   }
   SUBCASE("a missing repository root is a storage error, not the end of WAL") {
