@@ -136,10 +136,13 @@ std::string permissionHint(const std::string& path, const std::string& tree) {
            "file?): run tidemark as the owner of the repository, e.g. sudo -u postgres";
   if (st.st_uid == me) return text + fmt::format("run: chmod -R u+rwX '{}'", target);
   if (st.st_uid == 0) return text + fmt::format("as root, run: chown -R {}: '{}'", user, target);
-  return text + fmt::format(
-                    "run tidemark as '{}' (sudo -u {} ...), or give it to '{}': as root, chown "
-                    "-R {}: '{}'",
-                    userName(st.st_uid), userName(st.st_uid), user, user, target);
+  // Another user's: most often the server's user, which archives into it. Giving it away would
+  // stop that user's archive_command, so the advice is to run as its owner, not a chown.
+  return text +
+         fmt::format(
+             "run tidemark as '{}', its owner (sudo -u {} ...): the server's archive_command "
+             "writes there as that user, and a chown to '{}' would lock it out",
+             userName(st.st_uid), userName(st.st_uid), user);
 }
 
 void makeDirectories(const std::string& dir, const std::string& stopAt, ErrorCode code,

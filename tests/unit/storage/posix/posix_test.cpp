@@ -264,9 +264,9 @@ TEST_CASE("a permission error on the repository names the user, the owner and mo
     CHECK(report == storage + "\ncannot open '" + root + "/stanza.json': Permission denied\n" +
                         "tidemark runs as 'nobody' (uid 65534); '" + root +
                         "/stanza.json' belongs to 'daemon' (group 'daemon', mode 0600); run "
-                        "tidemark as 'daemon' (sudo -u daemon ...), or give it to 'nobody': as "
-                        "root, chown -R nobody: '" +
-                        root + "'");
+                        "tidemark as 'daemon', its owner (sudo -u daemon ...): the server's "
+                        "archive_command writes there as that user, and a chown to 'nobody' "
+                        "would lock it out");
   }
   SUBCASE("a folder above the repository the user may not enter is named, not the repository") {
     const std::string outer = dir / "outer", inner = dir / "outer/repo";
