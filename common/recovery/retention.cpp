@@ -23,6 +23,15 @@ bool reads(const Catalog& catalog, const pg::TimelineHistory& history, std::uint
   return catalog.fileTimeline(history, file.segment) == file.timeline;
 }
 
+// A lease is renewed while its recovery fetches WAL, and lapses without a renewal: a finished or
+// abandoned recovery holds until then, so the message says when, not that one is running.
+std::string describeLease(const repo::Lease& lease) {
+  return fmt::format(
+      "lease {}, {}, renewed {}, lapses {} without a renewal", lease.id, lease.holder,
+      formatUtc(UtcSeconds(std::chrono::seconds(lease.stored))),
+      formatUtc(UtcSeconds(std::chrono::seconds(lease.stored + lease.timeoutSeconds))));
+}
+
 }  // namespace
 
 void requirePolicy(const RetentionPolicy& policy) {
@@ -80,8 +89,7 @@ ExpiryPlan planExpiry(const std::vector<Catalog>& generations, const RetentionPo
       reasons[i].push_back("keep mark ('tidemark keep')");
     for (const auto& lease : leases)
       if (lease.backup == backups[i].backup->label)
-        reasons[i].push_back(
-            fmt::format("a recovery replays it (lease {}, {})", lease.id, lease.holder));
+        reasons[i].push_back(fmt::format("a recovery's lease holds it ({})", describeLease(lease)));
   }
 
   // An older generation whose cluster still archives: WAL of it stored after the next generation
@@ -147,8 +155,8 @@ ExpiryPlan planExpiry(const std::vector<Catalog>& generations, const RetentionPo
                        backup->lastSegment()});
   }
   for (const auto& lease : leases)
-    needs.push_back({fmt::format("a recovery replays from backup {} (lease {}, {})", lease.backup,
-                                 lease.id, lease.holder),
+    needs.push_back({fmt::format("a recovery's lease on backup {} holds it ({})", lease.backup,
+                                 describeLease(lease)),
                      lease.generation,
                      nullptr,
                      nullptr,

@@ -215,7 +215,8 @@ TEST_CASE_TEMPLATE(
   Outcome run3 = ctl(ws, {"expire", "--retention-full=1"});
   INFO(run3.output());
   REQUIRE(run3.status == 0);
-  CHECK(run3.output().find("a recovery replays it (lease") != std::string::npos);
+  CHECK(run3.output().find("a recovery's lease holds it (lease") != std::string::npos);
+  CHECK(run3.output().find("without a renewal)") != std::string::npos);
   CHECK(ws.hasObject(Workspace::walObject(b[3].walStart())));
   giveToTestUser(dir);
   PgCluster leased(dir, "leased");
