@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -306,6 +307,7 @@ struct ServerFacts {
   std::string quotedRole;  // quote_ident(current_user), for GRANT lines
   std::string describe;
   std::string version;
+  int major = 0;              // the major version (server_version_num / 10000)
   std::string dataDirectory;  // "" when the role may not read it
 };
 
@@ -857,12 +859,13 @@ CheckReport runChecks(const Config& config, const CheckOptions& options) {
     connection = pg::Connection::open(config.pg.conninfo, false, "tidemark check");
     pg::Result r = connection.query(
         "SELECT pg_is_in_recovery(), current_user, quote_ident(current_user), "
-        "current_setting('server_version')",
+        "current_setting('server_version'), current_setting('server_version_num')::int / 10000",
         "asking the server who it is");
     server.standby = r.value(0, 0) == "t";
     server.role = r.value(0, 1);
     server.quotedRole = r.value(0, 2);
     server.version = r.value(0, 3);
+    server.major = std::atoi(r.value(0, 4).c_str());
     server.describe = connection.describe();
     try {
       server.dataDirectory = connection.show("data_directory");
@@ -925,7 +928,7 @@ CheckReport runChecks(const Config& config, const CheckOptions& options) {
     } else {
       try {
         repo::Generation g = repo::requireGeneration(
-            *repository, *stanza, *systemId, static_cast<std::uint32_t>(*segmentSize), 0,
+            *repository, *stanza, *systemId, static_cast<std::uint32_t>(*segmentSize), server.major,
             fmt::format("the cluster at {}", server.describe));
         generation = g.number;
         checks.ok(

@@ -207,12 +207,12 @@ std::uint64_t Catalog::divergence(const pg::TimelineHistory& a, const pg::Timeli
   return UINT64_MAX;
 }
 
-std::int64_t Catalog::newestWalStored() const {
+std::int64_t Catalog::newestWalStored(std::int64_t notAfter) const {
   std::int64_t newest = 0;
   for (const auto* files : {&wal_.segments, &wal_.partials})
     for (const auto& [timeline, segments] : *files)
       for (const auto& [segment, file] : segments)
-        newest = std::max(newest, file.modified);
+        if (file.modified <= notAfter) newest = std::max(newest, file.modified);
   return newest;
 }
 

@@ -13,6 +13,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <limits>
 #include <map>
 #include <optional>
 #include <set>
@@ -97,8 +98,10 @@ class Catalog {
   const repo::WalCatalog& wal() const { return wal_; }
   std::uint32_t segmentSize() const { return wal_.segmentSize; }
   // When the newest WAL segment or .partial file was stored (the storage's clock, seconds since
-  // the epoch); 0 without any.
-  std::int64_t newestWalStored() const;
+  // the epoch), of those stored no later than `notAfter` (a time in the future is no storage
+  // time: a file touched on purpose); 0 without any.
+  std::int64_t newestWalStored(
+      std::int64_t notAfter = std::numeric_limits<std::int64_t>::max()) const;
 
   // The complete backup with that label, or nullptr.
   const repo::BackupInfo* findBackup(const std::string& label) const;

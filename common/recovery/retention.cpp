@@ -64,25 +64,61 @@ ExpiryPlan planExpiry(const std::vector<Catalog>& generations, const RetentionPo
   std::vector<std::vector<std::string>> reasons(n);
   std::vector<bool> byRule(n, false);
 
-  if (policy.full > 0)
-    for (std::size_t i = n > std::size_t(policy.full) ? n - policy.full : 0; i < n; ++i) {
-      reasons[i].push_back(fmt::format("one of the newest {} (retention.full)", policy.full));
-      byRule[i] = true;
+  // The count and window rules over `subset` (indexes into `backups`, oldest first); `of` names
+  // the set in the reasons when it is not every backup.
+  const auto applyRules = [&](const std::vector<std::size_t>& subset, const std::string& of) {
+    const std::size_t m = subset.size();
+    if (policy.full > 0)
+      for (std::size_t k = m > std::size_t(policy.full) ? m - policy.full : 0; k < m; ++k) {
+        reasons[subset[k]].push_back(
+            fmt::format("one of the newest {}{} (retention.full)", policy.full, of));
+        byRule[subset[k]] = true;
+      }
+    if (policy.window > 0) {
+      UtcSeconds start = now - std::chrono::seconds(policy.window);
+      std::size_t first = 0;  // the newest backup that stopped before the window's start
+      for (std::size_t k = 0; k < m; ++k)
+        if (backups[subset[k]].backup->stopTime < start) first = k;
+      for (std::size_t k = first; k < m; ++k) {
+        reasons[subset[k]].push_back(
+            backups[subset[k]].backup->stopTime < start
+                ? fmt::format("recovers the start of the {} window{} (retention.window)",
+                              formatDuration(policy.window), of)
+                : fmt::format("within the {} window{} (retention.window)",
+                              formatDuration(policy.window), of));
+        byRule[subset[k]] = true;
+      }
     }
-  if (policy.window > 0) {
-    UtcSeconds start = now - std::chrono::seconds(policy.window);
-    std::size_t first = 0;  // the newest backup that stopped before the window's start
+  };
+  std::vector<std::size_t> every(n);
+  for (std::size_t i = 0; i < n; ++i)
+    every[i] = i;
+  applyRules(every, "");
+
+  // An older generation whose cluster still archives: WAL of it stored after the next generation
+  // was recorded (both by the storage's clock; an hour allowed for a late upload) and recently. A
+  // rolled-back upgrade, a migration by logical replication with the old cluster still in service,
+  // or a cluster that was never the one upgraded (stanza-upgrade --force on the wrong one): the
+  // rules count and window across generations, and would delete its backups and WAL as
+  // superseded. Its own backups get the rules of their own, as a stanza of its own would, until
+  // it has archived nothing for kStillArchivingFor.
+  const std::int64_t nowSeconds = now.time_since_epoch().count();
+  for (std::size_t g = 0; g + 1 < generations.size(); ++g) {
+    const repo::Generation& next = generations[g + 1].generation();
+    std::int64_t recorded = next.recordStored;
+    if (recorded == 0 && next.created) recorded = next.created->time_since_epoch().count();
+    const std::int64_t newest = generations[g].newestWalStored(nowSeconds + 3600);
+    if (recorded == 0 || newest <= recorded + 3600 ||
+        newest < nowSeconds - std::int64_t(kStillArchivingFor.count()))
+      continue;
+    std::vector<std::size_t> own;
     for (std::size_t i = 0; i < n; ++i)
-      if (backups[i].backup->stopTime < start) first = i;
-    for (std::size_t i = first; i < n; ++i) {
-      reasons[i].push_back(
-          backups[i].backup->stopTime < start
-              ? fmt::format("recovers the start of the {} window (retention.window)",
-                            formatDuration(policy.window))
-              : fmt::format("within the {} window (retention.window)",
-                            formatDuration(policy.window)));
-      byRule[i] = true;
-    }
+      if (backups[i].catalog == &generations[g]) own.push_back(i);
+    applyRules(own, fmt::format(" of generation {}, which still archives (WAL stored at {}, after "
+                                "generation {} was recorded at {})",
+                                generations[g].generation().number,
+                                formatUtc(UtcSeconds(std::chrono::seconds(newest))), next.number,
+                                formatUtc(UtcSeconds(std::chrono::seconds(recorded)))));
   }
   for (std::size_t i = 0; i < n; ++i) {
     if (keepMarks.count(backups[i].backup->label))
@@ -90,29 +126,6 @@ ExpiryPlan planExpiry(const std::vector<Catalog>& generations, const RetentionPo
     for (const auto& lease : leases)
       if (lease.backup == backups[i].backup->label)
         reasons[i].push_back(fmt::format("a recovery's lease holds it ({})", describeLease(lease)));
-  }
-
-  // An older generation whose cluster still archives: WAL of it stored after the next generation
-  // was recorded (an hour allowed for clocks apart) and recently. A rolled-back upgrade, a
-  // migration by logical replication with the old cluster still in service, or a cluster that was
-  // never the one upgraded (stanza-upgrade --force on the wrong one): the count and window rules
-  // span generations and would delete its backups and WAL as superseded. Every backup of it stays,
-  // and so the WAL they need, until it has archived nothing for kStillArchivingFor.
-  for (std::size_t g = 0; g + 1 < generations.size(); ++g) {
-    const std::optional<UtcSeconds> next = generations[g + 1].generation().created;
-    const std::int64_t newest = generations[g].newestWalStored();
-    if (!next || newest <= (next->time_since_epoch() + std::chrono::hours(1)).count() ||
-        newest < (now - kStillArchivingFor).time_since_epoch().count())
-      continue;
-    for (std::size_t i = 0; i < n; ++i) {
-      if (backups[i].catalog != &generations[g]) continue;
-      reasons[i].push_back(fmt::format(
-          "generation {} still archives (WAL stored at {}, after generation {} was recorded at "
-          "{})",
-          generations[g].generation().number, formatUtc(UtcSeconds(std::chrono::seconds(newest))),
-          generations[g + 1].generation().number, formatUtc(*next)));
-      byRule[i] = true;
-    }
   }
 
   ExpiryPlan plan;

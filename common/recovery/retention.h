@@ -15,10 +15,11 @@
 // history, that a keep-marked backup needs from its start to its stop, or that a live lease reads
 // from its first segment on its timelines. Without a backup kept by a rule, no WAL goes.
 //
-// An older generation that still archives (WAL stored after the next generation was recorded,
-// and within kStillArchivingFor) keeps every backup, as if a rule kept them: its cluster is in
-// service (a rolled-back upgrade, a migration by logical replication, a cluster that was never the
-// one upgraded), not superseded.
+// An older generation that still archives (WAL stored more than an hour after the next
+// generation's record, both by the storage's clock, and within kStillArchivingFor; a WAL time in
+// the future does not count) gets the rules of its own over its own backups, as a stanza of its
+// own would: its cluster is in service (a rolled-back upgrade, a migration by logical replication,
+// a cluster that was never the one upgraded), not superseded.
 #pragma once
 
 #include <cstdint>

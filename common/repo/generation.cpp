@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <map>
 #include <nlohmann/json.hpp>
 
 #include "common/base/error.h"
@@ -102,10 +103,13 @@ Generation Generation::fromJson(const std::string& text, int number, const std::
 std::vector<Generation> loadGenerations(const Repository& repository, const StanzaInfo& stanza) {
   std::vector<Generation> out{Generation::first(stanza)};
   std::vector<int> numbers;
+  std::map<int, std::int64_t> stored;
   repository.storage().list(generationsDirectory(repository.stanza()),
                             [&](const storage::ListEntry& entry) {
-                              if (auto n = generationOfRecord(entry.name); n && !entry.directory)
+                              if (auto n = generationOfRecord(entry.name); n && !entry.directory) {
                                 numbers.push_back(*n);
+                                stored[*n] = entry.modified;
+                              }
                             });
   std::sort(numbers.begin(), numbers.end());
   for (int n : numbers) {
@@ -129,6 +133,7 @@ std::vector<Generation> loadGenerations(const Repository& repository, const Stan
     try {
       verifyMetadata(repository, path, *text, stanza.identity());
       out.push_back(Generation::fromJson(*text, n, where));
+      out.back().recordStored = stored[n];
     } catch (const Error& e) {
       if (e.code() != ErrorCode::Corrupt) throw;
       throw GenerationRecordError(path, e.what(), e.hint());
@@ -181,11 +186,16 @@ Generation requireGeneration(const Repository& repository, const StanzaInfo& sta
   // into it, so its hint names a stanza of its own first and stanza-upgrade only with --force.
   const bool later = initialised(systemId) > initialised(current.systemId);
   std::string hint = kOwnStanzaHint;
-  if (pgVersion > current.pgVersion || (pgVersion == 0 && later))
+  if (pgVersion > current.pgVersion)
     hint = fmt::format(
         "if this cluster is '{}' after pg_upgrade, run 'tidemark stanza-upgrade' once ({}): "
         "archiving resumes in a new generation of the stanza; otherwise {}",
         repository.stanza(), docPath("upgrade.md"), kOwnStanzaHint);
+  else if (pgVersion == 0 && later)  // a file without the version in it (a .history file)
+    hint = fmt::format(
+        "{}; only if this cluster is '{}' after a pg_upgrade to a newer major version, run "
+        "'tidemark stanza-upgrade' once ({})",
+        kOwnStanzaHint, repository.stanza(), docPath("upgrade.md"));
   else if (pgVersion == current.pgVersion && later)
     hint = fmt::format(
         "{}; only if this cluster replaces the stanza's for good (a pg_upgrade to the same "
@@ -220,19 +230,23 @@ UpgradedStanza upgradeStanza(const Repository& repository, const StanzaInfo& sta
                             cluster.pgVersion, describeGeneration(current), repository.stanza()),
                 "this is another cluster: give it a stanza of its own ('stanza' and 'tidemark "
                 "stanza-create')");
-  // pg_upgrade goes to a newer major version: a cluster of the same version is another one, and
-  // a new generation for it would leave the stanza's cluster archiving into an old generation
-  // that expire deletes once the new one has its backups.
-  if (!force && cluster.pgVersion == current.pgVersion)
+  // pg_upgrade goes to a newer major version, and makes its cluster after the old one. A cluster
+  // of the same version is another one, and a new generation for it would leave the stanza's
+  // cluster archiving into an old generation that expire treats as superseded. One --force
+  // covers both checks, so the refusal names each that applies.
+  const bool sameVersion = cluster.pgVersion == current.pgVersion;
+  const bool earlier = initialised(cluster.systemId) <= initialised(current.systemId);
+  if (!force && sameVersion)
     throw Error(ErrorCode::Config,
-                fmt::format("this cluster runs PostgreSQL {}, as {} of stanza '{}' does: "
+                fmt::format("this cluster runs PostgreSQL {}, as {} of stanza '{}' does{}: "
                             "pg_upgrade goes to a newer major version, so it is another cluster",
-                            cluster.pgVersion, describeGeneration(current), repository.stanza()),
+                            cluster.pgVersion, describeGeneration(current), repository.stanza(),
+                            earlier ? ", and was initialised before it" : ""),
                 "give this cluster a stanza of its own ('stanza' and 'tidemark stanza-create'); "
                 "only to replace the stanza's cluster for good (the old one no longer archives: "
                 "a dump and restore, a same-version pg_upgrade), run again with --force");
   // pg_upgrade's new cluster is made (initdb) for the upgrade, after the old one.
-  if (!force && initialised(cluster.systemId) <= initialised(current.systemId))
+  if (!force && earlier)
     throw Error(
         ErrorCode::Config,
         fmt::format("this cluster was initialised at {}, not after the cluster of {} of "

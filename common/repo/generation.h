@@ -31,6 +31,10 @@ struct Generation {
   std::uint32_t walSegmentSize = 0;
   std::optional<UtcSeconds> created;  // when stanza-create or stanza-upgrade recorded it
   std::string tidemarkVersion;
+  // When its record was stored, by the storage's clock (seconds since the epoch; 0: unknown, as
+  // for generation 1): read from the listing, not from the record. What retention compares WAL
+  // storage times with, on the same clock.
+  std::int64_t recordStored = 0;
 
   // Generation 1: what stanza.json records.
   static Generation first(const StanzaInfo& stanza);

@@ -144,24 +144,25 @@ TEST_CASE("pushWalFile stores a segment into its stanza, and never creates a sta
     CHECK(what(e) == "stanza 'main' does not exist in " + f.storage.describe());
     CHECK(e.hint() == Containing("tidemark stanza-create"));
     CHECK(test::listDirectory(f.repoDir.path()).empty());
-    return;
   }
-  test::createStanza(f.storage, {.systemId = spec.systemId});
-  const io::Buffer stanzaBefore = test::readFile(f.repoDir / "main/stanza.json");
-  auto result = pushWalFile(f.storage, params(path));
-  CHECK(result.outcome == PushOutcome::Stored);
-  CHECK(result.name.name == "000000010000000000000003");
-  CHECK(result.summary.plainSize == 16u << 20);
-  CHECK(result.summary.plainSha256 == io::Sha256::of(bytes));
-  CHECK(result.summary.storedSize == f.storage.info(objectPath(result.name.name))->size);
-  CHECK(result.summary.storedSize < bytes.size() / 2);
-  SUBCASE("stanza.json is as stanza-create wrote it") {
-    CHECK(test::readFile(f.repoDir / "main/stanza.json") == stanzaBefore);
-  }
-  SUBCASE("the object is under its name and reads back byte-identical") {
-    CHECK(test::listDirectory(f.repoDir / "main/wal/0000000100000000") ==
-          std::vector<std::string>{"000000010000000000000003"});
-    CHECK(plainOf(f.storage, objectPath(result.name.name)) == bytes);
+  SUBCASE("with a stanza: stored, stanza.json untouched") {
+    test::createStanza(f.storage, {.systemId = spec.systemId});
+    const io::Buffer stanzaBefore = test::readFile(f.repoDir / "main/stanza.json");
+    auto result = pushWalFile(f.storage, params(path));
+    CHECK(result.outcome == PushOutcome::Stored);
+    CHECK(result.name.name == "000000010000000000000003");
+    CHECK(result.summary.plainSize == 16u << 20);
+    CHECK(result.summary.plainSha256 == io::Sha256::of(bytes));
+    CHECK(result.summary.storedSize == f.storage.info(objectPath(result.name.name))->size);
+    CHECK(result.summary.storedSize < bytes.size() / 2);
+    SUBCASE("stanza.json is as stanza-create wrote it") {
+      CHECK(test::readFile(f.repoDir / "main/stanza.json") == stanzaBefore);
+    }
+    SUBCASE("the object is under its name and reads back byte-identical") {
+      CHECK(test::listDirectory(f.repoDir / "main/wal/0000000100000000") ==
+            std::vector<std::string>{"000000010000000000000003"});
+      CHECK(plainOf(f.storage, objectPath(result.name.name)) == bytes);
+    }
   }
 }
 
@@ -389,46 +390,47 @@ TEST_CASE("pushWalFile stores .history, .backup and .partial files") {
       CHECK(e.hint() == Containing("tidemark stanza-create"));
     }
     CHECK(test::listDirectory(f.repoDir.path()).empty());
-    return;
   }
-  f.createStanza();
-  SUBCASE(".history and .backup files need no page header") {
-    auto history = pushWalFile(f.storage, params(f.write("00000002.history", kHistory)));
-    CHECK(history.outcome == PushOutcome::Stored);
-    CHECK(text(plainOf(f.storage, "main/wal/00000002.history")) == kHistory);
-    auto backup = pushWalFile(f.storage,
-                              params(f.write("000000010000000000000003.00000028.backup", kBackup)));
-    CHECK(backup.outcome == PushOutcome::Stored);
-    CHECK(text(plainOf(f.storage, objectPath("000000010000000000000003.00000028.backup"))) ==
-          kBackup);
-  }
-  SUBCASE("a .history file pushed again is AlreadyArchived, or a Conflict with other content") {
-    const std::string path = f.write("00000002.history", kHistory);
-    REQUIRE(pushWalFile(f.storage, params(path)).outcome == PushOutcome::Stored);
-    CHECK(pushWalFile(f.storage, params(path)).outcome == PushOutcome::AlreadyArchived);
-    f.write("00000002.history", "1\t0/4000000\tbefore 2026-11-22 10:00:00+00\n");
-    Error e = thrownError([&] { pushWalFile(f.storage, params(path)); });
-    CHECK(e.code() == ErrorCode::Conflict);
-    CHECK(text(plainOf(f.storage, "main/wal/00000002.history")) == kHistory);
-  }
-  SUBCASE("a .partial segment is checked like a segment and stored under its own name") {
-    const std::string name = test::segmentName(kSegment) + ".partial";
-    io::Buffer bytes = test::makeSegment(kSegment);
-    test::writeFile(f.pgWal / name, io::ByteView(bytes));
-    CHECK(pushWalFile(f.storage, params(f.pgWal / name)).outcome == PushOutcome::Stored);
-    CHECK(plainOf(f.storage, objectPath(name)) == bytes);
-    bytes[2] = 0;  // no long header
-    const std::string bad =
-        test::segmentName({.segmentNumber = 6, .segmentSize = 1u << 20}) + ".partial";
-    test::writeFile(f.pgWal / bad, io::ByteView(bytes));
-    CHECK(thrownError([&] { pushWalFile(f.storage, params(f.pgWal / bad)); }).code() ==
-          ErrorCode::InvalidInput);
-  }
-  SUBCASE("a relative path is taken from the working directory") {
-    const std::string name = test::segmentName(kSegment);
-    f.write(kSegment);
-    test::ChangeDirectory cd(f.pgWal.path());
-    CHECK(pushWalFile(f.storage, params(name)).outcome == PushOutcome::Stored);
+  SUBCASE("with a stanza") {
+    f.createStanza();
+    SUBCASE(".history and .backup files need no page header") {
+      auto history = pushWalFile(f.storage, params(f.write("00000002.history", kHistory)));
+      CHECK(history.outcome == PushOutcome::Stored);
+      CHECK(text(plainOf(f.storage, "main/wal/00000002.history")) == kHistory);
+      auto backup = pushWalFile(
+          f.storage, params(f.write("000000010000000000000003.00000028.backup", kBackup)));
+      CHECK(backup.outcome == PushOutcome::Stored);
+      CHECK(text(plainOf(f.storage, objectPath("000000010000000000000003.00000028.backup"))) ==
+            kBackup);
+    }
+    SUBCASE("a .history file pushed again is AlreadyArchived, or a Conflict with other content") {
+      const std::string path = f.write("00000002.history", kHistory);
+      REQUIRE(pushWalFile(f.storage, params(path)).outcome == PushOutcome::Stored);
+      CHECK(pushWalFile(f.storage, params(path)).outcome == PushOutcome::AlreadyArchived);
+      f.write("00000002.history", "1\t0/4000000\tbefore 2026-11-22 10:00:00+00\n");
+      Error e = thrownError([&] { pushWalFile(f.storage, params(path)); });
+      CHECK(e.code() == ErrorCode::Conflict);
+      CHECK(text(plainOf(f.storage, "main/wal/00000002.history")) == kHistory);
+    }
+    SUBCASE("a .partial segment is checked like a segment and stored under its own name") {
+      const std::string name = test::segmentName(kSegment) + ".partial";
+      io::Buffer bytes = test::makeSegment(kSegment);
+      test::writeFile(f.pgWal / name, io::ByteView(bytes));
+      CHECK(pushWalFile(f.storage, params(f.pgWal / name)).outcome == PushOutcome::Stored);
+      CHECK(plainOf(f.storage, objectPath(name)) == bytes);
+      bytes[2] = 0;  // no long header
+      const std::string bad =
+          test::segmentName({.segmentNumber = 6, .segmentSize = 1u << 20}) + ".partial";
+      test::writeFile(f.pgWal / bad, io::ByteView(bytes));
+      CHECK(thrownError([&] { pushWalFile(f.storage, params(f.pgWal / bad)); }).code() ==
+            ErrorCode::InvalidInput);
+    }
+    SUBCASE("a relative path is taken from the working directory") {
+      const std::string name = test::segmentName(kSegment);
+      f.write(kSegment);
+      test::ChangeDirectory cd(f.pgWal.path());
+      CHECK(pushWalFile(f.storage, params(name)).outcome == PushOutcome::Stored);
+    }
   }
 }
 

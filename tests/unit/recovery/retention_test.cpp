@@ -216,26 +216,35 @@ TEST_CASE("across a stanza-upgrade: each generation's WAL goes by its own backup
     CHECK(in(plan, 2).empty());
     CHECK(plan.heldBack.size() == 2);
   }
-  SUBCASE("generation 1 still archives after generation 2 was recorded: nothing of it goes") {
+  SUBCASE("generation 1 still archives after generation 2 was recorded: its own rules apply") {
     // Its cluster is in service (an upgrade rolled back, a migration by logical replication, or
-    // another cluster made generation 2 by mistake): WAL of it stored now, well after the record.
+    // another cluster made generation 2 by mistake): WAL of it stored now, two days after the
+    // record (both by the storage's clock).
+    const UtcSeconds now = utcNow();
+    repository.storage.setModified(repo::generationFile("main", 2),
+                                   (now - std::chrono::days(2)).time_since_epoch().count());
     repository.storage.setObject(repo::walObject("main", 1, *pg::parseWalName(seg(1, 20))),
                                  io::Buffer(1000, 'w'));
     auto live = repository.catalogs();
-    const UtcSeconds now = utcNow();
     ExpiryPlan plan = planExpiry(live, {.full = 1}, {}, {}, now);
-    // Its backups are kept, with the reason; only generation 2's older backup goes.
-    CHECK(labels(plan.backups) == std::vector<std::string>{"20261103T000000Z"});
+    // The newest of all (generation 2's) and the newest of generation 1's own stay.
+    CHECK(labels(plan.backups) == std::vector<std::string>{"20261101T000000Z", "20261103T000000Z"});
     bool named = false;
     for (const auto& kept : plan.kept)
       for (const auto& reason : kept.reasons)
-        named = named || (kept.label == "20261101T000000Z" &&
-                          reason.find("generation 1 still archives") != std::string::npos);
+        named =
+            named || (kept.label == "20261102T000000Z" &&
+                      reason.find("one of the newest 1 of generation 1, which still archives") !=
+                          std::string::npos);
     CHECK(named);
-    // Its WAL from its oldest backup on stays; nothing of it goes whole.
+    // Its WAL goes by its own kept backup, not whole.
     REQUIRE(plan.cutoffs.size() == 2);
     CHECK_FALSE(plan.cutoffs[0].whole);
-    CHECK(in(plan, 1) == std::vector<std::string>{seg(1, 1)});
+    CHECK(in(plan, 1) == std::vector<std::string>{seg(1, 1), seg(1, 2), seg(1, 3), seg(1, 4)});
+    // A WAL time in the future is no storage time (a file touched on purpose): not in service.
+    repository.storage.setModified(repo::walObject("main", 1, *pg::parseWalName(seg(1, 20))),
+                                   (now + std::chrono::days(30)).time_since_epoch().count());
+    CHECK(planExpiry(repository.catalogs(), {.full = 1}, {}, {}, now).cutoffs[0].whole);
     // A week after its last WAL, it counts as superseded again: it goes whole.
     ExpiryPlan later = planExpiry(live, {.full = 1}, {}, {}, now + std::chrono::days(8));
     CHECK(later.cutoffs[0].whole);

@@ -100,10 +100,14 @@ TEST_CASE("an unknown cluster is refused, naming stanza-upgrade only when it loo
     CHECK(std::string(e.what()) == Containing("WAL file X"));
     return std::string(e.hint());
   };
-  // A newer version, or a later cluster of a version unknown: an upgrade, as far as it shows.
+  // A newer version: an upgrade, as far as it shows.
   CHECK(refused(kLater + (1ULL << 32), 16) == Containing("run 'tidemark stanza-upgrade' once"));
   CHECK(refused(kEarlier, 16) == Containing("run 'tidemark stanza-upgrade' once"));
-  CHECK(refused(kLater + (1ULL << 32), 0) == Containing("run 'tidemark stanza-upgrade' once"));
+  // A later cluster of a version unknown: a stanza of its own first, an upgrade only if newer.
+  const std::string unknown = refused(kLater + (1ULL << 32), 0);
+  CHECK(unknown.rfind("each cluster needs its own stanza", 0) == 0);
+  CHECK(unknown == Containing("after a pg_upgrade to a newer major version, run 'tidemark "
+                              "stanza-upgrade' once"));
   // A later cluster of the same version: a second cluster pointed at this stanza far more often
   // than a same-version pg_upgrade; a stanza of its own first, stanza-upgrade only with --force.
   const std::string same = refused(kLater + (1ULL << 32), 15);
@@ -175,7 +179,6 @@ TEST_CASE("with encryption, generation records are authenticated like stanza.jso
     CHECK(e.hint() == Containing("--force"));
     CHECK_FALSE(s.object(generationFile("main", 2)));
     CHECK(upgradeStanza(repository, created, cluster(kEarlier - 1, 16), true).created);
-    return;
   }
   SUBCASE("a cluster of the same version is another cluster, not its upgrade (unless --force)") {
     Error e = thrownError([&] { upgradeStanza(repository, created, cluster(kLater, 15)); });
@@ -186,8 +189,11 @@ TEST_CASE("with encryption, generation records are authenticated like stanza.jso
     CHECK(e.hint() == Containing("a stanza of its own"));
     CHECK(e.hint() == Containing("--force"));
     CHECK_FALSE(s.object(generationFile("main", 2)));
+    // Of the same version and made before it: the refusal names both (--force passes both).
+    Error both = thrownError([&] { upgradeStanza(repository, created, cluster(kEarlier - 1)); });
+    CHECK(std::string(both.what()) == Containing("does, and was initialised before it: "));
+    CHECK_FALSE(s.object(generationFile("main", 2)));
     CHECK(upgradeStanza(repository, created, cluster(kLater, 15), true).created);
-    return;
   }
   SUBCASE("beside a running backup it waits its turn") {
     std::string holder;
@@ -195,17 +201,19 @@ TEST_CASE("with encryption, generation records are authenticated like stanza.jso
     REQUIRE(lock);
     CHECK(thrownError([&] { upgradeStanza(repository, created, cluster(kLater, 16)); }).code() ==
           ErrorCode::Locked);
-    return;
   }
-  upgradeStanza(repository, created, cluster(kLater, 16));
-  REQUIRE(s.object(macRecordPath(generationFile("main", 2))));
-  CHECK(loadGenerations(repository, created).size() == 2);
-  CHECK(unauthenticatedMetadata(repository, created).empty());
-  SUBCASE("a record written without the key is refused") {
-    Generation forged = cluster(kLater + (1ULL << 32));
-    forged.number = 3;
-    s.setObject(generationFile("main", 3), test::FakeRepository::text(forged.toJson()));
-    CHECK(thrownError([&] { loadGenerations(repository, created); }).code() == ErrorCode::Corrupt);
-    CHECK(unauthenticatedMetadata(repository, created).size() == 1);
+  SUBCASE("a recorded generation is authenticated") {
+    upgradeStanza(repository, created, cluster(kLater, 16));
+    REQUIRE(s.object(macRecordPath(generationFile("main", 2))));
+    CHECK(loadGenerations(repository, created).size() == 2);
+    CHECK(unauthenticatedMetadata(repository, created).empty());
+    SUBCASE("a record written without the key is refused") {
+      Generation forged = cluster(kLater + (1ULL << 32));
+      forged.number = 3;
+      s.setObject(generationFile("main", 3), test::FakeRepository::text(forged.toJson()));
+      CHECK(thrownError([&] { loadGenerations(repository, created); }).code() ==
+            ErrorCode::Corrupt);
+      CHECK(unauthenticatedMetadata(repository, created).size() == 1);
+    }
   }
 }
