@@ -27,6 +27,22 @@ std::string describeRun(std::string_view first, std::string_view last, std::uint
   return fmt::format("{} to {} ({} files)", first, last, files);
 }
 
+std::string shellQuote(const std::string& word) {
+  bool plain = !word.empty();
+  for (unsigned char c : word)
+    if (!std::isalnum(c) && std::string_view("/._-=:,+@%").find(char(c)) == std::string_view::npos)
+      plain = false;
+  if (plain) return word;
+  std::string out = "'";
+  for (char c : word) {
+    if (c == '\'')
+      out += "'\\''";
+    else
+      out.push_back(c);
+  }
+  return out + "'";
+}
+
 std::string humanBytes(std::uint64_t bytes) {
   static constexpr const char* kUnits[] = {"KiB", "MiB", "GiB", "TiB", "PiB"};
   if (bytes < 1024) return fmt::format("{} B", bytes);

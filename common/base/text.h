@@ -19,6 +19,9 @@ std::string describeRun(std::string_view first, std::string_view last, std::uint
 // "512 B", "16.0 MiB", "1.5 GiB".
 std::string humanBytes(std::uint64_t bytes);
 
+// Quotes a word for /bin/sh when it needs it ('it'\''s'); a plain word stays as it is.
+std::string shellQuote(const std::string& word);
+
 // The candidate closest to `word` by edit distance, or "" when none is plausibly meant.
 std::string closestMatch(std::string_view word, const std::vector<std::string>& candidates);
 

@@ -169,11 +169,7 @@ const std::vector<KeyDef>& keyTable() {
       {"", "stanza", "the repository folder of this cluster",
        [](Config& c, const Value& v, const std::string& where) {
          std::string s = asString(v, where);
-         bool ok = !s.empty() && s.size() <= 64 && s.front() != '.' && s != "_probe" &&
-                   std::all_of(s.begin(), s.end(), [](unsigned char ch) {
-                     return std::isalnum(ch) || ch == '-' || ch == '_' || ch == '.';
-                   });
-         if (!ok)
+         if (!validStanzaName(s))
            badValue(where, fmt::format("'{}' is not a valid stanza name", s),
                     "use 1 to 64 letters, digits, '-', '_' or '.', not starting with '.' (and not "
                     "'_probe', tidemark check's folder)");
@@ -690,9 +686,16 @@ std::string describeSources(const Config& config) {
                      list(config.sources.environment), list(config.sources.flags));
 }
 
+bool validStanzaName(std::string_view name) {
+  return !name.empty() && name.size() <= 64 && name.front() != '.' && name != "_probe" &&
+         std::all_of(name.begin(), name.end(), [](unsigned char ch) {
+           return std::isalnum(ch) || ch == '-' || ch == '_' || ch == '.';
+         });
+}
+
 std::string suggestedArchiveCommand(const Config& config) {
   if (config.file.empty()) return "tidemark-archive-push %p";
-  return fmt::format("tidemark-archive-push --config {} %p", config.file);
+  return fmt::format("tidemark-archive-push --config {} %p", shellQuote(config.file));
 }
 
 Config loadConfig(const CommandLine& commandLine, const Environment& environment) {

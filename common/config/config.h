@@ -127,6 +127,10 @@ Error exposedSecretError(const Config::ExposedSecret& exposed);
 
 inline constexpr const char* kDefaultConfigFile = "/etc/tidemark/tidemark.toml";
 
+// Whether `name` may name a stanza: 1 to 64 letters, digits, '-', '_' or '.', not starting with
+// '.', and not "_probe" (tidemark check's folder).
+bool validStanzaName(std::string_view name);
+
 // The archive_command that pushes with `config`: "tidemark-archive-push --config FILE %p", or
 // without --config when no file was read (built-in defaults).
 std::string suggestedArchiveCommand(const Config& config);

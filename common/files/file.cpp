@@ -135,14 +135,18 @@ std::string permissionHint(const std::string& path, const std::string& tree) {
            "root is refused there (an NFS export with root_squash, a read-only or immutable "
            "file?): run tidemark as the owner of the repository, e.g. sudo -u postgres";
   if (st.st_uid == me) return text + fmt::format("run: chmod -R u+rwX '{}'", target);
-  if (st.st_uid == 0) return text + fmt::format("as root, run: chown -R {}: '{}'", user, target);
-  // Another user's: most often the server's user, which archives into it. Giving it away would
-  // stop that user's archive_command, so the advice is to run as its owner, not a chown.
-  return text +
-         fmt::format(
-             "run tidemark as '{}', its owner (sudo -u {} ...): the server's archive_command "
-             "writes there as that user, and a chown to '{}' would lock it out",
-             userName(st.st_uid), userName(st.st_uid), user);
+  if (st.st_uid == 0)
+    return text + fmt::format(
+                      "as root, run: chown -R {}: '{}' (the repository belongs to the user the "
+                      "server's archive_command runs as, usually postgres)",
+                      user, target);
+  // Another user's: often the server's user, which archives into it. Giving it away would lock
+  // out whoever writes there as its owner, so the advice is to run as that user, not a chown.
+  return text + fmt::format(
+                    "run tidemark as '{}', its owner (sudo -u {} ...): a chown to '{}' would lock "
+                    "out what writes there as '{}' (the server's archive_command, when that is the "
+                    "server's user)",
+                    userName(st.st_uid), userName(st.st_uid), user, userName(st.st_uid));
 }
 
 void makeDirectories(const std::string& dir, const std::string& stopAt, ErrorCode code,

@@ -133,13 +133,12 @@ bool reaches(const LastCommit& commit, const Target& target) {
   return target.exclusive ? commit.time >= target.time : commit.time > target.time;
 }
 
-void refuseUnreachableTime(const ArchiveEnd& end, const Target& target,
-                           const std::string& firstMissing) {
+void refuseUnreachableTime(const ArchiveEnd& end, const Target& target, const std::string& gap) {
   if (target.kind != TargetKind::Time || !end.commit || reaches(*end.commit, target)) return;
   const LastCommit& last = *end.commit;
   const std::string commit = fmt::format("{} at {} in {}, {}", formatTimestamp(last.time),
                                          pg::formatLsn(last.lsn), last.segment, last.kind);
-  if (firstMissing.empty())
+  if (gap.empty())
     throw Error(ErrorCode::InvalidInput,
                 fmt::format("the target {} is at or after the last commit in the archive ({}): "
                             "PostgreSQL would replay everything and then fail with \"recovery "
@@ -151,13 +150,14 @@ void refuseUnreachableTime(const ArchiveEnd& end, const Target& target,
   // The archive goes on after a hole: what lies beyond it cannot be replayed, whatever it holds.
   throw Error(ErrorCode::InvalidInput,
               fmt::format("the target {} is at or after the last commit before a gap in the "
-                          "archived WAL ({}; {} is missing): the replay stops at the gap, and "
+                          "archived WAL ({}; missing: {}): the replay stops at the gap, and "
                           "PostgreSQL would fail there with \"recovery ended before configured "
                           "recovery target was reached\"",
-                          target.describe(), commit, firstMissing),
-              fmt::format("choose a target before {}, or put {} back into the archive (from "
-                          "the server's pg_wal, or a copy; 'tidemark verify' names every gap)",
-                          formatTimestamp(last.time), firstMissing));
+                          target.describe(), commit, gap),
+              fmt::format("choose a target before {}, or put the missing WAL back into the "
+                          "archive where a copy exists (the server's pg_wal, another copy; WAL "
+                          "the safety valve dropped has none); 'tidemark verify' names every gap",
+                          formatTimestamp(last.time)));
 }
 
 }  // namespace tidemark::recovery

@@ -57,9 +57,9 @@ ArchiveEnd lastCommit(const repo::Repository& repository, const Catalog& catalog
 bool reaches(const LastCommit& commit, const Target& target);
 
 // Throws Error(InvalidInput) when `end` shows the time target unreachable, naming the last commit
-// and the ways forward. `firstMissing`: the first WAL file missing after the backup (the replay
-// stops there, and `end` was read up to it), empty when the archive is unbroken.
+// and the ways forward. `gap`: the first gap in the WAL after the backup, described (WalGap::
+// describe: the replay stops there, and `end` was read up to it), empty when it is unbroken.
 void refuseUnreachableTime(const ArchiveEnd& end, const Target& target,
-                           const std::string& firstMissing = "");
+                           const std::string& gap = "");
 
 }  // namespace tidemark::recovery

@@ -605,7 +605,7 @@ RecoveryPlan planRecovery(const repo::Repository& repository, const Target& targ
     plan.archiveEnd = lastCommit(repository, chosen, plan.history, plan.firstSegment, last,
                                  plan.backup.pgVersion, binDirectory);
     refuseUnreachableTime(*plan.archiveEnd, target,
-                          plan.gaps.empty() ? std::string() : plan.gaps.front().first);
+                          plan.gaps.empty() ? std::string() : plan.gaps.front().describe());
     if (!plan.archiveEnd->commit)
       plan.warnings.push_back(
           "cannot tell where the archive ends in commit time (" + plan.archiveEnd->unknown +

@@ -12,6 +12,7 @@
 #include "common/base/error.h"
 #include "common/base/text.h"
 #include "common/base/version.h"
+#include "common/config/config.h"
 #include "common/io/encrypt.h"
 #include "common/io/hash.h"
 #include "common/repo/generation.h"
@@ -92,19 +93,21 @@ std::string StanzaInfo::identity() const {
 
 namespace {
 
-// The stanzas the repository holds (a folder with a stanza.json), at most `most`, sorted; empty
-// when the repository cannot be listed (the error at hand says more than a listing failure).
-std::vector<std::string> stanzasIn(const Repository& repository, std::size_t most = 10) {
+// The stanzas the repository holds (a folder with a stanza.json), sorted; empty when the
+// repository cannot be listed (the error at hand says more than a listing failure). At most
+// `probes` folders are asked for their stanza.json (a bucket's root may hold thousands of
+// prefixes, and a standby repeats the failing call every few seconds), and only names a stanza
+// may have: what a folder is called comes from whoever can write the repository, and goes into a
+// message.
+std::vector<std::string> stanzasIn(const Repository& repository, std::size_t probes = 10) {
   std::vector<std::string> folders, stanzas;
   try {
     repository.storage().list("", [&](const storage::ListEntry& entry) {
-      if (entry.directory) folders.push_back(entry.name);
+      if (entry.directory && validStanzaName(entry.name)) folders.push_back(entry.name);
     });
     std::sort(folders.begin(), folders.end());
-    for (const auto& folder : folders) {
-      if (stanzas.size() == most) break;
-      if (repository.storage().info(stanzaFile(folder))) stanzas.push_back(folder);
-    }
+    for (std::size_t i = 0; i < folders.size() && i < probes; ++i)
+      if (repository.storage().info(stanzaFile(folders[i]))) stanzas.push_back(folders[i]);
   } catch (const Error&) {
     return {};
   }

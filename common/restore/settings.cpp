@@ -13,6 +13,7 @@
 
 #include "common/base/error.h"
 #include "common/base/process.h"
+#include "common/base/text.h"
 #include "common/files/file.h"
 #include "common/pg/config_file.h"
 #include "common/pg/lsn.h"
@@ -21,22 +22,6 @@ namespace tidemark::restore {
 
 std::string confQuote(const std::string& value) {
   return pg::quoteConfigValue(value);
-}
-
-std::string shellQuote(const std::string& word) {
-  bool plain = !word.empty();
-  for (unsigned char c : word)
-    if (!std::isalnum(c) && std::string_view("/._-=:,+@%").find(char(c)) == std::string_view::npos)
-      plain = false;
-  if (plain) return word;
-  std::string out = "'";
-  for (char c : word) {
-    if (c == '\'')
-      out += "'\\''";
-    else
-      out.push_back(c);
-  }
-  return out + "'";
 }
 
 namespace {

@@ -39,8 +39,6 @@ std::vector<std::pair<std::string, std::string>> isolatedCopySettings();
 
 // Quotes a string for postgresql.conf ('it''s').
 std::string confQuote(const std::string& value);
-// Quotes a word for /bin/sh when it needs it.
-std::string shellQuote(const std::string& word);
 
 // A tidemark program by absolute path: next to the running one, else on PATH. Throws Error(Config)
 // when there is none.

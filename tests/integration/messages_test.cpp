@@ -77,7 +77,8 @@ TEST_CASE(
   CHECK(text.find("HINT: tidemark runs as '" + *testUser() + "' (uid " +
                   std::to_string(user->pw_uid) + "); '" + repo +
                   "/main' belongs to 'root' (group 'root', mode 0750); as root, run: chown -R " +
-                  *testUser() + ": '" + repo + "'\n") != std::string::npos);
+                  *testUser() + ": '" + repo + "' (the repository belongs to the user") !=
+        std::string::npos);
   // The command it gives fixes it.
   REQUIRE(run({"/bin/chown", "-R", *testUser() + ":", repo}) == 0);
   CHECK(push() == 0);

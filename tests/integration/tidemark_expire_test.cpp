@@ -88,8 +88,8 @@ TEST_CASE_TEMPLATE(
   CHECK(none.status == 4);
   CHECK(none.output().find("no retention policy") != std::string::npos);
 
-  // An empty backup folder (a backup that failed before storing anything; posix only: S3 has no
-  // folders) goes as what it is, with no age claimed for it.
+  // An empty backup folder (a backup that failed before storing anything; posix only: S3 lists
+  // only what holds objects) goes as what it is, with no age claimed for it.
   const std::string empty = ws.path("repo") + "/main/backups/29990101T000000Z";
   if (ws.backend() == Backend::Posix) fs::create_directories(empty);
 

@@ -55,15 +55,18 @@ TEST_CASE("refuseUnreachableTime names the last commit and both ways forward") {
   // With a gap after the backup, the last commit before it, the missing file, and no advice to
   // replay "everything" (that stops at the gap too).
   Error gap = thrownError([&] {
-    recovery::refuseUnreachableTime(end, at("2026-12-04 10:50:00+00"), "000000010000000000000008");
+    recovery::refuseUnreachableTime(
+        end, at("2026-12-04 10:50:00+00"),
+        "000000010000000000000008 to 00000001000000000000000A (3 files)");
   });
   CHECK(gap.code() == ErrorCode::InvalidInput);
   CHECK(what(gap) == test::Containing("is at or after the last commit before a gap in the "
                                       "archived WAL (2026-12-04 10:42:07.500000+00 at "
-                                      "0/3000060 in 000000010000000000000003, COMMIT; "
-                                      "000000010000000000000008 is missing)"));
+                                      "0/3000060 in 000000010000000000000003, COMMIT; missing: "
+                                      "000000010000000000000008 to 00000001000000000000000A (3 "
+                                      "files))"));
   CHECK(gap.hint() == test::Containing("choose a target before 2026-12-04 10:42:07.500000+00"));
-  CHECK(gap.hint() == test::Containing("put 000000010000000000000008 back into the archive"));
+  CHECK(gap.hint() == test::Containing("put the missing WAL back into the archive"));
   CHECK(gap.hint().find("no target") == std::string::npos);
   // Before it, unknown, or another kind of target: nothing to refuse.
   recovery::refuseUnreachableTime(end, at("2026-12-04 10:42:07+00"));

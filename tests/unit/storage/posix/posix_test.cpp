@@ -239,7 +239,9 @@ TEST_CASE("a permission error on the repository names the user, the owner and mo
           storage + "\ncannot create directory '" + root + "/main': Permission denied\n" +
               "tidemark runs as 'nobody' (uid 65534); '" + root +
               "' belongs to 'root' (group 'root', mode 0755); as root, run: chown -R nobody: '" +
-              root + "'");
+              root +
+              "' (the repository belongs to the user the server's archive_command runs as, "
+              "usually postgres)");
   }
   SUBCASE("a folder of the user's own without write permission: chmod the repository") {
     REQUIRE(::chown(root.c_str(), 65534, 65534) == 0);
@@ -264,9 +266,9 @@ TEST_CASE("a permission error on the repository names the user, the owner and mo
     CHECK(report == storage + "\ncannot open '" + root + "/stanza.json': Permission denied\n" +
                         "tidemark runs as 'nobody' (uid 65534); '" + root +
                         "/stanza.json' belongs to 'daemon' (group 'daemon', mode 0600); run "
-                        "tidemark as 'daemon', its owner (sudo -u daemon ...): the server's "
-                        "archive_command writes there as that user, and a chown to 'nobody' "
-                        "would lock it out");
+                        "tidemark as 'daemon', its owner (sudo -u daemon ...): a chown to "
+                        "'nobody' would lock out what writes there as 'daemon' (the server's "
+                        "archive_command, when that is the server's user)");
   }
   SUBCASE("a folder above the repository the user may not enter is named, not the repository") {
     const std::string outer = dir / "outer", inner = dir / "outer/repo";
