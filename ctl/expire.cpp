@@ -304,23 +304,17 @@ int expire(const Config& config, const CommandLine& commandLine) {
     for (const auto& object : objects)
       if (auto info = storage.info(object)) newest = std::max(newest, info->modified);
     if (newest > sweepBefore) continue;
+    bool folderGone = false;  // the backup's own folder, the last of `folders`
     if (!dryRun) {
       confirm(*lock, repository);
       storage.removeMany(objects);
       for (const auto& folder : folders)
-        storage.removeEmptyDirectory(folder);
+        folderGone = storage.removeEmptyDirectory(folder);
     }
     // An empty folder has no age to tell, and no backup is filling it: a running backup holds the
-    // lock this run holds (a dry run takes none, and only reports). One that stays listed is none
-    // this storage can remove (an S3 "folder" marker object): not reported as deleted, run after
-    // run.
-    if (objects.empty() && !dryRun) {
-      bool listed = false;
-      storage.list(repo::backupsDirectory(repository.stanza()), [&](const storage::ListEntry& e) {
-        listed = listed || (e.directory && e.name == label);
-      });
-      if (listed) continue;
-    }
+    // lock this run holds (a dry run takes none, and only reports). One the storage cannot remove
+    // (an S3 "folder" marker object) is not reported as deleted, run after run.
+    if (objects.empty() && !dryRun && !folderGone) continue;
     say(objects.empty()
             ? fmt::format("{} incomplete backup {} (an empty folder: no object, no backup.json)",
                           prefix, label)

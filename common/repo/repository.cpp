@@ -67,11 +67,8 @@ class LoggedStorage final : public storage::Storage {
       return true;
     });
   }
-  void removeEmptyDirectory(const std::string& dir) override {
-    logged("remove folder", dir, [&] {
-      inner_->removeEmptyDirectory(dir);
-      return true;
-    });
+  bool removeEmptyDirectory(const std::string& dir) override {
+    return logged("remove folder", dir, [&] { return inner_->removeEmptyDirectory(dir); });
   }
   std::vector<storage::Leftover> leftovers(const std::string& dir) override {
     return logged("leftovers", dir, [&] { return inner_->leftovers(dir); });

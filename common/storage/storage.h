@@ -108,9 +108,14 @@ class Storage {
   // keys, retried); missing ones are not an error. By default one remove() each.
   virtual void removeMany(const std::vector<std::string>& paths);
 
-  // Removes the folder `dir` when it is empty (posix: rmdir; a folder that is not empty or gone is
-  // left alone, without an error). Storages without folders do nothing.
-  virtual void removeEmptyDirectory(const std::string& dir) { (void)dir; }
+  // Removes the folder `dir` when it is empty (posix: rmdir; a folder that is not empty is left
+  // alone, without an error). Returns whether no folder of that name is left: false when it was
+  // not empty, and always for storages without folders, which remove none (an S3 "folder" is a
+  // prefix, or a marker object, that stays listed).
+  virtual bool removeEmptyDirectory(const std::string& dir) {
+    (void)dir;
+    return false;
+  }
 
   // What unfinished writes left under `dir` (recursively): posix, the hidden temporary files of
   // writes whose process died; s3, multipart uploads never completed nor aborted. Never objects.

@@ -31,7 +31,9 @@ class ForwardingStorage : public storage::Storage {
   }
   void remove(const std::string& path) override { inner_.remove(path); }
   void removeMany(const std::vector<std::string>& paths) override { inner_.removeMany(paths); }
-  void removeEmptyDirectory(const std::string& dir) override { inner_.removeEmptyDirectory(dir); }
+  bool removeEmptyDirectory(const std::string& dir) override {
+    return inner_.removeEmptyDirectory(dir);
+  }
   std::vector<storage::Leftover> leftovers(const std::string& dir) override {
     return inner_.leftovers(dir);
   }

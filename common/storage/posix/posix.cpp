@@ -198,11 +198,11 @@ void PosixStorage::remove(const std::string& path) {
   });
 }
 
-void PosixStorage::removeEmptyDirectory(const std::string& dir) {
-  withPermissionHint(root_, full(dir), [&] {
+bool PosixStorage::removeEmptyDirectory(const std::string& dir) {
+  return withPermissionHint(root_, full(dir), [&] {
     std::string path = full(dir);
-    if (::rmdir(path.c_str()) == 0 || errno == ENOENT || errno == ENOTEMPTY || errno == EEXIST)
-      return;
+    if (::rmdir(path.c_str()) == 0 || errno == ENOENT) return true;
+    if (errno == ENOTEMPTY || errno == EEXIST) return false;
     throw systemError(ErrorCode::Storage, errno, "cannot remove the folder '{}'", path);
   });
 }

@@ -26,7 +26,7 @@ class PosixStorage final : public Storage {
   std::optional<ObjectInfo> info(const std::string& path) override;
   void list(const std::string& dir, const std::function<void(const ListEntry&)>& fn) override;
   void remove(const std::string& path) override;
-  void removeEmptyDirectory(const std::string& dir) override;
+  bool removeEmptyDirectory(const std::string& dir) override;
   std::vector<Leftover> leftovers(const std::string& dir) override;
   void removeLeftover(const Leftover& leftover) override;
   std::unique_ptr<Lock> tryLock(const std::string& path, const std::string& owner,
