@@ -18,6 +18,7 @@
 #include "common/base/version.h"
 #include "common/cli/progress.h"
 #include "common/files/file.h"
+#include "common/pg/config_file.h"
 #include "common/pg/connection.h"
 #include "common/pg/control.h"
 #include "common/pg/replication.h"
@@ -257,8 +258,8 @@ Server checkServer(pg::Connection& connection, const std::string& archiveCommand
         ErrorCode::Database,
         fmt::format("archive_mode is off on {}: the backup's WAL would never reach the repository",
                     connection.describe()),
-        fmt::format("set archive_mode = on and archive_command = '{}', then restart PostgreSQL",
-                    archiveCommand));
+        fmt::format("set archive_mode = on and archive_command = {}, then restart PostgreSQL",
+                    pg::quoteConfigValue(archiveCommand)));
   return server;
 }
 

@@ -22,6 +22,7 @@
 #include "common/base/version.h"
 #include "common/io/encrypt.h"
 #include "common/io/hash.h"
+#include "common/pg/config_file.h"
 #include "common/pg/connection.h"
 #include "common/pg/replication.h"
 #include "common/pg/wal.h"
@@ -647,9 +648,9 @@ CheckResult checkArchiveCommand(const std::string& archiveCommand, const Config&
   const std::string name = "archive-command";
   const RepositoryTarget expected = repositoryTarget(config);
   const std::string set = fmt::format(
-      "set archive_command = '{}' in postgresql.conf and reload PostgreSQL (SELECT "
+      "set archive_command = {} in postgresql.conf and reload PostgreSQL (SELECT "
       "pg_reload_conf())",
-      suggestedArchiveCommand(config));
+      pg::quoteConfigValue(suggestedArchiveCommand(config)));
   if (archiveCommand.empty() || archiveCommand == "(disabled)")
     return {name, CheckStatus::Failed, "archive_command is empty: PostgreSQL archives nothing",
             set};
@@ -968,9 +969,9 @@ CheckReport runChecks(const Config& config, const CheckOptions& options) {
       checks.fail(
           "archive-command",
           fmt::format("archive_library is '{}': PostgreSQL ignores archive_command", library),
-          fmt::format("set archive_library = '' and archive_command = '{}' in "
+          fmt::format("set archive_library = '' and archive_command = {} in "
                       "postgresql.conf, and restart PostgreSQL",
-                      suggestedArchiveCommand(config)));
+                      pg::quoteConfigValue(suggestedArchiveCommand(config))));
     } else if (std::string command = connection.show("archive_command"); command == "(disabled)") {
       checks.skip("archive-command",
                   "archive_mode is 'off': PostgreSQL shows archive_command as '(disabled)'");

@@ -808,7 +808,7 @@ int drill(const Config& config, const CommandLine& commandLine,
   options.keep = commandLine.has("keep");
   options.stopRequested = stopRequested;
   options.leaseTimeout = config.retention.leaseTimeout;
-  options.restoreCommand = restore::restoreCommand(config, commandLine);
+  options.restoreCommand = restore::restoreCommand(config);
   if (auto timeout = commandLine.value("timeout")) {
     auto seconds = parseDurationSeconds(*timeout);
     if (!seconds || *seconds <= 0)

@@ -7,6 +7,7 @@
 
 #include "common/base/error.h"
 #include "common/base/text.h"
+#include "common/pg/config_file.h"
 #include "common/pg/connection.h"
 #include "common/pg/control.h"
 #include "common/pg/replication.h"
@@ -87,8 +88,8 @@ int stanzaCreate(const Config& config, const CommandLine& commandLine) {
       humanBytes(s.walSegmentSize).c_str(), std::string(io::encryptName(s.encryption)).c_str(),
       s.identity().c_str());
   if (result.created)
-    std::printf("archive_command can push into it now: archive_command = '%s'\n",
-                suggestedArchiveCommand(config).c_str());
+    std::printf("archive_command can push into it now: archive_command = %s\n",
+                pg::quoteConfigValue(suggestedArchiveCommand(config)).c_str());
   if (std::fflush(stdout) != 0) throw Error(ErrorCode::LocalIo, "cannot write to standard output");
   return 0;
 }

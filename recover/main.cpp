@@ -28,7 +28,7 @@ int main(int argc, char** argv) {
   return tidemark::runMain(spec, argc, argv,
                            [&](const tidemark::Config& config, const tidemark::CommandLine& cl) {
                              auto options = tidemark::recover::parseRecoverOptions(cl);
-                             tidemark::recover::recover(config, cl, options, stopRequested);
+                             tidemark::recover::recover(config, options, stopRequested);
                              return 0;
                            });
 }

@@ -38,8 +38,6 @@
 #include "common/spool/gap_record.h"
 #include "common/spool/spool.h"
 
-extern char** environ;
-
 namespace fs = std::filesystem;
 
 namespace tidemark::recover {
@@ -546,21 +544,19 @@ ConfigPlan checkConfigPlace(const repo::Repository& repository, const recovery::
   return out;
 }
 
-// Environment settings do not reach PostgreSQL's restore_command: the plan would be made with one
-// stanza or repository and the WAL fetched from another.
-void refuseEnvironmentSettings() {
-  for (char** e = environ; e && *e; ++e) {
-    std::string entry = *e;
-    if (entry.rfind("TIDEMARK_", 0) == 0 && entry.rfind("TIDEMARK_CONFIG=", 0) != 0) {
-      std::string name = entry.substr(0, entry.find('='));
+// restore_command repeats the settings the environment gives (serverCommand), but a secret is
+// never a flag: with it in the environment only, the plan could be made with credentials the
+// restored server's archive-get lacks.
+void refuseEnvironmentSecrets() {
+  for (const auto& key : configKeyInfo())
+    if (key.secret && (key.usedBy & kArchiveGet) && std::getenv(key.environment.c_str()))
       throw Error(ErrorCode::Config,
-                  fmt::format("{} is set, but PostgreSQL's restore_command would not see it", name),
-                  fmt::format("put the setting in the configuration file (or give it as a flag, "
-                              "which restore_command "
-                              "gets too) and unset {}",
-                              name));
-    }
-  }
+                  fmt::format("{} is set, but PostgreSQL's restore_command would not see it (a "
+                              "secret is never passed as a flag)",
+                              key.environment),
+                  fmt::format("put {} in the configuration file (readable by its owner only) and "
+                              "unset {}",
+                              key.key, key.environment));
 }
 
 // Never leave a half-restored directory that someone could start.
@@ -767,8 +763,7 @@ void printNextSteps(const recovery::RecoveryPlan& plan, const RecoverOptions& op
 
 }  // namespace
 
-recovery::RecoveryPlan recover(const Config& config, const CommandLine& commandLine,
-                               const RecoverOptions& options,
+recovery::RecoveryPlan recover(const Config& config, const RecoverOptions& options,
                                const std::function<bool()>& stopRequested) {
   if (options.archiving == Archiving::Preserve && willPromote(options))
     spdlog::warn(
@@ -776,8 +771,8 @@ recovery::RecoveryPlan recover(const Config& config, const CommandLine& commandL
         "production server's and this is a copy beside it, it archives into that stanza");
   // What the restored server's restore_command needs, checked first: a dry run says 0 only for
   // a plan the real run can carry out.
-  refuseEnvironmentSettings();
-  const std::string restoreCommand = restore::restoreCommand(config, commandLine);
+  refuseEnvironmentSecrets();
+  const std::string restoreCommand = restore::restoreCommand(config);
   repo::Repository repository = repo::openRepository(config);
   recovery::RecoveryPlan plan =
       recovery::planRecovery(repository, options.target, options.backup, options.standby);

@@ -55,8 +55,7 @@ std::vector<OptionSpec> recoverOptionSpecs();
 
 // Plans (and with --dry-run stops there), restores the backup, writes the recovery settings and
 // the signal file, and prints how to start the server. Returns the plan.
-recovery::RecoveryPlan recover(const Config& config, const CommandLine& commandLine,
-                               const RecoverOptions& options,
+recovery::RecoveryPlan recover(const Config& config, const RecoverOptions& options,
                                const std::function<bool()>& stopRequested);
 
 }  // namespace tidemark::recover

@@ -693,9 +693,21 @@ bool validStanzaName(std::string_view name) {
          });
 }
 
+std::string serverCommand(Program program, const std::string& executable, const Config& config) {
+  std::string command = shellQuote(executable);
+  if (!config.file.empty()) command += " --config " + shellQuote(config.file);
+  for (const auto& [flag, value] : config.sources.overrides)
+    for (const auto& key : configKeyInfo())
+      if (key.flag == flag && (key.usedBy & program))
+        command += " " + shellQuote("--" + flag + "=" + value);
+  std::string escaped;
+  for (char c : command)
+    escaped += c == '%' ? std::string("%%") : std::string(1, c);
+  return escaped + (program == kArchiveGet ? " %f %p" : " %p");
+}
+
 std::string suggestedArchiveCommand(const Config& config) {
-  if (config.file.empty()) return "tidemark-archive-push %p";
-  return fmt::format("tidemark-archive-push --config {} %p", shellQuote(config.file));
+  return serverCommand(kArchivePush, "tidemark-archive-push", config);
 }
 
 Config loadConfig(const CommandLine& commandLine, const Environment& environment) {
@@ -746,6 +758,7 @@ Config loadConfig(const CommandLine& commandLine, const Environment& environment
     def->apply(config, value, name);
     origins[def->name()] = name;
     config.sources.environment.push_back(name);
+    if (!def->secret) config.sources.overrides.emplace_back(flagNameOf(*def), value);
   }
 
   // The flags.
@@ -755,6 +768,9 @@ Config loadConfig(const CommandLine& commandLine, const Environment& environment
     def->apply(config, value, "--" + flag);
     origins[def->name()] = "--" + flag;
     config.sources.flags.push_back("--" + flag);
+    auto& overrides = config.sources.overrides;
+    std::erase_if(overrides, [&](const auto& o) { return o.first == flag; });
+    overrides.emplace_back(flag, value);
   }
 
   // Rules between keys.

@@ -101,6 +101,11 @@ struct Config {
     std::vector<std::string> triedFiles;
     std::vector<std::string> environment;  // "TIDEMARK_STANZA"
     std::vector<std::string> flags;        // "--stanza"
+    // The values the environment and the flags set, secrets left out: flag name ("stanza") and
+    // value, a flag replacing its key's environment variable. What a command PostgreSQL runs for
+    // this configuration repeats (serverCommand): it sees neither this command line nor, for
+    // archive_command, the operator's environment.
+    std::vector<std::pair<std::string, std::string>> overrides;
   } sources;
 
   // A secret (a secret key, or a password in pg.conninfo) found in a configuration file that its
@@ -131,8 +136,13 @@ inline constexpr const char* kDefaultConfigFile = "/etc/tidemark/tidemark.toml";
 // '.', and not "_probe" (tidemark check's folder).
 bool validStanzaName(std::string_view name);
 
-// The archive_command that pushes with `config`: "tidemark-archive-push --config FILE %p", or
-// without --config when no file was read (built-in defaults).
+// The command PostgreSQL runs to archive (program kArchivePush: archive_command) or restore
+// (kArchiveGet: restore_command) with `config`: `executable`, --config FILE when a file was read,
+// and the overrides (Config::Sources) of keys `program` uses as --flag=value; each word
+// shell-quoted and each '%' doubled (PostgreSQL reads %% as %), then " %p" or " %f %p".
+std::string serverCommand(Program program, const std::string& executable, const Config& config);
+
+// The archive_command to suggest: serverCommand(kArchivePush, "tidemark-archive-push", config).
 std::string suggestedArchiveCommand(const Config& config);
 
 // ---- loading ------------------------------------------------------------------------------

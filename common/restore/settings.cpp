@@ -43,20 +43,8 @@ std::string findProgram(const std::string& name) {
               "install tidemark's binaries together (cmake --install)");
 }
 
-std::string restoreCommand(const Config& config, const CommandLine& commandLine) {
-  std::string command = shellQuote(findProgram("tidemark-archive-get"));
-  if (!config.file.empty()) command += " --config " + shellQuote(config.file);
-  // Only the flags of keys archive-get uses: it refuses the others (--retention-lease-timeout is
-  // tidemark-recover's own).
-  for (const auto& [flag, value] : commandLine.overrides)
-    for (const auto& key : configKeyInfo())
-      if (key.flag == flag && (key.usedBy & kArchiveGet))
-        command += " " + shellQuote("--" + flag + "=" + value);
-  // PostgreSQL replaces %f, %p and %r in restore_command and reads %% as one %.
-  std::string escaped;
-  for (char c : command)
-    escaped += c == '%' ? std::string("%%") : std::string(1, c);
-  return escaped + " %f %p";
+std::string restoreCommand(const Config& config) {
+  return serverCommand(kArchiveGet, findProgram("tidemark-archive-get"), config);
 }
 
 std::vector<std::pair<std::string, std::string>> isolatedCopySettings() {

@@ -44,9 +44,9 @@ std::string confQuote(const std::string& value);
 // when there is none.
 std::string findProgram(const std::string& name);
 
-// The restore_command for a restored server: tidemark-archive-get by absolute path (findProgram),
-// with --config and the configuration flags given on the command line (`commandLine.overrides`)
-// that tidemark-archive-get uses.
-std::string restoreCommand(const Config& config, const CommandLine& commandLine);
+// The restore_command for a restored server: serverCommand of tidemark-archive-get by absolute
+// path (findProgram), so with --config and the flags and environment variables given to this
+// command that tidemark-archive-get uses.
+std::string restoreCommand(const Config& config);
 
 }  // namespace tidemark::restore

@@ -274,6 +274,42 @@ TEST_CASE("loadConfig merges file, environment and flags, in that order of prece
   }
 }
 
+TEST_CASE("serverCommand repeats the file and the overrides the program PostgreSQL runs uses") {
+  SUBCASE("without a file or overrides: the program and the placeholders only") {
+    Config c;
+    CHECK(serverCommand(kArchivePush, "tidemark-archive-push", c) == "tidemark-archive-push %p");
+    CHECK(suggestedArchiveCommand(c) == "tidemark-archive-push %p");
+    CHECK(serverCommand(kArchiveGet, "/opt/tm bin/tidemark-archive-get", c) ==
+          "'/opt/tm bin/tidemark-archive-get' %f %p");
+  }
+  ConfigFile file("stanza = 'file'\n");
+  SUBCASE("the file, then the flags and environment variables of keys the program uses") {
+    // A flag replaces its key's environment variable; keys the program does not use
+    // (pg.conninfo, retention.*) and secrets (never flags) stay out.
+    Environment env{{"TIDEMARK_STANZA", "from-env"},
+                    {"TIDEMARK_REPO_PATH", "/env repo"},
+                    {"TIDEMARK_PG_CONNINFO", "host=x"},
+                    {"TIDEMARK_S3_SECRET_ACCESS_KEY", "hush"}};
+    Config c = load({"--config", file.path, "--stanza=flag", "--retention-full=2",
+                     "--archive-get-ahead=4", "--compress-level=3"},
+                    env);
+    CHECK(suggestedArchiveCommand(c) ==
+          fmt::format("tidemark-archive-push --config {} '--repo-path=/env repo' --stanza=flag "
+                      "--compress-level=3 %p",
+                      c.file));
+    CHECK(serverCommand(kArchiveGet, "get", c) ==
+          fmt::format(
+              "get --config {} '--repo-path=/env repo' --stanza=flag --archive-get-ahead=4 %f %p",
+              c.file));
+    CHECK(suggestedArchiveCommand(c).find("hush") == std::string::npos);
+  }
+  SUBCASE("a '%' reaches the program as one: PostgreSQL reads %% as %") {
+    Config c = load({"--config", file.path, "--repo-path=/srv/100%/repo"});
+    CHECK(suggestedArchiveCommand(c) ==
+          fmt::format("tidemark-archive-push --config {} --repo-path=/srv/100%%/repo %p", c.file));
+  }
+}
+
 TEST_CASE("loadConfig finds the configuration file from --config, TIDEMARK_CONFIG or the default") {
   SUBCASE("--config beats TIDEMARK_CONFIG") {
     ConfigFile flag("stanza = 'flag'\n"), env("stanza = 'env'\n");
