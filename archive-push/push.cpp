@@ -50,6 +50,7 @@ repo::Generation checkCluster(const repo::Repository& repository, const PushPara
   }
   repo::StanzaInfo stanza = params.stanza ? *params.stanza : repo::requireStanza(repository);
   repo::checkEncryption(repository, stanza);
+  if (!params.stanza) repo::requireStanzaKey(repository);
   if (page)
     return repo::requireGeneration(repository, stanza, page->systemId, page->segmentSize,
                                    pg::versionFromPageMagic(page->magic).value_or(0), what);
@@ -592,6 +593,7 @@ void runPusher(const PusherContext& context, const PusherOptions& options, int l
   repo::Repository repository = repo::openRepository(context.config, &abandon);
   repo::StanzaInfo stanza = repo::requireStanza(repository);
   repo::checkEncryption(repository, stanza);
+  repo::requireStanzaKey(repository);
   const spool::Identity identity{.repository = context.repository,
                                  .stanzaId = stanza.identity(),
                                  .systemId = context.systemId};
@@ -712,6 +714,7 @@ void archivePush(const Config& config, const std::string& walPath) {
     repo::Repository repository = repo::openRepository(config);
     repo::StanzaInfo stanza = repo::requireStanza(repository);
     repo::checkEncryption(repository, stanza);
+    repo::requireStanzaKey(repository);
     std::optional<spool::PushClaim> claim;  // ours while we push it: the pusher leaves it alone
     if (local) {
       bool spoolUsable = true;

@@ -20,8 +20,8 @@ struct PushParams {
   // The system identifier in the data directory's pg_control, when known: files without a page
   // header (.history, .backup) are checked against the stanza with it.
   std::optional<std::uint64_t> controlSystemId;
-  // The stanza, when the caller has read it already (push-ahead's workers share one read);
-  // otherwise the worker reads stanza.json.
+  // The stanza, when the caller has read it already and checked its key (requireStanzaKey;
+  // push-ahead's workers share one read); otherwise the worker reads stanza.json and does so.
   const repo::StanzaInfo* stanza = nullptr;
 };
 

@@ -618,6 +618,9 @@ DrillReport runDrill(const repo::Repository& repository, const DrillOptions& opt
   report.repository = repository.describe();
   report.started = isoNow();
   const std::string stanzaId = repo::requireStanza(repository).identity();
+  // Its record is signed with the current key: one the stanza's readers do not hold would hide
+  // the drills before it from info and metrics.
+  repo::requireStanzaKey(repository);
   ServerUser user = serverUser();
   Scratch scratch(options.scratch);
   report.scratch = scratch.path();

@@ -546,17 +546,25 @@ ConfigPlan checkConfigPlace(const repo::Repository& repository, const recovery::
 
 // restore_command repeats the settings the environment gives (serverCommand), but a secret is
 // never a flag: with it in the environment only, the plan could be made with credentials the
-// restored server's archive-get lacks.
-void refuseEnvironmentSecrets() {
-  for (const auto& key : configKeyInfo())
-    if (key.secret && (key.usedBy & kArchiveGet) && std::getenv(key.environment.c_str()))
-      throw Error(ErrorCode::Config,
-                  fmt::format("{} is set, but PostgreSQL's restore_command would not see it (a "
-                              "secret is never passed as a flag)",
-                              key.environment),
-                  fmt::format("put {} in the configuration file (readable by its owner only) and "
-                              "unset {}",
-                              key.key, key.environment));
+// restored server's archive-get lacks. Credentials from a shared credentials file are the file of
+// whoever runs this, which the server's user may not have.
+void checkEnvironmentCredentials(const Config& config) {
+  if (!config.sources.environmentSecrets.empty()) {
+    const std::string& name = config.sources.environmentSecrets.front();
+    throw Error(ErrorCode::Config,
+                fmt::format("{} is set, but PostgreSQL's restore_command would not see it (a "
+                            "secret is never passed as a flag)",
+                            name),
+                fmt::format("put the S3 credentials in the configuration file (s3.access-key-id, "
+                            "s3.secret-access-key; readable by its owner only) and unset {}",
+                            name));
+  }
+  if (!config.sources.credentialsFile.empty())
+    spdlog::warn(
+        "the S3 credentials come from '{}': restore_command runs as the server's user and reads "
+        "that user's credentials file (~/.aws/credentials, or AWS_SHARED_CREDENTIALS_FILE in the "
+        "server's environment); put them in the configuration file if it has none",
+        config.sources.credentialsFile);
 }
 
 // Never leave a half-restored directory that someone could start.
@@ -771,7 +779,7 @@ recovery::RecoveryPlan recover(const Config& config, const RecoverOptions& optio
         "production server's and this is a copy beside it, it archives into that stanza");
   // What the restored server's restore_command needs, checked first: a dry run says 0 only for
   // a plan the real run can carry out.
-  refuseEnvironmentSecrets();
+  checkEnvironmentCredentials(config);
   const std::string restoreCommand = restore::restoreCommand(config);
   repo::Repository repository = repo::openRepository(config);
   recovery::RecoveryPlan plan =

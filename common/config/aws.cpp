@@ -53,11 +53,18 @@ void resolveS3(Config& config, const Environment& env, bool pathGiven) {
   if (s3.bucket.empty())
     throw Error(ErrorCode::Config, "repo.type is 's3' but s3.bucket is not set",
                 "set s3.bucket (or TIDEMARK_S3_BUCKET) to the bucket holding the repository");
-  if (s3.region.empty()) s3.region = get("AWS_REGION");
-  if (s3.region.empty()) s3.region = get("AWS_DEFAULT_REGION");
+  // A value from AWS's variables counts as an override (Config::Sources): a command PostgreSQL
+  // runs for this configuration repeats it as a flag.
+  auto fromEnvironment = [&](std::string& value, const char* flag, const char* name) {
+    if (!value.empty() || get(name).empty()) return;
+    value = get(name);
+    config.sources.overrides.emplace_back(flag, value);
+  };
+  fromEnvironment(s3.region, "s3-region", "AWS_REGION");
+  fromEnvironment(s3.region, "s3-region", "AWS_DEFAULT_REGION");
   if (s3.region.empty()) s3.region = "us-east-1";
-  if (s3.endpoint.empty()) s3.endpoint = get("AWS_ENDPOINT_URL_S3");
-  if (s3.endpoint.empty()) s3.endpoint = get("AWS_ENDPOINT_URL");
+  fromEnvironment(s3.endpoint, "s3-endpoint", "AWS_ENDPOINT_URL_S3");
+  fromEnvironment(s3.endpoint, "s3-endpoint", "AWS_ENDPOINT_URL");
   if (s3.endpoint.empty()) s3.endpoint = "https://s3." + s3.region + ".amazonaws.com";
   if (s3.accessKeyId.empty() != s3.secretAccessKey.empty())
     throw Error(ErrorCode::Config,
@@ -73,15 +80,19 @@ void resolveS3(Config& config, const Environment& env, bool pathGiven) {
                     : "AWS_ACCESS_KEY_ID is set but AWS_SECRET_ACCESS_KEY is not",
                 "set both in the environment, or neither");
   if (s3.accessKeyId.empty() && !get("AWS_ACCESS_KEY_ID").empty()) {
+    // Not an override: without its secret, a flag would only make the command fail otherwise.
     s3.accessKeyId = get("AWS_ACCESS_KEY_ID");
     s3.secretAccessKey = get("AWS_SECRET_ACCESS_KEY");
     s3.sessionToken = get("AWS_SESSION_TOKEN");
+    config.sources.environmentSecrets.push_back("AWS_SECRET_ACCESS_KEY");
+    if (!s3.sessionToken.empty()) config.sources.environmentSecrets.push_back("AWS_SESSION_TOKEN");
   }
   if (s3.accessKeyId.empty()) {
     std::string file = get("AWS_SHARED_CREDENTIALS_FILE");
     if (file.empty() && !get("HOME").empty()) file = get("HOME") + "/.aws/credentials";
     std::string profile = get("AWS_PROFILE").empty() ? "default" : get("AWS_PROFILE");
-    if (!file.empty()) readSharedCredentials(file, profile, s3);
+    if (!file.empty() && readSharedCredentials(file, profile, s3))
+      config.sources.credentialsFile = file;
   }
   if (s3.accessKeyId.empty() || s3.secretAccessKey.empty())
     throw Error(ErrorCode::Config, "no S3 credentials found",

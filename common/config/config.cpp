@@ -758,7 +758,10 @@ Config loadConfig(const CommandLine& commandLine, const Environment& environment
     def->apply(config, value, name);
     origins[def->name()] = name;
     config.sources.environment.push_back(name);
-    if (!def->secret) config.sources.overrides.emplace_back(flagNameOf(*def), value);
+    if (def->secret)
+      config.sources.environmentSecrets.push_back(name);
+    else
+      config.sources.overrides.emplace_back(flagNameOf(*def), value);
   }
 
   // The flags.

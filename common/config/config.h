@@ -106,6 +106,11 @@ struct Config {
     // this configuration repeats (serverCommand): it sees neither this command line nor, for
     // archive_command, the operator's environment.
     std::vector<std::pair<std::string, std::string>> overrides;
+    // Secrets the environment gave, which no command PostgreSQL runs can repeat (a secret is never
+    // a flag): "TIDEMARK_S3_SECRET_ACCESS_KEY", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN".
+    std::vector<std::string> environmentSecrets;
+    // The AWS shared credentials file the S3 credentials came from, when they did.
+    std::string credentialsFile;
   } sources;
 
   // A secret (a secret key, or a password in pg.conninfo) found in a configuration file that its

@@ -81,6 +81,16 @@ const MasterKey* Keyring::find(const KeyId& id) const {
   return nullptr;
 }
 
+const MasterKey& Keyring::require(const KeyId& id, std::string_view what) const {
+  if (const MasterKey* key = find(id)) return *key;
+  throw Error(
+      ErrorCode::Config,
+      fmt::format("{} with key {}; configured keys are {}", what, io::toHex(id), describe()),
+      "set encryption.key-file (or key-command) to that key, or, after a key rotation, add "
+      "its file to encryption.old-key-files; 'tidemark keygen' prints a key's id when it "
+      "makes it");
+}
+
 std::string Keyring::describe() const {
   std::string out;
   auto add = [&](const MasterKey& key) {

@@ -49,6 +49,9 @@ struct Keyring {
 
   // The key with that id, or nullptr.
   const MasterKey* find(const KeyId& id) const;
+  // The key with that id; Error(Config) when there is none, starting with `what` ("object 'x' was
+  // written", "'main/stanza.json' was authenticated") and saying how to configure it.
+  const MasterKey& require(const KeyId& id, std::string_view what) const;
   // "0123456789abcdef (key-file '/k'), ..." or "none".
   std::string describe() const;
   // A keyring without keys (for repositories without encryption).

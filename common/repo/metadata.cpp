@@ -142,15 +142,20 @@ MetadataTrust verifyMetadata(const Repository& repository, const std::string& pa
     throw unauthenticated(
         repository, path,
         fmt::format("its MAC record '{}' was made by an earlier version of tidemark", record));
-  const MasterKey* key = repository.keys().find(parsed->keyId);
-  if (!key)
-    throw Error(ErrorCode::Config,
-                fmt::format("'{}' was authenticated with key {}; configured keys are {}", path,
-                            io::toHex(parsed->keyId), repository.keys().describe()),
-                "add that key to encryption.old-key-files");
-  if (!io::sameDigest(macOf(*key, path, stanzaId, content), parsed->mac))
+  const MasterKey& key =
+      repository.keys().require(parsed->keyId, fmt::format("'{}' was authenticated", path));
+  if (!io::sameDigest(macOf(key, path, stanzaId, content), parsed->mac))
     throw unauthenticated(repository, path, "its MAC does not match its content");
   return MetadataTrust::Authenticated;
+}
+
+void requireKnownSigner(const Repository& repository, const std::string& path) {
+  if (!authenticatesMetadata(repository)) return;
+  auto text = storage::readSmall(repository.storage(), macRecordPath(path), 4096);
+  if (!text) return;
+  auto parsed = parseRecord(*text);
+  if (parsed && parsed->format == kFormat)
+    repository.keys().require(parsed->keyId, fmt::format("'{}' was authenticated", path));
 }
 
 bool hasVouchingRecord(const Repository& repository, const std::string& path) {

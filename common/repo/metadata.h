@@ -48,6 +48,12 @@ enum class MetadataTrust {
 MetadataTrust verifyMetadata(const Repository& repository, const std::string& path,
                              std::string_view content, const std::string& stanzaId);
 
+// Refuses (Error(Config), as verifyMetadata) a handle that does not hold the key `path`'s MAC
+// record names: a writer with a wrong encryption.key-file would store what the stanza's readers
+// cannot read. Reads the record only: a missing, damaged or earlier record is for verifyMetadata,
+// which writers that must go on without it (archive-push) do not call.
+void requireKnownSigner(const Repository& repository, const std::string& path);
+
 // Whether a record that could vouch for `path` stands beside it: one of this version's format made
 // with a key the handle holds, or a damaged one. Such a record that fails to verify is evidence of
 // an edit. A missing record, one made by an earlier version or with a key no longer configured

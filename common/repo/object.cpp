@@ -138,15 +138,8 @@ class PlainPipeline {
       throw error(ErrorCode::Corrupt,
                   "its header's encryption chunk size {} is out of range ({}..{})", p.chunkSize,
                   io::kMinEncryptChunkSize, io::kMaxEncryptChunkSize);
-    const MasterKey* master = keys_.find(p.keyId);
-    if (master == nullptr)
-      throw Error(ErrorCode::Config,
-                  fmt::format("object '{}' was written with key {}; configured keys are {}", path_,
-                              io::toHex(p.keyId), keys_.describe()),
-                  "set encryption.key-file (or key-command) to that key, or add its file to "
-                  "encryption.old-key-files; "
-                  "'tidemark keygen' prints a key's id when it makes it");
-    io::Key256 key = master->objectKey(p.salt);
+    const MasterKey& master = keys_.require(p.keyId, fmt::format("object '{}' was written", path_));
+    io::Key256 key = master.objectKey(p.salt);
     opener_ = std::make_unique<io::StreamOpener>(*decompressor_, key, p.noncePrefix, p.chunkSize,
                                                  objectAad(path_, encodeHeader(header)));
     io::wipe(key);

@@ -312,6 +312,10 @@ CreatedStanza createStanza(const Repository& repository, const StanzaInfo& clust
   return checkExisting(requireStanza(repository));
 }
 
+void requireStanzaKey(const Repository& repository) {
+  requireKnownSigner(repository, stanzaFile(repository.stanza()));
+}
+
 void checkEncryption(const Repository& repository, StanzaInfo& info) {
   const std::string& stanza = repository.stanza();
   io::EncryptType configured = repository.policy().encryption;

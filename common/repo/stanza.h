@@ -90,4 +90,10 @@ std::vector<std::string> authenticateExisting(const Repository& repository);
 // refused from then on.
 void checkEncryption(const Repository& repository, StanzaInfo& info);
 
+// Refuses (Error(Config)) a writer that does not hold the key stanza.json was signed with (its MAC
+// record names it): with a wrong encryption.key-file, archive-push would store WAL that no reader
+// configured for the stanza can decrypt. A key rotation keeps the old key in
+// encryption.old-key-files, and passes. Reads the MAC record only (requireKnownSigner).
+void requireStanzaKey(const Repository& repository);
+
 }  // namespace tidemark::repo

@@ -146,9 +146,9 @@ std::optional<StateRecord> newestStateRecord(const Repository& repository,
     try {
       if (auto read = readStateRecord(repository, stanzaId, *it)) return read;
     } catch (const Error& e) {
-      // A record its MAC does not vouch for counts as absent (what it would be had nobody put it
-      // there): the one before it holds.
-      if (e.code() != ErrorCode::Corrupt) throw;
+      // A record its MAC does not vouch for, or made with a key this handle does not hold (Config),
+      // counts as absent (what it would be had nobody put it there): the one before it holds.
+      if (e.code() != ErrorCode::Corrupt && e.code() != ErrorCode::Config) throw;
       // Removed since the listing (compacted): not a record left out.
       if (!repository.storage().info(it->path)) continue;
       spdlog::warn("{} (left out; the record before it holds)", e.what());

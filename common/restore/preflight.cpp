@@ -109,9 +109,13 @@ PreflightResult verifyPlanObjects(const repo::Repository& repository,
         else
           bytes = summary->plainSize;
       } catch (const Error& error) {
-        // A damaged object is a finding; a repository that cannot be read stops the check.
+        // A damaged object is a finding, as is one written with a key the configured keys do not
+        // include (Config, when there are keys: the metadata the plan was made from was
+        // authenticated with them); a repository that cannot be read stops the check.
+        const bool foreignKey =
+            error.code() == ErrorCode::Config && handle.keys().current.has_value();
         if (error.code() != ErrorCode::Corrupt && error.code() != ErrorCode::ForeignCluster &&
-            error.code() != ErrorCode::InvalidInput)
+            error.code() != ErrorCode::InvalidInput && !foreignKey)
           throw;
         problem = error.what();
       }

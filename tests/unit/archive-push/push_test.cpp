@@ -15,6 +15,7 @@
 #include "common/repo/generation.h"
 #include "common/repo/layout.h"
 #include "common/repo/marks.h"
+#include "common/repo/metadata.h"
 #include "common/repo/stanza.h"
 #include "common/spool/spool.h"
 #include "common/storage/posix/posix.h"
@@ -715,6 +716,35 @@ TEST_CASE("pushWalFile with a key stores encrypted objects and keeps the stanza 
     CHECK(pushWalFile(f.storage, p).outcome == PushOutcome::Stored);
     CHECK(loadStanza(f.storage, "main")->encryption == io::EncryptType::None);
     CHECK(f.stored(test::segmentName(next))[13] == 0);
+  }
+  SUBCASE("a push with a key stanza.json was not signed with is refused, storing nothing") {
+    // stanza.json signed with `key`, as stanza-create with it does.
+    const repo::Repository signer(f.storage, "main", keys,
+                                  {.encryption = io::EncryptType::Aes256Gcm});
+    const std::string stanzaPath = repo::stanzaFile("main");
+    auto stanzaText = storage::readSmall(f.storage, stanzaPath, 1 << 20);
+    REQUIRE(stanzaText);
+    repo::writeMetadataMac(signer, stanzaPath, *stanzaText, repo::requireStanza(signer).identity());
+    io::Key256 otherBytes{};
+    otherBytes[0] = 2;
+    const repo::MasterKey other(otherBytes, "key-file '/wrong'");
+    test::SegmentSpec next = kSegment;
+    next.segmentNumber = 6;
+    const std::string nextPath = f.write(next);
+    PushParams p = encrypted(nextPath);
+    const repo::Keyring wrong{.current = other};
+    p.keys = &wrong;
+    Error e = thrownError([&] { pushWalFile(f.storage, p); });
+    CHECK(e.code() == ErrorCode::Config);
+    CHECK(what(e) == Containing("'main/stanza.json' was authenticated with key " + key.idHex() +
+                                "; configured keys are " + other.idHex()));
+    CHECK(e.hint().find("set encryption.key-file (or key-command) to that key") !=
+          std::string::npos);
+    CHECK_FALSE(f.has(test::segmentName(next)));
+    // A key rotation: the new key writes, the stanza's key stays among the old ones.
+    const repo::Keyring rotated{.current = other, .old = {key}};
+    p.keys = &rotated;
+    CHECK(pushWalFile(f.storage, p).outcome == PushOutcome::Stored);
   }
   SUBCASE("a re-push whose stored copy was written with a key not configured names both keys") {
     io::Key256 otherBytes{};

@@ -1107,6 +1107,31 @@ TEST_CASE("loadConfig for repo.type s3 fills the rest from the AWS conventions")
       elsewhere / "credentials",
       "[default]\naws_access_key_id = AKID-FILE\naws_secret_access_key = SECRET-FILE\n");
 
+  SUBCASE(
+      "what AWS's variables give is repeated as flags by the commands PostgreSQL runs; their "
+      "secrets cannot be, and are named") {
+    Environment env = keys;
+    env["AWS_REGION"] = "eu-west-1";
+    env["AWS_ENDPOINT_URL"] = "http://127.0.0.1:9000";
+    env["AWS_SESSION_TOKEN"] = "TOKEN-ENV";
+    Config c = load({}, with(env));
+    CHECK(serverCommand(kArchiveGet, "get", c) ==
+          fmt::format("get --config {} --s3-region=eu-west-1 --s3-endpoint=http://127.0.0.1:9000 "
+                      "%f %p",
+                      c.file));
+    CHECK(c.sources.environmentSecrets ==
+          std::vector<std::string>{"AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"});
+    CHECK(c.sources.credentialsFile.empty());
+    // From a shared credentials file: nothing in the environment, the file named.
+    Config fromFile = load({}, with({{"HOME", home.path()}}));
+    CHECK(fromFile.sources.environmentSecrets.empty());
+    CHECK(fromFile.sources.credentialsFile == home / ".aws/credentials");
+    // TIDEMARK_* secrets count too.
+    Config tidemarkSecret = load(
+        {}, with({{"TIDEMARK_S3_ACCESS_KEY_ID", "A"}, {"TIDEMARK_S3_SECRET_ACCESS_KEY", "S"}}));
+    CHECK(tidemarkSecret.sources.environmentSecrets ==
+          std::vector<std::string>{"TIDEMARK_S3_SECRET_ACCESS_KEY"});
+  }
   SUBCASE("repo.type s3 needs s3.bucket") {
     ConfigFile file("[repo]\ntype = 's3'\n");
     Error e = thrownError([&] { load({"--config", file.path}, keys); });

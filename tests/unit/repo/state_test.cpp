@@ -106,6 +106,24 @@ TEST_CASE("records left out are told to a reader that asks, records compacted me
     REQUIRE(leftOut.size() == 1);
     CHECK(leftOut[0] == test::Containing(newest.path));
   }
+  SUBCASE("a newer record signed with a key the reader does not hold: the older holds") {
+    // A command run with a wrong encryption.key-file wrote it (a drill's record, before drills
+    // checked the stanza's key).
+    io::Key256 otherBytes{};
+    otherBytes.fill(9);
+    repo::Repository wrongKey(f.storage, "main",
+                              repo::Keyring{.current = repo::MasterKey(otherBytes, "wrong")},
+                              {.encryption = io::EncryptType::Aes256Gcm});
+    gap.last = "000000010000000000000009";
+    gap.files = 4;
+    repo::writeGapRecord(wrongKey, "id", gap);
+    std::vector<std::string> leftOut;
+    auto gaps = repo::readGapRecords(repository, "id", &leftOut);
+    REQUIRE(gaps.size() == 1);
+    CHECK(gaps[0].last == "000000010000000000000008");
+    REQUIRE(leftOut.size() == 1);
+    CHECK(leftOut[0] == test::Containing("was authenticated with key"));
+  }
   SUBCASE("a low-water mark removed between the reads of it and its MAC is no mark left out") {
     repo::writeLowWaterMark(repository, "id", 1, 1, 9, "000000010000000000000009");
     CompactedMeanwhile store(f.storage);
