@@ -26,26 +26,6 @@
 
 namespace tidemark::archive {
 
-namespace {
-
-// Passes the bytes on, keeping the first page header's worth.
-class HeaderCapture final : public io::Filter {
- public:
-  using Filter::Filter;
-  void write(io::ByteView data) override {
-    std::size_t take = std::min(data.size(), pg::kLongPageHeaderSize - header_.size());
-    header_.insert(header_.end(), data.begin(), data.begin() + take);
-    next_.write(data);
-  }
-  void close() override { next_.close(); }
-  io::ByteView header() const { return header_; }
-
- private:
-  io::Buffer header_;
-};
-
-}  // namespace
-
 GetResult getWalFile(const repo::Repository& repository, const GetParams& params) {
   auto name = pg::parseWalName(params.walName);
   if (!name)
@@ -86,7 +66,7 @@ GetResult getWalFile(const repo::Repository& repository, const GetParams& params
   }
   files::AtomicFile file(params.destination,
                          {.noReplace = false, .mode = 0600, .errorCode = ErrorCode::LocalIo});
-  HeaderCapture sink(file);
+  pg::HeaderCapture sink(file);
   GetResult result;
   auto summary =
       repository.readObject(repo::walObject(repository.stanza(), generation.number, *name), sink,
@@ -96,8 +76,8 @@ GetResult getWalFile(const repo::Repository& repository, const GetParams& params
   if (summary && name->hasPageHeader()) {
     const std::string where = repository.describe() + "/" +
                               repo::walObject(repository.stanza(), generation.number, *name);
-    pg::LongPageHeader page =
-        pg::checkSegmentHeader(sink.header(), *name, summary->plainSize, where);
+    pg::LongPageHeader page = pg::checkSegmentHeader(sink.header(), *name, summary->plainSize,
+                                                     where, pg::kStoredSegmentHint);
     if (page.systemId != generation.systemId)
       throw Error(ErrorCode::ForeignCluster,
                   fmt::format("'{}' holds WAL of the cluster with system identifier {}, but the "

@@ -69,6 +69,7 @@ struct Item {
   std::size_t object = 0;          // index into that backup's objects
   std::string walName;             // for WAL objects, the file name
   int generation = 0;              // for WAL objects, the generation whose folder holds it
+  std::uint64_t systemId = 0;      // for WAL objects, that generation's cluster
 };
 
 struct Member {
@@ -163,6 +164,24 @@ Outcome verifyItem(const repo::Repository& repository, const Item& item,
       io::MemorySink sink(kManifestLimit);
       summary = repository.readObject(item.path, sink, kManifestLimit);
       if (summary) outcome.manifest = std::string(sink.text());
+    } else if (auto name = pg::parseWalName(item.walName);
+               item.role == Role::Wal && name && name->hasPageHeader()) {
+      // A segment must be the one its name says, of its generation's cluster, as archive-get
+      // checks before it hands it to PostgreSQL: one stored under another segment's name would
+      // pass every other check and stop the recovery that needs it.
+      io::NullSink discard;
+      pg::HeaderCapture header(discard);
+      summary = repository.readObject(item.path, header, item.maxPlainSize);
+      if (summary) {
+        pg::LongPageHeader page = pg::checkSegmentHeader(header.header(), *name, summary->plainSize,
+                                                         item.path, pg::kStoredSegmentHint);
+        if (page.systemId != item.systemId)
+          throw Error(ErrorCode::Corrupt,
+                      fmt::format("'{}' holds WAL of the cluster with system identifier {}, not "
+                                  "of this generation's ({})",
+                                  item.path, page.systemId, item.systemId),
+                      std::string(pg::kStoredSegmentHint));
+      }
     } else {
       summary = repository.verifyObject(item.path, item.maxPlainSize);
     }
@@ -182,6 +201,7 @@ Outcome verifyItem(const repo::Repository& repository, const Item& item,
   } catch (const Error& e) {
     switch (e.code()) {
       case ErrorCode::Corrupt:
+      case ErrorCode::InvalidInput:  // a segment that is not the one its name says
         outcome.findings.push_back({item.path, kind::kObjectCorrupt, describeError(e)});
         break;
       case ErrorCode::Config:
@@ -336,7 +356,8 @@ std::vector<Item> listWal(const repo::Repository& repository, const repo::Genera
                      .modified = entry.modified,
                      .maxPlainSize = pg::maxWalFileSize(*name, generation.walSegmentSize),
                      .walName = entry.name,
-                     .generation = generation.number});
+                     .generation = generation.number,
+                     .systemId = generation.systemId});
   };
   storage.list(directory, [&](const storage::ListEntry& entry) {
     if (entry.directory)
@@ -680,6 +701,10 @@ void checkBackupContent(const repo::Repository& repository, const repo::BackupIn
       members[prefix + member.path] = member;
   }
   if (!manifestItem) {
+    // Named but not held: the object-missing finding says so already.
+    if (std::any_of(backup.objects.begin(), backup.objects.end(),
+                    [](const repo::BackupObject& o) { return o.name == "backup_manifest"; }))
+      return;
     findings.push_back(
         {repo::backupObject(repository.stanza(), backup.label, "backup_manifest"),
          kind::kBackupMismatch,

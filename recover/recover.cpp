@@ -398,9 +398,17 @@ std::vector<Place> tablespacePlaces(const recovery::RecoveryPlan& plan,
     bool known =
         std::any_of(plan.backup.objects.begin(), plan.backup.objects.end(),
                     [oid = oid](const auto& object) { return object.tablespaceOid == oid; });
-    if (!known)
+    if (!known) {
+      std::string has;
+      for (const auto& object : plan.backup.objects)
+        if (object.tablespaceOid)
+          has += fmt::format("{}{} ({})", has.empty() ? "" : ", ", object.tablespaceOid,
+                             object.tablespaceLocation);
       usage(fmt::format("--tablespace-map names tablespace {}, which backup {} does not have", oid,
-                        plan.backup.label));
+                        plan.backup.label),
+            has.empty() ? "the backup has no tablespaces: leave out --tablespace-map"
+                        : "its tablespaces are " + has);
+    }
   }
   std::vector<Place> places;
   for (const auto& object : plan.backup.objects) {
@@ -568,7 +576,8 @@ void checkEnvironmentCredentials(const Config& config) {
 }
 
 // Never leave a half-restored directory that someone could start.
-void removeRestored(const RecoverOptions& options, bool existed, const std::vector<Place>& places) {
+void removeRestored(const RecoverOptions& options, bool existed, const std::vector<Place>& places,
+                    const std::vector<bool>& placeExisted) {
   spdlog::error("the restore failed: removing what was written in '{}'", options.dataDirectory);
   std::error_code ec;
   if (existed) {
@@ -577,9 +586,15 @@ void removeRestored(const RecoverOptions& options, bool existed, const std::vect
   } else {
     fs::remove_all(options.dataDirectory, ec);
   }
-  for (const auto& place : places)
-    for (const auto& entry : fs::directory_iterator(place.dir, ec))
+  // A tablespace location this run made goes too; one that existed is emptied.
+  for (std::size_t i = 0; i < places.size(); ++i) {
+    if (!placeExisted[i]) {
+      fs::remove_all(places[i].dir, ec);
+      continue;
+    }
+    for (const auto& entry : fs::directory_iterator(places[i].dir, ec))
       fs::remove_all(entry.path(), ec);
+  }
 }
 
 // Empties the places (--force), restores the backup, writes the recovery settings and gives
@@ -651,7 +666,7 @@ bool restoreAndConfigure(const repo::Repository& repository, const recovery::Rec
                  humanBytes(stats.bytes), plural(stats.files, "file", "files"), stats.seconds,
                  humanBytes(std::uint64_t(double(stats.bytes) / std::max(stats.seconds, 1e-3))));
   } catch (...) {
-    removeRestored(options, existed, places);
+    removeRestored(options, existed, places, placeExisted);
     for (const auto& path : configPlan.fresh)
       ::unlink(path.c_str());
     throw;
@@ -699,6 +714,11 @@ void printNextSteps(const recovery::RecoveryPlan& plan, const RecoverOptions& op
     std::printf(
         "  it belongs to root: give it to the server's user first: chown -R postgres:postgres %s\n",
         dir);
+  if (options.target.kind != recovery::TargetKind::Immediate)
+    std::printf(
+        "  on the host of the server it was backed up from, mind: a tablespace created after the\n"
+        "  backup is created again by the replay at its original location, and PostgreSQL reuses\n"
+        "  a directory it finds there (production's own): restore such a copy on another host\n");
   std::error_code confError;
   if (separateConfigDirectory(options) &&
       plan.backup.configuration.state == repo::BackupConfiguration::State::Stored)
@@ -791,6 +811,7 @@ recovery::RecoveryPlan recover(const Config& config, const RecoverOptions& optio
   const ConfigPlan configPlan = checkConfigPlace(repository, plan, options, places);
   const repo::StanzaInfo stanza = repo::requireStanza(repository);
   keepDroppedWal(repository, stanza, config.stanza, options, false);
+  restore::checkBackupObjectsListed(repository, plan.backup);
   if (options.verify) verifyPlan(repository, plan, stopRequested);
   if (options.dryRun) {
     std::puts("dry run: nothing was written");

@@ -96,13 +96,17 @@ std::optional<int> versionFromPageMagic(std::uint16_t magic) {
   }
 }
 
+void HeaderCapture::write(io::ByteView data) {
+  std::size_t take = std::min(data.size(), kLongPageHeaderSize - header_.size());
+  header_.insert(header_.end(), data.begin(), data.begin() + take);
+  next_.write(data);
+}
+
 LongPageHeader checkSegmentHeader(io::ByteView bytes, const WalName& name, std::uint64_t fileSize,
-                                  const std::string& path) {
+                                  const std::string& path, std::string_view hint) {
   auto invalid = [&](const std::string& what) {
     throw Error(ErrorCode::InvalidInput,
-                fmt::format("'{}' is not a valid WAL segment: {}", path, what),
-                "archive_command must pass %p, the path PostgreSQL gives; a damaged file in pg_wal "
-                "needs investigation");
+                fmt::format("'{}' is not a valid WAL segment: {}", path, what), std::string(hint));
   };
   if (bytes.size() < kLongPageHeaderSize)
     invalid(fmt::format("it is {} bytes long, too short for a page header", fileSize));

@@ -68,7 +68,30 @@ struct LongPageHeader {
 // `fileSize`: known magic, long-header flag, a plausible segment and block size equal to the
 // file size, and a page address and timeline that match the file name. Throws
 // Error(InvalidInput) naming the file and the failed check.
+// The hints of checkSegmentHeader's errors: for a file PostgreSQL gives archive_command, and for a
+// copy read back from the repository.
+inline constexpr std::string_view kPushedSegmentHint =
+    "archive_command must pass %p, the path PostgreSQL gives; a damaged file in pg_wal needs "
+    "investigation";
+inline constexpr std::string_view kStoredSegmentHint =
+    "the repository's copy is damaged or stored under another segment's name: archive the "
+    "segment again from pg_wal if a server still holds it (after moving the bad copy aside), else "
+    "take a new base backup; tidemark verify lists every damaged object";
 LongPageHeader checkSegmentHeader(io::ByteView firstBytes, const WalName& name,
-                                  std::uint64_t fileSize, const std::string& path);
+                                  std::uint64_t fileSize, const std::string& path,
+                                  std::string_view hint = kPushedSegmentHint);
+
+// Passes the bytes on, keeping the first kLongPageHeaderSize of them: a segment read back from
+// the repository is checked with checkSegmentHeader while it streams.
+class HeaderCapture final : public io::Filter {
+ public:
+  using Filter::Filter;
+  void write(io::ByteView data) override;
+  void close() override { next_.close(); }
+  io::ByteView header() const { return header_; }
+
+ private:
+  io::Buffer header_;
+};
 
 }  // namespace tidemark::pg

@@ -328,15 +328,24 @@ class Planner {
                             formatUtcText(UtcSeconds(std::chrono::seconds(branch.newestStored))))
               : std::string("no WAL of its own stored");
     }
+    // An inclusive LSN before the fork could stop there with --target-exclusive.
+    const bool lsnBeforeFork =
+        target_.kind == TargetKind::Lsn && !target_.exclusive && target_.lsn <= split;
     throw Error(ErrorCode::InvalidInput,
                 fmt::format("the history of backup {} has branched after it, and {} branches "
                             "hold WAL past the fork: {}. PostgreSQL's "
                             "recovery_target_timeline = 'latest' would follow timeline {} "
                             "whichever one is production's",
                             b.label, branches.size(), list, catalog_.newestFrom(b.timeline)),
-                "name the branch with --target-timeline N (a scheduled tidemark drill: "
-                "drill.target-timeline); tidemark info shows the timeline tree. A branch that a "
-                "restored copy or a former primary archived is not production's history");
+                fmt::format("name the branch with --target-timeline N (a scheduled tidemark drill: "
+                            "drill.target-timeline); tidemark info shows the timeline tree. A "
+                            "branch that a restored copy or a former primary archived is not "
+                            "production's history{}",
+                            lsnBeforeFork ? ". An LSN target before the fork needs no branch "
+                                            "with --target-exclusive (an inclusive one replays "
+                                            "the first record at or after it, which may be the "
+                                            "fork's)"
+                                          : ""));
   }
 
   static std::string branchNumbers(const std::vector<Branch>& branches) {

@@ -28,6 +28,7 @@ struct Expected {
   std::uint64_t maxPlainSize = 0;
   std::optional<std::uint64_t> size;  // exact plain size (archives, segments)
   std::optional<io::Sha256Digest> sha256;
+  std::optional<pg::WalName> segment;  // a segment: its header must be the one its name says
 };
 
 std::vector<Expected> expectedObjects(const repo::Repository& repository,
@@ -60,7 +61,10 @@ std::vector<Expected> expectedObjects(const repo::Repository& repository,
     const std::string name =
         pg::segmentFileName(pg::fileTimeline(plan.history, segment, size), segment, size);
     const pg::WalName wal = *pg::parseWalName(name);
-    out.push_back(Expected{repo::walObject(repository.stanza(), plan.generation, wal), size, size});
+    out.push_back(Expected{.path = repo::walObject(repository.stanza(), plan.generation, wal),
+                           .maxPlainSize = size,
+                           .size = size,
+                           .segment = wal});
   }
   return out;
 }
@@ -73,6 +77,32 @@ std::vector<std::string> planObjects(const repo::Repository& repository,
   for (auto& expected : expectedObjects(repository, plan))
     out.push_back(std::move(expected.path));
   return out;
+}
+
+void checkBackupObjectsListed(const repo::Repository& repository, const repo::BackupInfo& backup) {
+  std::map<std::string, std::uint64_t> listed;  // name -> stored size
+  repository.storage().list(repo::backupDirectory(repository.stanza(), backup.label),
+                            [&](const storage::ListEntry& entry) {
+                              if (!entry.directory) listed[entry.name] = entry.size;
+                            });
+  std::string problems;
+  for (const auto& object : backup.storedObjects()) {
+    auto it = listed.find(object.name);
+    std::string problem;
+    if (it == listed.end())
+      problem = fmt::format("'{}' is missing", object.name);
+    else if (object.storedSize != 0 && it->second != object.storedSize)
+      problem = fmt::format("'{}' holds {} stored bytes, backup.json records {}", object.name,
+                            it->second, object.storedSize);
+    if (problem.empty()) continue;
+    problems += (problems.empty() ? "" : "; ") + problem;
+  }
+  if (problems.empty()) return;
+  throw Error(ErrorCode::Corrupt,
+              fmt::format("backup {} cannot be restored from {}: {}", backup.label,
+                          repository.describe(), problems),
+              "choose another backup with --backup=LABEL (tidemark info lists them; tidemark "
+              "verify names everything damaged)");
 }
 
 PreflightResult verifyPlanObjects(const repo::Repository& repository,
@@ -97,7 +127,12 @@ PreflightResult verifyPlanObjects(const repo::Repository& repository,
       std::uint64_t bytes = 0;
       try {
         io::NullSink discard;
-        auto summary = handle.readObject(e.path, discard, e.maxPlainSize);
+        pg::HeaderCapture header(discard);
+        auto summary = handle.readObject(e.path, header, e.maxPlainSize);
+        std::optional<pg::LongPageHeader> page;
+        if (summary && e.segment && summary->plainSize == e.size)
+          page = pg::checkSegmentHeader(header.header(), *e.segment, summary->plainSize, e.path,
+                                        pg::kStoredSegmentHint);
         if (!summary)
           problem = fmt::format("'{}' is missing", e.path);
         else if (e.size && summary->plainSize != *e.size)
@@ -106,6 +141,9 @@ PreflightResult verifyPlanObjects(const repo::Repository& repository,
           problem =
               fmt::format("'{}' is not the one its backup.json records (SHA-256 {}, expected {})",
                           e.path, io::toHex(summary->plainSha256), io::toHex(*e.sha256));
+        else if (page && page->systemId != plan.backup.systemId)
+          problem = fmt::format("'{}' holds WAL of the cluster with system identifier {}, not {}",
+                                e.path, page->systemId, plan.backup.systemId);
         else
           bytes = summary->plainSize;
       } catch (const Error& error) {

@@ -26,6 +26,12 @@ struct PreflightResult {
 std::vector<std::string> planObjects(const repo::Repository& repository,
                                      const recovery::RecoveryPlan& plan);
 
+// Refuses (Error(Corrupt), naming each) a backup whose objects are not all in the repository with
+// the stored sizes backup.json records: one listing of the backup's folder, for every pre-flight
+// (a dry run's 0 promises a restore that can be carried out, and a truncated or deleted archive
+// would otherwise be found after the others were downloaded).
+void checkBackupObjectsListed(const repo::Repository& repository, const repo::BackupInfo& backup);
+
 // Reads and verifies every object planObjects lists, `parallel` at a time when the handle can open
 // more connections (each thread its own): each archive against its trailer and backup.json (size
 // and SHA-256), each WAL file against its trailer and the segment size. Every problem is listed,

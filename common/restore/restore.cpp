@@ -105,9 +105,11 @@ void readBackupObject(const repo::Repository& repository, const std::string& lab
   std::string path = repo::backupObject(repository.stanza(), label, expected.name);
   auto summary = repository.readObject(path, sink, expected.size);
   if (!summary)
-    throw Error(ErrorCode::Corrupt,
-                fmt::format("backup object '{}' is missing from {}", path, repository.describe()),
-                "the backup is damaged; choose another one");
+    throw Error(
+        ErrorCode::Corrupt,
+        fmt::format("backup object '{}' is missing from {}", path, repository.describe()),
+        "the backup is damaged: choose another one with --backup=LABEL (tidemark info lists "
+        "them)");
   if (summary->plainSize != expected.size || summary->plainSha256 != expected.sha256)
     throw Error(
         ErrorCode::Corrupt,
@@ -116,7 +118,8 @@ void readBackupObject(const repo::Repository& repository, const std::string& lab
             "expected {}, {} bytes)",
             path, io::toHex(summary->plainSha256), summary->plainSize, io::toHex(expected.sha256),
             expected.size),
-        "the backup is damaged or was tampered with; choose another one");
+        "the backup is damaged or was tampered with: choose another one with --backup=LABEL "
+        "(tidemark info lists them)");
 }
 
 namespace {

@@ -344,6 +344,35 @@ TEST_CASE("recover refuses, before writing anything, what it cannot do safely") 
     }
   }
   {
+    INFO("a backup object missing or truncated: refused by the dry run too, before any download");
+    auto storage = ws.storage();
+    const repo::BackupInfo backup = repo::listBackups(repo::Repository(*storage, "main")).front();
+    const std::string manifest = repo::backupObject("main", backup.label, "backup_manifest");
+    const io::Buffer saved = ws.readObject(manifest);
+    std::string dir = ws.path("missing-object");
+    storage->remove(manifest);
+    for (bool dryRun : {true, false}) {
+      std::vector<std::string> args{"--pgdata=" + dir, "--target=immediate"};
+      if (dryRun) args.push_back("--dry-run");
+      Outcome o = recoverWith(ws, args);
+      INFO(o.output());
+      CHECK(o.status == 6);
+      CHECK(o.output().find("backup " + backup.label + " cannot be restored from ") !=
+            std::string::npos);
+      CHECK(o.output().find("'backup_manifest' is missing") != std::string::npos);
+      CHECK(o.output().find("--backup=LABEL") != std::string::npos);
+      CHECK_FALSE(fs::exists(dir));
+    }
+    ws.replaceObject(manifest, io::ByteView(saved).first(saved.size() / 2));
+    Outcome truncated = recoverWith(ws, {"--pgdata=" + dir, "--target=immediate", "--dry-run"});
+    INFO(truncated.output());
+    CHECK(truncated.status == 6);
+    CHECK(truncated.output().find("'backup_manifest' holds " + std::to_string(saved.size() / 2) +
+                                  " stored bytes, backup.json records " +
+                                  std::to_string(saved.size())) != std::string::npos);
+    ws.replaceObject(manifest, saved);
+  }
+  {
     INFO(
         "a non-empty tablespace location is never emptied unless the replaced data directory links "
         "to it");
@@ -382,6 +411,27 @@ TEST_CASE("recover refuses, before writing anything, what it cannot do safely") 
     Outcome twice = attempt({"--tablespace-map=16385=/srv/a", "--tablespace-map=16385=/srv/b"});
     CHECK(twice.status == 3);
     CHECK(twice.output().find("two places") != std::string::npos);
+    // A restore that fails (the tablespace's archive is not the one backup.json records) removes
+    // the tablespace location it made, as it removes the data directory.
+    const repo::BackupInfo original = repo::listBackups(repo::Repository(*storage, "main")).front();
+    REQUIRE(original.label != fake.label);
+    for (const auto& object : original.storedObjects())
+      ws.replaceObject(repo::backupObject("main", fake.label, object.name),
+                       ws.readObject(repo::backupObject("main", original.label, object.name)));
+    repo::BackupObject tablespace = storeBackupObject(
+        *storage, fake.label, "16385.tar", tarOfOneFile("PG_15_202209061/x", "not recorded\n"));
+    tablespace.tablespaceOid = 16385;
+    tablespace.tablespaceLocation = live;
+    tablespace.sha256[0] ^= 1;
+    fake.objects.back() = tablespace;
+    writeBackupInfo(*storage, fake);
+    const std::string newLocation = ws.path("ts-new");
+    Outcome failed = attempt({"--tablespace-map=16385=" + newLocation});
+    CHECK(failed.status != 0);
+    CHECK(failed.output().find("the restore failed") != std::string::npos);
+    CHECK_FALSE(fs::exists(newLocation));
+    for (const auto& object : fake.storedObjects())
+      storage->remove(repo::backupObject("main", fake.label, object.name));
     storage->remove(repo::backupInfoFile("main", fake.label));
   }
   {
@@ -793,6 +843,8 @@ TEST_CASE(
   source.exec("insert into rows select generate_series(1, 1000)");
   source.exec("select pg_switch_wal()");
   source.exec("insert into rows select generate_series(1001, 2000)");
+  const std::string next = source.value("select pg_walfile_name(pg_current_wal_lsn())");
+  REQUIRE(next != needed);
   waitArchived(source);
   source.stop();
 
@@ -816,6 +868,16 @@ TEST_CASE(
     CHECK(o.output().find("nothing was written") != std::string::npos);
     CHECK_FALSE(fs::exists(dir));
   }
+
+  // A sound object holding another segment (the next one, under this one's name): every
+  // envelope check passes, the segment's own page header does not.
+  ws.replaceObject(Workspace::walObject(needed), ws.readObject(Workspace::walObject(next)));
+  o = recoverWith(ws, {"--pgdata=" + dir, "--archiving=off", "--verify", "--dry-run"});
+  INFO(o.output());
+  CHECK(o.status == 6);
+  CHECK(o.output().find("'" + Workspace::walObject(needed) + "' is not a valid WAL segment") !=
+        std::string::npos);
+  CHECK_FALSE(fs::exists(dir));
 }
 
 }  // namespace tidemark::test

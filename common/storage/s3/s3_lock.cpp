@@ -232,7 +232,15 @@ std::unique_ptr<Lock> S3Storage::tryLock(const std::string& path, const std::str
     auto seen = look(*this, client(), lockKey);
     if (!seen) continue;  // released in between
     holder = seen->owner;
-    if (seen->age <= options_.lockTimeout.count()) return nullptr;
+    if (seen->age <= options_.lockTimeout.count()) {
+      // A holder that died (a lost connection, kill -9) leaves its lock in the bucket: say when
+      // it lapses, which its owner line alone does not.
+      holder += fmt::format(
+          " (lock last refreshed {} s ago; if that process is gone, the lock lapses after {} s "
+          "without a refresh, s3.lock-timeout)",
+          seen->age, options_.lockTimeout.count());
+      return nullptr;
+    }
     // Stale: replace exactly that object. Of two processes taking it over at once, one wins.
     sent = bootClock();
     auto etag = replaceIf(*this, client(), lockKey, seen->etag, document, bareEtag_);

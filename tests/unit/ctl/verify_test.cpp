@@ -21,6 +21,7 @@
 #include "support/fake_repository.h"
 #include "support/forwarding_storage.h"
 #include "support/memory_storage.h"
+#include "support/segment.h"
 
 using namespace tidemark;
 using ctl::VerifyFinding;
@@ -82,8 +83,8 @@ std::string manifestOf(const std::vector<ctl::ManifestFile>& files, std::uint32_
   return text + "\"Manifest-Checksum\": \"" + checksum + "\"}\n";
 }
 
-// A repository in memory whose objects are real envelopes: WAL segments (small plain content:
-// verify checks envelopes, not WAL), history files and complete backups with a tar archive and a
+// A repository in memory whose objects are real envelopes: WAL segments (1 MiB, with the first
+// page header their name says), history files and complete backups with a tar archive and a
 // manifest that agree. WAL goes to the newest generation (upgrade()).
 struct Repo : test::FakeRepository {
   std::string walPathOf(int walGeneration, std::uint32_t timeline, std::uint64_t segment) const {
@@ -101,13 +102,24 @@ struct Repo : test::FakeRepository {
     REQUIRE(writer.commit());
     return writer.summary();
   }
+  // A segment whose first page is the one its name says, of the newest generation's cluster.
+  std::string segmentBytes(std::uint32_t timeline, std::uint64_t segment) const {
+    io::Buffer bytes = test::makeSegment({.systemId = systemId,
+                                          .timeline = timeline,
+                                          .segmentNumber = segment,
+                                          .segmentSize = kSegmentSize,
+                                          .seed = segment,
+                                          .randomFraction = 0.01});
+    return std::string(io::asText(bytes));
+  }
   void segments(std::uint32_t timeline, std::uint64_t first, std::uint64_t last) {
     for (std::uint64_t s = first; s <= last; ++s)
-      put(walPath(timeline, s), "segment " + pg::segmentFileName(timeline, s, kSegmentSize));
+      put(walPath(timeline, s), segmentBytes(timeline, s));
   }
   void partial(std::uint32_t timeline, std::uint64_t segment) {
     std::string name = pg::segmentFileName(timeline, segment, kSegmentSize) + ".partial";
-    put(repo::walObject("main", generation, *pg::parseWalName(name)), "partial");
+    put(repo::walObject("main", generation, *pg::parseWalName(name)),
+        segmentBytes(timeline, segment));
   }
   // A backup on `timeline` from `start` to `stop` with base.tar and backup_manifest; `tweak`
   // changes the manifest's files before it is written.
@@ -203,6 +215,28 @@ TEST_CASE("verify reads every object back and names what would make a recovery f
   CHECK(report.objectsRead == 9);
   restore();
 
+  // A sound envelope around the wrong segment: segment 5 stored under 6's name, and a segment of
+  // another cluster. archive-get would refuse either, stopping the recovery that needs it.
+  r.put(r.walPath(1, 6), r.segmentBytes(1, 5));
+  report = run(r);
+  CHECK(kinds(report) == std::vector<std::string>{"object-corrupt " + r.walPath(1, 6)});
+  CHECK(report.findings[0].detail.find("its first page is for WAL location 0/00500000, not "
+                                       "0/00600000") != std::string::npos);
+  CHECK(report.findings[0].detail.find("archive the segment again from pg_wal") !=
+        std::string::npos);
+  restore();
+  {
+    const std::uint64_t ours = r.systemId;
+    r.systemId = 42;
+    r.put(r.walPath(1, 6), r.segmentBytes(1, 6));
+    r.systemId = ours;
+  }
+  report = run(r);
+  CHECK(kinds(report) == std::vector<std::string>{"object-corrupt " + r.walPath(1, 6)});
+  CHECK(report.findings[0].detail.find("holds WAL of the cluster with system identifier 42") !=
+        std::string::npos);
+  restore();
+
   // A flipped byte in the archive: the object fails, and the manifest is not compared with it.
   r.flip(kBase);
   report = run(r);
@@ -244,7 +278,7 @@ TEST_CASE("verify reads every object back and names what would make a recovery f
   // A backup object backup.json names is gone.
   r.storage.remove(kManifest);
   report = run(r);
-  CHECK(has(report, "object-missing", kManifest));
+  CHECK(kinds(report) == std::vector<std::string>{"object-missing " + kManifest});
   restore();
 
   // backup.json records another checksum than the object holds.
@@ -541,7 +575,7 @@ TEST_CASE("verify reads and checks every generation of an upgraded stanza") {
     CHECK(report.findings[0].detail.starts_with(
         "generation 2: missing 00000001000000000000000C: a recovery from backup 20261116T000000Z"));
     // Generation 1's file of that name, missing: its own finding, in its own folder.
-    r.put(now, "segment C of generation 2");
+    r.put(now, r.segmentBytes(1, 0xC));
     r.storage.remove(old);
     report = run(r);
     REQUIRE(kinds(report) == std::vector<std::string>{"wal-gap " + old});

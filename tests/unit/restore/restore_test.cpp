@@ -374,7 +374,9 @@ TEST_CASE("restoreBackup trusts only the objects backup.json records") {
     CHECK(e.code() == ErrorCode::Corrupt);
     CHECK(what(e) == Containing("backup object '" + f.path("base.tar") +
                                 "' is not the one its backup.json records (SHA-256 "));
-    CHECK(e.hint() == "the backup is damaged or was tampered with; choose another one");
+    CHECK(e.hint() ==
+          "the backup is damaged or was tampered with: choose another one with "
+          "--backup=LABEL (tidemark info lists them)");
   }
   SUBCASE("an object swapped for another valid one is Corrupt") {
     f.storage.setObject(f.path("base.tar"), *f.storage.object(f.path("16385.tar")));
@@ -407,7 +409,9 @@ TEST_CASE("restoreBackup trusts only the objects backup.json records") {
     CHECK(e.code() == ErrorCode::Corrupt);
     CHECK(what(e) ==
           "backup object '" + f.path("16385.tar") + "' is missing from " + f.storage.describe());
-    CHECK(e.hint() == "the backup is damaged; choose another one");
+    CHECK(
+        e.hint() ==
+        "the backup is damaged: choose another one with --backup=LABEL (tidemark info lists them)");
   }
   SUBCASE("a damaged stored object is Corrupt") {
     io::Buffer bytes = *f.storage.object(f.path("base.tar"));
