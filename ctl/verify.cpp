@@ -858,6 +858,22 @@ VerifyReport verifyRepository(const repo::Repository& repository, const VerifyOp
     auto wal = listWal(repository, checker.catalog().generation());
     all.insert(all.end(), wal.begin(), wal.end());
   }
+  // Backup folders without a backup.json: a backup that runs or was interrupted (expire removes
+  // those after retention.sweep-age), or one whose backup.json was deleted. Never offered for
+  // recovery, so said, but not a finding: a running backup is no damage.
+  std::vector<std::string> folders;
+  repository.storage().list(repo::backupsDirectory(repository.stanza()),
+                            [&](const storage::ListEntry& entry) {
+                              if (entry.directory) folders.push_back(entry.name);
+                            });
+  for (const auto& label : folders)
+    if (!findBackup(label) &&
+        !repository.storage().info(repo::backupInfoFile(repository.stanza(), label)))
+      report.notes.push_back(fmt::format(
+          "'{}' has no backup.json: a backup that is running or was interrupted (expire removes "
+          "it after retention.sweep-age), or one whose backup.json was deleted; it is not offered "
+          "for recovery",
+          repo::backupDirectory(repository.stanza(), label)));
   // Only the current cluster's backups can recover it: an older generation's restore the cluster
   // as it was before the upgrade.
   if (current.backups().empty())

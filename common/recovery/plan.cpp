@@ -79,7 +79,16 @@ class Planner {
     std::uint32_t latest = 1;
     for (std::uint32_t t : catalog_.wal().timelines())
       latest = std::max(latest, t);  // with WAL or a history file
-    return &historyOf(latest);
+    try {
+      return &historyOf(latest);
+    } catch (const Error& e) {
+      // PostgreSQL's 'latest' would read that file too; another timeline does not need it.
+      if (e.code() != ErrorCode::Corrupt) throw;
+      throw Error(ErrorCode::Corrupt, e.what(),
+                  fmt::format("{}; or recover along another timeline with --target-timeline N "
+                              "(tidemark info shows the timeline tree)",
+                              e.hint()));
+    }
   }
 
   // Whether a backup ended before the target (always, for targets tidemark cannot place).
@@ -202,10 +211,17 @@ class Planner {
                       target_.describe(), formatUtc(oldest.stopTime),
                       pg::formatLsn(oldest.stopLsn)),
           "a recovery can only reach moments after a backup's end; choose a later target");
+    const std::uint32_t timeline = wanted ? wanted->timeline : 0;
     throw Error(ErrorCode::InvalidInput,
-                fmt::format("no complete backup lies on the history of timeline {}",
-                            wanted ? wanted->timeline : 0),
-                "choose the timeline with --target-timeline, or take a backup on it");
+                fmt::format("no complete backup lies on the history of timeline {}{}", timeline,
+                            timeline > 1 && !catalog_.hasHistoryFile(timeline)
+                                ? fmt::format(" (the repository has no {}, so it is taken to have "
+                                              "no parents, as PostgreSQL does)",
+                                              pg::historyFileName(timeline))
+                                : ""),
+                "choose the timeline with --target-timeline, or take a backup on it; a missing "
+                ".history file can be archived again from the server's pg_wal with "
+                "tidemark-archive-push");
   }
 
   // The timeline recovery follows, as PostgreSQL will choose it, and its path from the backup.

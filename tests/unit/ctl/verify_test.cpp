@@ -207,6 +207,17 @@ TEST_CASE("verify reads every object back and names what would make a recovery f
   CHECK(healthy.objectsSkipped == 0);
   CHECK(healthy.read.size() == 10);
   CHECK(healthy.plainBytesRead > 30000);
+  CHECK(healthy.notes.empty());
+
+  // A backup folder without backup.json (running, interrupted, or its backup.json deleted): a
+  // note, not a finding.
+  r.put("main/backups/20261201T000000Z/base.tar", "half a backup");
+  VerifyReport unlisted = run(r);
+  CHECK(unlisted.healthy());
+  REQUIRE(unlisted.notes.size() == 1);
+  CHECK(unlisted.notes[0] ==
+        test::Containing("'main/backups/20261201T000000Z' has no backup.json"));
+  restore();
 
   // A flipped byte in a WAL object.
   r.flip(r.walPath(1, 5));

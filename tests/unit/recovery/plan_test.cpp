@@ -148,6 +148,22 @@ TEST_CASE(
   CHECK(plan.warnings[1] == test::Containing("the repository has no 00000002.history"));
 }
 
+TEST_CASE(
+    "a damaged history of the newest timeline: refused for latest, naming --target-timeline") {
+  test::FakeRepository repository;
+  repository.wal(1, 2, 9);
+  repository.history(2, "this is not a history file\n");
+  repository.wal(2, 6, 7);
+  repository.backup("20261101T000000Z", 1, 0x200028, 0x300100);
+  Error e = thrownError([&] { planRecovery(repository, Target{}); });
+  CHECK(e.code() == ErrorCode::Corrupt);
+  CHECK(what(e) == test::Containing("00000002.history"));
+  CHECK(e.hint() == test::Containing("or recover along another timeline with --target-timeline N"));
+  Target one;
+  one.timeline = *recovery::TimelineChoice::parse("1");
+  CHECK(planRecovery(repository, one).lastWal == "000000010000000000000009");
+}
+
 TEST_CASE("planRecovery follows the timeline the target asks for, and the backups on its history") {
   // Timeline 1 ran to segment 9; timeline 2 branched off at 0/600000 (a point-in-time recovery)
   // and holds segments 6 and 7. B1 ended before the branch, B2 after it (on timeline 1 only).
