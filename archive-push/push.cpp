@@ -22,6 +22,7 @@
 #include "common/pg/control.h"
 #include "common/repo/generation.h"
 #include "common/repo/layout.h"
+#include "common/repo/metadata.h"
 #include "common/repo/stanza.h"
 #include "common/repo/wal_store.h"
 #include "common/spool/gap_record.h"
@@ -714,8 +715,34 @@ void archivePush(const Config& config, const std::string& walPath) {
     repo::Repository repository = repo::openRepository(config);
     repo::StanzaInfo stanza = repo::requireStanza(repository);
     repo::checkEncryption(repository, stanza);
-    repo::requireStanzaKey(repository);
+    // The key that signed stanza.json must be among this call's (requireStanzaKey): read from its
+    // MAC record, unless the spool remembers a signer this call's keys include (one S3 request
+    // per call less; a key-file changed to a wrong key is not among them, and reads it again).
+    auto checkStanzaKey = [&](bool spoolUsable) {
+      if (!repo::authenticatesMetadata(repository)) return;
+      const std::string id = stanza.identity();
+      const repo::Keyring& keys = repository.keys();
+      auto held = [&](const std::string& hex) {
+        return (keys.current && keys.current->idHex() == hex) ||
+               std::any_of(keys.old.begin(), keys.old.end(),
+                           [&](const repo::MasterKey& k) { return k.idHex() == hex; });
+      };
+      try {
+        if (spoolUsable)
+          if (auto cached = spool::readStanzaSigner(*call.spool, id); cached && held(*cached))
+            return;
+      } catch (const Error&) {
+        // An unreadable cache: the record is read.
+      }
+      auto signer = repo::requireStanzaKey(repository);
+      try {
+        if (spoolUsable && signer) spool::writeStanzaSigner(*call.spool, id, *signer);
+      } catch (const Error& e) {
+        spdlog::debug("cannot remember stanza.json's signer in the spool: {}", e.what());
+      }
+    };
     std::optional<spool::PushClaim> claim;  // ours while we push it: the pusher leaves it alone
+    if (!local) checkStanzaKey(false);
     if (local) {
       bool spoolUsable = true;
       try {
@@ -737,6 +764,7 @@ void archivePush(const Config& config, const std::string& walPath) {
         spdlog::warn("push-ahead is off for this call: {}", e.what());
         spoolUsable = false;
       }
+      checkStanzaKey(spoolUsable);
       // Before anything is stored after a drop (an error here fails the push).
       recordGap(call.pusher(), repository, stanza);
       // More waits than this file: the pusher takes it on, beside this push and after this call.

@@ -278,7 +278,7 @@ CheckedStanza checkStanza(const repo::Repository& repository, const Server& serv
   repo::Generation generation = repo::requireGeneration(
       repository, stanza, server.systemId, server.segmentSize, server.version / 10000,
       fmt::format("the cluster at {}", connection.describe()));
-  repo::loadStanza(repository, true);
+  repo::authenticateStanzaForWriting(repository);
   return {stanza, generation};
 }
 

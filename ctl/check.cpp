@@ -818,19 +818,10 @@ CheckReport runChecks(const Config& config, const CheckOptions& options) {
   int generation = 1;
   try {
     repository.emplace(repo::openRepository(config));
+    report.repository = repository->describe();
+    checkRepository(checks, *repository);
   } catch (const Error& e) {
-    // A setting no program can work with (an s3.uri-style = 'host' with an IP address, an
-    // unreadable key file) is a configuration error, as in every other command: exit 4.
-    if (e.code() == ErrorCode::Config) throw;
     checks.fail("repository", e.what(), fixOf(e, repositoryFix(config)));
-  }
-  if (repository) {
-    try {
-      report.repository = repository->describe();
-      checkRepository(checks, *repository);
-    } catch (const Error& e) {
-      checks.fail("repository", e.what(), fixOf(e, repositoryFix(config)));
-    }
   }
   if (!checks.passed("repository")) {
     checks.skip("stanza", "the repository is not reachable");

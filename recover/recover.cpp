@@ -557,6 +557,7 @@ ConfigPlan checkConfigPlace(const repo::Repository& repository, const recovery::
 // restored server's archive-get lacks. Credentials from a shared credentials file are the file of
 // whoever runs this, which the server's user may not have.
 void checkEnvironmentCredentials(const Config& config) {
+  if (config.repo.type != "s3") return;  // the secrets are S3's: unused
   if (!config.sources.environmentSecrets.empty()) {
     const std::string& name = config.sources.environmentSecrets.front();
     throw Error(ErrorCode::Config,

@@ -776,6 +776,13 @@ Config loadConfig(const CommandLine& commandLine, const Environment& environment
     overrides.emplace_back(flag, value);
   }
 
+  // A key id without its secret would make the command PostgreSQL runs fail, or pair it with the
+  // file's secret: the pair stays where it came from.
+  if (std::count(config.sources.environmentSecrets.begin(), config.sources.environmentSecrets.end(),
+                 "TIDEMARK_S3_SECRET_ACCESS_KEY"))
+    std::erase_if(config.sources.overrides,
+                  [](const auto& o) { return o.first == "s3-access-key-id"; });
+
   // Rules between keys.
   auto originOf = [&](const std::string& key) {
     auto it = origins.find(key);

@@ -149,13 +149,27 @@ MetadataTrust verifyMetadata(const Repository& repository, const std::string& pa
   return MetadataTrust::Authenticated;
 }
 
-void requireKnownSigner(const Repository& repository, const std::string& path) {
-  if (!authenticatesMetadata(repository)) return;
+bool signWithCurrentKey(const Repository& repository, const std::string& path,
+                        std::string_view content, const std::string& stanzaId) {
+  if (verifyMetadata(repository, path, content, stanzaId) != MetadataTrust::Authenticated)
+    return false;
   auto text = storage::readSmall(repository.storage(), macRecordPath(path), 4096);
-  if (!text) return;
+  auto parsed = text ? parseRecord(*text) : std::nullopt;
+  if (!parsed || parsed->keyId == repository.keys().current->id()) return false;
+  writeMetadataMac(repository, path, content, stanzaId, true);
+  return true;
+}
+
+std::optional<std::string> requireKnownSigner(const Repository& repository,
+                                              const std::string& path) {
+  if (!authenticatesMetadata(repository)) return std::nullopt;
+  auto text = storage::readSmall(repository.storage(), macRecordPath(path), 4096);
+  if (!text) return std::nullopt;
   auto parsed = parseRecord(*text);
-  if (parsed && parsed->format == kFormat)
-    repository.keys().require(parsed->keyId, fmt::format("'{}' was authenticated", path));
+  if (!parsed || parsed->format != kFormat) return std::nullopt;
+  return repository.keys()
+      .require(parsed->keyId, fmt::format("'{}' was authenticated", path))
+      .idHex();
 }
 
 bool hasVouchingRecord(const Repository& repository, const std::string& path) {

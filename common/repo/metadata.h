@@ -15,6 +15,7 @@
 // copied with its file from another stanza that shares the key, it fails.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -48,11 +49,20 @@ enum class MetadataTrust {
 MetadataTrust verifyMetadata(const Repository& repository, const std::string& path,
                              std::string_view content, const std::string& stanzaId);
 
+// Checks `content` of `path` as verifyMetadata does, then, when its record was made with an old
+// key (encryption.old-key-files), signs it again with the current key (the record replaced).
+// Returns whether it did. After a key rotation, the old key can leave the configuration only once
+// the records writers check (stanza.json: requireKnownSigner) name the new one.
+bool signWithCurrentKey(const Repository& repository, const std::string& path,
+                        std::string_view content, const std::string& stanzaId);
+
 // Refuses (Error(Config), as verifyMetadata) a handle that does not hold the key `path`'s MAC
 // record names: a writer with a wrong encryption.key-file would store what the stanza's readers
 // cannot read. Reads the record only: a missing, damaged or earlier record is for verifyMetadata,
 // which writers that must go on without it (archive-push) do not call.
-void requireKnownSigner(const Repository& repository, const std::string& path);
+// Returns the signing key's id (hex) when a record of this version named it.
+std::optional<std::string> requireKnownSigner(const Repository& repository,
+                                              const std::string& path);
 
 // Whether a record that could vouch for `path` stands beside it: one of this version's format made
 // with a key the handle holds, or a damaged one. Such a record that fails to verify is evidence of

@@ -312,8 +312,21 @@ CreatedStanza createStanza(const Repository& repository, const StanzaInfo& clust
   return checkExisting(requireStanza(repository));
 }
 
-void requireStanzaKey(const Repository& repository) {
-  requireKnownSigner(repository, stanzaFile(repository.stanza()));
+void authenticateStanzaForWriting(const Repository& repository) {
+  std::string path = stanzaFile(repository.stanza());
+  auto text = storage::readSmall(repository.storage(), path, 1 << 20);
+  if (!text) throw missingStanza(repository);
+  StanzaInfo info = StanzaInfo::fromJson(*text, repository.describe() + "/" + path);
+  if (signWithCurrentKey(repository, path, *text, info.identity()))
+    spdlog::info(
+        "signed stanza.json of stanza '{}' again with the current key {} (it was signed "
+        "with a key of encryption.old-key-files, which can leave the configuration once "
+        "no object needs it)",
+        repository.stanza(), repository.keys().current->idHex());
+}
+
+std::optional<std::string> requireStanzaKey(const Repository& repository) {
+  return requireKnownSigner(repository, stanzaFile(repository.stanza()));
 }
 
 void checkEncryption(const Repository& repository, StanzaInfo& info) {

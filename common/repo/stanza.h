@@ -90,10 +90,17 @@ std::vector<std::string> authenticateExisting(const Repository& repository);
 // refused from then on.
 void checkEncryption(const Repository& repository, StanzaInfo& info);
 
+// Authenticates stanza.json (as loadStanza with `authenticate`) for a writer that signs new
+// metadata for it (tidemark-basebackup), and signs it again with the current key when an old one
+// signed it: after a key rotation, archive-push (requireStanzaKey) then keeps working once the old
+// key has left the configuration.
+void authenticateStanzaForWriting(const Repository& repository);
+
 // Refuses (Error(Config)) a writer that does not hold the key stanza.json was signed with (its MAC
 // record names it): with a wrong encryption.key-file, archive-push would store WAL that no reader
 // configured for the stanza can decrypt. A key rotation keeps the old key in
-// encryption.old-key-files, and passes. Reads the MAC record only (requireKnownSigner).
-void requireStanzaKey(const Repository& repository);
+// encryption.old-key-files, and passes. Reads the MAC record only (requireKnownSigner), and
+// returns the signing key's id (hex) when the record names one.
+std::optional<std::string> requireStanzaKey(const Repository& repository);
 
 }  // namespace tidemark::repo

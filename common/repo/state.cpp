@@ -140,15 +140,17 @@ std::optional<StateRecord> readStateRecord(const Repository& repository,
 std::optional<StateRecord> newestStateRecord(const Repository& repository,
                                              const std::string& stanzaId, const std::string& kind,
                                              const std::string& subject,
-                                             std::vector<std::string>* leftOut) {
+                                             std::vector<std::string>* leftOut,
+                                             bool unknownKeyIsAbsent) {
   auto records = listStateRecords(repository, kind, subject);
   for (auto it = records.rbegin(); it != records.rend(); ++it) {
     try {
       if (auto read = readStateRecord(repository, stanzaId, *it)) return read;
     } catch (const Error& e) {
-      // A record its MAC does not vouch for, or made with a key this handle does not hold (Config),
-      // counts as absent (what it would be had nobody put it there): the one before it holds.
-      if (e.code() != ErrorCode::Corrupt && e.code() != ErrorCode::Config) throw;
+      // A record its MAC does not vouch for counts as absent (what it would be had nobody put it
+      // there): the one before it holds.
+      if (e.code() != ErrorCode::Corrupt && !(unknownKeyIsAbsent && e.code() == ErrorCode::Config))
+        throw;
       // Removed since the listing (compacted): not a record left out.
       if (!repository.storage().info(it->path)) continue;
       spdlog::warn("{} (left out; the record before it holds)", e.what());

@@ -68,10 +68,14 @@ std::optional<StateRecord> readStateRecord(const Repository& repository,
 // record must not stop a recovery or an expire, and leaving it out is what its absence would do.
 // `leftOut` (when given) receives why each newer record was left out, for a reader that must not
 // take a record's absence for granted (archive-get before it answers "not found").
+// A record made with a key the handle does not hold is Error(Config) (a host whose keys lag a
+// rotation must not expire what a lease or a keep mark protects), unless `unknownKeyIsAbsent`: for
+// records that only inform (drills), it is left out like a forged one.
 std::optional<StateRecord> newestStateRecord(const Repository& repository,
                                              const std::string& stanzaId, const std::string& kind,
                                              const std::string& subject,
-                                             std::vector<std::string>* leftOut = nullptr);
+                                             std::vector<std::string>* leftOut = nullptr,
+                                             bool unknownKeyIsAbsent = false);
 
 // Removes a record (its MAC record after it). A missing one is not an error.
 void removeStateRecord(const Repository& repository, const StateRecord& record);

@@ -35,6 +35,7 @@ constexpr const char* kPushFolder = "push";
 constexpr const char* kGetFolder = "get";
 constexpr const char* kAckSuffix = ".ok";
 constexpr const char* kWantedFile = "wanted";
+constexpr const char* kSignerFile = "stanza-signer";
 constexpr std::string_view kInflightSuffix = ".inflight";
 constexpr std::size_t kMaxSmallFile = 64 * 1024;
 // When a spool cannot be looked into for a gap: what the operator mends (a gap there must never be
@@ -222,9 +223,9 @@ namespace {
 // holding other things loses none of them).
 bool discardable(const std::string& name) {
   if (name == kPushFolder || name == kGetFolder || name == kIdentityFile ||
-      name == kPushStatsFile || name == std::string(kPushStatsFile) + ".1")
+      name == kPushStatsFile || name == std::string(kPushStatsFile) + ".1" || name == kSignerFile)
     return true;
-  for (const std::string own : {kIdentityFile, kGapFile, kWantedFile})
+  for (const std::string own : {kIdentityFile, kGapFile, kWantedFile, kSignerFile})
     if (name.rfind("." + own + ".tmp-", 0) == 0) return true;
   return false;
 }
@@ -508,6 +509,27 @@ void writeWanted(const std::string& folder, const std::string& file,
                                  boot.tv_sec, boot.tv_nsec);
   out.write({reinterpret_cast<const std::uint8_t*>(text.data()), text.size()});
   out.commit();
+}
+
+void writeStanzaSigner(const std::string& folder, const std::string& stanzaId,
+                       const std::string& keyId) {
+  // No fsync: a cache, read again from the repository when lost.
+  files::AtomicFile out(folder + "/" + kSignerFile,
+                        {.mode = 0600, .sync = false, .errorCode = ErrorCode::LocalIo});
+  std::string text = fmt::format("{}\n{}\n", oneLine(stanzaId), oneLine(keyId));
+  out.write({reinterpret_cast<const std::uint8_t*>(text.data()), text.size()});
+  out.commit();
+}
+
+std::optional<std::string> readStanzaSigner(const std::string& folder,
+                                            const std::string& stanzaId) {
+  auto text = readSmall(folder + "/" + kSignerFile);
+  if (!text) return std::nullopt;
+  std::istringstream in(*text);
+  std::string id, key;
+  if (!std::getline(in, id) || id != stanzaId || !std::getline(in, key) || key.empty())
+    return std::nullopt;
+  return key;
 }
 
 std::optional<Wanted> readWanted(const std::string& folder) {

@@ -212,6 +212,14 @@ std::vector<std::string> listFetched(const std::string& folder);
 // clock, and nothing that touches the file (a backup restoring its times, a chmod), makes it stop
 // early or run on.
 void writeWanted(const std::string& folder, const std::string& file, const std::string& repository);
+
+// The id of the key stanza `stanzaId`'s stanza.json was signed with, as archive-push last read it
+// from its MAC record (hex): a call whose keys include it need not read the record again (one S3
+// request per call less). nullopt when none is recorded for that stanza. Writes are not synced:
+// a lost one costs one read.
+void writeStanzaSigner(const std::string& folder, const std::string& stanzaId,
+                       const std::string& keyId);
+std::optional<std::string> readStanzaSigner(const std::string& folder, const std::string& stanzaId);
 struct Wanted {
   std::string file, repository, stamp;
 };

@@ -330,9 +330,12 @@ TEST_CASE("recover refuses, before writing anything, what it cannot do safely") 
           std::string::npos);
     // A secret is never a flag: the restored server's archive-get would lack it. A dry run says
     // so too: its 0 promises a run that can be carried out.
+    // (An S3 repository that is never reached: the refusal comes first.)
     std::string secretDir = ws.path("env-secret");
     for (bool dryRun : {false, true}) {
-      std::vector<std::string> args{"--pgdata=" + secretDir};
+      std::vector<std::string> args{"--pgdata=" + secretDir, "--repo-type=s3",
+                                    "--s3-bucket=never-reached", "--s3-endpoint=http://127.0.0.1:9",
+                                    "--s3-access-key-id=AKID"};
       if (dryRun) args.push_back("--dry-run");
       Outcome refused = recoverWith(ws, args, {"TIDEMARK_S3_SECRET_ACCESS_KEY=hush"});
       INFO(refused.output());
@@ -342,6 +345,11 @@ TEST_CASE("recover refuses, before writing anything, what it cannot do safely") 
       CHECK(refused.output().find("hush") == std::string::npos);
       CHECK_FALSE(fs::exists(secretDir));
     }
+    // Unused by a posix repository: no refusal.
+    Outcome posix = recoverWith(ws, {"--pgdata=" + secretDir, "--dry-run"},
+                                {"TIDEMARK_S3_SECRET_ACCESS_KEY=hush"});
+    INFO(posix.output());
+    CHECK(posix.status == 0);
   }
   {
     INFO("a backup object missing or truncated: refused by the dry run too, before any download");

@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "common/repo/generation.h"
+#include "common/repo/keys.h"
 #include "common/repo/layout.h"
 #include "common/repo/marks.h"
 #include "common/repo/metadata.h"
@@ -660,6 +661,37 @@ TEST_CASE("archivePush pushes with the configured repository, stanza and compres
   auto summary = repo::verifyObject(s, object);
   REQUIRE(summary);
   CHECK(summary->compress == io::CompressType::Lz4);
+}
+
+TEST_CASE("archivePush refuses a key-file stanza.json was not signed with, and passes a rotation") {
+  test::TempDir pgWal, repoDir, keys;
+  Config config;
+  config.repo.path = repoDir.path();
+  config.encryption.type = io::EncryptType::Aes256Gcm;
+  const std::string first = keys / "first.key", second = keys / "second.key";
+  repo::writeNewKeyFile(first);
+  repo::writeNewKeyFile(second);
+  config.encryption.keyFile = first;
+  // stanza-create with the first key signs stanza.json with it.
+  REQUIRE(repo::createStanza(repo::openRepository(config), {.systemId = kSegment.systemId,
+                                                            .pgVersion = 15,
+                                                            .walSegmentSize = kSegment.segmentSize})
+              .created);
+  const std::string path = test::writeSegment(pgWal.path(), kSegment);
+  const std::string object =
+      repo::walObject("main", 1, *pg::parseWalName(test::segmentName(kSegment)));
+  storage::PosixStorage s(repoDir.path());
+  auto level = spdlog::get_level();
+  spdlog::set_level(spdlog::level::off);
+  config.encryption.keyFile = second;
+  Error e = thrownError([&] { archive::archivePush(config, path); });
+  CHECK(e.code() == ErrorCode::Config);
+  CHECK(what(e) == Containing("'main/stanza.json' was authenticated with key"));
+  CHECK_FALSE(s.info(object));
+  config.encryption.oldKeyFiles = {first};
+  archive::archivePush(config, path);
+  spdlog::set_level(level);
+  CHECK(s.info(object));
 }
 
 TEST_CASE("pushWalFile with a key stores encrypted objects and keeps the stanza unmixed") {

@@ -1131,6 +1131,8 @@ TEST_CASE("loadConfig for repo.type s3 fills the rest from the AWS conventions")
         {}, with({{"TIDEMARK_S3_ACCESS_KEY_ID", "A"}, {"TIDEMARK_S3_SECRET_ACCESS_KEY", "S"}}));
     CHECK(tidemarkSecret.sources.environmentSecrets ==
           std::vector<std::string>{"TIDEMARK_S3_SECRET_ACCESS_KEY"});
+    // Its key id is not repeated alone: without the secret it would fail, or pair with another.
+    CHECK(suggestedArchiveCommand(tidemarkSecret).find("access-key-id") == std::string::npos);
   }
   SUBCASE("repo.type s3 needs s3.bucket") {
     ConfigFile file("[repo]\ntype = 's3'\n");

@@ -52,6 +52,27 @@ TEST_CASE("metadata MACs: written with the key, checked before use, bound to con
   REQUIRE(s.object(kPath + ".mac"));
   CHECK(textOf(s, kPath + ".mac") == Containing("\"key-id\": \"" + current.idHex() + "\""));
 
+  SUBCASE("after a key rotation a writer signs it again with the new key, once") {
+    const MasterKey next = key(2);
+    Repository rotated = encrypting(s, next, {current});
+    CHECK(signWithCurrentKey(rotated, kPath, kContent, kId));
+    CHECK(textOf(s, kPath + ".mac") == Containing("\"key-id\": \"" + next.idHex() + "\""));
+    CHECK_FALSE(signWithCurrentKey(rotated, kPath, kContent, kId));
+    // The old key can go: writers and readers with the new one alone accept it.
+    Repository newOnly = encrypting(s, next);
+    CHECK(verifyMetadata(newOnly, kPath, kContent, kId) == MetadataTrust::Authenticated);
+    requireKnownSigner(newOnly, kPath);
+    // An edited content is never signed again.
+    CHECK(thrownError([&] {
+            signWithCurrentKey(encrypting(s, key(3), {next}), kPath, "{}", kId);
+          }).code() == ErrorCode::Corrupt);
+  }
+  SUBCASE("a writer without the signing key is refused; an old key that signed it passes") {
+    Error e = thrownError([&] { requireKnownSigner(encrypting(s, key(2)), kPath); });
+    CHECK(e.code() == ErrorCode::Config);
+    CHECK(e.hint() == Containing("set encryption.key-file (or key-command) to that key"));
+    requireKnownSigner(encrypting(s, key(2), {current}), kPath);
+  }
   SUBCASE("the content it was made for is authenticated") {
     CHECK(verifyMetadata(repository, kPath, kContent, kId) == MetadataTrust::Authenticated);
   }
