@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <ctime>
 #include <deque>
 #include <functional>
 #include <map>
@@ -716,8 +717,9 @@ void archivePush(const Config& config, const std::string& walPath) {
     repo::StanzaInfo stanza = repo::requireStanza(repository);
     repo::checkEncryption(repository, stanza);
     // The key that signed stanza.json must be among this call's (requireStanzaKey): read from its
-    // MAC record, unless the spool remembers a signer this call's keys include (one S3 request
-    // per call less; a key-file changed to a wrong key is not among them, and reads it again).
+    // MAC record, unless the spool remembers, from the last kStanzaSignerTtl, a signer this call's
+    // keys include (one S3 request per call less; a key-file changed to a wrong key is not among
+    // them, and reads it again).
     auto checkStanzaKey = [&](bool spoolUsable) {
       if (!repo::authenticatesMetadata(repository)) return;
       const std::string id = stanza.identity();
@@ -727,16 +729,17 @@ void archivePush(const Config& config, const std::string& walPath) {
                std::any_of(keys.old.begin(), keys.old.end(),
                            [&](const repo::MasterKey& k) { return k.idHex() == hex; });
       };
+      const std::int64_t now = std::time(nullptr);
       try {
         if (spoolUsable)
-          if (auto cached = spool::readStanzaSigner(*call.spool, id); cached && held(*cached))
+          if (auto cached = spool::readStanzaSigner(*call.spool, id, now); cached && held(*cached))
             return;
       } catch (const Error&) {
         // An unreadable cache: the record is read.
       }
       auto signer = repo::requireStanzaKey(repository);
       try {
-        if (spoolUsable && signer) spool::writeStanzaSigner(*call.spool, id, *signer);
+        if (spoolUsable && signer) spool::writeStanzaSigner(*call.spool, id, *signer, now);
       } catch (const Error& e) {
         spdlog::debug("cannot remember stanza.json's signer in the spool: {}", e.what());
       }

@@ -273,12 +273,19 @@ struct CheckedStanza {
 };
 CheckedStanza checkStanza(const repo::Repository& repository, const Server& server,
                           const pg::Connection& connection) {
-  repo::StanzaInfo stanza = repo::requireStanza(repository);
-  repo::checkEncryption(repository, stanza);
+  repo::StanzaInfo read = repo::requireStanza(repository);
+  repo::checkEncryption(repository, read);  // an allow-mixed switch signs what it rewrites
+  // What the new backup.json is signed for and the generations are checked against: the
+  // authenticated stanza.json (the first read is only for the encryption check).
+  repo::StanzaInfo stanza = repo::authenticateStanzaForWriting(repository);
+  if (stanza.identity() != read.identity())
+    throw Error(ErrorCode::Conflict,
+                fmt::format("stanza.json of stanza '{}' changed while the backup started",
+                            repository.stanza()),
+                "run the backup again");
   repo::Generation generation = repo::requireGeneration(
       repository, stanza, server.systemId, server.segmentSize, server.version / 10000,
       fmt::format("the cluster at {}", connection.describe()));
-  repo::authenticateStanzaForWriting(repository);
   return {stanza, generation};
 }
 

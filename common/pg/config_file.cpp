@@ -162,10 +162,6 @@ std::string quoteConfigValue(const std::string& value) {
       out += "''";
     else if (c == '\\')
       out += "\\\\";
-    else if (c == '\n')  // a line break would end the line: PostgreSQL reads \n and \r back
-      out += "\\n";
-    else if (c == '\r')
-      out += "\\r";
     else
       out.push_back(c);
   }

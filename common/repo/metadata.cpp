@@ -157,6 +157,15 @@ bool signWithCurrentKey(const Repository& repository, const std::string& path,
   auto parsed = text ? parseRecord(*text) : std::nullopt;
   if (!parsed || parsed->keyId == repository.keys().current->id()) return false;
   writeMetadataMac(repository, path, content, stanzaId, true);
+  // A writer that replaced the object meanwhile (its record first) had its record replaced by
+  // ours, for the content before: say so, rather than leave a pair every reader refuses unnamed.
+  if (storage::readSmall(repository.storage(), path, 1 << 20) != content)
+    throw Error(ErrorCode::Conflict,
+                fmt::format("'{}' changed while it was signed again with the current key: its "
+                            "MAC record is now for the content before",
+                            path),
+                "check the file, then sign it with 'tidemark stanza-create "
+                "--authenticate-existing'");
   return true;
 }
 

@@ -312,7 +312,7 @@ CreatedStanza createStanza(const Repository& repository, const StanzaInfo& clust
   return checkExisting(requireStanza(repository));
 }
 
-void authenticateStanzaForWriting(const Repository& repository) {
+StanzaInfo authenticateStanzaForWriting(const Repository& repository) {
   std::string path = stanzaFile(repository.stanza());
   auto text = storage::readSmall(repository.storage(), path, 1 << 20);
   if (!text) throw missingStanza(repository);
@@ -323,6 +323,7 @@ void authenticateStanzaForWriting(const Repository& repository) {
         "with a key of encryption.old-key-files, which can leave the configuration once "
         "no object needs it)",
         repository.stanza(), repository.keys().current->idHex());
+  return info;
 }
 
 std::optional<std::string> requireStanzaKey(const Repository& repository) {

@@ -93,8 +93,8 @@ void checkEncryption(const Repository& repository, StanzaInfo& info);
 // Authenticates stanza.json (as loadStanza with `authenticate`) for a writer that signs new
 // metadata for it (tidemark-basebackup), and signs it again with the current key when an old one
 // signed it: after a key rotation, archive-push (requireStanzaKey) then keeps working once the old
-// key has left the configuration.
-void authenticateStanzaForWriting(const Repository& repository);
+// key has left the configuration. Returns what it authenticated.
+StanzaInfo authenticateStanzaForWriting(const Repository& repository);
 
 // Refuses (Error(Config)) a writer that does not hold the key stanza.json was signed with (its MAC
 // record names it): with a wrong encryption.key-file, archive-push would store WAL that no reader

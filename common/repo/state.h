@@ -70,7 +70,7 @@ std::optional<StateRecord> readStateRecord(const Repository& repository,
 // take a record's absence for granted (archive-get before it answers "not found").
 // A record made with a key the handle does not hold is Error(Config) (a host whose keys lag a
 // rotation must not expire what a lease or a keep mark protects), unless `unknownKeyIsAbsent`: for
-// records that only inform (drills), it is left out like a forged one.
+// records that only inform (drills, verify results), it is left out like a forged one.
 std::optional<StateRecord> newestStateRecord(const Repository& repository,
                                              const std::string& stanzaId, const std::string& kind,
                                              const std::string& subject,

@@ -512,23 +512,29 @@ void writeWanted(const std::string& folder, const std::string& file,
 }
 
 void writeStanzaSigner(const std::string& folder, const std::string& stanzaId,
-                       const std::string& keyId) {
+                       const std::string& keyId, std::int64_t now) {
   // No fsync: a cache, read again from the repository when lost.
   files::AtomicFile out(folder + "/" + kSignerFile,
                         {.mode = 0600, .sync = false, .errorCode = ErrorCode::LocalIo});
-  std::string text = fmt::format("{}\n{}\n", oneLine(stanzaId), oneLine(keyId));
+  std::string text = fmt::format("{}\n{}\n{}\n", oneLine(stanzaId), oneLine(keyId), now);
   out.write({reinterpret_cast<const std::uint8_t*>(text.data()), text.size()});
   out.commit();
 }
 
-std::optional<std::string> readStanzaSigner(const std::string& folder,
-                                            const std::string& stanzaId) {
+std::optional<std::string> readStanzaSigner(const std::string& folder, const std::string& stanzaId,
+                                            std::int64_t now) {
   auto text = readSmall(folder + "/" + kSignerFile);
   if (!text) return std::nullopt;
   std::istringstream in(*text);
-  std::string id, key;
-  if (!std::getline(in, id) || id != stanzaId || !std::getline(in, key) || key.empty())
+  std::string id, key, when;
+  if (!std::getline(in, id) || id != stanzaId || !std::getline(in, key) || key.empty() ||
+      !std::getline(in, when))
     return std::nullopt;
+  std::int64_t read = 0;
+  auto [end, ec] = std::from_chars(when.data(), when.data() + when.size(), read);
+  if (ec != std::errc() || end != when.data() + when.size()) return std::nullopt;
+  // A clock set back counts as expired too.
+  if (now < read || now - read >= kStanzaSignerTtl) return std::nullopt;
   return key;
 }
 

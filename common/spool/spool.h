@@ -213,13 +213,17 @@ std::vector<std::string> listFetched(const std::string& folder);
 // early or run on.
 void writeWanted(const std::string& folder, const std::string& file, const std::string& repository);
 
-// The id of the key stanza `stanzaId`'s stanza.json was signed with, as archive-push last read it
-// from its MAC record (hex): a call whose keys include it need not read the record again (one S3
-// request per call less). nullopt when none is recorded for that stanza. Writes are not synced:
-// a lost one costs one read.
+// The id of the key stanza `stanzaId`'s stanza.json was signed with, as archive-push read it from
+// its MAC record (hex) at `now` (seconds since the epoch): for kStanzaSignerTtl after that, a call
+// whose keys include it need not read the record again (one S3 request per call less). After it,
+// the record is read again: a host whose keys a rotation missed is refused within that time of
+// the backup that signs stanza.json with the new key. nullopt when none is recorded for that
+// stanza, or it is older. Writes are not synced: a lost one costs one read.
+inline constexpr std::int64_t kStanzaSignerTtl = 300;
 void writeStanzaSigner(const std::string& folder, const std::string& stanzaId,
-                       const std::string& keyId);
-std::optional<std::string> readStanzaSigner(const std::string& folder, const std::string& stanzaId);
+                       const std::string& keyId, std::int64_t now);
+std::optional<std::string> readStanzaSigner(const std::string& folder, const std::string& stanzaId,
+                                            std::int64_t now);
 struct Wanted {
   std::string file, repository, stamp;
 };

@@ -69,5 +69,4 @@ TEST_CASE(
   CHECK(read[0].value == "/restore/it's");
   CHECK(read[1].value == "/restore/hba");
   CHECK(pg::quoteConfigValue("a\\b'c") == "'a\\\\b''c'");
-  CHECK(pg::quoteConfigValue("a\nb\rc") == "'a\\nb\\rc'");
 }

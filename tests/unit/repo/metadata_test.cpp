@@ -53,6 +53,12 @@ TEST_CASE("metadata MACs: written with the key, checked before use, bound to con
   CHECK(textOf(s, kPath + ".mac") == Containing("\"key-id\": \"" + current.idHex() + "\""));
 
   SUBCASE("after a key rotation a writer signs it again with the new key, once") {
+    auto put = [&](std::string_view text) {
+      auto write = s.newWrite(kPath, {.noReplace = false});
+      write->write(io::asBytes(text));
+      REQUIRE(write->commit());
+    };
+    put(kContent);
     const MasterKey next = key(2);
     Repository rotated = encrypting(s, next, {current});
     CHECK(signWithCurrentKey(rotated, kPath, kContent, kId));
@@ -66,6 +72,12 @@ TEST_CASE("metadata MACs: written with the key, checked before use, bound to con
     CHECK(thrownError([&] {
             signWithCurrentKey(encrypting(s, key(3), {next}), kPath, "{}", kId);
           }).code() == ErrorCode::Corrupt);
+    // An object replaced while it is signed again (here: before the record is written) is named.
+    put("{\"replaced\": true}\n");
+    Error e = thrownError(
+        [&] { signWithCurrentKey(encrypting(s, key(3), {next}), kPath, kContent, kId); });
+    CHECK(e.code() == ErrorCode::Conflict);
+    CHECK(what(e) == Containing("changed while it was signed again with the current key"));
   }
   SUBCASE("a writer without the signing key is refused; an old key that signed it passes") {
     Error e = thrownError([&] { requireKnownSigner(encrypting(s, key(2)), kPath); });

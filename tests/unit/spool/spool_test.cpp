@@ -475,3 +475,23 @@ TEST_CASE("a detached process opens no file on a number a descriptor of its call
   CHECK(test::readText(dir / "stray").empty());
   CHECK(spool::waitForWorkers(folder, std::chrono::seconds(5)));
 }
+
+TEST_CASE("stanza.json's signer is remembered for its stanza id and kStanzaSignerTtl, then not") {
+  test::TempDir dir;
+  const std::string folder = dir.path();
+  const std::int64_t now = 1'800'000'000;
+  REQUIRE_FALSE(spool::claim(folder, {"posix:/repo", "id-1", 7}));
+  CHECK_FALSE(spool::readStanzaSigner(folder, "id-1", now));
+  spool::writeStanzaSigner(folder, "id-1", "0123456789abcdef", now);
+  CHECK(spool::readStanzaSigner(folder, "id-1", now) == "0123456789abcdef");
+  CHECK(spool::readStanzaSigner(folder, "id-1", now + spool::kStanzaSignerTtl - 1) ==
+        "0123456789abcdef");
+  // Read again from the repository: after the TTL (a rotation's re-signing reaches every host),
+  // with the clock set back, or for a re-created stanza (another id).
+  CHECK_FALSE(spool::readStanzaSigner(folder, "id-1", now + spool::kStanzaSignerTtl));
+  CHECK_FALSE(spool::readStanzaSigner(folder, "id-1", now - 1));
+  CHECK_FALSE(spool::readStanzaSigner(folder, "id-2", now));
+  // A claim for another identity discards it with the rest of tidemark's files.
+  CHECK(spool::claim(folder, {"posix:/repo", "id-2", 7}));
+  CHECK_FALSE(std::filesystem::exists(folder + "/stanza-signer"));
+}
