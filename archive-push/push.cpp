@@ -723,20 +723,12 @@ void archivePush(const Config& config, const std::string& walPath) {
     auto checkStanzaKey = [&](bool spoolUsable) {
       if (!repo::authenticatesMetadata(repository)) return;
       const std::string id = stanza.identity();
-      const repo::Keyring& keys = repository.keys();
-      auto held = [&](const std::string& hex) {
-        return (keys.current && keys.current->idHex() == hex) ||
-               std::any_of(keys.old.begin(), keys.old.end(),
-                           [&](const repo::MasterKey& k) { return k.idHex() == hex; });
-      };
       const std::int64_t now = std::time(nullptr);
-      try {
-        if (spoolUsable)
-          if (auto cached = spool::readStanzaSigner(*call.spool, id, now); cached && held(*cached))
-            return;
-      } catch (const Error&) {
-        // An unreadable cache: the record is read.
-      }
+      // (An unreadable cache is no cache: readStanzaSigner never throws.)
+      if (spoolUsable)
+        if (auto cached = spool::readStanzaSigner(*call.spool, id, now);
+            cached && repository.keys().findHex(*cached))
+          return;
       auto signer = repo::requireStanzaKey(repository);
       try {
         if (spoolUsable && signer) spool::writeStanzaSigner(*call.spool, id, *signer, now);

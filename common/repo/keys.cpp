@@ -74,11 +74,25 @@ io::Key256 MasterKey::objectKey(const std::array<std::uint8_t, kSaltSize>& salt)
   return key;
 }
 
-const MasterKey* Keyring::find(const KeyId& id) const {
-  if (current && current->id() == id) return &*current;
-  for (const auto& key : old)
-    if (key.id() == id) return &key;
+namespace {
+
+// The current key, else the first old one, that `matches`.
+template <class Match>
+const MasterKey* findKey(const Keyring& keys, const Match& matches) {
+  if (keys.current && matches(*keys.current)) return &*keys.current;
+  for (const auto& key : keys.old)
+    if (matches(key)) return &key;
   return nullptr;
+}
+
+}  // namespace
+
+const MasterKey* Keyring::find(const KeyId& id) const {
+  return findKey(*this, [&](const MasterKey& key) { return key.id() == id; });
+}
+
+const MasterKey* Keyring::findHex(std::string_view idHex) const {
+  return findKey(*this, [&](const MasterKey& key) { return key.idHex() == idHex; });
 }
 
 const MasterKey& Keyring::require(const KeyId& id, std::string_view what) const {

@@ -47,8 +47,9 @@ struct Keyring {
   std::optional<MasterKey> current;
   std::vector<MasterKey> old;
 
-  // The key with that id, or nullptr.
+  // The key with that id, or nullptr; findHex takes the id as MasterKey::idHex() writes it.
   const MasterKey* find(const KeyId& id) const;
+  const MasterKey* findHex(std::string_view idHex) const;
   // The key with that id; Error(Config) when there is none, starting with `what` ("object 'x' was
   // written", "'main/stanza.json' was authenticated") and saying how to configure it.
   const MasterKey& require(const KeyId& id, std::string_view what) const;

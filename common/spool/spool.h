@@ -218,7 +218,8 @@ void writeWanted(const std::string& folder, const std::string& file, const std::
 // whose keys include it need not read the record again (one S3 request per call less). After it,
 // the record is read again: a host whose keys a rotation missed is refused within that time of
 // the backup that signs stanza.json with the new key. nullopt when none is recorded for that
-// stanza, or it is older. Writes are not synced: a lost one costs one read.
+// stanza, or it is older (or cannot be read: never an error). Writes are not synced: a lost one
+// costs one read.
 inline constexpr std::int64_t kStanzaSignerTtl = 300;
 void writeStanzaSigner(const std::string& folder, const std::string& stanzaId,
                        const std::string& keyId, std::int64_t now);

@@ -85,6 +85,19 @@ TEST_CASE("a master key's id is HKDF of the key, and the object key depends on t
   CHECK(key.objectKey(a) == key.objectKey(a));
 }
 
+TEST_CASE("a keyring finds its current and old keys by id, as bytes or as hex") {
+  io::Key256 otherBytes{};
+  otherBytes.fill(7);
+  const MasterKey current(counting(), "current"), old(otherBytes, "old");
+  const Keyring keys{.current = current, .old = {old}};
+  CHECK(keys.find(current.id())->source() == "current");
+  CHECK(keys.findHex(current.idHex())->source() == "current");
+  CHECK(keys.find(old.id())->source() == "old");
+  CHECK(keys.findHex(old.idHex())->source() == "old");
+  CHECK(keys.findHex("0123456789abcdef") == nullptr);
+  CHECK(Keyring::none().findHex(current.idHex()) == nullptr);
+}
+
 TEST_CASE("readKeyFile refuses a key file others may read, naming the chmod to run") {
   test::TempDir dir;
   SUBCASE("mode 0600 and 0400 are fine") {
