@@ -60,6 +60,15 @@ bool isAbsoluteDirectoryPath(const std::string& path) {
   return !path.empty() && path.front() == '/';
 }
 
+// A directory given as `flag` is absolute and on one line: postgresql.conf (data_directory) and
+// tablespace_map, which may name it, end a value at a line break, and what follows it would be
+// read as a line of its own.
+void checkDirectoryArgument(const std::string& flag, const std::string& argument) {
+  if (argument.find_first_of("\r\n") != std::string::npos)
+    usage(fmt::format("{} '{}' holds a line break", flag, printable(argument)),
+          "give a directory whose path is one line: postgresql.conf and tablespace_map name it");
+}
+
 // A PostgreSQL server running in `dir`: its postmaster.pid names a live process.
 std::optional<long> runningServer(const std::string& dir) {
   std::ifstream in(dir + "/postmaster.pid");
@@ -268,6 +277,7 @@ std::map<std::uint32_t, std::string> parseTablespaceMap(const CommandLine& cl) {
         !isAbsoluteDirectoryPath(dir))
       usage(fmt::format("--tablespace-map '{}' is not OID=/absolute/dir", mapping),
             "tidemark info shows each backup's tablespaces and their OIDs");
+    checkDirectoryArgument("--tablespace-map", mapping);
     dir = files::normalPath(dir);
     auto [existing, added] = map.emplace(std::uint32_t(*oid), dir);
     if (!added && existing->second != dir)
@@ -287,11 +297,13 @@ RecoverOptions parseRecoverOptions(const CommandLine& cl) {
           "give the data directory to restore into: --pgdata=/var/lib/postgresql/15/main");
   if (!isAbsoluteDirectoryPath(*pgdata))
     usage(fmt::format("--pgdata '{}' is not an absolute path", *pgdata));
+  checkDirectoryArgument("--pgdata", *pgdata);
   options.dataDirectory = files::normalPath(*pgdata);
   options.configDirectory = options.dataDirectory;
   if (auto dir = cl.value("config-dir")) {
     if (!isAbsoluteDirectoryPath(*dir))
       usage(fmt::format("--config-dir '{}' is not an absolute path", *dir));
+    checkDirectoryArgument("--config-dir", *dir);
     options.configDirectory = files::normalPath(*dir);
     if (options.configDirectory != options.dataDirectory &&
         (files::within(options.configDirectory, options.dataDirectory) ||

@@ -694,12 +694,31 @@ bool validStanzaName(std::string_view name) {
 }
 
 std::string serverCommand(Program program, const std::string& executable, const Config& config) {
+  // The command becomes a line of postgresql.auto.conf or postgresql.conf, where a line break ends
+  // the value and starts a setting of its own: a value holding one is refused, by the name the
+  // operator gave it.
+  auto oneLine = [](const std::string& value, const std::string& what) {
+    if (value.find_first_of("\r\n") != std::string::npos)
+      throw Error(ErrorCode::Config,
+                  fmt::format("{} holds a line break, and the command PostgreSQL runs repeats it "
+                              "in a one-line setting",
+                              what),
+                  "remove the line break from the value");
+  };
   std::string command = shellQuote(executable);
-  if (!config.file.empty()) command += " --config " + shellQuote(config.file);
+  oneLine(executable, fmt::format("the path '{}'", printable(executable)));
+  if (!config.file.empty()) {
+    oneLine(config.file, "the configuration file's path");
+    command += " --config " + shellQuote(config.file);
+  }
   for (const auto& [flag, value] : config.sources.overrides)
     for (const auto& key : configKeyInfo())
-      if (key.flag == flag && (key.usedBy & program))
+      if (key.flag == flag && (key.usedBy & program)) {
+        const auto& flags = config.sources.flags;
+        bool fromFlag = std::find(flags.begin(), flags.end(), "--" + flag) != flags.end();
+        oneLine(value, fromFlag ? "--" + flag : key.environment);
         command += " " + shellQuote("--" + flag + "=" + value);
+      }
   std::string escaped;
   for (char c : command)
     escaped += c == '%' ? std::string("%%") : std::string(1, c);

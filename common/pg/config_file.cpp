@@ -1,7 +1,12 @@
 // postgresql.conf directives that name files, read and rewritten.
 #include "common/pg/config_file.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
+
+#include "common/base/error.h"
+#include "common/base/text.h"
 
 namespace tidemark::pg {
 
@@ -156,6 +161,13 @@ std::string rewriteConfig(
 }
 
 std::string quoteConfigValue(const std::string& value) {
+  // PostgreSQL's lexer ends a quoted value at a line break and reads what follows as a line of its
+  // own; ALTER SYSTEM writes an escaped one back raw. No value tidemark writes may hold one.
+  if (value.find_first_of("\r\n") != std::string::npos)
+    throw Error(ErrorCode::InvalidInput,
+                fmt::format("'{}' holds a line break, and a PostgreSQL setting is one line",
+                            printable(value)),
+                "give a value (a path, a flag, an environment variable) without a line break");
   std::string out = "'";
   for (char c : value) {
     if (c == '\'')

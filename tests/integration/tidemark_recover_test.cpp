@@ -350,6 +350,15 @@ TEST_CASE("recover refuses, before writing anything, what it cannot do safely") 
                                 {"TIDEMARK_S3_SECRET_ACCESS_KEY=hush"});
     INFO(posix.output());
     CHECK(posix.status == 0);
+    // A line break would end restore_command's line in postgresql.auto.conf and make what
+    // follows a setting of its own: refused before anything is written.
+    Outcome broken = recoverWith(ws, {"--pgdata=" + secretDir, "--target=immediate"},
+                                 {"TIDEMARK_ARCHIVE_SPOOL_PATH=/tmp/spool\nrestore_command='sh'"});
+    INFO(broken.output());
+    CHECK(broken.status == 4);
+    CHECK(broken.output().find("TIDEMARK_ARCHIVE_SPOOL_PATH holds a line break") !=
+          std::string::npos);
+    CHECK_FALSE(fs::exists(secretDir));
   }
   {
     INFO("a backup object missing or truncated: refused by the dry run too, before any download");

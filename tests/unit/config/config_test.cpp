@@ -303,6 +303,26 @@ TEST_CASE("serverCommand repeats the file and the overrides the program PostgreS
               c.file));
     CHECK(suggestedArchiveCommand(c).find("hush") == std::string::npos);
   }
+  SUBCASE("a line break is refused, named by where it came from: the command is one line") {
+    // What follows a line break in postgresql.auto.conf is read as a setting of its own.
+    Config fromFlag = load({"--config", file.path, "--repo-path=/srv/repo\nrestore_command='sh'"});
+    Error e = thrownError([&] { serverCommand(kArchiveGet, "get", fromFlag); });
+    CHECK(e.code() == ErrorCode::Config);
+    CHECK(what(e) ==
+          "--repo-path holds a line break, and the command PostgreSQL runs repeats it "
+          "in a one-line setting");
+    Config fromEnv = load({"--config", file.path}, {{"TIDEMARK_REPO_PATH", "/srv/repo\r"}});
+    CHECK(what(thrownError([&] {
+            suggestedArchiveCommand(fromEnv);
+          })).starts_with("TIDEMARK_REPO_PATH holds a line break"));
+    CHECK(what(thrownError([&] {
+            serverCommand(kArchiveGet, "/opt/t\nm/get", Config{});
+          })).starts_with("the path '/opt/t?m/get' holds a line break"));
+    // A key the program does not use is not repeated, so not refused.
+    Config unused = load({"--config", file.path, "--pg-conninfo=host=x\nport=5"});
+    CHECK(serverCommand(kArchiveGet, "get", unused) ==
+          fmt::format("get --config {} %f %p", unused.file));
+  }
   SUBCASE("a '%' reaches the program as one: PostgreSQL reads %% as %") {
     Config c = load({"--config", file.path, "--repo-path=/srv/100%/repo"});
     CHECK(suggestedArchiveCommand(c) ==

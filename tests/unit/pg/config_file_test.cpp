@@ -4,6 +4,9 @@
 
 #include <doctest/doctest.h>
 
+#include "common/base/error.h"
+#include "support/check.h"
+
 using namespace tidemark;
 
 TEST_CASE("configDirectives reads quoted, escaped and bare values, with or without '='") {
@@ -69,4 +72,14 @@ TEST_CASE(
   CHECK(read[0].value == "/restore/it's");
   CHECK(read[1].value == "/restore/hba");
   CHECK(pg::quoteConfigValue("a\\b'c") == "'a\\\\b''c'");
+}
+
+TEST_CASE("quoteConfigValue refuses a line break: PostgreSQL would read the rest as a setting") {
+  for (const char* bad : {"a\nrestore_command = 'sh'", "a\r", "\n"}) {
+    CAPTURE(bad);
+    Error e = test::thrownError([&] { pg::quoteConfigValue(bad); });
+    CHECK(e.code() == ErrorCode::InvalidInput);
+    CHECK(test::what(e).find("holds a line break") != std::string::npos);
+  }
+  CHECK(pg::quoteConfigValue("tab\there") == "'tab\there'");
 }

@@ -117,6 +117,27 @@ TEST_CASE("a restore point name is one line of at most 63 bytes, as PostgreSQL k
   }
 }
 
+TEST_CASE("a directory recover writes into postgresql.conf or tablespace_map is one line") {
+  // PostgreSQL reads both line by line: what follows a line break would be a line of its own.
+  auto pgdata = [](const std::string& dir) {
+    CommandLine cl;
+    cl.options = {{"pgdata", {dir}}, {"archiving", {"off"}}};
+    return recover::parseRecoverOptions(cl);
+  };
+  Error e = thrownError([&] { pgdata("/srv/a\nrestore_command='sh'"); });
+  CHECK(e.code() == ErrorCode::Usage);
+  CHECK(what(e) == "--pgdata '/srv/a?restore_command='sh'' holds a line break");
+  CHECK(thrownError([&] { pgdata("/srv/a\r"); }).code() == ErrorCode::Usage);
+  CHECK(what(thrownError([&] {
+          parse({{"config-dir", {"/etc/pg\n"}}});
+        })) == "--config-dir '/etc/pg?' holds a line break");
+  CHECK(what(thrownError([&] {
+          parse({{"tablespace-map", {"16400=/srv/ts\n16401 /x"}}});
+        })) == "--tablespace-map '16400=/srv/ts?16401 /x' holds a line break");
+  // One-line directories, spaces and quotes included, are taken.
+  CHECK(pgdata("/srv/it's here").dataDirectory == "/srv/it's here");
+}
+
 // What --archiving=off writes: a copy that cannot reach production.
 const std::vector<std::string> kOff = {"archive_mode = 'off'",
                                        "archive_command = ''",
