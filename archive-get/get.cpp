@@ -1,8 +1,10 @@
 // tidemark-archive-get: the fetch worker and the command around it.
 #include "archive-get/get.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <spdlog/spdlog.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -18,6 +20,7 @@
 #include "common/files/file.h"
 #include "common/pg/control.h"
 #include "common/pg/wal.h"
+#include "common/pg/wal_records.h"
 #include "common/repo/generation.h"
 #include "common/repo/layout.h"
 #include "common/repo/marks.h"
@@ -137,6 +140,108 @@ GetResult getWalFile(const repo::Repository& repository, const GetParams& params
   return result;
 }
 
+std::optional<std::string> foreignTablespace(const std::string& dataDirectory,
+                                             const pg::TablespaceCreation& creation,
+                                             int pgVersion) {
+  if (creation.location.empty()) return std::nullopt;  // in place, under pg_tblspc
+  // This recovery's own: its replay linked it already (a recovery that started again).
+  char link[4096];
+  const std::string linkPath = fmt::format("{}/pg_tblspc/{}", dataDirectory, creation.oid);
+  ssize_t n = ::readlink(linkPath.c_str(), link, sizeof link);
+  if (n > 0 && std::string(link, std::size_t(n)) == creation.location) return std::nullopt;
+  // Missing or unreadable: PostgreSQL's replay stops on its own ("directory does not exist").
+  DIR* dir = ::opendir(creation.location.c_str());
+  if (!dir) return std::nullopt;
+  const std::string prefix = fmt::format("PG_{}_", pgVersion);
+  std::optional<std::string> found;
+  while (const dirent* entry = ::readdir(dir))
+    if (std::string_view(entry->d_name).starts_with(prefix)) {
+      found = entry->d_name;
+      break;
+    }
+  ::closedir(dir);
+  return found;
+}
+
+namespace {
+
+// A file mapped read-only (a WAL segment, for the tablespace scan); empty when it is shorter than
+// a page header.
+class MappedFile {
+ public:
+  explicit MappedFile(const std::string& path) {
+    auto fd = files::openForRead(path);
+    struct stat st {};
+    if (!fd || ::fstat(fd->get(), &st) != 0)
+      throw Error(ErrorCode::LocalIo, fmt::format("cannot read '{}': {}", path, errnoText(errno)));
+    if (st.st_size < std::int64_t(pg::kLongPageHeaderSize)) return;
+    size_ = std::size_t(st.st_size);
+    map_ = ::mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, fd->get(), 0);
+    if (map_ == MAP_FAILED)
+      throw Error(ErrorCode::LocalIo, fmt::format("cannot map '{}': {}", path, errnoText(errno)));
+  }
+  ~MappedFile() {
+    if (map_ && map_ != MAP_FAILED) ::munmap(map_, size_);
+  }
+  MappedFile(const MappedFile&) = delete;
+  MappedFile& operator=(const MappedFile&) = delete;
+  io::ByteView bytes() const {
+    return map_ ? io::ByteView(static_cast<const std::uint8_t*>(map_), size_) : io::ByteView();
+  }
+
+ private:
+  void* map_ = nullptr;
+  std::size_t size_ = 0;
+};
+
+}  // namespace
+
+void checkReplayedTablespaces(const std::string& dataDirectory, const std::string& walName,
+                              const std::string& path, const FetchWal& fetch) {
+  auto name = pg::parseWalName(walName);
+  if (!name || !name->hasPageHeader()) return;
+  MappedFile file(path);
+  const io::ByteView bytes = file.bytes();
+  if (bytes.empty()) return;
+  pg::TablespaceScan scan = pg::scanTablespaceCreations(bytes);
+  if (scan.cutAtEnd) {
+    // The record's end opens the next segment (on the same timeline: a switch comes after it).
+    const std::uint32_t segmentSize = io::getLe32(&bytes[32]);
+    const std::string next =
+        pg::segmentFileName(name->timeline, pg::segmentNumber(*name, segmentSize) + 1, segmentSize);
+    const std::string nextPath = path + ".next";
+    try {
+      if (fetch(next, nextPath)) {
+        MappedFile nextFile(nextPath);
+        scan = pg::scanTablespaceCreations(bytes, nextFile.bytes());
+      }
+    } catch (const Error& e) {
+      spdlog::warn("could not read {}: {}", next, e.what());
+    }
+    ::unlink(nextPath.c_str());
+    if (scan.cutAtEnd)
+      spdlog::warn(
+          "{} ends inside a CREATE TABLESPACE record that {} does not complete here: "
+          "tidemark cannot check that its location is not another cluster's tablespace "
+          "(a recovery on that cluster's host would write into it)",
+          walName, next);
+  }
+  const std::optional<int> version = pg::versionFromPageMagic(io::getLe16(bytes.data()));
+  for (const auto& creation : scan.created) {
+    auto held = version ? foreignTablespace(dataDirectory, creation, *version) : std::nullopt;
+    if (!held) continue;
+    ::unlink(path.c_str());
+    throw Error(
+        ErrorCode::Conflict,
+        fmt::format("{} creates tablespace {} at '{}', which holds another cluster's "
+                    "tablespace ('{}'): replaying it would write into that cluster's files",
+                    walName, creation.oid, printable(creation.location), *held),
+        "the recovery stops here. If that cluster runs on this host (this is a copy "
+        "restored beside it), recover on another host; if the directory is what is left "
+        "of the cluster this recovery replaces, move it aside; then start the server again");
+  }
+}
+
 GetOutcome archiveGet(const Config& config, const std::string& walName,
                       const std::string& destination) {
   auto started = std::chrono::steady_clock::now();
@@ -162,6 +267,12 @@ GetOutcome archiveGet(const Config& config, const std::string& walName,
                              .repository = repo::describeRepository(config)};
     requestPrefetch(prefetch, walName);
     if (takePrefetched(prefetch, walName, destination)) {
+      checkReplayedTablespaces(
+          ".", walName, destination, [&](const std::string& next, const std::string& path) {
+            return getWalFile(repo::openRepository(config),
+                              {.walName = next, .destination = path, .controlSystemId = systemId})
+                       .outcome == GetOutcome::Restored;
+          });
       spdlog::info("restored {} from the prefetch spool, {} ms", walName, elapsedMs());
       // The file is in place: nothing after this may fail the call (255 would stop recovery).
       if (::access(repo::kLeaseMarkerFile, F_OK) == 0) {
@@ -180,6 +291,13 @@ GetOutcome archiveGet(const Config& config, const std::string& walName,
   for (int attempt = 1;; ++attempt) {
     try {
       GetResult result = getWalFile(repository, params);
+      if (result.outcome == GetOutcome::Restored && systemId)
+        checkReplayedTablespaces(
+            ".", walName, destination, [&](const std::string& next, const std::string& path) {
+              return getWalFile(repository,
+                                {.walName = next, .destination = path, .controlSystemId = systemId})
+                         .outcome == GetOutcome::Restored;
+            });
       auto ms = elapsedMs();
       if (result.outcome == GetOutcome::NotFound) {
         // PostgreSQL probes for files that do not exist (each timeline's .history): stay quiet.

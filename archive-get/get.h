@@ -2,11 +2,13 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 
 #include "common/base/error.h"
 #include "common/config/config.h"
+#include "common/pg/wal_records.h"
 #include "common/repo/object.h"
 #include "common/repo/repository.h"
 
@@ -40,6 +42,24 @@ GetResult getWalFile(const repo::Repository& repository, const GetParams& params
 // twice with backoff (on top of the S3 driver's own per-request retries), and logs the outcome.
 GetOutcome archiveGet(const Config& config, const std::string& walName,
                       const std::string& destination);
+
+// Replay of a CREATE TABLESPACE links pg_tblspc/<oid> to the location the primary gave, on this
+// host: where that location holds a tablespace of another cluster of this PostgreSQL version (the
+// cluster a copy restored beside it was backed up from), the replay would write into its files.
+// The tablespace found there ("PG_15_202209061"), or nullopt: an in-place tablespace, one the
+// recovery in `dataDirectory` linked already (it started again), a location that does not exist
+// (PostgreSQL's replay stops on its own) or holds none.
+std::optional<std::string> foreignTablespace(const std::string& dataDirectory,
+                                             const pg::TablespaceCreation& creation, int pgVersion);
+// Fetches the WAL file `walName` into `path`; false when the repository does not hold it.
+using FetchWal = std::function<bool(const std::string& walName, const std::string& path)>;
+// Scans the segment restored at `path` for CREATE TABLESPACE records (pg::scanTablespaceCreations)
+// and, when one would write into another cluster's tablespace, removes the file and throws
+// Error(Conflict) naming the segment, the location and the fix: the recovery stops before the
+// replay. A record cut by the segment's end is read to its end from the next segment, fetched
+// with `fetch` beside `path` (and removed); a warning when that cannot be done.
+void checkReplayedTablespaces(const std::string& dataDirectory, const std::string& walName,
+                              const std::string& path, const FetchWal& fetch);
 
 // The exit status for a failure, from the mode the working directory shows: with standby.signal
 // present, the error's own status (3..99, common/base/error.h: the standby keeps retrying);

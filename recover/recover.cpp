@@ -729,9 +729,9 @@ void printNextSteps(const recovery::RecoveryPlan& plan, const RecoverOptions& op
         dir);
   if (options.target.kind != recovery::TargetKind::Immediate)
     std::printf(
-        "  on the host of the server it was backed up from, mind: a tablespace created after the\n"
-        "  backup is created again by the replay at its original location, and PostgreSQL reuses\n"
-        "  a directory it finds there (production's own): restore such a copy on another host\n");
+        "  a tablespace created after the backup is created again by the replay at its original\n"
+        "  location: where another cluster's tablespace is (production's, on its host), the\n"
+        "  replay stops before it and the server log says so (tidemark-archive-get)\n");
   std::error_code confError;
   if (separateConfigDirectory(options) &&
       plan.backup.configuration.state == repo::BackupConfiguration::State::Stored)

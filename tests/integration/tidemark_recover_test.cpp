@@ -8,6 +8,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <sstream>
 #include <thread>
 
@@ -895,6 +896,76 @@ TEST_CASE(
   CHECK(o.output().find("'" + Workspace::walObject(needed) + "' is not a valid WAL segment") !=
         std::string::npos);
   CHECK_FALSE(fs::exists(dir));
+}
+
+}  // namespace tidemark::test
+
+namespace tidemark::test {
+
+namespace {
+
+// Every file under `dir` with its content.
+std::map<std::string, io::Buffer> treeContents(const std::string& dir) {
+  std::map<std::string, io::Buffer> out;
+  for (const auto& entry : fs::recursive_directory_iterator(dir))
+    if (entry.is_regular_file()) out[entry.path().string()] = readFile(entry.path().string());
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE(
+    "a copy restored beside its source stops before replaying a CREATE TABLESPACE into the "
+    "source's tablespace, and replays it once the location is free") {
+  Workspace ws(Backend::Posix);
+  PgCluster source(ws.path("source"), "source");
+  ws.startArchivingPrimary(source);
+  source.exec("create table rows (n int primary key)");
+  takeBackup(ws, source);
+  // After the backup: a tablespace whose CREATE the WAL records with its location on this host.
+  const std::string location = ws.makeDir("tablespace");
+  source.exec("create tablespace ts location '" + location + "'");
+  source.exec("create table in_ts tablespace ts as select g as n from generate_series(1, 1000) g");
+  const std::string oid = source.value("select oid from pg_tablespace where spcname = 'ts'");
+  waitArchived(source);
+  source.stop();
+  const auto before = treeContents(location);
+  REQUIRE_FALSE(before.empty());
+
+  const std::string copy = ws.path("copy");
+  Outcome o = recoverWith(ws, {"--pgdata=" + copy, "--archiving=off"});
+  INFO(o.output());
+  REQUIRE(o.status == 0);
+  giveToTestUser(copy);
+  PgCluster server(copy, "copy");
+  // The replay stops before the record: the server may have opened for reads, then exits.
+  try {
+    server.start();
+  } catch (const std::exception&) {
+  }
+  bool stopped = waitUntil([&] { return !server.running(); }, 120s);
+  const std::string log = server.logTail(200);
+  INFO(log);
+  REQUIRE(stopped);
+  CHECK(log.find("creates tablespace " + oid + " at '" + location +
+                 "', which holds another cluster's tablespace ('PG_15_") != std::string::npos);
+  CHECK(log.find("recover on another host") != std::string::npos);
+  // The source's tablespace is as it was, and the copy does not link to it.
+  CHECK(treeContents(location) == before);
+  CHECK_FALSE(fs::exists(copy + "/pg_tblspc/" + oid));
+
+  // The source's host lost (its tablespace moved away): the location is free, the same copy
+  // starts again and replays the tablespace into it.
+  fs::rename(location, location + ".source");
+  ws.makeDir("tablespace");
+  server.start();
+  bool promoted =
+      waitUntil([&] { return server.value("select pg_is_in_recovery()") == "f"; }, 300s);
+  INFO(server.logTail());
+  REQUIRE(promoted);
+  CHECK(server.value("select count(*) from in_ts") == "1000");
+  CHECK(fs::read_symlink(copy + "/pg_tblspc/" + oid).string() == location);
+  server.stop();
 }
 
 }  // namespace tidemark::test

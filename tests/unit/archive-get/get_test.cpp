@@ -19,6 +19,7 @@
 #include "support/memory_storage.h"
 #include "support/segment.h"
 #include "support/stanza.h"
+#include "support/wal_builder.h"
 
 using namespace tidemark;
 using archive::GetOutcome;
@@ -441,5 +442,100 @@ TEST_CASE("getWalFile reads the generation of the cluster that recovers") {
                                          .destination = f.pgData / "pg_wal/RECOVERYHISTORY",
                                          .controlSystemId = upgraded.systemId});
     CHECK(result.outcome == GetOutcome::NotFound);
+  }
+}
+
+TEST_CASE("foreignTablespace names another cluster's tablespace where a CREATE TABLESPACE points") {
+  namespace fs = std::filesystem;
+  test::TempDir root;
+  const std::string data = root / "data", location = root / "ts";
+  fs::create_directories(data + "/pg_tblspc");
+  auto creation = [&](const std::string& where) {
+    return pg::TablespaceCreation{.oid = 16400, .location = where, .lsn = 0};
+  };
+  // Missing: PostgreSQL's replay stops on its own. Empty, or another version's: nothing to harm.
+  CHECK_FALSE(archive::foreignTablespace(data, creation(location), 15));
+  fs::create_directories(location + "/PG_14_202107181");
+  CHECK_FALSE(archive::foreignTablespace(data, creation(location), 15));
+  CHECK_FALSE(archive::foreignTablespace(data, creation(""), 15));  // in place
+  // A tablespace of this version that this recovery did not link: another cluster's.
+  fs::create_directories(location + "/PG_15_202209061/16384");
+  CHECK(archive::foreignTablespace(data, creation(location), 15) ==
+        std::optional<std::string>("PG_15_202209061"));
+  // Linked by this recovery's replay already (it started again): its own.
+  fs::create_directory_symlink(location, data + "/pg_tblspc/16400");
+  CHECK_FALSE(archive::foreignTablespace(data, creation(location), 15));
+  // A link of this OID to somewhere else does not make the location its own.
+  fs::remove(data + "/pg_tblspc/16400");
+  fs::create_directory_symlink(root / "elsewhere", data + "/pg_tblspc/16400");
+  CHECK(archive::foreignTablespace(data, creation(location), 15));
+}
+
+TEST_CASE("checkReplayedTablespaces stops before a segment creates a tablespace in another's") {
+  namespace fs = std::filesystem;
+  test::TempDir root;
+  const std::string data = root / "data", location = root / "production-ts";
+  fs::create_directories(data + "/pg_wal");
+  fs::create_directories(data + "/pg_tblspc");
+  fs::create_directories(location + "/PG_15_202209061/16384");
+  const std::string path = data + "/pg_wal/RECOVERYXLOG";
+  int fetches = 0;
+  auto noNext = [&](const std::string&, const std::string&) {
+    ++fetches;
+    return false;
+  };
+  SUBCASE(
+      "a CREATE TABLESPACE at another cluster's tablespace: the file goes, the error names it") {
+    test::WalSegment segment(3);
+    segment.add(test::otherWalRecord(100));
+    segment.add(test::createTablespaceRecord(16400, location));
+    test::writeFile(path, segment.bytes);
+    Error e =
+        thrownError([&] { archive::checkReplayedTablespaces(data, segment.name(), path, noNext); });
+    CHECK(e.code() == ErrorCode::Conflict);
+    CHECK(what(e) == segment.name() + " creates tablespace 16400 at '" + location +
+                         "', which holds another cluster's tablespace ('PG_15_202209061'): "
+                         "replaying it would write into that cluster's files");
+    CHECK(e.hint().find("move it aside") != std::string::npos);
+    CHECK_FALSE(test::exists(path));
+    CHECK(fetches == 0);
+  }
+  SUBCASE("elsewhere, or nowhere: the file stays") {
+    test::WalSegment segment(3);
+    segment.add(test::createTablespaceRecord(16400, root / "free"));
+    test::writeFile(path, segment.bytes);
+    archive::checkReplayedTablespaces(data, segment.name(), path, noNext);
+    CHECK(test::exists(path));
+    // Not a segment: not read.
+    archive::checkReplayedTablespaces(data, "00000002.history", path, noNext);
+  }
+  SUBCASE("a record cut by the segment's end is read to its end from the next segment") {
+    test::WalSegment segment(3);
+    segment.nextAt(test::kWalSegmentSize - 40);
+    const io::Buffer cut = test::createTablespaceRecord(16400, location);
+    segment.add(cut);
+    test::writeFile(path, segment.bytes);
+    test::WalSegment next(4, io::Buffer(cut.begin() + 40, cut.end()));
+    std::string asked;
+    auto fetch = [&](const std::string& name, const std::string& to) {
+      asked = name;
+      test::writeFile(to, next.bytes);
+      return true;
+    };
+    Error e =
+        thrownError([&] { archive::checkReplayedTablespaces(data, segment.name(), path, fetch); });
+    CHECK(e.code() == ErrorCode::Conflict);
+    CHECK(asked == next.name());
+    CHECK_FALSE(test::exists(path + ".next"));  // the next segment, read and removed
+    // When the next segment cannot be had: a warning, and the file stays.
+    test::writeFile(path, segment.bytes);
+    archive::checkReplayedTablespaces(data, segment.name(), path, noNext);
+    CHECK(fetches == 1);
+    CHECK(test::exists(path));
+    archive::checkReplayedTablespaces(data, segment.name(), path,
+                                      [](const std::string&, const std::string&) -> bool {
+                                        throw Error(ErrorCode::Storage, "unreachable");
+                                      });
+    CHECK(test::exists(path));
   }
 }
