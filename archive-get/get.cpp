@@ -10,15 +10,23 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdlib>
+#include <cstring>
 #include <ctime>
 #include <fstream>
 #include <iterator>
+#include <map>
+#include <memory>
 #include <thread>
+#include <vector>
 
 #include "archive-get/prefetch.h"
 #include "common/base/text.h"
+#include "common/base/time.h"
 #include "common/files/file.h"
+#include "common/pg/config_file.h"
 #include "common/pg/control.h"
+#include "common/pg/lsn.h"
 #include "common/pg/wal.h"
 #include "common/pg/wal_records.h"
 #include "common/repo/generation.h"
@@ -144,14 +152,28 @@ std::optional<std::string> foreignTablespace(const std::string& dataDirectory,
                                              const pg::TablespaceCreation& creation,
                                              int pgVersion) {
   if (creation.location.empty()) return std::nullopt;  // in place, under pg_tblspc
-  // This recovery's own: its replay linked it already (a recovery that started again).
-  char link[4096];
-  const std::string linkPath = fmt::format("{}/pg_tblspc/{}", dataDirectory, creation.oid);
-  ssize_t n = ::readlink(linkPath.c_str(), link, sizeof link);
-  if (n > 0 && std::string(link, std::size_t(n)) == creation.location) return std::nullopt;
   // Missing or unreadable: PostgreSQL's replay stops on its own ("directory does not exist").
-  DIR* dir = ::opendir(creation.location.c_str());
+  std::unique_ptr<char, decltype(&std::free)> where(::realpath(creation.location.c_str(), nullptr),
+                                                    &std::free);
+  DIR* dir = where ? ::opendir(where.get()) : nullptr;
   if (!dir) return std::nullopt;
+  // This recovery's own: a link in its pg_tblspc leads there (its replay created it already: a
+  // recovery that started again, or a tablespace dropped and another created at its location).
+  const std::string links = dataDirectory + "/pg_tblspc";
+  if (DIR* own = ::opendir(links.c_str())) {
+    bool linked = false;
+    while (const dirent* entry = ::readdir(own)) {
+      std::unique_ptr<char, decltype(&std::free)> target(
+          ::realpath((links + "/" + entry->d_name).c_str(), nullptr), &std::free);
+      if (entry->d_name[0] != '.' && target && std::strcmp(target.get(), where.get()) == 0)
+        linked = true;
+    }
+    ::closedir(own);
+    if (linked) {
+      ::closedir(dir);
+      return std::nullopt;
+    }
+  }
   const std::string prefix = fmt::format("PG_{}_", pgVersion);
   std::optional<std::string> found;
   while (const dirent* entry = ::readdir(dir))
@@ -194,40 +216,101 @@ class MappedFile {
   std::size_t size_ = 0;
 };
 
+// The segment before `name` (segment number `number`) that recovery restored into pg_wal, where
+// PostgreSQL keeps what it restores under its name: of `name`'s timeline or, past a switch, an
+// earlier one. Empty when there is none.
+std::string previousRestored(const std::string& dataDirectory, const pg::WalName& name,
+                             std::uint64_t number, std::uint32_t segmentSize) {
+  if (number == 0) return {};
+  const std::string suffix = pg::segmentFileName(1, number - 1, segmentSize).substr(8);
+  std::string best;
+  std::uint32_t bestTimeline = 0;
+  DIR* dir = ::opendir((dataDirectory + "/pg_wal").c_str());
+  if (!dir) return {};
+  while (const dirent* entry = ::readdir(dir)) {
+    auto found = pg::parseWalName(entry->d_name);
+    if (found && found->kind == pg::WalKind::Segment && found->name.ends_with(suffix) &&
+        found->timeline <= name.timeline && found->timeline > bestTimeline) {
+      best = dataDirectory + "/pg_wal/" + found->name;
+      bestTimeline = found->timeline;
+    }
+  }
+  ::closedir(dir);
+  return best;
+}
+
 }  // namespace
 
+pg::ReplayStop replayStop(const std::string& dataDirectory) {
+  pg::ReplayStop stop;
+  std::ifstream in(dataDirectory + "/postgresql.auto.conf");
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (text.size() > (1u << 20)) return stop;
+  // PostgreSQL uses the last setting of a name, and refuses to start with two kinds of target.
+  std::map<std::string, std::string> last;
+  for (auto& d : pg::configDirectives(
+           text, {"recovery_target", "recovery_target_lsn", "recovery_target_time",
+                  "recovery_target_xid", "recovery_target_name", "recovery_target_inclusive"}))
+    last[d.name] = d.value;
+  int kinds = 0;
+  for (const char* name : {"recovery_target", "recovery_target_lsn", "recovery_target_time",
+                           "recovery_target_xid", "recovery_target_name"})
+    kinds += !last[name].empty();
+  if (kinds != 1) return stop;
+  const std::string& inclusive = last["recovery_target_inclusive"];
+  stop.inclusive =
+      !(inclusive == "off" || inclusive == "false" || inclusive == "0" || inclusive == "no");
+  try {
+    if (auto lsn = pg::parseLsn(last["recovery_target_lsn"])) {
+      stop.kind = pg::ReplayStop::Kind::Lsn;
+      stop.lsn = *lsn;
+    } else if (!last["recovery_target_time"].empty()) {
+      // TimestampTz: microseconds since 2000-01-01 00:00 UTC.
+      constexpr std::int64_t kPostgresEpoch = 946684800LL * 1000000;
+      UtcMicros time = parseTimestamp(last["recovery_target_time"], "recovery_target_time");
+      stop.kind = pg::ReplayStop::Kind::Time;
+      stop.time = time.time_since_epoch().count() - kPostgresEpoch;
+    } else if (auto xid = parseDecimal(last["recovery_target_xid"])) {
+      stop.kind = pg::ReplayStop::Kind::Xid;
+      stop.xid = std::uint32_t(*xid);
+    } else if (!last["recovery_target_name"].empty()) {
+      stop.kind = pg::ReplayStop::Kind::Name;
+      stop.name = last["recovery_target_name"];
+    }
+  } catch (const Error&) {
+    return pg::ReplayStop{};  // a time without a zone, read in the server's: not known here
+  }
+  return stop;
+}
+
 void checkReplayedTablespaces(const std::string& dataDirectory, const std::string& walName,
-                              const std::string& path, const FetchWal& fetch) {
+                              const std::string& path) {
   auto name = pg::parseWalName(walName);
   if (!name || !name->hasPageHeader()) return;
   MappedFile file(path);
   const io::ByteView bytes = file.bytes();
-  if (bytes.empty()) return;
-  pg::TablespaceScan scan = pg::scanTablespaceCreations(bytes);
-  if (scan.cutAtEnd) {
-    // The record's end opens the next segment (on the same timeline: a switch comes after it).
-    const std::uint32_t segmentSize = io::getLe32(&bytes[32]);
-    const std::string next =
-        pg::segmentFileName(name->timeline, pg::segmentNumber(*name, segmentSize) + 1, segmentSize);
-    const std::string nextPath = path + ".next";
-    try {
-      if (fetch(next, nextPath)) {
-        MappedFile nextFile(nextPath);
-        scan = pg::scanTablespaceCreations(bytes, nextFile.bytes());
-      }
-    } catch (const Error& e) {
-      spdlog::warn("could not read {}: {}", next, e.what());
+  if (bytes.empty() || !pg::validSegmentSize(bytes.size())) return;
+  // What the recovery replays: up to its target, when tidemark wrote one.
+  const pg::ReplayStop stop = replayStop(dataDirectory);
+  std::vector<pg::TablespaceCreation> created =
+      pg::scanTablespaceCreations(bytes, {}, stop).created;
+  // A record this segment's first page continues began in the segment before: it is replayed
+  // now that this one is here, and is read from both.
+  const std::uint32_t segmentSize = std::uint32_t(bytes.size());
+  if (io::getLe16(&bytes[2]) & pg::kXlpFirstIsContRecord) {
+    const std::string previous =
+        previousRestored(dataDirectory, *name, pg::segmentNumber(*name, segmentSize), segmentSize);
+    if (previous.empty()) {
+      spdlog::debug("{} continues a record of a segment not in pg_wal: not read", walName);
+    } else {
+      MappedFile before(previous);
+      if (before.bytes().size() == bytes.size())
+        for (auto& creation : pg::scanTablespaceCreations(before.bytes(), bytes, stop).created)
+          if (creation.endsInNext) created.push_back(std::move(creation));
     }
-    ::unlink(nextPath.c_str());
-    if (scan.cutAtEnd)
-      spdlog::warn(
-          "{} ends inside a CREATE TABLESPACE record that {} does not complete here: "
-          "tidemark cannot check that its location is not another cluster's tablespace "
-          "(a recovery on that cluster's host would write into it)",
-          walName, next);
   }
   const std::optional<int> version = pg::versionFromPageMagic(io::getLe16(bytes.data()));
-  for (const auto& creation : scan.created) {
+  for (const auto& creation : created) {
     auto held = version ? foreignTablespace(dataDirectory, creation, *version) : std::nullopt;
     if (!held) continue;
     ::unlink(path.c_str());
@@ -235,7 +318,7 @@ void checkReplayedTablespaces(const std::string& dataDirectory, const std::strin
         ErrorCode::Conflict,
         fmt::format("{} creates tablespace {} at '{}', which holds another cluster's "
                     "tablespace ('{}'): replaying it would write into that cluster's files",
-                    walName, creation.oid, printable(creation.location), *held),
+                    walName, creation.oid, printable(creation.location), printable(*held)),
         "the recovery stops here. If that cluster runs on this host (this is a copy "
         "restored beside it), recover on another host; if the directory is what is left "
         "of the cluster this recovery replaces, move it aside; then start the server again");
@@ -267,12 +350,7 @@ GetOutcome archiveGet(const Config& config, const std::string& walName,
                              .repository = repo::describeRepository(config)};
     requestPrefetch(prefetch, walName);
     if (takePrefetched(prefetch, walName, destination)) {
-      checkReplayedTablespaces(
-          ".", walName, destination, [&](const std::string& next, const std::string& path) {
-            return getWalFile(repo::openRepository(config),
-                              {.walName = next, .destination = path, .controlSystemId = systemId})
-                       .outcome == GetOutcome::Restored;
-          });
+      checkReplayedTablespaces(".", walName, destination);
       spdlog::info("restored {} from the prefetch spool, {} ms", walName, elapsedMs());
       // The file is in place: nothing after this may fail the call (255 would stop recovery).
       if (::access(repo::kLeaseMarkerFile, F_OK) == 0) {
@@ -292,12 +370,7 @@ GetOutcome archiveGet(const Config& config, const std::string& walName,
     try {
       GetResult result = getWalFile(repository, params);
       if (result.outcome == GetOutcome::Restored && systemId)
-        checkReplayedTablespaces(
-            ".", walName, destination, [&](const std::string& next, const std::string& path) {
-              return getWalFile(repository,
-                                {.walName = next, .destination = path, .controlSystemId = systemId})
-                         .outcome == GetOutcome::Restored;
-            });
+        checkReplayedTablespaces(".", walName, destination);
       auto ms = elapsedMs();
       if (result.outcome == GetOutcome::NotFound) {
         // PostgreSQL probes for files that do not exist (each timeline's .history): stay quiet.

@@ -2,7 +2,6 @@
 #pragma once
 
 #include <cstdint>
-#include <functional>
 #include <optional>
 #include <string>
 
@@ -51,15 +50,19 @@ GetOutcome archiveGet(const Config& config, const std::string& walName,
 // (PostgreSQL's replay stops on its own) or holds none.
 std::optional<std::string> foreignTablespace(const std::string& dataDirectory,
                                              const pg::TablespaceCreation& creation, int pgVersion);
-// Fetches the WAL file `walName` into `path`; false when the repository does not hold it.
-using FetchWal = std::function<bool(const std::string& walName, const std::string& path)>;
-// Scans the segment restored at `path` for CREATE TABLESPACE records (pg::scanTablespaceCreations)
-// and, when one would write into another cluster's tablespace, removes the file and throws
-// Error(Conflict) naming the segment, the location and the fix: the recovery stops before the
-// replay. A record cut by the segment's end is read to its end from the next segment, fetched
-// with `fetch` beside `path` (and removed); a warning when that cannot be done.
+// Where the recovery in `dataDirectory` stops, from the recovery_target* settings of its
+// postgresql.auto.conf (where tidemark-recover and tidemark drill write them): Kind::None when
+// there is no target, more than one kind, 'immediate', or a value this cannot read as PostgreSQL
+// does (a time without a zone is read in the server's).
+pg::ReplayStop replayStop(const std::string& dataDirectory);
+// Scans the segment restored at `path` for CREATE TABLESPACE records replayed before the target
+// (replayStop, pg::scanTablespaceCreations) and, when one would write into another cluster's
+// tablespace, removes the file and throws Error(Conflict) naming the segment, the location and the
+// fix: the recovery stops before the replay. A record the segment's first page continues is read
+// from the segment before in pg_wal, where PostgreSQL keeps what it restored (not read when it is
+// not there).
 void checkReplayedTablespaces(const std::string& dataDirectory, const std::string& walName,
-                              const std::string& path, const FetchWal& fetch);
+                              const std::string& path);
 
 // The exit status for a failure, from the mode the working directory shows: with standby.signal
 // present, the error's own status (3..99, common/base/error.h: the standby keeps retrying);

@@ -76,6 +76,9 @@ int stanzaCreate(const Config& config, const CommandLine& commandLine) {
                   "leave out --pgdata");
     return authenticateExistingMetadata(config);
   }
+  // The archive_command it suggests, first: a setting it cannot be written with (a line break)
+  // is refused before anything is created.
+  const std::string archiveCommand = pg::quoteConfigValue(suggestedArchiveCommand(config));
   repo::StanzaInfo cluster = clusterIdentity(dataDirectoryOption(commandLine), config.pg.conninfo);
   repo::Repository repository = repo::openRepository(config);
   repo::CreatedStanza result = repo::createStanza(repository, cluster);
@@ -89,7 +92,7 @@ int stanzaCreate(const Config& config, const CommandLine& commandLine) {
       s.identity().c_str());
   if (result.created)
     std::printf("archive_command can push into it now: archive_command = %s\n",
-                pg::quoteConfigValue(suggestedArchiveCommand(config)).c_str());
+                archiveCommand.c_str());
   if (std::fflush(stdout) != 0) throw Error(ErrorCode::LocalIo, "cannot write to standard output");
   return 0;
 }

@@ -51,7 +51,11 @@ std::optional<int> versionFromPageMagic(std::uint16_t magic);
 
 inline constexpr std::size_t kLongPageHeaderSize = 40;  // MAXALIGN(sizeof(XLogLongPageHeaderData))
 inline constexpr std::uint16_t kXlpLongHeader = 0x0002;
-inline constexpr std::uint16_t kXlpAllFlags = 0x0007;
+inline constexpr std::uint16_t kXlpFirstIsContRecord = 0x0001;
+// XLP_ALL_FLAGS: 0x0008 (XLP_FIRST_IS_OVERWRITE_CONTRECORD) marks a page PostgreSQL wrote after a
+// crash over a record's lost continuation (PostgreSQL 15, and 10-14 since their late-2021
+// releases).
+inline constexpr std::uint16_t kXlpAllFlags = 0x000F;
 
 struct LongPageHeader {
   std::uint16_t magic = 0;

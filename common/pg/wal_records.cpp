@@ -13,13 +13,21 @@ namespace tidemark::pg {
 namespace {
 
 constexpr std::size_t kShortPageHeaderSize = 24;  // MAXALIGN(sizeof(XLogPageHeaderData))
-constexpr std::uint16_t kXlpFirstIsContRecord = 0x0001;
-constexpr std::size_t kRecordHeaderSize = 24;  // SizeOfXLogRecord
-constexpr std::size_t kRecordCrcOffset = 20;   // offsetof(XLogRecord, xl_crc)
-constexpr std::uint8_t kRmgrTablespace = 5;    // RM_TBLSPC_ID
+constexpr std::size_t kRecordHeaderSize = 24;     // SizeOfXLogRecord
+constexpr std::size_t kRecordCrcOffset = 20;      // offsetof(XLogRecord, xl_crc)
+constexpr std::uint8_t kRmgrTablespace = 5;       // RM_TBLSPC_ID
 constexpr std::uint8_t kTablespaceCreate = 0x00;
 // A CREATE TABLESPACE record holds an OID and a path of at most MAXPGPATH (1024) bytes.
 constexpr std::size_t kMaxTablespaceRecord = 4096;
+constexpr std::uint8_t kRmgrXlog = 0;  // RM_XLOG_ID
+constexpr std::uint8_t kRmgrXact = 1;  // RM_XACT_ID
+constexpr std::uint8_t kXlogRestorePoint = 0x70;
+constexpr std::uint8_t kXactOpMask = 0x70;  // XLOG_XACT_OPMASK
+constexpr std::uint8_t kXactCommit = 0x00, kXactAbort = 0x20, kXactCommitPrepared = 0x30,
+                       kXactAbortPrepared = 0x40;
+// A record that may decide the stop is read whole up to this size (a commit's subtransactions,
+// relations and invalidations; a restore point).
+constexpr std::size_t kMaxStopRecord = 1u << 20;
 constexpr std::uint8_t kBlockIdDataShort = 255;
 constexpr std::uint8_t kBlockIdDataLong = 254;
 constexpr std::uint8_t kBlockIdOrigin = 253;
@@ -29,7 +37,11 @@ std::size_t maxAlign(std::size_t n) {
   return (n + 7) & ~std::size_t(7);
 }
 
-// The segment as PostgreSQL's reader sees it: record bytes, page headers left out.
+// The segment as PostgreSQL's reader sees it: record bytes, page headers left out. A page entered
+// in the middle of a record must say that it continues it (XLP_FIRST_IS_CONTRECORD, xlp_rem_len);
+// one that does not was written after a crash over the continuation PostgreSQL lost
+// (XLP_FIRST_IS_OVERWRITE_CONTRECORD): the record is abandoned, as PostgreSQL's reader abandons
+// it, and the walk goes on with the page's first record.
 class SegmentWalk {
  public:
   explicit SegmentWalk(io::ByteView segment) : segment_(segment) {}
@@ -38,40 +50,61 @@ class SegmentWalk {
   // when the segment is not WAL tidemark knows.
   bool open() {
     if (!openPage()) return false;
-    return (firstInfo_ & kXlpFirstIsContRecord) == 0 || skip(io::getLe32(&segment_[16]));
+    if ((firstInfo_ & kXlpFirstIsContRecord) == 0) return true;
+    const std::size_t remaining = io::getLe32(&segment_[16]);
+    inRecord_ = true;
+    return read(remaining, nullptr, remaining) == remaining;
   }
   // Checks the first page, which must continue a record of which `remaining` bytes are left and
-  // begin at `base`; the walk is then at the record's next byte.
+  // that began in the segment ending at `base`; the walk is then at the record's next byte.
   bool openContinued(std::uint64_t base, std::size_t remaining) {
+    inRecord_ = true;
     return openPage() && base_ == base && (firstInfo_ & kXlpFirstIsContRecord) &&
            io::getLe32(&segment_[16]) == remaining;
+  }
+  // The next byte read begins a record (MAXALIGNed first).
+  void beginRecord() {
+    pos_ = maxAlign(pos_);
+    inRecord_ = false;
   }
 
   // Whether the walk reached the end of the segment (not an invalid page before it).
   bool atEnd() const { return pos_ >= segment_.size(); }
+  // Whether the last read stopped at a page that does not continue its record.
+  bool abandoned() const { return abandoned_; }
   // Where the next segment begins.
   std::uint64_t nextBase() const { return base_ + segment_.size(); }
   // The location of the next record byte (past the header of a page about to begin).
   std::uint64_t lsn() const {
-    return base_ + pos_ + (pos_ % block_ == 0 ? kShortPageHeaderSize : 0);
+    return base_ + pos_ + ((pos_ & mask_) == 0 ? kShortPageHeaderSize : 0);
   }
-  void align() { pos_ = maxAlign(pos_); }
 
-  // Copies the next `n` record bytes into `out` (or skips them when `out` is null); returns how
-  // many there were before the segment or the valid pages ended.
-  std::size_t read(std::size_t n, std::uint8_t* out) {
+  // The next `n` bytes when they lie on the current page, past its header; else null.
+  const std::uint8_t* within(std::size_t n) const {
+    const std::size_t offset = pos_ & mask_;
+    return offset != 0 && offset + n <= block_ ? &segment_[pos_] : nullptr;
+  }
+  void advance(std::size_t n) {
+    pos_ += n;
+    inRecord_ = true;
+  }
+
+  // Copies the next `n` bytes of the record in hand into `out` (or skips them when `out` is
+  // null), `left` of its bytes (n or more) being still to read; returns how many there were
+  // before the segment ended, a page was invalid or did not continue the record (abandoned()).
+  std::size_t read(std::size_t n, std::uint8_t* out, std::size_t left) {
+    abandoned_ = false;
     std::size_t done = 0;
     while (done < n) {
-      if (pos_ % block_ == 0 && !enterPage()) return done;
-      if (pos_ >= segment_.size()) return done;
-      std::size_t take = std::min(n - done, block_ - pos_ % block_);
-      if (out) std::copy_n(&segment_[pos_], take, out + done);
+      if ((pos_ & mask_) == 0 && !enterPage(left - done)) return done;
+      const std::size_t take = std::min(n - done, block_ - (pos_ & mask_));
+      if (out) std::memcpy(out + done, &segment_[pos_], take);
       pos_ += take;
       done += take;
+      inRecord_ = true;
     }
     return done;
   }
-  bool skip(std::size_t n) { return read(n, nullptr) == n; }
 
  private:
   // The segment's first page, checked; the walk is then past its long header.
@@ -84,17 +117,27 @@ class SegmentWalk {
     if (!versionFromPageMagic(magic_) || (firstInfo_ & kXlpLongHeader) == 0 || block_ < 1024 ||
         block_ > 65536 || (block_ & (block_ - 1)) != 0 || segment_.size() % block_ != 0)
       return false;
+    mask_ = block_ - 1;
     pos_ = kLongPageHeaderSize;
     return true;
   }
 
-  // At a page boundary: the page's header, checked and stepped over.
-  bool enterPage() {
+  // At a page boundary, `left` bytes of the record in hand still to read: the page's header,
+  // checked and stepped over. A record that begins on the page needs one that continues nothing.
+  bool enterPage(std::size_t left) {
     if (pos_ + kShortPageHeaderSize > segment_.size()) return false;
     const std::uint8_t* page = &segment_[pos_];
     if (io::getLe16(page) != magic_ || io::getLe64(page + 8) != base_ + pos_) return false;
+    const bool continues = io::getLe16(page + 2) & kXlpFirstIsContRecord;
+    if (!inRecord_) {
+      if (continues) return false;  // a continuation of nothing this walk read
+      pos_ += kShortPageHeaderSize;
+      return true;
+    }
     pos_ += kShortPageHeaderSize;
-    return true;
+    if (continues && io::getLe32(page + 16) == left) return true;
+    abandoned_ = !continues;  // the page's first record begins after its header
+    return false;
   }
 
   io::ByteView segment_;
@@ -102,7 +145,10 @@ class SegmentWalk {
   std::uint16_t firstInfo_ = 0;
   std::uint64_t base_ = 0;
   std::size_t block_ = 0;
+  std::size_t mask_ = 0;
   std::size_t pos_ = 0;
+  bool inRecord_ = false;  // a byte of the record in hand was read
+  bool abandoned_ = false;
 };
 
 // The main data of a record without block references: after the optional origin and top-level
@@ -137,56 +183,128 @@ std::optional<io::ByteView> mainData(io::ByteView record) {
   return std::nullopt;
 }
 
+// Whether the record whose header is `header` may be one that ends the replay at `stop` (its
+// kind; what it holds is looked at by stopsHere).
+bool mayStop(const ReplayStop& stop, std::uint32_t total, const std::uint8_t* header) {
+  if (total > kMaxStopRecord) return false;
+  const std::uint8_t rmid = header[17], op = header[16] & kXactOpMask;
+  switch (stop.kind) {
+    case ReplayStop::Kind::Time:
+      return rmid == kRmgrXact && (op == kXactCommit || op == kXactAbort ||
+                                   op == kXactCommitPrepared || op == kXactAbortPrepared);
+    case ReplayStop::Kind::Xid:
+      return rmid == kRmgrXact && (op == kXactCommit || op == kXactAbort) &&
+             io::getLe32(header + 4) == stop.xid;
+    case ReplayStop::Kind::Name:
+      return rmid == kRmgrXlog && (header[16] & 0xF0) == kXlogRestorePoint;
+    default:
+      return false;
+  }
+}
+
+// Whether `record` (whole, CRC checked) ends the replay at `stop`: no record after it is replayed.
+bool stopsHere(const ReplayStop& stop, io::ByteView record) {
+  auto data = mainData(record);
+  switch (stop.kind) {
+    case ReplayStop::Kind::Time: {
+      // xl_xact_commit and xl_xact_abort begin with xact_time.
+      if (!data || data->size() < 8) return false;
+      const auto time = std::int64_t(io::getLe64(data->data()));
+      return stop.inclusive ? time > stop.time : time >= stop.time;
+    }
+    case ReplayStop::Kind::Xid:
+      return true;  // mayStop matched its transaction
+    case ReplayStop::Kind::Name: {
+      // xl_restore_point: rp_time, then rp_name (MAXFNAMELEN bytes, NUL-terminated).
+      if (!data || data->size() < 9) return false;
+      const char* name = reinterpret_cast<const char*>(data->data() + 8);
+      return std::string_view(name, strnlen(name, data->size() - 8)) == stop.name;
+    }
+    default:
+      return false;
+  }
+}
+
+bool crcMatches(io::ByteView record) {
+  // xl_crc covers the bytes after the header, then the header up to xl_crc.
+  std::uint32_t crc = io::crc32c(record.subspan(kRecordHeaderSize));
+  crc = io::crc32c(record.subspan(0, kRecordCrcOffset), crc);
+  return crc == io::getLe32(&record[kRecordCrcOffset]);
+}
+
 }  // namespace
 
-TablespaceScan scanTablespaceCreations(io::ByteView segment, io::ByteView next) {
+TablespaceScan scanTablespaceCreations(io::ByteView segment, io::ByteView next,
+                                       const ReplayStop& stop) {
   TablespaceScan scan;
   SegmentWalk walk(segment);
   if (!walk.open()) return scan;
+  auto mayBeCreate = [](std::uint32_t total, const std::uint8_t* header) {
+    // xl_info is byte 16, xl_rmid byte 17.
+    return total <= kMaxTablespaceRecord && header[17] == kRmgrTablespace &&
+           (header[16] & 0xF0) == kTablespaceCreate;
+  };
+  const bool byLsn = stop.kind == ReplayStop::Kind::Lsn;
   io::Buffer record;
   for (;;) {
-    walk.align();
+    walk.beginRecord();
     const std::uint64_t lsn = walk.lsn();
-    record.assign(kRecordHeaderSize, 0);
-    const std::size_t got = walk.read(kRecordHeaderSize, record.data());
-    if (got < 4) return scan;
-    const std::uint32_t total = io::getLe32(record.data());
-    if (total < kRecordHeaderSize) return scan;  // the end of the WAL written
-    // xl_info is byte 16, xl_rmid byte 17.
-    const bool candidate = got > 17 && record[17] == kRmgrTablespace &&
-                           (record[16] & 0xF0) == kTablespaceCreate &&
-                           total <= kMaxTablespaceRecord;
-    if (!candidate) {
-      if (got < kRecordHeaderSize || !walk.skip(total - kRecordHeaderSize)) return scan;
-      continue;
-    }
-    record.resize(total);
-    std::size_t have = got;
-    if (have == kRecordHeaderSize)
-      have += walk.read(total - kRecordHeaderSize, record.data() + kRecordHeaderSize);
-    const bool cut = have < total;
-    if (cut) {
-      if (!walk.atEnd()) return scan;  // an invalid page: the end of the WAL written
-      // The rest of the record opens the next segment, after its long header.
-      SegmentWalk rest(next);
-      if (next.empty() || !rest.openContinued(walk.nextBase(), total - have) ||
-          rest.read(total - have, record.data() + have) != total - have) {
-        scan.cutAtEnd = true;
-        return scan;
+    // The first record at or past a target LSN is the last replayed (with inclusive).
+    const bool lastReplayed = byLsn && lsn >= stop.lsn;
+    if (lastReplayed && !stop.inclusive) return scan;
+    // Most records lie on one page: stepped over without a copy.
+    if (const std::uint8_t* h = walk.within(kRecordHeaderSize)) {
+      const std::uint32_t total = io::getLe32(h);
+      if (total >= kRecordHeaderSize && !mayBeCreate(total, h) && !mayStop(stop, total, h) &&
+          walk.within(total)) {
+        if (lastReplayed) return scan;
+        walk.advance(total);
+        continue;
       }
     }
-    // xl_crc covers the bytes after the header, then the header up to xl_crc.
-    std::uint32_t crc = io::crc32c(io::ByteView(record).subspan(kRecordHeaderSize));
-    crc = io::crc32c(io::ByteView(record).subspan(0, kRecordCrcOffset), crc);
-    if (crc != io::getLe32(&record[kRecordCrcOffset])) return scan;  // not WAL PostgreSQL replays
-    auto data = mainData(record);
-    if (data && data->size() >= 5) {
-      const char* path = reinterpret_cast<const char*>(data->data() + 4);
-      scan.created.push_back({.oid = io::getLe32(data->data()),
-                              .location = std::string(path, strnlen(path, data->size() - 4)),
-                              .lsn = lsn});
+    // xl_tot_len first: 8 bytes never cross a page (records and pages are MAXALIGNed).
+    std::uint8_t header[kRecordHeaderSize];
+    if (walk.read(8, header, 8) < 8) return scan;
+    const std::uint32_t total = io::getLe32(header);
+    if (total < kRecordHeaderSize) return scan;  // the end of the WAL written
+    std::size_t got = 8 + walk.read(kRecordHeaderSize - 8, header + 8, total - 8);
+    if (walk.abandoned()) continue;
+    // A record whose header the segment's end cuts is read on from `next` if it may be one.
+    const bool cutHeader = got < kRecordHeaderSize;
+    const bool candidate = cutHeader ? total <= kMaxTablespaceRecord
+                                     : mayBeCreate(total, header) || mayStop(stop, total, header);
+    if (!candidate) {
+      const std::size_t rest = total - kRecordHeaderSize;
+      if (walk.read(rest, nullptr, rest) == rest && !lastReplayed) continue;
+      if (walk.abandoned()) continue;
+      return scan;
     }
-    if (cut) return scan;
+    record.assign(header, header + got);
+    record.resize(total);
+    std::size_t have = got;
+    if (!cutHeader) have += walk.read(total - have, record.data() + have, total - have);
+    if (walk.abandoned()) continue;
+    const bool endsInNext = have < total;
+    if (endsInNext) {
+      // The rest opens the next segment, after its long header.
+      SegmentWalk rest(next);
+      if (!walk.atEnd() || next.empty() || !rest.openContinued(walk.nextBase(), total - have) ||
+          rest.read(total - have, record.data() + have, total - have) != total - have)
+        return scan;
+    }
+    if (!crcMatches(record)) return scan;  // not WAL PostgreSQL replays
+    if (mayStop(stop, total, record.data()) && stopsHere(stop, record)) return scan;
+    if (mayBeCreate(total, record.data())) {
+      auto data = mainData(record);
+      if (data && data->size() >= 5) {
+        const char* path = reinterpret_cast<const char*>(data->data() + 4);
+        scan.created.push_back({.oid = io::getLe32(data->data()),
+                                .location = std::string(path, strnlen(path, data->size() - 4)),
+                                .lsn = lsn,
+                                .endsInNext = endsInNext});
+      }
+    }
+    if (endsInNext || lastReplayed) return scan;
   }
 }
 

@@ -14,25 +14,39 @@ namespace tidemark::pg {
 
 struct TablespaceCreation {
   std::uint32_t oid = 0;
-  std::string location;   // as the primary gave it; empty for an in-place tablespace
-  std::uint64_t lsn = 0;  // where the record begins
+  std::string location;     // as the primary gave it; empty for an in-place tablespace
+  std::uint64_t lsn = 0;    // where the record begins
+  bool endsInNext = false;  // the record's end is in the next segment
+};
+
+// Where the recovery that replays the segment stops, as far as the scan needs it: no record after
+// the stop is replayed (PostgreSQL's recoveryStopsBefore and recoveryStopsAfter).
+struct ReplayStop {
+  enum class Kind { None, Lsn, Time, Xid, Name };
+  Kind kind = Kind::None;
+  std::uint64_t lsn = 0;  // Lsn: the first record at or past it is the last replayed (inclusive)
+  std::int64_t time = 0;  // Time: a commit or abort later than this (microseconds since
+                          // 2000-01-01 UTC, PostgreSQL's TimestampTz) is not replayed
+  std::uint32_t xid = 0;  // Xid: the commit or abort of this transaction is the last
+  std::string name;       // Name: this restore point is the last record replayed
+  bool inclusive = true;  // recovery_target_inclusive
 };
 
 struct TablespaceScan {
   std::vector<TablespaceCreation> created;
-  // A CREATE TABLESPACE record begins in the segment and ends in the next one, which was not
-  // given (or does not continue it): its location is not known.
-  bool cutAtEnd = false;
 };
 
 // The CREATE TABLESPACE records that begin in `segment` (a whole segment file, its first page
 // opening with the long header), read as PostgreSQL's WAL reader walks them: page headers skipped,
-// the end of a record begun in the segment before skipped, a candidate record checked by its CRC.
-// The walk ends where the WAL written ends: a zero record length, a page of another address, a
-// candidate failing its CRC, the end of the segment. A CREATE TABLESPACE record cut by the end of
-// the segment is read to its end from `next`, the segment after it, when given. Never throws;
-// bytes that are not WAL give an empty scan. (A record whose header is cut before its resource
-// manager byte is not looked at.)
-TablespaceScan scanTablespaceCreations(io::ByteView segment, io::ByteView next = {});
+// the end of a record begun in the segment before skipped, a record whose continuation a page
+// written after a crash overwrote abandoned, a candidate checked by its CRC. The walk ends where
+// the WAL written ends: a zero record length, a page of another address, a candidate failing its
+// CRC, the end of the segment. A record the end of the segment cuts is read to its end from
+// `next`, the segment after it, when given (else left out: it is replayed only once the next
+// segment is there). The records past `stop` are left out too (never replayed); a record that
+// decides the stop counts only when its CRC says it is WAL PostgreSQL replays. Never throws; bytes
+// that are not WAL give an empty scan.
+TablespaceScan scanTablespaceCreations(io::ByteView segment, io::ByteView next = {},
+                                       const ReplayStop& stop = {});
 
 }  // namespace tidemark::pg

@@ -922,6 +922,8 @@ TEST_CASE(
   ws.startArchivingPrimary(source);
   source.exec("create table rows (n int primary key)");
   takeBackup(ws, source);
+  source.exec("insert into rows values (1)");
+  const std::string beforeCreate = source.value("select pg_current_wal_lsn()");
   // After the backup: a tablespace whose CREATE the WAL records with its location on this host.
   const std::string location = ws.makeDir("tablespace");
   source.exec("create tablespace ts location '" + location + "'");
@@ -953,6 +955,21 @@ TEST_CASE(
   // The source's tablespace is as it was, and the copy does not link to it.
   CHECK(treeContents(location) == before);
   CHECK_FALSE(fs::exists(copy + "/pg_tblspc/" + oid));
+
+  // A copy to a target before the CREATE, in the same segment, never replays it: not stopped.
+  {
+    const std::string early = ws.path("early");
+    Outcome restored = recoverWith(ws, {"--pgdata=" + early, "--archiving=off",
+                                        "--target-lsn=" + beforeCreate, "--target-action=promote"});
+    INFO(restored.output());
+    REQUIRE(restored.status == 0);
+    Recovered copyBefore(early, "early");
+    copyBefore.waitPromoted();
+    CHECK(copyBefore.pg.value("select count(*) from rows") == "1");
+    CHECK_FALSE(fs::exists(early + "/pg_tblspc/" + oid));
+    copyBefore.pg.stop();
+  }
+  CHECK(treeContents(location) == before);
 
   // The source's host lost (its tablespace moved away): the location is free, the same copy
   // starts again and replays the tablespace into it.

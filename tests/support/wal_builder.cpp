@@ -9,8 +9,10 @@
 
 namespace tidemark::test {
 
-io::Buffer walRecord(std::uint8_t rmid, std::uint8_t info, const io::Buffer& data) {
+io::Buffer walRecord(std::uint8_t rmid, std::uint8_t info, const io::Buffer& data,
+                     std::uint32_t xid) {
   io::Buffer r(24, 0);
+  io::putLe32(&r[4], xid);
   if (data.size() < 256) {
     r.push_back(255);
     r.push_back(std::uint8_t(data.size()));
@@ -34,6 +36,18 @@ io::Buffer createTablespaceRecord(std::uint32_t oid, const std::string& location
   data.insert(data.end(), location.begin(), location.end());
   data.push_back(0);
   return walRecord(5, 0x00, data);
+}
+
+io::Buffer commitRecord(std::uint32_t xid, std::int64_t time) {
+  io::Buffer data(12, 0);  // xact_time, then xinfo
+  io::putLe64(data.data(), std::uint64_t(time));
+  return walRecord(1, 0x00, data, xid);
+}
+
+io::Buffer restorePointRecord(const std::string& name) {
+  io::Buffer data(8 + 64, 0);  // rp_time, rp_name[MAXFNAMELEN]
+  std::copy(name.begin(), name.end(), data.begin() + 8);
+  return walRecord(0, 0x70, data);
 }
 
 io::Buffer otherWalRecord(std::size_t size, std::uint8_t fill) {
@@ -90,6 +104,7 @@ std::uint64_t WalSegment::add(const io::Buffer& record) {
 }
 
 void WalSegment::nextAt(std::size_t target) {
+  pos = (pos + 7) & ~std::size_t(7);
   std::size_t total = target - pos - 24 * (target / kWalBlock - pos / kWalBlock);
   add(otherWalRecord(total <= 280 ? total - 26 : total - 29));
   if (pos != target) throw std::logic_error("WalSegment::nextAt cannot reach that offset");

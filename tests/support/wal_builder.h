@@ -13,9 +13,14 @@ inline constexpr std::uint32_t kWalBlock = 8192;
 inline constexpr std::size_t kWalSegmentSize = 1u << 20;
 
 // A record: its header (xl_tot_len, xl_xid, xl_prev, xl_info, xl_rmid, xl_crc) and main data.
-io::Buffer walRecord(std::uint8_t rmid, std::uint8_t info, const io::Buffer& data);
+io::Buffer walRecord(std::uint8_t rmid, std::uint8_t info, const io::Buffer& data,
+                     std::uint32_t xid = 0);
 // XLOG_TBLSPC_CREATE.
 io::Buffer createTablespaceRecord(std::uint32_t oid, const std::string& location);
+// XLOG_XACT_COMMIT of `xid` at `time` (microseconds since 2000-01-01 UTC).
+io::Buffer commitRecord(std::uint32_t xid, std::int64_t time);
+// XLOG_RESTORE_POINT named `name`.
+io::Buffer restorePointRecord(const std::string& name);
 // Any other record: `size` bytes of heap data (rmgr 10).
 io::Buffer otherWalRecord(std::size_t size, std::uint8_t fill = 0xAB);
 

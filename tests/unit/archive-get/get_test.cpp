@@ -479,63 +479,85 @@ TEST_CASE("checkReplayedTablespaces stops before a segment creates a tablespace 
   fs::create_directories(data + "/pg_tblspc");
   fs::create_directories(location + "/PG_15_202209061/16384");
   const std::string path = data + "/pg_wal/RECOVERYXLOG";
-  int fetches = 0;
-  auto noNext = [&](const std::string&, const std::string&) {
-    ++fetches;
-    return false;
-  };
   SUBCASE(
       "a CREATE TABLESPACE at another cluster's tablespace: the file goes, the error names it") {
     test::WalSegment segment(3);
     segment.add(test::otherWalRecord(100));
     segment.add(test::createTablespaceRecord(16400, location));
     test::writeFile(path, segment.bytes);
-    Error e =
-        thrownError([&] { archive::checkReplayedTablespaces(data, segment.name(), path, noNext); });
+    Error e = thrownError([&] { archive::checkReplayedTablespaces(data, segment.name(), path); });
     CHECK(e.code() == ErrorCode::Conflict);
     CHECK(what(e) == segment.name() + " creates tablespace 16400 at '" + location +
                          "', which holds another cluster's tablespace ('PG_15_202209061'): "
                          "replaying it would write into that cluster's files");
     CHECK(e.hint().find("move it aside") != std::string::npos);
     CHECK_FALSE(test::exists(path));
-    CHECK(fetches == 0);
   }
-  SUBCASE("elsewhere, or nowhere: the file stays") {
+  SUBCASE("elsewhere, or at a location this recovery linked: the file stays") {
     test::WalSegment segment(3);
     segment.add(test::createTablespaceRecord(16400, root / "free"));
+    segment.add(test::createTablespaceRecord(16401, location));
     test::writeFile(path, segment.bytes);
-    archive::checkReplayedTablespaces(data, segment.name(), path, noNext);
+    // Linked by this recovery's replay, under another OID (a tablespace dropped, another created
+    // at its location) and through another path to it.
+    fs::create_directory_symlink(root.path() + "/./production-ts", data + "/pg_tblspc/16399");
+    archive::checkReplayedTablespaces(data, segment.name(), path);
     CHECK(test::exists(path));
     // Not a segment: not read.
-    archive::checkReplayedTablespaces(data, "00000002.history", path, noNext);
+    archive::checkReplayedTablespaces(data, "00000002.history", path);
   }
-  SUBCASE("a record cut by the segment's end is read to its end from the next segment") {
-    test::WalSegment segment(3);
-    segment.nextAt(test::kWalSegmentSize - 40);
+  SUBCASE("a record the segment continues is read from the segment before, in pg_wal") {
+    test::WalSegment before(3);
+    before.nextAt(test::kWalSegmentSize - 40);
     const io::Buffer cut = test::createTablespaceRecord(16400, location);
-    segment.add(cut);
+    before.add(cut);
+    test::WalSegment segment(4, io::Buffer(cut.begin() + 40, cut.end()));
     test::writeFile(path, segment.bytes);
-    test::WalSegment next(4, io::Buffer(cut.begin() + 40, cut.end()));
-    std::string asked;
-    auto fetch = [&](const std::string& name, const std::string& to) {
-      asked = name;
-      test::writeFile(to, next.bytes);
-      return true;
-    };
-    Error e =
-        thrownError([&] { archive::checkReplayedTablespaces(data, segment.name(), path, fetch); });
-    CHECK(e.code() == ErrorCode::Conflict);
-    CHECK(asked == next.name());
-    CHECK_FALSE(test::exists(path + ".next"));  // the next segment, read and removed
-    // When the next segment cannot be had: a warning, and the file stays.
-    test::writeFile(path, segment.bytes);
-    archive::checkReplayedTablespaces(data, segment.name(), path, noNext);
-    CHECK(fetches == 1);
+    // The segment before not in pg_wal (the first of a recovery): not read.
+    archive::checkReplayedTablespaces(data, segment.name(), path);
     CHECK(test::exists(path));
-    archive::checkReplayedTablespaces(data, segment.name(), path,
-                                      [](const std::string&, const std::string&) -> bool {
-                                        throw Error(ErrorCode::Storage, "unreachable");
-                                      });
+    // Where PostgreSQL keeps what it restored, under its name: read.
+    test::writeFile(data + "/pg_wal/" + before.name(), before.bytes);
+    Error e = thrownError([&] { archive::checkReplayedTablespaces(data, segment.name(), path); });
+    CHECK(e.code() == ErrorCode::Conflict);
+    CHECK(what(e).starts_with(segment.name() + " creates tablespace 16400"));
+    // Its own records were checked when it was handed over: only the one continued counts.
+    test::WalSegment alone(4);
+    test::writeFile(path, alone.bytes);
+    test::WalSegment earlier(3);
+    earlier.add(test::createTablespaceRecord(16401, location));
+    test::writeFile(data + "/pg_wal/" + earlier.name(), earlier.bytes);
+    archive::checkReplayedTablespaces(data, alone.name(), path);
     CHECK(test::exists(path));
   }
+}
+
+TEST_CASE("replayStop reads the target tidemark wrote into postgresql.auto.conf") {
+  test::TempDir data;
+  using Kind = pg::ReplayStop::Kind;
+  auto stopFor = [&](const std::string& text) {
+    test::writeFile(data / "postgresql.auto.conf", text);
+    return archive::replayStop(data.path());
+  };
+  CHECK(archive::replayStop(data.path()).kind == Kind::None);  // no file
+  // As tidemark writes it: the other kinds cleared, the last setting of a name winning.
+  pg::ReplayStop time = stopFor(
+      "recovery_target_time = '2020-01-01 00:00:00+00'\n"
+      "recovery_target = ''\nrecovery_target_lsn = ''\nrecovery_target_name = ''\n"
+      "recovery_target_xid = ''\n"
+      "recovery_target_time = '2000-01-01 00:00:01.5+00'\nrecovery_target_inclusive = off\n");
+  CHECK(time.kind == Kind::Time);
+  CHECK(time.time == 1500000);
+  CHECK_FALSE(time.inclusive);
+  pg::ReplayStop lsn = stopFor("recovery_target_lsn = '0/3000028'\n");
+  CHECK(lsn.kind == Kind::Lsn);
+  CHECK(lsn.lsn == 0x3000028);
+  CHECK(lsn.inclusive);
+  CHECK(stopFor("recovery_target_xid = '734'\n").xid == 734);
+  CHECK(stopFor("recovery_target_name = 'before-migration'\n").name == "before-migration");
+  // Nothing tidemark can read as PostgreSQL does: no stop (every CREATE TABLESPACE is looked at).
+  CHECK(stopFor("recovery_target = 'immediate'\n").kind == Kind::None);
+  CHECK(stopFor("recovery_target_time = '2026-12-03 10:42:07'\n").kind == Kind::None);  // no zone
+  CHECK(stopFor("recovery_target_xid = '7'\nrecovery_target_name = 'x'\n").kind == Kind::None);
+  CHECK(stopFor("# recovery_target_xid = '7'\n").kind == Kind::None);
 }

@@ -48,7 +48,7 @@ TEST_CASE("scanTablespaceCreations finds CREATE TABLESPACE records among others"
   CHECK(scan.created[1].oid == 16391);
   CHECK(scan.created[1].location.empty());
   CHECK(scan.created[1].lsn == second);
-  CHECK_FALSE(scan.cutAtEnd);
+  CHECK_FALSE(scan.created[1].endsInNext);
 }
 
 TEST_CASE("scanTablespaceCreations follows records across pages, as PostgreSQL writes them") {
@@ -80,28 +80,51 @@ TEST_CASE("scanTablespaceCreations follows records across pages, as PostgreSQL w
 TEST_CASE("scanTablespaceCreations ends where the WAL written ends") {
   SUBCASE("a record cut by the end of the segment is read to its end from the next one") {
     const std::string location = "/srv/" + std::string(1000, 'c');
+    // Cut in its data, or in its header (records are MAXALIGNed: 8 or 16 bytes of it before the
+    // end, its resource manager byte in the next segment).
+    for (std::size_t before : {40, 16, 8}) {
+      CAPTURE(before);
+      Segment s;
+      s.nextAt(kWalSegmentSize - before);
+      const io::Buffer cut = createTablespace(16402, location);
+      s.add(cut);
+      const io::Buffer rest(cut.begin() + std::ptrdiff_t(before), cut.end());
+      // Without the next segment: left out (PostgreSQL replays it only once that one is there).
+      CHECK(pg::scanTablespaceCreations(s.bytes).created.empty());
+      Segment next(rest, kSegmentNumber + 1);
+      pg::TablespaceScan scan = pg::scanTablespaceCreations(s.bytes, next.bytes);
+      REQUIRE(scan.created.size() == 1);
+      CHECK(scan.created[0].location == location);
+      CHECK(scan.created[0].lsn == kBase + kWalSegmentSize - before);
+      CHECK(scan.created[0].endsInNext);
+      // A next segment that does not continue it (another segment's, or another record's end).
+      Segment other(rest, kSegmentNumber + 2);
+      CHECK(pg::scanTablespaceCreations(s.bytes, other.bytes).created.empty());
+      Segment shorter(io::Buffer(rest.begin() + 8, rest.end()), kSegmentNumber + 1);
+      CHECK(pg::scanTablespaceCreations(s.bytes, shorter.bytes).created.empty());
+    }
+    // Another record cut the same way is not read on.
     Segment s;
-    s.nextAt(kWalSegmentSize - 40);
-    const io::Buffer cut = createTablespace(16402, location);
-    s.add(cut);
-    const io::Buffer rest(cut.begin() + 40, cut.end());
-    // Without the next segment: named, not read.
-    pg::TablespaceScan alone = pg::scanTablespaceCreations(s.bytes);
-    CHECK(alone.created.empty());
-    CHECK(alone.cutAtEnd);
-    // With it.
-    Segment next(rest, kSegmentNumber + 1);
-    pg::TablespaceScan scan = pg::scanTablespaceCreations(s.bytes, next.bytes);
+    s.nextAt(kWalSegmentSize - 16);
+    const io::Buffer heap = other(100);
+    s.add(heap);
+    Segment next(io::Buffer(heap.begin() + 16, heap.end()), kSegmentNumber + 1);
+    CHECK(pg::scanTablespaceCreations(s.bytes, next.bytes).created.empty());
+  }
+  SUBCASE("a continuation overwritten after a crash abandons its record, as PostgreSQL does") {
+    // A record that crosses into page 1, whose page 1 part was lost in a crash: PostgreSQL wrote
+    // page 1 again, flagged XLP_FIRST_IS_OVERWRITE_CONTRECORD, with records of its own.
+    Segment s;
+    s.add(other(8000));
+    s.add(other(500));  // crosses into page 1
+    s.pos = kWalBlock;
+    std::fill(s.bytes.begin() + kWalBlock, s.bytes.begin() + 2 * kWalBlock, 0);
+    s.add(other(40));  // a page that continues nothing
+    io::putLe16(&s.bytes[kWalBlock + 2], 0x0008);
+    std::uint64_t lsn = s.add(createTablespace(16407, "/srv/after-overwrite"));
+    pg::TablespaceScan scan = pg::scanTablespaceCreations(s.bytes);
     REQUIRE(scan.created.size() == 1);
-    CHECK(scan.created[0].location == location);
-    CHECK(scan.created[0].lsn == kBase + kWalSegmentSize - 40);
-    CHECK_FALSE(scan.cutAtEnd);
-    // A next segment that does not continue it (another segment's, or another record's end):
-    // still not read.
-    Segment other(rest, kSegmentNumber + 2);
-    CHECK(pg::scanTablespaceCreations(s.bytes, other.bytes).cutAtEnd);
-    Segment shorter(io::Buffer(rest.begin() + 8, rest.end()), kSegmentNumber + 1);
-    CHECK(pg::scanTablespaceCreations(s.bytes, shorter.bytes).cutAtEnd);
+    CHECK(scan.created[0].lsn == lsn);
   }
   SUBCASE("a record failing its CRC is not WAL PostgreSQL replays: nothing after it counts") {
     Segment s;
@@ -131,4 +154,47 @@ TEST_CASE("scanTablespaceCreations ends where the WAL written ends") {
       b = std::uint8_t((x = x * 1103515245u + 12345u) >> 24);
     CHECK(pg::scanTablespaceCreations(random).created.empty());
   }
+}
+
+TEST_CASE("scanTablespaceCreations leaves out what a recovery to a target never replays") {
+  // CREATE A, a commit of xid 700 at t=1000, CREATE B, restore point "rp", CREATE C, then a
+  // record across a page boundary and CREATE D.
+  Segment s;
+  s.add(createTablespace(1, "/a"));
+  s.add(test::commitRecord(700, 1000));
+  std::uint64_t b = s.add(createTablespace(2, "/b"));
+  s.add(test::restorePointRecord("rp"));
+  std::uint64_t c = s.add(createTablespace(3, "/c"));
+  s.nextAt(kWalBlock - 16);
+  s.add(test::commitRecord(800, 2000));  // its header split by the page boundary
+  s.add(createTablespace(4, "/d"));
+  auto oids = [&](const pg::ReplayStop& stop) {
+    std::vector<std::uint32_t> out;
+    for (const auto& created : pg::scanTablespaceCreations(s.bytes, {}, stop).created)
+      out.push_back(created.oid);
+    return out;
+  };
+  using Kind = pg::ReplayStop::Kind;
+  using Oids = std::vector<std::uint32_t>;
+  CHECK(oids({}) == Oids{1, 2, 3, 4});
+  // Time: PostgreSQL stops before the first commit later than the target (inclusive) or at it.
+  CHECK(oids({.kind = Kind::Time, .time = 999}) == Oids{1});
+  CHECK(oids({.kind = Kind::Time, .time = 1000}) == Oids{1, 2, 3});
+  CHECK(oids({.kind = Kind::Time, .time = 1000, .inclusive = false}) == Oids{1});
+  CHECK(oids({.kind = Kind::Time, .time = 5000}) == Oids{1, 2, 3, 4});
+  // Xid: the transaction's commit is the last record replayed.
+  CHECK(oids({.kind = Kind::Xid, .xid = 700}) == Oids{1});
+  CHECK(oids({.kind = Kind::Xid, .xid = 800}) == Oids{1, 2, 3});
+  CHECK(oids({.kind = Kind::Xid, .xid = 900}) == Oids{1, 2, 3, 4});
+  // Name: the restore point is the last record replayed.
+  CHECK(oids({.kind = Kind::Name, .name = "rp"}) == Oids{1, 2});
+  CHECK(oids({.kind = Kind::Name, .name = "other"}) == Oids{1, 2, 3, 4});
+  // LSN: the first record at or past it is the last replayed, with inclusive.
+  CHECK(oids({.kind = Kind::Lsn, .lsn = b}) == Oids{1, 2});
+  CHECK(oids({.kind = Kind::Lsn, .lsn = b, .inclusive = false}) == Oids{1});
+  CHECK(oids({.kind = Kind::Lsn, .lsn = b + 1}) == Oids{1, 2});
+  CHECK(oids({.kind = Kind::Lsn, .lsn = c + 1000000}) == Oids{1, 2, 3, 4});
+  // A commit record failing its CRC decides nothing: it ends the walk (not WAL to replay).
+  s.bytes[b - kBase - 8] ^= 1;  // inside the commit record's data, before CREATE B
+  CHECK(oids({.kind = Kind::Time, .time = 0}) == Oids{1});
 }

@@ -217,6 +217,12 @@ TEST_CASE("checkSegmentHeader accepts real segment headers and refuses anything 
     io::putLe16(&h.bytes[2], 0x0001);
     CHECK(what(refusal(h)) == Containing("its first page has no long header"));
   }
+  SUBCASE("a first page written after a crash over a lost continuation is accepted") {
+    // XLP_FIRST_IS_OVERWRITE_CONTRECORD (0x0008): PostgreSQL 15, and 10-14 since late 2021.
+    Header h = header(spec);
+    io::putLe16(&h.bytes[2], kXlpLongHeader | 0x0008);
+    CHECK(checkSegmentHeader(h.bytes, h.name, h.fileSize, "x").info == (kXlpLongHeader | 0x0008));
+  }
   SUBCASE("unknown page flag bits are refused") {
     Header h = header(spec);
     io::putLe16(&h.bytes[2], kXlpLongHeader | 0x0010);
