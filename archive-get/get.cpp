@@ -9,6 +9,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
+#include <cerrno>
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
@@ -152,11 +154,18 @@ std::optional<std::string> foreignTablespace(const std::string& dataDirectory,
                                              const pg::TablespaceCreation& creation,
                                              int pgVersion) {
   if (creation.location.empty()) return std::nullopt;  // in place, under pg_tblspc
-  // Missing or unreadable: PostgreSQL's replay stops on its own ("directory does not exist").
+  // Missing: PostgreSQL's replay stops on its own ("directory does not exist"). One that cannot
+  // be looked at may hold anything: refused too.
+  auto unreadable = [&]() -> std::optional<std::string> {
+    if (errno == ENOENT || errno == ENOTDIR) return std::nullopt;
+    return fmt::format("cannot be read here ({}), so it may hold another cluster's tablespace",
+                       errnoText(errno));
+  };
   std::unique_ptr<char, decltype(&std::free)> where(::realpath(creation.location.c_str(), nullptr),
                                                     &std::free);
-  DIR* dir = where ? ::opendir(where.get()) : nullptr;
-  if (!dir) return std::nullopt;
+  if (!where) return unreadable();
+  DIR* dir = ::opendir(where.get());
+  if (!dir) return unreadable();
   // This recovery's own: a link in its pg_tblspc leads there (its replay created it already: a
   // recovery that started again, or a tablespace dropped and another created at its location).
   const std::string links = dataDirectory + "/pg_tblspc";
@@ -178,7 +187,7 @@ std::optional<std::string> foreignTablespace(const std::string& dataDirectory,
   std::optional<std::string> found;
   while (const dirent* entry = ::readdir(dir))
     if (std::string_view(entry->d_name).starts_with(prefix)) {
-      found = entry->d_name;
+      found = fmt::format("holds another cluster's tablespace ('{}')", printable(entry->d_name));
       break;
     }
   ::closedir(dir);
@@ -241,11 +250,52 @@ std::string previousRestored(const std::string& dataDirectory, const pg::WalName
 
 }  // namespace
 
-pg::ReplayStop replayStop(const std::string& dataDirectory) {
-  pg::ReplayStop stop;
-  std::ifstream in(dataDirectory + "/postgresql.auto.conf");
+namespace {
+
+std::string readSmallFile(const std::string& path) {
+  std::ifstream in(path);
   std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  if (text.size() > (1u << 20)) return stop;
+  return text.size() > (1u << 20) ? std::string() : text;
+}
+
+// Where the replay began: backup_label's START WAL LOCATION while the file is there (PostgreSQL
+// renames it once pg_control records that checkpoint), else pg_control's latest checkpoint's redo
+// point; 0 when neither can be read.
+std::uint64_t replayStart(const std::string& dataDirectory) {
+  const std::string label = readSmallFile(dataDirectory + "/backup_label");
+  constexpr std::string_view kStart = "START WAL LOCATION: ";
+  if (auto at = label.find(kStart); at != std::string::npos) {
+    const std::size_t from = at + kStart.size();
+    return pg::parseLsn(label.substr(from, label.find(' ', from) - from)).value_or(0);
+  }
+  try {
+    return pg::readControlData(dataDirectory).checkpointRedo;
+  } catch (const Error&) {
+    return 0;
+  }
+}
+
+// PostgreSQL's parse_bool, as far as "false" goes: off, false, no, 0, and their prefixes.
+bool falseSetting(std::string value) {
+  for (auto& c : value)
+    c = char(std::tolower(static_cast<unsigned char>(c)));
+  return value == "0" ||
+         (!value.empty() && (std::string_view("false").starts_with(value) ||
+                             std::string_view("no").starts_with(value))) ||
+         (value.size() >= 2 && std::string_view("off").starts_with(value));
+}
+
+}  // namespace
+
+pg::ReplayStop replayStop(const std::string& dataDirectory) {
+  pg::ReplayStop stop{.from = replayStart(dataDirectory)};
+  const std::string text = readSmallFile(dataDirectory + "/postgresql.auto.conf");
+  // A target given on the server's command line, or in a file postgresql.auto.conf includes,
+  // would win over what is read here.
+  if (readSmallFile(dataDirectory + "/postmaster.opts").find("recovery_target") !=
+          std::string::npos ||
+      !pg::configDirectives(text, {"include", "include_if_exists", "include_dir"}).empty())
+    return stop;
   // PostgreSQL uses the last setting of a name, and refuses to start with two kinds of target.
   std::map<std::string, std::string> last;
   for (auto& d : pg::configDirectives(
@@ -257,9 +307,7 @@ pg::ReplayStop replayStop(const std::string& dataDirectory) {
                            "recovery_target_xid", "recovery_target_name"})
     kinds += !last[name].empty();
   if (kinds != 1) return stop;
-  const std::string& inclusive = last["recovery_target_inclusive"];
-  stop.inclusive =
-      !(inclusive == "off" || inclusive == "false" || inclusive == "0" || inclusive == "no");
+  stop.inclusive = !falseSetting(last["recovery_target_inclusive"]);
   try {
     if (auto lsn = pg::parseLsn(last["recovery_target_lsn"])) {
       stop.kind = pg::ReplayStop::Kind::Lsn;
@@ -270,7 +318,8 @@ pg::ReplayStop replayStop(const std::string& dataDirectory) {
       UtcMicros time = parseTimestamp(last["recovery_target_time"], "recovery_target_time");
       stop.kind = pg::ReplayStop::Kind::Time;
       stop.time = time.time_since_epoch().count() - kPostgresEpoch;
-    } else if (auto xid = parseDecimal(last["recovery_target_xid"])) {
+    } else if (auto xid = parseDecimal(last["recovery_target_xid"]);
+               xid && last["recovery_target_xid"].front() != '0') {  // 0755 is octal to it
       stop.kind = pg::ReplayStop::Kind::Xid;
       stop.xid = std::uint32_t(*xid);
     } else if (!last["recovery_target_name"].empty()) {
@@ -278,7 +327,7 @@ pg::ReplayStop replayStop(const std::string& dataDirectory) {
       stop.name = last["recovery_target_name"];
     }
   } catch (const Error&) {
-    return pg::ReplayStop{};  // a time without a zone, read in the server's: not known here
+    return pg::ReplayStop{.from = stop.from};  // a time without a zone: not known here
   }
   return stop;
 }
@@ -294,19 +343,24 @@ void checkReplayedTablespaces(const std::string& dataDirectory, const std::strin
   const pg::ReplayStop stop = replayStop(dataDirectory);
   std::vector<pg::TablespaceCreation> created =
       pg::scanTablespaceCreations(bytes, {}, stop).created;
-  // A record this segment's first page continues began in the segment before: it is replayed
-  // now that this one is here, and is read from both.
+  // The segment before, as PostgreSQL keeps it in pg_wal: a record this segment's first page
+  // continues began there (it is replayed now that this one is here), and the recovery may stop
+  // there (PostgreSQL reads ahead of its replay: then nothing of this segment is replayed).
   const std::uint32_t segmentSize = std::uint32_t(bytes.size());
-  if (io::getLe16(&bytes[2]) & pg::kXlpFirstIsContRecord) {
+  const bool continues = io::getLe16(&bytes[2]) & pg::kXlpFirstIsContRecord;
+  if (continues || stop.kind != pg::ReplayStop::Kind::None) {
     const std::string previous =
         previousRestored(dataDirectory, *name, pg::segmentNumber(*name, segmentSize), segmentSize);
-    if (previous.empty()) {
-      spdlog::debug("{} continues a record of a segment not in pg_wal: not read", walName);
-    } else {
+    if (!previous.empty()) {
       MappedFile before(previous);
-      if (before.bytes().size() == bytes.size())
-        for (auto& creation : pg::scanTablespaceCreations(before.bytes(), bytes, stop).created)
+      if (before.bytes().size() == bytes.size()) {
+        pg::TablespaceScan earlier = pg::scanTablespaceCreations(before.bytes(), bytes, stop);
+        if (earlier.stopped) created.clear();
+        for (auto& creation : earlier.created)
           if (creation.endsInNext) created.push_back(std::move(creation));
+      }
+    } else if (continues) {
+      spdlog::debug("{} continues a record of a segment not in pg_wal: not read", walName);
     }
   }
   const std::optional<int> version = pg::versionFromPageMagic(io::getLe16(bytes.data()));
@@ -316,9 +370,9 @@ void checkReplayedTablespaces(const std::string& dataDirectory, const std::strin
     ::unlink(path.c_str());
     throw Error(
         ErrorCode::Conflict,
-        fmt::format("{} creates tablespace {} at '{}', which holds another cluster's "
-                    "tablespace ('{}'): replaying it would write into that cluster's files",
-                    walName, creation.oid, printable(creation.location), printable(*held)),
+        fmt::format("{} creates tablespace {} at '{}', which {}: replaying it would write into "
+                    "that cluster's files",
+                    walName, creation.oid, printable(creation.location), *held),
         "the recovery stops here. If that cluster runs on this host (this is a copy "
         "restored beside it), recover on another host; if the directory is what is left "
         "of the cluster this recovery replaces, move it aside; then start the server again");

@@ -50,17 +50,19 @@ GetOutcome archiveGet(const Config& config, const std::string& walName,
 // (PostgreSQL's replay stops on its own) or holds none.
 std::optional<std::string> foreignTablespace(const std::string& dataDirectory,
                                              const pg::TablespaceCreation& creation, int pgVersion);
-// Where the recovery in `dataDirectory` stops, from the recovery_target* settings of its
+// Where the recovery in `dataDirectory` begins (`from`: backup_label's START WAL LOCATION, else
+// pg_control's latest redo point) and stops, from the recovery_target* settings of its
 // postgresql.auto.conf (where tidemark-recover and tidemark drill write them): Kind::None when
-// there is no target, more than one kind, 'immediate', or a value this cannot read as PostgreSQL
-// does (a time without a zone is read in the server's).
+// there is no target, more than one kind, 'immediate', a value this cannot read as PostgreSQL
+// does (a time without a zone is read in the server's), an include in the file or a target on
+// the server's command line (postmaster.opts).
 pg::ReplayStop replayStop(const std::string& dataDirectory);
 // Scans the segment restored at `path` for CREATE TABLESPACE records replayed before the target
 // (replayStop, pg::scanTablespaceCreations) and, when one would write into another cluster's
-// tablespace, removes the file and throws Error(Conflict) naming the segment, the location and the
-// fix: the recovery stops before the replay. A record the segment's first page continues is read
-// from the segment before in pg_wal, where PostgreSQL keeps what it restored (not read when it is
-// not there).
+// tablespace (or cannot be looked at), removes the file and throws Error(Conflict) naming the
+// segment, the location and the fix: the recovery stops before the replay. The segment before,
+// which PostgreSQL keeps in pg_wal under its name, is read too: for a record this segment's first
+// page continues, and for a target reached there (nothing of this segment is then replayed).
 void checkReplayedTablespaces(const std::string& dataDirectory, const std::string& walName,
                               const std::string& path);
 

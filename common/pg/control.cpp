@@ -22,6 +22,8 @@ namespace {
 constexpr std::uint32_t kControlVersion1300 = 1300;
 constexpr std::size_t kSystemIdOffset = 0;
 constexpr std::size_t kControlVersionOffset = 8;
+constexpr std::size_t kCatalogVersionOffset = 12;
+constexpr std::size_t kCheckpointRedoOffset = 40;  // checkPointCopy.redo
 // MaxConnections, max_worker_processes, max_wal_senders, max_prepared_xacts and
 // max_locks_per_xact: five ints in a row.
 constexpr std::size_t kHotStandbyOffset = 180;
@@ -88,6 +90,8 @@ ControlData readControlData(const std::string& dataDirectory) {
   ControlData data;
   data.systemId = io::getLe64(&bytes[kSystemIdOffset]);
   data.controlVersion = io::getLe32(&bytes[kControlVersionOffset]);
+  data.catalogVersion = io::getLe32(&bytes[kCatalogVersionOffset]);
+  data.checkpointRedo = io::getLe64(&bytes[kCheckpointRedoOffset]);
   data.blockSize = io::getLe32(&bytes[kBlockSizeOffset]);
   data.walSegmentSize = io::getLe32(&bytes[kWalSegmentSizeOffset]);
   auto setting = [&](int n) { return int(io::getLe32(&bytes[kHotStandbyOffset + 4 * n])); };

@@ -12,6 +12,8 @@ namespace tidemark::pg {
 struct ControlData {
   std::uint64_t systemId = 0;
   std::uint32_t controlVersion = 0;  // PG_CONTROL_VERSION
+  std::uint32_t catalogVersion = 0;  // CATALOG_VERSION_NO ("PG_15_<it>" names tablespaces)
+  std::uint64_t checkpointRedo = 0;  // the latest checkpoint's (or restartpoint's) redo LSN
   std::uint32_t walSegmentSize = 0;
   std::uint32_t blockSize = 0;
   int pgVersion = 0;  // the major version, from PG_VERSION

@@ -13,9 +13,10 @@ namespace tidemark::pg {
 namespace {
 
 constexpr std::size_t kShortPageHeaderSize = 24;  // MAXALIGN(sizeof(XLogPageHeaderData))
-constexpr std::size_t kRecordHeaderSize = 24;     // SizeOfXLogRecord
-constexpr std::size_t kRecordCrcOffset = 20;      // offsetof(XLogRecord, xl_crc)
-constexpr std::uint8_t kRmgrTablespace = 5;       // RM_TBLSPC_ID
+constexpr std::uint16_t kXlpFirstIsOverwriteContRecord = 0x0008;
+constexpr std::size_t kRecordHeaderSize = 24;  // SizeOfXLogRecord
+constexpr std::size_t kRecordCrcOffset = 20;   // offsetof(XLogRecord, xl_crc)
+constexpr std::uint8_t kRmgrTablespace = 5;    // RM_TBLSPC_ID
 constexpr std::uint8_t kTablespaceCreate = 0x00;
 // A CREATE TABLESPACE record holds an OID and a path of at most MAXPGPATH (1024) bytes.
 constexpr std::size_t kMaxTablespaceRecord = 4096;
@@ -53,7 +54,8 @@ class SegmentWalk {
     if ((firstInfo_ & kXlpFirstIsContRecord) == 0) return true;
     const std::size_t remaining = io::getLe32(&segment_[16]);
     inRecord_ = true;
-    return read(remaining, nullptr, remaining) == remaining;
+    // A page that abandons it (see below) begins with a record: the walk goes on from there.
+    return read(remaining, nullptr, remaining) == remaining || abandoned_;
   }
   // Checks the first page, which must continue a record of which `remaining` bytes are left and
   // that began in the segment ending at `base`; the walk is then at the record's next byte.
@@ -136,7 +138,9 @@ class SegmentWalk {
     }
     pos_ += kShortPageHeaderSize;
     if (continues && io::getLe32(page + 16) == left) return true;
-    abandoned_ = !continues;  // the page's first record begins after its header
+    // PostgreSQL's reader restarts at a page flagged as written over the lost continuation; any
+    // other page that does not continue the record ends the WAL it reads.
+    abandoned_ = !continues && (io::getLe16(page + 2) & kXlpFirstIsOverwriteContRecord);
     return false;
   }
 
@@ -245,19 +249,26 @@ TablespaceScan scanTablespaceCreations(io::ByteView segment, io::ByteView next,
            (header[16] & 0xF0) == kTablespaceCreate;
   };
   const bool byLsn = stop.kind == ReplayStop::Kind::Lsn;
+  auto stopped = [](TablespaceScan& result) -> TablespaceScan& {
+    result.stopped = true;
+    return result;
+  };
   io::Buffer record;
   for (;;) {
     walk.beginRecord();
     const std::uint64_t lsn = walk.lsn();
+    // Before the replay's start nothing is replayed, and nothing decides the stop.
+    const bool replayed = lsn >= stop.from;
     // The first record at or past a target LSN is the last replayed (with inclusive).
-    const bool lastReplayed = byLsn && lsn >= stop.lsn;
-    if (lastReplayed && !stop.inclusive) return scan;
+    const bool lastReplayed = replayed && byLsn && lsn >= stop.lsn;
+    if (lastReplayed && !stop.inclusive) return stopped(scan);
     // Most records lie on one page: stepped over without a copy.
     if (const std::uint8_t* h = walk.within(kRecordHeaderSize)) {
       const std::uint32_t total = io::getLe32(h);
-      if (total >= kRecordHeaderSize && !mayBeCreate(total, h) && !mayStop(stop, total, h) &&
+      if (total >= kRecordHeaderSize &&
+          (!replayed || (!mayBeCreate(total, h) && !mayStop(stop, total, h))) &&
           walk.within(total)) {
-        if (lastReplayed) return scan;
+        if (lastReplayed) return stopped(scan);
         walk.advance(total);
         continue;
       }
@@ -277,7 +288,7 @@ TablespaceScan scanTablespaceCreations(io::ByteView segment, io::ByteView next,
       const std::size_t rest = total - kRecordHeaderSize;
       if (walk.read(rest, nullptr, rest) == rest && !lastReplayed) continue;
       if (walk.abandoned()) continue;
-      return scan;
+      return lastReplayed ? stopped(scan) : scan;
     }
     record.assign(header, header + got);
     record.resize(total);
@@ -293,7 +304,7 @@ TablespaceScan scanTablespaceCreations(io::ByteView segment, io::ByteView next,
         return scan;
     }
     if (!crcMatches(record)) return scan;  // not WAL PostgreSQL replays
-    if (mayStop(stop, total, record.data()) && stopsHere(stop, record)) return scan;
+    if (mayStop(stop, total, record.data()) && stopsHere(stop, record)) return stopped(scan);
     if (mayBeCreate(total, record.data())) {
       auto data = mainData(record);
       if (data && data->size() >= 5) {
@@ -304,7 +315,8 @@ TablespaceScan scanTablespaceCreations(io::ByteView segment, io::ByteView next,
                                 .endsInNext = endsInNext});
       }
     }
-    if (endsInNext || lastReplayed) return scan;
+    if (lastReplayed) return stopped(scan);
+    if (endsInNext) return scan;
   }
 }
 

@@ -30,10 +30,14 @@ struct ReplayStop {
   std::uint32_t xid = 0;  // Xid: the commit or abort of this transaction is the last
   std::string name;       // Name: this restore point is the last record replayed
   bool inclusive = true;  // recovery_target_inclusive
+  // Where the replay begins (the redo point of its checkpoint): a record before it is neither
+  // replayed nor decides the stop.
+  std::uint64_t from = 0;
 };
 
 struct TablespaceScan {
   std::vector<TablespaceCreation> created;
+  bool stopped = false;  // the replay stops in this segment: nothing after it is replayed
 };
 
 // The CREATE TABLESPACE records that begin in `segment` (a whole segment file, its first page

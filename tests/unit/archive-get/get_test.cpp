@@ -461,7 +461,7 @@ TEST_CASE("foreignTablespace names another cluster's tablespace where a CREATE T
   // A tablespace of this version that this recovery did not link: another cluster's.
   fs::create_directories(location + "/PG_15_202209061/16384");
   CHECK(archive::foreignTablespace(data, creation(location), 15) ==
-        std::optional<std::string>("PG_15_202209061"));
+        std::optional<std::string>("holds another cluster's tablespace ('PG_15_202209061')"));
   // Linked by this recovery's replay already (it started again): its own.
   fs::create_directory_symlink(location, data + "/pg_tblspc/16400");
   CHECK_FALSE(archive::foreignTablespace(data, creation(location), 15));
@@ -469,6 +469,15 @@ TEST_CASE("foreignTablespace names another cluster's tablespace where a CREATE T
   fs::remove(data + "/pg_tblspc/16400");
   fs::create_directory_symlink(root / "elsewhere", data + "/pg_tblspc/16400");
   CHECK(archive::foreignTablespace(data, creation(location), 15));
+  // One that cannot be looked at may hold anything (root reads every directory: run as nobody).
+  fs::remove(data + "/pg_tblspc/16400");
+  fs::permissions(location, fs::perms::none);
+  Error unreadable = test::thrownUnprivileged([&] {
+    throw Error(ErrorCode::Internal,
+                archive::foreignTablespace(data, creation(location), 15).value_or("none"));
+  });
+  fs::permissions(location, fs::perms::owner_all);
+  CHECK(what(unreadable).starts_with("cannot be read here (Permission denied)"));
 }
 
 TEST_CASE("checkReplayedTablespaces stops before a segment creates a tablespace in another's") {
@@ -560,4 +569,50 @@ TEST_CASE("replayStop reads the target tidemark wrote into postgresql.auto.conf"
   CHECK(stopFor("recovery_target_time = '2026-12-03 10:42:07'\n").kind == Kind::None);  // no zone
   CHECK(stopFor("recovery_target_xid = '7'\nrecovery_target_name = 'x'\n").kind == Kind::None);
   CHECK(stopFor("# recovery_target_xid = '7'\n").kind == Kind::None);
+  CHECK(stopFor("recovery_target_xid = '0755'\n").kind == Kind::None);  // octal to PostgreSQL
+  // A file it includes, or the server's command line, could set another target.
+  CHECK(stopFor("include 'more.conf'\nrecovery_target_xid = '7'\n").kind == Kind::None);
+  test::writeFile(data / "postmaster.opts", "postgres \"-c\" \"recovery_target_xid=9\"\n");
+  CHECK(stopFor("recovery_target_xid = '7'\n").kind == Kind::None);
+  std::filesystem::remove(data / "postmaster.opts");
+  // recovery_target_inclusive as PostgreSQL's parse_bool reads it.
+  for (const char* no : {"off", "OFF", "of", "f", "false", "n", "no", "0"}) {
+    CAPTURE(no);
+    CHECK_FALSE(stopFor("recovery_target_xid = '7'\nrecovery_target_inclusive = '" +
+                        std::string(no) + "'\n")
+                    .inclusive);
+  }
+  CHECK(stopFor("recovery_target_xid = '7'\nrecovery_target_inclusive = on\n").inclusive);
+  // Where the replay begins: backup_label's START WAL LOCATION while it is there.
+  CHECK(stopFor("").from == 0);
+  test::writeFile(data / "backup_label",
+                  "START WAL LOCATION: 0/2000028 (file 000000010000000000000002)\n"
+                  "CHECKPOINT LOCATION: 0/2000060\n");
+  CHECK(stopFor("").from == 0x2000028);
+  CHECK(stopFor("recovery_target_xid = '7'\n").from == 0x2000028);
+}
+
+TEST_CASE("checkReplayedTablespaces looks at nothing past a target reached in the segment before") {
+  namespace fs = std::filesystem;
+  test::TempDir root;
+  const std::string data = root / "data", location = root / "production-ts";
+  fs::create_directories(data + "/pg_wal");
+  fs::create_directories(location + "/PG_15_202209061");
+  const std::string path = data + "/pg_wal/RECOVERYXLOG";
+  // Segment 3 holds the target transaction's commit; segment 4 a CREATE at production's location.
+  // PostgreSQL reads ahead of its replay: it may ask for segment 4 before it stops in 3.
+  test::WalSegment before(3);
+  before.add(test::commitRecord(700, 1000));
+  test::writeFile(data + "/pg_wal/" + before.name(), before.bytes);
+  test::WalSegment segment(4);
+  segment.add(test::createTablespaceRecord(16400, location));
+  test::writeFile(path, segment.bytes);
+  test::writeFile(data + "/postgresql.auto.conf", "recovery_target_xid = '700'\n");
+  archive::checkReplayedTablespaces(data, segment.name(), path);
+  CHECK(test::exists(path));
+  // Another target, not reached in segment 3: segment 4 is replayed, and refused.
+  test::writeFile(data + "/postgresql.auto.conf", "recovery_target_xid = '701'\n");
+  CHECK(thrownError([&] {
+          archive::checkReplayedTablespaces(data, segment.name(), path);
+        }).code() == ErrorCode::Conflict);
 }

@@ -125,6 +125,21 @@ TEST_CASE("scanTablespaceCreations ends where the WAL written ends") {
     pg::TablespaceScan scan = pg::scanTablespaceCreations(s.bytes);
     REQUIRE(scan.created.size() == 1);
     CHECK(scan.created[0].lsn == lsn);
+    // Without that flag, a page that does not continue the record ends the WAL PostgreSQL reads.
+    io::putLe16(&s.bytes[kWalBlock + 2], 0);
+    CHECK(pg::scanTablespaceCreations(s.bytes).created.empty());
+  }
+  SUBCASE("the same, when the record abandoned began in the segment before") {
+    // Page 0 continues a record from the segment before, whose page 1 part was written over.
+    Segment s(io::Buffer(3 * kWalBlock, 0xCD));
+    std::fill(s.bytes.begin() + kWalBlock, s.bytes.end(), 0);
+    s.pos = kWalBlock;
+    s.add(other(40));
+    io::putLe16(&s.bytes[kWalBlock + 2], 0x0008);
+    std::uint64_t lsn = s.add(createTablespace(16408, "/srv/after-overwrite"));
+    pg::TablespaceScan scan = pg::scanTablespaceCreations(s.bytes);
+    REQUIRE(scan.created.size() == 1);
+    CHECK(scan.created[0].lsn == lsn);
   }
   SUBCASE("a record failing its CRC is not WAL PostgreSQL replays: nothing after it counts") {
     Segment s;
@@ -194,6 +209,12 @@ TEST_CASE("scanTablespaceCreations leaves out what a recovery to a target never 
   CHECK(oids({.kind = Kind::Lsn, .lsn = b, .inclusive = false}) == Oids{1});
   CHECK(oids({.kind = Kind::Lsn, .lsn = b + 1}) == Oids{1, 2});
   CHECK(oids({.kind = Kind::Lsn, .lsn = c + 1000000}) == Oids{1, 2, 3, 4});
+  CHECK(pg::scanTablespaceCreations(s.bytes, {}, {.kind = Kind::Xid, .xid = 700}).stopped);
+  CHECK_FALSE(pg::scanTablespaceCreations(s.bytes, {}, {.kind = Kind::Xid, .xid = 900}).stopped);
+  // Before the replay's start (its checkpoint's redo point) nothing is replayed, and nothing
+  // decides the stop: the commit of 700 before it is not where the recovery stops.
+  CHECK(oids({.kind = Kind::Xid, .xid = 700, .from = b}) == Oids{2, 3, 4});
+  CHECK(oids({.from = c}) == Oids{3, 4});
   // A commit record failing its CRC decides nothing: it ends the walk (not WAL to replay).
   s.bytes[b - kBase - 8] ^= 1;  // inside the commit record's data, before CREATE B
   CHECK(oids({.kind = Kind::Time, .time = 0}) == Oids{1});
