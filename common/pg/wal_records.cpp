@@ -282,8 +282,9 @@ TablespaceScan scanTablespaceCreations(io::ByteView segment, io::ByteView next,
     if (walk.abandoned()) continue;
     // A record whose header the segment's end cuts is read on from `next` if it may be one.
     const bool cutHeader = got < kRecordHeaderSize;
-    const bool candidate = cutHeader ? total <= kMaxTablespaceRecord
-                                     : mayBeCreate(total, header) || mayStop(stop, total, header);
+    const bool candidate =
+        replayed && (cutHeader ? total <= kMaxTablespaceRecord
+                               : mayBeCreate(total, header) || mayStop(stop, total, header));
     if (!candidate) {
       const std::size_t rest = total - kRecordHeaderSize;
       if (walk.read(rest, nullptr, rest) == rest && !lastReplayed) continue;

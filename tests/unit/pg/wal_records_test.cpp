@@ -182,7 +182,7 @@ TEST_CASE("scanTablespaceCreations leaves out what a recovery to a target never 
   std::uint64_t c = s.add(createTablespace(3, "/c"));
   s.nextAt(kWalBlock - 16);
   s.add(test::commitRecord(800, 2000));  // its header split by the page boundary
-  s.add(createTablespace(4, "/d"));
+  std::uint64_t d = s.add(createTablespace(4, "/d"));
   auto oids = [&](const pg::ReplayStop& stop) {
     std::vector<std::uint32_t> out;
     for (const auto& created : pg::scanTablespaceCreations(s.bytes, {}, stop).created)
@@ -215,6 +215,7 @@ TEST_CASE("scanTablespaceCreations leaves out what a recovery to a target never 
   // decides the stop: the commit of 700 before it is not where the recovery stops.
   CHECK(oids({.kind = Kind::Xid, .xid = 700, .from = b}) == Oids{2, 3, 4});
   CHECK(oids({.from = c}) == Oids{3, 4});
+  CHECK(oids({.kind = Kind::Xid, .xid = 800, .from = d}) == Oids{4});  // one across pages too
   // A commit record failing its CRC decides nothing: it ends the walk (not WAL to replay).
   s.bytes[b - kBase - 8] ^= 1;  // inside the commit record's data, before CREATE B
   CHECK(oids({.kind = Kind::Time, .time = 0}) == Oids{1});
