@@ -354,7 +354,9 @@ void checkReplayedTablespaces(const std::string& dataDirectory, const std::strin
     if (!previous.empty()) {
       MappedFile before(previous);
       if (before.bytes().size() == bytes.size()) {
-        pg::TablespaceScan earlier = pg::scanTablespaceCreations(before.bytes(), bytes, stop);
+        // Without a target only the record the segment's end cuts is needed: its last pages.
+        pg::TablespaceScan earlier = pg::scanTablespaceCreations(
+            before.bytes(), bytes, stop, stop.kind == pg::ReplayStop::Kind::None);
         if (earlier.stopped) created.clear();
         for (auto& creation : earlier.created)
           if (creation.endsInNext) created.push_back(std::move(creation));

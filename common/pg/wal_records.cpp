@@ -57,6 +57,21 @@ class SegmentWalk {
     // A page that abandons it (see below) begins with a record: the walk goes on from there.
     return read(remaining, nullptr, remaining) == remaining || abandoned_;
   }
+  // Checks the first page, then starts at the second-to-last page instead, past the end of a
+  // record begun before it: the walk sees the records of the segment's last two pages (every
+  // CREATE TABLESPACE record the segment's end cuts begins there).
+  bool openTail() {
+    if (!openPage()) return false;
+    if (segment_.size() < 2 * block_) return true;
+    pos_ = segment_.size() - 2 * block_;
+    const std::uint8_t* page = &segment_[pos_];
+    if (io::getLe16(page) != magic_ || io::getLe64(page + 8) != base_ + pos_) return false;
+    pos_ += kShortPageHeaderSize;
+    if ((io::getLe16(page + 2) & kXlpFirstIsContRecord) == 0) return true;
+    const std::size_t remaining = io::getLe32(page + 16);
+    inRecord_ = true;
+    return read(remaining, nullptr, remaining) == remaining || abandoned_;
+  }
   // Checks the first page, which must continue a record of which `remaining` bytes are left and
   // that began in the segment ending at `base`; the walk is then at the record's next byte.
   bool openContinued(std::uint64_t base, std::size_t remaining) {
@@ -239,10 +254,10 @@ bool crcMatches(io::ByteView record) {
 }  // namespace
 
 TablespaceScan scanTablespaceCreations(io::ByteView segment, io::ByteView next,
-                                       const ReplayStop& stop) {
+                                       const ReplayStop& stop, bool tailOnly) {
   TablespaceScan scan;
   SegmentWalk walk(segment);
-  if (!walk.open()) return scan;
+  if (!(tailOnly ? walk.openTail() : walk.open())) return scan;
   auto mayBeCreate = [](std::uint32_t total, const std::uint8_t* header) {
     // xl_info is byte 16, xl_rmid byte 17.
     return total <= kMaxTablespaceRecord && header[17] == kRmgrTablespace &&
@@ -265,9 +280,10 @@ TablespaceScan scanTablespaceCreations(io::ByteView segment, io::ByteView next,
     // Most records lie on one page: stepped over without a copy.
     if (const std::uint8_t* h = walk.within(kRecordHeaderSize)) {
       const std::uint32_t total = io::getLe32(h);
-      if (total >= kRecordHeaderSize &&
-          (!replayed || (!mayBeCreate(total, h) && !mayStop(stop, total, h))) &&
-          walk.within(total)) {
+      // A commit that does not end the replay decides nothing: no copy, no CRC either.
+      if (total >= kRecordHeaderSize && walk.within(total) &&
+          (!replayed || (!mayBeCreate(total, h) &&
+                         (!mayStop(stop, total, h) || !stopsHere(stop, io::ByteView(h, total)))))) {
         if (lastReplayed) return stopped(scan);
         walk.advance(total);
         continue;

@@ -48,9 +48,11 @@ struct TablespaceScan {
 // CRC, the end of the segment. A record the end of the segment cuts is read to its end from
 // `next`, the segment after it, when given (else left out: it is replayed only once the next
 // segment is there). The records past `stop` are left out too (never replayed); a record that
-// decides the stop counts only when its CRC says it is WAL PostgreSQL replays. Never throws; bytes
-// that are not WAL give an empty scan.
+// decides the stop counts only when its CRC says it is WAL PostgreSQL replays. With `tailOnly`,
+// only the records of the segment's last two pages are walked: enough for the record its end cuts
+// (a CREATE TABLESPACE record is smaller than a page), not for a stop earlier in it. Never throws;
+// bytes that are not WAL give an empty scan.
 TablespaceScan scanTablespaceCreations(io::ByteView segment, io::ByteView next = {},
-                                       const ReplayStop& stop = {});
+                                       const ReplayStop& stop = {}, bool tailOnly = false);
 
 }  // namespace tidemark::pg

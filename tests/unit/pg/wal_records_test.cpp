@@ -33,6 +33,19 @@ struct Segment : test::WalSegment {
 
 }  // namespace
 
+TEST_CASE("scanTablespaceCreations with tailOnly walks the last two pages only") {
+  // A record continued onto the second-to-last page, then a CREATE: found; one earlier: not.
+  Segment s;
+  s.add(createTablespace(1, "/early"));
+  s.nextAt(kWalSegmentSize - 2 * kWalBlock - 100);
+  s.add(other(300));  // continues onto the second-to-last page
+  s.add(createTablespace(2, "/late"));
+  pg::TablespaceScan tail = pg::scanTablespaceCreations(s.bytes, {}, {}, true);
+  REQUIRE(tail.created.size() == 1);
+  CHECK(tail.created[0].oid == 2);
+  CHECK(pg::scanTablespaceCreations(s.bytes).created.size() == 2);
+}
+
 TEST_CASE("scanTablespaceCreations finds CREATE TABLESPACE records among others") {
   Segment s;
   s.add(other(100));
@@ -97,6 +110,10 @@ TEST_CASE("scanTablespaceCreations ends where the WAL written ends") {
       CHECK(scan.created[0].location == location);
       CHECK(scan.created[0].lsn == kBase + kWalSegmentSize - before);
       CHECK(scan.created[0].endsInNext);
+      // Its last two pages are enough.
+      pg::TablespaceScan tail = pg::scanTablespaceCreations(s.bytes, next.bytes, {}, true);
+      REQUIRE(tail.created.size() == 1);
+      CHECK(tail.created[0].lsn == scan.created[0].lsn);
       // A next segment that does not continue it (another segment's, or another record's end).
       Segment other(rest, kSegmentNumber + 2);
       CHECK(pg::scanTablespaceCreations(s.bytes, other.bytes).created.empty());
