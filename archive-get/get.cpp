@@ -39,6 +39,18 @@
 
 namespace tidemark::archive {
 
+namespace {
+
+// A small text file (a label, a setting file, a marker), or "" when it is missing or larger than
+// `limit`: what it holds is never trusted for its size.
+std::string readSmallFile(const std::string& path, std::size_t limit = 1u << 20) {
+  std::ifstream in(path);
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  return text.size() > limit ? std::string() : text;
+}
+
+}  // namespace
+
 GetResult getWalFile(const repo::Repository& repository, const GetParams& params) {
   auto name = pg::parseWalName(params.walName);
   if (!name)
@@ -252,12 +264,6 @@ std::string previousRestored(const std::string& dataDirectory, const pg::WalName
 
 namespace {
 
-std::string readSmallFile(const std::string& path) {
-  std::ifstream in(path);
-  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  return text.size() > (1u << 20) ? std::string() : text;
-}
-
 // Where the replay began: backup_label's START WAL LOCATION while the file is there (PostgreSQL
 // renames it once pg_control records that checkpoint), else pg_control's latest checkpoint's redo
 // point; 0 when neither can be read.
@@ -455,10 +461,7 @@ void renewLease(const repo::Repository& repository, const std::string& dataDirec
   struct stat st {};
   if (::stat(path.c_str(), &st) != 0) return;  // no recovery lease
   try {
-    std::ifstream in(path);
-    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    if (text.size() > (64u << 10)) text.clear();
-    auto marker = repo::parseLeaseMarker(text);
+    auto marker = repo::parseLeaseMarker(readSmallFile(path, 64u << 10));
     if (!marker) {
       spdlog::warn("'{}' is not a lease marker: the recovery's lease is not renewed", path);
       return;

@@ -480,14 +480,23 @@ TEST_CASE("foreignTablespace names another cluster's tablespace where a CREATE T
   CHECK(what(unreadable).starts_with("cannot be read here (Permission denied)"));
 }
 
+// A recovery's data directory beside production's tablespace (PostgreSQL 15's version directory
+// in it), and where archive-get puts the segment it hands over.
+struct BesideProduction {
+  test::TempDir root;
+  std::string data = root / "data", location = root / "production-ts";
+  std::string path = data + "/pg_wal/RECOVERYXLOG";
+  BesideProduction() {
+    std::filesystem::create_directories(data + "/pg_wal");
+    std::filesystem::create_directories(data + "/pg_tblspc");
+    std::filesystem::create_directories(location + "/PG_15_202209061/16384");
+  }
+};
+
 TEST_CASE("checkReplayedTablespaces stops before a segment creates a tablespace in another's") {
   namespace fs = std::filesystem;
-  test::TempDir root;
-  const std::string data = root / "data", location = root / "production-ts";
-  fs::create_directories(data + "/pg_wal");
-  fs::create_directories(data + "/pg_tblspc");
-  fs::create_directories(location + "/PG_15_202209061/16384");
-  const std::string path = data + "/pg_wal/RECOVERYXLOG";
+  BesideProduction b;
+  const std::string &root = b.root.path(), &data = b.data, &location = b.location, &path = b.path;
   SUBCASE(
       "a CREATE TABLESPACE at another cluster's tablespace: the file goes, the error names it") {
     test::WalSegment segment(3);
@@ -504,12 +513,12 @@ TEST_CASE("checkReplayedTablespaces stops before a segment creates a tablespace 
   }
   SUBCASE("elsewhere, or at a location this recovery linked: the file stays") {
     test::WalSegment segment(3);
-    segment.add(test::createTablespaceRecord(16400, root / "free"));
+    segment.add(test::createTablespaceRecord(16400, root + "/free"));
     segment.add(test::createTablespaceRecord(16401, location));
     test::writeFile(path, segment.bytes);
     // Linked by this recovery's replay, under another OID (a tablespace dropped, another created
     // at its location) and through another path to it.
-    fs::create_directory_symlink(root.path() + "/./production-ts", data + "/pg_tblspc/16399");
+    fs::create_directory_symlink(root + "/./production-ts", data + "/pg_tblspc/16399");
     archive::checkReplayedTablespaces(data, segment.name(), path);
     CHECK(test::exists(path));
     // Not a segment: not read.
@@ -593,12 +602,8 @@ TEST_CASE("replayStop reads the target tidemark wrote into postgresql.auto.conf"
 }
 
 TEST_CASE("checkReplayedTablespaces looks at nothing past a target reached in the segment before") {
-  namespace fs = std::filesystem;
-  test::TempDir root;
-  const std::string data = root / "data", location = root / "production-ts";
-  fs::create_directories(data + "/pg_wal");
-  fs::create_directories(location + "/PG_15_202209061");
-  const std::string path = data + "/pg_wal/RECOVERYXLOG";
+  BesideProduction b;
+  const std::string &data = b.data, &location = b.location, &path = b.path;
   // Segment 3 holds the target transaction's commit; segment 4 a CREATE at production's location.
   // PostgreSQL reads ahead of its replay: it may ask for segment 4 before it stops in 3.
   test::WalSegment before(3);
