@@ -338,31 +338,45 @@ pg::ReplayStop replayStop(const std::string& dataDirectory) {
   return stop;
 }
 
+std::uint32_t tablespaceRecords(const std::string& path) {
+  MappedFile file(path);
+  if (file.bytes().empty() || !pg::validSegmentSize(file.bytes().size())) return 0;
+  return std::uint32_t(pg::scanTablespaceCreations(file.bytes()).created.size());
+}
+
 void checkReplayedTablespaces(const std::string& dataDirectory, const std::string& walName,
-                              const std::string& path) {
+                              const std::string& path, std::optional<std::uint32_t> recorded) {
   auto name = pg::parseWalName(walName);
   if (!name || !name->hasPageHeader()) return;
   MappedFile file(path);
   const io::ByteView bytes = file.bytes();
   if (bytes.empty() || !pg::validSegmentSize(bytes.size())) return;
-  // What the recovery replays: up to its target, when tidemark wrote one.
+  // What the recovery replays: up to its target, when tidemark wrote one. None of the segment's
+  // own records when the prefetcher counted none.
   const pg::ReplayStop stop = replayStop(dataDirectory);
-  std::vector<pg::TablespaceCreation> created =
-      pg::scanTablespaceCreations(bytes, {}, stop).created;
+  const bool targeted = stop.kind != pg::ReplayStop::Kind::None;
+  std::vector<pg::TablespaceCreation> created;
+  if (recorded != 0u) created = pg::scanTablespaceCreations(bytes, {}, stop).created;
   // The segment before, as PostgreSQL keeps it in pg_wal: a record this segment's first page
   // continues began there (it is replayed now that this one is here), and the recovery may stop
   // there (PostgreSQL reads ahead of its replay: then nothing of this segment is replayed).
   const std::uint32_t segmentSize = std::uint32_t(bytes.size());
   const bool continues = io::getLe16(&bytes[2]) & pg::kXlpFirstIsContRecord;
-  if (continues || stop.kind != pg::ReplayStop::Kind::None) {
+  if (continues || (targeted && !created.empty())) {
     const std::string previous =
         previousRestored(dataDirectory, *name, pg::segmentNumber(*name, segmentSize), segmentSize);
     if (!previous.empty()) {
       MappedFile before(previous);
       if (before.bytes().size() == bytes.size()) {
-        // Without a target only the record the segment's end cuts is needed: its last pages.
-        pg::TablespaceScan earlier = pg::scanTablespaceCreations(
-            before.bytes(), bytes, stop, stop.kind == pg::ReplayStop::Kind::None);
+        // The record the segment's end cuts begins in its last two pages. A target reached before
+        // them is looked for (the whole segment walked) only when there is something it would
+        // leave out: a target found in them, or none, gives the same or more.
+        pg::TablespaceScan earlier =
+            pg::scanTablespaceCreations(before.bytes(), bytes, stop, /*tailOnly=*/true);
+        const bool cut = std::any_of(earlier.created.begin(), earlier.created.end(),
+                                     [](const auto& c) { return c.endsInNext; });
+        if (targeted && !earlier.stopped && (cut || !created.empty()))
+          earlier = pg::scanTablespaceCreations(before.bytes(), bytes, stop);
         if (earlier.stopped) created.clear();
         for (auto& creation : earlier.created)
           if (creation.endsInNext) created.push_back(std::move(creation));
@@ -411,8 +425,8 @@ GetOutcome archiveGet(const Config& config, const std::string& walName,
                              .systemId = *systemId,
                              .repository = repo::describeRepository(config)};
     requestPrefetch(prefetch, walName);
-    if (takePrefetched(prefetch, walName, destination)) {
-      checkReplayedTablespaces(".", walName, destination);
+    if (auto taken = takePrefetched(prefetch, walName, destination)) {
+      checkReplayedTablespaces(".", walName, destination, taken->tablespaceRecords);
       spdlog::info("restored {} from the prefetch spool, {} ms", walName, elapsedMs());
       // The file is in place: nothing after this may fail the call (255 would stop recovery).
       if (::access(repo::kLeaseMarkerFile, F_OK) == 0) {

@@ -119,8 +119,9 @@ std::vector<std::string> planAhead(const pg::TimelineHistory& history, const pg:
   return plan;
 }
 
-bool takePrefetched(const PrefetchContext& context, const std::string& file,
-                    const std::string& destination) {
+std::optional<spool::FileRecord> takePrefetched(const PrefetchContext& context,
+                                                const std::string& file,
+                                                const std::string& destination) {
   try {
     auto record = spool::readFetched(context.folder, file);
     // Being fetched already: waiting for it is cheaper than fetching it twice. A marker that no
@@ -138,13 +139,13 @@ bool takePrefetched(const PrefetchContext& context, const std::string& file,
       std::this_thread::sleep_for(std::chrono::milliseconds(2));
       record = spool::readFetched(context.folder, file);
     }
-    if (!record) return false;
+    if (!record) return std::nullopt;
     const std::string path = spool::fetchedPath(context.folder, file);
     if (auto stale =
             spool::untrusted(context.folder, *record, context.repository, context.systemId, path)) {
       spdlog::info("ignored the prefetched {}: {}", file, *stale);
       spool::removeFetched(context.folder, file);
-      return false;
+      return std::nullopt;
     }
     // The file was fsynced when it was fetched. pg_wal is not synced after the rename: PostgreSQL
     // renames %p to the segment's name at once with durable_rename(), which fsyncs the file and
@@ -155,21 +156,21 @@ bool takePrefetched(const PrefetchContext& context, const std::string& file,
       if (errno != EXDEV) {
         spdlog::debug("cannot move the prefetched {} to '{}': {}", file, destination,
                       errnoText(errno));
-        return false;
+        return std::nullopt;
       }
       // spool-path on another filesystem than pg_wal: a copy, durable before it is published
       // under its name (still cheaper than a fetch, a decompression and a hash).
       auto in = files::openForRead(path);
-      if (!in) return false;
+      if (!in) return std::nullopt;
       files::AtomicFile out(destination, {.mode = 0600});
       files::streamFile(in->get(), path, out);
       out.commit();
     }
     spool::removeFetched(context.folder, file);
-    return true;
+    return record;
   } catch (const std::exception& e) {
     spdlog::warn("the prefetched {} is not used: {}", file, e.what());
-    return false;
+    return std::nullopt;
   }
 }
 
@@ -399,14 +400,24 @@ void runPrefetcher(const PrefetchContext& context, repo::Repository repository,
           results[i] = Fetch::Absent;
           return;
         }
-        auto local = spool::fingerprintOf(spool::fetchedPath(context.folder, file));
+        const std::string path = spool::fetchedPath(context.folder, file);
+        // Counted here, the segment still in the page cache, so that the hand-over need not walk
+        // it (checkReplayedTablespaces); not counted, it walks it.
+        std::optional<std::uint32_t> creations;
+        try {
+          creations = tablespaceRecords(path);
+        } catch (const Error& e) {
+          spdlog::debug("{}: the hand-over walks it: {}", file, e.what());
+        }
+        auto local = spool::fingerprintOf(path);
         if (!local) return;
         spool::writeFetched(context.folder, {.file = file,
                                              .identity = identity,
                                              .size = result.summary.plainSize,
                                              .sha256 = io::toHex(result.summary.plainSha256),
                                              .local = *local,
-                                             .atMs = nowMs()});
+                                             .atMs = nowMs(),
+                                             .tablespaceRecords = creations});
         results[i] = Fetch::Stored;
       } catch (const std::exception& e) {
         // Damaged or unreadable ahead is no error until PostgreSQL asks for it: archive-get then

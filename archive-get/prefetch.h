@@ -6,6 +6,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -13,6 +14,7 @@
 #include "common/pg/timeline.h"
 #include "common/pg/wal.h"
 #include "common/repo/repository.h"
+#include "common/spool/spool.h"
 
 namespace tidemark::archive {
 
@@ -28,11 +30,12 @@ struct PrefetchContext {
 // Hands `file` over to `destination` when the spool holds it for this configuration and cluster:
 // its record names the spool's identity, the configured repository and this cluster, and the
 // segment is the file the prefetcher wrote (its fingerprint). Renamed into place, its folder
-// synced (from a spool on another filesystem: copied, synced, then renamed). false when it is not
-// there, or not trusted (then it is removed), or cannot be moved: the caller fetches it from the
-// repository.
-bool takePrefetched(const PrefetchContext& context, const std::string& file,
-                    const std::string& destination);
+// synced (from a spool on another filesystem: copied, synced, then renamed); its record returned.
+// nullopt when it is not there, or not trusted (then it is removed), or cannot be moved: the
+// caller fetches it from the repository.
+std::optional<spool::FileRecord> takePrefetched(const PrefetchContext& context,
+                                                const std::string& file,
+                                                const std::string& destination);
 
 // Tells the prefetcher that PostgreSQL asked for `file`, and starts one in the background when
 // none runs. Never throws: prefetching that cannot start is a warning, never a failed fetch.

@@ -351,11 +351,14 @@ std::optional<std::string> untrusted(const std::string& folder, const FileRecord
 std::string formatRecord(const FileRecord& record) {
   const auto& l = record.local;
   return fmt::format(
-      "{}\nfile {}\nrepository {}\nstanza-id {}\nsystem-id {}\nsize {}\nsha256 {}\n"
-      "local {} {} {} {} {}\nat {}\n",
-      kRecordMagic, record.file, oneLine(record.identity.repository),
-      oneLine(record.identity.stanzaId), record.identity.systemId, record.size, record.sha256,
-      l.device, l.inode, l.size, l.mtimeNs, l.ctimeNs, record.atMs);
+             "{}\nfile {}\nrepository {}\nstanza-id {}\nsystem-id {}\nsize {}\nsha256 {}\n"
+             "local {} {} {} {} {}\nat {}\n",
+             kRecordMagic, record.file, oneLine(record.identity.repository),
+             oneLine(record.identity.stanzaId), record.identity.systemId, record.size,
+             record.sha256, l.device, l.inode, l.size, l.mtimeNs, l.ctimeNs, record.atMs) +
+         (record.tablespaceRecords
+              ? fmt::format("tablespace-records {}\n", *record.tablespaceRecords)
+              : std::string());
 }
 
 std::optional<FileRecord> parseRecord(const std::string& text) {
@@ -378,6 +381,11 @@ std::optional<FileRecord> parseRecord(const std::string& text) {
   std::string extra;
   if (!(local >> l.device >> l.inode >> l.size >> l.mtimeNs >> l.ctimeNs) || (local >> extra))
     return std::nullopt;
+  if (auto count = fields->find("tablespace-records"); count != fields->end()) {
+    std::uint32_t n = 0;
+    if (!parseNumber(count->second, n)) return std::nullopt;
+    record.tablespaceRecords = n;
+  }
   return record;
 }
 

@@ -95,6 +95,10 @@ struct FileRecord {
   std::string sha256;  // hex
   Fingerprint local;
   std::int64_t atMs = 0;  // when it was pushed or fetched (UTC, milliseconds since the epoch)
+  // A prefetched segment: how many CREATE TABLESPACE records begin and end in it, whatever the
+  // recovery's target (archive::tablespaceRecords), counted by the prefetcher so that the
+  // hand-over need not walk the segment again; nullopt when not counted.
+  std::optional<std::uint32_t> tablespaceRecords;
 };
 
 // Writes the acknowledgement into <folder>/push/ (atomically, fsynced, its folder fsynced): only

@@ -621,3 +621,54 @@ TEST_CASE("checkReplayedTablespaces looks at nothing past a target reached in th
           archive::checkReplayedTablespaces(data, segment.name(), path);
         }).code() == ErrorCode::Conflict);
 }
+
+TEST_CASE("a target reached early in the segment before leaves out the record its end cuts") {
+  BesideProduction b;
+  const std::string &data = b.data, &location = b.location, &path = b.path;
+  // The target's commit opens segment 3, far from its last pages; a CREATE at production's
+  // location is cut by its end. Only a walk of the whole segment sees that the replay stops first.
+  test::WalSegment before(3);
+  before.add(test::commitRecord(700, 1000));
+  before.nextAt(test::kWalSegmentSize - 40);
+  const io::Buffer cut = test::createTablespaceRecord(16400, location);
+  before.add(cut);
+  test::writeFile(data + "/pg_wal/" + before.name(), before.bytes);
+  test::WalSegment segment(4, io::Buffer(cut.begin() + 40, cut.end()));
+  test::writeFile(path, segment.bytes);
+  test::writeFile(data + "/postgresql.auto.conf", "recovery_target_xid = '700'\n");
+  archive::checkReplayedTablespaces(data, segment.name(), path);
+  CHECK(test::exists(path));
+  test::writeFile(data + "/postgresql.auto.conf", "recovery_target_xid = '701'\n");
+  CHECK(thrownError([&] {
+          archive::checkReplayedTablespaces(data, segment.name(), path);
+        }).code() == ErrorCode::Conflict);
+}
+
+TEST_CASE("the prefetcher's count of CREATE TABLESPACE records spares the hand-over its walk") {
+  BesideProduction b;
+  const std::string &data = b.data, &location = b.location, &path = b.path;
+  test::WalSegment segment(3);
+  segment.add(test::otherWalRecord(100));
+  segment.add(test::createTablespaceRecord(16400, location));
+  segment.add(test::createTablespaceRecord(16401, b.root / "free"));
+  // Whatever the target; a record the segment's end cuts is not one of its own (the hand-over of
+  // the next segment reads it).
+  segment.nextAt(test::kWalSegmentSize - 40);
+  segment.add(test::createTablespaceRecord(16402, location));
+  test::writeFile(path, segment.bytes);
+  test::writeFile(data + "/postgresql.auto.conf", "recovery_target_xid = '700'\n");
+  CHECK(archive::tablespaceRecords(path) == 2);
+  // Counted: walked and refused, as without a count.
+  CHECK(thrownError([&] {
+          archive::checkReplayedTablespaces(data, segment.name(), path, 2u);
+        }).code() == ErrorCode::Conflict);
+  // None counted (by the prefetcher, in the file its record vouches for): not walked again.
+  test::writeFile(path, segment.bytes);
+  archive::checkReplayedTablespaces(data, segment.name(), path, 0u);
+  CHECK(test::exists(path));
+  // Not a segment: none.
+  test::writeFile(path, std::string_view("not WAL"));
+  CHECK(archive::tablespaceRecords(path) == 0);
+  CHECK(thrownError([&] { archive::tablespaceRecords(data + "/pg_wal/missing"); }).code() ==
+        ErrorCode::LocalIo);
+}

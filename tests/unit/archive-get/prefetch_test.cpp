@@ -30,6 +30,7 @@
 #include "support/forwarding_storage.h"
 #include "support/segment.h"
 #include "support/stanza.h"
+#include "support/wal_builder.h"
 
 using namespace tidemark;
 
@@ -384,6 +385,51 @@ TEST_CASE("a segment the prefetcher cannot record is not left in the spool") {
   REQUIRE(::access(s.marker(fetched).c_str(), F_OK) != 0);
   CHECK(::access(spool::fetchedPath(s.folder, fetched).c_str(), F_OK) != 0);
   CHECK_FALSE(spool::readFetched(s.folder, fetched));
+}
+
+TEST_CASE("the prefetcher counts each segment's CREATE TABLESPACE records in its record") {
+  test::FakeRepository f;
+  test::TempDir source;
+  // Segment 7 creates two tablespaces; segment 8 holds other records.
+  test::WalSegment seven(7), eight(8);
+  seven.add(test::createTablespaceRecord(16400, "/srv/ts1"));
+  seven.add(test::createTablespaceRecord(16401, "/srv/ts2"));
+  eight.add(test::otherWalRecord(100));
+  for (test::WalSegment* segment : {&seven, &eight}) {
+    io::putLe64(&segment->bytes[24], f.systemId);  // the stanza's cluster
+    const std::string path = source / segment->name();
+    test::writeFile(path, segment->bytes);
+    REQUIRE(archive::pushWalFile(repo::Repository(f.storage, "main"), {.walPath = path}).outcome ==
+            archive::PushOutcome::Stored);
+  }
+  Spool s;
+  s.config.archive.getAhead = 2;
+  spool::claim(s.folder, {.repository = s.identity.repository,
+                          .stanzaId = repo::loadStanza(f.handle())->identity(),
+                          .systemId = f.systemId});
+  StandbyPrefetcher prefetcher(s, f.storage, f.systemId, "000000010000000000000006",
+                               {.poll = std::chrono::milliseconds(5)});
+  const auto start = std::chrono::steady_clock::now();
+  while ((!spool::readFetched(s.folder, seven.name()) ||
+          !spool::readFetched(s.folder, eight.name())) &&
+         test::secondsSince(start) < 10)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  auto counted = [&](const std::string& file) {
+    auto record = spool::readFetched(s.folder, file);
+    REQUIRE(record);
+    REQUIRE(record->tablespaceRecords);
+    return *record->tablespaceRecords;
+  };
+  CHECK(counted(seven.name()) == 2);
+  CHECK(counted(eight.name()) == 0);
+  // The hand-over gives the record to the caller (archive-get passes the count on).
+  {
+    auto context = s.context();
+    context.systemId = f.systemId;
+    auto taken = archive::takePrefetched(context, eight.name(), s.data / "RECOVERYXLOG");
+    REQUIRE(taken);
+    CHECK(taken->tablespaceRecords == 0u);
+  }
 }
 
 TEST_CASE("a step of the wall clock neither stops a prefetcher early nor keeps it running") {

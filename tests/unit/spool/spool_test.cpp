@@ -192,6 +192,13 @@ TEST_CASE("push acknowledgements: written durably, read back exactly, damaged on
   CHECK(spool::parseRecord(text));
   CHECK_FALSE(spool::parseRecord(text.substr(0, text.size() / 2)));
   CHECK_FALSE(spool::parseRecord("tidemark file record 2\n" + text.substr(text.find('\n') + 1)));
+  // A prefetched segment's count of CREATE TABLESPACE records: read back, or not counted.
+  CHECK_FALSE(spool::parseRecord(text)->tablespaceRecords);
+  spool::FileRecord counted = ackFor("000000010000000000000005", *local);
+  counted.tablespaceRecords = 3;
+  CHECK(spool::parseRecord(spool::formatRecord(counted))->tablespaceRecords == 3u);
+  CHECK_FALSE(spool::parseRecord(text + "tablespace-records -1\n"));
+  CHECK_FALSE(spool::parseRecord(text + "tablespace-records 1\ntablespace-records 2\n"));
   // A change to the file changes its fingerprint.
   std::ofstream(dir.path() + "/seg", std::ios::app) << "!";
   CHECK(spool::fingerprintOf(dir.path() + "/seg") != *local);
