@@ -338,10 +338,12 @@ pg::ReplayStop replayStop(const std::string& dataDirectory) {
   return stop;
 }
 
-std::uint32_t tablespaceRecords(const std::string& path) {
+std::optional<std::uint32_t> tablespaceRecords(const std::string& path) {
   MappedFile file(path);
   if (file.bytes().empty() || !pg::validSegmentSize(file.bytes().size())) return 0;
-  return std::uint32_t(pg::scanTablespaceCreations(file.bytes()).created.size());
+  const pg::TablespaceScan scan = pg::scanTablespaceCreations(file.bytes());
+  if (scan.endedAtBadCrc) return std::nullopt;
+  return std::uint32_t(scan.created.size());
 }
 
 void checkReplayedTablespaces(const std::string& dataDirectory, const std::string& walName,

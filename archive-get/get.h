@@ -57,21 +57,23 @@ std::optional<std::string> foreignTablespace(const std::string& dataDirectory,
 // does (a time without a zone is read in the server's), an include in the file or a target on
 // the server's command line (postmaster.opts).
 pg::ReplayStop replayStop(const std::string& dataDirectory);
-// Scans the segment restored at `path` for CREATE TABLESPACE records replayed before the target
-// (replayStop, pg::scanTablespaceCreations) and, when one would write into another cluster's
-// tablespace (or cannot be looked at), removes the file and throws Error(Conflict) naming the
-// segment, the location and the fix: the recovery stops before the replay. The segment before,
-// which PostgreSQL keeps in pg_wal under its name, is read too: in its last pages for a record
-// this segment's first page continues, and whole, when something was found, for a target reached
-// there (nothing of this segment is then replayed). `recorded`: what tablespaceRecords counted in
-// this segment when the prefetcher fetched it (0: its own records are not walked again).
+// Scans the segment restored at `path` (unless `recorded` is 0) for CREATE TABLESPACE records
+// replayed before the target (replayStop, pg::scanTablespaceCreations) and, when one would write
+// into another cluster's tablespace (or cannot be looked at), removes the file and throws
+// Error(Conflict) naming the segment, the location and the fix: the recovery stops before the
+// replay. The segment before, which PostgreSQL keeps in pg_wal under its name, is read too: in its
+// last pages for a record this segment's first page continues, and whole, when something was found,
+// for a target reached there (nothing of this segment is then replayed). `recorded`: what
+// tablespaceRecords counted in this segment when the prefetcher fetched it (0: its own records are
+// not walked again).
 void checkReplayedTablespaces(const std::string& dataDirectory, const std::string& walName,
                               const std::string& path,
                               std::optional<std::uint32_t> recorded = std::nullopt);
 // How many CREATE TABLESPACE records begin and end in the segment at `path`, whatever the
-// recovery's target (a target only leaves records out): 0 for a file that is not a segment.
-// Throws Error(LocalIo) when it cannot be read.
-std::uint32_t tablespaceRecords(const std::string& path);
+// recovery's target and start (they only leave records out): 0 for a file that is not a segment;
+// nullopt when the walk ended at a record failing its CRC (a replay that starts past it reads
+// on). Throws Error(LocalIo) when it cannot be read.
+std::optional<std::uint32_t> tablespaceRecords(const std::string& path);
 
 // The exit status for a failure, from the mode the working directory shows: with standby.signal
 // present, the error's own status (3..99, common/base/error.h: the standby keeps retrying);

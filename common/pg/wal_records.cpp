@@ -320,7 +320,10 @@ TablespaceScan scanTablespaceCreations(io::ByteView segment, io::ByteView next,
           rest.read(total - have, record.data() + have, total - have) != total - have)
         return scan;
     }
-    if (!crcMatches(record)) return scan;  // not WAL PostgreSQL replays
+    if (!crcMatches(record)) {  // not WAL PostgreSQL replays
+      scan.endedAtBadCrc = true;
+      return scan;
+    }
     if (mayStop(stop, total, record.data()) && stopsHere(stop, record)) return stopped(scan);
     if (mayBeCreate(total, record.data())) {
       auto data = mainData(record);

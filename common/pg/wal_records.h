@@ -38,7 +38,14 @@ struct ReplayStop {
 struct TablespaceScan {
   std::vector<TablespaceCreation> created;
   bool stopped = false;  // the replay stops in this segment: nothing after it is replayed
+  // The walk ended at a candidate failing its CRC (WAL PostgreSQL does not replay, or damage): a
+  // walk from a later start (ReplayStop::from), which does not read that record, may go on.
+  bool endedAtBadCrc = false;
 };
+
+// The version of scanTablespaceCreations' walk, raised whenever a change may find records it did
+// not: what an earlier version found (a count the prefetcher recorded) is not relied on.
+inline constexpr int kTablespaceScanVersion = 1;
 
 // The CREATE TABLESPACE records that begin in `segment` (a whole segment file, its first page
 // opening with the long header), read as PostgreSQL's WAL reader walks them: page headers skipped,
@@ -50,8 +57,9 @@ struct TablespaceScan {
 // segment is there). The records past `stop` are left out too (never replayed); a record that
 // decides the stop counts only when its CRC says it is WAL PostgreSQL replays. With `tailOnly`,
 // only the records of the segment's last two pages are walked: enough for the record its end cuts
-// (a CREATE TABLESPACE record is smaller than a page), not for a stop earlier in it. Never throws;
-// bytes that are not WAL give an empty scan.
+// (a CREATE TABLESPACE record is smaller than a page), not for a stop earlier in it (`stopped`
+// then says that the replay stops there at the latest). Never throws; bytes that are not WAL give
+// an empty scan.
 TablespaceScan scanTablespaceCreations(io::ByteView segment, io::ByteView next = {},
                                        const ReplayStop& stop = {}, bool tailOnly = false);
 

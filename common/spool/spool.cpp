@@ -26,6 +26,7 @@
 #include "common/files/file.h"
 #include "common/log/log.h"
 #include "common/pg/control.h"
+#include "common/pg/wal_records.h"
 
 namespace tidemark::spool {
 
@@ -348,6 +349,16 @@ std::optional<std::string> untrusted(const std::string& folder, const FileRecord
   return std::nullopt;
 }
 
+namespace {
+
+// The count of CREATE TABLESPACE records, under a name of the walk's version: another version's is
+// not read.
+std::string tablespaceRecordsKey() {
+  return fmt::format("tablespace-records-v{}", pg::kTablespaceScanVersion);
+}
+
+}  // namespace
+
 std::string formatRecord(const FileRecord& record) {
   const auto& l = record.local;
   return fmt::format(
@@ -357,7 +368,7 @@ std::string formatRecord(const FileRecord& record) {
              oneLine(record.identity.stanzaId), record.identity.systemId, record.size,
              record.sha256, l.device, l.inode, l.size, l.mtimeNs, l.ctimeNs, record.atMs) +
          (record.tablespaceRecords
-              ? fmt::format("tablespace-records {}\n", *record.tablespaceRecords)
+              ? fmt::format("{} {}\n", tablespaceRecordsKey(), *record.tablespaceRecords)
               : std::string());
 }
 
@@ -381,7 +392,7 @@ std::optional<FileRecord> parseRecord(const std::string& text) {
   std::string extra;
   if (!(local >> l.device >> l.inode >> l.size >> l.mtimeNs >> l.ctimeNs) || (local >> extra))
     return std::nullopt;
-  if (auto count = fields->find("tablespace-records"); count != fields->end()) {
+  if (auto count = fields->find(tablespaceRecordsKey()); count != fields->end()) {
     std::uint32_t n = 0;
     if (!parseNumber(count->second, n)) return std::nullopt;
     record.tablespaceRecords = n;

@@ -97,7 +97,8 @@ struct FileRecord {
   std::int64_t atMs = 0;  // when it was pushed or fetched (UTC, milliseconds since the epoch)
   // A prefetched segment: how many CREATE TABLESPACE records begin and end in it, whatever the
   // recovery's target (archive::tablespaceRecords), counted by the prefetcher so that the
-  // hand-over need not walk the segment again; nullopt when not counted.
+  // hand-over need not walk the segment again; nullopt when not counted, or counted by another
+  // version of the walk (pg::kTablespaceScanVersion).
   std::optional<std::uint32_t> tablespaceRecords;
 };
 

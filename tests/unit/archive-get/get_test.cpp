@@ -4,15 +4,19 @@
 #include <doctest/doctest.h>
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <filesystem>
+#include <optional>
 
 #include "archive-push/push.h"
+#include "common/pg/lsn.h"
 #include "common/repo/generation.h"
 #include "common/repo/layout.h"
 #include "common/repo/marks.h"
 #include "common/repo/stanza.h"
 #include "common/repo/state.h"
+#include "common/spool/spool.h"
 #include "common/storage/posix/posix.h"
 #include "support/check.h"
 #include "support/fault_storage.h"
@@ -642,6 +646,17 @@ TEST_CASE("a target reached early in the segment before leaves out the record it
   CHECK(thrownError([&] {
           archive::checkReplayedTablespaces(data, segment.name(), path);
         }).code() == ErrorCode::Conflict);
+  // The target's commit in the last pages of segment 3: the segment's own CREATE is not replayed.
+  test::WalSegment late(3);
+  late.nextAt(test::kWalSegmentSize - 3 * test::kWalBlock / 2);
+  late.add(test::commitRecord(702, 1000));
+  test::writeFile(data + "/pg_wal/" + late.name(), late.bytes);
+  test::WalSegment own(4);
+  own.add(test::createTablespaceRecord(16400, location));
+  test::writeFile(path, own.bytes);
+  test::writeFile(data + "/postgresql.auto.conf", "recovery_target_xid = '702'\n");
+  archive::checkReplayedTablespaces(data, own.name(), path, 1u);
+  CHECK(test::exists(path));
 }
 
 TEST_CASE("the prefetcher's count of CREATE TABLESPACE records spares the hand-over its walk") {
@@ -657,7 +672,7 @@ TEST_CASE("the prefetcher's count of CREATE TABLESPACE records spares the hand-o
   segment.add(test::createTablespaceRecord(16402, location));
   test::writeFile(path, segment.bytes);
   test::writeFile(data + "/postgresql.auto.conf", "recovery_target_xid = '700'\n");
-  CHECK(archive::tablespaceRecords(path) == 2);
+  CHECK(archive::tablespaceRecords(path) == 2u);
   // Counted: walked and refused, as without a count.
   CHECK(thrownError([&] {
           archive::checkReplayedTablespaces(data, segment.name(), path, 2u);
@@ -666,9 +681,78 @@ TEST_CASE("the prefetcher's count of CREATE TABLESPACE records spares the hand-o
   test::writeFile(path, segment.bytes);
   archive::checkReplayedTablespaces(data, segment.name(), path, 0u);
   CHECK(test::exists(path));
+  // A walk that ends at a record failing its CRC counts nothing: a replay that starts past that
+  // record reads on to the next.
+  test::WalSegment damaged(3);
+  io::Buffer broken = test::createTablespaceRecord(16403, b.root / "free");
+  broken.back() ^= 1;
+  damaged.add(broken);
+  const std::uint64_t after = damaged.add(test::createTablespaceRecord(16400, location));
+  test::writeFile(path, damaged.bytes);
+  CHECK_FALSE(archive::tablespaceRecords(path));
+  test::writeFile(data + "/backup_label", "START WAL LOCATION: " + pg::formatLsn(after) +
+                                              " (file " + damaged.name() + ")\n");
+  CHECK(thrownError([&] {
+          archive::checkReplayedTablespaces(data, damaged.name(), path);
+        }).code() == ErrorCode::Conflict);
   // Not a segment: none.
   test::writeFile(path, std::string_view("not WAL"));
-  CHECK(archive::tablespaceRecords(path) == 0);
+  CHECK(archive::tablespaceRecords(path) == 0u);
   CHECK(thrownError([&] { archive::tablespaceRecords(data + "/pg_wal/missing"); }).code() ==
         ErrorCode::LocalIo);
+}
+
+TEST_CASE("archiveGet checks a segment the prefetcher fetched, with the count it recorded") {
+  BesideProduction b;
+  const std::string &data = b.data, &location = b.location;
+  constexpr std::uint64_t kSystemId = 7000000000000000001;  // test::WalSegment's
+  std::filesystem::create_directories(data + "/global");
+  std::string control(8192, '\0');
+  io::putLe64(reinterpret_cast<std::uint8_t*>(control.data()), kSystemId);
+  test::writeFile(data + "/global/pg_control", control);
+  test::TempDir repoDir{"tidemark-repo"};
+  storage::PosixStorage storage{repoDir.path(), {.sync = false}};
+  const repo::StanzaInfo stanza =
+      test::createStanza(storage, {.systemId = kSystemId, .segmentSize = test::kWalSegmentSize});
+  Config config;
+  config.repo.path = repoDir.path();
+  // The spool of this data directory, claimed for the repository; its prefetch lock held, as a
+  // running prefetcher holds it (the call starts none).
+  const std::string folder = *spool::stanzaSpool(config, data);
+  spool::claim(folder, {.repository = repo::describeRepository(config),
+                        .stanzaId = stanza.identity(),
+                        .systemId = kSystemId});
+  REQUIRE(::mkdir(spool::fetchedFolder(folder).c_str(), 0700) == 0);
+  const int lock = spool::takeLock(folder, spool::kPrefetchLockFile);
+  REQUIRE(lock >= 0);
+  test::WalSegment segment(3);
+  segment.add(test::createTablespaceRecord(16400, location));
+  auto prefetched = [&](std::optional<std::uint32_t> count) {
+    const std::string spooled = spool::fetchedPath(folder, segment.name());
+    test::writeFile(spooled, segment.bytes);
+    spool::writeFetched(folder, {.file = segment.name(),
+                                 .identity = *spool::recordedIdentity(folder),
+                                 .size = segment.bytes.size(),
+                                 .sha256 = std::string(64, 'a'),
+                                 .local = *spool::fingerprintOf(spooled),
+                                 .atMs = 1,
+                                 .tablespaceRecords = count});
+  };
+  test::ChangeDirectory cd(data);
+  auto level = spdlog::get_level();
+  spdlog::set_level(spdlog::level::off);
+  for (std::optional<std::uint32_t> count : {std::optional<std::uint32_t>(1), {}}) {
+    CAPTURE(count.value_or(99));
+    prefetched(count);
+    CHECK(thrownError([&] {
+            archive::archiveGet(config, segment.name(), "pg_wal/RECOVERYXLOG");
+          }).code() == ErrorCode::Conflict);
+    CHECK_FALSE(test::exists(data + "/pg_wal/RECOVERYXLOG"));
+    CHECK_FALSE(spool::readFetched(folder, segment.name()));  // handed over, then refused
+  }
+  // Counted none: what the count says is what the hand-over goes by.
+  prefetched(0);
+  CHECK(archive::archiveGet(config, segment.name(), "pg_wal/RECOVERYXLOG") == GetOutcome::Restored);
+  spdlog::set_level(level);
+  ::close(lock);
 }

@@ -176,9 +176,13 @@ TEST_CASE("takePrefetched hands a segment over from a spool on another filesyste
                                        .size = content.size(),
                                        .sha256 = std::string(64, 'a'),
                                        .local = *spool::fingerprintOf(spooled),
-                                       .atMs = 1});
+                                       .atMs = 1,
+                                       .tablespaceRecords = 0});
   const std::string destination = data / "RECOVERYXLOG";
-  CHECK(archive::takePrefetched(context, kName, destination));
+  auto taken = archive::takePrefetched(context, kName, destination);
+  REQUIRE(taken);
+  // A copy is not the file counted: the hand-over walks it.
+  CHECK_FALSE(taken->tablespaceRecords);
   std::ifstream in(destination);
   CHECK(std::string(std::istreambuf_iterator<char>(in), {}) == content);
   // Handed over once: the spool no longer holds it.
