@@ -608,55 +608,42 @@ TEST_CASE("replayStop reads the target tidemark wrote into postgresql.auto.conf"
 TEST_CASE("checkReplayedTablespaces looks at nothing past a target reached in the segment before") {
   BesideProduction b;
   const std::string &data = b.data, &location = b.location, &path = b.path;
-  // Segment 3 holds the target transaction's commit; segment 4 a CREATE at production's location.
-  // PostgreSQL reads ahead of its replay: it may ask for segment 4 before it stops in 3.
+  // PostgreSQL reads ahead of its replay: it may ask for segment 4 before it stops in 3, where the
+  // target transaction 700 commits. Segment 4 is then not replayed; with another target, it is.
+  const io::Buffer create = test::createTablespaceRecord(16400, location);
+  auto replayedOnlyPast700 = [&](const test::WalSegment& before, const test::WalSegment& segment,
+                                 std::optional<std::uint32_t> recorded = std::nullopt) {
+    test::writeFile(data + "/pg_wal/" + before.name(), before.bytes);
+    test::writeFile(path, segment.bytes);
+    test::writeFile(data + "/postgresql.auto.conf", "recovery_target_xid = '700'\n");
+    archive::checkReplayedTablespaces(data, segment.name(), path, recorded);
+    CHECK(test::exists(path));
+    test::writeFile(data + "/postgresql.auto.conf", "recovery_target_xid = '701'\n");
+    CHECK(thrownError([&] {
+            archive::checkReplayedTablespaces(data, segment.name(), path, recorded);
+          }).code() == ErrorCode::Conflict);
+  };
   test::WalSegment before(3);
   before.add(test::commitRecord(700, 1000));
-  test::writeFile(data + "/pg_wal/" + before.name(), before.bytes);
-  test::WalSegment segment(4);
-  segment.add(test::createTablespaceRecord(16400, location));
-  test::writeFile(path, segment.bytes);
-  test::writeFile(data + "/postgresql.auto.conf", "recovery_target_xid = '700'\n");
-  archive::checkReplayedTablespaces(data, segment.name(), path);
-  CHECK(test::exists(path));
-  // Another target, not reached in segment 3: segment 4 is replayed, and refused.
-  test::writeFile(data + "/postgresql.auto.conf", "recovery_target_xid = '701'\n");
-  CHECK(thrownError([&] {
-          archive::checkReplayedTablespaces(data, segment.name(), path);
-        }).code() == ErrorCode::Conflict);
-}
-
-TEST_CASE("a target reached early in the segment before leaves out the record its end cuts") {
-  BesideProduction b;
-  const std::string &data = b.data, &location = b.location, &path = b.path;
-  // The target's commit opens segment 3, far from its last pages; a CREATE at production's
-  // location is cut by its end. Only a walk of the whole segment sees that the replay stops first.
-  test::WalSegment before(3);
-  before.add(test::commitRecord(700, 1000));
-  before.nextAt(test::kWalSegmentSize - 40);
-  const io::Buffer cut = test::createTablespaceRecord(16400, location);
-  before.add(cut);
-  test::writeFile(data + "/pg_wal/" + before.name(), before.bytes);
-  test::WalSegment segment(4, io::Buffer(cut.begin() + 40, cut.end()));
-  test::writeFile(path, segment.bytes);
-  test::writeFile(data + "/postgresql.auto.conf", "recovery_target_xid = '700'\n");
-  archive::checkReplayedTablespaces(data, segment.name(), path);
-  CHECK(test::exists(path));
-  test::writeFile(data + "/postgresql.auto.conf", "recovery_target_xid = '701'\n");
-  CHECK(thrownError([&] {
-          archive::checkReplayedTablespaces(data, segment.name(), path);
-        }).code() == ErrorCode::Conflict);
-  // The target's commit in the last pages of segment 3: the segment's own CREATE is not replayed.
-  test::WalSegment late(3);
-  late.nextAt(test::kWalSegmentSize - 3 * test::kWalBlock / 2);
-  late.add(test::commitRecord(702, 1000));
-  test::writeFile(data + "/pg_wal/" + late.name(), late.bytes);
-  test::WalSegment own(4);
-  own.add(test::createTablespaceRecord(16400, location));
-  test::writeFile(path, own.bytes);
-  test::writeFile(data + "/postgresql.auto.conf", "recovery_target_xid = '702'\n");
-  archive::checkReplayedTablespaces(data, own.name(), path, 1u);
-  CHECK(test::exists(path));
+  SUBCASE("a CREATE in segment 4") {
+    test::WalSegment segment(4);
+    segment.add(create);
+    replayedOnlyPast700(before, segment);
+  }
+  SUBCASE("a CREATE cut by segment 3's end, far from the commit") {
+    // Only a walk of the whole of segment 3 sees that the replay stops first.
+    before.nextAt(test::kWalSegmentSize - 40);
+    before.add(create);
+    replayedOnlyPast700(before, test::WalSegment(4, io::Buffer(create.begin() + 40, create.end())));
+  }
+  SUBCASE("the commit in segment 3's last pages, segment 4's CREATE counted by the prefetcher") {
+    test::WalSegment late(3);
+    late.nextAt(test::kWalSegmentSize - 3 * test::kWalBlock / 2);
+    late.add(test::commitRecord(700, 1000));
+    test::WalSegment segment(4);
+    segment.add(create);
+    replayedOnlyPast700(late, segment, 1u);
+  }
 }
 
 TEST_CASE("the prefetcher's count of CREATE TABLESPACE records spares the hand-over its walk") {
