@@ -167,14 +167,15 @@ std::optional<spool::FileRecord> takePrefetched(const PrefetchContext& context,
       out.commit();
     }
     spool::removeFetched(context.folder, file);
-    // What the prefetcher counted in it holds for the file the record vouches for, moved, not
-    // copied, nor replaced since: another is walked.
-    struct stat st {};
-    if (::stat(destination.c_str(), &st) != 0 || std::uint64_t(st.st_dev) != record->local.device ||
-        std::uint64_t(st.st_ino) != record->local.inode ||
-        std::uint64_t(st.st_size) != record->local.size ||
-        std::int64_t(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec != record->local.mtimeNs)
-      record->tablespaceRecords.reset();
+    // What the prefetcher counted in it holds for the file the record vouches for, moved (which
+    // changes only its change time), not copied, nor replaced since: another is walked.
+    std::optional<spool::Fingerprint> moved;
+    try {
+      moved = spool::fingerprintOf(destination);
+    } catch (const Error&) {
+    }
+    if (moved) moved->ctimeNs = record->local.ctimeNs;
+    if (moved != record->local) record->tablespaceRecords.reset();
     return record;
   } catch (const std::exception& e) {
     spdlog::warn("the prefetched {} is not used: {}", file, e.what());
@@ -410,8 +411,8 @@ void runPrefetcher(const PrefetchContext& context, repo::Repository repository,
         }
         const std::string path = spool::fetchedPath(context.folder, file);
         // Counted here, the segment still in the page cache, so that the hand-over need not walk
-        // it (checkReplayedTablespaces); not counted, it walks it.
-        // A count of the file the record vouches for: unchanged while it was counted.
+        // it (checkReplayedTablespaces; not counted, it walks it): the count of the file the
+        // record vouches for, unchanged while it was counted.
         std::optional<std::uint32_t> creations;
         const auto counted = spool::fingerprintOf(path);
         try {
