@@ -16,7 +16,6 @@
 #include <cstring>
 #include <ctime>
 #include <fstream>
-#include <iterator>
 #include <map>
 #include <memory>
 #include <thread>
@@ -44,9 +43,15 @@ namespace {
 // A small text file (a label, a setting file, a marker), or "" when it is missing or larger than
 // `limit`: what it holds is never trusted for its size.
 std::string readSmallFile(const std::string& path, std::size_t limit = 1u << 20) {
-  std::ifstream in(path);
-  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  return text.size() > limit ? std::string() : text;
+  std::ifstream in(path, std::ios::binary);
+  std::string text;
+  char chunk[8192];
+  // Read no further than one chunk past the limit: a huge file is never held in memory.
+  while (in.read(chunk, sizeof chunk) || in.gcount() > 0) {
+    text.append(chunk, std::size_t(in.gcount()));
+    if (text.size() > limit) return std::string();
+  }
+  return text;
 }
 
 }  // namespace

@@ -52,10 +52,7 @@ class SegmentWalk {
   bool open() {
     if (!openPage()) return false;
     if ((firstInfo_ & kXlpFirstIsContRecord) == 0) return true;
-    const std::size_t remaining = io::getLe32(&segment_[16]);
-    inRecord_ = true;
-    // A page that abandons it (see below) begins with a record: the walk goes on from there.
-    return read(remaining, nullptr, remaining) == remaining || abandoned_;
+    return skipContinued(io::getLe32(&segment_[16]));
   }
   // Checks the first page, then starts at the second-to-last page instead, past the end of a
   // record begun before it: the walk sees the records of the segment's last two pages (every
@@ -68,9 +65,7 @@ class SegmentWalk {
     if (io::getLe16(page) != magic_ || io::getLe64(page + 8) != base_ + pos_) return false;
     pos_ += kShortPageHeaderSize;
     if ((io::getLe16(page + 2) & kXlpFirstIsContRecord) == 0) return true;
-    const std::size_t remaining = io::getLe32(page + 16);
-    inRecord_ = true;
-    return read(remaining, nullptr, remaining) == remaining || abandoned_;
+    return skipContinued(io::getLe32(page + 16));
   }
   // Checks the first page, which must continue a record of which `remaining` bytes are left and
   // that began in the segment ending at `base`; the walk is then at the record's next byte.
@@ -157,6 +152,13 @@ class SegmentWalk {
     // other page that does not continue the record ends the WAL it reads.
     abandoned_ = !continues && (io::getLe16(page + 2) & kXlpFirstIsOverwriteContRecord);
     return false;
+  }
+
+  // Steps past the `remaining` bytes of a record begun before the page the walk is on. A page that
+  // abandons it (see enterPage) begins with a record: the walk goes on from there.
+  bool skipContinued(std::size_t remaining) {
+    inRecord_ = true;
+    return read(remaining, nullptr, remaining) == remaining || abandoned_;
   }
 
   io::ByteView segment_;
