@@ -781,6 +781,62 @@ std::map<std::string, std::uint64_t> VerifyReport::counts() const {
   return out;
 }
 
+std::string verifyFix(const VerifyFinding& finding) {
+  const std::string& object = finding.object;
+  const std::string file = object.substr(object.rfind('/') + 1);
+  // WAL-related files keep their PostgreSQL names; a backup's objects never have one.
+  const bool wal = pg::parseWalName(file).has_value();
+  // archive-push run by hand stores a file PostgreSQL archived before (docs/archiving.md).
+  auto asArchiveCommand = [](const std::string& name) {
+    return fmt::format(
+        "as archive_command does (tidemark-archive-push [its options] pg_wal/{}, "
+        "in the data directory, as the server's user)",
+        name);
+  };
+  const std::string_view k = finding.kind;
+  if (k == kind::kObjectCorrupt || k == kind::kHistoryDamaged)
+    return wal ? fmt::format(
+                     "if a server still has {} in pg_wal: move this object aside and push "
+                     "it {}; if none has it: {}",
+                     file, asArchiveCommand(file),
+                     k == kind::kHistoryDamaged
+                         ? "rebuild it from the switch point pg_waldump shows"
+                         : "take a new base backup (a recovery from an older backup "
+                           "stops at this file)")
+               : "take a new base backup: this backup cannot be restored";
+  if (k == kind::kObjectMissing)
+    return wal ? fmt::format(
+                     "if a server still has {} in pg_wal: push it {}; if none has it: "
+                     "take a new base backup; find out what deletes objects from the "
+                     "repository",
+                     file, asArchiveCommand(file))
+               : "take a new base backup, and find out what deletes objects from the repository";
+  if (k == kind::kHistoryMissing)
+    return fmt::format(
+        "if a server still has {} in pg_wal: push it {}; if none has it: rebuild "
+        "it from the switch point pg_waldump shows",
+        file, asArchiveCommand(file));
+  if (k == kind::kWalGap)
+    return fmt::format(
+        "take a new base backup now (a recovery from an older backup stops at the "
+        "gap); if a server still has the missing files in pg_wal: push each {}",
+        asArchiveCommand("<file>"));
+  if (k == kind::kObjectUnreadable)
+    return "configure the key that wrote it ([encryption]), upgrade tidemark (an object of a "
+           "newer format), or fix the storage's permissions; then verify again";
+  if (k == kind::kBackupDamaged)
+    return "the backup is not offered for recovery: take a new base backup";
+  if (k == kind::kBackupMismatch || k == kind::kManifestMismatch)
+    return "the backup cannot be trusted: take a new base backup";
+  if (k == kind::kNoBackup) return "take a base backup (tidemark-basebackup)";
+  if (k == kind::kHistoryInconsistent)
+    return "find out which server wrote which file: a recovery along this timeline is unreliable";
+  if (k == kind::kStanzaDamaged)
+    return "restore the file from a copy (docs/encryption.md, tidemark stanza-create): nothing "
+           "else could be checked";
+  return {};
+}
+
 VerifyReport verifyRepository(const repo::Repository& repository, const VerifyOptions& options) {
   const auto started = std::chrono::steady_clock::now();
   const std::int64_t now = options.now != 0 ? options.now : utcNow().time_since_epoch().count();
@@ -789,6 +845,16 @@ VerifyReport verifyRepository(const repo::Repository& repository, const VerifyOp
   report.repository = repository.describe();
   report.incremental = options.incremental;
   auto finish = [&] {
+    // A history file that fails its read-back check does not parse either: one finding says so.
+    std::erase_if(report.findings, [&](const VerifyFinding& f) {
+      return f.kind == kind::kHistoryDamaged &&
+             std::any_of(report.findings.begin(), report.findings.end(), [&](const auto& g) {
+               return g.object == f.object &&
+                      (g.kind == kind::kObjectCorrupt || g.kind == kind::kObjectUnreadable);
+             });
+    });
+    for (auto& finding : report.findings)
+      finding.fix = verifyFix(finding);
     std::sort(report.findings.begin(), report.findings.end(), [](const auto& a, const auto& b) {
       return std::tie(a.object, a.kind, a.detail) < std::tie(b.object, b.kind, b.detail);
     });
@@ -1040,7 +1106,8 @@ VerifyReport verifyRepository(const repo::Repository& repository, const VerifyOp
 std::string renderVerifyJson(const VerifyReport& report) {
   Json findings = Json::array();
   for (const auto& f : report.findings)
-    findings.push_back({{"object", f.object}, {"kind", f.kind}, {"detail", f.detail}});
+    findings.push_back(
+        {{"object", f.object}, {"kind", f.kind}, {"detail", f.detail}, {"fix", f.fix}});
   Json counts = Json::object();
   for (const auto& [k, n] : report.counts())
     counts[k] = n;
@@ -1086,7 +1153,7 @@ std::string renderVerifySummary(const VerifyReport& report) {
   out += fmt::format("verify: {} ({})\n", plural(report.findings.size(), "problem", "problems"),
                      kinds);
   for (const auto& f : report.findings)
-    out += fmt::format("  {}  {}\n    {}\n", f.kind, f.object, f.detail);
+    out += fmt::format("  {}  {}\n    {}\n    fix: {}\n", f.kind, f.object, f.detail, f.fix);
   return out;
 }
 
@@ -1210,8 +1277,8 @@ int verify(const Config& config, const CommandLine& commandLine) {
         ErrorCode::Unhealthy,
         fmt::format("verify found {} in stanza '{}': {}",
                     plural(report.findings.size(), "problem", "problems"), report.stanza, kinds),
-        "the report above names each; " + docPath("verify.md") +
-            " says what each kind means and what to do");
+        "the report above names each and what to do; " + docPath("verify.md") +
+            " says more about each kind");
   }
   return 0;
 }

@@ -68,6 +68,7 @@ struct VerifyFinding {
   std::string object;  // the repository path of the object (or of the first missing file)
   std::string kind;    // finding_kind
   std::string detail;  // for people
+  std::string fix;     // what to do about it, for people (verifyFix)
 };
 
 struct VerifyReport {
@@ -90,6 +91,10 @@ struct VerifyReport {
   // Findings by kind.
   std::map<std::string, std::uint64_t> counts() const;
 };
+
+// What to do about `finding`: by its kind and, for object-corrupt and object-missing, whether the
+// object is a WAL-related file (pushed again from a server's pg_wal) or a backup's (a new backup).
+std::string verifyFix(const VerifyFinding& finding);
 
 // Verifies the stanza `repository` names, every generation of it: reads the objects `options`
 // select (in parallel with options.jobs when repository.canOpenAnother(); one at a time

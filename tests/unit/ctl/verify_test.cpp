@@ -224,6 +224,11 @@ TEST_CASE("verify reads every object back and names what would make a recovery f
   VerifyReport report = run(r);
   CHECK(kinds(report) == std::vector<std::string>{"object-corrupt " + r.walPath(1, 5)});
   CHECK(report.objectsRead == 9);
+  // Its fix names the file and the command that pushes it again.
+  CHECK(report.findings[0].fix ==
+        test::Containing("if a server still has 000000010000000000000005 in pg_wal: move this "
+                         "object aside and push it as archive_command does (tidemark-archive-push "
+                         "[its options] pg_wal/000000010000000000000005, in the data directory"));
   restore();
 
   // A sound envelope around the wrong segment: segment 5 stored under 6's name, and a segment of
@@ -252,6 +257,7 @@ TEST_CASE("verify reads every object back and names what would make a recovery f
   r.flip(kBase);
   report = run(r);
   CHECK(kinds(report) == std::vector<std::string>{"object-corrupt " + kBase});
+  CHECK(report.findings[0].fix == "take a new base backup: this backup cannot be restored");
   restore();
 
   // A truncated object: the trailer check (cheap) and the read find it: one finding.
@@ -392,6 +398,16 @@ TEST_CASE("verify follows timelines: histories, .partial files at a promotion, m
     r.put(history2, "this is not a history\n");
     report = run(r);
     CHECK(kinds(report) == std::vector<std::string>{"history-damaged " + history2});
+    CHECK(report.findings[0].fix ==
+          test::Containing("if a server still has 00000002.history in pg_wal: move this object "
+                           "aside and push it as archive_command does (tidemark-archive-push [its "
+                           "options] pg_wal/00000002.history, in the data directory, as the "
+                           "server's user); if none has it: rebuild it"));
+  }
+  SUBCASE("a .history object whose envelope is damaged: one finding, not two") {
+    r.flip(history2);
+    report = run(r);
+    CHECK(kinds(report) == std::vector<std::string>{"object-corrupt " + history2});
   }
   SUBCASE("a segment missing on the new timeline after the switch") {
     r.storage.remove(r.walPath(2, 0xB));
@@ -553,6 +569,14 @@ TEST_CASE("verify selects objects with --backup, --wal-only and --since, and rea
   CHECK(doc.at("findings")[2].at("kind") == "wal-gap");
   std::string summary = ctl::renderVerifySummary(report);
   CHECK(summary.find("verify: 3 problems (object-corrupt: 2, wal-gap: 1)") != std::string::npos);
+  // What to do, after each finding, in both.
+  CHECK(doc.at("findings")[2].at("fix") == test::Containing("take a new base backup now"));
+  CHECK(summary == test::Containing("  wal-gap  " + r.walPath(1, 9) + "\n    missing "));
+  CHECK(summary == test::Containing("\n    fix: take a new base backup now (a recovery from an "
+                                    "older backup stops at the gap); if a server still has the "
+                                    "missing files in pg_wal: push each as archive_command does "
+                                    "(tidemark-archive-push [its options] pg_wal/<file>, in the "
+                                    "data directory, as the server's user)\n"));
 }
 
 TEST_CASE("verify reads and checks every generation of an upgraded stanza") {
