@@ -452,15 +452,34 @@ void checkPlaces(const RecoverOptions& options, const std::vector<Place>& places
   checkPlace(options.dataDirectory, "data directory", options.force, true,
              "choose an empty directory, or add --force to replace everything in it");
   checkDataDirectoryMode(options.dataDirectory);
-  for (const auto& place : places)
-    checkPlace(
-        place.dir, fmt::format("the location of tablespace {}", place.oid), options.force,
-        linked.count(place.dir) > 0,
-        fmt::format(
-            "restore it to an empty directory with --tablespace-map {}=DIR (--force empties only "
-            "the tablespaces the replaced data directory links to: this one may belong to a "
-            "running server)",
-            place.oid));
+  // Every location refused is named at once: one run, not one per tablespace, says what to move.
+  std::vector<Place> refused;
+  for (const auto& place : places) {
+    const bool replaceable = linked.count(place.dir) > 0;
+    if (!isEmpty(place.dir) && (!options.force || !replaceable))
+      refused.push_back(place);
+    else
+      checkPlace(place.dir, fmt::format("the location of tablespace {}", place.oid), options.force,
+                 replaceable, "");
+  }
+  if (refused.empty()) return;
+  std::string which, maps;
+  for (std::size_t i = 0; i < refused.size(); ++i) {
+    which += fmt::format("{}{} '{}'",
+                         i == 0                    ? ""
+                         : i + 1 == refused.size() ? " and "
+                                                   : ", ",
+                         refused[i].oid, refused[i].dir);
+    maps += fmt::format(" --tablespace-map {}=DIR", refused[i].oid);
+  }
+  const bool one = refused.size() == 1;
+  throw Error(ErrorCode::InvalidInput,
+              fmt::format("the location{} of tablespace{} {} {} not empty", one ? "" : "s",
+                          one ? "" : "s", which, one ? "is" : "are"),
+              fmt::format("restore {} to {} with{} (--force empties only the tablespaces the "
+                          "replaced data directory links to: {} may belong to a running server)",
+                          one ? "it" : "them", one ? "an empty directory" : "empty directories",
+                          maps, one ? "this one" : "these"));
 }
 
 // What --force would remove with the data directory's own spool (pg_wal/tidemark, where

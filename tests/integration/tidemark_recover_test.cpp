@@ -429,6 +429,22 @@ TEST_CASE("recover refuses, before writing anything, what it cannot do safely") 
     Outcome twice = attempt({"--tablespace-map=16385=/srv/a", "--tablespace-map=16385=/srv/b"});
     CHECK(twice.status == 3);
     CHECK(twice.output().find("two places") != std::string::npos);
+    // Two locations refused: one run names both, and the map that moves each.
+    const std::string live2 = ws.path("live-tablespace-2");
+    fs::create_directories(live2);
+    writeFile(live2 + "/PG_15_202209061", "another live tablespace");
+    fake.objects.push_back(repo::BackupObject{
+        .name = "16386.tar", .tablespaceOid = 16386, .tablespaceLocation = live2});
+    writeBackupInfo(*storage, fake);
+    Outcome both = attempt({"--force"});
+    CHECK(both.status == 9);
+    CHECK(both.output().find("the locations of tablespaces 16385 '" + live + "' and 16386 '" +
+                             live2 + "' are not empty") != std::string::npos);
+    CHECK(both.output().find("restore them to empty directories with --tablespace-map 16385=DIR "
+                             "--tablespace-map 16386=DIR") != std::string::npos);
+    CHECK(readFile(live2 + "/PG_15_202209061").size() == 23);
+    fake.objects.pop_back();
+    writeBackupInfo(*storage, fake);
     // A restore that fails (the tablespace's archive is not the one backup.json records) removes
     // the tablespace location it made, as it removes the data directory.
     const repo::BackupInfo original = repo::listBackups(repo::Repository(*storage, "main")).front();
