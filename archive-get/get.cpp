@@ -236,6 +236,8 @@ class MappedFile {
   io::ByteView bytes() const {
     return map_ ? io::ByteView(static_cast<const std::uint8_t*>(map_), size_) : io::ByteView();
   }
+  // The bytes when they are a whole segment (of a size PostgreSQL allows); empty otherwise.
+  io::ByteView segment() const { return pg::validSegmentSize(size_) ? bytes() : io::ByteView(); }
 
  private:
   void* map_ = nullptr;
@@ -345,8 +347,8 @@ pg::ReplayStop replayStop(const std::string& dataDirectory) {
 
 std::optional<std::uint32_t> tablespaceRecords(const std::string& path) {
   MappedFile file(path);
-  if (file.bytes().empty() || !pg::validSegmentSize(file.bytes().size())) return 0;
-  const pg::TablespaceScan scan = pg::scanTablespaceCreations(file.bytes());
+  if (file.segment().empty()) return 0;
+  const pg::TablespaceScan scan = pg::scanTablespaceCreations(file.segment());
   if (scan.endedAtBadCrc) return std::nullopt;
   return std::uint32_t(scan.created.size());
 }
@@ -356,8 +358,8 @@ void checkReplayedTablespaces(const std::string& dataDirectory, const std::strin
   auto name = pg::parseWalName(walName);
   if (!name || !name->hasPageHeader()) return;
   MappedFile file(path);
-  const io::ByteView bytes = file.bytes();
-  if (bytes.empty() || !pg::validSegmentSize(bytes.size())) return;
+  const io::ByteView bytes = file.segment();
+  if (bytes.empty()) return;
   // What the recovery replays: up to its target, when tidemark wrote one. None of the segment's
   // own records when the prefetcher counted none.
   const pg::ReplayStop stop = replayStop(dataDirectory);
