@@ -429,6 +429,16 @@ void waitArchived(Checks& checks, const repo::Repository& repository, int genera
       lastError = e.what();
     }
     if (std::chrono::steady_clock::now() >= deadline) break;
+    if (options.stopRequested && options.stopRequested()) {
+      checks.skip(
+          "wal-archived",
+          fmt::format(
+              "interrupted (SIGINT or SIGTERM) {:.1f} s into the wait for '{}' "
+              "to reach the repository",
+              std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(),
+              walName));
+      return;
+    }
     std::this_thread::sleep_for(options.poll);
   }
   std::string why;
@@ -1122,9 +1132,10 @@ std::vector<OptionSpec> checkOptionSpecs() {
                "(default 60)"}};
 }
 
-int check(const Config& config, const CommandLine& commandLine) {
+int check(const Config& config, const CommandLine& commandLine,
+          const std::function<bool()>& stopRequested) {
   OutputFormat format = parseOutputFormat(commandLine);
-  CheckOptions options;
+  CheckOptions options{.stopRequested = stopRequested};
   if (auto value = commandLine.value("timeout")) {
     auto seconds = parseDurationSeconds(*value);
     if (!seconds || *seconds <= 0)
@@ -1138,6 +1149,12 @@ int check(const Config& config, const CommandLine& commandLine) {
       format == OutputFormat::Json ? renderCheckJson(report) : renderCheckText(report);
   if (std::fwrite(text.data(), 1, text.size(), stdout) != text.size() || std::fflush(stdout) != 0)
     throw systemError(ErrorCode::LocalIo, errno, "cannot write the report to standard output");
+  if (stopRequested && stopRequested())
+    throw Error(ErrorCode::Interrupted,
+                fmt::format("check of stanza '{}' was interrupted (SIGINT or SIGTERM): the report "
+                            "above is not the whole proof",
+                            report.stanza),
+                "run tidemark check again (with a longer --timeout if the archiver is slow)");
   if (!report.ok())
     throw Error(ErrorCode::Unhealthy,
                 fmt::format("check of stanza '{}' failed: {}", report.stanza,

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -36,7 +37,8 @@ struct CheckReport {
   std::string repository;  // where (Storage::describe(), or the configured place when unopened)
   std::vector<CheckResult> checks;  // in the order they are printed
 
-  // No check failed (skipped checks are always caused by a failed one, or by a standby).
+  // No check failed (skipped checks are always caused by a failed one, by a standby, or by a
+  // signal that stopped the wait for the switched segment: check() then throws Interrupted).
   bool ok() const;
   std::vector<std::string> failedNames() const;
 };
@@ -110,6 +112,9 @@ CheckResult checkDroppedWal(const Config& config, const std::string& dataDirecto
 struct CheckOptions {
   std::chrono::seconds timeout{60};  // how long the switched segment may take to arrive
   std::chrono::milliseconds poll{250};
+  // SIGINT, SIGTERM: the wait for the switched segment ends (wal-archived skipped, saying so) and
+  // the remaining checks run, so that the report is printed.
+  std::function<bool()> stopRequested;
 };
 
 // Runs every check against the repository and the server `config` names, in order, and returns
@@ -123,7 +128,9 @@ CheckReport runChecks(const Config& config, const CheckOptions& options = {});
 std::vector<OptionSpec> checkOptionSpecs();
 
 // The command: runs every check, prints one line each (or --output json) and returns 0 when all
-// pass; throws Error(Unhealthy) naming the failed checks otherwise.
-int check(const Config& config, const CommandLine& commandLine);
+// pass; throws Error(Interrupted) when `stopRequested` said so (after printing the report), and
+// Error(Unhealthy) naming the failed checks otherwise.
+int check(const Config& config, const CommandLine& commandLine,
+          const std::function<bool()>& stopRequested);
 
 }  // namespace tidemark::ctl

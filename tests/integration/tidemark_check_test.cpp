@@ -5,7 +5,10 @@
 // (and the documented GRANTs make it pass). S3: the probe, and an endpoint nobody answers.
 #include <doctest/doctest.h>
 
+#include <csignal>
+#include <filesystem>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <sstream>
 
 #include "cluster.h"
@@ -100,6 +103,38 @@ TEST_CASE("tidemark check proves archiving end to end, and names each misconfigu
   std::string second = doc.at("checks")[12].at("detail").get<std::string>();
   CHECK(second.find("' reached the repository and verifies") != std::string::npos);
   CHECK(second.substr(1, 24) > segment);
+
+  // Interrupted (SIGINT) while it waits for a segment the archiver cannot store (the repository's
+  // WAL folder read-only for the server's user): the report is still printed, wal-archived says
+  // why it is skipped, and the status is 14, not a failed check's 16.
+  {
+    const std::string walDir = repoPath + "/main/wal/0000000100000000";
+    const auto mode = std::filesystem::status(walDir).permissions();
+    const std::string failedBefore = pg.value("select failed_count from pg_stat_archiver");
+    std::filesystem::permissions(walDir, std::filesystem::perms::all,
+                                 std::filesystem::perm_options::remove);
+    const std::string out = ws.path("interrupted.out"), err = ws.path("interrupted.err");
+    Process running({ws.ctl(), "check", "--config", ws.config(), conninfo, "--timeout", "300"},
+                    {.stdoutPath = out, .stderrPath = err});
+    // Once the archiver failed on the switched segment, the check waits for it.
+    bool failing = waitUntil(
+        [&] { return pg.value("select failed_count from pg_stat_archiver") != failedBefore; }, 60s);
+    running.signal(SIGINT);
+    std::optional<int> status = running.waitFor(30s);
+    std::filesystem::permissions(walDir, mode);
+    REQUIRE(failing);
+    REQUIRE(status);
+    Outcome interrupted{*status, readText(out), readText(err)};
+    INFO(interrupted.out);
+    INFO(interrupted.err);
+    CHECK(*status == exitStatus(ErrorCode::Interrupted));
+    CHECK(line(interrupted, "wal-switch").starts_with("ok       wal-switch: pg_switch_wal() "));
+    CHECK(line(interrupted, "wal-archived")
+              .starts_with("skipped  wal-archived: interrupted (SIGINT or SIGTERM) "));
+    CHECK(interrupted.err.find("check of stanza 'main' was interrupted (SIGINT or SIGTERM)") !=
+          std::string::npos);
+    pg.waitArchived();
+  }
 
   // archive_command pushes into another stanza of the same repository.
   std::string other = ws.path("other.toml");
