@@ -3,6 +3,7 @@
 
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -667,6 +668,13 @@ void archivePush(const Config& config, const std::string& walPath) {
   // what waits.
   const bool local = call.spool && call.systemId;
   const bool ahead = local && config.archive.pushAhead > 0;
+  // PostgreSQL asks only for a file it marked .ready. A run by hand (a file archived before,
+  // pushed again once its damaged object was moved aside: docs/verify.md) is never answered from
+  // an acknowledgement or dropped by the safety valve: it stores the file, or fails.
+  const bool asked =
+      local &&
+      ::access((files::dirName(walPath) + "/archive_status/" + call.file + ".ready").c_str(),
+               F_OK) == 0;
   // The pusher may be pushing it now: waiting for it is cheaper than pushing it twice. One
   // deadline for every wait of the call.
   const auto waitUntil = std::chrono::steady_clock::now() + kPushedWait;
@@ -682,7 +690,7 @@ void archivePush(const Config& config, const std::string& walPath) {
   };
   // While a gap waits to be recorded, an acknowledgement is used only by the valve (drop): the
   // slow path records the gap before it stores anything.
-  if (local && !spool::hasGap(*call.spool)) {
+  if (asked && !spool::hasGap(*call.spool)) {
     if (ahead) waitForPusher();
     if (acknowledged(call)) {
       if (ahead) startPusher(call.pusher());  // keeps what waits moving between calls
@@ -704,7 +712,7 @@ void archivePush(const Config& config, const std::string& walPath) {
     auto acks = spool::listPushAcks(*call.spool);
     acked.insert(acks.begin(), acks.end());
   }
-  if (ready && config.archive.queueMax > 0 && name && name->kind != pg::WalKind::History) {
+  if (asked && ready && config.archive.queueMax > 0 && name && name->kind != pg::WalKind::History) {
     // .history files are never dropped: a lost history breaks 'latest' and lets a timeline
     // number be used twice.
     std::uint64_t waiting = waitingBytes(*ready, acked);
@@ -750,7 +758,8 @@ void archivePush(const Config& config, const std::string& walPath) {
           const bool waited = !claim && waitForPusher();
           // Pushed and acknowledged since the fast path looked (while this call opened the
           // repository), or while it waited: left unused, it would be pushed twice.
-          if ((claim || waited) && !spool::hasGap(*call.spool) && acknowledged(call, true)) return;
+          if (asked && (claim || waited) && !spool::hasGap(*call.spool) && acknowledged(call, true))
+            return;
           if (waited) claim = spool::PushClaim::take(*call.spool, call.file);
         }
       } catch (const Error& e) {

@@ -1186,6 +1186,39 @@ TEST_CASE("the safety valve does not drop a file the pusher stored: it uses the 
   CHECK_FALSE(s.archived(names[2]));
 }
 
+TEST_CASE(
+    "a run by hand of a file PostgreSQL archived before stores it: no acknowledgement, no valve") {
+  // The file's damaged object was moved aside (tidemark verify's fix); PostgreSQL marked the file
+  // done long ago, so no .ready asks for it. More WAL waits than archive.queue-max allows.
+  PusherSetup s;
+  auto names = s.ready(5, 9);
+  s.config.archive.pushAhead = 0;
+  s.config.archive.queueMax = 2 * kSegment.segmentSize;
+  s.markDone(names[0]);
+  SUBCASE("an acknowledgement left in the spool for it is not trusted") {
+    spool::writePushAck(s.folder(),
+                        {.file = names[0],
+                         .identity = *spool::recordedIdentity(s.folder()),
+                         .size = kSegment.segmentSize,
+                         .sha256 = std::string(64, 'a'),
+                         .local = *spool::fingerprintOf(s.data / ("pg_wal/" + names[0])),
+                         .atMs = 1});
+    REQUIRE(s.acknowledged(names[0]));
+  }
+  SUBCASE("the safety valve does not drop it") {}
+  InDataDirectory inData(s);
+  auto level = spdlog::get_level();
+  spdlog::set_level(spdlog::level::off);
+  archive::archivePush(s.config, "pg_wal/" + names[0]);
+  CHECK(s.archived(names[0]));
+  CHECK_FALSE(spool::hasGap(s.folder()));
+  // The same call for a file PostgreSQL asks for is still dropped: the valve works as before.
+  archive::archivePush(s.config, "pg_wal/" + names[1]);
+  spdlog::set_level(level);
+  CHECK_FALSE(s.archived(names[1]));
+  CHECK(spool::hasGap(s.folder()));
+}
+
 TEST_CASE("a call starts no pusher while a gap it cannot record waits in the spool") {
   PusherSetup s;
   auto names = s.ready(5, 8);
