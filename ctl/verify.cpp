@@ -650,7 +650,10 @@ class Checker {
           e.code() != ErrorCode::Unsupported)
         throw;
       badHistories_.insert(timeline);
-      addWal(pg::historyFileName(timeline), kind::kHistoryDamaged, describeError(e));
+      // A key that is not configured, or a newer format: the file may be sound.
+      addWal(pg::historyFileName(timeline),
+             e.code() == ErrorCode::Corrupt ? kind::kHistoryDamaged : kind::kObjectUnreadable,
+             describeError(e));
       return nullptr;
     }
   }
@@ -785,45 +788,48 @@ std::string verifyFix(const VerifyFinding& finding) {
   const std::string& object = finding.object;
   const std::string file = object.substr(object.rfind('/') + 1);
   // WAL-related files keep their PostgreSQL names; a backup's objects never have one.
-  const bool wal = pg::parseWalName(file).has_value();
-  // archive-push run by hand stores a file PostgreSQL archived before (docs/archiving.md).
-  auto asArchiveCommand = [](const std::string& name) {
-    return fmt::format(
-        "as archive_command does (tidemark-archive-push [its options] pg_wal/{}, "
-        "in the data directory, as the server's user)",
-        name);
-  };
+  const std::optional<pg::WalName> wal = pg::parseWalName(file);
   const std::string_view k = finding.kind;
-  if (k == kind::kObjectCorrupt || k == kind::kHistoryDamaged)
-    return wal ? fmt::format(
-                     "if a server still has {} in pg_wal: move this object aside and push "
-                     "it {}; if none has it: {}",
-                     file, asArchiveCommand(file),
-                     k == kind::kHistoryDamaged
-                         ? "rebuild it from the switch point pg_waldump shows"
-                         : "take a new base backup (a recovery from an older backup "
-                           "stops at this file)")
-               : "take a new base backup: this backup cannot be restored";
-  if (k == kind::kObjectMissing)
-    return wal ? fmt::format(
-                     "if a server still has {} in pg_wal: push it {}; if none has it: "
-                     "take a new base backup; find out what deletes objects from the "
-                     "repository",
-                     file, asArchiveCommand(file))
-               : "take a new base backup, and find out what deletes objects from the repository";
-  if (k == kind::kHistoryMissing)
+  // archive-push run by hand stores a file PostgreSQL archived before (docs/archiving.md), from a
+  // server of the cluster that archived it (after pg_upgrade WAL names repeat: the detail names
+  // the generation).
+  auto push = [](const std::string& name, bool moveAside) {
     return fmt::format(
-        "if a server still has {} in pg_wal: push it {}; if none has it: rebuild "
-        "it from the switch point pg_waldump shows",
-        file, asArchiveCommand(file));
+        "if a server of the cluster that archived it still has {} in pg_wal: {}"
+        "push it as archive_command does (tidemark-archive-push [its options] "
+        "pg_wal/{}, in the data directory, as the server's user)",
+        name, moveAside ? "move this object aside and " : "", name);
+  };
+  // Without the file, what is left to do.
+  auto otherwise = [&](bool missing) -> std::string {
+    switch (wal->kind) {
+      case pg::WalKind::History:
+        return "rebuild it from the switch point pg_waldump shows (docs/verify.md)";
+      case pg::WalKind::Segment:
+        return "take a new base backup (a recovery from an older backup stops at this file)";
+      default:  // a .partial or .backup file, which no recovery reads
+        return missing ? "nothing is lost, no recovery reads it"
+                       : "no recovery reads it: move this object aside";
+    }
+  };
+  if (k == kind::kObjectCorrupt || k == kind::kHistoryDamaged)
+    return wal ? fmt::format("{}; if none has it: {}", push(file, true), otherwise(false))
+               : "take a new base backup: this backup cannot be restored";
+  if (k == kind::kObjectMissing || k == kind::kHistoryMissing)
+    return wal ? fmt::format("{}; if none has it: {}{}", push(file, false), otherwise(true),
+                             k == kind::kObjectMissing
+                                 ? "; find out what deletes objects from the repository"
+                                 : "")
+               : "take a new base backup, and find out what deletes objects from the repository";
   if (k == kind::kWalGap)
     return fmt::format(
         "take a new base backup now (a recovery from an older backup stops at the "
-        "gap); if a server still has the missing files in pg_wal: push each {}",
-        asArchiveCommand("<file>"));
+        "gap); for each missing file, {}",
+        push("<file>", false));
   if (k == kind::kObjectUnreadable)
     return "configure the key that wrote it ([encryption]), upgrade tidemark (an object of a "
-           "newer format), or fix the storage's permissions; then verify again";
+           "newer format), or repair the storage or its permissions (the detail says which "
+           "failed); then verify again";
   if (k == kind::kBackupDamaged)
     return "the backup is not offered for recovery: take a new base backup";
   if (k == kind::kBackupMismatch || k == kind::kManifestMismatch)
@@ -845,14 +851,17 @@ VerifyReport verifyRepository(const repo::Repository& repository, const VerifyOp
   report.repository = repository.describe();
   report.incremental = options.incremental;
   auto finish = [&] {
-    // A history file that fails its read-back check does not parse either: one finding says so.
-    std::erase_if(report.findings, [&](const VerifyFinding& f) {
-      return f.kind == kind::kHistoryDamaged &&
-             std::any_of(report.findings.begin(), report.findings.end(), [&](const auto& g) {
-               return g.object == f.object &&
-                      (g.kind == kind::kObjectCorrupt || g.kind == kind::kObjectUnreadable);
-             });
-    });
+    // A history file that fails its read-back check does not parse either, and one read with a
+    // key that is not configured fails twice (read, then parsed): one finding says so.
+    std::set<std::string> corrupt, unreadable;
+    for (const auto& f : report.findings)
+      if (f.kind == kind::kObjectCorrupt) corrupt.insert(f.object);
+    std::vector<VerifyFinding> kept;
+    for (auto& f : report.findings)
+      if (!(f.kind == kind::kHistoryDamaged && corrupt.count(f.object)) &&
+          !(f.kind == kind::kObjectUnreadable && !unreadable.insert(f.object).second))
+        kept.push_back(std::move(f));
+    report.findings = std::move(kept);
     for (auto& finding : report.findings)
       finding.fix = verifyFix(finding);
     std::sort(report.findings.begin(), report.findings.end(), [](const auto& a, const auto& b) {

@@ -12,6 +12,7 @@
 
 #include "common/base/error.h"
 #include "common/io/hash.h"
+#include "common/io/sink.h"
 #include "common/pg/lsn.h"
 #include "common/repo/layout.h"
 #include "common/repo/marks.h"
@@ -226,9 +227,11 @@ TEST_CASE("verify reads every object back and names what would make a recovery f
   CHECK(report.objectsRead == 9);
   // Its fix names the file and the command that pushes it again.
   CHECK(report.findings[0].fix ==
-        test::Containing("if a server still has 000000010000000000000005 in pg_wal: move this "
-                         "object aside and push it as archive_command does (tidemark-archive-push "
-                         "[its options] pg_wal/000000010000000000000005, in the data directory"));
+        "if a server of the cluster that archived it still has 000000010000000000000005 in "
+        "pg_wal: move this object aside and push it as archive_command does "
+        "(tidemark-archive-push [its options] pg_wal/000000010000000000000005, in the data "
+        "directory, as the server's user); if none has it: take a new base backup (a recovery "
+        "from an older backup stops at this file)");
   restore();
 
   // A sound envelope around the wrong segment: segment 5 stored under 6's name, and a segment of
@@ -399,15 +402,29 @@ TEST_CASE("verify follows timelines: histories, .partial files at a promotion, m
     report = run(r);
     CHECK(kinds(report) == std::vector<std::string>{"history-damaged " + history2});
     CHECK(report.findings[0].fix ==
-          test::Containing("if a server still has 00000002.history in pg_wal: move this object "
-                           "aside and push it as archive_command does (tidemark-archive-push [its "
-                           "options] pg_wal/00000002.history, in the data directory, as the "
-                           "server's user); if none has it: rebuild it"));
+          test::Containing("still has 00000002.history in pg_wal: move this object aside and push "
+                           "it as archive_command does (tidemark-archive-push [its options] "
+                           "pg_wal/00000002.history, in the data directory, as the server's "
+                           "user); if none has it: rebuild it from the switch point"));
   }
   SUBCASE("a .history object whose envelope is damaged: one finding, not two") {
     r.flip(history2);
     report = run(r);
     CHECK(kinds(report) == std::vector<std::string>{"object-corrupt " + history2});
+    // The fix the history-damaged finding gave: no new backup brings a timeline's history back.
+    CHECK(report.findings[0].fix ==
+          test::Containing("if none has it: rebuild it from the switch point pg_waldump shows"));
+  }
+  SUBCASE("a .history object of a newer format: unreadable, not damaged, and said once") {
+    auto bytes = *r.storage.object(history2);
+    bytes[8] = 2;  // the envelope's version, its header check made again
+    const std::size_t headerSize = io::getLe16(&bytes[10]);
+    const io::Sha256Digest check = io::Sha256::of({bytes.data(), headerSize - 4});
+    std::copy_n(check.begin(), 4, bytes.begin() + std::ptrdiff_t(headerSize - 4));
+    r.storage.setObject(history2, bytes);
+    report = run(r);
+    CHECK(kinds(report) == std::vector<std::string>{"object-unreadable " + history2});
+    CHECK(report.findings[0].detail == test::Containing("object format version 2"));
   }
   SUBCASE("a segment missing on the new timeline after the switch") {
     r.storage.remove(r.walPath(2, 0xB));
@@ -573,10 +590,48 @@ TEST_CASE("verify selects objects with --backup, --wal-only and --since, and rea
   CHECK(doc.at("findings")[2].at("fix") == test::Containing("take a new base backup now"));
   CHECK(summary == test::Containing("  wal-gap  " + r.walPath(1, 9) + "\n    missing "));
   CHECK(summary == test::Containing("\n    fix: take a new base backup now (a recovery from an "
-                                    "older backup stops at the gap); if a server still has the "
-                                    "missing files in pg_wal: push each as archive_command does "
+                                    "older backup stops at the gap); for each missing file, if a "
+                                    "server of the cluster that archived it still has <file> in "
+                                    "pg_wal: push it as archive_command does "
                                     "(tidemark-archive-push [its options] pg_wal/<file>, in the "
                                     "data directory, as the server's user)\n"));
+}
+
+TEST_CASE("each kind of finding says what to do, by what the object is") {
+  auto fix = [](std::string object, std::string kind) {
+    return ctl::verifyFix({.object = std::move(object), .kind = std::move(kind)});
+  };
+  const std::string wal = "main/wal/0000000100000000/";
+  // A .partial or .backup file: no recovery reads it, so no new backup is asked for.
+  CHECK(fix(wal + "000000010000000000000005.partial", "object-corrupt") ==
+        test::Containing("; if none has it: no recovery reads it: move this object aside"));
+  CHECK(fix(wal + "000000010000000000000005.00000028.backup", "object-missing") ==
+        test::Containing("; if none has it: nothing is lost, no recovery reads it; find out what "
+                         "deletes objects from the repository"));
+  // A segment missing (expired by someone else, say): pushed again, or a new backup.
+  CHECK(fix("main/wal-2/0000000100000000/000000010000000000000005", "object-missing") ==
+        test::Containing("pg_wal/000000010000000000000005, in the data directory, as the "
+                         "server's user); if none has it: take a new base backup"));
+  CHECK(fix("main/wal/00000003.history", "history-missing") ==
+        "if a server of the cluster that archived it still has 00000003.history in pg_wal: push it "
+        "as archive_command does (tidemark-archive-push [its options] pg_wal/00000003.history, in "
+        "the data directory, as the server's user); if none has it: rebuild it from the switch "
+        "point pg_waldump shows (docs/verify.md)");
+  // A backup's objects: a new backup.
+  CHECK(fix("main/backups/20261102T000000Z/base.tar", "object-missing") ==
+        "take a new base backup, and find out what deletes objects from the repository");
+  CHECK(fix("main/backups/20261102T000000Z/backup_manifest", "manifest-mismatch") ==
+        "the backup cannot be trusted: take a new base backup");
+  // Whatever the object, a key or storage problem is fixed where it is, then verified again.
+  CHECK(fix(wal + "000000010000000000000005", "object-unreadable") ==
+        test::Containing("the detail says which failed); then verify again"));
+  for (const char* kind :
+       {"object-corrupt", "object-missing", "object-unreadable", "backup-damaged",
+        "backup-mismatch", "manifest-mismatch", "wal-gap", "history-missing", "history-damaged",
+        "history-inconsistent", "stanza-damaged", "no-backup"}) {
+    CAPTURE(kind);
+    CHECK_FALSE(fix("main/stanza.json", kind).empty());
+  }
 }
 
 TEST_CASE("verify reads and checks every generation of an upgraded stanza") {
