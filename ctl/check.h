@@ -6,7 +6,6 @@
 #pragma once
 
 #include <chrono>
-#include <functional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -36,9 +35,11 @@ struct CheckReport {
   std::string stanza;
   std::string repository;  // where (Storage::describe(), or the configured place when unopened)
   std::vector<CheckResult> checks;  // in the order they are printed
+  // SIGINT or SIGTERM ended the wait for the switched segment (wal-archived skipped, saying so).
+  bool interrupted = false;
 
-  // No check failed (skipped checks are always caused by a failed one, by a standby, or by a
-  // signal that stopped the wait for the switched segment: check() then throws Interrupted).
+  // No check failed and the proof was not interrupted (skipped checks are always caused by a
+  // failed one, by a standby, or by the interruption).
   bool ok() const;
   std::vector<std::string> failedNames() const;
 };
@@ -112,9 +113,10 @@ CheckResult checkDroppedWal(const Config& config, const std::string& dataDirecto
 struct CheckOptions {
   std::chrono::seconds timeout{60};  // how long the switched segment may take to arrive
   std::chrono::milliseconds poll{250};
-  // SIGINT, SIGTERM: the wait for the switched segment ends (wal-archived skipped, saying so) and
-  // the remaining checks run, so that the report is printed.
-  std::function<bool()> stopRequested;
+  // SIGINT and SIGTERM during the wait for the switched segment end the wait instead of the
+  // process (report.interrupted), so that the report is printed; before and after the wait they
+  // end the command as always. Off for callers that handle signals themselves.
+  bool interruptibleWait = false;
 };
 
 // Runs every check against the repository and the server `config` names, in order, and returns
@@ -128,9 +130,8 @@ CheckReport runChecks(const Config& config, const CheckOptions& options = {});
 std::vector<OptionSpec> checkOptionSpecs();
 
 // The command: runs every check, prints one line each (or --output json) and returns 0 when all
-// pass; throws Error(Interrupted) when `stopRequested` said so (after printing the report), and
-// Error(Unhealthy) naming the failed checks otherwise.
-int check(const Config& config, const CommandLine& commandLine,
-          const std::function<bool()>& stopRequested);
+// pass; throws Error(Unhealthy) naming the failed checks when one failed, else Error(Interrupted)
+// when a signal ended the wait for the switched segment (after printing the report).
+int check(const Config& config, const CommandLine& commandLine);
 
 }  // namespace tidemark::ctl

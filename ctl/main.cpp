@@ -82,10 +82,7 @@ std::vector<Command> commands() {
         .keysOf = tidemark::kCheck,
         .exitStatuses = {{"0", "every check passed, the proof segment included"},
                          {"16", "a check failed: its line says what and how to fix it"}}},
-       [](const tidemark::Config& config, const tidemark::CommandLine& cl) {
-         // SIGINT and SIGTERM end the wait for the switched segment: the report is printed.
-         return tidemark::ctl::check(config, cl, tidemark::stopOnSignals());
-       }},
+       tidemark::ctl::check},
       {"verify",
        {.program = "tidemark verify",
         .summary = "Reads the repository back and reports everything that would make a recovery "

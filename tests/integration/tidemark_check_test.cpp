@@ -106,13 +106,18 @@ TEST_CASE("tidemark check proves archiving end to end, and names each misconfigu
 
   // Interrupted (SIGINT) while it waits for a segment the archiver cannot store (the repository's
   // WAL folder read-only for the server's user): the report is still printed, wal-archived says
-  // why it is skipped, and the status is 14, not a failed check's 16.
+  // why it is skipped, and the archiver's failure is named (16; 14 when nothing failed).
   {
     const std::string walDir = repoPath + "/main/wal/0000000100000000";
     const auto mode = std::filesystem::status(walDir).permissions();
     const std::string failedBefore = pg.value("select failed_count from pg_stat_archiver");
     std::filesystem::permissions(walDir, std::filesystem::perms::all,
                                  std::filesystem::perm_options::remove);
+    struct Restore {
+      std::string dir;
+      std::filesystem::perms mode;
+      ~Restore() { std::filesystem::permissions(dir, mode); }
+    } restore{walDir, mode};
     const std::string out = ws.path("interrupted.out"), err = ws.path("interrupted.err");
     Process running({ws.ctl(), "check", "--config", ws.config(), conninfo, "--timeout", "300"},
                     {.stdoutPath = out, .stderrPath = err});
@@ -121,18 +126,19 @@ TEST_CASE("tidemark check proves archiving end to end, and names each misconfigu
         [&] { return pg.value("select failed_count from pg_stat_archiver") != failedBefore; }, 60s);
     running.signal(SIGINT);
     std::optional<int> status = running.waitFor(30s);
-    std::filesystem::permissions(walDir, mode);
     REQUIRE(failing);
     REQUIRE(status);
     Outcome interrupted{*status, readText(out), readText(err)};
     INFO(interrupted.out);
     INFO(interrupted.err);
-    CHECK(*status == exitStatus(ErrorCode::Interrupted));
+    CHECK(*status == exitStatus(ErrorCode::Unhealthy));
     CHECK(line(interrupted, "wal-switch").starts_with("ok       wal-switch: pg_switch_wal() "));
     CHECK(line(interrupted, "wal-archived")
               .starts_with("skipped  wal-archived: interrupted (SIGINT or SIGTERM) "));
-    CHECK(interrupted.err.find("check of stanza 'main' was interrupted (SIGINT or SIGTERM)") !=
-          std::string::npos);
+    CHECK(line(interrupted, "archiver").starts_with("failed   archiver: "));
+    CHECK(has(interrupted, "stanza 'main' in posix:" + repoPath + ": 1 check failed (archiver)\n"));
+    CHECK(interrupted.err.find("check of stanza 'main' failed: archiver") != std::string::npos);
+    std::filesystem::permissions(walDir, mode);
     pg.waitArchived();
   }
 

@@ -240,6 +240,18 @@ TEST_CASE("tidemark check: the report reads as one line per check, and as JSON")
   CHECK(report.ok());
   CHECK(renderCheckText(report).find("stanza 'main' in posix:/r: every check passed\n") !=
         std::string::npos);
+  CHECK(nlohmann::json::parse(renderCheckJson(report)).at("interrupted") == false);
+
+  // A signal ended the wait for the switched segment: nothing failed, nothing is proven either.
+  report.interrupted = true;
+  CHECK_FALSE(report.ok());
+  CHECK(report.failedNames().empty());
+  CHECK(renderCheckText(report).ends_with(
+      "stanza 'main' in posix:/r: interrupted before the switched segment arrived: archiving is "
+      "not proven\n"));
+  doc = nlohmann::json::parse(renderCheckJson(report));
+  CHECK(doc.at("ok") == false);
+  CHECK(doc.at("interrupted") == true);
 }
 
 TEST_CASE(
