@@ -790,12 +790,12 @@ std::string verifyFix(const VerifyFinding& finding) {
   // WAL-related files keep their PostgreSQL names; a backup's objects never have one.
   const std::optional<pg::WalName> wal = pg::parseWalName(file);
   const std::string_view k = finding.kind;
-  // archive-push run by hand stores a file PostgreSQL archived before (docs/archiving.md), from a
-  // server of the cluster that archived it (after pg_upgrade WAL names repeat: the detail names
-  // the generation).
+  // archive-push run by hand stores a file PostgreSQL archived before (docs/archiving.md), from
+  // the server that archived it: after pg_upgrade WAL names repeat (the detail names the
+  // generation), and a standby's copy of a segment may be one it is still receiving.
   auto push = [](const std::string& name, bool moveAside) {
     return fmt::format(
-        "if a server of the cluster that archived it still has {} in pg_wal: {}"
+        "if the server that archived it still has {} in pg_wal: {}"
         "push it as archive_command does (tidemark-archive-push [its options] "
         "pg_wal/{}, in the data directory, as the server's user)",
         name, moveAside ? "move this object aside and " : "", name);
@@ -804,10 +804,16 @@ std::string verifyFix(const VerifyFinding& finding) {
   auto otherwise = [&](bool missing) -> std::string {
     switch (wal->kind) {
       case pg::WalKind::History:
-        return "rebuild it from the switch point pg_waldump shows (docs/verify.md)";
+        return "rebuild it (the parent timeline's history file plus a line <parent "
+               "timeline><TAB><switch LSN><TAB><reason>; pg_waldump shows the switch) and push it "
+               "as above";
       case pg::WalKind::Segment:
         return "take a new base backup (a recovery from an older backup stops at this file)";
-      default:  // a .partial or .backup file, which no recovery reads
+      case pg::WalKind::Partial:  // read only while the next timeline's first segment is missing
+        return "make sure the next timeline's first segment is archived (a recovery then "
+               "never reads this file)" +
+               std::string(missing ? "" : ", and move this object aside");
+      default:  // a .backup file, which no recovery reads
         return missing ? "nothing is lost, no recovery reads it"
                        : "no recovery reads it: move this object aside";
     }
@@ -829,7 +835,7 @@ std::string verifyFix(const VerifyFinding& finding) {
   if (k == kind::kObjectUnreadable)
     return "configure the key that wrote it ([encryption]), upgrade tidemark (an object of a "
            "newer format), or repair the storage or its permissions (the detail says which "
-           "failed); then verify again";
+           "failed); then verify again; if it stays unreadable: as for object-corrupt";
   if (k == kind::kBackupDamaged)
     return "the backup is not offered for recovery: take a new base backup";
   if (k == kind::kBackupMismatch || k == kind::kManifestMismatch)

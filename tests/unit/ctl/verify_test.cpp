@@ -227,7 +227,7 @@ TEST_CASE("verify reads every object back and names what would make a recovery f
   CHECK(report.objectsRead == 9);
   // Its fix names the file and the command that pushes it again.
   CHECK(report.findings[0].fix ==
-        "if a server of the cluster that archived it still has 000000010000000000000005 in "
+        "if the server that archived it still has 000000010000000000000005 in "
         "pg_wal: move this object aside and push it as archive_command does "
         "(tidemark-archive-push [its options] pg_wal/000000010000000000000005, in the data "
         "directory, as the server's user); if none has it: take a new base backup (a recovery "
@@ -405,7 +405,7 @@ TEST_CASE("verify follows timelines: histories, .partial files at a promotion, m
           test::Containing("still has 00000002.history in pg_wal: move this object aside and push "
                            "it as archive_command does (tidemark-archive-push [its options] "
                            "pg_wal/00000002.history, in the data directory, as the server's "
-                           "user); if none has it: rebuild it from the switch point"));
+                           "user); if none has it: rebuild it (the parent timeline's"));
   }
   SUBCASE("a .history object whose envelope is damaged: one finding, not two") {
     r.flip(history2);
@@ -413,7 +413,7 @@ TEST_CASE("verify follows timelines: histories, .partial files at a promotion, m
     CHECK(kinds(report) == std::vector<std::string>{"object-corrupt " + history2});
     // The fix the history-damaged finding gave: no new backup brings a timeline's history back.
     CHECK(report.findings[0].fix ==
-          test::Containing("if none has it: rebuild it from the switch point pg_waldump shows"));
+          test::Containing("if none has it: rebuild it (the parent timeline's history file"));
   }
   SUBCASE("a .history object of a newer format: unreadable, not damaged, and said once") {
     auto bytes = *r.storage.object(history2);
@@ -590,8 +590,8 @@ TEST_CASE("verify selects objects with --backup, --wal-only and --since, and rea
   CHECK(doc.at("findings")[2].at("fix") == test::Containing("take a new base backup now"));
   CHECK(summary == test::Containing("  wal-gap  " + r.walPath(1, 9) + "\n    missing "));
   CHECK(summary == test::Containing("\n    fix: take a new base backup now (a recovery from an "
-                                    "older backup stops at the gap); for each missing file, if a "
-                                    "server of the cluster that archived it still has <file> in "
+                                    "older backup stops at the gap); for each missing file, if the "
+                                    "server that archived it still has <file> in "
                                     "pg_wal: push it as archive_command does "
                                     "(tidemark-archive-push [its options] pg_wal/<file>, in the "
                                     "data directory, as the server's user)\n"));
@@ -604,7 +604,9 @@ TEST_CASE("each kind of finding says what to do, by what the object is") {
   const std::string wal = "main/wal/0000000100000000/";
   // A .partial or .backup file: no recovery reads it, so no new backup is asked for.
   CHECK(fix(wal + "000000010000000000000005.partial", "object-corrupt") ==
-        test::Containing("; if none has it: no recovery reads it: move this object aside"));
+        test::Containing("; if none has it: make sure the next timeline's first segment is "
+                         "archived (a recovery then never reads this file), and move this "
+                         "object aside"));
   CHECK(fix(wal + "000000010000000000000005.00000028.backup", "object-missing") ==
         test::Containing("; if none has it: nothing is lost, no recovery reads it; find out what "
                          "deletes objects from the repository"));
@@ -613,10 +615,11 @@ TEST_CASE("each kind of finding says what to do, by what the object is") {
         test::Containing("pg_wal/000000010000000000000005, in the data directory, as the "
                          "server's user); if none has it: take a new base backup"));
   CHECK(fix("main/wal/00000003.history", "history-missing") ==
-        "if a server of the cluster that archived it still has 00000003.history in pg_wal: push it "
+        "if the server that archived it still has 00000003.history in pg_wal: push it "
         "as archive_command does (tidemark-archive-push [its options] pg_wal/00000003.history, in "
-        "the data directory, as the server's user); if none has it: rebuild it from the switch "
-        "point pg_waldump shows (docs/verify.md)");
+        "the data directory, as the server's user); if none has it: rebuild it (the parent "
+        "timeline's history file plus a line <parent timeline><TAB><switch LSN><TAB><reason>; "
+        "pg_waldump shows the switch) and push it as above");
   // A backup's objects: a new backup.
   CHECK(fix("main/backups/20261102T000000Z/base.tar", "object-missing") ==
         "take a new base backup, and find out what deletes objects from the repository");
