@@ -8,7 +8,6 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -19,6 +18,7 @@
 #include <thread>
 
 #include "common/base/error.h"
+#include "common/base/process.h"
 #include "common/base/text.h"
 #include "common/base/time.h"
 #include "common/base/version.h"
@@ -398,20 +398,19 @@ void checkArchiver(Checks& checks, pg::Connection& connection) {
   }
 }
 
-// SIGINT and SIGTERM noted instead of ending the process, while it lives (a second one ends it
-// at once: a repository request under way may take its retries' time to return); the
-// dispositions before it are restored after it.
+// SIGINT and SIGTERM noted (base/process.h's stop signal, which runChild honours) instead of
+// ending the process, while it lives (a second one ends it at once: a repository request under
+// way may take its retries' time to return); the dispositions before it are restored after it.
 class StopSignals {
  public:
   StopSignals() {
-    stopped_ = 0;
     struct sigaction action {};
     action.sa_handler = [](int sig) {
-      if (stopped_) {
+      if (stopSignalCaught() != 0) {
         ::signal(sig, SIG_DFL);
         ::raise(sig);
       }
-      stopped_ = 1;
+      noteStopSignal(sig);
     };
     sigemptyset(&action.sa_mask);
     ::sigaction(SIGINT, &action, &oldInt_);
@@ -423,10 +422,9 @@ class StopSignals {
   }
   StopSignals(const StopSignals&) = delete;
   StopSignals& operator=(const StopSignals&) = delete;
-  bool stopped() const { return stopped_ != 0; }
+  bool stopped() const { return stopSignalCaught() != 0; }
 
  private:
-  static inline volatile std::sig_atomic_t stopped_ = 0;
   struct sigaction oldInt_ {
   }, oldTerm_{};
 };
