@@ -5,6 +5,7 @@
 
 #include <doctest/doctest.h>
 
+#include <atomic>
 #include <cstdio>
 #include <cstring>
 #include <nlohmann/json.hpp>
@@ -561,7 +562,7 @@ TEST_CASE("verify selects objects with --backup, --wal-only and --since, and rea
   // Several threads, each with a connection of its own, find the same.
   r.flip(r.walPath(1, 4));
   r.flip("main/backups/20261102T000000Z/base.tar");
-  int opened = 0;
+  std::atomic<int> opened = 0;  // counted from every reading thread at once
   repo::Repository parallel(std::make_unique<test::ForwardingStorage>(r.storage), "main", {}, {},
                             [&] {
                               ++opened;
