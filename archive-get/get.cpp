@@ -94,8 +94,13 @@ GetResult getWalFile(const repo::Repository& repository, const GetParams& params
       generation = *g;
     }
   }
+  // Run by root (by hand), the file goes to the owner of its folder (pg_wal's, the spool's): the
+  // server that reads it runs as that user.
   files::AtomicFile file(params.destination,
-                         {.noReplace = false, .mode = 0600, .errorCode = ErrorCode::LocalIo});
+                         {.noReplace = false,
+                          .mode = 0600,
+                          .errorCode = ErrorCode::LocalIo,
+                          .owner = files::ownerForRoot(files::dirName(params.destination))});
   pg::HeaderCapture sink(file);
   GetResult result;
   auto summary =

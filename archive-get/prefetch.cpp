@@ -162,7 +162,8 @@ std::optional<spool::FileRecord> takePrefetched(const PrefetchContext& context,
       // under its name (still cheaper than a fetch, a decompression and a hash).
       auto in = files::openForRead(path);
       if (!in) return std::nullopt;
-      files::AtomicFile out(destination, {.mode = 0600});
+      files::AtomicFile out(
+          destination, {.mode = 0600, .owner = files::ownerForRoot(files::dirName(destination))});
       files::streamFile(in->get(), path, out);
       out.commit();
     }
@@ -224,8 +225,7 @@ void runPrefetcher(const PrefetchContext& context, repo::Repository repository,
                                  .systemId = context.systemId};
   spool::claim(context.folder, identity);
   const std::string fetched = spool::fetchedFolder(context.folder);
-  if (::mkdir(fetched.c_str(), 0700) != 0 && errno != EEXIST)
-    throw systemError(ErrorCode::LocalIo, errno, "cannot create '{}'", fetched);
+  spool::makeFetchedFolder(context.folder);
   try {
     spool::sweepFetched(context.folder);  // none runs but this one
   } catch (const Error& e) {
@@ -384,7 +384,7 @@ void runPrefetcher(const PrefetchContext& context, repo::Repository repository,
     auto fetch = [&](std::size_t i) {
       const std::string& file = batch[i];
       const std::string inflight = spool::inflightPath(context.folder, file);
-      int marker = ::open(inflight.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+      int marker = ::open(inflight.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
       if (marker >= 0) ::close(marker);
       // The marker goes last; before it, a segment that was not recorded (its record could not
       // be written, or the fetch failed): it would take room the count of segments does not see.

@@ -101,6 +101,24 @@ std::string groupName(gid_t gid) {
 
 }  // namespace
 
+std::optional<Owner> ownerForRoot(const std::string& folder) {
+  if (::geteuid() != 0) return std::nullopt;
+  struct stat st {};
+  if (::stat(folder.c_str(), &st) != 0 || st.st_uid == 0) return std::nullopt;
+  return Owner{st.st_uid, st.st_gid};
+}
+
+bool giveTo(int fd, const Owner& owner) {
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) return false;
+  if (!S_ISREG(st.st_mode) || st.st_nlink != 1) {
+    errno = EMLINK;
+    return false;
+  }
+  return (st.st_uid == owner.uid && st.st_gid == owner.gid) ||
+         ::fchown(fd, owner.uid, owner.gid) == 0;
+}
+
 std::string permissionHint(const std::string& path, const std::string& tree) {
   // The nearest part of the path that can be looked at, then the first folder above it that this
   // user may not enter: that one refused, whatever lies below it.
@@ -170,7 +188,7 @@ void makeDirectories(const std::string& dir, const std::string& stopAt, ErrorCod
     std::string current = dir.substr(0, next);
     if (current.size() > parent.size() && current.back() != '/') {
       if (::mkdir(current.c_str(), 0750) == 0) {
-        if (owner && ::chown(current.c_str(), owner->uid, owner->gid) != 0)
+        if (owner && ::lchown(current.c_str(), owner->uid, owner->gid) != 0)
           throw systemError(code, errno, "cannot give directory '{}' to uid {}", current,
                             owner->uid);
         syncDirectory(parent, code);

@@ -61,6 +61,18 @@ struct Owner {
   gid_t gid;
 };
 
+// The owner root gives what it creates in `folder`: the folder's, when this process runs as root
+// and the folder belongs to another user (postgres, whose archive_command opens it later: docs/
+// decisions.md "root keeps what it creates owned by the folder's owner"); nullopt otherwise.
+std::optional<Owner> ownerForRoot(const std::string& folder);
+
+// Gives the file open as `fd`, which this process created in a folder `owner` owns, to `owner`
+// (nothing to do when it is already its). Refused (false, errno EMLINK) for a file with more than
+// one name, which no writer of tidemark's makes: a hard link the folder's owner made to a file
+// root must neither write nor give away (open with O_NOFOLLOW, for a symlink); false, with errno,
+// when fchown fails. A folder is given with lchown().
+bool giveTo(int fd, const Owner& owner);
+
 // What to do about a permission error (EACCES, EPERM) on `path`, for a hint: the user this process
 // runs as, the owner, group and mode of what refused it (the nearest existing part of `path`, or a
 // parent folder this user may not enter) and the chown or chmod that fixes it. `tree`, when given,

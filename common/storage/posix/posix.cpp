@@ -83,10 +83,7 @@ std::string PosixStorage::full(const std::string& path) const {
 }
 
 std::optional<files::Owner> PosixStorage::owner() const {
-  if (::geteuid() != 0) return std::nullopt;
-  struct stat st {};
-  if (::stat(root_.c_str(), &st) != 0 || st.st_uid == 0) return std::nullopt;
-  return files::Owner{st.st_uid, st.st_gid};
+  return files::ownerForRoot(root_);
 }
 
 std::unique_ptr<Write> PosixStorage::newWrite(const std::string& path, WriteOptions options) {
@@ -258,9 +255,10 @@ std::unique_ptr<Lock> PosixStorage::tryLock(const std::string& path, const std::
     std::string file = full(path);
     auto fileOwner = this->owner();
     files::makeDirectories(files::dirName(file), root_, ErrorCode::Storage, fileOwner);
-    files::Fd fd(::open(file.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0640));
+    // Not through a symlink: root would write into, and give away, whatever it names.
+    files::Fd fd(::open(file.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0640));
     if (!fd) throw systemError(ErrorCode::Storage, errno, "cannot open lock file '{}'", file);
-    if (fileOwner && ::fchown(fd.get(), fileOwner->uid, fileOwner->gid) != 0)
+    if (fileOwner && !files::giveTo(fd.get(), *fileOwner))
       throw systemError(ErrorCode::Storage, errno, "cannot give lock file '{}' to uid {}", file,
                         fileOwner->uid);
     if (::flock(fd.get(), LOCK_EX | LOCK_NB) != 0) {

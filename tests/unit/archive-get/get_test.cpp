@@ -122,6 +122,15 @@ TEST_CASE("getWalFile writes where restore_command's %p says") {
     CHECK(test::readFile(f.destination) == test::makeSegment(kSegment));
     CHECK(listDirectory(f.pgData / "pg_wal") == Names{"RECOVERYXLOG"});
   }
+  SUBCASE("run by root in the PostgreSQL user's pg_wal, the file is that user's: it reads it") {
+    if (::geteuid() != 0) return;
+    REQUIRE(::chown((f.pgData / "pg_wal").c_str(), 4321, 4322) == 0);
+    CHECK(getWalFile(f.storage, f.params(kName, f.destination)).outcome == GetOutcome::Restored);
+    struct stat st {};
+    REQUIRE(::stat(f.destination.c_str(), &st) == 0);
+    CHECK(st.st_uid == 4321);
+    CHECK(st.st_gid == 4322);
+  }
   SUBCASE("a missing destination directory is LocalIo") {
     Error e = thrownError(
         [&] { getWalFile(f.storage, f.params(kName, f.pgData / "missing/RECOVERYXLOG")); });

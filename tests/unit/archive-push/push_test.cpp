@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <filesystem>
 #include <functional>
 #include <future>
 #include <set>
@@ -1217,6 +1218,42 @@ TEST_CASE(
   spdlog::set_level(level);
   CHECK_FALSE(s.archived(names[1]));
   CHECK(spool::hasGap(s.folder()));
+}
+
+TEST_CASE("archive-push run by root leaves nothing in the spool the PostgreSQL user cannot open") {
+  if (::geteuid() != 0) {
+    MESSAGE("skipped: not root");
+    return;
+  }
+  // An operator pushes by hand as root in a data directory of the PostgreSQL user's (4321 here):
+  // a file archived before, and one PostgreSQL waits for, which starts the pusher for the rest.
+  PusherSetup s;
+  auto names = s.ready(5, 9);
+  s.markDone(names[0]);
+  InDataDirectory inData(s);
+  std::filesystem::remove_all(s.folder());  // made anew, by root
+  for (const auto& entry : std::filesystem::recursive_directory_iterator(s.data.path()))
+    REQUIRE(::lchown(entry.path().c_str(), 4321, 4322) == 0);
+  REQUIRE(::chown(s.data.path().c_str(), 4321, 4322) == 0);
+  auto level = spdlog::get_level();
+  spdlog::set_level(spdlog::level::off);
+  archive::archivePush(s.config, "pg_wal/" + names[0]);
+  archive::archivePush(s.config, "pg_wal/" + names[1]);
+  spdlog::set_level(level);
+  REQUIRE(spool::waitForWorkers(s.folder(), std::chrono::seconds(30)));
+  for (const auto& name : names)
+    CHECK(s.archived(name));
+  CHECK(test::exists(s.folder() + "/push.log"));  // the pusher ran
+  std::size_t seen = 0;
+  for (const auto& entry : std::filesystem::recursive_directory_iterator(s.data.path())) {
+    struct stat st {};
+    REQUIRE(::lstat(entry.path().c_str(), &st) == 0);
+    CAPTURE(entry.path());
+    CHECK(st.st_uid == 4321);
+    CHECK(st.st_gid == 4322);
+    ++seen;
+  }
+  CHECK(seen > 15);
 }
 
 TEST_CASE("a call starts no pusher while a gap it cannot record waits in the spool") {

@@ -221,6 +221,34 @@ TEST_CASE("PosixStorage run by root keeps the repository owned by its owner" *
   }
 }
 
+TEST_CASE("PosixStorage run by root gives away no file of root's the repository links to" *
+          doctest::skip(::geteuid() != 0)) {
+  // The repository's owner names root's files from it; root's lock refuses them: it would write
+  // into them and give them away.
+  test::TempDir dir;
+  const std::string root = dir / "repo";
+  REQUIRE(::mkdir(root.c_str(), 0750) == 0);
+  REQUIRE(::mkdir((root + "/main").c_str(), 0750) == 0);
+  for (const std::string& folder : {root, root + "/main"})
+    REQUIRE(::chown(folder.c_str(), 65534, 65534) == 0);
+  test::writeFile(dir / "secret", "root's");
+  test::writeFile(dir / "other", "root's too");
+  REQUIRE(::symlink((dir / "secret").c_str(), (root + "/main/backup.lock").c_str()) == 0);
+  REQUIRE(::link((dir / "other").c_str(), (root + "/main/expire.lock").c_str()) == 0);
+  PosixStorage s(root, {.sync = false});
+  std::string holder;
+  CHECK_THROWS(s.tryLock("main/backup.lock", "test", holder));
+  CHECK_THROWS(s.tryLock("main/expire.lock", "test", holder));
+  CHECK(test::readText(dir / "secret") == "root's");
+  CHECK(test::readText(dir / "other") == "root's too");
+  for (const char* name : {"secret", "other"}) {
+    struct stat st {};
+    REQUIRE(::stat((dir / name).c_str(), &st) == 0);
+    CAPTURE(name);
+    CHECK(st.st_uid == 0);
+  }
+}
+
 // Needs root (it runs the driver as 'nobody' in a child): skipped, and reported as skipped,
 // otherwise.
 TEST_CASE("a permission error on the repository names the user, the owner and mode, and the fix" *
