@@ -119,6 +119,12 @@ bool giveTo(int fd, const Owner& owner) {
          ::fchown(fd, owner.uid, owner.gid) == 0;
 }
 
+std::string giveToHint(int err) {
+  if (err != EMLINK) return {};
+  return "it has a second name (a hard link) or is no regular file: root writes into no file "
+         "another user can point at; remove it while no tidemark runs (it is made again)";
+}
+
 std::string permissionHint(const std::string& path, const std::string& tree) {
   // The nearest part of the path that can be looked at, then the first folder above it that this
   // user may not enter: that one refused, whatever lies below it.

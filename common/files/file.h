@@ -72,6 +72,8 @@ std::optional<Owner> ownerForRoot(const std::string& folder);
 // root must neither write nor give away (open with O_NOFOLLOW, for a symlink); false, with errno,
 // when fchown fails. A folder is given with lchown().
 bool giveTo(int fd, const Owner& owner);
+// The hint for a file giveTo refused (errno `err`, EMLINK), else "".
+std::string giveToHint(int err);
 
 // What to do about a permission error (EACCES, EPERM) on `path`, for a hint: the user this process
 // runs as, the owner, group and mode of what refused it (the nearest existing part of `path`, or a

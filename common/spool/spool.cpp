@@ -456,7 +456,8 @@ std::optional<PushClaim> PushClaim::take(const std::string& folder, const std::s
     if (!giveAway(fd, path)) {
       int err = errno;
       ::close(fd);
-      throw systemError(ErrorCode::LocalIo, err, "cannot give '{}' to the spool's owner", path);
+      throw systemError(ErrorCode::LocalIo, err, "cannot give '{}' to the spool's owner", path)
+          .setHint(files::giveToHint(err));
     }
     if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
       ::close(fd);

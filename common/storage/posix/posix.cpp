@@ -258,9 +258,12 @@ std::unique_ptr<Lock> PosixStorage::tryLock(const std::string& path, const std::
     // Not through a symlink: root would write into, and give away, whatever it names.
     files::Fd fd(::open(file.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0640));
     if (!fd) throw systemError(ErrorCode::Storage, errno, "cannot open lock file '{}'", file);
-    if (fileOwner && !files::giveTo(fd.get(), *fileOwner))
-      throw systemError(ErrorCode::Storage, errno, "cannot give lock file '{}' to uid {}", file,
-                        fileOwner->uid);
+    if (fileOwner && !files::giveTo(fd.get(), *fileOwner)) {
+      const int err = errno;
+      throw systemError(ErrorCode::Storage, err, "cannot give lock file '{}' to uid {}", file,
+                        fileOwner->uid)
+          .setHint(files::giveToHint(err));
+    }
     if (::flock(fd.get(), LOCK_EX | LOCK_NB) != 0) {
       if (errno != EWOULDBLOCK)
         throw systemError(ErrorCode::Storage, errno, "cannot lock '{}'", file);
