@@ -94,13 +94,8 @@ GetResult getWalFile(const repo::Repository& repository, const GetParams& params
       generation = *g;
     }
   }
-  // Run by root (by hand), the file goes to the owner of its folder (pg_wal's, the spool's): the
-  // server that reads it runs as that user.
   files::AtomicFile file(params.destination,
-                         {.noReplace = false,
-                          .mode = 0600,
-                          .errorCode = ErrorCode::LocalIo,
-                          .owner = files::ownerForRoot(files::dirName(params.destination))});
+                         {.noReplace = false, .mode = 0600, .errorCode = ErrorCode::LocalIo});
   pg::HeaderCapture sink(file);
   GetResult result;
   auto summary =
@@ -429,6 +424,7 @@ GetOutcome archiveGet(const Config& config, const std::string& walName,
   if (!systemId && ::access("global/pg_control", F_OK) == 0)
     throw Error(ErrorCode::LocalIo, "cannot read the system identifier from global/pg_control",
                 "check the data directory's files and permissions");
+  if (systemId) files::refuseRootIn(".", "tidemark-archive-get");  // before it writes
   // Prefetch works for segments, in a data directory (whose recovery it follows).
   auto name = pg::parseWalName(walName);
   std::optional<std::string> folder =

@@ -162,8 +162,7 @@ std::optional<spool::FileRecord> takePrefetched(const PrefetchContext& context,
       // under its name (still cheaper than a fetch, a decompression and a hash).
       auto in = files::openForRead(path);
       if (!in) return std::nullopt;
-      files::AtomicFile out(
-          destination, {.mode = 0600, .owner = files::ownerForRoot(files::dirName(destination))});
+      files::AtomicFile out(destination, {.mode = 0600});
       files::streamFile(in->get(), path, out);
       out.commit();
     }
@@ -225,7 +224,8 @@ void runPrefetcher(const PrefetchContext& context, repo::Repository repository,
                                  .systemId = context.systemId};
   spool::claim(context.folder, identity);
   const std::string fetched = spool::fetchedFolder(context.folder);
-  spool::makeFetchedFolder(context.folder);
+  if (::mkdir(fetched.c_str(), 0700) != 0 && errno != EEXIST)
+    throw systemError(ErrorCode::LocalIo, errno, "cannot create '{}'", fetched);
   try {
     spool::sweepFetched(context.folder);  // none runs but this one
   } catch (const Error& e) {

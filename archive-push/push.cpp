@@ -661,6 +661,7 @@ void archivePush(const Config& config, const std::string& walPath) {
   const auto started = std::chrono::steady_clock::now();
   Call call{.config = config, .walPath = walPath, .file = files::baseName(walPath)};
   call.systemId = pg::controlSystemId(".");
+  if (call.systemId) files::refuseRootIn(".", "tidemark-archive-push");  // before it writes
   call.spool = spool::stanzaSpool(
       config, call.systemId ? std::optional<std::string>(std::string(".")) : std::nullopt);
   call.repository = repo::describeRepository(config);

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <filesystem>
 #include <random>
 #include <vector>
@@ -123,6 +124,22 @@ std::string giveToHint(int err) {
   if (err != EMLINK) return {};
   return "it has a second name (a hard link) or is no regular file: root writes into no file "
          "another user can point at; remove it while no tidemark runs (it is made again)";
+}
+
+void refuseRootIn(const std::string& dataDirectory, std::string_view program) {
+  auto owner = ownerForRoot(dataDirectory);
+  if (!owner) return;
+  char* real = ::realpath(dataDirectory.c_str(), nullptr);
+  const std::string shown = real ? real : dataDirectory;
+  std::free(real);
+  const std::string user = userName(owner->uid);
+  throw Error(ErrorCode::Usage,
+              fmt::format("{} runs as root in the data directory '{}', which belongs to '{}'",
+                          program, shown, user),
+              fmt::format("run it as that user, as the server does: sudo -u {} {} ... (what root "
+                          "writes there would be root's, and the server's own calls could not "
+                          "open it)",
+                          user, program));
 }
 
 std::string permissionHint(const std::string& path, const std::string& tree) {

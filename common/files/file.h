@@ -5,6 +5,7 @@
 
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include "common/base/error.h"
 #include "common/io/sink.h"
@@ -63,17 +64,23 @@ struct Owner {
 
 // The owner root gives what it creates in `folder`: the folder's, when this process runs as root
 // and the folder belongs to another user (postgres, whose archive_command opens it later: docs/
-// decisions.md "root keeps what it creates owned by the folder's owner"); nullopt otherwise.
+// decisions.md "root keeps a posix repository owned by its owner"); nullopt otherwise.
 std::optional<Owner> ownerForRoot(const std::string& folder);
 
 // Gives the file open as `fd`, which this process created in a folder `owner` owns, to `owner`
 // (nothing to do when it is already its). Refused (false, errno EMLINK) for a file with more than
 // one name, which no writer of tidemark's makes: a hard link the folder's owner made to a file
 // root must neither write nor give away (open with O_NOFOLLOW, for a symlink); false, with errno,
-// when fchown fails. A folder is given with lchown().
+// when fchown fails.
 bool giveTo(int fd, const Owner& owner);
 // The hint for a file giveTo refused (errno `err`, EMLINK), else "".
 std::string giveToHint(int err);
+
+// Refuses (Error(Usage)) `program` run by root in `dataDirectory` when another user owns it: the
+// server runs archive_command and restore_command as that user, so this is a run by hand, and
+// what it would write there (the spool, %p) would be root's, which the server's own calls cannot
+// open; that user, owning the folders, could also lead root to write where it names.
+void refuseRootIn(const std::string& dataDirectory, std::string_view program);
 
 // What to do about a permission error (EACCES, EPERM) on `path`, for a hint: the user this process
 // runs as, the owner, group and mode of what refused it (the nearest existing part of `path`, or a

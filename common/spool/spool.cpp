@@ -116,29 +116,9 @@ bool waitUnlocked(const std::string& path, std::chrono::milliseconds timeout, us
   return free;
 }
 
-// Root (an archive-push or archive-get run by hand, tidemark-recover) gives what it makes in a
-// spool to the owner of the folder it makes it in, the PostgreSQL user, whose archive_command
-// and restore_command open it later (files::ownerForRoot).
-std::optional<files::Owner> ownerIn(const std::string& path) {
-  return files::ownerForRoot(files::dirName(path));
-}
-
-// Gives the file open as `fd` at `path` away (ownerIn); false, with errno, when it cannot.
-bool giveAway(int fd, const std::string& path) {
-  auto owner = ownerIn(path);
-  return !owner || files::giveTo(fd, *owner);
-}
-
-// Makes the folder `path` when missing: 0 when it exists, else errno.
-int makeFolderAt(const std::string& path) {
-  if (::mkdir(path.c_str(), 0700) != 0) return errno == EEXIST ? 0 : errno;
-  auto owner = ownerIn(path);
-  return owner && ::lchown(path.c_str(), owner->uid, owner->gid) != 0 ? errno : 0;
-}
-
 void makeFolder(const std::string& path) {
-  if (int err = makeFolderAt(path))
-    throw systemError(ErrorCode::LocalIo, err, "cannot create the spool folder '{}'", path);
+  if (::mkdir(path.c_str(), 0700) != 0 && errno != EEXIST)
+    throw systemError(ErrorCode::LocalIo, errno, "cannot create the spool folder '{}'", path);
 }
 
 // The stanza folder, and the spool folder above it when missing.
@@ -148,8 +128,7 @@ void makeStanzaFolder(const std::string& folder) {
 }
 
 void writeSmall(const std::string& path, const std::string& text) {
-  files::AtomicFile file(path,
-                         {.mode = 0600, .errorCode = ErrorCode::LocalIo, .owner = ownerIn(path)});
+  files::AtomicFile file(path, {.mode = 0600, .errorCode = ErrorCode::LocalIo});
   file.write({reinterpret_cast<const std::uint8_t*>(text.data()), text.size()});
   file.commit();
 }
@@ -453,12 +432,6 @@ std::optional<PushClaim> PushClaim::take(const std::string& folder, const std::s
       throw error(ErrorCode::LocalIo, "cannot take '{}': it keeps being replaced", path);
     int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
     if (fd < 0) throw systemError(ErrorCode::LocalIo, errno, "cannot create '{}'", path);
-    if (!giveAway(fd, path)) {
-      int err = errno;
-      ::close(fd);
-      throw systemError(ErrorCode::LocalIo, err, "cannot give '{}' to the spool's owner", path)
-          .setHint(files::giveToHint(err));
-    }
     if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
       ::close(fd);
       return std::nullopt;
@@ -524,10 +497,6 @@ std::string fetchedPath(const std::string& folder, const std::string& file) {
   return fetchedFolder(folder) + "/" + file;
 }
 
-void makeFetchedFolder(const std::string& folder) {
-  makeFolder(fetchedFolder(folder));
-}
-
 void writeFetched(const std::string& folder, const FileRecord& record) {
   writeRecord(folder, kGetFolder, record);
 }
@@ -551,9 +520,8 @@ void writeWanted(const std::string& folder, const std::string& file,
   // No fsync: a hint for the prefetcher, worth nothing after a crash. Beside get/, not in it:
   // claiming the spool keeps it.
   makeStanzaFolder(folder);
-  const std::string path = folder + "/" + kWantedFile;
-  files::AtomicFile out(
-      path, {.mode = 0600, .sync = false, .errorCode = ErrorCode::LocalIo, .owner = ownerIn(path)});
+  files::AtomicFile out(folder + "/" + kWantedFile,
+                        {.mode = 0600, .sync = false, .errorCode = ErrorCode::LocalIo});
   timespec boot{};
   ::clock_gettime(CLOCK_BOOTTIME, &boot);
   std::string text = fmt::format("{}\n{}\n{}-{}.{:09}\n", file, oneLine(repository), ::getpid(),
@@ -565,9 +533,8 @@ void writeWanted(const std::string& folder, const std::string& file,
 void writeStanzaSigner(const std::string& folder, const std::string& stanzaId,
                        const std::string& keyId, std::int64_t now) {
   // No fsync: a cache, read again from the repository when lost.
-  const std::string path = folder + "/" + kSignerFile;
-  files::AtomicFile out(
-      path, {.mode = 0600, .sync = false, .errorCode = ErrorCode::LocalIo, .owner = ownerIn(path)});
+  files::AtomicFile out(folder + "/" + kSignerFile,
+                        {.mode = 0600, .sync = false, .errorCode = ErrorCode::LocalIo});
   std::string text = fmt::format("{}\n{}\n{}\n", oneLine(stanzaId), oneLine(keyId), now);
   out.write({reinterpret_cast<const std::uint8_t*>(text.data()), text.size()});
   out.commit();
@@ -608,12 +575,6 @@ int takeLock(const std::string& folder, const char* name, std::chrono::milliseco
   for (int attempt = 0;; ++attempt) {
     int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
     if (fd < 0) return -1;
-    if (!giveAway(fd, path)) {
-      int err = errno;
-      ::close(fd);
-      errno = err;
-      return -1;
-    }
     if (::flock(fd, LOCK_EX | LOCK_NB) == 0) {
       if (sameFile(fd, path)) return fd;
       ::close(fd);  // removed (a claimed spool) between our open and our lock: take the new one
@@ -699,13 +660,9 @@ void startDetached(const std::string& folder, const char* logFile, const char* p
     if (::fork() != 0) ::_exit(0);
     int null = ::open("/dev/null", O_RDWR);
     struct stat st {};
-    int err = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600);
-    if (err >= 0 && !giveAway(err, log)) {
-      ::close(err);
-      err = -1;
-    }
-    // Started again past kLogMax, once it is known to be the spool's own file.
-    if (err >= 0 && ::fstat(err, &st) == 0 && st.st_size > kLogMax) (void)!::ftruncate(err, 0);
+    int flags = O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW;
+    if (::stat(log.c_str(), &st) == 0 && st.st_size > kLogMax) flags |= O_TRUNC;
+    int err = ::open(log.c_str(), flags, 0600);
     if (null >= 0) {
       ::dup2(null, 0);
       ::dup2(null, 1);
@@ -890,12 +847,13 @@ GapLock::GapLock(const std::string& folder) {
   const std::string path = folder + "/gap.lock";
   fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
   if (fd_ < 0) throw systemError(ErrorCode::LocalIo, errno, "cannot open '{}'", path);
-  // Given away by root (tidemark-recover): the safety valve cannot drop anything without it.
-  if (!giveAway(fd_, path))
+  // Root (tidemark-recover) gives it to the folder's owner: the PostgreSQL user's archive-push
+  // opens it later, and the safety valve cannot drop anything without it.
+  if (auto owner = files::ownerForRoot(folder); owner && !files::giveTo(fd_, *owner))
     spdlog::warn(
-        "cannot give '{}' to the owner of '{}': {}; archive-push cannot take it then: chown it "
-        "to that user",
-        path, folder, errnoText(errno));
+        "cannot give '{}' to uid {}: {}; archive-push cannot take it then: chown it to "
+        "that user",
+        path, owner->uid, errnoText(errno));
   if (::flock(fd_, LOCK_EX) != 0) {
     int err = errno;
     ::close(fd_);
@@ -970,17 +928,8 @@ void recordPush(const std::string& folder, const PushStat& stat) noexcept {
     };
     int fd = open();
     if (fd < 0 && errno == ENOENT) {
-      makeFolderAt(files::dirName(folder));
-      if (int err = makeFolderAt(folder); err == 0)
-        fd = open();
-      else
-        errno = err;
-    }
-    if (fd >= 0 && !giveAway(fd, path)) {
-      int err = errno;
-      ::close(fd);
-      fd = -1;
-      errno = err;
+      ::mkdir(files::dirName(folder).c_str(), 0700);
+      if (::mkdir(folder.c_str(), 0700) == 0 || errno == EEXIST) fd = open();
     }
     if (fd < 0) {
       spdlog::debug("push statistics: cannot open '{}': {}", path, errnoText(errno));

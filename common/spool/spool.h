@@ -202,9 +202,6 @@ std::optional<LocalGap> parseGap(const std::string& text);
 // The folder prefetched segments are written to (<folder>/get), and a segment's path in it.
 std::string fetchedFolder(const std::string& folder);
 std::string fetchedPath(const std::string& folder, const std::string& file);
-// Makes the fetched folder when missing (Error(LocalIo)); root gives it, as everything it makes in
-// a spool, to the owner of the folder above.
-void makeFetchedFolder(const std::string& folder);
 // The record of a prefetched segment, written durably after the segment (Error(LocalIo)); read
 // back (nullopt: none, or damaged); removed with its segment.
 void writeFetched(const std::string& folder, const FileRecord& record);

@@ -122,15 +122,6 @@ TEST_CASE("getWalFile writes where restore_command's %p says") {
     CHECK(test::readFile(f.destination) == test::makeSegment(kSegment));
     CHECK(listDirectory(f.pgData / "pg_wal") == Names{"RECOVERYXLOG"});
   }
-  SUBCASE("run by root in the PostgreSQL user's pg_wal, the file is that user's: it reads it") {
-    if (::geteuid() != 0) return;
-    REQUIRE(::chown((f.pgData / "pg_wal").c_str(), 4321, 4322) == 0);
-    CHECK(getWalFile(f.storage, f.params(kName, f.destination)).outcome == GetOutcome::Restored);
-    struct stat st {};
-    REQUIRE(::stat(f.destination.c_str(), &st) == 0);
-    CHECK(st.st_uid == 4321);
-    CHECK(st.st_gid == 4322);
-  }
   SUBCASE("a missing destination directory is LocalIo") {
     Error e = thrownError(
         [&] { getWalFile(f.storage, f.params(kName, f.pgData / "missing/RECOVERYXLOG")); });
@@ -331,6 +322,27 @@ TEST_CASE("archiveGet fetches with the configured repository and stanza") {
         ErrorCode::Config);
   spdlog::set_level(level);
   CHECK(test::readFile(f.destination) == test::makeSegment(kSegment));
+}
+
+TEST_CASE("archiveGet run by root in another user's data directory refuses, writing nothing") {
+  if (::geteuid() != 0) {
+    MESSAGE("skipped: not root");
+    return;
+  }
+  Fixture f;
+  Config config;
+  config.repo.path = f.repoDir.path();
+  std::filesystem::create_directories(f.pgData / "global");
+  std::string control(8192, '\0');
+  io::putLe64(reinterpret_cast<std::uint8_t*>(control.data()), 7000000000000000001);
+  test::writeFile(f.pgData / "global/pg_control", control);
+  REQUIRE(::chown(f.pgData.path().c_str(), 4321, 4322) == 0);  // the PostgreSQL user's, say
+  test::ChangeDirectory cd(f.pgData.path());
+  // The file (and the prefetcher's spool) would be root's: the server could not read them.
+  Error e = thrownError([&] { archive::archiveGet(config, kName, "pg_wal/RECOVERYXLOG"); });
+  CHECK(e.code() == ErrorCode::Usage);
+  CHECK(e.hint().find("sudo -u ") != std::string::npos);
+  CHECK(test::listDirectory(f.pgData / "pg_wal").empty());
 }
 
 TEST_CASE("failureStatus stops recovery unless the server is a standby") {
