@@ -661,9 +661,12 @@ void archivePush(const Config& config, const std::string& walPath) {
   const auto started = std::chrono::steady_clock::now();
   Call call{.config = config, .walPath = walPath, .file = files::baseName(walPath)};
   call.systemId = pg::controlSystemId(".");
-  if (call.systemId) files::refuseRootIn(".", "tidemark-archive-push");  // before it writes
-  call.spool = spool::stanzaSpool(
-      config, call.systemId ? std::optional<std::string>(std::string(".")) : std::nullopt);
+  // Root refuses a data directory of another user's before it writes anything there, and uses no
+  // spool elsewhere (archive.spool-path's files would be root's: docs/decisions.md).
+  if (call.systemId) files::refuseRootIn(".", "the data directory", "tidemark-archive-push");
+  if (call.systemId || ::geteuid() != 0)
+    call.spool = spool::stanzaSpool(
+        config, call.systemId ? std::optional<std::string>(std::string(".")) : std::nullopt);
   call.repository = repo::describeRepository(config);
   // Push-ahead and the safety valve work in a data directory, whose pg_wal/archive_status tells
   // what waits.

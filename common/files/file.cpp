@@ -126,20 +126,22 @@ std::string giveToHint(int err) {
          "another user can point at; remove it while no tidemark runs (it is made again)";
 }
 
-void refuseRootIn(const std::string& dataDirectory, std::string_view program) {
-  auto owner = ownerForRoot(dataDirectory);
+void refuseRootIn(const std::string& folder, std::string_view what, std::string_view program) {
+  auto owner = ownerForRoot(folder);
   if (!owner) return;
-  char* real = ::realpath(dataDirectory.c_str(), nullptr);
-  const std::string shown = real ? real : dataDirectory;
+  char* real = ::realpath(folder.c_str(), nullptr);
+  const std::string shown = real ? real : folder;
   std::free(real);
   const std::string user = userName(owner->uid);
-  throw Error(ErrorCode::Usage,
-              fmt::format("{} runs as root in the data directory '{}', which belongs to '{}'",
-                          program, shown, user),
-              fmt::format("run it as that user, as the server does: sudo -u {} {} ... (what root "
-                          "writes there would be root's, and the server's own calls could not "
-                          "open it)",
-                          user, program));
+  // sudo takes a user without a name as '#uid'.
+  const std::string sudoUser = user == std::to_string(owner->uid) ? "'#" + user + "'" : user;
+  throw Error(
+      ErrorCode::Usage,
+      fmt::format("{} runs as root, and {} '{}' belongs to '{}'", program, what, shown, user),
+      fmt::format("run it as that user, as the server does: sudo -u {} {} ... (what root "
+                  "writes there would be root's, and the server's own calls could not "
+                  "open it)",
+                  sudoUser, program));
 }
 
 std::string permissionHint(const std::string& path, const std::string& tree) {

@@ -76,11 +76,12 @@ bool giveTo(int fd, const Owner& owner);
 // The hint for a file giveTo refused (errno `err`, EMLINK), else "".
 std::string giveToHint(int err);
 
-// Refuses (Error(Usage)) `program` run by root in `dataDirectory` when another user owns it: the
-// server runs archive_command and restore_command as that user, so this is a run by hand, and
-// what it would write there (the spool, %p) would be root's, which the server's own calls cannot
-// open; that user, owning the folders, could also lead root to write where it names.
-void refuseRootIn(const std::string& dataDirectory, std::string_view program);
+// Refuses (Error(Usage)) `program` run by root where it would write into `folder` (`what` names it:
+// "the data directory") when another user owns that folder: the server runs archive_command and
+// restore_command as that user, so this is a run by hand, and what root would write there (the
+// spool, %p) would be root's, which the server's own calls cannot open; that user, owning the
+// folders, could also lead root to write where it names.
+void refuseRootIn(const std::string& folder, std::string_view what, std::string_view program);
 
 // What to do about a permission error (EACCES, EPERM) on `path`, for a hint: the user this process
 // runs as, the owner, group and mode of what refused it (the nearest existing part of `path`, or a

@@ -849,11 +849,12 @@ GapLock::GapLock(const std::string& folder) {
   if (fd_ < 0) throw systemError(ErrorCode::LocalIo, errno, "cannot open '{}'", path);
   // Root (tidemark-recover) gives it to the folder's owner: the PostgreSQL user's archive-push
   // opens it later, and the safety valve cannot drop anything without it.
-  if (auto owner = files::ownerForRoot(folder); owner && !files::giveTo(fd_, *owner))
-    spdlog::warn(
-        "cannot give '{}' to uid {}: {}; archive-push cannot take it then: chown it to "
-        "that user",
-        path, owner->uid, errnoText(errno));
+  if (auto owner = files::ownerForRoot(folder); owner && !files::giveTo(fd_, *owner)) {
+    const int err = errno;
+    spdlog::warn("cannot give '{}' to uid {}: {}; archive-push cannot take it then: {}", path,
+                 owner->uid, errnoText(err),
+                 err == EMLINK ? files::giveToHint(err) : "chown it to that user");
+  }
   if (::flock(fd_, LOCK_EX) != 0) {
     int err = errno;
     ::close(fd_);

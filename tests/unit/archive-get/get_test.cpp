@@ -341,8 +341,22 @@ TEST_CASE("archiveGet run by root in another user's data directory refuses, writ
   // The file (and the prefetcher's spool) would be root's: the server could not read them.
   Error e = thrownError([&] { archive::archiveGet(config, kName, "pg_wal/RECOVERYXLOG"); });
   CHECK(e.code() == ErrorCode::Usage);
-  CHECK(e.hint().find("sudo -u ") != std::string::npos);
+  CHECK(std::string(e.what()).find("runs as root, and the data directory") != std::string::npos);
+  CHECK(e.hint().find("sudo -u '#4321' tidemark-archive-get") != std::string::npos);
   CHECK(test::listDirectory(f.pgData / "pg_wal").empty());
+  // Run elsewhere, into that user's folder: refused too.
+  test::TempDir elsewhere;
+  test::ChangeDirectory there(elsewhere.path());
+  REQUIRE(::chown((f.pgData / "pg_wal").c_str(), 4321, 4322) == 0);
+  e = thrownError([&] { archive::archiveGet(config, kName, f.destination); });
+  CHECK(e.code() == ErrorCode::Usage);
+  CHECK(std::string(e.what()).find("the folder of %p") != std::string::npos);
+  CHECK(test::listDirectory(f.pgData / "pg_wal").empty());
+  // Into a folder of root's, it fetches.
+  auto level = spdlog::get_level();
+  spdlog::set_level(spdlog::level::off);
+  CHECK(archive::archiveGet(config, kName, elsewhere / "x") == GetOutcome::Restored);
+  spdlog::set_level(level);
 }
 
 TEST_CASE("failureStatus stops recovery unless the server is a standby") {

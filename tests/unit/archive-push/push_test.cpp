@@ -1236,8 +1236,8 @@ TEST_CASE("archive-push run by root in another user's data directory refuses, wr
   const auto before = test::listDirectory(s.data / "pg_wal");
   Error e = thrownError([&] { archive::archivePush(s.config, "pg_wal/" + names[0]); });
   CHECK(e.code() == ErrorCode::Usage);
-  CHECK(std::string(e.what()).find("runs as root in the data directory") != std::string::npos);
-  CHECK(e.hint().find("sudo -u ") != std::string::npos);
+  CHECK(std::string(e.what()).find("runs as root, and the data directory") != std::string::npos);
+  CHECK(e.hint().find("sudo -u '#4321' tidemark-archive-push") != std::string::npos);  // no name
   CHECK_FALSE(s.archived(names[0]));
   CHECK(test::listDirectory(s.data / "pg_wal") == before);  // no spool made
   // Its owner's run, or root's in a data directory of root's (these tests), goes on as before.
@@ -1247,6 +1247,28 @@ TEST_CASE("archive-push run by root in another user's data directory refuses, wr
   archive::archivePush(s.config, "pg_wal/" + names[0]);
   spdlog::set_level(level);
   CHECK(s.archived(names[0]));
+}
+
+TEST_CASE("archive-push run by root outside a data directory leaves archive.spool-path alone") {
+  if (::geteuid() != 0) {
+    MESSAGE("skipped: not root");
+    return;
+  }
+  // The spool of the server's calls, the PostgreSQL user's: a stanza folder root made there would
+  // be root's, and those calls could not write into it.
+  PusherSetup s;
+  auto names = s.ready(5, 5);
+  test::TempDir spoolDir{"tidemark-spool"};
+  REQUIRE(::chown(spoolDir.path().c_str(), 4321, 4322) == 0);
+  s.config.archive.spoolPath = spoolDir.path();
+  test::TempDir elsewhere;  // no pg_control: not a data directory
+  test::ChangeDirectory cd(elsewhere.path());
+  auto level = spdlog::get_level();
+  spdlog::set_level(spdlog::level::off);
+  archive::archivePush(s.config, s.data / ("pg_wal/" + names[0]));
+  spdlog::set_level(level);
+  CHECK(s.archived(names[0]));
+  CHECK(test::listDirectory(spoolDir.path()).empty());
 }
 
 TEST_CASE("a call starts no pusher while a gap it cannot record waits in the spool") {

@@ -374,7 +374,7 @@ TEST_CASE("root writes through no symlink in the spool") {
   spool::claim(folder, kIdentity);
   REQUIRE(::chown((dir.path() + "/spool").c_str(), 4321, 4321) == 0);
   REQUIRE(::chown(folder.c_str(), 4321, 4321) == 0);
-  // Root's files, which the folder's owner names from the spool (tidemark-recover runs as root).
+  // Root's files, which the folder's owner names from the spool: nothing is written through them.
   test::writeFile(dir.path() + "/secret", "root's");
   REQUIRE(::symlink((dir.path() + "/secret").c_str(),
                     (folder + "/" + spool::kPushStatsFile).c_str()) == 0);
