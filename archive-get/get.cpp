@@ -424,9 +424,8 @@ GetOutcome archiveGet(const Config& config, const std::string& walName,
   if (!systemId && ::access("global/pg_control", F_OK) == 0)
     throw Error(ErrorCode::LocalIo, "cannot read the system identifier from global/pg_control",
                 "check the data directory's files and permissions");
-  // Root refuses a data directory, or a folder of %p, of another user's, before it writes there.
+  // Root refuses a data directory of another user's before it writes there (docs/decisions.md).
   if (systemId) files::refuseRootIn(".", "the data directory", "tidemark-archive-get");
-  files::refuseRootIn(files::dirName(destination), "the folder of %p", "tidemark-archive-get");
   // Prefetch works for segments, in a data directory (whose recovery it follows).
   auto name = pg::parseWalName(walName);
   std::optional<std::string> folder =
