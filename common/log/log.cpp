@@ -1,11 +1,16 @@
 // spdlog setup shared by every binary.
 #include "common/log/log.h"
 
+#include <fcntl.h>
 #include <spdlog/pattern_formatter.h>
 #include <spdlog/sinks/basic_file_sink.h>
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
+#include <cerrno>
+#include <cstring>
 #include <iterator>
 #include <optional>
 #include <string>
@@ -108,6 +113,38 @@ spdlog::level::level_enum toSpdlog(LogLevel level) {
   return spdlog::level::info;
 }
 
+// The log file as root opens it (tidemark-recover, a run by hand): never through a symlink at its
+// name nor into a file with a second name, which the folder's owner could point at a file for root
+// to append to; given to that folder's owner (the one it is created in, looked at through the same
+// descriptor), whose runs (the server's archive_command) append to it later. The name spdlog
+// opens is the descriptor's, `fd` kept open until it has.
+std::string openAsRoot(const std::string& path, int& fd) {
+  const auto slash = path.rfind('/');
+  const std::string dir = slash == std::string::npos ? "."
+                          : slash == 0               ? "/"
+                                                     : path.substr(0, slash);
+  const std::string name = slash == std::string::npos ? path : path.substr(slash + 1);
+  const int dirFd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dirFd < 0) throw spdlog::spdlog_ex("cannot open its folder", errno);
+  fd = ::openat(dirFd, name.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0640);
+  const int err = errno;
+  struct stat folder {
+  }, file{};
+  const bool seen = fd >= 0 && ::fstat(dirFd, &folder) == 0 && ::fstat(fd, &file) == 0;
+  ::close(dirFd);
+  if (fd < 0) throw spdlog::spdlog_ex("cannot open it (a symlink is not followed)", err);
+  if (!seen || !S_ISREG(file.st_mode) || file.st_nlink != 1) {
+    ::close(fd);
+    throw spdlog::spdlog_ex(
+        "it is no regular file of one name: root appends to no file another user can point at");
+  }
+  if (folder.st_uid != 0 && (file.st_uid != folder.st_uid || file.st_gid != folder.st_gid) &&
+      ::fchown(fd, folder.st_uid, folder.st_gid) != 0)
+    spdlog::warn("cannot give log file '{}' to uid {}: {}", path, folder.st_uid,
+                 std::strerror(errno));
+  return "/proc/self/fd/" + std::to_string(fd);
+}
+
 }  // namespace
 
 void setup(std::string_view program) {
@@ -125,11 +162,15 @@ void configure(const Config& config) {
   missingFileNote = tidemark::missingFileNote(config);
   if (logger->should_log(spdlog::level::debug)) spdlog::debug("{}", describeSources(config));
   if (config.log.file.empty()) return;
+  int fd = -1;
   try {
-    auto file = std::make_shared<spdlog::sinks::basic_file_sink_mt>(config.log.file, false);
+    const std::string name = ::geteuid() == 0 ? openAsRoot(config.log.file, fd) : config.log.file;
+    auto file = std::make_shared<spdlog::sinks::basic_file_sink_mt>(name, false);
+    if (fd >= 0) ::close(fd);
     logger->sinks().push_back(file);
     applyPattern(*logger);
   } catch (const spdlog::spdlog_ex& e) {
+    if (fd >= 0) ::close(fd);
     spdlog::warn("cannot open log file '{}': {}; logging to stderr only", config.log.file,
                  e.what());
   }

@@ -5,6 +5,7 @@
 #include <doctest/doctest.h>
 #include <fcntl.h>
 #include <spdlog/spdlog.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <regex>
@@ -130,4 +131,47 @@ TEST_CASE("at debug level the configuration's sources are logged, and not at inf
                             "--repo-path\n"));
   config.log.level = LogLevel::Info;
   CHECK(capturedStderr([&] { log::configure(config); }).empty());
+}
+
+TEST_CASE("root's log file is its folder's owner's, and never a file a link there names") {
+  if (::geteuid() != 0) {
+    MESSAGE("skipped: not root");
+    return;
+  }
+  test::TempDir dir;
+  const std::string folder = dir / "log";
+  REQUIRE(::mkdir(folder.c_str(), 0750) == 0);
+  REQUIRE(::chown(folder.c_str(), 4321, 4322) == 0);  // the PostgreSQL user's, say
+  Config config = withoutFile();
+  SUBCASE("made by root, it is that user's: the server's archive_command appends to it later") {
+    config.log.file = folder + "/tidemark.log";
+    capturedStderr([&] {
+      log::configure(config);
+      spdlog::info("a line");
+    });
+    struct stat st {};
+    REQUIRE(::stat(config.log.file.c_str(), &st) == 0);
+    CHECK(st.st_uid == 4321);
+    CHECK(st.st_gid == 4322);
+    CHECK(test::readText(config.log.file).find("a line") != std::string::npos);
+  }
+  SUBCASE("a symlink or a second name there: refused, logged to stderr, the file untouched") {
+    test::writeFile(dir / "secret", "root's");
+    REQUIRE(::symlink((dir / "secret").c_str(), (folder + "/link.log").c_str()) == 0);
+    REQUIRE(::link((dir / "secret").c_str(), (folder + "/hard.log").c_str()) == 0);
+    for (const char* name : {"/link.log", "/hard.log"}) {
+      CAPTURE(name);
+      config.log.file = folder + name;
+      const std::string err = capturedStderr([&] {
+        log::configure(config);
+        spdlog::info("a line");
+      });
+      CHECK(err.find("cannot open log file") != std::string::npos);
+      CHECK(err.find("a line") != std::string::npos);
+    }
+    CHECK(test::readText(dir / "secret") == "root's");
+    struct stat st {};
+    REQUIRE(::stat((dir / "secret").c_str(), &st) == 0);
+    CHECK(st.st_uid == 0);
+  }
 }
