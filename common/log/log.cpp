@@ -3,6 +3,7 @@
 
 #include <fcntl.h>
 #include <spdlog/pattern_formatter.h>
+#include <spdlog/sinks/base_sink.h>
 #include <spdlog/sinks/basic_file_sink.h>
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
@@ -11,7 +12,9 @@
 
 #include <cerrno>
 #include <cstring>
+#include <deque>
 #include <iterator>
+#include <mutex>
 #include <optional>
 #include <string>
 
@@ -113,36 +116,142 @@ spdlog::level::level_enum toSpdlog(LogLevel level) {
   return spdlog::level::info;
 }
 
+// A sink that appends to a descriptor it owns (the log file as root opened it).
+class DescriptorSink : public spdlog::sinks::base_sink<std::mutex> {
+ public:
+  explicit DescriptorSink(int fd) : fd_(fd) {}
+  ~DescriptorSink() override { ::close(fd_); }
+  DescriptorSink(const DescriptorSink&) = delete;
+  DescriptorSink& operator=(const DescriptorSink&) = delete;
+
+ protected:
+  void sink_it_(const spdlog::details::log_msg& msg) override {
+    spdlog::memory_buf_t line;
+    formatter_->format(msg, line);
+    const char* data = line.data();
+    std::size_t left = line.size();
+    while (left > 0) {
+      const ssize_t n = ::write(fd_, data, left);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) return;  // a log line lost never stops the command
+      data += n;
+      left -= std::size_t(n);
+    }
+  }
+  void flush_() override {}
+
+ private:
+  int fd_;
+};
+
+// The folders of `path`, in order.
+std::deque<std::string> folderParts(const std::string& path) {
+  std::deque<std::string> parts;
+  std::size_t at = 0;
+  while (at <= path.size()) {
+    std::size_t end = path.find('/', at);
+    if (end == std::string::npos) end = path.size();
+    if (end > at) parts.push_back(path.substr(at, end - at));
+    at = end + 1;
+  }
+  return parts;
+}
+
+// The folder `dir` opened one folder at a time, following only a symlink root owns (as the
+// kernel's protected_symlinks reasons): one another user made or swapped in on the way fails
+// (ELOOP) instead of leading root elsewhere. -1 with errno on failure.
+int openFolderNoFollow(const std::string& dir) {
+  constexpr int kFolder = O_RDONLY | O_DIRECTORY | O_CLOEXEC;
+  std::deque<std::string> parts = folderParts(dir);
+  int fd = ::open(dir.starts_with('/') ? "/" : ".", kFolder);
+  for (int links = 0; fd >= 0 && !parts.empty();) {
+    const std::string part = std::move(parts.front());
+    parts.pop_front();
+    int next = ::openat(fd, part.c_str(), kFolder | O_NOFOLLOW);
+    if (next < 0 && (errno == ELOOP || errno == ENOTDIR)) {
+      const int openErr = errno;
+      struct stat link {};
+      char target[4096];
+      ssize_t n = -1;
+      if (::fstatat(fd, part.c_str(), &link, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(link.st_mode) &&
+          link.st_uid == 0 && ++links <= 40)
+        n = ::readlinkat(fd, part.c_str(), target, sizeof target);
+      if (n > 0 && std::size_t(n) < sizeof target) {
+        const std::string to(target, std::size_t(n));
+        auto more = folderParts(to);
+        parts.insert(parts.begin(), more.begin(), more.end());
+        if (to.starts_with('/')) {
+          ::close(fd);
+          fd = ::open("/", kFolder);
+        }
+        continue;
+      }
+      errno = S_ISLNK(link.st_mode) ? ELOOP : openErr;
+    }
+    const int err = errno;
+    ::close(fd);
+    fd = next;
+    errno = err;
+  }
+  return fd;
+}
+
 // The log file as root opens it (tidemark-recover, a run by hand): never through a symlink at its
-// name nor into a file with a second name, which the folder's owner could point at a file for root
-// to append to; given to that folder's owner (the one it is created in, looked at through the same
-// descriptor), whose runs (the server's archive_command) append to it later. The name spdlog
-// opens is the descriptor's, `fd` kept open until it has.
-std::string openAsRoot(const std::string& path, int& fd) {
+// name or on the way (openFolderNoFollow), nor into a FIFO or a file with a second name, which the
+// folder's owner could put there for root to block on or append to; a file it creates in a folder
+// of another user's
+// (looked at through the descriptor it was created in) is given to that user, whose runs (the
+// server's archive_command) append to it later. Returns the descriptor; throws spdlog_ex.
+int openAsRoot(const std::string& path) {
   const auto slash = path.rfind('/');
   const std::string dir = slash == std::string::npos ? "."
                           : slash == 0               ? "/"
                                                      : path.substr(0, slash);
   const std::string name = slash == std::string::npos ? path : path.substr(slash + 1);
-  const int dirFd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dirFd < 0) throw spdlog::spdlog_ex("cannot open its folder", errno);
-  fd = ::openat(dirFd, name.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0640);
+  const int dirFd = openFolderNoFollow(dir);
+  if (dirFd < 0) {
+    const int err = errno;
+    throw spdlog::spdlog_ex(err == ELOOP ? "a folder on its path is a symlink another user owns, "
+                                           "which root does not follow: give its real path"
+                                         : "cannot open its folder",
+                            err);
+  }
+  constexpr int kFlags = O_WRONLY | O_APPEND | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY;
+  bool created = true;
+  int fd = ::openat(dirFd, name.c_str(), kFlags | O_CREAT | O_EXCL, 0640);
+  if (fd < 0 && errno == EEXIST) {
+    created = false;
+    fd = ::openat(dirFd, name.c_str(), kFlags);
+  }
   const int err = errno;
-  struct stat folder {
-  }, file{};
+  struct stat folder {};
+  struct stat file {};
   const bool seen = fd >= 0 && ::fstat(dirFd, &folder) == 0 && ::fstat(fd, &file) == 0;
   ::close(dirFd);
-  if (fd < 0) throw spdlog::spdlog_ex("cannot open it (a symlink is not followed)", err);
+  if (fd < 0)
+    throw spdlog::spdlog_ex(err == ELOOP   ? "it is a symlink, which root does not follow there: "
+                                             "give its real path"
+                            : err == ENXIO ? "it is a FIFO no process reads: remove it"
+                                           : "cannot open it",
+                            err);
   if (!seen || !S_ISREG(file.st_mode) || file.st_nlink != 1) {
     ::close(fd);
     throw spdlog::spdlog_ex(
-        "it is no regular file of one name: root appends to no file another user can point at");
+        "it is no regular file of one name (a FIFO, a hard link?): root appends to no file "
+        "another user can point at; remove it");
   }
-  if (folder.st_uid != 0 && (file.st_uid != folder.st_uid || file.st_gid != folder.st_gid) &&
-      ::fchown(fd, folder.st_uid, folder.st_gid) != 0)
+  ::fcntl(fd, F_SETFL, O_WRONLY | O_APPEND);  // O_NONBLOCK off
+  if (folder.st_uid != 0 && created && ::fchown(fd, folder.st_uid, folder.st_gid) != 0) {
+    const int chownErr = errno;
     spdlog::warn("cannot give log file '{}' to uid {}: {}", path, folder.st_uid,
-                 std::strerror(errno));
-  return "/proc/self/fd/" + std::to_string(fd);
+                 std::strerror(chownErr));
+  } else if (folder.st_uid != 0 && !created && file.st_uid == 0) {
+    spdlog::warn(
+        "log file '{}' belongs to root: the server's own calls cannot append to it; "
+        "chown it to uid {}",
+        path, folder.st_uid);
+  }
+  return fd;
 }
 
 }  // namespace
@@ -162,15 +271,15 @@ void configure(const Config& config) {
   missingFileNote = tidemark::missingFileNote(config);
   if (logger->should_log(spdlog::level::debug)) spdlog::debug("{}", describeSources(config));
   if (config.log.file.empty()) return;
-  int fd = -1;
   try {
-    const std::string name = ::geteuid() == 0 ? openAsRoot(config.log.file, fd) : config.log.file;
-    auto file = std::make_shared<spdlog::sinks::basic_file_sink_mt>(name, false);
-    if (fd >= 0) ::close(fd);
+    spdlog::sink_ptr file;
+    if (::geteuid() == 0)
+      file = std::make_shared<DescriptorSink>(openAsRoot(config.log.file));
+    else
+      file = std::make_shared<spdlog::sinks::basic_file_sink_mt>(config.log.file, false);
     logger->sinks().push_back(file);
     applyPattern(*logger);
   } catch (const spdlog::spdlog_ex& e) {
-    if (fd >= 0) ::close(fd);
     spdlog::warn("cannot open log file '{}': {}; logging to stderr only", config.log.file,
                  e.what());
   }

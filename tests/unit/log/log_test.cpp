@@ -174,4 +174,42 @@ TEST_CASE("root's log file is its folder's owner's, and never a file a link ther
     REQUIRE(::stat((dir / "secret").c_str(), &st) == 0);
     CHECK(st.st_uid == 0);
   }
+  SUBCASE("a folder on the way that is another user's symlink: refused; root's own: followed") {
+    const std::string target = dir / "roots";
+    REQUIRE(::mkdir(target.c_str(), 0755) == 0);
+    REQUIRE(::symlink(target.c_str(), (folder + "/theirs").c_str()) == 0);
+    REQUIRE(::lchown((folder + "/theirs").c_str(), 4321, 4322) == 0);
+    config.log.file = folder + "/theirs/tidemark.log";
+    std::string err = capturedStderr([&] { log::configure(config); });
+    CHECK(err.find("cannot open log file") != std::string::npos);
+    CHECK_FALSE(test::exists(target + "/tidemark.log"));
+    REQUIRE(::symlink(target.c_str(), (folder + "/mine").c_str()) == 0);  // root's
+    config.log.file = folder + "/mine/tidemark.log";
+    err = capturedStderr([&] {
+      log::configure(config);
+      spdlog::info("a line");
+    });
+    CHECK(err.find("cannot open log file") == std::string::npos);
+    CHECK(test::readText(target + "/tidemark.log").find("a line") != std::string::npos);
+  }
+  SUBCASE("a FIFO there: refused at once, never waited on") {
+    config.log.file = folder + "/fifo.log";
+    REQUIRE(::mkfifo(config.log.file.c_str(), 0600) == 0);
+    const std::string err = capturedStderr([&] { log::configure(config); });
+    CHECK(err.find("cannot open log file") != std::string::npos);
+  }
+  SUBCASE("a file of root's already there is appended to, not given away, and said to be root's") {
+    config.log.file = folder + "/old.log";
+    test::writeFile(config.log.file, "old\n");
+    const std::string err = capturedStderr([&] {
+      log::configure(config);
+      spdlog::info("a line");
+    });
+    CHECK(err.find("belongs to root") != std::string::npos);
+    CHECK(test::readText(config.log.file).find("old\n") == 0);
+    CHECK(test::readText(config.log.file).find("a line") != std::string::npos);
+    struct stat st {};
+    REQUIRE(::stat(config.log.file.c_str(), &st) == 0);
+    CHECK(st.st_uid == 0);
+  }
 }
