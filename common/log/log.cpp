@@ -199,9 +199,9 @@ int openFolderNoFollow(const std::string& dir) {
 // The log file as root opens it (tidemark-recover, a run by hand): never through a symlink at its
 // name or on the way (openFolderNoFollow), nor into a FIFO or a file with a second name, which the
 // folder's owner could put there for root to block on or append to; a file it creates in a folder
-// of another user's
-// (looked at through the descriptor it was created in) is given to that user, whose runs (the
-// server's archive_command) append to it later. Returns the descriptor; throws spdlog_ex.
+// of another user's (looked at through the descriptor it was created in) is given to that user,
+// whose runs (the server's archive_command) append to it later. Returns the descriptor; throws
+// spdlog_ex.
 int openAsRoot(const std::string& path) {
   const auto slash = path.rfind('/');
   const std::string dir = slash == std::string::npos ? "."
