@@ -109,10 +109,14 @@ std::optional<Owner> ownerForRoot(const std::string& folder) {
   return Owner{st.st_uid, st.st_gid};
 }
 
+bool oneNamedFile(const struct stat& st) {
+  return S_ISREG(st.st_mode) && st.st_nlink == 1;
+}
+
 bool giveTo(int fd, const Owner& owner) {
   struct stat st {};
   if (::fstat(fd, &st) != 0) return false;
-  if (!S_ISREG(st.st_mode) || st.st_nlink != 1) {
+  if (!oneNamedFile(st)) {
     errno = EMLINK;
     return false;
   }

@@ -1,6 +1,7 @@
 // Local files: reading into a pipeline, and writing with an atomic, durable publish.
 #pragma once
 
+#include <sys/stat.h>
 #include <sys/types.h>
 
 #include <optional>
@@ -73,6 +74,9 @@ std::optional<Owner> ownerForRoot(const std::string& folder);
 // root must neither write nor give away (open with O_NOFOLLOW, for a symlink); false, with errno,
 // when fchown fails.
 bool giveTo(int fd, const Owner& owner);
+// Whether `st` is a regular file with one name: the only kind root writes into, or gives away, in
+// a folder another user owns (a hard link there may name a file of root's, a FIFO would block).
+bool oneNamedFile(const struct stat& st);
 // The hint for a file giveTo refused (errno `err`, EMLINK), else "".
 std::string giveToHint(int err);
 

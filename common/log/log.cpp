@@ -18,6 +18,8 @@
 #include <optional>
 #include <string>
 
+#include "common/files/file.h"
+
 namespace tidemark::log {
 
 namespace {
@@ -234,14 +236,15 @@ int openAsRoot(const std::string& path) {
                             : err == ENXIO ? "it is a FIFO no process reads: remove it"
                                            : "cannot open it",
                             err);
-  if (!seen || !S_ISREG(file.st_mode) || file.st_nlink != 1) {
+  if (!seen || !files::oneNamedFile(file)) {
     ::close(fd);
     throw spdlog::spdlog_ex(
         "it is no regular file of one name (a FIFO, a hard link?): root appends to no file "
         "another user can point at; remove it");
   }
-  ::fcntl(fd, F_SETFL, O_WRONLY | O_APPEND);  // O_NONBLOCK off
-  if (folder.st_uid != 0 && created && ::fchown(fd, folder.st_uid, folder.st_gid) != 0) {
+  ::fcntl(fd, F_SETFL, O_APPEND);  // O_NONBLOCK off
+  const files::Owner owner{folder.st_uid, folder.st_gid};
+  if (folder.st_uid != 0 && created && !files::giveTo(fd, owner)) {
     const int chownErr = errno;
     spdlog::warn("cannot give log file '{}' to uid {}: {}", path, folder.st_uid,
                  std::strerror(chownErr));
